@@ -1,0 +1,7 @@
+/**
+ * quartzdb/core: the platform-free WASM core and its typed wrappers.
+ * Each home's entry re-exports this and registers how it finds the wasm, so `init()` with no
+ * argument works everywhere.
+ */
+export { init, compile, instantiate, isInitialized, setDefaultSource, type InitInput, type QuartzExports } from './loader.js';
+export { ErrorCode, QuartzError, isQuartzError, errorStatus } from './errors.js';

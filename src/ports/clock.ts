@@ -1,0 +1,14 @@
+/**
+ * Time for the engine: a Clock to read it and a Scheduler to be woken by it (TTL purges,
+ * segment rolls, retention). Node uses timers; the Worker home will use Durable Object alarms;
+ * tests use the manual clock.
+ */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+export interface Scheduler {
+  /** Runs `task` once, `delayMs` from now. Returns a function that cancels it. */
+  schedule(delayMs: number, task: () => void | Promise<void>): () => void;
+}
