@@ -1,0 +1,31 @@
+/**
+ * What every engine unit receives from the engine: time, timers, the usage meter and the
+ * home's capabilities. Units get their storage from the StorageProvider by unit name and
+ * never reach into another unit's keys.
+ */
+import type { Clock, Scheduler } from '../ports/clock.js';
+import type { StorageProvider } from '../ports/storage.js';
+
+/** Facts about the home, so the engine branches on facts rather than runtime names. */
+export interface Capabilities {
+  /** Can `WebAssembly.compile` user modules at request time (false on workerd). */
+  compileWasmAtRuntime: boolean;
+  threads: boolean;
+  /** Data outlives the process (false for the memory adapter). */
+  persistentStorage: boolean;
+}
+
+export type UsageMetric = 'api_calls' | 'bytes_stored' | 'records_produced' | 'vectors_stored' | 'function_ms';
+
+/** Usage counters per tenant; the tenant registry persists them. `delta` may be negative (bytes freed). */
+export interface UsageRecorder {
+  add(tenantId: string, metric: UsageMetric, delta: number): void;
+}
+
+export interface EngineContext {
+  storage: StorageProvider;
+  clock: Clock;
+  scheduler: Scheduler;
+  usage: UsageRecorder;
+  capabilities: Capabilities;
+}
