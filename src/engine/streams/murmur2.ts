@@ -1,0 +1,61 @@
+/**
+ * Kafka's default key partitioner: `toPositive(murmur2(keyBytes)) % numPartitions`, as in the
+ * Java client (`org.apache.kafka.common.utils.Utils.murmur2`) and kafkajs's default partitioner,
+ * so a key lands in the same partition whichever of those clients produced it.
+ * NOTE: librdkafka (and clients built on it) defaults to `consistent_random` (CRC32); set its
+ * `partitioner=murmur2_random` to match.
+ */
+
+const SEED = 0x9747b28c;
+const M = 0x5bd1e995;
+
+/**
+ * Kafka's 32-bit murmur2 of `data`, as a signed int (the Java client's `int`).
+ *
+ * @example
+ * murmur2(new TextEncoder().encode('foobar')); // -790332482
+ */
+export function murmur2(data: Uint8Array): number {
+  const length = data.length;
+  let h = (SEED ^ length) | 0;
+  const whole = length & ~3;
+  for (let i = 0; i < whole; i += 4) {
+    // little-endian 4-byte word, as Kafka reads it
+    let k = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
+    k = Math.imul(k, M);
+    k ^= k >>> 24;
+    k = Math.imul(k, M);
+    h = Math.imul(h, M) ^ k;
+  }
+  // the tail falls through exactly like Kafka's switch (3 → 2 → 1)
+  switch (length & 3) {
+    case 3:
+      h ^= data[whole + 2]! << 16;
+    // falls through
+    case 2:
+      h ^= data[whole + 1]! << 8;
+    // falls through
+    case 1:
+      h ^= data[whole]!;
+      h = Math.imul(h, M);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, M);
+  h ^= h >>> 15;
+  return h | 0;
+}
+
+/** Kafka's `Utils.toPositive`: clears the sign bit (not `Math.abs`, which differs for MIN_INT). */
+export function toPositive(n: number): number {
+  return n & 0x7fffffff;
+}
+
+/**
+ * The partition Kafka's default partitioner picks for a non-null key.
+ *
+ * @example
+ * partitionForKey(new TextEncoder().encode('user-42'), 12); // same as Kafka's Java client
+ */
+export function partitionForKey(key: Uint8Array, numPartitions: number): number {
+  return toPositive(murmur2(key)) % numPartitions;
+}
