@@ -1,0 +1,42 @@
+/**
+ * Real time for homes that have it: `Date.now()` and `setTimeout`. Platform-free (timers exist in
+ * Node, workerd and browsers); the Worker home may swap the scheduler for Durable Object alarms.
+ */
+import { ErrorCode, QuartzError } from '../core/errors.js';
+import type { Clock, Scheduler } from './clock.js';
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+};
+
+/** setTimeout caps delays at 2^31-1 ms; longer delays are chained so they still fire on time. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export const timerScheduler: Scheduler = {
+  schedule(delayMs, task) {
+    if (!Number.isFinite(delayMs) || delayMs < 0) {
+      throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `schedule delay must be a non-negative number of ms, got ${delayMs}`);
+    }
+    let cancelled = false;
+    let timer: ReturnType<typeof setTimeout>;
+    const due = Date.now() + delayMs;
+    const arm = (ms: number) => {
+      timer = setTimeout(() => {
+        const left = due - Date.now();
+        if (left > 0) return arm(left);
+        // A failing background task must not take the process down, but must not vanish either.
+        void Promise.resolve()
+          .then(task)
+          .catch((err: unknown) => console.error('quartz: scheduled task failed', err));
+      }, Math.min(ms, MAX_TIMER_MS));
+      // Background maintenance must never keep a process alive on its own.
+      (timer as { unref?: () => void }).unref?.();
+    };
+    arm(delayMs);
+    return () => {
+      if (cancelled) return;
+      cancelled = true;
+      clearTimeout(timer);
+    };
+  },
+};
