@@ -3,5 +3,5 @@
  * Each home's entry re-exports this and registers how it finds the wasm, so `init()` with no
  * argument works everywhere.
  */
-export { init, compile, instantiate, isInitialized, setDefaultSource, type InitInput, type QuartzExports } from './loader.js';
+export { init, compile, instantiate, codecs, isInitialized, setDefaultSource, setUrlFetcher, type InitInput, type WasmSource, type UrlFetcher, type QuartzExports } from './loader.js';
 export { ErrorCode, QuartzError, isQuartzError, errorStatus } from './errors.js';
