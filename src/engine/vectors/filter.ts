@@ -1,0 +1,263 @@
+/**
+ * Metadata filters for vector queries: a small MongoDB-like language compiled once per query
+ * into a predicate over a record's metadata. The collection turns the predicate into an
+ * allow-set of internal ids that HnswIndex.search honours exactly.
+ *
+ * Semantics (also in docs/vectors.md):
+ * - `{field: value}` and `{field: {$eq: value}}`: the field equals `value` (string, number or
+ *   boolean). When the field holds an array, it matches if any element equals `value`.
+ * - `$ne`, `$nin`: the negation of `$eq` / `$in`; they match records where the field is missing.
+ * - `$in`, `$nin`: a non-empty array of strings, numbers or booleans.
+ * - `$gt`, `$gte`, `$lt`, `$lte`: a finite number; only numeric field values match.
+ * - `$exists: boolean`: the field is present (any value, null included) or absent.
+ * - `$and`, `$or`: non-empty arrays of filters. Several keys in one object are ANDed.
+ * - Field names are dotted paths into nested objects (`author.name`).
+ */
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+
+export type FilterScalar = string | number | boolean;
+
+export type FieldCondition =
+  | FilterScalar
+  | {
+      $eq?: FilterScalar;
+      $ne?: FilterScalar;
+      $in?: FilterScalar[];
+      $nin?: FilterScalar[];
+      $gt?: number;
+      $gte?: number;
+      $lt?: number;
+      $lte?: number;
+      $exists?: boolean;
+    };
+
+/** A metadata filter as received from a caller (JSON). */
+export interface Filter {
+  $and?: Filter[];
+  $or?: Filter[];
+  [field: string]: FieldCondition | Filter[] | undefined;
+}
+
+export type Metadata = Record<string, unknown>;
+export type Predicate = (metadata: Metadata) => boolean;
+
+/** Bounds that keep a hostile filter from costing more than a scan of the collection. */
+const MAX_DEPTH = 16;
+const MAX_NODES = 1024;
+const MAX_IN_VALUES = 10_000;
+const MAX_PATH_BYTES = 512;
+
+const FIELD_OPERATORS = new Set(['$eq', '$ne', '$in', '$nin', '$gt', '$gte', '$lt', '$lte', '$exists']);
+
+/** Sentinel for "no value at this path", distinct from a stored `null`. */
+const MISSING = Symbol('missing');
+
+function invalid(message: string): QuartzError {
+  return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isScalar(value: unknown): value is FilterScalar {
+  return typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  return typeof value === 'object' ? 'an object' : typeof value;
+}
+
+/** Reads a dotted path; arrays are not descended into (a path names object keys only). */
+function lookup(metadata: Metadata, path: readonly string[]): unknown {
+  let node: unknown = metadata;
+  for (const key of path) {
+    if (!isPlainObject(node) || !Object.prototype.hasOwnProperty.call(node, key)) return MISSING;
+    node = node[key];
+  }
+  return node;
+}
+
+function equalsAny(fieldValue: unknown, wanted: ReadonlySet<FilterScalar>): boolean {
+  if (Array.isArray(fieldValue)) {
+    for (const element of fieldValue) if (isScalar(element) && wanted.has(element)) return true;
+    return false;
+  }
+  return isScalar(fieldValue) && wanted.has(fieldValue);
+}
+
+function equals(fieldValue: unknown, wanted: FilterScalar): boolean {
+  if (Array.isArray(fieldValue)) return fieldValue.includes(wanted);
+  return fieldValue === wanted;
+}
+
+interface Budget {
+  nodes: number;
+}
+
+function scalarOperand(path: string, op: string, operand: unknown): FilterScalar {
+  if (!isScalar(operand)) {
+    throw invalid(`filter on '${path}': ${op} takes a string, number or boolean, got ${describe(operand)}`);
+  }
+  return operand;
+}
+
+function listOperand(path: string, op: string, operand: unknown): Set<FilterScalar> {
+  if (!Array.isArray(operand) || operand.length === 0) {
+    throw invalid(`filter on '${path}': ${op} takes a non-empty array, got ${describe(operand)}`);
+  }
+  if (operand.length > MAX_IN_VALUES) {
+    throw invalid(`filter on '${path}': ${op} takes at most ${MAX_IN_VALUES} values, got ${operand.length}`);
+  }
+  const values = new Set<FilterScalar>();
+  for (const item of operand) values.add(scalarOperand(path, op, item));
+  return values;
+}
+
+function numberOperand(path: string, op: string, operand: unknown): number {
+  if (typeof operand !== 'number' || !Number.isFinite(operand)) {
+    throw invalid(`filter on '${path}': ${op} takes a finite number, got ${describe(operand)}`);
+  }
+  return operand;
+}
+
+function compileField(path: string, condition: unknown, budget: Budget): Predicate {
+  if (path.length === 0 || new TextEncoder().encode(path).length > MAX_PATH_BYTES) {
+    throw invalid(`filter field names must be 1–${MAX_PATH_BYTES} bytes, got '${path.slice(0, 64)}'`);
+  }
+  const segments = path.split('.');
+  if (segments.some((s) => s.length === 0)) throw invalid(`filter field '${path}' has an empty path segment`);
+  if (isScalar(condition)) {
+    return (m) => equals(lookup(m, segments), condition);
+  }
+  if (!isPlainObject(condition)) {
+    throw invalid(`filter on '${path}' must be a string, number, boolean or an operator object, got ${describe(condition)}`);
+  }
+  const ops = Object.keys(condition);
+  if (ops.length === 0) throw invalid(`filter on '${path}' has an empty operator object`);
+  const parts: Predicate[] = [];
+  for (const op of ops) {
+    budget.nodes += 1;
+    const operand = condition[op];
+    if (!FIELD_OPERATORS.has(op)) {
+      throw invalid(
+        op.startsWith('$')
+          ? `filter on '${path}': unknown operator '${op}'`
+          : `filter on '${path}': nested objects are not filters; use a dotted path like '${path}.${op}'`,
+      );
+    }
+    switch (op) {
+      case '$eq': {
+        const v = scalarOperand(path, op, operand);
+        parts.push((m) => equals(lookup(m, segments), v));
+        break;
+      }
+      case '$ne': {
+        const v = scalarOperand(path, op, operand);
+        parts.push((m) => !equals(lookup(m, segments), v));
+        break;
+      }
+      case '$in': {
+        const set = listOperand(path, op, operand);
+        parts.push((m) => equalsAny(lookup(m, segments), set));
+        break;
+      }
+      case '$nin': {
+        const set = listOperand(path, op, operand);
+        parts.push((m) => !equalsAny(lookup(m, segments), set));
+        break;
+      }
+      case '$gt': {
+        const n = numberOperand(path, op, operand);
+        parts.push((m) => {
+          const v = lookup(m, segments);
+          return typeof v === 'number' && v > n;
+        });
+        break;
+      }
+      case '$gte': {
+        const n = numberOperand(path, op, operand);
+        parts.push((m) => {
+          const v = lookup(m, segments);
+          return typeof v === 'number' && v >= n;
+        });
+        break;
+      }
+      case '$lt': {
+        const n = numberOperand(path, op, operand);
+        parts.push((m) => {
+          const v = lookup(m, segments);
+          return typeof v === 'number' && v < n;
+        });
+        break;
+      }
+      case '$lte': {
+        const n = numberOperand(path, op, operand);
+        parts.push((m) => {
+          const v = lookup(m, segments);
+          return typeof v === 'number' && v <= n;
+        });
+        break;
+      }
+      case '$exists': {
+        if (typeof operand !== 'boolean') throw invalid(`filter on '${path}': $exists takes true or false, got ${describe(operand)}`);
+        parts.push(operand ? (m) => lookup(m, segments) !== MISSING : (m) => lookup(m, segments) === MISSING);
+        break;
+      }
+    }
+  }
+  return allOf(parts);
+}
+
+function allOf(parts: Predicate[]): Predicate {
+  if (parts.length === 1) return parts[0]!;
+  return (m) => {
+    for (const p of parts) if (!p(m)) return false;
+    return true;
+  };
+}
+
+function compileNode(filter: unknown, depth: number, budget: Budget): Predicate {
+  if (depth > MAX_DEPTH) throw invalid(`filter is nested deeper than ${MAX_DEPTH} levels`);
+  if (!isPlainObject(filter)) throw invalid(`a filter must be a JSON object, got ${describe(filter)}`);
+  const keys = Object.keys(filter);
+  if (keys.length === 0 && depth > 0) throw invalid('an empty filter object inside $and/$or matches nothing useful; remove it');
+  const parts: Predicate[] = [];
+  for (const key of keys) {
+    budget.nodes += 1;
+    if (budget.nodes > MAX_NODES) throw invalid(`filter has more than ${MAX_NODES} conditions`);
+    const value = filter[key];
+    if (key === '$and' || key === '$or') {
+      if (!Array.isArray(value) || value.length === 0) throw invalid(`filter ${key} takes a non-empty array of filters, got ${describe(value)}`);
+      const children = value.map((child) => compileNode(child, depth + 1, budget));
+      if (key === '$and') {
+        parts.push(allOf(children));
+      } else {
+        parts.push((m) => {
+          for (const c of children) if (c(m)) return true;
+          return false;
+        });
+      }
+    } else if (key.startsWith('$')) {
+      throw invalid(`filter: unknown top-level operator '${key}' (use $and or $or, or a field name)`);
+    } else {
+      parts.push(compileField(key, value, budget));
+    }
+  }
+  if (parts.length === 0) return () => true;
+  return allOf(parts);
+}
+
+/**
+ * Validates a filter and compiles it into a predicate over metadata. An empty filter (`{}`)
+ * matches everything. Bad filters raise an INVALID_ARGUMENT QuartzError naming the field.
+ * @example
+ * const match = compileFilter({ genre: { $in: ['jazz', 'soul'] }, year: { $gte: 1960 } });
+ * match({ genre: 'jazz', year: 1965 }); // true
+ */
+export function compileFilter(filter: unknown): Predicate {
+  return compileNode(filter, 0, { nodes: 0 });
+}

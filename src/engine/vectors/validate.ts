@@ -1,0 +1,104 @@
+/**
+ * Input checks for vector collections. Every failure is an INVALID_ARGUMENT (or TOO_LARGE)
+ * QuartzError whose message names the collection and the offending record, so an HTTP client
+ * can fix its request from the message alone.
+ */
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import type { Metadata } from './filter.js';
+
+export type Metric = 'cosine' | 'l2' | 'dot';
+
+export const METRICS: readonly Metric[] = ['cosine', 'l2', 'dot'];
+export const MAX_DIMS = 4096;
+export const MAX_ID_BYTES = 512;
+export const MAX_METADATA_BYTES = 10 * 1024;
+export const MAX_K = 1000;
+export const MAX_EF = 10_000;
+const NAME_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+// A lone surrogate would not survive UTF-8 encoding, so the stored id would differ from the given one.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+const encoder = new TextEncoder();
+
+function invalid(message: string): QuartzError {
+  return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+export function validateCollectionName(name: unknown): string {
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+    const shown = typeof name === 'string' ? `'${name.slice(0, 140)}'` : typeof name;
+    throw invalid(`collection name ${shown} is invalid: use 1–128 characters from A–Z, a–z, 0–9, '.', '_' and '-'`);
+  }
+  return name;
+}
+
+export function validateMetric(metric: unknown, collection: string): Metric {
+  if (typeof metric !== 'string' || !(METRICS as readonly string[]).includes(metric)) {
+    throw invalid(`collection '${collection}': metric must be one of ${METRICS.join(', ')}, got ${JSON.stringify(metric) ?? typeof metric}`);
+  }
+  return metric as Metric;
+}
+
+/** An integer in [min, max]; `what` names it in the message. */
+export function validateInt(value: unknown, min: number, max: number, what: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(`${what} must be an integer from ${min} to ${max}, got ${JSON.stringify(value) ?? typeof value}`);
+  }
+  return value;
+}
+
+/** Returns the id's UTF-8 bytes (the log stores them). */
+export function validateId(id: unknown, collection: string): Uint8Array {
+  if (typeof id !== 'string' || id.length === 0) {
+    throw invalid(`collection '${collection}': vector ids must be non-empty strings, got ${typeof id === 'string' ? 'an empty string' : typeof id}`);
+  }
+  if (LONE_SURROGATE.test(id)) throw invalid(`collection '${collection}': vector id '${id.slice(0, 64)}' is not valid Unicode`);
+  const bytes = encoder.encode(id);
+  if (bytes.length > MAX_ID_BYTES) {
+    throw invalid(`collection '${collection}': vector id '${id.slice(0, 64)}…' is ${bytes.length} bytes; the limit is ${MAX_ID_BYTES}`);
+  }
+  return bytes;
+}
+
+/** Converts to f32 and rejects wrong length or non-finite components (after rounding to f32). */
+export function validateValues(values: unknown, dims: number, collection: string, id: string): Float32Array {
+  if (!(values instanceof Float32Array) && !Array.isArray(values) && !(values instanceof Float64Array)) {
+    throw invalid(`collection '${collection}': vector '${id}' values must be an array of numbers`);
+  }
+  if (values.length !== dims) {
+    throw invalid(`collection '${collection}' expects ${dims} dimensions, got ${values.length} for vector '${id}'`);
+  }
+  const out = new Float32Array(dims);
+  for (let i = 0; i < dims; i++) {
+    const v = values[i];
+    if (typeof v !== 'number') throw invalid(`collection '${collection}': vector '${id}' has a non-number at index ${i}`);
+    out[i] = v;
+    if (!Number.isFinite(out[i]!)) {
+      throw invalid(`collection '${collection}': vector '${id}' has a non-finite value (${v}) at index ${i}`);
+    }
+  }
+  return out;
+}
+
+/** Returns the metadata's canonical JSON bytes; `undefined` metadata means `{}`. */
+export function validateMetadata(metadata: unknown, collection: string, id: string): { value: Metadata; json: Uint8Array } {
+  if (metadata === undefined) return { value: {}, json: encoder.encode('{}') };
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw invalid(`collection '${collection}': vector '${id}' metadata must be a JSON object`);
+  }
+  let text: string;
+  try {
+    text = JSON.stringify(metadata);
+  } catch (err) {
+    throw invalid(`collection '${collection}': vector '${id}' metadata is not JSON-serialisable: ${(err as Error).message}`);
+  }
+  const json = encoder.encode(text);
+  if (json.length > MAX_METADATA_BYTES) {
+    throw new QuartzError(
+      ErrorCode.TOO_LARGE,
+      `collection '${collection}': vector '${id}' metadata is ${json.length} bytes of JSON; the limit is ${MAX_METADATA_BYTES}`,
+    );
+  }
+  // Parse back so the stored object is plain JSON (no class instances, no undefined, no NaN).
+  return { value: JSON.parse(text) as Metadata, json };
+}
