@@ -1,0 +1,1 @@
+import { storageConformance } from './storage.suite.js'; import { createMemoryStorage } from '../../src/ports/memory-storage.js'; storageConformance('memory', { persistent: false, place: () => { const s = createMemoryStorage(); return { open: () => s, destroy: () => undefined }; } });
