@@ -5,3 +5,4 @@
  */
 export { init, compile, instantiate, codecs, isInitialized, setDefaultSource, setUrlFetcher, type InitInput, type WasmSource, type UrlFetcher, type QuartzExports } from './loader.js';
 export { ErrorCode, QuartzError, isQuartzError, errorStatus } from './errors.js';
+export { instantiateWasmPack, checkImports, wasmPackGlueFromSource, type WasmPackInput, type WasmPackInstance, type WasmPackGlue } from './wasm-pack.js';
