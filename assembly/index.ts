@@ -1,2 +1,5 @@
 // quartz.wasm: the core shared by every home. Each feature file exports its own prefixed names.
 export { alloc, free } from './memory';
+export { crc32c } from './crc32c';
+export { xxh32 } from './xxhash32';
+export { lz4_compress_bound, lz4_compress_block, lz4_compress_block_accel, lz4_decompress_block } from './lz4';

@@ -1,0 +1,376 @@
+// LZ4 block format (lz4/doc/lz4_Block_format.md): a sequence of
+//   token (4-bit literal length | 4-bit match length) · [length bytes] · literals · offset u16 LE · [length bytes]
+// The last sequence holds only literals; the last 5 bytes are always literals and the last
+// match starts at least 12 bytes before the end of the block.
+// Compression follows the reference "fast" strategy (one hash probe per position, skip
+// trigger acceleration); decompression is fully bounds-checked and uses v128 wild copies
+// whenever the output has room for them.
+
+/** Malformed compressed data (truncated, bad offset, bad length). */
+export const LZ4_ERR_CORRUPT: i32 = -1;
+/** The destination is too small for the output. */
+export const LZ4_ERR_DST_TOO_SMALL: i32 = -2;
+/** A length or capacity argument is negative or above the format's limit. */
+export const LZ4_ERR_INVALID_ARGUMENT: i32 = -3;
+
+const MINMATCH: usize = 4;
+const LASTLITERALS: usize = 5;
+const MFLIMIT: usize = 12;
+const MAX_DISTANCE: usize = 65535;
+const ML_MASK: usize = 15;
+const RUN_MASK: usize = 15;
+const SKIP_TRIGGER: u32 = 6;
+/** The reference's LZ4_MAX_INPUT_SIZE. */
+export const LZ4_MAX_INPUT_SIZE: i32 = 0x7e000000;
+/** Below this an input fits u16 positions and every match is within the 64 KB window. */
+const LIMIT_64K: i32 = 65536 + <i32>MFLIMIT - 1;
+const HASHLOG16: u32 = 13;
+const HASHLOG32: u32 = 12;
+
+// One 16 KB region serves as 8192 u16 slots or 4096 u32 slots (the reference's defaults).
+const HASH_TABLE: usize = memory.data(16384, 16);
+// Byte i of row k is i % k: an i8x16.swizzle pattern that repeats a k-byte period.
+const PATTERN: usize = memory.data(16 * 16, 16);
+// Row k: the largest multiple of k that is <= 16, the stride at which the pattern repeats.
+const PATTERN_STEP: usize = memory.data(16, 16);
+
+function buildPatterns(): void {
+  for (let k: usize = 1; k < 16; k++) {
+    for (let i: usize = 0; i < 16; i++) store<u8>(PATTERN + (k << 4) + i, <u8>(i % k));
+    store<u8>(PATTERN_STEP + k, <u8>((16 / k) * k));
+  }
+}
+buildPatterns();
+
+/** Worst-case compressed size of `srcLen` bytes, or 0 if the input is too large. */
+export function lz4_compress_bound(srcLen: i32): i32 {
+  if (srcLen < 0 || srcLen > LZ4_MAX_INPUT_SIZE) return 0;
+  return srcLen + srcLen / 255 + 16;
+}
+
+// @ts-ignore: decorator
+@inline function hash4(seq: u32): usize {
+  return <usize>((seq * 2654435761) >>> (32 - HASHLOG16));
+}
+
+// @ts-ignore: decorator
+@inline function hash5(seq: u64): usize {
+  return <usize>(((seq << 24) * 889523592379) >>> (64 - HASHLOG32));
+}
+
+// @ts-ignore: decorator
+@inline function hashAt<T>(p: usize): usize {
+  if (sizeof<T>() == 2) return hash4(load<u32>(p));
+  return hash5(load<u64>(p));
+}
+
+// @ts-ignore: decorator
+@inline function getPos<T>(h: usize): usize {
+  return <usize>load<T>(HASH_TABLE + (h << alignof<T>()));
+}
+
+// @ts-ignore: decorator
+@inline function putPos<T>(h: usize, pos: usize): void {
+  store<T>(HASH_TABLE + (h << alignof<T>()), <T>pos);
+}
+
+/** Number of equal bytes at `a` and `b`, stopping at `limit` (for `a`). */
+// @ts-ignore: decorator
+@inline function countMatch(a: usize, b: usize, limit: usize): usize {
+  const start = a;
+  while (limit - a >= 8) {
+    const diff = load<u64>(a) ^ load<u64>(b);
+    if (diff != 0) return a + <usize>(ctz(diff) >>> 3) - start;
+    a += 8;
+    b += 8;
+  }
+  if (limit - a >= 4 && load<u32>(a) == load<u32>(b)) {
+    a += 4;
+    b += 4;
+  }
+  if (limit - a >= 2 && load<u16>(a) == load<u16>(b)) {
+    a += 2;
+    b += 2;
+  }
+  if (a < limit && load<u8>(a) == load<u8>(b)) a++;
+  return a - start;
+}
+
+/** Copies `len` bytes; 16 at a time when both sides have 16 bytes of room past the end. */
+// @ts-ignore: decorator
+@inline function copyLiterals(op: usize, ip: usize, len: usize, oend: usize, iend: usize): void {
+  if (oend - op >= len + 16 && iend - ip >= len + 16) {
+    const end = op + len;
+    do {
+      v128.store(op, v128.load(ip));
+      op += 16;
+      ip += 16;
+    } while (op < end);
+  } else {
+    memory.copy(op, ip, len);
+  }
+}
+
+/** Writes a length continuation (the part above 15) as 255-bytes plus a remainder. */
+// @ts-ignore: decorator
+@inline function writeLength(op: usize, len: usize): usize {
+  while (len >= 255) {
+    store<u8>(op, 255);
+    op++;
+    len -= 255;
+  }
+  store<u8>(op, <u8>len);
+  return op + 1;
+}
+
+/**
+ * Compresses [src, src+srcLen) into dst. Table positions are relative to `base`; matches may
+ * reach back to `lowLimit` (below `src` for linked frame blocks) but never past 64 KB. With
+ * T = u16 the caller guarantees srcLen < LIMIT_64K, base == src and a cleared table, so no
+ * window checks are needed.
+ */
+// @ts-ignore: decorator
+@inline function compressImpl<T>(src: usize, srcLen: usize, dst: usize, dstCap: usize, accel: u32, base: usize, lowLimit: usize): i32 {
+  const iend = src + srcLen;
+  const oend = dst + dstCap;
+  let ip = src;
+  let anchor = src;
+  let op = dst;
+  if (srcLen >= MFLIMIT + 1) {
+    const mflimitPlusOne = iend - MFLIMIT + 1;
+    const matchlimit = iend - LASTLITERALS;
+    putPos<T>(hashAt<T>(ip), ip - base);
+    ip++;
+    let forwardH = hashAt<T>(ip);
+    while (true) {
+      // Find a match: probe with a growing step so incompressible stretches are skipped fast.
+      let match: usize = 0;
+      let forwardIp = ip;
+      let step: usize = 1;
+      let searchMatchNb: u32 = accel << SKIP_TRIGGER;
+      let found = false;
+      do {
+        const h = forwardH;
+        ip = forwardIp;
+        forwardIp += step;
+        step = <usize>(searchMatchNb++ >>> SKIP_TRIGGER);
+        if (forwardIp > mflimitPlusOne) break;
+        match = base + getPos<T>(h);
+        forwardH = hashAt<T>(forwardIp);
+        putPos<T>(h, ip - base);
+        if (sizeof<T>() == 4) {
+          if (match < lowLimit || ip - match > MAX_DISTANCE || match >= ip) continue;
+        }
+        if (load<u32>(match) == load<u32>(ip)) {
+          found = true;
+          break;
+        }
+      } while (true);
+      if (!found) break;
+
+      // Extend backwards over equal bytes.
+      while (ip > anchor && match > lowLimit && load<u8>(ip - 1) == load<u8>(match - 1)) {
+        ip--;
+        match--;
+      }
+
+      // Literals.
+      const litLen = ip - anchor;
+      let token = op;
+      op++;
+      if (oend - op < litLen + (2 + 1 + LASTLITERALS) + litLen / 255) return LZ4_ERR_DST_TOO_SMALL;
+      if (litLen >= RUN_MASK) {
+        store<u8>(token, <u8>(RUN_MASK << 4));
+        op = writeLength(op, litLen - RUN_MASK);
+      } else {
+        store<u8>(token, <u8>(litLen << 4));
+      }
+      copyLiterals(op, anchor, litLen, oend, iend);
+      op += litLen;
+
+      // Sequences: a match, then as long as the next position matches immediately, more
+      // matches with empty literal runs.
+      while (true) {
+        store<u16>(op, <u16>(ip - match));
+        op += 2;
+        let matchCode = countMatch(ip + MINMATCH, match + MINMATCH, matchlimit);
+        ip += matchCode + MINMATCH;
+        if (matchCode >= ML_MASK) {
+          store<u8>(token, load<u8>(token) + <u8>ML_MASK);
+          matchCode -= ML_MASK;
+          if (oend - op < 1 + LASTLITERALS + (matchCode + 240) / 255) return LZ4_ERR_DST_TOO_SMALL;
+          op = writeLength(op, matchCode);
+        } else {
+          store<u8>(token, load<u8>(token) + <u8>matchCode);
+        }
+        anchor = ip;
+        if (ip >= mflimitPlusOne) break;
+        putPos<T>(hashAt<T>(ip - 2), ip - 2 - base);
+        const h = hashAt<T>(ip);
+        match = base + getPos<T>(h);
+        putPos<T>(h, ip - base);
+        let ok = true;
+        if (sizeof<T>() == 4) ok = match >= lowLimit && ip - match <= MAX_DISTANCE && match < ip;
+        if (ok && load<u32>(match) == load<u32>(ip)) {
+          token = op;
+          if (oend - op < 1 + 2 + 1 + LASTLITERALS) return LZ4_ERR_DST_TOO_SMALL;
+          store<u8>(token, 0);
+          op++;
+          continue;
+        }
+        break;
+      }
+      if (anchor >= mflimitPlusOne) break;
+      ip++;
+      forwardH = hashAt<T>(ip);
+    }
+  }
+  // Last literals.
+  const lastRun = iend - anchor;
+  if (oend - op < lastRun + 1 + (lastRun + 255 - RUN_MASK) / 255) return LZ4_ERR_DST_TOO_SMALL;
+  if (lastRun >= RUN_MASK) {
+    store<u8>(op, <u8>(RUN_MASK << 4));
+    op = writeLength(op + 1, lastRun - RUN_MASK);
+  } else {
+    store<u8>(op, <u8>(lastRun << 4));
+    op++;
+  }
+  memory.copy(op, anchor, lastRun);
+  op += lastRun;
+  return <i32>(op - dst);
+}
+
+/** Clears the hash table (16 KB). */
+export function lz4_reset_table(): void {
+  memory.fill(HASH_TABLE, 0, 16384);
+}
+
+/**
+ * Compresses one block with up to `prefixLen` bytes before `src` usable as history (linked
+ * frame blocks). With `keepTable` the table from the previous call on the same buffer (whose
+ * start is `base`) is kept, as the reference streaming API does.
+ */
+export function compressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: i32, accel: i32, base: usize, lowLimit: usize, keepTable: bool): i32 {
+  if (srcLen < 0 || srcLen > LZ4_MAX_INPUT_SIZE || dstCap < 0) return LZ4_ERR_INVALID_ARGUMENT;
+  const a: u32 = accel < 1 ? 1 : accel > 65537 ? 65537 : <u32>accel;
+  if (!keepTable) lz4_reset_table();
+  if (base == src && lowLimit == src && srcLen < LIMIT_64K && !keepTable) {
+    return compressImpl<u16>(src, <usize>srcLen, dst, <usize>dstCap, a, src, src);
+  }
+  return compressImpl<u32>(src, <usize>srcLen, dst, <usize>dstCap, a, base, lowLimit);
+}
+
+/** Compresses `srcLen` bytes at `src` into `dst`; returns the compressed size or a negative error. */
+export function lz4_compress_block(src: usize, srcLen: i32, dst: usize, dstCap: i32): i32 {
+  return compressBlockExt(src, srcLen, dst, dstCap, 1, src, src, false);
+}
+
+/** As lz4_compress_block, trading ratio for speed as the reference's `acceleration` does. */
+export function lz4_compress_block_accel(src: usize, srcLen: i32, dst: usize, dstCap: i32, acceleration: i32): i32 {
+  return compressBlockExt(src, srcLen, dst, dstCap, acceleration, src, src, false);
+}
+
+/**
+ * Decompresses one block into [dst, dst+dstCap); matches may reach back to `lowPrefix`
+ * (== dst for an independent block). Never reads outside the input nor writes outside the
+ * output. Returns the decompressed size or a negative error.
+ */
+export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: i32, lowPrefix: usize): i32 {
+  if (srcLen <= 0 || dstCap < 0) return srcLen == 0 ? LZ4_ERR_CORRUPT : LZ4_ERR_INVALID_ARGUMENT;
+  let ip = src;
+  const iend = src + <usize>srcLen;
+  let op = dst;
+  const oend = dst + <usize>dstCap;
+  while (true) {
+    if (ip >= iend) return LZ4_ERR_CORRUPT;
+    const token = <usize>load<u8>(ip);
+    ip++;
+    let ll = token >>> 4;
+    if (ll != RUN_MASK && iend - ip >= 18 && oend - op >= 32) {
+      // Common short case: one 16-byte copy covers the literals.
+      v128.store(op, v128.load(ip));
+      op += ll;
+      ip += ll;
+    } else {
+      if (ll == RUN_MASK) {
+        let s: usize;
+        do {
+          if (ip >= iend) return LZ4_ERR_CORRUPT;
+          s = <usize>load<u8>(ip);
+          ip++;
+          ll += s;
+          if (ll > 0x7fffffff) return LZ4_ERR_CORRUPT;
+        } while (s == 255);
+      }
+      if (ll > iend - ip) return LZ4_ERR_CORRUPT;
+      if (ll > oend - op) return LZ4_ERR_DST_TOO_SMALL;
+      copyLiterals(op, ip, ll, oend, iend);
+      ip += ll;
+      op += ll;
+      if (ip == iend) break;
+    }
+
+    // Match.
+    if (iend - ip < 2) return LZ4_ERR_CORRUPT;
+    const off = <usize>load<u16>(ip);
+    ip += 2;
+    if (off == 0 || off > op - lowPrefix) return LZ4_ERR_CORRUPT;
+    const match = op - off;
+    let ml = token & ML_MASK;
+    if (ml != ML_MASK && off >= 8 && oend - op >= 18) {
+      // Common short case: at most 18 bytes, copied in three steps that each read only
+      // bytes already written (off >= 8).
+      store<u64>(op, load<u64>(match));
+      store<u64>(op, load<u64>(match, 8), 8);
+      store<u16>(op, load<u16>(match, 16), 16);
+      op += ml + MINMATCH;
+      continue;
+    }
+    if (ml == ML_MASK) {
+      let s: usize;
+      do {
+        if (ip >= iend) return LZ4_ERR_CORRUPT;
+        s = <usize>load<u8>(ip);
+        ip++;
+        ml += s;
+        if (ml > 0x7fffffff) return LZ4_ERR_CORRUPT;
+      } while (s == 255);
+    }
+    ml += MINMATCH;
+    if (ml > oend - op) return LZ4_ERR_DST_TOO_SMALL;
+    const end = op + ml;
+    if (oend - end >= 16) {
+      if (off >= 16) {
+        let m = match;
+        do {
+          v128.store(op, v128.load(m));
+          op += 16;
+          m += 16;
+        } while (op < end);
+      } else {
+        // Overlapping copy: replicate the off-byte period across a vector and store it at
+        // a stride that is a multiple of the period.
+        const pattern = i8x16.swizzle(v128.load(match), v128.load(PATTERN + (off << 4)));
+        const stride = <usize>load<u8>(PATTERN_STEP + off);
+        do {
+          v128.store(op, pattern);
+          op += stride;
+        } while (op < end);
+      }
+      op = end;
+    } else {
+      let m = match;
+      while (op < end) {
+        store<u8>(op, load<u8>(m));
+        op++;
+        m++;
+      }
+    }
+  }
+  return <i32>(op - dst);
+}
+
+/** Decompresses one independent block; returns the decompressed size or a negative error. */
+export function lz4_decompress_block(src: usize, srcLen: i32, dst: usize, dstCap: i32): i32 {
+  return decompressBlockExt(src, srcLen, dst, dstCap, dst);
+}
