@@ -122,7 +122,8 @@ export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
   let i = prefix.length - 1;
   while (i >= 0 && prefix[i] === 0xff) i--;
   if (i < 0) return undefined;
-  const end = prefix.slice(0, i + 1);
+  // An explicit copy: Buffer#slice is a view, and the increment would corrupt `prefix`.
+  const end = new Uint8Array(prefix.subarray(0, i + 1));
   end[i]!++;
   return end;
 }

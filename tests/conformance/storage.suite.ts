@@ -91,8 +91,9 @@ export function storageConformance(name: string, harness: StorageHarness): void 
         const { storage } = await fresh();
         const { kv } = await storage.unit('kv/t1');
         const value = bytes(1, 2, 3);
-        await kv.put(text('k'), value);
-        value[0] = 9;
+        const written = kv.put(text('k'), value);
+        value[0] = 9; // before the write has even resolved
+        await written;
         const got = (await kv.get(text('k')))!;
         expect(plain(got)).toEqual([1, 2, 3]);
         got[1] = 9;
