@@ -6,3 +6,4 @@
 export { init, compile, instantiate, codecs, isInitialized, setDefaultSource, setUrlFetcher, type InitInput, type WasmSource, type UrlFetcher, type QuartzExports } from './loader.js';
 export { ErrorCode, QuartzError, isQuartzError, errorStatus } from './errors.js';
 export { instantiateWasmPack, checkImports, wasmPackGlueFromSource, type WasmPackInput, type WasmPackInstance, type WasmPackGlue } from './wasm-pack.js';
+export { encodeBatch, decodeBatch, readBatchHeader, readTrailer, SegmentWriter, SegmentReader, type SegmentRecord, type SegmentHeader, type DecodedRecord, type DecodedBatch, type BatchHeader, type BatchRange, type EncodeBatchOptions, type SegmentCodec, type SegmentWriterOptions, type SegmentTrailer, type OpenTailResult } from './segment.js';

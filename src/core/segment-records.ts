@@ -1,0 +1,240 @@
+/**
+ * The records section of a segment batch (docs/format.md, "Record"): sizing, writing straight
+ * into one buffer, and parsing into records whose bytes are `subarray` views of that buffer.
+ */
+import { ErrorCode, QuartzError } from './errors.js';
+import { VarintReader, varintSize, writeVarint, zigzag, unzigzag } from './varint.js';
+
+/** A record header. Keys are UTF-8 strings; a value may be null (distinct from empty). */
+export interface SegmentHeader {
+  key: string;
+  value: Uint8Array | null;
+}
+
+/** A record as produced: a null key or value is distinct from an empty one. */
+export interface SegmentRecord {
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  headers?: SegmentHeader[];
+  /** Milliseconds since the Unix epoch; an integer within ±(2^51 − 1). */
+  timestamp: number;
+}
+
+/** A decoded record: its bytes are views into the batch's decoded buffer. */
+export interface DecodedRecord extends SegmentRecord {
+  offset: number;
+  headers: SegmentHeader[];
+}
+
+/** Timestamps are kept within ±2^51 so that zigzagged deltas stay exact in a JS number. */
+export const MAX_TIMESTAMP = 2 ** 51 - 1;
+
+/** What sizing found out, so the writer does not walk timestamps twice. */
+export interface RecordsLayout {
+  size: number;
+  baseTimestamp: number;
+  maxTimestamp: number;
+}
+
+function invalid(message: string): never {
+  throw new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+function checkBytes(v: unknown, what: string, i: number): number {
+  if (v === null || v === undefined) return 0;
+  if (!(v instanceof Uint8Array)) invalid(`record ${i}: ${what} must be a Uint8Array or null`);
+  return v.length + 1;
+}
+
+/** UTF-8 length of a string without encoding it. */
+function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 2; // a surrogate pair: 4 bytes for 2 UTF-16 units
+      i++;
+    } else n += 2; // BMP char, or a lone surrogate which TextEncoder writes as U+FFFD (3 bytes)
+  }
+  return n;
+}
+
+/**
+ * Validates `records` and returns the exact byte size of their records section.
+ * Offsets are dense from 0, as this writer never leaves gaps.
+ */
+export function layoutRecords(records: readonly SegmentRecord[]): RecordsLayout {
+  if (!Array.isArray(records) || records.length === 0) invalid('a batch needs at least one record');
+  const first = records[0]!;
+  const baseTimestamp = first?.timestamp;
+  let maxTimestamp = -Infinity;
+  let size = 0;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    if (typeof r !== 'object' || r === null) invalid(`record ${i} is not an object`);
+    const ts = r.timestamp;
+    if (!Number.isInteger(ts) || Math.abs(ts) > MAX_TIMESTAMP) invalid(`record ${i}: timestamp must be an integer within ±2^51 ms, got ${String(ts)}`);
+    if (ts > maxTimestamp) maxTimestamp = ts;
+    const keyField = checkBytes(r.key, 'key', i);
+    const valueField = checkBytes(r.value, 'value', i);
+    size += varintSize(i) + varintSize(zigzag(ts - baseTimestamp)) + varintSize(keyField) + varintSize(valueField);
+    size += keyField === 0 ? 0 : keyField - 1;
+    size += valueField === 0 ? 0 : valueField - 1;
+    const headers = r.headers;
+    if (headers === undefined || headers === null) {
+      size += 1;
+      continue;
+    }
+    if (!Array.isArray(headers)) invalid(`record ${i}: headers must be an array`);
+    size += varintSize(headers.length);
+    for (let j = 0; j < headers.length; j++) {
+      const h = headers[j]!;
+      if (typeof h !== 'object' || h === null || typeof h.key !== 'string') invalid(`record ${i} header ${j}: key must be a string`);
+      const keyLen = utf8Length(h.key);
+      const hv = checkBytes(h.value, `header '${h.key}' value`, i);
+      size += varintSize(keyLen) + keyLen + varintSize(hv) + (hv === 0 ? 0 : hv - 1);
+    }
+  }
+  return { size, baseTimestamp, maxTimestamp };
+}
+
+const encoder = new TextEncoder();
+
+function writeHeaderKey(buf: Uint8Array, pos: number, key: string, byteLength: number): number {
+  if (byteLength === key.length) {
+    // ASCII: copying code units is faster than encodeInto for the short keys headers have.
+    for (let i = 0; i < key.length; i++) buf[pos + i] = key.charCodeAt(i);
+    return pos + byteLength;
+  }
+  encoder.encodeInto(key, buf.subarray(pos, pos + byteLength));
+  return pos + byteLength;
+}
+
+/** Writes the records section at `pos` (sized by `layoutRecords`) and returns the end position. */
+export function writeRecords(buf: Uint8Array, pos: number, records: readonly SegmentRecord[], baseTimestamp: number): number {
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    pos = writeVarint(buf, pos, i); // offset delta
+    pos = writeVarint(buf, pos, zigzag(r.timestamp - baseTimestamp)); // timestamp delta
+    const key = r.key;
+    if (key == null) buf[pos++] = 0;
+    else {
+      pos = writeVarint(buf, pos, key.length + 1);
+      buf.set(key, pos);
+      pos += key.length;
+    }
+    const value = r.value;
+    if (value == null) buf[pos++] = 0;
+    else {
+      pos = writeVarint(buf, pos, value.length + 1);
+      buf.set(value, pos);
+      pos += value.length;
+    }
+    const headers = r.headers;
+    if (headers == null) {
+      buf[pos++] = 0;
+      continue;
+    }
+    pos = writeVarint(buf, pos, headers.length);
+    for (let j = 0; j < headers.length; j++) {
+      const h = headers[j]!;
+      const keyLen = utf8Length(h.key);
+      pos = writeVarint(buf, pos, keyLen);
+      pos = writeHeaderKey(buf, pos, h.key, keyLen);
+      const hv = h.value;
+      if (hv == null) buf[pos++] = 0;
+      else {
+        pos = writeVarint(buf, pos, hv.length + 1);
+        buf.set(hv, pos);
+        pos += hv.length;
+      }
+    }
+  }
+  return pos;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+function readHeaderKey(buf: Uint8Array, start: number, end: number, r: VarintReader): string {
+  let ascii = end - start <= 64;
+  for (let i = start; ascii && i < end; i++) if (buf[i]! >= 0x80) ascii = false;
+  if (ascii) {
+    let s = '';
+    for (let i = start; i < end; i++) s += String.fromCharCode(buf[i]!);
+    return s;
+  }
+  try {
+    return decoder.decode(buf.subarray(start, end));
+  } catch {
+    r.pos = start;
+    return r.fail('a header key is not valid UTF-8');
+  }
+}
+
+/** Facts from the batch header that the records must agree with. */
+export interface RecordsExpectation {
+  count: number;
+  baseOffset: number;
+  lastOffsetDelta: number;
+  baseTimestamp: number;
+  maxTimestamp: number;
+}
+
+/**
+ * Parses a whole records section `buf[start, end)`. Keys, values and header values are views of
+ * `buf`. Fails with CORRUPT_DATA naming `subject` on anything that disagrees with the batch header.
+ */
+export function readRecords(buf: Uint8Array, start: number, end: number, expect: RecordsExpectation, subject: string): DecodedRecord[] {
+  const r = new VarintReader(buf, start, end, subject);
+  const { count, baseOffset, lastOffsetDelta, baseTimestamp } = expect;
+  const out: DecodedRecord[] = new Array(count);
+  let prevDelta = -1;
+  let maxTimestamp = -Infinity;
+  for (let i = 0; i < count; i++) {
+    const offsetDelta = r.varint();
+    if (offsetDelta <= prevDelta || offsetDelta > lastOffsetDelta) r.fail(`record ${i} has offset delta ${offsetDelta} out of order`);
+    prevDelta = offsetDelta;
+    const timestamp = baseTimestamp + unzigzag(r.varint());
+    if (Math.abs(timestamp) > MAX_TIMESTAMP) r.fail(`record ${i} has a timestamp out of range`);
+    if (timestamp > maxTimestamp) maxTimestamp = timestamp;
+    let len = r.varint();
+    let key: Uint8Array | null = null;
+    if (len !== 0) {
+      if (len - 1 > end - r.pos) r.fail(`record ${i} key length ${len - 1} runs past the end`);
+      key = buf.subarray(r.pos, r.pos + len - 1);
+      r.pos += len - 1;
+    }
+    len = r.varint();
+    let value: Uint8Array | null = null;
+    if (len !== 0) {
+      if (len - 1 > end - r.pos) r.fail(`record ${i} value length ${len - 1} runs past the end`);
+      value = buf.subarray(r.pos, r.pos + len - 1);
+      r.pos += len - 1;
+    }
+    const headerCount = r.varint();
+    // Each header takes at least 2 bytes, so a count above that cannot be honest.
+    if (headerCount > (end - r.pos) / 2) r.fail(`record ${i} declares ${headerCount} headers, more than the bytes left`);
+    const headers: SegmentHeader[] = new Array(headerCount);
+    for (let j = 0; j < headerCount; j++) {
+      const keyLen = r.varint();
+      if (keyLen > end - r.pos) r.fail(`record ${i} header ${j} key runs past the end`);
+      const hk = readHeaderKey(buf, r.pos, r.pos + keyLen, r);
+      r.pos += keyLen;
+      const vl = r.varint();
+      let hv: Uint8Array | null = null;
+      if (vl !== 0) {
+        if (vl - 1 > end - r.pos) r.fail(`record ${i} header ${j} value runs past the end`);
+        hv = buf.subarray(r.pos, r.pos + vl - 1);
+        r.pos += vl - 1;
+      }
+      headers[j] = { key: hk, value: hv };
+    }
+    out[i] = { offset: baseOffset + offsetDelta, timestamp, key, value, headers };
+  }
+  if (prevDelta !== lastOffsetDelta) r.fail(`the last record has offset delta ${prevDelta}, the batch header says ${lastOffsetDelta}`);
+  if (maxTimestamp !== expect.maxTimestamp) r.fail(`the records' max timestamp ${maxTimestamp} differs from the batch header's ${expect.maxTimestamp}`);
+  if (r.pos !== end) r.fail(`${end - r.pos} bytes left after the last record`);
+  return out;
+}

@@ -1,0 +1,801 @@
+/**
+ * Segment format v1 (docs/format.md): the blob format stream records live in.
+ * Batch level: `encodeBatch` / `decodeBatch` / `readBatchHeader` — a batch is encoded once, stored
+ * as one ordered-KV entry, and later copied verbatim into a segment by `SegmentWriter.appendBatch`.
+ * Segment level: `SegmentWriter` (header + batches + footer + trailer) and `SegmentReader`
+ * (whole blob, torn-tail recovery, or opened from its tail for range reads).
+ * LZ4 and CRC32C run in the shared WASM codec instance; records are written straight into WASM
+ * memory and decoded records are `subarray` views of one decompressed buffer.
+ */
+import { ErrorCode, QuartzError } from './errors.js';
+import { codecs, type QuartzExports } from './loader.js';
+import { layoutRecords, readRecords, writeRecords, MAX_TIMESTAMP, type DecodedRecord, type SegmentRecord } from './segment-records.js';
+
+export type { DecodedRecord, SegmentRecord, SegmentHeader } from './segment-records.js';
+
+export const SEGMENT_VERSION = 1;
+export const SEGMENT_HEADER_SIZE = 32;
+export const BATCH_HEADER_SIZE = 60;
+export const SEGMENT_TRAILER_SIZE = 20;
+const FOOTER_FIXED_SIZE = 36;
+const FOOTER_ENTRY_SIZE = 20;
+/** Largest records section a batch may declare (docs/format.md, "Limits"). */
+export const MAX_BATCH_UNCOMPRESSED = 2 ** 30;
+export const MAX_SEGMENT_SIZE = 2 ** 32 - 1;
+/** The smallest record is 5 one-byte varints (offset, timestamp, key, value, header count). */
+const MIN_RECORD_SIZE = 5;
+/** LZ4 expands at most ~255:1, so a larger claimed ratio is corrupt before anything is allocated. */
+const LZ4_MAX_RATIO = 255;
+
+const MAGIC_STRM = 0x4d525453; // "STRM" read as a little-endian u32
+const MAGIC_SIDX = 0x58444953; // "SIDX"
+
+export type SegmentCodec = 'none' | 'lz4';
+const CODEC_NONE = 0;
+const CODEC_LZ4 = 1;
+
+export interface EncodeBatchOptions {
+  baseOffset: number;
+  codec: SegmentCodec;
+  producerId?: number;
+  producerEpoch?: number;
+  baseSequence?: number;
+}
+
+/** The fixed batch header, read without touching the records (docs/format.md, "Record batch"). */
+export interface BatchHeader {
+  /** Bytes of the whole batch. */
+  length: number;
+  crc: number;
+  codec: SegmentCodec;
+  producerEpoch: number;
+  lastOffsetDelta: number;
+  baseOffset: number;
+  /** Last offset + 1. */
+  nextOffset: number;
+  baseTimestamp: number;
+  maxTimestamp: number;
+  producerId: number;
+  baseSequence: number;
+  recordCount: number;
+  uncompressedSize: number;
+}
+
+export interface DecodedBatch {
+  baseOffset: number;
+  lastOffsetDelta: number;
+  nextOffset: number;
+  baseTimestamp: number;
+  maxTimestamp: number;
+  records: DecodedRecord[];
+}
+
+interface CodecExports extends QuartzExports {
+  crc32c(crc: number, ptr: number, len: number): number;
+  lz4_compress_bound(srcLen: number): number;
+  lz4_compress_block(src: number, srcLen: number, dst: number, dstCap: number): number;
+  lz4_decompress_block(src: number, srcLen: number, dst: number, dstCap: number): number;
+}
+
+function wasm(): CodecExports {
+  return codecs<CodecExports>();
+}
+
+function fail(code: ErrorCode, message: string, position?: number): never {
+  throw new QuartzError(code, position === undefined ? message : `${message} (byte ${position})`, position === undefined ? undefined : { details: { position } });
+}
+
+function invalid(message: string): never {
+  throw new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+function checkOffset(n: unknown, what: string): number {
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) invalid(`${what} must be a non-negative safe integer, got ${String(n)}`);
+  return n;
+}
+
+function checkInt(n: unknown, fallback: number, min: number, max: number, what: string): number {
+  if (n === undefined) return fallback;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) invalid(`${what} must be an integer in [${min}, ${max}], got ${String(n)}`);
+  return n;
+}
+
+// Little-endian field access on plain byte arrays: shifts, no DataView on hot paths.
+function u16(b: Uint8Array, at: number): number {
+  return b[at]! | (b[at + 1]! << 8);
+}
+function u32(b: Uint8Array, at: number): number {
+  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+}
+function i32(b: Uint8Array, at: number): number {
+  return b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24);
+}
+/** u64 as a JS number, or -1 when it is above 2^53 − 1. */
+function u64(b: Uint8Array, at: number): number {
+  const hi = u32(b, at + 4);
+  return hi >= 0x200000 ? -1 : hi * 0x100000000 + u32(b, at);
+}
+/** i64 as a JS number; values beyond ±2^53 come back inexact and are rejected by range checks. */
+function i64(b: Uint8Array, at: number): number {
+  return i32(b, at + 4) * 0x100000000 + u32(b, at);
+}
+function put16(b: Uint8Array, at: number, v: number): void {
+  b[at] = v;
+  b[at + 1] = v >>> 8;
+}
+function put32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v;
+  b[at + 1] = v >>> 8;
+  b[at + 2] = v >>> 16;
+  b[at + 3] = v >>> 24;
+}
+/** Two's complement i64/u64 from a safe integer: low word by ToUint32, high word by floor division. */
+function put64(b: Uint8Array, at: number, v: number): void {
+  put32(b, at, v >>> 0);
+  put32(b, at + 4, Math.floor(v / 0x100000000) | 0);
+}
+
+/** CRC32C of `bytes[start, end)`, copying them into WASM memory for the kernel. */
+function crcOf(bytes: Uint8Array, start: number, end: number): number {
+  const w = wasm();
+  const len = end - start;
+  const ptr = w.alloc(len || 1);
+  try {
+    new Uint8Array(w.memory.buffer, ptr, len).set(bytes.subarray(start, end));
+    return w.crc32c(0, ptr, len) >>> 0;
+  } finally {
+    w.free(ptr);
+  }
+}
+
+/**
+ * Encodes one record batch exactly as it appears in a segment, CRC included. Offsets are dense
+ * from `baseOffset`. With codec 'lz4' a batch LZ4 does not shrink is stored uncompressed.
+ * @example
+ * const batch = encodeBatch([{ key: null, value: utf8('hi'), timestamp: Date.now() }], { baseOffset: 0, codec: 'lz4' });
+ * decodeBatch(batch).records[0].offset; // → 0
+ */
+export function encodeBatch(records: readonly SegmentRecord[], options: EncodeBatchOptions): Uint8Array {
+  const baseOffset = checkOffset(options?.baseOffset, 'baseOffset');
+  const codec = options.codec;
+  if (codec !== 'none' && codec !== 'lz4') invalid(`codec must be 'none' or 'lz4', got ${String(codec)}`);
+  const producerId = checkInt(options.producerId, -1, -1, Number.MAX_SAFE_INTEGER, 'producerId');
+  const producerEpoch = checkInt(options.producerEpoch, -1, -1, 0x7fff, 'producerEpoch');
+  const baseSequence = checkInt(options.baseSequence, -1, -1, 0x7fffffff, 'baseSequence');
+  const layout = layoutRecords(records);
+  const size = layout.size;
+  if (size > MAX_BATCH_UNCOMPRESSED) fail(ErrorCode.TOO_LARGE, `batch records take ${size} bytes, more than the ${MAX_BATCH_UNCOMPRESSED}-byte limit`);
+  const lastOffsetDelta = records.length - 1;
+  if (baseOffset + lastOffsetDelta > Number.MAX_SAFE_INTEGER) invalid(`batch at offset ${baseOffset} would pass offset 2^53 − 1`);
+
+  const w = wasm();
+  // One allocation: the batch (header + records, or header + compressed block) then, for LZ4,
+  // the uncompressed records it is compressed from.
+  const cap = codec === 'lz4' ? w.lz4_compress_bound(size) : size;
+  if (cap < 0) fail(ErrorCode.TOO_LARGE, `batch records of ${size} bytes are too large for LZ4`);
+  const batchCap = BATCH_HEADER_SIZE + Math.max(cap, size);
+  const ptr = w.alloc(batchCap + (codec === 'lz4' ? size : 0));
+  try {
+    let stored = size;
+    let codecId = CODEC_NONE;
+    if (codec === 'lz4') {
+      const src = ptr + batchCap;
+      writeRecords(new Uint8Array(w.memory.buffer, src, size), 0, records, layout.baseTimestamp);
+      const n = w.lz4_compress_block(src, size, ptr + BATCH_HEADER_SIZE, cap);
+      if (n < 0) fail(ErrorCode.INTERNAL, `LZ4 compression of a ${size}-byte batch failed with code ${n}`);
+      if (n < size) {
+        stored = n;
+        codecId = CODEC_LZ4;
+      } else {
+        new Uint8Array(w.memory.buffer).copyWithin(ptr + BATCH_HEADER_SIZE, src, src + size);
+      }
+    } else {
+      writeRecords(new Uint8Array(w.memory.buffer, ptr + BATCH_HEADER_SIZE, size), 0, records, layout.baseTimestamp);
+    }
+    const length = BATCH_HEADER_SIZE + stored;
+    const b = new Uint8Array(w.memory.buffer, ptr, length);
+    // 0: length u32  4: crc u32  8: attributes u16  10: producer epoch i16  12: last offset delta u32
+    // 16: base offset u64  24: base timestamp i64  32: max timestamp i64  40: producer id i64
+    // 48: base sequence i32  52: record count u32  56: uncompressed size u32  60: records
+    put32(b, 0, length);
+    put16(b, 8, codecId);
+    put16(b, 10, producerEpoch);
+    put32(b, 12, lastOffsetDelta);
+    put64(b, 16, baseOffset);
+    put64(b, 24, layout.baseTimestamp);
+    put64(b, 32, layout.maxTimestamp);
+    put64(b, 40, producerId);
+    put32(b, 48, baseSequence);
+    put32(b, 52, records.length);
+    put32(b, 56, size);
+    put32(b, 4, w.crc32c(0, ptr + 8, length - 8) >>> 0);
+    return b.slice();
+  } finally {
+    w.free(ptr);
+  }
+}
+
+/**
+ * Reads and checks the fixed header of the batch starting at `bytes[at]`, without checking its
+ * CRC or touching its records. Fails with a typed error naming `subject` if it cannot be honest.
+ * @example
+ * const h = readBatchHeader(batch);
+ * h.baseOffset + h.lastOffsetDelta; // the batch's last offset
+ */
+export function readBatchHeader(bytes: Uint8Array, at = 0, subject = 'batch'): BatchHeader {
+  if (!(bytes instanceof Uint8Array)) invalid(`${subject}: bytes must be a Uint8Array`);
+  const present = bytes.length - at;
+  if (present < BATCH_HEADER_SIZE) fail(ErrorCode.CORRUPT_DATA, `${subject}: ${present} bytes, shorter than the ${BATCH_HEADER_SIZE}-byte batch header`, at);
+  const length = u32(bytes, at);
+  if (length < BATCH_HEADER_SIZE) fail(ErrorCode.CORRUPT_DATA, `${subject}: batch length ${length} is shorter than its header`, at);
+  if (length > present) fail(ErrorCode.CORRUPT_DATA, `${subject}: batch length ${length} runs past the ${present} bytes present`, at);
+  const attributes = u16(bytes, at + 8);
+  const codecId = attributes & 0xf;
+  if (codecId > CODEC_LZ4 || attributes >> 4 !== 0) fail(ErrorCode.UNSUPPORTED_FORMAT, `${subject}: unknown codec or attribute bits 0x${attributes.toString(16)}`, at + 8);
+  const lastOffsetDelta = u32(bytes, at + 12);
+  const baseOffset = u64(bytes, at + 16);
+  if (baseOffset < 0 || baseOffset + lastOffsetDelta > Number.MAX_SAFE_INTEGER) fail(ErrorCode.CORRUPT_DATA, `${subject}: offsets beyond 2^53 − 1`, at + 16);
+  const baseTimestamp = i64(bytes, at + 24);
+  const maxTimestamp = i64(bytes, at + 32);
+  if (Math.abs(baseTimestamp) > MAX_TIMESTAMP || Math.abs(maxTimestamp) > MAX_TIMESTAMP || maxTimestamp < baseTimestamp) {
+    fail(ErrorCode.CORRUPT_DATA, `${subject}: timestamps out of range`, at + 24);
+  }
+  const recordCount = u32(bytes, at + 52);
+  const uncompressedSize = u32(bytes, at + 56);
+  const stored = length - BATCH_HEADER_SIZE;
+  if (uncompressedSize > MAX_BATCH_UNCOMPRESSED) fail(ErrorCode.CORRUPT_DATA, `${subject}: uncompressed size ${uncompressedSize} is over the limit`, at + 56);
+  if (codecId === CODEC_NONE ? uncompressedSize !== stored : uncompressedSize > stored * LZ4_MAX_RATIO) {
+    fail(ErrorCode.CORRUPT_DATA, `${subject}: uncompressed size ${uncompressedSize} cannot come from ${stored} stored bytes`, at + 56);
+  }
+  if (recordCount === 0 || recordCount > uncompressedSize / MIN_RECORD_SIZE || recordCount - 1 > lastOffsetDelta) {
+    fail(ErrorCode.CORRUPT_DATA, `${subject}: record count ${recordCount} does not fit the batch`, at + 52);
+  }
+  return {
+    length,
+    crc: u32(bytes, at + 4),
+    codec: codecId === CODEC_NONE ? 'none' : 'lz4',
+    producerEpoch: (u16(bytes, at + 10) << 16) >> 16,
+    lastOffsetDelta,
+    baseOffset,
+    nextOffset: baseOffset + lastOffsetDelta + 1,
+    baseTimestamp,
+    maxTimestamp,
+    producerId: i64(bytes, at + 40),
+    baseSequence: i32(bytes, at + 48),
+    recordCount,
+    uncompressedSize,
+  };
+}
+
+/** Whether the CRC of the batch at `bytes[at]` (header already read) holds. */
+function batchCrcHolds(bytes: Uint8Array, at: number, h: BatchHeader): boolean {
+  return crcOf(bytes, at + 8, at + h.length) === h.crc;
+}
+
+/** Checks the CRC, decompresses if needed and parses the batch at `bytes[at]`. */
+function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: string): DecodedRecord[] {
+  const stored = h.length - BATCH_HEADER_SIZE;
+  const w = wasm();
+  const expect = h;
+  if (h.codec === 'none') {
+    if (!batchCrcHolds(bytes, at, h)) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, at);
+    // The records are views of the caller's bytes: no copy for uncompressed batches.
+    const start = at + BATCH_HEADER_SIZE;
+    return readRecords(bytes, start, start + stored, { ...expect, count: h.recordCount }, subject);
+  }
+  const inLen = h.length - 8;
+  const ptr = w.alloc(inLen + h.uncompressedSize);
+  let section: Uint8Array;
+  try {
+    new Uint8Array(w.memory.buffer, ptr, inLen).set(bytes.subarray(at + 8, at + h.length));
+    if (w.crc32c(0, ptr, inLen) >>> 0 !== h.crc) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, at);
+    const dst = ptr + inLen;
+    const n = w.lz4_decompress_block(ptr + BATCH_HEADER_SIZE - 8, stored, dst, h.uncompressedSize);
+    if (n !== h.uncompressedSize) fail(ErrorCode.CORRUPT_DATA, `${subject}: LZ4 block decodes to ${n < 0 ? `error ${n}` : `${n} bytes`}, the header says ${h.uncompressedSize}`, at);
+    section = new Uint8Array(w.memory.buffer, dst, n).slice();
+  } finally {
+    w.free(ptr);
+  }
+  return readRecords(section, 0, section.length, { ...expect, count: h.recordCount }, subject);
+}
+
+/**
+ * Decodes one complete batch (as made by `encodeBatch`), checking its CRC first. Keys and values
+ * are views of one buffer (the input itself for uncompressed batches).
+ * @example
+ * for (const r of decodeBatch(batch).records) console.log(r.offset, r.value);
+ */
+export function decodeBatch(bytes: Uint8Array): DecodedBatch {
+  const h = readBatchHeader(bytes);
+  if (h.length !== bytes.length) fail(ErrorCode.CORRUPT_DATA, `batch: ${bytes.length - h.length} bytes follow the ${h.length}-byte batch`, h.length);
+  const records = decodeBatchAt(bytes, 0, h, 'batch');
+  return { baseOffset: h.baseOffset, lastOffsetDelta: h.lastOffsetDelta, nextOffset: h.nextOffset, baseTimestamp: h.baseTimestamp, maxTimestamp: h.maxTimestamp, records };
+}
+
+export interface SegmentWriterOptions {
+  baseOffset: number;
+  /** Codec `append` uses; `appendBatch` keeps each batch's own. Default 'lz4'. */
+  codec?: SegmentCodec;
+  /** Milliseconds since the epoch for the header; default `Date.now()`. */
+  createdAt?: number;
+}
+
+/**
+ * Builds one segment in memory: header, batches, footer (offset and time index), trailer.
+ * @example
+ * const w = new SegmentWriter({ baseOffset: 0 });
+ * w.append(records);
+ * const blob = w.finish();
+ */
+export class SegmentWriter {
+  readonly baseOffset: number;
+  readonly codec: SegmentCodec;
+  readonly createdAt: number;
+  private readonly batches: Uint8Array[] = [];
+  private readonly batchMaxTs: number[] = [];
+  private next: number;
+  private bytes = SEGMENT_HEADER_SIZE;
+  private records = 0;
+  private finished = false;
+
+  constructor(options: SegmentWriterOptions) {
+    this.baseOffset = checkOffset(options?.baseOffset, 'baseOffset');
+    this.codec = options.codec ?? 'lz4';
+    if (this.codec !== 'none' && this.codec !== 'lz4') invalid(`codec must be 'none' or 'lz4', got ${String(this.codec)}`);
+    this.createdAt = checkInt(options.createdAt, Date.now(), -MAX_TIMESTAMP, MAX_TIMESTAMP, 'createdAt');
+    this.next = this.baseOffset;
+  }
+
+  /** The offset the next record gets. */
+  get nextOffset(): number {
+    return this.next;
+  }
+
+  get recordCount(): number {
+    return this.records;
+  }
+
+  /** Bytes the finished segment will take with what is appended so far. */
+  get byteLength(): number {
+    return this.bytes + FOOTER_FIXED_SIZE + FOOTER_ENTRY_SIZE * this.batches.length + SEGMENT_TRAILER_SIZE;
+  }
+
+  /** Encodes `records` as one batch at the next offset; returns that batch's base offset. */
+  append(records: readonly SegmentRecord[]): number {
+    this.checkOpen();
+    const base = this.next;
+    this.push(encodeBatch(records, { baseOffset: base, codec: this.codec }), 'append');
+    return base;
+  }
+
+  /**
+   * Appends a batch made by `encodeBatch` verbatim, after checking its CRC and that it starts at
+   * `nextOffset`. The bytes are kept by reference until `finish()`: do not change them.
+   */
+  appendBatch(encoded: Uint8Array): void {
+    this.checkOpen();
+    const h = readBatchHeader(encoded, 0, 'appended batch');
+    if (h.length !== encoded.length) fail(ErrorCode.CORRUPT_DATA, `appended batch: ${encoded.length - h.length} bytes follow the ${h.length}-byte batch`, h.length);
+    if (!batchCrcHolds(encoded, 0, h)) fail(ErrorCode.CHECKSUM_MISMATCH, `appended batch at offset ${h.baseOffset}: CRC32C does not match`, 0);
+    if (h.baseOffset !== this.next) invalid(`appended batch starts at offset ${h.baseOffset}, the segment's next offset is ${this.next}`);
+    this.push(encoded, 'appendBatch');
+  }
+
+  private push(batch: Uint8Array, what: string): void {
+    const h = readBatchHeader(batch);
+    if (this.byteLength + batch.length + FOOTER_ENTRY_SIZE > MAX_SEGMENT_SIZE) {
+      fail(ErrorCode.TOO_LARGE, `${what}: the segment would pass ${MAX_SEGMENT_SIZE} bytes`);
+    }
+    this.batches.push(batch);
+    this.batchMaxTs.push(h.maxTimestamp);
+    this.bytes += batch.length;
+    this.records += h.recordCount;
+    this.next = h.nextOffset;
+  }
+
+  private checkOpen(): void {
+    if (this.finished) invalid('this segment writer is finished');
+  }
+
+  /** The complete segment. The writer cannot be used afterwards. */
+  finish(): Uint8Array {
+    this.checkOpen();
+    this.finished = true;
+    const n = this.batches.length;
+    const footerPos = this.bytes;
+    const footerLen = FOOTER_FIXED_SIZE + FOOTER_ENTRY_SIZE * n;
+    const out = new Uint8Array(footerPos + footerLen + SEGMENT_TRAILER_SIZE);
+    // Header — 0: magic "STRM"  4: version u16  6: flags u16  8: base offset u64  16: created-at i64
+    // 24: record count u32  28: header CRC32C u32
+    put32(out, 0, MAGIC_STRM);
+    put16(out, 4, SEGMENT_VERSION);
+    put16(out, 6, 0);
+    put64(out, 8, this.baseOffset);
+    put64(out, 16, this.createdAt);
+    put32(out, 24, this.records);
+    put32(out, 28, crcOf(out, 0, 28));
+    // Footer — 0: magic "SIDX"  4: n u32  8: base offset u64  16: next offset u64  24: max timestamp i64
+    // 32: offset index n × (offset delta u32, position u32)  32+8n: time index n × (running max ts i64, offset delta u32)
+    // 32+20n: footer CRC32C u32
+    const f = footerPos;
+    put32(out, f, MAGIC_SIDX);
+    put32(out, f + 4, n);
+    put64(out, f + 8, this.baseOffset);
+    put64(out, f + 16, this.next);
+    let pos = SEGMENT_HEADER_SIZE;
+    let runningMax = -MAX_TIMESTAMP - 1;
+    const timeIndex = f + 32 + 8 * n;
+    for (let k = 0; k < n; k++) {
+      const batch = this.batches[k]!;
+      out.set(batch, pos);
+      const delta = u64(batch, 16) - this.baseOffset;
+      put32(out, f + 32 + 8 * k, delta);
+      put32(out, f + 36 + 8 * k, pos);
+      runningMax = Math.max(runningMax, this.batchMaxTs[k]!);
+      put64(out, timeIndex + 12 * k, runningMax);
+      put32(out, timeIndex + 12 * k + 8, delta);
+      pos += batch.length;
+    }
+    // An empty segment has no timestamps: i64 min marks "none".
+    if (n === 0) put32(out, f + 28, 0x80000000);
+    else put64(out, f + 24, runningMax);
+    put32(out, f + footerLen - 4, crcOf(out, f, f + footerLen - 4));
+    // Trailer — 0: footer position u32  4: footer length u32  8: version u16  10: reserved u16
+    // 12: trailer CRC32C u32  16: magic "STRM"
+    const t = f + footerLen;
+    put32(out, t, footerPos);
+    put32(out, t + 4, footerLen);
+    put16(out, t + 8, SEGMENT_VERSION);
+    put32(out, t + 12, crcOf(out, t, t + 12));
+    put32(out, t + 16, MAGIC_STRM);
+    this.batches.length = 0;
+    return out;
+  }
+}
+
+/** Where a batch lives inside a segment blob, for a range read. */
+export interface BatchRange {
+  /** Byte position of the batch from the segment start. */
+  offset: number;
+  length: number;
+  baseOffset: number;
+  nextOffset: number;
+}
+
+export interface SegmentTrailer {
+  footerPosition: number;
+  footerLength: number;
+  /** Bytes from the footer start to the segment end: what a tail read must cover. */
+  tailLength: number;
+}
+
+/**
+ * Parses the trailer from the last 20 bytes of `tail`, the end of a `size`-byte segment.
+ * @example
+ * const t = readTrailer(await blobs.get(name, { offset: size - 20, length: 20 }), size);
+ */
+export function readTrailer(tail: Uint8Array, size: number): SegmentTrailer {
+  if (tail.length < SEGMENT_TRAILER_SIZE) fail(ErrorCode.CORRUPT_DATA, `segment trailer: ${tail.length} bytes, shorter than ${SEGMENT_TRAILER_SIZE}`);
+  const t = tail.length - SEGMENT_TRAILER_SIZE;
+  const where = size - SEGMENT_TRAILER_SIZE;
+  if (u32(tail, t + 16) !== MAGIC_STRM) fail(ErrorCode.UNSUPPORTED_FORMAT, 'segment trailer: no "STRM" magic at the end', where + 16);
+  if (crcOf(tail, t, t + 12) !== u32(tail, t + 12)) fail(ErrorCode.CHECKSUM_MISMATCH, 'segment trailer: CRC32C does not match', where + 12);
+  const version = u16(tail, t + 8);
+  if (version !== SEGMENT_VERSION || u16(tail, t + 10) !== 0) fail(ErrorCode.UNSUPPORTED_FORMAT, `segment trailer: format version ${version} (this reader knows ${SEGMENT_VERSION})`, where + 8);
+  const footerPosition = u32(tail, t);
+  const footerLength = u32(tail, t + 4);
+  if (footerLength < FOOTER_FIXED_SIZE || (footerLength - FOOTER_FIXED_SIZE) % FOOTER_ENTRY_SIZE !== 0 || footerPosition < SEGMENT_HEADER_SIZE || footerPosition + footerLength + SEGMENT_TRAILER_SIZE !== size) {
+    fail(ErrorCode.CORRUPT_DATA, `segment trailer: footer at ${footerPosition} of ${footerLength} bytes does not fit a ${size}-byte segment`, where);
+  }
+  return { footerPosition, footerLength, tailLength: footerLength + SEGMENT_TRAILER_SIZE };
+}
+
+/** The in-memory batch index, from a footer or rebuilt by a recovery scan. */
+interface SegmentIndex {
+  baseOffset: number;
+  nextOffset: number;
+  maxTimestamp: number;
+  /** n + 1 entries: the last is the next offset. */
+  offsets: number[];
+  /** n + 1 entries: the last is where the batches end. */
+  positions: number[];
+  /** Running max timestamp through each batch. */
+  runningMax: number[];
+}
+
+function readFooter(bytes: Uint8Array, at: number, length: number, trailer: SegmentTrailer): SegmentIndex {
+  const subject = 'segment footer';
+  const pos = trailer.footerPosition;
+  if (u32(bytes, at) !== MAGIC_SIDX) fail(ErrorCode.CORRUPT_DATA, `${subject}: no "SIDX" magic`, pos);
+  if (crcOf(bytes, at, at + length - 4) !== u32(bytes, at + length - 4)) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, pos + length - 4);
+  const n = u32(bytes, at + 4);
+  if (FOOTER_FIXED_SIZE + FOOTER_ENTRY_SIZE * n !== length) fail(ErrorCode.CORRUPT_DATA, `${subject}: ${n} batches do not fill ${length} bytes`, pos + 4);
+  const baseOffset = u64(bytes, at + 8);
+  const nextOffset = u64(bytes, at + 16);
+  if (baseOffset < 0 || nextOffset < baseOffset || (n === 0) !== (nextOffset === baseOffset)) fail(ErrorCode.CORRUPT_DATA, `${subject}: offsets ${baseOffset}..${nextOffset} are not a range`, pos + 8);
+  const maxTimestamp = i64(bytes, at + 24);
+  const offsets: number[] = new Array(n + 1);
+  const positions: number[] = new Array(n + 1);
+  const runningMax: number[] = new Array(n);
+  const timeIndex = at + 32 + 8 * n;
+  for (let k = 0; k < n; k++) {
+    const o = baseOffset + u32(bytes, at + 32 + 8 * k);
+    const p = u32(bytes, at + 36 + 8 * k);
+    const ts = i64(bytes, timeIndex + 12 * k);
+    const ok =
+      (k === 0 ? o === baseOffset && p === SEGMENT_HEADER_SIZE : o > offsets[k - 1]! && p >= positions[k - 1]! + BATCH_HEADER_SIZE && ts >= runningMax[k - 1]!) &&
+      o < nextOffset &&
+      p + BATCH_HEADER_SIZE <= pos &&
+      Math.abs(ts) <= MAX_TIMESTAMP &&
+      u32(bytes, timeIndex + 12 * k + 8) === o - baseOffset;
+    if (!ok) fail(ErrorCode.CORRUPT_DATA, `${subject}: index entry ${k} is out of order`, pos + 32 + 8 * k);
+    offsets[k] = o;
+    positions[k] = p;
+    runningMax[k] = ts;
+  }
+  offsets[n] = nextOffset;
+  positions[n] = pos;
+  if (n > 0 && maxTimestamp !== runningMax[n - 1]) fail(ErrorCode.CORRUPT_DATA, `${subject}: max timestamp disagrees with the time index`, pos + 24);
+  return { baseOffset, nextOffset, maxTimestamp: n === 0 ? -Infinity : maxTimestamp, offsets, positions, runningMax };
+}
+
+/** Index of the last entry of sorted `a[0, n)` that is ≤ `x` (−1 if none). */
+function floorIndex(a: readonly number[], n: number, x: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! <= x) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found;
+}
+
+export type OpenTailResult = { reader: SegmentReader; needBytes?: undefined } | { reader?: undefined; needBytes: number };
+
+/**
+ * Reads a segment. `open(bytes)` takes the whole blob (recovering a torn tail);
+ * `openTail(tail, { size })` takes only its last bytes and serves `batchRange` for range reads.
+ * @example
+ * const r = SegmentReader.open(blob);
+ * const page = r.readFrom(r.baseOffset, 100);
+ */
+export class SegmentReader {
+  /** Bytes of the segment (the full size, also when opened from the tail). */
+  readonly byteLength: number;
+  /** Bytes cut from the end by recovery: 0 for an intact segment. */
+  readonly droppedBytes: number;
+  /** Footer bytes plus the trailer: what a tail read needs. 0 after recovery (no footer). */
+  readonly footerBytes: number;
+  /** Created-at from the header, or undefined when opened from the tail. */
+  readonly createdAt: number | undefined;
+
+  private constructor(
+    private readonly bytes: Uint8Array | undefined,
+    private readonly index: SegmentIndex,
+    byteLength: number,
+    droppedBytes: number,
+    footerBytes: number,
+    createdAt: number | undefined,
+  ) {
+    this.byteLength = byteLength;
+    this.droppedBytes = droppedBytes;
+    this.footerBytes = footerBytes;
+    this.createdAt = createdAt;
+  }
+
+  get baseOffset(): number {
+    return this.index.baseOffset;
+  }
+  /** Last offset + 1. */
+  get nextOffset(): number {
+    return this.index.nextOffset;
+  }
+  get batchCount(): number {
+    return this.index.offsets.length - 1;
+  }
+  /** Largest record timestamp, or -Infinity for an empty segment. */
+  get maxTimestamp(): number {
+    return this.index.maxTimestamp;
+  }
+  /** Footer length without the trailer, 0 after recovery. */
+  get footerLength(): number {
+    return this.footerBytes === 0 ? 0 : this.footerBytes - SEGMENT_TRAILER_SIZE;
+  }
+
+  /**
+   * Opens a whole segment. If the trailer or footer is torn or damaged, falls back to scanning
+   * batches from the start, keeping each whose CRC holds, and reports `droppedBytes`.
+   * @example
+   * const r = SegmentReader.open(blob);
+   * if (r.droppedBytes > 0) console.warn(`recovered, ${r.droppedBytes} bytes lost`);
+   */
+  static open(bytes: Uint8Array): SegmentReader {
+    if (!(bytes instanceof Uint8Array)) invalid('segment bytes must be a Uint8Array');
+    const size = bytes.length;
+    if (size > MAX_SEGMENT_SIZE) invalid(`segment of ${size} bytes is over the ${MAX_SEGMENT_SIZE}-byte limit`);
+    if (size < SEGMENT_HEADER_SIZE) fail(ErrorCode.CORRUPT_DATA, `segment: ${size} bytes, shorter than its ${SEGMENT_HEADER_SIZE}-byte header`, 0);
+    if (u32(bytes, 0) !== MAGIC_STRM) fail(ErrorCode.UNSUPPORTED_FORMAT, 'segment: no "STRM" magic at the start', 0);
+    if (crcOf(bytes, 0, 28) !== u32(bytes, 28)) fail(ErrorCode.CHECKSUM_MISMATCH, 'segment header: CRC32C does not match', 28);
+    const version = u16(bytes, 4);
+    if (version !== SEGMENT_VERSION) fail(ErrorCode.UNSUPPORTED_FORMAT, `segment header: format version ${version} (this reader knows ${SEGMENT_VERSION})`, 4);
+    if (u16(bytes, 6) !== 0) fail(ErrorCode.UNSUPPORTED_FORMAT, `segment header: unknown flags 0x${u16(bytes, 6).toString(16)}`, 6);
+    const baseOffset = u64(bytes, 8);
+    if (baseOffset < 0) fail(ErrorCode.CORRUPT_DATA, 'segment header: base offset beyond 2^53 − 1', 8);
+    const createdAt = i64(bytes, 16);
+
+    let index: SegmentIndex | undefined;
+    let footerBytes = 0;
+    if (size >= SEGMENT_HEADER_SIZE + FOOTER_FIXED_SIZE + SEGMENT_TRAILER_SIZE) {
+      try {
+        const trailer = readTrailer(bytes, size);
+        index = readFooter(bytes, trailer.footerPosition, trailer.footerLength, trailer);
+        if (index.baseOffset !== baseOffset) fail(ErrorCode.CORRUPT_DATA, `segment footer: base offset ${index.baseOffset} differs from the header's ${baseOffset}`, trailer.footerPosition + 8);
+        footerBytes = trailer.tailLength;
+      } catch (err) {
+        // A torn or damaged tail is what recovery is for; anything else is a bug to surface.
+        if (!(err instanceof QuartzError)) throw err;
+        index = undefined;
+      }
+    }
+    if (index) return new SegmentReader(bytes, index, size, 0, footerBytes, createdAt);
+    const scanned = scanBatches(bytes, baseOffset);
+    return new SegmentReader(bytes, scanned, size, size - scanned.positions[scanned.positions.length - 1]!, 0, createdAt);
+  }
+
+  /**
+   * Opens from the last `tail.length` bytes of a `size`-byte segment. If they do not cover the
+   * footer, returns `{ needBytes }`: read that many bytes from the end and call again.
+   * @example
+   * let tail = await blobs.get(name, { offset: size - 4096, length: 4096 });
+   * let { reader, needBytes } = SegmentReader.openTail(tail, { size });
+   */
+  static openTail(tail: Uint8Array, options: { size: number }): OpenTailResult {
+    if (!(tail instanceof Uint8Array)) invalid('segment tail must be a Uint8Array');
+    const size = options?.size;
+    if (!Number.isSafeInteger(size) || size > MAX_SEGMENT_SIZE || size < tail.length) invalid(`segment size ${String(size)} does not fit a ${tail.length}-byte tail`);
+    if (size < SEGMENT_HEADER_SIZE + FOOTER_FIXED_SIZE + SEGMENT_TRAILER_SIZE) fail(ErrorCode.CORRUPT_DATA, `segment: ${size} bytes, too short to hold a footer`);
+    const trailer = readTrailer(tail, size);
+    if (tail.length < trailer.tailLength) return { needBytes: trailer.tailLength };
+    const at = tail.length - trailer.tailLength;
+    const index = readFooter(tail, at, trailer.footerLength, trailer);
+    return { reader: new SegmentReader(undefined, index, size, 0, trailer.tailLength, undefined) };
+  }
+
+  private batchIndex(offset: number): number {
+    checkOffset(offset, 'offset');
+    const { baseOffset, nextOffset } = this.index;
+    if (offset < baseOffset || offset >= nextOffset) {
+      throw new QuartzError(ErrorCode.OFFSET_OUT_OF_RANGE, `offset ${offset} is not in this segment (${baseOffset}..${nextOffset - 1})`, {
+        details: { baseOffset, nextOffset },
+      });
+    }
+    return floorIndex(this.index.offsets, this.batchCount, offset);
+  }
+
+  private range(k: number): BatchRange {
+    const { offsets, positions } = this.index;
+    return { offset: positions[k]!, length: positions[k + 1]! - positions[k]!, baseOffset: offsets[k]!, nextOffset: offsets[k + 1]! };
+  }
+
+  /**
+   * Byte range of the batch holding `offset`, found through the index alone; decode the bytes
+   * read from it with `decodeBatch`.
+   * @example
+   * const { offset: at, length } = reader.batchRange(42);
+   * const { records } = decodeBatch(await blobs.get(name, { offset: at, length }));
+   */
+  batchRange(offset: number): BatchRange {
+    return this.range(this.batchIndex(offset));
+  }
+
+  /**
+   * Byte range of the batch holding the first record with timestamp ≥ `timestamp`, or null if
+   * every record is older.
+   */
+  batchRangeByTime(timestamp: number): BatchRange | null {
+    const k = this.timeIndex(timestamp);
+    return k < 0 ? null : this.range(k);
+  }
+
+  private timeIndex(timestamp: number): number {
+    if (typeof timestamp !== 'number' || Number.isNaN(timestamp)) invalid(`timestamp must be a number, got ${String(timestamp)}`);
+    const m = this.index.runningMax;
+    let lo = 0;
+    let hi = m.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (m[mid]! >= timestamp) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo < m.length ? lo : -1;
+  }
+
+  /** Decodes batch k, checking that it is the batch the index says. */
+  private decode(k: number): DecodedRecord[] {
+    const bytes = this.bytes;
+    if (bytes === undefined) invalid('this segment was opened from its tail: read batchRange() and use decodeBatch()');
+    const r = this.range(k);
+    const subject = `segment batch ${k} (offsets ${r.baseOffset}..${r.nextOffset - 1})`;
+    const h = readBatchHeader(bytes, r.offset, subject);
+    if (h.length !== r.length || h.baseOffset !== r.baseOffset || h.nextOffset !== r.nextOffset) {
+      fail(ErrorCode.CORRUPT_DATA, `${subject}: the batch header disagrees with the segment index`, r.offset);
+    }
+    const records = decodeBatchAt(bytes, r.offset, h, subject);
+    const prevMax = k === 0 ? -Infinity : this.index.runningMax[k - 1]!;
+    if (Math.max(prevMax, h.maxTimestamp) !== this.index.runningMax[k]) fail(ErrorCode.CORRUPT_DATA, `${subject}: max timestamp disagrees with the time index`, r.offset + 32);
+    return records;
+  }
+
+  /**
+   * Up to `maxRecords` records from `offset` on (offset in this segment, or `nextOffset` for an
+   * empty answer). Only the batches holding them are decoded.
+   * @example
+   * const page = reader.readFrom(1000, 500);
+   */
+  readFrom(offset: number, maxRecords: number): DecodedRecord[] {
+    if (!Number.isSafeInteger(maxRecords) || maxRecords < 0) invalid(`maxRecords must be a non-negative integer, got ${String(maxRecords)}`);
+    if (offset === this.index.nextOffset || maxRecords === 0) {
+      this.batchIndexOrEnd(offset);
+      return [];
+    }
+    const out: DecodedRecord[] = [];
+    for (let k = this.batchIndex(offset); k < this.batchCount && out.length < maxRecords; k++) {
+      const records = this.decode(k);
+      let i = 0;
+      if (records[0]!.offset < offset) while (i < records.length && records[i]!.offset < offset) i++;
+      for (; i < records.length && out.length < maxRecords; i++) out.push(records[i]!);
+    }
+    return out;
+  }
+
+  private batchIndexOrEnd(offset: number): void {
+    if (offset !== this.index.nextOffset) this.batchIndex(offset);
+  }
+
+  /**
+   * The first offset whose record timestamp is ≥ `timestamp`, or null if all are older.
+   * Decodes only the one batch the time index points at.
+   * @example
+   * reader.findOffsetByTime(Date.parse('2025-01-01')); // → 1234 or null
+   */
+  findOffsetByTime(timestamp: number): number | null {
+    const k = this.timeIndex(timestamp);
+    if (k < 0) return null;
+    for (const r of this.decode(k)) if (r.timestamp >= timestamp) return r.offset;
+    const b = this.range(k);
+    return fail(ErrorCode.CORRUPT_DATA, `segment batch ${k}: the time index promises a record at or after ${timestamp}, the batch has none`, b.offset);
+  }
+}
+
+/**
+ * Recovery: walks batches from the header, keeping each that fits, continues the offsets and
+ * whose CRC holds, up to the first that does not.
+ */
+function scanBatches(bytes: Uint8Array, baseOffset: number): SegmentIndex {
+  const offsets: number[] = [baseOffset];
+  const positions: number[] = [SEGMENT_HEADER_SIZE];
+  const runningMax: number[] = [];
+  let p = SEGMENT_HEADER_SIZE;
+  let expected = baseOffset;
+  let max = -Infinity;
+  while (bytes.length - p >= BATCH_HEADER_SIZE) {
+    let h: BatchHeader;
+    try {
+      h = readBatchHeader(bytes, p);
+    } catch {
+      break;
+    }
+    if (h.baseOffset !== expected || !batchCrcHolds(bytes, p, h)) break;
+    p += h.length;
+    expected = h.nextOffset;
+    max = Math.max(max, h.maxTimestamp);
+    runningMax.push(max);
+    offsets.push(expected);
+    positions.push(p);
+  }
+  return { baseOffset, nextOffset: expected, maxTimestamp: max, offsets, positions, runningMax };
+}
