@@ -1,0 +1,68 @@
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { blobKey, blobPath } from './file-blobs.js';
+import { openDiskStorage } from './disk-storage.js';
+
+describe('blob file names', () => {
+  it('round-trip any key, stay within NAME_MAX, and avoid special names', () => {
+    for (const key of ['a', 'A', '.', '..', 'a/b', '%', '~', 'tmp', 'é😀', 'x'.repeat(1024), '\u00e9'.repeat(500)]) {
+      const path = blobPath(key);
+      for (const [i, seg] of path.entries()) {
+        expect(Buffer.byteLength(seg)).toBeLessThanOrEqual(255);
+        expect(seg).toMatch(i < path.length - 1 ? /^[a-z0-9_%-]+~$/ : /^[a-z0-9_%-]+$/);
+      }
+      expect(blobKey(path.map((s) => s.replace(/~$/, '')).join(''))).toBe(key);
+    }
+    expect(blobPath('A')).not.toEqual(blobPath('a'));
+  });
+
+  it('ignores names that are not ours', () => {
+    expect(blobKey('UPPER')).toBeUndefined();
+    expect(blobKey('%zz')).toBeUndefined();
+    expect(blobKey('%ff')).toBeUndefined(); // not UTF-8
+  });
+});
+
+describe('disk storage recovery', () => {
+  const dirs: string[] = [];
+  afterEach(async () => {
+    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  });
+
+  it('sweeps temp files and blob dirs of dropped units left by a crash', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(dir);
+    const first = await openDiskStorage({ dir });
+    const { blobs } = await first.unit('vec/t1/docs');
+    await blobs.put('snap/1', new Uint8Array([1]));
+    await first.close();
+    // What a crash mid-put and mid-drop leaves: a temp file and a blob dir no unit owns.
+    await writeFile(join(dir, 'blobs', 'tmp', 'half-written'), new Uint8Array(10));
+    await mkdir(join(dir, 'blobs', '999'));
+    await writeFile(join(dir, 'blobs', '999', 'seg'), new Uint8Array(1));
+
+    const again = await openDiskStorage({ dir });
+    expect(await readdir(join(dir, 'blobs', 'tmp'))).toEqual([]);
+    expect((await readdir(join(dir, 'blobs'))).sort()).toEqual(['1', 'tmp']);
+    expect(Array.from((await (await again.unit('vec/t1/docs')).blobs.get('snap/1'))!)).toEqual([1]);
+    // A new unit gets a fresh id, never a dropped one's.
+    await again.dropUnit('vec/t1/docs');
+    await again.close();
+    const third = await openDiskStorage({ dir });
+    await (await third.unit('vec/t1/docs')).blobs.put('x', new Uint8Array([2]));
+    expect((await readdir(join(dir, 'blobs'))).sort()).toEqual(['2', 'tmp']);
+    await third.close();
+  });
+
+  it('hands out one unit id for concurrent first opens of the same name', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(dir);
+    const storage = await openDiskStorage({ dir });
+    const [a, b] = await Promise.all([storage.unit('kv/t1'), storage.unit('kv/t1')]);
+    expect(a).toBe(b);
+    expect(storage.listUnits('')).toEqual(['kv/t1']);
+    await storage.close();
+  });
+});
