@@ -1,0 +1,135 @@
+/**
+ * Segment codec throughput: encode (SegmentWriter.append per produced batch + finish) and decode
+ * (SegmentReader.open + readFrom over every record) of 1 KB JSON records and 100 B records, codec
+ * none and lz4, median of 5 runs, against the targets of the segment issue (encode of 1 KB JSON
+ * with LZ4 ≥ 400 MB/s of payload, decode ≥ 1 GB/s). Payload = key + value bytes.
+ * `BENCH_SCALE=0.1` (or the `scale` option) shrinks the record counts while developing.
+ */
+import { init } from '../../src/node/core.js';
+import { SegmentReader, SegmentWriter, type SegmentCodec, type SegmentRecord } from '../../src/core/segment.js';
+
+const TARGET_ENCODE_MBS = 400;
+const TARGET_DECODE_MBS = 1000;
+const RUNS = 5;
+/** Records per produced batch: what one produce call of a busy client carries. */
+const BATCH_RECORDS = 500;
+
+/** A deterministic PRNG so every run sees the same data. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const WORDS = ['order', 'created', 'shipped', 'pending', 'alice', 'bob', 'carol', 'widget', 'gadget', 'sprocket', 'eu-west', 'us-east', 'premium', 'basic'];
+
+/** A JSON event of about `size` bytes: repeated field names, varied values, like real logs. */
+function jsonRecord(next: () => number, size: number): Uint8Array {
+  const pick = () => WORDS[Math.floor(next() * WORDS.length)]!;
+  const event: Record<string, unknown> = {
+    id: `evt_${Math.floor(next() * 1e12).toString(36)}`,
+    type: `${pick()}.${pick()}`,
+    ts: 1_700_000_000_000 + Math.floor(next() * 1e9),
+    user: { id: Math.floor(next() * 1e6), name: pick(), region: pick(), plan: pick() },
+    items: [] as unknown[],
+  };
+  let text = JSON.stringify(event);
+  while (text.length < size - 80) {
+    (event.items as unknown[]).push({ sku: `${pick()}-${Math.floor(next() * 1e5)}`, qty: Math.floor(next() * 9) + 1, price: Math.round(next() * 1e4) / 100 });
+    text = JSON.stringify(event);
+  }
+  return new TextEncoder().encode(text.padEnd(size, ' '));
+}
+
+function dataset(kind: '1kb-json' | '100b', count: number): SegmentRecord[] {
+  const next = rng(kind === '1kb-json' ? 1 : 2);
+  const out: SegmentRecord[] = new Array(count);
+  const key = (i: number) => new TextEncoder().encode(`user-${i % 1000}`);
+  for (let i = 0; i < count; i++) {
+    const value = kind === '1kb-json' ? jsonRecord(next, 1024) : jsonRecord(next, 100).subarray(0, 100);
+    out[i] = { key: key(i), value, timestamp: 1_700_000_000_000 + i, headers: i % 10 === 0 ? [{ key: 'trace', value: key(i) }] : undefined };
+  }
+  return out;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+function encode(records: SegmentRecord[], codec: SegmentCodec): Uint8Array {
+  const w = new SegmentWriter({ baseOffset: 0, codec, createdAt: 0 });
+  for (let i = 0; i < records.length; i += BATCH_RECORDS) w.append(records.slice(i, i + BATCH_RECORDS));
+  return w.finish();
+}
+
+function decode(segment: Uint8Array, count: number): number {
+  const r = SegmentReader.open(segment);
+  let got = 0;
+  let bytes = 0;
+  // Paged reads, as a consumer does, touching every value so nothing is optimised away.
+  for (let offset = r.baseOffset; offset < r.nextOffset; ) {
+    const page = r.readFrom(offset, BATCH_RECORDS * 4);
+    for (const rec of page) bytes += rec.value!.length;
+    got += page.length;
+    offset = page[page.length - 1]!.offset + 1;
+  }
+  if (got !== count) throw new Error(`decoded ${got} of ${count} records`);
+  return bytes;
+}
+
+function time(fn: () => void): number {
+  const t0 = performance.now();
+  fn();
+  return (performance.now() - t0) / 1000;
+}
+
+/** Prints the segment codec table. */
+export async function segmentBench(options: { scale?: number } = {}): Promise<void> {
+  await init();
+  const scale = options.scale ?? Number(process.env.BENCH_SCALE ?? 1);
+  const rows: string[][] = [];
+  for (const [kind, full] of [['1kb-json', 50_000], ['100b', 300_000]] as const) {
+    const count = Math.max(BATCH_RECORDS, Math.round(full * scale));
+    const records = dataset(kind, count);
+    let payload = 0;
+    for (const r of records) payload += r.key!.length + r.value!.length;
+    for (const codec of ['none', 'lz4'] as const) {
+      let segment = encode(records, codec); // warm-up
+      decode(segment, count);
+      const enc: number[] = [];
+      const dec: number[] = [];
+      for (let run = 0; run < RUNS; run++) {
+        enc.push(time(() => (segment = encode(records, codec))));
+        dec.push(time(() => decode(segment, count)));
+      }
+      const e = median(enc);
+      const d = median(dec);
+      const mb = payload / 1e6;
+      rows.push([
+        kind,
+        codec,
+        String(count),
+        (segment.length / payload).toFixed(3),
+        (mb / e).toFixed(0),
+        (count / e / 1e6).toFixed(2),
+        (mb / d).toFixed(0),
+        (count / d / 1e6).toFixed(2),
+        kind === '1kb-json' && codec === 'lz4' ? `${(mb / e / TARGET_ENCODE_MBS).toFixed(2)}× / ${(mb / d / TARGET_DECODE_MBS).toFixed(2)}×` : '',
+      ]);
+    }
+  }
+  const head = ['records', 'codec', 'count', 'size/payload', 'enc MB/s', 'enc Mrec/s', 'dec MB/s', 'dec Mrec/s', 'vs target enc 400 / dec 1000 MB/s'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
+  console.log('\nsegment codec (median of 5; MB/s of key+value payload)');
+  console.log(line(head));
+  for (const r of rows) console.log(line(r));
+}
+
+// Runs on its own too: `npx tsx bench/lz4/segment-bench.ts`.
+if (import.meta.url === `file://${process.argv[1]}`) await segmentBench();
