@@ -60,8 +60,11 @@ export function validateId(id: unknown, collection: string): Uint8Array {
   return bytes;
 }
 
-/** Converts to f32 and rejects wrong length or non-finite components (after rounding to f32). */
-export function validateValues(values: unknown, dims: number, collection: string, id: string): Float32Array {
+/**
+ * Converts to f32 and rejects wrong length or non-finite components (after rounding to f32),
+ * and all-zero vectors under cosine, whose similarity is undefined.
+ */
+export function validateValues(values: unknown, dims: number, collection: string, id: string, metric?: Metric): Float32Array {
   if (!(values instanceof Float32Array) && !Array.isArray(values) && !(values instanceof Float64Array)) {
     throw invalid(`collection '${collection}': vector '${id}' values must be an array of numbers`);
   }
@@ -76,6 +79,9 @@ export function validateValues(values: unknown, dims: number, collection: string
     if (!Number.isFinite(out[i]!)) {
       throw invalid(`collection '${collection}': vector '${id}' has a non-finite value (${v}) at index ${i}`);
     }
+  }
+  if (metric === 'cosine' && out.every((x) => x === 0)) {
+    throw invalid(`collection '${collection}' uses cosine, which is undefined for the all-zero vector '${id}'`);
   }
   return out;
 }
