@@ -1,0 +1,154 @@
+/**
+ * The bytes of one KV entry as the `kv/<tenant>` unit stores them, and the unit's key layout.
+ * Binary on purpose: the record header is read on every get, so it must cost a few shifts, not
+ * a JSON parse.
+ *
+ * Unit keys (first byte is the kind):
+ *   'd' + key (UTF-8)                          → record (below)
+ *   'x' + expires_at (u64 BE, ms) + key        → empty; the TTL index the sweep walks in time order
+ *   'g' + blob name (UTF-8)                    → empty; "this blob is garbage": written before a
+ *                                                blob upload and cleared atomically with the
+ *                                                record that adopts it, so a crash leaves a marker,
+ *                                                never an unreferenced blob nobody knows about
+ *   'm' + 'version'                            → u64 BE high-water mark of issued versions
+ *
+ * Record:
+ *   0: format u8 (1)   1: flags u8 (bit 0: value lives in the blob store)   2: content-type length u8
+ *   3: version u64 BE   11: expires_at u64 BE (ms since epoch, 0 = never)   19: value size u32 BE
+ *   23: content type (ASCII)   then: the value bytes, or the blob name (UTF-8) when flag 0 is set
+ */
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+
+export const TAG_DATA = 0x64; // 'd'
+export const TAG_TTL = 0x78; // 'x'
+export const TAG_GARBAGE = 0x67; // 'g'
+export const TAG_META = 0x6d; // 'm'
+
+export const RECORD_FORMAT = 1;
+export const FLAG_BLOB = 1;
+export const HEADER_BYTES = 23;
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Writes a non-negative integer below 2^53 as 8 bytes big-endian (bytewise order = numeric order). */
+export function writeU64(buf: Uint8Array, at: number, v: number): void {
+  const hi = Math.floor(v / 0x1_0000_0000);
+  const lo = v >>> 0;
+  buf[at] = hi >>> 24;
+  buf[at + 1] = hi >>> 16;
+  buf[at + 2] = hi >>> 8;
+  buf[at + 3] = hi;
+  buf[at + 4] = lo >>> 24;
+  buf[at + 5] = lo >>> 16;
+  buf[at + 6] = lo >>> 8;
+  buf[at + 7] = lo;
+}
+
+export function readU64(buf: Uint8Array, at: number): number {
+  const hi = ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
+  const lo = ((buf[at + 4]! << 24) | (buf[at + 5]! << 16) | (buf[at + 6]! << 8) | buf[at + 7]!) >>> 0;
+  return hi * 0x1_0000_0000 + lo;
+}
+
+function readU32(buf: Uint8Array, at: number): number {
+  return ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
+}
+
+/** Fills in a record header; the caller has sized `rec` and placed the content type and body. */
+export function writeHeader(rec: Uint8Array, flags: number, contentType: Uint8Array, version: number, expiresAt: number, size: number): void {
+  rec[0] = RECORD_FORMAT;
+  rec[1] = flags;
+  rec[2] = contentType.length;
+  writeU64(rec, 3, version);
+  writeU64(rec, 11, expiresAt);
+  rec[19] = size >>> 24;
+  rec[20] = size >>> 16;
+  rec[21] = size >>> 8;
+  rec[22] = size;
+  rec.set(contentType, HEADER_BYTES);
+}
+
+/** Allocates a record with room for the header, the content type and `body` bytes after them. */
+export function allocRecord(contentType: Uint8Array, bodyBytes: number): Uint8Array {
+  return new Uint8Array(HEADER_BYTES + contentType.length + bodyBytes);
+}
+
+export function bodyOffset(rec: Uint8Array): number {
+  return HEADER_BYTES + rec[2]!;
+}
+
+/** Throws CORRUPT_DATA unless `rec` is a well-formed record (checked on every read: storage is input too). */
+export function checkRecord(rec: Uint8Array, key: string): void {
+  if (rec.length < HEADER_BYTES || rec[0] !== RECORD_FORMAT || rec.length < HEADER_BYTES + rec[2]!) {
+    throw new QuartzError(ErrorCode.CORRUPT_DATA, `stored record for key '${key}' is not a format-${RECORD_FORMAT} KV record`);
+  }
+  if ((rec[1]! & FLAG_BLOB) === 0 && rec.length - bodyOffset(rec) !== readU32(rec, 19)) {
+    throw new QuartzError(ErrorCode.CORRUPT_DATA, `stored record for key '${key}' has a size that does not match its value`);
+  }
+}
+
+export const recordFlags = (rec: Uint8Array): number => rec[1]!;
+export const recordVersion = (rec: Uint8Array): number => readU64(rec, 3);
+export const recordExpiresAt = (rec: Uint8Array): number => readU64(rec, 11);
+export const recordSize = (rec: Uint8Array): number => readU32(rec, 19);
+
+/** Expired records are invisible at once, whether or not the sweep has purged them yet. */
+export function isExpired(rec: Uint8Array, now: number): boolean {
+  const at = readU64(rec, 11);
+  return at !== 0 && at <= now;
+}
+
+// One-entry cache: a tenant mostly stores one or two content types, so decoding is usually a compare.
+let lastTypeBytes = new Uint8Array(0);
+let lastType = '';
+
+export function recordContentType(rec: Uint8Array): string {
+  const n = rec[2]!;
+  if (n === lastTypeBytes.length) {
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (rec[HEADER_BYTES + i] !== lastTypeBytes[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return lastType;
+  }
+  lastTypeBytes = rec.slice(HEADER_BYTES, HEADER_BYTES + n);
+  lastType = String.fromCharCode(...lastTypeBytes);
+  return lastType;
+}
+
+export function recordBlobName(rec: Uint8Array, key: string): string {
+  try {
+    return utf8Decoder.decode(rec.subarray(bodyOffset(rec)));
+  } catch (cause) {
+    throw new QuartzError(ErrorCode.CORRUPT_DATA, `stored record for key '${key}' names an unreadable blob`, { cause });
+  }
+}
+
+export function encodeUtf8(s: string): Uint8Array {
+  return utf8.encode(s);
+}
+
+export function decodeUtf8(bytes: Uint8Array): string {
+  return utf8Decoder.decode(bytes);
+}
+
+/** `tag` + the UTF-8 of `s`. */
+export function tagged(tag: number, s: string): Uint8Array {
+  const buf = new Uint8Array(1 + s.length * 3);
+  buf[0] = tag;
+  const { written } = utf8.encodeInto(s, buf.subarray(1));
+  return buf.subarray(0, 1 + written);
+}
+
+/** 'x' + expires_at + key bytes (without the data tag). */
+export function ttlKey(expiresAt: number, dataKey: Uint8Array): Uint8Array {
+  const k = new Uint8Array(9 + dataKey.length - 1);
+  k[0] = TAG_TTL;
+  writeU64(k, 1, expiresAt);
+  k.set(dataKey.subarray(1), 9);
+  return k;
+}

@@ -1,0 +1,438 @@
+import { describe, expect, it } from 'vitest';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { ManualClock } from '../../ports/manual-clock.js';
+import { createMemoryStorage } from '../../ports/memory-storage.js';
+import type { BatchOp, BlobStore, OrderedKV, ScanOptions, StorageProvider, UnitStorage } from '../../ports/storage.js';
+import { createTestContext, MemoryUsageRecorder } from '../testing.js';
+import type { EngineContext } from '../context.js';
+import { KvStore } from './kv-store.js';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const bytes = (s: string) => enc.encode(s);
+/** Byte equality without a deep-equal walk over millions of elements. */
+function same(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  if (a === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+async function rejects(fn: () => unknown, code: string, message?: RegExp): Promise<QuartzError> {
+  try {
+    await fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(QuartzError);
+    const qe = err as QuartzError;
+    expect(qe.code).toBe(code);
+    if (message) expect(qe.message).toMatch(message);
+    return qe;
+  }
+  throw new Error('expected a QuartzError');
+}
+
+async function rawEntries(ctx: EngineContext, unit: string) {
+  const u = await ctx.storage.unit(unit);
+  return u.kv.scan({});
+}
+
+/**
+ * Storage that behaves like lmdb: writes are queued and land (in issue order) a tick later, so
+ * reads made before then see the old state; optionally reads answer asynchronously too (like
+ * Durable Objects or IndexedDB). `failBatchWhen` makes a chosen batch fail, like a crash mid-write.
+ */
+class SlowStorage implements StorageProvider {
+  readonly inner = createMemoryStorage();
+  failBatchWhen: ((ops: BatchOp[]) => boolean) | undefined;
+  constructor(private readonly asyncGet: boolean) {}
+
+  unit(name: string): UnitStorage {
+    const u = this.inner.unit(name);
+    const self = this;
+    let tail: Promise<void> = Promise.resolve();
+    const later = (apply: () => void): Promise<void> => {
+      tail = tail.then(() => new Promise<void>((resolve, reject) => setTimeout(() => {
+        try {
+          apply();
+          resolve();
+        } catch (err) {
+          reject(err);
+        }
+      }, 1)));
+      return tail;
+    };
+    const kv: OrderedKV = {
+      get: (key) => (this.asyncGet ? Promise.resolve().then(() => u.kv.get(key)) : u.kv.get(key)),
+      put: (key, value) => {
+        const copy = value.slice();
+        return later(() => void u.kv.put(key, copy));
+      },
+      delete: (key) => later(() => void u.kv.delete(key)),
+      scan: (o: ScanOptions) => u.kv.scan(o),
+      batch: (ops) => {
+        if (self.failBatchWhen?.(ops)) return Promise.reject(new Error('simulated crash during batch'));
+        return later(() => void u.kv.batch(ops));
+      },
+    };
+    const blobs: BlobStore = u.blobs;
+    return { kv, blobs };
+  }
+  dropUnit(name: string) {
+    return this.inner.dropUnit(name);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+function slowContext(asyncGet: boolean): EngineContext & { storage: SlowStorage; clock: ManualClock; usage: MemoryUsageRecorder } {
+  const clock = new ManualClock();
+  return {
+    storage: new SlowStorage(asyncGet),
+    clock,
+    scheduler: clock,
+    usage: new MemoryUsageRecorder(),
+    capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: false },
+  };
+}
+
+describe('KvStore basics', () => {
+  it('puts, gets, heads and deletes with content types and growing versions', async () => {
+    const ctx = createTestContext();
+    const kv = await KvStore.open(ctx, 't1');
+    expect(await kv.get('a')).toBeUndefined();
+    const first = await kv.put('a', bytes('hello'));
+    const got = await kv.get('a');
+    expect(got && dec.decode(got.value)).toBe('hello');
+    expect(got).toMatchObject({ contentType: 'application/octet-stream', version: first.version, expiresAt: null, size: 5 });
+    const second = await kv.put('a', bytes('{"x":1}'), { contentType: 'application/json' });
+    expect(second.version).toBeGreaterThan(first.version);
+    expect(await kv.head('a')).toEqual({ contentType: 'application/json', version: second.version, expiresAt: null, size: 7 });
+    expect(await kv.delete('a')).toBe(true);
+    expect(await kv.delete('a')).toBe(false);
+    expect(await kv.get('a')).toBeUndefined();
+    expect(await kv.head('a')).toBeUndefined();
+    await kv.put('empty', new Uint8Array(0));
+    expect((await kv.get('empty'))?.size).toBe(0);
+    await kv.close();
+  });
+
+  it('accepts keys with slashes and non-ASCII characters up to 512 bytes', async () => {
+    const kv = await KvStore.open(createTestContext(), 't1');
+    const keys = ['user/42', 'ключ', '鍵/🔑', 'x'.repeat(512), 'é'.repeat(256)];
+    for (const [i, key] of keys.entries()) await kv.put(key, Uint8Array.of(i));
+    for (const [i, key] of keys.entries()) expect((await kv.get(key))?.value).toEqual(Uint8Array.of(i));
+  });
+
+  it('meters bytes stored as key + value bytes, with negative deltas on overwrite and delete', async () => {
+    const ctx = createTestContext();
+    const kv = await KvStore.open(ctx, 't1');
+    await kv.put('abc', new Uint8Array(100));
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(103);
+    await kv.put('abc', new Uint8Array(10));
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(13);
+    await kv.put('é', new Uint8Array(1));
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(16);
+    await kv.delete('abc');
+    await kv.delete('é');
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(0);
+  });
+
+  it('rejects bad input with a QuartzError naming the problem', async () => {
+    const kv = await KvStore.open(createTestContext(), 't1', { maxValueBytes: 1000 });
+    await rejects(() => kv.put('', bytes('x')), ErrorCode.INVALID_ARGUMENT, /key must not be empty/);
+    await rejects(() => kv.put('k'.repeat(600), bytes('x')), ErrorCode.INVALID_ARGUMENT, /^key is 600 bytes; the limit is 512$/);
+    await rejects(() => kv.get('é'.repeat(300)), ErrorCode.INVALID_ARGUMENT, /key is 600 bytes; the limit is 512/);
+    await rejects(() => kv.put('bad\uD800', bytes('x')), ErrorCode.INVALID_ARGUMENT, /lone surrogate/);
+    await rejects(() => kv.get(42 as unknown as string), ErrorCode.INVALID_ARGUMENT, /key must be a string/);
+    await rejects(() => kv.put('k', 'text' as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT, /value of key 'k' must be bytes/);
+    const big = await rejects(() => kv.put('k', new Uint8Array(1001)), ErrorCode.TOO_LARGE, /value of key 'k' is 1001 bytes; the limit is 1000/);
+    expect(big.status).toBe(413);
+    await rejects(() => kv.put('k', bytes('x'), { contentType: 'text/plain\n' }), ErrorCode.INVALID_ARGUMENT, /content type/);
+    await rejects(() => kv.put('k', bytes('x'), { contentType: 'x'.repeat(256) }), ErrorCode.INVALID_ARGUMENT, /content type is 256/);
+    for (const ttl of [0, -1, 1.5, Number.NaN, 1e12]) await rejects(() => kv.put('k', bytes('x'), { ttl }), ErrorCode.INVALID_ARGUMENT, /ttl must be/);
+    await rejects(() => kv.put('k', bytes('x'), { ifMatch: -1 }), ErrorCode.INVALID_ARGUMENT, /ifMatch/);
+    await rejects(() => kv.put('k', bytes('x'), { ifNoneMatch: 'abc' as '*' }), ErrorCode.INVALID_ARGUMENT, /ifNoneMatch only takes/);
+    await rejects(() => kv.put('k', bytes('x'), { ifNoneMatch: '*', ifMatch: 1 }), ErrorCode.INVALID_ARGUMENT, /cannot be combined/);
+    for (const limit of [0, 1001, 2.5]) await rejects(() => kv.list({ limit }), ErrorCode.INVALID_ARGUMENT, /limit must be/);
+    await rejects(() => kv.list({ cursor: '%%%' }), ErrorCode.INVALID_ARGUMENT, /cursor is not valid/);
+    await rejects(() => KvStore.open(createTestContext(), ''), ErrorCode.INVALID_ARGUMENT, /tenant id/);
+    await rejects(() => KvStore.open(createTestContext(), 't', { maxValueBytes: -1 }), ErrorCode.INVALID_ARGUMENT, /maxValueBytes/);
+    expect(await kv.list()).toEqual({ keys: [], cursor: null });
+    await kv.close();
+    await rejects(() => kv.get('k'), ErrorCode.STORAGE_CLOSED, /KV store of tenant 't1' is closed/);
+  });
+
+  it('reports a corrupt stored record as CORRUPT_DATA instead of crashing', async () => {
+    const ctx = createTestContext();
+    const kv = await KvStore.open(ctx, 't1');
+    await kv.put('k', bytes('fine'));
+    const unit = ctx.storage.unit('kv/t1');
+    unit.kv.put(Uint8Array.of(0x64, 0x6b), Uint8Array.of(1, 0, 200, 0));
+    await rejects(() => kv.get('k'), ErrorCode.CORRUPT_DATA, /key 'k'/);
+    await rejects(() => kv.list(), ErrorCode.CORRUPT_DATA, /key 'k'/);
+  });
+
+  it('keeps tenants apart: the same key in two tenants holds two values', async () => {
+    const ctx = createTestContext();
+    const a = await KvStore.open(ctx, 'alpha');
+    const b = await KvStore.open(ctx, 'beta');
+    await a.put('shared', bytes('A'));
+    await b.put('shared', bytes('B'));
+    await a.put('only-a', bytes('A2'));
+    expect(dec.decode((await a.get('shared'))!.value)).toBe('A');
+    expect(dec.decode((await b.get('shared'))!.value)).toBe('B');
+    expect(await b.get('only-a')).toBeUndefined();
+    expect((await b.list()).keys.map((k) => k.key)).toEqual(['shared']);
+    await b.delete('shared');
+    expect(dec.decode((await a.get('shared'))!.value)).toBe('A');
+    expect(ctx.usage.get('alpha', 'bytes_stored')).toBe(6 + 1 + 6 + 2);
+    expect(ctx.usage.get('beta', 'bytes_stored')).toBe(0);
+  });
+});
+
+describe('KvStore compare-and-set', () => {
+  it('create-only, if-match on put and delete, with the current version in the error', async () => {
+    const kv = await KvStore.open(createTestContext(), 't1');
+    const { version: v1 } = await kv.put('k', bytes('1'), { ifNoneMatch: '*' });
+    const conflict = await rejects(() => kv.put('k', bytes('2'), { ifNoneMatch: '*' }), ErrorCode.PRECONDITION_FAILED, /key 'k' already exists/);
+    expect(conflict.status).toBe(412);
+    expect(conflict.details).toEqual({ key: 'k', current_version: v1 });
+    const { version: v2 } = await kv.put('k', bytes('2'), { ifMatch: v1 });
+    await rejects(() => kv.put('k', bytes('3'), { ifMatch: v1 }), ErrorCode.PRECONDITION_FAILED, new RegExp(`is at version ${v2}, not ${v1}`));
+    await rejects(() => kv.put('missing', bytes('3'), { ifMatch: v1 }), ErrorCode.PRECONDITION_FAILED, /does not exist/);
+    await rejects(() => kv.delete('k', { ifMatch: v1 }), ErrorCode.PRECONDITION_FAILED);
+    expect(dec.decode((await kv.get('k'))!.value)).toBe('2');
+    expect(await kv.delete('k', { ifMatch: v2 })).toBe(true);
+    await rejects(() => kv.delete('k', { ifMatch: v2 }), ErrorCode.PRECONDITION_FAILED, /does not exist/);
+    // Re-created after a delete: a fresh version, so a stale ETag cannot match it.
+    const { version: v3 } = await kv.put('k', bytes('again'), { ifNoneMatch: '*' });
+    expect(v3).toBeGreaterThan(v2);
+  });
+
+  it('versions never repeat across a reopen, even when the clock has not moved', async () => {
+    const ctx = createTestContext();
+    let kv = await KvStore.open(ctx, 't1');
+    const versions: number[] = [];
+    for (let i = 0; i < 3; i++) versions.push((await kv.put('k', bytes(String(i)))).version);
+    await kv.delete('k');
+    await kv.close();
+    kv = await KvStore.open(ctx, 't1');
+    versions.push((await kv.put('k', bytes('x'))).version);
+    expect(new Set(versions).size).toBe(4);
+    expect([...versions].sort((a, b) => a - b)).toEqual(versions);
+  });
+
+  for (const asyncGet of [false, true]) {
+    it(`lets exactly one of many racing conditional writers win (${asyncGet ? 'async' : 'sync'} reads, lagging writes)`, async () => {
+      const ctx = slowContext(asyncGet);
+      const kv = await KvStore.open(ctx, 't1');
+      const { version } = await kv.put('counter', bytes('0'));
+      const attempts = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => kv.put('counter', bytes(String(i + 1)), { ifMatch: version })));
+      const won = attempts.filter((a) => a.status === 'fulfilled');
+      expect(won).toHaveLength(1);
+      for (const a of attempts) if (a.status === 'rejected') expect((a.reason as QuartzError).code).toBe(ErrorCode.PRECONDITION_FAILED);
+      const creators = await Promise.allSettled(Array.from({ length: 5 }, () => kv.put('fresh', bytes('x'), { ifNoneMatch: '*' })));
+      expect(creators.filter((a) => a.status === 'fulfilled')).toHaveLength(1);
+      expect(ctx.usage.get('t1', 'bytes_stored')).toBe('counter'.length + 1 + 'fresh'.length + 1);
+      await kv.close();
+    });
+
+    it(`reads its own writes before storage has made them durable (${asyncGet ? 'async' : 'sync'} reads)`, async () => {
+      const ctx = slowContext(asyncGet);
+      const kv = await KvStore.open(ctx, 't1');
+      const p1 = kv.put('k', bytes('one'));
+      expect(dec.decode((await kv.get('k'))!.value)).toBe('one');
+      const p2 = kv.delete('k');
+      expect(await kv.get('k')).toBeUndefined();
+      const p3 = kv.put('k', bytes('three'));
+      expect(dec.decode((await kv.get('k'))!.value)).toBe('three');
+      await Promise.all([p1, p2, p3]);
+      expect(dec.decode((await kv.get('k'))!.value)).toBe('three');
+      expect(ctx.usage.get('t1', 'bytes_stored')).toBe(6);
+      await kv.close();
+    });
+  }
+});
+
+describe('KvStore TTL', () => {
+  it('hides expired keys at once and purges them in a sweep', async () => {
+    // A clock that moves without running the scheduler, so "invisible before the purge" is observable.
+    const ctx = createTestContext();
+    const idle = new ManualClock();
+    const kv = await KvStore.open({ ...ctx, scheduler: idle }, 't1');
+    const { expiresAt } = await kv.put('session', bytes('s'), { ttl: 60 });
+    expect(expiresAt).toBe(ctx.clock.now() + 60_000);
+    await kv.put('forever', bytes('f'));
+    expect((await kv.list()).keys).toEqual([
+      { key: 'forever', size: 1, content_type: 'application/octet-stream', expires_at: null },
+      { key: 'session', size: 1, content_type: 'application/octet-stream', expires_at: expiresAt },
+    ]);
+    await ctx.clock.advance(59_999);
+    expect(await kv.get('session')).toBeDefined();
+    await ctx.clock.advance(1);
+    expect(await kv.get('session')).toBeUndefined();
+    expect(await kv.head('session')).toBeUndefined();
+    expect((await kv.list()).keys.map((k) => k.key)).toEqual(['forever']);
+    expect(await rawEntries(ctx, 'kv/t1')).toHaveLength(3); // record + TTL index entry + 'forever'
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(8 + 8);
+    expect(await kv.sweep()).toBe(1);
+    expect(await rawEntries(ctx, 'kv/t1')).toHaveLength(1);
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(8);
+  });
+
+  it('schedules the sweep itself, also after a reopen', async () => {
+    const ctx = createTestContext();
+    let kv = await KvStore.open(ctx, 't1');
+    await kv.put('a', bytes('1'), { ttl: 10 });
+    await kv.put('b', bytes('2'), { ttl: 20 });
+    await ctx.clock.advance(10_000);
+    expect((await rawEntries(ctx, 'kv/t1')).map((e) => e.key[0])).toEqual([0x64, 0x78]); // only b and its index entry
+    await kv.close();
+    expect(ctx.clock.pendingCount).toBe(0);
+    kv = await KvStore.open(ctx, 't1');
+    await ctx.clock.advance(10_000);
+    expect((await rawEntries(ctx, 'kv/t1')).filter((e) => e.key[0] !== 0x6d)).toEqual([]);
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(0);
+    await kv.close();
+  });
+
+  it('overwriting changes or clears the expiry; an expired key can be created again', async () => {
+    const ctx = createTestContext();
+    const kv = await KvStore.open(ctx, 't1');
+    await kv.put('k', bytes('1'), { ttl: 10 });
+    await kv.put('k', bytes('2')); // no TTL now
+    await ctx.clock.advance(20_000);
+    expect(dec.decode((await kv.get('k'))!.value)).toBe('2');
+    await kv.put('k', bytes('3'), { ttl: 5 });
+    await kv.put('k', bytes('4'), { ttl: 100 });
+    await ctx.clock.advance(5_000);
+    expect(dec.decode((await kv.get('k'))!.value)).toBe('4');
+    const idle = await KvStore.open({ ...ctx, scheduler: new ManualClock() }, 't2');
+    await idle.put('k', bytes('old'), { ttl: 1 });
+    await ctx.clock.advance(1_000);
+    await idle.put('k', bytes('new'), { ifNoneMatch: '*' }); // the expired key does not count as existing
+    await rejects(() => idle.delete('gone', { ifMatch: 1 }), ErrorCode.PRECONDITION_FAILED);
+    expect(dec.decode((await idle.get('k'))!.value)).toBe('new');
+    expect(ctx.usage.get('t2', 'bytes_stored')).toBe(4);
+    expect(await idle.sweep()).toBe(0); // nothing left to purge: the overwrite removed the old index entry
+    expect((await rawEntries(ctx, 'kv/t2')).length).toBe(1);
+  });
+});
+
+describe('KvStore list', () => {
+  it('pages through many keys with an opaque cursor while keys are inserted concurrently', async () => {
+    const kv = await KvStore.open(createTestContext(), 't1');
+    const original: string[] = [];
+    for (let i = 0; i < 2500; i++) original.push(`item/${String(i).padStart(5, '0')}`);
+    for (const key of original) await kv.put(key, bytes(key));
+    await kv.put('other/1', bytes('x'));
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    let inserted = 0;
+    do {
+      const page: Awaited<ReturnType<KvStore['list']>> = await kv.list({ prefix: 'item/', cursor, limit: 97 });
+      pages++;
+      seen.push(...page.keys.map((k) => k.key));
+      cursor = page.cursor;
+      // Between pages: one key before everything seen so far, one just after the cursor position.
+      await kv.put(`item/${String(inserted).padStart(5, '0')}-early`, bytes('e'));
+      if (cursor !== null) await kv.put(`${seen[seen.length - 1]}-late`, bytes('l'));
+      inserted++;
+    } while (cursor !== null);
+    expect(new Set(seen).size).toBe(seen.length); // no duplicates
+    expect([...seen].sort()).toEqual(seen); // in order
+    for (const key of original) expect(seen).toContain(key);
+    expect(seen.filter((k) => k.endsWith('-late'))).toHaveLength(pages - 1); // inserted after the cursor: seen
+    expect(seen).not.toContain('other/1');
+    expect(pages).toBe(Math.ceil((2500 + pages - 1) / 97));
+  });
+
+  it('sorts keys by their UTF-8 bytes and ends with a null cursor exactly on the last page', async () => {
+    const kv = await KvStore.open(createTestContext(), 't1');
+    for (const key of ['b', 'a', 'é', 'z', '\u{1F600}', '\uFFFD']) await kv.put(key, bytes(key));
+    const page1 = await kv.list({ limit: 3 });
+    expect(page1.keys.map((k) => k.key)).toEqual(['a', 'b', 'z']);
+    expect(page1.cursor).not.toBeNull();
+    const page2 = await kv.list({ limit: 3, cursor: page1.cursor });
+    expect(page2.keys.map((k) => k.key)).toEqual(['é', '\uFFFD', '\u{1F600}']);
+    expect(page2.cursor).toBeNull();
+    await rejects(() => kv.list({ prefix: 'q', cursor: page1.cursor }), ErrorCode.INVALID_ARGUMENT, /does not belong to a listing of prefix 'q'/);
+  });
+});
+
+describe('KvStore large values', () => {
+  const big = (n: number, seed: number) => {
+    const v = new Uint8Array(n);
+    for (let i = 0; i < n; i++) v[i] = (i * 31 + seed) & 0xff;
+    return v;
+  };
+
+  it('keeps values above 1 MiB in the blob store, invisibly, and cleans replaced blobs up', async () => {
+    const ctx = createTestContext();
+    const kv = await KvStore.open(ctx, 't1');
+    const unit = ctx.storage.unit('kv/t1');
+    const value = big(3 * 1024 * 1024 + 7, 1);
+    const { version } = await kv.put('big', value, { contentType: 'video/mp4' });
+    expect(await unit.blobs.list('')).toHaveLength(1);
+    const got = await kv.get('big');
+    expect(got?.contentType).toBe('video/mp4');
+    expect(got?.version).toBe(version);
+    expect(got?.size).toBe(value.length);
+    expect(same(got!.value, value)).toBe(true);
+    expect((await kv.head('big'))?.size).toBe(value.length);
+    expect((await kv.list()).keys).toEqual([{ key: 'big', size: value.length, content_type: 'video/mp4', expires_at: null }]);
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(3 + value.length);
+
+    const value2 = big(2 * 1024 * 1024, 2);
+    await kv.put('big', value2);
+    await kv.close(); // waits for the background clean-up
+    const reopened = await KvStore.open(ctx, 't1');
+    expect(await unit.blobs.list('')).toHaveLength(1);
+    expect(same((await reopened.get('big'))?.value, value2)).toBe(true);
+    await reopened.put('big', bytes('small now'));
+    await reopened.put('big2', value, { ttl: 1 });
+    await ctx.clock.advance(1_000);
+    await reopened.close();
+    expect(await unit.blobs.list('')).toEqual([]);
+    expect((await rawEntries(ctx, 'kv/t1')).filter((e) => e.key[0] !== 0x64 && e.key[0] !== 0x6d)).toEqual([]);
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(3 + 9);
+  });
+
+  it('discards the uploaded blob when a conditional big put loses', async () => {
+    const ctx = createTestContext();
+    const kv = await KvStore.open(ctx, 't1');
+    await kv.put('k', bytes('small'));
+    await rejects(() => kv.put('k', big(2_000_000, 3), { ifNoneMatch: '*' }), ErrorCode.PRECONDITION_FAILED);
+    await kv.close();
+    expect(await ctx.storage.unit('kv/t1').blobs.list('')).toEqual([]);
+    expect(await rawEntries(ctx, 'kv/t1')).toHaveLength(2); // the record and the version mark
+  });
+
+  it('removes a blob orphaned by a crash between upload and record write on the next open', async () => {
+    const ctx = slowContext(false);
+    ctx.storage.failBatchWhen = (ops) => ops.some((op) => op.type === 'put' && op.key[0] === 0x64);
+    const kv = await KvStore.open(ctx, 't1');
+    await expect(Promise.resolve().then(() => kv.put('k', big(1_500_000, 4)))).rejects.toThrow('simulated crash');
+    const raw = ctx.storage.inner.unit('kv/t1');
+    expect(await raw.blobs.list('')).toHaveLength(1); // the "crash" left the blob behind, under its marker
+    ctx.storage.failBatchWhen = undefined;
+    // A fresh process: nothing in memory remembers the upload, only the marker in storage.
+    const next = await KvStore.open(ctx, 't1');
+    expect(await raw.blobs.list('')).toEqual([]);
+    expect(raw.kv.scan({})).toEqual([]);
+    expect(await next.get('k')).toBeUndefined();
+  });
+
+  it('serves big values through lagging storage and async reads', async () => {
+    const ctx = slowContext(true);
+    const kv = await KvStore.open(ctx, 't1');
+    const value = big(1_200_000, 5);
+    await Promise.all([kv.put('k', value), kv.put('k', big(1_100_000, 6))]);
+    expect(same((await kv.get('k'))?.value, big(1_100_000, 6))).toBe(true);
+    await kv.delete('k');
+    await kv.close();
+    expect(await ctx.storage.inner.unit('kv/t1').blobs.list('')).toEqual([]);
+  });
+});
+

@@ -1,0 +1,751 @@
+/**
+ * One tenant's key-value store, on the `kv/<tenantId>` unit: keys → bytes with a content type,
+ * optional TTL, versions for compare-and-set (the HTTP layer's ETag / If-Match / If-None-Match),
+ * prefix listing with an opaque cursor, and values above the 1 MiB entry limit kept in the blob
+ * store without the caller noticing.
+ *
+ * Hot path: get/put answer synchronously when the storage does (memory, lmdb reads) and issue
+ * exactly one storage write per put of a small value, so the engine stays close to raw storage.
+ */
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { prefixEnd } from '../../ports/storage-checks.js';
+import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type BlobStore, type OrderedKV } from '../../ports/storage.js';
+import type { Clock, Scheduler } from '../../ports/clock.js';
+import type { EngineContext, UsageRecorder } from '../context.js';
+import {
+  FLAG_BLOB,
+  HEADER_BYTES,
+  TAG_DATA,
+  TAG_GARBAGE,
+  TAG_META,
+  TAG_TTL,
+  allocRecord,
+  bodyOffset,
+  checkRecord,
+  decodeUtf8,
+  encodeUtf8,
+  isExpired,
+  readU64,
+  recordBlobName,
+  recordContentType,
+  recordExpiresAt,
+  recordFlags,
+  recordSize,
+  recordVersion,
+  tagged,
+  ttlKey,
+  writeHeader,
+  writeU64,
+} from './kv-record.js';
+
+export const MAX_KV_KEY_BYTES = 512;
+export const DEFAULT_MAX_VALUE_BYTES = 25 * 1024 * 1024;
+export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+export const MAX_CONTENT_TYPE_BYTES = 255;
+export const DEFAULT_LIST_LIMIT = 1000;
+export const MAX_LIST_LIMIT = 1000;
+/** Ten years: far enough for any cache, near enough that expiry stays a safe integer of ms. */
+export const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
+/** Sizes are stored as u32. */
+const MAX_VALUE_LIMIT = 0xffff_ffff;
+/** After a failed sweep, try again this much later rather than spinning. */
+const SWEEP_RETRY_MS = 60_000;
+const SWEEP_PAGE = 256;
+
+export interface KvStoreOptions {
+  /** Largest value accepted, in bytes (default 25 MiB). */
+  maxValueBytes?: number;
+}
+
+export interface KvPutOptions {
+  /** Stored and returned with the value (default application/octet-stream). */
+  contentType?: string;
+  /** Seconds until the key expires (positive integer). Without it the key never expires. */
+  ttl?: number;
+  /** Only write if the key exists with this version (HTTP If-Match). */
+  ifMatch?: number;
+  /** `'*'`: only write if the key does not exist (HTTP If-None-Match: *). */
+  ifNoneMatch?: '*';
+}
+
+export interface KvDeleteOptions {
+  /** Only delete if the key exists with this version. */
+  ifMatch?: number;
+}
+
+/** What is known about a key without its value. */
+export interface KvMeta {
+  contentType: string;
+  /** Changes on every write of the key; the HTTP ETag. */
+  version: number;
+  /** Milliseconds since the epoch, or null when the key never expires. */
+  expiresAt: number | null;
+  size: number;
+}
+
+export interface KvEntry extends KvMeta {
+  value: Uint8Array;
+}
+
+export interface KvPutResult {
+  version: number;
+  expiresAt: number | null;
+}
+
+export interface KvListOptions {
+  prefix?: string;
+  /** The `cursor` of the previous page; null or absent for the first. */
+  cursor?: string | null;
+  /** Keys per page, 1..1000 (default 1000). */
+  limit?: number;
+}
+
+/** One listed key, named as the HTTP API names it. */
+export interface KvListItem {
+  key: string;
+  size: number;
+  content_type: string;
+  expires_at: number | null;
+}
+
+export interface KvListPage {
+  keys: KvListItem[];
+  /** Pass back to get the next page; null on the last page. */
+  cursor: string | null;
+}
+
+const EMPTY = new Uint8Array(0);
+const VERSION_KEY = tagged(TAG_META, 'version');
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function invalid(message: string, details?: Record<string, unknown>): QuartzError {
+  return new QuartzError(ErrorCode.INVALID_ARGUMENT, message, details === undefined ? undefined : { details });
+}
+
+/** 'd' + UTF-8 key, validated: non-empty, well-formed, at most 512 bytes. */
+function dataKey(key: unknown): Uint8Array {
+  if (typeof key !== 'string') throw invalid('key must be a string');
+  if (key.length === 0) throw invalid('key must not be empty');
+  if (key.length > MAX_KV_KEY_BYTES) {
+    // Every UTF-16 unit takes at least one UTF-8 byte, so this key is over the limit; say by how much.
+    const size = encodeUtf8(key).length;
+    throw invalid(`key is ${size} bytes; the limit is ${MAX_KV_KEY_BYTES}`, { size, limit: MAX_KV_KEY_BYTES });
+  }
+  const k = tagged(TAG_DATA, key);
+  if (k.length - 1 > MAX_KV_KEY_BYTES) {
+    throw invalid(`key is ${k.length - 1} bytes; the limit is ${MAX_KV_KEY_BYTES}`, { size: k.length - 1, limit: MAX_KV_KEY_BYTES });
+  }
+  // Pure ASCII encodes to one byte per unit and cannot hold a surrogate; only check the rest.
+  if (k.length - 1 !== key.length && loneSurrogate.test(key)) throw invalid(`key ${JSON.stringify(key)} is not well-formed Unicode (lone surrogate)`);
+  return k;
+}
+
+const DEFAULT_TYPE_BYTES = encodeUtf8(DEFAULT_CONTENT_TYPE);
+let lastTypeString = DEFAULT_CONTENT_TYPE;
+let lastTypeBytes = encodeUtf8(DEFAULT_CONTENT_TYPE);
+
+function contentTypeBytes(contentType: unknown): Uint8Array {
+  if (contentType === undefined) return DEFAULT_TYPE_BYTES;
+  if (contentType === lastTypeString) return lastTypeBytes;
+  if (typeof contentType !== 'string' || contentType.length === 0) throw invalid('content type must be a non-empty string');
+  if (contentType.length > MAX_CONTENT_TYPE_BYTES) {
+    throw invalid(`content type is ${contentType.length} characters; the limit is ${MAX_CONTENT_TYPE_BYTES}`);
+  }
+  const bytes = new Uint8Array(contentType.length);
+  for (let i = 0; i < contentType.length; i++) {
+    const c = contentType.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) throw invalid(`content type ${JSON.stringify(contentType)} must be printable ASCII`);
+    bytes[i] = c;
+  }
+  lastTypeString = contentType;
+  lastTypeBytes = bytes;
+  return bytes;
+}
+
+function checkVersionArg(v: unknown, what: string): void {
+  if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) >= 0)) {
+    throw invalid(`${what} must be a version number (a non-negative integer), got ${String(v)}`);
+  }
+}
+
+function preconditionFailed(key: string, message: string, current: number | null): QuartzError {
+  return new QuartzError(ErrorCode.PRECONDITION_FAILED, `key '${key}' ${message}`, { details: { key, current_version: current } });
+}
+
+function toBase64Url(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function fromBase64Url(s: string): Uint8Array | undefined {
+  if (!/^[A-Za-z0-9_-]*$/.test(s)) return undefined;
+  try {
+    const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/'));
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
+  if (bytes.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** Bytes that sort right after `key` and before anything else that starts with it. */
+function after(key: Uint8Array): Uint8Array {
+  const out = new Uint8Array(key.length + 1);
+  out.set(key);
+  return out;
+}
+
+function randomHex(bytes: number): string {
+  const b = crypto.getRandomValues(new Uint8Array(bytes));
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += b[i]!.toString(16).padStart(2, '0');
+  return s;
+}
+
+/** A write issued to storage but maybe not yet durable: reads see it at once (read-your-writes). */
+interface Inflight {
+  rec: Uint8Array | undefined;
+}
+
+export class KvStore {
+  private readonly kv: OrderedKV;
+  private readonly blobs: BlobStore;
+  private readonly clock: Clock;
+  private readonly scheduler: Scheduler;
+  private readonly usage: UsageRecorder;
+  private readonly maxValueBytes: number;
+  /** Latest state of keys whose writes are still on their way to disk. */
+  private readonly inflight = new Map<string, Inflight>();
+  /** Keys whose current state is being read asynchronously; later writes to them queue behind. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Blob clean-ups and sweeps still running; close() waits for them. */
+  private readonly background = new Set<Promise<unknown>>();
+  private lastVersion = 0;
+  private sweepAt = Infinity;
+  private cancelSweep: (() => void) | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly tenantId: string,
+    kv: OrderedKV,
+    blobs: BlobStore,
+    ctx: EngineContext,
+    maxValueBytes: number,
+  ) {
+    this.kv = kv;
+    this.blobs = blobs;
+    this.clock = ctx.clock;
+    this.scheduler = ctx.scheduler;
+    this.usage = ctx.usage;
+    this.maxValueBytes = maxValueBytes;
+  }
+
+  /**
+   * Opens a tenant's KV store: finishes any blob clean-up a crash interrupted and arms the TTL sweep.
+   *
+   * @example
+   * const kv = await KvStore.open(ctx, 'tenant-1');
+   * await kv.put('user/42', new TextEncoder().encode('{"name":"Ada"}'), { contentType: 'application/json' });
+   * const entry = await kv.get('user/42'); // { value, contentType, version, expiresAt, size }
+   */
+  static async open(ctx: EngineContext, tenantId: string, options: KvStoreOptions = {}): Promise<KvStore> {
+    if (typeof tenantId !== 'string' || tenantId.length === 0) throw invalid('tenant id must be a non-empty string');
+    const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    if (!(Number.isSafeInteger(maxValueBytes) && maxValueBytes >= 0 && maxValueBytes <= MAX_VALUE_LIMIT)) {
+      throw invalid(`maxValueBytes must be an integer from 0 to ${MAX_VALUE_LIMIT}, got ${String(maxValueBytes)}`);
+    }
+    const unit = await ctx.storage.unit(`kv/${tenantId}`);
+    const store = new KvStore(tenantId, unit.kv, unit.blobs, ctx, maxValueBytes);
+    const mark = await unit.kv.get(VERSION_KEY);
+    if (mark !== undefined && mark.length === 8) store.lastVersion = readU64(mark, 0);
+    await store.collectGarbage();
+    await store.armNextSweep();
+    return store;
+  }
+
+  /**
+   * The value of `key` with its metadata, or undefined when the key is missing or expired.
+   * Answers synchronously when the storage does and the value is stored inline (and then throws
+   * bad-input errors synchronously too), so always `await` it.
+   *
+   * @example
+   * const entry = await kv.get('user/42');
+   * if (entry) console.log(entry.contentType, new TextDecoder().decode(entry.value));
+   */
+  get(key: string): Awaitable<KvEntry | undefined> {
+    this.check();
+    const k = dataKey(key);
+    const queued = this.locks.get(key);
+    if (queued !== undefined) return queued.then(async () => this.entryOf(key, k, await this.current(key, k), 0));
+    const rec = this.current(key, k);
+    if (rec instanceof Promise) return rec.then((r) => this.entryOf(key, k, r, 0));
+    return this.entryOf(key, k, rec, 0);
+  }
+
+  /**
+   * Metadata of `key` (content type, version, expiry, size) without reading its value.
+   *
+   * @example
+   * const meta = await kv.head('user/42'); // e.g. to answer If-None-Match without the body
+   */
+  head(key: string): Awaitable<KvMeta | undefined> {
+    this.check();
+    const k = dataKey(key);
+    const queued = this.locks.get(key);
+    if (queued !== undefined) return queued.then(async () => this.metaOf(key, await this.current(key, k)));
+    const rec = this.current(key, k);
+    if (rec instanceof Promise) return rec.then((r) => this.metaOf(key, r));
+    return this.metaOf(key, rec);
+  }
+
+  /**
+   * Stores `value` under `key`. Values above the 1 MiB storage entry limit go to the blob store.
+   * Throws PRECONDITION_FAILED when `ifMatch` / `ifNoneMatch` do not hold.
+   *
+   * @example
+   * const { version } = await kv.put('session/abc', bytes, { ttl: 3600, contentType: 'text/plain' });
+   * await kv.put('session/abc', newer, { ifMatch: version }); // fails if someone wrote in between
+   */
+  put(key: string, value: Uint8Array, options: KvPutOptions = {}): Promise<KvPutResult> {
+    try {
+      // Promise.resolve of a promise is that promise: free on the durable path.
+      return Promise.resolve(this.putNow(key, value, options));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private putNow(key: string, value: Uint8Array, options: KvPutOptions): Awaitable<KvPutResult> {
+    this.check();
+    const k = dataKey(key);
+    if (!(value instanceof Uint8Array)) throw invalid(`value of key '${key}' must be bytes (a Uint8Array)`);
+    if (value.length > this.maxValueBytes) {
+      throw new QuartzError(ErrorCode.TOO_LARGE, `value of key '${key}' is ${value.length} bytes; the limit is ${this.maxValueBytes}`, {
+        details: { key, size: value.length, limit: this.maxValueBytes },
+      });
+    }
+    const type = contentTypeBytes(options.contentType);
+    const { ttl, ifMatch, ifNoneMatch } = options;
+    checkVersionArg(ifMatch, 'ifMatch');
+    if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw invalid(`ifNoneMatch only takes '*', got ${JSON.stringify(ifNoneMatch)}`);
+    if (ifNoneMatch !== undefined && ifMatch !== undefined) throw invalid('ifMatch and ifNoneMatch cannot be combined');
+    let expiresAt = 0;
+    if (ttl !== undefined) {
+      if (!(Number.isSafeInteger(ttl) && ttl > 0 && ttl <= MAX_TTL_SECONDS)) {
+        throw invalid(`ttl must be a whole number of seconds from 1 to ${MAX_TTL_SECONDS}, got ${String(ttl)}`);
+      }
+      expiresAt = this.clock.now() + ttl * 1000;
+    }
+
+    if (HEADER_BYTES + type.length + value.length <= MAX_ENTRY_BYTES) {
+      const rec = allocRecord(type, value.length);
+      rec.set(value, HEADER_BYTES + type.length);
+      return this.mutate(key, k, (old) => this.commitPut(key, k, rec, 0, type, value.length, expiresAt, ifMatch, ifNoneMatch, old, undefined));
+    }
+    return this.putBlob(key, k, value, type, expiresAt, ifMatch, ifNoneMatch);
+  }
+
+  /**
+   * Deletes `key`; true when a live key was there. With `ifMatch`, only deletes that version.
+   *
+   * @example
+   * const existed = await kv.delete('session/abc');
+   */
+  delete(key: string, options: KvDeleteOptions = {}): Promise<boolean> {
+    try {
+      return Promise.resolve(this.deleteNow(key, options));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private deleteNow(key: string, options: KvDeleteOptions): Awaitable<boolean> {
+    this.check();
+    const k = dataKey(key);
+    const { ifMatch } = options;
+    checkVersionArg(ifMatch, 'ifMatch');
+    return this.mutate(key, k, (old) => {
+      const now = this.clock.now();
+      const live = old !== undefined && !isExpired(old, now) ? old : undefined;
+      if (ifMatch !== undefined && (live === undefined || recordVersion(live) !== ifMatch)) {
+        throw preconditionFailed(key, live === undefined ? 'does not exist' : `is at version ${recordVersion(live)}, not ${ifMatch}`, live === undefined ? null : recordVersion(live));
+      }
+      if (old === undefined) return false;
+      const done = this.remove(key, k, old, []);
+      return done instanceof Promise ? done.then(() => live !== undefined) : live !== undefined;
+    });
+  }
+
+  /**
+   * One page of live keys in byte order, optionally under a prefix. Keys written after a page
+   * was returned show up on a later page if they sort after its cursor; none repeat.
+   *
+   * @example
+   * let cursor: string | null = null;
+   * do {
+   *   const page = await kv.list({ prefix: 'user/', cursor, limit: 100 });
+   *   for (const item of page.keys) console.log(item.key, item.size);
+   *   cursor = page.cursor;
+   * } while (cursor !== null);
+   */
+  async list(options: KvListOptions = {}): Promise<KvListPage> {
+    this.check();
+    const { prefix = '', cursor, limit = DEFAULT_LIST_LIMIT } = options;
+    if (typeof prefix !== 'string') throw invalid('prefix must be a string');
+    if (!(Number.isSafeInteger(limit) && limit >= 1 && limit <= MAX_LIST_LIMIT)) {
+      throw invalid(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}, got ${String(limit)}`);
+    }
+    const base = tagged(TAG_DATA, prefix);
+    if (base.length - 1 > MAX_KV_KEY_BYTES) throw invalid(`prefix is ${base.length - 1} bytes; the limit is ${MAX_KV_KEY_BYTES}`);
+    let start = base;
+    if (cursor !== undefined && cursor !== null) {
+      const last = typeof cursor === 'string' ? fromBase64Url(cursor) : undefined;
+      if (last === undefined || last.length === 0 || last.length > MAX_KV_KEY_BYTES) throw invalid('cursor is not valid; pass back the cursor of a previous page');
+      const resume = new Uint8Array(1 + last.length);
+      resume[0] = TAG_DATA;
+      resume.set(last, 1);
+      if (!startsWith(resume, base)) throw invalid(`cursor does not belong to a listing of prefix '${prefix}'`);
+      start = after(resume);
+    }
+    const end = prefixEnd(base)!; // base starts with 'd', so an end always exists
+    const now = this.clock.now();
+    const keys: KvListItem[] = [];
+    let lastKey: Uint8Array | undefined;
+    // Fetch one more live key than asked for, to know whether another page exists.
+    for (;;) {
+      const want = limit + 1 - keys.length;
+      const rows = await this.kv.scan({ start, end, limit: want });
+      for (const row of rows) {
+        const key = decodeUtf8(row.key.subarray(1));
+        checkRecord(row.value, key);
+        if (isExpired(row.value, now)) continue;
+        if (keys.length === limit) return { keys, cursor: toBase64Url(lastKey!.subarray(1)) };
+        const expires = recordExpiresAt(row.value);
+        keys.push({ key, size: recordSize(row.value), content_type: recordContentType(row.value), expires_at: expires === 0 ? null : expires });
+        lastKey = row.key;
+      }
+      if (rows.length < want) return { keys, cursor: null };
+      start = after(rows[rows.length - 1]!.key);
+    }
+  }
+
+  /**
+   * Purges expired keys now (the scheduled sweep calls this) and returns how many it removed.
+   *
+   * @example
+   * await kv.sweep();
+   */
+  async sweep(): Promise<number> {
+    this.check();
+    const now = this.clock.now();
+    const end = new Uint8Array(9);
+    end[0] = TAG_TTL;
+    writeU64(end, 1, now + 1);
+    let purged = 0;
+    for (;;) {
+      const rows = await this.kv.scan({ start: Uint8Array.of(TAG_TTL), end, limit: SWEEP_PAGE });
+      for (const row of rows) {
+        const expiresAt = readU64(row.key, 1);
+        const k = new Uint8Array(row.key.length - 8);
+        k[0] = TAG_DATA;
+        k.set(row.key.subarray(9), 1);
+        const key = decodeUtf8(k.subarray(1));
+        const removed = await this.mutate(key, k, (old) => {
+          if (old !== undefined && recordExpiresAt(old) === expiresAt && isExpired(old, now)) {
+            const done = this.remove(key, k, old, []);
+            return done instanceof Promise ? done.then(() => true) : true;
+          }
+          // The index entry outlived its record (it was rewritten); drop just the entry.
+          const done = this.kv.delete(row.key);
+          return done instanceof Promise ? done.then(() => false) : false;
+        });
+        if (removed) purged++;
+      }
+      if (rows.length < SWEEP_PAGE) return purged;
+    }
+  }
+
+  /**
+   * Stops the TTL sweep, waits for background clean-up and records the version high-water mark.
+   *
+   * @example
+   * await kv.close();
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.cancelSweep?.();
+    this.cancelSweep = undefined;
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+    await Promise.allSettled([...this.locks.values()]);
+    const mark = new Uint8Array(8);
+    writeU64(mark, 0, this.lastVersion);
+    await this.kv.put(VERSION_KEY, mark);
+  }
+
+  private check(): void {
+    if (this.closed) throw new QuartzError(ErrorCode.STORAGE_CLOSED, `KV store of tenant '${this.tenantId}' is closed`);
+  }
+
+  /** The newest state of a key: an in-flight write if there is one, else what storage holds. */
+  private current(key: string, k: Uint8Array): Awaitable<Uint8Array | undefined> {
+    const pending = this.inflight.get(key);
+    return pending !== undefined ? pending.rec : this.kv.get(k);
+  }
+
+  /**
+   * Runs a read-modify-write on one key. `apply` gets the key's newest record, decides, and issues
+   * its write before returning, so with a synchronous read nothing can slip in between. When the
+   * read is asynchronous the key is locked until `apply` has issued its write.
+   */
+  private mutate<R>(key: string, k: Uint8Array, apply: (old: Uint8Array | undefined) => Awaitable<R>): Awaitable<R> {
+    const queued = this.locks.get(key);
+    if (queued === undefined) {
+      const old = this.current(key, k);
+      if (!(old instanceof Promise)) return apply(old);
+      // Wrap the result so the lock opens once the write is issued, not once it is durable.
+      const issued = old.then((rec) => ({ result: apply(rec) }));
+      this.hold(key, issued);
+      return issued.then((r) => r.result);
+    }
+    // The writer ahead of us has issued its write (the lock opens then), so `current` sees it.
+    const issued = queued.then(async () => ({ result: apply(await this.current(key, k)) }));
+    this.hold(key, issued);
+    return issued.then((r) => r.result);
+  }
+
+  private hold(key: string, issued: Promise<unknown>): void {
+    const lock = issued.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(key, lock);
+    void lock.then(() => {
+      if (this.locks.get(key) === lock) this.locks.delete(key);
+    });
+  }
+
+  /** Remembers a write until it is durable; undoes its metering if it fails. */
+  private track(key: string, rec: Uint8Array | undefined, write: Awaitable<void>, delta: number): Awaitable<void> {
+    if (delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', delta);
+    if (!(write instanceof Promise)) {
+      this.inflight.delete(key);
+      return;
+    }
+    const token: Inflight = { rec };
+    this.inflight.set(key, token);
+    return write.then(
+      () => {
+        if (this.inflight.get(key) === token) this.inflight.delete(key);
+      },
+      (err: unknown) => {
+        if (this.inflight.get(key) === token) this.inflight.delete(key);
+        if (delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', -delta);
+        throw err;
+      },
+    );
+  }
+
+  private nextVersion(now: number, old: Uint8Array | undefined): number {
+    // Versions follow the clock so a key deleted and re-created never reuses an old ETag.
+    let v = Math.max(this.lastVersion + 1, now);
+    if (old !== undefined) v = Math.max(v, recordVersion(old) + 1);
+    this.lastVersion = v;
+    return v;
+  }
+
+  /** Writes the record for a put whose preconditions hold against `old`. `adopt` is the marker of a freshly uploaded blob. */
+  private commitPut(
+    key: string,
+    k: Uint8Array,
+    rec: Uint8Array,
+    flags: number,
+    type: Uint8Array,
+    size: number,
+    expiresAt: number,
+    ifMatch: number | undefined,
+    ifNoneMatch: '*' | undefined,
+    old: Uint8Array | undefined,
+    adopt: Uint8Array | undefined,
+  ): Awaitable<KvPutResult> {
+    const now = this.clock.now();
+    if (old !== undefined) checkRecord(old, key);
+    const live = old !== undefined && !isExpired(old, now) ? old : undefined;
+    if (ifNoneMatch !== undefined && live !== undefined) {
+      throw preconditionFailed(key, `already exists (version ${recordVersion(live)})`, recordVersion(live));
+    }
+    if (ifMatch !== undefined && (live === undefined || recordVersion(live) !== ifMatch)) {
+      throw preconditionFailed(key, live === undefined ? 'does not exist' : `is at version ${recordVersion(live)}, not ${ifMatch}`, live === undefined ? null : recordVersion(live));
+    }
+    const version = this.nextVersion(now, old);
+    writeHeader(rec, flags, type, version, expiresAt, size);
+    const keyBytes = k.length - 1;
+    let delta = keyBytes + size;
+    let write: Awaitable<void>;
+    let oldBlob: string | undefined;
+    const oldExpires = old === undefined ? 0 : recordExpiresAt(old);
+    if (oldExpires === 0 && expiresAt === 0 && adopt === undefined && (old === undefined || (recordFlags(old) & FLAG_BLOB) === 0)) {
+      if (old !== undefined) delta -= keyBytes + recordSize(old);
+      write = this.kv.put(k, rec);
+    } else {
+      const ops: BatchOp[] = [{ type: 'put', key: k, value: rec }];
+      if (adopt !== undefined) ops.push({ type: 'delete', key: adopt });
+      if (expiresAt !== 0) ops.push({ type: 'put', key: ttlKey(expiresAt, k), value: EMPTY });
+      if (old !== undefined) {
+        delta -= keyBytes + recordSize(old);
+        if (oldExpires !== 0 && oldExpires !== expiresAt) ops.push({ type: 'delete', key: ttlKey(oldExpires, k) });
+        if ((recordFlags(old) & FLAG_BLOB) !== 0) {
+          oldBlob = recordBlobName(old, key);
+          ops.push({ type: 'put', key: tagged(TAG_GARBAGE, oldBlob), value: EMPTY });
+        }
+      }
+      write = this.kv.batch(ops);
+    }
+    const durable = this.track(key, rec, write, delta);
+    if (expiresAt !== 0 && expiresAt < this.sweepAt) this.armSweep(expiresAt);
+    const result: KvPutResult = { version, expiresAt: expiresAt === 0 ? null : expiresAt };
+    if (oldBlob !== undefined) {
+      const blob = oldBlob;
+      if (durable instanceof Promise) return durable.then(() => (this.discardBlob(blob), result));
+      this.discardBlob(blob);
+    }
+    return durable instanceof Promise ? durable.then(() => result) : result;
+  }
+
+  /** Deletes a stored record (live or expired) and everything hanging off it. */
+  private remove(key: string, k: Uint8Array, old: Uint8Array, ops: BatchOp[]): Awaitable<void> {
+    checkRecord(old, key);
+    ops.push({ type: 'delete', key: k });
+    const expires = recordExpiresAt(old);
+    if (expires !== 0) ops.push({ type: 'delete', key: ttlKey(expires, k) });
+    let blob: string | undefined;
+    if ((recordFlags(old) & FLAG_BLOB) !== 0) {
+      blob = recordBlobName(old, key);
+      ops.push({ type: 'put', key: tagged(TAG_GARBAGE, blob), value: EMPTY });
+    }
+    const write = ops.length === 1 ? this.kv.delete(k) : this.kv.batch(ops);
+    const durable = this.track(key, undefined, write, -(k.length - 1 + recordSize(old)));
+    if (blob === undefined) return durable;
+    const name = blob;
+    if (durable instanceof Promise) return durable.then(() => this.discardBlob(name));
+    this.discardBlob(name);
+  }
+
+  /** Large values: upload the blob under a garbage marker, then adopt it in the record's write. */
+  private async putBlob(
+    key: string,
+    k: Uint8Array,
+    value: Uint8Array,
+    type: Uint8Array,
+    expiresAt: number,
+    ifMatch: number | undefined,
+    ifNoneMatch: '*' | undefined,
+  ): Promise<KvPutResult> {
+    const name = `v/${randomHex(16)}`;
+    const marker = tagged(TAG_GARBAGE, name);
+    await this.kv.put(marker, EMPTY);
+    let adopted = false;
+    try {
+      await this.blobs.put(name, value);
+      const nameBytes = encodeUtf8(name);
+      const rec = allocRecord(type, nameBytes.length);
+      rec.set(nameBytes, HEADER_BYTES + type.length);
+      const result = await this.mutate(key, k, (old) => {
+        const r = this.commitPut(key, k, rec, FLAG_BLOB, type, value.length, expiresAt, ifMatch, ifNoneMatch, old, marker);
+        adopted = true;
+        return r;
+      });
+      return result;
+    } finally {
+      if (!adopted) this.discardBlob(name);
+    }
+  }
+
+  /** Deletes a blob whose garbage marker is already durable, then the marker. Runs in the background. */
+  private discardBlob(name: string): void {
+    const task = (async () => {
+      await this.blobs.delete(name);
+      await this.kv.delete(tagged(TAG_GARBAGE, name));
+    })().catch(() => {
+      // The marker stays, so the next open retries the clean-up.
+    });
+    this.background.add(task);
+    void task.then(() => this.background.delete(task));
+  }
+
+  /** Finishes clean-ups a crash interrupted: every marked blob is unreferenced by construction. */
+  private async collectGarbage(): Promise<void> {
+    for (;;) {
+      const rows = await this.kv.scan({ prefix: Uint8Array.of(TAG_GARBAGE), limit: SWEEP_PAGE });
+      for (const row of rows) {
+        await this.blobs.delete(decodeUtf8(row.key.subarray(1)));
+        await this.kv.delete(row.key);
+      }
+      if (rows.length < SWEEP_PAGE) return;
+    }
+  }
+
+  private entryOf(key: string, k: Uint8Array, rec: Uint8Array | undefined, attempt: number): Awaitable<KvEntry | undefined> {
+    if (rec === undefined) return undefined;
+    checkRecord(rec, key);
+    const now = this.clock.now();
+    if (isExpired(rec, now)) return undefined;
+    const expires = recordExpiresAt(rec);
+    const size = recordSize(rec);
+    if ((recordFlags(rec) & FLAG_BLOB) === 0) {
+      return { value: rec.subarray(bodyOffset(rec)), contentType: recordContentType(rec), version: recordVersion(rec), expiresAt: expires === 0 ? null : expires, size };
+    }
+    const name = recordBlobName(rec, key);
+    return this.blobs.get(name).then(async (value): Promise<KvEntry | undefined> => {
+      if (value !== undefined && value.length === size) {
+        return { value, contentType: recordContentType(rec), version: recordVersion(rec), expiresAt: expires === 0 ? null : expires, size };
+      }
+      // A concurrent overwrite or delete may have retired this blob between the two reads: read again.
+      if (attempt < 3) return this.entryOf(key, k, await this.current(key, k), attempt + 1);
+      throw new QuartzError(ErrorCode.CORRUPT_DATA, `value blob of key '${key}' is missing or truncated`);
+    });
+  }
+
+  private metaOf(key: string, rec: Uint8Array | undefined): KvMeta | undefined {
+    if (rec === undefined) return undefined;
+    checkRecord(rec, key);
+    if (isExpired(rec, this.clock.now())) return undefined;
+    const expires = recordExpiresAt(rec);
+    return { contentType: recordContentType(rec), version: recordVersion(rec), expiresAt: expires === 0 ? null : expires, size: recordSize(rec) };
+  }
+
+  private armSweep(at: number): void {
+    if (this.closed) return;
+    this.cancelSweep?.();
+    this.sweepAt = at;
+    this.cancelSweep = this.scheduler.schedule(Math.max(0, at - this.clock.now()), () => this.runSweep());
+  }
+
+  private async armNextSweep(): Promise<void> {
+    const first = await this.kv.scan({ prefix: Uint8Array.of(TAG_TTL), limit: 1 });
+    if (first.length > 0) this.armSweep(readU64(first[0]!.key, 1));
+  }
+
+  private runSweep(): Promise<void> {
+    this.sweepAt = Infinity;
+    this.cancelSweep = undefined;
+    if (this.closed) return Promise.resolve();
+    const task = this.sweep()
+      .then(() => this.armNextSweep())
+      .catch(() => {
+        // Expired keys are already invisible; a failed purge only delays reclaiming space.
+        if (!this.closed && this.sweepAt === Infinity) this.armSweep(this.clock.now() + SWEEP_RETRY_MS);
+      });
+    this.background.add(task);
+    void task.then(() => this.background.delete(task));
+    return task;
+  }
+}
