@@ -357,7 +357,7 @@ export class SegmentWriter {
 
   /** Bytes the finished segment will take with what is appended so far. */
   get byteLength(): number {
-    return this.bytes + FOOTER_FIXED_SIZE + FOOTER_ENTRY_SIZE * this.batches.length + SEGMENT_TRAILER_SIZE;
+    return this.bytes + FOOTER_FIXED_SIZE + FOOTER_ENTRY_SIZE * this.batchMaxTs.length + SEGMENT_TRAILER_SIZE;
   }
 
   /** Encodes `records` as one batch at the next offset; returns that batch's base offset. */
