@@ -1,0 +1,776 @@
+/**
+ * One vector collection: string ids mapped to internal u32 ids, metadata and original values
+ * in JS, the HNSW graph in its own WASM instance, and persistence through the collection's
+ * storage unit (`vec/<tenant>/<collection>`):
+ *
+ * - every mutation call is planned (internal ids assigned), written to the change log as one
+ *   atomic `batch()` (split into entries under the port's 1 MiB limit), and only then applied
+ *   in memory and acknowledged;
+ * - a checkpoint writes the whole state to a snapshot blob, then in one atomic batch points
+ *   `s` at it and trims the log it covers. A crash between the steps leaves the old pointer and
+ *   the full log, so nothing acknowledged is lost and nothing is applied twice;
+ * - open loads the pointed-to snapshot, replays the log after it, and deletes orphaned blobs.
+ *
+ * KV keys: `c` config JSON · `n` live count u32 · `s` snapshot pointer JSON · `l…` log (codec.ts).
+ */
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { HnswIndex } from '../../core/hnsw.js';
+import type { EngineContext } from '../context.js';
+import type { BatchOp, UnitStorage } from '../../ports/storage.js';
+import {
+  LOG_DELETE,
+  LOG_UPSERT,
+  decodeLogChunk,
+  decodeSnapshot,
+  encodeLogChunks,
+  encodeSnapshot,
+  logKey,
+  parseLogKey,
+  type DeleteRecord,
+  type LogEntry,
+  type SnapshotRecord,
+  type UpsertRecord,
+} from './codec.js';
+import { compileFilter, type Metadata } from './filter.js';
+import {
+  MAX_EF,
+  MAX_K,
+  validateId,
+  validateInt,
+  validateMetadata,
+  validateValues,
+  type Metric,
+} from './validate.js';
+
+export interface CollectionConfig {
+  name: string;
+  dims: number;
+  metric: Metric;
+  M: number;
+  efConstruction: number;
+  created_at: number;
+}
+
+export interface CollectionInfo extends CollectionConfig {
+  count: number;
+}
+
+/** When a collection checkpoints on its own (whichever comes first). */
+export interface SnapshotPolicy {
+  /** Mutation calls logged since the last snapshot. Default 1000. */
+  everyMutations?: number;
+  /** Bytes of change log since the last snapshot. Default 32 MiB. */
+  everyBytes?: number;
+}
+
+export interface UpsertVector {
+  id: string;
+  values: ArrayLike<number>;
+  metadata?: Metadata;
+}
+
+export interface VectorRecord {
+  id: string;
+  values: number[];
+  metadata: Metadata;
+}
+
+export interface QueryRequest {
+  /** The query vector; give this or `id`. */
+  vector?: ArrayLike<number>;
+  /** Query with a stored vector's values (the stored vector itself is among the matches). */
+  id?: string;
+  /** 1–1000. */
+  k: number;
+  /** Search breadth; at least k is used. */
+  ef?: number;
+  /**
+   * Keeps only matches at least this similar: for cosine and dot, `score >= threshold`
+   * (scores are similarities, higher is better); for l2, `score <= threshold` (scores are
+   * Euclidean distances, lower is better).
+   */
+  threshold?: number;
+  filter?: unknown;
+  include_metadata?: boolean;
+  include_values?: boolean;
+}
+
+export interface QueryMatch {
+  id: string;
+  score: number;
+  metadata?: Metadata;
+  values?: number[];
+}
+
+export interface ListOptions {
+  cursor?: string | null;
+  /** 1–1000, default 100. */
+  limit?: number;
+  include_metadata?: boolean;
+  include_values?: boolean;
+}
+
+export interface ListPage {
+  vectors: { id: string; metadata?: Metadata; values?: number[] }[];
+  /** Pass back to get the next page; null on the last page. */
+  cursor: string | null;
+}
+
+export const MAX_UPSERT_BATCH = 10_000;
+const DEFAULT_POLICY: Required<SnapshotPolicy> = { everyMutations: 1000, everyBytes: 32 * 1024 * 1024 };
+const SNAPSHOT_PREFIX = 'snap/';
+const KEY_CONFIG = new Uint8Array([0x63]); // "c"
+const KEY_COUNT = new Uint8Array([0x6e]); // "n"
+const KEY_POINTER = new Uint8Array([0x73]); // "s"
+const LOG_START = new Uint8Array([0x6c]); // "l"
+const LOG_END = new Uint8Array([0x6d]); // "m": just past every "l…" key
+const REPLAY_PAGE = 256;
+/** Fixed so a replayed collection draws the same HNSW levels as the original. */
+const INDEX_SEED = 0x51a27;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function invalid(message: string): QuartzError {
+  return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+function snapshotKey(seq: number): string {
+  return `${SNAPSHOT_PREFIX}${seq.toString().padStart(16, '0')}`;
+}
+
+function u32Bytes(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n, true);
+  return b;
+}
+
+function encodeCursor(id: string): string {
+  let bin = '';
+  for (const byte of encoder.encode(id)) bin += String.fromCharCode(byte);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function decodeCursor(cursor: string, collection: string): string {
+  try {
+    const bin = atob(cursor.replace(/-/g, '+').replace(/_/g, '/'));
+    return new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+  } catch {
+    throw invalid(`collection '${collection}': cursor '${cursor.slice(0, 64)}' is not one this API returned`);
+  }
+}
+
+/** The in-memory half of a collection; built by open, restore and replay alike. */
+class State {
+  readonly ids: (string | undefined)[] = [];
+  readonly byId = new Map<string, number>();
+  readonly metadata: (Metadata | undefined)[] = [];
+  /** Original values (the index normalises cosine vectors), `dims` floats per internal id. */
+  values: Float32Array;
+  /** Internal ids below `nextId` that are free, in the order they were freed. */
+  readonly free = new Set<number>();
+  nextId = 0;
+  count = 0;
+  private sorted: string[] | undefined;
+
+  constructor(
+    readonly dims: number,
+    readonly index: HnswIndex,
+  ) {
+    this.values = new Float32Array(dims * 64);
+  }
+
+  valuesOf(internal: number): Float32Array {
+    return this.values.subarray(internal * this.dims, (internal + 1) * this.dims);
+  }
+
+  /** Ids in code-unit order, rebuilt lazily after a mutation. */
+  sortedIds(): string[] {
+    this.sorted ??= [...this.byId.keys()].sort();
+    return this.sorted;
+  }
+
+  /** Applies one decoded log chunk (also used by replay, so it trusts the recorded internal ids). */
+  apply(entry: LogEntry): void {
+    this.sorted = undefined;
+    if (entry.kind === LOG_UPSERT) {
+      const ids = new Uint32Array(entry.records.length);
+      const flat = new Float32Array(entry.records.length * this.dims);
+      entry.records.forEach((r, i) => {
+        const previous = this.byId.get(r.id);
+        if (previous !== undefined && previous !== r.internalId) this.remove(previous);
+        this.claim(r.internalId, r.id);
+        this.metadata[r.internalId] = JSON.parse(decoder.decode(r.metadataJson)) as Metadata;
+        this.valuesOf(r.internalId).set(r.values);
+        ids[i] = r.internalId;
+        flat.set(r.values, i * this.dims);
+      });
+      this.index.addBatch(ids, flat);
+    } else {
+      for (const r of entry.records) {
+        if (this.byId.get(r.id) === r.internalId) this.remove(r.internalId);
+      }
+    }
+  }
+
+  private claim(internal: number, id: string): void {
+    if (this.ids[internal] === undefined) this.count++;
+    else if (this.ids[internal] !== id) this.byId.delete(this.ids[internal]!);
+    this.ids[internal] = id;
+    this.byId.set(id, internal);
+    this.free.delete(internal);
+    for (let i = this.nextId; i < internal; i++) this.free.add(i);
+    this.nextId = Math.max(this.nextId, internal + 1);
+    if ((internal + 1) * this.dims > this.values.length) {
+      let size = this.values.length * 2;
+      while (size < (internal + 1) * this.dims) size *= 2;
+      const grown = new Float32Array(size);
+      grown.set(this.values);
+      this.values = grown;
+    }
+  }
+
+  private remove(internal: number): void {
+    const id = this.ids[internal];
+    if (id === undefined) return;
+    this.index.delete(internal);
+    this.byId.delete(id);
+    this.ids[internal] = undefined;
+    this.metadata[internal] = undefined;
+    this.free.add(internal);
+    this.count--;
+    this.sorted = undefined;
+  }
+
+  records(): SnapshotRecord[] {
+    const out: SnapshotRecord[] = [];
+    for (let internal = 0; internal < this.nextId; internal++) {
+      const id = this.ids[internal];
+      if (id === undefined) continue;
+      out.push({
+        internalId: internal,
+        id,
+        metadataJson: encoder.encode(JSON.stringify(this.metadata[internal])),
+        values: this.valuesOf(internal),
+      });
+    }
+    return out;
+  }
+}
+
+/** A log mutation that is durable and not yet covered by a snapshot. */
+interface LoggedMutation {
+  seq: number;
+  chunks: number;
+  bytes: number;
+}
+
+export class Collection {
+  private state: State;
+  private closed = false;
+  /** Set when an in-memory apply failed after its log write: the collection must be reopened. */
+  private broken: Error | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private lastSeq: number;
+  private snapshotSeq: number;
+  private snapshotBlob: string | undefined;
+  private logged: LoggedMutation[];
+  private logBytes: number;
+  /** Bumped by restore so an overlapping checkpoint knows its snapshot is stale. */
+  private generation = 0;
+  private checkpointing: Promise<void> | undefined;
+  /** The last background checkpoint failure (the log still holds everything; the next trigger retries). */
+  lastCheckpointError: unknown;
+
+  private constructor(
+    private readonly ctx: EngineContext,
+    private readonly tenantId: string,
+    readonly config: CollectionConfig,
+    private readonly unit: UnitStorage,
+    private readonly policy: Required<SnapshotPolicy>,
+    init: { state: State; lastSeq: number; snapshotSeq: number; snapshotBlob: string | undefined; logged: LoggedMutation[]; logBytes: number },
+  ) {
+    this.state = init.state;
+    this.lastSeq = init.lastSeq;
+    this.snapshotSeq = init.snapshotSeq;
+    this.snapshotBlob = init.snapshotBlob;
+    this.logged = init.logged;
+    this.logBytes = init.logBytes;
+  }
+
+  static unitName(tenantId: string, name: string): string {
+    return `vec/${tenantId}/${name}`;
+  }
+
+  /** Writes a new, empty collection's config into its (already cleared) unit. */
+  static async initialise(unit: UnitStorage, config: CollectionConfig): Promise<void> {
+    await unit.kv.batch([
+      { type: 'put', key: KEY_CONFIG, value: encoder.encode(JSON.stringify(config)) },
+      { type: 'put', key: KEY_COUNT, value: u32Bytes(0) },
+    ]);
+  }
+
+  /** The live vector count as last persisted, without loading the collection. */
+  static async storedCount(unit: UnitStorage): Promise<number> {
+    const bytes = await unit.kv.get(KEY_COUNT);
+    return bytes === undefined || bytes.length !== 4 ? 0 : new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true);
+  }
+
+  /**
+   * Loads a collection: the newest snapshot, then the change log after it.
+   * @example
+   * const docs = await Collection.open(ctx, 't1', config, await ctx.storage.unit('vec/t1/docs'));
+   */
+  static async open(ctx: EngineContext, tenantId: string, config: CollectionConfig, unit: UnitStorage, policy: SnapshotPolicy = {}): Promise<Collection> {
+    const what = `collection '${config.name}'`;
+    let state = Collection.emptyState(config);
+    let snapshotSeq = 0;
+    let snapshotBlob: string | undefined;
+    const pointerBytes = await unit.kv.get(KEY_POINTER);
+    try {
+      if (pointerBytes !== undefined) {
+        const pointer = JSON.parse(decoder.decode(pointerBytes)) as { seq: number; blob: string };
+        const bytes = await unit.blobs.get(pointer.blob);
+        if (bytes === undefined) throw new QuartzError(ErrorCode.CORRUPT_DATA, `${what}: snapshot blob '${pointer.blob}' is missing`);
+        state.index.dispose();
+        state = Collection.stateFromSnapshot(config, bytes, `${what} snapshot '${pointer.blob}'`);
+        snapshotSeq = pointer.seq;
+        snapshotBlob = pointer.blob;
+      }
+      const logged: LoggedMutation[] = [];
+      let logBytes = 0;
+      let lastSeq = snapshotSeq;
+      let start = logKey(snapshotSeq + 1, 0);
+      for (;;) {
+        const page = await unit.kv.scan({ start, end: LOG_END, limit: REPLAY_PAGE });
+        for (const { key, value } of page) {
+          const { seq, chunk } = parseLogKey(key);
+          state.apply(decodeLogChunk(value, config.dims, `${what} change-log entry ${seq}.${chunk}`));
+          const last = logged[logged.length - 1];
+          if (last !== undefined && last.seq === seq) {
+            last.chunks++;
+            last.bytes += value.length;
+          } else {
+            logged.push({ seq, chunks: 1, bytes: value.length });
+          }
+          logBytes += value.length;
+          lastSeq = seq;
+        }
+        if (page.length < REPLAY_PAGE) break;
+        start = logKey(lastSeq, parseLogKey(page[page.length - 1]!.key).chunk + 1);
+      }
+      // Blobs other than the pointed-to one are leftovers of a checkpoint a crash cut short.
+      for (const blob of await unit.blobs.list(SNAPSHOT_PREFIX)) {
+        if (blob.key !== snapshotBlob) await unit.blobs.delete(blob.key);
+      }
+      return new Collection(ctx, tenantId, config, unit, { ...DEFAULT_POLICY, ...policy }, { state, lastSeq, snapshotSeq, snapshotBlob, logged, logBytes });
+    } catch (err) {
+      state.index.dispose();
+      throw err;
+    }
+  }
+
+  private static emptyState(config: CollectionConfig): State {
+    return new State(config.dims, new HnswIndex({ dims: config.dims, metric: config.metric, M: config.M, efConstruction: config.efConstruction, seed: INDEX_SEED }));
+  }
+
+  private static stateFromSnapshot(config: CollectionConfig, bytes: Uint8Array, what: string): State {
+    const snap = decodeSnapshot(bytes, what);
+    if (snap.dims !== config.dims || snap.metric !== config.metric) {
+      throw invalid(`${what} holds ${snap.dims}-dimension ${snap.metric} vectors; collection '${config.name}' is ${config.dims}-dimension ${config.metric}`);
+    }
+    const index = HnswIndex.deserialize(snap.index);
+    const state = new State(config.dims, index);
+    try {
+      if (index.size !== snap.records.length) throw new QuartzError(ErrorCode.CORRUPT_DATA, `${what}: its index holds ${index.size} vectors but it lists ${snap.records.length}`);
+      for (const r of snap.records) {
+        if (state.byId.has(r.id) || state.ids[r.internalId] !== undefined || !index.has(r.internalId)) {
+          throw new QuartzError(ErrorCode.CORRUPT_DATA, `${what}: record '${r.id}' (internal ${r.internalId}) is duplicated or missing from its index`);
+        }
+        // Direct fill: the index already holds every vector, so no addBatch here.
+        state.ids[r.internalId] = r.id;
+        state.byId.set(r.id, r.internalId);
+        state.metadata[r.internalId] = JSON.parse(decoder.decode(r.metadataJson)) as Metadata;
+        state.nextId = Math.max(state.nextId, r.internalId + 1);
+        state.count++;
+      }
+      const values = new Float32Array(Math.max(64, state.nextId) * config.dims);
+      for (const r of snap.records) values.set(r.values, r.internalId * config.dims);
+      state.values = values;
+      for (let i = 0; i < state.nextId; i++) if (state.ids[i] === undefined) state.free.add(i);
+      return state;
+    } catch (err) {
+      index.dispose();
+      throw err;
+    }
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** Live vectors. */
+  get count(): number {
+    return this.state.count;
+  }
+
+  describe(): CollectionInfo {
+    return { ...this.config, count: this.state.count };
+  }
+
+  private check(): void {
+    if (this.closed) throw new QuartzError(ErrorCode.STORAGE_CLOSED, `collection '${this.name}' is closed`);
+    if (this.broken) {
+      throw new QuartzError(ErrorCode.INTERNAL, `collection '${this.name}' failed to apply a logged mutation and must be reopened: ${this.broken.message}`, { cause: this.broken });
+    }
+  }
+
+  /** Runs mutations one at a time so log order, apply order and sequence numbers agree. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(() => {
+      this.check();
+      return fn();
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Logs one mutation atomically, then applies it. Returns the change in live count. */
+  private async commit(entry: LogEntry): Promise<number> {
+    const seq = this.lastSeq + 1;
+    const chunks = encodeLogChunks(entry);
+    const ops: BatchOp[] = chunks.map((value, i) => ({ type: 'put', key: logKey(seq, i), value }));
+    const before = this.state.count;
+    const countAfter = this.predictCount(entry);
+    ops.push({ type: 'put', key: KEY_COUNT, value: u32Bytes(countAfter) });
+    await this.unit.kv.batch(ops);
+    try {
+      this.state.apply(entry);
+    } catch (err) {
+      this.broken = err as Error;
+      throw new QuartzError(ErrorCode.INTERNAL, `collection '${this.name}': the change was logged but applying it failed; reopen the collection`, { cause: err });
+    }
+    this.lastSeq = seq;
+    let bytes = 0;
+    for (const c of chunks) bytes += c.length;
+    this.logged.push({ seq, chunks: chunks.length, bytes });
+    this.logBytes += bytes;
+    const delta = this.state.count - before;
+    if (delta !== 0) this.ctx.usage.add(this.tenantId, 'vectors_stored', delta);
+    return delta;
+  }
+
+  private predictCount(entry: LogEntry): number {
+    let count = this.state.count;
+    if (entry.kind === LOG_UPSERT) {
+      for (const r of entry.records) if (!this.state.byId.has(r.id)) count++;
+    } else {
+      count -= entry.records.length;
+    }
+    return count;
+  }
+
+  private afterMutation(): void {
+    const due = this.lastSeq - this.snapshotSeq >= this.policy.everyMutations || this.logBytes >= this.policy.everyBytes;
+    if (due && this.checkpointing === undefined) {
+      this.checkpoint().catch((err: unknown) => {
+        this.lastCheckpointError = err;
+      });
+    }
+  }
+
+  /**
+   * Inserts or replaces vectors. Durable (logged) before it resolves; atomic for the whole call.
+   * Within one call a repeated id keeps its last occurrence.
+   * @example
+   * await docs.upsert([{ id: 'a', values: [0.1, 0.2, 0.3], metadata: { lang: 'en' } }]);
+   */
+  async upsert(vectors: UpsertVector[]): Promise<{ upserted: number }> {
+    this.check();
+    if (!Array.isArray(vectors)) throw invalid(`collection '${this.name}': upsert takes an array of vectors`);
+    if (vectors.length > MAX_UPSERT_BATCH) {
+      throw new QuartzError(ErrorCode.TOO_LARGE, `collection '${this.name}': upsert takes at most ${MAX_UPSERT_BATCH} vectors per call, got ${vectors.length}`);
+    }
+    const planned = new Map<string, Omit<UpsertRecord, 'internalId'>>();
+    for (const v of vectors) {
+      if (typeof v !== 'object' || v === null) throw invalid(`collection '${this.name}': each vector must be an object with id and values`);
+      const idBytes = validateId(v.id, this.name);
+      const values = validateValues(v.values, this.config.dims, this.name, v.id, this.config.metric);
+      const { json } = validateMetadata(v.metadata, this.name, v.id);
+      planned.delete(v.id); // keeps insertion order = last occurrence
+      planned.set(v.id, { id: v.id, idBytes, values, metadataJson: json });
+    }
+    if (planned.size === 0) return { upserted: 0 };
+    await this.exclusive(async () => {
+      const freeIds = this.state.free.values();
+      let next = this.state.nextId;
+      const records: UpsertRecord[] = [];
+      for (const r of planned.values()) {
+        let internalId = this.state.byId.get(r.id);
+        if (internalId === undefined) {
+          const reused = freeIds.next();
+          internalId = reused.done ? next++ : reused.value;
+        }
+        records.push({ ...r, internalId });
+      }
+      await this.commit({ kind: LOG_UPSERT, records });
+    });
+    this.afterMutation();
+    return { upserted: planned.size };
+  }
+
+  /**
+   * Deletes vectors by id; unknown ids are ignored. Durable before it resolves.
+   * @example
+   * const { deleted } = await docs.delete(['a', 'b']);
+   */
+  async delete(ids: string[]): Promise<{ deleted: number }> {
+    this.check();
+    if (!Array.isArray(ids)) throw invalid(`collection '${this.name}': delete takes an array of ids`);
+    const wanted = new Set<string>();
+    for (const id of ids) {
+      validateId(id, this.name);
+      wanted.add(id);
+    }
+    const deleted = await this.exclusive(async () => {
+      const records: DeleteRecord[] = [];
+      for (const id of wanted) {
+        const internalId = this.state.byId.get(id);
+        if (internalId !== undefined) records.push({ internalId, id, idBytes: encoder.encode(id) });
+      }
+      if (records.length === 0) return 0;
+      return -(await this.commit({ kind: LOG_DELETE, records }));
+    });
+    if (deleted > 0) this.afterMutation();
+    return { deleted };
+  }
+
+  /**
+   * One vector by id, or undefined.
+   * @example
+   * const rec = docs.get('a'); // { id: 'a', values: [...], metadata: {...} }
+   */
+  get(id: string): VectorRecord | undefined {
+    this.check();
+    validateId(id, this.name);
+    const internal = this.state.byId.get(id);
+    if (internal === undefined) return undefined;
+    return { id, values: Array.from(this.state.valuesOf(internal)), metadata: structuredClone(this.state.metadata[internal]!) };
+  }
+
+  /**
+   * Pages through vectors in id order (UTF-16 code-unit order).
+   * @example
+   * let page = docs.list({ limit: 100 });
+   * while (page.cursor) page = docs.list({ cursor: page.cursor, limit: 100 });
+   */
+  list(options: ListOptions = {}): ListPage {
+    this.check();
+    const limit = options.limit === undefined ? 100 : validateInt(options.limit, 1, 1000, `collection '${this.name}': list limit`);
+    const sorted = this.state.sortedIds();
+    let from = 0;
+    if (options.cursor !== undefined && options.cursor !== null) {
+      if (typeof options.cursor !== 'string') throw invalid(`collection '${this.name}': cursor must be a string`);
+      const after = decodeCursor(options.cursor, this.name);
+      let lo = 0;
+      let hi = sorted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (sorted[mid]! <= after) lo = mid + 1;
+        else hi = mid;
+      }
+      from = lo;
+    }
+    const page = sorted.slice(from, from + limit);
+    const vectors = page.map((id) => {
+      const internal = this.state.byId.get(id)!;
+      const out: ListPage['vectors'][number] = { id };
+      if (options.include_metadata) out.metadata = structuredClone(this.state.metadata[internal]!);
+      if (options.include_values) out.values = Array.from(this.state.valuesOf(internal));
+      return out;
+    });
+    const more = from + limit < sorted.length;
+    return { vectors, cursor: more && page.length > 0 ? encodeCursor(page[page.length - 1]!) : null };
+  }
+
+  /**
+   * Nearest neighbours, best first. Scores are similarities for cosine and dot (higher is
+   * better) and Euclidean distances for l2 (lower is better); see QueryRequest.threshold.
+   * With a filter, only vectors whose metadata match are returned, and k of them whenever
+   * k exist.
+   * @example
+   * const { matches } = docs.query({ vector: q, k: 5, filter: { lang: 'en' }, include_metadata: true });
+   */
+  query(request: QueryRequest): { matches: QueryMatch[] } {
+    this.check();
+    if (typeof request !== 'object' || request === null) throw invalid(`collection '${this.name}': query takes an object`);
+    const k = validateInt(request.k, 1, MAX_K, `collection '${this.name}': k`);
+    const ef = request.ef === undefined ? undefined : validateInt(request.ef, 1, MAX_EF, `collection '${this.name}': ef`);
+    if (request.threshold !== undefined && (typeof request.threshold !== 'number' || !Number.isFinite(request.threshold))) {
+      throw invalid(`collection '${this.name}': threshold must be a finite number`);
+    }
+    let vector: Float32Array;
+    if (request.vector !== undefined && request.id !== undefined) throw invalid(`collection '${this.name}': query takes either vector or id, not both`);
+    if (request.vector !== undefined) {
+      vector = validateValues(request.vector, this.config.dims, this.name, 'query', this.config.metric);
+    } else if (request.id !== undefined) {
+      validateId(request.id, this.name);
+      const internal = this.state.byId.get(request.id);
+      if (internal === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `collection '${this.name}' has no vector '${request.id}'`);
+      vector = this.state.valuesOf(internal).slice();
+    } else {
+      throw invalid(`collection '${this.name}': query needs a vector or an id`);
+    }
+    let allowed: Uint32Array | undefined;
+    if (request.filter !== undefined && request.filter !== null) {
+      allowed = this.allowSet(request.filter);
+      if (allowed !== undefined && allowed.length === 0) return { matches: [] };
+    }
+    if (this.state.count === 0) return { matches: [] };
+    const result = this.state.index.search(vector, Math.min(k, this.state.count), {
+      ef: Math.max(ef ?? 0, k),
+      ...(allowed === undefined ? {} : { filter: allowed }),
+    });
+    const matches: QueryMatch[] = [];
+    const lowerIsBetter = this.config.metric === 'l2';
+    for (let i = 0; i < result.ids.length; i++) {
+      const internal = result.ids[i]!;
+      const id = this.state.ids[internal];
+      if (id === undefined) continue;
+      // The index reports squared L2; the API promises the plain Euclidean distance.
+      const score = lowerIsBetter ? Math.sqrt(result.scores[i]!) : result.scores[i]!;
+      if (request.threshold !== undefined && (lowerIsBetter ? score > request.threshold : score < request.threshold)) continue;
+      const match: QueryMatch = { id, score };
+      if (request.include_metadata) match.metadata = structuredClone(this.state.metadata[internal]!);
+      if (request.include_values) match.values = Array.from(this.state.valuesOf(internal));
+      matches.push(match);
+    }
+    return { matches };
+  }
+
+  /** Internal ids whose metadata match, or undefined when every vector does (no filter needed). */
+  private allowSet(filter: unknown): Uint32Array | undefined {
+    const match = compileFilter(filter);
+    const out = new Uint32Array(this.state.count);
+    let n = 0;
+    const { ids, metadata } = this.state;
+    for (let internal = 0; internal < this.state.nextId; internal++) {
+      if (ids[internal] !== undefined && match(metadata[internal]!)) out[n++] = internal;
+    }
+    return n === this.state.count ? undefined : out.subarray(0, n);
+  }
+
+  /**
+   * The whole collection as bytes (format in docs/vectors.md), restorable with `restore`.
+   * @example
+   * const bytes = docs.snapshot();
+   * await other.restore(bytes);
+   */
+  snapshot(): Uint8Array {
+    this.check();
+    return this.encodeState(this.lastSeq);
+  }
+
+  private encodeState(seq: number): Uint8Array {
+    return encodeSnapshot({ dims: this.config.dims, metric: this.config.metric, seq, records: this.state.records(), index: this.state.index.serialize() });
+  }
+
+  /**
+   * Replaces the collection's contents with a snapshot's, durably (it becomes the newest
+   * snapshot and the log before it is dropped). The snapshot must match dims and metric.
+   * @example
+   * await docs.restore(await fetchBackup());
+   */
+  async restore(bytes: Uint8Array): Promise<void> {
+    this.check();
+    const incoming = Collection.stateFromSnapshot(this.config, bytes, `snapshot restored into collection '${this.name}'`);
+    try {
+      await this.exclusive(async () => {
+        this.generation++;
+        const seq = this.lastSeq + 1;
+        const previous = this.state;
+        const before = previous.count;
+        this.state = incoming;
+        try {
+          const blob = snapshotKey(seq);
+          await this.unit.blobs.put(blob, this.encodeState(seq));
+          await this.pointAt(seq, blob);
+        } catch (err) {
+          this.state = previous;
+          throw err;
+        }
+        previous.index.dispose();
+        this.lastSeq = seq;
+        const delta = incoming.count - before;
+        if (delta !== 0) this.ctx.usage.add(this.tenantId, 'vectors_stored', delta);
+      });
+    } catch (err) {
+      if (this.state !== incoming) incoming.index.dispose();
+      throw err;
+    }
+  }
+
+  /**
+   * Writes a snapshot of the current state and trims the change log it covers. Runs on its
+   * own after `SnapshotPolicy` thresholds; call it directly to checkpoint now.
+   * @example
+   * await docs.checkpoint();
+   */
+  checkpoint(): Promise<void> {
+    this.check();
+    this.checkpointing ??= this.runCheckpoint().finally(() => {
+      this.checkpointing = undefined;
+    });
+    return this.checkpointing;
+  }
+
+  private async runCheckpoint(): Promise<void> {
+    // Encoded synchronously: the state here is exactly the state after mutation `seq`.
+    const seq = this.lastSeq;
+    if (seq === this.snapshotSeq) return;
+    const generation = this.generation;
+    const blob = snapshotKey(seq);
+    // The blob is written outside the write lock so mutations keep flowing meanwhile.
+    await this.unit.blobs.put(blob, this.encodeState(seq));
+    await this.exclusive(async () => {
+      if (generation !== this.generation) {
+        await this.unit.blobs.delete(blob); // a restore replaced the state meanwhile
+        return;
+      }
+      await this.pointAt(seq, blob);
+    });
+    this.lastCheckpointError = undefined;
+  }
+
+  /**
+   * The commit point of a snapshot whose blob is durable: pointer, count and the trim of every
+   * log entry up to `seq`, in one atomic batch; then the superseded blob goes.
+   */
+  private async pointAt(seq: number, blob: string): Promise<void> {
+    const ops: BatchOp[] = [
+      { type: 'put', key: KEY_POINTER, value: encoder.encode(JSON.stringify({ seq, blob })) },
+      { type: 'put', key: KEY_COUNT, value: u32Bytes(this.state.count) },
+    ];
+    let covered = 0;
+    while (covered < this.logged.length && this.logged[covered]!.seq <= seq) {
+      const m = this.logged[covered++]!;
+      for (let c = 0; c < m.chunks; c++) ops.push({ type: 'delete', key: logKey(m.seq, c) });
+    }
+    await this.unit.kv.batch(ops);
+    const oldBlob = this.snapshotBlob;
+    this.snapshotSeq = seq;
+    this.snapshotBlob = blob;
+    this.logged = this.logged.slice(covered);
+    this.logBytes = this.logged.reduce((sum, m) => sum + m.bytes, 0);
+    if (oldBlob !== undefined && oldBlob !== blob) await this.unit.blobs.delete(oldBlob);
+  }
+
+  /** Waits for queued mutations and any running checkpoint, then frees the WASM instance. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.queue;
+    if (this.checkpointing) await this.checkpointing.catch(() => undefined);
+    this.closed = true;
+    this.state.index.dispose();
+  }
+}

@@ -1,0 +1,504 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { init } from '../../node/core.js';
+import { isQuartzError } from '../../core/errors.js';
+import type { BlobStore, OrderedKV, StorageProvider, UnitStorage } from '../../ports/storage.js';
+import { createTestContext, type TestContext } from '../testing.js';
+import type { EngineContext } from '../context.js';
+import { FILTERS, referenceMatch, sampleMetadata } from './filter.test.js';
+import type { Metadata } from './filter.js';
+import type { Metric } from './validate.js';
+import { VectorStore } from './vector-store.js';
+
+beforeAll(async () => {
+  await init();
+});
+
+/** A small deterministic PRNG so every run sees the same vectors. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function vectors(n: number, dims: number, seed: number): number[][] {
+  const r = rng(seed);
+  return Array.from({ length: n }, () => Array.from({ length: dims }, () => r() * 2 - 1));
+}
+
+/** The documented score of `a` against query `q` under each metric. */
+function score(metric: Metric, q: number[], a: number[]): number {
+  let dot = 0;
+  let qq = 0;
+  let aa = 0;
+  let l2 = 0;
+  for (let i = 0; i < q.length; i++) {
+    const x = Math.fround(q[i]!);
+    const y = Math.fround(a[i]!);
+    dot += x * y;
+    qq += x * x;
+    aa += y * y;
+    l2 += (x - y) ** 2;
+  }
+  if (metric === 'l2') return Math.sqrt(l2);
+  if (metric === 'cosine') return dot / Math.sqrt(qq * aa);
+  return dot;
+}
+
+interface Doc {
+  id: string;
+  values: number[];
+  metadata: Metadata;
+}
+
+/** Exact top-k over `docs` passing `keep`, best first, as [id, score] pairs. */
+function bruteForce(metric: Metric, docs: Doc[], q: number[], k: number, keep: (d: Doc) => boolean = () => true): [string, number][] {
+  const scored = docs.filter(keep).map((d) => [d.id, score(metric, q, d.values)] as [string, number]);
+  scored.sort((a, b) => (metric === 'l2' ? a[1] - b[1] : b[1] - a[1]));
+  return scored.slice(0, k);
+}
+
+function expectError(fn: () => unknown, code: string, message: RegExp): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(isQuartzError(caught), String(caught)).toBe(true);
+  expect((caught as { code: string }).code).toBe(code);
+  expect((caught as Error).message).toMatch(message);
+}
+
+async function expectRejection(p: Promise<unknown>, code: string, message: RegExp): Promise<void> {
+  const caught = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(isQuartzError(caught), String(caught)).toBe(true);
+  expect((caught as { code: string }).code).toBe(code);
+  expect((caught as Error).message).toMatch(message);
+}
+
+function makeDocs(n: number, dims: number, seed = 1): Doc[] {
+  return vectors(n, dims, seed).map((values, i) => ({ id: `doc-${i}`, values, metadata: sampleMetadata(i) }));
+}
+
+async function storeWith(ctx: EngineContext, name: string, metric: Metric, docs: Doc[], dims: number): Promise<VectorStore> {
+  const store = await VectorStore.open(ctx, 't1');
+  await store.createCollection({ name, dims, metric });
+  await store.upsert(name, docs);
+  return store;
+}
+
+describe('VectorStore collections', () => {
+  it('creates, describes, lists and deletes collections', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    const info = await store.createCollection({ name: 'docs', dims: 3, metric: 'cosine' });
+    expect(info).toMatchObject({ name: 'docs', dims: 3, metric: 'cosine', M: 16, efConstruction: 200, count: 0 });
+    await store.createCollection({ name: 'b.other_1', dims: 2, metric: 'l2', M: 8, efConstruction: 64 });
+    await expectRejection(store.createCollection({ name: 'docs', dims: 3, metric: 'cosine' }), 'already_exists', /collection 'docs' already exists/);
+    expect((await store.listCollections()).map((c) => c.name)).toEqual(['b.other_1', 'docs']);
+    await store.upsert('docs', [
+      { id: 'a', values: [1, 0, 0] },
+      { id: 'b', values: [0, 1, 0], metadata: { x: 1 } },
+    ]);
+    expect(await store.describeCollection('docs')).toMatchObject({ count: 2, dims: 3 });
+    expect(ctx.usage.get('t1', 'vectors_stored')).toBe(2);
+    await store.deleteCollection('docs');
+    expect(ctx.usage.get('t1', 'vectors_stored')).toBe(0);
+    await expectRejection(store.collection('docs'), 'not_found', /collection 'docs' does not exist/);
+    await expectRejection(store.describeCollection('docs'), 'not_found', /'docs'/);
+    await expectRejection(store.deleteCollection('docs'), 'not_found', /'docs'/);
+    expect(ctx.storage.listUnits('vec/t1/')).toEqual(['vec/t1/b.other_1']);
+    // A re-created collection starts empty.
+    await store.createCollection({ name: 'docs', dims: 3, metric: 'cosine' });
+    expect((await store.describeCollection('docs')).count).toBe(0);
+    await store.close();
+  });
+
+  it('rejects bad collection specs', async () => {
+    const store = await VectorStore.open(createTestContext(), 't1');
+    await expectRejection(store.createCollection({ name: 'a/b', dims: 3, metric: 'l2' }), 'invalid_argument', /collection name 'a\/b' is invalid/);
+    await expectRejection(store.createCollection({ name: 'x'.repeat(129), dims: 3, metric: 'l2' }), 'invalid_argument', /is invalid/);
+    await expectRejection(store.createCollection({ name: 'a', dims: 0, metric: 'l2' }), 'invalid_argument', /dims must be an integer from 1 to 4096, got 0/);
+    await expectRejection(store.createCollection({ name: 'a', dims: 4097, metric: 'l2' }), 'invalid_argument', /got 4097/);
+    await expectRejection(store.createCollection({ name: 'a', dims: 3, metric: 'hamming' as Metric }), 'invalid_argument', /metric must be one of cosine, l2, dot/);
+    await expectRejection(store.createCollection({ name: 'a', dims: 3, metric: 'l2', M: 1 }), 'invalid_argument', /M must be/);
+    await store.close();
+  });
+
+  it('upserts, gets, replaces and deletes vectors, metering the live count', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+    const docs = await store.collection('docs');
+    expect(await docs.upsert([{ id: 'a', values: [1, 2], metadata: { tag: 'x', n: { deep: true } } }, { id: 'b', values: [3, 4] }])).toEqual({ upserted: 2 });
+    expect(docs.get('a')).toEqual({ id: 'a', values: [1, 2], metadata: { tag: 'x', n: { deep: true } } });
+    expect(docs.get('b')).toEqual({ id: 'b', values: [3, 4], metadata: {} });
+    expect(docs.get('zzz')).toBeUndefined();
+    // Replace, and a repeated id in one call keeps the last occurrence.
+    await docs.upsert([
+      { id: 'a', values: [5, 6], metadata: { v: 1 } },
+      { id: 'a', values: [7, 8], metadata: { v: 2 } },
+    ]);
+    expect(docs.get('a')).toEqual({ id: 'a', values: [7, 8], metadata: { v: 2 } });
+    expect(docs.count).toBe(2);
+    // Mutating a returned record does not reach the stored one.
+    docs.get('a')!.metadata.v = 99;
+    expect(docs.get('a')!.metadata.v).toBe(2);
+    expect(await docs.delete(['a', 'nope'])).toEqual({ deleted: 1 });
+    expect(docs.get('a')).toBeUndefined();
+    expect(docs.query({ vector: [7, 8], k: 5 }).matches.map((m) => m.id)).toEqual(['b']);
+    expect(await docs.delete(['a'])).toEqual({ deleted: 0 });
+    // The freed internal id is reused and the new vector is found.
+    await docs.upsert([{ id: 'c', values: [7, 8] }]);
+    expect(docs.query({ vector: [7, 8], k: 1 }).matches).toEqual([{ id: 'c', score: 0 }]);
+    expect(ctx.usage.get('t1', 'vectors_stored')).toBe(2);
+    await store.close();
+  });
+
+  it('validates records, queries and list options with clear messages', async () => {
+    const store = await VectorStore.open(createTestContext(), 't1');
+    await store.createCollection({ name: 'docs', dims: 3, metric: 'cosine' });
+    const docs = await store.collection('docs');
+    await expectRejection(docs.upsert([{ id: 'a', values: [1, 2] }]), 'invalid_argument', /collection 'docs' expects 3 dimensions, got 2 for vector 'a'/);
+    await expectRejection(docs.upsert([{ id: 'a', values: [1, NaN, 2] }]), 'invalid_argument', /non-finite value \(NaN\) at index 1/);
+    await expectRejection(docs.upsert([{ id: 'a', values: [1, Infinity, 2] }]), 'invalid_argument', /non-finite/);
+    await expectRejection(docs.upsert([{ id: 'a', values: [1, 1e39, 2] }]), 'invalid_argument', /non-finite/);
+    await expectRejection(docs.upsert([{ id: 'a', values: [0, 0, 0] }]), 'invalid_argument', /cosine.*all-zero vector 'a'/);
+    await expectRejection(docs.upsert([{ id: '', values: [1, 2, 3] }]), 'invalid_argument', /ids must be non-empty strings, got an empty string/);
+    await expectRejection(docs.upsert([{ id: 'é'.repeat(257), values: [1, 2, 3] }]), 'invalid_argument', /is 514 bytes; the limit is 512/);
+    await expectRejection(docs.upsert([{ id: 'a\uD800', values: [1, 2, 3] }]), 'invalid_argument', /not valid Unicode/);
+    await expectRejection(docs.upsert([{ id: 'a', values: [1, 2, 3], metadata: [1] as unknown as Metadata }]), 'invalid_argument', /metadata must be a JSON object/);
+    await expectRejection(docs.upsert([{ id: 'a', values: [1, 2, 3], metadata: { s: 'x'.repeat(11_000) } }]), 'too_large', /metadata is \d+ bytes of JSON; the limit is 10240/);
+    await expectRejection(docs.upsert([{ id: 'a', values: 'abc' as unknown as number[] }]), 'invalid_argument', /values must be an array of numbers/);
+    await expectRejection(docs.upsert(Array.from({ length: 10_001 }, (_, i) => ({ id: `${i}`, values: [1, 1, 1] }))), 'too_large', /at most 10000 vectors/);
+    expect(docs.count).toBe(0);
+    await docs.upsert([{ id: 'a', values: [1, 2, 3] }]);
+    expectError(() => docs.query({ vector: [1, 2, 3], k: 0 }), 'invalid_argument', /k must be an integer from 1 to 1000, got 0/);
+    expectError(() => docs.query({ vector: [1, 2, 3], k: 1001 }), 'invalid_argument', /got 1001/);
+    expectError(() => docs.query({ vector: [1, 2, 3], k: 1.5 }), 'invalid_argument', /k must be an integer/);
+    expectError(() => docs.query({ vector: [1, 2], k: 1 }), 'invalid_argument', /expects 3 dimensions, got 2/);
+    expectError(() => docs.query({ k: 1 }), 'invalid_argument', /needs a vector or an id/);
+    expectError(() => docs.query({ vector: [1, 2, 3], id: 'a', k: 1 }), 'invalid_argument', /either vector or id/);
+    expectError(() => docs.query({ id: 'nope', k: 1 }), 'not_found', /collection 'docs' has no vector 'nope'/);
+    expectError(() => docs.query({ vector: [1, 2, 3], k: 1, threshold: NaN }), 'invalid_argument', /threshold must be a finite number/);
+    expectError(() => docs.query({ vector: [1, 2, 3], k: 1, filter: { x: { $bad: 1 } } }), 'invalid_argument', /unknown operator '\$bad'/);
+    expectError(() => docs.list({ limit: 0 }), 'invalid_argument', /list limit must be an integer from 1 to 1000/);
+    expectError(() => docs.list({ cursor: '%%%' }), 'invalid_argument', /cursor '%%%' is not one this API returned/);
+    await expectRejection(store.upsert('nope', []), 'not_found', /collection 'nope' does not exist/);
+    await store.close();
+  });
+});
+
+describe('VectorStore queries', () => {
+  const dims = 8;
+  const docs = makeDocs(300, dims);
+  const queries = vectors(20, dims, 99);
+
+  it.each(['cosine', 'l2', 'dot'] as Metric[])('returns the exact top-k with %s scores', async (metric) => {
+    const store = await storeWith(createTestContext(), 'c', metric, docs, dims);
+    const c = await store.collection('c');
+    for (const q of queries) {
+      const got = c.query({ vector: q, k: 10, ef: 300 }).matches;
+      const want = bruteForce(metric, docs, q, 10);
+      expect(got.map((m) => m.id)).toEqual(want.map(([id]) => id));
+      got.forEach((m, i) => expect(m.score).toBeCloseTo(want[i]![1], 4));
+    }
+    await store.close();
+  });
+
+  it('honours every filter operator exactly, returning k whenever k match', async () => {
+    const store = await storeWith(createTestContext(), 'c', 'cosine', docs, dims);
+    const c = await store.collection('c');
+    for (const filter of FILTERS) {
+      for (const q of queries.slice(0, 4)) {
+        for (const k of [5, 40]) {
+          const got = c.query({ vector: q, k, ef: 400, filter }).matches;
+          const want = bruteForce('cosine', docs, q, k, (d) => referenceMatch(filter, d.metadata));
+          expect({ filter, k, ids: got.map((m) => m.id) }).toEqual({ filter, k, ids: want.map(([id]) => id) });
+        }
+      }
+    }
+    expect(c.query({ vector: queries[0]!, k: 5, filter: { genre: 'polka' } }).matches).toEqual([]);
+    await store.close();
+  });
+
+  it('queries by id, applies thresholds per metric and honours include flags', async () => {
+    const store = await storeWith(createTestContext(), 'c', 'cosine', docs, dims);
+    await store.createCollection({ name: 'e', dims, metric: 'l2' });
+    await store.upsert('e', docs);
+    const c = await store.collection('c');
+    const byId = c.query({ id: 'doc-7', k: 5, ef: 300 }).matches;
+    expect(byId[0]).toMatchObject({ id: 'doc-7' });
+    expect(byId[0]!.score).toBeCloseTo(1, 5);
+    expect(byId.map((m) => m.id)).toEqual(bruteForce('cosine', docs, docs[7]!.values, 5).map(([id]) => id));
+
+    const all = c.query({ vector: queries[0]!, k: 50, ef: 300 }).matches;
+    const cut = all[20]!.score;
+    const kept = c.query({ vector: queries[0]!, k: 50, ef: 300, threshold: cut }).matches;
+    expect(kept.length).toBeGreaterThanOrEqual(21);
+    expect(kept.every((m) => m.score >= cut)).toBe(true);
+    expect(kept).toEqual(all.filter((m) => m.score >= cut));
+
+    const e = await store.collection('e');
+    const near = e.query({ vector: queries[1]!, k: 50, ef: 300 }).matches;
+    const radius = near[9]!.score;
+    const inside = e.query({ vector: queries[1]!, k: 50, ef: 300, threshold: radius }).matches;
+    expect(inside).toEqual(near.filter((m) => m.score <= radius));
+    expect(inside.length).toBeGreaterThanOrEqual(10);
+
+    const bare = c.query({ vector: queries[0]!, k: 2 }).matches[0]!;
+    expect(Object.keys(bare).sort()).toEqual(['id', 'score']);
+    const full = c.query({ vector: queries[0]!, k: 2, include_metadata: true, include_values: true }).matches[0]!;
+    const doc = docs.find((d) => d.id === full.id)!;
+    expect(full.metadata).toEqual(doc.metadata);
+    // Values come back as upserted (f32), not normalised.
+    expect(full.values).toEqual(doc.values.map(Math.fround));
+    await store.close();
+  });
+
+  it('lists every vector once, in order, through the cursor', async () => {
+    const store = await storeWith(createTestContext(), 'c', 'dot', docs, dims);
+    const c = await store.collection('c');
+    const seen: string[] = [];
+    let page = c.list({ limit: 7 });
+    for (;;) {
+      seen.push(...page.vectors.map((v) => v.id));
+      expect(page.vectors.length).toBeLessThanOrEqual(7);
+      if (page.cursor === null) break;
+      page = c.list({ limit: 7, cursor: page.cursor });
+    }
+    expect(seen).toEqual(docs.map((d) => d.id).sort());
+    const withData = c.list({ limit: 1, include_metadata: true, include_values: true }).vectors[0]!;
+    const doc = docs.find((d) => d.id === withData.id)!;
+    expect(withData).toEqual({ id: doc.id, metadata: doc.metadata, values: doc.values.map(Math.fround) });
+    // A cursor stays valid across deletes of the id it points at.
+    const first = c.list({ limit: 3 });
+    await c.delete([first.vectors[2]!.id]);
+    expect(c.list({ limit: 1, cursor: first.cursor }).vectors[0]!.id).toBe(seen[3]);
+    await store.close();
+  });
+
+  it('keeps tenants apart even with the same collection name', async () => {
+    const ctx = createTestContext();
+    const a = await VectorStore.open(ctx, 'ta');
+    const b = await VectorStore.open(ctx, 'tb');
+    await a.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+    await b.createCollection({ name: 'docs', dims: 3, metric: 'cosine' });
+    await a.upsert('docs', [{ id: 'x', values: [1, 1] }]);
+    await b.upsert('docs', [
+      { id: 'y', values: [1, 0, 0] },
+      { id: 'z', values: [0, 1, 0] },
+    ]);
+    expect(await a.get('docs', 'y')).toBeUndefined();
+    expect((await b.describeCollection('docs')).count).toBe(2);
+    await a.deleteCollection('docs');
+    expect((await b.query('docs', { vector: [1, 0, 0], k: 1 })).matches[0]!.id).toBe('y');
+    expect(ctx.usage.get('ta', 'vectors_stored')).toBe(0);
+    expect(ctx.usage.get('tb', 'vectors_stored')).toBe(2);
+    await a.close();
+    await b.close();
+  });
+});
+
+/** Query answers of a collection for a fixed set of queries, to compare across reopen. */
+async function answers(store: VectorStore, name: string, qs: number[][]): Promise<unknown[]> {
+  const c = await store.collection(name);
+  return qs.flatMap((q) => [c.query({ vector: q, k: 10, include_metadata: true, include_values: true }), c.query({ vector: q, k: 5, filter: { genre: 'jazz' } })]);
+}
+
+describe('VectorStore persistence', () => {
+  const dims = 16;
+  const docs = makeDocs(400, dims, 3);
+  const qs = vectors(10, dims, 5);
+
+  async function mutate(store: VectorStore, checkpointAt: number[] = []): Promise<void> {
+    await store.createCollection({ name: 'docs', dims, metric: 'cosine' });
+    const c = await store.collection('docs');
+    for (let i = 0; i < docs.length; i += 50) {
+      await c.upsert(docs.slice(i, i + 50));
+      if (checkpointAt.includes(i)) await c.checkpoint();
+    }
+    await c.delete(docs.filter((_, i) => i % 7 === 0).map((d) => d.id));
+    await c.upsert(docs.slice(0, 30).map((d) => ({ ...d, metadata: { ...d.metadata, genre: 'jazz', v: 2 } })));
+  }
+
+  it.each([
+    ['without a snapshot', []],
+    ['with a snapshot mid-way', [150]],
+    ['with snapshots, the last one after all but the final calls', [0, 200, 350]],
+  ] as [string, number[]][])('answers the same queries the same way after reopen %s', async (_label, checkpoints) => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1', { snapshot: { everyMutations: 1_000_000 } });
+    await mutate(store, checkpoints);
+    const before = await answers(store, 'docs', qs);
+    const count = (await store.collection('docs')).count;
+    // No close: a reopen must not depend on a clean shutdown.
+    const reopened = await VectorStore.open(ctx, 't1');
+    expect((await reopened.collection('docs')).count).toBe(count);
+    expect(await answers(reopened, 'docs', qs)).toEqual(before);
+    expect(await reopened.describeCollection('docs')).toMatchObject({ count });
+    const unit = ctx.storage.unit('vec/t1/docs');
+    const blobs = await unit.blobs.list('snap/');
+    expect(blobs.length).toBe(checkpoints.length > 0 ? 1 : 0);
+    await reopened.close();
+  });
+
+  it('checkpoints on its own after the configured number of mutations and trims the log', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1', { snapshot: { everyMutations: 3 } });
+    await store.createCollection({ name: 'docs', dims, metric: 'l2' });
+    const c = await store.collection('docs');
+    for (let i = 0; i < 10; i++) await c.upsert(docs.slice(i * 10, i * 10 + 10));
+    await c.checkpoint();
+    const unit = ctx.storage.unit('vec/t1/docs');
+    expect(await unit.kv.scan({ prefix: new Uint8Array([0x6c]) })).toHaveLength(0);
+    expect((await unit.blobs.list('snap/')).length).toBe(1);
+    const before = await answers(store, 'docs', qs);
+    const reopened = await VectorStore.open(ctx, 't1');
+    expect(await answers(reopened, 'docs', qs)).toEqual(before);
+  });
+
+  it('splits a big upsert into several log entries and replays it whole', async () => {
+    const ctx = createTestContext();
+    const big = 1024;
+    const store = await VectorStore.open(ctx, 't1');
+    await store.createCollection({ name: 'big', dims: big, metric: 'dot' });
+    const many = vectors(600, big, 8).map((values, i) => ({ id: `v${i}`, values }));
+    await store.upsert('big', many);
+    const logEntries = await ctx.storage.unit('vec/t1/big').kv.scan({ prefix: new Uint8Array([0x6c]) });
+    expect(logEntries.length).toBeGreaterThan(2);
+    const reopened = await VectorStore.open(ctx, 't1');
+    const c = await reopened.collection('big');
+    expect(c.count).toBe(600);
+    expect(c.get('v599')!.values).toEqual(many[599]!.values.map(Math.fround));
+  });
+
+  it('snapshot() bytes restore into another collection, durably', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    await mutate(store);
+    const bytes = (await store.collection('docs')).snapshot();
+    await store.createCollection({ name: 'copy', dims, metric: 'cosine' });
+    await store.upsert('copy', [{ id: 'gone', values: docs[0]!.values }]);
+    const copy = await store.collection('copy');
+    await copy.restore(bytes);
+    expect(copy.get('gone')).toBeUndefined();
+    expect(await answers(store, 'copy', qs)).toEqual(await answers(store, 'docs', qs));
+    const count = copy.count;
+    expect(ctx.usage.get('t1', 'vectors_stored')).toBe(2 * count);
+    const reopened = await VectorStore.open(ctx, 't1');
+    expect(await answers(reopened, 'copy', qs)).toEqual(await answers(store, 'docs', qs));
+
+    await store.createCollection({ name: 'other', dims: 4, metric: 'cosine' });
+    await expectRejection((await store.collection('other')).restore(bytes), 'invalid_argument', /16-dimension cosine vectors; collection 'other' is 4-dimension cosine/);
+    const bad = bytes.slice();
+    bad[100]! ^= 1;
+    await expectRejection(copy.restore(bad), 'checksum_mismatch', /CRC-32C/);
+    expect(copy.count).toBe(count);
+  });
+});
+
+/** Wraps a provider so that every write after `budget` of them throws, like a process dying there. */
+function dyingStorage(inner: StorageProvider, budget: number): StorageProvider & { died: () => boolean } {
+  let writes = 0;
+  const step = (): void => {
+    writes++;
+    if (writes > budget) throw new Error(`simulated crash at write ${writes}`);
+  };
+  const wrapUnit = (unit: UnitStorage): UnitStorage => {
+    const kv: OrderedKV = {
+      get: (key) => unit.kv.get(key),
+      scan: (o) => unit.kv.scan(o),
+      put: (key, value) => (step(), unit.kv.put(key, value)),
+      delete: (key) => (step(), unit.kv.delete(key)),
+      batch: (ops) => (step(), unit.kv.batch(ops)),
+    };
+    const blobs: BlobStore = {
+      get: (key, range) => unit.blobs.get(key, range),
+      head: (key) => unit.blobs.head(key),
+      list: (prefix) => unit.blobs.list(prefix),
+      put: async (key, bytes) => (step(), unit.blobs.put(key, bytes)),
+      delete: async (key) => (step(), unit.blobs.delete(key)),
+    };
+    return { kv, blobs };
+  };
+  return {
+    unit: async (name) => wrapUnit(await inner.unit(name)),
+    listUnits: (prefix) => inner.listUnits!(prefix),
+    dropUnit: (name) => (step(), inner.dropUnit(name)),
+    close: () => inner.close(),
+    died: () => writes > budget,
+  };
+}
+
+describe('VectorStore crash safety', () => {
+  const dims = 4;
+  const docs = makeDocs(120, dims, 11);
+
+  /** Runs a fixed workload until the storage dies; returns the acknowledged model. */
+  async function workload(ctx: EngineContext): Promise<Map<string, Doc>> {
+    const model = new Map<string, Doc>();
+    try {
+      const store = await VectorStore.open(ctx, 't1', { snapshot: { everyMutations: 2 } });
+      await store.createCollection({ name: 'docs', dims, metric: 'l2' });
+      const c = await store.collection('docs');
+      for (let step = 0; step < 12; step++) {
+        const batch = docs.slice(step * 10, step * 10 + 10);
+        await c.upsert(batch);
+        for (const d of batch) model.set(d.id, d);
+        if (step % 3 === 2) {
+          const gone = [...model.keys()].filter((_, i) => i % 4 === step % 4);
+          await c.delete(gone);
+          for (const id of gone) model.delete(id);
+        }
+        if (step % 4 === 1) {
+          const moved = batch.slice(0, 3).map((d) => ({ ...d, values: d.values.map((v) => v + 1), metadata: { moved: step } }));
+          await c.upsert(moved);
+          for (const d of moved) model.set(d.id, d);
+        }
+        if (step % 5 === 4) await c.checkpoint();
+      }
+    } catch (err) {
+      if (!String(err).includes('simulated crash') && !String((err as Error).cause).includes('simulated crash')) throw err;
+    }
+    return model;
+  }
+
+  it('loses no acknowledged write and duplicates none, wherever the crash falls', async () => {
+    // Budget b lets b writes through and fails every later one; raise it until a run completes.
+    let total = 0;
+    for (let budget = 1; ; budget++) {
+      const ctx = createTestContext();
+      const dying = dyingStorage(ctx.storage, budget);
+      const model = await workload({ ...ctx, storage: dying });
+      // Let background checkpoints settle (they swallow the crash and keep it as lastCheckpointError).
+      await new Promise((r) => setTimeout(r, 0));
+      const store = await VectorStore.open(ctx, 't1');
+      const names = (await store.listCollections()).map((c) => c.name);
+      if (names.length === 0) {
+        expect(model.size).toBe(0);
+        continue;
+      }
+      const c = await store.collection('docs');
+      expect({ budget, count: c.count }).toEqual({ budget, count: model.size });
+      for (const [id, d] of model) {
+        expect(c.get(id), `budget ${budget}: ${id}`).toEqual({ id, values: d.values.map(Math.fround), metadata: d.metadata });
+      }
+      const listed = c.list({ limit: 1000 }).vectors.map((v) => v.id);
+      expect(listed).toEqual([...model.keys()].sort());
+      expect((await store.describeCollection('docs')).count).toBe(model.size);
+      await store.close();
+      total = budget;
+      if (!dying.died()) break;
+    }
+    expect(total).toBeGreaterThan(20);
+  });
+});

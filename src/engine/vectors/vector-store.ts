@@ -1,0 +1,233 @@
+/**
+ * A tenant's vector collections: the catalog (unit `collections/<tenant>`) and the collections
+ * themselves (one unit each, `vec/<tenant>/<name>`, see collection.ts), opened lazily and cached.
+ * Create writes the collection's unit first and its catalog entry last; delete removes the
+ * catalog entry first and the unit after; so a crash in between leaves at most an orphaned
+ * unit, which the next open removes.
+ */
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { init, isInitialized } from '../../core/loader.js';
+import type { EngineContext } from '../context.js';
+import type { UnitStorage } from '../../ports/storage.js';
+import {
+  Collection,
+  type CollectionConfig,
+  type CollectionInfo,
+  type ListOptions,
+  type ListPage,
+  type QueryMatch,
+  type QueryRequest,
+  type SnapshotPolicy,
+  type UpsertVector,
+  type VectorRecord,
+} from './collection.js';
+import { MAX_DIMS, validateCollectionName, validateInt, validateMetric, type Metric } from './validate.js';
+
+export interface CreateCollectionRequest {
+  name: string;
+  dims: number;
+  metric: Metric;
+  /** HNSW links per node, 4–64 (default 16). */
+  M?: number;
+  /** HNSW build breadth, 8–1000 (default 200). */
+  efConstruction?: number;
+}
+
+export interface VectorStoreOptions {
+  snapshot?: SnapshotPolicy;
+}
+
+const CATALOG_PREFIX = 'c/';
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function catalogKey(name: string): Uint8Array {
+  return encoder.encode(CATALOG_PREFIX + name);
+}
+
+export class VectorStore {
+  private readonly open = new Map<string, Promise<Collection>>();
+  /** Catalog changes run one at a time so create/delete of one name cannot interleave. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    private readonly ctx: EngineContext,
+    readonly tenantId: string,
+    private readonly catalog: UnitStorage,
+    private readonly configs: Map<string, CollectionConfig>,
+    private readonly options: VectorStoreOptions,
+  ) {}
+
+  /**
+   * Opens a tenant's vector store: reads its catalog and removes units a crash orphaned.
+   * Loads the WASM core if the home has not yet.
+   * @example
+   * const vectors = await VectorStore.open(ctx, 't1');
+   * await vectors.createCollection({ name: 'docs', dims: 768, metric: 'cosine' });
+   */
+  static async open(ctx: EngineContext, tenantId: string, options: VectorStoreOptions = {}): Promise<VectorStore> {
+    if (!isInitialized()) await init();
+    const catalog = await ctx.storage.unit(`collections/${tenantId}`);
+    const configs = new Map<string, CollectionConfig>();
+    for (const { value } of await catalog.kv.scan({ prefix: encoder.encode(CATALOG_PREFIX) })) {
+      const config = JSON.parse(decoder.decode(value)) as CollectionConfig;
+      configs.set(config.name, config);
+    }
+    const prefix = `vec/${tenantId}/`;
+    for (const unit of (await ctx.storage.listUnits?.(prefix)) ?? []) {
+      if (!configs.has(unit.slice(prefix.length))) await ctx.storage.dropUnit(unit);
+    }
+    return new VectorStore(ctx, tenantId, catalog, configs, options);
+  }
+
+  private check(): void {
+    if (this.closed) throw new QuartzError(ErrorCode.STORAGE_CLOSED, `the vector store of tenant '${this.tenantId}' is closed`);
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private configOf(name: string): CollectionConfig {
+    validateCollectionName(name);
+    const config = this.configs.get(name);
+    if (config === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `collection '${name}' does not exist`);
+    return config;
+  }
+
+  /**
+   * Creates an empty collection; ALREADY_EXISTS if the name is taken.
+   * @example
+   * await vectors.createCollection({ name: 'docs', dims: 3, metric: 'l2', M: 16 });
+   */
+  async createCollection(request: CreateCollectionRequest): Promise<CollectionInfo> {
+    this.check();
+    if (typeof request !== 'object' || request === null) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, 'createCollection takes {name, dims, metric}');
+    const name = validateCollectionName(request.name);
+    const config: CollectionConfig = {
+      name,
+      dims: validateInt(request.dims, 1, MAX_DIMS, `collection '${name}': dims`),
+      metric: validateMetric(request.metric, name),
+      M: request.M === undefined ? 16 : validateInt(request.M, 4, 64, `collection '${name}': M`),
+      efConstruction: request.efConstruction === undefined ? 200 : validateInt(request.efConstruction, 8, 1000, `collection '${name}': efConstruction`),
+      created_at: this.ctx.clock.now(),
+    };
+    return this.exclusive(async () => {
+      this.check();
+      if (this.configs.has(name)) throw new QuartzError(ErrorCode.ALREADY_EXISTS, `collection '${name}' already exists`);
+      const unitName = Collection.unitName(this.tenantId, name);
+      await this.ctx.storage.dropUnit(unitName); // leftovers of a create or delete a crash cut short
+      await Collection.initialise(await this.ctx.storage.unit(unitName), config);
+      await this.catalog.kv.put(catalogKey(name), encoder.encode(JSON.stringify(config)));
+      this.configs.set(name, config);
+      return { ...config, count: 0 };
+    });
+  }
+
+  /**
+   * A collection's config and live count (read from storage if it is not open).
+   * @example
+   * const { count, dims } = await vectors.describeCollection('docs');
+   */
+  async describeCollection(name: string): Promise<CollectionInfo> {
+    this.check();
+    const config = this.configOf(name);
+    const opened = this.open.get(name);
+    if (opened !== undefined) return (await opened).describe();
+    const count = await Collection.storedCount(await this.ctx.storage.unit(Collection.unitName(this.tenantId, name)));
+    return { ...config, count };
+  }
+
+  /** Every collection of the tenant, by name. */
+  async listCollections(): Promise<CollectionInfo[]> {
+    this.check();
+    const names = [...this.configs.keys()].sort();
+    return Promise.all(names.map((name) => this.describeCollection(name)));
+  }
+
+  /**
+   * Deletes a collection with its data and frees its index's WASM instance.
+   * @example
+   * await vectors.deleteCollection('docs');
+   */
+  async deleteCollection(name: string): Promise<void> {
+    this.check();
+    this.configOf(name);
+    await this.exclusive(async () => {
+      this.configOf(name);
+      const unitName = Collection.unitName(this.tenantId, name);
+      const opened = this.open.get(name);
+      this.open.delete(name);
+      let count: number;
+      if (opened !== undefined) {
+        const collection = await opened.catch(() => undefined);
+        count = collection?.count ?? (await Collection.storedCount(await this.ctx.storage.unit(unitName)));
+        await collection?.close();
+      } else {
+        count = await Collection.storedCount(await this.ctx.storage.unit(unitName));
+      }
+      await this.catalog.kv.delete(catalogKey(name));
+      this.configs.delete(name);
+      await this.ctx.storage.dropUnit(unitName);
+      if (count !== 0) this.ctx.usage.add(this.tenantId, 'vectors_stored', -count);
+    });
+  }
+
+  /**
+   * The open collection (loaded on first use); NOT_FOUND for an unknown name.
+   * @example
+   * const docs = await vectors.collection('docs');
+   * docs.query({ vector: q, k: 10 });
+   */
+  async collection(name: string): Promise<Collection> {
+    this.check();
+    const config = this.configOf(name);
+    let opened = this.open.get(name);
+    if (opened === undefined) {
+      opened = (async () => Collection.open(this.ctx, this.tenantId, config, await this.ctx.storage.unit(Collection.unitName(this.tenantId, name)), this.options.snapshot))();
+      this.open.set(name, opened);
+      // A failed open is not cached, so a later call retries it.
+      opened.catch(() => {
+        if (this.open.get(name) === opened) this.open.delete(name);
+      });
+    }
+    return opened;
+  }
+
+  /** Shorthand for `(await collection(name)).upsert(vectors)`. */
+  async upsert(name: string, vectors: UpsertVector[]): Promise<{ upserted: number }> {
+    return (await this.collection(name)).upsert(vectors);
+  }
+
+  async get(name: string, id: string): Promise<VectorRecord | undefined> {
+    return (await this.collection(name)).get(id);
+  }
+
+  async deleteVectors(name: string, ids: string[]): Promise<{ deleted: number }> {
+    return (await this.collection(name)).delete(ids);
+  }
+
+  async listVectors(name: string, options?: ListOptions): Promise<ListPage> {
+    return (await this.collection(name)).list(options);
+  }
+
+  async query(name: string, request: QueryRequest): Promise<{ matches: QueryMatch[] }> {
+    return (await this.collection(name)).query(request);
+  }
+
+  /** Closes every open collection (finishing queued writes and checkpoints). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue;
+    const opened = [...this.open.values()];
+    this.open.clear();
+    for (const p of opened) {
+      const collection = await p.catch(() => undefined);
+      await collection?.close();
+    }
+  }
+}
