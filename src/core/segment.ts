@@ -568,6 +568,8 @@ export class SegmentReader {
   readonly byteLength: number;
   /** Bytes cut from the end by recovery: 0 for an intact segment. */
   readonly droppedBytes: number;
+  /** True when the footer could not be used and the batches were found by a recovery scan. */
+  readonly recovered: boolean;
   /** Footer bytes plus the trailer: what a tail read needs. 0 after recovery (no footer). */
   readonly footerBytes: number;
   /** Created-at from the header, or undefined when opened from the tail. */
@@ -584,6 +586,7 @@ export class SegmentReader {
     this.byteLength = byteLength;
     this.droppedBytes = droppedBytes;
     this.footerBytes = footerBytes;
+    this.recovered = footerBytes === 0;
     this.createdAt = createdAt;
   }
 
