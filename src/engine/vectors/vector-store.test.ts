@@ -440,6 +440,50 @@ function dyingStorage(inner: StorageProvider, budget: number): StorageProvider &
 }
 
 describe('VectorStore crash safety', () => {
+  it('survives a crash between writing a snapshot blob and committing it, and clears the orphan', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+    await store.upsert('docs', [{ id: 'a', values: [1, 1] }]);
+    await (await store.collection('docs')).checkpoint();
+    await store.upsert('docs', [{ id: 'b', values: [2, 2] }]);
+    // Fail exactly the commit batch (the one that moves the pointer) of the next checkpoint.
+    const failing: StorageProvider = {
+      ...ctx.storage,
+      unit: (name) => {
+        const unit = ctx.storage.unit(name);
+        return {
+          blobs: unit.blobs,
+          kv: {
+            ...unit.kv,
+            get: (k) => unit.kv.get(k),
+            scan: (o) => unit.kv.scan(o),
+            put: (k, v) => unit.kv.put(k, v),
+            delete: (k) => unit.kv.delete(k),
+            batch: (ops) => {
+              if (ops.some((op) => op.type === 'put' && op.key.length === 1 && op.key[0] === 0x73)) throw new Error('simulated crash');
+              return unit.kv.batch(ops);
+            },
+          },
+        };
+      },
+      listUnits: (p) => ctx.storage.listUnits(p),
+      dropUnit: (n) => ctx.storage.dropUnit(n),
+      close: () => ctx.storage.close(),
+    };
+    const dying = await VectorStore.open({ ...ctx, storage: failing }, 't1');
+    const c = await dying.collection('docs');
+    await c.upsert([{ id: 'c', values: [3, 3] }]);
+    await expect(c.checkpoint()).rejects.toThrow(/simulated crash/);
+    const unit = ctx.storage.unit('vec/t1/docs');
+    expect((await unit.blobs.list('snap/')).length).toBe(2); // the committed one and the orphan
+    const reopened = await VectorStore.open(ctx, 't1');
+    const r = await reopened.collection('docs');
+    expect(r.list().vectors.map((v) => v.id)).toEqual(['a', 'b', 'c']);
+    expect(r.query({ vector: [3, 3], k: 3 }).matches.map((m) => m.id)).toEqual(['c', 'b', 'a']);
+    expect((await unit.blobs.list('snap/')).length).toBe(1);
+  });
+
   const dims = 4;
   const docs = makeDocs(120, dims, 11);
 
