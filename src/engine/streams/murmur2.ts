@@ -27,17 +27,13 @@ export function murmur2(data: Uint8Array): number {
     k = Math.imul(k, M);
     h = Math.imul(h, M) ^ k;
   }
-  // the tail falls through exactly like Kafka's switch (3 → 2 → 1)
-  switch (length & 3) {
-    case 3:
-      h ^= data[whole + 2]! << 16;
-    // falls through
-    case 2:
-      h ^= data[whole + 1]! << 8;
-    // falls through
-    case 1:
-      h ^= data[whole]!;
-      h = Math.imul(h, M);
+  // the tail, as Kafka's falling-through switch: 3 bytes → 2 → 1, then one multiply
+  const rest = length & 3;
+  if (rest > 0) {
+    if (rest === 3) h ^= data[whole + 2]! << 16;
+    if (rest >= 2) h ^= data[whole + 1]! << 8;
+    h ^= data[whole]!;
+    h = Math.imul(h, M);
   }
   h ^= h >>> 13;
   h = Math.imul(h, M);

@@ -1,0 +1,638 @@
+/**
+ * One partition's log, the only writer of its Storage unit (`log/<tenant>/<topic>/<partition>`).
+ *
+ * Layout of the unit:
+ *   kv  `m`                → JSON `{ logStart }` (written when retention moves the log start)
+ *   kv  `s` + u64be(base)  → JSON segment descriptor, one per sealed segment
+ *   kv  `t` + u64be(base)  → one encoded record batch (the segment codec's bytes) of the tail
+ *   blob `seg/<base, 20 digits>` → a sealed segment (header + the tail's batches + footer)
+ *
+ * Produce is group-committed: offsets are assigned and batches encoded as requests arrive,
+ * and one `kv.batch()` makes every request that queued during the previous commit durable.
+ * A roll writes the blob first and then, in ONE atomic KV batch, records the segment and
+ * deletes the tail entries it holds, so a crash at any point leaves each record exactly once
+ * (a blob that no descriptor names is an orphan, deleted on open).
+ */
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import {
+  SegmentReader,
+  SegmentWriter,
+  decodeBatch,
+  encodeBatch,
+  readBatchHeader,
+  type DecodedRecord,
+  type SegmentRecord,
+} from '../../core/segment.js';
+import type { Clock, Scheduler } from '../../ports/clock.js';
+import { MAX_ENTRY_BYTES, type BatchOp, type UnitStorage } from '../../ports/storage.js';
+import type { SegmentCache } from './segment-cache.js';
+
+export interface PartitionConfig {
+  retentionMs: number;
+  retentionBytes: number;
+  segmentBytes: number;
+  segmentMs: number;
+}
+
+export interface SegmentInfo {
+  base: number;
+  /** One past the last offset. */
+  end: number;
+  bytes: number;
+  maxTimestamp: number;
+  blob: string;
+}
+
+interface TailBatch {
+  base: number;
+  end: number;
+  bytes: Uint8Array;
+  baseTimestamp: number;
+  maxTimestamp: number;
+}
+
+interface PendingWrite {
+  ops: BatchOp[];
+  batches: TailBatch[];
+  records: number;
+  bytes: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export interface ReadResult {
+  records: DecodedRecord[];
+  nextOffset: number;
+}
+
+export interface PartitionStats {
+  logStartOffset: number;
+  highWatermark: number;
+  bytes: number;
+  segments: number;
+}
+
+export interface PartitionHooks {
+  /** Bytes stored changed by `delta` (produce, roll, retention). */
+  onBytes(delta: number): void;
+}
+
+/** Raw bytes per record batch stay well under the 1 MiB KV entry limit, LZ4's worst case included. */
+export const MAX_BATCH_RAW_BYTES = 896 * 1024;
+/** A record's fixed overhead inside a batch (varints), for sizing batches before encoding. */
+const RECORD_OVERHEAD = 24;
+/** Bytes read from a segment's end to find its footer; most footers fit (20 B per batch). */
+const TAIL_GUESS = 16 * 1024;
+
+const META_KEY = new Uint8Array([0x6d]); // 'm'
+const SEG_PREFIX = 0x73; // 's'
+const TAIL_PREFIX = 0x74; // 't'
+
+function offsetKey(prefix: number, offset: number): Uint8Array {
+  const key = new Uint8Array(9);
+  key[0] = prefix;
+  const view = new DataView(key.buffer);
+  view.setUint32(1, Math.floor(offset / 0x100000000));
+  view.setUint32(5, offset >>> 0);
+  return key;
+}
+
+function keyOffset(key: Uint8Array): number {
+  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
+  return view.getUint32(1) * 0x100000000 + view.getUint32(5);
+}
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+function blobName(base: number): string {
+  return `seg/${String(base).padStart(20, '0')}`;
+}
+
+/** Raw size of a record for batch sizing and max_bytes accounting. */
+export function recordSize(r: SegmentRecord): number {
+  let n = RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+  if (r.headers) for (const h of r.headers) n += h.key.length * 3 + (h.value?.length ?? 0) + 4;
+  return n;
+}
+
+/** Index of the last element whose `base` is <= offset (-1 if none). */
+function floorIndex(items: ReadonlyArray<{ base: number }>, offset: number): number {
+  let lo = 0;
+  let hi = items.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (items[mid]!.base <= offset) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found;
+}
+
+export class PartitionLog {
+  private logStart = 0;
+  private hwm = 0;
+  /** Next offset handed to a produce request (ahead of `hwm` while commits are in flight). */
+  private assigned = 0;
+  private readonly segments: SegmentInfo[] = [];
+  private readonly tail: TailBatch[] = [];
+  private tailBytes = 0;
+  private segmentBytesTotal = 0;
+  private queue: PendingWrite[] = [];
+  private committing = false;
+  private commitRun: Promise<void> = Promise.resolve();
+  private maintenance: Promise<void> = Promise.resolve();
+  private rollQueued = false;
+  private waiters = new Set<() => void>();
+  private cancelTick: (() => void) | undefined;
+  /** Where the last read of this partition ended: a read starting there is sequential. */
+  private lastReadEnd = -1;
+  private closed = false;
+
+  private constructor(
+    readonly name: string,
+    private readonly unit: UnitStorage,
+    private config: PartitionConfig,
+    private readonly clock: Clock,
+    private readonly scheduler: Scheduler,
+    private readonly cache: SegmentCache,
+    private readonly hooks: PartitionHooks,
+  ) {}
+
+  /**
+   * Opens a partition's unit: loads the segment list and the tail, deletes orphan blobs left by
+   * a roll that crashed before its KV batch, and starts the roll/retention timer.
+   *
+   * @example
+   * const log = await PartitionLog.open('log/t1/orders/0', await storage.unit('log/t1/orders/0'), config, clock, clock, cache, { onBytes() {} });
+   */
+  static async open(
+    name: string,
+    unit: UnitStorage,
+    config: PartitionConfig,
+    clock: Clock,
+    scheduler: Scheduler,
+    cache: SegmentCache,
+    hooks: PartitionHooks,
+  ): Promise<PartitionLog> {
+    const log = new PartitionLog(name, unit, config, clock, scheduler, cache, hooks);
+    await log.load();
+    log.scheduleTick();
+    return log;
+  }
+
+  private async load(): Promise<void> {
+    const meta = await this.unit.kv.get(META_KEY);
+    if (meta !== undefined) this.logStart = (JSON.parse(fromUtf8.decode(meta)) as { logStart: number }).logStart;
+    for (const entry of await this.unit.kv.scan({ prefix: new Uint8Array([SEG_PREFIX]) })) {
+      const info = JSON.parse(fromUtf8.decode(entry.value)) as SegmentInfo;
+      this.segments.push(info);
+      this.segmentBytesTotal += info.bytes;
+    }
+    for (const entry of await this.unit.kv.scan({ prefix: new Uint8Array([TAIL_PREFIX]) })) {
+      let header;
+      try {
+        header = readBatchHeader(entry.value);
+      } catch (cause) {
+        throw new QuartzError(ErrorCode.CORRUPT_DATA, `partition ${this.name}: tail batch at offset ${keyOffset(entry.key)} is unreadable`, { cause });
+      }
+      const base = header.baseOffset;
+      this.tail.push({
+        base,
+        end: base + header.lastOffsetDelta + 1,
+        bytes: entry.value,
+        baseTimestamp: header.baseTimestamp,
+        maxTimestamp: header.maxTimestamp,
+      });
+      this.tailBytes += entry.value.length;
+    }
+    const lastSeg = this.segments[this.segments.length - 1];
+    const lastTail = this.tail[this.tail.length - 1];
+    if (meta === undefined) this.logStart = this.segments[0]?.base ?? this.tail[0]?.base ?? 0;
+    this.hwm = Math.max(this.logStart, lastSeg?.end ?? 0, lastTail?.end ?? 0);
+    this.assigned = this.hwm;
+    const known = new Set(this.segments.map((s) => s.blob));
+    for (const blob of await this.unit.blobs.list('seg/')) {
+      if (!known.has(blob.key)) await this.unit.blobs.delete(blob.key);
+    }
+  }
+
+  get highWatermark(): number {
+    return this.hwm;
+  }
+
+  get logStartOffset(): number {
+    return this.logStart;
+  }
+
+  stats(): PartitionStats {
+    return {
+      logStartOffset: this.logStart,
+      highWatermark: this.hwm,
+      bytes: this.segmentBytesTotal + this.tailBytes,
+      segments: this.segments.length,
+    };
+  }
+
+  /** Sealed segments, oldest first (for tests and describe). */
+  segmentList(): readonly SegmentInfo[] {
+    return this.segments;
+  }
+
+  updateConfig(config: PartitionConfig): void {
+    this.config = config;
+  }
+
+  /**
+   * Appends records; resolves with the first assigned offset once they are durable. Records
+   * are split into batches under the KV entry limit; every record must already fit one batch.
+   */
+  append(records: SegmentRecord[]): Promise<number> {
+    this.checkOpen();
+    const base = this.assigned;
+    const ops: BatchOp[] = [];
+    const batches: TailBatch[] = [];
+    let bytes = 0;
+    let start = 0;
+    while (start < records.length) {
+      let end = start;
+      let raw = 0;
+      while (end < records.length && (end === start || raw + recordSize(records[end]!) <= MAX_BATCH_RAW_BYTES)) {
+        raw += recordSize(records[end]!);
+        end++;
+      }
+      const chunk = start === 0 && end === records.length ? records : records.slice(start, end);
+      const baseOffset = base + start;
+      const encoded = encodeBatch(chunk, { baseOffset, codec: 'lz4' });
+      let baseTimestamp = chunk[0]!.timestamp;
+      let maxTimestamp = baseTimestamp;
+      for (const r of chunk) if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
+      ops.push({ type: 'put', key: offsetKey(TAIL_PREFIX, baseOffset), value: encoded });
+      batches.push({ base: baseOffset, end: base + end, bytes: encoded, baseTimestamp, maxTimestamp });
+      bytes += encoded.length;
+      start = end;
+    }
+    this.assigned = base + records.length;
+    return new Promise<number>((resolve, reject) => {
+      this.queue.push({ ops, batches, records: records.length, bytes, resolve: () => resolve(base), reject });
+      if (!this.committing) this.commitRun = this.commitLoop();
+    });
+  }
+
+  private async commitLoop(): Promise<void> {
+    this.committing = true;
+    try {
+      while (this.queue.length > 0) {
+        const group = this.queue;
+        this.queue = [];
+        const ops = group.length === 1 ? group[0]!.ops : group.flatMap((w) => w.ops);
+        try {
+          await this.unit.kv.batch(ops);
+        } catch (err) {
+          // Requests queued behind this commit carry offsets that follow the failed ones, so
+          // they fail too and offsets restart at the durable high watermark.
+          const failed = group.concat(this.queue);
+          this.queue = [];
+          this.assigned = this.hwm;
+          for (const w of failed) w.reject(err);
+          continue;
+        }
+        let bytes = 0;
+        for (const w of group) {
+          for (const b of w.batches) this.tail.push(b);
+          bytes += w.bytes;
+        }
+        this.tailBytes += bytes;
+        this.hwm = group[group.length - 1]!.batches[group[group.length - 1]!.batches.length - 1]!.end;
+        this.hooks.onBytes(bytes);
+        for (const w of group) w.resolve();
+        this.wake();
+        if (this.tailBytes >= this.config.segmentBytes) this.requestRoll();
+      }
+    } finally {
+      this.committing = false;
+    }
+  }
+
+  private wake(): void {
+    if (this.waiters.size === 0) return;
+    const waiters = this.waiters;
+    this.waiters = new Set();
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Resolves once the high watermark passes `offset`, `maxWaitMs` elapses (on the engine's
+   * scheduler) or the log closes; rejects with the signal's reason when `signal` aborts.
+   */
+  waitFor(offset: number, maxWaitMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.hwm > offset || maxWaitMs <= 0 || this.closed) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        this.waiters.delete(done);
+        cancelTimer();
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        this.waiters.delete(done);
+        cancelTimer();
+        reject(signal!.reason);
+      };
+      const cancelTimer = this.scheduler.schedule(maxWaitMs, done);
+      this.waiters.add(done);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new QuartzError(ErrorCode.NOT_FOUND, `partition ${this.name} is closed`);
+  }
+
+  /** Throws OFFSET_OUT_OF_RANGE unless `logStart <= offset <= hwm`. */
+  checkOffset(offset: number, subject: string): void {
+    if (!Number.isSafeInteger(offset) || offset < this.logStart || offset > this.hwm) {
+      throw new QuartzError(
+        ErrorCode.OFFSET_OUT_OF_RANGE,
+        `offset ${offset} is out of range for ${subject}: valid offsets are ${this.logStart} to ${this.hwm}`,
+        { details: { offset, log_start_offset: this.logStart, high_watermark: this.hwm } },
+      );
+    }
+  }
+
+  /**
+   * Up to `maxRecords` records from `offset` (at least one when any exist, even beyond
+   * `maxBytes`, so a large record never blocks a consumer).
+   */
+  async read(offset: number, maxRecords: number, maxBytes: number, subject: string): Promise<ReadResult> {
+    this.checkOffset(offset, subject);
+    const records: DecodedRecord[] = [];
+    let cur = offset;
+    let bytes = 0;
+    const sequential = offset === this.lastReadEnd;
+    while (records.length < maxRecords && bytes < maxBytes && cur < this.hwm) {
+      const tailFirst = this.tail[0]?.base ?? this.hwm;
+      let got: DecodedRecord[];
+      let sourceEnd: number;
+      if (cur >= tailFirst) {
+        const batch = this.tail[floorIndex(this.tail, cur)]!;
+        got = decodeBatch(batch.bytes).records;
+        sourceEnd = batch.end;
+      } else {
+        const i = floorIndex(this.segments, cur);
+        const seg = this.segments[i];
+        if (seg === undefined || cur >= seg.end) {
+          // retention removed this range while we were reading
+          if (records.length > 0) break;
+          this.checkOffset(cur, subject);
+          throw new QuartzError(ErrorCode.INTERNAL, `partition ${this.name}: offset ${cur} has no segment`);
+        }
+        got = await this.readSegment(seg, cur, maxRecords - records.length, sequential || cur !== offset, subject);
+        sourceEnd = seg.end;
+        if (cur !== offset || sequential) this.readAhead(i + 1);
+      }
+      let advanced = false;
+      for (const r of got) {
+        if (r.offset < cur) continue;
+        if (records.length >= maxRecords || (bytes >= maxBytes && records.length > 0)) break;
+        const size = recordSize(r);
+        if (records.length > 0 && bytes + size > maxBytes) {
+          bytes = maxBytes;
+          break;
+        }
+        records.push(r);
+        bytes += size;
+        cur = r.offset + 1;
+        advanced = true;
+      }
+      if (!advanced) {
+        if (records.length >= maxRecords || bytes >= maxBytes) break;
+        cur = sourceEnd;
+      }
+    }
+    this.lastReadEnd = cur;
+    return { records, nextOffset: cur };
+  }
+
+  private segmentKey(seg: SegmentInfo): string {
+    return `${this.name}|${seg.blob}`;
+  }
+
+  /** Records of `seg` from `offset`: the whole segment for sequential readers, else one batch by range read. */
+  private async readSegment(seg: SegmentInfo, offset: number, max: number, whole: boolean, subject: string): Promise<DecodedRecord[]> {
+    const key = this.segmentKey(seg);
+    if (whole || this.cache.has(key)) {
+      const reader = await this.cache.get(key, () => this.loadSegment(seg), (r) => r.byteLength);
+      return this.guard(seg, () => reader.readFrom(offset, max));
+    }
+    const footer = await this.cache.get(`${key}|footer`, () => this.loadFooter(seg), (r) => r.footerBytes);
+    const range = this.guard(seg, () => footer.batchRange(offset));
+    const bytes = await this.unit.blobs.get(seg.blob, { offset: range.offset, length: range.length });
+    if (bytes === undefined || bytes.length !== range.length) throw this.missing(seg, subject);
+    return this.guard(seg, () => decodeBatch(bytes).records);
+  }
+
+  private guard<T>(seg: SegmentInfo, fn: () => T): T {
+    try {
+      return fn();
+    } catch (cause) {
+      if (cause instanceof QuartzError) {
+        throw new QuartzError(cause.code, `partition ${this.name}, segment ${seg.blob}: ${cause.message}`, { cause, details: cause.details });
+      }
+      throw cause;
+    }
+  }
+
+  private missing(seg: SegmentInfo, subject: string): QuartzError {
+    if (!this.segments.includes(seg)) {
+      return new QuartzError(ErrorCode.OFFSET_OUT_OF_RANGE, `offsets ${seg.base}..${seg.end - 1} of ${subject} were deleted by retention`, {
+        details: { log_start_offset: this.logStart, high_watermark: this.hwm },
+      });
+    }
+    return new QuartzError(ErrorCode.CORRUPT_DATA, `partition ${this.name}: segment blob ${seg.blob} is missing or shorter than recorded`);
+  }
+
+  private async loadSegment(seg: SegmentInfo): Promise<SegmentReader> {
+    const bytes = await this.unit.blobs.get(seg.blob);
+    if (bytes === undefined || bytes.length !== seg.bytes) {
+      throw new QuartzError(
+        ErrorCode.CORRUPT_DATA,
+        `partition ${this.name}: segment blob ${seg.blob} is ${bytes === undefined ? 'missing' : `${bytes.length} bytes, expected ${seg.bytes}`}`,
+      );
+    }
+    const reader = this.guard(seg, () => SegmentReader.open(bytes));
+    if (reader.droppedBytes > 0 || reader.baseOffset !== seg.base || reader.nextOffset !== seg.end) {
+      throw new QuartzError(ErrorCode.CORRUPT_DATA, `partition ${this.name}: segment blob ${seg.blob} is torn (${reader.droppedBytes} bytes unreadable)`);
+    }
+    return reader;
+  }
+
+  private async loadFooter(seg: SegmentInfo): Promise<SegmentReader> {
+    const size = seg.bytes;
+    let tailLength = Math.min(size, TAIL_GUESS);
+    for (;;) {
+      const bytes = await this.unit.blobs.get(seg.blob, { offset: size - tailLength, length: tailLength });
+      if (bytes === undefined || bytes.length !== tailLength) {
+        throw new QuartzError(ErrorCode.CORRUPT_DATA, `partition ${this.name}: segment blob ${seg.blob} is missing or shorter than recorded`);
+      }
+      const opened = this.guard(seg, () => SegmentReader.openTail(bytes, { size }));
+      if (opened.needBytes !== undefined && opened.needBytes > tailLength && opened.needBytes <= size) {
+        tailLength = opened.needBytes;
+        continue;
+      }
+      if (opened.reader === undefined || opened.reader.baseOffset !== seg.base || opened.reader.nextOffset !== seg.end) {
+        throw new QuartzError(ErrorCode.CORRUPT_DATA, `partition ${this.name}: segment blob ${seg.blob} has a footer that does not match its descriptor`);
+      }
+      return opened.reader;
+    }
+  }
+
+  private readAhead(index: number): void {
+    const next = this.segments[index];
+    if (next === undefined) return;
+    const key = this.segmentKey(next);
+    if (this.cache.has(key)) return;
+    // A failed read-ahead is retried (and reported) by the read that needs it.
+    this.cache.get(key, () => this.loadSegment(next), (r) => r.byteLength).catch(() => {});
+  }
+
+  /** The first offset whose timestamp is >= `timestamp`, or the high watermark if none. */
+  async offsetForTime(timestamp: number): Promise<number> {
+    for (const seg of this.segments) {
+      if (seg.maxTimestamp < timestamp) continue;
+      const reader = await this.cache.get(this.segmentKey(seg), () => this.loadSegment(seg), (r) => r.byteLength);
+      const found = this.guard(seg, () => reader.findOffsetByTime(timestamp));
+      if (found !== undefined && found !== null && found >= 0) return Math.max(found, this.logStart);
+    }
+    for (const batch of this.tail) {
+      if (batch.maxTimestamp < timestamp) continue;
+      for (const r of decodeBatch(batch.bytes).records) if (r.timestamp >= timestamp) return r.offset;
+    }
+    return this.hwm;
+  }
+
+  private requestRoll(): void {
+    if (this.rollQueued) return;
+    this.rollQueued = true;
+    this.runMaintenance(async () => {
+      this.rollQueued = false;
+      await this.rollNow();
+    });
+  }
+
+  private runMaintenance(task: () => Promise<void>): Promise<void> {
+    const run = this.maintenance.then(() => (this.closed ? undefined : task()));
+    // A failed roll or retention pass leaves the log as it was; the next tick retries.
+    this.maintenance = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Seals the committed tail into a segment blob. Safe against a crash at any step: the blob
+   * is written first, then one atomic KV batch records the segment and deletes the tail entries.
+   */
+  roll(): Promise<void> {
+    return this.runMaintenance(() => this.rollNow());
+  }
+
+  private async rollNow(): Promise<void> {
+    const batches = this.tail.slice();
+    if (batches.length === 0) return;
+    const base = batches[0]!.base;
+    const writer = new SegmentWriter({ baseOffset: base, createdAt: this.clock.now() });
+    let maxTimestamp = -Infinity;
+    let oldBytes = 0;
+    for (const b of batches) {
+      writer.appendBatch(b.bytes);
+      if (b.maxTimestamp > maxTimestamp) maxTimestamp = b.maxTimestamp;
+      oldBytes += b.bytes.length;
+    }
+    const blob = writer.finish();
+    const info: SegmentInfo = { base, end: batches[batches.length - 1]!.end, bytes: blob.length, maxTimestamp, blob: blobName(base) };
+    await this.unit.blobs.put(info.blob, blob);
+    const ops: BatchOp[] = [{ type: 'put', key: offsetKey(SEG_PREFIX, base), value: utf8.encode(JSON.stringify(info)) }];
+    for (const b of batches) ops.push({ type: 'delete', key: offsetKey(TAIL_PREFIX, b.base) });
+    await this.unit.kv.batch(ops);
+    this.tail.splice(0, batches.length);
+    this.tailBytes -= oldBytes;
+    this.segments.push(info);
+    this.segmentBytesTotal += info.bytes;
+    this.hooks.onBytes(info.bytes - oldBytes);
+  }
+
+  /** Deletes whole sealed segments older than retention_ms or beyond retention_bytes; moves the log start. */
+  applyRetention(): Promise<void> {
+    return this.runMaintenance(() => this.retainNow());
+  }
+
+  private async retainNow(): Promise<void> {
+    const { retentionMs, retentionBytes } = this.config;
+    const now = this.clock.now();
+    let total = this.segmentBytesTotal + this.tailBytes;
+    let drop = 0;
+    while (drop < this.segments.length) {
+      const seg = this.segments[drop]!;
+      const expired = retentionMs >= 0 && seg.maxTimestamp < now - retentionMs;
+      const oversize = retentionBytes >= 0 && total - seg.bytes >= retentionBytes;
+      if (!expired && !oversize) break;
+      total -= seg.bytes;
+      drop++;
+    }
+    if (drop === 0) return;
+    const victims = this.segments.slice(0, drop);
+    const newStart = victims[victims.length - 1]!.end;
+    const ops: BatchOp[] = [{ type: 'put', key: META_KEY, value: utf8.encode(JSON.stringify({ logStart: newStart })) }];
+    for (const seg of victims) ops.push({ type: 'delete', key: offsetKey(SEG_PREFIX, seg.base) });
+    await this.unit.kv.batch(ops);
+    this.segments.splice(0, drop);
+    this.logStart = Math.max(this.logStart, newStart);
+    let freed = 0;
+    for (const seg of victims) {
+      freed += seg.bytes;
+      this.segmentBytesTotal -= seg.bytes;
+      this.cache.dropPrefix(this.segmentKey(seg));
+    }
+    this.hooks.onBytes(-freed);
+    // After the KV batch these blobs are orphans; if deleting one fails, open() removes it.
+    for (const seg of victims) await this.unit.blobs.delete(seg.blob).catch(() => {});
+  }
+
+  private tickInterval(): number {
+    const { segmentMs, retentionMs } = this.config;
+    let ms = 60_000;
+    if (segmentMs > 0) ms = Math.min(ms, segmentMs);
+    if (retentionMs > 0) ms = Math.min(ms, retentionMs);
+    return Math.max(10, ms);
+  }
+
+  private scheduleTick(): void {
+    if (this.closed) return;
+    this.cancelTick = this.scheduler.schedule(this.tickInterval(), () => this.tick());
+  }
+
+  /** Periodic maintenance: time-based roll, then retention. */
+  async tick(): Promise<void> {
+    if (this.closed) return;
+    const first = this.tail[0];
+    const now = this.clock.now();
+    if (first !== undefined && this.config.segmentMs > 0 && now - Math.min(first.baseTimestamp, now) >= this.config.segmentMs) {
+      await this.roll().catch(() => {});
+    }
+    await this.applyRetention().catch(() => {});
+    this.scheduleTick();
+  }
+
+  /** Stops timers and wakes long-polls; pending commits still finish. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.cancelTick?.();
+    this.closed = true;
+    while (this.committing) await this.commitRun;
+    await this.maintenance;
+    this.wake();
+    this.cache.dropPrefix(`${this.name}|`);
+  }
+}

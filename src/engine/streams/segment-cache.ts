@@ -1,0 +1,77 @@
+/**
+ * A bytes-bounded LRU of sealed segments and segment footers, shared by every partition of a
+ * StreamStore. Entries are loaded once even when many readers ask at the same time (the
+ * promise is cached), and a failed load is forgotten so the next read retries.
+ */
+
+interface Entry<T> {
+  value: Promise<T>;
+  bytes: number;
+}
+
+export class SegmentCache {
+  // Map iteration order is insertion order: re-inserting on a hit makes the first key the LRU.
+  private readonly entries = new Map<string, Entry<unknown>>();
+  private used = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  /** Bytes currently held. */
+  get size(): number {
+    return this.used;
+  }
+
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
+  /**
+   * The cached value for `key`, or the result of `load()` (whose byte cost `sizeOf` reports),
+   * evicting least-recently-used entries to stay within `maxBytes`.
+   *
+   * @example
+   * const reader = await cache.get('log/t/orders/0|seg/0', () => loadSegment(), (r) => r.byteLength);
+   */
+  get<T>(key: string, load: () => Promise<T>, sizeOf: (value: T) => number): Promise<T> {
+    const hit = this.entries.get(key) as Entry<T> | undefined;
+    if (hit !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+      return hit.value;
+    }
+    const entry: Entry<T> = { value: load(), bytes: 0 };
+    this.entries.set(key, entry);
+    entry.value.then(
+      (value) => {
+        if (this.entries.get(key) !== entry) return;
+        entry.bytes = sizeOf(value);
+        this.used += entry.bytes;
+        this.evict();
+      },
+      () => {
+        if (this.entries.get(key) === entry) this.entries.delete(key);
+      },
+    );
+    return entry.value;
+  }
+
+  /** Forgets every entry whose key starts with `prefix` (a deleted segment or topic). */
+  dropPrefix(prefix: string): void {
+    for (const [key, entry] of this.entries) {
+      if (key.startsWith(prefix)) {
+        this.entries.delete(key);
+        this.used -= entry.bytes;
+      }
+    }
+  }
+
+  private evict(): void {
+    for (const [key, entry] of this.entries) {
+      if (this.used <= this.maxBytes) break;
+      // entries still loading have bytes = 0 and cost nothing yet
+      if (entry.bytes === 0) continue;
+      this.entries.delete(key);
+      this.used -= entry.bytes;
+    }
+  }
+}

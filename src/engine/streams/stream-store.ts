@@ -1,0 +1,506 @@
+/**
+ * The streams engine for one tenant: a Kafka-like log of topics → partitions → offsets.
+ *
+ * Units it owns: `topics/<tenant>` (the topic catalog), `log/<tenant>/<topic>/<partition>`
+ * (one PartitionLog each) and `groups/<tenant>` (consumer-group committed offsets). Keys are
+ * partitioned exactly like Kafka's default partitioner (murmur2), keyless batches stick to one
+ * partition and the next batch moves on.
+ */
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { MAX_TIMESTAMP } from '../../core/segment-records.js';
+import type { DecodedRecord, SegmentRecord } from '../../core/segment.js';
+import type { UnitStorage } from '../../ports/storage.js';
+import type { EngineContext } from '../context.js';
+import { partitionForKey } from './murmur2.js';
+import { MAX_BATCH_RAW_BYTES, PartitionLog, recordSize, type PartitionConfig } from './partition-log.js';
+import { SegmentCache } from './segment-cache.js';
+
+export const MAX_PARTITIONS = 1024;
+const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export const TOPIC_DEFAULTS = {
+  partitions: 1,
+  retention_ms: 7 * DAY_MS,
+  /** -1: no size limit. */
+  retention_bytes: -1,
+  segment_bytes: 8 * 1024 * 1024,
+  segment_ms: DAY_MS,
+} as const;
+
+export interface TopicOptions {
+  partitions?: number;
+  /** -1 keeps records forever. */
+  retention_ms?: number;
+  /** -1: no size limit per partition. */
+  retention_bytes?: number;
+  segment_bytes?: number;
+  segment_ms?: number;
+}
+
+export interface TopicConfig {
+  name: string;
+  partitions: number;
+  retention_ms: number;
+  retention_bytes: number;
+  segment_bytes: number;
+  segment_ms: number;
+  created_at: number;
+}
+
+export interface PartitionDescription {
+  partition: number;
+  log_start_offset: number;
+  high_watermark: number;
+  bytes: number;
+  segments: number;
+}
+
+export interface TopicDescription extends TopicConfig {
+  partition_info: PartitionDescription[];
+}
+
+export interface ProduceRecord {
+  key?: Uint8Array | null;
+  value: Uint8Array | null;
+  headers?: Array<{ key: string; value: Uint8Array | null }>;
+  /** Milliseconds since the epoch; defaults to the engine clock. */
+  timestamp?: number;
+  /** Explicit partition; otherwise by key (murmur2), else sticky. */
+  partition?: number;
+}
+
+export interface ProduceResult {
+  /** One per input record, in input order. */
+  offsets: Array<{ partition: number; offset: number }>;
+}
+
+export interface ConsumeOptions {
+  max_records?: number;
+  max_bytes?: number;
+  /** Long-poll: wait up to this long for a record when `offset` is the high watermark. */
+  max_wait_ms?: number;
+  /** Cancels a long-poll (shutdown); the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface ConsumeResult {
+  records: DecodedRecord[];
+  next_offset: number;
+  high_watermark: number;
+  log_start_offset: number;
+}
+
+export interface GroupOffset {
+  topic: string;
+  partition: number;
+  /** Committed offset, or null when the group never committed this partition. */
+  offset: number | null;
+  metadata: string | null;
+  high_watermark: number;
+  /** high_watermark − committed (null when nothing is committed). */
+  lag: number | null;
+}
+
+export interface StreamStoreOptions {
+  /** Bytes of sealed segments kept in memory across this tenant's partitions. */
+  segmentCacheBytes?: number;
+}
+
+const DEFAULT_MAX_RECORDS = 500;
+const MAX_MAX_RECORDS = 100_000;
+const DEFAULT_MAX_BYTES = 1024 * 1024;
+const MAX_MAX_BYTES = 64 * 1024 * 1024;
+const MAX_WAIT_MS = 5 * 60 * 1000;
+const MAX_GROUP_BYTES = 255;
+const MAX_METADATA_CHARS = 4096;
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+function invalid(message: string): QuartzError {
+  return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+function intIn(value: unknown, min: number, max: number, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw invalid(`${what} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+interface OpenTopic {
+  config: TopicConfig;
+  logs: PartitionLog[];
+  /** Partition the next keyless batch goes to. */
+  sticky: number;
+}
+
+function groupKey(kind: 'g' | 'o', group: string, topic?: string, partition?: number): Uint8Array {
+  const parts = [kind, group];
+  if (topic !== undefined) parts.push(topic);
+  const head = utf8.encode(parts.join('\u0000') + (topic !== undefined ? '\u0000' : ''));
+  if (partition === undefined) return head;
+  const key = new Uint8Array(head.length + 4);
+  key.set(head);
+  new DataView(key.buffer).setUint32(head.length, partition);
+  return key;
+}
+
+export class StreamStore {
+  private readonly topics = new Map<string, OpenTopic>();
+  private closed = false;
+
+  private constructor(
+    private readonly ctx: EngineContext,
+    readonly tenantId: string,
+    private readonly catalog: UnitStorage,
+    private readonly groups: UnitStorage,
+    private readonly cache: SegmentCache,
+  ) {}
+
+  /**
+   * Opens a tenant's streams: loads the topic catalog and opens every partition log (which
+   * starts its roll/retention timer). The WASM core must be initialised (`await init()`).
+   *
+   * @example
+   * const streams = await StreamStore.open(ctx, 'tenant-1');
+   * await streams.createTopic('orders', { partitions: 3 });
+   * const { offsets } = await streams.produce('orders', [{ key: utf8('k'), value: utf8('v') }]);
+   */
+  static async open(ctx: EngineContext, tenantId: string, options: StreamStoreOptions = {}): Promise<StreamStore> {
+    if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.includes('/')) {
+      throw invalid(`tenant id must be a non-empty string without '/', got ${JSON.stringify(tenantId)}`);
+    }
+    const catalog = await ctx.storage.unit(`topics/${tenantId}`);
+    const groups = await ctx.storage.unit(`groups/${tenantId}`);
+    const store = new StreamStore(ctx, tenantId, catalog, groups, new SegmentCache(options.segmentCacheBytes ?? 64 * 1024 * 1024));
+    for (const entry of await catalog.kv.scan({ prefix: new Uint8Array(0) })) {
+      const config = JSON.parse(fromUtf8.decode(entry.value)) as TopicConfig;
+      store.topics.set(config.name, { config, logs: await store.openLogs(config), sticky: 0 });
+    }
+    return store;
+  }
+
+  private unitName(topic: string, partition: number): string {
+    return `log/${this.tenantId}/${topic}/${partition}`;
+  }
+
+  private partitionConfig(c: TopicConfig): PartitionConfig {
+    return { retentionMs: c.retention_ms, retentionBytes: c.retention_bytes, segmentBytes: c.segment_bytes, segmentMs: c.segment_ms };
+  }
+
+  private async openLogs(config: TopicConfig): Promise<PartitionLog[]> {
+    const logs: PartitionLog[] = [];
+    const hooks = { onBytes: (delta: number) => this.ctx.usage.add(this.tenantId, 'bytes_stored', delta) };
+    for (let p = 0; p < config.partitions; p++) {
+      const name = this.unitName(config.name, p);
+      const unit = await this.ctx.storage.unit(name);
+      logs.push(await PartitionLog.open(name, unit, this.partitionConfig(config), this.ctx.clock, this.ctx.scheduler, this.cache, hooks));
+    }
+    return logs;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new QuartzError(ErrorCode.STORAGE_CLOSED, `streams of tenant '${this.tenantId}' are closed`);
+  }
+
+  private topic(name: string): OpenTopic {
+    this.checkOpen();
+    if (typeof name !== 'string') throw invalid(`topic name must be a string, got ${typeof name}`);
+    const topic = this.topics.get(name);
+    if (topic === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `topic '${name}' does not exist`);
+    return topic;
+  }
+
+  private log(topic: OpenTopic, partition: number): PartitionLog {
+    if (typeof partition !== 'number' || !Number.isInteger(partition) || partition < 0 || partition >= topic.logs.length) {
+      throw new QuartzError(ErrorCode.NOT_FOUND, `topic '${topic.config.name}' has no partition ${String(partition)}`, {
+        details: { partitions: topic.logs.length },
+      });
+    }
+    return topic.logs[partition]!;
+  }
+
+  /**
+   * Creates a topic. Names starting with `__` are reserved for the system (`{ system: true }`).
+   *
+   * @example
+   * await streams.createTopic('orders', { partitions: 6, retention_ms: 86_400_000 });
+   */
+  async createTopic(name: string, options: TopicOptions = {}, opts: { system?: boolean } = {}): Promise<TopicConfig> {
+    this.checkOpen();
+    if (typeof name !== 'string' || !TOPIC_NAME.test(name) || name === '.' || name === '..') {
+      throw invalid(`topic name must be 1-249 characters of A-Z a-z 0-9 . _ - (and not '.' or '..'), got ${JSON.stringify(name)}`);
+    }
+    if (name.startsWith('__') && opts.system !== true) {
+      throw invalid(`topic name '${name}' is reserved: names starting with '__' belong to the system`);
+    }
+    if (this.topics.has(name)) throw new QuartzError(ErrorCode.ALREADY_EXISTS, `topic '${name}' already exists`);
+    const config: TopicConfig = {
+      name,
+      partitions: intIn(options.partitions ?? TOPIC_DEFAULTS.partitions, 1, MAX_PARTITIONS, 'partitions'),
+      retention_ms: intIn(options.retention_ms ?? TOPIC_DEFAULTS.retention_ms, -1, Number.MAX_SAFE_INTEGER, 'retention_ms'),
+      retention_bytes: intIn(options.retention_bytes ?? TOPIC_DEFAULTS.retention_bytes, -1, Number.MAX_SAFE_INTEGER, 'retention_bytes'),
+      segment_bytes: intIn(options.segment_bytes ?? TOPIC_DEFAULTS.segment_bytes, 1024, 1024 * 1024 * 1024, 'segment_bytes'),
+      segment_ms: intIn(options.segment_ms ?? TOPIC_DEFAULTS.segment_ms, 1, Number.MAX_SAFE_INTEGER, 'segment_ms'),
+      created_at: this.ctx.clock.now(),
+    };
+    // A delete that crashed before dropping its partition units must not leak old records.
+    await this.dropPartitionUnits(name, MAX_PARTITIONS);
+    await this.catalog.kv.put(utf8.encode(name), utf8.encode(JSON.stringify(config)));
+    this.topics.set(name, { config, logs: await this.openLogs(config), sticky: 0 });
+    return config;
+  }
+
+  private async dropPartitionUnits(name: string, upTo: number): Promise<void> {
+    const storage = this.ctx.storage;
+    if (storage.listUnits !== undefined) {
+      for (const unit of await storage.listUnits(`log/${this.tenantId}/${name}/`)) await storage.dropUnit(unit);
+    } else {
+      for (let p = 0; p < upTo; p++) await storage.dropUnit(this.unitName(name, p));
+    }
+  }
+
+  /** Topic configs, sorted by name. */
+  listTopics(): TopicConfig[] {
+    this.checkOpen();
+    return [...this.topics.values()].map((t) => ({ ...t.config })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * A topic's config and, per partition, log start, high watermark, bytes and segment count.
+   *
+   * @example
+   * const { partition_info } = streams.describeTopic('orders');
+   */
+  describeTopic(name: string): TopicDescription {
+    const topic = this.topic(name);
+    return {
+      ...topic.config,
+      partition_info: topic.logs.map((log, partition) => {
+        const s = log.stats();
+        return { partition, log_start_offset: s.logStartOffset, high_watermark: s.highWatermark, bytes: s.bytes, segments: s.segments };
+      }),
+    };
+  }
+
+  /** Deletes a topic, its partitions' data and the groups' committed offsets for it. */
+  async deleteTopic(name: string): Promise<void> {
+    const topic = this.topic(name);
+    this.topics.delete(name);
+    await this.catalog.kv.delete(utf8.encode(name));
+    let freed = 0;
+    for (const log of topic.logs) {
+      freed += log.stats().bytes;
+      await log.close();
+    }
+    await this.dropPartitionUnits(name, topic.config.partitions);
+    if (freed > 0) this.ctx.usage.add(this.tenantId, 'bytes_stored', -freed);
+    const ops = (await this.groups.kv.scan({ prefix: utf8.encode('o') }))
+      .filter((e) => fromUtf8.decode(e.key.subarray(0, e.key.length - 4)).split('\u0000')[2] === name)
+      .map((e) => ({ type: 'delete' as const, key: e.key }));
+    if (ops.length > 0) await this.groups.kv.batch(ops);
+  }
+
+  /**
+   * Appends records and resolves with their offsets once durable. Partition: the record's
+   * own, else Kafka's murmur2 of the key, else one sticky partition for the whole batch.
+   *
+   * @example
+   * const { offsets } = await streams.produce('orders', [{ key: utf8('user-1'), value: utf8('{"n":1}') }]);
+   */
+  async produce(topicName: string, records: ProduceRecord[]): Promise<ProduceResult> {
+    const topic = this.topic(topicName);
+    if (!Array.isArray(records)) throw invalid(`records for topic '${topicName}' must be an array`);
+    const n = topic.logs.length;
+    const now = this.ctx.clock.now();
+    const perPartition: SegmentRecord[][] = [];
+    const placement = new Array<number>(records.length);
+    const indexInPartition = new Array<number>(records.length);
+    let usedSticky = false;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      const rec = this.checkRecord(r, i, topicName, now);
+      let p: number;
+      if (r.partition !== undefined) {
+        this.log(topic, r.partition);
+        p = r.partition;
+      } else if (rec.key !== null) {
+        p = partitionForKey(rec.key, n);
+      } else {
+        p = topic.sticky % n;
+        usedSticky = true;
+      }
+      const list = (perPartition[p] ??= []);
+      placement[i] = p;
+      indexInPartition[i] = list.length;
+      list.push(rec);
+    }
+    if (usedSticky) topic.sticky = (topic.sticky + 1) % n;
+    const bases: number[] = [];
+    const writes: Promise<void>[] = [];
+    perPartition.forEach((list, p) => {
+      writes.push(topic.logs[p]!.append(list).then((base) => void (bases[p] = base)));
+    });
+    await Promise.all(writes);
+    if (records.length > 0) this.ctx.usage.add(this.tenantId, 'records_produced', records.length);
+    return { offsets: records.map((_, i) => ({ partition: placement[i]!, offset: bases[placement[i]!]! + indexInPartition[i]! })) };
+  }
+
+  private checkRecord(r: ProduceRecord, i: number, topic: string, now: number): SegmentRecord {
+    const where = `record ${i} for topic '${topic}'`;
+    if (r === null || typeof r !== 'object') throw invalid(`${where} must be an object`);
+    const key = r.key ?? null;
+    const value = r.value ?? null;
+    if (key !== null && !(key instanceof Uint8Array)) throw invalid(`${where}: key must be bytes or null`);
+    if (value !== null && !(value instanceof Uint8Array)) throw invalid(`${where}: value must be bytes or null`);
+    const timestamp = r.timestamp ?? now;
+    if (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > MAX_TIMESTAMP) throw invalid(`${where}: timestamp must be a non-negative integer of ms, got ${String(r.timestamp)}`);
+    if (r.headers !== undefined) {
+      if (!Array.isArray(r.headers)) throw invalid(`${where}: headers must be an array`);
+      for (const h of r.headers) {
+        if (h === null || typeof h !== 'object' || typeof h.key !== 'string' || (h.value !== null && !(h.value instanceof Uint8Array))) {
+          throw invalid(`${where}: each header needs a string key and a bytes or null value`);
+        }
+      }
+    }
+    const rec: SegmentRecord = { key, value, timestamp };
+    if (r.headers !== undefined && r.headers.length > 0) rec.headers = r.headers;
+    const size = recordSize(rec);
+    if (size > MAX_BATCH_RAW_BYTES) {
+      throw new QuartzError(ErrorCode.TOO_LARGE, `${where} is ${size} bytes; a record may be at most ${MAX_BATCH_RAW_BYTES} bytes`);
+    }
+    return rec;
+  }
+
+  /**
+   * Reads records from `(topic, partition, offset)`. At the high watermark with `max_wait_ms`
+   * it long-polls: it returns as soon as a record is committed, or empty after the wait.
+   *
+   * @example
+   * const res = await streams.consume('orders', 0, 0, { max_records: 100, max_wait_ms: 1000 });
+   * for (const r of res.records) handle(r.offset, r.value);
+   */
+  async consume(topicName: string, partition: number, offset: number, options: ConsumeOptions = {}): Promise<ConsumeResult> {
+    const topic = this.topic(topicName);
+    const log = this.log(topic, partition);
+    const maxRecords = intIn(options.max_records ?? DEFAULT_MAX_RECORDS, 1, MAX_MAX_RECORDS, 'max_records');
+    const maxBytes = intIn(options.max_bytes ?? DEFAULT_MAX_BYTES, 1, MAX_MAX_BYTES, 'max_bytes');
+    const maxWait = intIn(options.max_wait_ms ?? 0, 0, MAX_WAIT_MS, 'max_wait_ms');
+    const subject = `topic '${topicName}' partition ${partition}`;
+    log.checkOffset(offset, subject);
+    if (offset === log.highWatermark && maxWait > 0) {
+      await log.waitFor(offset, maxWait, options.signal);
+      if (this.topics.get(topicName) !== topic) throw new QuartzError(ErrorCode.NOT_FOUND, `topic '${topicName}' was deleted`);
+    }
+    const { records, nextOffset } = await log.read(offset, maxRecords, maxBytes, subject);
+    return { records, next_offset: nextOffset, high_watermark: log.highWatermark, log_start_offset: log.logStartOffset };
+  }
+
+  /**
+   * The first offset whose timestamp is at or after `timestamp` (the high watermark if none).
+   *
+   * @example
+   * const from = await streams.offsetForTimestamp('orders', 0, Date.now() - 3_600_000);
+   */
+  async offsetForTimestamp(topicName: string, partition: number, timestamp: number): Promise<number> {
+    const log = this.log(this.topic(topicName), partition);
+    if (typeof timestamp !== 'number' || !Number.isFinite(timestamp)) throw invalid(`timestamp must be a number of ms, got ${String(timestamp)}`);
+    return log.offsetForTime(timestamp);
+  }
+
+  /** Seals every partition's tail and applies retention now (what the timers do). */
+  async maintain(topicName: string): Promise<void> {
+    for (const log of this.topic(topicName).logs) {
+      await log.roll();
+      await log.applyRetention();
+    }
+  }
+
+  private checkGroup(group: string): void {
+    if (typeof group !== 'string' || group.length === 0 || utf8.encode(group).length > MAX_GROUP_BYTES || /[\u0000-\u001f]/.test(group)) {
+      throw invalid(`group id must be 1-${MAX_GROUP_BYTES} bytes without control characters, got ${JSON.stringify(group)}`);
+    }
+  }
+
+  /**
+   * Commits a consumer group's offset (the next offset to read) for one partition.
+   *
+   * @example
+   * await streams.commitOffset('billing', 'orders', 0, res.next_offset);
+   */
+  async commitOffset(group: string, topicName: string, partition: number, offset: number, metadata?: string): Promise<void> {
+    this.checkGroup(group);
+    const topic = this.topic(topicName);
+    const log = this.log(topic, partition);
+    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || offset > log.highWatermark) {
+      throw new QuartzError(
+        ErrorCode.OFFSET_OUT_OF_RANGE,
+        `cannot commit offset ${String(offset)} for topic '${topicName}' partition ${partition}: it must be 0 to ${log.highWatermark}`,
+        { details: { offset, log_start_offset: log.logStartOffset, high_watermark: log.highWatermark } },
+      );
+    }
+    if (metadata !== undefined && (typeof metadata !== 'string' || metadata.length > MAX_METADATA_CHARS)) {
+      throw invalid(`offset metadata must be a string of at most ${MAX_METADATA_CHARS} characters`);
+    }
+    const value = { offset, metadata: metadata ?? null, committed_at: this.ctx.clock.now() };
+    await this.groups.kv.batch([
+      { type: 'put', key: groupKey('g', group), value: new Uint8Array(0) },
+      { type: 'put', key: groupKey('o', group, topicName, partition), value: utf8.encode(JSON.stringify(value)) },
+    ]);
+  }
+
+  /**
+   * A group's committed offsets with lag, for every partition of `topic` (or of every topic
+   * the group committed to).
+   *
+   * @example
+   * const rows = await streams.fetchOffsets('billing', 'orders'); // [{partition, offset, lag, …}]
+   */
+  async fetchOffsets(group: string, topicName?: string): Promise<GroupOffset[]> {
+    this.checkGroup(group);
+    this.checkOpen();
+    const committed = new Map<string, { offset: number; metadata: string | null }>();
+    const prefix = topicName === undefined ? utf8.encode(`o\u0000${group}\u0000`) : groupKey('o', group, topicName);
+    for (const e of await this.groups.kv.scan({ prefix })) {
+      const head = fromUtf8.decode(e.key.subarray(0, e.key.length - 4)).split('\u0000');
+      const p = new DataView(e.key.buffer, e.key.byteOffset + e.key.length - 4, 4).getUint32(0);
+      committed.set(`${head[2]}\u0000${p}`, JSON.parse(fromUtf8.decode(e.value)) as { offset: number; metadata: string | null });
+    }
+    const topicNames = topicName !== undefined ? [topicName] : [...new Set([...committed.keys()].map((k) => k.split('\u0000')[0]!))].sort();
+    const rows: GroupOffset[] = [];
+    for (const name of topicNames) {
+      const topic = topicName !== undefined ? this.topic(name) : this.topics.get(name);
+      if (topic === undefined) continue;
+      topic.logs.forEach((log, partition) => {
+        const c = committed.get(`${name}\u0000${partition}`);
+        const hwm = log.highWatermark;
+        rows.push({
+          topic: name,
+          partition,
+          offset: c?.offset ?? null,
+          metadata: c?.metadata ?? null,
+          high_watermark: hwm,
+          lag: c === undefined ? null : Math.max(0, hwm - c.offset),
+        });
+      });
+    }
+    return rows;
+  }
+
+  /** Groups that have committed at least one offset, sorted. */
+  async listGroups(): Promise<string[]> {
+    this.checkOpen();
+    const prefix = utf8.encode('g\u0000');
+    return (await this.groups.kv.scan({ prefix })).map((e) => fromUtf8.decode(e.key.subarray(prefix.length)));
+  }
+
+  /** Stops timers, wakes long-polls and lets in-flight commits finish. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const topic of this.topics.values()) for (const log of topic.logs) await log.close();
+    this.topics.clear();
+  }
+}
