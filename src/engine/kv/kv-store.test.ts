@@ -156,6 +156,7 @@ describe('KvStore basics', () => {
     for (const limit of [0, 1001, 2.5]) await rejects(() => kv.list({ limit }), ErrorCode.INVALID_ARGUMENT, /limit must be/);
     await rejects(() => kv.list({ cursor: '%%%' }), ErrorCode.INVALID_ARGUMENT, /cursor is not valid/);
     await rejects(() => KvStore.open(createTestContext(), ''), ErrorCode.INVALID_ARGUMENT, /tenant id/);
+    await rejects(() => KvStore.open(createTestContext(), 'a/../b'), ErrorCode.INVALID_ARGUMENT, /tenant id "a\/..\/b" must be/);
     await rejects(() => KvStore.open(createTestContext(), 't', { maxValueBytes: -1 }), ErrorCode.INVALID_ARGUMENT, /maxValueBytes/);
     expect(await kv.list()).toEqual({ keys: [], cursor: null });
     await kv.close();

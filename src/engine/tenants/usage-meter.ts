@@ -1,0 +1,332 @@
+/**
+ * Usage metering per tenant and billing period (calendar month, UTC). `add()` only bumps numbers
+ * in memory; a flush (periodic, and on close) folds them into the `tenants` unit, so metering costs
+ * the hot path a map lookup and the storage one batch per interval.
+ *
+ * Counters (api_calls, records_produced, function_ms) are sums per period. Gauges (bytes_stored,
+ * vectors_stored) are levels: a period's row holds the level at its last flush, and the first
+ * flush of a new period carries every tenant's non-zero level forward so the export lists them.
+ *
+ * Keys in the `tenants` unit (UTF-8):
+ *   u/<YYYY-MM>/<tenantId> → JSON UsageFigures for that period
+ *   g/<tenantId>           → JSON { bytes_stored, vectors_stored }: the current levels
+ *   m/period               → the last period flushed
+ */
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import type { Clock, Scheduler } from '../../ports/clock.js';
+import { prefixEnd } from '../../ports/storage-checks.js';
+import type { BatchOp, OrderedKV, StorageProvider } from '../../ports/storage.js';
+import type { UsageMetric, UsageRecorder } from '../context.js';
+
+export const USAGE_METRICS: readonly UsageMetric[] = ['api_calls', 'bytes_stored', 'records_produced', 'vectors_stored', 'function_ms'];
+const GAUGES: readonly UsageMetric[] = ['bytes_stored', 'vectors_stored'];
+const METRIC_INDEX: Record<string, number> = Object.fromEntries(USAGE_METRICS.map((m, i) => [m, i]));
+const GAUGE_INDEXES = GAUGES.map((g) => METRIC_INDEX[g]!);
+export const DEFAULT_FLUSH_INTERVAL_MS = 60_000;
+const PERIOD = /^\d{4}-(0[1-9]|1[0-2])$/;
+const PAGE = 500;
+
+export type UsageFigures = Record<UsageMetric, number>;
+
+/** One tenant's figures for one period, as the usage export and `GET /v1/usage` show them. */
+export interface UsageRow extends UsageFigures {
+  tenant_id: string;
+  period: string;
+}
+
+export interface UsageMeterOptions {
+  storage: StorageProvider;
+  clock: Clock;
+  scheduler: Scheduler;
+  /** How often pending counts are persisted (default one minute). */
+  flushIntervalMs?: number;
+}
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+const key = (s: string) => utf8.encode(s);
+
+function invalid(message: string): QuartzError {
+  return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+/** The billing period ("YYYY-MM", UTC) that contains `ms`. */
+export function periodOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 7);
+}
+
+function checkPeriod(period: unknown, what = 'period'): string {
+  if (typeof period !== 'string' || !PERIOD.test(period)) throw invalid(`${what} must look like YYYY-MM, got ${JSON.stringify(period)}`);
+  return period;
+}
+
+function zeros(): UsageFigures {
+  return { api_calls: 0, bytes_stored: 0, records_produced: 0, vectors_stored: 0, function_ms: 0 };
+}
+
+function parseFigures(bytes: Uint8Array | undefined, what: string): UsageFigures | undefined {
+  if (bytes === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(utf8Decoder.decode(bytes)) as Partial<UsageFigures>;
+    const out = zeros();
+    for (const m of USAGE_METRICS) {
+      const v = parsed[m];
+      if (v !== undefined) {
+        if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${m} is not a number`);
+        out[m] = v;
+      }
+    }
+    return out;
+  } catch (cause) {
+    throw new QuartzError(ErrorCode.CORRUPT_DATA, `stored usage ${what} is unreadable`, { cause });
+  }
+}
+
+export class UsageMeter implements UsageRecorder {
+  /** Deltas not yet persisted: period → tenant → one slot per metric (USAGE_METRICS order). */
+  private pending = new Map<string, Map<string, Float64Array>>();
+  private currentStart = 0;
+  private currentEnd = -1;
+  private current: Map<string, Float64Array> | undefined;
+  private lastFlushedPeriod: string | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  private cancelTimer: (() => void) | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly kv: OrderedKV,
+    private readonly clock: Clock,
+    private readonly scheduler: Scheduler,
+    private readonly intervalMs: number,
+  ) {}
+
+  /**
+   * Opens the meter on the `tenants` unit and starts its periodic flush.
+   *
+   * @example
+   * const usage = await UsageMeter.open({ storage, clock: systemClock, scheduler: timerScheduler });
+   * usage.add('t_1', 'api_calls', 1);
+   * console.log(await usage.usage('t_1')); // { tenant_id: 't_1', period: '2025-01', api_calls: 1, ... }
+   */
+  static async open(options: UsageMeterOptions): Promise<UsageMeter> {
+    const interval = options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
+    if (!(Number.isFinite(interval) && interval > 0)) throw invalid(`flushIntervalMs must be a positive number, got ${String(interval)}`);
+    const unit = await options.storage.unit('tenants');
+    const meter = new UsageMeter(unit.kv, options.clock, options.scheduler, interval);
+    const last = await unit.kv.get(key('m/period'));
+    meter.lastFlushedPeriod = last === undefined ? undefined : utf8Decoder.decode(last);
+    meter.arm();
+    return meter;
+  }
+
+  /**
+   * Counts `delta` (negative for gauges going down) of `metric` for a tenant. In memory only.
+   *
+   * @example
+   * usage.add('t_1', 'bytes_stored', -1024); // a value was deleted
+   */
+  add(tenantId: string, metric: UsageMetric, delta: number): void {
+    const index = METRIC_INDEX[metric];
+    if (index === undefined) throw invalid(`unknown usage metric ${JSON.stringify(metric)}; expected one of ${USAGE_METRICS.join(', ')}`);
+    if (typeof delta !== 'number' || !Number.isFinite(delta)) throw invalid(`usage delta for ${metric} must be a finite number, got ${String(delta)}`);
+    if (typeof tenantId !== 'string' || tenantId.length === 0) throw invalid('usage tenant id must be a non-empty string');
+    const now = this.clock.now();
+    if (this.current === undefined || now < this.currentStart || now >= this.currentEnd) this.enterPeriod(now);
+    let slots = this.current!.get(tenantId);
+    if (slots === undefined) this.current!.set(tenantId, (slots = new Float64Array(USAGE_METRICS.length)));
+    slots[index]! += delta;
+  }
+
+  /**
+   * A tenant's figures for a period (default: the current one), including counts not yet flushed.
+   *
+   * @example
+   * const { api_calls, bytes_stored } = await usage.usage('t_1', '2025-01');
+   */
+  async usage(tenantId: string, period?: string): Promise<UsageRow> {
+    if (typeof tenantId !== 'string' || tenantId.length === 0) throw invalid('tenant id must be a non-empty string');
+    const now = this.clock.now();
+    const current = periodOf(now);
+    const p = period === undefined ? current : checkPeriod(period);
+    const row = parseFigures(await this.kv.get(key(`u/${p}/${tenantId}`)), `of tenant '${tenantId}' for ${p}`);
+    const figures = row ?? zeros();
+    if (row === undefined && p >= current) {
+      const level = parseFigures(await this.kv.get(key(`g/${tenantId}`)), `level of tenant '${tenantId}'`);
+      if (level !== undefined) for (const g of GAUGES) figures[g] = level[g];
+    }
+    for (const [pendingPeriod, tenants] of this.pending) {
+      const slots = tenants.get(tenantId);
+      if (slots === undefined || pendingPeriod > p) continue;
+      for (const i of GAUGE_INDEXES) figures[USAGE_METRICS[i]!] += slots[i]!;
+      if (pendingPeriod === p) for (let i = 0; i < USAGE_METRICS.length; i++) if (!GAUGE_INDEXES.includes(i)) figures[USAGE_METRICS[i]!] += slots[i]!;
+    }
+    return { tenant_id: tenantId, period: p, ...figures };
+  }
+
+  /**
+   * Every tenant's row for each period from `from` to `to` (inclusive, "YYYY-MM"), in period then
+   * tenant order, after flushing what is pending. This is what the billing export writes as JSONL.
+   *
+   * @example
+   * for await (const row of usage.export({ from: '2025-01', to: '2025-03' })) console.log(JSON.stringify(row));
+   */
+  async *export(range: { from?: string; to?: string } = {}): AsyncGenerator<UsageRow> {
+    const from = range.from === undefined ? '0000-01' : checkPeriod(range.from, 'from');
+    const to = range.to === undefined ? '9999-12' : checkPeriod(range.to, 'to');
+    if (from > to) throw invalid(`from (${from}) is after to (${to})`);
+    await this.flush();
+    let start = key(`u/${from}/`);
+    const end = prefixEnd(key(`u/${to}/`))!;
+    for (;;) {
+      const rows = await this.kv.scan({ start, end, limit: PAGE });
+      for (const row of rows) {
+        const name = utf8Decoder.decode(row.key);
+        const period = name.slice(2, 9);
+        const tenantId = name.slice(10);
+        yield { tenant_id: tenantId, period, ...parseFigures(row.value, `of tenant '${tenantId}' for ${period}`)! };
+      }
+      if (rows.length < PAGE) return;
+      const last = rows[rows.length - 1]!.key;
+      start = new Uint8Array(last.length + 1);
+      start.set(last);
+    }
+  }
+
+  /**
+   * Persists pending counts now (flushes run one at a time, in order).
+   *
+   * @example
+   * await usage.flush();
+   */
+  flush(): Promise<void> {
+    const run = this.flushing.then(() => this.flushOnce());
+    this.flushing = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Stops the periodic flush and persists what is pending.
+   *
+   * @example
+   * await usage.close();
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+    await this.flush();
+  }
+
+  private enterPeriod(now: number): void {
+    const d = new Date(now);
+    this.currentStart = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+    this.currentEnd = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+    const period = periodOf(now);
+    let map = this.pending.get(period);
+    if (map === undefined) this.pending.set(period, (map = new Map()));
+    this.current = map;
+  }
+
+  private async flushOnce(): Promise<void> {
+    const now = periodOf(this.clock.now());
+    if (this.pending.size === 0 && this.lastFlushedPeriod === now) return;
+    const taken = this.pending;
+    this.pending = new Map();
+    this.current = undefined;
+    try {
+      const ops: BatchOp[] = [];
+      const levels = new Map<string, UsageFigures>();
+      const levelOf = async (tenantId: string): Promise<UsageFigures> => {
+        let level = levels.get(tenantId);
+        if (level === undefined) {
+          level = parseFigures(await this.kv.get(key(`g/${tenantId}`)), `level of tenant '${tenantId}'`) ?? zeros();
+          levels.set(tenantId, level);
+        }
+        return level;
+      };
+      const rows = new Map<string, UsageFigures>();
+      const periods = [...taken.keys()];
+      if (!periods.includes(now)) periods.push(now);
+      periods.sort();
+      let last = this.lastFlushedPeriod;
+      for (const period of periods) {
+        const tenants = taken.get(period) ?? new Map<string, Float64Array>();
+        if (last === undefined || period > last) {
+          // First flush of this period: carry every stored level forward so the period lists it.
+          for (const [id, level] of await this.allLevels()) {
+            if (!levels.has(id)) levels.set(id, level);
+            if (!tenants.has(id) && GAUGES.some((g) => level[g] !== 0)) tenants.set(id, new Float64Array(USAGE_METRICS.length));
+          }
+          last = period;
+        }
+        for (const [tenantId, slots] of tenants) {
+          const rowKey = `u/${period}/${tenantId}`;
+          let row = rows.get(rowKey);
+          if (row === undefined) {
+            row = parseFigures(await this.kv.get(key(rowKey)), `of tenant '${tenantId}' for ${period}`) ?? zeros();
+            rows.set(rowKey, row);
+          }
+          const level = await levelOf(tenantId);
+          USAGE_METRICS.forEach((m, i) => {
+            if (GAUGE_INDEXES.includes(i)) {
+              level[m] += slots[i]!;
+              row[m] = level[m];
+            } else {
+              row[m] += slots[i]!;
+            }
+          });
+        }
+      }
+      for (const [rowKey, row] of rows) ops.push({ type: 'put', key: key(rowKey), value: utf8.encode(JSON.stringify(row)) });
+      for (const [id, level] of levels) {
+        ops.push({ type: 'put', key: key(`g/${id}`), value: utf8.encode(JSON.stringify({ bytes_stored: level.bytes_stored, vectors_stored: level.vectors_stored })) });
+      }
+      if (last !== undefined && last !== this.lastFlushedPeriod) ops.push({ type: 'put', key: key('m/period'), value: utf8.encode(last) });
+      if (ops.length > 0) await this.kv.batch(ops);
+      this.lastFlushedPeriod = last;
+    } catch (err) {
+      // Nothing was written (the batch is atomic): put the counts back for the next flush.
+      for (const [period, tenants] of taken) {
+        for (const [tenantId, slots] of tenants) {
+          let map = this.pending.get(period);
+          if (map === undefined) this.pending.set(period, (map = new Map()));
+          const mine = map.get(tenantId);
+          if (mine === undefined) map.set(tenantId, slots);
+          else for (let i = 0; i < slots.length; i++) mine[i]! += slots[i]!;
+        }
+      }
+      throw err;
+    }
+  }
+
+  private async allLevels(): Promise<Map<string, UsageFigures>> {
+    const out = new Map<string, UsageFigures>();
+    let start = key('g/');
+    const end = key('g0'); // '0' sorts right after '/'
+    for (;;) {
+      const rows = await this.kv.scan({ start, end, limit: PAGE });
+      for (const row of rows) {
+        const id = utf8Decoder.decode(row.key.subarray(2));
+        out.set(id, parseFigures(row.value, `level of tenant '${id}'`)!);
+      }
+      if (rows.length < PAGE) return out;
+      const last = rows[rows.length - 1]!.key;
+      start = new Uint8Array(last.length + 1);
+      start.set(last);
+    }
+  }
+
+  private arm(): void {
+    if (this.closed) return;
+    this.cancelTimer = this.scheduler.schedule(this.intervalMs, async () => {
+      this.cancelTimer = undefined;
+      try {
+        await this.flush();
+      } catch {
+        // The counts stay pending (flushOnce puts them back); the next tick retries.
+      }
+      this.arm();
+    });
+  }
+}
