@@ -102,6 +102,14 @@ export function layoutRecords(records: readonly SegmentRecord[]): RecordsLayout 
 
 const encoder = new TextEncoder();
 
+/** Copies `src` into `buf` at `pos`; a plain loop beats `set`'s fixed cost for short keys. */
+function copyBytes(buf: Uint8Array, pos: number, src: Uint8Array): number {
+  const n = src.length;
+  if (n < 48) for (let i = 0; i < n; i++) buf[pos + i] = src[i]!;
+  else buf.set(src, pos);
+  return pos + n;
+}
+
 function writeHeaderKey(buf: Uint8Array, pos: number, key: string, byteLength: number): number {
   if (byteLength === key.length) {
     // ASCII: copying code units is faster than encodeInto for the short keys headers have.
@@ -122,15 +130,13 @@ export function writeRecords(buf: Uint8Array, pos: number, records: readonly Seg
     if (key == null) buf[pos++] = 0;
     else {
       pos = writeVarint(buf, pos, key.length + 1);
-      buf.set(key, pos);
-      pos += key.length;
+      pos = copyBytes(buf, pos, key);
     }
     const value = r.value;
     if (value == null) buf[pos++] = 0;
     else {
       pos = writeVarint(buf, pos, value.length + 1);
-      buf.set(value, pos);
-      pos += value.length;
+      pos = copyBytes(buf, pos, value);
     }
     const headers = r.headers;
     if (headers == null) {
@@ -147,8 +153,7 @@ export function writeRecords(buf: Uint8Array, pos: number, records: readonly Seg
       if (hv == null) buf[pos++] = 0;
       else {
         pos = writeVarint(buf, pos, hv.length + 1);
-        buf.set(hv, pos);
-        pos += hv.length;
+        pos = copyBytes(buf, pos, hv);
       }
     }
   }
@@ -175,7 +180,7 @@ function readHeaderKey(buf: Uint8Array, start: number, end: number, r: VarintRea
 
 /** Facts from the batch header that the records must agree with. */
 export interface RecordsExpectation {
-  count: number;
+  recordCount: number;
   baseOffset: number;
   lastOffsetDelta: number;
   baseTimestamp: number;
@@ -188,7 +193,7 @@ export interface RecordsExpectation {
  */
 export function readRecords(buf: Uint8Array, start: number, end: number, expect: RecordsExpectation, subject: string): DecodedRecord[] {
   const r = new VarintReader(buf, start, end, subject);
-  const { count, baseOffset, lastOffsetDelta, baseTimestamp } = expect;
+  const { recordCount: count, baseOffset, lastOffsetDelta, baseTimestamp } = expect;
   const out: DecodedRecord[] = new Array(count);
   let prevDelta = -1;
   let maxTimestamp = -Infinity;

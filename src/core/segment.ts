@@ -276,12 +276,11 @@ function batchCrcHolds(bytes: Uint8Array, at: number, h: BatchHeader): boolean {
 function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: string): DecodedRecord[] {
   const stored = h.length - BATCH_HEADER_SIZE;
   const w = wasm();
-  const expect = h;
   if (h.codec === 'none') {
     if (!batchCrcHolds(bytes, at, h)) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, at);
     // The records are views of the caller's bytes: no copy for uncompressed batches.
     const start = at + BATCH_HEADER_SIZE;
-    return readRecords(bytes, start, start + stored, { ...expect, count: h.recordCount }, subject);
+    return readRecords(bytes, start, start + stored, h, subject);
   }
   const inLen = h.length - 8;
   const ptr = w.alloc(inLen + h.uncompressedSize);
@@ -296,7 +295,7 @@ function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: s
   } finally {
     w.free(ptr);
   }
-  return readRecords(section, 0, section.length, { ...expect, count: h.recordCount }, subject);
+  return readRecords(section, 0, section.length, h, subject);
 }
 
 /**
