@@ -1,0 +1,209 @@
+/**
+ * Crash safety of produce and segment rolls, and detection of damaged segment blobs.
+ * A storage wrapper "crashes" after N writes (either before or after the Nth write lands);
+ * a fresh StreamStore then reopens the surviving storage and must serve every acknowledged
+ * record exactly once.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { init } from '../../node/core.js';
+import { createMemoryStorage, type MemoryStorage } from '../../ports/memory-storage.js';
+import type { BatchOp, BlobStore, OrderedKV, StorageProvider, UnitStorage } from '../../ports/storage.js';
+import { createTestContext } from '../testing.js';
+import { StreamStore } from './stream-store.js';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+beforeAll(async () => {
+  await init();
+});
+
+class Crash extends Error {}
+
+/** Wraps a provider so that write number `crashAt` (1-based) and everything after it fail. */
+function crashingStorage(inner: MemoryStorage, crashAt: number, landBeforeCrash: boolean): StorageProvider & { writes: number } {
+  const state = { writes: 0 };
+  const write = <T>(op: () => T): T => {
+    state.writes++;
+    if (state.writes < crashAt) return op();
+    if (state.writes === crashAt && landBeforeCrash) op();
+    throw new Crash(`crash at write ${state.writes}`);
+  };
+  const wrapUnit = (unit: UnitStorage): UnitStorage => {
+    const kv: OrderedKV = {
+      get: (k) => unit.kv.get(k),
+      scan: (o) => unit.kv.scan(o),
+      put: (k, v) => write(() => unit.kv.put(k, v)),
+      delete: (k) => write(() => unit.kv.delete(k)),
+      batch: (ops: BatchOp[]) => write(() => unit.kv.batch(ops)),
+    };
+    const blobs: BlobStore = {
+      get: (k, r) => unit.blobs.get(k, r),
+      head: (k) => unit.blobs.head(k),
+      list: (p) => unit.blobs.list(p),
+      put: async (k, b) => write(() => unit.blobs.put(k, b)),
+      delete: async (k) => write(() => unit.blobs.delete(k)),
+    };
+    return { kv, blobs };
+  };
+  return {
+    get writes() {
+      return state.writes;
+    },
+    unit: (name) => wrapUnit(inner.unit(name)),
+    listUnits: (prefix) => inner.listUnits(prefix),
+    dropUnit: (name) => write(() => inner.dropUnit(name)),
+    close: () => inner.close(),
+  };
+}
+
+interface Run {
+  acked: Map<number, string>;
+  writes: number;
+}
+
+/** Produces batches (some concurrently) on a tiny segment size until storage crashes. */
+async function workload(storage: StorageProvider & { writes: number }): Promise<Run> {
+  const ctx = { ...createTestContext(), storage };
+  const acked = new Map<number, string>();
+  let streams: StreamStore;
+  try {
+    streams = await StreamStore.open(ctx, 't1');
+    await streams.createTopic('t', { segment_bytes: 1024, retention_bytes: 1500, retention_ms: -1 });
+  } catch (err) {
+    if (err instanceof Crash) return { acked, writes: storage.writes };
+    throw err;
+  }
+  try {
+    for (let round = 0; round < 12; round++) {
+      const batch = (k: number) => Array.from({ length: 8 }, (_, j) => ({ value: enc.encode(`r${round}-${k}-${j}`.padEnd(30, '#')) }));
+      const results = await Promise.allSettled([0, 1, 2].map((k) => streams.produce('t', batch(k))));
+      for (const [k, res] of results.entries()) {
+        if (res.status === 'rejected') throw res.reason;
+        res.value.offsets.forEach((o, j) => acked.set(o.offset, `r${round}-${k}-${j}`.padEnd(30, '#')));
+      }
+      if (round % 4 === 3) await streams.maintain('t');
+    }
+  } catch (err) {
+    if (!(err instanceof Crash)) throw err;
+  }
+  return { acked, writes: storage.writes };
+}
+
+async function verify(memory: MemoryStorage, acked: Map<number, string>): Promise<void> {
+  const ctx = { ...createTestContext(), storage: memory };
+  const streams = await StreamStore.open(ctx, 't1');
+  if (streams.listTopics().length === 0) {
+    expect(acked.size).toBe(0);
+    return;
+  }
+  const info = streams.describeTopic('t').partition_info[0]!;
+  const seen = new Map<number, string>();
+  let offset = info.log_start_offset;
+  while (offset < info.high_watermark) {
+    const res = await streams.consume('t', 0, offset, { max_records: 7 });
+    for (const r of res.records) {
+      expect(seen.has(r.offset)).toBe(false);
+      seen.set(r.offset, dec.decode(r.value!));
+    }
+    expect(res.next_offset).toBeGreaterThan(offset);
+    offset = res.next_offset;
+  }
+  // offsets are contiguous from the log start to the high watermark
+  expect([...seen.keys()]).toEqual(Array.from({ length: info.high_watermark - info.log_start_offset }, (_, i) => info.log_start_offset + i));
+  // every acknowledged record that retention has not removed is there, byte for byte
+  for (const [o, v] of acked) if (o >= info.log_start_offset) expect(seen.get(o)).toBe(v);
+  expect(info.high_watermark).toBeGreaterThanOrEqual(acked.size === 0 ? 0 : Math.max(...acked.keys()) + 1);
+  // no orphan blobs survive the reopen
+  const blobs = await memory.unit('log/t1/t/0').blobs.list('seg/');
+  expect(blobs.length).toBe(info.segments);
+  await streams.close();
+}
+
+describe('crash at every write', () => {
+  it('keeps every acknowledged record exactly once, whether the crashing write landed or not', async () => {
+    const clean = createMemoryStorage();
+    const total = (await workload(crashingStorage(clean, Number.MAX_SAFE_INTEGER, false))).writes;
+    expect(total).toBeGreaterThan(30);
+    // the uncrashed run rolls segments and applies retention, so crashes land inside both
+    const done = await StreamStore.open({ ...createTestContext(), storage: clean }, 't1');
+    const info = done.describeTopic('t').partition_info[0]!;
+    expect(info.segments).toBeGreaterThan(1);
+    expect(info.log_start_offset).toBeGreaterThan(0);
+    for (let crashAt = 1; crashAt <= total; crashAt++) {
+      for (const landed of [false, true]) {
+        const memory = createMemoryStorage();
+        const { acked } = await workload(crashingStorage(memory, crashAt, landed));
+        await verify(memory, acked);
+        // and the log keeps working after recovery
+        const again = await StreamStore.open({ ...createTestContext(), storage: memory }, 't1');
+        if (again.listTopics().length > 0) {
+          const res = await again.produce('t', [{ value: enc.encode('after') }]);
+          const read = await again.consume('t', 0, res.offsets[0]!.offset);
+          expect(dec.decode(read.records[0]!.value!)).toBe('after');
+        }
+      }
+    }
+  });
+});
+
+describe('damaged segment blobs', () => {
+  async function sealed(): Promise<{ memory: MemoryStorage; streams: StreamStore; blob: string }> {
+    const ctx = createTestContext();
+    const streams = await StreamStore.open(ctx, 't1');
+    await streams.createTopic('t', { segment_bytes: 1 << 20 });
+    for (let i = 0; i < 10; i++) await streams.produce('t', Array.from({ length: 10 }, (_, j) => ({ value: enc.encode(`v${i * 10 + j}`) })));
+    await streams.maintain('t');
+    const [info] = await ctx.storage.unit('log/t1/t/0').blobs.list('seg/');
+    return { memory: ctx.storage, streams, blob: info!.key };
+  }
+
+  async function expectTypedFailure(p: Promise<unknown>, codes: string[]): Promise<QuartzError> {
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(QuartzError);
+    expect(codes).toContain((err as QuartzError).code);
+    return err as QuartzError;
+  }
+
+  it('detects a flipped bit in a batch, for sequential and random reads, and names the segment', async () => {
+    const { memory, streams, blob } = await sealed();
+    const blobs = memory.unit('log/t1/t/0').blobs;
+    const bytes = (await blobs.get(blob))!;
+    bytes[200] ^= 0x10; // inside the first batches' stored records
+    await blobs.put(blob, bytes);
+    const random = await expectTypedFailure(streams.consume('t', 0, 3), [ErrorCode.CHECKSUM_MISMATCH, ErrorCode.CORRUPT_DATA]);
+    expect(random.message).toContain(blob);
+    await expectTypedFailure(streams.consume('t', 0, 0, { max_records: 1000 }), [ErrorCode.CHECKSUM_MISMATCH, ErrorCode.CORRUPT_DATA]);
+    // batches the flip did not touch are still served
+    const later = await streams.consume('t', 0, 95, { max_records: 5 });
+    expect(later.records.map((r) => dec.decode(r.value!))).toEqual(['v95', 'v96', 'v97', 'v98', 'v99']);
+  });
+
+  it('detects a torn blob and a damaged footer rather than serving partial data', async () => {
+    const { memory, streams, blob } = await sealed();
+    const blobs = memory.unit('log/t1/t/0').blobs;
+    const bytes = (await blobs.get(blob))!;
+    await blobs.put(blob, bytes.subarray(0, bytes.length - 30));
+    await expectTypedFailure(streams.consume('t', 0, 50), [ErrorCode.CORRUPT_DATA, ErrorCode.CHECKSUM_MISMATCH]);
+    await expectTypedFailure(streams.consume('t', 0, 0, { max_records: 1000 }), [ErrorCode.CORRUPT_DATA, ErrorCode.CHECKSUM_MISMATCH]);
+
+    const other = await sealed();
+    const ob = other.memory.unit('log/t1/t/0').blobs;
+    const full = (await ob.get(other.blob))!;
+    full[full.length - 40] ^= 0x01; // inside the footer
+    await ob.put(other.blob, full);
+    await expectTypedFailure(other.streams.consume('t', 0, 50), [ErrorCode.CORRUPT_DATA, ErrorCode.CHECKSUM_MISMATCH]);
+    await expectTypedFailure(other.streams.consume('t', 0, 0, { max_records: 1000 }), [ErrorCode.CORRUPT_DATA, ErrorCode.CHECKSUM_MISMATCH]);
+  });
+
+  it('reports a missing segment blob as corrupt data', async () => {
+    const { memory, streams, blob } = await sealed();
+    await memory.unit('log/t1/t/0').blobs.delete(blob);
+    const err = await expectTypedFailure(streams.consume('t', 0, 10), [ErrorCode.CORRUPT_DATA]);
+    expect(err.message).toContain('missing');
+  });
+});
