@@ -115,7 +115,6 @@ export interface KvListPage {
 }
 
 const EMPTY = new Uint8Array(0);
-const TENANT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const VERSION_KEY = tagged(TAG_META, 'version');
 const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -258,8 +257,10 @@ export class KvStore {
    * const entry = await kv.get('user/42'); // { value, contentType, version, expiresAt, size }
    */
   static async open(ctx: EngineContext, tenantId: string, options: KvStoreOptions = {}): Promise<KvStore> {
-    // Tenant ids become unit names: a '/' or '..' could alias another unit, so only plain ids pass.
-    if (typeof tenantId !== 'string' || !TENANT_ID.test(tenantId)) throw invalid(`tenant id ${JSON.stringify(tenantId)} must be 1-64 letters, digits, '-' or '_'`);
+    // Tenant ids become unit names (the engine checks the same rule): a '/' could alias another unit.
+    if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.length > 128 || /[/\u0000-\u001f\u007f]/.test(tenantId)) {
+      throw invalid(`tenant id ${JSON.stringify(tenantId)} must be 1-128 characters without '/' or control characters`);
+    }
     const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     if (!(Number.isSafeInteger(maxValueBytes) && maxValueBytes >= 0 && maxValueBytes <= MAX_VALUE_LIMIT)) {
       throw invalid(`maxValueBytes must be an integer from 0 to ${MAX_VALUE_LIMIT}, got ${String(maxValueBytes)}`);
