@@ -172,6 +172,16 @@ describe('the Node home', () => {
     wasm.free(ptr);
   });
 
+  it('init() with no argument, then the real codecs run: CRC32C and an LZ4 frame round trip', async () => {
+    const core = await freshNodeCore();
+    await core.init();
+    expect(core.crc32c(new TextEncoder().encode('123456789'))).toBe(0xe3069283);
+    const text = new TextEncoder().encode('QuartzDB segments are LZ4 frames. '.repeat(500));
+    const packed = core.lz4.compressFrame(text);
+    expect(packed.length).toBeLessThan(text.length / 10);
+    expect(core.lz4.decompressFrame(packed)).toEqual(text);
+  });
+
   it('init(file URL) → Response: reads the file although Node fetch has no file: support', async () => {
     const core = await freshNodeCore();
     await core.init(wasmUrl);

@@ -1,10 +1,11 @@
 /**
  * The core in Chromium: a real loopback HTTP server serves the built package (dist/ + build/),
  * the page imports quartzdb/browser's entry as an ES module, and `init()` with no argument
- * fetches the wasm from next to the package.
+ * fetches the wasm from next to the package; then the same through a vite build of a tiny app.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,8 +19,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const chromiumPath = '/usr/bin/chromium';
 const types: Record<string, string> = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.map': 'application/json' };
 
-const page = `<!doctype html><meta charset="utf-8"><title>quartzdb core</title>
-<script type="module">
+const pageScript = `
   try {
     const quartz = await import('/dist/web/index.js');
     const module = await quartz.init();
@@ -29,23 +29,36 @@ const page = `<!doctype html><meta charset="utf-8"><title>quartzdb core</title>
     bytes.fill(9);
     const sum = bytes.reduce((a, b) => a + b, 0);
     wasm.free(ptr);
-    window.result = { ok: true, compiledModule: module instanceof WebAssembly.Module, sameModule: (await quartz.init()) === module, sum };
+    const text = new TextEncoder().encode('QuartzDB segments are LZ4 frames. '.repeat(500));
+    const packed = quartz.lz4.compressFrame(text);
+    const unpacked = quartz.lz4.decompressFrame(packed);
+    window.result = {
+      ok: true,
+      compiledModule: module instanceof WebAssembly.Module,
+      sameModule: (await quartz.init()) === module,
+      sum,
+      crc32c: quartz.crc32c(new TextEncoder().encode('123456789')),
+      lz4Smaller: packed.length < text.length / 10,
+      lz4RoundTrip: unpacked.length === text.length && unpacked.every((b, i) => b === text[i]),
+    };
   } catch (err) {
     window.result = { ok: false, code: err && err.code, error: String((err && err.stack) || err) };
   }
-</script>`;
+`;
+const page = `<!doctype html><meta charset="utf-8"><title>quartzdb core</title><script type="module">${pageScript}</script>`;
+const expected = { ok: true, compiledModule: true, sameModule: true, sum: 9 * 32, crc32c: 0xe3069283, lz4Smaller: true, lz4RoundTrip: true };
 
-/** Serves the page at / and files under dist/ and build/ only; records each request. */
-function serve(requests: string[]): Promise<Server> {
+/** Serves `index` at / and files under `dirs` of `base` only; records each request. */
+function serve(requests: string[], base: string, dirs: string[], index: string): Promise<Server> {
   const server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     requests.push(path);
     if (path === '/') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page);
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(index);
       return;
     }
-    const file = normalize(join(root, path));
-    const allowed = [join(root, 'dist') + sep, join(root, 'build') + sep].some((dir) => file.startsWith(dir));
+    const file = normalize(join(base, path));
+    const allowed = dirs.some((dir) => file.startsWith(join(base, dir) + sep));
     if (!allowed || !existsSync(file)) {
       res.writeHead(404).end();
       return;
@@ -53,6 +66,22 @@ function serve(requests: string[]): Promise<Server> {
     res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(await readFile(file));
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+async function runPage(context: BrowserContext, server: Server): Promise<unknown> {
+  const tab = await context.newPage();
+  try {
+    const { port } = server.address() as AddressInfo;
+    await tab.goto(`http://127.0.0.1:${port}/`);
+    await tab.waitForFunction(() => (window as unknown as { result?: unknown }).result !== undefined, undefined, { timeout: 30_000 });
+    return await tab.evaluate(() => (window as unknown as { result: unknown }).result);
+  } finally {
+    await tab.close();
+  }
+}
+
+function close(server: Server | undefined): Promise<void> {
+  return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
 }
 
 describe('quartzdb/browser in Chromium', () => {
@@ -66,7 +95,7 @@ describe('quartzdb/browser in Chromium', () => {
       throw new Error(`Chromium is missing at ${chromiumPath}: install it with \`apt-get install -y chromium\` (.ci/run does this)`);
     }
     assertBuilt(['dist/web/index.js', 'dist/web/core.js']);
-    server = await serve(requests);
+    server = await serve(requests, root, ['dist', 'build'], page);
     userDataDir = await mkdtemp(join(tmpdir(), 'quartz-chromium-'));
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: chromiumPath,
@@ -76,18 +105,33 @@ describe('quartzdb/browser in Chromium', () => {
 
   afterAll(async () => {
     await context?.close();
-    await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+    await close(server);
     if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
   });
 
   it('init() with no argument, then the core computes', async () => {
-    const tab = await context.newPage();
-    const { port } = server.address() as AddressInfo;
-    await tab.goto(`http://127.0.0.1:${port}/`);
-    await tab.waitForFunction(() => (window as unknown as { result?: unknown }).result !== undefined, undefined, { timeout: 30_000 });
-    const result = await tab.evaluate(() => (window as unknown as { result: unknown }).result);
-    expect(result).toEqual({ ok: true, compiledModule: true, sameModule: true, sum: 9 * 32 });
+    expect(await runPage(context, server)).toEqual(expected);
     // The wasm came from its default place next to the package, fetched once.
     expect(requests.filter((p) => p.endsWith('.wasm'))).toEqual(['/build/quartz.wasm']);
+  });
+
+  it('a vite build of an app importing quartzdb/browser ships the wasm and runs', async () => {
+    const app = await mkdtemp(join(tmpdir(), 'quartz-vite-'));
+    let appServer: Server | undefined;
+    try {
+      await mkdir(join(app, 'node_modules'));
+      await symlink(root, join(app, 'node_modules', 'quartzdb'), 'dir');
+      await writeFile(join(app, 'index.html'), '<!doctype html><script type="module" src="./main.js"></script>');
+      await writeFile(join(app, 'main.js'), pageScript.replace("import('/dist/web/index.js')", "import('quartzdb/browser')"));
+      execFileSync(process.execPath, [join(root, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'error'], { cwd: app, stdio: 'pipe' });
+      const built = await readFile(join(app, 'dist/index.html'), 'utf8');
+      const appRequests: string[] = [];
+      appServer = await serve(appRequests, join(app, 'dist'), ['assets'], built);
+      expect(await runPage(context, appServer)).toEqual(expected);
+      expect(appRequests.filter((p) => p.endsWith('.wasm'))).toEqual([expect.stringMatching(/^\/assets\/quartz-.*\.wasm$/)]);
+    } finally {
+      await close(appServer);
+      await rm(app, { recursive: true, force: true });
+    }
   });
 });

@@ -49,6 +49,13 @@ describe('quartzdb/worker in workerd', () => {
   it('init() with no argument, then the core computes', async () => {
     const response = await mf.dispatchFetch('http://localhost/');
     const body = (await response.json()) as Record<string, unknown>;
-    expect(body).toEqual({ ok: true, compiledModule: true, sameModule: true, sum: 9 * 32 });
+    expect(body).toEqual({ ok: true, compiledModule: true, sameModule: true, sum: 9 * 32, crc32c: 0xe3069283, lz4Smaller: true, lz4RoundTrip: true });
+  });
+
+  it('workerd refuses to compile bytes at request time, and the loader says so as a QuartzError', async () => {
+    const response = await mf.dispatchFetch('http://localhost/compile-bytes');
+    const body = (await response.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ compiled: false, name: 'QuartzError', code: 'wasm_load_failed' });
+    expect(body.message).toMatch(/could not compile the wasm from 8 bytes: .*disallowed/);
   });
 });
