@@ -169,8 +169,9 @@ export class StreamStore {
    * const { offsets } = await streams.produce('orders', [{ key: utf8('k'), value: utf8('v') }]);
    */
   static async open(ctx: EngineContext, tenantId: string, options: StreamStoreOptions = {}): Promise<StreamStore> {
-    if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.includes('/')) {
-      throw invalid(`tenant id must be a non-empty string without '/', got ${JSON.stringify(tenantId)}`);
+    // the engine's rule: tenant ids become unit-name segments (`log/<id>/...`)
+    if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.length > 128 || /[/\u0000-\u001f\u007f]/.test(tenantId)) {
+      throw invalid(`tenant id must be 1-128 characters without '/' or control characters, got ${JSON.stringify(tenantId)}`);
     }
     const catalog = await ctx.storage.unit(`topics/${tenantId}`);
     const groups = await ctx.storage.unit(`groups/${tenantId}`);
