@@ -1,0 +1,111 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode } from '../core/errors.js';
+import { init } from '../node/core.js';
+import { ManualClock } from '../ports/manual-clock.js';
+import { createMemoryStorage, type MemoryStorage } from '../ports/memory-storage.js';
+import { DATA_VERSION, META_UNIT } from './data-version.js';
+import { createEngine, type EngineOptions } from './engine.js';
+import { MemoryUsageRecorder } from './testing.js';
+
+const text = (s: string) => new TextEncoder().encode(s);
+const caps = { compileWasmAtRuntime: true, threads: false, persistentStorage: false };
+
+function options(): EngineOptions & { usage: MemoryUsageRecorder; clock: ManualClock; storage: MemoryStorage } {
+  const clock = new ManualClock();
+  return { storage: createMemoryStorage(), capabilities: caps, clock, scheduler: clock, usage: new MemoryUsageRecorder() };
+}
+
+beforeAll(async () => {
+  await init();
+});
+
+describe('createEngine', () => {
+  it('opens each tenant’s KV, streams and vectors once, scoped to that tenant', async () => {
+    const opts = options();
+    const engine = await createEngine(opts);
+    const a = await engine.tenant('t1');
+    expect(await engine.tenant('t1')).toBe(a);
+    const b = await engine.tenant('t2');
+
+    await a.kv.put('k', text('for t1'));
+    expect(await b.kv.get('k')).toBeUndefined();
+    expect(new TextDecoder().decode((await a.kv.get('k'))!.value)).toBe('for t1');
+
+    await a.streams.createTopic('orders', { partitions: 1 });
+    const { offsets } = await a.streams.produce('orders', [{ value: text('o1') }, { value: text('o2') }]);
+    expect(offsets).toEqual([
+      { partition: 0, offset: 0 },
+      { partition: 0, offset: 1 },
+    ]);
+    expect(b.streams.listTopics()).toEqual([]);
+    const consumed = await a.streams.consume('orders', 0, 0);
+    expect(consumed.records.map((r) => new TextDecoder().decode(r.value!))).toEqual(['o1', 'o2']);
+
+    await a.vectors.createCollection({ name: 'docs', dims: 3, metric: 'cosine' });
+    await a.vectors.upsert('docs', [{ id: 'v1', values: [1, 0, 0] }]);
+    expect((await a.vectors.get('docs', 'v1'))?.values).toEqual([1, 0, 0]);
+    expect(await b.vectors.listCollections()).toEqual([]);
+
+    expect(opts.usage.get('t1', 'bytes_stored')).toBeGreaterThan(0);
+    expect(opts.usage.get('t2', 'bytes_stored')).toBe(0);
+    expect(engine.context.clock).toBe(opts.clock);
+    await engine.close();
+  });
+
+  it('meters into the tenant registry by default', async () => {
+    const { usage: _, ...opts } = options();
+    const engine = await createEngine(opts);
+    const { tenant } = await engine.tenants.create({ email: 'ada@example.com' });
+    const { kv } = await engine.tenant(tenant.id);
+    await kv.put('k', new Uint8Array(100));
+    expect((await engine.tenants.usage(tenant.id)).bytes_stored).toBeGreaterThanOrEqual(100);
+    await engine.close();
+  });
+
+  it('rejects tenant ids that could escape their units', async () => {
+    const engine = await createEngine(options());
+    for (const bad of ['', 'a/b', '../x', 'x\u0000', 'x'.repeat(129), 42 as unknown as string]) {
+      expect(() => engine.tenant(bad), String(bad)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    }
+    await engine.close();
+  });
+
+  it('records the data format version, and refuses data from a newer QuartzDB', async () => {
+    const opts = options();
+    const engine = await createEngine(opts);
+    expect(engine.dataVersion).toMatchObject({ from: 0, to: DATA_VERSION });
+    await engine.close();
+
+    const newer = options();
+    await (await newer.storage.unit(META_UNIT)).kv.put(text('data_version'), text(String(DATA_VERSION + 7)));
+    await expect(createEngine({ ...newer, where: 'data directory /srv/q' })).rejects.toMatchObject({
+      code: ErrorCode.DATA_VERSION_TOO_NEW,
+      message: expect.stringContaining('data directory /srv/q'),
+    });
+  });
+
+  it('closes every service and the storage, after which it refuses work', async () => {
+    const opts = options();
+    const engine = await createEngine(opts);
+    const { kv, streams } = await engine.tenant('t1');
+    await streams.createTopic('ticks', { partitions: 2 });
+    await engine.close();
+    await engine.close();
+    expect(() => engine.tenant('t1')).toThrow(expect.objectContaining({ code: ErrorCode.STORAGE_CLOSED }));
+    await expect(Promise.resolve().then(() => kv.get('k'))).rejects.toMatchObject({ code: ErrorCode.STORAGE_CLOSED });
+    expect(opts.storage.closed).toBe(true);
+    // Partition logs' roll timers are cancelled on close: nothing left to fire.
+    expect(opts.clock.pendingCount).toBe(0);
+  });
+
+  it('closes and reopens one tenant', async () => {
+    const engine = await createEngine(options());
+    const first = await engine.tenant('t1');
+    await first.kv.put('k', text('v'));
+    await engine.closeTenant('t1');
+    const second = await engine.tenant('t1');
+    expect(second).not.toBe(first);
+    expect((await second.kv.get('k'))?.size).toBe(1);
+    await engine.close();
+  });
+});

@@ -1,0 +1,187 @@
+/**
+ * The engine facade: one object that owns a StorageProvider, checks the data format version,
+ * and hands out each tenant's data services (KV, streams, vectors), opened lazily and cached.
+ * Platform-free; each home builds it from its own adapters (see src/node/open-quartz.ts).
+ */
+import { ErrorCode, QuartzError } from '../core/errors.js';
+import { init, type InitInput } from '../core/loader.js';
+import type { Clock, Scheduler } from '../ports/clock.js';
+import type { StorageProvider } from '../ports/storage.js';
+import { systemClock, timerScheduler } from '../ports/system-clock.js';
+import type { Capabilities, EngineContext, UsageRecorder } from './context.js';
+import { ensureDataVersion, type DataVersionResult, type Migration } from './data-version.js';
+import { KvStore, type KvStoreOptions } from './kv/kv-store.js';
+import { StreamStore, type StreamStoreOptions } from './streams/stream-store.js';
+import { TenantRegistry } from './tenants/tenant-registry.js';
+import { UsageMeter } from './tenants/usage-meter.js';
+import { VectorStore, type VectorStoreOptions } from './vectors/vector-store.js';
+
+export interface EngineOptions {
+  storage: StorageProvider;
+  capabilities: Capabilities;
+  /** Defaults to wall time. */
+  clock?: Clock;
+  /** Defaults to timers. */
+  scheduler?: Scheduler;
+  /** Where the services meter usage; by default a UsageMeter persisted in the `tenants` unit. */
+  usage?: UsageRecorder;
+  /** Plan given to tenants created without one. */
+  defaultPlan?: string;
+  /** The WASM core, if the home has not registered a default source for `init()`. */
+  wasm?: InitInput;
+  kv?: KvStoreOptions;
+  streams?: StreamStoreOptions;
+  vectors?: VectorStoreOptions;
+  /** Names the data in messages, e.g. "data directory ./.quartz". */
+  where?: string;
+  /** Replaces the built-in migrations (tests). */
+  migrations?: readonly Migration[];
+}
+
+/** One tenant's data services. Every call through them is scoped to this tenant. */
+export interface TenantScope {
+  readonly id: string;
+  readonly kv: KvStore;
+  readonly streams: StreamStore;
+  readonly vectors: VectorStore;
+}
+
+const MAX_TENANT_ID = 128;
+
+function checkTenantId(id: unknown): asserts id is string {
+  // Tenant ids become unit-name segments (`kv/<id>`, `log/<id>/...`): a '/' would let one tenant's
+  // units collide with another's.
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_TENANT_ID || /[/\u0000-\u001f\u007f]/.test(id)) {
+    throw new QuartzError(
+      ErrorCode.INVALID_ARGUMENT,
+      `tenant id must be 1-${MAX_TENANT_ID} characters without '/' or control characters, got ${JSON.stringify(typeof id === 'string' ? id.slice(0, 140) : id)}`,
+    );
+  }
+}
+
+export class Engine {
+  private readonly scopes = new Map<string, Promise<TenantScope>>();
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    /** The context every unit was opened with. */
+    readonly context: EngineContext,
+    /** What opening found and did to the data format. */
+    readonly dataVersion: DataVersionResult,
+    /** Tenants, API keys and usage. */
+    readonly tenants: TenantRegistry,
+    private readonly ownMeter: UsageMeter | undefined,
+    private readonly options: EngineOptions,
+  ) {}
+
+  /** @internal use createEngine */
+  static async create(options: EngineOptions): Promise<Engine> {
+    await init(options.wasm);
+    const dataVersion = await ensureDataVersion(options.storage, { where: options.where, migrations: options.migrations });
+    const clock = options.clock ?? systemClock;
+    const scheduler = options.scheduler ?? timerScheduler;
+    const ownMeter = options.usage === undefined ? await UsageMeter.open({ storage: options.storage, clock, scheduler }) : undefined;
+    const context: EngineContext = {
+      storage: options.storage,
+      clock,
+      scheduler,
+      usage: options.usage ?? ownMeter!,
+      capabilities: options.capabilities,
+    };
+    const tenants = await TenantRegistry.open(context, { defaultPlan: options.defaultPlan });
+    return new Engine(context, dataVersion, tenants, ownMeter, options);
+  }
+
+  private check(): void {
+    if (this.closing) throw new QuartzError(ErrorCode.STORAGE_CLOSED, 'the engine is closed');
+  }
+
+  /**
+   * A tenant's KV, streams and vectors, opened on first use and cached.
+   *
+   * @example
+   * const { kv, streams } = await engine.tenant('t1');
+   * await kv.put('greeting', new TextEncoder().encode('hi'));
+   * await streams.createTopic('orders', { partitions: 3 });
+   */
+  tenant(id: string): Promise<TenantScope> {
+    this.check();
+    checkTenantId(id);
+    let scope = this.scopes.get(id);
+    if (scope === undefined) {
+      scope = this.openScope(id);
+      this.scopes.set(id, scope);
+      // A failed open is not cached: the next call tries again.
+      scope.catch(() => {
+        if (this.scopes.get(id) === scope) this.scopes.delete(id);
+      });
+    }
+    return scope;
+  }
+
+  private async openScope(id: string): Promise<TenantScope> {
+    const { context: ctx, options } = this;
+    const opened = await Promise.allSettled([
+      KvStore.open(ctx, id, options.kv),
+      StreamStore.open(ctx, id, options.streams),
+      VectorStore.open(ctx, id, options.vectors),
+    ] as const);
+    const [kv, streams, vectors] = opened;
+    if (kv.status === 'fulfilled' && streams.status === 'fulfilled' && vectors.status === 'fulfilled') {
+      return { id, kv: kv.value, streams: streams.value, vectors: vectors.value };
+    }
+    // Close whatever did open so no timers or handles leak, then report the first failure.
+    await Promise.allSettled(opened.map((o) => (o.status === 'fulfilled' ? o.value.close() : undefined)));
+    throw opened.find((o): o is PromiseRejectedResult => o.status === 'rejected')!.reason;
+  }
+
+  /** Closes a tenant's services (e.g. after the tenant is deleted); the next `tenant(id)` reopens them. */
+  async closeTenant(id: string): Promise<void> {
+    const scope = this.scopes.get(id);
+    if (scope === undefined) return;
+    this.scopes.delete(id);
+    await closeScope(scope);
+  }
+
+  /** Closes every tenant scope, the registry, the usage meter (flushing it), then the storage. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const scopes = [...this.scopes.values()];
+      this.scopes.clear();
+      const results = await Promise.allSettled(scopes.map(closeScope));
+      // Services are closed, so nothing meters any more: the last counts reach the meter's flush.
+      results.push(...(await Promise.allSettled([this.tenants.close()])));
+      if (this.ownMeter) results.push(...(await Promise.allSettled([this.ownMeter.close()])));
+      await this.context.storage.close();
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    })();
+    return this.closing;
+  }
+}
+
+async function closeScope(scope: Promise<TenantScope>): Promise<void> {
+  let opened: TenantScope;
+  try {
+    opened = await scope;
+  } catch {
+    return; // never opened, nothing to close
+  }
+  await Promise.all([opened.kv.close(), opened.streams.close(), opened.vectors.close()]);
+}
+
+/**
+ * Builds the engine on a home's storage: loads the WASM core, checks and migrates the data
+ * format, and returns the facade.
+ *
+ * @example
+ * const engine = await createEngine({
+ *   storage: createMemoryStorage(),
+ *   capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: false },
+ * });
+ * const { tenant, api_key } = await engine.tenants.create({ email: 'a@example.com' });
+ * const { kv } = await engine.tenant(tenant.id);
+ */
+export function createEngine(options: EngineOptions): Promise<Engine> {
+  return Engine.create(options);
+}

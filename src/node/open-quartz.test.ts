@@ -1,0 +1,61 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ErrorCode } from '../core/errors.js';
+import { DATA_VERSION, META_UNIT, readDataVersion } from '../engine/data-version.js';
+import { openQuartz } from './index.js';
+import { openDiskStorage } from './storage/disk-storage.js';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+async function dataDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'quartz-open-'));
+  dirs.push(dir);
+  return dir;
+}
+
+describe('openQuartz', () => {
+  it('opens a data directory whose tenants, KV, topics, vectors and usage survive reopen', async () => {
+    const dir = await dataDir();
+    const engine = await openQuartz({ dataDir: dir });
+    expect(engine.context.capabilities.persistentStorage).toBe(true);
+    const { tenant, api_key } = await engine.tenants.create({ email: 'ada@example.com' });
+    const { kv, streams, vectors } = await engine.tenant(tenant.id);
+    await kv.put('greeting', new TextEncoder().encode('hello'));
+    await streams.createTopic('orders', { partitions: 2 });
+    await streams.produce('orders', [{ value: new TextEncoder().encode('o1'), partition: 1 }]);
+    await vectors.createCollection({ name: 'docs', dims: 2, metric: 'dot' });
+    await vectors.upsert('docs', [{ id: 'a', values: [1, 2] }]);
+    await engine.close();
+
+    const again = await openQuartz({ dataDir: dir });
+    expect(again.dataVersion).toEqual({ from: DATA_VERSION, to: DATA_VERSION, applied: [] });
+    expect((await again.tenants.authenticate(api_key))?.tenant.id).toBe(tenant.id);
+    const scope = await again.tenant(tenant.id);
+    expect(new TextDecoder().decode((await scope.kv.get('greeting'))!.value)).toBe('hello');
+    const { records } = await scope.streams.consume('orders', 1, 0);
+    expect(new TextDecoder().decode(records[0]!.value!)).toBe('o1');
+    expect((await scope.vectors.get('docs', 'a'))?.values).toEqual([1, 2]);
+    expect((await again.tenants.usage(tenant.id)).bytes_stored).toBeGreaterThan(0);
+    await again.close();
+  });
+
+  it('refuses a data directory written by a newer QuartzDB, naming it', async () => {
+    const dir = await dataDir();
+    const storage = await openDiskStorage({ dir });
+    await (await storage.unit(META_UNIT)).kv.put(new TextEncoder().encode('data_version'), new TextEncoder().encode(String(DATA_VERSION + 1)));
+    await storage.close();
+    await expect(openQuartz({ dataDir: dir })).rejects.toMatchObject({
+      code: ErrorCode.DATA_VERSION_TOO_NEW,
+      message: expect.stringContaining(`data directory ${dir} is in format version ${DATA_VERSION + 1}`),
+    });
+    // Refusing did not touch the data, and released the directory for the next attempt.
+    const check = await openDiskStorage({ dir });
+    expect(await readDataVersion(check)).toBe(DATA_VERSION + 1);
+    await check.close();
+  });
+});
