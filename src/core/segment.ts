@@ -283,17 +283,20 @@ function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: s
     return readRecords(bytes, start, start + stored, h, subject);
   }
   const inLen = h.length - 8;
-  const ptr = w.alloc(inLen + h.uncompressedSize);
+  const ptr = w.alloc(inLen);
+  let dst = 0;
   let section: Uint8Array;
   try {
     new Uint8Array(w.memory.buffer, ptr, inLen).set(bytes.subarray(at + 8, at + h.length));
     if (w.crc32c(0, ptr, inLen) >>> 0 !== h.crc) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, at);
-    const dst = ptr + inLen;
+    // The output is allocated only once the CRC vouches for the declared uncompressed size.
+    dst = w.alloc(h.uncompressedSize);
     const n = w.lz4_decompress_block(ptr + BATCH_HEADER_SIZE - 8, stored, dst, h.uncompressedSize);
     if (n !== h.uncompressedSize) fail(ErrorCode.CORRUPT_DATA, `${subject}: LZ4 block decodes to ${n < 0 ? `error ${n}` : `${n} bytes`}, the header says ${h.uncompressedSize}`, at);
     section = new Uint8Array(w.memory.buffer, dst, n).slice();
   } finally {
     w.free(ptr);
+    w.free(dst);
   }
   return readRecords(section, 0, section.length, h, subject);
 }
