@@ -31,10 +31,10 @@ const E_VERSION: i32 = -5;
 const E_CHECKSUM: i32 = -6;
 
 // Exact-scan threshold for filtered queries: scanning `a` allowed vectors costs `a` distances; the
-// filtered graph walk costs about FILTER_BETA × ef / selectivity. Exact wins when
-// a² ≤ FILTER_BETA × ef × live. FILTER_BETA is the measured distances-per-result of a walk
+// filtered graph walk costs about filterBeta × ef / selectivity. Exact wins when
+// a² ≤ filterBeta × ef × live. filterBeta is the measured distances-per-result of a walk
 // (bench/hnsw --filter prints it); see docs/format.md "HNSW index snapshot" notes.
-const FILTER_BETA: f64 = 24.0;
+let filterBeta: f64 = 24.0;
 
 // ---- configuration ----
 let dims: i32 = 0;
@@ -616,9 +616,10 @@ function linkNode(slot: u32, level: i32): void {
 }
 
 /**
- * Detaches a tombstoned slot before it is reused: each of its neighbours drops it and picks new
- * neighbours among its own and the slot's (the usual local repair), so paths that ran through
- * the old node survive.
+ * Detaches a tombstoned slot before it is reused. Each out-neighbour n drops its link to the
+ * slot and, in its place, links to the nearest of the slot's neighbours that it lacks, so paths
+ * that ran through the old node survive. n's other links stay as they were: re-pruning them with
+ * the heuristic thins lists that reverse links had filled, which measurably costs recall.
  */
 function detachSlot(x: u32): void {
   const oldLevel = levelOf(x);
@@ -629,28 +630,37 @@ function detachSlot(x: u32): void {
       const n = load<u32>(xl + 4 + (<usize>i << 2));
       if (n == x) continue;
       const nl = linksAt(n, l);
-      const nc = load<u32>(nl);
+      let nc = load<u32>(nl);
       const ep0 = newEpoch();
       store<u32>(visited + (<usize>n << 2), ep0);
+      for (let j: u32 = 0; j < nc; j++) {
+        const m = load<u32>(nl + 4 + (<usize>j << 2));
+        if (m == x) {
+          nc--;
+          store<u32>(nl + 4 + (<usize>j << 2), load<u32>(nl + 4 + (<usize>nc << 2)));
+          j--;
+          continue;
+        }
+        store<u32>(visited + (<usize>m << 2), ep0);
+      }
       store<u32>(visited + (<usize>x << 2), ep0);
       const vn = vecOf(n);
-      let len = 0;
-      for (let pass = 0; pass < 2; pass++) {
-        const src = pass == 0 ? nl : xl;
-        const sc = pass == 0 ? nc : xc;
-        for (let j: u32 = 0; j < sc; j++) {
-          const m = load<u32>(src + 4 + (<usize>j << 2));
-          const vp = visited + (<usize>m << 2);
-          if (load<u32>(vp) == ep0) continue;
-          store<u32>(vp, ep0);
-          const p = shrinkBuf + (<usize>len << 3);
-          store<f32>(p, distance(vn, vecOf(m)));
-          store<u32>(p, m, 4);
-          len++;
+      let best: u32 = NONE;
+      let bestD: f32 = Infinity;
+      for (let j: u32 = 0; j < xc; j++) {
+        const m = load<u32>(xl + 4 + (<usize>j << 2));
+        if (load<u32>(visited + (<usize>m << 2)) == ep0) continue;
+        const d = distance(vn, vecOf(m));
+        if (d < bestD) {
+          bestD = d;
+          best = m;
         }
       }
-      insertionSort(shrinkBuf, len);
-      selectNeighbours(shrinkBuf, len, maxLinks(l), nl);
+      if (best != NONE && nc < <u32>maxLinks(l)) {
+        store<u32>(nl + 4 + (<usize>nc << 2), best);
+        nc++;
+      }
+      store<u32>(nl, nc);
     }
   }
   if (entry == x) {
@@ -895,7 +905,7 @@ function searchOne(src: usize, k: i32, ef: i32, outIds: usize, outScores: usize)
   let useExact = false;
   if (filterActive) {
     const a = <f64>allowLen;
-    useExact = allowLen <= <u32>k || a * a <= FILTER_BETA * <f64>ef * <f64>live;
+    useExact = allowLen <= <u32>k || a * a <= filterBeta * <f64>ef * <f64>live;
   }
   if (useExact) {
     lastPlan = 2;
@@ -947,6 +957,11 @@ export function hnsw_search_batch(qPtr: usize, nq: i32, k: i32, ef: i32, useFilt
     store<i32>(outCounts + (<usize>i << 2), r);
   }
   return 0;
+}
+
+/** Sets the exact-scan cost factor (see filterBeta); the bench uses it to measure both plans. */
+export function hnsw_set_filter_beta(beta: f64): void {
+  filterBeta = beta < 0 ? 0 : beta;
 }
 
 export function hnsw_last_error_index(): i32 {

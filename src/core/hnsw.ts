@@ -53,6 +53,7 @@ interface HnswExports extends QuartzExports {
   hnsw_reserve(ef: number): void;
   hnsw_search(qPtr: number, k: number, ef: number, useFilter: number, outIds: number, outScores: number): number;
   hnsw_search_batch(qPtr: number, nq: number, k: number, ef: number, useFilter: number, outIds: number, outScores: number, outCounts: number): number;
+  hnsw_set_filter_beta(beta: number): void;
   hnsw_last_error_index(): number;
   hnsw_last_error_reason(): number;
   hnsw_last_plan(): number;
@@ -376,6 +377,18 @@ export class HnswIndex {
     this.wasm = undefined;
     this.f32 = new Float32Array(0);
     this.u32 = new Uint32Array(0);
+  }
+
+  /**
+   * Tunes when a filtered search scans the allowed ids exactly instead of walking the graph:
+   * exact when allowed² ≤ factor × ef × size (default 24, measured by `npm run bench -- hnsw
+   * --filter`). 0 always walks the graph (still falling back to a scan if it finds fewer than k).
+   * @example
+   * index.setFilterCostFactor(0);
+   */
+  setFilterCostFactor(factor: number): void {
+    if (typeof factor !== 'number' || !(factor >= 0) || factor === Infinity) throw invalid(`filter cost factor must be a finite number ≥ 0, got ${String(factor)}`);
+    this.core().hnsw_set_filter_beta(factor);
   }
 
   /** Distances computed since the last call (the bench uses it to size the exact-scan threshold). */

@@ -1,0 +1,384 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { init, HnswIndex, ErrorCode, QuartzError, crc32c } from '../node/core.js';
+import type { HnswMetric } from './hnsw.js';
+import { bruteForce, clusteredVectors, recallAt, seededRandom, uniformVectors } from './hnsw-testing.js';
+
+beforeAll(async () => {
+  await init();
+});
+
+function rows(n: number, offset = 0): Uint32Array {
+  return Uint32Array.from({ length: n }, (_, i) => i + offset);
+}
+
+function searchAll(index: HnswIndex, queries: Float32Array, dims: number, k: number, ef: number, filter?: Uint32Array): Uint32Array[] {
+  const out: Uint32Array[] = [];
+  for (let q = 0; q < queries.length / dims; q++) out.push(index.search(queries.subarray(q * dims, (q + 1) * dims), k, { ef, filter }).ids);
+  return out;
+}
+
+function expectCode(fn: () => unknown, code: string, message?: RegExp): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught, 'expected a QuartzError').toBeInstanceOf(QuartzError);
+  expect((caught as QuartzError).code).toBe(code);
+  if (message) expect((caught as QuartzError).message).toMatch(message);
+}
+
+describe('HnswIndex recall against brute force', () => {
+  // n, dims, data kind, metric, ef, recall floor
+  // Floors sit a little under what native hnswlib reaches on the same data and parameters
+  // (clustered 64-d cosine: 0.964 at ef 128; clustered 128-d dot: 0.78; 37-d l2: 0.978), since
+  // these small Gaussian mixtures have a high intrinsic dimension.
+  const settings: [number, number, 'uniform' | 'clustered', HnswMetric, number, number][] = [
+    [3000, 16, 'uniform', 'l2', 64, 0.95],
+    [3000, 64, 'clustered', 'cosine', 128, 0.94],
+    [3000, 37, 'clustered', 'l2', 128, 0.96],
+    [3000, 32, 'uniform', 'dot', 64, 0.85],
+    [2000, 128, 'clustered', 'dot', 128, 0.74],
+  ];
+  for (const [n, dims, kind, metric, ef, floor] of settings) {
+    it(`${kind} ${n}×${dims} ${metric}: recall@10 ≥ ${floor} at ef ${ef}`, () => {
+      const data = kind === 'uniform' ? uniformVectors(n, dims, 1) : clusteredVectors(n, dims, 20, 1);
+      const queries = kind === 'uniform' ? uniformVectors(100, dims, 2) : clusteredVectors(100, dims, 20, 1 + 1000, 0.35);
+      const index = new HnswIndex({ dims, metric, M: 12, efConstruction: 100 });
+      index.addBatch(rows(n), data);
+      expect(index.size).toBe(n);
+      const truth = bruteForce(data, queries, dims, metric, 10);
+      const found = searchAll(index, queries, dims, 10, ef);
+      expect(recallAt(10, truth, found)).toBeGreaterThanOrEqual(floor);
+      // Batch search returns the same as one-by-one.
+      const batch = index.searchBatch(queries, 10, { ef });
+      expect(batch.map((r) => Array.from(r.ids))).toEqual(found.map((r) => Array.from(r)));
+      index.dispose();
+    });
+  }
+
+  it('scores are similarity for cosine and dot, squared distance for l2, best first', () => {
+    const dims = 8;
+    const data = uniformVectors(300, dims, 5);
+    const q = uniformVectors(1, dims, 6);
+    for (const metric of ['cosine', 'dot', 'l2'] as const) {
+      const index = new HnswIndex({ dims, metric });
+      index.addBatch(rows(300), data);
+      const { ids, scores } = index.search(q, 5, { ef: 300 });
+      const truth = bruteForce(data, q, dims, metric, 5)[0]!;
+      expect(Array.from(ids)).toEqual(Array.from(truth));
+      for (let i = 0; i < ids.length; i++) {
+        const v = data.subarray(ids[i]! * dims, (ids[i]! + 1) * dims);
+        let dot = 0, nq = 0, nv = 0, l2 = 0;
+        for (let j = 0; j < dims; j++) {
+          dot += q[j]! * v[j]!;
+          nq += q[j]! * q[j]!;
+          nv += v[j]! * v[j]!;
+          l2 += (q[j]! - v[j]!) ** 2;
+        }
+        const expected = metric === 'cosine' ? dot / Math.sqrt(nq * nv) : metric === 'dot' ? dot : l2;
+        expect(scores[i]).toBeCloseTo(expected, 4);
+        if (i > 0) expect(metric === 'l2' ? scores[i]! >= scores[i - 1]! : scores[i]! <= scores[i - 1]!).toBe(true);
+      }
+    }
+  });
+});
+
+describe('HnswIndex delete and upsert', () => {
+  const dims = 24;
+  const n = 3000;
+  const data = clusteredVectors(n, dims, 15, 11);
+  const queries = clusteredVectors(100, dims, 15, 12);
+
+  it('a deleted id never returns; recall holds after deleting 30% and re-inserting', () => {
+    const index = new HnswIndex({ dims, metric: 'l2', M: 12, efConstruction: 100 });
+    index.addBatch(rows(n), data);
+    const truth = bruteForce(data, queries, dims, 'l2', 10);
+    const before = recallAt(10, truth, searchAll(index, queries, dims, 10, 64));
+    const rand = seededRandom(3);
+    const gone = new Set<number>();
+    while (gone.size < n * 0.3) gone.add(Math.floor(rand() * n));
+    for (const id of gone) expect(index.delete(id)).toBe(true);
+    expect(index.delete([...gone][0]!)).toBe(false);
+    expect(index.size).toBe(n - gone.size);
+    for (const id of gone) expect(index.has(id)).toBe(false);
+
+    const keep = Uint32Array.from(rows(n).filter((i) => !gone.has(i)));
+    const truthAfterDelete = bruteForce(data, queries, dims, 'l2', 10, keep);
+    const found = searchAll(index, queries, dims, 10, 64);
+    for (const r of found) for (const id of r) expect(gone.has(id)).toBe(false);
+    expect(recallAt(10, truthAfterDelete, found)).toBeGreaterThanOrEqual(before - 0.02);
+
+    // Re-insert the deleted ids: their slots are reused and their neighbours repaired.
+    const back = Uint32Array.from(gone);
+    const backVectors = new Float32Array(back.length * dims);
+    back.forEach((id, i) => backVectors.set(data.subarray(id * dims, (id + 1) * dims), i * dims));
+    index.addBatch(back, backVectors);
+    expect(index.size).toBe(n);
+    expect(before).toBeGreaterThanOrEqual(0.9);
+    expect(recallAt(10, truth, searchAll(index, queries, dims, 10, 64))).toBeGreaterThanOrEqual(before - 0.03);
+  });
+
+  it('an upsert replaces the vector of an existing id', () => {
+    const index = new HnswIndex({ dims, metric: 'cosine', M: 8, efConstruction: 64 });
+    index.addBatch(rows(500), data.subarray(0, 500 * dims));
+    const target = data.subarray(900 * dims, 901 * dims);
+    index.add(42, target);
+    expect(index.size).toBe(500);
+    const { ids, scores } = index.search(target, 1);
+    expect(ids[0]).toBe(42);
+    expect(scores[0]).toBeCloseTo(1, 5);
+    // The old vector of 42 is gone: searching for it no longer finds 42 first.
+    const old = index.search(data.subarray(42 * dims, 43 * dims), 3, { ef: 200 });
+    expect(Array.from(old.ids)).not.toContain(42);
+    const stored = index.getVector(42)!;
+    let norm = 0;
+    for (const x of stored) norm += x * x;
+    expect(norm).toBeCloseTo(1, 5);
+  });
+
+  it('keeps working through many delete and re-insert rounds, including the entry point', () => {
+    const index = new HnswIndex({ dims, metric: 'l2', M: 8, efConstruction: 64 });
+    const m = 800;
+    index.addBatch(rows(m), data.subarray(0, m * dims));
+    const rand = seededRandom(9);
+    for (let round = 0; round < 6; round++) {
+      const ids = new Set<number>();
+      while (ids.size < 200) ids.add(Math.floor(rand() * m));
+      for (const id of ids) index.delete(id);
+      // Fresh vectors elsewhere in space, so every re-inserted node moves.
+      index.addBatch(Uint32Array.from(ids), clusteredVectors(ids.size, dims, 15, 100 + round));
+      expect(index.size).toBe(m);
+    }
+    // Every id is still findable by its own (current) vector.
+    let hits = 0;
+    for (let id = 0; id < m; id++) if (index.search(index.getVector(id)!, 1, { ef: 64 }).ids[0] === id) hits++;
+    expect(hits / m).toBeGreaterThanOrEqual(0.97);
+    // Deleting everything leaves an empty, usable index.
+    for (let id = 0; id < m; id++) index.delete(id);
+    expect(index.size).toBe(0);
+    expect(index.search(data.subarray(0, dims), 5).ids.length).toBe(0);
+    index.add(7, data.subarray(0, dims));
+    expect(Array.from(index.search(data.subarray(0, dims), 5).ids)).toEqual([7]);
+  });
+});
+
+describe('HnswIndex filtered search', () => {
+  const dims = 32;
+  const n = 4000;
+  const data = clusteredVectors(n, dims, 20, 21);
+  const queries = clusteredVectors(50, dims, 20, 22);
+  let index: HnswIndex;
+  let unfilteredRecall = 0;
+  beforeAll(() => {
+    index = new HnswIndex({ dims, metric: 'cosine', M: 12, efConstruction: 100 });
+    index.addBatch(rows(n), data);
+    unfilteredRecall = recallAt(10, bruteForce(data, queries, dims, 'cosine', 10), searchAll(index, queries, dims, 10, 32));
+    expect(unfilteredRecall).toBeGreaterThanOrEqual(0.75);
+  });
+
+  for (const selectivity of [0.5, 0.1, 0.02, 0.002]) {
+    for (const plan of ['default', 'graph'] as const) {
+      it(`honours a ${selectivity * 100}% allow-set exactly and returns k whenever k exist (${plan} plan)`, () => {
+        const rand = seededRandom(Math.round(selectivity * 1000));
+        const allowed = Uint32Array.from(rows(n).filter(() => rand() < selectivity));
+        const allowedSet = new Set(allowed);
+        const truth = bruteForce(data, queries, dims, 'cosine', 10, allowed);
+        // The default rule: exact when allowed² ≤ 24 × ef × size; factor 0 forces the walk.
+        index.setFilterCostFactor(plan === 'graph' ? 0 : 24);
+        const ef = 32;
+        // With no more allowed ids than k, scanning them is always the plan.
+        const exact = allowed.length <= 10 || (plan === 'default' && allowed.length ** 2 <= 24 * ef * index.size);
+        const found: Uint32Array[] = [];
+        const plans = new Set<string>();
+        for (let q = 0; q < 50; q++) {
+          const r = index.search(queries.subarray(q * dims, (q + 1) * dims), 10, { ef, filter: allowed });
+          plans.add(index.lastSearchPlan);
+          expect(r.ids.length).toBe(Math.min(10, allowed.length));
+          for (const id of r.ids) expect(allowedSet.has(id)).toBe(true);
+          found.push(r.ids);
+        }
+        index.setFilterCostFactor(24);
+        if (exact) {
+          expect([...plans]).toEqual(['exact']);
+          expect(recallAt(10, truth, found)).toBe(1);
+        } else {
+          expect(plans.has('exact')).toBe(false);
+          // The walk (with its exact fallback) is at least as good as an unfiltered walk.
+          expect(recallAt(10, truth, found)).toBeGreaterThanOrEqual(unfilteredRecall - 0.03);
+        }
+      });
+    }
+  }
+
+  it('ignores unknown and deleted ids in the allow-set', () => {
+    const allowed = Uint32Array.of(1, 2, 3, 999_999, 5);
+    index.delete(5);
+    const r = index.search(queries.subarray(0, dims), 10, { filter: allowed });
+    expect(Array.from(r.ids).sort()).toEqual([1, 2, 3]);
+    expect(index.search(queries.subarray(0, dims), 10, { filter: new Uint32Array(0) }).ids.length).toBe(0);
+    // A later unfiltered search is not filtered.
+    expect(index.search(queries.subarray(0, dims), 10).ids.length).toBe(10);
+    index.add(5, data.subarray(5 * dims, 6 * dims));
+  });
+
+  it('filters batch searches too', () => {
+    const allowed = Uint32Array.from(rows(n).filter((i) => i % 7 === 0));
+    const truth = bruteForce(data, queries, dims, 'cosine', 10, allowed);
+    const found = index.searchBatch(queries, 10, { ef: 64, filter: allowed }).map((r) => r.ids);
+    for (const r of found) for (const id of r) expect(id % 7).toBe(0);
+    expect(recallAt(10, truth, found)).toBeGreaterThanOrEqual(0.93);
+  });
+});
+
+describe('HnswIndex snapshots', () => {
+  const dims = 20;
+  const data = clusteredVectors(1500, dims, 10, 31);
+  const queries = clusteredVectors(30, dims, 10, 32);
+
+  function build(): HnswIndex {
+    const index = new HnswIndex({ dims, metric: 'dot', M: 10, efConstruction: 80, seed: 5 });
+    index.addBatch(rows(1500), data);
+    for (let id = 0; id < 1500; id += 5) index.delete(id);
+    return index;
+  }
+
+  it('serialize → deserialize gives identical results and keeps working', () => {
+    const index = build();
+    const bytes = index.serialize();
+    const copy = HnswIndex.deserialize(bytes);
+    expect(copy.size).toBe(index.size);
+    expect(copy.dims).toBe(dims);
+    expect(copy.metric).toBe('dot');
+    expect(copy.M).toBe(10);
+    for (let q = 0; q < 30; q++) {
+      const qv = queries.subarray(q * dims, (q + 1) * dims);
+      const a = index.search(qv, 10, { ef: 40 });
+      const b = copy.search(qv, 10, { ef: 40 });
+      expect(Array.from(b.ids)).toEqual(Array.from(a.ids));
+      expect(Array.from(b.scores)).toEqual(Array.from(a.scores));
+    }
+    // Both keep evolving the same way (free slots and the level generator are in the snapshot).
+    index.add(3000, data.subarray(0, dims));
+    copy.add(3000, data.subarray(0, dims));
+    index.add(3001, data.subarray(dims, 2 * dims));
+    copy.add(3001, data.subarray(dims, 2 * dims));
+    expect(copy.serialize()).toEqual(index.serialize());
+    expect(copy.getVector(3001)).toEqual(index.getVector(3001));
+  });
+
+  it('an empty index round-trips', () => {
+    const empty = new HnswIndex({ dims: 3, metric: 'l2' });
+    const copy = HnswIndex.deserialize(empty.serialize());
+    expect(copy.size).toBe(0);
+    copy.add(1, [1, 2, 3]);
+    expect(Array.from(copy.search([1, 2, 3], 1).ids)).toEqual([1]);
+  });
+
+  it('refuses corrupt snapshots with a QuartzError', () => {
+    const bytes = build().serialize();
+    const flipped = bytes.slice();
+    flipped[200] ^= 0x40;
+    expectCode(() => HnswIndex.deserialize(flipped), ErrorCode.CHECKSUM_MISMATCH);
+    expectCode(() => HnswIndex.deserialize(bytes.subarray(0, 30)), ErrorCode.CORRUPT_DATA, /too short/);
+    expectCode(() => HnswIndex.deserialize(bytes.subarray(0, bytes.length - 100)), ErrorCode.CHECKSUM_MISMATCH);
+    const magic = bytes.slice();
+    magic[0] = 0;
+    expectCode(() => HnswIndex.deserialize(magic), ErrorCode.CORRUPT_DATA, /magic/);
+    const version = bytes.slice();
+    version[4] = 9;
+    expectCode(() => HnswIndex.deserialize(version), ErrorCode.UNSUPPORTED_FORMAT);
+
+    // Forged snapshots with a valid checksum are caught by the structural checks.
+    const reseal = (b: Uint8Array) => {
+      new DataView(b.buffer, b.byteOffset).setUint32(b.length - 4, crc32c(b.subarray(0, b.length - 4)), true);
+      return b;
+    };
+    const badLink = bytes.slice();
+    // First node: label(4) level(2) flags(2) count(4) then its first link.
+    new DataView(badLink.buffer).setUint32(48 + 12, 1_000_000, true);
+    expectCode(() => HnswIndex.deserialize(reseal(badLink)), ErrorCode.CORRUPT_DATA, /missing node/);
+    const badDims = bytes.slice();
+    new DataView(badDims.buffer).setUint32(8, 0, true);
+    expectCode(() => HnswIndex.deserialize(reseal(badDims)), ErrorCode.CORRUPT_DATA);
+    const badCount = bytes.slice();
+    new DataView(badCount.buffer).setUint32(20, 0x7fffffff, true);
+    expectCode(() => HnswIndex.deserialize(reseal(badCount)), ErrorCode.CORRUPT_DATA);
+    const rand = seededRandom(77);
+    for (let trial = 0; trial < 30; trial++) {
+      const junk = bytes.slice();
+      const at = 48 + Math.floor(rand() * (junk.length - 52));
+      junk[at] = Math.floor(rand() * 256);
+      junk[at + 1] ^= 0xff;
+      try {
+        const loaded = HnswIndex.deserialize(reseal(junk));
+        // A change that keeps the structure valid (a vector value, say) must still search safely.
+        loaded.search(queries.subarray(0, dims), 10);
+      } catch (err) {
+        expect(err).toBeInstanceOf(QuartzError);
+        expect([ErrorCode.CORRUPT_DATA]).toContain((err as QuartzError).code);
+      }
+    }
+  });
+});
+
+describe('HnswIndex bad input', () => {
+  it('refuses bad options', () => {
+    expectCode(() => new HnswIndex({ dims: 0, metric: 'l2' }), ErrorCode.INVALID_ARGUMENT, /dims/);
+    expectCode(() => new HnswIndex({ dims: 4097, metric: 'l2' }), ErrorCode.INVALID_ARGUMENT, /dims/);
+    expectCode(() => new HnswIndex({ dims: 1.5, metric: 'l2' }), ErrorCode.INVALID_ARGUMENT, /dims/);
+    expectCode(() => new HnswIndex({ dims: 4, metric: 'hamming' as HnswMetric }), ErrorCode.INVALID_ARGUMENT, /metric/);
+    expectCode(() => new HnswIndex({ dims: 4, metric: 'l2', M: 1 }), ErrorCode.INVALID_ARGUMENT, /M must/);
+    expectCode(() => new HnswIndex({ dims: 4, metric: 'l2', M: 1000 }), ErrorCode.INVALID_ARGUMENT, /M must/);
+    expectCode(() => new HnswIndex({ dims: 4, metric: 'l2', efConstruction: 0 }), ErrorCode.INVALID_ARGUMENT, /efConstruction/);
+    expectCode(() => new HnswIndex(null as unknown as { dims: number; metric: HnswMetric }), ErrorCode.INVALID_ARGUMENT);
+  });
+
+  it('refuses bad vectors, ids and queries without changing the index', () => {
+    const index = new HnswIndex({ dims: 4, metric: 'cosine' });
+    index.add(1, [1, 0, 0, 0]);
+    expectCode(() => index.add(2, [1, 2, 3]), ErrorCode.INVALID_ARGUMENT, /3 dimensions, the index has 4/);
+    expectCode(() => index.add(2, [1, NaN, 0, 0]), ErrorCode.INVALID_ARGUMENT, /id 2 has a non-finite value/);
+    expectCode(() => index.add(2, [1, Infinity, 0, 0]), ErrorCode.INVALID_ARGUMENT, /non-finite/);
+    expectCode(() => index.add(2, [0, 0, 0, 0]), ErrorCode.INVALID_ARGUMENT, /all zeros/);
+    expectCode(() => index.add(-1, [1, 0, 0, 0]), ErrorCode.INVALID_ARGUMENT, /id/);
+    expectCode(() => index.add(2 ** 32, [1, 0, 0, 0]), ErrorCode.INVALID_ARGUMENT, /id/);
+    expectCode(() => index.addBatch(Uint32Array.of(2, 3), new Float32Array([1, 0, 0, 0, NaN, 0, 0, 0])), ErrorCode.INVALID_ARGUMENT, /id 3/);
+    expectCode(() => index.addBatch(Uint32Array.of(2, 3), new Float32Array(5)), ErrorCode.INVALID_ARGUMENT, /expected 8/);
+    expect(index.size).toBe(1);
+    expect(index.has(2)).toBe(false);
+    expectCode(() => index.search([1, 0, 0], 1), ErrorCode.INVALID_ARGUMENT, /query has 3 dimensions/);
+    expectCode(() => index.search([1, NaN, 0, 0], 1), ErrorCode.INVALID_ARGUMENT, /query has a non-finite/);
+    expectCode(() => index.search([0, 0, 0, 0], 1), ErrorCode.INVALID_ARGUMENT, /all zeros/);
+    expectCode(() => index.search([1, 0, 0, 0], 0), ErrorCode.INVALID_ARGUMENT, /k must/);
+    expectCode(() => index.search([1, 0, 0, 0], 1, { ef: -3 }), ErrorCode.INVALID_ARGUMENT, /ef must/);
+    expectCode(() => index.search([1, 0, 0, 0], 1, { filter: [1] as unknown as Uint32Array }), ErrorCode.INVALID_ARGUMENT, /filter/);
+    expectCode(() => index.searchBatch(new Float32Array(6), 1), ErrorCode.INVALID_ARGUMENT, /multiple of 4/);
+    expectCode(() => index.searchBatch(new Float32Array([1, 0, 0, 0, 0, 0, Infinity, 0]), 1), ErrorCode.INVALID_ARGUMENT, /query 1/);
+    expect(index.getVector(99)).toBeUndefined();
+    index.dispose();
+    expectCode(() => index.size, ErrorCode.PRECONDITION_FAILED, /disposed/);
+  });
+
+  it('handles 4096 dimensions and more than one storage chunk', () => {
+    const dims = 4096;
+    const index = new HnswIndex({ dims, metric: 'l2', M: 4, efConstruction: 16 });
+    const data = uniformVectors(40, dims, 41);
+    index.addBatch(rows(40), data);
+    expect(index.search(data.subarray(7 * dims, 8 * dims), 1).ids[0]).toBe(7);
+    const small = new HnswIndex({ dims: 2, metric: 'l2', M: 4, efConstruction: 16 });
+    small.addBatch(rows(2500), uniformVectors(2500, 2, 42));
+    expect(small.size).toBe(2500);
+    expect(small.search([0.5, 0.5], 3).ids.length).toBe(3);
+    expect(small.graphBytes).toBeGreaterThan(2500 * 8);
+  });
+
+  it('gives each index its own memory', () => {
+    const a = new HnswIndex({ dims: 4, metric: 'l2' });
+    const b = new HnswIndex({ dims: 4, metric: 'l2' });
+    a.add(1, [1, 2, 3, 4]);
+    expect(b.has(1)).toBe(false);
+    expect(b.size).toBe(0);
+  });
+});
