@@ -362,7 +362,11 @@ export class SegmentWriter {
     return this.bytes + FOOTER_FIXED_SIZE + FOOTER_ENTRY_SIZE * this.batchMaxTs.length + SEGMENT_TRAILER_SIZE;
   }
 
-  /** Encodes `records` as one batch at the next offset; returns that batch's base offset. */
+  /**
+   * Encodes `records` as one batch at the next offset; returns that batch's base offset.
+   * @example
+   * const first = writer.append([{ key: null, value: bytes, timestamp: Date.now() }]);
+   */
   append(records: readonly SegmentRecord[]): number {
     this.checkOpen();
     const base = this.next;
@@ -373,6 +377,10 @@ export class SegmentWriter {
   /**
    * Appends a batch made by `encodeBatch` verbatim, after checking its CRC and that it starts at
    * `nextOffset`. The bytes are kept by reference until `finish()`: do not change them.
+   * @example
+   * const sealer = new SegmentWriter({ baseOffset: tail[0].base });
+   * for (const entry of tail) sealer.appendBatch(entry.bytes);
+   * const blob = sealer.finish();
    */
   appendBatch(encoded: Uint8Array): void {
     this.checkOpen();
@@ -399,7 +407,11 @@ export class SegmentWriter {
     if (this.finished) invalid('this segment writer is finished');
   }
 
-  /** The complete segment. The writer cannot be used afterwards. */
+  /**
+   * The complete segment. The writer cannot be used afterwards.
+   * @example
+   * await blobs.put(`seg/${writer.baseOffset}`, writer.finish());
+   */
   finish(): Uint8Array {
     this.checkOpen();
     this.finished = true;
@@ -700,6 +712,8 @@ export class SegmentReader {
   /**
    * Byte range of the batch holding the first record with timestamp ≥ `timestamp`, or null if
    * every record is older.
+   * @example
+   * const range = reader.batchRangeByTime(Date.now() - 60_000);
    */
   batchRangeByTime(timestamp: number): BatchRange | null {
     const k = this.timeIndex(timestamp);
@@ -743,22 +757,16 @@ export class SegmentReader {
    */
   readFrom(offset: number, maxRecords: number): DecodedRecord[] {
     if (!Number.isSafeInteger(maxRecords) || maxRecords < 0) invalid(`maxRecords must be a non-negative integer, got ${String(maxRecords)}`);
-    if (offset === this.index.nextOffset || maxRecords === 0) {
-      this.batchIndexOrEnd(offset);
-      return [];
-    }
+    if (offset === this.index.nextOffset) return [];
+    const first = this.batchIndex(offset);
     const out: DecodedRecord[] = [];
-    for (let k = this.batchIndex(offset); k < this.batchCount && out.length < maxRecords; k++) {
+    for (let k = first; k < this.batchCount && out.length < maxRecords; k++) {
       const records = this.decode(k);
       let i = 0;
-      if (records[0]!.offset < offset) while (i < records.length && records[i]!.offset < offset) i++;
+      while (i < records.length && records[i]!.offset < offset) i++;
       for (; i < records.length && out.length < maxRecords; i++) out.push(records[i]!);
     }
     return out;
-  }
-
-  private batchIndexOrEnd(offset: number): void {
-    if (offset !== this.index.nextOffset) this.batchIndex(offset);
   }
 
   /**

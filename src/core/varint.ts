@@ -7,7 +7,11 @@ import { ErrorCode, QuartzError } from './errors.js';
 
 const TWO_POW_28 = 0x10000000;
 
-/** Bytes the unsigned varint of `n` takes (n: a non-negative safe integer). */
+/**
+ * Bytes the unsigned varint of `n` takes (n: a non-negative safe integer).
+ * @example
+ * varintSize(300); // → 2
+ */
 export function varintSize(n: number): number {
   if (n < 0x80) return 1;
   if (n < 0x4000) return 2;
@@ -43,11 +47,20 @@ export function writeVarint(buf: Uint8Array, pos: number, n: number): number {
   return pos;
 }
 
-/** Zigzag of a signed safe integer whose magnitude is at most 2^52, so the result stays exact. */
+/**
+ * Zigzag of a signed safe integer whose magnitude is at most 2^52, so the result stays exact.
+ * @example
+ * zigzag(-1); // → 1
+ */
 export function zigzag(n: number): number {
   return n >= 0 ? n * 2 : -n * 2 - 1;
 }
 
+/**
+ * Inverse of `zigzag`.
+ * @example
+ * unzigzag(3); // → -2
+ */
 export function unzigzag(z: number): number {
   return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
 }
