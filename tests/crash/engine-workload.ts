@@ -1,0 +1,38 @@
+/** What the engine crash child writes and the parent checks. */
+import { payload } from './workload.js';
+
+export const TOPIC = 'events';
+export const PARTITIONS = 2;
+/** 1 KiB segments (the minimum): a roll every few produces. */
+export const TOPIC_OPTIONS = { partitions: PARTITIONS, segment_bytes: 1024 };
+export const COLLECTION = 'docs';
+export const DIMS = 8;
+/** A vector snapshot every 4 mutations, so kills land mid-snapshot often. */
+export const CRASH_ENGINE_OPTIONS = { vectors: { snapshot: { everyMutations: 4 } } };
+
+/** 4-byte big-endian sequence number, then bytes derived from it. */
+export function recordValue(seq: number): Uint8Array {
+  const body = payload('r', seq, 20 + (seq % 7) * 60);
+  const out = new Uint8Array(4 + body.length);
+  new DataView(out.buffer).setUint32(0, seq);
+  out.set(body, 4);
+  return out;
+}
+
+export function recordSeq(value: Uint8Array): number {
+  return new DataView(value.buffer, value.byteOffset, value.byteLength).getUint32(0);
+}
+
+export function kvKey(n: number): string {
+  return `k/${String(n).padStart(8, '0')}`;
+}
+
+export function kvValue(n: number): Uint8Array {
+  // Every fifth value is bigger than an entry may be, so it goes through the blob store.
+  return payload('kv', n, n % 5 === 4 ? 1024 * 1024 + 100 : 50 + (n % 13) * 100);
+}
+
+/** Small integers: exact in float32, so stored vectors compare equal. */
+export function vector(n: number): number[] {
+  return Array.from({ length: DIMS }, (_, i) => ((n * 7 + i * 13) % 97) - 48 || 1);
+}
