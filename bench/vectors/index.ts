@@ -154,7 +154,7 @@ const FILTERS: [string, Record<string, unknown>][] = [
 
 console.log('\nfiltered top-10 (single thread)        ours QPS   recall   scan share   hnswlib-node QPS   recall   ratio');
 for (const [label, filter] of FILTERS) {
-  const match = compileFilter(filter);
+  const { match } = compileFilter(filter);
   const allowed: number[] = [];
   for (let i = 0; i < N; i++) if (match(metadata[i]!)) allowed.push(i);
   // Exact answers for recall.

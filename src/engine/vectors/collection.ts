@@ -31,6 +31,7 @@ import {
   type SnapshotRecord,
   type UpsertRecord,
 } from './codec.js';
+import { FieldIndexes } from './field-index.js';
 import { compileFilter, type Metadata } from './filter.js';
 import {
   MAX_EF,
@@ -171,6 +172,7 @@ class State {
   readonly free = new Set<number>();
   nextId = 0;
   count = 0;
+  readonly fields = new FieldIndexes();
   private sorted: string[] | undefined;
 
   constructor(
@@ -200,7 +202,11 @@ class State {
         const previous = this.byId.get(r.id);
         if (previous !== undefined && previous !== r.internalId) this.remove(previous);
         this.claim(r.internalId, r.id);
-        this.metadata[r.internalId] = JSON.parse(decoder.decode(r.metadataJson)) as Metadata;
+        const old = this.metadata[r.internalId];
+        if (old !== undefined) this.fields.remove(r.internalId, old);
+        const metadata = JSON.parse(decoder.decode(r.metadataJson)) as Metadata;
+        this.metadata[r.internalId] = metadata;
+        this.fields.add(r.internalId, metadata);
         this.valuesOf(r.internalId).set(r.values);
         ids[i] = r.internalId;
         flat.set(r.values, i * this.dims);
@@ -235,11 +241,19 @@ class State {
     if (id === undefined) return;
     this.index.delete(internal);
     this.byId.delete(id);
+    this.fields.remove(internal, this.metadata[internal]!);
     this.ids[internal] = undefined;
     this.metadata[internal] = undefined;
     this.free.add(internal);
     this.count--;
     this.sorted = undefined;
+  }
+
+  /** Live (internal id, metadata) pairs. */
+  *live(): Generator<[number, Metadata]> {
+    for (let internal = 0; internal < this.nextId; internal++) {
+      if (this.ids[internal] !== undefined) yield [internal, this.metadata[internal]!];
+    }
   }
 
   records(): SnapshotRecord[] {
@@ -648,16 +662,28 @@ export class Collection {
     return { matches };
   }
 
-  /** Internal ids whose metadata match, or undefined when every vector does (no filter needed). */
+  /**
+   * Internal ids whose metadata match, ascending, or undefined when every vector does (no
+   * filter needed). `$eq`/`$in` conditions narrow the candidates through per-field indexes;
+   * every candidate is still checked against the whole filter.
+   */
   private allowSet(filter: unknown): Uint32Array | undefined {
-    const match = compileFilter(filter);
-    const out = new Uint32Array(this.state.count);
+    const { match, plan } = compileFilter(filter);
+    const state = this.state;
+    const candidates = state.fields.candidates(plan, () => state.live());
+    const { ids, metadata } = state;
+    if (candidates !== undefined) {
+      const out = new Uint32Array(candidates.size);
+      let n = 0;
+      for (const internal of candidates.ids) if (match(metadata[internal]!)) out[n++] = internal;
+      return n === state.count ? undefined : out.subarray(0, n).sort();
+    }
+    const out = new Uint32Array(state.count);
     let n = 0;
-    const { ids, metadata } = this.state;
-    for (let internal = 0; internal < this.state.nextId; internal++) {
+    for (let internal = 0; internal < state.nextId; internal++) {
       if (ids[internal] !== undefined && match(metadata[internal]!)) out[n++] = internal;
     }
-    return n === this.state.count ? undefined : out.subarray(0, n);
+    return n === state.count ? undefined : out.subarray(0, n);
   }
 
   /**

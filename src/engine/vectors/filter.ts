@@ -41,6 +41,30 @@ export interface Filter {
 export type Metadata = Record<string, unknown>;
 export type Predicate = (metadata: Metadata) => boolean;
 
+/**
+ * Which records can match, as far as per-field equality indexes can tell: `eq` is answered by
+ * one field's index; `and` by its most selective answerable part; `or` only when every part
+ * is answerable; `scan` means the filter must be checked against every record.
+ */
+export type FilterPlan =
+  | { kind: 'eq'; path: string; values: FilterScalar[] }
+  | { kind: 'and'; parts: FilterPlan[] }
+  | { kind: 'or'; parts: FilterPlan[] }
+  | { kind: 'scan' };
+
+export interface CompiledFilter {
+  match: Predicate;
+  plan: FilterPlan;
+}
+
+const SCAN: FilterPlan = { kind: 'scan' };
+
+function andPlan(parts: FilterPlan[]): FilterPlan {
+  const useful = parts.filter((p) => p.kind !== 'scan');
+  if (useful.length === 0) return SCAN;
+  return useful.length === 1 ? useful[0]! : { kind: 'and', parts: useful };
+}
+
 /** Bounds that keep a hostile filter from costing more than a scan of the collection. */
 const MAX_DEPTH = 16;
 const MAX_NODES = 1024;
@@ -124,14 +148,14 @@ function numberOperand(path: string, op: string, operand: unknown): number {
   return operand;
 }
 
-function compileField(path: string, condition: unknown, budget: Budget): Predicate {
+function compileField(path: string, condition: unknown, budget: Budget): CompiledFilter {
   if (path.length === 0 || new TextEncoder().encode(path).length > MAX_PATH_BYTES) {
     throw invalid(`filter field names must be 1–${MAX_PATH_BYTES} bytes, got '${path.slice(0, 64)}'`);
   }
   const segments = path.split('.');
   if (segments.some((s) => s.length === 0)) throw invalid(`filter field '${path}' has an empty path segment`);
   if (isScalar(condition)) {
-    return (m) => equals(lookup(m, segments), condition);
+    return { match: (m) => equals(lookup(m, segments), condition), plan: { kind: 'eq', path, values: [condition] } };
   }
   if (!isPlainObject(condition)) {
     throw invalid(`filter on '${path}' must be a string, number, boolean or an operator object, got ${describe(condition)}`);
@@ -139,6 +163,7 @@ function compileField(path: string, condition: unknown, budget: Budget): Predica
   const ops = Object.keys(condition);
   if (ops.length === 0) throw invalid(`filter on '${path}' has an empty operator object`);
   const parts: Predicate[] = [];
+  const plans: FilterPlan[] = [];
   for (const op of ops) {
     budget.nodes += 1;
     const operand = condition[op];
@@ -153,6 +178,7 @@ function compileField(path: string, condition: unknown, budget: Budget): Predica
       case '$eq': {
         const v = scalarOperand(path, op, operand);
         parts.push((m) => equals(lookup(m, segments), v));
+        plans.push({ kind: 'eq', path, values: [v] });
         break;
       }
       case '$ne': {
@@ -163,6 +189,7 @@ function compileField(path: string, condition: unknown, budget: Budget): Predica
       case '$in': {
         const set = listOperand(path, op, operand);
         parts.push((m) => equalsAny(lookup(m, segments), set));
+        plans.push({ kind: 'eq', path, values: [...set] });
         break;
       }
       case '$nin': {
@@ -209,7 +236,7 @@ function compileField(path: string, condition: unknown, budget: Budget): Predica
       }
     }
   }
-  return allOf(parts);
+  return { match: allOf(parts), plan: andPlan(plans) };
 }
 
 function allOf(parts: Predicate[]): Predicate {
@@ -220,12 +247,13 @@ function allOf(parts: Predicate[]): Predicate {
   };
 }
 
-function compileNode(filter: unknown, depth: number, budget: Budget): Predicate {
+function compileNode(filter: unknown, depth: number, budget: Budget): CompiledFilter {
   if (depth > MAX_DEPTH) throw invalid(`filter is nested deeper than ${MAX_DEPTH} levels`);
   if (!isPlainObject(filter)) throw invalid(`a filter must be a JSON object, got ${describe(filter)}`);
   const keys = Object.keys(filter);
   if (keys.length === 0 && depth > 0) throw invalid('an empty filter object inside $and/$or matches nothing useful; remove it');
   const parts: Predicate[] = [];
+  const plans: FilterPlan[] = [];
   for (const key of keys) {
     budget.nodes += 1;
     if (budget.nodes > MAX_NODES) throw invalid(`filter has more than ${MAX_NODES} conditions`);
@@ -233,31 +261,48 @@ function compileNode(filter: unknown, depth: number, budget: Budget): Predicate 
     if (key === '$and' || key === '$or') {
       if (!Array.isArray(value) || value.length === 0) throw invalid(`filter ${key} takes a non-empty array of filters, got ${describe(value)}`);
       const children = value.map((child) => compileNode(child, depth + 1, budget));
+      const matches = children.map((c) => c.match);
       if (key === '$and') {
-        parts.push(allOf(children));
+        parts.push(allOf(matches));
+        plans.push(andPlan(children.map((c) => c.plan)));
       } else {
         parts.push((m) => {
-          for (const c of children) if (c(m)) return true;
+          for (const c of matches) if (c(m)) return true;
           return false;
         });
+        plans.push(children.every((c) => c.plan.kind !== 'scan') ? { kind: 'or', parts: children.map((c) => c.plan) } : SCAN);
       }
     } else if (key.startsWith('$')) {
       throw invalid(`filter: unknown top-level operator '${key}' (use $and or $or, or a field name)`);
     } else {
-      parts.push(compileField(key, value, budget));
+      const field = compileField(key, value, budget);
+      parts.push(field.match);
+      plans.push(field.plan);
     }
   }
-  if (parts.length === 0) return () => true;
-  return allOf(parts);
+  if (parts.length === 0) return { match: () => true, plan: SCAN };
+  return { match: allOf(parts), plan: andPlan(plans) };
 }
 
 /**
- * Validates a filter and compiles it into a predicate over metadata. An empty filter (`{}`)
- * matches everything. Bad filters raise an INVALID_ARGUMENT QuartzError naming the field.
+ * Validates a filter and compiles it into a predicate over metadata plus a plan for the
+ * per-field indexes. An empty filter (`{}`) matches everything. Bad filters raise an
+ * INVALID_ARGUMENT QuartzError naming the field.
  * @example
- * const match = compileFilter({ genre: { $in: ['jazz', 'soul'] }, year: { $gte: 1960 } });
+ * const { match } = compileFilter({ genre: { $in: ['jazz', 'soul'] }, year: { $gte: 1960 } });
  * match({ genre: 'jazz', year: 1965 }); // true
  */
-export function compileFilter(filter: unknown): Predicate {
+export function compileFilter(filter: unknown): CompiledFilter {
   return compileNode(filter, 0, { nodes: 0 });
+}
+
+/**
+ * The scalars a field holds for equality purposes: the value itself, or a list's scalar
+ * elements (what `$eq`/`$in` compare against). Used to maintain per-field indexes.
+ */
+export function indexableValues(metadata: Metadata, path: string): FilterScalar[] {
+  const value = lookup(metadata, path.split('.'));
+  if (isScalar(value)) return [value];
+  if (Array.isArray(value)) return value.filter(isScalar);
+  return [];
 }

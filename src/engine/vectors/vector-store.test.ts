@@ -230,6 +230,31 @@ describe('VectorStore queries', () => {
     await store.close();
   });
 
+  it('keeps filter results exact while metadata changes under the per-field indexes', async () => {
+    const store = await storeWith(createTestContext(), 'c', 'l2', docs, dims);
+    const c = await store.collection('c');
+    const live = new Map(docs.map((d) => [d.id, d]));
+    const check = () => {
+      for (const filter of FILTERS) {
+        const got = c.query({ vector: queries[1]!, k: 40, ef: 400, filter }).matches.map((m) => m.id);
+        const want = bruteForce('l2', [...live.values()], queries[1]!, 40, (d) => referenceMatch(filter, d.metadata)).map(([id]) => id);
+        expect({ filter, got }).toEqual({ filter, got: want });
+      }
+    };
+    check(); // builds the indexes of every field the filters name
+    const changed = docs.slice(0, 60).map((d, i) => ({ ...d, metadata: sampleMetadata(i + 1) }));
+    await c.upsert(changed);
+    for (const d of changed) live.set(d.id, d);
+    const gone = docs.filter((_, i) => i % 5 === 1).map((d) => d.id);
+    await c.delete(gone);
+    for (const id of gone) live.delete(id);
+    const back = docs.slice(1, 30).map((d) => ({ ...d, id: `new-${d.id}`, values: d.values.map((v) => v * 0.5 + 0.1), metadata: { genre: 'jazz', tags: ['a', 'z'], n: 3 } }));
+    await c.upsert(back);
+    for (const d of back) live.set(d.id, d);
+    check();
+    await store.close();
+  });
+
   it('queries by id, applies thresholds per metric and honours include flags', async () => {
     const store = await storeWith(createTestContext(), 'c', 'cosine', docs, dims);
     await store.createCollection({ name: 'e', dims, metric: 'l2' });
