@@ -286,6 +286,9 @@ describe('reader', () => {
     expect(r.batchCount).toBe(4);
     expect(plain(r.readFrom(105, 10))).toEqual(plain(all.slice(5, 15), 105));
     expect(plain(r.readFrom(145, 100))).toEqual(plain(all.slice(45), 145));
+    const paged: DecodedRecord[] = [];
+    for (let o = 100; o < 146; o = paged[paged.length - 1]!.offset + 1) paged.push(...r.readFrom(o, 3));
+    expect(plain(paged)).toEqual(plain(all, 100));
     expect(r.readFrom(146, 0)).toEqual([]);
     expect(r.readFrom(146, 5)).toEqual([]); // next offset: nothing yet, not an error
     expectCode(() => r.readFrom(99, 1), ErrorCode.OFFSET_OUT_OF_RANGE);

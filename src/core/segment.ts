@@ -588,6 +588,8 @@ export class SegmentReader {
   readonly footerBytes: number;
   /** Created-at from the header, or undefined when opened from the tail. */
   readonly createdAt: number | undefined;
+  private cachedBatch = -1;
+  private cachedRecords: DecodedRecord[] = [];
 
   private constructor(
     private readonly bytes: Uint8Array | undefined,
@@ -735,6 +737,8 @@ export class SegmentReader {
 
   /** Decodes batch k, checking that it is the batch the index says. */
   private decode(k: number): DecodedRecord[] {
+    // Consumers page through a batch in several reads; keep the last one decoded.
+    if (k === this.cachedBatch) return this.cachedRecords;
     const bytes = this.bytes;
     if (bytes === undefined) invalid('this segment was opened from its tail: read batchRange() and use decodeBatch()');
     const r = this.range(k);
@@ -746,12 +750,15 @@ export class SegmentReader {
     const records = decodeBatchAt(bytes, r.offset, h, subject);
     const prevMax = k === 0 ? -Infinity : this.index.runningMax[k - 1]!;
     if (Math.max(prevMax, h.maxTimestamp) !== this.index.runningMax[k]) fail(ErrorCode.CORRUPT_DATA, `${subject}: max timestamp disagrees with the time index`, r.offset + 32);
+    this.cachedBatch = k;
+    this.cachedRecords = records;
     return records;
   }
 
   /**
    * Up to `maxRecords` records from `offset` on (offset in this segment, or `nextOffset` for an
-   * empty answer). Only the batches holding them are decoded.
+   * empty answer). Only the batches holding them are decoded; the last one is kept, so paging
+   * through a batch decodes it once. Treat the records as read-only: later pages share them.
    * @example
    * const page = reader.readFrom(1000, 500);
    */
