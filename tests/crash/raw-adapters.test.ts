@@ -11,6 +11,7 @@ import { openDiskStorage } from '../../src/node/storage/disk-storage.js';
 import { killAfter } from './harness.js';
 import { blobSize, deletes, key, kvSize, parseAcks, payload } from './workload.js';
 
+// Each round starts a child under tsx; on 2 busy cores a round can take several seconds.
 const ROUNDS = Number(process.env.QUARTZ_CRASH_ROUNDS ?? 6);
 const dirs: string[] = [];
 afterAll(async () => {
@@ -72,5 +73,5 @@ describe('kill -9: raw adapters (lmdb + file blobs)', () => {
     }
     // The test must have exercised something, or it proves nothing.
     expect(checked).toBeGreaterThan(ROUNDS * 10);
-  });
+  }, 300_000);
 });
