@@ -1,0 +1,375 @@
+/**
+ * bench/streams — `npm run bench -- streams [--quick]`
+ *
+ * Durable produce and consume throughput of the streams engine (in process, Node disk adapter:
+ * lmdb + segment files) for 100 B and 1 KB records in batches of 1,000, side by side with the
+ * peers a user would pick instead — Redis Streams (XADD pipelined / XREAD via ioredis, in its
+ * default config and with AOF `appendfsync always`) and NATS JetStream (file storage, async
+ * publish) — and the consume latency at a random offset with 10^4 vs 10^7
+ * records in the partition. Peers are installed with apt-get when missing and running as root.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { connect, StorageType } from 'nats';
+import { StreamStore, type ProduceRecord } from '../../src/engine/streams/stream-store.js';
+import type { EngineContext } from '../../src/engine/context.js';
+import { init } from '../../src/node/core.js';
+import { openDiskStorage, type DiskStorage } from '../../src/node/storage/disk-storage.js';
+import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
+
+const quick = process.argv.includes('--quick');
+const BATCH = 1000;
+const IN_FLIGHT = 64;
+const SIZES = [100, 1000] as const;
+/** Records produced per size: enough for a few seconds of work at full scale. */
+const PRODUCE_RECORDS: Record<number, number> = quick ? { 100: 200_000, 1000: 50_000 } : { 100: 3_000_000, 1000: 600_000 };
+const REDIS_RECORDS = quick ? 50_000 : 300_000;
+const NATS_RECORDS = quick ? 20_000 : 100_000;
+const LATENCY_SIZES = quick ? [10_000, 1_000_000] : [10_000, 10_000_000];
+const LATENCY_READS = quick ? 500 : 3000;
+
+const enc = new TextEncoder();
+
+/** A JSON-ish record of exactly `size` bytes: realistic, and as compressible as real events. */
+function payload(i: number, size: number): Uint8Array {
+  const json = JSON.stringify({ id: i, user: `user-${(i * 7919) % 100_003}`, kind: ['click', 'view', 'buy'][i % 3], amount: (i * 104_729) % 100_000, at: 1_700_000_000_000 + i });
+  const out = new Uint8Array(size);
+  out.set(enc.encode(json.padEnd(size, ' ').slice(0, size)));
+  return out;
+}
+
+function batchOf(size: number, from = 0): ProduceRecord[] {
+  return Array.from({ length: BATCH }, (_, i) => ({ value: payload(from + i, size) }));
+}
+
+function fmt(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(0)}k` : n.toFixed(0);
+}
+
+interface Row {
+  what: string;
+  recPerSec: number;
+  mbPerSec: number;
+  note?: string;
+}
+const rows: Row[] = [];
+
+function report(what: string, records: number, bytes: number, seconds: number, note?: string): Row {
+  const row = { what, recPerSec: records / seconds, mbPerSec: bytes / seconds / 1e6, note };
+  rows.push(row);
+  console.log(`  ${what.padEnd(44)} ${fmt(row.recPerSec).padStart(7)} rec/s ${row.mbPerSec.toFixed(1).padStart(7)} MB/s${note ? `  (${note})` : ''}`);
+  return row;
+}
+
+// --- Quartz -------------------------------------------------------------------------------
+
+async function openStore(dir: string, cacheBytes = 1024 * 1024 * 1024): Promise<{ storage: DiskStorage; streams: StreamStore }> {
+  const storage = await openDiskStorage({ dir });
+  const ctx: EngineContext = {
+    storage,
+    clock: systemClock,
+    scheduler: timerScheduler,
+    usage: { add() {} },
+    capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: true },
+  };
+  return { storage, streams: await StreamStore.open(ctx, 'bench', { segmentCacheBytes: cacheBytes }) };
+}
+
+/** Produces `total` records with IN_FLIGHT batches outstanding; returns seconds. */
+async function produceAll(streams: StreamStore, topic: string, batches: ProduceRecord[][], total: number): Promise<number> {
+  let sent = 0;
+  let next = 0;
+  const start = performance.now();
+  const worker = async () => {
+    while (sent < total) {
+      const batch = batches[next++ % batches.length]!;
+      sent += batch.length;
+      await streams.produce(topic, batch);
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  return (performance.now() - start) / 1000;
+}
+
+async function consumeAll(streams: StreamStore, topic: string): Promise<{ records: number; seconds: number }> {
+  const hwm = streams.describeTopic(topic).partition_info[0]!.high_watermark;
+  let offset = 0;
+  let records = 0;
+  const start = performance.now();
+  while (offset < hwm) {
+    const res = await streams.consume(topic, 0, offset, { max_records: 10_000, max_bytes: 64 * 1024 * 1024 });
+    records += res.records.length;
+    offset = res.next_offset;
+  }
+  return { records, seconds: (performance.now() - start) / 1000 };
+}
+
+async function quartzThroughput(): Promise<Map<string, Row>> {
+  const out = new Map<string, Row>();
+  const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-'));
+  try {
+    const { storage, streams } = await openStore(dir);
+    for (const size of SIZES) {
+      const topic = `t${size}`;
+      await streams.createTopic(topic, { segment_bytes: 8 * 1024 * 1024 });
+      const batches = Array.from({ length: 8 }, (_, k) => batchOf(size, k * BATCH));
+      await produceAll(streams, topic, batches, 20 * BATCH); // warm-up (JIT, lmdb maps)
+      const total = PRODUCE_RECORDS[size]!;
+      const seconds = await produceAll(streams, topic, batches, total);
+      out.set(`produce ${size}`, report(`quartz produce ${size} B (durable, 1 partition)`, total, total * size, seconds));
+      await streams.maintain(topic); // seal the tail so consume reads segments
+      const cold = await consumeAll(streams, topic);
+      report(`quartz consume ${size} B (segments from disk)`, cold.records, cold.records * size, cold.seconds);
+      const warm = await consumeAll(streams, topic);
+      out.set(`consume ${size}`, report(`quartz consume ${size} B (cached segments)`, warm.records, warm.records * size, warm.seconds));
+    }
+    await streams.close();
+    await storage.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+/** Random-offset consume latency (10 records) for each log size, same cache budget and path. */
+async function latencyVsSize(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-lat-'));
+  try {
+    let { storage, streams } = await openStore(dir);
+    const batches = Array.from({ length: 8 }, (_, k) => batchOf(100, k * BATCH));
+    for (const n of LATENCY_SIZES) {
+      await streams.createTopic(`n${n}`, { segment_bytes: 8 * 1024 * 1024 });
+      await produceAll(streams, `n${n}`, batches, n);
+      await streams.maintain(`n${n}`);
+    }
+    await streams.close();
+    await storage.close();
+    // reopen: both logs start with cold caches and the same 64 MiB segment-cache budget
+    ({ storage, streams } = await openStore(dir, 64 * 1024 * 1024));
+    const medians: number[] = [];
+    for (const n of LATENCY_SIZES) {
+      const topic = `n${n}`;
+      const times: number[] = [];
+      for (let i = 0; i < LATENCY_READS + 200; i++) {
+        const offset = Math.floor(Math.random() * n);
+        const t = performance.now();
+        const res = await streams.consume(topic, 0, offset, { max_records: 10 });
+        const dt = performance.now() - t;
+        if (res.records[0]?.offset !== offset) throw new Error(`read at ${offset} returned ${res.records[0]?.offset}`);
+        if (i >= 200) times.push(dt);
+      }
+      times.sort((a, b) => a - b);
+      const p50 = times[Math.floor(times.length / 2)]!;
+      const p99 = times[Math.floor(times.length * 0.99)]!;
+      medians.push(p50);
+      const d = streams.describeTopic(topic).partition_info[0]!;
+      console.log(
+        `  random-offset consume, ${fmt(n).padStart(5)} records (${String(d.segments).padStart(4)} segments): p50 ${(p50 * 1000).toFixed(0).padStart(5)} µs  p99 ${(p99 * 1000).toFixed(0).padStart(6)} µs`,
+      );
+    }
+    console.log(`  ratio p50 at ${fmt(LATENCY_SIZES[1]!)} / ${fmt(LATENCY_SIZES[0]!)}: ${(medians[1]! / medians[0]!).toFixed(2)}× (target ≤ 2×)`);
+    await streams.close();
+    await storage.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// --- peers ----------------------------------------------------------------------------------
+
+function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+function ensurePeers(): void {
+  const missing = ['redis-server', 'nats-server'].filter((c) => !has(c));
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    console.log(`  (peers not installed and not root: ${missing.join(', ')} skipped)`);
+    return;
+  }
+  console.log(`  installing ${missing.join(', ')} with apt-get…`);
+  spawnSync('apt-get', ['install', '-y', ...missing], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`peer exited with ${child.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createConnection({ port, host: '127.0.0.1' }, () => {
+        s.end();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`peer did not listen on ${port}`);
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  if (child.exitCode === null) child.kill('SIGKILL');
+}
+
+async function redisRun(redis: Redis, label: string, out: Map<string, Row>, suffix: string): Promise<void> {
+  for (const size of SIZES) {
+    const key = `s${size}`;
+    const values = Array.from({ length: BATCH }, (_, i) => Buffer.from(payload(i, size)));
+    const send = () => {
+      const p = redis.pipeline();
+      for (const v of values) p.xadd(key, '*', 'v', v);
+      return p.exec();
+    };
+    await send(); // warm-up
+    await redis.del(key);
+    let sent = 0;
+    const start = performance.now();
+    // a few pipelines in flight, like our IN_FLIGHT batches
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (sent < REDIS_RECORDS) {
+          sent += BATCH;
+          await send();
+        }
+      }),
+    );
+    const seconds = (performance.now() - start) / 1000;
+    out.set(`produce ${size}${suffix}`, report(`redis XADD ${size} B (pipelined, ${label})`, sent, sent * size, seconds));
+    let last = '0-0';
+    let got = 0;
+    const rstart = performance.now();
+    for (;;) {
+      const res = (await redis.xreadBuffer('COUNT', 10_000, 'STREAMS', key, last)) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+      const entries = res?.[0]?.[1];
+      if (!entries || entries.length === 0) break;
+      got += entries.length;
+      last = entries[entries.length - 1]![0].toString();
+    }
+    out.set(`consume ${size}${suffix}`, report(`redis XREAD ${size} B (${label})`, got, got * size, (performance.now() - rstart) / 1000));
+    await redis.del(key);
+  }
+}
+
+/**
+ * Redis twice: its default configuration (what people run; not durable: no AOF, no fsync) and
+ * with `appendonly yes, appendfsync always` (acknowledged = fsync'd, like our produce).
+ */
+async function redisThroughput(): Promise<Map<string, Row>> {
+  const out = new Map<string, Row>();
+  if (!has('redis-server')) return out;
+  const configs: Array<[string, string[], string]> = [
+    ['default config, no fsync', ['--save', '', '--appendonly', 'no'], ''],
+    ['AOF fsync always', ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], ' aof'],
+  ];
+  for (const [label, args, suffix] of configs) {
+    const dir = await mkdtemp(join(tmpdir(), 'qz-bench-redis-'));
+    const port = await freePort();
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', ...args], { stdio: 'ignore' });
+    try {
+      await waitForPort(port, child);
+      const redis = new Redis({ port, host: '127.0.0.1' });
+      await redisRun(redis, label, out, suffix);
+      redis.disconnect();
+    } catch (err) {
+      console.log(`  redis (${label}) skipped: ${(err as Error).message}`);
+    } finally {
+      await stop(child);
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  return out;
+}
+
+async function natsThroughput(): Promise<Map<string, Row>> {
+  const out = new Map<string, Row>();
+  if (!has('nats-server')) return out;
+  const dir = await mkdtemp(join(tmpdir(), 'qz-bench-nats-'));
+  const port = await freePort();
+  const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
+  try {
+    await waitForPort(port, child);
+    const nc = await connect({ servers: `127.0.0.1:${port}` });
+    const jsm = await nc.jetstreamManager();
+    const js = nc.jetstream();
+    for (const size of SIZES) {
+      const subject = `s${size}`;
+      await jsm.streams.add({ name: `S${size}`, subjects: [subject], storage: StorageType.File });
+      const values = Array.from({ length: BATCH }, (_, i) => payload(i, size));
+      let sent = 0;
+      const start = performance.now();
+      // batches of 1,000 async publishes, each batch awaited, several batches in flight
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (sent < NATS_RECORDS) {
+            sent += BATCH;
+            await Promise.all(values.map((v) => js.publish(subject, v)));
+          }
+        }),
+      );
+      const seconds = (performance.now() - start) / 1000;
+      out.set(`produce ${size}`, report(`nats JetStream publish ${size} B (file storage)`, sent, sent * size, seconds));
+    }
+    await nc.close();
+  } catch (err) {
+    console.log(`  nats skipped: ${(err as Error).message}`);
+  } finally {
+    await stop(child);
+    await rm(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+// --- main -----------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  await init();
+  console.log(`streams bench${quick ? ' (quick)' : ''}: batches of ${BATCH}, ${IN_FLIGHT} produce batches in flight`);
+  console.log('\nthroughput');
+  const quartz = await quartzThroughput();
+  ensurePeers();
+  const redis = await redisThroughput();
+  const nats = await natsThroughput();
+
+  console.log('\nratios (quartz / peer, same run)');
+  for (const size of SIZES) {
+    for (const op of ['produce', 'consume'] as const) {
+      const q = quartz.get(`${op} ${size}`)!;
+      const parts = [`${op} ${size} B:`.padEnd(18)];
+      const r = redis.get(`${op} ${size}`);
+      const ra = redis.get(`${op} ${size} aof`);
+      const n = nats.get(`${op} ${size}`);
+      if (r) parts.push(`${(q.recPerSec / r.recPerSec).toFixed(1)}× redis`);
+      if (ra) parts.push(`${(q.recPerSec / ra.recPerSec).toFixed(1)}× redis-aof-always`);
+      if (n) parts.push(`${(q.recPerSec / n.recPerSec).toFixed(1)}× nats`);
+      if (!r && !n) parts.push('no peer ran');
+      console.log(`  ${parts.join('  ')}`);
+    }
+  }
+  console.log('  targets: produce ≥ 2M rec/s (100 B), ≥ 500 MB/s (1 KB), ≥ 5× redis XADD; consume ≥ 3M rec/s (100 B, cached)');
+
+  console.log('\nconsume latency against log size (100 B records, max_records 10)');
+  await latencyVsSize();
+}
+
+await main();
