@@ -34,7 +34,7 @@ const E_CHECKSUM: i32 = -6;
 // filtered graph walk costs about filterBeta × ef / selectivity. Exact wins when
 // a² ≤ filterBeta × ef × live. filterBeta is the measured distances-per-result of a walk
 // (bench/hnsw --filter prints it); see docs/format.md "HNSW index snapshot" notes.
-let filterBeta: f64 = 24.0;
+let filterBeta: f64 = 16.0;
 
 // ---- configuration ----
 let dims: i32 = 0;

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { init, HnswIndex, ErrorCode, QuartzError, crc32c } from '../node/core.js';
-import type { HnswMetric } from './hnsw.js';
+import { HNSW_FILTER_COST_FACTOR, type HnswMetric } from './hnsw.js';
 import { bruteForce, clusteredVectors, recallAt, seededRandom, uniformVectors } from './hnsw-testing.js';
 
 beforeAll(async () => {
@@ -185,11 +185,11 @@ describe('HnswIndex filtered search', () => {
         const allowed = Uint32Array.from(rows(n).filter(() => rand() < selectivity));
         const allowedSet = new Set(allowed);
         const truth = bruteForce(data, queries, dims, 'cosine', 10, allowed);
-        // The default rule: exact when allowed² ≤ 24 × ef × size; factor 0 forces the walk.
-        index.setFilterCostFactor(plan === 'graph' ? 0 : 24);
+        // The default rule: exact when allowed² ≤ factor × ef × size; factor 0 forces the walk.
+        index.setFilterCostFactor(plan === 'graph' ? 0 : HNSW_FILTER_COST_FACTOR);
         const ef = 32;
         // With no more allowed ids than k, scanning them is always the plan.
-        const exact = allowed.length <= 10 || (plan === 'default' && allowed.length ** 2 <= 24 * ef * index.size);
+        const exact = allowed.length <= 10 || (plan === 'default' && allowed.length ** 2 <= HNSW_FILTER_COST_FACTOR * ef * index.size);
         const found: Uint32Array[] = [];
         const plans = new Set<string>();
         for (let q = 0; q < 50; q++) {
@@ -199,7 +199,7 @@ describe('HnswIndex filtered search', () => {
           for (const id of r.ids) expect(allowedSet.has(id)).toBe(true);
           found.push(r.ids);
         }
-        index.setFilterCostFactor(24);
+        index.setFilterCostFactor(HNSW_FILTER_COST_FACTOR);
         if (exact) {
           expect([...plans]).toEqual(['exact']);
           expect(recallAt(10, truth, found)).toBe(1);

@@ -64,6 +64,12 @@ interface HnswExports extends QuartzExports {
   hnsw_restore(src: number, len: number): number;
 }
 
+/**
+ * Default cost factor of filtered searches: exact scan when allowed² ≤ factor × ef × size. Where
+ * walk and scan cost the same on `npm run bench -- hnsw --filter` (allowed²/(ef·size) ≈ 12–20).
+ */
+export const HNSW_FILTER_COST_FACTOR = 16;
+
 const METRICS: readonly HnswMetric[] = ['l2', 'cosine', 'dot'];
 const MAX_DIMS = 4096;
 const MAX_K = 100_000;
@@ -78,7 +84,7 @@ const SNAPSHOT_VERSION = 1;
 const SNAPSHOT_HEADER = 48;
 // Insert batches are copied into wasm in slices of about this many bytes, so a large batch does
 // not leave an equally large scratch buffer behind in the index's memory.
-const INSERT_SLICE_BYTES = 4 << 20;
+const INSERT_SLICE_BYTES = 256 << 10;
 const PLANS: readonly HnswSearchPlan[] = ['none', 'graph', 'exact', 'graph+exact'];
 const CORRUPT_REASONS: Record<number, string> = {
   1: 'too short',
@@ -165,6 +171,7 @@ export class HnswIndex {
       throw invalid('HNSW parameters were refused by the core');
     }
     this.reserve(64);
+    this.wasm.hnsw_set_filter_beta(HNSW_FILTER_COST_FACTOR);
   }
 
   /** Live vectors in the index. */
@@ -381,7 +388,7 @@ export class HnswIndex {
 
   /**
    * Tunes when a filtered search scans the allowed ids exactly instead of walking the graph:
-   * exact when allowed² ≤ factor × ef × size (default 24, measured by `npm run bench -- hnsw
+   * exact when allowed² ≤ factor × ef × size (default HNSW_FILTER_COST_FACTOR, measured by `npm run bench -- hnsw
    * --filter`). 0 always walks the graph (still falling back to a scan if it finds fewer than k).
    * @example
    * index.setFilterCostFactor(0);
@@ -456,7 +463,7 @@ export class HnswIndex {
     if (bytes > this.scratchBytes) {
       const wasm = this.wasm!;
       if (this.scratchPtr) wasm.free(this.scratchPtr);
-      this.scratchBytes = Math.max(bytes, Math.min(this.scratchBytes * 2, INSERT_SLICE_BYTES * 2), 1024);
+      this.scratchBytes = Math.max(bytes, Math.min(this.scratchBytes * 2, INSERT_SLICE_BYTES), 1024);
       this.scratchPtr = wasm.alloc(this.scratchBytes);
     }
     return this.scratchPtr;

@@ -9,4 +9,4 @@ export { instantiateWasmPack, checkImports, wasmPackGlueFromSource, type WasmPac
 export { encodeBatch, decodeBatch, readBatchHeader, readTrailer, SegmentWriter, SegmentReader, type SegmentRecord, type SegmentHeader, type DecodedRecord, type DecodedBatch, type BatchHeader, type BatchRange, type EncodeBatchOptions, type SegmentCodec, type SegmentWriterOptions, type SegmentTrailer, type OpenTailResult } from './segment.js';
 export { lz4, LZ4_MAX_INPUT_SIZE, DEFAULT_MAX_OUTPUT_BYTES, type Lz4BlockSize, type CompressBlockOptions, type CompressFrameOptions, type DecompressFrameOptions } from './lz4.js';
 export { xxh32, crc32c } from './hash.js';
-export { HnswIndex, type HnswOptions, type HnswMetric, type HnswSearchOptions, type HnswSearchResult, type HnswSearchPlan } from './hnsw.js';
+export { HnswIndex, HNSW_FILTER_COST_FACTOR, type HnswOptions, type HnswMetric, type HnswSearchOptions, type HnswSearchResult, type HnswSearchPlan } from './hnsw.js';
