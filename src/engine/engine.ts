@@ -105,8 +105,13 @@ export class Engine {
    * await streams.createTopic('orders', { partitions: 3 });
    */
   tenant(id: string): Promise<TenantScope> {
-    this.check();
-    checkTenantId(id);
+    try {
+      this.check();
+      checkTenantId(id);
+    } catch (err) {
+      // Callers chain .catch() on the result: report bad input there, never as a synchronous throw.
+      return Promise.reject(err);
+    }
     let scope = this.scopes.get(id);
     if (scope === undefined) {
       scope = this.openScope(id);
