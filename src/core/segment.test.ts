@@ -365,6 +365,8 @@ describe('reader', () => {
     bad[size - trailer.tailLength + 40]! ^= 1;
     expectCode(() => SegmentReader.openTail(bad.subarray(size - trailer.tailLength), { size }), ErrorCode.CHECKSUM_MISMATCH);
     expectCode(() => SegmentReader.openTail(seg.subarray(size - 100), { size: size + 1 }), ErrorCode.CORRUPT_DATA);
+    expectCode(() => SegmentReader.openTail(seg, { size: size - 1 }), ErrorCode.INVALID_ARGUMENT);
+    expectCode(() => readTrailer(seg, Number.NaN), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('rejects wrong magic, newer versions and unknown flags', () => {

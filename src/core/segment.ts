@@ -489,6 +489,8 @@ export interface SegmentTrailer {
  * const t = readTrailer(await blobs.get(name, { offset: size - 20, length: 20 }), size);
  */
 export function readTrailer(tail: Uint8Array, size: number): SegmentTrailer {
+  if (!(tail instanceof Uint8Array)) invalid('segment tail must be a Uint8Array');
+  if (!Number.isSafeInteger(size) || size < tail.length) invalid(`segment size ${String(size)} does not fit a ${tail.length}-byte tail`);
   if (tail.length < SEGMENT_TRAILER_SIZE) fail(ErrorCode.CORRUPT_DATA, `segment trailer: ${tail.length} bytes, shorter than ${SEGMENT_TRAILER_SIZE}`);
   const t = tail.length - SEGMENT_TRAILER_SIZE;
   const where = size - SEGMENT_TRAILER_SIZE;
@@ -673,8 +675,8 @@ export class SegmentReader {
    * let { reader, needBytes } = SegmentReader.openTail(tail, { size });
    */
   static openTail(tail: Uint8Array, options: { size: number }): OpenTailResult {
-    if (!(tail instanceof Uint8Array)) invalid('segment tail must be a Uint8Array');
     const size = options?.size;
+    if (!(tail instanceof Uint8Array)) invalid('segment tail must be a Uint8Array');
     if (!Number.isSafeInteger(size) || size > MAX_SEGMENT_SIZE || size < tail.length) invalid(`segment size ${String(size)} does not fit a ${tail.length}-byte tail`);
     if (size < SEGMENT_HEADER_SIZE + FOOTER_FIXED_SIZE + SEGMENT_TRAILER_SIZE) fail(ErrorCode.CORRUPT_DATA, `segment: ${size} bytes, too short to hold a footer`);
     const trailer = readTrailer(tail, size);
