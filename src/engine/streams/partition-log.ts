@@ -248,8 +248,9 @@ export class PartitionLog {
   /**
    * Appends records; resolves with the first assigned offset once they are durable. Records
    * are split into batches under the KV entry limit; every record must already fit one batch.
+   * `rawBytes` (the sum of `recordSize`) lets a caller that measured the records skip a pass.
    */
-  append(records: SegmentRecord[]): Promise<number> {
+  append(records: SegmentRecord[], rawBytes?: number): Promise<number> {
     this.checkOpen();
     const base = this.assigned;
     const ops: BatchOp[] = [];
@@ -258,19 +259,21 @@ export class PartitionLog {
     let start = 0;
     while (start < records.length) {
       let end = start;
-      let raw = 0;
-      while (end < records.length && (end === start || raw + recordSize(records[end]!) <= MAX_BATCH_RAW_BYTES)) {
-        raw += recordSize(records[end]!);
-        end++;
+      if (start === 0 && rawBytes !== undefined && rawBytes <= MAX_BATCH_RAW_BYTES) {
+        end = records.length; // the caller measured the whole batch: it fits one entry
+      } else {
+        let raw = 0;
+        while (end < records.length && (end === start || raw + recordSize(records[end]!) <= MAX_BATCH_RAW_BYTES)) {
+          raw += recordSize(records[end]!);
+          end++;
+        }
       }
       const chunk = start === 0 && end === records.length ? records : records.slice(start, end);
       const baseOffset = base + start;
       const encoded = encodeBatch(chunk, { baseOffset, codec: 'lz4' });
-      let baseTimestamp = chunk[0]!.timestamp;
-      let maxTimestamp = baseTimestamp;
-      for (const r of chunk) if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
+      const header = readBatchHeader(encoded);
       ops.push({ type: 'put', key: offsetKey(TAIL_PREFIX, baseOffset), value: encoded });
-      batches.push({ base: baseOffset, end: base + end, bytes: encoded, baseTimestamp, maxTimestamp });
+      batches.push({ base: baseOffset, end: base + end, bytes: encoded, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp });
       bytes += encoded.length;
       start = end;
     }

@@ -317,6 +317,7 @@ export class StreamStore {
     const n = topic.logs.length;
     const now = this.ctx.clock.now();
     const perPartition: SegmentRecord[][] = [];
+    const rawBytes: number[] = [];
     const placement = new Array<number>(records.length);
     const indexInPartition = new Array<number>(records.length);
     let usedSticky = false;
@@ -328,49 +329,62 @@ export class StreamStore {
         this.log(topic, r.partition);
         p = r.partition;
       } else if (rec.key !== null) {
-        p = partitionForKey(rec.key, n);
+        p = n === 1 ? 0 : partitionForKey(rec.key, n);
       } else {
         p = topic.sticky % n;
         usedSticky = true;
       }
-      const list = (perPartition[p] ??= []);
+      let list = perPartition[p];
+      if (list === undefined) {
+        perPartition[p] = list = [];
+        rawBytes[p] = 0;
+      }
       placement[i] = p;
       indexInPartition[i] = list.length;
       list.push(rec);
+      rawBytes[p] += recordSize(rec);
     }
     if (usedSticky) topic.sticky = (topic.sticky + 1) % n;
     const bases: number[] = [];
     const writes: Promise<void>[] = [];
     perPartition.forEach((list, p) => {
-      writes.push(topic.logs[p]!.append(list).then((base) => void (bases[p] = base)));
+      writes.push(topic.logs[p]!.append(list, rawBytes[p]).then((base) => void (bases[p] = base)));
     });
     await Promise.all(writes);
     if (records.length > 0) this.ctx.usage.add(this.tenantId, 'records_produced', records.length);
-    return { offsets: records.map((_, i) => ({ partition: placement[i]!, offset: bases[placement[i]!]! + indexInPartition[i]! })) };
+    const offsets = new Array<{ partition: number; offset: number }>(records.length);
+    for (let i = 0; i < records.length; i++) {
+      const p = placement[i]!;
+      offsets[i] = { partition: p, offset: bases[p]! + indexInPartition[i]! };
+    }
+    return { offsets };
   }
 
+  /** Validates one record and gives it the codec's shape (the message is built only on failure). */
   private checkRecord(r: ProduceRecord, i: number, topic: string, now: number): SegmentRecord {
-    const where = `record ${i} for topic '${topic}'`;
-    if (r === null || typeof r !== 'object') throw invalid(`${where} must be an object`);
+    const where = () => `record ${i} for topic '${topic}'`;
+    if (r === null || typeof r !== 'object') throw invalid(`${where()} must be an object`);
     const key = r.key ?? null;
     const value = r.value ?? null;
-    if (key !== null && !(key instanceof Uint8Array)) throw invalid(`${where}: key must be bytes or null`);
-    if (value !== null && !(value instanceof Uint8Array)) throw invalid(`${where}: value must be bytes or null`);
+    if (key !== null && !(key instanceof Uint8Array)) throw invalid(`${where()}: key must be bytes or null`);
+    if (value !== null && !(value instanceof Uint8Array)) throw invalid(`${where()}: value must be bytes or null`);
     const timestamp = r.timestamp ?? now;
-    if (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > MAX_TIMESTAMP) throw invalid(`${where}: timestamp must be a non-negative integer of ms, got ${String(r.timestamp)}`);
-    if (r.headers !== undefined) {
-      if (!Array.isArray(r.headers)) throw invalid(`${where}: headers must be an array`);
-      for (const h of r.headers) {
+    if (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > MAX_TIMESTAMP) {
+      throw invalid(`${where()}: timestamp must be a non-negative integer of ms, got ${String(r.timestamp)}`);
+    }
+    const headers = r.headers;
+    if (headers !== undefined) {
+      if (!Array.isArray(headers)) throw invalid(`${where()}: headers must be an array`);
+      for (const h of headers) {
         if (h === null || typeof h !== 'object' || typeof h.key !== 'string' || (h.value !== null && !(h.value instanceof Uint8Array))) {
-          throw invalid(`${where}: each header needs a string key and a bytes or null value`);
+          throw invalid(`${where()}: each header needs a string key and a bytes or null value`);
         }
       }
     }
-    const rec: SegmentRecord = { key, value, timestamp };
-    if (r.headers !== undefined && r.headers.length > 0) rec.headers = r.headers;
+    const rec: SegmentRecord = { key, value, headers: headers !== undefined && headers.length > 0 ? headers : undefined, timestamp };
     const size = recordSize(rec);
     if (size > MAX_BATCH_RAW_BYTES) {
-      throw new QuartzError(ErrorCode.TOO_LARGE, `${where} is ${size} bytes; a record may be at most ${MAX_BATCH_RAW_BYTES} bytes`);
+      throw new QuartzError(ErrorCode.TOO_LARGE, `${where()} is ${size} bytes; a record may be at most ${MAX_BATCH_RAW_BYTES} bytes`);
     }
     return rec;
   }
