@@ -355,7 +355,7 @@ export class HnswIndex {
       throw new QuartzError(ErrorCode.CORRUPT_DATA, `HNSW snapshot is too short (${bytes.length} bytes)`);
     }
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (view.getUint32(0, true) !== SNAPSHOT_MAGIC) throw new QuartzError(ErrorCode.CORRUPT_DATA, 'not an HNSW snapshot (bad magic)');
+    if (view.getUint32(0, true) !== SNAPSHOT_MAGIC) throw new QuartzError(ErrorCode.UNSUPPORTED_FORMAT, 'not an HNSW snapshot (bad magic)');
     const version = view.getUint16(4, true);
     if (version !== SNAPSHOT_VERSION) {
       throw new QuartzError(ErrorCode.UNSUPPORTED_FORMAT, `HNSW snapshot version ${version} is not supported (this build reads version ${SNAPSHOT_VERSION})`);
