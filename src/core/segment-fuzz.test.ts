@@ -102,6 +102,25 @@ function checkSegment(mutated: Uint8Array, original: Map<number, string>, total:
   }
 }
 
+/** The object-storage path: tail → footer → one range read per batch, each decoded alone. */
+function checkTail(mutated: Uint8Array, original: Map<number, string>): 'error' | 'ok' {
+  try {
+    const { reader } = SegmentReader.openTail(mutated, { size: mutated.length });
+    if (!reader) throw new Error('the whole segment as tail did not cover the footer');
+    for (let offset = reader.baseOffset; offset < reader.nextOffset; ) {
+      const range = reader.batchRange(offset);
+      if (range.offset + range.length > mutated.length) throw new Error('batch range outside the segment');
+      const batch = decodeBatch(mutated.subarray(range.offset, range.offset + range.length), range);
+      for (const rec of batch.records) if (original.get(rec.offset) !== key(rec)) throw new Error(`offset ${rec.offset} came back different`);
+      offset = range.nextOffset;
+    }
+    return 'ok';
+  } catch (err) {
+    if (err instanceof QuartzError) return 'error';
+    throw err;
+  }
+}
+
 describe('segment fuzz', () => {
   it('10,000 random mutations of valid segments end in a typed error or correct records', () => {
     const next = rng(20240601);
@@ -122,6 +141,7 @@ describe('segment fuzz', () => {
         let outcome: 'ok' | 'error';
         try {
           outcome = checkSegment(mutated, original, all.length);
+          checkTail(mutated, original);
         } catch (err) {
           throw new Error(`segment ${s}, mutation ${i}: ${(err as Error).message}`, { cause: err });
         }

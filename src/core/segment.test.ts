@@ -350,11 +350,13 @@ describe('reader', () => {
     expect(SegmentReader.openTail(seg.subarray(size - 400), { size }).reader!.nextOffset).toBe(146);
     for (const offset of [100, 110, 111, 140, 145]) {
       const range = r.batchRange(offset);
-      const got = decodeBatch(seg.subarray(range.offset, range.offset + range.length));
+      const got = decodeBatch(seg.subarray(range.offset, range.offset + range.length), range);
       expect(got.baseOffset).toBe(range.baseOffset);
       expect(got.nextOffset).toBe(range.nextOffset);
       expect(got.records.some((x) => x.offset === offset)).toBe(true);
     }
+    const wrong = r.batchRange(100);
+    expectCode(() => decodeBatch(seg.subarray(wrong.offset, wrong.offset + wrong.length), r.batchRange(140)), ErrorCode.CORRUPT_DATA);
     const byTime = r.batchRangeByTime(all[30]!.timestamp)!;
     expect(byTime.baseOffset).toBe(111);
     expect(r.batchRangeByTime(Number.MAX_SAFE_INTEGER)).toBeNull();

@@ -303,13 +303,18 @@ function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: s
 
 /**
  * Decodes one complete batch (as made by `encodeBatch`), checking its CRC first. Keys and values
- * are views of one buffer (the input itself for uncompressed batches).
+ * are views of one buffer (the input itself for uncompressed batches). Pass the `BatchRange` the
+ * bytes were read from to also check that they are the batch the segment index promised.
  * @example
  * for (const r of decodeBatch(batch).records) console.log(r.offset, r.value);
+ * const { records } = decodeBatch(await blobs.get(name, { offset: range.offset, length: range.length }), range);
  */
-export function decodeBatch(bytes: Uint8Array): DecodedBatch {
+export function decodeBatch(bytes: Uint8Array, expected?: Pick<BatchRange, 'baseOffset' | 'nextOffset'>): DecodedBatch {
   const h = readBatchHeader(bytes);
   if (h.length !== bytes.length) fail(ErrorCode.CORRUPT_DATA, `batch: ${bytes.length - h.length} bytes follow the ${h.length}-byte batch`, h.length);
+  if (expected && (h.baseOffset !== expected.baseOffset || h.nextOffset !== expected.nextOffset)) {
+    fail(ErrorCode.CORRUPT_DATA, `batch: holds offsets ${h.baseOffset}..${h.nextOffset - 1}, the segment index says ${expected.baseOffset}..${expected.nextOffset - 1}`, 0);
+  }
   const records = decodeBatchAt(bytes, 0, h, 'batch');
   return { baseOffset: h.baseOffset, lastOffsetDelta: h.lastOffsetDelta, nextOffset: h.nextOffset, baseTimestamp: h.baseTimestamp, maxTimestamp: h.maxTimestamp, records };
 }
