@@ -376,19 +376,26 @@ describe('VectorStore persistence', () => {
     await reopened.close();
   });
 
-  it('checkpoints on its own after the configured number of mutations and trims the log', async () => {
+  it.each([
+    ['mutations', { everyMutations: 3 }],
+    ['log bytes', { everyBytes: 2_000 }],
+  ] as [string, object][])('checkpoints on its own after the configured number of %s and trims the log', async (_label, policy) => {
     const ctx = createTestContext();
-    const store = await VectorStore.open(ctx, 't1', { snapshot: { everyMutations: 3 } });
+    const store = await VectorStore.open(ctx, 't1', { snapshot: policy });
     await store.createCollection({ name: 'docs', dims, metric: 'l2' });
     const c = await store.collection('docs');
-    for (let i = 0; i < 10; i++) await c.upsert(docs.slice(i * 10, i * 10 + 10));
-    await c.checkpoint();
     const unit = ctx.storage.unit('vec/t1/docs');
-    expect(await unit.kv.scan({ prefix: new Uint8Array([0x6c]) })).toHaveLength(0);
+    const log = async () => (await unit.kv.scan({ prefix: new Uint8Array([0x6c]) })).length;
+    for (let i = 0; i < 10; i++) await c.upsert(docs.slice(i * 10, i * 10 + 10));
+    await new Promise((resolve) => setTimeout(resolve, 10)); // the background checkpoint settles
     expect((await unit.blobs.list('snap/')).length).toBe(1);
+    expect(await log()).toBeLessThan(3);
+    expect(c.lastCheckpointError).toBeUndefined();
     const before = await answers(store, 'docs', qs);
     const reopened = await VectorStore.open(ctx, 't1');
     expect(await answers(reopened, 'docs', qs)).toEqual(before);
+    await c.checkpoint();
+    expect(await log()).toBe(0);
   });
 
   it('splits a big upsert into several log entries and replays it whole', async () => {
