@@ -20,6 +20,7 @@ import {
   decodeBatch,
   encodeBatch,
   readBatchHeader,
+  type BatchRange,
   type DecodedRecord,
   type SegmentRecord,
 } from '../../core/segment.js';
@@ -393,7 +394,7 @@ export class PartitionLog {
           this.checkOffset(cur, subject);
           throw new QuartzError(ErrorCode.INTERNAL, `partition ${this.name}: offset ${cur} has no segment`);
         }
-        got = await this.readSegment(seg, cur, maxRecords - records.length, sequential || cur !== offset, subject);
+        got = await this.readSegment(seg, cur, maxRecords - records.length, sequential || cur !== offset);
         sourceEnd = seg.end;
         if (cur !== offset || sequential) this.readAhead(i + 1);
       }
@@ -425,16 +426,24 @@ export class PartitionLog {
   }
 
   /** Records of `seg` from `offset`: the whole segment for sequential readers, else one batch by range read. */
-  private async readSegment(seg: SegmentInfo, offset: number, max: number, whole: boolean, subject: string): Promise<DecodedRecord[]> {
+  private async readSegment(seg: SegmentInfo, offset: number, max: number, whole: boolean): Promise<DecodedRecord[]> {
     const key = this.segmentKey(seg);
     if (whole || this.cache.has(key)) {
       const reader = await this.cache.get(key, () => this.loadSegment(seg), (r) => r.byteLength);
       return this.guard(seg, () => reader.readFrom(offset, max));
     }
-    const footer = await this.cache.get(`${key}|footer`, () => this.loadFooter(seg), (r) => r.footerBytes);
-    const range = this.guard(seg, () => footer.batchRange(offset));
+    const footer = await this.footer(seg);
+    return this.readRange(seg, this.guard(seg, () => footer.batchRange(offset)));
+  }
+
+  private footer(seg: SegmentInfo): Promise<SegmentReader> {
+    return this.cache.get(`${this.segmentKey(seg)}|footer`, () => this.loadFooter(seg), (r) => r.footerBytes);
+  }
+
+  /** One batch of a sealed segment by a blob range read, CRC-checked by the decoder. */
+  private async readRange(seg: SegmentInfo, range: BatchRange): Promise<DecodedRecord[]> {
     const bytes = await this.unit.blobs.get(seg.blob, { offset: range.offset, length: range.length });
-    if (bytes === undefined || bytes.length !== range.length) throw this.missing(seg, subject);
+    if (bytes === undefined || bytes.length !== range.length) throw this.missing(seg);
     return this.guard(seg, () => decodeBatch(bytes).records);
   }
 
@@ -449,9 +458,10 @@ export class PartitionLog {
     }
   }
 
-  private missing(seg: SegmentInfo, subject: string): QuartzError {
+  /** A blob read came back short: retention deleted it meanwhile, or the blob is damaged. */
+  private missing(seg: SegmentInfo): QuartzError {
     if (!this.segments.includes(seg)) {
-      return new QuartzError(ErrorCode.OFFSET_OUT_OF_RANGE, `offsets ${seg.base}..${seg.end - 1} of ${subject} were deleted by retention`, {
+      return new QuartzError(ErrorCode.OFFSET_OUT_OF_RANGE, `offsets ${seg.base} to ${seg.end - 1} of partition ${this.name} were deleted by retention`, {
         details: { log_start_offset: this.logStart, high_watermark: this.hwm },
       });
     }
@@ -460,6 +470,7 @@ export class PartitionLog {
 
   private async loadSegment(seg: SegmentInfo): Promise<SegmentReader> {
     const bytes = await this.unit.blobs.get(seg.blob);
+    if (bytes === undefined && !this.segments.includes(seg)) throw this.missing(seg);
     if (bytes === undefined || bytes.length !== seg.bytes) {
       throw new QuartzError(
         ErrorCode.CORRUPT_DATA,
@@ -478,9 +489,7 @@ export class PartitionLog {
     let tailLength = Math.min(size, TAIL_GUESS);
     for (;;) {
       const bytes = await this.unit.blobs.get(seg.blob, { offset: size - tailLength, length: tailLength });
-      if (bytes === undefined || bytes.length !== tailLength) {
-        throw new QuartzError(ErrorCode.CORRUPT_DATA, `partition ${this.name}: segment blob ${seg.blob} is missing or shorter than recorded`);
-      }
+      if (bytes === undefined || bytes.length !== tailLength) throw this.missing(seg);
       const opened = this.guard(seg, () => SegmentReader.openTail(bytes, { size }));
       if (opened.needBytes !== undefined && opened.needBytes > tailLength && opened.needBytes <= size) {
         tailLength = opened.needBytes;
@@ -504,11 +513,14 @@ export class PartitionLog {
 
   /** The first offset whose timestamp is >= `timestamp`, or the high watermark if none. */
   async offsetForTime(timestamp: number): Promise<number> {
+    // Segments are in offset order; the first whose max timestamp reaches `timestamp` holds
+    // the answer, found through its footer's time index and one batch read.
     for (const seg of this.segments) {
       if (seg.maxTimestamp < timestamp) continue;
-      const reader = await this.cache.get(this.segmentKey(seg), () => this.loadSegment(seg), (r) => r.byteLength);
-      const found = this.guard(seg, () => reader.findOffsetByTime(timestamp));
-      if (found !== undefined && found !== null && found >= 0) return Math.max(found, this.logStart);
+      const footer = await this.footer(seg);
+      const range = this.guard(seg, () => footer.batchRangeByTime(timestamp));
+      if (range === null) continue;
+      for (const r of await this.readRange(seg, range)) if (r.timestamp >= timestamp) return Math.max(r.offset, this.logStart);
     }
     for (const batch of this.tail) {
       if (batch.maxTimestamp < timestamp) continue;
