@@ -1,7 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ErrorCode } from '../../core/errors.js';
 import { blobKey, blobPath } from './file-blobs.js';
 import { openDiskStorage } from './disk-storage.js';
 
@@ -64,5 +66,27 @@ describe('disk storage recovery', () => {
     expect(a).toBe(b);
     expect(storage.listUnits('')).toEqual(['kv/t1']);
     await storage.close();
+  });
+
+  it('locks the data directory against a second opener, and takes over a dead process’s lock', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(dir);
+    const first = await openDiskStorage({ dir });
+    await expect(openDiskStorage({ dir })).rejects.toMatchObject({ code: ErrorCode.PRECONDITION_FAILED, message: expect.stringContaining('already open') });
+    await first.close();
+
+    // Another live process holds it (our parent stands in for one).
+    await writeFile(join(dir, 'LOCK'), String(process.ppid));
+    await expect(openDiskStorage({ dir })).rejects.toMatchObject({
+      code: ErrorCode.PRECONDITION_FAILED,
+      message: `data directory ${dir} is in use by process ${process.ppid}`,
+    });
+
+    // A process that died without closing (kill -9) leaves its pid behind.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    await writeFile(join(dir, 'LOCK'), String(dead));
+    const second = await openDiskStorage({ dir });
+    await second.close();
+    expect(await readdir(dir)).not.toContain('LOCK');
   });
 });

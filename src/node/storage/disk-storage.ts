@@ -7,10 +7,12 @@
  *   kv.mdb, kv.mdb-lock   the lmdb environment: `units` (name → id), `meta`, `data` (id ‖ key → value)
  *   blobs/<id>/...        each unit's blobs (see file-blobs.ts)
  *   blobs/tmp/            blobs being written; emptied on open
+ *   LOCK                  the pid of the process that has the directory open
  */
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, open as openFile, readFile, readdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { checkName, checkPrefix, closedError, compareUtf8 } from '../../ports/storage-checks.js';
 import { FileBlobs, syncDir } from './file-blobs.js';
@@ -19,6 +21,50 @@ import { LmdbKV, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
 export interface DiskStorageOptions {
   /** The data directory; created if missing. */
   dir: string;
+}
+
+/** Directories this process has open (the LOCK file's pid cannot tell two opens in one process apart). */
+const openHere = new Set<string>();
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the data directory for this process. Two processes on one directory would each trust
+ * their own in-memory state (unit catalog, partition high watermarks) and corrupt each other.
+ * A LOCK left by a killed process names a dead pid and is taken over.
+ */
+async function lockDir(dir: string): Promise<() => Promise<void>> {
+  const path = join(dir, 'LOCK');
+  if (openHere.has(path)) {
+    throw new QuartzError(ErrorCode.PRECONDITION_FAILED, `data directory ${dir} is already open in this process`);
+  }
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const handle = await openFile(path, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+      const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+        throw new QuartzError(ErrorCode.PRECONDITION_FAILED, `data directory ${dir} is in use by process ${owner}`, { details: { pid: owner } });
+      }
+      await unlink(path).catch(() => undefined); // stale: its process is gone
+    }
+  }
+  openHere.add(path);
+  return async () => {
+    openHere.delete(path);
+    await unlink(path).catch(() => undefined);
+  };
 }
 
 interface OpenUnit {
@@ -39,11 +85,22 @@ export class DiskStorage implements StorageProvider {
     private readonly data: Database<Buffer, Buffer>,
     /** name → id for every live unit; small, so kept in memory for listUnits and sync unit(). */
     private readonly catalog: Map<string, number>,
+    private readonly unlock: () => Promise<void>,
   ) {}
 
   static async open(options: DiskStorageOptions): Promise<DiskStorage> {
     const dir = options.dir;
     await mkdir(join(dir, 'blobs', 'tmp'), { recursive: true });
+    const unlock = await lockDir(dir);
+    try {
+      return await DiskStorage.openLocked(dir, unlock);
+    } catch (err) {
+      await unlock();
+      throw err;
+    }
+  }
+
+  private static async openLocked(dir: string, unlock: () => Promise<void>): Promise<DiskStorage> {
     // Durability: lmdb's default `overlappingSync` resolves a write's promise at commit and
     // fsyncs afterwards (only `db.flushed` waits for the disk). We turn it off so every put /
     // remove / transaction promise resolves only after its commit is fsync'd; `noSync` and
@@ -65,7 +122,7 @@ export class DiskStorage implements StorageProvider {
     const data = env.openDB<Buffer, Buffer>('data', { keyEncoding: 'binary', encoding: 'binary' });
     const catalog = new Map<string, number>();
     for (const { key, value } of units.getRange({})) catalog.set(key, value);
-    const storage = new DiskStorage(dir, env, units, meta, data, catalog);
+    const storage = new DiskStorage(dir, env, units, meta, data, catalog, unlock);
     await storage.sweep();
     return storage;
   }
@@ -166,6 +223,7 @@ export class DiskStorage implements StorageProvider {
     if (this.closed) return;
     this.closed = true;
     await this.env.close();
+    await this.unlock();
   }
 }
 
