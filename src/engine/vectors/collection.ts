@@ -312,11 +312,20 @@ export class Collection {
     this.logBytes = init.logBytes;
   }
 
+  /**
+   * The storage unit that holds one collection.
+   * @example
+   * Collection.unitName('t1', 'docs'); // 'vec/t1/docs'
+   */
   static unitName(tenantId: string, name: string): string {
     return `vec/${tenantId}/${name}`;
   }
 
-  /** Writes a new, empty collection's config into its (already cleared) unit. */
+  /**
+   * Writes a new, empty collection's config into its (already cleared) unit.
+   * @example
+   * await Collection.initialise(await ctx.storage.unit('vec/t1/docs'), config);
+   */
   static async initialise(unit: UnitStorage, config: CollectionConfig): Promise<void> {
     await unit.kv.batch([
       { type: 'put', key: KEY_CONFIG, value: encoder.encode(JSON.stringify(config)) },
@@ -324,7 +333,11 @@ export class Collection {
     ]);
   }
 
-  /** The live vector count as last persisted, without loading the collection. */
+  /**
+   * The live vector count as last persisted, without loading the collection.
+   * @example
+   * const count = await Collection.storedCount(await ctx.storage.unit('vec/t1/docs'));
+   */
   static async storedCount(unit: UnitStorage): Promise<number> {
     const bytes = await unit.kv.get(KEY_COUNT);
     return bytes === undefined || bytes.length !== 4 ? 0 : new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true);

@@ -197,23 +197,47 @@ export class VectorStore {
     return opened;
   }
 
-  /** Shorthand for `(await collection(name)).upsert(vectors)`. */
+  /**
+   * Upserts into a collection (see Collection.upsert): durable and atomic when it resolves.
+   * @example
+   * await vectors.upsert('docs', [{ id: 'a', values: [0.1, 0.2, 0.3], metadata: { lang: 'en' } }]);
+   */
   async upsert(name: string, vectors: UpsertVector[]): Promise<{ upserted: number }> {
     return (await this.collection(name)).upsert(vectors);
   }
 
+  /**
+   * One vector, or undefined if the collection has no such id.
+   * @example
+   * const rec = await vectors.get('docs', 'a');
+   */
   async get(name: string, id: string): Promise<VectorRecord | undefined> {
     return (await this.collection(name)).get(id);
   }
 
+  /**
+   * Deletes vectors by id; unknown ids are ignored.
+   * @example
+   * const { deleted } = await vectors.deleteVectors('docs', ['a']);
+   */
   async deleteVectors(name: string, ids: string[]): Promise<{ deleted: number }> {
     return (await this.collection(name)).delete(ids);
   }
 
+  /**
+   * A page of vectors in id order; pass `cursor` back for the next one.
+   * @example
+   * const { vectors: page, cursor } = await vectors.listVectors('docs', { limit: 50 });
+   */
   async listVectors(name: string, options?: ListOptions): Promise<ListPage> {
     return (await this.collection(name)).list(options);
   }
 
+  /**
+   * Top-k nearest neighbours (see Collection.query for scores, threshold and filters).
+   * @example
+   * const { matches } = await vectors.query('docs', { vector: q, k: 5, filter: { lang: 'en' } });
+   */
   async query(name: string, request: QueryRequest): Promise<{ matches: QueryMatch[] }> {
     return (await this.collection(name)).query(request);
   }
