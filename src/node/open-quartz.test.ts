@@ -58,4 +58,17 @@ describe('openQuartz', () => {
     expect(await readDataVersion(check)).toBe(DATA_VERSION + 1);
     await check.close();
   });
+
+  it('upgrades a directory that predates format versioning, keeping its data', async () => {
+    const dir = await dataDir();
+    const storage = await openDiskStorage({ dir });
+    await (await storage.unit('kv/t1')).kv.put(new TextEncoder().encode('keep'), new Uint8Array([1]));
+    await storage.close();
+
+    const engine = await openQuartz({ dataDir: dir });
+    expect(engine.dataVersion).toEqual({ from: 0, to: DATA_VERSION, applied: Array.from({ length: DATA_VERSION }, (_, i) => i + 1) });
+    const { kv } = await engine.context.storage.unit('kv/t1');
+    expect(Array.from((await kv.get(new TextEncoder().encode('keep')))!)).toEqual([1]);
+    await engine.close();
+  });
 });
