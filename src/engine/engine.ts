@@ -88,7 +88,13 @@ export class Engine {
       usage: options.usage ?? ownMeter!,
       capabilities: options.capabilities,
     };
-    const tenants = await TenantRegistry.open(context, { defaultPlan: options.defaultPlan });
+    let tenants: TenantRegistry;
+    try {
+      tenants = await TenantRegistry.open(context, { defaultPlan: options.defaultPlan });
+    } catch (err) {
+      await ownMeter?.close(); // stops its flush timer
+      throw err;
+    }
     return new Engine(context, dataVersion, tenants, ownMeter, options);
   }
 
