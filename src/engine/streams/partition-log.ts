@@ -155,7 +155,7 @@ export class PartitionLog {
   private constructor(
     readonly name: string,
     private readonly unit: UnitStorage,
-    private config: PartitionConfig,
+    private readonly config: PartitionConfig,
     private readonly clock: Clock,
     private readonly scheduler: Scheduler,
     private readonly cache: SegmentCache,
@@ -235,15 +235,6 @@ export class PartitionLog {
       bytes: this.segmentBytesTotal + this.tailBytes,
       segments: this.segments.length,
     };
-  }
-
-  /** Sealed segments, oldest first (for tests and describe). */
-  segmentList(): readonly SegmentInfo[] {
-    return this.segments;
-  }
-
-  updateConfig(config: PartitionConfig): void {
-    this.config = config;
   }
 
   /**
@@ -633,7 +624,11 @@ export class PartitionLog {
     if (this.closed) return;
     const first = this.tail[0];
     const now = this.clock.now();
-    if (first !== undefined && this.config.segmentMs > 0 && now - Math.min(first.baseTimestamp, now) >= this.config.segmentMs) {
+    // Retention only deletes sealed segments, so a quiet tail is sealed once it is older than
+    // retention_ms too (not only segment_ms), else it would outlive its retention.
+    const { segmentMs, retentionMs } = this.config;
+    const rollAge = retentionMs > 0 ? Math.min(segmentMs, retentionMs) : segmentMs;
+    if (first !== undefined && now - Math.min(first.baseTimestamp, now) >= rollAge) {
       await this.roll().catch(() => {});
     }
     await this.applyRetention().catch(() => {});

@@ -307,6 +307,17 @@ describe('retention', () => {
     expect(blobs.length).toBe(streams.describeTopic('t').partition_info[0]!.segments);
   });
 
+  it('seals a quiet tail older than retention_ms so retention can delete it', async () => {
+    const { ctx, streams } = await setup();
+    await streams.createTopic('t', { retention_ms: 600_000 }); // segment_ms stays at its 1-day default
+    await streams.produce('t', values(10));
+    await ctx.clock.advance(600_000); // the tail is sealed once it is retention_ms old
+    await ctx.clock.advance(600_000); // and that segment expires one retention period later
+    const d = streams.describeTopic('t').partition_info[0]!;
+    expect(d).toMatchObject({ log_start_offset: 10, high_watermark: 10, segments: 0, bytes: 0 });
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(0);
+  });
+
   it('deletes the oldest segments beyond retention_bytes', async () => {
     const { ctx, streams } = await setup();
     await streams.createTopic('t', { segment_bytes: 1024, retention_bytes: 4096, retention_ms: -1 });
@@ -357,6 +368,14 @@ describe('long-poll', () => {
     await expect(poll).rejects.toThrow('shutdown');
     const aborted = streams.consume('t', 0, 0, { max_wait_ms: 60_000, signal: ac.signal });
     await expect(aborted).rejects.toThrow('shutdown');
+  });
+
+  it('wakes with STORAGE_CLOSED when the store shuts down', async () => {
+    const { streams } = await setup();
+    await streams.createTopic('t');
+    const poll = streams.consume('t', 0, 0, { max_wait_ms: 60_000 });
+    await streams.close();
+    expect((await catchErr(poll)).code).toBe(ErrorCode.STORAGE_CLOSED);
   });
 
   it('wakes with NOT_FOUND when the topic is deleted', async () => {

@@ -407,6 +407,7 @@ export class StreamStore {
     log.checkOffset(offset, subject);
     if (offset === log.highWatermark && maxWait > 0) {
       await log.waitFor(offset, maxWait, options.signal);
+      this.checkOpen();
       if (this.topics.get(topicName) !== topic) throw new QuartzError(ErrorCode.NOT_FOUND, `topic '${topicName}' was deleted`);
     }
     const { records, nextOffset } = await log.read(offset, maxRecords, maxBytes, subject);
