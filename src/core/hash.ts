@@ -1,0 +1,55 @@
+/**
+ * Checksums from the WASM core: xxHash32 (the LZ4 frame's checksum) and CRC32C (Castagnoli,
+ * the segment format's checksum). Whole buffers cross the boundary in one copy.
+ */
+import { codecs, type QuartzExports } from './loader.js';
+import { ErrorCode, QuartzError } from './errors.js';
+import { scratchIn, releaseLarge } from './codec-scratch.js';
+
+interface HashExports extends QuartzExports {
+  xxh32(ptr: number, len: number, seed: number): number;
+  crc32c(crc: number, ptr: number, len: number): number;
+}
+
+function checkBytes(name: string, bytes: unknown): asserts bytes is Uint8Array {
+  if (!(bytes instanceof Uint8Array)) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${name}: input must be a Uint8Array`);
+}
+
+function checkU32(name: string, what: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${name}: ${what} must be an integer from 0 to 0xFFFFFFFF, got ${String(value)}`);
+  }
+}
+
+/**
+ * xxHash32 of `bytes` with `seed` (default 0), as an unsigned 32-bit number.
+ * @example
+ * await init();
+ * xxh32(new Uint8Array(0)); // 0x02CC5D05
+ */
+export function xxh32(bytes: Uint8Array, seed = 0): number {
+  checkBytes('xxh32', bytes);
+  checkU32('xxh32', 'seed', seed);
+  const wasm = codecs<HashExports>();
+  const ptr = scratchIn(wasm, 0, bytes);
+  const h = wasm.xxh32(ptr, bytes.length, seed) >>> 0;
+  releaseLarge(wasm);
+  return h;
+}
+
+/**
+ * CRC32C (Castagnoli) of `bytes`, continuing from `crc` (the result of a previous call;
+ * default 0), so crc32c(b, crc32c(a)) equals crc32c(a followed by b).
+ * @example
+ * await init();
+ * crc32c(new TextEncoder().encode('123456789')); // 0xE3069283
+ */
+export function crc32c(bytes: Uint8Array, crc = 0): number {
+  checkBytes('crc32c', bytes);
+  checkU32('crc32c', 'crc', crc);
+  const wasm = codecs<HashExports>();
+  const ptr = scratchIn(wasm, 0, bytes);
+  const c = wasm.crc32c(crc, ptr, bytes.length) >>> 0;
+  releaseLarge(wasm);
+  return c;
+}

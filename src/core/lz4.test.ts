@@ -1,0 +1,294 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { init, lz4, isQuartzError, ErrorCode, QuartzError, type CompressFrameOptions } from '../node/core.js';
+import { jsonLogs, randomBytes, text } from '../../bench/lz4/corpus.js';
+import { lz4Cli } from '../../tests/fixtures/lz4-cli.js';
+
+beforeAll(async () => {
+  await init();
+});
+
+const MiB = 1 << 20;
+const tiny = Array.from({ length: 17 }, (_, n) => ({ name: `${n} bytes`, data: text(n, 100 + n) }));
+const inputs: { name: string; data: Uint8Array }[] = [
+  { name: 'text', data: text(150_000) },
+  { name: 'json logs', data: jsonLogs(300_000) },
+  { name: 'random', data: randomBytes(200_000) },
+  { name: 'zeros', data: new Uint8Array(300_000) },
+  { name: 'one repeated byte pattern', data: new TextEncoder().encode('abcdefg'.repeat(20_000)) },
+  ...tiny,
+];
+const big = { name: 'json logs over 4 MiB', data: jsonLogs(4 * MiB + 12_345, 9) };
+const bigRandom = { name: 'random over 4 MiB', data: randomBytes(4 * MiB + 777, 10) };
+
+function expectError(fn: () => unknown, code: string, message?: RegExp): QuartzError {
+  try {
+    fn();
+  } catch (err) {
+    expect(isQuartzError(err), String(err)).toBe(true);
+    const q = err as QuartzError;
+    expect(q.code).toBe(code);
+    if (message) expect(q.message).toMatch(message);
+    return q;
+  }
+  throw new Error('expected a QuartzError');
+}
+
+describe('lz4 block', () => {
+  it.each([...inputs, big, bigRandom])('round-trips $name', ({ data }) => {
+    const packed = lz4.compressBlock(data);
+    expectBytes(lz4.decompressBlock(packed, data.length), data);
+    // An upper bound works as well as the exact size.
+    expectBytes(lz4.decompressBlock(packed, data.length + 1000), data);
+  });
+
+  it('compresses repetitive data and expands random data by at most the bound', () => {
+    expect(lz4.compressBlock(new Uint8Array(300_000)).length).toBeLessThan(1300);
+    const r = randomBytes(100_000);
+    expect(lz4.compressBlock(r).length).toBeLessThanOrEqual(r.length + Math.floor(r.length / 255) + 16);
+  });
+
+  it('round-trips with acceleration and trades ratio for it', () => {
+    const data = jsonLogs(500_000);
+    const fast = lz4.compressBlock(data, { acceleration: 8 });
+    expectBytes(lz4.decompressBlock(fast, data.length), data);
+    expect(fast.length).toBeGreaterThan(lz4.compressBlock(data).length);
+  });
+
+  it('decodes a hand-written block with overlapping matches of every short offset', () => {
+    for (let off = 1; off <= 20; off++) {
+      // literals "0123456789ABCDEFGHIJ"[0..off), then a match of 40 at `off`, then 5 literals.
+      const lits = new TextEncoder().encode('0123456789ABCDEFGHIJ'.slice(0, off));
+      const block = [(Math.min(off, 15) << 4) | 15];
+      if (off >= 15) block.push(off - 15);
+      block.push(...lits, off, 0, 40 - 4 - 15, 0x50, ...new TextEncoder().encode('vwxyz'));
+      const out = lz4.decompressBlock(new Uint8Array(block), 1000);
+      const expected = new Uint8Array(off + 40 + 5);
+      for (let i = 0; i < off + 40; i++) expected[i] = lits[i % off]!;
+      expected.set(new TextEncoder().encode('vwxyz'), off + 40);
+      expectBytes(out, expected);
+    }
+  });
+
+  it('rejects malformed blocks with typed errors', () => {
+    expectError(() => lz4.decompressBlock(new Uint8Array(0), 10), ErrorCode.CORRUPT_DATA, /empty input/);
+    // token says 5 literals, only 2 present
+    expectError(() => lz4.decompressBlock(new Uint8Array([0x50, 1, 2]), 100), ErrorCode.CORRUPT_DATA, /lz4 block/);
+    // a match whose offset reaches before the start of the output
+    expectError(() => lz4.decompressBlock(new Uint8Array([0x10, 65, 9, 0, 0x00]), 100), ErrorCode.CORRUPT_DATA);
+    // offset 0 is invalid
+    expectError(() => lz4.decompressBlock(new Uint8Array([0x10, 65, 0, 0, 0x00]), 100), ErrorCode.CORRUPT_DATA);
+    // the block ends with a match instead of literals
+    expectError(() => lz4.decompressBlock(new Uint8Array([0x10, 65, 1, 0]), 100), ErrorCode.CORRUPT_DATA);
+    const data = text(10_000);
+    const packed = lz4.compressBlock(data);
+    expectError(() => lz4.decompressBlock(packed, data.length - 1), ErrorCode.TOO_LARGE, /maxOutputBytes/);
+  });
+
+  it('validates arguments', () => {
+    expectError(() => lz4.compressBlock('abc' as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT, /Uint8Array/);
+    expectError(() => lz4.compressBlock(new Uint8Array(4), { acceleration: 0 }), ErrorCode.INVALID_ARGUMENT, /acceleration/);
+    expectError(() => lz4.decompressBlock(new Uint8Array(4), -1), ErrorCode.INVALID_ARGUMENT, /maxOutputBytes/);
+    expectError(() => lz4.decompressBlock(new Uint8Array(4), 1.5), ErrorCode.INVALID_ARGUMENT, /maxOutputBytes/);
+  });
+});
+
+const frameOptionSets: [string, CompressFrameOptions][] = [
+  ['defaults', {}],
+  ['256K blocks, content size', { blockSize: '256K', contentSize: true }],
+  ['1M linked blocks with block checksums', { blockSize: 1048576, blockIndependence: false, blockChecksum: true }],
+  ['4M blocks, no content checksum', { blockSize: '4M', contentChecksum: false }],
+  ['64K linked, everything on', { blockIndependence: false, blockChecksum: true, contentChecksum: true, contentSize: true }],
+];
+
+describe('lz4 frame: ours → lz4 -d', () => {
+  for (const [label, options] of frameOptionSets) {
+    it.each([...inputs.slice(0, 6), tiny[0]!, tiny[1]!, tiny[16]!])(`${label}: $name`, ({ data }) => {
+      const frame = lz4.compressFrame(data, options);
+      expectBytes(lz4Cli(['-d'], frame), data);
+      expectBytes(lz4.decompressFrame(frame), data);
+    });
+  }
+
+  it.each([big, bigRandom])('over 4 MiB: $name in 64K, linked and 4M frames', ({ data }) => {
+    for (const options of [{}, { blockIndependence: false }, { blockSize: '4M', contentSize: true, blockChecksum: true }] as CompressFrameOptions[]) {
+      const frame = lz4.compressFrame(data, options);
+      expectBytes(lz4Cli(['-d'], frame), data);
+      expectBytes(lz4.decompressFrame(frame), data);
+    }
+  });
+
+  it('writes the header the CLI writes for the same options', () => {
+    // More than one block: the CLI marks single-block frames independent whatever -BD says.
+    const data = text(100_000);
+    expectBytes(lz4.compressFrame(data).subarray(0, 7), lz4Cli(['-1', '-B4'], data).subarray(0, 7));
+    expectBytes(lz4.compressFrame(data, { blockIndependence: false, blockChecksum: true, contentSize: true }).subarray(0, 15), 
+      lz4Cli(['-1', '-B4', '-BD', '-BX', '--content-size'], data).subarray(0, 15),
+    );
+  });
+
+  it('rejects unknown block sizes', () => {
+    expectError(() => lz4.compressFrame(new Uint8Array(1), { blockSize: 1000 as never }), ErrorCode.INVALID_ARGUMENT, /blockSize/);
+  });
+});
+
+describe('lz4 frame: lz4 CLI → ours', () => {
+  const cliOptionSets = [
+    ['-1', '-B4'],
+    ['-1', '-B5'],
+    ['-1', '-B6'],
+    ['-1', '-B7'],
+    ['-1', '-B4', '-BD'],
+    ['-1', '-B5', '--content-size'],
+    ['-1', '-B4', '--no-frame-crc'],
+    ['-1', '-B4', '-BX'],
+    ['-1', '-B6', '-BD', '-BX', '--content-size', '--no-frame-crc'],
+    ['-9', '-B4', '-BD'],
+  ];
+  for (const args of cliOptionSets) {
+    it.each([...inputs.slice(0, 6), tiny[0]!, tiny[1]!, tiny[16]!])(`lz4 ${args.join(' ')}: $name`, ({ data }) => {
+      expectBytes(lz4.decompressFrame(lz4Cli(args, data)), data);
+    });
+  }
+
+  it.each([big, bigRandom])('over 4 MiB: $name', ({ data }) => {
+    for (const args of [['-1', '-B4'], ['-1', '-B7', '-BD', '-BX'], ['-1', '-B5', '--content-size']]) {
+      expectBytes(lz4.decompressFrame(lz4Cli(args, data)), data);
+    }
+  });
+
+  it('decodes concatenated frames, skippable frames and legacy frames as lz4 -d does', () => {
+    const a = text(70_000, 5);
+    const b = jsonLogs(90_000, 6);
+    const skippable = new Uint8Array([0x5a, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 9, 9, 9]);
+    const joined = concat(skippable, lz4Cli(['-1'], a), lz4.compressFrame(b, { contentSize: true }), skippable);
+    expectBytes(lz4Cli(['-d'], joined), concat(a, b));
+    expectBytes(lz4.decompressFrame(joined), concat(a, b));
+    const legacy = lz4Cli(['-l'], b);
+    expectBytes(lz4.decompressFrame(legacy), b);
+    expectBytes(lz4.decompressFrame(concat(legacy, lz4Cli([], a))), concat(b, a));
+  });
+});
+
+describe('lz4 frame: hostile and limited input', () => {
+  const data = jsonLogs(200_000, 7);
+
+  it('reports a flipped byte in block 3 as a block checksum mismatch', () => {
+    const frame = lz4.compressFrame(data, { blockChecksum: true });
+    // Walk to block 3 and flip a byte inside its data.
+    let pos = 7;
+    for (let i = 0; i < 3; i++) pos += 4 + (readU32(frame, pos) & 0x7fffffff) + 4;
+    const bad = frame.slice();
+    bad[pos + 10]! ^= 0x40;
+    expectError(() => lz4.decompressFrame(bad), ErrorCode.CHECKSUM_MISMATCH, /block checksum mismatch in block 3/);
+  });
+
+  it('reports content and header checksum mismatches', () => {
+    const frame = lz4.compressFrame(data);
+    const badContent = frame.slice();
+    badContent[badContent.length - 1]! ^= 1;
+    expectError(() => lz4.decompressFrame(badContent), ErrorCode.CHECKSUM_MISMATCH, /content checksum/);
+    const badHeader = frame.slice();
+    badHeader[5] = 0x50;
+    expectError(() => lz4.decompressFrame(badHeader), ErrorCode.CHECKSUM_MISMATCH, /header checksum/);
+  });
+
+  it('rejects what is not a frame, and unsupported versions, reserved bits and dictionaries', () => {
+    expectError(() => lz4.decompressFrame(new TextEncoder().encode('hello world')), ErrorCode.UNSUPPORTED_FORMAT, /magic/);
+    expectError(() => lz4.decompressFrame(new Uint8Array(0)), ErrorCode.CORRUPT_DATA, /ends inside/);
+    expectError(() => lz4.decompressFrame(withHeader(0x80, 0x40)), ErrorCode.UNSUPPORTED_FORMAT, /version/);
+    expectError(() => lz4.decompressFrame(withHeader(0x42, 0x40)), ErrorCode.UNSUPPORTED_FORMAT, /reserved/);
+    expectError(() => lz4.decompressFrame(withHeader(0x60, 0x30)), ErrorCode.UNSUPPORTED_FORMAT, /block max size/);
+    expectError(() => lz4.decompressFrame(withHeader(0x61, 0x40, [1, 2, 3, 4])), ErrorCode.UNSUPPORTED_FORMAT, /dictionary/);
+  });
+
+  it('reports truncation at every length as a typed error', () => {
+    const frame = lz4.compressFrame(text(3000), { blockChecksum: true, contentSize: true });
+    for (let n = 1; n < frame.length; n++) {
+      expectError(() => lz4.decompressFrame(frame.subarray(0, n)), ErrorCode.CORRUPT_DATA, /lz4 frame/);
+    }
+  });
+
+  it('stops at maxOutputBytes when the size is unknown, growing by doubling below it', () => {
+    const frame = lz4.compressFrame(new Uint8Array(3 * MiB));
+    expectBytes(lz4.decompressFrame(frame, { maxOutputBytes: 3 * MiB }), new Uint8Array(3 * MiB));
+    expectError(() => lz4.decompressFrame(frame, { maxOutputBytes: 3 * MiB - 1 }), ErrorCode.TOO_LARGE, /maxOutputBytes/);
+  });
+
+  it('refuses a declared content size above the cap before allocating', () => {
+    const frame = lz4.compressFrame(new Uint8Array(1000), { contentSize: true });
+    expectError(() => lz4.decompressFrame(frame, { maxOutputBytes: 999 }), ErrorCode.TOO_LARGE, /content size 1000/);
+    // 2^40 declared in a frame with one tiny block: impossible, refused without allocating.
+    const lie = frame.slice();
+    new DataView(lie.buffer).setBigUint64(6, 1n << 40n, true);
+    fixHeaderChecksum(lie, 15);
+    expectError(() => lz4.decompressFrame(lie, { maxOutputBytes: 0x7fffffff }), ErrorCode.CORRUPT_DATA, /content size/);
+    // A declared size smaller than the data.
+    const short = frame.slice();
+    new DataView(short.buffer).setBigUint64(6, 999n, true);
+    fixHeaderChecksum(short, 15);
+    expectError(() => lz4.decompressFrame(short), ErrorCode.CORRUPT_DATA, /content size/);
+  });
+
+  it('rejects a block larger than the block max size', () => {
+    const frame = withHeader(0x60, 0x40, [], [0x01, 0x00, 0x01, 0x80]);
+    expectError(() => lz4.decompressFrame(frame), ErrorCode.CORRUPT_DATA, /larger than the frame's block max size|ends inside/);
+  });
+});
+
+/** Byte equality without vitest's element-by-element diff, which is slow on megabytes. */
+function expectBytes(actual: Uint8Array, expected: Uint8Array): void {
+  if (Buffer.compare(actual, expected) === 0) return;
+  let i = 0;
+  while (i < actual.length && i < expected.length && actual[i] === expected[i]) i++;
+  expect.fail(`bytes differ at ${i} (lengths ${actual.length} and ${expected.length})`);
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let pos = 0;
+  for (const p of parts) {
+    out.set(p, pos);
+    pos += p.length;
+  }
+  return out;
+}
+
+function readU32(b: Uint8Array, pos: number): number {
+  return (b[pos]! | (b[pos + 1]! << 8) | (b[pos + 2]! << 16) | (b[pos + 3]! << 24)) >>> 0;
+}
+
+function fixHeaderChecksum(frame: Uint8Array, headerLen: number): void {
+  const hc = xxh32Js(frame.subarray(4, headerLen - 1));
+  frame[headerLen - 1] = (hc >>> 8) & 0xff;
+}
+
+/** A frame header with the given FLG/BD (and extra descriptor bytes), a valid HC, then `rest`. */
+function withHeader(flg: number, bd: number, extra: number[] = [], rest: number[] = [0, 0, 0, 0]): Uint8Array {
+  const desc = new Uint8Array([flg, bd, ...extra]);
+  const hc = (xxh32Js(desc) >>> 8) & 0xff;
+  return new Uint8Array([0x04, 0x22, 0x4d, 0x18, ...desc, hc, ...rest]);
+}
+
+/** A plain-JS XXH32 (seed 0) for building hostile headers independently of the WASM one. */
+function xxh32Js(b: Uint8Array): number {
+  const P1 = 2654435761, P2 = 2246822519, P3 = 3266489917, P4 = 668265263, P5 = 374761393;
+  const rotl = (x: number, r: number) => ((x << r) | (x >>> (32 - r))) >>> 0;
+  const u32 = (i: number) => readU32(b, i);
+  let i = 0;
+  let h: number;
+  if (b.length >= 16) {
+    const v = [(P1 + P2) >>> 0, P2, 0, (0 - P1) >>> 0];
+    for (; i + 16 <= b.length; i += 16) {
+      for (let k = 0; k < 4; k++) v[k] = Math.imul(rotl((v[k]! + Math.imul(u32(i + 4 * k), P2)) >>> 0, 13), P1) >>> 0;
+    }
+    h = (rotl(v[0]!, 1) + rotl(v[1]!, 7) + rotl(v[2]!, 12) + rotl(v[3]!, 18)) >>> 0;
+  } else {
+    h = P5;
+  }
+  h = (h + b.length) >>> 0;
+  for (; i + 4 <= b.length; i += 4) h = Math.imul(rotl((h + Math.imul(u32(i), P3)) >>> 0, 17), P4) >>> 0;
+  for (; i < b.length; i++) h = Math.imul(rotl((h + Math.imul(b[i]!, P5)) >>> 0, 11), P1) >>> 0;
+  h = Math.imul(h ^ (h >>> 15), P2) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), P3) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
