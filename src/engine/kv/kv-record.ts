@@ -69,9 +69,28 @@ export function writeHeader(rec: Uint8Array, flags: number, contentType: Uint8Ar
   rec.set(contentType, HEADER_BYTES);
 }
 
+// Small buffers are carved from a shared slab: a fresh ArrayBuffer per put costs more than the
+// put's own work. Pieces are never reused, so a slab lives until its last piece is dropped.
+const SLAB_BYTES = 64 * 1024;
+const SLAB_MAX_PIECE = 4096;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabUsed = 0;
+
+/** `n` zeroed bytes nobody else will ever write to. */
+export function allocBytes(n: number): Uint8Array {
+  if (n > SLAB_MAX_PIECE) return new Uint8Array(n);
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const piece = slab.subarray(slabUsed, slabUsed + n);
+  slabUsed += n;
+  return piece;
+}
+
 /** Allocates a record with room for the header, the content type and `body` bytes after them. */
 export function allocRecord(contentType: Uint8Array, bodyBytes: number): Uint8Array {
-  return new Uint8Array(HEADER_BYTES + contentType.length + bodyBytes);
+  return allocBytes(HEADER_BYTES + contentType.length + bodyBytes);
 }
 
 export function bodyOffset(rec: Uint8Array): number {

@@ -19,6 +19,7 @@ import {
   TAG_GARBAGE,
   TAG_META,
   TAG_TTL,
+  allocBytes,
   allocRecord,
   bodyOffset,
   checkRecord,
@@ -131,6 +132,16 @@ function dataKey(key: unknown): Uint8Array {
     const size = encodeUtf8(key).length;
     throw invalid(`key is ${size} bytes; the limit is ${MAX_KV_KEY_BYTES}`, { size, limit: MAX_KV_KEY_BYTES });
   }
+  // ASCII keys (the common case) are copied unit by unit into an exact-size buffer.
+  const ascii = allocBytes(1 + key.length);
+  ascii[0] = TAG_DATA;
+  let i = 0;
+  for (; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c > 0x7f) break;
+    ascii[i + 1] = c;
+  }
+  if (i === key.length) return ascii;
   const k = tagged(TAG_DATA, key);
   if (k.length - 1 > MAX_KV_KEY_BYTES) {
     throw invalid(`key is ${k.length - 1} bytes; the limit is ${MAX_KV_KEY_BYTES}`, { size: k.length - 1, limit: MAX_KV_KEY_BYTES });
@@ -536,18 +547,22 @@ export class KvStore {
     });
   }
 
-  /** Remembers a write until it is durable; undoes its metering if it fails. */
-  private track(key: string, rec: Uint8Array | undefined, write: Awaitable<void>, delta: number): Awaitable<void> {
+  /**
+   * Remembers a write until it is durable and answers `result` then (one promise per write);
+   * undoes its metering if it fails.
+   */
+  private track<R>(key: string, rec: Uint8Array | undefined, write: Awaitable<void>, delta: number, result: R): Awaitable<R> {
     if (delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', delta);
     if (!(write instanceof Promise)) {
       this.inflight.delete(key);
-      return;
+      return result;
     }
     const token: Inflight = { rec };
     this.inflight.set(key, token);
     return write.then(
       () => {
         if (this.inflight.get(key) === token) this.inflight.delete(key);
+        return result;
       },
       (err: unknown) => {
         if (this.inflight.get(key) === token) this.inflight.delete(key);
@@ -557,9 +572,9 @@ export class KvStore {
     );
   }
 
-  private nextVersion(now: number, old: Uint8Array | undefined): number {
+  private nextVersion(old: Uint8Array | undefined): number {
     // Versions follow the clock so a key deleted and re-created never reuses an old ETag.
-    let v = Math.max(this.lastVersion + 1, now);
+    let v = Math.max(this.lastVersion + 1, this.clock.now());
     if (old !== undefined) v = Math.max(v, recordVersion(old) + 1);
     this.lastVersion = v;
     return v;
@@ -579,16 +594,15 @@ export class KvStore {
     old: Uint8Array | undefined,
     adopt: Uint8Array | undefined,
   ): Awaitable<KvPutResult> {
-    const now = this.clock.now();
     if (old !== undefined) checkRecord(old, key);
-    const live = old !== undefined && !isExpired(old, now) ? old : undefined;
+    const live = old !== undefined && !this.expired(old) ? old : undefined;
     if (ifNoneMatch !== undefined && live !== undefined) {
       throw preconditionFailed(key, `already exists (version ${recordVersion(live)})`, recordVersion(live));
     }
     if (ifMatch !== undefined && (live === undefined || recordVersion(live) !== ifMatch)) {
       throw preconditionFailed(key, live === undefined ? 'does not exist' : `is at version ${recordVersion(live)}, not ${ifMatch}`, live === undefined ? null : recordVersion(live));
     }
-    const version = this.nextVersion(now, old);
+    const version = this.nextVersion(old);
     writeHeader(rec, flags, type, version, expiresAt, size);
     const keyBytes = k.length - 1;
     let delta = keyBytes + size;
@@ -612,15 +626,15 @@ export class KvStore {
       }
       write = this.kv.batch(ops);
     }
-    const durable = this.track(key, rec, write, delta);
     if (expiresAt !== 0 && expiresAt < this.sweepAt) this.armSweep(expiresAt);
     const result: KvPutResult = { version, expiresAt: expiresAt === 0 ? null : expiresAt };
+    const durable = this.track(key, rec, write, delta, result);
     if (oldBlob !== undefined) {
       const blob = oldBlob;
-      if (durable instanceof Promise) return durable.then(() => (this.discardBlob(blob), result));
+      if (durable instanceof Promise) return durable.then((r) => (this.discardBlob(blob), r));
       this.discardBlob(blob);
     }
-    return durable instanceof Promise ? durable.then(() => result) : result;
+    return durable;
   }
 
   /** Deletes a stored record (live or expired) and everything hanging off it. */
@@ -635,7 +649,7 @@ export class KvStore {
       ops.push({ type: 'put', key: tagged(TAG_GARBAGE, blob), value: EMPTY });
     }
     const write = ops.length === 1 ? this.kv.delete(k) : this.kv.batch(ops);
-    const durable = this.track(key, undefined, write, -(k.length - 1 + recordSize(old)));
+    const durable = this.track(key, undefined, write, -(k.length - 1 + recordSize(old)), undefined);
     if (blob === undefined) return durable;
     const name = blob;
     if (durable instanceof Promise) return durable.then(() => this.discardBlob(name));
@@ -699,8 +713,7 @@ export class KvStore {
   private entryOf(key: string, k: Uint8Array, rec: Uint8Array | undefined, attempt: number): Awaitable<KvEntry | undefined> {
     if (rec === undefined) return undefined;
     checkRecord(rec, key);
-    const now = this.clock.now();
-    if (isExpired(rec, now)) return undefined;
+    if (this.expired(rec)) return undefined;
     const expires = recordExpiresAt(rec);
     const size = recordSize(rec);
     if ((recordFlags(rec) & FLAG_BLOB) === 0) {
@@ -720,9 +733,15 @@ export class KvStore {
   private metaOf(key: string, rec: Uint8Array | undefined): KvMeta | undefined {
     if (rec === undefined) return undefined;
     checkRecord(rec, key);
-    if (isExpired(rec, this.clock.now())) return undefined;
+    if (this.expired(rec)) return undefined;
     const expires = recordExpiresAt(rec);
     return { contentType: recordContentType(rec), version: recordVersion(rec), expiresAt: expires === 0 ? null : expires, size: recordSize(rec) };
+  }
+
+  /** Expired records are invisible at once; the clock is only read for records that can expire. */
+  private expired(rec: Uint8Array): boolean {
+    const at = recordExpiresAt(rec);
+    return at !== 0 && at <= this.clock.now();
   }
 
   private armSweep(at: number): void {
