@@ -43,7 +43,8 @@ export class LmdbKV implements OrderedKV {
 
   private full(key: Uint8Array): Buffer {
     const k = Buffer.allocUnsafe(UNIT_PREFIX_BYTES + key.length);
-    this.prefix.copy(k, 0);
+    // writeUInt32BE stays in JS; Buffer#copy would cross into C++ for 4 bytes on every call.
+    k.writeUInt32BE(this.state.id, 0);
     k.set(key, UNIT_PREFIX_BYTES);
     return k;
   }
