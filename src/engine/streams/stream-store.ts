@@ -263,7 +263,12 @@ export class StreamStore {
     }
   }
 
-  /** Topic configs, sorted by name. */
+  /**
+   * Topic configs, sorted by name.
+   *
+   * @example
+   * streams.listTopics().map((t) => t.name); // ['audit', 'orders']
+   */
   listTopics(): TopicConfig[] {
     this.checkOpen();
     return [...this.topics.values()].map((t) => ({ ...t.config })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -286,7 +291,12 @@ export class StreamStore {
     };
   }
 
-  /** Deletes a topic, its partitions' data and the groups' committed offsets for it. */
+  /**
+   * Deletes a topic, its partitions' data and the groups' committed offsets for it.
+   *
+   * @example
+   * await streams.deleteTopic('orders');
+   */
   async deleteTopic(name: string): Promise<void> {
     const topic = this.topic(name);
     this.topics.delete(name);
@@ -426,7 +436,12 @@ export class StreamStore {
     return log.offsetForTime(timestamp);
   }
 
-  /** Seals every partition's tail and applies retention now (what the timers do). */
+  /**
+   * Seals every partition's tail and applies retention now (what the timers do).
+   *
+   * @example
+   * await streams.maintain('orders'); // e.g. before a backup, or in tests
+   */
   async maintain(topicName: string): Promise<void> {
     for (const log of this.topic(topicName).logs) {
       await log.roll();
@@ -505,14 +520,25 @@ export class StreamStore {
     return rows;
   }
 
-  /** Groups that have committed at least one offset, sorted. */
+  /**
+   * Groups that have committed at least one offset, sorted.
+   *
+   * @example
+   * await streams.listGroups(); // ['billing', 'search-indexer']
+   */
   async listGroups(): Promise<string[]> {
     this.checkOpen();
     const prefix = utf8.encode('g\u0000');
     return (await this.groups.kv.scan({ prefix })).map((e) => fromUtf8.decode(e.key.subarray(prefix.length)));
   }
 
-  /** Stops timers, wakes long-polls and lets in-flight commits finish. */
+  /**
+   * Stops timers, wakes long-polls (they reject with STORAGE_CLOSED) and lets in-flight
+   * commits finish.
+   *
+   * @example
+   * await streams.close();
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
