@@ -13,7 +13,7 @@
  *
  * KV keys: `c` config JSON · `n` live count u32 · `s` snapshot pointer JSON · `l…` log (codec.ts).
  */
-import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
 import { HnswIndex } from '../../core/hnsw.js';
 import type { EngineContext } from '../context.js';
 import type { BatchOp, UnitStorage } from '../../ports/storage.js';
@@ -28,6 +28,7 @@ import {
   parseLogKey,
   type DeleteRecord,
   type LogEntry,
+  type SnapshotContents,
   type SnapshotRecord,
   type UpsertRecord,
 } from './codec.js';
@@ -136,6 +137,15 @@ function invalid(message: string): QuartzError {
   return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
 }
 
+/** Parses stored JSON; damage is CORRUPT_DATA naming what held it, never a bare SyntaxError. */
+function parseStored<T>(bytes: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(decoder.decode(bytes)) as T;
+  } catch {
+    throw new QuartzError(ErrorCode.CORRUPT_DATA, `${what} holds malformed JSON`);
+  }
+}
+
 function snapshotKey(seq: number): string {
   return `${SNAPSHOT_PREFIX}${seq.toString().padStart(16, '0')}`;
 }
@@ -204,7 +214,7 @@ class State {
         this.claim(r.internalId, r.id);
         const old = this.metadata[r.internalId];
         if (old !== undefined) this.fields.remove(r.internalId, old);
-        const metadata = JSON.parse(decoder.decode(r.metadataJson)) as Metadata;
+        const metadata = parseStored<Metadata>(r.metadataJson, `metadata of vector '${r.id}'`);
         this.metadata[r.internalId] = metadata;
         this.fields.add(r.internalId, metadata);
         this.valuesOf(r.internalId).set(r.values);
@@ -356,7 +366,10 @@ export class Collection {
     const pointerBytes = await unit.kv.get(KEY_POINTER);
     try {
       if (pointerBytes !== undefined) {
-        const pointer = JSON.parse(decoder.decode(pointerBytes)) as { seq: number; blob: string };
+        const pointer = parseStored<{ seq: number; blob: string }>(pointerBytes, `${what} snapshot pointer`);
+        if (!Number.isSafeInteger(pointer.seq) || typeof pointer.blob !== 'string') {
+          throw new QuartzError(ErrorCode.CORRUPT_DATA, `${what}: the snapshot pointer is malformed`);
+        }
         const bytes = await unit.blobs.get(pointer.blob);
         if (bytes === undefined) throw new QuartzError(ErrorCode.CORRUPT_DATA, `${what}: snapshot blob '${pointer.blob}' is missing`);
         state.index.dispose();
@@ -397,8 +410,12 @@ export class Collection {
     }
   }
 
+  private static newIndex(config: CollectionConfig): HnswIndex {
+    return new HnswIndex({ dims: config.dims, metric: config.metric, M: config.M, efConstruction: config.efConstruction, seed: INDEX_SEED });
+  }
+
   private static emptyState(config: CollectionConfig): State {
-    return new State(config.dims, new HnswIndex({ dims: config.dims, metric: config.metric, M: config.M, efConstruction: config.efConstruction, seed: INDEX_SEED }));
+    return new State(config.dims, Collection.newIndex(config));
   }
 
   private static stateFromSnapshot(config: CollectionConfig, bytes: Uint8Array, what: string): State {
@@ -406,7 +423,7 @@ export class Collection {
     if (snap.dims !== config.dims || snap.metric !== config.metric) {
       throw invalid(`${what} holds ${snap.dims}-dimension ${snap.metric} vectors; collection '${config.name}' is ${config.dims}-dimension ${config.metric}`);
     }
-    const index = HnswIndex.deserialize(snap.index);
+    const index = Collection.indexFromSnapshot(config, snap);
     const state = new State(config.dims, index);
     try {
       if (index.size !== snap.records.length) throw new QuartzError(ErrorCode.CORRUPT_DATA, `${what}: its index holds ${index.size} vectors but it lists ${snap.records.length}`);
@@ -417,7 +434,7 @@ export class Collection {
         // Direct fill: the index already holds every vector, so no addBatch here.
         state.ids[r.internalId] = r.id;
         state.byId.set(r.id, r.internalId);
-        state.metadata[r.internalId] = JSON.parse(decoder.decode(r.metadataJson)) as Metadata;
+        state.metadata[r.internalId] = parseStored<Metadata>(r.metadataJson, `${what}: metadata of vector '${r.id}'`);
         state.nextId = Math.max(state.nextId, r.internalId + 1);
         state.count++;
       }
@@ -430,6 +447,24 @@ export class Collection {
       index.dispose();
       throw err;
     }
+  }
+
+  /**
+   * The snapshot's serialized graph, or, when this build cannot read that index format, a graph
+   * rebuilt from the snapshot's own copy of the values (slower, but the data stays readable).
+   */
+  private static indexFromSnapshot(config: CollectionConfig, snap: SnapshotContents): HnswIndex {
+    try {
+      return HnswIndex.deserialize(snap.index);
+    } catch (err) {
+      if (!isQuartzError(err, ErrorCode.UNSUPPORTED_FORMAT)) throw err;
+    }
+    const index = Collection.newIndex(config);
+    const ids = Uint32Array.from(snap.records, (r) => r.internalId);
+    const flat = new Float32Array(snap.records.length * config.dims);
+    snap.records.forEach((r, i) => flat.set(r.values, i * config.dims));
+    index.addBatch(ids, flat);
+    return index;
   }
 
   get name(): string {

@@ -8,6 +8,7 @@ import { FILTERS, referenceMatch, sampleMetadata } from './filter.test.js';
 import type { Metadata } from './filter.js';
 import type { Metric } from './validate.js';
 import { VectorStore } from './vector-store.js';
+import { decodeSnapshot, encodeSnapshot } from './codec.js';
 
 beforeAll(async () => {
   await init();
@@ -411,6 +412,21 @@ describe('VectorStore persistence', () => {
     const c = await reopened.collection('big');
     expect(c.count).toBe(600);
     expect(c.get('v599')!.values).toEqual(many[599]!.values.map(Math.fround));
+  });
+
+  it('rebuilds the graph from the snapshot values when the index format is one it cannot read', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    await mutate(store);
+    const snap = decodeSnapshot((await store.collection('docs')).snapshot());
+    const index = snap.index.slice();
+    new DataView(index.buffer).setUint16(4, 99, true); // a future HNSW format version
+    await store.createCollection({ name: 'copy', dims, metric: 'cosine' });
+    const copy = await store.collection('copy');
+    await copy.restore(encodeSnapshot({ ...snap, index }));
+    const exact = (c: Awaited<ReturnType<VectorStore['collection']>>) => qs.map((q) => c.query({ vector: q, k: 10, ef: 500 }).matches.map((m) => m.id));
+    expect(copy.count).toBe((await store.collection('docs')).count);
+    expect(exact(copy)).toEqual(exact(await store.collection('docs')));
   });
 
   it('snapshot() bytes restore into another collection, durably', async () => {

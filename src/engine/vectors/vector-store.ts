@@ -71,7 +71,12 @@ export class VectorStore {
     const catalog = await ctx.storage.unit(`collections/${tenantId}`);
     const configs = new Map<string, CollectionConfig>();
     for (const { value } of await catalog.kv.scan({ prefix: encoder.encode(CATALOG_PREFIX) })) {
-      const config = JSON.parse(decoder.decode(value)) as CollectionConfig;
+      let config: CollectionConfig;
+      try {
+        config = JSON.parse(decoder.decode(value)) as CollectionConfig;
+      } catch {
+        throw new QuartzError(ErrorCode.CORRUPT_DATA, `the collection catalog of tenant '${tenantId}' holds a malformed entry`);
+      }
       configs.set(config.name, config);
     }
     const prefix = `vec/${tenantId}/`;
