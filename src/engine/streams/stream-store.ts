@@ -129,6 +129,11 @@ function intIn(value: unknown, min: number, max: number, what: string): number {
   return value;
 }
 
+/** Names a record in an error message (built only on failure: produce is a hot path). */
+function where(i: number, topic: string): string {
+  return `record ${i} for topic '${topic}'`;
+}
+
 interface OpenTopic {
   config: TopicConfig;
   logs: PartitionLog[];
@@ -372,29 +377,28 @@ export class StreamStore {
 
   /** Validates one record and gives it the codec's shape (the message is built only on failure). */
   private checkRecord(r: ProduceRecord, i: number, topic: string, now: number): SegmentRecord {
-    const where = () => `record ${i} for topic '${topic}'`;
-    if (r === null || typeof r !== 'object') throw invalid(`${where()} must be an object`);
+    if (r === null || typeof r !== 'object') throw invalid(`${where(i, topic)} must be an object`);
     const key = r.key ?? null;
     const value = r.value ?? null;
-    if (key !== null && !(key instanceof Uint8Array)) throw invalid(`${where()}: key must be bytes or null`);
-    if (value !== null && !(value instanceof Uint8Array)) throw invalid(`${where()}: value must be bytes or null`);
+    if (key !== null && !(key instanceof Uint8Array)) throw invalid(`${where(i, topic)}: key must be bytes or null`);
+    if (value !== null && !(value instanceof Uint8Array)) throw invalid(`${where(i, topic)}: value must be bytes or null`);
     const timestamp = r.timestamp ?? now;
     if (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > MAX_TIMESTAMP) {
-      throw invalid(`${where()}: timestamp must be a non-negative integer of ms, got ${String(r.timestamp)}`);
+      throw invalid(`${where(i, topic)}: timestamp must be a non-negative integer of ms, got ${String(r.timestamp)}`);
     }
     const headers = r.headers;
     if (headers !== undefined) {
-      if (!Array.isArray(headers)) throw invalid(`${where()}: headers must be an array`);
+      if (!Array.isArray(headers)) throw invalid(`${where(i, topic)}: headers must be an array`);
       for (const h of headers) {
         if (h === null || typeof h !== 'object' || typeof h.key !== 'string' || (h.value !== null && !(h.value instanceof Uint8Array))) {
-          throw invalid(`${where()}: each header needs a string key and a bytes or null value`);
+          throw invalid(`${where(i, topic)}: each header needs a string key and a bytes or null value`);
         }
       }
     }
     const rec: SegmentRecord = { key, value, headers: headers !== undefined && headers.length > 0 ? headers : undefined, timestamp };
     const size = recordSize(rec);
     if (size > MAX_BATCH_RAW_BYTES) {
-      throw new QuartzError(ErrorCode.TOO_LARGE, `${where()} is ${size} bytes; a record may be at most ${MAX_BATCH_RAW_BYTES} bytes`);
+      throw new QuartzError(ErrorCode.TOO_LARGE, `${where(i, topic)} is ${size} bytes; a record may be at most ${MAX_BATCH_RAW_BYTES} bytes`);
     }
     return rec;
   }
