@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { ManualClock } from '../../ports/manual-clock.js';
 import { createMemoryStorage } from '../../ports/memory-storage.js';
-import type { BatchOp, BlobStore, OrderedKV, ScanOptions, StorageProvider, UnitStorage } from '../../ports/storage.js';
+import { MAX_ENTRY_BYTES, type BatchOp, type BlobStore, type OrderedKV, type ScanOptions, type StorageProvider, type UnitStorage } from '../../ports/storage.js';
 import { createTestContext, MemoryUsageRecorder } from '../testing.js';
 import type { EngineContext } from '../context.js';
 import { KvStore } from './kv-store.js';
@@ -398,6 +398,18 @@ describe('KvStore large values', () => {
     expect(await unit.blobs.list('')).toEqual([]);
     expect((await rawEntries(ctx, 'kv/t1')).filter((e) => e.key[0] !== 0x64 && e.key[0] !== 0x6d)).toEqual([]);
     expect(ctx.usage.get('t1', 'bytes_stored')).toBe(3 + 9);
+  });
+
+  it('stores a value inline up to the 1 MiB entry limit and in a blob one byte beyond it', async () => {
+    const ctx = createTestContext();
+    const kv = await KvStore.open(ctx, 't1');
+    const unit = ctx.storage.unit('kv/t1');
+    const inline = MAX_ENTRY_BYTES - 23 - 'text/plain'.length; // header + content type + value = one entry
+    await kv.put('edge', big(inline, 7), { contentType: 'text/plain' });
+    expect(await unit.blobs.list('')).toEqual([]);
+    await kv.put('edge', big(inline + 1, 8), { contentType: 'text/plain' });
+    expect(await unit.blobs.list('')).toHaveLength(1);
+    expect(same((await kv.get('edge'))?.value, big(inline + 1, 8))).toBe(true);
   });
 
   it('discards the uploaded blob when a conditional big put loses', async () => {

@@ -400,7 +400,8 @@ export class KvStore {
 
   /**
    * One page of live keys in byte order, optionally under a prefix. Keys written after a page
-   * was returned show up on a later page if they sort after its cursor; none repeat.
+   * was returned show up on a later page if they sort after its cursor; none repeat. Listing
+   * reads storage, so it shows writes whose promises have resolved.
    *
    * @example
    * let cursor: string | null = null;
