@@ -28,6 +28,8 @@ const SIZES = [100, 1000] as const;
 /** Records produced per size: enough for a few seconds of work at full scale. */
 const PRODUCE_RECORDS: Record<number, number> = quick ? { 100: 200_000, 1000: 50_000 } : { 100: 3_000_000, 1000: 600_000 };
 const REDIS_RECORDS = quick ? 50_000 : 300_000;
+/** Redis with an fsync per write is far slower; fewer records keep the run short. */
+const REDIS_AOF_RECORDS = quick ? 10_000 : 30_000;
 const NATS_RECORDS = quick ? 20_000 : 100_000;
 const LATENCY_SIZES = quick ? [10_000, 1_000_000] : [10_000, 10_000_000];
 const LATENCY_READS = quick ? 500 : 3000;
@@ -61,7 +63,7 @@ const rows: Row[] = [];
 function report(what: string, records: number, bytes: number, seconds: number, note?: string): Row {
   const row = { what, recPerSec: records / seconds, mbPerSec: bytes / seconds / 1e6, note };
   rows.push(row);
-  console.log(`  ${what.padEnd(44)} ${fmt(row.recPerSec).padStart(7)} rec/s ${row.mbPerSec.toFixed(1).padStart(7)} MB/s${note ? `  (${note})` : ''}`);
+  console.log(`  ${what.padEnd(56)} ${fmt(row.recPerSec).padStart(7)} rec/s ${row.mbPerSec.toFixed(1).padStart(7)} MB/s${note ? `  (${note})` : ''}`);
   return row;
 }
 
@@ -117,7 +119,7 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
       const topic = `t${size}`;
       await streams.createTopic(topic, { segment_bytes: 8 * 1024 * 1024 });
       const batches = Array.from({ length: 8 }, (_, k) => batchOf(size, k * BATCH));
-      await produceAll(streams, topic, batches, 20 * BATCH); // warm-up (JIT, lmdb maps)
+      await produceAll(streams, topic, batches, (quick ? 100 : 300) * BATCH); // warm-up (JIT, lmdb maps)
       const total = PRODUCE_RECORDS[size]!;
       const seconds = await produceAll(streams, topic, batches, total);
       out.set(`produce ${size}`, report(`quartz produce ${size} B (durable, 1 partition)`, total, total * size, seconds));
@@ -232,7 +234,7 @@ async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode === null) child.kill('SIGKILL');
 }
 
-async function redisRun(redis: Redis, label: string, out: Map<string, Row>, suffix: string): Promise<void> {
+async function redisRun(redis: Redis, label: string, out: Map<string, Row>, suffix: string, records: number): Promise<void> {
   for (const size of SIZES) {
     const key = `s${size}`;
     const values = Array.from({ length: BATCH }, (_, i) => Buffer.from(payload(i, size)));
@@ -248,7 +250,7 @@ async function redisRun(redis: Redis, label: string, out: Map<string, Row>, suff
     // a few pipelines in flight, like our IN_FLIGHT batches
     await Promise.all(
       Array.from({ length: 4 }, async () => {
-        while (sent < REDIS_RECORDS) {
+        while (sent < records) {
           sent += BATCH;
           await send();
         }
@@ -278,18 +280,18 @@ async function redisRun(redis: Redis, label: string, out: Map<string, Row>, suff
 async function redisThroughput(): Promise<Map<string, Row>> {
   const out = new Map<string, Row>();
   if (!has('redis-server')) return out;
-  const configs: Array<[string, string[], string]> = [
-    ['default config, no fsync', ['--save', '', '--appendonly', 'no'], ''],
-    ['AOF fsync always', ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], ' aof'],
+  const configs: Array<[string, string[], string, number]> = [
+    ['default config, no fsync', ['--save', '', '--appendonly', 'no'], '', REDIS_RECORDS],
+    ['AOF fsync always', ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], ' aof', REDIS_AOF_RECORDS],
   ];
-  for (const [label, args, suffix] of configs) {
+  for (const [label, args, suffix, records] of configs) {
     const dir = await mkdtemp(join(tmpdir(), 'qz-bench-redis-'));
     const port = await freePort();
     const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', ...args], { stdio: 'ignore' });
     try {
       await waitForPort(port, child);
       const redis = new Redis({ port, host: '127.0.0.1' });
-      await redisRun(redis, label, out, suffix);
+      await redisRun(redis, label, out, suffix, records);
       redis.disconnect();
     } catch (err) {
       console.log(`  redis (${label}) skipped: ${(err as Error).message}`);
