@@ -994,40 +994,70 @@ export function hnsw_graph_bytes(): f64 {
 // 0: magic "QHNS"  4: version u16  6: metric u8  7: reserved u8  8: dims u32  12: M u32
 // 16: efConstruction u32  20: slots u32  24: live u32  28: entry u32 (0xffffffff = none)
 // 32: maxLevel i32  36: rng u64  44: freeLen u32  48: node records  …  free list  …  crc32c u32
+// Both directions stream through a small buffer, so a snapshot never has to fit in the index's
+// memory next to the index (linear memory never shrinks).
 const MAGIC: u32 = 0x534e4851; // "QHNS"
 const VERSION: u16 = 1;
 const HEADER: usize = 48;
 
-export function hnsw_snapshot_size(): f64 {
-  let size = <f64>HEADER + 4;
-  for (let s: u32 = 0; s < slots; s++) {
-    const level = levelOf(s);
-    size += 8 + <f64>(dims * 4);
-    for (let l = 0; l <= level; l++) size += 4 + 4 * <f64>load<u32>(linksAt(s, l));
-  }
-  return size + 4 * <f64>freeLen;
+let snapSlot: u32 = 0;
+let snapFree: u32 = 0;
+let snapPhase: i32 = 0; // writer: 0 header, 1 nodes, 2 free list, 3 checksum, 4 done
+let snapCrc: u32 = 0;
+
+function nodeBytes(s: u32): usize {
+  let size: usize = 8 + (<usize>dims << 2);
+  const level = levelOf(s);
+  for (let l = 0; l <= level; l++) size += 4 + (<usize>load<u32>(linksAt(s, l)) << 2);
+  return size;
 }
 
-/** Writes the snapshot to `out` (hnsw_snapshot_size() bytes, checksum included). */
-export function hnsw_snapshot(out: usize): usize {
-  store<u32>(out, MAGIC);
-  store<u16>(out, VERSION, 4);
-  store<u8>(out, <u8>metric, 6);
-  store<u8>(out, 0, 7);
-  store<u32>(out, dims, 8);
-  store<u32>(out, M, 12);
-  store<u32>(out, efConstruction, 16);
-  store<u32>(out, slots, 20);
-  store<u32>(out, live, 24);
-  store<u32>(out, entry, 28);
-  store<i32>(out, maxLevel, 32);
-  store<u64>(out, rng, 36);
-  store<u32>(out, freeLen, 44);
-  let p = out + HEADER;
-  for (let s: u32 = 0; s < slots; s++) {
+/** The largest node record a snapshot of this index can hold: the chunk size readers need. */
+export function hnsw_max_record_bytes(): usize {
+  return 8 + (<usize>dims << 2) + (<usize>(1 + M0) << 2) + <usize>MAX_LEVEL * upperStride;
+}
+
+/** Starts writing a snapshot; returns its total size in bytes. */
+export function hnsw_snapshot_begin(): f64 {
+  snapSlot = 0;
+  snapFree = 0;
+  snapPhase = 0;
+  snapCrc = 0;
+  let size = <f64>HEADER + 4 + 4 * <f64>freeLen;
+  for (let s: u32 = 0; s < slots; s++) size += <f64>nodeBytes(s);
+  return size;
+}
+
+/**
+ * Writes the next part of the snapshot to `out` (at most `cap` bytes, cap ≥ the header and
+ * hnsw_max_record_bytes()); returns the bytes written, 0 once the snapshot is complete.
+ */
+export function hnsw_snapshot_next(out: usize, cap: usize): usize {
+  let p = out;
+  const end = out + cap;
+  if (snapPhase == 0) {
+    store<u32>(p, MAGIC);
+    store<u16>(p, VERSION, 4);
+    store<u8>(p, <u8>metric, 6);
+    store<u8>(p, 0, 7);
+    store<u32>(p, dims, 8);
+    store<u32>(p, M, 12);
+    store<u32>(p, efConstruction, 16);
+    store<u32>(p, slots, 20);
+    store<u32>(p, live, 24);
+    store<u32>(p, entry, 28);
+    store<i32>(p, maxLevel, 32);
+    store<u64>(p, rng, 36);
+    store<u32>(p, freeLen, 44);
+    p += HEADER;
+    snapPhase = 1;
+  }
+  while (snapPhase == 1 && snapSlot < slots) {
+    const s = snapSlot;
+    if (p + nodeBytes(s) > end) break;
+    // node: label u32, level u16, flags u16, per level (count u32, links), vector dims × f32
     const r = rec(s);
     const level = levelOf(s);
-    // node: label u32, level u16, flags u16, per level (count u32, links), vector dims × f32
     store<u32>(p, load<u32>(r + labelOff));
     store<u16>(p, <u16>level, 4);
     store<u16>(p, <u16>load<u8>(flags + <usize>s), 6);
@@ -1040,11 +1070,29 @@ export function hnsw_snapshot(out: usize): usize {
     }
     memory.copy(p, r + vecOff, <usize>dims << 2);
     p += <usize>dims << 2;
+    snapSlot++;
   }
-  memory.copy(p, freeList, <usize>freeLen << 2);
-  p += <usize>freeLen << 2;
-  store<u32>(p, crc32c(0, out, p - out));
-  return p + 4 - out;
+  if (snapPhase == 1 && snapSlot == slots) snapPhase = 2;
+  if (snapPhase == 2) {
+    const room = <u32>((end - p) >> 2);
+    const n = min(room, freeLen - snapFree);
+    memory.copy(p, freeList + (<usize>snapFree << 2), <usize>n << 2);
+    p += <usize>n << 2;
+    snapFree += n;
+    if (snapFree == freeLen) snapPhase = 3;
+  }
+  snapCrc = crc32c(snapCrc, out, p - out);
+  if (snapPhase == 3 && p + 4 <= end) {
+    store<u32>(p, snapCrc);
+    p += 4;
+    snapPhase = 4;
+  }
+  return p - out;
+}
+
+/** CRC32C over `len` bytes, continuing `crc` (the reader checks a snapshot before parsing it). */
+export function hnsw_checksum(crc: u32, ptr: usize, len: usize): u32 {
+  return crc32c(crc, ptr, len);
 }
 
 function corrupt(reason: i32): i32 {
@@ -1052,71 +1100,111 @@ function corrupt(reason: i32): i32 {
   return E_CORRUPT;
 }
 
+let restoreSlots: u32 = 0;
+let restoreLive: u32 = 0;
+let restoreEntry: u32 = 0;
+let restoreTop: i32 = 0;
+let restoreFree: u32 = 0;
+let restoreDeleted: u32 = 0;
+let restoreEpoch: u32 = 0;
+
 /**
- * Loads a snapshot into this (fresh) instance, checking everything a search relies on so a
- * damaged or forged snapshot is refused instead of walking out of bounds. Returns 0 or an error;
- * lastErrorReason says which check failed.
+ * Starts loading a snapshot into this fresh instance from its 48-byte header; `bodyLen` is the
+ * length of everything between the header and the checksum (already verified by the caller).
  */
-export function hnsw_restore(src: usize, len: usize): i32 {
-  if (len < HEADER + 4) return corrupt(1);
+export function hnsw_restore_begin(src: usize, bodyLen: f64): i32 {
   if (load<u32>(src) != MAGIC) return corrupt(2);
   if (load<u16>(src, 4) != VERSION) return E_VERSION;
-  if (crc32c(0, src, len - 4) != load<u32>(src + len - 4)) return E_CHECKSUM;
-  const m = <i32>load<u8>(src, 6);
-  const d = load<i32>(src, 8);
-  const mm = load<i32>(src, 12);
-  const efC = load<i32>(src, 16);
-  if (hnsw_init(d, m, mm, efC, 0) != 0) return corrupt(3);
+  if (load<u8>(src, 7) != 0) return corrupt(3);
+  if (hnsw_init(load<i32>(src, 8), <i32>load<u8>(src, 6), load<i32>(src, 12), load<i32>(src, 16), 0) != 0) return corrupt(3);
   rng = load<u64>(src, 36);
-  const n = load<u32>(src, 20);
-  const nLive = load<u32>(src, 24);
-  const ent = load<u32>(src, 28);
-  const maxL = load<i32>(src, 32);
-  const nFree = load<u32>(src, 44);
-  const end = src + len - 4;
-  // Each node takes at least 12 + dims × 4 bytes, which bounds n before anything is allocated.
-  if (<f64>n * <f64>(12 + dims * 4) > <f64>(len - HEADER)) return corrupt(4);
-  if (n == 0 ? (ent != NONE || maxL != -1) : (ent >= n || maxL < 0 || maxL > MAX_LEVEL)) return corrupt(5);
-  let p = src + HEADER;
-  let deleted: u32 = 0;
-  for (let s: u32 = 0; s < n; s++) {
-    if (p + 8 > end) return corrupt(6);
-    const slot = newSlot();
+  restoreSlots = load<u32>(src, 20);
+  restoreLive = load<u32>(src, 24);
+  restoreEntry = load<u32>(src, 28);
+  restoreTop = load<i32>(src, 32);
+  restoreFree = load<u32>(src, 44);
+  restoreDeleted = 0;
+  // Each node takes at least 12 + dims × 4 bytes, which bounds the counts before any allocation.
+  if (<f64>restoreSlots * <f64>(12 + dims * 4) + 4 * <f64>restoreFree > bodyLen) return corrupt(4);
+  const n = restoreSlots;
+  if (n == 0 ? (restoreEntry != NONE || restoreTop != -1) : (restoreEntry >= n || restoreTop < 0 || restoreTop > MAX_LEVEL)) return corrupt(5);
+  if (restoreFree > 0) {
+    freeList = grow(0, 0, <usize>restoreFree << 2);
+    freeCap = restoreFree;
+  }
+  return 0;
+}
+
+/**
+ * Consumes whole node records (then free-list entries) from `len` bytes at `src`; returns the
+ * bytes consumed, so the caller passes the rest again with the next part.
+ */
+export function hnsw_restore_feed(src: usize, len: usize): i32 {
+  const end = src + len;
+  let p = src;
+  const n = restoreSlots;
+  while (slots < n) {
+    if (p + 8 > end) return <i32>(p - src);
     const label = load<u32>(p);
     const level = <i32>load<u16>(p, 4);
     const f = load<u16>(p, 6);
-    p += 8;
-    if (level > maxL || f > 1) return corrupt(7);
+    if (level > restoreTop || f > 1) return corrupt(7);
+    // Measure the record before taking it, so a record split across parts waits for the rest.
+    let q = p + 8;
+    for (let l = 0; l <= level; l++) {
+      if (q + 4 > end) return <i32>(p - src);
+      const cnt = load<u32>(q);
+      if (cnt > <u32>maxLinks(l)) return corrupt(8);
+      q += 4 + (<usize>cnt << 2);
+    }
+    if (q + (<usize>dims << 2) > end) return <i32>(p - src);
+    const slot = newSlot();
     const r = rec(slot);
     store<u32>(r + labelOff, label);
     setUpper(slot, level);
+    q = p + 8;
     for (let l = 0; l <= level; l++) {
-      if (p + 4 > end) return corrupt(6);
-      const cnt = load<u32>(p);
-      if (cnt > <u32>maxLinks(l)) return corrupt(8);
+      const cnt = load<u32>(q);
       const bytes: usize = 4 + (<usize>cnt << 2);
-      if (p + bytes > end) return corrupt(6);
       const links = linksAt(slot, l);
-      memory.copy(links, p, bytes);
+      memory.copy(links, q, bytes);
       for (let i: u32 = 0; i < cnt; i++) if (load<u32>(links + 4 + (<usize>i << 2)) >= n) return corrupt(9);
-      p += bytes;
+      q += bytes;
     }
-    const vbytes = <usize>dims << 2;
-    if (p + vbytes > end) return corrupt(6);
     const v = r + vecOff;
+    const vbytes = <usize>dims << 2;
     for (let j: usize = 0; j < vbytes; j += 4) {
-      const x = load<f32>(p + j);
+      const x = load<f32>(q + j);
       if (!isFinite<f32>(x)) return corrupt(10);
       store<f32>(v + j, x);
     }
-    p += vbytes;
+    p = q + vbytes;
     if (f != 0) {
       store<u8>(flags + <usize>slot, FLAG_DELETED);
-      deleted++;
+      restoreDeleted++;
     } else if (!mapPut(label, slot)) {
       return corrupt(11);
     }
+    if (slots == n) restoreEpoch = newEpoch();
   }
+  if (n == 0 && restoreEpoch == 0) restoreEpoch = newEpoch();
+  while (freeLen < restoreFree) {
+    if (p + 4 > end) return <i32>(p - src);
+    const s = load<u32>(p);
+    if (s >= n || !isDeleted(s) || load<u32>(visited + (<usize>s << 2)) == restoreEpoch) return corrupt(16);
+    store<u32>(visited + (<usize>s << 2), restoreEpoch);
+    store<u32>(freeList + (<usize>freeLen << 2), s);
+    freeLen++;
+    p += 4;
+  }
+  if (p != end) return corrupt(15);
+  return <i32>(p - src);
+}
+
+/** Finishes a restore: checks what needs every node present. Returns 0 or an error. */
+export function hnsw_restore_end(): i32 {
+  const n = restoreSlots;
+  if (slots != n || freeLen != restoreFree) return corrupt(6);
   // Links above level 0 must point at nodes that have that level.
   for (let s: u32 = 0; s < n; s++) {
     const level = levelOf(s);
@@ -1126,25 +1214,12 @@ export function hnsw_restore(src: usize, len: usize): i32 {
       for (let i: u32 = 0; i < cnt; i++) if (levelOf(load<u32>(links + 4 + (<usize>i << 2))) < l) return corrupt(12);
     }
   }
-  if (n > 0 && levelOf(ent) != maxL) return corrupt(13);
-  if (nLive != n - deleted || nFree != deleted) return corrupt(14);
-  if (p + (<usize>nFree << 2) != end) return corrupt(15);
-  const ep0 = newEpoch();
-  for (let i: u32 = 0; i < nFree; i++) {
-    const s = load<u32>(p + (<usize>i << 2));
-    if (s >= n || !isDeleted(s) || load<u32>(visited + (<usize>s << 2)) == ep0) return corrupt(16);
-    store<u32>(visited + (<usize>s << 2), ep0);
-  }
-  if (nFree > 0) {
-    freeList = grow(freeList, 0, <usize>nFree << 2);
-    freeCap = nFree;
-    memory.copy(freeList, p, <usize>nFree << 2);
-  }
-  freeLen = nFree;
-  live = nLive;
-  deletedCount = deleted;
-  entry = ent;
-  maxLevel = maxL;
+  if (n > 0 && levelOf(restoreEntry) != restoreTop) return corrupt(13);
+  if (restoreLive != n - restoreDeleted || restoreFree != restoreDeleted) return corrupt(14);
+  live = restoreLive;
+  deletedCount = restoreDeleted;
+  entry = n > 0 ? restoreEntry : NONE;
+  maxLevel = restoreTop;
   return 0;
 }
 

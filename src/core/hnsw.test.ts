@@ -268,6 +268,24 @@ describe('HnswIndex snapshots', () => {
     expect(copy.getVector(3001)).toEqual(index.getVector(3001));
   });
 
+  it('streams large snapshots in parts, without doubling the loaded index memory', () => {
+    const big = 3000;
+    const bigDims = 96;
+    const bigData = uniformVectors(big, bigDims, 33);
+    const index = new HnswIndex({ dims: bigDims, metric: 'l2', M: 8, efConstruction: 40 });
+    index.addBatch(rows(big), bigData);
+    const bytes = index.serialize();
+    expect(bytes.length).toBeGreaterThan(4 * (256 << 10));
+    const copy = HnswIndex.deserialize(bytes);
+    expect(copy.serialize()).toEqual(bytes);
+    for (let q = 0; q < 20; q++) {
+      const qv = bigData.subarray(q * 97 * bigDims, (q * 97 + 1) * bigDims);
+      expect(Array.from(copy.search(qv, 5).ids)).toEqual(Array.from(index.search(qv, 5).ids));
+    }
+    // Loading did not need room for the whole snapshot beside the index.
+    expect(copy.memoryBytes).toBeLessThanOrEqual(index.memoryBytes);
+  });
+
   it('an empty index round-trips', () => {
     const empty = new HnswIndex({ dims: 3, metric: 'l2' });
     const copy = HnswIndex.deserialize(empty.serialize());
@@ -305,6 +323,12 @@ describe('HnswIndex snapshots', () => {
     const badCount = bytes.slice();
     new DataView(badCount.buffer).setUint32(20, 0x7fffffff, true);
     expectCode(() => HnswIndex.deserialize(reseal(badCount)), ErrorCode.CORRUPT_DATA);
+    // Cut inside a node record, resealed: the reader sees a truncated record, not a crash.
+    const cut = reseal(bytes.slice(0, 48 + 30 + 4));
+    expectCode(() => HnswIndex.deserialize(cut), ErrorCode.CORRUPT_DATA);
+    const extra = new Uint8Array(bytes.length + 4);
+    extra.set(bytes.subarray(0, bytes.length - 4));
+    expectCode(() => HnswIndex.deserialize(reseal(extra)), ErrorCode.CORRUPT_DATA, /trailing|counts|free list/);
     const rand = seededRandom(77);
     for (let trial = 0; trial < 30; trial++) {
       const junk = bytes.slice();

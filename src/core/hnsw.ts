@@ -59,9 +59,13 @@ interface HnswExports extends QuartzExports {
   hnsw_last_plan(): number;
   hnsw_take_distance_count(): number;
   hnsw_graph_bytes(): number;
-  hnsw_snapshot_size(): number;
-  hnsw_snapshot(out: number): number;
-  hnsw_restore(src: number, len: number): number;
+  hnsw_max_record_bytes(): number;
+  hnsw_snapshot_begin(): number;
+  hnsw_snapshot_next(out: number, cap: number): number;
+  hnsw_checksum(crc: number, ptr: number, len: number): number;
+  hnsw_restore_begin(src: number, bodyLen: number): number;
+  hnsw_restore_feed(src: number, len: number): number;
+  hnsw_restore_end(): number;
 }
 
 /**
@@ -82,6 +86,8 @@ const E_CHECKSUM = -6;
 const SNAPSHOT_MAGIC = 0x534e4851; // "QHNS" little-endian
 const SNAPSHOT_VERSION = 1;
 const SNAPSHOT_HEADER = 48;
+// Snapshots stream through the index's scratch buffer in parts of about this size.
+const SNAPSHOT_PART_BYTES = 256 << 10;
 // Insert batches are copied into wasm in slices of about this many bytes, so a large batch does
 // not leave an equally large scratch buffer behind in the index's memory.
 const INSERT_SLICE_BYTES = 256 << 10;
@@ -333,14 +339,18 @@ export class HnswIndex {
    */
   serialize(): Uint8Array {
     const wasm = this.core();
-    const size = wasm.hnsw_snapshot_size();
-    const ptr = wasm.alloc(size);
-    try {
-      const written = wasm.hnsw_snapshot(ptr);
-      return new Uint8Array(wasm.memory.buffer, ptr, written).slice();
-    } finally {
-      wasm.free(ptr);
+    const out = new Uint8Array(wasm.hnsw_snapshot_begin());
+    const cap = SNAPSHOT_PART_BYTES + wasm.hnsw_max_record_bytes();
+    const ptr = this.scratch(cap);
+    let pos = 0;
+    for (;;) {
+      const n = wasm.hnsw_snapshot_next(ptr, cap);
+      if (n === 0) break;
+      out.set(new Uint8Array(wasm.memory.buffer, ptr, n), pos);
+      pos += n;
     }
+    if (pos !== out.length) throw new QuartzError(ErrorCode.INTERNAL, `HNSW snapshot wrote ${pos} bytes, expected ${out.length}`);
+    return out;
   }
 
   /**
@@ -403,25 +413,46 @@ export class HnswIndex {
     return this.core().hnsw_take_distance_count();
   }
 
+  /** Checks the snapshot's checksum, then streams it into this fresh instance part by part. */
   private restore(bytes: Uint8Array): void {
     const wasm = this.wasm!;
-    const ptr = wasm.alloc(bytes.length);
     try {
-      new Uint8Array(wasm.memory.buffer, ptr, bytes.length).set(bytes);
-      const rc = wasm.hnsw_restore(ptr, bytes.length);
-      if (rc === E_CHECKSUM) throw new QuartzError(ErrorCode.CHECKSUM_MISMATCH, 'HNSW snapshot checksum does not match its contents');
-      if (rc === E_VERSION) throw new QuartzError(ErrorCode.UNSUPPORTED_FORMAT, 'HNSW snapshot version is not supported');
-      if (rc === E_CORRUPT) {
-        const reason = CORRUPT_REASONS[wasm.hnsw_last_error_reason()] ?? 'inconsistent contents';
-        throw new QuartzError(ErrorCode.CORRUPT_DATA, `HNSW snapshot is corrupt: ${reason}`);
+      const cap = SNAPSHOT_PART_BYTES + 8 + MAX_DIMS * 4 + (1 + 2 * this.M) * 4 + 31 * (1 + this.M) * 4;
+      const ptr = this.scratch(cap);
+      const bodyEnd = bytes.length - 4;
+      let crc = 0;
+      for (let pos = 0; pos < bodyEnd; pos += cap) {
+        const part = bytes.subarray(pos, Math.min(bodyEnd, pos + cap));
+        new Uint8Array(wasm.memory.buffer, ptr, part.length).set(part);
+        crc = wasm.hnsw_checksum(crc, ptr, part.length);
       }
-      if (rc !== 0) throw new QuartzError(ErrorCode.CORRUPT_DATA, 'HNSW snapshot was refused by the core');
+      const stored = new DataView(bytes.buffer, bytes.byteOffset + bodyEnd, 4).getUint32(0, true);
+      if (crc >>> 0 !== stored) throw new QuartzError(ErrorCode.CHECKSUM_MISMATCH, 'HNSW snapshot checksum does not match its contents');
+      new Uint8Array(wasm.memory.buffer, ptr, SNAPSHOT_HEADER).set(bytes.subarray(0, SNAPSHOT_HEADER));
+      this.check(wasm.hnsw_restore_begin(ptr, bodyEnd - SNAPSHOT_HEADER));
+      let pos = SNAPSHOT_HEADER;
+      while (pos < bodyEnd) {
+        const part = bytes.subarray(pos, Math.min(bodyEnd, pos + cap));
+        new Uint8Array(wasm.memory.buffer, ptr, part.length).set(part);
+        const used = this.check(wasm.hnsw_restore_feed(ptr, part.length));
+        // A part always holds at least one whole record, so no progress means a truncated one.
+        if (used === 0) throw new QuartzError(ErrorCode.CORRUPT_DATA, 'HNSW snapshot is corrupt: truncated node records');
+        pos += used;
+      }
+      if (bodyEnd === SNAPSHOT_HEADER) this.check(wasm.hnsw_restore_feed(ptr, 0));
+      this.check(wasm.hnsw_restore_end());
     } catch (err) {
       this.wasm = undefined;
       throw err;
-    } finally {
-      if (this.wasm) wasm.free(ptr);
     }
+  }
+
+  private check(rc: number): number {
+    if (rc >= 0) return rc;
+    if (rc === E_CHECKSUM) throw new QuartzError(ErrorCode.CHECKSUM_MISMATCH, 'HNSW snapshot checksum does not match its contents');
+    if (rc === E_VERSION) throw new QuartzError(ErrorCode.UNSUPPORTED_FORMAT, 'HNSW snapshot version is not supported');
+    const reason = CORRUPT_REASONS[this.wasm!.hnsw_last_error_reason()] ?? 'inconsistent contents';
+    throw new QuartzError(ErrorCode.CORRUPT_DATA, `HNSW snapshot is corrupt: ${reason}`);
   }
 
   private core(): HnswExports {
