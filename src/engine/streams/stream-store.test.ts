@@ -256,6 +256,33 @@ describe('segments', () => {
     expect((await readAll(again, 't', 0, 101)).map((r) => r.value)).toEqual(expected);
   });
 
+  it('reads random offsets with range reads and reads ahead the next segment for sequential consumers', async () => {
+    const { ctx, streams } = await setup();
+    await streams.createTopic('t', { segment_bytes: 2048 });
+    for (let i = 0; i < 40; i++) await streams.produce('t', values(25, i * 25, 40));
+    await streams.maintain('t');
+    const blobs = ctx.storage.unit('log/t1/t/0').blobs;
+    const gets: Array<{ key: string; ranged: boolean }> = [];
+    const original = blobs.get.bind(blobs);
+    blobs.get = (key, range) => {
+      gets.push({ key, ranged: range !== undefined });
+      return original(key, range);
+    };
+    // a random read fetches the footer and one batch, never the whole segment
+    await streams.consume('t', 0, 500, { max_records: 1 });
+    expect(gets.length).toBe(2);
+    expect(gets.every((g) => g.ranged)).toBe(true);
+    // a sequential consumer loads whole segments and the next one ahead of need
+    const segs = (await blobs.list('seg/')).map((b) => b.key);
+    gets.length = 0;
+    let res = await streams.consume('t', 0, 0, { max_records: 5 });
+    res = await streams.consume('t', 0, res.next_offset, { max_records: 5 });
+    await new Promise((r) => setTimeout(r, 0));
+    const whole = gets.filter((g) => !g.ranged).map((g) => g.key);
+    expect(whole).toContain(segs[0]);
+    expect(whole).toContain(segs[1]);
+  });
+
   it('rolls by time on the scheduler', async () => {
     const { ctx, streams } = await setup();
     await streams.createTopic('t', { segment_ms: 60_000 });
