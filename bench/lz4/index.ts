@@ -1,0 +1,252 @@
+/**
+ * `npm run bench -- lz4 [--mb N] [--runs R]`: LZ4 compress/decompress throughput and ratio of
+ * the QuartzDB WASM codec (block API in 64 KB blocks, and the frame API with 64 KB independent
+ * blocks) beside lz4-napi (native), lz4js (pure JS) and the `lz4` CLI's own `-b1 -B4` figures,
+ * on a JSON-log corpus and on random bytes (64 MiB each by default). Every figure is the
+ * median of R runs of the whole call, boundary copies included; MB/s = 10^6 bytes of
+ * uncompressed data per second. Then CRC32C (beside a JS table-driven CRC32C) and xxh32.
+ * Targets (issue): decompress ≥ 2500 MB/s and ≥ 1.0× lz4-napi; compress ≥ 650 MB/s and
+ * ≥ 0.9× lz4-napi; ratio within 3% of `lz4 -1 -B4`; CRC32C ≥ 2000 MB/s.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import Table from 'cli-table3';
+import * as lz4napi from 'lz4-napi';
+import { init, lz4, crc32c, xxh32 } from '../../src/node/core.js';
+import { jsonLogs, randomBytes } from './corpus.js';
+
+const require = createRequire(import.meta.url);
+const lz4js = require('lz4js') as { compress(src: Uint8Array): Uint8Array; decompress(src: Uint8Array): Uint8Array };
+
+const args = process.argv.slice(2);
+const arg = (name: string, fallback: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const SIZE = Math.round(arg('mb', 64) * (1 << 20));
+const RUNS = arg('runs', 5);
+const BLOCK = 65536;
+const here = fileURLToPath(new URL('.', import.meta.url));
+const dataDir = join(here, '..', '.data');
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+/** Median MB/s of `fn` over RUNS runs, for `bytes` of uncompressed data per run. */
+function throughput(bytes: number, fn: () => void): number {
+  fn(); // warm-up: JIT, and memory growth in the wasm instance
+  const times: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  return bytes / 1e6 / median(times);
+}
+
+function same(a: Uint8Array, b: Uint8Array, what: string): void {
+  if (Buffer.compare(a, b) !== 0) throw new Error(`${what}: round trip differs`);
+}
+
+interface Row {
+  name: string;
+  compress: number;
+  decompress: number;
+  ratio: number;
+}
+
+function chunks(data: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < data.length; i += BLOCK) out.push(data.subarray(i, i + BLOCK));
+  return out;
+}
+
+function oursBlock(data: Uint8Array): Row {
+  const parts = chunks(data);
+  let packed: Uint8Array[] = [];
+  const compress = throughput(data.length, () => {
+    packed = parts.map((p) => lz4.compressBlock(p));
+  });
+  let back: Uint8Array[] = [];
+  const decompress = throughput(data.length, () => {
+    back = packed.map((p, i) => lz4.decompressBlock(p, parts[i]!.length));
+  });
+  same(Buffer.concat(back), data, 'quartz block');
+  const size = packed.reduce((n, p) => n + p.length, 0);
+  return { name: 'quartz wasm, block API (64 KB blocks)', compress, decompress, ratio: data.length / size };
+}
+
+function oursFrame(data: Uint8Array): Row {
+  let frame = new Uint8Array(0);
+  const compress = throughput(data.length, () => {
+    frame = lz4.compressFrame(data, { blockSize: '64K' });
+  });
+  let back = new Uint8Array(0);
+  const decompress = throughput(data.length, () => {
+    back = lz4.decompressFrame(frame);
+  });
+  same(back, data, 'quartz frame');
+  return { name: 'quartz wasm, frame API (64K independent, content checksum)', compress, decompress, ratio: data.length / frame.length };
+}
+
+function napiBlocks(data: Uint8Array): Row {
+  const parts = chunks(data).map((p) => Buffer.from(p.buffer, p.byteOffset, p.length));
+  let packed: Buffer[] = [];
+  const compress = throughput(data.length, () => {
+    packed = parts.map((p) => lz4napi.compressSync(p));
+  });
+  let back: Buffer[] = [];
+  const decompress = throughput(data.length, () => {
+    back = packed.map((p) => lz4napi.uncompressSync(p));
+  });
+  same(Buffer.concat(back), data, 'lz4-napi blocks');
+  return { name: 'lz4-napi, block (64 KB blocks)', compress, decompress, ratio: data.length / packed.reduce((n, p) => n + p.length, 0) };
+}
+
+function napiWhole(data: Uint8Array): Row {
+  const input = Buffer.from(data.buffer, data.byteOffset, data.length);
+  let packed = Buffer.alloc(0);
+  const compress = throughput(data.length, () => {
+    packed = lz4napi.compressSync(input);
+  });
+  let back = Buffer.alloc(0);
+  const decompress = throughput(data.length, () => {
+    back = lz4napi.uncompressSync(packed);
+  });
+  same(back, data, 'lz4-napi whole');
+  return { name: 'lz4-napi, block (whole buffer)', compress, decompress, ratio: data.length / packed.length };
+}
+
+function napiFrame(data: Uint8Array): Row {
+  const input = Buffer.from(data.buffer, data.byteOffset, data.length);
+  let packed = Buffer.alloc(0);
+  const compress = throughput(data.length, () => {
+    packed = lz4napi.compressFrameSync(input);
+  });
+  let back = Buffer.alloc(0);
+  const decompress = throughput(data.length, () => {
+    back = lz4napi.decompressFrameSync(packed);
+  });
+  same(back, data, 'lz4-napi frame');
+  return { name: 'lz4-napi, frame', compress, decompress, ratio: data.length / packed.length };
+}
+
+function lz4jsFrame(data: Uint8Array): Row {
+  let packed = new Uint8Array(0);
+  const compress = throughput(data.length, () => {
+    packed = lz4js.compress(data);
+  });
+  let back = new Uint8Array(0);
+  const decompress = throughput(data.length, () => {
+    back = lz4js.decompress(packed);
+  });
+  same(back, data, 'lz4js');
+  return { name: 'lz4js (pure JS), frame', compress, decompress, ratio: data.length / packed.length };
+}
+
+/** The CLI's own benchmark: `lz4 -b1 -B4 <file>` prints "… : N -> M (ratio), C MB/s, D MB/s". */
+function cliBench(data: Uint8Array, name: string): Row | undefined {
+  mkdirSync(dataDir, { recursive: true });
+  const file = join(dataDir, `lz4-${name}.bin`);
+  writeFileSync(file, data);
+  const run = spawnSync('lz4', ['-b1', '-B4', '-i1', file], { encoding: 'utf8' });
+  const text = `${run.stdout}\n${run.stderr}`;
+  const all = [...text.matchAll(/(\d+)\s*->\s*(\d+)\s*\(([\d.]+)\),\s*([\d.]+)\s*MB\/s\s*,\s*([\d.]+)\s*MB\/s/g)];
+  const m = all[all.length - 1];
+  if (!m) return undefined;
+  // The CLI's MB/s are MiB-based (bytes / 2^20 per second); convert to 10^6 bytes.
+  const mib = (1 << 20) / 1e6;
+  return { name: 'lz4 CLI 1.9 -b1 -B4 (native, 64 KB blocks)', compress: Number(m[4]) * mib, decompress: Number(m[5]) * mib, ratio: Number(m[1]) / Number(m[2]) };
+}
+
+function printTable(title: string, rows: Row[]): void {
+  const ours = rows[0]!;
+  const table = new Table({
+    head: ['codec', 'compress MB/s', 'ours ÷ it', 'decompress MB/s', 'ours ÷ it', 'ratio', 'ours ÷ it'],
+    colAligns: ['left', 'right', 'right', 'right', 'right', 'right', 'right'],
+  });
+  for (const r of rows) {
+    table.push([
+      r.name,
+      r.compress.toFixed(0),
+      (ours.compress / r.compress).toFixed(2) + '×',
+      r.decompress.toFixed(0),
+      (ours.decompress / r.decompress).toFixed(2) + '×',
+      r.ratio.toFixed(3),
+      (ours.ratio / r.ratio).toFixed(3),
+    ]);
+  }
+  console.log(`\n${title}`);
+  console.log(table.toString());
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32cJs(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+await init();
+console.log(`LZ4 bench: ${(SIZE / (1 << 20)).toFixed(1)} MiB per corpus, median of ${RUNS} runs, node ${process.version}`);
+const corpora: [string, Uint8Array][] = [
+  ['JSON logs', jsonLogs(SIZE)],
+  ['random bytes', randomBytes(SIZE)],
+];
+const results: Record<string, Row[]> = {};
+for (const [name, data] of corpora) {
+  const rows: Row[] = [oursBlock(data), oursFrame(data), napiBlocks(data), napiWhole(data), napiFrame(data), lz4jsFrame(data)];
+  const cli = cliBench(data, name.replace(/\W+/g, '-'));
+  if (cli) rows.push(cli);
+  results[name] = rows;
+  printTable(`${name} (${(data.length / (1 << 20)).toFixed(0)} MiB)`, rows);
+}
+
+const json = results['JSON logs']!;
+const [block, , napiBlock, napiBuf] = json;
+const cli = json.find((r) => r.name.startsWith('lz4 CLI'));
+console.log('\nTargets on JSON logs (quartz block API):');
+console.log(`  decompress ${block!.decompress.toFixed(0)} MB/s (target ≥ 2500); vs lz4-napi ${(block!.decompress / napiBlock!.decompress).toFixed(2)}× (64 KB blocks), ${(block!.decompress / napiBuf!.decompress).toFixed(2)}× (whole buffer) (target ≥ 1.0×)`);
+console.log(`  compress   ${block!.compress.toFixed(0)} MB/s (target ≥ 650); vs lz4-napi ${(block!.compress / napiBlock!.compress).toFixed(2)}× (64 KB blocks), ${(block!.compress / napiBuf!.compress).toFixed(2)}× (whole buffer) (target ≥ 0.9×)`);
+if (cli) console.log(`  ratio      ${block!.ratio.toFixed(3)} vs lz4 -1 -B4 ${cli.ratio.toFixed(3)}: ${((1 - block!.ratio / cli.ratio) * 100).toFixed(2)}% worse (target ≤ 3%)`);
+
+const data = corpora[0]![1];
+let sink = 0;
+const crcRows = new Table({ head: ['checksum', 'MB/s', 'vs JS CRC32C'], colAligns: ['left', 'right', 'right'] });
+const jsSize = Math.min(data.length, 16 << 20);
+const jsCrc = throughput(jsSize, () => {
+  sink ^= crc32cJs(data.subarray(0, jsSize));
+});
+const wasmCrc = throughput(data.length, () => {
+  sink ^= crc32c(data);
+});
+const wasmXxh = throughput(data.length, () => {
+  sink ^= xxh32(data);
+});
+if (crc32cJs(data.subarray(0, 1 << 20)) !== crc32c(data.subarray(0, 1 << 20))) throw new Error('crc32c mismatch');
+crcRows.push(['quartz wasm crc32c (slicing-by-8)', wasmCrc.toFixed(0), (wasmCrc / jsCrc).toFixed(2) + '×']);
+crcRows.push(['JS table-driven crc32c', jsCrc.toFixed(0), '1.00×']);
+crcRows.push(['quartz wasm xxh32', wasmXxh.toFixed(0), '']);
+console.log('\nChecksums (JSON logs, whole call incl. copy into wasm memory; target CRC32C ≥ 2000 MB/s)');
+console.log(crcRows.toString());
+if (sink === 0.5) console.log(sink);
+
+const segmentBench = join(here, 'segment-bench.ts');
+if (existsSync(segmentBench)) {
+  const mod = (await import('./segment-bench.js')) as { segmentBench?: () => Promise<void> | void };
+  if (typeof mod.segmentBench === 'function') await mod.segmentBench();
+}
