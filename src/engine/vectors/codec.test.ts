@@ -1,10 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { init } from '../../node/core.js';
 import { isQuartzError } from '../../core/errors.js';
 import { MAX_ENTRY_BYTES } from '../../ports/storage.js';
 import {
   LOG_DELETE,
   LOG_UPSERT,
-  crc32c,
   decodeLogChunk,
   decodeSnapshot,
   encodeLogChunks,
@@ -15,6 +15,10 @@ import {
 } from './codec.js';
 
 const enc = new TextEncoder();
+
+beforeAll(async () => {
+  await init();
+});
 
 function record(i: number, dims: number): UpsertRecord {
   const id = `doc-${i}-é`;
@@ -101,7 +105,12 @@ describe('snapshot codec', () => {
     expect(() => decodeSnapshot(new Uint8Array(100))).toThrow(/QVSN magic/);
   });
 
-  it('computes the standard CRC-32C check value', () => {
-    expect(crc32c(enc.encode('123456789'))).toBe(0xe3069283);
+  it('checksums snapshots larger than one CRC piece end to end', () => {
+    const index = Uint8Array.from({ length: 9 * 1024 * 1024 }, (_, i) => (i * 7) & 0xff);
+    const bytes = encodeSnapshot({ ...contents, index });
+    expect(decodeSnapshot(bytes).index).toEqual(index);
+    const bad = bytes.slice();
+    bad[8 * 1024 * 1024 + 3]! ^= 0x01;
+    expect(() => decodeSnapshot(bad)).toThrow(/CRC-32C/);
   });
 });

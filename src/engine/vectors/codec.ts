@@ -5,6 +5,7 @@
  * the id allocator does. Floats are stored little-endian.
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { crc32c } from '../../core/hash.js';
 import { MAX_ENTRY_BYTES } from '../../ports/storage.js';
 import type { Metric } from './validate.js';
 
@@ -281,21 +282,13 @@ export function parseLogKey(key: Uint8Array): { seq: number; chunk: number } {
   return { seq: Number(view.getBigUint64(1)), chunk: view.getUint32(9) };
 }
 
-// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), table built once at load.
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
+/** Pieces small enough not to grow the shared codec instance's memory for a big snapshot. */
+const CRC_PIECE = 4 * 1024 * 1024;
 
-export function crc32c(bytes: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) crc = CRC_TABLE[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
+function checksum(bytes: Uint8Array): number {
+  let crc = 0;
+  for (let at = 0; at < bytes.length; at += CRC_PIECE) crc = crc32c(bytes.subarray(at, at + CRC_PIECE), crc);
+  return crc;
 }
 
 export interface SnapshotRecord {
@@ -345,7 +338,7 @@ export function encodeSnapshot(s: SnapshotContents): Uint8Array {
   }
   w.raw(s.index);
   const body = w.finish();
-  w.u32(crc32c(body));
+  w.u32(checksum(body));
   return w.finish().slice();
 }
 
@@ -355,7 +348,7 @@ export function decodeSnapshot(bytes: Uint8Array, what = 'vector snapshot'): Sna
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.getUint32(0, true) !== SNAPSHOT_MAGIC) throw new QuartzError(ErrorCode.UNSUPPORTED_FORMAT, `${what} does not start with the QVSN magic`);
   const stored = view.getUint32(bytes.length - 4, true);
-  if (crc32c(bytes.subarray(0, bytes.length - 4)) !== stored) {
+  if (checksum(bytes.subarray(0, bytes.length - 4)) !== stored) {
     throw new QuartzError(ErrorCode.CHECKSUM_MISMATCH, `${what} fails its CRC-32C check (torn or corrupted)`);
   }
   const r = new Reader(bytes, what, 4, bytes.length - 4);
