@@ -82,11 +82,11 @@ function oursBlock(data: Uint8Array): Row {
 }
 
 function oursFrame(data: Uint8Array): Row {
-  let frame = new Uint8Array(0);
+  let frame: Uint8Array = new Uint8Array(0);
   const compress = throughput(data.length, () => {
     frame = lz4.compressFrame(data, { blockSize: '64K' });
   });
-  let back = new Uint8Array(0);
+  let back: Uint8Array = new Uint8Array(0);
   const decompress = throughput(data.length, () => {
     back = lz4.decompressFrame(frame);
   });
@@ -110,11 +110,11 @@ function napiBlocks(data: Uint8Array): Row {
 
 function napiWhole(data: Uint8Array): Row {
   const input = Buffer.from(data.buffer, data.byteOffset, data.length);
-  let packed = Buffer.alloc(0);
+  let packed: Buffer = Buffer.alloc(0);
   const compress = throughput(data.length, () => {
     packed = lz4napi.compressSync(input);
   });
-  let back = Buffer.alloc(0);
+  let back: Buffer = Buffer.alloc(0);
   const decompress = throughput(data.length, () => {
     back = lz4napi.uncompressSync(packed);
   });
@@ -124,11 +124,11 @@ function napiWhole(data: Uint8Array): Row {
 
 function napiFrame(data: Uint8Array): Row {
   const input = Buffer.from(data.buffer, data.byteOffset, data.length);
-  let packed = Buffer.alloc(0);
+  let packed: Buffer = Buffer.alloc(0);
   const compress = throughput(data.length, () => {
     packed = lz4napi.compressFrameSync(input);
   });
-  let back = Buffer.alloc(0);
+  let back: Buffer = Buffer.alloc(0);
   const decompress = throughput(data.length, () => {
     back = lz4napi.decompressFrameSync(packed);
   });
@@ -137,11 +137,11 @@ function napiFrame(data: Uint8Array): Row {
 }
 
 function lz4jsFrame(data: Uint8Array): Row {
-  let packed = new Uint8Array(0);
+  let packed: Uint8Array = new Uint8Array(0);
   const compress = throughput(data.length, () => {
     packed = lz4js.compress(data);
   });
-  let back = new Uint8Array(0);
+  let back: Uint8Array = new Uint8Array(0);
   const decompress = throughput(data.length, () => {
     back = lz4js.decompress(packed);
   });
