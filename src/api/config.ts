@@ -1,0 +1,119 @@
+/**
+ * The HTTP app's settings: plans and their rate limits, the default plan, registration on/off,
+ * CORS origins, body limits per route kind, the admin key (as a hash), the long-poll cap and the
+ * version. Homes build it from their own sources (flags, env, files, bindings) and pass it to
+ * `createApp`; `resolveServerConfig` fills defaults and rejects bad values with a clear message.
+ */
+import { z } from 'zod';
+import { ErrorCode, QuartzError } from '../core/errors.js';
+import { formatIssues } from './validation.js';
+
+export interface PlanConfig {
+  /** Token-bucket size and refill per minute; null means unlimited (no rate-limit headers). */
+  requests_per_minute: number | null;
+}
+
+/** Largest request body per route kind, in bytes. */
+export interface BodyLimits {
+  /** JSON bodies of ordinary routes (topics, collections, admin, groups…). */
+  json: number;
+  /** `PUT /v1/kv/:key` raw values. */
+  kv: number;
+  /** `POST /v1/topics/:t/records`. */
+  records: number;
+  /** `POST /v1/collections/:c/upsert` and `/query`. */
+  vectors: number;
+}
+
+export interface ServerConfig {
+  version: string;
+  plans: Record<string, PlanConfig>;
+  /** Plan given to `POST /v1/auth/register` and to admin-created tenants without one. */
+  default_plan: string;
+  registration_enabled: boolean;
+  /** Allowed CORS origins; `['*']` allows any (the API uses bearer keys, never cookies). */
+  cors_origins: string[];
+  body_limits: BodyLimits;
+  /** SHA-256 hex of the admin key (see `hashKey`); null turns the admin routes off (401). */
+  admin_key_hash: string | null;
+  /** Upper bound on a consume's `max_wait_ms`. */
+  long_poll_max_ms: number;
+}
+
+export const DEFAULT_PLANS: Record<string, PlanConfig> = {
+  free: { requests_per_minute: 100 },
+  pro: { requests_per_minute: 10_000 },
+  unlimited: { requests_per_minute: null },
+};
+
+const MiB = 1024 * 1024;
+
+export const DEFAULT_BODY_LIMITS: BodyLimits = {
+  json: 1 * MiB,
+  kv: 25 * MiB,
+  records: 16 * MiB,
+  vectors: 32 * MiB,
+};
+
+export const DEFAULT_LONG_POLL_MAX_MS = 30_000;
+
+const planName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 lower-case letters, digits, - or _');
+const byteLimit = z.number().int().min(1).max(2 ** 32);
+
+/** The config as a homes' file or binding gives it: everything but `version` may be left out. */
+export const serverConfigSchema = z
+  .object({
+    version: z.string().min(1),
+    plans: z.record(planName, z.object({ requests_per_minute: z.number().int().min(1).nullable() }).strict()).optional(),
+    default_plan: planName.optional(),
+    registration_enabled: z.boolean().optional(),
+    cors_origins: z.array(z.string().min(1)).min(1).optional(),
+    body_limits: z.object({ json: byteLimit, kv: byteLimit, records: byteLimit, vectors: byteLimit }).partial().strict().optional(),
+    admin_key_hash: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits (SHA-256)').nullable().optional(),
+    long_poll_max_ms: z.number().int().min(0).max(300_000).optional(),
+  })
+  .strict();
+
+export type ServerConfigInput = z.input<typeof serverConfigSchema>;
+
+/**
+ * Fills defaults and checks the config; throws INVALID_ARGUMENT naming the bad field.
+ *
+ * @example
+ * const config = resolveServerConfig({ version: '0.1.0', default_plan: 'unlimited', admin_key_hash: await hashKey(adminKey) });
+ */
+export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
+  const parsed = serverConfigSchema.safeParse(input);
+  if (!parsed.success) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `server config: ${formatIssues(parsed.error.issues)}`);
+  const c = parsed.data;
+  const plans = c.plans ?? DEFAULT_PLANS;
+  const default_plan = c.default_plan ?? 'unlimited';
+  if (!(default_plan in plans)) {
+    throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `server config: default_plan '${default_plan}' is not one of the plans (${Object.keys(plans).join(', ')})`);
+  }
+  return {
+    version: c.version,
+    plans,
+    default_plan,
+    registration_enabled: c.registration_enabled ?? true,
+    cors_origins: c.cors_origins ?? ['*'],
+    body_limits: { ...DEFAULT_BODY_LIMITS, ...c.body_limits },
+    admin_key_hash: c.admin_key_hash ?? null,
+    long_poll_max_ms: c.long_poll_max_ms ?? DEFAULT_LONG_POLL_MAX_MS,
+  };
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * SHA-256 of a key's text as lower-case hex: how the admin key is kept in the config.
+ *
+ * @example
+ * const admin_key_hash = await hashKey(process.env.QUARTZ_ADMIN_KEY!);
+ */
+export async function hashKey(key: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', utf8.encode(key)));
+  let hex = '';
+  for (let i = 0; i < digest.length; i++) hex += digest[i]!.toString(16).padStart(2, '0');
+  return hex;
+}

@@ -1,0 +1,35 @@
+/**
+ * What every route and middleware of one app shares: the engine, the resolved config, the ports,
+ * and the per-request variables hono carries (request id, tenant, rate-limit outcome).
+ */
+import type { Engine } from '../engine/engine.js';
+import type { Tenant } from '../engine/tenants/tenant-registry.js';
+import type { Clock } from '../ports/clock.js';
+import type { ServerConfig } from './config.js';
+import type { BackupFn, LoggerPort, MetricsPort } from './ports.js';
+import type { BucketStore, TakeResult } from './rate-limit.js';
+
+export interface AppDeps {
+  engine: Engine;
+  config: ServerConfig;
+  logger: LoggerPort;
+  metrics: MetricsPort | undefined;
+  buckets: BucketStore;
+  clock: Clock;
+  startedAt: number;
+  assets: ((path: string) => Promise<Response | undefined>) | undefined;
+  backup: BackupFn | undefined;
+  shutdownSignal: AbortSignal | undefined;
+}
+
+export interface AppEnv {
+  Variables: {
+    requestId: string;
+    /** Set by tenant auth. */
+    tenant: Tenant;
+    /** Set by tenant auth on limited plans; the request middleware turns it into headers. */
+    rate: TakeResult | undefined;
+    /** Long-polls are slow on purpose: not logged as slow requests. */
+    longPoll: boolean;
+  };
+}

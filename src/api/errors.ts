@@ -1,0 +1,42 @@
+/**
+ * Every error leaves the app as `{error, message}` JSON with its status: a QuartzError keeps its
+ * code, anything else becomes a 500 with a generic message and its cause logged, never a stack.
+ */
+import { ErrorCode, QuartzError, isQuartzError } from '../core/errors.js';
+import type { LoggerPort } from './ports.js';
+
+export interface ErrorBody {
+  error: string;
+  message: string;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * The JSON error response for `code` and `message` (status from the error table).
+ *
+ * @example
+ * return errorResponse(new QuartzError(ErrorCode.NOT_FOUND, "key 'a' does not exist"));
+ */
+export function errorResponse(err: QuartzError, headers?: Record<string, string>): Response {
+  const body: ErrorBody = { error: err.code, message: err.message };
+  return new Response(JSON.stringify(body), { status: err.status, headers: { 'content-type': JSON_TYPE, ...headers } });
+}
+
+/**
+ * Maps anything thrown by a route to a response; unexpected errors are logged with the request id.
+ *
+ * @example
+ * app.onError((err, c) => toErrorResponse(err, logger, c.get('requestId')));
+ */
+export function toErrorResponse(err: unknown, logger: LoggerPort, requestId: string | undefined): Response {
+  if (isQuartzError(err)) {
+    if (err.status >= 500) logger.error({ request_id: requestId, code: err.code, err }, err.message);
+    // Internal failures keep their code but not their detail, which may name files or internals.
+    return err.status >= 500 && err.code !== ErrorCode.NOT_IMPLEMENTED && err.code !== ErrorCode.TIMEOUT && err.code !== ErrorCode.INSUFFICIENT_STORAGE
+      ? errorResponse(new QuartzError(err.code, 'the server failed to handle this request; the error is logged'))
+      : errorResponse(err);
+  }
+  logger.error({ request_id: requestId, err }, 'unhandled error in a route');
+  return errorResponse(new QuartzError(ErrorCode.INTERNAL, 'the server failed to handle this request; the error is logged'));
+}

@@ -1,0 +1,50 @@
+/**
+ * The outermost middleware: request id, rate-limit headers (also on error responses), metrics
+ * by route pattern, and logs — errors and slow requests at info, every request only at debug.
+ */
+import type { MiddlewareHandler } from 'hono';
+import type { AppDeps, AppEnv } from '../context.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Requests slower than this are logged at info (a database does not log every call by default). */
+export const SLOW_REQUEST_MS = 1000;
+
+/**
+ * @example
+ * app.use('*', requestMiddleware(deps));
+ */
+export function requestMiddleware(deps: AppDeps): MiddlewareHandler<AppEnv> {
+  const { logger, metrics } = deps;
+  return async (c, next) => {
+    const start = performance.now();
+    const incoming = c.req.header('x-request-id');
+    const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+    c.set('requestId', requestId);
+    await next();
+    let headers = c.res.headers;
+    try {
+      headers.set('x-request-id', requestId);
+    } catch {
+      // Responses from fetch() (e.g. proxied assets) have immutable headers: copy once.
+      c.res = new Response(c.res.body, c.res);
+      headers = c.res.headers;
+      headers.set('x-request-id', requestId);
+    }
+    const rate = c.get('rate');
+    if (rate !== undefined) {
+      headers.set('x-ratelimit-limit', String(rate.limit));
+      headers.set('x-ratelimit-remaining', String(rate.remaining));
+      headers.set('x-ratelimit-reset', String(rate.resetSeconds));
+      if (!rate.allowed) headers.set('retry-after', String(rate.retryAfterSeconds));
+    }
+    const status = c.res.status;
+    const seconds = (performance.now() - start) / 1000;
+    // Unmatched paths share one label so scanners cannot blow up the metric's cardinality.
+    const route = c.req.routePath === '/*' || c.req.routePath === '*' ? 'unmatched' : c.req.routePath;
+    metrics?.observeRequest(route, c.req.method, status, seconds);
+    const fields = { request_id: requestId, method: c.req.method, route, status, ms: Math.round(seconds * 1000) };
+    if (status >= 500) logger.error(fields, 'request failed');
+    else if (seconds * 1000 >= SLOW_REQUEST_MS && c.get('longPoll') !== true) logger.info(fields, 'slow request');
+    else logger.debug(fields, 'request');
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * Registers each route once for both the router (hono) and the OpenAPI document, and keeps the
+ * route table so an unmatched request can be told 405 with an Allow header instead of 404.
+ */
+import type { OpenAPIHono, RouteConfig } from '@hono/zod-openapi';
+import type { Env, Handler, MiddlewareHandler } from 'hono';
+
+export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+/** The OpenAPI part of a route; the router fills in method and path. */
+export type RouteDoc = Omit<RouteConfig, 'method' | 'path'>;
+
+interface Entry {
+  method: Method;
+  pattern: RegExp;
+}
+
+/** `/v1/kv/:key{.+}` → `/v1/kv/{key}` (OpenAPI) and a RegExp over raw paths. */
+function translate(path: string): { openapi: string; pattern: RegExp } {
+  let openapi = '';
+  let source = '';
+  const re = /:([A-Za-z_][A-Za-z0-9_]*)(\{([^}]*)\})?|([^:]+)/g;
+  for (let m = re.exec(path); m !== null; m = re.exec(path)) {
+    if (m[1] !== undefined) {
+      openapi += `{${m[1]}}`;
+      source += m[3] !== undefined ? `(?:${m[3]})` : '[^/]+';
+    } else {
+      openapi += m[4]!;
+      source += m[4]!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    }
+  }
+  return { openapi, pattern: new RegExp(`^${source}$`) };
+}
+
+export class ApiRouter<E extends Env> {
+  private readonly entries: Entry[] = [];
+
+  constructor(private readonly app: OpenAPIHono<E>) {}
+
+  /**
+   * Adds a route: `doc` goes into /v1/openapi.json (omit it for routes outside the API, like /docs).
+   *
+   * @example
+   * router.add('get', '/v1/health', healthDoc, (c) => c.json({ status: 'ok' }));
+   */
+  add(method: Method, path: string, doc: RouteDoc | undefined, ...handlers: Array<MiddlewareHandler<E> | Handler<E>>): void {
+    const { openapi, pattern } = translate(path);
+    this.entries.push({ method, pattern });
+    if (doc !== undefined) this.app.openAPIRegistry.registerPath({ ...doc, method, path: openapi });
+    (this.app.on as (m: string, p: string, ...h: unknown[]) => unknown)(method.toUpperCase(), path, ...handlers);
+  }
+
+  /** Methods some route answers for `path` (HEAD comes with GET), empty when no route matches. */
+  allowed(path: string): string[] {
+    const methods = new Set<string>();
+    for (const e of this.entries) {
+      if (e.pattern.test(path)) {
+        methods.add(e.method.toUpperCase());
+        if (e.method === 'get') methods.add('HEAD');
+      }
+    }
+    if (methods.size > 0) methods.add('OPTIONS');
+    return [...methods];
+  }
+}

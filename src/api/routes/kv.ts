@@ -1,0 +1,182 @@
+/**
+ * KV routes: raw bodies with their content type, `?ttl=` seconds, ETag = the key's version,
+ * If-Match / If-None-Match preconditions (412), prefix listing with a cursor.
+ */
+import type { Context } from 'hono';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import type { KvStore } from '../../engine/kv/kv-store.js';
+import { readBody } from '../body.js';
+import type { AppDeps, AppEnv } from '../context.js';
+import { tenantAuth } from '../middleware/auth.js';
+import type { ApiRouter } from '../router.js';
+import { AUTHED_ERRORS, errorResponses, jsonResponse, tenantSecurity } from '../schemas/common.js';
+import { KvKeyParam, KvListPage, KvListQuery, KvPutQuery, KvPutResult } from '../schemas/kv.js';
+import { invalid, param, queryInt } from '../validation.js';
+
+const KEY_PATH = '/v1/kv/:key{.+}';
+
+export function etagOf(version: number): string {
+  return `"${version}"`;
+}
+
+/** Parses an If-Match / If-None-Match list: `*`, or the versions of the strong or weak tags (unparseable tags never match). */
+export function parseEtags(header: string): '*' | number[] {
+  if (header.trim() === '*') return '*';
+  const versions: number[] = [];
+  for (const m of header.matchAll(/(?:W\/)?"([^"]*)"/g)) {
+    if (/^\d{1,16}$/.test(m[1]!)) versions.push(Number(m[1]));
+  }
+  return versions;
+}
+
+function precondition(key: string, message: string): QuartzError {
+  return new QuartzError(ErrorCode.PRECONDITION_FAILED, `key '${key}' ${message}`);
+}
+
+/** The version a write must find (ifMatch), or 'absent' for create-only, from the request's preconditions. */
+async function preconditions(kv: KvStore, key: string, headers: Headers, allowNoneMatch: boolean): Promise<{ ifMatch?: number; ifNoneMatch?: '*' }> {
+  const ifMatch = headers.get('if-match');
+  const ifNoneMatch = headers.get('if-none-match');
+  if (ifMatch !== null && ifNoneMatch !== null) throw invalid('If-Match and If-None-Match cannot be combined');
+  if (ifMatch !== null) {
+    const tags = parseEtags(ifMatch);
+    if (tags !== '*' && tags.length === 1) return { ifMatch: tags[0]! };
+    // `*` or several tags: find the current version, then write only if it is still that one.
+    const meta = await kv.head(key);
+    if (meta === undefined) throw precondition(key, 'does not exist');
+    if (tags !== '*' && !tags.includes(meta.version)) throw precondition(key, `is at version ${meta.version}, which If-Match does not list`);
+    return { ifMatch: meta.version };
+  }
+  if (ifNoneMatch !== null) {
+    if (!allowNoneMatch) throw invalid('If-None-Match is not supported on DELETE');
+    const tags = parseEtags(ifNoneMatch);
+    if (tags === '*') return { ifNoneMatch: '*' };
+    const meta = await kv.head(key);
+    if (meta !== undefined && tags.includes(meta.version)) throw precondition(key, `is at version ${meta.version}, which If-None-Match lists`);
+    return meta === undefined ? { ifNoneMatch: '*' } : { ifMatch: meta.version };
+  }
+  return {};
+}
+
+async function kvOf(deps: AppDeps, c: Context<AppEnv>): Promise<KvStore> {
+  return (await deps.engine.tenant(c.get('tenant').id)).kv;
+}
+
+function parseTtl(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,12}$/.test(raw) || Number(raw) === 0) throw invalid(`ttl: expected a whole number of seconds of at least 1, got ${JSON.stringify(raw.slice(0, 40))}`);
+  return Number(raw);
+}
+
+export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
+  const auth = tenantAuth(deps);
+  const tags = ['KV'];
+  const limit = deps.config.body_limits.kv;
+
+  router.add(
+    'put',
+    KEY_PATH,
+    {
+      tags,
+      summary: 'Store a value',
+      description: 'The raw request body is the value; its Content-Type is kept and returned by GET. `If-Match: "<etag>"` writes only over that version, `If-None-Match: *` only creates.',
+      security: tenantSecurity,
+      request: {
+        params: KvKeyParam,
+        query: KvPutQuery,
+        body: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+      },
+      responses: { '200': jsonResponse(KvPutResult, 'Stored; the ETag header carries the new version'), ...errorResponses(...AUTHED_ERRORS, 412, 413) },
+    },
+    auth,
+    async (c) => {
+      const key = param(c, 'key');
+      const kv = await kvOf(deps, c);
+      const ttl = parseTtl(c.req.query('ttl'));
+      const value = await readBody(c.req.raw, limit);
+      const contentType = c.req.header('content-type') ?? undefined;
+      const pre = await preconditions(kv, key, c.req.raw.headers, true);
+      const { version, expiresAt } = await kv.put(key, value, { contentType, ttl, ...pre });
+      const etag = etagOf(version);
+      return c.json({ key, size: value.length, content_type: contentType ?? 'application/octet-stream', etag, expires_at: expiresAt }, 200, { etag });
+    },
+  );
+
+  router.add(
+    'get',
+    KEY_PATH,
+    {
+      tags,
+      summary: 'Read a value',
+      description: 'The raw value with its stored Content-Type and an ETag. `If-None-Match` with the current ETag answers 304.',
+      security: tenantSecurity,
+      request: { params: KvKeyParam },
+      responses: {
+        '200': { description: 'The value', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+        '304': { description: 'Not modified' },
+        ...errorResponses(...AUTHED_ERRORS, 404),
+      },
+    },
+    auth,
+    async (c) => {
+      const key = param(c, 'key');
+      const entry = await (await kvOf(deps, c)).get(key);
+      if (entry === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `key '${key}' does not exist`);
+      const etag = etagOf(entry.version);
+      const inm = c.req.header('if-none-match');
+      if (inm !== undefined) {
+        const tags = parseEtags(inm);
+        if (tags === '*' || tags.includes(entry.version)) return c.body(null, 304, { etag });
+      }
+      const headers: Record<string, string> = { 'content-type': entry.contentType, etag };
+      if (entry.expiresAt !== null) headers['x-expires-at'] = String(entry.expiresAt);
+      // The engine hands out views of its own buffers; hono's types want an ArrayBuffer-backed view.
+      return c.body(entry.value as Uint8Array<ArrayBuffer>, 200, headers);
+    },
+  );
+
+  router.add(
+    'delete',
+    KEY_PATH,
+    {
+      tags,
+      summary: 'Delete a key',
+      description: '`If-Match: "<etag>"` deletes only that version.',
+      security: tenantSecurity,
+      request: { params: KvKeyParam },
+      responses: { '204': { description: 'Deleted' }, ...errorResponses(...AUTHED_ERRORS, 404, 412) },
+    },
+    auth,
+    async (c) => {
+      const key = param(c, 'key');
+      const kv = await kvOf(deps, c);
+      const pre = await preconditions(kv, key, c.req.raw.headers, false);
+      const existed = await kv.delete(key, pre);
+      if (!existed) throw new QuartzError(ErrorCode.NOT_FOUND, `key '${key}' does not exist`);
+      return c.body(null, 204);
+    },
+  );
+
+  router.add(
+    'get',
+    '/v1/kv',
+    {
+      tags,
+      summary: 'List keys',
+      description: 'Keys in byte order, optionally under a prefix; pass `cursor` back for the next page (null on the last).',
+      security: tenantSecurity,
+      request: { query: KvListQuery },
+      responses: { '200': jsonResponse(KvListPage, 'One page of keys'), ...errorResponses(...AUTHED_ERRORS) },
+    },
+    auth,
+    async (c) => {
+      const kv = await kvOf(deps, c);
+      const page = await kv.list({
+        prefix: c.req.query('prefix') ?? '',
+        cursor: c.req.query('cursor') || null,
+        limit: queryInt(c.req.query('limit'), 'limit', 1, 1000, 1000),
+      });
+      return c.json(page);
+    },
+  );
+}

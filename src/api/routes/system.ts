@@ -1,0 +1,90 @@
+/**
+ * Routes around the API: health, the OpenAPI document and its docs page (assets served by the
+ * home, never a CDN), Prometheus metrics when the home renders them, and static files at `/`.
+ */
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import type { AppDeps, AppEnv } from '../context.js';
+import type { ApiRouter } from '../router.js';
+import { Health } from '../schemas/admin.js';
+import { jsonResponse } from '../schemas/common.js';
+
+/** The /docs page: Swagger UI from the server's own /docs assets, pointed at /v1/openapi.json. */
+export const DOCS_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>QuartzDB API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/init.js"></script>
+</body>
+</html>
+`;
+
+/** Kept out of the HTML so a strict Content-Security-Policy (script-src 'self') still works. */
+export const DOCS_INIT_JS = `window.ui = SwaggerUIBundle({ url: '/v1/openapi.json', dom_id: '#swagger-ui', deepLinking: true });\n`;
+
+const LANDING_HTML = `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>QuartzDB</title></head>
+<body>
+<h1>QuartzDB</h1>
+<p>The HTTP API lives under <code>/v1</code>. Read the <a href="/docs">API docs</a> or the <a href="/v1/openapi.json">OpenAPI document</a>.</p>
+</body>
+</html>
+`;
+
+function notFound(path: string): QuartzError {
+  return new QuartzError(ErrorCode.NOT_FOUND, `no route for ${path}`);
+}
+
+export function systemRoutes(router: ApiRouter<AppEnv>, app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
+  const { config, clock, startedAt, metrics, assets } = deps;
+
+  router.add(
+    'get',
+    '/v1/health',
+    { tags: ['System'], summary: 'Liveness and version', responses: { '200': jsonResponse(Health, 'The server is up') } },
+    (c) => c.json({ status: 'ok' as const, version: config.version, uptime_s: Math.floor((clock.now() - startedAt) / 1000) }),
+  );
+
+  let document: string | undefined;
+  router.add('get', '/v1/openapi.json', undefined, (c) => {
+    // Built on first request: the registry is complete once createApp returns.
+    document ??= JSON.stringify(
+      app.getOpenAPI31Document({
+        openapi: '3.1.0',
+        info: {
+          title: 'QuartzDB HTTP API',
+          version: config.version,
+          description: 'KV, vectors and streams per tenant. Errors are `{error, message}`; the codes are listed in docs/api.md.',
+        },
+        servers: [{ url: '/' }],
+      }),
+    );
+    return c.body(document, 200, { 'content-type': 'application/json; charset=utf-8' });
+  });
+
+  router.add('get', '/docs', undefined, (c) => c.html(DOCS_HTML));
+  router.add('get', '/docs/init.js', undefined, (c) => c.body(DOCS_INIT_JS, 200, { 'content-type': 'text/javascript; charset=utf-8' }));
+
+  router.add('get', '/metrics', undefined, async (c) => {
+    if (metrics?.render === undefined) throw notFound('/metrics: this server does not export metrics');
+    const { contentType, body } = await metrics.render();
+    return c.body(body, 200, { 'content-type': contentType });
+  });
+
+  // Everything outside /v1 is a static file of the home (docs assets, the playground) if it has one.
+  const serveAsset = async (path: string): Promise<Response | undefined> => (assets === undefined ? undefined : assets(path));
+  router.add('get', '/', undefined, async (c) => (await serveAsset('/')) ?? c.html(LANDING_HTML));
+  router.add('get', '/:path{(?!v1/).+}', undefined, async (c) => {
+    const response = await serveAsset(c.req.path);
+    if (response === undefined) throw notFound(c.req.path);
+    return response;
+  });
+}

@@ -1,0 +1,194 @@
+/**
+ * Vector routes: collections (create, list, describe, delete) and their vectors (upsert, query,
+ * get, list, delete). The engine owns the rules; bodies are shape-checked here so a wrong type
+ * is reported by field name.
+ */
+import type { Context } from 'hono';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import type { CollectionInfo as EngineCollectionInfo } from '../../engine/vectors/collection.js';
+import type { VectorStore } from '../../engine/vectors/vector-store.js';
+import { readJson } from '../body.js';
+import type { AppDeps, AppEnv } from '../context.js';
+import { tenantAuth } from '../middleware/auth.js';
+import type { ApiRouter } from '../router.js';
+import { AUTHED_ERRORS, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
+import {
+  CollectionInfo,
+  CollectionList,
+  CollectionParam,
+  CreateCollectionBody,
+  QueryBody,
+  QueryResult,
+  UpsertBody,
+  UpsertResult,
+  VectorListPage,
+  VectorListQuery,
+  VectorParam,
+  VectorRecord,
+} from '../schemas/vectors.js';
+import { param, parseWith, queryBool, queryInt } from '../validation.js';
+
+/** The engine's collection info in the API's snake_case. */
+function collectionJson(info: EngineCollectionInfo) {
+  return { name: info.name, dims: info.dims, metric: info.metric, m: info.M, ef_construction: info.efConstruction, count: info.count, created_at: info.created_at };
+}
+
+export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
+  const auth = tenantAuth(deps);
+  const tags = ['Vectors'];
+  const { json: jsonLimit, vectors: vectorLimit } = deps.config.body_limits;
+  const store = async (c: Context<AppEnv>): Promise<VectorStore> => (await deps.engine.tenant(c.get('tenant').id)).vectors;
+
+  router.add(
+    'post',
+    '/v1/collections',
+    {
+      tags,
+      summary: 'Create a collection',
+      security: tenantSecurity,
+      request: { body: jsonBody(CreateCollectionBody) },
+      responses: { '201': jsonResponse(CollectionInfo, 'Created'), ...errorResponses(...AUTHED_ERRORS, 409, 413) },
+    },
+    auth,
+    async (c) => {
+      const body = parseWith(CreateCollectionBody, await readJson(c.req.raw, jsonLimit));
+      const info = await (await store(c)).createCollection({ name: body.name, dims: body.dims, metric: body.metric, M: body.m, efConstruction: body.ef_construction });
+      return c.json(collectionJson(info), 201);
+    },
+  );
+
+  router.add(
+    'get',
+    '/v1/collections',
+    { tags, summary: 'List collections', security: tenantSecurity, responses: { '200': jsonResponse(CollectionList, 'Every collection of the tenant'), ...errorResponses(...AUTHED_ERRORS) } },
+    auth,
+    async (c) => c.json({ collections: (await (await store(c)).listCollections()).map(collectionJson) }),
+  );
+
+  router.add(
+    'get',
+    '/v1/collections/:c',
+    {
+      tags,
+      summary: 'Describe a collection',
+      security: tenantSecurity,
+      request: { params: CollectionParam },
+      responses: { '200': jsonResponse(CollectionInfo, 'Config and live count'), ...errorResponses(...AUTHED_ERRORS, 404) },
+    },
+    auth,
+    async (c) => c.json(collectionJson(await (await store(c)).describeCollection(param(c, 'c')))),
+  );
+
+  router.add(
+    'delete',
+    '/v1/collections/:c',
+    {
+      tags,
+      summary: 'Delete a collection and its vectors',
+      security: tenantSecurity,
+      request: { params: CollectionParam },
+      responses: { '204': { description: 'Deleted' }, ...errorResponses(...AUTHED_ERRORS, 404) },
+    },
+    auth,
+    async (c) => {
+      await (await store(c)).deleteCollection(param(c, 'c'));
+      return c.body(null, 204);
+    },
+  );
+
+  router.add(
+    'post',
+    '/v1/collections/:c/upsert',
+    {
+      tags,
+      summary: 'Insert or replace vectors',
+      security: tenantSecurity,
+      request: { params: CollectionParam, body: jsonBody(UpsertBody) },
+      responses: { '200': jsonResponse(UpsertResult, 'Stored'), ...errorResponses(...AUTHED_ERRORS, 404, 413) },
+    },
+    auth,
+    async (c) => {
+      const body = parseWith(UpsertBody, await readJson(c.req.raw, vectorLimit));
+      return c.json(await (await store(c)).upsert(param(c, 'c'), body.vectors));
+    },
+  );
+
+  router.add(
+    'post',
+    '/v1/collections/:c/query',
+    {
+      tags,
+      summary: 'Nearest neighbours of a vector (or of a stored vector by id)',
+      security: tenantSecurity,
+      request: { params: CollectionParam, body: jsonBody(QueryBody) },
+      responses: { '200': jsonResponse(QueryResult, 'Best matches first'), ...errorResponses(...AUTHED_ERRORS, 404, 413) },
+    },
+    auth,
+    async (c) => {
+      const body = parseWith(QueryBody, await readJson(c.req.raw, vectorLimit));
+      return c.json(await (await store(c)).query(param(c, 'c'), body));
+    },
+  );
+
+  router.add(
+    'get',
+    '/v1/collections/:c/vectors/:id',
+    {
+      tags,
+      summary: 'Read a vector',
+      security: tenantSecurity,
+      request: { params: VectorParam },
+      responses: { '200': jsonResponse(VectorRecord, 'The vector'), ...errorResponses(...AUTHED_ERRORS, 404) },
+    },
+    auth,
+    async (c) => {
+      const name = param(c, 'c');
+      const id = param(c, 'id');
+      const record = await (await store(c)).get(name, id);
+      if (record === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `collection '${name}' has no vector '${id}'`);
+      return c.json(record);
+    },
+  );
+
+  router.add(
+    'get',
+    '/v1/collections/:c/vectors',
+    {
+      tags,
+      summary: 'List vectors',
+      security: tenantSecurity,
+      request: { params: CollectionParam, query: VectorListQuery },
+      responses: { '200': jsonResponse(VectorListPage, 'One page of vectors'), ...errorResponses(...AUTHED_ERRORS, 404) },
+    },
+    auth,
+    async (c) => {
+      const page = await (await store(c)).listVectors(param(c, 'c'), {
+        cursor: c.req.query('cursor') || null,
+        limit: queryInt(c.req.query('limit'), 'limit', 1, 1000, 100),
+        include_metadata: queryBool(c.req.query('include_metadata'), 'include_metadata', false),
+        include_values: queryBool(c.req.query('include_values'), 'include_values', false),
+      });
+      return c.json(page);
+    },
+  );
+
+  router.add(
+    'delete',
+    '/v1/collections/:c/vectors/:id',
+    {
+      tags,
+      summary: 'Delete a vector',
+      security: tenantSecurity,
+      request: { params: VectorParam },
+      responses: { '204': { description: 'Deleted' }, ...errorResponses(...AUTHED_ERRORS, 404) },
+    },
+    auth,
+    async (c) => {
+      const name = param(c, 'c');
+      const id = param(c, 'id');
+      const { deleted } = await (await store(c)).deleteVectors(name, [id]);
+      if (deleted === 0) throw new QuartzError(ErrorCode.NOT_FOUND, `collection '${name}' has no vector '${id}'`);
+      return c.body(null, 204);
+    },
+  );
+}

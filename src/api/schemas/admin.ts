@@ -1,0 +1,60 @@
+/** Tenants, keys, usage and the system routes' shapes. */
+import { z } from '@hono/zod-openapi';
+
+export const RegisterBody = z.object({ email: z.string().min(3).max(254).openapi({ example: 'ada@example.com' }) }).openapi('Register');
+export const RegisterResult = z
+  .object({ user_id: z.string(), api_key: z.string().openapi({ description: 'qz_ + 64 hex; shown once' }) })
+  .openapi('Registered');
+
+export const Tenant = z
+  .object({
+    id: z.string(),
+    email: z.string(),
+    plan: z.string(),
+    billing_customer_id: z.string().nullable(),
+    created_at: z.number().int(),
+    updated_at: z.number().int(),
+  })
+  .openapi('Tenant');
+
+export const CreateTenantBody = z
+  .object({
+    email: z.string().min(3).max(254),
+    plan: z.string().optional().openapi({ description: 'A configured plan (default: the default plan)' }),
+    billing_customer_id: z.string().min(1).max(255).nullable().optional().openapi({ description: 'Stripe customer id, e.g. cus_123' }),
+  })
+  .openapi('CreateTenant');
+
+export const CreatedTenant = z.object({ tenant: Tenant, key_id: z.string(), api_key: z.string() }).openapi('CreatedTenant');
+
+export const UpdateTenantBody = z
+  .object({
+    plan: z.string().optional(),
+    billing_customer_id: z.string().min(1).max(255).nullable().optional(),
+  })
+  .openapi('UpdateTenant');
+
+export const TenantParam = z.object({ id: z.string() });
+export const KeyParam = z.object({ id: z.string(), key_id: z.string() });
+export const IssuedKey = z.object({ key_id: z.string(), api_key: z.string() }).openapi('IssuedKey');
+
+export const ExportQuery = z.object({
+  from: z.string().optional().openapi({ description: 'First period, YYYY-MM' }),
+  to: z.string().optional().openapi({ description: 'Last period, YYYY-MM' }),
+});
+
+export const Usage = z
+  .object({
+    tenant_id: z.string(),
+    period: z.string().openapi({ example: '2025-01' }),
+    api_calls: z.number(),
+    bytes_stored: z.number(),
+    records_produced: z.number(),
+    vectors_stored: z.number(),
+    function_ms: z.number(),
+  })
+  .openapi('Usage');
+
+export const Health = z
+  .object({ status: z.literal('ok'), version: z.string(), uptime_s: z.number() })
+  .openapi('Health');

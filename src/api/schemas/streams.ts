@@ -1,0 +1,120 @@
+/** Stream shapes: topics, records (per-record utf8/base64 encoding), consumer groups. */
+import { z } from '@hono/zod-openapi';
+
+export const Encoding = z.enum(['utf8', 'base64']).openapi({ description: 'How key, value and header values are written (default utf8)' });
+
+export const CreateTopicBody = z
+  .object({
+    name: z.string().min(1).max(249).openapi({ example: 'orders' }),
+    partitions: z.number().int().min(1).max(1024).optional().openapi({ description: 'default 1' }),
+    retention_ms: z.number().int().min(-1).optional().openapi({ description: '-1 keeps records forever; default 7 days' }),
+    retention_bytes: z.number().int().min(-1).optional(),
+    segment_bytes: z.number().int().min(1024).optional(),
+    segment_ms: z.number().int().min(1).optional(),
+  })
+  .openapi('CreateTopic');
+
+export const TopicConfig = z
+  .object({
+    name: z.string(),
+    partitions: z.number().int(),
+    retention_ms: z.number().int(),
+    retention_bytes: z.number().int(),
+    segment_bytes: z.number().int(),
+    segment_ms: z.number().int(),
+    created_at: z.number().int(),
+  })
+  .openapi('Topic');
+
+export const TopicDescription = TopicConfig.extend({
+  partition_info: z.array(
+    z.object({
+      partition: z.number().int(),
+      log_start_offset: z.number().int(),
+      high_watermark: z.number().int(),
+      bytes: z.number().int(),
+      segments: z.number().int(),
+    }),
+  ),
+}).openapi('TopicDescription');
+
+export const TopicList = z.object({ topics: z.array(TopicConfig) }).openapi('TopicList');
+export const TopicParam = z.object({ t: z.string().openapi({ description: 'Topic name' }) });
+export const PartitionParam = z.object({ t: z.string(), p: z.string().openapi({ description: 'Partition number' }) });
+
+const Header = z.object({ key: z.string(), value: z.string().nullable() });
+
+/** Documented shape; the handler validates records by hand (the hot path) to the same rules. */
+export const ProduceBody = z
+  .object({
+    records: z
+      .array(
+        z.object({
+          key: z.string().nullable().optional(),
+          value: z.string().nullable(),
+          headers: z.array(Header).optional(),
+          partition: z.number().int().min(0).optional(),
+          encoding: Encoding.optional(),
+        }),
+      )
+      .min(1),
+  })
+  .openapi('Produce');
+
+export const ProduceResult = z
+  .object({ offsets: z.array(z.object({ partition: z.number().int(), offset: z.number().int() })) })
+  .openapi('ProduceResult');
+
+export const ConsumeQuery = z.object({
+  offset: z.string().optional().openapi({ description: 'First offset to read (default: the log start)' }),
+  max_records: z.string().optional().openapi({ description: '1-100000, default 500' }),
+  max_bytes: z.string().optional().openapi({ description: 'default 1 MiB' }),
+  max_wait_ms: z.string().optional().openapi({ description: 'Long-poll at the end of the log, capped by the server (default cap 30000)' }),
+});
+
+export const ConsumeResult = z
+  .object({
+    records: z.array(
+      z.object({
+        offset: z.number().int(),
+        timestamp: z.number().int(),
+        key: z.string().nullable(),
+        value: z.string().nullable(),
+        headers: z.array(Header),
+        encoding: Encoding,
+      }),
+    ),
+    next_offset: z.number().int(),
+    high_watermark: z.number().int(),
+    log_start_offset: z.number().int(),
+  })
+  .openapi('ConsumeResult');
+
+export const GroupList = z.object({ groups: z.array(z.string()) }).openapi('GroupList');
+export const GroupParam = z.object({ g: z.string().openapi({ description: 'Consumer group id' }) });
+
+export const CommitBody = z
+  .object({
+    topic: z.string().min(1),
+    partition: z.number().int().min(0),
+    offset: z.number().int().min(0).openapi({ description: 'The next offset the group will read' }),
+    metadata: z.string().max(4096).optional(),
+  })
+  .openapi('CommitOffset');
+
+export const GroupOffsetsQuery = z.object({ topic: z.string().optional() });
+
+export const GroupOffsets = z
+  .object({
+    group: z.string(),
+    offsets: z.array(
+      z.object({
+        topic: z.string(),
+        partition: z.number().int(),
+        offset: z.number().int().nullable().openapi({ description: 'null when never committed' }),
+        high_watermark: z.number().int(),
+        lag: z.number().int().nullable(),
+      }),
+    ),
+  })
+  .openapi('GroupOffsets');

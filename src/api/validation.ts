@@ -1,0 +1,72 @@
+/**
+ * Turning bad input into one clear 400: zod issues become `records[3].value: expected string`,
+ * query strings become typed numbers and booleans with the parameter named in the message.
+ */
+import type { Context } from 'hono';
+import type { z } from 'zod';
+import { ErrorCode, QuartzError } from '../core/errors.js';
+
+type Issue = z.core.$ZodIssue;
+
+/** `['records', 3, 'value']` → `records[3].value`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? String(part) : `.${String(part)}`;
+  }
+  return out;
+}
+
+/** The first issues (at most three), each as `path: what was wrong`. */
+export function formatIssues(issues: readonly Issue[]): string {
+  return issues
+    .slice(0, 3)
+    .map((issue) => {
+      const message = issue.message.replace(/^Invalid input: /, '');
+      return issue.path.length === 0 ? `body: ${message}` : `${formatPath(issue.path)}: ${message}`;
+    })
+    .join('; ');
+}
+
+export function invalid(message: string): QuartzError {
+  return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+/**
+ * Checks `value` against `schema`; a mismatch is an INVALID_ARGUMENT naming the field.
+ *
+ * @example
+ * const body = parseWith(createTopicBody, await readJson(c.req.raw, limits.json));
+ */
+export function parseWith<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw invalid(formatIssues(result.error.issues));
+  return result.data;
+}
+
+/** A query parameter as an integer in [min, max], or `fallback` when absent. */
+export function queryInt(raw: string | undefined, name: string, min: number, max: number, fallback: number): number;
+export function queryInt(raw: string | undefined, name: string, min: number, max: number, fallback?: undefined): number | undefined;
+export function queryInt(raw: string | undefined, name: string, min: number, max: number, fallback?: number): number | undefined {
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^-?\d{1,16}$/.test(raw)) throw invalid(`${name}: expected an integer, got ${JSON.stringify(raw.slice(0, 40))}`);
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw invalid(`${name}: must be an integer from ${min} to ${max}, got ${raw}`);
+  return n;
+}
+
+/** `true`/`false`/`1`/`0` query flags. */
+export function queryBool(raw: string | undefined, name: string, fallback: boolean): boolean {
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw invalid(`${name}: expected true or false, got ${JSON.stringify(raw.slice(0, 40))}`);
+}
+
+/** A path parameter the route pattern guarantees (hono types it as possibly undefined). */
+export function param(c: Context, name: string): string {
+  const value = c.req.param(name);
+  if (value === undefined) throw invalid(`missing path parameter ${name}`);
+  return value;
+}
