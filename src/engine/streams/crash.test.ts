@@ -200,6 +200,24 @@ describe('damaged segment blobs', () => {
     await expectTypedFailure(other.streams.consume('t', 0, 0, { max_records: 1000 }), [ErrorCode.CORRUPT_DATA, ErrorCode.CHECKSUM_MISMATCH]);
   });
 
+  it('refuses to open a partition whose tail entries are damaged or out of sequence', async () => {
+    const { memory, streams } = await sealed();
+    await streams.produce('t', [{ value: enc.encode('tail') }]);
+    await streams.close();
+    const kv = memory.unit('log/t1/t/0').kv;
+    const [entry] = (await kv.scan({ prefix: enc.encode('t') })) as Array<{ key: Uint8Array; value: Uint8Array }>;
+    const moved = entry!.key.slice();
+    moved[8]! += 5; // the same batch under a key 5 offsets later: a gap
+    await kv.batch([
+      { type: 'delete', key: entry!.key },
+      { type: 'put', key: moved, value: entry!.value },
+    ]);
+    const err = await expectTypedFailure(StreamStore.open({ ...createTestContext(), storage: memory }, 't1'), [ErrorCode.CORRUPT_DATA]);
+    expect(err.message).toContain('log/t1/t/0');
+    await kv.batch([{ type: 'put', key: moved, value: enc.encode('not a batch') }]);
+    await expectTypedFailure(StreamStore.open({ ...createTestContext(), storage: memory }, 't1'), [ErrorCode.CORRUPT_DATA]);
+  });
+
   it('reports a missing segment blob as corrupt data', async () => {
     const { memory, streams, blob } = await sealed();
     await memory.unit('log/t1/t/0').blobs.delete(blob);

@@ -184,11 +184,26 @@ export class PartitionLog {
     return log;
   }
 
+  private corrupt(what: string, cause?: unknown): QuartzError {
+    return new QuartzError(ErrorCode.CORRUPT_DATA, `partition ${this.name}: ${what}`, cause === undefined ? undefined : { cause });
+  }
+
+  private parse<T>(bytes: Uint8Array, what: string): T {
+    try {
+      return JSON.parse(fromUtf8.decode(bytes)) as T;
+    } catch (cause) {
+      throw this.corrupt(`${what} is not valid JSON`, cause);
+    }
+  }
+
   private async load(): Promise<void> {
     const meta = await this.unit.kv.get(META_KEY);
-    if (meta !== undefined) this.logStart = (JSON.parse(fromUtf8.decode(meta)) as { logStart: number }).logStart;
+    if (meta !== undefined) this.logStart = this.parse<{ logStart: number }>(meta, 'the log-start record').logStart;
+    let expected: number | undefined;
     for (const entry of await this.unit.kv.scan({ prefix: new Uint8Array([SEG_PREFIX]) })) {
-      const info = JSON.parse(fromUtf8.decode(entry.value)) as SegmentInfo;
+      const info = this.parse<SegmentInfo>(entry.value, `segment descriptor ${keyOffset(entry.key)}`);
+      if (expected !== undefined && info.base !== expected) throw this.corrupt(`segment ${info.blob} starts at ${info.base}, expected ${expected}`);
+      expected = info.end;
       this.segments.push(info);
       this.segmentBytesTotal += info.bytes;
     }
@@ -197,22 +212,19 @@ export class PartitionLog {
       try {
         header = readBatchHeader(entry.value);
       } catch (cause) {
-        throw new QuartzError(ErrorCode.CORRUPT_DATA, `partition ${this.name}: tail batch at offset ${keyOffset(entry.key)} is unreadable`, { cause });
+        throw this.corrupt(`tail batch at offset ${keyOffset(entry.key)} is unreadable`, cause);
       }
       const base = header.baseOffset;
-      this.tail.push({
-        base,
-        end: base + header.lastOffsetDelta + 1,
-        bytes: entry.value,
-        baseTimestamp: header.baseTimestamp,
-        maxTimestamp: header.maxTimestamp,
-      });
+      // The roll's atomic batch keeps tail and segments contiguous; anything else is damage.
+      if (base !== keyOffset(entry.key) || (expected !== undefined && base !== expected)) {
+        throw this.corrupt(`tail batch at key offset ${keyOffset(entry.key)} holds offset ${base}, expected ${expected ?? keyOffset(entry.key)}`);
+      }
+      expected = header.nextOffset;
+      this.tail.push({ base, end: header.nextOffset, bytes: entry.value, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp });
       this.tailBytes += entry.value.length;
     }
-    const lastSeg = this.segments[this.segments.length - 1];
-    const lastTail = this.tail[this.tail.length - 1];
     if (meta === undefined) this.logStart = this.segments[0]?.base ?? this.tail[0]?.base ?? 0;
-    this.hwm = Math.max(this.logStart, lastSeg?.end ?? 0, lastTail?.end ?? 0);
+    this.hwm = Math.max(this.logStart, expected ?? 0);
     this.assigned = this.hwm;
     const known = new Set(this.segments.map((s) => s.blob));
     for (const blob of await this.unit.blobs.list('seg/')) {
@@ -245,6 +257,7 @@ export class PartitionLog {
   append(records: SegmentRecord[], rawBytes?: number): Promise<number> {
     this.checkOpen();
     const base = this.assigned;
+    if (records.length === 0) return Promise.resolve(base);
     const ops: BatchOp[] = [];
     const batches: TailBatch[] = [];
     let bytes = 0;
