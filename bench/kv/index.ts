@@ -1,11 +1,12 @@
 /**
  * `npm run bench -- kv [--keys N] [--scale F] [--reps R]`: in-process KV get/put through the engine (KvStore
- * on the Node disk adapter, metering on) beside raw `lmdb` on the same machine in the same run,
+ * on the Node disk adapter, metering on) beside raw `lmdb` on the same machine in the same run
+ * (and beside the Storage port's lmdb adapter alone, to show which layer costs what),
  * with the same durability settings (every write fsync'd before its promise resolves). Prints
  * ops/s and engine/raw ratios for 100 B and 1 KB values. Target: within 1.5x of raw lmdb.
  *
- * The "(raw get+put)" row compares the engine's put with raw lmdb reading the old entry and then
- * writing, which is the least any put with metering and compare-and-set must do.
+ * The "ref: get+put" rows compare the engine's put with lmdb (and the adapter) reading the old
+ * entry and then writing, which is the least any put with metering and compare-and-set must do.
  *
  * Put workloads:
  *   - concurrent: `inflight` puts issued at once, then awaited together (lmdb groups them into
@@ -47,35 +48,46 @@ function opsPerSec(ops: number, ns: bigint): number {
   return ops / (Number(ns) / 1e9);
 }
 
-async function time(fn: () => Promise<void> | void): Promise<bigint> {
+/** Wall time and process CPU time (all threads, so lmdb's writer counts too) of one run. */
+async function time(fn: () => Promise<void> | void): Promise<{ ns: bigint; cpuUs: number }> {
   (globalThis as { gc?: () => void }).gc?.();
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   await fn();
-  return process.hrtime.bigint() - t0;
+  const ns = process.hrtime.bigint() - t0;
+  const c = process.cpuUsage(c0);
+  return { ns, cpuUs: c.user + c.system };
 }
+
+type Run = () => Promise<void> | void;
 
 interface Row {
   workload: string;
+  /** Best ops/s (wall clock) per side. */
   raw: number;
+  adapter: number;
   engine: number;
+  /** Least CPU microseconds per op per side. */
+  cpu: { raw: number; adapter: number; engine: number };
 }
 
 /**
- * Runs raw and engine REPS times each, alternating which goes first, and keeps each side's best
- * run: the machine is shared, and the best run is the one least disturbed by other processes.
+ * Runs each side REPS times, rotating which goes first, and keeps each side's best run, by wall
+ * clock and by CPU time: the machine is shared, and the best run is the least disturbed one.
  */
-async function compare(rows: Row[], workload: string, ops: number, rawRun: () => Promise<void> | void, engineRun: () => Promise<void> | void) {
-  let raw = 0;
-  let engine = 0;
+async function compare(rows: Row[], workload: string, ops: number, sides: { raw: Run; adapter: Run; engine: Run }) {
+  const best = { raw: 0, adapter: 0, engine: 0 };
+  const cpu = { raw: Infinity, adapter: Infinity, engine: Infinity };
+  const names = ['raw', 'adapter', 'engine'] as const;
   for (let rep = 0; rep < REPS; rep++) {
-    const order = rep % 2 === 0 ? ['raw', 'engine'] : ['engine', 'raw'];
-    for (const side of order) {
-      const rate = opsPerSec(ops, await time(side === 'raw' ? rawRun : engineRun));
-      if (side === 'raw') raw = Math.max(raw, rate);
-      else engine = Math.max(engine, rate);
+    for (let j = 0; j < names.length; j++) {
+      const side = names[(rep + j) % names.length]!;
+      const t = await time(sides[side]);
+      best[side] = Math.max(best[side], opsPerSec(ops, t.ns));
+      cpu[side] = Math.min(cpu[side], t.cpuUs / ops);
     }
   }
-  rows.push({ workload, raw, engine });
+  rows.push({ workload, ...best, cpu });
 }
 
 async function main() {
@@ -87,6 +99,9 @@ async function main() {
   const usage = await UsageMeter.open({ storage, clock: systemClock, scheduler: timerScheduler });
   const ctx: EngineContext = { storage, clock: systemClock, scheduler: timerScheduler, usage, capabilities: { compileWasmAtRuntime: true, threads: true, persistentStorage: true } };
   const kv = await KvStore.open(ctx, 'bench');
+  // The Storage port's lmdb adapter alone, on a unit of its own: what the engine is built on.
+  const port = (await storage.unit('bench-port')).kv;
+  const portKeys = rawKeys.map((k) => new Uint8Array(k));
 
   const rows: Row[] = [];
   let sink = 0;
@@ -95,69 +110,75 @@ async function main() {
     const rawValue = Buffer.from(value);
     const label = size === 100 ? '100 B' : '1 KB';
 
-    // Load every key on both sides (this also warms up the JIT and lmdb's pages).
+    // Load every key on every side (this also warms up the JIT and lmdb's pages).
     for (let i = 0; i < KEYS; i += INFLIGHT) {
-      const batch: Promise<unknown>[] = [];
-      for (let j = i; j < Math.min(KEYS, i + INFLIGHT); j++) batch.push(raw.put(rawKeys[j]!, rawValue), kv.put(names[j]!, value));
+      const batch: unknown[] = [];
+      for (let j = i; j < Math.min(KEYS, i + INFLIGHT); j++) batch.push(raw.put(rawKeys[j]!, rawValue), port.put(portKeys[j]!, value), kv.put(names[j]!, value));
       await Promise.all(batch);
     }
 
     // Concurrent puts: INFLIGHT issued at once, awaited together, PUT_ROUNDS times.
-    const concurrent = (put: (i: number) => Promise<unknown>) => async () => {
+    const concurrent = (put: (i: number) => unknown) => async () => {
       for (let r = 0; r < PUT_ROUNDS; r++) {
-        const batch: Promise<unknown>[] = [];
+        const batch: unknown[] = [];
         for (let i = 0; i < INFLIGHT; i++) batch.push(put((r * INFLIGHT + i) % KEYS));
         await Promise.all(batch);
       }
     };
-    await compare(
-      rows,
-      `put ${label}, ${INFLIGHT} in flight`,
-      PUT_ROUNDS * INFLIGHT,
-      concurrent((i) => raw.put(rawKeys[i]!, rawValue)),
-      concurrent((i) => kv.put(names[i]!, value)),
-    );
-
-    // Reference: raw lmdb doing what every engine put must do (read the old entry, then write),
-    // since metering, the TTL index and compare-and-set all need the old record's header.
-    await compare(
-      rows,
-      `  (raw get+put, ${INFLIGHT} in flight)`,
-      PUT_ROUNDS * INFLIGHT,
-      concurrent((i) => {
+    await compare(rows, `put ${label}, ${INFLIGHT} in flight`, PUT_ROUNDS * INFLIGHT, {
+      raw: concurrent((i) => raw.put(rawKeys[i]!, rawValue)),
+      adapter: concurrent((i) => port.put(portKeys[i]!, value)),
+      engine: concurrent((i) => kv.put(names[i]!, value)),
+    });
+    // Reference: reading the old entry, then writing, which is the least any put with metering,
+    // a TTL index and compare-and-set must do. The engine column repeats the engine's put.
+    await compare(rows, `  ref: get+put, ${INFLIGHT} in flight`, PUT_ROUNDS * INFLIGHT, {
+      raw: concurrent((i) => {
         sink += raw.get(rawKeys[i]!)?.length ?? 0;
         return raw.put(rawKeys[i]!, rawValue);
       }),
-      concurrent((i) => kv.put(names[i]!, value)),
-    );
+      adapter: concurrent((i) => {
+        sink += (port.get(portKeys[i]!) as Uint8Array | undefined)?.length ?? 0;
+        return port.put(portKeys[i]!, value);
+      }),
+      engine: concurrent((i) => kv.put(names[i]!, value)),
+    });
 
     // Sequential durable puts: one awaited put at a time, one fsync each.
-    await compare(
-      rows,
-      `put ${label}, 1 in flight (awaited)`,
-      SEQ_PUTS,
-      async () => {
-        for (let i = 0; i < SEQ_PUTS; i++) await raw.put(rawKeys[i % KEYS]!, rawValue);
-      },
-      async () => {
-        for (let i = 0; i < SEQ_PUTS; i++) await kv.put(names[i % KEYS]!, value);
-      },
-    );
+    const sequential = (put: (i: number) => unknown) => async () => {
+      for (let i = 0; i < SEQ_PUTS; i++) await put(i % KEYS);
+    };
+    await compare(rows, `put ${label}, 1 in flight (awaited)`, SEQ_PUTS, {
+      raw: sequential((i) => raw.put(rawKeys[i]!, rawValue)),
+      adapter: sequential((i) => port.put(portKeys[i]!, value)),
+      engine: sequential((i) => kv.put(names[i]!, value)),
+    });
 
-    // Gets: lmdb answers synchronously; the engine is awaited the way a request handler awaits it.
+    // Gets: lmdb and the adapter answer synchronously; the engine is awaited the way a request
+    // handler awaits it, and then used synchronously as in-process callers may.
     const rawGets = () => {
       for (let i = 0; i < GETS; i++) sink += raw.get(rawKeys[order[i]!]!)!.length;
     };
-    await compare(rows, `get ${label} (awaited)`, GETS, rawGets, async () => {
-      for (let i = 0; i < GETS; i++) sink += (await kv.get(names[order[i]!]!))!.value.length;
+    const portGets = () => {
+      for (let i = 0; i < GETS; i++) sink += (port.get(portKeys[order[i]!]!) as Uint8Array).length;
+    };
+    await compare(rows, `get ${label} (engine awaited)`, GETS, {
+      raw: rawGets,
+      adapter: portGets,
+      engine: async () => {
+        for (let i = 0; i < GETS; i++) sink += (await kv.get(names[order[i]!]!))!.value.length;
+      },
     });
-    // The same gets using the synchronous answer, as in-process callers may.
-    await compare(rows, `get ${label} (sync answer)`, GETS, rawGets, () => {
-      for (let i = 0; i < GETS; i++) {
-        const r = kv.get(names[order[i]!]!);
-        if (r instanceof Promise) throw new Error('expected a synchronous answer from lmdb');
-        sink += r!.value.length;
-      }
+    await compare(rows, `get ${label} (engine sync answer)`, GETS, {
+      raw: rawGets,
+      adapter: portGets,
+      engine: () => {
+        for (let i = 0; i < GETS; i++) {
+          const r = kv.get(names[order[i]!]!);
+          if (r instanceof Promise) throw new Error('expected a synchronous answer from lmdb');
+          sink += r!.value.length;
+        }
+      },
     });
   }
   if (sink === 0) throw new Error('nothing read');
@@ -168,11 +189,21 @@ async function main() {
   await rawEnv.close();
   rmSync(root, { recursive: true, force: true });
 
-  console.log(`keys: ${KEYS}; per run: ${GETS} gets, ${PUT_ROUNDS} x ${INFLIGHT} concurrent puts, ${SEQ_PUTS} sequential puts; best of ${REPS} alternating runs per side`);
-  console.log('workload'.padEnd(40) + 'raw lmdb ops/s'.padStart(16) + 'engine ops/s'.padStart(16) + 'raw/engine'.padStart(12) + '  target <= 1.5x');
+  console.log(`keys: ${KEYS}; per run: ${GETS} gets, ${PUT_ROUNDS} x ${INFLIGHT} concurrent puts, ${SEQ_PUTS} sequential puts; best of ${REPS} rotating runs per side`);
+  console.log('raw = lmdb directly; adapter = the Storage port on lmdb (src/node/storage); engine = KvStore on that adapter');
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(12);
+  const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+  console.log('\nthroughput, best run (ops/s):');
+  console.log('workload'.padEnd(38) + 'raw'.padStart(12) + 'adapter'.padStart(12) + 'engine'.padStart(12) + 'raw/engine'.padStart(12) + 'adapter/engine'.padStart(16) + '  target raw/engine <= 1.5x');
   for (const r of rows) {
-    const ratio = r.raw / r.engine;
-    console.log(r.workload.padEnd(40) + Math.round(r.raw).toLocaleString('en-US').padStart(16) + Math.round(r.engine).toLocaleString('en-US').padStart(16) + `${ratio.toFixed(2)}x`.padStart(12) + (ratio <= 1.5 ? '  ok' : '  OVER'));
+    const verdict = r.workload.startsWith('  ref') ? '' : r.raw / r.engine <= 1.5 ? '  ok' : '  OVER';
+    console.log(r.workload.padEnd(38) + fmt(r.raw) + fmt(r.adapter) + fmt(r.engine) + ratio(r.raw, r.engine).padStart(12) + ratio(r.adapter, r.engine).padStart(16) + verdict);
+  }
+  console.log('\nCPU per op, least of the runs (µs, all threads; robust to other load on the machine):');
+  console.log('workload'.padEnd(38) + 'raw'.padStart(12) + 'adapter'.padStart(12) + 'engine'.padStart(12) + 'engine/raw'.padStart(12) + 'engine/adapter'.padStart(16));
+  const us = (n: number) => n.toFixed(2).padStart(12);
+  for (const r of rows) {
+    console.log(r.workload.padEnd(38) + us(r.cpu.raw) + us(r.cpu.adapter) + us(r.cpu.engine) + ratio(r.cpu.engine, r.cpu.raw).padStart(12) + ratio(r.cpu.engine, r.cpu.adapter).padStart(16));
   }
 }
 
