@@ -61,7 +61,7 @@ export interface CollectionInfo extends CollectionConfig {
 export interface SnapshotPolicy {
   /** Mutation calls logged since the last snapshot. Default 1000. */
   everyMutations?: number;
-  /** Bytes of change log since the last snapshot. Default 32 MiB. */
+  /** Bytes of change log since the last snapshot. Default 8 MiB. */
   everyBytes?: number;
 }
 
@@ -119,7 +119,7 @@ export interface ListPage {
 }
 
 export const MAX_UPSERT_BATCH = 10_000;
-const DEFAULT_POLICY: Required<SnapshotPolicy> = { everyMutations: 1000, everyBytes: 32 * 1024 * 1024 };
+const DEFAULT_POLICY: Required<SnapshotPolicy> = { everyMutations: 1000, everyBytes: 8 * 1024 * 1024 };
 const SNAPSHOT_PREFIX = 'snap/';
 const KEY_CONFIG = new Uint8Array([0x63]); // "c"
 const KEY_COUNT = new Uint8Array([0x6e]); // "n"
@@ -127,6 +127,8 @@ const KEY_POINTER = new Uint8Array([0x73]); // "s"
 const LOG_START = new Uint8Array([0x6c]); // "l"
 const LOG_END = new Uint8Array([0x6d]); // "m": just past every "l…" key
 const REPLAY_PAGE = 256;
+/** Log bytes, as a share of the last snapshot's size, below which no automatic checkpoint runs. */
+const SNAPSHOT_GROWTH = 0.25;
 /** Fixed so a replayed collection draws the same HNSW levels as the original. */
 const INDEX_SEED = 0x51a27;
 
@@ -298,6 +300,7 @@ export class Collection {
   private lastSeq: number;
   private snapshotSeq: number;
   private snapshotBlob: string | undefined;
+  private snapshotBytes: number;
   private logged: LoggedMutation[];
   private logBytes: number;
   /** Bumped by restore so an overlapping checkpoint knows its snapshot is stale. */
@@ -312,12 +315,13 @@ export class Collection {
     readonly config: CollectionConfig,
     private readonly unit: UnitStorage,
     private readonly policy: Required<SnapshotPolicy>,
-    init: { state: State; lastSeq: number; snapshotSeq: number; snapshotBlob: string | undefined; logged: LoggedMutation[]; logBytes: number },
+    init: { state: State; lastSeq: number; snapshotSeq: number; snapshotBlob: string | undefined; snapshotBytes: number; logged: LoggedMutation[]; logBytes: number },
   ) {
     this.state = init.state;
     this.lastSeq = init.lastSeq;
     this.snapshotSeq = init.snapshotSeq;
     this.snapshotBlob = init.snapshotBlob;
+    this.snapshotBytes = init.snapshotBytes;
     this.logged = init.logged;
     this.logBytes = init.logBytes;
   }
@@ -363,6 +367,7 @@ export class Collection {
     let state = Collection.emptyState(config);
     let snapshotSeq = 0;
     let snapshotBlob: string | undefined;
+    let snapshotBytes = 0;
     const pointerBytes = await unit.kv.get(KEY_POINTER);
     try {
       if (pointerBytes !== undefined) {
@@ -376,6 +381,7 @@ export class Collection {
         state = Collection.stateFromSnapshot(config, bytes, `${what} snapshot '${pointer.blob}'`);
         snapshotSeq = pointer.seq;
         snapshotBlob = pointer.blob;
+        snapshotBytes = bytes.length;
       }
       const logged: LoggedMutation[] = [];
       let logBytes = 0;
@@ -403,7 +409,7 @@ export class Collection {
       for (const blob of await unit.blobs.list(SNAPSHOT_PREFIX)) {
         if (blob.key !== snapshotBlob) await unit.blobs.delete(blob.key);
       }
-      return new Collection(ctx, tenantId, config, unit, { ...DEFAULT_POLICY, ...policy }, { state, lastSeq, snapshotSeq, snapshotBlob, logged, logBytes });
+      return new Collection(ctx, tenantId, config, unit, { ...DEFAULT_POLICY, ...policy }, { state, lastSeq, snapshotSeq, snapshotBlob, snapshotBytes, logged, logBytes });
     } catch (err) {
       state.index.dispose();
       throw err;
@@ -532,8 +538,14 @@ export class Collection {
     return count;
   }
 
+  /**
+   * Checkpoints in the background once the policy's count or size is reached — and the log has
+   * grown to a quarter of the last snapshot, so a big collection is not rewritten whole for
+   * every few MiB of change (replay stays bounded by that quarter too).
+   */
   private afterMutation(): void {
-    const due = this.lastSeq - this.snapshotSeq >= this.policy.everyMutations || this.logBytes >= this.policy.everyBytes;
+    const reached = this.logged.length >= this.policy.everyMutations || this.logBytes >= this.policy.everyBytes;
+    const due = reached && this.logBytes >= this.snapshotBytes * SNAPSHOT_GROWTH;
     if (due && this.checkpointing === undefined) {
       this.checkpoint().catch((err: unknown) => {
         this.lastCheckpointError = err;
@@ -767,8 +779,9 @@ export class Collection {
         this.state = incoming;
         try {
           const blob = snapshotKey(seq);
-          await this.unit.blobs.put(blob, this.encodeState(seq));
-          await this.pointAt(seq, blob);
+          const bytes = this.encodeState(seq);
+          await this.unit.blobs.put(blob, bytes);
+          await this.pointAt(seq, blob, bytes.length);
         } catch (err) {
           this.state = previous;
           throw err;
@@ -805,13 +818,14 @@ export class Collection {
     const generation = this.generation;
     const blob = snapshotKey(seq);
     // The blob is written outside the write lock so mutations keep flowing meanwhile.
-    await this.unit.blobs.put(blob, this.encodeState(seq));
+    const bytes = this.encodeState(seq);
+    await this.unit.blobs.put(blob, bytes);
     await this.exclusive(async () => {
       if (generation !== this.generation) {
         await this.unit.blobs.delete(blob); // a restore replaced the state meanwhile
         return;
       }
-      await this.pointAt(seq, blob);
+      await this.pointAt(seq, blob, bytes.length);
     });
     this.lastCheckpointError = undefined;
   }
@@ -820,7 +834,7 @@ export class Collection {
    * The commit point of a snapshot whose blob is durable: pointer, count and the trim of every
    * log entry up to `seq`, in one atomic batch; then the superseded blob goes.
    */
-  private async pointAt(seq: number, blob: string): Promise<void> {
+  private async pointAt(seq: number, blob: string, size: number): Promise<void> {
     const ops: BatchOp[] = [
       { type: 'put', key: KEY_POINTER, value: encoder.encode(JSON.stringify({ seq, blob })) },
       { type: 'put', key: KEY_COUNT, value: u32Bytes(this.state.count) },
@@ -834,6 +848,7 @@ export class Collection {
     const oldBlob = this.snapshotBlob;
     this.snapshotSeq = seq;
     this.snapshotBlob = blob;
+    this.snapshotBytes = size;
     this.logged = this.logged.slice(covered);
     this.logBytes = this.logged.reduce((sum, m) => sum + m.bytes, 0);
     if (oldBlob !== undefined && oldBlob !== blob) await this.unit.blobs.delete(oldBlob);

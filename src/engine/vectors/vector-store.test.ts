@@ -399,6 +399,25 @@ describe('VectorStore persistence', () => {
     expect(await log()).toBe(0);
   });
 
+  it('waits for the log to reach a quarter of the last snapshot before checkpointing on its own', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1', { snapshot: { everyMutations: 1 } });
+    await store.createCollection({ name: 'docs', dims, metric: 'l2' });
+    const c = await store.collection('docs');
+    await c.upsert(docs); // 400 records: the first checkpoint follows at once
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const unit = ctx.storage.unit('vec/t1/docs');
+    const [first] = await unit.blobs.list('snap/');
+    expect(first).toBeDefined();
+    for (let i = 0; i < 20; i++) await c.upsert([{ ...docs[i]!, metadata: { round: i } }]);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect((await unit.blobs.list('snap/')).map((b) => b.key)).toEqual([first!.key]);
+    await c.upsert(docs.slice(0, 300)); // now past a quarter of the snapshot
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const [second] = await unit.blobs.list('snap/');
+    expect(second!.key).not.toBe(first!.key);
+  });
+
   it('splits a big upsert into several log entries and replays it whole', async () => {
     const ctx = createTestContext();
     const big = 1024;
