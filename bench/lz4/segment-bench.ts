@@ -89,13 +89,22 @@ function decode(segment: Uint8Array, count: number): number {
   return bytes;
 }
 
+interface Section {
+  src: number;
+  len: number;
+  dst: number;
+  cap: number;
+  packed: number;
+  out: number;
+}
+
 /**
  * The floor under the codec: only the WASM kernels (LZ4 block + CRC32C over the stored bytes) on
  * the same records sections, already in WASM memory. codec ÷ kernels shows what framing costs.
  */
-function kernelsOnly(records: SegmentRecord[]): { enc: number; dec: number } {
+function kernelSections(records: SegmentRecord[]): Section[] {
   const w = codecs<Kernels>();
-  const sections: Array<{ src: number; len: number; dst: number; cap: number; packed: number; out: number }> = [];
+  const sections: Section[] = [];
   for (let i = 0; i < records.length; i += BATCH_RECORDS) {
     const plain = encodeBatch(records.slice(i, i + BATCH_RECORDS), { baseOffset: i, codec: 'none' });
     const len = plain.length - BATCH_HEADER_SIZE;
@@ -106,28 +115,23 @@ function kernelsOnly(records: SegmentRecord[]): { enc: number; dec: number } {
     new Uint8Array(w.memory.buffer, src, len).set(plain.subarray(BATCH_HEADER_SIZE));
     sections.push({ src, len, dst, cap, packed: 0, out });
   }
-  const enc: number[] = [];
-  const dec: number[] = [];
-  for (let run = 0; run <= RUNS; run++) {
-    const e = time(() => {
-      for (const s of sections) {
-        s.packed = w.lz4_compress_block(s.src, s.len, s.dst, s.cap);
-        w.crc32c(0, s.dst, s.packed);
-      }
-    });
-    const d = time(() => {
-      for (const s of sections) {
-        w.crc32c(0, s.dst, s.packed);
-        w.lz4_decompress_block(s.dst, s.packed, s.out, s.len);
-      }
-    });
-    if (run > 0) {
-      enc.push(e);
-      dec.push(d);
-    }
+  return sections;
+}
+
+function kernelsEncode(sections: Section[]): void {
+  const w = codecs<Kernels>();
+  for (const s of sections) {
+    s.packed = w.lz4_compress_block(s.src, s.len, s.dst, s.cap);
+    w.crc32c(0, s.dst, s.packed);
   }
-  for (const s of sections) [s.src, s.dst, s.out].forEach((p) => w.free(p));
-  return { enc: median(enc), dec: median(dec) };
+}
+
+function kernelsDecode(sections: Section[]): void {
+  const w = codecs<Kernels>();
+  for (const s of sections) {
+    w.crc32c(0, s.dst, s.packed);
+    w.lz4_decompress_block(s.dst, s.packed, s.out, s.len);
+  }
 }
 
 function time(fn: () => void): number {
@@ -146,44 +150,48 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
     const records = dataset(kind, count);
     let payload = 0;
     for (const r of records) payload += r.key!.length + r.value!.length;
-    for (const codec of ['none', 'lz4'] as const) {
-      let segment = encode(records, codec); // warm-up
-      decode(segment, count);
-      const enc: number[] = [];
-      const dec: number[] = [];
-      for (let run = 0; run < RUNS; run++) {
-        enc.push(time(() => (segment = encode(records, codec))));
-        dec.push(time(() => decode(segment, count)));
+    const mb = payload / 1e6;
+    // The codecs and the kernels are timed in turn within each run, so that load from other
+    // processes on a shared machine falls on all of them alike and the ratios stay meaningful.
+    const variants = ['none', 'lz4', 'kernels'] as const;
+    const segments = new Map<string, Uint8Array>();
+    const sections = kernelSections(records);
+    const enc = new Map<string, number[]>(variants.map((v) => [v, []]));
+    const dec = new Map<string, number[]>(variants.map((v) => [v, []]));
+    for (let run = 0; run <= RUNS; run++) {
+      for (const v of variants) {
+        const e = time(() => (v === 'kernels' ? kernelsEncode(sections) : segments.set(v, encode(records, v))));
+        const d = time(() => (v === 'kernels' ? kernelsDecode(sections) : decode(segments.get(v)!, count)));
+        // Run 0 warms up the JIT and grows memory.
+        if (run > 0) {
+          enc.get(v)!.push(e);
+          dec.get(v)!.push(d);
+        }
       }
-      const e = median(enc);
-      const d = median(dec);
-      const mb = payload / 1e6;
+    }
+    const e = (v: string) => median(enc.get(v)!);
+    const d = (v: string) => median(dec.get(v)!);
+    for (const v of variants) {
+      const note =
+        v === 'lz4' && kind === '1kb-json'
+          ? `vs target (400/1000 MB/s): enc ${(mb / e(v) / TARGET_ENCODE_MBS).toFixed(2)}× dec ${(mb / d(v) / TARGET_DECODE_MBS).toFixed(2)}×`
+          : v === 'kernels'
+            ? `lz4 codec/kernels: enc ${(e(v) / e('lz4')).toFixed(2)}× dec ${(d(v) / d('lz4')).toFixed(2)}×`
+            : '';
       rows.push([
         kind,
-        codec,
+        v,
         String(count),
-        (segment.length / payload).toFixed(3),
-        (mb / e).toFixed(0),
-        (count / e / 1e6).toFixed(2),
-        (mb / d).toFixed(0),
-        (count / d / 1e6).toFixed(2),
-        kind === '1kb-json' && codec === 'lz4' ? `vs target (400/1000 MB/s): enc ${(mb / e / TARGET_ENCODE_MBS).toFixed(2)}× dec ${(mb / d / TARGET_DECODE_MBS).toFixed(2)}×` : '',
+        v === 'kernels' ? '' : (segments.get(v)!.length / payload).toFixed(3),
+        (mb / e(v)).toFixed(0),
+        (count / e(v) / 1e6).toFixed(2),
+        (mb / d(v)).toFixed(0),
+        (count / d(v) / 1e6).toFixed(2),
+        note,
       ]);
     }
-    const k = kernelsOnly(records);
-    const mb = payload / 1e6;
-    const lz4Row = rows[rows.length - 1]!;
-    rows.push([
-      kind,
-      'kernels',
-      String(count),
-      '',
-      (mb / k.enc).toFixed(0),
-      (count / k.enc / 1e6).toFixed(2),
-      (mb / k.dec).toFixed(0),
-      (count / k.dec / 1e6).toFixed(2),
-      `codec/kernels: enc ${(Number(lz4Row[4]) / (mb / k.enc)).toFixed(2)}× dec ${(Number(lz4Row[6]) / (mb / k.dec)).toFixed(2)}×`,
-    ]);
+    const w = codecs<Kernels>();
+    for (const s of sections) [s.src, s.dst, s.out].forEach((p) => w.free(p));
   }
   const head = ['records', 'codec', 'count', 'size/payload', 'enc MB/s', 'enc Mrec/s', 'dec MB/s', 'dec Mrec/s', 'ratio'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
