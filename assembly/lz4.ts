@@ -314,18 +314,10 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
     if (iend - ip < 2) return LZ4_ERR_CORRUPT;
     const off = <usize>load<u16>(ip);
     ip += 2;
-    if (off == 0 || off > op - lowPrefix) return LZ4_ERR_CORRUPT;
+    // One compare rejects offset 0 (wraps to the maximum) and offsets before the prefix.
+    if (off - 1 >= op - lowPrefix) return LZ4_ERR_CORRUPT;
     const match = op - off;
     let ml = token & ML_MASK;
-    if (ml != ML_MASK && off >= 8 && oend - op >= 18) {
-      // Common short case: at most 18 bytes, copied in three steps that each read only
-      // bytes already written (off >= 8).
-      store<u64>(op, load<u64>(match));
-      store<u64>(op, load<u64>(match, 8), 8);
-      store<u16>(op, load<u16>(match, 16), 16);
-      op += ml + MINMATCH;
-      continue;
-    }
     if (ml == ML_MASK) {
       let s: usize;
       do {
@@ -337,28 +329,45 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
       } while (s == 255);
     }
     ml += MINMATCH;
-    if (ml > oend - op) return LZ4_ERR_DST_TOO_SMALL;
-    const end = op + ml;
-    if (oend - end >= 16) {
+    if (oend - op >= ml + 32) {
+      // Wild copies: up to 32 bytes past the match end may be written, then overwritten.
       if (off >= 16) {
-        let m = match;
-        do {
-          v128.store(op, v128.load(m));
-          op += 16;
-          m += 16;
-        } while (op < end);
+        // Each 16-byte chunk reads only bytes at least 16 behind it, so already final.
+        v128.store(op, v128.load(match));
+        v128.store(op, v128.load(match, 16), 16);
+        if (ml > 32) {
+          let i: usize = 32;
+          do {
+            v128.store(op + i, v128.load(match + i));
+            i += 16;
+          } while (i < ml);
+        }
+      } else if (off >= 8) {
+        store<u64>(op, load<u64>(match));
+        store<u64>(op, load<u64>(match, 8), 8);
+        store<u64>(op, load<u64>(match, 16), 16);
+        if (ml > 24) {
+          let i: usize = 24;
+          do {
+            store<u64>(op + i, load<u64>(match + i));
+            i += 8;
+          } while (i < ml);
+        }
       } else {
         // Overlapping copy: replicate the off-byte period across a vector and store it at
         // a stride that is a multiple of the period.
         const pattern = i8x16.swizzle(v128.load(match), v128.load(PATTERN + (off << 4)));
         const stride = <usize>load<u8>(PATTERN_STEP + off);
+        let i: usize = 0;
         do {
-          v128.store(op, pattern);
-          op += stride;
-        } while (op < end);
+          v128.store(op + i, pattern);
+          i += stride;
+        } while (i < ml);
       }
-      op = end;
+      op += ml;
     } else {
+      if (ml > oend - op) return LZ4_ERR_DST_TOO_SMALL;
+      const end = op + ml;
       let m = match;
       while (op < end) {
         store<u8>(op, load<u8>(m));
