@@ -985,6 +985,11 @@ export function hnsw_take_distance_count(): f64 {
 }
 
 /** Bytes held by vectors and graph links (level-0 records of used slots plus upper lists). */
+/** Bytes of one level-0 record (links + vector), for the wrapper's memory budget. */
+export function hnsw_record_bytes(): f64 {
+  return <f64>recSize;
+}
+
 export function hnsw_graph_bytes(): f64 {
   return <f64>slots * <f64>recSize + <f64>upperBytes;
 }

@@ -398,6 +398,17 @@ describe('HnswIndex bad input', () => {
     expect(small.graphBytes).toBeGreaterThan(2500 * 8);
   });
 
+  it('refuses a batch that cannot fit in a wasm memory before inserting any of it', () => {
+    const dims = 4096;
+    const index = new HnswIndex({ dims, metric: 'l2', M: 4, efConstruction: 16 });
+    // 250,000 × 4096 floats is 4 GB: refused from the sizes alone (the vectors are never read).
+    const ids = new Uint32Array(250_000);
+    const huge = { length: ids.length * dims } as unknown as Float32Array;
+    Object.setPrototypeOf(huge, Float32Array.prototype);
+    expectCode(() => index.addBatch(ids, huge), ErrorCode.TOO_LARGE, /wasm memory/);
+    expect(index.size).toBe(0);
+  });
+
   it('gives each index its own memory', () => {
     const a = new HnswIndex({ dims: 4, metric: 'l2' });
     const b = new HnswIndex({ dims: 4, metric: 'l2' });

@@ -59,6 +59,7 @@ interface HnswExports extends QuartzExports {
   hnsw_last_plan(): number;
   hnsw_take_distance_count(): number;
   hnsw_graph_bytes(): number;
+  hnsw_record_bytes(): number;
   hnsw_max_record_bytes(): number;
   hnsw_snapshot_begin(): number;
   hnsw_snapshot_next(out: number, cap: number): number;
@@ -77,6 +78,10 @@ export const HNSW_FILTER_COST_FACTOR = 16;
 const METRICS: readonly HnswMetric[] = ['l2', 'cosine', 'dot'];
 const MAX_DIMS = 4096;
 const MAX_K = 100_000;
+// Budget for one index's linear memory (wasm32 stops at 4 GiB; leave room for scratch and the
+// allocator), and the per-node bytes beside the record (visited/filter tags, flags, heap, id map).
+const MAX_INDEX_BYTES = 3.5 * 2 ** 30;
+const PER_NODE_OVERHEAD = 48;
 const MAX_EF = 100_000;
 const E_NONFINITE = -2;
 const E_ZERO = -3;
@@ -225,6 +230,11 @@ export class HnswIndex {
     if (vectors.length !== ids.length * dims) {
       throw invalid(`addBatch got ${vectors.length} floats for ${ids.length} ids of ${dims} dimensions (expected ${ids.length * dims})`);
     }
+    // wasm32 memory ends at 4 GiB; refuse up front rather than fail halfway through the batch.
+    const projected = this.graphBytes + ids.length * (wasm.hnsw_record_bytes() + PER_NODE_OVERHEAD);
+    if (projected > MAX_INDEX_BYTES) {
+      throw new QuartzError(ErrorCode.TOO_LARGE, `HNSW index of ${dims} dimensions cannot take ${ids.length} more vectors: it would need about ${Math.ceil(projected / 2 ** 20)} MiB, over the ${MAX_INDEX_BYTES / 2 ** 20} MiB a wasm memory can hold`);
+    }
     for (let i = 0; i < ids.length; i++) {
       let sum = 0;
       for (let j = i * dims, end = j + dims; j < end; j++) {
@@ -243,7 +253,14 @@ export class HnswIndex {
       this.refreshViews();
       this.u32.set(ids.subarray(start, start + n), ptr >>> 2);
       this.f32.set(vectors.subarray(start * dims, (start + n) * dims), (ptr >>> 2) + n);
-      const rc = wasm.hnsw_add_batch(ptr, ptr + n * 4, n);
+      let rc: number;
+      try {
+        rc = wasm.hnsw_add_batch(ptr, ptr + n * 4, n);
+      } catch (err) {
+        // Only a failed memory growth gets here; the graph may be half-linked, so retire it.
+        this.dispose();
+        throw new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, `HNSW index ran out of wasm memory and was discarded: ${(err as Error).message}`, { cause: err });
+      }
       if (rc < 0) throw this.vectorError(rc, 'vector', ids[start + wasm.hnsw_last_error_index()]);
     }
   }
