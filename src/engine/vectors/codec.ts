@@ -23,6 +23,8 @@ const METRIC_CODES: Record<Metric, number> = { cosine: 1, l2: 2, dot: 3 };
 const METRIC_BY_CODE: Record<number, Metric> = { 1: 'cosine', 2: 'l2', 3: 'dot' };
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
+/** On little-endian hosts (all current ones) floats move as raw bytes instead of one by one. */
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
 export interface UpsertRecord {
   internalId: number;
@@ -91,7 +93,8 @@ class Writer {
 
   f32s(values: Float32Array): void {
     this.reserve(values.length * 4);
-    for (let i = 0; i < values.length; i++) this.view.setFloat32(this.length + i * 4, values[i]!, true);
+    if (LITTLE_ENDIAN) this.bytes.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), this.length);
+    else for (let i = 0; i < values.length; i++) this.view.setFloat32(this.length + i * 4, values[i]!, true);
     this.length += values.length * 4;
   }
 
@@ -164,7 +167,8 @@ class Reader {
   f32s(dims: number): Float32Array {
     this.need(dims * 4);
     const out = new Float32Array(dims);
-    for (let i = 0; i < dims; i++) out[i] = this.view.getFloat32(this.pos + i * 4, true);
+    if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(this.bytes.subarray(this.pos, this.pos + dims * 4));
+    else for (let i = 0; i < dims; i++) out[i] = this.view.getFloat32(this.pos + i * 4, true);
     this.pos += dims * 4;
     return out;
   }
