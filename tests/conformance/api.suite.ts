@@ -1,0 +1,561 @@
+/**
+ * The HTTP API v1 conformance suite: runs against any live server given its base URL and admin
+ * key, so the Node home, workerd and anything else serving the app are held to the same contract
+ * (../shared/DESIGN.md, docs/api.md). Each test makes its own tenants through the admin API.
+ *
+ * Usage (one line per home):
+ *   apiSuite('node', () => ({ baseUrl: server.url, adminKey }));
+ */
+import { describe, expect, it } from 'vitest';
+
+export interface ApiTarget {
+  baseUrl: string;
+  adminKey: string;
+  /** The server's JSON body limit (default 1 MiB, the app's default). */
+  jsonBodyLimit?: number;
+}
+
+interface Tenant {
+  id: string;
+  key: string;
+  key_id: string;
+}
+
+const MiB = 1024 * 1024;
+
+export function apiSuite(home: string, target: () => ApiTarget): void {
+  const url = (path: string) => target().baseUrl.replace(/\/$/, '') + path;
+  const admin = () => ({ authorization: `Bearer ${target().adminKey}` });
+  let seq = 0;
+  const unique = (what: string) => `${what}-${Date.now().toString(36)}-${(seq++).toString(36)}`;
+
+  async function call(method: string, path: string, init: { body?: unknown; raw?: BodyInit; headers?: Record<string, string>; key?: string } = {}) {
+    const headers: Record<string, string> = { ...init.headers };
+    if (init.key !== undefined) headers.authorization = `Bearer ${init.key}`;
+    let body: BodyInit | undefined = init.raw;
+    if (init.body !== undefined) {
+      body = JSON.stringify(init.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(url(path), { method, headers, body });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json };
+  }
+
+  async function tenant(plan = 'unlimited', extra: Record<string, unknown> = {}): Promise<Tenant> {
+    const res = await call('POST', '/v1/admin/tenants', { body: { email: `${unique('t')}@example.com`, plan, ...extra }, headers: admin() });
+    expect(res.status, res.text).toBe(201);
+    return { id: res.json.tenant.id, key: res.json.api_key, key_id: res.json.key_id };
+  }
+
+  function expectError(res: { status: number; json: any; headers: Headers }, status: number, code: string): void {
+    expect(res.status, JSON.stringify(res.json)).toBe(status);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(res.json.error).toBe(code);
+    expect(typeof res.json.message).toBe('string');
+    expect(res.json.message.length).toBeGreaterThan(0);
+  }
+
+  describe(`HTTP API v1 conformance (${home})`, () => {
+    describe('system', () => {
+      it('GET /v1/health answers status, version and uptime', async () => {
+        const res = await call('GET', '/v1/health');
+        expect(res.status).toBe(200);
+        expect(res.json.status).toBe('ok');
+        expect(typeof res.json.version).toBe('string');
+        expect(Number.isInteger(res.json.uptime_s)).toBe(true);
+      });
+
+      it('GET /v1/openapi.json documents every v1 route and no function stubs', async () => {
+        const res = await call('GET', '/v1/openapi.json');
+        expect(res.status).toBe(200);
+        expect(res.json.openapi).toMatch(/^3\.1/);
+        const paths = res.json.paths as Record<string, Record<string, unknown>>;
+        const expected: Array<[string, string]> = [
+          ['/v1/health', 'get'],
+          ['/v1/auth/register', 'post'],
+          ['/v1/kv/{key}', 'put'],
+          ['/v1/kv/{key}', 'get'],
+          ['/v1/kv/{key}', 'delete'],
+          ['/v1/kv', 'get'],
+          ['/v1/collections', 'post'],
+          ['/v1/collections', 'get'],
+          ['/v1/collections/{c}', 'get'],
+          ['/v1/collections/{c}', 'delete'],
+          ['/v1/collections/{c}/upsert', 'post'],
+          ['/v1/collections/{c}/query', 'post'],
+          ['/v1/collections/{c}/vectors/{id}', 'get'],
+          ['/v1/collections/{c}/vectors', 'get'],
+          ['/v1/collections/{c}/vectors/{id}', 'delete'],
+          ['/v1/topics', 'post'],
+          ['/v1/topics', 'get'],
+          ['/v1/topics/{t}', 'get'],
+          ['/v1/topics/{t}', 'delete'],
+          ['/v1/topics/{t}/records', 'post'],
+          ['/v1/topics/{t}/partitions/{p}/records', 'get'],
+          ['/v1/groups', 'get'],
+          ['/v1/groups/{g}/offsets', 'post'],
+          ['/v1/groups/{g}/offsets', 'get'],
+          ['/v1/usage', 'get'],
+          ['/v1/admin/tenants', 'post'],
+          ['/v1/admin/tenants/{id}', 'patch'],
+          ['/v1/admin/tenants/{id}/keys', 'post'],
+          ['/v1/admin/tenants/{id}/keys/{key_id}', 'delete'],
+          ['/v1/admin/usage/export', 'get'],
+          ['/v1/admin/backup', 'get'],
+        ];
+        for (const [path, method] of expected) expect(paths[path]?.[method], `${method} ${path}`).toBeDefined();
+        expect(Object.keys(paths).filter((p) => p.includes('function') || p.startsWith('/v1/fn'))).toEqual([]);
+      });
+
+      it('/docs is an offline Swagger UI page pointing at the document', async () => {
+        const res = await call('GET', '/docs');
+        expect(res.status).toBe(200);
+        expect(res.headers.get('content-type')).toMatch(/text\/html/);
+        expect(res.text).toContain('/docs/swagger-ui-bundle.js');
+        expect(res.text).toContain('/docs/swagger-ui.css');
+        expect(res.text).not.toMatch(/https?:\/\//);
+        const init = await call('GET', '/docs/init.js');
+        expect(init.status).toBe(200);
+        expect(init.text).toContain('/v1/openapi.json');
+      });
+
+      it('unknown routes are 404 JSON, wrong methods 405 with Allow', async () => {
+        expectError(await call('GET', '/v1/no-such-thing'), 404, 'not_found');
+        const wrong = await call('DELETE', '/v1/health');
+        expectError(wrong, 405, 'method_not_allowed');
+        expect(wrong.headers.get('allow')).toContain('GET');
+        const t = await tenant();
+        const patchKv = await call('PATCH', '/v1/kv/some/key', { key: t.key, raw: 'x' });
+        expectError(patchKv, 405, 'method_not_allowed');
+        expect(patchKv.headers.get('allow')).toMatch(/PUT/);
+      });
+
+      it('CORS preflight allows the API headers and exposes rate-limit headers and ETag', async () => {
+        const res = await fetch(url('/v1/kv/x'), {
+          method: 'OPTIONS',
+          headers: { origin: 'https://app.example', 'access-control-request-method': 'PUT', 'access-control-request-headers': 'authorization,if-match' },
+        });
+        expect(res.status).toBeLessThan(300);
+        expect(res.headers.get('access-control-allow-origin')).toBeTruthy();
+        expect(res.headers.get('access-control-allow-methods')).toMatch(/PUT/);
+        const get = await fetch(url('/v1/health'), { headers: { origin: 'https://app.example' } });
+        const exposed = (get.headers.get('access-control-expose-headers') ?? '').toLowerCase();
+        for (const h of ['etag', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after']) expect(exposed).toContain(h);
+      });
+    });
+
+    describe('auth', () => {
+      it('register returns a qz_ key that works', async () => {
+        const res = await call('POST', '/v1/auth/register', { body: { email: `${unique('r')}@example.com` } });
+        if (res.status === 404) {
+          // Registration is off on this server: the error says so.
+          expect(res.json.message).toMatch(/registration/);
+          return;
+        }
+        expect(res.status).toBe(201);
+        expect(res.json.api_key).toMatch(/^qz_[0-9a-f]{64}$/);
+        expect(typeof res.json.user_id).toBe('string');
+        expect((await call('GET', '/v1/usage', { key: res.json.api_key })).status).toBe(200);
+      });
+
+      it('register accepts JSON sent as form data (curl -d) and names bad fields', async () => {
+        const res = await call('POST', '/v1/auth/register', {
+          raw: JSON.stringify({ email: `${unique('c')}@example.com` }),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        });
+        expect([201, 404]).toContain(res.status);
+        if (res.status === 201) expectError(await call('POST', '/v1/auth/register', { body: { email: 42 } }), 400, 'invalid_argument');
+      });
+
+      it('missing, malformed, unknown and revoked keys are 401', async () => {
+        expectError(await call('GET', '/v1/kv'), 401, 'unauthorized');
+        expectError(await call('GET', '/v1/kv', { headers: { authorization: 'Basic abc' } }), 401, 'unauthorized');
+        expectError(await call('GET', '/v1/kv', { key: 'qz_' + '0'.repeat(64) }), 401, 'unauthorized');
+        expectError(await call('GET', '/v1/kv', { headers: { 'x-api-key': 'nonsense' } }), 401, 'unauthorized');
+        const t = await tenant();
+        expect((await call('GET', '/v1/kv', { headers: { 'x-api-key': t.key } })).status).toBe(200);
+        const second = await call('POST', `/v1/admin/tenants/${t.id}/keys`, { headers: admin() });
+        expect(second.status).toBe(201);
+        expect((await call('GET', '/v1/kv', { key: second.json.api_key })).status).toBe(200);
+        expect((await call('DELETE', `/v1/admin/tenants/${t.id}/keys/${t.key_id}`, { headers: admin() })).status).toBe(204);
+        expectError(await call('GET', '/v1/kv', { key: t.key }), 401, 'unauthorized');
+        expect((await call('GET', '/v1/kv', { key: second.json.api_key })).status).toBe(200);
+      });
+
+      it('admin routes need the admin key, not a tenant key', async () => {
+        const t = await tenant();
+        expectError(await call('POST', '/v1/admin/tenants', { body: { email: 'x@example.com' } }), 401, 'unauthorized');
+        expectError(await call('POST', '/v1/admin/tenants', { body: { email: 'x@example.com' }, key: t.key }), 401, 'unauthorized');
+        expectError(await call('GET', '/v1/admin/usage/export', { key: 'wrong' }), 401, 'unauthorized');
+      });
+    });
+
+    describe('KV', () => {
+      it('put/get keep bytes and content type; keys may contain / raw or encoded', async () => {
+        const t = await tenant();
+        const put = await call('PUT', '/v1/kv/user/42', { key: t.key, raw: '{"name":"Ada"}', headers: { 'content-type': 'application/json' } });
+        expect(put.status).toBe(200);
+        expect(put.headers.get('etag')).toMatch(/^"\d+"$/);
+        const get = await fetch(url('/v1/kv/user%2F42'), { headers: { authorization: `Bearer ${t.key}` } });
+        expect(get.status).toBe(200);
+        expect(get.headers.get('content-type')).toBe('application/json');
+        expect(get.headers.get('etag')).toBe(put.headers.get('etag'));
+        expect(await get.text()).toBe('{"name":"Ada"}');
+        const bytes = new Uint8Array([0, 1, 2, 255, 254]);
+        expect((await call('PUT', '/v1/kv/bin', { key: t.key, raw: bytes })).status).toBe(200);
+        const bin = await fetch(url('/v1/kv/bin'), { headers: { authorization: `Bearer ${t.key}` } });
+        expect(bin.headers.get('content-type')).toBe('application/octet-stream');
+        expect(new Uint8Array(await bin.arrayBuffer())).toEqual(bytes);
+      });
+
+      it('GET of a missing key is 404; DELETE is 204 then 404', async () => {
+        const t = await tenant();
+        expectError(await call('GET', '/v1/kv/missing', { key: t.key }), 404, 'not_found');
+        await call('PUT', '/v1/kv/gone', { key: t.key, raw: 'x' });
+        expect((await call('DELETE', '/v1/kv/gone', { key: t.key })).status).toBe(204);
+        expectError(await call('GET', '/v1/kv/gone', { key: t.key }), 404, 'not_found');
+        expectError(await call('DELETE', '/v1/kv/gone', { key: t.key }), 404, 'not_found');
+      });
+
+      it('lists by prefix with a cursor and the item shape', async () => {
+        const t = await tenant();
+        for (const k of ['a/1', 'a/2', 'a/3', 'b/1']) await call('PUT', `/v1/kv/${k}`, { key: t.key, raw: k, headers: { 'content-type': 'text/plain' } });
+        await call('PUT', '/v1/kv/a/ttl?ttl=3600', { key: t.key, raw: 'x' });
+        const first = await call('GET', '/v1/kv?prefix=a/&limit=2', { key: t.key });
+        expect(first.status).toBe(200);
+        expect(first.json.keys).toEqual([
+          { key: 'a/1', size: 3, content_type: 'text/plain', expires_at: null },
+          { key: 'a/2', size: 3, content_type: 'text/plain', expires_at: null },
+        ]);
+        expect(typeof first.json.cursor).toBe('string');
+        const second = await call('GET', `/v1/kv?prefix=a/&limit=2&cursor=${encodeURIComponent(first.json.cursor)}`, { key: t.key });
+        expect(second.json.keys.map((k: any) => k.key)).toEqual(['a/3', 'a/ttl']);
+        expect(second.json.keys[1].expires_at).toBeGreaterThan(Date.now() + 3000 * 1000);
+        expect(second.json.cursor).toBeNull();
+        const all = await call('GET', '/v1/kv', { key: t.key });
+        expect(all.json.keys.map((k: any) => k.key)).toEqual(['a/1', 'a/2', 'a/3', 'a/ttl', 'b/1']);
+        expectError(await call('GET', `/v1/kv?prefix=b/&cursor=${encodeURIComponent(first.json.cursor)}`, { key: t.key }), 400, 'invalid_argument');
+        expectError(await call('GET', '/v1/kv?limit=0', { key: t.key }), 400, 'invalid_argument');
+        expectError(await call('PUT', '/v1/kv/x?ttl=soon', { key: t.key, raw: 'x' }), 400, 'invalid_argument');
+      });
+
+      it('ETag, If-Match (412 on mismatch), If-None-Match: * (create only), 304', async () => {
+        const t = await tenant();
+        const created = await call('PUT', '/v1/kv/doc', { key: t.key, raw: 'v1', headers: { 'if-none-match': '*' } });
+        expect(created.status).toBe(200);
+        const etag1 = created.headers.get('etag')!;
+        expectError(await call('PUT', '/v1/kv/doc', { key: t.key, raw: 'again', headers: { 'if-none-match': '*' } }), 412, 'precondition_failed');
+        const updated = await call('PUT', '/v1/kv/doc', { key: t.key, raw: 'v2', headers: { 'if-match': etag1 } });
+        expect(updated.status).toBe(200);
+        const etag2 = updated.headers.get('etag')!;
+        expect(etag2).not.toBe(etag1);
+        expectError(await call('PUT', '/v1/kv/doc', { key: t.key, raw: 'lost update', headers: { 'if-match': etag1 } }), 412, 'precondition_failed');
+        expectError(await call('DELETE', '/v1/kv/doc', { key: t.key, headers: { 'if-match': etag1 } }), 412, 'precondition_failed');
+        expectError(await call('PUT', '/v1/kv/never', { key: t.key, raw: 'x', headers: { 'if-match': etag2 } }), 412, 'precondition_failed');
+        const cached = await call('GET', '/v1/kv/doc', { key: t.key, headers: { 'if-none-match': etag2 } });
+        expect(cached.status).toBe(304);
+        expect((await call('GET', '/v1/kv/doc', { key: t.key })).text).toBe('v2');
+        expect((await call('DELETE', '/v1/kv/doc', { key: t.key, headers: { 'if-match': etag2 } })).status).toBe(204);
+      });
+    });
+
+    describe('vectors', () => {
+      it('collections: create, list, describe, upsert, query, get, list vectors, delete', async () => {
+        const t = await tenant();
+        const created = await call('POST', '/v1/collections', { key: t.key, body: { name: 'docs', dims: 3, metric: 'cosine' } });
+        expect(created.status).toBe(201);
+        expect(created.json).toMatchObject({ name: 'docs', dims: 3, metric: 'cosine', count: 0 });
+        expectError(await call('POST', '/v1/collections', { key: t.key, body: { name: 'docs', dims: 3, metric: 'cosine' } }), 409, 'already_exists');
+        const up = await call('POST', '/v1/collections/docs/upsert', {
+          key: t.key,
+          body: {
+            vectors: [
+              { id: 'a', values: [1, 0, 0], metadata: { lang: 'en' } },
+              { id: 'b', values: [0, 1, 0], metadata: { lang: 'fr' } },
+              { id: 'c', values: [0.9, 0.1, 0], metadata: { lang: 'fr' } },
+            ],
+          },
+        });
+        expect(up.status).toBe(200);
+        expect(up.json).toEqual({ upserted: 3 });
+        const q = await call('POST', '/v1/collections/docs/query', { key: t.key, body: { vector: [1, 0, 0], k: 2, include_metadata: true } });
+        expect(q.status).toBe(200);
+        expect(q.json.matches.map((m: any) => m.id)).toEqual(['a', 'c']);
+        expect(q.json.matches[0].metadata).toEqual({ lang: 'en' });
+        const filtered = await call('POST', '/v1/collections/docs/query', { key: t.key, body: { vector: [1, 0, 0], k: 3, filter: { lang: 'fr' } } });
+        expect(filtered.json.matches.map((m: any) => m.id)).toEqual(['c', 'b']);
+        const byId = await call('POST', '/v1/collections/docs/query', { key: t.key, body: { id: 'b', k: 1, include_values: true } });
+        expect(byId.json.matches[0]).toMatchObject({ id: 'b', values: [0, 1, 0] });
+        const one = await call('GET', '/v1/collections/docs/vectors/a', { key: t.key });
+        expect(one.json).toEqual({ id: 'a', values: [1, 0, 0], metadata: { lang: 'en' } });
+        const page = await call('GET', '/v1/collections/docs/vectors?limit=2', { key: t.key });
+        expect(page.json.vectors).toHaveLength(2);
+        expect(typeof page.json.cursor).toBe('string');
+        expect((await call('GET', '/v1/collections', { key: t.key })).json.collections.map((c: any) => c.name)).toEqual(['docs']);
+        expect((await call('GET', '/v1/collections/docs', { key: t.key })).json.count).toBe(3);
+        expect((await call('DELETE', '/v1/collections/docs/vectors/a', { key: t.key })).status).toBe(204);
+        expectError(await call('GET', '/v1/collections/docs/vectors/a', { key: t.key }), 404, 'not_found');
+        expect((await call('DELETE', '/v1/collections/docs', { key: t.key })).status).toBe(204);
+        expectError(await call('GET', '/v1/collections/docs', { key: t.key }), 404, 'not_found');
+      });
+
+      it('wrong types and dimensions are 400 naming the field', async () => {
+        const t = await tenant();
+        const bad = await call('POST', '/v1/collections', { key: t.key, body: { name: 'v', dims: 'three', metric: 'cosine' } });
+        expectError(bad, 400, 'invalid_argument');
+        expect(bad.json.message).toMatch(/^dims: /);
+        await call('POST', '/v1/collections', { key: t.key, body: { name: 'v', dims: 2, metric: 'l2' } });
+        const wrongType = await call('POST', '/v1/collections/v/upsert', { key: t.key, body: { vectors: [{ id: 'a', values: [1, 2] }, { id: 'b', values: [1, 'x'] }] } });
+        expectError(wrongType, 400, 'invalid_argument');
+        expect(wrongType.json.message).toContain('vectors[1].values[1]: expected number');
+        const wrongDims = await call('POST', '/v1/collections/v/upsert', { key: t.key, body: { vectors: [{ id: 'a', values: [1, 2, 3] }] } });
+        expectError(wrongDims, 400, 'invalid_argument');
+      });
+    });
+
+    describe('streams', () => {
+      it('topics: create, list, describe, delete; system names refused', async () => {
+        const t = await tenant();
+        const created = await call('POST', '/v1/topics', { key: t.key, body: { name: 'orders', partitions: 3, retention_ms: 3_600_000 } });
+        expect(created.status).toBe(201);
+        expect(created.json).toMatchObject({ name: 'orders', partitions: 3, retention_ms: 3_600_000 });
+        expectError(await call('POST', '/v1/topics', { key: t.key, body: { name: 'orders', partitions: 1 } }), 409, 'already_exists');
+        expectError(await call('POST', '/v1/topics', { key: t.key, body: { name: '__system', partitions: 1 } }), 400, 'invalid_argument');
+        expect((await call('GET', '/v1/topics', { key: t.key })).json.topics.map((x: any) => x.name)).toEqual(['orders']);
+        const described = await call('GET', '/v1/topics/orders', { key: t.key });
+        expect(described.json.partition_info).toHaveLength(3);
+        expect((await call('DELETE', '/v1/topics/orders', { key: t.key })).status).toBe(204);
+        expectError(await call('GET', '/v1/topics/orders', { key: t.key }), 404, 'not_found');
+      });
+
+      it('produce and consume with per-record utf8/base64 encoding and headers', async () => {
+        const t = await tenant();
+        await call('POST', '/v1/topics', { key: t.key, body: { name: 'events', partitions: 1 } });
+        const produced = await call('POST', '/v1/topics/events/records', {
+          key: t.key,
+          body: {
+            records: [
+              { key: 'user-1', value: '{"n":1}', headers: [{ key: 'source', value: 'web' }] },
+              { value: 'AAEC/w==', encoding: 'base64' },
+              { key: null, value: null },
+            ],
+          },
+        });
+        expect(produced.status).toBe(200);
+        expect(produced.json.offsets).toEqual([
+          { partition: 0, offset: 0 },
+          { partition: 0, offset: 1 },
+          { partition: 0, offset: 2 },
+        ]);
+        const read = await call('GET', '/v1/topics/events/partitions/0/records?offset=0&max_records=10', { key: t.key });
+        expect(read.status).toBe(200);
+        expect(read.json.next_offset).toBe(3);
+        expect(read.json.high_watermark).toBe(3);
+        expect(read.json.log_start_offset).toBe(0);
+        const [r0, r1, r2] = read.json.records;
+        expect(r0).toMatchObject({ offset: 0, key: 'user-1', value: '{"n":1}', headers: [{ key: 'source', value: 'web' }], encoding: 'utf8' });
+        expect(typeof r0.timestamp).toBe('number');
+        expect(r1).toMatchObject({ offset: 1, key: null, value: 'AAEC/w==', encoding: 'base64' });
+        expect(r2).toMatchObject({ offset: 2, key: null, value: null });
+        const tail = await call('GET', '/v1/topics/events/partitions/0/records?offset=3', { key: t.key });
+        expect(tail.json.records).toEqual([]);
+        expectError(await call('GET', '/v1/topics/events/partitions/0/records?offset=99', { key: t.key }), 400, 'offset_out_of_range');
+        expectError(await call('GET', '/v1/topics/events/partitions/5/records', { key: t.key }), 404, 'not_found');
+      });
+
+      it('malformed JSON and wrong record types are 400 naming the field', async () => {
+        const t = await tenant();
+        await call('POST', '/v1/topics', { key: t.key, body: { name: 'bad', partitions: 1 } });
+        const malformed = await call('POST', '/v1/topics/bad/records', { key: t.key, raw: '{"records": [', headers: { 'content-type': 'application/json' } });
+        expectError(malformed, 400, 'invalid_argument');
+        expect(malformed.json.message).toMatch(/JSON/);
+        const records = [{ value: 'a' }, { value: 'b' }, { value: 'c' }, { value: 42 }];
+        const wrong = await call('POST', '/v1/topics/bad/records', { key: t.key, body: { records } });
+        expectError(wrong, 400, 'invalid_argument');
+        expect(wrong.json.message).toContain('records[3].value: expected string');
+        const b64 = await call('POST', '/v1/topics/bad/records', { key: t.key, body: { records: [{ value: '***', encoding: 'base64' }] } });
+        expectError(b64, 400, 'invalid_argument');
+        expect(b64.json.message).toContain('records[0].value');
+        const topicType = await call('POST', '/v1/topics', { key: t.key, body: { name: 'x', partitions: '3' } });
+        expectError(topicType, 400, 'invalid_argument');
+        expect(topicType.json.message).toMatch(/^partitions: /);
+        // Nothing was appended by the refused batches.
+        expect((await call('GET', '/v1/topics/bad', { key: t.key })).json.partition_info[0].high_watermark).toBe(0);
+      });
+
+      it('a long-poll with max_wait_ms=10000 returns the record soon after it is produced', async () => {
+        const t = await tenant();
+        await call('POST', '/v1/topics', { key: t.key, body: { name: 'live', partitions: 1 } });
+        const started = Date.now();
+        const poll = call('GET', '/v1/topics/live/partitions/0/records?offset=0&max_wait_ms=10000', { key: t.key });
+        await new Promise((r) => setTimeout(r, 300));
+        const produced = await call('POST', '/v1/topics/live/records', { key: t.key, body: { records: [{ value: 'hello' }] } });
+        expect(produced.status).toBe(200);
+        const acked = Date.now();
+        const res = await poll;
+        const returned = Date.now();
+        expect(res.status).toBe(200);
+        expect(res.json.records.map((r: any) => r.value)).toEqual(['hello']);
+        // It answered because the record arrived, not because the wait ran out.
+        expect(returned - started).toBeLessThan(10_000);
+        expect(returned - acked).toBeLessThan(1000);
+      });
+
+      it('consumer groups: commit, list, offsets with lag', async () => {
+        const t = await tenant();
+        await call('POST', '/v1/topics', { key: t.key, body: { name: 'jobs', partitions: 2 } });
+        await call('POST', '/v1/topics/jobs/records', { key: t.key, body: { records: [0, 1, 2, 3, 4].map((i) => ({ value: `j${i}`, partition: i % 2 })) } });
+        expect((await call('POST', '/v1/groups/workers/offsets', { key: t.key, body: { topic: 'jobs', partition: 0, offset: 1 } })).status).toBe(204);
+        expect((await call('GET', '/v1/groups', { key: t.key })).json.groups).toEqual(['workers']);
+        const offsets = await call('GET', '/v1/groups/workers/offsets?topic=jobs', { key: t.key });
+        expect(offsets.status).toBe(200);
+        expect(offsets.json.offsets).toEqual([
+          { topic: 'jobs', partition: 0, offset: 1, high_watermark: 3, lag: 2 },
+          { topic: 'jobs', partition: 1, offset: null, high_watermark: 2, lag: null },
+        ]);
+        const bad = await call('POST', '/v1/groups/workers/offsets', { key: t.key, body: { topic: 'jobs', partition: 0, offset: -1 } });
+        expectError(bad, 400, 'invalid_argument');
+        expect(bad.json.message).toMatch(/^offset: /);
+        expectError(await call('POST', '/v1/groups/workers/offsets', { key: t.key, body: { topic: 'jobs', partition: 0, offset: 99 } }), 400, 'offset_out_of_range');
+      });
+    });
+
+    describe('tenant isolation', () => {
+      it("another tenant's key, topic, collection and group are 404 (never 403) and never listed", async () => {
+        const a = await tenant();
+        const b = await tenant();
+        await call('PUT', '/v1/kv/secret', { key: a.key, raw: 'a-only' });
+        await call('POST', '/v1/topics', { key: a.key, body: { name: 'private', partitions: 1 } });
+        await call('POST', '/v1/topics/private/records', { key: a.key, body: { records: [{ value: 'x' }] } });
+        await call('POST', '/v1/collections', { key: a.key, body: { name: 'mine', dims: 2, metric: 'l2' } });
+        await call('POST', '/v1/collections/mine/upsert', { key: a.key, body: { vectors: [{ id: 'v', values: [1, 2] }] } });
+        await call('POST', '/v1/groups/g1/offsets', { key: a.key, body: { topic: 'private', partition: 0, offset: 1 } });
+
+        expectError(await call('GET', '/v1/kv/secret', { key: b.key }), 404, 'not_found');
+        expectError(await call('DELETE', '/v1/kv/secret', { key: b.key }), 404, 'not_found');
+        expect((await call('GET', '/v1/kv', { key: b.key })).json.keys).toEqual([]);
+        expectError(await call('GET', '/v1/topics/private', { key: b.key }), 404, 'not_found');
+        expectError(await call('GET', '/v1/topics/private/partitions/0/records?offset=0', { key: b.key }), 404, 'not_found');
+        expectError(await call('POST', '/v1/topics/private/records', { key: b.key, body: { records: [{ value: 'y' }] } }), 404, 'not_found');
+        expectError(await call('DELETE', '/v1/topics/private', { key: b.key }), 404, 'not_found');
+        expect((await call('GET', '/v1/topics', { key: b.key })).json.topics).toEqual([]);
+        expectError(await call('GET', '/v1/collections/mine', { key: b.key }), 404, 'not_found');
+        expectError(await call('POST', '/v1/collections/mine/query', { key: b.key, body: { vector: [1, 2], k: 1 } }), 404, 'not_found');
+        expectError(await call('GET', '/v1/collections/mine/vectors/v', { key: b.key }), 404, 'not_found');
+        expect((await call('GET', '/v1/collections', { key: b.key })).json.collections).toEqual([]);
+        expect((await call('GET', '/v1/groups', { key: b.key })).json.groups).toEqual([]);
+        expectError(await call('GET', '/v1/groups/g1/offsets?topic=private', { key: b.key }), 404, 'not_found');
+        const usageB = await call('GET', '/v1/usage', { key: b.key });
+        expect(usageB.json.tenant_id).toBe(b.id);
+        expect(usageB.json.records_produced).toBe(0);
+        // A's data is intact.
+        expect((await call('GET', '/v1/kv/secret', { key: a.key })).text).toBe('a-only');
+      });
+    });
+
+    describe('limits and metering', () => {
+      it('free plan: rate-limit headers on every response, then 429 with Retry-After', async () => {
+        const t = await tenant('free');
+        const first = await call('GET', '/v1/kv', { key: t.key });
+        expect(first.status).toBe(200);
+        const limit = Number(first.headers.get('x-ratelimit-limit'));
+        expect(limit).toBeGreaterThan(0);
+        expect(Number(first.headers.get('x-ratelimit-remaining'))).toBe(limit - 1);
+        expect(Number(first.headers.get('x-ratelimit-reset'))).toBeGreaterThanOrEqual(0);
+        // Error responses carry the headers too.
+        const missing = await call('GET', '/v1/kv/nope', { key: t.key });
+        expect(missing.status).toBe(404);
+        expect(missing.headers.get('x-ratelimit-limit')).toBe(String(limit));
+        let last = missing;
+        for (let i = 0; i < limit && last.status !== 429; i++) last = await call('GET', '/v1/kv', { key: t.key });
+        expectError(last, 429, 'rate_limited');
+        expect(Number(last.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+        expect(last.headers.get('x-ratelimit-remaining')).toBe('0');
+        // Unlimited plans carry no rate-limit headers.
+        const u = await tenant('unlimited');
+        expect((await call('GET', '/v1/kv', { key: u.key })).headers.get('x-ratelimit-limit')).toBeNull();
+      });
+
+      it('bodies over the limit are 413, declared or chunked', async () => {
+        const t = await tenant();
+        const limit = target().jsonBodyLimit ?? MiB;
+        const big = JSON.stringify({ name: 'x'.repeat(limit + 10) });
+        expectError(await call('POST', '/v1/topics', { key: t.key, raw: big, headers: { 'content-type': 'application/json' } }), 413, 'too_large');
+        const chunk = new TextEncoder().encode('x'.repeat(64 * 1024));
+        let sent = 0;
+        const stream = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (sent > limit + chunk.length) controller.close();
+            else {
+              sent += chunk.length;
+              controller.enqueue(chunk);
+            }
+          },
+        });
+        const res = await fetch(url('/v1/topics'), { method: 'POST', body: stream, headers: { authorization: `Bearer ${t.key}` }, duplex: 'half' } as RequestInit);
+        expect(res.status).toBe(413);
+        expect((await res.json()).error).toBe('too_large');
+      });
+
+      it('GET /v1/usage counts calls and produced records for the current period', async () => {
+        const t = await tenant();
+        await call('POST', '/v1/topics', { key: t.key, body: { name: 'm', partitions: 1 } });
+        await call('POST', '/v1/topics/m/records', { key: t.key, body: { records: [{ value: 'a' }, { value: 'b' }] } });
+        const usage = await call('GET', '/v1/usage', { key: t.key });
+        expect(usage.status).toBe(200);
+        expect(usage.json.tenant_id).toBe(t.id);
+        expect(usage.json.period).toMatch(/^\d{4}-\d{2}$/);
+        expect(usage.json.api_calls).toBeGreaterThanOrEqual(2);
+        expect(usage.json.records_produced).toBe(2);
+      });
+    });
+
+    describe('admin', () => {
+      it('create with a plan, patch plan and billing id; unknown plans are 400', async () => {
+        const t = await tenant('unlimited');
+        const patched = await call('PATCH', `/v1/admin/tenants/${t.id}`, { headers: admin(), body: { plan: 'pro', billing_customer_id: 'cus_test' } });
+        expect(patched.status).toBe(200);
+        expect(patched.json).toMatchObject({ id: t.id, plan: 'pro', billing_customer_id: 'cus_test' });
+        expect((await call('GET', '/v1/kv', { key: t.key })).headers.get('x-ratelimit-limit')).not.toBeNull();
+        expectError(await call('PATCH', `/v1/admin/tenants/${t.id}`, { headers: admin(), body: { plan: 'platinum' } }), 400, 'invalid_argument');
+        expectError(await call('PATCH', '/v1/admin/tenants/t_doesnotexist', { headers: admin(), body: { plan: 'pro' } }), 404, 'not_found');
+        expectError(await call('POST', '/v1/admin/tenants', { headers: admin(), body: { email: 'bad' } }), 400, 'invalid_argument');
+      });
+
+      it('usage export is JSONL of Stripe meter events for tenants with a billing id', async () => {
+        const customer = `cus_${unique('x').replace(/-/g, '')}`;
+        const t = await tenant('unlimited', { billing_customer_id: customer });
+        await call('GET', '/v1/kv', { key: t.key });
+        await call('GET', '/v1/kv', { key: t.key });
+        const res = await fetch(url('/v1/admin/usage/export'), { headers: admin() });
+        expect(res.status).toBe(200);
+        expect(res.headers.get('content-type')).toMatch(/ndjson/);
+        const lines = (await res.text()).split('\n').filter((l) => l !== '');
+        const events = lines.map((l) => JSON.parse(l));
+        const mine = events.filter((e) => e.payload.stripe_customer_id === customer);
+        const calls = mine.find((e) => e.event_name === 'quartz_api_calls');
+        expect(calls).toBeDefined();
+        expect(Number(calls.payload.value)).toBeGreaterThanOrEqual(2);
+        expect(typeof calls.payload.value).toBe('string');
+        expect(Number.isInteger(calls.timestamp)).toBe(true);
+        expect(calls.timestamp).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 300);
+        for (const e of events) expect(Object.keys(e).sort()).toEqual(['event_name', 'identifier', 'payload', 'timestamp']);
+        expectError(await call('GET', '/v1/admin/usage/export?from=January', { headers: admin() }), 400, 'invalid_argument');
+      });
+
+      it('backup streams a snapshot or says 501', async () => {
+        const res = await fetch(url('/v1/admin/backup'), { headers: admin() });
+        expect([200, 501]).toContain(res.status);
+        if (res.status === 200) expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(0);
+        else expect((await res.json()).error).toBe('not_implemented');
+      });
+    });
+  });
+}
