@@ -329,6 +329,12 @@ describe('VectorStore queries', () => {
     expect((await b.query('docs', { vector: [1, 0, 0], k: 1 })).matches[0]!.id).toBe('y');
     expect(ctx.usage.get('ta', 'vectors_stored')).toBe(0);
     expect(ctx.usage.get('tb', 'vectors_stored')).toBe(2);
+    // A tenant whose id extends another's keeps its collections when the shorter one reopens.
+    const nested = await VectorStore.open(ctx, 'tb/x');
+    await nested.createCollection({ name: 'n', dims: 2, metric: 'l2' });
+    await nested.upsert('n', [{ id: 'q', values: [1, 2] }]);
+    await VectorStore.open(ctx, 'tb');
+    expect((await (await VectorStore.open(ctx, 'tb/x')).get('n', 'q'))?.values).toEqual([1, 2]);
     await a.close();
     await b.close();
   });

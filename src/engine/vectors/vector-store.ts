@@ -81,7 +81,9 @@ export class VectorStore {
     }
     const prefix = `vec/${tenantId}/`;
     for (const unit of (await ctx.storage.listUnits?.(prefix)) ?? []) {
-      if (!configs.has(unit.slice(prefix.length))) await ctx.storage.dropUnit(unit);
+      const name = unit.slice(prefix.length);
+      // A name with '/' belongs to another tenant whose id extends this one ('t1/x'), never to us.
+      if (!name.includes('/') && !configs.has(name)) await ctx.storage.dropUnit(unit);
     }
     return new VectorStore(ctx, tenantId, catalog, configs, options);
   }
