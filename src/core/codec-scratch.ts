@@ -60,3 +60,8 @@ export function swapSlots(wasm: QuartzExports, a: number, b: number): void {
   list[a] = list[b];
   list[b] = t;
 }
+
+/** A copy of `length` bytes at `ptr` that the caller owns (one allocation, one memcpy). */
+export function takeOut(wasm: QuartzExports, ptr: number, length: number): Uint8Array {
+  return new Uint8Array(wasm.memory.buffer.slice(ptr, ptr + length));
+}

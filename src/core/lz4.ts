@@ -6,7 +6,7 @@
  */
 import { codecs, type QuartzExports } from './loader.js';
 import { ErrorCode, QuartzError } from './errors.js';
-import { scratch, scratchIn, releaseLarge, swapSlots } from './codec-scratch.js';
+import { scratch, scratchIn, releaseLarge, swapSlots, takeOut } from './codec-scratch.js';
 
 interface Lz4Exports extends QuartzExports {
   lz4_compress_bound(srcLen: number): number;
@@ -114,7 +114,7 @@ function compressBlock(src: Uint8Array, options: CompressBlockOptions = {}): Uin
   const dstPtr = scratch(wasm, 1, cap);
   const n = wasm.lz4_compress_block_accel(srcPtr, src.length, dstPtr, cap, accel);
   if (n < 0) throw new QuartzError(ErrorCode.INTERNAL, `lz4 block: compression failed with code ${n}`);
-  const out = new Uint8Array(wasm.memory.buffer, dstPtr, n).slice();
+  const out = takeOut(wasm, dstPtr, n);
   releaseLarge(wasm);
   return out;
 }
@@ -141,7 +141,7 @@ function decompressBlock(src: Uint8Array, maxOutputBytes: number): Uint8Array {
     if (n === ERR_INVALID_ARGUMENT) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, 'lz4 block: invalid input length');
     throw new QuartzError(ErrorCode.CORRUPT_DATA, src.length === 0 ? 'lz4 block: empty input (a block holds at least one token)' : 'lz4 block: malformed compressed data (truncated, bad match offset or bad length)');
   }
-  const out = new Uint8Array(wasm.memory.buffer, dstPtr, n).slice();
+  const out = takeOut(wasm, dstPtr, n);
   releaseLarge(wasm);
   return out;
 }
@@ -176,7 +176,7 @@ function compressFrame(src: Uint8Array, options: CompressFrameOptions = {}): Uin
   const dstPtr = scratch(wasm, 1, cap);
   const n = wasm.lz4f_compress(srcPtr, src.length, dstPtr, cap, sizeId, flags, accel);
   if (n < 0) throw new QuartzError(ErrorCode.INTERNAL, `lz4 frame: compression failed with code ${n}`);
-  const out = new Uint8Array(wasm.memory.buffer, dstPtr, n).slice();
+  const out = takeOut(wasm, dstPtr, n);
   releaseLarge(wasm);
   return out;
 }
@@ -259,7 +259,7 @@ function decompressFrame(src: Uint8Array, options: DecompressFrameOptions = {}):
     releaseLarge(wasm);
     throw err;
   }
-  const out = new Uint8Array(wasm.memory.buffer, dstPtr, n).slice();
+  const out = takeOut(wasm, dstPtr, n);
   releaseLarge(wasm);
   return out;
 }
