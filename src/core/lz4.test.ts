@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { init, lz4, isQuartzError, ErrorCode, QuartzError, type CompressFrameOptions } from '../node/core.js';
 import { jsonLogs, randomBytes, text } from '../../bench/lz4/corpus.js';
 import { lz4Cli } from '../../tests/fixtures/lz4-cli.js';
+import { compressSync as napiCompress, uncompressSync as napiUncompress } from 'lz4-napi';
 
 beforeAll(async () => {
   await init();
@@ -39,6 +40,17 @@ describe('lz4 block', () => {
     expectBytes(lz4.decompressBlock(packed, data.length), data);
     // An upper bound works as well as the exact size.
     expectBytes(lz4.decompressBlock(packed, data.length + 1000), data);
+  });
+
+  it.each([...inputs, big])('interoperates with lz4-napi (an independent implementation) both ways: $name', ({ data }) => {
+    // lz4-napi's block API prefixes the raw block with its decoded size (u32 LE).
+    const ours = lz4.compressBlock(data);
+    const prefixed = new Uint8Array(4 + ours.length);
+    new DataView(prefixed.buffer).setUint32(0, data.length, true);
+    prefixed.set(ours, 4);
+    expectBytes(napiUncompress(prefixed), data);
+    const theirs = napiCompress(Buffer.from(data));
+    expectBytes(lz4.decompressBlock(theirs.subarray(4), data.length), data);
   });
 
   it('compresses repetitive data and expands random data by at most the bound', () => {
@@ -114,6 +126,13 @@ describe('lz4 frame: ours → lz4 -d', () => {
       const frame = lz4.compressFrame(data, options);
       expectBytes(lz4Cli(['-d'], frame), data);
       expectBytes(lz4.decompressFrame(frame), data);
+    }
+  });
+
+  it('0 to 16 byte inputs go both ways through the CLI', () => {
+    for (const { data } of tiny) {
+      expectBytes(lz4Cli(['-d'], lz4.compressFrame(data, { blockChecksum: true, contentSize: true })), data);
+      expectBytes(lz4.decompressFrame(lz4Cli(['-1', '-BX', '--content-size'], data)), data);
     }
   });
 
