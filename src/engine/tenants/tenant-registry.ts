@@ -355,7 +355,12 @@ export class TenantRegistry implements UsageRecorder {
     return (await this.keyRecords(tenantId)).map((r) => ({ key_id: r.key_id, created_at: r.created_at }));
   }
 
-  /** Counts usage for a tenant (delegates to the meter, so the registry can serve as ctx.usage). */
+  /**
+   * Counts usage for a tenant (delegates to the meter, so the registry can serve as ctx.usage).
+   *
+   * @example
+   * tenants.add(tenant.id, 'api_calls', 1);
+   */
   add(tenantId: string, metric: UsageMetric, delta: number): void {
     this.meter.add(tenantId, metric, delta);
   }

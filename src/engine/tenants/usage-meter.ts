@@ -50,7 +50,12 @@ function invalid(message: string): QuartzError {
   return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
 }
 
-/** The billing period ("YYYY-MM", UTC) that contains `ms`. */
+/**
+ * The billing period ("YYYY-MM", UTC) that contains `ms`.
+ *
+ * @example
+ * periodOf(Date.UTC(2025, 0, 31, 23, 59)); // '2025-01'
+ */
 export function periodOf(ms: number): string {
   return new Date(ms).toISOString().slice(0, 7);
 }
