@@ -126,7 +126,8 @@ const KEY_COUNT = new Uint8Array([0x6e]); // "n"
 const KEY_POINTER = new Uint8Array([0x73]); // "s"
 const LOG_START = new Uint8Array([0x6c]); // "l"
 const LOG_END = new Uint8Array([0x6d]); // "m": just past every "l…" key
-const REPLAY_PAGE = 256;
+/** Log entries read per scan on open: at most 16 MiB in memory at once. */
+const REPLAY_PAGE = 16;
 /** Log bytes, as a share of the last snapshot's size, below which no automatic checkpoint runs. */
 const SNAPSHOT_GROWTH = 0.25;
 /** Fixed so a replayed collection draws the same HNSW levels as the original. */

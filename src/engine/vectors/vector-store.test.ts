@@ -424,6 +424,16 @@ describe('VectorStore persistence', () => {
     expect(second!.key).not.toBe(first!.key);
   });
 
+  it('replays a log longer than one scan page in order', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1', { snapshot: { everyMutations: 1_000_000 } });
+    await store.createCollection({ name: 'docs', dims, metric: 'l2' });
+    for (let i = 0; i < 50; i++) await store.upsert('docs', [{ id: `v${i % 20}`, values: docs[i]!.values, metadata: { i } }]);
+    const reopened = await (await VectorStore.open(ctx, 't1')).collection('docs');
+    expect(reopened.count).toBe(20);
+    expect(reopened.get('v5')).toEqual({ id: 'v5', values: docs[45]!.values.map(Math.fround), metadata: { i: 45 } });
+  });
+
   it('splits a big upsert into several log entries and replays it whole', async () => {
     const ctx = createTestContext();
     const big = 1024;
