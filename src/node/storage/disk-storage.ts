@@ -219,6 +219,12 @@ export class DiskStorage implements StorageProvider {
     await syncDir(join(this.dir, 'blobs'));
   }
 
+  /** The lmdb handles and directory, for the consistent backup snapshot (src/node/backup/snapshot.ts). */
+  backupSource(): { dir: string; env: RootDatabase; units: Database<number, string>; data: Database<Buffer, Buffer> } {
+    this.check();
+    return { dir: this.dir, env: this.env, units: this.units, data: this.data };
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -1,0 +1,200 @@
+/**
+ * The backup archive ("QZBK", documented in docs/backup.md): a header, then one frame per
+ * ordered-KV entry or blob, each tagged with its unit name and closed by a CRC-32, then an end
+ * frame with the frame count. Units are named, not numbered, so restoring goes through the
+ * Storage port and does not depend on how an adapter lays data out on disk.
+ *
+ *   header  0: magic "QZBK"  4: version u16 LE (1)  6: flags u16 (0)  8: created_at u64 LE (ms)
+ *   kv      0: type u8 = 1   1: name_len u16 LE  3: name  +: key_len u32 LE, key  +: value_len u32 LE, value  +: crc32 u32 LE
+ *   blob    0: type u8 = 2   1: name_len u16 LE  3: name  +: key_len u32 LE, key (UTF-8)  +: size u64 LE, bytes  +: crc32 u32 LE
+ *   end     0: type u8 = 3   1: frames u64 LE    9: crc32 u32 LE
+ * Each crc32 (zlib's CRC-32) covers its frame from the type byte up to the crc.
+ */
+import { crc32 } from 'node:zlib';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { MAX_ENTRY_BYTES, MAX_KEY_BYTES } from '../../ports/storage.js';
+
+export const MAGIC = 'QZBK';
+export const ARCHIVE_VERSION = 1;
+export const HEADER_BYTES = 16;
+export const FRAME_KV = 1;
+export const FRAME_BLOB = 2;
+export const FRAME_END = 3;
+export const END_BYTES = 1 + 8 + 4;
+/** Blobs are segments, snapshots and large values: far below this; a bigger size is damage. */
+const MAX_BLOB_BYTES = 2 ** 32;
+
+const utf8 = new TextEncoder();
+
+export function header(createdAt: number): Buffer {
+  const b = Buffer.alloc(HEADER_BYTES);
+  b.write(MAGIC, 0, 'latin1');
+  b.writeUInt16LE(ARCHIVE_VERSION, 4);
+  b.writeUInt16LE(0, 6);
+  b.writeBigUInt64LE(BigInt(createdAt), 8);
+  return b;
+}
+
+/** Bytes a kv frame takes. */
+export function kvFrameBytes(nameBytes: number, keyBytes: number, valueBytes: number): number {
+  return 1 + 2 + nameBytes + 4 + keyBytes + 4 + valueBytes + 4;
+}
+
+/** Bytes a blob frame takes. */
+export function blobFrameBytes(nameBytes: number, keyBytes: number, size: number): number {
+  return 1 + 2 + nameBytes + 4 + keyBytes + 8 + size + 4;
+}
+
+export function kvFrame(name: Uint8Array, key: Uint8Array, value: Uint8Array): Buffer {
+  const b = Buffer.allocUnsafe(kvFrameBytes(name.length, key.length, value.length));
+  let o = 0;
+  b[o++] = FRAME_KV;
+  b.writeUInt16LE(name.length, o);
+  o += 2;
+  b.set(name, o);
+  o += name.length;
+  b.writeUInt32LE(key.length, o);
+  o += 4;
+  b.set(key, o);
+  o += key.length;
+  b.writeUInt32LE(value.length, o);
+  o += 4;
+  b.set(value, o);
+  o += value.length;
+  b.writeUInt32LE(crc32(b.subarray(0, o)), o);
+  return b;
+}
+
+/** A blob frame's head (everything before the bytes); the caller streams the bytes and then `blobTrailer`. */
+export function blobFrameHead(name: Uint8Array, key: string, size: number): Buffer {
+  const k = utf8.encode(key);
+  const b = Buffer.allocUnsafe(1 + 2 + name.length + 4 + k.length + 8);
+  let o = 0;
+  b[o++] = FRAME_BLOB;
+  b.writeUInt16LE(name.length, o);
+  o += 2;
+  b.set(name, o);
+  o += name.length;
+  b.writeUInt32LE(k.length, o);
+  o += 4;
+  b.set(k, o);
+  o += k.length;
+  b.writeBigUInt64LE(BigInt(size), o);
+  return b;
+}
+
+export function crcTrailer(crc: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32LE(crc >>> 0, 0);
+  return b;
+}
+
+export function endFrame(frames: number): Buffer {
+  const b = Buffer.allocUnsafe(END_BYTES);
+  b[0] = FRAME_END;
+  b.writeBigUInt64LE(BigInt(frames), 1);
+  b.writeUInt32LE(crc32(b.subarray(0, 9)), 9);
+  return b;
+}
+
+export type ArchiveEntry =
+  | { type: 'kv'; unit: string; key: Uint8Array; value: Uint8Array }
+  | { type: 'blob'; unit: string; key: string; bytes: Uint8Array };
+
+function corrupt(where: string, message: string): QuartzError {
+  return new QuartzError(ErrorCode.CORRUPT_DATA, `backup archive ${where}: ${message}`);
+}
+
+/** Pulls exact byte counts out of a stream of chunks. */
+class ByteReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Bytes consumed so far. */
+  position = 0;
+
+  constructor(private readonly source: AsyncIterator<Uint8Array>) {}
+
+  /** Exactly n bytes, or undefined when the input ends first. */
+  async read(n: number): Promise<Buffer | undefined> {
+    while (this.buffered < n) {
+      const next = await this.source.next();
+      if (next.done) return undefined;
+      const chunk = Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+    const out = Buffer.from(all.subarray(0, n)); // a copy: callers keep it past the next read
+    const rest = all.subarray(n);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.buffered = rest.length;
+    this.position += n;
+    return out;
+  }
+}
+
+/**
+ * Reads an archive's entries in order, checking the header, every frame's CRC and the end frame.
+ * Throws CORRUPT_DATA naming the archive and byte position for anything else.
+ *
+ * @example
+ * for await (const entry of readArchive(createReadStream('backup.qzb'), 'backup.qzb')) console.log(entry.unit);
+ */
+export async function* readArchive(source: AsyncIterable<Uint8Array>, where: string): AsyncGenerator<ArchiveEntry> {
+  const r = new ByteReader(source[Symbol.asyncIterator]());
+  const need = async (n: number, what: string): Promise<Buffer> => {
+    const b = await r.read(n);
+    if (b === undefined) throw corrupt(where, `truncated at byte ${r.position} (in ${what})`);
+    return b;
+  };
+  const head = await need(HEADER_BYTES, 'the header');
+  if (head.toString('latin1', 0, 4) !== MAGIC) throw corrupt(where, 'not a QuartzDB backup (bad magic)');
+  const version = head.readUInt16LE(4);
+  if (version !== ARCHIVE_VERSION) throw new QuartzError(ErrorCode.UNSUPPORTED_FORMAT, `backup archive ${where}: version ${version} is not supported (this build reads ${ARCHIVE_VERSION})`);
+  let frames = 0;
+  for (;;) {
+    const at = r.position;
+    const type = (await need(1, 'a frame type'))[0]!;
+    if (type === FRAME_END) {
+      const rest = await need(12, 'the end frame');
+      if (crc32(Buffer.concat([Buffer.of(type), rest.subarray(0, 8)])) !== rest.readUInt32LE(8)) {
+        throw corrupt(where, `end frame at byte ${at} fails its checksum`);
+      }
+      const count = Number(rest.readBigUInt64LE(0));
+      if (count !== frames) throw corrupt(where, `end frame says ${count} frames, read ${frames}`);
+      if ((await r.read(1)) !== undefined) throw corrupt(where, `data after the end frame at byte ${r.position - 1}`);
+      return;
+    }
+    if (type !== FRAME_KV && type !== FRAME_BLOB) throw corrupt(where, `unknown frame type ${type} at byte ${at}`);
+    const nameLen = await need(2, 'a unit name length');
+    const name = await need(nameLen.readUInt16LE(0), 'a unit name');
+    const keyLen = await need(4, 'a key length');
+    if (keyLen.readUInt32LE(0) > MAX_KEY_BYTES) throw corrupt(where, `key length ${keyLen.readUInt32LE(0)} at byte ${at} is over ${MAX_KEY_BYTES}`);
+    const key = await need(keyLen.readUInt32LE(0), 'a key');
+    let crc = crc32(Buffer.of(type));
+    crc = crc32(nameLen, crc);
+    crc = crc32(name, crc);
+    crc = crc32(keyLen, crc);
+    crc = crc32(key, crc);
+    let body: Buffer;
+    if (type === FRAME_KV) {
+      const valueLen = await need(4, 'a value length');
+      if (valueLen.readUInt32LE(0) > MAX_ENTRY_BYTES) throw corrupt(where, `value length ${valueLen.readUInt32LE(0)} at byte ${at} is over ${MAX_ENTRY_BYTES}`);
+      body = await need(valueLen.readUInt32LE(0), 'a value');
+      crc = crc32(valueLen, crc);
+    } else {
+      const sizeField = await need(8, 'a blob size');
+      const size = sizeField.readBigUInt64LE(0);
+      if (size > BigInt(MAX_BLOB_BYTES)) throw corrupt(where, `blob size ${size} at byte ${at} is impossible`);
+      body = await need(Number(size), 'blob bytes');
+      crc = crc32(sizeField, crc);
+    }
+    crc = crc32(body, crc);
+    const stored = (await need(4, 'a frame checksum')).readUInt32LE(0);
+    if (stored !== crc >>> 0) throw corrupt(where, `frame at byte ${at} fails its checksum`);
+    frames++;
+    const unit = name.toString('utf8');
+    if (type === FRAME_KV) yield { type: 'kv', unit, key, value: body };
+    else yield { type: 'blob', unit, key: key.toString('utf8'), bytes: body };
+  }
+}

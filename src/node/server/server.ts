@@ -1,0 +1,112 @@
+/**
+ * The Node home's server: opens the data directory, loads the admin key, builds the hono app
+ * with prom-client metrics, pino logs, file assets and backups, and listens with
+ * @hono/node-server. `close()` is the graceful shutdown: stop accepting, answer pending
+ * long-polls with what they have, finish in-flight requests, then flush and close the engine.
+ */
+import { serve, type ServerType } from '@hono/node-server';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { createApp } from '../../api/app.js';
+import { hashKey, resolveServerConfig } from '../../api/config.js';
+import type { LoggerPort } from '../../api/ports.js';
+import type { Engine } from '../../engine/engine.js';
+import { createBackup } from '../backup/snapshot.js';
+import { openQuartz } from '../open-quartz.js';
+import { loadAdminKey, type AdminKey } from './admin-key.js';
+import { fileAssets, packageRoot } from './assets.js';
+import { createLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import type { ServeSettings } from './settings.js';
+
+/** How long a graceful shutdown may take before connections are cut. */
+export const SHUTDOWN_BOUND_MS = 10_000;
+
+export interface RunningServer {
+  url: string;
+  engine: Engine;
+  adminKey: AdminKey;
+  logger: LoggerPort;
+  /** Graceful shutdown; resolves true when everything finished within the bound. Idempotent. */
+  close(reason?: string): Promise<boolean>;
+}
+
+/** The package's version, shown by /v1/health and `quartz --version`. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+/**
+ * Starts the server on resolved settings.
+ *
+ * @example
+ * const server = await startServer(await resolveServeSettings({ port: '0' }, process.env), process.env);
+ * console.log(server.url);
+ * await server.close();
+ */
+export async function startServer(settings: ServeSettings, env: Record<string, string | undefined>): Promise<RunningServer> {
+  const { port: logger } = createLogger(settings.logLevel);
+  const version = packageVersion();
+  // Check the app config before touching the data directory, so a bad plan name fails fast.
+  const draft = resolveServerConfig({ version, ...settings.app });
+  const engine = await openQuartz({ dataDir: settings.dataDir, defaultPlan: draft.default_plan });
+  let server: ServerType;
+  const shutdown = new AbortController();
+  let adminKey: AdminKey;
+  try {
+    adminKey = await loadAdminKey(settings.dataDir, env.QUARTZ_ADMIN_KEY);
+    const config = { ...draft, admin_key_hash: await hashKey(adminKey.key) };
+    const app = createApp({
+      engine,
+      config,
+      logger,
+      metrics: createMetrics(engine),
+      assets: fileAssets(),
+      shutdownSignal: shutdown.signal,
+      backup: (signal) => createBackup(engine, signal),
+    });
+    server = await new Promise<ServerType>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, hostname: settings.host, port: settings.port }, () => resolve(s));
+      s.once('error', reject);
+    });
+  } catch (err) {
+    await engine.close();
+    throw err;
+  }
+  const address = server.address() as AddressInfo;
+  const url = `http://${urlHost(settings.host)}:${address.port}`;
+  const http = server as Server;
+
+  let closing: Promise<boolean> | undefined;
+  const close = (reason = 'shutdown'): Promise<boolean> =>
+    (closing ??= (async () => {
+      logger.info({ reason }, 'shutting down');
+      shutdown.abort();
+      const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
+      // Keep-alive connections go idle after their last response: close them as they do.
+      const idle = setInterval(() => http.closeIdleConnections(), 50);
+      http.closeIdleConnections();
+      let timer: NodeJS.Timeout | undefined;
+      const inTime = await Promise.race([
+        stopped.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), SHUTDOWN_BOUND_MS))),
+      ]);
+      clearTimeout(timer);
+      clearInterval(idle);
+      if (!inTime) {
+        logger.warn({ bound_ms: SHUTDOWN_BOUND_MS }, 'requests still running at the shutdown bound; closing their connections');
+        http.closeAllConnections();
+      }
+      await engine.close();
+      logger.info({}, 'stopped');
+      return inTime;
+    })());
+
+  return { url, engine, adminKey, logger, close };
+}

@@ -1,0 +1,165 @@
+/**
+ * `quartz serve` settings: each one comes from a flag, else a QUARTZ_* environment variable,
+ * else the JSON config file (--config / QUARTZ_CONFIG), else its default. The file's schema is
+ * documented in docs/configuration.md; a bad file or value is reported in one line naming it.
+ */
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { serverConfigSchema } from '../../api/config.js';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** What `quartz serve` runs with, every field resolved. */
+export interface ServeSettings {
+  host: string;
+  port: number;
+  dataDir: string;
+  logLevel: LogLevel;
+  /** The server config handed to createApp, minus version and admin key (the server adds those). */
+  app: Omit<z.output<typeof appFields>, never>;
+  /** Where each setting came from, for the startup banner and tests. */
+  sources: Record<string, 'flag' | 'env' | 'file' | 'default'>;
+}
+
+/** Flags as commander parses them (all optional strings). */
+export interface ServeFlags {
+  host?: string;
+  port?: string;
+  data?: string;
+  config?: string;
+  defaultPlan?: string;
+  logLevel?: string;
+}
+
+const appFields = serverConfigSchema.omit({ version: true, admin_key_hash: true });
+
+/** The config file: the server's settings plus the app's (plans, limits, CORS, ...). */
+export const configFileSchema = appFields
+  .extend({
+    $schema: z.string().optional(),
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(0).max(65535).optional(),
+    data_dir: z.string().min(1).optional(),
+    log_level: z.enum(LOG_LEVELS).optional(),
+  })
+  .strict();
+
+export type ConfigFile = z.infer<typeof configFileSchema>;
+
+export const DEFAULTS = { host: '127.0.0.1', port: 8787, dataDir: './.quartz', logLevel: 'info' as LogLevel, defaultPlan: 'unlimited' };
+
+function bad(message: string): QuartzError {
+  return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+function issuesLine(issues: readonly z.core.$ZodIssue[]): string {
+  return issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(top level)'}: ${i.message}`).join('; ');
+}
+
+/**
+ * Reads and checks a config file; throws one INVALID_ARGUMENT line naming the file and field.
+ *
+ * @example
+ * const file = await readConfigFile('./quartz.json');
+ */
+export async function readConfigFile(path: string): Promise<ConfigFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw bad(`config file ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw bad(`config file ${path}: not valid JSON (${(err as Error).message})`);
+  }
+  const parsed = configFileSchema.safeParse(json);
+  if (!parsed.success) throw bad(`config file ${path}: ${issuesLine(parsed.error.issues)}`);
+  return parsed.data;
+}
+
+function parsePort(value: string, subject: string): number {
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw bad(`${subject} must be a port number 0-65535, got '${value}'`);
+  return Number(value);
+}
+
+function parseBool(value: string, subject: string): boolean {
+  if (/^(1|true|on|yes)$/i.test(value)) return true;
+  if (/^(0|false|off|no)$/i.test(value)) return false;
+  throw bad(`${subject} must be true or false, got '${value}'`);
+}
+
+function parseLevel(value: string, subject: string): LogLevel {
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) throw bad(`${subject} must be one of ${LOG_LEVELS.join(', ')}, got '${value}'`);
+  return value as LogLevel;
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Resolves every setting: flag > QUARTZ_* env > config file > default.
+ *
+ * @example
+ * const settings = await resolveServeSettings({ port: '9000' }, process.env);
+ */
+export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise<ServeSettings> {
+  const configPath = flags.config ?? nonEmpty(env.QUARTZ_CONFIG);
+  const file: ConfigFile = configPath !== undefined ? await readConfigFile(configPath) : {};
+  const sources: ServeSettings['sources'] = {};
+
+  function pick<T>(name: string, flag: string | undefined, envName: string, fromFile: T | undefined, parse: (v: string, subject: string) => T, fallback: T): T {
+    if (flag !== undefined) {
+      sources[name] = 'flag';
+      return parse(flag, `--${name}`);
+    }
+    const e = nonEmpty(env[envName]);
+    if (e !== undefined) {
+      sources[name] = 'env';
+      return parse(e, envName);
+    }
+    if (fromFile !== undefined) {
+      sources[name] = 'file';
+      return fromFile;
+    }
+    sources[name] = 'default';
+    return fallback;
+  }
+  const text = (v: string) => v;
+
+  const host = pick('host', flags.host, 'QUARTZ_HOST', file.host, text, DEFAULTS.host);
+  const port = pick('port', flags.port, 'QUARTZ_PORT', file.port, parsePort, DEFAULTS.port);
+  const dataDir = pick('data', flags.data, 'QUARTZ_DATA', file.data_dir, text, DEFAULTS.dataDir);
+  const logLevel = pick('log-level', flags.logLevel, 'QUARTZ_LOG_LEVEL', file.log_level, parseLevel, DEFAULTS.logLevel);
+  const default_plan = pick('default-plan', flags.defaultPlan, 'QUARTZ_DEFAULT_PLAN', file.default_plan, text, DEFAULTS.defaultPlan);
+  const registration_enabled = pick('registration', undefined, 'QUARTZ_REGISTRATION', file.registration_enabled, parseBool, true);
+  const cors_origins = pick(
+    'cors-origins',
+    undefined,
+    'QUARTZ_CORS_ORIGINS',
+    file.cors_origins,
+    (v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0),
+    ['*'],
+  );
+  const app = {
+    plans: file.plans,
+    default_plan,
+    registration_enabled,
+    cors_origins,
+    body_limits: file.body_limits,
+    long_poll_max_ms: file.long_poll_max_ms,
+  };
+  return { host, port, dataDir, logLevel, app, sources };
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
