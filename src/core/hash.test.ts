@@ -90,3 +90,12 @@ describe('xxh32', () => {
     expect(() => xxh32(new Uint8Array(1), 2 ** 32)).toThrow(/xxh32: seed must be an integer/);
   });
 });
+
+describe('crc32c over large inputs', () => {
+  it('gives the same CRC for inputs larger than one copy chunk as for their pieces', () => {
+    const data = randomBytes(700_000, 44);
+    const pieces = crc32c(data.subarray(300_000), crc32c(data.subarray(0, 300_000)));
+    expect(crc32c(data)).toBe(pieces);
+    expect(crc32c(data)).toBe(crc32cBitwise(data));
+  });
+});

@@ -6,6 +6,8 @@ import { codecs, type QuartzExports } from './loader.js';
 import { ErrorCode, QuartzError } from './errors.js';
 import { scratchIn, releaseLarge } from './codec-scratch.js';
 
+const CRC_CHUNK = 256 << 10;
+
 interface HashExports extends QuartzExports {
   xxh32(ptr: number, len: number, seed: number): number;
   crc32c(crc: number, ptr: number, len: number): number;
@@ -48,8 +50,13 @@ export function crc32c(bytes: Uint8Array, crc = 0): number {
   checkBytes('crc32c', bytes);
   checkU32('crc32c', 'crc', crc);
   const wasm = codecs<HashExports>();
-  const ptr = scratchIn(wasm, 0, bytes);
-  const c = wasm.crc32c(crc, ptr, bytes.length) >>> 0;
-  releaseLarge(wasm);
+  // Chunks small enough to stay in cache between the copy in and the CRC, and a scratch
+  // region that never grows with the input.
+  let c = crc;
+  for (let pos = 0; pos < bytes.length; pos += CRC_CHUNK) {
+    const part = bytes.subarray(pos, pos + CRC_CHUNK);
+    const ptr = scratchIn(wasm, 0, part);
+    c = wasm.crc32c(c, ptr, part.length) >>> 0;
+  }
   return c;
 }
