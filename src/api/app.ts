@@ -12,6 +12,7 @@ import type { ServerConfig } from './config.js';
 import type { AppDeps, AppEnv } from './context.js';
 import { errorResponse, toErrorResponse } from './errors.js';
 import { requestMiddleware } from './middleware/request.js';
+import { PrincipalCache } from './principal-cache.js';
 import { silentLogger, type BackupFn, type LoggerPort, type MetricsPort } from './ports.js';
 import { MemoryBucketStore, type BucketStore } from './rate-limit.js';
 import { ApiRouter } from './router.js';
@@ -61,6 +62,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     assets: options.assets,
     backup: options.backup,
     shutdownSignal: options.shutdownSignal,
+    principals: new PrincipalCache(options.engine.tenants, clock),
   };
   const app = new OpenAPIHono<AppEnv>({ strict: true });
   const router = new ApiRouter(app);

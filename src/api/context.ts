@@ -7,6 +7,7 @@ import type { Tenant } from '../engine/tenants/tenant-registry.js';
 import type { Clock } from '../ports/clock.js';
 import type { ServerConfig } from './config.js';
 import type { BackupFn, LoggerPort, MetricsPort } from './ports.js';
+import type { PrincipalCache } from './principal-cache.js';
 import type { BucketStore, TakeResult } from './rate-limit.js';
 
 export interface AppDeps {
@@ -20,6 +21,7 @@ export interface AppDeps {
   assets: ((path: string) => Promise<Response | undefined>) | undefined;
   backup: BackupFn | undefined;
   shutdownSignal: AbortSignal | undefined;
+  principals: PrincipalCache;
 }
 
 export interface AppEnv {

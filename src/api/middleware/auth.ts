@@ -43,9 +43,8 @@ export function tenantAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const key = presentedKey(c.req.raw.headers);
     if (key === undefined) throw unauthorized(MISSING);
-    const who = await engine.tenants.authenticate(key);
-    if (who === undefined) throw unauthorized('unknown or revoked API key');
-    const tenant = who.tenant;
+    const tenant = await deps.principals.tenantFor(key);
+    if (tenant === undefined) throw unauthorized('unknown or revoked API key');
     c.set('tenant', tenant);
     // A tenant on a plan the config no longer lists gets the default plan's limits.
     const rpm = (config.plans[tenant.plan] ?? fallback).requests_per_minute;

@@ -164,7 +164,9 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     async (c) => {
       const body = parseWith(UpdateTenantBody, await readJson(c.req.raw, jsonLimit));
       checkPlan(body.plan);
-      return c.json(await engine.tenants.update(param(c, 'id'), body));
+      const updated = await engine.tenants.update(param(c, 'id'), body);
+      deps.principals.clear(); // the new plan applies from the next request
+      return c.json(updated);
     },
   );
 
@@ -195,6 +197,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     auth,
     async (c) => {
       await engine.tenants.revokeKey(param(c, 'id'), param(c, 'key_id'));
+      deps.principals.clear(); // the revoked key fails from the next request
       return c.body(null, 204);
     },
   );

@@ -1,0 +1,42 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import '../node/core.js';
+import { createEngine, type Engine } from '../engine/engine.js';
+import { ManualClock } from '../ports/manual-clock.js';
+import { createMemoryStorage } from '../ports/memory-storage.js';
+import { PrincipalCache } from './principal-cache.js';
+
+let clock: ManualClock;
+let engine: Engine;
+
+beforeEach(async () => {
+  clock = new ManualClock();
+  engine = await createEngine({ storage: createMemoryStorage(), clock, scheduler: clock, capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: false } });
+});
+
+afterEach(async () => {
+  await engine.close();
+});
+
+describe('PrincipalCache', () => {
+  it('answers from memory within the TTL and asks the registry again after it', async () => {
+    const cache = new PrincipalCache(engine.tenants, clock, 1000);
+    const { tenant, key_id, api_key } = await engine.tenants.create({ email: 'a@example.com' });
+    expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
+    // Revoked behind the cache's back (another process): still known until the TTL runs out.
+    await engine.tenants.revokeKey(tenant.id, key_id);
+    expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
+    await clock.advance(1000);
+    expect(await cache.tenantFor(api_key)).toBeUndefined();
+  });
+
+  it('never caches unknown keys, and clear() forgets at once', async () => {
+    const cache = new PrincipalCache(engine.tenants, clock);
+    expect(await cache.tenantFor('qz_' + 'a'.repeat(64))).toBeUndefined();
+    const { tenant, key_id, api_key } = await engine.tenants.create({ email: 'b@example.com' });
+    expect((await cache.tenantFor(api_key))?.plan).toBe('free');
+    await engine.tenants.update(tenant.id, { plan: 'pro' });
+    await engine.tenants.revokeKey(tenant.id, key_id);
+    cache.clear();
+    expect(await cache.tenantFor(api_key)).toBeUndefined();
+  });
+});
