@@ -24,6 +24,8 @@ import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
 const quick = process.argv.includes('--quick');
 const BATCH = 1000;
 const IN_FLIGHT = 64;
+/** Records per consume call: one batch, like a consumer's usual fetch (Kafka's max.poll.records is 500). */
+const CONSUME_PAGE = 1000;
 const SIZES = [100, 1000] as const;
 /** Records produced per size: enough for a few seconds of work at full scale. */
 const PRODUCE_RECORDS: Record<number, number> = quick ? { 100: 200_000, 1000: 50_000 } : { 100: 3_000_000, 1000: 600_000 };
@@ -36,12 +38,20 @@ const LATENCY_READS = quick ? 500 : 3000;
 
 const enc = new TextEncoder();
 
-/** A JSON-ish record of exactly `size` bytes: realistic, and as compressible as real events. */
+const WORDS = 'order paid shipped cart user session click view search item price total discount coupon region eu us apac mobile web ios android checkout refund stock warehouse carrier express standard gift wrap note review rating'.split(' ');
+
+/**
+ * A JSON event of exactly `size` bytes: varied ids, amounts and a note of pseudo-random words,
+ * so it compresses about as well as real events do (no padding that LZ4 would erase).
+ */
 function payload(i: number, size: number): Uint8Array {
-  const json = JSON.stringify({ id: i, user: `user-${(i * 7919) % 100_003}`, kind: ['click', 'view', 'buy'][i % 3], amount: (i * 104_729) % 100_000, at: 1_700_000_000_000 + i });
-  const out = new Uint8Array(size);
-  out.set(enc.encode(json.padEnd(size, ' ').slice(0, size)));
-  return out;
+  let seed = (i * 2654435761) >>> 0;
+  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  const head = JSON.stringify({ id: i, user: `user-${rand() % 100_003}`, kind: WORDS[rand() % WORDS.length], amount: rand() % 100_000, at: 1_700_000_000_000 + i * 7 });
+  let note = '';
+  while (head.length + note.length + 12 < size) note += `${WORDS[rand() % WORDS.length]}${rand() % 1000} `;
+  const json = `${head.slice(0, -1)},"note":"${note}`.slice(0, size - 2) + '"}';
+  return enc.encode(json.padEnd(size, ' ').slice(0, size));
 }
 
 function batchOf(size: number, from = 0): ProduceRecord[] {
@@ -103,7 +113,7 @@ async function consumeAll(streams: StreamStore, topic: string): Promise<{ record
   let records = 0;
   const start = performance.now();
   while (offset < hwm) {
-    const res = await streams.consume(topic, 0, offset, { max_records: 10_000, max_bytes: 64 * 1024 * 1024 });
+    const res = await streams.consume(topic, 0, offset, { max_records: CONSUME_PAGE, max_bytes: 64 * 1024 * 1024 });
     records += res.records.length;
     offset = res.next_offset;
   }
@@ -115,19 +125,23 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
   const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-'));
   try {
     const { storage, streams } = await openStore(dir);
-    for (const size of SIZES) {
-      const topic = `t${size}`;
-      await streams.createTopic(topic, { segment_bytes: 8 * 1024 * 1024 });
+    // the default (LZ4 batches) for both sizes, and 1 KB once more uncompressed: LZ4 block
+    // compression is what bounds 1 KB produce, and a topic can opt out of it
+    const variants: Array<[number, 'lz4' | 'none']> = [[100, 'lz4'], [1000, 'lz4'], [1000, 'none']];
+    for (const [size, compression] of variants) {
+      const topic = `t${size}-${compression}`;
+      const tag = compression === 'lz4' ? '' : ' compression none';
+      await streams.createTopic(topic, { segment_bytes: 8 * 1024 * 1024, compression });
       const batches = Array.from({ length: 8 }, (_, k) => batchOf(size, k * BATCH));
       await produceAll(streams, topic, batches, (quick ? 100 : 300) * BATCH); // warm-up (JIT, lmdb maps)
       const total = PRODUCE_RECORDS[size]!;
       const seconds = await produceAll(streams, topic, batches, total);
-      out.set(`produce ${size}`, report(`quartz produce ${size} B (durable, 1 partition)`, total, total * size, seconds));
+      out.set(`produce ${size}${tag}`, report(`quartz produce ${size} B${tag} (durable, 1 partition)`, total, total * size, seconds));
       await streams.maintain(topic); // seal the tail so consume reads segments
       const cold = await consumeAll(streams, topic);
-      report(`quartz consume ${size} B (segments from disk)`, cold.records, cold.records * size, cold.seconds);
+      report(`quartz consume ${size} B${tag} (segments from disk)`, cold.records, cold.records * size, cold.seconds);
       const warm = await consumeAll(streams, topic);
-      out.set(`consume ${size}`, report(`quartz consume ${size} B (cached segments)`, warm.records, warm.records * size, warm.seconds));
+      out.set(`consume ${size}${tag}`, report(`quartz consume ${size} B${tag} (cached segments)`, warm.records, warm.records * size, warm.seconds));
     }
     await streams.close();
     await storage.close();
@@ -346,7 +360,7 @@ async function natsThroughput(): Promise<Map<string, Row>> {
 
 async function main(): Promise<void> {
   await init();
-  console.log(`streams bench${quick ? ' (quick)' : ''}: batches of ${BATCH}, ${IN_FLIGHT} produce batches in flight`);
+  console.log(`streams bench${quick ? ' (quick)' : ''}: batches of ${BATCH}, ${IN_FLIGHT} produce batches in flight, consume pages of ${CONSUME_PAGE}`);
   console.log('\nthroughput');
   const quartz = await quartzThroughput();
   ensurePeers();
@@ -354,10 +368,10 @@ async function main(): Promise<void> {
   const nats = await natsThroughput();
 
   console.log('\nratios (quartz / peer, same run)');
-  for (const size of SIZES) {
+  for (const [size, tag] of [[100, ''], [1000, ''], [1000, ' compression none']] as const) {
     for (const op of ['produce', 'consume'] as const) {
-      const q = quartz.get(`${op} ${size}`)!;
-      const parts = [`${op} ${size} B:`.padEnd(18)];
+      const q = quartz.get(`${op} ${size}${tag}`)!;
+      const parts = [`${op} ${size} B${tag}:`.padEnd(34)];
       const r = redis.get(`${op} ${size}`);
       const ra = redis.get(`${op} ${size} aof`);
       const n = nats.get(`${op} ${size}`);

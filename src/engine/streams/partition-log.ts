@@ -22,6 +22,7 @@ import {
   readBatchHeader,
   type BatchRange,
   type DecodedRecord,
+  type SegmentCodec,
   type SegmentRecord,
 } from '../../core/segment.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
@@ -33,6 +34,8 @@ export interface PartitionConfig {
   retentionBytes: number;
   segmentBytes: number;
   segmentMs: number;
+  /** Codec for new batches; a sealed segment keeps each batch's own. */
+  codec: SegmentCodec;
 }
 
 export interface SegmentInfo {
@@ -275,7 +278,7 @@ export class PartitionLog {
       }
       const chunk = start === 0 && end === records.length ? records : records.slice(start, end);
       const baseOffset = base + start;
-      const encoded = encodeBatch(chunk, { baseOffset, codec: 'lz4' });
+      const encoded = encodeBatch(chunk, { baseOffset, codec: this.config.codec });
       const header = readBatchHeader(encoded);
       ops.push({ type: 'put', key: offsetKey(TAIL_PREFIX, baseOffset), value: encoded });
       batches.push({ base: baseOffset, end: base + end, bytes: encoded, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp });

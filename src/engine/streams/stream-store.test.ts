@@ -54,7 +54,7 @@ describe('topics', () => {
   it('creates, lists, describes and deletes topics', async () => {
     const { streams } = await setup();
     const cfg = await streams.createTopic('orders', { partitions: 3, retention_ms: 1000 });
-    expect(cfg).toMatchObject({ name: 'orders', partitions: 3, retention_ms: 1000, retention_bytes: -1 });
+    expect(cfg).toMatchObject({ name: 'orders', partitions: 3, retention_ms: 1000, retention_bytes: -1, compression: 'lz4' });
     await streams.createTopic('audit.log-v2_x');
     expect(streams.listTopics().map((t) => t.name)).toEqual(['audit.log-v2_x', 'orders']);
     const d = streams.describeTopic('orders');
@@ -74,6 +74,7 @@ describe('topics', () => {
     expect((await catchErr(streams.createTopic('t', { partitions: 0 }))).message).toContain('partitions');
     expect((await catchErr(streams.createTopic('t', { partitions: 1025 }))).message).toContain('partitions');
     expect((await catchErr(streams.createTopic('t', { segment_bytes: 1.5 }))).message).toContain('segment_bytes');
+    expect((await catchErr(streams.createTopic('t', { compression: 'zstd' as 'lz4' }))).message).toContain('compression');
     const reserved = await catchErr(streams.createTopic('__dead_letters'));
     expect(reserved.message).toContain('reserved');
     await streams.createTopic('__dead_letters', {}, { system: true });
@@ -281,6 +282,19 @@ describe('segments', () => {
     const whole = gets.filter((g) => !g.ranged).map((g) => g.key);
     expect(whole).toContain(segs[0]);
     expect(whole).toContain(segs[1]);
+  });
+
+  it('stores uncompressed batches when compression is none, and reads them back through segments', async () => {
+    const { ctx, streams } = await setup();
+    await streams.createTopic('raw', { compression: 'none', segment_bytes: 1024 });
+    for (let i = 0; i < 10; i++) await streams.produce('raw', values(10, i * 10, 40));
+    await streams.maintain('raw');
+    const d = streams.describeTopic('raw').partition_info[0]!;
+    expect(d.segments).toBeGreaterThan(1);
+    // 100 records of 40 bytes, stored as is: at least 4,000 bytes (LZ4 would shrink this padding)
+    expect(d.bytes).toBeGreaterThan(4000);
+    expect((await readAll(streams, 'raw', 0, 7)).map((r) => r.value)).toEqual([...Array(100).keys()].map((i) => `v${i}`.padEnd(40, '.')));
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(d.bytes);
   });
 
   it('rolls by time on the scheduler', async () => {

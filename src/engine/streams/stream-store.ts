@@ -8,7 +8,7 @@
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { MAX_TIMESTAMP } from '../../core/segment-records.js';
-import type { DecodedRecord, SegmentRecord } from '../../core/segment.js';
+import type { DecodedRecord, SegmentCodec, SegmentRecord } from '../../core/segment.js';
 import type { UnitStorage } from '../../ports/storage.js';
 import type { EngineContext } from '../context.js';
 import { partitionForKey } from './murmur2.js';
@@ -26,6 +26,7 @@ export const TOPIC_DEFAULTS = {
   retention_bytes: -1,
   segment_bytes: 8 * 1024 * 1024,
   segment_ms: DAY_MS,
+  compression: 'lz4',
 } as const;
 
 export interface TopicOptions {
@@ -36,6 +37,8 @@ export interface TopicOptions {
   retention_bytes?: number;
   segment_bytes?: number;
   segment_ms?: number;
+  /** Codec of stored batches: 'lz4' (default) or 'none' for data that does not compress. */
+  compression?: SegmentCodec;
 }
 
 export interface TopicConfig {
@@ -45,6 +48,7 @@ export interface TopicConfig {
   retention_bytes: number;
   segment_bytes: number;
   segment_ms: number;
+  compression: SegmentCodec;
   created_at: number;
 }
 
@@ -129,6 +133,11 @@ function intIn(value: unknown, min: number, max: number, what: string): number {
   return value;
 }
 
+function checkCompression(value: unknown): SegmentCodec {
+  if (value !== 'lz4' && value !== 'none') throw invalid(`compression must be 'lz4' or 'none', got ${JSON.stringify(value)}`);
+  return value;
+}
+
 /** Names a record in an error message (built only on failure: produce is a hot path). */
 function where(i: number, topic: string): string {
   return `record ${i} for topic '${topic}'`;
@@ -193,7 +202,7 @@ export class StreamStore {
   }
 
   private partitionConfig(c: TopicConfig): PartitionConfig {
-    return { retentionMs: c.retention_ms, retentionBytes: c.retention_bytes, segmentBytes: c.segment_bytes, segmentMs: c.segment_ms };
+    return { retentionMs: c.retention_ms, retentionBytes: c.retention_bytes, segmentBytes: c.segment_bytes, segmentMs: c.segment_ms, codec: c.compression ?? TOPIC_DEFAULTS.compression };
   }
 
   private async openLogs(config: TopicConfig): Promise<PartitionLog[]> {
@@ -250,6 +259,7 @@ export class StreamStore {
       retention_bytes: intIn(options.retention_bytes ?? TOPIC_DEFAULTS.retention_bytes, -1, Number.MAX_SAFE_INTEGER, 'retention_bytes'),
       segment_bytes: intIn(options.segment_bytes ?? TOPIC_DEFAULTS.segment_bytes, 1024, 1024 * 1024 * 1024, 'segment_bytes'),
       segment_ms: intIn(options.segment_ms ?? TOPIC_DEFAULTS.segment_ms, 1, Number.MAX_SAFE_INTEGER, 'segment_ms'),
+      compression: checkCompression(options.compression ?? TOPIC_DEFAULTS.compression),
       created_at: this.ctx.clock.now(),
     };
     // A delete that crashed before dropping its partition units must not leak old records.
