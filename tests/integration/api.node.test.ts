@@ -1,39 +1,38 @@
 /**
- * Runs the HTTP API conformance suite over real loopback HTTP against the app on the Node disk
- * engine, served by @hono/node-server (the Node home's listener).
+ * Runs the HTTP API conformance suite over real loopback HTTP against the Node home's server
+ * (`startServer`: the disk engine, prom-client metrics, pino logs, file assets, backups), the same
+ * code path `quartz serve` runs.
  */
-import { serve, type ServerType } from '@hono/node-server';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
-import { createApp } from '../../src/api/app.js';
-import { hashKey, resolveServerConfig } from '../../src/api/config.js';
-import type { Engine } from '../../src/engine/engine.js';
-import { openQuartz } from '../../src/node/open-quartz.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../src/node/server/server.js';
+import { resolveServeSettings } from '../../src/node/server/settings.js';
 import { apiSuite } from '../conformance/api.suite.js';
 
 const adminKey = `admin-${crypto.randomUUID()}`;
 let dir: string;
-let engine: Engine;
-let server: ServerType;
-let baseUrl: string;
+let server: RunningServer;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'quartz-api-'));
-  engine = await openQuartz({ dataDir: dir });
-  const app = createApp({ engine, config: resolveServerConfig({ version: 'test', admin_key_hash: await hashKey(adminKey), default_plan: 'unlimited' }) });
-  server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s));
-  });
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const env = { QUARTZ_ADMIN_KEY: adminKey, QUARTZ_LOG_LEVEL: 'error' };
+  server = await startServer(await resolveServeSettings({ port: '0', data: dir, host: '127.0.0.1' }, env), env);
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  await engine.close();
+  await server.close('test done');
   rmSync(dir, { recursive: true, force: true });
 });
 
-apiSuite('node, in-process listener on the disk engine', () => ({ baseUrl, adminKey }));
+apiSuite('node server', () => ({ baseUrl: server.url, adminKey }));
+
+it('the Node home serves the Swagger UI assets and Prometheus metrics', async () => {
+  const css = await fetch(`${server.url}/docs/swagger-ui.css`);
+  expect(css.status).toBe(200);
+  expect(await fetch(`${server.url}/docs/swagger-ui-bundle.js`).then((r) => r.status)).toBe(200);
+  const metrics = await fetch(`${server.url}/metrics`);
+  expect(metrics.status).toBe(200);
+  expect(await metrics.text()).toMatch(/\/v1\/health/);
+});
