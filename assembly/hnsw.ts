@@ -87,7 +87,7 @@ let candCap: u32 = 0;
 let resHeap: usize = 0; // max-heap of (f32 dist, u32 slot)
 let resLen: i32 = 0;
 let resCap: i32 = 0;
-let gather: usize = 0; // unvisited neighbours of the node being expanded
+let gather: usize = 0; // (slot, vector pointer) of the unvisited neighbours of the node being expanded
 let sortBuf: usize = 0; // sorted (dist, slot) candidates for neighbour selection
 let sortCap: i32 = 0;
 let shrinkBuf: usize = 0; // candidates when a full neighbour list must be pruned
@@ -268,8 +268,15 @@ function candPop(): void {
 function resPop(): void {
   const n = --resLen;
   if (n == 0) return;
-  const lastD = load<f32>(resHeap + (<usize>n << 3));
-  const last = load<u64>(resHeap + (<usize>n << 3));
+  resSiftDown(load<f32>(resHeap + (<usize>n << 3)), load<u64>(resHeap + (<usize>n << 3)), n);
+}
+
+/** Replaces the worst result with a closer one: one sift-down instead of a push and a pop. */
+function resReplaceTop(d: f32, s: u32): void {
+  resSiftDown(d, (<u64>s << 32) | <u64>reinterpret<u32>(d), resLen);
+}
+
+function resSiftDown(lastD: f32, last: u64, n: i32): void {
   let i = 0;
   while (true) {
     let c = 2 * i + 1;
@@ -460,22 +467,26 @@ function searchLayer(q: usize, ep: u32, level: i32, ef: i32, useFilter: bool): v
       const vp = visited + (<usize>n << 2);
       if (load<u32>(vp) != ep0) {
         store<u32>(vp, ep0);
-        store<u32>(gather + (<usize>nNew << 2), n);
+        const v = vecOf(n);
+        const g = gather + (<usize>nNew << 3);
+        store<u32>(g, n);
+        store<usize>(g, v, 4);
         nNew++;
-        sink ^= load<u32>(vecOf(n));
+        sink ^= load<u32>(v);
       }
     }
     evaluated += nNew;
     for (let j: u32 = 0; j < nNew; j++) {
-      const n = load<u32>(gather + (<usize>j << 2));
-      if (touchSecond && j + 1 < nNew) sink ^= load<u32>(vecOf(load<u32>(gather + (<usize>(j + 1) << 2))), 64);
-      const d = distance(q, vecOf(n));
+      const g = gather + (<usize>j << 3);
+      const n = load<u32>(g);
+      if (touchSecond && j + 1 < nNew) sink ^= load<u32>(load<usize>(g, 12), 64);
+      const d = distance(q, load<usize>(g, 4));
       if (resLen < ef || d < worst) {
         candPush(d, n);
         if (checkDeleted && isDeleted(n)) continue;
         if (useFilter && load<u32>(allowTags + (<usize>n << 2)) != allowEpoch) continue;
-        resPush(d, n);
-        if (resLen > ef) resPop();
+        if (resLen < ef) resPush(d, n);
+        else resReplaceTop(d, n);
         worst = load<f32>(resHeap);
       }
     }
@@ -768,7 +779,7 @@ export function hnsw_init(d: i32, m: i32, mLinks: i32, efC: i32, seed: u32): i32
   touchSecond = dimsPadded > 16;
   mapBits = 4;
   mapPtr = zalloc(<usize>8 << mapBits);
-  gather = zalloc(<usize>M0 << 2);
+  gather = zalloc(<usize>M0 << 3);
   shrinkBuf = zalloc(<usize>(2 * M0 + 2) << 3);
   queryBuf = zalloc(<usize>dimsPadded << 2);
   ensureResCap(efConstruction);
@@ -872,8 +883,7 @@ function exactScan(k: i32, fromAllowList: bool): void {
     if (resLen < k) {
       resPush(d, s);
     } else if (d < load<f32>(resHeap)) {
-      resPush(d, s);
-      resPop();
+      resReplaceTop(d, s);
     }
   }
   distCount += <f64>n;
