@@ -1,0 +1,124 @@
+/**
+ * The CLI's HTTP client for API v1: connection settings from flags, QUARTZ_URL / QUARTZ_API_KEY,
+ * or `quartz login`; failures become one clear line (CliError) for the CLI to print.
+ */
+import { DEFAULT_URL, readUserConfig } from './user-config.js';
+
+/** An error the CLI prints as one line and exits non-zero on. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+export interface Connection {
+  url: string;
+  apiKey: string | undefined;
+  adminKey: string | undefined;
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * @example
+ * const conn = await resolveConnection({ url: undefined }, process.env);
+ */
+export async function resolveConnection(flags: { url?: string; apiKey?: string }, env: Env): Promise<Connection> {
+  const saved = await readUserConfig(env);
+  const url = (flags.url ?? nonEmpty(env.QUARTZ_URL) ?? saved.url ?? DEFAULT_URL).replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/]+/.test(url)) throw new CliError(`quartz: the server URL must start with http:// or https://, got '${url}'`);
+  return {
+    url,
+    apiKey: flags.apiKey ?? nonEmpty(env.QUARTZ_API_KEY) ?? saved.api_key,
+    adminKey: nonEmpty(env.QUARTZ_ADMIN_KEY) ?? saved.admin_key,
+  };
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
+}
+
+export interface RequestOptions {
+  method?: string;
+  /** JSON body (serialised here) or raw bytes. */
+  json?: unknown;
+  body?: Uint8Array | string;
+  contentType?: string;
+  query?: Record<string, string | number | undefined>;
+  /** 'api' (default) sends the tenant key, 'admin' the admin key, 'none' nothing. */
+  auth?: 'api' | 'admin' | 'none';
+  /** Statuses handled by the caller instead of thrown (e.g. 404 for `kv get`). */
+  accept?: number[];
+  signal?: AbortSignal;
+}
+
+function describeNetworkError(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const code = cause?.code;
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ENOTFOUND') return 'host not found';
+  if (code === 'ECONNRESET') return 'connection reset';
+  if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'timed out';
+  return cause?.message ?? (err as Error).message;
+}
+
+export class ApiClient {
+  constructor(readonly conn: Connection) {}
+
+  /**
+   * One request; non-2xx answers (other than `accept`) throw a CliError with the server's message.
+   *
+   * @example
+   * const res = await client.request('/v1/topics');
+   */
+  async request(path: string, options: RequestOptions = {}): Promise<Response> {
+    const url = new URL(this.conn.url + path);
+    for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = {};
+    const auth = options.auth ?? 'api';
+    if (auth === 'api') {
+      if (this.conn.apiKey === undefined) throw new CliError('quartz: no API key; run `quartz register`, `quartz login`, or set QUARTZ_API_KEY');
+      headers.authorization = `Bearer ${this.conn.apiKey}`;
+    } else if (auth === 'admin') {
+      if (this.conn.adminKey === undefined) throw new CliError("quartz: no admin key; set QUARTZ_ADMIN_KEY (the server prints where its key file is)");
+      headers.authorization = `Bearer ${this.conn.adminKey}`;
+    }
+    let body: string | Uint8Array | undefined;
+    if (options.json !== undefined) {
+      body = JSON.stringify(options.json);
+      headers['content-type'] = 'application/json';
+    } else if (options.body !== undefined) {
+      body = options.body;
+      headers['content-type'] = options.contentType ?? 'application/octet-stream';
+    }
+    let res: Response;
+    try {
+      res = await fetch(url, { method: options.method ?? 'GET', headers, body: body as BodyInit | undefined, signal: options.signal });
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw err;
+      throw new CliError(`quartz: cannot reach ${this.conn.url} (${describeNetworkError(err)}) — is \`quartz serve\` running?`);
+    }
+    if (res.ok || options.accept?.includes(res.status)) return res;
+    throw await errorFrom(res);
+  }
+
+  /** A JSON request answered with JSON. */
+  async json<T>(path: string, options: RequestOptions = {}): Promise<T> {
+    const res = await this.request(path, options);
+    return (await res.json()) as T;
+  }
+}
+
+async function errorFrom(res: Response): Promise<CliError> {
+  const text = await res.text().catch(() => '');
+  try {
+    const body = JSON.parse(text) as { error?: string; message?: string };
+    if (typeof body.message === 'string') return new CliError(`quartz: ${body.message} (${res.status} ${body.error ?? ''})`.replace(' )', ')'));
+  } catch {
+    // not JSON: fall through to the status line
+  }
+  return new CliError(`quartz: the server answered ${res.status} ${res.statusText}`);
+}

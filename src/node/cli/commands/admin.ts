@@ -1,0 +1,74 @@
+/**
+ * Operator commands: backup (a running server's consistent snapshot, via the admin route) and
+ * restore (offline, into an empty data directory).
+ */
+import { createWriteStream } from 'node:fs';
+import { readFile, rename, rm } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { restoreBackup } from '../../backup/restore.js';
+import { ApiClient, CliError } from '../client.js';
+import { ctxFor, type CliIo } from '../context.js';
+import { progressBar } from '../progress.js';
+
+export function adminCommands(program: Command, io: CliIo): void {
+  program
+    .command('backup')
+    .description("download a consistent snapshot of a running server's data (needs the admin key)")
+    .requiredOption('--file <path>', 'where to write the archive')
+    .option('--admin-key-file <path>', 'read the admin key from this file (else QUARTZ_ADMIN_KEY)')
+    .action(async (flags: { file: string; adminKeyFile?: string }, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      let client = await ctx.client();
+      if (flags.adminKeyFile !== undefined) {
+        const key = (await readFile(flags.adminKeyFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+          throw new CliError(`quartz: cannot read ${flags.adminKeyFile} (${err.code ?? err.message})`);
+        })).trim();
+        client = new ApiClient({ ...client.conn, adminKey: key });
+      }
+      const res = await client.request('/v1/admin/backup', { auth: 'admin' });
+      const total = Number(res.headers.get('content-length') ?? 0);
+      const partial = `${flags.file}.partial`;
+      const out = createWriteStream(partial);
+      const bar = progressBar(io, 'bytes', total, ctx.out.mode === 'json');
+      let written = 0;
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+          written += chunk.length;
+          bar.update(written);
+        }
+        await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      } catch (err) {
+        out.destroy();
+        await rm(partial, { force: true });
+        throw err instanceof CliError ? err : new CliError(`quartz: backup interrupted after ${written} bytes (${(err as Error).message})`);
+      } finally {
+        bar.stop();
+      }
+      if (total > 0 && written !== total) {
+        await rm(partial, { force: true });
+        throw new CliError(`quartz: backup ended after ${written} of ${total} bytes`);
+      }
+      await rename(partial, flags.file);
+      ctx.out.done(`backup written to ${flags.file} (${written} bytes)`, { file: flags.file, bytes: written });
+    });
+
+  program
+    .command('restore')
+    .description('restore a backup archive into an empty data directory (server stopped), then `quartz serve --data DIR`')
+    .requiredOption('--file <path>', 'the archive written by `quartz backup`')
+    .requiredOption('--data <dir>', 'an empty or new data directory')
+    .action(async (flags: { file: string; data: string }, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      let bar: ReturnType<typeof progressBar> | undefined;
+      const result = await restoreBackup({
+        file: flags.file,
+        dataDir: flags.data,
+        onProgress: (read, total) => {
+          bar ??= progressBar(io, 'bytes', total, ctx.out.mode === 'json');
+          bar.update(read);
+        },
+      }).finally(() => bar?.stop());
+      ctx.out.done(`restored ${result.entries} entries and ${result.blobs} blobs in ${result.units} units into ${flags.data}`, { data: flags.data, ...result });
+    });
+}

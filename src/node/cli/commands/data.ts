@@ -1,0 +1,241 @@
+/**
+ * Account and data commands: register, login, usage, kv, collection, vec.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { CliError, resolveConnection, ApiClient } from '../client.js';
+import { ctxFor, intFlag, type CliIo } from '../context.js';
+import { readAll } from '../io.js';
+import { progressBar } from '../progress.js';
+import { writeUserConfig } from '../user-config.js';
+
+const kvPath = (key: string) => `/v1/kv/${encodeURIComponent(key)}`;
+
+export function accountCommands(program: Command, io: CliIo): void {
+  program
+    .command('register')
+    .description('create a tenant on the server and print its API key (shown once)')
+    .requiredOption('--email <email>', 'your e-mail address')
+    .option('--save', 'also store the URL and key as with `quartz login`')
+    .action(async (flags: { email: string; save?: boolean }, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      const client = await ctx.client();
+      const res = await client.json<{ user_id: string; api_key: string }>('/v1/auth/register', { method: 'POST', json: { email: flags.email }, auth: 'none' });
+      let saved: string | undefined;
+      if (flags.save === true) saved = await writeUserConfig(io.env, { url: client.conn.url, api_key: res.api_key });
+      ctx.out.print({ ...res, saved_to: saved ?? null }, () =>
+        [`user id: ${res.user_id}`, `api key: ${res.api_key}`, saved !== undefined ? `saved to ${saved}` : 'keep it: it is shown once (`quartz login --api-key …` stores it)'].join('\n'),
+      );
+    });
+
+  program
+    .command('login')
+    .description("check a key against the server and store the URL and key in the user's config dir")
+    .option('--api-key <key>', 'the API key (else read from stdin, or QUARTZ_API_KEY)')
+    .action(async (flags: { apiKey?: string }, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      const globals = cmd.optsWithGlobals<{ url?: string; apiKey?: string }>();
+      let key = flags.apiKey ?? globals.apiKey ?? io.env.QUARTZ_API_KEY;
+      if (key === undefined || key === '') {
+        if ((io.stdin as { isTTY?: boolean }).isTTY === true) io.stderr.write('API key: ');
+        key = new TextDecoder().decode(await readAll(io.stdin)).trim().split('\n')[0] ?? '';
+      }
+      if (key === '') throw new CliError('quartz: no API key given (use --api-key, stdin or QUARTZ_API_KEY)');
+      const conn = await resolveConnection({ url: globals.url, apiKey: key }, io.env);
+      const client = new ApiClient(conn);
+      const usage = await client.json<{ tenant_id: string }>('/v1/usage');
+      const path = await writeUserConfig(io.env, { url: conn.url, api_key: key });
+      ctx.out.done(`logged in to ${conn.url} as tenant ${usage.tenant_id} (saved to ${path})`, { url: conn.url, tenant_id: usage.tenant_id, saved_to: path });
+    });
+
+  program
+    .command('usage')
+    .description("this tenant's metered usage for the current period")
+    .action(async (_flags: unknown, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      const usage = await (await ctx.client()).json<Record<string, unknown>>('/v1/usage');
+      const rows = Object.entries(usage).map(([metric, value]) => ({ metric, value }));
+      ctx.out.table(rows, ['metric', 'value'], usage);
+    });
+}
+
+export function kvCommands(program: Command, io: CliIo): void {
+  const kv = program.command('kv').description('key-value store: get, put, del, ls');
+
+  kv.command('get <key>')
+    .description('print a value (raw bytes; --output json gives {key, value, content_type, etag})')
+    .action(async (key: string, _flags: unknown, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      const res = await (await ctx.client()).request(kvPath(key), { accept: [404] });
+      if (res.status === 404) throw new CliError(`quartz: key '${key}' not found`);
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if (ctx.out.mode === 'json') {
+        let value: string;
+        let encoding = 'utf8';
+        try {
+          value = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+        } catch {
+          value = Buffer.from(bytes).toString('base64');
+          encoding = 'base64';
+        }
+        ctx.out.print({ key, value, encoding, content_type: res.headers.get('content-type'), etag: res.headers.get('etag') }, () => '');
+        return;
+      }
+      io.stdout.write(bytes);
+      if ((io.stdout as { isTTY?: boolean }).isTTY === true && bytes[bytes.length - 1] !== 0x0a) io.stdout.write('\n');
+    });
+
+  kv.command('put <key> [value]')
+    .description('store a value given as an argument, from --file, or from stdin')
+    .option('--file <path>', 'read the value from a file')
+    .option('--ttl <seconds>', 'expire after this many seconds')
+    .option('--content-type <type>', 'content type to keep with the value', 'application/octet-stream')
+    .action(async (key: string, value: string | undefined, flags: { file?: string; ttl?: string; contentType: string }, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      const ttl = intFlag(flags.ttl, '--ttl', 1);
+      let body: Uint8Array;
+      if (value !== undefined && flags.file !== undefined) throw new CliError('quartz: give the value as an argument or --file, not both');
+      if (value !== undefined) body = new TextEncoder().encode(value);
+      else if (flags.file !== undefined) body = await readFile(flags.file).catch((err: NodeJS.ErrnoException) => {
+        throw new CliError(`quartz: cannot read ${flags.file} (${err.code ?? err.message})`);
+      });
+      else body = await readAll(io.stdin);
+      const contentType = value !== undefined && flags.contentType === 'application/octet-stream' ? 'text/plain; charset=utf-8' : flags.contentType;
+      const res = await (await ctx.client()).request(kvPath(key), { method: 'PUT', body, contentType, query: { ttl } });
+      ctx.out.done(`put '${key}' (${body.length} bytes)`, { key, size: body.length, etag: res.headers.get('etag') });
+    });
+
+  kv.command('del <key>')
+    .description('delete a key')
+    .action(async (key: string, _flags: unknown, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      await (await ctx.client()).request(kvPath(key), { method: 'DELETE' });
+      ctx.out.done(`deleted '${key}'`, { key, deleted: true });
+    });
+
+  kv.command('ls')
+    .description('list keys, optionally by prefix')
+    .option('--prefix <prefix>', 'only keys starting with this')
+    .option('--limit <n>', 'at most this many keys', '1000')
+    .action(async (flags: { prefix?: string; limit: string }, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      const limit = intFlag(flags.limit, '--limit', 1)!;
+      const client = await ctx.client();
+      const keys: Record<string, unknown>[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: { keys: Record<string, unknown>[]; cursor: string | null } = await client.json('/v1/kv', {
+          query: { prefix: flags.prefix, cursor: cursor ?? undefined, limit: Math.min(1000, limit - keys.length) },
+        });
+        keys.push(...page.keys);
+        cursor = page.cursor;
+      } while (cursor !== null && keys.length < limit);
+      ctx.out.table(keys, ['key', 'size', 'content_type', 'expires_at'], { keys, cursor });
+    });
+}
+
+export function vectorCommands(program: Command, io: CliIo): void {
+  const collection = program.command('collection').description('vector collections: create, ls, rm');
+  collection
+    .command('create <name>')
+    .description('create a collection')
+    .requiredOption('--dims <n>', 'vector dimensions')
+    .option('--metric <metric>', 'cosine, l2 or dot', 'cosine')
+    .action(async (name: string, flags: { dims: string; metric: string }, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      const dims = intFlag(flags.dims, '--dims', 1);
+      const info = await (await ctx.client()).json<Record<string, unknown>>('/v1/collections', { method: 'POST', json: { name, dims, metric: flags.metric } });
+      ctx.out.done(`created collection '${name}' (${dims} dims, ${flags.metric})`, info);
+    });
+  collection
+    .command('ls')
+    .description('list collections')
+    .action(async (_flags: unknown, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      const { collections } = await (await ctx.client()).json<{ collections: Record<string, unknown>[] }>('/v1/collections');
+      ctx.out.table(collections, ['name', 'dims', 'metric', 'count'], { collections });
+    });
+  collection
+    .command('rm <name>')
+    .description('delete a collection and its vectors')
+    .action(async (name: string, _flags: unknown, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      await (await ctx.client()).request(`/v1/collections/${encodeURIComponent(name)}`, { method: 'DELETE' });
+      ctx.out.done(`deleted collection '${name}'`, { name, deleted: true });
+    });
+
+  const vec = program.command('vec').description('vectors: upsert, query');
+  vec
+    .command('upsert <collection>')
+    .description('upsert vectors from a JSON file (an array or {vectors: [...]}) or JSONL (one {id, values, metadata} per line)')
+    .requiredOption('--file <path>', 'the JSON or JSONL file ("-" for stdin)')
+    .option('--batch <n>', 'vectors per request', '1000')
+    .action(async (name: string, flags: { file: string; batch: string }, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      const batch = intFlag(flags.batch, '--batch', 1)!;
+      const vectors = parseVectors(flags.file === '-' ? new TextDecoder().decode(await readAll(io.stdin)) : await readText(flags.file), flags.file);
+      const client = await ctx.client();
+      const bar = progressBar(io, 'vectors', vectors.length, ctx.out.mode === 'json');
+      let upserted = 0;
+      for (let i = 0; i < vectors.length; i += batch) {
+        const res = await client.json<{ upserted: number }>(`/v1/collections/${encodeURIComponent(name)}/upsert`, { method: 'POST', json: { vectors: vectors.slice(i, i + batch) } });
+        upserted += res.upserted;
+        bar.update(Math.min(vectors.length, i + batch));
+      }
+      bar.stop();
+      ctx.out.done(`upserted ${upserted} vectors into '${name}'`, { upserted });
+    });
+  vec
+    .command('query <collection>')
+    .description('nearest neighbours of a vector (--vector JSON array), a stored id (--id), or a query file')
+    .option('--vector <json>', 'the query vector as a JSON array')
+    .option('--id <id>', 'query with a stored vector')
+    .option('--file <path>', 'a JSON query body ({vector | id, k, filter, ...})')
+    .option('-k, --k <n>', 'how many matches', '10')
+    .option('--filter <json>', 'metadata filter as JSON')
+    .option('--include-metadata', 'return metadata')
+    .action(async (name: string, flags: { vector?: string; id?: string; file?: string; k: string; filter?: string; includeMetadata?: boolean }, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      let body: Record<string, unknown> = flags.file !== undefined ? (parseJson(await readText(flags.file), flags.file) as Record<string, unknown>) : {};
+      if (flags.vector !== undefined) body.vector = parseJson(flags.vector, '--vector');
+      if (flags.id !== undefined) body.id = flags.id;
+      if (flags.filter !== undefined) body.filter = parseJson(flags.filter, '--filter');
+      if (flags.includeMetadata === true) body.include_metadata = true;
+      body = { k: intFlag(flags.k, '--k', 1), ...body };
+      if (body.vector === undefined && body.id === undefined) throw new CliError('quartz: give --vector, --id or --file');
+      const { matches } = await (await ctx.client()).json<{ matches: Record<string, unknown>[] }>(`/v1/collections/${encodeURIComponent(name)}/query`, { method: 'POST', json: body });
+      ctx.out.table(matches, body.include_metadata === true ? ['id', 'score', 'metadata'] : ['id', 'score'], { matches });
+    });
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new CliError(`quartz: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
+function parseJson(text: string, subject: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new CliError(`quartz: ${subject} is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/** JSON (array or {vectors}) or JSONL, told apart by trying JSON first. */
+export function parseVectors(text: string, subject: string): unknown[] {
+  const trimmed = text.trim();
+  if (trimmed === '') throw new CliError(`quartz: ${subject} is empty`);
+  try {
+    const whole = JSON.parse(trimmed) as unknown;
+    if (Array.isArray(whole)) return whole;
+    if (whole !== null && typeof whole === 'object' && Array.isArray((whole as { vectors?: unknown }).vectors)) return (whole as { vectors: unknown[] }).vectors;
+    if (whole !== null && typeof whole === 'object') return [whole];
+    throw new CliError(`quartz: ${subject} must hold an array of vectors, {vectors: [...]}, or one vector per line`);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+  }
+  return trimmed.split('\n').flatMap((line, i) => (line.trim() === '' ? [] : [parseJson(line, `${subject} line ${i + 1}`)]));
+}

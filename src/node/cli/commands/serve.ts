@@ -1,0 +1,65 @@
+/**
+ * `quartz serve`: runs the server until SIGTERM/SIGINT, then shuts down gracefully (bounded).
+ */
+import type { Command } from 'commander';
+import pc from 'picocolors';
+import { SHUTDOWN_BOUND_MS, startServer } from '../../server/server.js';
+import { isLoopback, resolveServeSettings, type ServeFlags } from '../../server/settings.js';
+import { CliError } from '../client.js';
+import type { CliIo } from '../context.js';
+
+export function serveCommand(program: Command, io: CliIo): void {
+  program
+    .command('serve')
+    .description('run the QuartzDB server (HTTP API v1, /docs, /metrics) on embedded storage')
+    .option('--host <host>', 'address to listen on; anything beyond loopback must be given explicitly (default 127.0.0.1)')
+    .option('--port <port>', 'port to listen on, 0 for any free one (default 8787)')
+    .option('--data <dir>', 'data directory (default ./.quartz)')
+    .option('--config <file>', 'JSON config file (see docs/configuration.md)')
+    .option('--default-plan <name>', 'plan given to new registrations (default unlimited)')
+    .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info)')
+    .addHelpText('after', '\nEnvironment: QUARTZ_HOST, QUARTZ_PORT, QUARTZ_DATA, QUARTZ_CONFIG, QUARTZ_DEFAULT_PLAN, QUARTZ_LOG_LEVEL,\nQUARTZ_REGISTRATION, QUARTZ_CORS_ORIGINS, QUARTZ_ADMIN_KEY. Flags win over the environment, which wins over the file.')
+    .action(async (flags: ServeFlags) => {
+      const settings = await resolveServeSettings(flags, io.env);
+      let server;
+      try {
+        server = await startServer(settings, io.env);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE') throw new CliError(`quartz: ${settings.host}:${settings.port} is already in use; pick another --port`);
+        if (code === 'EACCES') throw new CliError(`quartz: not allowed to listen on ${settings.host}:${settings.port}`);
+        if (code === 'EADDRNOTAVAIL') throw new CliError(`quartz: ${settings.host} is not an address of this machine`);
+        throw err;
+      }
+      const w = (s: string) => io.stdout.write(s + '\n');
+      w(`${pc.bold('QuartzDB')} listening on ${pc.cyan(server.url)}`);
+      w(`  API docs:  ${server.url}/docs`);
+      w(`  metrics:   ${server.url}/metrics`);
+      w(`  data:      ${settings.dataDir}`);
+      w(`  admin key: ${server.adminKey.where}${server.adminKey.created ? ' (generated now)' : ''}`);
+      if (!isLoopback(settings.host)) w(pc.yellow(`  listening beyond loopback on ${settings.host}: anyone who can reach it can register unless registration is off`));
+
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        signals++;
+        if (signals > 1) {
+          io.stderr.write(`quartz: second ${signal}, exiting now\n`);
+          process.exit(1);
+        }
+        // If closing the engine itself hangs, leave anyway: the data is fsync'd at each acknowledgement.
+        setTimeout(() => {
+          io.stderr.write('quartz: shutdown did not finish in time, exiting\n');
+          process.exit(1);
+        }, SHUTDOWN_BOUND_MS + 5_000).unref();
+        void server.close(signal).then(
+          (inTime) => process.exit(inTime ? 0 : 1),
+          (err: unknown) => {
+            io.stderr.write(`quartz: shutdown failed: ${(err as Error).message}\n`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
+}

@@ -1,0 +1,254 @@
+/**
+ * Stream commands: topic create|ls|describe|rm, produce (lines → records, batched) and consume
+ * (one long-polling loop per partition, optional consumer-group commits).
+ */
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Command } from 'commander';
+import { CliError, type ApiClient } from '../client.js';
+import { ctxFor, intFlag, type CliIo, type Ctx } from '../context.js';
+
+const topicPath = (t: string) => `/v1/topics/${encodeURIComponent(t)}`;
+
+interface PartitionInfo {
+  partition: number;
+  log_start_offset: number;
+  high_watermark: number;
+  bytes: number;
+  segments: number;
+}
+
+interface Described {
+  name: string;
+  partitions: number;
+  retention_ms: number;
+  partition_info: PartitionInfo[];
+}
+
+interface ConsumedRecord {
+  offset: number;
+  timestamp: number;
+  key: string | null;
+  value: string | null;
+  headers: unknown;
+  encoding?: string;
+}
+
+export function topicCommands(program: Command, io: CliIo): void {
+  const topic = program.command('topic').description('stream topics: create, ls, describe, rm');
+  topic
+    .command('create <name>')
+    .description('create a topic')
+    .option('--partitions <n>', 'number of partitions', '1')
+    .option('--retention-ms <ms>', 'how long records are kept (-1 forever)')
+    .action(async (name: string, flags: { partitions: string; retentionMs?: string }, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      const partitions = intFlag(flags.partitions, '--partitions', 1);
+      let retention_ms: number | undefined;
+      if (flags.retentionMs !== undefined) {
+        if (!/^-?\d+$/.test(flags.retentionMs)) throw new CliError(`quartz: --retention-ms must be an integer, got '${flags.retentionMs}'`);
+        retention_ms = Number(flags.retentionMs);
+      }
+      const created = await (await ctx.client()).json<Record<string, unknown>>('/v1/topics', { method: 'POST', json: { name, partitions, retention_ms } });
+      ctx.out.done(`created topic '${name}' with ${partitions} partition(s)`, created);
+    });
+  topic
+    .command('ls')
+    .description('list topics')
+    .action(async (_f: unknown, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      const { topics } = await (await ctx.client()).json<{ topics: Record<string, unknown>[] }>('/v1/topics');
+      ctx.out.table(topics, ['name', 'partitions', 'retention_ms'], { topics });
+    });
+  topic
+    .command('describe <name>')
+    .description("a topic's config and each partition's offsets, bytes and segments")
+    .action(async (name: string, _f: unknown, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      const d = await (await ctx.client()).json<Described>(topicPath(name));
+      if (ctx.out.mode === 'json') return ctx.out.print(d, () => '');
+      io.stdout.write(`topic ${d.name}: ${d.partitions} partition(s), retention_ms ${d.retention_ms}\n`);
+      ctx.out.table(d.partition_info as unknown as Record<string, unknown>[], ['partition', 'log_start_offset', 'high_watermark', 'bytes', 'segments']);
+    });
+  topic
+    .command('rm <name>')
+    .description('delete a topic and its records')
+    .action(async (name: string, _f: unknown, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      await (await ctx.client()).request(topicPath(name), { method: 'DELETE' });
+      ctx.out.done(`deleted topic '${name}'`, { name, deleted: true });
+    });
+
+  program
+    .command('produce <topic>')
+    .description('send each line of stdin (or --file) as one record; lines are batched')
+    .option('--file <path>', 'read lines from a file (e.g. data.jsonl)')
+    .option('--key <key>', 'key for every record (records with one key share a partition)')
+    .option('--partition <n>', 'write to this partition')
+    .option('--batch <n>', 'records per request', '500')
+    .option('--linger-ms <ms>', 'send a partial batch after this long without a new line', '50')
+    .action(async (name: string, flags: { file?: string; key?: string; partition?: string; batch: string; lingerMs: string }, cmd: Command) => {
+      const ctx = ctxFor(cmd, io);
+      const partition = intFlag(flags.partition, '--partition');
+      const batchSize = intFlag(flags.batch, '--batch', 1)!;
+      const linger = intFlag(flags.lingerMs, '--linger-ms')!;
+      const client = await ctx.client();
+      const produced = await produceLines(client, name, flags.file !== undefined ? createReadStream(flags.file) : io.stdin, { key: flags.key, partition, batchSize, linger }, flags.file);
+      ctx.out.done(`produced ${produced} record(s) to '${name}'`, { topic: name, produced });
+    });
+
+  program
+    .command('consume <topic>')
+    .description('print records, one per line (--output json: one JSON object per line)')
+    .option('--from-beginning', 'start at the log start')
+    .option('--partition <n>', 'only this partition (default: all)')
+    .option('--offset <n>', 'start at this offset')
+    .option('--follow', 'keep waiting for new records (Ctrl-C to stop)')
+    .option('--group <id>', 'start at, and commit, this consumer group offsets')
+    .option('--max <n>', 'stop after this many records')
+    .addHelpText(
+      'after',
+      '\nStart: --offset, else the group\'s committed offset, else --from-beginning, else the end of the log with --follow\n(only new records) or the log start without it.',
+    )
+    .action(async (name: string, flags: ConsumeFlags, cmd: Command) => {
+      await consume(ctxFor(cmd, io), name, flags);
+    });
+}
+
+async function produceLines(
+  client: ApiClient,
+  topic: string,
+  input: NodeJS.ReadableStream,
+  o: { key?: string; partition?: number; batchSize: number; linger: number },
+  file: string | undefined,
+): Promise<number> {
+  let produced = 0;
+  let batch: string[] = [];
+  let chain: Promise<void> = Promise.resolve();
+  let failure: unknown;
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight = 0;
+  const rl = createInterface({ input, crlfDelay: Infinity });
+  const send = (lines: string[]): void => {
+    inFlight++;
+    if (inFlight > 4) rl.pause(); // backpressure: a few batches in flight at most
+    chain = chain.then(async () => {
+      if (failure !== undefined) return;
+      try {
+        const records = lines.map((value) => ({ value, key: o.key, partition: o.partition }));
+        const res = await client.json<{ offsets: unknown[] }>(`${topicPath(topic)}/records`, { method: 'POST', json: { records } });
+        produced += res.offsets.length;
+      } catch (err) {
+        failure = err;
+        rl.close();
+      } finally {
+        inFlight--;
+        if (inFlight <= 4) rl.resume();
+      }
+    });
+  };
+  const flush = (): void => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (batch.length === 0) return;
+    const lines = batch;
+    batch = [];
+    send(lines);
+  };
+  const done = new Promise<void>((resolve, reject) => {
+    input.once('error', (err: NodeJS.ErrnoException) => reject(new CliError(`quartz: cannot read ${file ?? 'stdin'} (${err.code ?? err.message})`)));
+    rl.on('close', () => resolve());
+  });
+  rl.on('line', (line) => {
+    if (line === '') return;
+    batch.push(line);
+    if (batch.length >= o.batchSize) flush();
+    else if (timer === undefined) timer = setTimeout(flush, o.linger);
+  });
+  await done;
+  flush();
+  await chain;
+  if (failure !== undefined) throw failure;
+  return produced;
+}
+
+interface ConsumeFlags {
+  fromBeginning?: boolean;
+  partition?: string;
+  offset?: string;
+  follow?: boolean;
+  group?: string;
+  max?: string;
+}
+
+async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<void> {
+  const client = await ctx.client();
+  const max = intFlag(flags.max, '--max', 1);
+  const only = intFlag(flags.partition, '--partition');
+  const startAt = intFlag(flags.offset, '--offset');
+  const described = await client.json<Described>(topicPath(topic));
+  const partitions = only === undefined ? described.partition_info : described.partition_info.filter((p) => p.partition === only);
+  if (partitions.length === 0) throw new CliError(`quartz: topic '${topic}' has no partition ${only} (it has ${described.partitions})`);
+
+  let committed = new Map<number, number | null>();
+  if (flags.group !== undefined) {
+    const res = await client.json<{ offsets: { topic: string; partition: number; offset: number | null }[] }>(`/v1/groups/${encodeURIComponent(flags.group)}/offsets`, { query: { topic } });
+    committed = new Map(res.offsets.filter((o) => o.topic === topic).map((o) => [o.partition, o.offset]));
+  }
+  const start = (p: PartitionInfo): number => {
+    if (startAt !== undefined) return startAt;
+    const c = committed.get(p.partition);
+    if (c !== undefined && c !== null) return c;
+    if (flags.fromBeginning === true || flags.follow !== true) return p.log_start_offset;
+    return p.high_watermark;
+  };
+
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let printed = 0;
+  const print = (partition: number, r: ConsumedRecord): void => {
+    if (ctx.out.mode === 'json') ctx.io.stdout.write(JSON.stringify({ topic, partition, ...r }) + '\n');
+    else ctx.io.stdout.write((r.value ?? '') + '\n');
+  };
+
+  const loop = async (p: PartitionInfo): Promise<void> => {
+    let offset = start(p);
+    while (!stop.signal.aborted) {
+      let page: { records: ConsumedRecord[]; next_offset: number; high_watermark: number };
+      try {
+        page = await client.json(`${topicPath(topic)}/partitions/${p.partition}/records`, {
+          query: { offset, max_records: 500, max_wait_ms: flags.follow === true ? 10_000 : 0 },
+          signal: stop.signal,
+        });
+      } catch (err) {
+        if (stop.signal.aborted) return;
+        throw err;
+      }
+      let next = page.next_offset;
+      for (const r of page.records) {
+        if (max !== undefined && printed >= max) {
+          next = r.offset;
+          stop.abort();
+          break;
+        }
+        print(p.partition, r);
+        printed++;
+      }
+      if (max !== undefined && printed >= max) stop.abort();
+      if (flags.group !== undefined && next !== offset) {
+        await client.request(`/v1/groups/${encodeURIComponent(flags.group)}/offsets`, { method: 'POST', json: { topic, partition: p.partition, offset: next } });
+      }
+      offset = next;
+      if (flags.follow !== true && offset >= page.high_watermark) return;
+    }
+  };
+  try {
+    await Promise.all(partitions.map(loop));
+  } finally {
+    stop.abort();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

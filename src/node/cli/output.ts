@@ -1,0 +1,53 @@
+/**
+ * How commands print: coloured tables for people, JSON for scripts (`--output json`).
+ */
+import Table from 'cli-table3';
+import pc from 'picocolors';
+
+export type OutputMode = 'table' | 'json';
+
+export interface Out {
+  mode: OutputMode;
+  /** Prints a value: as JSON, or through `human` for people. */
+  print(value: unknown, human: () => string): void;
+  /** A table of rows for people; the rows themselves as JSON for scripts. */
+  table(rows: Record<string, unknown>[], columns: string[], jsonValue?: unknown): void;
+  /** A short confirmation for people; `value` as JSON for scripts. */
+  done(message: string, value: unknown): void;
+}
+
+function cell(v: unknown): string {
+  if (v === null || v === undefined) return pc.dim('-');
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+/**
+ * @example
+ * const out = createOutput('table', (s) => process.stdout.write(s));
+ * out.table([{ key: 'a', size: 3 }], ['key', 'size']);
+ */
+export function createOutput(mode: OutputMode, write: (text: string) => void): Out {
+  return {
+    mode,
+    print(value, human) {
+      write(mode === 'json' ? JSON.stringify(value) + '\n' : human() + '\n');
+    },
+    table(rows, columns, jsonValue) {
+      if (mode === 'json') {
+        write(JSON.stringify(jsonValue ?? rows) + '\n');
+        return;
+      }
+      if (rows.length === 0) {
+        write(pc.dim('(none)') + '\n');
+        return;
+      }
+      const t = new Table({ head: columns.map((c) => pc.bold(pc.cyan(c))), style: { head: [], border: [] } });
+      for (const r of rows) t.push(columns.map((c) => cell(r[c])));
+      write(t.toString() + '\n');
+    },
+    done(message, value) {
+      write(mode === 'json' ? JSON.stringify(value) + '\n' : `${pc.green('✔')} ${message}\n`);
+    },
+  };
+}

@@ -1,0 +1,33 @@
+/**
+ * The `quartz` command tree (commander). Every command gets --help; global options pick the
+ * server, the key and the output mode.
+ */
+import { Command } from 'commander';
+import { packageVersion } from '../server/server.js';
+import { adminCommands } from './commands/admin.js';
+import { accountCommands, kvCommands, vectorCommands } from './commands/data.js';
+import { serveCommand } from './commands/serve.js';
+import { topicCommands } from './commands/streams.js';
+import type { CliIo } from './context.js';
+
+/**
+ * @example
+ * await buildProgram(io).parseAsync(process.argv);
+ */
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('quartz')
+    .description('QuartzDB: run the server, or talk to one over HTTP API v1')
+    .version(packageVersion(), '-v, --version')
+    .option('--url <url>', 'server URL (else QUARTZ_URL, `quartz login`, or http://127.0.0.1:8787)')
+    .option('--api-key <key>', 'API key (else QUARTZ_API_KEY or `quartz login`)')
+    .option('-o, --output <mode>', 'table (for people) or json (for scripts)', 'table')
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+  serveCommand(program, io);
+  accountCommands(program, io);
+  kvCommands(program, io);
+  vectorCommands(program, io);
+  topicCommands(program, io);
+  adminCommands(program, io);
+  return program;
+}

@@ -1,0 +1,56 @@
+/**
+ * Where `quartz login` keeps the server URL and API key: $XDG_CONFIG_HOME/quartz/config.json
+ * (else ~/.config/quartz/config.json), mode 0600 because it holds a key.
+ */
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+
+export const DEFAULT_URL = 'http://127.0.0.1:8787';
+
+const schema = z.object({ url: z.string().url().optional(), api_key: z.string().min(1).optional(), admin_key: z.string().min(1).optional() });
+export type UserConfig = z.infer<typeof schema>;
+
+type Env = Record<string, string | undefined>;
+
+export function userConfigPath(env: Env): string {
+  const base = env.XDG_CONFIG_HOME !== undefined && env.XDG_CONFIG_HOME !== '' ? env.XDG_CONFIG_HOME : join(env.HOME ?? homedir(), '.config');
+  return join(base, 'quartz', 'config.json');
+}
+
+/**
+ * @example
+ * const { url, api_key } = await readUserConfig(process.env);
+ */
+export async function readUserConfig(env: Env): Promise<UserConfig> {
+  const path = userConfigPath(env);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+  let parsed;
+  try {
+    parsed = schema.safeParse(JSON.parse(text));
+  } catch {
+    throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${path} is not valid JSON; run \`quartz login\` again or delete it`);
+  }
+  if (!parsed.success) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${path}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
+/**
+ * @example
+ * await writeUserConfig(process.env, { url: 'http://127.0.0.1:8787', api_key: 'qz_…' });
+ */
+export async function writeUserConfig(env: Env, config: UserConfig): Promise<string> {
+  const path = userConfigPath(env);
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writeFile(path, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  await chmod(path, 0o600); // writeFile's mode applies only when it creates the file
+  return path;
+}
