@@ -1,0 +1,563 @@
+/**
+ * `npm run bench -- http [flags]`: the server over HTTP, as users run it — a separate
+ * `quartz serve` process on loopback, autocannon as the client — beside its peers in the same run:
+ *   - a bare hono route on the same stack (@hono/node-server) answering a constant 1 KB body: the
+ *     ceiling for KV GET / PUT (1 KB), vector query (1k × 128-d, k=10), produce and consume;
+ *   - Redis Streams XADD pipelined from ioredis with `appendonly yes, appendfsync always` (as
+ *     durable as our acknowledged produce), started here from Debian's redis-server;
+ *   - the issue's reference durable log: a plain hono route appending JSON lines, fsync per request;
+ * then a mixed load (200 connections) reporting errors, p50/p99, server RSS before/after, and
+ * checking afterwards that every acknowledged KV write and produced record reads back.
+ *
+ * Flags: --duration S (10) per run, --mixed-duration S (30), --connections N (10) for KV/vector
+ * runs, --mixed-connections N (200), --only a,b (bare, kv-get, kv-put, vector, produce, consume,
+ * redis, jsonl, mixed), --cpu-prof (profile the server, print its top functions), --no-build.
+ */
+import autocannon, { type Request as CannonRequest, type Result } from 'autocannon';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { summarizeProfile } from './profile.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+
+// ---------------------------------------------------------------------------------------------
+// flags
+
+const argv = process.argv.slice(2);
+function flag(name: string): string | undefined {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+function num(name: string, fallback: number): number {
+  const raw = flag(name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got '${raw}'`);
+  return n;
+}
+const DURATION = num('duration', 10);
+const MIXED_DURATION = num('mixed-duration', 30);
+const CONNECTIONS = num('connections', 10);
+const MIXED_CONNECTIONS = num('mixed-connections', 200);
+const PRODUCERS = 4;
+const BATCH = 1000;
+const RECORD_BYTES = 100;
+const SCENARIOS = ['bare', 'kv-get', 'kv-put', 'vector', 'produce', 'consume', 'redis', 'jsonl', 'mixed'] as const;
+const only = flag('only')?.split(',');
+for (const s of only ?? []) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`--only: unknown scenario '${s}'; use ${SCENARIOS.join(', ')}`);
+const wanted = (s: (typeof SCENARIOS)[number]) => only === undefined || only.includes(s);
+const CPU_PROF = argv.includes('--cpu-prof');
+
+// ---------------------------------------------------------------------------------------------
+// processes
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForHttp(url: string, child: ChildProcess, what: string, log?: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) break;
+    try {
+      const res = await fetch(url);
+      await res.arrayBuffer();
+      if (res.status < 500) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const tail = log !== undefined && existsSync(log) ? `\n${readFileSync(log, 'utf8').slice(-2000)}` : '';
+  throw new Error(`${what} did not come up at ${url}${tail}`);
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Resident set size of a process in bytes (Linux /proc). */
+function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m === null ? 0 : Number(m[1]) * 1024;
+}
+
+function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// measuring
+
+interface Row {
+  name: string;
+  reqPerSec: number;
+  recordsPerSec?: number;
+  p50?: number;
+  p99?: number;
+  errors: number;
+  note?: string;
+}
+
+const rows = new Map<string, Row>();
+
+function failures(r: Result): number {
+  let bad = r.errors + r.timeouts;
+  for (const [code, s] of Object.entries(r.statusCodeStats)) if (!code.startsWith('2') && code !== '304') bad += s.count;
+  return bad;
+}
+
+function okCount(r: Result): number {
+  let ok = 0;
+  for (const [code, s] of Object.entries(r.statusCodeStats)) if (code.startsWith('2')) ok += s.count;
+  return ok;
+}
+
+/** A warm-up (its result dropped), then the measured run; req/s counts 2xx answers only. */
+async function cannon(name: string, opts: { url: string; connections: number; requests: CannonRequest[]; recordsPerRequest?: number; duration?: number }): Promise<Row> {
+  const duration = opts.duration ?? DURATION;
+  const base = { url: opts.url, connections: opts.connections, requests: opts.requests, timeout: 30 };
+  await autocannon({ ...base, duration: Math.min(2, Math.max(1, duration / 5)) });
+  const r = await autocannon({ ...base, duration });
+  const reqPerSec = okCount(r) / r.duration;
+  const row: Row = { name, reqPerSec, p50: r.latency.p50, p99: r.latency.p99, errors: failures(r) };
+  if (opts.recordsPerRequest !== undefined) row.recordsPerSec = reqPerSec * opts.recordsPerRequest;
+  console.log(`  ${name}: ${fmt(reqPerSec)} req/s${row.recordsPerSec ? `, ${fmt(row.recordsPerSec)} records/s` : ''}, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, errors ${row.errors}`);
+  return row;
+}
+
+function fmt(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
+  return n.toFixed(n >= 100 ? 0 : 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// data
+
+/** A small deterministic PRNG, so runs send the same data. */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function padTo(text: string, size: number): string {
+  return text.length >= size ? text.slice(0, size) : text + '.'.repeat(size - text.length);
+}
+
+/** One produce body: `count` records of RECORD_BYTES-byte values, each naming its batch and index. */
+function produceBody(batch: string, count: number): string {
+  const records = new Array<{ value: string }>(count);
+  for (let i = 0; i < count; i++) records[i] = { value: padTo(`${batch}#${i}#`, RECORD_BYTES) };
+  return JSON.stringify({ records });
+}
+
+function randomVector(rand: () => number, dims: number): number[] {
+  return Array.from({ length: dims }, () => Math.round((rand() * 2 - 1) * 1e4) / 1e4);
+}
+
+/** The value a mixed-load PUT writes under `key`: recomputable, so reads can be checked. */
+function kvValueFor(key: string): string {
+  return padTo(`${key}|`.repeat(Math.ceil(1024 / (key.length + 1))), 1024);
+}
+
+class Api {
+  constructor(
+    readonly base: string,
+    readonly headers: Record<string, string>,
+  ) {}
+
+  async call(method: string, path: string, body?: unknown, raw?: string): Promise<unknown> {
+    const res = await fetch(this.base + path, {
+      method,
+      headers: { ...this.headers, 'content-type': raw !== undefined ? 'application/octet-stream' : 'application/json' },
+      body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+    });
+    const text = await res.text();
+    if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${text.slice(0, 300)}`);
+    return text.length > 0 && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// peers
+
+async function redisXadd(seconds: number): Promise<Row | undefined> {
+  if (!has('redis-server')) {
+    if (process.getuid?.() === 0 && has('apt-get')) {
+      console.log('  installing redis-server (apt-get)…');
+      spawnSync('apt-get', ['install', '-y', 'redis-server'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    }
+    if (!has('redis-server')) {
+      console.log('  redis-server is missing and cannot be installed here: the Redis row is skipped');
+      return undefined;
+    }
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'qz-bench-http-redis-'));
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], {
+    stdio: 'ignore',
+  });
+  try {
+    const clients = Array.from({ length: PRODUCERS }, () => new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 3 }));
+    for (let i = 0; i < 50; i++) {
+      try {
+        await clients[0]!.connect();
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    for (const c of clients.slice(1)) await c.connect();
+    const values = Array.from({ length: BATCH }, (_, i) => padTo(`redis#${i}#`, RECORD_BYTES));
+    const latencies: number[] = [];
+    const run = async (ms: number, measure: boolean): Promise<number> => {
+      const end = performance.now() + ms;
+      let sent = 0;
+      await Promise.all(
+        clients.map(async (c) => {
+          while (performance.now() < end) {
+            const p = c.pipeline();
+            for (const v of values) p.xadd('bench', '*', 'v', v);
+            const t0 = performance.now();
+            const out = await p.exec();
+            if (measure) latencies.push(performance.now() - t0);
+            if (out === null || out.some(([err]) => err !== null)) throw new Error('redis XADD failed');
+            sent += BATCH;
+          }
+        }),
+      );
+      return sent;
+    };
+    await run(Math.min(2000, seconds * 200), false);
+    const t0 = performance.now();
+    const sent = await run(seconds * 1000, true);
+    const elapsed = (performance.now() - t0) / 1000;
+    latencies.sort((a, b) => a - b);
+    const pct = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!);
+    for (const c of clients) c.disconnect();
+    const row: Row = { name: `redis XADD ${BATCH}×${RECORD_BYTES} B pipelined, AOF fsync always (${PRODUCERS} clients)`, reqPerSec: sent / BATCH / elapsed, recordsPerSec: sent / elapsed, p50: pct(0.5), p99: pct(0.99), errors: 0, note: 'per pipeline' };
+    console.log(`  ${row.name}: ${fmt(row.recordsPerSec!)} records/s, p50 ${row.p50} ms, p99 ${row.p99} ms per pipeline`);
+    return row;
+  } finally {
+    await stop(child);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the mixed load
+
+interface MixedOutcome {
+  row: Row;
+  fiveXX: number;
+  rss: { idle: number; warm: number; end: number; settled: number; peak: number };
+  lostKv: number;
+  checkedKv: number;
+  lostRecords: number;
+  checkedRecords: number;
+}
+
+async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries: string[], consumeOffsets: number[]): Promise<MixedOutcome> {
+  await api.call('POST', '/v1/topics', { name: 'mixed', partitions: 1 });
+  const acked: string[] = [];
+  const ackedOffsets: number[][] = [];
+  let putSeq = 0;
+  let batchSeq = 0;
+  const pick = <T>(list: T[], i: number) => list[i % list.length]!;
+  const headers = api.headers;
+  let turn = 0;
+  const requests: CannonRequest[] = [
+    { method: 'GET', setupRequest: (r) => ({ ...r, path: `/v1/kv/${pick(getKeys, turn++)}`, headers }) },
+    {
+      method: 'PUT',
+      setupRequest: (r) => {
+        const key = `mixed/${putSeq++}`;
+        return { ...r, path: `/v1/kv/${key}`, headers: { ...headers, 'content-type': 'text/plain' }, body: kvValueFor(key) };
+      },
+      onResponse: (status, body) => {
+        if (status === 200) acked.push((JSON.parse(body) as { key: string }).key);
+      },
+    },
+    {
+      method: 'POST',
+      setupRequest: (r) => ({ ...r, path: '/v1/topics/mixed/records', headers: { ...headers, 'content-type': 'application/json' }, body: produceBody(`b${batchSeq++}`, 100) }),
+      onResponse: (status, body) => {
+        if (status === 200) ackedOffsets.push((JSON.parse(body) as { offsets: Array<{ offset: number }> }).offsets.map((o) => o.offset));
+      },
+    },
+    { method: 'GET', setupRequest: (r) => ({ ...r, path: `/v1/topics/bench/partitions/0/records?offset=${pick(consumeOffsets, turn++)}&max_records=100`, headers }) },
+    { method: 'POST', setupRequest: (r) => ({ ...r, path: '/v1/collections/bench/query', headers: { ...headers, 'content-type': 'application/json' }, body: pick(queries, turn++) }) },
+  ];
+
+  const idle = rssOf(serverPid);
+  const samples: number[] = [];
+  const sampler = setInterval(() => samples.push(rssOf(serverPid)), 1000);
+  const run = autocannon({ url: api.base, connections: MIXED_CONNECTIONS, duration: MIXED_DURATION, requests, timeout: 30 });
+  const r = await run;
+  clearInterval(sampler);
+  const end = rssOf(serverPid);
+  await new Promise((res) => setTimeout(res, 2000));
+  const settled = rssOf(serverPid);
+  // Warm-up: the first third of the run (JIT, caches, buffers reaching their working size).
+  const warm = samples[Math.max(0, Math.floor(samples.length / 3) - 1)] ?? idle;
+  let fiveXX = 0;
+  for (const [code, s] of Object.entries(r.statusCodeStats)) if (code.startsWith('5')) fiveXX += s.count;
+  const row: Row = {
+    name: `mixed: kv get/put, produce 100, consume 100, vector query (${MIXED_CONNECTIONS} conns, ${MIXED_DURATION} s)`,
+    reqPerSec: okCount(r) / r.duration,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: failures(r),
+  };
+  console.log(`  ${row.name}: ${fmt(row.reqPerSec)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, errors ${row.errors} (5xx ${fiveXX}, status ${JSON.stringify(r.statusCodeStats)})`);
+
+  // Every acknowledged KV write reads back with the bytes sent.
+  let lostKv = 0;
+  for (let i = 0; i < acked.length; i += 32) {
+    const slice = acked.slice(i, i + 32);
+    await Promise.all(
+      slice.map(async (key) => {
+        const res = await fetch(`${api.base}/v1/kv/${key}`, { headers });
+        const text = await res.text();
+        if (res.status !== 200 || text !== kvValueFor(key)) lostKv++;
+      }),
+    );
+  }
+  // Every acknowledged record is at its offset, with its batch's other records and its own index.
+  let hw = 0;
+  const batchOf = new Int32Array(ackedOffsets.reduce((n, o) => Math.max(n, ...o), -1) + 1).fill(-1);
+  const indexOf = new Int32Array(batchOf.length).fill(-1);
+  for (let offset = 0; offset < batchOf.length; ) {
+    const page = (await api.call('GET', `/v1/topics/mixed/partitions/0/records?offset=${offset}&max_records=10000`)) as {
+      records: Array<{ offset: number; value: string }>;
+      next_offset: number;
+      high_watermark: number;
+    };
+    hw = page.high_watermark;
+    for (const rec of page.records) {
+      const m = /^b(\d+)#(\d+)#/.exec(rec.value);
+      if (m !== null && rec.offset < batchOf.length) {
+        batchOf[rec.offset] = Number(m[1]);
+        indexOf[rec.offset] = Number(m[2]);
+      }
+    }
+    if (page.records.length === 0 || page.next_offset <= offset) break;
+    offset = page.next_offset;
+  }
+  let lostRecords = 0;
+  let checkedRecords = 0;
+  for (const offsets of ackedOffsets) {
+    const batch = batchOf[offsets[0]!];
+    offsets.forEach((o, i) => {
+      checkedRecords++;
+      if (o >= hw || batchOf[o] === -1 || batchOf[o] !== batch || indexOf[o] !== i) lostRecords++;
+    });
+  }
+  return {
+    row,
+    fiveXX,
+    rss: { idle, warm, end, settled, peak: Math.max(idle, ...samples, end) },
+    lostKv,
+    checkedKv: acked.length,
+    lostRecords,
+    checkedRecords,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// main
+
+async function main(): Promise<void> {
+  if (!argv.includes('--no-build')) {
+    console.log('building dist/ (npm run build:ts), as `npm install` does…');
+    const b = spawnSync('npm', ['run', 'build:ts'], { cwd: ROOT, stdio: 'ignore' });
+    if (b.status !== 0) console.log('  tsc reported errors (emitted anyway); continuing with what dist/ holds');
+  }
+  const cli = join(ROOT, 'dist/src/node/cli/index.js');
+  const dataDir = await mkdtemp(join(tmpdir(), 'qz-bench-http-'));
+  const profDir = join(dataDir, 'prof');
+  const port = await freePort();
+  const peerPort = await freePort();
+  const serverArgs = existsSync(cli)
+    ? [join(ROOT, 'bin/quartz.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', join(dataDir, 'quartz')]
+    : [join(HERE, 'serve-dist.mjs'), '--port', String(port), '--data', join(dataDir, 'quartz')];
+  const nodeArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
+  const log = join(dataDir, 'server.log');
+  const logFd = openSync(log, 'a');
+  const server = spawn(process.execPath, [...nodeArgs, ...serverArgs], { cwd: dataDir, stdio: ['ignore', logFd, logFd], env: { ...process.env, QUARTZ_LOG_LEVEL: 'info' } });
+  const peers = spawn(process.execPath, [join(HERE, 'peers.mjs'), '--port', String(peerPort), '--dir', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const base = `http://127.0.0.1:${port}`;
+  const peerBase = `http://127.0.0.1:${peerPort}`;
+  console.log(`server: node ${serverArgs.map((a) => a.replace(ROOT, '')).join(' ')} (pid ${server.pid})`);
+  console.log(`runs: ${DURATION} s each (+ warm-up), KV/vector ${CONNECTIONS} connections, produce/consume ${PRODUCERS}, mixed ${MIXED_CONNECTIONS} for ${MIXED_DURATION} s`);
+  let mixed: MixedOutcome | undefined;
+  try {
+    await waitForHttp(`${base}/v1/health`, server, 'quartz server', log);
+    await waitForHttp(`${peerBase}/bare`, peers, 'peer server');
+
+    // Setup: a tenant, 100 KV keys of 1 KB, a seeded topic, a 1k × 128-d collection.
+    const reg = (await new Api(base, {}).call('POST', '/v1/auth/register', { email: 'bench@example.com' })) as { api_key: string };
+    const headers = { authorization: `Bearer ${reg.api_key}` };
+    const api = new Api(base, headers);
+    const getKeys = Array.from({ length: 100 }, (_, i) => `bench/get-${i}`);
+    const value1k = padTo('v'.repeat(7), 1024);
+    for (const k of getKeys) await api.call('PUT', `/v1/kv/${k}`, undefined, value1k);
+    await api.call('POST', '/v1/topics', { name: 'bench', partitions: 1 });
+    const body = produceBody('bench', BATCH);
+    const seedBatches = 200;
+    for (let i = 0; i < seedBatches; i++) await api.call('POST', '/v1/topics/bench/records', undefined, body);
+    const rand = prng(42);
+    await api.call('POST', '/v1/collections', { name: 'bench', dims: 128, metric: 'cosine' });
+    for (let b = 0; b < 2; b++) {
+      const vectors = Array.from({ length: 500 }, (_, i) => ({ id: `v${b * 500 + i}`, values: randomVector(rand, 128), metadata: { n: b * 500 + i } }));
+      await api.call('POST', '/v1/collections/bench/upsert', { vectors });
+    }
+    const queries = Array.from({ length: 64 }, () => JSON.stringify({ vector: randomVector(rand, 128), k: 10 }));
+    const probe = (await api.call('POST', '/v1/collections/bench/query', undefined, queries[0])) as { matches: unknown[] };
+    if (probe.matches.length !== 10) throw new Error(`vector query returned ${probe.matches.length} matches, expected 10`);
+    const consumeOffsets = Array.from({ length: 64 }, () => Math.floor(rand() * (seedBatches - 1) * BATCH));
+    const probeConsume = (await api.call('GET', `/v1/topics/bench/partitions/0/records?offset=${consumeOffsets[0]}&max_records=${BATCH}`)) as { records: unknown[] };
+    if (probeConsume.records.length !== BATCH) throw new Error(`consume returned ${probeConsume.records.length} records, expected ${BATCH}`);
+    console.log(`setup done: 100 keys, ${seedBatches * BATCH} records, 1000 vectors; server RSS ${(rssOf(server.pid!) / 2 ** 20).toFixed(0)} MiB\n`);
+
+    const json = { ...headers, 'content-type': 'application/json' };
+    const bareReq: CannonRequest[] = [{ method: 'GET', path: '/bare' }];
+    if (wanted('bare')) {
+      rows.set('bare', await cannon(`bare hono route, 1 KB (${CONNECTIONS} conns)`, { url: peerBase, connections: CONNECTIONS, requests: bareReq }));
+      rows.set('bare4', await cannon(`bare hono route, 1 KB (${PRODUCERS} conns)`, { url: peerBase, connections: PRODUCERS, requests: bareReq }));
+    }
+    if (wanted('kv-get')) {
+      rows.set('kv-get', await cannon(`KV GET 1 KB (${CONNECTIONS} conns)`, { url: base, connections: CONNECTIONS, requests: getKeys.map((k) => ({ method: 'GET', path: `/v1/kv/${k}`, headers })) }));
+    }
+    if (wanted('kv-put')) {
+      const putHeaders = { ...headers, 'content-type': 'application/octet-stream' };
+      const requests = Array.from({ length: 100 }, (_, i): CannonRequest => ({ method: 'PUT', path: `/v1/kv/bench/put-${i}`, headers: putHeaders, body: value1k }));
+      rows.set('kv-put', await cannon(`KV PUT 1 KB (${CONNECTIONS} conns)`, { url: base, connections: CONNECTIONS, requests }));
+    }
+    if (wanted('vector')) {
+      const requests = queries.map((q): CannonRequest => ({ method: 'POST', path: '/v1/collections/bench/query', headers: json, body: q }));
+      rows.set('vector', await cannon(`vector query 1k × 128-d, k=10 (${CONNECTIONS} conns)`, { url: base, connections: CONNECTIONS, requests }));
+    }
+    if (wanted('produce')) {
+      const requests: CannonRequest[] = [{ method: 'POST', path: '/v1/topics/bench/records', headers: json, body }];
+      rows.set('produce', await cannon(`produce ${BATCH}×${RECORD_BYTES} B, durable (${PRODUCERS} clients)`, { url: base, connections: PRODUCERS, requests, recordsPerRequest: BATCH }));
+    }
+    if (wanted('consume')) {
+      const requests = consumeOffsets.map((o): CannonRequest => ({ method: 'GET', path: `/v1/topics/bench/partitions/0/records?offset=${o}&max_records=${BATCH}`, headers }));
+      rows.set('consume', await cannon(`consume ${BATCH}×${RECORD_BYTES} B (${PRODUCERS} clients)`, { url: base, connections: PRODUCERS, requests, recordsPerRequest: BATCH }));
+    }
+    if (wanted('jsonl')) {
+      const requests: CannonRequest[] = [{ method: 'POST', path: '/append', headers: { 'content-type': 'application/json' }, body }];
+      rows.set('jsonl', await cannon(`ref: hono + JSON lines, fsync per request (${PRODUCERS} clients)`, { url: peerBase, connections: PRODUCERS, requests, recordsPerRequest: BATCH }));
+    }
+    if (wanted('redis')) {
+      const r = await redisXadd(DURATION);
+      if (r !== undefined) rows.set('redis', r);
+    }
+    if (wanted('mixed')) mixed = await mixedLoad(api, server.pid!, getKeys, queries, consumeOffsets);
+  } finally {
+    await stop(peers);
+    await stop(server);
+  }
+  if (CPU_PROF) {
+    const files = existsSync(profDir) ? readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')) : [];
+    if (files.length === 0) console.log('\nno CPU profile was written (did the server exit cleanly?)');
+    for (const f of files) {
+      console.log(`\nserver CPU profile ${join(profDir, f)} — top self time:`);
+      console.log(summarizeProfile(readFileSync(join(profDir, f), 'utf8'), 30, ROOT));
+    }
+  }
+  printTable(mixed);
+  if (!CPU_PROF) await rm(dataDir, { recursive: true, force: true });
+}
+
+function printTable(mixed: MixedOutcome | undefined): void {
+  const ratio = (a: Row | undefined, b: Row | undefined, key: 'reqPerSec' | 'recordsPerSec', target: number, peer: string): string => {
+    if (a === undefined || b === undefined) return '';
+    const x = (a[key] ?? 0) / (b[key] ?? 1);
+    return `${x.toFixed(2)}× ${peer} (target ≥ ${target}×: ${x >= target ? 'met' : 'MISSED'})`;
+  };
+  const bare = rows.get('bare');
+  const bare4 = rows.get('bare4');
+  const notes = new Map<string, string>([
+    ['kv-get', ratio(rows.get('kv-get'), bare, 'reqPerSec', 0.8, 'bare')],
+    ['kv-put', ratio(rows.get('kv-put'), bare, 'reqPerSec', 0.5, 'bare')],
+    ['vector', ratio(rows.get('vector'), bare, 'reqPerSec', 0.5, 'bare')],
+    ['produce', ratio(rows.get('produce'), rows.get('redis'), 'recordsPerSec', 2, 'redis')],
+    ['consume', bare4 && rows.get('consume') ? `${(rows.get('consume')!.reqPerSec / bare4.reqPerSec).toFixed(2)}× bare (${PRODUCERS} conns)` : ''],
+    ['jsonl', rows.get('produce') && rows.get('jsonl') ? `produce is ${(rows.get('produce')!.recordsPerSec! / rows.get('jsonl')!.recordsPerSec!).toFixed(2)}× this` : ''],
+  ]);
+  const header = ['run', 'req/s', 'records/s', 'p50 ms', 'p99 ms', 'errors', 'ratio'];
+  const table: string[][] = [];
+  for (const [key, r] of rows) {
+    table.push([r.name, fmt(r.reqPerSec), r.recordsPerSec === undefined ? '' : fmt(r.recordsPerSec), String(r.p50 ?? ''), String(r.p99 ?? ''), String(r.errors), notes.get(key) ?? r.note ?? '']);
+  }
+  if (mixed !== undefined) {
+    const m = mixed.row;
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)}`;
+    const grow = (mixed.rss.end - mixed.rss.warm) / mixed.rss.warm;
+    table.push([
+      m.name,
+      fmt(m.reqPerSec),
+      '',
+      String(m.p50),
+      String(m.p99),
+      String(m.errors),
+      `5xx ${mixed.fiveXX}; p99 ${m.p99! < 50 ? '< 50 ms: met' : '≥ 50 ms: MISSED'}`,
+    ]);
+    table.push([
+      '  mixed: server RSS MiB idle → warm → end → +2 s (peak)',
+      '',
+      '',
+      '',
+      '',
+      '',
+      `${mib(mixed.rss.idle)} → ${mib(mixed.rss.warm)} → ${mib(mixed.rss.end)} → ${mib(mixed.rss.settled)} (${mib(mixed.rss.peak)}); ${(grow * 100).toFixed(0)}% after warm-up`,
+    ]);
+    table.push([
+      '  mixed: lost writes (checked after the run)',
+      '',
+      '',
+      '',
+      '',
+      String(mixed.lostKv + mixed.lostRecords),
+      `KV ${mixed.lostKv}/${mixed.checkedKv} acked puts, records ${mixed.lostRecords}/${mixed.checkedRecords} acked`,
+    ]);
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log('\n' + line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of table) console.log(line(r));
+  console.log(
+    `\ntargets: produce ≥ 2× redis (records/s); KV GET ≥ 0.8×, PUT ≥ 0.5×, vector query ≥ 0.5× the bare route; mixed: 0 5xx, 0 lost writes, p99 < 50 ms, RSS flat after warm-up`,
+  );
+}
+
+await main();
