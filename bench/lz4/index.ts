@@ -19,6 +19,8 @@ import { init, lz4, crc32c, xxh32 } from '../../src/node/core.js';
 import { jsonLogs, randomBytes } from './corpus.js';
 
 const require = createRequire(import.meta.url);
+/** Present when run through `npm run bench` (node --expose-gc). */
+const gc = (globalThis as { gc?: () => void }).gc;
 const lz4js = require('lz4js') as { compress(src: Uint8Array): Uint8Array; decompress(src: Uint8Array): Uint8Array };
 
 const args = process.argv.slice(2);
@@ -42,6 +44,8 @@ function throughput(bytes: number, fn: () => void): number {
   fn(); // warm-up: JIT, and memory growth in the wasm instance
   const times: number[] = [];
   for (let r = 0; r < RUNS; r++) {
+    // Start each run with a clean heap so no run pays for the previous run's garbage.
+    gc?.();
     const t0 = process.hrtime.bigint();
     fn();
     times.push(Number(process.hrtime.bigint() - t0) / 1e9);
@@ -164,24 +168,27 @@ function cliBench(data: Uint8Array, name: string): Row | undefined {
   return { name: 'lz4 CLI 1.9 -b1 -B4 (native, 64 KB blocks)', compress: Number(m[4]) * mib, decompress: Number(m[5]) * mib, ratio: Number(m[1]) / Number(m[2]) };
 }
 
-function printTable(title: string, rows: Row[]): void {
-  const ours = rows[0]!;
+/** One table for every corpus; each corpus's rows are compared with its first (ours) row. */
+function printTable(sections: [string, Row[]][]): void {
   const table = new Table({
     head: ['codec', 'compress MB/s', 'ours ÷ it', 'decompress MB/s', 'ours ÷ it', 'ratio', 'ours ÷ it'],
     colAligns: ['left', 'right', 'right', 'right', 'right', 'right', 'right'],
   });
-  for (const r of rows) {
-    table.push([
-      r.name,
-      r.compress.toFixed(0),
-      (ours.compress / r.compress).toFixed(2) + '×',
-      r.decompress.toFixed(0),
-      (ours.decompress / r.decompress).toFixed(2) + '×',
-      r.ratio.toFixed(3),
-      (ours.ratio / r.ratio).toFixed(3),
-    ]);
+  for (const [title, rows] of sections) {
+    const ours = rows[0]!;
+    table.push([{ colSpan: 7, content: title }]);
+    for (const r of rows) {
+      table.push([
+        r.name,
+        r.compress.toFixed(0),
+        (ours.compress / r.compress).toFixed(2) + '×',
+        r.decompress.toFixed(0),
+        (ours.decompress / r.decompress).toFixed(2) + '×',
+        r.ratio.toFixed(3),
+        (ours.ratio / r.ratio).toFixed(3),
+      ]);
+    }
   }
-  console.log(`\n${title}`);
   console.log(table.toString());
 }
 
@@ -213,8 +220,8 @@ for (const [name, data] of corpora) {
   const cli = cliBench(data, name.replace(/\W+/g, '-'));
   if (cli) rows.push(cli);
   results[name] = rows;
-  printTable(`${name} (${(data.length / (1 << 20)).toFixed(0)} MiB)`, rows);
 }
+printTable(corpora.map(([name, data]) => [`${name}, ${(data.length / (1 << 20)).toFixed(0)} MiB`, results[name]!]));
 
 const json = results['JSON logs']!;
 const [block, , napiBlock, napiBuf] = json;
