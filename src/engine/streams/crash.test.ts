@@ -148,6 +148,60 @@ describe('crash at every write', () => {
   });
 });
 
+describe('a failed commit that may have landed', () => {
+  it('re-reads the tail before handing out offsets again, so no offset is used twice', async () => {
+    let rejected = 0;
+    // the failing batch is a produce commit or a roll's descriptor batch, depending on failAt
+    for (let failAt = 1; failAt <= 6; failAt++) {
+      for (const landed of [false, true]) {
+        const memory = createMemoryStorage();
+        let batches = 0;
+        const storage: StorageProvider = {
+          unit: (name) => {
+            const unit = memory.unit(name);
+            if (!name.startsWith('log/')) return unit;
+            const kv: OrderedKV = {
+              get: (k) => unit.kv.get(k),
+              scan: (o) => unit.kv.scan(o),
+              put: (k, v) => unit.kv.put(k, v),
+              delete: (k) => unit.kv.delete(k),
+              batch: (ops) => {
+                if (++batches !== failAt) return unit.kv.batch(ops);
+                if (landed) unit.kv.batch(ops);
+                throw new Error('transient storage error');
+              },
+            };
+            return { kv, blobs: unit.blobs };
+          },
+          listUnits: (p) => memory.listUnits(p),
+          dropUnit: (n) => memory.dropUnit(n),
+          close: () => memory.close(),
+        };
+        const ctx = { ...createTestContext(), storage };
+        const streams = await StreamStore.open(ctx, 't1');
+        await streams.createTopic('t', { segment_bytes: 1024 });
+        const acked = new Map<number, string>();
+        for (let round = 0; round < 8; round++) {
+          // two producers per round, so a failed commit can carry a request queued behind it
+          const outcomes = await Promise.allSettled(
+            [0, 1].map(async (k) => {
+              const res = await streams.produce('t', Array.from({ length: 5 }, (_, j) => ({ value: enc.encode(`${round}-${k}-${j}`) })));
+              res.offsets.forEach((o, j) => acked.set(o.offset, `${round}-${k}-${j}`));
+            }),
+          );
+          rejected += outcomes.filter((o) => o.status === 'rejected').length;
+        }
+        // the log keeps working after the failure
+        const after = await streams.produce('t', [{ value: enc.encode('after') }]);
+        acked.set(after.offsets[0]!.offset, 'after');
+        await streams.close();
+        await verify(memory, acked);
+      }
+    }
+    expect(rejected).toBeGreaterThan(4);
+  });
+});
+
 describe('damaged segment blobs', () => {
   async function sealed(): Promise<{ memory: MemoryStorage; streams: StreamStore; blob: string }> {
     const ctx = createTestContext();

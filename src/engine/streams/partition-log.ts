@@ -147,6 +147,10 @@ export class PartitionLog {
   private queue: PendingWrite[] = [];
   private committing = false;
   private commitRun: Promise<void> = Promise.resolve();
+  /** Set while the tail is re-read after a failed commit; appends wait for it. */
+  private recovering: Promise<void> | undefined;
+  /** Set when that re-read failed too: the log refuses writes until reopened. */
+  private broken: unknown;
   private maintenance: Promise<void> = Promise.resolve();
   private rollQueued = false;
   private waiters = new Set<() => void>();
@@ -210,7 +214,23 @@ export class PartitionLog {
       this.segments.push(info);
       this.segmentBytesTotal += info.bytes;
     }
-    for (const entry of await this.unit.kv.scan({ prefix: new Uint8Array([TAIL_PREFIX]) })) {
+    expected = await this.loadTail(expected);
+    if (meta === undefined) this.logStart = this.segments[0]?.base ?? this.tail[0]?.base ?? 0;
+    this.hwm = Math.max(this.logStart, expected ?? 0);
+    this.assigned = this.hwm;
+    const known = new Set(this.segments.map((s) => s.blob));
+    for (const blob of await this.unit.blobs.list('seg/')) {
+      if (!known.has(blob.key)) await this.unit.blobs.delete(blob.key);
+    }
+  }
+
+  /** Reads the tail entries (after the last segment's end, `expected`); returns the tail's end. */
+  private async loadTail(expected: number | undefined): Promise<number | undefined> {
+    const entries = await this.unit.kv.scan({ prefix: new Uint8Array([TAIL_PREFIX]) });
+    // swapped in without an await in between, so a concurrent read never sees a half-built tail
+    this.tail.length = 0;
+    this.tailBytes = 0;
+    for (const entry of entries) {
       let header;
       try {
         header = readBatchHeader(entry.value);
@@ -226,13 +246,21 @@ export class PartitionLog {
       this.tail.push({ base, end: header.nextOffset, bytes: entry.value, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp });
       this.tailBytes += entry.value.length;
     }
-    if (meta === undefined) this.logStart = this.segments[0]?.base ?? this.tail[0]?.base ?? 0;
-    this.hwm = Math.max(this.logStart, expected ?? 0);
+    return expected;
+  }
+
+  /**
+   * After a failed commit the storage may or may not hold that batch (an error can come after
+   * the write landed), so the tail is re-read before any new offset is handed out; otherwise a
+   * retry could reuse offsets of entries that did land.
+   */
+  private async recover(): Promise<void> {
+    const before = this.tailBytes;
+    const end = await this.loadTail(this.segments[this.segments.length - 1]?.end ?? this.tail[0]?.base);
+    this.hwm = Math.max(this.logStart, end ?? this.hwm);
     this.assigned = this.hwm;
-    const known = new Set(this.segments.map((s) => s.blob));
-    for (const blob of await this.unit.blobs.list('seg/')) {
-      if (!known.has(blob.key)) await this.unit.blobs.delete(blob.key);
-    }
+    this.hooks.onBytes(this.tailBytes - before);
+    this.wake();
   }
 
   get highWatermark(): number {
@@ -259,6 +287,12 @@ export class PartitionLog {
    */
   append(records: SegmentRecord[], rawBytes?: number): Promise<number> {
     this.checkOpen();
+    if (this.broken !== undefined) {
+      return Promise.reject(
+        new QuartzError(ErrorCode.INTERNAL, `partition ${this.name} is unavailable after a storage failure; reopen it`, { cause: this.broken }),
+      );
+    }
+    if (this.recovering !== undefined) return this.recovering.then(() => this.append(records, rawBytes));
     const base = this.assigned;
     if (records.length === 0) return Promise.resolve(base);
     const ops: BatchOp[] = [];
@@ -303,11 +337,16 @@ export class PartitionLog {
           await this.unit.kv.batch(ops);
         } catch (err) {
           // Requests queued behind this commit carry offsets that follow the failed ones, so
-          // they fail too and offsets restart at the durable high watermark.
+          // they fail too; new ones wait until the tail is re-read from storage.
           const failed = group.concat(this.queue);
           this.queue = [];
-          this.assigned = this.hwm;
           for (const w of failed) w.reject(err);
+          this.recovering = this.runMaintenance(() => this.recover()).then(
+            () => undefined,
+            (cause: unknown) => void (this.broken = cause),
+          );
+          await this.recovering;
+          this.recovering = undefined;
           continue;
         }
         let bytes = 0;
