@@ -31,13 +31,16 @@ export function serveCommand(program: Command, io: CliIo): void {
         if (code === 'EADDRNOTAVAIL') throw new CliError(`quartz: ${settings.host} is not an address of this machine`);
         throw err;
       }
-      const w = (s: string) => io.stdout.write(s + '\n');
-      w(`${pc.bold('QuartzDB')} listening on ${pc.cyan(server.url)}`);
-      w(`  API docs:  ${server.url}/docs`);
-      w(`  metrics:   ${server.url}/metrics`);
-      w(`  data:      ${settings.dataDir}`);
-      w(`  admin key: ${server.adminKey.where}${server.adminKey.created ? ' (generated now)' : ''}`);
-      if (!isLoopback(settings.host)) w(pc.yellow(`  listening beyond loopback on ${settings.host}: anyone who can reach it can register unless registration is off`));
+      // One write, so whoever reads the banner sees it whole.
+      const lines = [
+        `${pc.bold('QuartzDB')} listening on ${pc.cyan(server.url)}`,
+        `  API docs:  ${server.url}/docs`,
+        `  metrics:   ${server.url}/metrics`,
+        `  data:      ${settings.dataDir}`,
+        `  admin key: ${server.adminKey.where}${server.adminKey.created ? ' (generated now)' : ''}`,
+      ];
+      if (!isLoopback(settings.host)) lines.push(pc.yellow(`  listening beyond loopback on ${settings.host}: anyone who can reach it can register unless registration is off`));
+      io.stdout.write(lines.join('\n') + '\n');
 
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals): void => {

@@ -1,0 +1,74 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ErrorCode } from '../../core/errors.js';
+import { isLoopback, resolveServeSettings } from './settings.js';
+
+async function configFile(content: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'quartz-settings-'));
+  const path = join(dir, 'quartz.json');
+  await writeFile(path, content);
+  return path;
+}
+
+describe('resolveServeSettings', () => {
+  it('uses the defaults with nothing given', async () => {
+    const s = await resolveServeSettings({}, {});
+    expect(s).toMatchObject({ host: '127.0.0.1', port: 8787, dataDir: './.quartz', logLevel: 'info' });
+    expect(s.app).toMatchObject({ default_plan: 'unlimited', registration_enabled: true, cors_origins: ['*'] });
+    expect(new Set(Object.values(s.sources))).toEqual(new Set(['default']));
+  });
+
+  it('takes a flag over the environment over the file over the default', async () => {
+    const file = await configFile(JSON.stringify({ port: 1111, host: '127.0.0.2', data_dir: '/f', log_level: 'warn', default_plan: 'free', registration_enabled: false }));
+    const env = { QUARTZ_PORT: '2222', QUARTZ_HOST: '127.0.0.3', QUARTZ_DEFAULT_PLAN: 'pro' };
+    const s = await resolveServeSettings({ config: file, port: '3333' }, env);
+    expect(s.port).toBe(3333);
+    expect(s.sources.port).toBe('flag');
+    expect(s.host).toBe('127.0.0.3');
+    expect(s.sources.host).toBe('env');
+    expect(s.app.default_plan).toBe('pro');
+    expect(s.dataDir).toBe('/f');
+    expect(s.sources.data).toBe('file');
+    expect(s.logLevel).toBe('warn');
+    expect(s.app.registration_enabled).toBe(false);
+  });
+
+  it('reads the config file named by QUARTZ_CONFIG, and lists from the environment', async () => {
+    const file = await configFile(JSON.stringify({ cors_origins: ['https://a.example'], plans: { team: { requests_per_minute: 5 } }, default_plan: 'team' }));
+    const s = await resolveServeSettings({}, { QUARTZ_CONFIG: file, QUARTZ_REGISTRATION: 'off' });
+    expect(s.app.plans).toEqual({ team: { requests_per_minute: 5 } });
+    expect(s.app.cors_origins).toEqual(['https://a.example']);
+    expect(s.app.registration_enabled).toBe(false);
+    const t = await resolveServeSettings({}, { QUARTZ_CONFIG: file, QUARTZ_CORS_ORIGINS: 'https://b.example, https://c.example' });
+    expect(t.app.cors_origins).toEqual(['https://b.example', 'https://c.example']);
+  });
+
+  it('reports a bad file in one line naming the file and the field', async () => {
+    const wrongType = await configFile(JSON.stringify({ port: 'eighty' }));
+    await expect(resolveServeSettings({ config: wrongType }, {})).rejects.toMatchObject({
+      code: ErrorCode.INVALID_ARGUMENT,
+      message: expect.stringMatching(new RegExp(`^config file ${wrongType}: port: .+$`)),
+    });
+    const unknown = await configFile(JSON.stringify({ prot: 1 }));
+    await expect(resolveServeSettings({ config: unknown }, {})).rejects.toThrow(/prot/);
+    const notJson = await configFile('{ port: 1');
+    await expect(resolveServeSettings({ config: notJson }, {})).rejects.toThrow(/not valid JSON/);
+    await expect(resolveServeSettings({ config: '/nonexistent/quartz.json' }, {})).rejects.toThrow(/cannot read it \(ENOENT\)/);
+  });
+
+  it('rejects bad flag and environment values naming them', async () => {
+    await expect(resolveServeSettings({ port: '70000' }, {})).rejects.toThrow(/--port must be a port number/);
+    await expect(resolveServeSettings({}, { QUARTZ_PORT: 'x' })).rejects.toThrow(/QUARTZ_PORT/);
+    await expect(resolveServeSettings({ logLevel: 'loud' }, {})).rejects.toThrow(/--log-level must be one of/);
+    await expect(resolveServeSettings({}, { QUARTZ_REGISTRATION: 'maybe' })).rejects.toThrow(/QUARTZ_REGISTRATION must be true or false/);
+  });
+});
+
+describe('isLoopback', () => {
+  it('tells loopback addresses from the rest', () => {
+    for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1']) expect(isLoopback(h)).toBe(true);
+    for (const h of ['0.0.0.0', '::', '192.168.1.2', 'example.com']) expect(isLoopback(h)).toBe(false);
+  });
+});

@@ -1,0 +1,114 @@
+/**
+ * Helpers for the server and CLI suites: run `node bin/quartz.js …` as users do (the compiled
+ * dist/, which `npm test` builds first), with a private config dir and no QUARTZ_* leaking in.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'quartz.js');
+
+if (!existsSync(join(ROOT, 'dist', 'src', 'node', 'cli', 'index.js'))) {
+  throw new Error('dist/ is not built: run `npm run build:ts` (npm test does) before these suites');
+}
+
+export function cleanEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('QUARTZ_')) env[k] = v;
+  env.NO_COLOR = '1';
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
+  return env;
+}
+
+export async function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `quartz-${prefix}-`));
+}
+
+export interface ServerProcess {
+  proc: ChildProcessWithoutNullStreams;
+  url: string;
+  /** Everything the process has written so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>;
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+/** Starts `quartz serve --port 0 …` and waits for its "listening on" line. */
+export async function startServerProcess(args: string[], env: Record<string, string | undefined> = {}): Promise<ServerProcess> {
+  const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], { env: cleanEnv(env), cwd: ROOT });
+  let out = '';
+  let err = '';
+  proc.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+  proc.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s\nstdout: ${out}\nstderr: ${err}`)), 20_000);
+    const check = (): void => {
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m && /admin key: .*\n/.test(out)) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    proc.stdout.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before listening\nstdout: ${out}\nstderr: ${err}`));
+    });
+  });
+  return {
+    proc,
+    url,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    stop: (signal = 'SIGTERM') => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one CLI command to completion, feeding `input` to its stdin. */
+export function runCli(args: string[], env: Record<string, string | undefined>, input?: string): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env), cwd: ROOT });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    proc.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`quartz ${args.join(' ')} did not finish in 30 s\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, 30_000);
+    proc.once('error', reject);
+    proc.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    proc.stdin.end(input ?? '');
+  });
+}
+
+/** Polls `probe` until it returns a value or the deadline passes. */
+export async function waitFor<T>(probe: () => T | undefined, ms: number, what: string): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

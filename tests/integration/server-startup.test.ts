@@ -1,0 +1,145 @@
+/**
+ * `quartz serve` as a real process: startup messages, the admin key file, static pages and
+ * metrics, settings precedence (flag > env > file > default), logging levels, and one-line
+ * startup errors.
+ */
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli, startServerProcess, tempDir, type ServerProcess } from './server-process.js';
+
+const running: ServerProcess[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((s) => s.stop('SIGKILL')));
+});
+
+async function start(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
+  const s = await startServerProcess(args, env);
+  running.push(s);
+  return s;
+}
+
+async function register(url: string, email = 'ops@example.com'): Promise<Response> {
+  return fetch(`${url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email }) });
+}
+
+describe('quartz serve', () => {
+  it('prints the URL, the docs URL and where the admin key is, and keeps the key file private', async () => {
+    const data = await tempDir('serve');
+    const s = await start(['--data', data]);
+    expect(s.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(s.stdout()).toContain(`API docs:  ${s.url}/docs`);
+    const keyFile = join(data, 'admin.key');
+    expect(s.stdout()).toContain(`admin key: ${keyFile} (generated now)`);
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+
+    const health = await (await fetch(`${s.url}/v1/health`)).json();
+    expect(health).toMatchObject({ status: 'ok', version: expect.any(String) });
+    const landing = await fetch(`${s.url}/`);
+    expect(landing.status).toBe(200);
+    expect(await landing.text()).toContain('href="/docs"');
+    const docs = await fetch(`${s.url}/docs`);
+    expect(await docs.text()).toContain('/docs/swagger-ui-bundle.js');
+    const bundle = await fetch(`${s.url}/docs/swagger-ui-bundle.js`);
+    expect(bundle.status).toBe(200);
+    expect(bundle.headers.get('content-type')).toMatch(/javascript/);
+    expect((await bundle.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
+    expect((await fetch(`${s.url}/docs/..%2F..%2Fpackage.json`)).status).toBe(404);
+
+    // The admin key works on admin routes; a restart keeps the same key.
+    const key = (await readFile(keyFile, 'utf8')).trim();
+    const exp = await fetch(`${s.url}/v1/admin/usage/export`, { headers: { authorization: `Bearer ${key}` } });
+    expect(exp.status).toBe(200);
+    expect(await s.stop()).toBe(0);
+    const again = await start(['--data', data]);
+    expect(again.stdout()).toContain(`admin key: ${keyFile}\n`);
+  });
+
+  it('exports request and engine metrics in Prometheus text', async () => {
+    const s = await start(['--data', await tempDir('metrics')]);
+    const { api_key } = (await (await register(s.url)).json()) as { api_key: string };
+    const auth = { authorization: `Bearer ${api_key}` };
+    await fetch(`${s.url}/v1/topics`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'm', partitions: 1 }) });
+    await fetch(`${s.url}/v1/topics/m/records`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ records: [{ value: 'a' }, { value: 'b' }] }) });
+    await fetch(`${s.url}/v1/kv/missing`, { headers: auth });
+    const res = await fetch(`${s.url}/metrics`);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = await res.text();
+    expect(text).toMatch(/quartz_http_requests_total\{route="\/v1\/topics\/:t\/records",method="POST",status="200"\} 1/);
+    expect(text).toMatch(/quartz_http_requests_total\{route="\/v1\/kv\/:key\{\.\+\}",method="GET",status="404"\} 1/);
+    expect(text).toMatch(/quartz_http_request_duration_seconds_bucket\{le="[^"]+",route="\/v1\/topics",method="POST",status="201"\}/);
+    expect(text).toMatch(/^quartz_tenants 1$/m);
+    expect(text).toMatch(/^quartz_records_produced 2$/m);
+  });
+
+  it('takes settings from flags over QUARTZ_* over the config file over defaults', async () => {
+    const dir = await tempDir('precedence');
+    const config = join(dir, 'quartz.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        data_dir: join(dir, 'from-file'),
+        default_plan: 'free',
+        registration_enabled: false,
+        cors_origins: ['https://app.example'],
+        log_level: 'debug',
+      }),
+    );
+    // File only: data dir, CORS, log level. Env beats file: registration. Flag beats env: plan.
+    const s = await start(['--config', config, '--default-plan', 'pro'], { QUARTZ_DEFAULT_PLAN: 'free', QUARTZ_REGISTRATION: 'true' });
+    expect(s.stdout()).toContain(`data:      ${join(dir, 'from-file')}`);
+    const reg = await register(s.url);
+    expect(reg.status).toBe(201);
+    const { api_key } = (await reg.json()) as { api_key: string };
+    const res = await fetch(`${s.url}/v1/kv?limit=1`, { headers: { authorization: `Bearer ${api_key}`, origin: 'https://app.example' } });
+    expect(res.headers.get('x-ratelimit-limit')).toBe('10000'); // the pro plan
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    // debug: one log line per request, with its request id.
+    const lines = s.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.some((l) => l.msg === 'request' && l.route === '/v1/kv' && typeof l.request_id === 'string')).toBe(true);
+
+    // The file's registration_enabled applies when nothing overrides it; defaults fill the rest.
+    const t = await start(['--config', config, '--data', join(dir, 'flag-data')]);
+    expect(t.stdout()).toContain(`data:      ${join(dir, 'flag-data')}`);
+    expect((await register(t.url)).status).toBe(404); // registration off, from the file
+  });
+
+  it('logs no line per request at the default info level', async () => {
+    const s = await start(['--data', await tempDir('quiet')]);
+    for (let i = 0; i < 3; i++) await fetch(`${s.url}/v1/health`);
+    expect(s.stdout()).not.toMatch(/"msg":"request"/);
+  });
+
+  it('takes the admin key from QUARTZ_ADMIN_KEY without writing a file', async () => {
+    const data = await tempDir('envkey');
+    const key = `admin-${crypto.randomUUID()}`;
+    const s = await start(['--data', data], { QUARTZ_ADMIN_KEY: key });
+    expect(s.stdout()).toContain('admin key: the QUARTZ_ADMIN_KEY environment variable');
+    await expect(stat(join(data, 'admin.key'))).rejects.toThrow(/ENOENT/);
+    expect((await fetch(`${s.url}/v1/admin/usage/export`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
+    expect((await fetch(`${s.url}/v1/admin/usage/export`, { headers: { authorization: 'Bearer wrong-key-0000000000' } })).status).toBe(401);
+  });
+
+  it('fails to start with one clear line and a non-zero code', async () => {
+    const dir = await tempDir('bad');
+    const bad = join(dir, 'bad.json');
+    await writeFile(bad, JSON.stringify({ port: 'eighty' }));
+    const r = await runCli(['serve', '--config', bad], {});
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(new RegExp(`^quartz: config file ${bad}: port: `));
+
+    const s = await start(['--data', join(dir, 'a')]);
+    const port = new URL(s.url).port;
+    const clash = await runCli(['serve', '--port', port, '--data', join(dir, 'b')], {});
+    expect(clash.code).not.toBe(0);
+    expect(clash.stderr).toBe(`quartz: 127.0.0.1:${port} is already in use; pick another --port\n`);
+
+    const locked = await runCli(['serve', '--port', '0', '--data', join(dir, 'a')], {});
+    expect(locked.code).not.toBe(0);
+    expect(locked.stderr).toMatch(/^quartz: data directory .* is in use by process \d+\n$/);
+
+    const plan = await runCli(['serve', '--port', '0', '--data', join(dir, 'c'), '--default-plan', 'gold'], {});
+    expect(plan.stderr).toMatch(/^quartz: server config: default_plan 'gold' is not one of the plans/);
+  });
+});
