@@ -724,20 +724,22 @@ export class Collection {
   }
 
   /**
-   * Internal ids whose metadata match, ascending, or undefined when every vector does (no
-   * filter needed). `$eq`/`$in` conditions narrow the candidates through per-field indexes;
-   * every candidate is still checked against the whole filter.
+   * Internal ids whose metadata match (in no particular order: the index takes a set), or
+   * undefined when every vector does. `$eq`/`$in` conditions narrow the candidates through
+   * per-field indexes; candidates are checked against the whole filter unless the filter is
+   * nothing but the equality tests the indexes answered.
    */
   private allowSet(filter: unknown): Uint32Array | undefined {
-    const { match, plan } = compileFilter(filter);
+    const { match, plan, exact } = compileFilter(filter);
     const state = this.state;
     const candidates = state.fields.candidates(plan, () => state.live());
     const { ids, metadata } = state;
     if (candidates !== undefined) {
       const out = new Uint32Array(candidates.size);
       let n = 0;
-      for (const internal of candidates.ids) if (match(metadata[internal]!)) out[n++] = internal;
-      return n === state.count ? undefined : out.subarray(0, n).sort();
+      if (exact) for (const internal of candidates.ids) out[n++] = internal;
+      else for (const internal of candidates.ids) if (match(metadata[internal]!)) out[n++] = internal;
+      return n === state.count ? undefined : out.subarray(0, n);
     }
     const out = new Uint32Array(state.count);
     let n = 0;

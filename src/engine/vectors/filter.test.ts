@@ -107,6 +107,19 @@ describe('compileFilter', () => {
     }
   });
 
+  it('marks as exact only filters the equality indexes answer completely', () => {
+    const exact = (f: unknown) => compileFilter(f).exact;
+    expect(exact({ genre: 'jazz' })).toBe(true);
+    expect(exact({ genre: { $in: ['a', 'b'] } })).toBe(true);
+    expect(exact({ $or: [{ genre: 'jazz' }, { n: { $eq: 1 } }] })).toBe(true);
+    expect(exact({ $and: [{ genre: 'jazz' }] })).toBe(true);
+    expect(exact({ genre: 'jazz', n: 1 })).toBe(false);
+    expect(exact({ genre: { $eq: 'jazz', $ne: 'x' } })).toBe(false);
+    expect(exact({ $or: [{ genre: 'jazz' }, { n: { $gt: 1 } }] })).toBe(false);
+    expect(exact({ $and: [{ genre: 'jazz' }, { n: 1 }] })).toBe(false);
+    expect(exact({})).toBe(false);
+  });
+
   it('treats $ne and $nin as matching missing fields, and ranges as numbers only', () => {
     expect(compileFilter({ x: { $ne: 1 } }).match({})).toBe(true);
     expect(compileFilter({ x: { $nin: [1] } }).match({})).toBe(true);

@@ -55,6 +55,8 @@ export type FilterPlan =
 export interface CompiledFilter {
   match: Predicate;
   plan: FilterPlan;
+  /** The plan's candidates are exactly the matches (the filter is equality tests only), so `match` need not run. */
+  exact: boolean;
 }
 
 const SCAN: FilterPlan = { kind: 'scan' };
@@ -155,7 +157,7 @@ function compileField(path: string, condition: unknown, budget: Budget): Compile
   const segments = path.split('.');
   if (segments.some((s) => s.length === 0)) throw invalid(`filter field '${path}' has an empty path segment`);
   if (isScalar(condition)) {
-    return { match: (m) => equals(lookup(m, segments), condition), plan: { kind: 'eq', path, values: [condition] } };
+    return { match: (m) => equals(lookup(m, segments), condition), plan: { kind: 'eq', path, values: [condition] }, exact: true };
   }
   if (!isPlainObject(condition)) {
     throw invalid(`filter on '${path}' must be a string, number, boolean or an operator object, got ${describe(condition)}`);
@@ -236,7 +238,8 @@ function compileField(path: string, condition: unknown, budget: Budget): Compile
       }
     }
   }
-  return { match: allOf(parts), plan: andPlan(plans) };
+  const single = ops.length === 1 && (ops[0] === '$eq' || ops[0] === '$in');
+  return { match: allOf(parts), plan: andPlan(plans), exact: single };
 }
 
 function allOf(parts: Predicate[]): Predicate {
@@ -254,6 +257,7 @@ function compileNode(filter: unknown, depth: number, budget: Budget): CompiledFi
   if (keys.length === 0 && depth > 0) throw invalid('an empty filter object inside $and/$or matches nothing useful; remove it');
   const parts: Predicate[] = [];
   const plans: FilterPlan[] = [];
+  let exact = keys.length === 1;
   for (const key of keys) {
     budget.nodes += 1;
     if (budget.nodes > MAX_NODES) throw invalid(`filter has more than ${MAX_NODES} conditions`);
@@ -265,7 +269,9 @@ function compileNode(filter: unknown, depth: number, budget: Budget): CompiledFi
       if (key === '$and') {
         parts.push(allOf(matches));
         plans.push(andPlan(children.map((c) => c.plan)));
+        exact &&= children.length === 1 && children[0]!.exact;
       } else {
+        exact &&= children.every((c) => c.exact);
         parts.push((m) => {
           for (const c of matches) if (c(m)) return true;
           return false;
@@ -278,10 +284,11 @@ function compileNode(filter: unknown, depth: number, budget: Budget): CompiledFi
       const field = compileField(key, value, budget);
       parts.push(field.match);
       plans.push(field.plan);
+      exact &&= field.exact;
     }
   }
-  if (parts.length === 0) return { match: () => true, plan: SCAN };
-  return { match: allOf(parts), plan: andPlan(plans) };
+  if (parts.length === 0) return { match: () => true, plan: SCAN, exact: false };
+  return { match: allOf(parts), plan: andPlan(plans), exact };
 }
 
 /**
