@@ -148,6 +148,9 @@ describe('crash at every write', () => {
   });
 });
 
+/** Request sizes: neighbours always differ, so a reused offset cannot line up with old entries. */
+const SIZES = [2, 5, 3, 7, 4, 6, 1, 8];
+
 describe('a failed commit that may have landed', () => {
   it('re-reads the tail before handing out offsets again, so no offset is used twice', async () => {
     let rejected = 0;
@@ -168,7 +171,8 @@ describe('a failed commit that may have landed', () => {
               batch: (ops) => {
                 if (++batches !== failAt) return unit.kv.batch(ops);
                 if (landed) unit.kv.batch(ops);
-                throw new Error('transient storage error');
+                // reported asynchronously, as a real adapter does, so requests queue behind it
+                return Promise.reject(new Error('transient storage error'));
               },
             };
             return { kv, blobs: unit.blobs };
@@ -182,10 +186,11 @@ describe('a failed commit that may have landed', () => {
         await streams.createTopic('t', { segment_bytes: 1024 });
         const acked = new Map<number, string>();
         for (let round = 0; round < 8; round++) {
-          // two producers per round, so a failed commit can carry a request queued behind it
+          // three producers per round: the first commits alone, the other two group-commit
           const outcomes = await Promise.allSettled(
-            [0, 1].map(async (k) => {
-              const res = await streams.produce('t', Array.from({ length: 5 }, (_, j) => ({ value: enc.encode(`${round}-${k}-${j}`) })));
+            [0, 1, 2].map(async (k) => {
+              // varying sizes, so a reused offset would leave entries that overlap or leave gaps
+              const res = await streams.produce('t', Array.from({ length: SIZES[(round * 3 + k) % SIZES.length]! }, (_, j) => ({ value: enc.encode(`${round}-${k}-${j}`) })));
               res.offsets.forEach((o, j) => acked.set(o.offset, `${round}-${k}-${j}`));
             }),
           );
