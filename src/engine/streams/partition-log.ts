@@ -460,6 +460,8 @@ export class PartitionLog {
       }
       if (!advanced) {
         if (records.length >= maxRecords || bytes >= maxBytes) break;
+        // never loop in place, whatever the data says
+        if (sourceEnd <= cur) throw this.corrupt(`no record at offset ${cur} below the high watermark ${this.hwm}`);
         cur = sourceEnd;
       }
     }
