@@ -3,7 +3,7 @@
  * server, the key and the output mode.
  */
 import { Command } from 'commander';
-import { packageVersion } from '../server/server.js';
+import { packageVersion } from '../package-info.js';
 import { adminCommands } from './commands/admin.js';
 import { accountCommands, kvCommands, vectorCommands } from './commands/data.js';
 import { serveCommand } from './commands/serve.js';

@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../package-info.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -23,13 +23,6 @@ const TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
   '.woff2': 'font/woff2',
 };
-
-/** The package root (this file is src/node/server/ or dist/src/node/server/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5 && !dir.endsWith(`${sep}src`); i++) dir = dirname(dir);
-  return dir.endsWith(`${sep}dist${sep}src`) ? dirname(dirname(dir)) : dirname(dir);
-}
 
 async function fileResponse(root: string, relative: string): Promise<Response | undefined> {
   const path = resolve(root, '.' + sep + relative);

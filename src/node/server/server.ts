@@ -5,10 +5,8 @@
  * long-polls with what they have, finish in-flight requests, then flush and close the engine.
  */
 import { serve, type ServerType } from '@hono/node-server';
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { createApp } from '../../api/app.js';
 import { hashKey, resolveServerConfig } from '../../api/config.js';
 import type { LoggerPort } from '../../api/ports.js';
@@ -16,7 +14,8 @@ import type { Engine } from '../../engine/engine.js';
 import { createBackup } from '../backup/snapshot.js';
 import { openQuartz } from '../open-quartz.js';
 import { loadAdminKey, type AdminKey } from './admin-key.js';
-import { fileAssets, packageRoot } from './assets.js';
+import { packageVersion } from '../package-info.js';
+import { fileAssets } from './assets.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import type { ServeSettings } from './settings.js';
@@ -31,11 +30,6 @@ export interface RunningServer {
   logger: LoggerPort;
   /** Graceful shutdown; resolves true when everything finished within the bound. Idempotent. */
   close(reason?: string): Promise<boolean>;
-}
-
-/** The package's version, shown by /v1/health and `quartz --version`. */
-export function packageVersion(): string {
-  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function urlHost(host: string): string {

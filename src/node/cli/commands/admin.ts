@@ -5,7 +5,6 @@
 import { createWriteStream } from 'node:fs';
 import { readFile, rename, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { restoreBackup } from '../../backup/restore.js';
 import { ApiClient, CliError } from '../client.js';
 import { ctxFor, type CliIo } from '../context.js';
 import { progressBar } from '../progress.js';
@@ -60,6 +59,7 @@ export function adminCommands(program: Command, io: CliIo): void {
     .requiredOption('--data <dir>', 'an empty or new data directory')
     .action(async (flags: { file: string; data: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
+      const { restoreBackup } = await import('../../backup/restore.js');
       let bar: ReturnType<typeof progressBar> | undefined;
       const result = await restoreBackup({
         file: flags.file,

@@ -3,8 +3,7 @@
  */
 import type { Command } from 'commander';
 import pc from 'picocolors';
-import { SHUTDOWN_BOUND_MS, startServer } from '../../server/server.js';
-import { isLoopback, resolveServeSettings, type ServeFlags } from '../../server/settings.js';
+import type { ServeFlags } from '../../server/settings.js';
 import { CliError } from '../client.js';
 import type { CliIo } from '../context.js';
 
@@ -20,6 +19,9 @@ export function serveCommand(program: Command, io: CliIo): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info)')
     .addHelpText('after', '\nEnvironment: QUARTZ_HOST, QUARTZ_PORT, QUARTZ_DATA, QUARTZ_CONFIG, QUARTZ_DEFAULT_PLAN, QUARTZ_LOG_LEVEL,\nQUARTZ_REGISTRATION, QUARTZ_CORS_ORIGINS, QUARTZ_ADMIN_KEY. Flags win over the environment, which wins over the file.')
     .action(async (flags: ServeFlags) => {
+      // Loaded here so client commands never load the engine and the WASM core.
+      const { isLoopback, resolveServeSettings } = await import('../../server/settings.js');
+      const { SHUTDOWN_BOUND_MS, startServer } = await import('../../server/server.js');
       const settings = await resolveServeSettings(flags, io.env);
       let server;
       try {

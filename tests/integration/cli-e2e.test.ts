@@ -1,0 +1,185 @@
+/**
+ * The `quartz` CLI driven as a user would: spawned processes against a real server — register,
+ * login, kv, topics, produce from stdin, consume --follow, consumer groups, vectors, --output
+ * json, and one-line errors with non-zero exit codes.
+ */
+import { spawn } from 'node:child_process';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, ROOT, cleanEnv, runCli, startServerProcess, tempDir, waitFor, type ServerProcess } from './server-process.js';
+
+let server: ServerProcess;
+let env: Record<string, string>;
+let home: string;
+
+beforeAll(async () => {
+  server = await startServerProcess(['--data', await tempDir('cli-data')]);
+  home = await tempDir('cli-home');
+  // Only the config dir: the URL and key must come from `quartz login`.
+  env = { XDG_CONFIG_HOME: home };
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+/** A port nothing listens on (taken and released again). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const q = (args: string[], input?: string, extra: Record<string, string> = {}) => runCli(args, { ...env, ...extra }, input);
+
+function ok(r: { code: number | null; stderr: string }): void {
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+}
+
+describe('quartz CLI end to end', () => {
+  it('registers, logs in and stores the config privately', async () => {
+    const reg = await q(['register', '--email', 'cli@example.com', '--output', 'json', '--url', server.url]);
+    ok(reg);
+    const { api_key, user_id } = JSON.parse(reg.stdout) as { api_key: string; user_id: string };
+    expect(api_key).toMatch(/^qz_[0-9a-f]{64}$/);
+
+    // The key on stdin, as `echo $KEY | quartz login` would.
+    const login = await q(['login', '--url', server.url], `${api_key}\n`);
+    ok(login);
+    expect(login.stdout).toContain(`logged in to ${server.url} as tenant ${user_id}`);
+    const path = join(home, 'quartz', 'config.json');
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(await readFile(path, 'utf8'))).toEqual({ url: server.url, api_key });
+
+    const bad = await q(['login', '--url', server.url, '--api-key', `qz_${'0'.repeat(64)}`]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^quartz: .+\(401 unauthorized\)\n$/);
+  });
+
+  it('puts, gets, lists and deletes keys', async () => {
+    ok(await q(['kv', 'put', 'user/42', 'hello world']));
+    ok(await q(['kv', 'put', 'user/43'], 'from stdin'));
+    const got = await q(['kv', 'get', 'user/42']);
+    ok(got);
+    expect(got.stdout).toBe('hello world');
+    expect((await q(['kv', 'get', 'user/43'])).stdout).toBe('from stdin');
+    const ls = await q(['kv', 'ls', '--prefix', 'user/', '-o', 'json']);
+    ok(ls);
+    expect((JSON.parse(ls.stdout) as { keys: { key: string }[] }).keys.map((k) => k.key)).toEqual(['user/42', 'user/43']);
+    const table = await q(['kv', 'ls']);
+    expect(table.stdout).toContain('user/42');
+    expect(table.stdout).toContain('┌');
+    ok(await q(['kv', 'del', 'user/43']));
+    const gone = await q(['kv', 'get', 'user/43']);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toBe("quartz: key 'user/43' not found\n");
+  });
+
+  it('creates a topic, produces from stdin, follows and commits group offsets', async () => {
+    ok(await q(['topic', 'create', 'events', '--partitions', '2']));
+    const produced = await q(['produce', 'events', '--output', 'json'], 'one\ntwo\nthree\n');
+    ok(produced);
+    expect(JSON.parse(produced.stdout)).toEqual({ topic: 'events', produced: 3 });
+    const all = await q(['consume', 'events', '--from-beginning']);
+    ok(all);
+    expect(all.stdout.split('\n').filter(Boolean).sort()).toEqual(['one', 'three', 'two']);
+
+    const described = await q(['topic', 'describe', 'events', '-o', 'json']);
+    const d = JSON.parse(described.stdout) as { partition_info: { high_watermark: number }[] };
+    expect(d.partition_info.reduce((a, p) => a + p.high_watermark, 0)).toBe(3);
+
+    // consume --follow: read its stdout until the new records arrive, then stop it.
+    const follower = spawn(process.execPath, [BIN, 'consume', 'events', '--follow', '--partition', '0', '-o', 'json'], { env: cleanEnv(env), cwd: ROOT });
+    let out = '';
+    follower.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+    const followerExit = new Promise<number | null>((r) => follower.once('exit', (code) => r(code)));
+    await new Promise((r) => setTimeout(r, 1000)); // it starts at the end of the log
+    ok(await q(['produce', 'events', '--partition', '0'], 'live-1\nlive-2\n'));
+    const lines = await waitFor(() => {
+      const l = out.split('\n').filter(Boolean);
+      return l.length >= 2 ? l : undefined;
+    }, 15_000, 'the followed records');
+    const records = lines.map((l) => JSON.parse(l) as { value: string; partition: number; offset: number });
+    expect(records.map((r) => r.value)).toEqual(['live-1', 'live-2']);
+    expect(records.every((r) => r.partition === 0)).toBe(true);
+    follower.kill('SIGINT');
+    expect(await followerExit).toBe(0);
+
+    // A group reads some, commits, and the next run continues after them.
+    const first = await q(['consume', 'events', '--group', 'g1', '--partition', '0', '--max', '2', '--from-beginning']);
+    ok(first);
+    const rest = await q(['consume', 'events', '--group', 'g1', '--partition', '0']);
+    ok(rest);
+    const p0 = (await q(['consume', 'events', '--partition', '0', '--from-beginning'])).stdout.split('\n').filter(Boolean);
+    expect([...first.stdout.split('\n').filter(Boolean), ...rest.stdout.split('\n').filter(Boolean)]).toEqual(p0);
+    expect(first.stdout.split('\n').filter(Boolean)).toHaveLength(2);
+    const again = await q(['consume', 'events', '--group', 'g1', '--partition', '0']);
+    expect(again.stdout).toBe('');
+
+    const topics = await q(['topic', 'ls', '-o', 'json']);
+    expect((JSON.parse(topics.stdout) as { topics: { name: string }[] }).topics.map((t) => t.name)).toEqual(['events']);
+    ok(await q(['topic', 'rm', 'events']));
+    const missing = await q(['consume', 'events']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^quartz: .*events.*\(404 not_found\)\n$/);
+  });
+
+  it('creates a collection, upserts from JSONL and queries', async () => {
+    ok(await q(['collection', 'create', 'docs', '--dims', '3', '--metric', 'cosine']));
+    const file = join(home, 'vectors.jsonl');
+    await writeFile(file, ['{"id":"a","values":[1,0,0],"metadata":{"tag":"x"}}', '{"id":"b","values":[0,1,0]}', '{"id":"c","values":[0,0,1]}'].join('\n') + '\n');
+    const up = await q(['vec', 'upsert', 'docs', '--file', file, '-o', 'json']);
+    ok(up);
+    expect(JSON.parse(up.stdout)).toEqual({ upserted: 3 });
+    const res = await q(['vec', 'query', 'docs', '--vector', '[0.9,0.1,0]', '-k', '2', '--include-metadata', '-o', 'json']);
+    ok(res);
+    const { matches } = JSON.parse(res.stdout) as { matches: { id: string; metadata?: unknown }[] };
+    expect(matches.map((m) => m.id)).toEqual(['a', 'b']);
+    expect(matches[0]!.metadata).toEqual({ tag: 'x' });
+    const ls = await q(['collection', 'ls', '-o', 'json']);
+    expect(JSON.parse(ls.stdout)).toMatchObject({ collections: [{ name: 'docs', dims: 3, count: 3 }] });
+    ok(await q(['collection', 'rm', 'docs']));
+  });
+
+  it('shows usage as a table and as JSON', async () => {
+    const usage = await q(['usage', '-o', 'json']);
+    ok(usage);
+    expect(JSON.parse(usage.stdout)).toMatchObject({ api_calls: expect.any(Number), records_produced: 5 });
+    expect((await q(['usage'])).stdout).toContain('records_produced');
+  });
+
+  it('fails in one line with a non-zero code', async () => {
+    const closed = await freePort();
+    const unreachable = await q(['kv', 'ls'], undefined, { QUARTZ_URL: `http://127.0.0.1:${closed}` });
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toBe(`quartz: cannot reach http://127.0.0.1:${closed} (connection refused) — is \`quartz serve\` running?\n`);
+    const noKey = await runCli(['kv', 'ls'], { XDG_CONFIG_HOME: await tempDir('empty-home'), QUARTZ_URL: server.url });
+    expect(noKey.code).toBe(1);
+    expect(noKey.stderr).toMatch(/^quartz: no API key; run `quartz register`/);
+    const badFlag = await q(['topic', 'create', 't', '--partitions', 'many']);
+    expect(badFlag.code).toBe(1);
+    expect(badFlag.stderr).toBe("quartz: --partitions must be an integer ≥ 1, got 'many'\n");
+    const badOutput = await q(['usage', '-o', 'yaml']);
+    expect(badOutput.stderr).toBe("quartz: --output must be table or json, got 'yaml'\n");
+    const unknown = await q(['frobnicate']);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+  });
+
+  it('has --help on every command', async () => {
+    for (const args of [[], ['serve'], ['kv'], ['kv', 'put'], ['consume'], ['produce'], ['vec', 'query'], ['backup'], ['restore']]) {
+      const r = await q([...args, '--help']);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: quartz/);
+    }
+    const serve = await q(['serve', '--help']);
+    expect(serve.stdout).toContain('--default-plan');
+    expect(serve.stdout).not.toContain('--kafka-port');
+  });
+});
