@@ -101,10 +101,28 @@ function describe(value: unknown): string {
 function lookup(metadata: Metadata, path: readonly string[]): unknown {
   let node: unknown = metadata;
   for (const key of path) {
-    if (!isPlainObject(node) || !Object.prototype.hasOwnProperty.call(node, key)) return MISSING;
+    if (!isPlainObject(node) || !Object.hasOwn(node, key)) return MISSING;
     node = node[key];
   }
   return node;
+}
+
+type Getter = (metadata: Metadata) => unknown;
+
+/** A reader for one path, specialised for the common one- and two-segment cases (scans call it per record). */
+function getter(segments: readonly string[]): Getter {
+  if (segments.length === 1) {
+    const [a] = segments as [string];
+    return (m) => (Object.hasOwn(m, a) ? m[a] : MISSING);
+  }
+  if (segments.length === 2) {
+    const [a, b] = segments as [string, string];
+    return (m) => {
+      const node = Object.hasOwn(m, a) ? m[a] : undefined;
+      return isPlainObject(node) && Object.hasOwn(node, b) ? node[b] : MISSING;
+    };
+  }
+  return (m) => lookup(m, segments);
 }
 
 function equalsAny(fieldValue: unknown, wanted: ReadonlySet<FilterScalar>): boolean {
@@ -156,8 +174,9 @@ function compileField(path: string, condition: unknown, budget: Budget): Compile
   }
   const segments = path.split('.');
   if (segments.some((s) => s.length === 0)) throw invalid(`filter field '${path}' has an empty path segment`);
+  const get = getter(segments);
   if (isScalar(condition)) {
-    return { match: (m) => equals(lookup(m, segments), condition), plan: { kind: 'eq', path, values: [condition] }, exact: true };
+    return { match: (m) => equals(get(m), condition), plan: { kind: 'eq', path, values: [condition] }, exact: true };
   }
   if (!isPlainObject(condition)) {
     throw invalid(`filter on '${path}' must be a string, number, boolean or an operator object, got ${describe(condition)}`);
@@ -179,30 +198,30 @@ function compileField(path: string, condition: unknown, budget: Budget): Compile
     switch (op) {
       case '$eq': {
         const v = scalarOperand(path, op, operand);
-        parts.push((m) => equals(lookup(m, segments), v));
+        parts.push((m) => equals(get(m), v));
         plans.push({ kind: 'eq', path, values: [v] });
         break;
       }
       case '$ne': {
         const v = scalarOperand(path, op, operand);
-        parts.push((m) => !equals(lookup(m, segments), v));
+        parts.push((m) => !equals(get(m), v));
         break;
       }
       case '$in': {
         const set = listOperand(path, op, operand);
-        parts.push((m) => equalsAny(lookup(m, segments), set));
+        parts.push((m) => equalsAny(get(m), set));
         plans.push({ kind: 'eq', path, values: [...set] });
         break;
       }
       case '$nin': {
         const set = listOperand(path, op, operand);
-        parts.push((m) => !equalsAny(lookup(m, segments), set));
+        parts.push((m) => !equalsAny(get(m), set));
         break;
       }
       case '$gt': {
         const n = numberOperand(path, op, operand);
         parts.push((m) => {
-          const v = lookup(m, segments);
+          const v = get(m);
           return typeof v === 'number' && v > n;
         });
         break;
@@ -210,7 +229,7 @@ function compileField(path: string, condition: unknown, budget: Budget): Compile
       case '$gte': {
         const n = numberOperand(path, op, operand);
         parts.push((m) => {
-          const v = lookup(m, segments);
+          const v = get(m);
           return typeof v === 'number' && v >= n;
         });
         break;
@@ -218,7 +237,7 @@ function compileField(path: string, condition: unknown, budget: Budget): Compile
       case '$lt': {
         const n = numberOperand(path, op, operand);
         parts.push((m) => {
-          const v = lookup(m, segments);
+          const v = get(m);
           return typeof v === 'number' && v < n;
         });
         break;
@@ -226,14 +245,14 @@ function compileField(path: string, condition: unknown, budget: Budget): Compile
       case '$lte': {
         const n = numberOperand(path, op, operand);
         parts.push((m) => {
-          const v = lookup(m, segments);
+          const v = get(m);
           return typeof v === 'number' && v <= n;
         });
         break;
       }
       case '$exists': {
         if (typeof operand !== 'boolean') throw invalid(`filter on '${path}': $exists takes true or false, got ${describe(operand)}`);
-        parts.push(operand ? (m) => lookup(m, segments) !== MISSING : (m) => lookup(m, segments) === MISSING);
+        parts.push(operand ? (m) => get(m) !== MISSING : (m) => get(m) === MISSING);
         break;
       }
     }
