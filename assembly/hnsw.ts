@@ -28,7 +28,6 @@ const E_NONFINITE: i32 = -2;
 const E_ZERO: i32 = -3;
 const E_CORRUPT: i32 = -4;
 const E_VERSION: i32 = -5;
-const E_CHECKSUM: i32 = -6;
 
 // Exact-scan threshold for filtered queries: scanning `a` allowed vectors costs `a` distances; the
 // filtered graph walk costs about filterBeta × ef / selectivity. Exact wins when
@@ -1236,12 +1235,4 @@ export function hnsw_restore_end(): i32 {
   entry = n > 0 ? restoreEntry : NONE;
   maxLevel = restoreTop;
   return 0;
-}
-
-/** Parameters of a restored index, for the wrapper: dims, metric, M, efConstruction. */
-export function hnsw_param(which: i32): i32 {
-  if (which == 0) return dims;
-  if (which == 1) return metric;
-  if (which == 2) return M;
-  return efConstruction;
 }

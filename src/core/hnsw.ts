@@ -87,7 +87,6 @@ const E_NONFINITE = -2;
 const E_ZERO = -3;
 const E_CORRUPT = -4;
 const E_VERSION = -5;
-const E_CHECKSUM = -6;
 const SNAPSHOT_MAGIC = 0x534e4851; // "QHNS" little-endian
 const SNAPSHOT_VERSION = 1;
 const SNAPSHOT_HEADER = 48;
@@ -98,7 +97,6 @@ const SNAPSHOT_PART_BYTES = 256 << 10;
 const INSERT_SLICE_BYTES = 256 << 10;
 const PLANS: readonly HnswSearchPlan[] = ['none', 'graph', 'exact', 'graph+exact'];
 const CORRUPT_REASONS: Record<number, string> = {
-  1: 'too short',
   2: 'bad magic',
   3: 'bad parameters',
   4: 'node count exceeds the data',
@@ -466,7 +464,6 @@ export class HnswIndex {
 
   private check(rc: number): number {
     if (rc >= 0) return rc;
-    if (rc === E_CHECKSUM) throw new QuartzError(ErrorCode.CHECKSUM_MISMATCH, 'HNSW snapshot checksum does not match its contents');
     if (rc === E_VERSION) throw new QuartzError(ErrorCode.UNSUPPORTED_FORMAT, 'HNSW snapshot version is not supported');
     const reason = CORRUPT_REASONS[this.wasm!.hnsw_last_error_reason()] ?? 'inconsistent contents';
     throw new QuartzError(ErrorCode.CORRUPT_DATA, `HNSW snapshot is corrupt: ${reason}`);
