@@ -854,7 +854,10 @@ export class Collection {
     this.snapshotBytes = size;
     this.logged = this.logged.slice(covered);
     this.logBytes = this.logged.reduce((sum, m) => sum + m.bytes, 0);
-    if (oldBlob !== undefined && oldBlob !== blob) await this.unit.blobs.delete(oldBlob);
+    if (oldBlob !== undefined && oldBlob !== blob) {
+      // Best effort: the snapshot is committed either way, and open deletes any blob left over.
+      await Promise.resolve(this.unit.blobs.delete(oldBlob)).catch(() => undefined);
+    }
   }
 
   /** Waits for queued mutations and any running checkpoint, then frees the WASM instance. */
