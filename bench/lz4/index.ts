@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
+import { loadavg, cpus } from 'node:os';
 import Table from 'cli-table3';
 import * as lz4napi from 'lz4-napi';
 import { init, lz4, crc32c, xxh32 } from '../../src/node/core.js';
@@ -209,7 +210,10 @@ function crc32cJs(bytes: Uint8Array): number {
 }
 
 await init();
-console.log(`LZ4 bench: ${(SIZE / (1 << 20)).toFixed(1)} MiB per corpus, median of ${RUNS} runs, node ${process.version}`);
+console.log(
+  `LZ4 bench: ${(SIZE / (1 << 20)).toFixed(1)} MiB per corpus, median of ${RUNS} runs, node ${process.version}, ` +
+    `load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores (figures shrink as it rises)`,
+);
 const corpora: [string, Uint8Array][] = [
   ['JSON logs', jsonLogs(SIZE)],
   ['random bytes', randomBytes(SIZE)],

@@ -5,7 +5,7 @@
  */
 import type { QuartzExports } from './loader.js';
 
-const RETAIN_LIMIT = 16 << 20;
+const RETAIN_LIMIT = 4 << 20;
 
 interface Region {
   ptr: number;
