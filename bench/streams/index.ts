@@ -11,7 +11,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { connect, StorageType } from 'nats';
@@ -361,6 +361,8 @@ async function natsThroughput(): Promise<Map<string, Row>> {
 async function main(): Promise<void> {
   await init();
   console.log(`streams bench${quick ? ' (quick)' : ''}: batches of ${BATCH}, ${IN_FLIGHT} produce batches in flight, consume pages of ${CONSUME_PAGE}`);
+  // the figures depend on what else runs: print the machine's load beside them
+  console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   console.log('\nthroughput');
   const quartz = await quartzThroughput();
   ensurePeers();
@@ -386,6 +388,7 @@ async function main(): Promise<void> {
 
   console.log('\nconsume latency against log size (100 B records, max_records 10)');
   await latencyVsSize();
+  console.log(`\nload average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 }
 
 await main();
