@@ -277,6 +277,14 @@ describe('damaged segment blobs', () => {
     await expectTypedFailure(StreamStore.open({ ...createTestContext(), storage: memory }, 't1'), [ErrorCode.CORRUPT_DATA]);
   });
 
+  it('reports a damaged topic catalog entry as corrupt data', async () => {
+    const { memory, streams } = await sealed();
+    await streams.close();
+    await memory.unit('topics/t1').kv.put(enc.encode('t'), enc.encode('{"name":'));
+    const err = await expectTypedFailure(StreamStore.open({ ...createTestContext(), storage: memory }, 't1'), [ErrorCode.CORRUPT_DATA]);
+    expect(err.message).toContain("topic catalog entry 't'");
+  });
+
   it('reports a missing segment blob as corrupt data', async () => {
     const { memory, streams, blob } = await sealed();
     await memory.unit('log/t1/t/0').blobs.delete(blob);

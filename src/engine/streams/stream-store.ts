@@ -133,6 +133,15 @@ function intIn(value: unknown, min: number, max: number, what: string): number {
   return value;
 }
 
+/** Stored JSON that does not parse is damage, reported as such (never a bare SyntaxError). */
+function parseJson<T>(bytes: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(fromUtf8.decode(bytes)) as T;
+  } catch (cause) {
+    throw new QuartzError(ErrorCode.CORRUPT_DATA, `${what} is not valid JSON`, { cause });
+  }
+}
+
 function checkCompression(value: unknown): SegmentCodec {
   if (value !== 'lz4' && value !== 'none') throw invalid(`compression must be 'lz4' or 'none', got ${JSON.stringify(value)}`);
   return value;
@@ -191,7 +200,7 @@ export class StreamStore {
     const groups = await ctx.storage.unit(`groups/${tenantId}`);
     const store = new StreamStore(ctx, tenantId, catalog, groups, new SegmentCache(options.segmentCacheBytes ?? 64 * 1024 * 1024));
     for (const entry of await catalog.kv.scan({ prefix: new Uint8Array(0) })) {
-      const config = JSON.parse(fromUtf8.decode(entry.value)) as TopicConfig;
+      const config = parseJson<TopicConfig>(entry.value, `tenant '${tenantId}': topic catalog entry '${fromUtf8.decode(entry.key)}'`);
       store.topics.set(config.name, { config, logs: await store.openLogs(config), sticky: 0 });
     }
     return store;
@@ -511,7 +520,7 @@ export class StreamStore {
     for (const e of await this.groups.kv.scan({ prefix })) {
       const head = fromUtf8.decode(e.key.subarray(0, e.key.length - 4)).split('\u0000');
       const p = new DataView(e.key.buffer, e.key.byteOffset + e.key.length - 4, 4).getUint32(0);
-      committed.set(`${head[2]}\u0000${p}`, JSON.parse(fromUtf8.decode(e.value)) as { offset: number; metadata: string | null });
+      committed.set(`${head[2]}\u0000${p}`, parseJson<{ offset: number; metadata: string | null }>(e.value, `group '${group}': committed offset of '${head[2]}' partition ${p}`));
     }
     const topicNames = topicName !== undefined ? [topicName] : [...new Set([...committed.keys()].map((k) => k.split('\u0000')[0]!))].sort();
     const rows: GroupOffset[] = [];
