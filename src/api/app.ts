@@ -74,16 +74,39 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
 
   app.use('*', requestMiddleware(deps));
   const origins = options.config.cors_origins;
-  app.use(
-    '*',
-    cors({
-      origin: origins.includes('*') ? '*' : origins,
-      allowMethods: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
-      allowHeaders: ['Authorization', 'X-API-Key', 'Content-Type', 'If-Match', 'If-None-Match', 'X-Request-Id'],
-      exposeHeaders: EXPOSED,
-      maxAge: 600,
-    }),
-  );
+  const anyOrigin = origins.includes('*');
+  const preflight = cors({
+    origin: anyOrigin ? '*' : origins,
+    allowMethods: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
+    allowHeaders: ['Authorization', 'X-API-Key', 'Content-Type', 'If-Match', 'If-None-Match', 'X-Request-Id'],
+    exposeHeaders: EXPOSED,
+    maxAge: 600,
+  });
+  const exposed = EXPOSED.join(',');
+  // NOTE: hono's cors() sets its headers on c.res before the handler runs, which makes hono copy
+  // every handler response through its body stream (a ReadableStream per request, so
+  // @hono/node-server cannot write it in one go). Only preflights go through cors(); other
+  // requests get the same headers on the handler's own response.
+  app.use('*', async (c, next) => {
+    if (c.req.method === 'OPTIONS') return preflight(c, next);
+    await next();
+    let headers = c.res.headers;
+    try {
+      headers.set('access-control-expose-headers', exposed);
+    } catch {
+      // Responses from fetch() (e.g. proxied assets) have immutable headers: copy once.
+      c.res = new Response(c.res.body, c.res);
+      headers = c.res.headers;
+      headers.set('access-control-expose-headers', exposed);
+    }
+    if (anyOrigin) {
+      headers.set('access-control-allow-origin', '*');
+    } else {
+      const origin = c.req.header('origin');
+      if (origin !== undefined && origins.includes(origin)) headers.set('access-control-allow-origin', origin);
+      headers.append('vary', 'Origin');
+    }
+  });
 
   systemRoutes(router, app, deps);
   accountRoutes(router, deps);
