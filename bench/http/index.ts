@@ -95,6 +95,15 @@ async function stop(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** CPU time (user + system) a process has used so far, in microseconds (Linux /proc). */
+function cpuOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
 /** Resident set size of a process in bytes (Linux /proc). */
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -115,6 +124,8 @@ interface Row {
   p50?: number;
   p99?: number;
   errors: number;
+  /** Server CPU time per answered request, in microseconds: steadier than req/s on a shared machine. */
+  cpuPerReq?: number;
   note?: string;
 }
 
@@ -133,15 +144,20 @@ function okCount(r: Result): number {
 }
 
 /** A warm-up (its result dropped), then the measured run; req/s counts 2xx answers only. */
-async function cannon(name: string, opts: { url: string; connections: number; requests: CannonRequest[]; recordsPerRequest?: number; duration?: number }): Promise<Row> {
+async function cannon(
+  name: string,
+  opts: { url: string; pid: number; connections: number; requests: CannonRequest[]; recordsPerRequest?: number; duration?: number },
+): Promise<Row> {
   const duration = opts.duration ?? DURATION;
   const base = { url: opts.url, connections: opts.connections, requests: opts.requests, timeout: 30 };
   await autocannon({ ...base, duration: Math.min(2, Math.max(1, duration / 5)) });
+  const cpu0 = cpuOf(opts.pid);
   const r = await autocannon({ ...base, duration });
+  const cpuPerReq = (cpuOf(opts.pid) - cpu0) / Math.max(1, r.requests.total);
   const reqPerSec = okCount(r) / r.duration;
-  const row: Row = { name, reqPerSec, p50: r.latency.p50, p99: r.latency.p99, errors: failures(r) };
+  const row: Row = { name, reqPerSec, p50: r.latency.p50, p99: r.latency.p99, errors: failures(r), cpuPerReq };
   if (opts.recordsPerRequest !== undefined) row.recordsPerSec = reqPerSec * opts.recordsPerRequest;
-  console.log(`  ${name}: ${fmt(reqPerSec)} req/s${row.recordsPerSec ? `, ${fmt(row.recordsPerSec)} records/s` : ''}, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, errors ${row.errors}`);
+  console.log(`  ${name}: ${fmt(reqPerSec)} req/s${row.recordsPerSec ? `, ${fmt(row.recordsPerSec)} records/s` : ''}, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, errors ${row.errors}, server CPU ${row.cpuPerReq!.toFixed(0)} µs/req`);
   return row;
 }
 
@@ -225,6 +241,9 @@ async function redisXadd(seconds: number): Promise<Row | undefined> {
   });
   try {
     const clients = Array.from({ length: PRODUCERS }, () => new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 3 }));
+    // Connection errors surface through the awaited calls below; without a listener ioredis
+    // also prints them while redis-server is still starting.
+    for (const c of clients) c.on('error', () => undefined);
     for (let i = 0; i < 50; i++) {
       try {
         await clients[0]!.connect();
@@ -449,32 +468,32 @@ async function main(): Promise<void> {
     const json = { ...headers, 'content-type': 'application/json' };
     const bareReq: CannonRequest[] = [{ method: 'GET', path: '/bare' }];
     if (wanted('bare')) {
-      rows.set('bare', await cannon(`bare hono route, 1 KB (${CONNECTIONS} conns)`, { url: peerBase, connections: CONNECTIONS, requests: bareReq }));
-      rows.set('bare4', await cannon(`bare hono route, 1 KB (${PRODUCERS} conns)`, { url: peerBase, connections: PRODUCERS, requests: bareReq }));
+      rows.set('bare', await cannon(`bare hono route, 1 KB (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: bareReq }));
+      rows.set('bare4', await cannon(`bare hono route, 1 KB (${PRODUCERS} conns)`, { url: peerBase, pid: peers.pid!, connections: PRODUCERS, requests: bareReq }));
     }
     if (wanted('kv-get')) {
-      rows.set('kv-get', await cannon(`KV GET 1 KB (${CONNECTIONS} conns)`, { url: base, connections: CONNECTIONS, requests: getKeys.map((k) => ({ method: 'GET', path: `/v1/kv/${k}`, headers })) }));
+      rows.set('kv-get', await cannon(`KV GET 1 KB (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests: getKeys.map((k) => ({ method: 'GET', path: `/v1/kv/${k}`, headers })) }));
     }
     if (wanted('kv-put')) {
       const putHeaders = { ...headers, 'content-type': 'application/octet-stream' };
       const requests = Array.from({ length: 100 }, (_, i): CannonRequest => ({ method: 'PUT', path: `/v1/kv/bench/put-${i}`, headers: putHeaders, body: value1k }));
-      rows.set('kv-put', await cannon(`KV PUT 1 KB (${CONNECTIONS} conns)`, { url: base, connections: CONNECTIONS, requests }));
+      rows.set('kv-put', await cannon(`KV PUT 1 KB (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests }));
     }
     if (wanted('vector')) {
       const requests = queries.map((q): CannonRequest => ({ method: 'POST', path: '/v1/collections/bench/query', headers: json, body: q }));
-      rows.set('vector', await cannon(`vector query 1k × 128-d, k=10 (${CONNECTIONS} conns)`, { url: base, connections: CONNECTIONS, requests }));
+      rows.set('vector', await cannon(`vector query 1k × 128-d, k=10 (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests }));
     }
     if (wanted('produce')) {
       const requests: CannonRequest[] = [{ method: 'POST', path: '/v1/topics/bench/records', headers: json, body }];
-      rows.set('produce', await cannon(`produce ${BATCH}×${RECORD_BYTES} B, durable (${PRODUCERS} clients)`, { url: base, connections: PRODUCERS, requests, recordsPerRequest: BATCH }));
+      rows.set('produce', await cannon(`produce ${BATCH}×${RECORD_BYTES} B, durable (${PRODUCERS} clients)`, { url: base, pid: server.pid!, connections: PRODUCERS, requests, recordsPerRequest: BATCH }));
     }
     if (wanted('consume')) {
       const requests = consumeOffsets.map((o): CannonRequest => ({ method: 'GET', path: `/v1/topics/bench/partitions/0/records?offset=${o}&max_records=${BATCH}`, headers }));
-      rows.set('consume', await cannon(`consume ${BATCH}×${RECORD_BYTES} B (${PRODUCERS} clients)`, { url: base, connections: PRODUCERS, requests, recordsPerRequest: BATCH }));
+      rows.set('consume', await cannon(`consume ${BATCH}×${RECORD_BYTES} B (${PRODUCERS} clients)`, { url: base, pid: server.pid!, connections: PRODUCERS, requests, recordsPerRequest: BATCH }));
     }
     if (wanted('jsonl')) {
       const requests: CannonRequest[] = [{ method: 'POST', path: '/append', headers: { 'content-type': 'application/json' }, body }];
-      rows.set('jsonl', await cannon(`ref: hono + JSON lines, fsync per request (${PRODUCERS} clients)`, { url: peerBase, connections: PRODUCERS, requests, recordsPerRequest: BATCH }));
+      rows.set('jsonl', await cannon(`ref: hono + JSON lines, fsync per request (${PRODUCERS} clients)`, { url: peerBase, pid: peers.pid!, connections: PRODUCERS, requests, recordsPerRequest: BATCH }));
     }
     if (wanted('redis')) {
       const r = await redisXadd(DURATION);
@@ -513,10 +532,10 @@ function printTable(mixed: MixedOutcome | undefined): void {
     ['consume', bare4 && rows.get('consume') ? `${(rows.get('consume')!.reqPerSec / bare4.reqPerSec).toFixed(2)}× bare (${PRODUCERS} conns)` : ''],
     ['jsonl', rows.get('produce') && rows.get('jsonl') ? `produce is ${(rows.get('produce')!.recordsPerSec! / rows.get('jsonl')!.recordsPerSec!).toFixed(2)}× this` : ''],
   ]);
-  const header = ['run', 'req/s', 'records/s', 'p50 ms', 'p99 ms', 'errors', 'ratio'];
+  const header = ['run', 'req/s', 'records/s', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req', 'ratio'];
   const table: string[][] = [];
   for (const [key, r] of rows) {
-    table.push([r.name, fmt(r.reqPerSec), r.recordsPerSec === undefined ? '' : fmt(r.recordsPerSec), String(r.p50 ?? ''), String(r.p99 ?? ''), String(r.errors), notes.get(key) ?? r.note ?? '']);
+    table.push([r.name, fmt(r.reqPerSec), r.recordsPerSec === undefined ? '' : fmt(r.recordsPerSec), String(r.p50 ?? ''), String(r.p99 ?? ''), String(r.errors), r.cpuPerReq === undefined ? '' : r.cpuPerReq.toFixed(0), notes.get(key) ?? r.note ?? '']);
   }
   if (mixed !== undefined) {
     const m = mixed.row;
@@ -529,10 +548,12 @@ function printTable(mixed: MixedOutcome | undefined): void {
       String(m.p50),
       String(m.p99),
       String(m.errors),
+      '',
       `5xx ${mixed.fiveXX}; p99 ${m.p99! < 50 ? '< 50 ms: met' : '≥ 50 ms: MISSED'}`,
     ]);
     table.push([
       '  mixed: server RSS MiB idle → warm → end → +2 s (peak)',
+      '',
       '',
       '',
       '',
@@ -547,6 +568,7 @@ function printTable(mixed: MixedOutcome | undefined): void {
       '',
       '',
       String(mixed.lostKv + mixed.lostRecords),
+      '',
       `KV ${mixed.lostKv}/${mixed.checkedKv} acked puts, records ${mixed.lostRecords}/${mixed.checkedRecords} acked`,
     ]);
   }
