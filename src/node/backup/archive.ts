@@ -111,6 +111,8 @@ class ByteReader {
   private buffered = 0;
   /** Bytes consumed so far. */
   position = 0;
+  /** Bytes received from the source so far. */
+  received = 0;
 
   constructor(private readonly source: AsyncIterator<Uint8Array>) {}
 
@@ -122,6 +124,7 @@ class ByteReader {
       const chunk = Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
       this.chunks.push(chunk);
       this.buffered += chunk.length;
+      this.received += chunk.length;
     }
     const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
     const out = Buffer.from(all.subarray(0, n)); // a copy: callers keep it past the next read
@@ -144,7 +147,7 @@ export async function* readArchive(source: AsyncIterable<Uint8Array>, where: str
   const r = new ByteReader(source[Symbol.asyncIterator]());
   const need = async (n: number, what: string): Promise<Buffer> => {
     const b = await r.read(n);
-    if (b === undefined) throw corrupt(where, `truncated at byte ${r.position} (in ${what})`);
+    if (b === undefined) throw corrupt(where, `truncated: it ends after ${r.received} bytes, in ${what}`);
     return b;
   };
   const head = await need(HEADER_BYTES, 'the header');

@@ -76,6 +76,10 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
   const address = server.address() as AddressInfo;
   const url = `http://${urlHost(settings.host)}:${address.port}`;
   const http = server as Server;
+  // Node closes idle keep-alive sockets after 5 s; a client reusing one just then gets a reset.
+  // Outlive the usual 60 s idle timeout of load balancers and clients instead.
+  http.keepAliveTimeout = 65_000;
+  http.headersTimeout = 66_000;
 
   let closing: Promise<boolean> | undefined;
   const close = (reason = 'shutdown'): Promise<boolean> =>
