@@ -58,7 +58,6 @@ interface TailBatch {
 interface PendingWrite {
   ops: BatchOp[];
   batches: TailBatch[];
-  records: number;
   bytes: number;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -321,7 +320,7 @@ export class PartitionLog {
     }
     this.assigned = base + records.length;
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ ops, batches, records: records.length, bytes, resolve: () => resolve(base), reject });
+      this.queue.push({ ops, batches, bytes, resolve: () => resolve(base), reject });
       if (!this.committing) this.commitRun = this.commitLoop();
     });
   }
