@@ -124,7 +124,6 @@ const SNAPSHOT_PREFIX = 'snap/';
 const KEY_CONFIG = new Uint8Array([0x63]); // "c"
 const KEY_COUNT = new Uint8Array([0x6e]); // "n"
 const KEY_POINTER = new Uint8Array([0x73]); // "s"
-const LOG_START = new Uint8Array([0x6c]); // "l"
 const LOG_END = new Uint8Array([0x6d]); // "m": just past every "l…" key
 /** Log entries read per scan on open: at most 16 MiB in memory at once. */
 const REPLAY_PAGE = 16;
