@@ -46,6 +46,17 @@ export interface OrderedKV {
   scan(options: ScanOptions): Awaitable<KVEntry[]>;
   /** All operations apply atomically, or none do. */
   batch(ops: BatchOp[]): Awaitable<void>;
+  /**
+   * Optional fast read for callers that decode at once: like `get`, but the bytes may be the
+   * adapter's own read buffer, valid only until the caller next calls storage or yields. Never
+   * keep, modify or await across the result; copy what must outlive the call.
+   */
+  getTransient?(key: Uint8Array): Awaitable<Uint8Array | undefined>;
+  /**
+   * Optional: like `put`, but the caller hands `value` over and never writes to it again, so
+   * the adapter may keep a reference (no copy) until the write is durable.
+   */
+  putOwned?(key: Uint8Array, value: Uint8Array): Awaitable<void>;
 }
 
 export interface BlobRange {

@@ -88,6 +88,25 @@ export function allocBytes(n: number): Uint8Array {
   return piece;
 }
 
+// Values handed to callers come from a smaller slab of their own, as Node's Buffer pool does: a
+// caller may keep a value for long, and a kept piece pins its whole slab.
+const VALUE_SLAB_BYTES = 8 * 1024;
+const VALUE_SLAB_MAX_PIECE = 4 * 1024 - 1;
+let valueSlab = new Uint8Array(VALUE_SLAB_BYTES);
+let valueSlabUsed = 0;
+
+/** `n` zeroed bytes for a value handed to a caller. */
+export function allocValue(n: number): Uint8Array {
+  if (n > VALUE_SLAB_MAX_PIECE) return new Uint8Array(n);
+  if (valueSlabUsed + n > VALUE_SLAB_BYTES) {
+    valueSlab = new Uint8Array(VALUE_SLAB_BYTES);
+    valueSlabUsed = 0;
+  }
+  const piece = valueSlab.subarray(valueSlabUsed, valueSlabUsed + n);
+  valueSlabUsed += n;
+  return piece;
+}
+
 /** Allocates a record with room for the header, the content type and `body` bytes after them. */
 export function allocRecord(contentType: Uint8Array, bodyBytes: number): Uint8Array {
   return allocBytes(HEADER_BYTES + contentType.length + bodyBytes);

@@ -21,6 +21,7 @@ import {
   TAG_TTL,
   allocBytes,
   allocRecord,
+  allocValue,
   bodyOffset,
   checkRecord,
   decodeUtf8,
@@ -299,7 +300,7 @@ export class KvStore {
     const k = dataKey(key);
     const queued = this.locks.get(key);
     if (queued !== undefined) return queued.then(async () => this.entryOf(key, k, await this.current(key, k), 0));
-    const rec = this.current(key, k);
+    const rec = this.peek(key, k);
     if (rec instanceof Promise) return rec.then((r) => this.entryOf(key, k, r, 0));
     return this.entryOf(key, k, rec, 0);
   }
@@ -315,7 +316,7 @@ export class KvStore {
     const k = dataKey(key);
     const queued = this.locks.get(key);
     if (queued !== undefined) return queued.then(async () => this.metaOf(key, await this.current(key, k)));
-    const rec = this.current(key, k);
+    const rec = this.peek(key, k);
     if (rec instanceof Promise) return rec.then((r) => this.metaOf(key, r));
     return this.metaOf(key, rec);
   }
@@ -517,14 +518,25 @@ export class KvStore {
   }
 
   /**
+   * Like `current`, for callers that decode a synchronous answer at once: storage may then hand
+   * out its transient read buffer (no copy). An asynchronous answer is always the caller's own.
+   */
+  private peek(key: string, k: Uint8Array): Awaitable<Uint8Array | undefined> {
+    const pending = this.inflight.get(key);
+    if (pending !== undefined) return pending.rec;
+    return this.kv.getTransient !== undefined ? this.kv.getTransient(k) : this.kv.get(k);
+  }
+
+  /**
    * Runs a read-modify-write on one key. `apply` gets the key's newest record, decides, and issues
    * its write before returning, so with a synchronous read nothing can slip in between. When the
-   * read is asynchronous the key is locked until `apply` has issued its write.
+   * read is asynchronous the key is locked until `apply` has issued its write. `apply` reads `old`
+   * only before it returns (a synchronous `old` may be storage's transient buffer).
    */
   private mutate<R>(key: string, k: Uint8Array, apply: (old: Uint8Array | undefined) => Awaitable<R>): Awaitable<R> {
     const queued = this.locks.get(key);
     if (queued === undefined) {
-      const old = this.current(key, k);
+      const old = this.peek(key, k);
       if (!(old instanceof Promise)) return apply(old);
       // Wrap the result so the lock opens once the write is issued, not once it is durable.
       const issued = old.then((rec) => ({ result: apply(rec) }));
@@ -612,7 +624,8 @@ export class KvStore {
     const oldExpires = old === undefined ? 0 : recordExpiresAt(old);
     if (oldExpires === 0 && expiresAt === 0 && adopt === undefined && (old === undefined || (recordFlags(old) & FLAG_BLOB) === 0)) {
       if (old !== undefined) delta -= keyBytes + recordSize(old);
-      write = this.kv.put(k, rec);
+      // `rec` is this put's own and never written again, so storage may keep it instead of copying.
+      write = this.kv.putOwned !== undefined ? this.kv.putOwned(k, rec) : this.kv.put(k, rec);
     } else {
       const ops: BatchOp[] = [{ type: 'put', key: k, value: rec }];
       if (adopt !== undefined) ops.push({ type: 'delete', key: adopt });
@@ -711,19 +724,25 @@ export class KvStore {
     }
   }
 
+  /** `rec` may be storage's transient buffer: everything is decoded or copied before any await. */
   private entryOf(key: string, k: Uint8Array, rec: Uint8Array | undefined, attempt: number): Awaitable<KvEntry | undefined> {
     if (rec === undefined) return undefined;
     checkRecord(rec, key);
     if (this.expired(rec)) return undefined;
     const expires = recordExpiresAt(rec);
     const size = recordSize(rec);
+    const contentType = recordContentType(rec);
+    const version = recordVersion(rec);
     if ((recordFlags(rec) & FLAG_BLOB) === 0) {
-      return { value: rec.subarray(bodyOffset(rec)), contentType: recordContentType(rec), version: recordVersion(rec), expiresAt: expires === 0 ? null : expires, size };
+      // A copy: the caller owns its value, and `rec` is storage's buffer or an in-flight record.
+      const value = allocValue(size);
+      value.set(rec.subarray(bodyOffset(rec)));
+      return { value, contentType, version, expiresAt: expires === 0 ? null : expires, size };
     }
     const name = recordBlobName(rec, key);
     return this.blobs.get(name).then(async (value): Promise<KvEntry | undefined> => {
       if (value !== undefined && value.length === size) {
-        return { value, contentType: recordContentType(rec), version: recordVersion(rec), expiresAt: expires === 0 ? null : expires, size };
+        return { value, contentType, version, expiresAt: expires === 0 ? null : expires, size };
       }
       // A concurrent overwrite or delete may have retired this blob between the two reads: read again.
       if (attempt < 3) return this.entryOf(key, k, await this.current(key, k), attempt + 1);

@@ -11,12 +11,12 @@
  */
 import { mkdir, open as openFile, readFile, readdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
+import { open as openLmdb, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { checkName, checkPrefix, closedError, compareUtf8 } from '../../ports/storage-checks.js';
 import { FileBlobs, syncDir } from './file-blobs.js';
-import { LmdbKV, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
+import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
 
 export interface DiskStorageOptions {
   /** The data directory; created if missing. */
@@ -83,6 +83,7 @@ export class DiskStorage implements StorageProvider {
     private readonly units: Database<number, string>,
     private readonly meta: Database<number, string>,
     private readonly data: Database<Buffer, Buffer>,
+    private readonly fast: Database<Buffer, Buffer>,
     /** name → id for every live unit; small, so kept in memory for listUnits and sync unit(). */
     private readonly catalog: Map<string, number>,
     private readonly unlock: () => Promise<void>,
@@ -120,9 +121,11 @@ export class DiskStorage implements StorageProvider {
     const units = env.openDB<number, string>('units', { keyEncoding: 'ordered-binary', encoding: 'msgpack' });
     const meta = env.openDB<number, string>('meta', { keyEncoding: 'ordered-binary', encoding: 'msgpack' });
     const data = env.openDB<Buffer, Buffer>('data', { keyEncoding: 'binary', encoding: 'binary' });
+    // The same database again, keyed by (unit id, key) pairs for single-key calls (see UnitKey).
+    const fast = env.openDB<Buffer, Buffer>('data', { keyEncoder: unitKeyEncoder, encoding: 'binary' } as DatabaseOptions);
     const catalog = new Map<string, number>();
     for (const { key, value } of units.getRange({})) catalog.set(key, value);
-    const storage = new DiskStorage(dir, env, units, meta, data, catalog, unlock);
+    const storage = new DiskStorage(dir, env, units, meta, data, fast, catalog, unlock);
     await storage.sweep();
     return storage;
   }
@@ -153,7 +156,7 @@ export class DiskStorage implements StorageProvider {
       },
     };
     const storage: UnitStorage = {
-      kv: new LmdbKV(this.data, state),
+      kv: new LmdbKV(this.data, this.fast, state),
       blobs: new FileBlobs(join(this.dir, 'blobs', String(id)), join(this.dir, 'blobs', 'tmp'), state),
     };
     const unit = { state, storage };

@@ -8,6 +8,45 @@ import { checkBatch, checkKey, checkScan, checkValue, closedError, compareBytes,
 
 export const UNIT_PREFIX_BYTES = 4;
 
+/**
+ * A unit key as lmdb's key writer sees it on the hot path: the unit id and the caller's key,
+ * written straight into lmdb's own key buffer. lmdb copies keys synchronously inside get / put /
+ * remove, so one mutable instance serves every call and no `id ‖ key` Buffer is built per call
+ * (a typed-array allocation costs as much as the B-tree lookup).
+ */
+export interface UnitKey {
+  id: number;
+  key: Uint8Array;
+}
+
+/**
+ * lmdb `keyEncoder` for the hot-path handle on the `data` database: accepts a UnitKey, and plain
+ * bytes too (read back as bytes), so its keys are byte-for-byte those of the binary handle.
+ */
+export const unitKeyEncoder = {
+  writeKey(key: UnitKey | Uint8Array, target: Uint8Array, start: number): number {
+    if (key instanceof Uint8Array) {
+      target.set(key, start);
+      return start + key.length;
+    }
+    const { id, key: k } = key;
+    const at = start + UNIT_PREFIX_BYTES;
+    const n = k.length;
+    // lmdb retries on RangeError with a bigger buffer; plain index writes would drop bytes silently.
+    if (at + n > target.length) throw new RangeError('key does not fit in the key buffer');
+    target[start] = id >>> 24;
+    target[start + 1] = id >>> 16;
+    target[start + 2] = id >>> 8;
+    target[start + 3] = id;
+    if (n <= 64) for (let i = 0; i < n; i++) target[at + i] = k[i]!;
+    else target.set(k, at);
+    return at + n;
+  },
+  readKey(source: Uint8Array, start: number, end: number): Uint8Array {
+    return Uint8Array.prototype.slice.call(source, start, end);
+  },
+};
+
 /** Open/closed state shared by a unit's KV and blob handles (a dropped unit closes both). */
 export interface UnitHandleState {
   readonly name: string;
@@ -28,17 +67,32 @@ function copy(bytes: Uint8Array, from = 0): Uint8Array {
   return new Uint8Array(bytes.subarray(from));
 }
 
+/** Shared by every LmdbKV: filled in and consumed within one synchronous lmdb call. */
+const scratch: UnitKey = { id: 0, key: new Uint8Array(0) };
+
 export class LmdbKV implements OrderedKV {
   private readonly prefix: Buffer;
   /** Exclusive upper bound of this unit's key range. */
   private readonly prefixEnd: Buffer;
 
+  /**
+   * @param db the `data` database with binary keys (scans, batches)
+   * @param fast the same database through `unitKeyEncoder` (single-key get / put / delete)
+   */
   constructor(
     private readonly db: Database<Buffer, Buffer>,
+    private readonly fast: Database<Buffer, Buffer>,
     private readonly state: UnitHandleState,
   ) {
     this.prefix = unitPrefix(state.id);
     this.prefixEnd = Buffer.from(prefixEnd(this.prefix)!);
+  }
+
+  /** This unit's `key` in the form `fast` takes; valid until the next call. */
+  private unitKey(key: Uint8Array): Buffer {
+    scratch.id = this.state.id;
+    scratch.key = key;
+    return scratch as unknown as Buffer;
   }
 
   private full(key: Uint8Array): Buffer {
@@ -52,9 +106,18 @@ export class LmdbKV implements OrderedKV {
   get(key: Uint8Array): Uint8Array | undefined {
     this.state.check();
     checkKey(key);
-    const value = this.db.get(this.full(key));
+    const value = this.fast.get(this.unitKey(key));
     // lmdb hands back a fresh Buffer; view it as a plain Uint8Array without copying again.
     return value === undefined ? undefined : new Uint8Array(value.buffer, value.byteOffset, value.length);
+  }
+
+  getTransient(key: Uint8Array): Uint8Array | undefined {
+    this.state.check();
+    checkKey(key);
+    // lmdb's own read buffer (shared by every database in the process), with its length set to
+    // this value's: no copy and no ArrayBuffer per read. The caller decodes before its next call.
+    const bytes = this.fast.getBinaryFast(this.unitKey(key));
+    return bytes === undefined ? undefined : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
   }
 
   put(key: Uint8Array, value: Uint8Array): Promise<void> {
@@ -62,13 +125,22 @@ export class LmdbKV implements OrderedKV {
     checkKey(key);
     checkValue(value);
     // lmdb reads the value's memory later, on its write thread: copy it so the caller may reuse its buffer.
-    return this.db.put(this.full(key), Buffer.from(value)) as Promise<unknown> as Promise<void>;
+    return this.fast.put(this.unitKey(key), Buffer.from(value)) as Promise<unknown> as Promise<void>;
+  }
+
+  putOwned(key: Uint8Array, value: Uint8Array): Promise<void> {
+    this.state.check();
+    checkKey(key);
+    checkValue(value);
+    // The caller never writes to `value` again, and lmdb holds a reference to it until the write
+    // resolves, so its memory is both stable and alive while the write thread reads it.
+    return this.fast.put(this.unitKey(key), value as Buffer) as Promise<unknown> as Promise<void>;
   }
 
   delete(key: Uint8Array): Promise<void> {
     this.state.check();
     checkKey(key);
-    return this.db.remove(this.full(key)) as Promise<unknown> as Promise<void>;
+    return this.fast.remove(this.unitKey(key)) as Promise<unknown> as Promise<void>;
   }
 
   scan(options: ScanOptions): KVEntry[] {
