@@ -11,3 +11,7 @@ export { createMemoryStorage } from '../ports/memory-storage.js';
 export { ManualClock } from '../ports/manual-clock.js';
 export { systemClock, timerScheduler } from '../ports/system-clock.js';
 export * from './core.js';
+export { startServer, SHUTDOWN_BOUND_MS, type RunningServer } from './server/server.js';
+export { resolveServeSettings, type ServeSettings, type ServeFlags } from './server/settings.js';
+export { createBackup } from './backup/snapshot.js';
+export { restoreBackup, type RestoreResult } from './backup/restore.js';
