@@ -26,13 +26,15 @@ export async function readBody(request: Request, limit: number): Promise<Uint8Ar
     const size = Number(declared);
     if (Number.isFinite(size) && size > limit) throw tooLarge(size, limit);
   }
-  if (request.body === null) return EMPTY;
   if (declared !== null) {
     // The transport holds the body to its declared length, so one read is safe and fastest.
+    // NOTE: `request.body` is not touched on this path: on @hono/node-server reading that getter
+    // turns the lightweight request into a full web Request with a ReadableStream body.
     const bytes = new Uint8Array(await request.arrayBuffer());
     if (bytes.length > limit) throw tooLarge(bytes.length, limit);
     return bytes;
   }
+  if (request.body === null) return EMPTY;
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
