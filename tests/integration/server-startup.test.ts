@@ -70,6 +70,11 @@ describe('quartz serve', () => {
     expect(text).toMatch(/quartz_http_request_duration_seconds_bucket\{le="[^"]+",route="\/v1\/topics",method="POST",status="201"\}/);
     expect(text).toMatch(/^quartz_tenants 1$/m);
     expect(text).toMatch(/^quartz_records_produced 2$/m);
+    expect(text).toMatch(/^quartz_topics 1$/m);
+    expect(text).toMatch(/^quartz_partitions 1$/m);
+    expect(text).toMatch(/^quartz_segments 0$/m);
+    expect(text).toMatch(/^quartz_segment_cache_hit_ratio \d/m);
+    expect(text).toMatch(/^quartz_vectors 0$/m);
   });
 
   it('takes settings from flags over QUARTZ_* over the config file over defaults', async () => {

@@ -13,6 +13,9 @@ export class SegmentCache {
   // Map iteration order is insertion order: re-inserting on a hit makes the first key the LRU.
   private readonly entries = new Map<string, Entry<unknown>>();
   private used = 0;
+  /** Lookups answered from the cache / that had to load (for the home's metrics). */
+  hits = 0;
+  misses = 0;
 
   constructor(readonly maxBytes: number) {}
 
@@ -35,10 +38,12 @@ export class SegmentCache {
   get<T>(key: string, load: () => Promise<T>, sizeOf: (value: T) => number): Promise<T> {
     const hit = this.entries.get(key) as Entry<T> | undefined;
     if (hit !== undefined) {
+      this.hits++;
       this.entries.delete(key);
       this.entries.set(key, hit);
       return hit.value;
     }
+    this.misses++;
     const entry: Entry<T> = { value: load(), bytes: 0 };
     this.entries.set(key, entry);
     entry.value.then(

@@ -298,6 +298,11 @@ export class StreamStore {
     return [...this.topics.values()].map((t) => ({ ...t.config })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
+  /** The segment cache's lookups and size, for the home's metrics. */
+  cacheStats(): { hits: number; misses: number; bytes: number } {
+    return { hits: this.cache.hits, misses: this.cache.misses, bytes: this.cache.size };
+  }
+
   /**
    * A topic's config and, per partition, log start, high watermark, bytes and segment count.
    *

@@ -41,6 +41,17 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
   });
   const gauges = ENGINE_FIGURES.map(([field, name, help]) => ({ field, gauge: new Gauge({ name, help, registers: [registry] }) }));
   const tenants = new Gauge({ name: 'quartz_tenants', help: 'Tenants registered', registers: [registry] });
+  const live = (name: string, help: string) => new Gauge({ name, help: `${help} (tenants opened since start)`, registers: [registry] });
+  const openTenants = live('quartz_open_tenants', 'Tenants whose services are open');
+  const topics = live('quartz_topics', 'Topics');
+  const partitions = live('quartz_partitions', 'Partitions');
+  const segments = live('quartz_segments', 'Sealed log segments');
+  const logBytes = live('quartz_log_bytes', 'Bytes in partition logs');
+  const cacheHits = live('quartz_segment_cache_hits', 'Segment cache lookups answered from memory');
+  const cacheMisses = live('quartz_segment_cache_misses', 'Segment cache lookups that loaded from storage');
+  const cacheRatio = live('quartz_segment_cache_hit_ratio', 'Segment cache hits / lookups (0 before any lookup)');
+  const collections = live('quartz_collections', 'Vector collections');
+  const vectors = live('quartz_vectors', 'Vectors in collections');
 
   async function collectEngine(): Promise<void> {
     const period = currentPeriod(engine.context.clock.now());
@@ -59,6 +70,19 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
       cursor = page.cursor;
     } while (cursor !== null);
     tenants.set(count);
+
+    const st = await engine.stats();
+    openTenants.set(st.open_tenants);
+    topics.set(st.topics);
+    partitions.set(st.partitions);
+    segments.set(st.segments);
+    logBytes.set(st.log_bytes);
+    cacheHits.set(st.cache_hits);
+    cacheMisses.set(st.cache_misses);
+    const lookups = st.cache_hits + st.cache_misses;
+    cacheRatio.set(lookups === 0 ? 0 : st.cache_hits / lookups);
+    collections.set(st.collections);
+    vectors.set(st.vectors);
   }
 
   return {

@@ -1,0 +1,58 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createEngine, type Engine } from '../../engine/engine.js';
+import { createMemoryStorage } from '../../ports/memory-storage.js';
+import '../core.js';
+import { createMetrics } from './metrics.js';
+
+let engine: Engine | undefined;
+afterEach(async () => {
+  await engine?.close();
+  engine = undefined;
+});
+
+function gauge(text: string, name: string): number {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  if (!m) throw new Error(`no ${name} in the metrics`);
+  return Number(m[1]);
+}
+
+describe('createMetrics', () => {
+  it('reports request counters by route and the engine figures', async () => {
+    engine = await createEngine({ storage: createMemoryStorage(), capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: false } });
+    const { tenant } = await engine.tenants.create({ email: 'm@example.com' });
+    const scope = await engine.tenant(tenant.id);
+    await scope.streams.createTopic('t', { partitions: 2, segment_bytes: 1024 });
+    const utf8 = new TextEncoder();
+    for (let b = 0; b < 10; b++) {
+      await scope.streams.produce('t', Array.from({ length: 20 }, (_, i) => ({ value: utf8.encode(`record ${b} ${i} ${'x'.repeat(40)}`), partition: 0 })));
+    }
+    await scope.streams.consume('t', 0, 0);
+    await scope.streams.consume('t', 0, 0); // the same segment again: a cache hit
+    await scope.vectors.createCollection({ name: 'c', dims: 2, metric: 'l2' });
+    await scope.vectors.upsert('c', [
+      { id: 'a', values: [1, 2] },
+      { id: 'b', values: [3, 4] },
+    ]);
+
+    const metrics = createMetrics(engine);
+    metrics.observeRequest('/v1/kv/:key{.+}', 'GET', 200, 0.002);
+    metrics.observeRequest('/v1/kv/:key{.+}', 'GET', 200, 0.004);
+    const { contentType, body } = await metrics.render!();
+    expect(contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(body).toContain('quartz_http_requests_total{route="/v1/kv/:key{.+}",method="GET",status="200"} 2');
+    expect(body).toContain('quartz_http_request_duration_seconds_count{route="/v1/kv/:key{.+}",method="GET",status="200"} 2');
+    expect(gauge(body, 'quartz_tenants')).toBe(1);
+    expect(gauge(body, 'quartz_open_tenants')).toBe(1);
+    expect(gauge(body, 'quartz_topics')).toBe(1);
+    expect(gauge(body, 'quartz_partitions')).toBe(2);
+    expect(gauge(body, 'quartz_segments')).toBeGreaterThan(0);
+    expect(gauge(body, 'quartz_log_bytes')).toBeGreaterThan(0);
+    const hits = gauge(body, 'quartz_segment_cache_hits');
+    const misses = gauge(body, 'quartz_segment_cache_misses');
+    expect(hits).toBeGreaterThan(0);
+    expect(misses).toBeGreaterThan(0);
+    expect(gauge(body, 'quartz_segment_cache_hit_ratio')).toBeCloseTo(hits / (hits + misses));
+    expect(gauge(body, 'quartz_collections')).toBe(1);
+    expect(gauge(body, 'quartz_vectors')).toBe(2);
+  });
+});
