@@ -227,6 +227,15 @@ interface Inflight {
   rec: Uint8Array | undefined;
 }
 
+/** Writes issued under one storage promise (one lmdb commit). */
+interface WriteGroup {
+  write: Promise<void>;
+  keys: string[];
+  tokens: Inflight[];
+  /** bytes_stored change of the group's writes, metered once they are durable. */
+  delta: number;
+}
+
 export class KvStore {
   private readonly kv: OrderedKV;
   private readonly blobs: BlobStore;
@@ -240,6 +249,8 @@ export class KvStore {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Blob clean-ups and sweeps still running; close() waits for them. */
   private readonly background = new Set<Promise<unknown>>();
+  /** The latest group of writes sharing one storage promise. */
+  private group: WriteGroup | undefined;
   private lastVersion = 0;
   private sweepAt = Infinity;
   private cancelSweep: (() => void) | undefined;
@@ -363,6 +374,10 @@ export class KvStore {
     if (HEADER_BYTES + type.length + value.length <= MAX_ENTRY_BYTES) {
       const rec = allocRecord(type, value.length);
       rec.set(value, HEADER_BYTES + type.length);
+      // Synchronous storage never takes key locks (see mutate): skip the closure and go straight on.
+      if (this.kv.getTransient !== undefined && this.locks.size === 0) {
+        return this.commitPut(key, k, rec, 0, type, value.length, expiresAt, ifMatch, ifNoneMatch, this.peek(key, k) as Uint8Array | undefined, undefined);
+      }
       return this.mutate(key, k, (old) => this.commitPut(key, k, rec, 0, type, value.length, expiresAt, ifMatch, ifNoneMatch, old, undefined));
     }
     return this.putBlob(key, k, value, type, expiresAt, ifMatch, ifNoneMatch);
@@ -562,27 +577,39 @@ export class KvStore {
 
   /**
    * Remembers a write until it is durable and answers `result` then (one promise per write);
-   * undoes its metering if it fails.
+   * meters it once durable. lmdb hands every write of one commit the same promise, so writes that
+   * share a promise are settled together: one handler, one meter call per commit, not per write.
    */
   private track<R>(key: string, rec: Uint8Array | undefined, write: Awaitable<void>, delta: number, result: R): Awaitable<R> {
-    if (delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', delta);
     if (!(write instanceof Promise)) {
+      if (delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', delta);
       this.inflight.delete(key);
       return result;
     }
     const token: Inflight = { rec };
     this.inflight.set(key, token);
-    return write.then(
-      () => {
-        if (this.inflight.get(key) === token) this.inflight.delete(key);
-        return result;
-      },
-      (err: unknown) => {
-        if (this.inflight.get(key) === token) this.inflight.delete(key);
-        if (delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', -delta);
-        throw err;
-      },
-    );
+    let group = this.group;
+    if (group === undefined || group.write !== write) {
+      const g: WriteGroup = (group = this.group = { write, keys: [], tokens: [], delta: 0 });
+      // Registered before the writers' own handlers, so a writer that resumes sees its write settled.
+      write.then(
+        () => this.settle(g, true),
+        () => this.settle(g, false),
+      );
+    }
+    group.keys.push(key);
+    group.tokens.push(token);
+    group.delta += delta;
+    return write.then(() => result);
+  }
+
+  private settle(group: WriteGroup, durable: boolean): void {
+    if (this.group === group) this.group = undefined;
+    const { keys, tokens } = group;
+    for (let i = 0; i < keys.length; i++) {
+      if (this.inflight.get(keys[i]!) === tokens[i]) this.inflight.delete(keys[i]!);
+    }
+    if (durable && group.delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', group.delta);
   }
 
   private nextVersion(old: Uint8Array | undefined): number {
