@@ -96,13 +96,24 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 /** CPU time (user + system) a process has used so far, in microseconds (Linux /proc). */
-function cpuOf(pid: number): number {
+function cpuOf(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+  return { user: (Number(fields[11]) * 1e6) / CLOCK_TICKS, sys: (Number(fields[12]) * 1e6) / CLOCK_TICKS };
 }
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** The server's V8 heap in use from its Prometheus metrics (after a GC it chose), if exported. */
+async function heapUsed(base: string): Promise<number | undefined> {
+  try {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const m = /^\w*nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(text);
+    return m === null ? undefined : Number(m[1]);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Resident set size of a process in bytes (Linux /proc). */
 function rssOf(pid: number): number {
@@ -153,11 +164,14 @@ async function cannon(
   await autocannon({ ...base, duration: Math.min(2, Math.max(1, duration / 5)) });
   const cpu0 = cpuOf(opts.pid);
   const r = await autocannon({ ...base, duration });
-  const cpuPerReq = (cpuOf(opts.pid) - cpu0) / Math.max(1, r.requests.total);
+  const cpu1 = cpuOf(opts.pid);
+  const answered = Math.max(1, r.requests.total);
+  const cpuPerReq = (cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / answered;
+  const sysPerReq = (cpu1.sys - cpu0.sys) / answered;
   const reqPerSec = okCount(r) / r.duration;
   const row: Row = { name, reqPerSec, p50: r.latency.p50, p99: r.latency.p99, errors: failures(r), cpuPerReq };
   if (opts.recordsPerRequest !== undefined) row.recordsPerSec = reqPerSec * opts.recordsPerRequest;
-  console.log(`  ${name}: ${fmt(reqPerSec)} req/s${row.recordsPerSec ? `, ${fmt(row.recordsPerSec)} records/s` : ''}, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, errors ${row.errors}, server CPU ${row.cpuPerReq!.toFixed(0)} µs/req`);
+  console.log(`  ${name}: ${fmt(reqPerSec)} req/s${row.recordsPerSec ? `, ${fmt(row.recordsPerSec)} records/s` : ''}, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, errors ${row.errors}, server CPU ${row.cpuPerReq!.toFixed(0)} µs/req (${sysPerReq.toFixed(0)} in the kernel)`);
   return row;
 }
 
@@ -296,6 +310,8 @@ interface MixedOutcome {
   row: Row;
   fiveXX: number;
   rss: { idle: number; warm: number; end: number; settled: number; peak: number };
+  /** The server's V8 heap in use (from /metrics), undefined when it exports none. */
+  heap: { before?: number; after?: number };
   lostKv: number;
   checkedKv: number;
   lostRecords: number;
@@ -311,9 +327,27 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   const pick = <T>(list: T[], i: number) => list[i % list.length]!;
   const headers = api.headers;
   let turn = 0;
+  // Per-kind latency: one request in flight per connection, so the connection's context holds
+  // the send time of the request whose response comes next.
+  const latencies = new Map<string, number[]>();
+  const timed = (kind: string, req: CannonRequest): CannonRequest => {
+    const list: number[] = [];
+    latencies.set(kind, list);
+    return {
+      ...req,
+      setupRequest: (r, context) => {
+        context.sentAt = performance.now();
+        return req.setupRequest!(r, context);
+      },
+      onResponse: (status, body, context, h) => {
+        list.push(performance.now() - (context.sentAt as number));
+        req.onResponse?.(status, body, context, h);
+      },
+    };
+  };
   const requests: CannonRequest[] = [
-    { method: 'GET', setupRequest: (r) => ({ ...r, path: `/v1/kv/${pick(getKeys, turn++)}`, headers }) },
-    {
+    timed('kv get', { method: 'GET', setupRequest: (r) => ({ ...r, path: `/v1/kv/${pick(getKeys, turn++)}`, headers }) }),
+    timed('kv put', {
       method: 'PUT',
       setupRequest: (r) => {
         const key = `mixed/${putSeq++}`;
@@ -322,27 +356,42 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
       onResponse: (status, body) => {
         if (status === 200) acked.push((JSON.parse(body) as { key: string }).key);
       },
-    },
-    {
+    }),
+    timed('produce 100', {
       method: 'POST',
       setupRequest: (r) => ({ ...r, path: '/v1/topics/mixed/records', headers: { ...headers, 'content-type': 'application/json' }, body: produceBody(`b${batchSeq++}`, 100) }),
       onResponse: (status, body) => {
         if (status === 200) ackedOffsets.push((JSON.parse(body) as { offsets: Array<{ offset: number }> }).offsets.map((o) => o.offset));
       },
-    },
-    { method: 'GET', setupRequest: (r) => ({ ...r, path: `/v1/topics/bench/partitions/0/records?offset=${pick(consumeOffsets, turn++)}&max_records=100`, headers }) },
-    { method: 'POST', setupRequest: (r) => ({ ...r, path: '/v1/collections/bench/query', headers: { ...headers, 'content-type': 'application/json' }, body: pick(queries, turn++) }) },
+    }),
+    timed('consume 100', {
+      method: 'GET',
+      setupRequest: (r) => ({ ...r, path: `/v1/topics/bench/partitions/0/records?offset=${pick(consumeOffsets, turn++)}&max_records=100`, headers }),
+    }),
+    timed('vector query', {
+      method: 'POST',
+      setupRequest: (r) => ({ ...r, path: '/v1/collections/bench/query', headers: { ...headers, 'content-type': 'application/json' }, body: pick(queries, turn++) }),
+    }),
   ];
 
   const idle = rssOf(serverPid);
+  const heapBefore = await heapUsed(api.base);
   const samples: number[] = [];
   const sampler = setInterval(() => samples.push(rssOf(serverPid)), 1000);
+  const cpu0 = cpuOf(serverPid);
   const run = autocannon({ url: api.base, connections: MIXED_CONNECTIONS, duration: MIXED_DURATION, requests, timeout: 30 });
   const r = await run;
+  const cpu1 = cpuOf(serverPid);
   clearInterval(sampler);
   const end = rssOf(serverPid);
   await new Promise((res) => setTimeout(res, 2000));
   const settled = rssOf(serverPid);
+  const heapAfter = await heapUsed(api.base);
+  for (const [kind, list] of latencies) {
+    list.sort((a, b) => a - b);
+    const at = (q: number) => (list.length === 0 ? NaN : list[Math.min(list.length - 1, Math.floor(q * list.length))]!);
+    console.log(`    ${kind.padEnd(13)} ${String(list.length).padStart(7)} answers, p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms`);
+  }
   // Warm-up: the first third of the run (JIT, caches, buffers reaching their working size).
   const warm = samples[Math.max(0, Math.floor(samples.length / 3) - 1)] ?? idle;
   let fiveXX = 0;
@@ -353,6 +402,7 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
     p50: r.latency.p50,
     p99: r.latency.p99,
     errors: failures(r),
+    cpuPerReq: (cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / Math.max(1, r.requests.total),
   };
   console.log(`  ${row.name}: ${fmt(row.reqPerSec)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, errors ${row.errors} (5xx ${fiveXX}, status ${JSON.stringify(r.statusCodeStats)})`);
 
@@ -402,6 +452,7 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
     row,
     fiveXX,
     rss: { idle, warm, end, settled, peak: Math.max(idle, ...samples, end) },
+    heap: { before: heapBefore, after: heapAfter },
     lostKv,
     checkedKv: acked.length,
     lostRecords,
@@ -548,7 +599,7 @@ function printTable(mixed: MixedOutcome | undefined): void {
       String(m.p50),
       String(m.p99),
       String(m.errors),
-      '',
+      m.cpuPerReq!.toFixed(0),
       `5xx ${mixed.fiveXX}; p99 ${m.p99! < 50 ? '< 50 ms: met' : '≥ 50 ms: MISSED'}`,
     ]);
     table.push([
@@ -559,7 +610,8 @@ function printTable(mixed: MixedOutcome | undefined): void {
       '',
       '',
       '',
-      `${mib(mixed.rss.idle)} → ${mib(mixed.rss.warm)} → ${mib(mixed.rss.end)} → ${mib(mixed.rss.settled)} (${mib(mixed.rss.peak)}); ${(grow * 100).toFixed(0)}% after warm-up`,
+      `${mib(mixed.rss.idle)} → ${mib(mixed.rss.warm)} → ${mib(mixed.rss.end)} → ${mib(mixed.rss.settled)} (${mib(mixed.rss.peak)}); ${(grow * 100).toFixed(0)}% after warm-up` +
+        (mixed.heap.before !== undefined && mixed.heap.after !== undefined ? `; JS heap used ${mib(mixed.heap.before)} → ${mib(mixed.heap.after)}` : ''),
     ]);
     table.push([
       '  mixed: lost writes (checked after the run)',
