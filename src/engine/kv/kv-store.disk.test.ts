@@ -82,6 +82,42 @@ describe('KvStore on the Node disk adapter', () => {
     await ctx.storage.close();
   });
 
+  it('hands each get its own value bytes, whether read from lmdb or from a write in flight', async () => {
+    const ctx = await diskContext(tempDir());
+    const kv = await KvStore.open(ctx, 't1');
+    await Promise.all([kv.put('a', enc.encode('aaaa')), kv.put('b', enc.encode('bbbbbb'))]);
+    // Storage reads share lmdb's read buffer: a value must survive the next read and a caller's writes.
+    const a = (await kv.get('a'))!.value;
+    const b = (await kv.get('b'))!.value;
+    a.fill(0x7a);
+    expect(dec.decode(b)).toBe('bbbbbb');
+    expect(dec.decode((await kv.get('a'))!.value)).toBe('aaaa');
+    // A value read from a write lmdb has not committed yet is a copy too: lmdb still reads that record.
+    const pending = kv.put('c', enc.encode('cccc'));
+    const early = (await kv.get('c'))!.value;
+    early.fill(0x7a);
+    await pending;
+    expect(dec.decode((await kv.get('c'))!.value)).toBe('cccc');
+    await kv.close();
+    await ctx.storage.close();
+  });
+
+  it('meters a commit of many writes once they are durable, and exactly', async () => {
+    const ctx = await diskContext(tempDir());
+    const kv = await KvStore.open(ctx, 't1');
+    const puts = Array.from({ length: 500 }, (_, i) => kv.put(`k${i % 100}`, new Uint8Array(i % 7)));
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(0); // nothing is durable yet
+    await Promise.all(puts);
+    // The last write of each key wins: i = 400..499, key `k${i % 100}` (2-3 bytes), value i % 7 bytes.
+    let expected = 0;
+    for (let i = 400; i < 500; i++) expected += `k${i % 100}`.length + (i % 7);
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(expected);
+    await Promise.all(Array.from({ length: 100 }, (_, i) => kv.delete(`k${i}`)));
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(0);
+    await kv.close();
+    await ctx.storage.close();
+  });
+
   it('persists tenants, hashed keys and usage across a reopen', async () => {
     const dir = tempDir();
     const clock = new ManualClock();

@@ -117,6 +117,8 @@ export interface KvListPage {
 }
 
 const EMPTY = new Uint8Array(0);
+/** The default options object, shared rather than allocated per call. */
+const NO_OPTIONS: KvPutOptions = Object.freeze({});
 const VERSION_KEY = tagged(TAG_META, 'version');
 const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -340,7 +342,7 @@ export class KvStore {
    * const { version } = await kv.put('session/abc', bytes, { ttl: 3600, contentType: 'text/plain' });
    * await kv.put('session/abc', newer, { ifMatch: version }); // fails if someone wrote in between
    */
-  put(key: string, value: Uint8Array, options: KvPutOptions = {}): Promise<KvPutResult> {
+  put(key: string, value: Uint8Array, options: KvPutOptions = NO_OPTIONS): Promise<KvPutResult> {
     try {
       // Promise.resolve of a promise is that promise: free on the durable path.
       return Promise.resolve(this.putNow(key, value, options));
@@ -592,10 +594,15 @@ export class KvStore {
     if (group === undefined || group.write !== write) {
       const g: WriteGroup = (group = this.group = { write, keys: [], tokens: [], delta: 0 });
       // Registered before the writers' own handlers, so a writer that resumes sees its write settled.
-      write.then(
-        () => this.settle(g, true),
-        () => this.settle(g, false),
-      );
+      write
+        .then(
+          () => this.settle(g, true),
+          () => this.settle(g, false),
+        )
+        .catch((err: unknown) => {
+          // Only a broken usage recorder lands here; the writes themselves are settled.
+          console.error(`quartz: metering KV writes of tenant '${this.tenantId}' failed`, err);
+        });
     }
     group.keys.push(key);
     group.tokens.push(token);
