@@ -18,7 +18,7 @@ export interface ServeSettings {
   dataDir: string;
   logLevel: LogLevel;
   /** The server config handed to createApp, minus version and admin key (the server adds those). */
-  app: Omit<z.output<typeof appFields>, never>;
+  app: z.output<typeof appFields>;
   /** Where each setting came from, for the startup banner and tests. */
   sources: Record<string, 'flag' | 'env' | 'file' | 'default'>;
 }
