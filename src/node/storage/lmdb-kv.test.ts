@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { MAX_ENTRY_BYTES, MAX_KEY_BYTES } from '../../ports/storage.js';
 import { openDiskStorage, type DiskStorage } from './disk-storage.js';
-import { unitKeyEncoder } from './lmdb-kv.js';
+import { unitKeyEncoder, type LmdbKV } from './lmdb-kv.js';
 
 const dirs: string[] = [];
 const open: DiskStorage[] = [];
@@ -24,6 +24,11 @@ async function storage(): Promise<DiskStorage> {
   return s;
 }
 
+/** The disk home's KV answers reads synchronously; the port types say Awaitable. */
+async function lmdbKV(s: DiskStorage, unit: string): Promise<LmdbKV> {
+  return (await s.unit(unit)).kv as LmdbKV;
+}
+
 const bytes = (...b: number[]) => Uint8Array.from(b);
 
 function code(fn: () => unknown): string | undefined {
@@ -38,29 +43,29 @@ function code(fn: () => unknown): string | undefined {
 describe('lmdb adapter hot path', () => {
   it('getTransient answers what get answers, for short, long and absent keys, in the right unit only', async () => {
     const s = await storage();
-    const a = (await s.unit('kv/a')).kv;
-    const b = (await s.unit('kv/b')).kv;
+    const a = (await lmdbKV(s, 'kv/a'));
+    const b = (await lmdbKV(s, 'kv/b'));
     // 1, 64 and 65 bytes take the byte loop; longer keys take TypedArray#set.
     const keys = [bytes(0), new Uint8Array(64).fill(7), new Uint8Array(65).fill(8), new Uint8Array(MAX_KEY_BYTES).fill(0xff)];
     for (const [i, k] of keys.entries()) await a.put(k, new Uint8Array(i * 100 + 1).fill(i));
     for (const [i, k] of keys.entries()) {
-      const owned = a.get(k) as Uint8Array;
-      const view = a.getTransient!(k)!;
+      const owned = a.get(k)!;
+      const view = a.getTransient(k)!;
       expect(view).toEqual(owned);
       expect(view.length).toBe(i * 100 + 1);
-      expect(b.getTransient!(k)).toBeUndefined();
+      expect(b.getTransient(k)).toBeUndefined();
     }
-    expect(a.getTransient!(bytes(9, 9))).toBeUndefined();
+    expect(a.getTransient(bytes(9, 9))).toBeUndefined();
   });
 
   it('getTransient hands out a buffer the next read reuses, which is why callers decode at once', async () => {
     const s = await storage();
-    const { kv } = await s.unit('kv/a');
+    const kv = await lmdbKV(s, 'kv/a');
     await kv.put(bytes(1), bytes(1, 1, 1));
     await kv.put(bytes(2), bytes(2, 2, 2));
-    const first = kv.getTransient!(bytes(1))!;
+    const first = kv.getTransient(bytes(1))!;
     const copy = first.slice();
-    kv.getTransient!(bytes(2));
+    kv.getTransient(bytes(2));
     expect(copy).toEqual(bytes(1, 1, 1));
     // Documented behaviour, not a promise: lmdb's shared read buffer now holds the second value.
     expect(first).toEqual(bytes(2, 2, 2));
@@ -68,9 +73,9 @@ describe('lmdb adapter hot path', () => {
 
   it('putOwned stores the bytes given, under keys the binary scan path and dropUnit see', async () => {
     const s = await storage();
-    const { kv } = await s.unit('kv/a');
-    const other = (await s.unit('kv/ab')).kv;
-    await Promise.all([kv.putOwned!(bytes(1), bytes(10)), kv.putOwned!(bytes(2), new Uint8Array(5000).fill(3)), other.putOwned!(bytes(1), bytes(99))]);
+    const kv = await lmdbKV(s, 'kv/a');
+    const other = (await lmdbKV(s, 'kv/ab'));
+    await Promise.all([kv.putOwned(bytes(1), bytes(10)), kv.putOwned(bytes(2), new Uint8Array(5000).fill(3)), other.putOwned(bytes(1), bytes(99))]);
     expect(kv.scan({}).map((e) => [Array.from(e.key), e.value.length])).toEqual([
       [[1], 1],
       [[2], 5000],
@@ -83,16 +88,16 @@ describe('lmdb adapter hot path', () => {
 
   it('rejects bad input to the extras with the same typed errors as get and put', async () => {
     const s = await storage();
-    const { kv } = await s.unit('kv/a');
-    expect(code(() => kv.getTransient!(new Uint8Array(0)))).toBe(ErrorCode.INVALID_ARGUMENT);
-    expect(code(() => kv.getTransient!('k' as unknown as Uint8Array))).toBe(ErrorCode.INVALID_ARGUMENT);
-    expect(code(() => kv.getTransient!(new Uint8Array(MAX_KEY_BYTES + 1)))).toBe(ErrorCode.TOO_LARGE);
-    expect(code(() => kv.putOwned!(new Uint8Array(MAX_KEY_BYTES + 1), bytes(1)))).toBe(ErrorCode.TOO_LARGE);
-    expect(code(() => kv.putOwned!(bytes(1), new Uint8Array(MAX_ENTRY_BYTES + 1)))).toBe(ErrorCode.TOO_LARGE);
-    expect(code(() => kv.putOwned!(bytes(1), [1] as unknown as Uint8Array))).toBe(ErrorCode.INVALID_ARGUMENT);
+    const kv = await lmdbKV(s, 'kv/a');
+    expect(code(() => kv.getTransient(new Uint8Array(0)))).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(code(() => kv.getTransient('k' as unknown as Uint8Array))).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(code(() => kv.getTransient(new Uint8Array(MAX_KEY_BYTES + 1)))).toBe(ErrorCode.TOO_LARGE);
+    expect(code(() => kv.putOwned(new Uint8Array(MAX_KEY_BYTES + 1), bytes(1)))).toBe(ErrorCode.TOO_LARGE);
+    expect(code(() => kv.putOwned(bytes(1), new Uint8Array(MAX_ENTRY_BYTES + 1)))).toBe(ErrorCode.TOO_LARGE);
+    expect(code(() => kv.putOwned(bytes(1), [1] as unknown as Uint8Array))).toBe(ErrorCode.INVALID_ARGUMENT);
     await s.dropUnit('kv/a');
-    expect(code(() => kv.getTransient!(bytes(1)))).toBe(ErrorCode.STORAGE_CLOSED);
-    expect(code(() => kv.putOwned!(bytes(1), bytes(1)))).toBe(ErrorCode.STORAGE_CLOSED);
+    expect(code(() => kv.getTransient(bytes(1)))).toBe(ErrorCode.STORAGE_CLOSED);
+    expect(code(() => kv.putOwned(bytes(1), bytes(1)))).toBe(ErrorCode.STORAGE_CLOSED);
   });
 
   it('the key encoder writes id ‖ key big-endian and refuses to overflow its target', () => {
