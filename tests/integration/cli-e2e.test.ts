@@ -165,6 +165,9 @@ describe('quartz CLI end to end', () => {
     const badFlag = await q(['topic', 'create', 't', '--partitions', 'many']);
     expect(badFlag.code).toBe(1);
     expect(badFlag.stderr).toBe("quartz: --partitions must be an integer ≥ 1, got 'many'\n");
+    const noTopic = await q(['produce', 'nowhere'], 'a\nb\n');
+    expect(noTopic.code).toBe(1);
+    expect(noTopic.stderr).toMatch(/^quartz: .*nowhere.*\(404 not_found\); 0 record\(s\) were produced before it\n$/);
     const badOutput = await q(['usage', '-o', 'yaml']);
     expect(badOutput.stderr).toBe("quartz: --output must be table or json, got 'yaml'\n");
     const unknown = await q(['frobnicate']);

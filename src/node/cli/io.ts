@@ -1,4 +1,5 @@
 /** Small stream helpers for the CLI. */
+import { createInterface } from 'node:readline';
 
 /**
  * Reads a stream to its end.
@@ -10,4 +11,21 @@ export async function readAll(stream: NodeJS.ReadableStream): Promise<Uint8Array
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
   return Buffer.concat(chunks);
+}
+
+/**
+ * The first line of a stream (without its newline), or everything if it has none; stops reading
+ * at the newline so a person typing at a terminal need not send end-of-file.
+ *
+ * @example
+ * const key = await readFirstLine(process.stdin);
+ */
+export async function readFirstLine(stream: NodeJS.ReadableStream): Promise<string> {
+  const rl = createInterface({ input: stream, crlfDelay: Infinity });
+  try {
+    for await (const line of rl) return line;
+    return '';
+  } finally {
+    rl.close();
+  }
 }

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { CliError, resolveConnection, ApiClient } from '../client.js';
 import { ctxFor, intFlag, type CliIo } from '../context.js';
-import { readAll } from '../io.js';
+import { readAll, readFirstLine } from '../io.js';
 import { progressBar } from '../progress.js';
 import { writeUserConfig } from '../user-config.js';
 
@@ -38,7 +38,7 @@ export function accountCommands(program: Command, io: CliIo): void {
       let key = flags.apiKey ?? globals.apiKey ?? io.env.QUARTZ_API_KEY;
       if (key === undefined || key === '') {
         if ((io.stdin as { isTTY?: boolean }).isTTY === true) io.stderr.write('API key: ');
-        key = new TextDecoder().decode(await readAll(io.stdin)).trim().split('\n')[0] ?? '';
+        key = (await readFirstLine(io.stdin)).trim();
       }
       if (key === '') throw new CliError('quartz: no API key given (use --api-key, stdin or QUARTZ_API_KEY)');
       const conn = await resolveConnection({ url: globals.url, apiKey: key }, io.env);

@@ -168,7 +168,10 @@ async function produceLines(
   await done;
   flush();
   await chain;
-  if (failure !== undefined) throw failure;
+  if (failure !== undefined) {
+    if (failure instanceof CliError) throw new CliError(`${failure.message}; ${produced} record(s) were produced before it`);
+    throw failure;
+  }
   return produced;
 }
 
