@@ -702,7 +702,8 @@ export class Collection {
     }
     if (this.state.count === 0) return { matches: [] };
     const result = this.state.index.search(vector, Math.min(k, this.state.count), {
-      ef: Math.max(ef ?? 0, k),
+      // Without an ef the index's own default (max(64, k)) applies: ef = k alone gives poor recall.
+      ...(ef === undefined ? {} : { ef: Math.max(ef, k) }),
       ...(allowed === undefined ? {} : { filter: allowed }),
     });
     const matches: QueryMatch[] = [];

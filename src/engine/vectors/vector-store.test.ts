@@ -215,6 +215,21 @@ describe('VectorStore queries', () => {
     await store.close();
   });
 
+  it('searches with a useful default breadth when the query gives no ef', async () => {
+    const many = makeDocs(4000, 32);
+    const store = await storeWith(createTestContext(), 'c', 'cosine', many, 32);
+    const c = await store.collection('c');
+    let found = 0;
+    const probes = vectors(50, 32, 7);
+    for (const q of probes) {
+      const want = new Set(bruteForce('cosine', many, q, 10).map(([id]) => id));
+      for (const m of c.query({ vector: q, k: 10 }).matches) if (want.has(m.id)) found++;
+    }
+    // ef = k alone reaches about 0.7 here; the index default reaches well above 0.9.
+    expect(found / (probes.length * 10)).toBeGreaterThan(0.9);
+    await store.close();
+  });
+
   it('honours every filter operator exactly, returning k whenever k match', async () => {
     const store = await storeWith(createTestContext(), 'c', 'cosine', docs, dims);
     const c = await store.collection('c');
