@@ -3,8 +3,9 @@
 // The last sequence holds only literals; the last 5 bytes are always literals and the last
 // match starts at least 12 bytes before the end of the block.
 // Compression follows the reference "fast" strategy (one hash probe per position, skip
-// trigger acceleration); decompression is fully bounds-checked and uses v128 wild copies
-// whenever the output has room for them.
+// trigger acceleration). Decompression is fully bounds-checked: a fast loop checks its input
+// and output room once per sequence while 32/64 bytes remain, a careful loop every field near
+// the ends; both use v128 wild copies whenever the output has room for them.
 
 /** Malformed compressed data (truncated, bad offset, bad length). */
 export const LZ4_ERR_CORRUPT: i32 = -1;
@@ -26,6 +27,9 @@ export const LZ4_MAX_INPUT_SIZE: i32 = 0x7e000000;
 const LIMIT_64K: i32 = 65536 + <i32>MFLIMIT - 1;
 const HASHLOG16: u32 = 13;
 const HASHLOG32: u32 = 12;
+/** Input and output room under which decompression leaves its fast loop. */
+const FAST_IN: usize = 32;
+const FAST_OUT: usize = 64;
 
 // One 16 KB region serves as 8192 u16 slots or 4096 u32 slots (the reference's defaults).
 const HASH_TABLE: usize = memory.data(16384, 16);
@@ -271,6 +275,61 @@ export function lz4_compress_block_accel(src: usize, srcLen: i32, dst: usize, ds
 }
 
 /**
+ * Copies an `ml`-byte match from `off` bytes back to `op` and returns the new `op`, or a
+ * negative error if the output has no room. With 32 bytes of slack past the match it uses wild
+ * copies (up to 32 bytes past the end may be written, then overwritten); otherwise exact bytes.
+ */
+// @ts-ignore: decorator
+@inline function copyMatch(op: usize, off: usize, ml: usize, oend: usize): isize {
+  const match = op - off;
+  if (oend - op >= ml + 32) {
+    if (off >= 16) {
+      // Each 16-byte chunk reads only bytes at least 16 behind it, so already final.
+      v128.store(op, v128.load(match));
+      v128.store(op, v128.load(match, 16), 16);
+      if (ml > 32) {
+        let i: usize = 32;
+        do {
+          v128.store(op + i, v128.load(match + i));
+          i += 16;
+        } while (i < ml);
+      }
+    } else if (off >= 8) {
+      store<u64>(op, load<u64>(match));
+      store<u64>(op, load<u64>(match, 8), 8);
+      store<u64>(op, load<u64>(match, 16), 16);
+      if (ml > 24) {
+        let i: usize = 24;
+        do {
+          store<u64>(op + i, load<u64>(match + i));
+          i += 8;
+        } while (i < ml);
+      }
+    } else {
+      // Overlapping copy: replicate the off-byte period across a vector and store it at
+      // a stride that is a multiple of the period.
+      const pattern = i8x16.swizzle(v128.load(match), v128.load(PATTERN + (off << 4)));
+      const stride = <usize>load<u8>(PATTERN_STEP + off);
+      let i: usize = 0;
+      do {
+        v128.store(op + i, pattern);
+        i += stride;
+      } while (i < ml);
+    }
+    return <isize>(op + ml);
+  }
+  if (ml > oend - op) return LZ4_ERR_DST_TOO_SMALL;
+  const end = op + ml;
+  let m = match;
+  while (op < end) {
+    store<u8>(op, load<u8>(m));
+    op++;
+    m++;
+  }
+  return <isize>op;
+}
+
+/**
  * Decompresses one block into [dst, dst+dstCap); matches may reach back to `lowPrefix`
  * (== dst for an independent block). Never reads outside the input nor writes outside the
  * output. Returns the decompressed size or a negative error.
@@ -281,7 +340,49 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
   const iend = src + <usize>srcLen;
   let op = dst;
   const oend = dst + <usize>dstCap;
+  // The fast loop runs while FAST_IN bytes of input and FAST_OUT of output remain, so a
+  // sequence with short literals needs no per-field bound checks; `src`/`dst` as limits
+  // mean "never" for blocks too small for it.
+  const ilimit = <usize>srcLen > FAST_IN ? iend - FAST_IN : src;
+  const olimit = <usize>dstCap > FAST_OUT ? oend - FAST_OUT : dst;
   while (true) {
+    while (ip < ilimit && op < olimit) {
+      const token = <usize>load<u8>(ip);
+      const ll = token >>> 4;
+      if (ll == RUN_MASK) break; // long literals: the careful path takes this sequence
+      // ll <= 14: the literals and the offset lie within the FAST_IN bytes, and input remains
+      // after them, so a match follows (only the last sequence has none).
+      v128.store(op, v128.load(ip, 1));
+      op += ll;
+      ip += ll + 1;
+      const off = <usize>load<u16>(ip);
+      ip += 2;
+      // One compare rejects offset 0 (wraps to the maximum) and offsets before the prefix.
+      if (off - 1 >= op - lowPrefix) return LZ4_ERR_CORRUPT;
+      let ml = token & ML_MASK;
+      if (ml != ML_MASK && off >= 16) {
+        // The token's match length (4..18 bytes) fits two 16-byte copies within FAST_OUT.
+        v128.store(op, v128.load(op - off));
+        v128.store(op, v128.load(op - off, 16), 16);
+        op += ml + MINMATCH;
+        continue;
+      }
+      if (ml == ML_MASK) {
+        let s: usize;
+        do {
+          if (ip >= iend) return LZ4_ERR_CORRUPT;
+          s = <usize>load<u8>(ip);
+          ip++;
+          ml += s;
+          if (ml > 0x7fffffff) return LZ4_ERR_CORRUPT;
+        } while (s == 255);
+      }
+      const r = copyMatch(op, off, ml + MINMATCH, oend);
+      if (r < 0) return <i32>r;
+      op = <usize>r;
+    }
+
+    // The careful path: one sequence with every field checked.
     if (ip >= iend) return LZ4_ERR_CORRUPT;
     const token = <usize>load<u8>(ip);
     ip++;
@@ -314,9 +415,7 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
     if (iend - ip < 2) return LZ4_ERR_CORRUPT;
     const off = <usize>load<u16>(ip);
     ip += 2;
-    // One compare rejects offset 0 (wraps to the maximum) and offsets before the prefix.
     if (off - 1 >= op - lowPrefix) return LZ4_ERR_CORRUPT;
-    const match = op - off;
     let ml = token & ML_MASK;
     if (ml == ML_MASK) {
       let s: usize;
@@ -328,53 +427,9 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
         if (ml > 0x7fffffff) return LZ4_ERR_CORRUPT;
       } while (s == 255);
     }
-    ml += MINMATCH;
-    if (oend - op >= ml + 32) {
-      // Wild copies: up to 32 bytes past the match end may be written, then overwritten.
-      if (off >= 16) {
-        // Each 16-byte chunk reads only bytes at least 16 behind it, so already final.
-        v128.store(op, v128.load(match));
-        v128.store(op, v128.load(match, 16), 16);
-        if (ml > 32) {
-          let i: usize = 32;
-          do {
-            v128.store(op + i, v128.load(match + i));
-            i += 16;
-          } while (i < ml);
-        }
-      } else if (off >= 8) {
-        store<u64>(op, load<u64>(match));
-        store<u64>(op, load<u64>(match, 8), 8);
-        store<u64>(op, load<u64>(match, 16), 16);
-        if (ml > 24) {
-          let i: usize = 24;
-          do {
-            store<u64>(op + i, load<u64>(match + i));
-            i += 8;
-          } while (i < ml);
-        }
-      } else {
-        // Overlapping copy: replicate the off-byte period across a vector and store it at
-        // a stride that is a multiple of the period.
-        const pattern = i8x16.swizzle(v128.load(match), v128.load(PATTERN + (off << 4)));
-        const stride = <usize>load<u8>(PATTERN_STEP + off);
-        let i: usize = 0;
-        do {
-          v128.store(op + i, pattern);
-          i += stride;
-        } while (i < ml);
-      }
-      op += ml;
-    } else {
-      if (ml > oend - op) return LZ4_ERR_DST_TOO_SMALL;
-      const end = op + ml;
-      let m = match;
-      while (op < end) {
-        store<u8>(op, load<u8>(m));
-        op++;
-        m++;
-      }
-    }
+    const r = copyMatch(op, off, ml + MINMATCH, oend);
+    if (r < 0) return <i32>r;
+    op = <usize>r;
   }
   return <i32>(op - dst);
 }

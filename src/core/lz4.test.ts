@@ -96,6 +96,47 @@ describe('lz4 block', () => {
     expectError(() => lz4.decompressBlock(packed, data.length - 1), ErrorCode.TOO_LARGE, /maxOutputBytes/);
   });
 
+  it('rejects bad offsets and overlong matches deep inside a block, where the fast loop runs', () => {
+    // Sequences (token, literals, offset, length bytes) of a real block, to patch one far
+    // from both ends of the input and the output.
+    const data = jsonLogs(20_000, 3);
+    const packed = lz4.compressBlock(data);
+    const sequences: { token: number; offset: number; out: number }[] = [];
+    for (let p = 0, out = 0; ; ) {
+      const token = p;
+      let ll = packed[p++]! >> 4;
+      if (ll === 15) for (let s = 255; s === 255; ll += s) s = packed[p++]!;
+      p += ll;
+      out += ll;
+      if (p >= packed.length) break;
+      const offset = p;
+      p += 2;
+      let ml = packed[token]! & 15;
+      if (ml === 15) for (let s = 255; s === 255; ml += s) s = packed[p++]!;
+      sequences.push({ token, offset, out });
+      out += ml + 4;
+    }
+    const mid = sequences.find((s) => s.offset > packed.length / 2 && (packed[s.token]! & 15) < 15 && packed[s.token]! >> 4 < 15)!;
+    const patched = (edit: (b: Uint8Array) => void) => {
+      const b = packed.slice();
+      edit(b);
+      return b;
+    };
+    expectBytes(lz4.decompressBlock(packed, data.length), data);
+    // Offset 0, and an offset reaching one byte before the start of the output.
+    expectError(() => lz4.decompressBlock(patched((b) => b.set([0, 0], mid.offset)), data.length), ErrorCode.CORRUPT_DATA);
+    const before = mid.out + 1;
+    expectError(() => lz4.decompressBlock(patched((b) => b.set([before & 255, before >> 8], mid.offset)), data.length), ErrorCode.CORRUPT_DATA);
+    // A match length that runs far past the output: 15 in the token, then 255-bytes.
+    const long = patched((b) => {
+      b[mid.token] = b[mid.token]! | 15;
+      b.fill(255, mid.offset + 2, mid.offset + 200);
+    });
+    expectError(() => lz4.decompressBlock(long, data.length), ErrorCode.TOO_LARGE, /maxOutputBytes/);
+    // Room for exactly the output up to that sequence plus a little: never more is written.
+    expectError(() => lz4.decompressBlock(packed, mid.out + 40), ErrorCode.TOO_LARGE);
+  });
+
   it('validates arguments', () => {
     expectError(() => lz4.compressBlock('abc' as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT, /Uint8Array/);
     expectError(() => lz4.compressBlock(new Uint8Array(4), { acceleration: 0 }), ErrorCode.INVALID_ARGUMENT, /acceleration/);

@@ -194,6 +194,10 @@ export interface RecordsExpectation {
 export function readRecords(buf: Uint8Array, start: number, end: number, expect: RecordsExpectation, subject: string): DecodedRecord[] {
   const r = new VarintReader(buf, start, end, subject);
   const { recordCount: count, baseOffset, lastOffsetDelta, baseTimestamp } = expect;
+  // Views made from the buffer directly: `subarray` measured ~1.6x slower per view in V8 (it
+  // looks up the species constructor), and a batch makes two or more views per record.
+  const ab = buf.buffer;
+  const base = buf.byteOffset;
   const out: DecodedRecord[] = new Array(count);
   let prevDelta = -1;
   let maxTimestamp = -Infinity;
@@ -208,14 +212,14 @@ export function readRecords(buf: Uint8Array, start: number, end: number, expect:
     let key: Uint8Array | null = null;
     if (len !== 0) {
       if (len - 1 > end - r.pos) r.fail(`record ${i} key length ${len - 1} runs past the end`);
-      key = buf.subarray(r.pos, r.pos + len - 1);
+      key = new Uint8Array(ab, base + r.pos, len - 1);
       r.pos += len - 1;
     }
     len = r.varint();
     let value: Uint8Array | null = null;
     if (len !== 0) {
       if (len - 1 > end - r.pos) r.fail(`record ${i} value length ${len - 1} runs past the end`);
-      value = buf.subarray(r.pos, r.pos + len - 1);
+      value = new Uint8Array(ab, base + r.pos, len - 1);
       r.pos += len - 1;
     }
     const headerCount = r.varint();
@@ -231,7 +235,7 @@ export function readRecords(buf: Uint8Array, start: number, end: number, expect:
       let hv: Uint8Array | null = null;
       if (vl !== 0) {
         if (vl - 1 > end - r.pos) r.fail(`record ${i} header ${j} value runs past the end`);
-        hv = buf.subarray(r.pos, r.pos + vl - 1);
+        hv = new Uint8Array(ab, base + r.pos, vl - 1);
         r.pos += vl - 1;
       }
       headers[j] = { key: hk, value: hv };
