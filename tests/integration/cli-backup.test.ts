@@ -89,7 +89,7 @@ describe('quartz backup and restore', () => {
       [source.url, copy.url].map(async (u) => (await fetch(`${u}/v1/collections/docs/query`, { method: 'POST', headers, body: JSON.stringify(query) })).json()),
     );
     expect(b).toEqual(a);
-  });
+  }, 180_000);
 
   it('refuses a non-empty data directory and a damaged archive, in one line each', async () => {
     const dir = await tempDir('restore-bad');

@@ -79,7 +79,7 @@ describe('quartz CLI end to end', () => {
     const gone = await q(['kv', 'get', 'user/43']);
     expect(gone.code).toBe(1);
     expect(gone.stderr).toBe("quartz: key 'user/43' not found\n");
-  });
+  }, 180_000);
 
   it('creates a topic, produces from stdin, follows and commits group offsets', async () => {
     ok(await q(['topic', 'create', 'events', '--partitions', '2']));
@@ -128,7 +128,7 @@ describe('quartz CLI end to end', () => {
     const missing = await q(['consume', 'events']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^quartz: .*events.*\(404 not_found\)\n$/);
-  });
+  }, 180_000);
 
   it('creates a collection, upserts from JSONL and queries', async () => {
     ok(await q(['collection', 'create', 'docs', '--dims', '3', '--metric', 'cosine']));
@@ -184,5 +184,5 @@ describe('quartz CLI end to end', () => {
     const serve = await q(['serve', '--help']);
     expect(serve.stdout).toContain('--default-plan');
     expect(serve.stdout).not.toContain('--kafka-port');
-  });
+  }, 180_000);
 });

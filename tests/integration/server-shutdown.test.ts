@@ -99,5 +99,5 @@ describe('quartz serve shutdown', () => {
       return got === undefined || got.partition !== at.partition || got.offset !== at.offset;
     });
     expect(missing).toEqual([]);
-  });
+  }, 180_000);
 });
