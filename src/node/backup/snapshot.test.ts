@@ -10,7 +10,7 @@ import { createEngine, type Engine } from '../../engine/engine.js';
 import { createMemoryStorage } from '../../ports/memory-storage.js';
 import { openQuartz } from '../open-quartz.js';
 import { restoreBackup } from './restore.js';
-import { createBackup } from './snapshot.js';
+import { createBackup, releaseBackups } from './snapshot.js';
 
 const open: Engine[] = [];
 afterEach(async () => {
@@ -74,6 +74,27 @@ describe('createBackup / restoreBackup', () => {
     expect((await readdir(join(root, 'd', 'blobs', 'tmp'))).some((n) => n.startsWith('backup-'))).toBe(true);
     await snap.body.cancel();
     expect((await readdir(join(root, 'd', 'blobs', 'tmp'))).filter((n) => n.startsWith('backup-'))).toEqual([]);
+  });
+
+  it('stops a running download short when the server releases its backups before closing', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const engine = await engineAt(join(root, 'd'));
+    const { tenant } = await engine.tenants.create({ email: 'r@example.com' });
+    const { kv } = await engine.tenant(tenant.id);
+    await Promise.all(Array.from({ length: 400 }, (_, i) => kv.put(`k${i}`, new Uint8Array(2000).fill(i & 0xff))));
+    const snap = await createBackup(engine);
+    const reader = snap.body.getReader();
+    let got = (await reader.read()).value!.length;
+    got += (await reader.read()).value!.length; // the header, then the first batch of frames
+    releaseBackups(engine);
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      got += value.length;
+    }
+    expect(got).toBeLessThan(snap.size!);
+    expect((await readdir(join(root, 'd', 'blobs', 'tmp'))).filter((n) => n.startsWith('backup-'))).toEqual([]);
+    await engine.close(); // and the storage closes cleanly afterwards
   });
 
   it('says backups need the disk storage', async () => {

@@ -21,6 +21,21 @@ import { blobFrameBytes, blobFrameHead, crcTrailer, END_BYTES, endFrame, header,
 
 const utf8 = new TextEncoder();
 
+/** Each engine's snapshots still streaming, by their release functions. */
+const open = new WeakMap<Engine, Set<() => void>>();
+
+/**
+ * Ends every snapshot of `engine` still streaming (their downloads stop short) and frees their
+ * read transactions and links: the server calls it before closing the engine's storage.
+ *
+ * @example
+ * releaseBackups(engine);
+ * await engine.close();
+ */
+export function releaseBackups(engine: Engine): void {
+  for (const release of [...(open.get(engine) ?? [])]) release();
+}
+
 interface LinkedBlob {
   unit: string;
   key: string;
@@ -109,16 +124,27 @@ export async function createBackup(engine: Engine, signal?: AbortSignal): Promis
   const release = (): void => {
     if (released) return;
     released = true;
+    open.get(engine)?.delete(release);
     txn.done();
     rmSync(linkDir, { recursive: true, force: true });
   };
+  let active = open.get(engine);
+  if (active === undefined) open.set(engine, (active = new Set()));
+  active.add(release);
   signal?.addEventListener('abort', release, { once: true });
 
   async function* produce(): AsyncGenerator<Uint8Array> {
     yield header(Date.now());
     let batch: Buffer[] = [];
     let batched = 0;
-    for (const { key, value } of rangeOf()) {
+    const entries = rangeOf()[Symbol.iterator]();
+    for (;;) {
+      // Released between two pulls (client gone, server closing): the transaction is finished,
+      // so check before the iterator touches it again.
+      if (released) return;
+      const step = entries.next();
+      if (step.done === true) break;
+      const { key, value } = step.value;
       const name = nameBytes.get(key.readUInt32BE(0));
       if (name === undefined) continue;
       const frame = kvFrame(name, key.subarray(UNIT_PREFIX_BYTES), value);
@@ -132,6 +158,7 @@ export async function createBackup(engine: Engine, signal?: AbortSignal): Promis
     }
     if (batched > 0) yield Buffer.concat(batch, batched);
     for (const b of blobs) {
+      if (released) return;
       const head = blobFrameHead(utf8.encode(b.unit), b.key, b.size);
       let crc = crc32(head);
       yield head;

@@ -11,7 +11,7 @@ import { createApp } from '../../api/app.js';
 import { hashKey, resolveServerConfig } from '../../api/config.js';
 import type { LoggerPort } from '../../api/ports.js';
 import type { Engine } from '../../engine/engine.js';
-import { createBackup } from '../backup/snapshot.js';
+import { createBackup, releaseBackups } from '../backup/snapshot.js';
 import { openQuartz } from '../open-quartz.js';
 import { loadAdminKey, type AdminKey } from './admin-key.js';
 import { packageVersion } from '../package-info.js';
@@ -101,6 +101,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
         logger.warn({ bound_ms: SHUTDOWN_BOUND_MS }, 'requests still running at the shutdown bound; closing their connections');
         http.closeAllConnections();
       }
+      releaseBackups(engine); // a download still running must not read from a closed lmdb
       await engine.close();
       logger.info({}, 'stopped');
       return inTime;
