@@ -696,8 +696,10 @@ export class KvStore {
       blob = recordBlobName(old, key);
       ops.push({ type: 'put', key: tagged(TAG_GARBAGE, blob), value: EMPTY });
     }
+    // Sized before the write: `old` may be storage's transient buffer.
+    const delta = -(k.length - 1 + recordSize(old));
     const write = ops.length === 1 ? this.kv.delete(k) : this.kv.batch(ops);
-    const durable = this.track(key, undefined, write, -(k.length - 1 + recordSize(old)), undefined);
+    const durable = this.track(key, undefined, write, delta, undefined);
     if (blob === undefined) return durable;
     const name = blob;
     if (durable instanceof Promise) return durable.then(() => this.discardBlob(name));
