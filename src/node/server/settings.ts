@@ -19,7 +19,7 @@ export interface ServeSettings {
   logLevel: LogLevel;
   /** The server config handed to createApp, minus version and admin key (the server adds those). */
   app: z.output<typeof appFields>;
-  /** Where each setting came from, for the startup banner and tests. */
+  /** Where each setting came from (flag, env, file or default), for diagnostics and tests. */
   sources: Record<string, 'flag' | 'env' | 'file' | 'default'>;
 }
 
