@@ -47,11 +47,12 @@ export interface OrderedKV {
   /** All operations apply atomically, or none do. */
   batch(ops: BatchOp[]): Awaitable<void>;
   /**
-   * Optional fast read for callers that decode at once: like `get`, but the bytes may be the
-   * adapter's own read buffer, valid only until the caller next calls storage or yields. Never
-   * keep, modify or await across the result; copy what must outlive the call.
+   * Optional fast read for callers that decode at once, offered only by adapters that read
+   * synchronously: like `get`, but the bytes may be the adapter's own read buffer, valid only
+   * until the caller next calls storage or yields. Never keep or modify the result; copy what
+   * must outlive the call.
    */
-  getTransient?(key: Uint8Array): Awaitable<Uint8Array | undefined>;
+  getTransient?(key: Uint8Array): Uint8Array | undefined;
   /**
    * Optional: like `put`, but the caller hands `value` over and never writes to it again, so
    * the adapter may keep a reference (no copy) until the write is durable.

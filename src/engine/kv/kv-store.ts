@@ -378,7 +378,9 @@ export class KvStore {
       rec.set(value, HEADER_BYTES + type.length);
       // Synchronous storage never takes key locks (see mutate): skip the closure and go straight on.
       if (this.kv.getTransient !== undefined && this.locks.size === 0) {
-        return this.commitPut(key, k, rec, 0, type, value.length, expiresAt, ifMatch, ifNoneMatch, this.peek(key, k) as Uint8Array | undefined, undefined);
+        const pending = this.inflight.get(key);
+        const old = pending !== undefined ? pending.rec : this.kv.getTransient(k);
+        return this.commitPut(key, k, rec, 0, type, value.length, expiresAt, ifMatch, ifNoneMatch, old, undefined);
       }
       return this.mutate(key, k, (old) => this.commitPut(key, k, rec, 0, type, value.length, expiresAt, ifMatch, ifNoneMatch, old, undefined));
     }
