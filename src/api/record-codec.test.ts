@@ -44,6 +44,16 @@ describe('parseProduceBody', () => {
     expect(records[2]).toEqual({ key: null, value: null });
   });
 
+  it('encodes utf8 byte for byte like TextEncoder: non-ASCII, surrogate pairs, lone surrogates, bodies past one packing chunk', () => {
+    const samples = ['', 'a', 'héllo', 'x'.repeat(99) + '€', '😀 emoji', 'ab\uD800cd', '\uDC00', '日本語'.repeat(50), 'z'.repeat(5000)];
+    const list = Array.from({ length: 600 }, (_, i) => ({ key: samples[(i + 3) % samples.length]!, value: samples[i % samples.length]! }));
+    const records = parseProduceBody({ records: list });
+    const hex = (b: Uint8Array | null) => (b === null ? 'null' : Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(''));
+    const got = records.map((r) => `${hex(r.key)}:${hex(r.value)}`);
+    const want = list.map((r) => `${hex(utf8(r.key))}:${hex(utf8(r.value))}`);
+    expect(got).toEqual(want);
+  });
+
   it('names the field of every kind of bad input', () => {
     expect(errorOf(() => parseProduceBody([]))).toBe('body: expected object, received array');
     expect(errorOf(() => parseProduceBody({}))).toBe('records: expected array, received undefined');
