@@ -9,6 +9,9 @@
  * then a mixed load (200 connections) reporting errors, p50/p99, server RSS before/after, and
  * checking afterwards that every acknowledged KV write and produced record reads back.
  *
+ * Each row also gives the server's CPU time per answered request (user + kernel, from /proc):
+ * on a shared machine req/s follows whoever else is running, CPU per request much less so.
+ *
  * Flags: --duration S (10) per run, --mixed-duration S (30), --connections N (10) for KV/vector
  * runs, --mixed-connections N (200), --only a,b (bare, kv-get, kv-put, vector, produce, consume,
  * redis, jsonl, mixed), --cpu-prof (profile the server, print its top functions), --no-build.
