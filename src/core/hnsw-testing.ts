@@ -3,18 +3,9 @@
  * Platform-free so the bench and tests use the same reference.
  */
 import type { HnswMetric } from './hnsw.js';
+import { seededRandom } from './random-testing.js';
 
-/** mulberry32: a small seeded PRNG, so generated datasets are the same on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 function gaussian(rand: () => number): number {
   const u = 1 - rand();

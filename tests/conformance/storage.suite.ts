@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, QuartzError, type ErrorCode as Code } from '../../src/core/errors.js';
 import { MAX_ENTRY_BYTES, MAX_KEY_BYTES, type Awaitable, type StorageProvider } from '../../src/ports/storage.js';
 import { compareBytes } from '../../src/ports/storage-checks.js';
+import { seededRandom } from '../../src/core/random-testing.js';
 
 /** A place to keep data: each `open()` opens it (again); `destroy()` removes it after the test. */
 export interface StoragePlace {
@@ -33,18 +34,6 @@ async function expectCode(fn: () => unknown, code: Code): Promise<QuartzError> {
     return err as QuartzError;
   }
   throw new Error(`expected a QuartzError ${code}, but the call succeeded`);
-}
-
-/** Deterministic pseudo-random bytes, so a failure reproduces. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function storageConformance(name: string, harness: StorageHarness): void {
@@ -124,7 +113,7 @@ export function storageConformance(name: string, harness: StorageHarness): void 
           text('\uffff'), // ef bf bf
           text('😀'), // f0 9f 98 80: sorts after U+FFFF bytewise, before it in UTF-16
         ];
-        const random = rng(7);
+        const random = seededRandom(7);
         const shuffled = keys.map((k) => ({ k, r: random() })).sort((x, y) => x.r - y.r).map((x) => x.k);
         for (const [i, k] of shuffled.entries()) await kv.put(k, bytes(i));
         const expected = [...keys].sort(compareBytes).map(plain);
@@ -135,7 +124,7 @@ export function storageConformance(name: string, harness: StorageHarness): void 
       it('matches a sorted model over many random keys', async () => {
         const { storage } = await fresh();
         const { kv } = await storage.unit('kv/t1');
-        const random = rng(42);
+        const random = seededRandom(42);
         const model = new Map<string, Uint8Array>();
         const ops = [];
         for (let i = 0; i < 600; i++) {

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { init } from '../../node/core.js';
+import { seededRandom } from '../../core/random-testing.js';
 import { isQuartzError } from '../../core/errors.js';
 import type { BlobStore, OrderedKV, StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { createTestContext, type TestContext } from '../testing.js';
@@ -14,20 +15,8 @@ beforeAll(async () => {
   await init();
 });
 
-/** A small deterministic PRNG so every run sees the same vectors. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function vectors(n: number, dims: number, seed: number): number[][] {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   return Array.from({ length: n }, () => Array.from({ length: dims }, () => r() * 2 - 1));
 }
 
