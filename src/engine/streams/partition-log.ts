@@ -59,7 +59,9 @@ interface PendingWrite {
   ops: BatchOp[];
   batches: TailBatch[];
   bytes: number;
-  resolve: () => void;
+  /** First offset of the write, what `resolve` is called with. */
+  base: number;
+  resolve: (base: number) => void;
   reject: (err: unknown) => void;
 }
 
@@ -94,9 +96,16 @@ const TAIL_PREFIX = 0x74; // 't'
 function offsetKey(prefix: number, offset: number): Uint8Array {
   const key = new Uint8Array(9);
   key[0] = prefix;
-  const view = new DataView(key.buffer);
-  view.setUint32(1, Math.floor(offset / 0x100000000));
-  view.setUint32(5, offset >>> 0);
+  const hi = Math.floor(offset / 0x100000000);
+  const lo = offset >>> 0;
+  key[1] = hi >>> 24;
+  key[2] = hi >>> 16;
+  key[3] = hi >>> 8;
+  key[4] = hi;
+  key[5] = lo >>> 24;
+  key[6] = lo >>> 16;
+  key[7] = lo >>> 8;
+  key[8] = lo;
   return key;
 }
 
@@ -156,6 +165,8 @@ export class PartitionLog {
   private cancelTick: (() => void) | undefined;
   /** Where the last read of this partition ended: a read starting there is sequential. */
   private lastReadEnd = -1;
+  /** Segments that have served a random (range) read; see `promote`. */
+  private readonly rangeRead = new WeakSet<SegmentInfo>();
   private closed = false;
 
   private constructor(
@@ -292,6 +303,15 @@ export class PartitionLog {
       );
     }
     if (this.recovering !== undefined) return this.recovering.then(() => this.append(records, rawBytes));
+    return this.enqueue(records, rawBytes);
+  }
+
+  /**
+   * Encodes and queues for the next commit. Kept apart from `append` so that no closure
+   * waiting in the queue captures `records`: they are garbage once encoded, instead of
+   * surviving every young-generation GC until their commit lands.
+   */
+  private enqueue(records: SegmentRecord[], rawBytes: number | undefined): Promise<number> {
     const base = this.assigned;
     if (records.length === 0) return Promise.resolve(base);
     const ops: BatchOp[] = [];
@@ -319,10 +339,13 @@ export class PartitionLog {
       start = end;
     }
     this.assigned = base + records.length;
-    return new Promise<number>((resolve, reject) => {
-      this.queue.push({ ops, batches, bytes, resolve: () => resolve(base), reject });
-      if (!this.committing) this.commitRun = this.commitLoop();
+    let write: PendingWrite;
+    const done = new Promise<number>((resolve, reject) => {
+      write = { ops, batches, bytes, base, resolve, reject };
     });
+    this.queue.push(write!);
+    if (!this.committing) this.commitRun = this.commitLoop();
+    return done;
   }
 
   private async commitLoop(): Promise<void> {
@@ -356,7 +379,7 @@ export class PartitionLog {
         this.tailBytes += bytes;
         this.hwm = group[group.length - 1]!.batches[group[group.length - 1]!.batches.length - 1]!.end;
         this.hooks.onBytes(bytes);
-        for (const w of group) w.resolve();
+        for (const w of group) w.resolve(w.base);
         this.wake();
         if (this.tailBytes >= this.config.segmentBytes) this.requestRoll();
       }
@@ -422,6 +445,8 @@ export class PartitionLog {
     let cur = offset;
     let bytes = 0;
     const sequential = offset === this.lastReadEnd;
+    /** The segment the previous step of this read used: one read counts once towards `promote`. */
+    let visited: SegmentInfo | undefined;
     while (records.length < maxRecords && bytes < maxBytes && cur < this.hwm) {
       const tailFirst = this.tail[0]?.base ?? this.hwm;
       let got: DecodedRecord[];
@@ -439,9 +464,15 @@ export class PartitionLog {
           this.checkOffset(cur, subject);
           throw new QuartzError(ErrorCode.INTERNAL, `partition ${this.name}: offset ${cur} has no segment`);
         }
-        got = await this.readSegment(seg, cur, maxRecords - records.length, sequential || cur !== offset);
+        const want = maxRecords - records.length;
+        // Random reads stay on range reads, also when they cross a batch boundary: loading the
+        // whole segment (and reading ahead the next) for a few records cost megabytes of I/O
+        // and evicted other segments, so random reads slowed down as the log outgrew the cache.
+        const whole = sequential || want * 4 >= seg.end - seg.base || (seg !== visited && this.promote(seg));
+        visited = seg;
+        got = await this.readSegment(seg, cur, want, whole);
         sourceEnd = seg.end;
-        if (cur !== offset || sequential) this.readAhead(i + 1);
+        if (sequential) this.readAhead(i + 1);
       }
       let advanced = false;
       for (const r of got) {
@@ -472,7 +503,7 @@ export class PartitionLog {
     return `${this.name}|${seg.blob}`;
   }
 
-  /** Records of `seg` from `offset`: the whole segment for sequential readers, else one batch by range read. */
+  /** Records of `seg` from `offset`: the whole segment when `whole` or cached, else one batch by range read. */
   private async readSegment(seg: SegmentInfo, offset: number, max: number, whole: boolean): Promise<DecodedRecord[]> {
     const key = this.segmentKey(seg);
     if (whole || this.cache.has(key)) {
@@ -481,6 +512,20 @@ export class PartitionLog {
     }
     const footer = await this.footer(seg);
     return this.readRange(seg, this.guard(seg, () => footer.batchRange(offset)));
+  }
+
+  /**
+   * Whether a random read should load `seg` whole: on its second random read, and only into
+   * free cache room. A small, hot log is then served from memory, while random readers of a log
+   * larger than the cache never evict anything (the first read of a segment is always a range
+   * read: most segments of a large log are read once in a long while).
+   */
+  private promote(seg: SegmentInfo): boolean {
+    if (!this.rangeRead.has(seg)) {
+      this.rangeRead.add(seg);
+      return false;
+    }
+    return this.cache.size + seg.bytes <= this.cache.maxBytes;
   }
 
   private footer(seg: SegmentInfo): Promise<SegmentReader> {

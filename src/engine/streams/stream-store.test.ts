@@ -155,6 +155,28 @@ describe('produce and consume', () => {
     expect(err.message).toBe("topic 't' has no partition 7");
   });
 
+  it('returns offsets that read, spread and serialize as a plain array', async () => {
+    const { streams } = await setup();
+    await streams.createTopic('t', { partitions: 3 });
+    await streams.produce('t', [{ value: utf8('x'), partition: 0 }, { value: utf8('y'), partition: 0 }]);
+    const res = await streams.produce('t', [
+      { value: utf8('a'), partition: 2 },
+      { value: utf8('b'), partition: 0 },
+      { value: utf8('c'), partition: 2 },
+    ]);
+    expect(res.offsets).toBe(res.offsets);
+    const expected = [
+      { partition: 2, offset: 0 },
+      { partition: 0, offset: 2 },
+      { partition: 2, offset: 1 },
+    ];
+    expect(JSON.parse(JSON.stringify(res))).toEqual({ offsets: expected });
+    expect({ ...res }).toEqual({ offsets: expected });
+    const single = await streams.produce('t', [{ value: utf8('d'), partition: 1 }, { value: utf8('e'), partition: 1 }]);
+    expect(structuredClone(single)).toEqual({ offsets: [{ partition: 1, offset: 0 }, { partition: 1, offset: 1 }] });
+    expect(await streams.produce('t', [])).toEqual({ offsets: [] });
+  });
+
   it('rejects bad records and oversized records with typed errors', async () => {
     const { streams } = await setup();
     await streams.createTopic('t');
@@ -282,6 +304,42 @@ describe('segments', () => {
     const whole = gets.filter((g) => !g.ranged).map((g) => g.key);
     expect(whole).toContain(segs[0]);
     expect(whole).toContain(segs[1]);
+  });
+
+  it('keeps random readers on range reads across batch boundaries, and caches a segment read twice only into free room', async () => {
+    const ctx = createTestContext();
+    // a budget that holds the footers but not one whole segment
+    let streams = await StreamStore.open(ctx, 't1', { segmentCacheBytes: 1500 });
+    await streams.createTopic('t', { segment_bytes: 2048, compression: 'none' });
+    for (let i = 0; i < 40; i++) await streams.produce('t', values(25, i * 25, 40));
+    await streams.maintain('t');
+    const blobs = ctx.storage.unit('log/t1/t/0').blobs;
+    const segs = await blobs.list('seg/');
+    expect(segs.every((b) => b.size > 1500)).toBe(true);
+    let whole = 0;
+    const original = blobs.get.bind(blobs);
+    blobs.get = (key, range) => {
+      if (range === undefined) whole++;
+      return original(key, range);
+    };
+    // 10 records from offset 20 cross from the first batch (0-24) into the second
+    for (let i = 0; i < 3; i++) {
+      const res = await streams.consume('t', 0, 20 + i * 100, { max_records: 10 });
+      expect(res.records.map((r) => r.offset)).toEqual([...Array(10).keys()].map((k) => 20 + i * 100 + k));
+      expect(res.records.map((r) => str(r.value))).toEqual([...Array(10).keys()].map((k) => `v${20 + i * 100 + k}`.padEnd(40, '.')));
+    }
+    await streams.consume('t', 0, 20, { max_records: 10 });
+    await new Promise((r) => setTimeout(r, 0));
+    expect(whole).toBe(0);
+    await streams.close();
+    // with room to spare, the second random read of a segment loads it whole, the first never
+    streams = await StreamStore.open(ctx, 't1');
+    await streams.consume('t', 0, 20, { max_records: 10 });
+    expect(whole).toBe(0);
+    await streams.consume('t', 0, 5, { max_records: 10 });
+    expect(whole).toBe(1);
+    expect((await streams.consume('t', 0, 42, { max_records: 10 })).records[0]!.offset).toBe(42);
+    expect(whole).toBe(1);
   });
 
   it('stores uncompressed batches when compression is none, and reads them back through segments', async () => {

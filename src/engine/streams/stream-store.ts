@@ -152,6 +152,22 @@ function where(i: number, topic: string): string {
   return `record ${i} for topic '${topic}'`;
 }
 
+/**
+ * A produce result whose per-record offsets are built when first read (an own enumerable
+ * getter, so JSON, spread and structured clone see a plain `offsets` array). When a group
+ * commit resolves 64 producers at once, building 64,000 offset objects before any of them
+ * runs kept them all alive through the next young-generation GC; built on read, each caller's
+ * offsets die young in its own turn.
+ */
+function lazyResult(build: () => ProduceResult['offsets']): ProduceResult {
+  let offsets: ProduceResult['offsets'] | undefined;
+  return {
+    get offsets() {
+      return (offsets ??= build());
+    },
+  };
+}
+
 interface OpenTopic {
   config: TopicConfig;
   logs: PartitionLog[];
@@ -350,17 +366,33 @@ export class StreamStore {
    * @example
    * const { offsets } = await streams.produce('orders', [{ key: utf8('user-1'), value: utf8('{"n":1}') }]);
    */
-  async produce(topicName: string, records: ProduceRecord[]): Promise<ProduceResult> {
+  produce(topicName: string, records: ProduceRecord[]): Promise<ProduceResult> {
+    try {
+      return this.startProduce(topicName, records);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Validates, places and encodes synchronously, then returns a promise that holds only the
+   * placements: the records themselves are garbage as soon as they are encoded. (64 batches
+   * waiting on a commit used to keep 64,000 record objects alive through every young-GC.)
+   */
+  private startProduce(topicName: string, records: ProduceRecord[]): Promise<ProduceResult> {
     const topic = this.topic(topicName);
     if (!Array.isArray(records)) throw invalid(`records for topic '${topicName}' must be an array`);
+    const count = records.length;
+    if (count === 0) return Promise.resolve({ offsets: [] });
     const n = topic.logs.length;
     const now = this.ctx.clock.now();
-    const perPartition: SegmentRecord[][] = [];
-    const rawBytes: number[] = [];
-    const placement = new Array<number>(records.length);
-    const indexInPartition = new Array<number>(records.length);
+    const recs = new Array<SegmentRecord>(count);
+    // Partition per record, filled in only once a batch turns out to span partitions.
+    let placement: Uint16Array | undefined;
+    let first = -1;
+    let raw = 0;
     let usedSticky = false;
-    for (let i = 0; i < records.length; i++) {
+    for (let i = 0; i < count; i++) {
       const r = records[i]!;
       const rec = this.checkRecord(r, i, topicName, now);
       let p: number;
@@ -373,30 +405,67 @@ export class StreamStore {
         p = topic.sticky % n;
         usedSticky = true;
       }
+      const size = recordSize(rec);
+      if (size > MAX_BATCH_RAW_BYTES) {
+        throw new QuartzError(ErrorCode.TOO_LARGE, `${where(i, topicName)} is ${size} bytes; a record may be at most ${MAX_BATCH_RAW_BYTES} bytes`);
+      }
+      recs[i] = rec;
+      raw += size;
+      if (first === -1) first = p;
+      else if (placement !== undefined) placement[i] = p;
+      else if (p !== first) {
+        placement = new Uint16Array(count).fill(first, 0, i);
+        placement[i] = p;
+      }
+    }
+    if (usedSticky) topic.sticky = (topic.sticky + 1) % n;
+    const done = (): void => this.ctx.usage.add(this.tenantId, 'records_produced', count);
+    if (placement === undefined) {
+      const partition = first;
+      return topic.logs[partition]!.append(recs, raw).then((base) => {
+        done();
+        return lazyResult(() => {
+          const offsets = new Array<{ partition: number; offset: number }>(count);
+          for (let i = 0; i < count; i++) offsets[i] = { partition, offset: base + i };
+          return offsets;
+        });
+      });
+    }
+    return this.appendSpread(topic, recs, placement).then((bases) => {
+      done();
+      return lazyResult(() => {
+        // each partition's records got consecutive offsets in input order
+        const next = bases.slice();
+        const offsets = new Array<{ partition: number; offset: number }>(count);
+        for (let i = 0; i < count; i++) {
+          const p = placement[i]!;
+          offsets[i] = { partition: p, offset: next[p]!++ };
+        }
+        return offsets;
+      });
+    });
+  }
+
+  /** Appends records bound for several partitions; resolves with each partition's first offset. */
+  private appendSpread(topic: OpenTopic, recs: SegmentRecord[], placement: Uint16Array): Promise<number[]> {
+    const perPartition: SegmentRecord[][] = [];
+    const rawBytes: number[] = [];
+    for (let i = 0; i < recs.length; i++) {
+      const p = placement[i]!;
       let list = perPartition[p];
       if (list === undefined) {
         perPartition[p] = list = [];
         rawBytes[p] = 0;
       }
-      placement[i] = p;
-      indexInPartition[i] = list.length;
-      list.push(rec);
-      rawBytes[p] += recordSize(rec);
+      list.push(recs[i]!);
+      rawBytes[p] += recordSize(recs[i]!);
     }
-    if (usedSticky) topic.sticky = (topic.sticky + 1) % n;
     const bases: number[] = [];
     const writes: Promise<void>[] = [];
     perPartition.forEach((list, p) => {
       writes.push(topic.logs[p]!.append(list, rawBytes[p]).then((base) => void (bases[p] = base)));
     });
-    await Promise.all(writes);
-    if (records.length > 0) this.ctx.usage.add(this.tenantId, 'records_produced', records.length);
-    const offsets = new Array<{ partition: number; offset: number }>(records.length);
-    for (let i = 0; i < records.length; i++) {
-      const p = placement[i]!;
-      offsets[i] = { partition: p, offset: bases[p]! + indexInPartition[i]! };
-    }
-    return { offsets };
+    return Promise.all(writes).then(() => bases);
   }
 
   /** Validates one record and gives it the codec's shape (the message is built only on failure). */
@@ -419,12 +488,7 @@ export class StreamStore {
         }
       }
     }
-    const rec: SegmentRecord = { key, value, headers: headers !== undefined && headers.length > 0 ? headers : undefined, timestamp };
-    const size = recordSize(rec);
-    if (size > MAX_BATCH_RAW_BYTES) {
-      throw new QuartzError(ErrorCode.TOO_LARGE, `${where(i, topic)} is ${size} bytes; a record may be at most ${MAX_BATCH_RAW_BYTES} bytes`);
-    }
-    return rec;
+    return { key, value, headers: headers !== undefined && headers.length > 0 ? headers : undefined, timestamp };
   }
 
   /**
