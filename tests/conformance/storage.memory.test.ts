@@ -1,1 +1,10 @@
-import { storageConformance } from './storage.suite.js'; import { createMemoryStorage } from '../../src/ports/memory-storage.js'; storageConformance('memory', { persistent: false, place: () => { const s = createMemoryStorage(); return { open: () => s, destroy: () => undefined }; } });
+import { createMemoryStorage } from '../../src/ports/memory-storage.js';
+import { storageConformance } from './storage.suite.js';
+
+storageConformance('memory', {
+  persistent: false,
+  place: () => {
+    const storage = createMemoryStorage();
+    return { open: () => storage, destroy: () => undefined };
+  },
+});
