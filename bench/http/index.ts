@@ -382,9 +382,16 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   const samples: number[] = [];
   const sampler = setInterval(() => samples.push(rssOf(serverPid)), 1000);
   const cpu0 = cpuOf(serverPid);
+  const client0 = process.cpuUsage();
   const run = autocannon({ url: api.base, connections: MIXED_CONNECTIONS, duration: MIXED_DURATION, requests, timeout: 30 });
   const r = await run;
   const cpu1 = cpuOf(serverPid);
+  const client = process.cpuUsage(client0);
+  // Busy fractions of one core: a client near 1.0 (or a server far below it) means the load,
+  // not the server, sets the pace.
+  console.log(
+    `    CPU: server ${((cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / 1e6 / r.duration).toFixed(2)} cores, this client ${((client.user + client.system) / 1e6 / r.duration).toFixed(2)} cores`,
+  );
   clearInterval(sampler);
   const end = rssOf(serverPid);
   await new Promise((res) => setTimeout(res, 2000));
