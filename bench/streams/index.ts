@@ -7,8 +7,12 @@
  * default config and with AOF `appendfsync always`) and NATS JetStream (file storage, async
  * publish) — and the consume latency at a random offset with 10^4 vs 10^7
  * records in the partition. Peers are installed with apt-get when missing and running as root.
+ * A "file floor" row writes the same records to a plain file, one write and one fsync per batch
+ * of 1,000, in the same run: the physical ceiling a durable produce is measured against.
+ * `--quartz-only` skips the peers (for quick looks while developing).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -22,6 +26,7 @@ import { openDiskStorage, type DiskStorage } from '../../src/node/storage/disk-s
 import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
 
 const quick = process.argv.includes('--quick');
+const quartzOnly = process.argv.includes('--quartz-only');
 const BATCH = 1000;
 const IN_FLIGHT = 64;
 /** Records per consume call: one batch, like a consumer's usual fetch (Kafka's max.poll.records is 500). */
@@ -70,6 +75,12 @@ interface Row {
 }
 const rows: Row[] = [];
 
+/** CPU time (all threads) per record since `from`: steadier than wall time on a shared machine. */
+function cpuNote(from: NodeJS.CpuUsage, records: number): string {
+  const used = process.cpuUsage(from);
+  return `CPU ${(((used.user + used.system) * 1000) / records).toFixed(0)} ns/rec`;
+}
+
 function report(what: string, records: number, bytes: number, seconds: number, note?: string): Row {
   const row = { what, recPerSec: records / seconds, mbPerSec: bytes / seconds / 1e6, note };
   rows.push(row);
@@ -100,7 +111,9 @@ async function produceAll(streams: StreamStore, topic: string, batches: ProduceR
     while (sent < total) {
       const batch = batches[next++ % batches.length]!;
       sent += batch.length;
-      await streams.produce(topic, batch);
+      // read the offsets, as a client does (the peers' clients parse one reply per record too)
+      const { offsets } = await streams.produce(topic, batch);
+      if (offsets.length !== batch.length) throw new Error(`produce answered ${offsets.length} offsets for ${batch.length} records`);
     }
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
@@ -135,16 +148,50 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
       const batches = Array.from({ length: 8 }, (_, k) => batchOf(size, k * BATCH));
       await produceAll(streams, topic, batches, (quick ? 100 : 300) * BATCH); // warm-up (JIT, lmdb maps)
       const total = PRODUCE_RECORDS[size]!;
+      let cpu = process.cpuUsage();
       const seconds = await produceAll(streams, topic, batches, total);
-      out.set(`produce ${size}${tag}`, report(`quartz produce ${size} B${tag} (durable, 1 partition)`, total, total * size, seconds));
+      out.set(`produce ${size}${tag}`, report(`quartz produce ${size} B${tag} (durable, 1 partition)`, total, total * size, seconds, cpuNote(cpu, total)));
       await streams.maintain(topic); // seal the tail so consume reads segments
+      cpu = process.cpuUsage();
       const cold = await consumeAll(streams, topic);
-      report(`quartz consume ${size} B${tag} (segments from disk)`, cold.records, cold.records * size, cold.seconds);
+      report(`quartz consume ${size} B${tag} (segments from disk)`, cold.records, cold.records * size, cold.seconds, cpuNote(cpu, cold.records));
+      cpu = process.cpuUsage();
       const warm = await consumeAll(streams, topic);
-      out.set(`consume ${size}${tag}`, report(`quartz consume ${size} B${tag} (cached segments)`, warm.records, warm.records * size, warm.seconds));
+      out.set(`consume ${size}${tag}`, report(`quartz consume ${size} B${tag} (cached segments)`, warm.records, warm.records * size, warm.seconds, cpuNote(cpu, warm.records)));
     }
     await streams.close();
     await storage.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+/**
+ * The physical ceiling: the same records (uncompressed) to a plain file with one write per
+ * batch of 1,000 and an fsync after each, one batch at a time. Quartz overlaps batches (group
+ * commit) and compresses, so it can pass this floor; the ratio shows how close to the disk it is.
+ */
+async function fileFloor(): Promise<Map<number, Row>> {
+  const out = new Map<number, Row>();
+  const dir = await mkdtemp(join(tmpdir(), 'qz-bench-floor-'));
+  try {
+    for (const size of SIZES) {
+      const bytes = new Uint8Array(BATCH * size);
+      for (let i = 0; i < BATCH; i++) bytes.set(payload(i, size), i * size);
+      const fd = openSync(join(dir, `floor-${size}`), 'w');
+      try {
+        const total = PRODUCE_RECORDS[size]!;
+        const start = performance.now();
+        for (let sent = 0; sent < total; sent += BATCH) {
+          writeSync(fd, bytes);
+          fsyncSync(fd);
+        }
+        out.set(size, report(`file floor ${size} B (write + fsync per 1,000 records)`, total, total * size, (performance.now() - start) / 1000));
+      } finally {
+        closeSync(fd);
+      }
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -365,9 +412,10 @@ async function main(): Promise<void> {
   console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   console.log('\nthroughput');
   const quartz = await quartzThroughput();
-  ensurePeers();
-  const redis = await redisThroughput();
-  const nats = await natsThroughput();
+  const floor = await fileFloor();
+  if (!quartzOnly) ensurePeers();
+  const redis = quartzOnly ? new Map<string, Row>() : await redisThroughput();
+  const nats = quartzOnly ? new Map<string, Row>() : await natsThroughput();
 
   console.log('\nratios (quartz / peer, same run)');
   for (const [size, tag] of [[100, ''], [1000, ''], [1000, ' compression none']] as const) {
@@ -380,7 +428,9 @@ async function main(): Promise<void> {
       if (r) parts.push(`${(q.recPerSec / r.recPerSec).toFixed(1)}× redis`);
       if (ra) parts.push(`${(q.recPerSec / ra.recPerSec).toFixed(1)}× redis-aof-always`);
       if (n) parts.push(`${(q.recPerSec / n.recPerSec).toFixed(1)}× nats`);
-      if (!r && !n) parts.push('no peer ran');
+      const f = op === 'produce' ? floor.get(size) : undefined;
+      if (f) parts.push(`${(q.recPerSec / f.recPerSec).toFixed(2)}× file floor`);
+      if (!r && !n && !f) parts.push('no peer ran');
       console.log(`  ${parts.join('  ')}`);
     }
   }
