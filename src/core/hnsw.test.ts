@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { init, HnswIndex, ErrorCode, QuartzError, crc32c } from '../node/core.js';
 import { HNSW_FILTER_COST_FACTOR, type HnswMetric } from './hnsw.js';
 import { bruteForce, clusteredVectors, recallAt, seededRandom, uniformVectors } from './hnsw-testing.js';
+import { expectQuartzError } from '../../tests/fixtures/expect-error.js';
 
 beforeAll(async () => {
   await init();
@@ -22,18 +23,6 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-function expectCode(fn: () => unknown, code: string, message?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, 'expected a QuartzError').toBeInstanceOf(QuartzError);
-  expect((caught as QuartzError).code).toBe(code);
-  if (message) expect((caught as QuartzError).message).toMatch(message);
 }
 
 describe('HnswIndex recall against brute force', () => {
@@ -305,15 +294,15 @@ describe('HnswIndex snapshots', () => {
     const bytes = build().serialize();
     const flipped = bytes.slice();
     flipped[200] ^= 0x40;
-    expectCode(() => HnswIndex.deserialize(flipped), ErrorCode.CHECKSUM_MISMATCH);
-    expectCode(() => HnswIndex.deserialize(bytes.subarray(0, 30)), ErrorCode.CORRUPT_DATA, /too short/);
-    expectCode(() => HnswIndex.deserialize(bytes.subarray(0, bytes.length - 100)), ErrorCode.CHECKSUM_MISMATCH);
+    expectQuartzError(() => HnswIndex.deserialize(flipped), ErrorCode.CHECKSUM_MISMATCH);
+    expectQuartzError(() => HnswIndex.deserialize(bytes.subarray(0, 30)), ErrorCode.CORRUPT_DATA, /too short/);
+    expectQuartzError(() => HnswIndex.deserialize(bytes.subarray(0, bytes.length - 100)), ErrorCode.CHECKSUM_MISMATCH);
     const magic = bytes.slice();
     magic[0] = 0;
-    expectCode(() => HnswIndex.deserialize(magic), ErrorCode.UNSUPPORTED_FORMAT, /magic/);
+    expectQuartzError(() => HnswIndex.deserialize(magic), ErrorCode.UNSUPPORTED_FORMAT, /magic/);
     const version = bytes.slice();
     version[4] = 9;
-    expectCode(() => HnswIndex.deserialize(version), ErrorCode.UNSUPPORTED_FORMAT);
+    expectQuartzError(() => HnswIndex.deserialize(version), ErrorCode.UNSUPPORTED_FORMAT);
 
     // Forged snapshots with a valid checksum are caught by the structural checks.
     const reseal = (b: Uint8Array) => {
@@ -323,19 +312,19 @@ describe('HnswIndex snapshots', () => {
     const badLink = bytes.slice();
     // First node: label(4) level(2) flags(2) count(4) then its first link.
     new DataView(badLink.buffer).setUint32(48 + 12, 1_000_000, true);
-    expectCode(() => HnswIndex.deserialize(reseal(badLink)), ErrorCode.CORRUPT_DATA, /missing node/);
+    expectQuartzError(() => HnswIndex.deserialize(reseal(badLink)), ErrorCode.CORRUPT_DATA, /missing node/);
     const badDims = bytes.slice();
     new DataView(badDims.buffer).setUint32(8, 0, true);
-    expectCode(() => HnswIndex.deserialize(reseal(badDims)), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => HnswIndex.deserialize(reseal(badDims)), ErrorCode.CORRUPT_DATA);
     const badCount = bytes.slice();
     new DataView(badCount.buffer).setUint32(20, 0x7fffffff, true);
-    expectCode(() => HnswIndex.deserialize(reseal(badCount)), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => HnswIndex.deserialize(reseal(badCount)), ErrorCode.CORRUPT_DATA);
     // Cut inside a node record, resealed: the reader sees a truncated record, not a crash.
     const cut = reseal(bytes.slice(0, 48 + 30 + 4));
-    expectCode(() => HnswIndex.deserialize(cut), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => HnswIndex.deserialize(cut), ErrorCode.CORRUPT_DATA);
     const extra = new Uint8Array(bytes.length + 4);
     extra.set(bytes.subarray(0, bytes.length - 4));
-    expectCode(() => HnswIndex.deserialize(reseal(extra)), ErrorCode.CORRUPT_DATA, /trailing|counts|free list/);
+    expectQuartzError(() => HnswIndex.deserialize(reseal(extra)), ErrorCode.CORRUPT_DATA, /trailing|counts|free list/);
     const rand = seededRandom(77);
     for (let trial = 0; trial < 30; trial++) {
       const junk = bytes.slice();
@@ -356,40 +345,40 @@ describe('HnswIndex snapshots', () => {
 
 describe('HnswIndex bad input', () => {
   it('refuses bad options', () => {
-    expectCode(() => new HnswIndex({ dims: 0, metric: 'l2' }), ErrorCode.INVALID_ARGUMENT, /dims/);
-    expectCode(() => new HnswIndex({ dims: 4097, metric: 'l2' }), ErrorCode.INVALID_ARGUMENT, /dims/);
-    expectCode(() => new HnswIndex({ dims: 1.5, metric: 'l2' }), ErrorCode.INVALID_ARGUMENT, /dims/);
-    expectCode(() => new HnswIndex({ dims: 4, metric: 'hamming' as HnswMetric }), ErrorCode.INVALID_ARGUMENT, /metric/);
-    expectCode(() => new HnswIndex({ dims: 4, metric: 'l2', M: 1 }), ErrorCode.INVALID_ARGUMENT, /M must/);
-    expectCode(() => new HnswIndex({ dims: 4, metric: 'l2', M: 1000 }), ErrorCode.INVALID_ARGUMENT, /M must/);
-    expectCode(() => new HnswIndex({ dims: 4, metric: 'l2', efConstruction: 0 }), ErrorCode.INVALID_ARGUMENT, /efConstruction/);
-    expectCode(() => new HnswIndex(null as unknown as { dims: number; metric: HnswMetric }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => new HnswIndex({ dims: 0, metric: 'l2' }), ErrorCode.INVALID_ARGUMENT, /dims/);
+    expectQuartzError(() => new HnswIndex({ dims: 4097, metric: 'l2' }), ErrorCode.INVALID_ARGUMENT, /dims/);
+    expectQuartzError(() => new HnswIndex({ dims: 1.5, metric: 'l2' }), ErrorCode.INVALID_ARGUMENT, /dims/);
+    expectQuartzError(() => new HnswIndex({ dims: 4, metric: 'hamming' as HnswMetric }), ErrorCode.INVALID_ARGUMENT, /metric/);
+    expectQuartzError(() => new HnswIndex({ dims: 4, metric: 'l2', M: 1 }), ErrorCode.INVALID_ARGUMENT, /M must/);
+    expectQuartzError(() => new HnswIndex({ dims: 4, metric: 'l2', M: 1000 }), ErrorCode.INVALID_ARGUMENT, /M must/);
+    expectQuartzError(() => new HnswIndex({ dims: 4, metric: 'l2', efConstruction: 0 }), ErrorCode.INVALID_ARGUMENT, /efConstruction/);
+    expectQuartzError(() => new HnswIndex(null as unknown as { dims: number; metric: HnswMetric }), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('refuses bad vectors, ids and queries without changing the index', () => {
     const index = new HnswIndex({ dims: 4, metric: 'cosine' });
     index.add(1, [1, 0, 0, 0]);
-    expectCode(() => index.add(2, [1, 2, 3]), ErrorCode.INVALID_ARGUMENT, /3 dimensions, the index has 4/);
-    expectCode(() => index.add(2, [1, NaN, 0, 0]), ErrorCode.INVALID_ARGUMENT, /id 2 has a non-finite value/);
-    expectCode(() => index.add(2, [1, Infinity, 0, 0]), ErrorCode.INVALID_ARGUMENT, /non-finite/);
-    expectCode(() => index.add(2, [0, 0, 0, 0]), ErrorCode.INVALID_ARGUMENT, /all zeros/);
-    expectCode(() => index.add(-1, [1, 0, 0, 0]), ErrorCode.INVALID_ARGUMENT, /id/);
-    expectCode(() => index.add(2 ** 32, [1, 0, 0, 0]), ErrorCode.INVALID_ARGUMENT, /id/);
-    expectCode(() => index.addBatch(Uint32Array.of(2, 3), new Float32Array([1, 0, 0, 0, NaN, 0, 0, 0])), ErrorCode.INVALID_ARGUMENT, /id 3/);
-    expectCode(() => index.addBatch(Uint32Array.of(2, 3), new Float32Array(5)), ErrorCode.INVALID_ARGUMENT, /expected 8/);
+    expectQuartzError(() => index.add(2, [1, 2, 3]), ErrorCode.INVALID_ARGUMENT, /3 dimensions, the index has 4/);
+    expectQuartzError(() => index.add(2, [1, NaN, 0, 0]), ErrorCode.INVALID_ARGUMENT, /id 2 has a non-finite value/);
+    expectQuartzError(() => index.add(2, [1, Infinity, 0, 0]), ErrorCode.INVALID_ARGUMENT, /non-finite/);
+    expectQuartzError(() => index.add(2, [0, 0, 0, 0]), ErrorCode.INVALID_ARGUMENT, /all zeros/);
+    expectQuartzError(() => index.add(-1, [1, 0, 0, 0]), ErrorCode.INVALID_ARGUMENT, /id/);
+    expectQuartzError(() => index.add(2 ** 32, [1, 0, 0, 0]), ErrorCode.INVALID_ARGUMENT, /id/);
+    expectQuartzError(() => index.addBatch(Uint32Array.of(2, 3), new Float32Array([1, 0, 0, 0, NaN, 0, 0, 0])), ErrorCode.INVALID_ARGUMENT, /id 3/);
+    expectQuartzError(() => index.addBatch(Uint32Array.of(2, 3), new Float32Array(5)), ErrorCode.INVALID_ARGUMENT, /expected 8/);
     expect(index.size).toBe(1);
     expect(index.has(2)).toBe(false);
-    expectCode(() => index.search([1, 0, 0], 1), ErrorCode.INVALID_ARGUMENT, /query has 3 dimensions/);
-    expectCode(() => index.search([1, NaN, 0, 0], 1), ErrorCode.INVALID_ARGUMENT, /query has a non-finite/);
-    expectCode(() => index.search([0, 0, 0, 0], 1), ErrorCode.INVALID_ARGUMENT, /all zeros/);
-    expectCode(() => index.search([1, 0, 0, 0], 0), ErrorCode.INVALID_ARGUMENT, /k must/);
-    expectCode(() => index.search([1, 0, 0, 0], 1, { ef: -3 }), ErrorCode.INVALID_ARGUMENT, /ef must/);
-    expectCode(() => index.search([1, 0, 0, 0], 1, { filter: [1] as unknown as Uint32Array }), ErrorCode.INVALID_ARGUMENT, /filter/);
-    expectCode(() => index.searchBatch(new Float32Array(6), 1), ErrorCode.INVALID_ARGUMENT, /multiple of 4/);
-    expectCode(() => index.searchBatch(new Float32Array([1, 0, 0, 0, 0, 0, Infinity, 0]), 1), ErrorCode.INVALID_ARGUMENT, /query 1/);
+    expectQuartzError(() => index.search([1, 0, 0], 1), ErrorCode.INVALID_ARGUMENT, /query has 3 dimensions/);
+    expectQuartzError(() => index.search([1, NaN, 0, 0], 1), ErrorCode.INVALID_ARGUMENT, /query has a non-finite/);
+    expectQuartzError(() => index.search([0, 0, 0, 0], 1), ErrorCode.INVALID_ARGUMENT, /all zeros/);
+    expectQuartzError(() => index.search([1, 0, 0, 0], 0), ErrorCode.INVALID_ARGUMENT, /k must/);
+    expectQuartzError(() => index.search([1, 0, 0, 0], 1, { ef: -3 }), ErrorCode.INVALID_ARGUMENT, /ef must/);
+    expectQuartzError(() => index.search([1, 0, 0, 0], 1, { filter: [1] as unknown as Uint32Array }), ErrorCode.INVALID_ARGUMENT, /filter/);
+    expectQuartzError(() => index.searchBatch(new Float32Array(6), 1), ErrorCode.INVALID_ARGUMENT, /multiple of 4/);
+    expectQuartzError(() => index.searchBatch(new Float32Array([1, 0, 0, 0, 0, 0, Infinity, 0]), 1), ErrorCode.INVALID_ARGUMENT, /query 1/);
     expect(index.getVector(99)).toBeUndefined();
     index.dispose();
-    expectCode(() => index.size, ErrorCode.PRECONDITION_FAILED, /disposed/);
+    expectQuartzError(() => index.size, ErrorCode.PRECONDITION_FAILED, /disposed/);
   });
 
   it('handles 4096 dimensions and more than one storage chunk', () => {
@@ -412,7 +401,7 @@ describe('HnswIndex bad input', () => {
     const ids = new Uint32Array(250_000);
     const huge = { length: ids.length * dims } as unknown as Float32Array;
     Object.setPrototypeOf(huge, Float32Array.prototype);
-    expectCode(() => index.addBatch(ids, huge), ErrorCode.TOO_LARGE, /wasm memory/);
+    expectQuartzError(() => index.addBatch(ids, huge), ErrorCode.TOO_LARGE, /wasm memory/);
     expect(index.size).toBe(0);
   });
 

@@ -3,10 +3,11 @@
  * test file, so ordering, limits, atomicity and blob semantics are the same everywhere.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ErrorCode, QuartzError, type ErrorCode as Code } from '../../src/core/errors.js';
+import { ErrorCode } from '../../src/core/errors.js';
 import { MAX_ENTRY_BYTES, MAX_KEY_BYTES, type Awaitable, type StorageProvider } from '../../src/ports/storage.js';
 import { compareBytes } from '../../src/ports/storage-checks.js';
 import { seededRandom } from '../../src/core/random-testing.js';
+import { rejectsWithQuartzError } from '../fixtures/expect-error.js';
 
 /** A place to keep data: each `open()` opens it (again); `destroy()` removes it after the test. */
 export interface StoragePlace {
@@ -24,17 +25,6 @@ export interface StorageHarness {
 const bytes = (...b: number[]) => new Uint8Array(b);
 const text = (s: string) => new TextEncoder().encode(s);
 const plain = (b: Uint8Array | undefined) => (b === undefined ? undefined : Array.from(b));
-
-async function expectCode(fn: () => unknown, code: Code): Promise<QuartzError> {
-  try {
-    await fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(QuartzError);
-    expect((err as QuartzError).code).toBe(code);
-    return err as QuartzError;
-  }
-  throw new Error(`expected a QuartzError ${code}, but the call succeeded`);
-}
 
 export function storageConformance(name: string, harness: StorageHarness): void {
   describe(`Storage port conformance: ${name}`, () => {
@@ -180,30 +170,30 @@ export function storageConformance(name: string, harness: StorageHarness): void 
         const max = new Uint8Array(MAX_ENTRY_BYTES).fill(7);
         await kv.put(text('max'), max);
         expect((await kv.get(text('max')))!.length).toBe(MAX_ENTRY_BYTES);
-        const err = await expectCode(() => kv.put(text('big'), new Uint8Array(MAX_ENTRY_BYTES + 1)), ErrorCode.TOO_LARGE);
+        const err = await rejectsWithQuartzError(() => kv.put(text('big'), new Uint8Array(MAX_ENTRY_BYTES + 1)), ErrorCode.TOO_LARGE);
         expect(err.message).toMatch(/blob/);
         expect(await kv.get(text('big'))).toBeUndefined();
         const longKey = new Uint8Array(MAX_KEY_BYTES).fill(0xab);
         await kv.put(longKey, bytes(1));
         expect(plain(await kv.get(longKey))).toEqual([1]);
-        await expectCode(() => kv.put(new Uint8Array(MAX_KEY_BYTES + 1), bytes(1)), ErrorCode.TOO_LARGE);
-        await expectCode(() => kv.batch([{ type: 'put', key: text('x'), value: new Uint8Array(MAX_ENTRY_BYTES + 1) }]), ErrorCode.TOO_LARGE);
+        await rejectsWithQuartzError(() => kv.put(new Uint8Array(MAX_KEY_BYTES + 1), bytes(1)), ErrorCode.TOO_LARGE);
+        await rejectsWithQuartzError(() => kv.batch([{ type: 'put', key: text('x'), value: new Uint8Array(MAX_ENTRY_BYTES + 1) }]), ErrorCode.TOO_LARGE);
       });
 
       it('rejects malformed input with INVALID_ARGUMENT', async () => {
         const { storage } = await fresh();
         const { kv } = await storage.unit('kv/t1');
-        await expectCode(() => kv.put(new Uint8Array(0), bytes(1)), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => kv.get('a' as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => kv.put(text('a'), [1, 2] as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => kv.delete(undefined as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => kv.scan({ prefix: text('a'), start: text('a') }), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => kv.scan({ limit: -1 }), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => kv.scan({ limit: 1.5 }), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => kv.batch('nope' as unknown as []), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => kv.batch([{ type: 'upsert', key: text('a') } as never]), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => storage.unit(''), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => storage.unit('bad\ud800name'), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => kv.put(new Uint8Array(0), bytes(1)), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => kv.get('a' as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => kv.put(text('a'), [1, 2] as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => kv.delete(undefined as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => kv.scan({ prefix: text('a'), start: text('a') }), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => kv.scan({ limit: -1 }), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => kv.scan({ limit: 1.5 }), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => kv.batch('nope' as unknown as []), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => kv.batch([{ type: 'upsert', key: text('a') } as never]), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => storage.unit(''), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => storage.unit('bad\ud800name'), ErrorCode.INVALID_ARGUMENT);
       });
 
       it('applies a batch atomically, in order', async () => {
@@ -223,7 +213,7 @@ export function storageConformance(name: string, harness: StorageHarness): void 
           ['b', [3]],
         ]);
         // One bad operation anywhere in the batch: nothing is applied.
-        await expectCode(
+        await rejectsWithQuartzError(
           () =>
             kv.batch([
               { type: 'put', key: text('x'), value: bytes(1) },
@@ -284,14 +274,14 @@ export function storageConformance(name: string, harness: StorageHarness): void 
         const { storage } = await fresh();
         const { blobs } = await storage.unit('vec/t1/docs');
         await blobs.put('k', bytes(1, 2, 3));
-        await expectCode(() => blobs.put('', bytes(1)), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => blobs.put('x'.repeat(1025), bytes(1)), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => blobs.put('k', 'text' as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => blobs.get('k', { offset: -1 }), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => blobs.get('k', { offset: 0, length: -2 }), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => blobs.get('k', { offset: Number.NaN }), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => blobs.list(7 as unknown as string), ErrorCode.INVALID_ARGUMENT);
-        await expectCode(() => blobs.head('\udc00'), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => blobs.put('', bytes(1)), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => blobs.put('x'.repeat(1025), bytes(1)), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => blobs.put('k', 'text' as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => blobs.get('k', { offset: -1 }), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => blobs.get('k', { offset: 0, length: -2 }), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => blobs.get('k', { offset: Number.NaN }), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => blobs.list(7 as unknown as string), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => blobs.head('\udc00'), ErrorCode.INVALID_ARGUMENT);
       });
     });
 
@@ -335,8 +325,8 @@ export function storageConformance(name: string, harness: StorageHarness): void 
         await storage.dropUnit('log/t1/orders/0');
         await storage.dropUnit('log/t1/never-existed');
         // Handles to a dropped unit fail loudly rather than writing into the void.
-        await expectCode(() => doomed.kv.get(bytes(1)), ErrorCode.STORAGE_CLOSED);
-        await expectCode(() => doomed.blobs.get('seg/0'), ErrorCode.STORAGE_CLOSED);
+        await rejectsWithQuartzError(() => doomed.kv.get(bytes(1)), ErrorCode.STORAGE_CLOSED);
+        await rejectsWithQuartzError(() => doomed.blobs.get('seg/0'), ErrorCode.STORAGE_CLOSED);
         const again = await storage.unit('log/t1/orders/0');
         expect(await again.kv.scan({})).toEqual([]);
         expect(await again.blobs.list('')).toEqual([]);
@@ -352,10 +342,10 @@ export function storageConformance(name: string, harness: StorageHarness): void 
         const { kv, blobs } = await storage.unit('kv/t1');
         await kv.put(text('a'), bytes(1));
         await storage.close();
-        await expectCode(() => kv.get(text('a')), ErrorCode.STORAGE_CLOSED);
-        await expectCode(() => kv.put(text('a'), bytes(1)), ErrorCode.STORAGE_CLOSED);
-        await expectCode(() => blobs.put('a', bytes(1)), ErrorCode.STORAGE_CLOSED);
-        await expectCode(() => storage.unit('kv/t2'), ErrorCode.STORAGE_CLOSED);
+        await rejectsWithQuartzError(() => kv.get(text('a')), ErrorCode.STORAGE_CLOSED);
+        await rejectsWithQuartzError(() => kv.put(text('a'), bytes(1)), ErrorCode.STORAGE_CLOSED);
+        await rejectsWithQuartzError(() => blobs.put('a', bytes(1)), ErrorCode.STORAGE_CLOSED);
+        await rejectsWithQuartzError(() => storage.unit('kv/t2'), ErrorCode.STORAGE_CLOSED);
       });
     });
 

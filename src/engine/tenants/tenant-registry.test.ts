@@ -1,22 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { ErrorCode } from '../../core/errors.js';
 import { createTestContext } from '../testing.js';
 import type { EngineContext } from '../context.js';
 import { KvStore } from '../kv/kv-store.js';
 import { TenantRegistry } from './tenant-registry.js';
 import { UsageMeter } from './usage-meter.js';
-
-async function rejects(fn: () => unknown, code: string, message?: RegExp): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(QuartzError);
-    expect((err as QuartzError).code).toBe(code);
-    if (message) expect((err as QuartzError).message).toMatch(message);
-    return;
-  }
-  throw new Error('expected a QuartzError');
-}
+import { rejectsWithQuartzError } from '../../../tests/fixtures/expect-error.js';
 
 async function sha256Hex(text: string): Promise<string> {
   const d = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
@@ -65,7 +54,7 @@ describe('TenantRegistry', () => {
     await tenants.close();
     tenants = await TenantRegistry.open(ctx);
     expect(await tenants.authenticate(api_key)).toBeUndefined();
-    await rejects(() => tenants.revokeKey(tenant.id, key_id), ErrorCode.NOT_FOUND, /has no key/);
+    await rejectsWithQuartzError(() => tenants.revokeKey(tenant.id, key_id), ErrorCode.NOT_FOUND, /has no key/);
   });
 
   it('rotates keys: old keys stop working unless kept; keys are listed by id', async () => {
@@ -109,24 +98,24 @@ describe('TenantRegistry', () => {
     } while (cursor !== null);
     expect(seen).toEqual(created.map((t) => t.id).sort());
 
-    await rejects(() => tenants.create({ email: 'USER3@example.com' }), ErrorCode.ALREADY_EXISTS, /USER3@example.com/);
+    await rejectsWithQuartzError(() => tenants.create({ email: 'USER3@example.com' }), ErrorCode.ALREADY_EXISTS, /USER3@example.com/);
   });
 
   it('rejects bad input with clear messages', async () => {
     const tenants = await TenantRegistry.open(createTestContext());
-    await rejects(() => tenants.create({ email: 'not-an-email' }), ErrorCode.INVALID_ARGUMENT, /email "not-an-email" is not a valid address/);
-    await rejects(() => tenants.create({ email: 'a@b.co', plan: 'Gold Plan' }), ErrorCode.INVALID_ARGUMENT, /plan "Gold Plan"/);
-    await rejects(() => tenants.create({ email: 'a@b.co', billing_customer_id: '' }), ErrorCode.INVALID_ARGUMENT, /billing customer id/);
-    await rejects(() => tenants.create(null as unknown as { email: string }), ErrorCode.INVALID_ARGUMENT, /must be an object/);
-    await rejects(() => tenants.update('t_missing', { plan: 'pro' }), ErrorCode.NOT_FOUND, /tenant 't_missing' does not exist/);
-    await rejects(() => tenants.update('../x', { plan: 'pro' }), ErrorCode.INVALID_ARGUMENT, /tenant id/);
-    await rejects(() => tenants.createKey('t_missing'), ErrorCode.NOT_FOUND);
-    await rejects(() => tenants.list({ limit: 0 }), ErrorCode.INVALID_ARGUMENT, /limit/);
+    await rejectsWithQuartzError(() => tenants.create({ email: 'not-an-email' }), ErrorCode.INVALID_ARGUMENT, /email "not-an-email" is not a valid address/);
+    await rejectsWithQuartzError(() => tenants.create({ email: 'a@b.co', plan: 'Gold Plan' }), ErrorCode.INVALID_ARGUMENT, /plan "Gold Plan"/);
+    await rejectsWithQuartzError(() => tenants.create({ email: 'a@b.co', billing_customer_id: '' }), ErrorCode.INVALID_ARGUMENT, /billing customer id/);
+    await rejectsWithQuartzError(() => tenants.create(null as unknown as { email: string }), ErrorCode.INVALID_ARGUMENT, /must be an object/);
+    await rejectsWithQuartzError(() => tenants.update('t_missing', { plan: 'pro' }), ErrorCode.NOT_FOUND, /tenant 't_missing' does not exist/);
+    await rejectsWithQuartzError(() => tenants.update('../x', { plan: 'pro' }), ErrorCode.INVALID_ARGUMENT, /tenant id/);
+    await rejectsWithQuartzError(() => tenants.createKey('t_missing'), ErrorCode.NOT_FOUND);
+    await rejectsWithQuartzError(() => tenants.list({ limit: 0 }), ErrorCode.INVALID_ARGUMENT, /limit/);
     expect(await tenants.get('t_missing')).toBeUndefined();
     const { tenant } = await tenants.create({ email: 'a@b.co' });
-    await rejects(() => tenants.revokeKey(tenant.id, 'key_nope'), ErrorCode.NOT_FOUND, /has no key 'key_nope'/);
+    await rejectsWithQuartzError(() => tenants.revokeKey(tenant.id, 'key_nope'), ErrorCode.NOT_FOUND, /has no key 'key_nope'/);
     await tenants.close();
-    await rejects(() => tenants.create({ email: 'c@d.co' }), ErrorCode.STORAGE_CLOSED);
+    await rejectsWithQuartzError(() => tenants.create({ email: 'c@d.co' }), ErrorCode.STORAGE_CLOSED);
   });
 
   it('serialises concurrent creates so an email is taken once', async () => {

@@ -1,7 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { init } from '../../node/core.js';
 import { seededRandom } from '../../core/random-testing.js';
-import { isQuartzError } from '../../core/errors.js';
 import type { BlobStore, OrderedKV, StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { createTestContext, type TestContext } from '../testing.js';
 import type { EngineContext } from '../context.js';
@@ -10,6 +9,7 @@ import type { Metadata } from './filter.js';
 import type { Metric } from './validate.js';
 import { VectorStore } from './vector-store.js';
 import { decodeSnapshot, encodeSnapshot } from './codec.js';
+import { expectQuartzError, rejectsWithQuartzError } from '../../../tests/fixtures/expect-error.js';
 
 beforeAll(async () => {
   await init();
@@ -52,28 +52,6 @@ function bruteForce(metric: Metric, docs: Doc[], q: number[], k: number, keep: (
   return scored.slice(0, k);
 }
 
-function expectError(fn: () => unknown, code: string, message: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(isQuartzError(caught), String(caught)).toBe(true);
-  expect((caught as { code: string }).code).toBe(code);
-  expect((caught as Error).message).toMatch(message);
-}
-
-async function expectRejection(p: Promise<unknown>, code: string, message: RegExp): Promise<void> {
-  const caught = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(isQuartzError(caught), String(caught)).toBe(true);
-  expect((caught as { code: string }).code).toBe(code);
-  expect((caught as Error).message).toMatch(message);
-}
-
 function makeDocs(n: number, dims: number, seed = 1): Doc[] {
   return vectors(n, dims, seed).map((values, i) => ({ id: `doc-${i}`, values, metadata: sampleMetadata(i) }));
 }
@@ -92,7 +70,7 @@ describe('VectorStore collections', () => {
     const info = await store.createCollection({ name: 'docs', dims: 3, metric: 'cosine' });
     expect(info).toMatchObject({ name: 'docs', dims: 3, metric: 'cosine', M: 16, efConstruction: 200, count: 0 });
     await store.createCollection({ name: 'b.other_1', dims: 2, metric: 'l2', M: 8, efConstruction: 64 });
-    await expectRejection(store.createCollection({ name: 'docs', dims: 3, metric: 'cosine' }), 'already_exists', /collection 'docs' already exists/);
+    await rejectsWithQuartzError(store.createCollection({ name: 'docs', dims: 3, metric: 'cosine' }), 'already_exists', /collection 'docs' already exists/);
     expect((await store.listCollections()).map((c) => c.name)).toEqual(['b.other_1', 'docs']);
     await store.upsert('docs', [
       { id: 'a', values: [1, 0, 0] },
@@ -102,9 +80,9 @@ describe('VectorStore collections', () => {
     expect(ctx.usage.get('t1', 'vectors_stored')).toBe(2);
     await store.deleteCollection('docs');
     expect(ctx.usage.get('t1', 'vectors_stored')).toBe(0);
-    await expectRejection(store.collection('docs'), 'not_found', /collection 'docs' does not exist/);
-    await expectRejection(store.describeCollection('docs'), 'not_found', /'docs'/);
-    await expectRejection(store.deleteCollection('docs'), 'not_found', /'docs'/);
+    await rejectsWithQuartzError(store.collection('docs'), 'not_found', /collection 'docs' does not exist/);
+    await rejectsWithQuartzError(store.describeCollection('docs'), 'not_found', /'docs'/);
+    await rejectsWithQuartzError(store.deleteCollection('docs'), 'not_found', /'docs'/);
     expect(ctx.storage.listUnits('vec/t1/')).toEqual(['vec/t1/b.other_1']);
     // A re-created collection starts empty.
     await store.createCollection({ name: 'docs', dims: 3, metric: 'cosine' });
@@ -114,12 +92,12 @@ describe('VectorStore collections', () => {
 
   it('rejects bad collection specs', async () => {
     const store = await VectorStore.open(createTestContext(), 't1');
-    await expectRejection(store.createCollection({ name: 'a/b', dims: 3, metric: 'l2' }), 'invalid_argument', /collection name 'a\/b' is invalid/);
-    await expectRejection(store.createCollection({ name: 'x'.repeat(129), dims: 3, metric: 'l2' }), 'invalid_argument', /is invalid/);
-    await expectRejection(store.createCollection({ name: 'a', dims: 0, metric: 'l2' }), 'invalid_argument', /dims must be an integer from 1 to 4096, got 0/);
-    await expectRejection(store.createCollection({ name: 'a', dims: 4097, metric: 'l2' }), 'invalid_argument', /got 4097/);
-    await expectRejection(store.createCollection({ name: 'a', dims: 3, metric: 'hamming' as Metric }), 'invalid_argument', /metric must be one of cosine, l2, dot/);
-    await expectRejection(store.createCollection({ name: 'a', dims: 3, metric: 'l2', M: 1 }), 'invalid_argument', /M must be/);
+    await rejectsWithQuartzError(store.createCollection({ name: 'a/b', dims: 3, metric: 'l2' }), 'invalid_argument', /collection name 'a\/b' is invalid/);
+    await rejectsWithQuartzError(store.createCollection({ name: 'x'.repeat(129), dims: 3, metric: 'l2' }), 'invalid_argument', /is invalid/);
+    await rejectsWithQuartzError(store.createCollection({ name: 'a', dims: 0, metric: 'l2' }), 'invalid_argument', /dims must be an integer from 1 to 4096, got 0/);
+    await rejectsWithQuartzError(store.createCollection({ name: 'a', dims: 4097, metric: 'l2' }), 'invalid_argument', /got 4097/);
+    await rejectsWithQuartzError(store.createCollection({ name: 'a', dims: 3, metric: 'hamming' as Metric }), 'invalid_argument', /metric must be one of cosine, l2, dot/);
+    await rejectsWithQuartzError(store.createCollection({ name: 'a', dims: 3, metric: 'l2', M: 1 }), 'invalid_argument', /M must be/);
     await store.close();
   });
 
@@ -157,32 +135,32 @@ describe('VectorStore collections', () => {
     const store = await VectorStore.open(createTestContext(), 't1');
     await store.createCollection({ name: 'docs', dims: 3, metric: 'cosine' });
     const docs = await store.collection('docs');
-    await expectRejection(docs.upsert([{ id: 'a', values: [1, 2] }]), 'invalid_argument', /collection 'docs' expects 3 dimensions, got 2 for vector 'a'/);
-    await expectRejection(docs.upsert([{ id: 'a', values: [1, NaN, 2] }]), 'invalid_argument', /non-finite value \(NaN\) at index 1/);
-    await expectRejection(docs.upsert([{ id: 'a', values: [1, Infinity, 2] }]), 'invalid_argument', /non-finite/);
-    await expectRejection(docs.upsert([{ id: 'a', values: [1, 1e39, 2] }]), 'invalid_argument', /non-finite/);
-    await expectRejection(docs.upsert([{ id: 'a', values: [0, 0, 0] }]), 'invalid_argument', /cosine.*all-zero vector 'a'/);
-    await expectRejection(docs.upsert([{ id: '', values: [1, 2, 3] }]), 'invalid_argument', /ids must be non-empty strings, got an empty string/);
-    await expectRejection(docs.upsert([{ id: 'é'.repeat(257), values: [1, 2, 3] }]), 'invalid_argument', /is 514 bytes; the limit is 512/);
-    await expectRejection(docs.upsert([{ id: 'a\uD800', values: [1, 2, 3] }]), 'invalid_argument', /not valid Unicode/);
-    await expectRejection(docs.upsert([{ id: 'a', values: [1, 2, 3], metadata: [1] as unknown as Metadata }]), 'invalid_argument', /metadata must be a JSON object/);
-    await expectRejection(docs.upsert([{ id: 'a', values: [1, 2, 3], metadata: { s: 'x'.repeat(11_000) } }]), 'too_large', /metadata is \d+ bytes of JSON; the limit is 10240/);
-    await expectRejection(docs.upsert([{ id: 'a', values: 'abc' as unknown as number[] }]), 'invalid_argument', /values must be an array of numbers/);
-    await expectRejection(docs.upsert(Array.from({ length: 10_001 }, (_, i) => ({ id: `${i}`, values: [1, 1, 1] }))), 'too_large', /at most 10000 vectors/);
+    await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [1, 2] }]), 'invalid_argument', /collection 'docs' expects 3 dimensions, got 2 for vector 'a'/);
+    await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [1, NaN, 2] }]), 'invalid_argument', /non-finite value \(NaN\) at index 1/);
+    await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [1, Infinity, 2] }]), 'invalid_argument', /non-finite/);
+    await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [1, 1e39, 2] }]), 'invalid_argument', /non-finite/);
+    await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [0, 0, 0] }]), 'invalid_argument', /cosine.*all-zero vector 'a'/);
+    await rejectsWithQuartzError(docs.upsert([{ id: '', values: [1, 2, 3] }]), 'invalid_argument', /ids must be non-empty strings, got an empty string/);
+    await rejectsWithQuartzError(docs.upsert([{ id: 'é'.repeat(257), values: [1, 2, 3] }]), 'invalid_argument', /is 514 bytes; the limit is 512/);
+    await rejectsWithQuartzError(docs.upsert([{ id: 'a\uD800', values: [1, 2, 3] }]), 'invalid_argument', /not valid Unicode/);
+    await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [1, 2, 3], metadata: [1] as unknown as Metadata }]), 'invalid_argument', /metadata must be a JSON object/);
+    await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [1, 2, 3], metadata: { s: 'x'.repeat(11_000) } }]), 'too_large', /metadata is \d+ bytes of JSON; the limit is 10240/);
+    await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: 'abc' as unknown as number[] }]), 'invalid_argument', /values must be an array of numbers/);
+    await rejectsWithQuartzError(docs.upsert(Array.from({ length: 10_001 }, (_, i) => ({ id: `${i}`, values: [1, 1, 1] }))), 'too_large', /at most 10000 vectors/);
     expect(docs.count).toBe(0);
     await docs.upsert([{ id: 'a', values: [1, 2, 3] }]);
-    expectError(() => docs.query({ vector: [1, 2, 3], k: 0 }), 'invalid_argument', /k must be an integer from 1 to 1000, got 0/);
-    expectError(() => docs.query({ vector: [1, 2, 3], k: 1001 }), 'invalid_argument', /got 1001/);
-    expectError(() => docs.query({ vector: [1, 2, 3], k: 1.5 }), 'invalid_argument', /k must be an integer/);
-    expectError(() => docs.query({ vector: [1, 2], k: 1 }), 'invalid_argument', /expects 3 dimensions, got 2/);
-    expectError(() => docs.query({ k: 1 }), 'invalid_argument', /needs a vector or an id/);
-    expectError(() => docs.query({ vector: [1, 2, 3], id: 'a', k: 1 }), 'invalid_argument', /either vector or id/);
-    expectError(() => docs.query({ id: 'nope', k: 1 }), 'not_found', /collection 'docs' has no vector 'nope'/);
-    expectError(() => docs.query({ vector: [1, 2, 3], k: 1, threshold: NaN }), 'invalid_argument', /threshold must be a finite number/);
-    expectError(() => docs.query({ vector: [1, 2, 3], k: 1, filter: { x: { $bad: 1 } } }), 'invalid_argument', /unknown operator '\$bad'/);
-    expectError(() => docs.list({ limit: 0 }), 'invalid_argument', /list limit must be an integer from 1 to 1000/);
-    expectError(() => docs.list({ cursor: '%%%' }), 'invalid_argument', /cursor '%%%' is not one this API returned/);
-    await expectRejection(store.upsert('nope', []), 'not_found', /collection 'nope' does not exist/);
+    expectQuartzError(() => docs.query({ vector: [1, 2, 3], k: 0 }), 'invalid_argument', /k must be an integer from 1 to 1000, got 0/);
+    expectQuartzError(() => docs.query({ vector: [1, 2, 3], k: 1001 }), 'invalid_argument', /got 1001/);
+    expectQuartzError(() => docs.query({ vector: [1, 2, 3], k: 1.5 }), 'invalid_argument', /k must be an integer/);
+    expectQuartzError(() => docs.query({ vector: [1, 2], k: 1 }), 'invalid_argument', /expects 3 dimensions, got 2/);
+    expectQuartzError(() => docs.query({ k: 1 }), 'invalid_argument', /needs a vector or an id/);
+    expectQuartzError(() => docs.query({ vector: [1, 2, 3], id: 'a', k: 1 }), 'invalid_argument', /either vector or id/);
+    expectQuartzError(() => docs.query({ id: 'nope', k: 1 }), 'not_found', /collection 'docs' has no vector 'nope'/);
+    expectQuartzError(() => docs.query({ vector: [1, 2, 3], k: 1, threshold: NaN }), 'invalid_argument', /threshold must be a finite number/);
+    expectQuartzError(() => docs.query({ vector: [1, 2, 3], k: 1, filter: { x: { $bad: 1 } } }), 'invalid_argument', /unknown operator '\$bad'/);
+    expectQuartzError(() => docs.list({ limit: 0 }), 'invalid_argument', /list limit must be an integer from 1 to 1000/);
+    expectQuartzError(() => docs.list({ cursor: '%%%' }), 'invalid_argument', /cursor '%%%' is not one this API returned/);
+    await rejectsWithQuartzError(store.upsert('nope', []), 'not_found', /collection 'nope' does not exist/);
     await store.close();
   });
 });
@@ -485,10 +463,10 @@ describe('VectorStore persistence', () => {
     expect(await answers(reopened, 'copy', qs)).toEqual(await answers(store, 'docs', qs));
 
     await store.createCollection({ name: 'other', dims: 4, metric: 'cosine' });
-    await expectRejection((await store.collection('other')).restore(bytes), 'invalid_argument', /16-dimension cosine vectors; collection 'other' is 4-dimension cosine/);
+    await rejectsWithQuartzError((await store.collection('other')).restore(bytes), 'invalid_argument', /16-dimension cosine vectors; collection 'other' is 4-dimension cosine/);
     const bad = bytes.slice();
     bad[100]! ^= 1;
-    await expectRejection(copy.restore(bad), 'checksum_mismatch', /CRC-32C/);
+    await rejectsWithQuartzError(copy.restore(bad), 'checksum_mismatch', /CRC-32C/);
     expect(copy.count).toBe(count);
   });
 });
