@@ -9,6 +9,7 @@
  */
 import { ErrorCode, QuartzError } from './errors.js';
 import { codecs, type QuartzExports } from './loader.js';
+import { releaseLarge, scratch, scratchIn } from './codec-scratch.js';
 import { layoutRecords, readRecords, writeRecords, MAX_TIMESTAMP, type DecodedRecord, type SegmentRecord } from './segment-records.js';
 
 export type { DecodedRecord, SegmentRecord, SegmentHeader } from './segment-records.js';
@@ -135,17 +136,13 @@ function put64(b: Uint8Array, at: number, v: number): void {
   put32(b, at + 4, Math.floor(v / 0x100000000) | 0);
 }
 
-/** CRC32C of `bytes[start, end)`, copying them into WASM memory for the kernel. */
+/** CRC32C of `bytes[start, end)`, copying them into the codec's input scratch for the kernel. */
 function crcOf(bytes: Uint8Array, start: number, end: number): number {
   const w = wasm();
-  const len = end - start;
-  const ptr = w.alloc(len || 1);
-  try {
-    new Uint8Array(w.memory.buffer, ptr, len).set(bytes.subarray(start, end));
-    return w.crc32c(0, ptr, len) >>> 0;
-  } finally {
-    w.free(ptr);
-  }
+  const ptr = scratchIn(w, 0, bytes.subarray(start, end));
+  const crc = w.crc32c(0, ptr, end - start) >>> 0;
+  releaseLarge(w);
+  return crc;
 }
 
 /**
@@ -169,12 +166,12 @@ export function encodeBatch(records: readonly SegmentRecord[], options: EncodeBa
   if (baseOffset + lastOffsetDelta > Number.MAX_SAFE_INTEGER) invalid(`batch at offset ${baseOffset} would pass offset 2^53 − 1`);
 
   const w = wasm();
-  // One allocation: the batch (header + records, or header + compressed block) then, for LZ4,
-  // the uncompressed records it is compressed from.
+  // One region (reused across calls): the batch (header + records, or header + compressed
+  // block) then, for LZ4, the uncompressed records it is compressed from.
   const cap = codec === 'lz4' ? w.lz4_compress_bound(size) : size;
   if (cap < 0) fail(ErrorCode.TOO_LARGE, `batch records of ${size} bytes are too large for LZ4`);
   const batchCap = BATCH_HEADER_SIZE + Math.max(cap, size);
-  const ptr = w.alloc(batchCap + (codec === 'lz4' ? size : 0));
+  const ptr = scratch(w, 1, batchCap + (codec === 'lz4' ? size : 0));
   try {
     let stored = size;
     let codecId = CODEC_NONE;
@@ -211,7 +208,7 @@ export function encodeBatch(records: readonly SegmentRecord[], options: EncodeBa
     put32(b, 4, w.crc32c(0, ptr + 8, length - 8) >>> 0);
     return b.slice();
   } finally {
-    w.free(ptr);
+    releaseLarge(w);
   }
 }
 
@@ -283,20 +280,17 @@ function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: s
     return readRecords(bytes, start, start + stored, h, subject);
   }
   const inLen = h.length - 8;
-  const ptr = w.alloc(inLen);
-  let dst = 0;
   let section: Uint8Array;
   try {
-    new Uint8Array(w.memory.buffer, ptr, inLen).set(bytes.subarray(at + 8, at + h.length));
+    const ptr = scratchIn(w, 0, bytes.subarray(at + 8, at + h.length));
     if (w.crc32c(0, ptr, inLen) >>> 0 !== h.crc) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, at);
-    // The output is allocated only once the CRC vouches for the declared uncompressed size.
-    dst = w.alloc(h.uncompressedSize);
+    // The output region is sized only once the CRC vouches for the declared uncompressed size.
+    const dst = scratch(w, 1, h.uncompressedSize);
     const n = w.lz4_decompress_block(ptr + BATCH_HEADER_SIZE - 8, stored, dst, h.uncompressedSize);
     if (n !== h.uncompressedSize) fail(ErrorCode.CORRUPT_DATA, `${subject}: LZ4 block decodes to ${n < 0 ? `error ${n}` : `${n} bytes`}, the header says ${h.uncompressedSize}`, at);
     section = new Uint8Array(w.memory.buffer, dst, n).slice();
   } finally {
-    w.free(ptr);
-    w.free(dst);
+    releaseLarge(w);
   }
   return readRecords(section, 0, section.length, h, subject);
 }
