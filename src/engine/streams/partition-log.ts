@@ -89,6 +89,9 @@ const RECORD_OVERHEAD = 24;
 /** Bytes read from a segment's end to find its footer; most footers fit (20 B per batch). */
 const TAIL_GUESS = 16 * 1024;
 
+/** Read ends remembered per partition to tell sequential consumers from random reads. */
+const READ_ENDS = 8;
+
 const META_KEY = new Uint8Array([0x6d]); // 'm'
 const SEG_PREFIX = 0x73; // 's'
 const TAIL_PREFIX = 0x74; // 't'
@@ -163,8 +166,13 @@ export class PartitionLog {
   private rollQueued = false;
   private waiters = new Set<() => void>();
   private cancelTick: (() => void) | undefined;
-  /** Where the last read of this partition ended: a read starting there is sequential. */
-  private lastReadEnd = -1;
+  /**
+   * Where recent reads of this partition ended: a read starting at one of them is sequential.
+   * Several, so that consumers taking turns on one partition still count as sequential (and
+   * get whole segments) rather than falling back to a range read per batch.
+   */
+  private readonly readEnds = new Array<number>(READ_ENDS).fill(-1);
+  private readEndNext = 0;
   /** Segments that have served a random (range) read; see `promote`. */
   private readonly rangeRead = new WeakSet<SegmentInfo>();
   private closed = false;
@@ -444,7 +452,7 @@ export class PartitionLog {
     const records: DecodedRecord[] = [];
     let cur = offset;
     let bytes = 0;
-    const sequential = offset === this.lastReadEnd;
+    const sequential = this.readEnds.includes(offset);
     /** The segment the previous step of this read used: one read counts once towards `promote`. */
     let visited: SegmentInfo | undefined;
     while (records.length < maxRecords && bytes < maxBytes && cur < this.hwm) {
@@ -495,7 +503,8 @@ export class PartitionLog {
         cur = sourceEnd;
       }
     }
-    this.lastReadEnd = cur;
+    const k = this.readEnds.indexOf(offset);
+    this.readEnds[k >= 0 ? k : this.readEndNext++ % READ_ENDS] = cur;
     return { records, nextOffset: cur };
   }
 

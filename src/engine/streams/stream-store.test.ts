@@ -342,6 +342,36 @@ describe('segments', () => {
     expect(whole).toBe(1);
   });
 
+  it('still sees two consumers taking turns on a partition as sequential readers', async () => {
+    const ctx = createTestContext();
+    const streams = await StreamStore.open(ctx, 't1', { segmentCacheBytes: 1500 });
+    await streams.createTopic('t', { segment_bytes: 2048, compression: 'none' });
+    for (let i = 0; i < 40; i++) await streams.produce('t', values(25, i * 25, 40));
+    await streams.maintain('t');
+    const blobs = ctx.storage.unit('log/t1/t/0').blobs;
+    const whole: string[] = [];
+    const original = blobs.get.bind(blobs);
+    blobs.get = (key, range) => {
+      if (range === undefined) whole.push(key);
+      return original(key, range);
+    };
+    let a = 0;
+    let b = 500;
+    for (let turn = 0; turn < 4; turn++) {
+      const ra = await streams.consume('t', 0, a, { max_records: 5 });
+      expect(ra.records[0]!.offset).toBe(a);
+      a = ra.next_offset;
+      const rb = await streams.consume('t', 0, b, { max_records: 5 });
+      expect(rb.records[0]!.offset).toBe(b);
+      b = rb.next_offset;
+    }
+    await new Promise((r) => setTimeout(r, 0));
+    // each consumer's later reads loaded its segment whole (and the next one ahead)
+    const segs = (await blobs.list('seg/')).map((x) => x.key);
+    expect(whole).toContain(segs[0]);
+    expect(whole.some((k) => k !== segs[0] && k !== segs[1])).toBe(true);
+  });
+
   it('stores uncompressed batches when compression is none, and reads them back through segments', async () => {
     const { ctx, streams } = await setup();
     await streams.createTopic('raw', { compression: 'none', segment_bytes: 1024 });
