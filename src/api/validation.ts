@@ -68,5 +68,13 @@ export function queryBool(raw: string | undefined, name: string, fallback: boole
 export function param(c: Context, name: string): string {
   const value = c.req.param(name);
   if (value === undefined) throw invalid(`missing path parameter ${name}`);
+  // hono leaves an undecodable escape (`%FF`, `%G1`) as it was; refuse it rather than store it.
+  if (value.includes('%')) {
+    try {
+      decodeURIComponent(new URL(c.req.url).pathname);
+    } catch {
+      throw invalid(`${name}: the path is not valid percent-encoded UTF-8`);
+    }
+  }
   return value;
 }

@@ -105,6 +105,7 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
           ['/v1/usage', 'get'],
           ['/v1/admin/tenants', 'post'],
           ['/v1/admin/tenants/{id}', 'patch'],
+          ['/v1/admin/tenants/{id}/keys', 'get'],
           ['/v1/admin/tenants/{id}/keys', 'post'],
           ['/v1/admin/tenants/{id}/keys/{key_id}', 'delete'],
           ['/v1/admin/usage/export', 'get'],
@@ -163,6 +164,11 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         expect(res.json.api_key).toMatch(/^qz_[0-9a-f]{64}$/);
         expect(typeof res.json.user_id).toBe('string');
         expect((await call('GET', '/v1/usage', { key: res.json.api_key })).status).toBe(200);
+        // The registered key has an id, so an operator can list and revoke it.
+        const keys = await call('GET', `/v1/admin/tenants/${res.json.user_id}/keys`, { headers: admin() });
+        expect(keys.json.keys.map((k: any) => k.key_id)).toEqual([res.json.key_id]);
+        expect((await call('DELETE', `/v1/admin/tenants/${res.json.user_id}/keys/${res.json.key_id}`, { headers: admin() })).status).toBe(204);
+        expectError(await call('GET', '/v1/usage', { key: res.json.api_key }), 401, 'unauthorized');
       });
 
       it('register accepts JSON sent as form data (curl -d) and names bad fields', async () => {
@@ -213,6 +219,15 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const bin = await fetch(url('/v1/kv/bin'), { headers: { authorization: `Bearer ${t.key}` } });
         expect(bin.headers.get('content-type')).toBe('application/octet-stream');
         expect(new Uint8Array(await bin.arrayBuffer())).toEqual(bytes);
+      });
+
+      it('a key path that is not valid percent-encoded UTF-8 is 400, never stored', async () => {
+        const t = await tenant();
+        expectError(await call('PUT', '/v1/kv/bad%FF', { key: t.key, raw: 'x' }), 400, 'invalid_argument');
+        expectError(await call('GET', '/v1/kv/bad%G1', { key: t.key }), 400, 'invalid_argument');
+        expect((await call('GET', '/v1/kv', { key: t.key })).json.keys).toEqual([]);
+        expect((await call('PUT', '/v1/kv/100%25', { key: t.key, raw: 'x' })).status).toBe(200);
+        expect((await call('GET', '/v1/kv', { key: t.key })).json.keys.map((k: any) => k.key)).toEqual(['100%']);
       });
 
       it('GET of a missing key is 404; DELETE is 204 then 404', async () => {

@@ -15,6 +15,7 @@ import {
   CreatedTenant,
   ExportQuery,
   IssuedKey,
+  KeyList,
   KeyParam,
   RegisterBody,
   RegisterResult,
@@ -84,8 +85,8 @@ export function accountRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     async (c) => {
       if (!config.registration_enabled) throw new QuartzError(ErrorCode.NOT_FOUND, 'registration is turned off on this server; ask its operator for an API key');
       const { email } = parseWith(RegisterBody, await readJson(c.req.raw, jsonLimit));
-      const { tenant, api_key } = await engine.tenants.create({ email, plan: config.default_plan });
-      return c.json({ user_id: tenant.id, api_key }, 201);
+      const { tenant, key_id, api_key } = await engine.tenants.create({ email, plan: config.default_plan });
+      return c.json({ user_id: tenant.id, key_id, api_key }, 201);
     },
   );
 
@@ -168,6 +169,20 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       deps.principals.clear(); // the new plan applies from the next request
       return c.json(updated);
     },
+  );
+
+  router.add(
+    'get',
+    '/v1/admin/tenants/:id/keys',
+    {
+      tags,
+      summary: "List a tenant's API keys (ids only; keys are never stored)",
+      security: adminSecurity,
+      request: { params: TenantParam },
+      responses: { '200': jsonResponse(KeyList, 'The live keys'), ...errorResponses(401, 404) },
+    },
+    auth,
+    async (c) => c.json({ keys: await engine.tenants.listKeys(param(c, 'id')) }),
   );
 
   router.add(

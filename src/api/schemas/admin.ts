@@ -3,7 +3,11 @@ import { z } from '@hono/zod-openapi';
 
 export const RegisterBody = z.object({ email: z.string().min(3).max(254).openapi({ example: 'ada@example.com' }) }).openapi('Register');
 export const RegisterResult = z
-  .object({ user_id: z.string(), api_key: z.string().openapi({ description: 'qz_ + 64 hex; shown once' }) })
+  .object({
+    user_id: z.string(),
+    key_id: z.string().openapi({ description: 'Names the key for revocation' }),
+    api_key: z.string().openapi({ description: 'qz_ + 64 hex; shown once' }),
+  })
   .openapi('Registered');
 
 export const Tenant = z
@@ -37,6 +41,9 @@ export const UpdateTenantBody = z
 export const TenantParam = z.object({ id: z.string() });
 export const KeyParam = z.object({ id: z.string(), key_id: z.string() });
 export const IssuedKey = z.object({ key_id: z.string(), api_key: z.string() }).openapi('IssuedKey');
+export const KeyList = z
+  .object({ keys: z.array(z.object({ key_id: z.string(), created_at: z.number().int() })) })
+  .openapi('KeyList');
 
 export const ExportQuery = z.object({
   from: z.string().optional().openapi({ description: 'First period, YYYY-MM' }),
