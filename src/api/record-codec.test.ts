@@ -48,7 +48,7 @@ describe('parseProduceBody', () => {
     const samples = ['', 'a', 'héllo', 'x'.repeat(99) + '€', '😀 emoji', 'ab\uD800cd', '\uDC00', '日本語'.repeat(50), 'z'.repeat(5000)];
     const list = Array.from({ length: 600 }, (_, i) => ({ key: samples[(i + 3) % samples.length]!, value: samples[i % samples.length]! }));
     const records = parseProduceBody({ records: list });
-    const hex = (b: Uint8Array | null) => (b === null ? 'null' : Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(''));
+    const hex = (b: Uint8Array | null | undefined) => (b == null ? String(b) : Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(''));
     const got = records.map((r) => `${hex(r.key)}:${hex(r.value)}`);
     const want = list.map((r) => `${hex(utf8(r.key))}:${hex(utf8(r.value))}`);
     expect(got).toEqual(want);
