@@ -484,9 +484,8 @@ async function main(): Promise<void> {
   const profDir = join(dataDir, 'prof');
   const port = await freePort();
   const peerPort = await freePort();
-  const serverArgs = existsSync(cli)
-    ? [join(ROOT, 'bin/quartz.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', join(dataDir, 'quartz')]
-    : [join(HERE, 'serve-dist.mjs'), '--port', String(port), '--data', join(dataDir, 'quartz')];
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: build it with \`npm run build:ts\` (or drop --no-build)`);
+  const serverArgs = [join(ROOT, 'bin/quartz.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', join(dataDir, 'quartz')];
   const nodeArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
   const log = join(dataDir, 'server.log');
   const logFd = openSync(log, 'a');
