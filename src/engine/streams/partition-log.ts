@@ -474,8 +474,9 @@ export class PartitionLog {
         }
         const want = maxRecords - records.length;
         // Random reads stay on range reads, also when they cross a batch boundary: loading the
-        // whole segment (and reading ahead the next) for a few records cost megabytes of I/O
-        // and evicted other segments, so random reads slowed down as the log outgrew the cache.
+        // whole segment (and reading ahead the next) for a few records costs megabytes of I/O
+        // and evicts other segments, so random reads would slow down as the log outgrows the
+        // cache. A read that wants a quarter of the segment anyway takes it whole.
         const whole = sequential || want * 4 >= seg.end - seg.base || (seg !== visited && this.promote(seg));
         visited = seg;
         got = await this.readSegment(seg, cur, want, whole);

@@ -154,9 +154,9 @@ function where(i: number, topic: string): string {
 
 /**
  * A produce result whose per-record offsets are built when first read (an own enumerable
- * getter, so JSON, spread and structured clone see a plain `offsets` array). When a group
- * commit resolves 64 producers at once, building 64,000 offset objects before any of them
- * runs kept them all alive through the next young-generation GC; built on read, each caller's
+ * getter, so JSON, spread and structured clone see a plain `offsets` array). A group commit
+ * resolves many producers at once: built eagerly, all their offset objects would exist before
+ * the first caller runs and survive the next young-generation GC; built on read, each caller's
  * offsets die young in its own turn.
  */
 function lazyResult(build: () => ProduceResult['offsets']): ProduceResult {
@@ -376,8 +376,8 @@ export class StreamStore {
 
   /**
    * Validates, places and encodes synchronously, then returns a promise that holds only the
-   * placements: the records themselves are garbage as soon as they are encoded. (64 batches
-   * waiting on a commit used to keep 64,000 record objects alive through every young-GC.)
+   * placements: the records are garbage as soon as they are encoded, so 64 batches waiting on
+   * one commit do not carry 64,000 record objects through every young-generation GC.
    */
   private startProduce(topicName: string, records: ProduceRecord[]): Promise<ProduceResult> {
     const topic = this.topic(topicName);
