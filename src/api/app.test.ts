@@ -71,6 +71,32 @@ describe('createApp', () => {
     expect(usage.headers.get('x-ratelimit-limit')).toBe('100');
   });
 
+  it('KV GET and PUT, answered with plain header objects, carry the request id, rate-limit and CORS headers', async () => {
+    const { call } = await appWith({ cors_origins: ['https://app.example'], plans: { tiny: { requests_per_minute: 10 }, unlimited: { requests_per_minute: null } } });
+    const t = await tenantKey('tiny');
+    const h = { 'x-api-key': t.key, 'x-request-id': 'req-7', origin: 'https://app.example' };
+    const put = await call('PUT', '/v1/kv/a', { headers: { ...h, 'content-type': 'text/plain' }, body: 'hi' });
+    const get = await call('GET', '/v1/kv/a', { headers: h });
+    for (const [res, remaining] of [[put, '9'], [get, '8']] as const) {
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-request-id')).toBe('req-7');
+      expect(res.headers.get('x-ratelimit-limit')).toBe('10');
+      expect(res.headers.get('x-ratelimit-remaining')).toBe(remaining);
+      expect(res.headers.get('x-ratelimit-reset')).not.toBeNull();
+      expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example');
+      expect(res.headers.get('access-control-expose-headers')).toContain('ETag');
+      expect(res.headers.get('vary')).toBe('Origin');
+    }
+    expect(put.headers.get('content-type')).toBe('application/json');
+    expect(put.json).toMatchObject({ key: 'a', size: 2, content_type: 'text/plain' });
+    expect(get.headers.get('content-type')).toBe('text/plain');
+    expect(get.headers.get('etag')).toBe(put.headers.get('etag'));
+    const stranger = await call('GET', '/v1/kv/a', { headers: { ...h, origin: 'https://evil.example' } });
+    expect(stranger.headers.get('access-control-allow-origin')).toBeNull();
+    const generated = await call('GET', '/v1/kv/a', { headers: { 'x-api-key': t.key } });
+    expect(generated.headers.get('x-request-id')).toMatch(/^[A-Za-z0-9._:-]+$/);
+  });
+
   it('the bucket refills with time: 429 now, allowed again after Retry-After', async () => {
     const { call } = await appWith({ plans: { tiny: { requests_per_minute: 2 }, unlimited: { requests_per_minute: null } } });
     const t = await tenantKey('tiny');

@@ -51,6 +51,9 @@ const EXPOSED = ['ETag', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLi
  */
 export function createApp(options: AppOptions): Hono<AppEnv> {
   const clock = options.engine.context.clock;
+  const origins = options.config.cors_origins;
+  const anyOrigin = origins.includes('*');
+  const exposed = EXPOSED.join(',');
   const deps: AppDeps = {
     engine: options.engine,
     config: options.config,
@@ -63,6 +66,15 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     backup: options.backup,
     shutdownSignal: options.shutdownSignal,
     principals: new PrincipalCache(options.engine.tenants, clock),
+    corsHeaders: (origin, into) => {
+      into['access-control-expose-headers'] = exposed;
+      if (anyOrigin) {
+        into['access-control-allow-origin'] = '*';
+      } else {
+        if (origin !== undefined && origins.includes(origin)) into['access-control-allow-origin'] = origin;
+        into.vary = 'Origin';
+      }
+    },
   };
   const app = new OpenAPIHono<AppEnv>({ strict: true });
   const router = new ApiRouter(app);
@@ -73,8 +85,6 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   app.openAPIRegistry.registerComponent('securitySchemes', 'adminKeyHeader', { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'The admin key' });
 
   app.use('*', requestMiddleware(deps));
-  const origins = options.config.cors_origins;
-  const anyOrigin = origins.includes('*');
   const preflight = cors({
     origin: anyOrigin ? '*' : origins,
     allowMethods: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
@@ -82,7 +92,6 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     exposeHeaders: EXPOSED,
     maxAge: 600,
   });
-  const exposed = EXPOSED.join(',');
   // NOTE: hono's cors() sets its headers on c.res before the handler runs, which makes hono copy
   // every handler response through its body stream (a ReadableStream per request, so
   // @hono/node-server cannot write it in one go). Only preflights go through cors(); other
@@ -90,6 +99,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   app.use('*', async (c, next) => {
     if (c.req.method === 'OPTIONS') return preflight(c, next);
     await next();
+    if (c.get('finished') === true) return;
     let headers = c.res.headers;
     try {
       headers.set('access-control-expose-headers', exposed);

@@ -22,6 +22,8 @@ export interface AppDeps {
   backup: BackupFn | undefined;
   shutdownSignal: AbortSignal | undefined;
   principals: PrincipalCache;
+  /** Adds the CORS headers a non-preflight answer to a request from `origin` carries. */
+  corsHeaders: (origin: string | undefined, into: Record<string, string>) => void;
 }
 
 export interface AppEnv {
@@ -33,5 +35,7 @@ export interface AppEnv {
     rate: TakeResult | undefined;
     /** Long-polls are slow on purpose: not logged as slow requests. */
     longPoll: boolean;
+    /** The response already carries the request id, CORS and rate-limit headers (see `plainResponse`). */
+    finished: boolean;
   };
 }

@@ -8,6 +8,7 @@ import type { KvStore } from '../../engine/kv/kv-store.js';
 import { readBody } from '../body.js';
 import type { AppDeps, AppEnv } from '../context.js';
 import { tenantAuth } from '../middleware/auth.js';
+import { plainResponse } from '../middleware/request.js';
 import type { ApiRouter } from '../router.js';
 import { AUTHED_ERRORS, errorResponses, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import { KvKeyParam, KvListPage, KvListQuery, KvPutQuery, KvPutResult } from '../schemas/kv.js';
@@ -98,7 +99,8 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       const pre = await preconditions(kv, key, c.req.raw.headers, true);
       const { version, expiresAt } = await kv.put(key, value, { contentType, ttl, ...pre });
       const etag = etagOf(version);
-      return c.json({ key, size: value.length, content_type: contentType ?? 'application/octet-stream', etag, expires_at: expiresAt }, 200, { etag });
+      const body = JSON.stringify({ key, size: value.length, content_type: contentType ?? 'application/octet-stream', etag, expires_at: expiresAt });
+      return plainResponse(c, deps, body, 200, { 'content-type': 'application/json', etag });
     },
   );
 
@@ -130,8 +132,7 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       }
       const headers: Record<string, string> = { 'content-type': entry.contentType, etag };
       if (entry.expiresAt !== null) headers['x-expires-at'] = String(entry.expiresAt);
-      // The engine hands out views of its own buffers; hono's types want an ArrayBuffer-backed view.
-      return c.body(entry.value as Uint8Array<ArrayBuffer>, 200, headers);
+      return plainResponse(c, deps, entry.value, 200, headers);
     },
   );
 
