@@ -358,10 +358,17 @@ export class PartitionLog {
 
   private async commitLoop(): Promise<void> {
     this.committing = true;
+    /** Writes in the commit that just landed: their producers are about to queue again. */
+    let released = 0;
     try {
       while (this.queue.length > 0) {
-        const group = this.queue;
-        this.queue = [];
+        // Commit about half of the writes in play (queued + just released), so producers fall
+        // into two alternating halves: one half encodes while the other half's commit is on
+        // disk. Taking the whole queue locks into a 1-write commit alternating with one of all
+        // the others, which runs encoding and disk one after the other (measured: c1, c63, c1…).
+        const take = Math.min(this.queue.length, Math.ceil((this.queue.length + released) / 2));
+        const group = take === this.queue.length ? this.queue : this.queue.slice(0, take);
+        this.queue = take === this.queue.length ? [] : this.queue.slice(take);
         const ops = group.length === 1 ? group[0]!.ops : group.flatMap((w) => w.ops);
         try {
           await this.unit.kv.batch(ops);
@@ -388,6 +395,7 @@ export class PartitionLog {
         this.hwm = group[group.length - 1]!.batches[group[group.length - 1]!.batches.length - 1]!.end;
         this.hooks.onBytes(bytes);
         for (const w of group) w.resolve(w.base);
+        released = group.length;
         this.wake();
         if (this.tailBytes >= this.config.segmentBytes) this.requestRoll();
       }

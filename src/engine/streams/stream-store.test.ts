@@ -257,6 +257,30 @@ describe('produce and consume', () => {
       expect(mine).toEqual(Array.from({ length: 50 }, (_, k) => `p${p}-${Math.floor(k / 10)}-${k % 10}`));
     }
   });
+
+  it('settles producers in a closed loop into two alternating halves per commit', async () => {
+    const { ctx, streams } = await setup();
+    await streams.createTopic('t', { segment_bytes: 64 * 1024 * 1024 });
+    const unit = ctx.storage.unit('log/t1/t/0');
+    const sizes: number[] = [];
+    const original = unit.kv.batch.bind(unit.kv);
+    // a commit that takes a while, as an fsync does, so producers wait on it
+    unit.kv.batch = async (ops) => {
+      sizes.push(ops.length);
+      await new Promise((r) => setTimeout(r, 2));
+      return original(ops);
+    };
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, p) => {
+        for (let i = 0; i < 10; i++) await streams.produce('t', [{ value: utf8(`p${p}-${i}`) }]);
+      }),
+    );
+    // one half encodes while the other half's commit is on disk (not 1 write, then 7, then 1…)
+    const steady = sizes.slice(2, -2);
+    expect(steady.length).toBeGreaterThan(4);
+    expect(Math.min(...steady)).toBeGreaterThanOrEqual(3);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(80);
+  });
 });
 
 describe('segments', () => {
