@@ -94,7 +94,9 @@ describe('createApp', () => {
     const stranger = await call('GET', '/v1/kv/a', { headers: { ...h, origin: 'https://evil.example' } });
     expect(stranger.headers.get('access-control-allow-origin')).toBeNull();
     const generated = await call('GET', '/v1/kv/a', { headers: { 'x-api-key': t.key } });
+    const again = await call('GET', '/v1/kv/a', { headers: { 'x-api-key': t.key } });
     expect(generated.headers.get('x-request-id')).toMatch(/^[A-Za-z0-9._:-]+$/);
+    expect(again.headers.get('x-request-id')).not.toBe(generated.headers.get('x-request-id'));
   });
 
   it('the bucket refills with time: 429 now, allowed again after Retry-After', async () => {

@@ -6,6 +6,9 @@ import type { Context, MiddlewareHandler } from 'hono';
 import type { AppDeps, AppEnv } from '../context.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Generated ids: one random prefix per process and a counter, unique without a UUID per request. */
+const ID_PREFIX = crypto.randomUUID().slice(0, 8);
+let idCounter = 0;
 /** Requests slower than this are logged at info (a database does not log every call by default). */
 export const SLOW_REQUEST_MS = 1000;
 
@@ -18,7 +21,7 @@ export function requestMiddleware(deps: AppDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const start = performance.now();
     const incoming = c.req.header('x-request-id');
-    const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+    const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : `${ID_PREFIX}-${(++idCounter).toString(36)}`;
     c.set('requestId', requestId);
     await next();
     if (c.get('finished') !== true) {

@@ -37,10 +37,13 @@ describe('createMetrics', () => {
     const metrics = createMetrics(engine);
     metrics.observeRequest('/v1/kv/:key{.+}', 'GET', 200, 0.002);
     metrics.observeRequest('/v1/kv/:key{.+}', 'GET', 200, 0.004);
+    metrics.observeRequest('/v1/kv/:key{.+}', 'GET', 404, 0.001);
     const { contentType, body } = await metrics.render!();
     expect(contentType).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(body).toContain('quartz_http_requests_total{route="/v1/kv/:key{.+}",method="GET",status="200"} 2');
     expect(body).toContain('quartz_http_request_duration_seconds_count{route="/v1/kv/:key{.+}",method="GET",status="200"} 2');
+    expect(body).toContain('quartz_http_requests_total{route="/v1/kv/:key{.+}",method="GET",status="404"} 1');
+    expect(body).toContain('quartz_http_request_duration_seconds_sum{route="/v1/kv/:key{.+}",method="GET",status="200"} 0.006');
     expect(gauge(body, 'quartz_tenants')).toBe(1);
     expect(gauge(body, 'quartz_open_tenants')).toBe(1);
     expect(gauge(body, 'quartz_topics')).toBe(1);

@@ -39,6 +39,7 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
+  const children = new Map<string, { count: { inc(): void }; latency: { observe(value: number): void } }>();
   const gauges = ENGINE_FIGURES.map(([field, name, help]) => ({ field, gauge: new Gauge({ name, help, registers: [registry] }) }));
   const tenants = new Gauge({ name: 'quartz_tenants', help: 'Tenants registered', registers: [registry] });
   const live = (name: string, help: string) => new Gauge({ name, help: `${help} (tenants opened since start)`, registers: [registry] });
@@ -88,9 +89,17 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
   return {
     registry,
     observeRequest(route, method, status, seconds) {
-      const labels = { route, method, status: String(status) };
-      requests.inc(labels);
-      latency.observe(labels, seconds);
+      // prom-client hashes a label object on every call; the label children are looked up once
+      // per (route, method, status). Routes are patterns, so the map stays as small as the series.
+      const id = `${route} ${method} ${status}`;
+      let series = children.get(id);
+      if (series === undefined) {
+        const labels = { route, method, status: String(status) };
+        series = { count: requests.labels(labels), latency: latency.labels(labels) };
+        children.set(id, series);
+      }
+      series.count.inc();
+      series.latency.observe(seconds);
     },
     async render() {
       await collectEngine();
