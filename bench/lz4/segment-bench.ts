@@ -54,8 +54,9 @@ function jsonRecord(next: () => number, size: number): Uint8Array {
   return new TextEncoder().encode(text.padEnd(size, ' '));
 }
 
-function dataset(kind: '1kb-json' | '100b', count: number): SegmentRecord[] {
-  const next = rng(kind === '1kb-json' ? 1 : 2);
+/** `count` records of one kind; `seed` varies the content (kernels-ab.ts builds many batches). */
+export function dataset(kind: '1kb-json' | '100b', count: number, seed = 0): SegmentRecord[] {
+  const next = rng((kind === '1kb-json' ? 1 : 2) + seed);
   const out: SegmentRecord[] = new Array(count);
   const key = (i: number) => new TextEncoder().encode(`user-${i % 1000}`);
   for (let i = 0; i < count; i++) {

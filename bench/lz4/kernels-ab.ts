@@ -1,0 +1,119 @@
+/**
+ * A/B of the WASM kernels of two or more quartz.wasm builds, for kernel work on a shared machine:
+ * `npx tsx bench/lz4/kernels-ab.ts /tmp/before.wasm build/quartz.wasm [--mb 16] [--records]`.
+ * Each build gets its own instance with the corpus already in its memory; LZ4 block compress
+ * and decompress (64 KB blocks of JSON logs, or with --records 512 KB blocks of the segment
+ * bench's 1 KB JSON records sections),
+ * CRC32C over the whole corpus and over 4 KB pieces are timed by process CPU time, the builds
+ * taking turns within every run so that load from other processes falls on all alike. Prints
+ * the median MB/s of 7 runs and checks that every build round-trips the corpus.
+ */
+import { readFileSync } from 'node:fs';
+import { jsonLogs } from './corpus.js';
+import { dataset } from './segment-bench.js';
+import { init } from '../../src/node/core.js';
+import { BATCH_HEADER_SIZE, encodeBatch } from '../../src/core/segment.js';
+
+interface Kernels {
+  memory: WebAssembly.Memory;
+  alloc(size: number): number;
+  lz4_compress_bound(n: number): number;
+  lz4_compress_block(src: number, srcLen: number, dst: number, dstCap: number): number;
+  lz4_decompress_block(src: number, srcLen: number, dst: number, dstCap: number): number;
+  crc32c(crc: number, ptr: number, len: number): number;
+}
+
+const args = process.argv.slice(2);
+const files = args.filter((a) => a.endsWith('.wasm'));
+const mbAt = args.indexOf('--mb');
+const MB = mbAt >= 0 ? Number(args[mbAt + 1]) : 16;
+const RECORDS = args.includes('--records');
+const RUNS = 7;
+if (files.length === 0) {
+  console.error('usage: kernels-ab.ts a.wasm [b.wasm ...] [--mb N] [--records]');
+  process.exit(2);
+}
+
+/** The records sections of the segment bench's 1 KB JSON batches, back to back. */
+async function records(size: number): Promise<Uint8Array> {
+  await init();
+  const out = new Uint8Array(size);
+  const perBatch = 500;
+  for (let at = 0, base = 0; at < size; base += perBatch) {
+    const batch = encodeBatch(dataset('1kb-json', perBatch, base), { baseOffset: base, codec: 'none' }).subarray(BATCH_HEADER_SIZE);
+    out.set(batch.subarray(0, size - at), at);
+    at += batch.length;
+  }
+  return out;
+}
+
+const data = RECORDS ? await records(MB << 20) : jsonLogs(MB << 20);
+const BLOCK = RECORDS ? 512 * 1024 : 65536;
+
+const setups = files.map((file) => {
+  const w = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(file)), {
+    env: {
+      abort() {
+        throw new Error(`${file}: wasm abort`);
+      },
+    },
+  }).exports as unknown as Kernels;
+  const n = data.length;
+  const blocks = Math.ceil(n / BLOCK);
+  const cap = w.lz4_compress_bound(BLOCK);
+  const src = w.alloc(n);
+  const dst = w.alloc(blocks * cap);
+  const out = w.alloc(n);
+  new Uint8Array(w.memory.buffer, src, n).set(data);
+  return { file, w, n, blocks, cap, src, dst, out, sizes: new Int32Array(blocks) };
+});
+type Setup = (typeof setups)[number];
+
+const ops: Record<string, (s: Setup) => void> = {
+  compress(s) {
+    for (let b = 0; b < s.blocks; b++) {
+      s.sizes[b] = s.w.lz4_compress_block(s.src + b * BLOCK, Math.min(BLOCK, s.n - b * BLOCK), s.dst + b * s.cap, s.cap);
+    }
+  },
+  decompress(s) {
+    for (let b = 0; b < s.blocks; b++) {
+      const len = Math.min(BLOCK, s.n - b * BLOCK);
+      const got = s.w.lz4_decompress_block(s.dst + b * s.cap, s.sizes[b]!, s.out + b * BLOCK, len);
+      if (got !== len) throw new Error(`${s.file}: block ${b} decoded to ${got}`);
+    }
+  },
+  crc32c(s) {
+    s.w.crc32c(0, s.src, s.n);
+  },
+  'crc32c 4 KB'(s) {
+    for (let at = 0; at < s.n; at += 4096) s.w.crc32c(0, s.src + at, Math.min(4096, s.n - at));
+  },
+};
+
+function cpuSeconds(fn: () => void): number {
+  const c0 = process.cpuUsage();
+  fn();
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1e6;
+}
+
+const times = setups.map(() => Object.fromEntries(Object.keys(ops).map((k) => [k, [] as number[]])));
+for (let run = 0; run <= RUNS; run++) {
+  setups.forEach((s, i) => {
+    for (const [name, op] of Object.entries(ops)) {
+      const t = cpuSeconds(() => op(s));
+      if (run > 0) times[i]![name]!.push(t); // run 0 warms up the JIT tiers
+    }
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+console.log(`kernels A/B: ${RECORDS ? 'segment-style records' : 'JSON logs'}, ${MB} MiB in ${BLOCK / 1024} KB blocks, median of ${RUNS} runs by CPU time (MB/s)`);
+setups.forEach((s, i) => {
+  if (Buffer.compare(Buffer.from(s.w.memory.buffer, s.out, s.n), Buffer.from(data.buffer, data.byteOffset, data.length)) !== 0) {
+    throw new Error(`${s.file}: round trip differs`);
+  }
+  const packed = s.sizes.reduce((a, b) => a + b, 0);
+  const figures = Object.keys(ops).map((name) => `${name} ${(s.n / 1e6 / median(times[i]![name]!)).toFixed(0)}`);
+  console.log(`  ${s.file}: ${figures.join('  ')}  ratio ${(s.n / packed).toFixed(4)}`);
+});
