@@ -29,10 +29,10 @@ const E_ZERO: i32 = -3;
 const E_CORRUPT: i32 = -4;
 const E_VERSION: i32 = -5;
 
-// Exact-scan threshold for filtered queries: scanning `a` allowed vectors costs `a` distances; the
-// filtered graph walk costs about filterBeta × ef / selectivity. Exact wins when
-// a² ≤ filterBeta × ef × live. filterBeta is the measured distances-per-result of a walk
-// (bench/hnsw --filter prints it); see docs/format.md "HNSW index snapshot" notes.
+// Exact-scan threshold: scanning `a` allowed vectors costs `a` distances; the graph walk costs
+// about filterBeta × ef / selectivity (selectivity = a / live). Exact wins when
+// a² ≤ filterBeta × ef × live; unfiltered (a = live) that is live ≤ filterBeta × ef. filterBeta
+// is the measured distances-per-result of a walk (bench/hnsw --filter prints it).
 let filterBeta: f64 = 16.0;
 
 // ---- configuration ----
@@ -911,11 +911,10 @@ function searchOne(src: usize, k: i32, ef: i32, outIds: usize, outScores: usize)
     lastPlan = 0;
     return 0;
   }
-  let useExact = false;
-  if (filterActive) {
-    const a = <f64>allowLen;
-    useExact = allowLen <= <u32>k || a * a <= filterBeta * <f64>ef * <f64>live;
-  }
+  // Unfiltered, everything is allowed (a = live), so the rule reads live ≤ filterBeta × ef: small
+  // indexes are scanned exactly, for fewer distances than a walk and with exact results.
+  const a = <f64>available;
+  const useExact = available <= <u32>k || a * a <= filterBeta * <f64>ef * <f64>live;
   if (useExact) {
     lastPlan = 2;
     exactScan(k, filterActive);

@@ -42,6 +42,8 @@ describe('HnswIndex recall against brute force', () => {
       const data = kind === 'uniform' ? uniformVectors(n, dims, 1) : clusteredVectors(n, dims, 20, 1);
       const queries = kind === 'uniform' ? uniformVectors(100, dims, 2) : clusteredVectors(100, dims, 20, 1 + 1000, 0.35);
       const index = new HnswIndex({ dims, metric, M: 12, efConstruction: 100 });
+      // These measure the graph: keep the planner from scanning small indexes exactly.
+      index.setFilterCostFactor(0);
       index.addBatch(rows(n), data);
       expect(index.size).toBe(n);
       const truth = bruteForce(data, queries, dims, metric, 10);
@@ -78,6 +80,38 @@ describe('HnswIndex recall against brute force', () => {
         if (i > 0) expect(metric === 'l2' ? scores[i]! >= scores[i - 1]! : scores[i]! <= scores[i - 1]!).toBe(true);
       }
     }
+  });
+
+  it('scans small unfiltered indexes exactly (size ≤ factor × ef) and walks the graph above that', () => {
+    const dims = 16;
+    const n = 1200;
+    const data = clusteredVectors(n, dims, 10, 7);
+    const queries = clusteredVectors(40, dims, 10, 8, 0.35);
+    const index = new HnswIndex({ dims, metric: 'cosine', M: 8, efConstruction: 40 });
+    index.addBatch(rows(n), data);
+    const truth = bruteForce(data, queries, dims, 'cosine', 10);
+    const run = (ef: number): Uint32Array[] => searchAll(index, queries, dims, 10, ef);
+    // 1,200 ≤ 16 × 80: exact scan, exact results, one distance per vector.
+    index.takeDistanceCount();
+    const exact = run(80);
+    expect(index.lastSearchPlan).toBe('exact');
+    expect(index.takeDistanceCount()).toBe(40 * n);
+    expect(recallAt(10, truth, exact)).toBe(1);
+    // 1,200 > 16 × 64: the graph walk.
+    run(64);
+    expect(index.lastSearchPlan).toBe('graph');
+    // Deleted vectors never come back from the scan, and it still returns k.
+    for (let id = 0; id < n; id += 2) index.delete(id);
+    for (const ids of run(80)) {
+      expect(ids.length).toBe(10);
+      for (const id of ids) expect(id % 2).toBe(1);
+    }
+    expect(index.lastSearchPlan).toBe('exact');
+    // Factor 0 always walks, unless there are no more than k vectors.
+    index.setFilterCostFactor(0);
+    run(80);
+    expect(index.lastSearchPlan).toBe('graph');
+    index.dispose();
   });
 });
 
@@ -136,6 +170,8 @@ describe('HnswIndex delete and upsert', () => {
 
   it('keeps working through many delete and re-insert rounds, including the entry point', () => {
     const index = new HnswIndex({ dims, metric: 'l2', M: 8, efConstruction: 64 });
+    // Walk the graph (800 vectors would otherwise be scanned exactly), so broken links show.
+    index.setFilterCostFactor(0);
     const m = 800;
     index.addBatch(rows(m), data.subarray(0, m * dims));
     const rand = seededRandom(9);

@@ -70,8 +70,9 @@ interface HnswExports extends QuartzExports {
 }
 
 /**
- * Default cost factor of filtered searches: exact scan when allowed² ≤ factor × ef × size. Where
- * walk and scan cost the same on `npm run bench -- hnsw --filter` (between 7 and 31 at 100k × 100).
+ * Default cost factor of the search planner: exact scan when allowed² ≤ factor × ef × size, where
+ * an unfiltered search allows everything (so: size ≤ factor × ef). Where walk and scan cost the
+ * same on `npm run bench -- hnsw --filter` (between 7 and 31 at 100k × 100).
  */
 export const HNSW_FILTER_COST_FACTOR = 16;
 
@@ -198,7 +199,7 @@ export class HnswIndex {
     return this.core().hnsw_graph_bytes();
   }
 
-  /** How the most recent single search ran (filtered searches may scan exactly). */
+  /** How the most recent single search ran (small indexes and sparse filters scan exactly). */
   get lastSearchPlan(): HnswSearchPlan {
     return PLANS[this.core().hnsw_last_plan()] ?? 'none';
   }
@@ -265,7 +266,10 @@ export class HnswIndex {
 
   /**
    * The k nearest vectors to `query`, best first (see the file header for what scores mean).
-   * With `filter`, only allowed ids are returned, and k of them whenever k exist.
+   * With `filter`, only allowed ids are returned, and k of them whenever k exist. The search
+   * scans the allowed vectors exactly instead of walking the graph when allowed² ≤ factor × ef ×
+   * size (see setFilterCostFactor); unfiltered that means size ≤ factor × ef (1,024 at the
+   * defaults), so small indexes give exact results.
    * @example
    * const { ids, scores } = index.search(query, 10, { ef: 80, filter: Uint32Array.of(3, 5, 8) });
    */
@@ -412,9 +416,10 @@ export class HnswIndex {
   }
 
   /**
-   * Tunes when a filtered search scans the allowed ids exactly instead of walking the graph:
-   * exact when allowed² ≤ factor × ef × size (default HNSW_FILTER_COST_FACTOR, measured by `npm run bench -- hnsw
-   * --filter`). 0 always walks the graph (still falling back to a scan if it finds fewer than k).
+   * Tunes when a search scans the allowed ids exactly instead of walking the graph: exact when
+   * allowed² ≤ factor × ef × size, an unfiltered search allowing all `size` ids (default
+   * HNSW_FILTER_COST_FACTOR, measured by `npm run bench -- hnsw --filter`). 0 always walks the
+   * graph unless size ≤ k (still falling back to a scan if the walk finds fewer than k).
    * @example
    * index.setFilterCostFactor(0);
    */
