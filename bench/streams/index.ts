@@ -9,7 +9,8 @@
  * records in the partition. Peers are installed with apt-get when missing and running as root.
  * A "file floor" row writes the same records to a plain file, one write and one fsync per batch
  * of 1,000, in the same run: the physical ceiling a durable produce is measured against.
- * `--quartz-only` skips the peers (for quick looks while developing).
+ * `--quartz-only` skips the peers (for quick looks while developing); `--latency-only` runs only
+ * the consume-latency part.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
@@ -27,6 +28,7 @@ import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
 
 const quick = process.argv.includes('--quick');
 const quartzOnly = process.argv.includes('--quartz-only');
+const latencyOnly = process.argv.includes('--latency-only');
 const BATCH = 1000;
 const IN_FLIGHT = 64;
 /** Records per consume call: one batch, like a consumer's usual fetch (Kafka's max.poll.records is 500). */
@@ -410,6 +412,13 @@ async function main(): Promise<void> {
   console.log(`streams bench${quick ? ' (quick)' : ''}: batches of ${BATCH}, ${IN_FLIGHT} produce batches in flight, consume pages of ${CONSUME_PAGE}`);
   // the figures depend on what else runs: print the machine's load beside them
   console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  if (!latencyOnly) await throughputAndRatios();
+  console.log('\nconsume latency against log size (100 B records, max_records 10)');
+  await latencyVsSize();
+  console.log(`\nload average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+}
+
+async function throughputAndRatios(): Promise<void> {
   console.log('\nthroughput');
   const quartz = await quartzThroughput();
   const floor = await fileFloor();
@@ -435,10 +444,6 @@ async function main(): Promise<void> {
     }
   }
   console.log('  targets: produce ≥ 2M rec/s (100 B), ≥ 500 MB/s (1 KB), ≥ 5× redis XADD; consume ≥ 3M rec/s (100 B, cached)');
-
-  console.log('\nconsume latency against log size (100 B records, max_records 10)');
-  await latencyVsSize();
-  console.log(`\nload average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 }
 
 await main();

@@ -15,7 +15,7 @@ import { open as openLmdb, type Database, type DatabaseOptions, type RootDatabas
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { checkName, checkPrefix, closedError, compareUtf8 } from '../../ports/storage-checks.js';
-import { FileBlobs, syncDir } from './file-blobs.js';
+import { FileBlobs, ReadHandles, syncDir } from './file-blobs.js';
 import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
 
 export interface DiskStorageOptions {
@@ -76,6 +76,8 @@ export class DiskStorage implements StorageProvider {
   private closed = false;
   private readonly open = new Map<string, OpenUnit>();
   private readonly creating = new Map<string, Promise<OpenUnit>>();
+  /** Open blob read handles, shared by every unit so the fd count stays bounded. */
+  private readonly handles = new ReadHandles();
 
   private constructor(
     private readonly dir: string,
@@ -157,7 +159,7 @@ export class DiskStorage implements StorageProvider {
     };
     const storage: UnitStorage = {
       kv: new LmdbKV(this.data, this.fast, state),
-      blobs: new FileBlobs(join(this.dir, 'blobs', String(id)), join(this.dir, 'blobs', 'tmp'), state),
+      blobs: new FileBlobs(join(this.dir, 'blobs', String(id)), join(this.dir, 'blobs', 'tmp'), state, this.handles),
     };
     const unit = { state, storage };
     this.open.set(name, unit);
@@ -218,6 +220,7 @@ export class DiskStorage implements StorageProvider {
       const keys = [...this.data.getKeys({ start, end })];
       for (const key of keys) void this.data.remove(key);
     });
+    this.handles.evictUnder(join(this.dir, 'blobs', String(id)));
     await rm(join(this.dir, 'blobs', String(id)), { recursive: true, force: true });
     await syncDir(join(this.dir, 'blobs'));
   }
@@ -231,6 +234,7 @@ export class DiskStorage implements StorageProvider {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.handles.closeAll();
     await this.env.close();
     await this.unlock();
   }

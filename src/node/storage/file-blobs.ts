@@ -5,10 +5,13 @@
  * Keys become file names by percent-escaping every UTF-8 byte outside [a-z0-9_-] (so names
  * are safe on case-insensitive file systems and never '.' or '..'), split into 200-character
  * directory levels marked with a trailing '~' so long keys stay under NAME_MAX.
+ *
+ * Reads go through `ReadHandles`, a small LRU of open files: a range read on a kept-open file
+ * is one trip through the threadpool instead of four (open, stat, read, close).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join, sep } from 'node:path';
 import type { BlobInfo, BlobRange, BlobStore } from '../../ports/storage.js';
 import { checkBlob, checkName, checkPrefix, checkRange, compareUtf8 } from '../../ports/storage-checks.js';
 import type { UnitHandleState } from './lmdb-kv.js';
@@ -64,6 +67,103 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Open read handles kept per storage by default: far below any fd limit, above most hot sets. */
+export const READ_HANDLES = 128;
+/** A ranged read of a file whose size is not known yet allocates `length` up front only up to this. */
+const UNSIZED_READ_MAX = 1024 * 1024;
+
+interface OpenFile {
+  readonly path: string;
+  readonly handle: Promise<FileHandle>;
+  /** Learned once per handle: blobs are immutable, so it holds for as long as the handle does. */
+  size: number | undefined;
+  /** Reads using the handle right now; it is closed only when none are. */
+  leases: number;
+  /** Evicted: close once the last lease ends, and never hand it out again. */
+  dead: boolean;
+}
+
+/**
+ * A bounded LRU of open read-only file handles, shared by the blob stores of one storage.
+ * A cached handle keeps reading the file it opened even after that name is unlinked or
+ * renamed over (POSIX), so writers must `evict` a path once they replace or delete it.
+ *
+ * @example
+ * const handles = new ReadHandles(64);
+ * const blobs = new FileBlobs(root, tmpDir, state, handles);
+ * await handles.closeAll(); // when the storage closes
+ */
+export class ReadHandles {
+  /** Map order is recency order: a hit moves its entry to the end. */
+  private readonly files = new Map<string, OpenFile>();
+
+  constructor(readonly capacity = READ_HANDLES) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`read handle capacity must be a positive integer, got ${String(capacity)}`);
+  }
+
+  /** Open handles kept for reuse (leased-out evicted ones not counted). */
+  get size(): number {
+    return this.files.size;
+  }
+
+  /** A handle on `path` for one read, or undefined if the file does not exist; `release` it after. */
+  async acquire(path: string): Promise<OpenFile | undefined> {
+    let file = this.files.get(path);
+    if (file !== undefined) {
+      this.files.delete(path);
+      this.files.set(path, file);
+    } else {
+      file = { path, handle: open(path, 'r'), size: undefined, leases: 0, dead: false };
+      this.files.set(path, file);
+      if (this.files.size > this.capacity) void this.drop(this.files.keys().next().value!);
+    }
+    file.leases++;
+    try {
+      await file.handle;
+      return file;
+    } catch (err) {
+      file.leases--;
+      if (this.files.get(path) === file) this.files.delete(path);
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+  }
+
+  release(file: OpenFile): void {
+    file.leases--;
+    if (file.dead && file.leases === 0) void this.close(file);
+  }
+
+  /** Forgets the handle on `path` (its file was replaced or deleted); an ongoing read finishes on it. */
+  evict(path: string): void {
+    void this.drop(path);
+  }
+
+  /** Forgets every handle under directory `dir` (a dropped unit). */
+  evictUnder(dir: string): void {
+    const prefix = dir.endsWith(sep) ? dir : dir + sep;
+    for (const path of [...this.files.keys()]) if (path.startsWith(prefix)) void this.drop(path);
+  }
+
+  /** Closes every handle not in use now (resolving once they are closed); those in use close when their read ends. */
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.files.keys()].map((path) => this.drop(path)));
+  }
+
+  private drop(path: string): Promise<void> | undefined {
+    const file = this.files.get(path);
+    if (file === undefined) return undefined;
+    this.files.delete(path);
+    file.dead = true;
+    return file.leases === 0 ? this.close(file) : undefined;
+  }
+
+  private close(file: OpenFile): Promise<void> {
+    // A failed open has nothing to close; a failed close leaves nothing to retry.
+    return file.handle.then((h) => h.close()).catch(() => {});
+  }
+}
+
 export class FileBlobs implements BlobStore {
   /** Directories known to exist durably, so steady-state puts skip mkdir + parent fsyncs. */
   private readonly knownDirs = new Set<string>();
@@ -72,6 +172,7 @@ export class FileBlobs implements BlobStore {
     private readonly root: string,
     private readonly tmpDir: string,
     private readonly state: UnitHandleState,
+    private readonly handles: ReadHandles = new ReadHandles(),
   ) {}
 
   private file(key: string): string {
@@ -118,6 +219,8 @@ export class FileBlobs implements BlobStore {
       await rm(tmp, { force: true });
       throw err;
     }
+    // A kept handle would go on reading the replaced file.
+    this.handles.evict(target);
     await syncDir(dir);
   }
 
@@ -125,15 +228,13 @@ export class FileBlobs implements BlobStore {
     this.state.check();
     checkName(key, 'blob key');
     const { offset, length } = checkRange(range);
-    let handle;
+    const file = await this.handles.acquire(this.file(key));
+    if (file === undefined) return undefined;
     try {
-      handle = await open(this.file(key), 'r');
-    } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw err;
-    }
-    try {
-      const size = (await handle.stat()).size;
+      const handle = await file.handle;
+      // A ranged read needs no stat: a read past the end comes back short, and is clamped.
+      if (file.size === undefined && (length === undefined || length > UNSIZED_READ_MAX)) file.size = (await handle.stat()).size;
+      const size = file.size ?? Number.MAX_SAFE_INTEGER;
       const from = Math.min(offset, size);
       const want = Math.min(length ?? size, size - from);
       const out = new Uint8Array(want);
@@ -143,9 +244,9 @@ export class FileBlobs implements BlobStore {
         if (bytesRead === 0) break;
         done += bytesRead;
       }
-      return done === want ? out : out.subarray(0, done);
+      return done === want ? out : out.slice(0, done);
     } finally {
-      await handle.close();
+      this.handles.release(file);
     }
   }
 
@@ -204,6 +305,9 @@ export class FileBlobs implements BlobStore {
     } catch (err) {
       if (isMissing(err)) return;
       throw err;
+    } finally {
+      // An open handle keeps an unlinked file readable: it must not serve a later get.
+      this.handles.evict(target);
     }
     await syncDir(join(target, '..'));
   }
