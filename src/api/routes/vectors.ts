@@ -10,6 +10,7 @@ import type { VectorStore } from '../../engine/vectors/vector-store.js';
 import { readJson } from '../body.js';
 import type { AppDeps, AppEnv } from '../context.js';
 import { tenantAuth } from '../middleware/auth.js';
+import { plainResponse } from '../middleware/request.js';
 import type { ApiRouter } from '../router.js';
 import { AUTHED_ERRORS, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import {
@@ -126,7 +127,9 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     auth,
     async (c) => {
       const body = parseWith(QueryBody, await readJson(c.req.raw, vectorLimit));
-      return c.json(await (await store(c)).query(param(c, 'c'), body));
+      const result = await (await store(c)).query(param(c, 'c'), body);
+      // The hot read route: one plain header object, as KV GET does (see plainResponse).
+      return plainResponse(c, deps, JSON.stringify(result), 200, { 'content-type': 'application/json' });
     },
   );
 
