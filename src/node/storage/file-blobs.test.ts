@@ -18,6 +18,11 @@ async function fdsUnder(dir: string): Promise<number> {
   return n;
 }
 
+/** Waits for closes still in the threadpool, until `dir` has `n` open fds (fails after 5 s). */
+async function fdsSettle(dir: string, n: number): Promise<void> {
+  await vi.waitFor(async () => expect(await fdsUnder(dir)).toBe(n), { timeout: 5000 });
+}
+
 function bytes(...xs: number[]): Uint8Array {
   return new Uint8Array(xs);
 }
@@ -85,10 +90,10 @@ describe('blob read handles', () => {
     await blobs.delete('seg/17');
     await blobs.delete('seg/16');
     expect(handles.size).toBe(3);
-    if (linux) await vi.waitFor(async () => expect(await fdsUnder(dir)).toBe(3));
+    if (linux) await fdsSettle(dir, 3);
     await handles.closeAll();
     expect(handles.size).toBe(0);
-    if (linux) await vi.waitFor(async () => expect(await fdsUnder(dir)).toBe(0));
+    if (linux) await fdsSettle(dir, 0);
   });
 
   it('lets a read in flight finish when its handle is evicted', async () => {
@@ -96,16 +101,21 @@ describe('blob read handles', () => {
     const big = new Uint8Array(4 << 20).map((_, i) => i & 0xff);
     await blobs.put('a', big);
     await blobs.put('b', bytes(1));
-    const reads = [blobs.get('a'), blobs.get('b'), blobs.get('a', { offset: 3, length: 2 }), blobs.delete('a'), blobs.get('b', { offset: 0, length: 1 })];
-    const [a, b, ranged, , b2] = await Promise.all(reads);
-    expect((a as Uint8Array).length).toBe(big.length);
-    expect((a as Uint8Array)[12345]).toBe(12345 & 0xff);
-    expect([...(b as Uint8Array)]).toEqual([1]);
-    expect([...(ranged as Uint8Array)]).toEqual([3, 4]);
-    expect([...(b2 as Uint8Array)]).toEqual([1]);
+    await blobs.get('a', { offset: 0, length: 1 }); // 'a' now has a kept handle
+    // A get takes its lease before its first await, so these reads hold the kept handle of 'a'
+    // while 'b' pushes it out of the pool and the delete evicts it.
+    const whole = blobs.get('a');
+    const ranged = blobs.get('a', { offset: 3, length: 2 });
+    const other = blobs.get('b');
+    const deleted = blobs.delete('a');
+    const [a, r, b] = await Promise.all([whole, ranged, other, deleted]);
+    expect(a!.length).toBe(big.length);
+    expect(a![12345]).toBe(12345 & 0xff);
+    expect([...r!]).toEqual([3, 4]);
+    expect([...b!]).toEqual([1]);
     expect(await blobs.get('a')).toBeUndefined();
     await handles.closeAll();
-    if (linux) await vi.waitFor(async () => expect(await fdsUnder(dir)).toBe(0));
+    if (linux) await fdsSettle(dir, 0);
   });
 
   it.skipIf(!linux)('closes the handles of a dropped unit and of a closed storage', async () => {
@@ -122,9 +132,9 @@ describe('blob read handles', () => {
     const blobsDir = join(dir, 'blobs');
     expect(await fdsUnder(blobsDir)).toBe(10);
     await storage.dropUnit('log/t1/a/0');
-    await vi.waitFor(async () => expect(await fdsUnder(blobsDir)).toBe(5));
+    await fdsSettle(blobsDir, 5);
     expect([...(await kept.blobs.get('seg/4', { offset: 0, length: 1 }))!]).toEqual([4]);
     await storage.close();
-    await vi.waitFor(async () => expect(await fdsUnder(blobsDir)).toBe(0));
+    await fdsSettle(blobsDir, 0);
   });
 });
