@@ -228,6 +228,29 @@ describe('batch API', () => {
     expectCode(() => w.finish(), ErrorCode.INVALID_ARGUMENT);
   });
 
+  it('appendBatch with verified: true skips only the CRC re-check', () => {
+    const good = encodeBatch(makeRecords(3), { baseOffset: 0, codec: 'none' });
+    const w = new SegmentWriter({ baseOffset: 0, createdAt: 1234 });
+    w.appendBatch(good, { verified: true });
+    const ref = new SegmentWriter({ baseOffset: 0, createdAt: 1234 });
+    ref.appendBatch(good);
+    expect(w.finish()).toEqual(ref.finish());
+
+    // what a verified batch still has to pass: offset continuity, header sanity, exact length
+    const v = new SegmentWriter({ baseOffset: 0 });
+    expectCode(() => v.appendBatch(encodeBatch(makeRecords(2), { baseOffset: 1, codec: 'none' }), { verified: true }), ErrorCode.INVALID_ARGUMENT);
+    const badHeader = good.slice();
+    badHeader[8] = 0x07; // unknown codec
+    expectCode(() => v.appendBatch(badHeader, { verified: true }), ErrorCode.UNSUPPORTED_FORMAT);
+    expectCode(() => v.appendBatch(good.subarray(0, good.length - 1), { verified: true }), ErrorCode.CORRUPT_DATA);
+    // the CRC is exactly what `verified` vouches for: a flipped record byte passes, unverified it does not
+    const flipped = good.slice();
+    flipped[flipped.length - 1]! ^= 1;
+    expectCode(() => new SegmentWriter({ baseOffset: 0 }).appendBatch(flipped, { verified: false }), ErrorCode.CHECKSUM_MISMATCH);
+    v.appendBatch(flipped, { verified: true });
+    expect(v.nextOffset).toBe(3);
+  });
+
   it('rejects bad input with INVALID_ARGUMENT', () => {
     const ok = { baseOffset: 0, codec: 'none' as const };
     expectCode(() => encodeBatch([], ok), ErrorCode.INVALID_ARGUMENT);

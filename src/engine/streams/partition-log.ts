@@ -53,6 +53,8 @@ interface TailBatch {
   bytes: Uint8Array;
   baseTimestamp: number;
   maxTimestamp: number;
+  /** Encoded by this process and held since, so sealing need not re-check its CRC; false once read back from storage. */
+  encodedHere: boolean;
 }
 
 interface PendingWrite {
@@ -261,7 +263,7 @@ export class PartitionLog {
         throw this.corrupt(`tail batch at key offset ${keyOffset(entry.key)} holds offset ${base}, expected ${expected ?? keyOffset(entry.key)}`);
       }
       expected = header.nextOffset;
-      this.tail.push({ base, end: header.nextOffset, bytes: entry.value, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp });
+      this.tail.push({ base, end: header.nextOffset, bytes: entry.value, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp, encodedHere: false });
       this.tailBytes += entry.value.length;
     }
     return expected;
@@ -342,7 +344,7 @@ export class PartitionLog {
       const encoded = encodeBatch(chunk, { baseOffset, codec: this.config.codec });
       const header = readBatchHeader(encoded);
       ops.push({ type: 'put', key: offsetKey(TAIL_PREFIX, baseOffset), value: encoded });
-      batches.push({ base: baseOffset, end: base + end, bytes: encoded, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp });
+      batches.push({ base: baseOffset, end: base + end, bytes: encoded, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp, encodedHere: true });
       bytes += encoded.length;
       start = end;
     }
@@ -671,7 +673,7 @@ export class PartitionLog {
     let maxTimestamp = -Infinity;
     let oldBytes = 0;
     for (const b of batches) {
-      writer.appendBatch(b.bytes);
+      writer.appendBatch(b.bytes, { verified: b.encodedHere });
       if (b.maxTimestamp > maxTimestamp) maxTimestamp = b.maxTimestamp;
       oldBytes += b.bytes.length;
     }
