@@ -5,6 +5,9 @@ import { ManualClock } from '../../ports/manual-clock.js';
 import { createMemoryStorage } from '../../ports/memory-storage.js';
 import { createApp } from '../app.js';
 import { hashKey, resolveServerConfig } from '../config.js';
+import { parseQueryBody, QueryBody } from '../schemas/vectors.js';
+import { parseWith } from '../validation.js';
+import { seededRandom } from '../../core/hnsw-testing.js';
 
 let engine: Engine;
 
@@ -61,5 +64,46 @@ describe('POST /v1/collections/:c/query', () => {
     const bad = await call('/v1/collections/docs/query', { vector: [0, 1], k: 0 });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { message: string }).message).toMatch(/^k: /);
+  });
+});
+
+describe('parseQueryBody', () => {
+  /** The outcome of a parser: its data, or its error message. */
+  function outcome(parse: () => unknown): unknown {
+    try {
+      return { data: parse() };
+    } catch (err) {
+      return { error: (err as Error).message, code: (err as { code?: string }).code };
+    }
+  }
+  const same = (value: unknown) => expect(outcome(() => parseQueryBody(value))).toEqual(outcome(() => parseWith(QueryBody, value)));
+
+  it('gives the same result and the same field-named messages as the zod schema', () => {
+    const cases: unknown[] = [
+      null, [], 'x', 3, true, {}, { k: 1 }, { k: '1' }, { k: 0.5 }, { k: 0 }, { k: -0 }, { k: -0.5 }, { k: 1001 }, { k: 1000.5 }, { k: null },
+      { k: 1e300 }, { k: -1e300 }, { k: 2 ** 53 + 2 }, { vector: [1, 2], k: 10, extra: 5 }, { k: 1, vector: 'x' }, { k: 1, vector: [1, 'a', null, 3, {}, [], true] },
+      { k: 1, vector: {} }, { k: 1, vector: null }, { k: 1, vector: [] }, { k: 1, id: 3 }, { k: 1, id: '' }, { k: 1, id: 'a' }, { k: 1, threshold: 'x' },
+      { k: 1, threshold: -2.5 }, { k: 1, filter: [] }, { k: 1, filter: 'x' }, { k: 1, filter: null }, { k: 1, filter: { a: { $in: [1] } } },
+      { k: 1, include_metadata: 1 }, { k: 1, include_values: 'true' }, { k: 1, include_metadata: false, include_values: true }, { k: 1, ef: 0 },
+      { k: 1, ef: 10001 }, { k: 1, ef: 1.5 }, { k: 1, ef: '5' }, { k: 1, ef: 10_000 }, { vector: 'x', id: 1, k: 'a', ef: 'b', filter: 2 },
+      { vector: [1, 2, 3], id: 'a', k: 1000, threshold: 0.5, filter: {}, include_metadata: true, include_values: false, ef: 1 },
+    ];
+    for (const value of cases) same(value);
+  });
+
+  it('agrees with the zod schema on random bodies', () => {
+    const rand = seededRandom(11);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const scalars = [undefined, null, true, false, 0, -0, 1, 7, 1000, 1001, 10_000, 10_001, 0.5, -3, 1e300, '', 's', '5', [], {}, [1, 'x'], { a: 1 }];
+    const fields = ['vector', 'id', 'k', 'threshold', 'filter', 'include_metadata', 'include_values', 'ef', 'other'];
+    for (let i = 0; i < 2000; i++) {
+      const body: Record<string, unknown> = {};
+      for (const field of fields) {
+        if (rand() < 0.4) continue;
+        body[field] = field === 'vector' && rand() < 0.5 ? Array.from({ length: Math.floor(rand() * 6) }, () => (rand() < 0.8 ? rand() - 0.5 : pick(scalars))) : pick(scalars);
+      }
+      // JSON has no undefined: go through it, as the route does.
+      same(JSON.parse(JSON.stringify(body)));
+    }
   });
 });

@@ -18,6 +18,7 @@ import {
   CollectionList,
   CollectionParam,
   CreateCollectionBody,
+  parseQueryBody,
   QueryBody,
   QueryResult,
   UpsertBody,
@@ -126,7 +127,7 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     },
     auth,
     async (c) => {
-      const body = parseWith(QueryBody, await readJson(c.req.raw, vectorLimit));
+      const body = parseQueryBody(await readJson(c.req.raw, vectorLimit));
       const result = await (await store(c)).query(param(c, 'c'), body);
       // The hot read route: one plain header object, as KV GET does (see plainResponse).
       return plainResponse(c, deps, JSON.stringify(result), 200, { 'content-type': 'application/json' });
