@@ -871,21 +871,42 @@ export function hnsw_reserve(ef: i32): void {
   ensureSortCap(ef + 2);
 }
 
+/** Offers one scanned vector to the top-k result heap. */
+// @ts-ignore: decorator
+@inline function scanOffer(k: i32, d: f32, s: u32): void {
+  if (resLen < k) {
+    resPush(d, s);
+  } else if (d < load<f32>(resHeap)) {
+    resReplaceTop(d, s);
+  }
+}
+
 function exactScan(k: i32, fromAllowList: bool): void {
   resLen = 0;
-  const n = fromAllowList ? allowLen : slots;
   const q = queryBuf;
-  for (let i: u32 = 0; i < n; i++) {
-    const s = fromAllowList ? load<u32>(allowList + (<usize>i << 2)) : i;
-    if (isDeleted(s)) continue;
-    const d = distance(q, vecOf(s));
-    if (resLen < k) {
-      resPush(d, s);
-    } else if (d < load<f32>(resHeap)) {
-      resReplaceTop(d, s);
+  if (fromAllowList) {
+    for (let i: u32 = 0; i < allowLen; i++) {
+      const s = load<u32>(allowList + (<usize>i << 2));
+      if (isDeleted(s)) continue;
+      scanOffer(k, distance(q, vecOf(s)), s);
+    }
+    distCount += <f64>allowLen;
+    return;
+  }
+  // Every slot: walk each chunk's records with a pointer instead of looking each slot up.
+  const checkDeleted = deletedCount > 0;
+  for (let c: u32 = 0; c < chunkCount; c++) {
+    const first = c << CHUNK_SHIFT;
+    if (first >= slots) break;
+    const end = slots - first < CHUNK_NODES ? slots - first : CHUNK_NODES;
+    let v = load<usize>(chunkTable + (<usize>c << alignof<usize>())) + vecOff;
+    for (let i: u32 = 0; i < end; i++, v += recSize) {
+      const s = first + i;
+      if (checkDeleted && isDeleted(s)) continue;
+      scanOffer(k, distance(q, v), s);
     }
   }
-  distCount += <f64>n;
+  distCount += <f64>slots;
 }
 
 function searchOne(src: usize, k: i32, ef: i32, outIds: usize, outScores: usize): i32 {
