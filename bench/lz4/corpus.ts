@@ -3,6 +3,7 @@
  * names, ISO timestamps, ids, levels, free text from a word list, numbers), English-like text,
  * and random bytes. Seeded, so every run compresses the same bytes.
  */
+import { seededRandom } from '../../src/core/random-testing.js';
 
 const WORDS = (
   'the a request user order payment cache miss hit database query slow fast retry timeout connection ' +
@@ -18,17 +19,8 @@ const METHODS = ['GET', 'POST', 'PUT', 'DELETE'];
 const PATHS = ['/v1/kv/', '/v1/topics/', '/v1/collections/', '/v1/functions/', '/v1/groups/'];
 const REGIONS = ['eu-west-1', 'us-east-1', 'ap-south-1'];
 
-/** A small fast PRNG (mulberry32) so corpora are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Reproducible corpora: the shared seeded PRNG. */
+export const rng = seededRandom;
 
 function hex(rand: () => number, n: number): string {
   let s = '';

@@ -9,6 +9,7 @@
 import { availableParallelism, loadavg } from 'node:os';
 import { codecs, init, type QuartzExports } from '../../src/node/core.js';
 import { BATCH_HEADER_SIZE, SegmentReader, SegmentWriter, encodeBatch, type SegmentCodec, type SegmentRecord } from '../../src/core/segment.js';
+import { seededRandom as rng } from '../../src/core/random-testing.js';
 
 interface Kernels extends QuartzExports {
   crc32c(crc: number, ptr: number, len: number): number;
@@ -22,17 +23,6 @@ const TARGET_DECODE_MBS = 1000;
 const RUNS = 5;
 /** Records per produced batch: what one produce call of a busy client carries. */
 const BATCH_RECORDS = 500;
-
-/** A deterministic PRNG so every run sees the same data. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = ['order', 'created', 'shipped', 'pending', 'alice', 'bob', 'carol', 'widget', 'gadget', 'sprocket', 'eu-west', 'us-east', 'premium', 'basic'];
 

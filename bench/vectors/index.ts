@@ -13,6 +13,7 @@ import { HnswIndex } from '../../src/core/hnsw.js';
 import { compileFilter, type Metadata } from '../../src/engine/vectors/filter.js';
 import { VectorStore } from '../../src/engine/vectors/vector-store.js';
 import { createTestContext } from '../../src/engine/testing.js';
+import { seededRandom as rng } from '../../src/core/random-testing.js';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? '1');
 const N = Math.round(100_000 * SCALE);
@@ -24,16 +25,6 @@ const K = 10;
 const EF = 64;
 const M = 16;
 const EF_CONSTRUCTION = 200;
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(r: () => number): number {
   return Math.sqrt(-2 * Math.log(r() || 1e-12)) * Math.cos(2 * Math.PI * r());
