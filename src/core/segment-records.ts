@@ -20,7 +20,10 @@ export interface SegmentRecord {
   timestamp: number;
 }
 
-/** A decoded record: its bytes are views into the batch's decoded buffer. */
+/**
+ * A decoded record: its bytes are views into the batch's decoded buffer. Read-only: records
+ * without headers share one frozen empty `headers` array.
+ */
 export interface DecodedRecord extends SegmentRecord {
   offset: number;
   headers: SegmentHeader[];
@@ -162,6 +165,12 @@ export function writeRecords(buf: Uint8Array, pos: number, records: readonly Seg
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * The headers of every decoded record that has none: one frozen array instead of one per record,
+ * which at 1 KB records is a measurable share of what a decode leaves to the garbage collector.
+ */
+const NO_HEADERS = Object.freeze([]) as unknown as SegmentHeader[];
+
 function readHeaderKey(buf: Uint8Array, start: number, end: number, r: VarintReader): string {
   let ascii = end - start <= 64;
   for (let i = start; ascii && i < end; i++) if (buf[i]! >= 0x80) ascii = false;
@@ -225,7 +234,7 @@ export function readRecords(buf: Uint8Array, start: number, end: number, expect:
     const headerCount = r.varint();
     // Each header takes at least 2 bytes, so a count above that cannot be honest.
     if (headerCount > (end - r.pos) / 2) r.fail(`record ${i} declares ${headerCount} headers, more than the bytes left`);
-    const headers: SegmentHeader[] = new Array(headerCount);
+    const headers: SegmentHeader[] = headerCount === 0 ? NO_HEADERS : new Array(headerCount);
     for (let j = 0; j < headerCount; j++) {
       const keyLen = r.varint();
       if (keyLen > end - r.pos) r.fail(`record ${i} header ${j} key runs past the end`);
