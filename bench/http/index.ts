@@ -14,7 +14,11 @@
  *
  * Flags: --duration S (10) per run, --mixed-duration S (30), --connections N (10) for KV/vector
  * runs, --mixed-connections N (200), --only a,b (bare, kv-get, kv-put, vector, produce, consume,
- * redis, jsonl, mixed), --cpu-prof (profile the server, print its top functions), --no-build.
+ * redis, jsonl, mixed), --cpu-prof (profile the server, print its top functions), --no-build,
+ * --mixed-rounds N (1: repeat the mixed load, e.g. to see whether memory keeps growing),
+ * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
+ * mixed load and after each round; the JS heap is then read right after each one; the files are
+ * kept in the data directory for DevTools or a diff).
  */
 import autocannon, { type Request as CannonRequest, type Result } from 'autocannon';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -57,6 +61,8 @@ const only = flag('only')?.split(',');
 for (const s of only ?? []) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`--only: unknown scenario '${s}'; use ${SCENARIOS.join(', ')}`);
 const wanted = (s: (typeof SCENARIOS)[number]) => only === undefined || only.includes(s);
 const CPU_PROF = argv.includes('--cpu-prof');
+const MIXED_ROUNDS = num('mixed-rounds', 1);
+const HEAP_SNAPSHOTS = argv.includes('--heap-snapshots');
 
 // ---------------------------------------------------------------------------------------------
 // processes
@@ -107,11 +113,11 @@ function cpuOf(pid: number): { user: number; sys: number } {
 }
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-/** The server's V8 heap in use from its Prometheus metrics (after a GC it chose), if exported. */
-async function heapUsed(base: string): Promise<number | undefined> {
+/** A server memory figure from its Prometheus metrics (default: V8 heap in use, after a GC it chose), if exported. */
+async function heapUsed(base: string, metric = 'nodejs_heap_size_used_bytes'): Promise<number | undefined> {
   try {
     const text = await (await fetch(`${base}/metrics`)).text();
-    const m = /^\w*nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(text);
+    const m = new RegExp(`^\\w*${metric}(?:\\{[^}]*\\})? (\\d+(?:\\.\\d+)?(?:e\\+\\d+)?)$`, 'm').exec(text);
     return m === null ? undefined : Number(m[1]);
   } catch {
     return undefined;
@@ -122,6 +128,32 @@ async function heapUsed(base: string): Promise<number | undefined> {
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m === null ? 0 : Number(m[1]) * 1024;
+}
+
+/**
+ * Asks the server (started with --heapsnapshot-signal=SIGUSR2) for a heap snapshot and waits for
+ * the file: V8 collects garbage before writing one, so the heap read right after it is the live
+ * heap, not whatever the last GC happened to leave.
+ */
+async function heapSnapshot(pid: number, dir: string, base: string, label: string): Promise<number | undefined> {
+  const snapshots = () => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot'));
+  const before = snapshots().length;
+  process.kill(pid, 'SIGUSR2');
+  const deadline = Date.now() + 120_000;
+  // The file appears when writing starts; the server answers HTTP again once it is finished.
+  while (snapshots().length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  const heap = await heapUsed(base);
+  const external = await heapUsed(base, 'nodejs_external_memory_bytes');
+  const file = snapshots().sort().at(-1);
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) / 1024;
+  const mb = (n: number | undefined) => (n === undefined ? '?' : (n / 2 ** 20).toFixed(1));
+  console.log(
+    `    heap snapshot (${label}): ${file === undefined ? 'none written' : join(dir, file)}\n` +
+      `      after GC: JS heap used ${mb(heap)} MiB, external (ArrayBuffers, WASM memories) ${mb(external)} MiB; ` +
+      `RSS ${kb('VmRSS').toFixed(0)} MiB = anonymous ${kb('RssAnon').toFixed(0)} + file-backed (lmdb map, code) ${kb('RssFile').toFixed(0)} + shared ${kb('RssShmem').toFixed(0)}`,
+  );
+  return heap;
 }
 
 function has(cmd: string): boolean {
@@ -321,12 +353,14 @@ interface MixedOutcome {
   checkedRecords: number;
 }
 
+// Across rounds: every round's puts and batches are new, and the record check reads the whole topic.
+let putSeq = 0;
+let batchSeq = 0;
+
 async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries: string[], consumeOffsets: number[]): Promise<MixedOutcome> {
-  await api.call('POST', '/v1/topics', { name: 'mixed', partitions: 1 });
+  if (batchSeq === 0) await api.call('POST', '/v1/topics', { name: 'mixed', partitions: 1 });
   const acked: string[] = [];
   const ackedOffsets: number[][] = [];
-  let putSeq = 0;
-  let batchSeq = 0;
   const pick = <T>(list: T[], i: number) => list[i % list.length]!;
   const headers = api.headers;
   let turn = 0;
@@ -486,7 +520,7 @@ async function main(): Promise<void> {
   const peerPort = await freePort();
   if (!existsSync(cli)) throw new Error(`${cli} is missing: build it with \`npm run build:ts\` (or drop --no-build)`);
   const serverArgs = [join(ROOT, 'bin/quartz.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', join(dataDir, 'quartz')];
-  const nodeArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
+  const nodeArgs = [...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...(HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2'] : [])];
   const log = join(dataDir, 'server.log');
   const logFd = openSync(log, 'a');
   const server = spawn(process.execPath, [...nodeArgs, ...serverArgs], { cwd: dataDir, stdio: ['ignore', logFd, logFd], env: { ...process.env, QUARTZ_LOG_LEVEL: 'info' } });
@@ -559,7 +593,15 @@ async function main(): Promise<void> {
       const r = await redisXadd(DURATION);
       if (r !== undefined) rows.set('redis', r);
     }
-    if (wanted('mixed')) mixed = await mixedLoad(api, server.pid!, getKeys, queries, consumeOffsets);
+    if (wanted('mixed')) {
+      if (HEAP_SNAPSHOTS) await heapSnapshot(server.pid!, dataDir, base, 'before the mixed load');
+      for (let round = 1; round <= MIXED_ROUNDS; round++) {
+        if (MIXED_ROUNDS > 1) console.log(`  mixed round ${round} of ${MIXED_ROUNDS}`);
+        mixed = await mixedLoad(api, server.pid!, getKeys, queries, consumeOffsets);
+        if (MIXED_ROUNDS > 1) printTable(mixed);
+        if (HEAP_SNAPSHOTS) await heapSnapshot(server.pid!, dataDir, base, `after round ${round}`);
+      }
+    }
   } finally {
     await stop(peers);
     await stop(server);
@@ -572,8 +614,9 @@ async function main(): Promise<void> {
       console.log(summarizeProfile(readFileSync(join(profDir, f), 'utf8'), 30, ROOT));
     }
   }
-  printTable(mixed);
-  if (!CPU_PROF) await rm(dataDir, { recursive: true, force: true });
+  if (MIXED_ROUNDS === 1) printTable(mixed);
+  if (HEAP_SNAPSHOTS) console.log(`\nheap snapshots kept in ${dataDir}`);
+  if (!CPU_PROF && !HEAP_SNAPSHOTS) await rm(dataDir, { recursive: true, force: true });
 }
 
 function printTable(mixed: MixedOutcome | undefined): void {
