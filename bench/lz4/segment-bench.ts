@@ -7,6 +7,7 @@
  * `BENCH_CLOCK=cpu` times by process CPU time instead of wall clock.
  */
 import { availableParallelism, loadavg } from 'node:os';
+import { PerformanceObserver, performance, type PerformanceEntry } from 'node:perf_hooks';
 import { codecs, init, type QuartzExports } from '../../src/node/core.js';
 import { BATCH_HEADER_SIZE, SegmentReader, SegmentWriter, encodeBatch, type SegmentCodec, type SegmentRecord } from '../../src/core/segment.js';
 import { seededRandom as rng } from '../../src/core/random-testing.js';
@@ -132,16 +133,34 @@ function kernelsDecode(sections: Section[]): void {
  * other jobs, CPU time is not inflated by waiting for a core (it does include GC threads).
  */
 const useCpuClock = process.env.BENCH_CLOCK === 'cpu';
-function time(fn: () => void): number {
-  if (useCpuClock) {
-    const c0 = process.cpuUsage();
-    fn();
+/** Wall-clock windows of the timed calls, to attribute garbage-collection pauses to them. */
+const windows: { label: string; start: number; end: number }[] = [];
+function time(fn: () => void, label = ''): number {
+  const start = performance.now();
+  const c0 = useCpuClock ? process.cpuUsage() : undefined;
+  fn();
+  const end = performance.now();
+  windows.push({ label, start, end });
+  if (c0) {
     const c = process.cpuUsage(c0);
     return (c.user + c.system) / 1e6;
   }
-  const t0 = performance.now();
-  fn();
-  return (performance.now() - t0) / 1000;
+  return (end - start) / 1000;
+}
+
+/**
+ * Main-thread GC pause share of the windows labelled `label`: which part of a figure is the
+ * collector (often paying for garbage of the phase timed before) rather than the codec.
+ */
+function gcShare(entries: readonly PerformanceEntry[], label: string): number {
+  let paused = 0;
+  let total = 0;
+  for (const w of windows) {
+    if (w.label !== label) continue;
+    total += w.end - w.start;
+    for (const e of entries) if (e.startTime >= w.start && e.startTime < w.end) paused += Math.min(e.duration, w.end - e.startTime);
+  }
+  return total === 0 ? 0 : paused / total;
 }
 
 /** Prints the segment codec table. */
@@ -149,6 +168,10 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
   await init();
   const scale = options.scale ?? Number(process.env.BENCH_SCALE ?? 1);
   const rows: string[][] = [];
+  const gcEntries: PerformanceEntry[] = [];
+  const observer = new PerformanceObserver((list) => gcEntries.push(...list.getEntries()));
+  observer.observe({ entryTypes: ['gc'] });
+  windows.length = 0;
   for (const [kind, full] of [['1kb-json', 50_000], ['100b', 300_000]] as const) {
     const count = Math.max(BATCH_RECORDS, Math.round(full * scale));
     const records = dataset(kind, count);
@@ -165,7 +188,7 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
     for (let run = 0; run <= RUNS; run++) {
       for (const v of variants) {
         const e = time(() => (v === 'kernels' ? kernelsEncode(sections) : segments.set(v, encode(records, v))));
-        const d = time(() => (v === 'kernels' ? kernelsDecode(sections) : decode(segments.get(v)!, count)));
+        const d = time(() => (v === 'kernels' ? kernelsDecode(sections) : decode(segments.get(v)!, count)), run > 0 ? `${kind} ${v}` : '');
         // Run 0 warms up the JIT and grows memory.
         if (run > 0) {
           enc.get(v)!.push(e);
@@ -191,18 +214,24 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
         (count / e(v) / 1e6).toFixed(2),
         (mb / d(v)).toFixed(0),
         (count / d(v) / 1e6).toFixed(2),
+        `${kind} ${v}`, // replaced by the GC share once the observer has delivered
         note,
       ]);
     }
     const w = codecs<Kernels>();
     for (const s of sections) [s.src, s.dst, s.out].forEach((p) => w.free(p));
   }
-  const head = ['records', 'codec', 'count', 'size/payload', 'enc MB/s', 'enc Mrec/s', 'dec MB/s', 'dec Mrec/s', 'ratio'];
+  // GC entries are delivered asynchronously: let the observer catch up before reading them.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  observer.disconnect();
+  for (const r of rows) r[8] = `${(100 * gcShare(gcEntries, r[8]!)).toFixed(0)}%`;
+  const head = ['records', 'codec', 'count', 'size/payload', 'enc MB/s', 'enc Mrec/s', 'dec MB/s', 'dec Mrec/s', 'dec GC', 'ratio'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
   console.log(
     `\nsegment codec (median of 5, ${useCpuClock ? 'CPU' : 'wall-clock'} time, load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores; ` +
-      'MB/s of key+value payload; "kernels" = LZ4 block + CRC32C alone on the same bytes)',
+      'MB/s of key+value payload; "kernels" = LZ4 block + CRC32C alone on the same bytes; ' +
+      '"dec GC" = share of decode wall time spent in main-thread GC pauses)',
   );
   console.log(line(head));
   for (const r of rows) console.log(line(r));
