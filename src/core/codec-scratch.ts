@@ -12,50 +12,82 @@ interface Region {
   size: number;
 }
 
-const regions = new WeakMap<QuartzExports, Region[]>();
+interface State {
+  regions: (Region | undefined)[];
+  /** Some region is above RETAIN_LIMIT: lets releaseLarge skip its scan on the common path. */
+  large: boolean;
+  /** The buffer `view` covers; memory.grow detaches it and hands out a new one. */
+  buffer: ArrayBuffer | undefined;
+  view: Uint8Array;
+}
+
+const states = new WeakMap<QuartzExports, State>();
+
+function stateOf(wasm: QuartzExports): State {
+  let state = states.get(wasm);
+  if (!state) {
+    state = { regions: [], large: false, buffer: undefined, view: new Uint8Array(0) };
+    states.set(wasm, state);
+  }
+  return state;
+}
+
+/**
+ * A byte view of the whole instance memory, made once per memory buffer rather than per call.
+ * Take it after any call that may grow memory (alloc, scratch), since growth replaces the buffer.
+ */
+export function memoryView(wasm: QuartzExports): Uint8Array {
+  const state = stateOf(wasm);
+  const buffer = wasm.memory.buffer;
+  if (state.buffer !== buffer) {
+    state.buffer = buffer;
+    state.view = new Uint8Array(buffer);
+  }
+  return state.view;
+}
 
 /** A region of at least `size` bytes in slot `slot` (0 = input, 1 = output, 2 = spare). */
 export function scratch(wasm: QuartzExports, slot: number, size: number): number {
-  let list = regions.get(wasm);
-  if (!list) {
-    list = [];
-    regions.set(wasm, list);
-  }
-  const region = list[slot];
+  const state = stateOf(wasm);
+  const region = state.regions[slot];
   if (region && region.size >= size) return region.ptr;
   if (region) wasm.free(region.ptr);
   let grown = region ? region.size : 4096;
   while (grown < size) grown *= 2;
-  if (grown > RETAIN_LIMIT) grown = Math.max(size, 1);
+  if (grown > RETAIN_LIMIT) {
+    grown = Math.max(size, 1);
+    state.large = true;
+  }
   const ptr = wasm.alloc(grown);
-  list[slot] = { ptr, size: grown };
+  state.regions[slot] = { ptr, size: grown };
   return ptr;
 }
 
 /** Releases slots that grew past RETAIN_LIMIT; call after the results are copied out. */
 export function releaseLarge(wasm: QuartzExports): void {
-  const list = regions.get(wasm);
-  if (!list) return;
+  const state = stateOf(wasm);
+  if (!state.large) return;
+  const list = state.regions;
   for (let i = 0; i < list.length; i++) {
     const region = list[i];
     if (region && region.size > RETAIN_LIMIT) {
       wasm.free(region.ptr);
-      list[i] = undefined as unknown as Region;
+      list[i] = undefined;
     }
   }
+  state.large = false;
 }
 
 /** Copies `bytes` into scratch slot `slot` and returns the pointer. */
 export function scratchIn(wasm: QuartzExports, slot: number, bytes: Uint8Array): number {
   const ptr = scratch(wasm, slot, bytes.length);
-  new Uint8Array(wasm.memory.buffer, ptr, bytes.length).set(bytes);
+  memoryView(wasm).set(bytes, ptr);
   return ptr;
 }
 
 /** Exchanges two slots (a grown output moves into the output slot). */
 export function swapSlots(wasm: QuartzExports, a: number, b: number): void {
-  const list = regions.get(wasm);
-  if (!list) return;
+  const list = stateOf(wasm).regions;
   const t = list[a];
   list[a] = list[b];
   list[b] = t;
@@ -66,5 +98,5 @@ export function swapSlots(wasm: QuartzExports, a: number, b: number): void {
  * not ArrayBuffer.prototype.slice, which measured ~10x slower on a wasm memory in V8.
  */
 export function takeOut(wasm: QuartzExports, ptr: number, length: number): Uint8Array {
-  return new Uint8Array(wasm.memory.buffer, ptr, length).slice();
+  return memoryView(wasm).slice(ptr, ptr + length);
 }

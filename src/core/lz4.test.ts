@@ -81,6 +81,46 @@ describe('lz4 block', () => {
     }
   });
 
+  it('decodes into a caller-owned buffer, touching only the decoded prefix', () => {
+    const data = jsonLogs(70_000, 4);
+    const packed = lz4.compressBlock(data);
+    const into = new Uint8Array(data.length + 50).fill(0xee);
+    const out = lz4.decompressBlock(packed, { into });
+    expect(out.buffer).toBe(into.buffer);
+    expect(out.byteOffset).toBe(0);
+    expectBytes(out, data);
+    expect(into.subarray(data.length).every((b) => b === 0xee)).toBe(true);
+    // A view into a larger buffer is written at its own offset, not at the buffer's start.
+    const backing = new Uint8Array(data.length + 100).fill(7);
+    const view = lz4.decompressBlock(packed, { into: backing.subarray(100) });
+    expect(view.byteOffset).toBe(100);
+    expectBytes(backing.subarray(100), data);
+    expect(backing.subarray(0, 100).every((b) => b === 7)).toBe(true);
+  });
+
+  it('keeps plain results independent of later calls and of memory growth', () => {
+    const a = jsonLogs(60_000, 5);
+    const b = randomBytes(60_000, 6);
+    const outA = lz4.decompressBlock(lz4.compressBlock(a), a.length);
+    // A larger input grows the scratch regions (and possibly the memory) between the calls.
+    const large = jsonLogs(3 * MiB, 7);
+    expectBytes(lz4.decompressBlock(lz4.compressBlock(large), large.length), large);
+    const outB = lz4.decompressBlock(lz4.compressBlock(b), b.length);
+    expectBytes(outA, a);
+    expectBytes(outB, b);
+    expect(outA.buffer).not.toBe(outB.buffer);
+  });
+
+  it('rejects an into buffer too small for the block, and a bad target, with typed errors', () => {
+    const data = text(10_000);
+    const packed = lz4.compressBlock(data);
+    const into = new Uint8Array(data.length - 1);
+    expectError(() => lz4.decompressBlock(packed, { into }), ErrorCode.TOO_LARGE, /into buffer \(9999 bytes\)/);
+    expectError(() => lz4.decompressBlock(packed, { into: [] as unknown as Uint8Array }), ErrorCode.INVALID_ARGUMENT, /into: Uint8Array/);
+    expectError(() => lz4.decompressBlock(packed, null as unknown as number), ErrorCode.INVALID_ARGUMENT, /lz4 block/);
+    expectError(() => lz4.decompressBlock(new Uint8Array([0x50, 1, 2]), { into: new Uint8Array(100) }), ErrorCode.CORRUPT_DATA, /lz4 block/);
+  });
+
   it('rejects malformed blocks with typed errors', () => {
     expectError(() => lz4.decompressBlock(new Uint8Array(0), 10), ErrorCode.CORRUPT_DATA, /empty input/);
     // token says 5 literals, only 2 present

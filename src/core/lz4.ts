@@ -6,7 +6,7 @@
  */
 import { codecs, type QuartzExports } from './loader.js';
 import { ErrorCode, QuartzError } from './errors.js';
-import { scratch, scratchIn, releaseLarge, swapSlots, takeOut } from './codec-scratch.js';
+import { memoryView, scratch, scratchIn, releaseLarge, swapSlots, takeOut } from './codec-scratch.js';
 
 interface Lz4Exports extends QuartzExports {
   lz4_compress_bound(srcLen: number): number;
@@ -119,15 +119,36 @@ function compressBlock(src: Uint8Array, options: CompressBlockOptions = {}): Uin
   return out;
 }
 
+/** Where `decompressBlock` writes when the caller owns the output buffer. */
+export interface DecompressBlockInto {
+  /** Decoded bytes land at its start; its length is the output limit. */
+  into: Uint8Array;
+}
+
 /**
  * Decompresses one LZ4 block. `maxOutputBytes` is the known original size or an upper bound;
- * the result has the actual decoded length.
+ * the result is a new array of the actual decoded length. With `{ into }` the block is decoded
+ * into that buffer instead (no allocation per call) and the result is its decoded prefix.
  * @example
  * const back = lz4.decompressBlock(packed, originalLength);
+ * const out = new Uint8Array(65536);
+ * const view = lz4.decompressBlock(packed, { into: out }); // out.subarray(0, decodedLength)
  */
-function decompressBlock(src: Uint8Array, maxOutputBytes: number): Uint8Array {
+function decompressBlock(src: Uint8Array, maxOutputBytes: number): Uint8Array;
+function decompressBlock(src: Uint8Array, target: DecompressBlockInto): Uint8Array;
+function decompressBlock(src: Uint8Array, limitOrTarget: number | DecompressBlockInto): Uint8Array {
   checkBytes('lz4 block', src);
-  const limit = maxBytes('lz4 block', 'maxOutputBytes', maxOutputBytes);
+  let into: Uint8Array | undefined;
+  let limit: number;
+  if (typeof limitOrTarget === 'number') {
+    limit = maxBytes('lz4 block', 'maxOutputBytes', limitOrTarget);
+  } else {
+    into = limitOrTarget?.into;
+    if (!(into instanceof Uint8Array)) {
+      throw new QuartzError(ErrorCode.INVALID_ARGUMENT, 'lz4 block: the second argument must be maxOutputBytes (a number) or { into: Uint8Array }');
+    }
+    limit = Math.min(into.length, HARD_MAX_OUTPUT);
+  }
   const wasm = codecs<Lz4Exports>();
   const cap = Math.min(limit, expansionBound(src.length));
   const srcPtr = scratchIn(wasm, 0, src);
@@ -136,12 +157,19 @@ function decompressBlock(src: Uint8Array, maxOutputBytes: number): Uint8Array {
   if (n < 0) {
     releaseLarge(wasm);
     if (n === ERR_DST_TOO_SMALL) {
-      throw new QuartzError(ErrorCode.TOO_LARGE, `lz4 block: decoded data is larger than maxOutputBytes (${limit})`, { details: { maxOutputBytes: limit } });
+      const subject = into ? `the into buffer (${limit} bytes)` : `maxOutputBytes (${limit})`;
+      throw new QuartzError(ErrorCode.TOO_LARGE, `lz4 block: decoded data is larger than ${subject}`, { details: { maxOutputBytes: limit } });
     }
     if (n === ERR_INVALID_ARGUMENT) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, 'lz4 block: invalid input length');
     throw new QuartzError(ErrorCode.CORRUPT_DATA, src.length === 0 ? 'lz4 block: empty input (a block holds at least one token)' : 'lz4 block: malformed compressed data (truncated, bad match offset or bad length)');
   }
-  const out = takeOut(wasm, dstPtr, n);
+  let out: Uint8Array;
+  if (into) {
+    into.set(memoryView(wasm).subarray(dstPtr, dstPtr + n));
+    out = into.subarray(0, n);
+  } else {
+    out = takeOut(wasm, dstPtr, n);
+  }
   releaseLarge(wasm);
   return out;
 }
@@ -246,7 +274,7 @@ function decompressFrame(src: Uint8Array, options: DecompressFrameOptions = {}):
     const grown = Math.min(limit, cap * 2);
     // Slot 2 takes the larger buffer; the written prefix moves with it, then the slots swap.
     const next = scratch(wasm, 2, grown);
-    new Uint8Array(wasm.memory.buffer).copyWithin(next, dstPtr, dstPtr + cap);
+    memoryView(wasm).copyWithin(next, dstPtr, dstPtr + cap);
     swapSlots(wasm, 1, 2);
     dstPtr = next;
     cap = grown;
