@@ -153,6 +153,19 @@ function crcOf(bytes: Uint8Array, start: number, end: number): number {
  * decodeBatch(batch).records[0].offset; // → 0
  */
 export function encodeBatch(records: readonly SegmentRecord[], options: EncodeBatchOptions): Uint8Array {
+  const w = wasm();
+  try {
+    return encodeBatchView(w, records, options).slice();
+  } finally {
+    releaseLarge(w);
+  }
+}
+
+/**
+ * `encodeBatch` without the copy out: the batch as a view of WASM memory, valid until the next
+ * codec call. The caller copies it and then calls `releaseLarge`.
+ */
+function encodeBatchView(w: CodecExports, records: readonly SegmentRecord[], options: EncodeBatchOptions): Uint8Array {
   const baseOffset = checkOffset(options?.baseOffset, 'baseOffset');
   const codec = options.codec;
   if (codec !== 'none' && codec !== 'lz4') invalid(`codec must be 'none' or 'lz4', got ${String(codec)}`);
@@ -165,51 +178,46 @@ export function encodeBatch(records: readonly SegmentRecord[], options: EncodeBa
   const lastOffsetDelta = records.length - 1;
   if (baseOffset + lastOffsetDelta > Number.MAX_SAFE_INTEGER) invalid(`batch at offset ${baseOffset} would pass offset 2^53 − 1`);
 
-  const w = wasm();
   // One region (reused across calls): the batch (header + records, or header + compressed
   // block) then, for LZ4, the uncompressed records it is compressed from.
   const cap = codec === 'lz4' ? w.lz4_compress_bound(size) : size;
   if (cap < 0) fail(ErrorCode.TOO_LARGE, `batch records of ${size} bytes are too large for LZ4`);
   const batchCap = BATCH_HEADER_SIZE + Math.max(cap, size);
   const ptr = scratch(w, 1, batchCap + (codec === 'lz4' ? size : 0));
-  try {
-    let stored = size;
-    let codecId = CODEC_NONE;
-    if (codec === 'lz4') {
-      const src = ptr + batchCap;
-      writeRecords(new Uint8Array(w.memory.buffer, src, size), 0, records, layout.baseTimestamp);
-      const n = w.lz4_compress_block(src, size, ptr + BATCH_HEADER_SIZE, cap);
-      if (n < 0) fail(ErrorCode.INTERNAL, `LZ4 compression of a ${size}-byte batch failed with code ${n}`);
-      if (n < size) {
-        stored = n;
-        codecId = CODEC_LZ4;
-      } else {
-        new Uint8Array(w.memory.buffer).copyWithin(ptr + BATCH_HEADER_SIZE, src, src + size);
-      }
+  let stored = size;
+  let codecId = CODEC_NONE;
+  if (codec === 'lz4') {
+    const src = ptr + batchCap;
+    writeRecords(new Uint8Array(w.memory.buffer, src, size), 0, records, layout.baseTimestamp);
+    const n = w.lz4_compress_block(src, size, ptr + BATCH_HEADER_SIZE, cap);
+    if (n < 0) fail(ErrorCode.INTERNAL, `LZ4 compression of a ${size}-byte batch failed with code ${n}`);
+    if (n < size) {
+      stored = n;
+      codecId = CODEC_LZ4;
     } else {
-      writeRecords(new Uint8Array(w.memory.buffer, ptr + BATCH_HEADER_SIZE, size), 0, records, layout.baseTimestamp);
+      new Uint8Array(w.memory.buffer).copyWithin(ptr + BATCH_HEADER_SIZE, src, src + size);
     }
-    const length = BATCH_HEADER_SIZE + stored;
-    const b = new Uint8Array(w.memory.buffer, ptr, length);
-    // 0: length u32  4: crc u32  8: attributes u16  10: producer epoch i16  12: last offset delta u32
-    // 16: base offset u64  24: base timestamp i64  32: max timestamp i64  40: producer id i64
-    // 48: base sequence i32  52: record count u32  56: uncompressed size u32  60: records
-    put32(b, 0, length);
-    put16(b, 8, codecId);
-    put16(b, 10, producerEpoch);
-    put32(b, 12, lastOffsetDelta);
-    put64(b, 16, baseOffset);
-    put64(b, 24, layout.baseTimestamp);
-    put64(b, 32, layout.maxTimestamp);
-    put64(b, 40, producerId);
-    put32(b, 48, baseSequence);
-    put32(b, 52, records.length);
-    put32(b, 56, size);
-    put32(b, 4, w.crc32c(0, ptr + 8, length - 8) >>> 0);
-    return b.slice();
-  } finally {
-    releaseLarge(w);
+  } else {
+    writeRecords(new Uint8Array(w.memory.buffer, ptr + BATCH_HEADER_SIZE, size), 0, records, layout.baseTimestamp);
   }
+  const length = BATCH_HEADER_SIZE + stored;
+  const b = new Uint8Array(w.memory.buffer, ptr, length);
+  // 0: length u32  4: crc u32  8: attributes u16  10: producer epoch i16  12: last offset delta u32
+  // 16: base offset u64  24: base timestamp i64  32: max timestamp i64  40: producer id i64
+  // 48: base sequence i32  52: record count u32  56: uncompressed size u32  60: records
+  put32(b, 0, length);
+  put16(b, 8, codecId);
+  put16(b, 10, producerEpoch);
+  put32(b, 12, lastOffsetDelta);
+  put64(b, 16, baseOffset);
+  put64(b, 24, layout.baseTimestamp);
+  put64(b, 32, layout.maxTimestamp);
+  put64(b, 40, producerId);
+  put32(b, 48, baseSequence);
+  put32(b, 52, records.length);
+  put32(b, 56, size);
+  put32(b, 4, w.crc32c(0, ptr + 8, length - 8) >>> 0);
+  return b;
 }
 
 /**
@@ -329,6 +337,34 @@ export interface SegmentWriterOptions {
   createdAt?: number;
 }
 
+/** Smallest and largest staging chunk `append` copies batches into. */
+const STAGING_MIN = 256 << 10;
+const STAGING_MAX = 8 << 20;
+/** Staging bytes kept between writers: enough for a default 8 MiB segment with room to spare. */
+const STAGING_RETAIN = 32 << 20;
+/**
+ * Staging chunks of finished writers, reused by the next. Without them every `append`ed batch was
+ * allocated twice (its own copy, then the segment), and that off-heap churn set off full GCs.
+ */
+const spareChunks: Uint8Array[] = [];
+
+function takeChunk(min: number): Uint8Array {
+  for (let i = 0; i < spareChunks.length; i++) {
+    if (spareChunks[i]!.length >= min) return spareChunks.splice(i, 1)[0]!;
+  }
+  return new Uint8Array(min);
+}
+
+function returnChunks(chunks: readonly Uint8Array[]): void {
+  let kept = 0;
+  for (const c of spareChunks) kept += c.length;
+  for (const c of chunks) {
+    if (kept + c.length > STAGING_RETAIN) break;
+    spareChunks.push(c);
+    kept += c.length;
+  }
+}
+
 /**
  * Builds one segment in memory: header, batches, footer (offset and time index), trailer.
  * @example
@@ -340,8 +376,12 @@ export class SegmentWriter {
   readonly baseOffset: number;
   readonly codec: SegmentCodec;
   readonly createdAt: number;
+  /** Each batch: the caller's bytes (`appendBatch`) or a view of a staging chunk (`append`). */
   private readonly batches: Uint8Array[] = [];
   private readonly batchMaxTs: number[] = [];
+  /** Staging chunks never move once allocated, so views of them stay valid until `finish`. */
+  private readonly chunks: Uint8Array[] = [];
+  private chunkUsed = 0;
   private next: number;
   private bytes = SEGMENT_HEADER_SIZE;
   private records = 0;
@@ -377,9 +417,37 @@ export class SegmentWriter {
   append(records: readonly SegmentRecord[]): number {
     this.checkOpen();
     const base = this.next;
-    const batch = encodeBatch(records, { baseOffset: base, codec: this.codec });
-    this.push(batch, readBatchHeader(batch), 'append');
+    const w = wasm();
+    try {
+      const encoded = encodeBatchView(w, records, { baseOffset: base, codec: this.codec });
+      const h = readBatchHeader(encoded);
+      this.checkRoom(encoded.length, 'append');
+      const batch = this.stage(encoded.length);
+      batch.set(encoded);
+      this.push(batch, h);
+    } finally {
+      releaseLarge(w);
+    }
     return base;
+  }
+
+  /** `n` bytes of staging; chunks grow by doubling and a batch never straddles two. */
+  private stage(n: number): Uint8Array {
+    let chunk = this.chunks[this.chunks.length - 1];
+    if (chunk === undefined || chunk.length - this.chunkUsed < n) {
+      chunk = takeChunk(Math.max(n, chunk === undefined ? STAGING_MIN : Math.min(chunk.length * 2, STAGING_MAX)));
+      this.chunks.push(chunk);
+      this.chunkUsed = 0;
+    }
+    const view = chunk.subarray(this.chunkUsed, this.chunkUsed + n);
+    this.chunkUsed += n;
+    return view;
+  }
+
+  private checkRoom(length: number, what: string): void {
+    if (this.byteLength + length + FOOTER_ENTRY_SIZE > MAX_SEGMENT_SIZE) {
+      fail(ErrorCode.TOO_LARGE, `${what}: the segment would pass ${MAX_SEGMENT_SIZE} bytes`);
+    }
   }
 
   /**
@@ -403,13 +471,11 @@ export class SegmentWriter {
       fail(ErrorCode.CHECKSUM_MISMATCH, `appended batch at offset ${h.baseOffset}: CRC32C does not match`, 0);
     }
     if (h.baseOffset !== this.next) invalid(`appended batch starts at offset ${h.baseOffset}, the segment's next offset is ${this.next}`);
-    this.push(encoded, h, 'appendBatch');
+    this.checkRoom(encoded.length, 'appendBatch');
+    this.push(encoded, h);
   }
 
-  private push(batch: Uint8Array, h: BatchHeader, what: string): void {
-    if (this.byteLength + batch.length + FOOTER_ENTRY_SIZE > MAX_SEGMENT_SIZE) {
-      fail(ErrorCode.TOO_LARGE, `${what}: the segment would pass ${MAX_SEGMENT_SIZE} bytes`);
-    }
+  private push(batch: Uint8Array, h: BatchHeader): void {
     this.batches.push(batch);
     this.batchMaxTs.push(h.maxTimestamp);
     this.bytes += batch.length;
@@ -477,6 +543,8 @@ export class SegmentWriter {
     put32(out, t + 12, crcOf(out, t, t + 12));
     put32(out, t + 16, MAGIC_STRM);
     this.batches.length = 0;
+    returnChunks(this.chunks);
+    this.chunks.length = 0;
     return out;
   }
 }
