@@ -3,7 +3,8 @@
  * the QuartzDB WASM codec (block API in 64 KB blocks, and the frame API with 64 KB independent
  * blocks) beside lz4-napi (native), lz4js (pure JS) and the `lz4` CLI's own `-b1 -B4` figures,
  * on a JSON-log corpus and on random bytes (64 MiB each by default). Every figure is the
- * median of R runs of the whole call, boundary copies included; MB/s = 10^6 bytes of
+ * median of R runs of the whole call, boundary copies included, the in-process codecs taking
+ * turns within every run (rotating order) so load changes during the bench hit all alike; MB/s = 10^6 bytes of
  * uncompressed data per second (`BENCH_CLOCK=cpu`: per CPU second). Then CRC32C (beside a JS table-driven CRC32C) and xxh32.
  * Targets (issue): decompress ≥ 2500 MB/s and ≥ 1.0× lz4-napi; compress ≥ 650 MB/s and
  * ≥ 0.9× lz4-napi; ratio within 3% of `lz4 -1 -B4`; CRC32C ≥ 2000 MB/s.
@@ -47,25 +48,52 @@ function median(xs: number[]): number {
  */
 const useCpuClock = process.env.BENCH_CLOCK === 'cpu';
 
-/** Median MB/s of `fn` over RUNS runs, for `bytes` of uncompressed data per run. */
-function throughput(bytes: number, fn: () => void): number {
-  fn(); // warm-up: JIT, and memory growth in the wasm instance
-  const times: number[] = [];
+/** Seconds of one call of `fn`, from a clean heap so no call pays for an earlier one's garbage. */
+function timeOnce(fn: () => void): number {
+  gc?.();
+  if (useCpuClock) {
+    const c0 = process.cpuUsage();
+    fn();
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / 1e6;
+  }
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/** One contestant of a timed round: a whole call, and an untimed check of its result. */
+interface Side {
+  run: () => void;
+  /** Runs after every call, outside the timing: checks the result and lets it go. */
+  check?: () => void;
+}
+
+/**
+ * Median MB/s of each side over RUNS runs, for `bytes` of uncompressed data per call. Within
+ * every run each side is called once, the order rotating from run to run, so load from other
+ * processes that comes and goes during the bench falls on every side alike instead of on
+ * whichever codec happened to be timed at the time.
+ */
+function interleaved(bytes: number, sides: Side[]): number[] {
+  for (const s of sides) {
+    s.run(); // warm-up: JIT, and memory growth in the wasm instance
+    s.check?.();
+  }
+  const times = sides.map(() => [] as number[]);
   for (let r = 0; r < RUNS; r++) {
-    // Start each run with a clean heap so no run pays for the previous run's garbage.
-    gc?.();
-    if (useCpuClock) {
-      const c0 = process.cpuUsage();
-      fn();
-      const c = process.cpuUsage(c0);
-      times.push((c.user + c.system) / 1e6);
-    } else {
-      const t0 = process.hrtime.bigint();
-      fn();
-      times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    for (let k = 0; k < sides.length; k++) {
+      const i = (r + k) % sides.length;
+      times[i]!.push(timeOnce(sides[i]!.run));
+      sides[i]!.check?.();
     }
   }
-  return bytes / 1e6 / median(times);
+  return times.map((t) => bytes / 1e6 / median(t));
+}
+
+/** Median MB/s of `fn` over RUNS runs, for `bytes` of uncompressed data per run. */
+function throughput(bytes: number, fn: () => void): number {
+  return interleaved(bytes, [{ run: fn }])[0]!;
 }
 
 function same(a: Uint8Array, b: Uint8Array, what: string): void {
@@ -79,104 +107,171 @@ interface Row {
   ratio: number;
 }
 
+/** One in-process codec on one corpus; `compress` must have run before `decompress`. */
+interface Codec {
+  name: string;
+  compress: () => void;
+  decompress: () => void;
+  /** Checks the last decompress result against the corpus and drops it. */
+  verify: () => void;
+  /** Total compressed bytes of the last compress. */
+  packedSize: () => number;
+}
+
 function chunks(data: Uint8Array): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (let i = 0; i < data.length; i += BLOCK) out.push(data.subarray(i, i + BLOCK));
   return out;
 }
 
-function oursBlock(data: Uint8Array): Row {
+const total = (xs: Uint8Array[]) => xs.reduce((n, p) => n + p.length, 0);
+
+/** Our block API, and beside it the same blocks decoded into one caller-owned buffer. */
+function oursBlock(data: Uint8Array): { codec: Codec; into: Side } {
   const parts = chunks(data);
   let packed: Uint8Array[] = [];
-  const compress = throughput(data.length, () => {
-    packed = parts.map((p) => lz4.compressBlock(p));
-  });
   let back: Uint8Array[] = [];
-  const decompress = throughput(data.length, () => {
-    back = packed.map((p, i) => lz4.decompressBlock(p, parts[i]!.length));
-  });
-  same(Buffer.concat(back), data, 'quartz block');
+  const codec: Codec = {
+    name: 'quartz wasm, block API (64 KB blocks)',
+    compress: () => {
+      packed = parts.map((p) => lz4.compressBlock(p));
+    },
+    decompress: () => {
+      back = packed.map((p, i) => lz4.decompressBlock(p, parts[i]!.length));
+    },
+    verify: () => {
+      same(Buffer.concat(back), data, 'quartz block');
+      back = [];
+    },
+    packedSize: () => total(packed),
+  };
   // Beside the headline, not in it: the caller reuses one output buffer, so no result allocation.
-  const into = new Uint8Array(BLOCK);
+  const buffer = new Uint8Array(BLOCK);
   let intoSum = 0;
-  const decompressInto = throughput(data.length, () => {
-    for (const p of packed) intoSum += lz4.decompressBlock(p, { into }).length;
-  });
-  if (intoSum !== data.length * (RUNS + 1)) throw new Error('quartz block into: decoded length differs');
-  intoFigures.set(data, decompressInto);
-  const size = packed.reduce((n, p) => n + p.length, 0);
-  return { name: 'quartz wasm, block API (64 KB blocks)', compress, decompress, ratio: data.length / size };
+  const into: Side = {
+    run: () => {
+      for (const p of packed) intoSum += lz4.decompressBlock(p, { into: buffer }).length;
+    },
+    check: () => {
+      if (intoSum !== data.length) throw new Error('quartz block into: decoded length differs');
+      intoSum = 0;
+    },
+  };
+  return { codec, into };
 }
 
 /** Decompress MB/s of the block API decoding into one caller-owned 64 KB buffer, per corpus. */
 const intoFigures = new Map<Uint8Array, number>();
 
-function oursFrame(data: Uint8Array): Row {
+function oursFrame(data: Uint8Array): Codec {
   let frame: Uint8Array = new Uint8Array(0);
-  const compress = throughput(data.length, () => {
-    frame = lz4.compressFrame(data, { blockSize: '64K' });
-  });
   let back: Uint8Array = new Uint8Array(0);
-  const decompress = throughput(data.length, () => {
-    back = lz4.decompressFrame(frame);
-  });
-  same(back, data, 'quartz frame');
-  return { name: 'quartz wasm, frame API (64K independent, content checksum)', compress, decompress, ratio: data.length / frame.length };
+  return {
+    name: 'quartz wasm, frame API (64K independent, content checksum)',
+    compress: () => {
+      frame = lz4.compressFrame(data, { blockSize: '64K' });
+    },
+    decompress: () => {
+      back = lz4.decompressFrame(frame);
+    },
+    verify: () => {
+      same(back, data, 'quartz frame');
+      back = new Uint8Array(0);
+    },
+    packedSize: () => frame.length,
+  };
 }
 
-function napiBlocks(data: Uint8Array): Row {
+function napiBlocks(data: Uint8Array): Codec {
   const parts = chunks(data).map((p) => Buffer.from(p.buffer, p.byteOffset, p.length));
   let packed: Buffer[] = [];
-  const compress = throughput(data.length, () => {
-    packed = parts.map((p) => lz4napi.compressSync(p));
-  });
   let back: Buffer[] = [];
-  const decompress = throughput(data.length, () => {
-    back = packed.map((p) => lz4napi.uncompressSync(p));
-  });
-  same(Buffer.concat(back), data, 'lz4-napi blocks');
-  return { name: 'lz4-napi, block (64 KB blocks)', compress, decompress, ratio: data.length / packed.reduce((n, p) => n + p.length, 0) };
+  return {
+    name: 'lz4-napi, block (64 KB blocks)',
+    compress: () => {
+      packed = parts.map((p) => lz4napi.compressSync(p));
+    },
+    decompress: () => {
+      back = packed.map((p) => lz4napi.uncompressSync(p));
+    },
+    verify: () => {
+      same(Buffer.concat(back), data, 'lz4-napi blocks');
+      back = [];
+    },
+    packedSize: () => total(packed),
+  };
 }
 
-function napiWhole(data: Uint8Array): Row {
+function napiWhole(data: Uint8Array): Codec {
   const input = Buffer.from(data.buffer, data.byteOffset, data.length);
   let packed: Buffer = Buffer.alloc(0);
-  const compress = throughput(data.length, () => {
-    packed = lz4napi.compressSync(input);
-  });
   let back: Buffer = Buffer.alloc(0);
-  const decompress = throughput(data.length, () => {
-    back = lz4napi.uncompressSync(packed);
-  });
-  same(back, data, 'lz4-napi whole');
-  return { name: 'lz4-napi, block (whole buffer)', compress, decompress, ratio: data.length / packed.length };
+  return {
+    name: 'lz4-napi, block (whole buffer)',
+    compress: () => {
+      packed = lz4napi.compressSync(input);
+    },
+    decompress: () => {
+      back = lz4napi.uncompressSync(packed);
+    },
+    verify: () => {
+      same(back, data, 'lz4-napi whole');
+      back = Buffer.alloc(0);
+    },
+    packedSize: () => packed.length,
+  };
 }
 
-function napiFrame(data: Uint8Array): Row {
+function napiFrame(data: Uint8Array): Codec {
   const input = Buffer.from(data.buffer, data.byteOffset, data.length);
   let packed: Buffer = Buffer.alloc(0);
-  const compress = throughput(data.length, () => {
-    packed = lz4napi.compressFrameSync(input);
-  });
   let back: Buffer = Buffer.alloc(0);
-  const decompress = throughput(data.length, () => {
-    back = lz4napi.decompressFrameSync(packed);
-  });
-  same(back, data, 'lz4-napi frame');
-  return { name: 'lz4-napi, frame', compress, decompress, ratio: data.length / packed.length };
+  return {
+    name: 'lz4-napi, frame',
+    compress: () => {
+      packed = lz4napi.compressFrameSync(input);
+    },
+    decompress: () => {
+      back = lz4napi.decompressFrameSync(packed);
+    },
+    verify: () => {
+      same(back, data, 'lz4-napi frame');
+      back = Buffer.alloc(0);
+    },
+    packedSize: () => packed.length,
+  };
 }
 
-function lz4jsFrame(data: Uint8Array): Row {
+function lz4jsFrame(data: Uint8Array): Codec {
   let packed: Uint8Array = new Uint8Array(0);
-  const compress = throughput(data.length, () => {
-    packed = lz4js.compress(data);
-  });
   let back: Uint8Array = new Uint8Array(0);
-  const decompress = throughput(data.length, () => {
-    back = lz4js.decompress(packed);
-  });
-  same(back, data, 'lz4js');
-  return { name: 'lz4js (pure JS), frame', compress, decompress, ratio: data.length / packed.length };
+  return {
+    name: 'lz4js (pure JS), frame',
+    compress: () => {
+      packed = lz4js.compress(data);
+    },
+    decompress: () => {
+      back = lz4js.decompress(packed);
+    },
+    verify: () => {
+      same(back, data, 'lz4js');
+      back = new Uint8Array(0);
+    },
+    packedSize: () => packed.length,
+  };
+}
+
+/**
+ * The in-process rows of one corpus: every codec's compress is timed in turns with the others,
+ * then every codec's decompress (and the `{ into }` decode) likewise.
+ */
+function inProcessRows(data: Uint8Array): Row[] {
+  const block = oursBlock(data);
+  const codecs = [block.codec, oursFrame(data), napiBlocks(data), napiWhole(data), napiFrame(data), lz4jsFrame(data)];
+  const compress = interleaved(data.length, codecs.map((c) => ({ run: c.compress })));
+  const decoded = interleaved(data.length, [...codecs.map((c) => ({ run: c.decompress, check: c.verify })), block.into]);
+  intoFigures.set(data, decoded[codecs.length]!);
+  return codecs.map((c, i) => ({ name: c.name, compress: compress[i]!, decompress: decoded[i]!, ratio: data.length / c.packedSize() }));
 }
 
 /** The CLI's own benchmark: `lz4 -b1 -B4 <file>` prints "… : N -> M (ratio), C MB/s, D MB/s". */
@@ -245,7 +340,7 @@ const corpora: [string, Uint8Array][] = [
 ];
 const results: Record<string, Row[]> = {};
 for (const [name, data] of corpora) {
-  const rows: Row[] = [oursBlock(data), oursFrame(data), napiBlocks(data), napiWhole(data), napiFrame(data), lz4jsFrame(data)];
+  const rows = inProcessRows(data);
   const cli = cliBench(data, name.replace(/\W+/g, '-'));
   if (cli) rows.push(cli);
   results[name] = rows;
