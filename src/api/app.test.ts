@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import '../node/core.js';
 import { QuartzError } from '../core/errors.js';
-import { createEngine, type Engine } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
+import { createTestEngine } from '../engine/testing.js';
 import { ManualClock } from '../ports/manual-clock.js';
-import { createMemoryStorage } from '../ports/memory-storage.js';
 import { createApp, type AppOptions } from './app.js';
 import { hashKey, resolveServerConfig, type ServerConfigInput } from './config.js';
 import type { LoggerPort } from './ports.js';
@@ -15,12 +15,7 @@ let engine: Engine;
 
 beforeEach(async () => {
   clock = new ManualClock(Date.UTC(2025, 0, 15));
-  engine = await createEngine({
-    storage: createMemoryStorage(),
-    clock,
-    scheduler: clock,
-    capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: false },
-  });
+  engine = await createTestEngine({ clock });
 });
 
 afterEach(async () => {

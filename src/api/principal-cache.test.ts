@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import '../node/core.js';
-import { createEngine, type Engine } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
+import { createTestEngine } from '../engine/testing.js';
 import { ManualClock } from '../ports/manual-clock.js';
-import { createMemoryStorage } from '../ports/memory-storage.js';
 import { PrincipalCache } from './principal-cache.js';
 
 let clock: ManualClock;
@@ -10,7 +10,7 @@ let engine: Engine;
 
 beforeEach(async () => {
   clock = new ManualClock();
-  engine = await createEngine({ storage: createMemoryStorage(), clock, scheduler: clock, capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: false } });
+  engine = await createTestEngine({ clock });
 });
 
 afterEach(async () => {

@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { isQuartzError } from '../core/errors.js';
+import { expectQuartzError } from '../../tests/fixtures/expect-error.js';
 import { fromBase64, parseProduceBody, recordToJson, toBase64 } from './record-codec.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (isQuartzError(err, 'invalid_argument')) return err.message;
-    throw err;
-  }
-  throw new Error('expected an invalid_argument error');
-}
+const errorOf = (fn: () => unknown): string => expectQuartzError(fn, 'invalid_argument').message;
 
 describe('base64', () => {
   it('round-trips every length and byte, and matches btoa', () => {

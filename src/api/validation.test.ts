@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { isQuartzError } from '../core/errors.js';
+import { expectQuartzError } from '../../tests/fixtures/expect-error.js';
 import { formatPath, parseWith, queryBool, queryInt } from './validation.js';
 
-function message(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (isQuartzError(err, 'invalid_argument')) return err.message;
-    throw err;
-  }
-  throw new Error('expected an invalid_argument error');
-}
+const message = (fn: () => unknown): string => expectQuartzError(fn, 'invalid_argument').message;
 
 describe('validation', () => {
   it('formats paths the way clients write them', () => {

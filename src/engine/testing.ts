@@ -5,6 +5,10 @@
 import { ManualClock } from '../ports/manual-clock.js';
 import { createMemoryStorage, type MemoryStorage } from '../ports/memory-storage.js';
 import type { Capabilities, EngineContext, UsageMetric, UsageRecorder } from './context.js';
+import { createEngine, type Engine } from './engine.js';
+
+/** What a home without threads or persistence reports; the tests' default. */
+export const TEST_CAPABILITIES: Capabilities = { compileWasmAtRuntime: true, threads: false, persistentStorage: false };
 
 /** Sums usage deltas per tenant and metric. */
 export class MemoryUsageRecorder implements UsageRecorder {
@@ -50,6 +54,18 @@ export function createTestContext(options: { start?: number; capabilities?: Part
     clock,
     scheduler: clock,
     usage: new MemoryUsageRecorder(),
-    capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: false, ...options.capabilities },
+    capabilities: { ...TEST_CAPABILITIES, ...options.capabilities },
   };
+}
+
+/**
+ * A whole engine on fresh memory storage; with a `clock`, it is both the clock and the scheduler.
+ *
+ * @example
+ * const clock = new ManualClock();
+ * const engine = await createTestEngine({ clock });
+ */
+export function createTestEngine(options: { clock?: ManualClock } = {}): Promise<Engine> {
+  const { clock } = options;
+  return createEngine({ storage: createMemoryStorage(), capabilities: TEST_CAPABILITIES, ...(clock ? { clock, scheduler: clock } : {}) });
 }

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import '../../node/core.js';
-import { createEngine, type Engine } from '../../engine/engine.js';
+import type { Engine } from '../../engine/engine.js';
+import { createTestEngine } from '../../engine/testing.js';
 import { ManualClock } from '../../ports/manual-clock.js';
-import { createMemoryStorage } from '../../ports/memory-storage.js';
 import { createApp } from '../app.js';
 import { hashKey, resolveServerConfig } from '../config.js';
 import { parseQueryBody, QueryBody } from '../schemas/vectors.js';
@@ -13,12 +13,7 @@ let engine: Engine;
 
 beforeEach(async () => {
   const clock = new ManualClock(Date.UTC(2025, 0, 15));
-  engine = await createEngine({
-    storage: createMemoryStorage(),
-    clock,
-    scheduler: clock,
-    capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: false },
-  });
+  engine = await createTestEngine({ clock });
 });
 
 afterEach(async () => {

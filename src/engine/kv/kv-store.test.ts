@@ -3,7 +3,7 @@ import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { ManualClock } from '../../ports/manual-clock.js';
 import { createMemoryStorage } from '../../ports/memory-storage.js';
 import { MAX_ENTRY_BYTES, type BatchOp, type BlobStore, type OrderedKV, type ScanOptions, type StorageProvider, type UnitStorage } from '../../ports/storage.js';
-import { createTestContext, MemoryUsageRecorder } from '../testing.js';
+import { createTestContext, MemoryUsageRecorder, TEST_CAPABILITIES } from '../testing.js';
 import type { EngineContext } from '../context.js';
 import { KvStore } from './kv-store.js';
 
@@ -91,7 +91,7 @@ function slowContext(asyncGet: boolean): EngineContext & { storage: SlowStorage;
     clock,
     scheduler: clock,
     usage: new MemoryUsageRecorder(),
-    capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: false },
+    capabilities: TEST_CAPABILITIES,
   };
 }
 

@@ -6,8 +6,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../core/errors.js';
-import { createEngine, type Engine } from '../../engine/engine.js';
-import { createMemoryStorage } from '../../ports/memory-storage.js';
+import type { Engine } from '../../engine/engine.js';
+import { createTestEngine } from '../../engine/testing.js';
 import { openQuartz } from '../open-quartz.js';
 import { restoreBackup } from './restore.js';
 import { createBackup, releaseBackups } from './snapshot.js';
@@ -98,7 +98,7 @@ describe('createBackup / restoreBackup', () => {
   });
 
   it('says backups need the disk storage', async () => {
-    const engine = await createEngine({ storage: createMemoryStorage(), capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: false } });
+    const engine = await createTestEngine();
     open.push(engine);
     await expect(createBackup(engine)).rejects.toMatchObject({ code: ErrorCode.NOT_IMPLEMENTED });
   });

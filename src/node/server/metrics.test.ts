@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createEngine, type Engine } from '../../engine/engine.js';
-import { createMemoryStorage } from '../../ports/memory-storage.js';
+import type { Engine } from '../../engine/engine.js';
+import { createTestEngine } from '../../engine/testing.js';
 import '../core.js';
 import { createMetrics } from './metrics.js';
 
@@ -18,7 +18,7 @@ function gauge(text: string, name: string): number {
 
 describe('createMetrics', () => {
   it('reports request counters by route and the engine figures', async () => {
-    engine = await createEngine({ storage: createMemoryStorage(), capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: false } });
+    engine = await createTestEngine();
     const { tenant } = await engine.tenants.create({ email: 'm@example.com' });
     const scope = await engine.tenant(tenant.id);
     await scope.streams.createTopic('t', { partitions: 2, segment_bytes: 1024 });
