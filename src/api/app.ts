@@ -11,7 +11,7 @@ import type { Engine } from '../engine/engine.js';
 import type { ServerConfig } from './config.js';
 import type { AppDeps, AppEnv } from './context.js';
 import { errorResponse, toErrorResponse } from './errors.js';
-import { requestMiddleware } from './middleware/request.js';
+import { requestMiddleware, setResponseHeader } from './middleware/request.js';
 import { PrincipalCache } from './principal-cache.js';
 import { silentLogger, type BackupFn, type LoggerPort, type MetricsPort } from './ports.js';
 import { MemoryBucketStore, type BucketStore } from './rate-limit.js';
@@ -100,15 +100,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     if (c.req.method === 'OPTIONS') return preflight(c, next);
     await next();
     if (c.get('finished') === true) return;
-    let headers = c.res.headers;
-    try {
-      headers.set('access-control-expose-headers', exposed);
-    } catch {
-      // Responses from fetch() (e.g. proxied assets) have immutable headers: copy once.
-      c.res = new Response(c.res.body, c.res);
-      headers = c.res.headers;
-      headers.set('access-control-expose-headers', exposed);
-    }
+    const headers = setResponseHeader(c, 'access-control-expose-headers', exposed);
     if (anyOrigin) {
       headers.set('access-control-allow-origin', '*');
     } else {

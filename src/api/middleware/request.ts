@@ -16,6 +16,20 @@ export const SLOW_REQUEST_MS = 1000;
  * @example
  * app.use('*', requestMiddleware(deps));
  */
+/**
+ * Sets one header on the response and returns its headers, now known to be writable. Responses
+ * from fetch() (e.g. proxied assets) have immutable headers: those are copied once.
+ */
+export function setResponseHeader(c: Context, name: string, value: string): Headers {
+  try {
+    c.res.headers.set(name, value);
+  } catch {
+    c.res = new Response(c.res.body, c.res);
+    c.res.headers.set(name, value);
+  }
+  return c.res.headers;
+}
+
 export function requestMiddleware(deps: AppDeps): MiddlewareHandler<AppEnv> {
   const { logger, metrics } = deps;
   return async (c, next) => {
@@ -25,15 +39,7 @@ export function requestMiddleware(deps: AppDeps): MiddlewareHandler<AppEnv> {
     c.set('requestId', requestId);
     await next();
     if (c.get('finished') !== true) {
-      let headers = c.res.headers;
-      try {
-        headers.set('x-request-id', requestId);
-      } catch {
-        // Responses from fetch() (e.g. proxied assets) have immutable headers: copy once.
-        c.res = new Response(c.res.body, c.res);
-        headers = c.res.headers;
-        headers.set('x-request-id', requestId);
-      }
+      const headers = setResponseHeader(c, 'x-request-id', requestId);
       const rate = c.get('rate');
       if (rate !== undefined) {
         headers.set('x-ratelimit-limit', String(rate.limit));
