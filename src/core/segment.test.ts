@@ -212,6 +212,27 @@ describe('batch API', () => {
     expect(viaBatches.finish()).toEqual(viaRecords.finish());
   });
 
+  it('finishParts are the bytes of finish, batches by reference, and end the writer', () => {
+    const a = encodeBatch(makeRecords(20, 0), { baseOffset: 100, codec: 'lz4' });
+    const b = encodeBatch(makeRecords(5, 20), { baseOffset: 120, codec: 'none' });
+    const whole = new SegmentWriter({ baseOffset: 100, createdAt: 1234 });
+    const parted = new SegmentWriter({ baseOffset: 100, createdAt: 1234 });
+    for (const w of [whole, parted]) {
+      w.appendBatch(a);
+      w.appendBatch(b);
+      w.append(makeRecords(3, 25));
+    }
+    const parts = parted.finishParts();
+    expect(parts.length).toBe(5);
+    expect(parts[1]).toBe(a);
+    expect(parts[2]).toBe(b);
+    const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    parts.reduce((at, p) => (joined.set(p, at), at + p.length), 0);
+    expect(joined).toEqual(whole.finish());
+    expectCode(() => parted.finishParts(), ErrorCode.INVALID_ARGUMENT);
+    expectCode(() => parted.finish(), ErrorCode.INVALID_ARGUMENT);
+  });
+
   it('append gives the bytes of sealed batches across reused staging, interleaved writers and mixed appends', () => {
     // 300 KB batches overflow the first staging chunk, so batches land in several chunks; the
     // second round reuses the chunks the first round's writers gave back.

@@ -493,59 +493,87 @@ export class SegmentWriter {
    * await blobs.put(`seg/${writer.baseOffset}`, writer.finish());
    */
   finish(): Uint8Array {
-    this.checkOpen();
-    this.finished = true;
-    const n = this.batches.length;
-    const footerPos = this.bytes;
-    const footerLen = FOOTER_FIXED_SIZE + FOOTER_ENTRY_SIZE * n;
-    const out = new Uint8Array(footerPos + footerLen + SEGMENT_TRAILER_SIZE);
-    // Header — 0: magic "STRM"  4: version u16  6: flags u16  8: base offset u64  16: created-at i64
-    // 24: record count u32  28: header CRC32C u32
-    put32(out, 0, MAGIC_STRM);
-    put16(out, 4, SEGMENT_VERSION);
-    put16(out, 6, 0);
-    put64(out, 8, this.baseOffset);
-    put64(out, 16, this.createdAt);
-    put32(out, 24, this.records);
-    put32(out, 28, crcOf(out, 0, 28));
-    // Footer — 0: magic "SIDX"  4: n u32  8: base offset u64  16: next offset u64  24: max timestamp i64
-    // 32: offset index n × (offset delta u32, position u32)  32+8n: time index n × (running max ts i64, offset delta u32)
-    // 32+20n: footer CRC32C u32
-    const f = footerPos;
-    put32(out, f, MAGIC_SIDX);
-    put32(out, f + 4, n);
-    put64(out, f + 8, this.baseOffset);
-    put64(out, f + 16, this.next);
-    let pos = SEGMENT_HEADER_SIZE;
-    let runningMax = -MAX_TIMESTAMP - 1;
-    const timeIndex = f + 32 + 8 * n;
-    for (let k = 0; k < n; k++) {
-      const batch = this.batches[k]!;
-      out.set(batch, pos);
-      const delta = u64(batch, 16) - this.baseOffset;
-      put32(out, f + 32 + 8 * k, delta);
-      put32(out, f + 36 + 8 * k, pos);
-      runningMax = Math.max(runningMax, this.batchMaxTs[k]!);
-      put64(out, timeIndex + 12 * k, runningMax);
-      put32(out, timeIndex + 12 * k + 8, delta);
-      pos += batch.length;
+    const parts = this.seal();
+    let size = 0;
+    for (const p of parts) size += p.length;
+    const out = new Uint8Array(size);
+    let pos = 0;
+    for (const p of parts) {
+      out.set(p, pos);
+      pos += p.length;
     }
-    // An empty segment has no timestamps: i64 min marks "none".
-    if (n === 0) put32(out, f + 28, 0x80000000);
-    else put64(out, f + 24, runningMax);
-    put32(out, f + footerLen - 4, crcOf(out, f, f + footerLen - 4));
-    // Trailer — 0: footer position u32  4: footer length u32  8: version u16  10: reserved u16
-    // 12: trailer CRC32C u32  16: magic "STRM"
-    const t = f + footerLen;
-    put32(out, t, footerPos);
-    put32(out, t + 4, footerLen);
-    put16(out, t + 8, SEGMENT_VERSION);
-    put32(out, t + 12, crcOf(out, t, t + 12));
-    put32(out, t + 16, MAGIC_STRM);
-    this.batches.length = 0;
     returnChunks(this.chunks);
     this.chunks.length = 0;
     return out;
+  }
+
+  /**
+   * The complete segment as parts whose concatenation is `finish()`'s bytes: the header, every
+   * batch as appended (the caller's bytes, or views of staging chunks, which are then left to
+   * the garbage collector rather than reused), then footer and trailer. For a blob store that
+   * writes parts (writev), it saves copying a whole segment. The writer cannot be used afterwards.
+   * @example
+   * await blobs.putParts(`seg/${writer.baseOffset}`, writer.finishParts());
+   */
+  finishParts(): Uint8Array[] {
+    const parts = this.seal();
+    this.chunks.length = 0;
+    return parts;
+  }
+
+  /** Header, batches, footer + trailer; marks the writer finished. */
+  private seal(): Uint8Array[] {
+    this.checkOpen();
+    this.finished = true;
+    const n = this.batches.length;
+    const head = new Uint8Array(SEGMENT_HEADER_SIZE);
+    // Header — 0: magic "STRM"  4: version u16  6: flags u16  8: base offset u64  16: created-at i64
+    // 24: record count u32  28: header CRC32C u32
+    put32(head, 0, MAGIC_STRM);
+    put16(head, 4, SEGMENT_VERSION);
+    put16(head, 6, 0);
+    put64(head, 8, this.baseOffset);
+    put64(head, 16, this.createdAt);
+    put32(head, 24, this.records);
+    put32(head, 28, crcOf(head, 0, 28));
+    const footerPos = this.bytes;
+    const footerLen = FOOTER_FIXED_SIZE + FOOTER_ENTRY_SIZE * n;
+    const foot = new Uint8Array(footerLen + SEGMENT_TRAILER_SIZE);
+    // Footer — 0: magic "SIDX"  4: n u32  8: base offset u64  16: next offset u64  24: max timestamp i64
+    // 32: offset index n × (offset delta u32, position u32)  32+8n: time index n × (running max ts i64, offset delta u32)
+    // 32+20n: footer CRC32C u32
+    put32(foot, 0, MAGIC_SIDX);
+    put32(foot, 4, n);
+    put64(foot, 8, this.baseOffset);
+    put64(foot, 16, this.next);
+    let pos = SEGMENT_HEADER_SIZE;
+    let runningMax = -MAX_TIMESTAMP - 1;
+    const timeIndex = 32 + 8 * n;
+    for (let k = 0; k < n; k++) {
+      const batch = this.batches[k]!;
+      const delta = u64(batch, 16) - this.baseOffset;
+      put32(foot, 32 + 8 * k, delta);
+      put32(foot, 36 + 8 * k, pos);
+      runningMax = Math.max(runningMax, this.batchMaxTs[k]!);
+      put64(foot, timeIndex + 12 * k, runningMax);
+      put32(foot, timeIndex + 12 * k + 8, delta);
+      pos += batch.length;
+    }
+    // An empty segment has no timestamps: i64 min marks "none".
+    if (n === 0) put32(foot, 28, 0x80000000);
+    else put64(foot, 24, runningMax);
+    put32(foot, footerLen - 4, crcOf(foot, 0, footerLen - 4));
+    // Trailer — 0: footer position u32  4: footer length u32  8: version u16  10: reserved u16
+    // 12: trailer CRC32C u32  16: magic "STRM"
+    const t = footerLen;
+    put32(foot, t, footerPos);
+    put32(foot, t + 4, footerLen);
+    put16(foot, t + 8, SEGMENT_VERSION);
+    put32(foot, t + 12, crcOf(foot, t, t + 12));
+    put32(foot, t + 16, MAGIC_STRM);
+    const parts = [head, ...this.batches, foot];
+    this.batches.length = 0;
+    return parts;
   }
 }
 
