@@ -449,3 +449,75 @@ describe('KvStore large values', () => {
   });
 });
 
+
+describe('KvStore key cache', () => {
+  it('gives the same answers, versions and metering whatever it remembers, on sync and async storage', async () => {
+    // One random workload against stores that remember no settled key, 3 keys, and all of them;
+    // a store that forgets reads storage instead, so every answer must be the same.
+    for (const asyncGet of [false, true]) {
+      const ctx = slowContext(asyncGet);
+      const stores = await Promise.all([0, 3, 1000].map((cachedKeys, i) => KvStore.open(ctx, `t${i}`, { cachedKeys })));
+      const model = new Map<string, { value: string; expiresAt: number | null }>();
+      let seed = asyncGet ? 7 : 11;
+      const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+      for (let step = 0; step < 400; step++) {
+        const key = `k${rand(12)}`;
+        const op = rand(10);
+        const ttl = rand(3) === 0 ? 1 + rand(3) : undefined;
+        const matchCurrent = rand(2) === 0;
+        const answers = await Promise.all(
+          stores.map(async (kv) => {
+            try {
+              if (op < 4) return await kv.put(key, bytes(`v${step}`), ttl === undefined ? {} : { ttl });
+              if (op < 6) {
+                const meta = await kv.head(key);
+                return await kv.put(key, bytes(`w${step}`), matchCurrent && meta ? { ifMatch: meta.version } : { ifMatch: 1, contentType: 'text/plain' });
+              }
+              if (op < 7) return await kv.put(key, bytes(`c${step}`), { ifNoneMatch: '*' });
+              if (op < 9) return await kv.delete(key, matchCurrent ? {} : { ifMatch: (await kv.head(key))?.version ?? 5 });
+              return 'sweep';
+            } catch (err) {
+              return (err as QuartzError).code;
+            }
+          }),
+        );
+        if (op === 9) await ctx.clock.advance(700);
+        expect(answers[1]).toEqual(answers[0]);
+        expect(answers[2]).toEqual(answers[0]);
+        const a = answers[0];
+        if (typeof a === 'object' && a !== null) model.set(key, { value: dec.decode(bytes(op < 4 ? `v${step}` : op < 6 ? `w${step}` : `c${step}`)), expiresAt: a.expiresAt });
+        if (a === true || a === false) model.delete(key);
+        for (const kv of stores) {
+          for (const [k, want] of model) {
+            const entry = await kv.get(k);
+            const live = want.expiresAt === null || want.expiresAt > ctx.clock.now();
+            expect(entry === undefined ? undefined : dec.decode(entry.value)).toBe(live ? want.value : undefined);
+          }
+        }
+      }
+      await Promise.all(stores.map((kv) => kv.sweep()));
+      const stored = [0, 1, 2].map((i) => ctx.usage.get(`t${i}`, 'bytes_stored'));
+      let live = 0;
+      for (const [k, want] of model) if (want.expiresAt === null || want.expiresAt > ctx.clock.now()) live += k.length + want.value.length;
+      expect(stored).toEqual([live, live, live]);
+      await Promise.all(stores.map((kv) => kv.close()));
+    }
+  });
+
+  it('forgets what a failed write claimed and meters the next write against what storage kept', async () => {
+    const ctx = slowContext(false);
+    const kv = await KvStore.open(ctx, 't1');
+    const first = await kv.put('k', bytes('12345'));
+    ctx.storage.failBatchWhen = (ops) => ops.some((op) => op.type === 'put' && op.key[0] === 0x64);
+    await expect(kv.put('k', bytes('1234567890'), { ttl: 60 })).rejects.toThrow(/simulated crash/);
+    ctx.storage.failBatchWhen = undefined;
+    expect(await kv.head('k')).toMatchObject({ version: first.version, size: 5, expiresAt: null });
+    await kv.put('k', bytes('1'), { ifMatch: first.version });
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(2);
+  });
+
+  it('refuses a cache size that is not a non-negative integer', async () => {
+    await rejects(() => KvStore.open(createTestContext(), 't1', { cachedKeys: -1 }), ErrorCode.INVALID_ARGUMENT, /cachedKeys/);
+    await rejects(() => KvStore.open(createTestContext(), 't1', { cachedKeys: 1.5 }), ErrorCode.INVALID_ARGUMENT, /cachedKeys/);
+  });
+});

@@ -57,6 +57,12 @@ const SWEEP_PAGE = 256;
 export interface KvStoreOptions {
   /** Largest value accepted, in bytes (default 25 MiB). */
   maxValueBytes?: number;
+  /**
+   * How many keys' metadata (version, size, expiry, content type) to keep in memory, so that a
+   * put of a recently written key needs no storage read before its write (default 65,536, about
+   * 150 bytes each; 0 keeps only keys whose writes are in flight).
+   */
+  cachedKeys?: number;
 }
 
 export interface KvPutOptions {
@@ -224,16 +230,38 @@ function randomHex(bytes: number): string {
   return s;
 }
 
-/** A write issued to storage but maybe not yet durable: reads see it at once (read-your-writes). */
-interface Inflight {
+export const DEFAULT_CACHED_KEYS = 65_536;
+
+/**
+ * What the store knows of one key: the newest state its writes gave it, in flight or durable.
+ * The store is the only writer of its unit, so a known slot is the truth and a put of that key
+ * decides versions, TTL index updates and metering without reading storage first. Slots of keys
+ * whose writes are in flight are always kept (reads answer from them); settled ones are a
+ * bounded cache.
+ */
+interface Slot {
+  readonly key: string;
+  /** Whether the key has a record, live or expired. */
+  exists: boolean;
+  version: number;
+  /** Milliseconds since the epoch, 0 = never. */
+  expiresAt: number;
+  size: number;
+  contentType: string;
+  /** The blob holding the value, or undefined when the record holds it. */
+  blob: string | undefined;
+  /** The newest write's record while it is in flight (reads answer from it); undefined otherwise. */
   rec: Uint8Array | undefined;
+  /** The group of the newest write while it is in flight; undefined once it settled. */
+  group: WriteGroup | undefined;
+  /** Touched since the eviction pass last looked (second chance). */
+  used: boolean;
 }
 
 /** Writes issued under one storage promise (one lmdb commit). */
 interface WriteGroup {
   write: Promise<void>;
-  keys: string[];
-  tokens: Inflight[];
+  slots: Slot[];
   /** bytes_stored change of the group's writes, metered once they are durable. */
   delta: number;
 }
@@ -245,8 +273,11 @@ export class KvStore {
   private readonly scheduler: Scheduler;
   private readonly usage: UsageRecorder;
   private readonly maxValueBytes: number;
-  /** Latest state of keys whose writes are still on their way to disk. */
-  private readonly inflight = new Map<string, Inflight>();
+  /** Known keys in insertion order: every key with a write in flight, and recently written ones. */
+  private readonly slots = new Map<string, Slot>();
+  private readonly cachedKeys: number;
+  /** How many slots have a write in flight (those are kept whatever the cache limit). */
+  private inflightSlots = 0;
   /** Keys whose current state is being read asynchronously; later writes to them queue behind. */
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Blob clean-ups and sweeps still running; close() waits for them. */
@@ -264,6 +295,7 @@ export class KvStore {
     blobs: BlobStore,
     ctx: EngineContext,
     maxValueBytes: number,
+    cachedKeys: number,
   ) {
     this.kv = kv;
     this.blobs = blobs;
@@ -271,6 +303,7 @@ export class KvStore {
     this.scheduler = ctx.scheduler;
     this.usage = ctx.usage;
     this.maxValueBytes = maxValueBytes;
+    this.cachedKeys = cachedKeys;
   }
 
   /**
@@ -290,8 +323,12 @@ export class KvStore {
     if (!(Number.isSafeInteger(maxValueBytes) && maxValueBytes >= 0 && maxValueBytes <= MAX_VALUE_LIMIT)) {
       throw invalid(`maxValueBytes must be an integer from 0 to ${MAX_VALUE_LIMIT}, got ${String(maxValueBytes)}`);
     }
+    const cachedKeys = options.cachedKeys ?? DEFAULT_CACHED_KEYS;
+    if (!(Number.isSafeInteger(cachedKeys) && cachedKeys >= 0)) {
+      throw invalid(`cachedKeys must be a non-negative integer, got ${String(cachedKeys)}`);
+    }
     const unit = await ctx.storage.unit(`kv/${tenantId}`);
-    const store = new KvStore(tenantId, unit.kv, unit.blobs, ctx, maxValueBytes);
+    const store = new KvStore(tenantId, unit.kv, unit.blobs, ctx, maxValueBytes, cachedKeys);
     const mark = await unit.kv.get(VERSION_KEY);
     if (mark !== undefined && mark.length === 8) store.lastVersion = readU64(mark, 0);
     await store.collectGarbage();
@@ -313,7 +350,7 @@ export class KvStore {
     const k = dataKey(key);
     const queued = this.locks.get(key);
     if (queued !== undefined) return queued.then(async () => this.entryOf(key, k, await this.current(key, k), 0));
-    const rec = this.peek(key, k);
+    const rec = this.peek(key, k, true);
     if (rec instanceof Promise) return rec.then((r) => this.entryOf(key, k, r, 0));
     return this.entryOf(key, k, rec, 0);
   }
@@ -329,7 +366,13 @@ export class KvStore {
     const k = dataKey(key);
     const queued = this.locks.get(key);
     if (queued !== undefined) return queued.then(async () => this.metaOf(key, await this.current(key, k)));
-    const rec = this.peek(key, k);
+    const slot = this.slots.get(key);
+    if (slot !== undefined) {
+      // Everything head answers is in the slot: no storage read.
+      if (!slot.exists || (slot.expiresAt !== 0 && slot.expiresAt <= this.clock.now())) return undefined;
+      return { contentType: slot.contentType, version: slot.version, expiresAt: slot.expiresAt === 0 ? null : slot.expiresAt, size: slot.size };
+    }
+    const rec = this.peek(key, k, true);
     if (rec instanceof Promise) return rec.then((r) => this.metaOf(key, r));
     return this.metaOf(key, rec);
   }
@@ -373,18 +416,21 @@ export class KvStore {
       expiresAt = this.clock.now() + ttl * 1000;
     }
 
+    const contentType = options.contentType ?? DEFAULT_CONTENT_TYPE;
     if (HEADER_BYTES + type.length + value.length <= MAX_ENTRY_BYTES) {
       const rec = allocRecord(type, value.length);
       rec.set(value, HEADER_BYTES + type.length);
-      // Synchronous storage never takes key locks (see mutate): skip the closure and go straight on.
-      if (this.kv.getTransient !== undefined && this.locks.size === 0) {
-        const pending = this.inflight.get(key);
-        const old = pending !== undefined ? pending.rec : this.kv.getTransient(k);
-        return this.commitPut(key, k, rec, 0, type, value.length, expiresAt, ifMatch, ifNoneMatch, old, undefined);
+      // A key nobody is reading asynchronously, known or readable synchronously: no closure, straight on.
+      if (this.locks.size === 0 || !this.locks.has(key)) {
+        const slot = this.slots.get(key) ?? (this.kv.getTransient !== undefined ? this.learn(key, this.kv.getTransient(k)) : undefined);
+        if (slot !== undefined) {
+          slot.used = true;
+          return this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, undefined);
+        }
       }
-      return this.mutate(key, k, (old) => this.commitPut(key, k, rec, 0, type, value.length, expiresAt, ifMatch, ifNoneMatch, old, undefined));
+      return this.mutate(key, k, (slot) => this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, undefined));
     }
-    return this.putBlob(key, k, value, type, expiresAt, ifMatch, ifNoneMatch);
+    return this.putBlob(key, k, value, type, contentType, expiresAt, ifMatch, ifNoneMatch);
   }
 
   /**
@@ -406,15 +452,14 @@ export class KvStore {
     const k = dataKey(key);
     const { ifMatch } = options;
     checkVersionArg(ifMatch, 'ifMatch');
-    return this.mutate(key, k, (old) => {
-      const now = this.clock.now();
-      const live = old !== undefined && !isExpired(old, now) ? old : undefined;
-      if (ifMatch !== undefined && (live === undefined || recordVersion(live) !== ifMatch)) {
-        throw preconditionFailed(key, live === undefined ? 'does not exist' : `is at version ${recordVersion(live)}, not ${ifMatch}`, live === undefined ? null : recordVersion(live));
+    return this.mutate(key, k, (slot) => {
+      const live = slot.exists && !this.expiredAt(slot.expiresAt);
+      if (ifMatch !== undefined && (!live || slot.version !== ifMatch)) {
+        throw preconditionFailed(key, !live ? 'does not exist' : `is at version ${slot.version}, not ${ifMatch}`, !live ? null : slot.version);
       }
-      if (old === undefined) return false;
-      const done = this.remove(key, k, old, []);
-      return done instanceof Promise ? done.then(() => live !== undefined) : live !== undefined;
+      if (!slot.exists) return false;
+      const done = this.remove(slot, k);
+      return done instanceof Promise ? done.then(() => live) : live;
     });
   }
 
@@ -493,9 +538,9 @@ export class KvStore {
         k[0] = TAG_DATA;
         k.set(row.key.subarray(9), 1);
         const key = decodeUtf8(k.subarray(1));
-        const removed = await this.mutate(key, k, (old) => {
-          if (old !== undefined && recordExpiresAt(old) === expiresAt && isExpired(old, now)) {
-            const done = this.remove(key, k, old, []);
+        const removed = await this.mutate(key, k, (slot) => {
+          if (slot.exists && slot.expiresAt === expiresAt && expiresAt <= now) {
+            const done = this.remove(slot, k);
             return done instanceof Promise ? done.then(() => true) : true;
           }
           // The index entry outlived its record (it was rewritten); drop just the entry.
@@ -530,40 +575,96 @@ export class KvStore {
     if (this.closed) throw new QuartzError(ErrorCode.STORAGE_CLOSED, `KV store of tenant '${this.tenantId}' is closed`);
   }
 
-  /** The newest state of a key: an in-flight write if there is one, else what storage holds. */
+  /** The newest record of a key: an in-flight write's if there is one, else what storage holds. */
   private current(key: string, k: Uint8Array): Awaitable<Uint8Array | undefined> {
-    const pending = this.inflight.get(key);
-    return pending !== undefined ? pending.rec : this.kv.get(k);
+    return this.peek(key, k, false);
   }
 
   /**
-   * Like `current`, for callers that decode a synchronous answer at once: storage may then hand
-   * out its transient read buffer (no copy). An asynchronous answer is always the caller's own.
+   * Like `current`. With `transient`, for callers that decode a synchronous answer at once,
+   * storage may hand out its transient read buffer (no copy); an asynchronous answer is always
+   * the caller's own.
    */
-  private peek(key: string, k: Uint8Array): Awaitable<Uint8Array | undefined> {
-    const pending = this.inflight.get(key);
-    if (pending !== undefined) return pending.rec;
-    return this.kv.getTransient !== undefined ? this.kv.getTransient(k) : this.kv.get(k);
+  private peek(key: string, k: Uint8Array, transient: boolean): Awaitable<Uint8Array | undefined> {
+    const slot = this.slots.get(key);
+    if (slot !== undefined) {
+      // In flight: the write's record, or nothing for a delete. Settled and absent: nothing to read.
+      if (slot.group !== undefined) return slot.rec;
+      if (!slot.exists) return undefined;
+    }
+    return transient && this.kv.getTransient !== undefined ? this.kv.getTransient(k) : this.kv.get(k);
+  }
+
+  /** What is known of a key: its slot, or else its stored record read and remembered as one. */
+  private stateOf(key: string, k: Uint8Array): Awaitable<Slot> {
+    const slot = this.slots.get(key);
+    if (slot !== undefined) {
+      slot.used = true;
+      return slot;
+    }
+    const rec = this.kv.getTransient !== undefined ? this.kv.getTransient(k) : this.kv.get(k);
+    // Writers of this key queue behind an asynchronous read (see mutate), so it is still the newest state.
+    if (rec instanceof Promise) return rec.then((r) => this.slots.get(key) ?? this.learn(key, r));
+    return this.learn(key, rec);
+  }
+
+  /** Remembers `key` as stored: `rec` (maybe storage's transient buffer) is decoded here and not kept. */
+  private learn(key: string, rec: Uint8Array | undefined): Slot {
+    const slot: Slot = { key, exists: false, version: 0, expiresAt: 0, size: 0, contentType: DEFAULT_CONTENT_TYPE, blob: undefined, rec: undefined, group: undefined, used: false };
+    if (rec !== undefined) {
+      checkRecord(rec, key);
+      slot.exists = true;
+      slot.version = recordVersion(rec);
+      slot.expiresAt = recordExpiresAt(rec);
+      slot.size = recordSize(rec);
+      slot.contentType = recordContentType(rec);
+      if ((recordFlags(rec) & FLAG_BLOB) !== 0) slot.blob = recordBlobName(rec, key);
+    }
+    this.slots.set(key, slot);
+    this.trim();
+    return slot;
   }
 
   /**
-   * Runs a read-modify-write on one key. `apply` gets the key's newest record, decides, and issues
-   * its write before returning, so with a synchronous read nothing can slip in between. When the
-   * read is asynchronous the key is locked until `apply` has issued its write. `apply` reads `old`
-   * only before it returns (a synchronous `old` may be storage's transient buffer).
+   * Keeps at most `cachedKeys` settled slots: drops them oldest first, down to 7/8 of the limit so
+   * a pass runs once per many writes; a slot touched since the last pass goes to the back instead
+   * (second chance, so hot keys stay). Slots with a write in flight are never dropped.
    */
-  private mutate<R>(key: string, k: Uint8Array, apply: (old: Uint8Array | undefined) => Awaitable<R>): Awaitable<R> {
+  private trim(): void {
+    const settled = this.slots.size - this.inflightSlots;
+    if (settled <= this.cachedKeys) return;
+    let excess = settled - (this.cachedKeys - (this.cachedKeys >> 3));
+    for (const slot of this.slots.values()) {
+      if (excess <= 0) return;
+      if (slot.group !== undefined) continue;
+      this.slots.delete(slot.key);
+      if (slot.used) {
+        // Re-appended, so this loop meets it once more, unused then.
+        slot.used = false;
+        this.slots.set(slot.key, slot);
+      } else {
+        excess--;
+      }
+    }
+  }
+
+  /**
+   * Runs a read-modify-write on one key. `apply` gets the key's slot, decides, and issues its
+   * write before returning, so with a synchronous read nothing can slip in between. When the
+   * read is asynchronous the key is locked until `apply` has issued its write.
+   */
+  private mutate<R>(key: string, k: Uint8Array, apply: (slot: Slot) => Awaitable<R>): Awaitable<R> {
     const queued = this.locks.get(key);
     if (queued === undefined) {
-      const old = this.peek(key, k);
-      if (!(old instanceof Promise)) return apply(old);
+      const slot = this.stateOf(key, k);
+      if (!(slot instanceof Promise)) return apply(slot);
       // Wrap the result so the lock opens once the write is issued, not once it is durable.
-      const issued = old.then((rec) => ({ result: apply(rec) }));
+      const issued = slot.then((s) => ({ result: apply(s) }));
       this.hold(key, issued);
       return issued.then((r) => r.result);
     }
-    // The writer ahead of us has issued its write (the lock opens then), so `current` sees it.
-    const issued = queued.then(async () => ({ result: apply(await this.current(key, k)) }));
+    // The writer ahead of us has issued its write (the lock opens then), so its slot is current.
+    const issued = queued.then(async () => ({ result: apply(await this.stateOf(key, k)) }));
     this.hold(key, issued);
     return issued.then((r) => r.result);
   }
@@ -580,21 +681,25 @@ export class KvStore {
   }
 
   /**
-   * Remembers a write until it is durable and answers `result` then (one promise per write);
-   * meters it once durable. lmdb hands every write of one commit the same promise, so writes that
-   * share a promise are settled together: one handler, one meter call per commit, not per write.
+   * Keeps `slot` (whose fields already describe the write) in flight until `write` is durable and
+   * answers `result` then (one promise per write); meters it once durable. lmdb hands every write
+   * of one commit the same promise, so writes that share a promise are settled together: one
+   * handler, one meter call per commit, not per write.
    */
-  private track<R>(key: string, rec: Uint8Array | undefined, write: Awaitable<void>, delta: number, result: R): Awaitable<R> {
+  private track<R>(slot: Slot, write: Awaitable<void>, delta: number, result: R): Awaitable<R> {
     if (!(write instanceof Promise)) {
       if (delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', delta);
-      this.inflight.delete(key);
+      if (slot.group !== undefined) {
+        slot.group = undefined;
+        this.inflightSlots--;
+      }
+      slot.rec = undefined;
+      this.trim();
       return result;
     }
-    const token: Inflight = { rec };
-    this.inflight.set(key, token);
     let group = this.group;
     if (group === undefined || group.write !== write) {
-      const g: WriteGroup = (group = this.group = { write, keys: [], tokens: [], delta: 0 });
+      const g: WriteGroup = (group = this.group = { write, slots: [], delta: 0 });
       // Registered before the writers' own handlers, so a writer that resumes sees its write settled.
       write
         .then(
@@ -606,79 +711,94 @@ export class KvStore {
           console.error(`quartz: metering KV writes of tenant '${this.tenantId}' failed`, err);
         });
     }
-    group.keys.push(key);
-    group.tokens.push(token);
+    if (slot.group === undefined) this.inflightSlots++;
+    slot.group = group;
+    group.slots.push(slot);
     group.delta += delta;
     return write.then(() => result);
   }
 
   private settle(group: WriteGroup, durable: boolean): void {
     if (this.group === group) this.group = undefined;
-    const { keys, tokens } = group;
-    for (let i = 0; i < keys.length; i++) {
-      if (this.inflight.get(keys[i]!) === tokens[i]) this.inflight.delete(keys[i]!);
+    for (const slot of group.slots) {
+      // A later write of the key is still in flight: the slot is that write's now.
+      if (slot.group !== group) continue;
+      slot.group = undefined;
+      slot.rec = undefined;
+      this.inflightSlots--;
+      // A failed write left storage as it was: forget what it claimed, so the key is read again.
+      if (!durable && this.slots.get(slot.key) === slot) this.slots.delete(slot.key);
     }
     if (durable && group.delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', group.delta);
+    this.trim();
   }
 
-  private nextVersion(old: Uint8Array | undefined): number {
+  private nextVersion(slot: Slot): number {
     // Versions follow the clock so a key deleted and re-created never reuses an old ETag.
     let v = Math.max(this.lastVersion + 1, this.clock.now());
-    if (old !== undefined) v = Math.max(v, recordVersion(old) + 1);
+    if (slot.exists) v = Math.max(v, slot.version + 1);
     this.lastVersion = v;
     return v;
   }
 
-  /** Writes the record for a put whose preconditions hold against `old`. `adopt` is the marker of a freshly uploaded blob. */
+  /**
+   * Writes the record `rec` (body in place, header filled in here) for a put whose preconditions
+   * hold against `slot`, and updates the slot. `adopt` names a freshly uploaded blob that `rec` points to.
+   */
   private commitPut(
-    key: string,
+    slot: Slot,
     k: Uint8Array,
     rec: Uint8Array,
-    flags: number,
     type: Uint8Array,
+    contentType: string,
     size: number,
     expiresAt: number,
     ifMatch: number | undefined,
     ifNoneMatch: '*' | undefined,
-    old: Uint8Array | undefined,
-    adopt: Uint8Array | undefined,
+    adopt: string | undefined,
   ): Awaitable<KvPutResult> {
-    if (old !== undefined) checkRecord(old, key);
-    const live = old !== undefined && !this.expired(old) ? old : undefined;
-    if (ifNoneMatch !== undefined && live !== undefined) {
-      throw preconditionFailed(key, `already exists (version ${recordVersion(live)})`, recordVersion(live));
+    const key = slot.key;
+    const live = slot.exists && !this.expiredAt(slot.expiresAt);
+    if (ifNoneMatch !== undefined && live) {
+      throw preconditionFailed(key, `already exists (version ${slot.version})`, slot.version);
     }
-    if (ifMatch !== undefined && (live === undefined || recordVersion(live) !== ifMatch)) {
-      throw preconditionFailed(key, live === undefined ? 'does not exist' : `is at version ${recordVersion(live)}, not ${ifMatch}`, live === undefined ? null : recordVersion(live));
+    if (ifMatch !== undefined && (!live || slot.version !== ifMatch)) {
+      throw preconditionFailed(key, !live ? 'does not exist' : `is at version ${slot.version}, not ${ifMatch}`, !live ? null : slot.version);
     }
-    const version = this.nextVersion(old);
-    writeHeader(rec, flags, type, version, expiresAt, size);
+    const version = this.nextVersion(slot);
+    writeHeader(rec, adopt === undefined ? 0 : FLAG_BLOB, type, version, expiresAt, size);
     const keyBytes = k.length - 1;
     let delta = keyBytes + size;
-    let write: Awaitable<void>;
+    let oldExpires = 0;
     let oldBlob: string | undefined;
-    const oldExpires = old === undefined ? 0 : recordExpiresAt(old);
-    if (oldExpires === 0 && expiresAt === 0 && adopt === undefined && (old === undefined || (recordFlags(old) & FLAG_BLOB) === 0)) {
-      if (old !== undefined) delta -= keyBytes + recordSize(old);
+    if (slot.exists) {
+      delta -= keyBytes + slot.size;
+      oldExpires = slot.expiresAt;
+      oldBlob = slot.blob;
+    }
+    let write: Awaitable<void>;
+    if (oldExpires === 0 && expiresAt === 0 && adopt === undefined && oldBlob === undefined) {
       // `rec` is this put's own and never written again, so storage may keep it instead of copying.
       write = this.kv.putOwned !== undefined ? this.kv.putOwned(k, rec) : this.kv.put(k, rec);
     } else {
       const ops: BatchOp[] = [{ type: 'put', key: k, value: rec }];
-      if (adopt !== undefined) ops.push({ type: 'delete', key: adopt });
+      if (adopt !== undefined) ops.push({ type: 'delete', key: tagged(TAG_GARBAGE, adopt) });
       if (expiresAt !== 0) ops.push({ type: 'put', key: ttlKey(expiresAt, k), value: EMPTY });
-      if (old !== undefined) {
-        delta -= keyBytes + recordSize(old);
-        if (oldExpires !== 0 && oldExpires !== expiresAt) ops.push({ type: 'delete', key: ttlKey(oldExpires, k) });
-        if ((recordFlags(old) & FLAG_BLOB) !== 0) {
-          oldBlob = recordBlobName(old, key);
-          ops.push({ type: 'put', key: tagged(TAG_GARBAGE, oldBlob), value: EMPTY });
-        }
-      }
+      if (oldExpires !== 0 && oldExpires !== expiresAt) ops.push({ type: 'delete', key: ttlKey(oldExpires, k) });
+      if (oldBlob !== undefined) ops.push({ type: 'put', key: tagged(TAG_GARBAGE, oldBlob), value: EMPTY });
       write = this.kv.batch(ops);
     }
+    // The write is issued (a synchronous throw above leaves the slot as it was): the slot is its state now.
+    slot.exists = true;
+    slot.version = version;
+    slot.expiresAt = expiresAt;
+    slot.size = size;
+    slot.contentType = contentType;
+    slot.blob = adopt;
+    slot.rec = rec;
     if (expiresAt !== 0 && expiresAt < this.sweepAt) this.armSweep(expiresAt);
     const result: KvPutResult = { version, expiresAt: expiresAt === 0 ? null : expiresAt };
-    const durable = this.track(key, rec, write, delta, result);
+    const durable = this.track(slot, write, delta, result);
     if (oldBlob !== undefined) {
       const blob = oldBlob;
       if (durable instanceof Promise) return durable.then((r) => (this.discardBlob(blob), r));
@@ -687,25 +807,23 @@ export class KvStore {
     return durable;
   }
 
-  /** Deletes a stored record (live or expired) and everything hanging off it. */
-  private remove(key: string, k: Uint8Array, old: Uint8Array, ops: BatchOp[]): Awaitable<void> {
-    checkRecord(old, key);
-    ops.push({ type: 'delete', key: k });
-    const expires = recordExpiresAt(old);
-    if (expires !== 0) ops.push({ type: 'delete', key: ttlKey(expires, k) });
-    let blob: string | undefined;
-    if ((recordFlags(old) & FLAG_BLOB) !== 0) {
-      blob = recordBlobName(old, key);
-      ops.push({ type: 'put', key: tagged(TAG_GARBAGE, blob), value: EMPTY });
-    }
-    // Sized before the write: `old` may be storage's transient buffer.
-    const delta = -(k.length - 1 + recordSize(old));
+  /** Deletes a key's stored record (live or expired) and everything hanging off it. */
+  private remove(slot: Slot, k: Uint8Array): Awaitable<void> {
+    const ops: BatchOp[] = [{ type: 'delete', key: k }];
+    if (slot.expiresAt !== 0) ops.push({ type: 'delete', key: ttlKey(slot.expiresAt, k) });
+    const blob = slot.blob;
+    if (blob !== undefined) ops.push({ type: 'put', key: tagged(TAG_GARBAGE, blob), value: EMPTY });
+    const delta = -(k.length - 1 + slot.size);
     const write = ops.length === 1 ? this.kv.delete(k) : this.kv.batch(ops);
-    const durable = this.track(key, undefined, write, delta, undefined);
+    slot.exists = false;
+    slot.expiresAt = 0;
+    slot.size = 0;
+    slot.blob = undefined;
+    slot.rec = undefined;
+    const durable = this.track(slot, write, delta, undefined);
     if (blob === undefined) return durable;
-    const name = blob;
-    if (durable instanceof Promise) return durable.then(() => this.discardBlob(name));
-    this.discardBlob(name);
+    if (durable instanceof Promise) return durable.then(() => this.discardBlob(blob));
+    this.discardBlob(blob);
   }
 
   /** Large values: upload the blob under a garbage marker, then adopt it in the record's write. */
@@ -714,21 +832,21 @@ export class KvStore {
     k: Uint8Array,
     value: Uint8Array,
     type: Uint8Array,
+    contentType: string,
     expiresAt: number,
     ifMatch: number | undefined,
     ifNoneMatch: '*' | undefined,
   ): Promise<KvPutResult> {
     const name = `v/${randomHex(16)}`;
-    const marker = tagged(TAG_GARBAGE, name);
-    await this.kv.put(marker, EMPTY);
+    await this.kv.put(tagged(TAG_GARBAGE, name), EMPTY);
     let adopted = false;
     try {
       await this.blobs.put(name, value);
       const nameBytes = encodeUtf8(name);
       const rec = allocRecord(type, nameBytes.length);
       rec.set(nameBytes, HEADER_BYTES + type.length);
-      const result = await this.mutate(key, k, (old) => {
-        const r = this.commitPut(key, k, rec, FLAG_BLOB, type, value.length, expiresAt, ifMatch, ifNoneMatch, old, marker);
+      const result = await this.mutate(key, k, (slot) => {
+        const r = this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, name);
         adopted = true;
         return r;
       });
@@ -798,7 +916,10 @@ export class KvStore {
 
   /** Expired records are invisible at once; the clock is only read for records that can expire. */
   private expired(rec: Uint8Array): boolean {
-    const at = recordExpiresAt(rec);
+    return this.expiredAt(recordExpiresAt(rec));
+  }
+
+  private expiredAt(at: number): boolean {
     return at !== 0 && at <= this.clock.now();
   }
 
