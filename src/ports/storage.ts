@@ -74,6 +74,11 @@ export interface BlobInfo {
 export interface BlobStore {
   /** Durable before it resolves; replaces any object with the same key atomically. */
   put(key: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Optional: like `put` with the concatenation of `parts`, written without building it (a sealed
+   * segment is a header, the tail's batches and a footer). The parts must not change until it resolves.
+   */
+  putParts?(key: string, parts: readonly Uint8Array[]): Promise<void>;
   get(key: string, range?: BlobRange): Promise<Uint8Array | undefined>;
   head(key: string): Promise<BlobInfo | undefined>;
   /** Keys in bytewise order. */

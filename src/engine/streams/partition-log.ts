@@ -8,7 +8,9 @@
  *   blob `seg/<base, 20 digits>` → a sealed segment (header + the tail's batches + footer)
  *
  * Produce is group-committed: offsets are assigned and batches encoded as requests arrive,
- * and one `kv.batch()` makes every request that queued during the previous commit durable.
+ * and one commit makes every request that queued during the previous commit durable: one
+ * `kv.batch()`, or one `putOwned` per batch issued together (lmdb commits them as one fsync'd
+ * transaction; in any case storage applies writes in order, so a crash leaves a prefix).
  * A roll writes the blob first and then, in ONE atomic KV batch, records the segment and
  * deletes the tail entries it holds, so a crash at any point leaves each record exactly once
  * (a blob that no descriptor names is an orphan, deleted on open).
@@ -26,7 +28,7 @@ import {
   type SegmentRecord,
 } from '../../core/segment.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
-import { MAX_ENTRY_BYTES, type BatchOp, type UnitStorage } from '../../ports/storage.js';
+import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type UnitStorage } from '../../ports/storage.js';
 import type { SegmentCache } from './segment-cache.js';
 
 export interface PartitionConfig {
@@ -57,8 +59,10 @@ interface TailBatch {
   encodedHere: boolean;
 }
 
+type PutOp = Extract<BatchOp, { type: 'put' }>;
+
 interface PendingWrite {
-  ops: BatchOp[];
+  ops: PutOp[];
   batches: TailBatch[];
   bytes: number;
   /** First offset of the write, what `resolve` is called with. */
@@ -324,7 +328,7 @@ export class PartitionLog {
   private enqueue(records: SegmentRecord[], rawBytes: number | undefined): Promise<number> {
     const base = this.assigned;
     if (records.length === 0) return Promise.resolve(base);
-    const ops: BatchOp[] = [];
+    const ops: PutOp[] = [];
     const batches: TailBatch[] = [];
     let bytes = 0;
     let start = 0;
@@ -371,9 +375,8 @@ export class PartitionLog {
         const take = Math.min(this.queue.length, Math.ceil((this.queue.length + released) / 2));
         const group = take === this.queue.length ? this.queue : this.queue.slice(0, take);
         this.queue = take === this.queue.length ? [] : this.queue.slice(take);
-        const ops = group.length === 1 ? group[0]!.ops : group.flatMap((w) => w.ops);
         try {
-          await this.unit.kv.batch(ops);
+          await this.commitGroup(group);
         } catch (err) {
           // Requests queued behind this commit carry offsets that follow the failed ones, so
           // they fail too; new ones wait until the tail is re-read from storage.
@@ -404,6 +407,25 @@ export class PartitionLog {
     } finally {
       this.committing = false;
     }
+  }
+
+  /**
+   * Writes a group's tail entries. An adapter that can keep the caller's bytes (`putOwned`) gets
+   * one put per batch, issued in one synchronous loop: lmdb commits the writes of one event turn
+   * as one fsync'd transaction, and skipping `batch`'s defensive copy saves a copy of every byte
+   * produced. The entries need not land atomically: storage commits them in order, so a crash
+   * keeps a prefix of the tail (contiguous offsets), and none is acknowledged before all are.
+   */
+  private async commitGroup(group: PendingWrite[]): Promise<void> {
+    const kv = this.unit.kv;
+    if (kv.putOwned === undefined) return kv.batch(group.length === 1 ? group[0]!.ops : group.flatMap((w) => w.ops));
+    const writes: Awaitable<void>[] = [];
+    for (const w of group) for (const op of w.ops) writes.push(kv.putOwned(op.key, op.value));
+    if (writes.length === 1) return writes[0];
+    // Every write settles before a failure is reported, so the tail re-read that follows a failure
+    // never races a write still in flight.
+    const settled = await Promise.allSettled(writes);
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
   }
 
   private wake(): void {
@@ -677,9 +699,21 @@ export class PartitionLog {
       if (b.maxTimestamp > maxTimestamp) maxTimestamp = b.maxTimestamp;
       oldBytes += b.bytes.length;
     }
-    const blob = writer.finish();
-    const info: SegmentInfo = { base, end: batches[batches.length - 1]!.end, bytes: blob.length, maxTimestamp, blob: blobName(base) };
-    await this.unit.blobs.put(info.blob, blob);
+    const end = batches[batches.length - 1]!.end;
+    const blobs = this.unit.blobs;
+    let bytes: number;
+    if (blobs.putParts !== undefined) {
+      // The tail's batches go to the file as they are (writev), not copied into one segment array.
+      const parts = writer.finishParts();
+      bytes = 0;
+      for (const p of parts) bytes += p.length;
+      await blobs.putParts(blobName(base), parts);
+    } else {
+      const blob = writer.finish();
+      bytes = blob.length;
+      await blobs.put(blobName(base), blob);
+    }
+    const info: SegmentInfo = { base, end, bytes, maxTimestamp, blob: blobName(base) };
     const ops: BatchOp[] = [{ type: 'put', key: offsetKey(SEG_PREFIX, base), value: utf8.encode(JSON.stringify(info)) }];
     for (const b of batches) ops.push({ type: 'delete', key: offsetKey(TAIL_PREFIX, b.base) });
     await this.unit.kv.batch(ops);

@@ -66,6 +66,22 @@ describe('blob read handles', () => {
     expect([...(await blobs.get('seg/1'))!]).toEqual([5, 5, 5, 5, 5, 5]);
   });
 
+  it('putParts writes the concatenation of many parts (more than one writev), empty ones included', async () => {
+    const { blobs } = await blobStore(8);
+    // 2,500 parts of 0-4 bytes: three writev groups of at most 1,024 buffers
+    const parts = Array.from({ length: 2500 }, (_, i) => new Uint8Array(i % 5).fill(i & 0xff));
+    const whole = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    parts.reduce((at, p) => (whole.set(p, at), at + p.length), 0);
+    await blobs.putParts('seg/2', parts);
+    expect(await blobs.get('seg/2')).toEqual(whole);
+    await blobs.putParts('seg/2', [bytes(7), new Uint8Array(3 << 20).fill(3)]);
+    expect((await blobs.head('seg/2'))?.size).toBe(1 + (3 << 20));
+    await blobs.putParts('seg/3', []);
+    expect((await blobs.get('seg/3'))?.length).toBe(0);
+    await expect(blobs.putParts('seg/4', [bytes(1), 'x' as unknown as Uint8Array])).rejects.toMatchObject({ code: 'invalid_argument' });
+    expect(await blobs.head('seg/4')).toBeUndefined();
+  });
+
   it('reads past the end without a size: short or empty, never padded', async () => {
     const { blobs } = await blobStore(8);
     await blobs.put('b', bytes(1, 2, 3));

@@ -67,6 +67,23 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Buffers per writev call: Linux's IOV_MAX. */
+const WRITEV_MAX = 1024;
+
+/** Writes `parts` one after another from the file's start: writev in groups, resuming after short writes. */
+async function writeAll(handle: FileHandle, parts: readonly Uint8Array[]): Promise<void> {
+  let i = 0;
+  while (i < parts.length) {
+    const group = parts.slice(i, i + WRITEV_MAX).filter((p) => p.length > 0);
+    i += WRITEV_MAX;
+    while (group.length > 0) {
+      let { bytesWritten } = await handle.writev(group);
+      while (group.length > 0 && bytesWritten >= group[0]!.length) bytesWritten -= group.shift()!.length;
+      if (bytesWritten > 0) group[0] = group[0]!.subarray(bytesWritten);
+    }
+  }
+}
+
 /** Open read handles kept per storage by default: far below any fd limit, above most hot sets. */
 export const READ_HANDLES = 128;
 /** A ranged read of a file whose size is not known yet allocates `length` up front only up to this. */
@@ -201,13 +218,25 @@ export class FileBlobs implements BlobStore {
     this.state.check();
     checkName(key, 'blob key');
     checkBlob(bytes);
+    return this.write(key, [bytes]);
+  }
+
+  async putParts(key: string, parts: readonly Uint8Array[]): Promise<void> {
+    this.state.check();
+    checkName(key, 'blob key');
+    if (!Array.isArray(parts)) checkBlob(parts);
+    for (const p of parts) checkBlob(p);
+    return this.write(key, parts);
+  }
+
+  private async write(key: string, parts: readonly Uint8Array[]): Promise<void> {
     const target = this.file(key);
     const dir = join(target, '..');
     await this.ensureDir(dir);
     const tmp = join(this.tmpDir, randomUUID());
     const handle = await open(tmp, 'wx');
     try {
-      await handle.writeFile(bytes);
+      await writeAll(handle, parts);
       await handle.sync();
     } finally {
       await handle.close();
