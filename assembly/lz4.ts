@@ -348,13 +348,34 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
   while (true) {
     while (ip < ilimit && op < olimit) {
       const token = <usize>load<u8>(ip);
-      const ll = token >>> 4;
-      if (ll == RUN_MASK) break; // long literals: the careful path takes this sequence
-      // ll <= 14: the literals and the offset lie within the FAST_IN bytes, and input remains
-      // after them, so a match follows (only the last sequence has none).
-      v128.store(op, v128.load(ip, 1));
-      op += ll;
-      ip += ll + 1;
+      let ll = token >>> 4;
+      if (ll != RUN_MASK) {
+        // ll <= 14: the literals and the offset lie within the FAST_IN bytes, and input remains
+        // after them, so a match follows (only the last sequence has none).
+        v128.store(op, v128.load(ip, 1));
+        op += ll;
+        ip += ll + 1;
+      } else {
+        // Long literals: 32-byte wild copies while FAST_IN/FAST_OUT of room remain past them,
+        // else the careful path redoes this sequence (the last one always goes there). The
+        // length stops growing once it is past the output room, so it cannot overflow.
+        let p = ip + 1;
+        let s: usize;
+        do {
+          s = <usize>load<u8>(p);
+          p++;
+          ll += s;
+        } while (s == 255 && p < ilimit && ll <= olimit - op);
+        if (ll > ilimit - p || ll > olimit - op) break;
+        let i: usize = 0;
+        do {
+          v128.store(op + i, v128.load(p + i));
+          v128.store(op + i, v128.load(p + i, 16), 16);
+          i += 32;
+        } while (i < ll);
+        op += ll;
+        ip = p + ll;
+      }
       const off = <usize>load<u16>(ip);
       ip += 2;
       // One compare rejects offset 0 (wraps to the maximum) and offsets before the prefix.

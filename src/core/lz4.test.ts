@@ -173,6 +173,12 @@ describe('lz4 block', () => {
       b.fill(255, mid.offset + 2, mid.offset + 200);
     });
     expectError(() => lz4.decompressBlock(long, data.length), ErrorCode.TOO_LARGE, /maxOutputBytes/);
+    // A literal length that runs far past the input: 15 in the token, then 255-bytes.
+    const longLiterals = patched((b) => {
+      b[mid.token] = b[mid.token]! | 0xf0;
+      b.fill(255, mid.token + 1, mid.token + 200);
+    });
+    expectError(() => lz4.decompressBlock(longLiterals, 1 << 20), ErrorCode.CORRUPT_DATA);
     // Room for exactly the output up to that sequence plus a little: never more is written.
     expectError(() => lz4.decompressBlock(packed, mid.out + 40), ErrorCode.TOO_LARGE);
   });
