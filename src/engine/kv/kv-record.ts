@@ -83,7 +83,8 @@ export function allocBytes(n: number): Uint8Array {
     slab = new Uint8Array(SLAB_BYTES);
     slabUsed = 0;
   }
-  const piece = slab.subarray(slabUsed, slabUsed + n);
+  // A view constructor, not subarray: subarray goes through the species lookup and costs more.
+  const piece = new Uint8Array(slab.buffer, slabUsed, n);
   slabUsed += n;
   return piece;
 }
@@ -102,7 +103,7 @@ export function allocValue(n: number): Uint8Array {
     valueSlab = new Uint8Array(VALUE_SLAB_BYTES);
     valueSlabUsed = 0;
   }
-  const piece = valueSlab.subarray(valueSlabUsed, valueSlabUsed + n);
+  const piece = new Uint8Array(valueSlab.buffer, valueSlabUsed, n);
   valueSlabUsed += n;
   return piece;
 }

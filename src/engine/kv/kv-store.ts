@@ -132,6 +132,9 @@ function invalid(message: string, details?: Record<string, unknown>): QuartzErro
   return new QuartzError(ErrorCode.INVALID_ARGUMENT, message, details === undefined ? undefined : { details });
 }
 
+/** Encoded keys up to this many bytes live on the JS heap (V8 keeps typed arrays of up to 64 bytes there). */
+const SHORT_KEY_BYTES = 64;
+
 /** 'd' + UTF-8 key, validated: non-empty, well-formed, at most 512 bytes. */
 function dataKey(key: unknown): Uint8Array {
   if (typeof key !== 'string') throw invalid('key must be a string');
@@ -141,8 +144,9 @@ function dataKey(key: unknown): Uint8Array {
     const size = encodeUtf8(key).length;
     throw invalid(`key is ${size} bytes; the limit is ${MAX_KV_KEY_BYTES}`, { size, limit: MAX_KV_KEY_BYTES });
   }
-  // ASCII keys (the common case) are copied unit by unit into an exact-size buffer.
-  const ascii = allocBytes(1 + key.length);
+  // ASCII keys (the common case) are copied unit by unit into an exact-size buffer; a short one
+  // on the JS heap (cheaper than a slab piece, and a slot may keep it without pinning a slab).
+  const ascii = key.length < SHORT_KEY_BYTES ? new Uint8Array(1 + key.length) : allocBytes(1 + key.length);
   ascii[0] = TAG_DATA;
   let i = 0;
   for (; i < key.length; i++) {
@@ -241,6 +245,8 @@ export const DEFAULT_CACHED_KEYS = 65_536;
  */
 interface Slot {
   readonly key: string;
+  /** The key as stored ('d' + UTF-8), so a known key is not encoded again. */
+  readonly k: Uint8Array;
   /** Whether the key has a record, live or expired. */
   exists: boolean;
   version: number;
@@ -285,6 +291,8 @@ export class KvStore {
   /** The latest group of writes sharing one storage promise. */
   private group: WriteGroup | undefined;
   private lastVersion = 0;
+  /** The clock reading versions use during the current synchronous run, or -1 (see versionClock). */
+  private heldNow = -1;
   private sweepAt = Infinity;
   private cancelSweep: (() => void) | undefined;
   private closed = false;
@@ -347,10 +355,11 @@ export class KvStore {
    */
   get(key: string): Awaitable<KvEntry | undefined> {
     this.check();
-    const k = dataKey(key);
-    const queued = this.locks.get(key);
+    const slot = this.slots.get(key);
+    const k = slot !== undefined ? slot.k : dataKey(key);
+    const queued = this.locks.size === 0 ? undefined : this.locks.get(key);
     if (queued !== undefined) return queued.then(async () => this.entryOf(key, k, await this.current(key, k), 0));
-    const rec = this.peek(key, k, true);
+    const rec = this.peek(slot, k, true);
     if (rec instanceof Promise) return rec.then((r) => this.entryOf(key, k, r, 0));
     return this.entryOf(key, k, rec, 0);
   }
@@ -363,16 +372,16 @@ export class KvStore {
    */
   head(key: string): Awaitable<KvMeta | undefined> {
     this.check();
-    const k = dataKey(key);
-    const queued = this.locks.get(key);
-    if (queued !== undefined) return queued.then(async () => this.metaOf(key, await this.current(key, k)));
     const slot = this.slots.get(key);
+    const k = slot !== undefined ? slot.k : dataKey(key);
+    const queued = this.locks.size === 0 ? undefined : this.locks.get(key);
+    if (queued !== undefined) return queued.then(async () => this.metaOf(key, await this.current(key, k)));
     if (slot !== undefined) {
       // Everything head answers is in the slot: no storage read.
       if (!slot.exists || (slot.expiresAt !== 0 && slot.expiresAt <= this.clock.now())) return undefined;
       return { contentType: slot.contentType, version: slot.version, expiresAt: slot.expiresAt === 0 ? null : slot.expiresAt, size: slot.size };
     }
-    const rec = this.peek(key, k, true);
+    const rec = this.peek(undefined, k, true);
     if (rec instanceof Promise) return rec.then((r) => this.metaOf(key, r));
     return this.metaOf(key, rec);
   }
@@ -396,7 +405,9 @@ export class KvStore {
 
   private putNow(key: string, value: Uint8Array, options: KvPutOptions): Awaitable<KvPutResult> {
     this.check();
-    const k = dataKey(key);
+    // A known key was validated and encoded when its slot was made.
+    const known = this.slots.get(key);
+    const k = known !== undefined ? known.k : dataKey(key);
     if (!(value instanceof Uint8Array)) throw invalid(`value of key '${key}' must be bytes (a Uint8Array)`);
     if (value.length > this.maxValueBytes) {
       throw new QuartzError(ErrorCode.TOO_LARGE, `value of key '${key}' is ${value.length} bytes; the limit is ${this.maxValueBytes}`, {
@@ -422,13 +433,13 @@ export class KvStore {
       rec.set(value, HEADER_BYTES + type.length);
       // A key nobody is reading asynchronously, known or readable synchronously: no closure, straight on.
       if (this.locks.size === 0 || !this.locks.has(key)) {
-        const slot = this.slots.get(key) ?? (this.kv.getTransient !== undefined ? this.learn(key, this.kv.getTransient(k)) : undefined);
+        const slot = known ?? (this.kv.getTransient !== undefined ? this.learn(key, k, this.kv.getTransient(k)) : undefined);
         if (slot !== undefined) {
           slot.used = true;
-          return this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, undefined);
+          return this.commitPut(slot, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, undefined);
         }
       }
-      return this.mutate(key, k, (slot) => this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, undefined));
+      return this.mutate(key, k, (slot) => this.commitPut(slot, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, undefined));
     }
     return this.putBlob(key, k, value, type, contentType, expiresAt, ifMatch, ifNoneMatch);
   }
@@ -458,7 +469,7 @@ export class KvStore {
         throw preconditionFailed(key, !live ? 'does not exist' : `is at version ${slot.version}, not ${ifMatch}`, !live ? null : slot.version);
       }
       if (!slot.exists) return false;
-      const done = this.remove(slot, k);
+      const done = this.remove(slot);
       return done instanceof Promise ? done.then(() => live) : live;
     });
   }
@@ -540,7 +551,7 @@ export class KvStore {
         const key = decodeUtf8(k.subarray(1));
         const removed = await this.mutate(key, k, (slot) => {
           if (slot.exists && slot.expiresAt === expiresAt && expiresAt <= now) {
-            const done = this.remove(slot, k);
+            const done = this.remove(slot);
             return done instanceof Promise ? done.then(() => true) : true;
           }
           // The index entry outlived its record (it was rewritten); drop just the entry.
@@ -577,7 +588,7 @@ export class KvStore {
 
   /** The newest record of a key: an in-flight write's if there is one, else what storage holds. */
   private current(key: string, k: Uint8Array): Awaitable<Uint8Array | undefined> {
-    return this.peek(key, k, false);
+    return this.peek(this.slots.get(key), k, false);
   }
 
   /**
@@ -585,8 +596,7 @@ export class KvStore {
    * storage may hand out its transient read buffer (no copy); an asynchronous answer is always
    * the caller's own.
    */
-  private peek(key: string, k: Uint8Array, transient: boolean): Awaitable<Uint8Array | undefined> {
-    const slot = this.slots.get(key);
+  private peek(slot: Slot | undefined, k: Uint8Array, transient: boolean): Awaitable<Uint8Array | undefined> {
     if (slot !== undefined) {
       // In flight: the write's record, or nothing for a delete. Settled and absent: nothing to read.
       if (slot.group !== undefined) return slot.rec;
@@ -604,13 +614,15 @@ export class KvStore {
     }
     const rec = this.kv.getTransient !== undefined ? this.kv.getTransient(k) : this.kv.get(k);
     // Writers of this key queue behind an asynchronous read (see mutate), so it is still the newest state.
-    if (rec instanceof Promise) return rec.then((r) => this.slots.get(key) ?? this.learn(key, r));
-    return this.learn(key, rec);
+    if (rec instanceof Promise) return rec.then((r) => this.slots.get(key) ?? this.learn(key, k, r));
+    return this.learn(key, k, rec);
   }
 
   /** Remembers `key` as stored: `rec` (maybe storage's transient buffer) is decoded here and not kept. */
-  private learn(key: string, rec: Uint8Array | undefined): Slot {
-    const slot: Slot = { key, exists: false, version: 0, expiresAt: 0, size: 0, contentType: DEFAULT_CONTENT_TYPE, blob: undefined, rec: undefined, group: undefined, used: false };
+  private learn(key: string, k: Uint8Array, rec: Uint8Array | undefined): Slot {
+    // A long key may be a slab piece: copy it rather than pin its slab for as long as the slot lives.
+    const own = k.length <= SHORT_KEY_BYTES ? k : k.slice();
+    const slot: Slot = { key, k: own, exists: false, version: 0, expiresAt: 0, size: 0, contentType: DEFAULT_CONTENT_TYPE, blob: undefined, rec: undefined, group: undefined, used: false };
     if (rec !== undefined) {
       checkRecord(rec, key);
       slot.exists = true;
@@ -735,7 +747,7 @@ export class KvStore {
 
   private nextVersion(slot: Slot): number {
     // Versions follow the clock so a key deleted and re-created never reuses an old ETag.
-    let v = Math.max(this.lastVersion + 1, this.clock.now());
+    let v = Math.max(this.lastVersion + 1, this.versionClock());
     if (slot.exists) v = Math.max(v, slot.version + 1);
     this.lastVersion = v;
     return v;
@@ -747,7 +759,6 @@ export class KvStore {
    */
   private commitPut(
     slot: Slot,
-    k: Uint8Array,
     rec: Uint8Array,
     type: Uint8Array,
     contentType: string,
@@ -757,7 +768,7 @@ export class KvStore {
     ifNoneMatch: '*' | undefined,
     adopt: string | undefined,
   ): Awaitable<KvPutResult> {
-    const key = slot.key;
+    const { key, k } = slot;
     const live = slot.exists && !this.expiredAt(slot.expiresAt);
     if (ifNoneMatch !== undefined && live) {
       throw preconditionFailed(key, `already exists (version ${slot.version})`, slot.version);
@@ -808,7 +819,8 @@ export class KvStore {
   }
 
   /** Deletes a key's stored record (live or expired) and everything hanging off it. */
-  private remove(slot: Slot, k: Uint8Array): Awaitable<void> {
+  private remove(slot: Slot): Awaitable<void> {
+    const k = slot.k;
     const ops: BatchOp[] = [{ type: 'delete', key: k }];
     if (slot.expiresAt !== 0) ops.push({ type: 'delete', key: ttlKey(slot.expiresAt, k) });
     const blob = slot.blob;
@@ -846,7 +858,7 @@ export class KvStore {
       const rec = allocRecord(type, nameBytes.length);
       rec.set(nameBytes, HEADER_BYTES + type.length);
       const result = await this.mutate(key, k, (slot) => {
-        const r = this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, name);
+        const r = this.commitPut(slot, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, name);
         adopted = true;
         return r;
       });
@@ -918,6 +930,23 @@ export class KvStore {
   private expired(rec: Uint8Array): boolean {
     return this.expiredAt(recordExpiresAt(rec));
   }
+
+  /**
+   * The clock as versions see it: read once per synchronous run of writes and held until the next
+   * microtask. A clock read costs as much as a small put's own work; within one run the versions
+   * still grow by the `lastVersion + 1` rule. TTLs and expiry always read the clock itself.
+   */
+  private versionClock(): number {
+    if (this.heldNow < 0) {
+      this.heldNow = this.clock.now();
+      queueMicrotask(this.releaseNow);
+    }
+    return this.heldNow;
+  }
+
+  private readonly releaseNow = (): void => {
+    this.heldNow = -1;
+  };
 
   private expiredAt(at: number): boolean {
     return at !== 0 && at <= this.clock.now();
