@@ -11,7 +11,7 @@ import type { Engine } from '../engine/engine.js';
 import type { ServerConfig } from './config.js';
 import type { AppDeps, AppEnv } from './context.js';
 import { errorResponse, toErrorResponse } from './errors.js';
-import { requestMiddleware, setResponseHeader } from './middleware/request.js';
+import { requestPipeline } from './middleware/request.js';
 import { PrincipalCache } from './principal-cache.js';
 import { silentLogger, type BackupFn, type LoggerPort, type MetricsPort } from './ports.js';
 import { MemoryBucketStore, type BucketStore } from './rate-limit.js';
@@ -19,7 +19,7 @@ import { ApiRouter } from './router.js';
 import { accountRoutes, adminRoutes } from './routes/admin.js';
 import { kvRoutes } from './routes/kv.js';
 import { streamRoutes } from './routes/streams.js';
-import { systemRoutes } from './routes/system.js';
+import { STATIC_PATH, serveStatic, systemRoutes } from './routes/system.js';
 import { vectorRoutes } from './routes/vectors.js';
 
 export interface AppOptions {
@@ -76,15 +76,20 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
       }
     },
   };
+  // The default router (RegExpRouter, else TrieRouter) matches all routes in one regex as long
+  // as every pattern is one RegExpRouter supports: keep lookaheads out of route paths.
   const app = new OpenAPIHono<AppEnv>({ strict: true });
-  const router = new ApiRouter(app);
+  const pipeline = requestPipeline(deps);
+  const router = new ApiRouter(app, pipeline);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', description: 'Tenant API key (qz_…)' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKeyHeader', { type: 'apiKey', in: 'header', name: 'X-API-Key' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'adminBearer', { type: 'http', scheme: 'bearer', description: 'The admin key' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'adminKeyHeader', { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'The admin key' });
 
-  app.use('*', requestMiddleware(deps));
+  // Preflights only: other responses get the CORS headers from the request pipeline, on the
+  // handler's own response (hono's cors() would set them on c.res before the handler runs,
+  // which makes hono copy every response through its body stream).
   const preflight = cors({
     origin: anyOrigin ? '*' : origins,
     allowMethods: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
@@ -92,23 +97,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     exposeHeaders: EXPOSED,
     maxAge: 600,
   });
-  // NOTE: hono's cors() sets its headers on c.res before the handler runs, which makes hono copy
-  // every handler response through its body stream (a ReadableStream per request, so
-  // @hono/node-server cannot write it in one go). Only preflights go through cors(); other
-  // requests get the same headers on the handler's own response.
-  app.use('*', async (c, next) => {
-    if (c.req.method === 'OPTIONS') return preflight(c, next);
-    await next();
-    if (c.get('finished') === true) return;
-    const headers = setResponseHeader(c, 'access-control-expose-headers', exposed);
-    if (anyOrigin) {
-      headers.set('access-control-allow-origin', '*');
-    } else {
-      const origin = c.req.header('origin');
-      if (origin !== undefined && origins.includes(origin)) headers.set('access-control-allow-origin', origin);
-      headers.append('vary', 'Origin');
-    }
-  });
+  app.on('OPTIONS', '*', pipeline.route('preflight', [], async (c) => (await preflight(c, async () => undefined)) as Response));
 
   systemRoutes(router, app, deps);
   accountRoutes(router, deps);
@@ -117,7 +106,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   streamRoutes(router, deps);
   adminRoutes(router, deps);
 
-  app.notFound((c) => {
+  // Nothing matched: the home's static files outside /v1 (GET), else 405 with Allow, else 404.
+  const unmatched = pipeline.route('unmatched', [], (c) => {
     const allowed = router.allowed(c.req.path);
     if (allowed.length > 0) {
       return errorResponse(new QuartzError(ErrorCode.METHOD_NOT_ALLOWED, `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(', ')}`), {
@@ -126,8 +116,14 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     }
     return errorResponse(new QuartzError(ErrorCode.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`));
   });
+  const staticFile = pipeline.route('static', [], (c) => serveStatic(deps, c.req.path));
+  app.notFound((c) => ((c.req.method === 'GET' || c.req.method === 'HEAD') && STATIC_PATH.test(c.req.path) ? staticFile(c, noNext) : unmatched(c, noNext)) as Response | Promise<Response>);
+  // Routes answer their own errors (see the request pipeline); this catches what escapes hono itself.
   app.onError((err, c) => toErrorResponse(err, deps.logger, c.get('requestId')));
   return app;
 }
+
+/** The pipeline's handlers never call `next`. */
+const noNext = async (): Promise<void> => undefined;
 
 export type { AppEnv } from './context.js';

@@ -2,7 +2,7 @@
  * What every route and middleware of one app shares: the engine, the resolved config, the ports,
  * and the per-request variables hono carries (request id, tenant, rate-limit outcome).
  */
-import type { Engine } from '../engine/engine.js';
+import type { Engine, TenantScope } from '../engine/engine.js';
 import type { Tenant } from '../engine/tenants/tenant-registry.js';
 import type { Clock } from '../ports/clock.js';
 import type { ServerConfig } from './config.js';
@@ -38,4 +38,25 @@ export interface AppEnv {
     /** The response already carries the request id, CORS and rate-limit headers (see `plainResponse`). */
     finished: boolean;
   };
+}
+
+/** Scopes already opened, by the engine's (cached) promise for them. */
+const openedScopes = new WeakMap<Promise<TenantScope>, TenantScope>();
+
+/**
+ * A tenant's services, synchronously once the engine has opened them: the engine hands out the
+ * same promise per open scope (a new one after it closes and reopens a tenant), so its settled
+ * value can be remembered by that promise. Always `await` the result.
+ *
+ * @example
+ * const { kv } = await scopeOf(deps.engine, c.get('tenant').id);
+ */
+export function scopeOf(engine: Engine, tenantId: string): TenantScope | Promise<TenantScope> {
+  const pending = engine.tenant(tenantId);
+  const scope = openedScopes.get(pending);
+  if (scope !== undefined) return scope;
+  return pending.then((opened) => {
+    openedScopes.set(pending, opened);
+    return opened;
+  });
 }

@@ -25,14 +25,19 @@ export class PrincipalCache {
 
   /**
    * The tenant behind `apiKey`, or undefined for an unknown or revoked key (never cached).
+   * A cached key answers synchronously, so always `await` the result.
    *
    * @example
    * const tenant = await principals.tenantFor(key);
    */
-  async tenantFor(apiKey: string): Promise<Tenant | undefined> {
+  tenantFor(apiKey: string): Tenant | undefined | Promise<Tenant | undefined> {
     const now = this.clock.now();
     const hit = this.entries.get(apiKey);
     if (hit !== undefined && hit.until > now) return hit.tenant;
+    return this.resolve(apiKey, now);
+  }
+
+  private async resolve(apiKey: string, now: number): Promise<Tenant | undefined> {
     const who = await this.registry.authenticate(apiKey);
     if (who === undefined) {
       this.entries.delete(apiKey);

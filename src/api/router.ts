@@ -1,9 +1,11 @@
 /**
- * Registers each route once for both the router (hono) and the OpenAPI document, and keeps the
- * route table so an unmatched request can be told 405 with an Allow header instead of 404.
+ * Registers each route once for both the router (hono) and the OpenAPI document, runs it through
+ * the request pipeline as one handler, and keeps the route table so an unmatched request can be
+ * told 405 with an Allow header instead of 404.
  */
 import type { OpenAPIHono, RouteConfig } from '@hono/zod-openapi';
-import type { Env, Handler, MiddlewareHandler } from 'hono';
+import type { AppEnv } from './context.js';
+import type { Guard, RequestPipeline, RouteHandler } from './middleware/request.js';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -32,22 +34,38 @@ function translate(path: string): { openapi: string; pattern: RegExp } {
   return { openapi, pattern: new RegExp(`^${source}$`) };
 }
 
-export class ApiRouter<E extends Env> {
+/** `E` is the app's env (always `AppEnv`; the parameter keeps `ApiRouter<AppEnv>` annotations valid). */
+export class ApiRouter<E extends AppEnv = AppEnv> {
   private readonly entries: Entry[] = [];
 
-  constructor(private readonly app: OpenAPIHono<E>) {}
+  constructor(
+    private readonly app: OpenAPIHono<E>,
+    private readonly pipeline: RequestPipeline,
+  ) {}
 
   /**
-   * Adds a route: `doc` goes into /v1/openapi.json (omit it for routes outside the API, like /docs).
+   * Adds a route: `doc` goes into /v1/openapi.json (omit it for routes outside the API, like
+   * /docs); then the guards (auth), then the handler.
    *
    * @example
    * router.add('get', '/v1/health', healthDoc, (c) => c.json({ status: 'ok' }));
+   * router.add('get', '/v1/usage', usageDoc, tenantAuth(deps), async (c) => c.json(await usageOf(c)));
    */
-  add(method: Method, path: string, doc: RouteDoc | undefined, ...handlers: Array<MiddlewareHandler<E> | Handler<E>>): void {
+  add(method: Method, path: string, doc: RouteDoc | undefined, ...handlers: [...Guard[], RouteHandler]): void {
     const { openapi, pattern } = translate(path);
     this.entries.push({ method, pattern });
     if (doc !== undefined) this.app.openAPIRegistry.registerPath({ ...doc, method, path: openapi });
-    (this.app.on as (m: string, p: string, ...h: unknown[]) => unknown)(method.toUpperCase(), path, ...handlers);
+    const guards = handlers.slice(0, -1) as Guard[];
+    const handler = handlers[handlers.length - 1] as RouteHandler;
+    (this.app.on as (m: string, p: string, h: unknown) => unknown)(method.toUpperCase(), path, this.pipeline.route(path, guards, handler));
+  }
+
+  /**
+   * Declares that GET answers paths matching `pattern` outside the route table (the home's
+   * static files, served when nothing else matched), so other methods there are told 405.
+   */
+  addFallback(method: Method, pattern: RegExp): void {
+    this.entries.push({ method, pattern });
   }
 
   /** Methods some route answers for `path` (HEAD comes with GET), empty when no route matches. */

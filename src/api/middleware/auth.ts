@@ -4,10 +4,13 @@
  * key is hashed and compared with the configured hash in constant time. Tenant auth also takes a
  * rate-limit token for the tenant's plan and meters the call.
  */
-import type { MiddlewareHandler } from 'hono';
+import type { Context } from 'hono';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import type { Tenant } from '../../engine/tenants/tenant-registry.js';
 import { hashKey } from '../config.js';
 import type { AppDeps, AppEnv } from '../context.js';
+import type { TakeResult } from '../rate-limit.js';
+import type { Guard } from './request.js';
 
 /** The key a request presents, from either header. */
 export function presentedKey(headers: Headers): string | undefined {
@@ -34,32 +37,44 @@ export function constantTimeEqual(a: string, b: string): boolean {
 }
 
 /**
+ * Resolves the presented key to its tenant, takes a rate-limit token on limited plans and meters
+ * the call. Synchronous while the key is cached and the bucket store is in memory.
+ *
  * @example
  * router.add('get', '/v1/usage', doc, tenantAuth(deps), handler);
  */
-export function tenantAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
+export function tenantAuth(deps: AppDeps): Guard {
   const { engine, config, buckets, clock } = deps;
   const fallback = config.plans[config.default_plan]!;
-  return async (c, next) => {
-    const key = presentedKey(c.req.raw.headers);
-    if (key === undefined) throw unauthorized(MISSING);
-    const tenant = await deps.principals.tenantFor(key);
+  const limited = (tenant: Tenant, rpm: number, rate: TakeResult, c: Context<AppEnv>): void => {
+    c.set('rate', rate);
+    if (!rate.allowed) {
+      throw new QuartzError(
+        ErrorCode.RATE_LIMITED,
+        `rate limit of ${rpm} requests per minute exceeded (plan '${tenant.plan}'); retry in ${rate.retryAfterSeconds} s`,
+      );
+    }
+    engine.context.usage.add(tenant.id, 'api_calls', 1);
+  };
+  const admit = (c: Context<AppEnv>, tenant: Tenant | undefined): void | Promise<void> => {
     if (tenant === undefined) throw unauthorized('unknown or revoked API key');
     c.set('tenant', tenant);
     // A tenant on a plan the config no longer lists gets the default plan's limits.
     const rpm = (config.plans[tenant.plan] ?? fallback).requests_per_minute;
-    if (rpm !== null) {
-      const rate = await buckets.take(tenant.id, rpm, clock.now());
-      c.set('rate', rate);
-      if (!rate.allowed) {
-        throw new QuartzError(
-          ErrorCode.RATE_LIMITED,
-          `rate limit of ${rpm} requests per minute exceeded (plan '${tenant.plan}'); retry in ${rate.retryAfterSeconds} s`,
-        );
-      }
+    if (rpm === null) {
+      engine.context.usage.add(tenant.id, 'api_calls', 1);
+      return;
     }
-    engine.context.usage.add(tenant.id, 'api_calls', 1);
-    await next();
+    const rate = buckets.take(tenant.id, rpm, clock.now());
+    if (rate instanceof Promise) return rate.then((r) => limited(tenant, rpm, r, c));
+    limited(tenant, rpm, rate, c);
+  };
+  return (c) => {
+    const key = presentedKey(c.req.raw.headers);
+    if (key === undefined) throw unauthorized(MISSING);
+    const tenant = deps.principals.tenantFor(key);
+    if (tenant instanceof Promise) return tenant.then((t) => admit(c, t));
+    return admit(c, tenant);
   };
 }
 
@@ -67,13 +82,12 @@ export function tenantAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
  * @example
  * router.add('post', '/v1/admin/tenants', doc, adminAuth(deps), handler);
  */
-export function adminAuth(deps: AppDeps): MiddlewareHandler<AppEnv> {
+export function adminAuth(deps: AppDeps): Guard {
   const expected = deps.config.admin_key_hash;
-  return async (c, next) => {
+  return async (c) => {
     const key = presentedKey(c.req.raw.headers);
     if (key === undefined) throw unauthorized(MISSING.replace('API key', 'admin key'));
     if (expected === null) throw unauthorized('admin routes are off: this server has no admin key configured');
     if (!constantTimeEqual(await hashKey(key), expected)) throw unauthorized('wrong admin key');
-    await next();
   };
 }

@@ -4,9 +4,9 @@
  */
 import type { Context } from 'hono';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
-import type { KvStore } from '../../engine/kv/kv-store.js';
+import type { KvEntry, KvStore } from '../../engine/kv/kv-store.js';
 import { readBody } from '../body.js';
-import type { AppDeps, AppEnv } from '../context.js';
+import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
 import { tenantAuth } from '../middleware/auth.js';
 import { plainResponse } from '../middleware/request.js';
 import type { ApiRouter } from '../router.js';
@@ -15,6 +15,8 @@ import { KvKeyParam, KvListPage, KvListQuery, KvPutQuery, KvPutResult } from '..
 import { invalid, param, queryInt } from '../validation.js';
 
 const KEY_PATH = '/v1/kv/:key{.+}';
+
+type Awaitable<T> = T | Promise<T>;
 
 export function etagOf(version: number): string {
   return `"${version}"`;
@@ -34,10 +36,19 @@ function precondition(key: string, message: string): QuartzError {
   return new QuartzError(ErrorCode.PRECONDITION_FAILED, `key '${key}' ${message}`);
 }
 
+type Preconditions = { ifMatch?: number; ifNoneMatch?: '*' };
+const NONE: Preconditions = {};
+
 /** The version a write must find (ifMatch), or 'absent' for create-only, from the request's preconditions. */
-async function preconditions(kv: KvStore, key: string, headers: Headers, allowNoneMatch: boolean): Promise<{ ifMatch?: number; ifNoneMatch?: '*' }> {
+function preconditions(kv: KvStore, key: string, headers: Headers, allowNoneMatch: boolean): Preconditions | Promise<Preconditions> {
   const ifMatch = headers.get('if-match');
   const ifNoneMatch = headers.get('if-none-match');
+  // Most writes are unconditional: no lookup, no promise.
+  if (ifMatch === null && ifNoneMatch === null) return NONE;
+  return conditionalOn(kv, key, ifMatch, ifNoneMatch, allowNoneMatch);
+}
+
+async function conditionalOn(kv: KvStore, key: string, ifMatch: string | null, ifNoneMatch: string | null, allowNoneMatch: boolean): Promise<Preconditions> {
   if (ifMatch !== null && ifNoneMatch !== null) throw invalid('If-Match and If-None-Match cannot be combined');
   if (ifMatch !== null) {
     const tags = parseEtags(ifMatch);
@@ -56,11 +67,13 @@ async function preconditions(kv: KvStore, key: string, headers: Headers, allowNo
     if (meta !== undefined && tags.includes(meta.version)) throw precondition(key, `is at version ${meta.version}, which If-None-Match lists`);
     return meta === undefined ? { ifNoneMatch: '*' } : { ifMatch: meta.version };
   }
-  return {};
+  return NONE;
 }
 
-async function kvOf(deps: AppDeps, c: Context<AppEnv>): Promise<KvStore> {
-  return (await deps.engine.tenant(c.get('tenant').id)).kv;
+/** The tenant's KV store; synchronous once the tenant is open. */
+function kvOf(deps: AppDeps, c: Context<AppEnv>): KvStore | Promise<KvStore> {
+  const scope = scopeOf(deps.engine, c.get('tenant').id);
+  return scope instanceof Promise ? scope.then((s) => s.kv) : scope.kv;
 }
 
 function parseTtl(raw: string | undefined): number | undefined {
@@ -92,14 +105,16 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     auth,
     async (c) => {
       const key = param(c, 'key');
-      const kv = await kvOf(deps, c);
       const ttl = parseTtl(c.req.query('ttl'));
       const value = await readBody(c.req.raw, limit);
-      const contentType = c.req.header('content-type') ?? undefined;
-      const pre = await preconditions(kv, key, c.req.raw.headers, true);
-      const { version, expiresAt } = await kv.put(key, value, { contentType, ttl, ...pre });
+      const store = kvOf(deps, c);
+      const kv = store instanceof Promise ? await store : store;
+      const contentType = c.req.header('content-type');
+      const found = preconditions(kv, key, c.req.raw.headers, true);
+      const pre = found instanceof Promise ? await found : found;
+      const { version, expiresAt } = await kv.put(key, value, pre === NONE ? { contentType, ttl } : { contentType, ttl, ...pre });
       const etag = etagOf(version);
-      const body = JSON.stringify({ key, size: value.length, content_type: contentType ?? 'application/octet-stream', etag, expires_at: expiresAt });
+      const body = `{"key":${JSON.stringify(key)},"size":${value.length},"content_type":${JSON.stringify(contentType ?? 'application/octet-stream')},"etag":${JSON.stringify(etag)},"expires_at":${expiresAt === null ? 'null' : expiresAt}}`;
       return plainResponse(c, deps, body, 200, { 'content-type': 'application/json', etag });
     },
   );
@@ -120,19 +135,26 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       },
     },
     auth,
-    async (c) => {
+    (c) => {
+      // Synchronous while the tenant is open and the storage answers from memory: no promise
+      // per read, and the response goes out in the event turn the request arrived in.
       const key = param(c, 'key');
-      const entry = await (await kvOf(deps, c)).get(key);
-      if (entry === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `key '${key}' does not exist`);
-      const etag = etagOf(entry.version);
-      const inm = c.req.header('if-none-match');
-      if (inm !== undefined) {
-        const tags = parseEtags(inm);
-        if (tags === '*' || tags.includes(entry.version)) return c.body(null, 304, { etag });
+      const kv = kvOf(deps, c);
+      if (kv instanceof Promise) return kv.then((store) => answerGet(store.get(key)));
+      return answerGet(kv.get(key));
+      function answerGet(found: Awaitable<KvEntry | undefined>): Awaitable<Response> {
+        if (found instanceof Promise) return found.then(answerGet);
+        if (found === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `key '${key}' does not exist`);
+        const etag = etagOf(found.version);
+        const inm = c.req.header('if-none-match');
+        if (inm !== undefined) {
+          const tags = parseEtags(inm);
+          if (tags === '*' || tags.includes(found.version)) return c.body(null, 304, { etag });
+        }
+        const headers: Record<string, string> = { 'content-type': found.contentType, etag };
+        if (found.expiresAt !== null) headers['x-expires-at'] = String(found.expiresAt);
+        return plainResponse(c, deps, found.value, 200, headers);
       }
-      const headers: Record<string, string> = { 'content-type': entry.contentType, etag };
-      if (entry.expiresAt !== null) headers['x-expires-at'] = String(entry.expiresAt);
-      return plainResponse(c, deps, entry.value, 200, headers);
     },
   );
 

@@ -44,7 +44,7 @@ function notFound(path: string): QuartzError {
 }
 
 export function systemRoutes(router: ApiRouter<AppEnv>, app: OpenAPIHono<AppEnv>, deps: AppDeps): void {
-  const { config, clock, startedAt, metrics, assets } = deps;
+  const { config, clock, startedAt, metrics } = deps;
 
   router.add(
     'get',
@@ -79,12 +79,23 @@ export function systemRoutes(router: ApiRouter<AppEnv>, app: OpenAPIHono<AppEnv>
     return c.body(body, 200, { 'content-type': contentType });
   });
 
-  // Everything outside /v1 is a static file of the home (docs assets, the playground) if it has one.
-  const serveAsset = async (path: string): Promise<Response | undefined> => (assets === undefined ? undefined : assets(path));
-  router.add('get', '/', undefined, async (c) => (await serveAsset('/')) ?? c.html(LANDING_HTML));
-  router.add('get', '/:path{(?!v1/).+}', undefined, async (c) => {
-    const response = await serveAsset(c.req.path);
-    if (response === undefined) throw notFound(c.req.path);
-    return response;
-  });
+  router.add('get', '/', undefined, async (c) => (deps.assets === undefined ? undefined : await deps.assets('/')) ?? c.html(LANDING_HTML));
+  // Other static files are served when no route matched (see createApp): a catch-all route here
+  // would need a lookahead, which hono's fastest router cannot match.
+  router.addFallback('get', STATIC_PATH);
+}
+
+/** Paths outside /v1: the home's static files (docs assets, the playground). */
+export const STATIC_PATH = /^\/(?!v1\/)./;
+
+/**
+ * The home's static file at `path`; a 404 error when it has none.
+ *
+ * @example
+ * app.notFound((c) => serveStatic(deps, c.req.path));
+ */
+export async function serveStatic(deps: AppDeps, path: string): Promise<Response> {
+  const response = deps.assets === undefined ? undefined : await deps.assets(path);
+  if (response === undefined) throw notFound(path);
+  return response;
 }
