@@ -6,6 +6,7 @@ import { ManualClock } from '../../ports/manual-clock.js';
 import { createApp } from '../app.js';
 import { hashKey, resolveServerConfig } from '../config.js';
 import { parseQueryBody, QueryBody } from '../schemas/vectors.js';
+import { queryResultJson } from './vectors.js';
 import { parseWith } from '../validation.js';
 import { seededRandom } from '../../core/hnsw-testing.js';
 
@@ -100,5 +101,18 @@ describe('parseQueryBody', () => {
       // JSON has no undefined: go through it, as the route does.
       same(JSON.parse(JSON.stringify(body)));
     }
+  });
+});
+
+describe('queryResultJson', () => {
+  it('writes what JSON.stringify writes, for every match shape', () => {
+    const results = [
+      { matches: [] },
+      { matches: [{ id: 'a', score: 0.5 }] },
+      { matches: [{ id: 'quote " back \\ slash', score: -0 }, { id: 'ünï\u2028cödé 🙂', score: 1e-7 }, { id: 'x', score: 3.4028234663852886e38 }] },
+      { matches: [{ id: 'big', score: Infinity }, { id: 'small', score: -Infinity }, { id: 'nan', score: NaN }] },
+      { matches: [{ id: 'm', score: 0.25, metadata: { n: 1, s: 'x"y', nested: { a: [1, null, true] } }, values: [0.1, -2, 3e-8] }, { id: 'v', score: 1, values: [] }] },
+    ];
+    for (const result of results) expect(queryResultJson(result)).toBe(JSON.stringify(result));
   });
 });

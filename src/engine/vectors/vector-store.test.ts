@@ -90,6 +90,26 @@ describe('VectorStore collections', () => {
     await store.close();
   });
 
+  it('hands out an open collection synchronously, and forgets it when the collection is deleted or the store closed', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+    expect(store.openedCollection('docs')).toBeUndefined();
+    const docs = await store.collection('docs');
+    expect(store.openedCollection('docs')).toBe(docs);
+    expectQuartzError(() => store.openedCollection('nope'), 'not_found', /collection 'nope' does not exist/);
+    expectQuartzError(() => store.openedCollection('bad/name'), 'invalid_argument', /collection name 'bad\/name' is invalid/);
+    await store.deleteCollection('docs');
+    expectQuartzError(() => store.openedCollection('docs'), 'not_found', /collection 'docs' does not exist/);
+    await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+    expect(store.openedCollection('docs')).toBeUndefined();
+    const again = await store.collection('docs');
+    expect(again).not.toBe(docs);
+    expect(store.openedCollection('docs')).toBe(again);
+    await store.close();
+    expectQuartzError(() => store.openedCollection('docs'), 'storage_closed', /closed/);
+  });
+
   it('rejects bad collection specs', async () => {
     const store = await VectorStore.open(createTestContext(), 't1');
     await rejectsWithQuartzError(store.createCollection({ name: 'a/b', dims: 3, metric: 'l2' }), 'invalid_argument', /collection name 'a\/b' is invalid/);

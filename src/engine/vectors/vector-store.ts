@@ -47,6 +47,8 @@ function catalogKey(name: string): Uint8Array {
 
 export class VectorStore {
   private readonly open = new Map<string, Promise<Collection>>();
+  /** The collections of `open` that finished opening: queries reach them without a promise. */
+  private readonly ready = new Map<string, Collection>();
   /** Catalog changes run one at a time so create/delete of one name cannot interleave. */
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -168,6 +170,7 @@ export class VectorStore {
       const unitName = Collection.unitName(this.tenantId, name);
       const opened = this.open.get(name);
       this.open.delete(name);
+      this.ready.delete(name);
       let count: number;
       if (opened !== undefined) {
         const collection = await opened.catch(() => undefined);
@@ -194,14 +197,32 @@ export class VectorStore {
     const config = this.configOf(name);
     let opened = this.open.get(name);
     if (opened === undefined) {
-      opened = (async () => Collection.open(this.ctx, this.tenantId, config, await this.ctx.storage.unit(Collection.unitName(this.tenantId, name)), this.options.snapshot))();
-      this.open.set(name, opened);
-      // A failed open is not cached, so a later call retries it.
-      opened.catch(() => {
-        if (this.open.get(name) === opened) this.open.delete(name);
-      });
+      const pending = (async () => Collection.open(this.ctx, this.tenantId, config, await this.ctx.storage.unit(Collection.unitName(this.tenantId, name)), this.options.snapshot))();
+      opened = pending;
+      this.open.set(name, pending);
+      pending.then(
+        (collection) => {
+          if (this.open.get(name) === pending) this.ready.set(name, collection);
+        },
+        // A failed open is not cached, so a later call retries it.
+        () => {
+          if (this.open.get(name) === pending) this.open.delete(name);
+        },
+      );
     }
     return opened;
+  }
+
+  /**
+   * The collection if it is already open, else undefined (then `await collection(name)`); throws
+   * as `collection` does for an unknown name. Lets a hot read path skip the promise hops.
+   * @example
+   * const docs = vectors.openedCollection('docs') ?? (await vectors.collection('docs'));
+   */
+  openedCollection(name: string): Collection | undefined {
+    this.check();
+    this.configOf(name);
+    return this.ready.get(name);
   }
 
   /**
@@ -256,6 +277,7 @@ export class VectorStore {
     await this.queue;
     const opened = [...this.open.values()];
     this.open.clear();
+    this.ready.clear();
     for (const p of opened) {
       const collection = await p.catch(() => undefined);
       await collection?.close();
