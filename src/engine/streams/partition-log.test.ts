@@ -3,6 +3,7 @@ import { ErrorCode } from '../../core/errors.js';
 import { BATCH_HEADER_SIZE, type SegmentCodec } from '../../core/segment.js';
 import { init } from '../../node/core.js';
 import type { MemoryStorage } from '../../ports/memory-storage.js';
+import type { BlobStore, OrderedKV, UnitStorage } from '../../ports/storage.js';
 import { rejectsWithQuartzError } from '../../../tests/fixtures/expect-error.js';
 import { createTestContext, type TestContext } from '../testing.js';
 import { PartitionLog, type PartitionConfig } from './partition-log.js';
@@ -86,6 +87,91 @@ describe('sealing the tail', () => {
       // the intact batch before the damage is still served
       const read = await log.read(0, 10, 1 << 20, 't/0');
       expect(read.records.map((r) => dec.decode(r.value!))).toEqual(Array.from({ length: 10 }, (_, i) => `v${i}`));
+      await log.close();
+    }
+  });
+});
+
+/**
+ * A memory unit with the optional fast paths a disk adapter offers: `putOwned` (its puts can be
+ * made to fail from the `failAt`-th call on, after landing or not) and `putParts`.
+ */
+function withFastPaths(unit: UnitStorage): UnitStorage & { fail: { at: number; landed: boolean }; puts: number; parts: number } {
+  const fast = {
+    fail: { at: Infinity, landed: false },
+    puts: 0,
+    parts: 0,
+    kv: {
+      get: (key) => unit.kv.get(key),
+      put: (key, value) => unit.kv.put(key, value),
+      delete: (key) => unit.kv.delete(key),
+      scan: (options) => unit.kv.scan(options),
+      batch: (ops) => unit.kv.batch(ops),
+      putOwned: async (key, value) => {
+        if (++fast.puts >= fast.fail.at) {
+          if (fast.fail.landed) await unit.kv.put(key, value);
+          throw new Error('disk full');
+        }
+        await unit.kv.put(key, value);
+      },
+    } satisfies OrderedKV,
+    blobs: {
+      put: (key, bytes) => unit.blobs.put(key, bytes),
+      get: (key, range) => unit.blobs.get(key, range),
+      head: (key) => unit.blobs.head(key),
+      list: (prefix) => unit.blobs.list(prefix),
+      delete: (key) => unit.blobs.delete(key),
+      putParts: (key, parts) => {
+        fast.parts++;
+        const whole = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+        parts.reduce((at, p) => (whole.set(p, at), at + p.length), 0);
+        return unit.blobs.put(key, whole);
+      },
+    } satisfies BlobStore,
+  };
+  return fast;
+}
+
+describe('storage fast paths', () => {
+  it('commits with putOwned and seals with putParts to the bytes of the plain paths', async () => {
+    for (const codec of ['none', 'lz4'] as const) {
+      const plain = createTestContext();
+      const a = await open(plain, codec);
+      const ctx = createTestContext();
+      const unit = withFastPaths(ctx.storage.unit(UNIT));
+      const b = await PartitionLog.open(UNIT, unit, config(codec), ctx.clock, ctx.scheduler, new SegmentCache(1 << 20), { onBytes() {} });
+      for (const log of [a, b]) {
+        // concurrent appends: one commit holds several writes
+        await Promise.all(Array.from({ length: 6 }, (_, i) => log.append([{ key: null, value: enc.encode(`v${i}`), timestamp: 1_700_000_000_000 + i }])));
+        await log.roll();
+      }
+      expect(unit.puts).toBe(6);
+      expect(unit.parts).toBe(1);
+      expect(await segmentBlobs(ctx.storage)).toEqual(await segmentBlobs(plain.storage));
+      expect((await b.read(0, 10, 1 << 20, 't/0')).records.map((r) => dec.decode(r.value!)).sort()).toEqual(['v0', 'v1', 'v2', 'v3', 'v4', 'v5']);
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('after a failed putOwned commit, fails its writes, re-reads the tail and goes on from what landed', async () => {
+    for (const landed of [false, true]) {
+      const ctx = createTestContext();
+      const unit = withFastPaths(ctx.storage.unit(UNIT));
+      const log = await PartitionLog.open(UNIT, unit, config('none'), ctx.clock, ctx.scheduler, new SegmentCache(1 << 20), { onBytes() {} });
+      await log.append([{ key: null, value: enc.encode('first'), timestamp: 1 }]);
+      // the second commit's third put fails: the commit holds writes 2..n, all rejected
+      unit.fail = { at: unit.puts + 3, landed };
+      const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => log.append([{ key: null, value: enc.encode(`w${i}`), timestamp: 2 }])));
+      expect(results.filter((r) => r.status === 'rejected').length).toBeGreaterThan(0);
+      unit.fail = { at: Infinity, landed: false };
+      const next = await log.append([{ key: null, value: enc.encode('after'), timestamp: 3 }]);
+      const read = await log.read(0, 100, 1 << 20, 't/0');
+      // offsets stay contiguous, every acknowledged record is there, 'after' is last
+      expect(read.records.map((r) => r.offset)).toEqual(Array.from({ length: next + 1 }, (_, i) => i));
+      const values = read.records.map((r) => dec.decode(r.value!));
+      results.forEach((r, i) => r.status === 'fulfilled' && expect(values[r.value]).toBe(`w${i}`));
+      expect(values[next]).toBe('after');
       await log.close();
     }
   });
