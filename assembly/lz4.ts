@@ -381,12 +381,26 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
       // One compare rejects offset 0 (wraps to the maximum) and offsets before the prefix.
       if (off - 1 >= op - lowPrefix) return LZ4_ERR_CORRUPT;
       let ml = token & ML_MASK;
-      if (ml != ML_MASK && off >= 16) {
-        // The token's match length (4..18 bytes) fits two 16-byte copies within FAST_OUT.
-        v128.store(op, v128.load(op - off));
-        v128.store(op, v128.load(op - off, 16), 16);
-        op += ml + MINMATCH;
-        continue;
+      if (ml != ML_MASK) {
+        if (off >= 16) {
+          // The token's match length (4..18 bytes) fits two 16-byte copies within FAST_OUT.
+          v128.store(op, v128.load(op - off));
+          v128.store(op, v128.load(op - off, 16), 16);
+          op += ml + MINMATCH;
+          continue;
+        }
+      } else {
+        // One extra length byte of at most 13 (a match of 19..32 bytes, most of the long ones
+        // in JSON) also fits two 16-byte copies; the byte is in bounds as FAST_IN leaves at
+        // least 15 bytes here.
+        const extra = <usize>load<u8>(ip);
+        if (extra <= 13 && off >= 16) {
+          ip++;
+          v128.store(op, v128.load(op - off));
+          v128.store(op, v128.load(op - off, 16), 16);
+          op += ML_MASK + MINMATCH + extra;
+          continue;
+        }
       }
       if (ml == ML_MASK) {
         let s: usize;

@@ -81,6 +81,26 @@ describe('lz4 block', () => {
     }
   });
 
+  it('decodes matches of 19 to 34 bytes at offsets from 16 up, where the fast loop copies them whole', () => {
+    // 64 distinct literals, then one match per (length, offset) with no literals, then 40
+    // literals to end the block: every match lies well inside the fast loop's bounds.
+    const block: number[] = [0xf0, 64 - 15];
+    const expected: number[] = [];
+    for (let i = 0; i < 64; i++) expected.push((i * 37 + 11) & 255);
+    block.push(...expected, 64, 0); // and a 4-byte match of the first literals
+    expected.push(...expected.slice(0, 4));
+    for (const off of [16, 17, 31, 32, 64]) {
+      for (let ml = 19; ml <= 34; ml++) {
+        block.push(0x0f, off, 0, ml - 19);
+        for (let i = 0; i < ml; i++) expected.push(expected[expected.length - off]!);
+      }
+    }
+    const tail = Array.from({ length: 40 }, (_, i) => (i * 7) & 255);
+    block.push(0xf0, 40 - 15, ...tail);
+    expected.push(...tail);
+    expectBytes(lz4.decompressBlock(new Uint8Array(block), expected.length), new Uint8Array(expected));
+  });
+
   it('decodes into a caller-owned buffer, touching only the decoded prefix', () => {
     const data = jsonLogs(70_000, 4);
     const packed = lz4.compressBlock(data);
