@@ -74,12 +74,15 @@ const WRITEV_MAX = 1024;
 async function writeAll(handle: FileHandle, parts: readonly Uint8Array[]): Promise<void> {
   let i = 0;
   while (i < parts.length) {
-    const group = parts.slice(i, i + WRITEV_MAX).filter((p) => p.length > 0);
+    let rest = parts.slice(i, i + WRITEV_MAX).filter((p) => p.length > 0);
     i += WRITEV_MAX;
-    while (group.length > 0) {
-      let { bytesWritten } = await handle.writev(group);
-      while (group.length > 0 && bytesWritten >= group[0]!.length) bytesWritten -= group.shift()!.length;
-      if (bytesWritten > 0) group[0] = group[0]!.subarray(bytesWritten);
+    while (rest.length > 0) {
+      let { bytesWritten } = await handle.writev(rest);
+      if (bytesWritten === 0) throw new Error('writev wrote nothing');
+      let done = 0;
+      while (done < rest.length && bytesWritten >= rest[done]!.length) bytesWritten -= rest[done++]!.length;
+      rest = rest.slice(done);
+      if (bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten);
     }
   }
 }
