@@ -44,6 +44,12 @@ describe('createMetrics', () => {
     expect(body).toContain('quartz_http_request_duration_seconds_count{route="/v1/kv/:key{.+}",method="GET",status="200"} 2');
     expect(body).toContain('quartz_http_requests_total{route="/v1/kv/:key{.+}",method="GET",status="404"} 1');
     expect(body).toContain('quartz_http_request_duration_seconds_sum{route="/v1/kv/:key{.+}",method="GET",status="200"} 0.006');
+    // Buckets are cumulative and bounds inclusive, as prom-client renders them.
+    expect(body).toContain('quartz_http_request_duration_seconds_bucket{le="0.001",route="/v1/kv/:key{.+}",method="GET",status="404"} 1');
+    expect(body).toContain('quartz_http_request_duration_seconds_bucket{le="0.0025",route="/v1/kv/:key{.+}",method="GET",status="200"} 1');
+    expect(body).toContain('quartz_http_request_duration_seconds_bucket{le="0.005",route="/v1/kv/:key{.+}",method="GET",status="200"} 2');
+    expect(body).toContain('quartz_http_request_duration_seconds_bucket{le="+Inf",route="/v1/kv/:key{.+}",method="GET",status="200"} 2');
+    expect(body).toContain('# TYPE quartz_http_request_duration_seconds histogram');
     expect(gauge(body, 'quartz_tenants')).toBe(1);
     expect(gauge(body, 'quartz_open_tenants')).toBe(1);
     expect(gauge(body, 'quartz_topics')).toBe(1);
