@@ -1,12 +1,15 @@
 /**
- * `npm run bench -- kv [--keys N] [--scale F] [--reps R]`: in-process KV get/put through the engine (KvStore
+ * `npm run bench -- kv [--keys N] [--scale F] [--reps R] [--cached-keys N]`: in-process KV get/put through the engine (KvStore
  * on the Node disk adapter, metering on) beside raw `lmdb` on the same machine in the same run
  * (and beside the Storage port's lmdb adapter alone, to show which layer costs what),
  * with the same durability settings (every write fsync'd before its promise resolves). Prints
  * ops/s and engine/raw ratios for 100 B and 1 KB values. Target: within 1.5x of raw lmdb.
  *
  * The "ref: get+put" rows compare the engine's put with lmdb (and the adapter) reading the old
- * entry and then writing, which is the least any put with metering and compare-and-set must do.
+ * entry and then writing, which is what a put with metering and compare-and-set must do when it
+ * does not know the key. The engine remembers the version, size and expiry of keys it wrote (its
+ * key cache, `cachedKeys`, default 65,536 per tenant), so its put of a known key writes without
+ * reading; `--cached-keys 0` (or `--keys` above the cache) measures the put of unknown keys.
  *
  * Put workloads:
  *   - concurrent: `inflight` puts issued at once, then awaited together (lmdb groups them into
@@ -35,6 +38,7 @@ const INFLIGHT = 1000;
 const PUT_ROUNDS = Math.max(2, Math.round(10 * scale));
 const SEQ_PUTS = Math.max(20, Math.round(200 * scale));
 const REPS = Math.max(3, arg('reps', 5));
+const CACHED_KEYS = args.includes('--cached-keys') ? arg('cached-keys', 0) : undefined;
 
 const root = join(fileURLToPath(new URL('.', import.meta.url)), '..', '.data', `kv-${process.pid}`);
 rmSync(root, { recursive: true, force: true });
@@ -98,7 +102,7 @@ async function main() {
   const storage = await openDiskStorage({ dir: join(root, 'engine') });
   const usage = await UsageMeter.open({ storage, clock: systemClock, scheduler: timerScheduler });
   const ctx: EngineContext = { storage, clock: systemClock, scheduler: timerScheduler, usage, capabilities: { compileWasmAtRuntime: true, threads: true, persistentStorage: true } };
-  const kv = await KvStore.open(ctx, 'bench');
+  const kv = await KvStore.open(ctx, 'bench', CACHED_KEYS === undefined ? {} : { cachedKeys: CACHED_KEYS });
   // The Storage port's lmdb adapter alone, on a unit of its own: what the engine is built on.
   const port = (await storage.unit('bench-port')).kv;
   const portKeys = rawKeys.map((k) => new Uint8Array(k));
@@ -189,7 +193,7 @@ async function main() {
   await rawEnv.close();
   rmSync(root, { recursive: true, force: true });
 
-  console.log(`keys: ${KEYS}; per run: ${GETS} gets, ${PUT_ROUNDS} x ${INFLIGHT} concurrent puts, ${SEQ_PUTS} sequential puts; best of ${REPS} rotating runs per side`);
+  console.log(`keys: ${KEYS}${CACHED_KEYS === undefined ? '' : ` (engine key cache: ${CACHED_KEYS})`}; per run: ${GETS} gets, ${PUT_ROUNDS} x ${INFLIGHT} concurrent puts, ${SEQ_PUTS} sequential puts; best of ${REPS} rotating runs per side`);
   console.log('raw = lmdb directly; adapter = the Storage port on lmdb (src/node/storage); engine = KvStore on that adapter');
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(12);
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
