@@ -9,8 +9,8 @@
  *
  * Produce is group-committed: offsets are assigned and batches encoded as requests arrive,
  * and one commit makes every request that queued during the previous commit durable: one
- * `kv.batch()`, or one `putOwned` per batch issued together (lmdb commits them as one fsync'd
- * transaction; in any case storage applies writes in order, so a crash leaves a prefix).
+ * `kv.batch()`, or one `putOwned` per batch issued together (lmdb commits the writes of one
+ * event turn together; storage applies writes in order, so a crash leaves a prefix of them).
  * A roll writes the blob first and then, in ONE atomic KV batch, records the segment and
  * deletes the tail entries it holds, so a crash at any point leaves each record exactly once
  * (a blob that no descriptor names is an orphan, deleted on open).
@@ -411,10 +411,10 @@ export class PartitionLog {
 
   /**
    * Writes a group's tail entries. An adapter that can keep the caller's bytes (`putOwned`) gets
-   * one put per batch, issued in one synchronous loop: lmdb commits the writes of one event turn
-   * as one fsync'd transaction, and skipping `batch`'s defensive copy saves a copy of every byte
-   * produced. The entries need not land atomically: storage commits them in order, so a crash
-   * keeps a prefix of the tail (contiguous offsets), and none is acknowledged before all are.
+   * one put per batch, issued in one synchronous loop (lmdb commits the writes of one event turn
+   * together): skipping `batch`'s defensive copy saves a copy of every byte produced. The entries
+   * need not land atomically: storage applies them in order, so a crash keeps a prefix of the
+   * tail (contiguous offsets), and none is acknowledged before all are durable.
    */
   private async commitGroup(group: PendingWrite[]): Promise<void> {
     const kv = this.unit.kv;
