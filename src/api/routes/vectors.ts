@@ -8,7 +8,7 @@ import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { CollectionInfo as EngineCollectionInfo, QueryMatch } from '../../engine/vectors/collection.js';
 import type { VectorStore } from '../../engine/vectors/vector-store.js';
 import { readJson } from '../body.js';
-import type { AppDeps, AppEnv } from '../context.js';
+import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
 import { tenantAuth } from '../middleware/auth.js';
 import { plainResponse } from '../middleware/request.js';
 import type { ApiRouter } from '../router.js';
@@ -146,10 +146,12 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     auth,
     async (c) => {
       const body = parseQueryBody(await readJson(c.req.raw, vectorLimit));
-      const { vectors } = await deps.engine.tenant(c.get('tenant').id);
+      const scope = scopeOf(deps.engine, c.get('tenant').id);
+      const { vectors } = scope instanceof Promise ? await scope : scope;
       const name = param(c, 'c');
-      // The hot read route: an open collection is queried without further promises, and the
-      // answer goes out with one plain header object, as KV GET does (see plainResponse).
+      // The hot read route: an open tenant's open collection is queried without further
+      // promises, and the answer goes out with one plain header object, as KV GET does (see
+      // plainResponse).
       const collection = vectors.openedCollection(name) ?? (await vectors.collection(name));
       return plainResponse(c, deps, queryResultJson(collection.query(body)), 200, { 'content-type': 'application/json' });
     },
