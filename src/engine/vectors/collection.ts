@@ -308,6 +308,8 @@ export class Collection {
   private checkpointing: Promise<void> | undefined;
   /** The last background checkpoint failure (the log still holds everything; the next trigger retries). */
   lastCheckpointError: unknown;
+  /** A query's f32 vector: the index copies it into its own memory, so one buffer serves every query. */
+  private readonly queryScratch: Float32Array;
 
   private constructor(
     private readonly ctx: EngineContext,
@@ -324,6 +326,7 @@ export class Collection {
     this.snapshotBytes = init.snapshotBytes;
     this.logged = init.logged;
     this.logBytes = init.logBytes;
+    this.queryScratch = new Float32Array(config.dims);
   }
 
   /**
@@ -686,7 +689,7 @@ export class Collection {
     let vector: Float32Array;
     if (request.vector !== undefined && request.id !== undefined) throw invalid(`collection '${this.name}': query takes either vector or id, not both`);
     if (request.vector !== undefined) {
-      vector = validateValues(request.vector, this.config.dims, this.name, 'query', this.config.metric);
+      vector = validateValues(request.vector, this.config.dims, this.name, 'query', this.config.metric, this.queryScratch);
     } else if (request.id !== undefined) {
       validateId(request.id, this.name);
       const internal = this.state.byId.get(request.id);

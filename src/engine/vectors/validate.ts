@@ -61,29 +61,34 @@ export function validateId(id: unknown, collection: string): Uint8Array {
 }
 
 /**
- * Converts to f32 and rejects wrong length or non-finite components (after rounding to f32),
- * and all-zero vectors under cosine, whose similarity is undefined.
+ * Converts to f32 (into `out` when given, e.g. a query's reused scratch) and rejects wrong length
+ * or non-finite components (after rounding to f32), and all-zero vectors under cosine, whose
+ * similarity is undefined.
  */
-export function validateValues(values: unknown, dims: number, collection: string, id: string, metric?: Metric): Float32Array {
+export function validateValues(values: unknown, dims: number, collection: string, id: string, metric?: Metric, out?: Float32Array): Float32Array {
   if (!(values instanceof Float32Array) && !Array.isArray(values) && !(values instanceof Float64Array)) {
     throw invalid(`collection '${collection}': vector '${id}' values must be an array of numbers`);
   }
   if (values.length !== dims) {
     throw invalid(`collection '${collection}' expects ${dims} dimensions, got ${values.length} for vector '${id}'`);
   }
-  const out = new Float32Array(dims);
+  const f32 = out !== undefined && out.length === dims ? out : new Float32Array(dims);
+  let zero = true;
   for (let i = 0; i < dims; i++) {
     const v = values[i];
     if (typeof v !== 'number') throw invalid(`collection '${collection}': vector '${id}' has a non-number at index ${i}`);
-    out[i] = v;
-    if (!Number.isFinite(out[i]!)) {
+    f32[i] = v;
+    // The f32 value decides: 1e39 overflows to Infinity, 1e-50 underflows to 0.
+    const x = f32[i]!;
+    if (!Number.isFinite(x)) {
       throw invalid(`collection '${collection}': vector '${id}' has a non-finite value (${v}) at index ${i}`);
     }
+    if (x !== 0) zero = false;
   }
-  if (metric === 'cosine' && out.every((x) => x === 0)) {
+  if (metric === 'cosine' && zero) {
     throw invalid(`collection '${collection}' uses cosine, which is undefined for the all-zero vector '${id}'`);
   }
-  return out;
+  return f32;
 }
 
 /** Returns the metadata's canonical JSON bytes; `undefined` metadata means `{}`. */

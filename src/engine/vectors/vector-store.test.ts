@@ -173,6 +173,11 @@ describe('VectorStore collections', () => {
     expectQuartzError(() => docs.query({ vector: [1, 2, 3], k: 1001 }), 'invalid_argument', /got 1001/);
     expectQuartzError(() => docs.query({ vector: [1, 2, 3], k: 1.5 }), 'invalid_argument', /k must be an integer/);
     expectQuartzError(() => docs.query({ vector: [1, 2], k: 1 }), 'invalid_argument', /expects 3 dimensions, got 2/);
+    expectQuartzError(() => docs.query({ vector: [1e-50, 0, -1e-46], k: 1 }), 'invalid_argument', /cosine.*all-zero vector 'query'/);
+    expectQuartzError(() => docs.query({ vector: [1, 1e39, 2], k: 1 }), 'invalid_argument', /non-finite value \(1e\+39\) at index 1/);
+    expectQuartzError(() => docs.query({ vector: [1, 'x', 2] as unknown as number[], k: 1 }), 'invalid_argument', /non-number at index 1/);
+    // A refused query leaves nothing behind in the reused query buffer.
+    expect(docs.query({ vector: [1, 2, 3], k: 1 }).matches.map((m) => m.id)).toEqual(['a']);
     expectQuartzError(() => docs.query({ k: 1 }), 'invalid_argument', /needs a vector or an id/);
     expectQuartzError(() => docs.query({ vector: [1, 2, 3], id: 'a', k: 1 }), 'invalid_argument', /either vector or id/);
     expectQuartzError(() => docs.query({ id: 'nope', k: 1 }), 'not_found', /collection 'docs' has no vector 'nope'/);
