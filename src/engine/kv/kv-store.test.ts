@@ -521,3 +521,16 @@ describe('KvStore key cache', () => {
     await rejects(() => KvStore.open(createTestContext(), 't1', { cachedKeys: 1.5 }), ErrorCode.INVALID_ARGUMENT, /cachedKeys/);
   });
 });
+
+describe('KvStore ownership', () => {
+  it('refuses a second open store on the same tenant until the first is closed', async () => {
+    const ctx = createTestContext();
+    const kv = await KvStore.open(ctx, 't1');
+    await kv.put('k', bytes('1'));
+    await rejects(() => KvStore.open(ctx, 't1'), ErrorCode.PRECONDITION_FAILED, /already open/);
+    await kv.close();
+    const again = await KvStore.open(ctx, 't1');
+    expect(dec.decode((await again.get('k'))!.value)).toBe('1');
+    await again.close();
+  });
+});

@@ -128,6 +128,12 @@ const NO_OPTIONS: KvPutOptions = Object.freeze({});
 const VERSION_KEY = tagged(TAG_META, 'version');
 const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/**
+ * The open store of each unit's ordered KV. A store trusts its slots because it is its unit's only
+ * writer; a second store on the same unit would write behind the first one's back.
+ */
+const owners = new WeakMap<OrderedKV, KvStore>();
+
 function invalid(message: string, details?: Record<string, unknown>): QuartzError {
   return new QuartzError(ErrorCode.INVALID_ARGUMENT, message, details === undefined ? undefined : { details });
 }
@@ -336,11 +342,22 @@ export class KvStore {
       throw invalid(`cachedKeys must be a non-negative integer, got ${String(cachedKeys)}`);
     }
     const unit = await ctx.storage.unit(`kv/${tenantId}`);
+    if (owners.has(unit.kv)) {
+      throw new QuartzError(ErrorCode.PRECONDITION_FAILED, `KV store of tenant '${tenantId}' is already open; close it first`);
+    }
     const store = new KvStore(tenantId, unit.kv, unit.blobs, ctx, maxValueBytes, cachedKeys);
-    const mark = await unit.kv.get(VERSION_KEY);
-    if (mark !== undefined && mark.length === 8) store.lastVersion = readU64(mark, 0);
-    await store.collectGarbage();
-    await store.armNextSweep();
+    owners.set(unit.kv, store);
+    try {
+      const mark = await unit.kv.get(VERSION_KEY);
+      if (mark !== undefined && mark.length === 8) store.lastVersion = readU64(mark, 0);
+      await store.collectGarbage();
+      await store.armNextSweep();
+    } catch (err) {
+      store.closed = true;
+      store.cancelSweep?.();
+      owners.delete(unit.kv);
+      throw err;
+    }
     return store;
   }
 
@@ -579,7 +596,12 @@ export class KvStore {
     await Promise.allSettled([...this.locks.values()]);
     const mark = new Uint8Array(8);
     writeU64(mark, 0, this.lastVersion);
-    await this.kv.put(VERSION_KEY, mark);
+    try {
+      await this.kv.put(VERSION_KEY, mark);
+    } finally {
+      // Only now: a store opened earlier would read the mark before it is written.
+      owners.delete(this.kv);
+    }
   }
 
   private check(): void {
