@@ -259,7 +259,8 @@ interface Slot {
   /** Milliseconds since the epoch, 0 = never. */
   expiresAt: number;
   size: number;
-  contentType: string;
+  /** Undefined for a key learned from storage: only head needs it, so it is not decoded for a put. */
+  contentType: string | undefined;
   /** The blob holding the value, or undefined when the record holds it. */
   blob: string | undefined;
   /** The newest write's record while it is in flight (reads answer from it); undefined otherwise. */
@@ -394,11 +395,13 @@ export class KvStore {
     const queued = this.locks.size === 0 ? undefined : this.locks.get(key);
     if (queued !== undefined) return queued.then(async () => this.metaOf(key, await this.current(key, k)));
     if (slot !== undefined) {
-      // Everything head answers is in the slot: no storage read.
       if (!slot.exists || (slot.expiresAt !== 0 && slot.expiresAt <= this.clock.now())) return undefined;
-      return { contentType: slot.contentType, version: slot.version, expiresAt: slot.expiresAt === 0 ? null : slot.expiresAt, size: slot.size };
+      // Everything head answers is in the slot: no storage read.
+      if (slot.contentType !== undefined) {
+        return { contentType: slot.contentType, version: slot.version, expiresAt: slot.expiresAt === 0 ? null : slot.expiresAt, size: slot.size };
+      }
     }
-    const rec = this.peek(undefined, k, true);
+    const rec = this.peek(slot, k, true);
     if (rec instanceof Promise) return rec.then((r) => this.metaOf(key, r));
     return this.metaOf(key, rec);
   }
@@ -644,14 +647,13 @@ export class KvStore {
   private learn(key: string, k: Uint8Array, rec: Uint8Array | undefined): Slot {
     // A long key may be a slab piece: copy it rather than pin its slab for as long as the slot lives.
     const own = k.length <= SHORT_KEY_BYTES ? k : k.slice();
-    const slot: Slot = { key, k: own, exists: false, version: 0, expiresAt: 0, size: 0, contentType: DEFAULT_CONTENT_TYPE, blob: undefined, rec: undefined, group: undefined, used: false };
+    const slot: Slot = { key, k: own, exists: false, version: 0, expiresAt: 0, size: 0, contentType: undefined, blob: undefined, rec: undefined, group: undefined, used: false };
     if (rec !== undefined) {
       checkRecord(rec, key);
       slot.exists = true;
       slot.version = recordVersion(rec);
       slot.expiresAt = recordExpiresAt(rec);
       slot.size = recordSize(rec);
-      slot.contentType = recordContentType(rec);
       if ((recordFlags(rec) & FLAG_BLOB) !== 0) slot.blob = recordBlobName(rec, key);
     }
     this.slots.set(key, slot);
