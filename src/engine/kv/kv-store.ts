@@ -60,7 +60,7 @@ export interface KvStoreOptions {
   /**
    * How many keys' metadata (version, size, expiry, content type) to keep in memory, so that a
    * put of a recently written key needs no storage read before its write (default 65,536, about
-   * 150 bytes each; 0 keeps only keys whose writes are in flight).
+   * 150 bytes each plus the key; 0 keeps only keys whose writes are in flight).
    */
   cachedKeys?: number;
 }
@@ -151,7 +151,7 @@ function dataKey(key: unknown): Uint8Array {
     throw invalid(`key is ${size} bytes; the limit is ${MAX_KV_KEY_BYTES}`, { size, limit: MAX_KV_KEY_BYTES });
   }
   // ASCII keys (the common case) are copied unit by unit into an exact-size buffer; a short one
-  // on the JS heap (cheaper than a slab piece, and a slot may keep it without pinning a slab).
+  // on the JS heap, which is cheaper than a slab piece.
   const ascii = key.length < SHORT_KEY_BYTES ? new Uint8Array(1 + key.length) : allocBytes(1 + key.length);
   ascii[0] = TAG_DATA;
   let i = 0;
@@ -251,8 +251,6 @@ export const DEFAULT_CACHED_KEYS = 65_536;
  */
 interface Slot {
   readonly key: string;
-  /** The key as stored ('d' + UTF-8), so a known key is not encoded again. */
-  readonly k: Uint8Array;
   /** Whether the key has a record, live or expired. */
   exists: boolean;
   version: number;
@@ -373,8 +371,8 @@ export class KvStore {
    */
   get(key: string): Awaitable<KvEntry | undefined> {
     this.check();
+    const k = dataKey(key);
     const slot = this.slots.get(key);
-    const k = slot !== undefined ? slot.k : dataKey(key);
     const queued = this.locks.size === 0 ? undefined : this.locks.get(key);
     if (queued !== undefined) return queued.then(async () => this.entryOf(key, k, await this.current(key, k), 0));
     const rec = this.peek(slot, k, true);
@@ -390,8 +388,8 @@ export class KvStore {
    */
   head(key: string): Awaitable<KvMeta | undefined> {
     this.check();
+    const k = dataKey(key);
     const slot = this.slots.get(key);
-    const k = slot !== undefined ? slot.k : dataKey(key);
     const queued = this.locks.size === 0 ? undefined : this.locks.get(key);
     if (queued !== undefined) return queued.then(async () => this.metaOf(key, await this.current(key, k)));
     if (slot !== undefined) {
@@ -425,9 +423,7 @@ export class KvStore {
 
   private putNow(key: string, value: Uint8Array, options: KvPutOptions): Awaitable<KvPutResult> {
     this.check();
-    // A known key was validated and encoded when its slot was made.
-    const known = this.slots.get(key);
-    const k = known !== undefined ? known.k : dataKey(key);
+    const k = dataKey(key);
     if (!(value instanceof Uint8Array)) throw invalid(`value of key '${key}' must be bytes (a Uint8Array)`);
     if (value.length > this.maxValueBytes) {
       throw new QuartzError(ErrorCode.TOO_LARGE, `value of key '${key}' is ${value.length} bytes; the limit is ${this.maxValueBytes}`, {
@@ -453,13 +449,13 @@ export class KvStore {
       rec.set(value, HEADER_BYTES + type.length);
       // A key nobody is reading asynchronously, known or readable synchronously: no closure, straight on.
       if (this.locks.size === 0 || !this.locks.has(key)) {
-        const slot = known ?? (this.kv.getTransient !== undefined ? this.learn(key, k, this.kv.getTransient(k)) : undefined);
+        const slot = this.slots.get(key) ?? (this.kv.getTransient !== undefined ? this.learn(key, this.kv.getTransient(k)) : undefined);
         if (slot !== undefined) {
           slot.used = true;
-          return this.commitPut(slot, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, undefined);
+          return this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, undefined);
         }
       }
-      return this.mutate(key, k, (slot) => this.commitPut(slot, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, undefined));
+      return this.mutate(key, k, (slot) => this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, undefined));
     }
     return this.putBlob(key, k, value, type, contentType, expiresAt, ifMatch, ifNoneMatch);
   }
@@ -489,7 +485,7 @@ export class KvStore {
         throw preconditionFailed(key, !live ? 'does not exist' : `is at version ${slot.version}, not ${ifMatch}`, !live ? null : slot.version);
       }
       if (!slot.exists) return false;
-      const done = this.remove(slot);
+      const done = this.remove(slot, k);
       return done instanceof Promise ? done.then(() => live) : live;
     });
   }
@@ -571,7 +567,7 @@ export class KvStore {
         const key = decodeUtf8(k.subarray(1));
         const removed = await this.mutate(key, k, (slot) => {
           if (slot.exists && slot.expiresAt === expiresAt && expiresAt <= now) {
-            const done = this.remove(slot);
+            const done = this.remove(slot, k);
             return done instanceof Promise ? done.then(() => true) : true;
           }
           // The index entry outlived its record (it was rewritten); drop just the entry.
@@ -639,15 +635,13 @@ export class KvStore {
     }
     const rec = this.kv.getTransient !== undefined ? this.kv.getTransient(k) : this.kv.get(k);
     // Writers of this key queue behind an asynchronous read (see mutate), so it is still the newest state.
-    if (rec instanceof Promise) return rec.then((r) => this.slots.get(key) ?? this.learn(key, k, r));
-    return this.learn(key, k, rec);
+    if (rec instanceof Promise) return rec.then((r) => this.slots.get(key) ?? this.learn(key, r));
+    return this.learn(key, rec);
   }
 
   /** Remembers `key` as stored: `rec` (maybe storage's transient buffer) is decoded here and not kept. */
-  private learn(key: string, k: Uint8Array, rec: Uint8Array | undefined): Slot {
-    // A long key may be a slab piece: copy it rather than pin its slab for as long as the slot lives.
-    const own = k.length <= SHORT_KEY_BYTES ? k : k.slice();
-    const slot: Slot = { key, k: own, exists: false, version: 0, expiresAt: 0, size: 0, contentType: undefined, blob: undefined, rec: undefined, group: undefined, used: false };
+  private learn(key: string, rec: Uint8Array | undefined): Slot {
+    const slot: Slot = { key, exists: false, version: 0, expiresAt: 0, size: 0, contentType: undefined, blob: undefined, rec: undefined, group: undefined, used: false };
     if (rec !== undefined) {
       checkRecord(rec, key);
       slot.exists = true;
@@ -783,6 +777,7 @@ export class KvStore {
    */
   private commitPut(
     slot: Slot,
+    k: Uint8Array,
     rec: Uint8Array,
     type: Uint8Array,
     contentType: string,
@@ -792,7 +787,7 @@ export class KvStore {
     ifNoneMatch: '*' | undefined,
     adopt: string | undefined,
   ): Awaitable<KvPutResult> {
-    const { key, k } = slot;
+    const key = slot.key;
     const live = slot.exists && !this.expiredAt(slot.expiresAt);
     if (ifNoneMatch !== undefined && live) {
       throw preconditionFailed(key, `already exists (version ${slot.version})`, slot.version);
@@ -843,8 +838,7 @@ export class KvStore {
   }
 
   /** Deletes a key's stored record (live or expired) and everything hanging off it. */
-  private remove(slot: Slot): Awaitable<void> {
-    const k = slot.k;
+  private remove(slot: Slot, k: Uint8Array): Awaitable<void> {
     const ops: BatchOp[] = [{ type: 'delete', key: k }];
     if (slot.expiresAt !== 0) ops.push({ type: 'delete', key: ttlKey(slot.expiresAt, k) });
     const blob = slot.blob;
@@ -882,7 +876,7 @@ export class KvStore {
       const rec = allocRecord(type, nameBytes.length);
       rec.set(nameBytes, HEADER_BYTES + type.length);
       const result = await this.mutate(key, k, (slot) => {
-        const r = this.commitPut(slot, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, name);
+        const r = this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, name);
         adopted = true;
         return r;
       });
