@@ -372,7 +372,8 @@ export class KvStore {
   get(key: string): Awaitable<KvEntry | undefined> {
     this.check();
     const k = dataKey(key);
-    const slot = this.slots.get(key);
+    // With no write in flight storage holds every key's newest state: skip the slot lookup.
+    const slot = this.inflightSlots === 0 ? undefined : this.slots.get(key);
     const queued = this.locks.size === 0 ? undefined : this.locks.get(key);
     if (queued !== undefined) return queued.then(async () => this.entryOf(key, k, await this.current(key, k), 0));
     const rec = this.peek(slot, k, true);
