@@ -100,8 +100,13 @@ describe('quartz serve', () => {
     expect(res.headers.get('x-ratelimit-limit')).toBe('10000'); // the pro plan
     expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example');
     // debug: one log line per request, with its request id.
-    const lines = s.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.some((l) => l.msg === 'request' && l.route === '/v1/kv' && typeof l.request_id === 'string')).toBe(true);
+    // The log line is written before the response, but the server's stdout pipe may reach this
+    // process after the response's socket does: wait for it.
+    const logged = () =>
+      s.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+        .some((l) => l.msg === 'request' && l.route === '/v1/kv' && typeof l.request_id === 'string');
+    for (let i = 0; i < 100 && !logged(); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(logged()).toBe(true);
 
     // The file's registration_enabled applies when nothing overrides it; defaults fill the rest.
     const t = await start(['--config', config, '--data', join(dir, 'flag-data')]);
