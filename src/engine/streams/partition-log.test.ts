@@ -176,3 +176,29 @@ describe('storage fast paths', () => {
     }
   });
 });
+
+describe('rolls', () => {
+  it('seal segments of at most segment_bytes, however far the tail ran ahead of its roll', async () => {
+    const ctx = createTestContext();
+    const segmentBytes = 4096;
+    const log = await PartitionLog.open(UNIT, ctx.storage.unit(UNIT), { ...config('none'), segmentBytes }, ctx.clock, ctx.scheduler, new SegmentCache(1 << 20), { onBytes() {} });
+    const batch = (i: number) => Array.from({ length: 10 }, (_, j) => ({ key: null, value: enc.encode(`v${i * 10 + j}`.padEnd(100, '.')), timestamp: 1_700_000_000_000 + i }));
+    // 20 batches of ~1.1 KB in one group commit: the tail is ~22 KB when the roll starts
+    await Promise.all(Array.from({ length: 20 }, (_, i) => log.append(batch(i))));
+    await log.applyRetention(); // runs after the size-triggered roll
+    const blobs = ctx.storage.unit(UNIT).blobs;
+    let sizes = (await blobs.list('seg/')).map((b) => b.size);
+    expect(sizes.length).toBeGreaterThanOrEqual(5);
+    // what is left in the tail is less than one segment's worth
+    const sealed = (await blobs.list('seg/')).reduce((n, b) => n + b.size, 0);
+    expect(log.stats().bytes - sealed).toBeLessThan(segmentBytes);
+    await log.roll(); // an explicit roll seals the rest
+    sizes = (await blobs.list('seg/')).map((b) => b.size);
+    // batches up to segment_bytes, plus the segment's header and footer
+    for (const size of sizes) expect(size).toBeLessThanOrEqual(segmentBytes + 200);
+    expect(log.stats().segments).toBe(sizes.length);
+    const read = await log.read(0, 1000, 1 << 20, 't/0');
+    expect(read.records.map((r) => r.offset)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    await log.close();
+  });
+});

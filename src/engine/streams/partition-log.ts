@@ -668,7 +668,7 @@ export class PartitionLog {
     this.rollQueued = true;
     this.runMaintenance(async () => {
       this.rollQueued = false;
-      await this.rollNow();
+      await this.rollNow(false);
     });
   }
 
@@ -680,16 +680,37 @@ export class PartitionLog {
   }
 
   /**
-   * Seals the committed tail into a segment blob. Safe against a crash at any step: the blob
-   * is written first, then one atomic KV batch records the segment and deletes the tail entries.
+   * Seals the committed tail into segment blobs of at most `segment_bytes` each (a larger batch
+   * gets one of its own). Safe against a crash at any step: each blob is written first, then one
+   * atomic KV batch records the segment and deletes the tail entries it holds.
    */
   roll(): Promise<void> {
-    return this.runMaintenance(() => this.rollNow());
+    return this.runMaintenance(() => this.rollNow(true));
   }
 
-  private async rollNow(): Promise<void> {
-    const batches = this.tail.slice();
-    if (batches.length === 0) return;
+  /**
+   * Seals the tail from its start, one segment of at most `segment_bytes` at a time: all of what
+   * it holds now when `all`, else while a full segment's worth remains. A roll may start long
+   * after the tail reached `segment_bytes` (one group commit can add tens of megabytes, and a
+   * roll waits for the previous one), and sealing all of it at once made segments of ten times
+   * the configured size.
+   */
+  private async rollNow(all: boolean): Promise<void> {
+    let left = all ? this.tail.length : Infinity;
+    while (left > 0 && this.tail.length > 0 && (all || this.tailBytes >= this.config.segmentBytes)) {
+      let count = 1;
+      let size = this.tail[0]!.bytes.length;
+      while (count < this.tail.length && count < left && size + this.tail[count]!.bytes.length <= this.config.segmentBytes) {
+        size += this.tail[count]!.bytes.length;
+        count++;
+      }
+      await this.seal(this.tail.slice(0, count));
+      left -= count;
+    }
+  }
+
+  /** Seals `batches`, the first of the tail, into one segment blob and trims them from the tail. */
+  private async seal(batches: TailBatch[]): Promise<void> {
     const base = batches[0]!.base;
     const writer = new SegmentWriter({ baseOffset: base, createdAt: this.clock.now() });
     let maxTimestamp = -Infinity;
