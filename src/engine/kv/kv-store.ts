@@ -665,11 +665,13 @@ export class KvStore {
     const settled = this.slots.size - this.inflightSlots;
     if (settled <= this.cachedKeys) return;
     let excess = settled - (this.cachedKeys - (this.cachedKeys >> 3));
+    // Second chances per pass are bounded, so a pass over a cache of only hot keys stays short.
+    let chances = 2 * excess;
     for (const slot of this.slots.values()) {
       if (excess <= 0) return;
       if (slot.group !== undefined) continue;
       this.slots.delete(slot.key);
-      if (slot.used) {
+      if (slot.used && chances-- > 0) {
         // Re-appended, so this loop meets it once more, unused then.
         slot.used = false;
         this.slots.set(slot.key, slot);
