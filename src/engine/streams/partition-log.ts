@@ -689,23 +689,28 @@ export class PartitionLog {
   }
 
   /**
-   * Seals the tail from its start, one segment of at most `segment_bytes` at a time: all of what
-   * it holds now when `all`, else while a full segment's worth remains. A roll may start long
+   * Seals what the tail holds now from its start, one segment of at most `segment_bytes` at a
+   * time: all of it when `all`, else while a full segment's worth remains (batches committed
+   * meanwhile wait for the next roll, so retention can run in between). A roll may start long
    * after the tail reached `segment_bytes` (one group commit can add tens of megabytes, and a
    * roll waits for the previous one), and sealing all of it at once made segments of ten times
    * the configured size.
    */
   private async rollNow(all: boolean): Promise<void> {
-    let left = all ? this.tail.length : Infinity;
-    while (left > 0 && this.tail.length > 0 && (all || this.tailBytes >= this.config.segmentBytes)) {
+    // Commits only append to the tail, and recovery (which reloads it) is maintenance too, so it
+    // never runs during a roll: the first `left` batches (`leftBytes`) stay those held at the start.
+    let left = this.tail.length;
+    let leftBytes = this.tailBytes;
+    while (left > 0 && (all || leftBytes >= this.config.segmentBytes)) {
       let count = 1;
       let size = this.tail[0]!.bytes.length;
-      while (count < this.tail.length && count < left && size + this.tail[count]!.bytes.length <= this.config.segmentBytes) {
+      while (count < left && size + this.tail[count]!.bytes.length <= this.config.segmentBytes) {
         size += this.tail[count]!.bytes.length;
         count++;
       }
       await this.seal(this.tail.slice(0, count));
       left -= count;
+      leftBytes -= size;
     }
   }
 
