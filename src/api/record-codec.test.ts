@@ -1,17 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { expectQuartzError } from '../../tests/fixtures/expect-error.js';
-import { fromBase64, parseProduceBody, recordToJson, toBase64 } from './record-codec.js';
+import type { DecodedRecord } from '../core/segment.js';
+import { consumeResultJson, fromBase64, parseProduceBody, produceResultJson } from './record-codec.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
 const errorOf = (fn: () => unknown): string => expectQuartzError(fn, 'invalid_argument').message;
 
 describe('base64', () => {
-  it('round-trips every length and byte, and matches btoa', () => {
+  it('reads what btoa writes, padded or not, for every length', () => {
     for (let n = 0; n < 40; n++) {
       const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 73 + n) & 0xff);
-      const s = toBase64(bytes);
-      expect(s).toBe(btoa(String.fromCharCode(...bytes)));
+      const s = btoa(String.fromCharCode(...bytes));
       expect(fromBase64(s)).toEqual(bytes);
       expect(fromBase64(s.replace(/=+$/, ''))).toEqual(bytes);
     }
@@ -63,15 +63,42 @@ describe('parseProduceBody', () => {
   });
 });
 
-describe('recordToJson', () => {
+/** The consume answer as the objects it stands for: utf8 when every field decodes strictly (BOM kept), else base64. */
+function reference(records: DecodedRecord[]): string {
+  const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const b64 = (b: Uint8Array | null) => (b === null ? null : btoa(String.fromCharCode(...b)));
+  const text = (b: Uint8Array | null): string | null => (b === null ? null : strict.decode(b));
+  return JSON.stringify({
+    records: records.map((r) => {
+      try {
+        return { offset: r.offset, timestamp: r.timestamp, key: text(r.key), value: text(r.value), headers: r.headers.map((h) => ({ key: h.key, value: text(h.value) })), encoding: 'utf8' };
+      } catch {
+        return { offset: r.offset, timestamp: r.timestamp, key: b64(r.key), value: b64(r.value), headers: r.headers.map((h) => ({ key: h.key, value: b64(h.value) })), encoding: 'base64' };
+      }
+    }),
+    next_offset: 9,
+    high_watermark: 10,
+    log_start_offset: 0,
+  });
+}
+
+const answer = (records: DecodedRecord[]) => new TextDecoder().decode(consumeResultJson({ records, next_offset: 9, high_watermark: 10, log_start_offset: 0 }));
+
+describe('consumeResultJson', () => {
   const base = { offset: 7, timestamp: 1000, headers: [] };
 
-  it('writes utf8 when every byte field is valid UTF-8', () => {
-    expect(recordToJson({ ...base, key: utf8('k'), value: utf8('héllo'), headers: [{ key: 'h', value: null }] })).toEqual({
+  it('writes utf8 when every byte field is valid UTF-8, with JSON.stringify escaping', () => {
+    const records: DecodedRecord[] = [
+      { ...base, key: utf8('k'), value: utf8('héllo "q" \\ \n\t\r\b\f \u0000\u001f\u007f € 😀 \u2028 \uFEFF'), headers: [{ key: 'h', value: null }] },
+      { ...base, offset: 8, timestamp: -5, key: null, value: null, headers: [{ key: 'ünï "x"\n', value: utf8('\uFEFFbom first') }] },
+      { ...base, key: new Uint8Array(0), value: utf8('\uFEFF') },
+    ];
+    expect(answer(records)).toBe(reference(records));
+    expect(JSON.parse(answer(records)).records[0]).toEqual({
       offset: 7,
       timestamp: 1000,
       key: 'k',
-      value: 'héllo',
+      value: 'héllo "q" \\ \n\t\r\b\f \u0000\u001f\u007f € 😀 \u2028 \uFEFF',
       headers: [{ key: 'h', value: null }],
       encoding: 'utf8',
     });
@@ -79,12 +106,50 @@ describe('recordToJson', () => {
 
   it('switches the whole record to base64 when any byte field is not UTF-8', () => {
     const bad = new Uint8Array([0xff, 0xfe]);
-    expect(recordToJson({ ...base, key: utf8('k'), value: bad })).toMatchObject({ key: 'aw==', value: '//4=', encoding: 'base64' });
-    expect(recordToJson({ ...base, key: null, value: utf8('v'), headers: [{ key: 'h', value: bad }] })).toMatchObject({
-      key: null,
-      value: 'dg==',
-      headers: [{ key: 'h', value: '//4=' }],
-      encoding: 'base64',
-    });
+    const records: DecodedRecord[] = [
+      { ...base, key: utf8('k'), value: bad },
+      { ...base, key: null, value: utf8('v'), headers: [{ key: 'h', value: bad }] },
+      { ...base, key: utf8('next one is utf8 again'), value: utf8('ok') },
+    ];
+    expect(answer(records)).toBe(reference(records));
+    expect(JSON.parse(answer(records)).records.map((r: { encoding: string }) => r.encoding)).toEqual(['base64', 'base64', 'utf8']);
+  });
+
+  it('decides utf8 like the strict WHATWG decoder for every one- and two-byte sequence and the edges of longer ones', () => {
+    const samples: number[][] = [];
+    for (let a = 0; a < 256; a++) {
+      samples.push([a]);
+      for (let b = 0x70; b < 256; b += 3) samples.push([a, b]);
+    }
+    const lead3 = [0xe0, 0xe1, 0xec, 0xed, 0xee, 0xef];
+    const lead4 = [0xf0, 0xf1, 0xf3, 0xf4, 0xf5];
+    const second = [0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0];
+    for (const a of [...lead3, ...lead4]) for (const b of second) for (const c of [0x41, 0x80, 0xbf, 0xc0]) {
+      samples.push([a, b, c], [a, b, c, 0x80], [a, b, c, 0xc0], [0x41, a, b, c, 0x80, 0x41]);
+    }
+    const records = samples.map((s, i): DecodedRecord => ({ offset: i, timestamp: i, key: null, value: new Uint8Array(s), headers: [] }));
+    expect(answer(records)).toBe(reference(records));
+  });
+
+  it('matches the reference on random bytes and long values past the scratch buffer', () => {
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+    const records: DecodedRecord[] = [];
+    for (let i = 0; i < 300; i++) {
+      const n = i % 50 === 0 ? 40_000 : i % 17;
+      // mostly ASCII with some high bytes, so some records stay utf8 and others do not
+      const value = Uint8Array.from({ length: n }, () => (rand() < 240 ? rand() & 0x7f : rand()));
+      records.push({ offset: i, timestamp: 2 ** 40 + i, key: i % 3 === 0 ? null : utf8(`key-${i}`), value, headers: i % 5 === 0 ? [{ key: `h${i}`, value }] : [] });
+    }
+    expect(answer(records)).toBe(reference(records));
+    expect(answer(records.slice(0, 2))).toBe(reference(records.slice(0, 2)));
+  });
+});
+
+describe('produceResultJson', () => {
+  it('is what JSON.stringify writes', () => {
+    for (const offsets of [[], [{ partition: 0, offset: 0 }], [{ partition: 3, offset: 2 ** 52 }, { partition: 0, offset: 17 }]]) {
+      expect(produceResultJson({ offsets })).toBe(JSON.stringify({ offsets }));
+    }
   });
 });

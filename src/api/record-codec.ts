@@ -4,11 +4,10 @@
  * a per-record `encoding`: utf8 when every byte field is valid UTF-8, base64 otherwise.
  */
 import type { DecodedRecord } from '../core/segment.js';
-import type { ProduceRecord } from '../engine/streams/stream-store.js';
+import type { ConsumeResult, ProduceRecord, ProduceResult } from '../engine/streams/stream-store.js';
 import { invalid } from './validation.js';
 
 const utf8 = new TextEncoder();
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const B64_INDEX = new Int16Array(128).fill(-1);
 for (let i = 0; i < B64.length; i++) B64_INDEX[B64.charCodeAt(i)] = i;
@@ -34,25 +33,6 @@ export function fromBase64(s: string): Uint8Array | undefined {
     }
   }
   return out;
-}
-
-/** Bytes to standard padded base64. */
-export function toBase64(bytes: Uint8Array): string {
-  let s = '';
-  let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    s += B64[n >> 18]! + B64[(n >> 12) & 63]! + B64[(n >> 6) & 63]! + B64[n & 63]!;
-  }
-  const rest = bytes.length - i;
-  if (rest === 1) {
-    const n = bytes[i]! << 16;
-    s += B64[n >> 18]! + B64[(n >> 12) & 63]! + '==';
-  } else if (rest === 2) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8);
-    s += B64[n >> 18]! + B64[(n >> 12) & 63]! + B64[(n >> 6) & 63]! + '=';
-  }
-  return s;
 }
 
 function typeName(v: unknown): string {
@@ -147,54 +127,249 @@ export function parseProduceBody(body: unknown): ProduceRecord[] {
   return out;
 }
 
-export interface RecordJson {
-  offset: number;
-  timestamp: number;
-  key: string | null;
-  value: string | null;
-  headers: Array<{ key: string; value: string | null }>;
-  encoding: 'utf8' | 'base64';
+/**
+ * JSON text of records and offsets written as UTF-8 bytes into one growing scratch buffer:
+ * no per-record objects or strings on the way (decoding each field to a string, then
+ * JSON.stringify escaping it and encoding the answer back to bytes was most of a consume's CPU).
+ * Strings come out byte for byte as JSON.stringify writes them; valid UTF-8 is copied as it is.
+ */
+class JsonBytes {
+  buf = new Uint8Array(64 * 1024);
+  at = 0;
+
+  /** Room for `n` more bytes. */
+  reserve(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.at + n) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.buf.subarray(0, this.at));
+    this.buf = grown;
+  }
+
+  /** ASCII text (names, punctuation). */
+  ascii(s: string): void {
+    this.reserve(s.length);
+    const buf = this.buf;
+    let o = this.at;
+    for (let i = 0; i < s.length; i++) buf[o++] = s.charCodeAt(i);
+    this.at = o;
+  }
+
+  /** A JS string as a JSON string literal (JSON.stringify's escaping; non-ASCII via encodeInto). */
+  string(s: string): void {
+    this.reserve(s.length + 2);
+    const buf = this.buf;
+    let o = this.at;
+    buf[o++] = 0x22;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80 || ESCAPE[c] !== 0) {
+        // The rare case: let JSON.stringify escape and TextEncoder encode the whole string.
+        this.at = o - 1;
+        const text = JSON.stringify(s);
+        this.reserve(text.length * 3);
+        this.at += utf8.encodeInto(text, this.buf.subarray(this.at)).written;
+        return;
+      }
+      buf[o++] = c;
+    }
+    buf[o++] = 0x22;
+    this.at = o;
+  }
+
+  /**
+   * Bytes as a JSON string literal if they are valid UTF-8 (false, with nothing written,
+   * otherwise). Validity follows the WHATWG decoder's fatal mode: no overlongs, surrogates or
+   * code points past U+10FFFF.
+   */
+  utf8(b: Uint8Array): boolean {
+    const n = b.length;
+    // Worst case: every byte a control character written as \u00XX.
+    this.reserve(n * 6 + 2);
+    const buf = this.buf;
+    const start = this.at;
+    let o = start;
+    buf[o++] = 0x22;
+    let i = 0;
+    while (i < n) {
+      const c = b[i]!;
+      if (c < 0x80) {
+        const e = ESCAPE[c]!;
+        if (e === 0) buf[o++] = c;
+        else if (e === 1) {
+          // \u00XX, lowercase hex as JSON.stringify writes it
+          buf[o++] = 0x5c;
+          buf[o++] = 0x75;
+          buf[o++] = 0x30;
+          buf[o++] = 0x30;
+          buf[o++] = HEX[c >> 4]!;
+          buf[o++] = HEX[c & 15]!;
+        } else {
+          buf[o++] = 0x5c;
+          buf[o++] = e;
+        }
+        i++;
+        continue;
+      }
+      let len: number;
+      let lo = 0x80;
+      let hi = 0xbf;
+      if (c >= 0xc2 && c <= 0xdf) len = 2;
+      else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c === 0xe0) lo = 0xa0;
+        else if (c === 0xed) hi = 0x9f;
+      } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c === 0xf0) lo = 0x90;
+        else if (c === 0xf4) hi = 0x8f;
+      } else return false;
+      if (i + len > n) return false;
+      const c1 = b[i + 1]!;
+      if (c1 < lo || c1 > hi) return false;
+      if (len > 2 && (b[i + 2]! & 0xc0) !== 0x80) return false;
+      if (len > 3 && (b[i + 3]! & 0xc0) !== 0x80) return false;
+      for (let k = 0; k < len; k++) buf[o++] = b[i + k]!;
+      i += len;
+    }
+    buf[o++] = 0x22;
+    this.at = o;
+    return true;
+  }
+
+  /** Bytes as a JSON string of standard padded base64. */
+  base64(b: Uint8Array): void {
+    const n = b.length;
+    this.reserve(Math.ceil(n / 3) * 4 + 2);
+    const buf = this.buf;
+    let o = this.at;
+    buf[o++] = 0x22;
+    let i = 0;
+    for (; i + 2 < n; i += 3) {
+      const v = (b[i]! << 16) | (b[i + 1]! << 8) | b[i + 2]!;
+      buf[o++] = B64_BYTES[v >> 18]!;
+      buf[o++] = B64_BYTES[(v >> 12) & 63]!;
+      buf[o++] = B64_BYTES[(v >> 6) & 63]!;
+      buf[o++] = B64_BYTES[v & 63]!;
+    }
+    const rest = n - i;
+    if (rest > 0) {
+      const v = (b[i]! << 16) | (rest === 2 ? b[i + 1]! << 8 : 0);
+      buf[o++] = B64_BYTES[v >> 18]!;
+      buf[o++] = B64_BYTES[(v >> 12) & 63]!;
+      buf[o++] = rest === 2 ? B64_BYTES[(v >> 6) & 63]! : 0x3d;
+      buf[o++] = 0x3d;
+    }
+    buf[o++] = 0x22;
+    this.at = o;
+  }
+
+  /** The bytes written, copied out (the scratch buffer is reused by the next answer). */
+  take(): Uint8Array {
+    const out = this.buf.slice(0, this.at);
+    this.at = 0;
+    // A rare huge answer does not keep its buffer for good.
+    if (this.buf.length > 4 * 1024 * 1024) this.buf = new Uint8Array(64 * 1024);
+    return out;
+  }
 }
 
-function asUtf8(b: Uint8Array | null): string | null | undefined {
-  if (b === null) return null;
-  try {
-    return strictUtf8.decode(b);
-  } catch {
-    return undefined;
+/** Per ASCII byte: 0 copied as is, 1 written \u00XX, else the letter after a backslash. */
+const ESCAPE = new Uint8Array(128);
+for (let c = 0; c < 0x20; c++) ESCAPE[c] = 1;
+ESCAPE[0x08] = 0x62; // \b
+ESCAPE[0x09] = 0x74; // \t
+ESCAPE[0x0a] = 0x6e; // \n
+ESCAPE[0x0c] = 0x66; // \f
+ESCAPE[0x0d] = 0x72; // \r
+ESCAPE[0x22] = 0x22; // \"
+ESCAPE[0x5c] = 0x5c; // \\
+const HEX = Uint8Array.from('0123456789abcdef', (ch) => ch.charCodeAt(0));
+const B64_BYTES = Uint8Array.from(B64, (ch) => ch.charCodeAt(0));
+
+const out = new JsonBytes();
+
+/** One record into `out`, utf8 when every byte field is valid UTF-8, base64 otherwise. */
+function writeRecord(r: DecodedRecord): void {
+  out.ascii(`{"offset":${r.offset},"timestamp":${r.timestamp},"key":`);
+  const fieldsAt = out.at;
+  if (writeFields(r, false)) {
+    out.ascii(',"encoding":"utf8"}');
+    return;
   }
+  out.at = fieldsAt;
+  writeFields(r, true);
+  out.ascii(',"encoding":"base64"}');
+}
+
+/** key, value and headers of a record (after `"key":`); false when utf8 was asked and some field is not UTF-8. */
+function writeFields(r: DecodedRecord, base64: boolean): boolean {
+  if (!bytesField(r.key, base64)) return false;
+  out.ascii(',"value":');
+  if (!bytesField(r.value, base64)) return false;
+  const headers = r.headers;
+  if (headers.length === 0) {
+    out.ascii(',"headers":[]');
+    return true;
+  }
+  out.ascii(',"headers":[');
+  for (let j = 0; j < headers.length; j++) {
+    const h = headers[j]!;
+    out.ascii(j === 0 ? '{"key":' : ',{"key":');
+    out.string(h.key);
+    out.ascii(',"value":');
+    if (!bytesField(h.value, base64)) return false;
+    out.ascii('}');
+  }
+  out.ascii(']');
+  return true;
+}
+
+function bytesField(b: Uint8Array | null, base64: boolean): boolean {
+  if (b === null) {
+    out.ascii('null');
+    return true;
+  }
+  if (base64) {
+    out.base64(b);
+    return true;
+  }
+  return out.utf8(b);
 }
 
 /**
- * A consumed record as JSON, utf8 when every byte field is valid UTF-8, base64 otherwise.
+ * A consume answer as JSON bytes: `{records:[{offset, timestamp, key, value, headers, encoding}],
+ * next_offset, high_watermark, log_start_offset}`, each record utf8 when every byte field is
+ * valid UTF-8, base64 otherwise. Same text as JSON.stringify of those objects.
  *
  * @example
- * const json = records.map(recordToJson);
+ * return plainResponse(c, deps, consumeResultJson(await streams.consume('orders', 0, 0)), 200, { 'content-type': 'application/json' });
  */
-export function recordToJson(r: DecodedRecord): RecordJson {
-  const key = asUtf8(r.key);
-  const value = key === undefined ? undefined : asUtf8(r.value);
-  let headers: RecordJson['headers'] | undefined = [];
-  if (value !== undefined) {
-    for (const h of r.headers) {
-      const v = asUtf8(h.value);
-      if (v === undefined) {
-        headers = undefined;
-        break;
-      }
-      headers.push({ key: h.key, value: v });
-    }
+export function consumeResultJson(result: ConsumeResult): Uint8Array {
+  out.at = 0;
+  out.ascii('{"records":[');
+  const records = result.records;
+  for (let i = 0; i < records.length; i++) {
+    if (i > 0) out.ascii(',');
+    writeRecord(records[i]!);
   }
-  if (key !== undefined && value !== undefined && headers !== undefined) {
-    return { offset: r.offset, timestamp: r.timestamp, key, value, headers, encoding: 'utf8' };
+  out.ascii(`],"next_offset":${result.next_offset},"high_watermark":${result.high_watermark},"log_start_offset":${result.log_start_offset}}`);
+  return out.take();
+}
+
+/**
+ * A produce answer as JSON text, `{offsets:[{partition, offset}]}`, as JSON.stringify writes it.
+ *
+ * @example
+ * const body = produceResultJson(await streams.produce('orders', records));
+ */
+export function produceResultJson(result: ProduceResult): string {
+  const offsets = result.offsets;
+  let s = '{"offsets":[';
+  for (let i = 0; i < offsets.length; i++) {
+    const o = offsets[i]!;
+    s += `${i === 0 ? '' : ','}{"partition":${o.partition},"offset":${o.offset}}`;
   }
-  const b64 = (b: Uint8Array | null) => (b === null ? null : toBase64(b));
-  return {
-    offset: r.offset,
-    timestamp: r.timestamp,
-    key: b64(r.key),
-    value: b64(r.value),
-    headers: r.headers.map((h) => ({ key: h.key, value: b64(h.value) })),
-    encoding: 'base64',
-  };
+  return s + ']}';
 }

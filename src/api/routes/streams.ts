@@ -6,9 +6,10 @@
 import type { Context } from 'hono';
 import type { ConsumeOptions, ConsumeResult, StreamStore } from '../../engine/streams/stream-store.js';
 import { readJson } from '../body.js';
-import type { AppDeps, AppEnv } from '../context.js';
+import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
+import { plainResponse } from '../middleware/request.js';
 import { tenantAuth } from '../middleware/auth.js';
-import { parseProduceBody, recordToJson } from '../record-codec.js';
+import { consumeResultJson, parseProduceBody, produceResultJson } from '../record-codec.js';
 import type { ApiRouter } from '../router.js';
 import { AUTHED_ERRORS, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import {
@@ -33,6 +34,12 @@ import { invalid, param, parseWith, queryInt } from '../validation.js';
 function partitionOf(raw: string): number {
   if (!/^\d{1,5}$/.test(raw)) throw invalid(`partition: expected a non-negative integer, got ${JSON.stringify(raw.slice(0, 40))}`);
   return Number(raw);
+}
+
+/** The tenant's stream store; synchronous once the tenant is open. */
+function streamsOf(deps: AppDeps, c: Context<AppEnv>): StreamStore | Promise<StreamStore> {
+  const scope = scopeOf(deps.engine, c.get('tenant').id);
+  return scope instanceof Promise ? scope.then((s) => s.streams) : scope.streams;
 }
 
 export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
@@ -112,7 +119,9 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     auth,
     async (c) => {
       const records = parseProduceBody(await readJson(c.req.raw, recordsLimit));
-      return c.json(await (await store(c)).produce(param(c, 't'), records));
+      const streams = streamsOf(deps, c);
+      const result = await (streams instanceof Promise ? await streams : streams).produce(param(c, 't'), records);
+      return plainResponse(c, deps, produceResultJson(result), 200, { 'content-type': 'application/json' });
     },
   );
 
@@ -131,7 +140,8 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     async (c) => {
       const topic = param(c, 't');
       const partition = partitionOf(param(c, 'p'));
-      const streams = await store(c);
+      const found = streamsOf(deps, c);
+      const streams = found instanceof Promise ? await found : found;
       let offset = queryInt(c.req.query('offset'), 'offset', 0, Number.MAX_SAFE_INTEGER);
       offset ??= streams.describeTopic(topic).partition_info[partition]?.log_start_offset ?? 0;
       const options: ConsumeOptions = {
@@ -153,12 +163,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       } else {
         result = await streams.consume(topic, partition, offset, options);
       }
-      return c.json({
-        records: result.records.map(recordToJson),
-        next_offset: result.next_offset,
-        high_watermark: result.high_watermark,
-        log_start_offset: result.log_start_offset,
-      });
+      return plainResponse(c, deps, consumeResultJson(result), 200, { 'content-type': 'application/json' });
     },
   );
 
