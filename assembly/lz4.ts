@@ -390,14 +390,15 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
           continue;
         }
       } else {
-        // One extra length byte of at most 13 (a match of 19..32 bytes, most of the long ones
-        // in JSON) also fits two 16-byte copies; the byte is in bounds as FAST_IN leaves at
-        // least 15 bytes here.
+        // One extra length byte of at most 29 (a match of 19..48 bytes, most of the long ones
+        // in JSON) fits three 16-byte copies: with the literals at most 62 bytes past op,
+        // within FAST_OUT. The byte is in bounds as FAST_IN leaves at least 15 bytes here.
         const extra = <usize>load<u8>(ip);
-        if (extra <= 13 && off >= 16) {
+        if (extra <= 29 && off >= 16) {
           ip++;
           v128.store(op, v128.load(op - off));
           v128.store(op, v128.load(op - off, 16), 16);
+          v128.store(op, v128.load(op - off, 32), 32);
           op += ML_MASK + MINMATCH + extra;
           continue;
         }

@@ -81,7 +81,7 @@ describe('lz4 block', () => {
     }
   });
 
-  it('decodes matches of 19 to 34 bytes at offsets from 16 up, where the fast loop copies them whole', () => {
+  it('decodes matches of 19 to 50 bytes at offsets from 16 up, where the fast loop copies them whole', () => {
     // 64 distinct literals, then one match per (length, offset) with no literals, then 40
     // literals to end the block: every match lies well inside the fast loop's bounds.
     const block: number[] = [0xf0, 64 - 15];
@@ -89,8 +89,8 @@ describe('lz4 block', () => {
     for (let i = 0; i < 64; i++) expected.push((i * 37 + 11) & 255);
     block.push(...expected, 64, 0); // and a 4-byte match of the first literals
     expected.push(...expected.slice(0, 4));
-    for (const off of [16, 17, 31, 32, 64]) {
-      for (let ml = 19; ml <= 34; ml++) {
+    for (const off of [16, 17, 31, 32, 47, 48, 64]) {
+      for (let ml = 19; ml <= 50; ml++) {
         block.push(0x0f, off, 0, ml - 19);
         for (let i = 0; i < ml; i++) expected.push(expected[expected.length - off]!);
       }
