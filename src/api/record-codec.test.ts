@@ -131,6 +131,12 @@ describe('consumeResultJson', () => {
     expect(answer(records)).toBe(reference(records));
   });
 
+  it('writes integers as String(n) does at every digit count and sign', () => {
+    const edges = [0, 1, 9, 10, 99, 100, 12345678, 99999999, 1e8, 1e8 + 1, 123456789012, 1763800000123, 2 ** 51 - 1, 2 ** 53 - 1];
+    const records = [...edges, ...edges.map((n) => -n)].map((n, i): DecodedRecord => ({ offset: Math.abs(n), timestamp: n, key: null, value: null, headers: [] }));
+    expect(answer(records)).toBe(reference(records));
+  });
+
   it('matches the reference on random bytes and long values past the scratch buffer', () => {
     let seed = 7;
     const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;

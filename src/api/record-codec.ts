@@ -178,6 +178,31 @@ class JsonBytes {
     this.at = o;
   }
 
+  /** A safe integer, as String(n) writes it, with int32 math only (no float modulo). */
+  int(n: number): void {
+    this.reserve(17);
+    const buf = this.buf;
+    let o = this.at;
+    if (n < 0) {
+      buf[o++] = 0x2d; // '-'
+      n = -n;
+    }
+    if (n < 1e8) o = writeDigits(buf, o, n | 0);
+    else {
+      // Below 2^53 the high part is below 2^31 too.
+      const hi = Math.floor(n / 1e8);
+      o = writeDigits(buf, o, hi | 0);
+      let lo = (n - hi * 1e8) | 0;
+      for (let d = o + 7; d >= o; d--) {
+        const q = (lo / 10) | 0;
+        buf[d] = 0x30 + lo - q * 10;
+        lo = q;
+      }
+      o += 8;
+    }
+    this.at = o;
+  }
+
   /**
    * Bytes as a JSON string literal if they are valid UTF-8 (false, with nothing written,
    * otherwise). Validity follows the WHATWG decoder's fatal mode: no overlongs, surrogates or
@@ -188,9 +213,33 @@ class JsonBytes {
     // Worst case: every byte a control character written as \u00XX.
     this.reserve(n * 6 + 2);
     const buf = this.buf;
-    const start = this.at;
-    let o = start;
-    buf[o++] = 0x22;
+    const o = this.at;
+    buf[o] = 0x22;
+    // Most values are printable ASCII: copy them whole (natively when long), then check that
+    // no byte needed escaping or UTF-8 decoding; only if one did is the value redone byte by byte.
+    let special = 0;
+    if (n > 32) {
+      buf.set(b, o + 1);
+      for (let i = 0; i < n; i++) special |= SPECIAL[b[i]!]!;
+    } else {
+      for (let i = 0; i < n; i++) {
+        const c = b[i]!;
+        special |= SPECIAL[c]!;
+        buf[o + 1 + i] = c;
+      }
+    }
+    if (special === 0) {
+      buf[o + 1 + n] = 0x22;
+      this.at = o + n + 2;
+      return true;
+    }
+    return this.utf8Escaped(b);
+  }
+
+  private utf8Escaped(b: Uint8Array): boolean {
+    const n = b.length;
+    const buf = this.buf;
+    let o = this.at + 1;
     let i = 0;
     while (i < n) {
       const c = b[i]!;
@@ -285,14 +334,31 @@ ESCAPE[0x0c] = 0x66; // \f
 ESCAPE[0x0d] = 0x72; // \r
 ESCAPE[0x22] = 0x22; // \"
 ESCAPE[0x5c] = 0x5c; // \\
+/** 1 for the bytes a JSON string cannot hold as they are: controls, '"', '\\', and all non-ASCII. */
+const SPECIAL = Uint8Array.from({ length: 256 }, (_, c) => (c >= 0x80 || ESCAPE[c] !== 0 ? 1 : 0));
 const HEX = Uint8Array.from('0123456789abcdef', (ch) => ch.charCodeAt(0));
 const B64_BYTES = Uint8Array.from(B64, (ch) => ch.charCodeAt(0));
+
+/** `v` (0 <= v < 1e8) in decimal at `o`; returns the end. */
+function writeDigits(buf: Uint8Array, o: number, v: number): number {
+  const len = v < 10 ? 1 : v < 100 ? 2 : v < 1000 ? 3 : v < 10000 ? 4 : v < 100000 ? 5 : v < 1000000 ? 6 : v < 10000000 ? 7 : 8;
+  for (let d = o + len - 1; d >= o; d--) {
+    const q = (v / 10) | 0;
+    buf[d] = 0x30 + v - q * 10;
+    v = q;
+  }
+  return o + len;
+}
 
 const out = new JsonBytes();
 
 /** One record into `out`, utf8 when every byte field is valid UTF-8, base64 otherwise. */
 function writeRecord(r: DecodedRecord): void {
-  out.ascii(`{"offset":${r.offset},"timestamp":${r.timestamp},"key":`);
+  out.ascii('{"offset":');
+  out.int(r.offset);
+  out.ascii(',"timestamp":');
+  out.int(r.timestamp);
+  out.ascii(',"key":');
   const fieldsAt = out.at;
   if (writeFields(r, false)) {
     out.ascii(',"encoding":"utf8"}');
@@ -354,7 +420,13 @@ export function consumeResultJson(result: ConsumeResult): Uint8Array {
     if (i > 0) out.ascii(',');
     writeRecord(records[i]!);
   }
-  out.ascii(`],"next_offset":${result.next_offset},"high_watermark":${result.high_watermark},"log_start_offset":${result.log_start_offset}}`);
+  out.ascii('],"next_offset":');
+  out.int(result.next_offset);
+  out.ascii(',"high_watermark":');
+  out.int(result.high_watermark);
+  out.ascii(',"log_start_offset":');
+  out.int(result.log_start_offset);
+  out.ascii('}');
   return out.take();
 }
 
