@@ -21,6 +21,18 @@ export interface SegmentRecord {
 }
 
 /**
+ * A record as an encoder takes it: `key` may be absent (= null) and `timestamp` may be absent
+ * when the encoder is given a default, so a producer's records are encoded as they are rather
+ * than cloned into `SegmentRecord`s only to add a timestamp.
+ */
+export interface EncodableRecord {
+  key?: Uint8Array | null;
+  value: Uint8Array | null;
+  headers?: SegmentHeader[];
+  timestamp?: number;
+}
+
+/**
  * A decoded record: its bytes are views into the batch's decoded buffer. Read-only: records
  * without headers share one frozen empty `headers` array.
  */
@@ -66,23 +78,24 @@ function utf8Length(s: string): number {
 
 /**
  * Validates `records` and returns the exact byte size of their records section.
- * Offsets are dense from 0, as this writer never leaves gaps.
+ * Offsets are dense from 0, as this writer never leaves gaps. A record without a timestamp
+ * gets `defaultTimestamp` (and is invalid without one).
  */
-export function layoutRecords(records: readonly SegmentRecord[]): RecordsLayout {
+export function layoutRecords(records: readonly EncodableRecord[], defaultTimestamp?: number): RecordsLayout {
   if (!Array.isArray(records) || records.length === 0) invalid('a batch needs at least one record');
   const first = records[0]!;
-  const baseTimestamp = first?.timestamp;
+  const baseTimestamp = first?.timestamp ?? defaultTimestamp;
   let maxTimestamp = -Infinity;
   let size = 0;
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!;
     if (typeof r !== 'object' || r === null) invalid(`record ${i} is not an object`);
-    const ts = r.timestamp;
-    if (!Number.isInteger(ts) || Math.abs(ts) > MAX_TIMESTAMP) invalid(`record ${i}: timestamp must be an integer within ±2^51 ms, got ${String(ts)}`);
+    const ts = r.timestamp ?? defaultTimestamp;
+    if (!Number.isInteger(ts) || Math.abs(ts!) > MAX_TIMESTAMP) invalid(`record ${i}: timestamp must be an integer within ±2^51 ms, got ${String(ts)}`);
     if (ts > maxTimestamp) maxTimestamp = ts;
     const keyField = checkBytes(r.key, 'key', i);
     const valueField = checkBytes(r.value, 'value', i);
-    size += varintSize(i) + varintSize(zigzag(ts - baseTimestamp)) + varintSize(keyField) + varintSize(valueField);
+    size += varintSize(i) + varintSize(zigzag(ts! - baseTimestamp!)) + varintSize(keyField) + varintSize(valueField);
     size += keyField === 0 ? 0 : keyField - 1;
     size += valueField === 0 ? 0 : valueField - 1;
     const headers = r.headers;
@@ -100,7 +113,7 @@ export function layoutRecords(records: readonly SegmentRecord[]): RecordsLayout 
       size += varintSize(keyLen) + keyLen + varintSize(hv) + (hv === 0 ? 0 : hv - 1);
     }
   }
-  return { size, baseTimestamp, maxTimestamp };
+  return { size, baseTimestamp: baseTimestamp!, maxTimestamp };
 }
 
 const encoder = new TextEncoder();
@@ -123,12 +136,15 @@ function writeHeaderKey(buf: Uint8Array, pos: number, key: string, byteLength: n
   return pos + byteLength;
 }
 
-/** Writes the records section at `pos` (sized by `layoutRecords`) and returns the end position. */
-export function writeRecords(buf: Uint8Array, pos: number, records: readonly SegmentRecord[], baseTimestamp: number): number {
+/**
+ * Writes the records section at `pos` (sized by `layoutRecords` with the same `defaultTimestamp`)
+ * and returns the end position.
+ */
+export function writeRecords(buf: Uint8Array, pos: number, records: readonly EncodableRecord[], baseTimestamp: number, defaultTimestamp?: number): number {
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!;
     pos = writeVarint(buf, pos, i); // offset delta
-    pos = writeVarint(buf, pos, zigzag(r.timestamp - baseTimestamp)); // timestamp delta
+    pos = writeVarint(buf, pos, zigzag((r.timestamp ?? defaultTimestamp!) - baseTimestamp)); // timestamp delta
     const key = r.key;
     if (key == null) buf[pos++] = 0;
     else {

@@ -302,6 +302,17 @@ describe('batch API', () => {
     expect(v.nextOffset).toBe(3);
   });
 
+  it('a default timestamp gives records without one the bytes of explicit timestamps', () => {
+    const ts = 1_700_000_000_123;
+    const explicit = makeRecords(30, 0, ts).map((r, i) => (i % 3 === 0 ? r : { ...r, timestamp: ts }));
+    const implicit = explicit.map((r, i) => (i % 3 === 0 ? r : { value: r.value, headers: r.headers, ...(r.key === null ? {} : { key: r.key }) }));
+    for (const codec of ['lz4', 'none'] as const) {
+      expect(encodeBatch(implicit, { baseOffset: 7, codec, timestamp: ts })).toEqual(encodeBatch(explicit, { baseOffset: 7, codec }));
+    }
+    expectCode(() => encodeBatch([{ value: null }], { baseOffset: 0, codec: 'none' }), ErrorCode.INVALID_ARGUMENT);
+    expectCode(() => encodeBatch([{ value: null }], { baseOffset: 0, codec: 'none', timestamp: 0.5 }), ErrorCode.INVALID_ARGUMENT);
+  });
+
   it('rejects bad input with INVALID_ARGUMENT', () => {
     const ok = { baseOffset: 0, codec: 'none' as const };
     expectCode(() => encodeBatch([], ok), ErrorCode.INVALID_ARGUMENT);

@@ -10,9 +10,9 @@
 import { ErrorCode, QuartzError } from './errors.js';
 import { codecs, type QuartzExports } from './loader.js';
 import { releaseLarge, scratch, scratchIn } from './codec-scratch.js';
-import { layoutRecords, readRecords, writeRecords, MAX_TIMESTAMP, type DecodedRecord, type SegmentRecord } from './segment-records.js';
+import { layoutRecords, readRecords, writeRecords, MAX_TIMESTAMP, type DecodedRecord, type EncodableRecord, type SegmentRecord } from './segment-records.js';
 
-export type { DecodedRecord, SegmentRecord, SegmentHeader } from './segment-records.js';
+export type { DecodedRecord, EncodableRecord, SegmentRecord, SegmentHeader } from './segment-records.js';
 
 export const SEGMENT_VERSION = 1;
 export const SEGMENT_HEADER_SIZE = 32;
@@ -41,6 +41,8 @@ export interface EncodeBatchOptions {
   producerId?: number;
   producerEpoch?: number;
   baseSequence?: number;
+  /** Timestamp (ms since the epoch) of the records that have none. */
+  timestamp?: number;
 }
 
 /** The fixed batch header, read without touching the records (docs/format.md, "Record batch"). */
@@ -152,7 +154,7 @@ function crcOf(bytes: Uint8Array, start: number, end: number): number {
  * const batch = encodeBatch([{ key: null, value: utf8('hi'), timestamp: Date.now() }], { baseOffset: 0, codec: 'lz4' });
  * decodeBatch(batch).records[0].offset; // → 0
  */
-export function encodeBatch(records: readonly SegmentRecord[], options: EncodeBatchOptions): Uint8Array {
+export function encodeBatch(records: readonly EncodableRecord[], options: EncodeBatchOptions): Uint8Array {
   const w = wasm();
   try {
     return encodeBatchView(w, records, options).slice();
@@ -165,14 +167,15 @@ export function encodeBatch(records: readonly SegmentRecord[], options: EncodeBa
  * `encodeBatch` without the copy out: the batch as a view of WASM memory, valid until the next
  * codec call. The caller copies it and then calls `releaseLarge`.
  */
-function encodeBatchView(w: CodecExports, records: readonly SegmentRecord[], options: EncodeBatchOptions): Uint8Array {
+function encodeBatchView(w: CodecExports, records: readonly EncodableRecord[], options: EncodeBatchOptions): Uint8Array {
   const baseOffset = checkOffset(options?.baseOffset, 'baseOffset');
   const codec = options.codec;
   if (codec !== 'none' && codec !== 'lz4') invalid(`codec must be 'none' or 'lz4', got ${String(codec)}`);
   const producerId = checkInt(options.producerId, -1, -1, Number.MAX_SAFE_INTEGER, 'producerId');
   const producerEpoch = checkInt(options.producerEpoch, -1, -1, 0x7fff, 'producerEpoch');
   const baseSequence = checkInt(options.baseSequence, -1, -1, 0x7fffffff, 'baseSequence');
-  const layout = layoutRecords(records);
+  const defaultTimestamp = options.timestamp;
+  const layout = layoutRecords(records, defaultTimestamp);
   const size = layout.size;
   if (size > MAX_BATCH_UNCOMPRESSED) fail(ErrorCode.TOO_LARGE, `batch records take ${size} bytes, more than the ${MAX_BATCH_UNCOMPRESSED}-byte limit`);
   const lastOffsetDelta = records.length - 1;
@@ -188,7 +191,7 @@ function encodeBatchView(w: CodecExports, records: readonly SegmentRecord[], opt
   let codecId = CODEC_NONE;
   if (codec === 'lz4') {
     const src = ptr + batchCap;
-    writeRecords(new Uint8Array(w.memory.buffer, src, size), 0, records, layout.baseTimestamp);
+    writeRecords(new Uint8Array(w.memory.buffer, src, size), 0, records, layout.baseTimestamp, defaultTimestamp);
     const n = w.lz4_compress_block(src, size, ptr + BATCH_HEADER_SIZE, cap);
     if (n < 0) fail(ErrorCode.INTERNAL, `LZ4 compression of a ${size}-byte batch failed with code ${n}`);
     if (n < size) {
@@ -198,7 +201,7 @@ function encodeBatchView(w: CodecExports, records: readonly SegmentRecord[], opt
       new Uint8Array(w.memory.buffer).copyWithin(ptr + BATCH_HEADER_SIZE, src, src + size);
     }
   } else {
-    writeRecords(new Uint8Array(w.memory.buffer, ptr + BATCH_HEADER_SIZE, size), 0, records, layout.baseTimestamp);
+    writeRecords(new Uint8Array(w.memory.buffer, ptr + BATCH_HEADER_SIZE, size), 0, records, layout.baseTimestamp, defaultTimestamp);
   }
   const length = BATCH_HEADER_SIZE + stored;
   const b = new Uint8Array(w.memory.buffer, ptr, length);
