@@ -67,7 +67,16 @@ const decoder = new TextDecoder();
  * const body = await readJson(c.req.raw, config.body_limits.json);
  */
 export async function readJson(request: Request, limit: number): Promise<unknown> {
-  const bytes = await readBody(request, limit);
+  return parseJson(await readBody(request, limit));
+}
+
+/**
+ * A body already read, parsed as JSON, with readJson's errors.
+ *
+ * @example
+ * const body = parseJson(await readBody(c.req.raw, limit));
+ */
+export function parseJson(bytes: Uint8Array): unknown {
   if (bytes.length === 0) throw invalid('request body is empty; expected a JSON document');
   try {
     return JSON.parse(decoder.decode(bytes));

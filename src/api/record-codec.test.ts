@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { expectQuartzError } from '../../tests/fixtures/expect-error.js';
 import type { DecodedRecord } from '../core/segment.js';
-import { consumeResultJson, fromBase64, parseProduceBody, produceResultJson } from './record-codec.js';
+import { QuartzError } from '../core/errors.js';
+import { parseJson } from './body.js';
+import { consumeResultJson, fromBase64, parseProduceBody, parseProduceJson, produceResultJson } from './record-codec.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -60,6 +62,113 @@ describe('parseProduceBody', () => {
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', headers: {} }] }))).toMatch(/^records\[0\]\.headers: expected array/);
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', headers: [{ key: 1, value: 'x' }] }] }))).toMatch(/^records\[0\]\.headers\[0\]\.key: /);
     expect(errorOf(() => parseProduceBody({ records: [null] }))).toBe('records[0]: expected object, received null');
+  });
+});
+
+/** What parsing gives: the records as hex, or the error's code and message. */
+function outcome(parse: () => unknown): string {
+  try {
+    const hex = (b: Uint8Array | null | undefined) => (b == null ? String(b) : Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(''));
+    const records = parse() as Array<{ key?: Uint8Array | null; value: Uint8Array | null; partition?: number; headers?: Array<{ key: string; value: Uint8Array | null }> }>;
+    return JSON.stringify(records.map((r) => ({ k: hex(r.key), v: hex(r.value), p: r.partition, h: r.headers?.map((h) => [h.key, hex(h.value)]) })));
+  } catch (err) {
+    if (!(err instanceof QuartzError)) throw err;
+    return `${err.code}: ${err.message}`;
+  }
+}
+
+/** The general path: the body parsed as readJson does, then parseProduceBody. */
+function general(text: Uint8Array): string {
+  return outcome(() => parseProduceBody(parseJson(text)));
+}
+
+describe('parseProduceJson', () => {
+  const bodies = [
+    '{"records":[{"value":"hello"}]}',
+    ' \n{ "records" : [ { "key" : "k1" , "value" : "v1" , "partition" : 3 } , {"value":null,"key":null} ] }\t',
+    '{"records":[{"value":"aGk=","encoding":"base64","key":"AAH/"}]}',
+    '{"records":[{"encoding":"base64","value":"aGk"}]}',
+    '{"records":[{"value":"{\\"user\\":1,\\"tag\\":\\"a\\\\nb\\"}"}]}',
+    '{"records":[{"value":"héllo € 😀","key":"日本"}]}',
+    '{"records":[{"value":"\\ud800 lone \\udc00 \\ud83d\\ude00 \\u00e9 \\/ \\b\\f\\n\\r\\t"}]}',
+    '{"records":[{"value":"x","headers":[{"key":"h1","value":"a"},{"key":"h\\u00e9","value":null},{"key":"h3"}]}]}',
+    '{"records":[{"value":"eA==","encoding":"base64","headers":[{"value":"AAE=","key":"h"}]}]}',
+    '{"records":[{"value":"x","headers":[]}],"extra":{"a":[1,-2.5e+3,true,false,null,{"b":"\\u0041"}],"c":0}}',
+    '{"meta":"first","records":[{"value":"x","timestamp":123,"nested":{"deep":[[[]]]}}]}',
+    '{"records":[{"value":"x","partition":0},{"value":"y","partition":1.0},{"value":"z","partition":123456789012345}]}',
+    '{"records":[{"value":"x","\\u006bey":"escaped name"}]}',
+    '{"records":[{"value":"x","constructor":1,"__proto__":2}]}',
+    '{"records":[{"value":"\u007f del"}]}',
+    // refused, by the general path's words
+    '',
+    '[]',
+    '{}',
+    '{"records":[]}',
+    '{"records":{}}',
+    '{"records":[{"key":"k"}]}',
+    '{"records":[{}]}',
+    '{"records":[null]}',
+    '{"records":[{"value":1}]}',
+    '{"records":[{"value":"a","key":5}]}',
+    '{"records":[{"value":"a","key":true}]}',
+    '{"records":[{"value":"a","encoding":"hex"}]}',
+    '{"records":[{"value":"%%","encoding":"base64"}]}',
+    '{"records":[{"value":"a","partition":-1}]}',
+    '{"records":[{"value":"a","partition":1.5}]}',
+    '{"records":[{"value":"a","partition":1e400}]}',
+    '{"records":[{"value":"a","partition":"1"}]}',
+    '{"records":[{"value":"a","partition":01}]}',
+    '{"records":[{"value":"a","headers":{}}]}',
+    '{"records":[{"value":"a","headers":[{"key":1,"value":"x"}]}]}',
+    '{"records":[{"value":"a","headers":[{"value":"x"}]}]}',
+    '{"records":[{"value":"a","headers":[null]}]}',
+    // duplicates: the last wins, as in JSON.parse
+    '{"records":[{"value":"a","value":"b"}]}',
+    '{"records":[{"value":"a"}],"records":[{"value":"b"}]}',
+    '{"records":[{"value":"a","encoding":"utf8","encoding":"base64"}]}',
+    // not JSON
+    '{"records":[{"value":"a"}]',
+    '{"records":[{"value":"a"}]} x',
+    '{"records":[{"value":"a",}]}',
+    '{"records":[{"value":"a\tb"}]}',
+    '{"records":[{"value":"bad \\x escape"}]}',
+    '{"records":[{"value":"x","n":-}]}',
+    '{"records":[{"value":"x","n":1.}]}',
+    '{"records":[{"value":"x","n":tru}]}',
+    "{'records':[]}",
+    '\uFEFF{"records":[{"value":"after a BOM"}]}',
+    `{"records":[{"value":"x","deep":${'['.repeat(200)}${']'.repeat(200)}}]}`,
+  ];
+
+  it('gives what the general path gives, records or error, for every body', () => {
+    const enc = new TextEncoder();
+    for (const text of bodies) {
+      const bytes = enc.encode(text);
+      expect(outcome(() => parseProduceJson(bytes)), text).toBe(general(bytes));
+    }
+  });
+
+  it('gives what the general path gives on bodies cut short or with a byte changed', () => {
+    const enc = new TextEncoder();
+    const base = enc.encode('{"records":[{"key":"k\\u00e9","value":"v","partition":2,"headers":[{"key":"h","value":"x"}]},{"value":"aGk=","encoding":"base64"}],"x":[1.5e3,true]}');
+    const swaps = [0x22, 0x5c, 0x2c, 0x3a, 0x7b, 0x7d, 0x5b, 0x5d, 0x20, 0x31, 0x6e, 0xc3, 0xff, 0x00];
+    for (let at = 0; at <= base.length; at++) {
+      const cut = base.subarray(0, at);
+      expect(outcome(() => parseProduceJson(cut)), `cut at ${at}`).toBe(general(cut));
+      if (at === base.length) break;
+      for (const byte of swaps) {
+        const changed = base.slice();
+        changed[at] = byte;
+        expect(outcome(() => parseProduceJson(changed)), `byte ${at} -> ${byte}`).toBe(general(changed));
+      }
+    }
+  });
+
+  it('hands out utf8 values as views of the body, which stay valid after the parse', () => {
+    const bytes = new TextEncoder().encode('{"records":[{"value":"abc"},{"value":"d\\"e"}]}');
+    const records = parseProduceJson(bytes);
+    expect(records[0]!.value!.buffer).toBe(bytes.buffer);
+    expect(new TextDecoder().decode(records[1]!.value!)).toBe('d"e');
   });
 });
 

@@ -5,6 +5,7 @@
  */
 import type { DecodedRecord } from '../core/segment.js';
 import type { ConsumeResult, ProduceRecord, ProduceResult } from '../engine/streams/stream-store.js';
+import { parseJson } from './body.js';
 import { invalid } from './validation.js';
 
 const utf8 = new TextEncoder();
@@ -14,15 +15,24 @@ for (let i = 0; i < B64.length; i++) B64_INDEX[B64.charCodeAt(i)] = i;
 
 /** Standard base64 (with or without padding) to bytes; undefined when it is not base64. */
 export function fromBase64(s: string): Uint8Array | undefined {
-  let end = s.length;
-  while (end > 0 && s.charCodeAt(end - 1) === 61) end--; // '='
-  if (s.length - end > 2 || end % 4 === 1 || (s.length !== end && s.length % 4 !== 0)) return undefined;
-  const out = new Uint8Array(Math.floor((end * 3) / 4));
+  // Anything outside ASCII becomes bytes of 0x80 and up, which are not base64 either.
+  const bytes = utf8.encode(s);
+  return base64Span(bytes, 0, bytes.length);
+}
+
+/** base64 text in bytes[start, end) to bytes; undefined when it is not base64. */
+function base64Span(bytes: Uint8Array, start: number, stop: number): Uint8Array | undefined {
+  let end = stop;
+  while (end > start && bytes[end - 1] === 61) end--; // '='
+  const len = end - start;
+  const padded = stop - start;
+  if (padded - len > 2 || len % 4 === 1 || (padded !== len && padded % 4 !== 0)) return undefined;
+  const out = new Uint8Array(Math.floor((len * 3) / 4));
   let o = 0;
   let acc = 0;
   let bits = 0;
-  for (let i = 0; i < end; i++) {
-    const c = s.charCodeAt(i);
+  for (let i = start; i < end; i++) {
+    const c = bytes[i]!;
     const v = c < 128 ? B64_INDEX[c]! : -1;
     if (v < 0) return undefined;
     acc = (acc << 6) | v;
@@ -125,6 +135,356 @@ export function parseProduceBody(body: unknown): ProduceRecord[] {
     out[i] = rec;
   }
   return out;
+}
+
+/** Any input the byte scanner does not take; the general path then parses it (and names what is wrong). */
+const GIVE_UP = new Error('not taken by the byte scanner');
+const latin1 = new TextDecoder('latin1');
+const bodyText = new TextDecoder();
+
+// Field names as the scanner tells them apart.
+const F_OTHER = 0;
+const F_KEY = 1;
+const F_VALUE = 2;
+const F_HEADERS = 3;
+const F_PARTITION = 4;
+const F_ENCODING = 5;
+const F_RECORDS = 6;
+const FIELD_NAMES = new Map<string, number>([
+  ['key', F_KEY],
+  ['value', F_VALUE],
+  ['headers', F_HEADERS],
+  ['partition', F_PARTITION],
+  ['encoding', F_ENCODING],
+  ['records', F_RECORDS],
+]);
+
+/** A string field found in the body: its contents are b[s, e); plain when printable ASCII without escapes. */
+interface Span {
+  s: number;
+  e: number;
+  plain: boolean;
+}
+
+/**
+ * Produce bodies read straight from their bytes: a plain (printable ASCII, unescaped) utf8
+ * string becomes a view of the body, with no string made from it and no copy; an escaped or
+ * non-ASCII string is decoded as JSON.parse would and packed into the arena. It takes only
+ * valid JSON of the documented shape (unknown fields are skipped) and gives up on anything
+ * else, duplicate fields included, so that the general path decides and words the error.
+ */
+class ProduceScanner {
+  i = 0;
+  private readonly arena = new Utf8Arena();
+
+  constructor(private readonly b: Uint8Array) {}
+
+  body(): ProduceRecord[] {
+    let records: ProduceRecord[] | undefined;
+    this.expect(0x7b); // {
+    if (this.ws() !== 0x7d) {
+      for (;;) {
+        const name = this.fieldName();
+        this.expect(0x3a); // :
+        if (name === F_RECORDS) {
+          if (records !== undefined) throw GIVE_UP;
+          records = this.records();
+        } else this.skipValue(0);
+        if (!this.more(0x7d)) break;
+      }
+    } else this.i++;
+    if (records === undefined || this.ws() !== -1) throw GIVE_UP;
+    return records;
+  }
+
+  private records(): ProduceRecord[] {
+    this.expect(0x5b); // [
+    const out: ProduceRecord[] = [];
+    if (this.ws() === 0x5d) throw GIVE_UP; // empty: the general path words it
+    for (;;) {
+      out.push(this.record());
+      if (!this.more(0x5d)) return out;
+    }
+  }
+
+  private record(): ProduceRecord {
+    this.expect(0x7b);
+    let key: Span | null | undefined;
+    let value: Span | null | undefined;
+    let headers: Array<{ key: string; value: Span | null }> | undefined;
+    let partition: number | undefined;
+    let base64: boolean | undefined;
+    if (this.ws() === 0x7d) throw GIVE_UP; // no value
+    for (;;) {
+      const name = this.fieldName();
+      this.expect(0x3a);
+      switch (name) {
+        case F_KEY:
+          if (key !== undefined) throw GIVE_UP;
+          key = this.stringOrNull();
+          break;
+        case F_VALUE:
+          if (value !== undefined) throw GIVE_UP;
+          value = this.stringOrNull();
+          break;
+        case F_PARTITION:
+          if (partition !== undefined) throw GIVE_UP;
+          partition = this.index();
+          break;
+        case F_ENCODING: {
+          if (base64 !== undefined) throw GIVE_UP;
+          const enc = this.string();
+          if (!enc.plain) throw GIVE_UP;
+          base64 = this.is(enc, 'base64');
+          if (!base64 && !this.is(enc, 'utf8')) throw GIVE_UP;
+          break;
+        }
+        case F_HEADERS:
+          if (headers !== undefined) throw GIVE_UP;
+          headers = this.headers();
+          break;
+        default:
+          this.skipValue(0);
+      }
+      if (!this.more(0x7d)) break;
+    }
+    if (value === undefined) throw GIVE_UP;
+    const b64 = base64 === true;
+    const rec: ProduceRecord = { key: this.bytes(key ?? null, b64), value: this.bytes(value, b64) };
+    if (partition !== undefined) rec.partition = partition;
+    if (headers !== undefined) rec.headers = headers.map((h) => ({ key: h.key, value: this.bytes(h.value, b64) }));
+    return rec;
+  }
+
+  private headers(): Array<{ key: string; value: Span | null }> {
+    this.expect(0x5b);
+    const out: Array<{ key: string; value: Span | null }> = [];
+    if (this.ws() === 0x5d) {
+      this.i++;
+      return out;
+    }
+    for (;;) {
+      this.expect(0x7b);
+      let key: string | undefined;
+      let value: Span | null | undefined;
+      if (this.ws() === 0x7d) throw GIVE_UP;
+      for (;;) {
+        const name = this.fieldName();
+        this.expect(0x3a);
+        if (name === F_KEY) {
+          if (key !== undefined) throw GIVE_UP;
+          key = this.text(this.string());
+        } else if (name === F_VALUE) {
+          if (value !== undefined) throw GIVE_UP;
+          value = this.stringOrNull();
+        } else this.skipValue(0);
+        if (!this.more(0x7d)) break;
+      }
+      if (key === undefined) throw GIVE_UP;
+      out.push({ key, value: value ?? null });
+      if (!this.more(0x5d)) return out;
+    }
+  }
+
+  /** The bytes a string field stands for, in its record's encoding. */
+  private bytes(span: Span | null, base64: boolean): Uint8Array | null {
+    if (span === null) return null;
+    const b = this.b;
+    if (base64) {
+      if (!span.plain) throw GIVE_UP;
+      const bytes = base64Span(b, span.s, span.e);
+      if (bytes === undefined) throw GIVE_UP;
+      return bytes;
+    }
+    // Views are made from the buffer directly (subarray looks up the species constructor).
+    if (span.plain) return new Uint8Array(b.buffer, b.byteOffset + span.s, span.e - span.s);
+    return this.arena.bytes(this.text(span));
+  }
+
+  /** The JS string a string field stands for, as JSON.parse reads it. */
+  private text(span: Span): string {
+    const b = this.b;
+    if (span.plain) return latin1.decode(b.subarray(span.s, span.e));
+    // Quotes included; the body's bytes decode as they would whole (a quote is never inside a
+    // UTF-8 sequence), and a bad escape throws, which gives up.
+    return JSON.parse(bodyText.decode(b.subarray(span.s - 1, span.e + 1))) as string;
+  }
+
+  private is(span: Span, word: string): boolean {
+    if (span.e - span.s !== word.length) return false;
+    for (let k = 0; k < word.length; k++) if (this.b[span.s + k] !== word.charCodeAt(k)) return false;
+    return true;
+  }
+
+  private fieldName(): number {
+    const span = this.string();
+    if (!span.plain) return FIELD_NAMES.get(this.text(span)) ?? F_OTHER;
+    switch (span.e - span.s) {
+      case 3:
+        return this.is(span, 'key') ? F_KEY : F_OTHER;
+      case 5:
+        return this.is(span, 'value') ? F_VALUE : F_OTHER;
+      case 7:
+        return this.is(span, 'headers') ? F_HEADERS : this.is(span, 'records') ? F_RECORDS : F_OTHER;
+      case 8:
+        return this.is(span, 'encoding') ? F_ENCODING : F_OTHER;
+      case 9:
+        return this.is(span, 'partition') ? F_PARTITION : F_OTHER;
+      default:
+        return F_OTHER;
+    }
+  }
+
+  /** The next byte after whitespace, or -1 at the end. */
+  private ws(): number {
+    const b = this.b;
+    let i = this.i;
+    while (i < b.length) {
+      const c = b[i]!;
+      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+      i++;
+    }
+    this.i = i;
+    return i < b.length ? b[i]! : -1;
+  }
+
+  private expect(c: number): void {
+    if (this.ws() !== c) throw GIVE_UP;
+    this.i++;
+  }
+
+  /** After a member: true on ',', false on `close`. */
+  private more(close: number): boolean {
+    const c = this.ws();
+    this.i++;
+    if (c === 0x2c) return true;
+    if (c === close) return false;
+    throw GIVE_UP;
+  }
+
+  private string(): Span {
+    if (this.ws() !== 0x22) throw GIVE_UP;
+    const b = this.b;
+    const s = ++this.i;
+    let i = s;
+    let plain = true;
+    for (;;) {
+      if (i >= b.length) throw GIVE_UP;
+      const c = b[i]!;
+      if (c === 0x22) break;
+      if (c < 0x20) throw GIVE_UP; // raw control characters are not JSON
+      if (c === 0x5c) {
+        // The escape itself is checked when the string is decoded.
+        plain = false;
+        i += 2;
+        continue;
+      }
+      if (c >= 0x7f) plain = false;
+      i++;
+    }
+    this.i = i + 1;
+    return { s, e: i, plain };
+  }
+
+  private stringOrNull(): Span | null {
+    if (this.ws() === 0x6e) {
+      this.literal('null');
+      return null;
+    }
+    return this.string();
+  }
+
+  private literal(word: string): void {
+    const b = this.b;
+    for (let k = 0; k < word.length; k++) if (b[this.i + k] !== word.charCodeAt(k)) throw GIVE_UP;
+    this.i += word.length;
+  }
+
+  /** A partition: a plain non-negative integer (anything else goes to the general path). */
+  private index(): number {
+    this.ws();
+    const b = this.b;
+    const s = this.i;
+    let n = 0;
+    let i = s;
+    while (i < b.length && b[i]! >= 0x30 && b[i]! <= 0x39 && i - s < 15) n = n * 10 + b[i++]! - 0x30;
+    // A fraction, exponent or 16th digit after these is not ',' or '}', so the record gives up.
+    if (i === s || (b[s] === 0x30 && i - s > 1)) throw GIVE_UP;
+    this.i = i;
+    return n;
+  }
+
+  /** Any JSON value, checked to the grammar and dropped. */
+  private skipValue(depth: number): void {
+    if (depth > 64) throw GIVE_UP;
+    const c = this.ws();
+    if (c === 0x22) this.string();
+    else if (c === 0x7b) {
+      this.i++;
+      if (this.ws() === 0x7d) this.i++;
+      else
+        for (;;) {
+          const key = this.string();
+          if (!key.plain) this.text(key);
+          this.expect(0x3a);
+          this.skipValue(depth + 1);
+          if (!this.more(0x7d)) break;
+        }
+    } else if (c === 0x5b) {
+      this.i++;
+      if (this.ws() === 0x5d) this.i++;
+      else
+        for (;;) {
+          this.skipValue(depth + 1);
+          if (!this.more(0x5d)) break;
+        }
+    } else if (c === 0x74) this.literal('true');
+    else if (c === 0x66) this.literal('false');
+    else if (c === 0x6e) this.literal('null');
+    else this.number();
+  }
+
+  /** -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+  private number(): void {
+    const b = this.b;
+    let i = this.i;
+    const digits = (): number => {
+      const s = i;
+      while (i < b.length && b[i]! >= 0x30 && b[i]! <= 0x39) i++;
+      return i - s;
+    };
+    if (b[i] === 0x2d) i++;
+    const first = i;
+    const n = digits();
+    if (n === 0 || (n > 1 && b[first] === 0x30)) throw GIVE_UP;
+    if (b[i] === 0x2e) {
+      i++;
+      if (digits() === 0) throw GIVE_UP;
+    }
+    if (b[i] === 0x65 || b[i] === 0x45) {
+      i++;
+      if (b[i] === 0x2b || b[i] === 0x2d) i++;
+      if (digits() === 0) throw GIVE_UP;
+    }
+    this.i = i;
+  }
+}
+
+/**
+ * A produce body's bytes to the engine's records: read straight from the bytes when they are a
+ * well-formed body, else parsed as JSON and checked field by field (parseProduceBody), which
+ * words the error.
+ *
+ * @example
+ * const records = parseProduceJson(await readBody(c.req.raw, limit));
+ */
+export function parseProduceJson(bytes: Uint8Array): ProduceRecord[] {
+  try {
+    return new ProduceScanner(bytes).body();
+  } catch {
+    // GIVE_UP, a bad escape (SyntaxError) or nesting too deep: the general path decides.
+    return parseProduceBody(parseJson(bytes));
+  }
 }
 
 /**

@@ -5,11 +5,11 @@
  */
 import type { Context } from 'hono';
 import type { ConsumeOptions, ConsumeResult, StreamStore } from '../../engine/streams/stream-store.js';
-import { readJson } from '../body.js';
+import { readBody, readJson } from '../body.js';
 import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
 import { plainResponse } from '../middleware/request.js';
 import { tenantAuth } from '../middleware/auth.js';
-import { consumeResultJson, parseProduceBody, produceResultJson } from '../record-codec.js';
+import { consumeResultJson, parseProduceJson, produceResultJson } from '../record-codec.js';
 import type { ApiRouter } from '../router.js';
 import { AUTHED_ERRORS, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import {
@@ -118,7 +118,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     },
     auth,
     async (c) => {
-      const records = parseProduceBody(await readJson(c.req.raw, recordsLimit));
+      const records = parseProduceJson(await readBody(c.req.raw, recordsLimit));
       const streams = streamsOf(deps, c);
       const result = await (streams instanceof Promise ? await streams : streams).produce(param(c, 't'), records);
       return plainResponse(c, deps, produceResultJson(result), 200, { 'content-type': 'application/json' });
