@@ -489,7 +489,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         expect(missing.status).toBe(404);
         expect(missing.headers.get('x-ratelimit-limit')).toBe(String(limit));
         let last = missing;
-        for (let i = 0; i < limit && last.status !== 429; i++) last = await call('GET', '/v1/kv', { key: t.key });
+        // The bucket refills one token per minute/limit (600 ms on free): a slow machine earns a few
+        // back while the loop runs, so allow more calls than the limit; an endless refill would need
+        // each call to take longer than a refill.
+        for (let i = 0; i < limit * 10 && last.status !== 429; i++) last = await call('GET', '/v1/kv', { key: t.key });
         expectError(last, 429, 'rate_limited');
         expect(Number(last.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
         expect(last.headers.get('x-ratelimit-remaining')).toBe('0');
