@@ -24,8 +24,8 @@ import {
   readBatchHeader,
   type BatchRange,
   type DecodedRecord,
+  type EncodableRecord,
   type SegmentCodec,
-  type SegmentRecord,
 } from '../../core/segment.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
 import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type UnitStorage } from '../../ports/storage.js';
@@ -131,7 +131,7 @@ function blobName(base: number): string {
 }
 
 /** Raw size of a record for batch sizing and max_bytes accounting. */
-export function recordSize(r: SegmentRecord): number {
+export function recordSize(r: EncodableRecord): number {
   let n = RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
   if (r.headers) for (const h of r.headers) n += h.key.length * 3 + (h.value?.length ?? 0) + 4;
   return n;
@@ -308,16 +308,17 @@ export class PartitionLog {
    * Appends records; resolves with the first assigned offset once they are durable. Records
    * are split into batches under the KV entry limit; every record must already fit one batch.
    * `rawBytes` (the sum of `recordSize`) lets a caller that measured the records skip a pass.
+   * Records without a timestamp get `timestamp`, as encoded (they are invalid without one).
    */
-  append(records: SegmentRecord[], rawBytes?: number): Promise<number> {
+  append(records: EncodableRecord[], rawBytes?: number, timestamp?: number): Promise<number> {
     this.checkOpen();
     if (this.broken !== undefined) {
       return Promise.reject(
         new QuartzError(ErrorCode.INTERNAL, `partition ${this.name} is unavailable after a storage failure; reopen it`, { cause: this.broken }),
       );
     }
-    if (this.recovering !== undefined) return this.recovering.then(() => this.append(records, rawBytes));
-    return this.enqueue(records, rawBytes);
+    if (this.recovering !== undefined) return this.recovering.then(() => this.append(records, rawBytes, timestamp));
+    return this.enqueue(records, rawBytes, timestamp);
   }
 
   /**
@@ -325,7 +326,7 @@ export class PartitionLog {
    * waiting in the queue captures `records`: they are garbage once encoded, instead of
    * surviving every young-generation GC until their commit lands.
    */
-  private enqueue(records: SegmentRecord[], rawBytes: number | undefined): Promise<number> {
+  private enqueue(records: EncodableRecord[], rawBytes: number | undefined, timestamp: number | undefined): Promise<number> {
     const base = this.assigned;
     if (records.length === 0) return Promise.resolve(base);
     const ops: PutOp[] = [];
@@ -345,7 +346,7 @@ export class PartitionLog {
       }
       const chunk = start === 0 && end === records.length ? records : records.slice(start, end);
       const baseOffset = base + start;
-      const encoded = encodeBatch(chunk, { baseOffset, codec: this.config.codec });
+      const encoded = encodeBatch(chunk, { baseOffset, codec: this.config.codec, timestamp });
       const header = readBatchHeader(encoded);
       ops.push({ type: 'put', key: offsetKey(TAIL_PREFIX, baseOffset), value: encoded });
       batches.push({ base: baseOffset, end: base + end, bytes: encoded, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp, encodedHere: true });

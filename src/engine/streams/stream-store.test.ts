@@ -103,7 +103,7 @@ describe('produce and consume', () => {
     const res = await streams.produce('t', [
       { key: utf8('k1'), value: utf8('hello'), headers: [{ key: 'h', value: utf8('x') }, { key: 'n', value: null }], timestamp: 1234 },
       { key: new Uint8Array(0), value: new Uint8Array(0) },
-      { key: null, value: null },
+      { key: null, value: null, timestamp: null as unknown as number }, // null as absent, as before
     ]);
     expect(res.offsets).toEqual([0, 1, 2].map((offset) => ({ partition: 0, offset })));
     const out = await streams.consume('t', 0, 0);
@@ -118,6 +118,7 @@ describe('produce and consume', () => {
     expect(b!.timestamp).toBe(now);
     expect(c!.key).toBeNull();
     expect(c!.value).toBeNull();
+    expect(c!.timestamp).toBe(now);
     expect(ctx.usage.get('t1', 'records_produced')).toBe(3);
     expect(ctx.usage.get('t1', 'bytes_stored')).toBeGreaterThan(0);
   });

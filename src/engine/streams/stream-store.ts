@@ -8,7 +8,7 @@
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { MAX_TIMESTAMP } from '../../core/segment-records.js';
-import type { DecodedRecord, SegmentCodec, SegmentRecord } from '../../core/segment.js';
+import type { DecodedRecord, SegmentCodec } from '../../core/segment.js';
 import type { UnitStorage } from '../../ports/storage.js';
 import type { EngineContext } from '../context.js';
 import { partitionForKey } from './murmur2.js';
@@ -386,7 +386,6 @@ export class StreamStore {
     if (count === 0) return Promise.resolve({ offsets: [] });
     const n = topic.logs.length;
     const now = this.ctx.clock.now();
-    const recs = new Array<SegmentRecord>(count);
     // Partition per record, filled in only once a batch turns out to span partitions.
     let placement: Uint16Array | undefined;
     let first = -1;
@@ -394,22 +393,21 @@ export class StreamStore {
     let usedSticky = false;
     for (let i = 0; i < count; i++) {
       const r = records[i]!;
-      const rec = this.checkRecord(r, i, topicName, now);
+      this.checkRecord(r, i, topicName);
       let p: number;
       if (r.partition !== undefined) {
         this.log(topic, r.partition);
         p = r.partition;
-      } else if (rec.key !== null) {
-        p = n === 1 ? 0 : partitionForKey(rec.key, n);
+      } else if (r.key != null) {
+        p = n === 1 ? 0 : partitionForKey(r.key, n);
       } else {
         p = topic.sticky % n;
         usedSticky = true;
       }
-      const size = recordSize(rec);
+      const size = recordSize(r);
       if (size > MAX_BATCH_RAW_BYTES) {
         throw new QuartzError(ErrorCode.TOO_LARGE, `${where(i, topicName)} is ${size} bytes; a record may be at most ${MAX_BATCH_RAW_BYTES} bytes`);
       }
-      recs[i] = rec;
       raw += size;
       if (first === -1) first = p;
       else if (placement !== undefined) placement[i] = p;
@@ -422,7 +420,7 @@ export class StreamStore {
     const done = (): void => this.ctx.usage.add(this.tenantId, 'records_produced', count);
     if (placement === undefined) {
       const partition = first;
-      return topic.logs[partition]!.append(recs, raw).then((base) => {
+      return topic.logs[partition]!.append(records, raw, now).then((base) => {
         done();
         return lazyResult(() => {
           const offsets = new Array<{ partition: number; offset: number }>(count);
@@ -431,7 +429,7 @@ export class StreamStore {
         });
       });
     }
-    return this.appendSpread(topic, recs, placement).then((bases) => {
+    return this.appendSpread(topic, records, placement, now).then((bases) => {
       done();
       return lazyResult(() => {
         // each partition's records got consecutive offsets in input order
@@ -447,8 +445,8 @@ export class StreamStore {
   }
 
   /** Appends records bound for several partitions; resolves with each partition's first offset. */
-  private appendSpread(topic: OpenTopic, recs: SegmentRecord[], placement: Uint16Array): Promise<number[]> {
-    const perPartition: SegmentRecord[][] = [];
+  private appendSpread(topic: OpenTopic, recs: ProduceRecord[], placement: Uint16Array, now: number): Promise<number[]> {
+    const perPartition: ProduceRecord[][] = [];
     const rawBytes: number[] = [];
     for (let i = 0; i < recs.length; i++) {
       const p = placement[i]!;
@@ -463,20 +461,23 @@ export class StreamStore {
     const bases: number[] = [];
     const writes: Promise<void>[] = [];
     perPartition.forEach((list, p) => {
-      writes.push(topic.logs[p]!.append(list, rawBytes[p]).then((base) => void (bases[p] = base)));
+      writes.push(topic.logs[p]!.append(list, rawBytes[p], now).then((base) => void (bases[p] = base)));
     });
     return Promise.all(writes).then(() => bases);
   }
 
-  /** Validates one record and gives it the codec's shape (the message is built only on failure). */
-  private checkRecord(r: ProduceRecord, i: number, topic: string, now: number): SegmentRecord {
+  /**
+   * Validates one record in place (the message is built only on failure). The record goes to the
+   * encoder as it is, a missing timestamp filled in there: no copy of each record to add one.
+   */
+  private checkRecord(r: ProduceRecord, i: number, topic: string): void {
     if (r === null || typeof r !== 'object') throw invalid(`${where(i, topic)} must be an object`);
-    const key = r.key ?? null;
-    const value = r.value ?? null;
-    if (key !== null && !(key instanceof Uint8Array)) throw invalid(`${where(i, topic)}: key must be bytes or null`);
-    if (value !== null && !(value instanceof Uint8Array)) throw invalid(`${where(i, topic)}: value must be bytes or null`);
-    const timestamp = r.timestamp ?? now;
-    if (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > MAX_TIMESTAMP) {
+    const key = r.key;
+    const value = r.value;
+    if (key != null && !(key instanceof Uint8Array)) throw invalid(`${where(i, topic)}: key must be bytes or null`);
+    if (value != null && !(value instanceof Uint8Array)) throw invalid(`${where(i, topic)}: value must be bytes or null`);
+    const timestamp = r.timestamp;
+    if (timestamp != null && (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > MAX_TIMESTAMP)) {
       throw invalid(`${where(i, topic)}: timestamp must be a non-negative integer of ms, got ${String(r.timestamp)}`);
     }
     const headers = r.headers;
@@ -488,7 +489,6 @@ export class StreamStore {
         }
       }
     }
-    return { key, value, headers: headers !== undefined && headers.length > 0 ? headers : undefined, timestamp };
   }
 
   /**
