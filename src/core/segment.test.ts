@@ -313,6 +313,19 @@ describe('batch API', () => {
     expectCode(() => encodeBatch([{ value: null }], { baseOffset: 0, codec: 'none', timestamp: 0.5 }), ErrorCode.INVALID_ARGUMENT);
   });
 
+  it('output: the batch is copied into the array the caller hands out', () => {
+    const records = makeRecords(50);
+    const pool = new Uint8Array(1 << 16).fill(0xee);
+    let asked = -1;
+    const out = encodeBatch(records, { baseOffset: 3, codec: 'lz4', output: (n) => pool.subarray(100, 100 + (asked = n)) });
+    expect(out.buffer).toBe(pool.buffer);
+    expect(out.length).toBe(asked);
+    expect(out).toEqual(encodeBatch(records, { baseOffset: 3, codec: 'lz4' }));
+    expect(pool[99]).toBe(0xee);
+    expect(pool[100 + asked]).toBe(0xee);
+    expectCode(() => encodeBatch(records, { baseOffset: 3, codec: 'lz4', output: (n) => new Uint8Array(n + 1) }), ErrorCode.INVALID_ARGUMENT);
+  });
+
   it('rejects bad input with INVALID_ARGUMENT', () => {
     const ok = { baseOffset: 0, codec: 'none' as const };
     expectCode(() => encodeBatch([], ok), ErrorCode.INVALID_ARGUMENT);

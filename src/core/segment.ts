@@ -43,6 +43,11 @@ export interface EncodeBatchOptions {
   baseSequence?: number;
   /** Timestamp (ms since the epoch) of the records that have none. */
   timestamp?: number;
+  /**
+   * Where the batch is copied out to: returns an array of exactly `length` bytes that the caller
+   * owns (e.g. a recycled buffer), without calling the codec. Default: a fresh array.
+   */
+  output?: (length: number) => Uint8Array;
 }
 
 /** The fixed batch header, read without touching the records (docs/format.md, "Record batch"). */
@@ -157,7 +162,13 @@ function crcOf(bytes: Uint8Array, start: number, end: number): number {
 export function encodeBatch(records: readonly EncodableRecord[], options: EncodeBatchOptions): Uint8Array {
   const w = wasm();
   try {
-    return encodeBatchView(w, records, options).slice();
+    const view = encodeBatchView(w, records, options);
+    const output = options.output;
+    if (output === undefined) return view.slice();
+    const out = output(view.length);
+    if (!(out instanceof Uint8Array) || out.length !== view.length) invalid(`output must return a Uint8Array of ${view.length} bytes`);
+    out.set(view);
+    return out;
   } finally {
     releaseLarge(w);
   }
