@@ -57,6 +57,8 @@ interface TailBatch {
   maxTimestamp: number;
   /** Encoded by this process and held since, so sealing need not re-check its CRC; false once read back from storage. */
   encodedHere: boolean;
+  /** `bytes` may go back to the buffer pool once sealed (see `recycle`). */
+  recyclable: boolean;
 }
 
 type PutOp = Extract<BatchOp, { type: 'put' }>;
@@ -125,6 +127,48 @@ function keyOffset(key: Uint8Array): number {
 
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
+
+/** Encoded batches below this size are plain arrays: pooling them would waste most of a class. */
+const POOL_MIN = 16 * 1024;
+/** Spare bytes the pool keeps across all partitions. */
+const POOL_RETAIN = 32 * 1024 * 1024;
+/**
+ * Buffers of sealed tail batches, by capacity, reused to encode new batches: a fresh array per
+ * produced batch cost an allocation, its zeroing and page faults, and the off-heap churn set off
+ * full GCs (~10% of produce CPU for 100 B records).
+ */
+const spareBuffers = new Map<number, ArrayBuffer[]>();
+let spareBytes = 0;
+
+/** Capacity for `length` bytes: rounded up to an eighth of its octave, so at most 1/8 is unused. */
+function capacityFor(length: number): number {
+  const step = 2 ** Math.max(0, 28 - Math.clz32(length));
+  return Math.ceil(length / step) * step;
+}
+
+function takeBuffer(length: number): Uint8Array {
+  if (length < POOL_MIN) return new Uint8Array(length);
+  const capacity = capacityFor(length);
+  const spare = spareBuffers.get(capacity)?.pop();
+  if (spare === undefined) return new Uint8Array(new ArrayBuffer(capacity), 0, length);
+  spareBytes -= capacity;
+  return new Uint8Array(spare, 0, length);
+}
+
+/**
+ * Gives the buffer of a sealed batch back to the pool. Only for batches that nothing can still
+ * read: LZ4-compressed (a decode copies the records out, so no consumer holds a view of these
+ * bytes), committed through `putOwned` (the adapter lets go once the write is durable), and
+ * written into a segment blob (`putParts` lets go once written) and dropped from the tail.
+ */
+function recycle(bytes: Uint8Array): void {
+  const capacity = bytes.buffer.byteLength;
+  if (spareBytes + capacity > POOL_RETAIN || capacity !== capacityFor(bytes.length)) return;
+  let list = spareBuffers.get(capacity);
+  if (list === undefined) spareBuffers.set(capacity, (list = []));
+  list.push(bytes.buffer as ArrayBuffer);
+  spareBytes += capacity;
+}
 
 function blobName(base: number): string {
   return `seg/${String(base).padStart(20, '0')}`;
@@ -267,7 +311,7 @@ export class PartitionLog {
         throw this.corrupt(`tail batch at key offset ${keyOffset(entry.key)} holds offset ${base}, expected ${expected ?? keyOffset(entry.key)}`);
       }
       expected = header.nextOffset;
-      this.tail.push({ base, end: header.nextOffset, bytes: entry.value, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp, encodedHere: false });
+      this.tail.push({ base, end: header.nextOffset, bytes: entry.value, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp, encodedHere: false, recyclable: false });
       this.tailBytes += entry.value.length;
     }
     return expected;
@@ -333,6 +377,8 @@ export class PartitionLog {
     const batches: TailBatch[] = [];
     let bytes = 0;
     let start = 0;
+    // Only batches an adapter takes over (putOwned) can be recycled: `batch` may keep the bytes.
+    const output = this.unit.kv.putOwned !== undefined ? takeBuffer : undefined;
     while (start < records.length) {
       let end = start;
       if (start === 0 && rawBytes !== undefined && rawBytes <= MAX_BATCH_RAW_BYTES) {
@@ -346,10 +392,11 @@ export class PartitionLog {
       }
       const chunk = start === 0 && end === records.length ? records : records.slice(start, end);
       const baseOffset = base + start;
-      const encoded = encodeBatch(chunk, { baseOffset, codec: this.config.codec, timestamp });
+      const encoded = encodeBatch(chunk, { baseOffset, codec: this.config.codec, timestamp, output });
       const header = readBatchHeader(encoded);
       ops.push({ type: 'put', key: offsetKey(TAIL_PREFIX, baseOffset), value: encoded });
-      batches.push({ base: baseOffset, end: base + end, bytes: encoded, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp, encodedHere: true });
+      const recyclable = output !== undefined && header.codec === 'lz4';
+      batches.push({ base: baseOffset, end: base + end, bytes: encoded, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp, encodedHere: true, recyclable });
       bytes += encoded.length;
       start = end;
     }
@@ -745,6 +792,7 @@ export class PartitionLog {
     for (const b of batches) ops.push({ type: 'delete', key: offsetKey(TAIL_PREFIX, b.base) });
     await this.unit.kv.batch(ops);
     this.tail.splice(0, batches.length);
+    for (const b of batches) if (b.recyclable) recycle(b.bytes);
     this.tailBytes -= oldBytes;
     this.segments.push(info);
     this.segmentBytesTotal += info.bytes;
