@@ -395,7 +395,7 @@ export class PartitionLog {
       const encoded = encodeBatch(chunk, { baseOffset, codec: this.config.codec, timestamp, output });
       const header = readBatchHeader(encoded);
       ops.push({ type: 'put', key: offsetKey(TAIL_PREFIX, baseOffset), value: encoded });
-      const recyclable = output !== undefined && header.codec === 'lz4';
+      const recyclable = output !== undefined && header.codec === 'lz4' && encoded.length >= POOL_MIN;
       batches.push({ base: baseOffset, end: base + end, bytes: encoded, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp, encodedHere: true, recyclable });
       bytes += encoded.length;
       start = end;

@@ -64,6 +64,43 @@ describe('streams on the Node disk adapter', () => {
     await b.storage.close();
   });
 
+  it('keeps every record intact while the buffers of sealed batches are reused for new ones', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
+    dirs.push(dir);
+    const a = await open(dir);
+    await a.streams.createTopic('t', { segment_bytes: 64 * 1024 });
+    // ~100 B JSON-ish values, distinct per record: each batch compresses to well over the pool's 16 KB floor.
+    const hash = (n: number, k: number) => (Math.imul(n + k, 2654435761) >>> 0).toString(36);
+    const value = (n: number) => `{"n":${n},"a":"${hash(n, 1)}${hash(n, 2)}","b":"${hash(n, 3)}${hash(n, 4)}","note":"${'abcdefghij'.slice(n % 7)}"}`.padEnd(100, '.');
+    let n = 0;
+    const batch = () => Array.from({ length: 800 }, () => ({ value: enc.encode(value(n++)) }));
+    let read = 0;
+    for (let round = 0; round < 12; round++) {
+      // produce and read the tail back while older batches are sealed (and their buffers reused)
+      const sealing = a.streams.maintain('t');
+      await Promise.resolve();
+      for (let k = 0; k < 3; k++) await Promise.all([a.streams.produce('t', batch()), a.streams.produce('t', batch())]);
+      await sealing;
+      const res = await a.streams.consume('t', 0, read, { max_records: 2000 });
+      res.records.forEach((r, i) => expect(dec.decode(r.value!)).toBe(value(read + i)));
+      read = res.next_offset;
+    }
+    expect(a.streams.describeTopic('t').partition_info[0]!.segments).toBeGreaterThan(5);
+    await a.streams.close();
+    await a.storage.close();
+
+    const b = await open(dir);
+    let offset = 0;
+    while (offset < n) {
+      const res = await b.streams.consume('t', 0, offset, { max_records: 1000 });
+      res.records.forEach((r, i) => expect(dec.decode(r.value!)).toBe(value(offset + i)));
+      offset = res.next_offset;
+    }
+    expect(offset).toBe(n);
+    await b.streams.close();
+    await b.storage.close();
+  });
+
   it('deletes an orphan segment blob left by a roll that never recorded it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
     dirs.push(dir);
