@@ -444,7 +444,9 @@ export class KvStore {
       expiresAt = this.clock.now() + ttl * 1000;
     }
 
-    const contentType = options.contentType ?? DEFAULT_CONTENT_TYPE;
+    // contentTypeBytes left an equal string in lastTypeString: the key cache keeps that one, so
+    // puts with the same type share one string instead of each slot holding its request's copy.
+    const contentType = options.contentType === undefined ? DEFAULT_CONTENT_TYPE : lastTypeString;
     if (HEADER_BYTES + type.length + value.length <= MAX_ENTRY_BYTES) {
       const rec = allocRecord(type, value.length);
       rec.set(value, HEADER_BYTES + type.length);
