@@ -134,8 +134,8 @@ const POOL_MIN = 16 * 1024;
 const POOL_RETAIN = 16 * 1024 * 1024;
 /**
  * Buffers of sealed tail batches, by capacity, reused to encode new batches: a fresh array per
- * produced batch cost an allocation, its zeroing and page faults, and the off-heap churn set off
- * full GCs (~10% of produce CPU for 100 B records).
+ * produced batch cost an allocation, its zeroing and page faults, and off-heap churn that sets
+ * off full GCs.
  */
 const spareBuffers = new Map<number, ArrayBuffer[]>();
 let spareBytes = 0;
