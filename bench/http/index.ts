@@ -131,6 +131,19 @@ function rssOf(pid: number): number {
 }
 
 /**
+ * Proportional set size in bytes (Linux /proc smaps_rollup), split into anonymous (JS heap,
+ * ArrayBuffers, malloc) and file-backed (lmdb's map of kv.mdb, code): lmdb keeps its earlier,
+ * smaller maps of kv.mdb when it grows the map, so RSS counts a page of kv.mdb once per map that
+ * touched it; PSS counts it once. The file-backed part follows the data stored, and the kernel
+ * reclaims it under pressure.
+ */
+function pssOf(pid: number): { anon: number; file: number } {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(rollup)?.[1] ?? 0) * 1024;
+  return { anon: kb('Pss_Anon'), file: kb('Pss_File') };
+}
+
+/**
  * Asks the server (started with --heapsnapshot-signal=SIGUSR2) for a heap snapshot and waits for
  * the file: V8 collects garbage before writing one, so the heap read right after it is the live
  * heap, not whatever the last GC happened to leave.
@@ -144,14 +157,18 @@ async function heapSnapshot(pid: number, dir: string, base: string, label: strin
   while (snapshots().length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
   const heap = await heapUsed(base);
   const external = await heapUsed(base, 'nodejs_external_memory_bytes');
+  // What V8 has committed for its heap (used + free pages it keeps): part of anonymous RSS.
+  const committed = await heapUsed(base, 'nodejs_heap_size_total_bytes');
   const file = snapshots().sort().at(-1);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) / 1024;
+  const pss = pssOf(pid);
   const mb = (n: number | undefined) => (n === undefined ? '?' : (n / 2 ** 20).toFixed(1));
   console.log(
     `    heap snapshot (${label}): ${file === undefined ? 'none written' : join(dir, file)}\n` +
-      `      after GC: JS heap used ${mb(heap)} MiB, external (ArrayBuffers, WASM memories) ${mb(external)} MiB; ` +
-      `RSS ${kb('VmRSS').toFixed(0)} MiB = anonymous ${kb('RssAnon').toFixed(0)} + file-backed (lmdb map, code) ${kb('RssFile').toFixed(0)} + shared ${kb('RssShmem').toFixed(0)}`,
+      `      after GC: JS heap used ${mb(heap)} MiB (committed ${mb(committed)}), external (ArrayBuffers, WASM memories) ${mb(external)} MiB; ` +
+      `RSS ${kb('VmRSS').toFixed(0)} MiB = anonymous ${kb('RssAnon').toFixed(0)} + file-backed (lmdb map, code) ${kb('RssFile').toFixed(0)} + shared ${kb('RssShmem').toFixed(0)}; ` +
+      `PSS anonymous ${mb(pss.anon)} + file-backed ${mb(pss.file)} MiB`,
   );
   return heap;
 }
@@ -345,6 +362,8 @@ interface MixedOutcome {
   row: Row;
   fiveXX: number;
   rss: { idle: number; warm: number; end: number; settled: number; peak: number };
+  /** PSS split before the load and 2 s after it. */
+  pss: { idle: { anon: number; file: number }; settled: { anon: number; file: number } };
   /** The server's V8 heap in use (from /metrics), undefined when it exports none. */
   heap: { before?: number; after?: number };
   lostKv: number;
@@ -412,6 +431,7 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   ];
 
   const idle = rssOf(serverPid);
+  const idlePss = pssOf(serverPid);
   const heapBefore = await heapUsed(api.base);
   const samples: number[] = [];
   const sampler = setInterval(() => samples.push(rssOf(serverPid)), 1000);
@@ -430,6 +450,7 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   const end = rssOf(serverPid);
   await new Promise((res) => setTimeout(res, 2000));
   const settled = rssOf(serverPid);
+  const settledPss = pssOf(serverPid);
   const heapAfter = await heapUsed(api.base);
   for (const [kind, list] of latencies) {
     list.sort((a, b) => a - b);
@@ -496,6 +517,7 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
     row,
     fiveXX,
     rss: { idle, warm, end, settled, peak: Math.max(idle, ...samples, end) },
+    pss: { idle: idlePss, settled: settledPss },
     heap: { before: heapBefore, after: heapAfter },
     lostKv,
     checkedKv: acked.length,
@@ -663,6 +685,7 @@ function printTable(mixed: MixedOutcome | undefined): void {
       '',
       '',
       `${mib(mixed.rss.idle)} → ${mib(mixed.rss.warm)} → ${mib(mixed.rss.end)} → ${mib(mixed.rss.settled)} (${mib(mixed.rss.peak)}); ${(grow * 100).toFixed(0)}% after warm-up` +
+        `; PSS idle → +2 s: anonymous ${mib(mixed.pss.idle.anon)} → ${mib(mixed.pss.settled.anon)}, file-backed (lmdb map) ${mib(mixed.pss.idle.file)} → ${mib(mixed.pss.settled.file)}` +
         (mixed.heap.before !== undefined && mixed.heap.after !== undefined ? `; JS heap used ${mib(mixed.heap.before)} → ${mib(mixed.heap.after)}` : ''),
     ]);
     table.push([
