@@ -516,6 +516,22 @@ describe('KvStore key cache', () => {
     expect(ctx.usage.get('t1', 'bytes_stored')).toBe(2);
   });
 
+  it('stays within its bound however many distinct keys are written and read', async () => {
+    // The cache is private; its size is the one figure this test is about.
+    const cached = (kv: KvStore) => (kv as unknown as { slots: Map<string, unknown> }).slots.size;
+    for (const asyncGet of [false, true]) {
+      const kv = await KvStore.open(slowContext(asyncGet), 't1', { cachedKeys: 20 });
+      for (let round = 0; round < 8; round++) {
+        // 40 new keys per round with their writes in flight together, then rewrites of older ones (read from storage first).
+        await Promise.all(Array.from({ length: 40 }, (_, i) => kv.put(`k${round * 40 + i}`, bytes('v'), { contentType: `text/x-${round}` })));
+        await Promise.all(Array.from({ length: 10 }, (_, i) => kv.put(`k${(round * 37 + i * 13) % (round * 40 + 40)}`, bytes('w'))));
+        expect(cached(kv)).toBeLessThanOrEqual(20);
+      }
+      expect(dec.decode((await kv.get('k0'))!.value)).toMatch(/^[vw]$/);
+      await kv.close();
+    }
+  });
+
   it('refuses a cache size that is not a non-negative integer', async () => {
     await rejects(() => KvStore.open(createTestContext(), 't1', { cachedKeys: -1 }), ErrorCode.INVALID_ARGUMENT, /cachedKeys/);
     await rejects(() => KvStore.open(createTestContext(), 't1', { cachedKeys: 1.5 }), ErrorCode.INVALID_ARGUMENT, /cachedKeys/);

@@ -60,7 +60,7 @@ export interface KvStoreOptions {
   /**
    * How many keys' metadata (version, size, expiry, content type) to keep in memory, so that a
    * put of a recently written key needs no storage read before its write (default 65,536, about
-   * 150 bytes each plus the key; 0 keeps only keys whose writes are in flight).
+   * 170 bytes each plus the key; 0 keeps only keys whose writes are in flight).
    */
   cachedKeys?: number;
 }
