@@ -7,7 +7,7 @@
 // Decoding also accepts skippable frames (0x184D2A50..5F), legacy frames (0x184C2102) and any
 // number of concatenated frames, as the CLI does.
 import { compressBlockExt, decompressBlockExt, lz4_reset_table, LZ4_ERR_DST_TOO_SMALL } from './lz4';
-import { xxh32 } from './xxhash32';
+import { xxh32, xxh32Digest, xxh32Init, xxh32Stripes } from './xxhash32';
 
 const MAGIC: u32 = 0x184d2204;
 const MAGIC_SKIPPABLE: u32 = 0x184d2a50;
@@ -84,6 +84,9 @@ export function lz4f_compress(src: usize, srcLen: i32, dst: usize, dstCap: i32, 
   const blockMax = blockMaxOf(blockSizeId);
   const iend = src + <usize>srcLen;
   let ip = src;
+  // The content checksum runs block by block, over input the compressor just read.
+  let hashed: usize = 0;
+  if (contentChecksum) xxh32Init(0);
   if (!independent) lz4_reset_table();
   while (ip < iend) {
     const len = min(blockMax, iend - ip);
@@ -109,12 +112,13 @@ export function lz4f_compress(src: usize, srcLen: i32, dst: usize, dstCap: i32, 
     if (blockChecksum) store<u32>(op + 4 + stored, xxh32(op + 4, stored, 0));
     op += 4 + stored + trailer;
     ip += len;
+    if (contentChecksum) hashed += xxh32Stripes(src + hashed, ip - src - hashed);
   }
   if (oend - op < 4 + (contentChecksum ? 4 : 0)) return LZ4F_ERR_DST_TOO_SMALL;
   store<u32>(op, 0);
   op += 4;
   if (contentChecksum) {
-    store<u32>(op, xxh32(src, <usize>srcLen, 0));
+    store<u32>(op, xxh32Digest(src + hashed, <usize>srcLen));
     op += 4;
   }
   return <i32>(op - dst);
@@ -130,6 +134,8 @@ let frameFlags: u32 = 0;
 let frameBlockMax: usize = 0;
 let frameOutStart: usize = 0;
 let frameContentSize: i64 = -1;
+/** Bytes of the current frame's output already in the streaming content checksum. */
+let frameHashed: usize = 0;
 let blockIndex: i32 = 0;
 let errorAt: usize = 0;
 
@@ -218,6 +224,8 @@ export function lz4f_decompress(src: usize, srcLen: i32, dst: usize, dstCap: i32
       frameKind = 1;
       frameOutStart = outPos;
       blockIndex = 0;
+      frameHashed = 0;
+      if (frameFlags & 0x04) xxh32Init(0);
       inPos += <usize>h;
       continue;
     }
@@ -242,7 +250,7 @@ export function lz4f_decompress(src: usize, srcLen: i32, dst: usize, dstCap: i32
       let end = inPos + 4;
       if (frameFlags & 0x04) {
         if (n - end < 4) return fail(LZ4F_ERR_TRUNCATED, inPos);
-        if (load<u32>(src + end) != xxh32(dst + frameOutStart, produced, 0)) return fail(LZ4F_ERR_CONTENT_CHECKSUM, end);
+        if (load<u32>(src + end) != xxh32Digest(dst + frameOutStart + frameHashed, produced)) return fail(LZ4F_ERR_CONTENT_CHECKSUM, end);
         end += 4;
       }
       if (frameContentSize >= 0 && <u64>frameContentSize != <u64>produced) return fail(LZ4F_ERR_CONTENT_SIZE, inPos);
@@ -274,6 +282,12 @@ export function lz4f_decompress(src: usize, srcLen: i32, dst: usize, dstCap: i32
       }
       if (r < 0) return fail(LZ4F_ERR_CORRUPT, inPos);
       outPos += <usize>r;
+    }
+    // The content checksum takes the block's output while it is still in cache; a tail of
+    // under 16 bytes waits in dst for the next block or the digest.
+    if (frameFlags & 0x04) {
+      const hashFrom = frameOutStart + frameHashed;
+      frameHashed += xxh32Stripes(dst + hashFrom, outPos - hashFrom);
     }
     inPos += 4 + len + trailer;
     blockIndex++;

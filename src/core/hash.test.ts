@@ -86,6 +86,23 @@ describe('xxh32', () => {
     expect(xxh32(buf, PRIME32)).toBe(0x498ec8e2);
   });
 
+  it('agrees with a plain-JS XXH32 at every length from 0 to 300, at several alignments and seeds', () => {
+    const data = randomBytes(310, 46);
+    for (const seed of [0, 1, 0x9e3779b1]) {
+      for (let start = 0; start < 5; start++) {
+        for (let len = 0; len + start <= 305; len++) {
+          const part = data.subarray(start, start + len);
+          expect(xxh32(part, seed)).toBe(xxh32Js(part, seed));
+        }
+      }
+    }
+  });
+
+  it('hashes inputs larger than one copy chunk as one input', () => {
+    const data = randomBytes(1_500_003, 47);
+    expect(xxh32(data, 5)).toBe(xxh32Js(data, 5));
+  });
+
   it('rejects a seed that is not a u32', () => {
     expect(() => xxh32(new Uint8Array(1), 2 ** 32)).toThrow(/xxh32: seed must be an integer/);
   });
@@ -109,3 +126,27 @@ describe('crc32c over large inputs', () => {
     }
   });
 });
+
+/** XXH32 straight from the specification, to check the WASM one against. */
+function xxh32Js(b: Uint8Array, seed: number): number {
+  const P1 = 2654435761, P2 = 2246822519, P3 = 3266489917, P4 = 668265263, P5 = 374761393;
+  const rotl = (x: number, r: number) => ((x << r) | (x >>> (32 - r))) >>> 0;
+  const u32 = (i: number) => (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
+  let i = 0;
+  let h: number;
+  if (b.length >= 16) {
+    const v = [(seed + P1 + P2) >>> 0, (seed + P2) >>> 0, seed >>> 0, (seed - P1) >>> 0];
+    for (; i + 16 <= b.length; i += 16) {
+      for (let k = 0; k < 4; k++) v[k] = Math.imul(rotl((v[k]! + Math.imul(u32(i + 4 * k), P2)) >>> 0, 13), P1) >>> 0;
+    }
+    h = (rotl(v[0]!, 1) + rotl(v[1]!, 7) + rotl(v[2]!, 12) + rotl(v[3]!, 18)) >>> 0;
+  } else {
+    h = (seed + P5) >>> 0;
+  }
+  h = (h + b.length) >>> 0;
+  for (; i + 4 <= b.length; i += 4) h = Math.imul(rotl((h + Math.imul(u32(i), P3)) >>> 0, 17), P4) >>> 0;
+  for (; i < b.length; i++) h = Math.imul(rotl((h + Math.imul(b[i]!, P5)) >>> 0, 11), P1) >>> 0;
+  h = Math.imul(h ^ (h >>> 15), P2) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), P3) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}

@@ -318,6 +318,27 @@ describe('lz4 frame: hostile and limited input', () => {
     expectError(() => lz4.decompressFrame(badHeader), ErrorCode.CHECKSUM_MISMATCH, /header checksum/);
   });
 
+  it('checks the content checksum across blocks whose sizes are not multiples of 16, through output growth', () => {
+    // 256 KB blocks (BD 0x50), independent, content checksum; raw and compressed blocks of odd
+    // sizes, 500 KB of output from a few KB of input, so decoding resumes after growing.
+    const parts = [randomBytes(7, 1), new Uint8Array(250_000), randomBytes(33, 2), new TextEncoder().encode('abcdefghij'.repeat(25_001)).subarray(0, 250_001), randomBytes(1, 4), new Uint8Array(17)];
+    const blocks: number[] = [];
+    for (const [i, part] of parts.entries()) {
+      const packed = i % 2 === 1 ? lz4.compressBlock(part) : part;
+      const word = packed.length | (packed === part ? 0x80000000 : 0);
+      blocks.push(word & 0xff, (word >>> 8) & 0xff, (word >>> 16) & 0xff, word >>> 24, ...packed);
+    }
+    const content = concat(...parts);
+    const sum = xxh32Js(content);
+    const frame = withHeader(0x64, 0x50, [], [...blocks, 0, 0, 0, 0, sum & 0xff, (sum >>> 8) & 0xff, (sum >>> 16) & 0xff, sum >>> 24]);
+    expect(frame.length * 4).toBeLessThan(content.length / 2);
+    expectBytes(lz4.decompressFrame(frame), content);
+    expectBytes(lz4.decompressFrame(concat(frame, frame)), concat(content, content));
+    const bad = frame.slice();
+    bad[bad.length - 2]! ^= 1;
+    expectError(() => lz4.decompressFrame(bad), ErrorCode.CHECKSUM_MISMATCH, /content checksum/);
+  });
+
   it('rejects what is not a frame, and unsupported versions, reserved bits and dictionaries', () => {
     expectError(() => lz4.decompressFrame(new TextEncoder().encode('hello world')), ErrorCode.UNSUPPORTED_FORMAT, /magic/);
     expectError(() => lz4.decompressFrame(new Uint8Array(0)), ErrorCode.CORRUPT_DATA, /ends inside/);
