@@ -1,15 +1,19 @@
 /**
  * Checksums from the WASM core: xxHash32 (the LZ4 frame's checksum) and CRC32C (Castagnoli,
- * the segment format's checksum). Whole buffers cross the boundary in one copy.
+ * the segment format's checksum). Inputs cross the boundary in one copy, in cache-sized chunks.
  */
 import { codecs, type QuartzExports } from './loader.js';
 import { ErrorCode, QuartzError } from './errors.js';
-import { scratchIn, releaseLarge } from './codec-scratch.js';
+import { scratchIn } from './codec-scratch.js';
 
-const CRC_CHUNK = 256 << 10;
+/** Copy-in chunk: small enough to stay in cache until the hash reads it (a multiple of 16). */
+const CHUNK = 256 << 10;
 
 interface HashExports extends QuartzExports {
   xxh32(ptr: number, len: number, seed: number): number;
+  xxh32_init(seed: number): void;
+  xxh32_stripes(ptr: number, len: number): number;
+  xxh32_digest(tail: number, total: number): number;
   crc32c(crc: number, ptr: number, len: number): number;
 }
 
@@ -33,10 +37,18 @@ export function xxh32(bytes: Uint8Array, seed = 0): number {
   checkBytes('xxh32', bytes);
   checkU32('xxh32', 'seed', seed);
   const wasm = codecs<HashExports>();
-  const ptr = scratchIn(wasm, 0, bytes);
-  const h = wasm.xxh32(ptr, bytes.length, seed) >>> 0;
-  releaseLarge(wasm);
-  return h;
+  if (bytes.length <= CHUNK) return wasm.xxh32(scratchIn(wasm, 0, bytes), bytes.length, seed) >>> 0;
+  // Larger inputs stream through one cache-sized region: whole chunks are whole stripes, and
+  // the last chunk's tail of under 16 bytes is still in the region for the digest.
+  wasm.xxh32_init(seed);
+  let ptr = 0;
+  let taken = 0;
+  for (let pos = 0; pos < bytes.length; pos += CHUNK) {
+    const part = bytes.subarray(pos, pos + CHUNK);
+    ptr = scratchIn(wasm, 0, part);
+    taken = wasm.xxh32_stripes(ptr, part.length);
+  }
+  return wasm.xxh32_digest(ptr + taken, bytes.length) >>> 0;
 }
 
 /**
@@ -53,8 +65,8 @@ export function crc32c(bytes: Uint8Array, crc = 0): number {
   // Chunks small enough to stay in cache between the copy in and the CRC, and a scratch
   // region that never grows with the input.
   let c = crc;
-  for (let pos = 0; pos < bytes.length; pos += CRC_CHUNK) {
-    const part = bytes.subarray(pos, pos + CRC_CHUNK);
+  for (let pos = 0; pos < bytes.length; pos += CHUNK) {
+    const part = bytes.subarray(pos, pos + CHUNK);
     const ptr = scratchIn(wasm, 0, part);
     c = wasm.crc32c(c, ptr, part.length) >>> 0;
   }
