@@ -294,17 +294,23 @@ export function lz4f_decompress(src: usize, srcLen: i32, dst: usize, dstCap: i32
   }
 }
 
+let boundExact: bool = false;
+
 /**
- * Total content size declared by the frames in the input, so a caller can size its output
- * before decoding: -1 when some frame does not declare it (or the input does not parse),
- * LZ4F_ERR_CONTENT_SIZE (as a number) when a declared size is more than the frame's blocks
- * could ever hold.
+ * An upper bound of the decoded size of the frames in the input, so a caller can size its
+ * output once: a frame's declared content size, or for a frame without one the most its blocks
+ * can hold (raw blocks their size, compressed ones the block max, which only the last block of
+ * a frame written as the format intends falls short of). -1 when the input has a legacy frame
+ * or does not parse; LZ4F_ERR_CONTENT_SIZE (as a number) when a declared size is more than the
+ * frame's blocks could ever hold. lz4f_bound_exact tells whether every frame declared its size.
  */
-export function lz4f_content_size(src: usize, srcLen: i32): f64 {
+export function lz4f_output_bound(src: usize, srcLen: i32): f64 {
+  boundExact = false;
   if (srcLen <= 0) return -1;
   const n = <usize>srcLen;
   let pos: usize = 0;
   let total: f64 = 0;
+  let exact = true;
   while (pos < n) {
     if (n - pos < 8) return -1;
     const p = src + pos;
@@ -317,9 +323,8 @@ export function lz4f_content_size(src: usize, srcLen: i32): f64 {
     }
     if (magic != MAGIC) return -1;
     const h = readHeader(p, n - pos);
-    if (h < 0 || frameContentSize < 0) return -1;
+    if (h < 0) return -1;
     pos += <usize>h;
-    // The most the blocks can hold: raw blocks their size, compressed ones the block max.
     let most: f64 = 0;
     while (true) {
       if (n - pos < 4) return -1;
@@ -334,9 +339,20 @@ export function lz4f_content_size(src: usize, srcLen: i32): f64 {
       if (n - pos - 4 < skip) return -1;
       pos += 4 + skip;
     }
-    const declared = <f64>(<u64>frameContentSize);
-    if (declared > most) return <f64>LZ4F_ERR_CONTENT_SIZE;
-    total += declared;
+    if (frameContentSize >= 0) {
+      const declared = <f64>(<u64>frameContentSize);
+      if (declared > most) return <f64>LZ4F_ERR_CONTENT_SIZE;
+      total += declared;
+    } else {
+      exact = false;
+      total += most;
+    }
   }
+  boundExact = exact;
   return total;
+}
+
+/** 1 when the last lz4f_output_bound was the frames' declared content size, else 0. */
+export function lz4f_bound_exact(): i32 {
+  return boundExact ? 1 : 0;
 }

@@ -355,7 +355,19 @@ describe('lz4 frame: hostile and limited input', () => {
     }
   });
 
-  it('stops at maxOutputBytes when the size is unknown, growing by doubling below it', () => {
+  it('grows the output by doubling for legacy frames (no size before decoding), a content checksum spanning the growth', () => {
+    const zeros = new Uint8Array(1 * MiB);
+    const block = lz4.compressBlock(zeros);
+    const size = [block.length & 0xff, (block.length >>> 8) & 0xff, (block.length >>> 16) & 0xff, block.length >>> 24];
+    const legacy = new Uint8Array([0x02, 0x21, 0x4c, 0x18, ...size, ...block]);
+    const logs = jsonLogs(700_000, 11);
+    const input = concat(legacy, lz4.compressFrame(zeros), lz4.compressFrame(logs, { blockSize: '256K' }));
+    expect(input.length * 4).toBeLessThan((2 * MiB + logs.length) / 2);
+    expectBytes(lz4.decompressFrame(input), concat(zeros, zeros, logs));
+    expectError(() => lz4.decompressFrame(input, { maxOutputBytes: 2 * MiB + 699_999 }), ErrorCode.TOO_LARGE, /maxOutputBytes/);
+  });
+
+  it('stops at maxOutputBytes when the size is unknown', () => {
     const frame = lz4.compressFrame(new Uint8Array(3 * MiB));
     expectBytes(lz4.decompressFrame(frame, { maxOutputBytes: 3 * MiB }), new Uint8Array(3 * MiB));
     expectError(() => lz4.decompressFrame(frame, { maxOutputBytes: 3 * MiB - 1 }), ErrorCode.TOO_LARGE, /maxOutputBytes/);

@@ -15,7 +15,8 @@ interface Lz4Exports extends QuartzExports {
   lz4f_compress_bound(srcLen: number, blockSizeId: number, flags: number): number;
   lz4f_compress(src: number, srcLen: number, dst: number, dstCap: number, blockSizeId: number, flags: number, acceleration: number): number;
   lz4f_decompress(src: number, srcLen: number, dst: number, dstCap: number, resume: number): number;
-  lz4f_content_size(src: number, srcLen: number): number;
+  lz4f_output_bound(src: number, srcLen: number): number;
+  lz4f_bound_exact(): number;
   lz4f_error_block(): number;
   lz4f_error_offset(): number;
 }
@@ -247,8 +248,9 @@ function frameError(wasm: Lz4Exports, code: number, limit: number): QuartzError 
 
 /**
  * Decodes LZ4 frames (also concatenated, skippable and legacy frames, as `lz4 -d` does).
- * When the frames declare their content size the output is sized exactly; otherwise it grows
- * by doubling up to `maxOutputBytes`.
+ * The output is sized once: exactly when the frames declare their content size, else from
+ * their block table (within one block max of the decoded size); legacy frames grow it by
+ * doubling. Never more than `maxOutputBytes`.
  * @example
  * const bytes = lz4.decompressFrame(frame, { maxOutputBytes: 64 << 20 });
  */
@@ -257,17 +259,19 @@ function decompressFrame(src: Uint8Array, options: DecompressFrameOptions = {}):
   const limit = maxBytes('lz4 frame', 'maxOutputBytes', options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES);
   const wasm = codecs<Lz4Exports>();
   const srcPtr = scratchIn(wasm, 0, src);
-  const declared = wasm.lz4f_content_size(srcPtr, src.length);
-  if (declared === F_ERR_CONTENT_SIZE) {
+  const bound = wasm.lz4f_output_bound(srcPtr, src.length);
+  if (bound === F_ERR_CONTENT_SIZE) {
     releaseLarge(wasm);
     throw new QuartzError(ErrorCode.CORRUPT_DATA, 'lz4 frame: the header declares a content size larger than its blocks can hold');
   }
-  if (declared > limit) {
+  const exact = bound >= 0 && wasm.lz4f_bound_exact() === 1;
+  if (exact && bound > limit) {
     releaseLarge(wasm);
-    throw new QuartzError(ErrorCode.TOO_LARGE, `lz4 frame: content size ${declared} is larger than maxOutputBytes (${limit})`, { details: { contentSize: declared, maxOutputBytes: limit } });
+    throw new QuartzError(ErrorCode.TOO_LARGE, `lz4 frame: content size ${bound} is larger than maxOutputBytes (${limit})`, { details: { contentSize: bound, maxOutputBytes: limit } });
   }
-  const exact = declared >= 0;
-  let cap = exact ? declared : Math.min(limit, Math.max(1 << 16, src.length * 4));
+  // Sized once from the declared sizes or the block table; only legacy frames (no bound
+  // without decoding) start from a guess and grow.
+  let cap = Math.min(limit, bound >= 0 ? bound : Math.max(1 << 16, src.length * 4));
   let dstPtr = scratch(wasm, 1, cap);
   let n = wasm.lz4f_decompress(srcPtr, src.length, dstPtr, cap, 0);
   while (n === F_ERR_NEED_OUTPUT && !exact && cap < limit) {
@@ -282,7 +286,7 @@ function decompressFrame(src: Uint8Array, options: DecompressFrameOptions = {}):
   }
   if (n < 0) {
     const err = n === F_ERR_NEED_OUTPUT && exact
-      ? new QuartzError(ErrorCode.CORRUPT_DATA, `lz4 frame: decoded data is larger than the declared content size (${declared})`)
+      ? new QuartzError(ErrorCode.CORRUPT_DATA, `lz4 frame: decoded data is larger than the declared content size (${bound})`)
       : frameError(wasm, n, limit);
     releaseLarge(wasm);
     throw err;
