@@ -240,6 +240,24 @@ describe('consumeResultJson', () => {
     expect(answer(records)).toBe(reference(records));
   });
 
+  it('finds a byte that needs escaping at any position and alignment of a long value (the word-at-a-time check)', () => {
+    // Borderline bytes around every class the check tells apart: controls, '"', '\\', DEL, non-ASCII.
+    const probes = [0x00, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x2f, 0x5b, 0x5c, 0x5d, 0x7e, 0x7f, 0x80, 0xc3, 0xff];
+    const records: DecodedRecord[] = [];
+    for (let n = 15; n <= 27; n++) {
+      for (let at = 0; at < n; at++) {
+        for (const p of probes) {
+          const value = new Uint8Array(n).fill(0x61);
+          value[at] = p;
+          // Keys of 0-3 bytes shift where the value lands in the output, so every alignment is met.
+          const key = records.length % 5 === 4 ? null : utf8('kkk'.slice(0, records.length % 5));
+          records.push({ offset: records.length, timestamp: 1, key, value, headers: [] });
+        }
+      }
+    }
+    expect(answer(records)).toBe(reference(records));
+  });
+
   it('writes integers as String(n) does at every digit count and sign', () => {
     const edges = [0, 1, 9, 10, 99, 100, 12345678, 99999999, 1e8, 1e8 + 1, 123456789012, 1763800000123, 2 ** 51 - 1, 2 ** 53 - 1];
     const records = [...edges, ...edges.map((n) => -n)].map((n, i): DecodedRecord => ({ offset: Math.abs(n), timestamp: n, key: null, value: null, headers: [] }));
