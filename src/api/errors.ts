@@ -10,7 +10,7 @@ export interface ErrorBody {
   message: string;
 }
 
-const JSON_TYPE = 'application/json; charset=utf-8';
+export const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
  * The JSON error response for `code` and `message` (status from the error table).
@@ -24,19 +24,30 @@ export function errorResponse(err: QuartzError, headers?: Record<string, string>
 }
 
 /**
- * Maps anything thrown by a route to a response; unexpected errors are logged with the request id.
+ * The error a client is shown for anything thrown by a route; unexpected errors are logged with
+ * the request id.
+ *
+ * @example
+ * const shown = exposedError(err, logger, requestId); // then answer shown.status with its code and message
+ */
+export function exposedError(err: unknown, logger: LoggerPort, requestId: string | undefined): QuartzError {
+  if (isQuartzError(err)) {
+    if (err.status >= 500) logger.error({ request_id: requestId, code: err.code, err }, err.message);
+    // Internal failures keep their code but not their detail, which may name files or internals.
+    return err.status >= 500 && err.code !== ErrorCode.NOT_IMPLEMENTED && err.code !== ErrorCode.TIMEOUT && err.code !== ErrorCode.INSUFFICIENT_STORAGE
+      ? new QuartzError(err.code, 'the server failed to handle this request; the error is logged')
+      : err;
+  }
+  logger.error({ request_id: requestId, err }, 'unhandled error in a route');
+  return new QuartzError(ErrorCode.INTERNAL, 'the server failed to handle this request; the error is logged');
+}
+
+/**
+ * Maps anything thrown by a route to a response (see `exposedError`).
  *
  * @example
  * app.onError((err, c) => toErrorResponse(err, logger, c.get('requestId')));
  */
 export function toErrorResponse(err: unknown, logger: LoggerPort, requestId: string | undefined): Response {
-  if (isQuartzError(err)) {
-    if (err.status >= 500) logger.error({ request_id: requestId, code: err.code, err }, err.message);
-    // Internal failures keep their code but not their detail, which may name files or internals.
-    return err.status >= 500 && err.code !== ErrorCode.NOT_IMPLEMENTED && err.code !== ErrorCode.TIMEOUT && err.code !== ErrorCode.INSUFFICIENT_STORAGE
-      ? errorResponse(new QuartzError(err.code, 'the server failed to handle this request; the error is logged'))
-      : errorResponse(err);
-  }
-  logger.error({ request_id: requestId, err }, 'unhandled error in a route');
-  return errorResponse(new QuartzError(ErrorCode.INTERNAL, 'the server failed to handle this request; the error is logged'));
+  return errorResponse(exposedError(err, logger, requestId));
 }

@@ -12,8 +12,20 @@ import type { AppDeps, AppEnv } from '../context.js';
 import type { TakeResult } from '../rate-limit.js';
 import type { Guard } from './request.js';
 
+/**
+ * What tenant auth reads and sets: a hono Context, or the Node home's direct request state
+ * (see `RequestPipeline.direct`).
+ */
+export interface AuthContext {
+  req: { raw: { headers: Pick<Headers, 'get'> } };
+  set: Context<AppEnv>['set'];
+}
+
+/** Tenant auth as a guard; it runs on either kind of context. */
+export type AuthGuard = (c: AuthContext) => void | Promise<void>;
+
 /** The key a request presents, from either header. */
-export function presentedKey(headers: Headers): string | undefined {
+export function presentedKey(headers: Pick<Headers, 'get'>): string | undefined {
   const auth = headers.get('authorization');
   if (auth !== null) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
@@ -43,10 +55,10 @@ export function constantTimeEqual(a: string, b: string): boolean {
  * @example
  * router.add('get', '/v1/usage', doc, tenantAuth(deps), handler);
  */
-export function tenantAuth(deps: AppDeps): Guard {
+export function tenantAuth(deps: AppDeps): AuthGuard {
   const { engine, config, buckets, clock } = deps;
   const fallback = config.plans[config.default_plan]!;
-  const limited = (tenant: Tenant, rpm: number, rate: TakeResult, c: Context<AppEnv>): void => {
+  const limited = (tenant: Tenant, rpm: number, rate: TakeResult, c: AuthContext): void => {
     c.set('rate', rate);
     if (!rate.allowed) {
       throw new QuartzError(
@@ -56,7 +68,7 @@ export function tenantAuth(deps: AppDeps): Guard {
     }
     engine.context.usage.add(tenant.id, 'api_calls', 1);
   };
-  const admit = (c: Context<AppEnv>, tenant: Tenant | undefined): void | Promise<void> => {
+  const admit = (c: AuthContext, tenant: Tenant | undefined): void | Promise<void> => {
     if (tenant === undefined) throw unauthorized('unknown or revoked API key');
     c.set('tenant', tenant);
     // A tenant on a plan the config no longer lists gets the default plan's limits.
@@ -69,7 +81,7 @@ export function tenantAuth(deps: AppDeps): Guard {
     if (rate instanceof Promise) return rate.then((r) => limited(tenant, rpm, r, c));
     limited(tenant, rpm, rate, c);
   };
-  return (c) => {
+  return (c: AuthContext) => {
     const key = presentedKey(c.req.raw.headers);
     if (key === undefined) throw unauthorized(MISSING);
     const tenant = deps.principals.tenantFor(key);

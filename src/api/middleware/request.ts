@@ -11,8 +11,11 @@
  * answered within the event turn it arrived in.
  */
 import type { Context, Handler } from 'hono';
+import type { Tenant } from '../../engine/tenants/tenant-registry.js';
 import type { AppDeps, AppEnv } from '../context.js';
-import { toErrorResponse } from '../errors.js';
+import { JSON_TYPE, exposedError, toErrorResponse } from '../errors.js';
+import type { TakeResult } from '../rate-limit.js';
+import type { AuthContext, AuthGuard } from './auth.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Generated ids: one random prefix per process and a counter, unique without a UUID per request. */
@@ -45,6 +48,43 @@ function withRequestId(res: Response, requestId: string): Response {
   }
 }
 
+/** A response as plain fields: what a hot route answers and what a home writes without a Response object. */
+export interface PlainAnswer {
+  status: number;
+  /** Lower-case names; the pipeline adds the request id, rate-limit and CORS headers. */
+  headers: Record<string, string>;
+  body: Uint8Array | string | null;
+}
+
+/**
+ * A request as a home hands it to a direct route, without a WHATWG Request: the method, and the
+ * request's headers by lower-case name.
+ */
+export interface DirectRequest {
+  method: string;
+  header(name: string): string | undefined;
+}
+
+/** What a direct route's handler sees: the request, its id, and what auth found. */
+export class DirectState implements AuthContext {
+  readonly req: { raw: { headers: Pick<Headers, 'get'> } };
+  tenant: Tenant | undefined = undefined;
+  rate: TakeResult | undefined = undefined;
+
+  constructor(
+    readonly request: DirectRequest,
+    readonly requestId: string,
+  ) {
+    this.req = { raw: { headers: { get: (name) => request.header(name) ?? null } } };
+  }
+
+  /** Auth's way of handing over the tenant and the rate-limit outcome (as on a hono Context). */
+  set(name: string, value: unknown): void {
+    if (name === 'tenant') this.tenant = value as Tenant;
+    else if (name === 'rate') this.rate = value as TakeResult | undefined;
+  }
+}
+
 export interface RequestPipeline {
   /**
    * One route as a single hono handler: `guards` in order, then `handler`, with everything above
@@ -54,6 +94,35 @@ export interface RequestPipeline {
    * app.get('/v1/kv/:key{.+}', pipeline.route('/v1/kv/:key{.+}', [tenantAuth(deps)], getValue));
    */
   route(route: string, guards: readonly Guard[], handler: RouteHandler): Handler<AppEnv>;
+
+  /**
+   * The same route for a home that serves hot routes without building Request/Response objects
+   * (the Node server): tenant auth, then `handler` with the route's parameter as the caller
+   * matched it, with the same request id, headers, errors, metrics and logs as `route`. The
+   * answer never rejects: errors become their JSON answer.
+   *
+   * @example
+   * const get = pipeline.direct('/v1/kv/:key{.+}', tenantAuth(deps), (s, key) => answerFor(s.tenant!, key));
+   * const answer = get(request, 'user/42');
+   */
+  direct(route: string, auth: AuthGuard, handler: (s: DirectState, param: string) => Awaitable<PlainAnswer>): (req: DirectRequest, param: string) => Awaitable<PlainAnswer>;
+}
+
+/** The request id to use: the client's when it is a sane token, else a generated one. */
+function requestIdOf(incoming: string | undefined): string {
+  return incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : `${ID_PREFIX}-${(++idCounter).toString(36)}`;
+}
+
+/** Adds the headers every answer carries: request id, rate-limit (limited plans) and CORS. */
+function addPipelineHeaders(deps: AppDeps, headers: Record<string, string>, requestId: string, rate: TakeResult | undefined, origin: string | undefined): void {
+  headers['x-request-id'] = requestId;
+  if (rate !== undefined) {
+    headers['x-ratelimit-limit'] = String(rate.limit);
+    headers['x-ratelimit-remaining'] = String(rate.remaining);
+    headers['x-ratelimit-reset'] = String(rate.resetSeconds);
+    if (!rate.allowed) headers['retry-after'] = String(rate.retryAfterSeconds);
+  }
+  deps.corsHeaders(origin, headers);
 }
 
 function runGuards(c: Context<AppEnv>, guards: readonly Guard[], handler: RouteHandler, from: number): Awaitable<Response> {
@@ -94,15 +163,29 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
         }
       }
     }
-    const status = res.status;
-    const method = c.req.method;
+    observe(route, c.req.method, res.status, start, requestId, c.get('longPoll') === true);
+    return res;
+  };
+
+  /** Metrics and logs of one answered request. */
+  const observe = (route: string, method: string, status: number, start: number, requestId: string, longPoll: boolean): void => {
     const ms = performance.now() - start;
     metrics?.observeRequest(route, method, status, ms / 1000);
-    const fields = { request_id: requestId, method, route, status, ms: Math.round(ms) };
-    if (status >= 500) logger.error(fields, 'request failed');
-    else if (ms >= SLOW_REQUEST_MS && c.get('longPoll') !== true) logger.info(fields, 'slow request');
-    else logger.debug(fields, 'request');
-    return res;
+    if (status >= 500) logger.error({ request_id: requestId, method, route, status, ms: Math.round(ms) }, 'request failed');
+    else if (ms >= SLOW_REQUEST_MS && !longPoll) logger.info({ request_id: requestId, method, route, status, ms: Math.round(ms) }, 'slow request');
+    else logger.debug({ request_id: requestId, method, route, status, ms: Math.round(ms) }, 'request');
+  };
+
+  const finishDirect = (s: DirectState, answer: PlainAnswer, route: string, start: number): PlainAnswer => {
+    addPipelineHeaders(deps, answer.headers, s.requestId, s.rate, s.request.header('origin'));
+    observe(route, s.request.method, answer.status, start, s.requestId, false);
+    return answer;
+  };
+
+  const failDirect = (s: DirectState, err: unknown, route: string, start: number): PlainAnswer => {
+    const shown = exposedError(err, logger, s.requestId);
+    const body = JSON.stringify({ error: shown.code, message: shown.message });
+    return finishDirect(s, { status: shown.status, headers: { 'content-type': JSON_TYPE }, body }, route, start);
   };
 
   const fail = (c: Context<AppEnv>, err: unknown, route: string, start: number): Response => {
@@ -115,8 +198,7 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
     route(route, guards, handler) {
       return (c) => {
         const start = performance.now();
-        const incoming = c.req.header('x-request-id');
-        c.set('requestId', incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : `${ID_PREFIX}-${(++idCounter).toString(36)}`);
+        c.set('requestId', requestIdOf(c.req.header('x-request-id')));
         let out: Awaitable<Response>;
         try {
           out = runGuards(c, guards, handler, 0);
@@ -132,6 +214,30 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
         return finish(c, out, route, start);
       };
     },
+
+    direct(route, auth, handler) {
+      const run = (s: DirectState, param: string): Awaitable<PlainAnswer> => {
+        const admitted = auth(s);
+        return admitted instanceof Promise ? admitted.then(() => handler(s, param)) : handler(s, param);
+      };
+      return (req, param) => {
+        const start = performance.now();
+        const s = new DirectState(req, requestIdOf(req.header('x-request-id')));
+        let out: Awaitable<PlainAnswer>;
+        try {
+          out = run(s, param);
+        } catch (err) {
+          return failDirect(s, err, route, start);
+        }
+        if (out instanceof Promise) {
+          return out.then(
+            (answer) => finishDirect(s, answer, route, start),
+            (err: unknown) => failDirect(s, err, route, start),
+          );
+        }
+        return finishDirect(s, out, route, start);
+      };
+    },
   };
 }
 
@@ -145,14 +251,7 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
  * return plainResponse(c, deps, bytes, 200, { 'content-type': 'text/plain', etag: '"7"' });
  */
 export function plainResponse(c: Context<AppEnv>, deps: AppDeps, body: Uint8Array | string | null, status: number, headers: Record<string, string>): Response {
-  headers['x-request-id'] = c.get('requestId');
-  const rate = c.get('rate');
-  if (rate !== undefined) {
-    headers['x-ratelimit-limit'] = String(rate.limit);
-    headers['x-ratelimit-remaining'] = String(rate.remaining);
-    headers['x-ratelimit-reset'] = String(rate.resetSeconds);
-  }
-  deps.corsHeaders(c.req.header('origin'), headers);
+  addPipelineHeaders(deps, headers, c.get('requestId'), c.get('rate'), c.req.header('origin'));
   c.set('finished', true);
   return new Response(body as BodyInit | null, { status, headers });
 }

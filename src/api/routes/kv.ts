@@ -8,7 +8,7 @@ import type { KvEntry, KvStore } from '../../engine/kv/kv-store.js';
 import { readBody } from '../body.js';
 import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
 import { tenantAuth } from '../middleware/auth.js';
-import { plainResponse } from '../middleware/request.js';
+import { plainResponse, type DirectRequest, type PlainAnswer, type RequestPipeline } from '../middleware/request.js';
 import type { ApiRouter } from '../router.js';
 import { AUTHED_ERRORS, errorResponses, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import { KvKeyParam, KvListPage, KvListQuery, KvPutQuery, KvPutResult } from '../schemas/kv.js';
@@ -76,6 +76,60 @@ function kvOf(deps: AppDeps, c: Context<AppEnv>): KvStore | Promise<KvStore> {
   return scope instanceof Promise ? scope.then((s) => s.kv) : scope.kv;
 }
 
+/**
+ * GET of one key as a plain answer: the value with its content type and ETag, 304 when
+ * `If-None-Match` lists the current version, NOT_FOUND when missing. Synchronous while the tenant
+ * is open and the storage answers from memory, so the answer can go out in the event turn the
+ * request arrived in.
+ */
+function kvGetAnswer(deps: AppDeps, tenantId: string, key: string, ifNoneMatch: string | undefined): Awaitable<PlainAnswer> {
+  const scope = scopeOf(deps.engine, tenantId);
+  if (scope instanceof Promise) return scope.then((s) => answer(s.kv.get(key)));
+  return answer(scope.kv.get(key));
+  function answer(found: Awaitable<KvEntry | undefined>): Awaitable<PlainAnswer> {
+    if (found instanceof Promise) return found.then(answer);
+    if (found === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `key '${key}' does not exist`);
+    const etag = etagOf(found.version);
+    if (ifNoneMatch !== undefined) {
+      const tags = parseEtags(ifNoneMatch);
+      if (tags === '*' || tags.includes(found.version)) return { status: 304, headers: { etag }, body: null };
+    }
+    const headers: Record<string, string> = { 'content-type': found.contentType, etag };
+    if (found.expiresAt !== null) headers['x-expires-at'] = String(found.expiresAt);
+    return { status: 200, headers, body: found.value };
+  }
+}
+
+/**
+ * Request targets a direct KV GET may take as they are: `/v1/kv/` and a key of characters that
+ * need no decoding and that URL parsing leaves alone (no `%`, `?`, `#`, `\`, space or non-ASCII), so
+ * the key is the path's tail exactly as the hono route's parameter would be. Dot segments
+ * (`/./`, `/../`), which URL parsing would resolve, are left to the hono route too.
+ */
+const DIRECT_KV_PATH = /^\/v1\/kv\/[!$&-;=@-[\]_a-z~]+$/;
+const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
+/** Host values @hono/node-server takes without URL parsing (others go its way, and may be refused). */
+const PLAIN_HOST = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
+
+/**
+ * KV GET for a home that serves it without Request/Response objects (see
+ * `RequestPipeline.direct`): answers `GET /v1/kv/<key>` exactly as the hono route does, or
+ * returns undefined for any other request, which then goes to the app's `fetch`.
+ *
+ * @example
+ * const answer = kvDirect(deps, pipeline)({ method: 'GET', header: (n) => headers[n] }, '/v1/kv/user/42');
+ */
+export function kvDirect(deps: AppDeps, pipeline: RequestPipeline): (req: DirectRequest, target: string) => Awaitable<PlainAnswer> | undefined {
+  const get = pipeline.direct(KEY_PATH, tenantAuth(deps), (s, key) => kvGetAnswer(deps, s.tenant!.id, key, s.request.header('if-none-match')));
+  return (req, target) => {
+    if (req.method !== 'GET' || !DIRECT_KV_PATH.test(target) || DOT_SEGMENT.test(target)) return undefined;
+    const host = req.header('host');
+    if (host === undefined || !PLAIN_HOST.test(host)) return undefined;
+    return get(req, target.slice(KV_PREFIX.length));
+  };
+}
+const KV_PREFIX = '/v1/kv/';
+
 function parseTtl(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   if (!/^\d{1,12}$/.test(raw) || Number(raw) === 0) throw invalid(`ttl: expected a whole number of seconds of at least 1, got ${JSON.stringify(raw.slice(0, 40))}`);
@@ -136,25 +190,9 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     },
     auth,
     (c) => {
-      // Synchronous while the tenant is open and the storage answers from memory: no promise
-      // per read, and the response goes out in the event turn the request arrived in.
-      const key = param(c, 'key');
-      const kv = kvOf(deps, c);
-      if (kv instanceof Promise) return kv.then((store) => answerGet(store.get(key)));
-      return answerGet(kv.get(key));
-      function answerGet(found: Awaitable<KvEntry | undefined>): Awaitable<Response> {
-        if (found instanceof Promise) return found.then(answerGet);
-        if (found === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `key '${key}' does not exist`);
-        const etag = etagOf(found.version);
-        const inm = c.req.header('if-none-match');
-        if (inm !== undefined) {
-          const tags = parseEtags(inm);
-          if (tags === '*' || tags.includes(found.version)) return c.body(null, 304, { etag });
-        }
-        const headers: Record<string, string> = { 'content-type': found.contentType, etag };
-        if (found.expiresAt !== null) headers['x-expires-at'] = String(found.expiresAt);
-        return plainResponse(c, deps, found.value, 200, headers);
-      }
+      const answer = kvGetAnswer(deps, c.get('tenant').id, param(c, 'key'), c.req.header('if-none-match'));
+      if (answer instanceof Promise) return answer.then((a) => plainResponse(c, deps, a.body, a.status, a.headers));
+      return plainResponse(c, deps, answer.body, answer.status, answer.headers);
     },
   );
 

@@ -1,11 +1,11 @@
 /**
  * The Node home's server: opens the data directory, loads the admin key, builds the hono app
- * with prom-client metrics, pino logs, file assets and backups, and listens with
- * @hono/node-server. `close()` is the graceful shutdown: stop accepting, answer pending
+ * with prom-client metrics, pino logs, file assets and backups, and listens with node:http:
+ * KV GET answered directly (./direct.ts), the rest through @hono/node-server. `close()` is the graceful shutdown: stop accepting, answer pending
  * long-polls with what they have, finish in-flight requests, then flush and close the engine.
  */
-import { serve, type ServerType } from '@hono/node-server';
-import type { Server } from 'node:http';
+import { getRequestListener, type ServerType } from '@hono/node-server';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../../api/app.js';
 import { hashKey, resolveServerConfig } from '../../api/config.js';
@@ -16,6 +16,7 @@ import { openQuartz } from '../open-quartz.js';
 import { loadAdminKey, type AdminKey } from './admin-key.js';
 import { packageVersion } from '../package-info.js';
 import { fileAssets } from './assets.js';
+import { directFirst } from './direct.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import type { ServeSettings } from './settings.js';
@@ -66,7 +67,9 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       backup: (signal) => createBackup(engine, signal),
     });
     server = await new Promise<ServerType>((resolve, reject) => {
-      const s = serve({ fetch: app.fetch, hostname: settings.host, port: settings.port }, () => resolve(s));
+      // As @hono/node-server's serve(), with KV GET answered straight from node's request.
+      const s = createServer(directFirst(app.direct, getRequestListener(app.fetch, { hostname: settings.host }), logger));
+      s.listen(settings.port, settings.host, () => resolve(s));
       s.once('error', reject);
     });
   } catch (err) {

@@ -1,0 +1,83 @@
+/**
+ * The Node server's request listener: the app's direct routes (KV GET) answered straight from
+ * node's IncomingMessage into its ServerResponse, everything else through @hono/node-server.
+ *
+ * NOTE: @hono/node-server adapts every request into a Request-like object and back, which on a
+ * small KV read costs more than the read itself. A direct route gives the same answer, headers,
+ * errors, metrics and logs (see `RequestPipeline.direct`); only the adaptation is skipped.
+ */
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { ErrorCode } from '../../core/errors.js';
+import type { DirectRequest, DirectRoutes, PlainAnswer } from '../../api/app.js';
+import { JSON_TYPE } from '../../api/errors.js';
+import type { LoggerPort } from '../../api/ports.js';
+
+/**
+ * Headers the Fetch adapter reads from the raw list, joining repeats (node's parsed `headers`
+ * keeps only the first of these): read them the same way so both paths see the same value.
+ */
+const FIRST_ONLY = new Set(['authorization', 'host']);
+
+const isWhitespace = (code: number): boolean => code === 9 || code === 10 || code === 13 || code === 32;
+
+/** A header value without surrounding whitespace, as the Fetch Headers class gives it. */
+function trimmed(value: string): string {
+  if (!isWhitespace(value.charCodeAt(0)) && !isWhitespace(value.charCodeAt(value.length - 1))) return value;
+  return value.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
+}
+
+class IncomingRequest implements DirectRequest {
+  readonly method: string;
+
+  constructor(private readonly incoming: IncomingMessage) {
+    this.method = incoming.method ?? '';
+  }
+
+  header(name: string): string | undefined {
+    if (FIRST_ONLY.has(name)) {
+      const raw = this.incoming.rawHeaders;
+      let value: string | undefined;
+      for (let i = 0; i < raw.length; i += 2) {
+        if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) {
+          const one = trimmed(raw[i + 1]!);
+          value = value === undefined ? one : `${value}, ${one}`;
+        }
+      }
+      return value;
+    }
+    const value = this.incoming.headers[name];
+    return typeof value === 'string' ? trimmed(value) : undefined;
+  }
+}
+
+function write(res: ServerResponse, answer: PlainAnswer, logger: LoggerPort): void {
+  const { status, headers, body } = answer;
+  try {
+    if (body !== null) headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
+    res.writeHead(status, headers);
+    res.end(body ?? undefined);
+  } catch (err) {
+    // A header node refuses to write: answered as the app answers anything unexpected.
+    logger.error({ request_id: headers['x-request-id'], err }, 'could not write a direct answer');
+    if (res.headersSent) {
+      res.destroy(err as Error);
+      return;
+    }
+    const message = JSON.stringify({ error: ErrorCode.INTERNAL, message: 'the server failed to handle this request; the error is logged' });
+    res.writeHead(500, { 'content-type': JSON_TYPE, 'content-length': String(Buffer.byteLength(message)) });
+    res.end(message);
+  }
+}
+
+/**
+ * @example
+ * serve({ fetch: app.fetch, port, createServer: (options, listener) => createServer(options, directFirst(app.direct, listener, logger)) });
+ */
+export function directFirst(direct: DirectRoutes, fallback: RequestListener, logger: LoggerPort): RequestListener {
+  return (req, res) => {
+    const answer = direct(new IncomingRequest(req), req.url ?? '');
+    if (answer === undefined) return fallback(req, res);
+    if (answer instanceof Promise) void answer.then((a) => write(res, a, logger));
+    else write(res, answer, logger);
+  };
+}
