@@ -3,6 +3,7 @@ import { init, lz4, isQuartzError, ErrorCode, QuartzError, type CompressFrameOpt
 import { jsonLogs, randomBytes, text } from '../../bench/lz4/corpus.js';
 import { lz4Cli } from '../../tests/fixtures/lz4-cli.js';
 import { compressSync as napiCompress, uncompressSync as napiUncompress } from 'lz4-napi';
+import { xxh32Reference } from './xxh32-testing.js';
 
 beforeAll(async () => {
   await init();
@@ -329,7 +330,7 @@ describe('lz4 frame: hostile and limited input', () => {
       blocks.push(word & 0xff, (word >>> 8) & 0xff, (word >>> 16) & 0xff, word >>> 24, ...packed);
     }
     const content = concat(...parts);
-    const sum = xxh32Js(content);
+    const sum = xxh32Reference(content);
     const frame = withHeader(0x64, 0x50, [], [...blocks, 0, 0, 0, 0, sum & 0xff, (sum >>> 8) & 0xff, (sum >>> 16) & 0xff, sum >>> 24]);
     expect(frame.length * 4).toBeLessThan(content.length / 2);
     expectBytes(lz4.decompressFrame(frame), content);
@@ -417,37 +418,13 @@ function readU32(b: Uint8Array, pos: number): number {
 }
 
 function fixHeaderChecksum(frame: Uint8Array, headerLen: number): void {
-  const hc = xxh32Js(frame.subarray(4, headerLen - 1));
+  const hc = xxh32Reference(frame.subarray(4, headerLen - 1));
   frame[headerLen - 1] = (hc >>> 8) & 0xff;
 }
 
 /** A frame header with the given FLG/BD (and extra descriptor bytes), a valid HC, then `rest`. */
 function withHeader(flg: number, bd: number, extra: number[] = [], rest: number[] = [0, 0, 0, 0]): Uint8Array {
   const desc = new Uint8Array([flg, bd, ...extra]);
-  const hc = (xxh32Js(desc) >>> 8) & 0xff;
+  const hc = (xxh32Reference(desc) >>> 8) & 0xff;
   return new Uint8Array([0x04, 0x22, 0x4d, 0x18, ...desc, hc, ...rest]);
-}
-
-/** A plain-JS XXH32 (seed 0) for building hostile headers independently of the WASM one. */
-function xxh32Js(b: Uint8Array): number {
-  const P1 = 2654435761, P2 = 2246822519, P3 = 3266489917, P4 = 668265263, P5 = 374761393;
-  const rotl = (x: number, r: number) => ((x << r) | (x >>> (32 - r))) >>> 0;
-  const u32 = (i: number) => readU32(b, i);
-  let i = 0;
-  let h: number;
-  if (b.length >= 16) {
-    const v = [(P1 + P2) >>> 0, P2, 0, (0 - P1) >>> 0];
-    for (; i + 16 <= b.length; i += 16) {
-      for (let k = 0; k < 4; k++) v[k] = Math.imul(rotl((v[k]! + Math.imul(u32(i + 4 * k), P2)) >>> 0, 13), P1) >>> 0;
-    }
-    h = (rotl(v[0]!, 1) + rotl(v[1]!, 7) + rotl(v[2]!, 12) + rotl(v[3]!, 18)) >>> 0;
-  } else {
-    h = P5;
-  }
-  h = (h + b.length) >>> 0;
-  for (; i + 4 <= b.length; i += 4) h = Math.imul(rotl((h + Math.imul(u32(i), P3)) >>> 0, 17), P4) >>> 0;
-  for (; i < b.length; i++) h = Math.imul(rotl((h + Math.imul(b[i]!, P5)) >>> 0, 11), P1) >>> 0;
-  h = Math.imul(h ^ (h >>> 15), P2) >>> 0;
-  h = Math.imul(h ^ (h >>> 13), P3) >>> 0;
-  return (h ^ (h >>> 16)) >>> 0;
 }
