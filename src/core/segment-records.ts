@@ -203,6 +203,33 @@ function readHeaderKey(buf: Uint8Array, start: number, end: number, r: VarintRea
   }
 }
 
+/** The headers of record `i` from `r.pos` on (a header count, then the headers), views of `buf`. */
+function readHeaders(buf: Uint8Array, r: VarintReader, i: number): SegmentHeader[] {
+  const end = r.end;
+  const headerCount = r.varint();
+  if (headerCount === 0) return NO_HEADERS;
+  // Each header takes at least 2 bytes, so a count above that cannot be honest.
+  if (headerCount > (end - r.pos) / 2) r.fail(`record ${i} declares ${headerCount} headers, more than the bytes left`);
+  const ab = buf.buffer;
+  const base = buf.byteOffset;
+  const headers: SegmentHeader[] = new Array(headerCount);
+  for (let j = 0; j < headerCount; j++) {
+    const keyLen = r.varint();
+    if (keyLen > end - r.pos) r.fail(`record ${i} header ${j} key runs past the end`);
+    const hk = readHeaderKey(buf, r.pos, r.pos + keyLen, r);
+    r.pos += keyLen;
+    const vl = r.varint();
+    let hv: Uint8Array | null = null;
+    if (vl !== 0) {
+      if (vl - 1 > end - r.pos) r.fail(`record ${i} header ${j} value runs past the end`);
+      hv = new Uint8Array(ab, base + r.pos, vl - 1);
+      r.pos += vl - 1;
+    }
+    headers[j] = { key: hk, value: hv };
+  }
+  return headers;
+}
+
 /** Facts from the batch header that the records must agree with. */
 export interface RecordsExpectation {
   recordCount: number;
@@ -226,47 +253,49 @@ export function readRecords(buf: Uint8Array, start: number, end: number, expect:
   const out: DecodedRecord[] = new Array(count);
   let prevDelta = -1;
   let maxTimestamp = -Infinity;
+  // The position lives in a local and one-byte varints (nearly every length prefix, delta and
+  // header count) are read inline; `r` takes the rare longer ones and reports failures.
+  let p = start;
+  let b = 0;
   for (let i = 0; i < count; i++) {
-    const offsetDelta = r.varint();
-    if (offsetDelta <= prevDelta || offsetDelta > lastOffsetDelta) r.fail(`record ${i} has offset delta ${offsetDelta} out of order`);
+    let offsetDelta: number;
+    if (p < end && (b = buf[p]!) < 0x80) (offsetDelta = b), p++;
+    else (r.pos = p), (offsetDelta = r.varint()), (p = r.pos);
+    if (offsetDelta <= prevDelta || offsetDelta > lastOffsetDelta) (r.pos = p), r.fail(`record ${i} has offset delta ${offsetDelta} out of order`);
     prevDelta = offsetDelta;
-    const timestamp = baseTimestamp + unzigzag(r.varint());
-    if (Math.abs(timestamp) > MAX_TIMESTAMP) r.fail(`record ${i} has a timestamp out of range`);
+    let z: number;
+    if (p < end && (b = buf[p]!) < 0x80) (z = b), p++;
+    else (r.pos = p), (z = r.varint()), (p = r.pos);
+    const timestamp = baseTimestamp + unzigzag(z);
+    if (Math.abs(timestamp) > MAX_TIMESTAMP) (r.pos = p), r.fail(`record ${i} has a timestamp out of range`);
     if (timestamp > maxTimestamp) maxTimestamp = timestamp;
-    let len = r.varint();
+    let len: number;
+    if (p < end && (b = buf[p]!) < 0x80) (len = b), p++;
+    else (r.pos = p), (len = r.varint()), (p = r.pos);
     let key: Uint8Array | null = null;
     if (len !== 0) {
-      if (len - 1 > end - r.pos) r.fail(`record ${i} key length ${len - 1} runs past the end`);
-      key = new Uint8Array(ab, base + r.pos, len - 1);
-      r.pos += len - 1;
+      if (len - 1 > end - p) (r.pos = p), r.fail(`record ${i} key length ${len - 1} runs past the end`);
+      key = new Uint8Array(ab, base + p, len - 1);
+      p += len - 1;
     }
-    len = r.varint();
+    if (p < end && (b = buf[p]!) < 0x80) (len = b), p++;
+    else (r.pos = p), (len = r.varint()), (p = r.pos);
     let value: Uint8Array | null = null;
     if (len !== 0) {
-      if (len - 1 > end - r.pos) r.fail(`record ${i} value length ${len - 1} runs past the end`);
-      value = new Uint8Array(ab, base + r.pos, len - 1);
-      r.pos += len - 1;
+      if (len - 1 > end - p) (r.pos = p), r.fail(`record ${i} value length ${len - 1} runs past the end`);
+      value = new Uint8Array(ab, base + p, len - 1);
+      p += len - 1;
     }
-    const headerCount = r.varint();
-    // Each header takes at least 2 bytes, so a count above that cannot be honest.
-    if (headerCount > (end - r.pos) / 2) r.fail(`record ${i} declares ${headerCount} headers, more than the bytes left`);
-    const headers: SegmentHeader[] = headerCount === 0 ? NO_HEADERS : new Array(headerCount);
-    for (let j = 0; j < headerCount; j++) {
-      const keyLen = r.varint();
-      if (keyLen > end - r.pos) r.fail(`record ${i} header ${j} key runs past the end`);
-      const hk = readHeaderKey(buf, r.pos, r.pos + keyLen, r);
-      r.pos += keyLen;
-      const vl = r.varint();
-      let hv: Uint8Array | null = null;
-      if (vl !== 0) {
-        if (vl - 1 > end - r.pos) r.fail(`record ${i} header ${j} value runs past the end`);
-        hv = new Uint8Array(ab, base + r.pos, vl - 1);
-        r.pos += vl - 1;
-      }
-      headers[j] = { key: hk, value: hv };
+    let headers = NO_HEADERS;
+    if (p < end && buf[p] === 0) p++;
+    else {
+      r.pos = p;
+      headers = readHeaders(buf, r, i);
+      p = r.pos;
     }
     out[i] = { offset: baseOffset + offsetDelta, timestamp, key, value, headers };
   }
+  r.pos = p;
   if (prevDelta !== lastOffsetDelta) r.fail(`the last record has offset delta ${prevDelta}, the batch header says ${lastOffsetDelta}`);
   if (maxTimestamp !== expect.maxTimestamp) r.fail(`the records' max timestamp ${maxTimestamp} differs from the batch header's ${expect.maxTimestamp}`);
   if (r.pos !== end) r.fail(`${end - r.pos} bytes left after the last record`);
