@@ -895,9 +895,17 @@ export class SegmentReader {
     const out: DecodedRecord[] = [];
     for (let k = first; k < this.batchCount && out.length < maxRecords; k++) {
       const records = this.decode(k);
-      let i = 0;
-      while (i < records.length && records[i]!.offset < offset) i++;
-      for (; i < records.length && out.length < maxRecords; i++) out.push(records[i]!);
+      // Offsets ascend within a batch: binary search, so paging through a big batch in small
+      // pages does not rescan it from its start on every page.
+      let lo = 0;
+      let hi = records.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (records[mid]!.offset < offset) lo = mid + 1;
+        else hi = mid;
+      }
+      const stop = Math.min(records.length, lo + maxRecords - out.length);
+      for (let i = lo; i < stop; i++) out.push(records[i]!);
     }
     return out;
   }
