@@ -6,6 +6,8 @@
  *   - Redis Streams XADD pipelined from ioredis with `appendonly yes, appendfsync always` (as
  *     durable as our acknowledged produce), started here from Debian's redis-server;
  *   - the issue's reference durable log: a plain hono route appending JSON lines, fsync per request;
+ *   - a plain hono route putting each KV PUT body into raw lmdb with our adapter's durability
+ *     settings (fsync'd before the answer): what a durable PUT can reach on this disk;
  * then a mixed load (200 connections) reporting errors, p50/p99, server RSS before/after, and
  * checking afterwards that every acknowledged KV write and produced record reads back.
  *
@@ -594,6 +596,8 @@ async function main(): Promise<void> {
       const putHeaders = { ...headers, 'content-type': 'application/octet-stream' };
       const requests = Array.from({ length: 100 }, (_, i): CannonRequest => ({ method: 'PUT', path: `/v1/kv/bench/put-${i}`, headers: putHeaders, body: value1k }));
       rows.set('kv-put', await cannon(`KV PUT 1 KB (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests }));
+      const lmdbRequests = Array.from({ length: 100 }, (_, i): CannonRequest => ({ method: 'PUT', path: `/lmdb/put-${i}`, headers: { 'content-type': 'application/octet-stream' }, body: value1k }));
+      rows.set('lmdb-put', await cannon(`ref: hono + raw lmdb put, fsync'd (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: lmdbRequests }));
     }
     if (wanted('vector')) {
       const requests = queries.map((q): CannonRequest => ({ method: 'POST', path: '/v1/collections/bench/query', headers: json, body: q }));
@@ -655,6 +659,7 @@ function printTable(mixed: MixedOutcome | undefined): void {
     ['vector', ratio(rows.get('vector'), bare, 'reqPerSec', 0.5, 'bare')],
     ['produce', ratio(rows.get('produce'), rows.get('redis'), 'recordsPerSec', 2, 'redis')],
     ['consume', bare4 && rows.get('consume') ? `${(rows.get('consume')!.reqPerSec / bare4.reqPerSec).toFixed(2)}× bare (${PRODUCERS} conns)` : ''],
+    ['lmdb-put', rows.get('kv-put') && rows.get('lmdb-put') ? `KV PUT is ${(rows.get('kv-put')!.reqPerSec / rows.get('lmdb-put')!.reqPerSec).toFixed(2)}× this (the disk's durable-put ceiling)` : ''],
     ['jsonl', rows.get('produce') && rows.get('jsonl') ? `produce is ${(rows.get('produce')!.recordsPerSec! / rows.get('jsonl')!.recordsPerSec!).toFixed(2)}× this` : ''],
   ]);
   const header = ['run', 'req/s', 'records/s', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req', 'ratio'];

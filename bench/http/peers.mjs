@@ -4,12 +4,16 @@
 //   GET  /bare    a constant 1 KB body: the ceiling every QuartzDB route is compared with
 //   POST /append  the issue's reference durable log: each request's records appended to one
 //                 file as JSON lines with an fsync per request
+//   PUT  /lmdb/K  the body put into a plain lmdb database with the durability settings of our
+//                 disk adapter (each put's promise resolves once its commit is fsync'd): the
+//                 ceiling for a durable KV PUT on this disk, with no engine behind it
 // Plain JS run by node itself (like the compiled server), so no loader sits on its hot path.
 // Usage: node bench/http/peers.mjs --port N --dir DIR
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
+import { open as openLmdb } from 'lmdb';
 
 const arg = (name) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -18,6 +22,8 @@ const arg = (name) => {
 };
 const port = Number(arg('port'));
 const file = await open(join(arg('dir'), 'append.jsonl'), 'a');
+// The options src/node/storage/disk-storage.ts opens its environment with.
+const lmdb = openLmdb({ path: join(arg('dir'), 'peer.mdb'), overlappingSync: false, noSync: false, noMetaSync: false, commitDelay: 0, eventTurnBatching: true, pageSize: 8192, encoding: 'binary' });
 
 const KB = 'x'.repeat(1024);
 const app = new Hono();
@@ -33,8 +39,14 @@ app.post('/append', async (c) => {
   return c.json({ appended: records.length });
 });
 
+app.put('/lmdb/:key', async (c) => {
+  const body = new Uint8Array(await c.req.arrayBuffer());
+  await lmdb.put(c.req.param('key'), body);
+  return c.json({ key: c.req.param('key') });
+});
+
 const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port });
 process.on('SIGTERM', () => {
   server.close();
-  void file.close().finally(() => process.exit(0));
+  void Promise.allSettled([file.close(), lmdb.close()]).finally(() => process.exit(0));
 });
