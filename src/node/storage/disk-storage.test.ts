@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,5 +89,27 @@ describe('disk storage recovery', () => {
     const second = await openDiskStorage({ dir });
     await second.close();
     expect(await readdir(dir)).not.toContain('LOCK');
+  });
+});
+
+describe('disk storage memory map', () => {
+  it('maps kv.mdb once however much it grows, so RSS counts each page once (Linux)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    const storage = await openDiskStorage({ dir });
+    try {
+      const { kv } = await storage.unit('kv/t1');
+      const value = new Uint8Array(64 * 1024).fill(7);
+      // 48 MiB: started small, lmdb would have doubled its map several times on the way.
+      for (let round = 0; round < 8; round++) {
+        await Promise.all(Array.from({ length: 96 }, (_, i) => kv.put(new TextEncoder().encode(`k${round}-${i}`), value)));
+      }
+      const maps = readFileSync('/proc/self/maps', 'utf8')
+        .split('\n')
+        .filter((line) => line.endsWith(join(dir, 'kv.mdb'))); // not kv.mdb-lock
+      expect(maps).toHaveLength(1);
+    } finally {
+      await storage.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

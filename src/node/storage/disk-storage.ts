@@ -18,6 +18,9 @@ import { checkName, checkPrefix, closedError, compareUtf8 } from '../../ports/st
 import { FileBlobs, ReadHandles, syncDir } from './file-blobs.js';
 import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
 
+/** Address space reserved for kv.mdb's memory map (not disk, not memory). */
+const LMDB_MAP_BYTES = 256 * 2 ** 30;
+
 export interface DiskStorageOptions {
   /** The data directory; created if missing. */
   dir: string;
@@ -110,7 +113,11 @@ export class DiskStorage implements StorageProvider {
     // `noMetaSync` stay off (never skip the flush); `commitDelay: 0` commits on the next turn;
     // `eventTurnBatching` (on) groups writes of one event turn into one fsync'd transaction.
     // pageSize 8192 raises lmdb's key limit to 4026 bytes: MAX_KEY_BYTES plus our unit prefix.
+    // mapSize: address space only (the file grows with the data, and lmdb grows the map past it
+    // if ever needed). Starting small, lmdb doubled the map as kv.mdb grew and kept every
+    // earlier map alive, so RSS counted a page of kv.mdb once per map that had touched it.
     const env = openLmdb({
+      mapSize: LMDB_MAP_BYTES,
       path: join(dir, 'kv.mdb'),
       overlappingSync: false,
       noSync: false,
