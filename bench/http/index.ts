@@ -26,12 +26,13 @@ import autocannon, { type Request as CannonRequest, type Result } from 'autocann
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { summarizeProfile } from './profile.js';
+import { seededRandom } from '../../src/core/random-testing.js';
+import { freePort } from '../../tests/fixtures/free-port.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -68,17 +69,6 @@ const HEAP_SNAPSHOTS = argv.includes('--heap-snapshots');
 
 // ---------------------------------------------------------------------------------------------
 // processes
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitForHttp(url: string, child: ChildProcess, what: string, log?: string): Promise<void> {
   const deadline = Date.now() + 30_000;
@@ -237,18 +227,6 @@ function fmt(n: number): string {
 
 // ---------------------------------------------------------------------------------------------
 // data
-
-/** A small deterministic PRNG, so runs send the same data. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function padTo(text: string, size: number): string {
   return text.length >= size ? text.slice(0, size) : text + '.'.repeat(size - text.length);
@@ -569,7 +547,7 @@ async function main(): Promise<void> {
     const body = produceBody('bench', BATCH);
     const seedBatches = 200;
     for (let i = 0; i < seedBatches; i++) await api.call('POST', '/v1/topics/bench/records', undefined, body);
-    const rand = prng(42);
+    const rand = seededRandom(42);
     await api.call('POST', '/v1/collections', { name: 'bench', dims: 128, metric: 'cosine' });
     for (let b = 0; b < 2; b++) {
       const vectors = Array.from({ length: 500 }, (_, i) => ({ id: `v${b * 500 + i}`, values: randomVector(rand, 128), metadata: { n: b * 500 + i } }));

@@ -15,7 +15,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -25,6 +25,7 @@ import type { EngineContext } from '../../src/engine/context.js';
 import { init } from '../../src/node/core.js';
 import { openDiskStorage, type DiskStorage } from '../../src/node/storage/disk-storage.js';
 import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
+import { freePort } from '../../tests/fixtures/free-port.js';
 
 const quick = process.argv.includes('--quick');
 const quartzOnly = process.argv.includes('--quartz-only');
@@ -263,17 +264,6 @@ function ensurePeers(): void {
   }
   console.log(`  installing ${missing.join(', ')} with apt-get…`);
   spawnSync('apt-get', ['install', '-y', ...missing], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitForPort(port: number, child: ChildProcess): Promise<void> {
