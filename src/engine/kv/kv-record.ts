@@ -69,43 +69,48 @@ export function writeHeader(rec: Uint8Array, flags: number, contentType: Uint8Ar
   rec.set(contentType, HEADER_BYTES);
 }
 
-// Small buffers are carved from a shared slab: a fresh ArrayBuffer per put costs more than the
-// put's own work. Pieces are never reused, so a slab lives until its last piece is dropped.
-const SLAB_BYTES = 64 * 1024;
-const SLAB_MAX_PIECE = 4096;
-let slab = new Uint8Array(SLAB_BYTES);
-let slabUsed = 0;
+/**
+ * Small zeroed buffers carved from a shared slab: a fresh ArrayBuffer per put costs more than the
+ * put's own work. Pieces are never reused, so a slab lives until its last piece is dropped.
+ */
+class Slab {
+  private buffer: ArrayBuffer;
+  private used = 0;
+
+  constructor(
+    private readonly slabBytes: number,
+    /** Larger requests get an ArrayBuffer of their own. */
+    private readonly maxPiece: number,
+  ) {
+    this.buffer = new ArrayBuffer(slabBytes);
+  }
+
+  alloc(n: number): Uint8Array {
+    if (n > this.maxPiece) return new Uint8Array(n);
+    if (this.used + n > this.slabBytes) {
+      this.buffer = new ArrayBuffer(this.slabBytes);
+      this.used = 0;
+    }
+    // A view constructor, not subarray: subarray goes through the species lookup and costs more.
+    const piece = new Uint8Array(this.buffer, this.used, n);
+    this.used += n;
+    return piece;
+  }
+}
+
+const recordSlab = new Slab(64 * 1024, 4096);
+// Values handed to callers come from smaller slabs of their own, as Node's Buffer pool does: a
+// caller may keep a value for long, and a kept piece pins its whole slab.
+const valueSlab = new Slab(8 * 1024, 4 * 1024 - 1);
 
 /** `n` zeroed bytes nobody else will ever write to. */
 export function allocBytes(n: number): Uint8Array {
-  if (n > SLAB_MAX_PIECE) return new Uint8Array(n);
-  if (slabUsed + n > SLAB_BYTES) {
-    slab = new Uint8Array(SLAB_BYTES);
-    slabUsed = 0;
-  }
-  // A view constructor, not subarray: subarray goes through the species lookup and costs more.
-  const piece = new Uint8Array(slab.buffer, slabUsed, n);
-  slabUsed += n;
-  return piece;
+  return recordSlab.alloc(n);
 }
-
-// Values handed to callers come from a smaller slab of their own, as Node's Buffer pool does: a
-// caller may keep a value for long, and a kept piece pins its whole slab.
-const VALUE_SLAB_BYTES = 8 * 1024;
-const VALUE_SLAB_MAX_PIECE = 4 * 1024 - 1;
-let valueSlab = new Uint8Array(VALUE_SLAB_BYTES);
-let valueSlabUsed = 0;
 
 /** `n` zeroed bytes for a value handed to a caller. */
 export function allocValue(n: number): Uint8Array {
-  if (n > VALUE_SLAB_MAX_PIECE) return new Uint8Array(n);
-  if (valueSlabUsed + n > VALUE_SLAB_BYTES) {
-    valueSlab = new Uint8Array(VALUE_SLAB_BYTES);
-    valueSlabUsed = 0;
-  }
-  const piece = new Uint8Array(valueSlab.buffer, valueSlabUsed, n);
-  valueSlabUsed += n;
-  return piece;
+  return valueSlab.alloc(n);
 }
 
 /** Allocates a record with room for the header, the content type and `body` bytes after them. */
