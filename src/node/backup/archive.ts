@@ -45,10 +45,10 @@ export function blobFrameBytes(nameBytes: number, keyBytes: number, size: number
   return 1 + 2 + nameBytes + 4 + keyBytes + 8 + size + 4;
 }
 
-export function kvFrame(name: Uint8Array, key: Uint8Array, value: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(kvFrameBytes(name.length, key.length, value.length));
+/** Writes what every frame starts with (type, unit name, key) into `b`; returns where it ends. */
+function writeFrameStart(b: Buffer, type: number, name: Uint8Array, key: Uint8Array): number {
   let o = 0;
-  b[o++] = FRAME_KV;
+  b[o++] = type;
   b.writeUInt16LE(name.length, o);
   o += 2;
   b.set(name, o);
@@ -56,7 +56,12 @@ export function kvFrame(name: Uint8Array, key: Uint8Array, value: Uint8Array): B
   b.writeUInt32LE(key.length, o);
   o += 4;
   b.set(key, o);
-  o += key.length;
+  return o + key.length;
+}
+
+export function kvFrame(name: Uint8Array, key: Uint8Array, value: Uint8Array): Buffer {
+  const b = Buffer.allocUnsafe(kvFrameBytes(name.length, key.length, value.length));
+  let o = writeFrameStart(b, FRAME_KV, name, key);
   b.writeUInt32LE(value.length, o);
   o += 4;
   b.set(value, o);
@@ -69,17 +74,7 @@ export function kvFrame(name: Uint8Array, key: Uint8Array, value: Uint8Array): B
 export function blobFrameHead(name: Uint8Array, key: string, size: number): Buffer {
   const k = utf8.encode(key);
   const b = Buffer.allocUnsafe(1 + 2 + name.length + 4 + k.length + 8);
-  let o = 0;
-  b[o++] = FRAME_BLOB;
-  b.writeUInt16LE(name.length, o);
-  o += 2;
-  b.set(name, o);
-  o += name.length;
-  b.writeUInt32LE(k.length, o);
-  o += 4;
-  b.set(k, o);
-  o += k.length;
-  b.writeBigUInt64LE(BigInt(size), o);
+  b.writeBigUInt64LE(BigInt(size), writeFrameStart(b, FRAME_BLOB, name, k));
   return b;
 }
 
