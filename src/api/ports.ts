@@ -20,6 +20,8 @@ export interface MetricsText {
 export type LogFn = (obj: Record<string, unknown>, msg: string) => void;
 
 export interface LoggerPort {
+  /** False when debug lines are dropped anyway, so per-request callers can skip building them. */
+  readonly debugEnabled?: boolean;
   debug: LogFn;
   info: LogFn;
   warn: LogFn;
@@ -41,6 +43,7 @@ export interface BackupSnapshot {
 export type BackupFn = (signal: AbortSignal) => Promise<BackupSnapshot>;
 
 export const silentLogger: LoggerPort = {
+  debugEnabled: false,
   debug() {},
   info() {},
   warn() {},

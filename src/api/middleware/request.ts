@@ -173,7 +173,7 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
     metrics?.observeRequest(route, method, status, ms / 1000);
     if (status >= 500) logger.error({ request_id: requestId, method, route, status, ms: Math.round(ms) }, 'request failed');
     else if (ms >= SLOW_REQUEST_MS && !longPoll) logger.info({ request_id: requestId, method, route, status, ms: Math.round(ms) }, 'slow request');
-    else logger.debug({ request_id: requestId, method, route, status, ms: Math.round(ms) }, 'request');
+    else if (logger.debugEnabled !== false) logger.debug({ request_id: requestId, method, route, status, ms: Math.round(ms) }, 'request');
   };
 
   const finishDirect = (s: DirectState, answer: PlainAnswer, route: string, start: number): PlainAnswer => {

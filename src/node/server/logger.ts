@@ -13,6 +13,7 @@ import type { LogLevel } from './settings.js';
 export function createLogger(level: LogLevel, destination?: NodeJS.WritableStream): { port: LoggerPort; pino: Logger } {
   const log = destination === undefined ? pino({ level, base: { service: 'quartz' } }) : pino({ level, base: { service: 'quartz' } }, destination);
   const port: LoggerPort = {
+    debugEnabled: log.isLevelEnabled('debug'),
     debug: (obj, msg) => log.debug(obj, msg),
     info: (obj, msg) => log.info(obj, msg),
     warn: (obj, msg) => log.warn(obj, msg),
