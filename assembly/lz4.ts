@@ -329,6 +329,29 @@ export function lz4_compress_block_accel(src: usize, srcLen: i32, dst: usize, ds
   return <isize>op;
 }
 
+/** What readLengthBytes returns for length bytes that run past the input or past i32. */
+const LENGTH_CORRUPT: usize = usize.MAX_VALUE;
+/** Where the length bytes read by the last readLengthBytes call end. */
+let lengthEnd: usize = 0;
+
+/**
+ * `len` plus the 255-continued length bytes at `ip` (checked against `iend`), or LENGTH_CORRUPT;
+ * the input position after them is left in `lengthEnd`.
+ */
+// @ts-ignore: decorator
+@inline function readLengthBytes(ip: usize, iend: usize, len: usize): usize {
+  let s: usize;
+  do {
+    if (ip >= iend) return LENGTH_CORRUPT;
+    s = <usize>load<u8>(ip);
+    ip++;
+    len += s;
+    if (len > 0x7fffffff) return LENGTH_CORRUPT;
+  } while (s == 255);
+  lengthEnd = ip;
+  return len;
+}
+
 /**
  * Decompresses one block into [dst, dst+dstCap); matches may reach back to `lowPrefix`
  * (== dst for an independent block). Never reads outside the input nor writes outside the
@@ -404,14 +427,9 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
         }
       }
       if (ml == ML_MASK) {
-        let s: usize;
-        do {
-          if (ip >= iend) return LZ4_ERR_CORRUPT;
-          s = <usize>load<u8>(ip);
-          ip++;
-          ml += s;
-          if (ml > 0x7fffffff) return LZ4_ERR_CORRUPT;
-        } while (s == 255);
+        ml = readLengthBytes(ip, iend, ml);
+        if (ml == LENGTH_CORRUPT) return LZ4_ERR_CORRUPT;
+        ip = lengthEnd;
       }
       const r = copyMatch(op, off, ml + MINMATCH, oend);
       if (r < 0) return <i32>r;
@@ -430,14 +448,9 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
       ip += ll;
     } else {
       if (ll == RUN_MASK) {
-        let s: usize;
-        do {
-          if (ip >= iend) return LZ4_ERR_CORRUPT;
-          s = <usize>load<u8>(ip);
-          ip++;
-          ll += s;
-          if (ll > 0x7fffffff) return LZ4_ERR_CORRUPT;
-        } while (s == 255);
+        ll = readLengthBytes(ip, iend, ll);
+        if (ll == LENGTH_CORRUPT) return LZ4_ERR_CORRUPT;
+        ip = lengthEnd;
       }
       if (ll > iend - ip) return LZ4_ERR_CORRUPT;
       if (ll > oend - op) return LZ4_ERR_DST_TOO_SMALL;
@@ -454,14 +467,9 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
     if (off - 1 >= op - lowPrefix) return LZ4_ERR_CORRUPT;
     let ml = token & ML_MASK;
     if (ml == ML_MASK) {
-      let s: usize;
-      do {
-        if (ip >= iend) return LZ4_ERR_CORRUPT;
-        s = <usize>load<u8>(ip);
-        ip++;
-        ml += s;
-        if (ml > 0x7fffffff) return LZ4_ERR_CORRUPT;
-      } while (s == 255);
+      ml = readLengthBytes(ip, iend, ml);
+      if (ml == LENGTH_CORRUPT) return LZ4_ERR_CORRUPT;
+      ip = lengthEnd;
     }
     const r = copyMatch(op, off, ml + MINMATCH, oend);
     if (r < 0) return <i32>r;
