@@ -1,0 +1,44 @@
+/**
+ * A request body read straight from node's IncomingMessage, for the direct routes (./direct.ts):
+ * the chunks node hands over, joined once, without the web-stream adaptation @hono/node-server
+ * puts around them.
+ */
+import type { IncomingMessage } from 'node:http';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+
+/**
+ * The whole body. The caller checks the declared Content-Length against its limit first; node's
+ * parser holds the body to that length.
+ *
+ * @example
+ * const bytes = await incomingBody(req);
+ */
+export function incomingBody(req: IncomingMessage): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      total += chunk.length;
+    };
+    const onEnd = (): void => {
+      stop();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
+    };
+    // The client went away mid-body: nobody reads the answer, but the request must still settle.
+    const onCut = (): void => {
+      stop();
+      reject(new QuartzError(ErrorCode.INVALID_ARGUMENT, 'the request body ended before its declared length'));
+    };
+    const stop = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onCut);
+      req.off('close', onCut);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onCut);
+    req.on('close', onCut);
+  });
+}
