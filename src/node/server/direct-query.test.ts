@@ -31,8 +31,12 @@ afterAll(async () => {
 
 type Seen = { status: number; body: string; headers: Record<string, string> };
 
-/** A POST with a Content-Length (or, with `chunked`, without one) as node's client sends it; status, body and headers but the per-request ones. */
-function post(path: string, body: string, headers: Record<string, string>, chunked = false): Promise<Seen> {
+/**
+ * A POST with a Content-Length (or, with `chunked`, without one) as node's client sends it;
+ * status, body and headers but the per-request ones. With `pause`, the body's second half is sent
+ * that many ms after the first.
+ */
+function post(path: string, body: string, headers: Record<string, string>, chunked = false, pause = 0): Promise<Seen> {
   return new Promise((resolve, reject) => {
     const req = request(`${server.url}${path}`, { method: 'POST', headers: chunked ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
       let text = '';
@@ -45,7 +49,12 @@ function post(path: string, body: string, headers: Record<string, string>, chunk
       });
     });
     req.on('error', reject);
-    req.end(body);
+    if (pause === 0) {
+      req.end(body);
+      return;
+    }
+    req.write(body.slice(0, body.length >> 1));
+    setTimeout(() => req.end(body.slice(body.length >> 1)), pause);
   });
 }
 
@@ -71,6 +80,10 @@ describe('a direct vector query answers as the hono route does', () => {
     const direct = await post('/v1/collections/docs/query', body, headers);
     expect(direct).toEqual(await post('/v1/collections/d%6Fcs/query', body, headers));
     expect(direct).toEqual(await post('/v1/collections/docs/query', body, headers, true));
+  });
+
+  it('a body that arrives in parts', async () => {
+    expect(await post('/v1/collections/docs/query', query, auth, false, 50)).toEqual(await post('/v1/collections/docs/query', query, auth));
   });
 
   it('an unknown collection', async () => {
