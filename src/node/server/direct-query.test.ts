@@ -90,6 +90,25 @@ describe('a direct vector query answers as the hono route does', () => {
     expect(await post('/v1/collections/nope/query', query, auth)).toEqual(await post('/v1/collections/n%6Fpe/query', query, auth));
   });
 
+  it('settles a request whose client leaves mid-body (answered 400 into the closed socket, counted)', async () => {
+    const answered = async (): Promise<number> => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const m = /quartz_http_requests_total\{[^}]*route="\/v1\/collections\/:c\/query"[^}]*status="400"[^}]*\} (\d+)/.exec(text);
+      return m === null ? 0 : Number(m[1]);
+    };
+    for (const wait of [0, 50]) {
+      const before = await answered();
+      const req = request(`${server.url}/v1/collections/docs/query`, { method: 'POST', headers: { ...auth, 'content-length': String(query.length) } });
+      req.on('error', () => undefined);
+      req.write(query.slice(0, 10));
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      req.destroy();
+      const deadline = Date.now() + 5000;
+      while ((await answered()) === before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await answered(), `client gone after ${wait} ms`).toBe(before + 1);
+    }
+  });
+
   it('counts its requests in the metrics by route', async () => {
     await post('/v1/collections/docs/query', query, auth);
     const text = await (await fetch(`${server.url}/metrics`)).text();

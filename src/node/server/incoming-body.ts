@@ -26,6 +26,8 @@ const EMPTY = new Uint8Array(0);
 
 /** The body as its chunks arrive. */
 function streamed(req: IncomingMessage): Promise<Uint8Array> {
+  // The client may have gone away before this turn: its close event has passed already.
+  if (req.destroyed) return Promise.reject(cutShort());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -40,7 +42,7 @@ function streamed(req: IncomingMessage): Promise<Uint8Array> {
     // The client went away mid-body: nobody reads the answer, but the request must still settle.
     const onCut = (): void => {
       stop();
-      reject(new QuartzError(ErrorCode.INVALID_ARGUMENT, 'the request body ended before its declared length'));
+      reject(cutShort());
     };
     const stop = (): void => {
       req.off('data', onData);
@@ -53,4 +55,8 @@ function streamed(req: IncomingMessage): Promise<Uint8Array> {
     req.on('error', onCut);
     req.on('close', onCut);
   });
+}
+
+function cutShort(): QuartzError {
+  return new QuartzError(ErrorCode.INVALID_ARGUMENT, 'the request body ended before its declared length');
 }
