@@ -183,6 +183,83 @@ function dot(a: usize, b: usize): f32 {
   return <f32>1.0 - dot(a, b);
 }
 
+// The exact scan measures two vectors per pass against the same query: the two sums are
+// independent dependency chains, so their add latencies overlap (one sum alone waits on each add).
+// Each sum takes exactly the steps of l2sq/dot, in their order, so the distances are bit-identical.
+/** The second distance of the last distancePair (a function returns one value). */
+let pairSecond: f32 = 0;
+
+function l2sqPair(q: usize, a: usize, b: usize): f32 {
+  const bytes = <usize>dimsPadded << 2;
+  const end16 = bytes & ~(<usize>63);
+  let a0 = f32x4.splat(0);
+  let a1 = a0;
+  let b0 = a0;
+  let b1 = a0;
+  let i: usize = 0;
+  for (; i < end16; i += 64) {
+    const q0 = v128.load(q + i);
+    const q1 = v128.load(q + i, 16);
+    const q2 = v128.load(q + i, 32);
+    const q3 = v128.load(q + i, 48);
+    const x0 = f32x4.sub(q0, v128.load(a + i));
+    const x1 = f32x4.sub(q1, v128.load(a + i, 16));
+    const y0 = f32x4.sub(q0, v128.load(b + i));
+    const y1 = f32x4.sub(q1, v128.load(b + i, 16));
+    a0 = f32x4.add(a0, f32x4.add(f32x4.mul(x0, x0), f32x4.mul(x1, x1)));
+    b0 = f32x4.add(b0, f32x4.add(f32x4.mul(y0, y0), f32x4.mul(y1, y1)));
+    const x2 = f32x4.sub(q2, v128.load(a + i, 32));
+    const x3 = f32x4.sub(q3, v128.load(a + i, 48));
+    const y2 = f32x4.sub(q2, v128.load(b + i, 32));
+    const y3 = f32x4.sub(q3, v128.load(b + i, 48));
+    a1 = f32x4.add(a1, f32x4.add(f32x4.mul(x2, x2), f32x4.mul(x3, x3)));
+    b1 = f32x4.add(b1, f32x4.add(f32x4.mul(y2, y2), f32x4.mul(y3, y3)));
+  }
+  for (; i < bytes; i += 16) {
+    const qi = v128.load(q + i);
+    const x = f32x4.sub(qi, v128.load(a + i));
+    const y = f32x4.sub(qi, v128.load(b + i));
+    a0 = f32x4.add(a0, f32x4.mul(x, x));
+    b0 = f32x4.add(b0, f32x4.mul(y, y));
+  }
+  pairSecond = hsum(f32x4.add(b0, b1));
+  return hsum(f32x4.add(a0, a1));
+}
+
+function dotPair(q: usize, a: usize, b: usize): f32 {
+  const bytes = <usize>dimsPadded << 2;
+  const end16 = bytes & ~(<usize>63);
+  let a0 = f32x4.splat(0);
+  let a1 = a0;
+  let b0 = a0;
+  let b1 = a0;
+  let i: usize = 0;
+  for (; i < end16; i += 64) {
+    const q0 = v128.load(q + i);
+    const q1 = v128.load(q + i, 16);
+    const q2 = v128.load(q + i, 32);
+    const q3 = v128.load(q + i, 48);
+    a0 = f32x4.add(a0, f32x4.add(f32x4.mul(q0, v128.load(a + i)), f32x4.mul(q1, v128.load(a + i, 16))));
+    b0 = f32x4.add(b0, f32x4.add(f32x4.mul(q0, v128.load(b + i)), f32x4.mul(q1, v128.load(b + i, 16))));
+    a1 = f32x4.add(a1, f32x4.add(f32x4.mul(q2, v128.load(a + i, 32)), f32x4.mul(q3, v128.load(a + i, 48))));
+    b1 = f32x4.add(b1, f32x4.add(f32x4.mul(q2, v128.load(b + i, 32)), f32x4.mul(q3, v128.load(b + i, 48))));
+  }
+  for (; i < bytes; i += 16) {
+    const qi = v128.load(q + i);
+    a0 = f32x4.add(a0, f32x4.mul(qi, v128.load(a + i)));
+    b0 = f32x4.add(b0, f32x4.mul(qi, v128.load(b + i)));
+  }
+  pairSecond = <f32>1.0 - hsum(f32x4.add(b0, b1));
+  return <f32>1.0 - hsum(f32x4.add(a0, a1));
+}
+
+/** distance(q, a), and distance(q, b) into pairSecond. */
+// @ts-ignore: decorator
+@inline function distancePair(q: usize, a: usize, b: usize): f32 {
+  if (metric == METRIC_L2) return l2sqPair(q, a, b);
+  return dotPair(q, a, b);
+}
+
 function nextRandom(): u64 {
   // xorshift64*: seeded per index so builds are reproducible.
   let x = rng;
@@ -884,27 +961,40 @@ export function hnsw_reserve(ef: i32): void {
 function exactScan(k: i32, fromAllowList: bool): void {
   resLen = 0;
   const q = queryBuf;
+  // Vectors are measured in pairs (distancePair) and offered in scan order, so the heap sees
+  // exactly the sequence a one-at-a-time scan gives it.
   if (fromAllowList) {
-    for (let i: u32 = 0; i < allowLen; i++) {
+    let i: u32 = 0;
+    for (; i + 1 < allowLen; i += 2) {
       const s = load<u32>(allowList + (<usize>i << 2));
-      if (isDeleted(s)) continue;
-      scanOffer(k, distance(q, vecOf(s)), s);
+      const t = load<u32>(allowList + (<usize>i << 2), 4);
+      const d = distancePair(q, vecOf(s), vecOf(t));
+      if (!isDeleted(s)) scanOffer(k, d, s);
+      if (!isDeleted(t)) scanOffer(k, pairSecond, t);
+    }
+    if (i < allowLen) {
+      const s = load<u32>(allowList + (<usize>i << 2));
+      if (!isDeleted(s)) scanOffer(k, distance(q, vecOf(s)), s);
     }
     distCount += <f64>allowLen;
     return;
   }
-  // Every slot: walk each chunk's records with a pointer instead of looking each slot up.
+  // Every slot: walk each chunk's records with a pointer instead of looking each slot up. A
+  // deleted slot's vector is still in place, so it is measured with its pair and not offered.
   const checkDeleted = deletedCount > 0;
   for (let c: u32 = 0; c < chunkCount; c++) {
     const first = c << CHUNK_SHIFT;
     if (first >= slots) break;
     const end = slots - first < CHUNK_NODES ? slots - first : CHUNK_NODES;
     let v = load<usize>(chunkTable + (<usize>c << alignof<usize>())) + vecOff;
-    for (let i: u32 = 0; i < end; i++, v += recSize) {
+    let i: u32 = 0;
+    for (; i + 1 < end; i += 2, v += recSize << 1) {
       const s = first + i;
-      if (checkDeleted && isDeleted(s)) continue;
-      scanOffer(k, distance(q, v), s);
+      const d = distancePair(q, v, v + recSize);
+      if (!checkDeleted || !isDeleted(s)) scanOffer(k, d, s);
+      if (!checkDeleted || !isDeleted(s + 1)) scanOffer(k, pairSecond, s + 1);
     }
+    if (i < end && (!checkDeleted || !isDeleted(first + i))) scanOffer(k, distance(q, v), first + i);
   }
   distCount += <f64>slots;
 }

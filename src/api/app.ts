@@ -20,7 +20,7 @@ import { accountRoutes, adminRoutes } from './routes/admin.js';
 import { kvDirect, kvRoutes } from './routes/kv.js';
 import { streamRoutes } from './routes/streams.js';
 import { STATIC_PATH, serveStatic, systemRoutes } from './routes/system.js';
-import { vectorRoutes } from './routes/vectors.js';
+import { vectorQueryDirect, vectorRoutes } from './routes/vectors.js';
 
 export interface AppOptions {
   engine: Engine;
@@ -39,7 +39,7 @@ export interface AppOptions {
 }
 
 /**
- * The app's hottest routes (KV GET) for a home that can serve them without building a WHATWG
+ * The app's hottest routes (KV GET, vector query) for a home that can serve them without building a WHATWG
  * Request and Response per call: answers `req` when it is one of them (`target` is the request
  * target as received: path and query), else returns undefined and the request goes to `fetch`.
  * Same answer, headers, errors, metrics and logs as through `fetch`.
@@ -131,7 +131,9 @@ export function createApp(options: AppOptions): QuartzApp {
   app.notFound((c) => ((c.req.method === 'GET' || c.req.method === 'HEAD') && STATIC_PATH.test(c.req.path) ? staticFile(c, noNext) : unmatched(c, noNext)) as Response | Promise<Response>);
   // Routes answer their own errors (see the request pipeline); this catches what escapes hono itself.
   app.onError((err, c) => toErrorResponse(err, deps.logger, c.get('requestId')));
-  return Object.assign(app, { direct: kvDirect(deps, pipeline) });
+  const kvGet = kvDirect(deps, pipeline);
+  const vectorQuery = vectorQueryDirect(deps, pipeline);
+  return Object.assign(app, { direct: ((req, target) => kvGet(req, target) ?? vectorQuery(req, target)) satisfies DirectRoutes });
 }
 
 /** The pipeline's handlers never call `next`. */

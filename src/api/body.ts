@@ -5,6 +5,7 @@
  * `curl -d` labels JSON as form data and people expect it to work.
  */
 import { ErrorCode, QuartzError } from '../core/errors.js';
+import type { DirectRequest } from './middleware/request.js';
 import { invalid } from './validation.js';
 
 function tooLarge(size: number | undefined, limit: number): QuartzError {
@@ -13,6 +14,28 @@ function tooLarge(size: number | undefined, limit: number): QuartzError {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** TOO_LARGE when a declared Content-Length is over `limit`, before anything is read. */
+function refuseDeclared(declared: string, limit: number): void {
+  const size = Number(declared);
+  if (Number.isFinite(size) && size > limit) throw tooLarge(size, limit);
+}
+
+/**
+ * A direct request's body (see `DirectRequest.body`) with readBody's limit and errors; the
+ * request must declare its Content-Length, which the transport holds the body to.
+ *
+ * @example
+ * const bytes = await readDirectBody(s.request, config.body_limits.vectors);
+ */
+export async function readDirectBody(request: DirectRequest, limit: number): Promise<Uint8Array> {
+  const declared = request.header('content-length');
+  if (declared === undefined || request.body === undefined) throw new QuartzError(ErrorCode.INTERNAL, 'a direct route read a body the home cannot give it');
+  refuseDeclared(declared, limit);
+  const bytes = await request.body();
+  if (bytes.length > limit) throw tooLarge(bytes.length, limit);
+  return bytes;
+}
 
 /**
  * The whole body as bytes, refusing more than `limit` bytes with TOO_LARGE (413).
@@ -23,10 +46,7 @@ const EMPTY = new Uint8Array(0);
 export async function readBody(request: Request, limit: number): Promise<Uint8Array> {
   const declared = request.headers.get('content-length');
   if (declared !== null) {
-    const size = Number(declared);
-    if (Number.isFinite(size) && size > limit) throw tooLarge(size, limit);
-  }
-  if (declared !== null) {
+    refuseDeclared(declared, limit);
     // The transport holds the body to its declared length, so one read is safe and fastest.
     // NOTE: `request.body` is not touched on this path: on @hono/node-server reading that getter
     // turns the lightweight request into a full web Request with a ReadableStream body.

@@ -115,6 +115,72 @@ describe('HnswIndex recall against brute force', () => {
   });
 });
 
+/**
+ * The score the core's kernels give, step by step in f32 as they take them (four lanes; 16 floats
+ * per turn into two sums; a tail of 4 into the first; lanes added left to right), so a test can
+ * check scores bit for bit. `v` is the stored vector (unit length for cosine, see getVector).
+ */
+function kernelScore(metric: HnswMetric, query: Float32Array, v: Float32Array): number {
+  const f = Math.fround;
+  const padded = (query.length + 3) & ~3;
+  let q = Float32Array.from({ length: padded }, (_, j) => query[j] ?? 0);
+  if (metric === 'cosine') {
+    let n = 0;
+    for (const x of query) n = f(n + f(x * x));
+    const inv = f(1 / Math.sqrt(n));
+    q = q.map((x) => f(x * inv));
+  }
+  const term = (j: number): number => (metric === 'l2' ? f(f(q[j]! - (v[j] ?? 0)) * f(q[j]! - (v[j] ?? 0))) : f(q[j]! * (v[j] ?? 0)));
+  const s0 = [0, 0, 0, 0];
+  const s1 = [0, 0, 0, 0];
+  const end16 = padded & ~15;
+  for (let i = 0; i < end16; i += 16) {
+    for (let l = 0; l < 4; l++) {
+      s0[l] = f(s0[l]! + f(term(i + l) + term(i + 4 + l)));
+      s1[l] = f(s1[l]! + f(term(i + 8 + l) + term(i + 12 + l)));
+    }
+  }
+  for (let i = end16; i < padded; i += 4) for (let l = 0; l < 4; l++) s0[l] = f(s0[l]! + term(i + l));
+  const t = s0.map((x, l) => f(x + s1[l]!));
+  const sum = f(f(f(t[0]! + t[1]!) + t[2]!) + t[3]!);
+  return metric === 'l2' ? sum : f(1 - f(1 - sum));
+}
+
+describe('HnswIndex exact scan', () => {
+  // Dimensions with and without a 16-float tail; odd and even counts; holes from deletes; filters.
+  for (const dims of [3, 20, 128]) {
+    for (const metric of ['cosine', 'l2', 'dot'] as const) {
+      it(`scores ${dims}-d ${metric} bit for bit as the kernel computes them, best first`, () => {
+        const n = 101;
+        const index = new HnswIndex({ dims, metric });
+        index.addBatch(rows(n), uniformVectors(n, dims, dims));
+        for (const id of [0, 7, 8, 50, 100]) index.delete(id);
+        const queries = uniformVectors(5, dims, dims + 1);
+        const stored = new Map<number, Float32Array>();
+        for (let id = 0; id < n; id++) {
+          const v = index.getVector(id);
+          if (v !== undefined) stored.set(id, v);
+        }
+        for (const filter of [undefined, Uint32Array.from(rows(n).filter((id) => id % 3 !== 1))]) {
+          for (let qi = 0; qi < 5; qi++) {
+            const q = queries.subarray(qi * dims, (qi + 1) * dims);
+            const { ids, scores } = index.search(q, 15, { ef: 64, filter });
+            expect(index.lastSearchPlan).toBe('exact');
+            const expected = [...stored]
+              .filter(([id]) => filter === undefined || filter.includes(id))
+              .map(([id, v]) => ({ id, score: kernelScore(metric, q, v) }))
+              .sort((a, b) => (metric === 'l2' ? a.score - b.score : b.score - a.score))
+              .slice(0, 15);
+            expect(Array.from(ids)).toEqual(expected.map((e) => e.id));
+            expect(Array.from(scores)).toEqual(expected.map((e) => e.score));
+          }
+        }
+        index.dispose();
+      });
+    }
+  }
+});
+
 describe('HnswIndex delete and upsert', () => {
   const dims = 24;
   const n = 3000;

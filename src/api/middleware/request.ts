@@ -63,6 +63,11 @@ export interface PlainAnswer {
 export interface DirectRequest {
   method: string;
   header(name: string): string | undefined;
+  /**
+   * The whole request body, for homes that can read it without web streams; only asked for
+   * when the request declares a Content-Length, after the route has checked it against its limit.
+   */
+  body?(): Promise<Uint8Array>;
 }
 
 /** What a direct route's handler sees: the request, its id, and what auth found. */

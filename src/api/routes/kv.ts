@@ -109,7 +109,7 @@ function kvGetAnswer(deps: AppDeps, tenantId: string, key: string, ifNoneMatch: 
 const DIRECT_KV_PATH = /^\/v1\/kv\/[!$&-;=@-[\]_a-z~]+$/;
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
 /** Host values @hono/node-server takes without URL parsing (others go its way, and may be refused). */
-const PLAIN_HOST = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
+export const PLAIN_HOST = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
 
 /**
  * KV GET for a home that serves it without Request/Response objects (see

@@ -63,6 +63,43 @@ describe('POST /v1/collections/:c/query', () => {
   });
 });
 
+describe('the direct vector query (app.direct)', () => {
+  it('takes a POST query with a Content-Length and answers as fetch does; leaves other requests to fetch', async () => {
+    const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9' }) });
+    const { api_key } = await engine.tenants.create({ email: 'd@example.com', plan: 'unlimited' });
+    const headers: Record<string, string> = { authorization: `Bearer ${api_key}`, 'content-type': 'application/json', host: 'local' };
+    const call = (path: string, body: string) => app.fetch(new Request(`http://local${path}`, { method: 'POST', body, headers }));
+    expect((await call('/v1/collections', JSON.stringify({ name: 'docs', dims: 2, metric: 'l2' }))).status).toBe(201);
+    expect((await call('/v1/collections/docs/upsert', JSON.stringify({ vectors: [{ id: 'a', values: [0, 0] }, { id: 'b', values: [3, 4] }] }))).status).toBe(200);
+
+    const body = JSON.stringify({ vector: [0, 1], k: 2 });
+    const direct = (method: string, target: string, extra: Record<string, string> = {}) => {
+      const all: Record<string, string> = { ...headers, 'content-length': String(body.length), ...extra };
+      return app.direct({ method, header: (name) => all[name], body: async () => new TextEncoder().encode(body) }, target);
+    };
+    const answer = await direct('POST', '/v1/collections/docs/query');
+    expect(answer).toBeDefined();
+    const viaFetch = await call('/v1/collections/docs/query', body);
+    expect(answer!.status).toBe(200);
+    expect(answer!.body).toBe(await viaFetch.text());
+    expect(answer!.headers['content-type']).toBe(viaFetch.headers.get('content-type'));
+    expect(((await direct('POST', '/v1/collections/nope/query')) as { status: number }).status).toBe(404);
+
+    for (const [method, target, extra] of [
+      ['GET', '/v1/collections/docs/query', {}],
+      ['POST', '/v1/collections/d%6Fcs/query', {}],
+      ['POST', '/v1/collections/docs/query?x=1', {}],
+      ['POST', '/v1/collections/../query', {}],
+      ['POST', '/v1/collections/docs/query/', {}],
+      ['POST', '/v1/collections/docs/upsert', {}],
+      ['POST', '/v1/collections/docs/query', { 'transfer-encoding': 'chunked' }],
+      ['POST', '/v1/collections/docs/query', { host: 'bad host' }],
+    ] as const) {
+      expect(direct(method, target, extra), `${method} ${target} ${JSON.stringify(extra)}`).toBeUndefined();
+    }
+  });
+});
+
 describe('parseQueryBody', () => {
   /** The outcome of a parser: its data, or its error message. */
   function outcome(parse: () => unknown): unknown {

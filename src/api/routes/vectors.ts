@@ -5,13 +5,14 @@
  */
 import type { Context } from 'hono';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
-import type { CollectionInfo as EngineCollectionInfo, QueryMatch } from '../../engine/vectors/collection.js';
+import type { CollectionInfo as EngineCollectionInfo, QueryMatch, QueryRequest } from '../../engine/vectors/collection.js';
 import type { VectorStore } from '../../engine/vectors/vector-store.js';
-import { readJson } from '../body.js';
+import { parseJson, readDirectBody, readJson } from '../body.js';
 import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
 import { tenantAuth } from '../middleware/auth.js';
-import { plainResponse } from '../middleware/request.js';
+import { plainResponse, type DirectRequest, type PlainAnswer, type RequestPipeline } from '../middleware/request.js';
 import type { ApiRouter } from '../router.js';
+import { PLAIN_HOST } from './kv.js';
 import { AUTHED_ERRORS, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import {
   CollectionInfo,
@@ -52,6 +53,56 @@ export function queryResultJson(result: { matches: QueryMatch[] }): string {
   }
   return `${out}]}`;
 }
+
+/**
+ * The query's answer as JSON text. The hot read route: an open tenant's open collection is
+ * queried without further promises.
+ */
+function queryAnswer(deps: AppDeps, tenantId: string, name: string, body: QueryRequest): string | Promise<string> {
+  const scope = scopeOf(deps.engine, tenantId);
+  if (scope instanceof Promise) return scope.then((s) => answerIn(s.vectors));
+  return answerIn(scope.vectors);
+  function answerIn(vectors: VectorStore): string | Promise<string> {
+    const opened = vectors.openedCollection(name);
+    if (opened !== undefined) return queryResultJson(opened.query(body));
+    return vectors.collection(name).then((collection) => queryResultJson(collection.query(body)));
+  }
+}
+
+/**
+ * Request targets a direct query may take as they are: a collection name of the characters names
+ * allow, which need no decoding; `.` and `..`, which URL parsing would resolve, are left to the
+ * hono route.
+ */
+const DIRECT_QUERY_PATH = /^\/v1\/collections\/([A-Za-z0-9._-]{1,128})\/query$/;
+
+/**
+ * The vector query for a home that serves it without Request/Response objects (see
+ * `RequestPipeline.direct`): answers `POST /v1/collections/<name>/query` exactly as the hono
+ * route does, or returns undefined for any other request, which then goes to the app's `fetch`.
+ * Only requests with a declared Content-Length are taken (chunked bodies go the hono way).
+ *
+ * @example
+ * const answer = vectorQueryDirect(deps, pipeline)(request, '/v1/collections/docs/query');
+ */
+export function vectorQueryDirect(deps: AppDeps, pipeline: RequestPipeline): (req: DirectRequest, target: string) => PlainAnswer | Promise<PlainAnswer> | undefined {
+  const limit = deps.config.body_limits.vectors;
+  const query = pipeline.direct(QUERY_PATH, tenantAuth(deps), async (s, name) => {
+    const body = parseQueryBody(parseJson(await readDirectBody(s.request, limit)));
+    const answer = queryAnswer(deps, s.tenant!.id, name, body);
+    return { status: 200, headers: { 'content-type': 'application/json' }, body: answer instanceof Promise ? await answer : answer };
+  });
+  return (req, target) => {
+    if (req.method !== 'POST' || req.body === undefined || req.header('content-length') === undefined || req.header('transfer-encoding') !== undefined) return undefined;
+    const m = DIRECT_QUERY_PATH.exec(target);
+    if (m === null || m[1] === '.' || m[1] === '..') return undefined;
+    const host = req.header('host');
+    if (host === undefined || !PLAIN_HOST.test(host)) return undefined;
+    return query(req, m[1]!);
+  };
+}
+
+const QUERY_PATH = '/v1/collections/:c/query';
 
 export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
   const auth = tenantAuth(deps);
@@ -135,7 +186,7 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
 
   router.add(
     'post',
-    '/v1/collections/:c/query',
+    QUERY_PATH,
     {
       tags,
       summary: 'Nearest neighbours of a vector (or of a stored vector by id)',
@@ -146,14 +197,9 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     auth,
     async (c) => {
       const body = parseQueryBody(await readJson(c.req.raw, vectorLimit));
-      const scope = scopeOf(deps.engine, c.get('tenant').id);
-      const { vectors } = scope instanceof Promise ? await scope : scope;
-      const name = param(c, 'c');
-      // The hot read route: an open tenant's open collection is queried without further
-      // promises, and the answer goes out with one plain header object, as KV GET does (see
-      // plainResponse).
-      const collection = vectors.openedCollection(name) ?? (await vectors.collection(name));
-      return plainResponse(c, deps, queryResultJson(collection.query(body)), 200, { 'content-type': 'application/json' });
+      const answer = queryAnswer(deps, c.get('tenant').id, param(c, 'c'), body);
+      // The answer goes out with one plain header object, as KV GET does (see plainResponse).
+      return plainResponse(c, deps, answer instanceof Promise ? await answer : answer, 200, { 'content-type': 'application/json' });
     },
   );
 

@@ -1,5 +1,5 @@
 /**
- * The Node server's request listener: the app's direct routes (KV GET) answered straight from
+ * The Node server's request listener: the app's direct routes (KV GET, vector query) answered straight from
  * node's IncomingMessage into its ServerResponse, everything else through @hono/node-server.
  *
  * NOTE: @hono/node-server adapts every request into a Request-like object and back, which on a
@@ -11,6 +11,7 @@ import { ErrorCode } from '../../core/errors.js';
 import type { DirectRequest, DirectRoutes, PlainAnswer } from '../../api/app.js';
 import { JSON_TYPE } from '../../api/errors.js';
 import type { LoggerPort } from '../../api/ports.js';
+import { incomingBody } from './incoming-body.js';
 
 /**
  * Headers the Fetch adapter reads from the raw list, joining repeats (node's parsed `headers`
@@ -47,6 +48,10 @@ class IncomingRequest implements DirectRequest {
     }
     const value = this.incoming.headers[name];
     return typeof value === 'string' ? trimmed(value) : undefined;
+  }
+
+  body(): Promise<Uint8Array> {
+    return incomingBody(this.incoming);
   }
 }
 

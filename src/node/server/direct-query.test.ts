@@ -1,0 +1,117 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from './server.js';
+import { resolveServeSettings } from './settings.js';
+
+const LIMIT = 2048;
+let dir: string;
+let server: RunningServer;
+let auth: Record<string, string>;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'quartz-direct-query-'));
+  const env = { QUARTZ_LOG_LEVEL: 'error' };
+  const settings = await resolveServeSettings({ port: '0', data: dir, host: '127.0.0.1' }, env);
+  server = await startServer({ ...settings, app: { ...settings.app, body_limits: { vectors: LIMIT } } }, env);
+  const reg = (await (await fetch(`${server.url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":"q@example.com"}' })).json()) as { api_key: string };
+  auth = { authorization: `Bearer ${reg.api_key}`, 'content-type': 'application/json' };
+  const post = (path: string, body: unknown) => fetch(`${server.url}${path}`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
+  expect((await post('/v1/collections', { name: 'docs', dims: 4, metric: 'cosine' })).status).toBe(201);
+  const vectors = Array.from({ length: 20 }, (_, i) => ({ id: `v${i}`, values: [i % 3, (i * 7) % 5, 1, -i / 10], metadata: { n: i, even: i % 2 === 0 } }));
+  expect((await post('/v1/collections/docs/upsert', { vectors })).status).toBe(200);
+});
+
+afterAll(async () => {
+  await server.close('test done');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+type Seen = { status: number; body: string; headers: Record<string, string> };
+
+/**
+ * A POST with a Content-Length (or, with `chunked`, without one) as node's client sends it;
+ * status, body and headers but the per-request ones. With `pause`, the body's second half is sent
+ * that many ms after the first.
+ */
+function post(path: string, body: string, headers: Record<string, string>, chunked = false, pause = 0): Promise<Seen> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${server.url}${path}`, { method: 'POST', headers: chunked ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        const out: Record<string, string> = {};
+        for (const [name, value] of Object.entries(res.headers)) if (name !== 'date' && name !== 'x-request-id' && name !== 'connection' && name !== 'keep-alive') out[name] = String(value);
+        resolve({ status: res.statusCode!, body: text, headers: out });
+      });
+    });
+    req.on('error', reject);
+    if (pause === 0) {
+      req.end(body);
+      return;
+    }
+    req.write(body.slice(0, body.length >> 1));
+    setTimeout(() => req.end(body.slice(body.length >> 1)), pause);
+  });
+}
+
+// `/v1/collections/docs/query` with a Content-Length is answered directly; `/v1/collections/d%6Fcs/query`
+// names the same collection and is decoded by hono.
+describe('a direct vector query answers as the hono route does', () => {
+  const query = JSON.stringify({ vector: [1, 0.5, 1, -0.25], k: 5 });
+  it.each([
+    ['matches', query, {}],
+    ['metadata, values, filter, threshold, ef', JSON.stringify({ vector: [0, 1, 1, 0], k: 3, include_metadata: true, include_values: true, filter: { even: true }, threshold: 0.1, ef: 20 }), {}],
+    ['a query by id', JSON.stringify({ id: 'v3', k: 2 }), {}],
+    ['an unknown id', JSON.stringify({ id: 'nope', k: 2 }), {}],
+    ['a 401', query, { authorization: 'Bearer nope' }],
+    ['a CORS request', query, { origin: 'https://example.com' }],
+    ['invalid JSON', '{"vector": [1, 2', {}],
+    ['an empty body', '', {}],
+    ['a field error', JSON.stringify({ vector: [1, 2, 3, 4], k: 0 }), {}],
+    ['wrong dimensions', JSON.stringify({ vector: [1, 2, 3], k: 1 }), {}],
+    ['a value f32 cannot hold', JSON.stringify({ vector: [1, 2, 3, 1e39], k: 1 }), {}],
+    ['a 413', JSON.stringify({ vector: [1, 2, 3, 4], k: 1, pad: 'x'.repeat(LIMIT) }), {}],
+  ])('%s', async (_, body, extra) => {
+    const headers = { ...auth, ...extra };
+    const direct = await post('/v1/collections/docs/query', body, headers);
+    expect(direct).toEqual(await post('/v1/collections/d%6Fcs/query', body, headers));
+    expect(direct).toEqual(await post('/v1/collections/docs/query', body, headers, true));
+  });
+
+  it('a body that arrives in parts', async () => {
+    expect(await post('/v1/collections/docs/query', query, auth, false, 50)).toEqual(await post('/v1/collections/docs/query', query, auth));
+  });
+
+  it('an unknown collection', async () => {
+    expect(await post('/v1/collections/nope/query', query, auth)).toEqual(await post('/v1/collections/n%6Fpe/query', query, auth));
+  });
+
+  it('settles a request whose client leaves mid-body (answered 400 into the closed socket, counted)', async () => {
+    const answered = async (): Promise<number> => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const m = /quartz_http_requests_total\{[^}]*route="\/v1\/collections\/:c\/query"[^}]*status="400"[^}]*\} (\d+)/.exec(text);
+      return m === null ? 0 : Number(m[1]);
+    };
+    for (const wait of [0, 50]) {
+      const before = await answered();
+      const req = request(`${server.url}/v1/collections/docs/query`, { method: 'POST', headers: { ...auth, 'content-length': String(query.length) } });
+      req.on('error', () => undefined);
+      req.write(query.slice(0, 10));
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      req.destroy();
+      const deadline = Date.now() + 5000;
+      while ((await answered()) === before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await answered(), `client gone after ${wait} ms`).toBe(before + 1);
+    }
+  });
+
+  it('counts its requests in the metrics by route', async () => {
+    await post('/v1/collections/docs/query', query, auth);
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/quartz_http_requests_total\{[^}]*route="\/v1\/collections\/:c\/query"[^}]*status="200"[^}]*\} \d+/);
+  });
+});

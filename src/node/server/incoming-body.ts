@@ -1,0 +1,62 @@
+/**
+ * A request body read straight from node's IncomingMessage, for the direct routes (./direct.ts):
+ * the chunks node hands over, joined once, without the web-stream adaptation @hono/node-server
+ * puts around them.
+ */
+import type { IncomingMessage } from 'node:http';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+
+/**
+ * The whole body. The caller checks the declared Content-Length against its limit first; node's
+ * parser holds the body to that length.
+ *
+ * @example
+ * const bytes = await incomingBody(req);
+ */
+export async function incomingBody(req: IncomingMessage): Promise<Uint8Array> {
+  // By the next turn of the event loop node's parser has taken all the bytes that came with the
+  // headers, so a body sent with them is waiting whole in the request's buffer: one read, no
+  // stream events. (Promise jobs and ticks run before the parser reaches the body.)
+  await new Promise((resolve) => setImmediate(resolve));
+  if (req.complete) return (req.read() as Buffer | null) ?? EMPTY;
+  return streamed(req);
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** The body as its chunks arrive. */
+function streamed(req: IncomingMessage): Promise<Uint8Array> {
+  // The client may have gone away before this turn: its close event has passed already.
+  if (req.destroyed) return Promise.reject(cutShort());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      total += chunk.length;
+    };
+    const onEnd = (): void => {
+      stop();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
+    };
+    // The client went away mid-body: nobody reads the answer, but the request must still settle.
+    const onCut = (): void => {
+      stop();
+      reject(cutShort());
+    };
+    const stop = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onCut);
+      req.off('close', onCut);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onCut);
+    req.on('close', onCut);
+  });
+}
+
+function cutShort(): QuartzError {
+  return new QuartzError(ErrorCode.INVALID_ARGUMENT, 'the request body ended before its declared length');
+}
