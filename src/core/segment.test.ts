@@ -326,6 +326,22 @@ describe('batch API', () => {
     expectCode(() => encodeBatch(records, { baseOffset: 3, codec: 'lz4', output: (n) => new Uint8Array(n + 1) }), ErrorCode.INVALID_ARGUMENT);
   });
 
+  it('output: a callback that runs the codecs itself still gets the batch', () => {
+    const records = makeRecords(200);
+    const other = makeRecords(300, 1000);
+    const want = encodeBatch(records, { baseOffset: 0, codec: 'lz4' });
+    // Encoding another batch inside the callback reuses the codec's regions.
+    const got = encodeBatch(records, {
+      baseOffset: 0,
+      codec: 'lz4',
+      output: (n) => {
+        encodeBatch(other, { baseOffset: 0, codec: 'lz4' });
+        return new Uint8Array(n);
+      },
+    });
+    expect(got).toEqual(want);
+  });
+
   it('decode output: LZ4 records are views of the array the caller hands out, after the CRC check', () => {
     const records = makeRecords(50);
     const lz = encodeBatch(records, { baseOffset: 3, codec: 'lz4' });

@@ -177,9 +177,14 @@ export function encodeBatch(records: readonly EncodableRecord[], options: Encode
     const view = encodeBatchView(w, records, options);
     const output = options.output;
     if (output === undefined) return view.slice();
+    const epoch = scratchEpoch(w);
     const out = output(view.length);
     if (!(out instanceof Uint8Array) || out.length !== view.length) invalid(`output must return a Uint8Array of ${view.length} bytes`);
-    out.set(view);
+    // A callback that ran the codecs has reused the region the batch was encoded into (one that
+    // grew wasm memory has detached `view`): encode again, or view the region afresh.
+    const batch = scratchEpoch(w) !== epoch ? encodeBatchView(w, records, options) : new Uint8Array(w.memory.buffer, view.byteOffset, view.length);
+    if (batch.length !== out.length) invalid('output: the records changed while it ran');
+    out.set(batch);
     return out;
   } finally {
     releaseLarge(w);
