@@ -19,6 +19,8 @@ interface State {
   /** The buffer `view` covers; memory.grow detaches it and hands out a new one. */
   buffer: ArrayBuffer | undefined;
   view: Uint8Array;
+  /** Counts `scratch` calls, so a caller that runs foreign code can tell its regions were reused. */
+  epoch: number;
 }
 
 const states = new WeakMap<QuartzExports, State>();
@@ -26,7 +28,7 @@ const states = new WeakMap<QuartzExports, State>();
 function stateOf(wasm: QuartzExports): State {
   let state = states.get(wasm);
   if (!state) {
-    state = { regions: [], large: false, buffer: undefined, view: new Uint8Array(0) };
+    state = { regions: [], large: false, buffer: undefined, view: new Uint8Array(0), epoch: 0 };
     states.set(wasm, state);
   }
   return state;
@@ -49,6 +51,7 @@ export function memoryView(wasm: QuartzExports): Uint8Array {
 /** A region of at least `size` bytes in slot `slot` (0 = input, 1 = output, 2 = spare). */
 export function scratch(wasm: QuartzExports, slot: number, size: number): number {
   const state = stateOf(wasm);
+  state.epoch++;
   const region = state.regions[slot];
   if (region && region.size >= size) return region.ptr;
   if (region) wasm.free(region.ptr);
@@ -61,6 +64,14 @@ export function scratch(wasm: QuartzExports, slot: number, size: number): number
   const ptr = wasm.alloc(grown);
   state.regions[slot] = { ptr, size: grown };
   return ptr;
+}
+
+/**
+ * Changes whenever a scratch region is handed out: if it differs before and after a call into
+ * code that may use the codecs (a caller's callback), the regions' contents may be gone.
+ */
+export function scratchEpoch(wasm: QuartzExports): number {
+  return stateOf(wasm).epoch;
 }
 
 /** Releases slots that grew past RETAIN_LIMIT; call after the results are copied out. */

@@ -326,6 +326,66 @@ describe('batch API', () => {
     expectCode(() => encodeBatch(records, { baseOffset: 3, codec: 'lz4', output: (n) => new Uint8Array(n + 1) }), ErrorCode.INVALID_ARGUMENT);
   });
 
+  it('output: a callback that runs the codecs itself still gets the batch', () => {
+    const records = makeRecords(200);
+    const other = makeRecords(300, 1000);
+    const want = encodeBatch(records, { baseOffset: 0, codec: 'lz4' });
+    // Encoding another batch inside the callback reuses the codec's regions.
+    const got = encodeBatch(records, {
+      baseOffset: 0,
+      codec: 'lz4',
+      output: (n) => {
+        encodeBatch(other, { baseOffset: 0, codec: 'lz4' });
+        return new Uint8Array(n);
+      },
+    });
+    expect(got).toEqual(want);
+  });
+
+  it('decode output: LZ4 records are views of the array the caller hands out, after the CRC check', () => {
+    const records = makeRecords(50);
+    const lz = encodeBatch(records, { baseOffset: 3, codec: 'lz4' });
+    expect(readBatchHeader(lz).codec).toBe('lz4');
+    const pool = new Uint8Array(1 << 16).fill(0xee);
+    const asked: number[] = [];
+    const output = (n: number) => {
+      asked.push(n);
+      return pool.subarray(100, 100 + n);
+    };
+    const got = decodeBatch(lz, undefined, { output });
+    expect(asked).toEqual([readBatchHeader(lz).uncompressedSize]);
+    expect(plain(got.records)).toEqual(plain(records, 3));
+    for (const r of got.records) expect(r.value!.buffer).toBe(pool.buffer);
+    expect(pool[99]).toBe(0xee);
+    expect(pool[100 + asked[0]!]).toBe(0xee);
+    const never = () => {
+      throw new Error('output was called');
+    };
+    // Uncompressed batches stay views of the input bytes.
+    const stored = encodeBatch(records, { baseOffset: 3, codec: 'none' });
+    expect(plain(decodeBatch(stored, undefined, { output: never }).records)).toEqual(plain(records, 3));
+    // A damaged batch fails before the caller is asked for memory.
+    const bad = lz.slice();
+    bad[BATCH_HEADER_SIZE + 5]! ^= 1;
+    expectCode(() => decodeBatch(bad, undefined, { output: never }), ErrorCode.CHECKSUM_MISMATCH);
+    expectCode(() => decodeBatch(lz, undefined, { output: (n) => new Uint8Array(n + 1) }), ErrorCode.INVALID_ARGUMENT);
+    expectCode(() => decodeBatch(lz, undefined, { output: 5 as unknown as () => Uint8Array }), ErrorCode.INVALID_ARGUMENT);
+  });
+
+  it('decode output: a callback that runs the codecs itself still gets its batch', () => {
+    const records = makeRecords(200);
+    const lz = encodeBatch(records, { baseOffset: 0, codec: 'lz4' });
+    // Decoding another batch inside the callback reuses the codec's regions.
+    const other = encodeBatch(makeRecords(300, 1000), { baseOffset: 0, codec: 'lz4' });
+    const got = decodeBatch(lz, undefined, {
+      output: (n) => {
+        decodeBatch(other);
+        return new Uint8Array(n);
+      },
+    });
+    expect(plain(got.records)).toEqual(plain(records, 0));
+  });
+
   it('rejects bad input with INVALID_ARGUMENT', () => {
     const ok = { baseOffset: 0, codec: 'none' as const };
     expectCode(() => encodeBatch([], ok), ErrorCode.INVALID_ARGUMENT);
@@ -392,6 +452,27 @@ describe('reader', () => {
     expectCode(() => r.readFrom(99, 1), ErrorCode.OFFSET_OUT_OF_RANGE);
     expectCode(() => r.readFrom(147, 1), ErrorCode.OFFSET_OUT_OF_RANGE);
     expectCode(() => r.readFrom(100, -1), ErrorCode.INVALID_ARGUMENT);
+  });
+
+  it('open with output: LZ4 batches are decoded into arrays the caller hands out, one call per batch decoded', () => {
+    const seg = buildSegment(batches);
+    const plainReader = SegmentReader.open(seg);
+    const lz4Batches = [100, 110, 111, 141].filter((o) => readBatchHeader(seg, plainReader.batchRange(o).offset).codec === 'lz4').length;
+    expect(lz4Batches).toBeGreaterThan(1);
+    const handed = new Set<ArrayBufferLike>();
+    const r = SegmentReader.open(seg, { output: (n) => {
+      const b = new Uint8Array(n);
+      handed.add(b.buffer);
+      return b;
+    } });
+    const read = readAll(r);
+    expect(plain(read)).toEqual(plain(all, 100));
+    expect(handed.size).toBe(lz4Batches);
+    expect(read.filter((rec) => handed.has(rec.value!.buffer)).length).toBeGreaterThan(0);
+    // The last batch is kept: paging through it again asks for nothing more.
+    expect(plain(r.readFrom(141, 5))).toEqual(plain(all.slice(41), 141));
+    expect(handed.size).toBe(lz4Batches);
+    expectCode(() => SegmentReader.open(seg, { output: 'x' as unknown as () => Uint8Array }), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('findOffsetByTime returns the first offset at or after a time, even with unordered timestamps', () => {

@@ -9,7 +9,7 @@
  */
 import { ErrorCode, QuartzError } from './errors.js';
 import { codecs, type QuartzExports } from './loader.js';
-import { releaseLarge, scratch, scratchIn } from './codec-scratch.js';
+import { releaseLarge, scratch, scratchEpoch, scratchIn } from './codec-scratch.js';
 import { layoutRecords, readRecords, writeRecords, MAX_TIMESTAMP, type DecodedRecord, type EncodableRecord, type SegmentRecord } from './segment-records.js';
 
 export type { DecodedRecord, EncodableRecord, SegmentRecord, SegmentHeader } from './segment-records.js';
@@ -76,6 +76,18 @@ export interface DecodedBatch {
   baseTimestamp: number;
   maxTimestamp: number;
   records: DecodedRecord[];
+}
+
+export interface DecodeOptions {
+  /**
+   * Where the records section of an LZ4 batch is decompressed to: returns an array of exactly
+   * `length` bytes that the caller owns (e.g. a view of a buffer it recycles), so decoding
+   * allocates no section of its own. The batch's keys and values are then views of it and stay
+   * valid only while the caller leaves that memory alone. Called once per LZ4 batch, after its
+   * CRC is checked; not for uncompressed batches, whose records are views of the input bytes.
+   * Default: a fresh array per batch, which the records own.
+   */
+  output?: (length: number) => Uint8Array;
 }
 
 interface CodecExports extends QuartzExports {
@@ -165,9 +177,14 @@ export function encodeBatch(records: readonly EncodableRecord[], options: Encode
     const view = encodeBatchView(w, records, options);
     const output = options.output;
     if (output === undefined) return view.slice();
+    const epoch = scratchEpoch(w);
     const out = output(view.length);
     if (!(out instanceof Uint8Array) || out.length !== view.length) invalid(`output must return a Uint8Array of ${view.length} bytes`);
-    out.set(view);
+    // A callback that ran the codecs has reused the region the batch was encoded into (one that
+    // grew wasm memory has detached `view`): encode again, or view the region afresh.
+    const batch = scratchEpoch(w) !== epoch ? encodeBatchView(w, records, options) : new Uint8Array(w.memory.buffer, view.byteOffset, view.length);
+    if (batch.length !== out.length) invalid('output: the records changed while it ran');
+    out.set(batch);
     return out;
   } finally {
     releaseLarge(w);
@@ -291,8 +308,22 @@ function batchCrcHolds(bytes: Uint8Array, at: number, h: BatchHeader): boolean {
   return crcOf(bytes, at + 8, at + h.length) === h.crc;
 }
 
+/**
+ * CRC-checks the LZ4 batch at `bytes[at]` and decompresses its records section into the codec's
+ * output region; returns where it starts (valid until the next codec call).
+ */
+function decompressSection(w: CodecExports, bytes: Uint8Array, at: number, h: BatchHeader, subject: string): number {
+  const ptr = scratchIn(w, 0, bytes.subarray(at + 8, at + h.length));
+  if (w.crc32c(0, ptr, h.length - 8) >>> 0 !== h.crc) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, at);
+  // The output region is sized only once the CRC vouches for the declared uncompressed size.
+  const dst = scratch(w, 1, h.uncompressedSize);
+  const n = w.lz4_decompress_block(ptr + BATCH_HEADER_SIZE - 8, h.length - BATCH_HEADER_SIZE, dst, h.uncompressedSize);
+  if (n !== h.uncompressedSize) fail(ErrorCode.CORRUPT_DATA, `${subject}: LZ4 block decodes to ${n < 0 ? `error ${n}` : `${n} bytes`}, the header says ${h.uncompressedSize}`, at);
+  return dst;
+}
+
 /** Checks the CRC, decompresses if needed and parses the batch at `bytes[at]`. */
-function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: string): DecodedRecord[] {
+function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: string, output?: DecodeOptions['output']): DecodedRecord[] {
   const stored = h.length - BATCH_HEADER_SIZE;
   const w = wasm();
   if (h.codec === 'none') {
@@ -301,37 +332,53 @@ function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: s
     const start = at + BATCH_HEADER_SIZE;
     return readRecords(bytes, start, start + stored, h, subject);
   }
-  const inLen = h.length - 8;
+  const size = h.uncompressedSize;
   let section: Uint8Array;
   try {
-    const ptr = scratchIn(w, 0, bytes.subarray(at + 8, at + h.length));
-    if (w.crc32c(0, ptr, inLen) >>> 0 !== h.crc) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, at);
-    // The output region is sized only once the CRC vouches for the declared uncompressed size.
-    const dst = scratch(w, 1, h.uncompressedSize);
-    const n = w.lz4_decompress_block(ptr + BATCH_HEADER_SIZE - 8, stored, dst, h.uncompressedSize);
-    if (n !== h.uncompressedSize) fail(ErrorCode.CORRUPT_DATA, `${subject}: LZ4 block decodes to ${n < 0 ? `error ${n}` : `${n} bytes`}, the header says ${h.uncompressedSize}`, at);
-    section = new Uint8Array(w.memory.buffer, dst, n).slice();
+    let dst = decompressSection(w, bytes, at, h, subject);
+    if (output === undefined) {
+      section = new Uint8Array(w.memory.buffer, dst, size).slice();
+    } else {
+      const epoch = scratchEpoch(w);
+      section = output(size);
+      if (!(section instanceof Uint8Array) || section.length !== size) invalid(`output must return a Uint8Array of ${size} bytes`);
+      // A callback that used the codecs has reused the region the section was decoded into.
+      if (scratchEpoch(w) !== epoch) dst = decompressSection(w, bytes, at, h, subject);
+      section.set(new Uint8Array(w.memory.buffer, dst, size));
+    }
   } finally {
     releaseLarge(w);
   }
-  return readRecords(section, 0, section.length, h, subject);
+  return readRecords(section, 0, size, h, subject);
+}
+
+function checkOutput(options: DecodeOptions | undefined): DecodeOptions['output'] {
+  const output = options?.output;
+  if (output !== undefined && typeof output !== 'function') invalid('output must be a function returning a Uint8Array');
+  return output;
 }
 
 /**
  * Decodes one complete batch (as made by `encodeBatch`), checking its CRC first. Keys and values
- * are views of one buffer (the input itself for uncompressed batches). Pass the `BatchRange` the
- * bytes were read from to also check that they are the batch the segment index promised.
+ * are views of one buffer (the input itself for uncompressed batches; for LZ4, a fresh array,
+ * or the caller's `output`). Pass the `BatchRange` the bytes were read from to also check that
+ * they are the batch the segment index promised.
  * @example
  * for (const r of decodeBatch(batch).records) console.log(r.offset, r.value);
  * const { records } = decodeBatch(await blobs.get(name, { offset: range.offset, length: range.length }), range);
+ * // Records used before the next decode: decompress into one recycled buffer.
+ * let spare = new Uint8Array(1 << 20);
+ * const output = (n: number) => (spare.length >= n ? spare : (spare = new Uint8Array(n))).subarray(0, n);
+ * for (const r of decodeBatch(batch, undefined, { output }).records) send(r.value);
  */
-export function decodeBatch(bytes: Uint8Array, expected?: Pick<BatchRange, 'baseOffset' | 'nextOffset'>): DecodedBatch {
+export function decodeBatch(bytes: Uint8Array, expected?: Pick<BatchRange, 'baseOffset' | 'nextOffset'>, options?: DecodeOptions): DecodedBatch {
+  const output = checkOutput(options);
   const h = readBatchHeader(bytes);
   if (h.length !== bytes.length) fail(ErrorCode.CORRUPT_DATA, `batch: ${bytes.length - h.length} bytes follow the ${h.length}-byte batch`, h.length);
   if (expected && (h.baseOffset !== expected.baseOffset || h.nextOffset !== expected.nextOffset)) {
     fail(ErrorCode.CORRUPT_DATA, `batch: holds offsets ${h.baseOffset}..${h.nextOffset - 1}, the segment index says ${expected.baseOffset}..${expected.nextOffset - 1}`, 0);
   }
-  const records = decodeBatchAt(bytes, 0, h, 'batch');
+  const records = decodeBatchAt(bytes, 0, h, 'batch', output);
   return { baseOffset: h.baseOffset, lastOffsetDelta: h.lastOffsetDelta, nextOffset: h.nextOffset, baseTimestamp: h.baseTimestamp, maxTimestamp: h.maxTimestamp, records };
 }
 
@@ -724,6 +771,8 @@ export class SegmentReader {
     droppedBytes: number,
     footerBytes: number,
     createdAt: number | undefined,
+    /** DecodeOptions.output: where LZ4 batches are decompressed to (fresh arrays when unset). */
+    private readonly output?: DecodeOptions['output'],
   ) {
     this.byteLength = byteLength;
     this.droppedBytes = droppedBytes;
@@ -754,11 +803,16 @@ export class SegmentReader {
   /**
    * Opens a whole segment. If the trailer or footer is torn or damaged, falls back to scanning
    * batches from the start, keeping each whose CRC holds, and reports `droppedBytes`.
+   * With `output` (see `DecodeOptions`), each LZ4 batch the reader decodes is decompressed into
+   * what it returns, and records read from that batch are valid only while the caller leaves
+   * that memory alone. One `readFrom` may decode several batches, one `output` call each: memory
+   * handed out again within one call, or while earlier pages are in use, overwrites their records.
    * @example
    * const r = SegmentReader.open(blob);
    * if (r.droppedBytes > 0) console.warn(`recovered, ${r.droppedBytes} bytes lost`);
    */
-  static open(bytes: Uint8Array): SegmentReader {
+  static open(bytes: Uint8Array, options?: DecodeOptions): SegmentReader {
+    const output = checkOutput(options);
     if (!(bytes instanceof Uint8Array)) invalid('segment bytes must be a Uint8Array');
     const size = bytes.length;
     if (size > MAX_SEGMENT_SIZE) invalid(`segment of ${size} bytes is over the ${MAX_SEGMENT_SIZE}-byte limit`);
@@ -786,9 +840,9 @@ export class SegmentReader {
         index = undefined;
       }
     }
-    if (index) return new SegmentReader(bytes, index, size, 0, footerBytes, createdAt);
+    if (index) return new SegmentReader(bytes, index, size, 0, footerBytes, createdAt, output);
     const scanned = scanBatches(bytes, baseOffset);
-    return new SegmentReader(bytes, scanned, size, size - scanned.positions[scanned.positions.length - 1]!, 0, createdAt);
+    return new SegmentReader(bytes, scanned, size, size - scanned.positions[scanned.positions.length - 1]!, 0, createdAt, output);
   }
 
   /**
@@ -873,7 +927,7 @@ export class SegmentReader {
     if (h.length !== r.length || h.baseOffset !== r.baseOffset || h.nextOffset !== r.nextOffset) {
       fail(ErrorCode.CORRUPT_DATA, `${subject}: the batch header disagrees with the segment index`, r.offset);
     }
-    const records = decodeBatchAt(bytes, r.offset, h, subject);
+    const records = decodeBatchAt(bytes, r.offset, h, subject, this.output);
     const prevMax = k === 0 ? -Infinity : this.index.runningMax[k - 1]!;
     if (Math.max(prevMax, h.maxTimestamp) !== this.index.runningMax[k]) fail(ErrorCode.CORRUPT_DATA, `${subject}: max timestamp disagrees with the time index`, r.offset + 32);
     this.cachedBatch = k;
