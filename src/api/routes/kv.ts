@@ -122,7 +122,7 @@ const PLAIN_HOST = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
 export function kvDirect(deps: AppDeps, pipeline: RequestPipeline): (req: DirectRequest, target: string) => Awaitable<PlainAnswer> | undefined {
   const get = pipeline.direct(KEY_PATH, tenantAuth(deps), (s, key) => kvGetAnswer(deps, s.tenant!.id, key, s.request.header('if-none-match')));
   return (req, target) => {
-    if (req.method !== 'GET' || !DIRECT_KV_PATH.test(target) || DOT_SEGMENT.test(target)) return undefined;
+    if (req.method !== 'GET' || !DIRECT_KV_PATH.test(target) || (target.includes('/.') && DOT_SEGMENT.test(target))) return undefined;
     const host = req.header('host');
     if (host === undefined || !PLAIN_HOST.test(host)) return undefined;
     return get(req, target.slice(KV_PREFIX.length));
