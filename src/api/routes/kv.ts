@@ -96,20 +96,21 @@ function kvOf(deps: AppDeps, c: Context<AppEnv>): KvStore | Promise<KvStore> {
  */
 function kvGetAnswer(deps: AppDeps, tenantId: string, key: string, ifNoneMatch: string | undefined): Awaitable<PlainAnswer> {
   const scope = scopeOf(deps.engine, tenantId);
-  if (scope instanceof Promise) return scope.then((s) => answer(s.kv.get(key)));
-  return answer(scope.kv.get(key));
-  function answer(found: Awaitable<KvEntry | undefined>): Awaitable<PlainAnswer> {
-    if (found instanceof Promise) return found.then(answer);
-    if (found === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `key '${key}' does not exist`);
-    const etag = etagOf(found.version);
-    if (ifNoneMatch !== undefined) {
-      const tags = parseEtags(ifNoneMatch);
-      if (tags === '*' || tags.includes(found.version)) return { status: 304, headers: { etag }, body: null };
-    }
-    const headers: Record<string, string> = { 'content-type': found.contentType, etag };
-    if (found.expiresAt !== null) headers['x-expires-at'] = decimal(found.expiresAt);
-    return { status: 200, headers, body: found.value };
+  const found = scope instanceof Promise ? scope.then((s) => s.kv.get(key)) : scope.kv.get(key);
+  if (found instanceof Promise) return found.then((entry) => answerOf(entry, key, ifNoneMatch));
+  return answerOf(found, key, ifNoneMatch);
+}
+
+function answerOf(found: KvEntry | undefined, key: string, ifNoneMatch: string | undefined): PlainAnswer {
+  if (found === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `key '${key}' does not exist`);
+  const etag = etagOf(found.version);
+  if (ifNoneMatch !== undefined) {
+    const tags = parseEtags(ifNoneMatch);
+    if (tags === '*' || tags.includes(found.version)) return { status: 304, headers: { etag }, body: null };
   }
+  const headers: Record<string, string> = { 'content-type': found.contentType, etag };
+  if (found.expiresAt !== null) headers['x-expires-at'] = decimal(found.expiresAt);
+  return { status: 200, headers, body: found.value };
 }
 
 /**
