@@ -6,7 +6,7 @@
  * classes ("maps") of that literal are held only weakly; when a full GC runs while no entry is
  * alive (the queue is drained after every tick), it collects them, later entries get new maps,
  * and the literal's optimized code then defines each property through the V8 runtime. node's
- * HTTP server queues several ticks per request: server processes in that state spent ~2-3 µs more
+ * HTTP server queues several ticks per request: server processes in that state spent ~2 µs more
  * CPU per KV GET (perf: `Runtime_DefineKeyedOwnPropertyInLiteral` under `endReadable`, `onwrite`,
  * ...). A bare hono server never showed it, showed it every time with a forced full GC every
  * 200 ms, and never with forced GCs and one entry kept alive as here (its maps stay alive).
