@@ -124,14 +124,16 @@ export class Engine {
    * await streams.createTopic('orders', { partitions: 3 });
    */
   tenant(id: string): Promise<TenantScope> {
+    let scope: Promise<TenantScope> | undefined;
     try {
       this.check();
-      checkTenantId(id);
+      // A tenant being opened or open had its id checked then: no pattern test on every request.
+      scope = this.scopes.get(id);
+      if (scope === undefined) checkTenantId(id);
     } catch (err) {
       // Callers chain .catch() on the result: report bad input there, never as a synchronous throw.
       return Promise.reject(err);
     }
-    let scope = this.scopes.get(id);
     if (scope === undefined) {
       scope = this.openScope(id);
       this.scopes.set(id, scope);

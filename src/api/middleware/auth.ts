@@ -12,26 +12,45 @@ import type { AppDeps, AppEnv } from '../context.js';
 import type { TakeResult } from '../rate-limit.js';
 import type { Guard } from './request.js';
 
+/** The request headers by lower-case name, as hono's `c.req.header(name)` reads them. */
+export interface HeaderReader {
+  header(name: string): string | undefined;
+}
+
 /**
  * What tenant auth reads and sets: a hono Context, or the Node home's direct request state
  * (see `RequestPipeline.direct`).
  */
 export interface AuthContext {
-  req: { raw: { headers: Pick<Headers, 'get'> } };
+  req: HeaderReader;
   set: Context<AppEnv>['set'];
 }
 
 /** Tenant auth as a guard; it runs on either kind of context. */
 export type AuthGuard = (c: AuthContext) => void | Promise<void>;
 
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** Whether `value` from `from` on is one or more printable ASCII characters other than space. */
+function isPlainToken(value: string, from: number): boolean {
+  if (value.length <= from) return false;
+  for (let i = from; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
 /** The key a request presents, from either header. */
-export function presentedKey(headers: Pick<Headers, 'get'>): string | undefined {
-  const auth = headers.get('authorization');
-  if (auth !== null) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+export function presentedKey(req: HeaderReader): string | undefined {
+  const auth = req.header('authorization');
+  if (auth !== undefined) {
+    // The usual form, "Bearer <token>", without running the regular expression.
+    if (auth.startsWith('Bearer ') && isPlainToken(auth, 7)) return auth.slice(7);
+    const m = BEARER.exec(auth);
     if (m !== null) return m[1];
   }
-  return headers.get('x-api-key')?.trim() || undefined;
+  return req.header('x-api-key')?.trim() || undefined;
 }
 
 function unauthorized(message: string): QuartzError {
@@ -82,7 +101,7 @@ export function tenantAuth(deps: AppDeps): AuthGuard {
     limited(tenant, rpm, rate, c);
   };
   return (c: AuthContext) => {
-    const key = presentedKey(c.req.raw.headers);
+    const key = presentedKey(c.req);
     if (key === undefined) throw unauthorized(MISSING);
     const tenant = deps.principals.tenantFor(key);
     if (tenant instanceof Promise) return tenant.then((t) => admit(c, t));
@@ -97,7 +116,7 @@ export function tenantAuth(deps: AppDeps): AuthGuard {
 export function adminAuth(deps: AppDeps): Guard {
   const expected = deps.config.admin_key_hash;
   return async (c) => {
-    const key = presentedKey(c.req.raw.headers);
+    const key = presentedKey(c.req);
     if (key === undefined) throw unauthorized(MISSING.replace('API key', 'admin key'));
     if (expected === null) throw unauthorized('admin routes are off: this server has no admin key configured');
     if (!constantTimeEqual(await hashKey(key), expected)) throw unauthorized('wrong admin key');

@@ -72,7 +72,8 @@ export interface DirectRequest {
 
 /** What a direct route's handler sees: the request, its id, and what auth found. */
 export class DirectState implements AuthContext {
-  readonly req: { raw: { headers: Pick<Headers, 'get'> } };
+  /** The request as auth reads it (a hono Context's `req` has the same `header`). */
+  readonly req: DirectRequest;
   tenant: Tenant | undefined = undefined;
   rate: TakeResult | undefined = undefined;
 
@@ -80,7 +81,7 @@ export class DirectState implements AuthContext {
     readonly request: DirectRequest,
     readonly requestId: string,
   ) {
-    this.req = { raw: { headers: { get: (name) => request.header(name) ?? null } } };
+    this.req = request;
   }
 
   /** Auth's way of handing over the tenant and the rate-limit outcome (as on a hono Context). */

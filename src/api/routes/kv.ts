@@ -18,8 +18,20 @@ const KEY_PATH = '/v1/kv/:key{.+}';
 
 type Awaitable<T> = T | Promise<T>;
 
+/**
+ * The decimal digits of a non-negative integer below 2^53. NOTE: versions and expiry times are
+ * ~1.8e12, beyond V8's small integers, so a template literal formats them as doubles (~100 ns);
+ * two small-integer halves format in ~30 ns.
+ */
+export function decimal(n: number): string {
+  if (n < 1e9) return `${n}`;
+  const high = Math.floor(n / 1e9);
+  const low = `${n - high * 1e9}`;
+  return `${high}${'000000000'.slice(low.length)}${low}`;
+}
+
 export function etagOf(version: number): string {
-  return `"${version}"`;
+  return `"${decimal(version)}"`;
 }
 
 /** Parses an If-Match / If-None-Match list: `*`, or the versions of the strong or weak tags (unparseable tags never match). */
@@ -84,20 +96,21 @@ function kvOf(deps: AppDeps, c: Context<AppEnv>): KvStore | Promise<KvStore> {
  */
 function kvGetAnswer(deps: AppDeps, tenantId: string, key: string, ifNoneMatch: string | undefined): Awaitable<PlainAnswer> {
   const scope = scopeOf(deps.engine, tenantId);
-  if (scope instanceof Promise) return scope.then((s) => answer(s.kv.get(key)));
-  return answer(scope.kv.get(key));
-  function answer(found: Awaitable<KvEntry | undefined>): Awaitable<PlainAnswer> {
-    if (found instanceof Promise) return found.then(answer);
-    if (found === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `key '${key}' does not exist`);
-    const etag = etagOf(found.version);
-    if (ifNoneMatch !== undefined) {
-      const tags = parseEtags(ifNoneMatch);
-      if (tags === '*' || tags.includes(found.version)) return { status: 304, headers: { etag }, body: null };
-    }
-    const headers: Record<string, string> = { 'content-type': found.contentType, etag };
-    if (found.expiresAt !== null) headers['x-expires-at'] = String(found.expiresAt);
-    return { status: 200, headers, body: found.value };
+  const found = scope instanceof Promise ? scope.then((s) => s.kv.get(key)) : scope.kv.get(key);
+  if (found instanceof Promise) return found.then((entry) => answerOf(entry, key, ifNoneMatch));
+  return answerOf(found, key, ifNoneMatch);
+}
+
+function answerOf(found: KvEntry | undefined, key: string, ifNoneMatch: string | undefined): PlainAnswer {
+  if (found === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `key '${key}' does not exist`);
+  const etag = etagOf(found.version);
+  if (ifNoneMatch !== undefined) {
+    const tags = parseEtags(ifNoneMatch);
+    if (tags === '*' || tags.includes(found.version)) return { status: 304, headers: { etag }, body: null };
   }
+  const headers: Record<string, string> = { 'content-type': found.contentType, etag };
+  if (found.expiresAt !== null) headers['x-expires-at'] = decimal(found.expiresAt);
+  return { status: 200, headers, body: found.value };
 }
 
 /**
@@ -122,7 +135,7 @@ export const PLAIN_HOST = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
 export function kvDirect(deps: AppDeps, pipeline: RequestPipeline): (req: DirectRequest, target: string) => Awaitable<PlainAnswer> | undefined {
   const get = pipeline.direct(KEY_PATH, tenantAuth(deps), (s, key) => kvGetAnswer(deps, s.tenant!.id, key, s.request.header('if-none-match')));
   return (req, target) => {
-    if (req.method !== 'GET' || !DIRECT_KV_PATH.test(target) || DOT_SEGMENT.test(target)) return undefined;
+    if (req.method !== 'GET' || !DIRECT_KV_PATH.test(target) || (target.includes('/.') && DOT_SEGMENT.test(target))) return undefined;
     const host = req.header('host');
     if (host === undefined || !PLAIN_HOST.test(host)) return undefined;
     return get(req, target.slice(KV_PREFIX.length));

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +35,32 @@ async function seen(path: string, headers: Record<string, string>): Promise<{ st
   return { status: res.status, body: await res.text(), headers: out };
 }
 
+/**
+ * The same as `seen`, for a request whose header lines are written exactly as given (repeated
+ * names, any case), which fetch would merge or normalize before sending.
+ */
+async function seenRaw(path: string, lines: Array<[string, string]>): Promise<{ status: number; body: string; headers: Record<string, string> }> {
+  const { hostname, port } = new URL(server.url);
+  const text = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let out = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (out += chunk));
+    socket.on('end', () => resolve(out));
+    socket.on('error', reject);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n${lines.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`);
+  });
+  const [head, ...rest] = text.split('\r\n\r\n');
+  const [statusLine, ...headerLines] = head!.split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of headerLines) {
+    const at = line.indexOf(':');
+    const name = line.slice(0, at).toLowerCase();
+    if (name !== 'date' && name !== 'x-request-id' && name !== 'connection' && name !== 'keep-alive') headers[name] = line.slice(at + 1).trim();
+  }
+  return { status: Number(statusLine!.split(' ')[1]), body: rest.join('\r\n\r\n'), headers };
+}
+
 // `/v1/kv/a/b` is answered directly; `/v1/kv/a%2Fb` names the same key and is decoded by hono.
 describe('a direct KV GET answers as the hono route does', () => {
   it.each([
@@ -44,6 +71,22 @@ describe('a direct KV GET answers as the hono route does', () => {
   ])('%s', async (_, extra) => {
     const headers = { ...auth, ...extra };
     expect(await seen('/v1/kv/a/b', headers)).toEqual(await seen('/v1/kv/a%2Fb', headers));
+  });
+
+  it.each([
+    ['repeated If-None-Match lines', [['If-None-Match', '"0"'], ['if-none-match', ' <etag> ']]],
+    ['repeated Origin lines', [['Origin', 'https://a.example'], ['ORIGIN', 'https://b.example']]],
+    ['repeated Authorization lines', [['AUTHORIZATION', 'Bearer x'], ['Authorization', 'Bearer y']]],
+    ['a key in X-API-Key, upper case', [['X-API-KEY', '<key>']]],
+    ['an empty X-API-Key beside no Authorization', [['x-api-key', '']]],
+  ] as Array<[string, Array<[string, string]>]>)('%s', async (_, lines) => {
+    const key = auth.authorization!.slice('Bearer '.length);
+    const etag = (await fetch(`${server.url}/v1/kv/a/b`, { headers: auth })).headers.get('etag')!;
+    const withAuth: Array<[string, string]> = lines.some(([n]) => /^(authorization|x-api-key)$/i.test(n)) ? [] : [['Authorization', auth.authorization!]];
+    const sent = [...withAuth, ...lines.map(([n, v]): [string, string] => [n, v.replace('<key>', key).replace('<etag>', etag)])];
+    const direct = await seenRaw('/v1/kv/a/b', sent);
+    expect(direct).toEqual(await seenRaw('/v1/kv/a%2Fb', sent));
+    expect(direct.status).not.toBe(0);
   });
 
   it('a missing key', async () => {
@@ -62,3 +105,4 @@ describe('a direct KV GET answers as the hono route does', () => {
     expect(text).toMatch(/quartz_http_requests_total\{[^}]*route="\/v1\/kv\/:key\{\.\+\}"[^}]*status="200"[^}]*\} \d+/);
   });
 });
+

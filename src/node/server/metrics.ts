@@ -5,7 +5,8 @@
  *
  * NOTE: the request series are kept here, not in prom-client: its label children re-validate and
  * re-hash their label object on every observe, a few microseconds on each request. Here a
- * request adds to one series found by a string key, and the text format is written at scrape.
+ * request adds to one series found by route, method and status, and the text format is written
+ * at scrape.
  */
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MetricsPort } from '../../api/ports.js';
@@ -36,11 +37,23 @@ function escapeLabel(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
+/**
+ * Series by route, then method, then status. NOTE: nested rather than one map keyed by a joined
+ * string: routes and methods are the same few string objects on every request, so each lookup
+ * reuses their cached hash, where a joined key is a new string to build and hash per request
+ * (~0.3 µs against ~0.05 µs).
+ */
+type SeriesTable = Map<string, Map<string, Map<number, Series>>>;
+
+function* allSeries(table: SeriesTable): Generator<Series> {
+  for (const byMethod of table.values()) for (const byStatus of byMethod.values()) yield* byStatus.values();
+}
+
 /** The request counter and latency histogram in the Prometheus text format (0.0.4). */
-function renderRequests(series: Map<string, Series>): string {
+function renderRequests(series: SeriesTable): string {
   let counts = '# HELP quartz_http_requests_total HTTP requests by route pattern, method and status\n# TYPE quartz_http_requests_total counter\n';
   let latency = '# HELP quartz_http_request_duration_seconds HTTP request latency by route pattern, method and status\n# TYPE quartz_http_request_duration_seconds histogram\n';
-  for (const one of series.values()) {
+  for (const one of allSeries(series)) {
     counts += `quartz_http_requests_total{${one.labels}} ${one.count}\n`;
     let cumulative = 0;
     for (let i = 0; i < BUCKETS.length; i++) {
@@ -66,7 +79,7 @@ function currentPeriod(now: number): string {
 export function createMetrics(engine: Engine): MetricsPort & { registry: Registry } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'quartz_process_' });
-  const series = new Map<string, Series>();
+  const series: SeriesTable = new Map();
   const gauges = ENGINE_FIGURES.map(([field, name, help]) => ({ field, gauge: new Gauge({ name, help, registers: [registry] }) }));
   const tenants = new Gauge({ name: 'quartz_tenants', help: 'Tenants registered', registers: [registry] });
   const live = (name: string, help: string) => new Gauge({ name, help: `${help} (tenants opened since start)`, registers: [registry] });
@@ -116,12 +129,15 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
   return {
     registry,
     observeRequest(route, method, status, seconds) {
-      // Routes are patterns, so the map stays as small as the series.
-      const id = `${route} ${method} ${status}`;
-      let one = series.get(id);
+      // Routes are patterns, so the table stays as small as the series.
+      let byMethod = series.get(route);
+      if (byMethod === undefined) series.set(route, (byMethod = new Map()));
+      let byStatus = byMethod.get(method);
+      if (byStatus === undefined) byMethod.set(method, (byStatus = new Map()));
+      let one = byStatus.get(status);
       if (one === undefined) {
         one = { labels: `route="${escapeLabel(route)}",method="${escapeLabel(method)}",status="${status}"`, buckets: new Float64Array(BUCKETS.length), sum: 0, count: 0 };
-        series.set(id, one);
+        byStatus.set(status, one);
       }
       let i = 0;
       while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;

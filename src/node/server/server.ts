@@ -19,6 +19,7 @@ import { fileAssets } from './assets.js';
 import { directFirst } from './direct.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
+import { keepTickShape } from './tick-shape.js';
 import type { ServeSettings } from './settings.js';
 
 /** How long a graceful shutdown may take before connections are cut. */
@@ -46,6 +47,7 @@ function urlHost(host: string): string {
  * await server.close();
  */
 export async function startServer(settings: ServeSettings, env: Record<string, string | undefined>): Promise<RunningServer> {
+  keepTickShape();
   const { port: logger } = createLogger(settings.logLevel);
   const version = packageVersion();
   // Check the app config before touching the data directory, so a bad plan name fails fast.

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../core/random-testing.js';
+import { presentedKey } from './auth.js';
+
+function request(headers: Record<string, string>): { header(name: string): string | undefined } {
+  return { header: (name) => headers[name] };
+}
+
+/** The rule as documented: a Bearer token in Authorization, else a non-empty X-API-Key. */
+function reference(headers: Record<string, string>): string | undefined {
+  const m = headers.authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization);
+  return m !== null ? m[1] : headers['x-api-key']?.trim() || undefined;
+}
+
+describe('presentedKey', () => {
+  it.each([
+    [{ authorization: 'Bearer qz_abc' }, 'qz_abc'],
+    [{ authorization: 'bearer qz_abc' }, 'qz_abc'],
+    [{ authorization: 'Bearer \t qz_abc  ' }, 'qz_abc'],
+    [{ authorization: 'Bearer qz_\u00e4' }, 'qz_\u00e4'],
+    [{ authorization: 'Bearer a b' }, undefined],
+    [{ authorization: 'Bearer ' }, undefined],
+    [{ authorization: 'Basic qz_abc', 'x-api-key': ' qz_key ' }, 'qz_key'],
+    [{ 'x-api-key': '  ' }, undefined],
+  ])('%j → %s', (headers: Record<string, string>, key) => {
+    expect(presentedKey(request(headers))).toBe(key);
+  });
+
+  it('reads the same key as the Bearer pattern for any Authorization value', () => {
+    const rand = seededRandom(7);
+    const parts = ['Bearer', 'bearer', ' ', '\t', '\u00a0', 'qz_', 'a', 'ä', '"', '\u007f', ','];
+    for (let n = 0; n < 5000; n++) {
+      let value = rand() < 0.7 ? 'Bearer ' : '';
+      const length = Math.floor(rand() * 6);
+      for (let i = 0; i < length; i++) value += parts[Math.floor(rand() * parts.length)];
+      const headers = { authorization: value, 'x-api-key': 'fallback' };
+      expect(presentedKey(request(headers)), JSON.stringify(value)).toBe(reference(headers));
+    }
+  });
+});
