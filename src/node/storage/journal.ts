@@ -1,9 +1,10 @@
 /**
- * Durable writes for the Node disk storage: every ordered-KV write is a record in the write-ahead
- * log (wal.ts), acknowledged once that record is on disk (one flush per group of writes). lmdb
- * receives the writes afterwards, in batches every APPLY_DELAY_MS, each one fsync'd transaction
- * that also stores how far into the log it reaches. Until its batch is in lmdb, a write is served
- * from its unit's pending map (see LmdbKV), so reads see every acknowledged write.
+ * Durable writes for the Node disk storage: every ordered-KV write up to 16 KiB is a record in the
+ * write-ahead log (wal.ts), acknowledged once that record is on disk (one flush per group of
+ * writes). lmdb receives the writes afterwards, in batches every 20 ms, each one fsync'd
+ * transaction that also stores how far into the log it reaches. Until its batch is in lmdb, a
+ * write is served from its unit's pending map (see LmdbKV), so reads see every acknowledged
+ * write. Larger writes skip the log (see `direct`).
  *
  * Order is the log's order everywhere: groups are published (pending map, apply queue) in the
  * order they were logged, batches reach lmdb in that order, and replay on open re-applies the
