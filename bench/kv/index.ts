@@ -2,7 +2,8 @@
  * `npm run bench -- kv [--keys N] [--scale F] [--reps R] [--cached-keys N]`: in-process KV get/put through the engine (KvStore
  * on the Node disk adapter, metering on) beside raw `lmdb` on the same machine in the same run
  * (and beside the Storage port's lmdb adapter alone, to show which layer costs what),
- * with the same durability settings (every write fsync'd before its promise resolves). Prints
+ * with the same durability (every write on disk before its promise resolves: raw lmdb by its own
+ * fsync'd commits, as a user would run it; our adapter by its write-ahead log). Prints
  * ops/s and engine/raw ratios for 100 B and 1 KB values. Target: within 1.5x of raw lmdb.
  *
  * The "ref: get+put" rows compare the engine's put with lmdb (and the adapter) reading the old
@@ -95,7 +96,7 @@ async function compare(rows: Row[], workload: string, ops: number, sides: { raw:
 }
 
 async function main() {
-  // The floor: raw lmdb, binary keys and values, with the adapter's durability options.
+  // The peer: raw lmdb, binary keys and values, every commit fsync'd before its promise resolves.
   const rawEnv = openLmdb({ path: join(root, 'raw.mdb'), overlappingSync: false, noSync: false, commitDelay: 0, eventTurnBatching: true, pageSize: 8192 });
   const raw = rawEnv.openDB<Buffer, Buffer>('data', { keyEncoding: 'binary', encoding: 'binary' });
 

@@ -1,19 +1,25 @@
 /**
  * Crash-test child for the raw adapters (lmdb KV + file blobs): writes in a loop and appends an
  * ack line (O_APPEND, one write per line) only after each write's promise resolved. The parent
- * SIGKILLs it at a random moment. Usage: raw-child.ts <dataDir> <ackFile>
+ * SIGKILLs it at a random moment. Usage: raw-child.ts <dataDir> <ackFile> [logFileBytes applyDelayMs]
+ * (small log files and a short delay keep the journal switching files and moving writes into
+ * lmdb all the time, so the kill lands mid-checkpoint).
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { openDiskStorage } from '../../src/node/storage/disk-storage.js';
 import { blobSize, deletes, key, kvSize, parseAcks, payload } from './workload.js';
 
-const [dataDir, ackFile] = process.argv.slice(2) as [string, string];
+const [dataDir, ackFile, logFileBytes, applyDelayMs] = process.argv.slice(2) as [string, string, string | undefined, string | undefined];
 const ack = (line: object) => appendFileSync(ackFile, JSON.stringify(line) + '\n');
 
 const previous = existsSync(ackFile) ? parseAcks(readFileSync(ackFile, 'utf8')) : [];
 const next = (op: string) => previous.filter((a) => a.op === op).reduce((m, a) => Math.max(m, a.n + 1), 0);
 
-const storage = await openDiskStorage({ dir: dataDir });
+const storage = await openDiskStorage({
+  dir: dataDir,
+  ...(logFileBytes === undefined ? {} : { logFileBytes: Number(logFileBytes) }),
+  ...(applyDelayMs === undefined ? {} : { applyDelayMs: Number(applyDelayMs) }),
+});
 const unit = await storage.unit('raw/crash');
 process.stdout.write('ready\n');
 

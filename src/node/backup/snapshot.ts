@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream, linkSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import type { Database } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
 import type { BackupSnapshot } from '../../api/ports.js';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { Engine } from '../../engine/engine.js';
@@ -86,21 +86,27 @@ function linkBlobs(root: string, into: string, unit: string, out: LinkedBlob[]):
 export async function createBackup(engine: Engine, signal?: AbortSignal): Promise<BackupSnapshot> {
   const storage = engine.context.storage;
   if (!(storage instanceof DiskStorage)) throw new QuartzError(ErrorCode.NOT_IMPLEMENTED, 'backups need the Node disk storage');
-  const { dir, env, units, data } = storage.backupSource();
+  // lmdb holds every acknowledged write until `release` (the rest wait in the write-ahead log).
+  const { dir, env, units, data, release: resumeAcks } = await storage.backupSource();
   const linkDir = join(dir, 'blobs', 'tmp', `backup-${randomUUID()}`); // tmp/ is swept on open: a crash leaves nothing
-  mkdirSync(linkDir, { recursive: true });
 
   // --- one synchronous turn: the read transaction and the blob links see the same state ---
-  const txn = env.useReadTransaction();
+  let txn: ReturnType<RootDatabase['useReadTransaction']>;
   const names = new Map<number, string>();
   const blobs: LinkedBlob[] = [];
   try {
-    for (const { key, value } of units.getRange({ transaction: txn })) names.set(value, key);
-    for (const [id, name] of names) linkBlobs(join(dir, 'blobs', String(id)), linkDir, name, blobs);
-  } catch (err) {
-    txn.done();
-    rmSync(linkDir, { recursive: true, force: true });
-    throw err;
+    mkdirSync(linkDir, { recursive: true });
+    txn = env.useReadTransaction();
+    try {
+      for (const { key, value } of units.getRange({ transaction: txn })) names.set(value, key);
+      for (const [id, name] of names) linkBlobs(join(dir, 'blobs', String(id)), linkDir, name, blobs);
+    } catch (err) {
+      txn.done();
+      rmSync(linkDir, { recursive: true, force: true });
+      throw err;
+    }
+  } finally {
+    resumeAcks();
   }
   // --- end of the synchronous turn ---
 

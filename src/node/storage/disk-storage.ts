@@ -3,8 +3,11 @@
  * (keys behind a 4-byte unit id, so dropping a unit is one range delete and opening one costs no
  * lmdb handle); blobs are files under `blobs/<unit id>/`.
  *
+ * Ordered-KV writes are acknowledged from a write-ahead log and reach lmdb in batches (journal.ts).
+ *
  * Layout of a data directory:
  *   kv.mdb, kv.mdb-lock   the lmdb environment: `units` (name → id), `meta`, `data` (id ‖ key → value)
+ *   wal-0, wal-1          the write-ahead log (wal.ts)
  *   blobs/<id>/...        each unit's blobs (see file-blobs.ts)
  *   blobs/tmp/            blobs being written; emptied on open
  *   LOCK                  the pid of the process that has the directory open
@@ -13,10 +16,14 @@ import { mkdir, open as openFile, readFile, readdir, rm, unlink } from 'node:fs/
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { init } from '../../core/loader.js';
+import '../core.js'; // registers build/quartz.wasm as init()'s default source (the log's CRC32C)
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { checkName, checkPrefix, closedError, compareUtf8 } from '../../ports/storage-checks.js';
 import { FileBlobs, ReadHandles, syncDir } from './file-blobs.js';
+import { APPLIED_KEY, DEFAULT_APPLY_DELAY_MS, DEFAULT_LOG_FILE_BYTES, Journal } from './journal.js';
 import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
+import { HEADER_BYTES, OP_PUT, closeLogFiles, openLogFiles, recover, type LogFile, type LogPosition } from './wal.js';
 
 /** Address space reserved for kv.mdb's memory map (not disk, not memory). */
 const LMDB_MAP_BYTES = 256 * 2 ** 30;
@@ -24,6 +31,10 @@ const LMDB_MAP_BYTES = 256 * 2 ** 30;
 export interface DiskStorageOptions {
   /** The data directory; created if missing. */
   dir: string;
+  /** Size of each of the two write-ahead log files (default 64 MiB); tests make it small. */
+  logFileBytes?: number;
+  /** How long acknowledged writes wait in the log before a batch moves them into lmdb (default 20 ms); tests make it long. */
+  applyDelayMs?: number;
 }
 
 /** Directories this process has open (the LOCK file's pid cannot tell two opens in one process apart). */
@@ -92,6 +103,7 @@ export class DiskStorage implements StorageProvider {
     /** name → id for every live unit; small, so kept in memory for listUnits and sync unit(). */
     private readonly catalog: Map<string, number>,
     private readonly unlock: () => Promise<void>,
+    private readonly journal: Journal,
   ) {}
 
   static async open(options: DiskStorageOptions): Promise<DiskStorage> {
@@ -99,19 +111,19 @@ export class DiskStorage implements StorageProvider {
     await mkdir(join(dir, 'blobs', 'tmp'), { recursive: true });
     const unlock = await lockDir(dir);
     try {
-      return await DiskStorage.openLocked(dir, unlock);
+      await init();
+      return await DiskStorage.openLocked(dir, unlock, options.logFileBytes ?? DEFAULT_LOG_FILE_BYTES, options.applyDelayMs ?? DEFAULT_APPLY_DELAY_MS);
     } catch (err) {
       await unlock();
       throw err;
     }
   }
 
-  private static async openLocked(dir: string, unlock: () => Promise<void>): Promise<DiskStorage> {
-    // Durability: lmdb's default `overlappingSync` resolves a write's promise at commit and
-    // fsyncs afterwards (only `db.flushed` waits for the disk). We turn it off so every put /
-    // remove / transaction promise resolves only after its commit is fsync'd; `noSync` and
-    // `noMetaSync` stay off (never skip the flush); `commitDelay: 0` commits on the next turn;
-    // `eventTurnBatching` (on) groups writes of one event turn into one fsync'd transaction.
+  private static async openLocked(dir: string, unlock: () => Promise<void>, logFileBytes: number, applyDelayMs: number): Promise<DiskStorage> {
+    // Durability: every lmdb commit is fsync'd before its promise resolves (overlappingSync,
+    // noSync and noMetaSync off), so lmdb's file is whole after a power loss by LMDB's own design
+    // and the journal's batches (and the log position they record) are on disk when they resolve.
+    // Ordered-KV writes are acknowledged earlier, from the write-ahead log; see docs/architecture.md.
     // pageSize 8192 raises lmdb's key limit to 4026 bytes: MAX_KEY_BYTES plus our unit prefix.
     // mapSize: address space only (the file grows with the data, and lmdb grows the map past it
     // if ever needed). Starting small, lmdb doubled the map as kv.mdb grew and kept every
@@ -134,9 +146,42 @@ export class DiskStorage implements StorageProvider {
     const fast = env.openDB<Buffer, Buffer>('data', { keyEncoder: unitKeyEncoder, encoding: 'binary' } as DatabaseOptions);
     const catalog = new Map<string, number>();
     for (const { key, value } of units.getRange({})) catalog.set(key, value);
-    const storage = new DiskStorage(dir, env, units, meta, data, fast, catalog, unlock);
-    await storage.sweep();
-    return storage;
+    let files: LogFile[] | undefined;
+    try {
+      files = openLogFiles(dir);
+      const epoch = await DiskStorage.replay(env, meta, data, files, new Set(catalog.values()));
+      const journal = new Journal({ env, meta: meta as Database<unknown, string>, fast, files, epoch, fileBytes: logFileBytes, applyDelayMs });
+      const storage = new DiskStorage(dir, env, units, meta, data, fast, catalog, unlock, journal);
+      await storage.sweep();
+      return storage;
+    } catch (err) {
+      if (files !== undefined) closeLogFiles(files);
+      await env.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Puts into lmdb the logged writes it does not hold yet (a crash came before their batch),
+   * skipping units dropped since, and moves lmdb's log position to a new epoch, above every record
+   * in the files: one fsync'd transaction. Returns that epoch, where the journal starts writing.
+   */
+  private static async replay(env: RootDatabase, meta: Database<number, string>, data: Database<Buffer, Buffer>, files: LogFile[], live: Set<number>): Promise<number> {
+    const stored = meta.get(APPLIED_KEY) as unknown as [number, number] | undefined;
+    const applied: LogPosition = stored === undefined ? { epoch: 0, offset: HEADER_BYTES } : { epoch: stored[0], offset: stored[1] };
+    const { records, maxEpoch } = recover(files, applied);
+    const epoch = maxEpoch + 1;
+    await (env as unknown as { batch(writes: () => void): Promise<boolean> }).batch(() => {
+      for (const { ops } of records) {
+        for (const op of ops) {
+          if (!live.has(Buffer.from(op.key.buffer, op.key.byteOffset, 4).readUInt32BE(0))) continue;
+          if (op.type === OP_PUT) void data.put(Buffer.from(op.key), Buffer.from(op.value!));
+          else void data.remove(Buffer.from(op.key));
+        }
+      }
+      void (meta as Database<unknown, string>).put(APPLIED_KEY, [epoch, HEADER_BYTES]);
+    });
+    return epoch;
   }
 
   /** Removes what a crash can leave behind: half-written temp blobs and blob dirs of dropped units. */
@@ -165,7 +210,7 @@ export class DiskStorage implements StorageProvider {
       },
     };
     const storage: UnitStorage = {
-      kv: new LmdbKV(this.data, this.fast, state),
+      kv: new LmdbKV(this.data, this.fast, state, this.journal),
       blobs: new FileBlobs(join(this.dir, 'blobs', String(id)), join(this.dir, 'blobs', 'tmp'), state, this.handles),
     };
     const unit = { state, storage };
@@ -232,16 +277,28 @@ export class DiskStorage implements StorageProvider {
     await syncDir(join(this.dir, 'blobs'));
   }
 
-  /** The lmdb handles and directory, for the consistent backup snapshot (src/node/backup/snapshot.ts). */
-  backupSource(): { dir: string; env: RootDatabase; units: Database<number, string>; data: Database<Buffer, Buffer> } {
+  /**
+   * The lmdb handles and directory, for the consistent backup snapshot (src/node/backup/snapshot.ts).
+   * lmdb holds every acknowledged write and no new write is acknowledged until `release` is called:
+   * take the read transaction before that.
+   */
+  async backupSource(): Promise<{ dir: string; env: RootDatabase; units: Database<number, string>; data: Database<Buffer, Buffer>; release: () => void }> {
     this.check();
-    return { dir: this.dir, env: this.env, units: this.units, data: this.data };
+    const release = await this.journal.hold();
+    return { dir: this.dir, env: this.env, units: this.units, data: this.data, release };
+  }
+
+  /** Resolves once lmdb itself holds every write acknowledged so far (tests; the log is enough for durability). */
+  async settle(): Promise<void> {
+    this.check();
+    (await this.journal.hold())();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.handles.closeAll();
+    await this.journal.close();
     await this.env.close();
     await this.unlock();
   }

@@ -4,7 +4,8 @@
  */
 import type { Database } from 'lmdb';
 import type { BatchOp, KVEntry, OrderedKV, ScanOptions } from '../../ports/storage.js';
-import { checkBatch, checkKey, checkScan, checkValue, closedError, compareBytes, prefixEnd } from '../../ports/storage-checks.js';
+import { checkBatch, checkKey, checkScan, checkValue, compareBytes, prefixEnd } from '../../ports/storage-checks.js';
+import { keyOf, mapKeyOf, type Journal, type JournalUnit, type PendingWrite } from './journal.js';
 
 export const UNIT_PREFIX_BYTES = 4;
 
@@ -16,7 +17,8 @@ export const UNIT_PREFIX_BYTES = 4;
  */
 export interface UnitKey {
   id: number;
-  key: Uint8Array;
+  /** The key bytes, or (journal.ts) the same bytes as a latin1 string. */
+  key: Uint8Array | string;
 }
 
 /**
@@ -38,7 +40,8 @@ export const unitKeyEncoder = {
     target[start + 1] = id >>> 16;
     target[start + 2] = id >>> 8;
     target[start + 3] = id;
-    if (n <= 64) for (let i = 0; i < n; i++) target[at + i] = k[i]!;
+    if (typeof k === 'string') for (let i = 0; i < n; i++) target[at + i] = k.charCodeAt(i);
+    else if (n <= 64) for (let i = 0; i < n; i++) target[at + i] = k[i]!;
     else target.set(k, at);
     return at + n;
   },
@@ -67,15 +70,15 @@ function copy(bytes: Uint8Array, from = 0): Uint8Array {
   return new Uint8Array(bytes.subarray(from));
 }
 
-/** lmdb's `batch`, which its typings leave out (lmdb 3.x, write.js). */
-interface LmdbBatch {
-  batch(writes: () => void): Promise<boolean>;
-}
-
 /** Shared by every LmdbKV: filled in and consumed within one synchronous lmdb call. */
 const scratch: UnitKey = { id: 0, key: new Uint8Array(0) };
 
-export class LmdbKV implements OrderedKV {
+/**
+ * Writes go through the journal (journal.ts): acknowledged once in the write-ahead log, and kept in
+ * `pending` until the journal's next lmdb batch holds them. Reads look in `pending` first.
+ */
+export class LmdbKV implements OrderedKV, JournalUnit {
+  readonly pending = new Map<string, PendingWrite>();
   private readonly prefix: Buffer;
   /** Exclusive upper bound of this unit's key range. */
   private readonly prefixEnd: Buffer;
@@ -87,7 +90,8 @@ export class LmdbKV implements OrderedKV {
   constructor(
     private readonly db: Database<Buffer, Buffer>,
     private readonly fast: Database<Buffer, Buffer>,
-    private readonly state: UnitHandleState,
+    readonly state: UnitHandleState,
+    private readonly journal: Journal,
   ) {
     this.prefix = unitPrefix(state.id);
     this.prefixEnd = Buffer.from(prefixEnd(this.prefix)!);
@@ -111,6 +115,11 @@ export class LmdbKV implements OrderedKV {
   get(key: Uint8Array): Uint8Array | undefined {
     this.state.check();
     checkKey(key);
+    if (this.pending.size !== 0) {
+      const write = this.pending.get(mapKeyOf(key));
+      // A copy: the caller may keep or change what get returns, and lmdb has yet to read this value.
+      if (write !== undefined) return write.value?.slice();
+    }
     const value = this.fast.get(this.unitKey(key));
     // lmdb hands back a fresh Buffer; view it as a plain Uint8Array without copying again.
     return value === undefined ? undefined : new Uint8Array(value.buffer, value.byteOffset, value.length);
@@ -119,6 +128,10 @@ export class LmdbKV implements OrderedKV {
   getTransient(key: Uint8Array): Uint8Array | undefined {
     this.state.check();
     checkKey(key);
+    if (this.pending.size !== 0) {
+      const write = this.pending.get(mapKeyOf(key));
+      if (write !== undefined) return write.value;
+    }
     // lmdb's own read buffer (shared by every database in the process), with its length set to
     // this value's: no copy and no ArrayBuffer per read. The caller decodes before its next call.
     const bytes = this.fast.getBinaryFast(this.unitKey(key));
@@ -129,23 +142,22 @@ export class LmdbKV implements OrderedKV {
     this.state.check();
     checkKey(key);
     checkValue(value);
-    // lmdb reads the value's memory later, on its write thread: copy it so the caller may reuse its buffer.
-    return this.fast.put(this.unitKey(key), Buffer.from(value)) as Promise<unknown> as Promise<void>;
+    // lmdb reads the value later (and reads serve it until then): copy it so the caller may reuse its buffer.
+    return this.journal.put(this, key, value.slice());
   }
 
   putOwned(key: Uint8Array, value: Uint8Array): Promise<void> {
     this.state.check();
     checkKey(key);
     checkValue(value);
-    // The caller never writes to `value` again, and lmdb holds a reference to it until the write
-    // resolves, so its memory is both stable and alive while the write thread reads it.
-    return this.fast.put(this.unitKey(key), value as Buffer) as Promise<unknown> as Promise<void>;
+    // The caller never writes to `value` again, so the pending map and lmdb may hold it as it is.
+    return this.journal.put(this, key, value);
   }
 
   delete(key: Uint8Array): Promise<void> {
     this.state.check();
     checkKey(key);
-    return this.fast.remove(this.unitKey(key)) as Promise<unknown> as Promise<void>;
+    return this.journal.delete(this, key);
   }
 
   scan(options: ScanOptions): KVEntry[] {
@@ -164,6 +176,18 @@ export class LmdbKV implements OrderedKV {
     const out: KVEntry[] = [];
     const max = limit ?? Infinity;
     if (max === 0 || compareBytes(lo, hi) >= 0) return out;
+    const pending = this.pendingIn(lo, hi, reverse === true);
+    let next = 0;
+    /** Emits pending writes ordered before `key` (all that are left when it is undefined); false when full. */
+    const emitPendingBefore = (key: string | undefined): boolean => {
+      for (; next < pending.length; next++) {
+        const w = pending[next]!;
+        if (key !== undefined && (reverse ? w.mapKey <= key : w.mapKey >= key)) break;
+        if (w.value !== undefined) out.push({ key: keyOf(w), value: w.value.slice() });
+        if (out.length >= max) return false;
+      }
+      return true;
+    };
     // Forward: lmdb's start is inclusive and end exclusive, as ours. Reverse: lmdb starts at (and
     // includes) `start` and stops before `end`, so we start at `hi`, skip it if present, and stop below `lo`.
     const range = reverse ? this.db.getRange({ start: hi, end: this.prefix, reverse: true }) : this.db.getRange({ start: lo, end: hi });
@@ -172,28 +196,44 @@ export class LmdbKV implements OrderedKV {
         if (compareBytes(key, hi) >= 0) continue;
         if (compareBytes(key, lo) < 0) break;
       }
+      if (pending.length !== 0) {
+        // Pending writes come first in their place; a pending write of this very key replaces it.
+        const userKey = key.subarray(UNIT_PREFIX_BYTES);
+        const mapKey = mapKeyOf(userKey);
+        if (!emitPendingBefore(mapKey)) return out;
+        if (next < pending.length && pending[next]!.mapKey === mapKey) {
+          const w = pending[next++]!;
+          if (w.value === undefined) continue;
+          out.push({ key: keyOf(w), value: w.value.slice() });
+          if (out.length >= max) return out;
+          continue;
+        }
+      }
       out.push({ key: copy(key, UNIT_PREFIX_BYTES), value: copy(value) });
-      if (out.length >= max) break;
+      if (out.length >= max) return out;
     }
+    emitPendingBefore(undefined);
     return out;
+  }
+
+  /** This unit's pending writes with full keys in [lo, hi), in scan order. */
+  private pendingIn(lo: Buffer, hi: Buffer, reverse: boolean): PendingWrite[] {
+    if (this.pending.size === 0) return [];
+    const from = mapKeyOf(lo.subarray(UNIT_PREFIX_BYTES));
+    // hi may be the next unit's prefix (an unbounded end): then every key is below it.
+    const to = compareBytes(hi, this.prefixEnd) >= 0 ? undefined : mapKeyOf(hi.subarray(UNIT_PREFIX_BYTES));
+    const inRange: PendingWrite[] = [];
+    for (const w of this.pending.values()) if (w.mapKey >= from && (to === undefined || w.mapKey < to)) inRange.push(w);
+    inRange.sort((a, b) => (a.mapKey < b.mapKey ? -1 : a.mapKey > b.mapKey ? 1 : 0));
+    if (reverse) inRange.reverse();
+    return inRange;
   }
 
   batch(ops: BatchOp[]): Promise<void> {
     this.state.check();
     // Validate and copy up front: a bad op rejects the whole batch before anything is written.
     checkBatch(ops);
-    const prepared = ops.map((op) => (op.type === 'put' ? { key: this.full(op.key), value: Buffer.from(op.value) } : { key: this.full(op.key) }));
-    // NOTE: not `db.transaction(cb)`: lmdb runs that callback on the main thread while its write
-    // thread holds the transaction open, so under load every commit (and every write queued behind
-    // it) waits for a turn of a busy event loop. `batch(cb)` runs the callback now and queues its
-    // writes as one block that lmdb commits in a single transaction (its typings: writes are in
-    // the same transaction "if explicitly batched together (with transaction, batch, ifVersion)").
-    // The promise still resolves only once that commit is fsync'd (overlappingSync is off).
-    return (this.db as unknown as LmdbBatch).batch(() => {
-      for (const op of prepared) {
-        if (op.value !== undefined) void this.db.put(op.key, op.value);
-        else void this.db.remove(op.key);
-      }
-    }) as Promise<unknown> as Promise<void>;
+    const copied = ops.map((op): BatchOp => (op.type === 'put' ? { type: 'put', key: op.key, value: op.value.slice() } : op));
+    return this.journal.batch(this, copied);
   }
 }

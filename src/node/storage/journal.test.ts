@@ -1,0 +1,105 @@
+// The journal's pending writes: acknowledged writes that lmdb has not received yet are read back
+// by get, getTransient and scan (merged into lmdb's range in key order, deletes hiding lmdb's
+// entries), and the answers do not change once lmdb holds them.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { seededRandom } from '../../core/random-testing.js';
+import type { KVEntry, ScanOptions } from '../../ports/storage.js';
+import { compareBytes } from '../../ports/storage-checks.js';
+import { openDiskStorage } from './disk-storage.js';
+import type { LmdbKV } from './lmdb-kv.js';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+/** The scan a sorted model answers. */
+function modelScan(model: Map<string, Uint8Array>, o: ScanOptions): KVEntry[] {
+  let keys = [...model.keys()].map((k) => Buffer.from(k, 'hex')).sort(compareBytes);
+  if (o.prefix !== undefined) keys = keys.filter((k) => k.length >= o.prefix!.length && compareBytes(k.subarray(0, o.prefix!.length), o.prefix!) === 0);
+  if (o.start !== undefined) keys = keys.filter((k) => compareBytes(k, o.start!) >= 0);
+  if (o.end !== undefined) keys = keys.filter((k) => compareBytes(k, o.end!) < 0);
+  if (o.reverse) keys.reverse();
+  if (o.limit !== undefined) keys = keys.slice(0, o.limit);
+  return keys.map((k) => ({ key: new Uint8Array(k), value: model.get(hex(k))! }));
+}
+
+describe('journal: writes not yet in lmdb', () => {
+  it('are read back by get, getTransient and scans merged with lmdb’s entries', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
+    dirs.push(dir);
+    // No batch reaches lmdb unless the test asks (settle).
+    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+    try {
+      const kv = (await storage.unit('kv/t1')).kv as LmdbKV;
+      const other = (await storage.unit('kv/t2')).kv as LmdbKV;
+      const random = seededRandom(7);
+      // Short keys over a small alphabet (0x00 and 0xff included), so writes hit each other's keys and prefixes.
+      const alphabet = [0x00, 0x01, 0x61, 0x62, 0x7f, 0x80, 0xff];
+      const randomKey = (max = 4) => new Uint8Array(1 + Math.floor(random() * max)).map(() => alphabet[Math.floor(random() * alphabet.length)]!);
+      const model = new Map<string, Uint8Array>();
+      const write = async (n: number) => {
+        const writes: Promise<void>[] = [];
+        for (let i = 0; i < n; i++) {
+          const key = randomKey();
+          const r = random();
+          if (r < 0.25) {
+            writes.push(kv.delete(key));
+            model.delete(hex(key));
+          } else if (r < 0.4) {
+            const value = Uint8Array.of(i, 1);
+            const gone = randomKey();
+            writes.push(kv.batch([{ type: 'put', key, value }, { type: 'delete', key: gone }]));
+            model.set(hex(key), value);
+            model.delete(hex(gone));
+          } else {
+            const value = Uint8Array.of(i, 2, Math.floor(random() * 256));
+            writes.push(kv.put(key, value));
+            model.set(hex(key), value);
+          }
+          // The other unit's pending writes never show in this one's answers.
+          writes.push(other.put(key, Uint8Array.of(9)));
+        }
+        await Promise.all(writes);
+      };
+      const check = async () => {
+        for (let i = 0; i < 300; i++) {
+          const o: ScanOptions = {};
+          if (random() < 0.3) o.prefix = randomKey(2);
+          else {
+            if (random() < 0.6) o.start = randomKey();
+            if (random() < 0.6) o.end = randomKey();
+          }
+          if (random() < 0.5) o.limit = Math.floor(random() * 20);
+          if (random() < 0.5) o.reverse = true;
+          expect(kv.scan(o).map((e) => [hex(e.key), hex(e.value)]), JSON.stringify(o, (_k, v) => (v instanceof Uint8Array ? hex(v) : v))).toEqual(
+            modelScan(model, o).map((e) => [hex(e.key), hex(e.value)]),
+          );
+        }
+        for (let i = 0; i < 300; i++) {
+          const key = randomKey();
+          const want = model.get(hex(key));
+          expect(kv.get(key)).toEqual(want);
+          expect(kv.getTransient(key)).toEqual(want);
+        }
+      };
+
+      await write(300);
+      await storage.settle(); // these are lmdb's now
+      expect(kv.pending.size).toBe(0);
+      await write(300); // and these are only in the log and the pending map
+      expect(kv.pending.size).toBeGreaterThan(50);
+      await check();
+      await storage.settle();
+      expect(kv.pending.size).toBe(0);
+      await check();
+    } finally {
+      await storage.close();
+    }
+  });
+});

@@ -1,0 +1,517 @@
+/**
+ * Durable writes for the Node disk storage: every ordered-KV write up to 16 KiB is a record in the
+ * write-ahead log (wal.ts), acknowledged once that record is on disk (one flush per group of
+ * writes). lmdb receives the writes afterwards, in batches every 20 ms, each one fsync'd
+ * transaction that also stores how far into the log it reaches. Until its batch is in lmdb, a
+ * write is served from its unit's pending map (see LmdbKV), so reads see every acknowledged
+ * write. Larger writes skip the log (see `direct`).
+ *
+ * Order is the log's order everywhere: groups are published (pending map, apply queue) in the
+ * order they were logged, batches reach lmdb in that order, and replay on open re-applies the
+ * records lmdb does not hold yet. Puts and deletes carry whole values, so applying a record lmdb
+ * already holds changes nothing (replay is idempotent).
+ */
+import type { Database, RootDatabase } from 'lmdb';
+import type { BatchOp } from '../../ports/storage.js';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import type { UnitKey } from './lmdb-kv.js';
+import {
+  FRAME_HEAD,
+  HEADER_BYTES,
+  SEAL_BYTES,
+  closeLogFiles,
+  deleteBytes,
+  encodeDelete,
+  encodeHeader,
+  encodePut,
+  encodeRecord,
+  putBytes,
+  recordBytes,
+  recordLength,
+  seal,
+  stampFrame,
+  writeAt,
+  writeAtSync,
+  OP_DELETE,
+  OP_PUT,
+  type LogFile,
+  type LogPosition,
+  type LoggedOp,
+} from './wal.js';
+
+/** How long published writes wait for the next lmdb batch: few lmdb flushes beside the log's. */
+export const DEFAULT_APPLY_DELAY_MS = 20;
+/** ...or this many bytes, whichever comes first. */
+const APPLY_BYTES = 8 << 20;
+/** Default size of one log file; the log takes two. */
+export const DEFAULT_LOG_FILE_BYTES = 64 << 20;
+/**
+ * A log file grows by this many zeroed bytes at a time, ahead of the records. A write that
+ * extends a file must also make its new size durable (a journal commit of the filesystem, shared
+ * with every other process's fsyncs); a write into bytes already there flushes only itself.
+ */
+const GROW_BYTES = 2 << 20;
+/**
+ * Records above this size skip the log (see `direct`). Measured with `bench streams`: produced
+ * 1 KB records (sealed batches of 16-64 KiB compressed) cost ~25% more CPU per record when logged
+ * (CRC32C at ~0.6 ns/byte and a second write of every byte) than before the log; not logged,
+ * about the same. So values up to 16 KiB (most KV values) are logged, and larger ones (stream
+ * batches, KV values up to 1 MiB) take lmdb's own fsync'd commit.
+ */
+const DIRECT_BYTES = 16 << 10;
+let zeros: Buffer | undefined;
+
+/** The `meta` key holding the log position lmdb's contents reach ([epoch, offset]). */
+export const APPLIED_KEY = 'wal_applied';
+
+/** A unit as the journal sees it: its id, whether it was dropped, and its pending writes. */
+export interface JournalUnit {
+  readonly state: { readonly id: number; readonly dropped: boolean };
+  /** latin1 key → the newest write of that key not yet in lmdb. */
+  readonly pending: Map<string, PendingWrite>;
+}
+
+/** One put (value set) or delete (value undefined) waiting for lmdb. */
+export interface PendingWrite {
+  unit: JournalUnit;
+  /** The key as a latin1 string (see mapKeyOf): the pending map's key, ordered bytewise. */
+  mapKey: string;
+  value: Uint8Array | undefined;
+}
+
+/** The key of the pending map: latin1 keeps one char per byte, so strings compare as the bytes do. */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }).latin1Slice;
+export function mapKeyOf(key: Uint8Array): string {
+  return latin1Slice.call(key, 0, key.length);
+}
+
+/** The key bytes of a pending write (a fresh copy). */
+export function keyOf(write: PendingWrite): Uint8Array {
+  const key = new Uint8Array(write.mapKey.length);
+  for (let i = 0; i < key.length; i++) key[i] = write.mapKey.charCodeAt(i);
+  return key;
+}
+
+/** A write too large for the log (see `Journal.direct`). */
+interface DirectWrite {
+  writes: PendingWrite[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Writes acknowledged together: the records gathered in `bytes[FRAME_HEAD, used)`, logged as one
+ * frame, then any writes too large for the log issued right after them (see `direct`), which the
+ * journal applies to lmdb before it logs anything issued after those.
+ */
+interface Group {
+  writes: PendingWrite[];
+  bytes: Buffer | undefined;
+  used: number;
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  direct: DirectWrite[];
+  /** Where the log ends once this group is written. */
+  end: LogPosition | undefined;
+}
+
+function newGroup(): Group {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A write's caller may not await it (a fire-and-forget delete); its failure is still reported to
+  // whoever does, and must not crash the process as an unhandled rejection.
+  promise.catch(() => undefined);
+  return { writes: [], bytes: undefined, used: FRAME_HEAD, promise, resolve, reject, direct: [], end: undefined };
+}
+
+/** lmdb's `batch`, which its typings leave out (lmdb 3.x, write.js). */
+interface LmdbBatch {
+  batch(writes: () => void): Promise<boolean>;
+}
+
+/** Scratch for lmdb's key encoder (see unitKeyEncoder): consumed within each put / remove call. */
+const scratch: UnitKey = { id: 0, key: '' };
+
+export interface JournalOptions {
+  env: RootDatabase;
+  meta: Database<unknown, string>;
+  /** The `data` database through unitKeyEncoder. */
+  fast: Database<Buffer, Buffer>;
+  files: LogFile[];
+  /** The epoch the writer starts (above every epoch in the files). */
+  epoch: number;
+  fileBytes: number;
+  applyDelayMs: number;
+}
+
+export class Journal {
+  private readonly env: RootDatabase;
+  private readonly meta: Database<unknown, string>;
+  private readonly fast: Database<Buffer, Buffer>;
+  private readonly files: LogFile[];
+  private readonly fileBytes: number;
+  private readonly applyDelayMs: number;
+  /** Records larger than this skip the log (see `direct`). */
+  private readonly maxRecord: number;
+
+  /** The file written now, its epoch, and where the next record goes. */
+  private current = 0;
+  private epoch: number;
+  private position = HEADER_BYTES;
+  /** The epoch held by the other file, whose records lmdb must hold before it is overwritten. */
+  private otherEpochEnd: LogPosition | undefined;
+
+  /** Records being gathered for the next write (after room for their frame's head), and their writes. */
+  private buf: Buffer = Buffer.allocUnsafe(1 << 20);
+  private used = FRAME_HEAD;
+  private group = newGroup();
+  /** Gathering buffers the pump has finished with. */
+  private spares: Buffer[] = [];
+  /** Groups closed by a large write, waiting for the pump, oldest first. */
+  private closedGroups: Group[] = [];
+  private writing = false;
+
+  /** Published writes not yet in lmdb, in log order, and the log position they reach. */
+  private queue: PendingWrite[] = [];
+  private queueBytes = 0;
+  private queueDirect: DirectWrite[] = [];
+  private published: LogPosition;
+  private applying: Promise<void> | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** lmdb holds every record up to here. */
+  private applied: LogPosition;
+  /** While held, the pump publishes nothing (backup snapshots); `unheld` resolves on release. */
+  private holds = 0;
+  private unheld: Promise<void> | undefined;
+  private release: (() => void) | undefined;
+  private failure: unknown;
+  private closed = false;
+
+  constructor(options: JournalOptions) {
+    this.env = options.env;
+    this.meta = options.meta;
+    this.fast = options.fast;
+    this.files = options.files;
+    this.fileBytes = options.fileBytes;
+    this.applyDelayMs = options.applyDelayMs;
+    this.maxRecord = Math.min(DIRECT_BYTES, Math.floor((options.fileBytes - HEADER_BYTES) / 4));
+    this.epoch = options.epoch;
+    this.current = options.files[0]!.epoch <= options.files[1]!.epoch ? 0 : 1;
+    this.applied = this.published = { epoch: options.epoch, offset: HEADER_BYTES };
+    // The file the writer starts in gets its header now; the other holds only replayed epochs.
+    const first = this.files[this.current]!;
+    writeAtSync(first.fd, encodeHeader(this.epoch), 0);
+    first.size = Math.max(first.size, HEADER_BYTES);
+  }
+
+  private check(): void {
+    if (this.failure !== undefined) {
+      throw new QuartzError(ErrorCode.INTERNAL, 'disk storage stopped writing after a write-ahead log failure', { cause: this.failure });
+    }
+  }
+
+  private reserve(bytes: number): void {
+    if (this.used + bytes <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.used + bytes) size *= 2;
+    const bigger = Buffer.allocUnsafe(size);
+    this.buf.copy(bigger, 0, 0, this.used);
+    this.buf = bigger;
+  }
+
+  private queued(unit: JournalUnit, key: Uint8Array, value: Uint8Array | undefined): void {
+    this.group.writes.push({ unit, mapKey: mapKeyOf(key), value });
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.writing) return;
+    this.writing = true;
+    // Gather the rest of this event turn's writes into the same flush.
+    setImmediate(() => void this.pump());
+  }
+
+  put(unit: JournalUnit, key: Uint8Array, value: Uint8Array): Promise<void> {
+    this.check();
+    const bytes = putBytes(key, value);
+    if (bytes > this.maxRecord) return this.direct(unit, [{ type: 'put', key, value }]);
+    this.reserve(bytes);
+    this.used = encodePut(this.buf, this.used, unit.state.id, key, value);
+    this.queued(unit, key, value);
+    return this.group.promise;
+  }
+
+  delete(unit: JournalUnit, key: Uint8Array): Promise<void> {
+    this.check();
+    this.reserve(deleteBytes(key));
+    this.used = encodeDelete(this.buf, this.used, unit.state.id, key);
+    this.queued(unit, key, undefined);
+    return this.group.promise;
+  }
+
+  /** `ops` are checked and their values stable (copied or owned). One record: all or nothing. */
+  batch(unit: JournalUnit, ops: BatchOp[]): Promise<void> {
+    this.check();
+    // Nothing to log (a record of no ops reads as a seal); still resolves after earlier writes.
+    if (ops.length === 0) return this.group.writes.length > 0 ? this.group.promise : Promise.resolve();
+    const id = unit.state.id;
+    const logged: LoggedOp[] = ops.map((op) => {
+      const key = Buffer.allocUnsafe(4 + op.key.length);
+      key.writeUInt32BE(id, 0);
+      key.set(op.key, 4);
+      return op.type === 'put' ? { type: OP_PUT, key, value: op.value } : { type: OP_DELETE, key };
+    });
+    const bytes = recordBytes(logged);
+    if (bytes > this.maxRecord) return this.direct(unit, ops);
+    this.reserve(bytes);
+    this.used = encodeRecord(this.buf, this.used, logged);
+    for (const op of ops) this.queued(unit, op.key, op.type === 'put' ? op.value : undefined);
+    return this.group.promise;
+  }
+
+  /**
+   * A large write skips the log: checksumming it and writing its bytes twice costs more than
+   * lmdb's two flushes for a write this size (a sealed stream batch, up to 1 MiB). It closes the
+   * gathering group; once that group is published, the write goes to lmdb with the published
+   * writes, in one fsync'd batch that records the log position it follows, and resolves when that
+   * commits. Nothing issued after it is logged before then, so a crash keeps a prefix of the
+   * writes in the order they were issued, and replay (which starts after that position) never
+   * re-applies an older record over it.
+   */
+  private direct(unit: JournalUnit, ops: BatchOp[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const writes = ops.map((op) => ({ unit, mapKey: mapKeyOf(op.key), value: op.type === 'put' ? op.value : undefined }));
+      // Large writes issued one after another (a produce group's sealed batches) share one lmdb batch.
+      const last = this.closedGroups.at(-1);
+      const group = last !== undefined && this.group.writes.length === 0 ? last : this.closeGroup();
+      group.direct.push({ writes, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /** Hands the gathering group to the pump (in order) and starts a new one. */
+  private closeGroup(): Group {
+    const group = this.group;
+    group.bytes = this.buf;
+    group.used = this.used;
+    this.closedGroups.push(group);
+    this.group = newGroup();
+    this.buf = this.spares.pop() ?? Buffer.allocUnsafe(1 << 20);
+    this.used = FRAME_HEAD;
+    return group;
+  }
+
+  /** Writes gathered groups to the log, one O_DSYNC write each, and publishes them in order. */
+  private async pump(): Promise<void> {
+    for (;;) {
+      if (this.closedGroups.length === 0) {
+        if (this.group.writes.length === 0) break;
+        this.closeGroup();
+      }
+      const group = this.closedGroups.shift()!;
+      const bytes = group.bytes!;
+      try {
+        group.end = await this.writeRecords(bytes, group.used);
+      } catch (err) {
+        // Not acknowledged and never published: the next frame overwrites whatever part of this
+        // one reached the file, so the log goes on (a full disk may have room again later).
+        group.reject(err);
+        for (const d of group.direct) d.reject(err);
+        this.recycle(bytes);
+        continue;
+      }
+      this.recycle(bytes);
+      while (this.unheld !== undefined) await this.unheld;
+      this.publish(group);
+      if (group.direct.length > 0) {
+        for (const d of group.direct) for (const w of d.writes) if (!w.unit.state.dropped) this.queue.push(w);
+        this.queueDirect.push(...group.direct);
+        await this.applyNow().catch(() => undefined);
+      }
+    }
+    this.writing = false;
+  }
+
+  private recycle(bytes: Buffer): void {
+    // Keep one or two gathering buffers of a usual size; a big batch should not pin its buffer.
+    if (bytes.length <= 4 << 20 && this.spares.length < 2) this.spares.push(bytes);
+  }
+
+  /** Writes the records in bytes[FRAME_HEAD, end) as one frame (two if the file fills up); returns where the log ends. */
+  private async writeRecords(bytes: Buffer, end: number): Promise<LogPosition> {
+    let from = 0; // the frame head goes here, its records follow
+    while (from + FRAME_HEAD < end) {
+      // Whole records that fit before the room kept for this file's seal.
+      const room = this.fileBytes - SEAL_BYTES - this.position;
+      let to = from + FRAME_HEAD;
+      while (to < end && to + recordLength(bytes, to) - from <= room) to += recordLength(bytes, to);
+      if (to === from + FRAME_HEAD) {
+        await this.nextFile();
+        continue;
+      }
+      stampFrame(bytes, from, to, this.epoch);
+      const file = this.files[this.current]!;
+      if (this.position + (to - from) > file.size) await this.grow(file, this.position + (to - from));
+      await writeAt(file.fd, bytes, from, to, this.position);
+      this.position += to - from;
+      // The rest goes to the next file: its frame head overwrites the tail just written.
+      from = to - FRAME_HEAD;
+    }
+    return { epoch: this.epoch, offset: this.position };
+  }
+
+  /** Extends `file` with zeros to at least `end` (a whole GROW_BYTES step, within the file size). */
+  private async grow(file: LogFile, end: number): Promise<void> {
+    zeros ??= Buffer.alloc(GROW_BYTES);
+    const target = Math.min(Math.max(this.fileBytes, end), Math.max(end, file.size + GROW_BYTES));
+    for (let at = file.size; at < target; at += GROW_BYTES) await writeAt(file.fd, zeros, 0, Math.min(GROW_BYTES, target - at), at);
+    file.size = target;
+  }
+
+  /**
+   * Seals the current file and starts the next epoch in the other one, once lmdb holds every
+   * record the other one has (overwriting it drops them from the log).
+   */
+  private async nextFile(): Promise<void> {
+    while (this.otherEpochEnd !== undefined && !this.reached(this.otherEpochEnd)) await this.applyNow();
+    const sealed = this.files[this.current]!;
+    await writeAt(sealed.fd, seal(this.epoch), 0, SEAL_BYTES, this.position);
+    sealed.size = Math.max(sealed.size, this.position + SEAL_BYTES);
+    this.otherEpochEnd = { epoch: this.epoch, offset: this.position };
+    this.current = 1 - this.current;
+    this.epoch += 1;
+    this.position = HEADER_BYTES;
+    const head = encodeHeader(this.epoch);
+    const next = this.files[this.current]!;
+    await writeAt(next.fd, head, 0, head.length, 0);
+    next.size = Math.max(next.size, HEADER_BYTES);
+  }
+
+  private reached(position: LogPosition): boolean {
+    return this.applied.epoch > position.epoch || (this.applied.epoch === position.epoch && this.applied.offset >= position.offset);
+  }
+
+  private publish(group: Group): void {
+    for (const w of group.writes) {
+      if (w.unit.state.dropped) continue;
+      w.unit.pending.set(w.mapKey, w);
+      this.queue.push(w);
+      this.queueBytes += w.mapKey.length + (w.value?.length ?? 0) + 64;
+    }
+    this.published = group.end!;
+    // A group carrying a large write is applied by the pump at once; others wait for the timer.
+    if (group.direct.length === 0) {
+      if (this.queueBytes >= APPLY_BYTES) void this.applyNow().catch(() => undefined);
+      else if (this.timer === undefined && this.applying === undefined) this.startTimer();
+    }
+    group.resolve();
+  }
+
+  /** Moves every published write into lmdb in one fsync'd transaction (waits for one in flight first). */
+  private async applyNow(): Promise<void> {
+    while (this.applying !== undefined) await this.applying;
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.queue.length === 0 && this.queueDirect.length === 0) return;
+    const writes = this.queue;
+    const direct = this.queueDirect;
+    const reaches = this.published;
+    this.queue = [];
+    this.queueDirect = [];
+    this.queueBytes = 0;
+    const done = (this.env as unknown as LmdbBatch).batch(() => {
+      for (const w of writes) {
+        if (w.unit.state.dropped) continue; // its range was deleted; the log's copy is skipped on replay too
+        scratch.id = w.unit.state.id;
+        scratch.key = w.mapKey;
+        const key = scratch as unknown as Buffer;
+        if (w.value !== undefined) void this.fast.put(key, w.value as Buffer);
+        else void this.fast.remove(key);
+      }
+      void this.meta.put(APPLIED_KEY, [reaches.epoch, reaches.offset]);
+    }) as Promise<unknown>;
+    this.applying = done.then(
+      () => {
+        for (const w of writes) if (w.unit.pending.get(w.mapKey) === w) w.unit.pending.delete(w.mapKey);
+        if (this.applied.epoch < reaches.epoch || this.applied.offset < reaches.offset) this.applied = reaches;
+        for (const d of direct) d.resolve();
+      },
+      (err: unknown) => {
+        this.fail(err);
+        for (const d of direct) d.reject(err);
+        throw err;
+      },
+    );
+    try {
+      await this.applying;
+    } finally {
+      this.applying = undefined;
+    }
+    if (this.queue.length > 0 && this.timer === undefined && !this.closed) this.startTimer();
+  }
+
+  private startTimer(): void {
+    // unref: writes left for the timer are already durable in the log, so they need not keep the process up.
+    this.timer = setTimeout(() => void this.applyNow().catch(() => undefined), this.applyDelayMs).unref();
+  }
+
+  /**
+   * lmdb refused a batch of acknowledged writes: they stay in the log (replayed on the next open)
+   * and in the pending maps (still read), and the journal takes no more writes.
+   */
+  private fail(err: unknown): void {
+    if (this.failure === undefined) this.failure = err;
+  }
+
+  /** Resolves when every write issued so far is published (durable in the log). */
+  private async logged(): Promise<void> {
+    if (this.group.writes.length > 0) await this.group.promise.catch(() => undefined);
+    while (this.writing) await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  /**
+   * Holds back acknowledgements, then brings lmdb up to every write acknowledged so far; returns
+   * the release. Between the two, lmdb alone holds every acknowledged write (backup snapshots).
+   */
+  async hold(): Promise<() => void> {
+    if (this.holds++ === 0) this.unheld = new Promise((resolve) => (this.release = resolve));
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      if (--this.holds === 0) {
+        const resume = this.release!;
+        this.unheld = undefined;
+        this.release = undefined;
+        resume();
+      }
+    };
+    try {
+      await this.applyNow();
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return release;
+  }
+
+  /** Logs what is gathered, moves everything into lmdb, and closes the log files. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.logged();
+      await this.applyNow();
+    } finally {
+      this.closed = true;
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      closeLogFiles(this.files);
+    }
+  }
+}
