@@ -26,6 +26,13 @@ export const MIGRATIONS: readonly Migration[] = [
     // Nothing to convert: version 1 is the first recorded format.
     up: async () => undefined,
   },
+  {
+    version: 2,
+    description: 'the Node disk adapter may hold acknowledged writes in its write-ahead log (wal-0, wal-1) that lmdb has not received yet',
+    // Nothing to convert: the number exists so that a build without the log refuses the
+    // directory instead of opening lmdb alone and missing the writes still in the log.
+    up: async () => undefined,
+  },
 ];
 
 export const DATA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
