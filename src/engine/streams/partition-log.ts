@@ -137,8 +137,11 @@ const fromUtf8 = new TextDecoder();
 
 /** Encoded batches below this size are plain arrays: pooling them would waste most of a class. */
 const POOL_MIN = 16 * 1024;
-/** Spare bytes the pool keeps across all partitions. */
-const POOL_RETAIN = 16 * 1024 * 1024;
+/**
+ * Spare bytes the pool keeps across all partitions: what one roll step gives back (up to
+ * SEGMENTS_PER_SEAL segments of 8 MiB by default), so its buffers are reused rather than dropped.
+ */
+const POOL_RETAIN = 64 * 1024 * 1024;
 /**
  * Buffers of sealed tail batches, by capacity, reused to encode new batches: a fresh array per
  * produced batch cost an allocation, its zeroing and page faults, and off-heap churn that sets
