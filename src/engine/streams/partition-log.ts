@@ -11,9 +11,9 @@
  * and one commit makes every request that queued during the previous commit durable: one
  * `kv.batch()`, or one `putOwned` per batch issued together (lmdb commits the writes of one
  * event turn together; storage applies writes in order, so a crash leaves a prefix of them).
- * A roll writes the blob first and then, in ONE atomic KV batch, records the segment and
- * deletes the tail entries it holds, so a crash at any point leaves each record exactly once
- * (a blob that no descriptor names is an orphan, deleted on open).
+ * A roll writes the blobs first (up to SEGMENTS_PER_SEAL at once) and then, in ONE atomic KV
+ * batch, records those segments and deletes the tail entries they hold, so a crash at any point
+ * leaves each record exactly once (a blob that no descriptor names is an orphan, deleted on open).
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import {
