@@ -201,4 +201,57 @@ describe('rolls', () => {
     expect(read.records.map((r) => r.offset)).toEqual(Array.from({ length: 200 }, (_, i) => i));
     await log.close();
   });
+
+  it('write several segment blobs at once and record them in one KV batch; a failed blob write records none of them', async () => {
+    const ctx = createTestContext();
+    const unit = ctx.storage.unit(UNIT);
+    const io = { blobPuts: 0, failBlobPut: 2, kvBatches: 0 };
+    const flaky: UnitStorage = {
+      kv: {
+        get: (key) => unit.kv.get(key),
+        put: (key, value) => unit.kv.put(key, value),
+        delete: (key) => unit.kv.delete(key),
+        scan: (options) => unit.kv.scan(options),
+        batch: (ops) => (io.kvBatches++, unit.kv.batch(ops)),
+      },
+      blobs: {
+        put: async (key, bytes) => {
+          if (++io.blobPuts === io.failBlobPut) throw new Error('disk full');
+          return unit.blobs.put(key, bytes);
+        },
+        get: (key, range) => unit.blobs.get(key, range),
+        head: (key) => unit.blobs.head(key),
+        list: (prefix) => unit.blobs.list(prefix),
+        delete: (key) => unit.blobs.delete(key),
+      },
+    };
+    const openOn = (u: UnitStorage, segmentBytes: number) =>
+      PartitionLog.open(UNIT, u, { ...config('none'), segmentBytes }, ctx.clock, ctx.scheduler, new SegmentCache(1 << 20), { onBytes() {} });
+    // a tail of ~22 KB written under a large segment_bytes, so no roll has run yet
+    const writer = await openOn(unit, 1 << 20);
+    const batch = (i: number) => Array.from({ length: 10 }, (_, j) => ({ key: null, value: enc.encode(`v${i * 10 + j}`.padEnd(100, '.')), timestamp: 1_700_000_000_000 + i }));
+    for (let i = 0; i < 20; i++) await writer.append(batch(i));
+    await writer.close();
+
+    // sealed in segments of 4 KB: the first step writes four blobs, and the second of them fails
+    const log = await openOn(flaky, 4096);
+    await expect(log.roll()).rejects.toThrow('disk full');
+    expect(io.blobPuts).toBe(4);
+    expect(io.kvBatches).toBe(0);
+    expect(log.stats().segments).toBe(0);
+    expect((await log.read(0, 1000, 1 << 20, 't/0')).records.length).toBe(200);
+    await log.close();
+
+    // reopening deletes the orphans; the next roll seals the rest, four segments per KV batch
+    const again = await openOn(flaky, 4096);
+    expect(await unit.blobs.list('seg/')).toEqual([]);
+    await again.roll();
+    const sealed = again.stats().segments;
+    expect(sealed).toBeGreaterThanOrEqual(5);
+    expect(io.kvBatches).toBe(Math.ceil(sealed / 4));
+    expect((await unit.blobs.list('seg/')).length).toBe(sealed);
+    const all = await again.read(0, 1000, 1 << 20, 't/0');
+    expect(all.records.map((r) => r.offset)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    await again.close();
+  });
 });

@@ -11,9 +11,9 @@
  * and one commit makes every request that queued during the previous commit durable: one
  * `kv.batch()`, or one `putOwned` per batch issued together (lmdb commits the writes of one
  * event turn together; storage applies writes in order, so a crash leaves a prefix of them).
- * A roll writes the blob first and then, in ONE atomic KV batch, records the segment and
- * deletes the tail entries it holds, so a crash at any point leaves each record exactly once
- * (a blob that no descriptor names is an orphan, deleted on open).
+ * A roll writes the blobs first (up to SEGMENTS_PER_SEAL at once) and then, in ONE atomic KV
+ * batch, records those segments and deletes the tail entries they hold, so a crash at any point
+ * leaves each record exactly once (a blob that no descriptor names is an orphan, deleted on open).
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import {
@@ -97,6 +97,13 @@ const RECORD_OVERHEAD = 24;
 /** Bytes read from a segment's end to find its footer; most footers fit (20 B per batch). */
 const TAIL_GUESS = 16 * 1024;
 
+/**
+ * Segments a roll writes at once and records in one KV batch. One at a time, each seal waited for
+ * its own blob fsync and KV commit (~0.5 s on a busy disk) and the roll fell behind a fast producer:
+ * the tail, held in memory and in the KV, grew by hundreds of megabytes.
+ */
+const SEGMENTS_PER_SEAL = 4;
+
 /** Read ends remembered per partition to tell sequential consumers from random reads. */
 const READ_ENDS = 8;
 
@@ -130,8 +137,11 @@ const fromUtf8 = new TextDecoder();
 
 /** Encoded batches below this size are plain arrays: pooling them would waste most of a class. */
 const POOL_MIN = 16 * 1024;
-/** Spare bytes the pool keeps across all partitions. */
-const POOL_RETAIN = 16 * 1024 * 1024;
+/**
+ * Spare bytes the pool keeps across all partitions: what one roll step gives back (up to
+ * SEGMENTS_PER_SEAL segments of 8 MiB by default), so its buffers are reused rather than dropped.
+ */
+const POOL_RETAIN = 64 * 1024 * 1024;
 /**
  * Buffers of sealed tail batches, by capacity, reused to encode new batches: a fresh array per
  * produced batch cost an allocation, its zeroing and page faults, and off-heap churn that sets
@@ -737,41 +747,76 @@ export class PartitionLog {
   }
 
   /**
-   * Seals what the tail holds now from its start, one segment of at most `segment_bytes` at a
-   * time: all of it when `all`, else while a full segment's worth remains (batches committed
-   * meanwhile wait for the next roll, so retention can run in between). A roll may start long
-   * after the tail reached `segment_bytes` (one group commit can add tens of megabytes, and a
-   * roll waits for the previous one), and sealing all of it at once made segments of ten times
-   * the configured size.
+   * Seals what the tail holds now from its start, in segments of at most `segment_bytes`: all of
+   * it when `all`, else while a full segment's worth remains (batches committed meanwhile wait for
+   * the next roll, so retention can run in between). A roll may start long after the tail reached
+   * `segment_bytes` (one group commit can add tens of megabytes, and a roll waits for the previous
+   * one), and sealing all of it at once made segments of ten times the configured size.
    */
   private async rollNow(all: boolean): Promise<void> {
     // Commits only append to the tail, and recovery (which reloads it) is maintenance too, so it
     // never runs during a roll: the first `left` batches (`leftBytes`) stay those held at the start.
     let left = this.tail.length;
     let leftBytes = this.tailBytes;
+    /** Index in the tail of the next segment's first batch (sealed batches leave the tail). */
+    let at = 0;
+    let step: TailBatch[][] = [];
     while (left > 0 && (all || leftBytes >= this.config.segmentBytes)) {
       let count = 1;
-      let size = this.tail[0]!.bytes.length;
-      while (count < left && size + this.tail[count]!.bytes.length <= this.config.segmentBytes) {
-        size += this.tail[count]!.bytes.length;
+      let size = this.tail[at]!.bytes.length;
+      while (count < left && size + this.tail[at + count]!.bytes.length <= this.config.segmentBytes) {
+        size += this.tail[at + count]!.bytes.length;
         count++;
       }
-      await this.seal(this.tail.slice(0, count));
+      step.push(this.tail.slice(at, at + count));
+      at += count;
       left -= count;
       leftBytes -= size;
+      if (step.length === SEGMENTS_PER_SEAL) {
+        await this.seal(step);
+        step = [];
+        at = 0;
+      }
     }
+    if (step.length > 0) await this.seal(step);
   }
 
-  /** Seals `batches`, the first of the tail, into one segment blob and trims them from the tail. */
-  private async seal(batches: TailBatch[]): Promise<void> {
+  /**
+   * Seals `segments` (each a run of batches; together the first of the tail) into one segment
+   * blob each, written concurrently, then records them all and trims the tail in one KV batch.
+   */
+  private async seal(segments: TailBatch[][]): Promise<void> {
+    const written = await Promise.allSettled(segments.map((batches) => this.writeSegment(batches)));
+    // Every write has settled, so a retry never races one still in flight under the same name.
+    for (const r of written) if (r.status === 'rejected') throw r.reason;
+    const infos = written.map((r) => (r as PromiseFulfilledResult<SegmentInfo>).value);
+    const ops: BatchOp[] = [];
+    segments.forEach((batches, i) => {
+      ops.push({ type: 'put', key: offsetKey(SEG_PREFIX, infos[i]!.base), value: utf8.encode(JSON.stringify(infos[i])) });
+      for (const b of batches) ops.push({ type: 'delete', key: offsetKey(TAIL_PREFIX, b.base) });
+    });
+    await this.unit.kv.batch(ops);
+    segments.forEach((batches, i) => {
+      const info = infos[i]!;
+      let oldBytes = 0;
+      for (const b of batches) oldBytes += b.bytes.length;
+      this.tail.splice(0, batches.length);
+      for (const b of batches) if (b.recyclable) recycle(b.bytes);
+      this.tailBytes -= oldBytes;
+      this.segments.push(info);
+      this.segmentBytesTotal += info.bytes;
+      this.hooks.onBytes(info.bytes - oldBytes);
+    });
+  }
+
+  /** Writes `batches` as one segment blob; returns its descriptor (not yet recorded). */
+  private async writeSegment(batches: TailBatch[]): Promise<SegmentInfo> {
     const base = batches[0]!.base;
     const writer = new SegmentWriter({ baseOffset: base, createdAt: this.clock.now() });
     let maxTimestamp = -Infinity;
-    let oldBytes = 0;
     for (const b of batches) {
       writer.appendBatch(b.bytes, { verified: b.encodedHere });
       if (b.maxTimestamp > maxTimestamp) maxTimestamp = b.maxTimestamp;
-      oldBytes += b.bytes.length;
     }
     const end = batches[batches.length - 1]!.end;
     const blobs = this.unit.blobs;
@@ -787,16 +832,7 @@ export class PartitionLog {
       bytes = blob.length;
       await blobs.put(blobName(base), blob);
     }
-    const info: SegmentInfo = { base, end, bytes, maxTimestamp, blob: blobName(base) };
-    const ops: BatchOp[] = [{ type: 'put', key: offsetKey(SEG_PREFIX, base), value: utf8.encode(JSON.stringify(info)) }];
-    for (const b of batches) ops.push({ type: 'delete', key: offsetKey(TAIL_PREFIX, b.base) });
-    await this.unit.kv.batch(ops);
-    this.tail.splice(0, batches.length);
-    for (const b of batches) if (b.recyclable) recycle(b.bytes);
-    this.tailBytes -= oldBytes;
-    this.segments.push(info);
-    this.segmentBytesTotal += info.bytes;
-    this.hooks.onBytes(info.bytes - oldBytes);
+    return { base, end, bytes, maxTimestamp, blob: blobName(base) };
   }
 
   /** Deletes whole sealed segments older than retention_ms or beyond retention_bytes; moves the log start. */
