@@ -147,6 +147,7 @@ describe('queryResultJson', () => {
       { matches: [] },
       { matches: [{ id: 'a', score: 0.5 }] },
       { matches: [{ id: 'quote " back \\ slash', score: -0 }, { id: 'ünï\u2028cödé 🙂', score: 1e-7 }, { id: 'x', score: 3.4028234663852886e38 }] },
+      { matches: [{ id: 'ctl \u0000\u001f\t\n', score: 1 }, { id: 'del \u007f', score: 1.5 }, { id: 'lone \ud800 surrogate \udc00', score: 2 }, { id: ' ~!#$%&()*+,-./09:;<=>?@AZ[]^_`az{|}', score: 3 }, { id: '', score: 4 }, { id: 'back\\slash', score: 5 }, { id: 'quote"', score: 6 }] },
       { matches: [{ id: 'big', score: Infinity }, { id: 'small', score: -Infinity }, { id: 'nan', score: NaN }] },
       { matches: [{ id: 'm', score: 0.25, metadata: { n: 1, s: 'x"y', nested: { a: [1, null, true] } }, values: [0.1, -2, 3e-8] }, { id: 'v', score: 1, values: [] }] },
     ];

@@ -37,6 +37,18 @@ function collectionJson(info: EngineCollectionInfo) {
 }
 
 /**
+ * `JSON.stringify(id)`: ids of printable ASCII other than `"` and `\` (the usual ones) are
+ * quoted as they are, which is all JSON.stringify does to them, without its call into the runtime.
+ */
+function jsonString(id: string): string {
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(id);
+  }
+  return `"${id}"`;
+}
+
+/**
  * `JSON.stringify(result)`, written out for the usual match shape (about half its cost there);
  * metadata and values, when asked for, still go through JSON.stringify.
  */
@@ -46,7 +58,7 @@ export function queryResultJson(result: { matches: QueryMatch[] }): string {
   for (let i = 0; i < matches.length; i++) {
     const m = matches[i]!;
     // JSON has no Infinity: a dot score that overflowed f32 is null, as JSON.stringify writes it.
-    out += `${i === 0 ? '' : ','}{"id":${JSON.stringify(m.id)},"score":${Number.isFinite(m.score) ? m.score : 'null'}`;
+    out += `${i === 0 ? '' : ','}{"id":${jsonString(m.id)},"score":${Number.isFinite(m.score) ? m.score : 'null'}`;
     if (m.metadata !== undefined) out += `,"metadata":${JSON.stringify(m.metadata)}`;
     if (m.values !== undefined) out += `,"values":${JSON.stringify(m.values)}`;
     out += '}';

@@ -40,6 +40,7 @@ import {
   validateId,
   validateInt,
   validateMetadata,
+  validateQueryValues,
   validateValues,
   type Metric,
 } from './validate.js';
@@ -689,7 +690,7 @@ export class Collection {
     let vector: Float32Array;
     if (request.vector !== undefined && request.id !== undefined) throw invalid(`collection '${this.name}': query takes either vector or id, not both`);
     if (request.vector !== undefined) {
-      vector = validateValues(request.vector, this.config.dims, this.name, 'query', this.config.metric, this.queryScratch);
+      vector = validateQueryValues(request.vector, this.config.dims, this.name, this.config.metric, this.queryScratch);
     } else if (request.id !== undefined) {
       validateId(request.id, this.name);
       const internal = this.state.byId.get(request.id);

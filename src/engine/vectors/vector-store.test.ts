@@ -176,6 +176,11 @@ describe('VectorStore collections', () => {
     expectQuartzError(() => docs.query({ vector: [1e-50, 0, -1e-46], k: 1 }), 'invalid_argument', /cosine.*all-zero vector 'query'/);
     expectQuartzError(() => docs.query({ vector: [1, 1e39, 2], k: 1 }), 'invalid_argument', /non-finite value \(1e\+39\) at index 1/);
     expectQuartzError(() => docs.query({ vector: [1, 'x', 2] as unknown as number[], k: 1 }), 'invalid_argument', /non-number at index 1/);
+    // The first bad component is the one reported, whatever its fault; as for upserted values.
+    expectQuartzError(() => docs.query({ vector: [Infinity, 'x', 2] as unknown as number[], k: 1 }), 'invalid_argument', /non-finite value \(Infinity\) at index 0/);
+    expectQuartzError(() => docs.query({ vector: [1, 'x', NaN] as unknown as number[], k: 1 }), 'invalid_argument', /non-number at index 1/);
+    await rejectsWithQuartzError(docs.upsert([{ id: 'b', values: [NaN, 'x', 2] as unknown as number[] }]), 'invalid_argument', /non-finite value \(NaN\) at index 0/);
+    await rejectsWithQuartzError(docs.upsert([{ id: 'b', values: [2, null, NaN] as unknown as number[] }]), 'invalid_argument', /non-number at index 1/);
     // A refused query leaves nothing behind in the reused query buffer.
     expect(docs.query({ vector: [1, 2, 3], k: 1 }).matches.map((m) => m.id)).toEqual(['a']);
     expectQuartzError(() => docs.query({ k: 1 }), 'invalid_argument', /needs a vector or an id/);
