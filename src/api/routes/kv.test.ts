@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../core/random-testing.js';
+import '../../node/core.js';
+import { createTestEngine } from '../../engine/testing.js';
+import { ManualClock } from '../../ports/manual-clock.js';
+import { createApp } from '../app.js';
+import { resolveServerConfig } from '../config.js';
 import { decimal, etagOf } from './kv.js';
 
 describe('decimal', () => {
@@ -12,5 +17,49 @@ describe('decimal', () => {
 
   it('makes the ETag of a version', () => {
     expect(etagOf(1_796_539_000_042)).toBe('"1796539000042"');
+  });
+});
+
+describe('the direct KV PUT (app.direct)', () => {
+  it('takes a PUT with a Content-Length and a plain key or ?ttl=, answers as fetch does; leaves other requests to fetch', async () => {
+    const engine = await createTestEngine({ clock: new ManualClock(Date.UTC(2025, 0, 15)) });
+    try {
+      const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9' }) });
+      const { api_key } = await engine.tenants.create({ email: 'p@example.com', plan: 'unlimited' });
+      const headers: Record<string, string> = { authorization: `Bearer ${api_key}`, 'content-type': 'text/plain', host: 'local' };
+      const body = new TextEncoder().encode('hello');
+      const direct = (method: string, target: string, extra: Record<string, string> = {}) => {
+        const all: Record<string, string> = { ...headers, 'content-length': String(body.length), ...extra };
+        return app.direct({ method, header: (name) => all[name], body: async () => body }, target);
+      };
+
+      const answer = await direct('PUT', '/v1/kv/a/b?ttl=60');
+      expect(answer?.status).toBe(200);
+      const etag = answer!.headers.etag!;
+      expect(JSON.parse(answer!.body as string)).toEqual({ key: 'a/b', size: 5, content_type: 'text/plain', etag, expires_at: Date.UTC(2025, 0, 15) + 60_000 });
+      const viaFetch = await app.fetch(new Request('http://local/v1/kv/a/b', { headers }));
+      expect(viaFetch.headers.get('etag')).toBe(etag);
+      expect(viaFetch.headers.get('x-expires-at')).toBe(String(Date.UTC(2025, 0, 15) + 60_000));
+      expect(await viaFetch.text()).toBe('hello');
+      expect((await direct('PUT', '/v1/kv/a/b', { 'if-none-match': '*' }))?.status).toBe(412);
+      expect((await direct('PUT', '/v1/kv/a/b', { 'if-match': etag }))?.status).toBe(200);
+      expect((await direct('PUT', '/v1/kv/a/b?ttl=0'))?.status).toBe(400);
+
+      for (const [method, target, extra] of [
+        ['POST', '/v1/kv/a/b', {}],
+        ['PUT', '/v1/kv/a%2Fb', {}],
+        ['PUT', '/v1/kv/a/b?ttl=', {}],
+        ['PUT', '/v1/kv/a/b?ttl=5&x=1', {}],
+        ['PUT', '/v1/kv/a/b?x=1', {}],
+        ['PUT', '/v1/kv/a/../b', {}],
+        ['PUT', '/v1/kv/', {}],
+        ['PUT', '/v1/kv/a/b', { 'transfer-encoding': 'chunked' }],
+        ['PUT', '/v1/kv/a/b', { host: 'bad host' }],
+      ] as const) {
+        expect(direct(method, target, extra), `${method} ${target} ${JSON.stringify(extra)}`).toBeUndefined();
+      }
+    } finally {
+      await engine.close();
+    }
   });
 });

@@ -5,7 +5,7 @@
 import type { Context } from 'hono';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { KvEntry, KvStore } from '../../engine/kv/kv-store.js';
-import { readBody } from '../body.js';
+import { readBody, readDirectBody } from '../body.js';
 import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
 import { tenantAuth } from '../middleware/auth.js';
 import { plainResponse, type DirectRequest, type PlainAnswer, type RequestPipeline } from '../middleware/request.js';
@@ -51,18 +51,16 @@ function precondition(key: string, message: string): QuartzError {
 type Preconditions = { ifMatch?: number; ifNoneMatch?: '*' };
 const NONE: Preconditions = {};
 
-/** The version a write must find (ifMatch), or 'absent' for create-only, from the request's preconditions. */
-function preconditions(kv: KvStore, key: string, headers: Headers, allowNoneMatch: boolean): Preconditions | Promise<Preconditions> {
-  const ifMatch = headers.get('if-match');
-  const ifNoneMatch = headers.get('if-none-match');
+/** The version a write must find (ifMatch), or 'absent' for create-only, from the request's If-Match / If-None-Match. */
+function preconditions(kv: KvStore, key: string, ifMatch: string | undefined, ifNoneMatch: string | undefined, allowNoneMatch: boolean): Preconditions | Promise<Preconditions> {
   // Most writes are unconditional: no lookup, no promise.
-  if (ifMatch === null && ifNoneMatch === null) return NONE;
+  if (ifMatch === undefined && ifNoneMatch === undefined) return NONE;
   return conditionalOn(kv, key, ifMatch, ifNoneMatch, allowNoneMatch);
 }
 
-async function conditionalOn(kv: KvStore, key: string, ifMatch: string | null, ifNoneMatch: string | null, allowNoneMatch: boolean): Promise<Preconditions> {
-  if (ifMatch !== null && ifNoneMatch !== null) throw invalid('If-Match and If-None-Match cannot be combined');
-  if (ifMatch !== null) {
+async function conditionalOn(kv: KvStore, key: string, ifMatch: string | undefined, ifNoneMatch: string | undefined, allowNoneMatch: boolean): Promise<Preconditions> {
+  if (ifMatch !== undefined && ifNoneMatch !== undefined) throw invalid('If-Match and If-None-Match cannot be combined');
+  if (ifMatch !== undefined) {
     const tags = parseEtags(ifMatch);
     if (tags !== '*' && tags.length === 1) return { ifMatch: tags[0]! };
     // `*` or several tags: find the current version, then write only if it is still that one.
@@ -71,7 +69,7 @@ async function conditionalOn(kv: KvStore, key: string, ifMatch: string | null, i
     if (tags !== '*' && !tags.includes(meta.version)) throw precondition(key, `is at version ${meta.version}, which If-Match does not list`);
     return { ifMatch: meta.version };
   }
-  if (ifNoneMatch !== null) {
+  if (ifNoneMatch !== undefined) {
     if (!allowNoneMatch) throw invalid('If-None-Match is not supported on DELETE');
     const tags = parseEtags(ifNoneMatch);
     if (tags === '*') return { ifNoneMatch: '*' };
@@ -149,6 +147,58 @@ function parseTtl(raw: string | undefined): number | undefined {
   return Number(raw);
 }
 
+/**
+ * A PUT of `value` under `key` with the request's Content-Type and preconditions (`header` reads
+ * the request's headers by lower-case name): the answer once the write is durable.
+ */
+function putAnswer(kv: KvStore, key: string, value: Uint8Array, ttl: number | undefined, header: (name: string) => string | undefined): Promise<PlainAnswer> {
+  const contentType = header('content-type');
+  const found = preconditions(kv, key, header('if-match'), header('if-none-match'), true);
+  const put = (pre: Preconditions): Promise<PlainAnswer> =>
+    kv.put(key, value, pre === NONE ? { contentType, ttl } : { contentType, ttl, ...pre }).then(({ version, expiresAt }) => {
+      const etag = etagOf(version);
+      const body = `{"key":${JSON.stringify(key)},"size":${value.length},"content_type":${JSON.stringify(contentType ?? 'application/octet-stream')},"etag":${JSON.stringify(etag)},"expires_at":${expiresAt === null ? 'null' : expiresAt}}`;
+      return { status: 200, headers: { 'content-type': 'application/json', etag }, body };
+    });
+  return found instanceof Promise ? found.then(put) : put(found);
+}
+
+/** `?ttl=<digits>`, the one query a direct PUT takes as it is (parseTtl judges the digits). */
+const TTL_QUERY = '?ttl=';
+const DIRECT_TTL = /^\?ttl=\d+$/;
+
+/**
+ * KV PUT for a home that serves it without Request/Response objects (see
+ * `RequestPipeline.direct`): answers `PUT /v1/kv/<key>[?ttl=<seconds>]` with a declared
+ * Content-Length exactly as the hono route does, once the write is durable, or returns undefined
+ * for any other request (chunked bodies, other queries, keys that need decoding), which then goes
+ * to the app's `fetch`.
+ *
+ * @example
+ * const answer = kvPutDirect(deps, pipeline)(request, '/v1/kv/user/42?ttl=60');
+ */
+export function kvPutDirect(deps: AppDeps, pipeline: RequestPipeline): (req: DirectRequest, target: string) => Promise<PlainAnswer> | PlainAnswer | undefined {
+  const limit = deps.config.body_limits.kv;
+  // `tail` is the key, then the ttl query if any, as the matcher below let them through.
+  const put = pipeline.direct(KEY_PATH, tenantAuth(deps), async (s, tail) => {
+    const q = tail.indexOf(TTL_QUERY);
+    const key = q < 0 ? tail : tail.slice(0, q);
+    const ttl = parseTtl(q < 0 ? undefined : tail.slice(q + TTL_QUERY.length));
+    const value = await readDirectBody(s.request, limit);
+    const scope = scopeOf(deps.engine, s.tenant!.id);
+    return putAnswer(scope instanceof Promise ? (await scope).kv : scope.kv, key, value, ttl, (name) => s.request.header(name));
+  });
+  return (req, target) => {
+    if (req.method !== 'PUT' || req.body === undefined || req.header('content-length') === undefined || req.header('transfer-encoding') !== undefined) return undefined;
+    const q = target.indexOf('?');
+    const path = q < 0 ? target : target.slice(0, q);
+    if (!DIRECT_KV_PATH.test(path) || (path.includes('/.') && DOT_SEGMENT.test(path)) || (q >= 0 && !DIRECT_TTL.test(target.slice(q)))) return undefined;
+    const host = req.header('host');
+    if (host === undefined || !PLAIN_HOST.test(host)) return undefined;
+    return put(req, target.slice(KV_PREFIX.length));
+  };
+}
+
 export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
   const auth = tenantAuth(deps);
   const tags = ['KV'];
@@ -175,14 +225,9 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       const ttl = parseTtl(c.req.query('ttl'));
       const value = await readBody(c.req.raw, limit);
       const store = kvOf(deps, c);
-      const kv = store instanceof Promise ? await store : store;
-      const contentType = c.req.header('content-type');
-      const found = preconditions(kv, key, c.req.raw.headers, true);
-      const pre = found instanceof Promise ? await found : found;
-      const { version, expiresAt } = await kv.put(key, value, pre === NONE ? { contentType, ttl } : { contentType, ttl, ...pre });
-      const etag = etagOf(version);
-      const body = `{"key":${JSON.stringify(key)},"size":${value.length},"content_type":${JSON.stringify(contentType ?? 'application/octet-stream')},"etag":${JSON.stringify(etag)},"expires_at":${expiresAt === null ? 'null' : expiresAt}}`;
-      return plainResponse(c, deps, body, 200, { 'content-type': 'application/json', etag });
+      const answer = putAnswer(store instanceof Promise ? await store : store, key, value, ttl, (name) => c.req.header(name));
+      const a = answer instanceof Promise ? await answer : answer;
+      return plainResponse(c, deps, a.body, a.status, a.headers);
     },
   );
 
@@ -224,7 +269,7 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     async (c) => {
       const key = param(c, 'key');
       const kv = await kvOf(deps, c);
-      const pre = await preconditions(kv, key, c.req.raw.headers, false);
+      const pre = await preconditions(kv, key, c.req.header('if-match'), c.req.header('if-none-match'), false);
       const existed = await kv.delete(key, pre);
       if (!existed) throw new QuartzError(ErrorCode.NOT_FOUND, `key '${key}' does not exist`);
       return c.body(null, 204);

@@ -1,5 +1,5 @@
 /**
- * The Node server's request listener: the app's direct routes (KV GET, vector query) answered straight from
+ * The Node server's request listener: the app's direct routes (KV GET and PUT, vector query) answered straight from
  * node's IncomingMessage into its ServerResponse, everything else through @hono/node-server.
  *
  * NOTE: @hono/node-server adapts every request into a Request-like object and back, which on a
@@ -17,7 +17,7 @@ import { incomingBody } from './incoming-body.js';
  * Headers the Fetch adapter reads from the raw list, joining repeats (node's parsed `headers`
  * keeps only the first of these): read them the same way so both paths see the same value.
  */
-const FIRST_ONLY = new Set(['authorization', 'host']);
+const FIRST_ONLY = new Set(['authorization', 'host', 'content-type']);
 
 const isWhitespace = (code: number): boolean => code === 9 || code === 10 || code === 13 || code === 32;
 

@@ -1,7 +1,7 @@
 /**
  * The Node home's server: opens the data directory, loads the admin key, builds the hono app
  * with prom-client metrics, pino logs, file assets and backups, and listens with node:http:
- * KV GET and vector query answered directly (./direct.ts), the rest through @hono/node-server. `close()` is the graceful shutdown: stop accepting, answer pending
+ * KV GET and PUT and vector query answered directly (./direct.ts), the rest through @hono/node-server. `close()` is the graceful shutdown: stop accepting, answer pending
  * long-polls with what they have, finish in-flight requests, then flush and close the engine.
  */
 import { getRequestListener, type ServerType } from '@hono/node-server';

@@ -1,0 +1,167 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from './server.js';
+import { resolveServeSettings } from './settings.js';
+
+const LIMIT = 2048;
+let dir: string;
+let server: RunningServer;
+let auth: Record<string, string>;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'quartz-direct-put-'));
+  const env = { QUARTZ_LOG_LEVEL: 'error' };
+  const settings = await resolveServeSettings({ port: '0', data: dir, host: '127.0.0.1' }, env);
+  server = await startServer({ ...settings, app: { ...settings.app, body_limits: { kv: LIMIT } } }, env);
+  const reg = (await (await fetch(`${server.url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":"p@example.com"}' })).json()) as { api_key: string };
+  auth = { authorization: `Bearer ${reg.api_key}` };
+});
+
+afterAll(async () => {
+  await server.close('test done');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+type Seen = { status: number; body: string; headers: Record<string, string> };
+
+/** Versions and expiry times differ from one write to the next: compared by shape. */
+function normalized(seen: Seen): Seen {
+  const body = seen.body.replace(/\\"\d+\\"/g, '\\"<v>\\"').replace(/"expires_at":\d+/, '"expires_at":<t>');
+  const headers = { ...seen.headers };
+  if (headers.etag !== undefined) headers.etag = headers.etag.replace(/\d+/, '<v>');
+  return { status: seen.status, body, headers };
+}
+
+/** A PUT as node's client sends it: with a Content-Length, or with `chunked`, without one. */
+function put(path: string, body: string, headers: Record<string, string>, chunked = false): Promise<Seen> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${server.url}${path}`, { method: 'PUT', headers: chunked ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        const out: Record<string, string> = {};
+        for (const [name, value] of Object.entries(res.headers)) if (name !== 'date' && name !== 'x-request-id' && name !== 'connection' && name !== 'keep-alive') out[name] = String(value);
+        resolve(normalized({ status: res.statusCode!, body: text, headers: out }));
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A PUT whose header lines are written exactly as given (repeated names), which node's client would merge. */
+function putRaw(path: string, lines: Array<[string, string]>, body: string): Promise<Seen> {
+  const { hostname, port } = new URL(server.url);
+  return new Promise<Seen>((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let out = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (out += chunk));
+    socket.on('end', () => {
+      const [head, ...rest] = out.split('\r\n\r\n');
+      const [statusLine, ...headerLines] = head!.split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of headerLines) {
+        const at = line.indexOf(':');
+        const name = line.slice(0, at).toLowerCase();
+        if (name !== 'date' && name !== 'x-request-id' && name !== 'connection' && name !== 'keep-alive') headers[name] = line.slice(at + 1).trim();
+      }
+      resolve(normalized({ status: Number(statusLine!.split(' ')[1]), body: rest.join('\r\n\r\n'), headers }));
+    });
+    socket.on('error', reject);
+    const sent = [...lines, ['Content-Length', String(Buffer.byteLength(body))]].map(([n, v]) => `${n}: ${v}\r\n`).join('');
+    socket.write(`PUT ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n${sent}\r\n${body}`);
+  });
+}
+
+async function read(path: string): Promise<{ status: number; type: string | null; expires: string | null; body: string }> {
+  const res = await fetch(`${server.url}${path}`, { headers: auth });
+  return { status: res.status, type: res.headers.get('content-type'), expires: res.headers.get('x-expires-at'), body: await res.text() };
+}
+
+// `/v1/kv/k/<name>` with a Content-Length is answered directly; `/v1/kv/k%2F<name>` names the same
+// key and is decoded by hono, and so is a chunked body.
+describe('a direct KV PUT answers as the hono route does', () => {
+  it.each([
+    ['a value with its content type', '', 'hello', { 'content-type': 'text/x-thing' }],
+    ['no content type', '', 'hello', {}],
+    ['an empty value', '', '', { 'content-type': 'text/plain' }],
+    ['a ttl', '?ttl=60', 'v', {}],
+    ['a ttl of 0', '?ttl=0', 'v', {}],
+    ['a ttl of 13 digits', '?ttl=1234567890123', 'v', {}],
+    ['a 401', '', 'v', { authorization: 'Bearer nope' }],
+    ['a CORS request', '', 'v', { origin: 'https://example.com' }],
+    ['a 413', '', 'x'.repeat(LIMIT + 1), {}],
+    ['a value at the limit', '', 'x'.repeat(LIMIT), {}],
+    ['If-Match with an unknown version', '', 'v', { 'if-match': '"1"' }],
+    ['If-Match: * on a missing key', '', 'v', { 'if-match': '*' }],
+    ['If-Match and If-None-Match together', '', 'v', { 'if-match': '"1"', 'if-none-match': '*' }],
+  ])('%s', async (_, query, body, extra) => {
+    const headers = { ...auth, ...extra };
+    // Names of one length, so that answers differ only where the key is named.
+    const name = `case-${Math.random().toString(36).slice(2, 10)}`;
+    const as = (seen: Seen, from: string, to: string): Seen => JSON.parse(JSON.stringify(seen).replaceAll(from, to)) as Seen;
+    const direct = await put(`/v1/kv/k/${name}-d${query}`, body, headers);
+    expect(direct).toEqual(as(await put(`/v1/kv/k%2F${name}-h${query}`, body, headers), `${name}-h`, `${name}-d`));
+    expect(direct).toEqual(as(await put(`/v1/kv/k/${name}-c${query}`, body, headers, true), `${name}-c`, `${name}-d`));
+    if (direct.status === 200) {
+      // Expiry times differ by the milliseconds between the writes: compared by presence.
+      const stored = { ...(await read(`/v1/kv/k/${name}-d`)), expires: undefined };
+      const other = await read(`/v1/kv/k/${name}-h`);
+      expect(stored).toEqual({ ...other, expires: undefined });
+      expect((await read(`/v1/kv/k/${name}-d`)).expires === null).toBe(other.expires === null);
+      expect(stored.body).toBe(body);
+    }
+  });
+
+  it('keeps the expiry a ttl sets', async () => {
+    await put('/v1/kv/ttl/a?ttl=3600', 'v', auth);
+    const { expires } = await read('/v1/kv/ttl/a');
+    expect(Number(expires)).toBeGreaterThan(Date.now() + 3500_000);
+  });
+
+  it('honours If-Match and If-None-Match: * as the hono route does', async () => {
+    for (const path of ['/v1/kv/cond/x', '/v1/kv/cond%2Fy']) {
+      const created = await fetch(`${server.url}${path}`, { method: 'PUT', headers: { ...auth, 'if-none-match': '*' }, body: 'one' });
+      expect(created.status).toBe(200);
+      const etag = created.headers.get('etag')!;
+      expect((await fetch(`${server.url}${path}`, { method: 'PUT', headers: { ...auth, 'if-none-match': '*' }, body: 'two' })).status).toBe(412);
+      expect((await fetch(`${server.url}${path}`, { method: 'PUT', headers: { ...auth, 'if-match': '"1"' }, body: 'two' })).status).toBe(412);
+      const updated = await fetch(`${server.url}${path}`, { method: 'PUT', headers: { ...auth, 'if-match': etag }, body: 'two' });
+      expect(updated.status).toBe(200);
+      expect(updated.headers.get('etag')).not.toBe(etag);
+      const third = await fetch(`${server.url}${path}`, { method: 'PUT', headers: { ...auth, 'if-match': `"0", ${updated.headers.get('etag')}` }, body: 'three' });
+      expect(third.status).toBe(200);
+      expect((await fetch(`${server.url}${path}`, { method: 'PUT', headers: { ...auth, 'if-none-match': `"0", ${third.headers.get('etag')}` }, body: 'four' })).status).toBe(412);
+    }
+    expect((await read('/v1/kv/cond/x')).body).toBe('three');
+    expect((await read('/v1/kv/cond/y')).body).toBe('three');
+  });
+
+  it('keeps the first of repeated Content-Type lines joined, as fetch does', async () => {
+    const lines: Array<[string, string]> = [
+      ['Authorization', auth.authorization!],
+      ['Content-Type', 'text/a'],
+      ['content-type', 'text/b'],
+    ];
+    const direct = await putRaw('/v1/kv/dup/a', lines, 'v');
+    expect(direct).toEqual(JSON.parse(JSON.stringify(await putRaw('/v1/kv/dup%2Fb', lines, 'v')).replaceAll('dup/b', 'dup/a')) as Seen);
+    expect((await read('/v1/kv/dup/a')).type).toBe((await read('/v1/kv/dup/b')).type);
+  });
+
+  it('counts its requests in the metrics by route', async () => {
+    const count = async (): Promise<number> => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const m = /quartz_http_requests_total\{[^}]*method="PUT"[^}]*route="\/v1\/kv\/:key\{\.\+\}"[^}]*status="200"[^}]*\} (\d+)|quartz_http_requests_total\{[^}]*route="\/v1\/kv\/:key\{\.\+\}"[^}]*method="PUT"[^}]*status="200"[^}]*\} (\d+)/.exec(text);
+      return m === null ? 0 : Number(m[1] ?? m[2]);
+    };
+    const before = await count();
+    await put('/v1/kv/metrics/a', 'v', auth);
+    expect(await count()).toBe(before + 1);
+  });
+});
