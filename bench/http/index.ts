@@ -18,7 +18,7 @@
  * Flags: --duration S (10) per run, --mixed-duration S (30), --connections N (10) for KV/vector
  * runs, --mixed-connections N (200), --only a,b (bare, kv-get, kv-put, vector, produce, consume,
  * redis, jsonl, mixed), --cpu-prof (profile the server, print its top functions), --no-build,
- * --mixed-rounds N (1: repeat the mixed load, e.g. to see whether memory keeps growing),
+ * --mixed-rounds N (1: repeat the mixed load, then print memory after each round, to see whether it keeps growing after the warm-up round),
  * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
  * mixed load and after each round; the JS heap is then read right after each one; the files are
  * kept in the data directory for DevTools or a diff).
@@ -600,12 +600,15 @@ async function main(): Promise<void> {
     }
     if (wanted('mixed')) {
       if (HEAP_SNAPSHOTS) await heapSnapshot(server.pid!, dataDir, base, 'before the mixed load');
+      const rounds: MixedOutcome[] = [];
       for (let round = 1; round <= MIXED_ROUNDS; round++) {
         if (MIXED_ROUNDS > 1) console.log(`  mixed round ${round} of ${MIXED_ROUNDS}`);
         mixed = await mixedLoad(api, server.pid!, getKeys, queries, consumeOffsets);
+        rounds.push(mixed);
         if (MIXED_ROUNDS > 1) printTable(mixed);
         if (HEAP_SNAPSHOTS) await heapSnapshot(server.pid!, dataDir, base, `after round ${round}`);
       }
+      if (rounds.length > 1) printRounds(rounds);
     }
   } finally {
     await stop(peers);
@@ -622,6 +625,24 @@ async function main(): Promise<void> {
   if (MIXED_ROUNDS === 1) printTable(mixed);
   if (HEAP_SNAPSHOTS) console.log(`\nheap snapshots kept in ${dataDir}`);
   if (!CPU_PROF && !HEAP_SNAPSHOTS) await rm(dataDir, { recursive: true, force: true });
+}
+
+/**
+ * Memory after each round, 2 s after its load stops: round 1 is the warm-up (caches and buffers
+ * filling), so "flat after warm-up" compares the later rounds with it. File-backed pages are the
+ * lmdb map (the kernel's page cache of kv.mdb, reclaimable), anonymous ones the process's own.
+ */
+function printRounds(rounds: MixedOutcome[]): void {
+  const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+  const series = (pick: (o: MixedOutcome) => number | undefined) => rounds.map((o) => (pick(o) === undefined ? '?' : mib(pick(o)!))).join(' → ');
+  const first = rounds[0]!.rss.settled;
+  const last = rounds[rounds.length - 1]!.rss.settled;
+  const before = rounds[rounds.length - 2]!.rss.settled;
+  console.log(`\nmixed: memory after each of ${rounds.length} rounds (MiB, 2 s after the load; round 1 is the warm-up)`);
+  console.log(`  RSS           ${series((o) => o.rss.settled)}  (round 1 → ${rounds.length}: ${(((last - first) / first) * 100).toFixed(0)}%; last round: ${(((last - before) / before) * 100).toFixed(0)}%)`);
+  console.log(`  anonymous     ${series((o) => o.pss.settled.anon)}`);
+  console.log(`  file (lmdb)   ${series((o) => o.pss.settled.file)}`);
+  console.log(`  JS heap used  ${series((o) => o.heap.after)}`);
 }
 
 function printTable(mixed: MixedOutcome | undefined): void {

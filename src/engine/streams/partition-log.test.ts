@@ -255,3 +255,24 @@ describe('rolls', () => {
     await again.close();
   });
 });
+
+describe('reading the tail', () => {
+  it('decodes a tail batch once while consumers page through it, and forgets it once sealed', async () => {
+    const ctx = createTestContext();
+    const cache = new SegmentCache(1 << 20);
+    const log = await PartitionLog.open(UNIT, ctx.storage.unit(UNIT), config('lz4'), ctx.clock, ctx.scheduler, cache, { onBytes() {} });
+    await log.append(Array.from({ length: 1000 }, (_, i) => ({ key: null, value: enc.encode(`v${i}`), timestamp: 1_700_000_000_000 })));
+    for (let page = 0; page < 10; page++) {
+      const read = await log.read(page * 100, 100, 1 << 20, 't/0');
+      expect(read.records.map((r) => dec.decode(r.value!))).toEqual(Array.from({ length: 100 }, (_, i) => `v${page * 100 + i}`));
+    }
+    expect(cache.misses).toBe(1);
+    expect(cache.hits).toBe(9);
+    expect(cache.size).toBeGreaterThan(0);
+    await log.roll();
+    expect(cache.size).toBe(0);
+    const sealed = await log.read(950, 100, 1 << 20, 't/0');
+    expect(sealed.records.map((r) => dec.decode(r.value!))).toEqual(Array.from({ length: 50 }, (_, i) => `v${950 + i}`));
+    await log.close();
+  });
+});

@@ -1,5 +1,5 @@
 /**
- * A bytes-bounded LRU of sealed segments and segment footers, shared by every partition of a
+ * A bytes-bounded LRU of sealed segments, segment footers and decoded tail batches, shared by every partition of a
  * StreamStore. Entries are loaded once even when many readers ask at the same time (the
  * promise is cached), and a failed load is forgotten so the next read retries.
  */
@@ -58,6 +58,14 @@ export class SegmentCache {
       },
     );
     return entry.value;
+  }
+
+  /** Forgets the entry of `key`, if any (a tail batch once sealed). */
+  delete(key: string): void {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return;
+    this.entries.delete(key);
+    this.used -= entry.bytes;
   }
 
   /** Forgets every entry whose key starts with `prefix` (a deleted segment or topic). */

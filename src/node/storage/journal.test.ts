@@ -102,4 +102,28 @@ describe('journal: writes not yet in lmdb', () => {
       await storage.close();
     }
   });
+
+  it('logs a large batch of small ops (a roll’s tail deletes); a value above 16 KiB goes straight to lmdb', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
+    dirs.push(dir);
+    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+    try {
+      const kv = (await storage.unit('log/t1/t/0')).kv as LmdbKV;
+      const key = (i: number) => new TextEncoder().encode(`t${String(i).padStart(20, '0')}`);
+      // ~100 KB in one record, no value above 16 KiB: logged, so pending until lmdb's next batch.
+      const ops = Array.from({ length: 3000 }, (_, i) => ({ type: 'delete' as const, key: key(i) }));
+      await kv.batch([{ type: 'put', key: key(-1), value: Uint8Array.of(1) }, ...ops]);
+      expect(kv.pending.size).toBe(3001);
+      expect(kv.get(key(-1))).toEqual(Uint8Array.of(1));
+      await storage.settle();
+      expect(kv.pending.size).toBe(0);
+      // One value above 16 KiB: lmdb's own commit, never pending.
+      const big = new Uint8Array(20 << 10).fill(7);
+      await kv.batch([{ type: 'put', key: key(1), value: big }, { type: 'delete', key: key(2) }]);
+      expect(kv.pending.size).toBe(0);
+      expect(kv.get(key(1))).toEqual(big);
+    } finally {
+      await storage.close();
+    }
+  });
 });

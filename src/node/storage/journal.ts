@@ -1,6 +1,6 @@
 /**
- * Durable writes for the Node disk storage: every ordered-KV write up to 16 KiB is a record in the
- * write-ahead log (wal.ts), acknowledged once that record is on disk (one flush per group of
+ * Durable writes for the Node disk storage: every ordered-KV write whose values are up to 16 KiB
+ * (and that takes up to 1 MiB in all) is a record in the write-ahead log (wal.ts), acknowledged once that record is on disk (one flush per group of
  * writes). lmdb receives the writes afterwards, in batches every 20 ms, each one fsync'd
  * transaction that also stores how far into the log it reaches. Until its batch is in lmdb, a
  * write is served from its unit's pending map (see LmdbKV), so reads see every acknowledged
@@ -52,13 +52,19 @@ export const DEFAULT_LOG_FILE_BYTES = 64 << 20;
  */
 const GROW_BYTES = 2 << 20;
 /**
- * Records above this size skip the log (see `direct`). Measured with `bench streams`: produced
- * 1 KB records (sealed batches of 16-64 KiB compressed) cost ~25% more CPU per record when logged
- * (CRC32C at ~0.6 ns/byte and a second write of every byte) than before the log; not logged,
- * about the same. So values up to 16 KiB (most KV values) are logged, and larger ones (stream
- * batches, KV values up to 1 MiB) take lmdb's own fsync'd commit.
+ * Records with a value above this size skip the log (see `direct`). Measured with `bench streams`:
+ * produced 1 KB records (sealed batches of 16-64 KiB compressed) cost ~25% more CPU per record
+ * when logged (CRC32C at ~0.6 ns/byte and a second write of every byte) than before the log; not
+ * logged, about the same. So values up to 16 KiB (most KV values) are logged, and larger ones
+ * (stream batches, KV values up to 1 MiB) take lmdb's own fsync'd commit.
  */
-const DIRECT_BYTES = 16 << 10;
+const DIRECT_VALUE_BYTES = 16 << 10;
+/**
+ * Records of small values or deletes are logged up to this size. A roll's batch (thousands of
+ * tail deletes, ~100 KB per segment) taken directly held every later write behind its lmdb
+ * commit: 40-70 ms stalls under the mixed HTTP load, where logging it costs ~0.1 ms of CRC.
+ */
+const DIRECT_RECORD_BYTES = 1 << 20;
 let zeros: Buffer | undefined;
 
 /** The `meta` key holding the log position lmdb's contents reach ([epoch, offset]). */
@@ -156,8 +162,9 @@ export class Journal {
   private readonly files: LogFile[];
   private readonly fileBytes: number;
   private readonly applyDelayMs: number;
-  /** Records larger than this skip the log (see `direct`). */
+  /** Records larger than this, or with a value larger than maxValue, skip the log (see `direct`). */
   private readonly maxRecord: number;
+  private readonly maxValue: number;
 
   /** The file written now, its epoch, and where the next record goes. */
   private current = 0;
@@ -199,7 +206,8 @@ export class Journal {
     this.files = options.files;
     this.fileBytes = options.fileBytes;
     this.applyDelayMs = options.applyDelayMs;
-    this.maxRecord = Math.min(DIRECT_BYTES, Math.floor((options.fileBytes - HEADER_BYTES) / 4));
+    this.maxRecord = Math.min(DIRECT_RECORD_BYTES, Math.floor((options.fileBytes - HEADER_BYTES) / 4));
+    this.maxValue = Math.min(DIRECT_VALUE_BYTES, this.maxRecord);
     this.epoch = options.epoch;
     this.current = options.files[0]!.epoch <= options.files[1]!.epoch ? 0 : 1;
     this.applied = this.published = { epoch: options.epoch, offset: HEADER_BYTES };
@@ -239,7 +247,7 @@ export class Journal {
   put(unit: JournalUnit, key: Uint8Array, value: Uint8Array): Promise<void> {
     this.check();
     const bytes = putBytes(key, value);
-    if (bytes > this.maxRecord) return this.direct(unit, [{ type: 'put', key, value }]);
+    if (value.length > this.maxValue || bytes > this.maxRecord) return this.direct(unit, [{ type: 'put', key, value }]);
     this.reserve(bytes);
     this.used = encodePut(this.buf, this.used, unit.state.id, key, value);
     this.queued(unit, key, value);
@@ -266,8 +274,8 @@ export class Journal {
       key.set(op.key, 4);
       return op.type === 'put' ? { type: OP_PUT, key, value: op.value } : { type: OP_DELETE, key };
     });
+    if (recordBytes(logged) > this.maxRecord || ops.some((op) => op.type === 'put' && op.value.length > this.maxValue)) return this.direct(unit, ops);
     const bytes = recordBytes(logged);
-    if (bytes > this.maxRecord) return this.direct(unit, ops);
     this.reserve(bytes);
     this.used = encodeRecord(this.buf, this.used, logged);
     for (const op of ops) this.queued(unit, op.key, op.type === 'put' ? op.value : undefined);
