@@ -276,3 +276,30 @@ describe('reading the tail', () => {
     await log.close();
   });
 });
+
+describe('random reads of a sealed segment', () => {
+  it('keep the batches of a segment held whole decoded in the cache', async () => {
+    const ctx = createTestContext();
+    const cache = new SegmentCache(8 << 20);
+    const log = await PartitionLog.open(UNIT, ctx.storage.unit(UNIT), config('lz4'), ctx.clock, ctx.scheduler, cache, { onBytes() {} });
+    for (let b = 0; b < 4; b++) {
+      await log.append(Array.from({ length: 1000 }, (_, i) => ({ key: null, value: enc.encode(`v${b * 1000 + i}`), timestamp: 1_700_000_000_000 })));
+    }
+    await log.roll();
+    const page = async (offset: number) => {
+      const { records } = await log.read(offset, 10, 1 << 20, 't/0');
+      expect(records.map((r) => dec.decode(r.value!))).toEqual(Array.from({ length: 10 }, (_, i) => `v${offset + i}`));
+      return records;
+    };
+    await page(3500); // a cold segment's first random read is a range read
+    const first = await page(1200); // the second loads it whole
+    await page(2300);
+    const again = await page(1200);
+    // The batch was not decoded again: the same record objects come back.
+    expect(again[0]).toBe(first[0]);
+    // A page that runs past its batch continues in the next one.
+    const across = await log.read(1995, 10, 1 << 20, 't/0');
+    expect(across.records.map((r) => r.offset)).toEqual(Array.from({ length: 10 }, (_, i) => 1995 + i));
+    await log.close();
+  });
+});

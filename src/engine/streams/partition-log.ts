@@ -192,6 +192,16 @@ export function recordSize(r: EncodableRecord): number {
 }
 
 /** Index of the last element whose `base` is <= offset (-1 if none). */
+/** What the cache charges for a decoded batch: objects and views of its records (~200 B each). */
+const DECODED_RECORD_OVERHEAD = 200;
+
+/** Cache cost of decoded records that view a decompressed section: their bytes and their objects. */
+function decodedBytes(records: readonly DecodedRecord[]): number {
+  let bytes = 0;
+  for (const r of records) bytes += recordSize(r) + DECODED_RECORD_OVERHEAD;
+  return bytes;
+}
+
 function floorIndex(items: ReadonlyArray<{ base: number }>, offset: number): number {
   let lo = 0;
   let hi = items.length - 1;
@@ -567,9 +577,10 @@ export class PartitionLog {
         // whole segment (and reading ahead the next) for a few records costs megabytes of I/O
         // and evicts other segments, so random reads would slow down as the log outgrows the
         // cache. A read that wants a quarter of the segment anyway takes it whole.
-        const whole = sequential || want * 4 >= seg.end - seg.base || (seg !== visited && this.promote(seg));
+        const small = !sequential && want * 4 < seg.end - seg.base;
+        const whole = !small || (seg !== visited && this.promote(seg));
         visited = seg;
-        got = await this.readSegment(seg, cur, want, whole);
+        got = await this.readSegment(seg, cur, want, whole, small);
         sourceEnd = seg.end;
         if (sequential) this.readAhead(i + 1);
       }
@@ -615,8 +626,8 @@ export class PartitionLog {
     return this.cache.get(
       this.tailKey(batch),
       async () => decodeBatch(batch.bytes).records,
-      // The decompressed bytes the records view, plus their objects and views (~200 B each).
-      (records) => readBatchHeader(batch.bytes).uncompressedSize + records.length * 200,
+      // The decompressed bytes the records view, plus their objects and views.
+      (records) => readBatchHeader(batch.bytes).uncompressedSize + records.length * DECODED_RECORD_OVERHEAD,
     );
   }
 
@@ -629,14 +640,33 @@ export class PartitionLog {
   }
 
   /** Records of `seg` from `offset`: the whole segment when `whole` or cached, else one batch by range read. */
-  private async readSegment(seg: SegmentInfo, offset: number, max: number, whole: boolean): Promise<DecodedRecord[]> {
+  /** `small`: a random read of less than a quarter of the segment. */
+  private async readSegment(seg: SegmentInfo, offset: number, max: number, whole: boolean, small: boolean): Promise<DecodedRecord[]> {
     const key = this.segmentKey(seg);
     if (whole || this.cache.has(key)) {
       const reader = await this.cache.get(key, () => this.loadSegment(seg), (r) => r.byteLength);
+      if (small) return this.decodedBatch(seg, reader, offset);
       return this.guard(seg, () => reader.readFrom(offset, max));
     }
     const footer = await this.footer(seg);
     return this.readRange(seg, this.guard(seg, () => footer.batchRange(offset)));
+  }
+
+  /**
+   * The records of the batch holding `offset` in a segment the cache holds whole, decoded once and
+   * kept in the cache while random readers come back to it. A reader keeps only its last decoded
+   * batch, which serves a sequential reader paging through a batch; random reads across a hot
+   * segment's batches would otherwise decompress, check and parse a whole batch (1,000 records)
+   * for every page. As with `promote`, a decoded batch only takes free cache room: random readers
+   * of a log larger than the cache never evict segments for it.
+   */
+  private decodedBatch(seg: SegmentInfo, reader: SegmentReader, offset: number): DecodedRecord[] | Promise<DecodedRecord[]> {
+    const range = this.guard(seg, () => reader.batchRange(offset));
+    const key = `${this.segmentKey(seg)}|@${range.baseOffset}`;
+    if (this.cache.has(key)) return this.cache.get(key, () => Promise.reject(new Error('unreachable: the key is cached')), decodedBytes);
+    const records = this.guard(seg, () => reader.readFrom(range.baseOffset, range.nextOffset - range.baseOffset));
+    if (this.cache.size + decodedBytes(records) <= this.cache.maxBytes) void this.cache.get(key, () => Promise.resolve(records), decodedBytes);
+    return records;
   }
 
   /**
