@@ -1,29 +1,22 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from './server.js';
-import { resolveServeSettings } from './settings.js';
+import { startServerWithTenant, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
+import type { RunningServer } from './server.js';
 
 const LIMIT = 2048;
-let dir: string;
+let running: ServerWithTenant;
 let server: RunningServer;
 let auth: Record<string, string>;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'quartz-direct-put-'));
-  const env = { QUARTZ_LOG_LEVEL: 'error' };
-  const settings = await resolveServeSettings({ port: '0', data: dir, host: '127.0.0.1' }, env);
-  server = await startServer({ ...settings, app: { ...settings.app, body_limits: { kv: LIMIT } } }, env);
-  const reg = (await (await fetch(`${server.url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":"p@example.com"}' })).json()) as { api_key: string };
-  auth = { authorization: `Bearer ${reg.api_key}` };
+  running = await startServerWithTenant('direct-put', { body_limits: { kv: LIMIT } });
+  server = running.server;
+  auth = { authorization: `Bearer ${running.apiKey}` };
 });
 
 afterAll(async () => {
-  await server.close('test done');
-  rmSync(dir, { recursive: true, force: true });
+  await running.close();
 });
 
 type Seen = { status: number; body: string; headers: Record<string, string> };

@@ -1,23 +1,17 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from './server.js';
-import { resolveServeSettings } from './settings.js';
+import { startServerWithTenant, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
+import type { RunningServer } from './server.js';
 
 const LIMIT = 2048;
-let dir: string;
+let running: ServerWithTenant;
 let server: RunningServer;
 let auth: Record<string, string>;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'quartz-direct-query-'));
-  const env = { QUARTZ_LOG_LEVEL: 'error' };
-  const settings = await resolveServeSettings({ port: '0', data: dir, host: '127.0.0.1' }, env);
-  server = await startServer({ ...settings, app: { ...settings.app, body_limits: { vectors: LIMIT } } }, env);
-  const reg = (await (await fetch(`${server.url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":"q@example.com"}' })).json()) as { api_key: string };
-  auth = { authorization: `Bearer ${reg.api_key}`, 'content-type': 'application/json' };
+  running = await startServerWithTenant('direct-query', { body_limits: { vectors: LIMIT } });
+  server = running.server;
+  auth = { authorization: `Bearer ${running.apiKey}`, 'content-type': 'application/json' };
   const post = (path: string, body: unknown) => fetch(`${server.url}${path}`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
   expect((await post('/v1/collections', { name: 'docs', dims: 4, metric: 'cosine' })).status).toBe(201);
   const vectors = Array.from({ length: 20 }, (_, i) => ({ id: `v${i}`, values: [i % 3, (i * 7) % 5, 1, -i / 10], metadata: { n: i, even: i % 2 === 0 } }));
@@ -25,8 +19,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await server.close('test done');
-  rmSync(dir, { recursive: true, force: true });
+  await running.close();
 });
 
 type Seen = { status: number; body: string; headers: Record<string, string> };

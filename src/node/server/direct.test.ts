@@ -1,28 +1,22 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from './server.js';
-import { resolveServeSettings } from './settings.js';
+import { startServerWithTenant, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
+import type { RunningServer } from './server.js';
 
-let dir: string;
+let running: ServerWithTenant;
 let server: RunningServer;
 let auth: Record<string, string>;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'quartz-direct-'));
-  const env = { QUARTZ_LOG_LEVEL: 'error' };
-  server = await startServer(await resolveServeSettings({ port: '0', data: dir, host: '127.0.0.1' }, env), env);
-  const reg = (await (await fetch(`${server.url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":"d@example.com"}' })).json()) as { api_key: string };
-  auth = { authorization: `Bearer ${reg.api_key}` };
+  running = await startServerWithTenant('direct');
+  server = running.server;
+  auth = { authorization: `Bearer ${running.apiKey}` };
   const put = await fetch(`${server.url}/v1/kv/a/b`, { method: 'PUT', headers: { ...auth, 'content-type': 'text/x-thing' }, body: 'hello' });
   expect(put.status).toBe(200);
 });
 
 afterAll(async () => {
-  await server.close('test done');
-  rmSync(dir, { recursive: true, force: true });
+  await running.close();
 });
 
 /** Status, body and headers but the per-request ones. */
