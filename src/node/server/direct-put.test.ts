@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServerWithTenant, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
+import { parseRawAnswer, startServerWithTenant, type RawAnswer, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
 import type { RunningServer } from './server.js';
 
 const LIMIT = 2048;
@@ -19,7 +19,7 @@ afterAll(async () => {
   await running.close();
 });
 
-type Seen = { status: number; body: string; headers: Record<string, string> };
+type Seen = RawAnswer;
 
 /** Versions and expiry times differ from one write to the next: compared by shape. */
 function normalized(seen: Seen): Seen {
@@ -55,17 +55,7 @@ function putRaw(path: string, lines: Array<[string, string]>, body: string): Pro
     let out = '';
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => (out += chunk));
-    socket.on('end', () => {
-      const [head, ...rest] = out.split('\r\n\r\n');
-      const [statusLine, ...headerLines] = head!.split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const line of headerLines) {
-        const at = line.indexOf(':');
-        const name = line.slice(0, at).toLowerCase();
-        if (name !== 'date' && name !== 'x-request-id' && name !== 'connection' && name !== 'keep-alive') headers[name] = line.slice(at + 1).trim();
-      }
-      resolve(normalized({ status: Number(statusLine!.split(' ')[1]), body: rest.join('\r\n\r\n'), headers }));
-    });
+    socket.on('end', () => resolve(normalized(parseRawAnswer(out))));
     socket.on('error', reject);
     const sent = [...lines, ['Content-Length', String(Buffer.byteLength(body))]].map(([n, v]) => `${n}: ${v}\r\n`).join('');
     socket.write(`PUT ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n${sent}\r\n${body}`);

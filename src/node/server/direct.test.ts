@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServerWithTenant, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
+import { parseRawAnswer, startServerWithTenant, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
 import type { RunningServer } from './server.js';
 
 let running: ServerWithTenant;
@@ -44,15 +44,7 @@ async function seenRaw(path: string, lines: Array<[string, string]>): Promise<{ 
     socket.on('error', reject);
     socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n${lines.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`);
   });
-  const [head, ...rest] = text.split('\r\n\r\n');
-  const [statusLine, ...headerLines] = head!.split('\r\n');
-  const headers: Record<string, string> = {};
-  for (const line of headerLines) {
-    const at = line.indexOf(':');
-    const name = line.slice(0, at).toLowerCase();
-    if (name !== 'date' && name !== 'x-request-id' && name !== 'connection' && name !== 'keep-alive') headers[name] = line.slice(at + 1).trim();
-  }
-  return { status: Number(statusLine!.split(' ')[1]), body: rest.join('\r\n\r\n'), headers };
+  return parseRawAnswer(text);
 }
 
 // `/v1/kv/a/b` is answered directly; `/v1/kv/a%2Fb` names the same key and is decoded by hono.
