@@ -663,9 +663,10 @@ export class PartitionLog {
   private decodedBatch(seg: SegmentInfo, reader: SegmentReader, offset: number): DecodedRecord[] | Promise<DecodedRecord[]> {
     const range = this.guard(seg, () => reader.batchRange(offset));
     const key = `${this.segmentKey(seg)}|@${range.baseOffset}`;
-    if (this.cache.has(key)) return this.cache.get(key, () => Promise.reject(new Error('unreachable: the key is cached')), decodedBytes);
+    const cached = this.cache.lookup<DecodedRecord[]>(key);
+    if (cached !== undefined) return cached;
     const records = this.guard(seg, () => reader.readFrom(range.baseOffset, range.nextOffset - range.baseOffset));
-    if (this.cache.size + decodedBytes(records) <= this.cache.maxBytes) void this.cache.get(key, () => Promise.resolve(records), decodedBytes);
+    this.cache.offer(key, records, decodedBytes(records));
     return records;
   }
 

@@ -42,4 +42,18 @@ describe('SegmentCache', () => {
     expect(cache.has('log/b|seg/1')).toBe(true);
     expect(cache.size).toBe(10);
   });
+
+  it('offers a value only into free room and looks it up as a hit', async () => {
+    const cache = new SegmentCache(1000);
+    await cache.get('s1', async () => bytes(700), (v) => v.length);
+    expect(cache.lookup('decoded')).toBeUndefined();
+    cache.offer('decoded', 'too big', 400);
+    expect(cache.has('decoded')).toBe(false);
+    expect(cache.has('s1')).toBe(true);
+    cache.offer('decoded', 'fits', 300);
+    expect(await cache.lookup('decoded')).toBe('fits');
+    expect(cache.size).toBe(1000);
+    expect(cache.hits).toBe(1);
+    expect(cache.misses).toBe(2);
+  });
 });

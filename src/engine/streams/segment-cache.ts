@@ -60,6 +60,30 @@ export class SegmentCache {
     return entry.value;
   }
 
+  /** The cached value for `key` (counted as a hit), or undefined (counted as a miss). */
+  lookup<T>(key: string): Promise<T> | undefined {
+    const hit = this.entries.get(key) as Entry<T> | undefined;
+    if (hit === undefined) {
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    this.entries.delete(key);
+    this.entries.set(key, hit);
+    return hit.value;
+  }
+
+  /**
+   * Keeps `value` under `key` only if its `bytes` fit in free room: nothing is evicted for it.
+   * @example
+   * cache.offer(`${segment}|@${base}`, records, decodedBytes(records));
+   */
+  offer<T>(key: string, value: T, bytes: number): void {
+    if (this.entries.has(key) || this.used + bytes > this.maxBytes) return;
+    this.entries.set(key, { value: Promise.resolve(value), bytes });
+    this.used += bytes;
+  }
+
   /** Forgets the entry of `key`, if any (a tail batch once sealed). */
   delete(key: string): void {
     const entry = this.entries.get(key);
