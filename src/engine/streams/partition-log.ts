@@ -192,6 +192,9 @@ export function recordSize(r: EncodableRecord): number {
 }
 
 /** Index of the last element whose `base` is <= offset (-1 if none). */
+/** How many once-decoded batch keys a partition remembers before it starts over. */
+const DECODED_ONCE_KEYS = 4096;
+
 /** What the cache charges for a decoded batch: objects and views of its records (~200 B each). */
 const DECODED_RECORD_OVERHEAD = 200;
 
@@ -245,6 +248,8 @@ export class PartitionLog {
   private readEndNext = 0;
   /** Segments that have served a random (range) read; see `promote`. */
   private readonly rangeRead = new WeakSet<SegmentInfo>();
+  /** Batches of hot segments decoded once by a random read (see `decodedBatch`). */
+  private readonly decodedOnce = new Set<string>();
   private closed = false;
 
   private constructor(
@@ -657,8 +662,8 @@ export class PartitionLog {
    * kept in the cache while random readers come back to it. A reader keeps only its last decoded
    * batch, which serves a sequential reader paging through a batch; random reads across a hot
    * segment's batches would otherwise decompress, check and parse a whole batch (1,000 records)
-   * for every page. As with `promote`, a decoded batch only takes free cache room: random readers
-   * of a log larger than the cache never evict segments for it.
+   * for every page. As with `promote`, a batch is kept from its second decode on and only in free
+   * cache room: random readers of a log larger than the cache never evict segments for it.
    */
   private decodedBatch(seg: SegmentInfo, reader: SegmentReader, offset: number): DecodedRecord[] | Promise<DecodedRecord[]> {
     const range = this.guard(seg, () => reader.batchRange(offset));
@@ -666,7 +671,13 @@ export class PartitionLog {
     const cached = this.cache.lookup<DecodedRecord[]>(key);
     if (cached !== undefined) return cached;
     const records = this.guard(seg, () => reader.readFrom(range.baseOffset, range.nextOffset - range.baseOffset));
-    this.cache.offer(key, records, decodedBytes(records));
+    // Kept from its second decode on, as `promote` does for segments: random readers of a log
+    // larger than the cache rarely come back to a batch, and would only fill the heap with records.
+    if (this.decodedOnce.delete(key)) this.cache.offer(key, records, decodedBytes(records));
+    else {
+      if (this.decodedOnce.size >= DECODED_ONCE_KEYS) this.decodedOnce.clear();
+      this.decodedOnce.add(key);
+    }
     return records;
   }
 
