@@ -3,7 +3,8 @@
 // The last sequence holds only literals; the last 5 bytes are always literals and the last
 // match starts at least 12 bytes before the end of the block.
 // Compression follows the reference "fast" strategy (one hash probe per position, skip
-// trigger acceleration). Decompression is fully bounds-checked: a fast loop checks its input
+// trigger acceleration), with one deviation: positions are hashed on, and matches taken from,
+// 5 equal bytes rather than 4 (see KEY_BYTES). Decompression is fully bounds-checked: a fast loop checks its input
 // and output room once per sequence while 32/64 bytes remain, a careful loop every field near
 // the ends; both use v128 wild copies whenever the output has room for them.
 
@@ -52,20 +53,25 @@ export function lz4_compress_bound(srcLen: i32): i32 {
   return srcLen + srcLen / 255 + 16;
 }
 
-// @ts-ignore: decorator
-@inline function hash4(seq: u32): usize {
-  return <usize>((seq * 2654435761) >>> (32 - HASHLOG16));
-}
-
-// @ts-ignore: decorator
-@inline function hash5(seq: u64): usize {
-  return <usize>(((seq << 24) * 889523592379) >>> (64 - HASHLOG32));
-}
+/**
+ * Bytes a position's hash covers and a candidate must share before it is taken as a match. A
+ * 4-byte match saves at most one byte (token and offset cost three) yet costs a whole sequence to
+ * find and emit, and it can cut a longer match short. With 5 (the reference hashes 4 for small
+ * blocks): 64 KB blocks of JSON logs compress 2.549 -> 2.598 and ~9% faster (kernel 717 -> 782
+ * MB/s), source text and docs 2-5% smaller, x86 binaries 0.4% larger (bench/lz4). 6 was faster
+ * still but 3.5% larger on binaries.
+ */
+const KEY_BYTES: u64 = 5;
 
 // @ts-ignore: decorator
 @inline function hashAt<T>(p: usize): usize {
-  if (sizeof<T>() == 2) return hash4(load<u32>(p));
-  return hash5(load<u64>(p));
+  const hashLog: u64 = sizeof<T>() == 2 ? HASHLOG16 : HASHLOG32;
+  return <usize>(((load<u64>(p) << (64 - 8 * KEY_BYTES)) * 889523592379) >>> (64 - hashLog));
+}
+
+// @ts-ignore: decorator
+@inline function sameKey(a: usize, b: usize): bool {
+  return ((load<u64>(a) ^ load<u64>(b)) << (64 - 8 * KEY_BYTES)) == 0;
 }
 
 // @ts-ignore: decorator
@@ -165,7 +171,7 @@ export function lz4_compress_bound(srcLen: i32): i32 {
         if (sizeof<T>() == 4) {
           if (match < lowLimit || ip - match > MAX_DISTANCE || match >= ip) continue;
         }
-        if (load<u32>(match) == load<u32>(ip)) {
+        if (sameKey(match, ip)) {
           found = true;
           break;
         }
@@ -215,7 +221,7 @@ export function lz4_compress_bound(srcLen: i32): i32 {
         putPos<T>(h, ip - base);
         let ok = true;
         if (sizeof<T>() == 4) ok = match >= lowLimit && ip - match <= MAX_DISTANCE && match < ip;
-        if (ok && load<u32>(match) == load<u32>(ip)) {
+        if (ok && sameKey(match, ip)) {
           token = op;
           if (oend - op < 1 + 2 + 1 + LASTLITERALS) return LZ4_ERR_DST_TOO_SMALL;
           store<u8>(token, 0);

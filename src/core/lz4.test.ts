@@ -60,6 +60,20 @@ describe('lz4 block', () => {
     expect(lz4.compressBlock(r).length).toBeLessThanOrEqual(r.length + Math.floor(r.length / 255) + 16);
   });
 
+  it('takes no match shorter than 5 bytes: 4-byte repeats stay literals', () => {
+    // Every chunk repeats "wxyz" but each 5-byte window holds the chunk's own index byte.
+    const data = new Uint8Array(1200);
+    for (let i = 0; i < 200; i++) data.set([i, 0x77, 0x78, 0x79, 0x7a, 255 - i], i * 6);
+    // One literal run: token, (1200 - 15) as 255-continued length bytes, the bytes themselves.
+    expect(lz4.compressBlock(data).length).toBe(1 + 5 + data.length);
+  });
+
+  it('compresses JSON logs and text at least as well as lz4 -1', () => {
+    for (const data of [jsonLogs(MiB, 21), text(MiB, 22)]) {
+      expect(lz4.compressFrame(data).length).toBeLessThanOrEqual(lz4Cli(['-1', '-B4'], data).length);
+    }
+  });
+
   it('round-trips with acceleration and trades ratio for it', () => {
     const data = jsonLogs(500_000);
     const fast = lz4.compressBlock(data, { acceleration: 8 });
