@@ -60,6 +60,33 @@ describe('lz4 block', () => {
     expect(lz4.compressBlock(r).length).toBeLessThanOrEqual(r.length + Math.floor(r.length / 255) + 16);
   });
 
+  it('takes no match shorter than 5 bytes: 4-byte repeats stay literals', () => {
+    // Every chunk repeats "wxyz" but each 5-byte window holds the chunk's own index byte.
+    const data = new Uint8Array(1200);
+    for (let i = 0; i < 200; i++) data.set([i, 0x77, 0x78, 0x79, 0x7a, 255 - i], i * 6);
+    // One literal run: token, (1200 - 15) as 255-continued length bytes, the bytes themselves.
+    expect(lz4.compressBlock(data).length).toBe(1 + 5 + data.length);
+  });
+
+  it('matches at most 64 KB back in blocks above 64 KB: a 65535-byte period is found, a 65536-byte one is not', () => {
+    for (const period of [65535, 65536]) {
+      const unit = randomBytes(period, period);
+      const data = new Uint8Array(3 * period + 1000);
+      for (let at = 0; at < data.length; at += period) data.set(unit.subarray(0, Math.min(period, data.length - at)), at);
+      const packed = lz4.compressBlock(data);
+      expectBytes(lz4.decompressBlock(packed, data.length), data);
+      expectBytes(lz4Cli(['-d'], lz4.compressFrame(data, { blockSize: '4M' })), data);
+      if (period === 65535) expect(packed.length).toBeLessThan(period + 1000);
+      else expect(packed.length).toBeGreaterThan(data.length);
+    }
+  });
+
+  it('compresses JSON logs and text at least as well as lz4 -1', () => {
+    for (const data of [jsonLogs(MiB, 21), text(MiB, 22)]) {
+      expect(lz4.compressFrame(data).length).toBeLessThanOrEqual(lz4Cli(['-1', '-B4'], data).length);
+    }
+  });
+
   it('round-trips with acceleration and trades ratio for it', () => {
     const data = jsonLogs(500_000);
     const fast = lz4.compressBlock(data, { acceleration: 8 });
