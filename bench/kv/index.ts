@@ -16,6 +16,12 @@
  *   - concurrent: `inflight` puts issued at once, then awaited together (lmdb groups them into
  *     one fsync'd transaction per event turn), repeated;
  *   - sequential: one awaited put at a time, so one fsync per put (1 in flight).
+ *
+ * Each side pays for the work its own writes cause, and nothing else. The adapter and the engine
+ * acknowledge from their write-ahead log and move the writes into lmdb later, in the background:
+ * every timed run starts with the disk storage settled (lmdb holding every earlier write, outside
+ * the timing) and the adapter's and engine's runs end by settling it (inside the timing). Without
+ * this, one side's deferred lmdb commits ran, and were counted, in whichever side ran next.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,7 +42,7 @@ const scale = arg('scale', 1);
 const KEYS = Math.max(100, Math.round(arg('keys', 10_000) * scale));
 const GETS = Math.max(1000, Math.round(200_000 * scale));
 const INFLIGHT = 1000;
-const PUT_ROUNDS = Math.max(2, Math.round(10 * scale));
+const PUT_ROUNDS = Math.max(2, Math.round(20 * scale));
 const SEQ_PUTS = Math.max(20, Math.round(200 * scale));
 const REPS = Math.max(3, arg('reps', 5));
 const CACHED_KEYS = args.includes('--cached-keys') ? arg('cached-keys', 0) : undefined;
@@ -79,15 +85,25 @@ interface Row {
 /**
  * Runs each side REPS times, rotating which goes first, and keeps each side's best run, by wall
  * clock and by CPU time: the machine is shared, and the best run is the least disturbed one.
+ * `settle` brings lmdb up to every write the disk storage acknowledged (see the header).
  */
-async function compare(rows: Row[], workload: string, ops: number, sides: { raw: Run; adapter: Run; engine: Run }) {
+async function compare(rows: Row[], workload: string, ops: number, settle: () => Promise<void>, sides: { raw: Run; adapter: Run; engine: Run }) {
   const best = { raw: 0, adapter: 0, engine: 0 };
   const cpu = { raw: Infinity, adapter: Infinity, engine: Infinity };
   const names = ['raw', 'adapter', 'engine'] as const;
   for (let rep = 0; rep < REPS; rep++) {
     for (let j = 0; j < names.length; j++) {
       const side = names[(rep + j) % names.length]!;
-      const t = await time(sides[side]);
+      await settle();
+      const run = sides[side];
+      const t = await time(
+        side === 'raw'
+          ? run
+          : async () => {
+              await run();
+              await settle();
+            },
+      );
       best[side] = Math.max(best[side], opsPerSec(ops, t.ns));
       cpu[side] = Math.min(cpu[side], t.cpuUs / ops);
     }
@@ -101,6 +117,7 @@ async function main() {
   const raw = rawEnv.openDB<Buffer, Buffer>('data', { keyEncoding: 'binary', encoding: 'binary' });
 
   const storage = await openDiskStorage({ dir: join(root, 'engine') });
+  const settle = () => storage.settle();
   const usage = await UsageMeter.open({ storage, clock: systemClock, scheduler: timerScheduler });
   const ctx: EngineContext = { storage, clock: systemClock, scheduler: timerScheduler, usage, capabilities: { compileWasmAtRuntime: true, threads: true, persistentStorage: true } };
   const kv = await KvStore.open(ctx, 'bench', CACHED_KEYS === undefined ? {} : { cachedKeys: CACHED_KEYS });
@@ -130,14 +147,14 @@ async function main() {
         await Promise.all(batch);
       }
     };
-    await compare(rows, `put ${label}, ${INFLIGHT} in flight`, PUT_ROUNDS * INFLIGHT, {
+    await compare(rows, `put ${label}, ${INFLIGHT} in flight`, PUT_ROUNDS * INFLIGHT, settle, {
       raw: concurrent((i) => raw.put(rawKeys[i]!, rawValue)),
       adapter: concurrent((i) => port.put(portKeys[i]!, value)),
       engine: concurrent((i) => kv.put(names[i]!, value)),
     });
     // Reference: reading the old entry, then writing, which is the least any put with metering,
     // a TTL index and compare-and-set must do. The engine column repeats the engine's put.
-    await compare(rows, `  ref: get+put, ${INFLIGHT} in flight`, PUT_ROUNDS * INFLIGHT, {
+    await compare(rows, `  ref: get+put, ${INFLIGHT} in flight`, PUT_ROUNDS * INFLIGHT, settle, {
       raw: concurrent((i) => {
         sink += raw.get(rawKeys[i]!)?.length ?? 0;
         return raw.put(rawKeys[i]!, rawValue);
@@ -153,7 +170,7 @@ async function main() {
     const sequential = (put: (i: number) => unknown) => async () => {
       for (let i = 0; i < SEQ_PUTS; i++) await put(i % KEYS);
     };
-    await compare(rows, `put ${label}, 1 in flight (awaited)`, SEQ_PUTS, {
+    await compare(rows, `put ${label}, 1 in flight (awaited)`, SEQ_PUTS, settle, {
       raw: sequential((i) => raw.put(rawKeys[i]!, rawValue)),
       adapter: sequential((i) => port.put(portKeys[i]!, value)),
       engine: sequential((i) => kv.put(names[i]!, value)),
@@ -167,14 +184,14 @@ async function main() {
     const portGets = () => {
       for (let i = 0; i < GETS; i++) sink += (port.get(portKeys[order[i]!]!) as Uint8Array).length;
     };
-    await compare(rows, `get ${label} (engine awaited)`, GETS, {
+    await compare(rows, `get ${label} (engine awaited)`, GETS, settle, {
       raw: rawGets,
       adapter: portGets,
       engine: async () => {
         for (let i = 0; i < GETS; i++) sink += (await kv.get(names[order[i]!]!))!.value.length;
       },
     });
-    await compare(rows, `get ${label} (engine sync answer)`, GETS, {
+    await compare(rows, `get ${label} (engine sync answer)`, GETS, settle, {
       raw: rawGets,
       adapter: portGets,
       engine: () => {
