@@ -221,11 +221,15 @@ async function main() {
     const verdict = r.workload.startsWith('  ref') ? '' : r.raw / r.engine <= 1.5 ? '  ok' : '  OVER';
     console.log(r.workload.padEnd(38) + fmt(r.raw) + fmt(r.adapter) + fmt(r.engine) + ratio(r.raw, r.engine).padStart(12) + ratio(r.adapter, r.engine).padStart(16) + verdict);
   }
+  // On a shared machine the wall-clock ratio swings with the load (100 B puts: 0.99-6.4x over five runs
+  // at load 8-12, while their CPU ratio stayed within 3.0-4.2x);
+  // CPU per op moves far less, so the target is judged on it too.
   console.log('\nCPU per op, least of the runs (µs, all threads; robust to other load on the machine):');
-  console.log('workload'.padEnd(38) + 'raw'.padStart(12) + 'adapter'.padStart(12) + 'engine'.padStart(12) + 'engine/raw'.padStart(12) + 'engine/adapter'.padStart(16));
+  console.log('workload'.padEnd(38) + 'raw'.padStart(12) + 'adapter'.padStart(12) + 'engine'.padStart(12) + 'engine/raw'.padStart(12) + 'engine/adapter'.padStart(16) + '  target engine/raw <= 1.5x');
   const us = (n: number) => n.toFixed(2).padStart(12);
   for (const r of rows) {
-    console.log(r.workload.padEnd(38) + us(r.cpu.raw) + us(r.cpu.adapter) + us(r.cpu.engine) + ratio(r.cpu.engine, r.cpu.raw).padStart(12) + ratio(r.cpu.engine, r.cpu.adapter).padStart(16));
+    const verdict = r.workload.startsWith('  ref') ? '' : r.cpu.engine / r.cpu.raw <= 1.5 ? '  ok' : '  OVER';
+    console.log(r.workload.padEnd(38) + us(r.cpu.raw) + us(r.cpu.adapter) + us(r.cpu.engine) + ratio(r.cpu.engine, r.cpu.raw).padStart(12) + ratio(r.cpu.engine, r.cpu.adapter).padStart(16) + verdict);
   }
 }
 
