@@ -52,7 +52,6 @@ rmSync(root, { recursive: true, force: true });
 mkdirSync(root, { recursive: true });
 
 const names = Array.from({ length: KEYS }, (_, i) => `user/${String(i).padStart(8, '0')}`);
-const rawKeys = names.map((n) => Buffer.from(n));
 const order = Array.from({ length: GETS }, (_, i) => (i * 7919) % KEYS); // a fixed stride, not sequential
 
 function opsPerSec(ops: number, ns: bigint): number {
@@ -112,9 +111,10 @@ async function compare(rows: Row[], workload: string, ops: number, settle: () =>
 }
 
 async function main() {
-  // The peer: raw lmdb, binary keys and values, every commit fsync'd before its promise resolves.
+  // The peer: raw lmdb, every commit fsync'd before its promise resolves. It takes what the engine
+  // takes: the same key strings (lmdb encodes them itself) and the same value bytes.
   const rawEnv = openLmdb({ path: join(root, 'raw.mdb'), overlappingSync: false, noSync: false, commitDelay: 0, eventTurnBatching: true, pageSize: 8192 });
-  const raw = rawEnv.openDB<Buffer, Buffer>('data', { keyEncoding: 'binary', encoding: 'binary' });
+  const raw = rawEnv.openDB<Uint8Array, string>('data', { encoding: 'binary' });
 
   const storage = await openDiskStorage({ dir: join(root, 'engine') });
   const settle = () => storage.settle();
@@ -123,19 +123,18 @@ async function main() {
   const kv = await KvStore.open(ctx, 'bench', CACHED_KEYS === undefined ? {} : { cachedKeys: CACHED_KEYS });
   // The Storage port's lmdb adapter alone, on a unit of its own: what the engine is built on.
   const port = (await storage.unit('bench-port')).kv;
-  const portKeys = rawKeys.map((k) => new Uint8Array(k));
+  const portKeys = names.map((n) => new TextEncoder().encode(n));
 
   const rows: Row[] = [];
   let sink = 0;
   for (const size of [100, 1024]) {
     const value = new Uint8Array(size).fill(0x61);
-    const rawValue = Buffer.from(value);
     const label = size === 100 ? '100 B' : '1 KB';
 
     // Load every key on every side (this also warms up the JIT and lmdb's pages).
     for (let i = 0; i < KEYS; i += INFLIGHT) {
       const batch: unknown[] = [];
-      for (let j = i; j < Math.min(KEYS, i + INFLIGHT); j++) batch.push(raw.put(rawKeys[j]!, rawValue), port.put(portKeys[j]!, value), kv.put(names[j]!, value));
+      for (let j = i; j < Math.min(KEYS, i + INFLIGHT); j++) batch.push(raw.put(names[j]!, value), port.put(portKeys[j]!, value), kv.put(names[j]!, value));
       await Promise.all(batch);
     }
 
@@ -148,7 +147,7 @@ async function main() {
       }
     };
     await compare(rows, `put ${label}, ${INFLIGHT} in flight`, PUT_ROUNDS * INFLIGHT, settle, {
-      raw: concurrent((i) => raw.put(rawKeys[i]!, rawValue)),
+      raw: concurrent((i) => raw.put(names[i]!, value)),
       adapter: concurrent((i) => port.put(portKeys[i]!, value)),
       engine: concurrent((i) => kv.put(names[i]!, value)),
     });
@@ -156,8 +155,8 @@ async function main() {
     // a TTL index and compare-and-set must do. The engine column repeats the engine's put.
     await compare(rows, `  ref: get+put, ${INFLIGHT} in flight`, PUT_ROUNDS * INFLIGHT, settle, {
       raw: concurrent((i) => {
-        sink += raw.get(rawKeys[i]!)?.length ?? 0;
-        return raw.put(rawKeys[i]!, rawValue);
+        sink += raw.get(names[i]!)?.length ?? 0;
+        return raw.put(names[i]!, value);
       }),
       adapter: concurrent((i) => {
         sink += (port.get(portKeys[i]!) as Uint8Array | undefined)?.length ?? 0;
@@ -171,7 +170,7 @@ async function main() {
       for (let i = 0; i < SEQ_PUTS; i++) await put(i % KEYS);
     };
     await compare(rows, `put ${label}, 1 in flight (awaited)`, SEQ_PUTS, settle, {
-      raw: sequential((i) => raw.put(rawKeys[i]!, rawValue)),
+      raw: sequential((i) => raw.put(names[i]!, value)),
       adapter: sequential((i) => port.put(portKeys[i]!, value)),
       engine: sequential((i) => kv.put(names[i]!, value)),
     });
@@ -179,7 +178,7 @@ async function main() {
     // Gets: lmdb and the adapter answer synchronously; the engine is awaited the way a request
     // handler awaits it, and then used synchronously as in-process callers may.
     const rawGets = () => {
-      for (let i = 0; i < GETS; i++) sink += raw.get(rawKeys[order[i]!]!)!.length;
+      for (let i = 0; i < GETS; i++) sink += raw.get(names[order[i]!]!)!.length;
     };
     const portGets = () => {
       for (let i = 0; i < GETS; i++) sink += (port.get(portKeys[order[i]!]!) as Uint8Array).length;
