@@ -16,6 +16,12 @@
  *   - concurrent: `inflight` puts issued at once, then awaited together (lmdb groups them into
  *     one fsync'd transaction per event turn), repeated;
  *   - sequential: one awaited put at a time, so one fsync per put (1 in flight).
+ *
+ * Each side pays for the work its own writes cause, and nothing else. The adapter and the engine
+ * acknowledge from their write-ahead log and move the writes into lmdb later, in the background:
+ * every timed run starts with the disk storage settled (lmdb holding every earlier write, outside
+ * the timing) and the adapter's and engine's runs end by settling it (inside the timing). Without
+ * this, one side's deferred lmdb commits ran, and were counted, in whichever side ran next.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,7 +42,7 @@ const scale = arg('scale', 1);
 const KEYS = Math.max(100, Math.round(arg('keys', 10_000) * scale));
 const GETS = Math.max(1000, Math.round(200_000 * scale));
 const INFLIGHT = 1000;
-const PUT_ROUNDS = Math.max(2, Math.round(10 * scale));
+const PUT_ROUNDS = Math.max(2, Math.round(20 * scale));
 const SEQ_PUTS = Math.max(20, Math.round(200 * scale));
 const REPS = Math.max(3, arg('reps', 5));
 const CACHED_KEYS = args.includes('--cached-keys') ? arg('cached-keys', 0) : undefined;
@@ -46,7 +52,6 @@ rmSync(root, { recursive: true, force: true });
 mkdirSync(root, { recursive: true });
 
 const names = Array.from({ length: KEYS }, (_, i) => `user/${String(i).padStart(8, '0')}`);
-const rawKeys = names.map((n) => Buffer.from(n));
 const order = Array.from({ length: GETS }, (_, i) => (i * 7919) % KEYS); // a fixed stride, not sequential
 
 function opsPerSec(ops: number, ns: bigint): number {
@@ -79,15 +84,25 @@ interface Row {
 /**
  * Runs each side REPS times, rotating which goes first, and keeps each side's best run, by wall
  * clock and by CPU time: the machine is shared, and the best run is the least disturbed one.
+ * `settle` brings lmdb up to every write the disk storage acknowledged (see the header).
  */
-async function compare(rows: Row[], workload: string, ops: number, sides: { raw: Run; adapter: Run; engine: Run }) {
+async function compare(rows: Row[], workload: string, ops: number, settle: () => Promise<void>, sides: { raw: Run; adapter: Run; engine: Run }) {
   const best = { raw: 0, adapter: 0, engine: 0 };
   const cpu = { raw: Infinity, adapter: Infinity, engine: Infinity };
   const names = ['raw', 'adapter', 'engine'] as const;
   for (let rep = 0; rep < REPS; rep++) {
     for (let j = 0; j < names.length; j++) {
       const side = names[(rep + j) % names.length]!;
-      const t = await time(sides[side]);
+      await settle();
+      const run = sides[side];
+      const t = await time(
+        side === 'raw'
+          ? run
+          : async () => {
+              await run();
+              await settle();
+            },
+      );
       best[side] = Math.max(best[side], opsPerSec(ops, t.ns));
       cpu[side] = Math.min(cpu[side], t.cpuUs / ops);
     }
@@ -96,29 +111,30 @@ async function compare(rows: Row[], workload: string, ops: number, sides: { raw:
 }
 
 async function main() {
-  // The peer: raw lmdb, binary keys and values, every commit fsync'd before its promise resolves.
+  // The peer: raw lmdb, every commit fsync'd before its promise resolves. It takes what the engine
+  // takes: the same key strings (lmdb encodes them itself) and the same value bytes.
   const rawEnv = openLmdb({ path: join(root, 'raw.mdb'), overlappingSync: false, noSync: false, commitDelay: 0, eventTurnBatching: true, pageSize: 8192 });
-  const raw = rawEnv.openDB<Buffer, Buffer>('data', { keyEncoding: 'binary', encoding: 'binary' });
+  const raw = rawEnv.openDB<Uint8Array, string>('data', { encoding: 'binary' });
 
   const storage = await openDiskStorage({ dir: join(root, 'engine') });
+  const settle = () => storage.settle();
   const usage = await UsageMeter.open({ storage, clock: systemClock, scheduler: timerScheduler });
   const ctx: EngineContext = { storage, clock: systemClock, scheduler: timerScheduler, usage, capabilities: { compileWasmAtRuntime: true, threads: true, persistentStorage: true } };
   const kv = await KvStore.open(ctx, 'bench', CACHED_KEYS === undefined ? {} : { cachedKeys: CACHED_KEYS });
   // The Storage port's lmdb adapter alone, on a unit of its own: what the engine is built on.
   const port = (await storage.unit('bench-port')).kv;
-  const portKeys = rawKeys.map((k) => new Uint8Array(k));
+  const portKeys = names.map((n) => new TextEncoder().encode(n));
 
   const rows: Row[] = [];
   let sink = 0;
   for (const size of [100, 1024]) {
     const value = new Uint8Array(size).fill(0x61);
-    const rawValue = Buffer.from(value);
     const label = size === 100 ? '100 B' : '1 KB';
 
     // Load every key on every side (this also warms up the JIT and lmdb's pages).
     for (let i = 0; i < KEYS; i += INFLIGHT) {
       const batch: unknown[] = [];
-      for (let j = i; j < Math.min(KEYS, i + INFLIGHT); j++) batch.push(raw.put(rawKeys[j]!, rawValue), port.put(portKeys[j]!, value), kv.put(names[j]!, value));
+      for (let j = i; j < Math.min(KEYS, i + INFLIGHT); j++) batch.push(raw.put(names[j]!, value), port.put(portKeys[j]!, value), kv.put(names[j]!, value));
       await Promise.all(batch);
     }
 
@@ -130,17 +146,17 @@ async function main() {
         await Promise.all(batch);
       }
     };
-    await compare(rows, `put ${label}, ${INFLIGHT} in flight`, PUT_ROUNDS * INFLIGHT, {
-      raw: concurrent((i) => raw.put(rawKeys[i]!, rawValue)),
+    await compare(rows, `put ${label}, ${INFLIGHT} in flight`, PUT_ROUNDS * INFLIGHT, settle, {
+      raw: concurrent((i) => raw.put(names[i]!, value)),
       adapter: concurrent((i) => port.put(portKeys[i]!, value)),
       engine: concurrent((i) => kv.put(names[i]!, value)),
     });
     // Reference: reading the old entry, then writing, which is the least any put with metering,
     // a TTL index and compare-and-set must do. The engine column repeats the engine's put.
-    await compare(rows, `  ref: get+put, ${INFLIGHT} in flight`, PUT_ROUNDS * INFLIGHT, {
+    await compare(rows, `  ref: get+put, ${INFLIGHT} in flight`, PUT_ROUNDS * INFLIGHT, settle, {
       raw: concurrent((i) => {
-        sink += raw.get(rawKeys[i]!)?.length ?? 0;
-        return raw.put(rawKeys[i]!, rawValue);
+        sink += raw.get(names[i]!)?.length ?? 0;
+        return raw.put(names[i]!, value);
       }),
       adapter: concurrent((i) => {
         sink += (port.get(portKeys[i]!) as Uint8Array | undefined)?.length ?? 0;
@@ -153,8 +169,8 @@ async function main() {
     const sequential = (put: (i: number) => unknown) => async () => {
       for (let i = 0; i < SEQ_PUTS; i++) await put(i % KEYS);
     };
-    await compare(rows, `put ${label}, 1 in flight (awaited)`, SEQ_PUTS, {
-      raw: sequential((i) => raw.put(rawKeys[i]!, rawValue)),
+    await compare(rows, `put ${label}, 1 in flight (awaited)`, SEQ_PUTS, settle, {
+      raw: sequential((i) => raw.put(names[i]!, value)),
       adapter: sequential((i) => port.put(portKeys[i]!, value)),
       engine: sequential((i) => kv.put(names[i]!, value)),
     });
@@ -162,19 +178,19 @@ async function main() {
     // Gets: lmdb and the adapter answer synchronously; the engine is awaited the way a request
     // handler awaits it, and then used synchronously as in-process callers may.
     const rawGets = () => {
-      for (let i = 0; i < GETS; i++) sink += raw.get(rawKeys[order[i]!]!)!.length;
+      for (let i = 0; i < GETS; i++) sink += raw.get(names[order[i]!]!)!.length;
     };
     const portGets = () => {
       for (let i = 0; i < GETS; i++) sink += (port.get(portKeys[order[i]!]!) as Uint8Array).length;
     };
-    await compare(rows, `get ${label} (engine awaited)`, GETS, {
+    await compare(rows, `get ${label} (engine awaited)`, GETS, settle, {
       raw: rawGets,
       adapter: portGets,
       engine: async () => {
         for (let i = 0; i < GETS; i++) sink += (await kv.get(names[order[i]!]!))!.value.length;
       },
     });
-    await compare(rows, `get ${label} (engine sync answer)`, GETS, {
+    await compare(rows, `get ${label} (engine sync answer)`, GETS, settle, {
       raw: rawGets,
       adapter: portGets,
       engine: () => {
@@ -204,11 +220,15 @@ async function main() {
     const verdict = r.workload.startsWith('  ref') ? '' : r.raw / r.engine <= 1.5 ? '  ok' : '  OVER';
     console.log(r.workload.padEnd(38) + fmt(r.raw) + fmt(r.adapter) + fmt(r.engine) + ratio(r.raw, r.engine).padStart(12) + ratio(r.adapter, r.engine).padStart(16) + verdict);
   }
+  // On a shared machine the wall-clock ratio swings with the load (100 B puts: 0.99-6.4x over five runs
+  // at load 8-12, while their CPU ratio stayed within 3.0-4.2x);
+  // CPU per op moves far less, so the target is judged on it too.
   console.log('\nCPU per op, least of the runs (µs, all threads; robust to other load on the machine):');
-  console.log('workload'.padEnd(38) + 'raw'.padStart(12) + 'adapter'.padStart(12) + 'engine'.padStart(12) + 'engine/raw'.padStart(12) + 'engine/adapter'.padStart(16));
+  console.log('workload'.padEnd(38) + 'raw'.padStart(12) + 'adapter'.padStart(12) + 'engine'.padStart(12) + 'engine/raw'.padStart(12) + 'engine/adapter'.padStart(16) + '  target engine/raw <= 1.5x');
   const us = (n: number) => n.toFixed(2).padStart(12);
   for (const r of rows) {
-    console.log(r.workload.padEnd(38) + us(r.cpu.raw) + us(r.cpu.adapter) + us(r.cpu.engine) + ratio(r.cpu.engine, r.cpu.raw).padStart(12) + ratio(r.cpu.engine, r.cpu.adapter).padStart(16));
+    const verdict = r.workload.startsWith('  ref') ? '' : r.cpu.engine / r.cpu.raw <= 1.5 ? '  ok' : '  OVER';
+    console.log(r.workload.padEnd(38) + us(r.cpu.raw) + us(r.cpu.adapter) + us(r.cpu.engine) + ratio(r.cpu.engine, r.cpu.raw).padStart(12) + ratio(r.cpu.engine, r.cpu.adapter).padStart(16) + verdict);
   }
 }
 

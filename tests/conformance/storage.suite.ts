@@ -80,6 +80,14 @@ export function storageConformance(name: string, harness: StorageHarness): void 
         const scanned = await kv.scan({});
         scanned[0]!.value[2] = 9;
         expect(plain(await kv.get(text('k')))).toEqual([1, 2, 3]);
+        const batched = bytes(4, 5, 6);
+        const batchWritten = kv.batch([{ type: 'put', key: text('b'), value: batched }]);
+        batched[0] = 9;
+        await batchWritten;
+        const gotBatched = (await kv.get(text('b')))!;
+        expect(plain(gotBatched)).toEqual([4, 5, 6]);
+        gotBatched[1] = 9;
+        expect(plain(await kv.get(text('b')))).toEqual([4, 5, 6]);
       });
 
       it('orders keys bytewise, including 0x00, 0xFF and non-ASCII', async () => {

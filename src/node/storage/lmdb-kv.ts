@@ -70,6 +70,18 @@ function copy(bytes: Uint8Array, from = 0): Uint8Array {
   return new Uint8Array(bytes.subarray(from));
 }
 
+/**
+ * A copy of a caller's value that the caller cannot reach, for the pending map and lmdb to hold
+ * until the write is applied. Below 4 KiB Node's Buffer pool serves it instead of an ArrayBuffer
+ * of its own (`value.slice()`): 100-240 ns instead of 330-570 ns for 100 B-1 KB. Viewed as a plain
+ * Uint8Array, so that `.slice()` on it (reads of pending writes) still copies: Buffer#slice aliases.
+ */
+function ownCopy(value: Uint8Array): Uint8Array {
+  const bytes = Buffer.allocUnsafe(value.length);
+  bytes.set(value);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
 /** Shared by every LmdbKV: filled in and consumed within one synchronous lmdb call. */
 const scratch: UnitKey = { id: 0, key: new Uint8Array(0) };
 
@@ -143,7 +155,7 @@ export class LmdbKV implements OrderedKV, JournalUnit {
     checkKey(key);
     checkValue(value);
     // lmdb reads the value later (and reads serve it until then): copy it so the caller may reuse its buffer.
-    return this.journal.put(this, key, value.slice());
+    return this.journal.put(this, key, ownCopy(value));
   }
 
   putOwned(key: Uint8Array, value: Uint8Array): Promise<void> {
@@ -233,7 +245,7 @@ export class LmdbKV implements OrderedKV, JournalUnit {
     this.state.check();
     // Validate and copy up front: a bad op rejects the whole batch before anything is written.
     checkBatch(ops);
-    const copied = ops.map((op): BatchOp => (op.type === 'put' ? { type: 'put', key: op.key, value: op.value.slice() } : op));
+    const copied = ops.map((op): BatchOp => (op.type === 'put' ? { type: 'put', key: op.key, value: ownCopy(op.value) } : op));
     return this.journal.batch(this, copied);
   }
 }
