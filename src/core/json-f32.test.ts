@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { init } from '../node/core.js';
+import { scratch, scratchIn } from './codec-scratch.js';
+import { codecs, type QuartzExports } from './loader.js';
 import { JsonF32ArrayReader, jsonNumberEnd } from './json-f32.js';
 import { seededRandom } from './random-testing.js';
 
@@ -64,8 +67,15 @@ function nearMidpoint(f: number): string[] {
   return out;
 }
 
-describe('JsonF32ArrayReader', () => {
-  const reader = new JsonF32ArrayReader(4096);
+beforeAll(async () => {
+  await init();
+});
+
+describe.each([
+  ['in the core', true],
+  ['in JS', false],
+])('JsonF32ArrayReader %s', (_, useCore) => {
+  const reader = new JsonF32ArrayReader(4096, useCore);
 
   it('reads edge numbers as JSON.parse and Math.fround do', () => {
     checkSame(reader, ['0', '-0', '0.0', '-0.0e5', '0e-999999999', '1', '-1', '1.5', '1E5', '1e+5', '1e-5', '123456789012345678901234567890', '1.00000000000000000000001']);
@@ -160,12 +170,28 @@ describe('JsonF32ArrayReader', () => {
     expect(reader.read(encoder.encode('[ ]'), 0)).toBe(-1);
     expect(reader.read(encoder.encode('{"a":1}'), 0)).toBe(-1);
     expect(reader.read(encoder.encode('[1,2'), 0)).toBe(-1);
-    const small = new JsonF32ArrayReader(3);
+    const small = new JsonF32ArrayReader(3, useCore);
     expect(small.read(encoder.encode('[1,2,3]'), 0)).toBe(7);
     expect(small.read(encoder.encode('[1,2,3,4]'), 0)).toBe(-1);
     // Growing past the first buffer keeps the earlier values.
     const many = Array.from({ length: 1000 }, (_, i) => String(i / 7));
-    checkSame(new JsonF32ArrayReader(4096), many);
+    checkSame(new JsonF32ArrayReader(4096, useCore), many);
+  });
+});
+
+describe('the core reader', () => {
+  it('settles the usual arrays itself (JS reads only what it leaves)', () => {
+    const wasm = codecs<QuartzExports & { json_f32_array(...args: number[]): number; json_f32_count(): number }>();
+    const random = seededRandom(5);
+    for (let round = 0; round < 100; round++) {
+      const values = Array.from({ length: 128 }, () => (round % 2 === 0 ? Math.fround(random() * 2 - 1) : Math.round((random() * 2 - 1) * 1e4) / 1e4));
+      const bytes = encoder.encode(JSON.stringify(values));
+      const src = scratchIn(wasm, 0, bytes);
+      const out = scratch(wasm, 1, 4096);
+      expect(wasm.json_f32_array(src, bytes.length, 0, out, 1024)).toBe(bytes.length);
+      expect(wasm.json_f32_count()).toBe(128);
+      expect(Array.from(new Float32Array(wasm.memory.buffer, out, 128))).toEqual(expected(JSON.stringify(values)));
+    }
   });
 });
 

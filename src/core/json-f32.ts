@@ -11,7 +11,13 @@
  * lies within that error, which fails for about one number in ten million. Those, and numbers
  * outside the f32 normal range or with more than 30 digits, go through
  * `Number(text)`, which is what JSON.parse uses too (both correctly rounded).
+ *
+ * Once the core is loaded its reader (assembly/json-f32.ts, the same method with W an exact u64
+ * read eight digits at a time) takes the common numbers; whatever it does not settle is read here.
  */
+
+import { scratch, scratchIn } from './codec-scratch.js';
+import { codecs, isInitialized, type QuartzExports } from './loader.js';
 
 // Byte values (plain constants: with isolatedModules a const enum stays an object to look up).
 const TAB = 0x09;
@@ -47,6 +53,11 @@ const DROPPED_BITS = 0x1fffffff;
 /** Biased f64 exponents of the f32 normal range, [2^−126, 2^128). */
 const MIN_F32_EXPONENT = 1023 - 126;
 const MAX_F32_EXPONENT = 1023 + 127;
+
+interface JsonF32Exports extends QuartzExports {
+  json_f32_array(src: number, length: number, at: number, out: number, max: number): number;
+  json_f32_count(): number;
+}
 
 const bits = new Float64Array(1);
 const words = new Uint32Array(bits.buffer);
@@ -119,8 +130,14 @@ export class JsonF32ArrayReader {
   values: Float32Array;
   length = 0;
 
-  /** Arrays longer than `maxLength` are not read (−1). */
-  constructor(private readonly maxLength: number) {
+  /**
+   * Arrays longer than `maxLength` are not read (−1). `useCore: false` reads in JS only, as
+   * before the core is loaded (the tests check both readers this way).
+   */
+  constructor(
+    private readonly maxLength: number,
+    private readonly useCore = true,
+  ) {
     this.values = new Float32Array(Math.min(maxLength, 256));
   }
 
@@ -131,6 +148,28 @@ export class JsonF32ArrayReader {
    * those cases their errors.
    */
   read(bytes: Uint8Array, at: number): number {
+    if (this.useCore && isInitialized()) {
+      const end = this.readInWasm(bytes, at);
+      if (end >= 0) return end;
+    }
+    return this.readInJs(bytes, at);
+  }
+
+  /** The core's reader (assembly/json-f32.ts): the common numbers, several times faster; −1 leaves the rest to readInJs. */
+  private readInWasm(bytes: Uint8Array, at: number): number {
+    const wasm = codecs<JsonF32Exports>();
+    const src = scratchIn(wasm, 0, bytes);
+    const out = scratch(wasm, 1, this.maxLength * 4);
+    const end = wasm.json_f32_array(src, bytes.length, at, out, this.maxLength);
+    if (end < 0) return -1;
+    const count = wasm.json_f32_count();
+    if (count > this.values.length) this.values = new Float32Array(this.maxLength);
+    this.values.set(new Float32Array(wasm.memory.buffer, out, count));
+    this.length = count;
+    return end;
+  }
+
+  private readInJs(bytes: Uint8Array, at: number): number {
     const n = bytes.length;
     if (bytes[at] !== OPEN_BRACKET) return -1;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
