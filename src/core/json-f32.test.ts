@@ -19,12 +19,12 @@ function checkSame(reader: JsonF32ArrayReader, numbers: string[]): void {
   const text = `[${numbers.join(',')}]`;
   const want = expected(text);
   const end = reader.read(encoder.encode(text), 0);
+  // Plain checks rather than expect(): this runs a few hundred thousand times.
   if (want.some((x) => !Number.isFinite(x))) {
-    expect(end, 'a non-finite f32 is left to the general path').toBe(-1);
+    if (end !== -1) throw new Error(`${text.slice(0, 200)}: a non-finite f32 is left to the general path, but read to ${end}`);
     return;
   }
-  expect(end, text.slice(0, 200)).toBe(text.length);
-  expect(reader.length).toBe(numbers.length);
+  if (end !== text.length || reader.length !== numbers.length) throw new Error(`${text.slice(0, 200)}: read to ${end}, ${reader.length} numbers`);
   for (let i = 0; i < numbers.length; i++) {
     if (!Object.is(reader.values[i], want[i])) throw new Error(`${numbers[i]}: read ${reader.values[i]}, JSON.parse gives ${want[i]}`);
   }
@@ -103,9 +103,10 @@ describe.each([
   it('matches JSON.parse on random doubles and random decimal texts', () => {
     const random = seededRandom(2);
     const digit = (): string => String(Math.floor(random() * 10));
-    for (let round = 0; round < 500; round++) {
+    for (let round = 0; round < 50_000; round++) {
+      // Short arrays, so that the numbers the core reads are not all left to JS with a long one.
       const numbers: string[] = [];
-      for (let i = 0; i < 1000; i++) {
+      for (let i = 0; i < 10; i++) {
         if (i % 2 === 0) {
           // A double around the f32 range (2^-160 .. 2^140), any mantissa.
           f64Bits[0] = (BigInt(Math.floor(random() * 300) + 1023 - 160) << 52n) | (BigInt(Math.floor(random() * 2 ** 26)) << 26n) | BigInt(Math.floor(random() * 2 ** 26));
@@ -126,16 +127,12 @@ describe.each([
 
   it('matches JSON.parse within a few f64 ulps of f32 midpoints (where rounding twice differs)', () => {
     const random = seededRandom(3);
-    let numbers: string[] = [];
-    for (let i = 0; i < 4000; i++) {
+    // One number per array: the core leaves a whole array to JS when one number needs the exact
+    // conversion, which would hide its neighbours from the core.
+    for (let i = 0; i < 1500; i++) {
       f32Bits[0] = ((random() * 0x7f000000) >>> 0) + 0x00800000;
-      numbers.push(...nearMidpoint(f32[0]!));
-      if (numbers.length > 1000) {
-        checkSame(reader, numbers);
-        numbers = [];
-      }
+      for (const text of nearMidpoint(f32[0]!)) checkSame(reader, [text]);
     }
-    checkSame(reader, numbers);
   });
 
   it('reads only what JSON.parse accepts, and where it accepts reads the same', () => {
