@@ -1,6 +1,6 @@
 // A JSON array of numbers read into f32, bit-identical to Math.fround(JSON.parse(text)[i]): the
 // fast path of src/core/json-f32.ts, which explains the method and keeps the exact conversion.
-// Here W is an exact u64 of up to 19 digits, read eight at a time (SWAR); anything this reader
+// Here W is an exact u64 of up to 19 digits, read up to eight at a time (SWAR); anything this reader
 // does not settle (a grammar error, a number near an f32 midpoint or outside the f32 normal
 // range, over 19 digits, a non-finite f32, too many numbers) returns -1 and the JS reader decides.
 
@@ -46,19 +46,37 @@ function skipWhitespace(src: usize, len: i32, i: i32): i32 {
   return i;
 }
 
-/** All eight bytes of `v` are ASCII digits. */
+/** 10^i as u64 for i in [0, 8]. */
+const POW10_U64: StaticArray<u64> = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000];
+
+/**
+ * How many of the eight bytes of `v ^ 0x30…30` (first byte low) are ASCII digits before the first
+ * that is not: a byte is a digit when its xor with '0' is at most 9. A carry out of a non-digit
+ * byte can only spoil the bytes after it, which do not count.
+ */
 // @ts-ignore: decorator
-@inline function eightDigits(v: u64): bool {
-  return ((v & 0xf0f0f0f0f0f0f0f0) | (((v + 0x0606060606060606) & 0xf0f0f0f0f0f0f0f0) >> 4)) == 0x3333333333333333;
+@inline function leadingDigits(t: u64): i32 {
+  const nonDigits = ((t + 0x7676767676767676) | t) & 0x8080808080808080;
+  return nonDigits == 0 ? 8 : <i32>(ctz(nonDigits) >> 3);
 }
 
-/** The value of eight ASCII digits, the first in the low byte: pairs, fours, then eight. */
+/** The number the first `n` (1-8) digit values of `t` (one per byte, first low) spell. */
 // @ts-ignore: decorator
-@inline function eightDigitValue(v: u64): u64 {
-  let x = v - 0x3030303030303030;
+@inline function digitsValue(t: u64, n: i32): u64 {
+  // Move the n digits to the top bytes: the zero bytes below them are leading zeros.
+  let x = t << (<u64>(64 - 8 * n));
   x = (x * 10 + (x >> 8)) & 0x00ff00ff00ff00ff;
   x = (x * 100 + (x >> 16)) & 0x0000ffff0000ffff;
   return (x * 10000 + (x >> 32)) & 0xffffffff;
+}
+
+/** `w` followed by the first `n` (1-8) digit values of `t`. */
+// @ts-ignore: decorator
+@inline function appendDigits(w: u64, t: u64, n: i32): u64 {
+  // One or two digits (the tail of a 17-digit number) are cheaper one by one than by SWAR.
+  if (n == 1) return w * 10 + (t & 0xff);
+  if (n == 2) return w * 100 + (t & 0xff) * 10 + ((t >> 8) & 0xff);
+  return w * unchecked(POW10_U64[n]) + digitsValue(t, n);
 }
 
 /**
@@ -116,9 +134,20 @@ export function json_f32_array(src: usize, len: i32, at: i32, out: usize, max: i
       if (isDigit(c)) return -1;
     } else if (isDigit(c)) {
       while (true) {
-        if (i + 8 <= len && digits + 8 <= 19 && eightDigits(load<u64>(src + <usize>i))) {
-          w = w * 100000000 + eightDigitValue(load<u64>(src + <usize>i));
-          digits += 8;
+        if (i + 8 <= len) {
+          // Up to eight digits in one step; fewer end the run.
+          const v = load<u64>(src + <usize>i);
+          const t = v ^ 0x3030303030303030;
+          const n = leadingDigits(t);
+          if (n == 0) break;
+          if (digits + n > 19) return -1;
+          // Eight digits move on by a constant, so the next load need not wait for the count.
+          w = n == 8 ? w * 100000000 + digitsValue(t, 8) : appendDigits(w, t, n);
+          digits += n;
+          if (n < 8) {
+            i += n;
+            break;
+          }
           i += 8;
         } else if (isDigit(c = byteAt(src, len, i))) {
           if (digits == 19) return -1;
@@ -129,6 +158,7 @@ export function json_f32_array(src: usize, len: i32, at: i32, out: usize, max: i
           break;
         }
       }
+      c = byteAt(src, len, i);
     } else {
       return -1;
     }
@@ -143,10 +173,20 @@ export function json_f32_array(src: usize, len: i32, at: i32, out: usize, max: i
         }
       }
       while (true) {
-        if (i + 8 <= len && digits + 8 <= 19 && eightDigits(load<u64>(src + <usize>i))) {
-          w = w * 100000000 + eightDigitValue(load<u64>(src + <usize>i));
-          digits += 8;
-          e -= 8;
+        if (i + 8 <= len) {
+          const v = load<u64>(src + <usize>i);
+          const t = v ^ 0x3030303030303030;
+          const n = leadingDigits(t);
+          if (n == 0) break;
+          if (digits + n > 19) return -1;
+          // Eight digits move on by a constant, so the next load need not wait for the count.
+          w = n == 8 ? w * 100000000 + digitsValue(t, 8) : appendDigits(w, t, n);
+          digits += n;
+          e -= n;
+          if (n < 8) {
+            i += n;
+            break;
+          }
           i += 8;
         } else if (isDigit(c = byteAt(src, len, i))) {
           if (digits == 19) return -1;
@@ -158,6 +198,7 @@ export function json_f32_array(src: usize, len: i32, at: i32, out: usize, max: i
           break;
         }
       }
+      c = byteAt(src, len, i);
     }
     if ((c | 0x20) == 0x65) {
       c = byteAt(src, len, ++i);
