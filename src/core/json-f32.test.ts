@@ -170,6 +170,8 @@ describe.each([
     const small = new JsonF32ArrayReader(3, useCore);
     expect(small.read(encoder.encode('[1,2,3]'), 0)).toBe(7);
     expect(small.read(encoder.encode('[1,2,3,4]'), 0)).toBe(-1);
+    // Past the core's input limit the JS reader reads it, with the same values.
+    checkSame(reader, ['0.5', `${' '.repeat(1 << 20)}-0.25`]);
     // Growing past the first buffer keeps the earlier values.
     const many = Array.from({ length: 1000 }, (_, i) => String(i / 7));
     checkSame(new JsonF32ArrayReader(4096, useCore), many);

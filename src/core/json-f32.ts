@@ -59,6 +59,13 @@ interface JsonF32Exports extends QuartzExports {
   json_f32_count(): number;
 }
 
+/**
+ * Inputs the core reader takes (a 4,096-d vector of 17-digit numbers is under 100 KB): it copies
+ * the whole input into the shared codec instance, whose memory never shrinks, so a huge body is
+ * read here instead.
+ */
+const CORE_INPUT_LIMIT = 1 << 20;
+
 const bits = new Float64Array(1);
 const words = new Uint32Array(bits.buffer);
 // Which 32-bit word of a double holds its low mantissa bits (the platform's byte order).
@@ -148,7 +155,7 @@ export class JsonF32ArrayReader {
    * those cases their errors.
    */
   read(bytes: Uint8Array, at: number): number {
-    if (this.useCore && isInitialized()) {
+    if (this.useCore && bytes.length <= CORE_INPUT_LIMIT && isInitialized()) {
       const end = this.readInWasm(bytes, at);
       if (end >= 0) return end;
     }
