@@ -8,7 +8,7 @@
  * fast path). Longer ones, such as the 17 digits JSON.stringify gives an f32 widened to a double,
  * get an approximation within a few f64 ulps (at most four roundings); its f32 rounding is the
  * same as the exact double's whenever no f32 rounding boundary (a midpoint between two f32s)
- * lies within that error, which fails for about one number in ten million. Those, and numbers
+ * lies within that error, which fails for about one number in four million. Those, and numbers
  * outside the f32 normal range or with more than 30 digits, go through
  * `Number(text)`, which is what JSON.parse uses too (both correctly rounded).
  *
