@@ -2,7 +2,8 @@
  * `npm run bench -- http [flags]`: the server over HTTP, as users run it — a separate
  * `quartz serve` process on loopback, autocannon as the client — beside its peers in the same run:
  *   - a bare hono route on the same stack (@hono/node-server) answering a constant 1 KB body: the
- *     ceiling for KV GET / PUT (1 KB), vector query (1k × 128-d, k=10), produce and consume;
+ *     ceiling for KV GET / PUT (1 KB), vector query (1k × 128-d, k=10; with 4-decimal values, then
+ *     the same as f32 values written with ~17 digits, as clients send them), produce and consume;
  *   - Redis Streams XADD pipelined from ioredis with `appendonly yes, appendfsync always` (as
  *     durable as our acknowledged produce), started here from Debian's redis-server;
  *   - the issue's reference durable log: a plain hono route appending JSON lines, fsync per request;
@@ -581,6 +582,12 @@ async function main(): Promise<void> {
     if (wanted('vector')) {
       const requests = queries.map((q): CannonRequest => ({ method: 'POST', path: '/v1/collections/bench/query', headers: json, body: q }));
       rows.set('vector', await cannon(`vector query 1k × 128-d, k=10 (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests }));
+      // The same queries as clients mostly send them: f32 values, which JSON.stringify and Python's json write with ~17 digits.
+      const f32Requests = queries.map((q): CannonRequest => {
+        const body = JSON.parse(q) as { vector: number[]; k: number };
+        return { method: 'POST', path: '/v1/collections/bench/query', headers: json, body: JSON.stringify({ ...body, vector: body.vector.map(Math.fround) }) };
+      });
+      rows.set('vector-f32', await cannon(`vector query, 17-digit f32 values (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests: f32Requests }));
     }
     if (wanted('produce')) {
       const requests: CannonRequest[] = [{ method: 'POST', path: '/v1/topics/bench/records', headers: json, body }];
@@ -657,6 +664,7 @@ function printTable(mixed: MixedOutcome | undefined): void {
     ['kv-get', ratio(rows.get('kv-get'), bare, 'reqPerSec', 0.8, 'bare')],
     ['kv-put', ratio(rows.get('kv-put'), bare, 'reqPerSec', 0.5, 'bare')],
     ['vector', ratio(rows.get('vector'), bare, 'reqPerSec', 0.5, 'bare')],
+    ['vector-f32', ratio(rows.get('vector-f32'), bare, 'reqPerSec', 0.5, 'bare')],
     ['produce', ratio(rows.get('produce'), rows.get('redis'), 'recordsPerSec', 2, 'redis')],
     ['consume', bare4 && rows.get('consume') ? `${(rows.get('consume')!.reqPerSec / bare4.reqPerSec).toFixed(2)}× bare (${PRODUCERS} conns)` : ''],
     ['lmdb-put', rows.get('kv-put') && rows.get('lmdb-put') ? `KV PUT is ${(rows.get('kv-put')!.reqPerSec / rows.get('lmdb-put')!.reqPerSec).toFixed(2)}× this (lmdb's own durable commit)` : ''],

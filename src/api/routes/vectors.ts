@@ -7,9 +7,10 @@ import type { Context } from 'hono';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { CollectionInfo as EngineCollectionInfo, QueryMatch, QueryRequest } from '../../engine/vectors/collection.js';
 import type { VectorStore } from '../../engine/vectors/vector-store.js';
-import { parseJson, readDirectBody, readJson } from '../body.js';
+import { readBody, readDirectBody, readJson } from '../body.js';
 import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
 import { tenantAuth } from '../middleware/auth.js';
+import { queryBodyFromBytes } from '../query-body.js';
 import { plainResponse, type DirectRequest, type PlainAnswer, type RequestPipeline } from '../middleware/request.js';
 import type { ApiRouter } from '../router.js';
 import { PLAIN_HOST } from './kv.js';
@@ -19,7 +20,6 @@ import {
   CollectionList,
   CollectionParam,
   CreateCollectionBody,
-  parseQueryBody,
   QueryBody,
   QueryResult,
   UpsertBody,
@@ -100,7 +100,7 @@ const DIRECT_QUERY_PATH = /^\/v1\/collections\/([A-Za-z0-9._-]{1,128})\/query$/;
 export function vectorQueryDirect(deps: AppDeps, pipeline: RequestPipeline): (req: DirectRequest, target: string) => PlainAnswer | Promise<PlainAnswer> | undefined {
   const limit = deps.config.body_limits.vectors;
   const query = pipeline.direct(QUERY_PATH, tenantAuth(deps), async (s, name) => {
-    const body = parseQueryBody(parseJson(await readDirectBody(s.request, limit)));
+    const body = queryBodyFromBytes(await readDirectBody(s.request, limit));
     const answer = queryAnswer(deps, s.tenant!.id, name, body);
     return { status: 200, headers: { 'content-type': 'application/json' }, body: answer instanceof Promise ? await answer : answer };
   });
@@ -208,7 +208,7 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     },
     auth,
     async (c) => {
-      const body = parseQueryBody(await readJson(c.req.raw, vectorLimit));
+      const body = queryBodyFromBytes(await readBody(c.req.raw, vectorLimit));
       const answer = queryAnswer(deps, c.get('tenant').id, param(c, 'c'), body);
       // The answer goes out with one plain header object, as KV GET does (see plainResponse).
       return plainResponse(c, deps, answer instanceof Promise ? await answer : answer, 200, { 'content-type': 'application/json' });

@@ -93,7 +93,8 @@ function checkedValues(values: unknown, dims: number, collection: string, id: st
     throw invalid(`collection '${collection}' expects ${dims} dimensions, got ${values.length} for vector '${id}'`);
   }
   const f32 = out !== undefined && out.length === dims ? out : new Float32Array(dims);
-  const copied = copy(values, f32);
+  // A Float32Array (the API's fast read gives one) is copied whole, and keeps the arrays' loops monomorphic.
+  const copied = values instanceof Float32Array ? (f32.set(values), dims) : copy(values, f32);
   let zero = true;
   for (let i = 0; i < copied; i++) {
     // The f32 value decides: 1e39 overflows to Infinity, 1e-50 underflows to 0.

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../core/random-testing.js';
+import { parseJson } from './body.js';
+import { queryBodyFromBytes } from './query-body.js';
+import { parseQueryBody } from './schemas/vectors.js';
+
+const encoder = new TextEncoder();
+
+/** A body's outcome with the vector as the f32 values a query uses, or the error it gives. */
+function outcome(read: () => { vector?: ArrayLike<number> }): unknown {
+  try {
+    const body = read();
+    return { ...body, vector: body.vector === undefined ? undefined : Array.from(Float32Array.from(body.vector)) };
+  } catch (err) {
+    return { error: (err as Error).constructor.name, message: (err as Error).message, code: (err as { code?: string }).code };
+  }
+}
+
+/** The general path: JSON.parse, then parseQueryBody. */
+const general = (bytes: Uint8Array) => outcome(() => parseQueryBody(parseJson(bytes)));
+const fast = (bytes: Uint8Array) => outcome(() => queryBodyFromBytes(bytes));
+
+describe('queryBodyFromBytes', () => {
+  const random = seededRandom(11);
+  const vector = (n: number) => Array.from({ length: n }, () => Math.fround(random() * 2 - 1));
+
+  it('reads the usual bodies in one pass (the vector comes out as f32), as the general path does', () => {
+    const v = vector(8);
+    const bodies = [
+      { vector: v, k: 10 },
+      { k: 3, vector: v },
+      { vector: v, k: 1000, ef: 64, threshold: -0.25, include_metadata: true, include_values: false },
+      { include_values: true, threshold: 1e-7, vector: v, ef: 10000, k: 1 },
+    ];
+    for (const body of bodies) {
+      for (const text of [JSON.stringify(body), JSON.stringify(body, null, 2), ` ${JSON.stringify(body)}\r\n\t`]) {
+        const bytes = encoder.encode(text);
+        expect(queryBodyFromBytes(bytes).vector, text).toBeInstanceOf(Float32Array);
+        expect(fast(bytes), text).toEqual(general(bytes));
+      }
+    }
+  });
+
+  it('leaves other bodies to JSON.parse and parseQueryBody, with the same answers and errors', () => {
+    const v = JSON.stringify(vector(4));
+    const texts = [
+      '',
+      ' ',
+      '{}',
+      '[]',
+      'null',
+      `{"vector":${v}}`,
+      `{"vector":${v},"k":0}`,
+      `{"vector":${v},"k":1001}`,
+      `{"vector":${v},"k":-1}`,
+      `{"vector":${v},"k":10.0}`,
+      `{"vector":${v},"k":1e1}`,
+      `{"vector":${v},"k":10.5}`,
+      `{"vector":${v},"k":"10"}`,
+      `{"vector":${v},"k":010}`,
+      `{"vector":${v},"k":10,"ef":0}`,
+      `{"vector":${v},"k":10,"ef":10001}`,
+      `{"vector":${v},"k":10,"k":5}`,
+      `{"vector":[1,2],"k":10,"vector":${v}}`,
+      `{"vector":${v},"k":10,"id":"a"}`,
+      `{"id":"a","k":10}`,
+      `{"vector":${v},"k":10,"filter":{"a":1}}`,
+      `{"vector":${v},"k":10,"extra":1}`,
+      `{"vector":${v},"k":10,"threshold":"x"}`,
+      `{"vector":${v},"k":10,"threshold":1e999}`,
+      `{"vector":${v},"k":10,"threshold":.5}`,
+      `{"vector":${v},"k":10,"include_metadata":1}`,
+      `{"vector":${v},"k":10,"include_metadata":tru}`,
+      `{"vector":${v},"k":10,"include_values":null}`,
+      `{"vector":${v},"k":10,}`,
+      `{"vector":${v},"k":10}}`,
+      `{"vector":${v},"k":10} x`,
+      `{"vector":${v} "k":10}`,
+      `{"vector" ${v},"k":10}`,
+      `{"vect\\u006fr":${v},"k":10}`,
+      `{"vector":[],"k":10}`,
+      `{"vector":[1,"2"],"k":10}`,
+      `{"vector":[1,null],"k":10}`,
+      `{"vector":[1e39,1],"k":10}`,
+      `{"vector":[1e400,1],"k":10}`,
+      `{"vector":[1,2,],"k":10}`,
+      `{"vector":"1,2","k":10}`,
+      `{"vector":{"0":1},"k":10}`,
+      `\ufeff{"vector":${v},"k":10}`,
+      `{"vector":[0.5,-0,1E-45,3.4028235677973362e38],"k":2}`,
+    ];
+    for (const text of texts) {
+      const bytes = encoder.encode(text);
+      expect(fast(bytes), text).toEqual(general(bytes));
+    }
+  });
+
+  it('matches the general path on randomly damaged bodies', () => {
+    const pieces = ['"', ':', ',', '{', '}', '[', ']', ' ', '\n', '0', '1', '-', '.', 'e', 'k', 'true', 'false', 'null', '\\', '"k":', '"ef":7', '"vector":', 'é'];
+    const base = JSON.stringify({ vector: vector(3), k: 7, threshold: 0.5, include_metadata: false });
+    for (let i = 0; i < 20_000; i++) {
+      let text = base;
+      for (let edits = 1 + Math.floor(random() * 2); edits > 0; edits--) {
+        const at = Math.floor(random() * (text.length + 1));
+        text = text.slice(0, at) + pieces[Math.floor(random() * pieces.length)]! + text.slice(at + Math.floor(random() * 2));
+      }
+      const bytes = encoder.encode(text);
+      expect(fast(bytes), text).toEqual(general(bytes));
+    }
+  });
+});
