@@ -6,7 +6,7 @@ import type { Database } from 'lmdb';
 import type { BatchOp, KVEntry, OrderedKV, ScanOptions } from '../../ports/storage.js';
 import { checkBatch, checkKey, checkScan, checkValue, compareBytes, prefixEnd } from '../../ports/storage-checks.js';
 import { keyOf, mapKeyOf, type Journal, type JournalUnit, type PendingWrite } from './journal.js';
-import type { RecordCache } from './record-cache.js';
+import type { RecordCache, UnitRecords } from './record-cache.js';
 
 export const UNIT_PREFIX_BYTES = 4;
 
@@ -89,8 +89,8 @@ export class LmdbKV implements OrderedKV, JournalUnit {
   private readonly prefix: Buffer;
   /** Exclusive upper bound of this unit's key range. */
   private readonly prefixEnd: Buffer;
-  /** This unit's part of a record cache key (unit ids are never reused). */
-  private readonly cachePrefix: string;
+  /** This unit's records in the storage's record cache. */
+  private readonly kept: UnitRecords;
   /** Writes started and not yet settled. */
   private writing = 0;
   private readonly settled = (): void => {
@@ -115,7 +115,7 @@ export class LmdbKV implements OrderedKV, JournalUnit {
   ) {
     this.prefix = unitPrefix(state.id);
     this.prefixEnd = Buffer.from(prefixEnd(this.prefix)!);
-    this.cachePrefix = `${state.id}:`;
+    this.kept = records.unit();
   }
 
   /** This unit's `key` in the form `fast` takes; valid until the next call. */
@@ -142,7 +142,7 @@ export class LmdbKV implements OrderedKV, JournalUnit {
       // A copy: the caller may keep or change what get returns, and lmdb has yet to read this value.
       if (write !== undefined) return write.value?.slice();
     }
-    const kept = this.records.get(this.cachePrefix + mapKey);
+    const kept = this.records.get(this.kept, mapKey);
     if (kept !== undefined) return kept.slice();
     const value = this.fast.get(this.unitKey(key));
     if (value === undefined) return undefined;
@@ -160,7 +160,7 @@ export class LmdbKV implements OrderedKV, JournalUnit {
       const write = this.pending.get(mapKey);
       if (write !== undefined) return write.value;
     }
-    const kept = this.records.get(this.cachePrefix + mapKey);
+    const kept = this.records.get(this.kept, mapKey);
     if (kept !== undefined) return kept;
     // lmdb's own read buffer (shared by every database in the process), with its length set to
     // this value's: no copy and no ArrayBuffer per read. The caller decodes before its next call.
@@ -171,14 +171,14 @@ export class LmdbKV implements OrderedKV, JournalUnit {
     return view;
   }
 
-  /** Keeps a copy of a record just read from lmdb, unless a write could make it stale (see the class). */
+  /** Keeps (a copy of) a record just read from lmdb, unless a write could make it stale (see the class). */
   private keep(mapKey: string, record: Uint8Array): void {
-    if (this.writing === 0 && record.length <= this.records.maxRecordBytes) this.records.add(this.cachePrefix + mapKey, record.slice());
+    if (this.writing === 0 && record.length <= this.records.maxRecordBytes) this.records.offer(this.kept, this.state.id, mapKey, record);
   }
 
   /** Forgets `key` as a write of it starts, and counts the write until it settles. */
   private writes(key: Uint8Array, done: Promise<void>): Promise<void> {
-    this.records.delete(this.cachePrefix + mapKeyOf(key));
+    this.records.delete(this.kept, mapKeyOf(key));
     return this.track(done);
   }
 
@@ -285,7 +285,7 @@ export class LmdbKV implements OrderedKV, JournalUnit {
     // Validate and copy up front: a bad op rejects the whole batch before anything is written.
     checkBatch(ops);
     const copied = ops.map((op): BatchOp => (op.type === 'put' ? { type: 'put', key: op.key, value: op.value.slice() } : op));
-    for (const op of ops) this.records.delete(this.cachePrefix + mapKeyOf(op.key));
+    for (const op of ops) this.records.delete(this.kept, mapKeyOf(op.key));
     return this.track(this.journal.batch(this, copied));
   }
 }
