@@ -23,6 +23,7 @@ import { checkName, checkPrefix, closedError, compareUtf8 } from '../../ports/st
 import { FileBlobs, ReadHandles, syncDir } from './file-blobs.js';
 import { APPLIED_KEY, DEFAULT_APPLY_DELAY_MS, DEFAULT_LOG_FILE_BYTES, Journal } from './journal.js';
 import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
+import { RecordCache } from './record-cache.js';
 import { HEADER_BYTES, OP_PUT, closeLogFiles, openLogFiles, recover, type LogFile, type LogPosition } from './wal.js';
 
 /** Address space reserved for kv.mdb's memory map (not disk, not memory). */
@@ -92,6 +93,8 @@ export class DiskStorage implements StorageProvider {
   private readonly creating = new Map<string, Promise<OpenUnit>>();
   /** Open blob read handles, shared by every unit so the fd count stays bounded. */
   private readonly handles = new ReadHandles();
+  /** Hot small records of every unit (see record-cache.ts). */
+  private readonly records = new RecordCache();
 
   private constructor(
     private readonly dir: string,
@@ -210,7 +213,7 @@ export class DiskStorage implements StorageProvider {
       },
     };
     const storage: UnitStorage = {
-      kv: new LmdbKV(this.data, this.fast, state, this.journal),
+      kv: new LmdbKV(this.data, this.fast, state, this.journal, this.records),
       blobs: new FileBlobs(join(this.dir, 'blobs', String(id)), join(this.dir, 'blobs', 'tmp'), state, this.handles),
     };
     const unit = { state, storage };
@@ -272,6 +275,8 @@ export class DiskStorage implements StorageProvider {
       const keys = [...this.data.getKeys({ start, end })];
       for (const key of keys) void this.data.remove(key);
     });
+    // Its records can never be read again (unit ids are not reused): free their room.
+    this.records.clear();
     this.handles.evictUnder(join(this.dir, 'blobs', String(id)));
     await rm(join(this.dir, 'blobs', String(id)), { recursive: true, force: true });
     await syncDir(join(this.dir, 'blobs'));

@@ -101,6 +101,76 @@ describe('lmdb adapter hot path', () => {
     expect(code(() => kv.putOwned(bytes(1), bytes(1)))).toBe(ErrorCode.STORAGE_CLOSED);
   });
 
+  describe('record cache', () => {
+    /** Reads through both read paths, so either one keeping a stale record fails the test. */
+    const read = (kv: LmdbKV, key: Uint8Array) => {
+      const transient = kv.getTransient(key)?.slice();
+      expect(kv.get(key)).toEqual(transient);
+      return transient;
+    };
+
+    it('a read after a put, delete or batch sees the write, before and after lmdb holds it', async () => {
+      const s = await storage();
+      const kv = await lmdbKV(s, 'kv/a');
+      await kv.put(bytes(1), bytes(10));
+      await kv.put(bytes(2), bytes(20));
+      await s.settle();
+      expect(read(kv, bytes(1))).toEqual(bytes(10)); // now kept
+      expect(read(kv, bytes(2))).toEqual(bytes(20));
+      const put = kv.put(bytes(1), bytes(11));
+      // Not acknowledged yet, so in neither the pending map nor lmdb: the old record, not kept.
+      expect(read(kv, bytes(1))).toEqual(bytes(10));
+      await put;
+      expect(read(kv, bytes(1))).toEqual(bytes(11)); // from the pending map
+      await s.settle();
+      expect(read(kv, bytes(1))).toEqual(bytes(11));
+      await kv.delete(bytes(1));
+      await s.settle();
+      expect(read(kv, bytes(1))).toBeUndefined();
+      await kv.batch([{ type: 'put', key: bytes(2), value: bytes(21) }]);
+      await s.settle();
+      expect(read(kv, bytes(2))).toEqual(bytes(21));
+      await kv.putOwned(bytes(2), bytes(22));
+      await s.settle();
+      expect(read(kv, bytes(2))).toEqual(bytes(22));
+    });
+
+    it('keeps nothing read while a write lmdb commits directly (a large value) is in flight', async () => {
+      const s = await storage();
+      const kv = await lmdbKV(s, 'kv/a');
+      await kv.put(bytes(1), bytes(10));
+      await s.settle();
+      const large = new Uint8Array(64 << 10).fill(7);
+      const put = kv.put(bytes(1), large);
+      // Neither in the pending map nor in lmdb yet: the old record, as without a cache...
+      expect(read(kv, bytes(1))).toEqual(bytes(10));
+      await put;
+      // ...but not kept past the write.
+      expect(read(kv, bytes(1))).toEqual(large);
+    });
+
+    it('get hands out a copy of a kept record', async () => {
+      const s = await storage();
+      const kv = await lmdbKV(s, 'kv/a');
+      await kv.put(bytes(1), bytes(10, 11));
+      await s.settle();
+      kv.getTransient(bytes(1)); // kept
+      kv.get(bytes(1))!.fill(0);
+      expect(kv.get(bytes(1))).toEqual(bytes(10, 11));
+      expect(kv.getTransient(bytes(1))).toEqual(bytes(10, 11));
+    });
+
+    it('keeps units apart', async () => {
+      const s = await storage();
+      const a = await lmdbKV(s, 'kv/a');
+      const b = await lmdbKV(s, 'kv/b');
+      await a.put(bytes(1), bytes(10));
+      await s.settle();
+      expect(read(a, bytes(1))).toEqual(bytes(10));
+      expect(read(b, bytes(1))).toBeUndefined();
+    });
+  });
+
   it('the key encoder writes id ‖ key big-endian and refuses to overflow its target', () => {
     const target = new Uint8Array(8);
     expect(unitKeyEncoder.writeKey({ id: 0x01020304, key: bytes(9, 8) }, target, 1)).toBe(7);

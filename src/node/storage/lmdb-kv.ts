@@ -6,6 +6,7 @@ import type { Database } from 'lmdb';
 import type { BatchOp, KVEntry, OrderedKV, ScanOptions } from '../../ports/storage.js';
 import { checkBatch, checkKey, checkScan, checkValue, compareBytes, prefixEnd } from '../../ports/storage-checks.js';
 import { keyOf, mapKeyOf, type Journal, type JournalUnit, type PendingWrite } from './journal.js';
+import type { RecordCache, UnitRecords } from './record-cache.js';
 
 export const UNIT_PREFIX_BYTES = 4;
 
@@ -87,13 +88,31 @@ const scratch: UnitKey = { id: 0, key: new Uint8Array(0) };
 
 /**
  * Writes go through the journal (journal.ts): acknowledged once in the write-ahead log, and kept in
- * `pending` until the journal's next lmdb batch holds them. Reads look in `pending` first.
+ * `pending` until the journal's next lmdb batch holds them. Reads look in `pending` first, then in
+ * the storage's record cache (record-cache.ts), then in lmdb.
+ *
+ * The record cache holds only what lmdb holds: a write forgets its keys when it starts, and a read
+ * from lmdb is kept only while none of this unit's writes is in flight. A write the journal commits
+ * to lmdb directly (a large value) is in neither `pending` nor lmdb until it settles, so a read
+ * meanwhile finds the old record, which must not be kept.
  */
 export class LmdbKV implements OrderedKV, JournalUnit {
   readonly pending = new Map<string, PendingWrite>();
   private readonly prefix: Buffer;
   /** Exclusive upper bound of this unit's key range. */
   private readonly prefixEnd: Buffer;
+  /** This unit's records in the storage's record cache. */
+  private readonly kept: UnitRecords;
+  /** Writes started and not yet settled. */
+  private writing = 0;
+  private readonly settled = (): void => {
+    this.writing--;
+  };
+  private readonly failed = (): void => {
+    this.writing--;
+    // The journal has failed: lmdb may hold anything now, so nothing kept is trusted.
+    this.records.clear();
+  };
 
   /**
    * @param db the `data` database with binary keys (scans, batches)
@@ -104,9 +123,11 @@ export class LmdbKV implements OrderedKV, JournalUnit {
     private readonly fast: Database<Buffer, Buffer>,
     readonly state: UnitHandleState,
     private readonly journal: Journal,
+    private readonly records: RecordCache,
   ) {
     this.prefix = unitPrefix(state.id);
     this.prefixEnd = Buffer.from(prefixEnd(this.prefix)!);
+    this.kept = records.unit();
   }
 
   /** This unit's `key` in the form `fast` takes; valid until the next call. */
@@ -127,27 +148,57 @@ export class LmdbKV implements OrderedKV, JournalUnit {
   get(key: Uint8Array): Uint8Array | undefined {
     this.state.check();
     checkKey(key);
+    const mapKey = mapKeyOf(key);
     if (this.pending.size !== 0) {
-      const write = this.pending.get(mapKeyOf(key));
+      const write = this.pending.get(mapKey);
       // A copy: the caller may keep or change what get returns, and lmdb has yet to read this value.
       if (write !== undefined) return write.value?.slice();
     }
+    const kept = this.records.get(this.kept, mapKey);
+    if (kept !== undefined) return kept.slice();
     const value = this.fast.get(this.unitKey(key));
+    if (value === undefined) return undefined;
     // lmdb hands back a fresh Buffer; view it as a plain Uint8Array without copying again.
-    return value === undefined ? undefined : new Uint8Array(value.buffer, value.byteOffset, value.length);
+    const bytes = new Uint8Array(value.buffer, value.byteOffset, value.length);
+    this.keep(mapKey, bytes);
+    return bytes;
   }
 
   getTransient(key: Uint8Array): Uint8Array | undefined {
     this.state.check();
     checkKey(key);
+    const mapKey = mapKeyOf(key);
     if (this.pending.size !== 0) {
-      const write = this.pending.get(mapKeyOf(key));
+      const write = this.pending.get(mapKey);
       if (write !== undefined) return write.value;
     }
+    const kept = this.records.get(this.kept, mapKey);
+    if (kept !== undefined) return kept;
     // lmdb's own read buffer (shared by every database in the process), with its length set to
     // this value's: no copy and no ArrayBuffer per read. The caller decodes before its next call.
     const bytes = this.fast.getBinaryFast(this.unitKey(key));
-    return bytes === undefined ? undefined : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+    if (bytes === undefined) return undefined;
+    const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+    this.keep(mapKey, view);
+    return view;
+  }
+
+  /** Keeps (a copy of) a record just read from lmdb, unless a write could make it stale (see the class). */
+  private keep(mapKey: string, record: Uint8Array): void {
+    if (this.writing === 0 && record.length <= this.records.maxRecordBytes) this.records.offer(this.kept, this.state.id, mapKey, record);
+  }
+
+  /** Forgets `key` as a write of it starts, and counts the write until it settles. */
+  private writes(key: Uint8Array, done: Promise<void>): Promise<void> {
+    this.records.delete(this.kept, mapKeyOf(key));
+    return this.track(done);
+  }
+
+  private track(done: Promise<void>): Promise<void> {
+    this.writing++;
+    // Registered before the caller's own reactions, so the count is down before the caller resumes.
+    done.then(this.settled, this.failed);
+    return done;
   }
 
   put(key: Uint8Array, value: Uint8Array): Promise<void> {
@@ -155,7 +206,7 @@ export class LmdbKV implements OrderedKV, JournalUnit {
     checkKey(key);
     checkValue(value);
     // lmdb reads the value later (and reads serve it until then): copy it so the caller may reuse its buffer.
-    return this.journal.put(this, key, ownCopy(value));
+    return this.writes(key, this.journal.put(this, key, ownCopy(value)));
   }
 
   putOwned(key: Uint8Array, value: Uint8Array): Promise<void> {
@@ -163,13 +214,13 @@ export class LmdbKV implements OrderedKV, JournalUnit {
     checkKey(key);
     checkValue(value);
     // The caller never writes to `value` again, so the pending map and lmdb may hold it as it is.
-    return this.journal.put(this, key, value);
+    return this.writes(key, this.journal.put(this, key, value));
   }
 
   delete(key: Uint8Array): Promise<void> {
     this.state.check();
     checkKey(key);
-    return this.journal.delete(this, key);
+    return this.writes(key, this.journal.delete(this, key));
   }
 
   scan(options: ScanOptions): KVEntry[] {
@@ -246,6 +297,7 @@ export class LmdbKV implements OrderedKV, JournalUnit {
     // Validate and copy up front: a bad op rejects the whole batch before anything is written.
     checkBatch(ops);
     const copied = ops.map((op): BatchOp => (op.type === 'put' ? { type: 'put', key: op.key, value: ownCopy(op.value) } : op));
-    return this.journal.batch(this, copied);
+    for (const op of ops) this.records.delete(this.kept, mapKeyOf(op.key));
+    return this.track(this.journal.batch(this, copied));
   }
 }
