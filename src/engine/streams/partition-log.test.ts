@@ -291,9 +291,13 @@ describe('random reads of a sealed segment', () => {
       expect(records.map((r) => dec.decode(r.value!))).toEqual(Array.from({ length: 10 }, (_, i) => `v${offset + i}`));
       return records;
     };
-    await page(3500); // a cold segment's first random read is a range read
+    // A cold segment's first random read is a range read, which builds only the page: its
+    // records hold their own bytes, not the batch's 1,000 decompressed records.
+    const ranged = await page(3500);
+    expect(ranged[0]!.value!.buffer.byteLength).toBeLessThan(200);
     await page(1200); // the second loads it whole
-    await page(2300);
+    const once = await page(2300); // decoded once: only the page is built
+    expect(once[0]!.value!.buffer.byteLength).toBeLessThan(200);
     const kept = await page(1200); // a batch decoded a second time is kept decoded
     await page(2300);
     const again = await page(1200);
