@@ -673,14 +673,20 @@ export class PartitionLog {
     if (cached !== undefined) return cached;
     // Kept from its second decode on, as `promote` does for segments: random readers of a log
     // larger than the cache rarely come back to a batch, and would only fill the heap with records.
-    if (!this.decodedOnce.delete(key)) {
+    const second = this.decodedOnce.delete(key);
+    // Offsets are dense (the writer leaves no gaps): the batch's least cost in the cache. Without
+    // room for that, building all its records for `offer` to refuse them is wasted work.
+    const leastBytes = (range.nextOffset - range.baseOffset) * (RECORD_OVERHEAD + DECODED_RECORD_OVERHEAD);
+    if (second && this.cache.size + leastBytes <= this.cache.maxBytes) {
+      const records = this.guard(seg, () => reader.readFrom(range.baseOffset, range.nextOffset - range.baseOffset));
+      this.cache.offer(key, records, decodedBytes(records));
+      return records;
+    }
+    if (!second) {
       if (this.decodedOnce.size >= DECODED_ONCE_KEYS) this.decodedOnce.clear();
       this.decodedOnce.add(key);
-      return this.guard(seg, () => reader.readWindow(offset, max));
     }
-    const records = this.guard(seg, () => reader.readFrom(range.baseOffset, range.nextOffset - range.baseOffset));
-    this.cache.offer(key, records, decodedBytes(records));
-    return records;
+    return this.guard(seg, () => reader.readWindow(offset, max));
   }
 
   /**
