@@ -270,9 +270,12 @@ export function readRecords(buf: Uint8Array, start: number, end: number, expect:
   // header count) are read inline; `r` takes the rare longer ones and reports failures.
   let p = start;
   let b = 0;
+  let c = 0;
   for (let i = 0; i < count; i++) {
     let offsetDelta: number;
     if (p < end && (b = buf[p]!) < 0x80) (offsetDelta = b), p++;
+    // Two bytes: the offset delta of records 128 to 16,383, the length of values up to 16 KB.
+    else if (p + 1 < end && (c = buf[p + 1]!) < 0x80) (offsetDelta = (b & 0x7f) | (c << 7)), (p += 2);
     else (r.pos = p), (offsetDelta = r.varint()), (p = r.pos);
     if (offsetDelta <= prevDelta || offsetDelta > lastOffsetDelta) (r.pos = p), r.fail(`record ${i} has offset delta ${offsetDelta} out of order`);
     prevDelta = offsetDelta;
@@ -293,6 +296,7 @@ export function readRecords(buf: Uint8Array, start: number, end: number, expect:
       p += len - 1;
     }
     if (p < end && (b = buf[p]!) < 0x80) (len = b), p++;
+    else if (p + 1 < end && (c = buf[p + 1]!) < 0x80) (len = (b & 0x7f) | (c << 7)), (p += 2);
     else (r.pos = p), (len = r.varint()), (p = r.pos);
     let value: Uint8Array | null = null;
     if (len !== 0) {
