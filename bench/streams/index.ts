@@ -224,7 +224,9 @@ async function latencyVsSize(): Promise<void> {
     for (const n of LATENCY_SIZES) {
       const topic = `n${n}`;
       const times: number[] = [];
+      let cpu = process.cpuUsage();
       for (let i = 0; i < LATENCY_READS + 200; i++) {
+        if (i === 200) cpu = process.cpuUsage();
         const offset = Math.floor(Math.random() * n);
         const t = performance.now();
         const res = await streams.consume(topic, 0, offset, { max_records: 10 });
@@ -232,13 +234,16 @@ async function latencyVsSize(): Promise<void> {
         if (res.records[0]?.offset !== offset) throw new Error(`read at ${offset} returned ${res.records[0]?.offset}`);
         if (i >= 200) times.push(dt);
       }
+      // CPU per read (all threads, GC included): what the code costs, apart from the machine's load
+      const used = process.cpuUsage(cpu);
+      const cpuPerRead = (used.user + used.system) / LATENCY_READS;
       times.sort((a, b) => a - b);
       const p50 = times[Math.floor(times.length / 2)]!;
       const p99 = times[Math.floor(times.length * 0.99)]!;
       medians.push(p50);
       const d = streams.describeTopic(topic).partition_info[0]!;
       console.log(
-        `  random-offset consume, ${fmt(n).padStart(5)} records (${String(d.segments).padStart(4)} segments): p50 ${(p50 * 1000).toFixed(0).padStart(5)} µs  p99 ${(p99 * 1000).toFixed(0).padStart(6)} µs`,
+        `  random-offset consume, ${fmt(n).padStart(5)} records (${String(d.segments).padStart(4)} segments): p50 ${(p50 * 1000).toFixed(0).padStart(5)} µs  p99 ${(p99 * 1000).toFixed(0).padStart(6)} µs  CPU ${cpuPerRead.toFixed(1).padStart(6)} µs/read`,
       );
     }
     console.log(`  ratio p50 at ${fmt(LATENCY_SIZES[1]!)} / ${fmt(LATENCY_SIZES[0]!)}: ${(medians[1]! / medians[0]!).toFixed(2)}× (target ≤ 2×)`);

@@ -169,7 +169,7 @@ describe('segment fuzz', () => {
     expect(outcomes.ok).toBeGreaterThan(1000);
   }, 60_000);
 
-  it('2,000 random mutations of single batches end in a typed error or the original records, with or without an output', () => {
+  it('2,000 random mutations of single batches end in a typed error or the original records, with or without an output or a window', () => {
     const next = rng(7);
     const output = recycledOutput();
     /** The records as compared, or the error code. */
@@ -191,6 +191,11 @@ describe('segment fuzz', () => {
           const fresh = outcome(() => decodeBatch(mutated).records);
           if (typeof fresh !== 'string') expect(fresh).toEqual(want);
           expect(outcome(() => decodeBatch(mutated, undefined, { output }).records)).toEqual(fresh);
+          // A window answers the same error, or the same records from `from` on.
+          const from = 50 + pick(next, recs.length + 1);
+          const max = pick(next, 4);
+          const windowed = typeof fresh === 'string' ? fresh : fresh.filter((r) => Number(r.split('|')[0]) >= from).slice(0, max);
+          expect(outcome(() => decodeBatch(mutated, undefined, { from, maxRecords: max }).records)).toEqual(windowed);
         } catch (err) {
           throw new Error(`batch ${s}, mutation ${i}: ${(err as Error).message}`, { cause: err });
         }

@@ -386,6 +386,41 @@ describe('batch API', () => {
     expect(plain(got.records)).toEqual(plain(records, 0));
   });
 
+  it('decode from/maxRecords: builds only the records asked for, after checking the whole batch', () => {
+    const records = makeRecords(300);
+    for (const codec of ['none', 'lz4'] as const) {
+      const batch = encodeBatch(records, { baseOffset: 1000, codec });
+      expect(readBatchHeader(batch).codec).toBe(codec);
+      for (const [from, max] of [[1000, 10], [1150, 10], [1295, 10], [1299, 1], [1000, 300], [900, 3], [1150, 0], [1150, undefined]] as const) {
+        const got = decodeBatch(batch, undefined, { from, maxRecords: max }).records;
+        const first = Math.max(0, from - 1000);
+        expect(plain(got), `${codec} ${from} ${max}`).toEqual(plain(records.slice(first, first + (max ?? 300)), 1000 + first));
+      }
+      // Past the batch: nothing to build, still checked.
+      expect(decodeBatch(batch, undefined, { from: 5000, maxRecords: 10 }).records).toEqual([]);
+    }
+    // An LZ4 page holds only its own bytes, not the whole decompressed section.
+    const lz = encodeBatch(records, { baseOffset: 1000, codec: 'lz4' });
+    const page = decodeBatch(lz, undefined, { from: 1150, maxRecords: 10 }).records;
+    // 10 of 300 records: about a thirtieth of the section.
+    expect(page[0]!.value!.buffer.byteLength).toBeLessThan(readBatchHeader(lz).uncompressedSize / 20);
+    for (const r of page) for (const v of [r.key, r.value, ...r.headers.map((h) => h.value)]) if (v !== null) expect(v.buffer).toBe(page[0]!.value!.buffer);
+    // Damage after the page is still reported: by the CRC, or, with a matching CRC, by the parser.
+    const flipped = lz.slice();
+    flipped[flipped.length - 3]! ^= 1;
+    expectCode(() => decodeBatch(flipped, undefined, { from: 1000, maxRecords: 1 }), ErrorCode.CHECKSUM_MISMATCH);
+    const stored = encodeBatch(records, { baseOffset: 1000, codec: 'none' });
+    // The last record ends with its value length (1 byte), its value and a header count of 0.
+    const lastValueLength = stored.length - 1 - records[299]!.value!.length - 1;
+    expect(stored[lastValueLength]).toBe(records[299]!.value!.length + 1);
+    stored[lastValueLength] = 0x7f; // now it runs past the end
+    recrc(stored);
+    expectCode(() => decodeBatch(stored, undefined, { from: 1000, maxRecords: 1 }), ErrorCode.CORRUPT_DATA);
+    expectCode(() => decodeBatch(lz, undefined, { from: -1, maxRecords: 1 }), ErrorCode.INVALID_ARGUMENT);
+    expectCode(() => decodeBatch(lz, undefined, { from: 1000, maxRecords: 1.5 }), ErrorCode.INVALID_ARGUMENT);
+    expectCode(() => decodeBatch(lz, undefined, { maxRecords: 1 }), ErrorCode.INVALID_ARGUMENT);
+  });
+
   it('rejects bad input with INVALID_ARGUMENT', () => {
     const ok = { baseOffset: 0, codec: 'none' as const };
     expectCode(() => encodeBatch([], ok), ErrorCode.INVALID_ARGUMENT);
@@ -452,6 +487,19 @@ describe('reader', () => {
     expectCode(() => r.readFrom(99, 1), ErrorCode.OFFSET_OUT_OF_RANGE);
     expectCode(() => r.readFrom(147, 1), ErrorCode.OFFSET_OUT_OF_RANGE);
     expectCode(() => r.readFrom(100, -1), ErrorCode.INVALID_ARGUMENT);
+  });
+
+  it('readWindow reads within one batch, builds only its records and keeps nothing', () => {
+    const r = SegmentReader.open(buildSegment(batches));
+    expect(plain(r.readWindow(115, 5))).toEqual(plain(all.slice(15, 20), 115));
+    expect(plain(r.readWindow(138, 10))).toEqual(plain(all.slice(38, 41), 138)); // the batch ends at 141
+    expect(r.readWindow(146, 5)).toEqual([]);
+    expectCode(() => r.readWindow(99, 1), ErrorCode.OFFSET_OUT_OF_RANGE);
+    expectCode(() => r.readWindow(100, -1), ErrorCode.INVALID_ARGUMENT);
+    // Not kept: the same window twice is built twice. The batch readFrom keeps is served as it is.
+    expect(r.readWindow(115, 1)[0]).not.toBe(r.readWindow(115, 1)[0]);
+    const kept = r.readFrom(111, 30);
+    expect(r.readWindow(115, 2)[0]).toBe(kept[4]);
   });
 
   it('open with output: LZ4 batches are decoded into arrays the caller hands out, one call per batch decoded', () => {

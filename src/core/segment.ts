@@ -10,7 +10,7 @@
 import { ErrorCode, QuartzError } from './errors.js';
 import { codecs, type QuartzExports } from './loader.js';
 import { releaseLarge, scratch, scratchEpoch, scratchIn } from './codec-scratch.js';
-import { layoutRecords, readRecords, writeRecords, MAX_TIMESTAMP, type DecodedRecord, type EncodableRecord, type SegmentRecord } from './segment-records.js';
+import { layoutRecords, ownRecordBytes, readRecords, writeRecords, MAX_TIMESTAMP, type DecodedRecord, type EncodableRecord, type RecordsWindow, type SegmentRecord } from './segment-records.js';
 
 export type { DecodedRecord, EncodableRecord, SegmentRecord, SegmentHeader } from './segment-records.js';
 
@@ -88,6 +88,15 @@ export interface DecodeOptions {
    * Default: a fresh array per batch, which the records own.
    */
   output?: (length: number) => Uint8Array;
+  /**
+   * Only the records from this offset on (at most `maxRecords`, default all): the batch is still
+   * CRC-checked and every record parsed and checked, but only these are built. For an LZ4 batch
+   * without `output`, their bytes are copied into an array that holds only them, rather than the
+   * whole decompressed section: for random reads of a few records out of a large batch.
+   */
+  from?: number;
+  /** With `from`: how many records to build at most. */
+  maxRecords?: number;
 }
 
 interface CodecExports extends QuartzExports {
@@ -322,20 +331,29 @@ function decompressSection(w: CodecExports, bytes: Uint8Array, at: number, h: Ba
   return dst;
 }
 
-/** Checks the CRC, decompresses if needed and parses the batch at `bytes[at]`. */
-function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: string, output?: DecodeOptions['output']): DecodedRecord[] {
+/**
+ * Checks the CRC, decompresses if needed and parses the batch at `bytes[at]` (only the records of
+ * `window` when given).
+ */
+function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: string, output?: DecodeOptions['output'], window?: RecordsWindow): DecodedRecord[] {
   const stored = h.length - BATCH_HEADER_SIZE;
   const w = wasm();
   if (h.codec === 'none') {
     if (!batchCrcHolds(bytes, at, h)) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, at);
     // The records are views of the caller's bytes: no copy for uncompressed batches.
     const start = at + BATCH_HEADER_SIZE;
-    return readRecords(bytes, start, start + stored, h, subject);
+    return readRecords(bytes, start, start + stored, h, subject, window);
   }
   const size = h.uncompressedSize;
   let section: Uint8Array;
   try {
     let dst = decompressSection(w, bytes, at, h, subject);
+    if (output === undefined && window !== undefined) {
+      // Parsed where it was decompressed; only the window's bytes are copied out.
+      const records = readRecords(new Uint8Array(w.memory.buffer, dst, size), 0, size, h, subject, window);
+      ownRecordBytes(records);
+      return records;
+    }
     if (output === undefined) {
       section = new Uint8Array(w.memory.buffer, dst, size).slice();
     } else {
@@ -349,13 +367,25 @@ function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: s
   } finally {
     releaseLarge(w);
   }
-  return readRecords(section, 0, size, h, subject);
+  return readRecords(section, 0, size, h, subject, window);
 }
 
 function checkOutput(options: DecodeOptions | undefined): DecodeOptions['output'] {
   const output = options?.output;
   if (output !== undefined && typeof output !== 'function') invalid('output must be a function returning a Uint8Array');
   return output;
+}
+
+function checkWindow(options: DecodeOptions | undefined): RecordsWindow | undefined {
+  const from = options?.from;
+  const maxRecords = options?.maxRecords;
+  if (from === undefined) {
+    if (maxRecords !== undefined) invalid('maxRecords needs from');
+    return undefined;
+  }
+  checkOffset(from, 'from');
+  if (maxRecords !== undefined && (!Number.isSafeInteger(maxRecords) || maxRecords < 0)) invalid(`maxRecords must be a non-negative integer, got ${String(maxRecords)}`);
+  return { from, maxRecords: maxRecords ?? Number.MAX_SAFE_INTEGER };
 }
 
 /**
@@ -370,15 +400,18 @@ function checkOutput(options: DecodeOptions | undefined): DecodeOptions['output'
  * let spare = new Uint8Array(1 << 20);
  * const output = (n: number) => (spare.length >= n ? spare : (spare = new Uint8Array(n))).subarray(0, n);
  * for (const r of decodeBatch(batch, undefined, { output }).records) send(r.value);
+ * // A page of 10 from offset 1234 on, without building the batch's other records:
+ * const page = decodeBatch(batch, undefined, { from: 1234, maxRecords: 10 }).records;
  */
 export function decodeBatch(bytes: Uint8Array, expected?: Pick<BatchRange, 'baseOffset' | 'nextOffset'>, options?: DecodeOptions): DecodedBatch {
   const output = checkOutput(options);
+  const window = checkWindow(options);
   const h = readBatchHeader(bytes);
   if (h.length !== bytes.length) fail(ErrorCode.CORRUPT_DATA, `batch: ${bytes.length - h.length} bytes follow the ${h.length}-byte batch`, h.length);
   if (expected && (h.baseOffset !== expected.baseOffset || h.nextOffset !== expected.nextOffset)) {
     fail(ErrorCode.CORRUPT_DATA, `batch: holds offsets ${h.baseOffset}..${h.nextOffset - 1}, the segment index says ${expected.baseOffset}..${expected.nextOffset - 1}`, 0);
   }
-  const records = decodeBatchAt(bytes, 0, h, 'batch', output);
+  const records = decodeBatchAt(bytes, 0, h, 'batch', output, window);
   return { baseOffset: h.baseOffset, lastOffsetDelta: h.lastOffsetDelta, nextOffset: h.nextOffset, baseTimestamp: h.baseTimestamp, maxTimestamp: h.maxTimestamp, records };
 }
 
@@ -741,6 +774,21 @@ function floorIndex(a: readonly number[], n: number, x: number): number {
   return found;
 }
 
+/**
+ * Index of the first of `records` whose offset is ≥ `offset`. Offsets ascend within a batch: a
+ * binary search, so paging through a big batch in small pages does not rescan it from its start.
+ */
+function firstAtOrAfter(records: readonly DecodedRecord[], offset: number): number {
+  let lo = 0;
+  let hi = records.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (records[mid]!.offset < offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 export type OpenTailResult = { reader: SegmentReader; needBytes?: undefined } | { reader?: undefined; needBytes: number };
 
 /**
@@ -919,6 +967,14 @@ export class SegmentReader {
   private decode(k: number): DecodedRecord[] {
     // Consumers page through a batch in several reads; keep the last one decoded.
     if (k === this.cachedBatch) return this.cachedRecords;
+    const records = this.decodeChecked(k);
+    this.cachedBatch = k;
+    this.cachedRecords = records;
+    return records;
+  }
+
+  /** Batch k (only `window`'s records when given), checked against the index. */
+  private decodeChecked(k: number, window?: RecordsWindow): DecodedRecord[] {
     const bytes = this.bytes;
     if (bytes === undefined) invalid('this segment was opened from its tail: read batchRange() and use decodeBatch()');
     const r = this.range(k);
@@ -927,12 +983,28 @@ export class SegmentReader {
     if (h.length !== r.length || h.baseOffset !== r.baseOffset || h.nextOffset !== r.nextOffset) {
       fail(ErrorCode.CORRUPT_DATA, `${subject}: the batch header disagrees with the segment index`, r.offset);
     }
-    const records = decodeBatchAt(bytes, r.offset, h, subject, this.output);
+    const records = decodeBatchAt(bytes, r.offset, h, subject, this.output, window);
     const prevMax = k === 0 ? -Infinity : this.index.runningMax[k - 1]!;
     if (Math.max(prevMax, h.maxTimestamp) !== this.index.runningMax[k]) fail(ErrorCode.CORRUPT_DATA, `${subject}: max timestamp disagrees with the time index`, r.offset + 32);
-    this.cachedBatch = k;
-    this.cachedRecords = records;
     return records;
+  }
+
+  /**
+   * Up to `maxRecords` records from `offset` on, from the one batch that holds `offset`: the batch
+   * is checked whole, but only these records are built (see `DecodeOptions.from`) and nothing is
+   * kept, unlike `readFrom`. For random reads of a few records, which rarely come back to a batch.
+   * @example
+   * const page = reader.readWindow(123_456, 10); // at most 10, fewer at the end of the batch
+   */
+  readWindow(offset: number, maxRecords: number): DecodedRecord[] {
+    if (!Number.isSafeInteger(maxRecords) || maxRecords < 0) invalid(`maxRecords must be a non-negative integer, got ${String(maxRecords)}`);
+    if (offset === this.index.nextOffset) return [];
+    const k = this.batchIndex(offset);
+    if (k === this.cachedBatch) {
+      const from = firstAtOrAfter(this.cachedRecords, offset);
+      return this.cachedRecords.slice(from, from + maxRecords);
+    }
+    return this.decodeChecked(k, { from: offset, maxRecords });
   }
 
   /**
@@ -949,15 +1021,7 @@ export class SegmentReader {
     const out: DecodedRecord[] = [];
     for (let k = first; k < this.batchCount && out.length < maxRecords; k++) {
       const records = this.decode(k);
-      // Offsets ascend within a batch: binary search, so paging through a big batch in small
-      // pages does not rescan it from its start on every page.
-      let lo = 0;
-      let hi = records.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (records[mid]!.offset < offset) lo = mid + 1;
-        else hi = mid;
-      }
+      const lo = firstAtOrAfter(records, offset);
       const stop = Math.min(records.length, lo + maxRecords - out.length);
       for (let i = lo; i < stop; i++) out.push(records[i]!);
     }

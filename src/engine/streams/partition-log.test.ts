@@ -291,9 +291,13 @@ describe('random reads of a sealed segment', () => {
       expect(records.map((r) => dec.decode(r.value!))).toEqual(Array.from({ length: 10 }, (_, i) => `v${offset + i}`));
       return records;
     };
-    await page(3500); // a cold segment's first random read is a range read
+    // A cold segment's first random read is a range read, which builds only the page: its
+    // records hold their own bytes, not the batch's 1,000 decompressed records.
+    const ranged = await page(3500);
+    expect(ranged[0]!.value!.buffer.byteLength).toBeLessThan(200);
     await page(1200); // the second loads it whole
-    await page(2300);
+    const once = await page(2300); // decoded once: only the page is built
+    expect(once[0]!.value!.buffer.byteLength).toBeLessThan(200);
     const kept = await page(1200); // a batch decoded a second time is kept decoded
     await page(2300);
     const again = await page(1200);
@@ -302,6 +306,32 @@ describe('random reads of a sealed segment', () => {
     // A page that runs past its batch continues in the next one.
     const across = await log.read(1995, 10, 1 << 20, 't/0');
     expect(across.records.map((r) => r.offset)).toEqual(Array.from({ length: 10 }, (_, i) => 1995 + i));
+    await log.close();
+  });
+
+  it('build only the page when the cache has no room to keep the decoded batch', async () => {
+    const ctx = createTestContext();
+    // Room for the segment (tens of KB), not for a decoded batch of 1,000 records (~300 KB).
+    const cache = new SegmentCache(128 << 10);
+    const log = await PartitionLog.open(UNIT, ctx.storage.unit(UNIT), config('lz4'), ctx.clock, ctx.scheduler, cache, { onBytes() {} });
+    for (let b = 0; b < 4; b++) {
+      await log.append(Array.from({ length: 1000 }, (_, i) => ({ key: null, value: enc.encode(`v${b * 1000 + i}`), timestamp: 1_700_000_000_000 })));
+    }
+    await log.roll();
+    const page = async (offset: number) => {
+      const { records } = await log.read(offset, 10, 1 << 20, 't/0');
+      expect(records.map((r) => dec.decode(r.value!))).toEqual(Array.from({ length: 10 }, (_, i) => `v${offset + i}`));
+      return records;
+    };
+    await page(3500);
+    await page(1200); // loads the segment whole
+    expect(cache.size).toBeGreaterThan(0);
+    for (const offset of [2300, 2400, 2500]) {
+      // The second decode of a batch would be kept, but cannot be: it builds only the page.
+      const records = await page(offset);
+      expect(records[0]!.value!.buffer.byteLength).toBeLessThan(200);
+    }
+    expect(cache.size).toBeLessThan(128 << 10);
     await log.close();
   });
 });

@@ -650,11 +650,11 @@ export class PartitionLog {
     const key = this.segmentKey(seg);
     if (whole || this.cache.has(key)) {
       const reader = await this.cache.get(key, () => this.loadSegment(seg), (r) => r.byteLength);
-      if (small) return this.decodedBatch(seg, reader, offset);
+      if (small) return this.decodedBatch(seg, reader, offset, max);
       return this.guard(seg, () => reader.readFrom(offset, max));
     }
     const footer = await this.footer(seg);
-    return this.readRange(seg, this.guard(seg, () => footer.batchRange(offset)));
+    return this.readRange(seg, this.guard(seg, () => footer.batchRange(offset)), offset, max);
   }
 
   /**
@@ -663,22 +663,30 @@ export class PartitionLog {
    * batch, which serves a sequential reader paging through a batch; random reads across a hot
    * segment's batches would otherwise decompress, check and parse a whole batch (1,000 records)
    * for every page. As with `promote`, a batch is kept from its second decode on and only in free
-   * cache room: random readers of a log larger than the cache never evict segments for it.
+   * cache room: random readers of a log larger than the cache never evict segments for it. A
+   * decode that keeps nothing builds only the `max` records asked for from `offset`.
    */
-  private decodedBatch(seg: SegmentInfo, reader: SegmentReader, offset: number): DecodedRecord[] | Promise<DecodedRecord[]> {
+  private decodedBatch(seg: SegmentInfo, reader: SegmentReader, offset: number, max: number): DecodedRecord[] | Promise<DecodedRecord[]> {
     const range = this.guard(seg, () => reader.batchRange(offset));
     const key = `${this.segmentKey(seg)}|@${range.baseOffset}`;
     const cached = this.cache.lookup<DecodedRecord[]>(key);
     if (cached !== undefined) return cached;
-    const records = this.guard(seg, () => reader.readFrom(range.baseOffset, range.nextOffset - range.baseOffset));
     // Kept from its second decode on, as `promote` does for segments: random readers of a log
     // larger than the cache rarely come back to a batch, and would only fill the heap with records.
-    if (this.decodedOnce.delete(key)) this.cache.offer(key, records, decodedBytes(records));
-    else {
+    const second = this.decodedOnce.delete(key);
+    // Offsets are dense (the writer leaves no gaps): the batch's least cost in the cache. Without
+    // room for that, building all its records for `offer` to refuse them is wasted work.
+    const leastBytes = (range.nextOffset - range.baseOffset) * (RECORD_OVERHEAD + DECODED_RECORD_OVERHEAD);
+    if (second && this.cache.size + leastBytes <= this.cache.maxBytes) {
+      const records = this.guard(seg, () => reader.readFrom(range.baseOffset, range.nextOffset - range.baseOffset));
+      this.cache.offer(key, records, decodedBytes(records));
+      return records;
+    }
+    if (!second) {
       if (this.decodedOnce.size >= DECODED_ONCE_KEYS) this.decodedOnce.clear();
       this.decodedOnce.add(key);
     }
-    return records;
+    return this.guard(seg, () => reader.readWindow(offset, max));
   }
 
   /**
@@ -699,11 +707,14 @@ export class PartitionLog {
     return this.cache.get(`${this.segmentKey(seg)}|footer`, () => this.loadFooter(seg), (r) => r.footerBytes);
   }
 
-  /** One batch of a sealed segment by a blob range read, CRC-checked by the decoder. */
-  private async readRange(seg: SegmentInfo, range: BatchRange): Promise<DecodedRecord[]> {
+  /**
+   * One batch of a sealed segment by a blob range read, CRC-checked by the decoder: all of its
+   * records, or only up to `max` from `from` on (the batch is still checked whole).
+   */
+  private async readRange(seg: SegmentInfo, range: BatchRange, from?: number, max?: number): Promise<DecodedRecord[]> {
     const bytes = await this.unit.blobs.get(seg.blob, { offset: range.offset, length: range.length });
     if (bytes === undefined || bytes.length !== range.length) throw this.missing(seg);
-    return this.guard(seg, () => decodeBatch(bytes).records);
+    return this.guard(seg, () => decodeBatch(bytes, range, { from, maxRecords: max }).records);
   }
 
   private guard<T>(seg: SegmentInfo, fn: () => T): T {
