@@ -119,6 +119,40 @@ describe('journal: group writes in flight together', () => {
     }
   });
 
+  it('holds back the acknowledgement of writes that land while a backup holds the journal', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
+    dirs.push(dir);
+    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+    try {
+      const kv = (await storage.unit('kv/t1')).kv as LmdbKV;
+      await kv.put(bytes('first'), bytes('0'));
+      hold.on = true;
+      const a = kv.put(bytes('a'), bytes('1'));
+      await turn();
+      const b = kv.put(bytes('b'), bytes('2'));
+      await turn();
+      const [wa, wb] = hold.writes.splice(0);
+      expect(wb).toBeDefined();
+      hold.on = false;
+      const { data, release } = await storage.backupSource();
+      // Both land while held: on disk, but not acknowledged, not published, not in lmdb's snapshot.
+      wb!.land();
+      wa!.land();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await settled(a)).toBe('pending');
+      expect(await settled(b)).toBe('pending');
+      expect(kv.get(bytes('a'))).toBeUndefined();
+      expect(data.getKeysCount({})).toBe(1);
+      release();
+      await Promise.all([a, b]);
+      expect(kv.get(bytes('b'))).toEqual(bytes('2'));
+    } finally {
+      hold.on = false;
+      for (const w of hold.writes.splice(0)) w.land();
+      await storage.close();
+    }
+  });
+
   it('keeps several writes in flight at once, and a failed last write alone rewinds in place', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
     dirs.push(dir);
