@@ -2,7 +2,7 @@
 // in the middle rejects every write behind it, even one already on disk, which must then never
 // read as part of the log. The log's pwrite (wal.ts writeAt) is held by the test, so it decides
 // when each write lands and which one fails.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -116,6 +116,25 @@ describe('journal: group writes in flight together', () => {
       expect((await kv.scan({})).map((e) => `${text(e.key)}=${text(e.value)}`)).toEqual(['a=1', 'd=4', 'first=0']);
     } finally {
       await reopened.close();
+    }
+  });
+
+  it('grows the log file ahead of the frames, beside their writes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
+    dirs.push(dir);
+    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+    try {
+      const kv = (await storage.unit('kv/t1')).kv as LmdbKV;
+      const value = new Uint8Array(1000).fill(1);
+      await kv.put(bytes('first'), value); // the file's first 2 MiB, grown in line
+      expect((await stat(join(dir, 'wal-0'))).size).toBe(wal.HEADER_BYTES + (2 << 20));
+      // ~1.3 MiB of frames: past half of the first step, so the next one is written ahead of them.
+      for (let i = 0; i < 1300; i += 10) await Promise.all(Array.from({ length: 10 }, (_, j) => kv.put(bytes(`k${i + j}`), value)));
+      await storage.settle();
+      expect((await stat(join(dir, 'wal-0'))).size).toBe(wal.HEADER_BYTES + (4 << 20));
+      expect(logged(dir)).toHaveLength(1301);
+    } finally {
+      await storage.close();
     }
   });
 
