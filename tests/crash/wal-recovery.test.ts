@@ -1,7 +1,8 @@
 /**
  * Recovery from the write-ahead log after kill -9, when lmdb never received the acknowledged
  * writes (wal-child.ts): replay brings every one back, a torn tail or a flipped bit ends replay at
- * the frame before it (never a half-applied batch), writes of a unit dropped afterwards stay gone,
+ * the frame before it (never a half-applied batch) and the whole frames behind it never come back
+ * after later writes and a second crash, writes of a unit dropped afterwards stay gone,
  * and replaying records lmdb already holds changes nothing.
  */
 import { cp, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
@@ -12,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDiskStorage } from '../../src/node/storage/disk-storage.js';
 import { APPLIED_KEY } from '../../src/node/storage/journal.js';
 import { killAfter } from './harness.js';
-import { WAL_OPS, stateAfter } from './wal-workload.js';
+import { WAL_OPS, stateAfter, walOp } from './wal-workload.js';
 
 let root: string;
 let crashed: string;
@@ -112,6 +113,30 @@ describe('kill -9: write-ahead log replay', () => {
     await writeFile(path, bytes);
     const { state } = await reopen(dir);
     expect(plain(state)).toEqual(plain(stateAfter(bad - 1)));
+  });
+
+  it('after recovering from a damaged middle frame, the durable frames behind it never come back (a second crash)', async () => {
+    const dir = await copyOfCrash();
+    const { path, starts, ends } = await frames(dir);
+    const bytes = await readFile(path);
+    const bad = 31; // frame 31 holds operation 30; frames 32.. (operations 31..59) stay whole on disk
+    bytes[Math.floor((starts[bad]! + 12 + ends[bad]!) / 2)]! ^= 0x10;
+    await writeFile(path, bytes);
+    // Recover, then log operation 30 again: a frame exactly as long as the damaged one, so were the
+    // writer to go on at the damaged position in the same epoch, frame 32 would follow it. lmdb
+    // gets none of it (the apply delay is an hour).
+    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+    const second = join(root, `copy-${copies++}`);
+    try {
+      const { kv } = await storage.unit('raw/wal');
+      await kv.batch(walOp(30));
+      // A crash now: the directory as it is on disk (every write above is acknowledged, so durable).
+      await cp(dir, second, { recursive: true, filter: (from) => !from.endsWith('LOCK') && !from.endsWith('-lock') });
+    } finally {
+      await storage.close();
+    }
+    const { state } = await reopen(second);
+    expect(plain(state)).toEqual(plain(stateAfter(31)));
   });
 
   it('replaying records lmdb already holds changes nothing (recovery is idempotent)', async () => {

@@ -15,7 +15,8 @@
  *           (the key is lmdb's: unit id ‖ caller's key)
  * A file's epoch is one more than the file before it, so replay reads the older file, then the newer.
  * A file is closed by a seal (a frame with an empty body) before the writer moves on; bytes after a
- * file's last frame are an earlier epoch's leftovers, which fail the CRC or carry the wrong epoch.
+ * file's last frame are an earlier epoch's leftovers, which fail the CRC or carry the wrong epoch, or
+ * (behind a seal) whole frames written behind a write that failed (journal.ts `rewind`).
  */
 import { constants, fstatSync, openSync, readSync, write, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
