@@ -55,11 +55,22 @@ class IncomingRequest implements DirectRequest {
   }
 }
 
+/**
+ * The headers as node's flat `[name, value, …]` list, in the object's order. NOTE: node walks a
+ * header object with for-in and a keyed load shared by every response shape the process writes
+ * (megamorphic); a list it reads by index, which is cheaper per answer.
+ */
+function flat(headers: Record<string, string>): string[] {
+  const list: string[] = [];
+  for (const name in headers) list.push(name, headers[name]!);
+  return list;
+}
+
 function write(res: ServerResponse, answer: PlainAnswer, logger: LoggerPort): void {
   const { status, headers, body } = answer;
   try {
     if (body !== null) headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
-    res.writeHead(status, headers);
+    res.writeHead(status, flat(headers));
     res.end(body ?? undefined);
   } catch (err) {
     // A header node refuses to write: answered as the app answers anything unexpected.
