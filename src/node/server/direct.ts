@@ -62,7 +62,14 @@ class IncomingRequest implements DirectRequest {
  */
 function flat(headers: Record<string, string>): string[] {
   const list: string[] = [];
-  for (const name in headers) list.push(name, headers[name]!);
+  for (const name in headers) {
+    const value = headers[name]!;
+    // NOTE: a value built by concatenation (an ETag, a request id) is a V8 rope; node's header
+    // check runs a regular expression on it, which takes a slow call into the runtime on a rope
+    // (~50-100 ns). charCodeAt makes V8 flatten the rope first, which is cheaper.
+    value.charCodeAt(0);
+    list.push(name, value);
+  }
   return list;
 }
 
