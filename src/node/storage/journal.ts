@@ -149,11 +149,6 @@ interface Flight {
 }
 const WRITTEN = Symbol('written');
 
-/** lmdb's `batch`, which its typings leave out (lmdb 3.x, write.js). */
-interface LmdbBatch {
-  batch(writes: () => void): Promise<boolean>;
-}
-
 /** Scratch for lmdb's key encoder (see unitKeyEncoder): consumed within each put / remove call. */
 const scratch: UnitKey = { id: 0, key: '' };
 
@@ -586,7 +581,11 @@ export class Journal {
     this.queue = [];
     this.queueDirect = [];
     this.queueBytes = 0;
-    const done = (this.env as unknown as LmdbBatch).batch(() => {
+    // An async transaction: lmdb's writer thread opens it and this callback runs in it (on this
+    // thread, once earlier commits are done), each put a direct native write; then the writer
+    // commits it, fsync'd. A `batch` instead encoded every put as an instruction for the writer
+    // thread to decode and queued a resolution per put: ~0.2-0.4 µs more CPU per write in all.
+    const done = this.env.transaction(() => {
       for (const group of writes) {
         for (const w of group) {
           if (w.unit.state.dropped) continue; // its range was deleted; the log's copy is skipped on replay too
