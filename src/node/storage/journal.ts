@@ -149,11 +149,6 @@ interface Flight {
 }
 const WRITTEN = Symbol('written');
 
-/** lmdb's `batch`, which its typings leave out (lmdb 3.x, write.js). */
-interface LmdbBatch {
-  batch(writes: () => void): Promise<boolean>;
-}
-
 /** Scratch for lmdb's key encoder (see unitKeyEncoder): consumed within each put / remove call. */
 const scratch: UnitKey = { id: 0, key: '' };
 
@@ -207,8 +202,8 @@ export class Journal {
   /** The current file's next GROW_BYTES of zeros, written ahead of the frames (see growAhead). */
   private growing: Promise<void> | undefined;
 
-  /** Published writes not yet in lmdb, in log order, and the log position they reach. */
-  private queue: PendingWrite[] = [];
+  /** Published writes not yet in lmdb, in log order (a group's writes at a time), and the log position they reach. */
+  private queue: PendingWrite[][] = [];
   private queueBytes = 0;
   private queueDirect: DirectWrite[] = [];
   private published: LogPosition;
@@ -256,8 +251,8 @@ export class Journal {
     this.buf = bigger;
   }
 
-  private queued(unit: JournalUnit, key: Uint8Array, value: Uint8Array | undefined): void {
-    this.group.writes.push({ unit, mapKey: mapKeyOf(key), value });
+  private queued(unit: JournalUnit, mapKey: string, value: Uint8Array | undefined): void {
+    this.group.writes.push({ unit, mapKey, value });
     this.kick();
   }
 
@@ -274,21 +269,22 @@ export class Journal {
     }
   }
 
-  put(unit: JournalUnit, key: Uint8Array, value: Uint8Array): Promise<void> {
+  /** `mapKey` is mapKeyOf(key), which the caller has made already. */
+  put(unit: JournalUnit, key: Uint8Array, mapKey: string, value: Uint8Array): Promise<void> {
     this.check();
     const bytes = putBytes(key, value);
     if (value.length > this.maxValue || bytes > this.maxRecord) return this.direct(unit, [{ type: 'put', key, value }]);
     this.reserve(bytes);
     this.used = encodePut(this.buf, this.used, unit.state.id, key, value);
-    this.queued(unit, key, value);
+    this.queued(unit, mapKey, value);
     return this.group.promise;
   }
 
-  delete(unit: JournalUnit, key: Uint8Array): Promise<void> {
+  delete(unit: JournalUnit, key: Uint8Array, mapKey: string): Promise<void> {
     this.check();
     this.reserve(deleteBytes(key));
     this.used = encodeDelete(this.buf, this.used, unit.state.id, key);
-    this.queued(unit, key, undefined);
+    this.queued(unit, mapKey, undefined);
     return this.group.promise;
   }
 
@@ -308,7 +304,7 @@ export class Journal {
     const bytes = recordBytes(logged);
     this.reserve(bytes);
     this.used = encodeRecord(this.buf, this.used, logged);
-    for (const op of ops) this.queued(unit, op.key, op.type === 'put' ? op.value : undefined);
+    for (const op of ops) this.queued(unit, mapKeyOf(op.key), op.type === 'put' ? op.value : undefined);
     return this.group.promise;
   }
 
@@ -487,7 +483,7 @@ export class Journal {
     while (this.unheld !== undefined) await this.unheld;
     this.publish(group);
     if (group.direct.length > 0) {
-      for (const d of group.direct) for (const w of d.writes) if (!w.unit.state.dropped) this.queue.push(w);
+      for (const d of group.direct) this.queue.push(d.writes);
       this.queueDirect.push(...group.direct);
       await this.applyNow().catch(() => undefined);
     }
@@ -556,11 +552,11 @@ export class Journal {
   }
 
   private publish(group: Group): void {
-    for (const w of group.writes) {
-      if (w.unit.state.dropped) continue;
-      w.unit.pending.set(w.mapKey, w);
-      this.queue.push(w);
-      this.queueBytes += w.mapKey.length + (w.value?.length ?? 0) + 64;
+    for (const w of group.writes) if (!w.unit.state.dropped) w.unit.pending.set(w.mapKey, w);
+    // A dropped unit's writes are skipped when applied; the group's log bytes measure the rest.
+    if (group.writes.length > 0) {
+      this.queue.push(group.writes);
+      this.queueBytes += group.used;
     }
     this.published = group.end!;
     // A group carrying a large write is applied by the pump at once; others wait for the timer.
@@ -585,20 +581,26 @@ export class Journal {
     this.queue = [];
     this.queueDirect = [];
     this.queueBytes = 0;
-    const done = (this.env as unknown as LmdbBatch).batch(() => {
-      for (const w of writes) {
-        if (w.unit.state.dropped) continue; // its range was deleted; the log's copy is skipped on replay too
-        scratch.id = w.unit.state.id;
-        scratch.key = w.mapKey;
-        const key = scratch as unknown as Buffer;
-        if (w.value !== undefined) void this.fast.put(key, w.value as Buffer);
-        else void this.fast.remove(key);
+    // An async transaction: lmdb's writer thread opens it and this callback runs in it (on this
+    // thread, once earlier commits are done), each put a direct native write; then the writer
+    // commits it, fsync'd. A `batch` instead encoded every put as an instruction for the writer
+    // thread to decode and queued a resolution per put: ~0.2-0.4 µs more CPU per write in all.
+    const done = this.env.transaction(() => {
+      for (const group of writes) {
+        for (const w of group) {
+          if (w.unit.state.dropped) continue; // its range was deleted; the log's copy is skipped on replay too
+          scratch.id = w.unit.state.id;
+          scratch.key = w.mapKey;
+          const key = scratch as unknown as Buffer;
+          if (w.value !== undefined) void this.fast.put(key, w.value as Buffer);
+          else void this.fast.remove(key);
+        }
       }
       void this.meta.put(APPLIED_KEY, [reaches.epoch, reaches.offset]);
     }) as Promise<unknown>;
     this.applying = done.then(
       () => {
-        for (const w of writes) if (w.unit.pending.get(w.mapKey) === w) w.unit.pending.delete(w.mapKey);
+        for (const group of writes) for (const w of group) if (w.unit.pending.get(w.mapKey) === w) w.unit.pending.delete(w.mapKey);
         if (this.applied.epoch < reaches.epoch || this.applied.offset < reaches.offset) this.applied = reaches;
         for (const d of direct) d.resolve();
       },

@@ -149,6 +149,26 @@ describe('lmdb adapter hot path', () => {
       expect(read(kv, bytes(1))).toEqual(large);
     });
 
+    it('counts each write of a shared journal group: keeps nothing while one is in flight, keeps again once all settle', async () => {
+      const s = await storage();
+      const kv = await lmdbKV(s, 'kv/a');
+      const kept = () => (kv as unknown as { records: { size: number } }).records.size;
+      await Promise.all([kv.put(bytes(1), bytes(10)), kv.put(bytes(2), bytes(20)), kv.put(bytes(3), bytes(30))]);
+      await s.settle();
+      // Two small writes share one group's promise; the large one, issued with them, settles after it.
+      const large = new Uint8Array(64 << 10).fill(7);
+      const small = [kv.put(bytes(1), bytes(11)), kv.put(bytes(2), bytes(21))];
+      const put = kv.put(bytes(3), large);
+      await Promise.all(small);
+      expect(read(kv, bytes(3))).toEqual(bytes(30));
+      expect(kept()).toBe(0);
+      await put;
+      expect(read(kv, bytes(3))).toEqual(large);
+      await s.settle();
+      expect(read(kv, bytes(1))).toEqual(bytes(11));
+      expect(kept()).toBe(1);
+    });
+
     it('get hands out a copy of a kept record', async () => {
       const s = await storage();
       const kv = await lmdbKV(s, 'kv/a');

@@ -105,14 +105,12 @@ export class LmdbKV implements OrderedKV, JournalUnit {
   private readonly kept: UnitRecords;
   /** Writes started and not yet settled. */
   private writing = 0;
-  private readonly settled = (): void => {
-    this.writing--;
-  };
-  private readonly failed = (): void => {
-    this.writing--;
-    // The journal has failed: lmdb may hold anything now, so nothing kept is trusted.
-    this.records.clear();
-  };
+  /**
+   * The journal's last promise this unit tracked and how many of its writes share it: the writes of
+   * one journal group settle together, so they are counted down by one reaction, not one each.
+   */
+  private tracked: Promise<void> | undefined;
+  private trackedCount: { n: number } = { n: 0 };
 
   /**
    * @param db the `data` database with binary keys (scans, batches)
@@ -188,16 +186,28 @@ export class LmdbKV implements OrderedKV, JournalUnit {
     if (this.writing === 0 && record.length <= this.records.maxRecordBytes) this.records.offer(this.kept, this.state.id, mapKey, record);
   }
 
-  /** Forgets `key` as a write of it starts, and counts the write until it settles. */
-  private writes(key: Uint8Array, done: Promise<void>): Promise<void> {
-    this.records.delete(this.kept, mapKeyOf(key));
-    return this.track(done);
-  }
-
+  /** Counts a write until `done` settles (the write forgot its keys in the record cache already). */
   private track(done: Promise<void>): Promise<void> {
     this.writing++;
-    // Registered before the caller's own reactions, so the count is down before the caller resumes.
-    done.then(this.settled, this.failed);
+    if (done === this.tracked) {
+      this.trackedCount.n++;
+      return done;
+    }
+    const count = { n: 1 };
+    this.tracked = done;
+    this.trackedCount = count;
+    // Registered with the first write of the group, before any caller's own reactions, so the
+    // count is down before the callers resume.
+    done.then(
+      () => {
+        this.writing -= count.n;
+      },
+      () => {
+        this.writing -= count.n;
+        // The journal has failed: lmdb may hold anything now, so nothing kept is trusted.
+        this.records.clear();
+      },
+    );
     return done;
   }
 
@@ -205,22 +215,28 @@ export class LmdbKV implements OrderedKV, JournalUnit {
     this.state.check();
     checkKey(key);
     checkValue(value);
+    const mapKey = mapKeyOf(key);
+    this.records.delete(this.kept, mapKey);
     // lmdb reads the value later (and reads serve it until then): copy it so the caller may reuse its buffer.
-    return this.writes(key, this.journal.put(this, key, ownCopy(value)));
+    return this.track(this.journal.put(this, key, mapKey, ownCopy(value)));
   }
 
   putOwned(key: Uint8Array, value: Uint8Array): Promise<void> {
     this.state.check();
     checkKey(key);
     checkValue(value);
+    const mapKey = mapKeyOf(key);
+    this.records.delete(this.kept, mapKey);
     // The caller never writes to `value` again, so the pending map and lmdb may hold it as it is.
-    return this.writes(key, this.journal.put(this, key, value));
+    return this.track(this.journal.put(this, key, mapKey, value));
   }
 
   delete(key: Uint8Array): Promise<void> {
     this.state.check();
     checkKey(key);
-    return this.writes(key, this.journal.delete(this, key));
+    const mapKey = mapKeyOf(key);
+    this.records.delete(this.kept, mapKey);
+    return this.track(this.journal.delete(this, key, mapKey));
   }
 
   scan(options: ScanOptions): KVEntry[] {
