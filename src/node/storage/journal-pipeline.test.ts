@@ -6,7 +6,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { openDiskStorage } from './disk-storage.js';
+import { openDiskStorage, type DiskStorage } from './disk-storage.js';
 import type { LmdbKV } from './lmdb-kv.js';
 import * as wal from './wal.js';
 
@@ -65,13 +65,27 @@ async function settled(p: Promise<void>): Promise<'ok' | 'failed' | 'pending'> {
   return state;
 }
 
+/**
+ * Runs `run` on one KV unit of a fresh data dir whose lmdb checkpoints wait an hour (the log is all
+ * there is), then lands any held writes and closes it. Returns the dir, for a reopen.
+ */
+async function withUnit(run: (unit: { kv: LmdbKV; dir: string; storage: DiskStorage }) => Promise<void>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
+  dirs.push(dir);
+  const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+  try {
+    await run({ kv: (await storage.unit('kv/t1')).kv as LmdbKV, dir, storage });
+  } finally {
+    hold.on = false;
+    for (const w of hold.writes.splice(0)) w.land();
+    await storage.close();
+  }
+  return dir;
+}
+
 describe('journal: group writes in flight together', () => {
   it('acknowledges in log order; a failed middle write rejects the writes behind it, which replay never finds', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
-    dirs.push(dir);
-    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
-    try {
-      const kv = (await storage.unit('kv/t1')).kv as LmdbKV;
+    const dir = await withUnit(async ({ kv, dir }) => {
       await kv.put(bytes('first'), bytes('0')); // grows the file: later writes are plain frames
       hold.on = true;
       // One write per event turn: each goes out as its own group while the others are in flight.
@@ -104,11 +118,7 @@ describe('journal: group writes in flight together', () => {
       expect(logged(dir)).toEqual(['first=0', 'a=1', 'd=4']);
       expect(kv.get(bytes('d'))).toEqual(bytes('4'));
       expect(kv.get(bytes('a'))).toEqual(bytes('1'));
-    } finally {
-      hold.on = false;
-      for (const w of hold.writes.splice(0)) w.land();
-      await storage.close();
-    }
+    });
     // Nothing rejected comes back after a reopen.
     const reopened = await openDiskStorage({ dir });
     try {
@@ -120,11 +130,7 @@ describe('journal: group writes in flight together', () => {
   });
 
   it('grows the log file ahead of the frames, beside their writes', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
-    dirs.push(dir);
-    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
-    try {
-      const kv = (await storage.unit('kv/t1')).kv as LmdbKV;
+    await withUnit(async ({ kv, dir, storage }) => {
       const value = new Uint8Array(1000).fill(1);
       await kv.put(bytes('first'), value); // the file's first 2 MiB, grown in line
       expect((await stat(join(dir, 'wal-0'))).size).toBe(wal.HEADER_BYTES + (2 << 20));
@@ -133,17 +139,11 @@ describe('journal: group writes in flight together', () => {
       await storage.settle();
       expect((await stat(join(dir, 'wal-0'))).size).toBe(wal.HEADER_BYTES + (4 << 20));
       expect(logged(dir)).toHaveLength(1301);
-    } finally {
-      await storage.close();
-    }
+    });
   });
 
   it('holds back the acknowledgement of writes that land while a backup holds the journal', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
-    dirs.push(dir);
-    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
-    try {
-      const kv = (await storage.unit('kv/t1')).kv as LmdbKV;
+    await withUnit(async ({ kv, storage }) => {
       await kv.put(bytes('first'), bytes('0'));
       hold.on = true;
       const a = kv.put(bytes('a'), bytes('1'));
@@ -165,19 +165,11 @@ describe('journal: group writes in flight together', () => {
       release();
       await Promise.all([a, b]);
       expect(kv.get(bytes('b'))).toEqual(bytes('2'));
-    } finally {
-      hold.on = false;
-      for (const w of hold.writes.splice(0)) w.land();
-      await storage.close();
-    }
+    });
   });
 
   it('keeps several writes in flight at once, and a failed last write alone rewinds in place', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
-    dirs.push(dir);
-    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
-    try {
-      const kv = (await storage.unit('kv/t1')).kv as LmdbKV;
+    await withUnit(async ({ kv, dir }) => {
       await kv.put(bytes('first'), bytes('0'));
       hold.on = true;
       const puts: Promise<void>[] = [];
@@ -207,10 +199,6 @@ describe('journal: group writes in flight together', () => {
       hold.on = false;
       await kv.put(bytes('y'), bytes('8'));
       expect(logged(dir)).toEqual(['first=0', 'k0=0', 'k1=1', 'k2=2', 'k3=3', 'k4=4', 'k5=5', 'y=8']);
-    } finally {
-      hold.on = false;
-      for (const w of hold.writes.splice(0)) w.land();
-      await storage.close();
-    }
+    });
   });
 });
