@@ -278,9 +278,9 @@ describe('reading the tail', () => {
 });
 
 describe('random reads of a sealed segment', () => {
-  it('keep the batches of a segment held whole decoded in the cache', async () => {
+  /** A log of 4,000 records in four batches of 1,000, rolled into one LZ4 segment, and a reader of 10-record pages that checks them. */
+  async function sealedLog(cache: SegmentCache) {
     const ctx = createTestContext();
-    const cache = new SegmentCache(8 << 20);
     const log = await PartitionLog.open(UNIT, ctx.storage.unit(UNIT), config('lz4'), ctx.clock, ctx.scheduler, cache, { onBytes() {} });
     for (let b = 0; b < 4; b++) {
       await log.append(Array.from({ length: 1000 }, (_, i) => ({ key: null, value: enc.encode(`v${b * 1000 + i}`), timestamp: 1_700_000_000_000 })));
@@ -291,6 +291,12 @@ describe('random reads of a sealed segment', () => {
       expect(records.map((r) => dec.decode(r.value!))).toEqual(Array.from({ length: 10 }, (_, i) => `v${offset + i}`));
       return records;
     };
+    return { log, page };
+  }
+
+  it('keep the batches of a segment held whole decoded in the cache', async () => {
+    const cache = new SegmentCache(8 << 20);
+    const { log, page } = await sealedLog(cache);
     // A cold segment's first random read is a range read, which builds only the page: its
     // records hold their own bytes, not the batch's 1,000 decompressed records.
     const ranged = await page(3500);
@@ -310,19 +316,9 @@ describe('random reads of a sealed segment', () => {
   });
 
   it('build only the page when the cache has no room to keep the decoded batch', async () => {
-    const ctx = createTestContext();
     // Room for the segment (tens of KB), not for a decoded batch of 1,000 records (~300 KB).
     const cache = new SegmentCache(128 << 10);
-    const log = await PartitionLog.open(UNIT, ctx.storage.unit(UNIT), config('lz4'), ctx.clock, ctx.scheduler, cache, { onBytes() {} });
-    for (let b = 0; b < 4; b++) {
-      await log.append(Array.from({ length: 1000 }, (_, i) => ({ key: null, value: enc.encode(`v${b * 1000 + i}`), timestamp: 1_700_000_000_000 })));
-    }
-    await log.roll();
-    const page = async (offset: number) => {
-      const { records } = await log.read(offset, 10, 1 << 20, 't/0');
-      expect(records.map((r) => dec.decode(r.value!))).toEqual(Array.from({ length: 10 }, (_, i) => `v${offset + i}`));
-      return records;
-    };
+    const { log, page } = await sealedLog(cache);
     await page(3500);
     await page(1200); // loads the segment whole
     expect(cache.size).toBeGreaterThan(0);
