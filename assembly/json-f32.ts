@@ -163,6 +163,8 @@ export function json_f32_array(src: usize, len: i32, at: i32, out: usize, max: i
           c = byteAt(src, len, ++i);
         }
       }
+      // NOTE: the integer part's loop again, moving the exponent too: one shared function would
+      // have to hand back w, i and digits through globals, which keeps them out of locals here.
       while (true) {
         if (i + 8 <= len) {
           const t = load<u64>(src + <usize>i) ^ 0x3030303030303030;
