@@ -243,7 +243,7 @@ export interface RecordsExpectation {
  * Which records of a section to build: those from offset `from` on, at most `maxRecords` of them.
  * The others are still parsed and checked, but no object or view is made for them.
  */
-export interface RecordsWindow {
+export interface RecordsPage {
   from: number;
   maxRecords: number;
 }
@@ -251,18 +251,18 @@ export interface RecordsWindow {
 /**
  * Parses a whole records section `buf[start, end)`. Keys, values and header values are views of
  * `buf`. Fails with CORRUPT_DATA naming `subject` on anything that disagrees with the batch header.
- * With `window`, every record is checked the same way but only the window's records are built.
+ * With `page`, every record is checked the same way but only the page's records are built.
  */
-export function readRecords(buf: Uint8Array, start: number, end: number, expect: RecordsExpectation, subject: string, window?: RecordsWindow): DecodedRecord[] {
+export function readRecords(buf: Uint8Array, start: number, end: number, expect: RecordsExpectation, subject: string, page?: RecordsPage): DecodedRecord[] {
   const r = new VarintReader(buf, start, end, subject);
   const { recordCount: count, baseOffset, lastOffsetDelta, baseTimestamp } = expect;
   // Views made from the buffer directly: `subarray` measured ~1.6x slower per view in V8 (it
   // looks up the species constructor), and a batch makes two or more views per record.
   const ab = buf.buffer;
   const base = buf.byteOffset;
-  const from = window === undefined ? baseOffset : window.from;
-  const wanted = window === undefined ? count : Math.min(count, window.maxRecords);
-  const out: DecodedRecord[] = window === undefined ? new Array(count) : [];
+  const from = page === undefined ? baseOffset : page.from;
+  const wanted = page === undefined ? count : Math.min(count, page.maxRecords);
+  const out: DecodedRecord[] = page === undefined ? new Array(count) : [];
   let built = 0;
   let prevDelta = -1;
   let maxTimestamp = -Infinity;

@@ -10,7 +10,7 @@
 import { ErrorCode, QuartzError } from './errors.js';
 import { codecs, type QuartzExports } from './loader.js';
 import { releaseLarge, scratch, scratchEpoch, scratchIn } from './codec-scratch.js';
-import { layoutRecords, ownRecordBytes, readRecords, writeRecords, MAX_TIMESTAMP, type DecodedRecord, type EncodableRecord, type RecordsWindow, type SegmentRecord } from './segment-records.js';
+import { layoutRecords, ownRecordBytes, readRecords, writeRecords, MAX_TIMESTAMP, type DecodedRecord, type EncodableRecord, type RecordsPage, type SegmentRecord } from './segment-records.js';
 
 export type { DecodedRecord, EncodableRecord, SegmentRecord, SegmentHeader } from './segment-records.js';
 
@@ -333,24 +333,24 @@ function decompressSection(w: CodecExports, bytes: Uint8Array, at: number, h: Ba
 
 /**
  * Checks the CRC, decompresses if needed and parses the batch at `bytes[at]` (only the records of
- * `window` when given).
+ * `page` when given).
  */
-function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: string, output?: DecodeOptions['output'], window?: RecordsWindow): DecodedRecord[] {
+function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: string, output?: DecodeOptions['output'], page?: RecordsPage): DecodedRecord[] {
   const stored = h.length - BATCH_HEADER_SIZE;
   const w = wasm();
   if (h.codec === 'none') {
     if (!batchCrcHolds(bytes, at, h)) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, at);
     // The records are views of the caller's bytes: no copy for uncompressed batches.
     const start = at + BATCH_HEADER_SIZE;
-    return readRecords(bytes, start, start + stored, h, subject, window);
+    return readRecords(bytes, start, start + stored, h, subject, page);
   }
   const size = h.uncompressedSize;
   let section: Uint8Array;
   try {
     let dst = decompressSection(w, bytes, at, h, subject);
-    if (output === undefined && window !== undefined) {
-      // Parsed where it was decompressed; only the window's bytes are copied out.
-      const records = readRecords(new Uint8Array(w.memory.buffer, dst, size), 0, size, h, subject, window);
+    if (output === undefined && page !== undefined) {
+      // Parsed where it was decompressed; only the page's bytes are copied out.
+      const records = readRecords(new Uint8Array(w.memory.buffer, dst, size), 0, size, h, subject, page);
       ownRecordBytes(records);
       return records;
     }
@@ -367,7 +367,7 @@ function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: s
   } finally {
     releaseLarge(w);
   }
-  return readRecords(section, 0, size, h, subject, window);
+  return readRecords(section, 0, size, h, subject, page);
 }
 
 function checkOutput(options: DecodeOptions | undefined): DecodeOptions['output'] {
@@ -376,7 +376,11 @@ function checkOutput(options: DecodeOptions | undefined): DecodeOptions['output'
   return output;
 }
 
-function checkWindow(options: DecodeOptions | undefined): RecordsWindow | undefined {
+function checkMaxRecords(maxRecords: number): void {
+  if (!Number.isSafeInteger(maxRecords) || maxRecords < 0) invalid(`maxRecords must be a non-negative integer, got ${String(maxRecords)}`);
+}
+
+function checkPage(options: DecodeOptions | undefined): RecordsPage | undefined {
   const from = options?.from;
   const maxRecords = options?.maxRecords;
   if (from === undefined) {
@@ -384,7 +388,7 @@ function checkWindow(options: DecodeOptions | undefined): RecordsWindow | undefi
     return undefined;
   }
   checkOffset(from, 'from');
-  if (maxRecords !== undefined && (!Number.isSafeInteger(maxRecords) || maxRecords < 0)) invalid(`maxRecords must be a non-negative integer, got ${String(maxRecords)}`);
+  if (maxRecords !== undefined) checkMaxRecords(maxRecords);
   return { from, maxRecords: maxRecords ?? Number.MAX_SAFE_INTEGER };
 }
 
@@ -405,13 +409,13 @@ function checkWindow(options: DecodeOptions | undefined): RecordsWindow | undefi
  */
 export function decodeBatch(bytes: Uint8Array, expected?: Pick<BatchRange, 'baseOffset' | 'nextOffset'>, options?: DecodeOptions): DecodedBatch {
   const output = checkOutput(options);
-  const window = checkWindow(options);
+  const page = checkPage(options);
   const h = readBatchHeader(bytes);
   if (h.length !== bytes.length) fail(ErrorCode.CORRUPT_DATA, `batch: ${bytes.length - h.length} bytes follow the ${h.length}-byte batch`, h.length);
   if (expected && (h.baseOffset !== expected.baseOffset || h.nextOffset !== expected.nextOffset)) {
     fail(ErrorCode.CORRUPT_DATA, `batch: holds offsets ${h.baseOffset}..${h.nextOffset - 1}, the segment index says ${expected.baseOffset}..${expected.nextOffset - 1}`, 0);
   }
-  const records = decodeBatchAt(bytes, 0, h, 'batch', output, window);
+  const records = decodeBatchAt(bytes, 0, h, 'batch', output, page);
   return { baseOffset: h.baseOffset, lastOffsetDelta: h.lastOffsetDelta, nextOffset: h.nextOffset, baseTimestamp: h.baseTimestamp, maxTimestamp: h.maxTimestamp, records };
 }
 
@@ -973,8 +977,8 @@ export class SegmentReader {
     return records;
   }
 
-  /** Batch k (only `window`'s records when given), checked against the index. */
-  private decodeChecked(k: number, window?: RecordsWindow): DecodedRecord[] {
+  /** Batch k (only `page`'s records when given), checked against the index. */
+  private decodeChecked(k: number, page?: RecordsPage): DecodedRecord[] {
     const bytes = this.bytes;
     if (bytes === undefined) invalid('this segment was opened from its tail: read batchRange() and use decodeBatch()');
     const r = this.range(k);
@@ -983,7 +987,7 @@ export class SegmentReader {
     if (h.length !== r.length || h.baseOffset !== r.baseOffset || h.nextOffset !== r.nextOffset) {
       fail(ErrorCode.CORRUPT_DATA, `${subject}: the batch header disagrees with the segment index`, r.offset);
     }
-    const records = decodeBatchAt(bytes, r.offset, h, subject, this.output, window);
+    const records = decodeBatchAt(bytes, r.offset, h, subject, this.output, page);
     const prevMax = k === 0 ? -Infinity : this.index.runningMax[k - 1]!;
     if (Math.max(prevMax, h.maxTimestamp) !== this.index.runningMax[k]) fail(ErrorCode.CORRUPT_DATA, `${subject}: max timestamp disagrees with the time index`, r.offset + 32);
     return records;
@@ -997,7 +1001,7 @@ export class SegmentReader {
    * const page = reader.readWindow(123_456, 10); // at most 10, fewer at the end of the batch
    */
   readWindow(offset: number, maxRecords: number): DecodedRecord[] {
-    if (!Number.isSafeInteger(maxRecords) || maxRecords < 0) invalid(`maxRecords must be a non-negative integer, got ${String(maxRecords)}`);
+    checkMaxRecords(maxRecords);
     if (offset === this.index.nextOffset) return [];
     const k = this.batchIndex(offset);
     if (k === this.cachedBatch) {
@@ -1015,7 +1019,7 @@ export class SegmentReader {
    * const page = reader.readFrom(1000, 500);
    */
   readFrom(offset: number, maxRecords: number): DecodedRecord[] {
-    if (!Number.isSafeInteger(maxRecords) || maxRecords < 0) invalid(`maxRecords must be a non-negative integer, got ${String(maxRecords)}`);
+    checkMaxRecords(maxRecords);
     if (offset === this.index.nextOffset) return [];
     const first = this.batchIndex(offset);
     const out: DecodedRecord[] = [];
