@@ -1,7 +1,6 @@
 import { connect } from 'node:net';
-import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseRawAnswer, startServerWithTenant, type RawAnswer, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
+import { parseRawAnswer, sendWithBody, startServerWithTenant, type RawAnswer, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
 import type { RunningServer } from './server.js';
 
 const LIMIT = 2048;
@@ -30,21 +29,8 @@ function normalized(seen: Seen): Seen {
 }
 
 /** A PUT as node's client sends it: with a Content-Length, or with `chunked`, without one. */
-function put(path: string, body: string, headers: Record<string, string>, chunked = false): Promise<Seen> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${server.url}${path}`, { method: 'PUT', headers: chunked ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => {
-        const out: Record<string, string> = {};
-        for (const [name, value] of Object.entries(res.headers)) if (name !== 'date' && name !== 'x-request-id' && name !== 'connection' && name !== 'keep-alive') out[name] = String(value);
-        resolve(normalized({ status: res.statusCode!, body: text, headers: out }));
-      });
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+async function put(path: string, body: string, headers: Record<string, string>, chunked = false): Promise<Seen> {
+  return normalized(await sendWithBody(`${server.url}${path}`, 'PUT', body, headers, { chunked }));
 }
 
 /** A PUT whose header lines are written exactly as given (repeated names), which node's client would merge. */

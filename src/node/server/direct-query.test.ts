@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServerWithTenant, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
+import { sendWithBody, startServerWithTenant, type RawAnswer, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
 import type { RunningServer } from './server.js';
 
 const LIMIT = 2048;
@@ -22,33 +22,9 @@ afterAll(async () => {
   await running.close();
 });
 
-type Seen = { status: number; body: string; headers: Record<string, string> };
-
-/**
- * A POST with a Content-Length (or, with `chunked`, without one) as node's client sends it;
- * status, body and headers but the per-request ones. With `pause`, the body's second half is sent
- * that many ms after the first.
- */
-function post(path: string, body: string, headers: Record<string, string>, chunked = false, pause = 0): Promise<Seen> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${server.url}${path}`, { method: 'POST', headers: chunked ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => {
-        const out: Record<string, string> = {};
-        for (const [name, value] of Object.entries(res.headers)) if (name !== 'date' && name !== 'x-request-id' && name !== 'connection' && name !== 'keep-alive') out[name] = String(value);
-        resolve({ status: res.statusCode!, body: text, headers: out });
-      });
-    });
-    req.on('error', reject);
-    if (pause === 0) {
-      req.end(body);
-      return;
-    }
-    req.write(body.slice(0, body.length >> 1));
-    setTimeout(() => req.end(body.slice(body.length >> 1)), pause);
-  });
+/** A POST to this server through sendWithBody (see there for `chunked` and `pause`). */
+function post(path: string, body: string, headers: Record<string, string>, chunked = false, pause = 0): Promise<RawAnswer> {
+  return sendWithBody(`${server.url}${path}`, 'POST', body, headers, { chunked, pause });
 }
 
 // `/v1/collections/docs/query` with a Content-Length is answered directly; `/v1/collections/d%6Fcs/query`
