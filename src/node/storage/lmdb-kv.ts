@@ -211,31 +211,30 @@ export class LmdbKV implements OrderedKV, JournalUnit {
     return done;
   }
 
-  put(key: Uint8Array, value: Uint8Array): Promise<void> {
+  /** Checks a write (and its value; null for a delete), forgets its key in the record cache, and returns its pending-map key. */
+  private startWrite(key: Uint8Array, value: Uint8Array | null): string {
     this.state.check();
     checkKey(key);
-    checkValue(value);
+    if (value !== null) checkValue(value);
     const mapKey = mapKeyOf(key);
     this.records.delete(this.kept, mapKey);
+    return mapKey;
+  }
+
+  put(key: Uint8Array, value: Uint8Array): Promise<void> {
+    const mapKey = this.startWrite(key, value);
     // lmdb reads the value later (and reads serve it until then): copy it so the caller may reuse its buffer.
     return this.track(this.journal.put(this, key, mapKey, ownCopy(value)));
   }
 
   putOwned(key: Uint8Array, value: Uint8Array): Promise<void> {
-    this.state.check();
-    checkKey(key);
-    checkValue(value);
-    const mapKey = mapKeyOf(key);
-    this.records.delete(this.kept, mapKey);
+    const mapKey = this.startWrite(key, value);
     // The caller never writes to `value` again, so the pending map and lmdb may hold it as it is.
     return this.track(this.journal.put(this, key, mapKey, value));
   }
 
   delete(key: Uint8Array): Promise<void> {
-    this.state.check();
-    checkKey(key);
-    const mapKey = mapKeyOf(key);
-    this.records.delete(this.kept, mapKey);
+    const mapKey = this.startWrite(key, null);
     return this.track(this.journal.delete(this, key, mapKey));
   }
 
