@@ -4,6 +4,8 @@
  *   - a bare hono route on the same stack (@hono/node-server) answering a constant 1 KB body: the
  *     ceiling for KV GET / PUT (1 KB), vector query (1k × 128-d, k=10; with 4-decimal values, then
  *     the same as f32 values written with ~17 digits, as clients send them), produce and consume;
+ *     and the same route reached by a POST carrying KV PUT's 1 KB body or a vector query's body
+ *     (read whole, then the constant answer): what those request bodies alone cost the stack;
  *   - Redis Streams XADD pipelined from ioredis with `appendonly yes, appendfsync always` (as
  *     durable as our acknowledged produce), started here from Debian's redis-server;
  *   - the issue's reference durable log: a plain hono route appending JSON lines, fsync per request;
@@ -568,6 +570,12 @@ async function main(): Promise<void> {
     if (wanted('bare')) {
       rows.set('bare', await cannon(`bare hono route, 1 KB (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: bareReq }));
       rows.set('bare4', await cannon(`bare hono route, 1 KB (${PRODUCERS} conns)`, { url: peerBase, pid: peers.pid!, connections: PRODUCERS, requests: bareReq }));
+      // The same route reached by the request shapes of KV PUT and the vector query: what their
+      // bodies alone cost the stack (reference rows, not the issue's ceiling).
+      const octet = { 'content-type': 'application/octet-stream' };
+      rows.set('bare-put', await cannon(`ref: bare route, POST 1 KB body (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: [{ method: 'POST', path: '/bare', headers: octet, body: value1k }] }));
+      const queryBodies = queries.map((q): CannonRequest => ({ method: 'POST', path: '/bare', headers: { 'content-type': 'application/json' }, body: q }));
+      rows.set('bare-query', await cannon(`ref: bare route, POST a query body (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: queryBodies }));
     }
     if (wanted('kv-get')) {
       rows.set('kv-get', await cannon(`KV GET 1 KB (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests: getKeys.map((k) => ({ method: 'GET', path: `/v1/kv/${k}`, headers })) }));
@@ -667,6 +675,8 @@ function printTable(mixed: MixedOutcome | undefined): void {
     ['vector-f32', ratio(rows.get('vector-f32'), bare, 'reqPerSec', 0.5, 'bare')],
     ['produce', ratio(rows.get('produce'), rows.get('redis'), 'recordsPerSec', 2, 'redis')],
     ['consume', bare4 && rows.get('consume') ? `${(rows.get('consume')!.reqPerSec / bare4.reqPerSec).toFixed(2)}× bare (${PRODUCERS} conns)` : ''],
+    ['bare-put', rows.get('kv-put') && rows.get('bare-put') ? `KV PUT is ${(rows.get('kv-put')!.reqPerSec / rows.get('bare-put')!.reqPerSec).toFixed(2)}× this` : ''],
+    ['bare-query', rows.get('vector') && rows.get('bare-query') ? `vector query is ${(rows.get('vector')!.reqPerSec / rows.get('bare-query')!.reqPerSec).toFixed(2)}× this` : ''],
     ['lmdb-put', rows.get('kv-put') && rows.get('lmdb-put') ? `KV PUT is ${(rows.get('kv-put')!.reqPerSec / rows.get('lmdb-put')!.reqPerSec).toFixed(2)}× this (lmdb's own durable commit)` : ''],
     ['jsonl', rows.get('produce') && rows.get('jsonl') ? `produce is ${(rows.get('produce')!.recordsPerSec! / rows.get('jsonl')!.recordsPerSec!).toFixed(2)}× this` : ''],
   ]);

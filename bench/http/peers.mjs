@@ -2,6 +2,8 @@
 // bench/http's peer server: the same stack as `quartz serve` (hono on @hono/node-server) with
 // nothing behind it, so the bench can show what our routes cost on top of the stack.
 //   GET  /bare    a constant 1 KB body: the ceiling every QuartzDB route is compared with
+//   POST /bare    reads the request body whole, then answers the same constant 1 KB: what a
+//                 request carrying a body (KV PUT, vector query) costs the stack with nothing behind it
 //   POST /append  the issue's reference durable log: each request's records appended to one
 //                 file as JSON lines with an fsync per request
 //   PUT  /lmdb/K  the body put into a plain lmdb database with the durability settings of our
@@ -28,6 +30,10 @@ const lmdb = openLmdb({ path: join(arg('dir'), 'peer.mdb'), overlappingSync: fal
 const KB = 'x'.repeat(1024);
 const app = new Hono();
 app.get('/bare', (c) => c.body(KB, 200, { 'content-type': 'application/octet-stream' }));
+app.post('/bare', async (c) => {
+  await c.req.arrayBuffer();
+  return c.body(KB, 200, { 'content-type': 'application/octet-stream' });
+});
 app.post('/append', async (c) => {
   const body = await c.req.json();
   const records = body?.records;
