@@ -104,6 +104,13 @@ const TAIL_GUESS = 16 * 1024;
  */
 const SEGMENTS_PER_SEAL = 4;
 
+/**
+ * Records bytes per batch of a sealed segment: larger tail batches are cut into batches of at most
+ * this size as they are sealed, so a random read of a few records range-reads, checks and
+ * decompresses one small batch instead of the producer's whole batch (docs/streams.md).
+ */
+const SEAL_BLOCK_BYTES = Number((globalThis as any).process?.env?.QZ_BLOCK ?? 16 * 1024);
+
 /** Read ends remembered per partition to tell sequential consumers from random reads. */
 const READ_ENDS = 8;
 
@@ -896,7 +903,7 @@ export class PartitionLog {
     const writer = new SegmentWriter({ baseOffset: base, createdAt: this.clock.now() });
     let maxTimestamp = -Infinity;
     for (const b of batches) {
-      writer.appendBatch(b.bytes, { verified: b.encodedHere });
+      writer.appendBatch(b.bytes, { verified: b.encodedHere, blockBytes: SEAL_BLOCK_BYTES });
       if (b.maxTimestamp > maxTimestamp) maxTimestamp = b.maxTimestamp;
     }
     const end = batches[batches.length - 1]!.end;
