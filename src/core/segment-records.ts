@@ -116,6 +116,19 @@ export function layoutRecords(records: readonly EncodableRecord[], defaultTimest
   return { size, baseTimestamp: baseTimestamp!, maxTimestamp };
 }
 
+/**
+ * An upper bound on the bytes record `r` takes in a records section whose offset deltas are below
+ * 2^14 (a batch of at most 16,383 records): sizes a run's batches before encoding. Malformed
+ * fields count as empty; `layoutRecords` rejects them when the batch is encoded.
+ */
+export function recordBound(r: EncodableRecord): number {
+  // offset delta ≤ 2 bytes, timestamp delta ≤ 10, key and value lengths ≤ 5 each, header count ≤ 5
+  let n = 27 + (r?.key?.length ?? 0) + (r?.value?.length ?? 0);
+  const headers = r?.headers;
+  if (Array.isArray(headers)) for (const h of headers) n += 10 + 3 * (h?.key?.length ?? 0) + (h?.value?.length ?? 0);
+  return n;
+}
+
 const encoder = new TextEncoder();
 
 /** Copies `src` into `buf` at `pos`; a plain loop beats `set`'s fixed cost for short keys. */

@@ -13,6 +13,7 @@ import { memoryView, releaseLarge, scratch, scratchEpoch, scratchIn } from './co
 import {
   cutRecords,
   layoutRecords,
+  recordBound,
   ownRecordBytes,
   readRecords,
   writeRecords,
@@ -60,6 +61,14 @@ export interface EncodeBatchOptions {
    * owns (e.g. a recycled buffer), without calling the codec. Default: a fresh array.
    */
   output?: (length: number) => Uint8Array;
+  /**
+   * Encode a **run**: batches back to back, consecutive in offsets, each holding records of at
+   * most this many bytes (a larger record gets a batch of its own), rather than one batch of all
+   * of them. A reader of a few records then decodes one small batch. Each batch keeps the producer
+   * id and epoch; its base sequence (when set) advances by the records before it. Read a run's
+   * batches with `readBatchRun`. At most 16,383 records per batch (an upper bound sizes them).
+   */
+  blockBytes?: number;
 }
 
 /** The fixed batch header, read without touching the records (docs/format.md, "Record batch"). */
@@ -194,6 +203,10 @@ function crcOf(bytes: Uint8Array, start: number, end: number): number {
  */
 export function encodeBatch(records: readonly EncodableRecord[], options: EncodeBatchOptions): Uint8Array {
   const w = wasm();
+  if (options?.blockBytes !== undefined) {
+    const starts = runStarts(records, options.blockBytes);
+    if (starts.length > 1) return encodeRun(w, records, starts, options);
+  }
   try {
     const view = encodeBatchView(w, records, options);
     const output = options.output;
@@ -210,6 +223,85 @@ export function encodeBatch(records: readonly EncodableRecord[], options: Encode
   } finally {
     releaseLarge(w);
   }
+}
+
+/** Largest records a batch of a run holds: its offset deltas stay within `recordBound`'s two bytes. */
+const RUN_MAX_RECORDS = 0x3fff;
+
+/** Index of the first record of each batch of a run of `records` cut at `blockBytes`. */
+function runStarts(records: readonly EncodableRecord[], blockBytes: number): number[] {
+  if (!Number.isSafeInteger(blockBytes) || blockBytes < 1) invalid(`blockBytes must be a positive integer, got ${String(blockBytes)}`);
+  if (!Array.isArray(records)) return [0]; // layoutRecords reports it
+  const starts = [0];
+  let size = 0;
+  let count = 0;
+  for (let i = 0; i < records.length; i++) {
+    const n = recordBound(records[i]!);
+    if (count > 0 && (size + n > blockBytes || count === RUN_MAX_RECORDS)) {
+      starts.push(i);
+      size = 0;
+      count = 0;
+    }
+    size += n;
+    count++;
+  }
+  return starts;
+}
+
+/** Where a run's batches are gathered before they are copied out in one piece; grows by doubling. */
+let runStaging = new Uint8Array(64 * 1024);
+
+/** `encodeBatch` of a run whose batches start at `starts` (at least two). */
+function encodeRun(w: CodecExports, records: readonly EncodableRecord[], starts: number[], options: EncodeBatchOptions): Uint8Array {
+  const baseOffset = checkOffset(options.baseOffset, 'baseOffset');
+  const baseSequence = checkInt(options.baseSequence, -1, -1, 0x7fffffff, 'baseSequence');
+  let total = 0;
+  try {
+    for (let k = 0; k < starts.length; k++) {
+      const from = starts[k]!;
+      const chunk = records.slice(from, starts[k + 1] ?? records.length);
+      // Kafka's sequence numbers wrap to 0 after 2^31 − 1.
+      const sequence = baseSequence < 0 ? baseSequence : (baseSequence + from) % 0x80000000;
+      const view = encodeBatchView(w, chunk, { ...options, baseOffset: baseOffset + from, baseSequence: sequence });
+      if (runStaging.length < total + view.length) {
+        let size = runStaging.length * 2;
+        while (size < total + view.length) size *= 2;
+        const grown = new Uint8Array(size);
+        grown.set(runStaging.subarray(0, total));
+        runStaging = grown;
+      }
+      runStaging.set(view, total);
+      total += view.length;
+    }
+  } finally {
+    releaseLarge(w);
+  }
+  const out = options.output === undefined ? new Uint8Array(total) : options.output(total);
+  if (!(out instanceof Uint8Array) || out.length !== total) invalid(`output must return a Uint8Array of ${total} bytes`);
+  out.set(runStaging.subarray(0, total));
+  return out;
+}
+
+/**
+ * The headers of a run of batches (`encodeBatch` with `blockBytes`; a single batch is a run of
+ * one), checked to follow each other in offsets and to fill `bytes` exactly; CRCs are not checked.
+ * @example
+ * let at = 0;
+ * for (const h of readBatchRun(run)) {
+ *   const { records } = decodeBatch(run.subarray(at, (at += h.length)));
+ * }
+ */
+export function readBatchRun(bytes: Uint8Array, subject = 'batch run'): BatchHeader[] {
+  const run: BatchHeader[] = [];
+  let at = 0;
+  do {
+    const h = readBatchHeader(bytes, at, subject);
+    const prev = run[run.length - 1];
+    if (prev !== undefined && h.baseOffset !== prev.nextOffset) fail(ErrorCode.CORRUPT_DATA, `${subject}: a batch starts at offset ${h.baseOffset}, the one before ends at ${prev.nextOffset - 1}`, at);
+    run.push(h);
+    at += h.length;
+  } while (at < bytes.length);
+  return run;
 }
 
 /**
@@ -442,7 +534,7 @@ export interface AppendBatchOptions {
    * most this many bytes of records each (a single larger record gets one of its own), so that a
    * reader of a few records decodes a small batch rather than the producer's whole one. Each keeps
    * the batch's codec, producer id and epoch; its base sequence (when set) advances by the records
-   * before it. Smaller batches are appended as they are.
+   * before it. Smaller batches, and batches of one record, are appended as they are.
    */
   blockBytes?: number;
 }
@@ -592,7 +684,7 @@ export class SegmentWriter {
     if (h.length !== encoded.length) fail(ErrorCode.CORRUPT_DATA, `appended batch: ${encoded.length - h.length} bytes follow the ${h.length}-byte batch`, h.length);
     const verified = options?.verified === true;
     // A batch that is cut has its CRC checked as it is decompressed (appendCut).
-    const cut = blockBytes !== undefined && h.uncompressedSize > blockBytes;
+    const cut = blockBytes !== undefined && h.uncompressedSize > blockBytes && h.recordCount > 1;
     if (!cut && !verified && !batchCrcHolds(encoded, 0, h)) {
       fail(ErrorCode.CHECKSUM_MISMATCH, `appended batch at offset ${h.baseOffset}: CRC32C does not match`, 0);
     }
