@@ -93,7 +93,7 @@ export interface PartitionHooks {
   onBytes(delta: number): void;
 }
 
-/** Raw bytes per record batch stay well under the 1 MiB KV entry limit, LZ4's worst case included. */
+/** Raw bytes per tail entry (a run of batches) stay well under the 1 MiB KV entry limit, LZ4's worst case and batch headers included. */
 export const MAX_BATCH_RAW_BYTES = 896 * 1024;
 /** A record's fixed overhead inside a batch (varints), for sizing batches before encoding. */
 const RECORD_OVERHEAD = 24;
