@@ -115,8 +115,8 @@ const SEGMENTS_PER_SEAL = 4;
  * run of batches of at most this size, and a sealed segment holds no larger one (the seal cuts
  * batches written before runs), so a random read of a few records range-reads, checks and
  * decompresses one small batch rather than a producer's whole one. 16 KiB against 4 and 8 KiB:
- * ~2 µs slower per random read, 10-20% fewer bytes on disk; against 32 KiB: ~8 µs faster, 3-5%
- * more bytes (docs/streams.md, "Batches").
+ * 1-3 µs slower per random read, 5-15% fewer bytes on disk; against 32 KiB: ~8 µs faster, ~5%
+ * more bytes (docs/streams.md, "Batches of at most 16 KiB").
  */
 export const BLOCK_BYTES = 16 * 1024;
 
