@@ -30,6 +30,7 @@ import { freePort } from '../../tests/fixtures/free-port.js';
 const quick = process.argv.includes('--quick');
 const quartzOnly = process.argv.includes('--quartz-only');
 const latencyOnly = process.argv.includes('--latency-only');
+const sealOnly = process.argv.includes('--seal-only');
 const BATCH = 1000;
 const IN_FLIGHT = 64;
 /** Records per consume call: one batch, like a consumer's usual fetch (Kafka's max.poll.records is 500). */
@@ -203,6 +204,38 @@ async function fileFloor(): Promise<Map<number, Row>> {
     await rm(dir, { recursive: true, force: true });
   }
   return out;
+}
+
+/**
+ * What sealing costs: CPU per record of one roll of a tail of producer batches into a segment,
+ * and the bytes per record before (the tail's batches, as produced) and after (the segment the
+ * seal wrote, its smaller batches and their index included), so the compression given up by
+ * cutting batches shows beside the producer's own ratio.
+ */
+async function sealCost(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-seal-'));
+  try {
+    const { storage, streams } = await openStore(dir);
+    for (const size of SIZES) {
+      const topic = `seal${size}`;
+      const total = (quick ? 20_000_000 : 100_000_000) / size;
+      // one segment for the whole tail, and no roll before the measured one
+      await streams.createTopic(topic, { segment_bytes: 1024 * 1024 * 1024 });
+      const batches = Array.from({ length: 8 }, (_, k) => batchOf(size, k * BATCH));
+      await produceAll(streams, topic, batches, total);
+      const before = streams.describeTopic(topic).partition_info[0]!.bytes;
+      const cpu = process.cpuUsage();
+      await streams.maintain(topic);
+      const note = cpuNote(cpu, total);
+      const after = streams.describeTopic(topic).partition_info[0]!;
+      if (after.segments !== 1) throw new Error(`the seal wrote ${after.segments} segments, expected 1`);
+      console.log(`  seal ${String(size).padStart(4)} B × ${fmt(total)}: ${note}; bytes/record ${(before / total).toFixed(1)} in the tail, ${(after.bytes / total).toFixed(1)} sealed (${(after.bytes / before).toFixed(3)}×)`);
+    }
+    await streams.close();
+    await storage.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Random-offset consume latency (10 records) for each log size, same cache budget and path. */
@@ -411,7 +444,12 @@ async function main(): Promise<void> {
   console.log(`streams bench${quick ? ' (quick)' : ''}: batches of ${BATCH}, ${IN_FLIGHT} produce batches in flight, consume pages of ${CONSUME_PAGE}`);
   // the figures depend on what else runs: print the machine's load beside them
   console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  if (!latencyOnly) await throughputAndRatios();
+  if (!latencyOnly && !sealOnly) await throughputAndRatios();
+  if (!latencyOnly) {
+    console.log('\nseal (a tail of producer batches of 1,000 rolled into one segment)');
+    await sealCost();
+  }
+  if (sealOnly) return;
   console.log('\nconsume latency against log size (100 B records, max_records 10)');
   await latencyVsSize();
   console.log(`\nload average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);

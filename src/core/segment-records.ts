@@ -116,6 +116,19 @@ export function layoutRecords(records: readonly EncodableRecord[], defaultTimest
   return { size, baseTimestamp: baseTimestamp!, maxTimestamp };
 }
 
+/**
+ * An upper bound on the bytes record `r` takes in a records section whose offset deltas are below
+ * 2^14 (a batch of at most 16,383 records): sizes a run's batches before encoding. Malformed
+ * fields count as empty; `layoutRecords` rejects them when the batch is encoded.
+ */
+export function recordBound(r: EncodableRecord): number {
+  // offset delta ≤ 2 bytes, timestamp delta ≤ 10, key and value lengths ≤ 5 each, header count ≤ 5
+  let n = 27 + (r?.key?.length ?? 0) + (r?.value?.length ?? 0);
+  const headers = r?.headers;
+  if (Array.isArray(headers)) for (const h of headers) n += 10 + 3 * (h?.key?.length ?? 0) + (h?.value?.length ?? 0);
+  return n;
+}
+
 const encoder = new TextEncoder();
 
 /** Copies `src` into `buf` at `pos`; a plain loop beats `set`'s fixed cost for short keys. */
@@ -350,4 +363,118 @@ export function ownRecordBytes(records: DecodedRecord[]): void {
     rec.value = move(rec.value);
     for (const h of rec.headers) h.value = move(h.value);
   }
+}
+
+/** One run of records cut by `cutRecords`, rewritten as the records section of a batch of its own. */
+export interface RecordsBlock {
+  /** Index in the source section of the run's first record (a producer's base sequence advances by it). */
+  firstIndex: number;
+  /** The run's base offset − the source batch's base offset. */
+  baseDelta: number;
+  /** The run's last offset − its base offset. */
+  lastOffsetDelta: number;
+  recordCount: number;
+  /** The run's first record's timestamp: its batch's base timestamp. */
+  baseTimestamp: number;
+  maxTimestamp: number;
+  /** Bytes of the rewritten section, at the `outPos` given to `cutRecords`. */
+  size: number;
+}
+
+/** Copies `src[from, to)` to `out[pos]`; a loop beats `set`/`copyWithin`'s fixed cost for short runs. */
+function copyRun(out: Uint8Array, pos: number, src: Uint8Array, from: number, to: number): void {
+  if (to - from < 64) for (let i = from; i < to; i++) out[pos++] = src[i]!;
+  else if (src.buffer === out.buffer) out.copyWithin(pos, from + src.byteOffset - out.byteOffset, to + src.byteOffset - out.byteOffset);
+  else out.set(src.subarray(from, to), pos);
+}
+
+/**
+ * Cuts a whole records section `src[start, end)` into runs of consecutive records of at most
+ * `blockBytes` bytes each (a record larger than that gets a run of its own), for a batch that is
+ * stored as several smaller ones. Each run is rewritten at `out[outPos]`: offset and timestamp
+ * deltas against the run's own base offset and first timestamp, the rest of each record copied
+ * as it is. `emit` gets each run before the next overwrites it. A run is cut only where offsets
+ * are contiguous, so consecutive runs leave no gap (a run's last offset delta is then that of
+ * its last record). The section is checked as `readRecords` checks it (header keys' UTF-8
+ * aside: their bytes are copied unchanged) and fails with CORRUPT_DATA naming `subject`; runs
+ * emitted before a failure must be discarded. `out` needs `max(blockBytes, end − start) + 18`
+ * bytes: a lone record's two deltas may each grow to a 10-byte varint.
+ */
+export function cutRecords(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  expect: RecordsExpectation,
+  blockBytes: number,
+  out: Uint8Array,
+  outPos: number,
+  subject: string,
+  emit: (block: RecordsBlock) => void,
+): void {
+  const r = new VarintReader(src, start, end, subject);
+  const { recordCount: count, lastOffsetDelta, baseTimestamp } = expect;
+  let prevDelta = -1;
+  let maxTimestamp = -Infinity;
+  // The run being filled.
+  let runFirst = 0;
+  let runBaseDelta = 0;
+  let runBaseTs = 0;
+  let runMaxTs = -Infinity;
+  let runCount = 0;
+  let used = 0;
+  for (let i = 0; i < count; i++) {
+    const offsetDelta = r.varint();
+    if (offsetDelta <= prevDelta || offsetDelta > lastOffsetDelta) r.fail(`record ${i} has offset delta ${offsetDelta} out of order`);
+    const timestamp = baseTimestamp + unzigzag(r.varint());
+    if (Math.abs(timestamp) > MAX_TIMESTAMP) r.fail(`record ${i} has a timestamp out of range`);
+    if (timestamp > maxTimestamp) maxTimestamp = timestamp;
+    const rest = r.pos;
+    const keyLen = r.varint();
+    if (keyLen !== 0) {
+      if (keyLen - 1 > end - r.pos) r.fail(`record ${i} key length ${keyLen - 1} runs past the end`);
+      r.pos += keyLen - 1;
+    }
+    const valueLen = r.varint();
+    if (valueLen !== 0) {
+      if (valueLen - 1 > end - r.pos) r.fail(`record ${i} value length ${valueLen - 1} runs past the end`);
+      r.pos += valueLen - 1;
+    }
+    const headerCount = r.varint();
+    if (headerCount > (end - r.pos) / 2) r.fail(`record ${i} declares ${headerCount} headers, more than the bytes left`);
+    for (let j = 0; j < headerCount; j++) {
+      const hk = r.varint();
+      if (hk > end - r.pos) r.fail(`record ${i} header ${j} key runs past the end`);
+      r.pos += hk;
+      const hv = r.varint();
+      if (hv !== 0) {
+        if (hv - 1 > end - r.pos) r.fail(`record ${i} header ${j} value runs past the end`);
+        r.pos += hv - 1;
+      }
+    }
+    if (runCount > 0 && offsetDelta === prevDelta + 1) {
+      const need = varintSize(offsetDelta - runBaseDelta) + varintSize(zigzag(timestamp - runBaseTs)) + r.pos - rest;
+      if (used + need > blockBytes) {
+        emit({ firstIndex: runFirst, baseDelta: runBaseDelta, lastOffsetDelta: prevDelta - runBaseDelta, recordCount: runCount, baseTimestamp: runBaseTs, maxTimestamp: runMaxTs, size: used });
+        runCount = 0;
+        used = 0;
+        runFirst = i;
+        runBaseDelta = offsetDelta;
+      }
+    }
+    if (runCount === 0) {
+      runBaseTs = timestamp;
+      runMaxTs = timestamp;
+    }
+    let p = writeVarint(out, outPos + used, offsetDelta - runBaseDelta);
+    p = writeVarint(out, p, zigzag(timestamp - runBaseTs));
+    copyRun(out, p, src, rest, r.pos);
+    used = p + r.pos - rest - outPos;
+    if (timestamp > runMaxTs) runMaxTs = timestamp;
+    runCount++;
+    prevDelta = offsetDelta;
+  }
+  if (prevDelta !== lastOffsetDelta) r.fail(`the last record has offset delta ${prevDelta}, the batch header says ${lastOffsetDelta}`);
+  if (maxTimestamp !== expect.maxTimestamp) r.fail(`the records' max timestamp ${maxTimestamp} differs from the batch header's ${expect.maxTimestamp}`);
+  if (r.pos !== end) r.fail(`${end - r.pos} bytes left after the last record`);
+  emit({ firstIndex: runFirst, baseDelta: runBaseDelta, lastOffsetDelta: lastOffsetDelta - runBaseDelta, recordCount: runCount, baseTimestamp: runBaseTs, maxTimestamp: runMaxTs, size: used });
 }

@@ -11,6 +11,7 @@ import {
   decodeBatch,
   encodeBatch,
   readBatchHeader,
+  readBatchRun,
   readTrailer,
   type DecodedRecord,
   type SegmentRecord,
@@ -300,6 +301,99 @@ describe('batch API', () => {
     expectCode(() => new SegmentWriter({ baseOffset: 0 }).appendBatch(flipped, { verified: false }), ErrorCode.CHECKSUM_MISMATCH);
     v.appendBatch(flipped, { verified: true });
     expect(v.nextOffset).toBe(3);
+  });
+
+  it('blockBytes: encodes a run of small batches that decode to the records, producer fields carried', () => {
+    for (const codec of ['none', 'lz4'] as const) {
+      const records = makeRecords(1000, 0);
+      records[500] = { ...records[500]!, value: new Uint8Array(5000).fill(7) }; // larger than a block
+      const run = encodeBatch(records, { baseOffset: 40, codec, blockBytes: 2048, producerId: 9, producerEpoch: 3, baseSequence: 0x7fffff00 });
+      const headers = readBatchRun(run);
+      expect(headers.length).toBeGreaterThan(20);
+      let at = 0;
+      let seen = 0;
+      const decoded: DecodedRecord[] = [];
+      for (const h of headers) {
+        expect(h.uncompressedSize <= 2048 || h.recordCount === 1).toBe(true);
+        expect(h.baseOffset).toBe(40 + seen);
+        expect([h.producerId, h.producerEpoch, h.baseSequence]).toEqual([9, 3, (0x7fffff00 + seen) % 0x80000000]);
+        const batch = decodeBatch(run.subarray(at, (at += h.length)));
+        expect(batch.baseTimestamp).toBe(records[seen]!.timestamp);
+        decoded.push(...batch.records);
+        seen += h.recordCount;
+      }
+      expect(at).toBe(run.length);
+      expect(plain(decoded)).toEqual(plain(records, 40));
+      // a run that fits one block is exactly the single batch
+      const small = makeRecords(3);
+      expect(encodeBatch(small, { baseOffset: 0, codec, blockBytes: 2048 })).toEqual(encodeBatch(small, { baseOffset: 0, codec }));
+    }
+    expectCode(() => encodeBatch(makeRecords(3), { baseOffset: 0, codec: 'lz4', blockBytes: 0 }), ErrorCode.INVALID_ARGUMENT);
+  });
+
+  it('readBatchRun refuses a gap between batches and a torn last batch', () => {
+    const a = encodeBatch(makeRecords(3), { baseOffset: 0, codec: 'lz4' });
+    const gap = encodeBatch(makeRecords(3), { baseOffset: 4, codec: 'lz4' });
+    const joined = new Uint8Array(a.length + gap.length);
+    joined.set(a);
+    joined.set(gap, a.length);
+    expectCode(() => readBatchRun(joined), ErrorCode.CORRUPT_DATA);
+    const run = encodeBatch(makeRecords(200), { baseOffset: 0, codec: 'lz4', blockBytes: 1024 });
+    expect(readBatchRun(run).length).toBeGreaterThan(1);
+    expectCode(() => readBatchRun(run.subarray(0, run.length - 1)), ErrorCode.CORRUPT_DATA);
+  });
+
+  it('appendBatch with blockBytes cuts a large batch into small ones with the same records', () => {
+    for (const codec of ['none', 'lz4'] as const) {
+      // unordered timestamps: a block's base is its first record's, its deltas may grow
+      const records = makeRecords(700, 0).map((r, i) => ({ ...r, timestamp: 1_700_000_000_000 + ((i * 7919) % 1000) * (i % 2 === 0 ? 1 : -1000) }));
+      records[300] = { ...records[300]!, value: new Uint8Array(3000).fill(1) };
+      const big = encodeBatch(records, { baseOffset: 5, codec, producerId: 5, producerEpoch: 1, baseSequence: 100 });
+      const before = encodeBatch(makeRecords(5), { baseOffset: 0, codec });
+      const w = new SegmentWriter({ baseOffset: 0, createdAt: 1 });
+      w.appendBatch(before, { blockBytes: 1024 }); // small: appended as it is
+      w.appendBatch(big, { blockBytes: 1024 });
+      w.appendBatch(encodeBatch(makeRecords(2), { baseOffset: 705, codec }), { blockBytes: 1024 });
+      const seg = w.finish();
+      const r = SegmentReader.open(seg);
+      expect(r.recovered).toBe(false);
+      expect(r.batchCount).toBeGreaterThan(20);
+      const all = readAll(r);
+      expect(plain(all.slice(5, 705))).toEqual(plain(records, 5));
+      expect(all.map((x) => x.offset)).toEqual(Array.from({ length: 707 }, (_, i) => i));
+      let seen = 0;
+      for (let at = SEGMENT_HEADER_SIZE + before.length; seen < 700; ) {
+        const h = readBatchHeader(seg, at);
+        expect(h.uncompressedSize <= 1024 || h.recordCount === 1).toBe(true);
+        expect([h.producerId, h.producerEpoch, h.baseSequence]).toEqual([5, 1, 100 + seen]);
+        seen += h.recordCount;
+        at += h.length;
+      }
+      // the time index still finds the first record at or after a time
+      const t = 1_700_000_000_000 + 500;
+      const first = all.find((x) => x.timestamp >= t)!;
+      expect(r.findOffsetByTime(t)).toBe(first.offset);
+    }
+  });
+
+  it('appendBatch with blockBytes checks the CRC of the batch it cuts and appends nothing on failure', () => {
+    for (const codec of ['none', 'lz4'] as const) {
+      const big = encodeBatch(makeRecords(300), { baseOffset: 0, codec });
+      const flipped = big.slice();
+      flipped[flipped.length - 1]! ^= 1;
+      const w = new SegmentWriter({ baseOffset: 0 });
+      expectCode(() => w.appendBatch(flipped, { blockBytes: 1024 }), ErrorCode.CHECKSUM_MISMATCH);
+      expect([w.nextOffset, w.recordCount]).toEqual([0, 0]);
+      // a forged batch whose CRC holds but whose records run past the section is CORRUPT_DATA
+      const forged = encodeBatch(makeRecords(300), { baseOffset: 0, codec: 'none' });
+      forged[BATCH_HEADER_SIZE + 2] = 0x7f; // the first record's key length
+      recrc(forged);
+      expectCode(() => w.appendBatch(forged, { blockBytes: 1024 }), ErrorCode.CORRUPT_DATA);
+      expect([w.nextOffset, w.recordCount]).toEqual([0, 0]);
+      w.appendBatch(big, { blockBytes: 1024 });
+      expect(w.nextOffset).toBe(300);
+      expect(plain(readAll(SegmentReader.open(w.finish())))).toEqual(plain(makeRecords(300), 0));
+    }
   });
 
   it('a default timestamp gives records without one the bytes of explicit timestamps', () => {

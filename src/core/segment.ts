@@ -9,8 +9,21 @@
  */
 import { ErrorCode, QuartzError } from './errors.js';
 import { codecs, type QuartzExports } from './loader.js';
-import { releaseLarge, scratch, scratchEpoch, scratchIn } from './codec-scratch.js';
-import { layoutRecords, ownRecordBytes, readRecords, writeRecords, MAX_TIMESTAMP, type DecodedRecord, type EncodableRecord, type RecordsPage, type SegmentRecord } from './segment-records.js';
+import { memoryView, releaseLarge, scratch, scratchEpoch, scratchIn } from './codec-scratch.js';
+import {
+  cutRecords,
+  layoutRecords,
+  recordBound,
+  ownRecordBytes,
+  readRecords,
+  writeRecords,
+  MAX_TIMESTAMP,
+  type DecodedRecord,
+  type EncodableRecord,
+  type RecordsBlock,
+  type RecordsPage,
+  type SegmentRecord,
+} from './segment-records.js';
 
 export type { DecodedRecord, EncodableRecord, SegmentRecord, SegmentHeader } from './segment-records.js';
 
@@ -48,6 +61,14 @@ export interface EncodeBatchOptions {
    * owns (e.g. a recycled buffer), without calling the codec. Default: a fresh array.
    */
   output?: (length: number) => Uint8Array;
+  /**
+   * Encode a **run**: batches back to back, consecutive in offsets, each holding records of at
+   * most this many bytes (a larger record gets a batch of its own), rather than one batch of all
+   * of them. A reader of a few records then decodes one small batch. Each batch keeps the producer
+   * id and epoch; its base sequence (when set) advances by the records before it. Read a run's
+   * batches with `readBatchRun`. At most 16,383 records per batch (an upper bound sizes them).
+   */
+  blockBytes?: number;
 }
 
 /** The fixed batch header, read without touching the records (docs/format.md, "Record batch"). */
@@ -182,6 +203,10 @@ function crcOf(bytes: Uint8Array, start: number, end: number): number {
  */
 export function encodeBatch(records: readonly EncodableRecord[], options: EncodeBatchOptions): Uint8Array {
   const w = wasm();
+  if (options?.blockBytes !== undefined) {
+    const starts = runStarts(records, options.blockBytes);
+    if (starts.length > 1) return encodeRun(w, records, starts, options);
+  }
   try {
     const view = encodeBatchView(w, records, options);
     const output = options.output;
@@ -198,6 +223,85 @@ export function encodeBatch(records: readonly EncodableRecord[], options: Encode
   } finally {
     releaseLarge(w);
   }
+}
+
+/** Largest records a batch of a run holds: its offset deltas stay within `recordBound`'s two bytes. */
+const RUN_MAX_RECORDS = 0x3fff;
+
+/** Index of the first record of each batch of a run of `records` cut at `blockBytes`. */
+function runStarts(records: readonly EncodableRecord[], blockBytes: number): number[] {
+  if (!Number.isSafeInteger(blockBytes) || blockBytes < 1) invalid(`blockBytes must be a positive integer, got ${String(blockBytes)}`);
+  if (!Array.isArray(records)) return [0]; // layoutRecords reports it
+  const starts = [0];
+  let size = 0;
+  let count = 0;
+  for (let i = 0; i < records.length; i++) {
+    const n = recordBound(records[i]!);
+    if (count > 0 && (size + n > blockBytes || count === RUN_MAX_RECORDS)) {
+      starts.push(i);
+      size = 0;
+      count = 0;
+    }
+    size += n;
+    count++;
+  }
+  return starts;
+}
+
+/** Where a run's batches are gathered before they are copied out in one piece; grows by doubling. */
+let runStaging = new Uint8Array(64 * 1024);
+
+/** `encodeBatch` of a run whose batches start at `starts` (at least two). */
+function encodeRun(w: CodecExports, records: readonly EncodableRecord[], starts: number[], options: EncodeBatchOptions): Uint8Array {
+  const baseOffset = checkOffset(options.baseOffset, 'baseOffset');
+  const baseSequence = checkInt(options.baseSequence, -1, -1, 0x7fffffff, 'baseSequence');
+  let total = 0;
+  try {
+    for (let k = 0; k < starts.length; k++) {
+      const from = starts[k]!;
+      const chunk = records.slice(from, starts[k + 1] ?? records.length);
+      // Kafka's sequence numbers wrap to 0 after 2^31 − 1.
+      const sequence = baseSequence < 0 ? baseSequence : (baseSequence + from) % 0x80000000;
+      const view = encodeBatchView(w, chunk, { ...options, baseOffset: baseOffset + from, baseSequence: sequence });
+      if (runStaging.length < total + view.length) {
+        let size = runStaging.length * 2;
+        while (size < total + view.length) size *= 2;
+        const grown = new Uint8Array(size);
+        grown.set(runStaging.subarray(0, total));
+        runStaging = grown;
+      }
+      runStaging.set(view, total);
+      total += view.length;
+    }
+  } finally {
+    releaseLarge(w);
+  }
+  const out = options.output === undefined ? new Uint8Array(total) : options.output(total);
+  if (!(out instanceof Uint8Array) || out.length !== total) invalid(`output must return a Uint8Array of ${total} bytes`);
+  out.set(runStaging.subarray(0, total));
+  return out;
+}
+
+/**
+ * The headers of a run of batches (`encodeBatch` with `blockBytes`; a single batch is a run of
+ * one), checked to follow each other in offsets and to fill `bytes` exactly; CRCs are not checked.
+ * @example
+ * let at = 0;
+ * for (const h of readBatchRun(run)) {
+ *   const { records } = decodeBatch(run.subarray(at, (at += h.length)));
+ * }
+ */
+export function readBatchRun(bytes: Uint8Array, subject = 'batch run'): BatchHeader[] {
+  const run: BatchHeader[] = [];
+  let at = 0;
+  do {
+    const h = readBatchHeader(bytes, at, subject);
+    const prev = run[run.length - 1];
+    if (prev !== undefined && h.baseOffset !== prev.nextOffset) fail(ErrorCode.CORRUPT_DATA, `${subject}: a batch starts at offset ${h.baseOffset}, the one before ends at ${prev.nextOffset - 1}`, at);
+    run.push(h);
+    at += h.length;
+  } while (at < bytes.length);
+  return run;
 }
 
 /**
@@ -425,7 +529,18 @@ export interface AppendBatchOptions {
    * their CRC is not re-checked (header sanity and offset continuity still are).
    */
   verified?: boolean;
+  /**
+   * Stores a batch whose records section is larger than this many bytes as several batches of at
+   * most this many bytes of records each (a single larger record gets one of its own), so that a
+   * reader of a few records decodes a small batch rather than the producer's whole one. Each keeps
+   * the batch's codec, producer id and epoch; its base sequence (when set) advances by the records
+   * before it. Smaller batches, and batches of one record, are appended as they are.
+   */
+  blockBytes?: number;
 }
+
+/** Bytes a rewritten record may grow by: its offset and timestamp deltas, each up to a 10-byte varint. */
+const RECUT_GROWTH = 18;
 
 export interface SegmentWriterOptions {
   baseOffset: number;
@@ -522,7 +637,7 @@ export class SegmentWriter {
       this.checkRoom(encoded.length, 'append');
       const batch = this.stage(encoded.length);
       batch.set(encoded);
-      this.push(batch, h);
+      this.push(batch, h.maxTimestamp, h.recordCount, h.nextOffset);
     } finally {
       releaseLarge(w);
     }
@@ -563,22 +678,100 @@ export class SegmentWriter {
    */
   appendBatch(encoded: Uint8Array, options?: AppendBatchOptions): void {
     this.checkOpen();
+    const blockBytes = options?.blockBytes;
+    if (blockBytes !== undefined && (!Number.isSafeInteger(blockBytes) || blockBytes < 1)) invalid(`blockBytes must be a positive integer, got ${String(blockBytes)}`);
     const h = readBatchHeader(encoded, 0, 'appended batch');
     if (h.length !== encoded.length) fail(ErrorCode.CORRUPT_DATA, `appended batch: ${encoded.length - h.length} bytes follow the ${h.length}-byte batch`, h.length);
-    if (options?.verified !== true && !batchCrcHolds(encoded, 0, h)) {
+    const verified = options?.verified === true;
+    // A batch that is cut has its CRC checked as it is decompressed (appendCut).
+    const cut = blockBytes !== undefined && h.uncompressedSize > blockBytes && h.recordCount > 1;
+    if (!cut && !verified && !batchCrcHolds(encoded, 0, h)) {
       fail(ErrorCode.CHECKSUM_MISMATCH, `appended batch at offset ${h.baseOffset}: CRC32C does not match`, 0);
     }
     if (h.baseOffset !== this.next) invalid(`appended batch starts at offset ${h.baseOffset}, the segment's next offset is ${this.next}`);
+    if (cut) {
+      this.appendCut(encoded, h, blockBytes, verified);
+      return;
+    }
     this.checkRoom(encoded.length, 'appendBatch');
-    this.push(encoded, h);
+    this.push(encoded, h.maxTimestamp, h.recordCount, h.nextOffset);
   }
 
-  private push(batch: Uint8Array, h: BatchHeader): void {
+  /**
+   * `appendBatch` of a batch cut into batches of at most `blockBytes` of records: its section is
+   * CRC-checked (LZ4 always: it is decompressed), cut and rewritten by `cutRecords` in the codec's
+   * spare region, and each block encoded there (compressed, header, CRC) and staged. Nothing is
+   * appended unless the whole section checks out.
+   */
+  private appendCut(encoded: Uint8Array, h: BatchHeader, blockBytes: number, verified: boolean): void {
+    const subject = `appended batch at offset ${h.baseOffset}`;
+    const w = wasm();
+    const lz4 = h.codec === 'lz4';
+    const size = h.uncompressedSize;
+    const blocks: Uint8Array[] = [];
+    const facts: RecordsBlock[] = [];
+    /** Bytes the blocks staged so far will add to the segment, their index entries included. */
+    let pending = 0;
+    try {
+      let section = BATCH_HEADER_SIZE;
+      if (lz4) section = decompressSection(w, encoded, 0, h, subject);
+      else if (!verified && !batchCrcHolds(encoded, 0, h)) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, 0);
+      // Spare region: a block's records, then the block as stored (header + compressed records).
+      const rawCap = Math.max(blockBytes, size) + RECUT_GROWTH;
+      const storedCap = lz4 ? w.lz4_compress_bound(rawCap) : rawCap;
+      const raw = scratch(w, 2, rawCap + BATCH_HEADER_SIZE + storedCap);
+      const dst = raw + rawCap;
+      const mem = memoryView(w);
+      const src = lz4 ? mem : encoded;
+      cutRecords(src, section, section + size, h, blockBytes, mem, raw, subject, (block) => {
+        let stored = block.size;
+        let codecId = CODEC_NONE;
+        if (lz4) {
+          const n = w.lz4_compress_block(raw, block.size, dst + BATCH_HEADER_SIZE, storedCap);
+          if (n < 0) fail(ErrorCode.INTERNAL, `LZ4 compression of a ${block.size}-byte block failed with code ${n}`);
+          if (n < block.size) {
+            stored = n;
+            codecId = CODEC_LZ4;
+          }
+        }
+        if (codecId === CODEC_NONE) mem.copyWithin(dst + BATCH_HEADER_SIZE, raw, raw + block.size);
+        const length = BATCH_HEADER_SIZE + stored;
+        const b = mem.subarray(dst, dst + length);
+        // The fields of encodeBatchView's header, for the block's own records.
+        put32(b, 0, length);
+        put16(b, 8, codecId);
+        put16(b, 10, h.producerEpoch);
+        put32(b, 12, block.lastOffsetDelta);
+        put64(b, 16, h.baseOffset + block.baseDelta);
+        put64(b, 24, block.baseTimestamp);
+        put64(b, 32, block.maxTimestamp);
+        put64(b, 40, h.producerId);
+        put32(b, 48, h.baseSequence < 0 ? h.baseSequence : (h.baseSequence + block.firstIndex) % 0x80000000);
+        put32(b, 52, block.recordCount);
+        put32(b, 56, block.size);
+        put32(b, 4, w.crc32c(0, dst + 8, length - 8) >>> 0);
+        this.checkRoom(pending + length, 'appendBatch');
+        pending += length + FOOTER_ENTRY_SIZE;
+        const staged = this.stage(length);
+        staged.set(b);
+        blocks.push(staged);
+        facts.push(block);
+      });
+    } finally {
+      releaseLarge(w);
+    }
+    for (let k = 0; k < blocks.length; k++) {
+      const f = facts[k]!;
+      this.push(blocks[k]!, f.maxTimestamp, f.recordCount, h.baseOffset + f.baseDelta + f.lastOffsetDelta + 1);
+    }
+  }
+
+  private push(batch: Uint8Array, maxTimestamp: number, recordCount: number, nextOffset: number): void {
     this.batches.push(batch);
-    this.batchMaxTs.push(h.maxTimestamp);
+    this.batchMaxTs.push(maxTimestamp);
     this.bytes += batch.length;
-    this.records += h.recordCount;
-    this.next = h.nextOffset;
+    this.records += recordCount;
+    this.next = nextOffset;
   }
 
   private checkOpen(): void {

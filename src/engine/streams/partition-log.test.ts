@@ -1,12 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../core/errors.js';
-import { BATCH_HEADER_SIZE, type SegmentCodec } from '../../core/segment.js';
+import { BATCH_HEADER_SIZE, SEGMENT_HEADER_SIZE, SegmentReader, encodeBatch, readBatchHeader, readBatchRun, type SegmentCodec } from '../../core/segment.js';
 import { init } from '../../node/core.js';
 import type { MemoryStorage } from '../../ports/memory-storage.js';
 import type { BlobStore, OrderedKV, UnitStorage } from '../../ports/storage.js';
 import { rejectsWithQuartzError } from '../../../tests/fixtures/expect-error.js';
 import { createTestContext, type TestContext } from '../testing.js';
-import { PartitionLog, type PartitionConfig } from './partition-log.js';
+import { BLOCK_BYTES, PartitionLog, type PartitionConfig } from './partition-log.js';
 import { SegmentCache } from './segment-cache.js';
 
 const enc = new TextEncoder();
@@ -87,6 +87,80 @@ describe('sealing the tail', () => {
       // the intact batch before the damage is still served
       const read = await log.read(0, 10, 1 << 20, 't/0');
       expect(read.records.map((r) => dec.decode(r.value!))).toEqual(Array.from({ length: 10 }, (_, i) => `v${i}`));
+      await log.close();
+    }
+  });
+});
+
+describe('small batches', () => {
+  /** 1,000 records of ~100 B, as one produce write. */
+  const write = (from: number) => Array.from({ length: 1000 }, (_, i) => ({ key: null, value: enc.encode(`{"n":${from + i},"note":"${'x'.repeat(80)}"}`), timestamp: 1_700_000_000_000 + i }));
+  const text = (from: number, n: number) => Array.from({ length: n }, (_, i) => `{"n":${from + i},"note":"${'x'.repeat(80)}"}`);
+
+  /** Batch headers of a sealed segment blob, in order. */
+  function segmentBatches(blob: Uint8Array) {
+    const reader = SegmentReader.open(blob);
+    const out = [];
+    for (let at = SEGMENT_HEADER_SIZE; out.length < reader.batchCount; ) {
+      const h = readBatchHeader(blob, at);
+      out.push(h);
+      at += h.length;
+    }
+    return out;
+  }
+
+  it('stores a produce write as one tail entry of small batches, sealed as they are', async () => {
+    for (const codec of ['none', 'lz4'] as const) {
+      const ctx = createTestContext();
+      const log = await open(ctx, codec);
+      await log.append(write(0));
+      const entries = await ctx.storage.unit(UNIT).kv.scan({ prefix: enc.encode('t') });
+      expect(entries.length).toBe(1);
+      const run = readBatchRun(entries[0]!.value);
+      expect(run.length).toBeGreaterThan(5);
+      for (const h of run) expect(h.uncompressedSize).toBeLessThanOrEqual(BLOCK_BYTES);
+      expect((await log.read(995, 10, 1 << 20, 't/0')).records.map((r) => dec.decode(r.value!))).toEqual(text(995, 5));
+      await log.roll();
+      const [blob] = await segmentBlobs(ctx.storage);
+      // the run's batches, byte for byte, right after the segment header
+      expect(blob!.subarray(SEGMENT_HEADER_SIZE, SEGMENT_HEADER_SIZE + entries[0]!.value.length)).toEqual(entries[0]!.value);
+      expect(segmentBatches(blob!).length).toBe(run.length);
+      for (const offset of [0, 137, 500, 990]) {
+        expect((await log.read(offset, 10, 1 << 20, 't/0')).records.map((r) => dec.decode(r.value!))).toEqual(text(offset, 10));
+      }
+      await log.close();
+    }
+  });
+
+  it('cuts a large batch written before runs as it seals it, and refuses one whose CRC fails', async () => {
+    for (const codec of ['none', 'lz4'] as const) {
+      const ctx = createTestContext();
+      const kv = ctx.storage.unit(UNIT).kv;
+      // what the previous version stored: the whole write as one batch
+      const key = new Uint8Array(9);
+      key[0] = 0x74; // 't' + u64be(0)
+      const legacy = encodeBatch(write(0), { baseOffset: 0, codec });
+      expect(readBatchHeader(legacy).uncompressedSize).toBeGreaterThan(BLOCK_BYTES);
+      const damaged = legacy.slice();
+      damaged[damaged.length - 1]! ^= 0x10;
+      await kv.put(key, damaged);
+      const broken = await open(ctx, codec);
+      await rejectsWithQuartzError(() => broken.roll(), ErrorCode.CHECKSUM_MISMATCH, /CRC32C/);
+      expect(await ctx.storage.unit(UNIT).blobs.list('seg/')).toEqual([]);
+      expect(broken.stats().segments).toBe(0);
+      await broken.close();
+
+      await kv.put(key, legacy);
+      const log = await open(ctx, codec);
+      await log.append(write(1000)); // a run after it
+      await log.roll();
+      const [blob] = await segmentBlobs(ctx.storage);
+      const batches = segmentBatches(blob!);
+      expect(batches.length).toBeGreaterThan(10);
+      for (const h of batches) expect(h.uncompressedSize).toBeLessThanOrEqual(BLOCK_BYTES);
+      for (const offset of [0, 499, 995, 1500]) {
+        expect((await log.read(offset, 10, 1 << 20, 't/0')).records.map((r) => dec.decode(r.value!))).toEqual(text(offset, 10));
+      }
       await log.close();
     }
   });

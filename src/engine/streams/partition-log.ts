@@ -4,7 +4,8 @@
  * Layout of the unit:
  *   kv  `m`                → JSON `{ logStart }` (written when retention moves the log start)
  *   kv  `s` + u64be(base)  → JSON segment descriptor, one per sealed segment
- *   kv  `t` + u64be(base)  → one encoded record batch (the segment codec's bytes) of the tail
+ *   kv  `t` + u64be(base)  → one produce write of the tail: a run of encoded record batches (the
+ *                            segment codec's bytes), each of at most BLOCK_BYTES of records
  *   blob `seg/<base, 20 digits>` → a sealed segment (header + the tail's batches + footer)
  *
  * Produce is group-committed: offsets are assigned and batches encoded as requests arrive,
@@ -21,7 +22,8 @@ import {
   SegmentWriter,
   decodeBatch,
   encodeBatch,
-  readBatchHeader,
+  readBatchRun,
+  type BatchHeader,
   type BatchRange,
   type DecodedRecord,
   type EncodableRecord,
@@ -49,6 +51,7 @@ export interface SegmentInfo {
   blob: string;
 }
 
+/** One tail entry: a run of batches (one produce write), or a single batch written before runs. */
 interface TailBatch {
   base: number;
   end: number;
@@ -90,12 +93,15 @@ export interface PartitionHooks {
   onBytes(delta: number): void;
 }
 
-/** Raw bytes per record batch stay well under the 1 MiB KV entry limit, LZ4's worst case included. */
+/** Raw bytes per tail entry (a run of batches) stay well under the 1 MiB KV entry limit, LZ4's worst case and batch headers included. */
 export const MAX_BATCH_RAW_BYTES = 896 * 1024;
 /** A record's fixed overhead inside a batch (varints), for sizing batches before encoding. */
 const RECORD_OVERHEAD = 24;
-/** Bytes read from a segment's end to find its footer; most footers fit (20 B per batch). */
-const TAIL_GUESS = 16 * 1024;
+/**
+ * Bytes read from a segment's end to find its footer (20 B per batch): an 8 MiB segment of 16 KiB
+ * batches of 100 B records has ~1,450 of them, a 29 KB footer.
+ */
+const TAIL_GUESS = 64 * 1024;
 
 /**
  * Segments a roll writes at once and records in one KV batch. One at a time, each seal waited for
@@ -103,6 +109,16 @@ const TAIL_GUESS = 16 * 1024;
  * the tail, held in memory and in the KV, grew by hundreds of megabytes.
  */
 const SEGMENTS_PER_SEAL = 4;
+
+/**
+ * Records bytes per batch (Kafka's default producer batch.size): a produce write is stored as a
+ * run of batches of at most this size, and a sealed segment holds no larger one (the seal cuts
+ * batches written before runs), so a random read of a few records range-reads, checks and
+ * decompresses one small batch rather than a producer's whole one. 16 KiB against 4 and 8 KiB:
+ * 1-3 µs slower per random read, 5-15% fewer bytes on disk; against 32 KiB: ~8 µs faster, ~5%
+ * more bytes (docs/streams.md, "Batches of at most 16 KiB").
+ */
+export const BLOCK_BYTES = 16 * 1024;
 
 /** Read ends remembered per partition to tell sequential consumers from random reads. */
 const READ_ENDS = 8;
@@ -203,6 +219,29 @@ function decodedBytes(records: readonly DecodedRecord[]): number {
   let bytes = 0;
   for (const r of records) bytes += recordSize(r) + DECODED_RECORD_OVERHEAD;
   return bytes;
+}
+
+/** What the engine needs of a tail entry's run of batches. */
+function summarize(run: readonly BatchHeader[]): { baseOffset: number; nextOffset: number; baseTimestamp: number; maxTimestamp: number; uncompressedSize: number; allLz4: boolean } {
+  let maxTimestamp = -Infinity;
+  let uncompressedSize = 0;
+  let allLz4 = true;
+  for (const h of run) {
+    if (h.maxTimestamp > maxTimestamp) maxTimestamp = h.maxTimestamp;
+    uncompressedSize += h.uncompressedSize;
+    if (h.codec !== 'lz4') allLz4 = false;
+  }
+  return { baseOffset: run[0]!.baseOffset, nextOffset: run[run.length - 1]!.nextOffset, baseTimestamp: run[0]!.baseTimestamp, maxTimestamp, uncompressedSize, allLz4 };
+}
+
+/** Every record of a tail entry (a run of batches), each batch CRC-checked as it is decoded. */
+function decodeRun(bytes: Uint8Array): DecodedRecord[] {
+  const run = readBatchRun(bytes);
+  if (run.length === 1) return decodeBatch(bytes).records;
+  const records: DecodedRecord[] = [];
+  let at = 0;
+  for (const h of run) for (const r of decodeBatch(bytes.subarray(at, (at += h.length))).records) records.push(r);
+  return records;
 }
 
 function floorIndex(items: ReadonlyArray<{ base: number }>, offset: number): number {
@@ -324,12 +363,13 @@ export class PartitionLog {
     this.tail.length = 0;
     this.tailBytes = 0;
     for (const entry of entries) {
-      let header;
+      let run;
       try {
-        header = readBatchHeader(entry.value);
+        run = readBatchRun(entry.value);
       } catch (cause) {
         throw this.corrupt(`tail batch at offset ${keyOffset(entry.key)} is unreadable`, cause);
       }
+      const header = summarize(run);
       const base = header.baseOffset;
       // The roll's atomic batch keeps tail and segments contiguous; anything else is damage.
       if (base !== keyOffset(entry.key) || (expected !== undefined && base !== expected)) {
@@ -417,10 +457,10 @@ export class PartitionLog {
       }
       const chunk = start === 0 && end === records.length ? records : records.slice(start, end);
       const baseOffset = base + start;
-      const encoded = encodeBatch(chunk, { baseOffset, codec: this.config.codec, timestamp, output });
-      const header = readBatchHeader(encoded);
+      const encoded = encodeBatch(chunk, { baseOffset, codec: this.config.codec, timestamp, output, blockBytes: BLOCK_BYTES });
+      const header = summarize(readBatchRun(encoded));
       ops.push({ type: 'put', key: offsetKey(TAIL_PREFIX, baseOffset), value: encoded });
-      const recyclable = output !== undefined && header.codec === 'lz4' && encoded.length >= POOL_MIN;
+      const recyclable = output !== undefined && header.allLz4 && encoded.length >= POOL_MIN;
       batches.push({ base: baseOffset, end: base + end, bytes: encoded, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp, encodedHere: true, recyclable });
       bytes += encoded.length;
       start = end;
@@ -630,9 +670,9 @@ export class PartitionLog {
   private decodeTail(batch: TailBatch): Promise<DecodedRecord[]> {
     return this.cache.get(
       this.tailKey(batch),
-      async () => decodeBatch(batch.bytes).records,
+      async () => decodeRun(batch.bytes),
       // The decompressed bytes the records view, plus their objects and views.
-      (records) => readBatchHeader(batch.bytes).uncompressedSize + records.length * DECODED_RECORD_OVERHEAD,
+      (records) => summarize(readBatchRun(batch.bytes)).uncompressedSize + records.length * DECODED_RECORD_OVERHEAD,
     );
   }
 
@@ -794,7 +834,7 @@ export class PartitionLog {
     }
     for (const batch of this.tail) {
       if (batch.maxTimestamp < timestamp) continue;
-      for (const r of decodeBatch(batch.bytes).records) if (r.timestamp >= timestamp) return r.offset;
+      for (const r of decodeRun(batch.bytes)) if (r.timestamp >= timestamp) return r.offset;
     }
     return this.hwm;
   }
@@ -896,7 +936,9 @@ export class PartitionLog {
     const writer = new SegmentWriter({ baseOffset: base, createdAt: this.clock.now() });
     let maxTimestamp = -Infinity;
     for (const b of batches) {
-      writer.appendBatch(b.bytes, { verified: b.encodedHere });
+      // Batches of runs go in as they are; a larger batch written before runs is cut.
+      let at = 0;
+      for (const h of readBatchRun(b.bytes)) writer.appendBatch(b.bytes.subarray(at, (at += h.length)), { verified: b.encodedHere, blockBytes: BLOCK_BYTES });
       if (b.maxTimestamp > maxTimestamp) maxTimestamp = b.maxTimestamp;
     }
     const end = batches[batches.length - 1]!.end;
