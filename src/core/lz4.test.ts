@@ -81,6 +81,21 @@ describe('lz4 block', () => {
     }
   });
 
+  it('gives small blocks a table of their own size: correct after a large block, and as small as lz4-napi makes them', () => {
+    let ours = 0;
+    let theirs = 0;
+    for (let size = 13; size <= 20_000; size = Math.ceil(size * 1.3)) {
+      // A 64 KB block fills the whole table first: none of its positions may leak into the next.
+      lz4.compressBlock(jsonLogs(65_000, size));
+      const data = jsonLogs(size, size + 1);
+      const packed = lz4.compressBlock(data);
+      expectBytes(lz4.decompressBlock(packed, data.length), data);
+      ours += packed.length;
+      theirs += napiCompress(Buffer.from(data)).length - 4;
+    }
+    expect(ours).toBeLessThanOrEqual(theirs);
+  });
+
   it('compresses JSON logs and text at least as well as lz4 -1', () => {
     for (const data of [jsonLogs(MiB, 21), text(MiB, 22)]) {
       expect(lz4.compressFrame(data).length).toBeLessThanOrEqual(lz4Cli(['-1', '-B4'], data).length);
