@@ -3,8 +3,10 @@
 // The last sequence holds only literals; the last 5 bytes are always literals and the last
 // match starts at least 12 bytes before the end of the block.
 // Compression follows the reference "fast" strategy (one hash probe per position, skip
-// trigger acceleration), with one deviation: positions are hashed on, and matches taken from,
-// 5 equal bytes rather than 4 (see KEY_BYTES). Decompression is fully bounds-checked: a fast loop checks its input
+// trigger acceleration), with these deviations: positions are hashed on, and matches taken from,
+// 5 equal bytes rather than 4 (see KEY_BYTES); the table is twice the reference's (sized down
+// for small blocks) and the position two bytes before a match end is not inserted (see
+// HASH_TABLE). Decompression is fully bounds-checked: a fast loop checks its input
 // and output room once per sequence while 32/64 bytes remain, a careful loop every field near
 // the ends; both use v128 wild copies whenever the output has room for them.
 
