@@ -3,8 +3,10 @@
 // The last sequence holds only literals; the last 5 bytes are always literals and the last
 // match starts at least 12 bytes before the end of the block.
 // Compression follows the reference "fast" strategy (one hash probe per position, skip
-// trigger acceleration), with one deviation: positions are hashed on, and matches taken from,
-// 5 equal bytes rather than 4 (see KEY_BYTES). Decompression is fully bounds-checked: a fast loop checks its input
+// trigger acceleration), with these deviations: positions are hashed on, and matches taken from,
+// 5 equal bytes rather than 4 (see KEY_BYTES); the table is twice the reference's (sized down
+// for small blocks) and the position two bytes before a match end is not inserted (see
+// HASH_TABLE). Decompression is fully bounds-checked: a fast loop checks its input
 // and output room once per sequence while 32/64 bytes remain, a careful loop every field near
 // the ends; both use v128 wild copies whenever the output has room for them.
 
@@ -26,14 +28,22 @@ const SKIP_TRIGGER: u32 = 6;
 export const LZ4_MAX_INPUT_SIZE: i32 = 0x7e000000;
 /** Below this an input fits u16 positions and every match is within the 64 KB window. */
 const LIMIT_64K: i32 = 65536 + <i32>MFLIMIT - 1;
-const HASHLOG16: u32 = 13;
-const HASHLOG32: u32 = 12;
+const HASHLOG16: u32 = 14;
+const HASHLOG32: u32 = 13;
+/** The smallest table a small independent block gets (256 u16 slots). */
+const MIN_HASHLOG: u32 = 8;
 /** Input and output room under which decompression leaves its fast loop. */
 const FAST_IN: usize = 32;
 const FAST_OUT: usize = 64;
 
-// One 16 KB region serves as 8192 u16 slots or 4096 u32 slots (the reference's defaults).
-const HASH_TABLE: usize = memory.data(16384, 16);
+/**
+ * One 32 KB region serves as 16384 u16 slots or 8192 u32 slots, twice the reference's defaults:
+ * with positions no longer inserted two bytes before each match end (see compressImpl), the
+ * larger table keeps the ratio (64 KB blocks: JSON logs 2.598 -> 2.614, x86 code 1.5% smaller,
+ * source text within 1%) and is itself no slower, as fewer stale candidates are probed.
+ */
+const HASH_TABLE_BYTES: usize = 32768;
+const HASH_TABLE: usize = memory.data(<i32>HASH_TABLE_BYTES, 16);
 // Byte i of row k is i % k: an i8x16.swizzle pattern that repeats a k-byte period.
 const PATTERN: usize = memory.data(16 * 16, 16);
 // Row k: the largest multiple of k that is <= 16, the stride at which the pattern repeats.
@@ -64,8 +74,7 @@ export function lz4_compress_bound(srcLen: i32): i32 {
 const KEY_BYTES: u64 = 5;
 
 // @ts-ignore: decorator
-@inline function hashAt<T>(p: usize): usize {
-  const hashLog: u64 = sizeof<T>() == 2 ? HASHLOG16 : HASHLOG32;
+@inline function hashAt<T>(p: usize, hashLog: u64): usize {
   return <usize>(((load<u64>(p) << (64 - 8 * KEY_BYTES)) * 889523592379) >>> (64 - hashLog));
 }
 
@@ -157,11 +166,11 @@ const KEY_BYTES: u64 = 5;
  * reach back to `lowLimit` (below `src` for linked frame blocks) but never past 64 KB. With
  * T = u16 and not `modular` the caller guarantees srcLen < LIMIT_64K, base == src and a cleared
  * table, so no window checks are needed. `modular` (T = u16, an independent block of any size)
- * keeps 8192 u16 slots instead of 4096 u32 ones in the same 16 KB: on 512 KB blocks of JSON
+ * keeps 16384 u16 slots instead of 8192 u32 ones in the same 32 KB: on 512 KB blocks of JSON
  * 16% faster and 2% smaller output, as every candidate is within the window by construction.
  */
 // @ts-ignore: decorator
-@inline function compressImpl<T>(src: usize, srcLen: usize, dst: usize, dstCap: usize, accel: u32, base: usize, lowLimit: usize, modular: bool): i32 {
+@inline function compressImpl<T>(src: usize, srcLen: usize, dst: usize, dstCap: usize, accel: u32, base: usize, lowLimit: usize, modular: bool, hashLog: u64, limited: bool): i32 {
   const iend = src + srcLen;
   const oend = dst + dstCap;
   let ip = src;
@@ -170,9 +179,9 @@ const KEY_BYTES: u64 = 5;
   if (srcLen >= MFLIMIT + 1) {
     const mflimitPlusOne = iend - MFLIMIT + 1;
     const matchlimit = iend - LASTLITERALS;
-    putPos<T>(hashAt<T>(ip), ip - base);
+    putPos<T>(hashAt<T>(ip, hashLog), ip - base);
     ip++;
-    let forwardH = hashAt<T>(ip);
+    let forwardH = hashAt<T>(ip, hashLog);
     while (true) {
       // Find a match: probe with a growing step so incompressible stretches are skipped fast.
       let match: usize = 0;
@@ -187,7 +196,7 @@ const KEY_BYTES: u64 = 5;
         step = <usize>(searchMatchNb++ >>> SKIP_TRIGGER);
         if (forwardIp > mflimitPlusOne) break;
         match = candidate<T>(h, ip, base, modular);
-        forwardH = hashAt<T>(forwardIp);
+        forwardH = hashAt<T>(forwardIp, hashLog);
         putPos<T>(h, ip - base);
         if (inWindow<T>(match, ip, lowLimit, modular) && sameKey(match, ip)) {
           found = true;
@@ -205,8 +214,9 @@ const KEY_BYTES: u64 = 5;
       // Literals.
       const litLen = ip - anchor;
       let token = op;
+      // Checked before the token is counted: with dstCap 0, oend - (op + 1) would wrap around.
+      if (limited && oend - op < 1 + litLen + (2 + 1 + LASTLITERALS) + litLen / 255) return LZ4_ERR_DST_TOO_SMALL;
       op++;
-      if (oend - op < litLen + (2 + 1 + LASTLITERALS) + litLen / 255) return LZ4_ERR_DST_TOO_SMALL;
       if (litLen >= RUN_MASK) {
         store<u8>(token, <u8>(RUN_MASK << 4));
         op = writeLength(op, litLen - RUN_MASK);
@@ -226,20 +236,21 @@ const KEY_BYTES: u64 = 5;
         if (matchCode >= ML_MASK) {
           store<u8>(token, load<u8>(token) + <u8>ML_MASK);
           matchCode -= ML_MASK;
-          if (oend - op < 1 + LASTLITERALS + (matchCode + 240) / 255) return LZ4_ERR_DST_TOO_SMALL;
+          if (limited && oend - op < 1 + LASTLITERALS + (matchCode + 240) / 255) return LZ4_ERR_DST_TOO_SMALL;
           op = writeLength(op, matchCode);
         } else {
           store<u8>(token, load<u8>(token) + <u8>matchCode);
         }
         anchor = ip;
         if (ip >= mflimitPlusOne) break;
-        putPos<T>(hashAt<T>(ip - 2), ip - 2 - base);
-        const h = hashAt<T>(ip);
+        // NOTE: the reference also inserts ip - 2 here; without it 64 KB blocks of JSON logs
+        // compress ~3% faster at the same ratio, text ~1% larger (the larger table wins it back).
+        const h = hashAt<T>(ip, hashLog);
         match = candidate<T>(h, ip, base, modular);
         putPos<T>(h, ip - base);
         if (inWindow<T>(match, ip, lowLimit, modular) && sameKey(match, ip)) {
           token = op;
-          if (oend - op < 1 + 2 + 1 + LASTLITERALS) return LZ4_ERR_DST_TOO_SMALL;
+          if (limited && oend - op < 1 + 2 + 1 + LASTLITERALS) return LZ4_ERR_DST_TOO_SMALL;
           store<u8>(token, 0);
           op++;
           continue;
@@ -248,7 +259,7 @@ const KEY_BYTES: u64 = 5;
       }
       if (anchor >= mflimitPlusOne) break;
       ip++;
-      forwardH = hashAt<T>(ip);
+      forwardH = hashAt<T>(ip, hashLog);
     }
   }
   // Last literals.
@@ -266,9 +277,9 @@ const KEY_BYTES: u64 = 5;
   return <i32>(op - dst);
 }
 
-/** Clears the hash table (16 KB). */
+/** Clears the hash table. */
 export function lz4_reset_table(): void {
-  memory.fill(HASH_TABLE, 0, 16384);
+  memory.fill(HASH_TABLE, 0, HASH_TABLE_BYTES);
 }
 
 /**
@@ -279,12 +290,26 @@ export function lz4_reset_table(): void {
 export function compressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: i32, accel: i32, base: usize, lowLimit: usize, keepTable: bool): i32 {
   if (srcLen < 0 || srcLen > LZ4_MAX_INPUT_SIZE || dstCap < 0) return LZ4_ERR_INVALID_ARGUMENT;
   const a: u32 = accel < 1 ? 1 : accel > 65537 ? 65537 : <u32>accel;
-  if (!keepTable) lz4_reset_table();
   if (base == src && lowLimit == src && !keepTable) {
-    if (srcLen < LIMIT_64K) return compressImpl<u16>(src, <usize>srcLen, dst, <usize>dstCap, a, src, src, false);
-    return compressImpl<u16>(src, <usize>srcLen, dst, <usize>dstCap, a, src, src, true);
+    if (srcLen < LIMIT_64K) {
+      // A table of about one slot per input byte: small inputs clear (and spread over) only
+      // that much of it, rather than 32 KB per call (~+65 ns on a 40-byte input).
+      const hashLog = min<u32>(HASHLOG16, max<u32>(MIN_HASHLOG, 32 - clz<u32>(<u32>srcLen)));
+      memory.fill(HASH_TABLE, 0, <usize>2 << hashLog);
+      // The full table's own copy: a constant shift in the hash measured ~2% faster.
+      if (hashLog == HASHLOG16) {
+        // With room for the worst case (as callers that size by lz4_compress_bound have) no
+        // sequence needs its output check, as the reference's notLimited mode: ~2% faster.
+        if (dstCap >= lz4_compress_bound(srcLen)) return compressImpl<u16>(src, <usize>srcLen, dst, <usize>dstCap, a, src, src, false, HASHLOG16, false);
+        return compressImpl<u16>(src, <usize>srcLen, dst, <usize>dstCap, a, src, src, false, HASHLOG16, true);
+      }
+      return compressImpl<u16>(src, <usize>srcLen, dst, <usize>dstCap, a, src, src, false, hashLog, true);
+    }
+    lz4_reset_table();
+    return compressImpl<u16>(src, <usize>srcLen, dst, <usize>dstCap, a, src, src, true, HASHLOG16, true);
   }
-  return compressImpl<u32>(src, <usize>srcLen, dst, <usize>dstCap, a, base, lowLimit, false);
+  if (!keepTable) lz4_reset_table();
+  return compressImpl<u32>(src, <usize>srcLen, dst, <usize>dstCap, a, base, lowLimit, false, HASHLOG32, true);
 }
 
 /** Compresses `srcLen` bytes at `src` into `dst`; returns the compressed size or a negative error. */

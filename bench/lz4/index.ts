@@ -48,8 +48,15 @@ function median(xs: number[]): number {
  */
 const useCpuClock = process.env.BENCH_CLOCK === 'cpu';
 
-/** Seconds of one call of `fn`, from a clean heap so no call pays for an earlier one's garbage. */
+/**
+ * Seconds of one call of `fn`, from a clean heap so no call pays for an earlier one's garbage.
+ * NOTE: one forced GC finds the garbage but leaves freeing it (sweeping, array buffer backing
+ * stores) to helper threads, whose CPU time then lands in the next timed call: with one GC the
+ * `{ into }` decode, which allocates nothing, ran 30% of its CPU time off the main thread.
+ * A second GC starts by finishing the first one's sweeping (into: 8%, lz4-napi blocks 20 -> 6%).
+ */
 function timeOnce(fn: () => void): number {
+  gc?.();
   gc?.();
   if (useCpuClock) {
     const c0 = process.cpuUsage();

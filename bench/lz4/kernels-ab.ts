@@ -1,12 +1,15 @@
 /**
  * A/B of the WASM kernels of two or more quartz.wasm builds, for kernel work on a shared machine:
- * `npx tsx bench/lz4/kernels-ab.ts /tmp/before.wasm build/quartz.wasm [--mb 16] [--records]`.
+ * `npx tsx bench/lz4/kernels-ab.ts /tmp/before.wasm build/quartz.wasm [--mb 16] [--records] [--api]`.
  * Each build gets its own instance with the corpus already in its memory; LZ4 block compress
  * and decompress (64 KB blocks of JSON logs, or with --records 512 KB blocks of the segment
  * bench's 1 KB JSON records sections),
  * CRC32C over the whole corpus and over 4 KB pieces are timed by process CPU time, the builds
  * taking turns within every run so that load from other processes falls on all alike. Prints
- * the median MB/s of 7 runs and checks that every build round-trips the corpus.
+ * the median MB/s of 7 runs and checks that every build round-trips the corpus. With --api, also
+ * the block API's path per block: the JS block copied in, the kernel, an owned copy of the result
+ * sliced out (what lz4.compressBlock / decompressBlock do), so that a kernel change can be seen
+ * through the copies and allocations that surround it.
  */
 import { readFileSync } from 'node:fs';
 import { jsonLogs } from './corpus.js';
@@ -28,6 +31,7 @@ const files = args.filter((a) => a.endsWith('.wasm'));
 const mbAt = args.indexOf('--mb');
 const MB = mbAt >= 0 ? Number(args[mbAt + 1]) : 16;
 const RECORDS = args.includes('--records');
+const API = args.includes('--api');
 const RUNS = 7;
 if (files.length === 0) {
   console.error('usage: kernels-ab.ts a.wasm [b.wasm ...] [--mb N] [--records]');
@@ -65,9 +69,33 @@ const setups = files.map((file) => {
   const dst = w.alloc(blocks * cap);
   const out = w.alloc(n);
   new Uint8Array(w.memory.buffer, src, n).set(data);
-  return { file, w, n, blocks, cap, src, dst, out, sizes: new Int32Array(blocks) };
+  // The API path's two scratch regions, and its results (kept until the next run, as a caller would).
+  const scratchIn = w.alloc(cap);
+  const scratchOut = w.alloc(cap);
+  return { file, w, n, blocks, cap, src, dst, out, sizes: new Int32Array(blocks), scratchIn, scratchOut, packed: [] as Uint8Array[], unpacked: [] as Uint8Array[] };
 });
 type Setup = (typeof setups)[number];
+
+const parts = Array.from({ length: Math.ceil(data.length / BLOCK) }, (_, b) => data.subarray(b * BLOCK, (b + 1) * BLOCK));
+
+const apiOps: Record<string, (s: Setup) => void> = {
+  'api compress'(s) {
+    s.packed = parts.map((p) => {
+      const memory = new Uint8Array(s.w.memory.buffer);
+      memory.set(p, s.scratchIn);
+      const n = s.w.lz4_compress_block(s.scratchIn, p.length, s.scratchOut, s.cap);
+      return memory.slice(s.scratchOut, s.scratchOut + n);
+    });
+  },
+  'api decompress'(s) {
+    s.unpacked = s.packed.map((p, b) => {
+      const memory = new Uint8Array(s.w.memory.buffer);
+      memory.set(p, s.scratchIn);
+      const n = s.w.lz4_decompress_block(s.scratchIn, p.length, s.scratchOut, parts[b]!.length);
+      return memory.slice(s.scratchOut, s.scratchOut + n);
+    });
+  },
+};
 
 const ops: Record<string, (s: Setup) => void> = {
   compress(s) {
@@ -88,9 +116,15 @@ const ops: Record<string, (s: Setup) => void> = {
   'crc32c 4 KB'(s) {
     for (let at = 0; at < s.n; at += 4096) s.w.crc32c(0, s.src + at, Math.min(4096, s.n - at));
   },
+  ...(API ? apiOps : {}),
 };
 
+/** Present under node --expose-gc: the API rows start from a swept heap, as in bench/lz4/index.ts. */
+const gc = (globalThis as { gc?: () => void }).gc;
+
 function cpuSeconds(fn: () => void): number {
+  gc?.();
+  gc?.();
   const c0 = process.cpuUsage();
   fn();
   const c = process.cpuUsage(c0);
@@ -112,6 +146,9 @@ console.log(`kernels A/B: ${RECORDS ? 'segment-style records' : 'JSON logs'}, ${
 setups.forEach((s, i) => {
   if (Buffer.compare(Buffer.from(s.w.memory.buffer, s.out, s.n), Buffer.from(data.buffer, data.byteOffset, data.length)) !== 0) {
     throw new Error(`${s.file}: round trip differs`);
+  }
+  if (API && Buffer.compare(Buffer.concat(s.unpacked), Buffer.from(data.buffer, data.byteOffset, data.length)) !== 0) {
+    throw new Error(`${s.file}: API-path round trip differs`);
   }
   const packed = s.sizes.reduce((a, b) => a + b, 0);
   const figures = Object.keys(ops).map((name) => `${name} ${(s.n / 1e6 / median(times[i]![name]!)).toFixed(0)}`);

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { init, lz4, isQuartzError, ErrorCode, QuartzError, type CompressFrameOptions } from '../node/core.js';
+import { codecs, init, lz4, isQuartzError, ErrorCode, QuartzError, type CompressFrameOptions, type QuartzExports } from '../node/core.js';
 import { jsonLogs, randomBytes, text } from '../../bench/lz4/corpus.js';
 import { lz4Cli } from '../../tests/fixtures/lz4-cli.js';
 import { compressSync as napiCompress, uncompressSync as napiUncompress } from 'lz4-napi';
@@ -10,6 +10,11 @@ beforeAll(async () => {
 });
 
 const MiB = 1 << 20;
+
+interface RawCompress extends QuartzExports {
+  lz4_compress_bound(srcLen: number): number;
+  lz4_compress_block(src: number, srcLen: number, dst: number, dstCap: number): number;
+}
 const tiny = Array.from({ length: 17 }, (_, n) => ({ name: `${n} bytes`, data: text(n, 100 + n) }));
 const inputs: { name: string; data: Uint8Array }[] = [
   { name: 'text', data: text(150_000) },
@@ -78,6 +83,44 @@ describe('lz4 block', () => {
       expectBytes(lz4Cli(['-d'], lz4.compressFrame(data, { blockSize: '4M' })), data);
       if (period === 65535) expect(packed.length).toBeLessThan(period + 1000);
       else expect(packed.length).toBeGreaterThan(data.length);
+    }
+  });
+
+  it('gives small blocks a table of their own size: correct after a large block, and as small as lz4-napi makes them', () => {
+    let ours = 0;
+    let theirs = 0;
+    for (let size = 13; size <= 20_000; size = Math.ceil(size * 1.3)) {
+      // A 64 KB block fills the whole table first: none of its positions may leak into the next.
+      lz4.compressBlock(jsonLogs(65_000, size));
+      const data = jsonLogs(size, size + 1);
+      const packed = lz4.compressBlock(data);
+      expectBytes(lz4.decompressBlock(packed, data.length), data);
+      ours += packed.length;
+      theirs += napiCompress(Buffer.from(data)).length - 4;
+    }
+    expect(ours).toBeLessThanOrEqual(theirs);
+  });
+
+  it('compresses into any capacity: the same block when it fits, else an error with nothing written past it', () => {
+    const wasm = codecs<RawCompress>();
+    const GUARD = 64;
+    for (const data of [jsonLogs(65_536, 31), randomBytes(65_536, 32), text(65_000, 33), jsonLogs(70_000, 34), jsonLogs(3000, 35)]) {
+      const bound = wasm.lz4_compress_bound(data.length);
+      const whole = lz4.compressBlock(data);
+      const n = whole.length;
+      for (const cap of [bound + 100, bound, bound - 1, n + 16, n + 1, n, n - 1, n - 17, n >> 1, 0]) {
+        const src = wasm.alloc(data.length);
+        const dst = wasm.alloc(cap + GUARD);
+        new Uint8Array(wasm.memory.buffer, src, data.length).set(data);
+        new Uint8Array(wasm.memory.buffer, dst + cap, GUARD).fill(0xa5);
+        const got = wasm.lz4_compress_block(src, data.length, dst, cap);
+        const memory = new Uint8Array(wasm.memory.buffer);
+        expect(memory.subarray(dst + cap, dst + cap + GUARD).every((x) => x === 0xa5), `cap ${cap}: wrote past it`).toBe(true);
+        if (cap >= n) expectBytes(memory.slice(dst, dst + got), whole);
+        else expect(got, `cap ${cap} < ${n}`).toBe(-2);
+        wasm.free(src);
+        wasm.free(dst);
+      }
     }
   });
 
