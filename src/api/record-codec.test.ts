@@ -281,8 +281,9 @@ describe('consumeResultJson', () => {
 
 describe('produceResultJson', () => {
   it('is what JSON.stringify writes', () => {
-    for (const offsets of [[], [{ partition: 0, offset: 0 }], [{ partition: 3, offset: 2 ** 52 }, { partition: 0, offset: 17 }]]) {
-      expect(produceResultJson({ offsets })).toBe(JSON.stringify({ offsets }));
+    const run = Array.from({ length: 1000 }, (_, i) => ({ partition: i % 7, offset: 99_999_500 + i }));
+    for (const offsets of [[], [{ partition: 0, offset: 0 }], [{ partition: 3, offset: 2 ** 52 }, { partition: 0, offset: 17 }], run]) {
+      expect(new TextDecoder().decode(produceResultJson({ offsets }))).toBe(JSON.stringify({ offsets }));
     }
   });
 });

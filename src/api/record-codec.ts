@@ -724,6 +724,10 @@ const VALUE_TEXT = ascii(',"value":');
 const PLAIN_END_TEXT = ascii(',"headers":[],"encoding":"utf8"}');
 /** What a record without headers adds besides its key and value: the texts above, two integers and a comma. */
 const PLAIN_FIXED = OFFSET_TEXT.length + TIMESTAMP_TEXT.length + KEY_TEXT.length + VALUE_TEXT.length + PLAIN_END_TEXT.length + 2 * 17 + 1;
+const PARTITION_TEXT = ascii('{"partition":');
+const PRODUCED_OFFSET_TEXT = ascii(',"offset":');
+/** Room for one produced offset: ',', both names, two safe integers (17 characters each, sign included) and '}'. */
+const PRODUCED_FIXED = 1 + PARTITION_TEXT.length + PRODUCED_OFFSET_TEXT.length + 2 * 17 + 1;
 
 function putText(buf: Uint8Array, o: number, text: Uint8Array): number {
   for (let i = 0; i < text.length; i++) buf[o + i] = text[i]!;
@@ -881,17 +885,29 @@ export function consumeResultJson(result: ConsumeResult): Uint8Array {
 }
 
 /**
- * A produce answer as JSON text, `{offsets:[{partition, offset}]}`, as JSON.stringify writes it.
+ * A produce answer as JSON bytes, `{offsets:[{partition, offset}]}`, the text JSON.stringify
+ * writes. Written into the scratch buffer: built by string concatenation, the answer of a
+ * 100-record produce allocated ~18 KB of ropes and number strings, the largest share of the
+ * server's allocations under the mixed HTTP load (young-generation GCs).
  *
  * @example
  * const body = produceResultJson(await streams.produce('orders', records));
  */
-export function produceResultJson(result: ProduceResult): string {
+export function produceResultJson(result: ProduceResult): Uint8Array {
   const offsets = result.offsets;
-  let s = '{"offsets":[';
+  out.at = 0;
+  out.ascii('{"offsets":[');
   for (let i = 0; i < offsets.length; i++) {
     const o = offsets[i]!;
-    s += `${i === 0 ? '' : ','}{"partition":${o.partition},"offset":${o.offset}}`;
+    out.reserve(PRODUCED_FIXED);
+    const buf = out.buf;
+    let at = out.at;
+    if (i > 0) buf[at++] = 0x2c; // ','
+    at = putInt(buf, putText(buf, at, PARTITION_TEXT), o.partition);
+    at = putInt(buf, putText(buf, at, PRODUCED_OFFSET_TEXT), o.offset);
+    buf[at++] = 0x7d; // '}'
+    out.at = at;
   }
-  return s + ']}';
+  out.ascii(']}');
+  return out.take();
 }
