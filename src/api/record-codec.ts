@@ -4,7 +4,7 @@
  * a per-record `encoding`: utf8 when every byte field is valid UTF-8, base64 otherwise.
  */
 import type { DecodedRecord } from '../core/segment.js';
-import type { ConsumeResult, ProduceRecord, ProduceResult } from '../engine/streams/stream-store.js';
+import { offsetRun, type ConsumeResult, type OffsetRun, type ProduceRecord, type ProduceResult } from '../engine/streams/stream-store.js';
 import { parseJson } from './body.js';
 import { invalid } from './validation.js';
 
@@ -894,20 +894,51 @@ export function consumeResultJson(result: ConsumeResult): Uint8Array {
  * const body = produceResultJson(await streams.produce('orders', records));
  */
 export function produceResultJson(result: ProduceResult): Uint8Array {
-  const offsets = result.offsets;
   out.at = 0;
   out.ascii('{"offsets":[');
-  for (let i = 0; i < offsets.length; i++) {
-    const o = offsets[i]!;
-    out.reserve(PRODUCED_FIXED);
-    const buf = out.buf;
-    let at = out.at;
-    if (i > 0) buf[at++] = 0x2c; // ','
-    at = putInt(buf, putText(buf, at, PARTITION_TEXT), o.partition);
-    at = putInt(buf, putText(buf, at, PRODUCED_OFFSET_TEXT), o.offset);
-    buf[at++] = 0x7d; // '}'
-    out.at = at;
+  const run = offsetRun(result);
+  if (run !== undefined) putOffsetRun(run);
+  else {
+    const offsets = result.offsets;
+    for (let i = 0; i < offsets.length; i++) {
+      const o = offsets[i]!;
+      out.reserve(PRODUCED_FIXED);
+      const buf = out.buf;
+      let at = out.at;
+      if (i > 0) buf[at++] = 0x2c; // ','
+      at = putInt(buf, putText(buf, at, PARTITION_TEXT), o.partition);
+      at = putInt(buf, putText(buf, at, PRODUCED_OFFSET_TEXT), o.offset);
+      buf[at++] = 0x7d; // '}'
+      out.at = at;
+    }
   }
   out.ascii(']}');
   return out.take();
+}
+
+/** Scratch for `putOffsetRun`: the text every entry starts with, and the digits of the current offset. */
+const runHead = new Uint8Array(PARTITION_TEXT.length + 17 + PRODUCED_OFFSET_TEXT.length);
+const runDigits = new Uint8Array(17);
+
+/**
+ * `{"partition":P,"offset":N}` for N = base, base + 1, …: the text before N is the same for every
+ * entry, and N's digits are counted up in place rather than written out from a number each time.
+ */
+function putOffsetRun(run: OffsetRun): void {
+  const headLength = putText(runHead, putInt(runHead, putText(runHead, 0, PARTITION_TEXT), run.partition), PRODUCED_OFFSET_TEXT);
+  let digits = putInt(runDigits, 0, run.base);
+  out.reserve(run.count * PRODUCED_FIXED);
+  const buf = out.buf;
+  let at = out.at;
+  for (let k = 0; k < run.count; k++) {
+    if (k > 0) buf[at++] = 0x2c; // ','
+    for (let h = 0; h < headLength; h++) buf[at++] = runHead[h]!;
+    for (let d = 0; d < digits; d++) buf[at++] = runDigits[d]!;
+    buf[at++] = 0x7d; // '}'
+    let d = digits - 1;
+    while (d >= 0 && runDigits[d] === 0x39) runDigits[d--] = 0x30; // '9' carries
+    if (d >= 0) runDigits[d] = runDigits[d]! + 1;
+    else digits = putInt(runDigits, 0, run.base + k + 1); // 99…9 + 1: one digit more
+  }
+  out.at = at;
 }
