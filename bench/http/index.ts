@@ -32,6 +32,7 @@ import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { summarizeProfile } from './profile.js';
@@ -421,14 +422,20 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   const sampler = setInterval(() => samples.push(rssOf(serverPid)), 1000);
   const cpu0 = cpuOf(serverPid);
   const client0 = process.cpuUsage();
+  // The client's own event-loop delay: a response waiting here counts in every latency below,
+  // though the server has answered it (both processes share the machine's cores).
+  const clientDelay = monitorEventLoopDelay({ resolution: 1 });
+  clientDelay.enable();
   const run = autocannon({ url: api.base, connections: MIXED_CONNECTIONS, duration: MIXED_DURATION, requests, timeout: 30 });
   const r = await run;
   const cpu1 = cpuOf(serverPid);
   const client = process.cpuUsage(client0);
+  clientDelay.disable();
   // Busy fractions of one core: a client near 1.0 (or a server far below it) means the load,
   // not the server, sets the pace.
   console.log(
-    `    CPU: server ${((cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / 1e6 / r.duration).toFixed(2)} cores, this client ${((client.user + client.system) / 1e6 / r.duration).toFixed(2)} cores`,
+    `    CPU: server ${((cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / 1e6 / r.duration).toFixed(2)} cores, this client ${((client.user + client.system) / 1e6 / r.duration).toFixed(2)} cores; ` +
+      `client event-loop delay p50 ${(clientDelay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(clientDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(clientDelay.max / 1e6).toFixed(1)} ms`,
   );
   clearInterval(sampler);
   const end = rssOf(serverPid);

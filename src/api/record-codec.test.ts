@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { expectQuartzError } from '../../tests/fixtures/expect-error.js';
 import type { DecodedRecord } from '../core/segment.js';
 import { QuartzError } from '../core/errors.js';
+import { init } from '../node/core.js';
+import { createTestContext } from '../engine/testing.js';
+import { StreamStore } from '../engine/streams/stream-store.js';
 import { parseJson } from './body.js';
 import { consumeResultJson, fromBase64, parseProduceBody, parseProduceJson, produceResultJson } from './record-codec.js';
 
@@ -281,8 +284,25 @@ describe('consumeResultJson', () => {
 
 describe('produceResultJson', () => {
   it('is what JSON.stringify writes', () => {
-    for (const offsets of [[], [{ partition: 0, offset: 0 }], [{ partition: 3, offset: 2 ** 52 }, { partition: 0, offset: 17 }]]) {
-      expect(produceResultJson({ offsets })).toBe(JSON.stringify({ offsets }));
+    const run = Array.from({ length: 1000 }, (_, i) => ({ partition: i % 7, offset: 99_999_500 + i }));
+    for (const offsets of [[], [{ partition: 0, offset: 0 }], [{ partition: 3, offset: 2 ** 52 }, { partition: 0, offset: 17 }], run]) {
+      expect(new TextDecoder().decode(produceResultJson({ offsets }))).toBe(JSON.stringify({ offsets }));
     }
+  });
+
+  it('is what JSON.stringify writes for a produce into one partition, across added digits', async () => {
+    await init();
+    const streams = await StreamStore.open(createTestContext(), 't1');
+    await streams.createTopic('t', { partitions: 3 });
+    const value = new Uint8Array([0x61]);
+    // offsets 0-8, then 9-1008 (9 → 10, 99 → 100, 999 → 1000 in one answer), into partition 2
+    for (const count of [9, 1000]) {
+      const result = await streams.produce('t', Array.from({ length: count }, () => ({ value, partition: 2 })));
+      expect(new TextDecoder().decode(produceResultJson(result))).toBe(JSON.stringify(result));
+    }
+    // spread over partitions by key: no single run, each offset written from its object
+    const spread = await streams.produce('t', Array.from({ length: 50 }, (_, i) => ({ key: new Uint8Array([i]), value })));
+    expect(new Set(spread.offsets.map((o) => o.partition)).size).toBeGreaterThan(1);
+    expect(new TextDecoder().decode(produceResultJson(spread))).toBe(JSON.stringify(spread));
   });
 });

@@ -152,20 +152,43 @@ function where(i: number, topic: string): string {
   return `record ${i} for topic '${topic}'`;
 }
 
+/** A produce whose records all went to one partition got consecutive offsets from `base`. */
+export interface OffsetRun {
+  partition: number;
+  base: number;
+  count: number;
+}
+
+const RUN = Symbol('offset run');
+
 /**
  * A produce result whose per-record offsets are built when first read (an own enumerable
  * getter, so JSON, spread and structured clone see a plain `offsets` array). A group commit
  * resolves many producers at once: built eagerly, all their offset objects would exist before
  * the first caller runs and survive the next young-generation GC; built on read, each caller's
- * offsets die young in its own turn.
+ * offsets die young in its own turn. `run`, when the offsets are one run in one partition, is
+ * kept under a hidden key for `offsetRun`.
  */
-function lazyResult(build: () => ProduceResult['offsets']): ProduceResult {
+function lazyResult(build: () => ProduceResult['offsets'], run?: OffsetRun): ProduceResult {
   let offsets: ProduceResult['offsets'] | undefined;
-  return {
+  const result = {
     get offsets() {
       return (offsets ??= build());
     },
   };
+  if (run !== undefined) Object.defineProperty(result, RUN, { value: run });
+  return result;
+}
+
+/**
+ * The offsets of a produce result as one run of consecutive offsets in one partition, when they
+ * are: an answer can then be written without building an object per record.
+ *
+ * @example
+ * const run = offsetRun(await streams.produce('orders', records)); // { partition: 0, base: 42, count: 100 }
+ */
+export function offsetRun(result: ProduceResult): OffsetRun | undefined {
+  return (result as { [RUN]?: OffsetRun })[RUN];
 }
 
 interface OpenTopic {
@@ -422,11 +445,14 @@ export class StreamStore {
       const partition = first;
       return topic.logs[partition]!.append(records, raw, now).then((base) => {
         done();
-        return lazyResult(() => {
-          const offsets = new Array<{ partition: number; offset: number }>(count);
-          for (let i = 0; i < count; i++) offsets[i] = { partition, offset: base + i };
-          return offsets;
-        });
+        return lazyResult(
+          () => {
+            const offsets = new Array<{ partition: number; offset: number }>(count);
+            for (let i = 0; i < count; i++) offsets[i] = { partition, offset: base + i };
+            return offsets;
+          },
+          { partition, base, count },
+        );
       });
     }
     return this.appendSpread(topic, records, placement, now).then((bases) => {
