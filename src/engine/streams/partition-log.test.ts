@@ -158,7 +158,7 @@ describe('storage fast paths', () => {
     const ctx = createTestContext();
     const unit = withFastPaths(ctx.storage.unit(UNIT));
     const events: string[] = [];
-    const putOwned = unit.kv.putOwned;
+    const putOwned = unit.kv.putOwned!;
     // As the disk journal does, the storage starts a run of writes in a microtask after they are issued.
     unit.kv.putOwned = (key, value) => {
       const offset = key[key.length - 1];
