@@ -228,6 +228,26 @@ describe('storage fast paths', () => {
     }
   });
 
+  it('starts the next commit before acknowledging the one that landed', async () => {
+    const ctx = createTestContext();
+    const unit = withFastPaths(ctx.storage.unit(UNIT));
+    const events: string[] = [];
+    const putOwned = unit.kv.putOwned!;
+    // As the disk journal does, the storage starts a run of writes in a microtask after they are issued.
+    unit.kv.putOwned = (key, value) => {
+      const offset = key[key.length - 1];
+      events.push(`put ${offset}`);
+      queueMicrotask(() => events.push(`start ${offset}`));
+      return putOwned(key, value);
+    };
+    const log = await PartitionLog.open(UNIT, unit, config('none'), ctx.clock, ctx.scheduler, new SegmentCache(1 << 20), { onBytes() {} });
+    // the first append commits alone; the next two queue behind it and commit together
+    await Promise.all(Array.from({ length: 3 }, (_, i) => log.append([{ key: null, value: enc.encode(`v${i}`), timestamp: 1 }]).then(() => events.push(`ack ${i}`))));
+    // Acknowledged first, a producer would go on (encode its next batch) before the storage started the next commit.
+    expect(events).toEqual(['put 0', 'start 0', 'put 1', 'put 2', 'start 1', 'start 2', 'ack 0', 'ack 1', 'ack 2']);
+    await log.close();
+  });
+
   it('after a failed putOwned commit, fails its writes, re-reads the tail and goes on from what landed', async () => {
     for (const landed of [false, true]) {
       const ctx = createTestContext();

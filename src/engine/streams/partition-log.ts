@@ -479,6 +479,8 @@ export class PartitionLog {
     this.committing = true;
     /** Writes in the commit that just landed: their producers are about to queue again. */
     let released = 0;
+    /** The group that just landed, acknowledged once the next group's writes have started. */
+    let landed: PendingWrite[] = [];
     try {
       while (this.queue.length > 0) {
         // Commit about half of the writes in play (queued + just released), so producers fall
@@ -488,8 +490,14 @@ export class PartitionLog {
         const take = Math.min(this.queue.length, Math.ceil((this.queue.length + released) / 2));
         const group = take === this.queue.length ? this.queue : this.queue.slice(0, take);
         this.queue = take === this.queue.length ? [] : this.queue.slice(take);
+        const commit = this.commitGroup(group);
+        // Acknowledged after the next group's writes started, not before: woken first, their
+        // producers encoded their next batches (synchronously, tens of milliseconds) before the
+        // storage got to start those writes, and the disk idled meanwhile.
+        this.acknowledge(landed);
+        landed = [];
         try {
-          await this.commitGroup(group);
+          await commit;
         } catch (err) {
           // Requests queued behind this commit carry offsets that follow the failed ones, so
           // they fail too; new ones wait until the tail is re-read from storage.
@@ -512,14 +520,19 @@ export class PartitionLog {
         this.tailBytes += bytes;
         this.hwm = group[group.length - 1]!.batches[group[group.length - 1]!.batches.length - 1]!.end;
         this.hooks.onBytes(bytes);
-        for (const w of group) w.resolve(w.base);
+        landed = group;
         released = group.length;
         this.wake();
         if (this.tailBytes >= this.config.segmentBytes) this.requestRoll();
       }
     } finally {
       this.committing = false;
+      this.acknowledge(landed);
     }
+  }
+
+  private acknowledge(writes: PendingWrite[]): void {
+    for (const w of writes) w.resolve(w.base);
   }
 
   /**

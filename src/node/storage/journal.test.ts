@@ -126,4 +126,38 @@ describe('journal: writes not yet in lmdb', () => {
       await storage.close();
     }
   });
+
+  it('hands a run of values above 16 KiB to lmdb in one commit before their caller goes on', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
+    dirs.push(dir);
+    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+    try {
+      const kv = (await storage.unit('log/t1/t/0')).kv as LmdbKV;
+      const events: string[] = [];
+      type Commit = (apply: () => void) => Promise<unknown>;
+      const env = (storage as unknown as { env: { batch: Commit; transaction: Commit } }).env;
+      for (const name of ['batch', 'transaction'] as const) {
+        const commit = env[name].bind(env);
+        env[name] = (apply) => {
+          events.push('lmdb commit');
+          return commit(() => {
+            apply();
+            events.push('writes handed to lmdb');
+          });
+        };
+      }
+      const big = (i: number) => new Uint8Array(20 << 10).fill(i);
+      // A produce group's batches: issued in one synchronous loop, then the producers go on.
+      const writes = [1, 2, 3].map((i) => kv.putOwned(Uint8Array.of(0x74, i), big(i)));
+      queueMicrotask(() => events.push('caller goes on'));
+      setImmediate(() => events.push('event turn over'));
+      await Promise.all(writes);
+      // Handed over after the event turn, the commit waited for whatever the callers did meanwhile
+      // (a transaction's callback runs on this thread once lmdb's writer has opened it).
+      expect(events).toEqual(['lmdb commit', 'writes handed to lmdb', 'caller goes on', 'event turn over']);
+      for (const i of [1, 2, 3]) expect(kv.get(Uint8Array.of(0x74, i))).toEqual(big(i));
+    } finally {
+      await storage.close();
+    }
+  });
 });

@@ -149,6 +149,11 @@ interface Flight {
 }
 const WRITTEN = Symbol('written');
 
+/** lmdb's `batch`, which its typings leave out (lmdb 3.x, write.js): the writes `apply` makes, in one transaction. */
+interface LmdbBatch {
+  batch(apply: () => void): Promise<boolean>;
+}
+
 /** Scratch for lmdb's key encoder (see unitKeyEncoder): consumed within each put / remove call. */
 const scratch: UnitKey = { id: 0, key: '' };
 
@@ -256,11 +261,13 @@ export class Journal {
     this.kick();
   }
 
-  private kick(): void {
+  /** `soon`: start an idle pump in a microtask rather than after this event turn (see `direct`). */
+  private kick(soon = false): void {
     if (!this.writing) {
       this.writing = true;
       // Gather the rest of this event turn's writes into the same flush.
-      setImmediate(() => void this.pump());
+      if (soon) queueMicrotask(() => void this.pump());
+      else setImmediate(() => void this.pump());
     } else if (this.wake !== undefined && this.inFlight.length < WRITES_IN_FLIGHT) {
       // A write slot is free: the pump takes this event turn's writes as the next group.
       const wake = this.wake;
@@ -324,7 +331,11 @@ export class Journal {
       const last = this.closedGroups.at(-1);
       const group = last !== undefined && this.group.writes.length === 0 ? last : this.closeGroup();
       group.direct.push({ writes, resolve, reject });
-      this.kick();
+      // Large writes come in runs issued together (a produce group's batches, in one synchronous
+      // loop): a microtask still gathers the run, and it reaches lmdb before the callers' next
+      // work. After the event turn, it waited for whatever that work was (producers encoding their
+      // next batches, tens of milliseconds), and the disk idled meanwhile.
+      this.kick(true);
     });
   }
 
@@ -470,7 +481,8 @@ export class Journal {
         await this.nextFile();
         this.mustSwitch = false;
       }
-      group.end = await this.writeRecords(bytes, group.used);
+      // A group of large writes alone has no frame to write (and no await, see `direct`).
+      group.end = group.used > FRAME_HEAD ? await this.writeRecords(bytes, group.used) : { epoch: this.epoch, offset: this.position };
     } catch (err) {
       // Not acknowledged and never published: the next frame overwrites whatever part of this
       // one reached the file.
@@ -581,11 +593,7 @@ export class Journal {
     this.queue = [];
     this.queueDirect = [];
     this.queueBytes = 0;
-    // An async transaction: lmdb's writer thread opens it and this callback runs in it (on this
-    // thread, once earlier commits are done), each put a direct native write; then the writer
-    // commits it, fsync'd. A `batch` instead encoded every put as an instruction for the writer
-    // thread to decode and queued a resolution per put: ~0.2-0.4 µs more CPU per write in all.
-    const done = this.env.transaction(() => {
+    const apply = () => {
       for (const group of writes) {
         for (const w of group) {
           if (w.unit.state.dropped) continue; // its range was deleted; the log's copy is skipped on replay too
@@ -597,7 +605,15 @@ export class Journal {
         }
       }
       void this.meta.put(APPLIED_KEY, [reaches.epoch, reaches.offset]);
-    }) as Promise<unknown>;
+    };
+    // Without large writes, an async transaction: lmdb's writer thread opens it and `apply` runs in
+    // it (on this thread, once the event loop gets to it), each put a direct native write; then the
+    // writer commits it, fsync'd. A `batch` encodes every put as an instruction for the writer
+    // thread: ~0.2-0.4 µs more CPU per small write, but the writer starts at once and copies the
+    // values itself. So large writes (stream batches of ~1 MiB, whose callers wait for this commit)
+    // take a batch: their copy into lmdb's pages leaves this thread, and the commit does not wait
+    // for this thread to finish what it is doing (a produce group's next batches to encode).
+    const done = direct.length > 0 ? (this.env as unknown as LmdbBatch).batch(apply) : (this.env.transaction(apply) as Promise<unknown>);
     this.applying = done.then(
       () => {
         for (const group of writes) for (const w of group) if (w.unit.pending.get(w.mapKey) === w) w.unit.pending.delete(w.mapKey);
