@@ -5,6 +5,7 @@
  */
 import type { Clock, Scheduler } from '../ports/clock.js';
 import type { StorageProvider } from '../ports/storage.js';
+import type { HotValues } from './kv/hot-values.js';
 
 /** Facts about the home, so the engine branches on facts rather than runtime names. */
 export interface Capabilities {
@@ -28,4 +29,6 @@ export interface EngineContext {
   scheduler: Scheduler;
   usage: UsageRecorder;
   capabilities: Capabilities;
+  /** The budget of hot KV entries shared by the engine's KV stores; without it each store has one of its own. */
+  hotValues?: HotValues;
 }

@@ -10,6 +10,7 @@ import type { StorageProvider } from '../ports/storage.js';
 import { systemClock, timerScheduler } from '../ports/system-clock.js';
 import type { Capabilities, EngineContext, UsageRecorder } from './context.js';
 import { ensureDataVersion, type DataVersionResult, type Migration } from './data-version.js';
+import { HotValues } from './kv/hot-values.js';
 import { KvStore, type KvStoreOptions } from './kv/kv-store.js';
 import { StreamStore, type StreamStoreOptions } from './streams/stream-store.js';
 import { TenantRegistry } from './tenants/tenant-registry.js';
@@ -100,6 +101,7 @@ export class Engine {
       scheduler,
       usage: options.usage ?? ownMeter!,
       capabilities: options.capabilities,
+      hotValues: new HotValues(),
     };
     let tenants: TenantRegistry;
     try {

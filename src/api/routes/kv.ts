@@ -94,7 +94,8 @@ function kvOf(deps: AppDeps, c: Context<AppEnv>): KvStore | Promise<KvStore> {
  */
 function kvGetAnswer(deps: AppDeps, tenantId: string, key: string, ifNoneMatch: string | undefined): Awaitable<PlainAnswer> {
   const scope = scopeOf(deps.engine, tenantId);
-  const found = scope instanceof Promise ? scope.then((s) => s.kv.get(key)) : scope.kv.get(key);
+  // Shared entries: the answer's body is written out as it is, never modified.
+  const found = scope instanceof Promise ? scope.then((s) => s.kv.getShared(key)) : scope.kv.getShared(key);
   if (found instanceof Promise) return found.then((entry) => answerOf(entry, key, ifNoneMatch));
   return answerOf(found, key, ifNoneMatch);
 }

@@ -73,7 +73,7 @@ export function writeHeader(rec: Uint8Array, flags: number, contentType: Uint8Ar
  * Small zeroed buffers carved from a shared slab: a fresh ArrayBuffer per put costs more than the
  * put's own work. Pieces are never reused, so a slab lives until its last piece is dropped.
  */
-class Slab {
+export class Slab {
   private buffer: ArrayBuffer;
   private used = 0;
 

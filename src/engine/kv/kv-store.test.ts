@@ -508,6 +508,8 @@ describe('KvStore key cache', () => {
             const entry = await kv.get(k);
             const live = want.expiresAt === null || want.expiresAt > ctx.clock.now();
             expect(entry === undefined ? undefined : dec.decode(entry.value)).toBe(live ? want.value : undefined);
+            // A shared entry, kept from an earlier read, must have been forgotten by every write since.
+            expect(await kv.getShared(k)).toEqual(entry);
           }
         }
       }
@@ -519,6 +521,45 @@ describe('KvStore key cache', () => {
       await Promise.all(stores.map((kv) => kv.close()));
     }
   });
+
+  for (const asyncGet of [false, true]) {
+    it(`shares a hot key's entry until the key is written, deleted or expires (${asyncGet ? 'async' : 'sync'} reads, lagging writes)`, async () => {
+      const ctx = slowContext(asyncGet);
+      const kv = await KvStore.open(ctx, 't1');
+      const value = async (key: string) => {
+        const entry = await kv.getShared(key);
+        return entry === undefined ? undefined : dec.decode(entry.value);
+      };
+      await kv.put('k', bytes('one'));
+      const first = await kv.getShared('k');
+      // Kept only from a synchronous read: an asynchronous one could race a write.
+      if (asyncGet) expect(await kv.getShared('k')).not.toBe(first);
+      else expect(await kv.getShared('k')).toBe(first);
+      const put = kv.put('k', bytes('two'), { contentType: 'text/plain' });
+      expect(await value('k')).toBe('two'); // the write in flight, never kept
+      const { version } = await put;
+      expect(await kv.getShared('k')).toMatchObject({ contentType: 'text/plain', version, size: 3 });
+      expect(await value('k')).toBe('two');
+      // A write that fails after it was read in flight leaves what storage kept.
+      ctx.storage.failBatchWhen = (ops) => ops.some((op) => op.type === 'put' && op.key[0] === 0x64);
+      const failing = kv.put('k', bytes('lost'), { ttl: 60 });
+      expect(await value('k')).toBe('lost');
+      await expect(failing).rejects.toThrow(/simulated crash/);
+      ctx.storage.failBatchWhen = undefined;
+      expect(await value('k')).toBe('two');
+      const deleted = kv.delete('k');
+      expect(await value('k')).toBeUndefined();
+      await deleted;
+      expect(await value('k')).toBeUndefined();
+      await kv.put('t', bytes('ttl'), { ttl: 1 });
+      expect(await value('t')).toBe('ttl');
+      expect(await value('t')).toBe('ttl');
+      await ctx.clock.advance(1000);
+      expect(await value('t')).toBeUndefined();
+      expect(await kv.get('t')).toBeUndefined();
+      await kv.close();
+    });
+  }
 
   it('forgets what a failed write claimed and meters the next write against what storage kept', async () => {
     const ctx = slowContext(false);

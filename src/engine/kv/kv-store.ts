@@ -12,6 +12,7 @@ import { prefixEnd } from '../../ports/storage-checks.js';
 import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type BlobStore, type OrderedKV } from '../../ports/storage.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
 import type { EngineContext, UsageRecorder } from '../context.js';
+import { HotValues, type HotUnit } from './hot-values.js';
 import {
   FLAG_BLOB,
   HEADER_BYTES,
@@ -289,6 +290,9 @@ export class KvStore {
   private readonly maxValueBytes: number;
   /** Known keys in insertion order: every key with a write in flight, and recently written ones. */
   private readonly slots = new Map<string, Slot>();
+  /** Entries of hot keys for `getShared`, under the engine's budget (see hot-values.ts). */
+  private readonly hotValues: HotValues;
+  private readonly hot: HotUnit;
   private readonly cachedKeys: number;
   /** How many slots have a write in flight (those are kept whatever the cache limit). */
   private inflightSlots = 0;
@@ -322,6 +326,8 @@ export class KvStore {
     this.clock = ctx.clock;
     this.scheduler = ctx.scheduler;
     this.usage = ctx.usage;
+    this.hotValues = ctx.hotValues ?? new HotValues();
+    this.hot = this.hotValues.unit();
     this.maxValueBytes = maxValueBytes;
     this.cachedKeys = cachedKeys;
   }
@@ -386,6 +392,33 @@ export class KvStore {
     const rec = this.peek(slot, k, true);
     if (rec instanceof Promise) return rec.then((r) => this.entryOf(key, k, r, 0));
     return this.entryOf(key, k, rec, 0);
+  }
+
+  /**
+   * Like `get`, for readers that never modify the entry or its value (the HTTP GET route writes
+   * them out as they are): a hot key's entry is kept in memory and shared (see hot-values.ts), so
+   * reading it again costs a map lookup, not a storage read and a copy.
+   *
+   * @example
+   * const entry = await kv.getShared('user/42'); // read entry.value; never write to it
+   */
+  getShared(key: string): Awaitable<KvEntry | undefined> {
+    this.check();
+    const queued = this.locks.size === 0 ? undefined : this.locks.get(key);
+    if (queued === undefined) {
+      const kept = this.hotValues.get(this.hot, key);
+      if (kept !== undefined) {
+        if (kept.expiresAt === null || !this.expiredAt(kept.expiresAt)) return kept;
+        this.hotValues.forget(this.hot, key);
+      }
+    }
+    const k = dataKey(key);
+    const slot = this.inflightSlots === 0 ? undefined : this.slots.get(key);
+    if (queued !== undefined) return queued.then(async () => this.entryOf(key, k, await this.current(key, k), 0));
+    const rec = this.peek(slot, k, true);
+    if (rec instanceof Promise) return rec.then((r) => this.entryOf(key, k, r, 0));
+    // Storage answered at once and no write of the key is in flight: what it said may be kept.
+    return this.entryOf(key, k, rec, 0, slot?.group === undefined);
   }
 
   /**
@@ -599,6 +632,7 @@ export class KvStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.hotValues.forgetAll(this.hot);
     this.cancelSweep?.();
     this.cancelSweep = undefined;
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
@@ -856,6 +890,7 @@ export class KvStore {
     }
     if (this.reserving !== undefined) write = Promise.all([write, this.reserving]).then(noop);
     // The write is issued (a synchronous throw above leaves the slot as it was): the slot is its state now.
+    this.hotValues.forget(this.hot, key);
     slot.exists = true;
     slot.version = version;
     slot.expiresAt = expiresAt;
@@ -882,6 +917,7 @@ export class KvStore {
     if (blob !== undefined) ops.push({ type: 'put', key: tagged(TAG_GARBAGE, blob), value: EMPTY });
     const delta = -(k.length - 1 + slot.size);
     const write = ops.length === 1 ? this.kv.delete(k) : this.kv.batch(ops);
+    this.hotValues.forget(this.hot, slot.key);
     slot.exists = false;
     slot.expiresAt = 0;
     slot.size = 0;
@@ -948,7 +984,8 @@ export class KvStore {
   }
 
   /** `rec` may be storage's transient buffer: everything is decoded or copied before any await. */
-  private entryOf(key: string, k: Uint8Array, rec: Uint8Array | undefined, attempt: number): Awaitable<KvEntry | undefined> {
+  /** `keep`: the entry of an inline value may be kept for `getShared` (and is then shared). */
+  private entryOf(key: string, k: Uint8Array, rec: Uint8Array | undefined, attempt: number, keep = false): Awaitable<KvEntry | undefined> {
     if (rec === undefined) return undefined;
     checkRecord(rec, key);
     if (this.expired(rec)) return undefined;
@@ -957,10 +994,13 @@ export class KvStore {
     const contentType = recordContentType(rec);
     const version = recordVersion(rec);
     if ((recordFlags(rec) & FLAG_BLOB) === 0) {
-      // A copy: the caller owns its value, and `rec` is storage's buffer or an in-flight record.
-      const value = allocValue(size);
+      // A copy: the caller owns its value (or shares it, kept), and `rec` is storage's buffer or an in-flight record.
+      const kept = keep && this.hotValues.fits(size);
+      const value = kept ? this.hotValues.alloc(size) : allocValue(size);
       value.set(rec.subarray(bodyOffset(rec)));
-      return { value, contentType, version, expiresAt: expires === 0 ? null : expires, size };
+      const entry: KvEntry = { value, contentType, version, expiresAt: expires === 0 ? null : expires, size };
+      if (kept) this.hotValues.keep(this.hot, key, entry);
+      return entry;
     }
     const name = recordBlobName(rec, key);
     return this.blobs.get(name).then(async (value): Promise<KvEntry | undefined> => {

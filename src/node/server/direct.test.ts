@@ -47,6 +47,24 @@ async function seenRaw(path: string, lines: Array<[string, string]>): Promise<{ 
   return parseRawAnswer(text);
 }
 
+/** The head of the answer to a raw GET, line by line as sent, with the per-request values blanked. */
+async function rawHead(path: string, version: '1.0' | '1.1'): Promise<string[]> {
+  const { hostname, port } = new URL(server.url);
+  const text = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let out = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (out += chunk));
+    socket.on('end', () => resolve(out));
+    socket.on('error', reject);
+    socket.write(`GET ${path} HTTP/${version}\r\nHost: ${hostname}:${port}\r\nConnection: close\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+  });
+  return text
+    .slice(0, text.indexOf('\r\n\r\n'))
+    .split('\r\n')
+    .map((line) => line.replace(/^(date|x-request-id): .*$/i, '$1: …'));
+}
+
 // `/v1/kv/a/b` is answered directly; `/v1/kv/a%2Fb` names the same key and is decoded by hono.
 describe('a direct KV GET answers as the hono route does', () => {
   it.each([
@@ -73,6 +91,12 @@ describe('a direct KV GET answers as the hono route does', () => {
     const direct = await seenRaw('/v1/kv/a/b', sent);
     expect(direct).toEqual(await seenRaw('/v1/kv/a%2Fb', sent));
     expect(direct.status).not.toBe(0);
+  });
+
+  it.each(['1.1', '1.0'] as const)('with the same head, line for line, over HTTP/%s', async (version) => {
+    const direct = await rawHead('/v1/kv/a/b', version);
+    expect(direct).toEqual(await rawHead('/v1/kv/a%2Fb', version));
+    expect(direct.filter((line) => /^content-length: 5$/i.test(line))).toHaveLength(1);
   });
 
   it('a missing key', async () => {

@@ -73,10 +73,28 @@ function flat(headers: Record<string, string>): string[] {
   return list;
 }
 
+/** The fields of node's ServerResponse that decide whether it writes a Content-Length itself. */
+interface OwnLength {
+  _contentLength?: unknown;
+  useChunkedEncodingByDefault?: boolean;
+}
+
+/**
+ * Sets the answer's length. NOTE: node writes `Content-Length: <n>` itself from `_contentLength`,
+ * without the name and value checks a header gets; @hono/node-server has it do so for the hono
+ * routes, so this gives the same head as those. Where node would not (an HTTP/1.0 request, or a
+ * node without that field), the header, as @hono/node-server does then too.
+ */
+function setLength(res: ServerResponse, headers: Record<string, string>, length: number): void {
+  const own = res as ServerResponse & OwnLength;
+  if (own._contentLength === null && own.useChunkedEncodingByDefault === true) own._contentLength = length;
+  else headers['Content-Length'] = String(length); // the name as @hono/node-server writes it
+}
+
 function write(res: ServerResponse, answer: PlainAnswer, logger: LoggerPort): void {
   const { status, headers, body } = answer;
   try {
-    if (body !== null) headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
+    if (body !== null) setLength(res, headers, typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
     res.writeHead(status, flat(headers));
     res.end(body ?? undefined);
   } catch (err) {
