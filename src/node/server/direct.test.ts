@@ -34,31 +34,26 @@ async function seen(path: string, headers: Record<string, string>): Promise<{ st
  * names, any case), which fetch would merge or normalize before sending.
  */
 async function seenRaw(path: string, lines: Array<[string, string]>): Promise<{ status: number; body: string; headers: Record<string, string> }> {
+  return parseRawAnswer(await rawGet(path, '1.1', lines));
+}
+
+/** Everything the server sends back to a GET written byte for byte, on a connection it closes. */
+function rawGet(path: string, version: '1.0' | '1.1', lines: Array<[string, string]>): Promise<string> {
   const { hostname, port } = new URL(server.url);
-  const text = await new Promise<string>((resolve, reject) => {
+  return new Promise<string>((resolve, reject) => {
     const socket = connect(Number(port), hostname);
     let out = '';
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => (out += chunk));
     socket.on('end', () => resolve(out));
     socket.on('error', reject);
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n${lines.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`);
+    socket.write(`GET ${path} HTTP/${version}\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n${lines.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`);
   });
-  return parseRawAnswer(text);
 }
 
 /** The head of the answer to a raw GET, line by line as sent, with the per-request values blanked. */
 async function rawHead(path: string, version: '1.0' | '1.1'): Promise<string[]> {
-  const { hostname, port } = new URL(server.url);
-  const text = await new Promise<string>((resolve, reject) => {
-    const socket = connect(Number(port), hostname);
-    let out = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => (out += chunk));
-    socket.on('end', () => resolve(out));
-    socket.on('error', reject);
-    socket.write(`GET ${path} HTTP/${version}\r\nHost: ${hostname}:${port}\r\nConnection: close\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
-  });
+  const text = await rawGet(path, version, [['Authorization', auth.authorization]]);
   return text
     .slice(0, text.indexOf('\r\n\r\n'))
     .split('\r\n')
