@@ -14,20 +14,12 @@ import { ErrorCode, QuartzError } from '../../core/errors.js';
  * const bytes = await incomingBody(req);
  */
 export async function incomingBody(req: IncomingMessage): Promise<Uint8Array> {
-  // NOTE: node's parser calls the request handler from its headers callback without running
-  // promise jobs, and runs them once it has handed over the body bytes that came in the same read.
-  // So after one promise job a body sent with its headers is waiting whole in the request's
-  // buffer: one read, no stream events, still in the event turn the request arrived in (a write
-  // issued now joins this turn's group commit; see journal.ts `kick`).
-  await undefined;
-  if (req.complete || req.readableLength >= declaredLength(req)) return (req.read() as Buffer | null) ?? EMPTY;
+  // By the next turn of the event loop node's parser has taken all the bytes that came with the
+  // headers, so a body sent with them is waiting whole in the request's buffer: one read, no
+  // stream events. (Promise jobs and ticks run before the parser reaches the body.)
+  await new Promise((resolve) => setImmediate(resolve));
+  if (req.complete) return (req.read() as Buffer | null) ?? EMPTY;
   return streamed(req);
-}
-
-/** The declared Content-Length (NaN when absent; the caller has checked it against its limit). */
-function declaredLength(req: IncomingMessage): number {
-  const raw = req.headers['content-length'];
-  return raw === undefined ? NaN : Number(raw);
 }
 
 const EMPTY = new Uint8Array(0);
