@@ -123,6 +123,37 @@ describe('a direct KV PUT answers as the hono route does', () => {
     expect((await read('/v1/kv/dup/a')).type).toBe((await read('/v1/kv/dup/b')).type);
   });
 
+  // The body is taken whole when it came with its headers, else as its parts arrive.
+  it('takes a body sent with its headers, after them, or in parts', async () => {
+    const value = 'b'.repeat(1500);
+    const lines: Array<[string, string]> = [['Authorization', auth.authorization!]];
+    expect((await putRaw('/v1/kv/body/one-write', lines, value)).status).toBe(200);
+    expect((await sendWithBody(`${server.url}/v1/kv/body/parts`, 'PUT', value, auth, { pause: 50 })).status).toBe(200);
+    expect((await sendWithBody(`${server.url}/v1/kv/body/empty`, 'PUT', '', auth, { pause: 20 })).status).toBe(200);
+    expect((await read('/v1/kv/body/one-write')).body).toBe(value);
+    expect((await read('/v1/kv/body/parts')).body).toBe(value);
+    expect((await read('/v1/kv/body/empty')).body).toBe('');
+  });
+
+  it('answers PUTs sent back to back in one write, each with its own body', async () => {
+    const { hostname, port } = new URL(server.url);
+    const one = (key: string, body: string, close: boolean) =>
+      `PUT /v1/kv/piped/${key} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: ${auth.authorization!}\r\n${close ? 'Connection: close\r\n' : ''}Content-Length: ${body.length}\r\n\r\n${body}`;
+    const answers = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), hostname);
+      let out = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => (out += chunk));
+      socket.on('end', () => resolve(out));
+      socket.on('error', reject);
+      socket.write(one('a', 'first', false) + one('b', 'x'.repeat(700), false) + one('c', 'third', true));
+    });
+    expect(answers.match(/HTTP\/1\.1 200 OK\r\n/g)).toHaveLength(3);
+    expect((await read('/v1/kv/piped/a')).body).toBe('first');
+    expect((await read('/v1/kv/piped/b')).body).toBe('x'.repeat(700));
+    expect((await read('/v1/kv/piped/c')).body).toBe('third');
+  });
+
   it('counts its requests in the metrics by route', async () => {
     const count = async (): Promise<number> => {
       const text = await (await fetch(`${server.url}/metrics`)).text();

@@ -16,7 +16,8 @@ import { ErrorCode, QuartzError } from '../../core/errors.js';
 export async function incomingBody(req: IncomingMessage): Promise<Uint8Array> {
   // By the next turn of the event loop node's parser has taken all the bytes that came with the
   // headers, so a body sent with them is waiting whole in the request's buffer: one read, no
-  // stream events. (Promise jobs and ticks run before the parser reaches the body.)
+  // stream events. (Those bytes are there by the first promise job too, but reading then moved the
+  // mixed load's latency from GETs to writes without lowering its p99: docs/benchmarks.md.)
   await new Promise((resolve) => setImmediate(resolve));
   if (req.complete) return (req.read() as Buffer | null) ?? EMPTY;
   return streamed(req);
