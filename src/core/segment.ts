@@ -1214,8 +1214,9 @@ export class SegmentReader {
    */
   private runEnd(first: number, offset: number, want: number): number {
     const { offsets, positions } = this.index;
+    const from = Math.max(offset, offsets[first]!);
     let end = first + 1;
-    while (end < this.batchCount && offsets[end]! - offset < want && positions[end + 1]! - positions[first]! <= RUN_STORED_BYTES) end++;
+    while (end < this.batchCount && offsets[end]! - from < want && positions[end + 1]! - positions[first]! <= RUN_STORED_BYTES) end++;
     return end;
   }
 
