@@ -120,8 +120,12 @@ function xPowBytes(bytes: usize): u32 {
   return p;
 }
 
-/** Streams shorter than this are not worth splitting (the combine costs ~1-2 µs). */
-const SPLIT_MIN: usize = 3 * 8192;
+/**
+ * Inputs shorter than this are not worth splitting. The combine costs a few hundred ns, so the
+ * split already pays from ~1.5 KB (CPU time, this kernel: 1.6 KB 2.4 -> 2.9 GB/s, 6 KB 2.45 ->
+ * 3.1, 12 KB 2.6 -> 3.5): segment batches are cut at 16 KB of records, a few KB compressed.
+ */
+const SPLIT_MIN: usize = 3 * 512;
 
 /**
  * Running CRC32C over `len` bytes at `ptr`: pass 0 first, then the previous result, so that

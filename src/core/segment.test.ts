@@ -583,6 +583,29 @@ describe('reader', () => {
     expectCode(() => r.readFrom(100, -1), ErrorCode.INVALID_ARGUMENT);
   });
 
+  it('readFrom decodes a run of small batches at once: mixed codecs, every CRC checked, the last batch kept', () => {
+    const recs = makeRecords(300, 0);
+    const w = new SegmentWriter({ baseOffset: 100, createdAt: 1234 });
+    w.appendBatch(encodeBatch(recs.slice(0, 200), { baseOffset: 100, codec: 'lz4' }), { blockBytes: 1024 });
+    w.appendBatch(encodeBatch(recs.slice(200, 250), { baseOffset: 300, codec: 'none' }), { blockBytes: 1024 });
+    w.appendBatch(encodeBatch(recs.slice(250), { baseOffset: 350, codec: 'lz4' }), { blockBytes: 1024 });
+    const seg = w.finish();
+    const r = SegmentReader.open(seg);
+    expect(r.batchCount).toBeGreaterThan(10);
+    expect(plain(r.readFrom(157, 150))).toEqual(plain(recs.slice(57, 207), 157));
+    const read = readAll(r);
+    expect(plain(read)).toEqual(plain(recs, 100));
+    expect(r.readWindow(399, 1)[0]).toBe(read[299]);
+    // A flip in any batch of a run fails the read, also past the batch its first record is in.
+    for (const at of [120, 260, 320, 390]) {
+      const bad = seg.slice();
+      const range = r.batchRange(at);
+      bad[range.offset + range.length - 3]! ^= 1;
+      const err = expectCode(() => SegmentReader.open(bad).readFrom(100, 300), ErrorCode.CHECKSUM_MISMATCH);
+      expect(err.message).toContain(`offsets ${range.baseOffset}..`);
+    }
+  });
+
   it('readWindow reads within one batch, builds only its records and keeps nothing', () => {
     const r = SegmentReader.open(buildSegment(batches));
     expect(plain(r.readWindow(115, 5))).toEqual(plain(all.slice(15, 20), 115));
