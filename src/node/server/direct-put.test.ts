@@ -1,6 +1,5 @@
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseRawAnswer, sendWithBody, startServerWithTenant, type RawAnswer, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
+import { exchangeRaw, parseRawAnswer, sendWithBody, startServerWithTenant, type RawAnswer, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
 import type { RunningServer } from './server.js';
 
 const LIMIT = 2048;
@@ -34,18 +33,10 @@ async function put(path: string, body: string, headers: Record<string, string>, 
 }
 
 /** A PUT whose header lines are written exactly as given (repeated names), which node's client would merge. */
-function putRaw(path: string, lines: Array<[string, string]>, body: string): Promise<Seen> {
-  const { hostname, port } = new URL(server.url);
-  return new Promise<Seen>((resolve, reject) => {
-    const socket = connect(Number(port), hostname);
-    let out = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => (out += chunk));
-    socket.on('end', () => resolve(normalized(parseRawAnswer(out))));
-    socket.on('error', reject);
-    const sent = [...lines, ['Content-Length', String(Buffer.byteLength(body))]].map(([n, v]) => `${n}: ${v}\r\n`).join('');
-    socket.write(`PUT ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n${sent}\r\n${body}`);
-  });
+async function putRaw(path: string, lines: Array<[string, string]>, body: string): Promise<Seen> {
+  const { host } = new URL(server.url);
+  const sent = [...lines, ['Content-Length', String(Buffer.byteLength(body))]].map(([n, v]) => `${n}: ${v}\r\n`).join('');
+  return normalized(parseRawAnswer(await exchangeRaw(server.url, `PUT ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n${sent}\r\n${body}`)));
 }
 
 async function read(path: string): Promise<{ status: number; type: string | null; expires: string | null; body: string }> {
@@ -136,18 +127,10 @@ describe('a direct KV PUT answers as the hono route does', () => {
   });
 
   it('answers PUTs sent back to back in one write, each with its own body', async () => {
-    const { hostname, port } = new URL(server.url);
+    const { host } = new URL(server.url);
     const one = (key: string, body: string, close: boolean) =>
-      `PUT /v1/kv/piped/${key} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: ${auth.authorization!}\r\n${close ? 'Connection: close\r\n' : ''}Content-Length: ${body.length}\r\n\r\n${body}`;
-    const answers = await new Promise<string>((resolve, reject) => {
-      const socket = connect(Number(port), hostname);
-      let out = '';
-      socket.setEncoding('latin1');
-      socket.on('data', (chunk: string) => (out += chunk));
-      socket.on('end', () => resolve(out));
-      socket.on('error', reject);
-      socket.write(one('a', 'first', false) + one('b', 'x'.repeat(700), false) + one('c', 'third', true));
-    });
+      `PUT /v1/kv/piped/${key} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${auth.authorization!}\r\n${close ? 'Connection: close\r\n' : ''}Content-Length: ${body.length}\r\n\r\n${body}`;
+    const answers = await exchangeRaw(server.url, one('a', 'first', false) + one('b', 'x'.repeat(700), false) + one('c', 'third', true));
     expect(answers.match(/HTTP\/1\.1 200 OK\r\n/g)).toHaveLength(3);
     expect((await read('/v1/kv/piped/a')).body).toBe('first');
     expect((await read('/v1/kv/piped/b')).body).toBe('x'.repeat(700));

@@ -1,6 +1,5 @@
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseRawAnswer, startServerWithTenant, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
+import { exchangeRaw, parseRawAnswer, startServerWithTenant, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
 import type { RunningServer } from './server.js';
 
 let running: ServerWithTenant;
@@ -39,16 +38,8 @@ async function seenRaw(path: string, lines: Array<[string, string]>): Promise<{ 
 
 /** Everything the server sends back to a GET written byte for byte, on a connection it closes. */
 function rawGet(path: string, version: '1.0' | '1.1', lines: Array<[string, string]>): Promise<string> {
-  const { hostname, port } = new URL(server.url);
-  return new Promise<string>((resolve, reject) => {
-    const socket = connect(Number(port), hostname);
-    let out = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => (out += chunk));
-    socket.on('end', () => resolve(out));
-    socket.on('error', reject);
-    socket.write(`GET ${path} HTTP/${version}\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n${lines.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`);
-  });
+  const { host } = new URL(server.url);
+  return exchangeRaw(server.url, `GET ${path} HTTP/${version}\r\nHost: ${host}\r\nConnection: close\r\n${lines.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`);
 }
 
 /** The head of the answer to a raw GET, line by line as sent, with the per-request values blanked. */
