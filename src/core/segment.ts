@@ -430,9 +430,14 @@ function decompressSection(w: CodecExports, bytes: Uint8Array, at: number, h: Ba
   if (w.crc32c(0, ptr, h.length - 8) >>> 0 !== h.crc) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, at);
   // The output region is sized only once the CRC vouches for the declared uncompressed size.
   const dst = scratch(w, 1, h.uncompressedSize);
-  const n = w.lz4_decompress_block(ptr + BATCH_HEADER_SIZE - 8, h.length - BATCH_HEADER_SIZE, dst, h.uncompressedSize);
-  if (n !== h.uncompressedSize) fail(ErrorCode.CORRUPT_DATA, `${subject}: LZ4 block decodes to ${n < 0 ? `error ${n}` : `${n} bytes`}, the header says ${h.uncompressedSize}`, at);
+  decompressRecords(w, ptr - 8, dst, h, subject, at);
   return dst;
+}
+
+/** Decompresses the records of the CRC-checked LZ4 batch at wasm address `batch` to `dst`, exactly `h.uncompressedSize` bytes. */
+function decompressRecords(w: CodecExports, batch: number, dst: number, h: BatchHeader, subject: string, at: number): void {
+  const n = w.lz4_decompress_block(batch + BATCH_HEADER_SIZE, h.length - BATCH_HEADER_SIZE, dst, h.uncompressedSize);
+  if (n !== h.uncompressedSize) fail(ErrorCode.CORRUPT_DATA, `${subject}: LZ4 block decodes to ${n < 0 ? `error ${n}` : `${n} bytes`}, the header says ${h.uncompressedSize}`, at);
 }
 
 /**
@@ -1259,9 +1264,8 @@ export class SegmentReader {
           const h = headers[i]!;
           if (h.codec !== 'lz4') continue;
           const at = positions[first + i]!;
-          const n = w.lz4_decompress_block(input + (at - start) + BATCH_HEADER_SIZE, h.length - BATCH_HEADER_SIZE, into, h.uncompressedSize);
-          if (n !== h.uncompressedSize) fail(ErrorCode.CORRUPT_DATA, `${subjects[i]}: LZ4 block decodes to ${n < 0 ? `error ${n}` : `${n} bytes`}, the header says ${h.uncompressedSize}`, at);
-          into += n;
+          decompressRecords(w, input + (at - start), into, h, subjects[i]!, at);
+          into += h.uncompressedSize;
         }
         section = memoryView(w).slice(dst, dst + sectionBytes);
       } finally {
