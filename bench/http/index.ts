@@ -12,6 +12,8 @@
  *   - a plain hono route putting each KV PUT body into raw lmdb, each commit fsync'd before the
  *     answer (lmdb's own durable commit: a data flush and a meta flush per group of puts, which is
  *     what our adapter did before its write-ahead log, one flush per group);
+ *   - a plain hono route appending each KV PUT body to one O_DSYNC file, group-committed: the
+ *     least a durable PUT costs on this stack and disk, with nothing to index or recover;
  * then a mixed load (200 connections) reporting errors, p50/p99, server RSS before/after, and
  * checking afterwards that every acknowledged KV write and produced record reads back.
  *
@@ -593,6 +595,8 @@ async function main(): Promise<void> {
       rows.set('kv-put', await cannon(`KV PUT 1 KB (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests }));
       const lmdbRequests = Array.from({ length: 100 }, (_, i): CannonRequest => ({ method: 'PUT', path: `/lmdb/put-${i}`, headers: { 'content-type': 'application/octet-stream' }, body: value1k }));
       rows.set('lmdb-put', await cannon(`ref: hono + raw lmdb put, fsync'd (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: lmdbRequests }));
+      const logRequests = Array.from({ length: 100 }, (_, i): CannonRequest => ({ method: 'PUT', path: `/log/put-${i}`, headers: { 'content-type': 'application/octet-stream' }, body: value1k }));
+      rows.set('log-put', await cannon(`ref: hono + O_DSYNC append, group commit (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: logRequests }));
     }
     if (wanted('vector')) {
       const requests = queries.map((q): CannonRequest => ({ method: 'POST', path: '/v1/collections/bench/query', headers: json, body: q }));
@@ -685,6 +689,7 @@ function printTable(mixed: MixedOutcome | undefined): void {
     ['bare-put', rows.get('kv-put') && rows.get('bare-put') ? `KV PUT is ${(rows.get('kv-put')!.reqPerSec / rows.get('bare-put')!.reqPerSec).toFixed(2)}× this` : ''],
     ['bare-query', rows.get('vector') && rows.get('bare-query') ? `vector query is ${(rows.get('vector')!.reqPerSec / rows.get('bare-query')!.reqPerSec).toFixed(2)}× this` : ''],
     ['lmdb-put', rows.get('kv-put') && rows.get('lmdb-put') ? `KV PUT is ${(rows.get('kv-put')!.reqPerSec / rows.get('lmdb-put')!.reqPerSec).toFixed(2)}× this (lmdb's own durable commit)` : ''],
+    ['log-put', rows.get('kv-put') && rows.get('log-put') ? `KV PUT is ${(rows.get('kv-put')!.reqPerSec / rows.get('log-put')!.reqPerSec).toFixed(2)}× this; this is ${(rows.get('log-put')!.reqPerSec / (bare?.reqPerSec ?? NaN)).toFixed(2)}× bare` : ''],
     ['jsonl', rows.get('produce') && rows.get('jsonl') ? `produce is ${(rows.get('produce')!.recordsPerSec! / rows.get('jsonl')!.recordsPerSec!).toFixed(2)}× this` : ''],
   ]);
   const header = ['run', 'req/s', 'records/s', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req', 'ratio'];

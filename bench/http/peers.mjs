@@ -9,8 +9,12 @@
 //   PUT  /lmdb/K  the body put into a plain lmdb database with the durability settings of our
 //                 disk adapter (each put's promise resolves once its commit is fsync'd): the
 //                 ceiling for a durable KV PUT on this disk, with no engine behind it
+//   PUT  /log/K   the body appended to one O_DSYNC file, group-committed (bodies that arrive while
+//                 a write is on the disk go out together in the next one): the least a durable
+//                 PUT can cost on this stack and disk, with no index, no read path, no recovery
 // Plain JS run by node itself (like the compiled server), so no loader sits on its hot path.
 // Usage: node bench/http/peers.mjs --port N --dir DIR
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
@@ -26,6 +30,29 @@ const port = Number(arg('port'));
 const file = await open(join(arg('dir'), 'append.jsonl'), 'a');
 // The options src/node/storage/disk-storage.ts opens its environment with.
 const lmdb = openLmdb({ path: join(arg('dir'), 'peer.mdb'), overlappingSync: false, noSync: false, noMetaSync: false, commitDelay: 0, eventTurnBatching: true, pageSize: 8192, encoding: 'binary' });
+
+const log = await open(join(arg('dir'), 'peer.log'), constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC);
+
+/** @type {{ bytes: Uint8Array[]; acks: (() => void)[] }} */
+let group = { bytes: [], acks: [] };
+let writing = false;
+async function flushGroups() {
+  writing = true;
+  while (group.acks.length > 0) {
+    const { bytes, acks } = group;
+    group = { bytes: [], acks: [] };
+    await log.writev(bytes);
+    for (const ack of acks) ack();
+  }
+  writing = false;
+}
+function appendDurably(key, body) {
+  return new Promise((resolve) => {
+    group.bytes.push(Buffer.from(`${key} ${body.length}\n`), body);
+    group.acks.push(resolve);
+    if (!writing) void flushGroups();
+  });
+}
 
 const KB = 'x'.repeat(1024);
 const app = new Hono();
@@ -51,8 +78,14 @@ app.put('/lmdb/:key', async (c) => {
   return c.json({ key: c.req.param('key') });
 });
 
+app.put('/log/:key', async (c) => {
+  const body = new Uint8Array(await c.req.arrayBuffer());
+  await appendDurably(c.req.param('key'), body);
+  return c.json({ key: c.req.param('key') });
+});
+
 const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port });
 process.on('SIGTERM', () => {
   server.close();
-  void Promise.allSettled([file.close(), lmdb.close()]).finally(() => process.exit(0));
+  void Promise.allSettled([file.close(), log.close(), lmdb.close()]).finally(() => process.exit(0));
 });
