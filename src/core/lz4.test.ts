@@ -65,12 +65,24 @@ describe('lz4 block', () => {
     expect(lz4.compressBlock(r).length).toBeLessThanOrEqual(r.length + Math.floor(r.length / 255) + 16);
   });
 
-  it('takes no match shorter than 5 bytes: 4-byte repeats stay literals', () => {
-    // Every chunk repeats "wxyz" but each 5-byte window holds the chunk's own index byte.
-    const data = new Uint8Array(1200);
-    for (let i = 0; i < 200; i++) data.set([i, 0x77, 0x78, 0x79, 0x7a, 255 - i], i * 6);
-    // One literal run: token, (1200 - 15) as 255-continued length bytes, the bytes themselves.
+  it('takes no match shorter than 6 bytes: 5-byte repeats stay literals', () => {
+    // Every chunk repeats "vwxyz" but each 6-byte window holds the chunk's own index bytes.
+    const data = new Uint8Array(171 * 7);
+    for (let i = 0; i < 171; i++) data.set([i, 0x76, 0x77, 0x78, 0x79, 0x7a, 255 - i], i * 7);
+    // One literal run: token, (1197 - 15) as 255-continued length bytes, the bytes themselves.
     expect(lz4.compressBlock(data).length).toBe(1 + 5 + data.length);
+  });
+
+  it('takes a 6-byte repeat as a match', () => {
+    // The key twice, 7 apart, between bytes that differ so the match cannot grow either way.
+    const key = [0x61, 0x62, 0x63, 0x64, 0x65, 0x66];
+    const data = new Uint8Array([0x30, ...key, 0x31, ...key, 0x32, ...randomBytes(20, 41)]);
+    const packed = lz4.compressBlock(data);
+    // [token, 8 literals, offset 7, a 6-byte match] then [token, 1 length byte, 21 literals].
+    expect(packed.length).toBe(1 + 8 + 2 + 1 + 1 + 21);
+    expect(packed[0]).toBe((8 << 4) | (6 - 4));
+    expect(packed[9]! | (packed[10]! << 8)).toBe(7);
+    expectBytes(lz4.decompressBlock(packed, data.length), data);
   });
 
   it('matches at most 64 KB back in blocks above 64 KB: a 65535-byte period is found, a 65536-byte one is not', () => {
