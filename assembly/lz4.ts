@@ -212,11 +212,20 @@ const KEY_BYTES: u64 = 6;
       } while (true);
       if (!found) break;
 
-      // Extend backwards over equal bytes.
-      while (ip > anchor && match > lowLimit && load<u8>(ip - 1) == load<u8>(match - 1)) {
-        ip--;
-        match--;
+      // The match's end does not depend on how far it extends backwards: counted first, the next
+      // probe need not wait for the backward extension.
+      let matchEnd = ip + MINMATCH + countMatch(ip + MINMATCH, match + MINMATCH, matchlimit);
+
+      // Extend backwards over equal bytes, as far as the literals and the history allow: the
+      // equal bytes that end the 8 before ip and the 8 before match, without a branch (most
+      // matches extend by none or a few, and a byte loop's exit mispredicts), then byte by byte
+      // in the rare case that all 8 are equal.
+      let back = min<usize>(<usize>(clz(load<u64>(ip - 8) ^ load<u64>(match - 8)) >>> 3), min<usize>(ip - anchor, match - lowLimit));
+      if (back == 8) {
+        while (ip - back > anchor && match - back > lowLimit && load<u8>(ip - back - 1) == load<u8>(match - back - 1)) back++;
       }
+      ip -= back;
+      match -= back;
 
       // Literals.
       const litLen = ip - anchor;
@@ -238,8 +247,8 @@ const KEY_BYTES: u64 = 6;
       while (true) {
         store<u16>(op, <u16>(ip - match));
         op += 2;
-        let matchCode = countMatch(ip + MINMATCH, match + MINMATCH, matchlimit);
-        ip += matchCode + MINMATCH;
+        let matchCode = matchEnd - ip - MINMATCH;
+        ip = matchEnd;
         if (matchCode >= ML_MASK) {
           store<u8>(token, load<u8>(token) + <u8>ML_MASK);
           matchCode -= ML_MASK;
@@ -260,6 +269,7 @@ const KEY_BYTES: u64 = 6;
           if (limited && oend - op < 1 + 2 + 1 + LASTLITERALS) return LZ4_ERR_DST_TOO_SMALL;
           store<u8>(token, 0);
           op++;
+          matchEnd = ip + MINMATCH + countMatch(ip + MINMATCH, match + MINMATCH, matchlimit);
           continue;
         }
         break;
