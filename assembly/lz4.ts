@@ -4,7 +4,7 @@
 // match starts at least 12 bytes before the end of the block.
 // Compression follows the reference "fast" strategy (one hash probe per position, skip
 // trigger acceleration), with these deviations: positions are hashed on, and matches taken from,
-// 5 equal bytes rather than 4 (see KEY_BYTES); the table is twice the reference's (sized down
+// 6 equal bytes rather than 4 (see KEY_BYTES); the table is twice the reference's (sized down
 // for small blocks) and the position two bytes before a match end is not inserted (see
 // HASH_TABLE). Decompression is fully bounds-checked: a fast loop checks its input
 // and output room once per sequence while 32/64 bytes remain, a careful loop every field near
@@ -66,12 +66,19 @@ export function lz4_compress_bound(srcLen: i32): i32 {
 /**
  * Bytes a position's hash covers and a candidate must share before it is taken as a match. A
  * 4-byte match saves at most one byte (token and offset cost three) yet costs a whole sequence to
- * find and emit, and it can cut a longer match short. With 5 (the reference hashes 4 for small
- * blocks): 64 KB blocks of JSON logs compress 2.549 -> 2.598 and ~9% faster (kernel 717 -> 782
- * MB/s), source text and docs 2-5% smaller, x86 binaries 0.4% larger (bench/lz4). 6 was faster
- * still but 3.5% larger on binaries.
+ * find and emit, and it can cut a longer match short; a 5-byte one saves at most two. The
+ * reference hashes 4 for small blocks. Kernel CPU time and ratio, 64 KB blocks (bench/lz4/kernels-ab.ts):
+ *   corpus                         4 bytes        5 bytes        6 bytes
+ *   JSON logs                      696  2.571     800  2.614     823  2.665
+ *   1 KB stream records (rec1k)    469  1.797     476  2.193     522  2.227
+ *   the same in 16 KB blocks       411  1.779     504  1.979     535  1.956
+ *   x86-64 binary (node)           440  1.870     502  1.880     594  1.842
+ *   JavaScript sources             515  2.527     540  2.595     570  2.576
+ *   Markdown docs                  574  2.775     658  2.814     721  2.754
+ * (`lz4 -1 -B4` ratios: 2.548, 1.814, 1.813, 1.844, 2.544, 2.774.) With 6 every corpus is faster,
+ * and none more than 0.7% larger than `lz4 -1`; with 7 binaries, docs and the records lose 6-15%.
  */
-const KEY_BYTES: u64 = 5;
+const KEY_BYTES: u64 = 6;
 
 // @ts-ignore: decorator
 @inline function hashAt<T>(p: usize, hashLog: u64): usize {
@@ -205,11 +212,20 @@ const KEY_BYTES: u64 = 5;
       } while (true);
       if (!found) break;
 
-      // Extend backwards over equal bytes.
-      while (ip > anchor && match > lowLimit && load<u8>(ip - 1) == load<u8>(match - 1)) {
-        ip--;
-        match--;
+      // The match's end does not depend on how far it extends backwards: counted first, the next
+      // probe need not wait for the backward extension.
+      let matchEnd = ip + MINMATCH + countMatch(ip + MINMATCH, match + MINMATCH, matchlimit);
+
+      // Extend backwards over equal bytes, as far as the literals and the history allow: the
+      // equal bytes that end the 8 before ip and the 8 before match, without a branch (most
+      // matches extend by none or a few, and a byte loop's exit mispredicts), then byte by byte
+      // in the rare case that all 8 are equal.
+      let back = min<usize>(<usize>(clz(load<u64>(ip - 8) ^ load<u64>(match - 8)) >>> 3), min<usize>(ip - anchor, match - lowLimit));
+      if (back == 8) {
+        while (ip - back > anchor && match - back > lowLimit && load<u8>(ip - back - 1) == load<u8>(match - back - 1)) back++;
       }
+      ip -= back;
+      match -= back;
 
       // Literals.
       const litLen = ip - anchor;
@@ -231,8 +247,8 @@ const KEY_BYTES: u64 = 5;
       while (true) {
         store<u16>(op, <u16>(ip - match));
         op += 2;
-        let matchCode = countMatch(ip + MINMATCH, match + MINMATCH, matchlimit);
-        ip += matchCode + MINMATCH;
+        let matchCode = matchEnd - ip - MINMATCH;
+        ip = matchEnd;
         if (matchCode >= ML_MASK) {
           store<u8>(token, load<u8>(token) + <u8>ML_MASK);
           matchCode -= ML_MASK;
@@ -253,6 +269,7 @@ const KEY_BYTES: u64 = 5;
           if (limited && oend - op < 1 + 2 + 1 + LASTLITERALS) return LZ4_ERR_DST_TOO_SMALL;
           store<u8>(token, 0);
           op++;
+          matchEnd = ip + MINMATCH + countMatch(ip + MINMATCH, match + MINMATCH, matchlimit);
           continue;
         }
         break;

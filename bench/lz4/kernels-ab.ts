@@ -1,9 +1,11 @@
 /**
  * A/B of the WASM kernels of two or more quartz.wasm builds, for kernel work on a shared machine:
- * `npx tsx bench/lz4/kernels-ab.ts /tmp/before.wasm build/quartz.wasm [--mb 16] [--records] [--api]`.
+ * `npx tsx bench/lz4/kernels-ab.ts /tmp/before.wasm build/quartz.wasm [--mb 16] [--records] [--corpus FILE]
+ * [--block KB] [--api]`.
  * Each build gets its own instance with the corpus already in its memory; LZ4 block compress
  * and decompress (64 KB blocks of JSON logs, or with --records 512 KB blocks of the segment
- * bench's 1 KB JSON records sections),
+ * bench's 1 KB JSON records sections, or with --corpus the first --mb MiB of a file, such as
+ * the streams bench's 1 KB records; --block sets the block size in KB),
  * CRC32C over the whole corpus and over 4 KB pieces are timed by process CPU time, the builds
  * taking turns within every run so that load from other processes falls on all alike. Prints
  * the median MB/s of 7 runs and checks that every build round-trips the corpus. With --api, also
@@ -31,10 +33,13 @@ const files = args.filter((a) => a.endsWith('.wasm'));
 const mbAt = args.indexOf('--mb');
 const MB = mbAt >= 0 ? Number(args[mbAt + 1]) : 16;
 const RECORDS = args.includes('--records');
+const corpusAt = args.indexOf('--corpus');
+const CORPUS = corpusAt >= 0 ? args[corpusAt + 1]! : undefined;
+const blockAt = args.indexOf('--block');
 const API = args.includes('--api');
 const RUNS = 7;
 if (files.length === 0) {
-  console.error('usage: kernels-ab.ts a.wasm [b.wasm ...] [--mb N] [--records]');
+  console.error('usage: kernels-ab.ts a.wasm [b.wasm ...] [--mb N] [--records | --corpus FILE] [--block KB] [--api]');
   process.exit(2);
 }
 
@@ -51,8 +56,8 @@ async function records(size: number): Promise<Uint8Array> {
   return out;
 }
 
-const data = RECORDS ? await records(MB << 20) : jsonLogs(MB << 20);
-const BLOCK = RECORDS ? 512 * 1024 : 65536;
+const data = CORPUS ? new Uint8Array(readFileSync(CORPUS).subarray(0, MB << 20)) : RECORDS ? await records(MB << 20) : jsonLogs(MB << 20);
+const BLOCK = blockAt >= 0 ? Number(args[blockAt + 1]) * 1024 : RECORDS ? 512 * 1024 : 65536;
 
 const setups = files.map((file) => {
   const w = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(file)), {
@@ -142,7 +147,7 @@ for (let run = 0; run <= RUNS; run++) {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-console.log(`kernels A/B: ${RECORDS ? 'segment-style records' : 'JSON logs'}, ${MB} MiB in ${BLOCK / 1024} KB blocks, median of ${RUNS} runs by CPU time (MB/s)`);
+console.log(`kernels A/B: ${CORPUS ?? (RECORDS ? 'segment-style records' : 'JSON logs')}, ${(data.length / 1048576).toFixed(0)} MiB in ${BLOCK / 1024} KB blocks, median of ${RUNS} runs by CPU time (MB/s)`);
 setups.forEach((s, i) => {
   if (Buffer.compare(Buffer.from(s.w.memory.buffer, s.out, s.n), Buffer.from(data.buffer, data.byteOffset, data.length)) !== 0) {
     throw new Error(`${s.file}: round trip differs`);

@@ -65,12 +65,57 @@ describe('lz4 block', () => {
     expect(lz4.compressBlock(r).length).toBeLessThanOrEqual(r.length + Math.floor(r.length / 255) + 16);
   });
 
-  it('takes no match shorter than 5 bytes: 4-byte repeats stay literals', () => {
-    // Every chunk repeats "wxyz" but each 5-byte window holds the chunk's own index byte.
-    const data = new Uint8Array(1200);
-    for (let i = 0; i < 200; i++) data.set([i, 0x77, 0x78, 0x79, 0x7a, 255 - i], i * 6);
-    // One literal run: token, (1200 - 15) as 255-continued length bytes, the bytes themselves.
+  it('takes no match shorter than 6 bytes: 5-byte repeats stay literals', () => {
+    // Every chunk repeats "vwxyz" but each 6-byte window holds the chunk's own index bytes.
+    const data = new Uint8Array(171 * 7);
+    for (let i = 0; i < 171; i++) data.set([i, 0x76, 0x77, 0x78, 0x79, 0x7a, 255 - i], i * 7);
+    // One literal run: token, (1197 - 15) as 255-continued length bytes, the bytes themselves.
     expect(lz4.compressBlock(data).length).toBe(1 + 5 + data.length);
+  });
+
+  it('takes a 6-byte repeat as a match', () => {
+    // The key twice, 7 apart, between bytes that differ so the match cannot grow either way.
+    const key = [0x61, 0x62, 0x63, 0x64, 0x65, 0x66];
+    const data = new Uint8Array([0x30, ...key, 0x31, ...key, 0x32, ...randomBytes(20, 41)]);
+    const packed = lz4.compressBlock(data);
+    // [token, 8 literals, offset 7, a 6-byte match] then [token, 1 length byte, 21 literals].
+    expect(packed.length).toBe(1 + 8 + 2 + 1 + 1 + 21);
+    expect(packed[0]).toBe((8 << 4) | (6 - 4));
+    expect(packed[9]! | (packed[10]! << 8)).toBe(7);
+    expectBytes(lz4.decompressBlock(packed, data.length), data);
+  });
+
+  it('extends a match backwards to where the repeat starts, also by more than 8 bytes', () => {
+    // A repeat of the block's first 300 bytes after n random ones: the search reaches it with a
+    // step grown to ~12, lands up to 11 bytes in, and must extend back to its start.
+    const head = randomBytes(300, 51);
+    for (let n = 5000; n < 5016; n++) {
+      const data = new Uint8Array([...head, ...randomBytes(n, n), ...head]);
+      const packed = lz4.compressBlock(data);
+      const [first] = sequencesOf(packed);
+      expect(first).toEqual({ literals: 300 + n, offset: 300 + n, matchLength: 300 - 5 });
+      expectBytes(lz4.decompressBlock(packed, data.length), data);
+    }
+  });
+
+  it('never extends a match backwards past the start of the block, whatever bytes lie before it', () => {
+    const wasm = codecs<RawCompress>();
+    // The 16 bytes before the block equal the 16 before the repeat of its first 300.
+    const head = randomBytes(300, 52);
+    const gap = randomBytes(2000, 53);
+    const data = new Uint8Array([...head, ...gap, ...head]);
+    const buffer = wasm.alloc(16 + data.length);
+    const src = buffer + 16;
+    const cap = wasm.lz4_compress_bound(data.length);
+    const dst = wasm.alloc(cap);
+    new Uint8Array(wasm.memory.buffer, buffer, 16).set(gap.subarray(gap.length - 16));
+    new Uint8Array(wasm.memory.buffer, src, data.length).set(data);
+    const n = wasm.lz4_compress_block(src, data.length, dst, cap);
+    const packed = new Uint8Array(wasm.memory.buffer, dst, n).slice();
+    wasm.free(buffer);
+    wasm.free(dst);
+    expect(sequencesOf(packed)[0]).toEqual({ literals: 2300, offset: 2300, matchLength: 300 - 5 });
+    expectBytes(lz4.decompressBlock(packed, data.length), data);
   });
 
   it('matches at most 64 KB back in blocks above 64 KB: a 65535-byte period is found, a 65536-byte one is not', () => {
@@ -497,4 +542,25 @@ function withHeader(flg: number, bd: number, extra: number[] = [], rest: number[
   const desc = new Uint8Array([flg, bd, ...extra]);
   const hc = (xxh32Reference(desc) >>> 8) & 0xff;
   return new Uint8Array([0x04, 0x22, 0x4d, 0x18, ...desc, hc, ...rest]);
+}
+
+/** The sequences of a block: literal count, match offset and length (the last, literals only, has offset 0). */
+function sequencesOf(packed: Uint8Array): { literals: number; offset: number; matchLength: number }[] {
+  const out: { literals: number; offset: number; matchLength: number }[] = [];
+  for (let p = 0; p < packed.length; ) {
+    const token = packed[p++]!;
+    let literals = token >> 4;
+    if (literals === 15) for (let s = 255; s === 255; literals += s) s = packed[p++]!;
+    p += literals;
+    if (p >= packed.length) {
+      out.push({ literals, offset: 0, matchLength: 0 });
+      break;
+    }
+    const offset = packed[p]! | (packed[p + 1]! << 8);
+    p += 2;
+    let matchLength = token & 15;
+    if (matchLength === 15) for (let s = 255; s === 255; matchLength += s) s = packed[p++]!;
+    out.push({ literals, offset, matchLength: matchLength + 4 });
+  }
+  return out;
 }
