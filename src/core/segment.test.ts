@@ -393,6 +393,18 @@ describe('batch API', () => {
     const err = expectCode(() => decodeBatchRun(bad), ErrorCode.CHECKSUM_MISMATCH);
     expect(err.message).toContain(`batch ${headers.length - 1}:`);
     expectCode(() => decodeBatchRun(run.subarray(0, run.length - 1)), ErrorCode.CORRUPT_DATA);
+    // A run of several 64 KiB pieces, each decompressed into its own section, mixed codecs across them.
+    const many = makeRecords(12_000, 0);
+    for (let i = 1000; i < many.length; i += 1500) many[i] = { ...many[i]!, value: crypto.getRandomValues(new Uint8Array(5000)) };
+    const long = encodeBatchRun(many, { baseOffset: 5, codec: 'lz4', blockBytes: 2048 });
+    expect(long.bytes.length).toBeGreaterThan(3 * 65536);
+    expect(long.batches.filter((h) => h.codec === 'none').length).toBeGreaterThan(3);
+    const all = decodeBatchRun(long.bytes);
+    expect(plain(all)).toEqual(plain(many, 5));
+    expect(new Set(all.map((r) => r.value!.buffer)).size).toBeGreaterThan(4);
+    const last = long.bytes.slice();
+    last[last.length - 1]! ^= 1;
+    expectCode(() => decodeBatchRun(last), ErrorCode.CHECKSUM_MISMATCH);
   });
 
   it('readBatchRun refuses a gap between batches and a torn last batch', () => {
