@@ -340,28 +340,46 @@ export function readRecords(buf: Uint8Array, start: number, end: number, expect:
  * from a large section that must not be kept alive, or that will be overwritten.
  */
 export function ownRecordBytes(records: DecodedRecord[]): void {
+  // Plain loops, no closures: this runs on every random read of a few records.
   let lo = Infinity;
   let hi = -Infinity;
   let source: ArrayBufferLike | undefined;
-  const span = (v: Uint8Array | null) => {
-    if (v === null) return;
-    source = v.buffer;
-    if (v.byteOffset < lo) lo = v.byteOffset;
-    if (v.byteOffset + v.length > hi) hi = v.byteOffset + v.length;
-  };
-  for (const rec of records) {
-    span(rec.key);
-    span(rec.value);
-    for (const h of rec.headers) span(h.value);
+  for (let i = 0; i < records.length; i++) {
+    const rec = records[i]!;
+    const key = rec.key;
+    if (key !== null) {
+      source = key.buffer;
+      if (key.byteOffset < lo) lo = key.byteOffset;
+      if (key.byteOffset + key.length > hi) hi = key.byteOffset + key.length;
+    }
+    const value = rec.value;
+    if (value !== null) {
+      source = value.buffer;
+      if (value.byteOffset < lo) lo = value.byteOffset;
+      if (value.byteOffset + value.length > hi) hi = value.byteOffset + value.length;
+    }
+    const headers = rec.headers;
+    for (let j = 0; j < headers.length; j++) {
+      const v = headers[j]!.value;
+      if (v === null) continue;
+      source = v.buffer;
+      if (v.byteOffset < lo) lo = v.byteOffset;
+      if (v.byteOffset + v.length > hi) hi = v.byteOffset + v.length;
+    }
   }
   if (source === undefined) return;
-  const own = new Uint8Array(source, lo, hi - lo).slice();
-  const ab = own.buffer;
-  const move = (v: Uint8Array | null) => (v === null ? null : new Uint8Array(ab, v.byteOffset - lo, v.length));
-  for (const rec of records) {
-    rec.key = move(rec.key);
-    rec.value = move(rec.value);
-    for (const h of rec.headers) h.value = move(h.value);
+  const ab = new Uint8Array(source, lo, hi - lo).slice().buffer;
+  for (let i = 0; i < records.length; i++) {
+    const rec = records[i]!;
+    const key = rec.key;
+    if (key !== null) rec.key = new Uint8Array(ab, key.byteOffset - lo, key.length);
+    const value = rec.value;
+    if (value !== null) rec.value = new Uint8Array(ab, value.byteOffset - lo, value.length);
+    const headers = rec.headers;
+    for (let j = 0; j < headers.length; j++) {
+      const h = headers[j]!;
+      if (h.value !== null) h.value = new Uint8Array(ab, h.value.byteOffset - lo, h.value.length);
+    }
   }
 }
 

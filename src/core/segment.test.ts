@@ -9,7 +9,9 @@ import {
   SegmentReader,
   SegmentWriter,
   decodeBatch,
+  decodeBatchRun,
   encodeBatch,
+  encodeBatchRun,
   readBatchHeader,
   readBatchRun,
   readTrailer,
@@ -329,6 +331,80 @@ describe('batch API', () => {
       expect(encodeBatch(small, { baseOffset: 0, codec, blockBytes: 2048 })).toEqual(encodeBatch(small, { baseOffset: 0, codec }));
     }
     expectCode(() => encodeBatch(makeRecords(3), { baseOffset: 0, codec: 'lz4', blockBytes: 0 }), ErrorCode.INVALID_ARGUMENT);
+  });
+
+  it('encodeBatchRun returns the headers of the batches it wrote, as readBatchRun reads them', () => {
+    for (const codec of ['none', 'lz4'] as const) {
+      const records = makeRecords(600, 0);
+      records[7] = { ...records[7]!, value: new Uint8Array(3000).fill(1) }; // stored uncompressed under lz4 too
+      for (const options of [
+        { baseOffset: 12, codec },
+        { baseOffset: 12, codec, blockBytes: 1500, producerId: 5, producerEpoch: 2, baseSequence: 0x7ffffff0 },
+        { baseOffset: 12, codec, blockBytes: 1500, output: (n: number) => new Uint8Array(n) },
+      ]) {
+        const { bytes, batches } = encodeBatchRun(records, options);
+        expect(batches).toEqual(readBatchRun(bytes));
+        expect(bytes).toEqual(encodeBatch(records, options));
+      }
+    }
+  });
+
+  it('decodeBatchRun: all records of a mixed-codec run, LZ4 batches in one section, every CRC checked first', () => {
+    const recs = makeRecords(500, 0);
+    recs[3] = { ...recs[3]!, value: crypto.getRandomValues(new Uint8Array(1500)) }; // an incompressible batch of its own
+    const parts = [
+      encodeBatchRun(recs.slice(0, 200), { baseOffset: 70, codec: 'lz4', blockBytes: 1024 }),
+      encodeBatchRun(recs.slice(200, 260), { baseOffset: 270, codec: 'none', blockBytes: 1024 }),
+      encodeBatchRun(recs.slice(260), { baseOffset: 330, codec: 'lz4', blockBytes: 1024 }),
+    ];
+    const run = new Uint8Array(parts.reduce((n, p) => n + p.bytes.length, 0));
+    let at = 0;
+    const starts: number[] = [];
+    const headers = parts.flatMap((p) => p.batches);
+    for (const p of parts) {
+      run.set(p.bytes, at);
+      for (const h of p.batches) starts.push((at += h.length) - h.length);
+    }
+    expect(headers.map((h) => h.codec)).toContain('none');
+    expect(headers.filter((h) => h.codec === 'lz4').length).toBeGreaterThan(10);
+    const read = decodeBatchRun(run);
+    expect(plain(read)).toEqual(plain(recs, 70));
+    // LZ4 batches' records view one array; uncompressed ones view the input.
+    const sections = new Set(read.filter((r) => r.value !== null && r.value.length > 0).map((r) => r.value!.buffer));
+    expect(sections.size).toBe(2);
+    expect(sections.has(run.buffer)).toBe(true);
+    expect(plain(decodeBatchRun(parts[0]!.bytes.subarray(0, headers[0]!.length)))).toEqual(plain(recs.slice(0, headers[0]!.recordCount), 70));
+    // A flip in the first or last CRC-covered byte of any batch fails the run.
+    headers.forEach((h, i) => {
+      for (const pos of [starts[i]! + 10, starts[i]! + h.length - 1]) {
+        const bad = run.slice();
+        bad[pos]! ^= 0x10;
+        const err = expectCode(() => decodeBatchRun(bad, 'the run'), ErrorCode.CHECKSUM_MISMATCH);
+        expect(err.message).toBe(`the run, batch ${i}: CRC32C does not match (byte ${starts[i]})`);
+      }
+    });
+    // Every CRC before any decompression: an LZ4 block that fails to decode under a valid CRC in
+    // the first batch loses to a bit flip in the last.
+    const bad = run.slice();
+    bad[starts[0]! + BATCH_HEADER_SIZE + 2]! ^= 0xff;
+    recrc(bad, starts[0]!);
+    expectCode(() => decodeBatchRun(bad), ErrorCode.CORRUPT_DATA);
+    bad[run.length - 1]! ^= 1;
+    const err = expectCode(() => decodeBatchRun(bad), ErrorCode.CHECKSUM_MISMATCH);
+    expect(err.message).toContain(`batch ${headers.length - 1}:`);
+    expectCode(() => decodeBatchRun(run.subarray(0, run.length - 1)), ErrorCode.CORRUPT_DATA);
+    // A run of several 64 KiB pieces, each decompressed into its own section, mixed codecs across them.
+    const many = makeRecords(12_000, 0);
+    for (let i = 1000; i < many.length; i += 1500) many[i] = { ...many[i]!, value: crypto.getRandomValues(new Uint8Array(5000)) };
+    const long = encodeBatchRun(many, { baseOffset: 5, codec: 'lz4', blockBytes: 2048 });
+    expect(long.bytes.length).toBeGreaterThan(3 * 65536);
+    expect(long.batches.filter((h) => h.codec === 'none').length).toBeGreaterThan(3);
+    const all = decodeBatchRun(long.bytes);
+    expect(plain(all)).toEqual(plain(many, 5));
+    expect(new Set(all.map((r) => r.value!.buffer)).size).toBeGreaterThan(4);
+    const last = long.bytes.slice();
+    last[last.length - 1]! ^= 1;
+    expectCode(() => decodeBatchRun(last), ErrorCode.CHECKSUM_MISMATCH);
   });
 
   it('readBatchRun refuses a gap between batches and a torn last batch', () => {

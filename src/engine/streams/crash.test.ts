@@ -6,6 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { readBatchRun } from '../../core/segment.js';
 import { init } from '../../node/core.js';
 import { createMemoryStorage, type MemoryStorage } from '../../ports/memory-storage.js';
 import type { BatchOp, BlobStore, OrderedKV, StorageProvider, UnitStorage } from '../../ports/storage.js';
@@ -257,6 +258,28 @@ describe('damaged segment blobs', () => {
     await ob.put(other.blob, full);
     await expectTypedFailure(other.streams.consume('t', 0, 50), [ErrorCode.CORRUPT_DATA, ErrorCode.CHECKSUM_MISMATCH]);
     await expectTypedFailure(other.streams.consume('t', 0, 0, { max_records: 1000 }), [ErrorCode.CORRUPT_DATA, ErrorCode.CHECKSUM_MISMATCH]);
+  });
+
+  it('detects a flipped bit in any batch of a tail entry before serving any of it', async () => {
+    const ctx = createTestContext();
+    let streams = await StreamStore.open(ctx, 't1');
+    await streams.createTopic('t', { segment_bytes: 64 << 20 });
+    // One write of ~70 KB: a run of several 16 KiB batches in one tail entry; then a second entry.
+    await streams.produce('t', Array.from({ length: 600 }, (_, i) => ({ value: enc.encode(`{"n":${i},"text":"${'tail record '.repeat(9)}"}`) })));
+    await streams.produce('t', [{ value: enc.encode('second') }]);
+    await streams.close();
+    const kv = ctx.storage.unit('log/t1/t/0').kv;
+    const [entry] = (await kv.scan({ prefix: enc.encode('t') })) as Array<{ key: Uint8Array; value: Uint8Array }>;
+    const run = readBatchRun(entry!.value);
+    expect(run.length).toBeGreaterThan(3);
+    const bad = entry!.value.slice();
+    bad[bad.length - run[run.length - 1]!.length + 70]! ^= 0x04; // inside the last batch's records
+    await kv.batch([{ type: 'put', key: entry!.key, value: bad }]);
+    streams = await StreamStore.open(ctx, 't1');
+    const err = await expectTypedFailure(streams.consume('t', 0, 0, { max_records: 10 }), [ErrorCode.CHECKSUM_MISMATCH]);
+    expect(err.message).toContain(`tail entry at offset 0, batch ${run.length - 1}`);
+    expect((await streams.consume('t', 0, 600)).records.map((r) => dec.decode(r.value!))).toEqual(['second']);
+    await streams.close();
   });
 
   it('refuses to open a partition whose tail entries are damaged or out of sequence', async () => {

@@ -21,7 +21,8 @@ import {
   SegmentReader,
   SegmentWriter,
   decodeBatch,
-  encodeBatch,
+  decodeBatchRun,
+  encodeBatchRun,
   readBatchRun,
   type BatchHeader,
   type BatchRange,
@@ -58,6 +59,8 @@ interface TailBatch {
   bytes: Uint8Array;
   baseTimestamp: number;
   maxTimestamp: number;
+  /** Bytes of its records decompressed: what the cache charges for the decoded entry. */
+  uncompressedSize: number;
   /** Encoded by this process and held since, so sealing need not re-check its CRC; false once read back from storage. */
   encodedHere: boolean;
   /** `bytes` may go back to the buffer pool once sealed (see `recycle`). */
@@ -234,16 +237,6 @@ function summarize(run: readonly BatchHeader[]): { baseOffset: number; nextOffse
   return { baseOffset: run[0]!.baseOffset, nextOffset: run[run.length - 1]!.nextOffset, baseTimestamp: run[0]!.baseTimestamp, maxTimestamp, uncompressedSize, allLz4 };
 }
 
-/** Every record of a tail entry (a run of batches), each batch CRC-checked as it is decoded. */
-function decodeRun(bytes: Uint8Array): DecodedRecord[] {
-  const run = readBatchRun(bytes);
-  if (run.length === 1) return decodeBatch(bytes).records;
-  const records: DecodedRecord[] = [];
-  let at = 0;
-  for (const h of run) for (const r of decodeBatch(bytes.subarray(at, (at += h.length))).records) records.push(r);
-  return records;
-}
-
 function floorIndex(items: ReadonlyArray<{ base: number }>, offset: number): number {
   let lo = 0;
   let hi = items.length - 1;
@@ -376,7 +369,16 @@ export class PartitionLog {
         throw this.corrupt(`tail batch at key offset ${keyOffset(entry.key)} holds offset ${base}, expected ${expected ?? keyOffset(entry.key)}`);
       }
       expected = header.nextOffset;
-      this.tail.push({ base, end: header.nextOffset, bytes: entry.value, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp, encodedHere: false, recyclable: false });
+      this.tail.push({
+        base,
+        end: header.nextOffset,
+        bytes: entry.value,
+        baseTimestamp: header.baseTimestamp,
+        maxTimestamp: header.maxTimestamp,
+        uncompressedSize: header.uncompressedSize,
+        encodedHere: false,
+        recyclable: false,
+      });
       this.tailBytes += entry.value.length;
     }
     return expected;
@@ -457,11 +459,20 @@ export class PartitionLog {
       }
       const chunk = start === 0 && end === records.length ? records : records.slice(start, end);
       const baseOffset = base + start;
-      const encoded = encodeBatch(chunk, { baseOffset, codec: this.config.codec, timestamp, output, blockBytes: BLOCK_BYTES });
-      const header = summarize(readBatchRun(encoded));
+      const { bytes: encoded, batches: run } = encodeBatchRun(chunk, { baseOffset, codec: this.config.codec, timestamp, output, blockBytes: BLOCK_BYTES });
+      const header = summarize(run);
       ops.push({ type: 'put', key: offsetKey(TAIL_PREFIX, baseOffset), value: encoded });
       const recyclable = output !== undefined && header.allLz4 && encoded.length >= POOL_MIN;
-      batches.push({ base: baseOffset, end: base + end, bytes: encoded, baseTimestamp: header.baseTimestamp, maxTimestamp: header.maxTimestamp, encodedHere: true, recyclable });
+      batches.push({
+        base: baseOffset,
+        end: base + end,
+        bytes: encoded,
+        baseTimestamp: header.baseTimestamp,
+        maxTimestamp: header.maxTimestamp,
+        uncompressedSize: header.uncompressedSize,
+        encodedHere: true,
+        recyclable,
+      });
       bytes += encoded.length;
       start = end;
     }
@@ -683,9 +694,9 @@ export class PartitionLog {
   private decodeTail(batch: TailBatch): Promise<DecodedRecord[]> {
     return this.cache.get(
       this.tailKey(batch),
-      async () => decodeRun(batch.bytes),
+      async () => decodeBatchRun(batch.bytes, `tail entry at offset ${batch.base}`),
       // The decompressed bytes the records view, plus their objects and views.
-      (records) => summarize(readBatchRun(batch.bytes)).uncompressedSize + records.length * DECODED_RECORD_OVERHEAD,
+      (records) => batch.uncompressedSize + records.length * DECODED_RECORD_OVERHEAD,
     );
   }
 
@@ -847,7 +858,7 @@ export class PartitionLog {
     }
     for (const batch of this.tail) {
       if (batch.maxTimestamp < timestamp) continue;
-      for (const r of decodeRun(batch.bytes)) if (r.timestamp >= timestamp) return r.offset;
+      for (const r of decodeBatchRun(batch.bytes, `tail entry at offset ${batch.base}`)) if (r.timestamp >= timestamp) return r.offset;
     }
     return this.hwm;
   }
