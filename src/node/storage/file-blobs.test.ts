@@ -66,6 +66,18 @@ describe('blob read handles', () => {
     expect([...(await blobs.get('seg/1'))!]).toEqual([5, 5, 5, 5, 5, 5]);
   });
 
+  it('reads every key from its own file past the bound of kept key paths, and still checks keys it has not kept', async () => {
+    const { blobs } = await blobStore(8);
+    const keys = Array.from({ length: 1030 }, (_, i) => `seg/${i}/é`);
+    await Promise.all(keys.map((k, i) => blobs.put(k, bytes(i & 0xff, i >> 8))));
+    for (const round of [0, 1]) {
+      for (const [i, k] of keys.entries()) expect([...(await blobs.get(k, { offset: 0, length: 2 }))!], `round ${round}, ${k}`).toEqual([i & 0xff, i >> 8]);
+    }
+    await expect(blobs.get('', { offset: 0, length: 1 })).rejects.toMatchObject({ code: 'invalid_argument' });
+    await expect(blobs.get('seg/\ud800', { offset: 0, length: 1 })).rejects.toMatchObject({ code: 'invalid_argument' });
+    await expect(blobs.get('x'.repeat(5000))).rejects.toMatchObject({ code: 'invalid_argument' });
+  });
+
   it('putParts writes the concatenation of many parts (more than one writev), empty ones included', async () => {
     const { blobs } = await blobStore(8);
     // 2,500 parts of 0-4 bytes: three writev groups of at most 1,024 buffers

@@ -91,6 +91,8 @@ async function writeAll(handle: FileHandle, parts: readonly Uint8Array[]): Promi
 
 /** Open read handles kept per storage by default: far below any fd limit, above most hot sets. */
 export const READ_HANDLES = 128;
+/** Key → path entries a blob store keeps for reads (a few hundred KB at most); dropped all at once when full. */
+const READ_PATHS = 1024;
 /** A ranged read of a file whose size is not known yet allocates `length` up front only up to this. */
 const UNSIZED_READ_MAX = 1024 * 1024;
 /**
@@ -105,6 +107,8 @@ const SYNC_READ_MAX = 256 * 1024;
 interface OpenFile {
   readonly path: string;
   readonly handle: Promise<FileHandle>;
+  /** The handle once open, so a read on a kept handle need not wait a promise turn for it. */
+  opened: FileHandle | undefined;
   /** Learned once per handle: blobs are immutable, so it holds for as long as the handle does. */
   size: number | undefined;
   /** Reads using the handle right now; it is closed only when none are. */
@@ -136,6 +140,16 @@ export class ReadHandles {
     return this.files.size;
   }
 
+  /** A kept handle on `path` that is already open, leased for one read (`release` it after); else undefined. */
+  acquireOpen(path: string): OpenFile | undefined {
+    const file = this.files.get(path);
+    if (file?.opened === undefined) return undefined;
+    this.files.delete(path);
+    this.files.set(path, file);
+    file.leases++;
+    return file;
+  }
+
   /** A handle on `path` for one read, or undefined if the file does not exist; `release` it after. */
   async acquire(path: string): Promise<OpenFile | undefined> {
     let file = this.files.get(path);
@@ -143,7 +157,9 @@ export class ReadHandles {
       this.files.delete(path);
       this.files.set(path, file);
     } else {
-      file = { path, handle: open(path, 'r'), size: undefined, leases: 0, dead: false };
+      const opening: OpenFile = { path, handle: open(path, 'r'), opened: undefined, size: undefined, leases: 0, dead: false };
+      opening.handle.then((h) => (opening.opened = h)).catch(() => {});
+      file = opening;
       this.files.set(path, file);
       if (this.files.size > this.capacity) void this.drop(this.files.keys().next().value!);
     }
@@ -197,6 +213,8 @@ export class ReadHandles {
 export class FileBlobs implements BlobStore {
   /** Directories known to exist durably, so steady-state puts skip mkdir + parent fsyncs. */
   private readonly knownDirs = new Set<string>();
+  /** Paths of keys read lately (each key checked once when it enters), so a hot read skips both. */
+  private readonly readPaths = new Map<string, string>();
 
   constructor(
     private readonly root: string,
@@ -266,14 +284,26 @@ export class FileBlobs implements BlobStore {
     await syncDir(dir);
   }
 
+  /** The file of a key being read; keys already seen skip the name check and the escaping. */
+  private readPath(key: string): string {
+    let path = this.readPaths.get(key);
+    if (path === undefined) {
+      checkName(key, 'blob key');
+      path = this.file(key);
+      if (this.readPaths.size >= READ_PATHS) this.readPaths.clear();
+      this.readPaths.set(key, path);
+    }
+    return path;
+  }
+
   async get(key: string, range?: BlobRange): Promise<Uint8Array | undefined> {
     this.state.check();
-    checkName(key, 'blob key');
+    const path = this.readPath(key);
     const { offset, length } = checkRange(range);
-    const file = await this.handles.acquire(this.file(key));
+    const file = this.handles.acquireOpen(path) ?? (await this.handles.acquire(path));
     if (file === undefined) return undefined;
     try {
-      const handle = await file.handle;
+      const handle = file.opened ?? (await file.handle);
       // A ranged read needs no stat: a read past the end comes back short, and is clamped.
       if (file.size === undefined && (length === undefined || length > UNSIZED_READ_MAX)) file.size = (await handle.stat()).size;
       const size = file.size ?? Number.MAX_SAFE_INTEGER;
