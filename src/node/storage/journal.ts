@@ -125,6 +125,8 @@ interface DirectWrite {
   writes: PendingWrite[];
   resolve: () => void;
   reject: (err: unknown) => void;
+  /** A bulk group's small writes (see BULK_BYTES), not a large write. */
+  bulk?: true;
 }
 
 /**
@@ -518,7 +520,7 @@ export class Journal {
     if (group.bulk) {
       // Its writes go to lmdb ahead of any large writes issued after them, and are acknowledged
       // once that batch commits (not when the group is published: it has no frame).
-      group.direct.unshift({ writes: group.writes, resolve: group.resolve, reject: group.reject });
+      group.direct.unshift({ writes: group.writes, resolve: group.resolve, reject: group.reject, bulk: true });
       group.writes = [];
       group.resolve = noop;
       group.reject = noop;
@@ -667,7 +669,11 @@ export class Journal {
     // values itself. So large writes (stream batches of ~1 MiB, whose callers wait for this commit)
     // take a batch: their copy into lmdb's pages leaves this thread, and the commit does not wait
     // for this thread to finish what it is doing (a produce group's next batches to encode).
-    const done = direct.length > 0 ? (this.env as unknown as LmdbBatch).batch(apply) : (this.env.transaction(apply) as Promise<unknown>);
+    // A bulk group of small writes takes the transaction too: in a batch lmdb-js links a
+    // resolution object per write into one list, and the writes' objects outlived young-generation
+    // GCs (1 KB puts, 1,000 in flight: ~0.6 MB promoted per scavenge against 0.1-0.16 MB, in some
+    // runs 18-21 full GCs in 3 s instead of 2, and 5.6-6.3 instead of 2.8-3.3 µs CPU per put).
+    const done = direct.some((d) => d.bulk !== true) ? (this.env as unknown as LmdbBatch).batch(apply) : (this.env.transaction(apply) as Promise<unknown>);
     this.applying = done.then(
       () => {
         for (const group of writes) for (const w of group) if (w.unit.pending.get(w.mapKey) === w) w.unit.pending.delete(w.mapKey);
