@@ -676,7 +676,11 @@ export class Journal {
     const done = direct.some((d) => d.bulk !== true) ? (this.env as unknown as LmdbBatch).batch(apply) : (this.env.transaction(apply) as Promise<unknown>);
     this.applying = done.then(
       () => {
-        for (const group of writes) for (const w of group) if (w.unit.pending.get(w.mapKey) === w) w.unit.pending.delete(w.mapKey);
+        for (const group of writes) {
+          // Direct writes never entered the pending maps.
+          if (large !== undefined && large.has(group)) continue;
+          for (const w of group) if (w.unit.pending.get(w.mapKey) === w) w.unit.pending.delete(w.mapKey);
+        }
         if (this.applied.epoch < reaches.epoch || this.applied.offset < reaches.offset) this.applied = reaches;
         for (const d of direct) d.resolve();
       },
