@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDiskStorage } from '../../src/node/storage/disk-storage.js';
 import { killAfter } from './harness.js';
-import { blobSize, deletes, key, kvSize, parseAcks, payload } from './workload.js';
+import { BULK_PUTS, BULK_VALUE_BYTES, blobSize, deletes, key, kvSize, parseAcks, payload } from './workload.js';
 
 // Each round starts a child under tsx; on 2 busy cores a round can take several seconds.
 const ROUNDS = Number(process.env.QUARTZ_CRASH_ROUNDS ?? 6);
@@ -52,12 +52,18 @@ describe('kill -9: raw adapters (lmdb + file blobs)', () => {
         for (const { key: k, value } of await kv.scan({})) {
           const [kind, num] = new TextDecoder().decode(k).split('/') as [string, string];
           const n = Number(num);
-          const size = kind === 'k' ? kvSize(n) : kind === 'pair' ? 64 : 300;
+          const size = kind === 'k' ? kvSize(n) : kind === 'pair' ? 64 : kind === 'bulk' ? BULK_VALUE_BYTES : 300;
           expect(same(value, payload(kind, n, size)), `${kind}/${n} intact`).toBe(true);
           if (kind === 'k' && n % 3 === 0) expect(await kv.get(key('pair', n)), `batch ${n} atomic`).toBeDefined();
         }
         for (const n of acks.filter((a) => a.op === 'solo').map((a) => a.n)) {
           expect(same(await kv.get(key('solo', n)), payload('solo', n, 300)), `solo/${n}`).toBe(true);
+        }
+        const bulkAcked = acks.filter((a) => a.op === 'bulk').map((a) => a.n);
+        for (const n of bulkAcked) {
+          for (let i = n * BULK_PUTS; i < (n + 1) * BULK_PUTS; i++) {
+            if (!same(await kv.get(key('bulk', i)), payload('bulk', i, BULK_VALUE_BYTES))) expect.fail(`bulk/${i} (round ${n}) acked and intact`);
+          }
         }
         const blobAcked = acks.filter((a) => a.op === 'blob').map((a) => a.n);
         for (const n of blobAcked) {
@@ -69,7 +75,7 @@ describe('kill -9: raw adapters (lmdb + file blobs)', () => {
           expect(same(await blobs.get(info.key), payload('b', n, blobSize(n))), `${info.key} never torn`).toBe(true);
         }
         expect(await readdir(join(dataDir, 'blobs', 'tmp'))).toEqual([]);
-        checked += kvAcked.size + blobAcked.length;
+        checked += kvAcked.size + blobAcked.length + bulkAcked.length;
       } finally {
         await storage.close();
       }

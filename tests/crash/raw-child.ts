@@ -7,7 +7,7 @@
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { openDiskStorage } from '../../src/node/storage/disk-storage.js';
-import { blobSize, deletes, key, kvSize, parseAcks, payload } from './workload.js';
+import { BULK_PUTS, BULK_VALUE_BYTES, blobSize, deletes, key, kvSize, parseAcks, payload } from './workload.js';
 
 const [dataDir, ackFile, logFileBytes, applyDelayMs] = process.argv.slice(2) as [string, string, string | undefined, string | undefined];
 const ack = (line: object) => appendFileSync(ackFile, JSON.stringify(line) + '\n');
@@ -47,12 +47,25 @@ async function blobLoop(): Promise<never> {
   }
 }
 
-await Promise.all([kvLoop(), kvLoop2(), blobLoop()]);
+await Promise.all([kvLoop(), kvLoop2(), bulkLoop(), blobLoop()]);
 
 /** A second writer in the same event turns, so lmdb batches several writers into one transaction. */
 async function kvLoop2(): Promise<never> {
   for (let n = next('solo'); ; n++) {
     await unit.kv.put(key('solo', n), payload('solo', n, 300));
     ack({ op: 'solo', n });
+  }
+}
+
+/**
+ * Many small puts issued at once, acknowledged together: a group that large skips the write-ahead
+ * log and goes to lmdb in one commit (journal.ts BULK_BYTES), with the other loops' writes of that turn.
+ */
+async function bulkLoop(): Promise<never> {
+  for (let n = next('bulk'); ; n++) {
+    const puts: unknown[] = [];
+    for (let i = n * BULK_PUTS; i < (n + 1) * BULK_PUTS; i++) puts.push(unit.kv.put(key('bulk', i), payload('bulk', i, BULK_VALUE_BYTES)));
+    await Promise.all(puts);
+    ack({ op: 'bulk', n });
   }
 }

@@ -29,6 +29,10 @@ export function key(kind: string, n: number): Uint8Array {
   return new TextEncoder().encode(`${kind}/${String(n).padStart(8, '0')}`);
 }
 
+/** Puts the raw workload issues together per bulk round: enough to take the journal's direct path to lmdb. */
+export const BULK_PUTS = 2000;
+export const BULK_VALUE_BYTES = 100;
+
 /** Every fifth KV write in the raw workload deletes the key written five steps before. */
 export function deletes(n: number): number | undefined {
   return n % 5 === 4 && n >= 5 ? n - 5 : undefined;

@@ -86,6 +86,8 @@ export class HotValues {
 
   /** Forgets what is kept under `key`, if anything. */
   forget(unit: HotUnit, key: string): void {
+    // Every put calls this; a store with nothing kept (no GETs) skips the lookup.
+    if (unit.size === 0) return;
     const held = unit.get(key);
     if (held === undefined) return;
     unit.delete(key);

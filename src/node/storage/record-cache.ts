@@ -106,6 +106,8 @@ export class RecordCache {
   }
 
   delete(unit: UnitRecords, key: string): void {
+    // Every write calls this; a unit with nothing kept (a write-only one) skips hashing the key.
+    if (unit.size === 0) return;
     const e = unit.get(key);
     if (e === undefined) return;
     this.bytes -= e.length;
