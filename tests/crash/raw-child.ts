@@ -21,6 +21,8 @@ const storage = await openDiskStorage({
   ...(applyDelayMs === undefined ? {} : { applyDelayMs: Number(applyDelayMs) }),
 });
 const unit = await storage.unit('raw/crash');
+// Bulk puts get a unit of their own so the parent can check just the latest rounds' (they share the journal).
+const bulkUnit = await storage.unit('raw/bulk');
 process.stdout.write('ready\n');
 
 async function kvLoop(): Promise<never> {
@@ -64,7 +66,7 @@ async function kvLoop2(): Promise<never> {
 async function bulkLoop(): Promise<never> {
   for (let n = next('bulk'); ; n++) {
     const puts: unknown[] = [];
-    for (let i = n * BULK_PUTS; i < (n + 1) * BULK_PUTS; i++) puts.push(unit.kv.put(key('bulk', i), payload('bulk', i, BULK_VALUE_BYTES)));
+    for (let i = n * BULK_PUTS; i < (n + 1) * BULK_PUTS; i++) puts.push(bulkUnit.kv.put(key('bulk', i), payload('bulk', i, BULK_VALUE_BYTES)));
     await Promise.all(puts);
     ack({ op: 'bulk', n });
   }
