@@ -1,10 +1,13 @@
 import { Hono } from 'hono';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import '../../node/core.js';
 import { createTestEngine } from '../../engine/testing.js';
 import { ManualClock } from '../../ports/manual-clock.js';
 import { createApp } from '../app.js';
 import { resolveServerConfig } from '../config.js';
+import type { ProduceRecord } from '../../engine/streams/stream-store.js';
 import { firstQueryValue } from './streams.js';
 
 describe('firstQueryValue', () => {
@@ -106,6 +109,48 @@ describe('the direct produce and consume (app.direct)', () => {
         ['GET', '/v1/topics/a/records', {}],
       ] as const) {
         expect(direct(method, target, '', extra), `${method} ${target} ${JSON.stringify(extra)}`).toBeUndefined();
+      }
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+describe('produce', () => {
+  it('holds no reference to the parsed records while their write waits to be durable, directly or through fetch', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const engine = await createTestEngine({ clock: new ManualClock(Date.UTC(2025, 0, 15)) });
+    try {
+      const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9' }) });
+      const { tenant, api_key } = await engine.tenants.create({ email: 'w@example.com', plan: 'unlimited' });
+      const headers: Record<string, string> = { authorization: `Bearer ${api_key}`, 'content-type': 'application/json', host: 'local' };
+      expect((await app.fetch(new Request('http://local/v1/topics', { method: 'POST', body: JSON.stringify({ name: 't', partitions: 1 }), headers }))).status).toBe(201);
+      // The store's produce, made to wait until released; it keeps only a weak reference to the records.
+      const { streams } = await engine.tenant(tenant.id);
+      const produce = streams.produce.bind(streams);
+      let seen: WeakRef<ProduceRecord[]> | undefined;
+      let release: (() => void) | undefined;
+      streams.produce = (topic: string, records: ProduceRecord[]) => {
+        seen = new WeakRef(records);
+        const written = produce(topic, records);
+        return new Promise((resolve) => (release = () => resolve(written)));
+      };
+      const body = JSON.stringify({ records: [{ value: 'a' }, { value: 'b' }] });
+      const bytes = new TextEncoder().encode(body);
+      const all: Record<string, string> = { ...headers, 'content-length': String(bytes.length) };
+      for (const send of [
+        () => app.direct({ method: 'POST', header: (name) => all[name], body: async () => bytes }, '/v1/topics/t/records'),
+        () => app.fetch(new Request('http://local/v1/topics/t/records', { method: 'POST', body, headers })),
+      ]) {
+        seen = undefined;
+        release = undefined;
+        const answer = send();
+        while (release === undefined) await new Promise((resolve) => setTimeout(resolve, 1));
+        gc();
+        expect(seen!.deref()).toBeUndefined();
+        release();
+        expect(((await answer) as { status: number }).status).toBe(200);
       }
     } finally {
       await engine.close();

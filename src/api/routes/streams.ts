@@ -48,11 +48,17 @@ const CONSUME_PATH = '/v1/topics/:t/partitions/:p/records';
 /** A JSON answer's headers: a fresh object each time, since the pipeline adds its own to it. */
 const jsonHeaders = (): Record<string, string> => ({ 'content-type': 'application/json' });
 
-/** Records appended to `topic`: the answer's JSON once they are durable. */
-async function produceAnswer(deps: AppDeps, tenantId: string, topic: string, records: ProduceRecord[]): Promise<Uint8Array> {
+/**
+ * Records appended to `topic`: the answer's JSON once they are durable. NOTE: no async function
+ * here or in its callers holds the records while the write waits for the disk: V8 keeps a
+ * suspended async function's locals and temporaries, dead or not, so a record object and a view
+ * per record would survive every young-generation GC until the commit (the engine drops them
+ * once encoded).
+ */
+function produceAnswer(deps: AppDeps, tenantId: string, topic: string, records: ProduceRecord[]): Promise<Uint8Array> {
   const streams = streamsOf(deps, tenantId);
-  const result = await (streams instanceof Promise ? await streams : streams).produce(topic, records);
-  return produceResultJson(result);
+  const written = streams instanceof Promise ? streams.then((opened) => opened.produce(topic, records)) : streams.produce(topic, records);
+  return written.then(produceResultJson);
 }
 
 /** Where a consume starts and how much it takes, from its query (`query` reads a parameter as hono's `c.req.query` does). */
@@ -113,10 +119,11 @@ interface ConsumeTarget {
 export function streamsDirect(deps: AppDeps, pipeline: RequestPipeline): (req: DirectRequest, target: string) => Promise<PlainAnswer> | PlainAnswer | undefined {
   const auth = tenantAuth(deps);
   const recordsLimit = deps.config.body_limits.records;
-  const produce = pipeline.direct(PRODUCE_PATH, auth, async (s, topic) => {
-    const records = parseProduceJson(await readDirectBody(s.request, recordsLimit));
-    return { status: 200, headers: jsonHeaders(), body: await produceAnswer(deps, s.tenant!.id, topic, records) };
-  });
+  const produce = pipeline.direct(PRODUCE_PATH, auth, (s, topic) =>
+    readDirectBody(s.request, recordsLimit)
+      .then((body) => produceAnswer(deps, s.tenant!.id, topic, parseProduceJson(body)))
+      .then((body): PlainAnswer => ({ status: 200, headers: jsonHeaders(), body })),
+  );
   const consume = pipeline.direct<ConsumeTarget>(CONSUME_PATH, auth, async (s, { topic, partition, query }) => {
     const found = streamsOf(deps, s.tenant!.id);
     const streams = found instanceof Promise ? await found : found;
@@ -217,10 +224,13 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       responses: { '200': jsonResponse(ProduceResult, 'One offset per record, in order'), ...errorResponses(...AUTHED_ERRORS, 404, 413) },
     },
     auth,
-    async (c) => {
-      const records = parseProduceJson(await readBody(c.req.raw, recordsLimit));
-      return plainResponse(c, deps, await produceAnswer(deps, c.get('tenant').id, param(c, 't'), records), 200, jsonHeaders());
-    },
+    (c) =>
+      readBody(c.req.raw, recordsLimit)
+        .then((body) => {
+          const records = parseProduceJson(body);
+          return produceAnswer(deps, c.get('tenant').id, param(c, 't'), records);
+        })
+        .then((body) => plainResponse(c, deps, body, 200, jsonHeaders())),
   );
 
   router.add(
