@@ -129,12 +129,11 @@ describe('produce', () => {
       // The store's produce, made to wait until released; it keeps only a weak reference to the records.
       const { streams } = await engine.tenant(tenant.id);
       const produce = streams.produce.bind(streams);
-      let seen: WeakRef<ProduceRecord[]> | undefined;
-      let release: (() => void) | undefined;
+      const waiting: Array<{ seen: WeakRef<ProduceRecord[]>; release: () => void }> = [];
       streams.produce = (topic: string, records: ProduceRecord[]) => {
-        seen = new WeakRef(records);
+        const seen = new WeakRef(records);
         const written = produce(topic, records);
-        return new Promise((resolve) => (release = () => resolve(written)));
+        return new Promise((resolve) => waiting.push({ seen, release: () => resolve(written) }));
       };
       const body = JSON.stringify({ records: [{ value: 'a' }, { value: 'b' }] });
       const bytes = new TextEncoder().encode(body);
@@ -143,12 +142,11 @@ describe('produce', () => {
         () => app.direct({ method: 'POST', header: (name) => all[name], body: async () => bytes }, '/v1/topics/t/records'),
         () => app.fetch(new Request('http://local/v1/topics/t/records', { method: 'POST', body, headers })),
       ]) {
-        seen = undefined;
-        release = undefined;
         const answer = send();
-        while (release === undefined) await new Promise((resolve) => setTimeout(resolve, 1));
+        while (waiting.length === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+        const { seen, release } = waiting.pop()!;
         gc();
-        expect(seen!.deref()).toBeUndefined();
+        expect(seen.deref()).toBeUndefined();
         release();
         expect(((await answer) as { status: number }).status).toBe(200);
       }
