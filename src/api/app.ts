@@ -18,7 +18,7 @@ import { MemoryBucketStore, type BucketStore } from './rate-limit.js';
 import { ApiRouter } from './router.js';
 import { accountRoutes, adminRoutes } from './routes/admin.js';
 import { kvDirect, kvPutDirect, kvRoutes } from './routes/kv.js';
-import { streamRoutes } from './routes/streams.js';
+import { streamRoutes, streamsDirect } from './routes/streams.js';
 import { STATIC_PATH, serveStatic, systemRoutes } from './routes/system.js';
 import { vectorQueryDirect, vectorRoutes } from './routes/vectors.js';
 
@@ -39,7 +39,7 @@ export interface AppOptions {
 }
 
 /**
- * The app's hottest routes (KV GET and PUT, vector query) for a home that can serve them without building a WHATWG
+ * The app's hottest routes (KV GET and PUT, vector query, produce, consume without a long-poll) for a home that can serve them without building a WHATWG
  * Request and Response per call: answers `req` when it is one of them (`target` is the request
  * target as received: path and query), else returns undefined and the request goes to `fetch`.
  * Same answer, headers, errors, metrics and logs as through `fetch`.
@@ -134,7 +134,8 @@ export function createApp(options: AppOptions): QuartzApp {
   const kvGet = kvDirect(deps, pipeline);
   const vectorQuery = vectorQueryDirect(deps, pipeline);
   const kvPut = kvPutDirect(deps, pipeline);
-  return Object.assign(app, { direct: ((req, target) => kvGet(req, target) ?? vectorQuery(req, target) ?? kvPut(req, target)) satisfies DirectRoutes });
+  const streams = streamsDirect(deps, pipeline);
+  return Object.assign(app, { direct: ((req, target) => kvGet(req, target) ?? vectorQuery(req, target) ?? kvPut(req, target) ?? streams(req, target)) satisfies DirectRoutes });
 }
 
 /** The pipeline's handlers never call `next`. */

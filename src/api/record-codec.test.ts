@@ -167,6 +167,28 @@ describe('parseProduceJson', () => {
     }
   });
 
+  it('finds an escape, control, quote or non-ASCII byte at any position and alignment of a long string (the word-at-a-time check)', () => {
+    const probes = [0x00, 0x1f, 0x20, 0x21, 0x22, 0x5b, 0x5c, 0x5d, 0x7e, 0x7f, 0x80, 0xc3, 0xff];
+    const head = utf8('{"records":[{"key":"');
+    const tail = utf8('"}]}');
+    for (const n of [15, 16, 17, 19, 20, 23, 24, 27]) {
+      for (let at = 0; at < n; at++) {
+        for (const p of probes) {
+          const text = new Uint8Array(n).fill(0x61);
+          text[at] = p;
+          const body = new Uint8Array([...head, ...text, ...utf8('","value":"'), ...text, ...tail]);
+          // The body at every alignment within its buffer: the check reads the buffer's words.
+          for (let shift = 0; shift < 4; shift++) {
+            const placed = new Uint8Array(body.length + 8);
+            placed.set(body, shift);
+            const bytes = placed.subarray(shift, shift + body.length);
+            expect(outcome(() => parseProduceJson(bytes)), `length ${n}, byte ${p} at ${at}, shift ${shift}`).toBe(general(bytes));
+          }
+        }
+      }
+    }
+  });
+
   it('hands out utf8 values as views of the body, which stay valid after the parse', () => {
     const bytes = new TextEncoder().encode('{"records":[{"value":"abc"},{"value":"d\\"e"}]}');
     const records = parseProduceJson(bytes);

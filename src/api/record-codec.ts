@@ -137,6 +137,9 @@ export function parseProduceBody(body: unknown): ProduceRecord[] {
   return out;
 }
 
+/** 1 for the bytes a plain string (see ProduceScanner.scan) cannot hold: controls, backslash, 0x7f and above. */
+const NOT_PLAIN = Uint8Array.from({ length: 256 }, (_, c) => (c < 0x20 || c === 0x5c || c >= 0x7f ? 1 : 0));
+
 /** Any input the byte scanner does not take; the general path then parses it (and names what is wrong). */
 const GIVE_UP = new Error('not taken by the byte scanner');
 const latin1 = new TextDecoder('latin1');
@@ -185,6 +188,9 @@ class ProduceScanner {
   private end = 0;
   private plain = true;
   private readonly arena = new Utf8Arena();
+  /** The body as words (see `wordsOf`), made when a long string is first checked. */
+  private words: Int32Array | undefined = undefined;
+  private shift = 0;
 
   constructor(private readonly b: Uint8Array) {}
 
@@ -407,6 +413,17 @@ class ProduceScanner {
     if (this.ws() !== 0x22) throw GIVE_UP;
     const b = this.b;
     const s = ++this.i;
+    // The usual string: the first quote after it ends it, and nothing before that quote is an
+    // escape, a control or non-ASCII. memchr finds the quote; the check then goes a word at a time.
+    const q = b.indexOf(0x22, s);
+    if (q < 0) throw GIVE_UP;
+    if (this.plainSpan(s, q)) {
+      this.i = q + 1;
+      this.start = s;
+      this.end = q;
+      this.plain = true;
+      return;
+    }
     let i = s;
     let plain = true;
     for (;;) {
@@ -427,6 +444,42 @@ class ProduceScanner {
     this.start = s;
     this.end = i;
     this.plain = plain;
+  }
+
+  /** Whether b[s, e) holds only printable ASCII other than backslash (0x20-0x7e but 0x5c). */
+  private plainSpan(s: number, e: number): boolean {
+    const b = this.b;
+    let bad = 0;
+    if (e - s < 16) {
+      for (let i = s; i < e; i++) bad |= NOT_PLAIN[b[i]!]!;
+      return bad === 0;
+    }
+    // Whole words of the body's buffer (word k holds body bytes 4k - shift to 4k - shift + 3).
+    const words = this.words ?? this.wordsOf();
+    const shift = this.shift;
+    const w0 = (s + shift + 3) >> 2;
+    const w1 = (e + shift) >> 2;
+    for (let i = s; i < (w0 << 2) - shift; i++) bad |= NOT_PLAIN[b[i]!]!;
+    for (let i = (w1 << 2) - shift; i < e; i++) bad |= NOT_PLAIN[b[i]!]!;
+    if (bad !== 0) return false;
+    for (let k = w0; k < w1; k++) {
+      // Per byte, bit 7 of: the byte (>= 0x80), the byte + 1 (0x7f; a carry out of 0xff only
+      // follows a byte already caught), "below 0x20", "equals '\\'" (the has-less / has-zero tests
+      // of Bit Twiddling Hacks, exact as to whether any byte is).
+      const w = words[k]!;
+      const x = w ^ 0x5c5c5c5c;
+      bad |= w | (w + 0x01010101) | ((w - 0x20202020) & ~w) | ((x - 0x01010101) & ~x);
+    }
+    return (bad & 0x80808080) === 0;
+  }
+
+  /** The body's buffer as 32-bit words from the word-aligned address at or before the body's start. */
+  private wordsOf(): Int32Array {
+    const b = this.b;
+    this.shift = b.byteOffset & 3;
+    const from = b.byteOffset - this.shift;
+    this.words = new Int32Array(b.buffer, from, (b.byteOffset + b.length - from) >> 2);
+    return this.words;
   }
 
   /** `scan` for a string that may be null: TEXT (start, end, plain set) or NULL. */

@@ -103,15 +103,15 @@ export interface RequestPipeline {
 
   /**
    * The same route for a home that serves hot routes without building Request/Response objects
-   * (the Node server): tenant auth, then `handler` with the route's parameter as the caller
-   * matched it, with the same request id, headers, errors, metrics and logs as `route`. The
+   * (the Node server): tenant auth, then `handler` with the route's parameters as the caller
+   * matched them, with the same request id, headers, errors, metrics and logs as `route`. The
    * answer never rejects: errors become their JSON answer.
    *
    * @example
    * const get = pipeline.direct('/v1/kv/:key{.+}', tenantAuth(deps), (s, key) => answerFor(s.tenant!, key));
    * const answer = get(request, 'user/42');
    */
-  direct(route: string, auth: AuthGuard, handler: (s: DirectState, param: string) => Awaitable<PlainAnswer>): (req: DirectRequest, param: string) => Awaitable<PlainAnswer>;
+  direct<P = string>(route: string, auth: AuthGuard, handler: (s: DirectState, param: P) => Awaitable<PlainAnswer>): (req: DirectRequest, param: P) => Awaitable<PlainAnswer>;
 }
 
 /** The request id to use: the client's when it is a sane token, else a generated one. */
@@ -221,12 +221,12 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
       };
     },
 
-    direct(route, auth, handler) {
-      const run = (s: DirectState, param: string): Awaitable<PlainAnswer> => {
+    direct<P>(route: string, auth: AuthGuard, handler: (s: DirectState, param: P) => Awaitable<PlainAnswer>) {
+      const run = (s: DirectState, param: P): Awaitable<PlainAnswer> => {
         const admitted = auth(s);
         return admitted instanceof Promise ? admitted.then(() => handler(s, param)) : handler(s, param);
       };
-      return (req, param) => {
+      return (req: DirectRequest, param: P) => {
         const start = performance.now();
         const s = new DirectState(req, requestIdOf(req.header('x-request-id')));
         let out: Awaitable<PlainAnswer>;

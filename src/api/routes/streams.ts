@@ -4,13 +4,14 @@
  * answers with what the log holds.
  */
 import type { Context } from 'hono';
-import type { ConsumeOptions, ConsumeResult, StreamStore } from '../../engine/streams/stream-store.js';
-import { readBody, readJson } from '../body.js';
+import type { ConsumeOptions, ConsumeResult, ProduceRecord, StreamStore } from '../../engine/streams/stream-store.js';
+import { readBody, readDirectBody, readJson } from '../body.js';
 import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
-import { plainResponse } from '../middleware/request.js';
+import { plainResponse, type DirectRequest, type PlainAnswer, type RequestPipeline } from '../middleware/request.js';
 import { tenantAuth } from '../middleware/auth.js';
 import { consumeResultJson, parseProduceJson, produceResultJson } from '../record-codec.js';
 import type { ApiRouter } from '../router.js';
+import { PLAIN_HOST } from './kv.js';
 import { AUTHED_ERRORS, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import {
   CommitBody,
@@ -37,9 +38,115 @@ function partitionOf(raw: string): number {
 }
 
 /** The tenant's stream store; synchronous once the tenant is open. */
-function streamsOf(deps: AppDeps, c: Context<AppEnv>): StreamStore | Promise<StreamStore> {
-  const scope = scopeOf(deps.engine, c.get('tenant').id);
+function streamsOf(deps: AppDeps, tenantId: string): StreamStore | Promise<StreamStore> {
+  const scope = scopeOf(deps.engine, tenantId);
   return scope instanceof Promise ? scope.then((s) => s.streams) : scope.streams;
+}
+
+const PRODUCE_PATH = '/v1/topics/:t/records';
+const CONSUME_PATH = '/v1/topics/:t/partitions/:p/records';
+/** A JSON answer's headers: a fresh object each time, since the pipeline adds its own to it. */
+const jsonHeaders = (): Record<string, string> => ({ 'content-type': 'application/json' });
+
+/**
+ * Records appended to `topic`: the answer's JSON once they are durable. NOTE: no async function
+ * here or in its callers holds the records while the write waits for the disk: V8 keeps a
+ * suspended async function's locals and temporaries, dead or not, so a record object and a view
+ * per record would survive every young-generation GC until the commit (the engine drops them
+ * once encoded).
+ */
+function produceAnswer(deps: AppDeps, tenantId: string, topic: string, records: ProduceRecord[]): Promise<Uint8Array> {
+  const streams = streamsOf(deps, tenantId);
+  const written = streams instanceof Promise ? streams.then((opened) => opened.produce(topic, records)) : streams.produce(topic, records);
+  return written.then(produceResultJson);
+}
+
+/** Where a consume starts and how much it takes, from its query (`query` reads a parameter as hono's `c.req.query` does). */
+function consumeStart(streams: StreamStore, topic: string, partition: number, query: (name: string) => string | undefined): { offset: number; options: ConsumeOptions } {
+  let offset = queryInt(query('offset'), 'offset', 0, Number.MAX_SAFE_INTEGER);
+  offset ??= streams.describeTopic(topic).partition_info[partition]?.log_start_offset ?? 0;
+  const options: ConsumeOptions = {
+    max_records: queryInt(query('max_records'), 'max_records', 1, 100_000),
+    max_bytes: queryInt(query('max_bytes'), 'max_bytes', 1, 64 * 1024 * 1024),
+  };
+  return { offset, options };
+}
+
+/**
+ * Request targets the direct routes take as they are: topic names of the characters names allow
+ * (`.` and `..`, which URL parsing would resolve, are left to the hono routes), a partition of
+ * digits, and a query of characters that need no decoding (no `%`, `+` or `#`).
+ */
+const DIRECT_PRODUCE_PATH = /^\/v1\/topics\/([A-Za-z0-9._-]{1,249})\/records$/;
+const DIRECT_CONSUME_PATH = /^\/v1\/topics\/([A-Za-z0-9._-]{1,249})\/partitions\/(\d{1,5})\/records(?:\?([A-Za-z0-9._=&-]*))?$/;
+/** A `max_wait_ms` that asks for no wait (empty or zero): any other goes to the hono route, which has the request's abort signal for a long-poll. */
+const NO_WAIT = /^0*$/;
+
+/**
+ * The first value of `name` in a query string (without its `?`) that needs no decoding, as hono's
+ * `c.req.query(name)` reads it: the text after the first `=` up to the next `&`, empty for a
+ * name without `=`, undefined when absent.
+ */
+export function firstQueryValue(query: string, name: string): string | undefined {
+  let at = 0;
+  while (at < query.length) {
+    let end = query.indexOf('&', at);
+    if (end < 0) end = query.length;
+    const eq = query.indexOf('=', at);
+    const nameEnd = eq >= 0 && eq < end ? eq : end;
+    if (nameEnd - at === name.length && query.startsWith(name, at)) return nameEnd === end ? '' : query.slice(eq + 1, end);
+    at = end + 1;
+  }
+  return undefined;
+}
+
+interface ConsumeTarget {
+  topic: string;
+  partition: number;
+  query: string;
+}
+
+/**
+ * Produce and consume for a home that serves them without Request/Response objects (see
+ * `RequestPipeline.direct`): answers `POST /v1/topics/<t>/records` with a declared
+ * Content-Length and `GET /v1/topics/<t>/partitions/<p>/records[?query]` without a long-poll
+ * exactly as the hono routes do, or returns undefined for any other request (chunked bodies,
+ * long-polls, targets that need decoding), which then goes to the app's `fetch`.
+ *
+ * @example
+ * const answer = streamsDirect(deps, pipeline)(request, '/v1/topics/orders/partitions/0/records?offset=42');
+ */
+export function streamsDirect(deps: AppDeps, pipeline: RequestPipeline): (req: DirectRequest, target: string) => Promise<PlainAnswer> | PlainAnswer | undefined {
+  const auth = tenantAuth(deps);
+  const recordsLimit = deps.config.body_limits.records;
+  const produce = pipeline.direct(PRODUCE_PATH, auth, (s, topic) =>
+    readDirectBody(s.request, recordsLimit)
+      .then((body) => produceAnswer(deps, s.tenant!.id, topic, parseProduceJson(body)))
+      .then((body): PlainAnswer => ({ status: 200, headers: jsonHeaders(), body })),
+  );
+  const consume = pipeline.direct<ConsumeTarget>(CONSUME_PATH, auth, async (s, { topic, partition, query }) => {
+    const found = streamsOf(deps, s.tenant!.id);
+    const streams = found instanceof Promise ? await found : found;
+    const { offset, options } = consumeStart(streams, topic, partition, (name) => firstQueryValue(query, name));
+    return { status: 200, headers: jsonHeaders(), body: consumeResultJson(await streams.consume(topic, partition, offset, options)) };
+  });
+  return (req, target) => {
+    let m: RegExpExecArray | null;
+    if (req.method === 'POST') {
+      if (req.body === undefined || req.header('content-length') === undefined || req.header('transfer-encoding') !== undefined) return undefined;
+      m = DIRECT_PRODUCE_PATH.exec(target);
+    } else if (req.method === 'GET') {
+      m = DIRECT_CONSUME_PATH.exec(target);
+      if (m !== null) {
+        const wait = m[3] === undefined ? undefined : firstQueryValue(m[3], 'max_wait_ms');
+        if (wait !== undefined && !NO_WAIT.test(wait)) return undefined;
+      }
+    } else return undefined;
+    if (m === null || m[1] === '.' || m[1] === '..') return undefined;
+    const host = req.header('host');
+    if (host === undefined || !PLAIN_HOST.test(host)) return undefined;
+    return m[2] === undefined ? produce(req, m[1]!) : consume(req, { topic: m[1]!, partition: Number(m[2]), query: m[3] ?? '' });
+  };
 }
 
 export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
@@ -117,12 +224,13 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       responses: { '200': jsonResponse(ProduceResult, 'One offset per record, in order'), ...errorResponses(...AUTHED_ERRORS, 404, 413) },
     },
     auth,
-    async (c) => {
-      const records = parseProduceJson(await readBody(c.req.raw, recordsLimit));
-      const streams = streamsOf(deps, c);
-      const result = await (streams instanceof Promise ? await streams : streams).produce(param(c, 't'), records);
-      return plainResponse(c, deps, produceResultJson(result), 200, { 'content-type': 'application/json' });
-    },
+    (c) =>
+      readBody(c.req.raw, recordsLimit)
+        .then((body) => {
+          const records = parseProduceJson(body);
+          return produceAnswer(deps, c.get('tenant').id, param(c, 't'), records);
+        })
+        .then((body) => plainResponse(c, deps, body, 200, jsonHeaders())),
   );
 
   router.add(
@@ -140,14 +248,9 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     async (c) => {
       const topic = param(c, 't');
       const partition = partitionOf(param(c, 'p'));
-      const found = streamsOf(deps, c);
+      const found = streamsOf(deps, c.get('tenant').id);
       const streams = found instanceof Promise ? await found : found;
-      let offset = queryInt(c.req.query('offset'), 'offset', 0, Number.MAX_SAFE_INTEGER);
-      offset ??= streams.describeTopic(topic).partition_info[partition]?.log_start_offset ?? 0;
-      const options: ConsumeOptions = {
-        max_records: queryInt(c.req.query('max_records'), 'max_records', 1, 100_000),
-        max_bytes: queryInt(c.req.query('max_bytes'), 'max_bytes', 1, 64 * 1024 * 1024),
-      };
+      const { offset, options } = consumeStart(streams, topic, partition, (name) => c.req.query(name));
       // Waits longer than the cap are shortened, as Kafka's fetch.max.wait.ms is by the broker.
       const wait = Math.min(queryInt(c.req.query('max_wait_ms'), 'max_wait_ms', 0, Number.MAX_SAFE_INTEGER, 0), deps.config.long_poll_max_ms);
       let result: ConsumeResult;
@@ -163,7 +266,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       } else {
         result = await streams.consume(topic, partition, offset, options);
       }
-      return plainResponse(c, deps, consumeResultJson(result), 200, { 'content-type': 'application/json' });
+      return plainResponse(c, deps, consumeResultJson(result), 200, jsonHeaders());
     },
   );
 

@@ -1,5 +1,5 @@
 /**
- * The Node server's request listener: the app's direct routes (KV GET and PUT, vector query) answered straight from
+ * The Node server's request listener: the app's direct routes (KV GET and PUT, vector query, produce, consume) answered straight from
  * node's IncomingMessage into its ServerResponse, everything else through @hono/node-server.
  *
  * NOTE: @hono/node-server adapts every request into a Request-like object and back, which on a

@@ -1,7 +1,7 @@
 /**
  * The Node home's server: opens the data directory, loads the admin key, builds the hono app
  * with prom-client metrics, pino logs, file assets and backups, and listens with node:http:
- * KV GET and PUT and vector query answered directly (./direct.ts), the rest through @hono/node-server. `close()` is the graceful shutdown: stop accepting, answer pending
+ * KV GET and PUT, vector query, produce and consume answered directly (./direct.ts), the rest through @hono/node-server. `close()` is the graceful shutdown: stop accepting, answer pending
  * long-polls with what they have, finish in-flight requests, then flush and close the engine.
  */
 import { getRequestListener, type ServerType } from '@hono/node-server';
@@ -69,7 +69,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       backup: (signal) => createBackup(engine, signal),
     });
     server = await new Promise<ServerType>((resolve, reject) => {
-      // As @hono/node-server's serve(), with KV GET and vector query answered straight from node's request.
+      // As @hono/node-server's serve(), with the app's direct routes answered straight from node's request.
       const s = createServer(directFirst(app.direct, getRequestListener(app.fetch, { hostname: settings.host }), logger));
       s.listen(settings.port, settings.host, () => resolve(s));
       s.once('error', reject);
