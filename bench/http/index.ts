@@ -12,7 +12,7 @@
  *   - a plain hono route putting each KV PUT body into raw lmdb, each commit fsync'd before the
  *     answer (lmdb's own durable commit: a data flush and a meta flush per group of puts, which is
  *     what our adapter did before its write-ahead log, one flush per group);
- *   - a plain hono route appending each KV PUT body to one O_DSYNC file, group-committed: the
+ *   - a plain hono route writing each KV PUT body to an O_DSYNC log (a file written through once, then reused as a ring), group-committed: the
  *     least a durable PUT costs on this stack and disk, with nothing to index or recover;
  * then a mixed load (200 connections) reporting errors, p50/p99, server RSS before/after, and
  * checking afterwards that every acknowledged KV write and produced record reads back.
@@ -596,7 +596,7 @@ async function main(): Promise<void> {
       const lmdbRequests = Array.from({ length: 100 }, (_, i): CannonRequest => ({ method: 'PUT', path: `/lmdb/put-${i}`, headers: { 'content-type': 'application/octet-stream' }, body: value1k }));
       rows.set('lmdb-put', await cannon(`ref: hono + raw lmdb put, fsync'd (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: lmdbRequests }));
       const logRequests = Array.from({ length: 100 }, (_, i): CannonRequest => ({ method: 'PUT', path: `/log/put-${i}`, headers: { 'content-type': 'application/octet-stream' }, body: value1k }));
-      rows.set('log-put', await cannon(`ref: hono + O_DSYNC append, group commit (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: logRequests }));
+      rows.set('log-put', await cannon(`ref: hono + O_DSYNC log write, group commit (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: logRequests }));
     }
     if (wanted('vector')) {
       const requests = queries.map((q): CannonRequest => ({ method: 'POST', path: '/v1/collections/bench/query', headers: json, body: q }));

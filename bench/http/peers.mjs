@@ -9,9 +9,11 @@
 //   PUT  /lmdb/K  the body put into a plain lmdb database with the durability settings of our
 //                 disk adapter (each put's promise resolves once its commit is fsync'd): the
 //                 ceiling for a durable KV PUT on this disk, with no engine behind it
-//   PUT  /log/K   the body appended to one O_DSYNC file, group-committed (bodies that arrive while
+//   PUT  /log/K   the body written to an O_DSYNC log, group-committed (bodies that arrive while
 //                 a write is on the disk go out together in the next one): the least a durable
-//                 PUT can cost on this stack and disk, with no index, no read path, no recovery
+//                 PUT can cost on this stack and disk, with no index, no read path, no recovery.
+//                 The file is written through once at start and then reused in a ring, as a
+//                 write-ahead log's files are, so a write never has to flush a new file size too
 // Plain JS run by node itself (like the compiled server), so no loader sits on its hot path.
 // Usage: node bench/http/peers.mjs --port N --dir DIR
 import { constants } from 'node:fs';
@@ -31,7 +33,16 @@ const file = await open(join(arg('dir'), 'append.jsonl'), 'a');
 // The options src/node/storage/disk-storage.ts opens its environment with.
 const lmdb = openLmdb({ path: join(arg('dir'), 'peer.mdb'), overlappingSync: false, noSync: false, noMetaSync: false, commitDelay: 0, eventTurnBatching: true, pageSize: 8192, encoding: 'binary' });
 
-const log = await open(join(arg('dir'), 'peer.log'), constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC);
+const LOG_BYTES = 64 * 1024 * 1024;
+const log = await open(join(arg('dir'), 'peer.log'), constants.O_WRONLY | constants.O_CREAT | constants.O_DSYNC);
+{
+  const zeros = new Uint8Array(4 * 1024 * 1024);
+  const plain = await open(join(arg('dir'), 'peer.log'), 'r+');
+  for (let at = 0; at < LOG_BYTES; at += zeros.length) await plain.write(zeros, 0, zeros.length, at);
+  await plain.sync();
+  await plain.close();
+}
+let logAt = 0;
 
 /** @type {{ bytes: Uint8Array[]; acks: (() => void)[] }} */
 let group = { bytes: [], acks: [] };
@@ -41,7 +52,11 @@ async function flushGroups() {
   while (group.acks.length > 0) {
     const { bytes, acks } = group;
     group = { bytes: [], acks: [] };
-    await log.writev(bytes);
+    let size = 0;
+    for (const b of bytes) size += b.length;
+    if (logAt + size > LOG_BYTES) logAt = 0;
+    await log.writev(bytes, logAt);
+    logAt += size;
     for (const ack of acks) ack();
   }
   writing = false;
