@@ -391,7 +391,7 @@ export class KvStore {
     // With no write in flight storage holds every key's newest state: skip the slot lookup.
     const slot = this.inflightSlots === 0 ? undefined : this.slots.get(key);
     const queued = this.locks.size === 0 ? undefined : this.locks.get(key);
-    if (queued !== undefined) return queued.then(async () => this.entryOf(key, k, await this.current(key, k), 0));
+    if (queued !== undefined) return queued.then(() => this.withCurrent(key, k, (r) => this.entryOf(key, k, r, 0)));
     const rec = this.peek(slot, k, true);
     if (rec instanceof Promise) return rec.then((r) => this.entryOf(key, k, r, 0));
     return this.entryOf(key, k, rec, 0);
@@ -417,7 +417,7 @@ export class KvStore {
     }
     const k = dataKey(key);
     const slot = this.inflightSlots === 0 ? undefined : this.slots.get(key);
-    if (queued !== undefined) return queued.then(async () => this.entryOf(key, k, await this.current(key, k), 0));
+    if (queued !== undefined) return queued.then(() => this.withCurrent(key, k, (r) => this.entryOf(key, k, r, 0)));
     const rec = this.peek(slot, k, true);
     if (rec instanceof Promise) return rec.then((r) => this.entryOf(key, k, r, 0));
     // Storage answered at once and no write of the key is in flight: what it said may be kept.
@@ -435,7 +435,7 @@ export class KvStore {
     const k = dataKey(key);
     const slot = this.slots.get(key);
     const queued = this.locks.size === 0 ? undefined : this.locks.get(key);
-    if (queued !== undefined) return queued.then(async () => this.metaOf(key, await this.current(key, k)));
+    if (queued !== undefined) return queued.then(() => this.withCurrent(key, k, (r) => this.metaOf(key, r)));
     if (slot !== undefined) {
       if (!slot.exists || (slot.expiresAt !== 0 && slot.expiresAt <= this.clock.now())) return undefined;
       // Everything head answers is in the slot: no storage read.
@@ -657,6 +657,15 @@ export class KvStore {
   /** The newest record of a key: an in-flight write's if there is one, else what storage holds. */
   private current(key: string, k: Uint8Array): Awaitable<Uint8Array | undefined> {
     return this.peek(this.slots.get(key), k, false);
+  }
+
+  /**
+   * `use` of the current record: at once when it is at hand, never after an await, since an
+   * in-flight record goes back to the pool (and to the next put) as soon as its write settles.
+   */
+  private withCurrent<R>(key: string, k: Uint8Array, use: (rec: Uint8Array | undefined) => Awaitable<R>): Awaitable<R> {
+    const rec = this.current(key, k);
+    return rec instanceof Promise ? rec.then(use) : use(rec);
   }
 
   /**
@@ -1027,7 +1036,7 @@ export class KvStore {
         return { value, contentType, version, expiresAt: expires === 0 ? null : expires, size };
       }
       // A concurrent overwrite or delete may have retired this blob between the two reads: read again.
-      if (attempt < 3) return this.entryOf(key, k, await this.current(key, k), attempt + 1);
+      if (attempt < 3) return this.withCurrent(key, k, (r) => this.entryOf(key, k, r, attempt + 1));
       throw new QuartzError(ErrorCode.CORRUPT_DATA, `value blob of key '${key}' is missing or truncated`);
     });
   }
