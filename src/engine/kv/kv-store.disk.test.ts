@@ -144,4 +144,31 @@ describe('KvStore on the Node disk adapter', () => {
     await usage.close();
     await storage.close();
   });
+
+  it('reuses a record only once storage has it: rounds of 1,000 puts in flight read back right, then after a reopen', async () => {
+    const dir = tempDir();
+    let ctx = await diskContext(dir);
+    let kv = await KvStore.open(ctx, 't1');
+    const valueOf = (round: number, i: number) => new Uint8Array(1024).fill((round * 7 + i) & 0xff);
+    let last: Promise<unknown> = Promise.resolve();
+    for (let round = 0; round < 4; round++) {
+      // Rounds 1 and 2 overlap (one issued while the other is in flight, over the same keys).
+      const issued = Promise.all(Array.from({ length: 1000 }, (_, i) => kv.put(`k${i}`, valueOf(round, i))));
+      if (round !== 2) await last;
+      last = issued;
+      if (round === 1) await ctx.storage.settle();
+    }
+    await last;
+    const check = async () => {
+      for (let i = 0; i < 1000; i++) expect((await kv.get(`k${i}`))!.value).toEqual(valueOf(3, i));
+    };
+    await check();
+    await kv.close();
+    await ctx.storage.close();
+    ctx = await diskContext(dir);
+    kv = await KvStore.open(ctx, 't1');
+    await check();
+    await kv.close();
+    await ctx.storage.close();
+  });
 });

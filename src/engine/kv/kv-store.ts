@@ -22,6 +22,7 @@ import {
   TAG_TTL,
   allocBytes,
   allocRecord,
+  releaseRecord,
   allocValue,
   bodyOffset,
   checkRecord,
@@ -267,6 +268,8 @@ interface Slot {
   blob: string | undefined;
   /** The newest write's record while it is in flight (reads answer from it); undefined otherwise. */
   rec: Uint8Array | undefined;
+  /** `rec` went to storage's putOwned, which lets go of it once durable: it is released for reuse then. */
+  recOwned: boolean;
   /** The group of the newest write while it is in flight; undefined once it settled. */
   group: WriteGroup | undefined;
   /** Touched since the eviction pass last looked (second chance). */
@@ -388,7 +391,7 @@ export class KvStore {
     // With no write in flight storage holds every key's newest state: skip the slot lookup.
     const slot = this.inflightSlots === 0 ? undefined : this.slots.get(key);
     const queued = this.locks.size === 0 ? undefined : this.locks.get(key);
-    if (queued !== undefined) return queued.then(async () => this.entryOf(key, k, await this.current(key, k), 0));
+    if (queued !== undefined) return queued.then(() => this.withCurrent(key, k, (r) => this.entryOf(key, k, r, 0)));
     const rec = this.peek(slot, k, true);
     if (rec instanceof Promise) return rec.then((r) => this.entryOf(key, k, r, 0));
     return this.entryOf(key, k, rec, 0);
@@ -414,7 +417,7 @@ export class KvStore {
     }
     const k = dataKey(key);
     const slot = this.inflightSlots === 0 ? undefined : this.slots.get(key);
-    if (queued !== undefined) return queued.then(async () => this.entryOf(key, k, await this.current(key, k), 0));
+    if (queued !== undefined) return queued.then(() => this.withCurrent(key, k, (r) => this.entryOf(key, k, r, 0)));
     const rec = this.peek(slot, k, true);
     if (rec instanceof Promise) return rec.then((r) => this.entryOf(key, k, r, 0));
     // Storage answered at once and no write of the key is in flight: what it said may be kept.
@@ -432,7 +435,7 @@ export class KvStore {
     const k = dataKey(key);
     const slot = this.slots.get(key);
     const queued = this.locks.size === 0 ? undefined : this.locks.get(key);
-    if (queued !== undefined) return queued.then(async () => this.metaOf(key, await this.current(key, k)));
+    if (queued !== undefined) return queued.then(() => this.withCurrent(key, k, (r) => this.metaOf(key, r)));
     if (slot !== undefined) {
       if (!slot.exists || (slot.expiresAt !== 0 && slot.expiresAt <= this.clock.now())) return undefined;
       // Everything head answers is in the slot: no storage read.
@@ -657,6 +660,15 @@ export class KvStore {
   }
 
   /**
+   * `use` of the current record: at once when it is at hand, never after an await, since an
+   * in-flight record goes back to the pool (and to the next put) as soon as its write settles.
+   */
+  private withCurrent<R>(key: string, k: Uint8Array, use: (rec: Uint8Array | undefined) => Awaitable<R>): Awaitable<R> {
+    const rec = this.current(key, k);
+    return rec instanceof Promise ? rec.then(use) : use(rec);
+  }
+
+  /**
    * Like `current`. With `transient`, for callers that decode a synchronous answer at once,
    * storage may hand out its transient read buffer (no copy); an asynchronous answer is always
    * the caller's own.
@@ -685,7 +697,7 @@ export class KvStore {
 
   /** Remembers `key` as stored: `rec` (maybe storage's transient buffer) is decoded here and not kept. */
   private learn(key: string, rec: Uint8Array | undefined): Slot {
-    const slot: Slot = { key, exists: false, version: 0, expiresAt: 0, size: 0, contentType: undefined, blob: undefined, rec: undefined, group: undefined, used: false };
+    const slot: Slot = { key, exists: false, version: 0, expiresAt: 0, size: 0, contentType: undefined, blob: undefined, rec: undefined, recOwned: false, group: undefined, used: false };
     if (rec !== undefined) {
       checkRecord(rec, key);
       slot.exists = true;
@@ -769,7 +781,7 @@ export class KvStore {
         slot.group = undefined;
         this.inflightSlots--;
       }
-      slot.rec = undefined;
+      this.dropRec(slot, true);
       this.trim();
       return result;
     }
@@ -800,13 +812,24 @@ export class KvStore {
       // A later write of the key is still in flight: the slot is that write's now.
       if (slot.group !== group) continue;
       slot.group = undefined;
-      slot.rec = undefined;
+      this.dropRec(slot, durable);
       this.inflightSlots--;
       // A failed write left storage as it was: forget what it claimed, so the key is read again.
       if (!durable && this.slots.get(slot.key) === slot) this.slots.delete(slot.key);
     }
     if (durable && group.delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', group.delta);
     this.trim();
+  }
+
+  /**
+   * Forgets the in-flight record of `slot`'s settled write. Once durable, storage has let go of a
+   * record it took over (putOwned), and reads only ever copied from it: it goes back for reuse.
+   * After a failure storage may still hold it, so it is left to the garbage collector.
+   */
+  private dropRec(slot: Slot, durable: boolean): void {
+    if (durable && slot.recOwned && slot.rec !== undefined) releaseRecord(slot.rec);
+    slot.rec = undefined;
+    slot.recOwned = false;
   }
 
   private nextVersion(slot: Slot): number {
@@ -877,9 +900,11 @@ export class KvStore {
       oldBlob = slot.blob;
     }
     let write: Awaitable<void>;
+    let recOwned = false;
     if (oldExpires === 0 && expiresAt === 0 && adopt === undefined && oldBlob === undefined) {
       // `rec` is this put's own and never written again, so storage may keep it instead of copying.
-      write = this.kv.putOwned !== undefined ? this.kv.putOwned(k, rec) : this.kv.put(k, rec);
+      recOwned = this.kv.putOwned !== undefined;
+      write = recOwned ? this.kv.putOwned!(k, rec) : this.kv.put(k, rec);
     } else {
       const ops: BatchOp[] = [{ type: 'put', key: k, value: rec }];
       if (adopt !== undefined) ops.push({ type: 'delete', key: tagged(TAG_GARBAGE, adopt) });
@@ -898,6 +923,7 @@ export class KvStore {
     slot.contentType = contentType;
     slot.blob = adopt;
     slot.rec = rec;
+    slot.recOwned = recOwned;
     if (expiresAt !== 0 && expiresAt < this.sweepAt) this.armSweep(expiresAt);
     const result: KvPutResult = { version, expiresAt: expiresAt === 0 ? null : expiresAt };
     const durable = this.track(slot, write, delta, result);
@@ -922,7 +948,9 @@ export class KvStore {
     slot.expiresAt = 0;
     slot.size = 0;
     slot.blob = undefined;
+    // A put of this key still in flight keeps its record (storage may hold it): not released.
     slot.rec = undefined;
+    slot.recOwned = false;
     const durable = this.track(slot, write, delta, undefined);
     if (blob === undefined) return durable;
     if (durable instanceof Promise) return durable.then(() => this.discardBlob(blob));
@@ -1008,7 +1036,7 @@ export class KvStore {
         return { value, contentType, version, expiresAt: expires === 0 ? null : expires, size };
       }
       // A concurrent overwrite or delete may have retired this blob between the two reads: read again.
-      if (attempt < 3) return this.entryOf(key, k, await this.current(key, k), attempt + 1);
+      if (attempt < 3) return this.withCurrent(key, k, (r) => this.entryOf(key, k, r, attempt + 1));
       throw new QuartzError(ErrorCode.CORRUPT_DATA, `value blob of key '${key}' is missing or truncated`);
     });
   }

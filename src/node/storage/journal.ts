@@ -113,6 +113,18 @@ export function mapKeyOf(key: Uint8Array): string {
   return latin1Slice.call(key, 0, key.length);
 }
 
+/**
+ * A copy of a caller's value that the caller cannot reach, for the pending map and lmdb to hold
+ * until the write is applied. Below 4 KiB Node's Buffer pool serves it instead of an ArrayBuffer
+ * of its own (`value.slice()`): 100-240 ns instead of 330-570 ns for 100 B-1 KB. Viewed as a plain
+ * Uint8Array, so that `.slice()` on it (reads of pending writes) still copies: Buffer#slice aliases.
+ */
+export function ownCopy(value: Uint8Array): Uint8Array {
+  const bytes = Buffer.allocUnsafe(value.length);
+  bytes.set(value);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
 /** The key bytes of a pending write (a fresh copy). */
 export function keyOf(write: PendingWrite): Uint8Array {
   const key = new Uint8Array(write.mapKey.length);
@@ -136,6 +148,8 @@ interface DirectWrite {
  */
 interface Group {
   writes: PendingWrite[];
+  /** Writes whose values are their callers' (putOwned): copied when published (see `publish`). */
+  borrowed: PendingWrite[];
   bytes: Buffer | undefined;
   used: number;
   promise: Promise<void>;
@@ -160,7 +174,7 @@ function newGroup(): Group {
   // A write's caller may not await it (a fire-and-forget delete); its failure is still reported to
   // whoever does, and must not crash the process as an unhandled rejection.
   promise.catch(() => undefined);
-  return { writes: [], bytes: undefined, used: FRAME_HEAD, promise, resolve, reject, direct: [], end: undefined, records: 0, bulk: false };
+  return { writes: [], borrowed: [], bytes: undefined, used: FRAME_HEAD, promise, resolve, reject, direct: [], end: undefined, records: 0, bulk: false };
 }
 
 /** A group's frame being written at `start`; outcome WRITTEN once on disk, else the error. */
@@ -278,8 +292,10 @@ export class Journal {
     this.buf = bigger;
   }
 
-  private queued(unit: JournalUnit, mapKey: string, value: Uint8Array | undefined): void {
-    this.group.writes.push({ unit, mapKey, value });
+  private queued(unit: JournalUnit, mapKey: string, value: Uint8Array | undefined): PendingWrite {
+    const write: PendingWrite = { unit, mapKey, value };
+    this.group.writes.push(write);
+    return write;
   }
 
   /** Counts a record just gathered (see BULK_BYTES) and starts the pump. */
@@ -309,8 +325,12 @@ export class Journal {
     }
   }
 
-  /** `mapKey` is mapKeyOf(key), which the caller has made already. */
-  put(unit: JournalUnit, key: Uint8Array, mapKey: string, value: Uint8Array): Promise<void> {
+  /**
+   * `mapKey` is mapKeyOf(key), which the caller has made already. `borrowed`: `value` stays the
+   * caller's, who may reuse it once the write is durable (putOwned); the journal copies it then if
+   * it still needs it.
+   */
+  put(unit: JournalUnit, key: Uint8Array, mapKey: string, value: Uint8Array, borrowed = false): Promise<void> {
     this.check();
     const bytes = putBytes(key, value);
     if (value.length > this.maxValue || bytes > this.maxRecord) return this.direct(unit, [{ type: 'put', key, value }]);
@@ -318,7 +338,8 @@ export class Journal {
       this.reserve(bytes);
       this.used = encodePut(this.buf, this.used, unit.state.id, key, value);
     }
-    this.queued(unit, mapKey, value);
+    const write = this.queued(unit, mapKey, value);
+    if (borrowed && !this.group.bulk) this.group.borrowed.push(write);
     this.gathered();
     return this.group.promise;
   }
@@ -522,6 +543,7 @@ export class Journal {
       // once that batch commits (not when the group is published: it has no frame).
       group.direct.unshift({ writes: group.writes, resolve: group.resolve, reject: group.reject, bulk: true });
       group.writes = [];
+      group.borrowed = [];
       group.resolve = noop;
       group.reject = noop;
     }
@@ -613,6 +635,10 @@ export class Journal {
   }
 
   private publish(group: Group): void {
+    // Published writes wait in the pending maps for lmdb, past the durability a putOwned caller
+    // waits for before reusing its bytes: they keep copies. (A bulk group's or large write's
+    // borrowed value is in lmdb, and let go, when its write resolves.)
+    for (const w of group.borrowed) w.value = ownCopy(w.value!);
     for (const w of group.writes) if (!w.unit.state.dropped) w.unit.pending.set(w.mapKey, w);
     // A dropped unit's writes are skipped when applied; the group's log bytes measure the rest.
     if (group.writes.length > 0) {

@@ -87,6 +87,25 @@ describe('lmdb adapter hot path', () => {
     expect(other.get(bytes(1))).toEqual(bytes(99));
   });
 
+  it('putOwned lets go of the bytes once durable: the caller may reuse them, logged or in a bulk group', async () => {
+    const s = await storage();
+    const kv = await lmdbKV(s, 'kv/a');
+    // One put alone is logged and waits in the pending map for lmdb; 1,000 of 1 KB go to lmdb in one commit.
+    const one = new Uint8Array(100).fill(7);
+    await kv.putOwned(bytes(0), one);
+    one.fill(0);
+    const many = Array.from({ length: 1000 }, (_, i) => new Uint8Array(1024).fill(i & 0xff));
+    await Promise.all(many.map((v, i) => kv.putOwned(bytes(1, i >> 8, i & 0xff), v)));
+    for (const v of many) v.fill(0);
+    const check = () => {
+      expect(kv.get(bytes(0))).toEqual(new Uint8Array(100).fill(7));
+      for (let i = 0; i < 1000; i += 111) expect(kv.get(bytes(1, i >> 8, i & 0xff))).toEqual(new Uint8Array(1024).fill(i & 0xff));
+    };
+    check(); // from the pending map
+    await s.settle();
+    check(); // from lmdb
+  });
+
   it('rejects bad input to the extras with the same typed errors as get and put', async () => {
     const s = await storage();
     const kv = await lmdbKV(s, 'kv/a');

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { RecordPool } from './kv-record.js';
+
+describe('RecordPool', () => {
+  it('reuses a slab only once it is full and every piece of it has been released', () => {
+    const pool = new RecordPool(100, 50, 4);
+    const a = pool.alloc(40);
+    const b = pool.alloc(40);
+    const c = pool.alloc(40); // does not fit: a second slab
+    expect(c.buffer).not.toBe(a.buffer);
+    pool.release(a);
+    expect(pool.alloc(40).buffer).toBe(c.buffer);
+    const e = pool.alloc(40); // the second slab is full, and the first still holds b: a third
+    expect(e.buffer).not.toBe(a.buffer);
+    expect(e.buffer).not.toBe(c.buffer);
+    pool.release(b);
+    expect(pool.alloc(40).buffer).toBe(e.buffer);
+    const g = pool.alloc(40); // the third slab is full; the first is free now
+    expect(g.buffer).toBe(a.buffer);
+    expect(g.byteOffset).toBe(0);
+  });
+
+  it('never reuses a slab with a piece not released, nor pieces of their own', () => {
+    const pool = new RecordPool(100, 50, 4);
+    const kept = pool.alloc(40);
+    const gone = pool.alloc(40);
+    pool.release(gone);
+    const next = pool.alloc(40);
+    expect(next.buffer).not.toBe(kept.buffer);
+    pool.alloc(40);
+    expect(pool.alloc(40).buffer).not.toBe(kept.buffer);
+    const large = pool.alloc(60);
+    expect(large.byteOffset).toBe(0);
+    expect(large.buffer.byteLength).toBe(60);
+    pool.release(large); // a no-op
+  });
+
+  it('starts over in its current slab when every piece of it was released', () => {
+    const pool = new RecordPool(100, 50, 4);
+    const a = pool.alloc(40);
+    const b = pool.alloc(40);
+    pool.release(a);
+    pool.release(b);
+    const c = pool.alloc(40);
+    expect(c.buffer).toBe(a.buffer);
+    expect(c.byteOffset).toBe(0);
+  });
+});
