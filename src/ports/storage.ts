@@ -54,8 +54,11 @@ export interface OrderedKV {
    */
   getTransient?(key: Uint8Array): Uint8Array | undefined;
   /**
-   * Optional: like `put`, but the caller hands `value` over and never writes to it again, so
-   * the adapter may keep a reference (no copy) until the write is durable.
+   * Optional: like `put`, but the caller hands `value` over until the write settles, so the
+   * adapter may keep a reference (no copy) until then. Once the write is durable the bytes are
+   * the caller's again and may be reused for other writes: anything the adapter holds past that
+   * point (a pending map, a cache) must be its own copy. After a failed write the caller never
+   * reuses them.
    */
   putOwned?(key: Uint8Array, value: Uint8Array): Awaitable<void>;
 }
