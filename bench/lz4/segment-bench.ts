@@ -47,14 +47,32 @@ function jsonRecord(next: () => number, size: number): Uint8Array {
   return new TextEncoder().encode(text.padEnd(size, ' '));
 }
 
-/** `count` records of one kind; `seed` varies the content (kernels-ab.ts builds many batches). */
+/**
+ * `count` records of one kind; `seed` varies the content (kernels-ab.ts builds many batches).
+ * Their keys and values view one buffer, as records parsed from a produce request's body do: an
+ * array buffer of its own per key and value (600,000 of them at 100 B) made every GC of the
+ * bench's heap pay to sweep them, 40-55 ms pauses that fell on whichever call was being timed.
+ */
 export function dataset(kind: '1kb-json' | '100b', count: number, seed = 0): SegmentRecord[] {
   const next = rng((kind === '1kb-json' ? 1 : 2) + seed);
   const out: SegmentRecord[] = new Array(count);
   const key = (i: number) => new TextEncoder().encode(`user-${i % 1000}`);
+  let bytes = 0;
   for (let i = 0; i < count; i++) {
     const value = kind === '1kb-json' ? jsonRecord(next, 1024) : jsonRecord(next, 100).subarray(0, 100);
     out[i] = { key: key(i), value, timestamp: 1_700_000_000_000 + i, headers: i % 10 === 0 ? [{ key: 'trace', value: key(i) }] : undefined };
+    bytes += out[i]!.key!.length + value.length + (out[i]!.headers?.[0]!.value!.length ?? 0);
+  }
+  const body = new Uint8Array(bytes);
+  let at = 0;
+  const packed = (b: Uint8Array) => {
+    body.set(b, at);
+    return body.subarray(at, (at += b.length));
+  };
+  for (const r of out) {
+    r.key = packed(r.key!);
+    r.value = packed(r.value!);
+    for (const h of r.headers ?? []) h.value = packed(h.value!);
   }
   return out;
 }
@@ -208,18 +226,28 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
     const enc = new Map<string, number[]>(variants.map((v) => [v, []]));
     const dec = new Map<string, number[]>(variants.map((v) => [v, []]));
     const output = recycled(8);
-    for (let run = 0; run <= RUNS; run++) {
-      for (const v of variants) {
-        const e =
-          v === 'kernels' ? time(() => kernelsEncode(sections)) : v === 'lz4, output' ? NaN : time(() => segments.set(v, encode(records, v)));
-        const d = time(
-          () => (v === 'kernels' ? kernelsDecode(sections) : v === 'lz4, output' ? decode(segments.get('lz4')!, count, { output }) : decode(segments.get(v)!, count)),
-          run > 0 ? `${kind} ${v}` : '',
-        );
-        // Run 0 warms up the JIT and grows memory.
-        if (run > 0) {
-          enc.get(v)!.push(e);
-          dec.get(v)!.push(d);
+    // Every encode run first, then every decode run: a decode timed right after an encode paid
+    // for the encode's garbage (the discarded segment of the run before set off a full GC in it),
+    // where a consumer's reads follow each other. Run 0 of each warms up the JIT, grows memory
+    // and takes what garbage the phase before left.
+    for (const phase of ['encode', 'decode'] as const) {
+      for (let run = 0; run <= RUNS; run++) {
+        for (const v of variants) {
+          const t =
+            phase === 'encode'
+              ? v === 'kernels'
+                ? time(() => kernelsEncode(sections))
+                : v === 'lz4, output'
+                  ? NaN
+                  : time(() => segments.set(v, encode(records, v)))
+              : time(
+                  () => (v === 'kernels' ? kernelsDecode(sections) : v === 'lz4, output' ? decode(segments.get('lz4')!, count, { output }) : decode(segments.get(v)!, count)),
+                  run > 0 ? `${kind} ${v}` : '',
+                );
+          if (run > 0) (phase === 'encode' ? enc : dec).get(v)!.push(t);
+          // Node delivers GC entries from the event loop: without a turn of it, the entries of
+          // runs with no full GC were lost and "dec GC" read 0%.
+          await new Promise((resolve) => setImmediate(resolve));
         }
       }
     }

@@ -29,3 +29,13 @@ describe('readRecords headers', () => {
     expect(Object.isFrozen(got[2]!.headers)).toBe(false);
   });
 });
+
+describe('readRecords records', () => {
+  it('are plain objects, as a literal would make them: same prototype, keys and order', () => {
+    const [got] = roundTrip([{ key: null, value: utf8('v'), timestamp: 7 }]);
+    expect(Object.getPrototypeOf(got)).toBe(Object.prototype);
+    expect(got!.constructor).toBe(Object);
+    expect(Object.keys(got!)).toEqual(['offset', 'timestamp', 'key', 'value', 'headers']);
+    expect(JSON.stringify({ ...got!, value: [...got!.value!] })).toBe('{"offset":100,"timestamp":7,"key":null,"value":[118],"headers":[]}');
+  });
+});
