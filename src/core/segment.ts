@@ -517,29 +517,30 @@ function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: s
 }
 
 /**
- * Decodes batches first..end-1 of `run` (headers read from `bytes`, batch `first` at `start`, the
- * others back to back after it). They are copied into the codec's memory once and every CRC is
+ * Decodes the batches of `run` (headers read from `bytes`, the first at `start`, the others back
+ * to back after it). They are copied into the codec's memory once and every CRC is
  * checked there before anything is decompressed or parsed (output regions are sized only once
  * the CRCs vouch for the declared sizes). Then, in pieces of at most RUN_STORED_BYTES stored (at
  * least one batch), the LZ4 batches of a piece decompress into one section, one array that their
  * records view; records of uncompressed batches view `bytes`. Returns each batch's records.
  * `subject(i)` names batch i of `run` in errors; positions are from the start of `bytes`.
  */
-function decodeRunAt(bytes: Uint8Array, start: number, run: readonly BatchHeader[], first: number, end: number, subject: (i: number) => string): DecodedRecord[][] {
+function decodeRunAt(bytes: Uint8Array, start: number, run: readonly BatchHeader[], subject: (i: number) => string): DecodedRecord[][] {
+  const end = run.length;
   let storedBytes = 0;
-  for (let i = first; i < end; i++) storedBytes += run[i]!.length;
-  const out: DecodedRecord[][] = new Array(end - first);
+  for (let i = 0; i < end; i++) storedBytes += run[i]!.length;
+  const out: DecodedRecord[][] = new Array(end);
   const w = wasm();
   try {
     const input = scratchIn(w, 0, bytes.subarray(start, start + storedBytes));
     let at = 0;
-    for (let i = first; i < end; i++) {
+    for (let i = 0; i < end; i++) {
       const h = run[i]!;
       if (w.crc32c(0, input + at + 8, h.length - 8) >>> 0 !== h.crc) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject(i)}: CRC32C does not match`, start + at);
       at += h.length;
     }
     at = 0;
-    for (let piece = first; piece < end; ) {
+    for (let piece = 0; piece < end; ) {
       let stop = piece + 1;
       let stored = run[piece]!.length;
       while (stop < end && stored + run[stop]!.length <= RUN_STORED_BYTES) stored += run[stop++]!.length;
@@ -561,11 +562,11 @@ function decodeRunAt(bytes: Uint8Array, start: number, run: readonly BatchHeader
       for (let i = piece; i < stop; i++) {
         const h = run[i]!;
         if (h.codec === 'lz4') {
-          out[i - first] = readRecords(section!, from, from + h.uncompressedSize, h, subject(i));
+          out[i] = readRecords(section!, from, from + h.uncompressedSize, h, subject(i));
           from += h.uncompressedSize;
         } else {
           const p = start + at + BATCH_HEADER_SIZE;
-          out[i - first] = readRecords(bytes, p, p + h.length - BATCH_HEADER_SIZE, h, subject(i));
+          out[i] = readRecords(bytes, p, p + h.length - BATCH_HEADER_SIZE, h, subject(i));
         }
         at += h.length;
       }
@@ -590,7 +591,7 @@ function decodeRunAt(bytes: Uint8Array, start: number, run: readonly BatchHeader
  */
 export function decodeBatchRun(bytes: Uint8Array, subject = 'batch run'): DecodedRecord[] {
   const run = readBatchRun(bytes, subject);
-  const batches = decodeRunAt(bytes, 0, run, 0, run.length, run.length === 1 ? () => subject : (i) => `${subject}, batch ${i}`);
+  const batches = decodeRunAt(bytes, 0, run, run.length === 1 ? () => subject : (i) => `${subject}, batch ${i}`);
   if (batches.length === 1) return batches[0]!;
   let count = 0;
   for (const h of run) count += h.recordCount;
@@ -1098,10 +1099,6 @@ function floorIndex(a: readonly number[], n: number, x: number): number {
 }
 
 /**
- * Index of the first of `records` whose offset is ≥ `offset`. Offsets ascend within a batch: a
- * binary search, so paging through a big batch in small pages does not rescan it from its start.
- */
-/**
  * Stored bytes of the batches decoded into one section (a run `SegmentReader.readFrom` decodes, a
  * piece of a tail entry's run): bounds the section a page's records keep alive (LZ4 batches
  * decompress to a few times this, ~150 KB on JSON). 64 KiB measured no slower than 256 KiB or
@@ -1115,6 +1112,10 @@ function batchSubject(k: number, r: BatchRange): string {
   return `segment batch ${k} (offsets ${r.baseOffset}..${r.nextOffset - 1})`;
 }
 
+/**
+ * Index of the first of `records` whose offset is ≥ `offset`. Offsets ascend within a batch: a
+ * binary search, so paging through a big batch in small pages does not rescan it from its start.
+ */
 function firstAtOrAfter(records: readonly DecodedRecord[], offset: number): number {
   let lo = 0;
   let hi = records.length;
@@ -1364,7 +1365,7 @@ export class SegmentReader {
       subjects[k - first] = batchSubject(k, r);
       headers[k - first] = this.checkedHeader(bytes, k, r, subjects[k - first]!);
     }
-    const runs = decodeRunAt(bytes, this.index.positions[first]!, headers, 0, headers.length, (i) => subjects[i]!);
+    const runs = decodeRunAt(bytes, this.index.positions[first]!, headers, (i) => subjects[i]!);
     this.cachedBatch = end - 1;
     this.cachedRecords = runs[runs.length - 1]!;
     return runs;
