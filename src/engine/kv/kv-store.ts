@@ -387,14 +387,7 @@ export class KvStore {
    */
   get(key: string): Awaitable<KvEntry | undefined> {
     this.check();
-    const k = dataKey(key);
-    // With no write in flight storage holds every key's newest state: skip the slot lookup.
-    const slot = this.inflightSlots === 0 ? undefined : this.slots.get(key);
-    const queued = this.locks.size === 0 ? undefined : this.locks.get(key);
-    if (queued !== undefined) return queued.then(() => this.withCurrent(key, k, (r) => this.entryOf(key, k, r, 0)));
-    const rec = this.peek(slot, k, true);
-    if (rec instanceof Promise) return rec.then((r) => this.entryOf(key, k, r, 0));
-    return this.entryOf(key, k, rec, 0);
+    return this.read(key, this.locks.size === 0 ? undefined : this.locks.get(key), false);
   }
 
   /**
@@ -415,13 +408,21 @@ export class KvStore {
         this.hotValues.forget(this.hot, key);
       }
     }
+    return this.read(key, queued, true);
+  }
+
+  /**
+   * `get`'s read, after the writes `queued` ahead of it. `shareable`: an entry storage answers at
+   * once, with no write of the key in flight, may be kept for `getShared` (and is then shared).
+   */
+  private read(key: string, queued: Promise<unknown> | undefined, shareable: boolean): Awaitable<KvEntry | undefined> {
     const k = dataKey(key);
+    // With no write in flight storage holds every key's newest state: skip the slot lookup.
     const slot = this.inflightSlots === 0 ? undefined : this.slots.get(key);
     if (queued !== undefined) return queued.then(() => this.withCurrent(key, k, (r) => this.entryOf(key, k, r, 0)));
     const rec = this.peek(slot, k, true);
     if (rec instanceof Promise) return rec.then((r) => this.entryOf(key, k, r, 0));
-    // Storage answered at once and no write of the key is in flight: what it said may be kept.
-    return this.entryOf(key, k, rec, 0, slot?.group === undefined);
+    return this.entryOf(key, k, rec, 0, shareable && slot?.group === undefined);
   }
 
   /**

@@ -217,7 +217,7 @@ export class LmdbKV implements OrderedKV, JournalUnit {
 
   putOwned(key: Uint8Array, value: Uint8Array): Promise<void> {
     const mapKey = this.startWrite(key, value);
-    // The caller never writes to `value` again, but may reuse it once the write is durable: lmdb
+    // `value` is ours until the write is durable, the caller's again after (it may reuse it): lmdb
     // may read it until then, and the pending map keeps a copy past that (see Journal#publish).
     return this.track(this.journal.put(this, key, mapKey, value, true));
   }
