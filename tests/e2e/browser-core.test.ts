@@ -80,8 +80,15 @@ async function runPage(context: BrowserContext, server: Server): Promise<unknown
   }
 }
 
+/**
+ * Chromium may hold a preconnected socket that never sent a request; `close()` alone waits for
+ * it until the server's 60 s headers timeout, so drop every connection once the page is done.
+ */
 function close(server: Server | undefined): Promise<void> {
-  return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  if (!server) return Promise.resolve();
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  return closed;
 }
 
 describe('quartzdb/browser in Chromium', () => {

@@ -1,8 +1,10 @@
 /**
  * Process lifecycle of `quartz serve`: SIGTERM answers a pending long-poll with what it has and
- * exits 0 promptly; SIGKILL in the middle of a produce load from several clients loses no
- * acknowledged record and duplicates none, across a restart on the same data directory.
+ * exits 0 promptly, even with a connected client that has sent nothing; SIGKILL in the middle of
+ * a produce load from several clients loses no acknowledged record and duplicates none, across a
+ * restart on the same data directory.
  */
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startServerProcess, tempDir, type ServerProcess } from './server-process.js';
 
@@ -30,6 +32,11 @@ describe('quartz serve shutdown', () => {
     await fetch(`${s.url}/v1/topics`, { method: 'POST', headers, body: JSON.stringify({ name: 'waiting', partitions: 1 }) });
     const started = Date.now();
     const poll = fetch(`${s.url}/v1/topics/waiting/partitions/0/records?offset=0&max_wait_ms=10000`, { headers });
+    // A client that connected and sent nothing yet, as browsers preconnect: it must not hold up the exit.
+    const { hostname, port } = new URL(s.url);
+    const silent = connect(Number(port), hostname);
+    const silentClosed = new Promise((resolve) => silent.once('close', resolve));
+    silent.on('error', () => {});
     await new Promise((r) => setTimeout(r, 500)); // the poll is parked at the end of the log
     s.proc.kill('SIGTERM');
     const res = await poll;
@@ -38,6 +45,7 @@ describe('quartz serve shutdown', () => {
     expect(await res.json()).toMatchObject({ records: [], next_offset: 0, high_watermark: 0 });
     expect(answeredMs).toBeLessThan(5_000); // well before its 10 s wait
     expect(await s.exited).toBe(0);
+    await silentClosed;
     expect(Date.now() - started).toBeLessThan(8_000);
     expect(s.stdout()).toMatch(/"msg":"shutting down"/);
     expect(s.stdout()).toMatch(/"msg":"stopped"/);

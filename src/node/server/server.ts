@@ -6,7 +6,7 @@
  */
 import { getRequestListener, type ServerType } from '@hono/node-server';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createApp } from '../../api/app.js';
 import { hashKey, resolveServerConfig } from '../../api/config.js';
 import type { LoggerPort } from '../../api/ports.js';
@@ -81,6 +81,11 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
   const address = server.address() as AddressInfo;
   const url = `http://${urlHost(settings.host)}:${address.port}`;
   const http = server as Server;
+  const sockets = new Set<Socket>();
+  http.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   // Node closes idle keep-alive sockets after 5 s; a client reusing one just then gets a reset.
   // Outlive the usual 60 s idle timeout of load balancers and clients instead.
   http.keepAliveTimeout = 65_000;
@@ -92,9 +97,15 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       logger.info({ reason }, 'shutting down');
       shutdown.abort();
       const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
-      // Keep-alive connections go idle after their last response: close them as they do.
-      const idle = setInterval(() => http.closeIdleConnections(), 50);
-      http.closeIdleConnections();
+      // Keep-alive connections go idle after their last response: close them as they do. Node
+      // counts a socket that never sent a byte (a browser's preconnect) as busy until the
+      // headers timeout, so cut those too: no request of theirs can be lost.
+      const closeIdle = (): void => {
+        http.closeIdleConnections();
+        for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy();
+      };
+      const idle = setInterval(closeIdle, 50);
+      closeIdle();
       let timer: NodeJS.Timeout | undefined;
       const inTime = await Promise.race([
         stopped.then(() => true),
