@@ -9,7 +9,7 @@
  * Targets (issue): decompress ≥ 2500 MB/s and ≥ 1.0× lz4-napi; compress ≥ 650 MB/s and
  * ≥ 0.9× lz4-napi; ratio within 3% of `lz4 -1 -B4`; CRC32C ≥ 2000 MB/s.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';

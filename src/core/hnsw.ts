@@ -86,7 +86,7 @@ const PER_NODE_OVERHEAD = 48;
 const MAX_EF = 100_000;
 const E_NONFINITE = -2;
 const E_ZERO = -3;
-const E_CORRUPT = -4;
+// -4 (corrupt snapshot) falls through to CORRUPT_DATA in check().
 const E_VERSION = -5;
 const SNAPSHOT_MAGIC = 0x534e4851; // "QHNS" little-endian
 const SNAPSHOT_VERSION = 1;

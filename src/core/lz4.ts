@@ -65,8 +65,7 @@ export interface DecompressFrameOptions {
   maxOutputBytes?: number;
 }
 
-// Codes from assembly/lz4.ts and assembly/lz4-frame.ts.
-const ERR_CORRUPT = -1;
+// Codes from assembly/lz4.ts and assembly/lz4-frame.ts; any other negative code (-1 first) is corrupt input.
 const ERR_DST_TOO_SMALL = -2;
 const ERR_INVALID_ARGUMENT = -3;
 const F_ERR_NEED_OUTPUT = -21;

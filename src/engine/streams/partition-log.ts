@@ -31,7 +31,7 @@ import {
   type SegmentCodec,
 } from '../../core/segment.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
-import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type UnitStorage } from '../../ports/storage.js';
+import { type Awaitable, type BatchOp, type UnitStorage } from '../../ports/storage.js';
 import type { SegmentCache } from './segment-cache.js';
 
 export interface PartitionConfig {
