@@ -87,7 +87,7 @@ let zeros: Buffer | undefined;
  *
  * BULK_RECORD_BYTES is what makes both crossovers count alike: 256 x (132 + w) = 64 x (1,056 + w)
  * (a 100 B and a 1 KB put's records) gives w = 176, ~79 KB. The line then sits ~3.3x above the
- * crossover at either size (851 x 100 B, 208 x 1 KB). At 128 it sat 3.9x above at 100 B, and a
+ * crossover at either size (851 x 100 B, 213 x 1 KB). At 128 it sat 3.9x above at 100 B, and a
  * thousand small puts in flight (values up to ~50 B through the engine, ~100 B on the adapter)
  * were logged at ~1.5x the CPU per put of going direct (engine, 16 B: 3.4 vs 2.0-2.3 µs).
  */
