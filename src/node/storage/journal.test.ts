@@ -202,6 +202,26 @@ describe('journal: writes not yet in lmdb', () => {
     }
   });
 
+  it('counts each record’s own cost toward the bulk line: 1,000 puts of 100 B go direct, 128 of 1 KB are logged', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
+    dirs.push(dir);
+    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+    const key = (i: number) => new TextEncoder().encode(`k${i}`);
+    try {
+      const kv = (await storage.unit('kv/t1')).kv as LmdbKV;
+      // ~123 KB of records: past the line only once each record also counts for its per-record cost.
+      await Promise.all(Array.from({ length: 1000 }, (_, i) => kv.put(key(i), new Uint8Array(100).fill(i & 0xff))));
+      expect(kv.pending.size).toBe(0);
+      // ~134 KB of records in fewer, larger writes: logged, pending until lmdb's next batch.
+      await Promise.all(Array.from({ length: 128 }, (_, i) => kv.put(key(i), new Uint8Array(1024).fill(i & 0xff))));
+      expect(kv.pending.size).toBe(128);
+      expect(kv.get(key(127))).toEqual(new Uint8Array(1024).fill(127));
+      expect(kv.get(key(999))).toEqual(new Uint8Array(100).fill(999 & 0xff));
+    } finally {
+      await storage.close();
+    }
+  });
+
   it('puts a key written many times before a batch once, in order with large writes of it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
     dirs.push(dir);

@@ -84,9 +84,15 @@ let zeros: Buffer | undefined;
  * 256 x 1 KB: 6.2-7.7 -> 4.0-4.2 µs). So the line sits well above the CPU crossover. Per record,
  * not per op: a roll's batch of thousands of tail deletes (~100 KB, one record) stays logged,
  * since its lmdb commit held every later write for 40-70 ms under the mixed HTTP load.
+ *
+ * BULK_RECORD_BYTES is what makes both crossovers count alike: 256 x (132 + w) = 64 x (1,056 + w)
+ * (a 100 B and a 1 KB put's records) gives w = 176, ~79 KB. The line then sits ~3.3x above the
+ * crossover at either size (851 x 100 B, 213 x 1 KB). At 128 it sat 3.9x above at 100 B, and a
+ * thousand small puts in flight (values up to ~50 B through the engine, ~100 B on the adapter)
+ * were logged at ~1.5x the CPU per put of going direct (engine, 16 B: 3.4 vs 2.0-2.3 µs).
  */
 const BULK_BYTES = 256 << 10;
-const BULK_RECORD_BYTES = 128;
+const BULK_RECORD_BYTES = 176;
 const noop = (): void => {};
 
 /** The `meta` key holding the log position lmdb's contents reach ([epoch, offset]). */
