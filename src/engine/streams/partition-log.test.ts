@@ -409,6 +409,39 @@ describe('random reads of a sealed segment', () => {
     await log.close();
   });
 
+  it('range-read pages keep their values after the read buffer is reused, for both codecs and without readInto', async () => {
+    for (const codec of ['none', 'lz4'] as const) {
+      for (const readInto of [true, false]) {
+        const ctx = createTestContext();
+        const unit = ctx.storage.unit(UNIT);
+        const blobs: BlobStore = readInto
+          ? unit.blobs
+          : {
+              put: (key, bytes) => unit.blobs.put(key, bytes),
+              get: (key, range) => unit.blobs.get(key, range),
+              head: (key) => unit.blobs.head(key),
+              list: (prefix) => unit.blobs.list(prefix),
+              delete: (key) => unit.blobs.delete(key),
+            };
+        // No room to load a segment whole: every read is a range read of one batch.
+        const log = await PartitionLog.open(UNIT, { kv: unit.kv, blobs }, config(codec), ctx.clock, ctx.scheduler, new SegmentCache(1 << 10), { onBytes() {} });
+        for (let b = 0; b < 4; b++) {
+          await log.append(Array.from({ length: 1000 }, (_, i) => ({ key: enc.encode(`k${b * 1000 + i}`), value: enc.encode(`v${b * 1000 + i}`), headers: [{ key: 'h', value: enc.encode(`h${i}`) }], timestamp: 1_700_000_000_000 })));
+        }
+        await log.roll();
+        const pages = [];
+        for (const offset of [3500, 1200, 2300, 100, 3990]) pages.push({ offset, records: (await log.read(offset, 10, 1 << 20, 't/0')).records });
+        for (const { offset, records } of pages) {
+          const want = Array.from({ length: 10 }, (_, i) => offset + i);
+          expect(records.map((r) => dec.decode(r.key!)), `${codec} ${readInto}`).toEqual(want.map((o) => `k${o}`));
+          expect(records.map((r) => dec.decode(r.value!))).toEqual(want.map((o) => `v${o}`));
+          expect(records.map((r) => dec.decode(r.headers[0]!.value!))).toEqual(want.map((o) => `h${o % 1000}`));
+        }
+        await log.close();
+      }
+    }
+  });
+
   it('build only the page when the cache has no room to keep the decoded batch', async () => {
     // Room for the segment (tens of KB), not for a decoded batch of 1,000 records (~300 KB).
     const cache = new SegmentCache(128 << 10);

@@ -30,6 +30,7 @@ import {
   type EncodableRecord,
   type SegmentCodec,
 } from '../../core/segment.js';
+import { ownRecordBytes } from '../../core/segment-records.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
 import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type UnitStorage } from '../../ports/storage.js';
 import type { SegmentCache } from './segment-cache.js';
@@ -122,6 +123,25 @@ const SEGMENTS_PER_SEAL = 4;
  * more bytes (docs/streams.md, "Batches of at most 16 KiB").
  */
 export const BLOCK_BYTES = 16 * 1024;
+
+/**
+ * A random read's batch (~5 KB stored at 16 KiB of records) is read into one of a few reused
+ * buffers of this size when the blob store can (`readInto`), not into a fresh array: allocating
+ * that array cost about as much as the pread itself. Larger batches get an array of their own.
+ */
+const READ_BUFFER_BYTES = 64 * 1024;
+/** Spare read buffers kept across partitions: one per range read in flight at once, up to this. */
+const SPARE_READ_BUFFERS = 8;
+const spareReadBuffers: ArrayBuffer[] = [];
+
+/** Whether any of `records`' bytes are views of `buffer`. */
+function viewsBuffer(records: readonly DecodedRecord[], buffer: ArrayBufferLike): boolean {
+  for (const r of records) {
+    if (r.key?.buffer === buffer || r.value?.buffer === buffer) return true;
+    for (const h of r.headers) if (h.value?.buffer === buffer) return true;
+  }
+  return false;
+}
 
 /** Read ends remembered per partition to tell sequential consumers from random reads. */
 const READ_ENDS = 8;
@@ -776,9 +796,23 @@ export class PartitionLog {
    * records, or only up to `max` from `from` on (the batch is still checked whole).
    */
   private async readRange(seg: SegmentInfo, range: BatchRange, from?: number, max?: number): Promise<DecodedRecord[]> {
-    const bytes = await this.unit.blobs.get(seg.blob, { offset: range.offset, length: range.length });
-    if (bytes === undefined || bytes.length !== range.length) throw this.missing(seg);
-    return this.guard(seg, () => decodeBatch(bytes, range, { from, maxRecords: max }).records);
+    const blobs = this.unit.blobs;
+    if (blobs.readInto === undefined || range.length > READ_BUFFER_BYTES) {
+      const bytes = await blobs.get(seg.blob, { offset: range.offset, length: range.length });
+      if (bytes === undefined || bytes.length !== range.length) throw this.missing(seg);
+      return this.guard(seg, () => decodeBatch(bytes, range, { from, maxRecords: max }).records);
+    }
+    const buffer = spareReadBuffers.pop() ?? new ArrayBuffer(READ_BUFFER_BYTES);
+    try {
+      const bytes = new Uint8Array(buffer, 0, range.length);
+      if ((await blobs.readInto(seg.blob, range.offset, bytes)) !== range.length) throw this.missing(seg);
+      const records = this.guard(seg, () => decodeBatch(bytes, range, { from, maxRecords: max }).records);
+      // An uncompressed batch's records view the bytes they were decoded from, which go back to the pool.
+      if (viewsBuffer(records, buffer)) ownRecordBytes(records);
+      return records;
+    } finally {
+      if (spareReadBuffers.length < SPARE_READ_BUFFERS) spareReadBuffers.push(buffer);
+    }
   }
 
   private guard<T>(seg: SegmentInfo, fn: () => T): T {
