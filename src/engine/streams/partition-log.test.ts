@@ -443,6 +443,21 @@ describe('random reads of a sealed segment', () => {
     }
   });
 
+  it('fail a range read that comes back short with CORRUPT_DATA, even when the reused buffer still holds that batch', async () => {
+    const ctx = createTestContext();
+    const unit = ctx.storage.unit(UNIT);
+    const log = await PartitionLog.open(UNIT, unit, config('lz4'), ctx.clock, ctx.scheduler, new SegmentCache(1 << 10), { onBytes() {} });
+    await log.append(Array.from({ length: 1000 }, (_, i) => ({ key: null, value: enc.encode(`v${i}`), timestamp: 1_700_000_000_000 })));
+    await log.roll();
+    const [{ key: blob }] = await unit.blobs.list('seg/');
+    // The first read caches the footer and leaves the batch's bytes in the pooled read buffer.
+    expect((await log.read(500, 10, 1 << 20, 't/0')).records[0]!.offset).toBe(500);
+    const whole = (await unit.blobs.get(blob!))!;
+    await unit.blobs.put(blob!, whole.subarray(0, SEGMENT_HEADER_SIZE + BATCH_HEADER_SIZE + 10));
+    await rejectsWithQuartzError(() => log.read(500, 10, 1 << 20, 't/0'), ErrorCode.CORRUPT_DATA, /shorter than recorded/);
+    await log.close();
+  });
+
   it('build only the page when the cache has no room to keep the decoded batch', async () => {
     // Room for the segment (tens of KB), not for a decoded batch of 1,000 records (~300 KB).
     const cache = new SegmentCache(128 << 10);
