@@ -300,6 +300,8 @@ export class PartitionLog {
   private readEndNext = 0;
   /** Segments that have served a random (range) read; see `promote`. */
   private readonly rangeRead = new WeakSet<SegmentInfo>();
+  /** Cache keys of segments read lately (see `segmentKey`). */
+  private readonly segmentKeys = new WeakMap<SegmentInfo, { segment: string; footer: string }>();
   /** Batches of hot segments decoded once by a random read (see `decodedBatch`). */
   private readonly decodedOnce = new Set<string>();
   private closed = false;
@@ -724,8 +726,19 @@ export class PartitionLog {
     return `${this.name}|tail/${batch.base}`;
   }
 
+  /** The segment's cache key, made once: a read built (and the cache hashed) a fresh string for it each time. */
   private segmentKey(seg: SegmentInfo): string {
-    return `${this.name}|${seg.blob}`;
+    return this.keysOf(seg).segment;
+  }
+
+  private keysOf(seg: SegmentInfo): { segment: string; footer: string } {
+    let keys = this.segmentKeys.get(seg);
+    if (keys === undefined) {
+      const segment = `${this.name}|${seg.blob}`;
+      keys = { segment, footer: `${segment}|footer` };
+      this.segmentKeys.set(seg, keys);
+    }
+    return keys;
   }
 
   /** Records of `seg` from `offset`: the whole segment when `whole` or cached, else one batch by range read. */
@@ -788,7 +801,7 @@ export class PartitionLog {
   }
 
   private footer(seg: SegmentInfo): Promise<SegmentReader> {
-    return this.cache.get(`${this.segmentKey(seg)}|footer`, () => this.loadFooter(seg), (r) => r.footerBytes);
+    return this.cache.get(this.keysOf(seg).footer, () => this.loadFooter(seg), (r) => r.footerBytes);
   }
 
   /**
