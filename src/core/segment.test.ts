@@ -14,6 +14,7 @@ import {
   encodeBatch,
   encodeBatchRun,
   readBatchHeader,
+  storedUncompressed,
   readBatchRun,
   readTrailer,
   type DecodedRecord,
@@ -591,6 +592,21 @@ describe('batch API', () => {
     expectCode(() => decodeBatch(lz, undefined, { from: -1, maxRecords: 1 }), ErrorCode.INVALID_ARGUMENT);
     expectCode(() => decodeBatch(lz, undefined, { from: 1000, maxRecords: 1.5 }), ErrorCode.INVALID_ARGUMENT);
     expectCode(() => decodeBatch(lz, undefined, { maxRecords: 1 }), ErrorCode.INVALID_ARGUMENT);
+  });
+
+  it('storedUncompressed tells a batch whose records view the bytes they were decoded from', () => {
+    const records = makeRecords(50);
+    const none = encodeBatch(records, { baseOffset: 0, codec: 'none' });
+    const lz = encodeBatch(records, { baseOffset: 0, codec: 'lz4' });
+    expect(readBatchHeader(lz).codec).toBe('lz4');
+    expect(storedUncompressed(none)).toBe(true);
+    expect(storedUncompressed(lz)).toBe(false);
+    const both = new Uint8Array(none.length + lz.length);
+    both.set(none);
+    both.set(lz, none.length);
+    expect(storedUncompressed(both, none.length)).toBe(false);
+    expect(decodeBatch(none).records[1]!.value!.buffer).toBe(none.buffer);
+    expect(decodeBatch(lz).records[1]!.value!.buffer).not.toBe(lz.buffer);
   });
 
   it('decode from/maxRecords: pages share slabs without ever overwriting one another; a large page gets its own array', () => {

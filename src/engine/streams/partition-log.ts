@@ -24,6 +24,7 @@ import {
   decodeBatchRun,
   encodeBatchRun,
   readBatchRun,
+  storedUncompressed,
   type BatchHeader,
   type BatchRange,
   type DecodedRecord,
@@ -133,15 +134,6 @@ const READ_BUFFER_BYTES = 64 * 1024;
 /** Spare read buffers kept across partitions: one per range read in flight at once, up to this. */
 const SPARE_READ_BUFFERS = 8;
 const spareReadBuffers: ArrayBuffer[] = [];
-
-/** Whether any of `records`' bytes are views of `buffer`. */
-function viewsBuffer(records: readonly DecodedRecord[], buffer: ArrayBufferLike): boolean {
-  for (const r of records) {
-    if (r.key?.buffer === buffer || r.value?.buffer === buffer) return true;
-    for (const h of r.headers) if (h.value?.buffer === buffer) return true;
-  }
-  return false;
-}
 
 /** Read ends remembered per partition to tell sequential consumers from random reads. */
 const READ_ENDS = 8;
@@ -821,7 +813,7 @@ export class PartitionLog {
       if ((await blobs.readInto(seg.blob, range.offset, bytes)) !== range.length) throw this.missing(seg);
       const records = this.guard(seg, () => decodeBatch(bytes, range, { from, maxRecords: max }).records);
       // An uncompressed batch's records view the bytes they were decoded from, which go back to the pool.
-      if (viewsBuffer(records, buffer)) ownRecordBytes(records);
+      if (storedUncompressed(bytes)) ownRecordBytes(records);
       return records;
     } finally {
       if (spareReadBuffers.length < SPARE_READ_BUFFERS) spareReadBuffers.push(buffer);
