@@ -26,6 +26,7 @@ import { init } from '../../src/node/core.js';
 import { openDiskStorage, type DiskStorage } from '../../src/node/storage/disk-storage.js';
 import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
 import { freePort } from '../../tests/fixtures/free-port.js';
+import { payload } from './payload.js';
 
 const quick = process.argv.includes('--quick');
 const quartzOnly = process.argv.includes('--quartz-only');
@@ -44,24 +45,6 @@ const REDIS_AOF_RECORDS = quick ? 10_000 : 30_000;
 const NATS_RECORDS = quick ? 20_000 : 100_000;
 const LATENCY_SIZES = quick ? [10_000, 1_000_000] : [10_000, 10_000_000];
 const LATENCY_READS = quick ? 500 : 3000;
-
-const enc = new TextEncoder();
-
-const WORDS = 'order paid shipped cart user session click view search item price total discount coupon region eu us apac mobile web ios android checkout refund stock warehouse carrier express standard gift wrap note review rating'.split(' ');
-
-/**
- * A JSON event of exactly `size` bytes: varied ids, amounts and a note of pseudo-random words,
- * so it compresses about as well as real events do (no padding that LZ4 would erase).
- */
-function payload(i: number, size: number): Uint8Array {
-  let seed = (i * 2654435761) >>> 0;
-  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
-  const head = JSON.stringify({ id: i, user: `user-${rand() % 100_003}`, kind: WORDS[rand() % WORDS.length], amount: rand() % 100_000, at: 1_700_000_000_000 + i * 7 });
-  let note = '';
-  while (head.length + note.length + 12 < size) note += `${WORDS[rand() % WORDS.length]}${rand() % 1000} `;
-  const json = `${head.slice(0, -1)},"note":"${note}`.slice(0, size - 2) + '"}';
-  return enc.encode(json.padEnd(size, ' ').slice(0, size));
-}
 
 function batchOf(size: number, from = 0): ProduceRecord[] {
   return Array.from({ length: BATCH }, (_, i) => ({ value: payload(from + i, size) }));

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { init } from '../node/core.js';
 import { ErrorCode, QuartzError } from './errors.js';
 import { crc32c } from './hash.js';
+import { PAGE_SLAB_BYTES, PAGE_SLAB_PIECE_MAX } from './segment-records.js';
 import {
   BATCH_HEADER_SIZE,
   SEGMENT_HEADER_SIZE,
@@ -13,6 +14,7 @@ import {
   encodeBatch,
   encodeBatchRun,
   readBatchHeader,
+  storedUncompressed,
   readBatchRun,
   readTrailer,
   type DecodedRecord,
@@ -572,8 +574,9 @@ describe('batch API', () => {
     // An LZ4 page holds only its own bytes, not the whole decompressed section.
     const lz = encodeBatch(records, { baseOffset: 1000, codec: 'lz4' });
     const page = decodeBatch(lz, undefined, { from: 1150, maxRecords: 10 }).records;
-    // 10 of 300 records: about a thirtieth of the section.
-    expect(page[0]!.value!.buffer.byteLength).toBeLessThan(readBatchHeader(lz).uncompressedSize / 20);
+    // 10 of 300 records: a piece of a small shared slab, not the section (~20 KB) nor the codec's memory.
+    expect(readBatchHeader(lz).uncompressedSize).toBeGreaterThan(PAGE_SLAB_BYTES);
+    expect(page[0]!.value!.buffer.byteLength).toBe(PAGE_SLAB_BYTES);
     for (const r of page) for (const v of [r.key, r.value, ...r.headers.map((h) => h.value)]) if (v !== null) expect(v.buffer).toBe(page[0]!.value!.buffer);
     // Damage after the page is still reported: by the CRC, or, with a matching CRC, by the parser.
     const flipped = lz.slice();
@@ -589,6 +592,39 @@ describe('batch API', () => {
     expectCode(() => decodeBatch(lz, undefined, { from: -1, maxRecords: 1 }), ErrorCode.INVALID_ARGUMENT);
     expectCode(() => decodeBatch(lz, undefined, { from: 1000, maxRecords: 1.5 }), ErrorCode.INVALID_ARGUMENT);
     expectCode(() => decodeBatch(lz, undefined, { maxRecords: 1 }), ErrorCode.INVALID_ARGUMENT);
+  });
+
+  it('storedUncompressed tells a batch whose records view the bytes they were decoded from', () => {
+    const records = makeRecords(50);
+    const none = encodeBatch(records, { baseOffset: 0, codec: 'none' });
+    const lz = encodeBatch(records, { baseOffset: 0, codec: 'lz4' });
+    expect(readBatchHeader(lz).codec).toBe('lz4');
+    expect(storedUncompressed(none)).toBe(true);
+    expect(storedUncompressed(lz)).toBe(false);
+    const both = new Uint8Array(none.length + lz.length);
+    both.set(none);
+    both.set(lz, none.length);
+    expect(storedUncompressed(both, none.length)).toBe(false);
+    expect(decodeBatch(none).records[1]!.value!.buffer).toBe(none.buffer);
+    expect(decodeBatch(lz).records[1]!.value!.buffer).not.toBe(lz.buffer);
+  });
+
+  it('decode from/maxRecords: pages share slabs without ever overwriting one another; a large page gets its own array', () => {
+    const records = makeRecords(300);
+    const lz = encodeBatch(records, { baseOffset: 0, codec: 'lz4' });
+    // Far more pages than one slab holds, each checked again after all the others were cut.
+    const pages = Array.from({ length: 200 }, (_, i) => ({ from: (i * 37) % 290, records: decodeBatch(lz, undefined, { from: (i * 37) % 290, maxRecords: 10 }).records }));
+    const slabs = new Set<ArrayBufferLike>();
+    for (const { from, records: got } of pages) {
+      expect(plain(got)).toEqual(plain(records.slice(from, from + 10), from));
+      slabs.add(got[1]!.value!.buffer);
+    }
+    expect(slabs.size).toBeGreaterThan(1);
+    expect(slabs.size).toBeLessThan(pages.length / 4);
+    const large = decodeBatch(lz, undefined, { from: 0, maxRecords: 300 }).records;
+    expect(plain(large)).toEqual(plain(records, 0));
+    expect(large[1]!.value!.buffer.byteLength).toBeGreaterThan(PAGE_SLAB_PIECE_MAX);
+    expect(large[1]!.value!.buffer.byteLength).toBeLessThan(readBatchHeader(lz).uncompressedSize);
   });
 
   it('rejects bad input with INVALID_ARGUMENT', () => {

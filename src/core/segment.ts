@@ -453,6 +453,16 @@ export function readBatchHeader(bytes: Uint8Array, at = 0, subject = 'batch'): B
   };
 }
 
+/**
+ * Whether the batch at `bytes[at]`, already decoded, is stored uncompressed: its records are then
+ * views of `bytes` (see `decodeBatch`).
+ * @example
+ * if (storedUncompressed(bytes)) copyOut(records); // before `bytes` is reused
+ */
+export function storedUncompressed(bytes: Uint8Array, at = 0): boolean {
+  return (bytes[at + 8]! & 0xf) === CODEC_NONE;
+}
+
 /** Whether the CRC of the batch at `bytes[at]` (header already read) holds. */
 function batchCrcHolds(bytes: Uint8Array, at: number, h: BatchHeader): boolean {
   return crcOf(bytes, at + 8, at + h.length) === h.crc;

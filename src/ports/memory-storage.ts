@@ -7,6 +7,7 @@ import type { BatchOp, BlobInfo, BlobRange, BlobStore, KVEntry, OrderedKV, ScanO
 import {
   checkBatch,
   checkBlob,
+  checkReadTarget,
   checkKey,
   checkName,
   checkPrefix,
@@ -145,6 +146,18 @@ class MemoryBlobs implements BlobStore {
     const bytes = this.unit.blobs.get(key);
     if (bytes === undefined) return undefined;
     return bytes.slice(offset, length === undefined ? undefined : offset + length);
+  }
+
+  async readInto(key: string, offset: number, into: Uint8Array): Promise<number | undefined> {
+    this.unit.check();
+    checkName(key, 'blob key');
+    checkReadTarget(into);
+    checkRange({ offset, length: into.length });
+    const bytes = this.unit.blobs.get(key);
+    if (bytes === undefined) return undefined;
+    const part = bytes.subarray(Math.min(offset, bytes.length), Math.min(offset + into.length, bytes.length));
+    into.set(part);
+    return part.length;
   }
 
   async head(key: string): Promise<BlobInfo | undefined> {

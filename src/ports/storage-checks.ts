@@ -102,6 +102,10 @@ export function checkBlob(bytes: unknown): asserts bytes is Uint8Array {
   if (!(bytes instanceof Uint8Array)) throw invalid('blob body must be a Uint8Array');
 }
 
+export function checkReadTarget(into: unknown): asserts into is Uint8Array {
+  if (!(into instanceof Uint8Array)) throw invalid('blob read target must be a Uint8Array');
+}
+
 /** Bytewise comparison, the one order every home agrees on. */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);

@@ -83,6 +83,13 @@ export interface BlobStore {
    */
   putParts?(key: string, parts: readonly Uint8Array[]): Promise<void>;
   get(key: string, range?: BlobRange): Promise<Uint8Array | undefined>;
+  /**
+   * Optional: reads `into.length` bytes from `offset` into the caller's `into` rather than a fresh
+   * array (a random stream read reads a few KB into one reused buffer). Resolves to the bytes read,
+   * fewer at the blob's end (0 from its end on), or undefined if there is no such blob. `into` is
+   * the caller's again once it settles; what lies past the bytes read is unspecified.
+   */
+  readInto?(key: string, offset: number, into: Uint8Array): Promise<number | undefined>;
   head(key: string): Promise<BlobInfo | undefined>;
   /** Keys in bytewise order. */
   list(prefix: string): Promise<BlobInfo[]>;

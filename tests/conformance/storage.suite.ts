@@ -262,6 +262,43 @@ export function storageConformance(name: string, harness: StorageHarness): void 
         await blobs.delete('seg/1');
       });
 
+      it('reads ranges into the caller’s array with readInto, where offered', async () => {
+        const { storage } = await fresh();
+        const { blobs } = await storage.unit('log/t1/orders/0');
+        if (blobs.readInto === undefined) return;
+        const body = new Uint8Array(1000).map((_, i) => i & 0xff);
+        const into = new Uint8Array(16).fill(0xee);
+        expect(await blobs.readInto('seg/1', 0, into)).toBeUndefined();
+        await blobs.put('seg/1', body);
+        // A view inside a larger array: only its own bytes are written.
+        expect(await blobs.readInto('seg/1', 10, into.subarray(4, 9))).toBe(5);
+        expect(plain(into.subarray(0, 10))).toEqual([0xee, 0xee, 0xee, 0xee, 10, 11, 12, 13, 14, 0xee]);
+        expect(await blobs.readInto('seg/1', 998, into.subarray(0, 10))).toBe(2);
+        expect(plain(into.subarray(0, 2))).toEqual([230, 231]);
+        expect(await blobs.readInto('seg/1', 1000, into)).toBe(0);
+        expect(await blobs.readInto('seg/1', 5000, into)).toBe(0);
+        expect(await blobs.readInto('seg/1', 0, new Uint8Array(0))).toBe(0);
+        const whole = new Uint8Array(1000);
+        expect(await blobs.readInto('seg/1', 0, whole)).toBe(1000);
+        expect(plain(whole)).toEqual(plain(body));
+        // Replaced and deleted blobs are never read from a kept handle.
+        await blobs.put('seg/1', bytes(9, 8, 7));
+        expect(await blobs.readInto('seg/1', 1, into.subarray(0, 5))).toBe(2);
+        expect(plain(into.subarray(0, 2))).toEqual([8, 7]);
+        await blobs.delete('seg/1');
+        expect(await blobs.readInto('seg/1', 0, into)).toBeUndefined();
+        // Large enough for a home to read it in pieces or off the calling thread.
+        const big = new Uint8Array(600 * 1024).map((_, i) => (i * 7) & 0xff);
+        await blobs.put('big', big);
+        const bigInto = new Uint8Array(big.length - 100);
+        expect(await blobs.readInto('big', 100, bigInto)).toBe(bigInto.length);
+        expect(bigInto.every((b, i) => b === big[i + 100])).toBe(true);
+        await rejectsWithQuartzError(() => blobs.readInto!('big', -1, into), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => blobs.readInto!('big', Number.NaN, into), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => blobs.readInto!('big', 0, [1, 2] as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT);
+        await rejectsWithQuartzError(() => blobs.readInto!('', 0, into), ErrorCode.INVALID_ARGUMENT);
+      });
+
       it('keeps any well-formed key distinct, and lists in bytewise order', async () => {
         const { storage } = await fresh();
         const { blobs } = await storage.unit('vec/t1/docs');
@@ -353,6 +390,7 @@ export function storageConformance(name: string, harness: StorageHarness): void 
         await rejectsWithQuartzError(() => kv.get(text('a')), ErrorCode.STORAGE_CLOSED);
         await rejectsWithQuartzError(() => kv.put(text('a'), bytes(1)), ErrorCode.STORAGE_CLOSED);
         await rejectsWithQuartzError(() => blobs.put('a', bytes(1)), ErrorCode.STORAGE_CLOSED);
+        if (blobs.readInto !== undefined) await rejectsWithQuartzError(() => blobs.readInto!('a', 0, new Uint8Array(1)), ErrorCode.STORAGE_CLOSED);
         await rejectsWithQuartzError(() => storage.unit('kv/t2'), ErrorCode.STORAGE_CLOSED);
       });
     });

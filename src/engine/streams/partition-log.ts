@@ -24,12 +24,14 @@ import {
   decodeBatchRun,
   encodeBatchRun,
   readBatchRun,
+  storedUncompressed,
   type BatchHeader,
   type BatchRange,
   type DecodedRecord,
   type EncodableRecord,
   type SegmentCodec,
 } from '../../core/segment.js';
+import { ownRecordBytes } from '../../core/segment-records.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
 import { type Awaitable, type BatchOp, type UnitStorage } from '../../ports/storage.js';
 import type { SegmentCache } from './segment-cache.js';
@@ -122,6 +124,16 @@ const SEGMENTS_PER_SEAL = 4;
  * more bytes (docs/streams.md, "Batches of at most 16 KiB").
  */
 export const BLOCK_BYTES = 16 * 1024;
+
+/**
+ * A random read's batch (~5 KB stored at 16 KiB of records) is read into one of a few reused
+ * buffers of this size when the blob store can (`readInto`), not into a fresh array: allocating
+ * that array cost about as much as the pread itself. Larger batches get an array of their own.
+ */
+const READ_BUFFER_BYTES = 64 * 1024;
+/** Spare read buffers kept across partitions: one per range read in flight at once, up to this. */
+const SPARE_READ_BUFFERS = 8;
+const spareReadBuffers: ArrayBuffer[] = [];
 
 /** Read ends remembered per partition to tell sequential consumers from random reads. */
 const READ_ENDS = 8;
@@ -280,6 +292,8 @@ export class PartitionLog {
   private readEndNext = 0;
   /** Segments that have served a random (range) read; see `promote`. */
   private readonly rangeRead = new WeakSet<SegmentInfo>();
+  /** Cache keys of segments read lately (see `segmentKey`). */
+  private readonly segmentKeys = new WeakMap<SegmentInfo, { segment: string; footer: string }>();
   /** Batches of hot segments decoded once by a random read (see `decodedBatch`). */
   private readonly decodedOnce = new Set<string>();
   private closed = false;
@@ -704,8 +718,19 @@ export class PartitionLog {
     return `${this.name}|tail/${batch.base}`;
   }
 
+  /** The segment's cache key, made once: a read built (and the cache hashed) a fresh string for it each time. */
   private segmentKey(seg: SegmentInfo): string {
-    return `${this.name}|${seg.blob}`;
+    return this.keysOf(seg).segment;
+  }
+
+  private keysOf(seg: SegmentInfo): { segment: string; footer: string } {
+    let keys = this.segmentKeys.get(seg);
+    if (keys === undefined) {
+      const segment = `${this.name}|${seg.blob}`;
+      keys = { segment, footer: `${segment}|footer` };
+      this.segmentKeys.set(seg, keys);
+    }
+    return keys;
   }
 
   /** Records of `seg` from `offset`: the whole segment when `whole` or cached, else one batch by range read. */
@@ -768,7 +793,7 @@ export class PartitionLog {
   }
 
   private footer(seg: SegmentInfo): Promise<SegmentReader> {
-    return this.cache.get(`${this.segmentKey(seg)}|footer`, () => this.loadFooter(seg), (r) => r.footerBytes);
+    return this.cache.get(this.keysOf(seg).footer, () => this.loadFooter(seg), (r) => r.footerBytes);
   }
 
   /**
@@ -776,9 +801,23 @@ export class PartitionLog {
    * records, or only up to `max` from `from` on (the batch is still checked whole).
    */
   private async readRange(seg: SegmentInfo, range: BatchRange, from?: number, max?: number): Promise<DecodedRecord[]> {
-    const bytes = await this.unit.blobs.get(seg.blob, { offset: range.offset, length: range.length });
-    if (bytes === undefined || bytes.length !== range.length) throw this.missing(seg);
-    return this.guard(seg, () => decodeBatch(bytes, range, { from, maxRecords: max }).records);
+    const blobs = this.unit.blobs;
+    if (blobs.readInto === undefined || range.length > READ_BUFFER_BYTES) {
+      const bytes = await blobs.get(seg.blob, { offset: range.offset, length: range.length });
+      if (bytes === undefined || bytes.length !== range.length) throw this.missing(seg);
+      return this.guard(seg, () => decodeBatch(bytes, range, { from, maxRecords: max }).records);
+    }
+    const buffer = spareReadBuffers.pop() ?? new ArrayBuffer(READ_BUFFER_BYTES);
+    try {
+      const bytes = new Uint8Array(buffer, 0, range.length);
+      if ((await blobs.readInto(seg.blob, range.offset, bytes)) !== range.length) throw this.missing(seg);
+      const records = this.guard(seg, () => decodeBatch(bytes, range, { from, maxRecords: max }).records);
+      // An uncompressed batch's records view the bytes they were decoded from, which go back to the pool.
+      if (storedUncompressed(bytes)) ownRecordBytes(records);
+      return records;
+    } finally {
+      if (spareReadBuffers.length < SPARE_READ_BUFFERS) spareReadBuffers.push(buffer);
+    }
   }
 
   private guard<T>(seg: SegmentInfo, fn: () => T): T {

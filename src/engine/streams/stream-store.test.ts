@@ -316,6 +316,11 @@ describe('segments', () => {
       gets.push({ key, ranged: range !== undefined });
       return original(key, range);
     };
+    const originalInto = blobs.readInto!.bind(blobs);
+    blobs.readInto = (key, offset, into) => {
+      gets.push({ key, ranged: true });
+      return originalInto(key, offset, into);
+    };
     // a random read fetches the footer and one batch, never the whole segment
     await streams.consume('t', 0, 500, { max_records: 1 });
     expect(gets.length).toBe(2);

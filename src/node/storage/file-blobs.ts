@@ -15,7 +15,7 @@ import { readSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import type { BlobInfo, BlobRange, BlobStore } from '../../ports/storage.js';
-import { checkBlob, checkName, checkPrefix, checkRange, compareUtf8 } from '../../ports/storage-checks.js';
+import { checkBlob, checkName, checkPrefix, checkRange, checkReadTarget, compareUtf8 } from '../../ports/storage-checks.js';
 import type { UnitHandleState } from './lmdb-kv.js';
 
 const PIECE_CHARS = 200;
@@ -103,6 +103,31 @@ const UNSIZED_READ_MAX = 1024 * 1024;
  * (whole segments, big values) stay on the threadpool.
  */
 const SYNC_READ_MAX = 256 * 1024;
+
+/**
+ * Fills `out` from file position `from` on; gives the bytes read (fewer only at the file's end).
+ * A small read answers synchronously, so the caller need not wait a promise turn for it.
+ */
+function readAt(handle: FileHandle, out: Uint8Array, from: number): number | Promise<number> {
+  if (out.length > SYNC_READ_MAX) return readAtAsync(handle, out, from);
+  let done = 0;
+  while (done < out.length) {
+    const bytesRead = readSync(handle.fd, out, done, out.length - done, from + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
+
+async function readAtAsync(handle: FileHandle, out: Uint8Array, from: number): Promise<number> {
+  let done = 0;
+  while (done < out.length) {
+    const { bytesRead } = await handle.read(out, done, out.length - done, from + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
 
 interface OpenFile {
   readonly path: string;
@@ -310,13 +335,24 @@ export class FileBlobs implements BlobStore {
       const from = Math.min(offset, size);
       const want = Math.min(length ?? size, size - from);
       const out = new Uint8Array(want);
-      let done = 0;
-      while (done < want) {
-        const bytesRead = want <= SYNC_READ_MAX ? readSync(handle.fd, out, done, want - done, from + done) : (await handle.read(out, done, want - done, from + done)).bytesRead;
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
+      const read = readAt(handle, out, from);
+      const done = typeof read === 'number' ? read : await read;
       return done === want ? out : out.slice(0, done);
+    } finally {
+      this.handles.release(file);
+    }
+  }
+
+  async readInto(key: string, offset: number, into: Uint8Array): Promise<number | undefined> {
+    this.state.check();
+    const path = this.readPath(key);
+    checkReadTarget(into);
+    checkRange({ offset, length: into.length });
+    const file = this.handles.acquireOpen(path) ?? (await this.handles.acquire(path));
+    if (file === undefined) return undefined;
+    try {
+      const read = readAt(file.opened ?? (await file.handle), into, offset);
+      return typeof read === 'number' ? read : await read;
     } finally {
       this.handles.release(file);
     }

@@ -1,0 +1,113 @@
+/**
+ * The cold random read alone, for work on it on a shared machine:
+ * `node --expose-gc --import tsx bench/streams/cold-read.ts [--records 2000000] [--reads 30000] [--dir D]`.
+ * Makes a log of the streams bench's 100 B records (or reuses the one in `--dir`, made by an
+ * earlier run), opens it with a segment cache that holds its footers but no segment, so every
+ * consume of 10 records at a random offset is what a read of the 10^7 log mostly is: a footer
+ * lookup, a range read of one batch, its CRC32C, LZ4 and walk, the page copied out. Prints the
+ * CPU time of the main thread per read (from /proc on Linux: the work itself, steadier under load
+ * than wall time or the process's CPU, which counts every thread), the process's CPU and the
+ * wall p50/p99. To compare two builds, run it from each in turns on the same `--dir`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StreamStore } from '../../src/engine/streams/stream-store.js';
+import type { EngineContext } from '../../src/engine/context.js';
+import { init } from '../../src/node/core.js';
+import { openDiskStorage } from '../../src/node/storage/disk-storage.js';
+import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
+import { payload } from './payload.js';
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  return i < 0 ? fallback : Number(process.argv[i + 1]);
+}
+
+const RECORDS = arg('--records', 2_000_000);
+const READS = arg('--reads', 30_000);
+const WARM_READS = 3000;
+const given = process.argv.indexOf('--dir') < 0 ? undefined : process.argv[process.argv.indexOf('--dir') + 1];
+
+async function openStore(dir: string, cacheBytes: number) {
+  const storage = await openDiskStorage({ dir });
+  const ctx: EngineContext = {
+    storage,
+    clock: systemClock,
+    scheduler: timerScheduler,
+    usage: { add() {} },
+    capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: true },
+  };
+  return { storage, streams: await StreamStore.open(ctx, 'bench', { segmentCacheBytes: cacheBytes }) };
+}
+
+/** CPU time of this thread in ns (Linux), else of the process. */
+function threadNs(): number {
+  const stat = `/proc/self/task/${process.pid}/schedstat`;
+  if (existsSync(stat)) return Number(readFileSync(stat, 'utf8').split(' ')[0]);
+  const { user, system } = process.cpuUsage();
+  return (user + system) * 1000;
+}
+
+async function makeLog(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const { storage, streams } = await openStore(dir, 1 << 30);
+  await streams.createTopic('t', { segment_bytes: 8 * 1024 * 1024 });
+  const batches = Array.from({ length: 8 }, (_, k) => Array.from({ length: 1000 }, (_, i) => ({ value: payload(k * 1000 + i, 100) })));
+  let sent = 0;
+  let next = 0;
+  const worker = async () => {
+    while (sent < RECORDS) {
+      const batch = batches[next++ % batches.length]!;
+      sent += batch.length;
+      await streams.produce('t', batch);
+    }
+  };
+  await Promise.all(Array.from({ length: 64 }, worker));
+  await streams.maintain('t');
+  const d = streams.describeTopic('t').partition_info[0]!;
+  console.log(`made ${d.high_watermark} records in ${d.segments} segments, ${(d.bytes / d.high_watermark).toFixed(1)} B/record`);
+  await streams.close();
+  await storage.close();
+  await writeFile(join(dir, 'cold-read.done'), '');
+}
+
+async function main(): Promise<void> {
+  await init();
+  const dir = given ?? (await mkdtemp(join(tmpdir(), 'qz-bench-cold-read-')));
+  try {
+    if (!existsSync(join(dir, 'cold-read.done'))) await makeLog(dir);
+    // Room for every footer (~30 KB each), none for an 8 MiB segment: reads stay range reads.
+    const { storage, streams } = await openStore(dir, 4 * 1024 * 1024);
+    const hwm = streams.describeTopic('t').partition_info[0]!.high_watermark;
+    const read = async (offset: number) => {
+      const res = await streams.consume('t', 0, offset, { max_records: 10 });
+      if (res.records[0]?.offset !== offset) throw new Error(`read at ${offset} returned ${res.records[0]?.offset}`);
+    };
+    for (let i = 0; i < WARM_READS; i++) await read(Math.floor(Math.random() * hwm)); // footers, JIT
+    global.gc?.();
+    const times: number[] = [];
+    const thread = threadNs();
+    const cpu = process.cpuUsage();
+    for (let i = 0; i < READS; i++) {
+      const offset = Math.floor(Math.random() * hwm);
+      const t = performance.now();
+      await read(offset);
+      times.push(performance.now() - t);
+    }
+    const threadUs = (threadNs() - thread) / 1000 / READS;
+    const used = process.cpuUsage(cpu);
+    times.sort((a, b) => a - b);
+    console.log(
+      `cold random read of 10 (${READS} reads): main thread ${threadUs.toFixed(2)} µs CPU/read, process ${((used.user + used.system) / READS).toFixed(2)} µs, ` +
+        `p50 ${(times[READS >> 1]! * 1000).toFixed(1)} µs, p99 ${(times[Math.floor(READS * 0.99)]! * 1000).toFixed(1)} µs; load ${loadavg()[0]!.toFixed(1)}`,
+    );
+    await streams.close();
+    await storage.close();
+  } finally {
+    if (given === undefined) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
