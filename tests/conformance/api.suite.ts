@@ -326,6 +326,8 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const bad = await call('POST', '/v1/collections', { key: t.key, body: { name: 'v', dims: 'three', metric: 'cosine' } });
         expectError(bad, 400, 'invalid_argument');
         expect(bad.json.message).toMatch(/^dims: /);
+        // URLs resolve '.' and '..' as path segments: such a collection could never be named again.
+        for (const name of ['.', '..']) expectError(await call('POST', '/v1/collections', { key: t.key, body: { name, dims: 2, metric: 'l2' } }), 400, 'invalid_argument');
         await call('POST', '/v1/collections', { key: t.key, body: { name: 'v', dims: 2, metric: 'l2' } });
         const wrongType = await call('POST', '/v1/collections/v/upsert', { key: t.key, body: { vectors: [{ id: 'a', values: [1, 2] }, { id: 'b', values: [1, 'x'] }] } });
         expectError(wrongType, 400, 'invalid_argument');
