@@ -182,7 +182,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
 
       it('missing, malformed, unknown and revoked keys are 401', async () => {
         expectError(await call('GET', '/v1/kv'), 401, 'unauthorized');
-        expectError(await call('GET', '/v1/kv', { headers: { authorization: 'Basic abc' } }), 401, 'unauthorized');
+        const basic = await call('GET', '/v1/kv', { headers: { authorization: 'Basic abc' } });
+        expectError(basic, 401, 'unauthorized');
+        expect(basic.json.message, 'a header sent, but not one to read a key from').toMatch(/Authorization header must be "Bearer <key>"/);
+        expect((await call('GET', '/v1/kv')).json.message).toMatch(/^missing API key/);
         expectError(await call('GET', '/v1/kv', { key: 'qz_' + '0'.repeat(64) }), 401, 'unauthorized');
         expectError(await call('GET', '/v1/kv', { headers: { 'x-api-key': 'nonsense' } }), 401, 'unauthorized');
         const t = await tenant();
