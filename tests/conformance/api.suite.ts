@@ -104,6 +104,7 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
           ['/v1/groups/{g}/offsets', 'get'],
           ['/v1/usage', 'get'],
           ['/v1/admin/tenants', 'post'],
+          ['/v1/admin/tenants/{id}', 'get'],
           ['/v1/admin/tenants/{id}', 'patch'],
           ['/v1/admin/tenants/{id}/keys', 'get'],
           ['/v1/admin/tenants/{id}/keys', 'post'],
@@ -112,6 +113,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
           ['/v1/admin/backup', 'get'],
         ];
         for (const [path, method] of expected) expect(paths[path]?.[method], `${method} ${path}`).toBeDefined();
+        // A path parameter that is not valid percent-encoded UTF-8 is refused with 400 on every route.
+        for (const [path, method] of expected) {
+          if (path.includes('{')) expect(Object.keys((paths[path]![method] as { responses: object }).responses), `${method} ${path}`).toContain('400');
+        }
         expect(Object.keys(paths).filter((p) => p.includes('function') || p.startsWith('/v1/fn'))).toEqual([]);
       });
 
