@@ -18,7 +18,7 @@ import { packageVersion } from '../package-info.js';
 import { fileAssets } from './assets.js';
 import { directFirst } from './direct.js';
 import { createLogger } from './logger.js';
-import { adapterErrorAnswer, answerClientError } from './transport-errors.js';
+import { adapterErrorAnswer, answerClientError, refuseConnect } from './transport-errors.js';
 import { createMetrics } from './metrics.js';
 import { keepTickShape } from './tick-shape.js';
 import type { ServeSettings } from './settings.js';
@@ -75,6 +75,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       // Host is checked in directFirst, which answers its absence as JSON (node's check answers a bare 400).
       const s = createServer({ requireHostHeader: false }, directFirst(app.direct, hono, logger));
       s.on('clientError', answerClientError);
+      s.on('connect', refuseConnect);
       s.listen(settings.port, settings.host, () => resolve(s));
       s.once('error', reject);
     });

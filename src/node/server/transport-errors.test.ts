@@ -35,6 +35,14 @@ describe('requests refused before they reach the app are answered as JSON errors
     expect([twice.status, twice.json.error]).toEqual([400, 'invalid_argument']);
   });
 
+  it('HTTP/2 without TLS and CONNECT: 400 and 501, not a silently closed connection', async () => {
+    const h2 = await raw('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+    expect(h2.status).toBe(400);
+    expect(h2.json).toEqual({ error: 'invalid_argument', message: 'HTTP/2 is not served on this port; use HTTP/1.1' });
+    const connect = await raw('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    expect([connect.status, connect.json.error]).toEqual([501, 'not_implemented']);
+  });
+
   it('headers over node\'s size limit: 431 too_large', async () => {
     const seen = await raw(`GET /v1/kv/${'k'.repeat(20_000)} HTTP/1.1\r\nHost: ${host()}\r\n\r\n`);
     expect([seen.status, seen.json.error]).toEqual([431, 'too_large']);

@@ -1,10 +1,10 @@
 /**
  * Requests refused before they reach the app, answered as the app answers errors: `{error,
- * message}` JSON with its status. Three places refuse them: node's HTTP parser (malformed request
+ * message}` JSON with its status. Four places refuse them: node's HTTP parser (malformed request
  * line or headers, conflicting lengths, headers over node's size limit, a request too slow to
- * arrive), the Host check HTTP/1.1 asks of every server, and @hono/node-server when it cannot
- * build a URL from the request (an invalid Host, a backslash in the path). Left to themselves,
- * the first two answer a bare status and the third an empty 400.
+ * arrive), the Host check HTTP/1.1 asks of every server, CONNECT, and @hono/node-server when it
+ * cannot build a URL from the request (an invalid Host, a backslash in the path). Left to
+ * themselves, the first two answer a bare status, CONNECT a closed connection, the last an empty 400.
  */
 import { RequestError } from '@hono/node-server';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -13,7 +13,7 @@ import { ErrorCode } from '../../core/errors.js';
 import { JSON_TYPE } from '../../api/errors.js';
 import type { LoggerPort } from '../../api/ports.js';
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 431: 'Request Header Fields Too Large' };
+const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 431: 'Request Header Fields Too Large', 501: 'Not Implemented' };
 
 /** A complete HTTP/1.1 answer that closes the connection, for a socket no response object owns. */
 function rawAnswer(status: number, code: ErrorCode, message: string): string {
@@ -30,6 +30,8 @@ function parserRefusal(err: NodeJS.ErrnoException & { reason?: string }): [numbe
       return [413, ErrorCode.TOO_LARGE, 'the chunk extensions of the request body are larger than the server accepts'];
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return [408, ErrorCode.TIMEOUT, 'the request did not arrive in full within the server request timeout'];
+    case 'HPE_PAUSED_H2_UPGRADE':
+      return [400, ErrorCode.INVALID_ARGUMENT, 'HTTP/2 is not served on this port; use HTTP/1.1'];
     default:
       // llhttp's reason names the fault ("Invalid method encountered") without echoing the bytes.
       return [400, ErrorCode.INVALID_ARGUMENT, `the request is not valid HTTP/1.1: ${err.reason ?? err.code ?? 'parse error'}`];
@@ -52,6 +54,21 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
   }
   const [status, code, message] = parserRefusal(err);
   socket.end(rawAnswer(status, code, message));
+}
+
+/**
+ * node's 'connect' listener: this is no proxy, so CONNECT is 501 (without a listener node closes
+ * the connection without a word).
+ *
+ * @example
+ * server.on('connect', refuseConnect);
+ */
+export function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(rawAnswer(501, ErrorCode.NOT_IMPLEMENTED, 'CONNECT is not implemented: this server is not a proxy'));
 }
 
 /**
