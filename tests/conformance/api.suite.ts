@@ -346,6 +346,21 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
     });
 
     describe('streams', () => {
+      it('concurrent creates of one topic or collection: exactly one 201, the others 409', async () => {
+        const t = await tenant();
+        for (const [path, body] of [
+          ['/v1/topics', (i: number) => ({ name: 'racy', partitions: i + 1 })],
+          ['/v1/collections', (i: number) => ({ name: 'racy', dims: i + 1, metric: 'l2' })],
+        ] as const) {
+          const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => call('POST', path, { key: t.key, body: body(i) })));
+          const statuses = answers.map((a) => a.status).sort();
+          expect(statuses, path).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
+          // What exists is what the one 201 said.
+          const won = answers.find((a) => a.status === 201)!.json;
+          expect((await call('GET', `${path}/racy`, { key: t.key })).json).toMatchObject(won);
+        }
+      });
+
       it('topics: create, list, describe, delete; system names refused', async () => {
         const t = await tenant();
         const created = await call('POST', '/v1/topics', { key: t.key, body: { name: 'orders', partitions: 3, retention_ms: 3_600_000 } });

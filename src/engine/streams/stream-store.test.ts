@@ -95,6 +95,40 @@ describe('topics', () => {
   });
 });
 
+describe('topics created and deleted concurrently', () => {
+  it('one of several concurrent creates of a name wins; the others are ALREADY_EXISTS', async () => {
+    const { streams } = await setup();
+    const outcomes = await Promise.allSettled([1, 2, 3, 4].map((partitions) => streams.createTopic('t', { partitions })));
+    const won = outcomes.filter((o) => o.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    for (const o of outcomes) if (o.status === 'rejected') expect((o.reason as QuartzError).code).toBe(ErrorCode.ALREADY_EXISTS);
+    // The topic is the one the winner was told about.
+    expect(streams.describeTopic('t').partitions).toBe((won[0] as PromiseFulfilledResult<{ partitions: number }>).value.partitions);
+  });
+
+  it('a second create in flight never drops the units of the first, which took records meanwhile', async () => {
+    const { ctx, streams } = await setup();
+    // Storage slow to list the units a create clears (a disk under load): the second create's listing waits.
+    const listUnits = ctx.storage.listUnits!.bind(ctx.storage);
+    let calls = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    ctx.storage.listUnits = async (prefix: string) => {
+      if (++calls === 2) await gate;
+      return listUnits(prefix);
+    };
+    const first = streams.createTopic('t');
+    const second = streams.createTopic('t').catch((err: unknown) => err);
+    await first;
+    await streams.produce('t', [{ value: utf8('kept'), partition: 0 }]);
+    release();
+    expect(((await second) as QuartzError).code).toBe(ErrorCode.ALREADY_EXISTS);
+    await streams.close();
+    const again = await StreamStore.open(ctx, 't1');
+    expect((await again.consume('t', 0, 0, { max_records: 10 })).records.map((r) => str(r.value))).toEqual(['kept']);
+  });
+});
+
 describe('produce and consume', () => {
   it('round-trips keys, values, headers, timestamps, nulls and empties', async () => {
     const { ctx, streams } = await setup();
