@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { init } from '../../node/core.js';
+import type { StorageProvider } from '../../ports/storage.js';
 import { createTestContext, type TestContext } from '../testing.js';
 import { partitionForKey } from './murmur2.js';
 import { StreamStore, type ProduceRecord } from './stream-store.js';
@@ -113,7 +114,7 @@ describe('topics created and deleted concurrently', () => {
     let calls = 0;
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    ctx.storage.listUnits = async (prefix: string) => {
+    (ctx.storage as StorageProvider).listUnits = async (prefix: string) => {
       if (++calls === 2) await gate;
       return listUnits(prefix);
     };
