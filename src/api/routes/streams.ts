@@ -151,9 +151,9 @@ export function streamsDirect(deps: AppDeps, pipeline: RequestPipeline): (req: D
 
 /**
  * A signal that aborts when `request` or `shutdown` does, until `release()`. NOTE: not
- * AbortSignal.any: node (20, and 22 before its fix for nodejs/node#55351) keeps a weak reference
- * to every composite in the long-lived shutdown signal and never prunes them, so each long-poll
- * would leave ~50-100 bytes behind for the life of the server.
+ * AbortSignal.any: node (20, and 22 before its fix for nodejs/node#55351) keeps every composite
+ * reachable from the long-lived shutdown signal, so each long-poll left about 1 KB behind for the
+ * life of the server (40,000 polls grew its heap by 43 MiB).
  */
 export function eitherAborts(request: AbortSignal, shutdown: AbortSignal | undefined): { signal: AbortSignal; release(): void } {
   if (shutdown === undefined) return { signal: request, release: () => undefined };
