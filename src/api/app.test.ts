@@ -150,6 +150,16 @@ describe('createApp', () => {
     expect(res.headers.get('content-disposition')).toBe('attachment; filename="quartz.backup"');
   });
 
+  it('HEAD of the backup answers its headers and lets the snapshot go (a GET handler\'s body hono drops unread)', async () => {
+    let cancelled = false;
+    const body = new ReadableStream<Uint8Array>({ pull: (controller) => controller.enqueue(new Uint8Array(8)), cancel: () => void (cancelled = true) });
+    const { call } = await appWith({}, { backup: async () => ({ body, size: 13 }) });
+    const res = await call('HEAD', '/v1/admin/backup', { headers: { authorization: 'Bearer admin-key' } });
+    expect([res.status, res.headers.get('content-length'), res.text]).toEqual([200, '13', '']);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(cancelled).toBe(true);
+  });
+
   it('admin routes are off (401) when no admin key is configured', async () => {
     const { call } = await appWith({ admin_key_hash: null });
     const res = await call('POST', '/v1/admin/tenants', { body: '{"email":"a@example.com"}', headers: { 'x-api-key': 'anything' } });

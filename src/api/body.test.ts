@@ -38,6 +38,26 @@ describe('readBody', () => {
   });
 });
 
+/** A body that sends one chunk, then breaks, as a client going away mid-upload does. */
+function cutShort(headers?: Record<string, string>): Request {
+  let pulls = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (pulls++ === 0) controller.enqueue(new Uint8Array(10));
+      else controller.error(new Error('aborted'));
+    },
+  });
+  return new Request('http://x/', { method: 'POST', body, headers, duplex: 'half' } as RequestInit);
+}
+
+describe('readBody when the client goes away mid-body', () => {
+  it('refuses a declared or chunked body that breaks off with invalid_argument, not an internal error', async () => {
+    expect(await codeOf(readBody(cutShort(), 100))).toBe('invalid_argument');
+    expect(await codeOf(readBody(cutShort({ 'content-length': '50' }), 100))).toBe('invalid_argument');
+    expect(await codeOf(readJson(cutShort(), 100))).toBe('invalid_argument');
+  });
+});
+
 describe('readJson', () => {
   it('parses JSON whatever the content type says', async () => {
     const req = new Request('http://x/', { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/x-www-form-urlencoded' } });

@@ -15,6 +15,14 @@ function tooLarge(size: number | undefined, limit: number): QuartzError {
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * The error for a body that stopped before its end: the client went away mid-upload (or its
+ * connection broke). It is the client's doing, so a 400 rather than a logged 500; nobody reads it.
+ */
+export function bodyCutShort(cause?: unknown): QuartzError {
+  return new QuartzError(ErrorCode.INVALID_ARGUMENT, 'the request body ended before it was complete', { cause });
+}
+
 /** TOO_LARGE when a declared Content-Length is over `limit`, before anything is read. */
 function refuseDeclared(declared: string, limit: number): void {
   const size = Number(declared);
@@ -50,7 +58,12 @@ export async function readBody(request: Request, limit: number): Promise<Uint8Ar
     // The transport holds the body to its declared length, so one read is safe and fastest.
     // NOTE: `request.body` is not touched on this path: on @hono/node-server reading that getter
     // turns the lightweight request into a full web Request with a ReadableStream body.
-    const bytes = new Uint8Array(await request.arrayBuffer());
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await request.arrayBuffer());
+    } catch (err) {
+      throw bodyCutShort(err);
+    }
     if (bytes.length > limit) throw tooLarge(bytes.length, limit);
     return bytes;
   }
@@ -59,7 +72,13 @@ export async function readBody(request: Request, limit: number): Promise<Uint8Ar
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let read: ReadableStreamReadResult<Uint8Array>;
+    try {
+      read = await reader.read();
+    } catch (err) {
+      throw bodyCutShort(err);
+    }
+    const { done, value } = read;
     if (done) break;
     total += value.length;
     if (total > limit) {

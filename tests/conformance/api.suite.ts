@@ -104,6 +104,7 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
           ['/v1/groups/{g}/offsets', 'get'],
           ['/v1/usage', 'get'],
           ['/v1/admin/tenants', 'post'],
+          ['/v1/admin/tenants/{id}', 'get'],
           ['/v1/admin/tenants/{id}', 'patch'],
           ['/v1/admin/tenants/{id}/keys', 'get'],
           ['/v1/admin/tenants/{id}/keys', 'post'],
@@ -112,6 +113,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
           ['/v1/admin/backup', 'get'],
         ];
         for (const [path, method] of expected) expect(paths[path]?.[method], `${method} ${path}`).toBeDefined();
+        // A path parameter that is not valid percent-encoded UTF-8 is refused with 400 on every route.
+        for (const [path, method] of expected) {
+          if (path.includes('{')) expect(Object.keys((paths[path]![method] as { responses: object }).responses), `${method} ${path}`).toContain('400');
+        }
         expect(Object.keys(paths).filter((p) => p.includes('function') || p.startsWith('/v1/fn'))).toEqual([]);
       });
 
@@ -182,7 +187,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
 
       it('missing, malformed, unknown and revoked keys are 401', async () => {
         expectError(await call('GET', '/v1/kv'), 401, 'unauthorized');
-        expectError(await call('GET', '/v1/kv', { headers: { authorization: 'Basic abc' } }), 401, 'unauthorized');
+        const basic = await call('GET', '/v1/kv', { headers: { authorization: 'Basic abc' } });
+        expectError(basic, 401, 'unauthorized');
+        expect(basic.json.message, 'a header sent, but not one to read a key from').toMatch(/Authorization header must be "Bearer <key>"/);
+        expect((await call('GET', '/v1/kv')).json.message).toMatch(/^missing API key/);
         expectError(await call('GET', '/v1/kv', { key: 'qz_' + '0'.repeat(64) }), 401, 'unauthorized');
         expectError(await call('GET', '/v1/kv', { headers: { 'x-api-key': 'nonsense' } }), 401, 'unauthorized');
         const t = await tenant();
@@ -326,6 +334,8 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const bad = await call('POST', '/v1/collections', { key: t.key, body: { name: 'v', dims: 'three', metric: 'cosine' } });
         expectError(bad, 400, 'invalid_argument');
         expect(bad.json.message).toMatch(/^dims: /);
+        // URLs resolve '.' and '..' as path segments: such a collection could never be named again.
+        for (const name of ['.', '..']) expectError(await call('POST', '/v1/collections', { key: t.key, body: { name, dims: 2, metric: 'l2' } }), 400, 'invalid_argument');
         await call('POST', '/v1/collections', { key: t.key, body: { name: 'v', dims: 2, metric: 'l2' } });
         const wrongType = await call('POST', '/v1/collections/v/upsert', { key: t.key, body: { vectors: [{ id: 'a', values: [1, 2] }, { id: 'b', values: [1, 'x'] }] } });
         expectError(wrongType, 400, 'invalid_argument');
@@ -336,6 +346,21 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
     });
 
     describe('streams', () => {
+      it('concurrent creates of one topic or collection: exactly one 201, the others 409', async () => {
+        const t = await tenant();
+        for (const [path, body] of [
+          ['/v1/topics', (i: number) => ({ name: 'racy', partitions: i + 1 })],
+          ['/v1/collections', (i: number) => ({ name: 'racy', dims: i + 1, metric: 'l2' })],
+        ] as const) {
+          const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => call('POST', path, { key: t.key, body: body(i) })));
+          const statuses = answers.map((a) => a.status).sort();
+          expect(statuses, path).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
+          // What exists is what the one 201 said.
+          const won = answers.find((a) => a.status === 201)!.json;
+          expect((await call('GET', `${path}/racy`, { key: t.key })).json).toMatchObject(won);
+        }
+      });
+
       it('topics: create, list, describe, delete; system names refused', async () => {
         const t = await tenant();
         const created = await call('POST', '/v1/topics', { key: t.key, body: { name: 'orders', partitions: 3, retention_ms: 3_600_000 } });

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -161,6 +162,20 @@ describe('quartz CLI end to end', () => {
     expect(noTopic.stderr).toMatch(/^quartz: .*nowhere.*\(404 not_found\); 0 record\(s\) were produced before it\n$/);
     const badOutput = await q(['usage', '-o', 'yaml']);
     expect(badOutput.stderr).toBe("quartz: --output must be table or json, got 'yaml'\n");
+    // A 404 that is not the key's own (a --url path in front of the API) is not reported as a missing key.
+    const wrongPath = await q(['kv', 'get', 'user/42'], undefined, { QUARTZ_URL: `${server.url}/not-quartz` });
+    expect(wrongPath.code).toBe(1);
+    expect(wrongPath.stderr).toBe('quartz: no route for /not-quartz/v1/kv/user%2F42 (404 not_found)\n');
+    const html = createHttpServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>a web server</html>'));
+    await new Promise<void>((resolve) => html.listen(0, '127.0.0.1', resolve));
+    try {
+      const notJson = await q(['usage'], undefined, { QUARTZ_URL: `http://127.0.0.1:${(html.address() as AddressInfo).port}` });
+      expect(notJson.code).toBe(1);
+      expect(notJson.stderr).toMatch(/^quartz: http:\/\/127\.0\.0\.1:\d+ answered 200 with something other than JSON \(text\/html\); is it a QuartzDB server\?\n$/);
+    } finally {
+      html.closeAllConnections();
+      await new Promise((resolve) => html.close(resolve));
+    }
     const unknown = await q(['frobnicate']);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);

@@ -54,6 +54,14 @@ function unauthorized(message: string): QuartzError {
 }
 
 const MISSING = 'missing API key: send "Authorization: Bearer <key>" or "X-API-Key: <key>"';
+/** An Authorization header with no key to read: another scheme, no key, or the header sent twice. */
+const MALFORMED = 'the Authorization header must be "Bearer <key>" with one key, sent once (or send "X-API-Key: <key>")';
+
+/** Why a request presents no key, told apart from a request that sent no credentials at all. */
+function noKey(req: HeaderReader, who: 'API' | 'admin'): QuartzError {
+  if (req.header('authorization') !== undefined) return unauthorized(MALFORMED);
+  return unauthorized(who === 'API' ? MISSING : MISSING.replace('API key', 'admin key'));
+}
 
 /** Equal-length strings compared without an early exit. */
 export function constantTimeEqual(a: string, b: string): boolean {
@@ -98,7 +106,7 @@ export function tenantAuth(deps: AppDeps): AuthGuard {
   };
   return (c: AuthContext) => {
     const key = presentedKey(c.req);
-    if (key === undefined) throw unauthorized(MISSING);
+    if (key === undefined) throw noKey(c.req, 'API');
     const tenant = deps.principals.tenantFor(key);
     if (tenant instanceof Promise) return tenant.then((t) => admit(c, t));
     return admit(c, tenant);
@@ -113,7 +121,7 @@ export function adminAuth(deps: AppDeps): Guard {
   const expected = deps.config.admin_key_hash;
   return async (c) => {
     const key = presentedKey(c.req);
-    if (key === undefined) throw unauthorized(MISSING.replace('API key', 'admin key'));
+    if (key === undefined) throw noKey(c.req, 'admin');
     if (expected === null) throw unauthorized('admin routes are off: this server has no admin key configured');
     if (!constantTimeEqual(await hashKey(key), expected)) throw unauthorized('wrong admin key');
   };

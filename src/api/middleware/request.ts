@@ -170,6 +170,10 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
       }
     }
     observe(route, c.req.method, res.status, start, requestId, c.get('longPoll') === true);
+    // hono answers HEAD with the GET handler's response less its body, which it never reads: a
+    // streamed body must be cancelled, or its source stays open (a backup keeps its lmdb read
+    // transaction and blob links until the server stops).
+    if (c.req.method === 'HEAD' && res.body !== null) res.body.cancel().catch(() => undefined);
     return res;
   };
 

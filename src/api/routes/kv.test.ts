@@ -5,7 +5,7 @@ import { createTestEngine } from '../../engine/testing.js';
 import { ManualClock } from '../../ports/manual-clock.js';
 import { createApp } from '../app.js';
 import { resolveServerConfig } from '../config.js';
-import { decimal, etagOf } from './kv.js';
+import { decimal, etagOf, parseEtags } from './kv.js';
 
 describe('decimal', () => {
   it('writes what String() writes for every integer from 0 to 2^53 - 1', () => {
@@ -17,6 +17,34 @@ describe('decimal', () => {
 
   it('makes the ETag of a version', () => {
     expect(etagOf(1_796_539_000_042)).toBe('"1796539000042"');
+  });
+});
+
+describe('parseEtags', () => {
+  it('reads `*`, strong and weak tags; tags no version can be never match', () => {
+    expect(parseEtags(' * ')).toBe('*');
+    expect(parseEtags('"12", W/"34", "x", garbage')).toEqual([12, 34]);
+    // Past 2^53 a number rounds: "9999999999999999" would be read as 10^16.
+    expect(parseEtags('"9999999999999999", "9007199254740991"')).toEqual([9007199254740991]);
+  });
+
+  it('a PUT or DELETE with an If-Match no version can be is 412 precondition_failed, direct or not', async () => {
+    const engine = await createTestEngine({ clock: new ManualClock(Date.UTC(2025, 0, 15)) });
+    try {
+      const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9' }) });
+      const { api_key } = await engine.tenants.create({ email: 'e@example.com', plan: 'unlimited' });
+      const headers = { authorization: `Bearer ${api_key}`, 'if-match': '"9999999999999999"' };
+      await app.fetch(new Request('http://local/v1/kv/k', { method: 'PUT', headers: { authorization: headers.authorization }, body: 'v' }));
+      const all: Record<string, string> = { ...headers, host: 'local', 'content-length': '1' };
+      const direct = await app.direct({ method: 'PUT', header: (name) => all[name], body: async () => new Uint8Array([120]) }, '/v1/kv/k');
+      expect([direct?.status, JSON.parse(direct!.body as string).error]).toEqual([412, 'precondition_failed']);
+      for (const method of ['PUT', 'DELETE']) {
+        const res = await app.fetch(new Request('http://local/v1/kv/k', { method, headers, body: method === 'PUT' ? 'x' : undefined }));
+        expect([res.status, ((await res.json()) as { error: string }).error], method).toEqual([412, 'precondition_failed']);
+      }
+    } finally {
+      await engine.close();
+    }
   });
 });
 

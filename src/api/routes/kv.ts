@@ -34,12 +34,17 @@ export function etagOf(version: number): string {
   return `"${decimal(version)}"`;
 }
 
-/** Parses an If-Match / If-None-Match list: `*`, or the versions of the strong or weak tags (unparseable tags never match). */
+/**
+ * Parses an If-Match / If-None-Match list: `*`, or the versions of the strong or weak tags. Tags
+ * no version can be (not digits, or past 2^53, which a number would round) never match.
+ */
 export function parseEtags(header: string): '*' | number[] {
   if (header.trim() === '*') return '*';
   const versions: number[] = [];
   for (const m of header.matchAll(/(?:W\/)?"([^"]*)"/g)) {
-    if (/^\d{1,16}$/.test(m[1]!)) versions.push(Number(m[1]));
+    if (!/^\d{1,16}$/.test(m[1]!)) continue;
+    const version = Number(m[1]);
+    if (Number.isSafeInteger(version)) versions.push(version);
   }
   return versions;
 }

@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import { getEventListeners } from 'node:events';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
@@ -150,6 +151,47 @@ describe('produce', () => {
         release();
         expect(((await answer) as { status: number }).status).toBe(200);
       }
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+describe('consume with a long-poll', () => {
+  /** What the long-lived shutdown signal holds on to: its abort listeners and (node's own bookkeeping) the signals that follow it. */
+  function heldBy(signal: AbortSignal): number {
+    const dependants = Object.getOwnPropertySymbols(signal).find((s) => s.description === 'kDependantSignals');
+    const followers = dependants === undefined ? undefined : (signal as unknown as Record<symbol, Set<unknown> | undefined>)[dependants];
+    return getEventListeners(signal, 'abort').length + (followers?.size ?? 0);
+  }
+
+  it('leaves nothing behind on the shutdown signal, whether the wait ends, a record comes or the client leaves', async () => {
+    const engine = await createTestEngine();
+    const shutdown = new AbortController();
+    try {
+      const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9' }), shutdownSignal: shutdown.signal });
+      const { api_key } = await engine.tenants.create({ email: 'lp@example.com', plan: 'unlimited' });
+      const headers = { authorization: `Bearer ${api_key}` };
+      await app.fetch(new Request('http://local/v1/topics', { method: 'POST', body: JSON.stringify({ name: 't', partitions: 1 }), headers }));
+      const poll = (offset: number, wait: number, signal?: AbortSignal) => app.fetch(new Request(`http://local/v1/topics/t/partitions/0/records?offset=${offset}&max_wait_ms=${wait}`, { headers, signal }));
+      for (let i = 0; i < 50; i++) {
+        expect((await poll(i, 1)).status).toBe(200); // the wait ends
+        const woken = poll(i, 10_000);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        await app.fetch(new Request('http://local/v1/topics/t/records', { method: 'POST', body: '{"records":[{"value":"v"}]}', headers }));
+        expect(((await (await woken).json()) as { records: unknown[] }).records).toHaveLength(1); // a record comes
+        const client = new AbortController();
+        const left = poll(i + 1, 10_000, client.signal);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        client.abort(); // the client leaves: answered with what the log holds
+        expect((await left).status).toBe(200);
+      }
+      expect(heldBy(shutdown.signal)).toBe(0);
+      // Shutdown still ends a pending poll.
+      const pending = poll(50, 10_000);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      shutdown.abort();
+      expect(((await (await pending).json()) as { records: unknown[] }).records).toEqual([]);
     } finally {
       await engine.close();
     }

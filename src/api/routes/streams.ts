@@ -149,6 +149,28 @@ export function streamsDirect(deps: AppDeps, pipeline: RequestPipeline): (req: D
   };
 }
 
+/**
+ * A signal that aborts when `request` or `shutdown` does, until `release()`. NOTE: not
+ * AbortSignal.any: node (20, and 22 before its fix for nodejs/node#55351) keeps every composite
+ * reachable from the long-lived shutdown signal, so each long-poll left about 1 KB behind for the
+ * life of the server (40,000 polls grew its heap by 43 MiB).
+ */
+export function eitherAborts(request: AbortSignal, shutdown: AbortSignal | undefined): { signal: AbortSignal; release(): void } {
+  if (shutdown === undefined) return { signal: request, release: () => undefined };
+  const controller = new AbortController();
+  const abort = (): void => controller.abort();
+  request.addEventListener('abort', abort, { once: true });
+  shutdown.addEventListener('abort', abort, { once: true });
+  if (request.aborted || shutdown.aborted) controller.abort();
+  return {
+    signal: controller.signal,
+    release: () => {
+      request.removeEventListener('abort', abort);
+      shutdown.removeEventListener('abort', abort);
+    },
+  };
+}
+
 export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
   const auth = tenantAuth(deps);
   const tags = ['Streams'];
@@ -256,12 +278,14 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       let result: ConsumeResult;
       if (wait > 0 && deps.shutdownSignal?.aborted !== true) {
         c.set('longPoll', true);
-        const signal = deps.shutdownSignal === undefined ? c.req.raw.signal : AbortSignal.any([c.req.raw.signal, deps.shutdownSignal]);
+        const either = eitherAborts(c.req.raw.signal, deps.shutdownSignal);
         try {
-          result = await streams.consume(topic, partition, offset, { ...options, max_wait_ms: wait, signal });
+          result = await streams.consume(topic, partition, offset, { ...options, max_wait_ms: wait, signal: either.signal });
         } catch (err) {
-          if (!signal.aborted) throw err;
+          if (!either.signal.aborted) throw err;
           result = await streams.consume(topic, partition, offset, options);
+        } finally {
+          either.release();
         }
       } else {
         result = await streams.consume(topic, partition, offset, options);

@@ -120,6 +120,8 @@ describe('parseQueryBody', () => {
       { k: 1, include_metadata: 1 }, { k: 1, include_values: 'true' }, { k: 1, include_metadata: false, include_values: true }, { k: 1, ef: 0 },
       { k: 1, ef: 10001 }, { k: 1, ef: 1.5 }, { k: 1, ef: '5' }, { k: 1, ef: 10_000 }, { vector: 'x', id: 1, k: 'a', ef: 'b', filter: 2 },
       { vector: [1, 2, 3], id: 'a', k: 1000, threshold: 0.5, filter: {}, include_metadata: true, include_values: false, ef: 1 },
+      // What JSON.parse makes of 1e400 and -1e400.
+      { k: 1, vector: [Infinity, -Infinity] }, { k: Infinity }, { k: 1, threshold: -Infinity }, { k: 1, ef: Infinity }, { k: NaN, vector: [NaN] },
     ];
     for (const value of cases) same(value);
   });

@@ -64,6 +64,8 @@ type Issues = string[];
 function received(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';
+  // zod names the non-finite numbers (JSON gives Infinity for a literal like 1e400).
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   return typeof value;
 }
 

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { init } from '../../node/core.js';
+import type { StorageProvider } from '../../ports/storage.js';
 import { createTestContext, type TestContext } from '../testing.js';
 import { partitionForKey } from './murmur2.js';
 import { StreamStore, type ProduceRecord } from './stream-store.js';
@@ -92,6 +93,40 @@ describe('topics', () => {
     await again.deleteTopic('orders');
     await again.createTopic('orders', { partitions: 2 });
     expect(again.describeTopic('orders').partition_info[1]!.high_watermark).toBe(0);
+  });
+});
+
+describe('topics created and deleted concurrently', () => {
+  it('one of several concurrent creates of a name wins; the others are ALREADY_EXISTS', async () => {
+    const { streams } = await setup();
+    const outcomes = await Promise.allSettled([1, 2, 3, 4].map((partitions) => streams.createTopic('t', { partitions })));
+    const won = outcomes.filter((o) => o.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    for (const o of outcomes) if (o.status === 'rejected') expect((o.reason as QuartzError).code).toBe(ErrorCode.ALREADY_EXISTS);
+    // The topic is the one the winner was told about.
+    expect(streams.describeTopic('t').partitions).toBe((won[0] as PromiseFulfilledResult<{ partitions: number }>).value.partitions);
+  });
+
+  it('a second create in flight never drops the units of the first, which took records meanwhile', async () => {
+    const { ctx, streams } = await setup();
+    // Storage slow to list the units a create clears (a disk under load): the second create's listing waits.
+    const listUnits = ctx.storage.listUnits!.bind(ctx.storage);
+    let calls = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    (ctx.storage as StorageProvider).listUnits = async (prefix: string) => {
+      if (++calls === 2) await gate;
+      return listUnits(prefix);
+    };
+    const first = streams.createTopic('t');
+    const second = streams.createTopic('t').catch((err: unknown) => err);
+    await first;
+    await streams.produce('t', [{ value: utf8('kept'), partition: 0 }]);
+    release();
+    expect(((await second) as QuartzError).code).toBe(ErrorCode.ALREADY_EXISTS);
+    await streams.close();
+    const again = await StreamStore.open(ctx, 't1');
+    expect((await again.consume('t', 0, 0, { max_records: 10 })).records.map((r) => str(r.value))).toEqual(['kept']);
   });
 });
 

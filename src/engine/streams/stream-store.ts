@@ -212,6 +212,12 @@ function groupKey(kind: 'g' | 'o', group: string, topic?: string, partition?: nu
 export class StreamStore {
   private readonly topics = new Map<string, OpenTopic>();
   private closed = false;
+  /**
+   * Topic creates and deletes, one at a time: each checks the catalog, then awaits storage before
+   * it changes the map, so two at once would both find a name free (both creates "succeed", the
+   * later replacing the earlier's open logs) or a create would drop units a delete is dropping.
+   */
+  private topicChanges: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly ctx: EngineContext,
@@ -299,6 +305,17 @@ export class StreamStore {
     if (name.startsWith('__') && opts.system !== true) {
       throw invalid(`topic name '${name}' is reserved: names starting with '__' belong to the system`);
     }
+    return this.oneTopicChangeAtATime(() => this.create(name, options));
+  }
+
+  private oneTopicChangeAtATime<T>(change: () => Promise<T>): Promise<T> {
+    const run = this.topicChanges.then(change);
+    this.topicChanges = run.catch(() => undefined);
+    return run;
+  }
+
+  private async create(name: string, options: TopicOptions): Promise<TopicConfig> {
+    this.checkOpen();
     if (this.topics.has(name)) throw new QuartzError(ErrorCode.ALREADY_EXISTS, `topic '${name}' already exists`);
     const config: TopicConfig = {
       name,
@@ -366,8 +383,13 @@ export class StreamStore {
    * await streams.deleteTopic('orders');
    */
   async deleteTopic(name: string): Promise<void> {
+    // Gone for producers and consumers at once; the storage work waits its turn after any create or delete in flight.
     const topic = this.topic(name);
     this.topics.delete(name);
+    return this.oneTopicChangeAtATime(() => this.drop(name, topic));
+  }
+
+  private async drop(name: string, topic: OpenTopic): Promise<void> {
     await this.catalog.kv.delete(utf8.encode(name));
     let freed = 0;
     for (const log of topic.logs) {

@@ -32,6 +32,17 @@ export function validateCollectionName(name: unknown): string {
   return name;
 }
 
+/**
+ * A name for a new collection: validateCollectionName's rule, less `.` and `..`, which URLs resolve
+ * as path segments, so no request could name the collection afterwards (Kafka refuses them as
+ * topic names for the same reason).
+ */
+export function validateNewCollectionName(name: unknown): string {
+  const valid = validateCollectionName(name);
+  if (valid === '.' || valid === '..') throw invalid(`collection name '${valid}' is invalid: '.' and '..' are path segments in URLs, so requests could not name it`);
+  return valid;
+}
+
 export function validateMetric(metric: unknown, collection: string): Metric {
   if (typeof metric !== 'string' || !(METRICS as readonly string[]).includes(metric)) {
     throw invalid(`collection '${collection}': metric must be one of ${METRICS.join(', ')}, got ${JSON.stringify(metric) ?? typeof metric}`);

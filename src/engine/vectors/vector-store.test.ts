@@ -114,6 +114,7 @@ describe('VectorStore collections', () => {
     const store = await VectorStore.open(createTestContext(), 't1');
     await rejectsWithQuartzError(store.createCollection({ name: 'a/b', dims: 3, metric: 'l2' }), 'invalid_argument', /collection name 'a\/b' is invalid/);
     await rejectsWithQuartzError(store.createCollection({ name: 'x'.repeat(129), dims: 3, metric: 'l2' }), 'invalid_argument', /is invalid/);
+    for (const name of ['.', '..']) await rejectsWithQuartzError(store.createCollection({ name, dims: 3, metric: 'l2' }), 'invalid_argument', /path segments in URLs/);
     await rejectsWithQuartzError(store.createCollection({ name: 'a', dims: 0, metric: 'l2' }), 'invalid_argument', /dims must be an integer from 1 to 4096, got 0/);
     await rejectsWithQuartzError(store.createCollection({ name: 'a', dims: 4097, metric: 'l2' }), 'invalid_argument', /got 4097/);
     await rejectsWithQuartzError(store.createCollection({ name: 'a', dims: 3, metric: 'hamming' as Metric }), 'invalid_argument', /metric must be one of cosine, l2, dot/);

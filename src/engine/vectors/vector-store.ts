@@ -21,7 +21,7 @@ import {
   type UpsertVector,
   type VectorRecord,
 } from './collection.js';
-import { MAX_DIMS, validateCollectionName, validateInt, validateMetric, type Metric } from './validate.js';
+import { MAX_DIMS, validateCollectionName, validateInt, validateMetric, validateNewCollectionName, type Metric } from './validate.js';
 
 export interface CreateCollectionRequest {
   name: string;
@@ -115,7 +115,7 @@ export class VectorStore {
   async createCollection(request: CreateCollectionRequest): Promise<CollectionInfo> {
     this.check();
     if (typeof request !== 'object' || request === null) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, 'createCollection takes {name, dims, metric}');
-    const name = validateCollectionName(request.name);
+    const name = validateNewCollectionName(request.name);
     const config: CollectionConfig = {
       name,
       dims: validateInt(request.dims, 1, MAX_DIMS, `collection '${name}': dims`),

@@ -62,6 +62,9 @@ function describeNetworkError(err: unknown): string {
   if (code === 'ENOTFOUND') return 'host not found';
   if (code === 'ECONNRESET') return 'connection reset';
   if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'timed out';
+  // OpenSSL's own text is a line of internals ("…:error:0A00010B:SSL routines:…"); its reason is the readable part.
+  const reason = (cause as { reason?: string } | undefined)?.reason;
+  if (code?.startsWith('ERR_SSL_') && reason !== undefined) return `TLS failed: ${reason}; does the server speak https?`;
   return cause?.message ?? (err as Error).message;
 }
 
@@ -108,17 +111,40 @@ export class ApiClient {
   /** A JSON request answered with JSON. */
   async json<T>(path: string, options: RequestOptions = {}): Promise<T> {
     const res = await this.request(path, options);
-    return (await res.json()) as T;
+    const text = await res.text();
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      const type = res.headers.get('content-type') ?? 'no content type';
+      throw new CliError(`quartz: ${this.conn.url} answered ${res.status} with something other than JSON (${type}); is it a QuartzDB server?`);
+    }
   }
 }
 
 async function errorFrom(res: Response): Promise<CliError> {
-  const text = await res.text().catch(() => '');
-  try {
-    const body = JSON.parse(text) as { error?: string; message?: string };
-    if (typeof body.message === 'string') return new CliError(`quartz: ${body.message} (${res.status} ${body.error ?? ''})`.replace(' )', ')'));
-  } catch {
-    // not JSON: fall through to the status line
-  }
+  return errorOf(res, await res.text().catch(() => ''));
+}
+
+/**
+ * The error for a failed answer whose body was read already: the server's `{error, message}`,
+ * else its status line.
+ *
+ * @example
+ * if (res.status === 404) throw errorOf(res, await res.text());
+ */
+export function errorOf(res: Response, text: string): CliError {
+  const body = errorBody(text);
+  if (body !== undefined) return new CliError(`quartz: ${body.message} (${res.status} ${body.error ?? ''})`.replace(' )', ')'));
   return new CliError(`quartz: the server answered ${res.status} ${res.statusText}`);
+}
+
+/** The `{error, message}` JSON of an error answer, undefined for anything else. */
+export function errorBody(text: string): { error?: string; message: string } | undefined {
+  try {
+    const body = JSON.parse(text) as { error?: string; message?: unknown } | null;
+    if (typeof body?.message === 'string') return body as { error?: string; message: string };
+  } catch {
+    // not JSON
+  }
+  return undefined;
 }

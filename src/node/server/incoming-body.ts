@@ -4,7 +4,7 @@
  * puts around them.
  */
 import type { IncomingMessage } from 'node:http';
-import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { bodyCutShort } from '../../api/body.js';
 
 /**
  * The whole body. The caller checks the declared Content-Length against its limit first; node's
@@ -28,7 +28,7 @@ const EMPTY = new Uint8Array(0);
 /** The body as its chunks arrive. */
 function streamed(req: IncomingMessage): Promise<Uint8Array> {
   // The client may have gone away before this turn: its close event has passed already.
-  if (req.destroyed) return Promise.reject(cutShort());
+  if (req.destroyed) return Promise.reject(bodyCutShort());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -43,7 +43,7 @@ function streamed(req: IncomingMessage): Promise<Uint8Array> {
     // The client went away mid-body: nobody reads the answer, but the request must still settle.
     const onCut = (): void => {
       stop();
-      reject(cutShort());
+      reject(bodyCutShort());
     };
     const stop = (): void => {
       req.off('data', onData);
@@ -56,8 +56,4 @@ function streamed(req: IncomingMessage): Promise<Uint8Array> {
     req.on('error', onCut);
     req.on('close', onCut);
   });
-}
-
-function cutShort(): QuartzError {
-  return new QuartzError(ErrorCode.INVALID_ARGUMENT, 'the request body ended before its declared length');
 }

@@ -18,6 +18,7 @@ import { packageVersion } from '../package-info.js';
 import { fileAssets } from './assets.js';
 import { directFirst } from './direct.js';
 import { createLogger } from './logger.js';
+import { adapterErrorAnswer, answerClientError, refuseConnect } from './transport-errors.js';
 import { createMetrics } from './metrics.js';
 import { keepTickShape } from './tick-shape.js';
 import type { ServeSettings } from './settings.js';
@@ -70,7 +71,11 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
     });
     server = await new Promise<ServerType>((resolve, reject) => {
       // As @hono/node-server's serve(), with the app's direct routes answered straight from node's request.
-      const s = createServer(directFirst(app.direct, getRequestListener(app.fetch, { hostname: settings.host }), logger));
+      const hono = getRequestListener(app.fetch, { hostname: settings.host, errorHandler: adapterErrorAnswer(logger) });
+      // Host is checked in directFirst, which answers its absence as JSON (node's check answers a bare 400).
+      const s = createServer({ requireHostHeader: false }, directFirst(app.direct, hono, logger));
+      s.on('clientError', answerClientError);
+      s.on('connect', refuseConnect);
       s.listen(settings.port, settings.host, () => resolve(s));
       s.once('error', reject);
     });

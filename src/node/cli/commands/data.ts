@@ -3,7 +3,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { CliError, resolveConnection, ApiClient } from '../client.js';
+import { CliError, resolveConnection, ApiClient, errorBody, errorOf } from '../client.js';
 import { ctxFor, intFlag, type CliIo } from '../context.js';
 import { readAll, readFirstLine } from '../io.js';
 import { progressBar } from '../progress.js';
@@ -67,7 +67,12 @@ export function kvCommands(program: Command, io: CliIo): void {
     .action(async (key: string, _flags: unknown, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
       const res = await (await ctx.client()).request(kvPath(key), { accept: [404] });
-      if (res.status === 404) throw new CliError(`quartz: key '${key}' not found`);
+      if (res.status === 404) {
+        // Only the key's own 404 is "not found"; another (no such route: a --url with a wrong path, not a QuartzDB server) says what it is.
+        const text = await res.text();
+        if (errorBody(text)?.message === `key '${key}' does not exist`) throw new CliError(`quartz: key '${key}' not found`);
+        throw errorOf(res, text);
+      }
       const bytes = new Uint8Array(await res.arrayBuffer());
       if (ctx.out.mode === 'json') {
         let value: string;

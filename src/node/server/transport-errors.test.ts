@@ -1,0 +1,92 @@
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exchangeRaw, parseRawAnswer, startServerWithTenant, type RawAnswer, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
+import type { RunningServer } from './server.js';
+
+let running: ServerWithTenant;
+let server: RunningServer;
+let auth: Record<string, string>;
+
+beforeAll(async () => {
+  running = await startServerWithTenant('transport-errors');
+  server = running.server;
+  auth = { authorization: `Bearer ${running.apiKey}` };
+});
+
+afterAll(async () => {
+  await running.close();
+});
+
+async function raw(text: string): Promise<RawAnswer & { json: { error: string; message: string } }> {
+  const seen = parseRawAnswer(await exchangeRaw(server.url, text));
+  return { ...seen, json: JSON.parse(seen.body) as { error: string; message: string } };
+}
+
+const host = (): string => new URL(server.url).host;
+
+describe('requests refused before they reach the app are answered as JSON errors', () => {
+  it('a request node cannot parse: 400 invalid_argument naming the fault', async () => {
+    const seen = await raw(`FOO /v1/health HTTP/1.1\r\nHost: ${host()}\r\n\r\n`);
+    expect(seen.status).toBe(400);
+    expect(seen.headers['content-type']).toMatch(/^application\/json/);
+    expect(seen.json).toEqual({ error: 'invalid_argument', message: expect.stringMatching(/not valid HTTP\/1\.1: Invalid method/) });
+
+    const twice = await raw(`PUT /v1/kv/k HTTP/1.1\r\nHost: ${host()}\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello`);
+    expect([twice.status, twice.json.error]).toEqual([400, 'invalid_argument']);
+  });
+
+  it('HTTP/2 without TLS and CONNECT: 400 and 501, not a silently closed connection', async () => {
+    const h2 = await raw('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+    expect(h2.status).toBe(400);
+    expect(h2.json).toEqual({ error: 'invalid_argument', message: 'HTTP/2 is not served on this port; use HTTP/1.1' });
+    const connect = await raw('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    expect([connect.status, connect.json.error]).toEqual([501, 'not_implemented']);
+  });
+
+  it('headers over node\'s size limit: 431 too_large', async () => {
+    const seen = await raw(`GET /v1/kv/${'k'.repeat(20_000)} HTTP/1.1\r\nHost: ${host()}\r\n\r\n`);
+    expect([seen.status, seen.json.error]).toEqual([431, 'too_large']);
+  });
+
+  it('an HTTP/1.1 request without Host: 400; HTTP/1.0 needs none', async () => {
+    const seen = await raw('GET /v1/health HTTP/1.1\r\nConnection: close\r\n\r\n');
+    expect(seen.status).toBe(400);
+    expect(seen.json).toEqual({ error: 'invalid_argument', message: 'an HTTP/1.1 request must carry a Host header' });
+    const direct = await raw(`GET /v1/kv/k HTTP/1.1\r\nAuthorization: ${auth.authorization}\r\nConnection: close\r\n\r\n`);
+    expect([direct.status, direct.json.error]).toEqual([400, 'invalid_argument']);
+    expect(parseRawAnswer(await exchangeRaw(server.url, 'GET /v1/health HTTP/1.0\r\n\r\n')).status).toBe(200);
+  });
+
+  it('a Host or request target no URL can be built from: 400 invalid_argument', async () => {
+    for (const text of [`GET /v1/health HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n`, `GET /v1\\health HTTP/1.1\r\nHost: ${host()}\r\nConnection: close\r\n\r\n`]) {
+      const seen = await raw(text);
+      expect([seen.status, seen.json.error], text).toEqual([400, 'invalid_argument']);
+    }
+  });
+});
+
+describe('a client that leaves mid-body on a route served through hono', () => {
+  const counted = async (route: string, status: number): Promise<number> => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const m = new RegExp(`quartz_http_requests_total\\{route="${route.replace(/[{}.+*]/g, '\\$&')}",method="[A-Z]+",status="${status}"\\} (\\d+)`).exec(text);
+    return m === null ? 0 : Number(m[1]);
+  };
+
+  it('is answered 400 into the closed socket, not counted and logged as a server failure', async () => {
+    for (const [route, path, headers] of [
+      ['/v1/topics', '/v1/topics', { 'content-length': '100' }],
+      ['/v1/kv/:key{.+}', '/v1/kv/cut', { 'transfer-encoding': 'chunked' }],
+    ] as const) {
+      const before = await counted(route, 400);
+      const req = request(`${server.url}${path}`, { method: path === '/v1/topics' ? 'POST' : 'PUT', headers: { ...auth, ...headers } });
+      req.on('error', () => undefined);
+      req.write('{"name":');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      req.destroy();
+      const deadline = Date.now() + 5000;
+      while ((await counted(route, 400)) === before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await counted(route, 400), path).toBe(before + 1);
+      expect(await counted(route, 500), path).toBe(0);
+    }
+  });
+});

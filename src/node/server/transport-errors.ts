@@ -1,0 +1,104 @@
+/**
+ * Requests refused before they reach the app, answered as the app answers errors: `{error,
+ * message}` JSON with its status. Four places refuse them: node's HTTP parser (malformed request
+ * line or headers, conflicting lengths, headers over node's size limit, a request too slow to
+ * arrive), the Host check HTTP/1.1 asks of every server, CONNECT, and @hono/node-server when it
+ * cannot build a URL from the request (an invalid Host, a backslash in the path). Left to
+ * themselves, the first two answer a bare status, CONNECT a closed connection, the last an empty 400.
+ */
+import { RequestError } from '@hono/node-server';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ErrorCode } from '../../core/errors.js';
+import { JSON_TYPE } from '../../api/errors.js';
+import type { LoggerPort } from '../../api/ports.js';
+
+const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 431: 'Request Header Fields Too Large', 501: 'Not Implemented' };
+
+/** A complete HTTP/1.1 answer that closes the connection, for a socket no response object owns. */
+function rawAnswer(status: number, code: ErrorCode, message: string): string {
+  const body = JSON.stringify({ error: code, message });
+  return `HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/** What node's parser error is, in the status and code node itself would answer with. */
+function parserRefusal(err: NodeJS.ErrnoException & { reason?: string }): [number, ErrorCode, string] {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return [431, ErrorCode.TOO_LARGE, 'the request line and headers are larger than the server accepts'];
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return [413, ErrorCode.TOO_LARGE, 'the chunk extensions of the request body are larger than the server accepts'];
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return [408, ErrorCode.TIMEOUT, 'the request did not arrive in full within the server request timeout'];
+    case 'HPE_PAUSED_H2_UPGRADE':
+      return [400, ErrorCode.INVALID_ARGUMENT, 'HTTP/2 is not served on this port; use HTTP/1.1'];
+    default:
+      // llhttp's reason names the fault ("Invalid method encountered") without echoing the bytes.
+      return [400, ErrorCode.INVALID_ARGUMENT, `the request is not valid HTTP/1.1: ${err.reason ?? err.code ?? 'parse error'}`];
+  }
+}
+
+/**
+ * node's 'clientError' listener: the answer node would give, as JSON. NOTE: with a listener
+ * attached node neither answers nor closes the socket; this does both.
+ *
+ * @example
+ * server.on('clientError', answerClientError);
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // A reset socket, or one already answering an earlier request on it: nothing can be written.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight) {
+    socket.destroy();
+    return;
+  }
+  const [status, code, message] = parserRefusal(err);
+  socket.end(rawAnswer(status, code, message));
+}
+
+/**
+ * node's 'connect' listener: this is no proxy, so CONNECT is 501 (without a listener node closes
+ * the connection without a word).
+ *
+ * @example
+ * server.on('connect', refuseConnect);
+ */
+export function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(rawAnswer(501, ErrorCode.NOT_IMPLEMENTED, 'CONNECT is not implemented: this server is not a proxy'));
+}
+
+/**
+ * True when `req` lacks the Host header every HTTP/1.1 request must carry (RFC 9112 §3.2), having
+ * answered it with 400. The server runs with node's own check off (`requireHostHeader: false`),
+ * which answers with a bare 400.
+ */
+export function refusedWithoutHost(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.headers.host !== undefined || req.httpVersionMajor !== 1 || req.httpVersionMinor !== 1) return false;
+  const body = JSON.stringify({ error: ErrorCode.INVALID_ARGUMENT, message: 'an HTTP/1.1 request must carry a Host header' });
+  res.writeHead(400, { 'content-type': JSON_TYPE, 'content-length': String(Buffer.byteLength(body)), connection: 'close' });
+  res.end(body);
+  return true;
+}
+
+/**
+ * @hono/node-server's `errorHandler`: a request it cannot turn into a URL is the client's fault
+ * (400 with the adapter's reason); anything else escaped the app's own error handling and is a 500.
+ *
+ * @example
+ * getRequestListener(app.fetch, { errorHandler: adapterErrorAnswer(logger) });
+ */
+export function adapterErrorAnswer(logger: LoggerPort): (err: unknown) => Response {
+  return (err) => {
+    if (err instanceof RequestError) return jsonAnswer(400, ErrorCode.INVALID_ARGUMENT, `the request target or Host header is not valid: ${err.message}`);
+    logger.error({ err }, 'unhandled error in the request adapter');
+    return jsonAnswer(500, ErrorCode.INTERNAL, 'the server failed to handle this request; the error is logged');
+  };
+}
+
+function jsonAnswer(status: number, code: ErrorCode, message: string): Response {
+  return new Response(JSON.stringify({ error: code, message }), { status, headers: { 'content-type': JSON_TYPE } });
+}
