@@ -3,10 +3,11 @@
  * ordered-KV entries in batches per unit, blobs one by one, then a close that makes it durable.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { BatchOp, UnitStorage } from '../../ports/storage.js';
 import { openDiskStorage } from '../storage/disk-storage.js';
+import { makeDirs } from '../storage/make-dirs.js';
 import { readArchive } from './archive.js';
 
 export interface RestoreResult {
@@ -32,7 +33,7 @@ async function ensureEmpty(dir: string): Promise<void> {
     names = await readdir(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      await mkdir(dir, { recursive: true });
+      await makeDirs(dir);
       return;
     }
     if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${dir} is not a directory`);

@@ -22,6 +22,7 @@ import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { checkName, checkPrefix, closedError, compareUtf8 } from '../../ports/storage-checks.js';
 import { FileBlobs, ReadHandles, syncDir } from './file-blobs.js';
 import { APPLIED_KEY, DEFAULT_APPLY_DELAY_MS, DEFAULT_LOG_FILE_BYTES, Journal } from './journal.js';
+import { makeDirs } from './make-dirs.js';
 import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
 import { RecordCache } from './record-cache.js';
 import { HEADER_BYTES, OP_PUT, closeLogFiles, openLogFiles, recover, type LogFile, type LogPosition } from './wal.js';
@@ -111,7 +112,7 @@ export class DiskStorage implements StorageProvider {
 
   static async open(options: DiskStorageOptions): Promise<DiskStorage> {
     const dir = options.dir;
-    await mkdir(join(dir, 'blobs', 'tmp'), { recursive: true });
+    await makeDirs(join(dir, 'blobs', 'tmp'));
     const unlock = await lockDir(dir);
     try {
       await init();
