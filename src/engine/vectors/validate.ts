@@ -151,7 +151,9 @@ export function validateMetadata(metadata: unknown, collection: string, id: stri
   try {
     text = JSON.stringify(metadata);
   } catch (err) {
-    throw invalid(`collection '${collection}': vector '${id}' metadata is not JSON-serialisable: ${(err as Error).message}`);
+    // A RangeError is the engine's stack running out ("Maximum call stack size exceeded").
+    const reason = err instanceof RangeError ? 'it nests too deeply' : (err as Error).message;
+    throw invalid(`collection '${collection}': vector '${id}' metadata is not JSON-serialisable: ${reason}`);
   }
   const json = encoder.encode(text);
   if (json.length > MAX_METADATA_BYTES) {

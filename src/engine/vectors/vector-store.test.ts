@@ -166,6 +166,9 @@ describe('VectorStore collections', () => {
     await rejectsWithQuartzError(docs.upsert([{ id: 'a\uD800', values: [1, 2, 3] }]), 'invalid_argument', /not valid Unicode/);
     await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [1, 2, 3], metadata: [1] as unknown as Metadata }]), 'invalid_argument', /metadata must be a JSON object/);
     await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [1, 2, 3], metadata: { s: 'x'.repeat(11_000) } }]), 'too_large', /metadata is \d+ bytes of JSON; the limit is 10240/);
+    let deep: Metadata = {};
+    for (let i = 0; i < 100_000; i++) deep = { a: deep };
+    await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [1, 2, 3], metadata: deep }]), 'invalid_argument', /metadata is not JSON-serialisable: it nests too deeply$/);
     await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: 'abc' as unknown as number[] }]), 'invalid_argument', /values must be an array of numbers/);
     await rejectsWithQuartzError(docs.upsert(Array.from({ length: 10_001 }, (_, i) => ({ id: `${i}`, values: [1, 1, 1] }))), 'too_large', /at most 10000 vectors/);
     expect(docs.count).toBe(0);
