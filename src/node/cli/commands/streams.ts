@@ -86,7 +86,7 @@ export function topicCommands(program: Command, io: CliIo): void {
     .option('--key <key>', 'key for every record (records with one key share a partition)')
     .option('--partition <n>', 'write to this partition')
     .option('--batch <n>', 'records per request', '500')
-    .option('--linger-ms <ms>', 'send a partial batch after this long without a new line', '50')
+    .option('--linger-ms <ms>', 'send a partial batch this long after its first line', '50')
     .action(async (name: string, flags: { file?: string; key?: string; partition?: string; batch: string; lingerMs: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
       const partition = intFlag(flags.partition, '--partition');
