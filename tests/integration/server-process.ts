@@ -102,13 +102,25 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
   });
 }
 
-/** Polls `probe` until it returns a value or the deadline passes. */
-export async function waitFor<T>(probe: () => T | undefined, ms: number, what: string): Promise<T> {
+/** Polls `probe` until it returns a value (not undefined) or the deadline passes. */
+export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, ms: number, what: string): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
-    const v = probe();
+    const v = await probe();
     if (v !== undefined) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * The value of one Prometheus sample in the server's /metrics (0 while it is absent): for tests
+ * that wait until the server has seen a request instead of sleeping.
+ * @example
+ * const calls = await metric(s.url, 'quartz_api_calls');
+ */
+export async function metric(url: string, sample: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
 }
