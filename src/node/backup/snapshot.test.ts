@@ -37,8 +37,9 @@ describe('createBackup / restoreBackup', () => {
     await streams.createTopic('t', { partitions: 1, segment_bytes: 1024 });
     for (let b = 0; b < 5; b++) await streams.produce('t', Array.from({ length: 20 }, (_, i) => ({ value: utf8.encode(`r${b}-${i}-${'y'.repeat(30)}`) })));
 
-    // Rolls run after the produce that filled the tail: wait for one so the archive holds a segment blob.
-    for (let i = 0; i < 200 && streams.describeTopic('t').partition_info[0]!.segments === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    // Seal the tail now so the archive holds a segment blob (the background roll after a produce
+    // may take seconds on a busy disk; a 5 s poll for it could run out).
+    await streams.maintain('t');
     const sealed = streams.describeTopic('t').partition_info[0]!.segments;
     expect(sealed).toBeGreaterThan(0);
     const snap = await createBackup(engine);
