@@ -19,7 +19,10 @@ export async function killAfter(script: URL, args: string[], ms: number): Promis
       if (out.includes('ready\n')) resolve();
     });
   });
+  // A child that never gets ready is killed rather than left writing after the test gave up on it.
+  const stuck = setTimeout(() => child.kill('SIGKILL'), 120_000);
   const first = await Promise.race([ready.then(() => 'ready' as const), exited]);
+  clearTimeout(stuck);
   if (first !== 'ready') throw new Error(`crash child exited before it was ready (${JSON.stringify(first)}): ${stderr}`);
   await new Promise((r) => setTimeout(r, ms));
   child.kill('SIGKILL');

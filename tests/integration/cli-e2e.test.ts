@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { BIN, ROOT, cleanEnv, metric, runCli, startServerProcess, tempDir, waitFor, type ServerProcess } from './server-process.js';
 import { freePort } from '../fixtures/free-port.js';
 
@@ -92,6 +92,7 @@ describe('quartz CLI end to end', () => {
     let out = '';
     follower.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
     const followerExit = new Promise<number | null>((r) => follower.once('exit', (code) => r(code)));
+    onTestFinished(() => void follower.kill('SIGKILL')); // it follows forever if the test fails first
     // It starts at the end of the log as its describe call found it: produce only once that call
     // is answered (a fixed sleep could end first on a busy machine, and it then missed the records).
     await waitFor(async () => ((await describeCalls()) > describesBefore ? true : undefined), 20_000, 'the follower to find the end of the log');

@@ -48,7 +48,10 @@ export async function startServerProcess(args: string[], env: Record<string, str
   proc.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s\nstdout: ${out}\nstderr: ${err}`)), 20_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL'); // not left running past the test that gave up on it
+      reject(new Error(`server did not start in 20 s\nstdout: ${out}\nstderr: ${err}`));
+    }, 20_000);
     const check = (): void => {
       const m = /listening on (http:\/\/\S+)/.exec(out);
       if (m && /admin key: .*\n/.test(out)) {
