@@ -186,10 +186,18 @@ describe('createApp', () => {
     const t = await tenantKey();
     await (await engine.tenant(t.id)).streams.createTopic('t', { partitions: 1 });
     const poll = call('GET', '/v1/topics/t/partitions/0/records?max_wait_ms=600000', { headers: { 'x-api-key': t.key } });
-    await new Promise((r) => setTimeout(r, 20));
-    // The engine waits on the manual clock: 50 ms of it ends a capped wait, not a 10-minute one.
-    await clock.advance(50);
-    const res = await Promise.race([poll, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the wait was not capped')), 5000))]);
+    // The engine waits on the manual clock: step it 50 ms at a time until the poll answers. A
+    // capped wait ends at the first step after it began; a 10-minute one outlasts every step
+    // below (at most 100 s of clock). One step after a fixed sleep could come before the poll had
+    // begun waiting on a busy machine, and then nothing ever ended it.
+    let answered = false;
+    void poll.then(() => (answered = true));
+    for (const end = Date.now() + 20_000; !answered; ) {
+      if (Date.now() > end) throw new Error('the wait was not capped');
+      await clock.advance(50);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const res = await poll;
     expect(res.status).toBe(200);
     expect(res.json.records).toEqual([]);
   });

@@ -433,9 +433,14 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
       it('a long-poll with max_wait_ms=10000 returns the record soon after it is produced', async () => {
         const t = await tenant();
         await call('POST', '/v1/topics', { key: t.key, body: { name: 'live', partitions: 1 } });
+        // Calls are metered at auth, before the route runs: /v1/usage counting one call more than its
+        // own shows the server has taken the poll. (A fixed sleep could end first on a busy machine,
+        // and the poll then found the record without waiting for it.)
+        const usageCalls = async () => (await call('GET', '/v1/usage', { key: t.key })).json.api_calls as number;
+        let own = await usageCalls();
         const started = Date.now();
         const poll = call('GET', '/v1/topics/live/partitions/0/records?offset=0&max_wait_ms=10000', { key: t.key });
-        await new Promise((r) => setTimeout(r, 300));
+        while ((await usageCalls()) < ++own + 1) await new Promise((r) => setTimeout(r, 10));
         const produced = await call('POST', '/v1/topics/live/records', { key: t.key, body: { records: [{ value: 'hello' }] } });
         expect(produced.status).toBe(200);
         const acked = Date.now();
@@ -443,9 +448,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const returned = Date.now();
         expect(res.status).toBe(200);
         expect(res.json.records.map((r: any) => r.value)).toEqual(['hello']);
-        // It answered because the record arrived, not because the wait ran out.
+        // It answered because the record arrived, not because the wait ran out; and soon after it
+        // (typically within 100 ms; the bound leaves room for a loaded 2-core machine).
         expect(returned - started).toBeLessThan(10_000);
-        expect(returned - acked).toBeLessThan(1000);
+        expect(returned - acked).toBeLessThan(3000);
       });
 
       it('consumer groups: commit, list, offsets with lag', async () => {

@@ -31,7 +31,7 @@ describe('kill -9: engine (streams, KV, vectors on lmdb + files)', () => {
     const ackFile = join(root, 'acks.jsonl');
     const counts = { records: 0, keys: 0, vectors: 0, segments: 0 };
     for (let round = 0; round < ROUNDS; round++) {
-      await killAfter(new URL('./engine-child.ts', import.meta.url), [dataDir, ackFile], 300 + Math.random() * 1500);
+      await killAfter(new URL('./engine-child.ts', import.meta.url), [dataDir, ackFile], 300 + Math.random() * 1500, { ackFile, acks: 60 });
 
       const acks = parseAcks(await readFile(ackFile, 'utf8').catch(() => ''));
       const engine = await openQuartz({ dataDir, ...CRASH_ENGINE_OPTIONS });

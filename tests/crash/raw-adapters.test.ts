@@ -32,7 +32,7 @@ describe('kill -9: raw adapters (lmdb + file blobs)', () => {
       // Odd rounds: 256 KiB log files and a batch into lmdb every millisecond, so the kill lands
       // amid file switches and checkpoints (lmdb batches) as often as amid plain logged writes.
       const journal = round % 2 === 1 ? [String(256 * 1024), '1'] : [];
-      await killAfter(new URL('./raw-child.ts', import.meta.url), [dataDir, ackFile, ...journal], 150 + Math.random() * 900);
+      await killAfter(new URL('./raw-child.ts', import.meta.url), [dataDir, ackFile, ...journal], 150 + Math.random() * 900, { ackFile, acks: 20 });
 
       const acks = parseAcks(await readFile(ackFile, 'utf8').catch(() => ''));
       const storage = await openDiskStorage({ dir: dataDir });

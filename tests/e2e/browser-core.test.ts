@@ -107,6 +107,9 @@ describe('quartzdb/browser in Chromium', () => {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: chromiumPath,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      // Within the 60 s hook timeout (playwright's default is 3 min), so a launch that hangs fails
+      // with playwright's own message and its browser is killed, not left running.
+      timeout: 45_000,
     });
   });
 

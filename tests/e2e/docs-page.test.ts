@@ -19,6 +19,9 @@ beforeAll(async () => {
   // A fresh profile each run (playwright takes it as the persistent context's directory).
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
+    // Within the 60 s hook timeout (playwright's default is 3 min), so a launch that hangs fails
+    // with playwright's own message and its browser is killed, not left running.
+    timeout: 45_000,
     args: [
       '--headless',
       '--no-sandbox',

@@ -8,8 +8,8 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, ROOT, cleanEnv, runCli, startServerProcess, tempDir, waitFor, type ServerProcess } from './server-process.js';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { BIN, ROOT, cleanEnv, metric, runCli, startServerProcess, tempDir, waitFor, type ServerProcess } from './server-process.js';
 import { freePort } from '../fixtures/free-port.js';
 
 let server: ServerProcess;
@@ -87,11 +87,16 @@ describe('quartz CLI end to end', () => {
     expect(d.partition_info.reduce((a, p) => a + p.high_watermark, 0)).toBe(3);
 
     // consume --follow: read its stdout until the new records arrive, then stop it.
+    const describeCalls = () => metric(server.url, 'quartz_http_requests_total{route="/v1/topics/:t",method="GET",status="200"}');
+    const describesBefore = await describeCalls();
     const follower = spawn(process.execPath, [BIN, 'consume', 'events', '--follow', '--partition', '0', '-o', 'json'], { env: cleanEnv(env), cwd: ROOT });
     let out = '';
     follower.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
     const followerExit = new Promise<number | null>((r) => follower.once('exit', (code) => r(code)));
-    await new Promise((r) => setTimeout(r, 1000)); // it starts at the end of the log
+    onTestFinished(() => void follower.kill('SIGKILL')); // it follows forever if the test fails first
+    // It starts at the end of the log as its describe call found it: produce only once that call
+    // is answered (a fixed sleep could end first on a busy machine, and it then missed the records).
+    await waitFor(async () => ((await describeCalls()) > describesBefore ? true : undefined), 20_000, 'the follower to find the end of the log');
     ok(await q(['produce', 'events', '--partition', '0'], 'live-1\nlive-2\n'));
     const lines = await waitFor(() => {
       const l = out.split('\n').filter(Boolean);

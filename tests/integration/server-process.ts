@@ -48,7 +48,10 @@ export async function startServerProcess(args: string[], env: Record<string, str
   proc.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s\nstdout: ${out}\nstderr: ${err}`)), 20_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL'); // not left running past the test that gave up on it
+      reject(new Error(`server did not start in 20 s\nstdout: ${out}\nstderr: ${err}`));
+    }, 20_000);
     const check = (): void => {
       const m = /listening on (http:\/\/\S+)/.exec(out);
       if (m && /admin key: .*\n/.test(out)) {
@@ -102,13 +105,25 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
   });
 }
 
-/** Polls `probe` until it returns a value or the deadline passes. */
-export async function waitFor<T>(probe: () => T | undefined, ms: number, what: string): Promise<T> {
+/** Polls `probe` until it returns a value (not undefined) or the deadline passes. */
+export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, ms: number, what: string): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
-    const v = probe();
+    const v = await probe();
     if (v !== undefined) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * The value of one Prometheus sample in the server's /metrics (0 while it is absent): for tests
+ * that wait until the server has seen a request instead of sleeping.
+ * @example
+ * const calls = await metric(s.url, 'quartz_api_calls');
+ */
+export async function metric(url: string, sample: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
 }

@@ -6,7 +6,7 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli, startServerProcess, tempDir, type ServerProcess } from './server-process.js';
+import { runCli, startServerProcess, tempDir, waitFor, type ServerProcess } from './server-process.js';
 
 const running: ServerProcess[] = [];
 afterEach(async () => {
@@ -105,8 +105,7 @@ describe('quartz serve', () => {
     const logged = () =>
       s.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
         .some((l) => l.msg === 'request' && l.route === '/v1/kv' && typeof l.request_id === 'string');
-    for (let i = 0; i < 100 && !logged(); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(logged()).toBe(true);
+    await waitFor(() => (logged() ? true : undefined), 20_000, 'the request log line');
 
     // The file's registration_enabled applies when nothing overrides it; defaults fill the rest.
     const t = await start(['--config', config, '--data', join(dir, 'flag-data')]);

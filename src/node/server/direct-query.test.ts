@@ -69,7 +69,9 @@ describe('a direct vector query answers as the hono route does', () => {
       const before = await answered();
       const req = request(`${server.url}/v1/collections/docs/query`, { method: 'POST', headers: { ...auth, 'content-length': String(query.length) } });
       req.on('error', () => undefined);
-      req.write(query.slice(0, 10));
+      // Leave only once the head and the first bytes are out: the request is connected lazily, and on
+      // a busy machine a timer could fire first, so the server saw no request at all.
+      await new Promise((resolve) => req.write(query.slice(0, 10), resolve));
       await new Promise((resolve) => setTimeout(resolve, wait));
       req.destroy();
       const deadline = Date.now() + 5000;
