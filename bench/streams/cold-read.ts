@@ -13,12 +13,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StreamStore } from '../../src/engine/streams/stream-store.js';
-import type { EngineContext } from '../../src/engine/context.js';
 import { init } from '../../src/node/core.js';
-import { openDiskStorage } from '../../src/node/storage/disk-storage.js';
-import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
 import { payload } from './payload.js';
+import { openStore } from './store.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -29,18 +26,6 @@ const RECORDS = arg('--records', 2_000_000);
 const READS = arg('--reads', 30_000);
 const WARM_READS = 3000;
 const given = process.argv.indexOf('--dir') < 0 ? undefined : process.argv[process.argv.indexOf('--dir') + 1];
-
-async function openStore(dir: string, cacheBytes: number) {
-  const storage = await openDiskStorage({ dir });
-  const ctx: EngineContext = {
-    storage,
-    clock: systemClock,
-    scheduler: timerScheduler,
-    usage: { add() {} },
-    capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: true },
-  };
-  return { storage, streams: await StreamStore.open(ctx, 'bench', { segmentCacheBytes: cacheBytes }) };
-}
 
 /** CPU time of this thread in ns (Linux), else of the process. */
 function threadNs(): number {

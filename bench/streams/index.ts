@@ -21,12 +21,10 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { connect, StorageType } from 'nats';
 import { StreamStore, type ProduceRecord } from '../../src/engine/streams/stream-store.js';
-import type { EngineContext } from '../../src/engine/context.js';
 import { init } from '../../src/node/core.js';
-import { openDiskStorage, type DiskStorage } from '../../src/node/storage/disk-storage.js';
-import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
 import { freePort } from '../../tests/fixtures/free-port.js';
 import { payload } from './payload.js';
+import { openStore } from './store.js';
 
 const quick = process.argv.includes('--quick');
 const quartzOnly = process.argv.includes('--quartz-only');
@@ -80,18 +78,6 @@ function report(what: string, records: number, bytes: number, seconds: number, n
 }
 
 // --- Quartz -------------------------------------------------------------------------------
-
-async function openStore(dir: string, cacheBytes = 1024 * 1024 * 1024): Promise<{ storage: DiskStorage; streams: StreamStore }> {
-  const storage = await openDiskStorage({ dir });
-  const ctx: EngineContext = {
-    storage,
-    clock: systemClock,
-    scheduler: timerScheduler,
-    usage: { add() {} },
-    capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: true },
-  };
-  return { storage, streams: await StreamStore.open(ctx, 'bench', { segmentCacheBytes: cacheBytes }) };
-}
 
 /** Produces `total` records with IN_FLIGHT batches outstanding; returns seconds. */
 async function produceAll(streams: StreamStore, topic: string, batches: ProduceRecord[][], total: number): Promise<number> {
