@@ -148,3 +148,16 @@ describe('TenantRegistry', () => {
     await usage.close();
   });
 });
+
+describe('TenantRegistry with hostile arguments', () => {
+  it('takes null options as none and names a BigInt instead of throwing a TypeError', async () => {
+    const tenants = await TenantRegistry.open(createTestContext());
+    await tenants.create({ email: 'a@example.com' });
+    expect((await tenants.list(null as never)).tenants).toHaveLength(1);
+    const rows = [];
+    for await (const row of tenants.exportUsage(null as never)) rows.push(row);
+    await rejectsWithQuartzError(() => tenants.create({ email: 10n as never }), 'invalid_argument', /email 10n/);
+    await rejectsWithQuartzError(() => tenants.list({ cursor: 10n as never }), 'invalid_argument', /10n/);
+    await rejectsWithQuartzError(() => tenants.usage('t_0000000000000000', 10n as never), 'invalid_argument', /10n/);
+  });
+});

@@ -13,6 +13,7 @@
  *   m/period               → the last period flushed
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { showValue } from '../../core/show-value.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
 import type { BatchOp, OrderedKV, StorageProvider } from '../../ports/storage.js';
@@ -61,7 +62,7 @@ export function periodOf(ms: number): string {
 }
 
 function checkPeriod(period: unknown, what = 'period'): string {
-  if (typeof period !== 'string' || !PERIOD.test(period)) throw invalid(`${what} must look like YYYY-MM, got ${JSON.stringify(period)}`);
+  if (typeof period !== 'string' || !PERIOD.test(period)) throw invalid(`${what} must look like YYYY-MM, got ${showValue(period)}`);
   return period;
 }
 
@@ -132,7 +133,7 @@ export class UsageMeter implements UsageRecorder {
    */
   add(tenantId: string, metric: UsageMetric, delta: number): void {
     const index = METRIC_INDEX[metric];
-    if (index === undefined) throw invalid(`unknown usage metric ${JSON.stringify(metric)}; expected one of ${USAGE_METRICS.join(', ')}`);
+    if (index === undefined) throw invalid(`unknown usage metric ${showValue(metric)}; expected one of ${USAGE_METRICS.join(', ')}`);
     if (typeof delta !== 'number' || !Number.isFinite(delta)) throw invalid(`usage delta for ${metric} must be a finite number, got ${String(delta)}`);
     if (typeof tenantId !== 'string' || tenantId.length === 0) throw invalid('usage tenant id must be a non-empty string');
     const now = this.clock.now();
