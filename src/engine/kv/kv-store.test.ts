@@ -619,6 +619,17 @@ describe('KvStore with hostile arguments', () => {
     await rejects(() => kv.put('k', new Uint8Array(1), { ifNoneMatch: Symbol('s') as never }), ErrorCode.INVALID_ARGUMENT, /got Symbol\(s\)/);
   });
 
+  it('stores a large value as it was when put() returned, though the caller reuses its buffer at once', async () => {
+    const kv = await KvStore.open(createTestContext(), 't1');
+    const value = new Uint8Array(MAX_ENTRY_BYTES + 1).fill(7); // a blob, written after an await
+    const pending = kv.put('big', value);
+    value.fill(0);
+    await pending;
+    const stored = (await kv.get('big'))!.value;
+    expect(stored.length).toBe(MAX_ENTRY_BYTES + 1);
+    expect(stored.every((b) => b === 7)).toBe(true);
+  });
+
   it('refuses a list prefix with a lone surrogate (UTF-8 would list keys holding U+FFFD)', async () => {
     const kv = await KvStore.open(createTestContext(), 't1');
     await kv.put('a\uFFFD', new Uint8Array([1]));

@@ -505,7 +505,9 @@ export class KvStore {
       }
       return this.mutate(key, k, (slot) => this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, undefined));
     }
-    return this.putBlob(key, k, value, type, contentType, expiresAt, ifMatch, ifNoneMatch);
+    // The blob is written after an await: a copy now, so a caller that reuses its buffer once put()
+    // returns does not change what is stored (a copy costs little beside a blob write and its fsync).
+    return this.putBlob(key, k, value.slice(), type, contentType, expiresAt, ifMatch, ifNoneMatch);
   }
 
   /**
