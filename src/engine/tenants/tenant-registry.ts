@@ -315,7 +315,7 @@ export class TenantRegistry implements UsageRecorder {
   rotateKey(tenantId: string, options: { keepOld?: boolean } = {}): Promise<IssuedKey & { revoked: string[] }> {
     return this.exclusive(async () => {
       await this.require(tenantId);
-      const old = options.keepOld === true ? [] : await this.keyRecords(tenantId);
+      const old = options?.keepOld === true ? [] : await this.keyRecords(tenantId); // null: no options
       const issued = await this.newKey(tenantId);
       const ops: BatchOp[] = [...issued.ops];
       for (const rec of old) ops.push(...this.revokeOps(tenantId, rec));

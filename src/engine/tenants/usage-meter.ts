@@ -21,7 +21,8 @@ import type { UsageMetric, UsageRecorder } from '../context.js';
 
 export const USAGE_METRICS: readonly UsageMetric[] = ['api_calls', 'bytes_stored', 'records_produced', 'vectors_stored', 'function_ms'];
 const GAUGES: readonly UsageMetric[] = ['bytes_stored', 'vectors_stored'];
-const METRIC_INDEX: Record<string, number> = Object.fromEntries(USAGE_METRICS.map((m, i) => [m, i]));
+// No prototype: 'constructor' or 'toString' must not look like a metric.
+const METRIC_INDEX: Record<string, number> = Object.assign(Object.create(null) as Record<string, number>, Object.fromEntries(USAGE_METRICS.map((m, i) => [m, i])));
 const GAUGE_INDEXES = GAUGES.map((g) => METRIC_INDEX[g]!);
 export const DEFAULT_FLUSH_INTERVAL_MS = 60_000;
 const PERIOD = /^\d{4}-(0[1-9]|1[0-2])$/;
