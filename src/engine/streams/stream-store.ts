@@ -553,6 +553,8 @@ export class StreamStore {
   /**
    * Reads records from `(topic, partition, offset)`. At the high watermark with `max_wait_ms`
    * it long-polls: it returns as soon as a record is committed, or empty after the wait.
+   * Records' keys, values and header values view shared memory (the segment cache): read them,
+   * copy them, but never write to them, or later reads of those offsets see the change.
    *
    * @example
    * const res = await streams.consume('orders', 0, 0, { max_records: 100, max_wait_ms: 1000 });
