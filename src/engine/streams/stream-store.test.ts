@@ -629,6 +629,23 @@ describe('StreamStore with hostile arguments', () => {
     expect((await catchErr(streams.fetchOffsets('g', Symbol('t') as never))).code).toBe(ErrorCode.INVALID_ARGUMENT);
   });
 
+  it('lets a topic create under way finish before close returns (and refuses the queued ones)', async () => {
+    const { ctx, streams } = await setup();
+    let settled = false;
+    const creating = streams.createTopic('t', { partitions: 3 }).finally(() => (settled = true));
+    const queued = streams.createTopic('u').catch((err: QuartzError) => err.code);
+    for (let i = 0; i < 3; i++) await Promise.resolve(); // the first create is now awaiting storage
+    await streams.close();
+    // Before, close returned while the create went on: it opened logs nobody closed, and in the
+    // engine (which closes storage next) it failed with storage_closed after writing its catalog entry.
+    expect(settled).toBe(true);
+    await creating;
+    expect(await queued).toBe(ErrorCode.STORAGE_CLOSED);
+    const reopened = await StreamStore.open(ctx, 't1');
+    expect(reopened.listTopics().map((t) => t.name)).toEqual(['t']);
+    await reopened.close();
+  });
+
   it('refuses lone surrogates in group ids and header keys, which UTF-8 would store as U+FFFD', async () => {
     const { streams } = await setup();
     await streams.createTopic('t');

@@ -702,6 +702,9 @@ export class StreamStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // A create or delete under way finishes first (queued ones see `closed` and refuse): a create cut
+    // short reported storage_closed with its topic already in the catalog, and its logs left open.
+    await this.topicChanges;
     for (const topic of this.topics.values()) for (const log of topic.logs) await log.close();
     this.topics.clear();
   }
