@@ -507,7 +507,8 @@ export class KvStore {
     }
     // The blob is written after an await: a copy now, so a caller that reuses its buffer once put()
     // returns does not change what is stored (a copy costs little beside a blob write and its fsync).
-    return this.putBlob(key, k, value.slice(), type, contentType, expiresAt, ifMatch, ifNoneMatch);
+    // Not value.slice(): a Node Buffer's slice is a view.
+    return this.putBlob(key, k, new Uint8Array(value), type, contentType, expiresAt, ifMatch, ifNoneMatch);
   }
 
   /**
