@@ -109,3 +109,12 @@ describe('createEngine', () => {
     await engine.close();
   });
 });
+
+describe('Engine.tenant with hostile ids', () => {
+  it('refuses BigInt and lone-surrogate ids as tenant ids (UTF-8 unit names would merge two tenants)', async () => {
+    const engine = await createEngine(options());
+    await expect(engine.tenant(10n as never)).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: /got 10n/ });
+    await expect(engine.tenant('a\uD800')).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: /tenant id .*well-formed Unicode/ });
+    await engine.close();
+  });
+});

@@ -607,3 +607,35 @@ describe('KvStore ownership', () => {
     await again.close();
   });
 });
+
+describe('KvStore with hostile arguments', () => {
+  it('takes null options as none, and names a BigInt or Symbol argument instead of throwing a TypeError', async () => {
+    const kv = await KvStore.open(createTestContext(), 't1');
+    const nul = null as never;
+    await kv.put('k', new Uint8Array([1]), nul);
+    expect((await kv.list(nul)).keys.map((k) => k.key)).toEqual(['k']);
+    expect(await kv.delete('k', nul)).toBe(true);
+    await rejects(() => kv.put('k', new Uint8Array(1), { ifNoneMatch: 10n as never }), ErrorCode.INVALID_ARGUMENT, /got 10n/);
+    await rejects(() => kv.put('k', new Uint8Array(1), { ifNoneMatch: Symbol('s') as never }), ErrorCode.INVALID_ARGUMENT, /got Symbol\(s\)/);
+  });
+
+  it('stores a large value as it was when put() returned, though the caller reuses its buffer at once', async () => {
+    const kv = await KvStore.open(createTestContext(), 't1');
+    // A blob, written after an await; a Buffer too, whose slice() is a view and no copy.
+    for (const value of [new Uint8Array(MAX_ENTRY_BYTES + 1), Buffer.alloc(MAX_ENTRY_BYTES + 1)]) {
+      value.fill(7);
+      const pending = kv.put('big', value);
+      value.fill(0);
+      await pending;
+      const stored = (await kv.get('big'))!.value;
+      expect(stored.length).toBe(MAX_ENTRY_BYTES + 1);
+      expect(stored.every((b) => b === 7)).toBe(true);
+    }
+  });
+
+  it('refuses a list prefix with a lone surrogate (UTF-8 would list keys holding U+FFFD)', async () => {
+    const kv = await KvStore.open(createTestContext(), 't1');
+    await kv.put('a\uFFFD', new Uint8Array([1]));
+    await rejects(() => kv.list({ prefix: 'a\uD800' }), ErrorCode.INVALID_ARGUMENT, /lone surrogate/);
+  });
+});

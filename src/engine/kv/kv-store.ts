@@ -8,6 +8,7 @@
  * exactly one storage write per put of a small value, so the engine stays close to raw storage.
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { hasLoneSurrogate, showValue } from '../../core/show-value.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
 import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type BlobStore, type OrderedKV } from '../../ports/storage.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
@@ -131,7 +132,6 @@ const VERSION_KEY = tagged(TAG_META, 'version');
 /** How many versions one persisted mark covers: one small extra write per this many puts. */
 const VERSION_LEASE = 1_000_000;
 const noop = (): void => {};
-const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * The open store of each unit's ordered KV. A store trusts its slots because it is its unit's only
@@ -171,7 +171,7 @@ function dataKey(key: unknown): Uint8Array {
     throw invalid(`key is ${k.length - 1} bytes; the limit is ${MAX_KV_KEY_BYTES}`, { size: k.length - 1, limit: MAX_KV_KEY_BYTES });
   }
   // Pure ASCII encodes to one byte per unit and cannot hold a surrogate; only check the rest.
-  if (k.length - 1 !== key.length && loneSurrogate.test(key)) throw invalid(`key ${JSON.stringify(key)} is not well-formed Unicode (lone surrogate)`);
+  if (k.length - 1 !== key.length && hasLoneSurrogate(key)) throw invalid(`key ${JSON.stringify(key)} is not well-formed Unicode (lone surrogate)`);
   return k;
 }
 
@@ -346,7 +346,7 @@ export class KvStore {
   static async open(ctx: EngineContext, tenantId: string, options: KvStoreOptions = {}): Promise<KvStore> {
     // Tenant ids become unit names (the engine checks the same rule): a '/' could alias another unit.
     if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.length > 128 || /[/\u0000-\u001f\u007f]/.test(tenantId)) {
-      throw invalid(`tenant id ${JSON.stringify(tenantId)} must be 1-128 characters without '/' or control characters`);
+      throw invalid(`tenant id ${showValue(tenantId)} must be 1-128 characters without '/' or control characters`);
     }
     const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     if (!(Number.isSafeInteger(maxValueBytes) && maxValueBytes >= 0 && maxValueBytes <= MAX_VALUE_LIMIT)) {
@@ -460,7 +460,8 @@ export class KvStore {
   put(key: string, value: Uint8Array, options: KvPutOptions = NO_OPTIONS): Promise<KvPutResult> {
     try {
       // Promise.resolve of a promise is that promise: free on the durable path.
-      return Promise.resolve(this.putNow(key, value, options));
+      // `?? NO_OPTIONS`: JavaScript callers pass null for "no options".
+      return Promise.resolve(this.putNow(key, value, options ?? NO_OPTIONS));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -478,7 +479,7 @@ export class KvStore {
     const type = contentTypeBytes(options.contentType);
     const { ttl, ifMatch, ifNoneMatch } = options;
     checkVersionArg(ifMatch, 'ifMatch');
-    if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw invalid(`ifNoneMatch only takes '*', got ${JSON.stringify(ifNoneMatch)}`);
+    if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw invalid(`ifNoneMatch only takes '*', got ${showValue(ifNoneMatch)}`);
     if (ifNoneMatch !== undefined && ifMatch !== undefined) throw invalid('ifMatch and ifNoneMatch cannot be combined');
     let expiresAt = 0;
     if (ttl !== undefined) {
@@ -504,7 +505,10 @@ export class KvStore {
       }
       return this.mutate(key, k, (slot) => this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, undefined));
     }
-    return this.putBlob(key, k, value, type, contentType, expiresAt, ifMatch, ifNoneMatch);
+    // The blob is written after an await: a copy now, so a caller that reuses its buffer once put()
+    // returns does not change what is stored (a copy costs little beside a blob write and its fsync).
+    // Not value.slice(): a Node Buffer's slice is a view.
+    return this.putBlob(key, k, new Uint8Array(value), type, contentType, expiresAt, ifMatch, ifNoneMatch);
   }
 
   /**
@@ -515,7 +519,7 @@ export class KvStore {
    */
   delete(key: string, options: KvDeleteOptions = {}): Promise<boolean> {
     try {
-      return Promise.resolve(this.deleteNow(key, options));
+      return Promise.resolve(this.deleteNow(key, options ?? {}));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -552,8 +556,10 @@ export class KvStore {
    */
   async list(options: KvListOptions = {}): Promise<KvListPage> {
     this.check();
-    const { prefix = '', cursor, limit = DEFAULT_LIST_LIMIT } = options;
+    const { prefix = '', cursor, limit = DEFAULT_LIST_LIMIT } = options ?? {};
     if (typeof prefix !== 'string') throw invalid('prefix must be a string');
+    // UTF-8 would turn the lone surrogate into U+FFFD and list the keys that really hold one.
+    if (hasLoneSurrogate(prefix)) throw invalid(`prefix ${showValue(prefix)} is not well-formed Unicode (lone surrogate)`);
     if (!(Number.isSafeInteger(limit) && limit >= 1 && limit <= MAX_LIST_LIMIT)) {
       throw invalid(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}, got ${String(limit)}`);
     }

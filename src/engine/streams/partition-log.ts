@@ -32,6 +32,7 @@ import {
   type SegmentCodec,
 } from '../../core/segment.js';
 import { ownRecordBytes } from '../../core/segment-records.js';
+import { showValue } from '../../core/show-value.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
 import { type Awaitable, type BatchOp, type UnitStorage } from '../../ports/storage.js';
 import type { SegmentCache } from './segment-cache.js';
@@ -620,7 +621,7 @@ export class PartitionLog {
     if (!Number.isSafeInteger(offset) || offset < this.logStart || offset > this.hwm) {
       throw new QuartzError(
         ErrorCode.OFFSET_OUT_OF_RANGE,
-        `offset ${offset} is out of range for ${subject}: valid offsets are ${this.logStart} to ${this.hwm}`,
+        `offset ${showValue(offset)} is out of range for ${subject}: valid offsets are ${this.logStart} to ${this.hwm}`,
         { details: { offset, log_start_offset: this.logStart, high_watermark: this.hwm } },
       );
     }

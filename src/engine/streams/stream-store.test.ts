@@ -606,3 +606,52 @@ describe('consumer groups', () => {
     expect(await again.fetchOffsets('billing')).toEqual([]);
   });
 });
+
+describe('StreamStore with hostile arguments', () => {
+  it('refuses a signal that is not an AbortSignal before a long-poll registers, so close still works', async () => {
+    const { streams } = await setup();
+    await streams.createTopic('t');
+    const err = await catchErr(streams.consume('t', 0, 0, { max_wait_ms: 1000, signal: {} as AbortSignal }));
+    expect(err.code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(err.message).toMatch(/signal must be an AbortSignal/);
+    await streams.close(); // threw a TypeError from the abandoned waiter before the check
+  });
+
+  it('takes null options as none and names odd values in messages instead of throwing a TypeError', async () => {
+    const { streams } = await setup();
+    await streams.createTopic('t', null as never);
+    await streams.produce('t', [{ value: utf8('a') }]);
+    expect((await streams.consume('t', 0, 0, null as never)).records).toHaveLength(1);
+    expect((await catchErr(streams.consume('t', 0, Symbol('o') as never))).code).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+    expect((await catchErr(streams.createTopic(10n as never))).message).toMatch(/got 10n/);
+    expect((await catchErr(streams.createTopic('c', { compression: 10n as never }))).message).toMatch(/got 10n/);
+    expect((await catchErr(streams.commitOffset(10n as never, 't', 0, 0))).code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect((await catchErr(streams.fetchOffsets('g', Symbol('t') as never))).code).toBe(ErrorCode.INVALID_ARGUMENT);
+  });
+
+  it('lets a topic create under way finish before close returns (and refuses the queued ones)', async () => {
+    const { ctx, streams } = await setup();
+    let settled = false;
+    const creating = streams.createTopic('t', { partitions: 3 }).finally(() => (settled = true));
+    const queued = streams.createTopic('u').catch((err: QuartzError) => err.code);
+    for (let i = 0; i < 3; i++) await Promise.resolve(); // the first create is now awaiting storage
+    await streams.close();
+    // Before, close returned while the create went on: it opened logs nobody closed, and in the
+    // engine (which closes storage next) it failed with storage_closed after writing its catalog entry.
+    expect(settled).toBe(true);
+    await creating;
+    expect(await queued).toBe(ErrorCode.STORAGE_CLOSED);
+    const reopened = await StreamStore.open(ctx, 't1');
+    expect(reopened.listTopics().map((t) => t.name)).toEqual(['t']);
+    await reopened.close();
+  });
+
+  it('refuses lone surrogates in group ids and header keys, which UTF-8 would store as U+FFFD', async () => {
+    const { streams } = await setup();
+    await streams.createTopic('t');
+    expect((await catchErr(streams.commitOffset('g\uD800', 't', 0, 0))).message).toMatch(/well-formed Unicode/);
+    const err = await catchErr(streams.produce('t', [{ value: null, headers: [{ key: 'h\uDC00', value: null }] }]));
+    expect(err.message).toMatch(/header key .*lone surrogate/);
+    expect(streams.describeTopic('t').partition_info[0]!.high_watermark).toBe(0);
+  });
+});

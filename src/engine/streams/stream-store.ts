@@ -8,6 +8,7 @@
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { MAX_TIMESTAMP } from '../../core/segment-records.js';
+import { hasLoneSurrogate, showValue } from '../../core/show-value.js';
 import type { DecodedRecord, SegmentCodec } from '../../core/segment.js';
 import type { UnitStorage } from '../../ports/storage.js';
 import type { EngineContext } from '../context.js';
@@ -128,7 +129,7 @@ function invalid(message: string): QuartzError {
 
 function intIn(value: unknown, min: number, max: number, what: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw invalid(`${what} must be an integer from ${min} to ${max}, got ${String(value)}`);
+    throw invalid(`${what} must be an integer from ${min} to ${max}, got ${showValue(value)}`);
   }
   return value;
 }
@@ -143,7 +144,7 @@ function parseJson<T>(bytes: Uint8Array, what: string): T {
 }
 
 function checkCompression(value: unknown): SegmentCodec {
-  if (value !== 'lz4' && value !== 'none') throw invalid(`compression must be 'lz4' or 'none', got ${JSON.stringify(value)}`);
+  if (value !== 'lz4' && value !== 'none') throw invalid(`compression must be 'lz4' or 'none', got ${showValue(value)}`);
   return value;
 }
 
@@ -189,6 +190,12 @@ function lazyResult(build: () => ProduceResult['offsets'], run?: OffsetRun): Pro
  */
 export function offsetRun(result: ProduceResult): OffsetRun | undefined {
   return (result as { [RUN]?: OffsetRun })[RUN];
+}
+
+/** Duck-typed, so a signal from another realm (a vm context, a polyfill) is accepted too. */
+function isAbortSignal(value: unknown): value is AbortSignal {
+  const s = value as AbortSignal;
+  return typeof s === 'object' && typeof s.aborted === 'boolean' && typeof s.addEventListener === 'function' && typeof s.removeEventListener === 'function';
 }
 
 interface OpenTopic {
@@ -239,7 +246,7 @@ export class StreamStore {
   static async open(ctx: EngineContext, tenantId: string, options: StreamStoreOptions = {}): Promise<StreamStore> {
     // the engine's rule: tenant ids become unit-name segments (`log/<id>/...`)
     if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.length > 128 || /[/\u0000-\u001f\u007f]/.test(tenantId)) {
-      throw invalid(`tenant id must be 1-128 characters without '/' or control characters, got ${JSON.stringify(tenantId)}`);
+      throw invalid(`tenant id must be 1-128 characters without '/' or control characters, got ${showValue(tenantId)}`);
     }
     const catalog = await ctx.storage.unit(`topics/${tenantId}`);
     const groups = await ctx.storage.unit(`groups/${tenantId}`);
@@ -299,8 +306,10 @@ export class StreamStore {
    */
   async createTopic(name: string, options: TopicOptions = {}, opts: { system?: boolean } = {}): Promise<TopicConfig> {
     this.checkOpen();
+    options ??= {}; // JavaScript callers pass null for "no options"
+    opts ??= {};
     if (typeof name !== 'string' || !TOPIC_NAME.test(name) || name === '.' || name === '..') {
-      throw invalid(`topic name must be 1-249 characters of A-Z a-z 0-9 . _ - (and not '.' or '..'), got ${JSON.stringify(name)}`);
+      throw invalid(`topic name must be 1-249 characters of A-Z a-z 0-9 . _ - (and not '.' or '..'), got ${showValue(name)}`);
     }
     if (name.startsWith('__') && opts.system !== true) {
       throw invalid(`topic name '${name}' is reserved: names starting with '__' belong to the system`);
@@ -535,6 +544,8 @@ export class StreamStore {
         if (h === null || typeof h !== 'object' || typeof h.key !== 'string' || (h.value !== null && !(h.value instanceof Uint8Array))) {
           throw invalid(`${where(i, topic)}: each header needs a string key and a bytes or null value`);
         }
+        // Stored as UTF-8, which would turn a lone surrogate into U+FFFD: consumers would read another key.
+        if (hasLoneSurrogate(h.key)) throw invalid(`${where(i, topic)}: header key ${showValue(h.key)} is not well-formed Unicode (lone surrogate)`);
       }
     }
   }
@@ -542,6 +553,8 @@ export class StreamStore {
   /**
    * Reads records from `(topic, partition, offset)`. At the high watermark with `max_wait_ms`
    * it long-polls: it returns as soon as a record is committed, or empty after the wait.
+   * Records' keys, values and header values view shared memory (the segment cache): read them,
+   * copy them, but never write to them, or later reads of those offsets see the change.
    *
    * @example
    * const res = await streams.consume('orders', 0, 0, { max_records: 100, max_wait_ms: 1000 });
@@ -550,13 +563,18 @@ export class StreamStore {
   async consume(topicName: string, partition: number, offset: number, options: ConsumeOptions = {}): Promise<ConsumeResult> {
     const topic = this.topic(topicName);
     const log = this.log(topic, partition);
+    options ??= {}; // JavaScript callers pass null for "no options"
+    const signal = options.signal;
+    // Checked before a long-poll registers anything: a waiter left behind by a failed addEventListener
+    // would call removeEventListener on the bad value when it fires, and throw outside any caller.
+    if (signal != null && !isAbortSignal(signal)) throw invalid(`signal must be an AbortSignal, got ${showValue(signal)}`);
     const maxRecords = intIn(options.max_records ?? DEFAULT_MAX_RECORDS, 1, MAX_MAX_RECORDS, 'max_records');
     const maxBytes = intIn(options.max_bytes ?? DEFAULT_MAX_BYTES, 1, MAX_MAX_BYTES, 'max_bytes');
     const maxWait = intIn(options.max_wait_ms ?? 0, 0, MAX_WAIT_MS, 'max_wait_ms');
     const subject = `topic '${topicName}' partition ${partition}`;
     log.checkOffset(offset, subject);
     if (offset === log.highWatermark && maxWait > 0) {
-      await log.waitFor(offset, maxWait, options.signal);
+      await log.waitFor(offset, maxWait, signal ?? undefined);
       this.checkOpen();
       if (this.topics.get(topicName) !== topic) throw new QuartzError(ErrorCode.NOT_FOUND, `topic '${topicName}' was deleted`);
     }
@@ -590,8 +608,9 @@ export class StreamStore {
   }
 
   private checkGroup(group: string): void {
-    if (typeof group !== 'string' || group.length === 0 || utf8.encode(group).length > MAX_GROUP_BYTES || /[\u0000-\u001f]/.test(group)) {
-      throw invalid(`group id must be 1-${MAX_GROUP_BYTES} bytes without control characters, got ${JSON.stringify(group)}`);
+    // A lone surrogate would be stored as U+FFFD: two groups would share their committed offsets.
+    if (typeof group !== 'string' || group.length === 0 || utf8.encode(group).length > MAX_GROUP_BYTES || /[\u0000-\u001f]/.test(group) || hasLoneSurrogate(group)) {
+      throw invalid(`group id must be 1-${MAX_GROUP_BYTES} bytes of well-formed Unicode without control characters, got ${showValue(group)}`);
     }
   }
 
@@ -632,6 +651,7 @@ export class StreamStore {
   async fetchOffsets(group: string, topicName?: string): Promise<GroupOffset[]> {
     this.checkGroup(group);
     this.checkOpen();
+    if (topicName !== undefined && typeof topicName !== 'string') throw invalid(`topic name must be a string, got ${showValue(topicName)}`);
     const committed = new Map<string, { offset: number; metadata: string | null }>();
     const prefix = topicName === undefined ? utf8.encode(`o\u0000${group}\u0000`) : groupKey('o', group, topicName);
     for (const e of await this.groups.kv.scan({ prefix })) {
@@ -682,6 +702,9 @@ export class StreamStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // A create or delete under way finishes first (queued ones see `closed` and refuse): a create cut
+    // short reported storage_closed with its topic already in the catalog, and its logs left open.
+    await this.topicChanges;
     for (const topic of this.topics.values()) for (const log of topic.logs) await log.close();
     this.topics.clear();
   }

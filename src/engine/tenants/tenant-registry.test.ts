@@ -5,7 +5,7 @@ import type { EngineContext } from '../context.js';
 import { KvStore } from '../kv/kv-store.js';
 import { TenantRegistry } from './tenant-registry.js';
 import { UsageMeter } from './usage-meter.js';
-import { rejectsWithQuartzError } from '../../../tests/fixtures/expect-error.js';
+import { expectQuartzError, rejectsWithQuartzError } from '../../../tests/fixtures/expect-error.js';
 
 async function sha256Hex(text: string): Promise<string> {
   const d = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
@@ -146,5 +146,27 @@ describe('TenantRegistry', () => {
     await kvB.close();
     await tenants.close();
     await usage.close();
+  });
+});
+
+describe('TenantRegistry with hostile arguments', () => {
+  it('takes null options as none and names a BigInt instead of throwing a TypeError', async () => {
+    const tenants = await TenantRegistry.open(createTestContext());
+    await tenants.create({ email: 'a@example.com' });
+    expect((await tenants.list(null as never)).tenants).toHaveLength(1);
+    const rows = [];
+    for await (const row of tenants.exportUsage(null as never)) rows.push(row);
+    await rejectsWithQuartzError(() => tenants.create({ email: 10n as never }), 'invalid_argument', /email 10n/);
+    await rejectsWithQuartzError(() => tenants.list({ cursor: 10n as never }), 'invalid_argument', /10n/);
+    await rejectsWithQuartzError(() => tenants.usage('t_0000000000000000', 10n as never), 'invalid_argument', /10n/);
+  });
+
+  it('knows only its own metrics (not Object.prototype names) and takes rotateKey(id, null) as no options', async () => {
+    const tenants = await TenantRegistry.open(createTestContext());
+    const { tenant } = await tenants.create({ email: 'a@example.com' });
+    for (const metric of ['constructor', 'toString', '__proto__']) {
+      expectQuartzError(() => tenants.add(tenant.id, metric as never, 1), 'invalid_argument', /unknown usage metric/);
+    }
+    expect((await tenants.rotateKey(tenant.id, null as never)).revoked).toHaveLength(1);
   });
 });

@@ -11,6 +11,7 @@
  *   k/<tenantId>/<keyId>    → JSON { key_id, hash, created_at }: the tenant's keys
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { showValue } from '../../core/show-value.js';
 import type { Clock } from '../../ports/clock.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
 import type { BatchOp, OrderedKV } from '../../ports/storage.js';
@@ -107,14 +108,14 @@ async function hashKey(apiKey: string): Promise<string> {
 
 function checkEmail(email: unknown): string {
   if (typeof email !== 'string' || !EMAIL.test(email) || email.length > MAX_EMAIL) {
-    throw invalid(`email ${JSON.stringify(email)} is not a valid address`);
+    throw invalid(`email ${showValue(email)} is not a valid address`);
   }
   return email;
 }
 
 function checkPlan(plan: unknown): string {
   if (typeof plan !== 'string' || !PLAN.test(plan)) {
-    throw invalid(`plan ${JSON.stringify(plan)} must be 1-64 lower-case letters, digits, '-' or '_'`);
+    throw invalid(`plan ${showValue(plan)} must be 1-64 lower-case letters, digits, '-' or '_'`);
   }
   return plan;
 }
@@ -128,7 +129,7 @@ function checkBillingId(id: unknown): string | null {
 }
 
 function checkId(id: unknown, what: string): string {
-  if (typeof id !== 'string' || !ID.test(id)) throw invalid(`${what} ${JSON.stringify(id)} is not a valid id`);
+  if (typeof id !== 'string' || !ID.test(id)) throw invalid(`${what} ${showValue(id)} is not a valid id`);
   return id;
 }
 
@@ -225,7 +226,7 @@ export class TenantRegistry implements UsageRecorder {
    */
   async list(options: { cursor?: string | null; limit?: number } = {}): Promise<{ tenants: Tenant[]; cursor: string | null }> {
     this.check();
-    const { cursor, limit = DEFAULT_LIST_LIMIT } = options;
+    const { cursor, limit = DEFAULT_LIST_LIMIT } = options ?? {}; // null: no options
     if (!(Number.isSafeInteger(limit) && limit >= 1 && limit <= MAX_LIST_LIMIT)) {
       throw invalid(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}, got ${String(limit)}`);
     }
@@ -314,7 +315,7 @@ export class TenantRegistry implements UsageRecorder {
   rotateKey(tenantId: string, options: { keepOld?: boolean } = {}): Promise<IssuedKey & { revoked: string[] }> {
     return this.exclusive(async () => {
       await this.require(tenantId);
-      const old = options.keepOld === true ? [] : await this.keyRecords(tenantId);
+      const old = options?.keepOld === true ? [] : await this.keyRecords(tenantId); // null: no options
       const issued = await this.newKey(tenantId);
       const ops: BatchOp[] = [...issued.ops];
       for (const rec of old) ops.push(...this.revokeOps(tenantId, rec));
@@ -382,7 +383,7 @@ export class TenantRegistry implements UsageRecorder {
    * for await (const row of tenants.exportUsage({ from: '2025-01' })) out.write(JSON.stringify(row) + '\n');
    */
   exportUsage(range: { from?: string; to?: string } = {}): AsyncGenerator<UsageRow> {
-    return this.meter.export(range);
+    return this.meter.export(range ?? {}); // null: the whole range
   }
 
   /**

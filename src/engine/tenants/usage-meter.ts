@@ -13,6 +13,7 @@
  *   m/period               → the last period flushed
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { showValue } from '../../core/show-value.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
 import type { BatchOp, OrderedKV, StorageProvider } from '../../ports/storage.js';
@@ -20,7 +21,8 @@ import type { UsageMetric, UsageRecorder } from '../context.js';
 
 export const USAGE_METRICS: readonly UsageMetric[] = ['api_calls', 'bytes_stored', 'records_produced', 'vectors_stored', 'function_ms'];
 const GAUGES: readonly UsageMetric[] = ['bytes_stored', 'vectors_stored'];
-const METRIC_INDEX: Record<string, number> = Object.fromEntries(USAGE_METRICS.map((m, i) => [m, i]));
+// No prototype: 'constructor' or 'toString' must not look like a metric.
+const METRIC_INDEX: Record<string, number> = Object.assign(Object.create(null) as Record<string, number>, Object.fromEntries(USAGE_METRICS.map((m, i) => [m, i])));
 const GAUGE_INDEXES = GAUGES.map((g) => METRIC_INDEX[g]!);
 export const DEFAULT_FLUSH_INTERVAL_MS = 60_000;
 const PERIOD = /^\d{4}-(0[1-9]|1[0-2])$/;
@@ -61,7 +63,7 @@ export function periodOf(ms: number): string {
 }
 
 function checkPeriod(period: unknown, what = 'period'): string {
-  if (typeof period !== 'string' || !PERIOD.test(period)) throw invalid(`${what} must look like YYYY-MM, got ${JSON.stringify(period)}`);
+  if (typeof period !== 'string' || !PERIOD.test(period)) throw invalid(`${what} must look like YYYY-MM, got ${showValue(period)}`);
   return period;
 }
 
@@ -132,7 +134,7 @@ export class UsageMeter implements UsageRecorder {
    */
   add(tenantId: string, metric: UsageMetric, delta: number): void {
     const index = METRIC_INDEX[metric];
-    if (index === undefined) throw invalid(`unknown usage metric ${JSON.stringify(metric)}; expected one of ${USAGE_METRICS.join(', ')}`);
+    if (index === undefined) throw invalid(`unknown usage metric ${showValue(metric)}; expected one of ${USAGE_METRICS.join(', ')}`);
     if (typeof delta !== 'number' || !Number.isFinite(delta)) throw invalid(`usage delta for ${metric} must be a finite number, got ${String(delta)}`);
     if (typeof tenantId !== 'string' || tenantId.length === 0) throw invalid('usage tenant id must be a non-empty string');
     const now = this.clock.now();

@@ -120,6 +120,33 @@ export interface ListPage {
 }
 
 export const MAX_UPSERT_BATCH = 10_000;
+
+/** Vectors checked and copied (values to f32, metadata to JSON bytes) by id, ready to apply. */
+export type PlannedUpsert = Map<string, Omit<UpsertRecord, 'internalId'>>;
+
+/**
+ * Checks an upsert against a collection's config and copies what it will store, so the caller
+ * may reuse its arrays and objects as soon as the call returns. Needs only the config: the
+ * store plans before the collection has finished opening.
+ */
+export function planUpsert(config: CollectionConfig, vectors: unknown): PlannedUpsert {
+  const name = config.name;
+  if (!Array.isArray(vectors)) throw invalid(`collection '${name}': upsert takes an array of vectors`);
+  if (vectors.length > MAX_UPSERT_BATCH) {
+    throw new QuartzError(ErrorCode.TOO_LARGE, `collection '${name}': upsert takes at most ${MAX_UPSERT_BATCH} vectors per call, got ${vectors.length}`);
+  }
+  const planned: PlannedUpsert = new Map();
+  for (const v of vectors as unknown[]) {
+    if (typeof v !== 'object' || v === null) throw invalid(`collection '${name}': each vector must be an object with id and values`);
+    const { id, values, metadata } = v as UpsertVector;
+    const idBytes = validateId(id, name);
+    const f32 = validateValues(values, config.dims, name, id, config.metric);
+    const { json } = validateMetadata(metadata, name, id);
+    planned.delete(id); // keeps insertion order = last occurrence
+    planned.set(id, { id, idBytes, values: f32, metadataJson: json });
+  }
+  return planned;
+}
 const DEFAULT_POLICY: Required<SnapshotPolicy> = { everyMutations: 1000, everyBytes: 8 * 1024 * 1024 };
 const SNAPSHOT_PREFIX = 'snap/';
 const KEY_CONFIG = new Uint8Array([0x63]); // "c"
@@ -565,19 +592,12 @@ export class Collection {
    */
   async upsert(vectors: UpsertVector[]): Promise<{ upserted: number }> {
     this.check();
-    if (!Array.isArray(vectors)) throw invalid(`collection '${this.name}': upsert takes an array of vectors`);
-    if (vectors.length > MAX_UPSERT_BATCH) {
-      throw new QuartzError(ErrorCode.TOO_LARGE, `collection '${this.name}': upsert takes at most ${MAX_UPSERT_BATCH} vectors per call, got ${vectors.length}`);
-    }
-    const planned = new Map<string, Omit<UpsertRecord, 'internalId'>>();
-    for (const v of vectors) {
-      if (typeof v !== 'object' || v === null) throw invalid(`collection '${this.name}': each vector must be an object with id and values`);
-      const idBytes = validateId(v.id, this.name);
-      const values = validateValues(v.values, this.config.dims, this.name, v.id, this.config.metric);
-      const { json } = validateMetadata(v.metadata, this.name, v.id);
-      planned.delete(v.id); // keeps insertion order = last occurrence
-      planned.set(v.id, { id: v.id, idBytes, values, metadataJson: json });
-    }
+    return this.upsertPlanned(planUpsert(this.config, vectors));
+  }
+
+  /** Applies vectors `planUpsert` checked and copied against this collection's config. */
+  async upsertPlanned(planned: PlannedUpsert): Promise<{ upserted: number }> {
+    this.check();
     if (planned.size === 0) return { upserted: 0 };
     await this.exclusive(async () => {
       const freeIds = this.state.free.values();
@@ -644,6 +664,7 @@ export class Collection {
    */
   list(options: ListOptions = {}): ListPage {
     this.check();
+    options ??= {}; // JavaScript callers pass null for "no options"
     const limit = options.limit === undefined ? 100 : validateInt(options.limit, 1, 1000, `collection '${this.name}': list limit`);
     const sorted = this.state.sortedIds();
     let from = 0;

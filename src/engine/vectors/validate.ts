@@ -4,6 +4,7 @@
  * can fix its request from the message alone.
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { hasLoneSurrogate, showValue } from '../../core/show-value.js';
 import type { Metadata } from './filter.js';
 
 export type Metric = 'cosine' | 'l2' | 'dot';
@@ -15,8 +16,6 @@ export const MAX_METADATA_BYTES = 10 * 1024;
 export const MAX_K = 1000;
 export const MAX_EF = 10_000;
 const NAME_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
-// A lone surrogate would not survive UTF-8 encoding, so the stored id would differ from the given one.
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 const encoder = new TextEncoder();
 
@@ -45,7 +44,7 @@ export function validateNewCollectionName(name: unknown): string {
 
 export function validateMetric(metric: unknown, collection: string): Metric {
   if (typeof metric !== 'string' || !(METRICS as readonly string[]).includes(metric)) {
-    throw invalid(`collection '${collection}': metric must be one of ${METRICS.join(', ')}, got ${JSON.stringify(metric) ?? typeof metric}`);
+    throw invalid(`collection '${collection}': metric must be one of ${METRICS.join(', ')}, got ${showValue(metric)}`);
   }
   return metric as Metric;
 }
@@ -53,7 +52,7 @@ export function validateMetric(metric: unknown, collection: string): Metric {
 /** An integer in [min, max]; `what` names it in the message. */
 export function validateInt(value: unknown, min: number, max: number, what: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(`${what} must be an integer from ${min} to ${max}, got ${JSON.stringify(value) ?? typeof value}`);
+    throw invalid(`${what} must be an integer from ${min} to ${max}, got ${showValue(value)}`);
   }
   return value;
 }
@@ -63,7 +62,8 @@ export function validateId(id: unknown, collection: string): Uint8Array {
   if (typeof id !== 'string' || id.length === 0) {
     throw invalid(`collection '${collection}': vector ids must be non-empty strings, got ${typeof id === 'string' ? 'an empty string' : typeof id}`);
   }
-  if (LONE_SURROGATE.test(id)) throw invalid(`collection '${collection}': vector id '${id.slice(0, 64)}' is not valid Unicode`);
+  // A lone surrogate would not survive UTF-8 encoding, so the stored id would differ from the given one.
+  if (hasLoneSurrogate(id)) throw invalid(`collection '${collection}': vector id '${id.slice(0, 64)}' is not valid Unicode`);
   const bytes = encoder.encode(id);
   if (bytes.length > MAX_ID_BYTES) {
     throw invalid(`collection '${collection}': vector id '${id.slice(0, 64)}…' is ${bytes.length} bytes; the limit is ${MAX_ID_BYTES}`);
@@ -154,6 +154,10 @@ export function validateMetadata(metadata: unknown, collection: string, id: stri
     // A RangeError is the engine's stack running out ("Maximum call stack size exceeded").
     const reason = err instanceof RangeError ? 'it nests too deeply' : (err as Error).message;
     throw invalid(`collection '${collection}': vector '${id}' metadata is not JSON-serialisable: ${reason}`);
+  }
+  // A toJSON (a Date's, or one returning undefined) can turn the object into something else.
+  if (typeof text !== 'string' || !text.startsWith('{')) {
+    throw invalid(`collection '${collection}': vector '${id}' metadata must be a JSON object, but its JSON is ${showValue(text)}`);
   }
   const json = encoder.encode(text);
   if (json.length > MAX_METADATA_BYTES) {

@@ -645,3 +645,40 @@ describe('VectorStore crash safety', () => {
     expect(total).toBeGreaterThan(20);
   });
 });
+
+describe('VectorStore with hostile arguments', () => {
+  it('stores what an upsert was given even when the caller reuses its arrays and objects once the call returns', async () => {
+    const ctx = createTestContext();
+    let store = await VectorStore.open(ctx, 't1');
+    await store.createCollection({ name: 'c', dims: 3, metric: 'l2' });
+    await store.close();
+    store = await VectorStore.open(ctx, 't1'); // the collection is not open yet: the upsert waits for it
+    for (const id of ['cold', 'warm']) {
+      const values = [1, 2, 3];
+      const metadata = { n: 1 };
+      const pending = store.upsert('c', [{ id, values, metadata }]);
+      values[0] = 9;
+      metadata.n = 2;
+      await pending;
+      expect(await store.get('c', id)).toEqual({ id, values: [1, 2, 3], metadata: { n: 1 } });
+    }
+    const ids = ['cold'];
+    await store.close();
+    store = await VectorStore.open(ctx, 't1');
+    const deleting = store.deleteVectors('c', ids);
+    ids.push('warm');
+    expect(await deleting).toEqual({ deleted: 1 });
+    expect(await store.get('c', 'warm')).toBeDefined();
+  });
+
+  it('refuses metadata whose JSON is not an object (toJSON) and names BigInt arguments', async () => {
+    const store = await VectorStore.open(createTestContext(), 't1');
+    await store.createCollection({ name: 'c', dims: 2, metric: 'l2' });
+    for (const metadata of [{ toJSON: () => undefined }, new Date(0), { toJSON: () => 5 }]) {
+      await rejectsWithQuartzError(() => store.upsert('c', [{ id: 'a', values: [1, 2], metadata: metadata as never }]), 'invalid_argument', /must be a JSON object/);
+    }
+    await rejectsWithQuartzError(() => store.createCollection({ name: 'd', dims: 3n as never, metric: 'l2' }), 'invalid_argument', /got 3n/);
+    await rejectsWithQuartzError(() => store.query('c', { vector: [1, 2], k: 1n as never }), 'invalid_argument', /got 1n/);
+    expect((await store.listVectors('c', null as never)).vectors).toEqual([]);
+  });
+});

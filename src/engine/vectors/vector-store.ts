@@ -11,6 +11,7 @@ import type { EngineContext } from '../context.js';
 import type { UnitStorage } from '../../ports/storage.js';
 import {
   Collection,
+  planUpsert,
   type CollectionConfig,
   type CollectionInfo,
   type ListOptions,
@@ -231,7 +232,10 @@ export class VectorStore {
    * await vectors.upsert('docs', [{ id: 'a', values: [0.1, 0.2, 0.3], metadata: { lang: 'en' } }]);
    */
   async upsert(name: string, vectors: UpsertVector[]): Promise<{ upserted: number }> {
-    return (await this.collection(name)).upsert(vectors);
+    this.check();
+    // Checked and copied before the first await: the caller may reuse its arrays once this returns.
+    const planned = planUpsert(this.configOf(name), vectors);
+    return (this.ready.get(name) ?? (await this.collection(name))).upsertPlanned(planned);
   }
 
   /**
@@ -249,7 +253,11 @@ export class VectorStore {
    * const { deleted } = await vectors.deleteVectors('docs', ['a']);
    */
   async deleteVectors(name: string, ids: string[]): Promise<{ deleted: number }> {
-    return (await this.collection(name)).delete(ids);
+    const ready = this.openedCollection(name);
+    if (ready !== undefined) return ready.delete(ids);
+    // A copy taken now: the caller may reuse its array once this returns.
+    const copied = Array.isArray(ids) ? ids.slice() : ids;
+    return (await this.collection(name)).delete(copied);
   }
 
   /**
@@ -267,7 +275,12 @@ export class VectorStore {
    * const { matches } = await vectors.query('docs', { vector: q, k: 5, filter: { lang: 'en' } });
    */
   async query(name: string, request: QueryRequest): Promise<{ matches: QueryMatch[] }> {
-    return (await this.collection(name)).query(request);
+    const ready = this.openedCollection(name);
+    if (ready !== undefined) return ready.query(request);
+    // The vector is read once the collection has opened: copy it now, as an open collection reads it now.
+    const vector = request?.vector;
+    const copied = Array.isArray(vector) || vector instanceof Float32Array || vector instanceof Float64Array ? { ...request, vector: vector.slice() } : request;
+    return (await this.collection(name)).query(copied);
   }
 
   /** Closes every open collection (finishing queued writes and checkpoints). */
