@@ -3,13 +3,13 @@
  * with the same QuartzError instead of crashing inside its backend.
  */
 import { ErrorCode, QuartzError } from '../core/errors.js';
+import { hasLoneSurrogate } from '../core/show-value.js';
 import { MAX_ENTRY_BYTES, MAX_KEY_BYTES, type BatchOp, type BlobRange, type ScanOptions } from './storage.js';
 
 /** Longest unit name or blob key, in UTF-8 bytes. */
 export const MAX_NAME_BYTES = 1024;
 
 const utf8 = new TextEncoder();
-const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function invalid(message: string): QuartzError {
   return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
@@ -76,7 +76,7 @@ export function checkBatch(ops: unknown): asserts ops is BatchOp[] {
 /** Names of units and blobs: non-empty, well-formed Unicode, at most MAX_NAME_BYTES of UTF-8. */
 export function checkName(name: unknown, what: string): asserts name is string {
   if (typeof name !== 'string' || name.length === 0) throw invalid(`${what} must be a non-empty string`);
-  if (loneSurrogate.test(name)) throw invalid(`${what} ${JSON.stringify(name)} contains a lone surrogate`);
+  if (hasLoneSurrogate(name)) throw invalid(`${what} ${JSON.stringify(name)} contains a lone surrogate`);
   const size = utf8.encode(name).length;
   if (size > MAX_NAME_BYTES) throw invalid(`${what} is ${size} bytes of UTF-8; the limit is ${MAX_NAME_BYTES}`);
 }
