@@ -7,18 +7,16 @@
  * themselves, the first two answer a bare status, CONNECT a closed connection, the last an empty 400.
  */
 import { RequestError } from '@hono/node-server';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ErrorCode } from '../../core/errors.js';
-import { JSON_TYPE } from '../../api/errors.js';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { JSON_TYPE, errorResponse, toErrorResponse } from '../../api/errors.js';
 import type { LoggerPort } from '../../api/ports.js';
-
-const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 431: 'Request Header Fields Too Large', 501: 'Not Implemented' };
 
 /** A complete HTTP/1.1 answer that closes the connection, for a socket no response object owns. */
 function rawAnswer(status: number, code: ErrorCode, message: string): string {
   const body = JSON.stringify({ error: code, message });
-  return `HTTP/1.1 ${status} ${REASONS[status]}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
 /** What node's parser error is, in the status and code node itself would answer with. */
@@ -92,13 +90,8 @@ export function refusedWithoutHost(req: IncomingMessage, res: ServerResponse): b
  * getRequestListener(app.fetch, { errorHandler: adapterErrorAnswer(logger) });
  */
 export function adapterErrorAnswer(logger: LoggerPort): (err: unknown) => Response {
-  return (err) => {
-    if (err instanceof RequestError) return jsonAnswer(400, ErrorCode.INVALID_ARGUMENT, `the request target or Host header is not valid: ${err.message}`);
-    logger.error({ err }, 'unhandled error in the request adapter');
-    return jsonAnswer(500, ErrorCode.INTERNAL, 'the server failed to handle this request; the error is logged');
-  };
-}
-
-function jsonAnswer(status: number, code: ErrorCode, message: string): Response {
-  return new Response(JSON.stringify({ error: code, message }), { status, headers: { 'content-type': JSON_TYPE } });
+  return (err) =>
+    err instanceof RequestError
+      ? errorResponse(new QuartzError(ErrorCode.INVALID_ARGUMENT, `the request target or Host header is not valid: ${err.message}`))
+      : toErrorResponse(err, logger, undefined);
 }
