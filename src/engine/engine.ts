@@ -5,7 +5,8 @@
  */
 import { ErrorCode, QuartzError } from '../core/errors.js';
 import { init, type InitInput } from '../core/loader.js';
-import { hasLoneSurrogate, showValue } from '../core/show-value.js';
+import { showValue } from '../core/show-value.js';
+import { MAX_TENANT_ID, isTenantId } from './tenant-id.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
 import type { StorageProvider } from '../ports/storage.js';
 import { systemClock, timerScheduler } from '../ports/system-clock.js';
@@ -61,12 +62,8 @@ export interface EngineStats {
   vectors: number;
 }
 
-const MAX_TENANT_ID = 128;
-
 function checkTenantId(id: unknown): asserts id is string {
-  // Tenant ids become unit-name segments (`kv/<id>`, `log/<id>/...`): a '/' would let one tenant's
-  // units collide with another's, and so would a lone surrogate (UTF-8 stores every one as U+FFFD).
-  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_TENANT_ID || /[/\u0000-\u001f\u007f]/.test(id) || hasLoneSurrogate(id)) {
+  if (!isTenantId(id)) {
     throw new QuartzError(
       ErrorCode.INVALID_ARGUMENT,
       `tenant id must be 1-${MAX_TENANT_ID} characters of well-formed Unicode without '/' or control characters, got ${showValue(id)}`,

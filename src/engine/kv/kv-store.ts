@@ -9,6 +9,7 @@
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { hasLoneSurrogate, showValue } from '../../core/show-value.js';
+import { isTenantId } from '../tenant-id.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
 import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type BlobStore, type OrderedKV } from '../../ports/storage.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
@@ -344,8 +345,8 @@ export class KvStore {
    * const entry = await kv.get('user/42'); // { value, contentType, version, expiresAt, size }
    */
   static async open(ctx: EngineContext, tenantId: string, options: KvStoreOptions = {}): Promise<KvStore> {
-    // Tenant ids become unit names (the engine checks the same rule): a '/' could alias another unit.
-    if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.length > 128 || /[/\u0000-\u001f\u007f]/.test(tenantId)) {
+    // The engine's rule (tenant-id.ts): tenant ids become unit names.
+    if (!isTenantId(tenantId)) {
       throw invalid(`tenant id ${showValue(tenantId)} must be 1-128 characters without '/' or control characters`);
     }
     const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;

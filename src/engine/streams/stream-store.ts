@@ -9,6 +9,7 @@
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { MAX_TIMESTAMP } from '../../core/segment-records.js';
 import { hasLoneSurrogate, showValue } from '../../core/show-value.js';
+import { isTenantId } from '../tenant-id.js';
 import type { DecodedRecord, SegmentCodec } from '../../core/segment.js';
 import type { UnitStorage } from '../../ports/storage.js';
 import type { EngineContext } from '../context.js';
@@ -244,8 +245,8 @@ export class StreamStore {
    * const { offsets } = await streams.produce('orders', [{ key: utf8('k'), value: utf8('v') }]);
    */
   static async open(ctx: EngineContext, tenantId: string, options: StreamStoreOptions = {}): Promise<StreamStore> {
-    // the engine's rule: tenant ids become unit-name segments (`log/<id>/...`)
-    if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.length > 128 || /[/\u0000-\u001f\u007f]/.test(tenantId)) {
+    // The engine's rule (tenant-id.ts): tenant ids become unit names.
+    if (!isTenantId(tenantId)) {
       throw invalid(`tenant id must be 1-128 characters without '/' or control characters, got ${showValue(tenantId)}`);
     }
     const catalog = await ctx.storage.unit(`topics/${tenantId}`);
