@@ -97,4 +97,18 @@ await time('collection.query (checks, search, matches)', (i) => collection.query
 await time('index.search alone (Float32Array query)', (i) => index.search(f32s[i]!, K));
 await time('answer JSON (queryResultJson)', (i) => queryResultJson(results[i]!));
 await time('direct route, whole (no socket)', (i) => app.direct(requests[i]!, '/v1/collections/bench/query') as Promise<PlainAnswer>);
+// Other shapes real users send: metadata in the answer, a filter, values in the answer.
+const shapes: [string, Record<string, unknown>][] = [
+  ['include_metadata', { include_metadata: true }],
+  ['filter {n: {$lt: 500}}', { filter: { n: { $lt: 500 } } }],
+  ['include_values', { include_values: true }],
+];
+for (const [label, extra] of shapes) {
+  const shapedBodies = texts.map((t) => encoder.encode(JSON.stringify({ ...JSON.parse(t), ...extra })));
+  const shapedParsed = shapedBodies.map((b) => queryBodyFromBytes(b) as QueryRequest);
+  const shaped = shapedBodies.map(requestFor);
+  await time(`${label}: body read`, (i) => queryBodyFromBytes(shapedBodies[i]!));
+  await time(`${label}: collection.query`, (i) => collection.query(shapedParsed[i]!));
+  await time(`${label}: direct route, whole`, (i) => app.direct(shaped[i]!, '/v1/collections/bench/query') as Promise<PlainAnswer>);
+}
 await engine.close();
