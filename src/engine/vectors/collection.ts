@@ -712,7 +712,7 @@ export class Collection {
    * for a caller that only serialises it before its next call (the HTTP API writes it as JSON at
    * once), which saves a structuredClone per match. Never modify it, nor keep it across a write.
    */
-  query(request: QueryRequest, options: { sharedMetadata?: boolean } = {}): { matches: QueryMatch[] } {
+  query(request: QueryRequest, options: { sharedMetadata?: boolean } | null = {}): { matches: QueryMatch[] } {
     this.check();
     if (typeof request !== 'object' || request === null) throw invalid(`collection '${this.name}': query takes an object`);
     const k = validateInt(request.k, 1, MAX_K, `collection '${this.name}': k`);
@@ -755,7 +755,7 @@ export class Collection {
       const match: QueryMatch = { id, score };
       if (request.include_metadata) {
         const metadata = this.state.metadata[internal]!;
-        match.metadata = options.sharedMetadata === true ? metadata : structuredClone(metadata);
+        match.metadata = options?.sharedMetadata === true ? metadata : structuredClone(metadata);
       }
       if (request.include_values) match.values = this.state.valuesArray(internal);
       matches.push(match);

@@ -320,6 +320,8 @@ describe('VectorStore queries', () => {
     const shared = c.query(request, { sharedMetadata: true }).matches[0]!.metadata;
     expect(shared).toBe(c.query(request, { sharedMetadata: true }).matches[0]!.metadata);
     expect(shared).toEqual(doc.metadata);
+    // null options are no options, as elsewhere in the library.
+    expect(c.query(request, null).matches[0]!.metadata).not.toBe(shared);
     await store.close();
   });
 
