@@ -6,6 +6,8 @@
  *     the same as f32 values written with ~17 digits, as clients send them), produce and consume;
  *     and the same route reached by a POST carrying KV PUT's 1 KB body or a vector query's body
  *     (read whole, then the constant answer): what those request bodies alone cost the stack;
+ *     and the query's body read by a route that then runs only the exact scan the query's
+ *     collection needs (1,000 × 128-d, the core's HnswIndex): the least a vector query costs here;
  *   - Redis Streams XADD pipelined from ioredis with `appendonly yes, appendfsync always` (as
  *     durable as our acknowledged produce), started here from Debian's redis-server;
  *   - the issue's reference durable log: a plain hono route appending JSON lines, fsync per request;
@@ -585,6 +587,8 @@ async function main(): Promise<void> {
       rows.set('bare-put', await cannon(`ref: bare route, POST 1 KB body (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: [{ method: 'POST', path: '/bare', headers: octet, body: value1k }] }));
       const queryBodies = queries.map((q): CannonRequest => ({ method: 'POST', path: '/bare', headers: { 'content-type': 'application/json' }, body: q }));
       rows.set('bare-query', await cannon(`ref: bare route, POST a query body (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: queryBodies }));
+      const scanBodies = queries.map((q): CannonRequest => ({ method: 'POST', path: '/scan', headers: { 'content-type': 'application/json' }, body: q }));
+      rows.set('bare-scan', await cannon(`ref: bare route, POST a query body + the exact scan alone (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: scanBodies }));
     }
     if (wanted('kv-get')) {
       rows.set('kv-get', await cannon(`KV GET 1 KB (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests: getKeys.map((k) => ({ method: 'GET', path: `/v1/kv/${k}`, headers })) }));
@@ -688,6 +692,7 @@ function printTable(mixed: MixedOutcome | undefined): void {
     ['consume', bare4 && rows.get('consume') ? `${(rows.get('consume')!.reqPerSec / bare4.reqPerSec).toFixed(2)}× bare (${PRODUCERS} conns)` : ''],
     ['bare-put', rows.get('kv-put') && rows.get('bare-put') ? `KV PUT is ${(rows.get('kv-put')!.reqPerSec / rows.get('bare-put')!.reqPerSec).toFixed(2)}× this` : ''],
     ['bare-query', rows.get('vector') && rows.get('bare-query') ? `vector query is ${(rows.get('vector')!.reqPerSec / rows.get('bare-query')!.reqPerSec).toFixed(2)}× this` : ''],
+    ['bare-scan', rows.get('vector') && rows.get('bare-scan') ? `vector query is ${(rows.get('vector')!.reqPerSec / rows.get('bare-scan')!.reqPerSec).toFixed(2)}× this; this is ${(rows.get('bare-scan')!.reqPerSec / (bare?.reqPerSec ?? NaN)).toFixed(2)}× bare` : ''],
     ['lmdb-put', rows.get('kv-put') && rows.get('lmdb-put') ? `KV PUT is ${(rows.get('kv-put')!.reqPerSec / rows.get('lmdb-put')!.reqPerSec).toFixed(2)}× this (lmdb's own durable commit)` : ''],
     ['log-put', rows.get('kv-put') && rows.get('log-put') ? `KV PUT is ${(rows.get('kv-put')!.reqPerSec / rows.get('log-put')!.reqPerSec).toFixed(2)}× this; this is ${(rows.get('log-put')!.reqPerSec / (bare?.reqPerSec ?? NaN)).toFixed(2)}× bare` : ''],
     ['jsonl', rows.get('produce') && rows.get('jsonl') ? `produce is ${(rows.get('produce')!.recordsPerSec! / rows.get('jsonl')!.recordsPerSec!).toFixed(2)}× this` : ''],

@@ -4,6 +4,10 @@
 //   GET  /bare    a constant 1 KB body: the ceiling every QuartzDB route is compared with
 //   POST /bare    reads the request body whole, then answers the same constant 1 KB: what a
 //                 request carrying a body (KV PUT, vector query) costs the stack with nothing behind it
+//   POST /scan    reads the request body whole, runs the exact scan a vector query over 1,000 ×
+//                 128-d cosine vectors does (the core's HnswIndex, k=10, on one of 64 fixed query
+//                 vectors: the body is not parsed), then answers the same constant 1 KB: the stack
+//                 and the scan with nothing else, the least a vector query can cost here
 //   POST /append  the issue's reference durable log: each request's records appended to one
 //                 file as JSON lines with an fsync per request
 //   PUT  /lmdb/K  the body put into a plain lmdb database with the durability settings of our
@@ -22,6 +26,8 @@ import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { open as openLmdb } from 'lmdb';
+import { HnswIndex, init } from '../../dist/src/node/core.js';
+import { seededRandom } from '../../dist/src/core/random-testing.js';
 
 const arg = (name) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -69,12 +75,27 @@ function appendDurably(key, body) {
   });
 }
 
+// The vector query's collection as the bench makes it (1,000 × 128-d, cosine, 4-decimal values).
+await init();
+const rand = seededRandom(42);
+const randomVector = () => Float32Array.from({ length: 128 }, () => Math.round((rand() * 2 - 1) * 1e4) / 1e4);
+const index = new HnswIndex({ dims: 128, metric: 'cosine' });
+for (let id = 0; id < 1000; id++) index.add(id, randomVector());
+const queries = Array.from({ length: 64 }, randomVector);
+let nextQuery = 0;
+
 const KB = 'x'.repeat(1024);
 const app = new Hono();
 app.get('/bare', (c) => c.body(KB, 200, { 'content-type': 'application/octet-stream' }));
 app.post('/bare', async (c) => {
   await c.req.arrayBuffer();
   return c.body(KB, 200, { 'content-type': 'application/octet-stream' });
+});
+app.post('/scan', async (c) => {
+  await c.req.arrayBuffer();
+  const { scores } = index.search(queries[nextQuery++ & 63], 10);
+  // The scan's result feeds the answer, so it cannot be skipped.
+  return c.body(scores.length === 10 ? KB : '', 200, { 'content-type': 'application/octet-stream' });
 });
 app.post('/append', async (c) => {
   const body = await c.req.json();

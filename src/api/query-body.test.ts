@@ -41,6 +41,32 @@ describe('queryBodyFromBytes', () => {
     }
   });
 
+  it('reads an object filter in the same pass (only its text through JSON.parse), as the general path does', () => {
+    const v = JSON.stringify(vector(4));
+    const filters = [
+      '{}',
+      '{"lang":"en"}',
+      '{"n":{"$gte":2,"$lt":10}}',
+      '{"$or":[{"a":{"$in":["x","y"]}},{"b":{"$ne":null}}],"c":true}',
+      '{"s":"} ] { [ \\" \\\\"}',
+      '{"t":"日本語 é \\u00e9 \\ud83d\\ude00"}',
+      '{"a":1,"a":2}',
+      '{"__proto__":{"x":1}}',
+      ' { "spaced" : [ 1 , 2 ] } ',
+    ];
+    for (const filter of filters) {
+      for (const text of [`{"vector":${v},"k":3,"filter":${filter}}`, `{"filter":${filter},"k":3,"vector":${v}}`, `{"vector":${v},"filter":{"z":0},"k":3,"filter":${filter}}`]) {
+        const bytes = encoder.encode(text);
+        expect(queryBodyFromBytes(bytes).vector, text).toBeInstanceOf(Float32Array);
+        expect(fast(bytes), text).toEqual(general(bytes));
+      }
+    }
+    // A filter holding bytes that are not UTF-8 reads as the general path decodes them (U+FFFD).
+    const head = encoder.encode(`{"vector":${v},"k":3,"filter":{"s":"`);
+    const bytes = Uint8Array.from([...head, 0xc3, 0xff, 0xe2, 0x82, ...encoder.encode('"}}')]);
+    expect(fast(bytes)).toEqual(general(bytes));
+  });
+
   it('leaves other bodies to JSON.parse and parseQueryBody, with the same answers and errors', () => {
     const v = JSON.stringify(vector(4));
     const texts = [
@@ -65,6 +91,16 @@ describe('queryBodyFromBytes', () => {
       `{"vector":${v},"k":10,"id":"a"}`,
       `{"id":"a","k":10}`,
       `{"vector":${v},"k":10,"filter":{"a":1}}`,
+      `{"vector":${v},"k":10,"filter":null}`,
+      `{"vector":${v},"k":10,"filter":[]}`,
+      `{"vector":${v},"k":10,"filter":"a"}`,
+      `{"vector":${v},"k":10,"filter":{"a":}}`,
+      `{"vector":${v},"k":10,"filter":{"a":1]}`,
+      `{"vector":${v},"k":10,"filter":{"a":[1}]}`,
+      `{"vector":${v},"k":10,"filter":{"a":"\\"}}`,
+      `{"vector":${v},"k":10,"filter":{"a":1}`,
+      `{"vector":${v},"k":10,"filter":{"a":"\u0001"}}`,
+      `{"vector":${v},"k":10,"filter":{"a":1}}}`,
       `{"vector":${v},"k":10,"extra":1}`,
       `{"vector":${v},"k":10,"threshold":"x"}`,
       `{"vector":${v},"k":10,"threshold":1e999}`,
@@ -97,9 +133,12 @@ describe('queryBodyFromBytes', () => {
 
   it('matches the general path on randomly damaged bodies', () => {
     const pieces = ['"', ':', ',', '{', '}', '[', ']', ' ', '\n', '0', '1', '-', '.', 'e', 'k', 'true', 'false', 'null', '\\', '"k":', '"ef":7', '"vector":', 'é'];
-    const base = JSON.stringify({ vector: vector(3), k: 7, threshold: 0.5, include_metadata: false });
-    for (let i = 0; i < 20_000; i++) {
-      let text = base;
+    const bases = [
+      JSON.stringify({ vector: vector(3), k: 7, threshold: 0.5, include_metadata: false }),
+      JSON.stringify({ vector: vector(3), filter: { a: { $in: ['x}', 'y"'] }, b: [1, { c: null }] }, k: 7 }),
+    ];
+    for (let i = 0; i < 40_000; i++) {
+      let text = bases[i & 1]!;
       for (let edits = 1 + Math.floor(random() * 2); edits > 0; edits--) {
         const at = Math.floor(random() * (text.length + 1));
         text = text.slice(0, at) + pieces[Math.floor(random() * pieces.length)]! + text.slice(at + Math.floor(random() * 2));

@@ -22,6 +22,23 @@ afterEach(async () => {
 });
 
 describe('POST /v1/collections/:c/query', () => {
+  it('writes metadata and values exactly as JSON.stringify writes the library answer', async () => {
+    const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9', default_plan: 'unlimited' }) });
+    const { tenant, api_key } = await engine.tenants.create({ email: 'meta@example.com', plan: 'unlimited' });
+    const h = { authorization: `Bearer ${api_key}`, 'content-type': 'application/json' };
+    const call = (path: string, body: string) => app.fetch(new Request(`http://local${path}`, { method: 'POST', body, headers: h }));
+    expect((await call('/v1/collections', JSON.stringify({ name: 'docs', dims: 3, metric: 'cosine' }))).status).toBe(201);
+    // Integer keys (which objects order first), a "__proto__" key, -0, escapes, nesting.
+    const metadata = '{"b":1,"2":"two","__proto__":{"x":[1e-7,-0]},"s":"q\\"\\\\\\u0001é","n":null,"deep":{"a":[{"b":true}]}}';
+    const upsert = `{"vectors":[{"id":"a","values":[0.1,0.2,0.3],"metadata":${metadata}},{"id":"b","values":[-1,2.5,1e-3],"metadata":{"t":"x"}}]}`;
+    expect((await call('/v1/collections/docs/upsert', upsert)).status).toBe(200);
+    const query = { vector: [0.3, 0.1, 0.2], k: 2, include_metadata: true, include_values: true };
+    const res = await call('/v1/collections/docs/query', JSON.stringify(query));
+    expect(res.status).toBe(200);
+    const library = (await engine.tenant(tenant.id)).vectors.query('docs', query);
+    expect(await res.text()).toBe(JSON.stringify(await library));
+  });
+
   it('answers with a plain header object that still carries the request id, rate-limit and CORS headers', async () => {
     const config = resolveServerConfig({
       version: '9.9.9',

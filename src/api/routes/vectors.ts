@@ -66,9 +66,12 @@ export function queryResultJson(result: { matches: QueryMatch[] }): string {
   return `${out}]}`;
 }
 
+const SHARED_METADATA = { sharedMetadata: true };
+
 /**
  * The query's answer as JSON text. The hot read route: an open tenant's open collection is
- * queried without further promises.
+ * queried without further promises. Matches carry the collection's own metadata objects (no
+ * copy each): they are written out here, before anything else runs.
  */
 function queryAnswer(deps: AppDeps, tenantId: string, name: string, body: QueryRequest): string | Promise<string> {
   const scope = scopeOf(deps.engine, tenantId);
@@ -76,8 +79,8 @@ function queryAnswer(deps: AppDeps, tenantId: string, name: string, body: QueryR
   return answerIn(scope.vectors);
   function answerIn(vectors: VectorStore): string | Promise<string> {
     const opened = vectors.openedCollection(name);
-    if (opened !== undefined) return queryResultJson(opened.query(body));
-    return vectors.collection(name).then((collection) => queryResultJson(collection.query(body)));
+    if (opened !== undefined) return queryResultJson(opened.query(body, SHARED_METADATA));
+    return vectors.collection(name).then((collection) => queryResultJson(collection.query(body, SHARED_METADATA)));
   }
 }
 

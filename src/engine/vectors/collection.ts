@@ -226,6 +226,14 @@ class State {
     return this.values.subarray(internal * this.dims, (internal + 1) * this.dims);
   }
 
+  /** A vector's values as a new array of numbers (what Array.from gives, ~10× cheaper than its iteration). */
+  valuesArray(internal: number): number[] {
+    const values = this.valuesOf(internal);
+    const out = new Array<number>(values.length);
+    for (let i = 0; i < values.length; i++) out[i] = values[i]!;
+    return out;
+  }
+
   /** Ids in code-unit order, rebuilt lazily after a mutation. */
   sortedIds(): string[] {
     this.sorted ??= [...this.byId.keys()].sort();
@@ -653,7 +661,7 @@ export class Collection {
     validateId(id, this.name);
     const internal = this.state.byId.get(id);
     if (internal === undefined) return undefined;
-    return { id, values: Array.from(this.state.valuesOf(internal)), metadata: structuredClone(this.state.metadata[internal]!) };
+    return { id, values: this.state.valuesArray(internal), metadata: structuredClone(this.state.metadata[internal]!) };
   }
 
   /**
@@ -685,7 +693,7 @@ export class Collection {
       const internal = this.state.byId.get(id)!;
       const out: ListPage['vectors'][number] = { id };
       if (options.include_metadata) out.metadata = structuredClone(this.state.metadata[internal]!);
-      if (options.include_values) out.values = Array.from(this.state.valuesOf(internal));
+      if (options.include_values) out.values = this.state.valuesArray(internal);
       return out;
     });
     const more = from + limit < sorted.length;
@@ -699,8 +707,12 @@ export class Collection {
    * k exist.
    * @example
    * const { matches } = docs.query({ vector: q, k: 5, filter: { lang: 'en' }, include_metadata: true });
+   *
+   * With `options.sharedMetadata`, a match's metadata is the collection's own object rather than a copy:
+   * for a caller that only serialises it before its next call (the HTTP API writes it as JSON at
+   * once), which saves a structuredClone per match. Never modify it, nor keep it across a write.
    */
-  query(request: QueryRequest): { matches: QueryMatch[] } {
+  query(request: QueryRequest, options: { sharedMetadata?: boolean } | null = {}): { matches: QueryMatch[] } {
     this.check();
     if (typeof request !== 'object' || request === null) throw invalid(`collection '${this.name}': query takes an object`);
     const k = validateInt(request.k, 1, MAX_K, `collection '${this.name}': k`);
@@ -741,8 +753,11 @@ export class Collection {
       const score = lowerIsBetter ? Math.sqrt(result.scores[i]!) : result.scores[i]!;
       if (request.threshold !== undefined && (lowerIsBetter ? score > request.threshold : score < request.threshold)) continue;
       const match: QueryMatch = { id, score };
-      if (request.include_metadata) match.metadata = structuredClone(this.state.metadata[internal]!);
-      if (request.include_values) match.values = Array.from(this.state.valuesOf(internal));
+      if (request.include_metadata) {
+        const metadata = this.state.metadata[internal]!;
+        match.metadata = options?.sharedMetadata === true ? metadata : structuredClone(metadata);
+      }
+      if (request.include_values) match.values = this.state.valuesArray(internal);
       matches.push(match);
     }
     return { matches };

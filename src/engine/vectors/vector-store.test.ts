@@ -306,6 +306,25 @@ describe('VectorStore queries', () => {
     await store.close();
   });
 
+  it('answers with copies of the metadata, or with the objects the collection holds when asked to share them', async () => {
+    const store = await storeWith(createTestContext(), 'c', 'cosine', docs, dims);
+    const c = await store.collection('c');
+    const request = { vector: queries[2]!, k: 3, include_metadata: true };
+    const first = c.query(request).matches[0]!;
+    const doc = docs.find((d) => d.id === first.id)!;
+    // A caller changing what it got back changes nothing stored.
+    (first.metadata as Record<string, unknown>).changed = true;
+    expect(c.query(request).matches[0]!.metadata).toEqual(doc.metadata);
+    expect(c.query(request).matches[0]!.metadata).not.toBe(c.query(request).matches[0]!.metadata);
+    // Shared: the same object each time (the HTTP API writes it out at once), equal to the copy.
+    const shared = c.query(request, { sharedMetadata: true }).matches[0]!.metadata;
+    expect(shared).toBe(c.query(request, { sharedMetadata: true }).matches[0]!.metadata);
+    expect(shared).toEqual(doc.metadata);
+    // null options are no options, as elsewhere in the library.
+    expect(c.query(request, null).matches[0]!.metadata).not.toBe(shared);
+    await store.close();
+  });
+
   it('lists every vector once, in order, through the cursor', async () => {
     const store = await storeWith(createTestContext(), 'c', 'dot', docs, dims);
     const c = await store.collection('c');
