@@ -11,6 +11,9 @@ beforeAll(async () => {
 
 const MiB = 1 << 20;
 
+interface RawLz4 extends QuartzExports {
+  lz4_decompress_block(src: number, srcLen: number, dst: number, dstCap: number): number;
+}
 interface RawCompress extends QuartzExports {
   lz4_compress_bound(srcLen: number): number;
   lz4_compress_block(src: number, srcLen: number, dst: number, dstCap: number): number;
@@ -215,6 +218,50 @@ describe('lz4 block', () => {
     block.push(0xf0, 40 - 15, ...tail);
     expected.push(...tail);
     expectBytes(lz4.decompressBlock(new Uint8Array(block), expected.length), new Uint8Array(expected));
+  });
+
+  it('decodes literal runs of 15 to 40 bytes and the matches after them at every distance from the end, writing nothing past the output', () => {
+    // Runs of 15..32 literals (one length byte) take a path of their own in the fast loop, 33
+    // and up the general one. Each run is followed by a match of 19 or 48 bytes, which the fast
+    // loop copies as 48 (the longest it copies whole). The last literals' length moves those
+    // sequences across the fast loop's input and output bounds one byte at a time, and the
+    // capacity is exactly the output, so a wild copy past the bound would hit the guard bytes.
+    const wasm = codecs<RawLz4>();
+    const GUARD = 96;
+    const byte = (i: number) => (i * 131 + 7) & 255;
+    for (let ll = 15; ll <= 40; ll++) {
+      for (const ml of [19, 48]) {
+        for (let last = 5; last <= 130; last++) {
+          // 20 literals and a 4-byte match first, so that every later offset has history.
+          const expected: number[] = Array.from({ length: 20 }, (_, i) => byte(i));
+          const block: number[] = [0xf0, 5, ...expected, 20, 0];
+          expected.push(...expected.slice(0, 4));
+          for (let s = 0; s < 3; s++) {
+            const lits = Array.from({ length: ll }, (_, i) => byte(expected.length + i));
+            block.push(0xff, ll - 15, ...lits, 16 + s, 0, ml - 4 - 15);
+            expected.push(...lits);
+            for (let i = 0; i < ml; i++) expected.push(expected[expected.length - 16 - s]!);
+          }
+          const tail = Array.from({ length: last }, (_, i) => byte(1000 + i));
+          block.push(...(last >= 15 ? [0xf0, last - 15] : [last << 4]), ...tail);
+          expected.push(...tail);
+          const packed = new Uint8Array(block);
+          expectBytes(lz4.decompressBlock(packed, expected.length), new Uint8Array(expected));
+          const src = wasm.alloc(packed.length);
+          const dst = wasm.alloc(expected.length + GUARD);
+          new Uint8Array(wasm.memory.buffer, src, packed.length).set(packed);
+          for (const cap of [expected.length, expected.length - 1]) {
+            new Uint8Array(wasm.memory.buffer, dst + cap, GUARD).fill(0xa5);
+            // Exactly the room needed decodes; one byte less stops short and says so.
+            expect(wasm.lz4_decompress_block(src, packed.length, dst, cap)).toBe(cap === expected.length ? cap : -2);
+            const guard = new Uint8Array(wasm.memory.buffer, dst + cap, GUARD);
+            expect(guard.every((x) => x === 0xa5), `literals ${ll}, match ${ml}, last ${last}, capacity ${cap}: wrote past it`).toBe(true);
+          }
+          wasm.free(src);
+          wasm.free(dst);
+        }
+      }
+    }
   });
 
   it('decodes into a caller-owned buffer, touching only the decoded prefix', () => {
