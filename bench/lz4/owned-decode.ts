@@ -1,8 +1,8 @@
 /**
  * Block decompress with an owned result, on several kinds of data and block sizes, beside
  * lz4-napi: `node --expose-gc --import tsx bench/lz4/owned-decode.ts [--mb 32] [--runs 7]
- * [--blocks 64,4096] [--corpora json,text,source,binary,repetitive]`.
- * For each corpus and block size (KB) it times, by process CPU time in turns within every run:
+ * [--blocks 64,4096] [--corpora json,text,source,binary,repetitive,random]`.
+ * For each corpus (the five above and random bytes) and block size (KB) it times, by process CPU time in turns within every run:
  * `lz4.decompressBlock(packed, size)` (a fresh array per block, all kept until the run ends,
  * as a caller would keep them), the same blocks decoded `{ into }` one reused buffer (the kernel
  * and the copies without an owned result), and `lz4-napi`'s `uncompressSync` (a fresh Buffer
@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import * as lz4napi from 'lz4-napi';
 import { init, lz4 } from '../../src/node/core.js';
-import { jsonLogs, text } from './corpus.js';
+import { jsonLogs, randomBytes, text } from './corpus.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -55,6 +55,8 @@ const CORPORA: Record<string, () => Uint8Array> = {
   // The node executable past its first 8 MiB: machine code and data tables.
   binary: () => repeatTo(readFileSync(process.execPath).subarray(8 << 20)),
   repetitive,
+  // Incompressible: each block is one run of literals.
+  random: () => randomBytes(SIZE),
 };
 const chosen = option('corpora', Object.keys(CORPORA).join(',')).split(',');
 

@@ -264,6 +264,45 @@ describe('lz4 block', () => {
     }
   });
 
+  it('decodes a block that is one literal run (incompressible data) to a copy of its literals, with the limits and errors of any block', () => {
+    const literalRun = (n: number, fill: (i: number) => number): Uint8Array => {
+      const head: number[] = [Math.min(n, 15) << 4];
+      if (n >= 15) {
+        let rest = n - 15;
+        for (; rest >= 255; rest -= 255) head.push(255);
+        head.push(rest);
+      }
+      return new Uint8Array([...head, ...Array.from({ length: n }, (_, i) => fill(i))]);
+    };
+    for (const n of [0, 1, 14, 15, 16, 269, 270, 271, 524, 525, 70_000]) {
+      const block = literalRun(n, (i) => (i * 29 + n) & 255);
+      const literals = block.subarray(block.length - n);
+      // A Node Buffer's slice() is a view: the result must be a copy all the same.
+      const buffer = Buffer.from(block);
+      const out = lz4.decompressBlock(buffer, n);
+      expectBytes(out, literals);
+      expect(out.constructor).toBe(Uint8Array);
+      buffer.fill(0);
+      expectBytes(out, literals);
+      expectBytes(lz4.decompressBlock(block, n + 100), literals);
+      const into = new Uint8Array(n + 8).fill(0xee);
+      const view = lz4.decompressBlock(block, { into });
+      expect(view.buffer).toBe(into.buffer);
+      expectBytes(view, literals);
+      expect(into.subarray(n).every((b) => b === 0xee)).toBe(true);
+      if (n > 0) {
+        expectError(() => lz4.decompressBlock(block, n - 1), ErrorCode.TOO_LARGE, new RegExp(`maxOutputBytes \\(${n - 1}\\)`));
+        expectError(() => lz4.decompressBlock(block, { into: new Uint8Array(n - 1) }), ErrorCode.TOO_LARGE, /into buffer/);
+        // One literal short, or its length bytes cut off: malformed, as before.
+        expectError(() => lz4.decompressBlock(block.subarray(0, block.length - 1), n), ErrorCode.CORRUPT_DATA);
+      }
+    }
+    expectError(() => lz4.decompressBlock(new Uint8Array([0xf0, 255, 255]), 1000), ErrorCode.CORRUPT_DATA);
+    // A run followed by anything (here a match and 5 literals) is not a literal run.
+    const block = new Uint8Array([0x21, 65, 66, 2, 0, 0x50, 1, 2, 3, 4, 5]);
+    expectBytes(lz4.decompressBlock(block, 100), new Uint8Array([65, 66, 65, 66, 65, 66, 65, 1, 2, 3, 4, 5]));
+  });
+
   it('decodes into a caller-owned buffer, touching only the decoded prefix', () => {
     const data = jsonLogs(70_000, 4);
     const packed = lz4.compressBlock(data);
