@@ -7,7 +7,7 @@
 // 6 equal bytes rather than 4 (see KEY_BYTES); the table is twice the reference's (sized down
 // for small blocks) and the position two bytes before a match end is not inserted (see
 // HASH_TABLE). Decompression is fully bounds-checked: a fast loop checks its input
-// and output room once per sequence while 32/64 bytes remain, a careful loop every field near
+// and output room once per sequence while 40/80 bytes remain, a careful loop every field near
 // the ends; both use v128 wild copies whenever the output has room for them.
 
 /** Malformed compressed data (truncated, bad offset, bad length). */
@@ -33,8 +33,10 @@ const HASHLOG32: u32 = 13;
 /** The smallest table a small independent block gets (256 u16 slots). */
 const MIN_HASHLOG: u32 = 8;
 /** Input and output room under which decompression leaves its fast loop. */
-const FAST_IN: usize = 32;
-const FAST_OUT: usize = 64;
+// FAST_IN covers a token, a length byte, 32 literals, the offset and a match length byte;
+// FAST_OUT 32 literals and a 48-byte match.
+const FAST_IN: usize = 40;
+const FAST_OUT: usize = 80;
 
 /**
  * One 32 KB region serves as 16384 u16 slots or 8192 u32 slots, twice the reference's defaults:
@@ -443,6 +445,14 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
         v128.store(op, v128.load(ip, 1));
         op += ll;
         ip += ll + 1;
+      } else if (<usize>load<u8>(ip, 1) <= 32 - RUN_MASK) {
+        // 15..32 literals, one length byte (most long runs in text and logs, such as a 32-digit
+        // hex id): two 16-byte copies within FAST_IN/FAST_OUT, without the general loop below.
+        ll += <usize>load<u8>(ip, 1);
+        v128.store(op, v128.load(ip, 2));
+        v128.store(op, v128.load(ip, 18), 16);
+        op += ll;
+        ip += ll + 2;
       } else {
         // Long literals: 32-byte wild copies while FAST_IN/FAST_OUT of room remain past them,
         // else the careful path redoes this sequence (the last one always goes there). The
@@ -479,8 +489,8 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
         }
       } else {
         // One extra length byte of at most 29 (a match of 19..48 bytes, most of the long ones
-        // in JSON) fits three 16-byte copies: with the literals at most 62 bytes past op,
-        // within FAST_OUT. The byte is in bounds as FAST_IN leaves at least 15 bytes here.
+        // in JSON) fits three 16-byte copies: with the literals at most 80 bytes past op,
+        // within FAST_OUT. The byte is in bounds as FAST_IN leaves at least 5 bytes here.
         const extra = <usize>load<u8>(ip);
         if (extra <= 29 && off >= 16) {
           ip++;

@@ -11,6 +11,9 @@ beforeAll(async () => {
 
 const MiB = 1 << 20;
 
+interface RawLz4 extends QuartzExports {
+  lz4_decompress_block(src: number, srcLen: number, dst: number, dstCap: number): number;
+}
 interface RawCompress extends QuartzExports {
   lz4_compress_bound(srcLen: number): number;
   lz4_compress_block(src: number, srcLen: number, dst: number, dstCap: number): number;
@@ -215,6 +218,94 @@ describe('lz4 block', () => {
     block.push(0xf0, 40 - 15, ...tail);
     expected.push(...tail);
     expectBytes(lz4.decompressBlock(new Uint8Array(block), expected.length), new Uint8Array(expected));
+  });
+
+  it('decodes literal runs of 15 to 40 bytes and the matches after them at every distance from the end, writing nothing past the output', () => {
+    // Runs of 15..32 literals (one length byte) take a path of their own in the fast loop, 33
+    // and up the general one. Each run is followed by a match of 19 or 48 bytes, which the fast
+    // loop copies as 48 (the longest it copies whole). The last literals' length moves those
+    // sequences across the fast loop's input and output bounds one byte at a time, and the
+    // capacity is exactly the output, so a wild copy past the bound would hit the guard bytes.
+    const wasm = codecs<RawLz4>();
+    const GUARD = 96;
+    const byte = (i: number) => (i * 131 + 7) & 255;
+    for (let ll = 15; ll <= 40; ll++) {
+      for (const ml of [19, 48]) {
+        for (let last = 5; last <= 130; last++) {
+          // 20 literals and a 4-byte match first, so that every later offset has history.
+          const expected: number[] = Array.from({ length: 20 }, (_, i) => byte(i));
+          const block: number[] = [0xf0, 5, ...expected, 20, 0];
+          expected.push(...expected.slice(0, 4));
+          for (let s = 0; s < 3; s++) {
+            const lits = Array.from({ length: ll }, (_, i) => byte(expected.length + i));
+            block.push(0xff, ll - 15, ...lits, 16 + s, 0, ml - 4 - 15);
+            expected.push(...lits);
+            for (let i = 0; i < ml; i++) expected.push(expected[expected.length - 16 - s]!);
+          }
+          const tail = Array.from({ length: last }, (_, i) => byte(1000 + i));
+          block.push(...(last >= 15 ? [0xf0, last - 15] : [last << 4]), ...tail);
+          expected.push(...tail);
+          const packed = new Uint8Array(block);
+          expectBytes(lz4.decompressBlock(packed, expected.length), new Uint8Array(expected));
+          const src = wasm.alloc(packed.length);
+          const dst = wasm.alloc(expected.length + GUARD);
+          new Uint8Array(wasm.memory.buffer, src, packed.length).set(packed);
+          for (const cap of [expected.length, expected.length - 1]) {
+            new Uint8Array(wasm.memory.buffer, dst + cap, GUARD).fill(0xa5);
+            // Exactly the room needed decodes; one byte less stops short and says so.
+            expect(wasm.lz4_decompress_block(src, packed.length, dst, cap)).toBe(cap === expected.length ? cap : -2);
+            const guard = new Uint8Array(wasm.memory.buffer, dst + cap, GUARD);
+            expect(guard.every((x) => x === 0xa5), `literals ${ll}, match ${ml}, last ${last}, capacity ${cap}: wrote past it`).toBe(true);
+          }
+          wasm.free(src);
+          wasm.free(dst);
+        }
+      }
+    }
+  });
+
+  it('decodes a block that is one literal run (incompressible data) to a copy of its literals, with the limits and errors of any block', () => {
+    const literalRun = (n: number, fill: (i: number) => number): Uint8Array => {
+      const head: number[] = [Math.min(n, 15) << 4];
+      if (n >= 15) {
+        let rest = n - 15;
+        for (; rest >= 255; rest -= 255) head.push(255);
+        head.push(rest);
+      }
+      return new Uint8Array([...head, ...Array.from({ length: n }, (_, i) => fill(i))]);
+    };
+    for (const n of [0, 1, 14, 15, 16, 269, 270, 271, 524, 525, 70_000]) {
+      const block = literalRun(n, (i) => (i * 29 + n) & 255);
+      const literals = block.subarray(block.length - n);
+      // A Node Buffer's slice() is a view: the result must be a copy all the same.
+      const buffer = Buffer.from(block);
+      const out = lz4.decompressBlock(buffer, n);
+      expectBytes(out, literals);
+      expect(out.constructor).toBe(Uint8Array);
+      buffer.fill(0);
+      expectBytes(out, literals);
+      expectBytes(lz4.decompressBlock(block, n + 100), literals);
+      const into = new Uint8Array(n + 8).fill(0xee);
+      const view = lz4.decompressBlock(block, { into });
+      expect(view.buffer).toBe(into.buffer);
+      expectBytes(view, literals);
+      expect(into.subarray(n).every((b) => b === 0xee)).toBe(true);
+      if (n > 0) {
+        expectError(() => lz4.decompressBlock(block, n - 1), ErrorCode.TOO_LARGE, new RegExp(`maxOutputBytes \\(${n - 1}\\)`));
+        expectError(() => lz4.decompressBlock(block, { into: new Uint8Array(n - 1) }), ErrorCode.TOO_LARGE, /into buffer/);
+        // One literal short, or its length bytes cut off: malformed, as before.
+        expectError(() => lz4.decompressBlock(block.subarray(0, block.length - 1), n), ErrorCode.CORRUPT_DATA);
+      }
+    }
+    // An into buffer overlapping the block, a few bytes past it: the literals are read before
+    // they are overwritten, as when the block went through the codec's memory.
+    const lits = Array.from({ length: 40 }, (_, i) => i + 1);
+    const shared = new Uint8Array([0xf0, 25, ...lits, 0, 0, 0, 0, 0, 0]);
+    expectBytes(lz4.decompressBlock(shared.subarray(0, 42), { into: shared.subarray(5) }), new Uint8Array(lits));
+    expectError(() => lz4.decompressBlock(new Uint8Array([0xf0, 255, 255]), 1000), ErrorCode.CORRUPT_DATA);
+    // A run followed by anything (here a match and 5 literals) is not a literal run.
+    const block = new Uint8Array([0x21, 65, 66, 2, 0, 0x50, 1, 2, 3, 4, 5]);
+    expectBytes(lz4.decompressBlock(block, 100), new Uint8Array([65, 66, 65, 66, 65, 66, 65, 1, 2, 3, 4, 5]));
   });
 
   it('decodes into a caller-owned buffer, touching only the decoded prefix', () => {

@@ -1,6 +1,7 @@
 /**
  * LZ4 from the WASM core: the block format and the frame format (interoperable with the
- * `lz4` CLI both ways). Whole buffers cross the boundary: one copy in, one copy out.
+ * `lz4` CLI both ways). Whole buffers cross the boundary: one copy in, one copy out (a block
+ * that is one literal run, as incompressible data is written, is copied straight out instead).
  * Decoding hostile bytes ends in a QuartzError, never a crash, and output sizes are capped
  * before anything is allocated.
  */
@@ -119,6 +120,27 @@ function compressBlock(src: Uint8Array, options: CompressBlockOptions = {}): Uin
   return out;
 }
 
+/**
+ * Where the literals start if `src` is one literal run and nothing else, else -1. Compressors
+ * write incompressible data that way, and such a block decodes to its own tail: copied straight
+ * out of `src`, not through the codec's memory (two copies fewer, the kernel's own included).
+ */
+function literalRunStart(src: Uint8Array): number {
+  const n = src.length;
+  if (n === 0) return -1;
+  let ll = src[0]! >>> 4;
+  let at = 1;
+  if (ll === 15) {
+    let s: number;
+    do {
+      if (at >= n) return -1;
+      s = src[at++]!;
+      ll += s;
+    } while (s === 255);
+  }
+  return at + ll === n ? at : -1;
+}
+
 /** Where `decompressBlock` writes when the caller owns the output buffer. */
 export interface DecompressBlockInto {
   /** Decoded bytes land at its start; its length is the output limit. */
@@ -150,6 +172,13 @@ function decompressBlock(src: Uint8Array, limitOrTarget: number | DecompressBloc
     limit = Math.min(into.length, HARD_MAX_OUTPUT);
   }
   const wasm = codecs<Lz4Exports>();
+  const literals = literalRunStart(src);
+  if (literals >= 0 && src.length - literals <= limit) {
+    // A new array and set, not src.slice(): for a Node Buffer slice is a view.
+    const out = into ?? new Uint8Array(src.length - literals);
+    out.set(src.subarray(literals));
+    return into ? into.subarray(0, src.length - literals) : out;
+  }
   const cap = Math.min(limit, expansionBound(src.length));
   const srcPtr = scratchIn(wasm, 0, src);
   const dstPtr = scratch(wasm, 1, cap);

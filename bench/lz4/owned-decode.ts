@@ -1,0 +1,130 @@
+/**
+ * Block decompress with an owned result, on several kinds of data and block sizes, beside
+ * lz4-napi: `node --expose-gc --import tsx bench/lz4/owned-decode.ts [--mb 32] [--runs 7]
+ * [--blocks 64,4096] [--corpora json,text,source,binary,repetitive,random]`.
+ * For each corpus (the five above and random bytes) and block size (KB) it times, by process CPU time in turns within every run:
+ * `lz4.decompressBlock(packed, size)` (a fresh array per block, all kept until the run ends,
+ * as a caller would keep them), the same blocks decoded `{ into }` one reused buffer (the kernel
+ * and the copies without an owned result), and `lz4-napi`'s `uncompressSync` (a fresh Buffer
+ * per block) of its own compressed blocks. The `lz4` CLI's `-b1` decode (native, wall clock, its
+ * own compressor's blocks of the same size) is printed beside them for the kernel's sake.
+ * Prints median MB/s (10^6 bytes of decoded data per CPU second) and ours ÷ lz4-napi.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { loadavg } from 'node:os';
+import * as lz4napi from 'lz4-napi';
+import { init, lz4 } from '../../src/node/core.js';
+import { jsonLogs, randomBytes, text } from './corpus.js';
+
+const args = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1]! : fallback;
+};
+const SIZE = Math.round(Number(option('mb', '32')) * (1 << 20));
+const RUNS = Number(option('runs', '7'));
+const BLOCKS = option('blocks', '64,4096').split(',').map((kb) => Number(kb) * 1024);
+const here = fileURLToPath(new URL('.', import.meta.url));
+const require = createRequire(import.meta.url);
+/** Present under node --expose-gc: every timed call starts from a swept heap, as in index.ts. */
+const gc = (globalThis as { gc?: () => void }).gc;
+
+/** `bytes` repeated to `SIZE`. */
+function repeatTo(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(SIZE);
+  for (let at = 0; at < SIZE; at += bytes.length) out.set(bytes.subarray(0, SIZE - at), at);
+  return out;
+}
+
+/** One JSON answer over and over, a byte changed every 4,099: ratios above 100, long matches. */
+function repetitive(): Uint8Array {
+  const line = new TextEncoder().encode('{"status":"ok","count":0,"items":[],"next":null}\n');
+  const out = new Uint8Array(SIZE);
+  for (let i = 0; i < SIZE; i++) out[i] = line[i % line.length]! ^ (i % 4099 === 0 ? 1 : 0);
+  return out;
+}
+
+const CORPORA: Record<string, () => Uint8Array> = {
+  json: () => jsonLogs(SIZE),
+  text: () => text(SIZE),
+  source: () => repeatTo(readFileSync(require.resolve('typescript/lib/typescript.js'))),
+  // The node executable past its first 8 MiB: machine code and data tables.
+  binary: () => repeatTo(readFileSync(process.execPath).subarray(8 << 20)),
+  repetitive,
+  // Incompressible: each block is one run of literals.
+  random: () => randomBytes(SIZE),
+};
+const chosen = option('corpora', Object.keys(CORPORA).join(',')).split(',');
+
+function cpuSeconds(fn: () => void): number {
+  gc?.();
+  gc?.();
+  const c0 = process.cpuUsage();
+  fn();
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1e6;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
+/** The CLI's decode MB/s (MiB-based, converted to 10^6 bytes) on `data` in blocks of `block`. */
+function cliDecode(data: Uint8Array, name: string, block: number): number | undefined {
+  const sizeId = { 65536: 4, 262144: 5, 1048576: 6, 4194304: 7 }[block];
+  if (sizeId === undefined) return undefined;
+  const dir = join(here, '..', '.data');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `owned-decode-${name}.bin`);
+  writeFileSync(file, data);
+  const run = spawnSync('lz4', ['-b1', `-B${sizeId}`, '-i1', file], { encoding: 'utf8' });
+  const all = [...`${run.stdout}\n${run.stderr}`.matchAll(/,\s*([\d.]+)\s*MB\/s\s*,\s*([\d.]+)\s*MB\/s/g)];
+  const m = all[all.length - 1];
+  return m ? (Number(m[2]) * (1 << 20)) / 1e6 : undefined;
+}
+
+await init();
+console.log(`owned decode: ${(SIZE / (1 << 20)).toFixed(0)} MiB per corpus, median of ${RUNS} runs by CPU time (MB/s), node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}`);
+console.log('corpus        block    ratio     owned   { into }   lz4-napi   owned ÷ napi   lz4 CLI decode (wall)');
+for (const name of chosen) {
+  const make = CORPORA[name];
+  if (!make) throw new Error(`unknown corpus '${name}'; known: ${Object.keys(CORPORA).join(', ')}`);
+  const data = make();
+  for (const block of BLOCKS) {
+    const parts: Uint8Array[] = [];
+    for (let at = 0; at < data.length; at += block) parts.push(data.subarray(at, at + block));
+    const packed = parts.map((p) => lz4.compressBlock(p));
+    const napiPacked = parts.map((p) => lz4napi.compressSync(Buffer.from(p.buffer, p.byteOffset, p.length)));
+    let kept: Uint8Array[] = [];
+    const buffer = new Uint8Array(block);
+    const sides: (() => void)[] = [
+      () => {
+        kept = packed.map((p, i) => lz4.decompressBlock(p, parts[i]!.length));
+      },
+      () => {
+        for (const p of packed) lz4.decompressBlock(p, { into: buffer });
+      },
+      () => {
+        kept = napiPacked.map((p) => lz4napi.uncompressSync(p));
+      },
+    ];
+    const times = sides.map(() => [] as number[]);
+    for (let run = 0; run <= RUNS; run++) {
+      for (let k = 0; k < sides.length; k++) {
+        const i = (run + k) % sides.length;
+        const t = cpuSeconds(sides[i]!);
+        if (i !== 1 && kept.some((out, b) => Buffer.compare(out, parts[b]!) !== 0)) throw new Error(`${name}: side ${i} decoded wrong bytes`);
+        kept = [];
+        if (run > 0) times[i]!.push(t); // run 0 warms up the JIT tiers and the wasm memory
+      }
+    }
+    const [owned, into, napi] = times.map((t) => data.length / 1e6 / median(t)) as [number, number, number];
+    const ratio = data.length / packed.reduce((n, p) => n + p.length, 0);
+    const cli = cliDecode(data, name, block);
+    console.log(
+      `${name.padEnd(12)} ${`${block >> 10} KB`.padStart(7)} ${ratio.toFixed(2).padStart(8)} ${owned.toFixed(0).padStart(9)} ${into.toFixed(0).padStart(10)} ${napi.toFixed(0).padStart(10)} ${`${(owned / napi).toFixed(2)}×`.padStart(14)} ${cli === undefined ? '' : cli.toFixed(0).padStart(23)}`,
+    );
+  }
+}
