@@ -519,17 +519,19 @@ function decodePage(w: CodecExports, bytes: Uint8Array, at: number, h: BatchHead
   const batch = checkedBatchIn(w, bytes, at, h, subject);
   const size = h.uncompressedSize;
   const dst = scratch(w, 1, size);
+  // Positions in errors count from the section's start, as a whole decode's do.
+  const section = new Uint8Array(w.memory.buffer, dst, size);
   const want = pagePrefix(h, page);
   if (want < size) {
     const n = w.lz4_decompress_prefix(batch + BATCH_HEADER_SIZE, h.length - BATCH_HEADER_SIZE, dst, size, want);
     // Fewer than `want` bytes: the block ended early, which the whole decode reports.
     if (n >= want) {
-      const records = readRecordsPrefix(memoryView(w), dst, dst + size, dst + n, h, subject, page);
+      const records = readRecordsPrefix(section, 0, size, n, h, subject, page);
       if (records !== undefined) return records;
     }
   }
   decompressRecords(w, batch, dst, h, subject, at);
-  return readRecords(memoryView(w), dst, dst + size, h, subject, page);
+  return readRecords(section, 0, size, h, subject, page);
 }
 
 /** Decompresses the records of the CRC-checked LZ4 batch at wasm address `batch` to `dst`, exactly `h.uncompressedSize` bytes. */
