@@ -287,6 +287,12 @@ export interface RecordsExpectation {
 export interface RecordsPage {
   from: number;
   maxRecords: number;
+  /**
+   * Set by the parse: where in `buf` the built records lie, from the first one's start to the
+   * last one's end (`spanStart` = `spanEnd` when none is built), for `ownRecordBytes`.
+   */
+  spanStart?: number;
+  spanEnd?: number;
 }
 
 /**
@@ -328,6 +334,8 @@ function parseRecords(buf: Uint8Array, start: number, end: number, expect: Recor
   const out: DecodedRecord[] = page === undefined ? new Array(count) : [];
   // A page stops the parse once built; a whole section never does.
   const stopAt = page === undefined ? -1 : wanted;
+  let spanStart = start;
+  let spanEnd = start;
   let built = 0;
   let prevDelta = -1;
   let maxTimestamp = -Infinity;
@@ -337,7 +345,12 @@ function parseRecords(buf: Uint8Array, start: number, end: number, expect: Recor
   let b = 0;
   let c = 0;
   for (let i = 0; i < count; i++) {
-    if (built === stopAt) return out;
+    if (built === stopAt) {
+      page!.spanStart = spanStart;
+      page!.spanEnd = spanEnd;
+      return out;
+    }
+    const recordStart = p;
     let offsetDelta: number;
     if (p < end && (b = buf[p]!) < 0x80) (offsetDelta = b), p++;
     // Two bytes: the offset delta of records 128 to 16,383, the length of values up to 16 KB.
@@ -378,7 +391,15 @@ function parseRecords(buf: Uint8Array, start: number, end: number, expect: Recor
       headers = readHeaders(buf, r, i);
       p = r.pos;
     }
-    if (build) out[built++] = new DecodedRecordObject(baseOffset + offsetDelta, timestamp, key, value, headers);
+    if (build) {
+      if (built === 0) spanStart = recordStart;
+      spanEnd = p;
+      out[built++] = new DecodedRecordObject(baseOffset + offsetDelta, timestamp, key, value, headers);
+    }
+  }
+  if (page !== undefined) {
+    page.spanStart = spanStart;
+    page.spanEnd = spanEnd;
   }
   r.pos = p;
   // Every record parsed from a cut section: what follows them is not known to be their end.
@@ -403,9 +424,15 @@ let pageSlabUsed = PAGE_SLAB_BYTES;
 /**
  * Moves the bytes `records` view into one array of their own (only the span they cover, not the
  * buffer they were parsed from) and points their keys and values there. For a few records built
- * from a large section that must not be kept alive, or that will be overwritten.
+ * from a large section that must not be kept alive, or that will be overwritten. With `parsed`
+ * and `page`: the records are a page a parse of `parsed` built, and the span it noted is copied
+ * rather than found from the records' views (a view's `buffer` and `byteOffset` cost a call each).
  */
-export function ownRecordBytes(records: DecodedRecord[]): void {
+export function ownRecordBytes(records: DecodedRecord[], parsed?: Uint8Array, page?: RecordsPage): void {
+  if (parsed !== undefined && page?.spanStart !== undefined && page.spanEnd! > page.spanStart) {
+    copyRecordBytes(records, parsed.buffer, parsed.byteOffset + page.spanStart, parsed.byteOffset + page.spanEnd!);
+    return;
+  }
   // Plain loops, no closures: this runs on every random read of a few records.
   let lo = Infinity;
   let hi = -Infinity;
@@ -434,6 +461,11 @@ export function ownRecordBytes(records: DecodedRecord[]): void {
     }
   }
   if (source === undefined) return;
+  copyRecordBytes(records, source, lo, hi);
+}
+
+/** `ownRecordBytes` of records whose bytes lie in `source[lo, hi)`. */
+function copyRecordBytes(records: DecodedRecord[], source: ArrayBufferLike, lo: number, hi: number): void {
   const size = hi - lo;
   let ab: ArrayBufferLike;
   let at: number;

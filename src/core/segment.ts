@@ -508,8 +508,8 @@ function pagePrefix(h: BatchHeader, page: RecordsPage): number {
 }
 
 /**
- * `page`'s records of the LZ4 batch at `bytes[at]`, parsed in the codec's memory (copy them out
- * before the next codec call). The CRC is checked over the whole stored batch, then only the
+ * `page`'s records of the LZ4 batch at `bytes[at]`, parsed in the codec's memory and their bytes
+ * then copied out (`ownRecordBytes`). The CRC is checked over the whole stored batch, then only the
  * start of the records section that the page needs is decompressed and parsed (`pagePrefix`):
  * the records after the page are neither decompressed nor read. A prefix that falls short, or
  * fails, is followed by a decode of the whole section, which reports any fault as a full decode
@@ -527,11 +527,16 @@ function decodePage(w: CodecExports, bytes: Uint8Array, at: number, h: BatchHead
     // Fewer than `want` bytes: the block ended early, which the whole decode reports.
     if (n >= want) {
       const records = readRecordsPrefix(section, 0, size, n, h, subject, page);
-      if (records !== undefined) return records;
+      if (records !== undefined) {
+        ownRecordBytes(records, section, page);
+        return records;
+      }
     }
   }
   decompressRecords(w, batch, dst, h, subject, at);
-  return readRecords(section, 0, size, h, subject, page);
+  const records = readRecords(section, 0, size, h, subject, page);
+  ownRecordBytes(records, section, page);
+  return records;
 }
 
 /** Decompresses the records of the CRC-checked LZ4 batch at wasm address `batch` to `dst`, exactly `h.uncompressedSize` bytes. */
@@ -558,9 +563,7 @@ function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: s
   try {
     if (output === undefined && page !== undefined) {
       // Parsed where it was decompressed; only the page's bytes are copied out.
-      const records = decodePage(w, bytes, at, h, subject, page);
-      ownRecordBytes(records);
-      return records;
+      return decodePage(w, bytes, at, h, subject, page);
     }
     let dst = decompressSection(w, bytes, at, h, subject);
     if (output === undefined) {
