@@ -422,19 +422,24 @@ let lengthEnd: usize = 0;
 /**
  * Decompresses one block into [dst, dst+dstCap); matches may reach back to `lowPrefix`
  * (== dst for an independent block). Never reads outside the input nor writes outside the
- * output. Returns the decompressed size or a negative error.
+ * output. Returns the decompressed size or a negative error. With `want` below `dstCap`, stops
+ * after the first whole sequence that brings the output to at least `want` bytes and returns
+ * the bytes written so far (bytes past them may hold wild-copy garbage); the rest of the block
+ * is then neither decoded nor checked.
  */
-export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: i32, lowPrefix: usize): i32 {
+export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: i32, lowPrefix: usize, want: i32 = i32.MAX_VALUE): i32 {
   if (srcLen <= 0 || dstCap < 0) return srcLen == 0 ? LZ4_ERR_CORRUPT : LZ4_ERR_INVALID_ARGUMENT;
   let ip = src;
   const iend = src + <usize>srcLen;
   let op = dst;
   const oend = dst + <usize>dstCap;
+  // Past oend (never reached) for a whole block.
+  const ostop = want < dstCap ? dst + <usize>max(want, 0) : oend + 1;
   // The fast loop runs while FAST_IN bytes of input and FAST_OUT of output remain, so a
   // sequence with short literals needs no per-field bound checks; `src`/`dst` as limits
-  // mean "never" for blocks too small for it.
+  // mean "never" for blocks too small for it. It also leaves at `ostop`.
   const ilimit = <usize>srcLen > FAST_IN ? iend - FAST_IN : src;
-  const olimit = <usize>dstCap > FAST_OUT ? oend - FAST_OUT : dst;
+  const olimit = min(<usize>dstCap > FAST_OUT ? oend - FAST_OUT : dst, ostop);
   while (true) {
     while (ip < ilimit && op < olimit) {
       const token = <usize>load<u8>(ip);
@@ -511,6 +516,7 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
       op = <usize>r;
     }
 
+    if (op >= ostop) break;
     // The careful path: one sequence with every field checked.
     if (ip >= iend) return LZ4_ERR_CORRUPT;
     const token = <usize>load<u8>(ip);
@@ -556,4 +562,13 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
 /** Decompresses one independent block; returns the decompressed size or a negative error. */
 export function lz4_decompress_block(src: usize, srcLen: i32, dst: usize, dstCap: i32): i32 {
   return decompressBlockExt(src, srcLen, dst, dstCap, dst);
+}
+
+/**
+ * Decompresses the start of one independent block into [dst, dst+dstCap), stopping once at least
+ * `want` bytes are out (or at the block's end): returns the bytes written (what a whole decode
+ * writes there too) or a negative error. For readers that need only the first records of a block.
+ */
+export function lz4_decompress_prefix(src: usize, srcLen: i32, dst: usize, dstCap: i32, want: i32): i32 {
+  return decompressBlockExt(src, srcLen, dst, dstCap, dst, want);
 }

@@ -9,13 +9,14 @@
  * than wall time or the process's CPU, which counts every thread), the process's CPU and the
  * wall p50/p99. To compare two builds, run it from each in turns on the same `--dir`.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { init } from '../../src/node/core.js';
 import { payload } from './payload.js';
 import { openStore } from './store.js';
+import { threadNs } from './thread-cpu.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -27,13 +28,6 @@ const READS = arg('--reads', 30_000);
 const WARM_READS = 3000;
 const given = process.argv.indexOf('--dir') < 0 ? undefined : process.argv[process.argv.indexOf('--dir') + 1];
 
-/** CPU time of this thread in ns (Linux), else of the process. */
-function threadNs(): number {
-  const stat = `/proc/self/task/${process.pid}/schedstat`;
-  if (existsSync(stat)) return Number(readFileSync(stat, 'utf8').split(' ')[0]);
-  const { user, system } = process.cpuUsage();
-  return (user + system) * 1000;
-}
 
 async function makeLog(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });

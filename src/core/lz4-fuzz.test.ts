@@ -12,6 +12,7 @@ import { lz4Cli } from '../../tests/fixtures/lz4-cli.js';
 
 interface RawLz4 extends QuartzExports {
   lz4_decompress_block(src: number, srcLen: number, dst: number, dstCap: number): number;
+  lz4_decompress_prefix(src: number, srcLen: number, dst: number, dstCap: number, want: number): number;
 }
 
 const ITERATIONS = 10_000;
@@ -140,4 +141,44 @@ describe('lz4 fuzz', () => {
     const d = jsonLogs(50_000, 99);
     expect(Buffer.compare(lz4.decompressFrame(lz4.compressFrame(d)), d)).toBe(0);
   }, 60_000);
+
+  it('a prefix decode of valid and mutated blocks writes what a whole decode writes, up to want or the end, never past dstCap', () => {
+    const rand = rng(20261206);
+    const wasm = codecs<RawLz4>();
+    const blocks = samples.filter((x) => x.kind === 'block');
+    let stopped = 0;
+    for (let i = 0; i < 3000; i++) {
+      const sample = blocks[Math.floor(rand() * blocks.length)]!;
+      const packed = i % 3 === 0 ? sample.packed : mutate(sample.packed, rand, 'block');
+      const cap = rand() < 0.7 ? sample.original.length : Math.floor(rand() * (sample.original.length + 32));
+      const want = Math.floor(rand() * (cap + 8));
+      const src = wasm.alloc(packed.length || 1);
+      const whole = wasm.alloc(cap + GUARD);
+      const part = wasm.alloc(cap + GUARD);
+      new Uint8Array(wasm.memory.buffer, src, packed.length).set(packed);
+      new Uint8Array(wasm.memory.buffer, part + cap, GUARD).fill(0xa5);
+      const n = wasm.lz4_decompress_block(src, packed.length, whole, cap);
+      const p = wasm.lz4_decompress_prefix(src, packed.length, part, cap, want);
+      const mem = new Uint8Array(wasm.memory.buffer);
+      expect(mem.subarray(part + cap, part + cap + GUARD).every((x) => x === 0xa5), `${i}: wrote past dstCap ${cap} (returned ${p})`).toBe(true);
+      expect(p).toBeLessThanOrEqual(cap);
+      if (want >= cap) expect(p, `${i}: want ${want} >= cap ${cap} decodes whole`).toBe(n);
+      else if (p >= 0) {
+        // Stopped at or after want, or at the block's end; the same bytes as the whole decode.
+        expect(p >= want || p === n || n < 0, `${i}: stopped at ${p} of want ${want} (whole ${n})`).toBe(true);
+        if (p < n) stopped++;
+        // The whole decode takes the same steps up to there, also when it fails later.
+        const same = Buffer.compare(mem.subarray(part, part + p), mem.subarray(whole, whole + p)) === 0;
+        expect(same, `${i}: prefix of ${p} bytes differs from the whole decode's (${n})`).toBe(true);
+        if (i % 3 === 0) expect(Buffer.compare(mem.subarray(part, part + p), sample.original.subarray(0, p))).toBe(0);
+      } else {
+        // An error in the prefix is an error of the whole block too.
+        expect(n, `${i}: prefix failed with ${p}, whole decode gave ${n}`).toBeLessThan(0);
+      }
+      wasm.free(src);
+      wasm.free(whole);
+      wasm.free(part);
+    }
+    expect(stopped).toBeGreaterThan(500);
+  });
 });

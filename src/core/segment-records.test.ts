@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readRecords, layoutRecords, writeRecords, type SegmentRecord } from './segment-records.js';
+import { readRecords, readRecordsPrefix, layoutRecords, writeRecords, type SegmentRecord } from './segment-records.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -37,5 +37,42 @@ describe('readRecords records', () => {
     expect(got!.constructor).toBe(Object);
     expect(Object.keys(got!)).toEqual(['offset', 'timestamp', 'key', 'value', 'headers']);
     expect(JSON.stringify({ ...got!, value: [...got!.value!] })).toBe('{"offset":100,"timestamp":7,"key":null,"value":[118],"headers":[]}');
+  });
+});
+
+describe('readRecordsPrefix', () => {
+  const records: SegmentRecord[] = Array.from({ length: 20 }, (_, i) => ({ key: utf8(`k${i}`), value: utf8(`value ${i}`), timestamp: 10 + i }));
+  const layout = layoutRecords(records);
+  const expectation = { recordCount: 20, baseOffset: 100, lastOffsetDelta: 19, baseTimestamp: layout.baseTimestamp, maxTimestamp: layout.maxTimestamp };
+  /** The section followed by junk, which a prefix parse must never read. */
+  function section(): { buf: Uint8Array; ends: number[] } {
+    const buf = new Uint8Array(layout.size + 64).fill(0x05);
+    const ends: number[] = [];
+    let pos = 0;
+    for (let i = 0; i < records.length; i++) ends.push((pos = writeRecords(buf, pos, [records[i]!], layout.baseTimestamp)));
+    return { buf, ends };
+  }
+
+  it('answers a page from the bytes present, and undefined while the page may need more', () => {
+    const { buf, ends } = section();
+    // Records are 1 delta apart in offsets, so record i is written alone with its delta fixed up.
+    for (let i = 0; i < records.length; i++) buf[i === 0 ? 0 : ends[i - 1]!] = i;
+    const full = readRecords(buf, 0, layout.size, expectation, 't');
+    for (let available = 0; available <= layout.size; available++) {
+      const got = readRecordsPrefix(buf, 0, layout.size, available, expectation, 't', { from: 105, maxRecords: 3 });
+      // Records 105..107 end where record 7 does.
+      if (available < ends[7]!) expect(got, `${available}`).toBeUndefined();
+      else expect(got, `${available}`).toEqual(full.slice(5, 8));
+    }
+  });
+
+  it('never answers from a cut section holding every record: the section may go on after them', () => {
+    const { buf, ends } = section();
+    for (let i = 0; i < records.length; i++) buf[i === 0 ? 0 : ends[i - 1]!] = i;
+    // Trailing bytes after the last record: a whole parse says so, a parse cut there cannot know.
+    const end = layout.size + 3;
+    expect(() => readRecords(buf, 0, end, expectation, 't')).toThrow(/bytes left after the last record/);
+    expect(readRecordsPrefix(buf, 0, end, layout.size, expectation, 't', { from: 118, maxRecords: 5 })).toBeUndefined();
+    expect(() => readRecordsPrefix(buf, 0, end, end, expectation, 't', { from: 118, maxRecords: 5 })).toThrow(/bytes left after the last record/);
   });
 });

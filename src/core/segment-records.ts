@@ -280,19 +280,49 @@ export interface RecordsExpectation {
 
 /**
  * Which records of a section to build: those from offset `from` on, at most `maxRecords` of them.
- * The others are still parsed and checked, but no object or view is made for them.
+ * The records before them are parsed and checked but not built; the parse stops once the page is
+ * built, so records after it are not read at all (the whole section is read, and checked against
+ * the batch header, only when the page runs to its end).
  */
 export interface RecordsPage {
   from: number;
   maxRecords: number;
+  /**
+   * Set by the parse: where in `buf` the built records lie, from the first one's start to the
+   * last one's end (`spanStart` = `spanEnd` when none is built), for `ownRecordBytes`.
+   */
+  spanStart?: number;
+  spanEnd?: number;
 }
 
 /**
- * Parses a whole records section `buf[start, end)`. Keys, values and header values are views of
+ * Parses a records section `buf[start, end)`. Keys, values and header values are views of
  * `buf`. Fails with CORRUPT_DATA naming `subject` on anything that disagrees with the batch header.
- * With `page`, every record is checked the same way but only the page's records are built.
+ * With `page`, the records before the page are checked the same way, only the page's records are
+ * built, and nothing after the page is read (see `RecordsPage`).
  */
 export function readRecords(buf: Uint8Array, start: number, end: number, expect: RecordsExpectation, subject: string, page?: RecordsPage): DecodedRecord[] {
+  return parseRecords(buf, start, end, expect, subject, page);
+}
+
+/**
+ * `readRecords` of a page when only the section's first bytes, `buf[start, available)` of
+ * `buf[start, end)`, are present (an LZ4 section decompressed only as far as a page needs):
+ * undefined when the page may need more of the section. Never reads past `available`; any
+ * failure inside the prefix is also undefined, to be reported by a parse of the whole section.
+ */
+export function readRecordsPrefix(buf: Uint8Array, start: number, end: number, available: number, expect: RecordsExpectation, subject: string, page: RecordsPage): DecodedRecord[] | undefined {
+  if (available >= end) return parseRecords(buf, start, end, expect, subject, page);
+  try {
+    return parseRecords(buf, start, available, expect, subject, page, true);
+  } catch (err) {
+    if (err instanceof QuartzError) return undefined;
+    throw err;
+  }
+}
+
+/** `readRecords`; `cut`: `end` is where the bytes present stop, not the section's end. */
+function parseRecords(buf: Uint8Array, start: number, end: number, expect: RecordsExpectation, subject: string, page?: RecordsPage, cut = false): DecodedRecord[] {
   const r = new VarintReader(buf, start, end, subject);
   const { recordCount: count, baseOffset, lastOffsetDelta, baseTimestamp } = expect;
   // Views made from the buffer directly: `subarray` measured ~1.6x slower per view in V8 (it
@@ -302,6 +332,10 @@ export function readRecords(buf: Uint8Array, start: number, end: number, expect:
   const from = page === undefined ? baseOffset : page.from;
   const wanted = page === undefined ? count : Math.min(count, page.maxRecords);
   const out: DecodedRecord[] = page === undefined ? new Array(count) : [];
+  // A page stops the parse once built; a whole section never does.
+  const stopAt = page === undefined ? -1 : wanted;
+  let spanStart = start;
+  let spanEnd = start;
   let built = 0;
   let prevDelta = -1;
   let maxTimestamp = -Infinity;
@@ -311,6 +345,12 @@ export function readRecords(buf: Uint8Array, start: number, end: number, expect:
   let b = 0;
   let c = 0;
   for (let i = 0; i < count; i++) {
+    if (built === stopAt) {
+      page!.spanStart = spanStart;
+      page!.spanEnd = spanEnd;
+      return out;
+    }
+    const recordStart = p;
     let offsetDelta: number;
     if (p < end && (b = buf[p]!) < 0x80) (offsetDelta = b), p++;
     // Two bytes: the offset delta of records 128 to 16,383, the length of values up to 16 KB.
@@ -351,9 +391,19 @@ export function readRecords(buf: Uint8Array, start: number, end: number, expect:
       headers = readHeaders(buf, r, i);
       p = r.pos;
     }
-    if (build) out[built++] = new DecodedRecordObject(baseOffset + offsetDelta, timestamp, key, value, headers);
+    if (build) {
+      if (built === 0) spanStart = recordStart;
+      spanEnd = p;
+      out[built++] = new DecodedRecordObject(baseOffset + offsetDelta, timestamp, key, value, headers);
+    }
+  }
+  if (page !== undefined) {
+    page.spanStart = spanStart;
+    page.spanEnd = spanEnd;
   }
   r.pos = p;
+  // Every record parsed from a cut section: what follows them is not known to be their end.
+  if (cut) r.fail('the section is cut before its end');
   if (prevDelta !== lastOffsetDelta) r.fail(`the last record has offset delta ${prevDelta}, the batch header says ${lastOffsetDelta}`);
   if (maxTimestamp !== expect.maxTimestamp) r.fail(`the records' max timestamp ${maxTimestamp} differs from the batch header's ${expect.maxTimestamp}`);
   if (r.pos !== end) r.fail(`${end - r.pos} bytes left after the last record`);
@@ -374,9 +424,15 @@ let pageSlabUsed = PAGE_SLAB_BYTES;
 /**
  * Moves the bytes `records` view into one array of their own (only the span they cover, not the
  * buffer they were parsed from) and points their keys and values there. For a few records built
- * from a large section that must not be kept alive, or that will be overwritten.
+ * from a large section that must not be kept alive, or that will be overwritten. With `parsed`
+ * and `page`: the records are a page a parse of `parsed` built, and the span it noted is copied
+ * rather than found from the records' views (a view's `buffer` and `byteOffset` cost a call each).
  */
-export function ownRecordBytes(records: DecodedRecord[]): void {
+export function ownRecordBytes(records: DecodedRecord[], parsed?: Uint8Array, page?: RecordsPage): void {
+  if (parsed !== undefined && page?.spanStart !== undefined && page.spanEnd! > page.spanStart) {
+    copyRecordBytes(records, parsed.buffer, parsed.byteOffset + page.spanStart, parsed.byteOffset + page.spanEnd!);
+    return;
+  }
   // Plain loops, no closures: this runs on every random read of a few records.
   let lo = Infinity;
   let hi = -Infinity;
@@ -405,6 +461,11 @@ export function ownRecordBytes(records: DecodedRecord[]): void {
     }
   }
   if (source === undefined) return;
+  copyRecordBytes(records, source, lo, hi);
+}
+
+/** `ownRecordBytes` of records whose bytes lie in `source[lo, hi)`. */
+function copyRecordBytes(records: DecodedRecord[], source: ArrayBufferLike, lo: number, hi: number): void {
   const size = hi - lo;
   let ab: ArrayBufferLike;
   let at: number;

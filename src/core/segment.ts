@@ -16,6 +16,7 @@ import {
   recordBound,
   ownRecordBytes,
   readRecords,
+  readRecordsPrefix,
   writeRecords,
   MAX_TIMESTAMP,
   type DecodedRecord,
@@ -110,9 +111,11 @@ export interface DecodeOptions {
    */
   output?: (length: number) => Uint8Array;
   /**
-   * Only the records from this offset on (at most `maxRecords`, default all): the batch is still
-   * CRC-checked and every record parsed and checked, but only these are built. For an LZ4 batch
-   * without `output`, their bytes are copied into an array that holds only them, rather than the
+   * Only the records from this offset on (at most `maxRecords`, default all): the whole stored
+   * batch is still CRC-checked, and the records up to the page's last one are parsed and checked,
+   * but only the page's are built and nothing after the page is read: an LZ4 batch without
+   * `output` is decompressed only as far as the page needs (the whole batch when the page runs to
+   * its end). Their bytes are then copied into an array that holds only them, rather than the
    * whole decompressed section: for random reads of a few records out of a large batch.
    */
   from?: number;
@@ -125,6 +128,7 @@ interface CodecExports extends QuartzExports {
   lz4_compress_bound(srcLen: number): number;
   lz4_compress_block(src: number, srcLen: number, dst: number, dstCap: number): number;
   lz4_decompress_block(src: number, srcLen: number, dst: number, dstCap: number): number;
+  lz4_decompress_prefix(src: number, srcLen: number, dst: number, dstCap: number, want: number): number;
 }
 
 function wasm(): CodecExports {
@@ -469,16 +473,70 @@ function batchCrcHolds(bytes: Uint8Array, at: number, h: BatchHeader): boolean {
 }
 
 /**
+ * Copies the batch at `bytes[at]` (header already read) into the codec's input region and checks
+ * its CRC there; returns the wasm address of the batch (valid until the next codec call).
+ */
+function checkedBatchIn(w: CodecExports, bytes: Uint8Array, at: number, h: BatchHeader, subject: string): number {
+  const ptr = scratchIn(w, 0, bytes.subarray(at + 8, at + h.length));
+  if (w.crc32c(0, ptr, h.length - 8) >>> 0 !== h.crc) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, at);
+  return ptr - 8;
+}
+
+/**
  * CRC-checks the LZ4 batch at `bytes[at]` and decompresses its records section into the codec's
  * output region; returns where it starts (valid until the next codec call).
  */
 function decompressSection(w: CodecExports, bytes: Uint8Array, at: number, h: BatchHeader, subject: string): number {
-  const ptr = scratchIn(w, 0, bytes.subarray(at + 8, at + h.length));
-  if (w.crc32c(0, ptr, h.length - 8) >>> 0 !== h.crc) fail(ErrorCode.CHECKSUM_MISMATCH, `${subject}: CRC32C does not match`, at);
+  const batch = checkedBatchIn(w, bytes, at, h, subject);
   // The output region is sized only once the CRC vouches for the declared uncompressed size.
   const dst = scratch(w, 1, h.uncompressedSize);
-  decompressRecords(w, ptr - 8, dst, h, subject, at);
+  decompressRecords(w, batch, dst, h, subject, at);
   return dst;
+}
+
+/**
+ * Bytes of a records section of `h` to decompress first for `page`: the page ends by record
+ * (from − base offset) + maxRecords (exactly there when offsets are dense, as the engine writes
+ * them), so its share of the section, plus two records' worth and a little so that records of
+ * about equal size rarely need the rest; the whole section when the page may reach its end.
+ */
+function pagePrefix(h: BatchHeader, page: RecordsPage): number {
+  const size = h.uncompressedSize;
+  const records = Math.max(0, page.from - h.baseOffset) + page.maxRecords;
+  if (records >= h.recordCount) return size;
+  return Math.min(size, Math.ceil(((records + 2) * size) / h.recordCount) + 64);
+}
+
+/**
+ * `page`'s records of the LZ4 batch at `bytes[at]`, parsed in the codec's memory and their bytes
+ * then copied out (`ownRecordBytes`). The CRC is checked over the whole stored batch, then only the
+ * start of the records section that the page needs is decompressed and parsed (`pagePrefix`):
+ * the records after the page are neither decompressed nor read. A prefix that falls short, or
+ * fails, is followed by a decode of the whole section, which reports any fault as a full decode
+ * does.
+ */
+function decodePage(w: CodecExports, bytes: Uint8Array, at: number, h: BatchHeader, subject: string, page: RecordsPage): DecodedRecord[] {
+  const batch = checkedBatchIn(w, bytes, at, h, subject);
+  const size = h.uncompressedSize;
+  const dst = scratch(w, 1, size);
+  // Positions in errors count from the section's start, as a whole decode's do.
+  const section = new Uint8Array(w.memory.buffer, dst, size);
+  const want = pagePrefix(h, page);
+  if (want < size) {
+    const n = w.lz4_decompress_prefix(batch + BATCH_HEADER_SIZE, h.length - BATCH_HEADER_SIZE, dst, size, want);
+    // Fewer than `want` bytes: the block ended early, which the whole decode reports.
+    if (n >= want) {
+      const records = readRecordsPrefix(section, 0, size, n, h, subject, page);
+      if (records !== undefined) {
+        ownRecordBytes(records, section, page);
+        return records;
+      }
+    }
+  }
+  decompressRecords(w, batch, dst, h, subject, at);
+  const records = readRecords(section, 0, size, h, subject, page);
+  ownRecordBytes(records, section, page);
+  return records;
 }
 
 /** Decompresses the records of the CRC-checked LZ4 batch at wasm address `batch` to `dst`, exactly `h.uncompressedSize` bytes. */
@@ -503,13 +561,11 @@ function decodeBatchAt(bytes: Uint8Array, at: number, h: BatchHeader, subject: s
   const size = h.uncompressedSize;
   let section: Uint8Array;
   try {
-    let dst = decompressSection(w, bytes, at, h, subject);
     if (output === undefined && page !== undefined) {
       // Parsed where it was decompressed; only the page's bytes are copied out.
-      const records = readRecords(new Uint8Array(w.memory.buffer, dst, size), 0, size, h, subject, page);
-      ownRecordBytes(records);
-      return records;
+      return decodePage(w, bytes, at, h, subject, page);
     }
+    let dst = decompressSection(w, bytes, at, h, subject);
     if (output === undefined) {
       section = new Uint8Array(w.memory.buffer, dst, size).slice();
     } else {
@@ -1382,9 +1438,10 @@ export class SegmentReader {
   }
 
   /**
-   * Up to `maxRecords` records from `offset` on, from the one batch that holds `offset`: the batch
-   * is checked whole, but only these records are built (see `DecodeOptions.from`) and nothing is
-   * kept, unlike `readFrom`. For random reads of a few records, which rarely come back to a batch.
+   * Up to `maxRecords` records from `offset` on, from the one batch that holds `offset`: the batch's
+   * CRC is checked whole, but only the records up to these are decompressed and parsed and only
+   * these are built (see `DecodeOptions.from`), and nothing is kept, unlike `readFrom`. For random
+   * reads of a few records, which rarely come back to a batch.
    * @example
    * const page = reader.readWindow(123_456, 10); // at most 10, fewer at the end of the batch
    */

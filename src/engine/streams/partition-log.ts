@@ -799,7 +799,7 @@ export class PartitionLog {
 
   /**
    * One batch of a sealed segment by a blob range read, CRC-checked by the decoder: all of its
-   * records, or only up to `max` from `from` on (the batch is still checked whole).
+   * records, or only up to `max` from `from` on (its CRC is still checked whole; see `DecodeOptions.from`).
    */
   private async readRange(seg: SegmentInfo, range: BatchRange, from?: number, max?: number): Promise<DecodedRecord[]> {
     const blobs = this.unit.blobs;
