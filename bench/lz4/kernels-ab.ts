@@ -1,7 +1,7 @@
 /**
  * A/B of the WASM kernels of two or more quartz.wasm builds, for kernel work on a shared machine:
  * `npx tsx bench/lz4/kernels-ab.ts /tmp/before.wasm build/quartz.wasm [--mb 16] [--records] [--corpus FILE]
- * [--block KB] [--api]`.
+ * [--block KB] [--api] [--only compress,decompress] [--runs R]`.
  * Each build gets its own instance with the corpus already in its memory; LZ4 block compress
  * and decompress (64 KB blocks of JSON logs, or with --records 512 KB blocks of the segment
  * bench's 1 KB JSON records sections, or with --corpus the first --mb MiB of a file, such as
@@ -11,7 +11,8 @@
  * the median MB/s of 7 runs and checks that every build round-trips the corpus. With --api, also
  * the block API's path per block: the JS block copied in, the kernel, an owned copy of the result
  * sliced out (what lz4.compressBlock / decompressBlock do), so that a kernel change can be seen
- * through the copies and allocations that surround it.
+ * through the copies and allocations that surround it. --only times just the named rows (the
+ * round trip is still checked), --runs sets the number of runs.
  */
 import { readFileSync } from 'node:fs';
 import { jsonLogs } from './corpus.js';
@@ -37,9 +38,12 @@ const corpusAt = args.indexOf('--corpus');
 const CORPUS = corpusAt >= 0 ? args[corpusAt + 1]! : undefined;
 const blockAt = args.indexOf('--block');
 const API = args.includes('--api');
-const RUNS = 7;
+const runsAt = args.indexOf('--runs');
+const RUNS = runsAt >= 0 ? Number(args[runsAt + 1]) : 7;
+const onlyAt = args.indexOf('--only');
+const ONLY = onlyAt >= 0 ? new Set(args[onlyAt + 1]!.split(',')) : undefined;
 if (files.length === 0) {
-  console.error('usage: kernels-ab.ts a.wasm [b.wasm ...] [--mb N] [--records | --corpus FILE] [--block KB] [--api]');
+  console.error('usage: kernels-ab.ts a.wasm [b.wasm ...] [--mb N] [--records | --corpus FILE] [--block KB] [--api] [--only compress,decompress] [--runs R]');
   process.exit(2);
 }
 
@@ -102,7 +106,7 @@ const apiOps: Record<string, (s: Setup) => void> = {
   },
 };
 
-const ops: Record<string, (s: Setup) => void> = {
+const allOps: Record<string, (s: Setup) => void> = {
   compress(s) {
     for (let b = 0; b < s.blocks; b++) {
       s.sizes[b] = s.w.lz4_compress_block(s.src + b * BLOCK, Math.min(BLOCK, s.n - b * BLOCK), s.dst + b * s.cap, s.cap);
@@ -123,6 +127,7 @@ const ops: Record<string, (s: Setup) => void> = {
   },
   ...(API ? apiOps : {}),
 };
+const ops = Object.fromEntries(Object.entries(allOps).filter(([name]) => !ONLY || ONLY.has(name)));
 
 /** Present under node --expose-gc: the API rows start from a swept heap, as in bench/lz4/index.ts. */
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -136,6 +141,8 @@ function cpuSeconds(fn: () => void): number {
   return (c.user + c.system) / 1e6;
 }
 
+// Decompress (timed or only checked) reads what compress wrote.
+if (!('compress' in ops)) setups.forEach((s) => allOps.compress!(s));
 const times = setups.map(() => Object.fromEntries(Object.keys(ops).map((k) => [k, [] as number[]])));
 for (let run = 0; run <= RUNS; run++) {
   setups.forEach((s, i) => {
@@ -149,6 +156,8 @@ for (let run = 0; run <= RUNS; run++) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 console.log(`kernels A/B: ${CORPUS ?? (RECORDS ? 'segment-style records' : 'JSON logs')}, ${(data.length / 1048576).toFixed(0)} MiB in ${BLOCK / 1024} KB blocks, median of ${RUNS} runs by CPU time (MB/s)`);
 setups.forEach((s, i) => {
+  // The round trip is checked even when decompress was not timed.
+  if (!('decompress' in ops)) allOps.decompress!(s);
   if (Buffer.compare(Buffer.from(s.w.memory.buffer, s.out, s.n), Buffer.from(data.buffer, data.byteOffset, data.length)) !== 0) {
     throw new Error(`${s.file}: round trip differs`);
   }
