@@ -181,6 +181,26 @@ describe('quartz CLI end to end', () => {
       html.closeAllConnections();
       await new Promise((resolve) => html.close(resolve));
     }
+    // A missing key is told by the answer's status and code, not its wording: a server whose API
+    // words its 404 otherwise still gets "not found"; one whose /v1 is not an API (everything 404
+    // not_found, health too) gets its own answer.
+    const api = (health: boolean) =>
+      createHttpServer((req, res) => {
+        const body = req.url === '/v1/health' && health ? '{"status":"ok"}' : '{"error":"not_found","message":"nothing called that here"}';
+        res.writeHead(body.startsWith('{"status"') ? 200 : 404, { 'content-type': 'application/json' }).end(body);
+      });
+    for (const health of [true, false]) {
+      const fake = api(health);
+      await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+      try {
+        const missing = await q(['kv', 'get', 'k'], undefined, { QUARTZ_URL: `http://127.0.0.1:${(fake.address() as AddressInfo).port}` });
+        expect(missing.code).toBe(1);
+        expect(missing.stderr).toBe(health ? "quartz: key 'k' not found\n" : 'quartz: nothing called that here (404 not_found)\n');
+      } finally {
+        fake.closeAllConnections();
+        await new Promise((resolve) => fake.close(resolve));
+      }
+    }
     const unknown = await q(['frobnicate']);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);

@@ -3,6 +3,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { ErrorCode } from '../../../core/errors.js';
 import { CliError, resolveConnection, ApiClient, errorBody, errorOf } from '../client.js';
 import { ctxFor, intFlag, type CliIo } from '../context.js';
 import { readAll, readFirstLine } from '../io.js';
@@ -66,11 +67,14 @@ export function kvCommands(program: Command, io: CliIo): void {
     .description('print a value (raw bytes; --output json gives {key, value, content_type, etag})')
     .action(async (key: string, _flags: unknown, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
-      const res = await (await ctx.client()).request(kvPath(key), { accept: [404] });
+      const client = await ctx.client();
+      const res = await client.request(kvPath(key), { accept: [404] });
       if (res.status === 404) {
-        // Only the key's own 404 is "not found"; another (no such route: a --url with a wrong path, not a QuartzDB server) says what it is.
+        // The API answers a missing key and an unknown route alike (404 not_found): the key's own
+        // 404 is one from a server whose API is at this URL. Another (a --url with a wrong path,
+        // not a QuartzDB server) says what it is.
         const text = await res.text();
-        if (errorBody(text)?.message === `key '${key}' does not exist`) throw new CliError(`quartz: key '${key}' not found`);
+        if (errorBody(text)?.error === ErrorCode.NOT_FOUND && (await client.servesApi())) throw new CliError(`quartz: key '${key}' not found`);
         throw errorOf(res, text);
       }
       const bytes = new Uint8Array(await res.arrayBuffer());
