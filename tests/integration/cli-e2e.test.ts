@@ -201,6 +201,11 @@ describe('quartz CLI end to end', () => {
         await new Promise((resolve) => fake.close(resolve));
       }
     }
+    // An empty key has no URL (`/v1/kv/` names no key): refused before any request, stdin unread.
+    for (const args of [['kv', 'get', ''], ['kv', 'put', ''], ['kv', 'del', '']]) {
+      const empty = await q(args);
+      expect([empty.code, empty.stderr], args.join(' ')).toEqual([1, 'quartz: the key must not be empty\n']);
+    }
     const unknown = await q(['frobnicate']);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);

@@ -10,7 +10,11 @@ import { readAll, readFirstLine } from '../io.js';
 import { progressBar } from '../progress.js';
 import { writeUserConfig } from '../user-config.js';
 
-const kvPath = (key: string) => `/v1/kv/${encodeURIComponent(key)}`;
+/** The key's URL path; an empty key has none (`/v1/kv/` names no key), so it is refused here. */
+function kvPath(key: string): string {
+  if (key === '') throw new CliError('quartz: the key must not be empty');
+  return `/v1/kv/${encodeURIComponent(key)}`;
+}
 
 export function accountCommands(program: Command, io: CliIo): void {
   program
@@ -101,6 +105,7 @@ export function kvCommands(program: Command, io: CliIo): void {
     .option('--content-type <type>', 'content type to keep with the value', 'application/octet-stream')
     .action(async (key: string, value: string | undefined, flags: { file?: string; ttl?: string; contentType: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
+      const path = kvPath(key);
       const ttl = intFlag(flags.ttl, '--ttl', 1);
       let body: Uint8Array;
       if (value !== undefined && flags.file !== undefined) throw new CliError('quartz: give the value as an argument or --file, not both');
@@ -110,7 +115,7 @@ export function kvCommands(program: Command, io: CliIo): void {
       });
       else body = await readAll(io.stdin);
       const contentType = value !== undefined && flags.contentType === 'application/octet-stream' ? 'text/plain; charset=utf-8' : flags.contentType;
-      const res = await (await ctx.client()).request(kvPath(key), { method: 'PUT', body, contentType, query: { ttl } });
+      const res = await (await ctx.client()).request(path, { method: 'PUT', body, contentType, query: { ttl } });
       ctx.out.done(`put '${key}' (${body.length} bytes)`, { key, size: body.length, etag: res.headers.get('etag') });
     });
 
