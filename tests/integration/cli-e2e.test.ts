@@ -165,6 +165,8 @@ describe('quartz CLI end to end', () => {
     const noTopic = await q(['produce', 'nowhere'], 'a\nb\n');
     expect(noTopic.code).toBe(1);
     expect(noTopic.stderr).toMatch(/^quartz: .*nowhere.*\(404 not_found\); 0 record\(s\) were produced before it\n$/);
+    const noFile = await q(['produce', 'nowhere', '--file', join(home, 'no-such-file.txt')]);
+    expect([noFile.code, noFile.stderr]).toEqual([1, `quartz: cannot read ${join(home, 'no-such-file.txt')} (ENOENT)\n`]);
     const badOutput = await q(['usage', '-o', 'yaml']);
     expect(badOutput.stderr).toBe("quartz: --output must be table or json, got 'yaml'\n");
     // A 404 that is not the key's own (a --url path in front of the API) is not reported as a missing key.

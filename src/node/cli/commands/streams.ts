@@ -156,7 +156,8 @@ async function produceLines(
     send(lines);
   };
   const done = new Promise<void>((resolve, reject) => {
-    input.once('error', (err: NodeJS.ErrnoException) => reject(new CliError(`quartz: cannot read ${file ?? 'stdin'} (${err.code ?? err.message})`)));
+    // readline re-emits its input's errors (a --file that cannot be opened) on itself.
+    rl.once('error', (err: NodeJS.ErrnoException) => reject(new CliError(`quartz: cannot read ${file ?? 'stdin'} (${err.code ?? err.message})`)));
     rl.on('close', () => resolve());
   });
   rl.on('line', (line) => {
