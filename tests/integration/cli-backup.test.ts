@@ -105,6 +105,9 @@ describe('quartz backup and restore', () => {
     expect(truncated.stderr).toBe(`quartz: backup archive ${archive}: truncated: it ends after 4 bytes, in the header\n`);
     const missing = await runCli(['restore', '--file', join(dir, 'nope.qzb'), '--data', join(dir, 'new2')], {});
     expect(missing.stderr).toMatch(/^quartz: backup file .*nope\.qzb: cannot read it \(ENOENT\)\n$/);
+    const notFile = await runCli(['restore', '--file', dir, '--data', join(dir, 'new3')], {});
+    expect([notFile.code, notFile.stderr]).toEqual([1, `quartz: backup file ${dir}: cannot read it (not a file)\n`]);
+    await expect(readdir(join(dir, 'new3'))).rejects.toThrow(/ENOENT/); // nothing made
     expect(await readFile(join(dir, 'occupied'), 'utf8')).toBe('x');
   });
 

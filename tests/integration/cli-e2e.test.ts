@@ -208,6 +208,10 @@ describe('quartz CLI end to end', () => {
       const empty = await q(args);
       expect([empty.code, empty.stderr], args.join(' ')).toEqual([1, 'quartz: the key must not be empty\n']);
     }
+    for (const args of [['consume', ''], ['produce', ''], ['topic', 'describe', ''], ['topic', 'rm', '']]) {
+      const empty = await q(args);
+      expect([empty.code, empty.stderr], args.join(' ')).toEqual([1, 'quartz: the topic name must not be empty\n']);
+    }
     const unknown = await q(['frobnicate']);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
