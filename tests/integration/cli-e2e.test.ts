@@ -208,6 +208,10 @@ describe('quartz CLI end to end', () => {
       const empty = await q(args);
       expect([empty.code, empty.stderr], args.join(' ')).toEqual([1, 'quartz: the key must not be empty\n']);
     }
+    for (const args of [['collection', 'rm', ''], ['vec', 'upsert', '', '--file', '-'], ['vec', 'query', '', '--id', 'a']]) {
+      const empty = await q(args);
+      expect([empty.code, empty.stderr], args.join(' ')).toEqual([1, 'quartz: the collection name must not be empty\n']);
+    }
     for (const args of [['consume', ''], ['produce', ''], ['topic', 'describe', ''], ['topic', 'rm', '']]) {
       const empty = await q(args);
       expect([empty.code, empty.stderr], args.join(' ')).toEqual([1, 'quartz: the topic name must not be empty\n']);

@@ -16,6 +16,12 @@ function kvPath(key: string): string {
   return `/v1/kv/${encodeURIComponent(key)}`;
 }
 
+/** The collection's URL path; an empty name has none, so it is refused here. */
+function collectionPath(name: string): string {
+  if (name === '') throw new CliError('quartz: the collection name must not be empty');
+  return `/v1/collections/${encodeURIComponent(name)}`;
+}
+
 export function accountCommands(program: Command, io: CliIo): void {
   program
     .command('register')
@@ -174,7 +180,7 @@ export function vectorCommands(program: Command, io: CliIo): void {
     .description('delete a collection and its vectors')
     .action(async (name: string, _flags: unknown, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
-      await (await ctx.client()).request(`/v1/collections/${encodeURIComponent(name)}`, { method: 'DELETE' });
+      await (await ctx.client()).request(collectionPath(name), { method: 'DELETE' });
       ctx.out.done(`deleted collection '${name}'`, { name, deleted: true });
     });
 
@@ -186,13 +192,14 @@ export function vectorCommands(program: Command, io: CliIo): void {
     .option('--batch <n>', 'vectors per request', '1000')
     .action(async (name: string, flags: { file: string; batch: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
+      const path = collectionPath(name); // an empty name is refused before the file is read
       const batch = intFlag(flags.batch, '--batch', 1)!;
       const vectors = parseVectors(flags.file === '-' ? new TextDecoder().decode(await readAll(io.stdin)) : await readText(flags.file), flags.file);
       const client = await ctx.client();
       const bar = progressBar(io, 'vectors', vectors.length, ctx.out.mode === 'json');
       let upserted = 0;
       for (let i = 0; i < vectors.length; i += batch) {
-        const res = await client.json<{ upserted: number }>(`/v1/collections/${encodeURIComponent(name)}/upsert`, { method: 'POST', json: { vectors: vectors.slice(i, i + batch) } });
+        const res = await client.json<{ upserted: number }>(`${path}/upsert`, { method: 'POST', json: { vectors: vectors.slice(i, i + batch) } });
         upserted += res.upserted;
         bar.update(Math.min(vectors.length, i + batch));
       }
@@ -217,7 +224,7 @@ export function vectorCommands(program: Command, io: CliIo): void {
       if (flags.includeMetadata === true) body.include_metadata = true;
       body = { k: intFlag(flags.k, '--k', 1), ...body };
       if (body.vector === undefined && body.id === undefined) throw new CliError('quartz: give --vector, --id or --file');
-      const { matches } = await (await ctx.client()).json<{ matches: Record<string, unknown>[] }>(`/v1/collections/${encodeURIComponent(name)}/query`, { method: 'POST', json: body });
+      const { matches } = await (await ctx.client()).json<{ matches: Record<string, unknown>[] }>(`${collectionPath(name)}/query`, { method: 'POST', json: body });
       ctx.out.table(matches, body.include_metadata === true ? ['id', 'score', 'metadata'] : ['id', 'score'], { matches });
     });
 }
