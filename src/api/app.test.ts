@@ -226,6 +226,29 @@ describe('createApp', () => {
     expect((await call('GET', '/docs')).text).toContain('/docs/swagger-ui-bundle.js');
   });
 
+  it('an unknown path is 404 whatever the method; 405 with Allow is for a known path and a method it lacks', async () => {
+    const { call } = await appWith({}, { assets: async (path) => (path === '/docs/swagger-ui.css' ? new Response('css') : undefined) });
+    for (const path of ['/nope', '/nope/deeper', '/docs/missing.js', '/docs/', '/favicon.ico', '/v1', '/v1/', '/v1/nope', '/v1/admin/nope', '/metrics']) {
+      for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']) {
+        const res = await call(method, path);
+        expect(res.status, `${method} ${path}`).toBe(404);
+        if (method !== 'HEAD') expect(res.json?.error, `${method} ${path}`).toBe('not_found');
+      }
+    }
+    for (const [path, allow] of [
+      ['/docs/swagger-ui.css', 'GET, HEAD, OPTIONS'],
+      ['/docs', 'GET, HEAD, OPTIONS'],
+      ['/', 'GET, HEAD, OPTIONS'],
+      ['/v1/health', 'GET, HEAD, OPTIONS'],
+      ['/v1/kv', 'GET, HEAD, OPTIONS'],
+    ] as const) {
+      const res = await call('POST', path);
+      expect([res.status, res.json?.error, res.headers.get('allow')], path).toEqual([405, 'method_not_allowed', allow]);
+    }
+    const metrics = await appWith({}, { metrics: { observeRequest: () => undefined, render: () => ({ contentType: 'text/plain', body: '' }) } });
+    expect((await metrics.call('POST', '/metrics')).status).toBe(405);
+  });
+
   it('every documented operation is routed, and every API route is documented', async () => {
     const { app, call } = await appWith();
     const doc = (await call('GET', '/v1/openapi.json')).json as { paths: Record<string, Record<string, unknown>> };

@@ -19,7 +19,7 @@ import { ApiRouter } from './router.js';
 import { accountRoutes, adminRoutes } from './routes/admin.js';
 import { kvDirect, kvPutDirect, kvRoutes } from './routes/kv.js';
 import { streamRoutes, streamsDirect } from './routes/streams.js';
-import { STATIC_PATH, serveStatic, systemRoutes } from './routes/system.js';
+import { STATIC_PATH, refuseStaticMethod, serveStatic, systemRoutes } from './routes/system.js';
 import { vectorQueryDirect, vectorRoutes } from './routes/vectors.js';
 
 export interface AppOptions {
@@ -117,7 +117,8 @@ export function createApp(options: AppOptions): QuartzApp {
   streamRoutes(router, deps);
   adminRoutes(router, deps);
 
-  // Nothing matched: the home's static files outside /v1 (GET), else 405 with Allow, else 404.
+  // Nothing matched: the home's static files outside /v1 (GET; other methods 405 where a file is),
+  // else 405 with Allow for a known path, else 404.
   const unmatched = pipeline.route('unmatched', [], (c) => {
     const allowed = router.allowed(c.req.path);
     if (allowed.length > 0) {
@@ -127,8 +128,10 @@ export function createApp(options: AppOptions): QuartzApp {
     }
     return errorResponse(new QuartzError(ErrorCode.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`));
   });
-  const staticFile = pipeline.route('static', [], (c) => serveStatic(deps, c.req.path));
-  app.notFound((c) => ((c.req.method === 'GET' || c.req.method === 'HEAD') && STATIC_PATH.test(c.req.path) ? staticFile(c, noNext) : unmatched(c, noNext)) as Response | Promise<Response>);
+  const staticFile = pipeline.route('static', [], (c) =>
+    c.req.method === 'GET' || c.req.method === 'HEAD' ? serveStatic(deps, c.req.path) : refuseStaticMethod(deps, c.req.method, c.req.path),
+  );
+  app.notFound((c) => (STATIC_PATH.test(c.req.path) && router.allowed(c.req.path).length === 0 ? staticFile(c, noNext) : unmatched(c, noNext)) as Response | Promise<Response>);
   // Routes answer their own errors (see the request pipeline); this catches what escapes hono itself.
   app.onError((err, c) => toErrorResponse(err, deps.logger, c.get('requestId')));
   const kvGet = kvDirect(deps, pipeline);

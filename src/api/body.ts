@@ -97,29 +97,22 @@ export async function readBody(request: Request, limit: number): Promise<Uint8Ar
   return out;
 }
 
-/** How much of a refused streamed body is read and dropped before it is cancelled instead. */
-const DISCARD_BYTES = 64 * 1024 * 1024;
-
 /**
- * Reads the rest of a refused body and drops it, while the 413 goes out. NOTE: cancelling it
- * instead left @hono/node-server's request stream paused with the rest unread: the connection,
- * answered as keep-alive, could carry no other request, and was cut 500 ms later, failing
- * whatever request the client had sent on it meanwhile.
+ * Reads the rest of a refused body and drops it, while the 413 goes out, so the connection can
+ * carry the next request. The home bounds how much of it it takes (the Node server: 64 MiB, then
+ * it closes the connection, see src/node/server/early-answer.ts). NOTE: cancelling it instead left
+ * @hono/node-server's request stream paused with the rest unread: the connection, answered as
+ * keep-alive, could carry no other request, and was cut 500 ms later, failing whatever request
+ * the client had sent on it meanwhile.
  */
 async function discardRest(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
-  let dropped = 0;
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done } = await reader.read();
       if (done) return;
-      dropped += value.length;
-      if (dropped > DISCARD_BYTES) {
-        await reader.cancel();
-        return;
-      }
     }
   } catch {
-    // The client went away: nothing is left to drop.
+    // The client went away, or the home closed the connection: nothing is left to drop.
   }
 }
 

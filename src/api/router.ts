@@ -60,14 +60,6 @@ export class ApiRouter<E extends AppEnv = AppEnv> {
     (this.app.on as (m: string, p: string, h: unknown) => unknown)(method.toUpperCase(), path, this.pipeline.route(path, guards, handler));
   }
 
-  /**
-   * Declares that GET answers paths matching `pattern` outside the route table (the home's
-   * static files, served when nothing else matched), so other methods there are told 405.
-   */
-  addFallback(method: Method, pattern: RegExp): void {
-    this.entries.push({ method, pattern });
-  }
-
   /** Methods some route answers for `path` (HEAD comes with GET), empty when no route matches. */
   allowed(path: string): string[] {
     const methods = new Set<string>();

@@ -134,6 +134,8 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
 
       it('unknown routes are 404 JSON, wrong methods 405 with Allow', async () => {
         expectError(await call('GET', '/v1/no-such-thing'), 404, 'not_found');
+        expectError(await call('POST', '/no-such-file'), 404, 'not_found');
+        expectError(await call('DELETE', '/docs/no-such-asset.js'), 404, 'not_found');
         const wrong = await call('DELETE', '/v1/health');
         expectError(wrong, 405, 'method_not_allowed');
         expect(wrong.headers.get('allow')).toContain('GET');

@@ -3,8 +3,8 @@
  * empty directory → a server on the restored data answers with the same data: keys, records in
  * sealed segments (blobs) and the log tail, vectors, and the tenant's API key.
  */
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli, startServerProcess, tempDir, type ServerProcess } from './server-process.js';
 
@@ -105,14 +105,34 @@ describe('quartz backup and restore', () => {
     expect(truncated.stderr).toBe(`quartz: backup archive ${archive}: truncated: it ends after 4 bytes, in the header\n`);
     const missing = await runCli(['restore', '--file', join(dir, 'nope.qzb'), '--data', join(dir, 'new2')], {});
     expect(missing.stderr).toMatch(/^quartz: backup file .*nope\.qzb: cannot read it \(ENOENT\)\n$/);
+    const notFile = await runCli(['restore', '--file', dir, '--data', join(dir, 'new3')], {});
+    expect([notFile.code, notFile.stderr]).toEqual([1, `quartz: backup file ${dir}: cannot read it (not a file)\n`]);
+    await expect(readdir(join(dir, 'new3'))).rejects.toThrow(/ENOENT/); // nothing made
     expect(await readFile(join(dir, 'occupied'), 'utf8')).toBe('x');
   });
 
   it('needs the admin key', async () => {
     const s = await startServerProcess(['--data', await tempDir('backup-auth')]);
     running.push(s);
-    const r = await runCli(['backup', '--file', join(await tempDir('bk'), 'x.qzb'), '--url', s.url], { QUARTZ_ADMIN_KEY: 'not-the-admin-key-at-all' });
+    const target = join(await tempDir('bk'), 'x.qzb');
+    const r = await runCli(['backup', '--file', target, '--url', s.url], { QUARTZ_ADMIN_KEY: 'not-the-admin-key-at-all' });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^quartz: .*\(401 unauthorized\)\n$/);
+    expect(await readdir(dirname(target))).toEqual([]); // no .partial left behind
+  });
+
+  it('says in one line when it cannot write the archive, and leaves no .partial', async () => {
+    const s = await startServerProcess(['--data', await tempDir('backup-write')], { QUARTZ_ADMIN_KEY: 'write-test-admin-key' });
+    running.push(s);
+    const dir = await tempDir('bk-write');
+    await mkdir(join(dir, 'taken'));
+    for (const [file, code] of [
+      [join(dir, 'no-such-dir', 'x.qzb'), 'ENOENT'],
+      [join(dir, 'taken'), 'EISDIR'],
+    ] as const) {
+      const r = await runCli(['backup', '--file', file, '--url', s.url], { QUARTZ_ADMIN_KEY: 'write-test-admin-key' });
+      expect([r.code, r.stderr], file).toEqual([1, `quartz: cannot write ${file} (${code})\n`]);
+    }
+    expect(await readdir(dir)).toEqual(['taken']);
   });
 });

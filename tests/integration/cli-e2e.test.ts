@@ -165,6 +165,8 @@ describe('quartz CLI end to end', () => {
     const noTopic = await q(['produce', 'nowhere'], 'a\nb\n');
     expect(noTopic.code).toBe(1);
     expect(noTopic.stderr).toMatch(/^quartz: .*nowhere.*\(404 not_found\); 0 record\(s\) were produced before it\n$/);
+    const noFile = await q(['produce', 'nowhere', '--file', join(home, 'no-such-file.txt')]);
+    expect([noFile.code, noFile.stderr]).toEqual([1, `quartz: cannot read ${join(home, 'no-such-file.txt')} (ENOENT)\n`]);
     const badOutput = await q(['usage', '-o', 'yaml']);
     expect(badOutput.stderr).toBe("quartz: --output must be table or json, got 'yaml'\n");
     // A 404 that is not the key's own (a --url path in front of the API) is not reported as a missing key.
@@ -180,6 +182,39 @@ describe('quartz CLI end to end', () => {
     } finally {
       html.closeAllConnections();
       await new Promise((resolve) => html.close(resolve));
+    }
+    // A missing key is told by the answer's status and code, not its wording: a server whose API
+    // words its 404 otherwise still gets "not found"; one whose /v1 is not an API (everything 404
+    // not_found, health too) gets its own answer.
+    const api = (health: boolean) =>
+      createHttpServer((req, res) => {
+        const body = req.url === '/v1/health' && health ? '{"status":"ok"}' : '{"error":"not_found","message":"nothing called that here"}';
+        res.writeHead(body.startsWith('{"status"') ? 200 : 404, { 'content-type': 'application/json' }).end(body);
+      });
+    for (const health of [true, false]) {
+      const fake = api(health);
+      await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+      try {
+        const missing = await q(['kv', 'get', 'k'], undefined, { QUARTZ_URL: `http://127.0.0.1:${(fake.address() as AddressInfo).port}` });
+        expect(missing.code).toBe(1);
+        expect(missing.stderr).toBe(health ? "quartz: key 'k' not found\n" : 'quartz: nothing called that here (404 not_found)\n');
+      } finally {
+        fake.closeAllConnections();
+        await new Promise((resolve) => fake.close(resolve));
+      }
+    }
+    // An empty key has no URL (`/v1/kv/` names no key): refused before any request, stdin unread.
+    for (const args of [['kv', 'get', ''], ['kv', 'put', ''], ['kv', 'del', '']]) {
+      const empty = await q(args);
+      expect([empty.code, empty.stderr], args.join(' ')).toEqual([1, 'quartz: the key must not be empty\n']);
+    }
+    for (const args of [['collection', 'rm', ''], ['vec', 'upsert', '', '--file', '-'], ['vec', 'query', '', '--id', 'a']]) {
+      const empty = await q(args);
+      expect([empty.code, empty.stderr], args.join(' ')).toEqual([1, 'quartz: the collection name must not be empty\n']);
+    }
+    for (const args of [['consume', ''], ['produce', ''], ['topic', 'describe', ''], ['topic', 'rm', '']]) {
+      const empty = await q(args);
+      expect([empty.code, empty.stderr], args.join(' ')).toEqual([1, 'quartz: the topic name must not be empty\n']);
     }
     const unknown = await q(['frobnicate']);
     expect(unknown.code).not.toBe(0);

@@ -39,7 +39,53 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Starts `quartz serve --port 0 …` and waits for its "listening on" line. */
+/**
+ * How long a server may take to print its banner. It takes 1-2 s on an idle machine; a 2-core CI
+ * machine at load ~20 has taken over 20 s. Kept under vitest's 60 s hook timeout, so a start that
+ * fails is reported by this harness, with the server's output, rather than as a bare hook timeout.
+ */
+export const STARTUP_BOUND_MS = 45_000;
+
+/**
+ * Resolves with the first match of `ready` in the process's stdout; rejects, killing the
+ * process, if it exits first or `boundMs` passes, with its stderr and stdout in the message.
+ * `output` gives what the process has written so far.
+ */
+export function readiness(proc: ChildProcessWithoutNullStreams, ready: RegExp, output: () => { stdout: string; stderr: string }, boundMs: number): Promise<RegExpExecArray> {
+  const started = Date.now();
+  const shown = (): string => {
+    const { stdout, stderr } = output();
+    return `\n--- stderr ---\n${stderr || '(empty)'}\n--- stdout ---\n${stdout || '(empty)'}`;
+  };
+  return new Promise<RegExpExecArray>((resolve, reject) => {
+    const stop = (): void => {
+      clearTimeout(timer);
+      proc.stdout.off('data', check);
+      proc.off('close', onExit);
+    };
+    const timer = setTimeout(() => {
+      stop();
+      proc.kill('SIGKILL'); // not left running past the test that gave up on it
+      reject(new Error(`server was not ready within ${boundMs / 1000} s (pid ${proc.pid})${shown()}`));
+    }, boundMs);
+    const check = (): void => {
+      const m = ready.exec(output().stdout);
+      if (m === null) return;
+      stop();
+      resolve(m);
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      stop();
+      reject(new Error(`server exited (${code ?? signal}) after ${Date.now() - started} ms, before it was ready${shown()}`));
+    };
+    proc.stdout.on('data', check);
+    // 'close', not 'exit': by then the process's output has been read in full.
+    proc.once('close', onExit);
+    check();
+  });
+}
+
+/** Starts `quartz serve --port 0 …` and waits for its banner (the URL through the admin key line). */
 export async function startServerProcess(args: string[], env: Record<string, string | undefined> = {}): Promise<ServerProcess> {
   const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], { env: cleanEnv(env), cwd: ROOT });
   let out = '';
@@ -47,27 +93,10 @@ export async function startServerProcess(args: string[], env: Record<string, str
   proc.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
   proc.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL'); // not left running past the test that gave up on it
-      reject(new Error(`server did not start in 20 s\nstdout: ${out}\nstderr: ${err}`));
-    }, 20_000);
-    const check = (): void => {
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m && /admin key: .*\n/.test(out)) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    };
-    proc.stdout.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code}) before listening\nstdout: ${out}\nstderr: ${err}`));
-    });
-  });
+  const [, url] = await readiness(proc, /listening on (http:\/\/\S+)[^]*admin key: .*\n/, () => ({ stdout: out, stderr: err }), STARTUP_BOUND_MS);
   return {
     proc,
-    url,
+    url: url!,
     stdout: () => out,
     stderr: () => err,
     exited,

@@ -5,6 +5,7 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { AppDeps, AppEnv } from '../context.js';
+import { errorResponse } from '../errors.js';
 import type { ApiRouter } from '../router.js';
 import { Health } from '../schemas/admin.js';
 import { jsonResponse } from '../schemas/common.js';
@@ -73,16 +74,18 @@ export function systemRoutes(router: ApiRouter<AppEnv>, app: OpenAPIHono<AppEnv>
   router.add('get', '/docs', undefined, (c) => c.html(DOCS_HTML));
   router.add('get', '/docs/init.js', undefined, (c) => c.body(DOCS_INIT_JS, 200, { 'content-type': 'text/javascript; charset=utf-8' }));
 
-  router.add('get', '/metrics', undefined, async (c) => {
-    if (metrics?.render === undefined) throw notFound('/metrics: this server does not export metrics');
-    const { contentType, body } = await metrics.render();
-    return c.body(body, 200, { 'content-type': contentType });
-  });
+  // A home without metrics has no /metrics route: 404 whatever the method, as for any unknown path.
+  const render = metrics?.render?.bind(metrics);
+  if (render !== undefined) {
+    router.add('get', '/metrics', undefined, async (c) => {
+      const { contentType, body } = await render();
+      return c.body(body, 200, { 'content-type': contentType });
+    });
+  }
 
   router.add('get', '/', undefined, async (c) => (deps.assets === undefined ? undefined : await deps.assets('/')) ?? c.html(LANDING_HTML));
   // Other static files are served when no route matched (see createApp): a catch-all route here
   // would need a lookahead, which hono's fastest router cannot match.
-  router.addFallback('get', STATIC_PATH);
 }
 
 /** Paths outside /v1: the home's static files (docs assets, the playground). */
@@ -98,4 +101,21 @@ export async function serveStatic(deps: AppDeps, path: string): Promise<Response
   const response = deps.assets === undefined ? undefined : await deps.assets(path);
   if (response === undefined) throw notFound(path);
   return response;
+}
+
+/** The methods a static file answers. */
+const STATIC_METHODS = 'GET, HEAD, OPTIONS';
+
+/**
+ * The answer to a method other than GET/HEAD on a static path: 405 with Allow when the home has a
+ * file there, else 404 as for any unknown path.
+ *
+ * @example
+ * app.notFound((c) => (c.req.method === 'GET' ? serveStatic(deps, c.req.path) : refuseStaticMethod(deps, c.req.method, c.req.path)));
+ */
+export async function refuseStaticMethod(deps: AppDeps, method: string, path: string): Promise<Response> {
+  const file = deps.assets === undefined ? undefined : await deps.assets(path);
+  if (file === undefined) throw notFound(`${method} ${path}`);
+  await file.body?.cancel();
+  return errorResponse(new QuartzError(ErrorCode.METHOD_NOT_ALLOWED, `${method} is not allowed on ${path}; use ${STATIC_METHODS}`), { allow: STATIC_METHODS });
 }

@@ -50,12 +50,15 @@ async function ensureEmpty(dir: string): Promise<void> {
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const { file, dataDir } = options;
-  let total: number;
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
-    total = (await stat(file)).size;
+    info = await stat(file);
   } catch (err) {
     throw new QuartzError(ErrorCode.NOT_FOUND, `backup file ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
+  // Checked before the data directory is touched (a directory here failed only once that was made).
+  if (!info.isFile()) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `backup file ${file}: cannot read it (not a file)`);
+  const total = Number(info.size);
   await ensureEmpty(dataDir);
   const storage = await openDiskStorage({ dir: dataDir });
   const result: RestoreResult = { entries: 0, blobs: 0, units: 0, bytes: total };

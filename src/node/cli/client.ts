@@ -108,6 +108,16 @@ export class ApiClient {
     throw await errorFrom(res);
   }
 
+  /** True when the server at this URL answers the API's health route, i.e. /v1 is there. */
+  async servesApi(): Promise<boolean> {
+    try {
+      const res = await fetch(`${this.conn.url}/v1/health`);
+      return res.ok && ((await res.json()) as { status?: unknown } | null)?.status === 'ok';
+    } catch {
+      return false;
+    }
+  }
+
   /** A JSON request answered with JSON. */
   async json<T>(path: string, options: RequestOptions = {}): Promise<T> {
     const res = await this.request(path, options);

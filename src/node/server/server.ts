@@ -17,6 +17,7 @@ import { loadAdminKey, type AdminKey } from './admin-key.js';
 import { packageVersion } from '../package-info.js';
 import { fileAssets } from './assets.js';
 import { directFirst } from './direct.js';
+import { EarlyAnswerResponse } from './early-answer.js';
 import { createLogger } from './logger.js';
 import { adapterErrorAnswer, answerClientError, refuseConnect } from './transport-errors.js';
 import { createMetrics } from './metrics.js';
@@ -73,7 +74,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       // As @hono/node-server's serve(), with the app's direct routes answered straight from node's request.
       const hono = getRequestListener(app.fetch, { hostname: settings.host, errorHandler: adapterErrorAnswer(logger) });
       // Host is checked in directFirst, which answers its absence as JSON (node's check answers a bare 400).
-      const s = createServer({ requireHostHeader: false }, directFirst(app.direct, hono, logger));
+      const s = createServer({ requireHostHeader: false, ServerResponse: EarlyAnswerResponse }, directFirst(app.direct, hono, logger));
       s.on('clientError', answerClientError);
       s.on('connect', refuseConnect);
       s.listen(settings.port, settings.host, () => resolve(s));

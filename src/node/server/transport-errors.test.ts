@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchangeRaw, parseRawAnswer, startServerWithTenant, type RawAnswer, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
 import type { RunningServer } from './server.js';
@@ -88,5 +89,38 @@ describe('a client that leaves mid-body on a route served through hono', () => {
       expect(await counted(route, 400), path).toBe(before + 1);
       expect(await counted(route, 500), path).toBe(0);
     }
+  });
+});
+
+/**
+ * Sends `head` and part of a body, waits for the server's answer, then half-closes (the body
+ * never completes) and returns everything the server sent until it closed.
+ */
+function answeredThenHalfClosed(head: string): Promise<string> {
+  const { hostname, port } = new URL(server.url);
+  return new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let out = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      const first = out === '';
+      out += chunk;
+      if (first) socket.end();
+    });
+    socket.on('close', () => resolve(out));
+    socket.on('error', reject);
+    socket.write(head);
+  });
+}
+
+describe('a request answered before its body was read, whose client then half-closes', () => {
+  it.each([
+    ['a direct route, Content-Length', 'PUT /v1/kv/k', 'Content-Length: 100\r\n\r\nhalf'],
+    ['a direct route, chunked', 'PUT /v1/kv/k', 'Transfer-Encoding: chunked\r\n\r\n4\r\nhalf\r\n'],
+    ['a hono route', 'POST /v1/topics', 'Content-Length: 100\r\n\r\n{"na'],
+  ])('gets exactly one answer (%s)', async (_what, line, rest) => {
+    const text = await answeredThenHalfClosed(`${line} HTTP/1.1\r\nHost: ${host()}\r\n${rest}`);
+    expect([...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))).toEqual([401]);
+    expect(text).toContain('"error":"unauthorized"');
   });
 });

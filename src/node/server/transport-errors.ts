@@ -44,10 +44,18 @@ function parserRefusal(err: NodeJS.ErrnoException & { reason?: string }): [numbe
  * server.on('clientError', answerClientError);
  */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  const http = socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null; parser?: { incoming?: unknown } | null };
   // A reset socket, or one already answering an earlier request on it: nothing can be written.
-  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  const inFlight = http._httpMessage?.headersSent === true;
   if (err.code === 'ECONNRESET' || !socket.writable || inFlight) {
     socket.destroy();
+    return;
+  }
+  // The fault is in the body of a request the app has answered already (a 401 or 413 sent before
+  // the body was read; node detaches a finished response from its socket), e.g. the client
+  // half-closed mid-body: that request has its one answer. Close after it, answering nothing more.
+  if (http.parser?.incoming != null && http._httpMessage == null) {
+    socket.end();
     return;
   }
   const [status, code, message] = parserRefusal(err);

@@ -2,8 +2,8 @@
  * Operator commands: backup (a running server's consistent snapshot, via the admin route) and
  * restore (offline, into an empty data directory).
  */
-import { createWriteStream } from 'node:fs';
-import { readFile, rename, rm } from 'node:fs/promises';
+import { once } from 'node:events';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ApiClient, CliError } from '../client.js';
 import { ctxFor, type CliIo } from '../context.js';
@@ -24,15 +24,29 @@ export function adminCommands(program: Command, io: CliIo): void {
         })).trim();
         client = new ApiClient({ ...client.conn, adminKey: key });
       }
-      const res = await client.request('/v1/admin/backup', { auth: 'admin' });
-      const total = Number(res.headers.get('content-length') ?? 0);
       const partial = `${flags.file}.partial`;
-      const out = createWriteStream(partial);
+      const cannotWrite = (err: NodeJS.ErrnoException): CliError => new CliError(`quartz: cannot write ${flags.file} (${err.code ?? err.message})`);
+      // Opened before the download, so a path that cannot be written fails at once, as one line.
+      const handle = await open(partial, 'w').catch((err: NodeJS.ErrnoException) => {
+        throw cannotWrite(err);
+      });
+      let res: Response;
+      try {
+        res = await client.request('/v1/admin/backup', { auth: 'admin' });
+      } catch (err) {
+        await handle.close();
+        await rm(partial, { force: true });
+        throw err;
+      }
+      const total = Number(res.headers.get('content-length') ?? 0);
+      const out = handle.createWriteStream();
+      // A write that fails (a full disk) is reported by the loop below (once() rejects, end() calls back with it), not thrown at the process.
+      out.on('error', () => undefined);
       const bar = progressBar(io, 'bytes', total, ctx.out.mode === 'json');
       let written = 0;
       try {
         for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+          if (!out.write(chunk)) await once(out, 'drain');
           written += chunk.length;
           bar.update(written);
         }
@@ -40,7 +54,9 @@ export function adminCommands(program: Command, io: CliIo): void {
       } catch (err) {
         out.destroy();
         await rm(partial, { force: true });
-        throw err instanceof CliError ? err : new CliError(`quartz: backup interrupted after ${written} bytes (${(err as Error).message})`);
+        if (err instanceof CliError) throw err;
+        if ((err as NodeJS.ErrnoException).syscall !== undefined) throw cannotWrite(err as NodeJS.ErrnoException);
+        throw new CliError(`quartz: backup interrupted after ${written} bytes (${(err as Error).message})`);
       } finally {
         bar.stop();
       }
@@ -48,7 +64,10 @@ export function adminCommands(program: Command, io: CliIo): void {
         await rm(partial, { force: true });
         throw new CliError(`quartz: backup ended after ${written} of ${total} bytes`);
       }
-      await rename(partial, flags.file);
+      await rename(partial, flags.file).catch(async (err: NodeJS.ErrnoException) => {
+        await rm(partial, { force: true });
+        throw cannotWrite(err);
+      });
       ctx.out.done(`backup written to ${flags.file} (${written} bytes)`, { file: flags.file, bytes: written });
     });
 

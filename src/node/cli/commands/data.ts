@@ -3,13 +3,24 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { ErrorCode } from '../../../core/errors.js';
 import { CliError, resolveConnection, ApiClient, errorBody, errorOf } from '../client.js';
 import { ctxFor, intFlag, type CliIo } from '../context.js';
 import { readAll, readFirstLine } from '../io.js';
 import { progressBar } from '../progress.js';
 import { writeUserConfig } from '../user-config.js';
 
-const kvPath = (key: string) => `/v1/kv/${encodeURIComponent(key)}`;
+/** The key's URL path; an empty key has none (`/v1/kv/` names no key), so it is refused here. */
+function kvPath(key: string): string {
+  if (key === '') throw new CliError('quartz: the key must not be empty');
+  return `/v1/kv/${encodeURIComponent(key)}`;
+}
+
+/** The collection's URL path; an empty name has none, so it is refused here. */
+function collectionPath(name: string): string {
+  if (name === '') throw new CliError('quartz: the collection name must not be empty');
+  return `/v1/collections/${encodeURIComponent(name)}`;
+}
 
 export function accountCommands(program: Command, io: CliIo): void {
   program
@@ -66,11 +77,14 @@ export function kvCommands(program: Command, io: CliIo): void {
     .description('print a value (raw bytes; --output json gives {key, value, content_type, etag})')
     .action(async (key: string, _flags: unknown, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
-      const res = await (await ctx.client()).request(kvPath(key), { accept: [404] });
+      const client = await ctx.client();
+      const res = await client.request(kvPath(key), { accept: [404] });
       if (res.status === 404) {
-        // Only the key's own 404 is "not found"; another (no such route: a --url with a wrong path, not a QuartzDB server) says what it is.
+        // The API answers a missing key and an unknown route alike (404 not_found): the key's own
+        // 404 is one from a server whose API is at this URL. Another (a --url with a wrong path,
+        // not a QuartzDB server) says what it is.
         const text = await res.text();
-        if (errorBody(text)?.message === `key '${key}' does not exist`) throw new CliError(`quartz: key '${key}' not found`);
+        if (errorBody(text)?.error === ErrorCode.NOT_FOUND && (await client.servesApi())) throw new CliError(`quartz: key '${key}' not found`);
         throw errorOf(res, text);
       }
       const bytes = new Uint8Array(await res.arrayBuffer());
@@ -97,6 +111,7 @@ export function kvCommands(program: Command, io: CliIo): void {
     .option('--content-type <type>', 'content type to keep with the value', 'application/octet-stream')
     .action(async (key: string, value: string | undefined, flags: { file?: string; ttl?: string; contentType: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
+      const path = kvPath(key);
       const ttl = intFlag(flags.ttl, '--ttl', 1);
       let body: Uint8Array;
       if (value !== undefined && flags.file !== undefined) throw new CliError('quartz: give the value as an argument or --file, not both');
@@ -106,7 +121,7 @@ export function kvCommands(program: Command, io: CliIo): void {
       });
       else body = await readAll(io.stdin);
       const contentType = value !== undefined && flags.contentType === 'application/octet-stream' ? 'text/plain; charset=utf-8' : flags.contentType;
-      const res = await (await ctx.client()).request(kvPath(key), { method: 'PUT', body, contentType, query: { ttl } });
+      const res = await (await ctx.client()).request(path, { method: 'PUT', body, contentType, query: { ttl } });
       ctx.out.done(`put '${key}' (${body.length} bytes)`, { key, size: body.length, etag: res.headers.get('etag') });
     });
 
@@ -165,7 +180,7 @@ export function vectorCommands(program: Command, io: CliIo): void {
     .description('delete a collection and its vectors')
     .action(async (name: string, _flags: unknown, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
-      await (await ctx.client()).request(`/v1/collections/${encodeURIComponent(name)}`, { method: 'DELETE' });
+      await (await ctx.client()).request(collectionPath(name), { method: 'DELETE' });
       ctx.out.done(`deleted collection '${name}'`, { name, deleted: true });
     });
 
@@ -177,13 +192,14 @@ export function vectorCommands(program: Command, io: CliIo): void {
     .option('--batch <n>', 'vectors per request', '1000')
     .action(async (name: string, flags: { file: string; batch: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
+      const path = collectionPath(name); // an empty name is refused before the file is read
       const batch = intFlag(flags.batch, '--batch', 1)!;
       const vectors = parseVectors(flags.file === '-' ? new TextDecoder().decode(await readAll(io.stdin)) : await readText(flags.file), flags.file);
       const client = await ctx.client();
       const bar = progressBar(io, 'vectors', vectors.length, ctx.out.mode === 'json');
       let upserted = 0;
       for (let i = 0; i < vectors.length; i += batch) {
-        const res = await client.json<{ upserted: number }>(`/v1/collections/${encodeURIComponent(name)}/upsert`, { method: 'POST', json: { vectors: vectors.slice(i, i + batch) } });
+        const res = await client.json<{ upserted: number }>(`${path}/upsert`, { method: 'POST', json: { vectors: vectors.slice(i, i + batch) } });
         upserted += res.upserted;
         bar.update(Math.min(vectors.length, i + batch));
       }
@@ -208,7 +224,7 @@ export function vectorCommands(program: Command, io: CliIo): void {
       if (flags.includeMetadata === true) body.include_metadata = true;
       body = { k: intFlag(flags.k, '--k', 1), ...body };
       if (body.vector === undefined && body.id === undefined) throw new CliError('quartz: give --vector, --id or --file');
-      const { matches } = await (await ctx.client()).json<{ matches: Record<string, unknown>[] }>(`/v1/collections/${encodeURIComponent(name)}/query`, { method: 'POST', json: body });
+      const { matches } = await (await ctx.client()).json<{ matches: Record<string, unknown>[] }>(`${collectionPath(name)}/query`, { method: 'POST', json: body });
       ctx.out.table(matches, body.include_metadata === true ? ['id', 'score', 'metadata'] : ['id', 'score'], { matches });
     });
 }

@@ -8,7 +8,11 @@ import type { Command } from 'commander';
 import { CliError, type ApiClient } from '../client.js';
 import { ctxFor, intFlag, type CliIo, type Ctx } from '../context.js';
 
-const topicPath = (t: string) => `/v1/topics/${encodeURIComponent(t)}`;
+/** The topic's URL path; an empty name has none (`/v1/topics/` names no topic), so it is refused here. */
+function topicPath(topic: string): string {
+  if (topic === '') throw new CliError('quartz: the topic name must not be empty');
+  return `/v1/topics/${encodeURIComponent(topic)}`;
+}
 
 interface PartitionInfo {
   partition: number;
@@ -89,6 +93,7 @@ export function topicCommands(program: Command, io: CliIo): void {
     .option('--linger-ms <ms>', 'send a partial batch this long after its first line', '50')
     .action(async (name: string, flags: { file?: string; key?: string; partition?: string; batch: string; lingerMs: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
+      topicPath(name); // an empty name is refused before stdin is read
       const partition = intFlag(flags.partition, '--partition');
       const batchSize = intFlag(flags.batch, '--batch', 1)!;
       const linger = intFlag(flags.lingerMs, '--linger-ms')!;
@@ -156,7 +161,8 @@ async function produceLines(
     send(lines);
   };
   const done = new Promise<void>((resolve, reject) => {
-    input.once('error', (err: NodeJS.ErrnoException) => reject(new CliError(`quartz: cannot read ${file ?? 'stdin'} (${err.code ?? err.message})`)));
+    // readline re-emits its input's errors (a --file that cannot be opened) on itself.
+    rl.once('error', (err: NodeJS.ErrnoException) => reject(new CliError(`quartz: cannot read ${file ?? 'stdin'} (${err.code ?? err.message})`)));
     rl.on('close', () => resolve());
   });
   rl.on('line', (line) => {

@@ -1,0 +1,74 @@
+/**
+ * Answers sent before their request's body has arrived in full (a 401, 405 or 413 sent on the
+ * headers alone): the rest of the body costs the server a bounded amount of reading, and the
+ * connection, when the server closes it, closes without a reset, so the client reads its answer.
+ *
+ * NOTE: node reads and drops the rest of a body nobody read, however large, to keep the
+ * connection; @hono/node-server drops at most 64 MiB or 500 ms of it. Either closes a connection
+ * with `socket.destroySoon()`, which destroys the socket as soon as the answer is written: bytes
+ * the client is still sending then make the kernel reset the connection, and a reset can discard
+ * the answer before the client reads it. Here an answer whose declared body is over `DRAIN_BYTES`
+ * says `Connection: close` (nothing more of it is read than the linger takes), and such a
+ * socket's close lingers after the server's FIN, reading and dropping, until the client closes
+ * too or a bound passes, as web servers do (nginx's lingering close).
+ */
+import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** How much of a body nobody reads the server drops to keep its connection open. */
+export const DRAIN_BYTES = 64 * 1024 * 1024;
+
+/** How long a closing connection keeps reading the client's last bytes after the server's FIN. */
+export const LINGER_MS = 5_000;
+
+/** Pass as `createServer({ ServerResponse: EarlyAnswerResponse })`. */
+export class EarlyAnswerResponse extends ServerResponse {
+  // One signature for both of writeHead's overloads (with and without a status message).
+  override writeHead(statusCode: number, ...rest: any[]): this {
+    const req = this.req;
+    // A synchronous answer can come before node marks even a bodiless request complete: look at
+    // the framing headers only then.
+    if (!req.complete) {
+      const declared = req.headers['content-length'];
+      if (declared !== undefined ? Number(declared) > DRAIN_BYTES : req.headers['transfer-encoding'] !== undefined) {
+        // More may come than is worth reading. When the declared length says so now, say close.
+        if (declared !== undefined) this.shouldKeepAlive = false;
+        lingerOnClose(req.socket as Socket);
+      }
+    }
+    return super.writeHead(statusCode, ...(rest as [string | undefined, OutgoingHttpHeaders | undefined]));
+  }
+}
+
+/** How often a lingering connection checks how much it has read. */
+const POLL_MS = 50;
+
+/**
+ * Makes the socket's `destroySoon` (what node calls once an answer that says close is written,
+ * and @hono/node-server once it gives up draining a body: 64 MiB or 500 ms) a lingering close:
+ * end our side after what is written, read and drop what still comes, and destroy the socket
+ * once the client ends, after `LINGER_MS`, or after `DRAIN_BYTES` more.
+ *
+ * NOTE: progress is read from `socket.bytesRead` on a timer: a 'data' listener would take the
+ * socket from node's HTTP parser, which then stops reading it.
+ */
+function lingerOnClose(socket: Socket): void {
+  let lingering = false;
+  socket.destroySoon = () => {
+    if (lingering || socket.destroyed) return;
+    lingering = true;
+    const start = socket.bytesRead;
+    const until = Date.now() + LINGER_MS;
+    const done = (): void => {
+      clearInterval(poll);
+      socket.destroy();
+    };
+    const poll = setInterval(() => {
+      if (socket.bytesRead - start > DRAIN_BYTES || Date.now() > until) done();
+    }, POLL_MS);
+    poll.unref();
+    socket.once('end', done);
+    socket.once('close', () => clearInterval(poll));
+    socket.end();
+  };
+}
