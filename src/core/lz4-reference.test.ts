@@ -142,6 +142,17 @@ describe('lz4 block decoder against a reference', () => {
           expect(Buffer.compare(got as Uint8Array, want.bytes), label).toBe(0);
         }
         if (typeof want === 'string' || i % 4 !== 0) continue;
+        // The same block as a pooled Node Buffer (a view at an offset into a shared pool), into a
+        // pooled Buffer of exactly `cap` bytes and into one a byte too small.
+        const pooled = Buffer.from(block);
+        const into = Buffer.from(new Uint8Array(cap));
+        expect(Buffer.compare(lz4.decompressBlock(pooled, { into }), want.bytes), `${label}, pooled into`).toBe(0);
+        expect(Buffer.compare(into.subarray(0, want.bytes.length), want.bytes), label).toBe(0);
+        if (want.bytes.length > 0) expect(outcome(() => lz4.decompressBlock(pooled, { into: into.subarray(0, want.bytes.length - 1) })), label).toBe('too_large');
+        // An owned result is the caller's own: not a view of the input (a Buffer's slice is one).
+        const owned = lz4.decompressBlock(pooled, cap);
+        pooled.fill(0);
+        expect(Buffer.compare(owned, want.bytes), `${label}, owned from a Buffer`).toBe(0);
         // A prefix decode stops at the end of the first sequence that reaches `want`, with the same bytes.
         const src = wasm.alloc(block.length);
         const dst = wasm.alloc(cap + 1);
