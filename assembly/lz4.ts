@@ -470,7 +470,9 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
           p++;
           ll += s;
         } while (s == 255 && p < ilimit && ll <= olimit - op);
-        if (ll > ilimit - p || ll > olimit - op) break;
+        // p may pass ilimit by the length bytes (ip was just under it): then `ilimit - p` would
+        // wrap around and let a last run of literals through, reading an offset past the input.
+        if (p > ilimit || ll > ilimit - p || ll > olimit - op) break;
         let i: usize = 0;
         do {
           v128.store(op + i, v128.load(p + i));

@@ -67,6 +67,56 @@ describe('queryBodyFromBytes', () => {
     expect(fast(bytes)).toEqual(general(bytes));
   });
 
+  it('reads generated hostile filters (brackets, quotes and escapes in strings, unicode, deep nesting, huge numbers, repeated and __proto__ keys, trailing junk) as the general path does', () => {
+    const v = JSON.stringify(vector(3));
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+    const strings = ['', '}', ']', '{[', '"', '\\', '\\"}', '\u0000', '\u001f', 'é', '日本', '\ud83d\ude00', '\ud800', '\udfff', '\u2028', '$and', '__proto__', 'constructor'];
+    const texts = ['', ' ', '\n\t', ',', ']', '}', '{', '"', '\\', '\\u00', '\\ud83d', '//', '/*x*/', 'e5', '-0', '1e400', '0x1', '\u00a0', '\ufeff'];
+    const numbers = ['0', '-0', '1e400', '-1e-400', '123456789012345678901234567890', '1.5e+3', '9007199254740993', '01', '.5', '1.', '+1', 'NaN'];
+    const ws = () => pick(['', '', ' ', '\n', '\r\n\t ']);
+    // A JSON-ish value's text: mostly valid, now and then with a flaw JSON.parse refuses.
+    const value = (depth: number): string => {
+      const r = random();
+      if (depth > 0 && r < 0.35) {
+        const n = Math.floor(random() * 4);
+        const keys = Array.from({ length: n }, () => JSON.stringify(pick([...strings, 'a', 'a', '$in', '$gt'])));
+        return `{${ws()}${keys.map((k) => `${k}${ws()}:${ws()}${value(depth - 1)}`).join(`${ws()},${ws()}`)}${ws()}}`;
+      }
+      if (depth > 0 && r < 0.5) return `[${Array.from({ length: Math.floor(random() * 4) }, () => value(depth - 1)).join(',')}]`;
+      if (r < 0.75) {
+        const s = pick(strings);
+        // Raw control characters and lone escapes are JSON.parse's to refuse.
+        return random() < 0.9 ? JSON.stringify(s) : `"${s}"`;
+      }
+      if (r < 0.9) return pick(numbers);
+      return pick(['true', 'false', 'null']);
+    };
+    const nested = (levels: number) => `${'{"$and":['.repeat(levels)}{"a":1}${']}'.repeat(levels)}`;
+    let fastPath = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const r = random();
+      let filter = r < 0.05 ? nested(14 + Math.floor(random() * 6)) : r < 0.1 ? `{"a":1,"a":${value(2)},"__proto__":${value(2)}}` : `{${ws()}"f":${ws()}${value(4)}${ws()}}`;
+      if (random() < 0.15) filter += pick(texts);
+      if (random() < 0.05) filter = pick(texts) + filter;
+      const parts = [`"vector":${v}`, `"k":3`, `"filter":${ws()}${filter}${ws()}`];
+      if (random() < 0.3) parts.push(`"include_metadata":true`);
+      parts.sort(() => random() - 0.5);
+      const bytes = encoder.encode(`{${parts.join(',')}${random() < 0.05 ? ',' : ''}}${random() < 0.05 ? pick(texts) : ''}`);
+      const got = fast(bytes);
+      const want = general(bytes);
+      expect(got, new TextDecoder().decode(bytes)).toEqual(want);
+      // The filter with the same key order and -0s as the general path's, not only deep equality.
+      const text = (o: unknown) => JSON.stringify((o as { filter?: unknown }).filter, (_, x: unknown) => (Object.is(x, -0) ? '-0' : x));
+      expect(text(got)).toBe(text(want));
+      // Every valid body here is one the fast pass takes whole.
+      if (!('error' in (want as object))) {
+        expect(queryBodyFromBytes(bytes).vector, new TextDecoder().decode(bytes)).toBeInstanceOf(Float32Array);
+        fastPath++;
+      }
+    }
+    expect(fastPath).toBeGreaterThan(5000);
+  });
+
   it('leaves other bodies to JSON.parse and parseQueryBody, with the same answers and errors', () => {
     const v = JSON.stringify(vector(4));
     const texts = [

@@ -265,3 +265,57 @@ describe('segment fuzz', () => {
     expect(pagesServed).toBeGreaterThan(0);
   });
 });
+
+describe('segment fuzz: pages of damaged batches', () => {
+  it('a page that fails fails as the whole decode does (same code, message and details), whether the records are stored plain or LZ4', () => {
+    const next = rng(777);
+    const failure = (fn: () => unknown): QuartzError | undefined => {
+      try {
+        fn();
+        return undefined;
+      } catch (err) {
+        if (err instanceof QuartzError) return err;
+        throw err;
+      }
+    };
+    let pagesFailed = 0;
+    for (let s = 0; s < 30; s++) {
+      const recs = records(next, 30 + pick(next, 60), 0);
+      const base = 1000 + pick(next, 1000);
+      const lz = s % 2 === 1;
+      const batch = encodeBatch(recs, { baseOffset: base, codec: 'none' });
+      const plainSection = batch.subarray(BATCH_HEADER_SIZE);
+      for (let i = 0; i < 60; i++) {
+        // One fault in the records, under a CRC that holds: what only a faulty writer stores.
+        const section = mutations[pick(next, mutations.length)]!(plainSection, next);
+        const block = lz ? lz4.compressBlock(section) : section;
+        const mutated = new Uint8Array(BATCH_HEADER_SIZE + block.length);
+        mutated.set(batch.subarray(0, BATCH_HEADER_SIZE));
+        mutated.set(block, BATCH_HEADER_SIZE);
+        const view = new DataView(mutated.buffer);
+        view.setUint32(0, mutated.length, true);
+        view.setUint32(56, section.length, true);
+        mutated[8] = lz ? 1 : 0;
+        view.setUint32(4, crc32c(mutated.subarray(8)), true);
+        const whole = failure(() => decodeBatch(mutated));
+        for (const [from, max] of [
+          [base, 1],
+          [base, recs.length],
+          [base + recs.length - 1, 1],
+          [base + recs.length, 5],
+          [base - 3, 2],
+          [base + pick(next, recs.length), 1 + pick(next, 10)],
+          [base + pick(next, recs.length), 0],
+        ] as const) {
+          const page = failure(() => decodeBatch(mutated, undefined, { from, maxRecords: max }));
+          if (page === undefined) continue;
+          pagesFailed++;
+          const label = `batch ${s} mutation ${i}, page ${from}+${max}`;
+          expect(whole, label).toBeDefined();
+          expect([page.code, page.message, page.details], label).toEqual([whole!.code, whole!.message, whole!.details]);
+        }
+      }
+    }
+    expect(pagesFailed).toBeGreaterThan(500);
+  });
+});

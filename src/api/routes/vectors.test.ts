@@ -39,6 +39,46 @@ describe('POST /v1/collections/:c/query', () => {
     expect(await res.text()).toBe(JSON.stringify(await library));
   });
 
+  it('answers a query whose filter the fast pass reads exactly as one the general path reads (an unknown field sends it there), errors and depth limit included', async () => {
+    const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9', default_plan: 'unlimited' }) });
+    const { api_key } = await engine.tenants.create({ email: 'filters@example.com', plan: 'unlimited' });
+    const h = { authorization: `Bearer ${api_key}`, 'content-type': 'application/json' };
+    const call = async (path: string, body: string) => {
+      const res = await app.fetch(new Request(`http://local${path}`, { method: 'POST', body, headers: h }));
+      return { status: res.status, body: await res.text() };
+    };
+    expect((await call('/v1/collections', JSON.stringify({ name: 'docs', dims: 2, metric: 'l2' }))).status).toBe(201);
+    const vectors = Array.from({ length: 20 }, (_, i) => ({ id: `v${i}`, values: [i, -i], metadata: { n: i, s: i % 2 ? '}]"' : 'x', tags: [`t${i % 3}`] } }));
+    expect((await call('/v1/collections/docs/upsert', JSON.stringify({ vectors }))).status).toBe(200);
+    const nested = (levels: number) => `${'{"$and":['.repeat(levels)}{"n":{"$gte":3}}${']}'.repeat(levels)}`;
+    const filters = [
+      '{}',
+      '{"n":{"$lt":7}}',
+      '{"s":"}]\""}',
+      '{"s":{"$in":["x","}]\""]},"n":{"$gt":-1e400}}',
+      '{"tags":"t1","n":{"$lte":1e400}}',
+      '{"n":1,"n":{"$gte":15}}',
+      '{"__proto__":{"$eq":1}}',
+      '{"n":{"$bogus":1}}',
+      '{"$or":[]}',
+      '{"$and":[{}]}',
+      nested(15),
+      nested(16),
+      nested(17),
+      nested(40),
+    ];
+    let answered = 0;
+    for (const filter of filters) {
+      const fast = await call('/v1/collections/docs/query', `{"vector":[1,2],"k":5,"include_metadata":true,"filter":${filter}}`);
+      const general = await call('/v1/collections/docs/query', `{"vector":[1,2],"k":5,"include_metadata":true,"filter":${filter},"unknown":1}`);
+      expect(fast, filter).toEqual(general);
+      if (fast.status === 200) answered++;
+    }
+    // Some filters are answered, and the others refused (the depth limit among them).
+    expect(answered).toBeGreaterThan(5);
+    expect(answered).toBeLessThan(filters.length);
+  });
+
   it('answers with a plain header object that still carries the request id, rate-limit and CORS headers', async () => {
     const config = resolveServerConfig({
       version: '9.9.9',

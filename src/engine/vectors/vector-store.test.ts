@@ -325,6 +325,21 @@ describe('VectorStore queries', () => {
     await store.close();
   });
 
+  it('a shared answer keeps the metadata it was given: later upserts and deletes replace the stored object, never change it', async () => {
+    const store = await storeWith(createTestContext(), 'c', 'cosine', docs, dims);
+    const c = await store.collection('c');
+    const request = { vector: queries[3]!, k: 5, include_metadata: true };
+    const answer = c.query(request, { sharedMetadata: true }).matches;
+    const before = JSON.stringify(answer);
+    const [first, second] = answer;
+    // A new value for the first match's metadata, and the second deleted.
+    await c.upsert([{ id: first!.id, values: docs.find((d) => d.id === first!.id)!.values, metadata: { replaced: true, ...first!.metadata } }]);
+    await c.delete([second!.id]);
+    expect(JSON.stringify(answer)).toBe(before);
+    expect(c.query(request, { sharedMetadata: true }).matches[0]!.metadata).toMatchObject({ replaced: true });
+    await store.close();
+  });
+
   it('lists every vector once, in order, through the cursor', async () => {
     const store = await storeWith(createTestContext(), 'c', 'dot', docs, dims);
     const c = await store.collection('c');
