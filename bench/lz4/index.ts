@@ -19,10 +19,9 @@ import Table from 'cli-table3';
 import * as lz4napi from 'lz4-napi';
 import { init, lz4, crc32c, xxh32 } from '../../src/node/core.js';
 import { jsonLogs, randomBytes } from './corpus.js';
+import { cpuSeconds, settleHeap } from './cpu-time.js';
 
 const require = createRequire(import.meta.url);
-/** Present when run through `npm run bench` (node --expose-gc). */
-const gc = (globalThis as { gc?: () => void }).gc;
 const lz4js = require('lz4js') as { compress(src: Uint8Array): Uint8Array; decompress(src: Uint8Array): Uint8Array };
 
 const args = process.argv.slice(2);
@@ -48,22 +47,10 @@ function median(xs: number[]): number {
  */
 const useCpuClock = process.env.BENCH_CLOCK === 'cpu';
 
-/**
- * Seconds of one call of `fn`, from a clean heap so no call pays for an earlier one's garbage.
- * NOTE: one forced GC finds the garbage but leaves freeing it (sweeping, array buffer backing
- * stores) to helper threads, whose CPU time then lands in the next timed call: with one GC the
- * `{ into }` decode, which allocates nothing, ran 30% of its CPU time off the main thread.
- * A second GC starts by finishing the first one's sweeping (into: 8%, lz4-napi blocks 20 -> 6%).
- */
+/** Seconds of one call of `fn` (CPU or wall, by BENCH_CLOCK), from a clean heap (see cpuSeconds). */
 function timeOnce(fn: () => void): number {
-  gc?.();
-  gc?.();
-  if (useCpuClock) {
-    const c0 = process.cpuUsage();
-    fn();
-    const c = process.cpuUsage(c0);
-    return (c.user + c.system) / 1e6;
-  }
+  if (useCpuClock) return cpuSeconds(fn);
+  settleHeap();
   const t0 = process.hrtime.bigint();
   fn();
   return Number(process.hrtime.bigint() - t0) / 1e9;

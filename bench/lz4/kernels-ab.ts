@@ -16,6 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { jsonLogs } from './corpus.js';
+import { cpuSeconds } from './cpu-time.js';
 import { dataset } from './segment-bench.js';
 import { init } from '../../src/node/core.js';
 import { BATCH_HEADER_SIZE, encodeBatch } from '../../src/core/segment.js';
@@ -129,17 +130,6 @@ const allOps: Record<string, (s: Setup) => void> = {
 };
 const ops = Object.fromEntries(Object.entries(allOps).filter(([name]) => !ONLY || ONLY.has(name)));
 
-/** Present under node --expose-gc: the API rows start from a swept heap, as in bench/lz4/index.ts. */
-const gc = (globalThis as { gc?: () => void }).gc;
-
-function cpuSeconds(fn: () => void): number {
-  gc?.();
-  gc?.();
-  const c0 = process.cpuUsage();
-  fn();
-  const c = process.cpuUsage(c0);
-  return (c.user + c.system) / 1e6;
-}
 
 // Decompress (timed or only checked) reads what compress wrote.
 if (!('compress' in ops)) setups.forEach((s) => allOps.compress!(s));

@@ -19,6 +19,7 @@ import { loadavg } from 'node:os';
 import * as lz4napi from 'lz4-napi';
 import { init, lz4 } from '../../src/node/core.js';
 import { jsonLogs, randomBytes, text } from './corpus.js';
+import { cpuSeconds } from './cpu-time.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -30,8 +31,6 @@ const RUNS = Number(option('runs', '7'));
 const BLOCKS = option('blocks', '64,4096').split(',').map((kb) => Number(kb) * 1024);
 const here = fileURLToPath(new URL('.', import.meta.url));
 const require = createRequire(import.meta.url);
-/** Present under node --expose-gc: every timed call starts from a swept heap, as in index.ts. */
-const gc = (globalThis as { gc?: () => void }).gc;
 
 /** `bytes` repeated to `SIZE`. */
 function repeatTo(bytes: Uint8Array): Uint8Array {
@@ -59,15 +58,6 @@ const CORPORA: Record<string, () => Uint8Array> = {
   random: () => randomBytes(SIZE),
 };
 const chosen = option('corpora', Object.keys(CORPORA).join(',')).split(',');
-
-function cpuSeconds(fn: () => void): number {
-  gc?.();
-  gc?.();
-  const c0 = process.cpuUsage();
-  fn();
-  const c = process.cpuUsage(c0);
-  return (c.user + c.system) / 1e6;
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 

@@ -43,6 +43,16 @@ function key(r: SegmentRecord | DecodedRecord): string {
   return `${r.timestamp}|${bytes(r.key)}|${bytes(r.value)}|${(r.headers ?? []).map((h) => `${h.key}=${bytes(h.value)}`).join(';')}`;
 }
 
+/** The decoded records as compared (offset and content), or the error code. */
+function outcome(fn: () => DecodedRecord[]): string[] | string {
+  try {
+    return fn().map((r) => `${r.offset}|${key(r)}`);
+  } catch (err) {
+    if (err instanceof QuartzError) return err.code;
+    throw err;
+  }
+}
+
 type Mutation = (b: Uint8Array, next: () => number) => Uint8Array;
 const pick = (next: () => number, n: number) => Math.floor(next() * n);
 const mutations: Mutation[] = [
@@ -186,15 +196,6 @@ describe('segment fuzz', () => {
   it('2,000 random mutations of single batches end in a typed error or the original records, with or without an output or a window', () => {
     const next = rng(7);
     const output = recycledOutput();
-    /** The records as compared, or the error code. */
-    const outcome = (fn: () => DecodedRecord[]): string[] | string => {
-      try {
-        return fn().map((r) => `${r.offset}|${key(r)}`);
-      } catch (err) {
-        if (err instanceof QuartzError) return err.code;
-        throw err;
-      }
-    };
     for (let s = 0; s < 10; s++) {
       const recs = records(next, 1 + pick(next, 12), 0);
       const batch = encodeBatch(recs, { baseOffset: 50, codec: s % 2 ? 'lz4' : 'none' });
@@ -219,14 +220,6 @@ describe('segment fuzz', () => {
 
   it('2,000 mutations with a matching CRC end in a typed error or records; a page gives what a whole decode gives when that succeeds', () => {
     const next = rng(20261206);
-    const outcome = (fn: () => DecodedRecord[]): string[] | string => {
-      try {
-        return fn().map((r) => `${r.offset}|${key(r)}`);
-      } catch (err) {
-        if (err instanceof QuartzError) return err.code;
-        throw err;
-      }
-    };
     let pagesServed = 0;
     for (let s = 0; s < 20; s++) {
       const recs = records(next, 20 + pick(next, 60), 0);

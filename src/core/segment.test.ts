@@ -78,6 +78,18 @@ function recrc(batch: Uint8Array, at = 0): void {
   new DataView(batch.buffer, batch.byteOffset).setUint32(at + 4, crc32c(batch.subarray(at + 8, at + len)), true);
 }
 
+/** An uncompressed batch (edited or not) stored again as an LZ4 batch with a CRC that holds. */
+function asLz4Batch(stored: Uint8Array): Uint8Array {
+  const block = lz4.compressBlock(stored.subarray(BATCH_HEADER_SIZE));
+  const lz = new Uint8Array(BATCH_HEADER_SIZE + block.length);
+  lz.set(stored.subarray(0, BATCH_HEADER_SIZE));
+  lz.set(block, BATCH_HEADER_SIZE);
+  new DataView(lz.buffer).setUint32(0, lz.length, true);
+  lz[8] = 1; // codec LZ4
+  recrc(lz);
+  return lz;
+}
+
 describe('round trips', () => {
   for (const codec of ['none', 'lz4'] as const) {
     it(`1 and 1,000 records, codec ${codec}`, () => {
@@ -597,15 +609,8 @@ describe('batch API', () => {
     stored[lastValueLength] = 0x7f; // now it runs past the end
     recrc(stored);
     // The same damaged section stored as an LZ4 block.
-    const section = stored.subarray(BATCH_HEADER_SIZE);
-    const block = lz4.compressBlock(section);
-    expect(block.length).toBeLessThan(section.length);
-    const lz = new Uint8Array(BATCH_HEADER_SIZE + block.length);
-    lz.set(stored.subarray(0, BATCH_HEADER_SIZE));
-    lz.set(block, BATCH_HEADER_SIZE);
-    new DataView(lz.buffer).setUint32(0, lz.length, true);
-    lz[8] = 1; // codec LZ4
-    recrc(lz);
+    const lz = asLz4Batch(stored);
+    expect(lz.length).toBeLessThan(stored.length);
     for (const batch of [stored, lz]) {
       expect(plain(decodeBatch(batch, undefined, { from: 1000, maxRecords: 10 }).records)).toEqual(plain(records.slice(0, 10), 1000));
       expect(plain(decodeBatch(batch, undefined, { from: 1290, maxRecords: 9 }).records)).toEqual(plain(records.slice(290, 299), 1290));
@@ -627,13 +632,7 @@ describe('batch API', () => {
     }
     new DataView(stored.buffer).setUint32(12, 118, true); // last offset delta
     recrc(stored);
-    const block = lz4.compressBlock(stored.subarray(BATCH_HEADER_SIZE));
-    const lz = new Uint8Array(BATCH_HEADER_SIZE + block.length);
-    lz.set(stored.subarray(0, BATCH_HEADER_SIZE));
-    lz.set(block, BATCH_HEADER_SIZE);
-    new DataView(lz.buffer).setUint32(0, lz.length, true);
-    lz[8] = 1; // codec LZ4
-    recrc(lz);
+    const lz = asLz4Batch(stored);
     for (const batch of [stored, lz]) {
       const all = decodeBatch(batch).records;
       expect(all.map((r) => r.offset)).toEqual(Array.from({ length: 60 }, (_, i) => 500 + 2 * i));
