@@ -1,9 +1,9 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '../../core/errors.js';
 import { blobKey, blobPath } from './file-blobs.js';
 import { openDiskStorage } from './disk-storage.js';
@@ -89,6 +89,39 @@ describe('disk storage recovery', () => {
     const second = await openDiskStorage({ dir });
     await second.close();
     expect(await readdir(dir)).not.toContain('LOCK');
+  });
+
+  it.skipIf(process.platform !== 'linux')('writes its start time in the LOCK, and takes over a lock whose pid is reused or an unreaped zombie (Linux)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(dir);
+    const startOf = (pid: number) => {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
+    };
+    const first = await openDiskStorage({ dir });
+    expect(readFileSync(join(dir, 'LOCK'), 'utf8')).toBe(`${process.pid} ${startOf(process.pid)}`);
+    await first.close();
+
+    // The live owner, start time and all, keeps the directory.
+    await writeFile(join(dir, 'LOCK'), `${process.ppid} ${startOf(process.ppid)}`);
+    await expect(openDiskStorage({ dir })).rejects.toMatchObject({ code: ErrorCode.PRECONDITION_FAILED, message: expect.stringContaining(`in use by process ${process.ppid}`) });
+
+    // The same pid with another start time is a later process that reuses the killed server's pid.
+    await writeFile(join(dir, 'LOCK'), `${process.ppid} 1${startOf(process.ppid)}`);
+    await (await openDiskStorage({ dir })).close();
+
+    // A killed server whose parent has not reaped it yet: a zombie holds its pid.
+    const parent = spawn('sh', ['-c', 'sleep 0.05 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString()))));
+      await vi.waitFor(() => expect(readFileSync(`/proc/${zombie}/stat`, 'latin1')).toMatch(/\) Z /), { timeout: 5000 });
+      await writeFile(join(dir, 'LOCK'), String(zombie));
+      const second = await openDiskStorage({ dir });
+      await second.close();
+      expect(await readdir(dir)).not.toContain('LOCK');
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 });
 

@@ -12,6 +12,7 @@
  *   blobs/tmp/            blobs being written; emptied on open
  *   LOCK                  the pid of the process that has the directory open
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, open as openFile, readFile, readdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
@@ -42,7 +43,38 @@ export interface DiskStorageOptions {
 /** Directories this process has open (the LOCK file's pid cannot tell two opens in one process apart). */
 const openHere = new Set<string>();
 
-function isAlive(pid: number): boolean {
+/**
+ * A process's state letter and start time (clock ticks since boot) from /proc/PID/stat, where
+ * Linux has it; undefined elsewhere or when there is no such process.
+ */
+function procStat(pid: number): { state: string; startTicks: string } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so fields count from its last ')'.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const state = fields[0];
+  const startTicks = fields[19];
+  return state !== undefined && startTicks !== undefined ? { state, startTicks } : undefined;
+}
+
+/** What the LOCK file says: the pid, and where /proc has it, the process's start time. */
+function lockIdentity(): string {
+  const start = procStat(process.pid)?.startTicks;
+  return start === undefined ? String(process.pid) : `${process.pid} ${start}`;
+}
+
+/**
+ * Whether the LOCK's owner still runs. A killed server's pid can name an unreaped zombie for a
+ * moment (a container's init may reap late), or, after a reboot or a container restart, another
+ * process entirely (pids repeat there): neither holds the directory.
+ */
+function ownerAlive(pid: number, startTicks: string | undefined): boolean {
+  const stat = procStat(pid);
+  if (stat !== undefined) return stat.state !== 'Z' && stat.state !== 'X' && (startTicks === undefined || stat.startTicks === startTicks);
   try {
     process.kill(pid, 0);
     return true;
@@ -54,7 +86,7 @@ function isAlive(pid: number): boolean {
 /**
  * Takes the data directory for this process. Two processes on one directory would each trust
  * their own in-memory state (unit catalog, partition high watermarks) and corrupt each other.
- * A LOCK left by a killed process names a dead pid and is taken over.
+ * A LOCK left by a killed process names a dead pid (or one now reused) and is taken over.
  */
 async function lockDir(dir: string): Promise<() => Promise<void>> {
   const path = join(dir, 'LOCK');
@@ -64,13 +96,14 @@ async function lockDir(dir: string): Promise<() => Promise<void>> {
   for (let attempt = 0; ; attempt++) {
     try {
       const handle = await openFile(path, 'wx');
-      await handle.writeFile(String(process.pid));
+      await handle.writeFile(lockIdentity());
       await handle.close();
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
-      const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+      const [pidText = '', startTicks] = (await readFile(path, 'utf8').catch(() => '')).trim().split(' ');
+      const owner = Number(pidText);
+      if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && ownerAlive(owner, startTicks)) {
         throw new QuartzError(ErrorCode.PRECONDITION_FAILED, `data directory ${dir} is in use by process ${owner}`, { details: { pid: owner } });
       }
       await unlink(path).catch(() => undefined); // stale: its process is gone
