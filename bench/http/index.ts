@@ -28,7 +28,8 @@
  * --mixed-rounds N (1: repeat the mixed load, then print memory after each round, to see whether it keeps growing after the warm-up round),
  * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
  * mixed load and after each round; the JS heap is then read right after each one; the files are
- * kept in the data directory for DevTools or a diff).
+ * kept in the data directory for DevTools or a diff), --server-node-args "A B" (node/V8 flags for the
+ * server process, e.g. to compare GC settings in alternated runs).
  */
 import autocannon, { type Request as CannonRequest, type Result } from 'autocannon';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -75,6 +76,7 @@ const wanted = (s: (typeof SCENARIOS)[number]) => only === undefined || only.inc
 const CPU_PROF = argv.includes('--cpu-prof');
 const MIXED_ROUNDS = num('mixed-rounds', 1);
 const HEAP_SNAPSHOTS = argv.includes('--heap-snapshots');
+const SERVER_NODE_ARGS = flag('server-node-args')?.split(' ').filter((a) => a !== '') ?? [];
 
 // ---------------------------------------------------------------------------------------------
 // processes
@@ -537,14 +539,14 @@ async function main(): Promise<void> {
   const peerPort = await freePort();
   if (!existsSync(cli)) throw new Error(`${cli} is missing: build it with \`npm run build:ts\` (or drop --no-build)`);
   const serverArgs = [join(ROOT, 'bin/quartz.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', join(dataDir, 'quartz')];
-  const nodeArgs = [...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...(HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2'] : [])];
+  const nodeArgs = [...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...(HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2'] : []), ...SERVER_NODE_ARGS];
   const log = join(dataDir, 'server.log');
   const logFd = openSync(log, 'a');
   const server = spawn(process.execPath, [...nodeArgs, ...serverArgs], { cwd: dataDir, stdio: ['ignore', logFd, logFd], env: { ...process.env, QUARTZ_LOG_LEVEL: 'info' } });
   const peers = spawn(process.execPath, [join(HERE, 'peers.mjs'), '--port', String(peerPort), '--dir', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
   const base = `http://127.0.0.1:${port}`;
   const peerBase = `http://127.0.0.1:${peerPort}`;
-  console.log(`server: node ${serverArgs.map((a) => a.replace(ROOT, '')).join(' ')} (pid ${server.pid})`);
+  console.log(`server: node ${[...SERVER_NODE_ARGS, ...serverArgs].map((a) => a.replace(ROOT, '')).join(' ')} (pid ${server.pid})`);
   console.log(`runs: ${DURATION} s each (+ warm-up), KV/vector ${CONNECTIONS} connections, produce/consume ${PRODUCERS}, mixed ${MIXED_CONNECTIONS} for ${MIXED_DURATION} s`);
   let mixed: MixedOutcome | undefined;
   try {

@@ -18,9 +18,34 @@ export async function incomingBody(req: IncomingMessage): Promise<Uint8Array> {
   // headers, so a body sent with them is waiting whole in the request's buffer: one read, no
   // stream events. (Those bytes are there by the first promise job too, but reading then moved the
   // mixed load's latency from GETs to writes without lowering its p99: docs/benchmarks.md.)
-  await new Promise((resolve) => setImmediate(resolve));
+  await checkPhase();
   if (req.complete) return (req.read() as Buffer | null) ?? EMPTY;
   return streamed(req);
+}
+
+/** Resolvers of the bodies waiting for the next check phase; one immediate serves them all. */
+let waiting: Array<() => void> | undefined;
+
+/**
+ * Resolves in the next check phase, together with every other body deferred in this turn. NOTE:
+ * one immediate for all (not one each) lets their handlers run as one run of promise jobs, so the
+ * writes they make reach the write-ahead log before its pump's job and share one frame, issued in
+ * this turn instead of after the next turn's poll phase (docs/benchmarks.md, the mixed load's tail).
+ */
+function checkPhase(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (waiting === undefined) {
+      waiting = [];
+      setImmediate(releaseWaiting);
+    }
+    waiting.push(resolve);
+  });
+}
+
+function releaseWaiting(): void {
+  const list = waiting!;
+  waiting = undefined;
+  for (const resolve of list) resolve();
 }
 
 const EMPTY = new Uint8Array(0);

@@ -129,6 +129,25 @@ describe('journal: group writes in flight together', () => {
     }
   });
 
+  it('hands a write to the log within its own turn, with the writes of the promise jobs queued before the pump', async () => {
+    await withUnit(async ({ kv }) => {
+      await kv.put(bytes('first'), bytes('0')); // grows the file: later writes are plain frames
+      hold.on = true;
+      // Two request handlers resumed together (the bodies read in one check phase): one frame.
+      const resumed = Promise.resolve();
+      const a = resumed.then(() => kv.put(bytes('a'), bytes('1')));
+      const b = resumed.then(() => kv.put(bytes('b'), bytes('2')));
+      // Issued before any later check phase: under load that comes after a whole poll phase.
+      let issuedByNextImmediate = -1;
+      setImmediate(() => (issuedByNextImmediate = hold.writes.length));
+      await turn();
+      expect(issuedByNextImmediate).toBe(1);
+      hold.writes.splice(0)[0]!.land();
+      await Promise.all([a, b]);
+      expect(kv.get(bytes('b'))).toEqual(bytes('2'));
+    });
+  });
+
   it('grows the log file ahead of the frames, beside their writes', async () => {
     await withUnit(async ({ kv, dir, storage }) => {
       const value = new Uint8Array(1000).fill(1);

@@ -316,18 +316,21 @@ export class Journal {
     this.kick();
   }
 
-  /** `soon`: start an idle pump in a microtask rather than after this event turn (see `direct`). */
-  private kick(soon = false): void {
+  /**
+   * Starts the pump, or wakes it when a write slot is free, in a promise job: the writes issued
+   * before that job runs (a synchronous run of them, or the promise jobs already queued, such as
+   * the handlers of the request bodies read together in a check phase) share the frame. NOTE: it
+   * used to wait for the next check phase, which under load came after a whole poll phase of
+   * other requests (milliseconds) with the disk idle.
+   */
+  private kick(): void {
     if (!this.writing) {
       this.writing = true;
-      // Gather the rest of this event turn's writes into the same flush.
-      if (soon) queueMicrotask(() => void this.pump());
-      else setImmediate(() => void this.pump());
+      queueMicrotask(() => void this.pump());
     } else if (this.wake !== undefined && this.inFlight.length < WRITES_IN_FLIGHT) {
-      // A write slot is free: the pump takes this event turn's writes as the next group.
       const wake = this.wake;
       this.wake = undefined;
-      setImmediate(wake);
+      queueMicrotask(wake);
     }
   }
 
@@ -400,10 +403,10 @@ export class Journal {
       const group = last !== undefined && this.group.writes.length === 0 ? last : this.closeGroup();
       group.direct.push({ writes, resolve, reject });
       // Large writes come in runs issued together (a produce group's batches, in one synchronous
-      // loop): a microtask still gathers the run, and it reaches lmdb before the callers' next
-      // work. After the event turn, it waited for whatever that work was (producers encoding their
-      // next batches, tens of milliseconds), and the disk idled meanwhile.
-      this.kick(true);
+      // loop): the pump's promise job still gathers the run, and it reaches lmdb before the
+      // callers' next work. Started after the event turn, it waited for whatever that work was
+      // (producers encoding their next batches, tens of milliseconds), and the disk idled meanwhile.
+      this.kick();
     });
   }
 
