@@ -13,14 +13,22 @@ export interface ErrorBody {
 export const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
+ * The text of an error answer's body, for answers built without a Response (the direct routes,
+ * and the Node server's answers to requests that never reach the app).
+ */
+export function errorJson(code: string, message: string): string {
+  const body: ErrorBody = { error: code, message };
+  return JSON.stringify(body);
+}
+
+/**
  * The JSON error response for `code` and `message` (status from the error table).
  *
  * @example
  * return errorResponse(new QuartzError(ErrorCode.NOT_FOUND, "key 'a' does not exist"));
  */
 export function errorResponse(err: QuartzError, headers?: Record<string, string>): Response {
-  const body: ErrorBody = { error: err.code, message: err.message };
-  return new Response(JSON.stringify(body), { status: err.status, headers: { 'content-type': JSON_TYPE, ...headers } });
+  return new Response(errorJson(err.code, err.message), { status: err.status, headers: { 'content-type': JSON_TYPE, ...headers } });
 }
 
 /**

@@ -9,7 +9,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { ErrorCode } from '../../core/errors.js';
 import type { DirectRequest, DirectRoutes, PlainAnswer } from '../../api/app.js';
-import { JSON_TYPE } from '../../api/errors.js';
+import { JSON_TYPE, errorJson } from '../../api/errors.js';
 import type { LoggerPort } from '../../api/ports.js';
 import { incomingBody } from './incoming-body.js';
 import { refusedWithoutHost } from './transport-errors.js';
@@ -105,7 +105,7 @@ function write(res: ServerResponse, answer: PlainAnswer, logger: LoggerPort): vo
       res.destroy(err as Error);
       return;
     }
-    const message = JSON.stringify({ error: ErrorCode.INTERNAL, message: 'the server failed to handle this request; the error is logged' });
+    const message = errorJson(ErrorCode.INTERNAL, 'the server failed to handle this request; the error is logged');
     res.writeHead(500, { 'content-type': JSON_TYPE, 'content-length': String(Buffer.byteLength(message)) });
     res.end(message);
   }

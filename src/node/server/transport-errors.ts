@@ -10,12 +10,12 @@ import { RequestError } from '@hono/node-server';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
-import { JSON_TYPE, errorResponse, toErrorResponse } from '../../api/errors.js';
+import { JSON_TYPE, errorJson, errorResponse, toErrorResponse } from '../../api/errors.js';
 import type { LoggerPort } from '../../api/ports.js';
 
 /** A complete HTTP/1.1 answer that closes the connection, for a socket no response object owns. */
 function rawAnswer(status: number, code: ErrorCode, message: string): string {
-  const body = JSON.stringify({ error: code, message });
+  const body = errorJson(code, message);
   return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
@@ -84,7 +84,7 @@ export function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
  */
 export function refusedWithoutHost(req: IncomingMessage, res: ServerResponse): boolean {
   if (req.headers.host !== undefined || req.httpVersionMajor !== 1 || req.httpVersionMinor !== 1) return false;
-  const body = JSON.stringify({ error: ErrorCode.INVALID_ARGUMENT, message: 'an HTTP/1.1 request must carry a Host header' });
+  const body = errorJson(ErrorCode.INVALID_ARGUMENT, 'an HTTP/1.1 request must carry a Host header');
   res.writeHead(400, { 'content-type': JSON_TYPE, 'content-length': String(Buffer.byteLength(body)), connection: 'close' });
   res.end(body);
   return true;
