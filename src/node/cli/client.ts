@@ -148,6 +148,18 @@ export function errorOf(res: Response, text: string): CliError {
   return new CliError(`quartz: the server answered ${res.status} ${res.statusText}`);
 }
 
+/**
+ * The API path of the resource `name` under `base`. An empty name has none (`base/` names no
+ * resource), so it is refused here, before any request.
+ *
+ * @example
+ * namedPath('/v1/topics', 'orders', 'the topic name'); // '/v1/topics/orders'
+ */
+export function namedPath(base: string, name: string, what: string): string {
+  if (name === '') throw new CliError(`quartz: ${what} must not be empty`);
+  return `${base}/${encodeURIComponent(name)}`;
+}
+
 /** The `{error, message}` JSON of an error answer, undefined for anything else. */
 export function errorBody(text: string): { error?: string; message: string } | undefined {
   try {

@@ -4,23 +4,14 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ErrorCode } from '../../../core/errors.js';
-import { CliError, resolveConnection, ApiClient, errorBody, errorOf } from '../client.js';
+import { CliError, resolveConnection, ApiClient, errorBody, errorOf, namedPath } from '../client.js';
 import { ctxFor, intFlag, type CliIo } from '../context.js';
 import { readAll, readFirstLine } from '../io.js';
 import { progressBar } from '../progress.js';
 import { writeUserConfig } from '../user-config.js';
 
-/** The key's URL path; an empty key has none (`/v1/kv/` names no key), so it is refused here. */
-function kvPath(key: string): string {
-  if (key === '') throw new CliError('quartz: the key must not be empty');
-  return `/v1/kv/${encodeURIComponent(key)}`;
-}
-
-/** The collection's URL path; an empty name has none, so it is refused here. */
-function collectionPath(name: string): string {
-  if (name === '') throw new CliError('quartz: the collection name must not be empty');
-  return `/v1/collections/${encodeURIComponent(name)}`;
-}
+const kvPath = (key: string): string => namedPath('/v1/kv', key, 'the key');
+const collectionPath = (name: string): string => namedPath('/v1/collections', name, 'the collection name');
 
 export function accountCommands(program: Command, io: CliIo): void {
   program

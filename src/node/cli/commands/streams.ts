@@ -5,14 +5,10 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { CliError, type ApiClient } from '../client.js';
+import { CliError, namedPath, type ApiClient } from '../client.js';
 import { ctxFor, intFlag, type CliIo, type Ctx } from '../context.js';
 
-/** The topic's URL path; an empty name has none (`/v1/topics/` names no topic), so it is refused here. */
-function topicPath(topic: string): string {
-  if (topic === '') throw new CliError('quartz: the topic name must not be empty');
-  return `/v1/topics/${encodeURIComponent(topic)}`;
-}
+const topicPath = (topic: string): string => namedPath('/v1/topics', topic, 'the topic name');
 
 interface PartitionInfo {
   partition: number;
