@@ -9,7 +9,7 @@
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { hasLoneSurrogate, showValue } from '../../core/show-value.js';
-import { isTenantId } from '../tenant-id.js';
+import { MAX_TENANT_ID, isTenantId } from '../tenant-id.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
 import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type BlobStore, type OrderedKV } from '../../ports/storage.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
@@ -347,7 +347,7 @@ export class KvStore {
   static async open(ctx: EngineContext, tenantId: string, options: KvStoreOptions = {}): Promise<KvStore> {
     // The engine's rule (tenant-id.ts): tenant ids become unit names.
     if (!isTenantId(tenantId)) {
-      throw invalid(`tenant id ${showValue(tenantId)} must be 1-128 characters without '/' or control characters`);
+      throw invalid(`tenant id ${showValue(tenantId)} must be 1-${MAX_TENANT_ID} characters without '/' or control characters`);
     }
     const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     if (!(Number.isSafeInteger(maxValueBytes) && maxValueBytes >= 0 && maxValueBytes <= MAX_VALUE_LIMIT)) {

@@ -9,7 +9,7 @@
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { MAX_TIMESTAMP } from '../../core/segment-records.js';
 import { hasLoneSurrogate, showValue } from '../../core/show-value.js';
-import { isTenantId } from '../tenant-id.js';
+import { MAX_TENANT_ID, isTenantId } from '../tenant-id.js';
 import type { DecodedRecord, SegmentCodec } from '../../core/segment.js';
 import type { UnitStorage } from '../../ports/storage.js';
 import type { EngineContext } from '../context.js';
@@ -247,7 +247,7 @@ export class StreamStore {
   static async open(ctx: EngineContext, tenantId: string, options: StreamStoreOptions = {}): Promise<StreamStore> {
     // The engine's rule (tenant-id.ts): tenant ids become unit names.
     if (!isTenantId(tenantId)) {
-      throw invalid(`tenant id must be 1-128 characters without '/' or control characters, got ${showValue(tenantId)}`);
+      throw invalid(`tenant id must be 1-${MAX_TENANT_ID} characters without '/' or control characters, got ${showValue(tenantId)}`);
     }
     const catalog = await ctx.storage.unit(`topics/${tenantId}`);
     const groups = await ctx.storage.unit(`groups/${tenantId}`);
