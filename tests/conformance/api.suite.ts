@@ -2,11 +2,14 @@
  * The HTTP API v1 conformance suite: runs against any live server given its base URL and admin
  * key, so the Node home, workerd and anything else serving the app are held to the same contract
  * (../shared/DESIGN.md, docs/api.md). Each test makes its own tenants through the admin API.
+ * Every answer the suite receives is also held to the server's own `/v1/openapi.json`
+ * (openapi-checker.ts): status, Content-Type, headers and JSON body as documented.
  *
  * Usage (one line per home):
  *   apiSuite('node', () => ({ baseUrl: server.url, adminKey }));
  */
 import { describe, expect, it } from 'vitest';
+import { OpenApiChecker } from './openapi-checker.js';
 
 export interface ApiTarget {
   baseUrl: string;
@@ -29,6 +32,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
   let seq = 0;
   const unique = (what: string) => `${what}-${Date.now().toString(36)}-${(seq++).toString(36)}`;
 
+  let checker: Promise<OpenApiChecker> | undefined;
+  const decoder = new TextDecoder();
+
+  /** One request; its answer is read whole and checked against the served OpenAPI document. */
   async function call(method: string, path: string, init: { body?: unknown; raw?: BodyInit; headers?: Record<string, string>; key?: string } = {}) {
     const headers: Record<string, string> = { ...init.headers };
     if (init.key !== undefined) headers.authorization = `Bearer ${init.key}`;
@@ -37,15 +44,18 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
       body = JSON.stringify(init.body);
       headers['content-type'] ??= 'application/json';
     }
-    const res = await fetch(url(path), { method, headers, body });
-    const text = await res.text();
+    // A streamed body needs half-duplex fetch.
+    const res = await fetch(url(path), { method, headers, body, duplex: 'half' } as RequestInit);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const text = decoder.decode(bytes);
+    (await (checker ??= OpenApiChecker.load(target().baseUrl))).assert({ method, target: path, status: res.status, headers: res.headers, body: text });
     let json: any;
     try {
       json = text === '' ? undefined : JSON.parse(text);
     } catch {
       json = undefined;
     }
-    return { status: res.status, headers: res.headers, text, json };
+    return { status: res.status, headers: res.headers, text, bytes, json };
   }
 
   async function tenant(plan = 'unlimited', extra: Record<string, unknown> = {}): Promise<Tenant> {
@@ -79,6 +89,7 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const paths = res.json.paths as Record<string, Record<string, unknown>>;
         const expected: Array<[string, string]> = [
           ['/v1/health', 'get'],
+          ['/v1/openapi.json', 'get'],
           ['/v1/auth/register', 'post'],
           ['/v1/kv/{key}', 'put'],
           ['/v1/kv/{key}', 'get'],
@@ -153,7 +164,7 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         expect(res.status).toBeLessThan(300);
         expect(res.headers.get('access-control-allow-origin')).toBeTruthy();
         expect(res.headers.get('access-control-allow-methods')).toMatch(/PUT/);
-        const get = await fetch(url('/v1/health'), { headers: { origin: 'https://app.example' } });
+        const get = await call('GET', '/v1/health', { headers: { origin: 'https://app.example' } });
         const exposed = (get.headers.get('access-control-expose-headers') ?? '').toLowerCase();
         for (const h of ['etag', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after']) expect(exposed).toContain(h);
       });
@@ -219,16 +230,16 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const put = await call('PUT', '/v1/kv/user/42', { key: t.key, raw: '{"name":"Ada"}', headers: { 'content-type': 'application/json' } });
         expect(put.status).toBe(200);
         expect(put.headers.get('etag')).toMatch(/^"\d+"$/);
-        const get = await fetch(url('/v1/kv/user%2F42'), { headers: { authorization: `Bearer ${t.key}` } });
+        const get = await call('GET', '/v1/kv/user%2F42', { key: t.key });
         expect(get.status).toBe(200);
         expect(get.headers.get('content-type')).toBe('application/json');
         expect(get.headers.get('etag')).toBe(put.headers.get('etag'));
-        expect(await get.text()).toBe('{"name":"Ada"}');
+        expect(get.text).toBe('{"name":"Ada"}');
         const bytes = new Uint8Array([0, 1, 2, 255, 254]);
         expect((await call('PUT', '/v1/kv/bin', { key: t.key, raw: bytes })).status).toBe(200);
-        const bin = await fetch(url('/v1/kv/bin'), { headers: { authorization: `Bearer ${t.key}` } });
+        const bin = await call('GET', '/v1/kv/bin', { key: t.key });
         expect(bin.headers.get('content-type')).toBe('application/octet-stream');
-        expect(new Uint8Array(await bin.arrayBuffer())).toEqual(bytes);
+        expect(bin.bytes).toEqual(bytes);
       });
 
       it('a key path that is not valid percent-encoded UTF-8 is 400, never stored', async () => {
@@ -550,9 +561,7 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
             }
           },
         });
-        const res = await fetch(url('/v1/topics'), { method: 'POST', body: stream, headers: { authorization: `Bearer ${t.key}` }, duplex: 'half' } as RequestInit);
-        expect(res.status).toBe(413);
-        expect((await res.json()).error).toBe('too_large');
+        expectError(await call('POST', '/v1/topics', { key: t.key, raw: stream }), 413, 'too_large');
       });
 
       it('GET /v1/usage counts calls and produced records for the current period', async () => {
@@ -585,10 +594,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const t = await tenant('unlimited', { billing_customer_id: customer });
         await call('GET', '/v1/kv', { key: t.key });
         await call('GET', '/v1/kv', { key: t.key });
-        const res = await fetch(url('/v1/admin/usage/export'), { headers: admin() });
+        const res = await call('GET', '/v1/admin/usage/export', { headers: admin() });
         expect(res.status).toBe(200);
         expect(res.headers.get('content-type')).toMatch(/ndjson/);
-        const lines = (await res.text()).split('\n').filter((l) => l !== '');
+        const lines = res.text.split('\n').filter((l) => l !== '');
         const events = lines.map((l) => JSON.parse(l));
         const mine = events.filter((e) => e.payload.stripe_customer_id === customer);
         const calls = mine.find((e) => e.event_name === 'quartz_api_calls');
@@ -602,10 +611,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
       });
 
       it('backup streams a snapshot or says 501', async () => {
-        const res = await fetch(url('/v1/admin/backup'), { headers: admin() });
+        const res = await call('GET', '/v1/admin/backup', { headers: admin() });
         expect([200, 501]).toContain(res.status);
-        if (res.status === 200) expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(0);
-        else expect((await res.json()).error).toBe('not_implemented');
+        if (res.status === 200) expect(res.bytes.byteLength).toBeGreaterThan(0);
+        else expect(res.json.error).toBe('not_implemented');
       });
     });
   });

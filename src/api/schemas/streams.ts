@@ -22,6 +22,7 @@ export const TopicConfig = z
     retention_bytes: z.number().int(),
     segment_bytes: z.number().int(),
     segment_ms: z.number().int(),
+    compression: z.enum(['lz4', 'none']).openapi({ description: "How sealed segments are compressed; topics created over HTTP use 'lz4'" }),
     created_at: z.number().int(),
   })
   .openapi('Topic');
