@@ -519,6 +519,73 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
       });
     });
 
+    describe('the OpenAPI document, operation by operation', () => {
+      interface Op {
+        method: string;
+        template: string;
+        guard: 'tenant' | 'admin' | undefined;
+        body: boolean;
+      }
+      /** Every documented operation, read from the served document. */
+      async function operations(): Promise<Op[]> {
+        const paths = (await call('GET', '/v1/openapi.json')).json.paths as Record<string, Record<string, { security?: Array<Record<string, unknown>>; requestBody?: unknown }>>;
+        return Object.entries(paths).flatMap(([template, ops]) =>
+          Object.entries(ops).map(([method, op]) => {
+            const scheme = Object.keys(op.security?.[0] ?? {})[0];
+            return { method: method.toUpperCase(), template, guard: scheme === undefined ? undefined : scheme.startsWith('admin') ? 'admin' : 'tenant', body: op.requestBody !== undefined };
+          }),
+        );
+      }
+      // Names of nothing that exists (the tenants are new), so each operation answers its own not-found or bad-input case.
+      const absent: Record<string, string> = { key: 'sweep/k', c: 'no-coll', id: 'no-id', t: 'no-topic', p: '0', g: 'no-group', key_id: 'key_none' };
+      const concrete = (template: string, value: (name: string) => string) => template.replace(/\{([^}]+)\}/g, (_, name: string) => value(name));
+      const bodyOf = (op: Op) => (!op.body ? {} : op.template === '/v1/kv/{key}' ? { raw: 'x' } : { body: {} });
+
+      it('each operation answers as documented: without a key, with its key, with an undecodable path parameter, and to HEAD', async () => {
+        const t = await tenant();
+        for (const op of await operations()) {
+          const path = concrete(op.template, (name) => absent[name]!);
+          const keyed = op.guard === 'tenant' ? { key: t.key } : op.guard === 'admin' ? { headers: admin() } : {};
+          if (op.guard !== undefined) expectError(await call(op.method, path, bodyOf(op)), 401, 'unauthorized');
+          await call(op.method, path, { ...keyed, ...bodyOf(op) });
+          if (op.template.includes('{')) expectError(await call(op.method, concrete(op.template, () => 'bad%FF'), { ...keyed, ...bodyOf(op) }), 400, 'invalid_argument');
+          if (op.method === 'GET') expect((await call('HEAD', path, keyed)).text, `HEAD ${path}`).toBe('');
+        }
+      });
+
+      it('a method a documented path lacks is 405 with Allow naming exactly the documented methods', async () => {
+        const t = await tenant();
+        const ops = await operations();
+        for (const template of new Set(ops.map((op) => op.template))) {
+          const documented = ops.filter((op) => op.template === template).map((op) => op.method);
+          for (const method of ['GET', 'PUT', 'POST', 'PATCH', 'DELETE'].filter((m) => !documented.includes(m))) {
+            expectError(await call(method, concrete(template, (name) => absent[name]!), { key: t.key, raw: method === 'GET' ? undefined : '{}' }), 405, 'method_not_allowed');
+          }
+        }
+      });
+
+      it('every tenant operation answers 429 as documented, with Retry-After and the rate-limit headers', async () => {
+        const t = await tenant('free');
+        for (const op of (await operations()).filter((o) => o.guard === 'tenant')) {
+          const path = concrete(op.template, (name) => absent[name]!);
+          // The bucket refills one token per 600 ms on free: call until it is empty again.
+          let res = await call(op.method, path, { key: t.key, ...bodyOf(op) });
+          for (let i = 0; i < 2000 && res.status !== 429; i++) res = await call(op.method, path, { key: t.key, ...bodyOf(op) });
+          expectError(res, 429, 'rate_limited');
+        }
+      });
+
+      it('bodies over the JSON limit get a documented answer on every operation that takes a body', async () => {
+        const t = await tenant();
+        const limit = target().jsonBodyLimit ?? MiB;
+        const big = JSON.stringify({ name: 'x'.repeat(limit + 10) });
+        for (const op of (await operations()).filter((o) => o.body)) {
+          const keyed = op.guard === 'tenant' ? { key: t.key } : op.guard === 'admin' ? { headers: admin() } : {};
+          await call(op.method, concrete(op.template, (name) => absent[name]!), { ...keyed, raw: big });
+        }
+      });
+    });
+
     describe('limits and metering', () => {
       it('free plan: rate-limit headers on every response, then 429 with Retry-After', async () => {
         const t = await tenant('free');

@@ -191,6 +191,7 @@ export class OpenApiChecker {
     const op = entry.operations.get(method === 'HEAD' ? 'get' : method.toLowerCase());
     if (op === undefined) {
       const problems = this.errorProblems(`${subject} (${entry.template} documents no ${method})`, answer, [405]);
+      if (answer.status !== 405) return problems;
       const allowed = [...entry.operations.keys()].flatMap((m) => (m === 'get' ? ['GET', 'HEAD'] : [m.toUpperCase()]));
       const expected = new Set([...allowed, 'OPTIONS']);
       const sent = new Set((answer.headers.get('allow') ?? '').split(',').map((m) => m.trim()).filter((m) => m !== ''));
@@ -280,7 +281,7 @@ export class OpenApiChecker {
       const schema = header.schema as Json | undefined;
       if (schema !== undefined) {
         const validate = this.validatorFor(schema);
-        if (!validate(headerValue(value, schema))) problems.push(`${subject}: header ${name}: '${value}' ${this.ajv.errorsText(validate.errors, { dataVar: '' })}`);
+        if (!validate(headerValue(value, schema))) problems.push(`${subject}: header ${name}: '${value}' ${(validate.errors ?? []).map((e) => e.message).join('; ')}`);
       }
     }
     headers.forEach((_, name) => {
