@@ -553,6 +553,49 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         }
       });
 
+      it('answers with data in them: optional fields and headers, hono and direct paths alike', async () => {
+        const t = await tenant();
+        const email = `${unique('dup')}@example.com`;
+        expect((await call('POST', '/v1/admin/tenants', { headers: admin(), body: { email } })).status).toBe(201);
+        expectError(await call('POST', '/v1/admin/tenants', { headers: admin(), body: { email } }), 409, 'already_exists');
+        const registered = await call('POST', '/v1/auth/register', { body: { email } });
+        expect([404, 409]).toContain(registered.status);
+        expect((await call('GET', `/v1/admin/tenants/${t.id}`, { headers: admin() })).json.id).toBe(t.id);
+        // KV: a TTL key (X-Expires-At), a chunked PUT and a PUT with another query (both through hono, not the direct route).
+        expect((await call('PUT', '/v1/kv/ttl?ttl=60', { key: t.key, raw: 'x', headers: { 'content-type': 'text/plain' } })).status).toBe(200);
+        expect(Number((await call('GET', '/v1/kv/ttl', { key: t.key })).headers.get('x-expires-at'))).toBeGreaterThan(Date.now());
+        const chunked = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode('chunked'));
+            controller.close();
+          },
+        });
+        expect((await call('PUT', '/v1/kv/chunked', { key: t.key, raw: chunked })).json.size).toBe(7);
+        expect((await call('PUT', '/v1/kv/q?ttl=60&x=1', { key: t.key, raw: 'y' })).status).toBe(200);
+        // Vectors: metadata and values in pages and matches.
+        await call('POST', '/v1/collections', { key: t.key, body: { name: 'c', dims: 2, metric: 'l2', m: 8, ef_construction: 50 } });
+        await call('POST', '/v1/collections/c/upsert', { key: t.key, body: { vectors: [{ id: 'a', values: [1, 2], metadata: { n: 1, tags: ['x'] } }, { id: 'b', values: [2, 1] }] } });
+        const page = await call('GET', '/v1/collections/c/vectors?include_metadata=true&include_values=true&limit=1', { key: t.key });
+        expect(page.json.vectors[0]).toMatchObject({ id: 'a', values: [1, 2], metadata: { n: 1, tags: ['x'] } });
+        const q = await call('POST', '/v1/collections/c/query', { key: t.key, body: { vector: [1, 2], k: 2, include_metadata: true, include_values: true, threshold: 100, ef: 20 } });
+        expect(q.json.matches).toHaveLength(2);
+        expect((await call('POST', '/v1/collections/c/query', { key: t.key, body: { id: 'a', k: 1, filter: { n: { $gte: 1 } } } })).json.matches).toHaveLength(1);
+        // Streams: a chunked produce and a long-poll consume (hono routes), groups without a topic.
+        await call('POST', '/v1/topics', { key: t.key, body: { name: 's', partitions: 2, retention_ms: -1, segment_bytes: 4096 } });
+        const records = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode(JSON.stringify({ records: [{ key: 'k', value: 'v', headers: [{ key: 'h', value: null }], partition: 1 }] })));
+            controller.close();
+          },
+        });
+        expect((await call('POST', '/v1/topics/s/records', { key: t.key, raw: records })).json.offsets).toEqual([{ partition: 1, offset: 0 }]);
+        const polled = await call('GET', '/v1/topics/s/partitions/1/records?max_wait_ms=5&max_bytes=100000', { key: t.key });
+        expect(polled.json.records[0]).toMatchObject({ key: 'k', value: 'v', headers: [{ key: 'h', value: null }] });
+        await call('POST', '/v1/groups/g/offsets', { key: t.key, body: { topic: 's', partition: 1, offset: 1, metadata: 'm' } });
+        expect((await call('GET', '/v1/groups/g/offsets', { key: t.key })).json.offsets).toHaveLength(2);
+        expect((await call('GET', '/v1/topics/s', { key: t.key })).json.partition_info).toHaveLength(2);
+      });
+
       it('a method a documented path lacks is 405 with Allow naming exactly the documented methods', async () => {
         const t = await tenant();
         const ops = await operations();
