@@ -385,7 +385,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const described = await call('GET', '/v1/topics/orders', { key: t.key });
         expect(described.json.partition_info).toHaveLength(3);
         expect((await call('DELETE', '/v1/topics/orders', { key: t.key })).status).toBe(204);
-        expectError(await call('GET', '/v1/topics/orders', { key: t.key }), 404, 'not_found');
+        const gone = await call('GET', '/v1/topics/orders', { key: t.key });
+        expectError(gone, 404, 'not_found');
+        // docs/api.md's example error body.
+        expect(gone.json).toEqual({ error: 'not_found', message: "topic 'orders' does not exist" });
       });
 
       it('produce and consume with per-record utf8/base64 encoding and headers', async () => {
@@ -419,7 +422,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         expect(r2).toMatchObject({ offset: 2, key: null, value: null });
         const tail = await call('GET', '/v1/topics/events/partitions/0/records?offset=3', { key: t.key });
         expect(tail.json.records).toEqual([]);
-        expectError(await call('GET', '/v1/topics/events/partitions/0/records?offset=99', { key: t.key }), 400, 'offset_out_of_range');
+        const beyond = await call('GET', '/v1/topics/events/partitions/0/records?offset=99', { key: t.key });
+        expectError(beyond, 400, 'offset_out_of_range');
+        // As docs/streams.md shows it.
+        expect(beyond.json.message).toBe("offset 99 is out of range for topic 'events' partition 0: valid offsets are 0 to 3");
         expectError(await call('GET', '/v1/topics/events/partitions/5/records', { key: t.key }), 404, 'not_found');
       });
 
