@@ -109,6 +109,11 @@ describe('OpenApiChecker', () => {
     expect(checker.problems(answer('GET', '/nope', 404, json, 'oops'))).toEqual(['GET /nope → 404: the body is not JSON: "oops"']);
   });
 
+  it('refuses a document that is not valid OpenAPI 3.1', () => {
+    expect(() => new OpenApiChecker({ ...document, paths: { '/v1/x': { get: { responses: { '200': { content: 5 } } } } } })).toThrow(/not valid OpenAPI 3.1/);
+    expect(() => new OpenApiChecker({ ...document, openapi: '3.0.3' })).toThrow(/not an OpenAPI 3.1 document/);
+  });
+
   it('throws with every problem named', () => {
     expect(() => checker.assert(answer('GET', '/v1/things/a', 200, json, { id: 1, size: 2 }))).toThrow(
       /does not match \/v1\/openapi.json:\n {2}GET \/v1\/things\/\{id\} → 200 \(\/v1\/things\/a\): header etag is documented as required but not sent\n {2}.*body at \/id: must be string/,

