@@ -49,6 +49,8 @@ export const TopicParam = z.object({ t: z.string().openapi({ description: 'Topic
 export const PartitionParam = z.object({ t: z.string(), p: z.string().openapi({ description: 'Partition number' }) });
 
 const Header = z.object({ key: z.string(), value: z.string().nullable() });
+/** A header as produce takes it: an absent value is null. */
+const ProduceHeader = z.object({ key: z.string(), value: z.string().nullable().optional().openapi({ description: 'null or absent for none' }) });
 
 /** Documented shape; the handler validates records by hand (the hot path) to the same rules. */
 export const ProduceBody = z
@@ -58,7 +60,7 @@ export const ProduceBody = z
         z.object({
           key: z.string().nullable().optional(),
           value: z.string().nullable(),
-          headers: z.array(Header).optional(),
+          headers: z.array(ProduceHeader).optional(),
           partition: z.number().int().min(0).optional(),
           encoding: Encoding.optional(),
         }),
