@@ -586,6 +586,9 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const q = await call('POST', '/v1/collections/c/query', { key: t.key, body: { vector: [1, 2], k: 2, include_metadata: true, include_values: true, threshold: 100, ef: 20 } });
         expect(q.json.matches).toHaveLength(2);
         expect((await call('POST', '/v1/collections/c/query', { key: t.key, body: { id: 'a', k: 1, filter: { n: { $gte: 1 } } } })).json.matches).toHaveLength(1);
+        // A vector upserted without metadata, read alone and in a page.
+        expect((await call('GET', '/v1/collections/c/vectors/b', { key: t.key })).json.id).toBe('b');
+        expect((await call('GET', '/v1/collections/c/vectors?include_metadata=true', { key: t.key })).json.vectors).toHaveLength(2);
         // Streams: a chunked produce and a long-poll consume (hono routes), groups without a topic.
         await call('POST', '/v1/topics', { key: t.key, body: { name: 's', partitions: 2, retention_ms: -1, segment_bytes: 4096 } });
         const records = new ReadableStream<Uint8Array>({
