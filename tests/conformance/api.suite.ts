@@ -613,6 +613,8 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
           for (const method of ['GET', 'PUT', 'POST', 'PATCH', 'DELETE'].filter((m) => !documented.includes(m))) {
             expectError(await call(method, concrete(template, (name) => absent[name]!), { key: t.key, raw: method === 'GET' ? undefined : '{}' }), 405, 'method_not_allowed');
           }
+          // HEAD comes with GET; without one it is refused like any other method (the checker reads the Allow header).
+          if (!documented.includes('GET')) expect((await call('HEAD', concrete(template, (name) => absent[name]!), { key: t.key })).status).toBe(405);
         }
       });
 

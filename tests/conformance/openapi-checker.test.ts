@@ -104,6 +104,7 @@ describe('OpenApiChecker', () => {
       "DELETE /v1/things/a → 405: Allow is 'GET, HEAD, PUT, PATCH, OPTIONS', the document's methods are GET, HEAD, PUT, OPTIONS",
     ]);
     expect(checker.problems(answer('DELETE', '/v1/things/a', 200, json, {}))).toEqual(['DELETE /v1/things/a → 200 (/v1/things/{id} documents no DELETE): expected 405']);
+    expect(checker.problems(answer('HEAD', '/v1/nothing', 404, json, ''))).toEqual([]);
     // Outside /v1 (the home's files): only error answers are held to the Error body.
     expect(checker.problems(answer('GET', '/docs/x.css', 200, { 'content-type': 'text/css' }, 'body{}'))).toEqual([]);
     expect(checker.problems(answer('GET', '/nope', 404, json, 'oops'))).toEqual(['GET /nope → 404: the body is not JSON: "oops"']);

@@ -259,7 +259,12 @@ export class OpenApiChecker {
     const problems: string[] = [];
     const type = answer.headers.get('content-type') ?? '';
     if (type !== 'application/json') problems.push(`${subject}: Content-Type '${type}', expected 'application/json'`);
-    problems.push(...this.bodyProblems(subject, this.errorSchema, answer.body));
+    // A HEAD answer has the headers of the error, not its body.
+    if (answer.method.toUpperCase() === 'HEAD') {
+      if (answer.body !== undefined && answer.body !== '') problems.push(`${subject}: a HEAD answer has a body`);
+    } else {
+      problems.push(...this.bodyProblems(subject, this.errorSchema, answer.body));
+    }
     return problems;
   }
 

@@ -1,6 +1,6 @@
 /**
- * Shapes shared by every route's OpenAPI description: the error body and helpers that attach
- * JSON bodies and the usual error responses to a route.
+ * Shapes shared by every route's OpenAPI description: the error body, the response headers, and
+ * helpers that attach JSON bodies, error responses and what the request pipeline adds to a route.
  */
 import { z } from '@hono/zod-openapi';
 import type { RouteDoc } from '../router.js';
