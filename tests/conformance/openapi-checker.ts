@@ -3,7 +3,9 @@
  * each answer, the operation (path template and method) must exist, document the status, the
  * Content-Type and every API header sent, and the JSON body must validate against the documented
  * schema with no undocumented properties (response objects are read as closed). Free of Node-only
- * APIs, so the conformance suite can run it against any home.
+ * APIs, so the conformance suite can run it against any home. NOTE: ajv compiles validators with
+ * `new Function`, which workerd refuses: run the suite beside a Worker (from Node, against its
+ * URL), not inside one.
  *
  * What OpenAPI cannot say per operation is checked as the server's stated rules (docs/api.md):
  * an unknown `/v1` path is 404, a method a documented path lacks is 405 with `Allow` naming the
