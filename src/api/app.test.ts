@@ -260,7 +260,7 @@ describe('createApp', () => {
         expect(res.status, `${method} ${path}`).not.toBe(405);
       }
     }
-    expect(Object.keys(doc.paths).length).toBe(23);
+    expect(Object.keys(doc.paths).length).toBe(24);
   });
 });
 

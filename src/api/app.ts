@@ -16,6 +16,7 @@ import { PrincipalCache } from './principal-cache.js';
 import { silentLogger, type BackupFn, type LoggerPort, type MetricsPort } from './ports.js';
 import { MemoryBucketStore, type BucketStore } from './rate-limit.js';
 import { ApiRouter } from './router.js';
+import { registerResponseHeaders } from './schemas/common.js';
 import { accountRoutes, adminRoutes } from './routes/admin.js';
 import { kvDirect, kvPutDirect, kvRoutes } from './routes/kv.js';
 import { streamRoutes, streamsDirect } from './routes/streams.js';
@@ -97,6 +98,7 @@ export function createApp(options: AppOptions): QuartzApp {
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKeyHeader', { type: 'apiKey', in: 'header', name: 'X-API-Key' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'adminBearer', { type: 'http', scheme: 'bearer', description: 'The admin key' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'adminKeyHeader', { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'The admin key' });
+  registerResponseHeaders((name, header) => app.openAPIRegistry.registerComponent('headers', name, { ...header }));
 
   // Preflights only: other responses get the CORS headers from the request pipeline, on the
   // handler's own response (hono's cors() would set them on c.res before the handler runs,

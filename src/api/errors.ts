@@ -10,7 +10,11 @@ export interface ErrorBody {
   message: string;
 }
 
-export const JSON_TYPE = 'application/json; charset=utf-8';
+/**
+ * The Content-Type of every JSON answer, success or error. No `charset`: JSON text is UTF-8 and
+ * application/json defines no parameters (RFC 8259 §8.1 and §11).
+ */
+export const JSON_TYPE = 'application/json';
 
 /**
  * The text of an error answer's body, for answers built without a Response (the direct routes,

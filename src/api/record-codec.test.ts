@@ -7,6 +7,7 @@ import { createTestContext } from '../engine/testing.js';
 import { StreamStore } from '../engine/streams/stream-store.js';
 import { parseJson } from './body.js';
 import { consumeResultJson, fromBase64, parseProduceBody, parseProduceJson, produceResultJson } from './record-codec.js';
+import { ProduceBody } from './schemas/streams.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -65,6 +66,41 @@ describe('parseProduceBody', () => {
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', headers: {} }] }))).toMatch(/^records\[0\]\.headers: expected array/);
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', headers: [{ key: 1, value: 'x' }] }] }))).toMatch(/^records\[0\]\.headers\[0\]\.key: /);
     expect(errorOf(() => parseProduceBody({ records: [null] }))).toBe('records[0]: expected object, received null');
+  });
+});
+
+describe('ProduceBody (the OpenAPI document) and parseProduceBody', () => {
+  it('accept and refuse the same bodies (base64 content aside, which a schema cannot check)', () => {
+    const bodies: unknown[] = [
+      { records: [{ value: 'a' }] },
+      { records: [{ value: null, key: null }] },
+      { records: [{ value: 'a', key: 'k', partition: 0, encoding: 'utf8', headers: [] }] },
+      { records: [{ value: 'aGk=', encoding: 'base64', headers: [{ key: 'h', value: 'AAE=' }] }] },
+      { records: [{ value: 'a', headers: [{ key: 'h' }, { key: 'n', value: null }] }], extra: 1 },
+      { records: [{ value: 'a', unknown: { deep: [1] } }] },
+      { records: [] },
+      { records: {} },
+      {},
+      [],
+      null,
+      { records: [null] },
+      { records: [{ key: 'k' }] },
+      { records: [{ value: 1 }] },
+      { records: [{ value: 'a', key: 5 }] },
+      { records: [{ value: 'a', partition: -1 }] },
+      { records: [{ value: 'a', partition: 1.5 }] },
+      { records: [{ value: 'a', partition: '1' }] },
+      { records: [{ value: 'a', partition: 2 ** 53 }] },
+      { records: [{ value: 'a', encoding: 'hex' }] },
+      { records: [{ value: 'a', headers: {} }] },
+      { records: [{ value: 'a', headers: [null] }] },
+      { records: [{ value: 'a', headers: [{ value: 'v' }] }] },
+      { records: [{ value: 'a', headers: [{ key: 'h', value: 5 }] }] },
+    ];
+    for (const body of bodies) {
+      const server = outcome(() => parseProduceBody(body)).startsWith('invalid_argument') ? 'refused' : 'accepted';
+      expect(server, JSON.stringify(body)).toBe(ProduceBody.safeParse(body).success ? 'accepted' : 'refused');
+    }
   });
 });
 

@@ -6,6 +6,7 @@
 import type { OpenAPIHono, RouteConfig } from '@hono/zod-openapi';
 import type { AppEnv } from './context.js';
 import type { Guard, RequestPipeline, RouteHandler } from './middleware/request.js';
+import { pipelineResponses } from './schemas/common.js';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -44,8 +45,9 @@ export class ApiRouter<E extends AppEnv = AppEnv> {
   ) {}
 
   /**
-   * Adds a route: `doc` goes into /v1/openapi.json (omit it for routes outside the API, like
-   * /docs); then the guards (auth), then the handler.
+   * Adds a route: `doc` goes into /v1/openapi.json with the responses and headers the request
+   * pipeline adds (omit it for routes outside the API, like /docs); then the guards (auth), then
+   * the handler.
    *
    * @example
    * router.add('get', '/v1/health', healthDoc, (c) => c.json({ status: 'ok' }));
@@ -54,7 +56,7 @@ export class ApiRouter<E extends AppEnv = AppEnv> {
   add(method: Method, path: string, doc: RouteDoc | undefined, ...handlers: [...Guard[], RouteHandler]): void {
     const { openapi, pattern } = translate(path);
     this.entries.push({ method, pattern });
-    if (doc !== undefined) this.app.openAPIRegistry.registerPath({ ...doc, method, path: openapi });
+    if (doc !== undefined) this.app.openAPIRegistry.registerPath({ ...doc, responses: pipelineResponses(doc), method, path: openapi });
     const guards = handlers.slice(0, -1) as Guard[];
     const handler = handlers[handlers.length - 1] as RouteHandler;
     (this.app.on as (m: string, p: string, h: unknown) => unknown)(method.toUpperCase(), path, this.pipeline.route(path, guards, handler));

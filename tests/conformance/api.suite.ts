@@ -2,17 +2,22 @@
  * The HTTP API v1 conformance suite: runs against any live server given its base URL and admin
  * key, so the Node home, workerd and anything else serving the app are held to the same contract
  * (../shared/DESIGN.md, docs/api.md). Each test makes its own tenants through the admin API.
+ * Every answer the suite receives is also held to the server's own `/v1/openapi.json`
+ * (openapi-checker.ts): status, Content-Type, headers and JSON body as documented.
  *
  * Usage (one line per home):
  *   apiSuite('node', () => ({ baseUrl: server.url, adminKey }));
  */
 import { describe, expect, it } from 'vitest';
+import { OpenApiChecker } from './openapi-checker.js';
 
 export interface ApiTarget {
   baseUrl: string;
   adminKey: string;
   /** The server's JSON body limit (default 1 MiB, the app's default). */
   jsonBodyLimit?: number;
+  /** True when every route's body limit is `jsonBodyLimit` (KV, records and vectors too), so each body route answers 413 past it. */
+  oneBodyLimit?: boolean;
 }
 
 interface Tenant {
@@ -29,6 +34,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
   let seq = 0;
   const unique = (what: string) => `${what}-${Date.now().toString(36)}-${(seq++).toString(36)}`;
 
+  let checker: Promise<OpenApiChecker> | undefined;
+  const decoder = new TextDecoder();
+
+  /** One request; its answer is read whole and checked against the served OpenAPI document. */
   async function call(method: string, path: string, init: { body?: unknown; raw?: BodyInit; headers?: Record<string, string>; key?: string } = {}) {
     const headers: Record<string, string> = { ...init.headers };
     if (init.key !== undefined) headers.authorization = `Bearer ${init.key}`;
@@ -37,15 +46,18 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
       body = JSON.stringify(init.body);
       headers['content-type'] ??= 'application/json';
     }
-    const res = await fetch(url(path), { method, headers, body });
-    const text = await res.text();
+    // A streamed body needs half-duplex fetch.
+    const res = await fetch(url(path), { method, headers, body, duplex: 'half' } as RequestInit);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const text = decoder.decode(bytes);
+    (await (checker ??= OpenApiChecker.load(target().baseUrl))).assert({ method, target: path, status: res.status, headers: res.headers, body: text });
     let json: any;
     try {
       json = text === '' ? undefined : JSON.parse(text);
     } catch {
       json = undefined;
     }
-    return { status: res.status, headers: res.headers, text, json };
+    return { status: res.status, headers: res.headers, text, bytes, json };
   }
 
   async function tenant(plan = 'unlimited', extra: Record<string, unknown> = {}): Promise<Tenant> {
@@ -79,6 +91,7 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const paths = res.json.paths as Record<string, Record<string, unknown>>;
         const expected: Array<[string, string]> = [
           ['/v1/health', 'get'],
+          ['/v1/openapi.json', 'get'],
           ['/v1/auth/register', 'post'],
           ['/v1/kv/{key}', 'put'],
           ['/v1/kv/{key}', 'get'],
@@ -153,7 +166,7 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         expect(res.status).toBeLessThan(300);
         expect(res.headers.get('access-control-allow-origin')).toBeTruthy();
         expect(res.headers.get('access-control-allow-methods')).toMatch(/PUT/);
-        const get = await fetch(url('/v1/health'), { headers: { origin: 'https://app.example' } });
+        const get = await call('GET', '/v1/health', { headers: { origin: 'https://app.example' } });
         const exposed = (get.headers.get('access-control-expose-headers') ?? '').toLowerCase();
         for (const h of ['etag', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after']) expect(exposed).toContain(h);
       });
@@ -219,16 +232,16 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const put = await call('PUT', '/v1/kv/user/42', { key: t.key, raw: '{"name":"Ada"}', headers: { 'content-type': 'application/json' } });
         expect(put.status).toBe(200);
         expect(put.headers.get('etag')).toMatch(/^"\d+"$/);
-        const get = await fetch(url('/v1/kv/user%2F42'), { headers: { authorization: `Bearer ${t.key}` } });
+        const get = await call('GET', '/v1/kv/user%2F42', { key: t.key });
         expect(get.status).toBe(200);
         expect(get.headers.get('content-type')).toBe('application/json');
         expect(get.headers.get('etag')).toBe(put.headers.get('etag'));
-        expect(await get.text()).toBe('{"name":"Ada"}');
+        expect(get.text).toBe('{"name":"Ada"}');
         const bytes = new Uint8Array([0, 1, 2, 255, 254]);
         expect((await call('PUT', '/v1/kv/bin', { key: t.key, raw: bytes })).status).toBe(200);
-        const bin = await fetch(url('/v1/kv/bin'), { headers: { authorization: `Bearer ${t.key}` } });
+        const bin = await call('GET', '/v1/kv/bin', { key: t.key });
         expect(bin.headers.get('content-type')).toBe('application/octet-stream');
-        expect(new Uint8Array(await bin.arrayBuffer())).toEqual(bytes);
+        expect(bin.bytes).toEqual(bytes);
       });
 
       it('a key path that is not valid percent-encoded UTF-8 is 400, never stored', async () => {
@@ -374,7 +387,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const described = await call('GET', '/v1/topics/orders', { key: t.key });
         expect(described.json.partition_info).toHaveLength(3);
         expect((await call('DELETE', '/v1/topics/orders', { key: t.key })).status).toBe(204);
-        expectError(await call('GET', '/v1/topics/orders', { key: t.key }), 404, 'not_found');
+        const gone = await call('GET', '/v1/topics/orders', { key: t.key });
+        expectError(gone, 404, 'not_found');
+        // docs/api.md's example error body.
+        expect(gone.json).toEqual({ error: 'not_found', message: "topic 'orders' does not exist" });
       });
 
       it('produce and consume with per-record utf8/base64 encoding and headers', async () => {
@@ -408,7 +424,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         expect(r2).toMatchObject({ offset: 2, key: null, value: null });
         const tail = await call('GET', '/v1/topics/events/partitions/0/records?offset=3', { key: t.key });
         expect(tail.json.records).toEqual([]);
-        expectError(await call('GET', '/v1/topics/events/partitions/0/records?offset=99', { key: t.key }), 400, 'offset_out_of_range');
+        const beyond = await call('GET', '/v1/topics/events/partitions/0/records?offset=99', { key: t.key });
+        expectError(beyond, 400, 'offset_out_of_range');
+        // As docs/streams.md shows it.
+        expect(beyond.json.message).toBe("offset 99 is out of range for topic 'events' partition 0: valid offsets are 0 to 3");
         expectError(await call('GET', '/v1/topics/events/partitions/5/records', { key: t.key }), 404, 'not_found');
       });
 
@@ -508,6 +527,122 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
       });
     });
 
+    describe('the OpenAPI document, operation by operation', () => {
+      interface Op {
+        method: string;
+        template: string;
+        guard: 'tenant' | 'admin' | undefined;
+        body: boolean;
+      }
+      /** Every documented operation, read from the served document. */
+      async function operations(): Promise<Op[]> {
+        const paths = (await call('GET', '/v1/openapi.json')).json.paths as Record<string, Record<string, { security?: Array<Record<string, unknown>>; requestBody?: unknown }>>;
+        return Object.entries(paths).flatMap(([template, ops]) =>
+          Object.entries(ops).map(([method, op]) => {
+            const scheme = Object.keys(op.security?.[0] ?? {})[0];
+            return { method: method.toUpperCase(), template, guard: scheme === undefined ? undefined : scheme.startsWith('admin') ? 'admin' : 'tenant', body: op.requestBody !== undefined };
+          }),
+        );
+      }
+      // Names of nothing that exists (the tenants are new), so each operation answers its own not-found or bad-input case.
+      const absent: Record<string, string> = { key: 'sweep/k', c: 'no-coll', id: 'no-id', t: 'no-topic', p: '0', g: 'no-group', key_id: 'key_none' };
+      const concrete = (template: string, value: (name: string) => string) => template.replace(/\{([^}]+)\}/g, (_, name: string) => value(name));
+      const bodyOf = (op: Op) => (!op.body ? {} : op.template === '/v1/kv/{key}' ? { raw: 'x' } : { body: {} });
+
+      it('each operation answers as documented: without a key, with its key, with an undecodable path parameter, and to HEAD', async () => {
+        const t = await tenant();
+        for (const op of await operations()) {
+          const path = concrete(op.template, (name) => absent[name]!);
+          const keyed = op.guard === 'tenant' ? { key: t.key } : op.guard === 'admin' ? { headers: admin() } : {};
+          if (op.guard !== undefined) expectError(await call(op.method, path, bodyOf(op)), 401, 'unauthorized');
+          await call(op.method, path, { ...keyed, ...bodyOf(op) });
+          if (op.template.includes('{')) expectError(await call(op.method, concrete(op.template, () => 'bad%FF'), { ...keyed, ...bodyOf(op) }), 400, 'invalid_argument');
+          if (op.method === 'GET') expect((await call('HEAD', path, keyed)).text, `HEAD ${path}`).toBe('');
+        }
+      });
+
+      it('answers with data in them: optional fields and headers, hono and direct paths alike', async () => {
+        const t = await tenant();
+        const email = `${unique('dup')}@example.com`;
+        expect((await call('POST', '/v1/admin/tenants', { headers: admin(), body: { email } })).status).toBe(201);
+        expectError(await call('POST', '/v1/admin/tenants', { headers: admin(), body: { email } }), 409, 'already_exists');
+        const registered = await call('POST', '/v1/auth/register', { body: { email } });
+        expect([404, 409]).toContain(registered.status);
+        expect((await call('GET', `/v1/admin/tenants/${t.id}`, { headers: admin() })).json.id).toBe(t.id);
+        // KV: a TTL key (X-Expires-At), a chunked PUT and a PUT with another query (both through hono, not the direct route).
+        expect((await call('PUT', '/v1/kv/ttl?ttl=60', { key: t.key, raw: 'x', headers: { 'content-type': 'text/plain' } })).status).toBe(200);
+        expect(Number((await call('GET', '/v1/kv/ttl', { key: t.key })).headers.get('x-expires-at'))).toBeGreaterThan(Date.now());
+        const chunked = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode('chunked'));
+            controller.close();
+          },
+        });
+        expect((await call('PUT', '/v1/kv/chunked', { key: t.key, raw: chunked })).json.size).toBe(7);
+        expect((await call('PUT', '/v1/kv/q?ttl=60&x=1', { key: t.key, raw: 'y' })).status).toBe(200);
+        // Vectors: metadata and values in pages and matches.
+        await call('POST', '/v1/collections', { key: t.key, body: { name: 'c', dims: 2, metric: 'l2', m: 8, ef_construction: 50 } });
+        await call('POST', '/v1/collections/c/upsert', { key: t.key, body: { vectors: [{ id: 'a', values: [1, 2], metadata: { n: 1, tags: ['x'] } }, { id: 'b', values: [2, 1] }] } });
+        const page = await call('GET', '/v1/collections/c/vectors?include_metadata=true&include_values=true&limit=1', { key: t.key });
+        expect(page.json.vectors[0]).toMatchObject({ id: 'a', values: [1, 2], metadata: { n: 1, tags: ['x'] } });
+        const q = await call('POST', '/v1/collections/c/query', { key: t.key, body: { vector: [1, 2], k: 2, include_metadata: true, include_values: true, threshold: 100, ef: 20 } });
+        expect(q.json.matches).toHaveLength(2);
+        expect((await call('POST', '/v1/collections/c/query', { key: t.key, body: { id: 'a', k: 1, filter: { n: { $gte: 1 } } } })).json.matches).toHaveLength(1);
+        // A vector upserted without metadata, read alone and in a page.
+        expect((await call('GET', '/v1/collections/c/vectors/b', { key: t.key })).json.id).toBe('b');
+        expect((await call('GET', '/v1/collections/c/vectors?include_metadata=true', { key: t.key })).json.vectors).toHaveLength(2);
+        // Streams: a chunked produce and a long-poll consume (hono routes), groups without a topic.
+        await call('POST', '/v1/topics', { key: t.key, body: { name: 's', partitions: 2, retention_ms: -1, segment_bytes: 4096 } });
+        const records = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode(JSON.stringify({ records: [{ key: 'k', value: 'v', headers: [{ key: 'h', value: null }], partition: 1 }] })));
+            controller.close();
+          },
+        });
+        expect((await call('POST', '/v1/topics/s/records', { key: t.key, raw: records })).json.offsets).toEqual([{ partition: 1, offset: 0 }]);
+        const polled = await call('GET', '/v1/topics/s/partitions/1/records?max_wait_ms=5&max_bytes=100000', { key: t.key });
+        expect(polled.json.records[0]).toMatchObject({ key: 'k', value: 'v', headers: [{ key: 'h', value: null }] });
+        await call('POST', '/v1/groups/g/offsets', { key: t.key, body: { topic: 's', partition: 1, offset: 1, metadata: 'm' } });
+        expect((await call('GET', '/v1/groups/g/offsets', { key: t.key })).json.offsets).toHaveLength(2);
+        expect((await call('GET', '/v1/topics/s', { key: t.key })).json.partition_info).toHaveLength(2);
+      });
+
+      it('a method a documented path lacks is 405 with Allow naming exactly the documented methods', async () => {
+        const t = await tenant();
+        const ops = await operations();
+        for (const template of new Set(ops.map((op) => op.template))) {
+          const documented = ops.filter((op) => op.template === template).map((op) => op.method);
+          for (const method of ['GET', 'PUT', 'POST', 'PATCH', 'DELETE'].filter((m) => !documented.includes(m))) {
+            expectError(await call(method, concrete(template, (name) => absent[name]!), { key: t.key, raw: method === 'GET' ? undefined : '{}' }), 405, 'method_not_allowed');
+          }
+          // HEAD comes with GET; without one it is refused like any other method (the checker reads the Allow header).
+          if (!documented.includes('GET')) expect((await call('HEAD', concrete(template, (name) => absent[name]!), { key: t.key })).status).toBe(405);
+        }
+      });
+
+      it('every tenant operation answers 429 as documented, with Retry-After and the rate-limit headers', async () => {
+        const t = await tenant('free');
+        for (const op of (await operations()).filter((o) => o.guard === 'tenant')) {
+          const path = concrete(op.template, (name) => absent[name]!);
+          // The bucket refills one token per 600 ms on free: call until it is empty again.
+          let res = await call(op.method, path, { key: t.key, ...bodyOf(op) });
+          for (let i = 0; i < 2000 && res.status !== 429; i++) res = await call(op.method, path, { key: t.key, ...bodyOf(op) });
+          expectError(res, 429, 'rate_limited');
+        }
+      });
+
+      it('bodies over the JSON limit get a documented answer on every operation that takes a body', async () => {
+        const t = await tenant();
+        const limit = target().jsonBodyLimit ?? MiB;
+        const big = JSON.stringify({ name: 'x'.repeat(limit + 10) });
+        for (const op of (await operations()).filter((o) => o.body)) {
+          const keyed = op.guard === 'tenant' ? { key: t.key } : op.guard === 'admin' ? { headers: admin() } : {};
+          const res = await call(op.method, concrete(op.template, (name) => absent[name]!), { ...keyed, raw: big });
+          if (target().oneBodyLimit === true && op.template !== '/v1/auth/register') expectError(res, 413, 'too_large');
+        }
+      });
+    });
+
     describe('limits and metering', () => {
       it('free plan: rate-limit headers on every response, then 429 with Retry-After', async () => {
         const t = await tenant('free');
@@ -550,9 +685,7 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
             }
           },
         });
-        const res = await fetch(url('/v1/topics'), { method: 'POST', body: stream, headers: { authorization: `Bearer ${t.key}` }, duplex: 'half' } as RequestInit);
-        expect(res.status).toBe(413);
-        expect((await res.json()).error).toBe('too_large');
+        expectError(await call('POST', '/v1/topics', { key: t.key, raw: stream }), 413, 'too_large');
       });
 
       it('GET /v1/usage counts calls and produced records for the current period', async () => {
@@ -585,10 +718,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const t = await tenant('unlimited', { billing_customer_id: customer });
         await call('GET', '/v1/kv', { key: t.key });
         await call('GET', '/v1/kv', { key: t.key });
-        const res = await fetch(url('/v1/admin/usage/export'), { headers: admin() });
+        const res = await call('GET', '/v1/admin/usage/export', { headers: admin() });
         expect(res.status).toBe(200);
         expect(res.headers.get('content-type')).toMatch(/ndjson/);
-        const lines = (await res.text()).split('\n').filter((l) => l !== '');
+        const lines = res.text.split('\n').filter((l) => l !== '');
         const events = lines.map((l) => JSON.parse(l));
         const mine = events.filter((e) => e.payload.stripe_customer_id === customer);
         const calls = mine.find((e) => e.event_name === 'quartz_api_calls');
@@ -602,10 +735,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
       });
 
       it('backup streams a snapshot or says 501', async () => {
-        const res = await fetch(url('/v1/admin/backup'), { headers: admin() });
+        const res = await call('GET', '/v1/admin/backup', { headers: admin() });
         expect([200, 501]).toContain(res.status);
-        if (res.status === 200) expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(0);
-        else expect((await res.json()).error).toBe('not_implemented');
+        if (res.status === 200) expect(res.bytes.byteLength).toBeGreaterThan(0);
+        else expect(res.json.error).toBe('not_implemented');
       });
     });
   });

@@ -12,21 +12,28 @@ import { resolveServeSettings } from '../../src/node/server/settings.js';
 import { apiSuite } from '../conformance/api.suite.js';
 
 const adminKey = `admin-${crypto.randomUUID()}`;
+const SMALL = 4096;
 let dir: string;
 let server: RunningServer;
+/** The same home with every body limit small, registration off and one CORS origin. */
+let narrow: RunningServer;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'quartz-api-'));
   const env = { QUARTZ_ADMIN_KEY: adminKey, QUARTZ_LOG_LEVEL: 'error' };
-  server = await startServer(await resolveServeSettings({ port: '0', data: dir, host: '127.0.0.1' }, env), env);
+  server = await startServer(await resolveServeSettings({ port: '0', data: join(dir, 'default'), host: '127.0.0.1' }, env), env);
+  const settings = await resolveServeSettings({ port: '0', data: join(dir, 'narrow'), host: '127.0.0.1' }, env);
+  const app = { ...settings.app, registration_enabled: false, cors_origins: ['https://app.example'], body_limits: { json: SMALL, kv: SMALL, records: SMALL, vectors: SMALL } };
+  narrow = await startServer({ ...settings, app }, env);
 });
 
 afterAll(async () => {
-  await server.close('test done');
+  await Promise.all([server.close('test done'), narrow.close('test done')]);
   rmSync(dir, { recursive: true, force: true });
 });
 
 apiSuite('node server', () => ({ baseUrl: server.url, adminKey }));
+apiSuite('node server, small body limits, registration off, one CORS origin', () => ({ baseUrl: narrow.url, adminKey, jsonBodyLimit: SMALL, oneBodyLimit: true }));
 
 it('the Node home serves the Swagger UI assets and Prometheus metrics', async () => {
   const css = await fetch(`${server.url}/docs/swagger-ui.css`);

@@ -24,7 +24,7 @@ import {
   UpdateTenantBody,
   Usage,
 } from '../schemas/admin.js';
-import { AUTHED_ERRORS, adminSecurity, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
+import { adminSecurity, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import { invalid, param, parseWith } from '../validation.js';
 
 const METERED: readonly UsageMetric[] = ['api_calls', 'bytes_stored', 'records_produced', 'vectors_stored', 'function_ms'];
@@ -97,7 +97,7 @@ export function accountRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       tags: ['Account'],
       summary: "This tenant's usage for the current period",
       security: tenantSecurity,
-      responses: { '200': jsonResponse(Usage, 'Metered figures; counters sum over the period, bytes and vectors are levels'), ...errorResponses(...AUTHED_ERRORS) },
+      responses: { '200': jsonResponse(Usage, 'Metered figures; counters sum over the period, bytes and vectors are levels') },
     },
     tenantAuth(deps),
     async (c) => c.json(await engine.tenants.usage(c.get('tenant').id)),
@@ -121,7 +121,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'Create a tenant with a plan',
       security: adminSecurity,
       request: { body: jsonBody(CreateTenantBody) },
-      responses: { '201': jsonResponse(CreatedTenant, 'The tenant and its first API key (shown once)'), ...errorResponses(400, 401, 409, 413) },
+      responses: { '201': jsonResponse(CreatedTenant, 'The tenant and its first API key (shown once)'), ...errorResponses(400, 409, 413) },
     },
     auth,
     async (c) => {
@@ -140,7 +140,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'Read a tenant',
       security: adminSecurity,
       request: { params: TenantParam },
-      responses: { '200': jsonResponse(TenantSchema, 'The tenant'), ...errorResponses(400, 401, 404) },
+      responses: { '200': jsonResponse(TenantSchema, 'The tenant'), ...errorResponses(400, 404) },
     },
     auth,
     async (c) => {
@@ -159,7 +159,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: "Change a tenant's plan or billing customer id",
       security: adminSecurity,
       request: { params: TenantParam, body: jsonBody(UpdateTenantBody) },
-      responses: { '200': jsonResponse(TenantSchema, 'The updated tenant'), ...errorResponses(400, 401, 404, 413) },
+      responses: { '200': jsonResponse(TenantSchema, 'The updated tenant'), ...errorResponses(400, 404, 413) },
     },
     auth,
     async (c) => {
@@ -179,7 +179,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: "List a tenant's API keys (ids only; keys are never stored)",
       security: adminSecurity,
       request: { params: TenantParam },
-      responses: { '200': jsonResponse(KeyList, 'The live keys'), ...errorResponses(400, 401, 404) },
+      responses: { '200': jsonResponse(KeyList, 'The live keys'), ...errorResponses(400, 404) },
     },
     auth,
     async (c) => c.json({ keys: await engine.tenants.listKeys(param(c, 'id')) }),
@@ -193,7 +193,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'Issue another API key',
       security: adminSecurity,
       request: { params: TenantParam },
-      responses: { '201': jsonResponse(IssuedKey, 'The new key (shown once)'), ...errorResponses(400, 401, 404) },
+      responses: { '201': jsonResponse(IssuedKey, 'The new key (shown once)'), ...errorResponses(400, 404) },
     },
     auth,
     async (c) => c.json(await engine.tenants.createKey(param(c, 'id')), 201),
@@ -207,7 +207,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'Revoke an API key',
       security: adminSecurity,
       request: { params: KeyParam },
-      responses: { '204': { description: 'Revoked' }, ...errorResponses(400, 401, 404) },
+      responses: { '204': { description: 'Revoked' }, ...errorResponses(400, 404) },
     },
     auth,
     async (c) => {
@@ -227,7 +227,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
         'One line per tenant, period and non-zero metric, for tenants with a billing customer id: `{"event_name":"quartz_<metric>","timestamp":<unix s>,"identifier":…,"payload":{"stripe_customer_id":…,"value":"<n>"}}`. Periods are YYYY-MM.',
       security: adminSecurity,
       request: { query: ExportQuery },
-      responses: { '200': { description: 'JSONL', content: { 'application/x-ndjson': { schema: { type: 'string' } } } }, ...errorResponses(400, 401) },
+      responses: { '200': { description: 'JSONL', content: { 'application/x-ndjson': { schema: { type: 'string' } } } }, ...errorResponses(400) },
     },
     auth,
     async (c) => {
@@ -254,7 +254,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
           await rows.return(undefined);
         },
       });
-      return c.body(body, 200, { 'content-type': 'application/x-ndjson; charset=utf-8' });
+      return c.body(body, 200, { 'content-type': 'application/x-ndjson' });
     },
   );
 
@@ -266,7 +266,14 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'A consistent snapshot of all data, streamed',
       description: 'The archive format is the home\'s (see docs/configuration.md); `quartz restore` reads it. 501 where the home has no backup.',
       security: adminSecurity,
-      responses: { '200': { description: 'The archive', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }, ...errorResponses(401, 501) },
+      responses: {
+        '200': {
+          description: "The archive, offered as a file download; the Node home's type is `application/vnd.quartzdb.backup`",
+          headers: { 'Content-Disposition': { description: 'attachment; filename="…" (when the home names the file)', schema: { type: 'string' } } },
+          content: { 'application/vnd.quartzdb.backup': { schema: { type: 'string', format: 'binary' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+        },
+        ...errorResponses(501),
+      },
     },
     auth,
     async (c) => {

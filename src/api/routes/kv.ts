@@ -5,12 +5,13 @@
 import type { Context } from 'hono';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { KvEntry, KvStore } from '../../engine/kv/kv-store.js';
+import { JSON_TYPE } from '../errors.js';
 import { readBody, readDirectBody } from '../body.js';
 import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
 import { tenantAuth } from '../middleware/auth.js';
 import { plainResponse, type DirectRequest, type PlainAnswer, type RequestPipeline } from '../middleware/request.js';
 import type { ApiRouter } from '../router.js';
-import { AUTHED_ERRORS, errorResponses, jsonResponse, tenantSecurity } from '../schemas/common.js';
+import { errorResponses, headers, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import { KvKeyParam, KvListPage, KvListQuery, KvPutQuery, KvPutResult } from '../schemas/kv.js';
 import { invalid, param, queryInt } from '../validation.js';
 
@@ -164,7 +165,7 @@ function putAnswer(kv: KvStore, key: string, value: Uint8Array, ttl: number | un
     kv.put(key, value, pre === NONE ? { contentType, ttl } : { contentType, ttl, ...pre }).then(({ version, expiresAt }) => {
       const etag = etagOf(version);
       const body = `{"key":${JSON.stringify(key)},"size":${value.length},"content_type":${JSON.stringify(contentType ?? 'application/octet-stream')},"etag":${JSON.stringify(etag)},"expires_at":${expiresAt === null ? 'null' : expiresAt}}`;
-      return { status: 200, headers: { 'content-type': 'application/json', etag }, body };
+      return { status: 200, headers: { 'content-type': JSON_TYPE, etag }, body };
     });
   return found instanceof Promise ? found.then(put) : put(found);
 }
@@ -221,9 +222,9 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       request: {
         params: KvKeyParam,
         query: KvPutQuery,
-        body: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+        body: { required: true, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
       },
-      responses: { '200': jsonResponse(KvPutResult, 'Stored; the ETag header carries the new version'), ...errorResponses(...AUTHED_ERRORS, 412, 413) },
+      responses: { '200': { ...jsonResponse(KvPutResult, 'Stored; the ETag header carries the new version'), headers: headers('ETag') }, ...errorResponses(400, 412, 413) },
     },
     auth,
     async (c) => {
@@ -247,9 +248,13 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       security: tenantSecurity,
       request: { params: KvKeyParam },
       responses: {
-        '200': { description: 'The value', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
-        '304': { description: 'Not modified' },
-        ...errorResponses(...AUTHED_ERRORS, 404),
+        '200': {
+          description: 'The value, with the Content-Type it was stored with',
+          headers: headers('ETag', 'X-Expires-At'),
+          content: { '*/*': { schema: { type: 'string', format: 'binary' } } },
+        },
+        '304': { description: 'Not modified', headers: headers('ETag') },
+        ...errorResponses(400, 404),
       },
     },
     auth,
@@ -269,7 +274,7 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       description: '`If-Match: "<etag>"` deletes only that version.',
       security: tenantSecurity,
       request: { params: KvKeyParam },
-      responses: { '204': { description: 'Deleted' }, ...errorResponses(...AUTHED_ERRORS, 404, 412) },
+      responses: { '204': { description: 'Deleted' }, ...errorResponses(400, 404, 412) },
     },
     auth,
     async (c) => {
@@ -291,7 +296,7 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       description: 'Keys in byte order, optionally under a prefix; pass `cursor` back for the next page (null on the last).',
       security: tenantSecurity,
       request: { query: KvListQuery },
-      responses: { '200': jsonResponse(KvListPage, 'One page of keys'), ...errorResponses(...AUTHED_ERRORS) },
+      responses: { '200': jsonResponse(KvListPage, 'One page of keys'), ...errorResponses(400) },
     },
     auth,
     async (c) => {

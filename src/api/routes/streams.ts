@@ -5,6 +5,7 @@
  */
 import type { Context } from 'hono';
 import type { ConsumeOptions, ConsumeResult, ProduceRecord, StreamStore } from '../../engine/streams/stream-store.js';
+import { JSON_TYPE } from '../errors.js';
 import { readBody, readDirectBody, readJson } from '../body.js';
 import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
 import { plainResponse, type DirectRequest, type PlainAnswer, type RequestPipeline } from '../middleware/request.js';
@@ -12,7 +13,7 @@ import { tenantAuth } from '../middleware/auth.js';
 import { consumeResultJson, parseProduceJson, produceResultJson } from '../record-codec.js';
 import type { ApiRouter } from '../router.js';
 import { PLAIN_HOST } from './kv.js';
-import { AUTHED_ERRORS, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
+import { errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import {
   CommitBody,
   ConsumeQuery,
@@ -46,7 +47,7 @@ function streamsOf(deps: AppDeps, tenantId: string): StreamStore | Promise<Strea
 const PRODUCE_PATH = '/v1/topics/:t/records';
 const CONSUME_PATH = '/v1/topics/:t/partitions/:p/records';
 /** A JSON answer's headers: a fresh object each time, since the pipeline adds its own to it. */
-const jsonHeaders = (): Record<string, string> => ({ 'content-type': 'application/json' });
+const jsonHeaders = (): Record<string, string> => ({ 'content-type': JSON_TYPE });
 
 /**
  * Records appended to `topic`: the answer's JSON once they are durable. NOTE: no async function
@@ -186,7 +187,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       description: "Names starting with '__' belong to the system.",
       security: tenantSecurity,
       request: { body: jsonBody(CreateTopicBody) },
-      responses: { '201': jsonResponse(TopicConfig, 'Created'), ...errorResponses(...AUTHED_ERRORS, 409, 413) },
+      responses: { '201': jsonResponse(TopicConfig, 'Created'), ...errorResponses(400, 409, 413) },
     },
     auth,
     async (c) => {
@@ -198,7 +199,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
   router.add(
     'get',
     '/v1/topics',
-    { tags, summary: 'List topics', security: tenantSecurity, responses: { '200': jsonResponse(TopicList, 'Topics by name'), ...errorResponses(...AUTHED_ERRORS) } },
+    { tags, summary: 'List topics', security: tenantSecurity, responses: { '200': jsonResponse(TopicList, 'Topics by name') } },
     auth,
     async (c) => c.json({ topics: (await store(c)).listTopics() }),
   );
@@ -211,7 +212,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'Describe a topic',
       security: tenantSecurity,
       request: { params: TopicParam },
-      responses: { '200': jsonResponse(TopicDescription, 'Config and per-partition offsets'), ...errorResponses(...AUTHED_ERRORS, 404) },
+      responses: { '200': jsonResponse(TopicDescription, 'Config and per-partition offsets'), ...errorResponses(400, 404) },
     },
     auth,
     async (c) => c.json((await store(c)).describeTopic(param(c, 't'))),
@@ -225,7 +226,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'Delete a topic, its records and its committed offsets',
       security: tenantSecurity,
       request: { params: TopicParam },
-      responses: { '204': { description: 'Deleted' }, ...errorResponses(...AUTHED_ERRORS, 404) },
+      responses: { '204': { description: 'Deleted' }, ...errorResponses(400, 404) },
     },
     auth,
     async (c) => {
@@ -243,7 +244,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       description: 'Answers once the records are durable. `encoding` (utf8 default, or base64) applies to the key, value and header values of its record.',
       security: tenantSecurity,
       request: { params: TopicParam, body: jsonBody(ProduceBody) },
-      responses: { '200': jsonResponse(ProduceResult, 'One offset per record, in order'), ...errorResponses(...AUTHED_ERRORS, 404, 413) },
+      responses: { '200': jsonResponse(ProduceResult, 'One offset per record, in order'), ...errorResponses(400, 404, 413) },
     },
     auth,
     (c) =>
@@ -264,7 +265,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       description: 'Reads from `offset`. At the end of the log with `max_wait_ms`, waits until a record arrives or the wait (capped by the server) ends.',
       security: tenantSecurity,
       request: { params: PartitionParam, query: ConsumeQuery },
-      responses: { '200': jsonResponse(ConsumeResultSchema, 'Records and offsets'), ...errorResponses(...AUTHED_ERRORS, 404) },
+      responses: { '200': jsonResponse(ConsumeResultSchema, 'Records and offsets'), ...errorResponses(400, 404) },
     },
     auth,
     async (c) => {
@@ -297,7 +298,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
   router.add(
     'get',
     '/v1/groups',
-    { tags, summary: 'List consumer groups', security: tenantSecurity, responses: { '200': jsonResponse(GroupList, 'Groups with committed offsets'), ...errorResponses(...AUTHED_ERRORS) } },
+    { tags, summary: 'List consumer groups', security: tenantSecurity, responses: { '200': jsonResponse(GroupList, 'Groups with committed offsets') } },
     auth,
     async (c) => c.json({ groups: await (await store(c)).listGroups() }),
   );
@@ -310,7 +311,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: "Commit a group's offset for a partition",
       security: tenantSecurity,
       request: { params: GroupParam, body: jsonBody(CommitBody) },
-      responses: { '204': { description: 'Committed' }, ...errorResponses(...AUTHED_ERRORS, 404, 413) },
+      responses: { '204': { description: 'Committed' }, ...errorResponses(400, 404, 413) },
     },
     auth,
     async (c) => {
@@ -329,7 +330,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       description: 'Every partition of `topic`, or of every topic the group committed to.',
       security: tenantSecurity,
       request: { params: GroupParam, query: GroupOffsetsQuery },
-      responses: { '200': jsonResponse(GroupOffsets, 'Per partition: committed offset, high watermark, lag'), ...errorResponses(...AUTHED_ERRORS, 404) },
+      responses: { '200': jsonResponse(GroupOffsets, 'Per partition: committed offset, high watermark, lag'), ...errorResponses(400, 404) },
     },
     auth,
     async (c) => {

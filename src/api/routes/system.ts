@@ -5,7 +5,7 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { AppDeps, AppEnv } from '../context.js';
-import { errorResponse } from '../errors.js';
+import { JSON_TYPE, errorResponse } from '../errors.js';
 import type { ApiRouter } from '../router.js';
 import { Health } from '../schemas/admin.js';
 import { jsonResponse } from '../schemas/common.js';
@@ -55,7 +55,21 @@ export function systemRoutes(router: ApiRouter<AppEnv>, app: OpenAPIHono<AppEnv>
   );
 
   let document: string | undefined;
-  router.add('get', '/v1/openapi.json', undefined, (c) => {
+  const documentDoc = {
+    tags: ['System'],
+    summary: 'This OpenAPI 3.1 document',
+    responses: {
+      '200': {
+        description: 'The document',
+        content: {
+          'application/json': {
+            schema: { type: 'object' as const, properties: { openapi: { type: 'string' as const } }, required: ['openapi', 'info', 'paths'], additionalProperties: true },
+          },
+        },
+      },
+    },
+  };
+  router.add('get', '/v1/openapi.json', documentDoc, (c) => {
     // Built on first request: the registry is complete once createApp returns.
     document ??= JSON.stringify(
       app.getOpenAPI31Document({
@@ -68,7 +82,7 @@ export function systemRoutes(router: ApiRouter<AppEnv>, app: OpenAPIHono<AppEnv>
         servers: [{ url: '/' }],
       }),
     );
-    return c.body(document, 200, { 'content-type': 'application/json; charset=utf-8' });
+    return c.body(document, 200, { 'content-type': JSON_TYPE });
   });
 
   router.add('get', '/docs', undefined, (c) => c.html(DOCS_HTML));

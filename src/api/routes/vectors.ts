@@ -8,13 +8,14 @@ import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { CollectionInfo as EngineCollectionInfo, QueryMatch, QueryRequest } from '../../engine/vectors/collection.js';
 import type { VectorStore } from '../../engine/vectors/vector-store.js';
 import { readBody, readDirectBody, readJson } from '../body.js';
+import { JSON_TYPE } from '../errors.js';
 import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
 import { tenantAuth } from '../middleware/auth.js';
 import { queryBodyFromBytes } from '../query-body.js';
 import { plainResponse, type DirectRequest, type PlainAnswer, type RequestPipeline } from '../middleware/request.js';
 import type { ApiRouter } from '../router.js';
 import { PLAIN_HOST } from './kv.js';
-import { AUTHED_ERRORS, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
+import { errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import {
   CollectionInfo,
   CollectionList,
@@ -105,7 +106,7 @@ export function vectorQueryDirect(deps: AppDeps, pipeline: RequestPipeline): (re
   const query = pipeline.direct(QUERY_PATH, tenantAuth(deps), async (s, name) => {
     const body = queryBodyFromBytes(await readDirectBody(s.request, limit));
     const answer = queryAnswer(deps, s.tenant!.id, name, body);
-    return { status: 200, headers: { 'content-type': 'application/json' }, body: answer instanceof Promise ? await answer : answer };
+    return { status: 200, headers: { 'content-type': JSON_TYPE }, body: answer instanceof Promise ? await answer : answer };
   });
   return (req, target) => {
     if (req.method !== 'POST' || req.body === undefined || req.header('content-length') === undefined || req.header('transfer-encoding') !== undefined) return undefined;
@@ -133,7 +134,7 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'Create a collection',
       security: tenantSecurity,
       request: { body: jsonBody(CreateCollectionBody) },
-      responses: { '201': jsonResponse(CollectionInfo, 'Created'), ...errorResponses(...AUTHED_ERRORS, 409, 413) },
+      responses: { '201': jsonResponse(CollectionInfo, 'Created'), ...errorResponses(400, 409, 413) },
     },
     auth,
     async (c) => {
@@ -146,7 +147,7 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
   router.add(
     'get',
     '/v1/collections',
-    { tags, summary: 'List collections', security: tenantSecurity, responses: { '200': jsonResponse(CollectionList, 'Every collection of the tenant'), ...errorResponses(...AUTHED_ERRORS) } },
+    { tags, summary: 'List collections', security: tenantSecurity, responses: { '200': jsonResponse(CollectionList, 'Every collection of the tenant') } },
     auth,
     async (c) => c.json({ collections: (await (await store(c)).listCollections()).map(collectionJson) }),
   );
@@ -159,7 +160,7 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'Describe a collection',
       security: tenantSecurity,
       request: { params: CollectionParam },
-      responses: { '200': jsonResponse(CollectionInfo, 'Config and live count'), ...errorResponses(...AUTHED_ERRORS, 404) },
+      responses: { '200': jsonResponse(CollectionInfo, 'Config and live count'), ...errorResponses(400, 404) },
     },
     auth,
     async (c) => c.json(collectionJson(await (await store(c)).describeCollection(param(c, 'c')))),
@@ -173,7 +174,7 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'Delete a collection and its vectors',
       security: tenantSecurity,
       request: { params: CollectionParam },
-      responses: { '204': { description: 'Deleted' }, ...errorResponses(...AUTHED_ERRORS, 404) },
+      responses: { '204': { description: 'Deleted' }, ...errorResponses(400, 404) },
     },
     auth,
     async (c) => {
@@ -190,7 +191,7 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'Insert or replace vectors',
       security: tenantSecurity,
       request: { params: CollectionParam, body: jsonBody(UpsertBody) },
-      responses: { '200': jsonResponse(UpsertResult, 'Stored'), ...errorResponses(...AUTHED_ERRORS, 404, 413) },
+      responses: { '200': jsonResponse(UpsertResult, 'Stored'), ...errorResponses(400, 404, 413, 507) },
     },
     auth,
     async (c) => {
@@ -207,14 +208,14 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'Nearest neighbours of a vector (or of a stored vector by id)',
       security: tenantSecurity,
       request: { params: CollectionParam, body: jsonBody(QueryBody) },
-      responses: { '200': jsonResponse(QueryResult, 'Best matches first'), ...errorResponses(...AUTHED_ERRORS, 404, 413) },
+      responses: { '200': jsonResponse(QueryResult, 'Best matches first'), ...errorResponses(400, 404, 413) },
     },
     auth,
     async (c) => {
       const body = queryBodyFromBytes(await readBody(c.req.raw, vectorLimit));
       const answer = queryAnswer(deps, c.get('tenant').id, param(c, 'c'), body);
       // The answer goes out with one plain header object, as KV GET does (see plainResponse).
-      return plainResponse(c, deps, answer instanceof Promise ? await answer : answer, 200, { 'content-type': 'application/json' });
+      return plainResponse(c, deps, answer instanceof Promise ? await answer : answer, 200, { 'content-type': JSON_TYPE });
     },
   );
 
@@ -226,7 +227,7 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'Read a vector',
       security: tenantSecurity,
       request: { params: VectorParam },
-      responses: { '200': jsonResponse(VectorRecord, 'The vector'), ...errorResponses(...AUTHED_ERRORS, 404) },
+      responses: { '200': jsonResponse(VectorRecord, 'The vector'), ...errorResponses(400, 404) },
     },
     auth,
     async (c) => {
@@ -246,7 +247,7 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'List vectors',
       security: tenantSecurity,
       request: { params: CollectionParam, query: VectorListQuery },
-      responses: { '200': jsonResponse(VectorListPage, 'One page of vectors'), ...errorResponses(...AUTHED_ERRORS, 404) },
+      responses: { '200': jsonResponse(VectorListPage, 'One page of vectors'), ...errorResponses(400, 404) },
     },
     auth,
     async (c) => {
@@ -268,7 +269,7 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       summary: 'Delete a vector',
       security: tenantSecurity,
       request: { params: VectorParam },
-      responses: { '204': { description: 'Deleted' }, ...errorResponses(...AUTHED_ERRORS, 404) },
+      responses: { '204': { description: 'Deleted' }, ...errorResponses(400, 404) },
     },
     auth,
     async (c) => {

@@ -63,5 +63,5 @@ export const Usage = z
   .openapi('Usage');
 
 export const Health = z
-  .object({ status: z.literal('ok'), version: z.string(), uptime_s: z.number() })
+  .object({ status: z.literal('ok'), version: z.string(), uptime_s: z.number().int().openapi({ description: 'Whole seconds since the app started' }) })
   .openapi('Health');

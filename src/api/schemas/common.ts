@@ -1,6 +1,6 @@
 /**
- * Shapes shared by every route's OpenAPI description: the error body and helpers that attach
- * JSON bodies and the usual error responses to a route.
+ * Shapes shared by every route's OpenAPI description: the error body, the response headers, and
+ * helpers that attach JSON bodies, error responses and what the request pipeline adds to a route.
  */
 import { z } from '@hono/zod-openapi';
 import type { RouteDoc } from '../router.js';
@@ -14,22 +14,64 @@ export const ErrorSchema = z
 
 const ERROR_TEXT: Record<number, string> = {
   400: 'Bad input; the message names the field',
-  401: 'Missing or unknown API key',
+  401: 'Missing, unknown or revoked key',
   404: 'No such resource (or it belongs to another tenant)',
-  405: 'Method not allowed',
   409: 'Already exists',
   412: 'If-Match / If-None-Match did not hold',
-  413: 'Body larger than the limit for this route',
+  413: 'Body larger than the limit for this route, or a value or record over the engine\'s limit',
   429: 'Rate limit exceeded; see Retry-After',
+  500: 'Server fault: a generic message; the cause is logged with the request id',
   501: 'Not available in this home',
+  507: 'A vector index ran out of WebAssembly memory',
 };
 
 type Responses = RouteDoc['responses'];
+type Response = Responses[string];
+/** An OpenAPI header object, as these responses use it. */
+export interface HeaderDoc {
+  description: string;
+  required?: boolean;
+  schema: { type: 'string' | 'integer'; pattern?: string; minimum?: number };
+}
 
-/** JSON responses for the given error statuses, plus 401 and 429 on authenticated routes. */
+/**
+ * Response headers, each documented once under `components.headers` (`registerResponseHeaders`)
+ * and referenced by every response that carries it.
+ */
+const RESPONSE_HEADERS = {
+  'X-Request-Id': {
+    description: "The request's id, also in the server's logs: the client's own `X-Request-Id` when it is 1-128 of `A-Za-z0-9._:-`, else a generated one",
+    required: true,
+    schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' },
+  },
+  'X-RateLimit-Limit': { description: "Requests per minute of the tenant's plan (limited plans only)", schema: { type: 'integer', minimum: 1 } },
+  'X-RateLimit-Remaining': { description: 'Requests left in the bucket (limited plans only)', schema: { type: 'integer', minimum: 0 } },
+  'X-RateLimit-Reset': { description: 'Seconds until the bucket is full (limited plans only)', schema: { type: 'integer', minimum: 0 } },
+  'Retry-After': { description: 'Seconds until the bucket holds a request again', required: true, schema: { type: 'integer', minimum: 1 } },
+  ETag: { description: "The key's version as a strong tag, `\"<version>\"`", required: true, schema: { type: 'string', pattern: '^"[0-9]+"$' } },
+  'X-Expires-At': { description: 'When the key expires, ms since the epoch (keys with a TTL only)', schema: { type: 'integer' } },
+} satisfies Record<string, HeaderDoc>;
+
+export type ResponseHeader = keyof typeof RESPONSE_HEADERS;
+
+/** Adds the response headers to the document's components (once per app). */
+export function registerResponseHeaders(register: (name: string, header: HeaderDoc) => void): void {
+  for (const [name, header] of Object.entries(RESPONSE_HEADERS)) register(name, header);
+}
+
+/** References to documented response headers, for a response's `headers`. */
+export function headers(...names: ResponseHeader[]): Record<string, { $ref: string }> {
+  return Object.fromEntries(names.map((name) => [name, { $ref: `#/components/headers/${name}` }]));
+}
+
+function errorResponse(status: number): Response {
+  return { description: ERROR_TEXT[status] ?? 'Error', content: { 'application/json': { schema: ErrorSchema } } };
+}
+
+/** JSON error responses for the given statuses (401, 429 and 500 are added to every route by `pipelineResponses`). */
 export function errorResponses(...statuses: number[]): Responses {
   const out: Responses = {};
-  for (const s of statuses) out[String(s)] = { description: ERROR_TEXT[s] ?? 'Error', content: { 'application/json': { schema: ErrorSchema } } };
+  for (const s of statuses) out[String(s)] = errorResponse(s);
   return out;
 }
 
@@ -37,19 +79,32 @@ export function jsonBody(schema: z.ZodType, description?: string): NonNullable<R
   return { required: true, description, content: { 'application/json': { schema } } };
 }
 
-export function jsonResponse(schema: z.ZodType, description: string): Responses[string] {
+export function jsonResponse(schema: z.ZodType, description: string): Response {
   return { description, content: { 'application/json': { schema } } };
 }
-
-export const rateLimitHeaders = z.object({
-  'X-RateLimit-Limit': z.string().openapi({ description: 'Requests per minute of the plan (limited plans only)' }),
-  'X-RateLimit-Remaining': z.string().openapi({ description: 'Requests left in the bucket' }),
-  'X-RateLimit-Reset': z.string().openapi({ description: 'Seconds until the bucket is full' }),
-});
 
 /** Security requirement of tenant routes: either header works. */
 export const tenantSecurity: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { apiKeyHeader: [] }];
 export const adminSecurity: Array<Record<string, string[]>> = [{ adminBearer: [] }, { adminKeyHeader: [] }];
 
-/** The errors every authenticated route can answer. */
-export const AUTHED_ERRORS = [400, 401, 429] as const;
+/**
+ * A route's responses with what the request pipeline adds to every route (src/api/middleware):
+ * 500 for anything unexpected; on key-protected routes 401, and on tenant routes 429 and the
+ * rate-limit headers (on every answer once the key is known, so not on 401); `X-Request-Id` on
+ * every answer. The router applies it to each route it documents.
+ *
+ * @example
+ * registry.registerPath({ ...doc, responses: pipelineResponses(doc), method, path });
+ */
+export function pipelineResponses(doc: Pick<RouteDoc, 'responses' | 'security'>): Responses {
+  const tenant = doc.security === tenantSecurity;
+  const guarded = tenant || doc.security === adminSecurity;
+  const all: Responses = { ...doc.responses, ...errorResponses(...(guarded ? [401] : []), ...(tenant ? [429] : []), 500) };
+  const out: Responses = {};
+  for (const status of Object.keys(all).sort()) {
+    const response = all[status]!;
+    const limited = tenant && status !== '401' ? headers('X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset', ...(status === '429' ? (['Retry-After'] as const) : [])) : {};
+    out[status] = { ...response, headers: { ...headers('X-Request-Id'), ...limited, ...(response as { headers?: Record<string, unknown> }).headers } } as Response;
+  }
+  return out;
+}

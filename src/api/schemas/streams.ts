@@ -5,7 +5,12 @@ export const Encoding = z.enum(['utf8', 'base64']).openapi({ description: 'How k
 
 export const CreateTopicBody = z
   .object({
-    name: z.string().min(1).max(249).openapi({ example: 'orders' }),
+    // The pattern is documented only: the engine checks names and words the error.
+    name: z
+      .string()
+      .min(1)
+      .max(249)
+      .openapi({ example: 'orders', pattern: '^[A-Za-z0-9._-]{1,249}$', description: "Not '.' or '..'; names starting with '__' belong to the system" }),
     partitions: z.number().int().min(1).max(1024).optional().openapi({ description: 'default 1' }),
     retention_ms: z.number().int().min(-1).optional().openapi({ description: '-1 keeps records forever; default 7 days' }),
     retention_bytes: z.number().int().min(-1).optional(),
@@ -22,6 +27,7 @@ export const TopicConfig = z
     retention_bytes: z.number().int(),
     segment_bytes: z.number().int(),
     segment_ms: z.number().int(),
+    compression: z.enum(['lz4', 'none']).openapi({ description: "How sealed segments are compressed; topics created over HTTP use 'lz4'" }),
     created_at: z.number().int(),
   })
   .openapi('Topic');
@@ -43,6 +49,8 @@ export const TopicParam = z.object({ t: z.string().openapi({ description: 'Topic
 export const PartitionParam = z.object({ t: z.string(), p: z.string().openapi({ description: 'Partition number' }) });
 
 const Header = z.object({ key: z.string(), value: z.string().nullable() });
+/** A header as produce takes it: an absent value is null. */
+const ProduceHeader = z.object({ key: z.string(), value: z.string().nullable().optional().openapi({ description: 'null or absent for none' }) });
 
 /** Documented shape; the handler validates records by hand (the hot path) to the same rules. */
 export const ProduceBody = z
@@ -52,7 +60,7 @@ export const ProduceBody = z
         z.object({
           key: z.string().nullable().optional(),
           value: z.string().nullable(),
-          headers: z.array(Header).optional(),
+          headers: z.array(ProduceHeader).optional(),
           partition: z.number().int().min(0).optional(),
           encoding: Encoding.optional(),
         }),
@@ -68,7 +76,7 @@ export const ProduceResult = z
 export const ConsumeQuery = z.object({
   offset: z.string().optional().openapi({ description: 'First offset to read (default: the log start)' }),
   max_records: z.string().optional().openapi({ description: '1-100000, default 500' }),
-  max_bytes: z.string().optional().openapi({ description: 'default 1 MiB' }),
+  max_bytes: z.string().optional().openapi({ description: 'Approximate record bytes per answer, 1 to 64 MiB, default 1 MiB; at least one record is returned even if it is larger' }),
   max_wait_ms: z.string().optional().openapi({ description: 'Long-poll at the end of the log, capped by the server (default cap 30000)' }),
 });
 

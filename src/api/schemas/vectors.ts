@@ -2,7 +2,8 @@
 import { z } from '@hono/zod-openapi';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 
-const name = z.string().min(1).max(128);
+// The pattern is documented only: the engine checks names and words the error.
+const name = z.string().min(1).max(128).openapi({ pattern: '^[A-Za-z0-9._-]{1,128}$', description: "Not '.' or '..'" });
 export const Metric = z.enum(['cosine', 'l2', 'dot']);
 
 export const CreateCollectionBody = z
