@@ -5,6 +5,7 @@
  * long-polls with what they have, finish in-flight requests, then flush and close the engine.
  */
 import { getRequestListener, type ServerType } from '@hono/node-server';
+import { setMaxListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createApp } from '../../api/app.js';
@@ -57,6 +58,9 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
   const engine = await openQuartz({ dataDir: settings.dataDir, defaultPlan: draft.default_plan });
   let server: ServerType;
   const shutdown = new AbortController();
+  // Each pending long-poll listens on this signal until it is answered (then it lets go), so more
+  // than 10 at once is normal load, not the leak node's MaxListenersExceededWarning suspects.
+  setMaxListeners(0, shutdown.signal);
   let adminKey: AdminKey;
   try {
     adminKey = await loadAdminKey(settings.dataDir, env.QUARTZ_ADMIN_KEY);
