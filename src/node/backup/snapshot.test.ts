@@ -67,6 +67,23 @@ describe('createBackup / restoreBackup', () => {
     expect(page.high_watermark).toBe(100);
   });
 
+  it('holds the usage counted up to the snapshot, not only what the meter had persisted', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const engine = await engineAt(join(root, 'source'));
+    const { tenant } = await engine.tenants.create({ email: 'u@example.com' });
+    await (await engine.tenant(tenant.id)).kv.put('k', utf8.encode('value'));
+    engine.context.usage.add(tenant.id, 'api_calls', 7);
+    const counted = await engine.tenants.usage(tenant.id);
+    expect(counted).toMatchObject({ api_calls: 7, bytes_stored: 6 });
+
+    const snap = await createBackup(engine); // well within the meter's one-minute flush interval
+    const file = join(root, 'u.qzb');
+    await pipeline(Readable.fromWeb(snap.body as never), createWriteStream(file));
+    await restoreBackup({ file, dataDir: join(root, 'restored') });
+    const copy = await engineAt(join(root, 'restored'));
+    expect(await copy.tenants.usage(tenant.id, counted.period)).toEqual(counted);
+  });
+
   it('releases its links when the download is cancelled', async () => {
     const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
     const engine = await engineAt(join(root, 'd'));
