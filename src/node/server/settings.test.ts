@@ -58,6 +58,20 @@ describe('resolveServeSettings', () => {
     await expect(resolveServeSettings({ config: '/nonexistent/quartz.json' }, {})).rejects.toThrow(/cannot read it \(ENOENT\)/);
   });
 
+  it('names where an unknown default plan came from', async () => {
+    const plans = { plans: { gold: { requests_per_minute: 5 } } };
+    await expect(resolveServeSettings({ defaultPlan: 'gold' }, {})).rejects.toThrow(/^--default-plan 'gold' is not one of the plans \(free, pro, unlimited\)$/);
+    await expect(resolveServeSettings({}, { QUARTZ_DEFAULT_PLAN: 'gold' })).rejects.toThrow(/^QUARTZ_DEFAULT_PLAN 'gold' is not one of the plans/);
+    const named = await configFile(JSON.stringify({ default_plan: 'gold' }));
+    await expect(resolveServeSettings({ config: named }, {})).rejects.toThrow(`config file ${named}: default_plan: 'gold' is not one of the plans (free, pro, unlimited)`);
+    // Plans without `unlimited` and no default_plan: the default itself is missing from them.
+    const withoutDefault = await configFile(JSON.stringify(plans));
+    await expect(resolveServeSettings({ config: withoutDefault }, {})).rejects.toThrow(`config file ${withoutDefault}: plans: the default plan 'unlimited' is not among them (gold); add it or set default_plan`);
+    await expect(resolveServeSettings({ config: withoutDefault, defaultPlan: 'gold' }, {})).resolves.toMatchObject({ app: { default_plan: 'gold' } });
+    // A plan name that only exists on Object.prototype is no plan.
+    await expect(resolveServeSettings({ defaultPlan: 'constructor' }, {})).rejects.toThrow(/is not one of the plans/);
+  });
+
   it('rejects bad flag and environment values naming them', async () => {
     await expect(resolveServeSettings({ port: '70000' }, {})).rejects.toThrow(/--port must be a port number/);
     await expect(resolveServeSettings({}, { QUARTZ_PORT: 'x' })).rejects.toThrow(/QUARTZ_PORT/);
