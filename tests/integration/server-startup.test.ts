@@ -149,6 +149,24 @@ describe('quartz serve', () => {
     expect(locked.stderr).toMatch(/^quartz: data directory .* is in use by process \d+\n$/);
 
     const plan = await runCli(['serve', '--port', '0', '--data', join(dir, 'c'), '--default-plan', 'gold'], {});
-    expect(plan.stderr).toMatch(/^quartz: server config: default_plan 'gold' is not one of the plans/);
+    expect(plan.code).not.toBe(0);
+    expect(plan.stderr).toBe("quartz: --default-plan 'gold' is not one of the plans (free, pro, unlimited)\n");
+
+    // Not JSON, an unknown key, a plan the file's plans lack: one line each, naming the file.
+    for (const [content, message] of [
+      ['{"port": 8787,', 'not valid JSON'],
+      ['{"prot": 8787}', 'Unrecognized key: "prot"'],
+      ['{"default_plan": "gold"}', "default_plan: 'gold' is not one of the plans"],
+    ] as const) {
+      await writeFile(bad, content);
+      const r = await runCli(['serve', '--port', '0', '--data', join(dir, 'd'), '--config', bad], {});
+      expect(r.code, content).not.toBe(0);
+      expect(r.stderr, content).toMatch(new RegExp(`^quartz: config file ${bad}: [^\n]*\n$`));
+      expect(r.stderr, content).toContain(message);
+    }
+
+    const host = await runCli(['serve', '--port', '0', '--data', join(dir, 'e'), '--host', 'no-such-host.invalid'], {});
+    expect(host.code).not.toBe(0);
+    expect(host.stderr).toBe("quartz: cannot listen on 'no-such-host.invalid': no such host\n");
   });
 });

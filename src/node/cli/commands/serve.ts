@@ -31,6 +31,7 @@ export function serveCommand(program: Command, io: CliIo): void {
         if (code === 'EADDRINUSE') throw new CliError(`quartz: ${settings.host}:${settings.port} is already in use; pick another --port`);
         if (code === 'EACCES') throw new CliError(`quartz: not allowed to listen on ${settings.host}:${settings.port}`);
         if (code === 'EADDRNOTAVAIL') throw new CliError(`quartz: ${settings.host} is not an address of this machine`);
+        if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw new CliError(`quartz: cannot listen on '${settings.host}': no such host`);
         throw err;
       }
       // One write, so whoever reads the banner sees it whole.
