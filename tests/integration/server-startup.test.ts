@@ -108,7 +108,7 @@ describe('quartz serve', () => {
     await waitFor(() => (logged() ? true : undefined), 20_000, 'the request log line');
 
     // The file's registration_enabled applies when nothing overrides it; defaults fill the rest.
-    const t = await start(['--config', config, '--data', join(dir, 'flag-data')]);
+    const t = await start(['--config', config, '--data-dir', join(dir, 'flag-data')]); // --data's other name
     expect(t.stdout()).toContain(`data:      ${join(dir, 'flag-data')}`);
     expect((await register(t.url)).status).toBe(404); // registration off, from the file
   });
@@ -164,6 +164,10 @@ describe('quartz serve', () => {
       expect(r.stderr, content).toMatch(new RegExp(`^quartz: config file ${bad}: [^\n]*\n$`));
       expect(r.stderr, content).toContain(message);
     }
+
+    const twoDirs = await runCli(['serve', '--port', '0', '--data', join(dir, 'f'), '--data-dir', join(dir, 'g')], {});
+    expect(twoDirs.code).not.toBe(0);
+    expect(twoDirs.stderr).toBe('quartz: --data and --data-dir name different directories; give one\n');
 
     const host = await runCli(['serve', '--port', '0', '--data', join(dir, 'e'), '--host', 'no-such-host.invalid'], {});
     expect(host.code).not.toBe(0);

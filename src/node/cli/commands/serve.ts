@@ -14,11 +14,14 @@ export function serveCommand(program: Command, io: CliIo): void {
     .option('--host <host>', 'address to listen on; anything beyond loopback must be given explicitly (default 127.0.0.1)')
     .option('--port <port>', 'port to listen on, 0 for any free one (default 8787)')
     .option('--data <dir>', 'data directory (default ./.quartz)')
+    .option('--data-dir <dir>', 'the same as --data (the config file calls it data_dir)')
     .option('--config <file>', 'JSON config file (see docs/configuration.md)')
     .option('--default-plan <name>', 'plan given to new registrations (default unlimited)')
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info)')
     .addHelpText('after', '\nEnvironment: QUARTZ_HOST, QUARTZ_PORT, QUARTZ_DATA, QUARTZ_CONFIG, QUARTZ_DEFAULT_PLAN, QUARTZ_LOG_LEVEL,\nQUARTZ_REGISTRATION, QUARTZ_CORS_ORIGINS, QUARTZ_ADMIN_KEY. Flags win over the environment, which wins over the file.')
-    .action(async (flags: ServeFlags) => {
+    .action(async ({ dataDir, ...flags }: ServeFlags & { dataDir?: string }) => {
+      if (dataDir !== undefined && flags.data !== undefined && dataDir !== flags.data) throw new CliError('quartz: --data and --data-dir name different directories; give one');
+      flags.data ??= dataDir;
       // Loaded here so client commands never load the engine and the WASM core.
       const { isLoopback, resolveServeSettings } = await import('../../server/settings.js');
       const { SHUTDOWN_BOUND_MS, startServer } = await import('../../server/server.js');
