@@ -65,7 +65,7 @@ export function kvCommands(program: Command, io: CliIo): void {
   const kv = program.command('kv').description('key-value store: get, put, del, ls');
 
   kv.command('get <key>')
-    .description('print a value (raw bytes; --output json gives {key, value, content_type, etag})')
+    .description('print a value (raw bytes; --output json gives {key, value, encoding, content_type, etag})')
     .action(async (key: string, _flags: unknown, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
       const client = await ctx.client();
@@ -99,8 +99,8 @@ export function kvCommands(program: Command, io: CliIo): void {
     .description('store a value given as an argument, from --file, or from stdin')
     .option('--file <path>', 'read the value from a file')
     .option('--ttl <seconds>', 'expire after this many seconds')
-    .option('--content-type <type>', 'content type to keep with the value', 'application/octet-stream')
-    .action(async (key: string, value: string | undefined, flags: { file?: string; ttl?: string; contentType: string }, cmd: Command) => {
+    .option('--content-type <type>', 'content type to keep with the value (default: text/plain; charset=utf-8 for a value given as an argument, else application/octet-stream)')
+    .action(async (key: string, value: string | undefined, flags: { file?: string; ttl?: string; contentType?: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
       const path = kvPath(key);
       const ttl = intFlag(flags.ttl, '--ttl', 1);
@@ -111,7 +111,7 @@ export function kvCommands(program: Command, io: CliIo): void {
         throw new CliError(`quartz: cannot read ${flags.file} (${err.code ?? err.message})`);
       });
       else body = await readAll(io.stdin);
-      const contentType = value !== undefined && flags.contentType === 'application/octet-stream' ? 'text/plain; charset=utf-8' : flags.contentType;
+      const contentType = flags.contentType ?? (value !== undefined ? 'text/plain; charset=utf-8' : 'application/octet-stream');
       const res = await (await ctx.client()).request(path, { method: 'PUT', body, contentType, query: { ttl } });
       ctx.out.done(`put '${key}' (${body.length} bytes)`, { key, size: body.length, etag: res.headers.get('etag') });
     });
@@ -195,7 +195,7 @@ export function vectorCommands(program: Command, io: CliIo): void {
         bar.update(Math.min(vectors.length, i + batch));
       }
       bar.stop();
-      ctx.out.done(`upserted ${upserted} vectors into '${name}'`, { upserted });
+      ctx.out.done(`upserted ${upserted} vectors into '${name}'`, { collection: name, upserted });
     });
   vec
     .command('query <collection>')
