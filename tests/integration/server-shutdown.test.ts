@@ -1,8 +1,8 @@
 /**
- * Process lifecycle of `quartz serve`: SIGTERM answers a pending long-poll with what it has and
- * exits 0 promptly, even with a connected client that has sent nothing; SIGKILL in the middle of
- * a produce load from several clients loses no acknowledged record and duplicates none, across a
- * restart on the same data directory.
+ * Process lifecycle of `quartz serve`: SIGTERM answers pending long-polls with what they have
+ * (saying `Connection: close`) and exits 0 promptly, even with a connected client that has sent
+ * nothing; SIGKILL in the middle of a produce load from several clients loses no acknowledged
+ * record and duplicates none, across a restart on the same data directory.
  */
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -52,6 +52,8 @@ describe('quartz serve shutdown', () => {
     expect(Date.now() - signalled).toBeLessThan(8_000);
     for (const res of answers) {
       expect(res.status).toBe(200);
+      // So the client does not send its next request on a connection the server is about to close.
+      expect(res.headers.get('connection')).toBe('close');
       expect(await res.json()).toMatchObject({ records: [], next_offset: 0, high_watermark: 0 });
     }
     expect(await s.exited).toBe(0); // 1 had the shutdown reached its bound with a connection open

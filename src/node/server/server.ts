@@ -18,7 +18,7 @@ import { loadAdminKey, type AdminKey } from './admin-key.js';
 import { packageVersion } from '../package-info.js';
 import { fileAssets } from './assets.js';
 import { directFirst } from './direct.js';
-import { EarlyAnswerResponse } from './early-answer.js';
+import { closeAfterAnswer, EarlyAnswerResponse } from './early-answer.js';
 import { createLogger } from './logger.js';
 import { adapterErrorAnswer, answerClientError, refuseConnect } from './transport-errors.js';
 import { createMetrics } from './metrics.js';
@@ -105,6 +105,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
   const close = (reason = 'shutdown'): Promise<boolean> =>
     (closing ??= (async () => {
       logger.info({ reason }, 'shutting down');
+      for (const socket of sockets) closeAfterAnswer(socket);
       shutdown.abort();
       const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
       // Keep-alive connections go idle after their last response: close them as they do. Node
