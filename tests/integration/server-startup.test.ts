@@ -169,6 +169,12 @@ describe('quartz serve', () => {
     expect(twoDirs.code).not.toBe(0);
     expect(twoDirs.stderr).toBe('quartz: --data and --data-dir name different directories; give one\n');
 
+    const aFile = join(dir, 'a-file');
+    await writeFile(aFile, 'not a directory');
+    const fileAsData = await runCli(['serve', '--port', '0', '--data', join(aFile, 'data')], {});
+    expect(fileAsData.code).not.toBe(0);
+    expect(fileAsData.stderr).toMatch(new RegExp(`^quartz: cannot use data directory ${join(aFile, 'data')}: a part of its path is a file, not a directory \\(ENOTDIR on [^\\n]+\\)\\n$`));
+
     const host = await runCli(['serve', '--port', '0', '--data', join(dir, 'e'), '--host', 'no-such-host.invalid'], {});
     expect(host.code).not.toBe(0);
     expect(host.stderr).toBe("quartz: cannot listen on 'no-such-host.invalid': no such host\n");

@@ -77,6 +77,10 @@ describe('resolveServeSettings', () => {
     await expect(resolveServeSettings({}, { QUARTZ_PORT: 'x' })).rejects.toThrow(/QUARTZ_PORT/);
     await expect(resolveServeSettings({ logLevel: 'loud' }, {})).rejects.toThrow(/--log-level must be one of/);
     await expect(resolveServeSettings({}, { QUARTZ_REGISTRATION: 'maybe' })).rejects.toThrow(/QUARTZ_REGISTRATION must be true or false/);
+    await expect(resolveServeSettings({ host: '' }, {})).rejects.toThrow(/^--host must not be empty$/);
+    await expect(resolveServeSettings({ data: '' }, {})).rejects.toThrow(/^--data must not be empty$/);
+    // An empty variable is unset, as shells leave them.
+    await expect(resolveServeSettings({}, { QUARTZ_HOST: '', QUARTZ_DATA: '' })).resolves.toMatchObject({ host: '127.0.0.1', dataDir: './.quartz' });
   });
 });
 

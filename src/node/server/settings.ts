@@ -113,6 +113,8 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
 
   function pick<T>(name: string, flag: string | undefined, envName: string, fromFile: T | undefined, parse: (v: string, subject: string) => T, fallback: T): T {
     if (flag !== undefined) {
+      // An empty --host would listen on every interface, an empty --data in the working directory.
+      if (flag === '') throw bad(`--${name} must not be empty`);
       sources[name] = 'flag';
       return parse(flag, `--${name}`);
     }

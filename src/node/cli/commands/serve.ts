@@ -7,6 +7,14 @@ import type { ServeFlags } from '../../server/settings.js';
 import { CliError } from '../client.js';
 import type { CliIo } from '../context.js';
 
+const FS_REASONS: Record<string, string> = {
+  ENOTDIR: 'a part of its path is a file, not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+};
+
 export function serveCommand(program: Command, io: CliIo): void {
   program
     .command('serve')
@@ -30,11 +38,17 @@ export function serveCommand(program: Command, io: CliIo): void {
       try {
         server = await startServer(settings, io.env);
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EADDRINUSE') throw new CliError(`quartz: ${settings.host}:${settings.port} is already in use; pick another --port`);
-        if (code === 'EACCES') throw new CliError(`quartz: not allowed to listen on ${settings.host}:${settings.port}`);
-        if (code === 'EADDRNOTAVAIL') throw new CliError(`quartz: ${settings.host} is not an address of this machine`);
-        if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw new CliError(`quartz: cannot listen on '${settings.host}': no such host`);
+        const { code, syscall, path } = err as NodeJS.ErrnoException;
+        if (syscall === 'listen' || syscall === 'getaddrinfo') {
+          if (code === 'EADDRINUSE') throw new CliError(`quartz: ${settings.host}:${settings.port} is already in use; pick another --port`);
+          if (code === 'EACCES') throw new CliError(`quartz: not allowed to listen on ${settings.host}:${settings.port}`);
+          if (code === 'EADDRNOTAVAIL') throw new CliError(`quartz: ${settings.host} is not an address of this machine`);
+          if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw new CliError(`quartz: cannot listen on '${settings.host}': no such host`);
+        }
+        // A file system error opening the data directory (not a directory, no permission, full disk…).
+        if (typeof path === 'string' && code !== undefined) {
+          throw new CliError(`quartz: cannot use data directory ${settings.dataDir}: ${FS_REASONS[code] ?? code} (${code} on ${path})`);
+        }
         throw err;
       }
       // One write, so whoever reads the banner sees it whole.
