@@ -119,6 +119,8 @@ describe('quartz backup and restore', () => {
     const s = await startServerProcess(['--data', await tempDir('backup-auth')]);
     running.push(s);
     const target = join(await tempDir('bk'), 'x.qzb');
+    const none = await runCli(['backup', '--file', target, '--url', s.url], { XDG_CONFIG_HOME: await tempDir('no-config') });
+    expect([none.code, none.stderr]).toEqual([1, 'quartz: no admin key; set QUARTZ_ADMIN_KEY or pass --admin-key-file (the server prints where its key file is)\n']);
     const r = await runCli(['backup', '--file', target, '--url', s.url], { QUARTZ_ADMIN_KEY: 'not-the-admin-key-at-all' });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^quartz: .*\(401 unauthorized\)\n$/);
