@@ -53,6 +53,8 @@ describe('resolveServeSettings', () => {
     });
     const unknown = await configFile(JSON.stringify({ prot: 1 }));
     await expect(resolveServeSettings({ config: unknown }, {})).rejects.toThrow(/prot/);
+    const badPlan = await configFile(JSON.stringify({ plans: { Free: { requests_per_minute: 100 } } }));
+    await expect(resolveServeSettings({ config: badPlan }, {})).rejects.toThrow(`config file ${badPlan}: plans.Free: not a valid name: must be 1-64 lower-case letters, digits, - or _`);
     const notJson = await configFile('{ port: 1');
     await expect(resolveServeSettings({ config: notJson }, {})).rejects.toThrow(/not valid JSON/);
     await expect(resolveServeSettings({ config: '/nonexistent/quartz.json' }, {})).rejects.toThrow(/cannot read it \(ENOENT\)/);

@@ -55,7 +55,13 @@ function bad(message: string): QuartzError {
 }
 
 function issuesLine(issues: readonly z.core.$ZodIssue[]): string {
-  return issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(top level)'}: ${i.message}`).join('; ');
+  return issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(top level)'}: ${issueText(i)}`).join('; ');
+}
+
+/** The issue's message; for a bad record key (a plan name), what is wrong with the key, not just "Invalid key in record". */
+function issueText(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_key' && issue.issues.length > 0) return `not a valid name: ${issue.issues[0]!.message}`;
+  return issue.message;
 }
 
 /**
