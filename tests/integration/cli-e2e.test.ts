@@ -146,6 +146,12 @@ describe('quartz CLI end to end', () => {
     const { matches } = JSON.parse(res.stdout) as { matches: { id: string; metadata?: unknown }[] };
     expect(matches.map((m) => m.id)).toEqual(['a', 'b']);
     expect(matches[0]!.metadata).toEqual({ tag: 'x' });
+    // -k wins over the query file's k, as the other flags do; the file's k over the default.
+    const queryFile = join(home, 'query.json');
+    await writeFile(queryFile, JSON.stringify({ vector: [0.9, 0.1, 0], k: 1 }));
+    const count = async (args: string[]) => (JSON.parse((await q(['vec', 'query', 'docs', '--file', queryFile, '-o', 'json', ...args])).stdout) as { matches: unknown[] }).matches.length;
+    expect(await count(['-k', '3'])).toBe(3);
+    expect(await count([])).toBe(1);
     const ls = await q(['collection', 'ls', '-o', 'json']);
     expect(JSON.parse(ls.stdout)).toMatchObject({ collections: [{ name: 'docs', dims: 3, count: 3 }] });
     ok(await q(['collection', 'rm', 'docs']));

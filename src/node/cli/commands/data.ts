@@ -203,17 +203,19 @@ export function vectorCommands(program: Command, io: CliIo): void {
     .option('--vector <json>', 'the query vector as a JSON array')
     .option('--id <id>', 'query with a stored vector')
     .option('--file <path>', 'a JSON query body ({vector | id, k, filter, ...})')
-    .option('-k, --k <n>', 'how many matches', '10')
+    .option('-k, --k <n>', 'how many matches (default: the file\'s k, else 10)')
     .option('--filter <json>', 'metadata filter as JSON')
     .option('--include-metadata', 'return metadata')
-    .action(async (name: string, flags: { vector?: string; id?: string; file?: string; k: string; filter?: string; includeMetadata?: boolean }, cmd: Command) => {
+    .action(async (name: string, flags: { vector?: string; id?: string; file?: string; k?: string; filter?: string; includeMetadata?: boolean }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
       let body: Record<string, unknown> = flags.file !== undefined ? (parseJson(await readText(flags.file), flags.file) as Record<string, unknown>) : {};
       if (flags.vector !== undefined) body.vector = parseJson(flags.vector, '--vector');
       if (flags.id !== undefined) body.id = flags.id;
       if (flags.filter !== undefined) body.filter = parseJson(flags.filter, '--filter');
       if (flags.includeMetadata === true) body.include_metadata = true;
-      body = { k: intFlag(flags.k, '--k', 1), ...body };
+      // Flags win over the file, as --vector, --id and --filter do.
+      if (flags.k !== undefined) body.k = intFlag(flags.k, '--k', 1);
+      body.k ??= 10;
       if (body.vector === undefined && body.id === undefined) throw new CliError('quartz: give --vector, --id or --file');
       const { matches } = await (await ctx.client()).json<{ matches: Record<string, unknown>[] }>(`${collectionPath(name)}/query`, { method: 'POST', json: body });
       ctx.out.table(matches, body.include_metadata === true ? ['id', 'score', 'metadata'] : ['id', 'score'], { matches });
