@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { ErrorCode } from '../../../core/errors.js';
 import { CliError, resolveConnection, ApiClient, errorBody, errorOf, namedPath } from '../client.js';
 import { ctxFor, intFlag, type CliIo } from '../context.js';
-import { readAll, readFirstLine } from '../io.js';
+import { readAll, readFirstLine, readSecretLine } from '../io.js';
 import { progressBar } from '../progress.js';
 import { writeUserConfig } from '../user-config.js';
 
@@ -39,8 +39,8 @@ export function accountCommands(program: Command, io: CliIo): void {
       const globals = cmd.optsWithGlobals<{ url?: string; apiKey?: string }>();
       let key = flags.apiKey ?? globals.apiKey ?? io.env.QUARTZ_API_KEY;
       if (key === undefined || key === '') {
-        if ((io.stdin as { isTTY?: boolean }).isTTY === true) io.stderr.write('API key: ');
-        key = (await readFirstLine(io.stdin)).trim();
+        const typed = (io.stdin as { isTTY?: boolean }).isTTY === true;
+        key = (typed ? await readSecretLine(io.stdin, io.stderr, 'API key (not shown): ') : await readFirstLine(io.stdin)).trim();
       }
       if (key === '') throw new CliError('quartz: no API key given (use --api-key, stdin or QUARTZ_API_KEY)');
       const conn = await resolveConnection({ url: globals.url, apiKey: key }, io.env);
