@@ -288,5 +288,20 @@ describe('helpers', () => {
     expect(() => resolveServerConfig({ version: '1', body_limits: { kv: -1 } })).toThrow(/body_limits\.kv/);
     expect(() => resolveServerConfig({ version: '1', admin_key_hash: 'nope' })).toThrow(/admin_key_hash/);
     expect(resolveServerConfig({ version: '1' })).toMatchObject({ default_plan: 'unlimited', registration_enabled: true, cors_origins: ['*'] });
+    // A valid plan name that only Object.prototype has is no configured plan.
+    expect(() => resolveServerConfig({ version: '1', default_plan: 'constructor' })).toThrow(/default_plan 'constructor'/);
+  });
+
+  it('a plan name only Object.prototype has is not a plan: admin routes refuse it, and a tenant holding it gets the default limits', async () => {
+    const { call } = await appWith({ plans: { free: { requests_per_minute: 100 } }, default_plan: 'free' });
+    const admin = { authorization: 'Bearer admin-key' };
+    const created = await call('POST', '/v1/admin/tenants', { headers: admin, body: '{"email":"p@example.com","plan":"constructor"}' });
+    expect(created.status).toBe(400);
+    expect(created.json.message).toMatch(/'constructor' is not a configured plan/);
+    const { id, key } = await tenantKey('constructor'); // as the engine may hold it (it does not know the plans)
+    expect((await call('PATCH', `/v1/admin/tenants/${id}`, { headers: admin, body: '{"plan":"constructor"}' })).status).toBe(400);
+    const res = await call('GET', '/v1/usage', { headers: { 'x-api-key': key } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-ratelimit-limit')).toBe('100');
   });
 });

@@ -86,7 +86,9 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
   const parsed = serverConfigSchema.safeParse(input);
   if (!parsed.success) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `server config: ${formatIssues(parsed.error.issues)}`);
   const c = parsed.data;
-  const plans = c.plans ?? DEFAULT_PLANS;
+  // Without a prototype, so a plan name such as 'constructor' (a valid name) is found only when
+  // configured: `in` and lookups by a tenant's plan must not reach Object.prototype.
+  const plans: Record<string, PlanConfig> = Object.assign(Object.create(null) as Record<string, PlanConfig>, c.plans ?? DEFAULT_PLANS);
   const default_plan = c.default_plan ?? 'unlimited';
   if (!(default_plan in plans)) {
     throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `server config: default_plan '${default_plan}' is not one of the plans (${Object.keys(plans).join(', ')})`);

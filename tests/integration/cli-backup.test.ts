@@ -108,6 +108,10 @@ describe('quartz backup and restore', () => {
     const notFile = await runCli(['restore', '--file', dir, '--data', join(dir, 'new3')], {});
     expect([notFile.code, notFile.stderr]).toEqual([1, `quartz: backup file ${dir}: cannot read it (not a file)\n`]);
     await expect(readdir(join(dir, 'new3'))).rejects.toThrow(/ENOENT/); // nothing made
+    const emptyDir = await runCli(['restore', '--file', archive, '--data', ''], {});
+    expect([emptyDir.code, emptyDir.stderr]).toEqual([1, 'quartz: --data must not be empty\n']);
+    const emptyFile = await runCli(['backup', '--file', ''], { QUARTZ_ADMIN_KEY: 'any-admin-key-00000000' });
+    expect([emptyFile.code, emptyFile.stderr]).toEqual([1, 'quartz: --file must not be empty\n']);
     expect(await readFile(join(dir, 'occupied'), 'utf8')).toBe('x');
   });
 
@@ -115,6 +119,8 @@ describe('quartz backup and restore', () => {
     const s = await startServerProcess(['--data', await tempDir('backup-auth')]);
     running.push(s);
     const target = join(await tempDir('bk'), 'x.qzb');
+    const none = await runCli(['backup', '--file', target, '--url', s.url], { XDG_CONFIG_HOME: await tempDir('no-config') });
+    expect([none.code, none.stderr]).toEqual([1, 'quartz: no admin key; set QUARTZ_ADMIN_KEY or pass --admin-key-file (the server prints where its key file is)\n']);
     const r = await runCli(['backup', '--file', target, '--url', s.url], { QUARTZ_ADMIN_KEY: 'not-the-admin-key-at-all' });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^quartz: .*\(401 unauthorized\)\n$/);

@@ -61,6 +61,13 @@ describe('quartz CLI end to end', () => {
     ok(got);
     expect(got.stdout).toBe('hello world');
     expect((await q(['kv', 'get', 'user/43'])).stdout).toBe('from stdin');
+    // An argument is text unless --content-type says otherwise, even when it names the stdin default.
+    const json = async (k: string) => JSON.parse((await q(['kv', 'get', k, '-o', 'json'])).stdout) as { content_type: string; encoding: string };
+    expect(await json('user/42')).toMatchObject({ content_type: 'text/plain; charset=utf-8', encoding: 'utf8' });
+    expect(await json('user/43')).toMatchObject({ content_type: 'application/octet-stream' });
+    ok(await q(['kv', 'put', 'raw', 'abc', '--content-type', 'application/octet-stream']));
+    expect(await json('raw')).toMatchObject({ content_type: 'application/octet-stream' });
+    ok(await q(['kv', 'del', 'raw']));
     const ls = await q(['kv', 'ls', '--prefix', 'user/', '-o', 'json']);
     ok(ls);
     expect((JSON.parse(ls.stdout) as { keys: { key: string }[] }).keys.map((k) => k.key)).toEqual(['user/42', 'user/43']);
@@ -133,12 +140,18 @@ describe('quartz CLI end to end', () => {
     await writeFile(file, ['{"id":"a","values":[1,0,0],"metadata":{"tag":"x"}}', '{"id":"b","values":[0,1,0]}', '{"id":"c","values":[0,0,1]}'].join('\n') + '\n');
     const up = await q(['vec', 'upsert', 'docs', '--file', file, '-o', 'json']);
     ok(up);
-    expect(JSON.parse(up.stdout)).toEqual({ upserted: 3 });
+    expect(JSON.parse(up.stdout)).toEqual({ collection: 'docs', upserted: 3 });
     const res = await q(['vec', 'query', 'docs', '--vector', '[0.9,0.1,0]', '-k', '2', '--include-metadata', '-o', 'json']);
     ok(res);
     const { matches } = JSON.parse(res.stdout) as { matches: { id: string; metadata?: unknown }[] };
     expect(matches.map((m) => m.id)).toEqual(['a', 'b']);
     expect(matches[0]!.metadata).toEqual({ tag: 'x' });
+    // -k wins over the query file's k, as the other flags do; the file's k over the default.
+    const queryFile = join(home, 'query.json');
+    await writeFile(queryFile, JSON.stringify({ vector: [0.9, 0.1, 0], k: 1 }));
+    const count = async (args: string[]) => (JSON.parse((await q(['vec', 'query', 'docs', '--file', queryFile, '-o', 'json', ...args])).stdout) as { matches: unknown[] }).matches.length;
+    expect(await count(['-k', '3'])).toBe(3);
+    expect(await count([])).toBe(1);
     const ls = await q(['collection', 'ls', '-o', 'json']);
     expect(JSON.parse(ls.stdout)).toMatchObject({ collections: [{ name: 'docs', dims: 3, count: 3 }] });
     ok(await q(['collection', 'rm', 'docs']));

@@ -108,7 +108,7 @@ describe('quartz serve', () => {
     await waitFor(() => (logged() ? true : undefined), 20_000, 'the request log line');
 
     // The file's registration_enabled applies when nothing overrides it; defaults fill the rest.
-    const t = await start(['--config', config, '--data', join(dir, 'flag-data')]);
+    const t = await start(['--config', config, '--data-dir', join(dir, 'flag-data')]); // --data's other name
     expect(t.stdout()).toContain(`data:      ${join(dir, 'flag-data')}`);
     expect((await register(t.url)).status).toBe(404); // registration off, from the file
   });
@@ -149,6 +149,34 @@ describe('quartz serve', () => {
     expect(locked.stderr).toMatch(/^quartz: data directory .* is in use by process \d+\n$/);
 
     const plan = await runCli(['serve', '--port', '0', '--data', join(dir, 'c'), '--default-plan', 'gold'], {});
-    expect(plan.stderr).toMatch(/^quartz: server config: default_plan 'gold' is not one of the plans/);
+    expect(plan.code).not.toBe(0);
+    expect(plan.stderr).toBe("quartz: --default-plan 'gold' is not one of the plans (free, pro, unlimited)\n");
+
+    // Not JSON, an unknown key, a plan the file's plans lack: one line each, naming the file.
+    for (const [content, message] of [
+      ['{"port": 8787,', 'not valid JSON'],
+      ['{"prot": 8787}', 'Unrecognized key: "prot"'],
+      ['{"default_plan": "gold"}', "default_plan: 'gold' is not one of the plans"],
+    ] as const) {
+      await writeFile(bad, content);
+      const r = await runCli(['serve', '--port', '0', '--data', join(dir, 'd'), '--config', bad], {});
+      expect(r.code, content).not.toBe(0);
+      expect(r.stderr, content).toMatch(new RegExp(`^quartz: config file ${bad}: [^\n]*\n$`));
+      expect(r.stderr, content).toContain(message);
+    }
+
+    const twoDirs = await runCli(['serve', '--port', '0', '--data', join(dir, 'f'), '--data-dir', join(dir, 'g')], {});
+    expect(twoDirs.code).not.toBe(0);
+    expect(twoDirs.stderr).toBe('quartz: --data and --data-dir name different directories; give one\n');
+
+    const aFile = join(dir, 'a-file');
+    await writeFile(aFile, 'not a directory');
+    const fileAsData = await runCli(['serve', '--port', '0', '--data', join(aFile, 'data')], {});
+    expect(fileAsData.code).not.toBe(0);
+    expect(fileAsData.stderr).toMatch(new RegExp(`^quartz: cannot use data directory ${join(aFile, 'data')}: a part of its path is a file, not a directory \\(ENOTDIR on [^\\n]+\\)\\n$`));
+
+    const host = await runCli(['serve', '--port', '0', '--data', join(dir, 'e'), '--host', 'no-such-host.invalid'], {});
+    expect(host.code).not.toBe(0);
+    expect(host.stderr).toBe("quartz: cannot listen on 'no-such-host.invalid': no such host\n");
   });
 });

@@ -77,7 +77,7 @@ export function validateId(id: unknown, collection: string): Uint8Array {
  * similarity is undefined.
  */
 export function validateValues(values: unknown, dims: number, collection: string, id: string, metric?: Metric, out?: Float32Array): Float32Array {
-  return checkedValues(values, dims, collection, id, metric, out, copyStoredValues);
+  return checkedValues(values, dims, collection, `vector '${id}'`, metric, out, copyStoredValues);
 }
 
 /**
@@ -90,18 +90,20 @@ export function validateValues(values: unknown, dims: number, collection: string
  * loop of their own.
  */
 export function validateQueryValues(values: unknown, dims: number, collection: string, metric: Metric, out: Float32Array): Float32Array {
-  return checkedValues(values, dims, collection, 'query', metric, out, copyQueryValues);
+  // Named as such: "vector 'query'" read as a stored vector of that id.
+  return checkedValues(values, dims, collection, 'the query vector', metric, out, copyQueryValues);
 }
 
 /** Copies `values` into `f32` up to the first non-number; returns how many were copied. */
 type CopyValues = (values: ArrayLike<unknown>, f32: Float32Array) => number;
 
-function checkedValues(values: unknown, dims: number, collection: string, id: string, metric: Metric | undefined, out: Float32Array | undefined, copy: CopyValues): Float32Array {
+/** `subject` names the vector in messages: "vector 'a'" or "the query vector". */
+function checkedValues(values: unknown, dims: number, collection: string, subject: string, metric: Metric | undefined, out: Float32Array | undefined, copy: CopyValues): Float32Array {
   if (!(values instanceof Float32Array) && !Array.isArray(values) && !(values instanceof Float64Array)) {
-    throw invalid(`collection '${collection}': vector '${id}' values must be an array of numbers`);
+    throw invalid(`collection '${collection}': ${subject} values must be an array of numbers`);
   }
   if (values.length !== dims) {
-    throw invalid(`collection '${collection}' expects ${dims} dimensions, got ${values.length} for vector '${id}'`);
+    throw invalid(`collection '${collection}' expects ${dims} dimensions, got ${values.length} for ${subject}`);
   }
   const f32 = out !== undefined && out.length === dims ? out : new Float32Array(dims);
   // A Float32Array (the API's fast read gives one) is copied whole, and keeps the arrays' loops monomorphic.
@@ -111,13 +113,13 @@ function checkedValues(values: unknown, dims: number, collection: string, id: st
     // The f32 value decides: 1e39 overflows to Infinity, 1e-50 underflows to 0.
     const x = f32[i]!;
     if (!Number.isFinite(x)) {
-      throw invalid(`collection '${collection}': vector '${id}' has a non-finite value (${values[i] as number}) at index ${i}`);
+      throw invalid(`collection '${collection}': ${subject} has a non-finite value (${values[i] as number}) at index ${i}`);
     }
     if (x !== 0) zero = false;
   }
-  if (copied < dims) throw invalid(`collection '${collection}': vector '${id}' has a non-number at index ${copied}`);
+  if (copied < dims) throw invalid(`collection '${collection}': ${subject} has a non-number at index ${copied}`);
   if (metric === 'cosine' && zero) {
-    throw invalid(`collection '${collection}' uses cosine, which is undefined for the all-zero vector '${id}'`);
+    throw invalid(`collection '${collection}' uses cosine, which is undefined for the all-zero ${subject.replace(/^the /, '')}`);
   }
   return f32;
 }

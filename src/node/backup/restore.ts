@@ -3,7 +3,8 @@
  * ordered-KV entries in batches per unit, blobs one by one, then a close that makes it durable.
  */
 import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { BatchOp, UnitStorage } from '../../ports/storage.js';
 import { openDiskStorage } from '../storage/disk-storage.js';
@@ -27,14 +28,15 @@ export interface RestoreOptions {
 const BATCH_BYTES = 4 * 1024 * 1024;
 const BATCH_OPS = 2000;
 
-async function ensureEmpty(dir: string): Promise<void> {
+/** Checks the directory is empty, or makes it; true when it made it. */
+async function ensureEmpty(dir: string): Promise<boolean> {
   let names: string[];
   try {
     names = await readdir(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       await makeDirs(dir);
-      return;
+      return true;
     }
     if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${dir} is not a directory`);
     throw err;
@@ -42,6 +44,13 @@ async function ensureEmpty(dir: string): Promise<void> {
   if (names.length > 0) {
     throw new QuartzError(ErrorCode.PRECONDITION_FAILED, `data directory ${dir} is not empty; restore only into an empty or new directory`);
   }
+  return false;
+}
+
+/** Takes back a failed restore: the directory was empty or new, so all in it is the restore's. */
+async function undoRestore(dir: string, made: boolean): Promise<void> {
+  if (made) return rm(dir, { recursive: true, force: true });
+  for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
 }
 
 /**
@@ -59,7 +68,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   // Checked before the data directory is touched (a directory here failed only once that was made).
   if (!info.isFile()) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `backup file ${file}: cannot read it (not a file)`);
   const total = Number(info.size);
-  await ensureEmpty(dataDir);
+  const made = await ensureEmpty(dataDir);
   const storage = await openDiskStorage({ dir: dataDir });
   const result: RestoreResult = { entries: 0, blobs: 0, units: 0, bytes: total };
   const seen = new Set<string>();
@@ -77,6 +86,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     read += chunk.length;
     options.onProgress?.(read, total);
   });
+  let complete = false;
   try {
     let current = '';
     for await (const entry of readArchive(source, file)) {
@@ -100,9 +110,12 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       }
     }
     await flush();
+    complete = true;
   } finally {
     source.destroy();
     await storage.close();
+    // A partial restore would start as a server that silently lacks data, and block a retry.
+    if (!complete) await undoRestore(dataDir, made);
   }
   return result;
 }

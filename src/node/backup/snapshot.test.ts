@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -65,6 +65,46 @@ describe('createBackup / restoreBackup', () => {
     const page = await restored.streams.consume('t', 0, 0, { max_records: 1000 });
     expect(page.records).toHaveLength(100);
     expect(page.high_watermark).toBe(100);
+  });
+
+  it('holds the usage counted up to the snapshot, not only what the meter had persisted', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const engine = await engineAt(join(root, 'source'));
+    const { tenant } = await engine.tenants.create({ email: 'u@example.com' });
+    await (await engine.tenant(tenant.id)).kv.put('k', utf8.encode('value'));
+    engine.context.usage.add(tenant.id, 'api_calls', 7);
+    const counted = await engine.tenants.usage(tenant.id);
+    expect(counted).toMatchObject({ api_calls: 7, bytes_stored: 6 });
+
+    const snap = await createBackup(engine); // well within the meter's one-minute flush interval
+    const file = join(root, 'u.qzb');
+    await pipeline(Readable.fromWeb(snap.body as never), createWriteStream(file));
+    await restoreBackup({ file, dataDir: join(root, 'restored') });
+    const copy = await engineAt(join(root, 'restored'));
+    expect(await copy.tenants.usage(tenant.id, counted.period)).toEqual(counted);
+  });
+
+  it('leaves the data directory as it found it when the archive is damaged', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const engine = await engineAt(join(root, 'source'));
+    const { tenant } = await engine.tenants.create({ email: 'd@example.com' });
+    const { kv } = await engine.tenant(tenant.id);
+    for (let i = 0; i < 50; i++) await kv.put(`k${i}`, utf8.encode(`value ${i}`));
+    await kv.put('big', new Uint8Array(1_200_000)); // a blob, last in the archive
+    const snap = await createBackup(engine);
+    const bytes = new Uint8Array(await new Response(snap.body).arrayBuffer());
+    const file = join(root, 'cut.qzb');
+    await writeFile(file, bytes.subarray(0, bytes.length - 100_000)); // cut inside the blob
+
+    const fresh = join(root, 'fresh');
+    await expect(restoreBackup({ file, dataDir: fresh })).rejects.toThrow(/truncated/);
+    await expect(readdir(fresh)).rejects.toThrow(/ENOENT/); // made by the restore, so removed
+    const empty = join(root, 'empty');
+    await mkdir(empty);
+    await expect(restoreBackup({ file, dataDir: empty })).rejects.toThrow(/truncated/);
+    expect(await readdir(empty)).toEqual([]); // there before: kept, and empty again
+    await writeFile(file, bytes);
+    await expect(restoreBackup({ file, dataDir: empty })).resolves.toMatchObject({ entries: expect.any(Number), blobs: 1 });
   });
 
   it('releases its links when the download is cancelled', async () => {

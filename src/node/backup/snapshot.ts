@@ -14,6 +14,7 @@ import type { Database, RootDatabase } from 'lmdb';
 import type { BackupSnapshot } from '../../api/ports.js';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import type { Engine } from '../../engine/engine.js';
+import { UsageMeter } from '../../engine/tenants/usage-meter.js';
 import { DiskStorage } from '../storage/disk-storage.js';
 import { blobKey } from '../storage/file-blobs.js';
 import { UNIT_PREFIX_BYTES } from '../storage/lmdb-kv.js';
@@ -86,6 +87,9 @@ function linkBlobs(root: string, into: string, unit: string, out: LinkedBlob[]):
 export async function createBackup(engine: Engine, signal?: AbortSignal): Promise<BackupSnapshot> {
   const storage = engine.context.storage;
   if (!(storage instanceof DiskStorage)) throw new QuartzError(ErrorCode.NOT_IMPLEMENTED, 'backups need the Node disk storage');
+  // The meter persists its counts once a minute: without a flush the snapshot would miss up to a
+  // minute of usage (billing figures) that the live server already reports.
+  if (engine.context.usage instanceof UsageMeter) await engine.context.usage.flush();
   // lmdb holds every acknowledged write until `release` (the rest wait in the write-ahead log).
   const { dir, env, units, data, release: resumeAcks } = await storage.backupSource();
   const linkDir = join(dir, 'blobs', 'tmp', `backup-${randomUUID()}`); // tmp/ is swept on open: a crash leaves nothing

@@ -86,7 +86,7 @@ export class ApiClient {
       if (this.conn.apiKey === undefined) throw new CliError('quartz: no API key; run `quartz register`, `quartz login`, or set QUARTZ_API_KEY');
       headers.authorization = `Bearer ${this.conn.apiKey}`;
     } else if (auth === 'admin') {
-      if (this.conn.adminKey === undefined) throw new CliError("quartz: no admin key; set QUARTZ_ADMIN_KEY (the server prints where its key file is)");
+      if (this.conn.adminKey === undefined) throw new CliError('quartz: no admin key; set QUARTZ_ADMIN_KEY or pass --admin-key-file (the server prints where its key file is)');
       headers.authorization = `Bearer ${this.conn.adminKey}`;
     }
     let body: string | Uint8Array | undefined;

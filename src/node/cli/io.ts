@@ -1,5 +1,6 @@
 /** Small stream helpers for the CLI. */
 import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
 
 /**
  * Reads a stream to its end.
@@ -27,5 +28,27 @@ export async function readFirstLine(stream: NodeJS.ReadableStream): Promise<stri
     return '';
   } finally {
     rl.close();
+  }
+}
+
+/**
+ * Reads one line typed at a terminal without echoing it (an API key), after `prompt` on
+ * `output`. Ctrl-C gives an empty line.
+ *
+ * @example
+ * const key = await readSecretLine(process.stdin, process.stderr, 'API key: ');
+ */
+export async function readSecretLine(input: NodeJS.ReadableStream, output: NodeJS.WritableStream, prompt: string): Promise<string> {
+  output.write(prompt);
+  // readline echoes what is typed to its output: give it one that shows nothing.
+  const silent = new Writable({ write: (_chunk, _encoding, done) => done() });
+  const rl = createInterface({ input, output: silent, terminal: true });
+  rl.on('SIGINT', () => rl.close());
+  try {
+    for await (const line of rl) return line;
+    return '';
+  } finally {
+    rl.close();
+    output.write('\n');
   }
 }

@@ -2,7 +2,7 @@
  * Where `quartz login` keeps the server URL and API key: $XDG_CONFIG_HOME/quartz/config.json
  * (else ~/.config/quartz/config.json), mode 0600 because it holds a key.
  */
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -50,7 +50,11 @@ export async function readUserConfig(env: Env): Promise<UserConfig> {
 export async function writeUserConfig(env: Env, config: UserConfig): Promise<string> {
   const path = userConfigPath(env);
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writeFile(path, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
-  await chmod(path, 0o600); // writeFile's mode applies only when it creates the file
+  // A new file renamed over the old one: the key is never written into a file with the old
+  // file's (perhaps looser) mode, and a reader never sees it half written.
+  const fresh = `${path}.${process.pid}.tmp`;
+  await rm(fresh, { force: true });
+  await writeFile(fresh, JSON.stringify(config, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+  await rename(fresh, path);
   return path;
 }

@@ -21,11 +21,23 @@ export const DRAIN_BYTES = 64 * 1024 * 1024;
 /** How long a closing connection keeps reading the client's last bytes after the server's FIN. */
 export const LINGER_MS = 5_000;
 
+const LAST_ANSWER = Symbol('lastAnswer');
+
+/**
+ * The socket's next answers say `Connection: close` and end the connection (the server is
+ * shutting down): its client then opens a new connection, which is refused, rather than sending
+ * a request the server may cut unanswered when it closes the socket as idle.
+ */
+export function closeAfterAnswer(socket: Socket): void {
+  (socket as Socket & { [LAST_ANSWER]?: true })[LAST_ANSWER] = true;
+}
+
 /** Pass as `createServer({ ServerResponse: EarlyAnswerResponse })`. */
 export class EarlyAnswerResponse extends ServerResponse {
   // One signature for both of writeHead's overloads (with and without a status message).
   override writeHead(statusCode: number, ...rest: any[]): this {
     const req = this.req;
+    if ((req.socket as Socket & { [LAST_ANSWER]?: true })[LAST_ANSWER] === true) this.shouldKeepAlive = false;
     // A synchronous answer can come before node marks even a bodiless request complete: look at
     // the framing headers only then.
     if (!req.complete) {

@@ -56,12 +56,20 @@ describe('createMetrics', () => {
     expect(gauge(body, 'quartz_partitions')).toBe(2);
     expect(gauge(body, 'quartz_segments')).toBeGreaterThan(0);
     expect(gauge(body, 'quartz_log_bytes')).toBeGreaterThan(0);
-    const hits = gauge(body, 'quartz_segment_cache_hits');
-    const misses = gauge(body, 'quartz_segment_cache_misses');
+    const hits = gauge(body, 'quartz_segment_cache_hits_total');
+    const misses = gauge(body, 'quartz_segment_cache_misses_total');
+    expect(body).toContain('# TYPE quartz_segment_cache_hits_total counter');
     expect(hits).toBeGreaterThan(0);
     expect(misses).toBeGreaterThan(0);
     expect(gauge(body, 'quartz_segment_cache_hit_ratio')).toBeCloseTo(hits / (hits + misses));
     expect(gauge(body, 'quartz_collections')).toBe(1);
     expect(gauge(body, 'quartz_vectors')).toBe(2);
+    expect(gauge(body, 'quartz_stored_bytes')).toBeGreaterThan(0);
+    // Prometheus conventions: counters end in _total and only they do; no doubled prefix.
+    const types = [...body.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(([, name, type]) => ({ name: name!, type: type! }));
+    expect(types.filter((t) => t.type === 'counter' && !t.name.endsWith('_total'))).toEqual([]);
+    expect(types.filter((t) => t.name.startsWith('quartz_') && t.name.endsWith('_total') && t.type !== 'counter' && !t.name.startsWith('quartz_nodejs_'))).toEqual([]);
+    expect(body).toContain('# TYPE quartz_process_cpu_seconds_total counter');
+    expect(body).not.toMatch(/quartz_process_process_/);
   });
 });

@@ -8,14 +8,14 @@
  * request adds to one series found by route, method and status, and the text format is written
  * at scrape.
  */
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MetricsPort } from '../../api/ports.js';
 import type { Engine } from '../../engine/engine.js';
 
 /** Usage metrics summed over tenants for the current period, as gauges. */
 const ENGINE_FIGURES = [
   ['records_produced', 'quartz_records_produced', 'Records produced this period, all tenants'],
-  ['bytes_stored', 'quartz_bytes_stored', 'Bytes stored (KV, logs, vectors), all tenants'],
+  ['bytes_stored', 'quartz_stored_bytes', 'Bytes stored (KV keys and values, stream logs), all tenants'],
   ['vectors_stored', 'quartz_vectors_stored', 'Vectors stored, all tenants'],
   ['api_calls', 'quartz_api_calls', 'API calls this period, all tenants'],
 ] as const;
@@ -78,7 +78,8 @@ function currentPeriod(now: number): string {
  */
 export function createMetrics(engine: Engine): MetricsPort & { registry: Registry } {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'quartz_process_' });
+  // prom-client's usual names under our prefix: quartz_process_cpu_seconds_total, quartz_nodejs_heap_size_used_bytes, ...
+  collectDefaultMetrics({ register: registry, prefix: 'quartz_' });
   const series: SeriesTable = new Map();
   const gauges = ENGINE_FIGURES.map(([field, name, help]) => ({ field, gauge: new Gauge({ name, help, registers: [registry] }) }));
   const tenants = new Gauge({ name: 'quartz_tenants', help: 'Tenants registered', registers: [registry] });
@@ -88,8 +89,10 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
   const partitions = live('quartz_partitions', 'Partitions');
   const segments = live('quartz_segments', 'Sealed log segments');
   const logBytes = live('quartz_log_bytes', 'Bytes in partition logs');
-  const cacheHits = live('quartz_segment_cache_hits', 'Segment cache lookups answered from memory');
-  const cacheMisses = live('quartz_segment_cache_misses', 'Segment cache lookups that loaded from storage');
+  // Counts since start, so counters (rate() works on them); set to the engine's totals at each scrape.
+  const liveCounter = (name: string, help: string) => new Counter({ name, help: `${help} (tenants opened since start)`, registers: [registry] });
+  const cacheHits = liveCounter('quartz_segment_cache_hits_total', 'Segment cache lookups answered from memory');
+  const cacheMisses = liveCounter('quartz_segment_cache_misses_total', 'Segment cache lookups that loaded from storage');
   const cacheRatio = live('quartz_segment_cache_hit_ratio', 'Segment cache hits / lookups (0 before any lookup)');
   const collections = live('quartz_collections', 'Vector collections');
   const vectors = live('quartz_vectors', 'Vectors in collections');
@@ -118,8 +121,10 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
     partitions.set(st.partitions);
     segments.set(st.segments);
     logBytes.set(st.log_bytes);
-    cacheHits.set(st.cache_hits);
-    cacheMisses.set(st.cache_misses);
+    cacheHits.reset();
+    cacheHits.inc(st.cache_hits);
+    cacheMisses.reset();
+    cacheMisses.inc(st.cache_misses);
     const lookups = st.cache_hits + st.cache_misses;
     cacheRatio.set(lookups === 0 ? 0 : st.cache_hits / lookups);
     collections.set(st.collections);

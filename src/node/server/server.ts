@@ -5,6 +5,7 @@
  * long-polls with what they have, finish in-flight requests, then flush and close the engine.
  */
 import { getRequestListener, type ServerType } from '@hono/node-server';
+import { setMaxListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createApp } from '../../api/app.js';
@@ -17,7 +18,7 @@ import { loadAdminKey, type AdminKey } from './admin-key.js';
 import { packageVersion } from '../package-info.js';
 import { fileAssets } from './assets.js';
 import { directFirst } from './direct.js';
-import { EarlyAnswerResponse } from './early-answer.js';
+import { closeAfterAnswer, EarlyAnswerResponse } from './early-answer.js';
 import { createLogger } from './logger.js';
 import { adapterErrorAnswer, answerClientError, refuseConnect } from './transport-errors.js';
 import { createMetrics } from './metrics.js';
@@ -57,6 +58,9 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
   const engine = await openQuartz({ dataDir: settings.dataDir, defaultPlan: draft.default_plan });
   let server: ServerType;
   const shutdown = new AbortController();
+  // Each pending long-poll listens on this signal until it is answered (then it lets go), so more
+  // than 10 at once is normal load, not the leak node's MaxListenersExceededWarning suspects.
+  setMaxListeners(0, shutdown.signal);
   let adminKey: AdminKey;
   try {
     adminKey = await loadAdminKey(settings.dataDir, env.QUARTZ_ADMIN_KEY);
@@ -101,6 +105,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
   const close = (reason = 'shutdown'): Promise<boolean> =>
     (closing ??= (async () => {
       logger.info({ reason }, 'shutting down');
+      for (const socket of sockets) closeAfterAnswer(socket);
       shutdown.abort();
       const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
       // Keep-alive connections go idle after their last response: close them as they do. Node

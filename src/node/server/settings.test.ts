@@ -53,9 +53,25 @@ describe('resolveServeSettings', () => {
     });
     const unknown = await configFile(JSON.stringify({ prot: 1 }));
     await expect(resolveServeSettings({ config: unknown }, {})).rejects.toThrow(/prot/);
+    const badPlan = await configFile(JSON.stringify({ plans: { Free: { requests_per_minute: 100 } } }));
+    await expect(resolveServeSettings({ config: badPlan }, {})).rejects.toThrow(`config file ${badPlan}: plans.Free: not a valid name: must be 1-64 lower-case letters, digits, - or _`);
     const notJson = await configFile('{ port: 1');
     await expect(resolveServeSettings({ config: notJson }, {})).rejects.toThrow(/not valid JSON/);
     await expect(resolveServeSettings({ config: '/nonexistent/quartz.json' }, {})).rejects.toThrow(/cannot read it \(ENOENT\)/);
+  });
+
+  it('names where an unknown default plan came from', async () => {
+    const plans = { plans: { gold: { requests_per_minute: 5 } } };
+    await expect(resolveServeSettings({ defaultPlan: 'gold' }, {})).rejects.toThrow(/^--default-plan 'gold' is not one of the plans \(free, pro, unlimited\)$/);
+    await expect(resolveServeSettings({}, { QUARTZ_DEFAULT_PLAN: 'gold' })).rejects.toThrow(/^QUARTZ_DEFAULT_PLAN 'gold' is not one of the plans/);
+    const named = await configFile(JSON.stringify({ default_plan: 'gold' }));
+    await expect(resolveServeSettings({ config: named }, {})).rejects.toThrow(`config file ${named}: default_plan: 'gold' is not one of the plans (free, pro, unlimited)`);
+    // Plans without `unlimited` and no default_plan: the default itself is missing from them.
+    const withoutDefault = await configFile(JSON.stringify(plans));
+    await expect(resolveServeSettings({ config: withoutDefault }, {})).rejects.toThrow(`config file ${withoutDefault}: plans: the default plan 'unlimited' is not among them (gold); add it or set default_plan`);
+    await expect(resolveServeSettings({ config: withoutDefault, defaultPlan: 'gold' }, {})).resolves.toMatchObject({ app: { default_plan: 'gold' } });
+    // A plan name that only exists on Object.prototype is no plan.
+    await expect(resolveServeSettings({ defaultPlan: 'constructor' }, {})).rejects.toThrow(/is not one of the plans/);
   });
 
   it('rejects bad flag and environment values naming them', async () => {
@@ -63,6 +79,10 @@ describe('resolveServeSettings', () => {
     await expect(resolveServeSettings({}, { QUARTZ_PORT: 'x' })).rejects.toThrow(/QUARTZ_PORT/);
     await expect(resolveServeSettings({ logLevel: 'loud' }, {})).rejects.toThrow(/--log-level must be one of/);
     await expect(resolveServeSettings({}, { QUARTZ_REGISTRATION: 'maybe' })).rejects.toThrow(/QUARTZ_REGISTRATION must be true or false/);
+    await expect(resolveServeSettings({ host: '' }, {})).rejects.toThrow(/^--host must not be empty$/);
+    await expect(resolveServeSettings({ data: '' }, {})).rejects.toThrow(/^--data must not be empty$/);
+    // An empty variable is unset, as shells leave them.
+    await expect(resolveServeSettings({}, { QUARTZ_HOST: '', QUARTZ_DATA: '' })).resolves.toMatchObject({ host: '127.0.0.1', dataDir: './.quartz' });
   });
 });
 

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { serverConfigSchema } from '../../api/config.js';
+import { DEFAULT_PLANS, serverConfigSchema } from '../../api/config.js';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -55,7 +55,13 @@ function bad(message: string): QuartzError {
 }
 
 function issuesLine(issues: readonly z.core.$ZodIssue[]): string {
-  return issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(top level)'}: ${i.message}`).join('; ');
+  return issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(top level)'}: ${issueText(i)}`).join('; ');
+}
+
+/** The issue's message; for a bad record key (a plan name), what is wrong with the key, not just "Invalid key in record". */
+function issueText(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_key' && issue.issues.length > 0) return `not a valid name: ${issue.issues[0]!.message}`;
+  return issue.message;
 }
 
 /**
@@ -113,6 +119,8 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
 
   function pick<T>(name: string, flag: string | undefined, envName: string, fromFile: T | undefined, parse: (v: string, subject: string) => T, fallback: T): T {
     if (flag !== undefined) {
+      // An empty --host would listen on every interface, an empty --data in the working directory.
+      if (flag === '') throw bad(`--${name} must not be empty`);
       sources[name] = 'flag';
       return parse(flag, `--${name}`);
     }
@@ -135,6 +143,8 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
   const dataDir = pick('data', flags.data, 'QUARTZ_DATA', file.data_dir, text, DEFAULTS.dataDir);
   const logLevel = pick('log-level', flags.logLevel, 'QUARTZ_LOG_LEVEL', file.log_level, parseLevel, DEFAULTS.logLevel);
   const default_plan = pick('default-plan', flags.defaultPlan, 'QUARTZ_DEFAULT_PLAN', file.default_plan, text, DEFAULTS.defaultPlan);
+  const plans = file.plans ?? DEFAULT_PLANS;
+  if (!Object.hasOwn(plans, default_plan)) throw bad(unknownPlan(default_plan, sources['default-plan']!, configPath, Object.keys(plans)));
   const registration_enabled = pick('registration', undefined, 'QUARTZ_REGISTRATION', file.registration_enabled, parseBool, true);
   const cors_origins = pick(
     'cors-origins',
@@ -153,6 +163,15 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
     long_poll_max_ms: file.long_poll_max_ms,
   };
   return { host, port, dataDir, logLevel, app, sources };
+}
+
+/** Names where the bad default plan came from, so the user knows what to change. */
+function unknownPlan(plan: string, source: ServeSettings['sources'][string], configPath: string | undefined, names: string[]): string {
+  const among = `is not one of the plans (${names.join(', ')})`;
+  if (source === 'flag') return `--default-plan '${plan}' ${among}`;
+  if (source === 'env') return `QUARTZ_DEFAULT_PLAN '${plan}' ${among}`;
+  if (source === 'file') return `config file ${configPath}: default_plan: '${plan}' ${among}`;
+  return `config file ${configPath}: plans: the default plan '${plan}' is not among them (${names.join(', ')}); add it or set default_plan`;
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

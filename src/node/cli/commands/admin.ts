@@ -16,6 +16,7 @@ export function adminCommands(program: Command, io: CliIo): void {
     .requiredOption('--file <path>', 'where to write the archive')
     .option('--admin-key-file <path>', 'read the admin key from this file (else QUARTZ_ADMIN_KEY)')
     .action(async (flags: { file: string; adminKeyFile?: string }, cmd: Command) => {
+      if (flags.file === '') throw new CliError('quartz: --file must not be empty');
       const ctx = ctxFor(cmd, io);
       let client = await ctx.client();
       if (flags.adminKeyFile !== undefined) {
@@ -77,6 +78,8 @@ export function adminCommands(program: Command, io: CliIo): void {
     .requiredOption('--file <path>', 'the archive written by `quartz backup`')
     .requiredOption('--data <dir>', 'an empty or new data directory')
     .action(async (flags: { file: string; data: string }, cmd: Command) => {
+      // An empty --data would restore into the working directory.
+      if (flags.data === '') throw new CliError('quartz: --data must not be empty');
       const ctx = ctxFor(cmd, io);
       const { restoreBackup } = await import('../../backup/restore.js');
       let bar: ReturnType<typeof progressBar> | undefined;

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { ErrorCode } from '../../../core/errors.js';
 import { CliError, resolveConnection, ApiClient, errorBody, errorOf, namedPath } from '../client.js';
 import { ctxFor, intFlag, type CliIo } from '../context.js';
-import { readAll, readFirstLine } from '../io.js';
+import { readAll, readFirstLine, readSecretLine } from '../io.js';
 import { progressBar } from '../progress.js';
 import { writeUserConfig } from '../user-config.js';
 
@@ -39,8 +39,8 @@ export function accountCommands(program: Command, io: CliIo): void {
       const globals = cmd.optsWithGlobals<{ url?: string; apiKey?: string }>();
       let key = flags.apiKey ?? globals.apiKey ?? io.env.QUARTZ_API_KEY;
       if (key === undefined || key === '') {
-        if ((io.stdin as { isTTY?: boolean }).isTTY === true) io.stderr.write('API key: ');
-        key = (await readFirstLine(io.stdin)).trim();
+        const typed = (io.stdin as { isTTY?: boolean }).isTTY === true;
+        key = (typed ? await readSecretLine(io.stdin, io.stderr, 'API key (not shown): ') : await readFirstLine(io.stdin)).trim();
       }
       if (key === '') throw new CliError('quartz: no API key given (use --api-key, stdin or QUARTZ_API_KEY)');
       const conn = await resolveConnection({ url: globals.url, apiKey: key }, io.env);
@@ -65,7 +65,7 @@ export function kvCommands(program: Command, io: CliIo): void {
   const kv = program.command('kv').description('key-value store: get, put, del, ls');
 
   kv.command('get <key>')
-    .description('print a value (raw bytes; --output json gives {key, value, content_type, etag})')
+    .description('print a value (raw bytes; --output json gives {key, value, encoding, content_type, etag})')
     .action(async (key: string, _flags: unknown, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
       const client = await ctx.client();
@@ -99,8 +99,8 @@ export function kvCommands(program: Command, io: CliIo): void {
     .description('store a value given as an argument, from --file, or from stdin')
     .option('--file <path>', 'read the value from a file')
     .option('--ttl <seconds>', 'expire after this many seconds')
-    .option('--content-type <type>', 'content type to keep with the value', 'application/octet-stream')
-    .action(async (key: string, value: string | undefined, flags: { file?: string; ttl?: string; contentType: string }, cmd: Command) => {
+    .option('--content-type <type>', 'content type to keep with the value (default: text/plain; charset=utf-8 for a value given as an argument, else application/octet-stream)')
+    .action(async (key: string, value: string | undefined, flags: { file?: string; ttl?: string; contentType?: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
       const path = kvPath(key);
       const ttl = intFlag(flags.ttl, '--ttl', 1);
@@ -111,7 +111,7 @@ export function kvCommands(program: Command, io: CliIo): void {
         throw new CliError(`quartz: cannot read ${flags.file} (${err.code ?? err.message})`);
       });
       else body = await readAll(io.stdin);
-      const contentType = value !== undefined && flags.contentType === 'application/octet-stream' ? 'text/plain; charset=utf-8' : flags.contentType;
+      const contentType = flags.contentType ?? (value !== undefined ? 'text/plain; charset=utf-8' : 'application/octet-stream');
       const res = await (await ctx.client()).request(path, { method: 'PUT', body, contentType, query: { ttl } });
       ctx.out.done(`put '${key}' (${body.length} bytes)`, { key, size: body.length, etag: res.headers.get('etag') });
     });
@@ -195,7 +195,7 @@ export function vectorCommands(program: Command, io: CliIo): void {
         bar.update(Math.min(vectors.length, i + batch));
       }
       bar.stop();
-      ctx.out.done(`upserted ${upserted} vectors into '${name}'`, { upserted });
+      ctx.out.done(`upserted ${upserted} vectors into '${name}'`, { collection: name, upserted });
     });
   vec
     .command('query <collection>')
@@ -203,17 +203,19 @@ export function vectorCommands(program: Command, io: CliIo): void {
     .option('--vector <json>', 'the query vector as a JSON array')
     .option('--id <id>', 'query with a stored vector')
     .option('--file <path>', 'a JSON query body ({vector | id, k, filter, ...})')
-    .option('-k, --k <n>', 'how many matches', '10')
+    .option('-k, --k <n>', 'how many matches (default: the file\'s k, else 10)')
     .option('--filter <json>', 'metadata filter as JSON')
     .option('--include-metadata', 'return metadata')
-    .action(async (name: string, flags: { vector?: string; id?: string; file?: string; k: string; filter?: string; includeMetadata?: boolean }, cmd: Command) => {
+    .action(async (name: string, flags: { vector?: string; id?: string; file?: string; k?: string; filter?: string; includeMetadata?: boolean }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
       let body: Record<string, unknown> = flags.file !== undefined ? (parseJson(await readText(flags.file), flags.file) as Record<string, unknown>) : {};
       if (flags.vector !== undefined) body.vector = parseJson(flags.vector, '--vector');
       if (flags.id !== undefined) body.id = flags.id;
       if (flags.filter !== undefined) body.filter = parseJson(flags.filter, '--filter');
       if (flags.includeMetadata === true) body.include_metadata = true;
-      body = { k: intFlag(flags.k, '--k', 1), ...body };
+      // Flags win over the file, as --vector, --id and --filter do.
+      if (flags.k !== undefined) body.k = intFlag(flags.k, '--k', 1);
+      body.k ??= 10;
       if (body.vector === undefined && body.id === undefined) throw new CliError('quartz: give --vector, --id or --file');
       const { matches } = await (await ctx.client()).json<{ matches: Record<string, unknown>[] }>(`${collectionPath(name)}/query`, { method: 'POST', json: body });
       ctx.out.table(matches, body.include_metadata === true ? ['id', 'score', 'metadata'] : ['id', 'score'], { matches });

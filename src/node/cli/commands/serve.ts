@@ -7,6 +7,14 @@ import type { ServeFlags } from '../../server/settings.js';
 import { CliError } from '../client.js';
 import type { CliIo } from '../context.js';
 
+const FS_REASONS: Record<string, string> = {
+  ENOTDIR: 'a part of its path is a file, not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+};
+
 export function serveCommand(program: Command, io: CliIo): void {
   program
     .command('serve')
@@ -14,11 +22,14 @@ export function serveCommand(program: Command, io: CliIo): void {
     .option('--host <host>', 'address to listen on; anything beyond loopback must be given explicitly (default 127.0.0.1)')
     .option('--port <port>', 'port to listen on, 0 for any free one (default 8787)')
     .option('--data <dir>', 'data directory (default ./.quartz)')
+    .option('--data-dir <dir>', 'the same as --data (the config file calls it data_dir)')
     .option('--config <file>', 'JSON config file (see docs/configuration.md)')
     .option('--default-plan <name>', 'plan given to new registrations (default unlimited)')
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info)')
     .addHelpText('after', '\nEnvironment: QUARTZ_HOST, QUARTZ_PORT, QUARTZ_DATA, QUARTZ_CONFIG, QUARTZ_DEFAULT_PLAN, QUARTZ_LOG_LEVEL,\nQUARTZ_REGISTRATION, QUARTZ_CORS_ORIGINS, QUARTZ_ADMIN_KEY. Flags win over the environment, which wins over the file.')
-    .action(async (flags: ServeFlags) => {
+    .action(async ({ dataDir, ...flags }: ServeFlags & { dataDir?: string }) => {
+      if (dataDir !== undefined && flags.data !== undefined && dataDir !== flags.data) throw new CliError('quartz: --data and --data-dir name different directories; give one');
+      flags.data ??= dataDir;
       // Loaded here so client commands never load the engine and the WASM core.
       const { isLoopback, resolveServeSettings } = await import('../../server/settings.js');
       const { SHUTDOWN_BOUND_MS, startServer } = await import('../../server/server.js');
@@ -27,10 +38,17 @@ export function serveCommand(program: Command, io: CliIo): void {
       try {
         server = await startServer(settings, io.env);
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EADDRINUSE') throw new CliError(`quartz: ${settings.host}:${settings.port} is already in use; pick another --port`);
-        if (code === 'EACCES') throw new CliError(`quartz: not allowed to listen on ${settings.host}:${settings.port}`);
-        if (code === 'EADDRNOTAVAIL') throw new CliError(`quartz: ${settings.host} is not an address of this machine`);
+        const { code, syscall, path } = err as NodeJS.ErrnoException;
+        if (syscall === 'listen' || syscall === 'getaddrinfo') {
+          if (code === 'EADDRINUSE') throw new CliError(`quartz: ${settings.host}:${settings.port} is already in use; pick another --port`);
+          if (code === 'EACCES') throw new CliError(`quartz: not allowed to listen on ${settings.host}:${settings.port}`);
+          if (code === 'EADDRNOTAVAIL') throw new CliError(`quartz: ${settings.host} is not an address of this machine`);
+          if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw new CliError(`quartz: cannot listen on '${settings.host}': no such host`);
+        }
+        // A file system error opening the data directory (not a directory, no permission, full disk…).
+        if (typeof path === 'string' && code !== undefined) {
+          throw new CliError(`quartz: cannot use data directory ${settings.dataDir}: ${FS_REASONS[code] ?? code} (${code} on ${path})`);
+        }
         throw err;
       }
       // One write, so whoever reads the banner sees it whole.
