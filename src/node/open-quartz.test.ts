@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -57,6 +57,45 @@ describe('openQuartz', () => {
     const check = await openDiskStorage({ dir });
     expect(await readDataVersion(check)).toBe(DATA_VERSION + 1);
     await check.close();
+  });
+
+  it('refuses a missing, empty or non-string dataDir, and a file, with typed errors', async () => {
+    for (const options of [undefined, {}, { dataDir: '' }, { dataDir: 5 }, { dataDir: 5n }]) {
+      await expect(openQuartz(options as never)).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringContaining('dataDir') });
+    }
+    const file = join(await dataDir(), 'a-file');
+    await writeFile(file, 'x');
+    await expect(openQuartz({ dataDir: file })).rejects.toMatchObject({
+      code: ErrorCode.INVALID_ARGUMENT,
+      message: expect.stringContaining(`data directory ${file} is not a directory`),
+    });
+  });
+
+  it('lets writes already made finish when it closes: a large KV value, a record, a vector', async () => {
+    const dir = await dataDir();
+    const engine = await openQuartz({ dataDir: dir });
+    const { kv, streams, vectors } = await engine.tenant('t1');
+    await streams.createTopic('orders');
+    await vectors.createCollection({ name: 'docs', dims: 2, metric: 'dot' });
+    // Not awaited before close(): a program that fires writes and then shuts down.
+    const large = new Uint8Array(2 * 1024 * 1024).fill(7);
+    const writes = [
+      kv.put('large', large),
+      kv.put('small', new Uint8Array([1])),
+      streams.produce('orders', [{ value: new Uint8Array([2]) }]),
+      vectors.upsert('docs', [{ id: 'a', values: [1, 2] }]),
+    ];
+    await engine.close();
+    expect((await Promise.allSettled(writes)).map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
+
+    const again = await openQuartz({ dataDir: dir });
+    const scope = await again.tenant('t1');
+    // Buffer.equals: toEqual walks a 2 MiB array element by element for seconds.
+    expect(Buffer.from((await scope.kv.get('large'))!.value).equals(large)).toBe(true);
+    expect((await scope.kv.get('small'))?.size).toBe(1);
+    expect((await scope.streams.consume('orders', 0, 0)).records).toHaveLength(1);
+    expect((await scope.vectors.get('docs', 'a'))?.values).toEqual([1, 2]);
+    await again.close();
   });
 
   it('upgrades a directory that predates format versioning, keeping its data', async () => {

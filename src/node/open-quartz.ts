@@ -1,7 +1,9 @@
 /**
  * openQuartz: the Node home's one-call way to an engine on a data directory (lmdb + files).
  */
+import { ErrorCode, QuartzError } from '../core/errors.js';
 import type { InitInput } from '../core/loader.js';
+import { showValue } from '../core/show-value.js';
 import { createEngine, type Engine, type EngineOptions } from '../engine/engine.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
 import './core.js'; // registers build/quartz.wasm as init()'s default source
@@ -31,7 +33,14 @@ export const nodeCapabilities = { compileWasmAtRuntime: true, threads: true, per
  * await engine.close();
  */
 export async function openQuartz(options: OpenQuartzOptions): Promise<Engine> {
-  const storage = await openDiskStorage({ dir: options.dataDir });
+  const dataDir: unknown = options?.dataDir;
+  // '' would quietly open the working directory; a non-string would fail deep in node:fs.
+  if (typeof dataDir !== 'string' || dataDir === '') {
+    throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `openQuartz needs a dataDir: a non-empty path, got ${showValue(dataDir)}`);
+  }
+  const storage = await openDiskStorage({ dir: dataDir }).catch((err: unknown) => {
+    throw asOpenError(err, dataDir);
+  });
   try {
     return await createEngine({
       ...options,
@@ -43,4 +52,15 @@ export async function openQuartz(options: OpenQuartzOptions): Promise<Engine> {
     await storage.close();
     throw err;
   }
+}
+
+/** The file system's refusals as QuartzErrors, so a caller switches on `code` alone; the errno stays in `cause`. */
+function asOpenError(err: unknown, dataDir: string): unknown {
+  if (err instanceof QuartzError) return err;
+  const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+  const reason = err instanceof Error ? err.message : String(err);
+  if (errno === 'ENOTDIR' || errno === 'EEXIST') {
+    return new QuartzError(ErrorCode.INVALID_ARGUMENT, `data directory ${dataDir} is not a directory (${reason})`, { cause: err });
+  }
+  return new QuartzError(ErrorCode.INTERNAL, `cannot open data directory ${dataDir}: ${reason}`, { cause: err });
 }

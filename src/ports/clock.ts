@@ -11,4 +11,10 @@ export interface Clock {
 export interface Scheduler {
   /** Runs `task` once, `delayMs` from now. Returns a function that cancels it. */
   schedule(delayMs: number, task: () => void | Promise<void>): () => void;
+  /**
+   * Keeps the host process alive while a caller awaits the engine (a long-poll), although
+   * scheduled tasks do not; returns the release. Homes whose timers never hold a process open
+   * leave it out.
+   */
+  hold?(): () => void;
 }

@@ -39,4 +39,10 @@ export const timerScheduler: Scheduler = {
       clearTimeout(timer);
     };
   },
+  hold() {
+    // A referenced timer that never fires in practice: while it exists, Node does not exit and
+    // drop a long-poll whose own (unreferenced) timeout is all that is left to run.
+    const timer = setInterval(() => {}, MAX_TIMER_MS);
+    return () => clearInterval(timer);
+  },
 };

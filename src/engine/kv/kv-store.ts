@@ -304,6 +304,11 @@ export class KvStore {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Blob clean-ups and sweeps still running; close() waits for them. */
   private readonly background = new Set<Promise<unknown>>();
+  /**
+   * Large-value puts between their check and their record's write (the blob is written first,
+   * over several awaits): close() lets them finish rather than closing storage under them.
+   */
+  private readonly blobPuts = new Set<Promise<unknown>>();
   /** The latest group of writes sharing one storage promise. */
   private group: WriteGroup | undefined;
   private lastVersion = 0;
@@ -509,7 +514,11 @@ export class KvStore {
     // The blob is written after an await: a copy now, so a caller that reuses its buffer once put()
     // returns does not change what is stored (a copy costs little beside a blob write and its fsync).
     // Not value.slice(): a Node Buffer's slice is a view.
-    return this.putBlob(key, k, new Uint8Array(value), type, contentType, expiresAt, ifMatch, ifNoneMatch);
+    const put = this.putBlob(key, k, new Uint8Array(value), type, contentType, expiresAt, ifMatch, ifNoneMatch);
+    this.blobPuts.add(put);
+    const settled = () => void this.blobPuts.delete(put);
+    put.then(settled, settled);
+    return put;
   }
 
   /**
@@ -635,7 +644,8 @@ export class KvStore {
   }
 
   /**
-   * Stops the TTL sweep, waits for background clean-up and records the version high-water mark.
+   * Stops the TTL sweep, lets puts already accepted finish, waits for background clean-up and
+   * records the version high-water mark.
    *
    * @example
    * await kv.close();
@@ -646,6 +656,7 @@ export class KvStore {
     this.hotValues.forgetAll(this.hot);
     this.cancelSweep?.();
     this.cancelSweep = undefined;
+    await Promise.allSettled([...this.blobPuts]);
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
     await Promise.allSettled([...this.locks.values()]);
     const mark = new Uint8Array(8);

@@ -566,6 +566,34 @@ describe('long-poll', () => {
     await expect(aborted).rejects.toThrow('shutdown');
   });
 
+  it('holds the host open while it waits, and lets go however the wait ends', async () => {
+    const ctx = createTestContext();
+    let held = 0;
+    const scheduler = {
+      schedule: ctx.clock.schedule.bind(ctx.clock),
+      hold: () => {
+        held++;
+        return () => void held--;
+      },
+    };
+    const streams = await StreamStore.open({ ...ctx, scheduler }, 't1');
+    await streams.createTopic('t');
+    const ac = new AbortController();
+    const endings: Array<[string, (poll: Promise<unknown>) => Promise<unknown>]> = [
+      ['a record', async (poll) => (await streams.produce('t', values(1)), poll)],
+      ['the time', async (poll) => (await ctx.clock.advance(1000), poll)],
+      ['an abort', async (poll) => (ac.abort(), poll.catch(() => undefined))],
+      ['close', async (poll) => (await streams.close(), poll.catch(() => undefined))],
+    ];
+    for (const [ending, end] of endings) {
+      const hwm = streams.describeTopic('t').partition_info[0]!.high_watermark;
+      const poll = streams.consume('t', 0, hwm, { max_wait_ms: 1000, signal: ending === 'an abort' ? ac.signal : undefined });
+      expect(held, ending).toBe(1);
+      await end(poll);
+      expect(held, ending).toBe(0);
+    }
+  });
+
   it('wakes with STORAGE_CLOSED when the store shuts down', async () => {
     const { streams } = await setup();
     await streams.createTopic('t');

@@ -575,7 +575,12 @@ export class StreamStore {
     const subject = `topic '${topicName}' partition ${partition}`;
     log.checkOffset(offset, subject);
     if (offset === log.highWatermark && maxWait > 0) {
-      await log.waitFor(offset, maxWait, signal ?? undefined);
+      const release = this.ctx.scheduler.hold?.();
+      try {
+        await log.waitFor(offset, maxWait, signal ?? undefined);
+      } finally {
+        release?.();
+      }
       this.checkOpen();
       if (this.topics.get(topicName) !== topic) throw new QuartzError(ErrorCode.NOT_FOUND, `topic '${topicName}' was deleted`);
     }

@@ -320,6 +320,8 @@ export class DiskStorage implements StorageProvider {
    * The lmdb handles and directory, for the consistent backup snapshot (src/node/backup/snapshot.ts).
    * lmdb holds every acknowledged write and no new write is acknowledged until `release` is called:
    * take the read transaction before that.
+   * @internal Left out of the published types: lmdb's own ESM declaration file fails to compile
+   * without skipLibCheck, so no public type may lead to it.
    */
   async backupSource(): Promise<{ dir: string; env: RootDatabase; units: Database<number, string>; data: Database<Buffer, Buffer>; release: () => void }> {
     this.check();
