@@ -115,7 +115,7 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
   const out = new Map<string, Row>();
   const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-'));
   try {
-    const { storage, streams } = await openStore(dir);
+    const { streams, close } = await openStore(dir);
     // the default (LZ4 batches) for both sizes, and 1 KB once more uncompressed: LZ4 block
     // compression is what bounds 1 KB produce, and a topic can opt out of it
     const variants: Array<[number, 'lz4' | 'none']> = [[100, 'lz4'], [1000, 'lz4'], [1000, 'none']];
@@ -137,8 +137,7 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
       const warm = await consumeAll(streams, topic);
       out.set(`consume ${size}${tag}`, report(`quartz consume ${size} B${tag} (cached segments)`, warm.records, warm.records * size, warm.seconds, cpuNote(cpu, warm.records)));
     }
-    await streams.close();
-    await storage.close();
+    await close();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -185,7 +184,7 @@ async function fileFloor(): Promise<Map<number, Row>> {
 async function sealCost(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-seal-'));
   try {
-    const { storage, streams } = await openStore(dir);
+    const { streams, close } = await openStore(dir);
     for (const size of SIZES) {
       const topic = `seal${size}`;
       const total = (quick ? 20_000_000 : 100_000_000) / size;
@@ -201,8 +200,7 @@ async function sealCost(): Promise<void> {
       if (after.segments !== 1) throw new Error(`the seal wrote ${after.segments} segments, expected 1`);
       console.log(`  seal ${String(size).padStart(4)} B × ${fmt(total)}: ${note}; bytes/record ${(before / total).toFixed(1)} in the tail, ${(after.bytes / total).toFixed(1)} sealed (${(after.bytes / before).toFixed(3)}×)`);
     }
-    await streams.close();
-    await storage.close();
+    await close();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -212,17 +210,16 @@ async function sealCost(): Promise<void> {
 async function latencyVsSize(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-lat-'));
   try {
-    let { storage, streams } = await openStore(dir);
+    let { streams, close } = await openStore(dir);
     const batches = Array.from({ length: 8 }, (_, k) => batchOf(100, k * BATCH));
     for (const n of LATENCY_SIZES) {
       await streams.createTopic(`n${n}`, { segment_bytes: 8 * 1024 * 1024 });
       await produceAll(streams, `n${n}`, batches, n);
       await streams.maintain(`n${n}`);
     }
-    await streams.close();
-    await storage.close();
+    await close();
     // reopen: both logs start with cold caches and the same 64 MiB segment-cache budget
-    ({ storage, streams } = await openStore(dir, 64 * 1024 * 1024));
+    ({ streams, close } = await openStore(dir, 64 * 1024 * 1024));
     const medians: number[] = [];
     for (const n of LATENCY_SIZES) {
       const topic = `n${n}`;
@@ -257,8 +254,7 @@ async function latencyVsSize(): Promise<void> {
       );
     }
     console.log(`  ratio p50 at ${fmt(LATENCY_SIZES[1]!)} / ${fmt(LATENCY_SIZES[0]!)}: ${(medians[1]! / medians[0]!).toFixed(2)}× (target ≤ 2×)`);
-    await streams.close();
-    await storage.close();
+    await close();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

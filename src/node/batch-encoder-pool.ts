@@ -1,0 +1,134 @@
+/**
+ * The Node home's BatchEncoder (src/ports/batch-encoder.ts): worker threads that each load the
+ * WASM core and seal framed produce runs (LZ4, batch headers, CRC32C), so compression runs on
+ * the other cores while the main thread frames records, commits and serves requests. Threads
+ * start on first use and do not keep the process alive while idle.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { ErrorCode, QuartzError } from '../core/errors.js';
+import { coreModule } from '../core/loader.js';
+import type { FramedRun, SealRunOptions } from '../core/segment.js';
+import type { BatchEncoder } from '../ports/batch-encoder.js';
+import type { SealReply, SealRequest } from './batch-encoder-worker.js';
+
+export interface BatchEncoderPoolOptions {
+  /** Worker threads, at least 1; default one per available core (at most 4). */
+  threads?: number;
+  /** Runs of fewer record bytes are sealed inline; default MIN_BYTES. */
+  minBytes?: number;
+  /** Runs a thread may have queued before further runs are declined (sealed inline); default unbounded. */
+  maxQueued?: number;
+}
+
+/**
+ * A run below this is sealed inline: the hop (post, wake, reply) costs tens of µs of latency
+ * and a few µs of main-thread CPU, about what LZ4 takes for a few KB.
+ */
+export const MIN_BYTES = 32 * 1024;
+
+interface Pending {
+  resolve: (bytes: Uint8Array) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * The worker's entry. Sources run by tsx or vitest (a `.ts` module URL) have no built worker
+ * file beside them: the thread then registers tsx's loader before importing the `.ts` one.
+ */
+function startWorker(module: WebAssembly.Module): Worker {
+  const options = { workerData: { module } };
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./batch-encoder-worker.js', import.meta.url), options);
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  const entry = JSON.stringify(new URL('./batch-encoder-worker.ts', import.meta.url).href);
+  return new Worker(`import(${tsx}).then((api) => { api.register(); return import(${entry}); });`, { ...options, eval: true });
+}
+
+class EncoderThread {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  /** Set once the thread exited: it takes no more runs. */
+  dead = false;
+
+  constructor(module: WebAssembly.Module) {
+    this.worker = startWorker(module);
+    this.worker.unref(); // an idle pool never holds the process open; `seal` refs a thread while it has runs
+    this.worker.on('message', (reply: SealReply) => this.settle(reply));
+    this.worker.on('error', () => {}); // 'exit' follows, which fails what is in flight
+    this.worker.on('exit', (code) => {
+      this.dead = true;
+      const err = new QuartzError(ErrorCode.INTERNAL, `a batch encoder thread exited (code ${code})`);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    });
+  }
+
+  get queued(): number {
+    return this.pending.size;
+  }
+
+  seal(framed: FramedRun, options: Omit<SealRunOptions, 'output'>): Promise<Uint8Array> {
+    const id = this.nextId++;
+    const request: SealRequest = { id, sections: framed.sections, layout: framed.layout, baseOffset: options.baseOffset, codec: options.codec };
+    return new Promise<Uint8Array>((resolve, reject) => {
+      if (this.pending.size === 0) this.worker.ref();
+      this.pending.set(id, { resolve, reject });
+      // The sections are the run's own array (frameRun's), so its buffer moves rather than being copied.
+      this.worker.postMessage(request, [framed.sections.buffer as ArrayBuffer]);
+    });
+  }
+
+  private settle(reply: SealReply): void {
+    const p = this.pending.get(reply.id);
+    if (p === undefined) return;
+    this.pending.delete(reply.id);
+    if (this.pending.size === 0) this.worker.unref();
+    if ('bytes' in reply) p.resolve(reply.bytes);
+    else p.reject(new QuartzError(ErrorCode.INTERNAL, `a batch encoder thread failed: ${reply.error}`));
+  }
+
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
+}
+
+/**
+ * Worker threads sealing produce runs for the engine (`EngineOptions.batchEncoder`).
+ *
+ * @example
+ * const engine = await createEngine({ storage, capabilities: nodeCapabilities, batchEncoder: new BatchEncoderPool() });
+ */
+export class BatchEncoderPool implements BatchEncoder {
+  readonly minBytes: number;
+  private readonly size: number;
+  private readonly maxQueued: number;
+  private threads: EncoderThread[] = [];
+  private closed = false;
+
+  constructor(options: BatchEncoderPoolOptions = {}) {
+    this.size = Math.max(1, options.threads ?? Math.min(4, availableParallelism()));
+    this.minBytes = options.minBytes ?? MIN_BYTES;
+    this.maxQueued = options.maxQueued ?? Infinity;
+  }
+
+  sealRun(framed: FramedRun, options: Omit<SealRunOptions, 'output'>): Promise<Uint8Array> | undefined {
+    if (this.closed) return undefined;
+    let best: EncoderThread | undefined;
+    for (const t of this.threads) if (!t.dead && (best === undefined || t.queued < best.queued)) best = t;
+    // Threads start as they are needed: one more while every one has work, up to `size`.
+    if ((best === undefined || best.queued > 0) && this.threads.length < this.size) {
+      best = new EncoderThread(coreModule());
+      this.threads.push(best);
+    }
+    if (best === undefined || best.queued >= this.maxQueued) return undefined;
+    return best.seal(framed, options);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const threads = this.threads;
+    this.threads = [];
+    await Promise.all(threads.map((t) => t.terminate()));
+  }
+}
