@@ -64,19 +64,6 @@ describe('BatchEncoderPool', () => {
     expect(pool.sealRun(framed(0), { baseOffset: 0, codec: 'lz4' })).toBeUndefined();
   });
 
-  it('declines runs when its threads have maxQueued each', async () => {
-    const pool = new BatchEncoderPool({ threads: 1, maxQueued: 2 });
-    try {
-      const a = pool.sealRun(framed(1), { baseOffset: 0, codec: 'lz4' });
-      const b = pool.sealRun(framed(2), { baseOffset: 0, codec: 'lz4' });
-      expect(pool.sealRun(framed(3), { baseOffset: 0, codec: 'lz4' })).toBeUndefined();
-      await Promise.all([a, b]);
-      await expect(pool.sealRun(framed(4), { baseOffset: 0, codec: 'lz4' })).resolves.toBeInstanceOf(Uint8Array);
-    } finally {
-      await pool.close();
-    }
-  });
-
   it('does not keep a process alive once its runs are done, even unclosed', () => {
     const script = `
       import { init } from './src/node/core.ts';

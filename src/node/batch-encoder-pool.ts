@@ -17,8 +17,6 @@ export interface BatchEncoderPoolOptions {
   threads?: number;
   /** Runs of fewer record bytes are sealed inline; default MIN_BYTES. */
   minBytes?: number;
-  /** Runs a thread may have queued before further runs are declined (sealed inline); default unbounded. */
-  maxQueued?: number;
 }
 
 /**
@@ -102,14 +100,12 @@ class EncoderThread {
 export class BatchEncoderPool implements BatchEncoder {
   readonly minBytes: number;
   private readonly size: number;
-  private readonly maxQueued: number;
   private threads: EncoderThread[] = [];
   private closed = false;
 
   constructor(options: BatchEncoderPoolOptions = {}) {
     this.size = Math.max(1, options.threads ?? Math.min(4, availableParallelism()));
     this.minBytes = options.minBytes ?? MIN_BYTES;
-    this.maxQueued = options.maxQueued ?? Infinity;
   }
 
   sealRun(framed: FramedRun, options: Omit<SealRunOptions, 'output'>): Promise<Uint8Array> | undefined {
@@ -121,8 +117,8 @@ export class BatchEncoderPool implements BatchEncoder {
       best = new EncoderThread(coreModule());
       this.threads.push(best);
     }
-    if (best === undefined || best.queued >= this.maxQueued) return undefined;
-    return best.seal(framed, options);
+    // A thread that exited is not replaced (what killed it may again): once all have, runs are sealed inline.
+    return best?.seal(framed, options);
   }
 
   async close(): Promise<void> {
