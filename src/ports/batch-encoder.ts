@@ -14,8 +14,8 @@ export interface BatchEncoder {
    * over the buffer of `framed.sections` when it has room (the caller leaves `BATCH_HEADER_SIZE`
    * bytes per batch after them), else in a fresh one; the caller owns them. Takes that buffer
    * over meanwhile (it may be transferred to another thread). Answers `undefined` when it
-   * declines the run (busy), and rejects when it failed (a thread died, it was closed): in both
-   * cases the caller seals inline.
+   * declines the run: the caller then seals it inline. Rejects when it failed (a thread died, it
+   * was closed): the caller's write fails then, since the sections went with it.
    */
   sealRun(framed: FramedRun, options: Omit<SealRunOptions, 'output'>): Promise<Uint8Array> | undefined;
   /** Stops the encoder's threads; runs still in flight reject. */

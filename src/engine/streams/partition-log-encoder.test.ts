@@ -1,8 +1,10 @@
 /**
- * A partition log with a home's batch encoder: runs sealed out of order, late, declined, failed
- * or answered wrongly still commit in offset order, to the same bytes as runs sealed inline.
+ * A partition log with a home's batch encoder: runs sealed out of order, late or declined still
+ * commit in offset order, to the same bytes as runs sealed inline; a run the encoder fails (or
+ * answers wrongly) fails its write with a typed error and the log goes on.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { sealRun, type FramedRun, type SealRunOptions } from '../../core/segment.js';
 import { seededRandom } from '../../core/random-testing.js';
 import { init } from '../../node/core.js';
@@ -86,14 +88,13 @@ async function blobs(storage: MemoryStorage): Promise<Uint8Array[]> {
 }
 
 describe('a partition log with a batch encoder', () => {
-  it('commits every write in offset order, to the bytes sealed inline, however the encoder answers', async () => {
+  it('commits every write in offset order, to the bytes sealed inline, whether the encoder seals or declines', async () => {
     const inline = await run(undefined);
     const expectedOffsets = writes(80).reduce<number[]>((acc, w, i) => (acc.push(i === 0 ? 0 : acc[i - 1]! + writes(80)[i - 1]!.length), acc), []);
     expect(inline.offsets).toEqual(expectedOffsets);
     expect(inline.values).toEqual(writes(80).flat().map((r) => dec.decode(r.value)));
     const inlineBlobs = await blobs(inline.storage);
-    const answers: Answer[] = ['seal', 'decline', 'reject', 'wrong-offsets', 'empty'];
-    for (const mix of [() => 'seal' as Answer, (n: number) => answers[n % answers.length]!]) {
+    for (const mix of [() => 'seal' as Answer, (n: number): Answer => (n % 3 === 1 ? 'decline' : 'seal')]) {
       const encoder = fakeEncoder(mix);
       const got = await run(encoder);
       expect(encoder.runs).toBeGreaterThan(10);
@@ -102,6 +103,36 @@ describe('a partition log with a batch encoder', () => {
       const sealed = await blobs(got.storage);
       expect(sealed.length).toBe(inlineBlobs.length);
       sealed.forEach((b, i) => expect(Buffer.compare(b, inlineBlobs[i]!), `segment ${i}`).toBe(0));
+    }
+  });
+
+  it('fails a write whose run the encoder fails or answers wrongly (and the writes queued behind it), then goes on', async () => {
+    const failing: Answer[] = ['reject', 'wrong-offsets', 'empty'];
+    for (const bad of failing) {
+      const ctx = createTestContext();
+      const encoder = fakeEncoder((n) => (n === 6 ? bad : 'seal'));
+      const log = await PartitionLog.open(UNIT, ctx.storage.unit(UNIT), config, ctx.clock, ctx.scheduler, new SegmentCache(1 << 20), { onBytes() {} }, encoder);
+      const all = writes(40);
+      const results = await Promise.allSettled(all.map((w) => log.append(w)));
+      const failed = results.filter((r) => r.status === 'rejected');
+      expect(failed.length, bad).toBeGreaterThan(0);
+      for (const r of failed) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(QuartzError);
+      expect((failed[0] as PromiseRejectedResult).reason.code).toBe(ErrorCode.INTERNAL);
+      const after = await log.append([{ key: null, value: enc.encode('after'), timestamp: 1 }]);
+      // every acknowledged write reads back at its offsets, offsets stay contiguous, 'after' is last
+      const values: string[] = [];
+      for (let at = 0; at < log.highWatermark; ) {
+        const page = await log.read(at, 1000, 1 << 24, 't/0');
+        page.records.forEach((r, i) => expect(r.offset).toBe(at + i));
+        for (const r of page.records) values.push(dec.decode(r.value!));
+        at = page.nextOffset;
+      }
+      expect(values.length).toBe(after + 1);
+      expect(values[after]).toBe('after');
+      results.forEach((r, i) => {
+        if (r.status === 'fulfilled') expect(values.slice(r.value, r.value + all[i]!.length)).toEqual(all[i]!.map((x) => dec.decode(x.value)));
+      });
+      await log.close();
     }
   });
 

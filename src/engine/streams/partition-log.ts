@@ -8,10 +8,11 @@
  *                            segment codec's bytes), each of at most BLOCK_BYTES of records
  *   blob `seg/<base, 20 digits>` → a sealed segment (header + the tail's batches + footer)
  *
- * Produce is group-committed: offsets are assigned and batches encoded as requests arrive,
- * and one commit makes every request that queued during the previous commit durable: one
- * `kv.batch()`, or one `putOwned` per batch issued together (lmdb commits the writes of one
- * event turn together; storage applies writes in order, so a crash leaves a prefix of them).
+ * Produce is group-committed: offsets are assigned and batches encoded as requests arrive (large
+ * LZ4 runs framed here and sealed by the home's BatchEncoder when it has one; commits still go in
+ * offset order), and one commit makes every request that queued during the previous commit
+ * durable: one `kv.batch()`, or one `putOwned` per batch issued together (lmdb commits the writes
+ * of one event turn together; storage applies writes in order, so a crash leaves a prefix of them).
  * A roll writes the blobs first (up to SEGMENTS_PER_SEAL at once) and then, in ONE atomic KV
  * batch, records those segments and deletes the tail entries they hold, so a crash at any point
  * leaves each record exactly once (a blob that no descriptor names is an orphan, deleted on open).
@@ -85,8 +86,8 @@ interface PendingWrite {
   base: number;
   /**
    * Set while some of its batches are being sealed by the home's encoder (their `ops` and
-   * `batches` entries are filled in then); the write cannot be committed before. Rejects only if
-   * sealing failed inline too.
+   * `batches` entries are filled in then); the write cannot be committed before. Rejects if the
+   * encoder failed: the write fails then, with the writes queued behind it.
    */
   sealing: Promise<void> | undefined;
   resolve: (base: number) => void;
@@ -533,18 +534,21 @@ export class PartitionLog {
         const at = ops.length;
         ops.push(undefined!);
         batches.push(undefined!);
-        // Until it lands the chunk's records are kept, to seal them inline if the encoder fails.
-        const landed = sealed
-          .then((encoded): EncodedRun => {
+        // Nothing here keeps the records (garbage once framed, not carried through young-generation
+        // GCs while the run is away), so if the encoder fails, the write fails.
+        const landed = sealed.then(
+          (encoded) => {
             const run = sealedRun(encoded, baseOffset, base + end);
             // Copied out of the frame buffer, which has room for the uncompressed records, into one of its size.
             const tight = output === undefined ? new Uint8Array(encoded.length) : output(encoded.length);
             tight.set(encoded);
             giveBack(encoded.buffer as ArrayBuffer);
-            return { bytes: tight, batches: run };
-          })
-          .catch(() => encodeBatchRun(chunk, { baseOffset, codec, timestamp, output, blockBytes: BLOCK_BYTES }))
-          .then((run) => void (write.bytes += this.addBatch(ops, batches, at, baseOffset, base + end, run, output !== undefined)));
+            write.bytes += this.addBatch(ops, batches, at, baseOffset, base + end, { bytes: tight, batches: run }, output !== undefined);
+          },
+          (cause: unknown) => {
+            throw cause instanceof QuartzError ? cause : new QuartzError(ErrorCode.INTERNAL, `partition ${this.name}: sealing a produce batch failed`, { cause });
+          },
+        );
         landed.catch(() => {}); // reported through `write.sealing`; this one may be dropped with a failed write
         (sealing ??= []).push(landed);
       }
