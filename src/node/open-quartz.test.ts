@@ -50,8 +50,8 @@ describe('openQuartz', () => {
     const { streams } = await engine.tenant('t1');
     await streams.createTopic('events', { partitions: 1, segment_bytes: 256 * 1024 });
     const value = (i: number) => new TextEncoder().encode(`{"i":${i},"note":"${'event text '.repeat(1 + (i % 90))}"}`);
-    // 20 writes of 300 records (~300 KB each) in flight at once, and small ones between them
-    const writes = Array.from({ length: 40 }, (_, w) => Array.from({ length: w % 2 === 0 ? 300 : 3 }, (_, j) => ({ value: value(w * 1000 + j) })));
+    // 20 writes of 600 records (~310 KB each, above the encoder's minBytes) in flight at once, and small ones between them
+    const writes = Array.from({ length: 40 }, (_, w) => Array.from({ length: w % 2 === 0 ? 600 : 3 }, (_, j) => ({ value: value(w * 1000 + j) })));
     const answers = await Promise.all(writes.map((records) => streams.produce('events', records)));
     const offsets = answers.flatMap((a) => a.offsets.map((o) => o.offset));
     expect(offsets).toEqual(Array.from({ length: offsets.length }, (_, i) => i));

@@ -35,8 +35,8 @@ process.stdout.write('ready\n');
 
 async function produceLoop(): Promise<never> {
   for (let round = 0; ; round++) {
-    // Every tenth write is large (~45 KB), so the worker threads seal it (the batch encoder's minBytes is 32 KiB).
-    const count = round % 10 === 9 ? 200 : 1 + (seq % 3);
+    // Every tenth write is large (~270 KB), so a worker thread seals it (the batch encoder's minBytes is 256 KiB).
+    const count = round % 10 === 9 ? 1200 : 1 + (seq % 3);
     const batch = Array.from({ length: count }, (_, i) => seq + i);
     seq += count;
     const partition = batch[0]! % PARTITIONS;
