@@ -500,8 +500,9 @@ export class PartitionLog {
     let sealing: Promise<void>[] | undefined;
     // Only batches an adapter takes over (putOwned) can be recycled: `batch` may keep the bytes.
     const output = this.unit.kv.putOwned !== undefined ? takeBuffer : undefined;
+    const codec = this.config.codec;
     // Only LZ4 is worth a hop: sealing an uncompressed run is a copy and a CRC.
-    const encoder = this.config.codec === 'lz4' ? this.encoder : undefined;
+    const encoder = codec === 'lz4' ? this.encoder : undefined;
     while (start < records.length) {
       let end = start;
       let raw = 0;
@@ -516,7 +517,6 @@ export class PartitionLog {
       }
       const chunk = start === 0 && end === records.length ? records : records.slice(start, end);
       const baseOffset = base + start;
-      const codec = this.config.codec;
       if (encoder === undefined || raw < encoder.minBytes) {
         const run = encodeBatchRun(chunk, { baseOffset, codec, timestamp, output, blockBytes: BLOCK_BYTES });
         bytes += this.addBatch(ops, batches, ops.length, baseOffset, base + end, run, output !== undefined);
