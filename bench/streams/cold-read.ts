@@ -31,7 +31,7 @@ const given = process.argv.indexOf('--dir') < 0 ? undefined : process.argv[proce
 
 async function makeLog(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const { storage, streams } = await openStore(dir, 1 << 30);
+  const { streams, close } = await openStore(dir, 1 << 30);
   await streams.createTopic('t', { segment_bytes: 8 * 1024 * 1024 });
   const batches = Array.from({ length: 8 }, (_, k) => Array.from({ length: 1000 }, (_, i) => ({ value: payload(k * 1000 + i, 100) })));
   let sent = 0;
@@ -47,8 +47,7 @@ async function makeLog(dir: string): Promise<void> {
   await streams.maintain('t');
   const d = streams.describeTopic('t').partition_info[0]!;
   console.log(`made ${d.high_watermark} records in ${d.segments} segments, ${(d.bytes / d.high_watermark).toFixed(1)} B/record`);
-  await streams.close();
-  await storage.close();
+  await close();
   await writeFile(join(dir, 'cold-read.done'), '');
 }
 
@@ -58,7 +57,7 @@ async function main(): Promise<void> {
   try {
     if (!existsSync(join(dir, 'cold-read.done'))) await makeLog(dir);
     // Room for every footer (~30 KB each), none for an 8 MiB segment: reads stay range reads.
-    const { storage, streams } = await openStore(dir, 4 * 1024 * 1024);
+    const { streams, close } = await openStore(dir, 4 * 1024 * 1024);
     const hwm = streams.describeTopic('t').partition_info[0]!.high_watermark;
     const read = async (offset: number) => {
       const res = await streams.consume('t', 0, offset, { max_records: 10 });
@@ -82,8 +81,7 @@ async function main(): Promise<void> {
       `cold random read of 10 (${READS} reads): main thread ${threadUs.toFixed(2)} µs CPU/read, process ${((used.user + used.system) / READS).toFixed(2)} µs, ` +
         `p50 ${(times[READS >> 1]! * 1000).toFixed(1)} µs, p99 ${(times[Math.floor(READS * 0.99)]! * 1000).toFixed(1)} µs; load ${loadavg()[0]!.toFixed(1)}`,
     );
-    await streams.close();
-    await storage.close();
+    await close();
   } finally {
     if (given === undefined) await rm(dir, { recursive: true, force: true });
   }

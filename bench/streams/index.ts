@@ -10,7 +10,8 @@
  * A "file floor" row writes the same records to a plain file, one write and one fsync per batch
  * of 1,000, in the same run: the physical ceiling a durable produce is measured against.
  * `--quartz-only` skips the peers (for quick looks while developing); `--latency-only` runs only
- * the consume-latency part.
+ * the consume-latency part; `--produce-only` only the produce rows; `--encode-threads N` sets the
+ * worker threads that compress produce batches (0: inline, as on homes without threads).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
@@ -31,6 +32,7 @@ const quick = process.argv.includes('--quick');
 const quartzOnly = process.argv.includes('--quartz-only');
 const latencyOnly = process.argv.includes('--latency-only');
 const sealOnly = process.argv.includes('--seal-only');
+const produceOnly = process.argv.includes('--produce-only');
 const BATCH = 1000;
 const IN_FLIGHT = 64;
 /** Records per consume call: one batch, like a consumer's usual fetch (Kafka's max.poll.records is 500). */
@@ -65,10 +67,11 @@ const rows: Row[] = [];
  * CPU time (all threads) per record since `from`: steadier than wall time on a shared machine.
  * The kernel's share is shown apart: page faults on fresh buffers and write/fsync land there.
  */
-function cpuNote(from: NodeJS.CpuUsage, records: number): string {
+function cpuNote(from: NodeJS.CpuUsage, records: number, mainFrom?: number): string {
   const used = process.cpuUsage(from);
   const ns = (us: number) => ((us * 1000) / records).toFixed(0);
-  return `CPU ${ns(used.user + used.system)} ns/rec, sys ${ns(used.system)}`;
+  const main = mainFrom === undefined ? '' : `, main thread ${((threadNs() - mainFrom) / records).toFixed(0)}`;
+  return `CPU ${ns(used.user + used.system)} ns/rec, sys ${ns(used.system)}${main}`;
 }
 
 function report(what: string, records: number, bytes: number, seconds: number, note?: string): Row {
@@ -115,7 +118,7 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
   const out = new Map<string, Row>();
   const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-'));
   try {
-    const { storage, streams } = await openStore(dir);
+    const { streams, close } = await openStore(dir);
     // the default (LZ4 batches) for both sizes, and 1 KB once more uncompressed: LZ4 block
     // compression is what bounds 1 KB produce, and a topic can opt out of it
     const variants: Array<[number, 'lz4' | 'none']> = [[100, 'lz4'], [1000, 'lz4'], [1000, 'none']];
@@ -127,8 +130,11 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
       await produceAll(streams, topic, batches, (quick ? 100 : 300) * BATCH); // warm-up (JIT, lmdb maps)
       const total = PRODUCE_RECORDS[size]!;
       let cpu = process.cpuUsage();
+      // The main thread's share apart: LZ4 runs on worker threads (the Node home's batch encoder).
+      const mainThread = threadNs();
       const seconds = await produceAll(streams, topic, batches, total);
-      out.set(`produce ${size}${tag}`, report(`quartz produce ${size} B${tag} (durable, 1 partition)`, total, total * size, seconds, cpuNote(cpu, total)));
+      out.set(`produce ${size}${tag}`, report(`quartz produce ${size} B${tag} (durable, 1 partition)`, total, total * size, seconds, cpuNote(cpu, total, mainThread)));
+      if (produceOnly) continue;
       await streams.maintain(topic); // seal the tail so consume reads segments
       cpu = process.cpuUsage();
       const cold = await consumeAll(streams, topic);
@@ -137,8 +143,7 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
       const warm = await consumeAll(streams, topic);
       out.set(`consume ${size}${tag}`, report(`quartz consume ${size} B${tag} (cached segments)`, warm.records, warm.records * size, warm.seconds, cpuNote(cpu, warm.records)));
     }
-    await streams.close();
-    await storage.close();
+    await close();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -185,7 +190,7 @@ async function fileFloor(): Promise<Map<number, Row>> {
 async function sealCost(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-seal-'));
   try {
-    const { storage, streams } = await openStore(dir);
+    const { streams, close } = await openStore(dir);
     for (const size of SIZES) {
       const topic = `seal${size}`;
       const total = (quick ? 20_000_000 : 100_000_000) / size;
@@ -201,8 +206,7 @@ async function sealCost(): Promise<void> {
       if (after.segments !== 1) throw new Error(`the seal wrote ${after.segments} segments, expected 1`);
       console.log(`  seal ${String(size).padStart(4)} B × ${fmt(total)}: ${note}; bytes/record ${(before / total).toFixed(1)} in the tail, ${(after.bytes / total).toFixed(1)} sealed (${(after.bytes / before).toFixed(3)}×)`);
     }
-    await streams.close();
-    await storage.close();
+    await close();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -212,17 +216,16 @@ async function sealCost(): Promise<void> {
 async function latencyVsSize(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-lat-'));
   try {
-    let { storage, streams } = await openStore(dir);
+    let { streams, close } = await openStore(dir);
     const batches = Array.from({ length: 8 }, (_, k) => batchOf(100, k * BATCH));
     for (const n of LATENCY_SIZES) {
       await streams.createTopic(`n${n}`, { segment_bytes: 8 * 1024 * 1024 });
       await produceAll(streams, `n${n}`, batches, n);
       await streams.maintain(`n${n}`);
     }
-    await streams.close();
-    await storage.close();
+    await close();
     // reopen: both logs start with cold caches and the same 64 MiB segment-cache budget
-    ({ storage, streams } = await openStore(dir, 64 * 1024 * 1024));
+    ({ streams, close } = await openStore(dir, 64 * 1024 * 1024));
     const medians: number[] = [];
     for (const n of LATENCY_SIZES) {
       const topic = `n${n}`;
@@ -257,8 +260,7 @@ async function latencyVsSize(): Promise<void> {
       );
     }
     console.log(`  ratio p50 at ${fmt(LATENCY_SIZES[1]!)} / ${fmt(LATENCY_SIZES[0]!)}: ${(medians[1]! / medians[0]!).toFixed(2)}× (target ≤ 2×)`);
-    await streams.close();
-    await storage.close();
+    await close();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -422,6 +424,7 @@ async function main(): Promise<void> {
   // the figures depend on what else runs: print the machine's load beside them
   console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   if (!latencyOnly && !sealOnly) await throughputAndRatios();
+  if (produceOnly) return;
   if (!latencyOnly) {
     console.log('\nseal (a tail of producer batches of 1,000 rolled into one segment)');
     await sealCost();
@@ -443,7 +446,8 @@ async function throughputAndRatios(): Promise<void> {
   console.log('\nratios (quartz / peer, same run)');
   for (const [size, tag] of [[100, ''], [1000, ''], [1000, ' compression none']] as const) {
     for (const op of ['produce', 'consume'] as const) {
-      const q = quartz.get(`${op} ${size}${tag}`)!;
+      const q = quartz.get(`${op} ${size}${tag}`);
+      if (q === undefined) continue; // --produce-only
       const parts = [`${op} ${size} B${tag}:`.padEnd(34)];
       const r = redis.get(`${op} ${size}`);
       const ra = redis.get(`${op} ${size} aof`);

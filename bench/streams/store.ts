@@ -1,17 +1,36 @@
 import { StreamStore } from '../../src/engine/streams/stream-store.js';
 import type { EngineContext } from '../../src/engine/context.js';
+import { BatchEncoderPool } from '../../src/node/batch-encoder-pool.js';
 import { openDiskStorage, type DiskStorage } from '../../src/node/storage/disk-storage.js';
 import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
 
-/** The streams benches' store: one StreamStore on the Node disk adapter in `dir`, metering off. */
-export async function openStore(dir: string, cacheBytes = 1024 * 1024 * 1024): Promise<{ storage: DiskStorage; streams: StreamStore }> {
+/**
+ * Worker threads sealing produce batches, as the Node home has (`--encode-threads N`, default one
+ * per core as there; 0 seals inline, as before them).
+ */
+function encodeThreads(): number | undefined {
+  const at = process.argv.indexOf('--encode-threads');
+  return at < 0 ? undefined : Number(process.argv[at + 1]);
+}
+
+/** The streams benches' store: one StreamStore on the Node disk adapter in `dir`, metering off, with the Node home's batch encoder. */
+export async function openStore(dir: string, cacheBytes = 1024 * 1024 * 1024): Promise<{ storage: DiskStorage; streams: StreamStore; close(): Promise<void> }> {
   const storage = await openDiskStorage({ dir });
+  const threads = encodeThreads();
+  const batchEncoder = threads === 0 ? undefined : new BatchEncoderPool({ threads });
   const ctx: EngineContext = {
     storage,
     clock: systemClock,
     scheduler: timerScheduler,
     usage: { add() {} },
-    capabilities: { compileWasmAtRuntime: true, threads: false, persistentStorage: true },
+    capabilities: { compileWasmAtRuntime: true, threads: true, persistentStorage: true },
+    batchEncoder,
   };
-  return { storage, streams: await StreamStore.open(ctx, 'bench', { segmentCacheBytes: cacheBytes }) };
+  const streams = await StreamStore.open(ctx, 'bench', { segmentCacheBytes: cacheBytes });
+  const close = async () => {
+    await streams.close();
+    await batchEncoder?.close();
+    await storage.close();
+  };
+  return { storage, streams, close };
 }

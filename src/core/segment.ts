@@ -22,6 +22,7 @@ import {
   type DecodedRecord,
   type EncodableRecord,
   type RecordsBlock,
+  type RecordsLayout,
   type RecordsPage,
   type SegmentRecord,
 } from './segment-records.js';
@@ -274,6 +275,18 @@ function runStarts(records: readonly EncodableRecord[], blockBytes: number): num
 /** Where a run's batches are gathered before they are copied out in one piece; grows by doubling. */
 let runStaging = new Uint8Array(64 * 1024);
 
+/** Copies a run's batch into `runStaging` at `at`, growing it when needed (the batches before it kept). */
+function stage(batch: Uint8Array, at: number): void {
+  if (runStaging.length < at + batch.length) {
+    let size = runStaging.length * 2;
+    while (size < at + batch.length) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(runStaging.subarray(0, at));
+    runStaging = grown;
+  }
+  runStaging.set(batch, at);
+}
+
 /** `encodeBatchRun` of a run whose batches start at `starts` (at least two). */
 function encodeRun(w: CodecExports, records: readonly EncodableRecord[], starts: number[], options: EncodeBatchOptions): EncodedRun {
   const baseOffset = checkOffset(options.baseOffset, 'baseOffset');
@@ -287,16 +300,123 @@ function encodeRun(w: CodecExports, records: readonly EncodableRecord[], starts:
       // Kafka's sequence numbers wrap to 0 after 2^31 − 1.
       const sequence = baseSequence < 0 ? baseSequence : (baseSequence + from) % 0x80000000;
       const { bytes: view, header } = encodeBatchView(w, chunk, { ...options, baseOffset: baseOffset + from, baseSequence: sequence });
-      if (runStaging.length < total + view.length) {
-        let size = runStaging.length * 2;
-        while (size < total + view.length) size *= 2;
-        const grown = new Uint8Array(size);
-        grown.set(runStaging.subarray(0, total));
-        runStaging = grown;
-      }
-      runStaging.set(view, total);
+      stage(view, total);
       total += view.length;
       batches.push(header);
+    }
+  } finally {
+    releaseLarge(w);
+  }
+  const out = options.output === undefined ? new Uint8Array(total) : options.output(total);
+  if (!(out instanceof Uint8Array) || out.length !== total) invalid(`output must return a Uint8Array of ${total} bytes`);
+  out.set(runStaging.subarray(0, total));
+  return { bytes: out, batches };
+}
+
+/**
+ * A run's records framed but not yet sealed: each batch's records section written (`frameRun`),
+ * to be compressed, headed and CRC'd by `sealRun`, perhaps on another thread. Plain numbers and
+ * one byte array, so it crosses a thread boundary as one transferable buffer.
+ */
+export interface FramedRun {
+  /** The records sections of the run's batches, back to back. */
+  sections: Uint8Array;
+  /** Four numbers per batch: record count, section bytes, base timestamp, max timestamp. */
+  layout: number[];
+}
+
+/** `frameRun`'s options: `encodeBatchRun`'s that the records sections depend on. */
+export interface FrameRunOptions {
+  /** Timestamp (ms since the epoch) of the records that have none. */
+  timestamp?: number;
+  /** Cut the run into batches of at most this many record bytes (see `EncodeBatchOptions.blockBytes`). */
+  blockBytes?: number;
+  /**
+   * Where the sections are written: returns an array of exactly `length` bytes. `batches` is how
+   * many batches the run has, so a caller can leave room to seal it in place (see `sealRun`'s
+   * `output`). Default: a fresh array.
+   */
+  output?: (length: number, batches: number) => Uint8Array;
+}
+
+/** `sealRun`'s options: `encodeBatchRun`'s that the batch headers depend on. */
+export type SealRunOptions = Pick<EncodeBatchOptions, 'baseOffset' | 'codec' | 'producerId' | 'producerEpoch' | 'baseSequence' | 'output'>;
+
+/**
+ * The first half of `encodeBatchRun`: checks the records (throwing as it would) and writes each
+ * batch's records section, without the codec. Offsets are not assigned yet: a section holds only
+ * offset deltas. `sealRun(frameRun(records, o), o)` gives `encodeBatchRun(records, o)`'s bytes.
+ * @example
+ * const framed = frameRun(records, { blockBytes: 16384 });
+ * const { bytes } = sealRun(framed, { baseOffset: 0, codec: 'lz4' }); // here or on a worker thread
+ */
+export function frameRun(records: readonly EncodableRecord[], options: FrameRunOptions = {}): FramedRun {
+  const starts = options.blockBytes === undefined ? [0] : runStarts(records, options.blockBytes);
+  const defaultTimestamp = options.timestamp;
+  const chunks: (readonly EncodableRecord[])[] = [];
+  const layout: number[] = [];
+  let total = 0;
+  for (let k = 0; k < starts.length; k++) {
+    const chunk = starts.length === 1 ? records : records.slice(starts[k], starts[k + 1] ?? records.length);
+    const l = layoutRecords(chunk, defaultTimestamp);
+    if (l.size > MAX_BATCH_UNCOMPRESSED) fail(ErrorCode.TOO_LARGE, `batch records take ${l.size} bytes, more than the ${MAX_BATCH_UNCOMPRESSED}-byte limit`);
+    chunks.push(chunk);
+    layout.push(chunk.length, l.size, l.baseTimestamp, l.maxTimestamp);
+    total += l.size;
+  }
+  const sections = options.output === undefined ? new Uint8Array(total) : options.output(total, chunks.length);
+  if (!(sections instanceof Uint8Array) || sections.length !== total) invalid(`output must return a Uint8Array of ${total} bytes`);
+  let at = 0;
+  for (let k = 0; k < chunks.length; k++) {
+    const end = writeRecords(sections, at, chunks[k]!, layout[4 * k + 2]!, defaultTimestamp);
+    if (end - at !== layout[4 * k + 1]) invalid('frameRun: the records changed while they were written');
+    at = end;
+  }
+  return { sections, layout };
+}
+
+/**
+ * The second half of `encodeBatchRun`: compresses each framed section (codec 'lz4'), heads it
+ * with `baseOffset`'s offsets and the CRC, and gathers the run. Needs only the WASM core, so a
+ * home can run it off the thread that framed the records. `output` is called once every section
+ * has been read, so it may return the sections' own memory: a sealed run takes at most
+ * `BATCH_HEADER_SIZE` bytes per batch more than its sections (a batch LZ4 cannot shrink is
+ * stored as it is).
+ */
+export function sealRun(framed: FramedRun, options: SealRunOptions): EncodedRun {
+  const w = wasm();
+  const fields = batchFields(options);
+  const { sections, layout } = framed;
+  if (!(sections instanceof Uint8Array) || !Array.isArray(layout) || layout.length === 0 || layout.length % 4 !== 0) invalid('sealRun: not a framed run');
+  const batches: BatchHeader[] = [];
+  let total = 0;
+  let from = 0;
+  let records = 0;
+  try {
+    for (let k = 0; k < layout.length; k += 4) {
+      const count = layout[k]!;
+      const size = layout[k + 1]!;
+      if (from + size > sections.length) invalid('sealRun: the layout runs past the sections');
+      const sequence = fields.baseSequence < 0 ? fields.baseSequence : (fields.baseSequence + records) % 0x80000000;
+      const region = batchRegion(w, fields.codec, size);
+      memoryView(w).set(sections.subarray(from, from + size), region.records);
+      const { bytes: view, header } = sealBatchView(w, region, { ...fields, baseOffset: fields.baseOffset + records, baseSequence: sequence }, count, {
+        size,
+        baseTimestamp: layout[k + 2]!,
+        maxTimestamp: layout[k + 3]!,
+      });
+      if (layout.length === 4) {
+        // One batch: copied out straight from WASM memory, as `encodeBatchRun` does.
+        const out = options.output === undefined ? view.slice() : options.output(view.length);
+        if (!(out instanceof Uint8Array) || out.length !== view.length) invalid(`output must return a Uint8Array of ${view.length} bytes`);
+        if (options.output !== undefined) out.set(new Uint8Array(w.memory.buffer, view.byteOffset, view.length));
+        return { bytes: out, batches: [header] };
+      }
+      stage(view, total);
+      total += view.length;
+      batches.push(header);
+      from += size;
+      records += count;
     }
   } finally {
     releaseLarge(w);
@@ -334,30 +454,66 @@ export function readBatchRun(bytes: Uint8Array, subject = 'batch run'): BatchHea
  * codec call (the caller copies it and then calls `releaseLarge`), and its header.
  */
 function encodeBatchView(w: CodecExports, records: readonly EncodableRecord[], options: EncodeBatchOptions): { bytes: Uint8Array; header: BatchHeader } {
+  const fields = batchFields(options);
+  const defaultTimestamp = options.timestamp;
+  const layout = layoutRecords(records, defaultTimestamp);
+  const region = batchRegion(w, fields.codec, layout.size);
+  writeRecords(new Uint8Array(w.memory.buffer, region.records, layout.size), 0, records, layout.baseTimestamp, defaultTimestamp);
+  return sealBatchView(w, region, fields, records.length, layout);
+}
+
+/** A batch's fields that come from the caller's options rather than its records, checked. */
+interface BatchFields {
+  baseOffset: number;
+  codec: SegmentCodec;
+  producerId: number;
+  producerEpoch: number;
+  baseSequence: number;
+}
+
+function batchFields(options: EncodeBatchOptions | SealRunOptions): BatchFields {
   const baseOffset = checkOffset(options?.baseOffset, 'baseOffset');
   const codec = options.codec;
   if (codec !== 'none' && codec !== 'lz4') invalid(`codec must be 'none' or 'lz4', got ${String(codec)}`);
   const producerId = checkInt(options.producerId, -1, -1, Number.MAX_SAFE_INTEGER, 'producerId');
   const producerEpoch = checkInt(options.producerEpoch, -1, -1, 0x7fff, 'producerEpoch');
   const baseSequence = checkInt(options.baseSequence, -1, -1, 0x7fffffff, 'baseSequence');
-  const defaultTimestamp = options.timestamp;
-  const layout = layoutRecords(records, defaultTimestamp);
-  const size = layout.size;
-  if (size > MAX_BATCH_UNCOMPRESSED) fail(ErrorCode.TOO_LARGE, `batch records take ${size} bytes, more than the ${MAX_BATCH_UNCOMPRESSED}-byte limit`);
-  const lastOffsetDelta = records.length - 1;
-  if (baseOffset + lastOffsetDelta > Number.MAX_SAFE_INTEGER) invalid(`batch at offset ${baseOffset} would pass offset 2^53 − 1`);
+  return { baseOffset, codec, producerId, producerEpoch, baseSequence };
+}
 
+/** Where a batch of `size` record bytes is built in WASM memory: `ptr` (the batch) and `records` (where its records section goes). */
+interface BatchRegion {
+  ptr: number;
+  /** Room for the compressed block (LZ4) or the records (none) after the header. */
+  cap: number;
+  records: number;
+}
+
+function batchRegion(w: CodecExports, codec: SegmentCodec, size: number): BatchRegion {
+  if (size > MAX_BATCH_UNCOMPRESSED) fail(ErrorCode.TOO_LARGE, `batch records take ${size} bytes, more than the ${MAX_BATCH_UNCOMPRESSED}-byte limit`);
   // One region (reused across calls): the batch (header + records, or header + compressed
   // block) then, for LZ4, the uncompressed records it is compressed from.
   const cap = codec === 'lz4' ? w.lz4_compress_bound(size) : size;
   if (cap < 0) fail(ErrorCode.TOO_LARGE, `batch records of ${size} bytes are too large for LZ4`);
   const batchCap = BATCH_HEADER_SIZE + Math.max(cap, size);
   const ptr = scratch(w, 1, batchCap + (codec === 'lz4' ? size : 0));
+  return { ptr, cap, records: codec === 'lz4' ? ptr + batchCap : ptr + BATCH_HEADER_SIZE };
+}
+
+/**
+ * Compresses (LZ4) the records section already written at `region.records`, writes the header
+ * and the CRC: the batch as a view of WASM memory (see `encodeBatchView`), and its header.
+ */
+function sealBatchView(w: CodecExports, region: BatchRegion, fields: BatchFields, recordCount: number, layout: RecordsLayout): { bytes: Uint8Array; header: BatchHeader } {
+  const { ptr, cap } = region;
+  const { baseOffset, producerId, producerEpoch, baseSequence } = fields;
+  const size = layout.size;
+  const lastOffsetDelta = recordCount - 1;
+  if (baseOffset + lastOffsetDelta > Number.MAX_SAFE_INTEGER) invalid(`batch at offset ${baseOffset} would pass offset 2^53 − 1`);
   let stored = size;
   let codecId = CODEC_NONE;
-  if (codec === 'lz4') {
-    const src = ptr + batchCap;
-    writeRecords(new Uint8Array(w.memory.buffer, src, size), 0, records, layout.baseTimestamp, defaultTimestamp);
+  if (fields.codec === 'lz4') {
+    const src = region.records;
     const n = w.lz4_compress_block(src, size, ptr + BATCH_HEADER_SIZE, cap);
     if (n < 0) fail(ErrorCode.INTERNAL, `LZ4 compression of a ${size}-byte batch failed with code ${n}`);
     if (n < size) {
@@ -366,8 +522,6 @@ function encodeBatchView(w: CodecExports, records: readonly EncodableRecord[], o
     } else {
       new Uint8Array(w.memory.buffer).copyWithin(ptr + BATCH_HEADER_SIZE, src, src + size);
     }
-  } else {
-    writeRecords(new Uint8Array(w.memory.buffer, ptr + BATCH_HEADER_SIZE, size), 0, records, layout.baseTimestamp, defaultTimestamp);
   }
   const length = BATCH_HEADER_SIZE + stored;
   const b = new Uint8Array(w.memory.buffer, ptr, length);
@@ -383,7 +537,7 @@ function encodeBatchView(w: CodecExports, records: readonly EncodableRecord[], o
   put64(b, 32, layout.maxTimestamp);
   put64(b, 40, producerId);
   put32(b, 48, baseSequence);
-  put32(b, 52, records.length);
+  put32(b, 52, recordCount);
   put32(b, 56, size);
   const crc = w.crc32c(0, ptr + 8, length - 8) >>> 0;
   put32(b, 4, crc);
@@ -399,7 +553,7 @@ function encodeBatchView(w: CodecExports, records: readonly EncodableRecord[], o
     maxTimestamp: layout.maxTimestamp,
     producerId,
     baseSequence,
-    recordCount: records.length,
+    recordCount,
     uncompressedSize: size,
   };
   return { bytes: b, header };

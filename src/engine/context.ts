@@ -3,6 +3,7 @@
  * home's capabilities. Units get their storage from the StorageProvider by unit name and
  * never reach into another unit's keys.
  */
+import type { BatchEncoder } from '../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
 import type { StorageProvider } from '../ports/storage.js';
 import type { HotValues } from './kv/hot-values.js';
@@ -31,4 +32,6 @@ export interface EngineContext {
   capabilities: Capabilities;
   /** The budget of hot KV entries shared by the engine's KV stores; without it each store has one of its own. */
   hotValues?: HotValues;
+  /** Seals large produce batches off the engine's thread (the Node home's worker threads); without it they are sealed inline. */
+  batchEncoder?: BatchEncoder;
 }

@@ -7,6 +7,7 @@ import { ErrorCode, QuartzError } from '../core/errors.js';
 import { init, type InitInput } from '../core/loader.js';
 import { showValue } from '../core/show-value.js';
 import { MAX_TENANT_ID, isTenantId } from './tenant-id.js';
+import type { BatchEncoder } from '../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
 import type { StorageProvider } from '../ports/storage.js';
 import { systemClock, timerScheduler } from '../ports/system-clock.js';
@@ -37,6 +38,8 @@ export interface EngineOptions {
   vectors?: VectorStoreOptions;
   /** Names the data in messages, e.g. "data directory ./.quartz". */
   where?: string;
+  /** Seals large produce batches off the engine's thread; the engine closes it. Default: inline. */
+  batchEncoder?: BatchEncoder;
   /** Replaces the built-in migrations (tests). */
   migrations?: readonly Migration[];
 }
@@ -100,6 +103,7 @@ export class Engine {
       usage: options.usage ?? ownMeter!,
       capabilities: options.capabilities,
       hotValues: new HotValues(),
+      batchEncoder: options.batchEncoder,
     };
     let tenants: TenantRegistry;
     try {
@@ -206,7 +210,7 @@ export class Engine {
     return s;
   }
 
-  /** Closes every tenant scope, the registry, the usage meter (flushing it), then the storage. Idempotent. */
+  /** Closes every tenant scope, the registry, the usage meter (flushing it), the batch encoder, then the storage. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       const scopes = [...this.scopes.values()];
@@ -215,6 +219,7 @@ export class Engine {
       // Services are closed, so nothing meters any more: the last counts reach the meter's flush.
       results.push(...(await Promise.allSettled([this.tenants.close()])));
       if (this.ownMeter) results.push(...(await Promise.allSettled([this.ownMeter.close()])));
+      if (this.context.batchEncoder) results.push(...(await Promise.allSettled([this.context.batchEncoder.close()])));
       await this.context.storage.close();
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;

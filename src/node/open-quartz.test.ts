@@ -44,6 +44,34 @@ describe('openQuartz', () => {
     await again.close();
   });
 
+  it('compresses large produce batches on its worker threads: every record reads back, before and after reopen', async () => {
+    const dir = await dataDir();
+    const engine = await openQuartz({ dataDir: dir, encodeThreads: 2 });
+    const { streams } = await engine.tenant('t1');
+    await streams.createTopic('events', { partitions: 1, segment_bytes: 256 * 1024 });
+    const value = (i: number) => new TextEncoder().encode(`{"i":${i},"note":"${'event text '.repeat(1 + (i % 90))}"}`);
+    // 20 writes of 600 records (~310 KB each, above the encoder's minBytes) in flight at once, and small ones between them
+    const writes = Array.from({ length: 40 }, (_, w) => Array.from({ length: w % 2 === 0 ? 600 : 3 }, (_, j) => ({ value: value(w * 1000 + j) })));
+    const answers = await Promise.all(writes.map((records) => streams.produce('events', records)));
+    const offsets = answers.flatMap((a) => a.offsets.map((o) => o.offset));
+    expect(offsets).toEqual(Array.from({ length: offsets.length }, (_, i) => i));
+    const expected = writes.flat().map((r) => new TextDecoder().decode(r.value));
+    const readAll = async (s: typeof streams) => {
+      const out: string[] = [];
+      for (let at = 0; at < expected.length; ) {
+        const page = await s.consume('events', 0, at, { max_records: 1000 });
+        for (const r of page.records) out.push(new TextDecoder().decode(r.value!));
+        at = page.next_offset;
+      }
+      return out;
+    };
+    expect(await readAll(streams)).toEqual(expected);
+    await engine.close();
+    const again = await openQuartz({ dataDir: dir, encodeThreads: 2 });
+    expect(await readAll((await again.tenant('t1')).streams)).toEqual(expected);
+    await again.close();
+  });
+
   it('refuses a data directory written by a newer QuartzDB, naming it', async () => {
     const dir = await dataDir();
     const storage = await openDiskStorage({ dir });

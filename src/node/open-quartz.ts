@@ -6,6 +6,7 @@ import type { InitInput } from '../core/loader.js';
 import { showValue } from '../core/show-value.js';
 import { createEngine, type Engine, type EngineOptions } from '../engine/engine.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
+import { BatchEncoderPool } from './batch-encoder-pool.js';
 import './core.js'; // registers build/quartz.wasm as init()'s default source
 import { openDiskStorage } from './storage/disk-storage.js';
 
@@ -16,6 +17,8 @@ export interface OpenQuartzOptions extends Pick<EngineOptions, 'kv' | 'streams' 
   scheduler?: Scheduler;
   /** Defaults to the package's build/quartz.wasm. */
   wasm?: InitInput;
+  /** Worker threads that compress large produce batches; default one per core (at most 4), 0 for none. */
+  encodeThreads?: number;
 }
 
 /** Facts about the Node home. */
@@ -41,14 +44,18 @@ export async function openQuartz(options: OpenQuartzOptions): Promise<Engine> {
   const storage = await openDiskStorage({ dir: dataDir }).catch((err: unknown) => {
     throw asOpenError(err, dataDir);
   });
+  // Threads start on the first large produce, so a process that never makes one never has them.
+  const batchEncoder = options.encodeThreads === 0 ? undefined : new BatchEncoderPool({ threads: options.encodeThreads });
   try {
     return await createEngine({
       ...options,
       storage,
       capabilities: nodeCapabilities,
+      batchEncoder,
       where: `data directory ${options.dataDir}`,
     });
   } catch (err) {
+    await batchEncoder?.close();
     await storage.close();
     throw err;
   }

@@ -1,8 +1,9 @@
 /**
  * Crash-test child for the whole engine on the Node disk home: produces records (tiny segments,
- * so rolls happen constantly), puts KV keys and upserts vectors (a snapshot every few
- * mutations) in concurrent loops, appending an ack line only after each call resolved.
- * The parent SIGKILLs it at a random moment. Usage: engine-child.ts <dataDir> <ackFile>
+ * so rolls happen constantly; every tenth write large enough for the worker threads that compress
+ * them), puts KV keys and upserts vectors (a snapshot every few mutations) in concurrent loops,
+ * appending an ack line only after each call resolved. The parent SIGKILLs it at a random
+ * moment. Usage: engine-child.ts <dataDir> <ackFile>
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { openQuartz } from '../../src/node/open-quartz.js';
@@ -33,8 +34,9 @@ for (const p of streams.describeTopic(TOPIC).partition_info) {
 process.stdout.write('ready\n');
 
 async function produceLoop(): Promise<never> {
-  for (;;) {
-    const count = 1 + (seq % 3);
+  for (let round = 0; ; round++) {
+    // Every tenth write is large (~270 KB), so a worker thread seals it (the batch encoder's minBytes is 256 KiB).
+    const count = round % 10 === 9 ? 1200 : 1 + (seq % 3);
     const batch = Array.from({ length: count }, (_, i) => seq + i);
     seq += count;
     const partition = batch[0]! % PARTITIONS;

@@ -8,31 +8,37 @@
  *                            segment codec's bytes), each of at most BLOCK_BYTES of records
  *   blob `seg/<base, 20 digits>` → a sealed segment (header + the tail's batches + footer)
  *
- * Produce is group-committed: offsets are assigned and batches encoded as requests arrive,
- * and one commit makes every request that queued during the previous commit durable: one
- * `kv.batch()`, or one `putOwned` per batch issued together (lmdb commits the writes of one
- * event turn together; storage applies writes in order, so a crash leaves a prefix of them).
+ * Produce is group-committed: offsets are assigned and batches encoded as requests arrive (large
+ * LZ4 runs framed here and sealed by the home's BatchEncoder when it has one; commits still go in
+ * offset order), and one commit makes every request that queued during the previous commit
+ * durable: one `kv.batch()`, or one `putOwned` per batch issued together (lmdb commits the writes
+ * of one event turn together; storage applies writes in order, so a crash leaves a prefix of them).
  * A roll writes the blobs first (up to SEGMENTS_PER_SEAL at once) and then, in ONE atomic KV
  * batch, records those segments and deletes the tail entries they hold, so a crash at any point
  * leaves each record exactly once (a blob that no descriptor names is an orphan, deleted on open).
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import {
+  BATCH_HEADER_SIZE,
   SegmentReader,
   SegmentWriter,
   decodeBatch,
   decodeBatchRun,
   encodeBatchRun,
+  frameRun,
+  sealRun,
   readBatchRun,
   storedUncompressed,
   type BatchHeader,
   type BatchRange,
   type DecodedRecord,
   type EncodableRecord,
+  type EncodedRun,
   type SegmentCodec,
 } from '../../core/segment.js';
 import { ownRecordBytes } from '../../core/segment-records.js';
 import { showValue } from '../../core/show-value.js';
+import type { BatchEncoder } from '../../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
 import { type Awaitable, type BatchOp, type UnitStorage } from '../../ports/storage.js';
 import type { SegmentCache } from './segment-cache.js';
@@ -78,6 +84,12 @@ interface PendingWrite {
   bytes: number;
   /** First offset of the write, what `resolve` is called with. */
   base: number;
+  /**
+   * Set while some of its batches are being sealed by the home's encoder (their `ops` and
+   * `batches` entries are filled in then); the write cannot be committed before. Rejects if the
+   * encoder failed: the write fails then, with the writes queued behind it.
+   */
+  sealing: Promise<void> | undefined;
   resolve: (base: number) => void;
   reject: (err: unknown) => void;
 }
@@ -204,12 +216,25 @@ function takeBuffer(length: number): Uint8Array {
  * written into a segment blob (`putParts` lets go once written) and dropped from the tail.
  */
 function recycle(bytes: Uint8Array): void {
-  const capacity = bytes.buffer.byteLength;
-  if (spareBytes + capacity > POOL_RETAIN || capacity !== capacityFor(bytes.length)) return;
+  if (bytes.buffer.byteLength === capacityFor(bytes.length)) giveBack(bytes.buffer as ArrayBuffer);
+}
+
+/** Puts a buffer that nothing else holds into the pool, if it is of a pool size. */
+function giveBack(buffer: ArrayBuffer): void {
+  const capacity = buffer.byteLength;
+  if (spareBytes + capacity > POOL_RETAIN || capacity < POOL_MIN || capacity !== capacityFor(capacity)) return;
   let list = spareBuffers.get(capacity);
   if (list === undefined) spareBuffers.set(capacity, (list = []));
-  list.push(bytes.buffer as ArrayBuffer);
+  list.push(buffer);
   spareBytes += capacity;
+}
+
+/**
+ * A run's framed records go into a pooled buffer with room to be sealed in place (`sealRun`:
+ * at most a batch header more per batch), so the encoder allocates nothing.
+ */
+function frameBuffer(length: number, batches: number): Uint8Array {
+  return takeBuffer(length + batches * BATCH_HEADER_SIZE).subarray(0, length);
 }
 
 function blobName(base: number): string {
@@ -248,6 +273,16 @@ function summarize(run: readonly BatchHeader[]): { baseOffset: number; nextOffse
     if (h.codec !== 'lz4') allLz4 = false;
   }
   return { baseOffset: run[0]!.baseOffset, nextOffset: run[run.length - 1]!.nextOffset, baseTimestamp: run[0]!.baseTimestamp, maxTimestamp, uncompressedSize, allLz4 };
+}
+
+/** The headers of a run an encoder sealed, checked to hold offsets `base` to `end` - 1. */
+function sealedRun(bytes: Uint8Array, base: number, end: number): BatchHeader[] {
+  if (!(bytes instanceof Uint8Array) || bytes.length === 0) throw new QuartzError(ErrorCode.INTERNAL, 'the batch encoder answered no bytes');
+  const run = readBatchRun(bytes, 'sealed run');
+  if (run[0]!.baseOffset !== base || run[run.length - 1]!.nextOffset !== end) {
+    throw new QuartzError(ErrorCode.INTERNAL, `the batch encoder sealed offsets ${run[0]!.baseOffset} to ${run[run.length - 1]!.nextOffset - 1}, not ${base} to ${end - 1}`);
+  }
+  return run;
 }
 
 function floorIndex(items: ReadonlyArray<{ base: number }>, offset: number): number {
@@ -307,11 +342,13 @@ export class PartitionLog {
     private readonly scheduler: Scheduler,
     private readonly cache: SegmentCache,
     private readonly hooks: PartitionHooks,
+    private readonly encoder: BatchEncoder | undefined,
   ) {}
 
   /**
    * Opens a partition's unit: loads the segment list and the tail, deletes orphan blobs left by
-   * a roll that crashed before its KV batch, and starts the roll/retention timer.
+   * a roll that crashed before its KV batch, and starts the roll/retention timer. With an
+   * `encoder`, large produce writes are sealed (compressed, CRC'd) by it rather than inline.
    *
    * @example
    * const log = await PartitionLog.open('log/t1/orders/0', await storage.unit('log/t1/orders/0'), config, clock, clock, cache, { onBytes() {} });
@@ -324,8 +361,9 @@ export class PartitionLog {
     scheduler: Scheduler,
     cache: SegmentCache,
     hooks: PartitionHooks,
+    encoder?: BatchEncoder,
   ): Promise<PartitionLog> {
-    const log = new PartitionLog(name, unit, config, clock, scheduler, cache, hooks);
+    const log = new PartitionLog(name, unit, config, clock, scheduler, cache, hooks, encoder);
     await log.load();
     log.scheduleTick();
     return log;
@@ -459,14 +497,19 @@ export class PartitionLog {
     const batches: TailBatch[] = [];
     let bytes = 0;
     let start = 0;
+    let sealing: Promise<void>[] | undefined;
     // Only batches an adapter takes over (putOwned) can be recycled: `batch` may keep the bytes.
     const output = this.unit.kv.putOwned !== undefined ? takeBuffer : undefined;
+    const codec = this.config.codec;
+    // Only LZ4 is worth a hop: sealing an uncompressed run is a copy and a CRC.
+    const encoder = codec === 'lz4' ? this.encoder : undefined;
     while (start < records.length) {
       let end = start;
+      let raw = 0;
       if (start === 0 && rawBytes !== undefined && rawBytes <= MAX_BATCH_RAW_BYTES) {
         end = records.length; // the caller measured the whole batch: it fits one entry
+        raw = rawBytes;
       } else {
-        let raw = 0;
         while (end < records.length && (end === start || raw + recordSize(records[end]!) <= MAX_BATCH_RAW_BYTES)) {
           raw += recordSize(records[end]!);
           end++;
@@ -474,31 +517,74 @@ export class PartitionLog {
       }
       const chunk = start === 0 && end === records.length ? records : records.slice(start, end);
       const baseOffset = base + start;
-      const { bytes: encoded, batches: run } = encodeBatchRun(chunk, { baseOffset, codec: this.config.codec, timestamp, output, blockBytes: BLOCK_BYTES });
-      const header = summarize(run);
-      ops.push({ type: 'put', key: offsetKey(TAIL_PREFIX, baseOffset), value: encoded });
-      const recyclable = output !== undefined && header.allLz4 && encoded.length >= POOL_MIN;
-      batches.push({
-        base: baseOffset,
-        end: base + end,
-        bytes: encoded,
-        baseTimestamp: header.baseTimestamp,
-        maxTimestamp: header.maxTimestamp,
-        uncompressedSize: header.uncompressedSize,
-        encodedHere: true,
-        recyclable,
-      });
-      bytes += encoded.length;
+      if (encoder === undefined || raw < encoder.minBytes) {
+        const run = encodeBatchRun(chunk, { baseOffset, codec, timestamp, output, blockBytes: BLOCK_BYTES });
+        bytes += this.addBatch(ops, batches, ops.length, baseOffset, base + end, run, output !== undefined);
+        start = end;
+        continue;
+      }
+      // Framed here, so bad records throw now, before any offset is handed out.
+      const framed = frameRun(chunk, { timestamp, blockBytes: BLOCK_BYTES, output: frameBuffer });
+      const sealed = encoder.sealRun(framed, { baseOffset, codec });
+      if (sealed === undefined) {
+        const run = sealRun(framed, { baseOffset, codec, output });
+        giveBack(framed.sections.buffer as ArrayBuffer);
+        bytes += this.addBatch(ops, batches, ops.length, baseOffset, base + end, run, output !== undefined);
+      } else {
+        const at = ops.length;
+        ops.push(undefined!);
+        batches.push(undefined!);
+        // Nothing here keeps the records (garbage once framed, not carried through young-generation
+        // GCs while the run is away), so if the encoder fails, the write fails.
+        const landed = sealed.then(
+          (encoded) => {
+            const run = sealedRun(encoded, baseOffset, base + end);
+            // Copied out of the frame buffer, which has room for the uncompressed records, into one of its size.
+            const tight = output === undefined ? new Uint8Array(encoded.length) : output(encoded.length);
+            tight.set(encoded);
+            giveBack(encoded.buffer as ArrayBuffer);
+            write.bytes += this.addBatch(ops, batches, at, baseOffset, base + end, { bytes: tight, batches: run }, output !== undefined);
+          },
+          (cause: unknown) => {
+            throw cause instanceof QuartzError ? cause : new QuartzError(ErrorCode.INTERNAL, `partition ${this.name}: sealing a produce batch failed`, { cause });
+          },
+        );
+        landed.catch(() => {}); // reported through `write.sealing`; this one may be dropped with a failed write
+        (sealing ??= []).push(landed);
+      }
       start = end;
     }
     this.assigned = base + records.length;
-    let write: PendingWrite;
+    let write!: PendingWrite;
     const done = new Promise<number>((resolve, reject) => {
-      write = { ops, batches, bytes, base, resolve, reject };
+      write = { ops, batches, bytes, base, resolve, reject, sealing: undefined };
     });
-    this.queue.push(write!);
+    if (sealing !== undefined) {
+      const all = sealing.length === 1 ? sealing[0]! : Promise.all(sealing).then(() => undefined);
+      write.sealing = all.then(() => void (write.sealing = undefined));
+      write.sealing.catch(() => {}); // the commit loop awaits it while the write is first, or the write failed already
+    }
+    this.queue.push(write);
     if (!this.committing) this.commitRun = this.commitLoop();
     return done;
+  }
+
+  /** Puts an encoded run at `ops[at]` and `batches[at]`; returns its size. */
+  private addBatch(ops: PutOp[], batches: TailBatch[], at: number, base: number, end: number, run: EncodedRun, pooled: boolean): number {
+    const encoded = run.bytes;
+    const header = summarize(run.batches);
+    ops[at] = { type: 'put', key: offsetKey(TAIL_PREFIX, base), value: encoded };
+    batches[at] = {
+      base,
+      end,
+      bytes: encoded,
+      baseTimestamp: header.baseTimestamp,
+      maxTimestamp: header.maxTimestamp,
+      uncompressedSize: header.uncompressedSize,
+      encodedHere: true,
+      recyclable: pooled && header.allLz4 && encoded.length >= POOL_MIN,
+    };
+    return encoded.length;
   }
 
   private async commitLoop(): Promise<void> {
@@ -509,11 +595,27 @@ export class PartitionLog {
     let landed: PendingWrite[] = [];
     try {
       while (this.queue.length > 0) {
+        const head = this.queue[0]!;
+        if (head.sealing !== undefined) {
+          // Commits go in offset order, so the first write waits for its encoder; what landed
+          // before is acknowledged meanwhile.
+          this.acknowledge(landed);
+          landed = [];
+          try {
+            await head.sealing;
+          } catch (err) {
+            await this.failQueued([], err);
+          }
+          continue;
+        }
         // Commit about half of the writes in play (queued + just released), so producers fall
         // into two alternating halves: one half encodes while the other half's commit is on
         // disk. Taking the whole queue locks into a 1-write commit alternating with one of all
         // the others, which runs encoding and disk one after the other (measured: c1, c63, c1…).
-        const take = Math.min(this.queue.length, Math.ceil((this.queue.length + released) / 2));
+        // Only writes whose batches are all sealed can go.
+        const half = Math.min(this.queue.length, Math.ceil((this.queue.length + released) / 2));
+        let take = 1;
+        while (take < half && this.queue[take]!.sealing === undefined) take++;
         const group = take === this.queue.length ? this.queue : this.queue.slice(0, take);
         this.queue = take === this.queue.length ? [] : this.queue.slice(take);
         const commit = this.commitGroup(group);
@@ -525,17 +627,7 @@ export class PartitionLog {
         try {
           await commit;
         } catch (err) {
-          // Requests queued behind this commit carry offsets that follow the failed ones, so
-          // they fail too; new ones wait until the tail is re-read from storage.
-          const failed = group.concat(this.queue);
-          this.queue = [];
-          for (const w of failed) w.reject(err);
-          this.recovering = this.runMaintenance(() => this.recover()).then(
-            () => undefined,
-            (cause: unknown) => void (this.broken = cause),
-          );
-          await this.recovering;
-          this.recovering = undefined;
+          await this.failQueued(group, err);
           continue;
         }
         let bytes = 0;
@@ -555,6 +647,23 @@ export class PartitionLog {
       this.committing = false;
       this.acknowledge(landed);
     }
+  }
+
+  /**
+   * A commit of `group` failed (or the queue's first write could not be sealed): requests queued
+   * behind carry offsets that follow the failed ones, so they fail too, and new ones wait until
+   * the tail is re-read from storage.
+   */
+  private async failQueued(group: PendingWrite[], err: unknown): Promise<void> {
+    const failed = group.concat(this.queue);
+    this.queue = [];
+    for (const w of failed) w.reject(err);
+    this.recovering = this.runMaintenance(() => this.recover()).then(
+      () => undefined,
+      (cause: unknown) => void (this.broken = cause),
+    );
+    await this.recovering;
+    this.recovering = undefined;
   }
 
   private acknowledge(writes: PendingWrite[]): void {

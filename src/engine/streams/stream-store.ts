@@ -273,7 +273,7 @@ export class StreamStore {
     for (let p = 0; p < config.partitions; p++) {
       const name = this.unitName(config.name, p);
       const unit = await this.ctx.storage.unit(name);
-      logs.push(await PartitionLog.open(name, unit, this.partitionConfig(config), this.ctx.clock, this.ctx.scheduler, this.cache, hooks));
+      logs.push(await PartitionLog.open(name, unit, this.partitionConfig(config), this.ctx.clock, this.ctx.scheduler, this.cache, hooks, this.ctx.batchEncoder));
     }
     return logs;
   }

@@ -1,0 +1,88 @@
+/**
+ * frameRun + sealRun, the two halves of encodeBatchRun that a home may run on two threads, give
+ * encodeBatchRun's bytes exactly, and frameRun rejects what encodeBatchRun rejects.
+ */
+import { describe, expect, it } from 'vitest';
+import { init } from '../node/core.js';
+import { ErrorCode, QuartzError } from './errors.js';
+import { seededRandom } from './random-testing.js';
+import { encodeBatchRun, frameRun, readBatchRun, sealRun, type EncodableRecord, type SegmentCodec } from './segment.js';
+
+await init();
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+
+/** Byte equality without the matcher's per-element walk, which took seconds on these runs. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+
+/** Records of mixed shapes: compressible and random values, keys, headers, own and default timestamps. */
+function records(random: () => number, n: number): EncodableRecord[] {
+  const out: EncodableRecord[] = [];
+  for (let i = 0; i < n; i++) {
+    const len = random() < 0.05 ? 2000 + Math.floor(random() * 6000) : Math.floor(random() * 300);
+    const value = new Uint8Array(len);
+    const noisy = random() < 0.3;
+    for (let j = 0; j < len; j++) value[j] = noisy ? Math.floor(random() * 256) : 0x61 + (j % 7);
+    out.push({
+      key: random() < 0.3 ? null : utf8(`key-${i}`),
+      value: random() < 0.05 ? null : value,
+      headers: random() < 0.2 ? [{ key: random() < 0.5 ? 'trace' : 'ünï', value: random() < 0.5 ? null : value.subarray(0, 4) }] : undefined,
+      timestamp: random() < 0.5 ? undefined : 1_700_000_000_000 + Math.floor(random() * 10_000),
+    });
+  }
+  return out;
+}
+
+describe('frameRun + sealRun', () => {
+  it('give encodeBatchRun’s bytes and headers, one batch or a run, both codecs', () => {
+    const random = seededRandom(7);
+    for (let round = 0; round < 60; round++) {
+      const recs = records(random, 1 + Math.floor(random() * 400));
+      const codec: SegmentCodec = random() < 0.7 ? 'lz4' : 'none';
+      const blockBytes = random() < 0.2 ? undefined : 512 + Math.floor(random() * 16_384);
+      const timestamp = 1_699_999_000_000 + round;
+      const baseOffset = Math.floor(random() * 1e12);
+      const baseSequence = random() < 0.5 ? undefined : 0x7fffffff - Math.floor(random() * 100);
+      const expected = encodeBatchRun(recs, { baseOffset, codec, timestamp, blockBytes, baseSequence, producerId: 9, producerEpoch: 2 });
+      const framed = frameRun(recs, { timestamp, blockBytes });
+      const sealed = sealRun(framed, { baseOffset, codec, baseSequence, producerId: 9, producerEpoch: 2 });
+      expect(sameBytes(sealed.bytes, expected.bytes), `round ${round}`).toBe(true);
+      expect(sealed.batches).toEqual(expected.batches);
+      expect(readBatchRun(sealed.bytes)).toHaveLength(expected.batches.length);
+    }
+  });
+
+  it('write into the caller’s arrays when given `output`', () => {
+    const recs = records(seededRandom(3), 300);
+    const expected = encodeBatchRun(recs, { baseOffset: 5, codec: 'lz4', timestamp: 1, blockBytes: 4096 });
+    const framed = frameRun(recs, { timestamp: 1, blockBytes: 4096, output: (n) => new Uint8Array(new ArrayBuffer(n + 100), 50, n) });
+    expect(framed.sections.byteOffset).toBe(50);
+    const sealed = sealRun(framed, { baseOffset: 5, codec: 'lz4', output: (n) => new Uint8Array(new ArrayBuffer(n + 8), 8, n) });
+    expect(sealed.bytes.byteOffset).toBe(8);
+    expect(sameBytes(sealed.bytes, expected.bytes)).toBe(true);
+  });
+
+  it('reject bad records while framing, as encodeBatchRun does', () => {
+    const bad: unknown[] = [[], [{ value: 'text', timestamp: 1 }], [{ value: null }], [{ value: null, timestamp: 1, headers: [{ key: 3 }] }]];
+    for (const recs of bad) {
+      const inline = (() => {
+        try {
+          encodeBatchRun(recs as EncodableRecord[], { baseOffset: 0, codec: 'lz4', blockBytes: 1024 });
+        } catch (err) {
+          return err;
+        }
+      })();
+      expect(inline).toBeInstanceOf(QuartzError);
+      expect(() => frameRun(recs as EncodableRecord[], { blockBytes: 1024 })).toThrow((inline as QuartzError).message);
+    }
+  });
+
+  it('sealRun refuses a layout that does not match its sections', () => {
+    const framed = frameRun([{ value: utf8('abc'), timestamp: 1 }]);
+    const short = { sections: framed.sections.subarray(0, 2), layout: framed.layout };
+    expect(() => sealRun(short, { baseOffset: 0, codec: 'lz4' })).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    expect(() => sealRun({ sections: framed.sections, layout: [] }, { baseOffset: 0, codec: 'lz4' })).toThrow(QuartzError);
+  });
+});
