@@ -99,6 +99,15 @@ describe('openQuartz', () => {
     });
   });
 
+  it('refuses an encodeThreads that is not a whole number from 0 to 64, before opening anything', async () => {
+    const dir = await dataDir();
+    for (const encodeThreads of [-1, 1.5, Number.NaN, 65, '2']) {
+      await expect(openQuartz({ dataDir: dir, encodeThreads } as never)).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringContaining('encodeThreads') });
+    }
+    // nothing was left open: the directory opens at once
+    await (await openQuartz({ dataDir: dir, encodeThreads: 0 })).close();
+  });
+
   it('lets writes already made finish when it closes: a large KV value, a record, a vector', async () => {
     const dir = await dataDir();
     const engine = await openQuartz({ dataDir: dir });

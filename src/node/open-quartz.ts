@@ -21,6 +21,9 @@ export interface OpenQuartzOptions extends Pick<EngineOptions, 'kv' | 'streams' 
   encodeThreads?: number;
 }
 
+/** More threads than this only wait on the engine's one thread that frames and commits. */
+const MAX_ENCODE_THREADS = 64;
+
 /** Facts about the Node home. */
 export const nodeCapabilities = { compileWasmAtRuntime: true, threads: true, persistentStorage: true } as const;
 
@@ -40,6 +43,10 @@ export async function openQuartz(options: OpenQuartzOptions): Promise<Engine> {
   // '' would quietly open the working directory; a non-string would fail deep in node:fs.
   if (typeof dataDir !== 'string' || dataDir === '') {
     throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `openQuartz needs a dataDir: a non-empty path, got ${showValue(dataDir)}`);
+  }
+  const threads: unknown = options.encodeThreads;
+  if (threads !== undefined && !(Number.isInteger(threads) && (threads as number) >= 0 && (threads as number) <= MAX_ENCODE_THREADS)) {
+    throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `encodeThreads must be an integer from 0 to ${MAX_ENCODE_THREADS}, got ${showValue(threads)}`);
   }
   const storage = await openDiskStorage({ dir: dataDir }).catch((err: unknown) => {
     throw asOpenError(err, dataDir);
