@@ -275,6 +275,14 @@ function runStarts(records: readonly EncodableRecord[], blockBytes: number): num
 /** Where a run's batches are gathered before they are copied out in one piece; grows by doubling. */
 let runStaging = new Uint8Array(64 * 1024);
 
+/** The first `total` staged bytes in an array of their own, or in the one `output` gives. */
+function stagedRun(total: number, output: ((bytes: number) => Uint8Array) | undefined): Uint8Array {
+  const out = output === undefined ? new Uint8Array(total) : output(total);
+  if (!(out instanceof Uint8Array) || out.length !== total) invalid(`output must return a Uint8Array of ${total} bytes`);
+  out.set(runStaging.subarray(0, total));
+  return out;
+}
+
 /** Copies a run's batch into `runStaging` at `at`, growing it when needed (the batches before it kept). */
 function stage(batch: Uint8Array, at: number): void {
   if (runStaging.length < at + batch.length) {
@@ -307,10 +315,7 @@ function encodeRun(w: CodecExports, records: readonly EncodableRecord[], starts:
   } finally {
     releaseLarge(w);
   }
-  const out = options.output === undefined ? new Uint8Array(total) : options.output(total);
-  if (!(out instanceof Uint8Array) || out.length !== total) invalid(`output must return a Uint8Array of ${total} bytes`);
-  out.set(runStaging.subarray(0, total));
-  return { bytes: out, batches };
+  return { bytes: stagedRun(total, options.output), batches };
 }
 
 /**
@@ -421,10 +426,7 @@ export function sealRun(framed: FramedRun, options: SealRunOptions): EncodedRun 
   } finally {
     releaseLarge(w);
   }
-  const out = options.output === undefined ? new Uint8Array(total) : options.output(total);
-  if (!(out instanceof Uint8Array) || out.length !== total) invalid(`output must return a Uint8Array of ${total} bytes`);
-  out.set(runStaging.subarray(0, total));
-  return { bytes: out, batches };
+  return { bytes: stagedRun(total, options.output), batches };
 }
 
 /**
