@@ -3,8 +3,8 @@
  * threads, transferred and pooled buffers, lmdb's putOwned) and inline give the same offsets, the
  * same consume answers and byte-identical tail entries and segment blobs: several topics and
  * partitions at once, small inline writes mixed with large sealed ones, runs cut in several tail
- * entries, Node Buffers with a byteOffset as values and keys, and size rolls recycling buffers
- * while runs are away.
+ * entries, single huge records, incompressible values, Node Buffers with a byteOffset as values
+ * and keys, and size rolls recycling buffers while runs are away.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -62,13 +62,16 @@ function workload(seed: number, count: number): Produce[] {
       return big.subarray(pad, pad + n);
     }
     if (kind < 0.5) return Buffer.from(text(n)); // small ones share Node's pool slab
+    if (kind < 0.6) return Uint8Array.from({ length: n }, () => Math.floor(random() * 256)); // LZ4 cannot shrink these
     return new TextEncoder().encode(text(n));
   };
   return Array.from({ length: count }, (_, i) => {
     const topic = TOPICS[Math.floor(random() * TOPICS.length)]!;
     const large = random() < 0.35;
-    const n = large ? 200 + Math.floor(random() * 1800) : 1 + Math.floor(random() * 6);
-    const size = large ? 600 + Math.floor(random() * 1200) : 10 + Math.floor(random() * 3000);
+    // A few writes of one or two huge records (a batch each, up to the 896 KiB record limit).
+    const huge = !large && random() < 0.08;
+    const n = large ? 200 + Math.floor(random() * 1800) : huge ? 1 + Math.floor(random() * 2) : 1 + Math.floor(random() * 6);
+    const size = large ? 600 + Math.floor(random() * 1200) : huge ? 300_000 + Math.floor(random() * 500_000) : 10 + Math.floor(random() * 3000);
     const partition = random() < 0.8 ? Math.floor(random() * topic.partitions) : undefined;
     const records = Array.from({ length: n }, (_, j): ProduceRecord => {
       const r: ProduceRecord = { key: random() < 0.3 ? Buffer.from(`k${j % 7}`) : null, value: random() < 0.02 ? null : value(size) };
@@ -133,10 +136,27 @@ async function run(seed: number, encoder: BatchEncoder | undefined, segmentBytes
   return { offsets, consumed, units };
 }
 
+/** The pool, counting the runs it took (rather than declined), so the test knows the threads were used. */
+function counted(pool: BatchEncoderPool): BatchEncoder & { taken: number } {
+  const encoder = {
+    minBytes: pool.minBytes,
+    taken: 0,
+    sealRun: (...args: Parameters<BatchEncoder['sealRun']>) => {
+      const sealed = pool.sealRun(...args);
+      if (sealed !== undefined) encoder.taken++;
+      return sealed;
+    },
+    close: () => pool.close(),
+  };
+  return encoder;
+}
+
 describe('produce through the worker-thread encoder against inline', () => {
   it('gives the same offsets, consume answers and stored bytes (no rolls during the produces)', async () => {
     const inline = await run(7, undefined, 1 << 30);
-    const pooled = await run(7, new BatchEncoderPool({ threads: 2 }), 1 << 30);
+    const encoder = counted(new BatchEncoderPool({ threads: 2 }));
+    const pooled = await run(7, encoder, 1 << 30);
+    expect(encoder.taken).toBeGreaterThan(10);
     expect(Object.values(inline.units).flat().length).toBeGreaterThan(20);
     expect(pooled.offsets).toEqual(inline.offsets);
     expect(pooled.consumed).toEqual(inline.consumed);
@@ -146,7 +166,9 @@ describe('produce through the worker-thread encoder against inline', () => {
   it('gives the same consume answers while size rolls recycle buffers under runs in flight', async () => {
     const inline = await run(8, undefined, 512 * 1024);
     // A lower line than the default, so mid-sized writes go to the threads too.
-    const pooled = await run(8, new BatchEncoderPool({ threads: 2, minBytes: 16 * 1024 }), 512 * 1024);
+    const encoder = counted(new BatchEncoderPool({ threads: 2, minBytes: 16 * 1024 }));
+    const pooled = await run(8, encoder, 512 * 1024);
+    expect(encoder.taken).toBeGreaterThan(10);
     expect(pooled.offsets).toEqual(inline.offsets);
     expect(pooled.consumed).toEqual(inline.consumed);
   }, 60_000);
