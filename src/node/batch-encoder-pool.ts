@@ -106,7 +106,8 @@ class EncoderThread {
  */
 export class BatchEncoderPool implements BatchEncoder {
   readonly minBytes: number;
-  private readonly size: number;
+  /** Threads it may start; lowered to those it has once node refuses to start one. */
+  private size: number;
   private threads: EncoderThread[] = [];
   private closed = false;
 
@@ -121,8 +122,16 @@ export class BatchEncoderPool implements BatchEncoder {
     for (const t of this.threads) if (!t.dead && (best === undefined || t.queued < best.queued)) best = t;
     // Threads start as they are needed: one more while every one has work, up to `size`.
     if ((best === undefined || best.queued > 0) && this.threads.length < this.size) {
-      best = new EncoderThread(coreModule());
-      this.threads.push(best);
+      try {
+        const started = new EncoderThread(coreModule());
+        this.threads.push(started);
+        best = started;
+      } catch {
+        // Node refused a thread (none left, resource limits, a permission model without workers):
+        // the pool keeps those it has, and with none the runs are declined and sealed inline,
+        // rather than every large produce failing.
+        this.size = this.threads.length;
+      }
     }
     // A thread that exited is not replaced (what killed it may again): once all have, runs are sealed inline.
     return best?.seal(framed, options);
