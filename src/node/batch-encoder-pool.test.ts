@@ -64,6 +64,18 @@ describe('BatchEncoderPool', () => {
     expect(pool.sealRun(framed(0), { baseOffset: 0, codec: 'lz4' })).toBeUndefined();
   });
 
+  it('declines a run whose buffer was moved away already, rather than posting one no thread answers', async () => {
+    const pool = new BatchEncoderPool({ threads: 1 });
+    try {
+      const run = framed(1);
+      structuredClone(run.sections.buffer, { transfer: [run.sections.buffer as ArrayBuffer] });
+      expect(pool.sealRun(run, { baseOffset: 0, codec: 'lz4' })).toBeUndefined();
+      expect((await pool.sealRun(framed(2), { baseOffset: 0, codec: 'lz4' }))!.length).toBeGreaterThan(0); // still sealing
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('does not keep a process alive once its runs are done, even unclosed', () => {
     const script = `
       import { init } from './src/node/core.ts';

@@ -73,15 +73,14 @@ class EncoderThread {
     return this.pending.size;
   }
 
+  /** Posts the run (throwing, with nothing left waiting for an answer, if node refuses the message). */
   seal(framed: FramedRun, options: Omit<SealRunOptions, 'output'>): Promise<Uint8Array> {
     const id = this.nextId++;
     const request: SealRequest = { id, sections: framed.sections, layout: framed.layout, baseOffset: options.baseOffset, codec: options.codec };
-    return new Promise<Uint8Array>((resolve, reject) => {
-      if (this.pending.size === 0) this.worker.ref();
-      this.pending.set(id, { resolve, reject });
-      // The sections are the run's own array (frameRun's), so its buffer moves rather than being copied.
-      this.worker.postMessage(request, [framed.sections.buffer as ArrayBuffer]);
-    });
+    // The sections are the run's own array (frameRun's), so its buffer moves rather than being copied.
+    this.worker.postMessage(request, [framed.sections.buffer as ArrayBuffer]);
+    if (this.pending.size === 0) this.worker.ref();
+    return new Promise<Uint8Array>((resolve, reject) => void this.pending.set(id, { resolve, reject }));
   }
 
   private settle(reply: SealReply): void {
@@ -106,7 +105,8 @@ class EncoderThread {
  */
 export class BatchEncoderPool implements BatchEncoder {
   readonly minBytes: number;
-  private readonly size: number;
+  /** Threads it may start; lowered to those it has once node refuses to start one. */
+  private size: number;
   private threads: EncoderThread[] = [];
   private closed = false;
 
@@ -116,16 +116,30 @@ export class BatchEncoderPool implements BatchEncoder {
   }
 
   sealRun(framed: FramedRun, options: Omit<SealRunOptions, 'output'>): Promise<Uint8Array> | undefined {
-    if (this.closed) return undefined;
+    // A run whose buffer was moved away already (detached: it reads as empty) would reach the
+    // thread as a message it cannot read and never be answered: declined, it fails inline.
+    if (this.closed || framed.sections.length === 0) return undefined;
     let best: EncoderThread | undefined;
     for (const t of this.threads) if (!t.dead && (best === undefined || t.queued < best.queued)) best = t;
     // Threads start as they are needed: one more while every one has work, up to `size`.
     if ((best === undefined || best.queued > 0) && this.threads.length < this.size) {
-      best = new EncoderThread(coreModule());
-      this.threads.push(best);
+      try {
+        const started = new EncoderThread(coreModule());
+        this.threads.push(started);
+        best = started;
+      } catch {
+        // Node refused a thread (none left, resource limits, a permission model without workers):
+        // the pool keeps those it has, and with none the runs are declined and sealed inline,
+        // rather than every large produce failing.
+        this.size = this.threads.length;
+      }
     }
     // A thread that exited is not replaced (what killed it may again): once all have, runs are sealed inline.
-    return best?.seal(framed, options);
+    try {
+      return best?.seal(framed, options);
+    } catch {
+      return undefined; // node refused the message, so the buffer did not move: sealed inline
+    }
   }
 
   async close(): Promise<void> {

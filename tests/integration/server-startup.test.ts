@@ -165,6 +165,11 @@ describe('quartz serve', () => {
       expect(r.stderr, content).toContain(message);
     }
 
+    // The same directory spelled two ways is one directory: it starts.
+    const spelled = await start(['--data', join(dir, 'h'), '--data-dir', `${join(dir, 'h')}/`]);
+    expect(spelled.stdout()).toContain(`data:      ${join(dir, 'h')}`);
+    await spelled.stop('SIGTERM');
+
     const twoDirs = await runCli(['serve', '--port', '0', '--data', join(dir, 'f'), '--data-dir', join(dir, 'g')], {});
     expect(twoDirs.code).not.toBe(0);
     expect(twoDirs.stderr).toBe('quartz: --data and --data-dir name different directories; give one\n');

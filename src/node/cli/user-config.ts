@@ -2,7 +2,7 @@
  * Where `quartz login` keeps the server URL and API key: $XDG_CONFIG_HOME/quartz/config.json
  * (else ~/.config/quartz/config.json), mode 0600 because it holds a key.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -51,10 +51,20 @@ export async function writeUserConfig(env: Env, config: UserConfig): Promise<str
   const path = userConfigPath(env);
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   // A new file renamed over the old one: the key is never written into a file with the old
-  // file's (perhaps looser) mode, and a reader never sees it half written.
-  const fresh = `${path}.${process.pid}.tmp`;
+  // file's (perhaps looser) mode, and a reader never sees it half written. Renamed over what a
+  // symlink points to (a dotfiles repository's), not over the link, which would then be lost.
+  const target = await realpath(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return path;
+    throw err;
+  });
+  const fresh = `${target}.${process.pid}.tmp`;
   await rm(fresh, { force: true });
   await writeFile(fresh, JSON.stringify(config, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
-  await rename(fresh, path);
+  try {
+    await rename(fresh, target);
+  } catch (err) {
+    await rm(fresh, { force: true }); // it holds the key
+    throw err;
+  }
   return path;
 }

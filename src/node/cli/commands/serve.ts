@@ -1,6 +1,7 @@
 /**
  * `quartz serve`: runs the server until SIGTERM/SIGINT, then shuts down gracefully (bounded).
  */
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import pc from 'picocolors';
 import type { ServeFlags } from '../../server/settings.js';
@@ -28,7 +29,10 @@ export function serveCommand(program: Command, io: CliIo): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info)')
     .addHelpText('after', '\nEnvironment: QUARTZ_HOST, QUARTZ_PORT, QUARTZ_DATA, QUARTZ_CONFIG, QUARTZ_DEFAULT_PLAN, QUARTZ_LOG_LEVEL,\nQUARTZ_REGISTRATION, QUARTZ_CORS_ORIGINS, QUARTZ_ADMIN_KEY. Flags win over the environment, which wins over the file.')
     .action(async ({ dataDir, ...flags }: ServeFlags & { dataDir?: string }) => {
-      if (dataDir !== undefined && flags.data !== undefined && dataDir !== flags.data) throw new CliError('quartz: --data and --data-dir name different directories; give one');
+      // Compared resolved: './d' and 'd/' are one directory.
+      if (dataDir !== undefined && flags.data !== undefined && resolve(dataDir) !== resolve(flags.data)) {
+        throw new CliError('quartz: --data and --data-dir name different directories; give one');
+      }
       flags.data ??= dataDir;
       // Loaded here so client commands never load the engine and the WASM core.
       const { isLoopback, resolveServeSettings } = await import('../../server/settings.js');
@@ -46,9 +50,11 @@ export function serveCommand(program: Command, io: CliIo): void {
           if (code === 'EADDRNOTAVAIL') throw new CliError(`quartz: ${settings.host} is not an address of this machine`);
           if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw new CliError(`quartz: cannot listen on '${settings.host}': no such host`);
         }
-        // A file system error opening the data directory (not a directory, no permission, full disk…).
-        if (typeof path === 'string' && code !== undefined) {
-          throw new CliError(`quartz: cannot use data directory ${settings.dataDir}: ${FS_REASONS[code] ?? code} (${code} on ${path})`);
+        // A file system error opening the data directory (not a directory, no permission, full disk…);
+        // openQuartz reports it as a QuartzError with the file system's error as its cause.
+        const fsError = typeof path === 'string' ? (err as NodeJS.ErrnoException) : ((err as { cause?: unknown }).cause as NodeJS.ErrnoException | undefined);
+        if (typeof fsError?.path === 'string' && fsError.code !== undefined) {
+          throw new CliError(`quartz: cannot use data directory ${settings.dataDir}: ${FS_REASONS[fsError.code] ?? fsError.code} (${fsError.code} on ${fsError.path})`);
         }
         throw err;
       }
