@@ -42,8 +42,7 @@ export function serveCommand(program: Command, io: CliIo): void {
       try {
         server = await startServer(settings, io.env);
       } catch (err) {
-        // openQuartz wraps the file system's refusal in a QuartzError and keeps it as the cause.
-        const { code, syscall, path } = ((err as { cause?: unknown }).cause ?? err) as NodeJS.ErrnoException;
+        const { code, syscall, path } = err as NodeJS.ErrnoException;
         if (syscall === 'listen' || syscall === 'getaddrinfo') {
           if (code === 'EADDRINUSE') throw new CliError(`quartz: ${settings.host}:${settings.port} is already in use; pick another --port`);
           if (code === 'EACCES') throw new CliError(`quartz: not allowed to listen on ${settings.host}:${settings.port}`);
