@@ -30,6 +30,14 @@ describe('readRecords headers', () => {
   });
 });
 
+describe('readRecords header keys', () => {
+  it('keep a leading U+FEFF (found by the model check: the decoder dropped it)', () => {
+    const keys = ['\uFEFF', '\uFEFFtrace-id', 'a\uFEFF', '\uFEFF\uFEFFé'];
+    const got = roundTrip([{ key: null, value: utf8('v'), headers: keys.map((key) => ({ key, value: null })), timestamp: 1 }]);
+    expect(got[0]!.headers.map((h) => h.key)).toEqual(keys);
+  });
+});
+
 describe('readRecords records', () => {
   it('are plain objects, as a literal would make them: same prototype, keys and order', () => {
     const [got] = roundTrip([{ key: null, value: utf8('v'), timestamp: 7 }]);

@@ -192,7 +192,8 @@ export function writeRecords(buf: Uint8Array, pos: number, records: readonly Enc
   return pos;
 }
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a header key may start with U+FEFF, which the decoder's default would drop.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * The headers of every decoded record that has none: one frozen array instead of one per record,
