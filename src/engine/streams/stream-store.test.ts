@@ -584,6 +584,14 @@ describe('long-poll', () => {
 });
 
 describe('consumer groups', () => {
+  it('lists a group whose name starts with U+FEFF under that name (found by the model check)', async () => {
+    const { streams } = await setup();
+    await streams.createTopic('orders');
+    await streams.produce('orders', values(2));
+    await streams.commitOffset('\uFEFFbilling', 'orders', 0, 1);
+    expect(await streams.listGroups()).toEqual(['\uFEFFbilling']);
+    expect((await streams.fetchOffsets('\uFEFFbilling')).map((r) => r.offset)).toEqual([1]);
+  });
   it('commits, fetches with lag, lists groups, validates', async () => {
     const { ctx, streams } = await setup();
     await streams.createTopic('orders', { partitions: 2 });

@@ -122,7 +122,8 @@ const MAX_GROUP_BYTES = 255;
 const MAX_METADATA_CHARS = 4096;
 
 const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder();
+// ignoreBOM: a group name may start with U+FEFF, which the decoder's default would drop.
+const fromUtf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 function invalid(message: string): QuartzError {
   return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
