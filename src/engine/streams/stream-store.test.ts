@@ -96,6 +96,24 @@ describe('topics', () => {
   });
 });
 
+describe('a topic delete cut short by a crash', () => {
+  it('leaves no committed group offsets to a topic created again under the name (found by the model check)', async () => {
+    const { ctx, streams } = await setup();
+    await streams.createTopic('orders', { partitions: 2 });
+    await streams.produce('orders', [{ value: utf8('a'), partition: 1 }]);
+    await streams.commitOffset('billing', 'orders', 1, 1);
+    await streams.close();
+    // The delete's first step alone, as a kill -9 right after it leaves it: the catalog entry is
+    // gone, the partition units and the group's offsets are still there.
+    await (await ctx.storage.unit('topics/t1')).kv.delete(utf8('orders'));
+    const again = await StreamStore.open(ctx, 't1');
+    await again.createTopic('orders', { partitions: 2 });
+    expect(again.describeTopic('orders').partition_info[1]!.high_watermark).toBe(0);
+    expect((await again.fetchOffsets('billing', 'orders')).map((r) => r.offset)).toEqual([null, null]);
+    await expect(again.commitOffset('billing', 'orders', 1, 1)).rejects.toMatchObject({ code: ErrorCode.OFFSET_OUT_OF_RANGE });
+  });
+});
+
 describe('topics created and deleted concurrently', () => {
   it('one of several concurrent creates of a name wins; the others are ALREADY_EXISTS', async () => {
     const { streams } = await setup();
