@@ -12,6 +12,7 @@
 import { rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { Api, OpLog, Rng, Unknown, Violation, type Target } from './model-check/harness.js';
+import { GarbageClient } from './model-check/garbage.js';
 import { KvClient, SharedCounters } from './model-check/kv.js';
 import { SharedTopics, StreamClient } from './model-check/streams.js';
 import { VectorClient } from './model-check/vectors.js';
@@ -21,7 +22,7 @@ const OPS = Number(process.env.QUARTZ_MODEL_OPS ?? 500);
 const SEED = Number(process.env.QUARTZ_MODEL_SEED ?? 1);
 const CLIENTS = 4;
 const OPS_PER_ROUND = 150;
-const KEEP_OPS = 60;
+const KEEP_OPS = Number(process.env.QUARTZ_MODEL_KEEP ?? 60);
 
 type RoundEnd = 'quiet' | 'kill' | 'term';
 
@@ -47,11 +48,14 @@ async function runModel(seed: number, ops: number): Promise<{ ops: number; kills
   const target: Target = { url: server.url, stopping: false };
   let kills = 0;
   let terms = 0;
+  let keepData = false;
   try {
     const mainKey = await register(server.url, 'model@example.com');
     const otherKey = await register(server.url, 'other@example.com');
     const api = new Api(target, mainKey, log);
     const other = new Api(target, otherKey, log);
+    const garbage = new GarbageClient(new Rng(seed + 0x9e3779b9), new Api(target, await register(server.url, 'garbage@example.com'), log), log);
+    await garbage.setup();
     const counters = new SharedCounters(3);
     const shared = new SharedTopics();
     await shared.setup(api);
@@ -97,7 +101,8 @@ async function runModel(seed: number, ops: number): Promise<{ ops: number; kills
           if (started++ === stopAt) stopServer();
           const r = c.rng.int(0, 99);
           try {
-            if (r < 30) await c.kv.op();
+            if (r < 6) await garbage.op();
+            else if (r < 30) await c.kv.op();
             else if (r < 36) await counters.increment(api, c.rng, log, c.id);
             else if (r < 58) await c.streams.op();
             else if (r < 70) await shared.op(api, c.rng, log, c.id);
@@ -135,12 +140,13 @@ async function runModel(seed: number, ops: number): Promise<{ ops: number; kills
   } catch (err) {
     if (err instanceof Violation || err instanceof Unknown) {
       const tail = server.stderr().slice(-3000);
-      throw new Error(`model check failed, seed ${seed} (QUARTZ_MODEL_SEED=${seed}): ${err.message}\n--- last ${KEEP_OPS} ops ---\n${log.tail()}\n--- server stderr tail ---\n${tail}`);
+      keepData = true;
+      throw new Error(`model check failed, seed ${seed} (QUARTZ_MODEL_SEED=${seed}): ${err.message}\n--- last ${KEEP_OPS} ops ---\n${log.tail()}\n--- server stderr tail ---\n${tail}\n--- data directory (kept) ---\n${data}`);
     }
     throw err;
   } finally {
     await server.stop('SIGKILL');
-    await rm(data, { recursive: true, force: true });
+    if (!keepData) await rm(data, { recursive: true, force: true });
   }
 }
 

@@ -309,7 +309,7 @@ export class StreamClient {
     };
     this.inflight = async () => {
       const now = await this.committed(group, name, p);
-      check(now === before || (!bad && now === offset), () => `after a crash, ${group} ${key} is at ${now}: neither ${before} nor the unanswered ${offset}`);
+      check((now ?? undefined) === before || (!bad && now === offset), () => `after a crash, ${group} ${key} is at ${now}: neither ${before} nor the unanswered ${offset}`);
       set(now ?? undefined);
     };
     await this.api.expect(bad ? 400 : 204, 'POST', `/v1/groups/${encodeURIComponent(group)}/offsets`, { body: { topic: name, partition: p, offset, ...(r.chance(0.3) ? { metadata: r.text(30) } : {}) } }, bad ? 'offset_out_of_range' : undefined);
@@ -372,6 +372,7 @@ export class StreamClient {
 }
 
 interface Pending {
+  topic: string;
   sent: Sent[];
   /** Where each record was found after the crash (offset per record index), filled in by verify. */
   found: Map<number, { partition: number; offset: number }>;
@@ -386,6 +387,26 @@ export class SharedTopics {
   /** Requests whose answer was lost: tag → request and index. */
   private readonly unknown = new Map<string, { pending: Pending; index: number }>();
   private seq = 0;
+  /** What happened to each request, for the failure report: tag → events. */
+  private readonly history = new Map<string, string[]>();
+
+  private note(req: string, event: string): void {
+    const h = this.history.get(req) ?? [];
+    h.push(event);
+    this.history.set(req, h);
+  }
+
+  /** The history of the requests behind two records that disagree. */
+  private story(...recs: (Rec | undefined)[]): string {
+    return recs
+      .map((r) => r?.headers.find((h) => h.key === TAG)?.value)
+      .filter((v): v is Uint8Array => v !== undefined && v !== null)
+      .map((v) => {
+        const req = Buffer.from(v).toString().split('.').slice(0, 2).join('.');
+        return `\n  request ${req}: ${(this.history.get(req) ?? ['no history']).join('; ')}`;
+      })
+      .join('');
+  }
   /** Per client, topic and partition: the last offset its requests got (they only grow). */
   private readonly lastOffset = new Map<string, number>();
 
@@ -402,17 +423,25 @@ export class SharedTopics {
     if (rng.chance(0.6)) {
       const req = `${client}.${this.seq++}`;
       const sent = Array.from({ length: rng.int(1, 8) }, (_, i) => makeRecord(rng, t.partitions, `${req}.${i}`));
-      const pending: Pending = { sent, found: new Map() };
+      const pending: Pending = { topic: t.name, sent, found: new Map() };
       sent.forEach((_, i) => this.unknown.set(`${req}.${i}`, { pending, index: i }));
       log.add(`c${client} shared produce ${t.name} request ${req}: ${sent.length} records`);
-      const a = await api.expect(200, 'POST', `/v1/topics/${t.name}/records`, { body: { records: sent.map((s) => s.wire) } });
+      this.note(req, `op #${log.count} sent to ${t.name}`);
+      let a;
+      try {
+        a = await api.expect(200, 'POST', `/v1/topics/${t.name}/records`, { body: { records: sent.map((s) => s.wire) } });
+      } catch (err) {
+        this.note(req, `op #${log.count}: unanswered (${String(err).slice(0, 80)})`);
+        throw err;
+      }
       sent.forEach((_, i) => this.unknown.delete(`${req}.${i}`));
       const offsets = a.json.offsets as { partition: number; offset: number }[];
+      this.note(req, `op #${log.count}: acknowledged at ${JSON.stringify(offsets)}`);
       checkOffsets(sent, offsets, `shared produce ${t.name}`);
       sent.forEach((s, i) => {
         const { partition, offset } = offsets[i]!;
         const acked = t.acked[partition]!;
-        check(!acked.has(offset), () => `shared produce ${t.name}: ${partition}/${offset} was already acknowledged to another request`);
+        check(!acked.has(offset), () => `shared produce ${t.name}: ${partition}/${offset} was already acknowledged to another request${this.story(acked.get(offset), s.rec)}`);
         acked.set(offset, s.rec);
         const mark = `${client}/${t.name}/${partition}`;
         check(offset > (this.lastOffset.get(mark) ?? -1), () => `shared produce ${t.name}: ${partition}/${offset} is not after this client's previous offset there`);
@@ -426,10 +455,10 @@ export class SharedTopics {
     const offset = rng.int(0, known);
     log.add(`c${client} shared consume ${t.name}/${p}@${offset}`);
     const page = await consume(api, t.name, p, offset, rng.int(1, 50));
-    check(page.hwm >= known, () => `shared consume ${t.name}/${p}: hwm ${page.hwm} below ${known} acknowledged records`);
+    check(page.hwm >= known, () => `shared consume ${t.name}/${p}: hwm ${page.hwm} below ${known} acknowledged records; acknowledged past it: ${[...acked.keys()].filter((o) => o >= page.hwm).sort((x, y) => x - y).join(',')}${this.story(...[...acked].filter(([o]) => o >= page.hwm).map(([, r]) => r))}`);
     for (const { offset: o, rec } of page.records) {
       const want = acked.get(o);
-      if (want !== undefined) check(sameRec(rec, want), () => `shared consume ${t.name}/${p}@${o}: ${showRec(rec)}, want ${showRec(want)}`);
+      if (want !== undefined) check(sameRec(rec, want), () => `shared consume ${t.name}/${p}@${o}: ${showRec(rec)}, want ${showRec(want)}${this.story(rec, want)}`);
     }
   }
 
@@ -443,19 +472,21 @@ export class SharedTopics {
         records.forEach((rec, o) => {
           const want = t.acked[p]!.get(o);
           if (want !== undefined) {
-            check(sameRec(rec, want), () => `${t.name}/${p}@${o}: ${showRec(rec)}, want ${showRec(want)}`);
+            check(sameRec(rec, want), () => `${t.name}/${p}@${o}: ${showRec(rec)}, want ${showRec(want)}${this.story(rec, want)}`);
             return;
           }
           const tag = rec.headers.find((h) => h.key === TAG);
           const u = tag?.value ? this.unknown.get(Buffer.from(tag.value).toString()) : undefined;
-          if (u === undefined) throw new Violation(`${t.name}/${p}@${o}: ${showRec(rec)} was never acknowledged and belongs to no unanswered request`);
+          if (u === undefined || u.pending.topic !== t.name) throw new Violation(`${t.name}/${p}@${o}: ${showRec(rec)} was never acknowledged and belongs to no unanswered request${this.story(rec)}`);
           check(sameRec(rec, u.pending.sent[u.index]!.rec) && !u.pending.found.has(u.index), () => `${t.name}/${p}@${o}: unanswered record ${u.index} differs or appears twice`);
           u.pending.found.set(u.index, { partition: p, offset: o });
+          this.note(Buffer.from(tag!.value!).toString().split('.').slice(0, 2).join('.'), `found at ${t.name}/${p}/${o} after a restart`);
           seen.add(u.pending);
         });
         for (const o of t.acked[p]!.keys()) check(o < records.length, () => `${t.name}/${p}: acknowledged offset ${o} is past the end (${records.length})`);
-        for (const [, u] of this.unknown) {
-          for (const [i, f] of u.pending.found) if (f.partition === p) t.acked[p]!.set(f.offset, u.pending.sent[i]!.rec);
+        for (const pending of seen) {
+          if (pending.topic !== t.name) continue;
+          for (const [i, f] of pending.found) if (f.partition === p) t.acked[p]!.set(f.offset, pending.sent[i]!.rec);
         }
       }
     }
