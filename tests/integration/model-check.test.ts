@@ -7,7 +7,8 @@
  * must see none of it.
  *
  * A few seconds by default. Long runs: QUARTZ_MODEL_OPS=20000 QUARTZ_MODEL_SEED=7 npx vitest run
- * tests/integration/model-check.test.ts. A failure prints the seed and the last ops.
+ * tests/integration/model-check.test.ts (also QUARTZ_MODEL_CLIENTS, up to 9, and QUARTZ_MODEL_KEEP,
+ * the ops a failure shows). A failure prints the seed, the last ops and the kept data directory.
  */
 import { rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
@@ -20,7 +21,8 @@ import { startServerProcess, tempDir, type ServerProcess } from './server-proces
 
 const OPS = Number(process.env.QUARTZ_MODEL_OPS ?? 500);
 const SEED = Number(process.env.QUARTZ_MODEL_SEED ?? 1);
-const CLIENTS = 4;
+/** At most 9: each client's KV prefix is `m<digit>/`. */
+const CLIENTS = Math.min(9, Number(process.env.QUARTZ_MODEL_CLIENTS ?? 4));
 const OPS_PER_ROUND = 150;
 const KEEP_OPS = Number(process.env.QUARTZ_MODEL_KEEP ?? 60);
 

@@ -453,8 +453,10 @@ export class SharedTopics {
     const acked = t.acked[p]!;
     const known = acked.size;
     const offset = rng.int(0, known);
-    log.add(`c${client} shared consume ${t.name}/${p}@${offset}`);
-    const page = await consume(api, t.name, p, offset, rng.int(1, 50));
+    // At the end of what is known, sometimes a long-poll: another client's produce may wake it.
+    const wait = offset === known && rng.chance(0.5) ? rng.int(1, 300) : undefined;
+    log.add(`c${client} shared consume ${t.name}/${p}@${offset} wait=${wait}`);
+    const page = await consume(api, t.name, p, offset, rng.int(1, 50), undefined, wait);
     check(page.hwm >= known, () => `shared consume ${t.name}/${p}: hwm ${page.hwm} below ${known} acknowledged records; acknowledged past it: ${[...acked.keys()].filter((o) => o >= page.hwm).sort((x, y) => x - y).join(',')}${this.story(...[...acked].filter(([o]) => o >= page.hwm).map(([, r]) => r))}`);
     for (const { offset: o, rec } of page.records) {
       const want = acked.get(o);
