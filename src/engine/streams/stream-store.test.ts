@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { init } from '../../node/core.js';
-import type { StorageProvider } from '../../ports/storage.js';
+import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { createTestContext, type TestContext } from '../testing.js';
 import { partitionForKey } from './murmur2.js';
 import { StreamStore, type ProduceRecord } from './stream-store.js';
@@ -111,6 +111,44 @@ describe('a topic delete cut short by a crash', () => {
     expect(again.describeTopic('orders').partition_info[1]!.high_watermark).toBe(0);
     expect((await again.fetchOffsets('billing', 'orders')).map((r) => r.offset)).toEqual([null, null]);
     await expect(again.commitOffset('billing', 'orders', 1, 1)).rejects.toMatchObject({ code: ErrorCode.OFFSET_OUT_OF_RANGE });
+  });
+});
+
+describe('a topic deleted while a roll seals its tail', () => {
+  it('frees every byte it metered, the sealed segment included (found by the model check)', async () => {
+    const { ctx, streams } = await setup();
+    // Segment blob writes wait for the test: the roll is under way when the delete comes.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let sealing!: () => void;
+    const sealStarted = new Promise<void>((resolve) => (sealing = resolve));
+    const unit = ctx.storage.unit.bind(ctx.storage);
+    (ctx.storage as StorageProvider).unit = (name: string) => {
+      const u = unit(name) as UnitStorage;
+      if (!name.startsWith('log/')) return u;
+      const put = async (key: string, bytes: Uint8Array): Promise<void> => {
+        sealing();
+        await gate;
+        return u.blobs.put(key, bytes);
+      };
+      const blobs = new Proxy(u.blobs, {
+        get: (target, prop) => {
+          if (prop === 'put') return put;
+          if (prop === 'putParts') return undefined;
+          const v = Reflect.get(target, prop) as unknown;
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+      return { kv: u.kv, blobs };
+    };
+    await streams.createTopic('t', { segment_ms: 10 });
+    await streams.produce('t', values(20));
+    const ticking = ctx.clock.advance(20);
+    await sealStarted;
+    const deleting = streams.deleteTopic('t');
+    release();
+    await Promise.all([ticking, deleting]);
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(0);
   });
 });
 

@@ -406,8 +406,10 @@ export class StreamStore {
     await this.catalog.kv.delete(utf8.encode(name));
     let freed = 0;
     for (const log of topic.logs) {
-      freed += log.stats().bytes;
+      // Counted once closed: a roll or commit under way when the delete came meters its bytes
+      // as it ends, during close.
       await log.close();
+      freed += log.stats().bytes;
     }
     await this.dropPartitionUnits(name, topic.config.partitions);
     if (freed > 0) this.ctx.usage.add(this.tenantId, 'bytes_stored', -freed);
