@@ -14,7 +14,7 @@ import { rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { Api, OpLog, Rng, Unknown, Violation, type Target } from './model-check/harness.js';
 import { GarbageClient } from './model-check/garbage.js';
-import { KvClient, SharedCounters } from './model-check/kv.js';
+import { KvClient, listAll, SharedCounters } from './model-check/kv.js';
 import { SharedTopics, StreamClient } from './model-check/streams.js';
 import { VectorClient } from './model-check/vectors.js';
 import { startServerProcess, tempDir, type ServerProcess } from './server-process.js';
@@ -66,6 +66,48 @@ async function runModel(seed: number, ops: number): Promise<{ ops: number; kills
       return { id, rng: r, kv: new KvClient(id, r, api, other, log), streams: new StreamClient(id, r, api, other, log), vectors: new VectorClient(id, r, api, other, log) };
     });
 
+    /**
+     * The tenant's metered levels against what it holds: KV keys and values plus stream log bytes,
+     * and live vectors. Only until the first kill -9: the meter persists once a minute, and a
+     * crash may lose that minute's changes (docs/tenants.md). A key whose expiry has passed counts
+     * until the sweep purges it, so those may or may not count.
+     */
+    const checkUsage = async (attempt = 0): Promise<void> => {
+      const t0 = Date.now();
+      const listed = await listAll(api, '', 1000);
+      let streamBytes = 0;
+      const perTopic: string[] = [];
+      for (const { name } of (await api.expect(200, 'GET', '/v1/topics')).json.topics as { name: string }[]) {
+        const infos = (await api.expect(200, 'GET', `/v1/topics/${name}`)).json.partition_info as { bytes: number; segments: number }[];
+        for (const info of infos) streamBytes += info.bytes;
+        perTopic.push(`${name}: ${infos.map((i) => `${i.bytes}B/${i.segments}seg`).join(' ')}`);
+      }
+      let vectors = 0;
+      for (const c of (await api.expect(200, 'GET', '/v1/collections')).json.collections as { count: number }[]) vectors += c.count;
+      const usage = (await api.expect(200, 'GET', '/v1/usage')).json;
+      const t1 = Date.now();
+      // A listed key that expires before the usage answer may have been swept from it meanwhile.
+      let kvBytes = 0;
+      let expiring = 0;
+      for (const e of listed) {
+        const bytes = Buffer.byteLength(e.key) + e.size;
+        if (e.expires_at === null || e.expires_at > t1) kvBytes += bytes;
+        else expiring += bytes;
+      }
+      for (const c of clients) expiring += c.kv.bytesExpiredBefore(t0, listed);
+      const least = kvBytes + streamBytes;
+      log.add(`usage: bytes_stored ${usage.bytes_stored} (kv ${kvBytes} + streams ${streamBytes}, + up to ${expiring} expiring), vectors_stored ${usage.vectors_stored} (${vectors})`);
+      if (usage.bytes_stored < least || usage.bytes_stored > least + expiring || usage.vectors_stored !== vectors) {
+        const what = `usage ${JSON.stringify(usage)}: bytes_stored should be ${least}${expiring > 0 ? `-${least + expiring}` : ''} (kv ${kvBytes}, streams ${streamBytes}: ${perTopic.join('; ')}), vectors_stored ${vectors}`;
+        log.add(what);
+        if (attempt < 2) {
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          return checkUsage(attempt + 1);
+        }
+        throw new Violation(what);
+      }
+    };
+
     const verifyAll = async (): Promise<void> => {
       for (const c of clients) {
         await c.kv.verify();
@@ -79,6 +121,7 @@ async function runModel(seed: number, ops: number): Promise<{ ops: number; kills
       const topics = (await other.expect(200, 'GET', '/v1/topics')).json;
       const collections = (await other.expect(200, 'GET', '/v1/collections')).json;
       const groups = (await other.expect(200, 'GET', '/v1/groups')).json;
+      if (kills === 0) await checkUsage();
       if (kv.keys.length + topics.topics.length + collections.collections.length + groups.groups.length !== 0) {
         throw new Violation(`the other tenant sees data: ${JSON.stringify({ kv, topics, collections, groups }).slice(0, 300)}`);
       }
@@ -87,7 +130,9 @@ async function runModel(seed: number, ops: number): Promise<{ ops: number; kills
     let done = 0;
     for (let round = 0; done < ops; round++) {
       // The first rounds cover each ending once; then kill -9 is the likeliest, being the hardest.
-      const end: RoundEnd = round < 3 ? (['kill', 'quiet', 'term'] as const)[round]! : rng.pick(['quiet', 'kill', 'kill', 'term'] as const);
+      // The first rounds cover each ending once (kill -9 last: usage is checked until then); then
+      // kill -9 is the likeliest, being the hardest.
+      const end: RoundEnd = round < 3 ? (['quiet', 'term', 'kill'] as const)[round]! : rng.pick(['quiet', 'kill', 'kill', 'term'] as const);
       const budget = Math.min(OPS_PER_ROUND, ops - done);
       const stopAt = end === 'quiet' ? Infinity : rng.int(Math.floor(budget / 4), budget - 1);
       log.add(`--- round ${round}: ${budget} ops, ends ${end}${end === 'quiet' ? '' : ` after op ${stopAt}`}`);

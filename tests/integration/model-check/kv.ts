@@ -61,6 +61,8 @@ export class KvClient {
   readonly prefix: string;
   readonly keys: string[] = [];
   readonly model = new Map<string, Entry>();
+  /** Keys that expired (or may have) and were dropped from the model: counted in bytes_stored until swept. */
+  private readonly expired = new Map<string, Entry>();
   /** Highest version ever seen per key: versions only grow, across deletes too. */
   private readonly lastEtag = new Map<string, number>();
   /** What to check after a restart if the server died under this client's request. */
@@ -148,7 +150,7 @@ export class KvClient {
       const now = await this.read(key);
       if (now === undefined) {
         check(before === undefined || mayBeGone(before) || (applies && ttl !== undefined && ttl < 3600), () => `after a crash, ${showKey(key)} is gone; an unanswered PUT must leave it as it was`);
-        this.model.delete(key);
+        this.expire(key);
         return;
       }
       if (before !== undefined && now.etag === before.etag) {
@@ -157,6 +159,7 @@ export class KvClient {
       }
       check(applies && sameBytes(now.value, value) && now.type === expectedType, () => `after a crash, ${showKey(key)} is neither before nor after the unanswered PUT: ${show(now.value)} ${now.type}`);
       this.noteEtag(key, now.etag, `recovered PUT ${key}`);
+      this.expired.delete(key);
       this.model.set(key, now);
     };
     const a = await this.api.expect(applies ? 200 : 412, 'PUT', path, { body: value, headers }, applies ? undefined : 'precondition_failed');
@@ -168,6 +171,7 @@ export class KvClient {
     if (ttl === undefined) check(j.expires_at === null, () => `PUT ${key} without ttl: expires_at ${j.expires_at}`);
     else check(typeof j.expires_at === 'number' && Math.abs(j.expires_at - Date.now() - ttl * 1000) < 120_000, () => `PUT ${key} ttl=${ttl}: expires_at ${j.expires_at}`);
     this.noteEtag(key, etag, `PUT ${key}`);
+    this.expired.delete(key);
     this.model.set(key, { value, type: expectedType, etag, expiresAt: j.expires_at });
   }
 
@@ -186,7 +190,7 @@ export class KvClient {
     if (want !== undefined && this.rng.chance(0.2)) {
       this.log.add(`c${this.id} kv GET ${showKey(key)} If-None-Match current`);
       const a = await this.api.expect(mayBeGone(want) ? [304, 404] : 304, 'GET', keyPath(this.rng, key), { headers: { 'if-none-match': `"${want.etag}"` } });
-      if (a.status === 404) this.model.delete(key);
+      if (a.status === 404) this.expire(key);
       else check(etagNumber(a, `GET ${key}`) === want.etag, () => `304 for ${key} with ETag ${a.headers.get('etag')}, not ${want.etag}`);
       return;
     }
@@ -194,17 +198,24 @@ export class KvClient {
     this.checkEntry(key, await this.read(key));
   }
 
+  /** Moves a key that has (or may have) expired out of the model. */
+  private expire(key: string): void {
+    const e = this.model.get(key);
+    if (e !== undefined) this.expired.set(key, e);
+    this.model.delete(key);
+  }
+
   /** Drops a key the model knows has expired (the server must treat it as absent now). */
   private forgetExpired(key: string): void {
     const e = this.model.get(key);
-    if (e?.expiresAt != null && e.expiresAt <= Date.now()) this.model.delete(key);
+    if (e?.expiresAt != null && e.expiresAt <= Date.now()) this.expire(key);
   }
 
   private checkEntry(key: string, got: Entry | undefined): void {
     this.forgetExpired(key);
     const want = this.model.get(key);
     if (want !== undefined && got === undefined && mayBeGone(want)) {
-      this.model.delete(key);
+      this.expire(key);
       return;
     }
     if (want === undefined) {
@@ -237,14 +248,15 @@ export class KvClient {
       const now = await this.read(key);
       if (now === undefined) {
         check(before === undefined || status !== 412 || mayBeGone(before), () => `after a crash, ${showKey(key)} is gone though its DELETE could not apply`);
-        this.model.delete(key);
+        this.expire(key);
         return;
       }
       check(before !== undefined && now.etag === before.etag && sameBytes(now.value, before.value), () => `after a crash, ${showKey(key)} is neither before nor after the unanswered DELETE`);
     };
     const a = await this.api.expect(status, 'DELETE', keyPath(r, key), { headers }, status === 412 ? 'precondition_failed' : status === 404 ? 'not_found' : undefined);
     this.inflight = undefined;
-    if (a.status !== 412) this.model.delete(key);
+    if (a.status === 404) this.expire(key);
+    else if (a.status === 204) this.model.delete(key);
   }
 
   private async list(): Promise<void> {
@@ -302,6 +314,22 @@ export class KvClient {
     await this.other.expect(404, 'GET', keyPath(this.rng, key), {}, 'not_found');
     await this.other.expect(404, 'DELETE', keyPath(this.rng, key), {}, 'not_found');
     await this.other.expect(412, 'PUT', keyPath(this.rng, key), { body: 'x', headers: { 'if-match': '*' } }, 'precondition_failed');
+  }
+
+  /**
+   * Bytes (key + value) of this client's keys that had expired by `t` and are not in `listed`:
+   * they still count in bytes_stored until the sweep purges them.
+   */
+  bytesExpiredBefore(t: number, listed: Listed[]): number {
+    const shown = new Set(listed.map((e) => e.key));
+    let n = 0;
+    for (const [key, e] of this.expired) {
+      // The sweep is timed for the next expiry: long past, it has run.
+      if (e.expiresAt !== null && e.expiresAt < t - 30_000) this.expired.delete(key);
+      else if (!shown.has(key)) n += utf8.encode(key).length + e.value.length;
+    }
+    for (const [key, e] of this.model) if (!shown.has(key) && e.expiresAt !== null && e.expiresAt <= t + DOUBT_MS) n += utf8.encode(key).length + e.value.length;
+    return n;
   }
 
   /** Every key of this client, as the model has it. */
