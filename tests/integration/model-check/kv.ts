@@ -13,6 +13,7 @@ interface Entry {
 }
 
 const MAX_KEY_BYTES = 512;
+const CONTENT_TYPES = [undefined, 'application/octet-stream', 'text/plain', 'application/json', 'text/plain; charset=utf-8', 'image/png', 'x-custom/with spaces;q=1'];
 /**
  * A key this close to its expiry (or past it) may be live or gone by the time the server looks:
  * either answer is right, and the model follows the server's. A loaded 2-core box can take
@@ -23,7 +24,6 @@ const DOUBT_MS = 10_000;
 function mayBeGone(e: Entry | undefined): boolean {
   return e?.expiresAt != null && e.expiresAt - Date.now() < DOUBT_MS;
 }
-const CONTENT_TYPES = [undefined, 'application/octet-stream', 'text/plain', 'application/json', 'text/plain; charset=utf-8', 'image/png', 'x-custom/with spaces;q=1'];
 
 /** The URL path of a key: each `/`-separated part encoded, or the whole key as one encoded part. */
 function keyPath(rng: Rng, key: string): string {
@@ -77,12 +77,11 @@ export class KvClient {
   ) {
     // One client's keys start with U+FEFF, which UTF-8 decoders drop by default.
     this.prefix = `${id === 3 ? '\uFEFF' : ''}m${id}/`;
-    const r = rng;
     // A fixed pool, so ops come back to the same keys: slashes, percent signs, unicode, the length limit.
     this.keys.push(`${this.prefix}plain`, `${this.prefix}a/b/c`, `${this.prefix}100%25 ?#`, `${this.prefix}été/中文/🎉`, `${this.prefix}dir/`, `${this.prefix}/lead`, `${this.prefix}..`, `${this.prefix}a//b`);
     this.keys.push(cutToBytes(this.prefix + 'L'.repeat(600), MAX_KEY_BYTES));
     this.keys.push(cutToBytes(this.prefix + '中🎉/%'.repeat(200), MAX_KEY_BYTES));
-    for (let i = 0; i < 6; i++) this.keys.push(this.prefix + (r.text(12) || 'x'));
+    for (let i = 0; i < 6; i++) this.keys.push(this.prefix + (rng.text(12) || 'x'));
   }
 
   private value(): Uint8Array {
