@@ -14,7 +14,7 @@ import { rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { Api, OpLog, Rng, Unknown, Violation, type Target } from './model-check/harness.js';
 import { GarbageClient } from './model-check/garbage.js';
-import { KvClient, listAll, SharedCounters } from './model-check/kv.js';
+import { KvClient, listAll, SharedCounters, SharedRegisters } from './model-check/kv.js';
 import { SharedTopics, StreamClient } from './model-check/streams.js';
 import { VectorClient } from './model-check/vectors.js';
 import { startServerProcess, tempDir, type ServerProcess } from './server-process.js';
@@ -61,6 +61,7 @@ async function runModel(seed: number, ops: number): Promise<{ ops: number; kills
     const garbage = new GarbageClient(new Rng(seed + 0x9e3779b9), new Api(target, await register(server.url, 'garbage@example.com'), log), log);
     await garbage.setup();
     const counters = new SharedCounters(3);
+    const registers = new SharedRegisters(2);
     const shared = new SharedTopics();
     await shared.setup(api);
     const clients: Client[] = Array.from({ length: CLIENTS }, (_, id) => {
@@ -117,6 +118,7 @@ async function runModel(seed: number, ops: number): Promise<{ ops: number; kills
         await c.vectors.verify();
       }
       await counters.verify(api, log);
+      await registers.verify(api, log);
       await shared.verify(api, rng, log);
       // Tenancy: the other tenant's own listings are empty.
       const kv = (await other.expect(200, 'GET', '/v1/kv')).json;
@@ -153,7 +155,8 @@ async function runModel(seed: number, ops: number): Promise<{ ops: number; kills
           try {
             if (r < 6) await garbage.op();
             else if (r < 30) await c.kv.op();
-            else if (r < 36) await counters.increment(api, c.rng, log, c.id);
+            else if (r < 33) await counters.increment(api, c.rng, log, c.id);
+            else if (r < 36) await registers.op(api, c.rng, log, c.id);
             else if (r < 58) await c.streams.op();
             else if (r < 70) await shared.op(api, c.rng, log, c.id);
             else await c.vectors.op();

@@ -421,3 +421,73 @@ export class SharedCounters {
     }
   }
 }
+
+/**
+ * Keys every client overwrites without conditions: each acknowledged write gets its own version,
+ * a read returns a version at least as new as every write acknowledged before it was sent (with
+ * that write's bytes), and once the clients stop the newest acknowledged write is what remains.
+ */
+export class SharedRegisters {
+  /** Per register: acknowledged version → value. */
+  private readonly acked: Map<number, string>[];
+  /** Per register: values of writes whose answer was lost; one may have landed. */
+  private readonly unanswered: Set<string>[];
+  private seq = 0;
+
+  constructor(readonly count: number) {
+    this.acked = Array.from({ length: count }, () => new Map());
+    this.unanswered = Array.from({ length: count }, () => new Set());
+  }
+
+  private path(i: number): string {
+    return `/v1/kv/shared%2Fregister-${i}`;
+  }
+
+  private newest(i: number): number {
+    let max = 0;
+    for (const v of this.acked[i]!.keys()) if (v > max) max = v;
+    return max;
+  }
+
+  async op(api: Api, rng: Rng, log: OpLog, client: number): Promise<void> {
+    const i = rng.int(0, this.count - 1);
+    if (rng.chance(0.5)) {
+      const value = `c${client}-w${this.seq++}`;
+      log.add(`c${client} register ${i} PUT ${value}`);
+      this.unanswered[i]!.add(value);
+      const a = await api.expect(200, 'PUT', this.path(i), { body: value, headers: { 'content-type': 'text/plain' } });
+      this.unanswered[i]!.delete(value);
+      const version = etagNumber(a, `register ${i} PUT`);
+      check(!this.acked[i]!.has(version), () => `register ${i}: version ${version} acknowledged to two writes (${this.acked[i]!.get(version)} and ${value})`);
+      this.acked[i]!.set(version, value);
+      return;
+    }
+    const floor = this.newest(i);
+    log.add(`c${client} register ${i} GET (newest acknowledged ${floor})`);
+    const a = await api.expect(floor === 0 ? [200, 404] : 200, 'GET', this.path(i));
+    if (a.status === 404) return;
+    const version = etagNumber(a, `register ${i} GET`);
+    const value = Buffer.from(a.bytes).toString();
+    check(version >= floor, () => `register ${i}: read version ${version}, older than ${floor}, acknowledged before the read`);
+    const known = this.acked[i]!.get(version);
+    check(known === undefined || known === value, () => `register ${i}: version ${version} reads ${value}, was written as ${known}`);
+  }
+
+  async verify(api: Api, log: OpLog): Promise<void> {
+    for (let i = 0; i < this.count; i++) {
+      const floor = this.newest(i);
+      const a = await api.expect(floor === 0 ? [200, 404] : 200, 'GET', this.path(i));
+      log.add(`register ${i} verify: ${a.status}, newest acknowledged ${floor}, ${this.unanswered[i]!.size} unanswered`);
+      if (a.status === 200) {
+        const version = etagNumber(a, `register ${i}`);
+        const value = Buffer.from(a.bytes).toString();
+        if (version === floor) check(this.acked[i]!.get(version) === value, () => `register ${i}: newest version ${version} reads ${value}, was written as ${this.acked[i]!.get(version)}`);
+        else {
+          check(version > floor && this.unanswered[i]!.has(value), () => `register ${i}: holds ${value} at ${version}; the newest acknowledged write is ${this.acked[i]!.get(floor)} at ${floor}`);
+          this.acked[i]!.set(version, value);
+        }
+      } else check(this.unanswered[i]!.size > 0 || floor === 0, () => `register ${i} is gone`);
+      this.unanswered[i]!.clear();
+    }
+  }
+}
