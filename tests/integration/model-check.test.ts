@@ -192,9 +192,11 @@ async function runModel(seed: number, ops: number): Promise<{ ops: number; kills
     return { ops: done, kills, terms };
   } catch (err) {
     if (err instanceof Violation || err instanceof Unknown) {
-      const tail = server.stderr().slice(-3000);
+      // The server logs JSON lines to stdout; a 500's cause is among its errors.
+      const errors = server.stdout().split('\n').filter((line) => /"level":(50|60),/.test(line)).slice(-5).join('\n');
+      const tail = `${errors}\n${server.stderr().slice(-3000)}`;
       keepData = true;
-      throw new Error(`model check failed, seed ${seed} (QUARTZ_MODEL_SEED=${seed}): ${err.message}\n--- last ${KEEP_OPS} ops ---\n${log.tail()}\n--- server stderr tail ---\n${tail}\n--- data directory (kept) ---\n${data}`);
+      throw new Error(`model check failed, seed ${seed} (QUARTZ_MODEL_SEED=${seed}): ${err.message}\n--- last ${KEEP_OPS} ops ---\n${log.tail()}\n--- server errors and stderr ---\n${tail}\n--- data directory (kept) ---\n${data}`);
     }
     throw err;
   } finally {
