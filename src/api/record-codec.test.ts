@@ -319,6 +319,14 @@ describe('consumeResultJson', () => {
     expect(answer(records)).toBe(reference(records));
   });
 
+  it('escapes a header key whose first special character comes after plain ones (found by the model check)', () => {
+    // A quote, control or non-ASCII character after a plain start: the key must be written once, escaped.
+    const keys = ['a"b', '/&"/&( "', 'tab\there', 'caf\u00e9', 'x😀', 'plain', 'end\\'];
+    const records = keys.map((key, i): DecodedRecord => ({ ...base, offset: i, key: null, value: utf8('v'), headers: [{ key, value: null }] }));
+    expect(answer(records)).toBe(reference(records));
+    expect(JSON.parse(answer(records)).records.map((r: { headers: { key: string }[] }) => r.headers[0]!.key)).toEqual(keys);
+  });
+
   it('writes integers as String(n) does at every digit count and sign', () => {
     const edges = [0, 1, 9, 10, 99, 100, 12345678, 99999999, 1e8, 1e8 + 1, 123456789012, 1763800000123, 2 ** 51 - 1, 2 ** 53 - 1];
     const records = [...edges, ...edges.map((n) => -n)].map((n, i): DecodedRecord => ({ offset: Math.abs(n), timestamp: n, key: null, value: null, headers: [] }));

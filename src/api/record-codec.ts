@@ -629,13 +629,15 @@ class JsonBytes {
   string(s: string): void {
     this.reserve(s.length + 2);
     const buf = this.buf;
-    let o = this.at;
+    const start = this.at;
+    let o = start;
     buf[o++] = 0x22;
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
       if (c >= 0x80 || ESCAPE[c] !== 0) {
-        // The rare case: let JSON.stringify escape and TextEncoder encode the whole string.
-        this.at = o - 1;
+        // The rare case: let JSON.stringify escape and TextEncoder encode the whole string, over
+        // what was copied of it so far.
+        this.at = start;
         const text = JSON.stringify(s);
         this.reserve(text.length * 3);
         this.at += utf8.encodeInto(text, this.buf.subarray(this.at)).written;

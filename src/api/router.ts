@@ -32,7 +32,18 @@ function translate(path: string): { openapi: string; pattern: RegExp } {
       source += m[4]!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     }
   }
-  return { openapi, pattern: new RegExp(`^${source}$`) };
+  // 's': a parameter's pattern matches line breaks too (a KV key may hold one).
+  return { openapi, pattern: new RegExp(`^${source}$`, 's') };
+}
+
+/**
+ * The path as hono is given it. NOTE: hono matches the percent-decoded path with patterns built
+ * without the 's' flag, so the `.` of `{.+}` (the rest of the path) stopped at a line break, and a
+ * key holding one found no route; `[^]` is any character. The route keeps its written form as its
+ * name (metrics labels, logs).
+ */
+function honoPath(path: string): string {
+  return path.replaceAll('{.+}', '{[^]+}');
 }
 
 /** `E` is the app's env (always `AppEnv`; the parameter keeps `ApiRouter<AppEnv>` annotations valid). */
@@ -59,7 +70,7 @@ export class ApiRouter<E extends AppEnv = AppEnv> {
     if (doc !== undefined) this.app.openAPIRegistry.registerPath({ ...doc, responses: pipelineResponses(doc), method, path: openapi });
     const guards = handlers.slice(0, -1) as Guard[];
     const handler = handlers[handlers.length - 1] as RouteHandler;
-    (this.app.on as (m: string, p: string, h: unknown) => unknown)(method.toUpperCase(), path, this.pipeline.route(path, guards, handler));
+    (this.app.on as (m: string, p: string, h: unknown) => unknown)(method.toUpperCase(), honoPath(path), this.pipeline.route(path, guards, handler));
   }
 
   /** Methods some route answers for `path` (HEAD comes with GET), empty when no route matches. */

@@ -192,7 +192,8 @@ export function writeRecords(buf: Uint8Array, pos: number, records: readonly Enc
   return pos;
 }
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a header key may start with U+FEFF, which the decoder's default would drop.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * The headers of every decoded record that has none: one frozen array instead of one per record,
@@ -467,6 +468,9 @@ export function ownRecordBytes(records: DecodedRecord[], parsed?: Uint8Array, pa
 /** `ownRecordBytes` of records whose bytes lie in `source[lo, hi)`. */
 function copyRecordBytes(records: DecodedRecord[], source: ArrayBufferLike, lo: number, hi: number): void {
   const size = hi - lo;
+  // Only empty fields (an empty key, say): no byte to move, and views of a slab not made yet
+  // (the first page of a process) would be out of its bounds.
+  if (size === 0) return;
   let ab: ArrayBufferLike;
   let at: number;
   if (size > PAGE_SLAB_PIECE_MAX) {

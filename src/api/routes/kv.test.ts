@@ -91,3 +91,26 @@ describe('the direct KV PUT (app.direct)', () => {
     }
   });
 });
+
+describe('KV keys with line breaks', () => {
+  it('are routed like any other key: PUT, GET, DELETE, and POST is 405 (found by the model check: they were 404 no route)', async () => {
+    const engine = await createTestEngine({ clock: new ManualClock(Date.UTC(2025, 0, 15)) });
+    try {
+      const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9' }) });
+      const { api_key } = await engine.tenants.create({ email: 'lb@example.com', plan: 'unlimited' });
+      const authorization = `Bearer ${api_key}`;
+      const call = (method: string, path: string, body?: string) => app.fetch(new Request(`http://local${path}`, { method, headers: { authorization }, body }));
+      for (const key of ['a\nb', '\r', 'dir/line\r\nend', '\u2028\u0085']) {
+        const path = `/v1/kv/${encodeURIComponent(key)}`;
+        expect((await call('PUT', path, 'v')).status, JSON.stringify(key)).toBe(200);
+        expect(await (await call('GET', path)).text()).toBe('v');
+        expect((await call('POST', path)).status).toBe(405);
+      }
+      const listed = (await (await call('GET', '/v1/kv')).json()) as { keys: { key: string }[] };
+      expect(listed.keys.map((k) => k.key)).toEqual(['\r', 'a\nb', 'dir/line\r\nend', '\u2028\u0085']);
+      expect((await call('DELETE', `/v1/kv/${encodeURIComponent('a\nb')}`)).status).toBe(204);
+    } finally {
+      await engine.close();
+    }
+  });
+});

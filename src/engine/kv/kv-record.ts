@@ -29,7 +29,8 @@ export const FLAG_BLOB = 1;
 export const HEADER_BYTES = 23;
 
 const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a key may start with U+FEFF, which the decoder's default would drop.
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Writes a non-negative integer below 2^53 as 8 bytes big-endian (bytewise order = numeric order). */
 export function writeU64(buf: Uint8Array, at: number, v: number): void {

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { init } from '../../node/core.js';
-import type { StorageProvider } from '../../ports/storage.js';
+import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { createTestContext, type TestContext } from '../testing.js';
 import { partitionForKey } from './murmur2.js';
 import { StreamStore, type ProduceRecord } from './stream-store.js';
@@ -93,6 +93,62 @@ describe('topics', () => {
     await again.deleteTopic('orders');
     await again.createTopic('orders', { partitions: 2 });
     expect(again.describeTopic('orders').partition_info[1]!.high_watermark).toBe(0);
+  });
+});
+
+describe('a topic delete cut short by a crash', () => {
+  it('leaves no committed group offsets to a topic created again under the name (found by the model check)', async () => {
+    const { ctx, streams } = await setup();
+    await streams.createTopic('orders', { partitions: 2 });
+    await streams.produce('orders', [{ value: utf8('a'), partition: 1 }]);
+    await streams.commitOffset('billing', 'orders', 1, 1);
+    await streams.close();
+    // The delete's first step alone, as a kill -9 right after it leaves it: the catalog entry is
+    // gone, the partition units and the group's offsets are still there.
+    await (await ctx.storage.unit('topics/t1')).kv.delete(utf8('orders'));
+    const again = await StreamStore.open(ctx, 't1');
+    await again.createTopic('orders', { partitions: 2 });
+    expect(again.describeTopic('orders').partition_info[1]!.high_watermark).toBe(0);
+    expect((await again.fetchOffsets('billing', 'orders')).map((r) => r.offset)).toEqual([null, null]);
+    await expect(again.commitOffset('billing', 'orders', 1, 1)).rejects.toMatchObject({ code: ErrorCode.OFFSET_OUT_OF_RANGE });
+  });
+});
+
+describe('a topic deleted while a roll seals its tail', () => {
+  it('frees every byte it metered, the sealed segment included (found by the model check)', async () => {
+    const { ctx, streams } = await setup();
+    // Segment blob writes wait for the test: the roll is under way when the delete comes.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let sealing!: () => void;
+    const sealStarted = new Promise<void>((resolve) => (sealing = resolve));
+    const unit = ctx.storage.unit.bind(ctx.storage);
+    (ctx.storage as StorageProvider).unit = (name: string) => {
+      const u = unit(name) as UnitStorage;
+      if (!name.startsWith('log/')) return u;
+      const put = async (key: string, bytes: Uint8Array): Promise<void> => {
+        sealing();
+        await gate;
+        return u.blobs.put(key, bytes);
+      };
+      const blobs = new Proxy(u.blobs, {
+        get: (target, prop) => {
+          if (prop === 'put') return put;
+          if (prop === 'putParts') return undefined;
+          const v = Reflect.get(target, prop) as unknown;
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+      return { kv: u.kv, blobs };
+    };
+    await streams.createTopic('t', { segment_ms: 10 });
+    await streams.produce('t', values(20));
+    const ticking = ctx.clock.advance(20);
+    await sealStarted;
+    const deleting = streams.deleteTopic('t');
+    release();
+    await Promise.all([ticking, deleting]);
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(0);
   });
 });
 
@@ -612,6 +668,14 @@ describe('long-poll', () => {
 });
 
 describe('consumer groups', () => {
+  it('lists a group whose name starts with U+FEFF under that name (found by the model check)', async () => {
+    const { streams } = await setup();
+    await streams.createTopic('orders');
+    await streams.produce('orders', values(2));
+    await streams.commitOffset('\uFEFFbilling', 'orders', 0, 1);
+    expect(await streams.listGroups()).toEqual(['\uFEFFbilling']);
+    expect((await streams.fetchOffsets('\uFEFFbilling')).map((r) => r.offset)).toEqual([1]);
+  });
   it('commits, fetches with lag, lists groups, validates', async () => {
     const { ctx, streams } = await setup();
     await streams.createTopic('orders', { partitions: 2 });

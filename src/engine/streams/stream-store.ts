@@ -122,7 +122,8 @@ const MAX_GROUP_BYTES = 255;
 const MAX_METADATA_CHARS = 4096;
 
 const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder();
+// ignoreBOM: a group name may start with U+FEFF, which the decoder's default would drop.
+const fromUtf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 function invalid(message: string): QuartzError {
   return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
@@ -337,8 +338,10 @@ export class StreamStore {
       compression: checkCompression(options.compression ?? TOPIC_DEFAULTS.compression),
       created_at: this.ctx.clock.now(),
     };
-    // A delete that crashed before dropping its partition units must not leak old records.
+    // A delete that crashed after removing the catalog entry must not leak old records or the
+    // groups' committed offsets into the new topic.
     await this.dropPartitionUnits(name, MAX_PARTITIONS);
+    await this.dropGroupOffsets(name);
     await this.catalog.kv.put(utf8.encode(name), utf8.encode(JSON.stringify(config)));
     this.topics.set(name, { config, logs: await this.openLogs(config), sticky: 0 });
     return config;
@@ -403,11 +406,18 @@ export class StreamStore {
     await this.catalog.kv.delete(utf8.encode(name));
     let freed = 0;
     for (const log of topic.logs) {
-      freed += log.stats().bytes;
+      // Counted once closed: a roll or commit under way when the delete came meters its bytes
+      // as it ends, during close.
       await log.close();
+      freed += log.stats().bytes;
     }
     await this.dropPartitionUnits(name, topic.config.partitions);
     if (freed > 0) this.ctx.usage.add(this.tenantId, 'bytes_stored', -freed);
+    await this.dropGroupOffsets(name);
+  }
+
+  /** Every group's committed offsets for topic `name`. */
+  private async dropGroupOffsets(name: string): Promise<void> {
     const ops = (await this.groups.kv.scan({ prefix: utf8.encode('o') }))
       .filter((e) => fromUtf8.decode(e.key.subarray(0, e.key.length - 4)).split('\u0000')[2] === name)
       .map((e) => ({ type: 'delete' as const, key: e.key }));

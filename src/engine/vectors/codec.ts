@@ -22,7 +22,8 @@ const SNAPSHOT_HEADER_BYTES = 36;
 const METRIC_CODES: Record<Metric, number> = { cosine: 1, l2: 2, dot: 3 };
 const METRIC_BY_CODE: Record<number, Metric> = { 1: 'cosine', 2: 'l2', 3: 'dot' };
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: an id may start with U+FEFF, which the decoder's default would drop.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /** On little-endian hosts (all current ones) floats move as raw bytes instead of one by one. */
 const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 

@@ -195,7 +195,8 @@ function encodeCursor(id: string): string {
 function decodeCursor(cursor: string, collection: string): string {
   try {
     const bin = atob(cursor.replace(/-/g, '+').replace(/_/g, '/'));
-    return new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+    // ignoreBOM: the id may start with U+FEFF; dropped, the next page would start too early.
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
   } catch {
     throw invalid(`collection '${collection}': cursor '${cursor.slice(0, 64)}' is not one this API returned`);
   }
