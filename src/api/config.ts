@@ -64,7 +64,12 @@ const byteLimit = z.number().int().min(1).max(2 ** 32);
 export const serverConfigSchema = z
   .object({
     version: z.string().min(1),
-    plans: z.record(planName, z.object({ requests_per_minute: z.number().int().min(1).nullable() }).strict()).optional(),
+    plans: z
+      .unknown()
+      // A record drops a '__proto__' key silently (JSON.parse makes it an own key): refuse it as the name it is.
+      .refine((v) => typeof v !== 'object' || v === null || !Object.hasOwn(v, '__proto__'), { message: "'__proto__' is not a plan name: names must be 1-64 lower-case letters, digits, - or _" })
+      .pipe(z.record(planName, z.object({ requests_per_minute: z.number().int().min(1).nullable() }).strict()))
+      .optional(),
     default_plan: planName.optional(),
     registration_enabled: z.boolean().optional(),
     cors_origins: z.array(z.string().min(1)).min(1).optional(),

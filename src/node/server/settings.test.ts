@@ -55,6 +55,9 @@ describe('resolveServeSettings', () => {
     await expect(resolveServeSettings({ config: unknown }, {})).rejects.toThrow(/prot/);
     const badPlan = await configFile(JSON.stringify({ plans: { Free: { requests_per_minute: 100 } } }));
     await expect(resolveServeSettings({ config: badPlan }, {})).rejects.toThrow(`config file ${badPlan}: plans.Free: not a valid name: must be 1-64 lower-case letters, digits, - or _`);
+    // JSON.parse keeps '__proto__' as an own key, which a zod record drops without a word
+    const protoPlan = await configFile('{"plans": {"__proto__": {"requests_per_minute": 5}, "unlimited": {"requests_per_minute": null}}}');
+    await expect(resolveServeSettings({ config: protoPlan }, {})).rejects.toThrow(`config file ${protoPlan}: plans: '__proto__' is not a plan name`);
     const notJson = await configFile('{ port: 1');
     await expect(resolveServeSettings({ config: notJson }, {})).rejects.toThrow(/not valid JSON/);
     await expect(resolveServeSettings({ config: '/nonexistent/quartz.json' }, {})).rejects.toThrow(/cannot read it \(ENOENT\)/);
