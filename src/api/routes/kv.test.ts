@@ -119,7 +119,9 @@ describe('KV keys of every kind through the routes (seeded)', () => {
   it('reach their own value, and only it: PUT, GET, HEAD, POST 405, listing, another tenant 404, DELETE; one byte past 512 is 400', async () => {
     const engine = await createTestEngine({ clock: new ManualClock(Date.UTC(2025, 0, 15)) });
     try {
-      const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9' }) });
+      const routes = new Set<string>();
+      const metrics = { observeRequest: (route: string) => void routes.add(route) };
+      const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9' }), metrics });
       const own = `Bearer ${(await engine.tenants.create({ email: 'keys@example.com', plan: 'unlimited' })).api_key}`;
       const other = `Bearer ${(await engine.tenants.create({ email: 'other@example.com', plan: 'unlimited' })).api_key}`;
       const call = (method: string, key: string, authorization = own, body?: string) =>
@@ -146,6 +148,8 @@ describe('KV keys of every kind through the routes (seeded)', () => {
         const foreign = await call('GET', key, other);
         expect([foreign.status, ((await foreign.json()) as { message: string }).message], what).toEqual([404, `key '${key}' does not exist`]);
       }
+      // Every request above was the key route's, under its written name (metrics, logs); POST's 405 the unmatched handler's.
+      expect(routes).toEqual(new Set(['/v1/kv/:key{.+}', 'unmatched']));
       const listed = (await (await app.fetch(new Request('http://local/v1/kv?limit=1000', { headers: { authorization: own } }))).json()) as { keys: { key: string }[] };
       expect(new Set(listed.keys.map((k) => k.key))).toEqual(keys);
       for (const key of ['é'.repeat(256) + 'a', '😀'.repeat(128) + 'a', '中'.repeat(171)]) {
