@@ -6,6 +6,7 @@ import { init } from '../node/core.js';
 import { createTestContext } from '../engine/testing.js';
 import { StreamStore } from '../engine/streams/stream-store.js';
 import { parseJson } from './body.js';
+import { seededRandom } from '../core/random-testing.js';
 import { consumeResultJson, fromBase64, parseProduceBody, parseProduceJson, produceResultJson } from './record-codec.js';
 import { ProduceBody } from './schemas/streams.js';
 
@@ -325,6 +326,38 @@ describe('consumeResultJson', () => {
     const records = keys.map((key, i): DecodedRecord => ({ ...base, offset: i, key: null, value: utf8('v'), headers: [{ key, value: null }] }));
     expect(answer(records)).toBe(reference(records));
     expect(JSON.parse(answer(records)).records.map((r: { headers: { key: string }[] }) => r.headers[0]!.key)).toEqual(keys);
+  });
+
+  it('writes header keys, keys and values of every escape class as the reference does (seeded)', () => {
+    // Plain runs broken by one character of each class at the start, middle or end: quote, backslash,
+    // controls, DEL, Latin-1, BOM, line and paragraph separators, astral pairs and lone surrogates.
+    const specials = ['"', '\\', '\n', '\r', '\t', '\b', '\f', '\u0000', '\u001f', '\u007f', '\u0080', 'é', '\u00ff', '\uFEFF', '\u2028', '\u2029', '\uFFFD', '\uFFFF', '😀', '\u{10FFFF}', '\uD800', '\uDFFF', '/', '<', ' '];
+    const rand = seededRandom(41);
+    const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)]!;
+    const plain = () => 'abcXYZ019-_.~'.slice(0, Math.floor(rand() * 6));
+    const text = () => {
+      let s = '';
+      for (let n = Math.floor(rand() * 4); n >= 0; n--) s += rand() < 0.5 ? plain() : pick(specials);
+      return s;
+    };
+    const bytes = (): Uint8Array | null => {
+      const r = rand();
+      if (r < 0.15) return null;
+      if (r < 0.3) return Uint8Array.from({ length: Math.floor(rand() * 6) }, () => Math.floor(rand() * 256));
+      return utf8(text());
+    };
+    for (let round = 0; round < 300; round++) {
+      const records = Array.from({ length: 1 + Math.floor(rand() * 4) }, (_, i): DecodedRecord => ({
+        offset: i,
+        timestamp: i,
+        key: bytes(),
+        value: bytes(),
+        headers: Array.from({ length: Math.floor(rand() * 4) }, () => ({ key: text(), value: bytes() })),
+      }));
+      const got = answer(records);
+      expect(got, JSON.stringify(records.map((r) => r.headers.map((h) => h.key)))).toBe(reference(records));
+      expect(JSON.parse(got).records.map((r: { headers: { key: string }[] }) => r.headers.map((h) => h.key))).toEqual(records.map((r) => r.headers.map((h) => h.key)));
+    }
   });
 
   it('writes integers as String(n) does at every digit count and sign', () => {

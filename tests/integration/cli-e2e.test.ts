@@ -62,9 +62,13 @@ describe('quartz CLI end to end', () => {
     expect(got.stdout).toBe('hello world');
     expect((await q(['kv', 'get', 'user/43'])).stdout).toBe('from stdin');
     // An argument is text unless --content-type says otherwise, even when it names the stdin default.
-    const json = async (k: string) => JSON.parse((await q(['kv', 'get', k, '-o', 'json'])).stdout) as { content_type: string; encoding: string };
+    const json = async (k: string) => JSON.parse((await q(['kv', 'get', k, '-o', 'json'])).stdout) as { content_type: string; encoding: string; value: string };
     expect(await json('user/42')).toMatchObject({ content_type: 'text/plain; charset=utf-8', encoding: 'utf8' });
     expect(await json('user/43')).toMatchObject({ content_type: 'application/octet-stream' });
+    // A value's leading U+FEFF is part of it, as any other character.
+    ok(await q(['kv', 'put', 'bom'], '\uFEFFhi'));
+    expect(await json('bom')).toMatchObject({ value: '\uFEFFhi', encoding: 'utf8' });
+    ok(await q(['kv', 'del', 'bom']));
     ok(await q(['kv', 'put', 'raw', 'abc', '--content-type', 'application/octet-stream']));
     expect(await json('raw')).toMatchObject({ content_type: 'application/octet-stream' });
     ok(await q(['kv', 'del', 'raw']));

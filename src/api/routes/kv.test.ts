@@ -114,3 +114,52 @@ describe('KV keys with line breaks', () => {
     }
   });
 });
+
+describe('KV keys of every kind through the routes (seeded)', () => {
+  it('reach their own value, and only it: PUT, GET, HEAD, POST 405, listing, another tenant 404, DELETE; one byte past 512 is 400', async () => {
+    const engine = await createTestEngine({ clock: new ManualClock(Date.UTC(2025, 0, 15)) });
+    try {
+      const routes = new Set<string>();
+      const metrics = { observeRequest: (route: string) => void routes.add(route) };
+      const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9' }), metrics });
+      const own = `Bearer ${(await engine.tenants.create({ email: 'keys@example.com', plan: 'unlimited' })).api_key}`;
+      const other = `Bearer ${(await engine.tenants.create({ email: 'other@example.com', plan: 'unlimited' })).api_key}`;
+      const call = (method: string, key: string, authorization = own, body?: string) =>
+        app.fetch(new Request(`http://local/v1/kv/${encodeURIComponent(key)}`, { method, headers: { authorization }, body }));
+      // Route-like pieces, escapes, line breaks, BOM, noncharacters and astral characters, anywhere in a key.
+      const pieces = ['a', 'Z9', '/', '//', '.', '..', '%', '%2F', '?', '#', '&', '+', ' ', '\t', '\u0000', '\u007f', '\n', '\r\n', '\u0085', '\u2028', '\u2029', '\uFEFF', '\uFFFE', 'é', '中', '😀', '\u{10FFFF}', 'v1/kv/', '/streams/t/records', '/../', 'records', 'query'];
+      const rand = seededRandom(29);
+      const keys = new Set<string>(['\uFEFF', 'end\uFEFF', 'é'.repeat(256), '中'.repeat(170) + 'ab', '😀'.repeat(128), `a${'😀'.repeat(127)}bcd`]);
+      while (keys.size < 70) {
+        let key = '';
+        for (let n = 1 + Math.floor(rand() * 5); n > 0; n--) key += pieces[Math.floor(rand() * pieces.length)];
+        // '.' and '..' alone are dot segments the URL resolves before any route sees them.
+        if (key !== '.' && key !== '..') keys.add(key);
+      }
+      for (const key of keys) {
+        const what = JSON.stringify(key);
+        const put = await call('PUT', key, own, `v:${key}`);
+        expect(put.status, what).toBe(200);
+        expect(((await put.json()) as { key: string }).key, what).toBe(key);
+        expect(await (await call('GET', key)).text(), what).toBe(`v:${key}`);
+        expect((await call('HEAD', key)).status, what).toBe(200);
+        const post = await call('POST', key);
+        expect([post.status, post.headers.get('allow')], what).toEqual([405, 'PUT, GET, HEAD, DELETE, OPTIONS']);
+        const foreign = await call('GET', key, other);
+        expect([foreign.status, ((await foreign.json()) as { message: string }).message], what).toEqual([404, `key '${key}' does not exist`]);
+      }
+      // Every request above was the key route's, under its written name (metrics, logs); POST's 405 the unmatched handler's.
+      expect(routes).toEqual(new Set(['/v1/kv/:key{.+}', 'unmatched']));
+      const listed = (await (await app.fetch(new Request('http://local/v1/kv?limit=1000', { headers: { authorization: own } }))).json()) as { keys: { key: string }[] };
+      expect(new Set(listed.keys.map((k) => k.key))).toEqual(keys);
+      for (const key of ['é'.repeat(256) + 'a', '😀'.repeat(128) + 'a', '中'.repeat(171)]) {
+        const res = await call('PUT', key, own, 'v');
+        expect([res.status, ((await res.json()) as { error: string }).error]).toEqual([400, 'invalid_argument']);
+      }
+      for (const key of keys) expect((await call('DELETE', key)).status, JSON.stringify(key)).toBe(204);
+      expect((await call('GET', [...keys][0]!)).status).toBe(404);
+    } finally {
+      await engine.close();
+    }
+  });
+});

@@ -3,6 +3,7 @@ import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { init } from '../../node/core.js';
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { createTestContext, type TestContext } from '../testing.js';
+import { seededRandom } from '../../core/random-testing.js';
 import { partitionForKey } from './murmur2.js';
 import { StreamStore, type ProduceRecord } from './stream-store.js';
 
@@ -745,5 +746,38 @@ describe('StreamStore with hostile arguments', () => {
     const err = await catchErr(streams.produce('t', [{ value: null, headers: [{ key: 'h\uDC00', value: null }] }]));
     expect(err.message).toMatch(/header key .*lone surrogate/);
     expect(streams.describeTopic('t').partition_info[0]!.high_watermark).toBe(0);
+  });
+});
+
+describe('group names of every kind (seeded)', () => {
+  it('list and keep their offsets as they are; a topic deleted and created again drops only its own, in its own tenant', async () => {
+    const ctx = createTestContext();
+    const [mine, theirs] = [await StreamStore.open(ctx, 't1'), await StreamStore.open(ctx, 't2')];
+    const pieces = ['\uFEFF', 'g', '-', ' ', '"', '\\', '/', '.', 'é', '中', '😀', '\u{10FFFF}', '\u2028', '\u007f', '\u0085', '\uFFFE', 'orders', 'o'];
+    const rand = seededRandom(53);
+    const groups = new Set<string>(['\uFEFF', '\uFEFF\uFEFF', 'x\uFEFF', 'orders', 'o']);
+    while (groups.size < 40) groups.add(Array.from({ length: 1 + Math.floor(rand() * 4) }, () => pieces[Math.floor(rand() * pieces.length)]).join(''));
+    for (const s of [mine, theirs]) {
+      for (const name of ['orders', 'orders2', 'order']) {
+        await s.createTopic(name, { partitions: 2 });
+        await s.produce(name, [{ value: utf8('a'), partition: 0 }, { value: utf8('b'), partition: 1 }]);
+      }
+    }
+    for (const g of groups) {
+      for (const s of [mine, theirs]) for (const name of ['orders', 'orders2', 'order']) await s.commitOffset(g, name, 1, 1);
+    }
+    expect(new Set(await mine.listGroups())).toEqual(groups);
+    await mine.deleteTopic('orders');
+    await mine.createTopic('orders', { partitions: 2 });
+    for (const g of groups) {
+      const what = JSON.stringify(g);
+      expect((await mine.fetchOffsets(g, 'orders')).map((r) => r.offset), what).toEqual([null, null]);
+      for (const name of ['orders2', 'order']) expect((await mine.fetchOffsets(g, name)).map((r) => r.offset), what).toEqual([null, 1]);
+      for (const name of ['orders', 'orders2', 'order']) expect((await theirs.fetchOffsets(g, name)).map((r) => r.offset), what).toEqual([null, 1]);
+    }
+    expect(new Set(await mine.listGroups())).toEqual(groups);
+    expect(new Set(await theirs.listGroups())).toEqual(groups);
+    await mine.close();
+    await theirs.close();
   });
 });

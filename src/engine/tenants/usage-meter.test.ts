@@ -89,6 +89,23 @@ describe('UsageMeter', () => {
     await meter.close();
   });
 
+  it('carries the levels of a tenant whose id starts with U+FEFF into the next month as its own (found by the review)', async () => {
+    // The levels' decoder dropped a leading BOM: '\uFEFFacme' carried over as 'acme', over acme's own level.
+    const env = setup();
+    const meter = await UsageMeter.open(env);
+    meter.add('acme', 'bytes_stored', 100);
+    meter.add('\uFEFFacme', 'bytes_stored', 7);
+    meter.add('\uFEFF', 'vectors_stored', 3);
+    await meter.flush();
+    await env.clock.advance(60_000); // → 2025-02-01T00:00Z
+    await meter.flush();
+    expect(await meter.usage('acme')).toEqual(row('acme', '2025-02', { bytes_stored: 100 }));
+    expect(await meter.usage('\uFEFFacme')).toEqual(row('\uFEFFacme', '2025-02', { bytes_stored: 7 }));
+    expect(await meter.usage('\uFEFF')).toEqual(row('\uFEFF', '2025-02', { vectors_stored: 3 }));
+    expect((await collect(meter.export({ from: '2025-02' }))).map((r) => r.tenant_id).sort()).toEqual(['acme', '\uFEFF', '\uFEFFacme'].sort());
+    await meter.close();
+  });
+
   it('keeps the counts when a flush fails and writes them on the next one', async () => {
     const inner = createMemoryStorage();
     let failing = true;

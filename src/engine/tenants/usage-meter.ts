@@ -45,7 +45,8 @@ export interface UsageMeterOptions {
 }
 
 const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder();
+// ignoreBOM: a tenant id may start with U+FEFF, which the decoder's default would drop.
+const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 const key = (s: string) => utf8.encode(s);
 
 function invalid(message: string): QuartzError {

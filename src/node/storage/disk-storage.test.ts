@@ -10,7 +10,7 @@ import { openDiskStorage } from './disk-storage.js';
 
 describe('blob file names', () => {
   it('round-trip any key, stay within NAME_MAX, and avoid special names', () => {
-    for (const key of ['a', 'A', '.', '..', 'a/b', '%', '~', 'tmp', 'é😀', 'x'.repeat(1024), '\u00e9'.repeat(500)]) {
+    for (const key of ['a', 'A', '.', '..', 'a/b', '%', '~', 'tmp', 'é😀', '\uFEFF', '\uFEFFa', 'a\uFEFF', 'x'.repeat(1024), '\u00e9'.repeat(500)]) {
       const path = blobPath(key);
       for (const [i, seg] of path.entries()) {
         expect(Buffer.byteLength(seg)).toBeLessThanOrEqual(255);

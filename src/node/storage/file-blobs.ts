@@ -20,7 +20,8 @@ import type { UnitHandleState } from './lmdb-kv.js';
 
 const PIECE_CHARS = 200;
 const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a key may start with U+FEFF, which the decoder's default would drop.
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function isPlain(b: number): boolean {
   return (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b === 0x5f || b === 0x2d;

@@ -83,7 +83,8 @@ export function kvCommands(program: Command, io: CliIo): void {
         let value: string;
         let encoding = 'utf8';
         try {
-          value = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+          // ignoreBOM: a leading U+FEFF is part of the value, which the decoder's default would drop.
+          value = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
         } catch {
           value = Buffer.from(bytes).toString('base64');
           encoding = 'base64';
