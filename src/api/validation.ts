@@ -64,6 +64,33 @@ export function queryBool(raw: string | undefined, name: string, fallback: boole
   throw invalid(`${name}: expected true or false, got ${JSON.stringify(raw.slice(0, 40))}`);
 }
 
+/**
+ * A text query parameter (a prefix, a cursor, a name). hono hands back a value it cannot decode
+ * (`%FF`, an encoded lone surrogate) as it was written, which would be taken as literal text: a
+ * list under the prefix `%ED%A0%80` would answer an empty page where the same bytes in a path are
+ * a 400. Refused here the same way.
+ */
+export function queryText(c: Context, name: string): string | undefined {
+  const value = c.req.query(name);
+  if (value !== undefined && value.includes('%')) {
+    for (const pair of new URL(c.req.url).search.slice(1).split('&')) {
+      const eq = pair.indexOf('=');
+      const rawName = eq < 0 ? pair : pair.slice(0, eq);
+      if (decodeQueryPart(rawName) !== name || eq < 0) continue;
+      if (decodeQueryPart(pair.slice(eq + 1)) === undefined) throw invalid(`${name}: the query is not valid percent-encoded UTF-8`);
+    }
+  }
+  return value;
+}
+
+function decodeQueryPart(raw: string): string | undefined {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+}
+
 /** A path parameter the route pattern guarantees (hono types it as possibly undefined). */
 export function param(c: Context, name: string): string {
   const value = c.req.param(name);

@@ -251,6 +251,14 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         expect((await call('GET', '/v1/kv', { key: t.key })).json.keys).toEqual([]);
         expect((await call('PUT', '/v1/kv/100%25', { key: t.key, raw: 'x' })).status).toBe(200);
         expect((await call('GET', '/v1/kv', { key: t.key })).json.keys.map((k: any) => k.key)).toEqual(['100%']);
+        // the same rule for a text query parameter: an undecodable one is not taken as literal text
+        for (const q of ['prefix=%ED%A0%80', 'prefix=bad%FF', 'cursor=%G1', 'limit=5&prefix=a%E2%82']) {
+          expectError(await call('GET', `/v1/kv?${q}`, { key: t.key }), 400, 'invalid_argument');
+        }
+        expectError(await call('GET', '/v1/collections/none/vectors?cursor=%FF', { key: t.key }), 400, 'invalid_argument');
+        expectError(await call('GET', '/v1/groups/g/offsets?topic=%FF', { key: t.key }), 400, 'invalid_argument');
+        expect((await call('GET', '/v1/kv?prefix=100%25&x=%FF', { key: t.key })).json.keys.map((k: any) => k.key)).toEqual(['100%']);
+        expect((await call('GET', '/v1/kv?prefix=1+0', { key: t.key })).status).toBe(200);
       });
 
       it('GET of a missing key is 404; DELETE is 204 then 404', async () => {

@@ -13,7 +13,7 @@ import { plainResponse, type DirectRequest, type PlainAnswer, type RequestPipeli
 import type { ApiRouter } from '../router.js';
 import { errorResponses, headers, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import { KvKeyParam, KvListPage, KvListQuery, KvPutQuery, KvPutResult } from '../schemas/kv.js';
-import { invalid, param, queryInt } from '../validation.js';
+import { invalid, param, queryInt, queryText } from '../validation.js';
 
 const KEY_PATH = '/v1/kv/:key{.+}';
 
@@ -302,8 +302,8 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     async (c) => {
       const kv = await kvOf(deps, c);
       const page = await kv.list({
-        prefix: c.req.query('prefix') ?? '',
-        cursor: c.req.query('cursor') || null,
+        prefix: queryText(c, 'prefix') ?? '',
+        cursor: queryText(c, 'cursor') || null,
         limit: queryInt(c.req.query('limit'), 'limit', 1, 1000, 1000),
       });
       return c.json(page);

@@ -31,7 +31,7 @@ import {
   TopicList,
   TopicParam,
 } from '../schemas/streams.js';
-import { invalid, param, parseWith, queryInt } from '../validation.js';
+import { invalid, param, parseWith, queryInt, queryText } from '../validation.js';
 
 function partitionOf(raw: string): number {
   if (!/^\d{1,5}$/.test(raw)) throw invalid(`partition: expected a non-negative integer, got ${JSON.stringify(raw.slice(0, 40))}`);
@@ -335,7 +335,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     auth,
     async (c) => {
       const group = param(c, 'g');
-      const rows = await (await store(c)).fetchOffsets(group, c.req.query('topic') || undefined);
+      const rows = await (await store(c)).fetchOffsets(group, queryText(c, 'topic') || undefined);
       return c.json({
         group,
         offsets: rows.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.offset, high_watermark: r.high_watermark, lag: r.lag })),

@@ -30,7 +30,7 @@ import {
   VectorParam,
   VectorRecord,
 } from '../schemas/vectors.js';
-import { param, parseWith, queryBool, queryInt } from '../validation.js';
+import { param, parseWith, queryBool, queryInt, queryText } from '../validation.js';
 
 /** The engine's collection info in the API's snake_case. */
 function collectionJson(info: EngineCollectionInfo) {
@@ -252,7 +252,7 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     auth,
     async (c) => {
       const page = await (await store(c)).listVectors(param(c, 'c'), {
-        cursor: c.req.query('cursor') || null,
+        cursor: queryText(c, 'cursor') || null,
         limit: queryInt(c.req.query('limit'), 'limit', 1, 1000, 100),
         include_metadata: queryBool(c.req.query('include_metadata'), 'include_metadata', false),
         include_values: queryBool(c.req.query('include_values'), 'include_values', false),
