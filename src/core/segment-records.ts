@@ -3,6 +3,7 @@
  * into one buffer, and parsing into records whose bytes are `subarray` views of that buffer.
  */
 import { ErrorCode, QuartzError } from './errors.js';
+import { decodeUtf8 } from './utf8.js';
 import { VarintReader, varintSize, writeVarint, zigzag, unzigzag } from './varint.js';
 
 /** A record header. Keys are UTF-8 strings; a value may be null (distinct from empty). */
@@ -192,8 +193,6 @@ export function writeRecords(buf: Uint8Array, pos: number, records: readonly Enc
   return pos;
 }
 
-// ignoreBOM: a header key may start with U+FEFF, which the decoder's default would drop.
-const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * The headers of every decoded record that has none: one frozen array instead of one per record,
@@ -236,7 +235,7 @@ function readHeaderKey(buf: Uint8Array, start: number, end: number, r: VarintRea
     return s;
   }
   try {
-    return decoder.decode(buf.subarray(start, end));
+    return decodeUtf8(buf.subarray(start, end));
   } catch {
     r.pos = start;
     return r.fail('a header key is not valid UTF-8');

@@ -18,6 +18,7 @@
  *   23: content type (ASCII)   then: the value bytes, or the blob name (UTF-8) when flag 0 is set
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { decodeUtf8 } from '../../core/utf8.js';
 
 export const TAG_DATA = 0x64; // 'd'
 export const TAG_TTL = 0x78; // 'x'
@@ -29,8 +30,6 @@ export const FLAG_BLOB = 1;
 export const HEADER_BYTES = 23;
 
 const utf8 = new TextEncoder();
-// ignoreBOM: a key may start with U+FEFF, which the decoder's default would drop.
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Writes a non-negative integer below 2^53 as 8 bytes big-endian (bytewise order = numeric order). */
 export function writeU64(buf: Uint8Array, at: number, v: number): void {
@@ -245,7 +244,7 @@ export function recordContentType(rec: Uint8Array): string {
 
 export function recordBlobName(rec: Uint8Array, key: string): string {
   try {
-    return utf8Decoder.decode(rec.subarray(bodyOffset(rec)));
+    return decodeUtf8(rec.subarray(bodyOffset(rec)));
   } catch (cause) {
     throw new QuartzError(ErrorCode.CORRUPT_DATA, `stored record for key '${key}' names an unreadable blob`, { cause });
   }
@@ -253,10 +252,6 @@ export function recordBlobName(rec: Uint8Array, key: string): string {
 
 export function encodeUtf8(s: string): Uint8Array {
   return utf8.encode(s);
-}
-
-export function decodeUtf8(bytes: Uint8Array): string {
-  return utf8Decoder.decode(bytes);
 }
 
 /** `tag` + the UTF-8 of `s`. */

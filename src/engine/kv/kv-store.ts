@@ -8,6 +8,7 @@
  * exactly one storage write per put of a small value, so the engine stays close to raw storage.
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { decodeUtf8 } from '../../core/utf8.js';
 import { hasLoneSurrogate, showValue } from '../../core/show-value.js';
 import { MAX_TENANT_ID, isTenantId } from '../tenant-id.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
@@ -28,7 +29,6 @@ import {
   allocValue,
   bodyOffset,
   checkRecord,
-  decodeUtf8,
   encodeUtf8,
   isExpired,
   readU64,

@@ -6,6 +6,7 @@
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { crc32c } from '../../core/hash.js';
+import { decodeUtf8 } from '../../core/utf8.js';
 import { MAX_ENTRY_BYTES } from '../../ports/storage.js';
 import type { Metric } from './validate.js';
 
@@ -22,8 +23,6 @@ const SNAPSHOT_HEADER_BYTES = 36;
 const METRIC_CODES: Record<Metric, number> = { cosine: 1, l2: 2, dot: 3 };
 const METRIC_BY_CODE: Record<number, Metric> = { 1: 'cosine', 2: 'l2', 3: 'dot' };
 
-// ignoreBOM: an id may start with U+FEFF, which the decoder's default would drop.
-const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /** On little-endian hosts (all current ones) floats move as raw bytes instead of one by one. */
 const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
@@ -159,7 +158,7 @@ class Reader {
 
   text(n: number): string {
     try {
-      return decoder.decode(this.raw(n));
+      return decodeUtf8(this.raw(n));
     } catch {
       throw corrupt(`${this.what} holds invalid UTF-8 at byte ${this.pos - n}`);
     }
@@ -265,7 +264,7 @@ export function decodeLogChunk(bytes: Uint8Array, dims: number, what = 'vector c
 
 function decodeText(bytes: Uint8Array, what: string): string {
   try {
-    return decoder.decode(bytes);
+    return decodeUtf8(bytes);
   } catch {
     throw corrupt(`${what} holds an id that is not valid UTF-8`);
   }

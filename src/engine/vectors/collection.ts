@@ -15,6 +15,7 @@
  */
 import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
 import { HnswIndex } from '../../core/hnsw.js';
+import { decodeUtf8 } from '../../core/utf8.js';
 import type { EngineContext } from '../context.js';
 import type { BatchOp, UnitStorage } from '../../ports/storage.js';
 import {
@@ -195,8 +196,8 @@ function encodeCursor(id: string): string {
 function decodeCursor(cursor: string, collection: string): string {
   try {
     const bin = atob(cursor.replace(/-/g, '+').replace(/_/g, '/'));
-    // ignoreBOM: the id may start with U+FEFF; dropped, the next page would start too early.
-    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+    // Exactly: an id may start with U+FEFF; dropped, the next page would start too early.
+    return decodeUtf8(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
   } catch {
     throw invalid(`collection '${collection}': cursor '${cursor.slice(0, 64)}' is not one this API returned`);
   }

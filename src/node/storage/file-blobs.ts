@@ -14,14 +14,13 @@ import { randomUUID } from 'node:crypto';
 import { readSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join, sep } from 'node:path';
+import { decodeUtf8 } from '../../core/utf8.js';
 import type { BlobInfo, BlobRange, BlobStore } from '../../ports/storage.js';
 import { checkBlob, checkName, checkPrefix, checkRange, checkReadTarget, compareUtf8 } from '../../ports/storage-checks.js';
 import type { UnitHandleState } from './lmdb-kv.js';
 
 const PIECE_CHARS = 200;
 const utf8 = new TextEncoder();
-// ignoreBOM: a key may start with U+FEFF, which the decoder's default would drop.
-const fromUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function isPlain(b: number): boolean {
   return (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b === 0x5f || b === 0x2d;
@@ -50,7 +49,7 @@ export function blobKey(escaped: string): string | undefined {
     else return undefined;
   }
   try {
-    return fromUtf8.decode(new Uint8Array(bytes));
+    return decodeUtf8(new Uint8Array(bytes));
   } catch {
     return undefined;
   }

@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ErrorCode } from '../../../core/errors.js';
+import { decodeUtf8 } from '../../../core/utf8.js';
 import { CliError, resolveConnection, ApiClient, errorBody, errorOf, namedPath } from '../client.js';
 import { ctxFor, intFlag, type CliIo } from '../context.js';
 import { readAll, readFirstLine, readSecretLine } from '../io.js';
@@ -84,7 +85,7 @@ export function kvCommands(program: Command, io: CliIo): void {
         let encoding = 'utf8';
         try {
           // ignoreBOM: a leading U+FEFF is part of the value, which the decoder's default would drop.
-          value = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+          value = decodeUtf8(bytes);
         } catch {
           value = Buffer.from(bytes).toString('base64');
           encoding = 'base64';
