@@ -78,6 +78,23 @@ export class Violation extends Error {}
 /** The request's outcome is unknown: the server was killed (or stopped) while it was under way. */
 export class Unknown extends Error {}
 
+/**
+ * What the kv, streams and vectors clients share: one client's id, its random ops, its tenant's
+ * API and another tenant's (for tenancy probes), the run's op log, and what to check after a
+ * restart if the server died under its request.
+ */
+export abstract class ModelClient {
+  inflight: (() => Promise<void>) | undefined;
+
+  constructor(
+    protected readonly id: number,
+    protected readonly rng: Rng,
+    protected readonly api: Api,
+    protected readonly other: Api,
+    protected readonly log: OpLog,
+  ) {}
+}
+
 /** The last ops of a run, for the failure report (only the tail matters to find the cause). */
 export class OpLog {
   private readonly lines: string[] = [];

@@ -3,7 +3,7 @@
  * is exact; the shared counters are incremented by every client with If-Match, and must end at
  * exactly the number of increments acknowledged.
  */
-import { Api, Answer, check, OpLog, Rng, sameBytes, show, showKey, utf8, Violation } from './harness.js';
+import { Api, Answer, check, ModelClient, OpLog, Rng, sameBytes, show, showKey, utf8, Violation } from './harness.js';
 
 interface Entry {
   value: Uint8Array;
@@ -57,7 +57,7 @@ function etagNumber(a: Answer, what: string): number {
   return Number(tag.slice(1, -1));
 }
 
-export class KvClient {
+export class KvClient extends ModelClient {
   readonly prefix: string;
   readonly keys: string[] = [];
   readonly model = new Map<string, Entry>();
@@ -65,16 +65,9 @@ export class KvClient {
   private readonly expired = new Map<string, Entry>();
   /** Highest version ever seen per key: versions only grow, across deletes too. */
   private readonly lastEtag = new Map<string, number>();
-  /** What to check after a restart if the server died under this client's request. */
-  inflight: (() => Promise<void>) | undefined;
 
-  constructor(
-    private readonly id: number,
-    private readonly rng: Rng,
-    private readonly api: Api,
-    private readonly other: Api,
-    private readonly log: OpLog,
-  ) {
+  constructor(id: number, rng: Rng, api: Api, other: Api, log: OpLog) {
+    super(id, rng, api, other, log);
     // One client's keys start with U+FEFF, which UTF-8 decoders drop by default.
     this.prefix = `${id === 3 ? '\uFEFF' : ''}m${id}/`;
     // A fixed pool, so ops come back to the same keys: slashes, percent signs, unicode, the length limit.

@@ -5,7 +5,7 @@
  * end up holding exactly the acknowledged records, in the order each request gave them.
  */
 import { partitionForKey } from '../../../src/engine/streams/murmur2.js';
-import { Api, check, isUtf8, OpLog, Rng, sameBytes, show, utf8, Violation } from './harness.js';
+import { Api, check, isUtf8, ModelClient, OpLog, Rng, sameBytes, show, utf8, Violation } from './harness.js';
 
 interface Rec {
   key: Uint8Array | null;
@@ -148,21 +148,15 @@ function checkOffsets(sent: Sent[], offsets: any[], where: string): void {
 
 const TOPIC_SETTINGS: Record<string, number>[] = [{}, { segment_bytes: 1024 }, { segment_bytes: 4096, segment_ms: 30 }, { segment_ms: 5 }, { segment_bytes: 65536 }];
 
-export class StreamClient {
+export class StreamClient extends ModelClient {
   readonly names: string[];
   readonly topics = new Map<string, Topic>();
   /** group → "topic/partition" → committed offset. */
   readonly groups = new Map<string, Map<string, number>>();
   readonly groupNames: string[];
-  inflight: (() => Promise<void>) | undefined;
 
-  constructor(
-    private readonly id: number,
-    private readonly rng: Rng,
-    private readonly api: Api,
-    private readonly other: Api,
-    private readonly log: OpLog,
-  ) {
+  constructor(id: number, rng: Rng, api: Api, other: Api, log: OpLog) {
+    super(id, rng, api, other, log);
     this.names = [`own${id}-a`, `own${id}-b.x`];
     this.groupNames = [`g${id}`, `\uFEFFg${id}/é 🎉`];
   }

@@ -3,7 +3,7 @@
  * search territory), so every query's matches can be checked against a scan of the model: each
  * match passes the filter with its true score, in order, and nothing left out scores better.
  */
-import { Api, check, OpLog, Rng, showKey, Violation } from './harness.js';
+import { Api, check, ModelClient, OpLog, Rng, showKey, Violation } from './harness.js';
 
 type Metric = 'cosine' | 'l2' | 'dot';
 interface Vec {
@@ -105,18 +105,12 @@ function makeFilter(rng: Rng, depth = 0): Record<string, unknown> {
   }
 }
 
-export class VectorClient {
+export class VectorClient extends ModelClient {
   readonly names: string[];
   readonly model = new Map<string, Collection>();
-  inflight: (() => Promise<void>) | undefined;
 
-  constructor(
-    private readonly id: number,
-    private readonly rng: Rng,
-    private readonly api: Api,
-    private readonly other: Api,
-    private readonly log: OpLog,
-  ) {
+  constructor(id: number, rng: Rng, api: Api, other: Api, log: OpLog) {
+    super(id, rng, api, other, log);
     this.names = [`vec${id}-a`, `vec${id}.b`];
   }
 
