@@ -410,13 +410,6 @@ export function sealRun(framed: FramedRun, options: SealRunOptions): EncodedRun 
         baseTimestamp: layout[k + 2]!,
         maxTimestamp: layout[k + 3]!,
       });
-      if (layout.length === 4) {
-        // One batch: copied out straight from WASM memory, as `encodeBatchRun` does.
-        const out = options.output === undefined ? view.slice() : options.output(view.length);
-        if (!(out instanceof Uint8Array) || out.length !== view.length) invalid(`output must return a Uint8Array of ${view.length} bytes`);
-        if (options.output !== undefined) out.set(new Uint8Array(w.memory.buffer, view.byteOffset, view.length));
-        return { bytes: out, batches: [header] };
-      }
       stage(view, total);
       total += view.length;
       batches.push(header);
