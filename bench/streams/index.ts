@@ -26,7 +26,7 @@ import { init } from '../../src/node/core.js';
 import { freePort } from '../../tests/fixtures/free-port.js';
 import { payload } from './payload.js';
 import { openStore } from './store.js';
-import { threadNs } from './thread-cpu.js';
+import { newThreadsNs, threadNs, threadTimes } from './thread-cpu.js';
 
 const quick = process.argv.includes('--quick');
 const quartzOnly = process.argv.includes('--quartz-only');
@@ -67,11 +67,23 @@ const rows: Row[] = [];
  * CPU time (all threads) per record since `from`: steadier than wall time on a shared machine.
  * The kernel's share is shown apart: page faults on fresh buffers and write/fsync land there.
  */
-function cpuNote(from: NodeJS.CpuUsage, records: number, mainFrom?: number): string {
+/**
+ * With `threads` (the threads known when the store opened and their times when the timing began),
+ * also the main thread's share and, where /proc lists threads, the batch encoder's threads' and the
+ * rest's (the libuv pool's lmdb commits and file writes, V8's GC and compiler helpers).
+ */
+function cpuNote(from: NodeJS.CpuUsage, records: number, threads?: { known: Map<string, number>; from: Map<string, number>; main: number }): string {
   const used = process.cpuUsage(from);
   const ns = (us: number) => ((us * 1000) / records).toFixed(0);
-  const main = mainFrom === undefined ? '' : `, main thread ${((threadNs() - mainFrom) / records).toFixed(0)}`;
-  return `CPU ${ns(used.user + used.system)} ns/rec, sys ${ns(used.system)}${main}`;
+  let note = `CPU ${ns(used.user + used.system)} ns/rec, sys ${ns(used.system)}`;
+  if (threads === undefined) return note;
+  const main = threadNs() - threads.main;
+  note += `, main thread ${(main / records).toFixed(0)}`;
+  const to = threadTimes();
+  if (to.size === 0) return note;
+  const encoder = newThreadsNs(threads.known, threads.from, to);
+  const rest = (used.user + used.system) * 1000 - main - encoder;
+  return `${note}, encoder threads ${(encoder / records).toFixed(0)}, other threads ${(rest / records).toFixed(0)}`;
 }
 
 function report(what: string, records: number, bytes: number, seconds: number, note?: string): Row {
@@ -119,6 +131,7 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
   const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-'));
   try {
     const { streams, close } = await openStore(dir);
+    const known = threadTimes();
     // the default (LZ4 batches) for both sizes, and 1 KB once more uncompressed: LZ4 block
     // compression is what bounds 1 KB produce, and a topic can opt out of it
     const variants: Array<[number, 'lz4' | 'none']> = [[100, 'lz4'], [1000, 'lz4'], [1000, 'none']];
@@ -131,9 +144,9 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
       const total = PRODUCE_RECORDS[size]!;
       let cpu = process.cpuUsage();
       // The main thread's share apart: LZ4 runs on worker threads (the Node home's batch encoder).
-      const mainThread = threadNs();
+      const threads = { known, from: threadTimes(), main: threadNs() };
       const seconds = await produceAll(streams, topic, batches, total);
-      out.set(`produce ${size}${tag}`, report(`quartz produce ${size} B${tag} (durable, 1 partition)`, total, total * size, seconds, cpuNote(cpu, total, mainThread)));
+      out.set(`produce ${size}${tag}`, report(`quartz produce ${size} B${tag} (durable, 1 partition)`, total, total * size, seconds, cpuNote(cpu, total, threads)));
       if (produceOnly) continue;
       await streams.maintain(topic); // seal the tail so consume reads segments
       cpu = process.cpuUsage();

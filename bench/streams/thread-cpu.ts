@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
 /**
  * CPU time of the main thread in ns (Linux: /proc schedstat), else of the whole process. The
@@ -10,4 +10,34 @@ export function threadNs(): number {
   if (existsSync(stat)) return Number(readFileSync(stat, 'utf8').split(' ')[0]);
   const { user, system } = process.cpuUsage();
   return (user + system) * 1000;
+}
+
+/** CPU time in ns of every thread of this process, by thread id (Linux: /proc schedstat); empty elsewhere. */
+export function threadTimes(): Map<string, number> {
+  const times = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return times;
+  }
+  for (const tid of tids) {
+    try {
+      times.set(tid, Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+  return times;
+}
+
+/**
+ * CPU time in ns, between two `threadTimes()`, of the threads that were not running at `known`:
+ * taken when the store has opened (the libuv pool and V8's helpers exist by then) and before the
+ * first large produce, these are the batch encoder's threads, which start on first use.
+ */
+export function newThreadsNs(known: Map<string, number>, from: Map<string, number>, to: Map<string, number>): number {
+  let ns = 0;
+  for (const [tid, t] of to) if (!known.has(tid)) ns += t - (from.get(tid) ?? 0);
+  return ns;
 }
