@@ -1,6 +1,8 @@
 /**
  * Pipelined requests handled one at a time per connection, so a client that sends many requests
- * and reads no answers holds one answer in the server's memory, not one per request.
+ * and reads no answers holds one answer in the server's memory, not one per request, and each
+ * request sees the writes of those before it (RFC 9112 §9.3.2 lets only safe methods run side by
+ * side: a GET pipelined after a PUT of its key answered 404, run while the PUT was writing).
  *
  * NOTE: node parses every request in a chunk it reads (64 KiB: hundreds of small GETs) and calls
  * the listener for each at once; it stops reading only between chunks, once the socket's write
