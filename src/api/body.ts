@@ -2,7 +2,8 @@
  * Request bodies with a size limit: the declared Content-Length is checked before reading, and
  * a body without one (chunked) is counted while it streams, so an oversized upload is refused
  * with 413 without buffering it whole. JSON is parsed whatever the Content-Type says, because
- * `curl -d` labels JSON as form data and people expect it to work.
+ * `curl -d` labels JSON as form data and people expect it to work. A body is taken as sent: one
+ * with a content coding (gzip, br…) is refused, not stored or parsed as its compressed bytes.
  */
 import { ErrorCode, QuartzError } from '../core/errors.js';
 import type { DirectRequest } from './middleware/request.js';
@@ -23,6 +24,20 @@ export function bodyCutShort(cause?: unknown): QuartzError {
   return new QuartzError(ErrorCode.INVALID_ARGUMENT, 'the request body ended before it was complete', { cause });
 }
 
+/**
+ * INVALID_ARGUMENT when the body says it is compressed. NOTE: without this a gzip'd KV value was
+ * stored as its gzip bytes and served back without its Content-Encoding, as if plain.
+ */
+function refuseEncoded(encoding: string | null | undefined): void {
+  if (encoding === undefined || encoding === null) return;
+  const coding = encoding.trim().toLowerCase();
+  if (coding === '' || coding === 'identity') return;
+  throw new QuartzError(
+    ErrorCode.INVALID_ARGUMENT,
+    `request bodies are not decoded: Content-Encoding '${coding.slice(0, 32)}' is not supported; send the body uncompressed, without Content-Encoding`,
+  );
+}
+
 /** TOO_LARGE when a declared Content-Length is over `limit`, before anything is read. */
 function refuseDeclared(declared: string, limit: number): void {
   const size = Number(declared);
@@ -39,6 +54,7 @@ function refuseDeclared(declared: string, limit: number): void {
 export async function readDirectBody(request: DirectRequest, limit: number): Promise<Uint8Array> {
   const declared = request.header('content-length');
   if (declared === undefined || request.body === undefined) throw new QuartzError(ErrorCode.INTERNAL, 'a direct route read a body the home cannot give it');
+  refuseEncoded(request.header('content-encoding'));
   refuseDeclared(declared, limit);
   const bytes = await request.body();
   if (bytes.length > limit) throw tooLarge(bytes.length, limit);
@@ -52,6 +68,7 @@ export async function readDirectBody(request: DirectRequest, limit: number): Pro
  * const value = await readBody(c.req.raw, config.body_limits.kv);
  */
 export async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+  refuseEncoded(request.headers.get('content-encoding'));
   const declared = request.headers.get('content-length');
   if (declared !== null) {
     refuseDeclared(declared, limit);

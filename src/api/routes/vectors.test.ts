@@ -39,6 +39,21 @@ describe('POST /v1/collections/:c/query', () => {
     expect(await res.text()).toBe(JSON.stringify(await library));
   });
 
+  it('stores a "__proto__" metadata key as a key, not as the prototype of a copy (which dropped it)', async () => {
+    const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9', default_plan: 'unlimited' }) });
+    const { api_key } = await engine.tenants.create({ email: 'proto@example.com', plan: 'unlimited' });
+    const h = { authorization: `Bearer ${api_key}`, 'content-type': 'application/json' };
+    const call = (path: string, body?: string) => app.fetch(new Request(`http://local${path}`, { method: body === undefined ? 'GET' : 'POST', body, headers: h }));
+    expect((await call('/v1/collections', JSON.stringify({ name: 'docs', dims: 2, metric: 'dot' }))).status).toBe(201);
+    const metadata = '{"__proto__":{"admin":true},"constructor":1}';
+    expect((await call('/v1/collections/docs/upsert', `{"vectors":[{"id":"p","values":[1,2],"metadata":${metadata}}]}`)).status).toBe(200);
+    const stored = await (await call('/v1/collections/docs/vectors/p')).text();
+    expect(stored).toBe(`{"id":"p","values":[1,2],"metadata":${metadata}}`);
+    // Nothing reads the key as an inherited property either.
+    const filtered = await call('/v1/collections/docs/query', JSON.stringify({ vector: [1, 2], k: 1, filter: { admin: true } }));
+    expect(await filtered.json()).toEqual({ matches: [] });
+  });
+
   it('answers a query whose filter the fast pass reads exactly as one the general path reads (an unknown field sends it there), errors and depth limit included', async () => {
     const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9', default_plan: 'unlimited' }) });
     const { api_key } = await engine.tenants.create({ email: 'filters@example.com', plan: 'unlimited' });

@@ -195,8 +195,12 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     },
     auth,
     async (c) => {
-      const body = parseWith(UpsertBody, await readJson(c.req.raw, vectorLimit));
-      return c.json(await (await store(c)).upsert(param(c, 'c'), body.vectors));
+      const given = (await readJson(c.req.raw, vectorLimit)) as { vectors: Array<{ metadata?: unknown }> };
+      const body = parseWith(UpsertBody, given);
+      // zod copies a metadata object key by key, and a "__proto__" key set that way becomes the
+      // copy's prototype instead of a key: the key was dropped. Store the objects JSON.parse made.
+      const vectors = body.vectors.map((v, i) => (v.metadata === undefined ? v : { ...v, metadata: given.vectors[i]!.metadata as Record<string, unknown> }));
+      return c.json(await (await store(c)).upsert(param(c, 'c'), vectors));
     },
   );
 

@@ -12,7 +12,7 @@ import type { DirectRequest, DirectRoutes, PlainAnswer } from '../../api/app.js'
 import { JSON_TYPE, errorJson } from '../../api/errors.js';
 import type { LoggerPort } from '../../api/ports.js';
 import { incomingBody } from './incoming-body.js';
-import { refusedWithoutHost } from './transport-errors.js';
+import { refusedForHost } from './transport-errors.js';
 
 /**
  * Headers the Fetch adapter reads from the raw list, joining repeats (node's parsed `headers`
@@ -117,7 +117,7 @@ function write(res: ServerResponse, answer: PlainAnswer, logger: LoggerPort): vo
  */
 export function directFirst(direct: DirectRoutes, fallback: RequestListener, logger: LoggerPort): RequestListener {
   return (req, res) => {
-    if (refusedWithoutHost(req, res)) return;
+    if (refusedForHost(req, res)) return;
     const answer = direct(new IncomingRequest(req), req.url ?? '');
     if (answer === undefined) return fallback(req, res);
     if (answer instanceof Promise) void answer.then((a) => write(res, a, logger));

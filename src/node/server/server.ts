@@ -18,9 +18,10 @@ import { loadAdminKey, type AdminKey } from './admin-key.js';
 import { packageVersion } from '../package-info.js';
 import { fileAssets } from './assets.js';
 import { directFirst } from './direct.js';
+import { inTurn } from './in-turn.js';
 import { closeAfterAnswer, EarlyAnswerResponse } from './early-answer.js';
 import { createLogger } from './logger.js';
-import { adapterErrorAnswer, answerClientError, refuseConnect } from './transport-errors.js';
+import { adapterErrorAnswer, answerClientError, refuseConnect, refuseExpectation } from './transport-errors.js';
 import { createMetrics } from './metrics.js';
 import { keepTickShape } from './tick-shape.js';
 import type { ServeSettings } from './settings.js';
@@ -35,6 +36,45 @@ export interface RunningServer {
   logger: LoggerPort;
   /** Graceful shutdown; resolves true when everything finished within the bound. Idempotent. */
   close(reason?: string): Promise<boolean>;
+}
+
+/** The listener's timeouts in ms (docs/configuration.md, Timeouts). */
+export interface ListenerTimeouts {
+  keepAliveMs: number;
+  headersMs: number;
+  requestMs: number;
+  idleMs: number;
+}
+
+/**
+ * The timeouts for a server whose long-polls wait at most `longPollMaxMs`. None cuts a long-poll
+ * (it sends nothing until its wait ends), nor an upload or a download that keeps moving.
+ *
+ * @example
+ * const { idleMs } = listenerTimeouts(30_000); // 120_000
+ */
+export function listenerTimeouts(longPollMaxMs: number): ListenerTimeouts {
+  return {
+    // Node closes idle keep-alive sockets after 5 s; a client reusing one just then gets a reset.
+    // Outlive the usual 60 s idle timeout of load balancers and clients instead.
+    keepAliveMs: 65_000,
+    // Over the keep-alive timeout, so an idle connection is closed, never answered 408.
+    headersMs: 66_000,
+    // The whole request, body included: 25 MiB at ~90 KB/s (node's default, said here).
+    requestMs: 300_000,
+    // NOTE: node has no bound on a connection that stops moving once its request is in, or mid-body
+    // before the request timeout: a client that stops reading a 4 MiB answer held it, and its
+    // socket, forever. node restarts this timer on every read and every completed write.
+    idleMs: Math.max(120_000, longPollMaxMs + 30_000),
+  };
+}
+
+function setTimeouts(http: Server, longPollMaxMs: number): void {
+  const t = listenerTimeouts(longPollMaxMs);
+  http.keepAliveTimeout = t.keepAliveMs;
+  http.headersTimeout = t.headersMs;
+  http.requestTimeout = t.requestMs;
+  http.timeout = t.idleMs;
 }
 
 function urlHost(host: string): string {
@@ -78,9 +118,10 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       // As @hono/node-server's serve(), with the app's direct routes answered straight from node's request.
       const hono = getRequestListener(app.fetch, { hostname: settings.host, errorHandler: adapterErrorAnswer(logger) });
       // Host is checked in directFirst, which answers its absence as JSON (node's check answers a bare 400).
-      const s = createServer({ requireHostHeader: false, ServerResponse: EarlyAnswerResponse }, directFirst(app.direct, hono, logger));
+      const s = createServer({ requireHostHeader: false, ServerResponse: EarlyAnswerResponse }, inTurn(directFirst(app.direct, hono, logger)));
       s.on('clientError', answerClientError);
       s.on('connect', refuseConnect);
+      s.on('checkExpectation', refuseExpectation);
       s.listen(settings.port, settings.host, () => resolve(s));
       s.once('error', reject);
     });
@@ -96,10 +137,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
-  // Node closes idle keep-alive sockets after 5 s; a client reusing one just then gets a reset.
-  // Outlive the usual 60 s idle timeout of load balancers and clients instead.
-  http.keepAliveTimeout = 65_000;
-  http.headersTimeout = 66_000;
+  setTimeouts(http, draft.long_poll_max_ms);
 
   let closing: Promise<boolean> | undefined;
   const close = (reason = 'shutdown'): Promise<boolean> =>

@@ -58,6 +58,21 @@ describe('requests refused before they reach the app are answered as JSON errors
     expect(parseRawAnswer(await exchangeRaw(server.url, 'GET /v1/health HTTP/1.0\r\n\r\n')).status).toBe(200);
   });
 
+  it('two Host lines: 400, on direct and hono routes alike (node kept the first and answered)', async () => {
+    for (const target of ['/v1/health', '/v1/kv/k']) {
+      const seen = await raw(`GET ${target} HTTP/1.1\r\nHost: ${host()}\r\nAuthorization: ${auth.authorization}\r\nhost: evil.example\r\n\r\n`);
+      expect(seen.status, target).toBe(400);
+      expect(seen.json).toEqual({ error: 'invalid_argument', message: 'a request must carry one Host header, not several' });
+    }
+  });
+
+  it('an Expect other than 100-continue: 417 as JSON, and the connection closes', async () => {
+    const seen = await raw(`PUT /v1/kv/k HTTP/1.1\r\nHost: ${host()}\r\nAuthorization: ${auth.authorization}\r\nExpect: 200-ok\r\nContent-Length: 5\r\n\r\nhello`);
+    expect(seen.status).toBe(417);
+    expect(seen.headers['content-type']).toMatch(/^application\/json/);
+    expect(seen.json).toEqual({ error: 'invalid_argument', message: 'the only Expect this server meets is 100-continue' });
+  });
+
   it('a Host or request target no URL can be built from: 400 invalid_argument', async () => {
     for (const text of [`GET /v1/health HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n`, `GET /v1\\health HTTP/1.1\r\nHost: ${host()}\r\nConnection: close\r\n\r\n`]) {
       const seen = await raw(text);

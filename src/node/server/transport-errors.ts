@@ -1,10 +1,11 @@
 /**
  * Requests refused before they reach the app, answered as the app answers errors: `{error,
- * message}` JSON with its status. Four places refuse them: node's HTTP parser (malformed request
+ * message}` JSON with its status. Five places refuse them: node's HTTP parser (malformed request
  * line or headers, conflicting lengths, headers over node's size limit, a request too slow to
- * arrive), the Host check HTTP/1.1 asks of every server, CONNECT, and @hono/node-server when it
- * cannot build a URL from the request (an invalid Host, a backslash in the path). Left to
- * themselves, the first two answer a bare status, CONNECT a closed connection, the last an empty 400.
+ * arrive), the Host check HTTP/1.1 asks of every server (missing or repeated), an `Expect` other
+ * than 100-continue, CONNECT, and @hono/node-server when it cannot build a URL from the request (an
+ * invalid Host, a backslash in the path). Left to themselves, the first three answer a bare status
+ * (or let a repeated Host through), CONNECT a closed connection, the last an empty 400.
  */
 import { RequestError } from '@hono/node-server';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -78,16 +79,44 @@ export function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
 }
 
 /**
- * True when `req` lacks the Host header every HTTP/1.1 request must carry (RFC 9112 §3.2), having
- * answered it with 400. The server runs with node's own check off (`requireHostHeader: false`),
- * which answers with a bare 400.
+ * True when `req` lacks the Host header every HTTP/1.1 request must carry, or carries it more than
+ * once (RFC 9112 §3.2: 400 for either), having answered it with 400. The server runs with node's
+ * own check off (`requireHostHeader: false`), which answers a missing Host with a bare 400; node
+ * lets two Host lines through and keeps the first, which a proxy in front may have read otherwise.
  */
-export function refusedWithoutHost(req: IncomingMessage, res: ServerResponse): boolean {
-  if (req.headers.host !== undefined || req.httpVersionMajor !== 1 || req.httpVersionMinor !== 1) return false;
-  const body = errorJson(ErrorCode.INVALID_ARGUMENT, 'an HTTP/1.1 request must carry a Host header');
+export function refusedForHost(req: IncomingMessage, res: ServerResponse): boolean {
+  let message: string;
+  if (req.headers.host === undefined) {
+    if (req.httpVersionMajor !== 1 || req.httpVersionMinor !== 1) return false;
+    message = 'an HTTP/1.1 request must carry a Host header';
+  } else {
+    if (!hostRepeated(req.rawHeaders)) return false;
+    message = 'a request must carry one Host header, not several';
+  }
+  const body = errorJson(ErrorCode.INVALID_ARGUMENT, message);
   res.writeHead(400, { 'content-type': JSON_TYPE, 'content-length': String(Buffer.byteLength(body)), connection: 'close' });
   res.end(body);
   return true;
+}
+
+function hostRepeated(raw: string[]): boolean {
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host' && ++seen > 1) return true;
+  return false;
+}
+
+/**
+ * node's 'checkExpectation' listener: an `Expect` other than `100-continue` (which node answers
+ * itself) is 417, as JSON (node answers a bare 417), and the connection closes: the body the
+ * client may still send is not a request.
+ *
+ * @example
+ * server.on('checkExpectation', refuseExpectation);
+ */
+export function refuseExpectation(_req: IncomingMessage, res: ServerResponse): void {
+  const body = errorJson(ErrorCode.INVALID_ARGUMENT, 'the only Expect this server meets is 100-continue');
+  res.writeHead(417, { 'content-type': JSON_TYPE, 'content-length': String(Buffer.byteLength(body)), connection: 'close' });
+  res.end(body);
 }
 
 /**
