@@ -68,4 +68,14 @@ describe('readJson', () => {
     expect(await codeOf(readJson(new Request('http://x/', { method: 'POST', body: '' }), 100))).toBe('invalid_argument');
     expect(await codeOf(readJson(new Request('http://x/', { method: 'POST', body: '{"a":' }), 100))).toBe('invalid_argument');
   });
+
+  it('refuses bytes that are not UTF-8 rather than reading them as U+FFFD, and keeps a leading BOM optional', async () => {
+    const latin1 = Uint8Array.from([...'{"a":"caf'].map((c) => c.charCodeAt(0)).concat(0xe9, 0x22, 0x7d));
+    await expect(readJson(new Request('http://x/', { method: 'POST', body: latin1 }), 100)).rejects.toThrow(/request body is not valid UTF-8/);
+    const lone = new TextEncoder().encode('{"a":"x"}');
+    const wtf8 = Uint8Array.from([...lone.subarray(0, 7), 0xed, 0xa0, 0x80, ...lone.subarray(7)]);
+    expect(await codeOf(readJson(new Request('http://x/', { method: 'POST', body: wtf8 }), 100))).toBe('invalid_argument');
+    const bom = Uint8Array.from([0xef, 0xbb, 0xbf, ...new TextEncoder().encode('{"a":"é"}')]);
+    expect(await readJson(new Request('http://x/', { method: 'POST', body: bom }), 100)).toEqual({ a: 'é' });
+  });
 });

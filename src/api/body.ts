@@ -133,7 +133,8 @@ async function discardRest(reader: ReadableStreamDefaultReader<Uint8Array>): Pro
   }
 }
 
-const decoder = new TextDecoder();
+// Fatal: JSON must be UTF-8 (RFC 8259), and a lenient decoder would store U+FFFD for the bytes it cannot read.
+const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * The body parsed as JSON (any Content-Type), within `limit` bytes.
@@ -153,8 +154,14 @@ export async function readJson(request: Request, limit: number): Promise<unknown
  */
 export function parseJson(bytes: Uint8Array): unknown {
   if (bytes.length === 0) throw invalid('request body is empty; expected a JSON document');
+  let text: string;
   try {
-    return JSON.parse(decoder.decode(bytes));
+    text = decoder.decode(bytes);
+  } catch {
+    throw invalid('request body is not valid UTF-8, which JSON must be; send binary values base64-encoded');
+  }
+  try {
+    return JSON.parse(text);
   } catch (err) {
     throw invalid(`request body is not valid JSON: ${(err as Error).message}`);
   }

@@ -48,7 +48,7 @@ const FIELDS = new Map<string, number>([
 
 const reader = new JsonF32ArrayReader(MAX_DIMS);
 // As parseJson decodes the whole body (invalid UTF-8 becomes U+FFFD), so a filter reads the same.
-const decoder = new TextDecoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * The query body in `bytes`, with parseQueryBody's errors (and parseJson's) for a bad one.

@@ -43,8 +43,8 @@ describe('parseProduceBody', () => {
     expect(records[2]).toEqual({ key: null, value: null });
   });
 
-  it('encodes utf8 byte for byte like TextEncoder: non-ASCII, surrogate pairs, lone surrogates, bodies past one packing chunk', () => {
-    const samples = ['', 'a', 'héllo', 'x'.repeat(99) + '€', '😀 emoji', 'ab\uD800cd', '\uDC00', '日本語'.repeat(50), 'z'.repeat(5000)];
+  it('encodes utf8 byte for byte like TextEncoder: non-ASCII, surrogate pairs, bodies past one packing chunk', () => {
+    const samples = ['', 'a', 'héllo', 'x'.repeat(99) + '€', '😀 emoji', '\uD83D\uDE00', '日本語'.repeat(50), 'z'.repeat(5000)];
     const list = Array.from({ length: 600 }, (_, i) => ({ key: samples[(i + 3) % samples.length]!, value: samples[i % samples.length]! }));
     const records = parseProduceBody({ records: list });
     const hex = (b: Uint8Array | null | undefined) => (b == null ? String(b) : Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(''));
@@ -67,6 +67,17 @@ describe('parseProduceBody', () => {
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', headers: {} }] }))).toMatch(/^records\[0\]\.headers: expected array/);
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', headers: [{ key: 1, value: 'x' }] }] }))).toMatch(/^records\[0\]\.headers\[0\]\.key: /);
     expect(errorOf(() => parseProduceBody({ records: [null] }))).toBe('records[0]: expected object, received null');
+  });
+
+  it('refuses a lone surrogate in a utf8 field, which UTF-8 cannot hold (it would be stored as U+FFFD), naming the field', () => {
+    for (const [record, field] of [
+      [{ value: 'ab\uD800cd' }, 'records[0].value'],
+      [{ key: '\uDC00', value: 'v' }, 'records[0].key'],
+      [{ value: 'v', headers: [{ key: 'h', value: 'x\uDBFF' }] }, 'records[0].headers[0].value'],
+    ] as const) {
+      expect(errorOf(() => parseProduceBody({ records: [record] }))).toBe(`${field}: not well-formed Unicode (a lone surrogate, which UTF-8 cannot hold); send such bytes with "encoding": "base64"`);
+      expect(errorOf(() => parseProduceJson(new TextEncoder().encode(JSON.stringify({ records: [record] }))))).toMatch(new RegExp(`^${field.replace(/[[\].]/g, '\\$&')}: not well-formed Unicode`));
+    }
   });
 });
 

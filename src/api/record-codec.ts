@@ -3,6 +3,7 @@
  * (the hot path, so no schema library per record), and consumed records are written back with
  * a per-record `encoding`: utf8 when every byte field is valid UTF-8, base64 otherwise.
  */
+import { hasLoneSurrogate } from '../core/show-value.js';
 import type { DecodedRecord } from '../core/segment.js';
 import { offsetRun, type ConsumeResult, type OffsetRun, type ProduceRecord, type ProduceResult } from '../engine/streams/stream-store.js';
 import { parseJson } from './body.js';
@@ -59,7 +60,8 @@ class Utf8Arena {
   private chunk = new Uint8Array(0);
   private at = 0;
 
-  bytes(s: string): Uint8Array {
+  /** UTF-8 of `s`, or undefined for a lone surrogate, which UTF-8 cannot hold (TextEncoder would store U+FFFD). */
+  bytes(s: string): Uint8Array | undefined {
     const n = s.length;
     // UTF-8 needs at most 3 bytes per UTF-16 code unit.
     if (this.at + n * 3 > this.chunk.length) {
@@ -75,8 +77,12 @@ class Utf8Arena {
       if (c >= 0x80) break;
       buf[o++] = c;
     }
-    // Everything before i is ASCII, so slicing there cannot split a surrogate pair.
-    if (i < n) o += utf8.encodeInto(s.slice(i), buf.subarray(o)).written;
+    if (i < n) {
+      // Everything before i is ASCII, so slicing there cannot split a surrogate pair.
+      const rest = s.slice(i);
+      if (hasLoneSurrogate(rest)) return undefined;
+      o += utf8.encodeInto(rest, buf.subarray(o)).written;
+    }
     this.at = o;
     return buf.subarray(start, o);
   }
@@ -88,7 +94,11 @@ function bytesOf(v: unknown, base64: boolean, path: string, nullable: boolean, a
     throw invalid(`${path}: expected string or null, received undefined`);
   }
   if (typeof v !== 'string') throw invalid(`${path}: expected string${nullable ? ' or null' : ''}, received ${typeName(v)}`);
-  if (!base64) return arena.bytes(v);
+  if (!base64) {
+    const bytes = arena.bytes(v);
+    if (bytes === undefined) throw invalid(`${path}: not well-formed Unicode (a lone surrogate, which UTF-8 cannot hold); send such bytes with "encoding": "base64"`);
+    return bytes;
+  }
   const bytes = fromBase64(v);
   if (bytes === undefined) throw invalid(`${path}: not valid base64 (encoding is base64)`);
   return bytes;
@@ -143,7 +153,7 @@ const NOT_PLAIN = Uint8Array.from({ length: 256 }, (_, c) => (c < 0x20 || c === 
 /** Any input the byte scanner does not take; the general path then parses it (and names what is wrong). */
 const GIVE_UP = new Error('not taken by the byte scanner');
 const latin1 = new TextDecoder('latin1');
-const bodyText = new TextDecoder();
+const bodyText = new TextDecoder('utf-8', { fatal: true });
 
 // Field names as the scanner tells them apart.
 const F_OTHER = 0;
@@ -333,7 +343,10 @@ class ProduceScanner {
     }
     // Views are made from the buffer directly (subarray looks up the species constructor).
     if (plain) return new Uint8Array(b.buffer, b.byteOffset + s, e - s);
-    return this.arena.bytes(this.text({ s, e, plain }));
+    const bytes = this.arena.bytes(this.text({ s, e, plain }));
+    // A lone surrogate: the general path refuses it, naming the field.
+    if (bytes === undefined) throw GIVE_UP;
+    return bytes;
   }
 
   /** The JS string a string field stands for, as JSON.parse reads it. */
