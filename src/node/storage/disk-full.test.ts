@@ -5,11 +5,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { mkdtemp, readdir, rm, rmdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, isQuartzError } from '../../core/errors.js';
+import { restoreBackup } from '../backup/restore.js';
+import { createBackup } from '../backup/snapshot.js';
+import { openQuartz } from '../open-quartz.js';
 import { openDiskStorage } from './disk-storage.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -97,5 +100,29 @@ describe.skipIf(!isRoot)('disk storage on a full disk', () => {
     for (let i = 0; i < 500; i++) expect((await again.kv.get(key(i)))?.[0]).toBe(i & 0xff);
     await reopened.close();
     await rm(dir, { recursive: true });
+  });
+
+  it('a restore that cannot open its storage on a full disk leaves the directory empty', async () => {
+    const source = await mkdtemp(join(tmpdir(), 'quartz-full-src-'));
+    try {
+      const engine = await openQuartz({ dataDir: join(source, 'data') });
+      const { tenant } = await engine.tenants.create({ email: 'r@example.com' });
+      await (await engine.tenant(tenant.id)).kv.put('k', new Uint8Array(10));
+      const snap = await createBackup(engine);
+      const file = join(source, 'all.qzb');
+      await writeFile(file, new Uint8Array(await new Response(snap.body).arrayBuffer()));
+      await engine.close();
+
+      const target = join(mnt, 'restored');
+      await mkdir(target);
+      const filler = join(mnt, 'filler3');
+      fill(filler);
+      await expect(restoreBackup({ file, dataDir: target })).rejects.toMatchObject({ code: ErrorCode.INSUFFICIENT_STORAGE });
+      expect(await readdir(target)).toEqual([]);
+      await rm(filler);
+      await rm(target, { recursive: true });
+    } finally {
+      await rm(source, { recursive: true, force: true });
+    }
   });
 });
