@@ -57,8 +57,8 @@ const MAX_VALUE_LIMIT = 0xffff_ffff;
 /** After a failed sweep, try again this much later rather than spinning. */
 const SWEEP_RETRY_MS = 60_000;
 const SWEEP_PAGE = 256;
-/** Rows per scan when counting stored bytes: large pages, few round trips. */
-const STORED_BYTES_PAGE = 4096;
+/** Rows per scan when counting stored bytes (a page costs ~10 ms of the event loop on disk storage). */
+const STORED_BYTES_PAGE = 1024;
 
 export interface KvStoreOptions {
   /** Largest value accepted, in bytes (default 25 MiB). */
@@ -612,7 +612,7 @@ export class KvStore {
   /**
    * What this store adds to `bytes_stored`, counted from storage: keys plus values of every stored
    * record, expired ones not yet purged included, as the writes meter it. One scan of the store
-   * (about a second per million keys); the engine runs it only to repair levels after a crash.
+   * (on disk, ~4 µs of CPU per key); the engine runs it only to repair levels after a crash.
    *
    * @example
    * const bytes = await kv.storedBytes();
@@ -626,6 +626,8 @@ export class KvStore {
       for (const row of rows) total += row.key.length - 1 + recordSize(row.value);
       if (rows.length < STORED_BYTES_PAGE) return total;
       start = after(rows[rows.length - 1]!.key);
+      // A disk scan answers synchronously: let other requests run between pages (~10 ms each).
+      await new Promise((resolve) => setTimeout(resolve, 0));
     }
   }
 
