@@ -677,6 +677,9 @@ export class Journal {
   /** Moves every published write into lmdb in one fsync'd transaction (waits for one in flight first). */
   private async applyNow(): Promise<void> {
     while (this.applying !== undefined) await this.applying;
+    // After lmdb refused a batch for good, a later batch would move `wal_applied` past the
+    // refused writes and replay would skip them: they all wait for the next open's replay.
+    this.check();
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;
@@ -752,7 +755,7 @@ export class Journal {
       this.retryLater = false;
     } finally {
       this.applying = undefined;
-      if (this.queue.length > 0 && this.timer === undefined && !this.closed) this.startTimer();
+      if (this.queue.length > 0 && this.timer === undefined && !this.closed && this.failure === undefined) this.startTimer();
     }
   }
 
