@@ -67,7 +67,7 @@ export class ApiRouter<E extends AppEnv = AppEnv> {
   add(method: Method, path: string, doc: RouteDoc | undefined, ...handlers: [...Guard[], RouteHandler]): void {
     const { openapi, pattern } = translate(path);
     this.entries.push({ method, pattern });
-    if (doc !== undefined) this.app.openAPIRegistry.registerPath({ ...doc, responses: pipelineResponses(doc), method, path: openapi });
+    if (doc !== undefined) this.app.openAPIRegistry.registerPath({ ...doc, responses: pipelineResponses(doc, method), method, path: openapi });
     const guards = handlers.slice(0, -1) as Guard[];
     const handler = handlers[handlers.length - 1] as RouteHandler;
     (this.app.on as (m: string, p: string, h: unknown) => unknown)(method.toUpperCase(), honoPath(path), this.pipeline.route(path, guards, handler));

@@ -22,6 +22,11 @@ export type UsageMetric = 'api_calls' | 'bytes_stored' | 'records_produced' | 'v
 /** Usage counters per tenant; the tenant registry persists them. `delta` may be negative (bytes freed). */
 export interface UsageRecorder {
   add(tenantId: string, metric: UsageMetric, delta: number): void;
+  /**
+   * Sets a tenant's levels to what `measure` counts, if the recorder's stored levels may have
+   * missed deltas (a crash lost the last unflushed ones); the engine calls it as a tenant opens.
+   */
+  reconcile?(tenantId: string, measure: () => Promise<Record<'bytes_stored' | 'vectors_stored', number>>): Promise<void>;
 }
 
 export interface EngineContext {

@@ -74,6 +74,17 @@ function checkTenantId(id: unknown): asserts id is string {
   }
 }
 
+/** What a tenant holds, as the usage gauges count it: KV keys and values plus stream logs; live vectors. */
+async function measureLevels(scope: TenantScope): Promise<Record<'bytes_stored' | 'vectors_stored', number>> {
+  let bytes = await scope.kv.storedBytes();
+  for (const topic of scope.streams.listTopics()) {
+    for (const p of scope.streams.describeTopic(topic.name).partition_info) bytes += p.bytes;
+  }
+  let vectors = 0;
+  for (const c of await scope.vectors.listCollections()) vectors += c.count;
+  return { bytes_stored: bytes, vectors_stored: vectors };
+}
+
 export class Engine {
   private readonly scopes = new Map<string, Promise<TenantScope>>();
   private closing: Promise<void> | undefined;
@@ -158,7 +169,12 @@ export class Engine {
     ] as const);
     const [kv, streams, vectors] = opened;
     if (kv.status === 'fulfilled' && streams.status === 'fulfilled' && vectors.status === 'fulfilled') {
-      return { id, kv: kv.value, streams: streams.value, vectors: vectors.value };
+      const scope = { id, kv: kv.value, streams: streams.value, vectors: vectors.value };
+      // Before the scope is handed out, so no write of this tenant runs while its levels are counted.
+      await ctx.usage.reconcile?.(id, () => measureLevels(scope)).catch((err: unknown) => {
+        console.error(`quartz: counting the stored usage of tenant '${id}' failed; its levels stay as stored`, err);
+      });
+      return scope;
     }
     // Close whatever did open so no timers or handles leak, then report the first failure.
     await Promise.allSettled(opened.map((o) => (o.status === 'fulfilled' ? o.value.close() : undefined)));

@@ -9,6 +9,7 @@ import type { Clock, Scheduler } from '../ports/clock.js';
 import { BatchEncoderPool } from './batch-encoder-pool.js';
 import './core.js'; // registers build/quartz.wasm as init()'s default source
 import { openDiskStorage } from './storage/disk-storage.js';
+import { isNoSpace } from './storage/disk-errors.js';
 
 export interface OpenQuartzOptions extends Pick<EngineOptions, 'kv' | 'streams' | 'vectors' | 'usage' | 'defaultPlan'> {
   /** The data directory; created if missing. */
@@ -75,6 +76,9 @@ function asOpenError(err: unknown, dataDir: string): unknown {
   const reason = err instanceof Error ? err.message : String(err);
   if (errno === 'ENOTDIR' || errno === 'EEXIST') {
     return new QuartzError(ErrorCode.INVALID_ARGUMENT, `data directory ${dataDir} is not a directory (${reason})`, { cause: err });
+  }
+  if (isNoSpace(err)) {
+    return new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, `cannot open data directory ${dataDir}: no space left on its disk (${reason}); free some space and start again (nothing was lost)`, { cause: err });
   }
   return new QuartzError(ErrorCode.INTERNAL, `cannot open data directory ${dataDir}: ${reason}`, { cause: err });
 }

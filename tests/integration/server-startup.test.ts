@@ -6,7 +6,8 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli, startServerProcess, tempDir, waitFor, type ServerProcess } from './server-process.js';
+import { spawn } from 'node:child_process';
+import { BIN, ROOT, cleanEnv, runCli, startServerProcess, tempDir, waitFor, type ServerProcess } from './server-process.js';
 
 const running: ServerProcess[] = [];
 afterEach(async () => {
@@ -183,5 +184,23 @@ describe('quartz serve', () => {
     const host = await runCli(['serve', '--port', '0', '--data', join(dir, 'e'), '--host', 'no-such-host.invalid'], {});
     expect(host.code).not.toBe(0);
     expect(host.stderr).toBe("quartz: cannot listen on 'no-such-host.invalid': no such host\n");
+  });
+
+  it('under a low open-file limit, starts or fails with one clear line, never a loader stack trace', async () => {
+    const data = await tempDir('serve-emfile');
+    // 48 descriptors: loading the CLI's modules, which opens many files at once, runs out.
+    const proc = spawn('sh', ['-c', `ulimit -n 48 && exec "${process.execPath}" "${BIN}" serve --port 0 --data "${data}"`], { env: cleanEnv(), cwd: ROOT });
+    let out = '';
+    let err = '';
+    proc.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+    proc.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+    const code = await Promise.race([
+      new Promise<number | null>((resolve) => proc.once('close', (c) => resolve(c))),
+      waitFor(() => (out.includes('admin key:') ? 'started' : undefined), 20_000, 'the banner or an exit'),
+    ]);
+    proc.kill('SIGKILL');
+    if (code === 'started') return;
+    expect(code).toBe(1);
+    expect(err).toMatch(/^quartz: too many open files while loading \(EMFILE\); raise the limit .*\n$/);
   });
 });

@@ -100,7 +100,12 @@ export function accountRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       responses: { '200': jsonResponse(Usage, 'Metered figures; counters sum over the period, bytes and vectors are levels') },
     },
     tenantAuth(deps),
-    async (c) => c.json(await engine.tenants.usage(c.get('tenant').id)),
+    async (c) => {
+      const id = c.get('tenant').id;
+      // Opening the tenant counts its levels afresh if a crash may have lost their last deltas.
+      await engine.tenant(id);
+      return c.json(await engine.tenants.usage(id));
+    },
   );
 }
 

@@ -22,7 +22,7 @@ const ERROR_TEXT: Record<number, string> = {
   429: 'Rate limit exceeded; see Retry-After',
   500: 'Server fault: a generic message; the cause is logged with the request id',
   501: 'Not available in this home',
-  507: 'A vector index ran out of WebAssembly memory',
+  507: "The server's disk is full (nothing of this request was stored; retry once space is freed), or a vector index ran out of WebAssembly memory",
 };
 
 type Responses = RouteDoc['responses'];
@@ -89,17 +89,19 @@ export const adminSecurity: Array<Record<string, string[]>> = [{ adminBearer: []
 
 /**
  * A route's responses with what the request pipeline adds to every route (src/api/middleware):
- * 500 for anything unexpected; on key-protected routes 401, and on tenant routes 429 and the
- * rate-limit headers (on every answer once the key is known, so not on 401); `X-Request-Id` on
- * every answer. The router applies it to each route it documents.
+ * 500 for anything unexpected; 507 on every method but GET (any write may meet a full disk); on
+ * key-protected routes 401, and on tenant routes 429 and the rate-limit headers (on every answer
+ * once the key is known, so not on 401); `X-Request-Id` on every answer. The router applies it to
+ * each route it documents.
  *
  * @example
- * registry.registerPath({ ...doc, responses: pipelineResponses(doc), method, path });
+ * registry.registerPath({ ...doc, responses: pipelineResponses(doc, method), method, path });
  */
-export function pipelineResponses(doc: Pick<RouteDoc, 'responses' | 'security'>): Responses {
+export function pipelineResponses(doc: Pick<RouteDoc, 'responses' | 'security'>, method: string): Responses {
   const tenant = doc.security === tenantSecurity;
   const guarded = tenant || doc.security === adminSecurity;
-  const all: Responses = { ...doc.responses, ...errorResponses(...(guarded ? [401] : []), ...(tenant ? [429] : []), 500) };
+  const writes = method.toLowerCase() !== 'get';
+  const all: Responses = { ...doc.responses, ...errorResponses(...(guarded ? [401] : []), ...(tenant ? [429] : []), 500, ...(writes ? [507] : [])) };
   const out: Responses = {};
   for (const status of Object.keys(all).sort()) {
     const response = all[status]!;

@@ -57,6 +57,8 @@ const MAX_VALUE_LIMIT = 0xffff_ffff;
 /** After a failed sweep, try again this much later rather than spinning. */
 const SWEEP_RETRY_MS = 60_000;
 const SWEEP_PAGE = 256;
+/** Rows per scan when counting stored bytes (a page costs ~10 ms of the event loop on disk storage). */
+const STORED_BYTES_PAGE = 1024;
 
 export interface KvStoreOptions {
   /** Largest value accepted, in bytes (default 25 MiB). */
@@ -604,6 +606,28 @@ export class KvStore {
       }
       if (rows.length < want) return { keys, cursor: null };
       start = after(rows[rows.length - 1]!.key);
+    }
+  }
+
+  /**
+   * What this store adds to `bytes_stored`, counted from storage: keys plus values of every stored
+   * record, expired ones not yet purged included, as the writes meter it. One scan of the store
+   * (on disk, ~4 µs of CPU per key); the engine runs it only to repair levels after a crash.
+   *
+   * @example
+   * const bytes = await kv.storedBytes();
+   */
+  async storedBytes(): Promise<number> {
+    let total = 0;
+    let start: Uint8Array = Uint8Array.of(TAG_DATA);
+    const end = prefixEnd(start)!;
+    for (;;) {
+      const rows = await this.kv.scan({ start, end, limit: STORED_BYTES_PAGE });
+      for (const row of rows) total += row.key.length - 1 + recordSize(row.value);
+      if (rows.length < STORED_BYTES_PAGE) return total;
+      start = after(rows[rows.length - 1]!.key);
+      // A disk scan answers synchronously: let other requests run between pages (~10 ms each).
+      await new Promise((resolve) => setTimeout(resolve, 0));
     }
   }
 

@@ -11,6 +11,12 @@
  *   u/<YYYY-MM>/<tenantId> → JSON UsageFigures for that period
  *   g/<tenantId>           → JSON { bytes_stored, vectors_stored }: the current levels
  *   m/period               → the last period flushed
+ *   m/clean                → present only while closed cleanly (see `reconcile`)
+ *
+ * A gauge is a level kept as deltas, so deltas a crash loses would leave it wrong for ever. The
+ * meter deletes `m/clean` as it opens and writes it back as its last act on close: opened without
+ * it, the stored levels may be short of lost deltas, and `reconcile` replaces each tenant's level
+ * with a count of what the tenant holds, as the engine opens the tenant.
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { showValue } from '../../core/show-value.js';
@@ -20,13 +26,14 @@ import type { BatchOp, OrderedKV, StorageProvider } from '../../ports/storage.js
 import type { UsageMetric, UsageRecorder } from '../context.js';
 
 export const USAGE_METRICS: readonly UsageMetric[] = ['api_calls', 'bytes_stored', 'records_produced', 'vectors_stored', 'function_ms'];
-const GAUGES: readonly UsageMetric[] = ['bytes_stored', 'vectors_stored'];
+const GAUGES = ['bytes_stored', 'vectors_stored'] as const satisfies readonly UsageMetric[];
 // No prototype: 'constructor' or 'toString' must not look like a metric.
 const METRIC_INDEX: Record<string, number> = Object.assign(Object.create(null) as Record<string, number>, Object.fromEntries(USAGE_METRICS.map((m, i) => [m, i])));
 const GAUGE_INDEXES = GAUGES.map((g) => METRIC_INDEX[g]!);
 export const DEFAULT_FLUSH_INTERVAL_MS = 60_000;
 const PERIOD = /^\d{4}-(0[1-9]|1[0-2])$/;
 const PAGE = 500;
+const CLEAN_KEY = new TextEncoder().encode('m/clean');
 
 export type UsageFigures = Record<UsageMetric, number>;
 
@@ -100,6 +107,10 @@ export class UsageMeter implements UsageRecorder {
   private flushing: Promise<void> = Promise.resolve();
   private cancelTimer: (() => void) | undefined;
   private closed = false;
+  /** Whether the last run closed cleanly, so no delta was lost and the stored levels are right. */
+  private levelsTrusted = false;
+  /** Tenants whose levels were counted afresh since open. */
+  private readonly reconciled = new Set<string>();
 
   private constructor(
     private readonly kv: OrderedKV,
@@ -123,8 +134,44 @@ export class UsageMeter implements UsageRecorder {
     const meter = new UsageMeter(unit.kv, options.clock, options.scheduler, interval);
     const last = await unit.kv.get(key('m/period'));
     meter.lastFlushedPeriod = last === undefined ? undefined : utf8Decoder.decode(last);
+    if ((await unit.kv.get(CLEAN_KEY)) !== undefined) {
+      meter.levelsTrusted = true;
+      // From here on a crash loses deltas again: the next open must not trust the levels.
+      await unit.kv.delete(CLEAN_KEY);
+    }
     meter.arm();
     return meter;
+  }
+
+  /**
+   * After a crash (or on the first open of data written before this check existed), replaces the
+   * tenant's gauges with what `measure` counts, once per tenant; otherwise does nothing. The
+   * difference goes in as a delta, so counts added meanwhile stay. Call it before the tenant's
+   * services write: a write between `measure` and the correction would be counted twice or not at all.
+   *
+   * @example
+   * await usage.reconcile('t_1', async () => ({ bytes_stored: await kv.storedBytes(), vectors_stored: 0 }));
+   */
+  async reconcile(tenantId: string, measure: () => Promise<Record<'bytes_stored' | 'vectors_stored', number>>): Promise<void> {
+    if (this.levelsTrusted || this.reconciled.has(tenantId)) return;
+    this.reconciled.add(tenantId);
+    try {
+      const exact = await measure();
+      // In the flush queue, so no flush moves pending counts into the stored level meanwhile.
+      const run = this.flushing.then(async () => {
+        const stored = parseFigures(await this.kv.get(key(`g/${tenantId}`)), `level of tenant '${tenantId}'`) ?? zeros();
+        for (const g of GAUGES) {
+          let believed = stored[g];
+          for (const tenants of this.pending.values()) believed += tenants.get(tenantId)?.[METRIC_INDEX[g]!] ?? 0;
+          if (exact[g] !== believed) this.add(tenantId, g, exact[g] - believed);
+        }
+      });
+      this.flushing = run.catch(() => undefined);
+      await run;
+    } catch (err) {
+      this.reconciled.delete(tenantId); // tried again on the tenant's next open
+      throw err;
+    }
   }
 
   /**
@@ -224,6 +271,7 @@ export class UsageMeter implements UsageRecorder {
     this.cancelTimer?.();
     this.cancelTimer = undefined;
     await this.flush();
+    await this.kv.put(CLEAN_KEY, new Uint8Array(0));
   }
 
   private enterPeriod(now: number): void {

@@ -23,6 +23,8 @@ export interface RestoreOptions {
   dataDir: string;
   /** Called with bytes of the archive read so far and the total. */
   onProgress?: (read: number, total: number) => void;
+  /** Stops the restore (Ctrl-C): it rejects with `signal.reason`, leaving the directory as it found it. */
+  signal?: AbortSignal;
 }
 
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -68,7 +70,21 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   // Checked before the data directory is touched (a directory here failed only once that was made).
   if (!info.isFile()) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `backup file ${file}: cannot read it (not a file)`);
   const total = Number(info.size);
+  options.signal?.throwIfAborted();
   const made = await ensureEmpty(dataDir);
+  // Whatever fails from here (opening the storage, the archive, a full disk, closing, Ctrl-C),
+  // the directory goes back to how it was found: a partial restore would start as a server that
+  // silently lacks data, and block a retry.
+  try {
+    return await restoreInto(options, total);
+  } catch (err) {
+    await undoRestore(dataDir, made);
+    throw err;
+  }
+}
+
+async function restoreInto(options: RestoreOptions, total: number): Promise<RestoreResult> {
+  const { file, dataDir, signal } = options;
   const storage = await openDiskStorage({ dir: dataDir });
   const result: RestoreResult = { entries: 0, blobs: 0, units: 0, bytes: total };
   const seen = new Set<string>();
@@ -86,10 +102,10 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     read += chunk.length;
     options.onProgress?.(read, total);
   });
-  let complete = false;
   try {
     let current = '';
     for await (const entry of readArchive(source, file)) {
+      signal?.throwIfAborted();
       if (entry.unit !== current) {
         await flush();
         current = entry.unit;
@@ -110,12 +126,13 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       }
     }
     await flush();
-    complete = true;
-  } finally {
+    signal?.throwIfAborted();
+  } catch (err) {
     source.destroy();
-    await storage.close();
-    // A partial restore would start as a server that silently lacks data, and block a retry.
-    if (!complete) await undoRestore(dataDir, made);
+    await storage.close().catch(() => undefined);
+    throw err;
   }
+  source.destroy();
+  await storage.close();
   return result;
 }

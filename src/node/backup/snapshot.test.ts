@@ -107,6 +107,28 @@ describe('createBackup / restoreBackup', () => {
     await expect(restoreBackup({ file, dataDir: empty })).resolves.toMatchObject({ entries: expect.any(Number), blobs: 1 });
   });
 
+  it('leaves the data directory as it found it when the restore is stopped (Ctrl-C)', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const engine = await engineAt(join(root, 'source'));
+    const { tenant } = await engine.tenants.create({ email: 'c@example.com' });
+    const { kv } = await engine.tenant(tenant.id);
+    for (let i = 0; i < 4; i++) await kv.put(`big${i}`, new Uint8Array(1_200_000).fill(i));
+    const snap = await createBackup(engine);
+    const file = join(root, 'all.qzb');
+    await writeFile(file, new Uint8Array(await new Response(snap.body).arrayBuffer()));
+
+    const stop = new AbortController();
+    const reason = new Error('stopped');
+    const empty = join(root, 'empty');
+    await mkdir(empty);
+    const stopped = restoreBackup({ file, dataDir: empty, signal: stop.signal, onProgress: () => stop.abort(reason) });
+    await expect(stopped).rejects.toBe(reason);
+    expect(await readdir(empty)).toEqual([]);
+    const fresh = join(root, 'fresh');
+    await expect(restoreBackup({ file, dataDir: fresh, signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    await expect(readdir(fresh)).rejects.toThrow(/ENOENT/);
+  });
+
   it('releases its links when the download is cancelled', async () => {
     const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
     const engine = await engineAt(join(root, 'd'));

@@ -16,7 +16,8 @@ import { readFileSync } from 'node:fs';
 import { mkdir, open as openFile, readFile, readdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
-import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
+import { lmdbCommit, storageFailure, type LmdbCommitted } from './disk-errors.js';
 import { init } from '../../core/loader.js';
 import '../core.js'; // registers build/quartz.wasm as init()'s default source (the log's CRC32C)
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
@@ -116,6 +117,16 @@ async function lockDir(dir: string): Promise<() => Promise<void>> {
   };
 }
 
+/** Removes what a crash can leave behind: half-written temp blobs and blob dirs of dropped units. */
+async function sweep(dir: string, catalog: Map<string, number>): Promise<void> {
+  await rm(join(dir, 'blobs', 'tmp'), { recursive: true, force: true });
+  await mkdir(join(dir, 'blobs', 'tmp'), { recursive: true });
+  const live = new Set([...catalog.values()].map(String));
+  for (const name of await readdir(join(dir, 'blobs'))) {
+    if (name !== 'tmp' && !live.has(name)) await rm(join(dir, 'blobs', name), { recursive: true, force: true });
+  }
+}
+
 interface OpenUnit {
   state: UnitHandleState;
   storage: UnitStorage;
@@ -145,13 +156,21 @@ export class DiskStorage implements StorageProvider {
 
   static async open(options: DiskStorageOptions): Promise<DiskStorage> {
     const dir = options.dir;
-    await makeDirs(join(dir, 'blobs', 'tmp'));
-    const unlock = await lockDir(dir);
     try {
-      await init();
-      return await DiskStorage.openLocked(dir, unlock, options.logFileBytes ?? DEFAULT_LOG_FILE_BYTES, options.applyDelayMs ?? DEFAULT_APPLY_DELAY_MS);
+      await makeDirs(join(dir, 'blobs', 'tmp'));
+      const unlock = await lockDir(dir);
+      try {
+        await init();
+        return await DiskStorage.openLocked(dir, unlock, options.logFileBytes ?? DEFAULT_LOG_FILE_BYTES, options.applyDelayMs ?? DEFAULT_APPLY_DELAY_MS);
+      } catch (err) {
+        await unlock();
+        throw err;
+      }
     } catch (err) {
-      await unlock();
+      const failure = storageFailure(err, 'opening it', dir);
+      if (isQuartzError(failure, ErrorCode.INSUFFICIENT_STORAGE)) {
+        throw new QuartzError(failure.code, `cannot open data directory ${dir}: no space left on its disk; free some space and start again (nothing was lost)`, { cause: failure.cause });
+      }
       throw err;
     }
   }
@@ -185,12 +204,12 @@ export class DiskStorage implements StorageProvider {
     for (const { key, value } of units.getRange({})) catalog.set(key, value);
     let files: LogFile[] | undefined;
     try {
+      // First, so what a crash (or a full disk) left in blobs/tmp is freed before replay needs room.
+      await sweep(dir, catalog);
       files = openLogFiles(dir);
-      const epoch = await DiskStorage.replay(env, meta, data, files, new Set(catalog.values()));
-      const journal = new Journal({ env, meta: meta as Database<unknown, string>, fast, files, epoch, fileBytes: logFileBytes, applyDelayMs });
-      const storage = new DiskStorage(dir, env, units, meta, data, fast, catalog, unlock, journal);
-      await storage.sweep();
-      return storage;
+      const epoch = await DiskStorage.replay(dir, env, meta, data, files, new Set(catalog.values()));
+      const journal = new Journal({ dir, env, meta: meta as Database<unknown, string>, fast, files, epoch, fileBytes: logFileBytes, applyDelayMs });
+      return new DiskStorage(dir, env, units, meta, data, fast, catalog, unlock, journal);
     } catch (err) {
       if (files !== undefined) closeLogFiles(files);
       await env.close();
@@ -203,12 +222,12 @@ export class DiskStorage implements StorageProvider {
    * skipping units dropped since, and moves lmdb's log position to a new epoch, above every record
    * in the files: one fsync'd transaction. Returns that epoch, where the journal starts writing.
    */
-  private static async replay(env: RootDatabase, meta: Database<number, string>, data: Database<Buffer, Buffer>, files: LogFile[], live: Set<number>): Promise<number> {
+  private static async replay(dir: string, env: RootDatabase, meta: Database<number, string>, data: Database<Buffer, Buffer>, files: LogFile[], live: Set<number>): Promise<number> {
     const stored = meta.get(APPLIED_KEY) as unknown as [number, number] | undefined;
     const applied: LogPosition = stored === undefined ? { epoch: 0, offset: HEADER_BYTES } : { epoch: stored[0], offset: stored[1] };
     const { records, maxEpoch } = recover(files, applied);
     const epoch = maxEpoch + 1;
-    await (env as unknown as { batch(writes: () => void): Promise<boolean> }).batch(() => {
+    const replayed = (env as unknown as { batch(writes: () => void): Promise<boolean> }).batch(() => {
       for (const { ops } of records) {
         for (const op of ops) {
           if (!live.has(Buffer.from(op.key.buffer, op.key.byteOffset, 4).readUInt32BE(0))) continue;
@@ -218,17 +237,8 @@ export class DiskStorage implements StorageProvider {
       }
       void (meta as Database<unknown, string>).put(APPLIED_KEY, [epoch, HEADER_BYTES]);
     });
+    await lmdbCommit(env as unknown as LmdbCommitted, replayed, 'replaying the write-ahead log into kv.mdb (the data is intact)', dir);
     return epoch;
-  }
-
-  /** Removes what a crash can leave behind: half-written temp blobs and blob dirs of dropped units. */
-  private async sweep(): Promise<void> {
-    await rm(join(this.dir, 'blobs', 'tmp'), { recursive: true, force: true });
-    await mkdir(join(this.dir, 'blobs', 'tmp'), { recursive: true });
-    const live = new Set([...this.catalog.values()].map(String));
-    for (const name of await readdir(join(this.dir, 'blobs'))) {
-      if (name !== 'tmp' && !live.has(name)) await rm(join(this.dir, 'blobs', name), { recursive: true, force: true });
-    }
   }
 
   private check(): void {
@@ -273,11 +283,16 @@ export class DiskStorage implements StorageProvider {
   /** Assigns a new unit id (never reused, so stale data can never reappear under a new unit). */
   private async create(name: string): Promise<OpenUnit> {
     let id = 0;
-    await this.env.transaction(() => {
-      id = (this.meta.get('next_unit_id') ?? 1) as number;
-      void this.meta.put('next_unit_id', id + 1);
-      void this.units.put(name, id);
-    });
+    await lmdbCommit(
+      this.env as unknown as LmdbCommitted,
+      this.env.transaction(() => {
+        id = (this.meta.get('next_unit_id') ?? 1) as number;
+        void this.meta.put('next_unit_id', id + 1);
+        void this.units.put(name, id);
+      }),
+      `a new storage unit '${name}'`,
+      this.dir,
+    );
     this.check();
     this.catalog.set(name, id);
     return this.handle(name, id);
@@ -303,12 +318,17 @@ export class DiskStorage implements StorageProvider {
     const end = unitPrefix(id + 1);
     // The catalog entry and every key go in one transaction: after a crash the unit is either
     // whole or gone. Its blob dir is removed afterwards; `sweep` finishes the job after a crash.
-    await this.env.transaction(() => {
-      void this.units.remove(name);
-      // Collect first: deleting under a live cursor is not something to rely on.
-      const keys = [...this.data.getKeys({ start, end })];
-      for (const key of keys) void this.data.remove(key);
-    });
+    await lmdbCommit(
+      this.env as unknown as LmdbCommitted,
+      this.env.transaction(() => {
+        void this.units.remove(name);
+        // Collect first: deleting under a live cursor is not something to rely on.
+        const keys = [...this.data.getKeys({ start, end })];
+        for (const key of keys) void this.data.remove(key);
+      }),
+      `dropping storage unit '${name}'`,
+      this.dir,
+    );
     // Its records can never be read again (unit ids are not reused): free their room.
     this.records.clear();
     this.handles.evictUnder(join(this.dir, 'blobs', String(id)));
@@ -339,9 +359,14 @@ export class DiskStorage implements StorageProvider {
     if (this.closed) return;
     this.closed = true;
     await this.handles.closeAll();
-    await this.journal.close();
-    await this.env.close();
-    await this.unlock();
+    try {
+      // May fail (a full disk refusing the last lmdb batch): the log keeps those writes for the
+      // next open, and the directory is let go all the same.
+      await this.journal.close();
+    } finally {
+      await this.env.close();
+      await this.unlock();
+    }
   }
 }
 

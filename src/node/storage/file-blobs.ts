@@ -17,6 +17,7 @@ import { join, sep } from 'node:path';
 import { decodeUtf8 } from '../../core/utf8.js';
 import type { BlobInfo, BlobRange, BlobStore } from '../../ports/storage.js';
 import { checkBlob, checkName, checkPrefix, checkRange, checkReadTarget, compareUtf8 } from '../../ports/storage-checks.js';
+import { storageFailure } from './disk-errors.js';
 import type { UnitHandleState } from './lmdb-kv.js';
 
 const PIECE_CHARS = 200;
@@ -288,21 +289,24 @@ export class FileBlobs implements BlobStore {
   private async write(key: string, parts: readonly Uint8Array[]): Promise<void> {
     const target = this.file(key);
     const dir = join(target, '..');
-    await this.ensureDir(dir);
+    await this.ensureDir(dir).catch((err: unknown) => {
+      throw storageFailure(err, 'this write');
+    });
     const tmp = join(this.tmpDir, randomUUID());
-    const handle = await open(tmp, 'wx');
     try {
-      await writeAll(handle, parts);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
+      const handle = await open(tmp, 'wx');
+      try {
+        await writeAll(handle, parts);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
       this.state.check();
       await rename(tmp, target);
     } catch (err) {
+      // A part written before the disk filled up must not keep its room until the next open.
       await rm(tmp, { force: true });
-      throw err;
+      throw storageFailure(err, 'this write');
     }
     // A kept handle would go on reading the replaced file.
     this.handles.evict(target);

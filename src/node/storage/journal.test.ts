@@ -266,3 +266,35 @@ describe('journal: writes not yet in lmdb', () => {
     }
   });
 });
+
+describe('journal: a batch lmdb refuses (not for want of space)', () => {
+  it('stops the journal, and no later batch moves the log position past the refused writes: the next open replays them all', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-journal-'));
+    dirs.push(dir);
+    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+    const kv = (await storage.unit('kv/t')).kv;
+    const key = (s: string) => new TextEncoder().encode(s);
+    await kv.put(key('first'), Uint8Array.of(1));
+    const env = (storage as unknown as { env: { transaction(apply: () => void): Promise<unknown> } }).env;
+    const transaction = env.transaction;
+    // The next checkpoint fails once lmdb had time to start it, as an I/O error would.
+    env.transaction = () => {
+      env.transaction = transaction;
+      return new Promise((_, reject) => setTimeout(() => reject(new Error('injected lmdb failure')), 20));
+    };
+    const refused = storage.settle();
+    await kv.put(key('second'), Uint8Array.of(2)); // logged while the failing checkpoint runs
+    await expect(refused).rejects.toThrow(/injected/);
+    await expect(storage.settle()).rejects.toThrow(/write-ahead log failure/);
+    await expect((async () => kv.put(key('third'), Uint8Array.of(3)))()).rejects.toThrow(/write-ahead log failure/);
+    expect(await kv.get(key('first'))).toEqual(Uint8Array.of(1)); // still read from the pending writes
+    await storage.close().catch(() => undefined);
+
+    const reopened = await openDiskStorage({ dir });
+    const again = (await reopened.unit('kv/t')).kv;
+    expect(await again.get(key('first'))).toEqual(Uint8Array.of(1));
+    expect(await again.get(key('second'))).toEqual(Uint8Array.of(2));
+    expect(await again.get(key('third'))).toBeUndefined();
+    await reopened.close();
+  });
+});

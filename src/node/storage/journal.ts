@@ -13,7 +13,8 @@
  */
 import type { Database, RootDatabase } from 'lmdb';
 import type { BatchOp } from '../../ports/storage.js';
-import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
+import { lmdbCommitFailure, storageFailure, type LmdbCommitted } from './disk-errors.js';
 import type { UnitKey } from './lmdb-kv.js';
 import {
   FRAME_HEAD,
@@ -41,6 +42,8 @@ import {
 
 /** How long published writes wait for the next lmdb batch: few lmdb flushes beside the log's. */
 export const DEFAULT_APPLY_DELAY_MS = 20;
+/** How long a batch that lmdb could not commit for want of disk space waits before it is tried again. */
+const NO_SPACE_RETRY_MS = 1000;
 /** ...or this many bytes, whichever comes first. */
 const APPLY_BYTES = 8 << 20;
 /**
@@ -200,6 +203,8 @@ interface LmdbBatch {
 const scratch: UnitKey = { id: 0, key: '' };
 
 export interface JournalOptions {
+  /** The data directory (its free space tells a full disk from other failures). */
+  dir: string;
   env: RootDatabase;
   meta: Database<unknown, string>;
   /** The `data` database through unitKeyEncoder. */
@@ -212,6 +217,7 @@ export interface JournalOptions {
 }
 
 export class Journal {
+  private readonly dir: string;
   private readonly env: RootDatabase;
   private readonly meta: Database<unknown, string>;
   private readonly fast: Database<Buffer, Buffer>;
@@ -263,9 +269,12 @@ export class Journal {
   private unheld: Promise<void> | undefined;
   private release: (() => void) | undefined;
   private failure: unknown;
+  /** The last lmdb batch failed for want of disk space: the next one waits NO_SPACE_RETRY_MS. */
+  private retryLater = false;
   private closed = false;
 
   constructor(options: JournalOptions) {
+    this.dir = options.dir;
     this.env = options.env;
     this.meta = options.meta;
     this.fast = options.fast;
@@ -534,8 +543,9 @@ export class Journal {
    * so no later frame can ever read as continuing the log.
    */
   private rewind(failed: Flight): void {
+    const err = storageFailure(failed.outcome, 'this write');
     for (const { group } of this.inFlight) {
-      group.reject(failed.outcome);
+      group.reject(err);
       this.recycle(group.bytes!);
     }
     if (this.inFlight.length > 1) this.mustSwitch = true;
@@ -563,9 +573,10 @@ export class Journal {
       }
       // A group of large writes alone has no frame to write (and no await, see `direct`).
       group.end = group.used > FRAME_HEAD ? await this.writeRecords(bytes, group.used) : { epoch: this.epoch, offset: this.position };
-    } catch (err) {
+    } catch (cause) {
       // Not acknowledged and never published: the next frame overwrites whatever part of this
       // one reached the file.
+      const err = storageFailure(cause, 'this write');
       group.reject(err);
       for (const d of group.direct) d.reject(err);
       this.recycle(bytes);
@@ -666,6 +677,9 @@ export class Journal {
   /** Moves every published write into lmdb in one fsync'd transaction (waits for one in flight first). */
   private async applyNow(): Promise<void> {
     while (this.applying !== undefined) await this.applying;
+    // After lmdb refused a batch for good, a later batch would move `wal_applied` past the
+    // refused writes and replay would skip them: they all wait for the next open's replay.
+    this.check();
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;
@@ -719,23 +733,36 @@ export class Journal {
         if (this.applied.epoch < reaches.epoch || this.applied.offset < reaches.offset) this.applied = reaches;
         for (const d of direct) d.resolve();
       },
-      (err: unknown) => {
-        this.fail(err);
+      async (failed: unknown) => {
+        const err = storageFailure(await lmdbCommitFailure(failed, this.env as unknown as LmdbCommitted), 'this write', this.dir);
         for (const d of direct) d.reject(err);
+        if (isQuartzError(err, ErrorCode.INSUFFICIENT_STORAGE)) {
+          // A full disk: the failed transaction changed nothing, and its logged writes are still
+          // durable in the log and read from the pending maps. They go back in front of the queue
+          // and are retried (less often) until the disk has room; meanwhile the log takes writes
+          // until it must switch files, which needs them in lmdb (`nextFile`).
+          const logged = large === undefined ? writes : writes.filter((group) => !large.has(group));
+          this.queue = logged.concat(this.queue);
+          this.retryLater = true;
+        } else {
+          this.fail(err);
+        }
         throw err;
       },
     );
     try {
       await this.applying;
+      this.retryLater = false;
     } finally {
       this.applying = undefined;
+      if (this.queue.length > 0 && this.timer === undefined && !this.closed && this.failure === undefined) this.startTimer();
     }
-    if (this.queue.length > 0 && this.timer === undefined && !this.closed) this.startTimer();
   }
 
   private startTimer(): void {
     // unref: writes left for the timer are already durable in the log, so they need not keep the process up.
-    this.timer = setTimeout(() => void this.applyNow().catch(() => undefined), this.applyDelayMs).unref();
+    const delay = this.retryLater ? NO_SPACE_RETRY_MS : this.applyDelayMs;
+    this.timer = setTimeout(() => void this.applyNow().catch(() => undefined), delay).unref();
   }
 
   /**

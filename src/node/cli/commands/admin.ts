@@ -83,14 +83,24 @@ export function adminCommands(program: Command, io: CliIo): void {
       const ctx = ctxFor(cmd, io);
       const { restoreBackup } = await import('../../backup/restore.js');
       let bar: ReturnType<typeof progressBar> | undefined;
+      // Ctrl-C (or a TERM) stops the restore, which empties the directory again before exiting.
+      const stop = new AbortController();
+      const onSignal = (signal: NodeJS.Signals): void => stop.abort(new CliError(`quartz: restore stopped by ${signal}; ${flags.data} is left as it was`, 130));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
       const result = await restoreBackup({
         file: flags.file,
         dataDir: flags.data,
+        signal: stop.signal,
         onProgress: (read, total) => {
           bar ??= progressBar(io, 'bytes', total, ctx.out.mode === 'json');
           bar.update(read);
         },
-      }).finally(() => bar?.stop());
+      }).finally(() => {
+        bar?.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      });
       ctx.out.done(`restored ${result.entries} entries and ${result.blobs} blobs in ${result.units} units into ${flags.data}`, { data: flags.data, ...result });
     });
 }

@@ -1,0 +1,92 @@
+/**
+ * File system and lmdb failures as the errors callers act on: a full disk is
+ * `insufficient_storage` (HTTP 507), so a client learns its write was not stored and can retry
+ * once an operator frees space, instead of an opaque 500.
+ */
+import { statfsSync } from 'node:fs';
+import { constants } from 'node:os';
+import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
+
+/** Node names errno values (`code: 'ENOSPC'`); lmdb-js reports the number (`code: 28`). */
+const NO_SPACE = new Set<string | number>(['ENOSPC', 'EDQUOT', constants.errno.ENOSPC, constants.errno.EDQUOT]);
+
+/** Whether `err` says the file system (or the user's quota) has no room left. */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if ((typeof code === 'string' || typeof code === 'number') && NO_SPACE.has(code)) return true;
+  // lmdb-js also puts the strerror text in the message ("No space left on device: ...").
+  return err instanceof Error && /no space left on device|quota exceeded/i.test(err.message);
+}
+
+/** Below this much free space, an EIO from lmdb is taken for a full disk (see `storageFailure`). */
+const LOW_SPACE_BYTES = 64 << 20;
+
+function isIoError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'EIO' || code === constants.errno.EIO;
+}
+
+function freeBytes(dir: string): number {
+  try {
+    const stats = statfsSync(dir);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return Infinity;
+  }
+}
+
+/**
+ * `err`, or the `insufficient_storage` QuartzError it means (the file system's error as its cause).
+ * `dir`, where given, is the data directory of an lmdb write: LMDB reports a short page write as
+ * EIO, not ENOSPC (mdb.c, mdb_page_flush), and a disk filling up mid-write is what cuts one short,
+ * so an EIO with almost no free space left is taken for a full disk.
+ *
+ * @example
+ * try { await writeAt(fd, buf, 0, n, pos); } catch (err) { throw storageFailure(err, 'the write-ahead log'); }
+ */
+export function storageFailure(err: unknown, what: string, dir?: string): unknown {
+  if (isQuartzError(err)) return err;
+  if (!isNoSpace(err) && !(dir !== undefined && isIoError(err) && freeBytes(dir) < LOW_SPACE_BYTES)) return err;
+  return new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, `no space left on the server's disk for ${what}: it was not stored; retry once space is freed`, { cause: err });
+}
+
+/** The part of an lmdb environment a failed commit needs (`committed` is a thenable of the last commit). */
+export interface LmdbCommitted {
+  committed: PromiseLike<unknown>;
+}
+
+const ignore = (): void => {};
+
+/**
+ * The reason behind a failed lmdb commit. Call it from the failed commit's rejection handler, in the
+ * same turn. lmdb-js rejects a failed commit's writes with a generic "Commit failed" error whose
+ * `commitError` is a second, rejected promise holding the cause.
+ *
+ * NOTE: lmdb-js 3.x with `eventTurnBatching` also rejects a promise of its own for the event
+ * turn's batch (write.js, writeBatchStart) that nothing observes; both would be unhandled
+ * rejections, which end the process. `env.committed` leads to that promise while the failed
+ * commit is the latest, so a handler is put on it here.
+ */
+export async function lmdbCommitFailure(err: unknown, env: LmdbCommitted): Promise<unknown> {
+  env.committed.then(undefined, ignore);
+  const inner = (err as { commitError?: Promise<unknown> } | null)?.commitError;
+  if (inner === undefined || typeof inner.then !== 'function') return err;
+  return inner.then(
+    () => err,
+    (cause: unknown) => cause,
+  );
+}
+
+/**
+ * Awaits an lmdb commit; a failure becomes `storageFailure` of its cause.
+ *
+ * @example
+ * await lmdbCommit(env, env.transaction(() => { void db.put(k, v); }), 'a new unit', dir);
+ */
+export async function lmdbCommit<T>(env: LmdbCommitted, commit: Promise<T>, what: string, dir: string): Promise<T> {
+  try {
+    return await commit;
+  } catch (err) {
+    throw storageFailure(await lmdbCommitFailure(err, env), what, dir);
+  }
+}
