@@ -20,12 +20,13 @@ import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { init } from '../../core/loader.js';
 import '../core.js'; // registers build/quartz.wasm as init()'s default source (the log's CRC32C)
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
-import { checkName, checkPrefix, closedError, compareUtf8 } from '../../ports/storage-checks.js';
+import { checkName, checkPrefix, closedError } from '../../ports/storage-checks.js';
 import { FileBlobs, ReadHandles, syncDir } from './file-blobs.js';
 import { APPLIED_KEY, DEFAULT_APPLY_DELAY_MS, DEFAULT_LOG_FILE_BYTES, Journal } from './journal.js';
 import { makeDirs } from './make-dirs.js';
 import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
 import { RecordCache } from './record-cache.js';
+import { UnitNames } from './unit-names.js';
 import { HEADER_BYTES, OP_PUT, closeLogFiles, openLogFiles, recover, type LogFile, type LogPosition } from './wal.js';
 
 /** Address space reserved for kv.mdb's memory map (not disk, not memory). */
@@ -129,6 +130,8 @@ export class DiskStorage implements StorageProvider {
   private readonly handles = new ReadHandles();
   /** Hot small records of every unit (see record-cache.ts). */
   private readonly records = new RecordCache();
+  /** The catalog's names, sorted for `listUnits`. */
+  private readonly names: UnitNames;
 
   private constructor(
     private readonly dir: string,
@@ -141,7 +144,9 @@ export class DiskStorage implements StorageProvider {
     private readonly catalog: Map<string, number>,
     private readonly unlock: () => Promise<void>,
     private readonly journal: Journal,
-  ) {}
+  ) {
+    this.names = new UnitNames(catalog.keys());
+  }
 
   static async open(options: DiskStorageOptions): Promise<DiskStorage> {
     const dir = options.dir;
@@ -280,13 +285,14 @@ export class DiskStorage implements StorageProvider {
     });
     this.check();
     this.catalog.set(name, id);
+    this.names.add(name);
     return this.handle(name, id);
   }
 
   listUnits(prefix: string): string[] {
     this.check();
     checkPrefix(prefix, 'unit prefix');
-    return [...this.catalog.keys()].filter((n) => n.startsWith(prefix)).sort(compareUtf8);
+    return this.names.withPrefix(prefix);
   }
 
   async dropUnit(name: string): Promise<void> {
@@ -299,6 +305,7 @@ export class DiskStorage implements StorageProvider {
     if (unit !== undefined) unit.state.dropped = true;
     this.open.delete(name);
     this.catalog.delete(name);
+    this.names.delete(name);
     const start = unitPrefix(id);
     const end = unitPrefix(id + 1);
     // The catalog entry and every key go in one transaction: after a crash the unit is either
