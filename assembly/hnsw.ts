@@ -483,17 +483,33 @@ function mapRemove(key: u32): void {
 
 // ================================================================ storage growth
 
+// The first chunk starts this small and doubles up to CHUNK_NODES: a small index (a collection of
+// a hundred vectors) would otherwise commit a whole chunk, ~300 KiB at 32 dims, 3 MiB at 768.
+const FIRST_CHUNK_NODES: u32 = 32;
+
 function addChunk(): void {
+  if (chunkCount == 1 && capacity < CHUNK_NODES) {
+    // Moves chunk 0 (realloc): safe because no caller of newSlot holds a record pointer across it.
+    const next = capacity << 1;
+    store<usize>(chunkTable, grow(load<usize>(chunkTable), <usize>capacity * recSize, <usize>next * recSize));
+    growSlotTables(next);
+    return;
+  }
   if (chunkCount == chunkTableCap) {
     const cap = chunkTableCap == 0 ? 16 : chunkTableCap * 2;
     chunkTable = grow(chunkTable, <usize>chunkTableCap << alignof<usize>(), <usize>cap << alignof<usize>());
     chunkTableCap = cap;
   }
-  const bytes = <usize>CHUNK_NODES * recSize;
-  store<usize>(chunkTable + (<usize>chunkCount << alignof<usize>()), zalloc(bytes));
+  const nodes = chunkCount == 0 ? FIRST_CHUNK_NODES : CHUNK_NODES;
+  store<usize>(chunkTable + (<usize>chunkCount << alignof<usize>()), zalloc(<usize>nodes * recSize));
   chunkCount++;
+  growSlotTables(capacity + nodes);
+}
+
+/** Grows the per-slot tables (visit and filter tags, flags, the candidate heap) to `newCapacity` slots. */
+function growSlotTables(newCapacity: u32): void {
   const old = capacity;
-  capacity += CHUNK_NODES;
+  capacity = newCapacity;
   visited = grow(visited, <usize>old << 2, <usize>capacity << 2);
   allowTags = grow(allowTags, <usize>old << 2, <usize>capacity << 2);
   flags = grow(flags, <usize>old, <usize>capacity);
