@@ -16,8 +16,11 @@ import type { EngineContext } from '../context.js';
 import { partitionForKey } from './murmur2.js';
 import { MAX_BATCH_RAW_BYTES, PartitionLog, recordSize, type PartitionConfig } from './partition-log.js';
 import { SegmentCache } from './segment-cache.js';
+import { settleLimited, valuesOrThrow } from '../settle-limited.js';
 
 export const MAX_PARTITIONS = 1024;
+/** Partitions a topic create, delete or open works on at once (see openLogs). */
+const PARTITION_OPS_IN_FLIGHT = 32;
 const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -269,25 +272,22 @@ export class StreamStore {
   }
 
   /**
-   * Opens every partition of a topic at once, not one after another: a storage adapter can then
-   * batch the units' creation (the Node disk adapter commits concurrent unit creates in one
-   * lmdb transaction, so a 1,024-partition topic costs a few fsyncs instead of 1,024).
+   * Opens a topic's partitions together (PARTITION_OPS_IN_FLIGHT at a time), not one after
+   * another: a storage adapter can then batch the units' creation (the Node disk adapter commits
+   * concurrent unit creates in one lmdb transaction, so a 1,024-partition topic costs a few dozen
+   * fsyncs instead of 1,024).
    */
   private async openLogs(config: TopicConfig): Promise<PartitionLog[]> {
     const hooks = { onBytes: (delta: number) => this.ctx.usage.add(this.tenantId, 'bytes_stored', delta) };
     const partitionConfig = this.partitionConfig(config);
-    const opened = await Promise.allSettled(
-      Array.from({ length: config.partitions }, async (_, p) => {
-        const name = this.unitName(config.name, p);
-        const unit = await this.ctx.storage.unit(name);
-        return PartitionLog.open(name, unit, partitionConfig, this.ctx.clock, this.ctx.scheduler, this.cache, hooks, this.ctx.batchEncoder);
-      }),
+    const opened = await settleLimited(Array.from({ length: config.partitions }, (_, p) => this.unitName(config.name, p)), PARTITION_OPS_IN_FLIGHT, async (name) =>
+      PartitionLog.open(name, await this.ctx.storage.unit(name), partitionConfig, this.ctx.clock, this.ctx.scheduler, this.cache, hooks, this.ctx.batchEncoder),
     );
-    const failed = opened.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-    if (failed === undefined) return opened.map((o) => (o as PromiseFulfilledResult<PartitionLog>).value);
-    // Close the partitions that did open, so no timer outlives a topic that failed to open.
-    await Promise.allSettled(opened.map((o) => (o.status === 'fulfilled' ? o.value.close() : undefined)));
-    throw failed.reason;
+    if (opened.some((o) => o.status === 'rejected')) {
+      // Close the partitions that did open, so no timer outlives a topic that failed to open.
+      await Promise.allSettled(opened.map((o) => (o.status === 'fulfilled' ? o.value.close() : undefined)));
+    }
+    return valuesOrThrow(opened);
   }
 
   private checkOpen(): void {
@@ -360,12 +360,10 @@ export class StreamStore {
 
   private async dropPartitionUnits(name: string, upTo: number): Promise<void> {
     const storage = this.ctx.storage;
-    // All at once, so the adapter can batch them (as in openLogs).
     const units = storage.listUnits !== undefined ? await storage.listUnits(`log/${this.tenantId}/${name}/`) : Array.from({ length: upTo }, (_, p) => this.unitName(name, p));
-    // Settled, not raced: the next topic change must not start while some drops still run.
-    const dropped = await Promise.allSettled(units.map((unit) => storage.dropUnit(unit)));
-    const failed = dropped.find((d): d is PromiseRejectedResult => d.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+    // Together, so the adapter can batch them (as in openLogs); settled, so the next topic change
+    // never starts while some drops still run.
+    valuesOrThrow(await settleLimited(units, PARTITION_OPS_IN_FLIGHT, (unit) => storage.dropUnit(unit)));
   }
 
   /**
@@ -418,7 +416,7 @@ export class StreamStore {
     await this.catalog.kv.delete(utf8.encode(name));
     // Counted once closed: a roll or commit under way when the delete came meters its bytes as it
     // ends, during close.
-    await Promise.all(topic.logs.map((log) => log.close()));
+    valuesOrThrow(await settleLimited(topic.logs, PARTITION_OPS_IN_FLIGHT, (log) => log.close()));
     const freed = topic.logs.reduce((sum, log) => sum + log.stats().bytes, 0);
     await this.dropPartitionUnits(name, topic.config.partitions);
     if (freed > 0) this.ctx.usage.add(this.tenantId, 'bytes_stored', -freed);

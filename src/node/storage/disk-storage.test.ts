@@ -52,10 +52,13 @@ describe('disk storage recovery', () => {
     expect(Array.from((await (await again.unit('vec/t1/docs')).blobs.get('snap/1'))!)).toEqual([1]);
     // A new unit gets a fresh id, never a dropped one's.
     await again.dropUnit('vec/t1/docs');
+    await again.dropUnit(((await again.unit('kv/no-blobs')), 'kv/no-blobs')); // a unit that never had a blob dir
+    // Removed by the drop itself, not left for the next open's sweep.
+    expect(await readdir(join(dir, 'blobs'))).toEqual(['tmp']);
     await again.close();
     const third = await openDiskStorage({ dir });
     await (await third.unit('vec/t1/docs')).blobs.put('x', new Uint8Array([2]));
-    expect((await readdir(join(dir, 'blobs'))).sort()).toEqual(['2', 'tmp']);
+    expect((await readdir(join(dir, 'blobs'))).sort()).toEqual(['3', 'tmp']);
     await third.close();
   });
 

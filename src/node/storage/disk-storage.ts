@@ -13,7 +13,7 @@
  *   LOCK                  the pid of the process that has the directory open
  */
 import { readFileSync } from 'node:fs';
-import { mkdir, open as openFile, readFile, readdir, rm, unlink } from 'node:fs/promises';
+import { mkdir, open as openFile, readFile, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
@@ -318,8 +318,17 @@ export class DiskStorage implements StorageProvider {
     });
     // Its records can never be read again (unit ids are not reused): free their room.
     this.records.clear();
-    this.handles.evictUnder(join(this.dir, 'blobs', String(id)));
-    await rm(join(this.dir, 'blobs', String(id)), { recursive: true, force: true });
+    const blobDir = join(this.dir, 'blobs', String(id));
+    this.handles.evictUnder(blobDir);
+    // Most units never write a blob (a partition before its first roll, a KV without large
+    // values): then there is nothing to remove and no directory entry to make durable, and a
+    // topic delete does not queue a thousand rm + fsync calls ahead of other writes.
+    const hadBlobs = await stat(blobDir).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => err.code !== 'ENOENT',
+    );
+    if (!hadBlobs) return;
+    await rm(blobDir, { recursive: true, force: true });
     await syncDir(join(this.dir, 'blobs'));
   }
 
