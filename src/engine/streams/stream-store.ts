@@ -112,10 +112,15 @@ export interface GroupOffset {
 }
 
 export interface StreamStoreOptions {
-  /** Bytes of sealed segments kept in memory across this tenant's partitions. */
+  /**
+   * Bytes of sealed segments kept in memory across this tenant's partitions (default 64 MiB),
+   * when the context has no shared `segmentCache`. The engine shares one, of this size, across
+   * every tenant.
+   */
   segmentCacheBytes?: number;
 }
 
+export const DEFAULT_SEGMENT_CACHE_BYTES = 64 * 1024 * 1024;
 const DEFAULT_MAX_RECORDS = 500;
 const MAX_MAX_RECORDS = 100_000;
 const DEFAULT_MAX_BYTES = 1024 * 1024;
@@ -255,7 +260,7 @@ export class StreamStore {
     }
     const catalog = await ctx.storage.unit(`topics/${tenantId}`);
     const groups = await ctx.storage.unit(`groups/${tenantId}`);
-    const store = new StreamStore(ctx, tenantId, catalog, groups, new SegmentCache(options.segmentCacheBytes ?? 64 * 1024 * 1024));
+    const store = new StreamStore(ctx, tenantId, catalog, groups, ctx.segmentCache ?? new SegmentCache(options.segmentCacheBytes ?? DEFAULT_SEGMENT_CACHE_BYTES));
     for (const entry of await catalog.kv.scan({ prefix: new Uint8Array(0) })) {
       const config = parseJson<TopicConfig>(entry.value, `tenant '${tenantId}': topic catalog entry '${fromUtf8.decode(entry.key)}'`);
       store.topics.set(config.name, { config, logs: await store.openLogs(config), sticky: 0 });
@@ -377,7 +382,7 @@ export class StreamStore {
     return [...this.topics.values()].map((t) => ({ ...t.config })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  /** The segment cache's lookups and size, for the home's metrics. */
+  /** The segment cache's lookups and size, for the home's metrics (the engine's shared cache: every tenant's). */
   cacheStats(): { hits: number; misses: number; bytes: number } {
     return { hits: this.cache.hits, misses: this.cache.misses, bytes: this.cache.size };
   }
