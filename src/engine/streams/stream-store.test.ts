@@ -235,6 +235,21 @@ describe('topics with many partitions', () => {
     expect(ctx.clock.pendingCount).toBe(timersBefore);
     expect(streams.listTopics()).toEqual([]);
   });
+
+  it('a reopen that fails on a later topic closes the topics it had opened', async () => {
+    const { ctx, streams } = await setup();
+    await streams.createTopic('a', { partitions: 8 });
+    await streams.createTopic('b', { partitions: 8 });
+    await streams.close();
+    expect(ctx.clock.pendingCount).toBe(0);
+    const unit = ctx.storage.unit.bind(ctx.storage);
+    (ctx.storage as StorageProvider).unit = (name: string) => {
+      if (name === 'log/t1/b/3') throw new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, 'disk says no');
+      return unit(name);
+    };
+    expect((await catchErr(StreamStore.open(ctx, 't1'))).code).toBe(ErrorCode.INSUFFICIENT_STORAGE);
+    expect(ctx.clock.pendingCount).toBe(0);
+  });
 });
 
 describe('produce and consume', () => {

@@ -261,9 +261,15 @@ export class StreamStore {
     const catalog = await ctx.storage.unit(`topics/${tenantId}`);
     const groups = await ctx.storage.unit(`groups/${tenantId}`);
     const store = new StreamStore(ctx, tenantId, catalog, groups, ctx.segmentCache ?? new SegmentCache(options.segmentCacheBytes ?? DEFAULT_SEGMENT_CACHE_BYTES));
-    for (const entry of await catalog.kv.scan({ prefix: new Uint8Array(0) })) {
-      const config = parseJson<TopicConfig>(entry.value, `tenant '${tenantId}': topic catalog entry '${fromUtf8.decode(entry.key)}'`);
-      store.topics.set(config.name, { config, logs: await store.openLogs(config), sticky: 0 });
+    try {
+      for (const entry of await catalog.kv.scan({ prefix: new Uint8Array(0) })) {
+        const config = parseJson<TopicConfig>(entry.value, `tenant '${tenantId}': topic catalog entry '${fromUtf8.decode(entry.key)}'`);
+        store.topics.set(config.name, { config, logs: await store.openLogs(config), sticky: 0 });
+      }
+    } catch (err) {
+      // The topics opened before the failure would keep their partitions' timers running.
+      await store.close();
+      throw err;
     }
     return store;
   }
