@@ -72,6 +72,33 @@ describe('disk storage recovery', () => {
     await storage.close();
   });
 
+  it("dropping a unit leaves other units' hot records cached, and never serves the dropped unit's", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(dir);
+    const storage = await openDiskStorage({ dir });
+    const key = new Uint8Array([1]);
+    const hot = await storage.unit('kv/hot');
+    const gone = await storage.unit('log/t1/big/0');
+    await hot.kv.put(key, new Uint8Array([7]));
+    await gone.kv.put(key, new Uint8Array([8]));
+    await storage.settle();
+    // A record is kept once it is read a second time.
+    for (let i = 0; i < 2; i++) {
+      await hot.kv.get(key);
+      await gone.kv.get(key);
+    }
+    const records = (storage as unknown as { records: { size: number } }).records;
+    const kept = records.size;
+    expect(kept).toBeGreaterThan(0);
+    await storage.dropUnit('log/t1/big/0');
+    // Every tenant's hot records emptied whenever anyone deleted a topic.
+    expect(records.size).toBe(kept);
+    expect(Array.from((await hot.kv.get(key))!)).toEqual([7]);
+    await expect(Promise.resolve().then(() => gone.kv.get(key))).rejects.toMatchObject({ code: ErrorCode.STORAGE_CLOSED });
+    expect(await (await storage.unit('log/t1/big/0')).kv.get(key)).toBeUndefined();
+    await storage.close();
+  });
+
   it('locks the data directory against a second opener, and takes over a dead process’s lock', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
     dirs.push(dir);

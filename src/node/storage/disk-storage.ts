@@ -316,8 +316,9 @@ export class DiskStorage implements StorageProvider {
       const keys = [...this.data.getKeys({ start, end })];
       for (const key of keys) void this.data.remove(key);
     });
-    // Its records can never be read again (unit ids are not reused): free their room.
-    this.records.clear();
+    // Its kept records can never be read again (its handle refuses every call, and unit ids are
+    // not reused), so they are left to age out of the record cache: clearing the cache here emptied
+    // every tenant's hot records whenever anyone deleted a topic or a collection.
     const blobDir = join(this.dir, 'blobs', String(id));
     this.handles.evictUnder(blobDir);
     // Most units never write a blob (a partition before its first roll, a KV without large
