@@ -460,9 +460,17 @@ describe('HnswIndex memory of small indexes', () => {
     expect(sameBytes(copy.serialize(), bytes)).toBe(true);
   });
 
-  it('the first chunk grows in place past every doubling, with deletes and reused slots, and answers as before', () => {
+  it('a larger index takes no more wasm memory than whole chunks from the start did', () => {
+    const index = new HnswIndex({ dims: 128, metric: 'l2', M: 16, efConstruction: 40 });
+    index.addBatch(rows(5000), uniformVectors(5000, 128, 3));
+    // 4.5 MiB with 1,024-node chunks throughout; first-chunk copies left by growing 32, 64, ...
+    // 1,024 made the allocator grow to 7 MiB.
+    expect(index.memoryBytes).toBeLessThanOrEqual(4.5 * 2 ** 20);
+  });
+
+  it('the first chunk grows by copying, with deletes and reused slots, and answers as before', () => {
     const dims = 8;
-    const n = 2500; // crosses 32, 64, ... 1,024 and into a second and third chunk
+    const n = 2500; // crosses 32, 128, 1,024 and into a second and third chunk
     const data = uniformVectors(n, dims, 9);
     const index = new HnswIndex({ dims, metric: 'l2', M: 8, efConstruction: 64 });
     for (let from = 0; from < n; from += 37) {
