@@ -445,6 +445,51 @@ describe('HnswIndex snapshots', () => {
   });
 });
 
+describe('HnswIndex memory of small indexes', () => {
+  // Servers hold thousands of small collections, one index (and wasm memory) each.
+  it('a hundred vectors cost a few wasm pages, not a 1,024-node chunk and a 256 KiB snapshot buffer', () => {
+    const dims = 32;
+    const data = uniformVectors(100, dims, 5);
+    const index = new HnswIndex({ dims, metric: 'cosine' });
+    index.addBatch(rows(100), data);
+    const bytes = index.serialize();
+    const copy = HnswIndex.deserialize(bytes);
+    // Was 896 KiB and 448 KiB; 2 of the 4 pages are the module's initial memory.
+    expect(index.memoryBytes).toBeLessThanOrEqual(256 << 10);
+    expect(copy.memoryBytes).toBeLessThanOrEqual(256 << 10);
+    expect(sameBytes(copy.serialize(), bytes)).toBe(true);
+  });
+
+  it('a larger index takes no more wasm memory than whole chunks from the start did', () => {
+    const index = new HnswIndex({ dims: 128, metric: 'l2', M: 16, efConstruction: 40 });
+    index.addBatch(rows(5000), uniformVectors(5000, 128, 3));
+    // 4.5 MiB with 1,024-node chunks throughout; first-chunk copies left by growing 32, 64, ...
+    // 1,024 made the allocator grow to 7 MiB.
+    expect(index.memoryBytes).toBeLessThanOrEqual(4.5 * 2 ** 20);
+  });
+
+  it('the first chunk grows by copying, with deletes and reused slots, and answers as before', () => {
+    const dims = 8;
+    const n = 2500; // crosses 32, 128, 1,024 and into a second and third chunk
+    const data = uniformVectors(n, dims, 9);
+    const index = new HnswIndex({ dims, metric: 'l2', M: 8, efConstruction: 64 });
+    for (let from = 0; from < n; from += 37) {
+      const to = Math.min(n, from + 37);
+      index.addBatch(rows(to - from, from), data.subarray(from * dims, to * dims));
+      if (from % 5 === 0) index.delete(from); // frees a slot that a later add reuses
+    }
+    for (let id = 0; id < n; id += 101) {
+      if (index.has(id)) expect(Array.from(index.getVector(id)!)).toEqual(Array.from(data.subarray(id * dims, (id + 1) * dims)));
+    }
+    const copy = HnswIndex.deserialize(index.serialize());
+    for (let q = 0; q < 20; q++) {
+      const qv = data.subarray(q * 61 * dims, (q * 61 + 1) * dims);
+      const exact = index.search(qv, 5, { ef: n }).ids;
+      expect(Array.from(copy.search(qv, 5, { ef: n }).ids)).toEqual(Array.from(exact));
+    }
+  });
+});
+
 describe('HnswIndex bad input', () => {
   it('refuses bad options', () => {
     expectQuartzError(() => new HnswIndex({ dims: 0, metric: 'l2' }), ErrorCode.INVALID_ARGUMENT, /dims/);

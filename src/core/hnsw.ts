@@ -359,7 +359,8 @@ export class HnswIndex {
   serialize(): Uint8Array {
     const wasm = this.core();
     const out = new Uint8Array(wasm.hnsw_snapshot_begin());
-    const cap = SNAPSHOT_PART_BYTES + wasm.hnsw_max_record_bytes();
+    // No bigger than the snapshot: a small index would keep a 256 KiB scratch for good.
+    const cap = Math.min(SNAPSHOT_PART_BYTES, out.length) + wasm.hnsw_max_record_bytes();
     const ptr = this.scratch(cap);
     let pos = 0;
     for (;;) {
@@ -437,7 +438,8 @@ export class HnswIndex {
   private restore(bytes: Uint8Array): void {
     const wasm = this.wasm!;
     try {
-      const cap = SNAPSHOT_PART_BYTES + 8 + MAX_DIMS * 4 + (1 + 2 * this.M) * 4 + 31 * (1 + this.M) * 4;
+      // A part holds at least one whole record; no bigger than the snapshot (see serialize).
+      const cap = Math.min(SNAPSHOT_PART_BYTES, bytes.length) + 8 + MAX_DIMS * 4 + (1 + 2 * this.M) * 4 + 31 * (1 + this.M) * 4;
       const ptr = this.scratch(cap);
       const bodyEnd = bytes.length - 4;
       let crc = 0;

@@ -7,6 +7,7 @@ import type { BatchEncoder } from '../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
 import type { StorageProvider } from '../ports/storage.js';
 import type { HotValues } from './kv/hot-values.js';
+import type { SegmentCache } from './streams/segment-cache.js';
 
 /** Facts about the home, so the engine branches on facts rather than runtime names. */
 export interface Capabilities {
@@ -37,6 +38,11 @@ export interface EngineContext {
   capabilities: Capabilities;
   /** The budget of hot KV entries shared by the engine's KV stores; without it each store has one of its own. */
   hotValues?: HotValues;
+  /**
+   * The segment cache shared by the engine's stream stores, so its byte budget bounds every
+   * tenant together; without it each store has one of its own.
+   */
+  segmentCache?: SegmentCache;
   /** Seals large produce batches off the engine's thread (the Node home's worker threads); without it they are sealed inline. */
   batchEncoder?: BatchEncoder;
 }

@@ -118,3 +118,27 @@ describe('Engine.tenant with hostile ids', () => {
     await engine.close();
   });
 });
+
+describe('the segment cache', () => {
+  it('is one budget for every tenant, not one per tenant (thousands of tenants reading streams)', async () => {
+    const budget = 96 * 1024;
+    const engine = await createEngine({ ...options(), streams: { segmentCacheBytes: budget } });
+    const tenants = await Promise.all(['t1', 't2', 't3'].map((id) => engine.tenant(id)));
+    const value = new Uint8Array(1000).fill(7);
+    for (const { streams } of tenants) {
+      await streams.createTopic('events');
+      // Batches of 10 records: each is a tail batch the consumer decodes and caches.
+      for (let i = 0; i < 6; i++) await streams.produce('events', Array.from({ length: 10 }, () => ({ value })));
+      for (let offset = 0; offset < 60; offset += 10) await streams.consume('events', 0, offset, { max_records: 10 });
+    }
+    // Each tenant cached ~60 KB: three caches would hold ~180 KB between them.
+    const seen = tenants.map(({ streams }) => streams.cacheStats());
+    for (const stats of seen) expect(stats).toEqual(seen[0]);
+    expect(seen[0]!.bytes).toBeGreaterThan(0);
+    expect(seen[0]!.bytes).toBeLessThanOrEqual(budget);
+    const stats = await engine.stats();
+    expect(stats.cache_misses).toBe(seen[0]!.misses);
+    expect(stats.cache_hits).toBe(seen[0]!.hits);
+    await engine.close();
+  });
+});

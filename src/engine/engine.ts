@@ -15,7 +15,8 @@ import type { Capabilities, EngineContext, UsageRecorder } from './context.js';
 import { ensureDataVersion, type DataVersionResult, type Migration } from './data-version.js';
 import { HotValues } from './kv/hot-values.js';
 import { KvStore, type KvStoreOptions } from './kv/kv-store.js';
-import { StreamStore, type StreamStoreOptions } from './streams/stream-store.js';
+import { SegmentCache } from './streams/segment-cache.js';
+import { DEFAULT_SEGMENT_CACHE_BYTES, StreamStore, type StreamStoreOptions } from './streams/stream-store.js';
 import { TenantRegistry } from './tenants/tenant-registry.js';
 import { UsageMeter } from './tenants/usage-meter.js';
 import { VectorStore, type VectorStoreOptions } from './vectors/vector-store.js';
@@ -114,6 +115,8 @@ export class Engine {
       usage: options.usage ?? ownMeter!,
       capabilities: options.capabilities,
       hotValues: new HotValues(),
+      // One budget for every tenant: a cache per tenant grew with the tenants that read streams.
+      segmentCache: new SegmentCache(options.streams?.segmentCacheBytes ?? DEFAULT_SEGMENT_CACHE_BYTES),
       batchEncoder: options.batchEncoder,
     };
     let tenants: TenantRegistry;
@@ -215,14 +218,14 @@ export class Engine {
           s.log_bytes += p.bytes;
         }
       }
-      const cache = scope.streams.cacheStats();
-      s.cache_hits += cache.hits;
-      s.cache_misses += cache.misses;
       for (const c of await scope.vectors.listCollections()) {
         s.collections++;
         s.vectors += c.count;
       }
     }
+    // One cache for every tenant (counted once, not per tenant).
+    s.cache_hits = this.context.segmentCache?.hits ?? 0;
+    s.cache_misses = this.context.segmentCache?.misses ?? 0;
     return s;
   }
 

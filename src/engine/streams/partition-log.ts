@@ -41,7 +41,7 @@ import { showValue } from '../../core/show-value.js';
 import type { BatchEncoder } from '../../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
 import { type Awaitable, type BatchOp, type UnitStorage } from '../../ports/storage.js';
-import type { SegmentCache } from './segment-cache.js';
+import { OWNER_END, type SegmentCache } from './segment-cache.js';
 
 export interface PartitionConfig {
   retentionMs: number;
@@ -825,7 +825,7 @@ export class PartitionLog {
   }
 
   private tailKey(batch: TailBatch): string {
-    return `${this.name}|tail/${batch.base}`;
+    return `${this.name}${OWNER_END}tail/${batch.base}`;
   }
 
   /** The segment's cache key, made once: a read built (and the cache hashed) a fresh string for it each time. */
@@ -836,7 +836,7 @@ export class PartitionLog {
   private keysOf(seg: SegmentInfo): { segment: string; footer: string } {
     let keys = this.segmentKeys.get(seg);
     if (keys === undefined) {
-      const segment = `${this.name}|${seg.blob}`;
+      const segment = `${this.name}${OWNER_END}${seg.blob}`;
       keys = { segment, footer: `${segment}|footer` };
       this.segmentKeys.set(seg, keys);
     }
@@ -1205,6 +1205,6 @@ export class PartitionLog {
     while (this.committing) await this.commitRun;
     await this.maintenance;
     this.wake();
-    this.cache.dropPrefix(`${this.name}|`);
+    this.cache.dropPrefix(`${this.name}${OWNER_END}`);
   }
 }

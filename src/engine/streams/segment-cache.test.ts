@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SegmentCache } from './segment-cache.js';
+import { OWNER_END, SegmentCache } from './segment-cache.js';
 
 const bytes = (n: number) => new Uint8Array(n);
 
@@ -55,5 +55,37 @@ describe('SegmentCache', () => {
     expect(cache.size).toBe(1000);
     expect(cache.hits).toBe(1);
     expect(cache.misses).toBe(2);
+  });
+
+  it("forgets one owner's entries without walking the others' (a topic delete closes 1,024 partitions)", async () => {
+    const cache = new SegmentCache(1 << 30);
+    // Owners are partition names; a library caller's tenant id may hold '|'.
+    const owners = ['log/t1/a/0', 'log/t1/a/1', 'log/t|1/a/0', 'log/t1/a/10'];
+    for (const owner of owners) {
+      for (let i = 0; i < 50; i++) await cache.get(`${owner}${OWNER_END}seg/${i}`, async () => bytes(10), (v) => v.length);
+      cache.offer(`${owner}${OWNER_END}seg/0|@5`, bytes(7), 7);
+    }
+    await cache.get('no-owner', async () => bytes(3), (v) => v.length);
+    const entries = (cache as unknown as { entries: Map<string, unknown> }).entries;
+    let walks = 0;
+    const iterate = entries[Symbol.iterator].bind(entries);
+    const keys = entries.keys.bind(entries);
+    entries[Symbol.iterator] = () => (walks++, iterate());
+    entries.keys = () => (walks++, keys());
+
+    cache.dropPrefix(`log/t1/a/1${OWNER_END}`);
+    cache.dropPrefix(`log/t1/a/0${OWNER_END}seg/0`); // one segment: itself, its ranges ('seg/0|@5') and no other ('seg/00' is not there)
+    expect(walks).toBe(0);
+    expect(cache.has(`log/t1/a/1${OWNER_END}seg/3`)).toBe(false);
+    expect(cache.has(`log/t1/a/10${OWNER_END}seg/3`)).toBe(true);
+    expect(cache.has(`log/t1/a/0${OWNER_END}seg/0`)).toBe(false);
+    expect(cache.has(`log/t1/a/0${OWNER_END}seg/0|@5`)).toBe(false);
+    expect(cache.has(`log/t1/a/0${OWNER_END}seg/1`)).toBe(true);
+    expect(cache.has(`log/t|1/a/0${OWNER_END}seg/0|@5`)).toBe(true);
+    // 4 owners x (50 x 10 + 7) + 3, less owner a/1 (507) and a/0's seg/0 with its range (17).
+    expect(cache.size).toBe(4 * 507 + 3 - 507 - 17);
+    cache.dropPrefix('no-'); // no owner in the prefix: the whole cache is walked
+    expect(walks).toBe(1);
+    expect(cache.has('no-owner')).toBe(false);
   });
 });

@@ -187,6 +187,71 @@ describe('topics created and deleted concurrently', () => {
   });
 });
 
+describe('topics with many partitions', () => {
+  /** Storage whose unit creates and drops of partitions wait a turn, counting how many are in flight at once. */
+  function countingStorage(ctx: TestContext): { most: { unit: number; drop: number } } {
+    const most = { unit: 0, drop: 0 };
+    const now = { unit: 0, drop: 0 };
+    const track = async <T>(kind: 'unit' | 'drop', run: () => T): Promise<Awaited<T>> => {
+      most[kind] = Math.max(most[kind], ++now[kind]);
+      await new Promise((r) => setTimeout(r, 0));
+      try {
+        return await run();
+      } finally {
+        now[kind]--;
+      }
+    };
+    const unit = ctx.storage.unit.bind(ctx.storage);
+    const dropUnit = ctx.storage.dropUnit.bind(ctx.storage);
+    (ctx.storage as StorageProvider).unit = (name: string) => (name.startsWith('log/') ? track('unit', () => unit(name)) : unit(name));
+    (ctx.storage as StorageProvider).dropUnit = (name: string) => track('drop', () => dropUnit(name));
+    return { most };
+  }
+
+  it("creates and drops a topic's partition units together, a bounded number at a time, so the adapter can batch them", async () => {
+    const { ctx, streams } = await setup();
+    const { most } = countingStorage(ctx);
+    await streams.createTopic('wide', { partitions: 200 });
+    await streams.produce('wide', [{ value: utf8('v'), partition: 199 }]);
+    await streams.deleteTopic('wide');
+    // One at a time, 200 partitions cost 200 lmdb commits each way on the Node disk adapter.
+    expect(most.unit).toBeGreaterThan(1);
+    expect(most.unit).toBeLessThanOrEqual(32);
+    expect(most.drop).toBeGreaterThan(1);
+    expect(most.drop).toBeLessThanOrEqual(32);
+    expect(ctx.storage.listUnits('log/')).toEqual([]);
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(0);
+  });
+
+  it('a create whose partition fails to open leaves no partition open: no timers run for it', async () => {
+    const { ctx, streams } = await setup();
+    const timersBefore = ctx.clock.pendingCount;
+    const unit = ctx.storage.unit.bind(ctx.storage);
+    (ctx.storage as StorageProvider).unit = (name: string) => {
+      if (name === 'log/t1/wide/77') throw new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, 'disk says no');
+      return unit(name);
+    };
+    expect((await catchErr(streams.createTopic('wide', { partitions: 100 }))).code).toBe(ErrorCode.INSUFFICIENT_STORAGE);
+    expect(ctx.clock.pendingCount).toBe(timersBefore);
+    expect(streams.listTopics()).toEqual([]);
+  });
+
+  it('a reopen that fails on a later topic closes the topics it had opened', async () => {
+    const { ctx, streams } = await setup();
+    await streams.createTopic('a', { partitions: 8 });
+    await streams.createTopic('b', { partitions: 8 });
+    await streams.close();
+    expect(ctx.clock.pendingCount).toBe(0);
+    const unit = ctx.storage.unit.bind(ctx.storage);
+    (ctx.storage as StorageProvider).unit = (name: string) => {
+      if (name === 'log/t1/b/3') throw new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, 'disk says no');
+      return unit(name);
+    };
+    expect((await catchErr(StreamStore.open(ctx, 't1'))).code).toBe(ErrorCode.INSUFFICIENT_STORAGE);
+    expect(ctx.clock.pendingCount).toBe(0);
+  });
+});
+
 describe('produce and consume', () => {
   it('round-trips keys, values, headers, timestamps, nulls and empties', async () => {
     const { ctx, streams } = await setup();

@@ -52,10 +52,13 @@ describe('disk storage recovery', () => {
     expect(Array.from((await (await again.unit('vec/t1/docs')).blobs.get('snap/1'))!)).toEqual([1]);
     // A new unit gets a fresh id, never a dropped one's.
     await again.dropUnit('vec/t1/docs');
+    await again.dropUnit(((await again.unit('kv/no-blobs')), 'kv/no-blobs')); // a unit that never had a blob dir
+    // Removed by the drop itself, not left for the next open's sweep.
+    expect(await readdir(join(dir, 'blobs'))).toEqual(['tmp']);
     await again.close();
     const third = await openDiskStorage({ dir });
     await (await third.unit('vec/t1/docs')).blobs.put('x', new Uint8Array([2]));
-    expect((await readdir(join(dir, 'blobs'))).sort()).toEqual(['2', 'tmp']);
+    expect((await readdir(join(dir, 'blobs'))).sort()).toEqual(['3', 'tmp']);
     await third.close();
   });
 
@@ -66,6 +69,33 @@ describe('disk storage recovery', () => {
     const [a, b] = await Promise.all([storage.unit('kv/t1'), storage.unit('kv/t1')]);
     expect(a).toBe(b);
     expect(storage.listUnits('')).toEqual(['kv/t1']);
+    await storage.close();
+  });
+
+  it("dropping a unit leaves other units' hot records cached, and never serves the dropped unit's", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(dir);
+    const storage = await openDiskStorage({ dir });
+    const key = new Uint8Array([1]);
+    const hot = await storage.unit('kv/hot');
+    const gone = await storage.unit('log/t1/big/0');
+    await hot.kv.put(key, new Uint8Array([7]));
+    await gone.kv.put(key, new Uint8Array([8]));
+    await storage.settle();
+    // A record is kept once it is read a second time.
+    for (let i = 0; i < 2; i++) {
+      await hot.kv.get(key);
+      await gone.kv.get(key);
+    }
+    const records = (storage as unknown as { records: { size: number } }).records;
+    const kept = records.size;
+    expect(kept).toBeGreaterThan(0);
+    await storage.dropUnit('log/t1/big/0');
+    // Every tenant's hot records emptied whenever anyone deleted a topic.
+    expect(records.size).toBe(kept);
+    expect(Array.from((await hot.kv.get(key))!)).toEqual([7]);
+    await expect(Promise.resolve().then(() => gone.kv.get(key))).rejects.toMatchObject({ code: ErrorCode.STORAGE_CLOSED });
+    expect(await (await storage.unit('log/t1/big/0')).kv.get(key)).toBeUndefined();
     await storage.close();
   });
 

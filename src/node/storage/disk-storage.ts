@@ -13,7 +13,7 @@
  *   LOCK                  the pid of the process that has the directory open
  */
 import { readFileSync } from 'node:fs';
-import { mkdir, open as openFile, readFile, readdir, rm, unlink } from 'node:fs/promises';
+import { mkdir, open as openFile, readFile, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
@@ -21,12 +21,13 @@ import { lmdbCommit, storageFailure, type LmdbCommitted } from './disk-errors.js
 import { init } from '../../core/loader.js';
 import '../core.js'; // registers build/quartz.wasm as init()'s default source (the log's CRC32C)
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
-import { checkName, checkPrefix, closedError, compareUtf8 } from '../../ports/storage-checks.js';
+import { checkName, checkPrefix, closedError } from '../../ports/storage-checks.js';
 import { FileBlobs, ReadHandles, syncDir } from './file-blobs.js';
 import { APPLIED_KEY, DEFAULT_APPLY_DELAY_MS, DEFAULT_LOG_FILE_BYTES, Journal } from './journal.js';
 import { makeDirs } from './make-dirs.js';
 import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
 import { RecordCache } from './record-cache.js';
+import { UnitNames } from './unit-names.js';
 import { HEADER_BYTES, OP_PUT, closeLogFiles, openLogFiles, recover, type LogFile, type LogPosition } from './wal.js';
 
 /** Address space reserved for kv.mdb's memory map (not disk, not memory). */
@@ -140,6 +141,8 @@ export class DiskStorage implements StorageProvider {
   private readonly handles = new ReadHandles();
   /** Hot small records of every unit (see record-cache.ts). */
   private readonly records = new RecordCache();
+  /** The catalog's names, sorted for `listUnits`. */
+  private readonly names: UnitNames;
 
   private constructor(
     private readonly dir: string,
@@ -152,7 +155,9 @@ export class DiskStorage implements StorageProvider {
     private readonly catalog: Map<string, number>,
     private readonly unlock: () => Promise<void>,
     private readonly journal: Journal,
-  ) {}
+  ) {
+    this.names = new UnitNames(catalog.keys());
+  }
 
   static async open(options: DiskStorageOptions): Promise<DiskStorage> {
     const dir = options.dir;
@@ -295,13 +300,14 @@ export class DiskStorage implements StorageProvider {
     );
     this.check();
     this.catalog.set(name, id);
+    this.names.add(name);
     return this.handle(name, id);
   }
 
   listUnits(prefix: string): string[] {
     this.check();
     checkPrefix(prefix, 'unit prefix');
-    return [...this.catalog.keys()].filter((n) => n.startsWith(prefix)).sort(compareUtf8);
+    return this.names.withPrefix(prefix);
   }
 
   async dropUnit(name: string): Promise<void> {
@@ -314,6 +320,7 @@ export class DiskStorage implements StorageProvider {
     if (unit !== undefined) unit.state.dropped = true;
     this.open.delete(name);
     this.catalog.delete(name);
+    this.names.delete(name);
     const start = unitPrefix(id);
     const end = unitPrefix(id + 1);
     // The catalog entry and every key go in one transaction: after a crash the unit is either
@@ -329,10 +336,20 @@ export class DiskStorage implements StorageProvider {
       `dropping storage unit '${name}'`,
       this.dir,
     );
-    // Its records can never be read again (unit ids are not reused): free their room.
-    this.records.clear();
-    this.handles.evictUnder(join(this.dir, 'blobs', String(id)));
-    await rm(join(this.dir, 'blobs', String(id)), { recursive: true, force: true });
+    // Its kept records can never be read again (its handle refuses every call, and unit ids are
+    // not reused), so they are left to age out of the record cache: clearing the cache here emptied
+    // every tenant's hot records whenever anyone deleted a topic or a collection.
+    const blobDir = join(this.dir, 'blobs', String(id));
+    this.handles.evictUnder(blobDir);
+    // Most units never write a blob (a partition before its first roll, a KV without large
+    // values): then there is nothing to remove and no directory entry to make durable, and a
+    // topic delete does not queue a thousand rm + fsync calls ahead of other writes.
+    const hadBlobs = await stat(blobDir).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => err.code !== 'ENOENT',
+    );
+    if (!hadBlobs) return;
+    await rm(blobDir, { recursive: true, force: true });
     await syncDir(join(this.dir, 'blobs'));
   }
 

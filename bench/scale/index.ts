@@ -1,0 +1,259 @@
+/**
+ * `npm run bench -- scale [--scenario tenants|partitions|collections] [--n N] [--idle-ms MS]`:
+ * what size costs through the embedded library (`openQuartz`, the Node disk adapter). Each
+ * scenario runs in a child process per size, so RSS is its own, at N/4 and at N, and prints the
+ * per-unit cost at both sizes and their ratio (≈1: cost grows linearly with N; ≫1: superlinear).
+ *
+ *   tenants       N tenants (default 2,000), each with a KV key and a one-partition topic.
+ *   partitions    one tenant with N/64 topics × 64 partitions (default N = 12,800), and one
+ *                 1,024-partition topic: keyed produce spread by murmur2, a consume and a group
+ *                 commit on every partition, then deleting it while another topic takes produces.
+ *   collections   one tenant with N collections (default 2,000) of 100 vectors × 32 dims.
+ *
+ * Figures: setup (create) time per unit, open time after a restart (openQuartz, then the first
+ * request to each tenant / collection), heap and RSS per open unit, the engine's live timers,
+ * CPU and the longest event-loop stall while idle for `--idle-ms` (default 2,000; 65,000 takes in
+ * the partitions' timers, which fire once a minute), and `engine.stats()` (what /metrics asks).
+ * Wall times are noisy on a shared machine; CPU per unit is printed beside them.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openQuartz, type Engine } from '../../src/node/index.js';
+import type { Scheduler } from '../../src/ports/clock.js';
+import { timerScheduler } from '../../src/ports/system-clock.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const idleMs = Number(opt('idle-ms') ?? 2000);
+const enc = new TextEncoder();
+
+const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
+/** The engine's timers (unref'd, so `process.getActiveResourcesInfo()` does not list them): scheduled and not yet run or cancelled. */
+let liveTimers = 0;
+const countingScheduler: Scheduler = {
+  schedule(delayMs, task) {
+    liveTimers++;
+    let live = true;
+    const end = () => {
+      if (live) liveTimers--;
+      live = false;
+    };
+    const cancel = timerScheduler.schedule(delayMs, () => {
+      end();
+      return task();
+    });
+    return () => {
+      end();
+      cancel();
+    };
+  },
+  hold: timerScheduler.hold?.bind(timerScheduler),
+};
+const open = (dataDir: string) => openQuartz({ dataDir, encodeThreads: 0, scheduler: countingScheduler });
+
+/** Times `fn` in wall and CPU milliseconds. */
+async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; wall: number; cpu: number }> {
+  const w = performance.now();
+  const c = cpuMs();
+  const value = await fn();
+  return { value, wall: performance.now() - w, cpu: cpuMs() - c };
+}
+
+type Figures = Record<string, number>;
+
+/** Opens the engine again on `dir`, runs `touch` (the first requests), and measures what staying open costs. */
+async function reopenAndMeasure(dir: string, units: number, touch: (e: Engine) => Promise<void>): Promise<Figures> {
+  const opened = await timed(() => open(dir));
+  const engine = opened.value;
+  gc();
+  const before = process.memoryUsage();
+  const first = await timed(() => touch(engine));
+  gc();
+  const after = process.memoryUsage();
+  // What a /metrics scrape asks of the engine (figures over every open tenant).
+  const stats = await timed(() => engine.stats());
+  const idleCpu = cpuMs();
+  // The longest the event loop stalled while idle: the partitions' timers fire together once a
+  // period (60 s by default), so windows of 61 s or more include that burst.
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
+  await new Promise((r) => setTimeout(r, idleMs));
+  loop.disable();
+  const idle = cpuMs() - idleCpu;
+  const figures: Figures = {
+    open_ms: opened.wall,
+    first_use_us_per_unit: (first.wall * 1000) / units,
+    first_use_cpu_us_per_unit: (first.cpu * 1000) / units,
+    heap_bytes_per_unit: (after.heapUsed - before.heapUsed) / units,
+    rss_bytes_per_unit: (after.rss - before.rss) / units,
+    rss_mib: after.rss / 2 ** 20,
+    timers: liveTimers,
+    idle_cpu_pct: (idle / idleMs) * 100,
+    idle_loop_delay_max_ms: loop.max / 1e6,
+    engine_stats_ms: stats.wall,
+  };
+  const close = await timed(() => engine.close());
+  figures.close_ms = close.wall;
+  return figures;
+}
+
+async function tenants(n: number, dir: string): Promise<Figures> {
+  const value = enc.encode('value');
+  const ids: string[] = [];
+  let engine = await open(dir);
+  const setup = await timed(async () => {
+    for (let i = 0; i < n; i++) {
+      const { tenant } = await engine.tenants.create({ email: `user${i}@example.com` });
+      ids.push(tenant.id);
+      const { kv, streams } = await engine.tenant(tenant.id);
+      await kv.put('k', value);
+      await streams.createTopic('events');
+      await streams.produce('events', [{ value }]);
+    }
+  });
+  await engine.close();
+  const figures = await reopenAndMeasure(dir, n, async (e) => {
+    engine = e;
+    for (const id of ids) {
+      const { kv, streams } = await e.tenant(id);
+      await kv.get('k');
+      await streams.consume('events', 0, 0);
+    }
+  });
+  return { setup_us_per_unit: (setup.wall * 1000) / n, setup_cpu_us_per_unit: (setup.cpu * 1000) / n, ...figures };
+}
+
+async function partitions(n: number, dir: string): Promise<Figures> {
+  const topics = Math.max(1, Math.round(n / 64));
+  let engine = await open(dir);
+  let { streams } = await engine.tenant('t1');
+  const setup = await timed(async () => {
+    for (let t = 0; t < topics; t++) await streams.createTopic(`topic-${t}`, { partitions: 64 });
+  });
+  const big = await timed(() => streams.createTopic('big', { partitions: 1024 }));
+  // Keyed produce: 100 records per request, keys spread over the 1,024 partitions by murmur2.
+  const records = Array.from({ length: 100 }, (_, i) => ({ key: enc.encode(`user-${i}`), value: enc.encode('x'.repeat(100)) }));
+  const produceRounds = 200;
+  const produce = await timed(async () => {
+    for (let r = 0; r < produceRounds; r++) {
+      for (const rec of records) rec.key = enc.encode(`user-${r}-${rec.value.length}-${Math.random()}`);
+      await streams.produce('big', records);
+    }
+  });
+  const consume = await timed(async () => {
+    for (let p = 0; p < 1024; p++) {
+      const res = await streams.consume('big', p, 0, { max_records: 1000 });
+      await streams.commitOffset('g1', 'big', p, res.next_offset);
+    }
+  });
+  const fetch = await timed(() => streams.fetchOffsets('g1', 'big'));
+  // Delete the big topic while another topic takes produces: how long the delete takes, and how
+  // slow the produces beside it get.
+  let produced = 0;
+  let slowest = 0;
+  let deleting = true;
+  const beside = (async () => {
+    while (deleting) {
+      const t = performance.now();
+      await streams.produce('topic-0', [{ value: enc.encode('beside') }]);
+      slowest = Math.max(slowest, performance.now() - t);
+      produced++;
+    }
+  })();
+  const del = await timed(() => streams.deleteTopic('big'));
+  deleting = false;
+  await beside;
+  await engine.close();
+  const units = topics * 64;
+  const figures = await reopenAndMeasure(dir, units, async (e) => {
+    engine = e;
+    ({ streams } = await e.tenant('t1'));
+  });
+  return {
+    setup_us_per_unit: (setup.wall * 1000) / units,
+    setup_cpu_us_per_unit: (setup.cpu * 1000) / units,
+    create_1024_ms: big.wall,
+    keyed_produce_us_per_record: (produce.wall * 1000) / (produceRounds * records.length),
+    consume_and_commit_us_per_partition: (consume.wall * 1000) / 1024,
+    fetch_offsets_1024_ms: fetch.wall,
+    delete_1024_ms: del.wall,
+    produces_during_delete: produced,
+    slowest_produce_during_delete_ms: slowest,
+    ...figures,
+  };
+}
+
+async function collections(n: number, dir: string): Promise<Figures> {
+  const dims = 32;
+  const rand = ((s: number) => () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32))(1);
+  const vectors = Array.from({ length: 100 }, (_, i) => ({ id: `v${i}`, values: Array.from({ length: dims }, rand) }));
+  let engine = await open(dir);
+  let store = (await engine.tenant('t1')).vectors;
+  const setup = await timed(async () => {
+    for (let c = 0; c < n; c++) {
+      await store.createCollection({ name: `c${c}`, dims, metric: 'cosine' });
+      await (await store.collection(`c${c}`)).upsert(vectors);
+    }
+  });
+  await engine.close();
+  let list = 0;
+  const figures = await reopenAndMeasure(dir, n, async (e) => {
+    engine = e;
+    store = (await e.tenant('t1')).vectors;
+    const l = await timed(() => store.listCollections());
+    list = l.wall;
+    for (let c = 0; c < n; c++) (await store.collection(`c${c}`)).query({ vector: vectors[c % 100]!.values, k: 5 });
+  });
+  return { setup_us_per_unit: (setup.wall * 1000) / n, setup_cpu_us_per_unit: (setup.cpu * 1000) / n, list_unopened_ms: list, ...figures };
+}
+
+const SCENARIOS = { tenants: [tenants, 2000], partitions: [partitions, 12_800], collections: [collections, 2000] } as const;
+type Scenario = keyof typeof SCENARIOS;
+
+const child = opt('child') as Scenario | undefined;
+if (child !== undefined) {
+  const dir = mkdtempSync(join(tmpdir(), 'quartz-scale-'));
+  try {
+    const figures = await SCENARIOS[child][0](Number(opt('n')), dir);
+    process.stdout.write(JSON.stringify(figures));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+} else {
+  const self = fileURLToPath(import.meta.url);
+  const chosen = (opt('scenario')?.split(',') ?? Object.keys(SCENARIOS)) as Scenario[];
+  for (const scenario of chosen) {
+    if (!(scenario in SCENARIOS)) throw new Error(`unknown scenario '${scenario}'; one of ${Object.keys(SCENARIOS).join(', ')}`);
+    const n = Number(opt('n') ?? SCENARIOS[scenario][1]);
+    const sizes = [Math.max(1, Math.round(n / 4)), n];
+    const runs: Figures[] = [];
+    for (const size of sizes) {
+      const run = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', self, '--child', scenario, '--n', String(size), '--idle-ms', String(idleMs)], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+        maxBuffer: 1 << 20,
+      });
+      if (run.status !== 0) throw new Error(`scenario ${scenario} at N=${size} failed (exit ${run.status})`);
+      runs.push(JSON.parse(run.stdout) as Figures);
+    }
+    console.log(`\n${scenario}: N = ${sizes[0]} and ${sizes[1]} (units: ${scenario === 'partitions' ? 'partitions' : scenario}); ratio = per-unit cost at N / at N/4`);
+    console.log(`${'figure'.padEnd(38)}${`N=${sizes[0]}`.padStart(14)}${`N=${sizes[1]}`.padStart(14)}${'ratio'.padStart(8)}`);
+    for (const key of Object.keys(runs[1]!)) {
+      const [a, b] = [runs[0]![key]!, runs[1]![key]!];
+      const perUnit = key.includes('per_unit');
+      const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2));
+      console.log(`${key.padEnd(38)}${fmt(a).padStart(14)}${fmt(b).padStart(14)}${perUnit && a > 0 ? (b / a).toFixed(2).padStart(8) : ''}`);
+    }
+  }
+}
