@@ -90,6 +90,33 @@ describe('VectorStore collections', () => {
     await store.close();
   });
 
+  it('calls racing a collection delete answer as before or after it (never storage_closed), and a collection created again under the name starts empty', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    for (let round = 0; round < 3; round++) {
+      await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+      await store.upsert('docs', [{ id: 'old', values: [1, 2] }]);
+      let deleted = false;
+      const deleting = store.deleteCollection('docs').then(() => (deleted = true));
+      // An upsert and a query at every turn of the delete's awaits, until it settles.
+      const calls: Promise<string>[] = [];
+      for (let i = 0; !deleted && i < 500; i++) {
+        const settle = (p: Promise<unknown>) => p.then(() => 'ok', (err: { code?: string }) => err.code ?? String(err));
+        calls.push(settle(store.upsert('docs', [{ id: `late-${i}`, values: [1, 2] }])));
+        calls.push(settle(store.query('docs', { vector: [1, 2], k: 10 })));
+        await (i % 2 === 0 ? Promise.resolve() : new Promise((r) => setImmediate(r)));
+      }
+      await deleting;
+      expect(new Set(await Promise.all(calls))).toEqual(new Set(['ok', 'not_found']));
+      await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+      expect((await store.query('docs', { vector: [1, 2], k: 1000 })).matches).toEqual([]);
+      expect((await store.describeCollection('docs')).count).toBe(0);
+      expect(ctx.usage.get('t1', 'vectors_stored')).toBe(0);
+      await store.deleteCollection('docs');
+    }
+    await store.close();
+  });
+
   it('hands out an open collection synchronously, and forgets it when the collection is deleted or the store closed', async () => {
     const ctx = createTestContext();
     const store = await VectorStore.open(ctx, 't1');
