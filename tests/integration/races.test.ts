@@ -208,6 +208,20 @@ describe('streams under racing producers, consumers, rolls, retention and delete
     for (const { offset } of await Promise.all(consumers)) expect(offset).toBe(720);
   });
 
+  it('group commits racing on one partition: the last one issued wins, also when it moves the offset back', async () => {
+    const { engine } = await open();
+    const { streams } = await engine.tenant('t1');
+    await streams.createTopic('g');
+    await streams.produce('g', Array.from({ length: 60 }, (_, i) => ({ value: bytes(String(i)) })));
+    const rnd = seededRandom(3);
+    for (let round = 0; round < 5; round++) {
+      const offsets = Array.from({ length: 30 }, () => Math.floor(rnd() * 61));
+      await Promise.all(offsets.map((offset) => streams.commitOffset('billing', 'g', 0, offset)));
+      const [row] = await streams.fetchOffsets('billing', 'g');
+      expect(row).toMatchObject({ offset: offsets.at(-1), lag: 60 - offsets.at(-1)! });
+    }
+  });
+
   it('a topic delete racing produce, consume, long-polls and commits: each settles ok or not_found, and the name created again is empty', async () => {
     const { engine, dir } = await open();
     const { streams } = await engine.tenant('t1');
