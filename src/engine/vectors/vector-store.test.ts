@@ -117,6 +117,32 @@ describe('VectorStore collections', () => {
     await store.close();
   });
 
+  it('lists collections while some are deleted: the listing never fails, it leaves the deleted ones out', async () => {
+    const ctx = createTestContext();
+    const names = ['a', 'b', 'c', 'd'];
+    const first = await VectorStore.open(ctx, 't1');
+    for (const name of names) {
+      await first.createCollection({ name, dims: 2, metric: 'l2' });
+      await first.upsert(name, [{ id: 'x', values: [1, 2] }]);
+    }
+    await first.close();
+    // Reopened: half the collections open (their describe waits on them), half read from storage.
+    const store = await VectorStore.open(ctx, 't1');
+    await store.collection('a');
+    await store.collection('c');
+    let deleted = false;
+    const deleting = Promise.all(names.map((name) => store.deleteCollection(name))).then(() => (deleted = true));
+    const listings: Promise<string[]>[] = [];
+    for (let i = 0; !deleted && i < 500; i++) {
+      listings.push(store.listCollections().then((infos) => infos.map((info) => info.name)));
+      await (i % 2 === 0 ? Promise.resolve() : new Promise((r) => setImmediate(r)));
+    }
+    await deleting;
+    for (const listed of await Promise.all(listings)) expect(names).toEqual(expect.arrayContaining(listed));
+    expect(await store.listCollections()).toEqual([]);
+    await store.close();
+  });
+
   it('hands out an open collection synchronously, and forgets it when the collection is deleted or the store closed', async () => {
     const ctx = createTestContext();
     const store = await VectorStore.open(ctx, 't1');

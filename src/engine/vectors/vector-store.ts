@@ -157,11 +157,19 @@ export class VectorStore {
     return { ...config, count };
   }
 
-  /** Every collection of the tenant, by name. */
+  /** Every collection of the tenant, by name; one deleted while it is listed is left out. */
   async listCollections(): Promise<CollectionInfo[]> {
     this.check();
-    const names = [...this.configs.keys()].sort();
-    return Promise.all(names.map((name) => this.describeCollection(name)));
+    const names = [...this.configs.keys()].filter((name) => !this.deleting.has(name)).sort();
+    const described = await Promise.all(
+      names.map((name) =>
+        this.describeCollection(name).catch((err: unknown) => {
+          if (err instanceof QuartzError && err.code === ErrorCode.NOT_FOUND) return undefined;
+          throw err;
+        }),
+      ),
+    );
+    return described.filter((info) => info !== undefined);
   }
 
   /**
