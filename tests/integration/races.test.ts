@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, QuartzError } from '../../src/core/errors.js';
 import { seededRandom } from '../../src/core/random-testing.js';
-import { openQuartz, type Engine } from '../../src/node/index.js';
+import { createTestEngine } from '../../src/engine/testing.js';
+import { ManualClock, openQuartz, type Engine } from '../../src/node/index.js';
 
 const dirs: string[] = [];
 const engines: Engine[] = [];
@@ -85,6 +86,25 @@ describe('KV compare-and-set with many clients on one key', () => {
     expect(results.filter((r) => r !== 'ok').every((r) => r === ErrorCode.PRECONDITION_FAILED)).toBe(true);
     const winner = results.indexOf('ok');
     expect(text((await kv.get('once'))!.value)).toBe(`writer ${winner}`);
+  });
+
+  it('a key expiring under racing writers: If-Match on its last version is 412 for all, create-only lets exactly one in', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const engine = await createTestEngine({ clock });
+    engines.push(engine);
+    const { kv } = await engine.tenant('t1');
+    for (let round = 0; round < 5; round++) {
+      const { version } = await kv.put('session', bytes('old'), { ttl: 1 });
+      await clock.advance(1000); // expired now, not yet purged
+      const matches = await Promise.all(Array.from({ length: 6 }, () => outcome(() => kv.put('session', bytes('stale'), { ifMatch: version }))));
+      expect(matches).toEqual(Array(6).fill(ErrorCode.PRECONDITION_FAILED));
+      const creates = await Promise.all(Array.from({ length: 6 }, (_, i) => outcome(() => kv.put('session', bytes(`new ${i}`), { ifNoneMatch: '*', ttl: 1 }))));
+      expect(creates.filter((r) => r === 'ok')).toHaveLength(1);
+      const entry = (await kv.get('session'))!;
+      expect(text(entry.value)).toBe(`new ${creates.indexOf('ok')}`);
+      expect(entry.version).toBeGreaterThan(version);
+      await clock.advance(1000);
+    }
   });
 
   it('a delete and a put racing with the same If-Match: exactly one wins and the key ends as that order left it', async () => {
