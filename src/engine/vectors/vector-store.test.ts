@@ -117,6 +117,20 @@ describe('VectorStore collections', () => {
     await store.close();
   });
 
+  it('a collection deleted behind queued upserts meters them out too: vectors_stored goes back to 0', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    for (let round = 0; round < 3; round++) {
+      await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+      const upserts = Array.from({ length: 5 }, (_, i) => store.upsert('docs', [{ id: `a${i}`, values: [1, i] }, { id: `b${i}`, values: [i, 1] }]));
+      for (let i = 0; i < round; i++) await Promise.resolve();
+      await store.deleteCollection('docs');
+      await Promise.all(upserts);
+      expect(ctx.usage.get('t1', 'vectors_stored')).toBe(0);
+    }
+    await store.close();
+  });
+
   it('lists collections while some are deleted: the listing never fails, it leaves the deleted ones out', async () => {
     const ctx = createTestContext();
     const names = ['a', 'b', 'c', 'd'];

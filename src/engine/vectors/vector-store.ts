@@ -191,8 +191,9 @@ export class VectorStore {
         let count: number;
         if (opened !== undefined) {
           const collection = await opened.catch(() => undefined);
-          count = collection?.count ?? (await Collection.storedCount(await this.ctx.storage.unit(unitName)));
+          // Counted once closed: upserts queued before the delete land during close and meter theirs.
           await collection?.close('deleted');
+          count = collection?.count ?? (await Collection.storedCount(await this.ctx.storage.unit(unitName)));
         } else {
           count = await Collection.storedCount(await this.ctx.storage.unit(unitName));
         }
