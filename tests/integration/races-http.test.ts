@@ -127,3 +127,27 @@ describe('HTTP clients racing on a topic', () => {
     }
   });
 });
+
+describe('HTTP clients racing on a vector collection', () => {
+  it('upserts, queries and listings racing its delete answer 200 or 404 (never 503 or a failed listing), and the name created again is empty', async () => {
+    const json = auth(apiKey, { 'content-type': 'application/json' });
+    for (let round = 0; round < 3; round++) {
+      expect((await call('/v1/collections', { method: 'POST', headers: json, body: JSON.stringify({ name: 'docs', dims: 2, metric: 'l2' }) })).status).toBe(201);
+      await call('/v1/collections/docs/upsert', { method: 'POST', headers: json, body: JSON.stringify({ vectors: [{ id: 'old', values: [1, 2] }] }) });
+      const racing: Promise<{ status: number; body: any }>[] = [];
+      for (let i = 0; i < 12; i++) {
+        racing.push(call('/v1/collections/docs/upsert', { method: 'POST', headers: json, body: JSON.stringify({ vectors: [{ id: `late-${i}`, values: [1, i] }] }) }));
+        racing.push(call('/v1/collections/docs/query', { method: 'POST', headers: json, body: JSON.stringify({ vector: [1, 2], k: 5 }) }));
+      }
+      const listings = Array.from({ length: 6 }, () => call('/v1/collections', { headers: auth() }));
+      expect((await call('/v1/collections/docs', { method: 'DELETE', headers: auth() })).status).toBe(204);
+      for (const answer of await Promise.all(racing)) {
+        if (answer.status !== 200) expect(answer).toMatchObject({ status: 404, body: { error: 'not_found' } });
+      }
+      for (const listing of await Promise.all(listings)) expect(listing.status).toBe(200);
+      expect((await call('/v1/collections', { method: 'POST', headers: json, body: JSON.stringify({ name: 'docs', dims: 2, metric: 'l2' }) })).status).toBe(201);
+      expect((await call('/v1/collections/docs/query', { method: 'POST', headers: json, body: JSON.stringify({ vector: [1, 2], k: 100 }) })).body.matches).toEqual([]);
+      expect((await call('/v1/collections/docs', { method: 'DELETE', headers: auth() })).status).toBe(204);
+    }
+  });
+});
