@@ -441,6 +441,34 @@ describe('KvStore large values', () => {
     expect(same((await kv.get('edge'))?.value, big(inline + 1, 8))).toBe(true);
   });
 
+  it('applies a large put and the calls on its key made after it in call order, though its blob takes longer to write', async () => {
+    const ctx = createTestContext();
+    const kv = await KvStore.open(ctx, 't1');
+    const unit = ctx.storage.unit('kv/t1');
+    // Issued together, as a program that does not await each write does: each must end as the last call left it.
+    const put = kv.put('k', big(2_000_000, 5));
+    const read = kv.get('k');
+    expect(await kv.delete('k')).toBe(true);
+    await put;
+    expect((await read)?.size).toBe(2_000_000);
+    expect(await kv.get('k')).toBeUndefined();
+
+    void kv.put('k', big(2_000_000, 6));
+    await kv.put('k', bytes('small, called last'));
+    expect(dec.decode((await kv.get('k'))!.value)).toBe('small, called last');
+
+    const first = kv.put('k', big(1_500_000, 7));
+    const second = kv.put('k', big(1_200_000, 8), { ifMatch: 1 });
+    const third = kv.put('k', big(1_100_000, 9));
+    await first;
+    await rejects(() => second, ErrorCode.PRECONDITION_FAILED);
+    await third;
+    expect((await kv.get('k'))!.size).toBe(1_100_000);
+    await kv.close();
+    expect(await unit.blobs.list('')).toHaveLength(1);
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(1 + 1_100_000);
+  });
+
   it('discards the uploaded blob when a conditional big put loses', async () => {
     const ctx = createTestContext();
     const kv = await KvStore.open(ctx, 't1');

@@ -1001,7 +1001,7 @@ export class KvStore {
   }
 
   /** Large values: upload the blob under a garbage marker, then adopt it in the record's write. */
-  private async putBlob(
+  private putBlob(
     key: string,
     k: Uint8Array,
     value: Uint8Array,
@@ -1012,23 +1012,45 @@ export class KvStore {
     ifNoneMatch: '*' | undefined,
   ): Promise<KvPutResult> {
     const name = `v/${randomHex(16)}`;
-    await this.kv.put(tagged(TAG_GARBAGE, name), EMPTY);
-    let adopted = false;
-    try {
+    const written = (async () => {
+      await this.kv.put(tagged(TAG_GARBAGE, name), EMPTY);
       await this.blobs.put(name, value);
-      const nameBytes = encodeUtf8(name);
-      const rec = allocRecord(type, nameBytes.length);
-      rec.set(nameBytes, HEADER_BYTES + type.length);
-      const result = await this.mutate(key, k, (slot) => {
-        const r = this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, name);
-        adopted = true;
-        return r;
-      });
-      return result;
-    } finally {
-      if (!adopted) this.discardBlob(name);
-    }
+    })();
+    let writeFailed = false;
+    let writeError: unknown;
+    // Attached before the lock below, so the flag is set by the time the lock opens.
+    written.catch((err: unknown) => {
+      writeFailed = true;
+      writeError = err;
+    });
+    // The key is held from the call on, as an inline value's write holds it: calls on the key made
+    // after this put (a delete, another put, a read) wait for its blob and apply after it, in call
+    // order. Taking its place only once the blob was written let a delete called next apply first,
+    // and the large value outlived it.
+    const ahead = this.locks.get(key);
+    this.hold(key, ahead === undefined ? written : ahead.then(() => written));
+    let adopted = false;
+    const nameBytes = encodeUtf8(name);
+    const rec = allocRecord(type, nameBytes.length);
+    rec.set(nameBytes, HEADER_BYTES + type.length);
+    const committed = this.mutate(key, k, (slot) => {
+      if (writeFailed) throw writeError;
+      const r = this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, name);
+      adopted = true;
+      return r;
+    });
+    return (async () => {
+      try {
+        return await committed;
+      } finally {
+        if (!adopted) {
+          await written.catch(() => undefined);
+          this.discardBlob(name);
+        }
+      }
+    })();
   }
+
 
   /** Deletes a blob whose garbage marker is already durable, then the marker. Runs in the background. */
   private discardBlob(name: string): void {

@@ -164,6 +164,27 @@ describe('topics created and deleted concurrently', () => {
     expect(streams.describeTopic('t').partitions).toBe((won[0] as PromiseFulfilledResult<{ partitions: number }>).value.partitions);
   });
 
+  it('a create racing the delete of the existing topic is ALREADY_EXISTS, never a topic the delete then unwrites', async () => {
+    const { ctx, streams } = await setup();
+    await streams.createTopic('t', { partitions: 2 });
+    await streams.produce('t', [{ value: utf8('old'), partition: 1 }]);
+    // Called in this order, in one turn: the create meets the old topic, the delete removes it.
+    const [created, deleted] = await Promise.allSettled([streams.createTopic('t'), streams.deleteTopic('t')]);
+    expect(created.status === 'rejected' && (created.reason as QuartzError).code).toBe(ErrorCode.ALREADY_EXISTS);
+    expect(deleted.status).toBe('fulfilled');
+    expect(streams.listTopics()).toEqual([]);
+    expect((await catchErr(streams.produce('t', [{ value: utf8('late') }]))).code).toBe(ErrorCode.NOT_FOUND);
+    // A create after the delete is called gets a topic that is really there, and stays after a reopen.
+    const [deleting, creating] = [streams.deleteTopic('t').catch((err: unknown) => err), streams.createTopic('t')];
+    expect(((await deleting) as QuartzError).code).toBe(ErrorCode.NOT_FOUND);
+    await creating;
+    await streams.produce('t', [{ value: utf8('new'), partition: 0 }]);
+    await streams.close();
+    const again = await StreamStore.open(ctx, 't1');
+    expect(again.listTopics().map((t) => t.name)).toEqual(['t']);
+    expect((await again.consume('t', 0, 0)).records.map((r) => str(r.value))).toEqual(['new']);
+  });
+
   it('a second create in flight never drops the units of the first, which took records meanwhile', async () => {
     const { ctx, streams } = await setup();
     // Storage slow to list the units a create clears (a disk under load): the second create's listing waits.

@@ -133,6 +133,10 @@ const utf8 = new TextEncoder();
 // ignoreBOM: a group name may start with U+FEFF, which the decoder's default would drop.
 const fromUtf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
+function alreadyExists(topic: string): QuartzError {
+  return new QuartzError(ErrorCode.ALREADY_EXISTS, `topic '${topic}' already exists`);
+}
+
 function invalid(message: string): QuartzError {
   return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
 }
@@ -338,6 +342,10 @@ export class StreamStore {
     if (name.startsWith('__') && opts.system !== true) {
       throw invalid(`topic name '${name}' is reserved: names starting with '__' belong to the system`);
     }
+    // Decided now, as a delete is: a create queued while the topic exists would otherwise run after
+    // a delete called later had taken the name out, and that delete's drop would then remove the
+    // new topic's catalog entry and partitions.
+    if (this.topics.has(name)) throw alreadyExists(name);
     return this.oneTopicChangeAtATime(() => this.create(name, options));
   }
 
@@ -349,7 +357,7 @@ export class StreamStore {
 
   private async create(name: string, options: TopicOptions): Promise<TopicConfig> {
     this.checkOpen();
-    if (this.topics.has(name)) throw new QuartzError(ErrorCode.ALREADY_EXISTS, `topic '${name}' already exists`);
+    if (this.topics.has(name)) throw alreadyExists(name);
     const config: TopicConfig = {
       name,
       partitions: intIn(options.partitions ?? TOPIC_DEFAULTS.partitions, 1, MAX_PARTITIONS, 'partitions'),

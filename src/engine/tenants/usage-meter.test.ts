@@ -25,6 +25,31 @@ function row(tenant_id: string, period: string, figures: Partial<Record<UsageMet
 }
 
 describe('UsageMeter', () => {
+  it('answers every count while a flush is writing them: figures read during a flush never go back', async () => {
+    const env = setup(Date.UTC(2025, 4, 10));
+    const meter = await UsageMeter.open(env);
+    let expected = 0;
+    for (let round = 0; round < 6; round++) {
+      meter.add('t1', 'api_calls', 5);
+      meter.add('t1', 'bytes_stored', 100);
+      expected += 5;
+      const flushing = meter.flush();
+      // Read at every turn of the flush's awaits, with counts arriving meanwhile.
+      let flushed = false;
+      void flushing.then(() => (flushed = true));
+      for (let i = 0; !flushed && i < 50; i++) {
+        meter.add('t1', 'api_calls', 1);
+        expected += 1;
+        const seen = await meter.usage('t1');
+        expect(seen.api_calls).toBe(expected);
+        expect(seen.bytes_stored).toBe(100 * (round + 1));
+      }
+      await flushing;
+    }
+    expect((await meter.usage('t1')).api_calls).toBe(expected);
+    await meter.close();
+  });
+
   it('counts in memory, answers with pending counts, and persists them across a reopen', async () => {
     const env = setup(Date.UTC(2025, 4, 10));
     let meter = await UsageMeter.open(env);

@@ -97,9 +97,23 @@ function parseFigures(bytes: Uint8Array | undefined, what: string): UsageFigures
   }
 }
 
+/** Adds a tenant's deltas not yet stored to its figures for `period`: counters of that period, gauges of it and before. */
+function addUnstored(figures: UsageFigures, deltas: Map<string, Map<string, Float64Array>>, tenantId: string, period: string): void {
+  for (const [deltaPeriod, tenants] of deltas) {
+    const slots = tenants.get(tenantId);
+    if (slots === undefined || deltaPeriod > period) continue;
+    for (const i of GAUGE_INDEXES) figures[USAGE_METRICS[i]!] += slots[i]!;
+    if (deltaPeriod === period) for (let i = 0; i < USAGE_METRICS.length; i++) if (!GAUGE_INDEXES.includes(i)) figures[USAGE_METRICS[i]!] += slots[i]!;
+  }
+}
+
 export class UsageMeter implements UsageRecorder {
   /** Deltas not yet persisted: period → tenant → one slot per metric (USAGE_METRICS order). */
   private pending = new Map<string, Map<string, Float64Array>>();
+  /** The deltas a flush took from `pending` and is writing; empty when none is. */
+  private writing = new Map<string, Map<string, Float64Array>>();
+  /** Flushes that have landed (or failed and given their deltas back): `usage` reads again if one did while it read. */
+  private flushes = 0;
   private currentStart = 0;
   private currentEnd = -1;
   private current: Map<string, Float64Array> | undefined;
@@ -203,19 +217,21 @@ export class UsageMeter implements UsageRecorder {
     const now = this.clock.now();
     const current = periodOf(now);
     const p = period === undefined ? current : checkPeriod(period);
-    const row = parseFigures(await this.kv.get(key(`u/${p}/${tenantId}`)), `of tenant '${tenantId}' for ${p}`);
-    const figures = row ?? zeros();
-    if (row === undefined && p >= current) {
-      const level = parseFigures(await this.kv.get(key(`g/${tenantId}`)), `level of tenant '${tenantId}'`);
-      if (level !== undefined) for (const g of GAUGES) figures[g] = level[g];
+    // Stored rows plus what is not stored yet: the deltas pending and those a flush is writing. A
+    // flush that lands while the rows are read moves its deltas into them, so read again then.
+    for (;;) {
+      const flushes = this.flushes;
+      const row = parseFigures(await this.kv.get(key(`u/${p}/${tenantId}`)), `of tenant '${tenantId}' for ${p}`);
+      const figures = row ?? zeros();
+      if (row === undefined && p >= current) {
+        const level = parseFigures(await this.kv.get(key(`g/${tenantId}`)), `level of tenant '${tenantId}'`);
+        if (level !== undefined) for (const g of GAUGES) figures[g] = level[g];
+      }
+      if (flushes !== this.flushes) continue;
+      addUnstored(figures, this.writing, tenantId, p);
+      addUnstored(figures, this.pending, tenantId, p);
+      return { tenant_id: tenantId, period: p, ...figures };
     }
-    for (const [pendingPeriod, tenants] of this.pending) {
-      const slots = tenants.get(tenantId);
-      if (slots === undefined || pendingPeriod > p) continue;
-      for (const i of GAUGE_INDEXES) figures[USAGE_METRICS[i]!] += slots[i]!;
-      if (pendingPeriod === p) for (let i = 0; i < USAGE_METRICS.length; i++) if (!GAUGE_INDEXES.includes(i)) figures[USAGE_METRICS[i]!] += slots[i]!;
-    }
-    return { tenant_id: tenantId, period: p, ...figures };
   }
 
   /**
@@ -290,6 +306,7 @@ export class UsageMeter implements UsageRecorder {
     const taken = this.pending;
     this.pending = new Map();
     this.current = undefined;
+    this.writing = taken;
     try {
       const ops: BatchOp[] = [];
       const levels = new Map<string, UsageFigures>();
@@ -341,6 +358,7 @@ export class UsageMeter implements UsageRecorder {
       if (last !== undefined && last !== this.lastFlushedPeriod) ops.push({ type: 'put', key: key('m/period'), value: utf8.encode(last) });
       if (ops.length > 0) await this.kv.batch(ops);
       this.lastFlushedPeriod = last;
+      this.landed();
     } catch (err) {
       // Nothing was written (the batch is atomic): put the counts back for the next flush.
       for (const [period, tenants] of taken) {
@@ -352,8 +370,15 @@ export class UsageMeter implements UsageRecorder {
           else for (let i = 0; i < slots.length; i++) mine[i]! += slots[i]!;
         }
       }
+      this.landed();
       throw err;
     }
+  }
+
+  /** The flush's deltas are stored (or back in `pending`): no longer counted as being written. */
+  private landed(): void {
+    this.writing = new Map();
+    this.flushes++;
   }
 
   private async allLevels(): Promise<Map<string, UsageFigures>> {

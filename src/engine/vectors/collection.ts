@@ -332,6 +332,7 @@ interface LoggedMutation {
 export class Collection {
   private state: State;
   private closed = false;
+  private deleted = false;
   /** Set when an in-memory apply failed after its log write: the collection must be reopened. */
   private broken: Error | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -528,7 +529,10 @@ export class Collection {
   }
 
   private check(): void {
-    if (this.closed) throw new QuartzError(ErrorCode.STORAGE_CLOSED, `collection '${this.name}' is closed`);
+    if (this.closed) {
+      if (this.deleted) throw new QuartzError(ErrorCode.NOT_FOUND, `collection '${this.name}' does not exist`);
+      throw new QuartzError(ErrorCode.STORAGE_CLOSED, `collection '${this.name}' is closed`);
+    }
     if (this.broken) {
       throw new QuartzError(ErrorCode.INTERNAL, `collection '${this.name}' failed to apply a logged mutation and must be reopened: ${this.broken.message}`, { cause: this.broken });
     }
@@ -902,12 +906,17 @@ export class Collection {
     }
   }
 
-  /** Waits for queued mutations and any running checkpoint, then frees the WASM instance. */
-  async close(): Promise<void> {
+  /**
+   * Waits for queued mutations and any running checkpoint, then frees the WASM instance. Calls
+   * still holding the collection then fail with STORAGE_CLOSED, or NOT_FOUND when it closed
+   * because it was deleted.
+   */
+  async close(reason: 'closed' | 'deleted' = 'closed'): Promise<void> {
     if (this.closed) return;
     await this.queue;
     if (this.checkpointing) await this.checkpointing.catch(() => undefined);
     this.closed = true;
+    this.deleted = reason === 'deleted';
     this.state.index.dispose();
   }
 }

@@ -90,6 +90,73 @@ describe('VectorStore collections', () => {
     await store.close();
   });
 
+  it('calls racing a collection delete answer as before or after it (never storage_closed), and a collection created again under the name starts empty', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    for (let round = 0; round < 3; round++) {
+      await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+      await store.upsert('docs', [{ id: 'old', values: [1, 2] }]);
+      let deleted = false;
+      const deleting = store.deleteCollection('docs').then(() => (deleted = true));
+      // An upsert and a query at every turn of the delete's awaits, until it settles.
+      const calls: Promise<string>[] = [];
+      for (let i = 0; !deleted && i < 500; i++) {
+        const settle = (p: Promise<unknown>) => p.then(() => 'ok', (err: { code?: string }) => err.code ?? String(err));
+        calls.push(settle(store.upsert('docs', [{ id: `late-${i}`, values: [1, 2] }])));
+        calls.push(settle(store.query('docs', { vector: [1, 2], k: 10 })));
+        await (i % 2 === 0 ? Promise.resolve() : new Promise((r) => setImmediate(r)));
+      }
+      await deleting;
+      expect(new Set(await Promise.all(calls))).toEqual(new Set(['ok', 'not_found']));
+      await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+      expect((await store.query('docs', { vector: [1, 2], k: 1000 })).matches).toEqual([]);
+      expect((await store.describeCollection('docs')).count).toBe(0);
+      expect(ctx.usage.get('t1', 'vectors_stored')).toBe(0);
+      await store.deleteCollection('docs');
+    }
+    await store.close();
+  });
+
+  it('a collection deleted behind queued upserts meters them out too: vectors_stored goes back to 0', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    for (let round = 0; round < 3; round++) {
+      await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+      const upserts = Array.from({ length: 5 }, (_, i) => store.upsert('docs', [{ id: `a${i}`, values: [1, i] }, { id: `b${i}`, values: [i, 1] }]));
+      for (let i = 0; i < round; i++) await Promise.resolve();
+      await store.deleteCollection('docs');
+      await Promise.all(upserts);
+      expect(ctx.usage.get('t1', 'vectors_stored')).toBe(0);
+    }
+    await store.close();
+  });
+
+  it('lists collections while some are deleted: the listing never fails, it leaves the deleted ones out', async () => {
+    const ctx = createTestContext();
+    const names = ['a', 'b', 'c', 'd'];
+    const first = await VectorStore.open(ctx, 't1');
+    for (const name of names) {
+      await first.createCollection({ name, dims: 2, metric: 'l2' });
+      await first.upsert(name, [{ id: 'x', values: [1, 2] }]);
+    }
+    await first.close();
+    // Reopened: half the collections open (their describe waits on them), half read from storage.
+    const store = await VectorStore.open(ctx, 't1');
+    await store.collection('a');
+    await store.collection('c');
+    let deleted = false;
+    const deleting = Promise.all(names.map((name) => store.deleteCollection(name))).then(() => (deleted = true));
+    const listings: Promise<string[]>[] = [];
+    for (let i = 0; !deleted && i < 500; i++) {
+      listings.push(store.listCollections().then((infos) => infos.map((info) => info.name)));
+      await (i % 2 === 0 ? Promise.resolve() : new Promise((r) => setImmediate(r)));
+    }
+    await deleting;
+    for (const listed of await Promise.all(listings)) expect(names).toEqual(expect.arrayContaining(listed));
+    expect(await store.listCollections()).toEqual([]);
+    await store.close();
+  });
+
   it('hands out an open collection synchronously, and forgets it when the collection is deleted or the store closed', async () => {
     const ctx = createTestContext();
     const store = await VectorStore.open(ctx, 't1');

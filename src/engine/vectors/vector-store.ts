@@ -52,6 +52,12 @@ export class VectorStore {
   private readonly ready = new Map<string, Collection>();
   /** Catalog changes run one at a time so create/delete of one name cannot interleave. */
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Names whose delete has begun: calls made from then on answer NOT_FOUND, as after the delete,
+   * rather than opening the collection again from the unit being dropped (which stayed cached and
+   * showed the old vectors in a collection created again under the name).
+   */
+  private readonly deleting = new Set<string>();
   private closed = false;
 
   private constructor(
@@ -103,7 +109,7 @@ export class VectorStore {
 
   private configOf(name: string): CollectionConfig {
     validateCollectionName(name);
-    const config = this.configs.get(name);
+    const config = this.deleting.has(name) ? undefined : this.configs.get(name);
     if (config === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `collection '${name}' does not exist`);
     return config;
   }
@@ -151,11 +157,19 @@ export class VectorStore {
     return { ...config, count };
   }
 
-  /** Every collection of the tenant, by name. */
+  /** Every collection of the tenant, by name; one deleted while it is listed is left out. */
   async listCollections(): Promise<CollectionInfo[]> {
     this.check();
-    const names = [...this.configs.keys()].sort();
-    return Promise.all(names.map((name) => this.describeCollection(name)));
+    const names = [...this.configs.keys()].filter((name) => !this.deleting.has(name)).sort();
+    const described = await Promise.all(
+      names.map((name) =>
+        this.describeCollection(name).catch((err: unknown) => {
+          if (err instanceof QuartzError && err.code === ErrorCode.NOT_FOUND) return undefined;
+          throw err;
+        }),
+      ),
+    );
+    return described.filter((info) => info !== undefined);
   }
 
   /**
@@ -168,22 +182,28 @@ export class VectorStore {
     this.configOf(name);
     await this.exclusive(async () => {
       this.configOf(name);
-      const unitName = Collection.unitName(this.tenantId, name);
-      const opened = this.open.get(name);
-      this.open.delete(name);
-      this.ready.delete(name);
-      let count: number;
-      if (opened !== undefined) {
-        const collection = await opened.catch(() => undefined);
-        count = collection?.count ?? (await Collection.storedCount(await this.ctx.storage.unit(unitName)));
-        await collection?.close();
-      } else {
-        count = await Collection.storedCount(await this.ctx.storage.unit(unitName));
+      this.deleting.add(name);
+      try {
+        const unitName = Collection.unitName(this.tenantId, name);
+        const opened = this.open.get(name);
+        this.open.delete(name);
+        this.ready.delete(name);
+        let count: number;
+        if (opened !== undefined) {
+          const collection = await opened.catch(() => undefined);
+          // Counted once closed: upserts queued before the delete land during close and meter theirs.
+          await collection?.close('deleted');
+          count = collection?.count ?? (await Collection.storedCount(await this.ctx.storage.unit(unitName)));
+        } else {
+          count = await Collection.storedCount(await this.ctx.storage.unit(unitName));
+        }
+        await this.catalog.kv.delete(catalogKey(name));
+        this.configs.delete(name);
+        await this.ctx.storage.dropUnit(unitName);
+        if (count !== 0) this.ctx.usage.add(this.tenantId, 'vectors_stored', -count);
+      } finally {
+        this.deleting.delete(name);
       }
-      await this.catalog.kv.delete(catalogKey(name));
-      this.configs.delete(name);
-      await this.ctx.storage.dropUnit(unitName);
-      if (count !== 0) this.ctx.usage.add(this.tenantId, 'vectors_stored', -count);
     });
   }
 
