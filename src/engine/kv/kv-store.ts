@@ -322,6 +322,11 @@ export class KvStore {
   private heldNow = -1;
   private sweepAt = Infinity;
   private cancelSweep: (() => void) | undefined;
+  /** The scheduled sweep running, if any. */
+  private sweeping: Promise<void> | undefined;
+  /** While held (see holdSweep), a scheduled sweep is put off until the release. */
+  private sweepHeld = false;
+  private sweepPutOff = false;
   private closed = false;
 
   private constructor(
@@ -629,6 +634,27 @@ export class KvStore {
       // A disk scan answers synchronously: let other requests run between pages (~10 ms each).
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
+  }
+
+  /**
+   * Holds back the scheduled TTL sweep until the returned release is called, once a sweep already
+   * running has finished: the engine counts this store's bytes meanwhile, and a purge under that
+   * count would be metered on top of it.
+   *
+   * @example
+   * const release = await kv.holdSweep();
+   * try { bytes = await kv.storedBytes(); } finally { release(); }
+   */
+  async holdSweep(): Promise<() => void> {
+    this.sweepHeld = true;
+    while (this.sweeping !== undefined) await this.sweeping;
+    return () => {
+      this.sweepHeld = false;
+      if (this.sweepPutOff) {
+        this.sweepPutOff = false;
+        void this.runSweep();
+      }
+    };
   }
 
   /**
@@ -1134,6 +1160,10 @@ export class KvStore {
     this.sweepAt = Infinity;
     this.cancelSweep = undefined;
     if (this.closed) return Promise.resolve();
+    if (this.sweepHeld) {
+      this.sweepPutOff = true;
+      return Promise.resolve();
+    }
     const task = this.sweep()
       .then(() => this.armNextSweep())
       .catch(() => {
@@ -1141,7 +1171,11 @@ export class KvStore {
         if (!this.closed && this.sweepAt === Infinity) this.armSweep(this.clock.now() + SWEEP_RETRY_MS);
       });
     this.background.add(task);
-    void task.then(() => this.background.delete(task));
+    this.sweeping = task;
+    void task.then(() => {
+      this.background.delete(task);
+      if (this.sweeping === task) this.sweeping = undefined;
+    });
     return task;
   }
 }
