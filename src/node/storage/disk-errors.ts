@@ -26,10 +26,11 @@ function isIoError(err: unknown): boolean {
   return code === 'EIO' || code === constants.errno.EIO;
 }
 
+/** Free space on the disk of `dir`; Infinity when the file system does not tell (a FUSE one without statfs reports 0 blocks in all). */
 function freeBytes(dir: string): number {
   try {
     const stats = statfsSync(dir);
-    return stats.bavail * stats.bsize;
+    return stats.blocks === 0 ? Infinity : stats.bavail * stats.bsize;
   } catch {
     return Infinity;
   }
