@@ -263,11 +263,12 @@ describe('createApp', () => {
     expect(Object.keys(doc.paths).length).toBe(24);
   });
 
-  it('documents 507 (a full disk) on every operation that writes, and not on reads', async () => {
+  it('documents 507 (a full disk) on every operation that writes, and not on reads but the backup', async () => {
     const { call } = await appWith();
     const doc = (await call('GET', '/v1/openapi.json')).json as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
     for (const [path, ops] of Object.entries(doc.paths)) {
-      for (const [method, op] of Object.entries(ops)) expect('507' in op.responses, `${method} ${path}`).toBe(method !== 'get');
+      // The backup first moves the logged writes into lmdb, which a full disk refuses.
+      for (const [method, op] of Object.entries(ops)) expect('507' in op.responses, `${method} ${path}`).toBe(method !== 'get' || path === '/v1/admin/backup');
     }
   });
 });

@@ -47,7 +47,7 @@ const FIELDS = new Map<string, number>([
 ]);
 
 const reader = new JsonF32ArrayReader(MAX_DIMS);
-// As parseJson decodes the whole body (invalid UTF-8 becomes U+FFFD), so a filter reads the same.
+// Fatal, as parseJson's: a filter that is not UTF-8 leaves the fast read, and parseJson refuses the body.
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /**

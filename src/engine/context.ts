@@ -26,8 +26,13 @@ export interface UsageRecorder {
   /**
    * Sets a tenant's levels to what `measure` counts, if the recorder's stored levels may have
    * missed deltas (a crash lost the last unflushed ones); the engine calls it as a tenant opens.
+   * `hold` pauses the tenant's background writes until the release it gives is called.
    */
-  reconcile?(tenantId: string, measure: () => Promise<Record<'bytes_stored' | 'vectors_stored', number>>): Promise<void>;
+  reconcile?(
+    tenantId: string,
+    measure: () => Promise<Record<'bytes_stored' | 'vectors_stored', number>>,
+    hold?: () => Promise<() => void>,
+  ): Promise<void>;
 }
 
 export interface EngineContext {

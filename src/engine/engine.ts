@@ -75,12 +75,17 @@ function checkTenantId(id: unknown): asserts id is string {
   }
 }
 
-/** What a tenant holds, as the usage gauges count it: KV keys and values plus stream logs; live vectors. */
+/**
+ * What a tenant holds, as the usage gauges count it: KV keys and values plus stream logs; live
+ * vectors. The stream logs first, before any await: their sizes change in the background (rolls,
+ * retention), and the meter reads its levels in the same turn (see UsageMeter.reconcile).
+ */
 async function measureLevels(scope: TenantScope): Promise<Record<'bytes_stored' | 'vectors_stored', number>> {
-  let bytes = await scope.kv.storedBytes();
+  let bytes = 0;
   for (const topic of scope.streams.listTopics()) {
     for (const p of scope.streams.describeTopic(topic.name).partition_info) bytes += p.bytes;
   }
+  bytes += await scope.kv.storedBytes();
   let vectors = 0;
   for (const c of await scope.vectors.listCollections()) vectors += c.count;
   return { bytes_stored: bytes, vectors_stored: vectors };
@@ -174,7 +179,8 @@ export class Engine {
     if (kv.status === 'fulfilled' && streams.status === 'fulfilled' && vectors.status === 'fulfilled') {
       const scope = { id, kv: kv.value, streams: streams.value, vectors: vectors.value };
       // Before the scope is handed out, so no write of this tenant runs while its levels are counted.
-      await ctx.usage.reconcile?.(id, () => measureLevels(scope)).catch((err: unknown) => {
+      // The TTL sweep is held meanwhile: a purge under the KV scan would be metered on top of it.
+      await ctx.usage.reconcile?.(id, () => measureLevels(scope), () => scope.kv.holdSweep()).catch((err: unknown) => {
         console.error(`quartz: counting the stored usage of tenant '${id}' failed; its levels stay as stored`, err);
       });
       return scope;

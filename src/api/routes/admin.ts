@@ -269,7 +269,8 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     {
       tags,
       summary: 'A consistent snapshot of all data, streamed',
-      description: 'The archive format is the home\'s (see docs/configuration.md); `quartz restore` reads it. 501 where the home has no backup.',
+      description:
+        "The archive format is the home's (see docs/configuration.md); `quartz restore` reads it. 501 where the home has no backup; 507 when the disk is too full to bring the store up to every acknowledged write first.",
       security: adminSecurity,
       responses: {
         '200': {
@@ -277,7 +278,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
           headers: { 'Content-Disposition': { description: 'attachment; filename="…" (when the home names the file)', schema: { type: 'string' } } },
           content: { 'application/vnd.quartzdb.backup': { schema: { type: 'string', format: 'binary' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
         },
-        ...errorResponses(501),
+        ...errorResponses(501, 507),
       },
     },
     auth,

@@ -680,3 +680,44 @@ describe('KvStore with hostile arguments', () => {
     await rejects(() => kv.list({ prefix: 'a\uD800' }), ErrorCode.INVALID_ARGUMENT, /lone surrogate/);
   });
 });
+
+describe('storedBytes (the crash recount of bytes_stored)', () => {
+  it('equals what the writes metered, and never reads more than 64 MiB of rows in one scan', async () => {
+    const ctx = createTestContext();
+    let largestScan = 0;
+    const inner = ctx.storage;
+    const storage: StorageProvider = {
+      unit(name) {
+        const unit = inner.unit(name);
+        const kv: OrderedKV = {
+          get: (k) => unit.kv.get(k),
+          put: (k, v) => unit.kv.put(k, v),
+          delete: (k) => unit.kv.delete(k),
+          batch: (ops: BatchOp[]) => unit.kv.batch(ops),
+          scan: async (options: ScanOptions) => {
+            const rows = await unit.kv.scan(options);
+            largestScan = Math.max(largestScan, rows.reduce((sum, row) => sum + row.key.length + row.value.length, 0));
+            return rows;
+          },
+        };
+        return { kv, blobs: unit.blobs };
+      },
+      listUnits: (prefix) => inner.listUnits(prefix),
+      dropUnit: (name) => inner.dropUnit(name),
+      close: () => inner.close(),
+    };
+    const kv = await KvStore.open({ ...ctx, storage }, 't1');
+    // Values just under the storage entry limit are stored in their records, read whole by a scan.
+    const nearLimit = new Uint8Array(MAX_ENTRY_BYTES - 1024);
+    for (let i = 0; i < 100; i++) await kv.put(`big/${i}`, nearLimit);
+    await kv.put('blob', new Uint8Array(MAX_ENTRY_BYTES * 2)); // in the blob store
+    for (let i = 0; i < 50; i++) await kv.put(`small/${i}`, new Uint8Array(i), { ttl: i + 1 });
+    await kv.delete('big/7');
+    await kv.put('big/8', Uint8Array.of(1));
+    largestScan = 0;
+    expect(await kv.storedBytes()).toBe(ctx.usage.get('t1', 'bytes_stored'));
+    expect(largestScan).toBeGreaterThan(0);
+    expect(largestScan).toBeLessThanOrEqual(64 * MAX_ENTRY_BYTES);
+    await kv.close();
+  });
+});

@@ -12,11 +12,15 @@
  *   g/<tenantId>           → JSON { bytes_stored, vectors_stored }: the current levels
  *   m/period               → the last period flushed
  *   m/clean                → present only while closed cleanly (see `reconcile`)
+ *   m/crashes              → how many opens found no `m/clean` (decimal)
+ *   c/<tenantId>           → the `m/crashes` value when the tenant's levels were last counted
  *
  * A gauge is a level kept as deltas, so deltas a crash loses would leave it wrong for ever. The
  * meter deletes `m/clean` as it opens and writes it back as its last act on close: opened without
- * it, the stored levels may be short of lost deltas, and `reconcile` replaces each tenant's level
- * with a count of what the tenant holds, as the engine opens the tenant.
+ * it, the stored levels may be short of lost deltas, so it counts one more crash. A tenant whose
+ * levels were counted before the latest crash has `reconcile` replace them with a count of what it
+ * holds, as the engine opens the tenant, whichever later run that is: a clean stop in between does
+ * not make levels that missed the crash right.
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { showValue } from '../../core/show-value.js';
@@ -34,8 +38,11 @@ export const DEFAULT_FLUSH_INTERVAL_MS = 60_000;
 const PERIOD = /^\d{4}-(0[1-9]|1[0-2])$/;
 const PAGE = 500;
 const CLEAN_KEY = new TextEncoder().encode('m/clean');
+const CRASHES_KEY = new TextEncoder().encode('m/crashes');
 
 export type UsageFigures = Record<UsageMetric, number>;
+/** A tenant's levels as `reconcile` counts them. */
+export type Levels = Record<'bytes_stored' | 'vectors_stored', number>;
 
 /** One tenant's figures for one period, as the usage export and `GET /v1/usage` show them. */
 export interface UsageRow extends UsageFigures {
@@ -121,9 +128,9 @@ export class UsageMeter implements UsageRecorder {
   private flushing: Promise<void> = Promise.resolve();
   private cancelTimer: (() => void) | undefined;
   private closed = false;
-  /** Whether the last run closed cleanly, so no delta was lost and the stored levels are right. */
-  private levelsTrusted = false;
-  /** Tenants whose levels were counted afresh since open. */
+  /** Opens that found no clean shutdown: levels counted before the latest of them may be short. */
+  private crashes = 0;
+  /** Tenants whose levels were checked (and counted afresh if needed) since open. */
   private readonly reconciled = new Set<string>();
 
   private constructor(
@@ -148,40 +155,56 @@ export class UsageMeter implements UsageRecorder {
     const meter = new UsageMeter(unit.kv, options.clock, options.scheduler, interval);
     const last = await unit.kv.get(key('m/period'));
     meter.lastFlushedPeriod = last === undefined ? undefined : utf8Decoder.decode(last);
+    const crashes = await unit.kv.get(CRASHES_KEY);
+    meter.crashes = crashes === undefined ? 0 : Number(utf8Decoder.decode(crashes));
     if ((await unit.kv.get(CLEAN_KEY)) !== undefined) {
-      meter.levelsTrusted = true;
       // From here on a crash loses deltas again: the next open must not trust the levels.
       await unit.kv.delete(CLEAN_KEY);
+    } else {
+      meter.crashes++;
+      await unit.kv.put(CRASHES_KEY, utf8.encode(String(meter.crashes)));
     }
     meter.arm();
     return meter;
   }
 
   /**
-   * After a crash (or on the first open of data written before this check existed), replaces the
-   * tenant's gauges with what `measure` counts, once per tenant; otherwise does nothing. The
-   * difference goes in as a delta, so counts added meanwhile stay. Call it before the tenant's
-   * services write: a write between `measure` and the correction would be counted twice or not at all.
+   * If the tenant's levels were last counted before the latest crash (or on the first open of data
+   * written before this check existed), replaces its gauges with what `measure` counts; otherwise
+   * does nothing. `hold`, if given, pauses the tenant's background writes (the TTL sweep) until its
+   * release is called; the levels believed are read once it holds, and `measure` runs in the same
+   * turn, so a background write either happened before both or after both (it then stays counted).
+   * Call it before the tenant's services are handed out: a write they make meanwhile would be
+   * counted twice or not at all.
    *
    * @example
    * await usage.reconcile('t_1', async () => ({ bytes_stored: await kv.storedBytes(), vectors_stored: 0 }));
    */
-  async reconcile(tenantId: string, measure: () => Promise<Record<'bytes_stored' | 'vectors_stored', number>>): Promise<void> {
-    if (this.levelsTrusted || this.reconciled.has(tenantId)) return;
+  async reconcile(tenantId: string, measure: () => Promise<Levels>, hold?: () => Promise<() => void>): Promise<void> {
+    if (this.crashes === 0 || this.reconciled.has(tenantId)) return;
     this.reconciled.add(tenantId);
     try {
-      const exact = await measure();
-      // In the flush queue, so no flush moves pending counts into the stored level meanwhile.
-      const run = this.flushing.then(async () => {
-        const stored = parseFigures(await this.kv.get(key(`g/${tenantId}`)), `level of tenant '${tenantId}'`) ?? zeros();
-        for (const g of GAUGES) {
-          let believed = stored[g];
-          for (const tenants of this.pending.values()) believed += tenants.get(tenantId)?.[METRIC_INDEX[g]!] ?? 0;
-          if (exact[g] !== believed) this.add(tenantId, g, exact[g] - believed);
-        }
-      });
-      this.flushing = run.catch(() => undefined);
-      await run;
+      const counted = await this.kv.get(key(`c/${tenantId}`));
+      if (counted !== undefined && Number(utf8Decoder.decode(counted)) >= this.crashes) return;
+      const release = await hold?.();
+      try {
+        // In the flush queue, so no flush moves pending counts into the stored level meanwhile.
+        const run = this.flushing.then(async () => {
+          const stored = parseFigures(await this.kv.get(key(`g/${tenantId}`)), `level of tenant '${tenantId}'`) ?? zeros();
+          const believed = { bytes_stored: stored.bytes_stored, vectors_stored: stored.vectors_stored };
+          for (const tenants of this.pending.values()) {
+            for (const g of GAUGES) believed[g] += tenants.get(tenantId)?.[METRIC_INDEX[g]!] ?? 0;
+          }
+          const exact = await measure();
+          for (const g of GAUGES) if (exact[g] !== believed[g]) this.add(tenantId, g, exact[g] - believed[g]);
+        });
+        this.flushing = run.catch(() => undefined);
+        await run;
+      } finally {
+        release?.();
+      }
+      // A crash before the next flush loses the correction, but it also counts one more crash.
+      await this.kv.put(key(`c/${tenantId}`), utf8.encode(String(this.crashes)));
     } catch (err) {
       this.reconciled.delete(tenantId); // tried again on the tenant's next open
       throw err;

@@ -26,10 +26,11 @@ function isIoError(err: unknown): boolean {
   return code === 'EIO' || code === constants.errno.EIO;
 }
 
+/** Free space on the disk of `dir`; Infinity when the file system does not tell (a FUSE one without statfs reports 0 blocks in all). */
 function freeBytes(dir: string): number {
   try {
     const stats = statfsSync(dir);
-    return stats.bavail * stats.bsize;
+    return stats.blocks === 0 ? Infinity : stats.bavail * stats.bsize;
   } catch {
     return Infinity;
   }
@@ -48,6 +49,37 @@ export function storageFailure(err: unknown, what: string, dir?: string): unknow
   if (isQuartzError(err)) return err;
   if (!isNoSpace(err) && !(dir !== undefined && isIoError(err) && freeBytes(dir) < LOW_SPACE_BYTES)) return err;
   return new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, `no space left on the server's disk for ${what}: it was not stored; retry once space is freed`, { cause: err });
+}
+
+/**
+ * What one written key may cost an lmdb commit besides twice its bytes: a share of the pages it
+ * dirties (a page is 4 KiB; keys written together share most of theirs).
+ */
+const KEY_BYTES = 512;
+/** Room kept beyond a commit's estimate (see `refuseCommitWithoutRoom`). */
+const COMMIT_SLACK_BYTES = 1 << 20;
+
+/**
+ * Throws `insufficient_storage` when the disk of `dir` has less free space than an lmdb commit of
+ * `keys` writes carrying `bytes` of keys and values may need: an estimate (twice the bytes, 512
+ * bytes a key, 1 MiB besides), since what lmdb writes depends on the pages the keys fall in.
+ *
+ * NOTE: lmdb must not meet a full disk itself. lmdb-js 3.5's mdb.c (mdb_page_flush) formats the
+ * error of a failed page write with sprintf into a malloc(100) buffer; the text runs past 100
+ * bytes for a data file past ~100 MB, a write of a few large pages, or (it reads iov entries it
+ * never set) by chance, and overruns the heap: "malloc(): invalid next size", the process aborts
+ * (a full disk under KV puts of 300 KB values did so within seconds). A commit refused here
+ * changes nothing and is retried as one lmdb refused; a commit needing more than the estimate,
+ * or a disk filled by another process between this check and lmdb's write, still reaches lmdb's
+ * error path (where the overrun depends on the text's length).
+ *
+ * @example
+ * refuseCommitWithoutRoom(dir, ops.length, bytes, 'a new unit');
+ */
+export function refuseCommitWithoutRoom(dir: string, keys: number, bytes: number, what: string): void {
+  const needed = 2 * bytes + keys * KEY_BYTES + COMMIT_SLACK_BYTES;
+  if (freeBytes(dir) >= needed) return;
+  throw new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, `no space left on the server's disk for ${what}: it was not stored; retry once space is freed`);
 }
 
 /** The part of an lmdb environment a failed commit needs (`committed` is a thenable of the last commit). */

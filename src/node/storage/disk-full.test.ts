@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, isQuartzError } from '../../core/errors.js';
 import { restoreBackup } from '../backup/restore.js';
 import { createBackup } from '../backup/snapshot.js';
@@ -82,6 +82,37 @@ describe.skipIf(!isRoot)('disk storage on a full disk', () => {
     expect(await again.kv.get(key('after'))).toEqual(value);
     expect((await again.blobs.get('big'))?.length).toBe(2 << 20);
     await reopened.close();
+  });
+
+  // lmdb-js formats a failed page write's error into a 100-byte heap buffer and overruns it for
+  // large writes: a full disk under 300 KB puts aborted the process within seconds (malloc()).
+  it('refuses an lmdb commit that may not fit before lmdb writes it, however often the disk fills and frees', async () => {
+    const dir = join(mnt, 'data3');
+    const filler = join(mnt, 'filler3');
+    const lmdbErrors = vi.spyOn(console, 'error');
+    // Logged writes wait for a checkpoint until something asks for one (the backup below).
+    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+    const { kv } = await storage.unit('kv/t');
+    const big = (i: number) => new Uint8Array(300_000).fill(i); // past the log's limit: straight to lmdb
+    let acknowledged = 0;
+    for (let round = 0; round < 3; round++) {
+      await kv.put(key(`small${round}`), Uint8Array.of(round));
+      fill(filler);
+      for (let i = 0; i < 5; i++) await expect(kv.put(key(`big${round}-${i}`), big(i))).rejects.toMatchObject({ code: ErrorCode.INSUFFICIENT_STORAGE });
+      // A backup first brings lmdb up to every logged write: refused the same way (507, documented on GET /v1/admin/backup).
+      await expect(storage.backupSource()).rejects.toMatchObject({ code: ErrorCode.INSUFFICIENT_STORAGE });
+      await rm(filler);
+      await kv.put(key(`big${round}`), big(round));
+      acknowledged++;
+    }
+    expect(lmdbErrors.mock.calls.filter((args) => /write page/.test(String(args[0])))).toEqual([]);
+    lmdbErrors.mockRestore();
+    for (let round = 0; round < acknowledged; round++) {
+      expect(await kv.get(key(`big${round}`))).toEqual(big(round));
+      expect(await kv.get(key(`small${round}`))).toEqual(Uint8Array.of(round));
+    }
+    await storage.close();
+    await rm(dir, { recursive: true });
   });
 
   it('reports a disk too full to open the data directory as insufficient_storage, then opens once space is freed', async () => {

@@ -17,7 +17,7 @@ import { mkdir, open as openFile, readFile, readdir, rm, stat, unlink } from 'no
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
-import { lmdbCommit, storageFailure, type LmdbCommitted } from './disk-errors.js';
+import { lmdbCommit, refuseCommitWithoutRoom, storageFailure, type LmdbCommitted } from './disk-errors.js';
 import { init } from '../../core/loader.js';
 import '../core.js'; // registers build/quartz.wasm as init()'s default source (the log's CRC32C)
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
@@ -232,6 +232,13 @@ export class DiskStorage implements StorageProvider {
     const applied: LogPosition = stored === undefined ? { epoch: 0, offset: HEADER_BYTES } : { epoch: stored[0], offset: stored[1] };
     const { records, maxEpoch } = recover(files, applied);
     const epoch = maxEpoch + 1;
+    let keys = 1;
+    let bytes = 0;
+    for (const { ops } of records) {
+      keys += ops.length;
+      for (const op of ops) bytes += op.key.length + (op.value?.length ?? 0);
+    }
+    refuseCommitWithoutRoom(dir, keys, bytes, 'replaying the write-ahead log into kv.mdb (the data is intact)');
     const replayed = (env as unknown as { batch(writes: () => void): Promise<boolean> }).batch(() => {
       for (const { ops } of records) {
         for (const op of ops) {
@@ -288,6 +295,7 @@ export class DiskStorage implements StorageProvider {
   /** Assigns a new unit id (never reused, so stale data can never reappear under a new unit). */
   private async create(name: string): Promise<OpenUnit> {
     let id = 0;
+    refuseCommitWithoutRoom(this.dir, 3, 0, `a new storage unit '${name}'`);
     await lmdbCommit(
       this.env as unknown as LmdbCommitted,
       this.env.transaction(() => {
@@ -316,6 +324,8 @@ export class DiskStorage implements StorageProvider {
     await this.creating.get(name);
     const id = this.catalog.get(name);
     if (id === undefined) return;
+    // Before the unit is marked dropped: a refused drop leaves it as it was.
+    refuseCommitWithoutRoom(this.dir, 256, 0, `dropping storage unit '${name}'`);
     const unit = this.open.get(name);
     if (unit !== undefined) unit.state.dropped = true;
     this.open.delete(name);

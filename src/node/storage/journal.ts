@@ -14,7 +14,7 @@
 import type { Database, RootDatabase } from 'lmdb';
 import type { BatchOp } from '../../ports/storage.js';
 import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
-import { lmdbCommitFailure, storageFailure, type LmdbCommitted } from './disk-errors.js';
+import { lmdbCommitFailure, refuseCommitWithoutRoom, storageFailure, type LmdbCommitted } from './disk-errors.js';
 import type { UnitKey } from './lmdb-kv.js';
 import {
   FRAME_HEAD,
@@ -722,7 +722,20 @@ export class Journal {
     // resolution object per write into one list, and the writes' objects outlived young-generation
     // GCs (1 KB puts, 1,000 in flight: ~0.6 MB promoted per scavenge against 0.1-0.16 MB, in some
     // runs 18-21 full GCs in 3 s instead of 2, and 5.6-6.3 instead of 2.8-3.3 µs CPU per put).
-    const done = direct.some((d) => d.bulk !== true) ? (this.env as unknown as LmdbBatch).batch(apply) : (this.env.transaction(apply) as Promise<unknown>);
+    let done: Promise<unknown>;
+    try {
+      let keys = 1;
+      let bytes = 0;
+      for (const group of writes) {
+        keys += group.length;
+        for (const w of group) bytes += w.mapKey.length + (w.value?.length ?? 0);
+      }
+      // Refused as lmdb refuses a commit on a full disk (below), without lmdb meeting the disk.
+      refuseCommitWithoutRoom(this.dir, keys, bytes, 'this write');
+      done = direct.some((d) => d.bulk !== true) ? (this.env as unknown as LmdbBatch).batch(apply) : (this.env.transaction(apply) as Promise<unknown>);
+    } catch (err) {
+      done = Promise.reject(err);
+    }
     this.applying = done.then(
       () => {
         for (const group of writes) {
