@@ -3,6 +3,7 @@
  * compressed bodies, long-polls whose clients vanish. Each is answered cleanly or closed, and
  * leaves no memory, timer or socket behind.
  */
+import { Agent, get } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchangeRaw, parseRawAnswer, startServerWithTenant, type ServerWithTenant } from '../fixtures/server-with-tenant.js';
@@ -138,6 +139,19 @@ describe('long-polls whose clients vanish mid-wait', () => {
 });
 
 describe('the listener timeouts', () => {
+  it('are the ones the running server applies (its keep-alive answers announce the 65 s timeout, not the 5 s node defaults to)', async () => {
+    const agent = new Agent({ keepAlive: true });
+    const keepAlive = await new Promise<string | undefined>((resolve, reject) => {
+      get(`${running.server.url}/v1/health`, { agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.headers['keep-alive']));
+      }).on('error', reject);
+    });
+    agent.destroy();
+    expect(keepAlive).toBe(`timeout=${listenerTimeouts(0).keepAliveMs / 1000}`);
+  });
+
+
   it('cut stalled connections but no long-poll, and close idle keep-alive connections before answering 408', () => {
     for (const cap of [0, 30_000, 300_000]) {
       const t = listenerTimeouts(cap);
