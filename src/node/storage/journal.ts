@@ -35,6 +35,7 @@ import {
   writeAtSync,
   OP_DELETE,
   OP_PUT,
+  WRITES_IN_FLIGHT,
   type LogFile,
   type LogPosition,
   type LoggedOp,
@@ -46,12 +47,6 @@ export const DEFAULT_APPLY_DELAY_MS = 20;
 const NO_SPACE_RETRY_MS = 1000;
 /** ...or this many bytes, whichever comes first. */
 const APPLY_BYTES = 8 << 20;
-/**
- * Group writes the log keeps in flight at once. The disk overlaps flushes (measured with dd,
- * 4 KiB O_DSYNC overwrites: 7.2k/s from one writer, 16.5k/s from two, 18.5k/s from four), and with
- * one write in flight ten connections cannot fill groups fast enough to use it.
- */
-const WRITES_IN_FLIGHT = 3;
 /** Default size of one log file; the log takes two. */
 export const DEFAULT_LOG_FILE_BYTES = 64 << 20;
 /**
