@@ -806,6 +806,10 @@ export class Journal {
     try {
       await this.logged();
       await this.applyNow();
+      // lmdb holds every record: a seal says the log ends here, so the next open does not search
+      // the rest of the file for frames behind a damaged one (~15 ms per 64 MiB). Without it (a
+      // crash, or this write failing) the next open searches: slower, never wrong.
+      await writeAt(this.files[this.current]!.fd, seal(this.epoch), 0, SEAL_BYTES, this.position).catch(noop);
     } finally {
       this.closed = true;
       // Not with a write in flight: its fd could be reused by the time it runs.

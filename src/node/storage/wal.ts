@@ -344,10 +344,11 @@ function framesFrom(bytes: Buffer, from: number, epoch: number): { frames: numbe
   }
 }
 
-function readBody(file: LogFile): Buffer {
-  const bytes = Buffer.alloc(Math.max(0, file.size - HEADER_BYTES));
+/** The bytes of `file` from offset `from` to its end. */
+function readFrom(file: LogFile, from: number): Buffer {
+  const bytes = Buffer.alloc(Math.max(0, file.size - from));
   for (let at = 0; at < bytes.length; ) {
-    const n = readSync(file.fd, bytes, at, bytes.length - at, HEADER_BYTES + at);
+    const n = readSync(file.fd, bytes, at, bytes.length - at, from + at);
     if (n === 0) return bytes.subarray(0, at);
     at += n;
   }
@@ -365,7 +366,8 @@ function readBody(file: LogFile): Buffer {
  * with nothing in flight) nor a newer file's header (written after the seal). Anything more
  * behind the stop means the frame there was once whole and acknowledged frames follow it: that
  * is `damage`, which the caller must not pass over silently. Frames before `after` are not read:
- * lmdb holds their records, so damage there loses nothing.
+ * lmdb holds their records, so damage there loses nothing. A clean close seals the file where the
+ * log ends (journal.ts), so a normal open searches nothing.
  */
 export function recover(files: LogFile[], after: LogPosition): Recovered {
   const maxEpoch = Math.max(after.epoch, ...files.map((f) => f.epoch));
@@ -375,13 +377,15 @@ export function recover(files: LogFile[], after: LogPosition): Recovered {
   for (let i = 0; i < ordered.length; i++) {
     const file = ordered[i]!;
     if (i > 0 && file.epoch !== ordered[i - 1]!.epoch + 1) break;
-    const bytes = readBody(file);
-    let p = file.epoch === after.epoch ? after.offset - HEADER_BYTES : 0;
+    // lmdb holds the records before `after`: neither they nor damage among them are read again.
+    const start = file.epoch === after.epoch ? after.offset : HEADER_BYTES;
+    const bytes = readFrom(file, start);
+    let p = 0;
     let read = frameAt(bytes, p, file.epoch);
     for (; read.kind === 'frame'; read = frameAt(bytes, p, file.epoch)) {
       const ops = parseFrame(bytes.subarray(p + FRAME_HEAD, read.end))!;
       p = read.end;
-      records.push({ ops, end: { epoch: file.epoch, offset: HEADER_BYTES + p } });
+      records.push({ ops, end: { epoch: file.epoch, offset: start + p } });
     }
     if (read.kind === 'seal') {
       lastSealed = file.epoch;
@@ -389,7 +393,7 @@ export function recover(files: LogFile[], after: LogPosition): Recovered {
     }
     const behind = framesFrom(bytes, p + 1, file.epoch);
     const newer = ordered[i + 1]?.epoch === file.epoch + 1 ? ordered[i + 1] : undefined;
-    const lost = newer === undefined ? { frames: 0, records: 0 } : framesFrom(readBody(newer), 0, newer.epoch);
+    const lost = newer === undefined ? { frames: 0, records: 0 } : framesFrom(readFrom(newer, HEADER_BYTES), 0, newer.epoch);
     if (behind.sealed || behind.frames >= WRITES_IN_FLIGHT || newer !== undefined) {
       // What shows that the stop is not a crash's torn tail.
       const evidence = behind.sealed
@@ -398,14 +402,14 @@ export function recover(files: LogFile[], after: LogPosition): Recovered {
           ? `the file is not sealed, yet ${newer.name} holds the next epoch`
           : `${behind.frames} whole frames follow, more than the ${WRITES_IN_FLIGHT - 1} a crash can leave`;
       const reason = `${whyBad(bytes, p, file.epoch)}; ${evidence}`;
-      return { records, maxEpoch, damage: { file: file.name, offset: HEADER_BYTES + p, reason, frames: behind.frames + lost.frames, records: behind.records + lost.records } };
+      return { records, maxEpoch, damage: { file: file.name, offset: start + p, reason, frames: behind.frames + lost.frames, records: behind.records + lost.records } };
     }
     return { records, maxEpoch };
   }
   // A file whose header and first frame both fail to read may still hold the next epoch's frames.
   const unread = files.find((f) => f.headerDamaged && f.epoch === 0);
   if (unread !== undefined && lastSealed !== undefined) {
-    const found = framesFrom(readBody(unread), 0, lastSealed + 1);
+    const found = framesFrom(readFrom(unread, HEADER_BYTES), 0, lastSealed + 1);
     if (found.frames > 0 || found.sealed) {
       const damage = { file: unread.name, offset: 0, reason: 'its header and first frame are damaged', frames: found.frames, records: found.records };
       return { records, maxEpoch: Math.max(maxEpoch, lastSealed + 1), damage };
