@@ -141,6 +141,21 @@ describe('write-ahead log replay: a crash’s torn tail', () => {
   });
 });
 
+describe('write-ahead log replay: a clean close', () => {
+  it('seals the log where it ends, so the next open finds its end without searching behind it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-waldamage-'));
+    dirs.push(dir);
+    const storage = await openDiskStorage({ dir });
+    const { kv } = await storage.unit('kv/t');
+    for (let n = 0; n < 5; n++) await kv.put(key(n), value(n));
+    await storage.close();
+    const { frames, seal } = await framesOf(dir, 'wal-0');
+    expect(frames).toHaveLength(5);
+    expect(seal?.start).toBe(frames[4]!.end);
+    expect((await reopen(dir, 5)).present).toEqual(upTo(5));
+  });
+});
+
 describe('write-ahead log replay: damage behind which acknowledged writes lie', () => {
   it('refuses a flipped bit in an early frame in one line naming the file, offset and loss, and changes nothing', async () => {
     const dir = await crashedAfter(20);

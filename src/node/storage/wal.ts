@@ -14,9 +14,11 @@
  *             type u8 (1 put, 2 delete) | key length u16 | value length u32 (puts only) | key | value
  *           (the key is lmdb's: unit id ‖ caller's key)
  * A file's epoch is one more than the file before it, so replay reads the older file, then the newer.
- * A file is closed by a seal (a frame with an empty body) before the writer moves on; bytes after a
- * file's last frame are an earlier epoch's leftovers, which fail the CRC or carry the wrong epoch, or
- * (behind a seal) whole frames written behind a write that failed (journal.ts `rewind`).
+ * A file is closed by a seal (a frame with an empty body) before the writer moves on, and at a
+ * clean close where the log ends; bytes after a file's last frame are an earlier epoch's leftovers,
+ * which fail the CRC or carry the wrong epoch, or (behind a seal) whole frames written behind a
+ * write that failed (journal.ts `rewind`). Replay tells a crash's torn tail from damage with
+ * acknowledged frames behind it (see `recover`).
  */
 import { constants, fstatSync, openSync, readSync, write, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
