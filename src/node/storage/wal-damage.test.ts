@@ -252,6 +252,13 @@ describe('write-ahead log replay: two files', () => {
     expect(err.message).toContain('the file is not sealed, yet wal-1 holds the next epoch');
   });
 
+  it('opens when only the older file’s seal is damaged and the newer file holds no frame yet (nothing is lost)', async () => {
+    const { dir, older } = await twoFiles();
+    await truncate(join(dir, 'wal-1'), HEADER_BYTES); // a crash right after the switch
+    await flip(dir, 'wal-0', older.seal!.start + 5);
+    expect((await reopen(dir, COUNT)).present).toEqual(upTo(older.frames.length));
+  });
+
   it('in the newer file: opens at its torn last frame, refuses an early damaged one', async () => {
     const tail = await twoFiles();
     await flip(tail.dir, 'wal-1', middle(tail.newer.frames.at(-1)!));
@@ -278,6 +285,14 @@ describe('write-ahead log replay: two files', () => {
     await flip(dir, 'wal-1', middle(newer.frames[0]!));
     const err = await refusal(dir);
     expect(err.details).toMatchObject({ file: 'wal-1', offset: 0, frames: newer.frames.length - 1 });
-    expect(err.message).toContain('its header and first frame are damaged');
+    expect(err.message).toContain('its header and first frame are damaged, and frames of epoch 2 follow');
+  });
+
+  it('refuses the same in the one file lmdb’s position points into', async () => {
+    const dir = await crashedAfter(20);
+    const { frames } = await framesOf(dir, 'wal-0');
+    await flip(dir, 'wal-0', 9);
+    await flip(dir, 'wal-0', middle(frames[0]!));
+    expect((await refusal(dir)).details).toMatchObject({ file: 'wal-0', offset: 0, frames: 19, records: 19 });
   });
 });

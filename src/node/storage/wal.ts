@@ -373,9 +373,10 @@ function readFrom(file: LogFile, from: number): Buffer {
  */
 export function recover(files: LogFile[], after: LogPosition): Recovered {
   const maxEpoch = Math.max(after.epoch, ...files.map((f) => f.epoch));
+  const unread = unreadDamage(files, after);
+  if (unread !== undefined) return { records: [], ...unread, maxEpoch: Math.max(maxEpoch, unread.maxEpoch) };
   const ordered = files.filter((f) => f.epoch !== 0 && f.epoch >= after.epoch).sort((a, b) => a.epoch - b.epoch);
   const records: Recovered['records'] = [];
-  let lastSealed: number | undefined;
   for (let i = 0; i < ordered.length; i++) {
     const file = ordered[i]!;
     if (i > 0 && file.epoch !== ordered[i - 1]!.epoch + 1) break;
@@ -389,14 +390,13 @@ export function recover(files: LogFile[], after: LogPosition): Recovered {
       p = read.end;
       records.push({ ops, end: { epoch: file.epoch, offset: start + p } });
     }
-    if (read.kind === 'seal') {
-      lastSealed = file.epoch;
-      continue;
-    }
+    if (read.kind === 'seal') continue;
     const behind = framesFrom(bytes, p + 1, file.epoch);
     const newer = ordered[i + 1]?.epoch === file.epoch + 1 ? ordered[i + 1] : undefined;
     const lost = newer === undefined ? { frames: 0, records: 0 } : framesFrom(readFrom(newer, HEADER_BYTES), 0, newer.epoch);
-    if (behind.sealed || behind.frames >= WRITES_IN_FLIGHT || newer !== undefined) {
+    // A newer file with no frames and none here behind the stop loses nothing (a damaged seal, or
+    // a switch whose header write reported a failure yet landed: the writer went on here).
+    if (behind.sealed || behind.frames >= WRITES_IN_FLIGHT || (newer !== undefined && behind.frames + lost.frames > 0)) {
       // What shows that the stop is not a crash's torn tail.
       const evidence = behind.sealed
         ? 'its seal follows'
@@ -408,14 +408,27 @@ export function recover(files: LogFile[], after: LogPosition): Recovered {
     }
     return { records, maxEpoch };
   }
-  // A file whose header and first frame both fail to read may still hold the next epoch's frames.
+  return { records, maxEpoch };
+}
+
+/**
+ * A file whose header and first frame both fail to read names no epoch. It may hold the frames
+ * of lmdb's epoch past its position (its file is the one damaged) or of the epoch after both
+ * files': replay would leave either out. Other epochs in it are older, held by lmdb already.
+ */
+function unreadDamage(files: LogFile[], after: LogPosition): { damage: LogDamage; maxEpoch: number } | undefined {
   const unread = files.find((f) => f.headerDamaged && f.epoch === 0);
-  if (unread !== undefined && lastSealed !== undefined) {
-    const found = framesFrom(readFrom(unread, HEADER_BYTES), 0, lastSealed + 1);
+  if (unread === undefined) return undefined;
+  const next = Math.max(...files.map((f) => f.epoch)) + 1;
+  const candidates = new Map<number, number>([[after.epoch, after.offset]]);
+  if (next > after.epoch) candidates.set(next, HEADER_BYTES);
+  for (const [epoch, from] of candidates) {
+    if (epoch === 0) continue;
+    const found = framesFrom(readFrom(unread, from), 0, epoch);
     if (found.frames > 0 || found.sealed) {
-      const damage = { file: unread.name, offset: 0, reason: 'its header and first frame are damaged', frames: found.frames, records: found.records };
-      return { records, maxEpoch: Math.max(maxEpoch, lastSealed + 1), damage };
+      const damage = { file: unread.name, offset: 0, reason: `its header and first frame are damaged, and frames of epoch ${epoch} follow`, frames: found.frames, records: found.records };
+      return { damage, maxEpoch: epoch };
     }
   }
-  return { records, maxEpoch };
+  return undefined;
 }
