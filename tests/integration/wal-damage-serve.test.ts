@@ -82,7 +82,7 @@ describe('quartz serve after its write-ahead log was damaged', () => {
     expect(refused.code).not.toBe(0);
     expect(refused.stderr.split('\n').filter((l) => l !== '')).toHaveLength(1);
     expect(refused.stderr).toMatch(
-      new RegExp(`^quartz: write-ahead log ${join(data, name)} is damaged at byte ${starts[0]} \\(its CRC32C does not match; \\d+ whole frames follow, [^)]*\\): ${starts.length - 1} later frames \\(\\d+ writes, acknowledged\\) would be lost; .*--drop-damaged-log`),
+      new RegExp(`^quartz: write-ahead log ${join(data, name)} is damaged at byte ${starts[0]} \\(its CRC32C does not match; \\d+ whole frames follow, [^)]*\\): ${starts.length - 1} later frames \\(\\d+ writes, acknowledged ones among them\\) would be lost; .*--drop-damaged-log`),
     );
 
     const s = await start(['--data', data, '--drop-damaged-log']);

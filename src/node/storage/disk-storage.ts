@@ -249,7 +249,8 @@ export class DiskStorage implements StorageProvider {
       // Nothing is written before this: refused, the directory stays as it was, and a later start
       // (with the opt-in, or after restoring the file) sees the same log.
       const where = `write-ahead log ${join(dir, damage.file)} is damaged at byte ${damage.offset} (${damage.reason})`;
-      const lost = `${damage.frames} later ${damage.frames === 1 ? 'frame' : 'frames'} (${damage.records} ${damage.records === 1 ? 'write' : 'writes'}, acknowledged)`;
+      // All but the last few (those in flight at a crash) were acknowledged.
+      const lost = `${damage.frames} later ${damage.frames === 1 ? 'frame' : 'frames'} (${damage.records} ${damage.records === 1 ? 'write' : 'writes'}, acknowledged ones among them)`;
       if (options.dropDamagedLog !== true) {
         throw new QuartzError(
           ErrorCode.CORRUPT_DATA,

@@ -166,7 +166,7 @@ describe('write-ahead log replay: damage behind which acknowledged writes lie', 
     const err = await refusal(dir);
     expect(err.code).toBe(ErrorCode.CORRUPT_DATA);
     expect(err.message).not.toContain('\n');
-    expect(err.message).toContain(`write-ahead log ${join(dir, 'wal-0')} is damaged at byte ${frames[5]!.start} (its CRC32C does not match; 14 whole frames follow, more than the ${WRITES_IN_FLIGHT - 1} a crash can leave): 14 later frames (14 writes, acknowledged) would be lost`);
+    expect(err.message).toContain(`write-ahead log ${join(dir, 'wal-0')} is damaged at byte ${frames[5]!.start} (its CRC32C does not match; 14 whole frames follow, more than the ${WRITES_IN_FLIGHT - 1} a crash can leave): 14 later frames (14 writes, acknowledged ones among them) would be lost`);
     expect(err.message).toContain('--drop-damaged-log');
     expect(err.details).toMatchObject({ file: 'wal-0', offset: frames[5]!.start, frames: 14, records: 14 });
     // Refused again, the same: nothing was applied or rewritten.
@@ -189,7 +189,7 @@ describe('write-ahead log replay: damage behind which acknowledged writes lie', 
     const { present, warnings } = await reopen(dir, 20, { dropDamagedLog: true });
     expect(present).toEqual(upTo(5));
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/is damaged at byte \d+ \(its CRC32C does not match; 14 whole frames follow, more than the 2 a crash can leave\): started anyway: dropped 14 later frames \(14 writes, acknowledged\), kept every write before it \(5 replayed from the log\); the damaged file is copied to .*wal-0\.damaged-/);
+    expect(warnings[0]).toMatch(/is damaged at byte \d+ \(its CRC32C does not match; 14 whole frames follow, more than the 2 a crash can leave\): started anyway: dropped 14 later frames \(14 writes, acknowledged ones among them\), kept every write before it \(5 replayed from the log\); the damaged file is copied to .*wal-0\.damaged-/);
     const copies = (await readdir(dir)).filter((name) => name.startsWith('wal-0.damaged-'));
     expect(copies).toHaveLength(1);
     expect((await readFile(join(dir, copies[0]!))).equals(damaged)).toBe(true);
