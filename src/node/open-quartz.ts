@@ -27,7 +27,7 @@ export interface OpenQuartzOptions extends Pick<EngineOptions, 'kv' | 'streams' 
    * damage (see docs/architecture.md, Durability).
    */
   dropDamagedLog?: boolean;
-  /** Where dropDamagedLog reports what was dropped (default: process.emitWarning). */
+  /** Where dropDamagedLog reports what was dropped, and replay a damaged log header it read past (default: process.emitWarning). */
   warn?: (message: string, details: Record<string, unknown>) => void;
 }
 

@@ -27,7 +27,7 @@ import { APPLIED_KEY, DEFAULT_APPLY_DELAY_MS, DEFAULT_LOG_FILE_BYTES, Journal } 
 import { makeDirs } from './make-dirs.js';
 import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
 import { RecordCache } from './record-cache.js';
-import { HEADER_BYTES, OP_PUT, closeLogFiles, openLogFiles, recover, type LogFile, type LogPosition } from './wal.js';
+import { HEADER_BYTES, OP_PUT, closeLogFiles, encodeHeader, openLogFiles, recover, writeAtSync, type LogFile, type LogPosition } from './wal.js';
 
 /** Address space reserved for kv.mdb's memory map (not disk, not memory). */
 const LMDB_MAP_BYTES = 256 * 2 ** 30;
@@ -46,7 +46,7 @@ export interface DiskStorageOptions {
    * file, the offset and what would be lost. For one start after damage, not a standing setting.
    */
   dropDamagedLog?: boolean;
-  /** Where `dropDamagedLog` reports what it dropped (default: process.emitWarning). */
+  /** Where `dropDamagedLog` reports what it dropped, and replay a damaged header it read past (default: process.emitWarning). */
   warn?: (message: string, details: Record<string, unknown>) => void;
 }
 
@@ -245,6 +245,13 @@ export class DiskStorage implements StorageProvider {
     const stored = meta.get(APPLIED_KEY) as unknown as [number, number] | undefined;
     const applied: LogPosition = stored === undefined ? { epoch: 0, offset: HEADER_BYTES } : { epoch: stored[0], offset: stored[1] };
     const { records, maxEpoch, damage } = recover(files, applied);
+    const warn = options.warn ?? ((message: string) => process.emitWarning(message, 'QuartzWarning'));
+    for (const file of files) {
+      // Nothing lost, but a header does not change after it is written: worth an operator's look.
+      if (file.headerDamaged && file.epoch !== 0) {
+        warn(`write-ahead log ${join(dir, file.name)}: its header is damaged (or was torn by a crash while written); its frames were read by their own epoch (${file.epoch}), nothing was lost`, { file: file.name, epoch: file.epoch });
+      }
+    }
     if (damage !== undefined) {
       // Nothing is written before this: refused, the directory stays as it was, and a later start
       // (with the opt-in, or after restoring the file) sees the same log.
@@ -261,7 +268,6 @@ export class DiskStorage implements StorageProvider {
       const kept = `${damage.file}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
       copyFileSync(join(dir, damage.file), join(dir, kept));
       await syncDir(dir);
-      const warn = options.warn ?? ((message: string) => process.emitWarning(message, 'QuartzWarning'));
       warn(`${where}: started anyway: dropped ${lost}, kept every write before it (${records.length} replayed from the log); the damaged file is copied to ${join(dir, kept)}`, { ...damage, copy: kept });
     }
     const epoch = maxEpoch + 1;
@@ -276,6 +282,9 @@ export class DiskStorage implements StorageProvider {
       void (meta as Database<unknown, string>).put(APPLIED_KEY, [epoch, HEADER_BYTES]);
     });
     await lmdbCommit(env as unknown as LmdbCommitted, replayed, 'replaying the write-ahead log into kv.mdb (the data is intact)', dir);
+    // A damaged header is rewritten with the epoch its frames carry (all it holds), so it is
+    // reported once, not at every start until the writer reuses the file.
+    for (const file of files) if (file.headerDamaged && file.epoch !== 0) writeAtSync(file.fd, encodeHeader(file.epoch), 0);
     return epoch;
   }
 

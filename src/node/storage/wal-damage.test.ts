@@ -272,7 +272,11 @@ describe('write-ahead log replay: two files', () => {
   it('reads a file whose header is damaged by its frames’ epoch: nothing is lost', async () => {
     const newer = await twoFiles();
     await flip(newer.dir, 'wal-1', 9); // the epoch field of the header
-    expect((await reopen(newer.dir, COUNT)).present).toEqual(upTo(COUNT));
+    const { present, warnings } = await reopen(newer.dir, COUNT);
+    expect(present).toEqual(upTo(COUNT));
+    expect(warnings).toEqual([`write-ahead log ${join(newer.dir, 'wal-1')}: its header is damaged (or was torn by a crash while written); its frames were read by their own epoch (2), nothing was lost`]);
+    // Rewritten: reported once.
+    expect((await reopen(newer.dir, COUNT)).warnings).toEqual([]);
 
     const older = await twoFiles();
     await flip(older.dir, 'wal-0', 1); // the magic
