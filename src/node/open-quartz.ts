@@ -20,6 +20,15 @@ export interface OpenQuartzOptions extends Pick<EngineOptions, 'kv' | 'streams' 
   wasm?: InitInput;
   /** Worker threads that compress produce batches of 256 KiB and more; default one per core but one (at least 1, at most 4), 0 for none. */
   encodeThreads?: number;
+  /**
+   * Start even if the write-ahead log is damaged with acknowledged writes behind the damage: keep
+   * every write before it, drop the rest (the damaged file is copied aside) and report it to
+   * `warn`. Without it such a directory is refused with CORRUPT_DATA. Meant for one start after
+   * damage (see docs/architecture.md, Durability).
+   */
+  dropDamagedLog?: boolean;
+  /** Where dropDamagedLog reports what was dropped, and replay a damaged log header it read past (default: process.emitWarning). */
+  warn?: (message: string, details: Record<string, unknown>) => void;
 }
 
 /** More threads than this only wait on the engine's one thread that frames and commits. */
@@ -49,7 +58,7 @@ export async function openQuartz(options: OpenQuartzOptions): Promise<Engine> {
   if (threads !== undefined && !(Number.isInteger(threads) && (threads as number) >= 0 && (threads as number) <= MAX_ENCODE_THREADS)) {
     throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `encodeThreads must be an integer from 0 to ${MAX_ENCODE_THREADS}, got ${showValue(threads)}`);
   }
-  const storage = await openDiskStorage({ dir: dataDir }).catch((err: unknown) => {
+  const storage = await openDiskStorage({ dir: dataDir, dropDamagedLog: options.dropDamagedLog, warn: options.warn }).catch((err: unknown) => {
     throw asOpenError(err, dataDir);
   });
   // Threads start on the first large produce, so a process that never makes one never has them.

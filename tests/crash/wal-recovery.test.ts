@@ -1,8 +1,9 @@
 /**
  * Recovery from the write-ahead log after kill -9, when lmdb never received the acknowledged
- * writes (wal-child.ts): replay brings every one back, a torn tail or a flipped bit ends replay at
- * the frame before it (never a half-applied batch) and the whole frames behind it never come back
- * after later writes and a second crash, writes of a unit dropped afterwards stay gone,
+ * writes (wal-child.ts): replay brings every one back, a torn tail ends replay at the frame before
+ * it (never a half-applied batch), a flipped bit with acknowledged frames behind it refuses the
+ * open unless told to drop them (then the frames behind it never come back after later writes and
+ * a second crash; see src/node/storage/wal-damage.test.ts for the cases), writes of a unit dropped afterwards stay gone,
  * and replaying records lmdb already holds changes nothing.
  */
 import { cp, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
@@ -10,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open as openLmdb } from 'lmdb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDiskStorage } from '../../src/node/storage/disk-storage.js';
+import { ErrorCode } from '../../src/core/errors.js';
+import { openDiskStorage, type DiskStorageOptions } from '../../src/node/storage/disk-storage.js';
 import { APPLIED_KEY } from '../../src/node/storage/journal.js';
 import { killAfter } from './harness.js';
 import { WAL_OPS, stateAfter, walOp } from './wal-workload.js';
@@ -57,8 +59,8 @@ function rawLmdb(dir: string) {
 }
 
 /** What the reopened storage holds in `raw/wal`, and whether `raw/gone` left anything in lmdb. */
-async function reopen(dir: string): Promise<{ state: Map<string, Uint8Array>; units: string[]; rawKeys: number }> {
-  const storage = await openDiskStorage({ dir });
+async function reopen(dir: string, options: Partial<DiskStorageOptions> = {}): Promise<{ state: Map<string, Uint8Array>; units: string[]; rawKeys: number }> {
+  const storage = await openDiskStorage({ dir, ...options });
   try {
     const { kv } = await storage.unit('raw/wal');
     const state = new Map<string, Uint8Array>();
@@ -104,14 +106,15 @@ describe('kill -9: write-ahead log replay', () => {
     expect(plain(state)).toEqual(plain(stateAfter(WAL_OPS - 1)));
   });
 
-  it('stops at a frame with a flipped bit, even with good frames after it', async () => {
+  it('refuses a frame with a flipped bit and acknowledged frames after it; told to drop them, stops at it', async () => {
     const dir = await copyOfCrash();
     const { path, starts, ends } = await frames(dir);
     const bytes = await readFile(path);
     const bad = 31; // frame 31 holds operation 30
     bytes[Math.floor((starts[bad]! + 12 + ends[bad]!) / 2)]! ^= 0x10;
     await writeFile(path, bytes);
-    const { state } = await reopen(dir);
+    await expect(reopen(dir)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA, details: { file: 'wal-0', offset: starts[bad], frames: WAL_OPS - bad } });
+    const { state } = await reopen(dir, { dropDamagedLog: true, warn: () => undefined });
     expect(plain(state)).toEqual(plain(stateAfter(bad - 1)));
   });
 
@@ -125,7 +128,7 @@ describe('kill -9: write-ahead log replay', () => {
     // Recover, then log operation 30 again: a frame exactly as long as the damaged one, so were the
     // writer to go on at the damaged position in the same epoch, frame 32 would follow it. lmdb
     // gets none of it (the apply delay is an hour).
-    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000, dropDamagedLog: true, warn: () => undefined });
     const second = join(root, `copy-${copies++}`);
     try {
       const { kv } = await storage.unit('raw/wal');

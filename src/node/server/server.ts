@@ -95,7 +95,12 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
   const version = packageVersion();
   // Check the app config before touching the data directory, so a bad plan name fails fast.
   const draft = resolveServerConfig({ version, ...settings.app });
-  const engine = await openQuartz({ dataDir: settings.dataDir, defaultPlan: draft.default_plan });
+  const engine = await openQuartz({
+    dataDir: settings.dataDir,
+    defaultPlan: draft.default_plan,
+    dropDamagedLog: settings.dropDamagedLog,
+    warn: (message, details) => logger.warn(details, message),
+  });
   let server: ServerType;
   const shutdown = new AbortController();
   // Each pending long-poll listens on this signal until it is answered (then it lets go), so more

@@ -35,6 +35,16 @@ describe('resolveServeSettings', () => {
     expect(s.app.registration_enabled).toBe(false);
   });
 
+  it('drops a damaged write-ahead log only when a flag or the environment says so, never the config file', async () => {
+    expect((await resolveServeSettings({}, {})).dropDamagedLog).toBe(false);
+    expect((await resolveServeSettings({ dropDamagedLog: true }, {})).dropDamagedLog).toBe(true);
+    expect((await resolveServeSettings({}, { QUARTZ_DROP_DAMAGED_LOG: '1' })).dropDamagedLog).toBe(true);
+    expect((await resolveServeSettings({}, { QUARTZ_DROP_DAMAGED_LOG: 'false' })).dropDamagedLog).toBe(false);
+    await expect(resolveServeSettings({}, { QUARTZ_DROP_DAMAGED_LOG: 'maybe' })).rejects.toThrow("QUARTZ_DROP_DAMAGED_LOG must be true or false, got 'maybe'");
+    const file = await configFile(JSON.stringify({ drop_damaged_log: true }));
+    await expect(resolveServeSettings({ config: file }, {})).rejects.toThrow(/drop_damaged_log/);
+  });
+
   it('reads the config file named by QUARTZ_CONFIG, and lists from the environment', async () => {
     const file = await configFile(JSON.stringify({ cors_origins: ['https://a.example'], plans: { team: { requests_per_minute: 5 } }, default_plan: 'team' }));
     const s = await resolveServeSettings({}, { QUARTZ_CONFIG: file, QUARTZ_REGISTRATION: 'off' });

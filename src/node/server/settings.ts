@@ -17,6 +17,8 @@ export interface ServeSettings {
   port: number;
   dataDir: string;
   logLevel: LogLevel;
+  /** Start even with a damaged write-ahead log, dropping the writes behind the damage (see DiskStorageOptions). */
+  dropDamagedLog: boolean;
   /** The server config handed to createApp, minus version and admin key (the server adds those). */
   app: z.output<typeof appFields>;
   /** Where each setting came from (flag, env, file or default), for diagnostics and tests. */
@@ -31,6 +33,7 @@ export interface ServeFlags {
   config?: string;
   defaultPlan?: string;
   logLevel?: string;
+  dropDamagedLog?: boolean;
 }
 
 const appFields = serverConfigSchema.omit({ version: true, admin_key_hash: true });
@@ -142,6 +145,10 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
   const port = pick('port', flags.port, 'QUARTZ_PORT', file.port, parsePort, DEFAULTS.port);
   const dataDir = pick('data', flags.data, 'QUARTZ_DATA', file.data_dir, text, DEFAULTS.dataDir);
   const logLevel = pick('log-level', flags.logLevel, 'QUARTZ_LOG_LEVEL', file.log_level, parseLevel, DEFAULTS.logLevel);
+  // A flag or the environment only, not the config file: it is for one start after damage, and a
+  // standing setting would drop writes silently the next time.
+  // (commander gives a flag without a value as `true`.)
+  const dropDamagedLog = pick('drop-damaged-log', flags.dropDamagedLog === true ? 'true' : undefined, 'QUARTZ_DROP_DAMAGED_LOG', undefined, parseBool, false);
   const default_plan = pick('default-plan', flags.defaultPlan, 'QUARTZ_DEFAULT_PLAN', file.default_plan, text, DEFAULTS.defaultPlan);
   const plans = file.plans ?? DEFAULT_PLANS;
   if (!Object.hasOwn(plans, default_plan)) throw bad(unknownPlan(default_plan, sources['default-plan']!, configPath, Object.keys(plans)));
@@ -162,7 +169,7 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
     body_limits: file.body_limits,
     long_poll_max_ms: file.long_poll_max_ms,
   };
-  return { host, port, dataDir, logLevel, app, sources };
+  return { host, port, dataDir, logLevel, dropDamagedLog, app, sources };
 }
 
 /** Names where the bad default plan came from, so the user knows what to change. */

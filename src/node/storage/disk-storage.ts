@@ -12,7 +12,7 @@
  *   blobs/tmp/            blobs being written; emptied on open
  *   LOCK                  the pid of the process that has the directory open
  */
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { mkdir, open as openFile, readFile, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
@@ -28,7 +28,7 @@ import { makeDirs } from './make-dirs.js';
 import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
 import { RecordCache } from './record-cache.js';
 import { UnitNames } from './unit-names.js';
-import { HEADER_BYTES, OP_PUT, closeLogFiles, openLogFiles, recover, type LogFile, type LogPosition } from './wal.js';
+import { HEADER_BYTES, OP_PUT, closeLogFiles, encodeHeader, openLogFiles, recover, writeAtSync, type LogFile, type LogPosition } from './wal.js';
 
 /** Address space reserved for kv.mdb's memory map (not disk, not memory). */
 const LMDB_MAP_BYTES = 256 * 2 ** 30;
@@ -40,6 +40,15 @@ export interface DiskStorageOptions {
   logFileBytes?: number;
   /** How long acknowledged writes wait in the log before a batch moves them into lmdb (default 20 ms); tests make it long. */
   applyDelayMs?: number;
+  /**
+   * When the write-ahead log is damaged with acknowledged writes behind the damage, open anyway:
+   * keep the writes before it, drop those after it (the damaged file is copied aside first) and
+   * report what was dropped to `warn`. Without it the open fails with CORRUPT_DATA naming the
+   * file, the offset and what would be lost. For one start after damage, not a standing setting.
+   */
+  dropDamagedLog?: boolean;
+  /** Where `dropDamagedLog` reports what it dropped, and replay a damaged header it read past (default: process.emitWarning). */
+  warn?: (message: string, details: Record<string, unknown>) => void;
 }
 
 /** Directories this process has open (the LOCK file's pid cannot tell two opens in one process apart). */
@@ -166,7 +175,7 @@ export class DiskStorage implements StorageProvider {
       const unlock = await lockDir(dir);
       try {
         await init();
-        return await DiskStorage.openLocked(dir, unlock, options.logFileBytes ?? DEFAULT_LOG_FILE_BYTES, options.applyDelayMs ?? DEFAULT_APPLY_DELAY_MS);
+        return await DiskStorage.openLocked(dir, unlock, options);
       } catch (err) {
         await unlock();
         throw err;
@@ -180,7 +189,9 @@ export class DiskStorage implements StorageProvider {
     }
   }
 
-  private static async openLocked(dir: string, unlock: () => Promise<void>, logFileBytes: number, applyDelayMs: number): Promise<DiskStorage> {
+  private static async openLocked(dir: string, unlock: () => Promise<void>, options: DiskStorageOptions): Promise<DiskStorage> {
+    const logFileBytes = options.logFileBytes ?? DEFAULT_LOG_FILE_BYTES;
+    const applyDelayMs = options.applyDelayMs ?? DEFAULT_APPLY_DELAY_MS;
     // Durability: every lmdb commit is fsync'd before its promise resolves (overlappingSync,
     // noSync and noMetaSync off), so lmdb's file is whole after a power loss by LMDB's own design
     // and the journal's batches (and the log position they record) are on disk when they resolve.
@@ -212,7 +223,7 @@ export class DiskStorage implements StorageProvider {
       // First, so what a crash (or a full disk) left in blobs/tmp is freed before replay needs room.
       await sweep(dir, catalog);
       files = openLogFiles(dir);
-      const epoch = await DiskStorage.replay(dir, env, meta, data, files, new Set(catalog.values()));
+      const epoch = await DiskStorage.replay(dir, env, meta, data, files, new Set(catalog.values()), options);
       const journal = new Journal({ dir, env, meta: meta as Database<unknown, string>, fast, files, epoch, fileBytes: logFileBytes, applyDelayMs });
       return new DiskStorage(dir, env, units, meta, data, fast, catalog, unlock, journal);
     } catch (err) {
@@ -227,10 +238,43 @@ export class DiskStorage implements StorageProvider {
    * skipping units dropped since, and moves lmdb's log position to a new epoch, above every record
    * in the files: one fsync'd transaction. Returns that epoch, where the journal starts writing.
    */
-  private static async replay(dir: string, env: RootDatabase, meta: Database<number, string>, data: Database<Buffer, Buffer>, files: LogFile[], live: Set<number>): Promise<number> {
+  private static async replay(
+    dir: string,
+    env: RootDatabase,
+    meta: Database<number, string>,
+    data: Database<Buffer, Buffer>,
+    files: LogFile[],
+    live: Set<number>,
+    options: DiskStorageOptions,
+  ): Promise<number> {
     const stored = meta.get(APPLIED_KEY) as unknown as [number, number] | undefined;
     const applied: LogPosition = stored === undefined ? { epoch: 0, offset: HEADER_BYTES } : { epoch: stored[0], offset: stored[1] };
-    const { records, maxEpoch } = recover(files, applied);
+    const { records, maxEpoch, damage } = recover(files, applied);
+    const warn = options.warn ?? ((message: string) => process.emitWarning(message, 'QuartzWarning'));
+    for (const file of files) {
+      // Nothing lost, but a header does not change after it is written: worth an operator's look.
+      if (file.headerDamaged && file.epoch !== 0) {
+        warn(`write-ahead log ${join(dir, file.name)}: its header is damaged (or was torn by a crash while written); its frames were read by their own epoch (${file.epoch}), nothing was lost`, { file: file.name, epoch: file.epoch });
+      }
+    }
+    if (damage !== undefined) {
+      // Nothing is written before this: refused, the directory stays as it was, and a later start
+      // (with the opt-in, or after restoring the file) sees the same log.
+      const where = `write-ahead log ${join(dir, damage.file)} is damaged at byte ${damage.offset} (${damage.reason})`;
+      // All but the last few (those in flight at a crash) were acknowledged.
+      const lost = `${damage.frames} later ${damage.frames === 1 ? 'frame' : 'frames'} (${damage.records} ${damage.records === 1 ? 'write' : 'writes'}, acknowledged ones among them)`;
+      if (options.dropDamagedLog !== true) {
+        throw new QuartzError(
+          ErrorCode.CORRUPT_DATA,
+          `${where}: ${lost} would be lost; the data directory is left as it is. To start anyway with every write before the damage and none after it, start once with --drop-damaged-log (QUARTZ_DROP_DAMAGED_LOG=1; openQuartz: dropDamagedLog)`,
+          { details: { ...damage } },
+        );
+      }
+      const kept = `${damage.file}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      copyFileSync(join(dir, damage.file), join(dir, kept));
+      await syncDir(dir);
+      warn(`${where}: started anyway: dropped ${lost}, kept every write before it (${records.length} replayed from the log); the damaged file is copied to ${join(dir, kept)}`, { ...damage, copy: kept });
+    }
     const epoch = maxEpoch + 1;
     let keys = 1;
     let bytes = 0;
@@ -250,6 +294,9 @@ export class DiskStorage implements StorageProvider {
       void (meta as Database<unknown, string>).put(APPLIED_KEY, [epoch, HEADER_BYTES]);
     });
     await lmdbCommit(env as unknown as LmdbCommitted, replayed, 'replaying the write-ahead log into kv.mdb (the data is intact)', dir);
+    // A damaged header is rewritten with the epoch its frames carry (all it holds), so it is
+    // reported once, not at every start until the writer reuses the file.
+    for (const file of files) if (file.headerDamaged && file.epoch !== 0) writeAtSync(file.fd, encodeHeader(file.epoch), 0);
     return epoch;
   }
 

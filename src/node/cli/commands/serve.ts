@@ -27,7 +27,8 @@ export function serveCommand(program: Command, io: CliIo): void {
     .option('--config <file>', 'JSON config file (see docs/configuration.md)')
     .option('--default-plan <name>', 'plan given to new registrations (default unlimited)')
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info)')
-    .addHelpText('after', '\nEnvironment: QUARTZ_HOST, QUARTZ_PORT, QUARTZ_DATA, QUARTZ_CONFIG, QUARTZ_DEFAULT_PLAN, QUARTZ_LOG_LEVEL,\nQUARTZ_REGISTRATION, QUARTZ_CORS_ORIGINS, QUARTZ_ADMIN_KEY. Flags win over the environment, which wins over the file.')
+    .option('--drop-damaged-log', 'start even if the write-ahead log is damaged: keep the writes before the damage, drop (and log) the acknowledged ones after it')
+    .addHelpText('after', '\nEnvironment: QUARTZ_HOST, QUARTZ_PORT, QUARTZ_DATA, QUARTZ_CONFIG, QUARTZ_DEFAULT_PLAN, QUARTZ_LOG_LEVEL,\nQUARTZ_REGISTRATION, QUARTZ_CORS_ORIGINS, QUARTZ_ADMIN_KEY, QUARTZ_DROP_DAMAGED_LOG. Flags win over the environment, which wins over the file.')
     .action(async ({ dataDir, ...flags }: ServeFlags & { dataDir?: string }) => {
       // Compared resolved: './d' and 'd/' are one directory.
       if (dataDir !== undefined && flags.data !== undefined && resolve(dataDir) !== resolve(flags.data)) {
