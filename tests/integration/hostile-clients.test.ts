@@ -144,7 +144,7 @@ describe('the listener timeouts', () => {
     const keepAlive = await new Promise<string | undefined>((resolve, reject) => {
       get(`${running.server.url}/v1/health`, { agent }, (res) => {
         res.resume();
-        res.on('end', () => resolve(res.headers['keep-alive']));
+        res.on('end', () => resolve(res.headers['keep-alive'] as string | undefined));
       }).on('error', reject);
     });
     agent.destroy();
