@@ -5,7 +5,8 @@
 //
 // Layout: a node's level-0 record is [count u32][M0 links u32][label u32][level u32][upper ptr]
 // padded to 16 bytes, followed by its vector (dims rounded up to 4 floats, zero padded). Records
-// live in chunks of 1024 so the index grows without a declared capacity and without copying.
+// live in chunks of 1024 so the index grows without a declared capacity; only the first chunk is
+// ever copied, while it grows from 32 to 128 to 1024 nodes (see addChunk).
 // Levels above 0 live in a per-node block of level × (1 + M) u32.
 // Distances are "smaller is closer": squared L2, or 1 - dot for cosine (unit vectors) and dot.
 import { crc32c } from './crc32c';

@@ -514,3 +514,53 @@ describe('PartitionLog random reads of sealed segments (pages decoded partly)', 
     }
   });
 });
+
+describe('a partition closed while a read runs', () => {
+  it('never serves the segments that read loads to a partition opened later under the same name', async () => {
+    // A topic deleted while a consumer reads it, then created again: the read goes on loading the
+    // old unit's segments (its blobs stay until the unit is dropped), and the new partition's
+    // segments have the same names.
+    const cache = new SegmentCache(1 << 20);
+    const batch = (tag: string, from: number) => Array.from({ length: 10 }, (_, i) => ({ key: null, value: enc.encode(`${tag}${from + i}`), timestamp: 1_700_000_000_000 }));
+    const old = createTestContext();
+    const oldUnit = old.storage.unit(UNIT);
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let gated = false;
+    const blobs = new Proxy(oldUnit.blobs, {
+      get(target, prop, receiver) {
+        if (prop === 'get') {
+          return async (name: string) => {
+            if (gated) {
+              gated = false;
+              await gate;
+            }
+            return target.get(name);
+          };
+        }
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const log = await PartitionLog.open(UNIT, { kv: oldUnit.kv, blobs }, config('none'), old.clock, old.scheduler, cache, { onBytes() {} });
+    await log.append(batch('old', 0));
+    await log.roll();
+    await log.append(batch('old', 10));
+    await log.roll();
+    gated = true;
+    const reading = log.read(0, 100, 1 << 20, 't/0').catch(() => undefined);
+    await log.close();
+    release();
+    await reading;
+
+    const fresh = createTestContext();
+    const again = await PartitionLog.open(UNIT, fresh.storage.unit(UNIT), config('none'), fresh.clock, fresh.scheduler, cache, { onBytes() {} });
+    await again.append(batch('new', 0));
+    await again.roll();
+    await again.append(batch('new', 10));
+    await again.roll();
+    const read = await again.read(10, 10, 1 << 20, 't/0');
+    expect(read.records.map((r) => dec.decode(r.value!))).toEqual(Array.from({ length: 10 }, (_, i) => `new${10 + i}`));
+    await again.close();
+  });
+});

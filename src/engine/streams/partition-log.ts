@@ -192,6 +192,8 @@ const POOL_RETAIN = 64 * 1024 * 1024;
  * off full GCs.
  */
 const spareBuffers = new Map<number, ArrayBuffer[]>();
+/** PartitionLog instances made in this process (see `cacheOwner`). */
+let openedLogs = 0;
 let spareBytes = 0;
 
 /** Capacity for `length` bytes: rounded up to an eighth of its octave, so at most 1/8 is unused. */
@@ -333,6 +335,13 @@ export class PartitionLog {
   /** Batches of hot segments decoded once by a random read (see `decodedBatch`). */
   private readonly decodedOnce = new Set<string>();
   private closed = false;
+  /**
+   * Owns this instance's cache keys: the name plus a number no other instance has. A read still
+   * running when the partition closes (its topic deleted) can load old segments into the cache
+   * after close dropped its keys; a partition opened later under the same name (the topic created
+   * again) names its segments alike, and must never be served those.
+   */
+  private readonly cacheOwner: string;
 
   private constructor(
     readonly name: string,
@@ -343,7 +352,9 @@ export class PartitionLog {
     private readonly cache: SegmentCache,
     private readonly hooks: PartitionHooks,
     private readonly encoder: BatchEncoder | undefined,
-  ) {}
+  ) {
+    this.cacheOwner = `${name}#${++openedLogs}`;
+  }
 
   /**
    * Opens a partition's unit: loads the segment list and the tail, deletes orphan blobs left by
@@ -825,7 +836,7 @@ export class PartitionLog {
   }
 
   private tailKey(batch: TailBatch): string {
-    return `${this.name}${OWNER_END}tail/${batch.base}`;
+    return `${this.cacheOwner}${OWNER_END}tail/${batch.base}`;
   }
 
   /** The segment's cache key, made once: a read built (and the cache hashed) a fresh string for it each time. */
@@ -836,7 +847,7 @@ export class PartitionLog {
   private keysOf(seg: SegmentInfo): { segment: string; footer: string } {
     let keys = this.segmentKeys.get(seg);
     if (keys === undefined) {
-      const segment = `${this.name}${OWNER_END}${seg.blob}`;
+      const segment = `${this.cacheOwner}${OWNER_END}${seg.blob}`;
       keys = { segment, footer: `${segment}|footer` };
       this.segmentKeys.set(seg, keys);
     }
@@ -986,6 +997,7 @@ export class PartitionLog {
   }
 
   private readAhead(index: number): void {
+    if (this.closed) return;
     const next = this.segments[index];
     if (next === undefined) return;
     const key = this.segmentKey(next);
@@ -1205,6 +1217,6 @@ export class PartitionLog {
     while (this.committing) await this.commitRun;
     await this.maintenance;
     this.wake();
-    this.cache.dropPrefix(`${this.name}${OWNER_END}`);
+    this.cache.dropPrefix(`${this.cacheOwner}${OWNER_END}`);
   }
 }
