@@ -7,9 +7,11 @@ import { cp, mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { open as openLmdb } from 'lmdb';
 import { ErrorCode } from '../../core/errors.js';
 import { openDiskStorage, type DiskStorageOptions } from './disk-storage.js';
-import { HEADER_BYTES, WRITES_IN_FLIGHT } from './wal.js';
+import { LOG_KEY } from './journal.js';
+import { HEADER_BYTES, WRITES_IN_FLIGHT, seal, stampFrame } from './wal.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -138,6 +140,67 @@ describe('write-ahead log replay: a crash’s torn tail', () => {
     const { frames } = await framesOf(dir, 'wal-0');
     await flip(dir, 'wal-0', middle(frames[3]!));
     expect((await reopen(dir, 20)).present).toEqual(upTo(20));
+  });
+  it('replays a directory from before the log key (frames with the plain CRC32C), then writes with a key', async () => {
+    const dir = await crashedAfter(20);
+    // Back to the old format: no key in lmdb, each frame's CRC field without it.
+    const env = openLmdb({ path: join(dir, 'kv.mdb'), pageSize: 8192, maxDbs: 4 });
+    const meta = env.openDB<unknown, string>('meta', { keyEncoding: 'ordered-binary', encoding: 'msgpack' });
+    const logKey = meta.get(LOG_KEY) as number;
+    expect(logKey).toBeGreaterThan(0);
+    await meta.remove(LOG_KEY);
+    await env.close();
+    const bytes = await readFile(join(dir, 'wal-0'));
+    const { frames } = await framesOf(dir, 'wal-0');
+    for (const f of frames) bytes.writeUInt32LE((bytes.readUInt32LE(f.start + 4) ^ logKey) >>> 0, f.start + 4);
+    await writeFile(join(dir, 'wal-0'), bytes);
+    expect((await reopen(dir, 20)).present).toEqual(upTo(20));
+    // The open made a key; what is written with it replays after a crash.
+    const again = `${dir}-again`;
+    dirs.push(again);
+    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+    try {
+      const { kv } = await storage.unit('kv/t');
+      await kv.put(key(20), value(20));
+      await cp(dir, again, { recursive: true, filter: (from) => !from.endsWith('LOCK') && !from.endsWith('-lock') });
+    } finally {
+      await storage.close();
+    }
+    expect((await reopen(again, 21)).present).toEqual(upTo(21));
+  });
+
+  it('a stored value that holds bytes reading as seals and frames of later epochs (plain CRC32C) does not make a later crash read as damage', async () => {
+    // What a caller can compute without the directory's log key: a seal, and three chained
+    // one-record frames (a record of no ops), for each of the next epochs.
+    const forged = (epoch: number) => {
+      const frames = Buffer.alloc(3 * 20);
+      for (let f = 0; f < 3; f++) {
+        frames.writeUInt32LE(4, f * 20 + 12);
+        stampFrame(frames, f * 20, f * 20 + 20, epoch, 0);
+      }
+      return Buffer.concat([seal(epoch, 0), frames]);
+    };
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-waldamage-'));
+    const copy = `${dir}-crashed`;
+    dirs.push(dir, copy);
+    // Three starts: the first logs the values in wal-0, the third reuses wal-0 (a later epoch) and
+    // crashes after one put, its log ending before the values' old bytes.
+    for (let start = 0; start < 3; start++) {
+      const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+      try {
+        const { kv } = await storage.unit('kv/t');
+        // Made once the storage is open: the CRC32C is the core's (init).
+        const hostile = Buffer.concat(Array.from({ length: 40 }, (_, e) => forged(e + 1)));
+        if (start === 0) for (let n = 0; n < 5; n++) await kv.put(key(100 + n), hostile);
+        await kv.put(key(start), value(start));
+        if (start === 2) await cp(dir, copy, { recursive: true, filter: (from) => !from.endsWith('LOCK') && !from.endsWith('-lock') });
+      } finally {
+        await storage.close();
+      }
+    }
+    const { present, warnings } = await reopen(copy, 3);
+    expect(present).toEqual(upTo(3));
+    expect(warnings).toEqual([]);
   });
 });
 
