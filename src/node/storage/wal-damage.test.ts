@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { open as openLmdb } from 'lmdb';
 import { ErrorCode } from '../../core/errors.js';
+import { crc32c } from '../../core/hash.js';
 import { openDiskStorage, type DiskStorageOptions } from './disk-storage.js';
 import { LOG_KEY } from './journal.js';
 import { HEADER_BYTES, WRITES_IN_FLIGHT, seal, stampFrame } from './wal.js';
@@ -53,8 +54,10 @@ interface Frame {
 async function framesOf(dir: string, name: string): Promise<{ epoch: number; frames: Frame[]; seal?: Frame }> {
   const bytes = await readFile(join(dir, name));
   const epoch = bytes.readUInt32LE(8);
+  // The first frame's epoch field (the epoch xor the log key): every frame of the file has it.
+  const tag = bytes.readUInt32LE(HEADER_BYTES + 8);
   const frames: Frame[] = [];
-  for (let p = HEADER_BYTES; p + 12 <= bytes.length && bytes.readUInt32LE(p + 8) === epoch; ) {
+  for (let p = HEADER_BYTES; p + 12 <= bytes.length && bytes.readUInt32LE(p + 8) === tag; ) {
     const end = p + 12 + bytes.readUInt32LE(p);
     if (end === p + 12) return { epoch, frames, seal: { start: p, end } };
     frames.push({ start: p, end });
@@ -143,7 +146,7 @@ describe('write-ahead log replay: a crash’s torn tail', () => {
   });
   it('replays a directory from before the log key (frames with the plain CRC32C), then writes with a key', async () => {
     const dir = await crashedAfter(20);
-    // Back to the old format: no key in lmdb, each frame's CRC field without it.
+    // Back to the old format: no key in lmdb, each frame's epoch and CRC fields without it.
     const env = openLmdb({ path: join(dir, 'kv.mdb'), pageSize: 8192, maxDbs: 4 });
     const meta = env.openDB<unknown, string>('meta', { keyEncoding: 'ordered-binary', encoding: 'msgpack' });
     const logKey = meta.get(LOG_KEY) as number;
@@ -152,7 +155,10 @@ describe('write-ahead log replay: a crash’s torn tail', () => {
     await env.close();
     const bytes = await readFile(join(dir, 'wal-0'));
     const { frames } = await framesOf(dir, 'wal-0');
-    for (const f of frames) bytes.writeUInt32LE((bytes.readUInt32LE(f.start + 4) ^ logKey) >>> 0, f.start + 4);
+    for (const f of frames) {
+      bytes.writeUInt32LE((bytes.readUInt32LE(f.start + 8) ^ logKey) >>> 0, f.start + 8);
+      bytes.writeUInt32LE(crc32c(bytes.subarray(f.start + 8, f.end)), f.start + 4);
+    }
     await writeFile(join(dir, 'wal-0'), bytes);
     expect((await reopen(dir, 20)).present).toEqual(upTo(20));
     // The open made a key; what is written with it replays after a crash.
@@ -201,6 +207,10 @@ describe('write-ahead log replay: a crash’s torn tail', () => {
     const { present, warnings } = await reopen(copy, 3);
     expect(present).toEqual(upTo(3));
     expect(warnings).toEqual([]);
+    // Nor can a value place the four bytes the search behind a stop looks for (a candidate frame
+    // checked at each): a frame's epoch field is not the plain epoch.
+    const log = await readFile(join(copy, 'wal-0'));
+    expect(log.readUInt32LE(HEADER_BYTES + 8)).not.toBe(log.readUInt32LE(8));
   });
 });
 
