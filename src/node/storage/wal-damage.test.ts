@@ -3,7 +3,7 @@
 // an earlier frame, in a seal, in the older file while the newer one has begun, in a header and
 // the frame after it) refuses to open, naming the file and offset and what would be lost, and
 // leaves the directory as it was; `dropDamagedLog` opens with every write before the damage.
-import { cp, mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -302,6 +302,21 @@ describe('write-ahead log replay: two files', () => {
   it('replays both files whole', async () => {
     const { dir } = await twoFiles();
     expect((await reopen(dir, COUNT)).present).toEqual(upTo(COUNT));
+  });
+
+  it('replays files swapped by name (they are told apart by epoch); refuses when the file lmdb’s position points into is gone', async () => {
+    const swapped = await twoFiles();
+    await rename(join(swapped.dir, 'wal-0'), join(swapped.dir, 'wal-x'));
+    await rename(join(swapped.dir, 'wal-1'), join(swapped.dir, 'wal-0'));
+    await rename(join(swapped.dir, 'wal-x'), join(swapped.dir, 'wal-1'));
+    expect((await reopen(swapped.dir, COUNT)).present).toEqual(upTo(COUNT));
+
+    const deleted = await twoFiles();
+    await rm(join(deleted.dir, 'wal-0'));
+    const err = await refusal(deleted.dir);
+    expect(err.code).toBe(ErrorCode.CORRUPT_DATA);
+    expect(err.details).toMatchObject({ file: 'wal-0', offset: HEADER_BYTES, frames: deleted.newer.frames.length });
+    expect(err.message).toContain('holds no frames of epoch 1');
   });
 
   it('refuses a damaged frame in the older file, counting the newer file’s frames as lost', async () => {

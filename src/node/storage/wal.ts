@@ -392,6 +392,8 @@ export function recover(files: LogFile[], after: LogPosition, key: number): Reco
   const unread = unreadDamage(files, after, key);
   if (unread !== undefined) return { records: [], ...unread, maxEpoch: Math.max(maxEpoch, unread.maxEpoch) };
   const ordered = files.filter((f) => f.epoch !== 0 && f.epoch >= after.epoch).sort((a, b) => a.epoch - b.epoch);
+  const missing = missingDamage(files, ordered, after, key);
+  if (missing !== undefined) return { records: [], maxEpoch, damage: missing };
   const records: Recovered['records'] = [];
   for (let i = 0; i < ordered.length; i++) {
     const file = ordered[i]!;
@@ -425,6 +427,22 @@ export function recover(files: LogFile[], after: LogPosition, key: number): Reco
     return { records, maxEpoch };
   }
   return { records, maxEpoch };
+}
+
+/**
+ * No file holds lmdb's epoch, yet the other holds a later one: the file lmdb's position points
+ * into was deleted or replaced (the writer overwrites it only once lmdb's position has moved past
+ * its epoch, and begins the next epoch only after sealing it), so its frames past that position
+ * are gone and the later file's frames would be replayed without them.
+ */
+function missingDamage(files: LogFile[], ordered: LogFile[], after: LogPosition, key: number): LogDamage | undefined {
+  const first = ordered[0];
+  if (after.epoch === 0 || first === undefined || first.epoch === after.epoch) return undefined;
+  const other = files.find((f) => f !== first)!;
+  const found = framesFrom(readFrom(first, HEADER_BYTES), 0, first.epoch, key);
+  if (found.frames === 0 && !found.sealed) return undefined;
+  const reason = `it holds no frames of epoch ${after.epoch}, where lmdb's position is (deleted or replaced?), yet ${first.name} holds epoch ${first.epoch}`;
+  return { file: other.name, offset: after.offset, reason, frames: found.frames, records: found.records };
 }
 
 /**
