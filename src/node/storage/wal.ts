@@ -438,6 +438,8 @@ export function recover(files: LogFile[], after: LogPosition, key: number): Reco
 function missingDamage(files: LogFile[], ordered: LogFile[], after: LogPosition, key: number): LogDamage | undefined {
   const first = ordered[0];
   if (after.epoch === 0 || first === undefined || first.epoch === after.epoch) return undefined;
+  // One that names no epoch may be that file: unreadDamage looked in it for frames past the position.
+  if (files.some((f) => f.headerDamaged && f.epoch === 0)) return undefined;
   const other = files.find((f) => f !== first)!;
   const found = framesFrom(readFrom(first, HEADER_BYTES), 0, first.epoch, key);
   if (found.frames === 0 && !found.sealed) return undefined;
