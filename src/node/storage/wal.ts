@@ -341,7 +341,8 @@ function whyBad(bytes: Buffer, p: number, epoch: number, key: number): string {
 
 /**
  * The whole frames of `epoch` that start at or after bytes[from]: found by their epoch field (a
- * native search for the four bytes it holds, which only the log key's holder can place), each checked whole, then followed frame to frame. Stops at a seal.
+ * native search for the four bytes it holds, which only the log key's holder can place), each
+ * checked whole, then followed frame to frame. Stops at a seal.
  */
 function framesFrom(bytes: Buffer, from: number, epoch: number, key: number): { frames: number; records: number; sealed: boolean } {
   const tag = Buffer.alloc(4);
