@@ -39,10 +39,11 @@ async function copyOfCrash(): Promise<string> {
 async function frames(dir: string): Promise<{ path: string; starts: number[]; ends: number[] }> {
   const path = join(dir, 'wal-0');
   const bytes = await readFile(path);
-  const epoch = bytes.readUInt32LE(8);
+  // The first frame's epoch field (the epoch xor the log key): every frame of the file has it.
+  const tag = bytes.readUInt32LE(4096 + 8);
   const starts: number[] = [];
   const ends: number[] = [];
-  for (let p = 4096; p + 12 <= bytes.length && bytes.readUInt32LE(p + 8) === epoch; p += 12 + bytes.readUInt32LE(p)) {
+  for (let p = 4096; p + 12 <= bytes.length && bytes.readUInt32LE(p + 8) === tag; p += 12 + bytes.readUInt32LE(p)) {
     starts.push(p);
     ends.push(p + 12 + bytes.readUInt32LE(p));
   }

@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb } from 'lmdb';
 import { afterEach, describe, expect, it } from 'vitest';
-import { APPLIED_KEY } from '../../src/node/storage/journal.js';
+import { APPLIED_KEY, LOG_KEY } from '../../src/node/storage/journal.js';
 import { HEADER_BYTES, WAL_FILES, WRITES_IN_FLIGHT } from '../../src/node/storage/wal.js';
 import { runCli, startServerProcess, tempDir, type ServerProcess } from './server-process.js';
 
@@ -24,24 +24,26 @@ async function start(args: string[]): Promise<ServerProcess> {
   return s;
 }
 
-/** lmdb's log position: what it holds of the log. */
-async function appliedPosition(data: string): Promise<[number, number]> {
+/** lmdb's log position (what it holds of the log) and the log key. */
+async function appliedPosition(data: string): Promise<{ position: [number, number]; logKey: number }> {
   const env = openLmdb({ path: join(data, 'kv.mdb'), pageSize: 8192, maxDbs: 4 });
   try {
-    return env.openDB<unknown, string>('meta', { keyEncoding: 'ordered-binary', encoding: 'msgpack' }).get(APPLIED_KEY) as [number, number];
+    const meta = env.openDB<unknown, string>('meta', { keyEncoding: 'ordered-binary', encoding: 'msgpack' });
+    return { position: meta.get(APPLIED_KEY) as [number, number], logKey: meta.get(LOG_KEY) as number };
   } finally {
     await env.close();
   }
 }
 
 /** The file holding `epoch` and the start offsets of its frames from `offset` on. */
-async function framesAfter(data: string, [epoch, offset]: [number, number]): Promise<{ name: string; starts: number[]; ends: number[] } | undefined> {
+async function framesAfter(data: string, { position: [epoch, offset], logKey }: { position: [number, number]; logKey: number }): Promise<{ name: string; starts: number[]; ends: number[] } | undefined> {
   for (const name of WAL_FILES) {
     const bytes = await readFile(join(data, name));
     if (bytes.length < HEADER_BYTES || bytes.readUInt32LE(8) !== epoch) continue;
     const starts: number[] = [];
     const ends: number[] = [];
-    for (let p = offset; p + 12 <= bytes.length && bytes.readUInt32LE(p + 8) === epoch && bytes.readUInt32LE(p) > 0; p += 12 + bytes.readUInt32LE(p)) {
+    // A frame's epoch field holds the epoch xor the log key.
+    for (let p = offset; p + 12 <= bytes.length && bytes.readUInt32LE(p + 8) === (epoch ^ logKey) >>> 0 && bytes.readUInt32LE(p) > 0; p += 12 + bytes.readUInt32LE(p)) {
       starts.push(p);
       ends.push(p + 12 + bytes.readUInt32LE(p));
     }

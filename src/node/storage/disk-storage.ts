@@ -12,6 +12,7 @@
  *   blobs/tmp/            blobs being written; emptied on open
  *   LOCK                  the pid of the process that has the directory open
  */
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { mkdir, open as openFile, readFile, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ import '../core.js'; // registers build/quartz.wasm as init()'s default source (
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { checkName, checkPrefix, closedError } from '../../ports/storage-checks.js';
 import { FileBlobs, ReadHandles, syncDir } from './file-blobs.js';
-import { APPLIED_KEY, DEFAULT_APPLY_DELAY_MS, DEFAULT_LOG_FILE_BYTES, Journal } from './journal.js';
+import { APPLIED_KEY, DEFAULT_APPLY_DELAY_MS, DEFAULT_LOG_FILE_BYTES, Journal, LOG_KEY } from './journal.js';
 import { makeDirs } from './make-dirs.js';
 import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
 import { RecordCache } from './record-cache.js';
@@ -222,9 +223,11 @@ export class DiskStorage implements StorageProvider {
     try {
       // First, so what a crash (or a full disk) left in blobs/tmp is freed before replay needs room.
       await sweep(dir, catalog);
-      files = openLogFiles(dir);
-      const epoch = await DiskStorage.replay(dir, env, meta, data, files, new Set(catalog.values()), options);
-      const journal = new Journal({ dir, env, meta: meta as Database<unknown, string>, fast, files, epoch, fileBytes: logFileBytes, applyDelayMs });
+      // 0 in a directory from before the log key: its frames have the plain CRC (see wal.ts).
+      const storedKey = (meta.get(LOG_KEY) as unknown as number | undefined) ?? 0;
+      files = openLogFiles(dir, storedKey);
+      const { epoch, logKey } = await DiskStorage.replay(dir, env, meta, data, files, storedKey, new Set(catalog.values()), options);
+      const journal = new Journal({ dir, env, meta: meta as Database<unknown, string>, fast, files, epoch, logKey, fileBytes: logFileBytes, applyDelayMs });
       return new DiskStorage(dir, env, units, meta, data, fast, catalog, unlock, journal);
     } catch (err) {
       if (files !== undefined) closeLogFiles(files);
@@ -236,7 +239,8 @@ export class DiskStorage implements StorageProvider {
   /**
    * Puts into lmdb the logged writes it does not hold yet (a crash came before their batch),
    * skipping units dropped since, and moves lmdb's log position to a new epoch, above every record
-   * in the files: one fsync'd transaction. Returns that epoch, where the journal starts writing.
+   * in the files: one fsync'd transaction. Returns that epoch, where the journal starts writing,
+   * and the log key it writes with (made and stored in that transaction if the directory has none).
    */
   private static async replay(
     dir: string,
@@ -244,12 +248,13 @@ export class DiskStorage implements StorageProvider {
     meta: Database<number, string>,
     data: Database<Buffer, Buffer>,
     files: LogFile[],
+    storedKey: number,
     live: Set<number>,
     options: DiskStorageOptions,
-  ): Promise<number> {
+  ): Promise<{ epoch: number; logKey: number }> {
     const stored = meta.get(APPLIED_KEY) as unknown as [number, number] | undefined;
     const applied: LogPosition = stored === undefined ? { epoch: 0, offset: HEADER_BYTES } : { epoch: stored[0], offset: stored[1] };
-    const { records, maxEpoch, damage } = recover(files, applied);
+    const { records, maxEpoch, damage } = recover(files, applied, storedKey);
     const warn = options.warn ?? ((message: string) => process.emitWarning(message, 'QuartzWarning'));
     for (const file of files) {
       // Nothing lost, but a header does not change after it is written: worth an operator's look.
@@ -276,7 +281,11 @@ export class DiskStorage implements StorageProvider {
       warn(`${where}: started anyway: dropped ${lost}, kept every write before it (${records.length} replayed from the log); the damaged file is copied to ${join(dir, kept)}`, { ...damage, copy: kept });
     }
     const epoch = maxEpoch + 1;
-    let keys = 1;
+    // Never 0 (the plain CRC). Every frame of `epoch` on is written with it, and replay reads no
+    // frame below lmdb's epoch, so the key in lmdb always matches the frames replay reads.
+    let logKey = storedKey;
+    while (logKey === 0) logKey = randomBytes(4).readUInt32LE(0);
+    let keys = 2;
     let bytes = 0;
     for (const { ops } of records) {
       keys += ops.length;
@@ -292,12 +301,13 @@ export class DiskStorage implements StorageProvider {
         }
       }
       void (meta as Database<unknown, string>).put(APPLIED_KEY, [epoch, HEADER_BYTES]);
+      if (logKey !== storedKey) void (meta as Database<unknown, string>).put(LOG_KEY, logKey);
     });
     await lmdbCommit(env as unknown as LmdbCommitted, replayed, 'replaying the write-ahead log into kv.mdb (the data is intact)', dir);
     // A damaged header is rewritten with the epoch its frames carry (all it holds), so it is
     // reported once, not at every start until the writer reuses the file.
     for (const file of files) if (file.headerDamaged && file.epoch !== 0) writeAtSync(file.fd, encodeHeader(file.epoch), 0);
-    return epoch;
+    return { epoch, logKey };
   }
 
   private check(): void {

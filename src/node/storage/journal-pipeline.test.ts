@@ -44,11 +44,12 @@ const turn = () => new Promise((resolve) => setImmediate(resolve));
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
-/** What replay would find in the log now: the puts of its records, oldest first. */
-function logged(dir: string): string[] {
-  const files = wal.openLogFiles(dir);
+/** What replay would find in the log of `storage` (open on `dir`) now: the puts of its records, oldest first. */
+function logged(dir: string, storage: DiskStorage): string[] {
+  const key = (storage as unknown as { journal: { logKey: number } }).journal.logKey;
+  const files = wal.openLogFiles(dir, key);
   try {
-    const { records } = wal.recover(files, { epoch: 0, offset: wal.HEADER_BYTES });
+    const { records } = wal.recover(files, { epoch: 0, offset: wal.HEADER_BYTES }, key);
     return records.flatMap((r) => r.ops.map((op) => `${text(op.key.subarray(4))}=${text(op.value!)}`));
   } finally {
     wal.closeLogFiles(files);
@@ -85,7 +86,7 @@ async function withUnit(run: (unit: { kv: LmdbKV; dir: string; storage: DiskStor
 
 describe('journal: group writes in flight together', () => {
   it('acknowledges in log order; a failed middle write rejects the writes behind it, which replay never finds', async () => {
-    const dir = await withUnit(async ({ kv, dir }) => {
+    const dir = await withUnit(async ({ kv, dir, storage }) => {
       await kv.put(bytes('first'), bytes('0')); // grows the file: later writes are plain frames
       hold.on = true;
       // One write per event turn: each goes out as its own group while the others are in flight.
@@ -102,7 +103,7 @@ describe('journal: group writes in flight together', () => {
       wc!.land();
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(await settled(c)).toBe('pending');
-      expect(logged(dir)).toEqual(['first=0']); // a's frame is not there yet, so c's is not read either
+      expect(logged(dir, storage)).toEqual(['first=0']); // a's frame is not there yet, so c's is not read either
       wb!.fail();
       wa!.land();
       await expect(a).resolves.toBeUndefined();
@@ -115,7 +116,7 @@ describe('journal: group writes in flight together', () => {
       // c's stale frame would follow it as if it continued the log.
       hold.on = false;
       await kv.put(bytes('d'), bytes('4'));
-      expect(logged(dir)).toEqual(['first=0', 'a=1', 'd=4']);
+      expect(logged(dir, storage)).toEqual(['first=0', 'a=1', 'd=4']);
       expect(kv.get(bytes('d'))).toEqual(bytes('4'));
       expect(kv.get(bytes('a'))).toEqual(bytes('1'));
     });
@@ -157,7 +158,7 @@ describe('journal: group writes in flight together', () => {
       for (let i = 0; i < 1300; i += 10) await Promise.all(Array.from({ length: 10 }, (_, j) => kv.put(bytes(`k${i + j}`), value)));
       await storage.settle();
       expect((await stat(join(dir, 'wal-0'))).size).toBe(wal.HEADER_BYTES + (4 << 20));
-      expect(logged(dir)).toHaveLength(1301);
+      expect(logged(dir, storage)).toHaveLength(1301);
     });
   });
 
@@ -188,7 +189,7 @@ describe('journal: group writes in flight together', () => {
   });
 
   it('keeps several writes in flight at once, and a failed last write alone rewinds in place', async () => {
-    await withUnit(async ({ kv, dir }) => {
+    await withUnit(async ({ kv, dir, storage }) => {
       await kv.put(bytes('first'), bytes('0'));
       hold.on = true;
       const puts: Promise<void>[] = [];
@@ -217,7 +218,7 @@ describe('journal: group writes in flight together', () => {
       await expect(failing).rejects.toThrow('EIO');
       hold.on = false;
       await kv.put(bytes('y'), bytes('8'));
-      expect(logged(dir)).toEqual(['first=0', 'k0=0', 'k1=1', 'k2=2', 'k3=3', 'k4=4', 'k5=5', 'y=8']);
+      expect(logged(dir, storage)).toEqual(['first=0', 'k0=0', 'k1=1', 'k2=2', 'k3=3', 'k4=4', 'k5=5', 'y=8']);
     });
   });
 });

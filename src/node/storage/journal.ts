@@ -95,6 +95,8 @@ const noop = (): void => {};
 
 /** The `meta` key holding the log position lmdb's contents reach ([epoch, offset]). */
 export const APPLIED_KEY = 'wal_applied';
+/** The `meta` key holding the log key (wal.ts): set once, by the first open that finds none. */
+export const LOG_KEY = 'wal_key';
 
 /** A unit as the journal sees it: its id, whether it was dropped, and its pending writes. */
 export interface JournalUnit {
@@ -207,6 +209,8 @@ export interface JournalOptions {
   files: LogFile[];
   /** The epoch the writer starts (above every epoch in the files). */
   epoch: number;
+  /** The log key its frames are written with (wal.ts). */
+  logKey: number;
   fileBytes: number;
   applyDelayMs: number;
 }
@@ -219,6 +223,7 @@ export class Journal {
   private readonly files: LogFile[];
   private readonly fileBytes: number;
   private readonly applyDelayMs: number;
+  private readonly logKey: number;
   /** Records larger than this, or with a value larger than maxValue, skip the log (see `direct`). */
   private readonly maxRecord: number;
   private readonly maxValue: number;
@@ -276,6 +281,7 @@ export class Journal {
     this.files = options.files;
     this.fileBytes = options.fileBytes;
     this.applyDelayMs = options.applyDelayMs;
+    this.logKey = options.logKey;
     this.maxRecord = Math.min(DIRECT_RECORD_BYTES, Math.floor((options.fileBytes - HEADER_BYTES) / 4));
     this.maxValue = Math.min(DIRECT_VALUE_BYTES, this.maxRecord);
     this.epoch = options.epoch;
@@ -480,7 +486,7 @@ export class Journal {
   private issue(group: Group): void {
     const bytes = group.bytes!;
     const start = this.position;
-    stampFrame(bytes, 0, group.used, this.epoch);
+    stampFrame(bytes, 0, group.used, this.epoch, this.logKey);
     this.position += group.used;
     group.end = { epoch: this.epoch, offset: this.position };
     const flight: Flight = { group, start, outcome: undefined };
@@ -604,7 +610,7 @@ export class Journal {
         await this.nextFile();
         continue;
       }
-      stampFrame(bytes, from, to, this.epoch);
+      stampFrame(bytes, from, to, this.epoch, this.logKey);
       const file = this.files[this.current]!;
       if (this.position + (to - from) > file.size) await this.grow(file, this.position + (to - from));
       await writeAt(file.fd, bytes, from, to, this.position);
@@ -630,7 +636,7 @@ export class Journal {
   private async nextFile(): Promise<void> {
     while (this.otherEpochEnd !== undefined && !this.reached(this.otherEpochEnd)) await this.applyNow();
     const sealed = this.files[this.current]!;
-    await writeAt(sealed.fd, seal(this.epoch), 0, SEAL_BYTES, this.position);
+    await writeAt(sealed.fd, seal(this.epoch, this.logKey), 0, SEAL_BYTES, this.position);
     sealed.size = Math.max(sealed.size, this.position + SEAL_BYTES);
     // The next header is on disk before the writer moves: if it fails, the writer stays at the
     // seal (the next frame overwrites it, or a switch is tried again), never in a file whose
@@ -822,7 +828,7 @@ export class Journal {
       // lmdb holds every record: a seal says the log ends here, so the next open does not search
       // the rest of the file for frames behind a damaged one (~15 ms per 64 MiB). Without it (a
       // crash, or this write failing) the next open searches: slower, never wrong.
-      await writeAt(this.files[this.current]!.fd, seal(this.epoch), 0, SEAL_BYTES, this.position).catch(noop);
+      await writeAt(this.files[this.current]!.fd, seal(this.epoch, this.logKey), 0, SEAL_BYTES, this.position).catch(noop);
     } finally {
       this.closed = true;
       // Not with a write in flight: its fd could be reused by the time it runs.

@@ -3,13 +3,16 @@
 // an earlier frame, in a seal, in the older file while the newer one has begun, in a header and
 // the frame after it) refuses to open, naming the file and offset and what would be lost, and
 // leaves the directory as it was; `dropDamagedLog` opens with every write before the damage.
-import { cp, mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { open as openLmdb } from 'lmdb';
 import { ErrorCode } from '../../core/errors.js';
+import { crc32c } from '../../core/hash.js';
 import { openDiskStorage, type DiskStorageOptions } from './disk-storage.js';
-import { HEADER_BYTES, WRITES_IN_FLIGHT } from './wal.js';
+import { LOG_KEY } from './journal.js';
+import { HEADER_BYTES, WRITES_IN_FLIGHT, seal, stampFrame } from './wal.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -51,8 +54,10 @@ interface Frame {
 async function framesOf(dir: string, name: string): Promise<{ epoch: number; frames: Frame[]; seal?: Frame }> {
   const bytes = await readFile(join(dir, name));
   const epoch = bytes.readUInt32LE(8);
+  // The first frame's epoch field (the epoch xor the log key): every frame of the file has it.
+  const tag = bytes.readUInt32LE(HEADER_BYTES + 8);
   const frames: Frame[] = [];
-  for (let p = HEADER_BYTES; p + 12 <= bytes.length && bytes.readUInt32LE(p + 8) === epoch; ) {
+  for (let p = HEADER_BYTES; p + 12 <= bytes.length && bytes.readUInt32LE(p + 8) === tag; ) {
     const end = p + 12 + bytes.readUInt32LE(p);
     if (end === p + 12) return { epoch, frames, seal: { start: p, end } };
     frames.push({ start: p, end });
@@ -138,6 +143,74 @@ describe('write-ahead log replay: a crash’s torn tail', () => {
     const { frames } = await framesOf(dir, 'wal-0');
     await flip(dir, 'wal-0', middle(frames[3]!));
     expect((await reopen(dir, 20)).present).toEqual(upTo(20));
+  });
+  it('replays a directory from before the log key (frames with the plain CRC32C), then writes with a key', async () => {
+    const dir = await crashedAfter(20);
+    // Back to the old format: no key in lmdb, each frame's epoch and CRC fields without it.
+    const env = openLmdb({ path: join(dir, 'kv.mdb'), pageSize: 8192, maxDbs: 4 });
+    const meta = env.openDB<unknown, string>('meta', { keyEncoding: 'ordered-binary', encoding: 'msgpack' });
+    const logKey = meta.get(LOG_KEY) as number;
+    expect(logKey).toBeGreaterThan(0);
+    await meta.remove(LOG_KEY);
+    await env.close();
+    const bytes = await readFile(join(dir, 'wal-0'));
+    const { frames } = await framesOf(dir, 'wal-0');
+    for (const f of frames) {
+      bytes.writeUInt32LE((bytes.readUInt32LE(f.start + 8) ^ logKey) >>> 0, f.start + 8);
+      bytes.writeUInt32LE(crc32c(bytes.subarray(f.start + 8, f.end)), f.start + 4);
+    }
+    await writeFile(join(dir, 'wal-0'), bytes);
+    expect((await reopen(dir, 20)).present).toEqual(upTo(20));
+    // The open made a key; what is written with it replays after a crash.
+    const again = `${dir}-again`;
+    dirs.push(again);
+    const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+    try {
+      const { kv } = await storage.unit('kv/t');
+      await kv.put(key(20), value(20));
+      await cp(dir, again, { recursive: true, filter: (from) => !from.endsWith('LOCK') && !from.endsWith('-lock') });
+    } finally {
+      await storage.close();
+    }
+    expect((await reopen(again, 21)).present).toEqual(upTo(21));
+  });
+
+  it('a stored value that holds bytes reading as seals and frames of later epochs (plain CRC32C) does not make a later crash read as damage', async () => {
+    // What a caller can compute without the directory's log key: a seal, and three chained
+    // one-record frames (a record of no ops), for each of the next epochs.
+    const forged = (epoch: number) => {
+      const frames = Buffer.alloc(3 * 20);
+      for (let f = 0; f < 3; f++) {
+        frames.writeUInt32LE(4, f * 20 + 12);
+        stampFrame(frames, f * 20, f * 20 + 20, epoch, 0);
+      }
+      return Buffer.concat([seal(epoch, 0), frames]);
+    };
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-waldamage-'));
+    const copy = `${dir}-crashed`;
+    dirs.push(dir, copy);
+    // Three starts: the first logs the values in wal-0, the third reuses wal-0 (a later epoch) and
+    // crashes after one put, its log ending before the values' old bytes.
+    for (let start = 0; start < 3; start++) {
+      const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000 });
+      try {
+        const { kv } = await storage.unit('kv/t');
+        // Made once the storage is open: the CRC32C is the core's (init).
+        const hostile = Buffer.concat(Array.from({ length: 40 }, (_, e) => forged(e + 1)));
+        if (start === 0) for (let n = 0; n < 5; n++) await kv.put(key(100 + n), hostile);
+        await kv.put(key(start), value(start));
+        if (start === 2) await cp(dir, copy, { recursive: true, filter: (from) => !from.endsWith('LOCK') && !from.endsWith('-lock') });
+      } finally {
+        await storage.close();
+      }
+    }
+    const { present, warnings } = await reopen(copy, 3);
+    expect(present).toEqual(upTo(3));
+    expect(warnings).toEqual([]);
+    // Nor can a value place the four bytes the search behind a stop looks for (a candidate frame
+    // checked at each): a frame's epoch field is not the plain epoch.
+    const log = await readFile(join(copy, 'wal-0'));
+    expect(log.readUInt32LE(HEADER_BYTES + 8)).not.toBe(log.readUInt32LE(8));
   });
 });
 
@@ -229,6 +302,21 @@ describe('write-ahead log replay: two files', () => {
   it('replays both files whole', async () => {
     const { dir } = await twoFiles();
     expect((await reopen(dir, COUNT)).present).toEqual(upTo(COUNT));
+  });
+
+  it('replays files swapped by name (they are told apart by epoch); refuses when the file lmdb’s position points into is gone', async () => {
+    const swapped = await twoFiles();
+    await rename(join(swapped.dir, 'wal-0'), join(swapped.dir, 'wal-x'));
+    await rename(join(swapped.dir, 'wal-1'), join(swapped.dir, 'wal-0'));
+    await rename(join(swapped.dir, 'wal-x'), join(swapped.dir, 'wal-1'));
+    expect((await reopen(swapped.dir, COUNT)).present).toEqual(upTo(COUNT));
+
+    const deleted = await twoFiles();
+    await rm(join(deleted.dir, 'wal-0'));
+    const err = await refusal(deleted.dir);
+    expect(err.code).toBe(ErrorCode.CORRUPT_DATA);
+    expect(err.details).toMatchObject({ file: 'wal-0', offset: HEADER_BYTES, frames: deleted.newer.frames.length });
+    expect(err.message).toContain('holds no frames of epoch 1');
   });
 
   it('refuses a damaged frame in the older file, counting the newer file’s frames as lost', async () => {

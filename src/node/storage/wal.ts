@@ -8,7 +8,8 @@
  * File layout (little-endian):
  *   0     header: magic "QZWL" u32 | version u16 | reserved u16 | epoch u32 | crc32c of bytes 0-11 u32
  *   4096  frames, back to back; one frame is one write (a group of writes, all acknowledged together):
- *           0 length of the body u32 | 4 crc32c of bytes 8..(12 + length) u32 | 8 epoch u32 | 12 body
+ *           0 length of the body u32 | 4 crc32c of bytes 8..(12 + length), xor the log key, u32 |
+ *           8 epoch xor the log key u32 | 12 body
  *         body: records back to back; a record is one put, delete or atomic batch:
  *           0 length of the rest u32 | 4 op count u32 | per op:
  *             type u8 (1 put, 2 delete) | key length u16 | value length u32 (puts only) | key | value
@@ -19,6 +20,15 @@
  * which fail the CRC or carry the wrong epoch, or (behind a seal) whole frames written behind a
  * write that failed (journal.ts `rewind`). Replay tells a crash's torn tail from damage with
  * acknowledged frames behind it (see `recover`).
+ *
+ * The log key: a random u32 per data directory, kept in lmdb (journal.ts LOG_KEY), xor'd into every
+ * frame's epoch field and CRC. A stored value can hold bytes that read as whole frames or seals of
+ * a later epoch (length, CRC32C and epoch are all computable), and they stay in a file until it is
+ * overwritten; found behind a crash's torn tail, one such seal made the crash read as damage and
+ * refused the open, and values packed with the epoch's four bytes made the search behind the stop
+ * check a candidate frame at each (17x the CPU of an open). Without the key (never stored in the
+ * files, never seen by a caller) a value can neither forge a frame nor place the search's tag.
+ * 0 (directories from before it) is the plain epoch and CRC.
  */
 import { constants, fstatSync, openSync, readSync, write, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -86,7 +96,8 @@ function decodeHeader(head: Buffer): number {
   return crc32c(head.subarray(0, 12)) === head.readUInt32LE(12) ? head.readUInt32LE(8) : 0;
 }
 
-export function openLogFiles(dir: string): LogFile[] {
+/** `key`: the log key the files' frames were written with (see the top of this file). */
+export function openLogFiles(dir: string, key: number): LogFile[] {
   return WAL_FILES.map((name) => {
     // O_DSYNC: each pwrite returns once its bytes (and, while the file still grows, its size) are on disk.
     const fd = openSync(join(dir, name), constants.O_RDWR | constants.O_CREAT | constants.O_DSYNC, 0o644);
@@ -97,20 +108,20 @@ export function openLogFiles(dir: string): LogFile[] {
     // A new file is empty; one whose header does not read was damaged, or torn while a file
     // switch wrote it (its frames are then an epoch lmdb holds already).
     const headerDamaged = epoch === 0 && size > 0;
-    return { name, fd, epoch: headerDamaged ? firstFrameEpoch(fd, size) : epoch, headerDamaged, size };
+    return { name, fd, epoch: headerDamaged ? firstFrameEpoch(fd, size, key) : epoch, headerDamaged, size };
   });
 }
 
 /** The epoch of the frame at HEADER_BYTES if it reads whole, else 0. */
-function firstFrameEpoch(fd: number, size: number): number {
+function firstFrameEpoch(fd: number, size: number, key: number): number {
   const head = Buffer.alloc(FRAME_HEAD);
   if (size < HEADER_BYTES + FRAME_HEAD || readSync(fd, head, 0, FRAME_HEAD, HEADER_BYTES) !== FRAME_HEAD) return 0;
   const length = head.readUInt32LE(0);
   if (HEADER_BYTES + FRAME_HEAD + length > size) return 0;
   const frame = Buffer.alloc(FRAME_HEAD + length);
   readSync(fd, frame, 0, frame.length, HEADER_BYTES);
-  const epoch = frame.readUInt32LE(8);
-  return epoch !== 0 && frameAt(frame, 0, epoch).kind !== 'bad' ? epoch : 0;
+  const epoch = (frame.readUInt32LE(8) ^ key) >>> 0;
+  return epoch !== 0 && frameAt(frame, 0, epoch, key).kind !== 'bad' ? epoch : 0;
 }
 
 export function closeLogFiles(files: LogFile[]): void {
@@ -187,16 +198,21 @@ export function deleteBytes(key: Uint8Array): number {
   return 15 + key.length;
 }
 
-/** Fills in the frame head at buf[from, from + FRAME_HEAD) for the records up to `to`. */
-export function stampFrame(buf: Buffer, from: number, to: number, epoch: number): void {
+/** Fills in the frame head at buf[from, from + FRAME_HEAD) for the records up to `to`; `key` is the log key. */
+export function stampFrame(buf: Buffer, from: number, to: number, epoch: number, key: number): void {
   buf.writeUInt32LE(to - from - FRAME_HEAD, from);
-  buf.writeUInt32LE(epoch, from + 8);
-  buf.writeUInt32LE(crc32c(buf.subarray(from + 8, to)), from + 4);
+  buf.writeUInt32LE((epoch ^ key) >>> 0, from + 8);
+  buf.writeUInt32LE(frameCheck(buf.subarray(from + 8, to), key), from + 4);
 }
 
-export function seal(epoch: number): Buffer {
+/** What a frame's CRC field holds for its bytes from the epoch on. */
+function frameCheck(bytes: Buffer, key: number): number {
+  return (crc32c(bytes) ^ key) >>> 0;
+}
+
+export function seal(epoch: number, key: number): Buffer {
   const frame = Buffer.alloc(SEAL_BYTES);
-  stampFrame(frame, 0, SEAL_BYTES, epoch);
+  stampFrame(frame, 0, SEAL_BYTES, epoch, key);
   return frame;
 }
 
@@ -302,41 +318,42 @@ function countRecords(bytes: Buffer, from: number, end: number): number {
 type FrameRead = { kind: 'frame'; end: number; records: number } | { kind: 'seal'; end: number } | { kind: 'bad' };
 
 /** The frame of `epoch` at bytes[p] if it is whole: its length, epoch, records and CRC32C all check. */
-function frameAt(bytes: Buffer, p: number, epoch: number): FrameRead {
+function frameAt(bytes: Buffer, p: number, epoch: number, key: number): FrameRead {
   if (p < 0 || p + FRAME_HEAD > bytes.length) return { kind: 'bad' };
   const end = p + FRAME_HEAD + bytes.readUInt32LE(p);
-  if (end > bytes.length || bytes.readUInt32LE(p + 8) !== epoch) return { kind: 'bad' };
+  if (end > bytes.length || bytes.readUInt32LE(p + 8) !== (epoch ^ key) >>> 0) return { kind: 'bad' };
   // The layout first: it rules out most false starts of a scan (see framesFrom) before a CRC over them.
   const records = countRecords(bytes, p + FRAME_HEAD, end);
-  if (records < 0 || crc32c(bytes.subarray(p + 8, end)) !== bytes.readUInt32LE(p + 4)) return { kind: 'bad' };
+  if (records < 0 || frameCheck(bytes.subarray(p + 8, end), key) !== bytes.readUInt32LE(p + 4)) return { kind: 'bad' };
   return records === 0 ? { kind: 'seal', end } : { kind: 'frame', end, records };
 }
 
 /** Why the bytes at bytes[p] are not a frame of `epoch`, for the damage report. */
-function whyBad(bytes: Buffer, p: number, epoch: number): string {
+function whyBad(bytes: Buffer, p: number, epoch: number, key: number): string {
   if (p + FRAME_HEAD > bytes.length) return 'the file ends there';
   const end = p + FRAME_HEAD + bytes.readUInt32LE(p);
   if (end > bytes.length) return 'its length runs past the end of the file';
-  const found = bytes.readUInt32LE(p + 8);
+  const found = (bytes.readUInt32LE(p + 8) ^ key) >>> 0;
   if (found !== epoch) return `its epoch is ${found}, not the file's ${epoch}`;
-  if (crc32c(bytes.subarray(p + 8, end)) !== bytes.readUInt32LE(p + 4)) return 'its CRC32C does not match';
+  if (frameCheck(bytes.subarray(p + 8, end), key) !== bytes.readUInt32LE(p + 4)) return 'its CRC32C does not match';
   return 'its records do not parse';
 }
 
 /**
  * The whole frames of `epoch` that start at or after bytes[from]: found by their epoch field (a
- * native search), each checked whole, then followed frame to frame. Stops at a seal.
+ * native search for the four bytes it holds, which only the log key's holder can place), each
+ * checked whole, then followed frame to frame. Stops at a seal.
  */
-function framesFrom(bytes: Buffer, from: number, epoch: number): { frames: number; records: number; sealed: boolean } {
+function framesFrom(bytes: Buffer, from: number, epoch: number, key: number): { frames: number; records: number; sealed: boolean } {
   const tag = Buffer.alloc(4);
-  tag.writeUInt32LE(epoch);
+  tag.writeUInt32LE((epoch ^ key) >>> 0);
   let frames = 0;
   let records = 0;
   for (let search = from + 8; ; ) {
     const hit = bytes.indexOf(tag, search);
     if (hit < 0) return { frames, records, sealed: false };
     let p = hit - 8;
-    for (let read = frameAt(bytes, p, epoch); read.kind !== 'bad'; read = frameAt(bytes, p, epoch)) {
+    for (let read = frameAt(bytes, p, epoch, key); read.kind !== 'bad'; read = frameAt(bytes, p, epoch, key)) {
       if (read.kind === 'seal') return { frames, records, sealed: true };
       frames++;
       records += read.records;
@@ -371,11 +388,13 @@ function readFrom(file: LogFile, from: number): Buffer {
  * lmdb holds their records, so damage there loses nothing. A clean close seals the file where the
  * log ends (journal.ts), so a normal open searches nothing.
  */
-export function recover(files: LogFile[], after: LogPosition): Recovered {
+export function recover(files: LogFile[], after: LogPosition, key: number): Recovered {
   const maxEpoch = Math.max(after.epoch, ...files.map((f) => f.epoch));
-  const unread = unreadDamage(files, after);
+  const unread = unreadDamage(files, after, key);
   if (unread !== undefined) return { records: [], ...unread, maxEpoch: Math.max(maxEpoch, unread.maxEpoch) };
   const ordered = files.filter((f) => f.epoch !== 0 && f.epoch >= after.epoch).sort((a, b) => a.epoch - b.epoch);
+  const missing = missingDamage(files, ordered, after, key);
+  if (missing !== undefined) return { records: [], maxEpoch, damage: missing };
   const records: Recovered['records'] = [];
   for (let i = 0; i < ordered.length; i++) {
     const file = ordered[i]!;
@@ -384,16 +403,16 @@ export function recover(files: LogFile[], after: LogPosition): Recovered {
     const start = file.epoch === after.epoch ? after.offset : HEADER_BYTES;
     const bytes = readFrom(file, start);
     let p = 0;
-    let read = frameAt(bytes, p, file.epoch);
-    for (; read.kind === 'frame'; read = frameAt(bytes, p, file.epoch)) {
+    let read = frameAt(bytes, p, file.epoch, key);
+    for (; read.kind === 'frame'; read = frameAt(bytes, p, file.epoch, key)) {
       const ops = parseFrame(bytes.subarray(p + FRAME_HEAD, read.end))!;
       p = read.end;
       records.push({ ops, end: { epoch: file.epoch, offset: start + p } });
     }
     if (read.kind === 'seal') continue;
-    const behind = framesFrom(bytes, p + 1, file.epoch);
+    const behind = framesFrom(bytes, p + 1, file.epoch, key);
     const newer = ordered[i + 1]?.epoch === file.epoch + 1 ? ordered[i + 1] : undefined;
-    const lost = newer === undefined ? { frames: 0, records: 0 } : framesFrom(readFrom(newer, HEADER_BYTES), 0, newer.epoch);
+    const lost = newer === undefined ? { frames: 0, records: 0 } : framesFrom(readFrom(newer, HEADER_BYTES), 0, newer.epoch, key);
     // A newer file with no frames and none here behind the stop loses nothing (a damaged seal, or
     // a switch whose header write reported a failure yet landed: the writer went on here).
     if (behind.sealed || behind.frames >= WRITES_IN_FLIGHT || (newer !== undefined && behind.frames + lost.frames > 0)) {
@@ -403,7 +422,7 @@ export function recover(files: LogFile[], after: LogPosition): Recovered {
         : newer !== undefined
           ? `the file is not sealed, yet ${newer.name} holds the next epoch`
           : `${behind.frames} whole frames follow, more than the ${WRITES_IN_FLIGHT - 1} a crash can leave`;
-      const reason = `${whyBad(bytes, p, file.epoch)}; ${evidence}`;
+      const reason = `${whyBad(bytes, p, file.epoch, key)}; ${evidence}`;
       return { records, maxEpoch, damage: { file: file.name, offset: start + p, reason, frames: behind.frames + lost.frames, records: behind.records + lost.records } };
     }
     return { records, maxEpoch };
@@ -412,11 +431,29 @@ export function recover(files: LogFile[], after: LogPosition): Recovered {
 }
 
 /**
+ * No file holds lmdb's epoch, yet the other holds a later one: the file lmdb's position points
+ * into was deleted or replaced (the writer overwrites it only once lmdb's position has moved past
+ * its epoch, and begins the next epoch only after sealing it), so its frames past that position
+ * are gone and the later file's frames would be replayed without them.
+ */
+function missingDamage(files: LogFile[], ordered: LogFile[], after: LogPosition, key: number): LogDamage | undefined {
+  const first = ordered[0];
+  if (after.epoch === 0 || first === undefined || first.epoch === after.epoch) return undefined;
+  // One that names no epoch may be that file: unreadDamage looked in it for frames past the position.
+  if (files.some((f) => f.headerDamaged && f.epoch === 0)) return undefined;
+  const other = files.find((f) => f !== first)!;
+  const found = framesFrom(readFrom(first, HEADER_BYTES), 0, first.epoch, key);
+  if (found.frames === 0 && !found.sealed) return undefined;
+  const reason = `it holds no frames of epoch ${after.epoch}, where lmdb's position is (deleted or replaced?), yet ${first.name} holds epoch ${first.epoch}`;
+  return { file: other.name, offset: after.offset, reason, frames: found.frames, records: found.records };
+}
+
+/**
  * A file whose header and first frame both fail to read names no epoch. It may hold the frames
  * of lmdb's epoch past its position (its file is the one damaged) or of the epoch after both
  * files': replay would leave either out. Other epochs in it are older, held by lmdb already.
  */
-function unreadDamage(files: LogFile[], after: LogPosition): { damage: LogDamage; maxEpoch: number } | undefined {
+function unreadDamage(files: LogFile[], after: LogPosition, key: number): { damage: LogDamage; maxEpoch: number } | undefined {
   const unread = files.find((f) => f.headerDamaged && f.epoch === 0);
   if (unread === undefined) return undefined;
   const next = Math.max(...files.map((f) => f.epoch)) + 1;
@@ -424,7 +461,7 @@ function unreadDamage(files: LogFile[], after: LogPosition): { damage: LogDamage
   if (next > after.epoch) candidates.set(next, HEADER_BYTES);
   for (const [epoch, from] of candidates) {
     if (epoch === 0) continue;
-    const found = framesFrom(readFrom(unread, from), 0, epoch);
+    const found = framesFrom(readFrom(unread, from), 0, epoch, key);
     if (found.frames > 0 || found.sealed) {
       const damage = { file: unread.name, offset: 0, reason: `its header and first frame are damaged, and frames of epoch ${epoch} follow`, frames: found.frames, records: found.records };
       return { damage, maxEpoch: epoch };
