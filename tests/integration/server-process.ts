@@ -8,6 +8,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'quartz.js');
@@ -155,4 +156,23 @@ export async function metric(url: string, sample: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
   return line === undefined ? 0 : Number(line.slice(sample.length + 1));
+}
+
+/**
+ * A `start` for one test file: each server it starts is SIGKILLed after the test that started it.
+ *
+ * @example
+ * const start = serversKilledAfterEach();
+ * const server = await start(['--port', '0']);
+ */
+export function serversKilledAfterEach(): (args: string[], env?: Record<string, string>) => Promise<ServerProcess> {
+  const running: ServerProcess[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((s) => s.stop('SIGKILL')));
+  });
+  return async (args, env = {}) => {
+    const s = await startServerProcess(args, env);
+    running.push(s);
+    return s;
+  };
 }

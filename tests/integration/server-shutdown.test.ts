@@ -5,19 +5,10 @@
  * record and duplicates none, across a restart on the same data directory.
  */
 import { connect } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { metric, startServerProcess, tempDir, waitFor, type ServerProcess } from './server-process.js';
+import { describe, expect, it } from 'vitest';
+import { metric, serversKilledAfterEach, tempDir, waitFor } from './server-process.js';
 
-const running: ServerProcess[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((s) => s.stop('SIGKILL')));
-});
-
-async function start(args: string[]): Promise<ServerProcess> {
-  const s = await startServerProcess(args);
-  running.push(s);
-  return s;
-}
+const start = serversKilledAfterEach();
 
 async function tenant(url: string): Promise<Record<string, string>> {
   const res = await fetch(`${url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'load@example.com' }) });

@@ -5,20 +5,11 @@
  */
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { BIN, ROOT, cleanEnv, runCli, startServerProcess, tempDir, waitFor, type ServerProcess } from './server-process.js';
+import { BIN, cleanEnv, ROOT, runCli, serversKilledAfterEach, tempDir, waitFor } from './server-process.js';
 
-const running: ServerProcess[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((s) => s.stop('SIGKILL')));
-});
-
-async function start(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
-  const s = await startServerProcess(args, env);
-  running.push(s);
-  return s;
-}
+const start = serversKilledAfterEach();
 
 async function register(url: string, email = 'ops@example.com'): Promise<Response> {
   return fetch(`${url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email }) });

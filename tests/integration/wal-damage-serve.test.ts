@@ -8,21 +8,12 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb } from 'lmdb';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { APPLIED_KEY, LOG_KEY } from '../../src/node/storage/journal.js';
 import { HEADER_BYTES, WAL_FILES, WRITES_IN_FLIGHT } from '../../src/node/storage/wal.js';
-import { runCli, startServerProcess, tempDir, type ServerProcess } from './server-process.js';
+import { runCli, serversKilledAfterEach, tempDir } from './server-process.js';
 
-const running: ServerProcess[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((s) => s.stop('SIGKILL')));
-});
-
-async function start(args: string[]): Promise<ServerProcess> {
-  const s = await startServerProcess(args);
-  running.push(s);
-  return s;
-}
+const start = serversKilledAfterEach();
 
 /** lmdb's log position (what it holds of the log) and the log key. */
 async function appliedPosition(data: string): Promise<{ position: [number, number]; logKey: number }> {
