@@ -372,9 +372,10 @@ export class Journal {
 
   delete(unit: JournalUnit, key: Uint8Array, mapKey: string): Promise<void> {
     this.check();
-    this.group.recordBytes += deleteBytes(key);
+    const bytes = deleteBytes(key);
+    this.group.recordBytes += bytes;
     if (!this.group.bulk) {
-      this.reserve(deleteBytes(key));
+      this.reserve(bytes);
       this.used = encodeDelete(this.buf, this.used, unit.state.id, key);
     }
     this.queued(unit, mapKey, undefined);
@@ -398,7 +399,7 @@ export class Journal {
     if (bytes > this.maxRecord || ops.some((op) => op.type === 'put' && op.value.length > this.maxValue)) return this.direct(unit, ops);
     this.group.recordBytes += bytes;
     if (!this.group.bulk) {
-      this.reserve(recordBytes(logged));
+      this.reserve(bytes);
       this.used = encodeRecord(this.buf, this.used, logged);
     }
     for (const op of ops) this.queued(unit, mapKeyOf(op.key), op.type === 'put' ? op.value : undefined);
