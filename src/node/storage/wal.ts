@@ -258,41 +258,11 @@ export interface Recovered {
   damage?: LogDamage;
 }
 
-/** The ops of the records in a frame body, or undefined if they do not parse. */
-function parseFrame(body: Buffer): LoggedOp[] | undefined {
-  const ops: LoggedOp[] = [];
-  for (let r = 0; r < body.length; ) {
-    if (r + RECORD_HEAD > body.length) return undefined;
-    const end = r + 4 + body.readUInt32LE(r);
-    if (end > body.length) return undefined;
-    const count = body.readUInt32LE(r + 4);
-    let p = r + RECORD_HEAD;
-    for (let i = 0; i < count; i++) {
-      if (p + 3 > end) return undefined;
-      const type = body[p]!;
-      const keyLength = body.readUInt16LE(p + 1);
-      if (type === OP_PUT) {
-        if (p + 7 > end) return undefined;
-        const valueLength = body.readUInt32LE(p + 3);
-        p += 7;
-        if (p + keyLength + valueLength > end) return undefined;
-        ops.push({ type, key: body.subarray(p, p + keyLength), value: body.subarray(p + keyLength, p + keyLength + valueLength) });
-        p += keyLength + valueLength;
-      } else if (type === OP_DELETE) {
-        p += 3;
-        if (p + keyLength > end) return undefined;
-        ops.push({ type, key: body.subarray(p, p + keyLength) });
-        p += keyLength;
-      } else return undefined;
-    }
-    if (p !== end) return undefined;
-    r = end;
-  }
-  return ops;
-}
-
-/** The number of records in bytes[from, end) if they parse (as parseFrame, without building ops), else -1. */
-function countRecords(bytes: Buffer, from: number, end: number): number {
+/**
+ * Walks the records in bytes[from, end): their number if they parse whole, else -1. `onOp` sees
+ * each op (views of `bytes`) as it is read; replay builds ops this way, the damage search only counts.
+ */
+function walkRecords(bytes: Buffer, from: number, end: number, onOp?: (op: LoggedOp) => void): number {
   let records = 0;
   for (let r = from; r < end; records++) {
     if (r + RECORD_HEAD > end) return -1;
@@ -302,12 +272,20 @@ function countRecords(bytes: Buffer, from: number, end: number): number {
     for (let i = bytes.readUInt32LE(r + 4); i > 0; i--) {
       if (p + 3 > recordEnd) return -1;
       const type = bytes[p]!;
+      const keyLength = bytes.readUInt16LE(p + 1);
       if (type === OP_PUT) {
         if (p + 7 > recordEnd) return -1;
-        p += 7 + bytes.readUInt16LE(p + 1) + bytes.readUInt32LE(p + 3);
-      } else if (type === OP_DELETE) p += 3 + bytes.readUInt16LE(p + 1);
-      else return -1;
-      if (p > recordEnd) return -1;
+        const valueLength = bytes.readUInt32LE(p + 3);
+        p += 7;
+        if (p + keyLength + valueLength > recordEnd) return -1;
+        onOp?.({ type, key: bytes.subarray(p, p + keyLength), value: bytes.subarray(p + keyLength, p + keyLength + valueLength) });
+        p += keyLength + valueLength;
+      } else if (type === OP_DELETE) {
+        p += 3;
+        if (p + keyLength > recordEnd) return -1;
+        onOp?.({ type, key: bytes.subarray(p, p + keyLength) });
+        p += keyLength;
+      } else return -1;
     }
     if (p !== recordEnd) return -1;
     r = recordEnd;
@@ -323,7 +301,7 @@ function frameAt(bytes: Buffer, p: number, epoch: number, key: number): FrameRea
   const end = p + FRAME_HEAD + bytes.readUInt32LE(p);
   if (end > bytes.length || bytes.readUInt32LE(p + 8) !== (epoch ^ key) >>> 0) return { kind: 'bad' };
   // The layout first: it rules out most false starts of a scan (see framesFrom) before a CRC over them.
-  const records = countRecords(bytes, p + FRAME_HEAD, end);
+  const records = walkRecords(bytes, p + FRAME_HEAD, end);
   if (records < 0 || frameCheck(bytes.subarray(p + 8, end), key) !== bytes.readUInt32LE(p + 4)) return { kind: 'bad' };
   return records === 0 ? { kind: 'seal', end } : { kind: 'frame', end, records };
 }
@@ -405,7 +383,8 @@ export function recover(files: LogFile[], after: LogPosition, key: number): Reco
     let p = 0;
     let read = frameAt(bytes, p, file.epoch, key);
     for (; read.kind === 'frame'; read = frameAt(bytes, p, file.epoch, key)) {
-      const ops = parseFrame(bytes.subarray(p + FRAME_HEAD, read.end))!;
+      const ops: LoggedOp[] = [];
+      walkRecords(bytes, p + FRAME_HEAD, read.end, (op) => ops.push(op)); // frameAt has checked it whole
       p = read.end;
       records.push({ ops, end: { epoch: file.epoch, offset: start + p } });
     }
