@@ -8,7 +8,8 @@ import { ErrorCode, QuartzError } from '../core/errors.js';
 import type { StorageProvider } from '../ports/storage.js';
 
 export const META_UNIT = 'meta';
-const VERSION_KEY = new TextEncoder().encode('data_version');
+/** The `meta` unit's key holding the version, as decimal text. */
+export const DATA_VERSION_KEY = new TextEncoder().encode('data_version');
 
 export interface Migration {
   /** The version this migration produces; migrations are numbered 1, 2, 3, ... */
@@ -44,7 +45,11 @@ function encode(version: number): Uint8Array {
 /** The recorded version, or 0 for data that predates versioning (or a fresh store). */
 export async function readDataVersion(storage: StorageProvider): Promise<number> {
   const { kv } = await storage.unit(META_UNIT);
-  const raw = await kv.get(VERSION_KEY);
+  return parseDataVersion(await kv.get(DATA_VERSION_KEY));
+}
+
+/** The version in a stored version record; 0 for none. */
+export function parseDataVersion(raw: Uint8Array | undefined): number {
   if (raw === undefined) return 0;
   const text = new TextDecoder().decode(raw);
   const version = Number(text);
@@ -61,6 +66,15 @@ export interface DataVersionResult {
   to: number;
   /** Versions whose migrations ran, in order. */
   applied: number[];
+}
+
+/** The refusal of a store in a format newer than `supported`. */
+export function dataVersionTooNew(where: string, found: number, supported: number): QuartzError {
+  return new QuartzError(
+    ErrorCode.DATA_VERSION_TOO_NEW,
+    `${where} is in format version ${found}, newer than this QuartzDB supports (${supported}); upgrade QuartzDB to open it`,
+    { details: { found, supported } },
+  );
 }
 
 /**
@@ -82,13 +96,7 @@ export async function ensureDataVersion(
   });
   const latest = migrations.length;
   const from = await readDataVersion(storage);
-  if (from > latest) {
-    throw new QuartzError(
-      ErrorCode.DATA_VERSION_TOO_NEW,
-      `${where} is in format version ${from}, newer than this QuartzDB supports (${latest}); upgrade QuartzDB to open it`,
-      { details: { found: from, supported: latest } },
-    );
-  }
+  if (from > latest) throw dataVersionTooNew(where, from, latest);
   const { kv } = await storage.unit(META_UNIT);
   const applied: number[] = [];
   for (const m of migrations.slice(from)) {
@@ -97,7 +105,7 @@ export async function ensureDataVersion(
     } catch (err) {
       throw new QuartzError(ErrorCode.INTERNAL, `migrating ${where} to format version ${m.version} (${m.description}) failed`, { cause: err });
     }
-    await kv.put(VERSION_KEY, encode(m.version));
+    await kv.put(DATA_VERSION_KEY, encode(m.version));
     applied.push(m.version);
   }
   return { from, to: latest, applied };

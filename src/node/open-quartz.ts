@@ -4,6 +4,7 @@
 import { ErrorCode, QuartzError } from '../core/errors.js';
 import type { InitInput } from '../core/loader.js';
 import { showValue } from '../core/show-value.js';
+import { DATA_VERSION } from '../engine/data-version.js';
 import { createEngine, type Engine, type EngineOptions } from '../engine/engine.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
 import { BatchEncoderPool } from './batch-encoder-pool.js';
@@ -58,7 +59,7 @@ export async function openQuartz(options: OpenQuartzOptions): Promise<Engine> {
   if (threads !== undefined && !(Number.isInteger(threads) && (threads as number) >= 0 && (threads as number) <= MAX_ENCODE_THREADS)) {
     throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `encodeThreads must be an integer from 0 to ${MAX_ENCODE_THREADS}, got ${showValue(threads)}`);
   }
-  const storage = await openDiskStorage({ dir: dataDir, dropDamagedLog: options.dropDamagedLog, warn: options.warn }).catch((err: unknown) => {
+  const storage = await openDiskStorage({ dir: dataDir, dropDamagedLog: options.dropDamagedLog, warn: options.warn, newestDataVersion: DATA_VERSION }).catch((err: unknown) => {
     throw asOpenError(err, dataDir);
   });
   // Threads start on the first large produce, so a process that never makes one never has them.

@@ -26,7 +26,8 @@ import { checkName, checkPrefix, closedError } from '../../ports/storage-checks.
 import { FileBlobs, ReadHandles, syncDir } from './file-blobs.js';
 import { APPLIED_KEY, DEFAULT_APPLY_DELAY_MS, DEFAULT_LOG_FILE_BYTES, Journal, LOG_KEY } from './journal.js';
 import { makeDirs } from './make-dirs.js';
-import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState } from './lmdb-kv.js';
+import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState, type UnitKey } from './lmdb-kv.js';
+import { DATA_VERSION_KEY, META_UNIT, dataVersionTooNew, parseDataVersion } from '../../engine/data-version.js';
 import { RecordCache } from './record-cache.js';
 import { UnitNames } from './unit-names.js';
 import { HEADER_BYTES, OP_PUT, closeLogFiles, encodeHeader, openLogFiles, recover, writeAtSync, type LogFile, type LogPosition } from './wal.js';
@@ -50,6 +51,26 @@ export interface DiskStorageOptions {
   dropDamagedLog?: boolean;
   /** Where `dropDamagedLog` reports what it dropped, and replay a damaged header it read past (default: process.emitWarning). */
   warn?: (message: string, details: Record<string, unknown>) => void;
+  /**
+   * The newest data format version the caller understands (the engine's DATA_VERSION). A directory
+   * whose kv.mdb records a newer one is refused with DATA_VERSION_TOO_NEW before anything is
+   * replayed or swept: a newer build's log may hold frames this build would take for damage.
+   */
+  newestDataVersion?: number;
+}
+
+/**
+ * Refuses a directory whose kv.mdb records a data format newer than `newest`. Reads lmdb alone:
+ * a newer build that changes what its log holds records its version in kv.mdb before it writes
+ * such frames (docs/format.md), so the check holds before this build reads a frame.
+ */
+function refuseNewerData(dir: string, catalog: Map<string, number>, fast: Database<Buffer, Buffer>, newest: number): void {
+  const metaId = catalog.get(META_UNIT);
+  if (metaId === undefined) return;
+  const unitKey: UnitKey = { id: metaId, key: DATA_VERSION_KEY };
+  const raw = fast.get(unitKey as unknown as Buffer);
+  const found = parseDataVersion(raw === undefined ? undefined : new Uint8Array(raw.buffer, raw.byteOffset, raw.length));
+  if (found > newest) throw dataVersionTooNew(`data directory ${dir}`, found, newest);
 }
 
 /** Directories this process has open (the LOCK file's pid cannot tell two opens in one process apart). */
@@ -221,6 +242,7 @@ export class DiskStorage implements StorageProvider {
     for (const { key, value } of units.getRange({})) catalog.set(key, value);
     let files: LogFile[] | undefined;
     try {
+      if (options.newestDataVersion !== undefined) refuseNewerData(dir, catalog, fast, options.newestDataVersion);
       // First, so what a crash (or a full disk) left in blobs/tmp is freed before replay needs room.
       await sweep(dir, catalog);
       // 0 in a directory from before the log key: its frames have the plain CRC (see wal.ts).

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { open as openLmdb } from 'lmdb';
 import { ErrorCode } from '../../core/errors.js';
+import { DATA_VERSION, DATA_VERSION_KEY, META_UNIT } from '../../engine/data-version.js';
 import { crc32c } from '../../core/hash.js';
 import { openDiskStorage, type DiskStorageOptions } from './disk-storage.js';
 import { LOG_KEY } from './journal.js';
@@ -26,12 +27,16 @@ const value = (n: number) => new Uint8Array(200 + (n % 7)).fill(n % 251);
  * A directory as a crash after `count` puts leaves it (lmdb received none of them unless
  * `settleAfter` says after how many): each put awaited alone, so one frame each.
  */
-async function crashedAfter(count: number, options: { logFileBytes?: number; settleAfter?: number } = {}): Promise<string> {
+async function crashedAfter(count: number, options: { logFileBytes?: number; settleAfter?: number; dataVersion?: number } = {}): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'quartz-waldamage-'));
   const copy = `${dir}-crashed`;
   dirs.push(dir, copy);
   const storage = await openDiskStorage({ dir, applyDelayMs: 3_600_000, logFileBytes: options.logFileBytes });
   try {
+    if (options.dataVersion !== undefined) {
+      await (await storage.unit(META_UNIT)).kv.put(DATA_VERSION_KEY, new TextEncoder().encode(String(options.dataVersion)));
+      await storage.settle();
+    }
     const { kv } = await storage.unit('kv/t');
     for (let n = 0; n < count; n++) {
       await kv.put(key(n), value(n));
@@ -386,5 +391,30 @@ describe('write-ahead log replay: two files', () => {
     await flip(dir, 'wal-0', 9);
     await flip(dir, 'wal-0', middle(frames[0]!));
     expect((await refusal(dir)).details).toMatchObject({ file: 'wal-0', offset: 0, frames: 19, records: 19 });
+  });
+});
+
+describe('write-ahead log replay: a directory of a newer QuartzDB', () => {
+  it('is refused for its version before its log is read, so a newer log is never taken for damage', async () => {
+    const dir = await crashedAfter(20, { dataVersion: DATA_VERSION + 1 });
+    // A frame this build cannot read, with acknowledged frames behind it: damage to this build.
+    await flip(dir, 'wal-0', middle((await framesOf(dir, 'wal-0')).frames[2]!));
+    const before = await readFile(join(dir, 'wal-0'));
+    const err = await openDiskStorage({ dir, newestDataVersion: DATA_VERSION }).then(
+      async (s) => {
+        await s.close();
+        throw new Error('opened');
+      },
+      (e: { code: string; message: string }) => e,
+    );
+    expect(err).toMatchObject({ code: ErrorCode.DATA_VERSION_TOO_NEW, message: expect.stringContaining(`data directory ${dir} is in format version ${DATA_VERSION + 1}`) });
+    expect((await readFile(join(dir, 'wal-0'))).equals(before)).toBe(true);
+    // Without the version to compare, the same directory reads as damage.
+    expect((await refusal(dir)).code).toBe(ErrorCode.CORRUPT_DATA);
+  });
+
+  it('opens a directory of this format version with its log as before', async () => {
+    const dir = await crashedAfter(20, { dataVersion: DATA_VERSION });
+    expect((await reopen(dir, 20, { newestDataVersion: DATA_VERSION })).present).toEqual(upTo(20));
   });
 });
