@@ -1,6 +1,7 @@
 /**
- * The QUARTZ_* environment variables cannot drift from their docs: every one the shipped code
- * reads is documented, the server's in docs/configuration.md and in `quartz serve --help`.
+ * docs/configuration.md cannot drift from the server: every QUARTZ_* variable the shipped code
+ * reads is documented (the server's there and in `quartz serve --help`), and the config file's
+ * example is accepted and its key table names every key of the schema.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../cli/program.js';
+import { configFileSchema } from './settings.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -43,5 +45,24 @@ describe('QUARTZ_* variables', () => {
     program.commands.find((c) => c.name() === 'serve')!.outputHelp();
     const listed = [...new Set(help.match(/\bQUARTZ_[A-Z0-9_]*[A-Z0-9]\b/g))].sort();
     expect(listed).toEqual(server);
+  });
+});
+
+describe('docs/configuration.md config file', () => {
+  const doc = read('docs/configuration.md');
+  const section = doc.slice(doc.indexOf('## The config file'), doc.indexOf('## The admin key'));
+
+  it('shows an example the server accepts', () => {
+    const example = /```json\n([\s\S]*?)```/.exec(section);
+    expect(example).not.toBeNull();
+    expect(configFileSchema.safeParse(JSON.parse(example![1]!)).error).toBeUndefined();
+  });
+
+  it('lists every key of the schema in its key table, and no other', () => {
+    const keys = section
+      .split('\n')
+      .filter((line) => /^\| `[$a-z_]+` \|/.test(line))
+      .map((line) => /`([$a-z_]+)`/.exec(line)![1]!);
+    expect(keys.sort()).toEqual(Object.keys(configFileSchema.shape).sort());
   });
 });
