@@ -71,7 +71,14 @@ describe('the direct KV PUT (app.direct)', () => {
       expect(await viaFetch.text()).toBe('hello');
       expect((await direct('PUT', '/v1/kv/a/b', { 'if-none-match': '*' }))?.status).toBe(412);
       expect((await direct('PUT', '/v1/kv/a/b', { 'if-match': etag }))?.status).toBe(200);
-      expect((await direct('PUT', '/v1/kv/a/b?ttl=0'))?.status).toBe(400);
+      // Every bad ttl, direct or through fetch, gets one message naming the whole range.
+      for (const ttl of ['0', '315360001', '1.5']) {
+        const message = `ttl: expected a whole number of seconds from 1 to 315360000, got "${ttl}"`;
+        const refused = await direct('PUT', `/v1/kv/a/b?ttl=${ttl}`);
+        if (refused !== undefined) expect([refused.status, JSON.parse(refused.body as string).message]).toEqual([400, message]);
+        const viaFetch = await app.fetch(new Request(`http://local/v1/kv/a/b?ttl=${ttl}`, { method: 'PUT', headers, body: 'x' }));
+        expect([viaFetch.status, ((await viaFetch.json()) as { message: string }).message]).toEqual([400, message]);
+      }
 
       for (const [method, target, extra] of [
         ['POST', '/v1/kv/a/b', {}],

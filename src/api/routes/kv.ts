@@ -4,7 +4,7 @@
  */
 import type { Context } from 'hono';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
-import type { KvEntry, KvStore } from '../../engine/kv/kv-store.js';
+import { MAX_TTL_SECONDS, type KvEntry, type KvStore } from '../../engine/kv/kv-store.js';
 import { JSON_TYPE } from '../errors.js';
 import { readBody, readDirectBody } from '../body.js';
 import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
@@ -150,7 +150,10 @@ const KV_PREFIX = '/v1/kv/';
 
 function parseTtl(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
-  if (!/^\d{1,12}$/.test(raw) || Number(raw) === 0) throw invalid(`ttl: expected a whole number of seconds of at least 1, got ${JSON.stringify(raw.slice(0, 40))}`);
+  // The engine's range, named here so that every bad ttl gets the same message.
+  if (!/^\d{1,12}$/.test(raw) || Number(raw) === 0 || Number(raw) > MAX_TTL_SECONDS) {
+    throw invalid(`ttl: expected a whole number of seconds from 1 to ${MAX_TTL_SECONDS}, got ${JSON.stringify(raw.slice(0, 40))}`);
+  }
   return Number(raw);
 }
 

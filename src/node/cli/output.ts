@@ -51,3 +51,14 @@ export function createOutput(mode: OutputMode, write: (text: string) => void): O
     },
   };
 }
+
+/**
+ * A count with its noun in the right number, for confirmations people read.
+ *
+ * @example
+ * counted(1, 'byte'); // '1 byte'
+ * counted(3, 'entry', 'entries'); // '3 entries'
+ */
+export function counted(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

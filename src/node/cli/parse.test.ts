@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CliError } from './client.js';
 import { intFlag, outputMode } from './context.js';
 import { parseVectors } from './commands/data.js';
-import { createOutput } from './output.js';
+import { counted, createOutput } from './output.js';
 
 describe('parseVectors', () => {
   it('reads a JSON array, {vectors}, one object, or JSONL', () => {
@@ -50,5 +50,13 @@ describe('createOutput', () => {
     text = '';
     scripts.done('deleted', { deleted: true });
     expect(JSON.parse(text)).toEqual({ deleted: true });
+  });
+});
+
+describe('counted', () => {
+  it('puts the noun in the number of the count', () => {
+    expect([counted(0, 'byte'), counted(1, 'byte'), counted(2, 'byte')]).toEqual(['0 bytes', '1 byte', '2 bytes']);
+    expect(counted(1, 'entry', 'entries')).toBe('1 entry');
+    expect(counted(5, 'entry', 'entries')).toBe('5 entries');
   });
 });

@@ -92,6 +92,7 @@ describe('resolveServeSettings', () => {
     await expect(resolveServeSettings({}, { QUARTZ_PORT: 'x' })).rejects.toThrow(/QUARTZ_PORT/);
     await expect(resolveServeSettings({ logLevel: 'loud' }, {})).rejects.toThrow(/--log-level must be one of/);
     await expect(resolveServeSettings({}, { QUARTZ_REGISTRATION: 'maybe' })).rejects.toThrow(/QUARTZ_REGISTRATION must be true or false/);
+    await expect(resolveServeSettings({}, { QUARTZ_CORS_ORIGINS: ' , ' })).rejects.toThrow(/QUARTZ_CORS_ORIGINS must name at least one origin/);
     await expect(resolveServeSettings({ host: '' }, {})).rejects.toThrow(/^--host must not be empty$/);
     await expect(resolveServeSettings({ data: '' }, {})).rejects.toThrow(/^--data must not be empty$/);
     // An empty variable is unset, as shells leave them.

@@ -102,6 +102,13 @@ function parseBool(value: string, subject: string): boolean {
   throw bad(`${subject} must be true or false, got '${value}'`);
 }
 
+/** A comma-separated list; like the file's `cors_origins`, it must name at least one origin. */
+function parseOrigins(value: string, subject: string): string[] {
+  const origins = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (origins.length === 0) throw bad(`${subject} must name at least one origin (comma-separated), got '${value}'`);
+  return origins;
+}
+
 function parseLevel(value: string, subject: string): LogLevel {
   if (!(LOG_LEVELS as readonly string[]).includes(value)) throw bad(`${subject} must be one of ${LOG_LEVELS.join(', ')}, got '${value}'`);
   return value as LogLevel;
@@ -158,7 +165,7 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
     undefined,
     'QUARTZ_CORS_ORIGINS',
     file.cors_origins,
-    (v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0),
+    parseOrigins,
     ['*'],
   );
   const app = {

@@ -7,6 +7,7 @@ import { open, readFile, rename, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ApiClient, CliError } from '../client.js';
 import { ctxFor, type CliIo } from '../context.js';
+import { counted } from '../output.js';
 import { progressBar } from '../progress.js';
 
 export function adminCommands(program: Command, io: CliIo): void {
@@ -69,7 +70,7 @@ export function adminCommands(program: Command, io: CliIo): void {
         await rm(partial, { force: true });
         throw cannotWrite(err);
       });
-      ctx.out.done(`backup written to ${flags.file} (${written} bytes)`, { file: flags.file, bytes: written });
+      ctx.out.done(`backup written to ${flags.file} (${counted(written, 'byte')})`, { file: flags.file, bytes: written });
     });
 
   program
@@ -101,6 +102,6 @@ export function adminCommands(program: Command, io: CliIo): void {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       });
-      ctx.out.done(`restored ${result.entries} entries and ${result.blobs} blobs in ${result.units} units into ${flags.data}`, { data: flags.data, ...result });
+      ctx.out.done(`restored ${counted(result.entries, 'entry', 'entries')} and ${counted(result.blobs, 'blob')} in ${counted(result.units, 'unit')} into ${flags.data}`, { data: flags.data, ...result });
     });
 }

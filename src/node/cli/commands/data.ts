@@ -8,6 +8,7 @@ import { decodeUtf8 } from '../../../core/utf8.js';
 import { CliError, resolveConnection, ApiClient, errorBody, errorOf, namedPath } from '../client.js';
 import { ctxFor, intFlag, type CliIo } from '../context.js';
 import { readAll, readFirstLine, readSecretLine } from '../io.js';
+import { counted } from '../output.js';
 import { progressBar } from '../progress.js';
 import { writeUserConfig } from '../user-config.js';
 
@@ -115,7 +116,7 @@ export function kvCommands(program: Command, io: CliIo): void {
       else body = await readAll(io.stdin);
       const contentType = flags.contentType ?? (value !== undefined ? 'text/plain; charset=utf-8' : 'application/octet-stream');
       const res = await (await ctx.client()).request(path, { method: 'PUT', body, contentType, query: { ttl } });
-      ctx.out.done(`put '${key}' (${body.length} bytes)`, { key, size: body.length, etag: res.headers.get('etag') });
+      ctx.out.done(`put '${key}' (${counted(body.length, 'byte')})`, { key, size: body.length, etag: res.headers.get('etag') });
     });
 
   kv.command('del <key>')
@@ -197,7 +198,7 @@ export function vectorCommands(program: Command, io: CliIo): void {
         bar.update(Math.min(vectors.length, i + batch));
       }
       bar.stop();
-      ctx.out.done(`upserted ${upserted} vectors into '${name}'`, { collection: name, upserted });
+      ctx.out.done(`upserted ${counted(upserted, 'vector')} into '${name}'`, { collection: name, upserted });
     });
   vec
     .command('query <collection>')

@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { CliError, namedPath, type ApiClient } from '../client.js';
 import { ctxFor, intFlag, type CliIo, type Ctx } from '../context.js';
+import { counted } from '../output.js';
 
 const topicPath = (topic: string): string => namedPath('/v1/topics', topic, 'the topic name');
 
@@ -49,8 +50,8 @@ export function topicCommands(program: Command, io: CliIo): void {
         if (!/^-?\d+$/.test(flags.retentionMs)) throw new CliError(`quartz: --retention-ms must be an integer, got '${flags.retentionMs}'`);
         retention_ms = Number(flags.retentionMs);
       }
-      const created = await (await ctx.client()).json<Record<string, unknown>>('/v1/topics', { method: 'POST', json: { name, partitions, retention_ms } });
-      ctx.out.done(`created topic '${name}' with ${partitions} partition(s)`, created);
+      const created = await (await ctx.client()).json<{ partitions: number }>('/v1/topics', { method: 'POST', json: { name, partitions, retention_ms } });
+      ctx.out.done(`created topic '${name}' with ${counted(created.partitions, 'partition')}`, created);
     });
   topic
     .command('ls')
@@ -67,7 +68,7 @@ export function topicCommands(program: Command, io: CliIo): void {
       const ctx = ctxFor(cmd, io);
       const d = await (await ctx.client()).json<Described>(topicPath(name));
       if (ctx.out.mode === 'json') return ctx.out.print(d, () => '');
-      io.stdout.write(`topic ${d.name}: ${d.partitions} partition(s), retention_ms ${d.retention_ms}\n`);
+      io.stdout.write(`topic ${d.name}: ${counted(d.partitions, 'partition')}, retention_ms ${d.retention_ms}\n`);
       ctx.out.table(d.partition_info as unknown as Record<string, unknown>[], ['partition', 'log_start_offset', 'high_watermark', 'bytes', 'segments']);
     });
   topic
@@ -95,7 +96,7 @@ export function topicCommands(program: Command, io: CliIo): void {
       const linger = intFlag(flags.lingerMs, '--linger-ms')!;
       const client = await ctx.client();
       const produced = await produceLines(client, name, flags.file !== undefined ? createReadStream(flags.file) : io.stdin, { key: flags.key, partition, batchSize, linger }, flags.file);
-      ctx.out.done(`produced ${produced} record(s) to '${name}'`, { topic: name, produced });
+      ctx.out.done(`produced ${counted(produced, 'record')} to '${name}'`, { topic: name, produced });
     });
 
   program
