@@ -140,6 +140,27 @@ function runGuards(c: Context<AppEnv>, guards: readonly Guard[], handler: RouteH
 }
 
 /**
+ * The answer to HEAD: the GET answer's head, with the `Content-Length` its body would have
+ * (RFC 9110 §9.3.2), and no body. hono hands HEAD the GET handler's response and then drops its
+ * body unread, so without this the length was missing.
+ */
+function headAnswer(c: Context<AppEnv>, res: Response): Awaitable<Response> {
+  const body = res.body!;
+  if (res.headers.has('content-length') || c.get('streamed') === true) {
+    // A streamed body must be cancelled, or its source stays open (a backup keeps its lmdb read
+    // transaction and blob links until the server stops).
+    body.cancel().catch(() => undefined);
+    return res;
+  }
+  // Built in full already (JSON, a KV value): reading it costs no more than sending it would.
+  return res.arrayBuffer().then((bytes) => {
+    const head = new Response(null, { status: res.status, headers: res.headers });
+    head.headers.set('content-length', String(bytes.byteLength));
+    return head;
+  });
+}
+
+/**
  * @example
  * const pipeline = requestPipeline(deps);
  * app.notFound(pipeline.route('unmatched', [], notFound));
@@ -147,7 +168,7 @@ function runGuards(c: Context<AppEnv>, guards: readonly Guard[], handler: RouteH
 export function requestPipeline(deps: AppDeps): RequestPipeline {
   const { logger, metrics } = deps;
 
-  const finish = (c: Context<AppEnv>, res: Response, route: string, start: number): Response => {
+  const finish = (c: Context<AppEnv>, res: Response, route: string, start: number): Awaitable<Response> => {
     const requestId = c.get('requestId');
     if (c.get('finished') !== true) {
       res = withRequestId(res, requestId);
@@ -170,10 +191,7 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
       }
     }
     observe(route, c.req.method, res.status, start, requestId, c.get('longPoll') === true);
-    // hono answers HEAD with the GET handler's response less its body, which it never reads: a
-    // streamed body must be cancelled, or its source stays open (a backup keeps its lmdb read
-    // transaction and blob links until the server stops).
-    if (c.req.method === 'HEAD' && res.body !== null) res.body.cancel().catch(() => undefined);
+    if (c.req.method === 'HEAD' && res.body !== null) return headAnswer(c, res);
     return res;
   };
 
@@ -198,7 +216,7 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
     return finishDirect(s, { status: shown.status, headers: { 'content-type': JSON_TYPE }, body }, route, start);
   };
 
-  const fail = (c: Context<AppEnv>, err: unknown, route: string, start: number): Response => {
+  const fail = (c: Context<AppEnv>, err: unknown, route: string, start: number): Awaitable<Response> => {
     // An error response is new: it gets the request id, rate-limit and CORS headers here.
     c.set('finished', false);
     return finish(c, toErrorResponse(err, logger, c.get('requestId')), route, start);

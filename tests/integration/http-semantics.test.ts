@@ -1,0 +1,96 @@
+/**
+ * HTTP semantics a demanding client relies on, against a real server on loopback: HEAD answers
+ * with GET's head, `Expect: 100-continue` refused before the body is sent, CORS preflights on
+ * paths that exist only, and odd but valid requests (HTTP/1.0, absolute-form targets, chunked
+ * bodies) answered as their plain forms.
+ */
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exchangeRaw, parseRawAnswer, sendWithBody, startServerWithTenant, type ServerWithTenant } from '../fixtures/server-with-tenant.js';
+
+let running: ServerWithTenant;
+let auth: string;
+
+beforeAll(async () => {
+  // A limited plan, so answers carry the X-RateLimit-* headers too.
+  running = await startServerWithTenant('http-semantics', { default_plan: 'pro' });
+  auth = `Bearer ${running.apiKey}`;
+  const put = (path: string, body: string): Promise<Response> => fetch(`${running.server.url}${path}`, { method: 'PUT', headers: { authorization: auth, 'content-type': 'text/plain' }, body });
+  const post = (path: string, body: unknown): Promise<Response> =>
+    fetch(`${running.server.url}${path}`, { method: 'POST', headers: { authorization: auth }, body: JSON.stringify(body) });
+  expect((await put('/v1/kv/greeting', 'hello, world')).status).toBe(200);
+  expect((await post('/v1/topics', { name: 'orders', partitions: 1 })).status).toBe(201);
+  expect((await post('/v1/topics/orders/records', { records: [{ value: 'one' }] })).status).toBe(200);
+  expect((await post('/v1/collections', { name: 'docs', dims: 2, metric: 'cosine' })).status).toBe(201);
+  expect((await post('/v1/collections/docs/upsert', { vectors: [{ id: 'a', values: [1, 0] }] })).status).toBe(200);
+});
+
+afterAll(async () => {
+  await running.close();
+});
+
+/** Headers that differ between two answers to the same request. */
+const PER_ANSWER = new Set(['date', 'x-request-id', 'x-ratelimit-remaining', 'x-ratelimit-reset']);
+
+interface Head {
+  status: number;
+  headers: Record<string, string>;
+  bodyBytes: number;
+}
+
+/** One request with node's client, which reads a HEAD answer as bodiless whatever its length says. */
+function send(method: string, path: string, headers: Record<string, string> = {}): Promise<Head> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${running.server.url}${path}`, { method, headers: { authorization: auth, ...headers } }, (res) => {
+      let bodyBytes = 0;
+      res.on('data', (chunk: Buffer) => (bodyBytes += chunk.length));
+      res.on('end', () => {
+        const out: Record<string, string> = {};
+        for (const [name, value] of Object.entries(res.headers)) if (!PER_ANSWER.has(name)) out[name] = String(value);
+        resolve({ status: res.statusCode!, headers: out, bodyBytes });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('HEAD', () => {
+  const paths = [
+    '/v1/health',
+    '/v1/openapi.json',
+    '/v1/kv/greeting', // a direct route for GET
+    '/v1/kv?prefix=',
+    '/v1/kv/absent',
+    '/v1/topics',
+    '/v1/topics/orders',
+    '/v1/topics/orders/partitions/0/records?offset=0', // a direct route for GET
+    '/v1/collections/docs',
+    '/v1/collections/docs/vectors/a',
+    '/v1/usage',
+    '/docs',
+  ];
+
+  it.each(paths)('%s answers with the headers GET sends, Content-Length included, and no body', async (path) => {
+    const get = await send('GET', path);
+    const head = await send('HEAD', path);
+    expect(get.headers['content-length']).toBe(String(get.bodyBytes));
+    expect(head).toEqual({ ...get, bodyBytes: 0 });
+  });
+
+  it('carries the rate-limit headers of the tenant', async () => {
+    const head = await send('HEAD', '/v1/kv/greeting');
+    expect(head.headers['x-ratelimit-limit']).toBe('10000');
+  });
+
+  it('is bodiless on a raw socket too, so the next answer on the connection is read whole', async () => {
+    const text = await exchangeRaw(
+      running.server.url,
+      `HEAD /v1/kv/greeting HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\n\r\nGET /v1/kv/greeting HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`,
+    );
+    const [head, get] = text.split(/(?=HTTP\/1\.1 )/).map(parseRawAnswer);
+    expect(head!.headers['content-length']).toBe('12');
+    expect(head!.body).toBe('');
+    expect(get!.body).toBe('hello, world');
+  });
+});
