@@ -5,6 +5,7 @@
  * bodies) answered as their plain forms.
  */
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchangeRaw, parseRawAnswer, sendWithBody, startServerWithTenant, type ServerWithTenant } from '../fixtures/server-with-tenant.js';
 
@@ -92,5 +93,70 @@ describe('HEAD', () => {
     expect(head!.headers['content-length']).toBe('12');
     expect(head!.body).toBe('');
     expect(get!.body).toBe('hello, world');
+  });
+});
+
+/**
+ * Writes `head` on a fresh connection; once the server has sent `sendBodyAfter` (if given), writes
+ * `body`. Resolves with everything the server sent until it closed, or until `boundMs` passed.
+ */
+function converse(head: string, options: { sendBodyAfter?: string; body?: string; boundMs?: number } = {}): Promise<{ text: string; closed: boolean }> {
+  const { port, hostname } = new URL(running.server.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let text = '';
+    let sent = false;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ text, closed: false });
+    }, options.boundMs ?? 3000);
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      if (!sent && options.sendBodyAfter !== undefined && text.includes(options.sendBodyAfter)) {
+        sent = true;
+        socket.write(options.body ?? '');
+      }
+    });
+    socket.on('end', () => {
+      clearTimeout(timer);
+      resolve({ text, closed: true });
+    });
+    socket.on('error', reject);
+    socket.write(head);
+  });
+}
+
+describe('Expect: 100-continue', () => {
+  const expecting = (method: string, path: string, key: string, length: number): string =>
+    `${method} ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`;
+
+  it.each([
+    ['a bad key', 'PUT', '/v1/kv/upload', 'qz_wrong', 25 << 20, 401],
+    ['a body over the route limit', 'PUT', '/v1/kv/upload', '', 30 << 20, 413],
+    ['a path that names nothing', 'POST', '/v1/nothing', '', 100, 404],
+    ['a method the path lacks', 'PATCH', '/v1/kv/upload', '', 100, 405],
+  ])('with %s is answered at once, without 100 Continue, and the connection closes', async (_what, method, path, key, length, status) => {
+    const { text, closed } = await converse(expecting(method, path, key || running.apiKey, length));
+    expect(text).not.toContain('100 Continue');
+    const answer = parseRawAnswer(text);
+    expect(answer.status).toBe(status);
+    expect(JSON.parse(answer.body)).toHaveProperty('error');
+    expect(text).toMatch(/\r\nConnection: close\r\n/i);
+    expect(closed).toBe(true);
+  });
+
+  it.each([
+    ['KV PUT', 'PUT', '/v1/kv/continued', 'continued value'],
+    ['produce', 'POST', '/v1/topics/orders/records', JSON.stringify({ records: [{ value: 'two' }] })],
+    ['upsert', 'POST', '/v1/collections/docs/upsert', JSON.stringify({ vectors: [{ id: 'b', values: [0, 1] }] })],
+    ['create a topic', 'POST', '/v1/topics', JSON.stringify({ name: 'continued', partitions: 1 })],
+  ])('on %s gets 100 Continue once the route reads the body, then its answer, and the connection stays', async (_what, method, path, body) => {
+    const { text, closed } = await converse(expecting(method, path, running.apiKey, Buffer.byteLength(body)), { sendBodyAfter: '\r\n\r\n', body, boundMs: 1500 });
+    expect(text.startsWith('HTTP/1.1 100 Continue\r\n\r\n')).toBe(true);
+    const answer = parseRawAnswer(text.slice(text.indexOf('\r\n\r\n') + 4));
+    expect(answer.status).toBeLessThan(300);
+    expect(text).not.toMatch(/Connection: close/i);
+    expect(closed).toBe(false);
   });
 });
