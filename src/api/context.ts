@@ -39,6 +39,8 @@ export interface AppEnv {
     finished: boolean;
     /** The body is produced while it is sent, its length unknown until the end (backup, usage export): HEAD answers without a Content-Length. */
     streamed: boolean;
+    /** The methods an OPTIONS request's path answers, for its preflight answer. */
+    allowed: string[];
   };
 }
 

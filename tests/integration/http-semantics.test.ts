@@ -160,3 +160,28 @@ describe('Expect: 100-continue', () => {
     expect(closed).toBe(false);
   });
 });
+
+describe('OPTIONS and CORS preflights', () => {
+  const preflight = { origin: 'https://app.example', 'access-control-request-method': 'PUT', 'access-control-request-headers': 'authorization' };
+
+  it.each([
+    ['/v1/kv/some/key', 'PUT, GET, HEAD, DELETE, OPTIONS'],
+    ['/v1/topics', 'POST, GET, HEAD, OPTIONS'],
+    ['/v1/health', 'GET, HEAD, OPTIONS'],
+    ['/docs', 'GET, HEAD, OPTIONS'],
+  ])('on %s answer 204 listing the path methods, in Allow and to the browser', async (path, methods) => {
+    const answer = await send('OPTIONS', path, preflight);
+    expect(answer.status).toBe(204);
+    expect(answer.headers.allow).toBe(methods);
+    expect(answer.headers['access-control-allow-methods']).toBe(methods.replaceAll(', ', ','));
+    expect(answer.headers['access-control-allow-origin']).toBe('*');
+  });
+
+  it.each(['/v1/nothing', '/v1/kvx/a', '/no/such/file.js'])('on %s, which names nothing, answer 404 as JSON, preflight or not', async (path) => {
+    for (const headers of [preflight, {}]) {
+      const answer = await sendWithBody(`${running.server.url}${path}`, 'OPTIONS', '', headers);
+      expect(answer.status).toBe(404);
+      expect(JSON.parse(answer.body)).toMatchObject({ error: 'not_found' });
+    }
+  });
+});

@@ -180,8 +180,8 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
         headers.set('x-ratelimit-reset', String(rate.resetSeconds));
         if (!rate.allowed) headers.set('retry-after', String(rate.retryAfterSeconds));
       }
-      // Preflights carry their own CORS headers (hono's cors()).
-      if (c.req.method !== 'OPTIONS') {
+      // Preflights carry their own CORS headers (hono's cors()); an OPTIONS refused gets these.
+      if (c.req.method !== 'OPTIONS' || res.status >= 400) {
         const cors: Record<string, string> = {};
         deps.corsHeaders(c.req.header('origin'), cors);
         for (const name in cors) {
