@@ -13,7 +13,7 @@
 import type { Context, Handler } from 'hono';
 import type { Tenant } from '../../engine/tenants/tenant-registry.js';
 import type { AppDeps, AppEnv } from '../context.js';
-import { JSON_TYPE, errorJson, exposedError, toErrorResponse } from '../errors.js';
+import { errorHeaders, errorJson, exposedError, toErrorResponse } from '../errors.js';
 import type { TakeResult } from '../rate-limit.js';
 import type { AuthContext, AuthGuard } from './auth.js';
 
@@ -213,7 +213,7 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
   const failDirect = (s: DirectState, err: unknown, route: string, start: number): PlainAnswer => {
     const shown = exposedError(err, logger, s.requestId);
     const body = errorJson(shown.code, shown.message);
-    return finishDirect(s, { status: shown.status, headers: { 'content-type': JSON_TYPE }, body }, route, start);
+    return finishDirect(s, { status: shown.status, headers: errorHeaders(shown), body }, route, start);
   };
 
   const fail = (c: Context<AppEnv>, err: unknown, route: string, start: number): Awaitable<Response> => {
