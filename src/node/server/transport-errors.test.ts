@@ -26,11 +26,15 @@ async function raw(text: string): Promise<RawAnswer & { json: { error: string; m
 const host = (): string => new URL(server.url).host;
 
 describe('requests refused before they reach the app are answered as JSON errors', () => {
-  it('a request node cannot parse: 400 invalid_argument naming the fault', async () => {
-    const seen = await raw(`FOO /v1/health HTTP/1.1\r\nHost: ${host()}\r\n\r\n`);
+  it('a request node cannot parse: 400 invalid_argument naming the fault; a method it does not know: 501', async () => {
+    const seen = await raw(`G\x01T /v1/health HTTP/1.1\r\nHost: ${host()}\r\n\r\n`);
     expect(seen.status).toBe(400);
     expect(seen.headers['content-type']).toMatch(/^application\/json/);
     expect(seen.json).toEqual({ error: 'invalid_argument', message: expect.stringMatching(/not valid HTTP\/1\.1: Invalid method/) });
+    for (const method of ['FOO', 'get', 'BREW']) {
+      const unknown = await raw(`${method} /v1/health HTTP/1.1\r\nHost: ${host()}\r\n\r\n`);
+      expect([unknown.status, unknown.json]).toEqual([501, { error: 'not_implemented', message: `the method ${method} is not implemented by this server` }]);
+    }
 
     const twice = await raw(`PUT /v1/kv/k HTTP/1.1\r\nHost: ${host()}\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello`);
     expect([twice.status, twice.json.error]).toEqual([400, 'invalid_argument']);
