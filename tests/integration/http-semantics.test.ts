@@ -185,3 +185,12 @@ describe('OPTIONS and CORS preflights', () => {
     }
   });
 });
+
+describe('the request target *', () => {
+  it('answers OPTIONS * with the methods of the server, and refuses other methods on it as JSON', async () => {
+    const options = parseRawAnswer(await exchangeRaw(running.server.url, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    expect([options.status, options.headers.allow]).toEqual([204, 'GET, HEAD, PUT, POST, PATCH, DELETE, OPTIONS']);
+    const get = parseRawAnswer(await exchangeRaw(running.server.url, 'GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    expect([get.status, JSON.parse(get.body).error]).toEqual([400, 'invalid_argument']);
+  });
+});
