@@ -48,9 +48,11 @@ describe('requests refused before they reach the app are answered as JSON errors
     expect([connect.status, connect.json.error]).toEqual([501, 'not_implemented']);
   });
 
-  it('headers over node\'s size limit: 431 too_large', async () => {
-    const seen = await raw(`GET /v1/kv/${'k'.repeat(20_000)} HTTP/1.1\r\nHost: ${host()}\r\n\r\n`);
-    expect([seen.status, seen.json.error]).toEqual([431, 'too_large']);
+  it('headers over node\'s size limit: 431 too_large; a request target over it alone: 414 too_large', async () => {
+    const headers = await raw(`GET /v1/health HTTP/1.1\r\nHost: ${host()}\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`);
+    expect([headers.status, headers.json.error]).toEqual([431, 'too_large']);
+    const target = await raw(`GET /v1/kv/${'k'.repeat(20_000)} HTTP/1.1\r\nHost: ${host()}\r\n\r\n`);
+    expect([target.status, target.json.error]).toEqual([414, 'too_large']);
   });
 
   it('an HTTP/1.1 request without Host: 400; HTTP/1.0 needs none', async () => {
