@@ -194,3 +194,61 @@ describe('the request target *', () => {
     expect([get.status, JSON.parse(get.body).error]).toEqual([400, 'invalid_argument']);
   });
 });
+
+describe('odd but valid requests', () => {
+  const raw = async (text: string) => {
+    const answers = (await exchangeRaw(running.server.url, text)).split(/(?=HTTP\/1\.[01] \d{3} )/);
+    return answers.map(parseRawAnswer);
+  };
+
+  it('HTTP/1.0, on a direct route and a hono one, gets its answer and the connection closes', async () => {
+    const [put] = await raw(`PUT /v1/kv/old-client HTTP/1.0\r\nAuthorization: ${auth}\r\nContent-Length: 3\r\n\r\nabc`);
+    expect(put!.status).toBe(200);
+    const [get] = await raw(`GET /v1/kv/old-client HTTP/1.0\r\nAuthorization: ${auth}\r\n\r\n`);
+    expect([get!.status, get!.body, get!.headers['content-length']]).toEqual([200, 'abc', '3']);
+    const [topics] = await raw(`GET /v1/topics HTTP/1.0\r\nAuthorization: ${auth}\r\n\r\n`);
+    expect(topics!.status).toBe(200);
+  });
+
+  it('an absolute-form target names the same resource as its path', async () => {
+    const [get, list] = await raw(
+      `GET http://x/v1/kv/greeting HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\n\r\nGET http://x/v1/topics/orders HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`,
+    );
+    expect([get!.status, get!.body]).toEqual([200, 'hello, world']);
+    expect(JSON.parse(list!.body)).toMatchObject({ name: 'orders' });
+  });
+
+  it('a body on a GET is read past, and the next request on the connection is answered', async () => {
+    const [first, second] = await raw(
+      `GET /v1/kv/greeting HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\nContent-Length: 30\r\n\r\nGET /v1/nothing HTTP/1.1\r\n\r\n\r\nGET /v1/topics HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\njunk\r\n0\r\n\r\n`,
+    );
+    expect([first!.status, first!.body]).toEqual([200, 'hello, world']);
+    expect(second!.status).toBe(200);
+  });
+
+  it.each([
+    ['KV PUT', 'PUT', '/v1/kv/chunked', 'chunked value', 200],
+    ['produce', 'POST', '/v1/topics/orders/records', JSON.stringify({ records: [{ value: 'chunked' }] }), 200],
+    ['upsert', 'POST', '/v1/collections/docs/upsert', JSON.stringify({ vectors: [{ id: 'c', values: [1, 1] }] }), 200],
+    ['query', 'POST', '/v1/collections/docs/query', JSON.stringify({ vector: [1, 0], k: 1 }), 200],
+    ['create a topic', 'POST', '/v1/topics', JSON.stringify({ name: 'chunked', partitions: 1 }), 201],
+  ])('a chunked body on %s is taken as its plain form', async (_what, method, path, body, status) => {
+    const answer = await sendWithBody(`${running.server.url}${path}`, method, body, { authorization: auth }, { chunked: true, pause: 20 });
+    expect(answer.status).toBe(status);
+  });
+
+  it('KV keys: %2F is a slash, %00 a byte of the key; malformed and overlong encodings are 400, a trailing slash names another path', async () => {
+    const put = (key: string): Promise<Head> => send('PUT', `/v1/kv/${key}`, { 'content-length': '0' });
+    expect((await put('nul%00byte')).status).toBe(200);
+    expect((await send('GET', '/v1/kv/nul%00byte')).status).toBe(200);
+    expect((await send('GET', '/v1/kv/nul')).status).toBe(404);
+    expect((await put('user%2F42')).status).toBe(200);
+    expect((await send('GET', '/v1/kv/user/42')).status).toBe(200);
+    for (const bad of ['bad%zz', '%C0%AF', '%ED%A0%80', '%FF']) {
+      const answer = await sendWithBody(`${running.server.url}/v1/kv/${bad}`, 'GET', '', { authorization: auth });
+      expect([bad, answer.status, JSON.parse(answer.body).error]).toEqual([bad, 400, 'invalid_argument']);
+    }
+    const slash = await sendWithBody(`${running.server.url}/v1/topics/`, 'GET', '', { authorization: auth });
+    expect([slash.status, JSON.parse(slash.body).error]).toEqual([404, 'not_found']);
+  });
+});
