@@ -20,7 +20,7 @@ import { registerResponseHeaders } from './schemas/common.js';
 import { accountRoutes, adminRoutes } from './routes/admin.js';
 import { kvDirect, kvPutDirect, kvRoutes } from './routes/kv.js';
 import { streamRoutes, streamsDirect } from './routes/streams.js';
-import { STATIC_PATH, refuseStaticMethod, serveStatic, systemRoutes } from './routes/system.js';
+import { STATIC_METHODS, STATIC_PATH, refuseStaticMethod, serveStatic, systemRoutes } from './routes/system.js';
 import { vectorQueryDirect, vectorRoutes } from './routes/vectors.js';
 
 export interface AppOptions {
@@ -100,17 +100,41 @@ export function createApp(options: AppOptions): QuartzApp {
   app.openAPIRegistry.registerComponent('securitySchemes', 'adminKeyHeader', { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'The admin key' });
   registerResponseHeaders((name, header) => app.openAPIRegistry.registerComponent('headers', name, { ...header }));
 
+  /** The methods `path` answers (OPTIONS included), empty when it names nothing. */
+  const methodsOf = async (path: string): Promise<string[]> => {
+    const api = router.allowed(path);
+    if (api.length > 0 || !STATIC_PATH.test(path) || deps.assets === undefined) return api;
+    const file = await deps.assets(path);
+    if (file === undefined) return [];
+    await file.body?.cancel();
+    return STATIC_METHODS;
+  };
   // Preflights only: other responses get the CORS headers from the request pipeline, on the
   // handler's own response (hono's cors() would set them on c.res before the handler runs,
   // which makes hono copy every response through its body stream).
   const preflight = cors({
     origin: anyOrigin ? '*' : origins,
-    allowMethods: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
+    allowMethods: (_origin, c) => c.get('allowed') as string[],
     allowHeaders: ['Authorization', 'X-API-Key', 'Content-Type', 'If-Match', 'If-None-Match', 'X-Request-Id'],
     exposeHeaders: EXPOSED,
     maxAge: 600,
   });
-  app.on('OPTIONS', '*', pipeline.route('preflight', [], async (c) => (await preflight(c, async () => undefined)) as Response));
+  // OPTIONS (RFC 9110 §9.3.7) and the CORS preflight (Fetch standard, CORS-preflight fetch) on a
+  // path that exists: 204 listing its methods, in `Allow` and `Access-Control-Allow-Methods` (a
+  // browser refuses a method the list lacks). On a path that names nothing: 404, as any method
+  // gets there; the preflight fails (a status that is not ok), as the request would have.
+  app.on(
+    'OPTIONS',
+    '*',
+    pipeline.route('preflight', [], async (c) => {
+      const allowed = await methodsOf(c.req.path);
+      if (allowed.length === 0) throw new QuartzError(ErrorCode.NOT_FOUND, `no route for OPTIONS ${c.req.path}`);
+      c.set('allowed', allowed);
+      const res = (await preflight(c, async () => undefined)) as Response;
+      res.headers.set('allow', allowed.join(', '));
+      return res;
+    }),
+  );
 
   systemRoutes(router, app, deps);
   accountRoutes(router, deps);

@@ -37,6 +37,10 @@ export interface AppEnv {
     longPoll: boolean;
     /** The response already carries the request id, CORS and rate-limit headers (see `plainResponse`). */
     finished: boolean;
+    /** The body is produced while it is sent, its length unknown until the end (backup, usage export): HEAD answers without a Content-Length. */
+    streamed: boolean;
+    /** The methods an OPTIONS request's path answers, for its preflight answer. */
+    allowed: string[];
   };
 }
 

@@ -15,6 +15,7 @@ export const ErrorCode = {
   METHOD_NOT_ALLOWED: 'method_not_allowed',
   TIMEOUT: 'timeout',
   INSUFFICIENT_STORAGE: 'insufficient_storage',
+  UNAVAILABLE: 'unavailable',
   INTERNAL: 'internal',
   // core
   NOT_INITIALIZED: 'not_initialized',
@@ -44,6 +45,7 @@ export const errorStatus: Record<ErrorCode, number> = {
   method_not_allowed: 405,
   timeout: 504,
   insufficient_storage: 507,
+  unavailable: 503,
   internal: 500,
   not_initialized: 500,
   wasm_load_failed: 500,

@@ -57,7 +57,8 @@ describe('OpenApiChecker', () => {
     expect(checker.problems(answer('GET', '/v1/things?limit=1', 200, json, { items: [thing], cursor: null }))).toEqual([]);
     expect(checker.problems(answer('PUT', '/v1/things/a', 200, { 'content-type': 'text/plain;charset=UTF-8' }, 'not json'))).toEqual([]);
     expect(checker.problems(answer('HEAD', '/v1/things/a', 200, { ...json, etag: '"7"' }, ''))).toEqual([]);
-    expect(checker.problems(answer('OPTIONS', '/v1/anything', 204, {}, undefined))).toEqual([]);
+    expect(checker.problems(answer('OPTIONS', '/v1/things/a', 204, {}, undefined))).toEqual([]);
+    expect(checker.problems(answer('OPTIONS', '/v1/things/a', 200, {}, undefined))).toEqual(['OPTIONS /v1/things/a → 200: OPTIONS on a documented path answers 204']);
   });
 
   it('names an undocumented status, a body property, a wrong type, a missing field', () => {

@@ -10,7 +10,7 @@
  * What OpenAPI cannot say per operation is checked as the server's stated rules (docs/api.md):
  * an unknown `/v1` path is 404, a method a documented path lacks is 405 with `Allow` naming the
  * documented methods (HEAD with GET, and OPTIONS), both with the `Error` body; HEAD answers as
- * its GET without a body; OPTIONS is CORS preflight. Paths outside `/v1` (the docs page, its
+ * its GET without a body; OPTIONS is CORS preflight (204 where the path exists, else 404). Paths outside `/v1` (the docs page, its
  * assets, `/metrics`, the playground) are the home's files, not the API: only their error
  * answers are checked.
  *
@@ -222,13 +222,13 @@ export class OpenApiChecker {
     const method = answer.method.toUpperCase();
     const path = answer.target.split('?')[0]!;
     const subject = `${method} ${answer.target} → ${answer.status}`;
-    // CORS preflight: answered by the CORS layer for any path, not an API operation.
-    if (method === 'OPTIONS') return [];
     if (!path.startsWith('/v1/')) {
       return answer.status >= 400 ? this.errorProblems(subject, answer, [404, 405]) : [];
     }
     const entry = this.entryOf(path);
     if (entry === undefined) return this.errorProblems(`${subject} (no documented path)`, answer, [404]);
+    // OPTIONS and the CORS preflight: 204 on a path that exists, not an API operation.
+    if (method === 'OPTIONS') return answer.status === 204 ? [] : [`${subject}: OPTIONS on a documented path answers 204`];
     const op = entry.operations.get(method === 'HEAD' ? 'get' : method.toLowerCase());
     if (op === undefined) {
       const problems = this.errorProblems(`${subject} (${entry.template} documents no ${method})`, answer, [405]);

@@ -13,7 +13,7 @@
 import type { Context, Handler } from 'hono';
 import type { Tenant } from '../../engine/tenants/tenant-registry.js';
 import type { AppDeps, AppEnv } from '../context.js';
-import { JSON_TYPE, errorJson, exposedError, toErrorResponse } from '../errors.js';
+import { errorHeaders, errorJson, exposedError, toErrorResponse } from '../errors.js';
 import type { TakeResult } from '../rate-limit.js';
 import type { AuthContext, AuthGuard } from './auth.js';
 
@@ -140,6 +140,27 @@ function runGuards(c: Context<AppEnv>, guards: readonly Guard[], handler: RouteH
 }
 
 /**
+ * The answer to HEAD: the GET answer's head, with the `Content-Length` its body would have
+ * (RFC 9110 §9.3.2), and no body. hono hands HEAD the GET handler's response and then drops its
+ * body unread, so without this the length was missing.
+ */
+function headAnswer(c: Context<AppEnv>, res: Response): Awaitable<Response> {
+  const body = res.body!;
+  if (res.headers.has('content-length') || c.get('streamed') === true) {
+    // A streamed body must be cancelled, or its source stays open (a backup keeps its lmdb read
+    // transaction and blob links until the server stops).
+    body.cancel().catch(() => undefined);
+    return res;
+  }
+  // Built in full already (JSON, a KV value): reading it costs no more than sending it would.
+  return res.arrayBuffer().then((bytes) => {
+    const head = new Response(null, { status: res.status, headers: res.headers });
+    head.headers.set('content-length', String(bytes.byteLength));
+    return head;
+  });
+}
+
+/**
  * @example
  * const pipeline = requestPipeline(deps);
  * app.notFound(pipeline.route('unmatched', [], notFound));
@@ -147,7 +168,7 @@ function runGuards(c: Context<AppEnv>, guards: readonly Guard[], handler: RouteH
 export function requestPipeline(deps: AppDeps): RequestPipeline {
   const { logger, metrics } = deps;
 
-  const finish = (c: Context<AppEnv>, res: Response, route: string, start: number): Response => {
+  const finish = (c: Context<AppEnv>, res: Response, route: string, start: number): Awaitable<Response> => {
     const requestId = c.get('requestId');
     if (c.get('finished') !== true) {
       res = withRequestId(res, requestId);
@@ -159,8 +180,8 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
         headers.set('x-ratelimit-reset', String(rate.resetSeconds));
         if (!rate.allowed) headers.set('retry-after', String(rate.retryAfterSeconds));
       }
-      // Preflights carry their own CORS headers (hono's cors()).
-      if (c.req.method !== 'OPTIONS') {
+      // Preflights carry their own CORS headers (hono's cors()); an OPTIONS refused gets these.
+      if (c.req.method !== 'OPTIONS' || res.status >= 400) {
         const cors: Record<string, string> = {};
         deps.corsHeaders(c.req.header('origin'), cors);
         for (const name in cors) {
@@ -170,10 +191,7 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
       }
     }
     observe(route, c.req.method, res.status, start, requestId, c.get('longPoll') === true);
-    // hono answers HEAD with the GET handler's response less its body, which it never reads: a
-    // streamed body must be cancelled, or its source stays open (a backup keeps its lmdb read
-    // transaction and blob links until the server stops).
-    if (c.req.method === 'HEAD' && res.body !== null) res.body.cancel().catch(() => undefined);
+    if (c.req.method === 'HEAD' && res.body !== null) return headAnswer(c, res);
     return res;
   };
 
@@ -195,10 +213,10 @@ export function requestPipeline(deps: AppDeps): RequestPipeline {
   const failDirect = (s: DirectState, err: unknown, route: string, start: number): PlainAnswer => {
     const shown = exposedError(err, logger, s.requestId);
     const body = errorJson(shown.code, shown.message);
-    return finishDirect(s, { status: shown.status, headers: { 'content-type': JSON_TYPE }, body }, route, start);
+    return finishDirect(s, { status: shown.status, headers: errorHeaders(shown), body }, route, start);
   };
 
-  const fail = (c: Context<AppEnv>, err: unknown, route: string, start: number): Response => {
+  const fail = (c: Context<AppEnv>, err: unknown, route: string, start: number): Awaitable<Response> => {
     // An error response is new: it gets the request id, rate-limit and CORS headers here.
     c.set('finished', false);
     return finish(c, toErrorResponse(err, logger, c.get('requestId')), route, start);

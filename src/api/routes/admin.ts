@@ -259,6 +259,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
           await rows.return(undefined);
         },
       });
+      c.set('streamed', true);
       return c.body(body, 200, { 'content-type': 'application/x-ndjson' });
     },
   );
@@ -287,6 +288,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       const snap = await deps.backup(c.req.raw.signal);
       const headers: Record<string, string> = { 'content-type': snap.contentType ?? 'application/octet-stream' };
       if (snap.size !== undefined) headers['content-length'] = String(snap.size);
+      else c.set('streamed', true);
       if (snap.filename !== undefined) headers['content-disposition'] = `attachment; filename="${snap.filename.replace(/["\\\r\n]/g, '_')}"`;
       return c.body(snap.body, 200, headers);
     },

@@ -118,7 +118,7 @@ export async function serveStatic(deps: AppDeps, path: string): Promise<Response
 }
 
 /** The methods a static file answers. */
-const STATIC_METHODS = 'GET, HEAD, OPTIONS';
+export const STATIC_METHODS = ['GET', 'HEAD', 'OPTIONS'];
 
 /**
  * The answer to a method other than GET/HEAD on a static path: 405 with Allow when the home has a
@@ -131,5 +131,6 @@ export async function refuseStaticMethod(deps: AppDeps, method: string, path: st
   const file = deps.assets === undefined ? undefined : await deps.assets(path);
   if (file === undefined) throw notFound(`${method} ${path}`);
   await file.body?.cancel();
-  return errorResponse(new QuartzError(ErrorCode.METHOD_NOT_ALLOWED, `${method} is not allowed on ${path}; use ${STATIC_METHODS}`), { allow: STATIC_METHODS });
+  const allow = STATIC_METHODS.join(', ');
+  return errorResponse(new QuartzError(ErrorCode.METHOD_NOT_ALLOWED, `${method} is not allowed on ${path}; use ${allow}`), { allow });
 }

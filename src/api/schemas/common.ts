@@ -47,7 +47,7 @@ const RESPONSE_HEADERS = {
   'X-RateLimit-Limit': { description: "Requests per minute of the tenant's plan (limited plans only)", schema: { type: 'integer', minimum: 1 } },
   'X-RateLimit-Remaining': { description: 'Requests left in the bucket (limited plans only)', schema: { type: 'integer', minimum: 0 } },
   'X-RateLimit-Reset': { description: 'Seconds until the bucket is full (limited plans only)', schema: { type: 'integer', minimum: 0 } },
-  'Retry-After': { description: 'Seconds until the bucket holds a request again', required: true, schema: { type: 'integer', minimum: 1 } },
+  'Retry-After': { description: 'Seconds to wait before retrying: until the bucket holds a request again (429), or a short pause (503)', required: true, schema: { type: 'integer', minimum: 1 } },
   ETag: { description: "The key's version as a strong tag, `\"<version>\"`", required: true, schema: { type: 'string', pattern: '^"[0-9]+"$' } },
   'X-Expires-At': { description: 'When the key expires, ms since the epoch (keys with a TTL only)', schema: { type: 'integer' } },
 } satisfies Record<string, HeaderDoc>;
@@ -68,7 +68,7 @@ function errorResponse(status: number): Response {
   return { description: ERROR_TEXT[status] ?? 'Error', content: { 'application/json': { schema: ErrorSchema } } };
 }
 
-/** JSON error responses for the given statuses (401, 429 and 500 are added to every route by `pipelineResponses`). */
+/** JSON error responses for the given statuses (401, 429, 500 and 503 are added to every route by `pipelineResponses`). */
 export function errorResponses(...statuses: number[]): Responses {
   const out: Responses = {};
   for (const s of statuses) out[String(s)] = errorResponse(s);
@@ -89,7 +89,7 @@ export const adminSecurity: Array<Record<string, string[]>> = [{ adminBearer: []
 
 /**
  * A route's responses with what the request pipeline adds to every route (src/api/middleware):
- * 500 for anything unexpected; 507 on every method but GET (any write may meet a full disk); on
+ * 500 for anything unexpected; 503 with Retry-After when the server is out of file descriptors; 507 on every method but GET (any write may meet a full disk); on
  * key-protected routes 401, and on tenant routes 429 and the rate-limit headers (on every answer
  * once the key is known, so not on 401); `X-Request-Id` on every answer. The router applies it to
  * each route it documents.
@@ -101,12 +101,13 @@ export function pipelineResponses(doc: Pick<RouteDoc, 'responses' | 'security'>,
   const tenant = doc.security === tenantSecurity;
   const guarded = tenant || doc.security === adminSecurity;
   const writes = method.toLowerCase() !== 'get';
-  const all: Responses = { ...doc.responses, ...errorResponses(...(guarded ? [401] : []), ...(tenant ? [429] : []), 500, ...(writes ? [507] : [])) };
+  const all: Responses = { ...doc.responses, ...errorResponses(...(guarded ? [401] : []), ...(tenant ? [429] : []), 500, 503, ...(writes ? [507] : [])) };
   const out: Responses = {};
   for (const status of Object.keys(all).sort()) {
     const response = all[status]!;
-    const limited = tenant && status !== '401' ? headers('X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset', ...(status === '429' ? (['Retry-After'] as const) : [])) : {};
-    out[status] = { ...response, headers: { ...headers('X-Request-Id'), ...limited, ...(response as { headers?: Record<string, unknown> }).headers } } as Response;
+    const limited = tenant && status !== '401' ? headers('X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset') : {};
+    const retry = status === '429' || status === '503' ? headers('Retry-After') : {};
+    out[status] = { ...response, headers: { ...headers('X-Request-Id'), ...limited, ...retry, ...(response as { headers?: Record<string, unknown> }).headers } } as Response;
   }
   return out;
 }

@@ -111,6 +111,25 @@ function write(res: ServerResponse, answer: PlainAnswer, logger: LoggerPort): vo
   }
 }
 
+/** The methods some route of the server answers. */
+const SERVER_METHODS = 'GET, HEAD, PUT, POST, PATCH, DELETE, OPTIONS';
+
+/**
+ * A request for `*`, the server as a whole: `OPTIONS *` (RFC 9110 §9.3.7) is 204 with the
+ * methods the server answers anywhere; any other method has no resource there (400, as the URL
+ * adapter answered every `*` before).
+ */
+function answerAsterisk(req: IncomingMessage, res: ServerResponse): void {
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, { allow: SERVER_METHODS });
+    res.end();
+    return;
+  }
+  const body = errorJson(ErrorCode.INVALID_ARGUMENT, `the request target * names no resource; only OPTIONS * is answered`);
+  res.writeHead(400, { 'content-type': JSON_TYPE, 'content-length': String(Buffer.byteLength(body)) });
+  res.end(body);
+}
+
 /**
  * @example
  * serve({ fetch: app.fetch, port, createServer: (options, listener) => createServer(options, directFirst(app.direct, listener, logger)) });
@@ -118,6 +137,7 @@ function write(res: ServerResponse, answer: PlainAnswer, logger: LoggerPort): vo
 export function directFirst(direct: DirectRoutes, fallback: RequestListener, logger: LoggerPort): RequestListener {
   return (req, res) => {
     if (refusedForHost(req, res)) return;
+    if (req.url === '*') return answerAsterisk(req, res);
     const answer = direct(new IncomingRequest(req), req.url ?? '');
     if (answer === undefined) return fallback(req, res);
     if (answer instanceof Promise) void answer.then((a) => write(res, a, logger));

@@ -12,7 +12,7 @@
  * socket's close lingers after the server's FIN, reading and dropping, until the client closes
  * too or a bound passes, as web servers do (nginx's lingering close).
  */
-import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
+import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders, type RequestListener } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** How much of a body nobody reads the server drops to keep its connection open. */
@@ -22,6 +22,39 @@ export const DRAIN_BYTES = 64 * 1024 * 1024;
 export const LINGER_MS = 5_000;
 
 const LAST_ANSWER = Symbol('lastAnswer');
+
+/** On a request whose client waits for `100 Continue` before it sends the body: not sent yet. */
+const CONTINUE_OWED = Symbol('continueOwed');
+
+type ExpectingRequest = IncomingMessage & { [CONTINUE_OWED]?: boolean };
+
+/**
+ * node's 'checkContinue' listener: the request goes to `listener` as any other, and its client is
+ * told `100 Continue` only once the route starts reading the body. An answer the route gives on
+ * the headers alone (401, 404, 405, 413 on the declared length) is sent instead, and says
+ * `Connection: close` (see `EarlyAnswerResponse`): the client has sent none of its body and
+ * need not send it (RFC 9110 §10.1.1). NOTE: without this listener node sends 100 Continue as
+ * soon as the headers arrive, so a client with a bad key uploaded its whole body before its 401.
+ *
+ * @example
+ * server.on('checkContinue', continueWhenRead(listener));
+ */
+export function continueWhenRead(listener: RequestListener): RequestListener {
+  return (req, res) => {
+    const expecting = req as ExpectingRequest;
+    expecting[CONTINUE_OWED] = true;
+    const read = req._read;
+    req._read = function (this: IncomingMessage, size: number) {
+      if (expecting[CONTINUE_OWED] === true) {
+        expecting[CONTINUE_OWED] = false;
+        // After a final answer the body is only being dropped: the client must not be asked for it.
+        if (!res.headersSent) res.writeContinue();
+      }
+      return read.call(this, size);
+    };
+    listener(req, res);
+  };
+}
 
 /**
  * The socket's next answers say `Connection: close` and end the connection (the server is
@@ -40,7 +73,11 @@ export class EarlyAnswerResponse extends ServerResponse {
     if ((req.socket as Socket & { [LAST_ANSWER]?: true })[LAST_ANSWER] === true) this.shouldKeepAlive = false;
     // A synchronous answer can come before node marks even a bodiless request complete: look at
     // the framing headers only then.
-    if (!req.complete) {
+    if (!req.complete && (req as ExpectingRequest)[CONTINUE_OWED] === true) {
+      // Its client waits for 100 Continue: it may send the body anyway, and it is not read.
+      this.shouldKeepAlive = false;
+      lingerOnClose(req.socket as Socket);
+    } else if (!req.complete) {
       const declared = req.headers['content-length'];
       if (declared !== undefined ? Number(declared) > DRAIN_BYTES : req.headers['transfer-encoding'] !== undefined) {
         // More may come than is worth reading. When the declared length says so now, say close.

@@ -19,7 +19,7 @@ import { packageVersion } from '../package-info.js';
 import { fileAssets } from './assets.js';
 import { directFirst } from './direct.js';
 import { inTurn } from './in-turn.js';
-import { closeAfterAnswer, EarlyAnswerResponse } from './early-answer.js';
+import { closeAfterAnswer, continueWhenRead, EarlyAnswerResponse } from './early-answer.js';
 import { createLogger } from './logger.js';
 import { adapterErrorAnswer, answerClientError, refuseConnect, refuseExpectation } from './transport-errors.js';
 import { createMetrics } from './metrics.js';
@@ -123,7 +123,9 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       // As @hono/node-server's serve(), with the app's direct routes answered straight from node's request.
       const hono = getRequestListener(app.fetch, { hostname: settings.host, errorHandler: adapterErrorAnswer(logger) });
       // Host is checked in directFirst, which answers its absence as JSON (node's check answers a bare 400).
-      const s = createServer({ requireHostHeader: false, ServerResponse: EarlyAnswerResponse }, inTurn(directFirst(app.direct, hono, logger)));
+      const listener = inTurn(directFirst(app.direct, hono, logger));
+      const s = createServer({ requireHostHeader: false, ServerResponse: EarlyAnswerResponse }, listener);
+      s.on('checkContinue', continueWhenRead(listener));
       s.on('clientError', answerClientError);
       s.on('connect', refuseConnect);
       s.on('checkExpectation', refuseExpectation);

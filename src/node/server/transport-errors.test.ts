@@ -26,11 +26,15 @@ async function raw(text: string): Promise<RawAnswer & { json: { error: string; m
 const host = (): string => new URL(server.url).host;
 
 describe('requests refused before they reach the app are answered as JSON errors', () => {
-  it('a request node cannot parse: 400 invalid_argument naming the fault', async () => {
-    const seen = await raw(`FOO /v1/health HTTP/1.1\r\nHost: ${host()}\r\n\r\n`);
+  it('a request node cannot parse: 400 invalid_argument naming the fault; a method it does not know: 501', async () => {
+    const seen = await raw(`G\x01T /v1/health HTTP/1.1\r\nHost: ${host()}\r\n\r\n`);
     expect(seen.status).toBe(400);
     expect(seen.headers['content-type']).toMatch(/^application\/json/);
     expect(seen.json).toEqual({ error: 'invalid_argument', message: expect.stringMatching(/not valid HTTP\/1\.1: Invalid method/) });
+    for (const method of ['FOO', 'get', 'BREW']) {
+      const unknown = await raw(`${method} /v1/health HTTP/1.1\r\nHost: ${host()}\r\n\r\n`);
+      expect([unknown.status, unknown.json]).toEqual([501, { error: 'not_implemented', message: `the method ${method} is not implemented by this server` }]);
+    }
 
     const twice = await raw(`PUT /v1/kv/k HTTP/1.1\r\nHost: ${host()}\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello`);
     expect([twice.status, twice.json.error]).toEqual([400, 'invalid_argument']);
@@ -44,9 +48,11 @@ describe('requests refused before they reach the app are answered as JSON errors
     expect([connect.status, connect.json.error]).toEqual([501, 'not_implemented']);
   });
 
-  it('headers over node\'s size limit: 431 too_large', async () => {
-    const seen = await raw(`GET /v1/kv/${'k'.repeat(20_000)} HTTP/1.1\r\nHost: ${host()}\r\n\r\n`);
-    expect([seen.status, seen.json.error]).toEqual([431, 'too_large']);
+  it('headers over node\'s size limit: 431 too_large; a request target over it alone: 414 too_large', async () => {
+    const headers = await raw(`GET /v1/health HTTP/1.1\r\nHost: ${host()}\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`);
+    expect([headers.status, headers.json.error]).toEqual([431, 'too_large']);
+    const target = await raw(`GET /v1/kv/${'k'.repeat(20_000)} HTTP/1.1\r\nHost: ${host()}\r\n\r\n`);
+    expect([target.status, target.json.error]).toEqual([414, 'too_large']);
   });
 
   it('an HTTP/1.1 request without Host: 400; HTTP/1.0 needs none', async () => {

@@ -1,14 +1,14 @@
 /**
  * Requests refused before they reach the app, answered as the app answers errors: `{error,
  * message}` JSON with its status. Five places refuse them: node's HTTP parser (malformed request
- * line or headers, conflicting lengths, headers over node's size limit, a request too slow to
+ * line or headers, a method it does not know, conflicting lengths, headers over node's size limit, a request too slow to
  * arrive), the Host check HTTP/1.1 asks of every server (missing or repeated), an `Expect` other
  * than 100-continue, CONNECT, and @hono/node-server when it cannot build a URL from the request (an
  * invalid Host, a backslash in the path). Left to themselves, the first three answer a bare status
  * (or let a repeated Host through), CONNECT a closed connection, the last an empty 400.
  */
 import { RequestError } from '@hono/node-server';
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { STATUS_CODES, maxHeaderSize, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { JSON_TYPE, errorJson, errorResponse, toErrorResponse } from '../../api/errors.js';
@@ -20,10 +20,33 @@ function rawAnswer(status: number, code: ErrorCode, message: string): string {
   return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
+/**
+ * Whether the bytes node's parser gave up on begin with a request line that alone passes node's
+ * header limit: then the target is what is too long, and RFC 9110 §15.5.15 answers 414. When the
+ * bytes start elsewhere (the request came in pieces, only the last is kept), 431 covers it.
+ */
+function requestLineOverflows(packet: Buffer | undefined): boolean {
+  if (packet === undefined || packet.length < maxHeaderSize) return false;
+  if (!METHOD_TOKEN.test(packet.toString('latin1', 0, 34))) return false;
+  const lineEnd = packet.indexOf('\r\n');
+  return lineEnd < 0 || lineEnd >= maxHeaderSize;
+}
+
+/** A request line's method as RFC 9110 §9.1 spells one (a token), up to the space before the target. */
+const METHOD_TOKEN = /^([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}) /;
+
 /** What node's parser error is, in the status and code node itself would answer with. */
-function parserRefusal(err: NodeJS.ErrnoException & { reason?: string }): [number, ErrorCode, string] {
+function parserRefusal(err: NodeJS.ErrnoException & { reason?: string; rawPacket?: Buffer }): [number, ErrorCode, string] {
   switch (err.code) {
+    case 'HPE_INVALID_METHOD': {
+      // A well-formed method node's parser does not know (methods are case-sensitive: `get` too):
+      // 501, as RFC 9110 §15.6.2 asks for a method the server does not recognize.
+      const method = METHOD_TOKEN.exec(err.rawPacket?.toString('latin1', 0, 34) ?? '')?.[1];
+      if (method !== undefined) return [501, ErrorCode.NOT_IMPLEMENTED, `the method ${method} is not implemented by this server`];
+      return [400, ErrorCode.INVALID_ARGUMENT, `the request is not valid HTTP/1.1: ${err.reason ?? err.code}`];
+    }
     case 'HPE_HEADER_OVERFLOW':
+      if (requestLineOverflows(err.rawPacket)) return [414, ErrorCode.TOO_LARGE, `the request target is longer than the server accepts (${maxHeaderSize} bytes with the headers)`];
       return [431, ErrorCode.TOO_LARGE, 'the request line and headers are larger than the server accepts'];
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
       return [413, ErrorCode.TOO_LARGE, 'the chunk extensions of the request body are larger than the server accepts'];
