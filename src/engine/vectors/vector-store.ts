@@ -294,6 +294,11 @@ export class VectorStore {
     return entry.collection;
   }
 
+  /** Whether the collection is open in memory now; unlike the other calls, asking is no use of it. */
+  isOpen(name: string): boolean {
+    return this.ready.has(name);
+  }
+
   /**
    * Runs `fn` on the open collection, at once if it is open, else once it has opened; the name
    * counts as busy meanwhile, so the budget leaves it open until `fn` has finished.
