@@ -52,11 +52,14 @@ function isOpen(store: VectorStore, name: string): boolean {
 }
 
 /** Holds writes (kv batches and blob puts) to units under `prefix` while `held` is true, until `release()`. */
-function gatedStorage(inner: StorageProvider, prefix: string): StorageProvider & { hold: () => void; release: () => void; waiting: () => number } {
+function gatedStorage(inner: StorageProvider, prefix: string): StorageProvider & { hold: () => void; release: () => void; waiting: () => number; events: string[] } {
   let held = false;
   let waiters: (() => void)[] = [];
+  /** `write <unit>` as each held-back kind of write reaches the storage, `drop <unit>` as a unit is dropped. */
+  const events: string[] = [];
   const gate = async (name: string): Promise<void> => {
     if (held && name.startsWith(prefix)) await new Promise<void>((resolve) => waiters.push(resolve));
+    events.push(`write ${name}`);
   };
   const wrap = (name: string, unit: UnitStorage): UnitStorage => ({
     kv: { ...unit.kv, get: (k) => unit.kv.get(k), scan: (o) => unit.kv.scan(o), put: (k, v) => unit.kv.put(k, v), delete: (k) => unit.kv.delete(k), batch: async (ops) => (await gate(name), unit.kv.batch(ops)) },
@@ -66,7 +69,8 @@ function gatedStorage(inner: StorageProvider, prefix: string): StorageProvider &
     ...inner,
     unit: async (name) => wrap(name, await inner.unit(name)),
     listUnits: (p) => inner.listUnits!(p),
-    dropUnit: (name) => inner.dropUnit(name),
+    dropUnit: (name) => (events.push(`drop ${name}`), inner.dropUnit(name)),
+    events,
     close: () => inner.close(),
     hold: () => {
       held = true;
@@ -259,9 +263,12 @@ describe('OpenCollections races', () => {
     await store.close();
   });
 
-  it('a deleteCollection arriving while the collection closes deletes it for good', async () => {
+  it.each([
+    ['alone', false],
+    ['after an upsert', true],
+  ])('a deleteCollection arriving while the collection closes (%s) deletes it for good', async (_, withUpsert) => {
     const { ctx, store, storage, opens } = await evicting();
-    const upsert = store.upsert('c0', [{ id: 'before-delete', values: [1, 2, 3, 4] }]);
+    const upsert = withUpsert ? store.upsert('c0', [{ id: 'before-delete', values: [1, 2, 3, 4] }]) : Promise.resolve();
     const deleted = store.deleteCollection('c0');
     await settle();
     const during = store.query('c0', { vector: [1, 2, 3, 4], k: 1 });
@@ -272,6 +279,8 @@ describe('OpenCollections races', () => {
     await upsert.catch(() => undefined);
     await settle();
     await rejectsWithQuartzError(store.describeCollection('c0'), 'not_found');
+    // Nothing the closing instance wrote reached the unit after it was dropped.
+    expect(storage.events.lastIndexOf('drop vec/t1/c0')).toBeGreaterThan(storage.events.lastIndexOf('write vec/t1/c0'));
     expect((await store.listCollections()).map((c) => c.name)).toEqual(['c1']);
     expect(await ctx.storage.listUnits!('vec/t1/')).toEqual(['vec/t1/c1']);
     expect(ctx.usage.get('t1', 'vectors_stored')).toBe(2);
