@@ -140,6 +140,40 @@ describe('many collections', () => {
   });
 });
 
+describe('many collections under a memory budget', () => {
+  it('300 collections queried in turn keep the open ones within an 8 MiB budget and answer as if all stayed open', async () => {
+    const dir = freshDir();
+    const budget = 8 * 2 ** 20;
+    const engine = await openQuartz({ dataDir: dir, encodeThreads: 0, vectors: { maxOpenBytes: budget, idleCloseMs: 0 } });
+    const { vectors } = await engine.tenant('t1');
+    const n = 300;
+    let peakOpen = 0;
+    const within = async (): Promise<void> => {
+      const stats = await engine.stats();
+      expect(stats.open_collection_bytes).toBeLessThanOrEqual(budget);
+      peakOpen = Math.max(peakOpen, stats.open_collections);
+    };
+    for (let c = 0; c < n; c++) {
+      await vectors.createCollection({ name: `c${c}`, dims: 8, metric: 'cosine' });
+      await vectors.upsert(`c${c}`, Array.from({ length: 20 }, (_, i) => ({ id: `c${c}-v${i}`, values: [c + 1, i + 1, 1, 0, 0, 0, 0, 1] })));
+      await within();
+    }
+    for (let round = 0; round < 2; round++) {
+      for (let c = 0; c < n; c++) {
+        const { matches } = await vectors.query(`c${c}`, { vector: [c + 1, 5, 1, 0, 0, 0, 0, 1], k: 1 });
+        expect(matches.map((m) => m.id)).toEqual([`c${c}-v4`]);
+        await within();
+      }
+    }
+    const stats = await engine.stats();
+    expect(peakOpen).toBeLessThan(n);
+    expect(stats.collection_evictions).toBeGreaterThan(n);
+    expect([stats.collections, stats.vectors]).toEqual([n, 20 * n]);
+    expect((await vectors.listCollections()).every((c) => c.count === 20)).toBe(true);
+    await engine.close();
+  });
+});
+
 describe('listing routes over many keys', () => {
   it('GET /v1/kv pages through 3,000 keys once each, in order, with bounded pages', async () => {
     const { server, apiKey, close } = await startServerWithTenant('scale-kv');
