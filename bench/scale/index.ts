@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- scale [--scenario tenants|partitions|collections] [--n N] [--idle-ms MS]`:
+ * `npm run bench -- scale [--scenario tenants|partitions|collections] [--n N] [--idle-ms MS] [--max-open-bytes B|none]`:
  * what size costs through the embedded library (`openQuartz`, the Node disk adapter). Each
  * scenario runs in a child process per size, so RSS is its own, at N/4 and at N, and prints the
  * per-unit cost at both sizes and their ratio (≈1: cost grows linearly with N; ≫1: superlinear).
@@ -8,7 +8,11 @@
  *   partitions    one tenant with N/64 topics × 64 partitions (default N = 12,800), and one
  *                 1,024-partition topic: keyed produce spread by murmur2, a consume and a group
  *                 commit on every partition, then deleting it while another topic takes produces.
- *   collections   one tenant with N collections (default 2,000) of 100 vectors × 32 dims.
+ *   collections   one tenant with N collections (default 2,000) of 100 vectors × 32 dims, under a
+ *                 budget for open collections (`--max-open-bytes`, default 64 MiB; `none` for no
+ *                 limit, as before the budget): after the first query of each, the open count and
+ *                 bytes, then a second pass over all (each query reopens a collection the budget
+ *                 closed when N exceeds it) and the cost of a query to an open one.
  *
  * Figures: setup (create) time per unit, open time after a restart (openQuartz, then the first
  * request to each tenant / collection), heap and RSS per open unit, the engine's live timers,
@@ -32,6 +36,8 @@ const opt = (name: string): string | undefined => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const idleMs = Number(opt('idle-ms') ?? 2000);
+const maxOpenArg = opt('max-open-bytes') ?? String(64 * 2 ** 20);
+const maxOpenBytes = maxOpenArg === 'none' ? Infinity : Number(maxOpenArg);
 const enc = new TextEncoder();
 
 const cpuMs = (): number => {
@@ -60,7 +66,7 @@ const countingScheduler: Scheduler = {
   },
   hold: timerScheduler.hold?.bind(timerScheduler),
 };
-const open = (dataDir: string) => openQuartz({ dataDir, encodeThreads: 0, scheduler: countingScheduler });
+const open = (dataDir: string) => openQuartz({ dataDir, encodeThreads: 0, scheduler: countingScheduler, vectors: { maxOpenBytes } });
 
 /** Times `fn` in wall and CPU milliseconds. */
 async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; wall: number; cpu: number }> {
@@ -73,7 +79,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; wall: number;
 type Figures = Record<string, number>;
 
 /** Opens the engine again on `dir`, runs `touch` (the first requests), and measures what staying open costs. */
-async function reopenAndMeasure(dir: string, units: number, touch: (e: Engine) => Promise<void>): Promise<Figures> {
+async function reopenAndMeasure(dir: string, units: number, touch: (e: Engine) => Promise<void>, then?: (e: Engine) => Promise<Figures>): Promise<Figures> {
   const opened = await timed(() => open(dir));
   const engine = opened.value;
   gc();
@@ -102,6 +108,7 @@ async function reopenAndMeasure(dir: string, units: number, touch: (e: Engine) =
     idle_cpu_pct: (idle / idleMs) * 100,
     idle_loop_delay_max_ms: loop.max / 1e6,
     engine_stats_ms: stats.wall,
+    ...(then === undefined ? {} : await then(engine)),
   };
   const close = await timed(() => engine.close());
   figures.close_ms = close.wall;
@@ -203,7 +210,7 @@ async function collections(n: number, dir: string): Promise<Figures> {
   const setup = await timed(async () => {
     for (let c = 0; c < n; c++) {
       await store.createCollection({ name: `c${c}`, dims, metric: 'cosine' });
-      await (await store.collection(`c${c}`)).upsert(vectors);
+      await store.upsert(`c${c}`, vectors);
     }
   });
   await engine.close();
@@ -213,7 +220,30 @@ async function collections(n: number, dir: string): Promise<Figures> {
     store = (await e.tenant('t1')).vectors;
     const l = await timed(() => store.listCollections());
     list = l.wall;
-    for (let c = 0; c < n; c++) (await store.collection(`c${c}`)).query({ vector: vectors[c % 100]!.values, k: 5 });
+    for (let c = 0; c < n; c++) await store.query(`c${c}`, { vector: vectors[c % 100]!.values, k: 5 });
+  }, async (e) => {
+    const stats = await e.stats();
+    const open = { open_collections: stats.open_collections, open_collection_mib: stats.open_collection_bytes / 2 ** 20, evictions: stats.collection_evictions };
+    // Then again in the same order: under a budget smaller than N, the least recently used is
+    // always the next one asked for, so each query there opens a collection the budget closed.
+    const evictionsBefore = stats.collection_evictions;
+    // First, so the garbage of the reopens below does not weigh on it.
+    const hotQueries = 20_000;
+    gc();
+    const hot = await timed(async () => {
+      for (let i = 0; i < hotQueries; i++) await store.query(`c${n - 1}`, { vector: vectors[i % 100]!.values, k: 5 });
+    });
+    const again = await timed(async () => {
+      for (let c = 0; c < n; c++) await store.query(`c${c}`, { vector: vectors[c % 100]!.values, k: 5 });
+    });
+    const reopened = (await e.stats()).collection_evictions - evictionsBefore;
+    return {
+      ...open,
+      second_pass_reopened: reopened,
+      second_pass_us_per_unit: (again.wall * 1000) / n,
+      second_pass_cpu_us_per_unit: (again.cpu * 1000) / n,
+      open_query_cpu_us: (hot.cpu * 1000) / hotQueries,
+    };
   });
   return { setup_us_per_unit: (setup.wall * 1000) / n, setup_cpu_us_per_unit: (setup.cpu * 1000) / n, list_unopened_ms: list, ...figures };
 }
@@ -239,7 +269,7 @@ if (child !== undefined) {
     const sizes = [Math.max(1, Math.round(n / 4)), n];
     const runs: Figures[] = [];
     for (const size of sizes) {
-      const run = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', self, '--child', scenario, '--n', String(size), '--idle-ms', String(idleMs)], {
+      const run = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', self, '--child', scenario, '--n', String(size), '--idle-ms', String(idleMs), '--max-open-bytes', maxOpenArg], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'inherit'],
         maxBuffer: 1 << 20,

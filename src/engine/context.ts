@@ -7,6 +7,7 @@ import type { BatchEncoder } from '../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
 import type { StorageProvider } from '../ports/storage.js';
 import type { HotValues } from './kv/hot-values.js';
+import type { OpenCollections } from './vectors/open-collections.js';
 import type { SegmentCache } from './streams/segment-cache.js';
 
 /** Facts about the home, so the engine branches on facts rather than runtime names. */
@@ -48,6 +49,11 @@ export interface EngineContext {
    * tenant together; without it each store has one of its own.
    */
   segmentCache?: SegmentCache;
+  /**
+   * The byte budget and idle close shared by the engine's vector stores, so it bounds the open
+   * collections of every tenant together; without it each store has one of its own.
+   */
+  openCollections?: OpenCollections;
   /** Seals large produce batches off the engine's thread (the Node home's worker threads); without it they are sealed inline. */
   batchEncoder?: BatchEncoder;
 }

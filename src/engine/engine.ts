@@ -19,6 +19,7 @@ import { SegmentCache } from './streams/segment-cache.js';
 import { DEFAULT_SEGMENT_CACHE_BYTES, StreamStore, type StreamStoreOptions } from './streams/stream-store.js';
 import { TenantRegistry } from './tenants/tenant-registry.js';
 import { UsageMeter } from './tenants/usage-meter.js';
+import { OpenCollections, type OpenCollectionsStats } from './vectors/open-collections.js';
 import { VectorStore, type VectorStoreOptions } from './vectors/vector-store.js';
 
 export interface EngineOptions {
@@ -54,7 +55,7 @@ export interface TenantScope {
 }
 
 /** See `Engine.stats()`. */
-export interface EngineStats {
+export interface EngineStats extends OpenCollectionsStats {
   open_tenants: number;
   topics: number;
   partitions: number;
@@ -122,6 +123,8 @@ export class Engine {
       hotValues: new HotValues(),
       // One budget for every tenant: a cache per tenant grew with the tenants that read streams.
       segmentCache: new SegmentCache(options.streams?.segmentCacheBytes ?? DEFAULT_SEGMENT_CACHE_BYTES),
+      // One budget for every tenant's open collections, as for the segment cache.
+      openCollections: new OpenCollections(clock, scheduler, options.vectors),
       batchEncoder: options.batchEncoder,
     };
     let tenants: TenantRegistry;
@@ -201,13 +204,25 @@ export class Engine {
   /**
    * Figures over the tenants opened since start (opening every tenant just to count would cost
    * more than the figures are worth): topics, partitions, segments, log bytes, segment-cache
-   * lookups, collections and vectors. For the home's metrics.
+   * lookups, collections and vectors; and, engine-wide, the open collections, their bytes and
+   * how many closed for the budget or idleness. For the home's metrics.
    *
    * @example
    * const { segments, cache_hits, cache_misses } = await engine.stats();
    */
   async stats(): Promise<EngineStats> {
-    const s: EngineStats = { open_tenants: 0, topics: 0, partitions: 0, segments: 0, log_bytes: 0, cache_hits: 0, cache_misses: 0, collections: 0, vectors: 0 };
+    const s: EngineStats = {
+      open_tenants: 0,
+      topics: 0,
+      partitions: 0,
+      segments: 0,
+      log_bytes: 0,
+      cache_hits: 0,
+      cache_misses: 0,
+      collections: 0,
+      vectors: 0,
+      ...this.context.openCollections!.stats(),
+    };
     for (const pending of [...this.scopes.values()]) {
       let scope: TenantScope;
       try {
@@ -241,6 +256,7 @@ export class Engine {
       const scopes = [...this.scopes.values()];
       this.scopes.clear();
       const results = await Promise.allSettled(scopes.map(closeScope));
+      this.context.openCollections?.close();
       // Services are closed, so nothing meters any more: the last counts reach the meter's flush.
       results.push(...(await Promise.allSettled([this.tenants.close()])));
       if (this.ownMeter) results.push(...(await Promise.allSettled([this.ownMeter.close()])));

@@ -1,6 +1,7 @@
 /**
  * openQuartz: the Node home's one-call way to an engine on a data directory (lmdb + files).
  */
+import { totalmem } from 'node:os';
 import { ErrorCode, QuartzError } from '../core/errors.js';
 import type { InitInput } from '../core/loader.js';
 import { showValue } from '../core/show-value.js';
@@ -35,6 +36,17 @@ export interface OpenQuartzOptions extends Pick<EngineOptions, 'kv' | 'streams' 
 /** More threads than this only wait on the engine's one thread that frames and commits. */
 const MAX_ENCODE_THREADS = 64;
 
+/**
+ * The Node home's budget for open vector collections when none is given: an eighth of the
+ * machine's memory (or of the cgroup's limit), at least 256 MiB, leaving the rest to lmdb's
+ * map, the caches and the other services (see docs/vectors.md, Memory).
+ */
+export function defaultOpenCollectionBytes(): number {
+  const limit = process.constrainedMemory?.() ?? 0;
+  const memory = limit > 0 && limit < totalmem() ? limit : totalmem();
+  return Math.max(256 * 2 ** 20, Math.floor(memory / 8));
+}
+
 /** Facts about the Node home. */
 export const nodeCapabilities = { compileWasmAtRuntime: true, threads: true, persistentStorage: true } as const;
 
@@ -67,6 +79,7 @@ export async function openQuartz(options: OpenQuartzOptions): Promise<Engine> {
   try {
     return await createEngine({
       ...options,
+      vectors: { ...options.vectors, maxOpenBytes: options.vectors?.maxOpenBytes ?? defaultOpenCollectionBytes() },
       storage,
       capabilities: nodeCapabilities,
       batchEncoder,

@@ -11,6 +11,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openQuartz } from '../../src/node/open-quartz.js';
 import { partitionForKey } from '../../src/engine/streams/murmur2.js';
 import { startServerWithTenant } from '../fixtures/server-with-tenant.js';
+import { startServer } from '../../src/node/server/server.js';
+import { resolveServeSettings } from '../../src/node/server/settings.js';
 
 const enc = new TextEncoder();
 const dirs: string[] = [];
@@ -137,6 +139,74 @@ describe('many collections', () => {
       expect(matches.map((m) => m.id)).toEqual([`c${c}-v10`]);
     }
     await engine.close();
+  });
+});
+
+describe('many collections under a memory budget', () => {
+  it('300 collections queried in turn keep the open ones within an 8 MiB budget and answer as if all stayed open', async () => {
+    const dir = freshDir();
+    const budget = 8 * 2 ** 20;
+    const engine = await openQuartz({ dataDir: dir, encodeThreads: 0, vectors: { maxOpenBytes: budget, idleCloseMs: 0 } });
+    const { vectors } = await engine.tenant('t1');
+    const n = 300;
+    let peakOpen = 0;
+    const within = async (): Promise<void> => {
+      const stats = await engine.stats();
+      expect(stats.open_collection_bytes).toBeLessThanOrEqual(budget);
+      peakOpen = Math.max(peakOpen, stats.open_collections);
+    };
+    for (let c = 0; c < n; c++) {
+      await vectors.createCollection({ name: `c${c}`, dims: 8, metric: 'cosine' });
+      await vectors.upsert(`c${c}`, Array.from({ length: 20 }, (_, i) => ({ id: `c${c}-v${i}`, values: [c + 1, i + 1, 1, 0, 0, 0, 0, 1] })));
+      await within();
+    }
+    for (let round = 0; round < 2; round++) {
+      for (let c = 0; c < n; c++) {
+        const { matches } = await vectors.query(`c${c}`, { vector: [c + 1, 5, 1, 0, 0, 0, 0, 1], k: 1 });
+        expect(matches.map((m) => m.id)).toEqual([`c${c}-v4`]);
+        await within();
+      }
+    }
+    const stats = await engine.stats();
+    expect(peakOpen).toBeLessThan(n);
+    expect(stats.collection_evictions).toBeGreaterThan(n);
+    expect([stats.collections, stats.vectors]).toEqual([n, 20 * n]);
+    expect((await vectors.listCollections()).every((c) => c.count === 20)).toBe(true);
+    await engine.close();
+  });
+});
+
+describe('open collections over HTTP under a budget', () => {
+  it('quartz serve takes the budget from QUARTZ_OPEN_COLLECTIONS_MAX_BYTES, answers every collection and reports the evictions on /metrics', async () => {
+    const dir = freshDir();
+    // One byte: only the collection in use stays open, so every switch reopens one.
+    const env = { QUARTZ_LOG_LEVEL: 'error', QUARTZ_OPEN_COLLECTIONS_MAX_BYTES: '1' };
+    const server = await startServer(await resolveServeSettings({ port: '0', data: dir, host: '127.0.0.1' }, env), env);
+    try {
+      const registered = await fetch(`${server.url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'budget@example.com' }) });
+      const { api_key } = (await registered.json()) as { api_key: string };
+      const call = async (method: string, path: string, body?: unknown): Promise<Response> =>
+        fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${api_key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+      const n = 6;
+      for (let c = 0; c < n; c++) {
+        expect((await call('POST', '/v1/collections', { name: `c${c}`, dims: 3, metric: 'l2' })).status).toBe(201);
+        const upserted = await call('POST', `/v1/collections/c${c}/upsert`, { vectors: [{ id: `c${c}-a`, values: [c, 0, 0] }, { id: `c${c}-b`, values: [c, 9, 9] }] });
+        expect(upserted.status).toBe(200);
+      }
+      for (let round = 0; round < 2; round++) {
+        for (let c = 0; c < n; c++) {
+          const answer = await call('POST', `/v1/collections/c${c}/query`, { vector: [c, 1, 0], k: 1 });
+          expect(answer.status).toBe(200);
+          expect(((await answer.json()) as { matches: { id: string }[] }).matches.map((m) => m.id)).toEqual([`c${c}-a`]);
+          expect(((await (await call('GET', `/v1/collections/c${c}`)).json()) as { count: number }).count).toBe(2);
+        }
+      }
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(metrics).toMatch(/^quartz_open_collections 1$/m);
+      expect(Number(/^quartz_collection_evictions_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2 * n);
+    } finally {
+      await server.close('test done');
+    }
   });
 });
 

@@ -81,7 +81,8 @@ function queryAnswer(deps: AppDeps, tenantId: string, name: string, body: QueryR
   function answerIn(vectors: VectorStore): string | Promise<string> {
     const opened = vectors.openedCollection(name);
     if (opened !== undefined) return queryResultJson(opened.query(body, SHARED_METADATA));
-    return vectors.collection(name).then((collection) => queryResultJson(collection.query(body, SHARED_METADATA)));
+    // Through the store, which keeps the collection open until the query has run.
+    return vectors.query(name, body, SHARED_METADATA).then(queryResultJson);
   }
 }
 

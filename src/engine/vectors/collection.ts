@@ -158,6 +158,10 @@ const LOG_END = new Uint8Array([0x6d]); // "m": just past every "l…" key
 const REPLAY_PAGE = 16;
 /** Log bytes, as a share of the last snapshot's size, below which no automatic checkpoint runs. */
 const SNAPSHOT_GROWTH = 0.25;
+/** JS heap per vector slot beside its values: id string, map entries, metadata object (a typical small one). */
+const HEAP_BYTES_PER_VECTOR = 256;
+/** JS heap of an open collection beside its vectors: the object, its maps, its instance's wrapper. */
+const COLLECTION_HEAP_BYTES = 8 * 1024;
 /** Fixed so a replayed collection draws the same HNSW levels as the original. */
 const INDEX_SEED = 0x51a27;
 
@@ -522,6 +526,21 @@ export class Collection {
   /** Live vectors. */
   get count(): number {
     return this.state.count;
+  }
+
+  /**
+   * Roughly what the open collection holds: its index's wasm memory (which never shrinks), its
+   * values, and an estimate of the JS heap for ids, maps and metadata objects per vector slot.
+   */
+  get memoryBytes(): number {
+    if (this.closed) return 0;
+    let wasm = 0;
+    try {
+      wasm = this.state.index.memoryBytes;
+    } catch {
+      // an index discarded after a failed growth holds no memory
+    }
+    return COLLECTION_HEAP_BYTES + wasm + this.state.values.byteLength + this.state.nextId * HEAP_BYTES_PER_VECTOR;
   }
 
   describe(): CollectionInfo {

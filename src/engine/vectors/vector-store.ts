@@ -4,6 +4,10 @@
  * Create writes the collection's unit first and its catalog entry last; delete removes the
  * catalog entry first and the unit after; so a crash in between leaves at most an orphaned
  * unit, which the next open removes.
+ *
+ * Open collections count against the engine's OpenCollections budget: when it asks, a collection
+ * with no operation in flight closes (as close does: queued writes and checkpoints finish first)
+ * and its next use opens it again, after that close has finished.
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { init, isInitialized } from '../../core/loader.js';
@@ -22,6 +26,7 @@ import {
   type UpsertVector,
   type VectorRecord,
 } from './collection.js';
+import { OpenCollections, Resident, type OpenCollectionsOptions } from './open-collections.js';
 import { MAX_DIMS, validateCollectionName, validateInt, validateMetric, validateNewCollectionName, type Metric } from './validate.js';
 
 export interface CreateCollectionRequest {
@@ -34,8 +39,18 @@ export interface CreateCollectionRequest {
   efConstruction?: number;
 }
 
-export interface VectorStoreOptions {
+export interface VectorStoreOptions extends OpenCollectionsOptions {
   snapshot?: SnapshotPolicy;
+}
+
+/** An open collection in the budget's list. */
+class OpenEntry extends Resident {
+  constructor(
+    readonly collection: Collection,
+    evict: () => boolean,
+  ) {
+    super(evict, () => collection.memoryBytes);
+  }
 }
 
 const CATALOG_PREFIX = 'c/';
@@ -49,7 +64,14 @@ function catalogKey(name: string): Uint8Array {
 export class VectorStore {
   private readonly open = new Map<string, Promise<Collection>>();
   /** The collections of `open` that finished opening: queries reach them without a promise. */
-  private readonly ready = new Map<string, Collection>();
+  private readonly ready = new Map<string, OpenEntry>();
+  /** Collections closing for the budget: the next open of the name waits, so one unit never has two instances. */
+  private readonly closing = new Map<string, Promise<void>>();
+  /** Operations in flight per name (counted before the collection opens): the budget leaves these open. */
+  private readonly busy = new Map<string, number>();
+  private readonly budget: OpenCollections;
+  /** The budget is this store's own (no engine-wide one in the context): closed with the store. */
+  private readonly ownBudget: boolean;
   /** Catalog changes run one at a time so create/delete of one name cannot interleave. */
   private queue: Promise<unknown> = Promise.resolve();
   /**
@@ -66,7 +88,10 @@ export class VectorStore {
     private readonly catalog: UnitStorage,
     private readonly configs: Map<string, CollectionConfig>,
     private readonly options: VectorStoreOptions,
-  ) {}
+  ) {
+    this.ownBudget = ctx.openCollections === undefined;
+    this.budget = ctx.openCollections ?? new OpenCollections(ctx.clock, ctx.scheduler, options);
+  }
 
   /**
    * Opens a tenant's vector store: reads its catalog and removes units a crash orphaned.
@@ -150,7 +175,13 @@ export class VectorStore {
    */
   async describeCollection(name: string): Promise<CollectionInfo> {
     this.check();
-    const config = this.configOf(name);
+    let config = this.configOf(name);
+    const closing = this.closing.get(name);
+    if (closing !== undefined) {
+      // Its count is stored once the close has landed the writes queued before it.
+      await closing;
+      config = this.configOf(name);
+    }
     const opened = this.open.get(name);
     if (opened !== undefined) return (await opened).describe();
     const count = await Collection.storedCount(await this.ctx.storage.unit(Collection.unitName(this.tenantId, name)));
@@ -185,8 +216,12 @@ export class VectorStore {
       this.deleting.add(name);
       try {
         const unitName = Collection.unitName(this.tenantId, name);
+        // A close for the budget still writing (queued upserts, a checkpoint) finishes before the unit goes.
+        await this.closing.get(name);
         const opened = this.open.get(name);
         this.open.delete(name);
+        const entry = this.ready.get(name);
+        if (entry !== undefined) this.budget.remove(entry);
         this.ready.delete(name);
         let count: number;
         if (opened !== undefined) {
@@ -218,12 +253,20 @@ export class VectorStore {
     const config = this.configOf(name);
     let opened = this.open.get(name);
     if (opened === undefined) {
-      const pending = (async () => Collection.open(this.ctx, this.tenantId, config, await this.ctx.storage.unit(Collection.unitName(this.tenantId, name)), this.options.snapshot))();
+      const closing = this.closing.get(name);
+      const pending = (async () => {
+        if (closing !== undefined) await closing;
+        return Collection.open(this.ctx, this.tenantId, config, await this.ctx.storage.unit(Collection.unitName(this.tenantId, name)), this.options.snapshot);
+      })();
       opened = pending;
       this.open.set(name, pending);
       pending.then(
         (collection) => {
-          if (this.open.get(name) === pending) this.ready.set(name, collection);
+          if (this.open.get(name) !== pending) return;
+          const entry: OpenEntry = new OpenEntry(collection, () => this.evict(name, entry));
+          this.ready.set(name, entry);
+          this.budget.touch(entry);
+          this.budget.add(entry);
         },
         // A failed open is not cached, so a later call retries it.
         () => {
@@ -236,14 +279,63 @@ export class VectorStore {
 
   /**
    * The collection if it is already open, else undefined (then `await collection(name)`); throws
-   * as `collection` does for an unknown name. Lets a hot read path skip the promise hops.
+   * as `collection` does for an unknown name. Lets a hot read path skip the promise hops. Use it
+   * at once: an unused collection may be closed for the memory budget, and the store's own
+   * methods reopen it where a held Collection would answer STORAGE_CLOSED.
    * @example
    * const docs = vectors.openedCollection('docs') ?? (await vectors.collection('docs'));
    */
   openedCollection(name: string): Collection | undefined {
     this.check();
     this.configOf(name);
-    return this.ready.get(name);
+    const entry = this.ready.get(name);
+    if (entry === undefined) return undefined;
+    this.budget.touch(entry);
+    return entry.collection;
+  }
+
+  /** Whether the collection is open in memory now; unlike the other calls, asking is no use of it. */
+  isOpen(name: string): boolean {
+    return this.ready.has(name);
+  }
+
+  /**
+   * Runs `fn` on the open collection, at once if it is open, else once it has opened; the name
+   * counts as busy meanwhile, so the budget leaves it open until `fn` has finished.
+   */
+  private async using<T>(name: string, fn: (collection: Collection) => T | Promise<T>): Promise<T> {
+    this.check();
+    this.configOf(name);
+    this.busy.set(name, (this.busy.get(name) ?? 0) + 1);
+    try {
+      const entry = this.ready.get(name);
+      return await fn(entry !== undefined ? entry.collection : await this.collection(name));
+    } finally {
+      const left = this.busy.get(name)! - 1;
+      if (left === 0) this.busy.delete(name);
+      else this.busy.set(name, left);
+      const entry = this.ready.get(name);
+      // Re-measured: an upsert may have grown it past the budget.
+      if (entry !== undefined) this.budget.used(entry);
+    }
+  }
+
+  /**
+   * Closes an unused collection for the budget (see OpenCollections); false, leaving it open, if
+   * an operation on it is in flight or it is no longer this store's open instance.
+   */
+  private evict(name: string, entry: OpenEntry): boolean {
+    if (this.closed || this.busy.has(name) || this.ready.get(name) !== entry) return false;
+    this.ready.delete(name);
+    this.open.delete(name);
+    const closing: Promise<void> = entry.collection
+      .close()
+      .catch(() => undefined)
+      .then(() => {
+        if (this.closing.get(name) === closing) this.closing.delete(name);
+      });
+    this.closing.set(name, closing);
+    return true;
   }
 
   /**
@@ -255,7 +347,7 @@ export class VectorStore {
     this.check();
     // Checked and copied before the first await: the caller may reuse its arrays once this returns.
     const planned = planUpsert(this.configOf(name), vectors);
-    return (this.ready.get(name) ?? (await this.collection(name))).upsertPlanned(planned);
+    return this.using(name, (collection) => collection.upsertPlanned(planned));
   }
 
   /**
@@ -264,7 +356,7 @@ export class VectorStore {
    * const rec = await vectors.get('docs', 'a');
    */
   async get(name: string, id: string): Promise<VectorRecord | undefined> {
-    return (await this.collection(name)).get(id);
+    return this.using(name, (collection) => collection.get(id));
   }
 
   /**
@@ -273,11 +365,10 @@ export class VectorStore {
    * const { deleted } = await vectors.deleteVectors('docs', ['a']);
    */
   async deleteVectors(name: string, ids: string[]): Promise<{ deleted: number }> {
-    const ready = this.openedCollection(name);
-    if (ready !== undefined) return ready.delete(ids);
-    // A copy taken now: the caller may reuse its array once this returns.
-    const copied = Array.isArray(ids) ? ids.slice() : ids;
-    return (await this.collection(name)).delete(copied);
+    // An open collection reads the ids at once; for one still to open, a copy taken now: the
+    // caller may reuse its array once this returns.
+    const copied = this.openedCollection(name) !== undefined || !Array.isArray(ids) ? ids : ids.slice();
+    return this.using(name, (collection) => collection.delete(copied));
   }
 
   /**
@@ -286,7 +377,7 @@ export class VectorStore {
    * const { vectors: page, cursor } = await vectors.listVectors('docs', { limit: 50 });
    */
   async listVectors(name: string, options?: ListOptions): Promise<ListPage> {
-    return (await this.collection(name)).list(options);
+    return this.using(name, (collection) => collection.list(options));
   }
 
   /**
@@ -294,13 +385,13 @@ export class VectorStore {
    * @example
    * const { matches } = await vectors.query('docs', { vector: q, k: 5, filter: { lang: 'en' } });
    */
-  async query(name: string, request: QueryRequest): Promise<{ matches: QueryMatch[] }> {
+  async query(name: string, request: QueryRequest, options?: { sharedMetadata?: boolean }): Promise<{ matches: QueryMatch[] }> {
     const ready = this.openedCollection(name);
-    if (ready !== undefined) return ready.query(request);
+    if (ready !== undefined) return ready.query(request, options);
     // The vector is read once the collection has opened: copy it now, as an open collection reads it now.
     const vector = request?.vector;
     const copied = Array.isArray(vector) || vector instanceof Float32Array || vector instanceof Float64Array ? { ...request, vector: vector.slice() } : request;
-    return (await this.collection(name)).query(copied);
+    return this.using(name, (collection) => collection.query(copied, options));
   }
 
   /** Closes every open collection (finishing queued writes and checkpoints). */
@@ -310,7 +401,10 @@ export class VectorStore {
     await this.queue;
     const opened = [...this.open.values()];
     this.open.clear();
+    for (const entry of this.ready.values()) this.budget.remove(entry);
     this.ready.clear();
+    if (this.ownBudget) this.budget.close();
+    await Promise.all(this.closing.values());
     for (const p of opened) {
       const collection = await p.catch(() => undefined);
       await collection?.close();

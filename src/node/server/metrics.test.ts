@@ -64,6 +64,11 @@ describe('createMetrics', () => {
     expect(gauge(body, 'quartz_segment_cache_hit_ratio')).toBeCloseTo(hits / (hits + misses));
     expect(gauge(body, 'quartz_collections')).toBe(1);
     expect(gauge(body, 'quartz_vectors')).toBe(2);
+    expect(gauge(body, 'quartz_open_collections')).toBe(1);
+    expect(gauge(body, 'quartz_open_collection_bytes')).toBe((await engine.stats()).open_collection_bytes);
+    expect(gauge(body, 'quartz_open_collection_bytes')).toBeGreaterThan(64 * 1024);
+    expect(gauge(body, 'quartz_collection_evictions_total')).toBe(0);
+    expect(gauge(body, 'quartz_collection_idle_closes_total')).toBe(0);
     expect(gauge(body, 'quartz_stored_bytes')).toBeGreaterThan(0);
     // Prometheus conventions: counters end in _total and only they do; no doubled prefix.
     const types = [...body.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(([, name, type]) => ({ name: name!, type: type! }));

@@ -96,6 +96,11 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
   const cacheRatio = live('quartz_segment_cache_hit_ratio', 'Segment cache hits / lookups (0 before any lookup)');
   const collections = live('quartz_collections', 'Vector collections');
   const vectors = live('quartz_vectors', 'Vectors in collections');
+  // Engine-wide (every tenant), not only tenants opened since start.
+  const openCollections = new Gauge({ name: 'quartz_open_collections', help: 'Vector collections open in memory', registers: [registry] });
+  const openCollectionBytes = new Gauge({ name: 'quartz_open_collection_bytes', help: 'Bytes of open vector collections (wasm memory plus estimated JS heap)', registers: [registry] });
+  const evictions = new Counter({ name: 'quartz_collection_evictions_total', help: 'Vector collections closed to stay within the memory budget', registers: [registry] });
+  const idleCloses = new Counter({ name: 'quartz_collection_idle_closes_total', help: 'Vector collections closed after going unused for the idle time', registers: [registry] });
 
   async function collectEngine(): Promise<void> {
     const period = currentPeriod(engine.context.clock.now());
@@ -129,6 +134,12 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
     cacheRatio.set(lookups === 0 ? 0 : st.cache_hits / lookups);
     collections.set(st.collections);
     vectors.set(st.vectors);
+    openCollections.set(st.open_collections);
+    openCollectionBytes.set(st.open_collection_bytes);
+    evictions.reset();
+    evictions.inc(st.collection_evictions);
+    idleCloses.reset();
+    idleCloses.inc(st.collection_idle_closes);
   }
 
   return {

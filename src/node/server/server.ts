@@ -99,6 +99,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
     dataDir: settings.dataDir,
     defaultPlan: draft.default_plan,
     dropDamagedLog: settings.dropDamagedLog,
+    vectors: { maxOpenBytes: settings.openCollectionsMaxBytes, idleCloseMs: settings.collectionIdleCloseMs },
     warn: (message, details) => logger.warn(details, message),
   });
   let server: ServerType;

@@ -45,6 +45,19 @@ describe('resolveServeSettings', () => {
     await expect(resolveServeSettings({ config: file }, {})).rejects.toThrow(/drop_damaged_log/);
   });
 
+  it('takes the open-collection budget and idle close from a flag, the environment or the file', async () => {
+    const none = await resolveServeSettings({}, {});
+    expect([none.openCollectionsMaxBytes, none.collectionIdleCloseMs]).toEqual([undefined, 600_000]);
+    const file = await configFile(JSON.stringify({ open_collections_max_bytes: 1_000_000, collection_idle_close_ms: 0 }));
+    expect(await resolveServeSettings({ config: file }, {})).toMatchObject({ openCollectionsMaxBytes: 1_000_000, collectionIdleCloseMs: 0 });
+    const env = { QUARTZ_OPEN_COLLECTIONS_MAX_BYTES: '2000000', QUARTZ_COLLECTION_IDLE_CLOSE_MS: '5000' };
+    expect(await resolveServeSettings({ config: file }, env)).toMatchObject({ openCollectionsMaxBytes: 2_000_000, collectionIdleCloseMs: 5000 });
+    expect(await resolveServeSettings({ config: file, openCollectionsMaxBytes: '3000000', collectionIdleCloseMs: '7' }, env)).toMatchObject({ openCollectionsMaxBytes: 3_000_000, collectionIdleCloseMs: 7 });
+    await expect(resolveServeSettings({ openCollectionsMaxBytes: '1.5GB' }, {})).rejects.toThrow("--open-collections-max-bytes must be a whole number, got '1.5GB'");
+    const negative = await configFile(JSON.stringify({ collection_idle_close_ms: -1 }));
+    await expect(resolveServeSettings({ config: negative }, {})).rejects.toThrow(/collection_idle_close_ms/);
+  });
+
   it('reads the config file named by QUARTZ_CONFIG, and lists from the environment', async () => {
     const file = await configFile(JSON.stringify({ cors_origins: ['https://a.example'], plans: { team: { requests_per_minute: 5 } }, default_plan: 'team' }));
     const s = await resolveServeSettings({}, { QUARTZ_CONFIG: file, QUARTZ_REGISTRATION: 'off' });

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { DEFAULT_PLANS, serverConfigSchema } from '../../api/config.js';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { DEFAULT_IDLE_CLOSE_MS } from '../../engine/vectors/open-collections.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -19,6 +20,10 @@ export interface ServeSettings {
   logLevel: LogLevel;
   /** Start even with a damaged write-ahead log, dropping the writes behind the damage (see DiskStorageOptions). */
   dropDamagedLog: boolean;
+  /** Budget in bytes for open vector collections; undefined leaves the Node home's default (see openQuartz). */
+  openCollectionsMaxBytes: number | undefined;
+  /** A vector collection unused this long (ms) closes; 0 never. */
+  collectionIdleCloseMs: number;
   /** The server config handed to createApp, minus version and admin key (the server adds those). */
   app: z.output<typeof appFields>;
   /** Where each setting came from (flag, env, file or default), for diagnostics and tests. */
@@ -34,6 +39,8 @@ export interface ServeFlags {
   defaultPlan?: string;
   logLevel?: string;
   dropDamagedLog?: boolean;
+  openCollectionsMaxBytes?: string;
+  collectionIdleCloseMs?: string;
 }
 
 const appFields = serverConfigSchema.omit({ version: true, admin_key_hash: true });
@@ -46,12 +53,14 @@ export const configFileSchema = appFields
     port: z.number().int().min(0).max(65535).optional(),
     data_dir: z.string().min(1).optional(),
     log_level: z.enum(LOG_LEVELS).optional(),
+    open_collections_max_bytes: z.number().int().min(0).optional(),
+    collection_idle_close_ms: z.number().int().min(0).optional(),
   })
   .strict();
 
 export type ConfigFile = z.infer<typeof configFileSchema>;
 
-export const DEFAULTS = { host: '127.0.0.1', port: 8787, dataDir: './.quartz', logLevel: 'info' as LogLevel, defaultPlan: 'unlimited' };
+export const DEFAULTS = { host: '127.0.0.1', port: 8787, dataDir: './.quartz', logLevel: 'info' as LogLevel, defaultPlan: 'unlimited', collectionIdleCloseMs: DEFAULT_IDLE_CLOSE_MS };
 
 function bad(message: string): QuartzError {
   return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
@@ -109,6 +118,11 @@ function parseOrigins(value: string, subject: string): string[] {
   return origins;
 }
 
+function parseCount(value: string, subject: string): number {
+  if (!/^\d{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) throw bad(`${subject} must be a whole number, got '${value}'`);
+  return Number(value);
+}
+
 function parseLevel(value: string, subject: string): LogLevel {
   if (!(LOG_LEVELS as readonly string[]).includes(value)) throw bad(`${subject} must be one of ${LOG_LEVELS.join(', ')}, got '${value}'`);
   return value as LogLevel;
@@ -156,6 +170,15 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
   // standing setting would drop writes silently the next time.
   // (commander gives a flag without a value as `true`.)
   const dropDamagedLog = pick('drop-damaged-log', flags.dropDamagedLog === true ? 'true' : undefined, 'QUARTZ_DROP_DAMAGED_LOG', undefined, parseBool, false);
+  const openCollectionsMaxBytes = pick<number | undefined>(
+    'open-collections-max-bytes',
+    flags.openCollectionsMaxBytes,
+    'QUARTZ_OPEN_COLLECTIONS_MAX_BYTES',
+    file.open_collections_max_bytes,
+    parseCount,
+    undefined,
+  );
+  const collectionIdleCloseMs = pick('collection-idle-close-ms', flags.collectionIdleCloseMs, 'QUARTZ_COLLECTION_IDLE_CLOSE_MS', file.collection_idle_close_ms, parseCount, DEFAULTS.collectionIdleCloseMs);
   const default_plan = pick('default-plan', flags.defaultPlan, 'QUARTZ_DEFAULT_PLAN', file.default_plan, text, DEFAULTS.defaultPlan);
   const plans = file.plans ?? DEFAULT_PLANS;
   if (!Object.hasOwn(plans, default_plan)) throw bad(unknownPlan(default_plan, sources['default-plan']!, configPath, Object.keys(plans)));
@@ -176,7 +199,7 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
     body_limits: file.body_limits,
     long_poll_max_ms: file.long_poll_max_ms,
   };
-  return { host, port, dataDir, logLevel, dropDamagedLog, app, sources };
+  return { host, port, dataDir, logLevel, dropDamagedLog, openCollectionsMaxBytes, collectionIdleCloseMs, app, sources };
 }
 
 /** Names where the bad default plan came from, so the user knows what to change. */

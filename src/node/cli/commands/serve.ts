@@ -28,7 +28,9 @@ export function serveCommand(program: Command, io: CliIo): void {
     .option('--default-plan <name>', 'plan given to new registrations (default unlimited)')
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info)')
     .option('--drop-damaged-log', 'start even if the write-ahead log is damaged: keep the writes before the damage, drop (and log) the acknowledged ones after it')
-    .addHelpText('after', '\nEnvironment: QUARTZ_HOST, QUARTZ_PORT, QUARTZ_DATA, QUARTZ_CONFIG, QUARTZ_DEFAULT_PLAN, QUARTZ_LOG_LEVEL,\nQUARTZ_REGISTRATION, QUARTZ_CORS_ORIGINS, QUARTZ_ADMIN_KEY, QUARTZ_DROP_DAMAGED_LOG. Flags win over the environment, which wins over the file.')
+    .option('--open-collections-max-bytes <bytes>', 'memory budget of open vector collections; the least recently used close beyond it (default 1/8 of RAM, at least 256 MiB)')
+    .option('--collection-idle-close-ms <ms>', 'close a vector collection unused this long, 0 never (default 600000)')
+    .addHelpText('after', '\nEnvironment: QUARTZ_HOST, QUARTZ_PORT, QUARTZ_DATA, QUARTZ_CONFIG, QUARTZ_DEFAULT_PLAN, QUARTZ_LOG_LEVEL,\nQUARTZ_REGISTRATION, QUARTZ_CORS_ORIGINS, QUARTZ_ADMIN_KEY, QUARTZ_DROP_DAMAGED_LOG,\nQUARTZ_OPEN_COLLECTIONS_MAX_BYTES, QUARTZ_COLLECTION_IDLE_CLOSE_MS. Flags win over the environment, which wins over the file.')
     .action(async ({ dataDir, ...flags }: ServeFlags & { dataDir?: string }) => {
       // Compared resolved: './d' and 'd/' are one directory.
       if (dataDir !== undefined && flags.data !== undefined && resolve(dataDir) !== resolve(flags.data)) {
