@@ -15,7 +15,7 @@
  */
 import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
 import { HnswIndex } from '../../core/hnsw.js';
-import { decodeUtf8 } from '../../core/utf8.js';
+import { cursorFromName, nameFromCursor } from '../list-cursor.js';
 import type { EngineContext } from '../context.js';
 import type { BatchOp, UnitStorage } from '../../ports/storage.js';
 import {
@@ -37,6 +37,7 @@ import { FieldIndexes } from './field-index.js';
 import { compileFilter, type Metadata } from './filter.js';
 import {
   MAX_EF,
+  MAX_ID_BYTES,
   MAX_K,
   validateId,
   validateInt,
@@ -187,17 +188,9 @@ function u32Bytes(n: number): Uint8Array {
   return b;
 }
 
-function encodeCursor(id: string): string {
-  let bin = '';
-  for (const byte of encoder.encode(id)) bin += String.fromCharCode(byte);
-  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
 function decodeCursor(cursor: string, collection: string): string {
   try {
-    const bin = atob(cursor.replace(/-/g, '+').replace(/_/g, '/'));
-    // Exactly: an id may start with U+FEFF; dropped, the next page would start too early.
-    return decodeUtf8(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+    return nameFromCursor(cursor, MAX_ID_BYTES);
   } catch {
     throw invalid(`collection '${collection}': cursor '${cursor.slice(0, 64)}' is not one this API returned`);
   }
@@ -703,7 +696,7 @@ export class Collection {
       return out;
     });
     const more = from + limit < sorted.length;
-    return { vectors, cursor: more && page.length > 0 ? encodeCursor(page[page.length - 1]!) : null };
+    return { vectors, cursor: more && page.length > 0 ? cursorFromName(page[page.length - 1]!) : null };
   }
 
   /**
