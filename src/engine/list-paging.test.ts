@@ -126,6 +126,43 @@ describe('paged listings amid creates and deletes', () => {
     await streams.close();
   });
 
+  // Few changes between listings against many ids are applied one by one; many are merged.
+  for (const [base, changes] of [
+    [0, 30],
+    [3000, 4],
+  ] as const) {
+    it(`vector ids list exactly as a sort of the live ids, through upserts, deletes and re-adds between listings (${base} ids, ${changes} changes)`, async () => {
+      const vectors = await VectorStore.open(createTestContext(), 't1');
+      await vectors.createCollection({ name: 'docs', dims: 1, metric: 'l2', M: 4, efConstruction: 8 });
+      const random = seededRandom(5);
+      const live = new Set<string>();
+      const ids = Array.from({ length: base }, (_, i) => `base-${i}`);
+      if (base > 0) await vectors.upsert('docs', ids.map((id) => ({ id, values: [random()] })));
+      for (const id of ids) live.add(id);
+      const pick = () => (random() < 0.5 && base > 0 ? `base-${Math.floor(random() * base)}` : `id-${Math.floor(random() * 200)}`);
+      const all = async () => {
+        const ids: string[] = [];
+        let cursor: string | null = null;
+        do {
+          const page = await vectors.listVectors('docs', { cursor, limit: 1 + Math.floor(random() * 40) });
+          ids.push(...page.vectors.map((v) => v.id));
+          cursor = page.cursor;
+        } while (cursor !== null);
+        return ids;
+      };
+      for (let round = 0; round < 60; round++) {
+        const upserts = Array.from({ length: Math.floor(random() * changes) }, pick);
+        if (upserts.length > 0) await vectors.upsert('docs', upserts.map((id) => ({ id, values: [random()] })));
+        for (const id of upserts) live.add(id);
+        const deletes = Array.from({ length: Math.floor(random() * changes) }, pick);
+        await vectors.deleteVectors('docs', deletes);
+        for (const id of deletes) live.delete(id);
+        if (random() < 0.7) expect(await all(), `round ${round}`).toEqual([...live].sort());
+      }
+      await vectors.close();
+    });
+  }
+
   it('a page of collections reads only its own collections', async () => {
     const ctx = createTestContext();
     const vectors = await VectorStore.open(ctx, 't1');
