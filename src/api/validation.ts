@@ -5,6 +5,7 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { ErrorCode, QuartzError } from '../core/errors.js';
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, type PageOptions } from '../engine/list-cursor.js';
 
 type Issue = z.core.$ZodIssue;
 
@@ -104,4 +105,12 @@ export function param(c: Context, name: string): string {
     }
   }
   return value;
+}
+
+/**
+ * The `cursor` and `limit` of a catalog listing's query (an empty cursor is the first page, as
+ * in KV list); the engine judges the cursor.
+ */
+export function pageOf(c: Context): PageOptions {
+  return { cursor: queryText(c, 'cursor') || null, limit: queryInt(c.req.query('limit'), 'limit', 1, MAX_PAGE_LIMIT, DEFAULT_PAGE_LIMIT) };
 }

@@ -502,6 +502,82 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
       });
     });
 
+    describe('list paging', () => {
+      /** Every name a listing answers, page by page, `limit` at a time. */
+      async function pages(path: string, field: string, key: string, limit: number, between?: (page: number) => Promise<void>): Promise<string[][]> {
+        const out: string[][] = [];
+        let cursor: string | null = null;
+        do {
+          const res = await call('GET', `${path}?limit=${limit}${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`, { key });
+          expect(res.status, res.text).toBe(200);
+          out.push(res.json[field].map((x: any) => (typeof x === 'string' ? x : x.name)));
+          cursor = res.json.cursor;
+          if (cursor !== null) expect(res.json[field]).toHaveLength(limit);
+          await between?.(out.length);
+        } while (cursor !== null);
+        return out;
+      }
+
+      it('topics, collections and groups page by name; a cursor continues after its name amid creates and deletes', async () => {
+        const t = await tenant();
+        const create = {
+          topic: (name: string) => call('POST', '/v1/topics', { key: t.key, body: { name, partitions: 1 } }),
+          collection: (name: string) => call('POST', '/v1/collections', { key: t.key, body: { name, dims: 2, metric: 'l2' } }),
+        };
+        for (const [kind, path, field] of [
+          ['topic', '/v1/topics', 'topics'],
+          ['collection', '/v1/collections', 'collections'],
+        ] as const) {
+          for (const name of ['e', 'b', 'd', 'a', 'c']) expect((await create[kind](name)).status).toBe(201);
+          expect(await pages(path, field, t.key, 2)).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+          const whole = await call('GET', path, { key: t.key });
+          expect(whole.json[field].map((x: any) => x.name)).toEqual(['a', 'b', 'c', 'd', 'e']);
+          expect(whole.json.cursor).toBeNull();
+          // After the first page: its last name and one before it go, a name before the cursor and one after come.
+          const seen = await pages(path, field, t.key, 2, async (page) => {
+            if (page !== 1) return;
+            for (const gone of ['b', 'a']) expect((await call('DELETE', `${path}/${gone}`, { key: t.key })).status).toBe(204);
+            for (const name of ['aa', 'f']) expect((await create[kind](name)).status).toBe(201);
+          });
+          expect(seen).toEqual([['a', 'b'], ['c', 'd'], ['e', 'f']]);
+        }
+        await call('POST', '/v1/collections/c/upsert', { key: t.key, body: { vectors: [{ id: 'x', values: [1, 2] }] } });
+        const counted = await call('GET', '/v1/collections?limit=1&cursor=' + Buffer.from('aa').toString('base64url'), { key: t.key });
+        expect(counted.json.collections).toEqual([expect.objectContaining({ name: 'c', count: 1, dims: 2 })]);
+
+        for (const g of ['g3', 'g1', 'g2']) {
+          expect((await call('POST', `/v1/groups/${g}/offsets`, { key: t.key, body: { topic: 'c', partition: 0, offset: 0 } })).status).toBe(204);
+        }
+        expect(await pages('/v1/groups', 'groups', t.key, 2)).toEqual([['g1', 'g2'], ['g3']]);
+        expect(await pages('/v1/groups', 'groups', t.key, 1)).toEqual([['g1'], ['g2'], ['g3']]);
+      });
+
+      it('only a cursor the server returned is taken: variants, garbage and over-long cursors are 400 naming cursor', async () => {
+        const t = await tenant();
+        await call('POST', '/v1/topics', { key: t.key, body: { name: 'a', partitions: 1 } });
+        await call('POST', '/v1/collections', { key: t.key, body: { name: 'a', dims: 1, metric: 'l2' } });
+        await call('POST', '/v1/collections/a/upsert', { key: t.key, body: { vectors: [{ id: 'a', values: [1] }] } });
+        await call('POST', '/v1/groups/a/offsets', { key: t.key, body: { topic: 'a', partition: 0, offset: 0 } });
+        await call('PUT', '/v1/kv/a', { key: t.key, raw: 'x' });
+        // 'YQ' is the cursor after 'a' on every listing; 'YR' and 'YQ==' decode to 'a' too.
+        const refused = ['YR', 'YQ=', 'YQ==', 'YQ%3D%3D', '%20YQ', 'YQ%0A', 'Y', 'YQ!', '*', 'Pz8/', '_w', '7aCA', 'Y'.repeat(5000) + 'Q', 'YWJj'.repeat(1000)];
+        for (const path of ['/v1/kv', '/v1/topics', '/v1/collections', '/v1/groups', '/v1/collections/a/vectors']) {
+          const ok = await call('GET', `${path}?cursor=YQ`, { key: t.key });
+          expect(ok.status, `${path} ${ok.text}`).toBe(200);
+          expect(ok.json.cursor).toBeNull();
+          for (const cursor of refused) {
+            const res = await call('GET', `${path}?cursor=${cursor}`, { key: t.key });
+            expectError(res, 400, 'invalid_argument');
+            expect(res.json.message, `${path}?cursor=${cursor.slice(0, 20)}`).toMatch(/cursor/);
+          }
+          for (const limit of ['0', '1001', 'x', '-1']) expectError(await call('GET', `${path}?limit=${limit}`, { key: t.key }), 400, 'invalid_argument');
+        }
+        // A well-formed cursor of a name no topic or collection could have is not one the server made.
+        for (const path of ['/v1/topics', '/v1/collections']) expectError(await call('GET', `${path}?cursor=${Buffer.from('a b').toString('base64url')}`, { key: t.key }), 400, 'invalid_argument');
+        expectError(await call('GET', `/v1/groups?cursor=${Buffer.from('a\u0001').toString('base64url')}`, { key: t.key }), 400, 'invalid_argument');
+      });
+    });
+
     describe('tenant isolation', () => {
       it("another tenant's key, topic, collection and group are 404 (never 403) and never listed", async () => {
         const a = await tenant();

@@ -161,6 +161,32 @@ describe('quartz CLI end to end', () => {
     ok(await q(['collection', 'rm', 'docs']));
   });
 
+  it('topic ls and collection ls follow cursors across pages; --limit and --page-size', async () => {
+    const { api_key } = JSON.parse(await readFile(join(home, 'quartz', 'config.json'), 'utf8')) as { api_key: string };
+    const create = (path: string, body: unknown) =>
+      fetch(`${server.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${api_key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => expect(r.status).toBe(201));
+    // One more than the API's largest page, so the default page size takes two requests.
+    const names = Array.from({ length: 1001 }, (_, i) => `t${String(i).padStart(4, '0')}`);
+    for (let i = 0; i < names.length; i += 16) await Promise.all(names.slice(i, i + 16).map((name) => create('/v1/topics', { name, partitions: 1 })));
+    const listed = async (args: string[]) => {
+      const r = await q([...args, '-o', 'json']);
+      ok(r);
+      return (JSON.parse(r.stdout) as Record<string, { name: string }[]>)[args[0] === 'topic' ? 'topics' : 'collections']!.map((x) => x.name);
+    };
+    expect(await listed(['topic', 'ls'])).toEqual(names);
+    expect(await listed(['topic', 'ls', '--page-size', '300'])).toEqual(names);
+    expect(await listed(['topic', 'ls', '--limit', '5', '--page-size', '2'])).toEqual(names.slice(0, 5));
+    const table = await q(['topic', 'ls', '--page-size', '7']);
+    ok(table);
+    expect(table.stdout.split('\n').filter((line) => /\bt\d{4}\b/.test(line))).toHaveLength(1001);
+    for (const name of ['c', 'a', 'e', 'b', 'd']) await create('/v1/collections', { name, dims: 2, metric: 'l2' });
+    expect(await listed(['collection', 'ls', '--page-size', '2'])).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(await listed(['collection', 'ls', '--limit', '3', '--page-size', '1'])).toEqual(['a', 'b', 'c']);
+    const bad = await q(['topic', 'ls', '--page-size', '1001']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^quartz: --page-size must be at most 1000/);
+  }, 180_000);
+
   it('shows usage as a table and as JSON', async () => {
     const usage = await q(['usage', '-o', 'json']);
     ok(usage);

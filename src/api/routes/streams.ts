@@ -13,7 +13,7 @@ import { tenantAuth } from '../middleware/auth.js';
 import { consumeResultJson, parseProduceJson, produceResultJson } from '../record-codec.js';
 import type { ApiRouter } from '../router.js';
 import { PLAIN_HOST } from './kv.js';
-import { errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
+import { PageQuery, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import {
   CommitBody,
   ConsumeQuery,
@@ -31,7 +31,7 @@ import {
   TopicList,
   TopicParam,
 } from '../schemas/streams.js';
-import { invalid, param, parseWith, queryInt, queryText } from '../validation.js';
+import { invalid, pageOf, param, parseWith, queryInt, queryText } from '../validation.js';
 
 function partitionOf(raw: string): number {
   if (!/^\d{1,5}$/.test(raw)) throw invalid(`partition: expected a non-negative integer, got ${JSON.stringify(raw.slice(0, 40))}`);
@@ -199,9 +199,16 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
   router.add(
     'get',
     '/v1/topics',
-    { tags, summary: 'List topics', security: tenantSecurity, responses: { '200': jsonResponse(TopicList, 'Topics by name') } },
+    {
+      tags,
+      summary: 'List topics',
+      description: 'Topics in name order, a page at a time; pass `cursor` back for the next page (null on the last).',
+      security: tenantSecurity,
+      request: { query: PageQuery },
+      responses: { '200': jsonResponse(TopicList, 'One page of topics'), ...errorResponses(400) },
+    },
     auth,
-    async (c) => c.json({ topics: (await store(c)).listTopics() }),
+    async (c) => c.json((await store(c)).listTopicsPage(pageOf(c))),
   );
 
   router.add(
@@ -298,9 +305,16 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
   router.add(
     'get',
     '/v1/groups',
-    { tags, summary: 'List consumer groups', security: tenantSecurity, responses: { '200': jsonResponse(GroupList, 'Groups with committed offsets') } },
+    {
+      tags,
+      summary: 'List consumer groups',
+      description: 'Groups with committed offsets, in byte order of their UTF-8 ids, a page at a time; pass `cursor` back for the next page (null on the last).',
+      security: tenantSecurity,
+      request: { query: PageQuery },
+      responses: { '200': jsonResponse(GroupList, 'One page of groups'), ...errorResponses(400) },
+    },
     auth,
-    async (c) => c.json({ groups: await (await store(c)).listGroups() }),
+    async (c) => c.json(await (await store(c)).listGroupsPage(pageOf(c))),
   );
 
   router.add(

@@ -15,7 +15,7 @@ import { queryBodyFromBytes } from '../query-body.js';
 import { plainResponse, type DirectRequest, type PlainAnswer, type RequestPipeline } from '../middleware/request.js';
 import type { ApiRouter } from '../router.js';
 import { PLAIN_HOST } from './kv.js';
-import { errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
+import { PageQuery, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import {
   CollectionInfo,
   CollectionList,
@@ -30,7 +30,7 @@ import {
   VectorParam,
   VectorRecord,
 } from '../schemas/vectors.js';
-import { param, parseWith, queryBool, queryInt, queryText } from '../validation.js';
+import { pageOf, param, parseWith, queryBool, queryInt, queryText } from '../validation.js';
 
 /** The engine's collection info in the API's snake_case. */
 function collectionJson(info: EngineCollectionInfo) {
@@ -148,9 +148,19 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
   router.add(
     'get',
     '/v1/collections',
-    { tags, summary: 'List collections', security: tenantSecurity, responses: { '200': jsonResponse(CollectionList, 'Every collection of the tenant') } },
+    {
+      tags,
+      summary: 'List collections',
+      description: 'Collections in name order with their live counts, a page at a time; pass `cursor` back for the next page (null on the last).',
+      security: tenantSecurity,
+      request: { query: PageQuery },
+      responses: { '200': jsonResponse(CollectionList, 'One page of collections'), ...errorResponses(400) },
+    },
     auth,
-    async (c) => c.json({ collections: (await (await store(c)).listCollections()).map(collectionJson) }),
+    async (c) => {
+      const page = await (await store(c)).listCollectionsPage(pageOf(c));
+      return c.json({ collections: page.collections.map(collectionJson), cursor: page.cursor });
+    },
   );
 
   router.add(

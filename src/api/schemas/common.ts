@@ -25,6 +25,15 @@ const ERROR_TEXT: Record<number, string> = {
   507: "The server's disk is full (nothing of this request was stored; retry once space is freed), or a vector index ran out of WebAssembly memory",
 };
 
+/** The query of the catalog listings (topics, collections, groups), paged as KV list is. */
+export const PageQuery = z.object({
+  cursor: z.string().optional().openapi({ description: "The previous page's `cursor`; only a cursor this API returned is accepted" }),
+  limit: z.string().optional().openapi({ description: '1-1000, default 1000' }),
+});
+
+/** A listing's `cursor` field. */
+export const PageCursor = z.string().nullable().openapi({ description: 'Pass back as `cursor` for the next page; null on the last page' });
+
 type Responses = RouteDoc['responses'];
 type Response = Responses[string];
 /** An OpenAPI header object, as these responses use it. */

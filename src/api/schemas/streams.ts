@@ -1,5 +1,6 @@
 /** Stream shapes: topics, records (per-record utf8/base64 encoding), consumer groups. */
 import { z } from '@hono/zod-openapi';
+import { PageCursor } from './common.js';
 
 export const Encoding = z.enum(['utf8', 'base64']).openapi({ description: 'How key, value and header values are written (default utf8)' });
 
@@ -44,7 +45,7 @@ export const TopicDescription = TopicConfig.extend({
   ),
 }).openapi('TopicDescription');
 
-export const TopicList = z.object({ topics: z.array(TopicConfig) }).openapi('TopicList');
+export const TopicList = z.object({ topics: z.array(TopicConfig), cursor: PageCursor }).openapi('TopicList');
 export const TopicParam = z.object({ t: z.string().openapi({ description: 'Topic name' }) });
 export const PartitionParam = z.object({ t: z.string(), p: z.string().openapi({ description: 'Partition number' }) });
 
@@ -98,7 +99,7 @@ export const ConsumeResult = z
   })
   .openapi('ConsumeResult');
 
-export const GroupList = z.object({ groups: z.array(z.string()) }).openapi('GroupList');
+export const GroupList = z.object({ groups: z.array(z.string()), cursor: PageCursor }).openapi('GroupList');
 export const GroupParam = z.object({ g: z.string().openapi({ description: 'Consumer group id' }) });
 
 export const CommitBody = z

@@ -1,6 +1,7 @@
 /** Vector collection shapes: requests are validated with these, responses documented. */
 import { z } from '@hono/zod-openapi';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { PageCursor } from './common.js';
 
 // The pattern is documented only: the engine checks names and words the error.
 const name = z.string().min(1).max(128).openapi({ pattern: '^[A-Za-z0-9._-]{1,128}$', description: "Not '.' or '..'" });
@@ -28,7 +29,7 @@ export const CollectionInfo = z
   })
   .openapi('Collection');
 
-export const CollectionList = z.object({ collections: z.array(CollectionInfo) }).openapi('CollectionList');
+export const CollectionList = z.object({ collections: z.array(CollectionInfo), cursor: PageCursor }).openapi('CollectionList');
 
 export const CollectionParam = z.object({ c: z.string().openapi({ description: 'Collection name' }) });
 export const VectorParam = z.object({ c: z.string(), id: z.string().openapi({ description: 'Vector id' }) });

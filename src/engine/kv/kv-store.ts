@@ -16,6 +16,7 @@ import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type BlobStore, type Ord
 import type { Clock, Scheduler } from '../../ports/clock.js';
 import type { EngineContext, UsageRecorder } from '../context.js';
 import { HotValues, type HotUnit } from './hot-values.js';
+import { bytesFromCursor, cursorFromBytes } from '../list-cursor.js';
 import {
   FLAG_BLOB,
   HEADER_BYTES,
@@ -216,19 +217,12 @@ function preconditionFailed(key: string, message: string, current: number | null
   return new QuartzError(ErrorCode.PRECONDITION_FAILED, `key '${key}' ${message}`, { details: { key, current_version: current } });
 }
 
-function toBase64Url(bytes: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
-  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
-function fromBase64Url(s: string): Uint8Array | undefined {
-  if (!/^[A-Za-z0-9_-]*$/.test(s)) return undefined;
+/** The key bytes a list cursor holds: only a cursor list could have returned (a key's UTF-8, canonical base64url), else undefined. */
+function keyFromCursor(cursor: unknown): Uint8Array | undefined {
   try {
-    const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/'));
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
+    const bytes = bytesFromCursor(cursor, MAX_KV_KEY_BYTES);
+    decodeUtf8(bytes); // throws unless UTF-8, which every key is
+    return bytes;
   } catch {
     return undefined;
   }
@@ -590,8 +584,8 @@ export class KvStore {
     if (base.length - 1 > MAX_KV_KEY_BYTES) throw invalid(`prefix is ${base.length - 1} bytes; the limit is ${MAX_KV_KEY_BYTES}`);
     let start = base;
     if (cursor !== undefined && cursor !== null) {
-      const last = typeof cursor === 'string' ? fromBase64Url(cursor) : undefined;
-      if (last === undefined || last.length === 0 || last.length > MAX_KV_KEY_BYTES) throw invalid('cursor is not valid; pass back the cursor of a previous page');
+      const last = keyFromCursor(cursor);
+      if (last === undefined) throw invalid('cursor is not valid; pass back the cursor of a previous page');
       const resume = new Uint8Array(1 + last.length);
       resume[0] = TAG_DATA;
       resume.set(last, 1);
@@ -610,7 +604,7 @@ export class KvStore {
         const key = decodeUtf8(row.key.subarray(1));
         checkRecord(row.value, key);
         if (isExpired(row.value, now)) continue;
-        if (keys.length === limit) return { keys, cursor: toBase64Url(lastKey!.subarray(1)) };
+        if (keys.length === limit) return { keys, cursor: cursorFromBytes(lastKey!.subarray(1)) };
         const expires = recordExpiresAt(row.value);
         keys.push({ key, size: recordSize(row.value), content_type: recordContentType(row.value), expires_at: expires === 0 ? null : expires });
         lastKey = row.key;

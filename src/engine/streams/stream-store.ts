@@ -17,6 +17,7 @@ import { partitionForKey } from './murmur2.js';
 import { MAX_BATCH_RAW_BYTES, PartitionLog, recordSize, type PartitionConfig } from './partition-log.js';
 import { SegmentCache } from './segment-cache.js';
 import { settleLimited, valuesOrThrow } from '../settle-limited.js';
+import { SortedNames, badCursor, cursorFromName, nameFromCursor, pageLimit, type PageOptions } from '../list-cursor.js';
 
 export const MAX_PARTITIONS = 1024;
 /** Partitions a topic create, delete or open works on at once (see openLogs). */
@@ -109,6 +110,18 @@ export interface GroupOffset {
   high_watermark: number;
   /** high_watermark − committed (null when nothing is committed). */
   lag: number | null;
+}
+
+export interface TopicPage {
+  topics: TopicConfig[];
+  /** Pass back for the next page; null on the last. */
+  cursor: string | null;
+}
+
+export interface GroupPage {
+  groups: string[];
+  /** Pass back for the next page; null on the last. */
+  cursor: string | null;
 }
 
 export interface StreamStoreOptions {
@@ -232,6 +245,8 @@ function groupKey(kind: 'g' | 'o', group: string, topic?: string, partition?: nu
 
 export class StreamStore {
   private readonly topics = new Map<string, OpenTopic>();
+  /** The names of `topics`, in order, so a page of the listing is a slice. */
+  private readonly names = new SortedNames();
   private closed = false;
   /**
    * Topic creates and deletes, one at a time: each checks the catalog, then awaits storage before
@@ -269,6 +284,7 @@ export class StreamStore {
       for (const entry of await catalog.kv.scan({ prefix: new Uint8Array(0) })) {
         const config = parseJson<TopicConfig>(entry.value, `tenant '${tenantId}': topic catalog entry '${fromUtf8.decode(entry.key)}'`);
         store.topics.set(config.name, { config, logs: await store.openLogs(config), sticky: 0 });
+        store.names.add(config.name);
       }
     } catch (err) {
       // The topics opened before the failure would keep their partitions' timers running.
@@ -374,6 +390,7 @@ export class StreamStore {
     await this.dropGroupOffsets(name);
     await this.catalog.kv.put(utf8.encode(name), utf8.encode(JSON.stringify(config)));
     this.topics.set(name, { config, logs: await this.openLogs(config), sticky: 0 });
+    this.names.add(name);
     return config;
   }
 
@@ -386,14 +403,36 @@ export class StreamStore {
   }
 
   /**
-   * Topic configs, sorted by name.
+   * Every topic's config, sorted by name (see listTopicsPage for a page at a time).
    *
    * @example
    * streams.listTopics().map((t) => t.name); // ['audit', 'orders']
    */
   listTopics(): TopicConfig[] {
     this.checkOpen();
-    return [...this.topics.values()].map((t) => ({ ...t.config })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return this.names.all().map((name) => ({ ...this.topics.get(name)!.config }));
+  }
+
+  /**
+   * One page of topic configs in name order; pass `cursor` back for the next. A page continues
+   * after the last name of the one before, so a topic that exists throughout a listing is listed
+   * exactly once, whatever is created or deleted meanwhile.
+   *
+   * @example
+   * let page = streams.listTopicsPage({ limit: 100 });
+   * while (page.cursor !== null) page = streams.listTopicsPage({ cursor: page.cursor, limit: 100 });
+   */
+  listTopicsPage(options: PageOptions = {}): TopicPage {
+    this.checkOpen();
+    options ??= {}; // JavaScript callers pass null for "no options"
+    const limit = pageLimit(options.limit);
+    let after: string | undefined;
+    if (options.cursor !== undefined && options.cursor !== null) {
+      after = nameFromCursor(options.cursor, 249);
+      if (!TOPIC_NAME.test(after)) throw badCursor();
+    }
+    const { names, more } = this.names.after(after, limit);
+    return { topics: names.map((name) => ({ ...this.topics.get(name)!.config })), cursor: more ? cursorFromName(names[names.length - 1]!) : null };
   }
 
   /** The segment cache's lookups and size, for the home's metrics (the engine's shared cache: every tenant's). */
@@ -428,6 +467,7 @@ export class StreamStore {
     // Gone for producers and consumers at once; the storage work waits its turn after any create or delete in flight.
     const topic = this.topic(name);
     this.topics.delete(name);
+    this.names.delete(name);
     return this.oneTopicChangeAtATime(() => this.drop(name, topic));
   }
 
@@ -735,6 +775,36 @@ export class StreamStore {
   }
 
   /**
+   * One page of groups in byte order of their UTF-8 ids; pass `cursor` back for the next. Read
+   * from storage a page at a time, continuing after the last id returned.
+   *
+   * @example
+   * const { groups, cursor } = await streams.listGroupsPage({ limit: 100 });
+   */
+  async listGroupsPage(options: PageOptions = {}): Promise<GroupPage> {
+    this.checkOpen();
+    options ??= {}; // JavaScript callers pass null for "no options"
+    const limit = pageLimit(options.limit);
+    const prefix = utf8.encode('g\u0000');
+    let start = prefix;
+    if (options.cursor !== undefined && options.cursor !== null) {
+      const group = nameFromCursor(options.cursor, MAX_GROUP_BYTES);
+      try {
+        this.checkGroup(group);
+      } catch {
+        throw badCursor();
+      }
+      // The least key above the group's own: its key with a 0 byte added.
+      const key = groupKey('g', group);
+      start = new Uint8Array(key.length + 1);
+      start.set(key);
+    }
+    const rows = await this.groups.kv.scan({ start, end: utf8.encode('g\u0001'), limit: limit + 1 });
+    const groups = rows.slice(0, limit).map((e) => fromUtf8.decode(e.key.subarray(prefix.length)));
+    return { groups, cursor: rows.length > limit ? cursorFromName(groups[groups.length - 1]!) : null };
+  }
+
+  /**
    * Stops timers, wakes long-polls (they reject with STORAGE_CLOSED) and lets in-flight
    * commits finish.
    *
@@ -749,5 +819,6 @@ export class StreamStore {
     await this.topicChanges;
     for (const topic of this.topics.values()) for (const log of topic.logs) await log.close();
     this.topics.clear();
+    this.names.clear();
   }
 }

@@ -15,7 +15,7 @@
  */
 import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
 import { HnswIndex } from '../../core/hnsw.js';
-import { decodeUtf8 } from '../../core/utf8.js';
+import { cursorFromName, nameFromCursor } from '../list-cursor.js';
 import type { EngineContext } from '../context.js';
 import type { BatchOp, UnitStorage } from '../../ports/storage.js';
 import {
@@ -37,6 +37,7 @@ import { FieldIndexes } from './field-index.js';
 import { compileFilter, type Metadata } from './filter.js';
 import {
   MAX_EF,
+  MAX_ID_BYTES,
   MAX_K,
   validateId,
   validateInt,
@@ -191,20 +192,38 @@ function u32Bytes(n: number): Uint8Array {
   return b;
 }
 
-function encodeCursor(id: string): string {
-  let bin = '';
-  for (const byte of encoder.encode(id)) bin += String.fromCharCode(byte);
-  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
 function decodeCursor(cursor: string, collection: string): string {
   try {
-    const bin = atob(cursor.replace(/-/g, '+').replace(/_/g, '/'));
-    // Exactly: an id may start with U+FEFF; dropped, the next page would start too early.
-    return decodeUtf8(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+    return nameFromCursor(cursor, MAX_ID_BYTES);
   } catch {
     throw invalid(`collection '${collection}': cursor '${cursor.slice(0, 64)}' is not one this API returned`);
   }
+}
+
+/** The index of the first of `sorted` at or above `id`. */
+function lowerBound(sorted: string[], id: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Two sorted id lists merged, each id once and only if `live` has it. */
+function mergeLive(a: string[], b: string[], live: Map<string, number>): string[] {
+  const merged: string[] = [];
+  let i = 0;
+  let j = 0;
+  let last: string | undefined;
+  while (i < a.length || j < b.length) {
+    const id = j >= b.length || (i < a.length && a[i]! <= b[j]!) ? a[i++]! : b[j++]!;
+    if (id !== last && live.has(id)) merged.push(id);
+    last = id;
+  }
+  return merged;
 }
 
 /** The in-memory half of a collection; built by open, restore and replay alike. */
@@ -219,7 +238,15 @@ class State {
   nextId = 0;
   count = 0;
   readonly fields = new FieldIndexes();
+  /**
+   * The ids in code-unit order as of the last listing (undefined: not built), and the ids that
+   * became live or stopped being live since. A listing after writes applies those changes (a
+   * binary search and a splice each, or one merge when there are many) where sorting every id
+   * again cost O(n log n) for each page a client read while another wrote (70 ms at 200,000 ids).
+   */
   private sorted: string[] | undefined;
+  private added: string[] = [];
+  private removed: string[] = [];
 
   constructor(
     readonly dims: number,
@@ -240,15 +267,48 @@ class State {
     return out;
   }
 
-  /** Ids in code-unit order, rebuilt lazily after a mutation. */
+  /** Ids in code-unit order, brought up to date lazily after a mutation. */
   sortedIds(): string[] {
-    this.sorted ??= [...this.byId.keys()].sort();
-    return this.sorted;
+    let sorted = this.sorted;
+    if (sorted === undefined) {
+      sorted = [...this.byId.keys()].sort();
+    } else if (this.added.length + this.removed.length === 0) {
+      return sorted;
+    } else if ((this.added.length + this.removed.length) * 64 <= sorted.length) {
+      // An id in both lists (removed, then live again, or the other way round) ends as byId says.
+      for (const id of this.removed) {
+        if (this.byId.has(id)) continue;
+        const at = lowerBound(sorted, id);
+        if (sorted[at] === id) sorted.splice(at, 1);
+      }
+      for (const id of this.added) {
+        if (!this.byId.has(id)) continue;
+        const at = lowerBound(sorted, id);
+        if (sorted[at] !== id) sorted.splice(at, 0, id);
+      }
+    } else {
+      sorted = mergeLive(sorted, this.added.sort(), this.byId);
+    }
+    this.sorted = sorted;
+    this.added = [];
+    this.removed = [];
+    return sorted;
+  }
+
+  /** Notes a change of the live ids for sortedIds, while it keeps a sorted list. */
+  private idChange(list: string[], id: string): void {
+    if (this.sorted === undefined) return;
+    list.push(id);
+    // Past the live count a whole sort is as cheap, and the lists stop growing.
+    if (this.added.length + this.removed.length > this.byId.size + 1024) {
+      this.sorted = undefined;
+      this.added = [];
+      this.removed = [];
+    }
   }
 
   /** Applies one decoded log chunk (also used by replay, so it trusts the recorded internal ids). */
   apply(entry: LogEntry): void {
-    this.sorted = undefined;
     if (entry.kind === LOG_UPSERT) {
       const ids = new Uint32Array(entry.records.length);
       const flat = new Float32Array(entry.records.length * this.dims);
@@ -275,7 +335,11 @@ class State {
 
   private claim(internal: number, id: string): void {
     if (this.ids[internal] === undefined) this.count++;
-    else if (this.ids[internal] !== id) this.byId.delete(this.ids[internal]!);
+    else if (this.ids[internal] !== id) {
+      this.byId.delete(this.ids[internal]!);
+      this.idChange(this.removed, this.ids[internal]!);
+    }
+    if (!this.byId.has(id)) this.idChange(this.added, id);
     this.ids[internal] = id;
     this.byId.set(id, internal);
     this.free.delete(internal);
@@ -300,7 +364,7 @@ class State {
     this.metadata[internal] = undefined;
     this.free.add(internal);
     this.count--;
-    this.sorted = undefined;
+    this.idChange(this.removed, id);
   }
 
   /** Live (internal id, metadata) pairs. */
@@ -722,7 +786,7 @@ export class Collection {
       return out;
     });
     const more = from + limit < sorted.length;
-    return { vectors, cursor: more && page.length > 0 ? encodeCursor(page[page.length - 1]!) : null };
+    return { vectors, cursor: more && page.length > 0 ? cursorFromName(page[page.length - 1]!) : null };
   }
 
   /**

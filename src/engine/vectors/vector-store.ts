@@ -27,6 +27,7 @@ import {
   type VectorRecord,
 } from './collection.js';
 import { OpenCollections, Resident, type OpenCollectionsOptions } from './open-collections.js';
+import { SortedNames, badCursor, cursorFromName, nameFromCursor, pageLimit, type PageOptions } from '../list-cursor.js';
 import { MAX_DIMS, validateCollectionName, validateInt, validateMetric, validateNewCollectionName, type Metric } from './validate.js';
 
 export interface CreateCollectionRequest {
@@ -37,6 +38,12 @@ export interface CreateCollectionRequest {
   M?: number;
   /** HNSW build breadth, 8–1000 (default 200). */
   efConstruction?: number;
+}
+
+export interface CollectionPage {
+  collections: CollectionInfo[];
+  /** Pass back for the next page; null on the last. */
+  cursor: string | null;
 }
 
 export interface VectorStoreOptions extends OpenCollectionsOptions {
@@ -80,6 +87,8 @@ export class VectorStore {
    * showed the old vectors in a collection created again under the name).
    */
   private readonly deleting = new Set<string>();
+  /** The names of `configs`, in order, so a page of the listing is a slice. */
+  private readonly names: SortedNames;
   private closed = false;
 
   private constructor(
@@ -91,6 +100,7 @@ export class VectorStore {
   ) {
     this.ownBudget = ctx.openCollections === undefined;
     this.budget = ctx.openCollections ?? new OpenCollections(ctx.clock, ctx.scheduler, options);
+    this.names = new SortedNames(configs.keys());
   }
 
   /**
@@ -164,6 +174,7 @@ export class VectorStore {
       await Collection.initialise(await this.ctx.storage.unit(unitName), config);
       await this.catalog.kv.put(catalogKey(name), encoder.encode(JSON.stringify(config)));
       this.configs.set(name, config);
+      this.names.add(name);
       return { ...config, count: 0 };
     });
   }
@@ -188,10 +199,45 @@ export class VectorStore {
     return { ...config, count };
   }
 
-  /** Every collection of the tenant, by name; one deleted while it is listed is left out. */
+  /**
+   * Every collection of the tenant, by name; one deleted while it is listed is left out. Reads
+   * the stored count of each collection that is not open: see listCollectionsPage for a page at
+   * a time.
+   */
   async listCollections(): Promise<CollectionInfo[]> {
     this.check();
-    const names = [...this.configs.keys()].filter((name) => !this.deleting.has(name)).sort();
+    return this.describeEach(this.names.all());
+  }
+
+  /**
+   * One page of collections in name order, each described (config and live count); pass
+   * `cursor` back for the next. A page continues after the last name of the one before, so a
+   * collection that exists throughout a listing is listed exactly once, whatever is created or
+   * deleted meanwhile. Only the page's collections are described.
+   *
+   * @example
+   * const { collections, cursor } = await vectors.listCollectionsPage({ limit: 100 });
+   */
+  async listCollectionsPage(options: PageOptions = {}): Promise<CollectionPage> {
+    this.check();
+    options ??= {}; // JavaScript callers pass null for "no options"
+    const limit = pageLimit(options.limit);
+    let after: string | undefined;
+    if (options.cursor !== undefined && options.cursor !== null) {
+      after = nameFromCursor(options.cursor, 128);
+      try {
+        validateCollectionName(after);
+      } catch {
+        throw badCursor();
+      }
+    }
+    const { names, more } = this.names.after(after, limit);
+    const collections = await this.describeEach(names);
+    // The cursor is the page's last name even if that collection went while it was described.
+    return { collections, cursor: more ? cursorFromName(names[names.length - 1]!) : null };
+  }
+
+  private async describeEach(names: string[]): Promise<CollectionInfo[]> {
     const described = await Promise.all(
       names.map((name) =>
         this.describeCollection(name).catch((err: unknown) => {
@@ -234,6 +280,7 @@ export class VectorStore {
         }
         await this.catalog.kv.delete(catalogKey(name));
         this.configs.delete(name);
+        this.names.delete(name);
         await this.ctx.storage.dropUnit(unitName);
         if (count !== 0) this.ctx.usage.add(this.tenantId, 'vectors_stored', -count);
       } finally {

@@ -68,6 +68,9 @@ function describeNetworkError(err: unknown): string {
   return cause?.message ?? (err as Error).message;
 }
 
+/** The largest page the API's listings answer. */
+const MAX_PAGE = 1000;
+
 export class ApiClient {
   constructor(readonly conn: Connection) {}
 
@@ -116,6 +119,30 @@ export class ApiClient {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Every item of a paged listing (`{<field>: [...], cursor}`), following cursors page by page:
+   * at most `limit` items in all (default: every one), `pageSize` per request (default 1000, the
+   * API's largest page).
+   *
+   * @example
+   * const topics = await client.listAll<Topic>('/v1/topics', 'topics');
+   */
+  async listAll<T>(path: string, field: string, options: { query?: Record<string, string | undefined>; limit?: number; pageSize?: number } = {}): Promise<T[]> {
+    const { limit = Infinity, pageSize = MAX_PAGE } = options;
+    const items: T[] = [];
+    let cursor: string | null = null;
+    while (items.length < limit) {
+      const page: Record<string, unknown> = await this.json<Record<string, unknown>>(path, { query: { ...options.query, cursor: cursor ?? undefined, limit: Math.min(pageSize, limit - items.length) } });
+      const found = page[field];
+      if (!Array.isArray(found)) throw new CliError(`quartz: ${this.conn.url}${path} answered without '${field}'; is it a QuartzDB server?`);
+      items.push(...(found as T[]));
+      // No cursor at all: a server from before these listings paged, which answered every item.
+      cursor = typeof page.cursor === 'string' ? page.cursor : null;
+      if (cursor === null) break;
+    }
+    return items;
   }
 
   /** A JSON request answered with JSON. */

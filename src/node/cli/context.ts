@@ -49,6 +49,13 @@ export function ctxFor(command: Command, io: CliIo): Ctx {
 }
 
 /** Parses a non-negative integer flag, naming it in the error. */
+/** The `--limit` (at most this many in all) and `--page-size` (per request, 1-1000) of an ls command. */
+export function listFlags(flags: { limit?: string; pageSize: string }): { limit?: number; pageSize: number } {
+  const pageSize = intFlag(flags.pageSize, '--page-size', 1)!;
+  if (pageSize > 1000) throw new CliError(`quartz: --page-size must be at most 1000, got '${flags.pageSize}'`);
+  return { limit: intFlag(flags.limit, '--limit', 1), pageSize };
+}
+
 export function intFlag(value: string | undefined, flag: string, min = 0): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value))) {

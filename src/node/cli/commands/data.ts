@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { ErrorCode } from '../../../core/errors.js';
 import { decodeUtf8 } from '../../../core/utf8.js';
 import { CliError, resolveConnection, ApiClient, errorBody, errorOf, namedPath } from '../client.js';
-import { ctxFor, intFlag, type CliIo } from '../context.js';
+import { ctxFor, intFlag, listFlags, type CliIo } from '../context.js';
 import { readAll, readFirstLine, readSecretLine } from '../io.js';
 import { counted } from '../output.js';
 import { progressBar } from '../progress.js';
@@ -163,10 +163,12 @@ export function vectorCommands(program: Command, io: CliIo): void {
     });
   collection
     .command('ls')
-    .description('list collections')
-    .action(async (_flags: unknown, cmd: Command) => {
+    .description('list collections (every one, a page of --page-size per request)')
+    .option('--limit <n>', 'at most this many collections')
+    .option('--page-size <n>', 'collections per request (1-1000)', '1000')
+    .action(async (flags: { limit?: string; pageSize: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
-      const { collections } = await (await ctx.client()).json<{ collections: Record<string, unknown>[] }>('/v1/collections');
+      const collections = await (await ctx.client()).listAll<Record<string, unknown>>('/v1/collections', 'collections', listFlags(flags));
       ctx.out.table(collections, ['name', 'dims', 'metric', 'count'], { collections });
     });
   collection

@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { CliError, namedPath, type ApiClient } from '../client.js';
-import { ctxFor, intFlag, type CliIo, type Ctx } from '../context.js';
+import { ctxFor, intFlag, listFlags, type CliIo, type Ctx } from '../context.js';
 import { counted } from '../output.js';
 
 const topicPath = (topic: string): string => namedPath('/v1/topics', topic, 'the topic name');
@@ -55,10 +55,12 @@ export function topicCommands(program: Command, io: CliIo): void {
     });
   topic
     .command('ls')
-    .description('list topics')
-    .action(async (_f: unknown, cmd: Command) => {
+    .description('list topics (every one, a page of --page-size per request)')
+    .option('--limit <n>', 'at most this many topics')
+    .option('--page-size <n>', 'topics per request (1-1000)', '1000')
+    .action(async (flags: { limit?: string; pageSize: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
-      const { topics } = await (await ctx.client()).json<{ topics: Record<string, unknown>[] }>('/v1/topics');
+      const topics = await (await ctx.client()).listAll<Record<string, unknown>>('/v1/topics', 'topics', listFlags(flags));
       ctx.out.table(topics, ['name', 'partitions', 'retention_ms'], { topics });
     });
   topic
