@@ -595,12 +595,13 @@ describe('segments', () => {
     expect(ctx.usage.get('t1', 'bytes_stored')).toBe(d.bytes);
   });
 
-  it('rolls by time on the scheduler', async () => {
+  it('rolls by time on the scheduler, at most one tick interval after the tail is segment_ms old', async () => {
     const { ctx, streams } = await setup();
     await streams.createTopic('t', { segment_ms: 60_000 });
     await streams.produce('t', values(10));
+    await ctx.clock.advance(59_999);
     expect(streams.describeTopic('t').partition_info[0]!.segments).toBe(0);
-    await ctx.clock.advance(61_000);
+    await ctx.clock.advance(60_001); // segment_ms, then at most one interval of min(60 s, segment_ms)
     expect(streams.describeTopic('t').partition_info[0]!.segments).toBe(1);
     await streams.produce('t', values(10, 10));
     expect((await readAll(streams, 't', 0)).map((r) => r.value)).toEqual([...Array(20).keys()].map((i) => `v${i}`));
@@ -619,6 +620,54 @@ describe('segments', () => {
     expect(await streams.offsetForTimestamp('t', 0, 1000 + 1234 * 1)).toBe(124);
     expect(await streams.offsetForTimestamp('t', 0, 1000 + 2990)).toBe(299);
     expect(await streams.offsetForTimestamp('t', 0, 999_999)).toBe(300);
+  });
+});
+
+describe('tick timers', () => {
+  /** A context whose scheduler only notes each task and when it falls due; the test runs them. */
+  function recordingSetup(): { ctx: TestContext; timers: Array<{ due: number; task: () => void | Promise<void> }> } {
+    const ctx = createTestContext();
+    const timers: Array<{ due: number; task: () => void | Promise<void> }> = [];
+    const scheduler = {
+      schedule: (delayMs: number, task: () => void | Promise<void>) => {
+        timers.push({ due: ctx.clock.now() + delayMs, task });
+        return () => {};
+      },
+    };
+    return { ctx: { ...ctx, scheduler } as unknown as TestContext, timers };
+  }
+
+  it('spreads the ticks of partitions opened together over the interval', async () => {
+    const { ctx, timers } = recordingSetup();
+    const streams = await StreamStore.open(ctx, 't1');
+    const start = ctx.clock.now();
+    await streams.createTopic('t', { partitions: 64 });
+    expect(timers.length).toBe(64);
+    const perSecond = new Map<number, number>();
+    for (const { due } of timers) {
+      expect(due).toBeGreaterThan(start);
+      expect(due).toBeLessThanOrEqual(start + 60_000);
+      const second = Math.floor((due - start) / 1000);
+      perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
+    }
+    // 64 over 60 seconds: about one a second, never a burst of them
+    expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(6);
+    expect(perSecond.size).toBeGreaterThan(30);
+    await streams.close();
+  });
+
+  it('keeps a partition on its phase: after a late tick the next is due an interval after the missed one', async () => {
+    const { ctx, timers } = recordingSetup();
+    const streams = await StreamStore.open(ctx, 't1');
+    await streams.createTopic('t', { segment_ms: 1000 });
+    const first = timers[0]!;
+    expect(first.due - ctx.clock.now()).toBeLessThanOrEqual(1000);
+    // the event loop was busy: the tick runs 400 ms after it fell due
+    await ctx.clock.advance(first.due - ctx.clock.now() + 400);
+    await first.task();
+    expect(timers.length).toBe(2);
+    expect(timers[1]!.due).toBe(first.due + 1000);
+    await streams.close();
   });
 });
 
