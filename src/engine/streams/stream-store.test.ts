@@ -833,6 +833,46 @@ describe('consumer groups', () => {
     await again.deleteTopic('orders');
     expect(await again.fetchOffsets('billing')).toEqual([]);
   });
+  it('commits several partitions in one durable write, all of them or none', async () => {
+    const ctx = createTestContext();
+    let groupWrites = 0;
+    // the memory storage, counting the writes to the groups' unit
+    const storage = Object.create(ctx.storage) as StorageProvider;
+    storage.unit = async (name: string) => {
+      const unit = await ctx.storage.unit(name);
+      if (!name.startsWith('groups/')) return unit;
+      const kv = Object.create(unit.kv) as UnitStorage['kv'];
+      kv.batch = (ops) => (groupWrites++, unit.kv.batch(ops));
+      return { ...unit, kv };
+    };
+    const streams = await StreamStore.open({ ...ctx, storage }, 't1');
+    await streams.createTopic('orders', { partitions: 4 });
+    await streams.produce('orders', [0, 1, 2, 3].flatMap((p) => values(p + 2).map((r) => ({ ...r, partition: p }))));
+    const none = async (offsets: Parameters<StreamStore['commitOffsets']>[2]) => {
+      const err = await catchErr(streams.commitOffsets('g', 'orders', offsets));
+      expect((await streams.fetchOffsets('g', 'orders')).every((r) => r.offset === null)).toBe(true);
+      return err;
+    };
+    expect((await none([{ partition: 0, offset: 1 }, { partition: 1, offset: 9 }])).code).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+    expect((await none([{ partition: 0, offset: 1 }, { partition: 7, offset: 0 }])).message).toBe("topic 'orders' has no partition 7");
+    expect((await none([{ partition: 2, offset: 1 }, { partition: 2, offset: 2 }])).message).toMatch(/partition 2 appears more than once/);
+    expect((await none([{ partition: 0, offset: 1, metadata: 'x'.repeat(5000) }])).code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect((await none([])).code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(groupWrites).toBe(0);
+    await streams.commitOffsets('g', 'orders', [
+      { partition: 3, offset: 5, metadata: 'host-b' },
+      { partition: 0, offset: 2 },
+      { partition: 1, offset: 1 },
+    ]);
+    expect(groupWrites).toBe(1);
+    expect(await streams.fetchOffsets('g', 'orders')).toEqual([
+      { topic: 'orders', partition: 0, offset: 2, metadata: null, high_watermark: 2, lag: 0 },
+      { topic: 'orders', partition: 1, offset: 1, metadata: null, high_watermark: 3, lag: 2 },
+      { topic: 'orders', partition: 2, offset: null, metadata: null, high_watermark: 4, lag: null },
+      { topic: 'orders', partition: 3, offset: 5, metadata: 'host-b', high_watermark: 5, lag: 0 },
+    ]);
+    expect(await streams.listGroups()).toEqual(['g']);
+  });
 });
 
 describe('StreamStore with hostile arguments', () => {
