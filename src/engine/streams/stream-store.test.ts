@@ -650,6 +650,8 @@ describe('tick timers', () => {
       const second = Math.floor((due - start) / 1000);
       perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
     }
+    // in 100 ms slots of the interval (partitions sharing one tick in one timer wake-up)
+    expect(timers.every(({ due }) => due % 100 === 0)).toBe(true);
     // 64 over 60 seconds: about one a second, never a burst of them
     expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(6);
     expect(perSecond.size).toBeGreaterThan(30);
