@@ -860,6 +860,8 @@ describe('consumer groups', () => {
     expect((await none([{ partition: 2, offset: 1 }, { partition: 2, offset: 2 }])).message).toMatch(/partition 2 appears more than once/);
     expect((await none([{ partition: 0, offset: 1, metadata: 'x'.repeat(5000) }])).code).toBe(ErrorCode.INVALID_ARGUMENT);
     expect((await none([])).code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect((await none([{ partition: 0, offset: 1 }, null as never])).message).toMatch(/must be \{partition, offset, metadata\?\}, got null/);
+    expect((await none('nope' as never)).code).toBe(ErrorCode.INVALID_ARGUMENT);
     expect(groupWrites).toBe(0);
     await streams.commitOffsets('g', 'orders', [
       { partition: 3, offset: 5, metadata: 'host-b' },

@@ -689,7 +689,9 @@ export class StreamStore {
     const now = this.ctx.clock.now();
     const seen = new Set<number>();
     const ops: BatchOp[] = [{ type: 'put', key: groupKey('g', group), value: new Uint8Array(0) }];
-    for (const { partition, offset, metadata } of offsets) {
+    for (const entry of offsets) {
+      if (typeof entry !== 'object' || entry === null) throw invalid(`each offset to commit must be {partition, offset, metadata?}, got ${showValue(entry)}`);
+      const { partition, offset, metadata } = entry;
       const log = this.log(topic, partition);
       if (seen.has(partition)) throw invalid(`partition ${partition} appears more than once among the offsets to commit`);
       seen.add(partition);
