@@ -170,7 +170,7 @@ describe('quartz CLI end to end', () => {
   it('shows usage as a table and as JSON', async () => {
     const usage = await q(['usage', '-o', 'json']);
     ok(usage);
-    expect(JSON.parse(usage.stdout)).toMatchObject({ api_calls: expect.any(Number), records_produced: 5 });
+    expect(JSON.parse(usage.stdout)).toMatchObject({ api_calls: expect.any(Number), records_produced: 7 });
     expect((await q(['usage'])).stdout).toContain('records_produced');
   });
 
