@@ -7,7 +7,7 @@ export { openDiskStorage, DiskStorage, type DiskStorageOptions } from './storage
 export { createEngine, Engine, type EngineOptions, type TenantScope, type EngineStats } from '../engine/engine.js';
 // The services' own types, so a program can name what it passes and gets back.
 export type { KvStore, KvStoreOptions, KvPutOptions, KvPutResult, KvDeleteOptions, KvMeta, KvEntry, KvListOptions, KvListItem, KvListPage } from '../engine/kv/kv-store.js';
-export type { StreamStore, StreamStoreOptions, TopicOptions, TopicConfig, TopicDescription, PartitionDescription, ProduceRecord, ProduceResult, ConsumeOptions, ConsumeResult, GroupOffset } from '../engine/streams/stream-store.js';
+export type { StreamStore, StreamStoreOptions, TopicOptions, TopicConfig, TopicDescription, PartitionDescription, ProduceRecord, ProduceResult, ConsumeOptions, ConsumeResult, GroupOffset, OffsetCommit } from '../engine/streams/stream-store.js';
 export type { VectorStore, VectorStoreOptions, CreateCollectionRequest } from '../engine/vectors/vector-store.js';
 export type { CollectionInfo, UpsertVector, VectorRecord, QueryRequest, QueryMatch, ListOptions as VectorListOptions, ListPage as VectorListPage } from '../engine/vectors/collection.js';
 export type { Filter, FieldCondition, FilterScalar, Metadata } from '../engine/vectors/filter.js';

@@ -500,6 +500,27 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         expect(bad.json.message).toMatch(/^offset: /);
         expectError(await call('POST', '/v1/groups/workers/offsets', { key: t.key, body: { topic: 'jobs', partition: 0, offset: 99 } }), 400, 'offset_out_of_range');
       });
+
+      it('consumer groups: commits several partitions in one request, all or none', async () => {
+        const t = await tenant();
+        await call('POST', '/v1/topics', { key: t.key, body: { name: 'jobs', partitions: 3 } });
+        await call('POST', '/v1/topics/jobs/records', { key: t.key, body: { records: [0, 1, 2, 3, 4].map((i) => ({ value: `j${i}`, partition: i % 3 })) } });
+        const commit = (body: unknown) => call('POST', '/v1/groups/batch/offsets', { key: t.key, body });
+        const committed = async () => (await call('GET', '/v1/groups/batch/offsets?topic=jobs', { key: t.key })).json.offsets.map((o: { offset: number | null }) => o.offset);
+        const bad = await commit({ topic: 'jobs', offsets: [{ partition: 0, offset: 1 }, { partition: 1, offset: -1 }] });
+        expectError(bad, 400, 'invalid_argument');
+        expect(bad.json.message).toMatch(/^offsets\[1\]\.offset: /);
+        expectError(await commit({ topic: 'jobs', offsets: [{ partition: 0, offset: 1 }, { partition: 1, offset: 9 }] }), 400, 'offset_out_of_range');
+        expectError(await commit({ topic: 'jobs', offsets: [{ partition: 0, offset: 1 }, { partition: 5, offset: 0 }] }), 404, 'not_found');
+        expectError(await commit({ topic: 'jobs', offsets: [{ partition: 0, offset: 1 }, { partition: 0, offset: 2 }] }), 400, 'invalid_argument');
+        expectError(await commit({ topic: 'jobs', offsets: [] }), 400, 'invalid_argument');
+        expectError(await commit({ topic: 'jobs', partition: 0, offset: 1, offsets: [{ partition: 1, offset: 1 }] }), 400, 'invalid_argument');
+        expectError(await commit({ topic: 'nope', offsets: [{ partition: 0, offset: 0 }] }), 404, 'not_found');
+        expect(await committed()).toEqual([null, null, null]);
+        expect((await commit({ topic: 'jobs', offsets: [{ partition: 2, offset: 1, metadata: 'm' }, { partition: 0, offset: 2 }] })).status).toBe(204);
+        expect(await committed()).toEqual([2, null, 1]);
+        expect((await call('GET', '/v1/groups', { key: t.key })).json.groups).toEqual(['batch']);
+      });
     });
 
     describe('list paging', () => {

@@ -129,6 +129,12 @@ describe('quartz CLI end to end', () => {
     expect(first.stdout.split('\n').filter(Boolean)).toHaveLength(2);
     const again = await q(['consume', 'events', '--group', 'g1', '--partition', '0']);
     expect(again.stdout).toBe('');
+    // A group over every partition: the loops' commits go together, and the next run has nothing left.
+    ok(await q(['produce', 'events', '--partition', '1'], 'p1-a\np1-b\n'));
+    const whole = await q(['consume', 'events', '--group', 'g2']);
+    ok(whole);
+    expect(whole.stdout.split('\n').filter(Boolean)).toHaveLength(7);
+    expect((await q(['consume', 'events', '--group', 'g2'])).stdout).toBe('');
 
     const topics = await q(['topic', 'ls', '-o', 'json']);
     expect((JSON.parse(topics.stdout) as { topics: { name: string }[] }).topics.map((t) => t.name)).toEqual(['events']);
@@ -190,7 +196,7 @@ describe('quartz CLI end to end', () => {
   it('shows usage as a table and as JSON', async () => {
     const usage = await q(['usage', '-o', 'json']);
     ok(usage);
-    expect(JSON.parse(usage.stdout)).toMatchObject({ api_calls: expect.any(Number), records_produced: 5 });
+    expect(JSON.parse(usage.stdout)).toMatchObject({ api_calls: expect.any(Number), records_produced: 7 });
     expect((await q(['usage'])).stdout).toContain('records_produced');
   });
 

@@ -16,6 +16,8 @@ import { PLAIN_HOST } from './kv.js';
 import { PageQuery, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
 import {
   CommitBody,
+  CommitOffsetsBody,
+  CommitRequest,
   ConsumeQuery,
   ConsumeResult as ConsumeResultSchema,
   CreateTopicBody,
@@ -322,15 +324,24 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     '/v1/groups/:g/offsets',
     {
       tags,
-      summary: "Commit a group's offset for a partition",
+      summary: "Commit a group's offset for a partition, or for several partitions of a topic",
+      description: '`{topic, partition, offset, metadata?}` commits one partition; `{topic, offsets: [{partition, offset, metadata?}]}` commits several in one durable write, all or none.',
       security: tenantSecurity,
-      request: { params: GroupParam, body: jsonBody(CommitBody) },
+      request: { params: GroupParam, body: jsonBody(CommitRequest) },
       responses: { '204': { description: 'Committed' }, ...errorResponses(400, 404, 413) },
     },
     auth,
     async (c) => {
-      const body = parseWith(CommitBody, await readJson(c.req.raw, jsonLimit));
-      await (await store(c)).commitOffset(param(c, 'g'), body.topic, body.partition, body.offset, body.metadata);
+      const raw = await readJson(c.req.raw, jsonLimit);
+      // The single form's answers (its 400s included) stay as they were; `offsets` picks the other.
+      if (typeof raw === 'object' && raw !== null && 'offsets' in raw) {
+        if ('partition' in raw || 'offset' in raw) throw invalid('body: either partition and offset, or offsets, not both');
+        const body = parseWith(CommitOffsetsBody, raw);
+        await (await store(c)).commitOffsets(param(c, 'g'), body.topic, body.offsets);
+      } else {
+        const body = parseWith(CommitBody, raw);
+        await (await store(c)).commitOffset(param(c, 'g'), body.topic, body.partition, body.offset, body.metadata);
+      }
       return c.body(null, 204);
     },
   );

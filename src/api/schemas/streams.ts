@@ -111,6 +111,25 @@ export const CommitBody = z
   })
   .openapi('CommitOffset');
 
+export const CommitOffsetsBody = z
+  .object({
+    topic: z.string().min(1),
+    offsets: z
+      .array(
+        z.object({
+          partition: z.number().int().min(0),
+          offset: z.number().int().min(0).openapi({ description: 'The next offset the group will read' }),
+          metadata: z.string().max(4096).optional(),
+        }),
+      )
+      .min(1)
+      .max(1024)
+      .openapi({ description: 'One entry per partition (each at most once); all are committed or, if any is invalid, none' }),
+  })
+  .openapi('CommitOffsets');
+
+export const CommitRequest = z.union([CommitBody, CommitOffsetsBody]);
+
 export const GroupOffsetsQuery = z.object({ topic: z.string().optional() });
 
 export const GroupOffsets = z

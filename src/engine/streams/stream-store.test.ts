@@ -595,12 +595,13 @@ describe('segments', () => {
     expect(ctx.usage.get('t1', 'bytes_stored')).toBe(d.bytes);
   });
 
-  it('rolls by time on the scheduler', async () => {
+  it('rolls by time on the scheduler, at most one tick interval after the tail is segment_ms old', async () => {
     const { ctx, streams } = await setup();
     await streams.createTopic('t', { segment_ms: 60_000 });
     await streams.produce('t', values(10));
+    await ctx.clock.advance(59_999);
     expect(streams.describeTopic('t').partition_info[0]!.segments).toBe(0);
-    await ctx.clock.advance(61_000);
+    await ctx.clock.advance(60_001); // segment_ms, then at most one interval of min(60 s, segment_ms)
     expect(streams.describeTopic('t').partition_info[0]!.segments).toBe(1);
     await streams.produce('t', values(10, 10));
     expect((await readAll(streams, 't', 0)).map((r) => r.value)).toEqual([...Array(20).keys()].map((i) => `v${i}`));
@@ -619,6 +620,56 @@ describe('segments', () => {
     expect(await streams.offsetForTimestamp('t', 0, 1000 + 1234 * 1)).toBe(124);
     expect(await streams.offsetForTimestamp('t', 0, 1000 + 2990)).toBe(299);
     expect(await streams.offsetForTimestamp('t', 0, 999_999)).toBe(300);
+  });
+});
+
+describe('tick timers', () => {
+  /** A context whose scheduler only notes each task and when it falls due; the test runs them. */
+  function recordingSetup(): { ctx: TestContext; timers: Array<{ due: number; task: () => void | Promise<void> }> } {
+    const ctx = createTestContext();
+    const timers: Array<{ due: number; task: () => void | Promise<void> }> = [];
+    const scheduler = {
+      schedule: (delayMs: number, task: () => void | Promise<void>) => {
+        timers.push({ due: ctx.clock.now() + delayMs, task });
+        return () => {};
+      },
+    };
+    return { ctx: { ...ctx, scheduler } as unknown as TestContext, timers };
+  }
+
+  it('spreads the ticks of partitions opened together over the interval', async () => {
+    const { ctx, timers } = recordingSetup();
+    const streams = await StreamStore.open(ctx, 't1');
+    const start = ctx.clock.now();
+    await streams.createTopic('t', { partitions: 64 });
+    expect(timers.length).toBe(64);
+    const perSecond = new Map<number, number>();
+    for (const { due } of timers) {
+      expect(due).toBeGreaterThan(start);
+      expect(due).toBeLessThanOrEqual(start + 60_000);
+      const second = Math.floor((due - start) / 1000);
+      perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
+    }
+    // in 100 ms slots of the interval (partitions sharing one tick in one timer wake-up)
+    expect(timers.every(({ due }) => due % 100 === 0)).toBe(true);
+    // 64 over 60 seconds: about one a second, never a burst of them
+    expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(6);
+    expect(perSecond.size).toBeGreaterThan(30);
+    await streams.close();
+  });
+
+  it('keeps a partition on its phase: after a late tick the next is due an interval after the missed one', async () => {
+    const { ctx, timers } = recordingSetup();
+    const streams = await StreamStore.open(ctx, 't1');
+    await streams.createTopic('t', { segment_ms: 1000 });
+    const first = timers[0]!;
+    expect(first.due - ctx.clock.now()).toBeLessThanOrEqual(1000);
+    // the event loop was busy: the tick runs 400 ms after it fell due
+    await ctx.clock.advance(first.due - ctx.clock.now() + 400);
+    await first.task();
+    expect(timers.length).toBe(2);
+    expect(timers[1]!.due).toBe(first.due + 1000);
+    await streams.close();
   });
 });
 
@@ -783,6 +834,48 @@ describe('consumer groups', () => {
     expect((await again.fetchOffsets('billing', 'orders'))[0]!.offset).toBe(2);
     await again.deleteTopic('orders');
     expect(await again.fetchOffsets('billing')).toEqual([]);
+  });
+  it('commits several partitions in one durable write, all of them or none', async () => {
+    const ctx = createTestContext();
+    let groupWrites = 0;
+    // the memory storage, counting the writes to the groups' unit
+    const storage = Object.create(ctx.storage) as StorageProvider;
+    storage.unit = async (name: string) => {
+      const unit = await ctx.storage.unit(name);
+      if (!name.startsWith('groups/')) return unit;
+      const kv = Object.create(unit.kv) as UnitStorage['kv'];
+      kv.batch = (ops) => (groupWrites++, unit.kv.batch(ops));
+      return { ...unit, kv };
+    };
+    const streams = await StreamStore.open({ ...ctx, storage }, 't1');
+    await streams.createTopic('orders', { partitions: 4 });
+    await streams.produce('orders', [0, 1, 2, 3].flatMap((p) => values(p + 2).map((r) => ({ ...r, partition: p }))));
+    const none = async (offsets: Parameters<StreamStore['commitOffsets']>[2]) => {
+      const err = await catchErr(streams.commitOffsets('g', 'orders', offsets));
+      expect((await streams.fetchOffsets('g', 'orders')).every((r) => r.offset === null)).toBe(true);
+      return err;
+    };
+    expect((await none([{ partition: 0, offset: 1 }, { partition: 1, offset: 9 }])).code).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+    expect((await none([{ partition: 0, offset: 1 }, { partition: 7, offset: 0 }])).message).toBe("topic 'orders' has no partition 7");
+    expect((await none([{ partition: 2, offset: 1 }, { partition: 2, offset: 2 }])).message).toMatch(/partition 2 appears more than once/);
+    expect((await none([{ partition: 0, offset: 1, metadata: 'x'.repeat(5000) }])).code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect((await none([])).code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect((await none([{ partition: 0, offset: 1 }, null as never])).message).toMatch(/must be \{partition, offset, metadata\?\}, got null/);
+    expect((await none('nope' as never)).code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(groupWrites).toBe(0);
+    await streams.commitOffsets('g', 'orders', [
+      { partition: 3, offset: 5, metadata: 'host-b' },
+      { partition: 0, offset: 2 },
+      { partition: 1, offset: 1 },
+    ]);
+    expect(groupWrites).toBe(1);
+    expect(await streams.fetchOffsets('g', 'orders')).toEqual([
+      { topic: 'orders', partition: 0, offset: 2, metadata: null, high_watermark: 2, lag: 0 },
+      { topic: 'orders', partition: 1, offset: 1, metadata: null, high_watermark: 3, lag: 2 },
+      { topic: 'orders', partition: 2, offset: null, metadata: null, high_watermark: 4, lag: null },
+      { topic: 'orders', partition: 3, offset: 5, metadata: 'host-b', high_watermark: 5, lag: 0 },
+    ]);
+    expect(await streams.listGroups()).toEqual(['g']);
   });
 });
 

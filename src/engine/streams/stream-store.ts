@@ -11,7 +11,7 @@ import { MAX_TIMESTAMP } from '../../core/segment-records.js';
 import { hasLoneSurrogate, showValue } from '../../core/show-value.js';
 import { MAX_TENANT_ID, isTenantId } from '../tenant-id.js';
 import type { DecodedRecord, SegmentCodec } from '../../core/segment.js';
-import type { UnitStorage } from '../../ports/storage.js';
+import type { BatchOp, UnitStorage } from '../../ports/storage.js';
 import type { EngineContext } from '../context.js';
 import { partitionForKey } from './murmur2.js';
 import { MAX_BATCH_RAW_BYTES, PartitionLog, recordSize, type PartitionConfig } from './partition-log.js';
@@ -99,6 +99,14 @@ export interface ConsumeResult {
   next_offset: number;
   high_watermark: number;
   log_start_offset: number;
+}
+
+/** One partition's offset for `commitOffsets`. */
+export interface OffsetCommit {
+  partition: number;
+  /** The next offset the group will read. */
+  offset: number;
+  metadata?: string;
 }
 
 export interface GroupOffset {
@@ -703,24 +711,44 @@ export class StreamStore {
    * await streams.commitOffset('billing', 'orders', 0, res.next_offset);
    */
   async commitOffset(group: string, topicName: string, partition: number, offset: number, metadata?: string): Promise<void> {
+    await this.commitOffsets(group, topicName, [{ partition, offset, metadata }]);
+  }
+
+  /**
+   * Commits a consumer group's offsets for several partitions of one topic: all of them or, if
+   * any is invalid, none. One durable write however many partitions, where committing them one
+   * call at a time waits for a write each.
+   *
+   * @example
+   * await streams.commitOffsets('billing', 'orders', [{ partition: 0, offset: 120 }, { partition: 1, offset: 98 }]);
+   */
+  async commitOffsets(group: string, topicName: string, offsets: ReadonlyArray<OffsetCommit>): Promise<void> {
     this.checkGroup(group);
     const topic = this.topic(topicName);
-    const log = this.log(topic, partition);
-    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || offset > log.highWatermark) {
-      throw new QuartzError(
-        ErrorCode.OFFSET_OUT_OF_RANGE,
-        `cannot commit offset ${String(offset)} for topic '${topicName}' partition ${partition}: it must be 0 to ${log.highWatermark}`,
-        { details: { offset, log_start_offset: log.logStartOffset, high_watermark: log.highWatermark } },
-      );
+    if (!Array.isArray(offsets) || offsets.length === 0) throw invalid('offsets must be a non-empty array of {partition, offset, metadata?}');
+    const now = this.ctx.clock.now();
+    const seen = new Set<number>();
+    const ops: BatchOp[] = [{ type: 'put', key: groupKey('g', group), value: new Uint8Array(0) }];
+    for (const entry of offsets) {
+      if (typeof entry !== 'object' || entry === null) throw invalid(`each offset to commit must be {partition, offset, metadata?}, got ${showValue(entry)}`);
+      const { partition, offset, metadata } = entry;
+      const log = this.log(topic, partition);
+      if (seen.has(partition)) throw invalid(`partition ${partition} appears more than once among the offsets to commit`);
+      seen.add(partition);
+      if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || offset > log.highWatermark) {
+        throw new QuartzError(
+          ErrorCode.OFFSET_OUT_OF_RANGE,
+          `cannot commit offset ${String(offset)} for topic '${topicName}' partition ${partition}: it must be 0 to ${log.highWatermark}`,
+          { details: { offset, log_start_offset: log.logStartOffset, high_watermark: log.highWatermark } },
+        );
+      }
+      if (metadata !== undefined && (typeof metadata !== 'string' || metadata.length > MAX_METADATA_CHARS)) {
+        throw invalid(`offset metadata must be a string of at most ${MAX_METADATA_CHARS} characters`);
+      }
+      const value = { offset, metadata: metadata ?? null, committed_at: now };
+      ops.push({ type: 'put', key: groupKey('o', group, topicName, partition), value: utf8.encode(JSON.stringify(value)) });
     }
-    if (metadata !== undefined && (typeof metadata !== 'string' || metadata.length > MAX_METADATA_CHARS)) {
-      throw invalid(`offset metadata must be a string of at most ${MAX_METADATA_CHARS} characters`);
-    }
-    const value = { offset, metadata: metadata ?? null, committed_at: this.ctx.clock.now() };
-    await this.groups.kv.batch([
-      { type: 'put', key: groupKey('g', group), value: new Uint8Array(0) },
-      { type: 'put', key: groupKey('o', group, topicName, partition), value: utf8.encode(JSON.stringify(value)) },
-    ]);
+    await this.groups.kv.batch(ops);
   }
 
   /**

@@ -62,6 +62,27 @@ describe('disk storage recovery', () => {
     await third.close();
   });
 
+  it('lists the blobs a unit had before the open, and those put since, skipping units without a blob dir', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(dir);
+    const first = await openDiskStorage({ dir });
+    await (await first.unit('log/t1/a/0')).blobs.put('seg/1', new Uint8Array([1]));
+    await first.unit('log/t1/b/0');
+    await first.close();
+    const again = await openDiskStorage({ dir });
+    const a = (await again.unit('log/t1/a/0')).blobs;
+    const b = (await again.unit('log/t1/b/0')).blobs;
+    expect((await a.list('seg/')).map((x) => x.key)).toEqual(['seg/1']);
+    expect(await b.list('seg/')).toEqual([]);
+    await b.put('seg/2', new Uint8Array([2]));
+    expect((await b.list('seg/')).map((x) => x.key)).toEqual(['seg/2']);
+    const fresh = (await again.unit('log/t1/c/0')).blobs;
+    expect(await fresh.list('')).toEqual([]);
+    await fresh.put('seg/3', new Uint8Array([3]));
+    expect((await fresh.list('')).map((x) => x.key)).toEqual(['seg/3']);
+    await again.close();
+  });
+
   it('hands out one unit id for concurrent first opens of the same name', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
     dirs.push(dir);

@@ -149,14 +149,21 @@ async function lockDir(dir: string): Promise<() => Promise<void>> {
   };
 }
 
-/** Removes what a crash can leave behind: half-written temp blobs and blob dirs of dropped units. */
-async function sweep(dir: string, catalog: Map<string, number>): Promise<void> {
+/**
+ * Removes what a crash can leave behind: half-written temp blobs and blob dirs of dropped units.
+ * Returns the blob directories of live units (see FileBlobs' `rootDirs`).
+ */
+async function sweep(dir: string, catalog: Map<string, number>): Promise<Set<string>> {
   await rm(join(dir, 'blobs', 'tmp'), { recursive: true, force: true });
   await mkdir(join(dir, 'blobs', 'tmp'), { recursive: true });
   const live = new Set([...catalog.values()].map(String));
+  const rootDirs = new Set<string>();
   for (const name of await readdir(join(dir, 'blobs'))) {
-    if (name !== 'tmp' && !live.has(name)) await rm(join(dir, 'blobs', name), { recursive: true, force: true });
+    if (name === 'tmp') continue;
+    if (live.has(name)) rootDirs.add(join(dir, 'blobs', name));
+    else await rm(join(dir, 'blobs', name), { recursive: true, force: true });
   }
+  return rootDirs;
 }
 
 interface OpenUnit {
@@ -186,6 +193,8 @@ export class DiskStorage implements StorageProvider {
     private readonly catalog: Map<string, number>,
     private readonly unlock: () => Promise<void>,
     private readonly journal: Journal,
+    /** Blob directories of units that may exist (see FileBlobs' `rootDirs`). */
+    private readonly blobRoots: Set<string>,
   ) {
     this.names = new UnitNames(catalog.keys());
   }
@@ -244,13 +253,13 @@ export class DiskStorage implements StorageProvider {
     try {
       if (options.newestDataVersion !== undefined) refuseNewerData(dir, catalog, fast, options.newestDataVersion);
       // First, so what a crash (or a full disk) left in blobs/tmp is freed before replay needs room.
-      await sweep(dir, catalog);
+      const blobRoots = await sweep(dir, catalog);
       // 0 in a directory from before the log key: its frames have the plain CRC (see wal.ts).
       const storedKey = (meta.get(LOG_KEY) as unknown as number | undefined) ?? 0;
       files = openLogFiles(dir, storedKey);
       const { epoch, logKey } = await DiskStorage.replay(dir, env, meta, data, files, storedKey, new Set(catalog.values()), options);
       const journal = new Journal({ dir, env, meta: meta as Database<unknown, string>, fast, files, epoch, logKey, fileBytes: logFileBytes, applyDelayMs });
-      return new DiskStorage(dir, env, units, meta, data, fast, catalog, unlock, journal);
+      return new DiskStorage(dir, env, units, meta, data, fast, catalog, unlock, journal, blobRoots);
     } catch (err) {
       if (files !== undefined) closeLogFiles(files);
       await env.close();
@@ -349,7 +358,7 @@ export class DiskStorage implements StorageProvider {
     };
     const storage: UnitStorage = {
       kv: new LmdbKV(this.data, this.fast, state, this.journal, this.records),
-      blobs: new FileBlobs(join(this.dir, 'blobs', String(id)), join(this.dir, 'blobs', 'tmp'), state, this.handles),
+      blobs: new FileBlobs(join(this.dir, 'blobs', String(id)), join(this.dir, 'blobs', 'tmp'), state, this.handles, this.blobRoots),
     };
     const unit = { state, storage };
     this.open.set(name, unit);
@@ -430,6 +439,7 @@ export class DiskStorage implements StorageProvider {
     // every tenant's hot records whenever anyone deleted a topic or a collection.
     const blobDir = join(this.dir, 'blobs', String(id));
     this.handles.evictUnder(blobDir);
+    this.blobRoots.delete(blobDir);
     // Most units never write a blob (a partition before its first roll, a KV without large
     // values): then there is nothing to remove and no directory entry to make durable, and a
     // topic delete does not queue a thousand rm + fsync calls ahead of other writes.

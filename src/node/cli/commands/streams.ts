@@ -180,6 +180,31 @@ async function produceLines(
   return produced;
 }
 
+/**
+ * Commits the partition loops' offsets together: one request carries every partition's latest
+ * offset that is waiting when it starts (one durable write on the server), while the loops'
+ * commits during that request wait for the next one. One request per partition page made a
+ * consumer of many partitions wait for a server write each.
+ */
+function groupCommitter(client: ApiClient, group: string, topic: string): (partition: number, offset: number) => Promise<void> {
+  let waiting = new Map<number, number>();
+  let previous: Promise<void> = Promise.resolve();
+  let next: Promise<void> | undefined;
+  return (partition, offset) => {
+    waiting.set(partition, offset);
+    if (next === undefined) {
+      next = previous.then(async () => {
+        const offsets = [...waiting].map(([p, o]) => ({ partition: p, offset: o }));
+        waiting = new Map();
+        next = undefined;
+        await client.request(`/v1/groups/${encodeURIComponent(group)}/offsets`, { method: 'POST', json: { topic, offsets } });
+      });
+      previous = next.catch(() => {});
+    }
+    return next;
+  };
+}
+
 interface ConsumeFlags {
   fromBeginning?: boolean;
   partition?: string;
@@ -221,6 +246,7 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
     else ctx.io.stdout.write((r.value ?? '') + '\n');
   };
 
+  const commit = flags.group === undefined ? undefined : groupCommitter(client, flags.group, topic);
   const loop = async (p: PartitionInfo): Promise<void> => {
     let offset = start(p);
     while (!stop.signal.aborted) {
@@ -245,9 +271,7 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
         printed++;
       }
       if (max !== undefined && printed >= max) stop.abort();
-      if (flags.group !== undefined && next !== offset) {
-        await client.request(`/v1/groups/${encodeURIComponent(flags.group)}/offsets`, { method: 'POST', json: { topic, partition: p.partition, offset: next } });
-      }
+      if (commit !== undefined && next !== offset) await commit(p.partition, next);
       offset = next;
       if (flags.follow !== true && offset >= page.high_watermark) return;
     }
