@@ -71,6 +71,7 @@ describe.skipIf(!hasPrlimit())('a server out of file descriptors', () => {
     const { api_key: key } = (await registered.json()) as { api_key: string };
     // Connections opened while descriptors remain; the requests below go over them.
     const admin = await Connection.open(port);
+    const big = 'v'.repeat(1_500_000);
     expect((await admin.ask('PUT', '/v1/kv/kept', key, 'acknowledged'))?.status).toBe(200);
     expect((await admin.ask('POST', '/v1/topics', key, JSON.stringify({ name: 'before', partitions: 1 })))?.status).toBe(201);
     expect((await admin.ask('POST', '/v1/topics/before/records', key, JSON.stringify({ records: [{ value: 'one' }] })))?.status).toBe(200);
@@ -86,22 +87,26 @@ describe.skipIf(!hasPrlimit())('a server out of file descriptors', () => {
         held.push(c);
         if ((await c.ask('GET', '/v1/health', key)) === undefined) break;
       }
-      // A new topic needs a directory read and files: there is no descriptor for them.
-      const refused = await admin.ask('POST', '/v1/topics', key, JSON.stringify({ name: 'during', partitions: 2 }));
+      // A value over the 1 MiB entry limit goes to a blob file: there is no descriptor for it.
+      const refused = await admin.ask('PUT', '/v1/kv/big', key, big);
       expect(refused?.status).toBe(503);
       expect(refused?.headers['retry-after']).toBe('1');
       expect(JSON.parse(refused!.body)).toMatchObject({ error: 'unavailable' });
+      expect((await admin.ask('GET', '/v1/kv/big', key))?.status).toBe(404);
       await waitFor(() => (/raise its limit \(`ulimit -n 65536`/.test(server.stdout() + server.stderr()) ? true : undefined), 5000, 'the log line naming the limit');
     } finally {
       for (const c of held) c.socket.destroy();
     }
 
     // Descriptors come back as the connections close: the same request now succeeds.
-    const created = await waitFor(async () => {
-      const answer = await admin.ask('POST', '/v1/topics', key, JSON.stringify({ name: 'during', partitions: 2 }));
-      return answer?.status === 503 ? undefined : answer;
-    }, 10_000, 'the server to create the topic once descriptors are free');
-    expect(created?.status).toBe(201);
+    const stored = await waitFor(async () => {
+      const answer = await admin.ask('PUT', '/v1/kv/big', key, big);
+      if (answer?.status === 503) return undefined;
+      return answer;
+    }, 10_000, 'the server to store the value once descriptors are free');
+    expect(stored?.status).toBe(200);
+    expect((await admin.ask('GET', '/v1/kv/big', key))?.body).toBe(big);
+    expect((await admin.ask('POST', '/v1/topics', key, JSON.stringify({ name: 'during', partitions: 2 })))?.status).toBe(201);
     expect((await admin.ask('POST', '/v1/topics/during/records', key, JSON.stringify({ records: [{ value: 'two', partition: 1 }] })))?.status).toBe(200);
     expect((await admin.ask('GET', '/v1/kv/kept', key))?.body).toBe('acknowledged');
     const consumed = await admin.ask('GET', '/v1/topics/before/partitions/0/records?offset=0', key);
