@@ -157,6 +157,42 @@ describe('VectorStore collections', () => {
     await store.close();
   });
 
+  it('a describe or listing whose read of a closed collection’s count is overtaken by its delete answers as after the delete (not storage_closed, nor a count of 0)', async () => {
+    for (const again of [false, true]) {
+      const ctx = createTestContext();
+      // Reads through the collection's unit taken while `holding` wait until `release`.
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let holding = false;
+      const storage: StorageProvider = {
+        listUnits: (prefix) => ctx.storage.listUnits(prefix),
+        dropUnit: (name) => ctx.storage.dropUnit(name),
+        close: () => ctx.storage.close(),
+        unit: async (name) => {
+          const hold = holding && name === 'vec/t1/docs';
+          const unit = await ctx.storage.unit(name);
+          if (!hold) return unit;
+          const get: OrderedKV['get'] = async (key) => (await released, unit.kv.get(key));
+          return { ...unit, kv: { ...unit.kv, get } };
+        },
+      };
+      const store = await VectorStore.open({ ...ctx, storage }, 't1');
+      await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+      await store.createCollection({ name: 'other', dims: 2, metric: 'l2' });
+      holding = true;
+      const listed = store.listCollectionsPage({ limit: 10 });
+      const described = store.describeCollection('docs');
+      holding = false;
+      await store.deleteCollection('docs');
+      // Made again: the held read would now find the new, empty unit.
+      if (again) await store.createCollection({ name: 'docs', dims: 3, metric: 'l2' });
+      release();
+      await rejectsWithQuartzError(described, 'not_found', /collection 'docs' does not exist/);
+      expect((await listed).collections.map((c) => c.name)).toEqual(['other']);
+      await store.close();
+    }
+  });
+
   it('hands out an open collection synchronously, and forgets it when the collection is deleted or the store closed', async () => {
     const ctx = createTestContext();
     const store = await VectorStore.open(ctx, 't1');

@@ -195,8 +195,23 @@ export class VectorStore {
     }
     const opened = this.open.get(name);
     if (opened !== undefined) return (await opened).describe();
-    const count = await Collection.storedCount(await this.ctx.storage.unit(Collection.unitName(this.tenantId, name)));
+    let count: number;
+    try {
+      count = await Collection.storedCount(await this.ctx.storage.unit(Collection.unitName(this.tenantId, name)));
+    } catch (err) {
+      this.checkNotDeletedSince(name, config);
+      throw err;
+    }
+    this.checkNotDeletedSince(name, config);
     return { ...config, count };
+  }
+
+  /**
+   * NOT_FOUND, as after the delete, if one began since `config` was read: it may have dropped the
+   * unit under a read (storage_closed) or let a read see the empty unit of the name made again.
+   */
+  private checkNotDeletedSince(name: string, config: CollectionConfig): void {
+    if (this.configOf(name) !== config) throw new QuartzError(ErrorCode.NOT_FOUND, `collection '${name}' does not exist`);
   }
 
   /**
