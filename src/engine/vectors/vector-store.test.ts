@@ -193,6 +193,32 @@ describe('VectorStore collections', () => {
     }
   });
 
+  it('a delete whose unit fails to drop still meters the vectors out; the next open drops the unit', async () => {
+    const ctx = createTestContext();
+    let failDrop = false;
+    const storage: StorageProvider = {
+      unit: (name) => ctx.storage.unit(name),
+      listUnits: (prefix) => ctx.storage.listUnits(prefix),
+      dropUnit: async (name) => {
+        if (failDrop && name === 'vec/t1/docs') throw new Error('disk error');
+        await ctx.storage.dropUnit(name);
+      },
+      close: () => ctx.storage.close(),
+    };
+    const store = await VectorStore.open({ ...ctx, storage }, 't1');
+    await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+    await store.upsert('docs', [{ id: 'a', values: [1, 2] }, { id: 'b', values: [3, 4] }]);
+    failDrop = true;
+    await expect(store.deleteCollection('docs')).rejects.toThrow('disk error');
+    await rejectsWithQuartzError(store.describeCollection('docs'), 'not_found');
+    expect(ctx.usage.get('t1', 'vectors_stored')).toBe(0);
+    await store.close();
+    failDrop = false;
+    const reopened = await VectorStore.open({ ...ctx, storage }, 't1');
+    expect(await ctx.storage.listUnits('vec/t1/')).toEqual([]);
+    await reopened.close();
+  });
+
   it('hands out an open collection synchronously, and forgets it when the collection is deleted or the store closed', async () => {
     const ctx = createTestContext();
     const store = await VectorStore.open(ctx, 't1');

@@ -296,8 +296,9 @@ export class VectorStore {
         await this.catalog.kv.delete(catalogKey(name));
         this.configs.delete(name);
         this.names.delete(name);
-        await this.ctx.storage.dropUnit(unitName);
+        // Gone for the tenant with its catalog entry: metered out even if dropping the unit fails (the next open drops it).
         if (count !== 0) this.ctx.usage.add(this.tenantId, 'vectors_stored', -count);
+        await this.ctx.storage.dropUnit(unitName);
       } finally {
         this.deleting.delete(name);
       }
