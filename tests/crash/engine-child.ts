@@ -1,14 +1,14 @@
 /**
  * Crash-test child for the whole engine on the Node disk home: produces records (tiny segments,
  * so rolls happen constantly; every tenth write large enough for the worker threads that compress
- * them), puts KV keys and upserts vectors (a snapshot every few mutations) in concurrent loops,
- * appending an ack line only after each call resolved. The parent SIGKILLs it at a random
+ * them), puts KV keys and upserts vectors (a snapshot every few mutations; two collections taken in
+ * turn, one open at a time) in concurrent loops, appending an ack line only after each call resolved. The parent SIGKILLs it at a random
  * moment. Usage: engine-child.ts <dataDir> <ackFile>
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { openQuartz } from '../../src/node/open-quartz.js';
 import { parseAcks } from './workload.js';
-import { CRASH_ENGINE_OPTIONS, PARTITIONS, TOPIC, TOPIC_OPTIONS, COLLECTION, DIMS, kvKey, kvValue, recordSeq, recordValue, vector } from './engine-workload.js';
+import { CRASH_ENGINE_OPTIONS, PARTITIONS, TOPIC, TOPIC_OPTIONS, COLLECTIONS, DIMS, kvKey, kvValue, recordSeq, recordValue, vector } from './engine-workload.js';
 
 const [dataDir, ackFile] = process.argv.slice(2) as [string, string];
 const ack = (line: object) => appendFileSync(ackFile, JSON.stringify(line) + '\n');
@@ -18,8 +18,8 @@ const next = (op: string) => previous.filter((a) => a.op === op).reduce((m, a) =
 const engine = await openQuartz({ dataDir, ...CRASH_ENGINE_OPTIONS });
 const { kv, streams, vectors } = await engine.tenant('crash');
 if (!streams.listTopics().some((t) => t.name === TOPIC)) await streams.createTopic(TOPIC, TOPIC_OPTIONS);
-if (!(await vectors.listCollections()).some((c) => c.name === COLLECTION)) {
-  await vectors.createCollection({ name: COLLECTION, dims: DIMS, metric: 'l2' });
+for (const name of COLLECTIONS) {
+  if (!(await vectors.listCollections()).some((c) => c.name === name)) await vectors.createCollection({ name, dims: DIMS, metric: 'l2' });
 }
 
 // A produce that was written but not acked before the last kill is in the log: continue after
@@ -57,7 +57,7 @@ async function kvLoop(): Promise<never> {
 
 async function vectorLoop(): Promise<never> {
   for (let n = next('vec'); ; n++) {
-    await vectors.upsert(COLLECTION, [{ id: `v${n}`, values: vector(n), metadata: { n } }]);
+    await vectors.upsert(COLLECTIONS[n % 2]!, [{ id: `v${n}`, values: vector(n), metadata: { n } }]);
     ack({ op: 'vec', n });
   }
 }

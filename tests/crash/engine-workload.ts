@@ -6,9 +6,14 @@ export const PARTITIONS = 2;
 /** 1 KiB segments (the minimum): a roll every few produces. */
 export const TOPIC_OPTIONS = { partitions: PARTITIONS, segment_bytes: 1024 };
 export const COLLECTION = 'docs';
+/** Vector n goes to COLLECTIONS[n % 2]: under the 1-byte budget each upsert closes the other collection and reopens its own. */
+export const COLLECTIONS = [COLLECTION, 'docs2'] as const;
 export const DIMS = 8;
-/** A vector snapshot every 4 mutations, so kills land mid-snapshot often. */
-export const CRASH_ENGINE_OPTIONS = { vectors: { snapshot: { everyMutations: 4 } } };
+/**
+ * A vector snapshot every 4 mutations, so kills land mid-snapshot often; an open-collection budget
+ * of 1 byte, so kills land while a collection closes for the budget (waiting on its checkpoint) or reopens.
+ */
+export const CRASH_ENGINE_OPTIONS = { vectors: { snapshot: { everyMutations: 4 }, maxOpenBytes: 1 } };
 
 /** 4-byte big-endian sequence number, then bytes derived from it. */
 export function recordValue(seq: number): Uint8Array {

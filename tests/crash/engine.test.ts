@@ -1,7 +1,8 @@
 /**
  * kill -9 durability of the whole engine on the Node disk home: a child produces (1 KiB
  * segments: constant rolls), puts KV keys (some big enough for the blob store) and upserts
- * vectors (a snapshot every 4 mutations), acking each resolved call; we SIGKILL it at random
+ * vectors (a snapshot every 4 mutations; two collections under a 1-byte open-collection budget, so
+ * each upsert closes one and reopens the other), acking each resolved call; we SIGKILL it at random
  * moments, reopen, and check that every acked record, key and vector is there byte-identical,
  * offsets are contiguous and no record is duplicated. raw-adapters.test.ts checks the layer below.
  */
@@ -10,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openQuartz } from '../../src/node/open-quartz.js';
-import { COLLECTION, CRASH_ENGINE_OPTIONS, PARTITIONS, TOPIC, kvKey, kvValue, recordSeq, recordValue, vector } from './engine-workload.js';
+import { COLLECTION, COLLECTIONS, CRASH_ENGINE_OPTIONS, PARTITIONS, TOPIC, kvKey, kvValue, recordSeq, recordValue, vector } from './engine-workload.js';
 import { killAfter } from './harness.js';
 import { parseAcks } from './workload.js';
 
@@ -69,11 +70,13 @@ describe('kill -9: engine (streams, KV, vectors on lmdb + files)', () => {
 
         const vecAcked = acks.filter((x) => x.op === 'vec').map((x) => x.n);
         for (const n of vecAcked) {
-          const got = await vectors.get(COLLECTION, `v${n}`);
+          const got = await vectors.get(COLLECTIONS[n % 2]!, `v${n}`);
           expect(got?.values, `acked vector v${n}`).toEqual(vector(n));
           expect(got?.metadata).toEqual({ n });
         }
         counts.vectors = vecAcked.length;
+        // The budget holds here as in the child: the reads above closed a collection to open the other.
+        if (vecAcked.length >= 2) expect((await engine.stats()).collection_evictions).toBeGreaterThan(0);
         const { blobs } = await engine.context.storage.unit(`vec/crash/${COLLECTION}`);
         if (vecAcked.length >= 8) expect((await blobs.list('')).length, 'vector snapshots were taken').toBeGreaterThan(0);
         expect(streams.describeTopic(TOPIC).partitions).toBe(PARTITIONS);

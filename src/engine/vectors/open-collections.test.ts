@@ -7,6 +7,8 @@ import { Collection } from './collection.js';
 import { OpenCollections, type OpenCollectionsOptions } from './open-collections.js';
 import { VectorStore } from './vector-store.js';
 import { rejectsWithQuartzError } from '../../../tests/fixtures/expect-error.js';
+import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
+import { seededRandom } from '../../core/random-testing.js';
 
 beforeAll(async () => {
   await init();
@@ -305,3 +307,150 @@ describe('OpenCollections races', () => {
     await store.close();
   });
 });
+
+/**
+ * Memory storage whose calls each yield a random number of turns (so concurrent calls interleave
+ * differently per seed) and whose writes to vector units fail at `failRate()` as a full disk would.
+ */
+function shuffledStorage(inner: StorageProvider, random: () => number, failRate: () => number): StorageProvider {
+  const turns = async (): Promise<void> => {
+    for (let n = Math.floor(random() * 4); n > 0; n--) await new Promise<void>((resolve) => (random() < 0.5 ? setImmediate(resolve) : queueMicrotask(resolve)));
+  };
+  const write = async <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
+    await turns();
+    if (name.startsWith('vec/') && random() < failRate()) throw new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, 'disk full (injected)');
+    return fn();
+  };
+  const wrap = (name: string, unit: UnitStorage): UnitStorage => ({
+    kv: {
+      ...unit.kv,
+      get: async (k) => (await turns(), unit.kv.get(k)),
+      scan: async (o) => (await turns(), unit.kv.scan(o)),
+      put: (k, v) => write(name, () => unit.kv.put(k, v)),
+      delete: (k) => write(name, () => unit.kv.delete(k)),
+      batch: (ops) => write(name, () => unit.kv.batch(ops)),
+    },
+    blobs: {
+      ...unit.blobs,
+      get: async (k, r) => (await turns(), unit.blobs.get(k, r)),
+      head: (k) => unit.blobs.head(k),
+      list: async (p) => (await turns(), unit.blobs.list(p)),
+      delete: async (k) => (await turns(), unit.blobs.delete(k)),
+      put: (k, b) => write(name, () => unit.blobs.put(k, b)),
+    },
+  });
+  return {
+    unit: async (name) => (await turns(), wrap(name, await inner.unit(name))),
+    listUnits: (p) => inner.listUnits!(p),
+    dropUnit: async (name) => (await turns(), inner.dropUnit(name)),
+    close: () => inner.close(),
+  };
+}
+
+describe('open collections under random concurrent use (seeded)', () => {
+  // Two tenants' stores on one budget that fits none (or about one) of their collections, an idle
+  // close the clock keeps passing, and rounds of concurrent upserts, deletes, queries, describes,
+  // full listings and, on 'c', deletes and creates of the collection itself; on even seeds 5% of
+  // vector writes fail. Every acknowledged write must be listed, counted and metered, live and
+  // after reopening; no call may fail but as documented; listings page in order and skip nothing
+  // that existed throughout.
+  for (let seed = 1; seed <= 16; seed++) {
+    it(`seed ${seed}`, async () => {
+      const random = seededRandom(seed);
+      let failRate = 0;
+      const base = createTestContext();
+      const ctx: TestContext & { openCollections: OpenCollections } = {
+        ...base,
+        storage: shuffledStorage(base.storage, random, () => failRate) as TestContext['storage'],
+        openCollections: new OpenCollections(base.clock, base.scheduler, { maxOpenBytes: seed % 4 < 2 ? 1 : 30_000, idleCloseMs: 50 }),
+      };
+      const options = { snapshot: { everyMutations: 3 } };
+      const stores = [await VectorStore.open(ctx, 't0', options), await VectorStore.open(ctx, 't1', options)];
+      const names = ['a', 'b', 'c'];
+      for (const store of stores) for (const name of names) await store.createCollection({ name, dims: 2, metric: 'l2' });
+      failRate = seed % 2 === 0 ? 0.05 : 0;
+      /** Acknowledged live ids of the collections never deleted ('a', 'b'), by `<store>/<name>`. */
+      const live = new Map<string, Set<string>>();
+      /** Ids a delete was asked for: they may go before that delete is acknowledged. */
+      const doomed = new Set<string>();
+      const unexpected: unknown[] = [];
+      let nextId = 0;
+      for (let round = 0; round < 25; round++) {
+        const calls: Promise<unknown>[] = [];
+        for (let i = 0; i < 12; i++) {
+          const s = Math.floor(random() * 2);
+          const store = stores[s]!;
+          const name = names[Math.floor(random() * names.length)]!;
+          const ids = live.get(`${s}/${name}`) ?? new Set<string>();
+          live.set(`${s}/${name}`, ids);
+          const allowed = (err: unknown): void => {
+            if (isQuartzError(err, ErrorCode.INSUFFICIENT_STORAGE)) return;
+            if (name === 'c' && (isQuartzError(err, ErrorCode.NOT_FOUND) || isQuartzError(err, ErrorCode.ALREADY_EXISTS))) return;
+            unexpected.push(err);
+          };
+          const r = random();
+          if (r < 0.35) {
+            const batch = [`v${nextId++}`, `v${nextId++}`];
+            calls.push(store.upsert(name, batch.map((id) => ({ id, values: [random(), random()] }))).then(() => name !== 'c' && batch.forEach((id) => ids.add(id)), allowed));
+          } else if (r < 0.45) {
+            const id = ids.size > 0 ? [...ids][Math.floor(random() * ids.size)]! : 'none';
+            doomed.add(id);
+            calls.push(store.deleteVectors(name, [id]).then(() => ids.delete(id), allowed));
+          } else if (r < 0.55) calls.push(store.query(name, { vector: [0, 0], k: 3 }).catch(allowed));
+          else if (r < 0.62) calls.push(store.describeCollection(name).catch(allowed));
+          else if (r < 0.75) {
+            const throughout = [...ids].filter((id) => !doomed.has(id));
+            calls.push(
+              allIds(store, name)
+                .then((listed) => {
+                  if (listed.some((id, j) => j > 0 && listed[j - 1]! >= id)) unexpected.push(new Error(`a listing of ${s}/${name} out of order: ${listed.join()}`));
+                  const missing = throughout.filter((id) => !listed.includes(id) && !doomed.has(id));
+                  if (missing.length > 0) unexpected.push(new Error(`a listing of ${s}/${name} skipped ${missing.join()}`));
+                })
+                .catch(allowed),
+            );
+          } else if (r < 0.8) calls.push(store.listCollectionsPage({ limit: 2 }).catch(allowed));
+          else if (r < 0.85 && name === 'c') calls.push(store.deleteCollection('c').catch(allowed));
+          else if (r < 0.9 && name === 'c') calls.push(store.createCollection({ name: 'c', dims: 2, metric: 'l2' }).catch(allowed));
+          else calls.push(base.clock.advance(Math.floor(random() * 60)));
+        }
+        await Promise.all(calls);
+        const { open_collections, open_collection_bytes } = ctx.openCollections.stats();
+        expect(open_collection_bytes).toBeGreaterThanOrEqual(0);
+        expect(open_collections).toBe(stores.reduce((n, store) => n + names.filter((name) => store.isOpen(name)).length, 0));
+      }
+      failRate = 0;
+      expect(unexpected).toEqual([]);
+      const check = async (opened: VectorStore[]): Promise<void> => {
+        for (const [key, ids] of live) {
+          const [s, name] = key.split('/') as [string, string];
+          if (name === 'c') continue;
+          expect(await allIds(opened[Number(s)]!, name), key).toEqual([...ids].sort());
+          expect((await opened[Number(s)]!.describeCollection(name)).count).toBe(ids.size);
+        }
+        for (const [s, store] of opened.entries()) {
+          const counted = (await store.listCollections()).reduce((n, c) => n + c.count, 0);
+          expect(base.usage.get(`t${s}`, 'vectors_stored')).toBe(counted);
+        }
+      };
+      await check(stores);
+      for (const store of stores) await store.close();
+      expect(ctx.openCollections.stats()).toMatchObject({ open_collections: 0, open_collection_bytes: 0 });
+      const reopened = [await VectorStore.open(ctx, 't0'), await VectorStore.open(ctx, 't1')];
+      await check(reopened);
+      for (const store of reopened) await store.close();
+    });
+  }
+});
+
+/** Every vector id of a collection, page by page (two at a time, so a listing spans many calls). */
+async function allIds(store: VectorStore, name: string): Promise<string[]> {
+  const ids: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const page = await store.listVectors(name, { limit: 2, cursor });
+    ids.push(...page.vectors.map((v) => v.id));
+    cursor = page.cursor;
+  } while (cursor !== null);
+  return ids;
+}

@@ -157,6 +157,68 @@ describe('VectorStore collections', () => {
     await store.close();
   });
 
+  it('a describe or listing whose read of a closed collection’s count is overtaken by its delete answers as after the delete (not storage_closed, nor a count of 0)', async () => {
+    for (const again of [false, true]) {
+      const ctx = createTestContext();
+      // Reads through the collection's unit taken while `holding` wait until `release`.
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let holding = false;
+      const storage: StorageProvider = {
+        listUnits: (prefix) => ctx.storage.listUnits(prefix),
+        dropUnit: (name) => ctx.storage.dropUnit(name),
+        close: () => ctx.storage.close(),
+        unit: async (name) => {
+          const hold = holding && name === 'vec/t1/docs';
+          const unit = await ctx.storage.unit(name);
+          if (!hold) return unit;
+          const get: OrderedKV['get'] = async (key) => (await released, unit.kv.get(key));
+          return { ...unit, kv: { ...unit.kv, get } };
+        },
+      };
+      const store = await VectorStore.open({ ...ctx, storage }, 't1');
+      await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+      await store.createCollection({ name: 'other', dims: 2, metric: 'l2' });
+      holding = true;
+      const listed = store.listCollectionsPage({ limit: 10 });
+      const described = store.describeCollection('docs');
+      holding = false;
+      await store.deleteCollection('docs');
+      // Made again: the held read would now find the new, empty unit.
+      if (again) await store.createCollection({ name: 'docs', dims: 3, metric: 'l2' });
+      release();
+      await rejectsWithQuartzError(described, 'not_found', /collection 'docs' does not exist/);
+      expect((await listed).collections.map((c) => c.name)).toEqual(['other']);
+      await store.close();
+    }
+  });
+
+  it('a delete whose unit fails to drop still meters the vectors out; the next open drops the unit', async () => {
+    const ctx = createTestContext();
+    let failDrop = false;
+    const storage: StorageProvider = {
+      unit: (name) => ctx.storage.unit(name),
+      listUnits: (prefix) => ctx.storage.listUnits(prefix),
+      dropUnit: async (name) => {
+        if (failDrop && name === 'vec/t1/docs') throw new Error('disk error');
+        await ctx.storage.dropUnit(name);
+      },
+      close: () => ctx.storage.close(),
+    };
+    const store = await VectorStore.open({ ...ctx, storage }, 't1');
+    await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+    await store.upsert('docs', [{ id: 'a', values: [1, 2] }, { id: 'b', values: [3, 4] }]);
+    failDrop = true;
+    await expect(store.deleteCollection('docs')).rejects.toThrow('disk error');
+    await rejectsWithQuartzError(store.describeCollection('docs'), 'not_found');
+    expect(ctx.usage.get('t1', 'vectors_stored')).toBe(0);
+    await store.close();
+    failDrop = false;
+    const reopened = await VectorStore.open({ ...ctx, storage }, 't1');
+    expect(await ctx.storage.listUnits('vec/t1/')).toEqual([]);
+    await reopened.close();
+  });
+
   it('hands out an open collection synchronously, and forgets it when the collection is deleted or the store closed', async () => {
     const ctx = createTestContext();
     const store = await VectorStore.open(ctx, 't1');

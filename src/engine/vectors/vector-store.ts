@@ -195,8 +195,23 @@ export class VectorStore {
     }
     const opened = this.open.get(name);
     if (opened !== undefined) return (await opened).describe();
-    const count = await Collection.storedCount(await this.ctx.storage.unit(Collection.unitName(this.tenantId, name)));
+    let count: number;
+    try {
+      count = await Collection.storedCount(await this.ctx.storage.unit(Collection.unitName(this.tenantId, name)));
+    } catch (err) {
+      this.checkNotDeletedSince(name, config);
+      throw err;
+    }
+    this.checkNotDeletedSince(name, config);
     return { ...config, count };
+  }
+
+  /**
+   * NOT_FOUND, as after the delete, if one began since `config` was read: it may have dropped the
+   * unit under a read (storage_closed) or let a read see the empty unit of the name made again.
+   */
+  private checkNotDeletedSince(name: string, config: CollectionConfig): void {
+    if (this.configOf(name) !== config) throw new QuartzError(ErrorCode.NOT_FOUND, `collection '${name}' does not exist`);
   }
 
   /**
@@ -281,8 +296,9 @@ export class VectorStore {
         await this.catalog.kv.delete(catalogKey(name));
         this.configs.delete(name);
         this.names.delete(name);
-        await this.ctx.storage.dropUnit(unitName);
+        // Gone for the tenant with its catalog entry: metered out even if dropping the unit fails (the next open drops it).
         if (count !== 0) this.ctx.usage.add(this.tenantId, 'vectors_stored', -count);
+        await this.ctx.storage.dropUnit(unitName);
       } finally {
         this.deleting.delete(name);
       }

@@ -133,6 +133,7 @@ export class ApiClient {
     const { limit = Infinity, pageSize = MAX_PAGE } = options;
     const items: T[] = [];
     let cursor: string | null = null;
+    const followed = new Set<string>();
     while (items.length < limit) {
       const page: Record<string, unknown> = await this.json<Record<string, unknown>>(path, { query: { ...options.query, cursor: cursor ?? undefined, limit: Math.min(pageSize, limit - items.length) } });
       const found = page[field];
@@ -141,8 +142,12 @@ export class ApiClient {
       // No cursor at all: a server from before these listings paged, which answered every item.
       cursor = typeof page.cursor === 'string' ? page.cursor : null;
       if (cursor === null) break;
+      // A cursor answered before would ask for the same pages again, for ever.
+      if (followed.has(cursor)) throw new CliError(`quartz: ${this.conn.url}${path} answered a cursor it had answered before; is it a QuartzDB server?`);
+      followed.add(cursor);
     }
-    return items;
+    // A server from before paging ignores `limit` and answers every item.
+    return items.length > limit ? items.slice(0, limit) : items;
   }
 
   /** A JSON request answered with JSON. */

@@ -48,7 +48,6 @@ export function ctxFor(command: Command, io: CliIo): Ctx {
   };
 }
 
-/** Parses a non-negative integer flag, naming it in the error. */
 /** The `--limit` (at most this many in all) and `--page-size` (per request, 1-1000) of an ls command. */
 export function listFlags(flags: { limit?: string; pageSize: string }): { limit?: number; pageSize: number } {
   const pageSize = intFlag(flags.pageSize, '--page-size', 1)!;
@@ -56,6 +55,7 @@ export function listFlags(flags: { limit?: string; pageSize: string }): { limit?
   return { limit: intFlag(flags.limit, '--limit', 1), pageSize };
 }
 
+/** Parses a non-negative integer flag, naming it in the error. */
 export function intFlag(value: string | undefined, flag: string, min = 0): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value))) {
