@@ -244,6 +244,26 @@ describe('topics with many partitions', () => {
     expect(ctx.usage.get('t1', 'bytes_stored')).toBe(0);
   });
 
+  it('a delete whose partition units fail to drop still meters the bytes out; a create of the name drops them', async () => {
+    const { ctx, streams } = await setup();
+    await streams.createTopic('orders', { partitions: 2 });
+    await streams.produce('orders', [{ value: utf8('a value'), partition: 1 }]);
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBeGreaterThan(0);
+    const dropUnit = ctx.storage.dropUnit.bind(ctx.storage);
+    let failDrop = true;
+    (ctx.storage as StorageProvider).dropUnit = async (name: string) => {
+      if (failDrop && name.startsWith('log/t1/orders/')) throw new Error('disk error');
+      await dropUnit(name);
+    };
+    await expect(streams.deleteTopic('orders')).rejects.toThrow('disk error');
+    expect((await catchErr(() => streams.describeTopic('orders'))).code).toBe(ErrorCode.NOT_FOUND);
+    expect(ctx.usage.get('t1', 'bytes_stored')).toBe(0);
+    failDrop = false;
+    await streams.createTopic('orders', { partitions: 1 });
+    expect((await streams.consume('orders', 0, 0)).records).toEqual([]);
+    expect(ctx.storage.listUnits('log/t1/orders/')).toEqual(['log/t1/orders/0']);
+  });
+
   it('a create whose partition fails to open leaves no partition open: no timers run for it', async () => {
     const { ctx, streams } = await setup();
     const timersBefore = ctx.clock.pendingCount;

@@ -485,8 +485,10 @@ export class StreamStore {
     // ends, during close.
     valuesOrThrow(await settleLimited(topic.logs, PARTITION_OPS_IN_FLIGHT, (log) => log.close()));
     const freed = topic.logs.reduce((sum, log) => sum + log.stats().bytes, 0);
-    await this.dropPartitionUnits(name, topic.config.partitions);
+    // Metered out with the catalog entry, before the drop: a drop that fails leaves units no
+    // topic names (a create of the name drops them), which a recount does not count either.
     if (freed > 0) this.ctx.usage.add(this.tenantId, 'bytes_stored', -freed);
+    await this.dropPartitionUnits(name, topic.config.partitions);
     await this.dropGroupOffsets(name);
   }
 
