@@ -4,6 +4,8 @@
  * raise, loses nothing acknowledged, and serves as before once descriptors free up.
  */
 import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { parseRawAnswer, type RawAnswer } from '../fixtures/server-with-tenant.js';
@@ -63,9 +65,17 @@ class Connection {
   }
 }
 
+/** The blob files under a data directory (blobs/tmp holds none at rest). */
+function blobFiles(data: string): string[] {
+  return readdirSync(join(data, 'blobs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+const large = 'v'.repeat(1536 * 1024);
+
 describe.skipIf(!hasPrlimit())('a server out of file descriptors', () => {
   it('answers 503 with Retry-After, logs the limit to raise, and serves again once descriptors free up, nothing lost', async () => {
-    const server = await start(['--data', await tempDir('nofile'), '--log-level', 'info']);
+    const data = await tempDir('nofile');
+    const server = await start(['--data', data, '--log-level', 'info']);
     const port = Number(new URL(server.url).port);
     const registered = await fetch(`${server.url}/v1/auth/register`, { method: 'POST', body: JSON.stringify({ email: 'nofile@example.com' }) });
     const { api_key: key } = (await registered.json()) as { api_key: string };
@@ -86,8 +96,9 @@ describe.skipIf(!hasPrlimit())('a server out of file descriptors', () => {
         held.push(c);
         if ((await c.ask('GET', '/v1/health', key)) === undefined) break;
       }
-      // A new topic needs a directory read and files: there is no descriptor for them.
-      const refused = await admin.ask('POST', '/v1/topics', key, JSON.stringify({ name: 'during', partitions: 2 }));
+      // A value over 1 MiB goes to a blob file: there is no descriptor to write it with. (A new
+      // topic needs none since its partitions skip the blob listing: it is no test of this.)
+      const refused = await admin.ask('PUT', '/v1/kv/large', key, large);
       expect(refused?.status).toBe(503);
       expect(refused?.headers['retry-after']).toBe('1');
       expect(JSON.parse(refused!.body)).toMatchObject({ error: 'unavailable' });
@@ -97,11 +108,15 @@ describe.skipIf(!hasPrlimit())('a server out of file descriptors', () => {
     }
 
     // Descriptors come back as the connections close: the same request now succeeds.
-    const created = await waitFor(async () => {
-      const answer = await admin.ask('POST', '/v1/topics', key, JSON.stringify({ name: 'during', partitions: 2 }));
+    const stored = await waitFor(async () => {
+      const answer = await admin.ask('PUT', '/v1/kv/large', key, large);
       return answer?.status === 503 ? undefined : answer;
-    }, 10_000, 'the server to create the topic once descriptors are free');
-    expect(created?.status).toBe(201);
+    }, 10_000, 'the server to store the value once descriptors are free');
+    expect(stored?.status).toBe(200);
+    expect((await admin.ask('GET', '/v1/kv/large', key))?.body).toBe(large);
+    // The refused put left no blob behind: the stored value's file is the only one.
+    await waitFor(() => (blobFiles(data).length === 1 ? true : undefined), 5000, 'one blob file, the stored value');
+    expect((await admin.ask('POST', '/v1/topics', key, JSON.stringify({ name: 'during', partitions: 2 })))?.status).toBe(201);
     expect((await admin.ask('POST', '/v1/topics/during/records', key, JSON.stringify({ records: [{ value: 'two', partition: 1 }] })))?.status).toBe(200);
     expect((await admin.ask('GET', '/v1/kv/kept', key))?.body).toBe('acknowledged');
     const consumed = await admin.ask('GET', '/v1/topics/before/partitions/0/records?offset=0', key);
