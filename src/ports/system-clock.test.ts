@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '../core/errors.js';
 import { systemClock, timerScheduler } from './system-clock.js';
 
@@ -17,6 +17,21 @@ describe('systemClock and timerScheduler', () => {
     const ranAt = await new Promise<number>((resolve) => timerScheduler.schedule(20, () => resolve(Date.now())));
     expect(ranAt - start).toBeGreaterThanOrEqual(19);
     expect(cancelledRan).toBe(false);
+  });
+
+  it('runs a task on time when the wall clock is set back meanwhile (NTP, an operator), not an hour late', async () => {
+    vi.useFakeTimers({ now: Date.UTC(2026, 0, 1) });
+    try {
+      let ran = 0;
+      timerScheduler.schedule(60_000, () => void ran++);
+      vi.setSystemTime(Date.now() - 3_600_000); // the wall clock goes back an hour; elapsed time does not
+      await vi.advanceTimersByTimeAsync(59_000);
+      expect(ran).toBe(0);
+      await vi.advanceTimersByTimeAsync(2_500);
+      expect(ran).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('rejects bad delays', () => {

@@ -12,6 +12,9 @@ export const systemClock: Clock = {
 /** setTimeout caps delays at 2^31-1 ms; longer delays are chained so they still fire on time. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** How long past its elapsed delay a task waits for a wall clock that was set back. */
+const WALL_CLOCK_SLACK_MS = 1000;
+
 export const timerScheduler: Scheduler = {
   schedule(delayMs, task) {
     if (!Number.isFinite(delayMs) || delayMs < 0) {
@@ -20,9 +23,13 @@ export const timerScheduler: Scheduler = {
     let cancelled = false;
     let timer: ReturnType<typeof setTimeout>;
     const due = Date.now() + delayMs;
+    const dueElapsed = performance.now() + delayMs;
     const arm = (ms: number) => {
       timer = setTimeout(() => {
-        const left = due - Date.now();
+        // Due by the wall clock (a timer may fire a moment early by it, and partition ticks keep
+        // phases of it), but at most a second after the delay elapsed: a wall clock set back an
+        // hour held every task an hour.
+        const left = Math.min(due - Date.now(), dueElapsed + WALL_CLOCK_SLACK_MS - performance.now());
         if (left > 0) return arm(left);
         // A failing background task must not take the process down, but must not vanish either.
         void Promise.resolve()

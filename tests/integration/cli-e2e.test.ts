@@ -135,6 +135,34 @@ describe('quartz CLI end to end', () => {
     ok(whole);
     expect(whole.stdout.split('\n').filter(Boolean)).toHaveLength(7);
     expect((await q(['consume', 'events', '--group', 'g2'])).stdout).toBe('');
+    // A server from before the several-partition commit (its body schema wants `partition`): the
+    // CLI commits one partition a request there, and the next run has nothing left either.
+    const older = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (req.method === 'POST' && req.url?.endsWith('/offsets') && 'offsets' in (JSON.parse(body.toString()) as object)) {
+          res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"invalid_argument","message":"partition: Invalid input: expected number, received undefined"}');
+          return;
+        }
+        const headers = Object.fromEntries(Object.entries(req.headers).filter(([n]) => n === 'authorization' || n === 'content-type')) as Record<string, string>;
+        void fetch(`${server.url}${req.url}`, { method: req.method, headers, body: body.length > 0 ? body : undefined }).then(async (answer) => {
+          res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' }).end(Buffer.from(await answer.arrayBuffer()));
+        });
+      });
+    });
+    await new Promise<void>((resolve) => older.listen(0, '127.0.0.1', resolve));
+    try {
+      const olderUrl = { QUARTZ_URL: `http://127.0.0.1:${(older.address() as AddressInfo).port}` };
+      const viaOlder = await q(['consume', 'events', '--group', 'g3'], undefined, olderUrl);
+      ok(viaOlder);
+      expect(viaOlder.stdout.split('\n').filter(Boolean)).toHaveLength(7);
+      expect((await q(['consume', 'events', '--group', 'g3'], undefined, olderUrl)).stdout).toBe('');
+    } finally {
+      older.closeAllConnections();
+      await new Promise((resolve) => older.close(resolve));
+    }
 
     const topics = await q(['topic', 'ls', '-o', 'json']);
     expect((JSON.parse(topics.stdout) as { topics: { name: string }[] }).topics.map((t) => t.name)).toEqual(['events']);

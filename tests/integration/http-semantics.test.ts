@@ -161,6 +161,24 @@ describe('Expect: 100-continue', () => {
   });
 });
 
+describe('Expect: 100-continue with the body sent at once', () => {
+  it.each([
+    ['KV PUT', 'PUT', '/v1/kv/eager', 'eager value'],
+    ['produce', 'POST', '/v1/topics/orders/records', JSON.stringify({ records: [{ value: 'eager' }] })],
+    ['create a topic', 'POST', '/v1/topics', JSON.stringify({ name: 'eager', partitions: 1 })],
+  ])('on %s answers, keeps the connection, and answers the request pipelined behind it', async (_what, method, path, body) => {
+    const text = await exchangeRaw(
+      running.server.url,
+      `${method} ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\n\r\n${body}` +
+        `GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+    );
+    const answers = text.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, '').split(/(?=HTTP\/1\.1 \d{3} )/).map(parseRawAnswer);
+    expect(answers.map((a) => a.status)).toEqual([expect.any(Number), 200]);
+    expect(answers[0]!.status).toBeLessThan(300);
+    expect(text.split(/\r\nConnection: close\r\n/i).length).toBe(2); // only the last answer closes
+  });
+});
+
 describe('OPTIONS and CORS preflights', () => {
   const preflight = { origin: 'https://app.example', 'access-control-request-method': 'PUT', 'access-control-request-headers': 'authorization' };
 

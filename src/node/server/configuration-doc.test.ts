@@ -61,7 +61,8 @@ describe('docs/configuration.md config file', () => {
   it('lists every key of the schema in its key table, and no other', () => {
     const keys = section
       .split('\n')
-      .filter((line) => /^\| `[$a-z_]+` \|/.test(line))
+      // Any padding: a formatter that aligns the table's columns changes nothing here.
+      .filter((line) => /^\|\s*`[$a-z_]+`\s*\|/.test(line))
       .map((line) => /`([$a-z_]+)`/.exec(line)![1]!);
     expect(keys.sort()).toEqual(Object.keys(configFileSchema.shape).sort());
   });

@@ -73,7 +73,14 @@ export class EarlyAnswerResponse extends ServerResponse {
     if ((req.socket as Socket & { [LAST_ANSWER]?: true })[LAST_ANSWER] === true) this.shouldKeepAlive = false;
     // A synchronous answer can come before node marks even a bodiless request complete: look at
     // the framing headers only then.
-    if (!req.complete && (req as ExpectingRequest)[CONTINUE_OWED] === true) {
+    if (req.complete && (req as ExpectingRequest)[CONTINUE_OWED] === true) {
+      // Its client sent the whole body without waiting for 100 Continue, and the route read it
+      // from the buffer (no read asked for more): nothing more of this request can come.
+      // NOTE: node closes a connection whose answer goes out before a 100 Continue (its
+      // `_expect_continue` flag), which dropped the requests pipelined behind a direct route's
+      // answer (KV PUT, produce) and made such a client reconnect for each request.
+      (this as ServerResponse & { _expect_continue?: boolean })._expect_continue = false;
+    } else if (!req.complete && (req as ExpectingRequest)[CONTINUE_OWED] === true) {
       // Its client waits for 100 Continue: it may send the body anyway, and it is not read.
       this.shouldKeepAlive = false;
       lingerOnClose(req.socket as Socket);

@@ -15,7 +15,7 @@ const defaults = /^quartz_(process|nodejs)_/;
 /** metric name → type, from the rows of the table under '## Metrics'. */
 function documented(): Map<string, string> {
   const section = doc.slice(doc.indexOf('## Metrics'));
-  const rows = section.split('\n').filter((l) => l.startsWith('| `quartz_'));
+  const rows = section.split('\n').filter((l) => /^\|\s*`quartz_/.test(l)); // any padding of the cells
   const types = new Map<string, string>();
   for (const row of rows) {
     const [, names, type] = row.split('|');

@@ -187,9 +187,16 @@ async function produceLines(
  * consumer of many partitions wait for a server write each.
  */
 function groupCommitter(client: ApiClient, group: string, topic: string): (partition: number, offset: number) => Promise<void> {
+  const path = `/v1/groups/${encodeURIComponent(group)}/offsets`;
   let waiting = new Map<number, number>();
   let previous: Promise<void> = Promise.resolve();
   let next: Promise<void> | undefined;
+  // A server from before the several-partition form answers it 400 (no `partition`): then one
+  // request a partition, the form every server takes (a real fault is answered there the same).
+  let onePerRequest = false;
+  const commitEach = async (offsets: Array<{ partition: number; offset: number }>): Promise<void> => {
+    for (const { partition, offset } of offsets) await client.request(path, { method: 'POST', json: { topic, partition, offset } });
+  };
   return (partition, offset) => {
     waiting.set(partition, offset);
     if (next === undefined) {
@@ -197,7 +204,12 @@ function groupCommitter(client: ApiClient, group: string, topic: string): (parti
         const offsets = [...waiting].map(([p, o]) => ({ partition: p, offset: o }));
         waiting = new Map();
         next = undefined;
-        await client.request(`/v1/groups/${encodeURIComponent(group)}/offsets`, { method: 'POST', json: { topic, offsets } });
+        if (onePerRequest || offsets.length === 1) return commitEach(offsets);
+        const res = await client.request(path, { method: 'POST', json: { topic, offsets }, accept: [400] });
+        if (res.status !== 400) return;
+        await res.body?.cancel();
+        onePerRequest = true;
+        await commitEach(offsets);
       });
       previous = next.catch(() => {});
     }
