@@ -82,13 +82,9 @@ function checkTenantId(id: unknown): asserts id is string {
  * retention), and the meter reads its levels in the same turn (see UsageMeter.reconcile).
  */
 async function measureLevels(scope: TenantScope): Promise<Record<'bytes_stored' | 'vectors_stored', number>> {
-  let bytes = 0;
-  for (const topic of scope.streams.listTopics()) {
-    for (const p of scope.streams.describeTopic(topic.name).partition_info) bytes += p.bytes;
-  }
+  let bytes = scope.streams.logTotals().bytes;
   bytes += await scope.kv.storedBytes();
-  let vectors = 0;
-  for (const c of await scope.vectors.listCollections()) vectors += c.count;
+  const { vectors } = await scope.vectors.totals();
   return { bytes_stored: bytes, vectors_stored: vectors };
 }
 
@@ -223,26 +219,29 @@ export class Engine {
       vectors: 0,
       ...this.context.openCollections!.stats(),
     };
-    for (const pending of [...this.scopes.values()]) {
+    for (const [id, pending] of [...this.scopes]) {
       let scope: TenantScope;
       try {
         scope = await pending;
       } catch {
         continue; // failed to open: nothing to count
       }
+      let vectors: { collections: number; vectors: number };
+      try {
+        vectors = await scope.vectors.totals();
+      } catch (err) {
+        if (this.scopes.get(id) !== pending) continue; // closed (closeTenant) while counted
+        throw err;
+      }
+      if (this.scopes.get(id) !== pending) continue; // closed while its vectors were counted
       s.open_tenants++;
-      for (const topic of scope.streams.listTopics()) {
-        s.topics++;
-        for (const p of scope.streams.describeTopic(topic.name).partition_info) {
-          s.partitions++;
-          s.segments += p.segments;
-          s.log_bytes += p.bytes;
-        }
-      }
-      for (const c of await scope.vectors.listCollections()) {
-        s.collections++;
-        s.vectors += c.count;
-      }
+      const logs = scope.streams.logTotals();
+      s.topics += logs.topics;
+      s.partitions += logs.partitions;
+      s.segments += logs.segments;
+      s.log_bytes += logs.bytes;
+      s.collections += vectors.collections;
+      s.vectors += vectors.vectors;
     }
     // One cache for every tenant (counted once, not per tenant).
     s.cache_hits = this.context.segmentCache?.hits ?? 0;

@@ -449,6 +449,29 @@ export class StreamStore {
   }
 
   /**
+   * Topics, partitions, sealed segments and log bytes summed over the tenant's topics, as
+   * describeTopic would give them, for the engine's stats and usage levels: read off each
+   * partition, nothing built per topic or partition.
+   *
+   * @example
+   * const { partitions, bytes } = streams.logTotals();
+   */
+  logTotals(): { topics: number; partitions: number; segments: number; bytes: number } {
+    this.checkOpen();
+    let partitions = 0;
+    let segments = 0;
+    let bytes = 0;
+    for (const topic of this.topics.values()) {
+      partitions += topic.logs.length;
+      for (const log of topic.logs) {
+        segments += log.segmentCount;
+        bytes += log.storedBytes;
+      }
+    }
+    return { topics: this.topics.size, partitions, segments, bytes };
+  }
+
+  /**
    * A topic's config and, per partition, log start, high watermark, bytes and segment count.
    *
    * @example

@@ -89,6 +89,12 @@ export class VectorStore {
   private readonly deleting = new Set<string>();
   /** The names of `configs`, in order, so a page of the listing is a slice. */
   private readonly names: SortedNames;
+  /**
+   * Live counts of collections not open, as stored: set at create and close, and by the first
+   * describe that reads one from storage; so listings and `totals()` read each at most once.
+   * An open collection's own count wins over its entry here.
+   */
+  private readonly storedCounts = new Map<string, number>();
   private closed = false;
 
   private constructor(
@@ -175,6 +181,7 @@ export class VectorStore {
       await this.catalog.kv.put(catalogKey(name), encoder.encode(JSON.stringify(config)));
       this.configs.set(name, config);
       this.names.add(name);
+      this.storedCounts.set(name, 0);
       return { ...config, count: 0 };
     });
   }
@@ -195,6 +202,8 @@ export class VectorStore {
     }
     const opened = this.open.get(name);
     if (opened !== undefined) return (await opened).describe();
+    const known = this.storedCounts.get(name);
+    if (known !== undefined) return { ...config, count: known };
     let count: number;
     try {
       count = await Collection.storedCount(await this.ctx.storage.unit(Collection.unitName(this.tenantId, name)));
@@ -203,7 +212,42 @@ export class VectorStore {
       throw err;
     }
     this.checkNotDeletedSince(name, config);
+    // Kept unless a close stored a newer count meanwhile (a delete or a new config was checked just above).
+    if (this.configs.get(name) === config && !this.storedCounts.has(name)) this.storedCounts.set(name, count);
     return { ...config, count };
+  }
+
+  /**
+   * How many collections the tenant has and their live vectors, for the engine's stats: open
+   * collections' counts as they stand, the others' as stored, each read from storage at most once
+   * after start. A scrape's cost is a pass over the names, not a storage read per collection.
+   *
+   * @example
+   * const { collections, vectors } = await store.totals();
+   */
+  async totals(): Promise<{ collections: number; vectors: number }> {
+    this.check();
+    let collections = 0;
+    let vectors = 0;
+    let unknown: string[] | undefined;
+    for (const name of this.configs.keys()) {
+      if (this.deleting.has(name)) continue; // listed as gone already
+      const entry = this.ready.get(name);
+      const count = entry !== undefined ? entry.collection.count : this.storedCounts.get(name);
+      if (count === undefined) {
+        (unknown ??= []).push(name);
+      } else {
+        collections++;
+        vectors += count;
+      }
+    }
+    if (unknown !== undefined) {
+      for (const info of await this.describeEach(unknown)) {
+        collections++;
+        vectors += info.count;
+      }
+    }
+    return { collections, vectors };
   }
 
   /**
@@ -296,6 +340,7 @@ export class VectorStore {
         await this.catalog.kv.delete(catalogKey(name));
         this.configs.delete(name);
         this.names.delete(name);
+        this.storedCounts.delete(name);
         // Gone for the tenant with its catalog entry: metered out even if dropping the unit fails (the next open drops it).
         if (count !== 0) this.ctx.usage.add(this.tenantId, 'vectors_stored', -count);
         await this.ctx.storage.dropUnit(unitName);
@@ -391,10 +436,14 @@ export class VectorStore {
     if (this.closed || this.busy.has(name) || this.ready.get(name) !== entry) return false;
     this.ready.delete(name);
     this.open.delete(name);
+    // Every commit stores the count with it, so the closed collection's count is its stored one;
+    // set again once writes queued before the close have landed.
+    this.storedCounts.set(name, entry.collection.count);
     const closing: Promise<void> = entry.collection
       .close()
       .catch(() => undefined)
       .then(() => {
+        this.storedCounts.set(name, entry.collection.count);
         if (this.closing.get(name) === closing) this.closing.delete(name);
       });
     this.closing.set(name, closing);
