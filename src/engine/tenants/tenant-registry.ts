@@ -144,6 +144,8 @@ export class TenantRegistry implements UsageRecorder {
   /** Registry writes run one at a time, so uniqueness checks and their writes cannot interleave. */
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** Tenants registered, once counted (see `count`); creates add to it. */
+  private counted: number | undefined;
 
   private constructor(
     private readonly kv: OrderedKV,
@@ -200,6 +202,7 @@ export class TenantRegistry implements UsageRecorder {
         ...issued.ops,
       ]);
       this.tenants.set(id, tenant);
+      if (this.counted !== undefined) this.counted++;
       this.remember(issued.hash, id, issued.key_id);
       return { tenant: { ...tenant }, key_id: issued.key_id, api_key: issued.api_key };
     });
@@ -216,6 +219,36 @@ export class TenantRegistry implements UsageRecorder {
     if (typeof tenantId !== 'string' || !ID.test(tenantId)) return undefined;
     const t = await this.load(tenantId);
     return t === undefined ? undefined : { ...t };
+  }
+
+  /**
+   * How many tenants are registered: counted from storage on the first call, then kept as tenants
+   * are created (none is ever removed), so a metrics scrape reads nothing.
+   *
+   * @example
+   * const registered = await tenants.count();
+   */
+  async count(): Promise<number> {
+    this.check();
+    if (this.counted !== undefined) return this.counted;
+    // In the write queue, so no create lands between the scan and the count being kept.
+    return this.exclusive(async () => {
+      if (this.counted === undefined) {
+        let n = 0;
+        let start = key('t/');
+        const end = prefixEnd(key('t/'))!;
+        for (;;) {
+          const rows = await this.kv.scan({ start, end, limit: MAX_LIST_LIMIT });
+          n += rows.length;
+          if (rows.length < MAX_LIST_LIMIT) break;
+          const last = rows[rows.length - 1]!.key;
+          start = new Uint8Array(last.length + 1);
+          start.set(last);
+        }
+        this.counted = n;
+      }
+      return this.counted;
+    });
   }
 
   /**

@@ -111,14 +111,7 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
       for (const { field } of gauges) sums.set(field, (sums.get(field) ?? 0) + row[field]);
     }
     for (const { field, gauge } of gauges) gauge.set(sums.get(field) ?? 0);
-    let count = 0;
-    let cursor: string | null = null;
-    do {
-      const page: { tenants: unknown[]; cursor: string | null } = await engine.tenants.list({ cursor, limit: 1000 });
-      count += page.tenants.length;
-      cursor = page.cursor;
-    } while (cursor !== null);
-    tenants.set(count);
+    tenants.set(await engine.tenants.count());
 
     const st = await engine.stats();
     openTenants.set(st.open_tenants);
