@@ -16,7 +16,7 @@ import type { Clock } from '../../ports/clock.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
 import type { BatchOp, OrderedKV } from '../../ports/storage.js';
 import type { EngineContext, UsageMetric, UsageRecorder } from '../context.js';
-import { UsageMeter, type UsageRow } from './usage-meter.js';
+import { UsageMeter, type UsageFigures, type UsageRow } from './usage-meter.js';
 
 export const DEFAULT_PLAN = 'free';
 const API_KEY = /^qz_[0-9a-f]{64}$/;
@@ -407,6 +407,16 @@ export class TenantRegistry implements UsageRecorder {
    */
   usage(tenantId: string, period?: string): Promise<UsageRow> {
     return this.meter.usage(tenantId, period);
+  }
+
+  /**
+   * Every tenant's usage for one period summed (see UsageMeter.totals), for the metrics.
+   *
+   * @example
+   * const { api_calls } = await tenants.usageTotals('2025-01');
+   */
+  usageTotals(period: string): Promise<UsageFigures> {
+    return this.meter.totals(period);
   }
 
   /**
