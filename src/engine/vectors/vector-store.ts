@@ -95,6 +95,8 @@ export class VectorStore {
    * An open collection's own count wins over its entry here.
    */
   private readonly storedCounts = new Map<string, number>();
+  /** The sum of `storedCounts`. */
+  private storedSum = 0;
   private closed = false;
 
   private constructor(
@@ -181,7 +183,7 @@ export class VectorStore {
       await this.catalog.kv.put(catalogKey(name), encoder.encode(JSON.stringify(config)));
       this.configs.set(name, config);
       this.names.add(name);
-      this.storedCounts.set(name, 0);
+      this.setStoredCount(name, 0);
       return { ...config, count: 0 };
     });
   }
@@ -213,20 +215,34 @@ export class VectorStore {
     }
     this.checkNotDeletedSince(name, config);
     // Kept unless a close stored a newer count meanwhile (a delete or a new config was checked just above).
-    if (this.configs.get(name) === config && !this.storedCounts.has(name)) this.storedCounts.set(name, count);
+    if (this.configs.get(name) === config && !this.storedCounts.has(name)) this.setStoredCount(name, count);
     return { ...config, count };
   }
 
   /**
    * How many collections the tenant has and their live vectors, for the engine's stats: open
    * collections' counts as they stand, the others' as stored, each read from storage at most once
-   * after start. A scrape's cost is a pass over the names, not a storage read per collection.
+   * after start. Once every count is known a call costs a pass over the open collections only.
    *
    * @example
    * const { collections, vectors } = await store.totals();
    */
   async totals(): Promise<{ collections: number; vectors: number }> {
     this.check();
+    // Every count known: the stored ones summed, open collections' live counts in place of theirs.
+    let vectors = this.storedSum;
+    let known = this.storedCounts.size;
+    for (const [name, entry] of this.ready) {
+      const stored = this.storedCounts.get(name);
+      if (stored === undefined) known++;
+      vectors += entry.collection.count - (stored ?? 0);
+    }
+    if (known === this.configs.size && this.deleting.size === 0) return { collections: known, vectors };
+    return this.countEach();
+  }
+
+  /** totals() by a pass over the names, reading the counts not known yet (once each). */
+  private async countEach(): Promise<{ collections: number; vectors: number }> {
     let collections = 0;
     let vectors = 0;
     let unknown: string[] | undefined;
@@ -308,6 +324,11 @@ export class VectorStore {
     return described.filter((info) => info !== undefined);
   }
 
+  private setStoredCount(name: string, count: number): void {
+    this.storedSum += count - (this.storedCounts.get(name) ?? 0);
+    this.storedCounts.set(name, count);
+  }
+
   /**
    * Deletes a collection with its data and frees its index's WASM instance.
    * @example
@@ -340,6 +361,7 @@ export class VectorStore {
         await this.catalog.kv.delete(catalogKey(name));
         this.configs.delete(name);
         this.names.delete(name);
+        this.storedSum -= this.storedCounts.get(name) ?? 0;
         this.storedCounts.delete(name);
         // Gone for the tenant with its catalog entry: metered out even if dropping the unit fails (the next open drops it).
         if (count !== 0) this.ctx.usage.add(this.tenantId, 'vectors_stored', -count);
@@ -438,12 +460,12 @@ export class VectorStore {
     this.open.delete(name);
     // Every commit stores the count with it, so the closed collection's count is its stored one;
     // set again once writes queued before the close have landed.
-    this.storedCounts.set(name, entry.collection.count);
+    this.setStoredCount(name, entry.collection.count);
     const closing: Promise<void> = entry.collection
       .close()
       .catch(() => undefined)
       .then(() => {
-        this.storedCounts.set(name, entry.collection.count);
+        this.setStoredCount(name, entry.collection.count);
         if (this.closing.get(name) === closing) this.closing.delete(name);
       });
     this.closing.set(name, closing);
