@@ -90,6 +90,8 @@ async function measureLevels(scope: TenantScope): Promise<Record<'bytes_stored' 
 
 export class Engine {
   private readonly scopes = new Map<string, Promise<TenantScope>>();
+  /** What each of `scopes` resolved to, once it has: stats() reads these without an await per tenant. */
+  private readonly openedScopes = new WeakMap<Promise<TenantScope>, TenantScope>();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -157,8 +159,10 @@ export class Engine {
       return Promise.reject(err);
     }
     if (scope === undefined) {
-      scope = this.openScope(id);
-      this.scopes.set(id, scope);
+      const opening = this.openScope(id);
+      scope = opening;
+      this.scopes.set(id, opening);
+      opening.then((opened) => this.openedScopes.set(opening, opened), () => undefined);
       // A failed open is not cached: the next call tries again.
       scope.catch(() => {
         if (this.scopes.get(id) === scope) this.scopes.delete(id);
@@ -219,7 +223,27 @@ export class Engine {
       vectors: 0,
       ...this.context.openCollections!.stats(),
     };
-    for (const [id, pending] of [...this.scopes]) {
+    const count = (scope: TenantScope, vectors: { collections: number; vectors: number }): void => {
+      s.open_tenants++;
+      const logs = scope.streams.logTotals();
+      s.topics += logs.topics;
+      s.partitions += logs.partitions;
+      s.segments += logs.segments;
+      s.log_bytes += logs.bytes;
+      s.collections += vectors.collections;
+      s.vectors += vectors.vectors;
+    };
+    // Tenants open with every figure known are counted in one pass without an await; the others
+    // (still opening, or with collection counts not read yet) after it.
+    let later: [string, Promise<TenantScope>][] | undefined;
+    for (const [id, pending] of this.scopes) {
+      const scope = this.openedScopes.get(pending);
+      const vectors = scope?.vectors.knownTotals();
+      if (vectors === undefined) (later ??= []).push([id, pending]);
+      else count(scope!, vectors);
+    }
+    for (const [id, pending] of later ?? []) {
+      if (this.scopes.get(id) !== pending) continue; // closed meanwhile
       let scope: TenantScope;
       try {
         scope = await pending;
@@ -234,14 +258,7 @@ export class Engine {
         throw err;
       }
       if (this.scopes.get(id) !== pending) continue; // closed while its vectors were counted
-      s.open_tenants++;
-      const logs = scope.streams.logTotals();
-      s.topics += logs.topics;
-      s.partitions += logs.partitions;
-      s.segments += logs.segments;
-      s.log_bytes += logs.bytes;
-      s.collections += vectors.collections;
-      s.vectors += vectors.vectors;
+      count(scope, vectors);
     }
     // One cache for every tenant (counted once, not per tenant).
     s.cache_hits = this.context.segmentCache?.hits ?? 0;

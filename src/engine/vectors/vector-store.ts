@@ -228,8 +228,13 @@ export class VectorStore {
    * const { collections, vectors } = await store.totals();
    */
   async totals(): Promise<{ collections: number; vectors: number }> {
+    return this.knownTotals() ?? this.countEach();
+  }
+
+  /** totals() if every count is known already (no storage read needed), else undefined. */
+  knownTotals(): { collections: number; vectors: number } | undefined {
     this.check();
-    // Every count known: the stored ones summed, open collections' live counts in place of theirs.
+    // The stored counts summed, open collections' live counts in place of theirs.
     let vectors = this.storedSum;
     let known = this.storedCounts.size;
     for (const [name, entry] of this.ready) {
@@ -237,8 +242,7 @@ export class VectorStore {
       if (stored === undefined) known++;
       vectors += entry.collection.count - (stored ?? 0);
     }
-    if (known === this.configs.size && this.deleting.size === 0) return { collections: known, vectors };
-    return this.countEach();
+    return known === this.configs.size && this.deleting.size === 0 ? { collections: known, vectors } : undefined;
   }
 
   /** totals() by a pass over the names, reading the counts not known yet (once each). */
