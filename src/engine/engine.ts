@@ -82,18 +82,16 @@ function checkTenantId(id: unknown): asserts id is string {
  * retention), and the meter reads its levels in the same turn (see UsageMeter.reconcile).
  */
 async function measureLevels(scope: TenantScope): Promise<Record<'bytes_stored' | 'vectors_stored', number>> {
-  let bytes = 0;
-  for (const topic of scope.streams.listTopics()) {
-    for (const p of scope.streams.describeTopic(topic.name).partition_info) bytes += p.bytes;
-  }
+  let bytes = scope.streams.logTotals().bytes;
   bytes += await scope.kv.storedBytes();
-  let vectors = 0;
-  for (const c of await scope.vectors.listCollections()) vectors += c.count;
+  const { vectors } = await scope.vectors.totals();
   return { bytes_stored: bytes, vectors_stored: vectors };
 }
 
 export class Engine {
   private readonly scopes = new Map<string, Promise<TenantScope>>();
+  /** What each of `scopes` resolved to, once it has: stats() reads these without an await per tenant. */
+  private readonly openedScopes = new WeakMap<Promise<TenantScope>, TenantScope>();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -161,8 +159,10 @@ export class Engine {
       return Promise.reject(err);
     }
     if (scope === undefined) {
-      scope = this.openScope(id);
-      this.scopes.set(id, scope);
+      const opening = this.openScope(id);
+      scope = opening;
+      this.scopes.set(id, opening);
+      opening.then((opened) => this.openedScopes.set(opening, opened), () => undefined);
       // A failed open is not cached: the next call tries again.
       scope.catch(() => {
         if (this.scopes.get(id) === scope) this.scopes.delete(id);
@@ -223,26 +223,42 @@ export class Engine {
       vectors: 0,
       ...this.context.openCollections!.stats(),
     };
-    for (const pending of [...this.scopes.values()]) {
+    const count = (scope: TenantScope, vectors: { collections: number; vectors: number }): void => {
+      s.open_tenants++;
+      const logs = scope.streams.logTotals();
+      s.topics += logs.topics;
+      s.partitions += logs.partitions;
+      s.segments += logs.segments;
+      s.log_bytes += logs.bytes;
+      s.collections += vectors.collections;
+      s.vectors += vectors.vectors;
+    };
+    // Tenants open with every figure known are counted in one pass without an await; the others
+    // (still opening, or with collection counts not read yet) after it.
+    let later: [string, Promise<TenantScope>][] | undefined;
+    for (const [id, pending] of this.scopes) {
+      const scope = this.openedScopes.get(pending);
+      const vectors = scope?.vectors.knownTotals();
+      if (vectors === undefined) (later ??= []).push([id, pending]);
+      else count(scope!, vectors);
+    }
+    for (const [id, pending] of later ?? []) {
+      if (this.scopes.get(id) !== pending) continue; // closed meanwhile
       let scope: TenantScope;
       try {
         scope = await pending;
       } catch {
         continue; // failed to open: nothing to count
       }
-      s.open_tenants++;
-      for (const topic of scope.streams.listTopics()) {
-        s.topics++;
-        for (const p of scope.streams.describeTopic(topic.name).partition_info) {
-          s.partitions++;
-          s.segments += p.segments;
-          s.log_bytes += p.bytes;
-        }
+      let vectors: { collections: number; vectors: number };
+      try {
+        vectors = await scope.vectors.totals();
+      } catch (err) {
+        if (this.scopes.get(id) !== pending) continue; // closed (closeTenant) while counted
+        throw err;
       }
-      for (const c of await scope.vectors.listCollections()) {
-        s.collections++;
-        s.vectors += c.count;
-      }
+      if (this.scopes.get(id) !== pending) continue; // closed while its vectors were counted
+      count(scope, vectors);
     }
     // One cache for every tenant (counted once, not per tenant).
     s.cache_hits = this.context.segmentCache?.hits ?? 0;

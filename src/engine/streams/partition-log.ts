@@ -481,6 +481,16 @@ export class PartitionLog {
     return this.logStart;
   }
 
+  /** Bytes of the log, sealed segments and tail (as `stats().bytes`, without building the object). */
+  get storedBytes(): number {
+    return this.segmentBytesTotal + this.tailBytes;
+  }
+
+  /** Sealed segments (as `stats().segments`). */
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
   stats(): PartitionStats {
     return {
       logStartOffset: this.logStart,

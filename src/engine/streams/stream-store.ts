@@ -238,6 +238,8 @@ interface OpenTopic {
   logs: PartitionLog[];
   /** Partition the next keyless batch goes to. */
   sticky: number;
+  /** Its partitions' sealed segments and bytes as `logTotals` last summed them. */
+  summed: { segments: number; bytes: number };
 }
 
 function groupKey(kind: 'g' | 'o', group: string, topic?: string, partition?: number): Uint8Array {
@@ -253,6 +255,12 @@ function groupKey(kind: 'g' | 'o', group: string, topic?: string, partition?: nu
 
 export class StreamStore {
   private readonly topics = new Map<string, OpenTopic>();
+  /** Partitions, sealed segments and log bytes over `topics`, as of the last `logTotals` for those in `changedTopics`. */
+  private partitionCount = 0;
+  private segmentCount = 0;
+  private logBytes = 0;
+  /** Topics whose partitions' segments or bytes changed since `logTotals` last summed them. */
+  private readonly changedTopics = new Set<string>();
   /** The names of `topics`, in order, so a page of the listing is a slice. */
   private readonly names = new SortedNames();
   private closed = false;
@@ -291,7 +299,7 @@ export class StreamStore {
     try {
       for (const entry of await catalog.kv.scan({ prefix: new Uint8Array(0) })) {
         const config = parseJson<TopicConfig>(entry.value, `tenant '${tenantId}': topic catalog entry '${fromUtf8.decode(entry.key)}'`);
-        store.topics.set(config.name, { config, logs: await store.openLogs(config), sticky: 0 });
+        store.addTopic(config, await store.openLogs(config));
         store.names.add(config.name);
       }
     } catch (err) {
@@ -317,7 +325,13 @@ export class StreamStore {
    * fsyncs instead of 1,024).
    */
   private async openLogs(config: TopicConfig): Promise<PartitionLog[]> {
-    const hooks = { onBytes: (delta: number) => this.ctx.usage.add(this.tenantId, 'bytes_stored', delta) };
+    const hooks = {
+      onBytes: (delta: number) => {
+        this.ctx.usage.add(this.tenantId, 'bytes_stored', delta);
+        // Every change of a partition's segments or bytes reports here (append, roll, retention).
+        this.changedTopics.add(config.name);
+      },
+    };
     const partitionConfig = this.partitionConfig(config);
     const opened = await settleLimited(Array.from({ length: config.partitions }, (_, p) => this.unitName(config.name, p)), PARTITION_OPS_IN_FLIGHT, async (name) =>
       PartitionLog.open(name, await this.ctx.storage.unit(name), partitionConfig, this.ctx.clock, this.ctx.scheduler, this.cache, hooks, this.ctx.batchEncoder),
@@ -397,7 +411,7 @@ export class StreamStore {
     await this.dropPartitionUnits(name, MAX_PARTITIONS);
     await this.dropGroupOffsets(name);
     await this.catalog.kv.put(utf8.encode(name), utf8.encode(JSON.stringify(config)));
-    this.topics.set(name, { config, logs: await this.openLogs(config), sticky: 0 });
+    this.addTopic(config, await this.openLogs(config));
     this.names.add(name);
     return config;
   }
@@ -449,6 +463,41 @@ export class StreamStore {
   }
 
   /**
+   * Topics, partitions, sealed segments and log bytes summed over the tenant's topics, as
+   * describeTopic would give them, for the engine's stats and usage levels. Kept as running
+   * totals: a call sums again only the partitions of topics that changed since the last one, so a
+   * scrape of an idle tenant with 20,000 topics costs microseconds, not a walk of every partition.
+   *
+   * @example
+   * const { partitions, bytes } = streams.logTotals();
+   */
+  logTotals(): { topics: number; partitions: number; segments: number; bytes: number } {
+    this.checkOpen();
+    // Only the topics that changed since the last call are summed again.
+    for (const name of this.changedTopics) {
+      const topic = this.topics.get(name);
+      if (topic === undefined) continue; // deleted: taken off the totals then
+      let segments = 0;
+      let bytes = 0;
+      for (const log of topic.logs) {
+        segments += log.segmentCount;
+        bytes += log.storedBytes;
+      }
+      this.segmentCount += segments - topic.summed.segments;
+      this.logBytes += bytes - topic.summed.bytes;
+      topic.summed = { segments, bytes };
+    }
+    this.changedTopics.clear();
+    return { topics: this.topics.size, partitions: this.partitionCount, segments: this.segmentCount, bytes: this.logBytes };
+  }
+
+  private addTopic(config: TopicConfig, logs: PartitionLog[]): void {
+    this.topics.set(config.name, { config, logs, sticky: 0, summed: { segments: 0, bytes: 0 } });
+    this.partitionCount += logs.length;
+    this.changedTopics.add(config.name);
+  }
+
+  /**
    * A topic's config and, per partition, log start, high watermark, bytes and segment count.
    *
    * @example
@@ -476,6 +525,9 @@ export class StreamStore {
     const topic = this.topic(name);
     this.topics.delete(name);
     this.names.delete(name);
+    this.partitionCount -= topic.logs.length;
+    this.segmentCount -= topic.summed.segments;
+    this.logBytes -= topic.summed.bytes;
     return this.oneTopicChangeAtATime(() => this.drop(name, topic));
   }
 

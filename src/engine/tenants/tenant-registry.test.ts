@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '../../core/errors.js';
 import { createTestContext } from '../testing.js';
 import type { EngineContext } from '../context.js';
@@ -122,6 +122,30 @@ describe('TenantRegistry', () => {
     const tenants = await TenantRegistry.open(createTestContext());
     const results = await Promise.allSettled(Array.from({ length: 5 }, () => tenants.create({ email: 'race@example.com' })));
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+  });
+
+  it('counts tenants from storage once, then as they are created, also when creates race the first count', async () => {
+    const ctx = createTestContext();
+    const first = await TenantRegistry.open(ctx);
+    for (let i = 0; i < 5; i++) await first.create({ email: `c${i}@example.com` });
+    await first.close();
+    const tenants = await TenantRegistry.open(ctx);
+    const counts = await Promise.all([tenants.count(), tenants.create({ email: 'c5@example.com' }).then(() => tenants.count()), tenants.count()]);
+    expect(counts).toEqual([5, 6, 6]);
+    const unit = await ctx.storage.unit('tenants');
+    const scans = vi.spyOn(unit.kv, 'scan');
+    await Promise.allSettled([tenants.create({ email: 'c6@example.com' }), tenants.create({ email: 'c6@example.com' }), tenants.create({ email: 'c7@example.com' })]);
+    expect(await tenants.count()).toBe(8);
+    expect(scans).not.toHaveBeenCalled();
+    scans.mockRestore();
+    let listed = 0;
+    let cursor: string | null = null;
+    do {
+      const page: { tenants: unknown[]; cursor: string | null } = await tenants.list({ cursor, limit: 3 });
+      listed += page.tenants.length;
+      cursor = page.cursor;
+    } while (cursor !== null);
+    expect(listed).toBe(8);
   });
 
   it('scopes data to tenants: a key authenticates one tenant, whose KV the other cannot see', async () => {

@@ -16,7 +16,7 @@ import type { Clock } from '../../ports/clock.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
 import type { BatchOp, OrderedKV } from '../../ports/storage.js';
 import type { EngineContext, UsageMetric, UsageRecorder } from '../context.js';
-import { UsageMeter, type UsageRow } from './usage-meter.js';
+import { UsageMeter, type UsageFigures, type UsageRow } from './usage-meter.js';
 
 export const DEFAULT_PLAN = 'free';
 const API_KEY = /^qz_[0-9a-f]{64}$/;
@@ -144,6 +144,8 @@ export class TenantRegistry implements UsageRecorder {
   /** Registry writes run one at a time, so uniqueness checks and their writes cannot interleave. */
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** Tenants registered, once counted (see `count`); creates add to it. */
+  private counted: number | undefined;
 
   private constructor(
     private readonly kv: OrderedKV,
@@ -200,6 +202,7 @@ export class TenantRegistry implements UsageRecorder {
         ...issued.ops,
       ]);
       this.tenants.set(id, tenant);
+      if (this.counted !== undefined) this.counted++;
       this.remember(issued.hash, id, issued.key_id);
       return { tenant: { ...tenant }, key_id: issued.key_id, api_key: issued.api_key };
     });
@@ -216,6 +219,36 @@ export class TenantRegistry implements UsageRecorder {
     if (typeof tenantId !== 'string' || !ID.test(tenantId)) return undefined;
     const t = await this.load(tenantId);
     return t === undefined ? undefined : { ...t };
+  }
+
+  /**
+   * How many tenants are registered: counted from storage on the first call, then kept as tenants
+   * are created (none is ever removed), so a metrics scrape reads nothing.
+   *
+   * @example
+   * const registered = await tenants.count();
+   */
+  async count(): Promise<number> {
+    this.check();
+    if (this.counted !== undefined) return this.counted;
+    // In the write queue, so no create lands between the scan and the count being kept.
+    return this.exclusive(async () => {
+      if (this.counted === undefined) {
+        let n = 0;
+        let start = key('t/');
+        const end = prefixEnd(key('t/'))!;
+        for (;;) {
+          const rows = await this.kv.scan({ start, end, limit: MAX_LIST_LIMIT });
+          n += rows.length;
+          if (rows.length < MAX_LIST_LIMIT) break;
+          const last = rows[rows.length - 1]!.key;
+          start = new Uint8Array(last.length + 1);
+          start.set(last);
+        }
+        this.counted = n;
+      }
+      return this.counted;
+    });
   }
 
   /**
@@ -374,6 +407,16 @@ export class TenantRegistry implements UsageRecorder {
    */
   usage(tenantId: string, period?: string): Promise<UsageRow> {
     return this.meter.usage(tenantId, period);
+  }
+
+  /**
+   * Every tenant's usage for one period summed (see UsageMeter.totals), for the metrics.
+   *
+   * @example
+   * const { api_calls } = await tenants.usageTotals('2025-01');
+   */
+  usageTotals(period: string): Promise<UsageFigures> {
+    return this.meter.totals(period);
   }
 
   /**

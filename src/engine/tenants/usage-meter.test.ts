@@ -72,6 +72,36 @@ describe('UsageMeter', () => {
     await meter.close();
   });
 
+  it('sums a period over tenants as the export rows add up, across random counts, flushes, month ends and a reopen', async () => {
+    const env = setup(Date.UTC(2025, 0, 31, 20));
+    let meter = await UsageMeter.open(env);
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const metrics: UsageMetric[] = ['api_calls', 'bytes_stored', 'records_produced', 'vectors_stored', 'function_ms'];
+    const exported = async (period: string) => {
+      const sums: Record<string, number> = {};
+      for (const m of metrics) sums[m] = 0;
+      for (const r of await collect(meter.export({ from: period, to: period }))) for (const m of metrics) sums[m]! += r[m];
+      return sums;
+    };
+    for (let round = 0; round < 60; round++) {
+      for (let i = 0; i < 1 + Math.floor(random() * 20); i++) {
+        meter.add(`t${Math.floor(random() * 12)}`, metrics[Math.floor(random() * metrics.length)]!, Math.floor(random() * 200) - 50);
+      }
+      if (random() < 0.3) await meter.flush();
+      if (random() < 0.1) await env.clock.advance(3 * 3600_000); // crosses into February on the way, periodic flushes on the way
+      if (random() < 0.05) {
+        await meter.close();
+        meter = await UsageMeter.open(env);
+      }
+      const period = periodOf(env.clock.now());
+      const totals = await meter.totals(period);
+      expect(totals, `round ${round}`).toEqual(await exported(period));
+    }
+    expect(periodOf(env.clock.now())).toBe('2025-02');
+    await meter.close();
+  });
+
   it('flushes periodically on the scheduler', async () => {
     const env = setup(Date.UTC(2025, 4, 10));
     const meter = await UsageMeter.open({ ...env, flushIntervalMs: 10_000 });

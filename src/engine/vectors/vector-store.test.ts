@@ -176,9 +176,12 @@ describe('VectorStore collections', () => {
           return { ...unit, kv: { ...unit.kv, get } };
         },
       };
+      const created = await VectorStore.open({ ...ctx, storage }, 't1');
+      await created.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+      await created.createCollection({ name: 'other', dims: 2, metric: 'l2' });
+      await created.close();
+      // Reopened, as after a restart: the counts are not known yet, so the calls read them.
       const store = await VectorStore.open({ ...ctx, storage }, 't1');
-      await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
-      await store.createCollection({ name: 'other', dims: 2, metric: 'l2' });
       holding = true;
       const listed = store.listCollectionsPage({ limit: 10 });
       const described = store.describeCollection('docs');

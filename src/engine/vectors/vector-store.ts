@@ -89,6 +89,14 @@ export class VectorStore {
   private readonly deleting = new Set<string>();
   /** The names of `configs`, in order, so a page of the listing is a slice. */
   private readonly names: SortedNames;
+  /**
+   * Live counts of collections not open, as stored: set at create and close, and by the first
+   * describe that reads one from storage; so listings and `totals()` read each at most once.
+   * An open collection's own count wins over its entry here.
+   */
+  private readonly storedCounts = new Map<string, number>();
+  /** The sum of `storedCounts`. */
+  private storedSum = 0;
   private closed = false;
 
   private constructor(
@@ -175,6 +183,7 @@ export class VectorStore {
       await this.catalog.kv.put(catalogKey(name), encoder.encode(JSON.stringify(config)));
       this.configs.set(name, config);
       this.names.add(name);
+      this.setStoredCount(name, 0);
       return { ...config, count: 0 };
     });
   }
@@ -195,6 +204,8 @@ export class VectorStore {
     }
     const opened = this.open.get(name);
     if (opened !== undefined) return (await opened).describe();
+    const known = this.storedCounts.get(name);
+    if (known !== undefined) return { ...config, count: known };
     let count: number;
     try {
       count = await Collection.storedCount(await this.ctx.storage.unit(Collection.unitName(this.tenantId, name)));
@@ -203,7 +214,60 @@ export class VectorStore {
       throw err;
     }
     this.checkNotDeletedSince(name, config);
+    // Kept unless a close stored a newer count meanwhile (a delete or a new config was checked just above).
+    if (this.configs.get(name) === config && !this.storedCounts.has(name)) this.setStoredCount(name, count);
     return { ...config, count };
+  }
+
+  /**
+   * How many collections the tenant has and their live vectors, for the engine's stats: open
+   * collections' counts as they stand, the others' as stored, each read from storage at most once
+   * after start. Once every count is known a call costs a pass over the open collections only.
+   *
+   * @example
+   * const { collections, vectors } = await store.totals();
+   */
+  async totals(): Promise<{ collections: number; vectors: number }> {
+    return this.knownTotals() ?? this.countEach();
+  }
+
+  /** totals() if every count is known already (no storage read needed), else undefined. */
+  knownTotals(): { collections: number; vectors: number } | undefined {
+    this.check();
+    // The stored counts summed, open collections' live counts in place of theirs.
+    let vectors = this.storedSum;
+    let known = this.storedCounts.size;
+    for (const [name, entry] of this.ready) {
+      const stored = this.storedCounts.get(name);
+      if (stored === undefined) known++;
+      vectors += entry.collection.count - (stored ?? 0);
+    }
+    return known === this.configs.size && this.deleting.size === 0 ? { collections: known, vectors } : undefined;
+  }
+
+  /** totals() by a pass over the names, reading the counts not known yet (once each). */
+  private async countEach(): Promise<{ collections: number; vectors: number }> {
+    let collections = 0;
+    let vectors = 0;
+    let unknown: string[] | undefined;
+    for (const name of this.configs.keys()) {
+      if (this.deleting.has(name)) continue; // listed as gone already
+      const entry = this.ready.get(name);
+      const count = entry !== undefined ? entry.collection.count : this.storedCounts.get(name);
+      if (count === undefined) {
+        (unknown ??= []).push(name);
+      } else {
+        collections++;
+        vectors += count;
+      }
+    }
+    if (unknown !== undefined) {
+      for (const info of await this.describeEach(unknown)) {
+        collections++;
+        vectors += info.count;
+      }
+    }
+    return { collections, vectors };
   }
 
   /**
@@ -264,6 +328,11 @@ export class VectorStore {
     return described.filter((info) => info !== undefined);
   }
 
+  private setStoredCount(name: string, count: number): void {
+    this.storedSum += count - (this.storedCounts.get(name) ?? 0);
+    this.storedCounts.set(name, count);
+  }
+
   /**
    * Deletes a collection with its data and frees its index's WASM instance.
    * @example
@@ -296,6 +365,8 @@ export class VectorStore {
         await this.catalog.kv.delete(catalogKey(name));
         this.configs.delete(name);
         this.names.delete(name);
+        this.storedSum -= this.storedCounts.get(name) ?? 0;
+        this.storedCounts.delete(name);
         // Gone for the tenant with its catalog entry: metered out even if dropping the unit fails (the next open drops it).
         if (count !== 0) this.ctx.usage.add(this.tenantId, 'vectors_stored', -count);
         await this.ctx.storage.dropUnit(unitName);
@@ -391,10 +462,14 @@ export class VectorStore {
     if (this.closed || this.busy.has(name) || this.ready.get(name) !== entry) return false;
     this.ready.delete(name);
     this.open.delete(name);
+    // Every commit stores the count with it, so the closed collection's count is its stored one;
+    // set again once writes queued before the close have landed.
+    this.setStoredCount(name, entry.collection.count);
     const closing: Promise<void> = entry.collection
       .close()
       .catch(() => undefined)
       .then(() => {
+        this.setStoredCount(name, entry.collection.count);
         if (this.closing.get(name) === closing) this.closing.delete(name);
       });
     this.closing.set(name, closing);

@@ -104,21 +104,9 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
 
   async function collectEngine(): Promise<void> {
     const period = currentPeriod(engine.context.clock.now());
-    const sums = new Map<string, number>();
-    const ids = new Set<string>();
-    for await (const row of engine.tenants.exportUsage({ from: period, to: period })) {
-      ids.add(row.tenant_id);
-      for (const { field } of gauges) sums.set(field, (sums.get(field) ?? 0) + row[field]);
-    }
-    for (const { field, gauge } of gauges) gauge.set(sums.get(field) ?? 0);
-    let count = 0;
-    let cursor: string | null = null;
-    do {
-      const page: { tenants: unknown[]; cursor: string | null } = await engine.tenants.list({ cursor, limit: 1000 });
-      count += page.tenants.length;
-      cursor = page.cursor;
-    } while (cursor !== null);
-    tenants.set(count);
+    const sums = await engine.tenants.usageTotals(period);
+    for (const { field, gauge } of gauges) gauge.set(sums[field]);
+    tenants.set(await engine.tenants.count());
 
     const st = await engine.stats();
     openTenants.set(st.open_tenants);
