@@ -508,6 +508,18 @@ describe('KvStore large values', () => {
 
 
 describe('KvStore key cache', () => {
+  it('a store that remembers no settled key still answers reads from the write in flight', async () => {
+    for (const asyncGet of [false, true]) {
+      const kv = await KvStore.open(slowContext(asyncGet), 't1', { cachedKeys: 0 });
+      await kv.put('a', bytes('old'));
+      const put = kv.put('a', bytes('new'));
+      const during = await kv.get('a');
+      expect(during && dec.decode(during.value)).toBe('new');
+      await put;
+      expect(dec.decode((await kv.get('a'))!.value)).toBe('new');
+    }
+  });
+
   it('gives the same answers, versions and metering whatever it remembers, on sync and async storage', async () => {
     // One random workload against stores that remember no settled key, 3 keys, and all of them;
     // a store that forgets reads storage instead, so every answer must be the same.

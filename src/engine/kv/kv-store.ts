@@ -786,8 +786,10 @@ export class KvStore {
       slot.size = recordSize(rec);
       if ((recordFlags(rec) & FLAG_BLOB) !== 0) slot.blob = recordBlobName(rec, key);
     }
-    this.slots.set(key, slot);
+    // Trimmed before it joins: the caller is about to write through it, and a slot dropped now
+    // would leave that write in flight unseen by reads.
     this.trim();
+    this.slots.set(key, slot);
     return slot;
   }
 
