@@ -84,6 +84,14 @@ describe('createEngine', () => {
     });
   });
 
+  it('a refused cache or collection budget leaves no timer behind (its own usage meter flushes on one)', async () => {
+    const { usage: _, ...opts } = options();
+    for (const refused of [{ vectors: { maxOpenBytes: -1 } }, { vectors: { idleCloseMs: Number.NaN } }, { streams: { segmentCacheBytes: -1 } }]) {
+      await expect(createEngine({ ...opts, ...refused })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+    }
+    expect(opts.clock.pendingCount).toBe(0);
+  });
+
   it('closes every service and the storage, after which it refuses work', async () => {
     const opts = options();
     const engine = await createEngine(opts);

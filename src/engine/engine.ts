@@ -111,6 +111,11 @@ export class Engine {
     const dataVersion = await ensureDataVersion(options.storage, { where: options.where, migrations: options.migrations });
     const clock = options.clock ?? systemClock;
     const scheduler = options.scheduler ?? timerScheduler;
+    // One budget for every tenant: a cache per tenant grew with the tenants that read streams.
+    const segmentCache = new SegmentCache(options.streams?.segmentCacheBytes ?? DEFAULT_SEGMENT_CACHE_BYTES);
+    // One budget for every tenant's open collections, as for the segment cache.
+    const openCollections = new OpenCollections(clock, scheduler, options.vectors);
+    // After the settings are checked: the meter flushes on a timer from here on.
     const ownMeter = options.usage === undefined ? await UsageMeter.open({ storage: options.storage, clock, scheduler }) : undefined;
     const context: EngineContext = {
       storage: options.storage,
@@ -119,10 +124,8 @@ export class Engine {
       usage: options.usage ?? ownMeter!,
       capabilities: options.capabilities,
       hotValues: new HotValues(),
-      // One budget for every tenant: a cache per tenant grew with the tenants that read streams.
-      segmentCache: new SegmentCache(options.streams?.segmentCacheBytes ?? DEFAULT_SEGMENT_CACHE_BYTES),
-      // One budget for every tenant's open collections, as for the segment cache.
-      openCollections: new OpenCollections(clock, scheduler, options.vectors),
+      segmentCache,
+      openCollections,
       batchEncoder: options.batchEncoder,
     };
     let tenants: TenantRegistry;

@@ -3,6 +3,8 @@
  * StreamStore. Entries are loaded once even when many readers ask at the same time (the
  * promise is cached), and a failed load is forgotten so the next read retries.
  */
+import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { showValue } from '../../core/show-value.js';
 
 interface Entry<T> {
   value: Promise<T>;
@@ -32,7 +34,12 @@ export class SegmentCache {
   hits = 0;
   misses = 0;
 
-  constructor(readonly maxBytes: number) {}
+  constructor(readonly maxBytes: number) {
+    // NaN would compare false against every size and let the cache grow without bound.
+    if (!(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) {
+      throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `segmentCacheBytes must be a whole number of bytes, 0 or more, got ${showValue(maxBytes)}`);
+    }
+  }
 
   /** Bytes currently held. */
   get size(): number {
