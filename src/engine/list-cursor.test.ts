@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, QuartzError } from '../core/errors.js';
 import { seededRandom } from '../core/random-testing.js';
-import { SortedNames, bytesFromCursor, cursorFromBytes, cursorFromName, nameFromCursor, pageLimit } from './list-cursor.js';
+import { SortedNames } from '../ports/sorted-strings.js';
+import { bytesFromCursor, cursorFromBytes, cursorFromName, nameFromCursor, pageLimit } from './list-cursor.js';
 
 function refused(fn: () => unknown): QuartzError {
   try {

@@ -3,6 +3,7 @@
  * synchronously, copies bytes in and out so callers can never alias stored data. Used by tests
  * and by any home that wants a throwaway engine; nothing outlives the process.
  */
+import { lowerBound } from './sorted-strings.js';
 import type { BatchOp, BlobInfo, BlobRange, BlobStore, KVEntry, OrderedKV, ScanOptions, StorageProvider, UnitStorage } from './storage.js';
 import {
   checkBatch,
@@ -30,18 +31,6 @@ function fromLatin1(s: string): Uint8Array {
   const out = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
   return out;
-}
-
-/** First index in the sorted array whose key is >= k. */
-function lowerBound(sorted: string[], k: string): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid]! < k) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 class MemoryUnit {

@@ -17,7 +17,8 @@ import { partitionForKey } from './murmur2.js';
 import { MAX_BATCH_RAW_BYTES, PartitionLog, recordSize, type PartitionConfig } from './partition-log.js';
 import { SegmentCache } from './segment-cache.js';
 import { settleLimited, valuesOrThrow } from '../settle-limited.js';
-import { SortedNames, badCursor, cursorFromName, nameFromCursor, pageLimit, type PageOptions } from '../list-cursor.js';
+import { badCursor, cursorFromName, nameFromCursor, pageLimit, type PageOptions } from '../list-cursor.js';
+import { SortedNames } from '../../ports/sorted-strings.js';
 
 export const MAX_PARTITIONS = 1024;
 /** Partitions a topic create, delete or open works on at once (see openLogs). */

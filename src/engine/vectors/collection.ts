@@ -17,6 +17,7 @@ import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
 import { HnswIndex } from '../../core/hnsw.js';
 import { cursorFromName, nameFromCursor } from '../list-cursor.js';
 import type { EngineContext } from '../context.js';
+import { lowerBound } from '../../ports/sorted-strings.js';
 import type { BatchOp, UnitStorage } from '../../ports/storage.js';
 import {
   LOG_DELETE,
@@ -198,18 +199,6 @@ function decodeCursor(cursor: string, collection: string): string {
   } catch {
     throw invalid(`collection '${collection}': cursor '${cursor.slice(0, 64)}' is not one this API returned`);
   }
-}
-
-/** The index of the first of `sorted` at or above `id`. */
-function lowerBound(sorted: string[], id: string): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid]! < id) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 /** Two sorted id lists merged, each id once and only if `live` has it. */

@@ -27,7 +27,8 @@ import {
   type VectorRecord,
 } from './collection.js';
 import { OpenCollections, Resident, type OpenCollectionsOptions } from './open-collections.js';
-import { SortedNames, badCursor, cursorFromName, nameFromCursor, pageLimit, type PageOptions } from '../list-cursor.js';
+import { badCursor, cursorFromName, nameFromCursor, pageLimit, type PageOptions } from '../list-cursor.js';
+import { SortedNames } from '../../ports/sorted-strings.js';
 import { MAX_DIMS, validateCollectionName, validateInt, validateMetric, validateNewCollectionName, type Metric } from './validate.js';
 
 export interface CreateCollectionRequest {
