@@ -102,6 +102,12 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
   const evictions = new Counter({ name: 'quartz_collection_evictions_total', help: 'Vector collections closed to stay within the memory budget', registers: [registry] });
   const idleCloses = new Counter({ name: 'quartz_collection_idle_closes_total', help: 'Vector collections closed after going unused for the idle time', registers: [registry] });
 
+  // prom-client counters only go up: a total the engine keeps is set by a reset and one inc.
+  const setTotal = (counter: Counter, total: number): void => {
+    counter.reset();
+    counter.inc(total);
+  };
+
   async function collectEngine(): Promise<void> {
     const period = currentPeriod(engine.context.clock.now());
     const sums = await engine.tenants.usageTotals(period);
@@ -114,20 +120,16 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
     partitions.set(st.partitions);
     segments.set(st.segments);
     logBytes.set(st.log_bytes);
-    cacheHits.reset();
-    cacheHits.inc(st.cache_hits);
-    cacheMisses.reset();
-    cacheMisses.inc(st.cache_misses);
+    setTotal(cacheHits, st.cache_hits);
+    setTotal(cacheMisses, st.cache_misses);
     const lookups = st.cache_hits + st.cache_misses;
     cacheRatio.set(lookups === 0 ? 0 : st.cache_hits / lookups);
     collections.set(st.collections);
     vectors.set(st.vectors);
     openCollections.set(st.open_collections);
     openCollectionBytes.set(st.open_collection_bytes);
-    evictions.reset();
-    evictions.inc(st.collection_evictions);
-    idleCloses.reset();
-    idleCloses.inc(st.collection_idle_closes);
+    setTotal(evictions, st.collection_evictions);
+    setTotal(idleCloses, st.collection_idle_closes);
   }
 
   return {
