@@ -90,6 +90,22 @@ function gatedStorage(inner: StorageProvider, prefix: string): StorageProvider &
 /** Lets the memory adapter's promise chains run out. */
 const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 5));
 
+/**
+ * Two small collections on a budget that holds one and a half, c0 the most recently used, and
+ * c0's storage writes held from here on (release them with `storage.release()`).
+ */
+async function twoWithC0Held(): Promise<{ ctx: TestContext & { openCollections: OpenCollections }; store: VectorStore; storage: ReturnType<typeof gatedStorage> }> {
+  const one = await smallCollectionBytes();
+  const base = budgetContext({ maxOpenBytes: one + one / 2, idleCloseMs: 0 });
+  const storage = gatedStorage(base.storage, 'vec/t1/c0');
+  const ctx = { ...base, storage } as unknown as typeof base;
+  const store = await VectorStore.open(ctx, 't1');
+  await smallCollections(store, 2);
+  await nearest(store, 'c0');
+  storage.hold();
+  return { ctx, store, storage };
+}
+
 describe('OpenCollections budget', () => {
   it('keeps the open collections within the byte budget, closing the least recently used first', async () => {
     const one = await smallCollectionBytes();
@@ -141,14 +157,7 @@ describe('OpenCollections budget', () => {
   });
 
   it('leaves a collection with an operation in flight open, and closes it once the operation is done', async () => {
-    const one = await smallCollectionBytes();
-    const base = budgetContext({ maxOpenBytes: one + one / 2, idleCloseMs: 0 });
-    const storage = gatedStorage(base.storage, 'vec/t1/c0');
-    const ctx = { ...base, storage } as unknown as typeof base;
-    const store = await VectorStore.open(ctx, 't1');
-    await smallCollections(store, 2);
-    await nearest(store, 'c0');
-    storage.hold();
+    const { ctx, store, storage } = await twoWithC0Held();
     const upsert = store.upsert('c0', [{ id: 'late', values: [9, 9, 9, 9] }]);
     await settle();
     expect(storage.waiting()).toBe(1);
@@ -215,14 +224,7 @@ describe('OpenCollections races', () => {
    * the checkpoint, so the eviction is still in progress when the test's calls arrive.
    */
   async function evicting(): Promise<{ ctx: TestContext & { openCollections: OpenCollections }; store: VectorStore; storage: ReturnType<typeof gatedStorage>; opens: () => number }> {
-    const one = await smallCollectionBytes();
-    const base = budgetContext({ maxOpenBytes: one + one / 2, idleCloseMs: 0 });
-    const storage = gatedStorage(base.storage, 'vec/t1/c0');
-    const ctx = { ...base, storage } as unknown as typeof base;
-    const store = await VectorStore.open(ctx, 't1');
-    await smallCollections(store, 2);
-    await nearest(store, 'c0');
-    storage.hold();
+    const { ctx, store, storage } = await twoWithC0Held();
     const checkpoint = (await store.collection('c0')).checkpoint();
     await settle();
     expect(storage.waiting()).toBe(1);
