@@ -146,6 +146,10 @@ describe('KvStore basics', () => {
     await rejects(() => kv.put('k'.repeat(600), bytes('x')), ErrorCode.INVALID_ARGUMENT, /^key is 600 bytes; the limit is 512$/);
     await rejects(() => kv.get('é'.repeat(300)), ErrorCode.INVALID_ARGUMENT, /key is 600 bytes; the limit is 512/);
     await rejects(() => kv.put('bad\uD800', bytes('x')), ErrorCode.INVALID_ARGUMENT, /lone surrogate/);
+    for (const dots of ['.', '..']) await rejects(() => kv.put(dots, bytes('x')), ErrorCode.INVALID_ARGUMENT, /not allowed: URLs cannot carry/);
+    expect(await kv.get('..')).toBeUndefined(); // reads and deletes take them, so keys stored before the rule stay reachable in process
+    await kv.put('.../..x', bytes('x')); // only the whole key is refused
+    await kv.delete('.../..x');
     await rejects(() => kv.get(42 as unknown as string), ErrorCode.INVALID_ARGUMENT, /key must be a string/);
     await rejects(() => kv.put('k', 'text' as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT, /value of key 'k' must be bytes/);
     const big = await rejects(() => kv.put('k', new Uint8Array(1001)), ErrorCode.TOO_LARGE, /value of key 'k' is 1001 bytes; the limit is 1000/);

@@ -483,6 +483,9 @@ export class KvStore {
   private putNow(key: string, value: Uint8Array, options: KvPutOptions): Awaitable<KvPutResult> {
     this.check();
     const k = dataKey(key);
+    // No URL can carry a key that is a whole '.' or '..' segment (clients resolve them away), so
+    // such a key could be written here and never reached over HTTP; Workers KV refuses them too.
+    if (k.length <= 3 && (key === '.' || key === '..')) throw invalid(`key '${key}' is not allowed: URLs cannot carry a '.' or '..' path segment`);
     if (!(value instanceof Uint8Array)) throw invalid(`value of key '${key}' must be bytes (a Uint8Array)`);
     if (value.length > this.maxValueBytes) {
       throw new QuartzError(ErrorCode.TOO_LARGE, `value of key '${key}' is ${value.length} bytes; the limit is ${this.maxValueBytes}`, {
