@@ -25,15 +25,24 @@ export type UsageMetric = 'api_calls' | 'bytes_stored' | 'records_produced' | 'v
 export interface UsageRecorder {
   add(tenantId: string, metric: UsageMetric, delta: number): void;
   /**
-   * Sets a tenant's levels to what `measure` counts, if the recorder's stored levels may have
-   * missed deltas (a crash lost the last unflushed ones); the engine calls it as a tenant opens.
-   * `hold` pauses the tenant's background writes until the release it gives is called.
+   * Sets a tenant's levels to what `counter` counts, if the recorder's stored levels may have
+   * missed deltas (a crash lost the last unflushed ones); the engine calls it as a tenant opens,
+   * before it hands the tenant's services out. Resolves once the tenant may be served; the
+   * bytes may still be being counted then (see LevelCounter).
    */
-  reconcile?(
-    tenantId: string,
-    measure: () => Promise<Record<'bytes_stored' | 'vectors_stored', number>>,
-    hold?: () => Promise<() => void>,
-  ): Promise<void>;
+  reconcile?(tenantId: string, counter: LevelCounter): Promise<void>;
+}
+
+/** Counts what a tenant holds, as the usage levels should stand. */
+export interface LevelCounter {
+  /** Live vectors; called before the tenant is served, so no vector write runs meanwhile. */
+  vectors(): Promise<number>;
+  /**
+   * Starts counting the bytes stored as of this call, writes going on meanwhile: resolves with
+   * them, or undefined when a write failed during the count (call again). Rejects with
+   * STORAGE_CLOSED if the tenant closes first.
+   */
+  bytes(): Promise<number | undefined>;
 }
 
 export interface EngineContext {

@@ -11,7 +11,7 @@ import type { BatchEncoder } from '../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
 import type { StorageProvider } from '../ports/storage.js';
 import { systemClock, timerScheduler } from '../ports/system-clock.js';
-import type { Capabilities, EngineContext, UsageRecorder } from './context.js';
+import type { Capabilities, EngineContext, LevelCounter, UsageRecorder } from './context.js';
 import { ensureDataVersion, type DataVersionResult, type Migration } from './data-version.js';
 import { HotValues } from './kv/hot-values.js';
 import { KvStore, type KvStoreOptions } from './kv/kv-store.js';
@@ -78,14 +78,18 @@ function checkTenantId(id: unknown): asserts id is string {
 
 /**
  * What a tenant holds, as the usage gauges count it: KV keys and values plus stream logs; live
- * vectors. The stream logs first, before any await: their sizes change in the background (rolls,
- * retention), and the meter reads its levels in the same turn (see UsageMeter.reconcile).
+ * vectors. The stream logs' sizes change in the background (rolls, retention), so they are read
+ * in the same turn as the KV count starts, which is the turn the meter reads its levels in.
  */
-async function measureLevels(scope: TenantScope): Promise<Record<'bytes_stored' | 'vectors_stored', number>> {
-  let bytes = scope.streams.logTotals().bytes;
-  bytes += await scope.kv.storedBytes();
-  const { vectors } = await scope.vectors.totals();
-  return { bytes_stored: bytes, vectors_stored: vectors };
+function levelCounter(scope: TenantScope): LevelCounter {
+  return {
+    vectors: async () => (await scope.vectors.totals()).vectors,
+    bytes: async () => {
+      const logs = scope.streams.logTotals().bytes;
+      const kv = await scope.kv.storedBytes();
+      return kv === undefined ? undefined : logs + kv;
+    },
+  };
 }
 
 export class Engine {
@@ -184,9 +188,9 @@ export class Engine {
     const [kv, streams, vectors] = opened;
     if (kv.status === 'fulfilled' && streams.status === 'fulfilled' && vectors.status === 'fulfilled') {
       const scope = { id, kv: kv.value, streams: streams.value, vectors: vectors.value };
-      // Before the scope is handed out, so no write of this tenant runs while its levels are counted.
-      // The TTL sweep is held meanwhile: a purge under the KV scan would be metered on top of it.
-      await ctx.usage.reconcile?.(id, () => measureLevels(scope), () => scope.kv.holdSweep()).catch((err: unknown) => {
+      // Before the scope is handed out, so no vector write runs while the vectors are counted; the
+      // bytes are counted in the background, the tenant served meanwhile.
+      await ctx.usage.reconcile?.(id, levelCounter(scope)).catch((err: unknown) => {
         console.error(`quartz: counting the stored usage of tenant '${id}' failed; its levels stay as stored`, err);
       });
       return scope;

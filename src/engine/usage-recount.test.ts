@@ -2,14 +2,23 @@
  * Usage levels after a crash, on the engine: a "process" is an engine on a view of shared memory
  * storage that a crash turns off (every call fails from then on), so nothing it had not written
  * survives, as with kill -9. The levels must equal what the tenant holds, whichever run after the
- * crash first opens the tenant, and whatever its TTL sweep does meanwhile.
+ * crash first opens the tenant, and whatever its writes and TTL sweep do while its bytes are
+ * counted (in the background: the tenant is served meanwhile). The races run on lmdb too, where
+ * writes are in flight for a while.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../core/random-testing.js';
 import { init } from '../node/core.js';
+import { openDiskStorage } from '../node/storage/disk-storage.js';
 import { ManualClock } from '../ports/manual-clock.js';
 import { createMemoryStorage, type MemoryStorage } from '../ports/memory-storage.js';
-import type { StorageProvider, UnitStorage } from '../ports/storage.js';
+import { MAX_ENTRY_BYTES, type StorageProvider, type UnitStorage } from '../ports/storage.js';
 import { createEngine, type Engine } from './engine.js';
+import { periodOf, type UsageMeter } from './tenants/usage-meter.js';
+import { TAG_DATA } from './kv/kv-record.js';
 import { TEST_CAPABILITIES } from './testing.js';
 
 beforeAll(async () => {
@@ -59,9 +68,15 @@ async function start(disk: MemoryStorage, day: number): Promise<Process> {
   return { engine, clock, crash: () => (dead = true) };
 }
 
+const meterOf = (engine: Engine) => engine.context.usage as UsageMeter;
+
+/** The tenant's bytes_stored once any count of its levels is done. */
 async function bytesStored(engine: Engine, tenantId: string): Promise<number> {
   await engine.tenant(tenantId);
-  return (await engine.tenants.usage(tenantId)).bytes_stored;
+  await meterOf(engine).recounting(tenantId);
+  const usage = await engine.tenants.usage(tenantId);
+  expect(usage.recounting).toBe(false);
+  return usage.bytes_stored;
 }
 
 describe('usage levels after a crash', () => {
@@ -84,7 +99,7 @@ describe('usage levels after a crash', () => {
     await third.engine.close();
   });
 
-  it('are counted afresh again after a crash during the count', async () => {
+  it('are counted afresh again after a crash during the count, which left the tenant served', async () => {
     const disk = createMemoryStorage();
     const first = await start(disk, 0);
     const { tenant } = await first.engine.tenants.create({ email: 'c@example.com' });
@@ -93,17 +108,19 @@ describe('usage levels after a crash', () => {
     first.crash();
 
     const second = await start(disk, 1);
-    const opening = second.engine.tenant(tenant.id);
-    await new Promise((resolve) => setTimeout(resolve, 0)); // the count is between two pages
+    const { kv: served } = await second.engine.tenant(tenant.id);
+    // The count lets requests run between its pages: a read is answered while it runs.
+    expect(await served.get('k02999')).toMatchObject({ size: 10 });
+    expect((await second.engine.tenants.usage(tenant.id)).recounting).toBe(true);
     second.crash();
-    await opening.catch(() => undefined);
+    await meterOf(second.engine).recounting(tenant.id)?.catch(() => undefined);
 
     const third = await start(disk, 2);
     expect(await bytesStored(third.engine, tenant.id)).toBe(3000 * 16);
     await third.engine.close();
   });
 
-  it('stay exact when expired keys are swept while the count runs (the sweep waits for it)', async () => {
+  it('stay exact when expired keys are swept while the count runs', async () => {
     const disk = createMemoryStorage();
     const first = await start(disk, 0);
     const { tenant } = await first.engine.tenants.create({ email: 'ttl@example.com' });
@@ -114,19 +131,156 @@ describe('usage levels after a crash', () => {
 
     // A day later every TTL key has expired: the sweep is due at once, as the count starts.
     const second = await start(disk, 1);
-    const opening = second.engine.tenant(tenant.id);
-    let opened = false;
-    void opening.then(() => (opened = true));
-    while (!opened) {
+    const { kv: again } = await second.engine.tenant(tenant.id);
+    const counting = meterOf(second.engine).recounting(tenant.id);
+    expect(counting).toBeDefined();
+    let done = false;
+    // Memory storage answers a scan at once: the records left as the count ends.
+    let recordsAtEnd = 0;
+    void counting!.then(() => {
+      done = true;
+      recordsAtEnd = (disk.unit(`kv/${tenant.id}`).kv.scan({ prefix: Uint8Array.of(TAG_DATA) }) as unknown[]).length;
+    });
+    while (!done) {
       await second.clock.advance(0); // runs whatever timer is due, the sweep included
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
-    const { kv: again } = await opening;
-    await second.clock.advance(0);
-    for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(recordsAtEnd).toBeLessThan(3001); // the sweep ran during the count
     await again.sweep();
     expect(await again.storedBytes()).toBe('keep'.length + 10);
     expect(await bytesStored(second.engine, tenant.id)).toBe('keep'.length + 10);
     await second.engine.close();
+  });
+
+  it('stop cleanly when the tenant or the engine closes during the count, and are counted on the next open', async () => {
+    const disk = createMemoryStorage();
+    const first = await start(disk, 0);
+    const { tenant } = await first.engine.tenants.create({ email: 'close@example.com' });
+    const { kv } = await first.engine.tenant(tenant.id);
+    for (let i = 0; i < 3000; i++) await kv.put(`k${String(i).padStart(5, '0')}`, new Uint8Array(10));
+    first.crash();
+
+    const second = await start(disk, 1);
+    const errors: unknown[] = [];
+    const logged = console.error;
+    console.error = (...args: unknown[]) => void errors.push(args);
+    try {
+      await second.engine.tenant(tenant.id);
+      const counting = meterOf(second.engine).recounting(tenant.id)!;
+      expect(counting).toBeDefined();
+      await second.engine.closeTenant(tenant.id);
+      await expect(counting).rejects.toMatchObject({ code: 'storage_closed' });
+      // Reopened: counted again, from the start.
+      expect(await bytesStored(second.engine, tenant.id)).toBe(3000 * 16);
+      await second.engine.close();
+
+      // An engine closed mid-count: the meter's last flush does not record the tenant as counted.
+      const third = await start(disk, 2);
+      await third.engine.tenant(tenant.id);
+      expect(meterOf(third.engine).recounting(tenant.id)).toBeUndefined(); // counted in the run before
+      await third.engine.close();
+    } finally {
+      console.error = logged;
+    }
+    expect(errors).toEqual([]);
+  });
+});
+
+/** Stored-bytes sizes of the tenant's starting keys: varied, a few large enough for the blob store. */
+function sizeOf(i: number): number {
+  return i % 997 === 0 ? MAX_ENTRY_BYTES + 1000 : (i * 37) % 300;
+}
+
+const KEYS = 12_000;
+const keyOf = (i: number) => `k${String(i).padStart(5, '0')}`;
+
+/**
+ * Fills a tenant, stops cleanly, then leaves the meter's state as a crash would: no clean mark and
+ * stored levels short of deltas it lost. Returns the tenant id.
+ */
+async function crashedTenant(storage: () => Promise<StorageProvider>, clock: ManualClock): Promise<string> {
+  const engine = await createEngine({ storage: await storage(), capabilities: TEST_CAPABILITIES, clock, scheduler: clock });
+  const { tenant } = await engine.tenants.create({ email: 'race@example.com' });
+  const { kv } = await engine.tenant(tenant.id);
+  await Promise.all(Array.from({ length: KEYS }, (_, i) => kv.put(keyOf(i), new Uint8Array(sizeOf(i)), i % 5 === 0 ? { ttl: 3600 } : undefined)));
+  await engine.close();
+  const raw = await storage();
+  const meter = await raw.unit('tenants');
+  await meter.kv.delete(new TextEncoder().encode('m/clean'));
+  for (const name of [`g/${tenant.id}`, `u/${periodOf(clock.now())}/${tenant.id}`]) {
+    const key = new TextEncoder().encode(name);
+    const row = JSON.parse(new TextDecoder().decode((await meter.kv.get(key))!)) as Record<string, number>;
+    await meter.kv.put(key, new TextEncoder().encode(JSON.stringify({ ...row, bytes_stored: row.bytes_stored! - 777 })));
+  }
+  await raw.close();
+  return tenant.id;
+}
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe.each([
+  ['memory', () => {
+    const disk = createMemoryStorage();
+    // Each engine gets a view whose close leaves the shared storage open, as a process exiting leaves its files.
+    return async (): Promise<StorageProvider> => ({ unit: (n) => disk.unit(n), listUnits: (p) => disk.listUnits(p), dropUnit: (n) => disk.dropUnit(n), close: () => undefined });
+  }],
+  ['lmdb on disk', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'quartz-recount-'));
+    dirs.push(dir);
+    return () => openDiskStorage({ dir });
+  }],
+] as const)('bytes counted after a crash on %s', (_, makeStorage) => {
+  it('are exact when the count finishes, whatever writes ran during it', async () => {
+    const storage = makeStorage();
+    const tenantId = await crashedTenant(storage, new ManualClock(Date.UTC(2026, 0, 1)));
+    // Two hours on, the TTL keys have expired: the sweep purges them during the count.
+    const clock = new ManualClock(Date.UTC(2026, 0, 1) + 7200_000);
+    const engine = await createEngine({ storage: await storage(), capabilities: TEST_CAPABILITIES, clock, scheduler: clock });
+    const { kv } = await engine.tenant(tenantId);
+    const counting = meterOf(engine).recounting(tenantId);
+    expect(counting).toBeDefined();
+    let done = false;
+    void counting!.then(() => (done = true));
+
+    const random = seededRandom(7);
+    const pick = () => keyOf(Math.floor(random() * (KEYS + 200))); // some new keys among the old
+    let writes = 0;
+    const issued: Promise<unknown>[] = [];
+    while (!done) {
+      // Several at once, so writes are in flight together (one lmdb commit) across the scan's pages.
+      const ops: Promise<unknown>[] = [];
+      for (let j = 0; j < 16; j++) {
+        const key = pick();
+        const r = random();
+        if (r < 0.3) ops.push(kv.put(key, new Uint8Array(Math.floor(random() * 500))));
+        else if (r < 0.45) ops.push(kv.put(`${key}/new${writes}`, new Uint8Array(Math.floor(random() * 50))));
+        else if (r < 0.65) ops.push(kv.delete(key));
+        else if (r < 0.75) ops.push(kv.put(key, new Uint8Array(20), { ttl: 1 }));
+        else if (r < 0.8) ops.push(kv.put(key, new Uint8Array(MAX_ENTRY_BYTES + Math.floor(random() * 1000)))); // blob-backed
+        else ops.push(Promise.resolve(kv.get(key)));
+        writes++;
+      }
+      issued.push(...ops);
+      if (random() < 0.3) await clock.advance(2000); // the 1 s TTLs expire; their sweep runs
+      // Not waiting for the writes: on lmdb they stay in flight while the scan reads its next pages.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    await Promise.all(issued);
+    expect(writes).toBeGreaterThan(100);
+    expect((await engine.tenants.usage(tenantId)).recounting).toBe(false);
+    const level = (await engine.tenants.usage(tenantId)).bytes_stored;
+    // Nothing runs now: a count of what the tenant holds is the truth.
+    expect(level).toBe(await kv.storedBytes());
+    await engine.close();
+
+    // And stays so across a clean restart, with no count.
+    const again = await createEngine({ storage: await storage(), capabilities: TEST_CAPABILITIES, clock, scheduler: clock });
+    await again.tenant(tenantId);
+    expect(meterOf(again).recounting(tenantId)).toBeUndefined();
+    expect((await again.tenants.usage(tenantId)).bytes_stored).toBe(level);
+    await again.close();
   });
 });

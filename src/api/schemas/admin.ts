@@ -59,6 +59,9 @@ export const Usage = z
     records_produced: z.number(),
     vectors_stored: z.number(),
     function_ms: z.number(),
+    recounting: z.boolean().openapi({
+      description: "True while bytes_stored is being counted afresh after a crash; until then it is the level stored before the crash plus the changes since",
+    }),
   })
   .openapi('Usage');
 

@@ -118,6 +118,23 @@ describe('KvStore on the Node disk adapter', () => {
     await ctx.storage.close();
   });
 
+  it('counts its stored bytes as metered at the call, with writes in flight then and issued after', async () => {
+    const ctx = await diskContext(tempDir());
+    const kv = await KvStore.open(ctx, 't1');
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => kv.put(`k${String(i).padStart(4, '0')}`, new Uint8Array(i % 50))));
+    // In flight as the count starts (one lmdb commit): metered after it, so the count must include them.
+    const inFlight = Array.from({ length: 200 }, (_, i) => kv.put(`k${String(i * 15).padStart(4, '0')}`, new Uint8Array(99)));
+    const metered = ctx.usage.get('t1', 'bytes_stored');
+    const counting = kv.storedBytes();
+    // Issued after the start, ahead of and behind the scan: metered after it, so not counted.
+    const later = Array.from({ length: 200 }, (_, i) => kv.delete(`k${String(2999 - i * 15).padStart(4, '0')}`));
+    expect(await counting).toBe(metered);
+    await Promise.all([...inFlight, ...later]);
+    expect(await kv.storedBytes()).toBe(ctx.usage.get('t1', 'bytes_stored'));
+    await kv.close();
+    await ctx.storage.close();
+  });
+
   it('persists tenants, hashed keys and usage across a reopen', async () => {
     const dir = tempDir();
     const clock = new ManualClock();

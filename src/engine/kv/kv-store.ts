@@ -11,8 +11,8 @@ import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { decodeUtf8 } from '../../core/utf8.js';
 import { hasLoneSurrogate, showValue } from '../../core/show-value.js';
 import { MAX_TENANT_ID, isTenantId } from '../tenant-id.js';
-import { prefixEnd } from '../../ports/storage-checks.js';
-import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type BlobStore, type OrderedKV } from '../../ports/storage.js';
+import { compareBytes, prefixEnd } from '../../ports/storage-checks.js';
+import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type BlobStore, type KVEntry, type OrderedKV } from '../../ports/storage.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
 import type { EngineContext, UsageRecorder } from '../context.js';
 import { HotValues, type HotUnit } from './hot-values.js';
@@ -234,6 +234,18 @@ function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
   return true;
 }
 
+/** The row of `rows` (in key order) whose key is `k`, if any. */
+function findRow(rows: readonly KVEntry[], k: Uint8Array): KVEntry | undefined {
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareBytes(rows[mid]!.key, k) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < rows.length && compareBytes(rows[lo]!.key, k) === 0 ? rows[lo] : undefined;
+}
+
 /** Bytes that sort right after `key` and before anything else that starts with it. */
 function after(key: Uint8Array): Uint8Array {
   const out = new Uint8Array(key.length + 1);
@@ -285,6 +297,34 @@ interface WriteGroup {
   slots: Slot[];
   /** bytes_stored change of the group's writes, metered once they are durable. */
   delta: number;
+  /** Orders groups against the start of a count (see BytesCount.firstGroup). */
+  seq: number;
+  /** The part of `delta` whose writes a count running sees (keys ahead of its cursor). */
+  ahead: number;
+}
+
+/**
+ * A count of stored bytes (storedBytes) while writes go on. The scan walks the data keys in
+ * order, a page at a time, and answers what the store held when the count started: the bytes it
+ * reads, less the metered change of every write it sees. A write sees the count ahead of it when
+ * its key sorts after the cursor (the scan reads it later) and behind it otherwise (the meter
+ * already has the change; the scan never reads it).
+ */
+interface BytesCount {
+  /** The last data key counted through; undefined until the first page is counted. */
+  cursor: Uint8Array | undefined;
+  /**
+   * Keys ahead of the cursor written since the count began whose page may not show that write:
+   * key → its data key and the bytes its newest write leaves (0: deleted). A page counts these
+   * instead of what storage shows; a key is dropped once its write settled before a page was read.
+   */
+  seen: Map<string, { k: Uint8Array; bytes: number }>;
+  /** Metered change of the writes the scan sees: the writes ahead, and those in flight as it began. */
+  ahead: number;
+  /** Groups numbered below this were in flight as the count began: the scan sees all their writes. */
+  firstGroup: number;
+  /** A write failed while counting: whether storage holds it is not known, so the count is void. */
+  failed: boolean;
 }
 
 export class KvStore {
@@ -313,6 +353,9 @@ export class KvStore {
   private readonly blobPuts = new Set<Promise<unknown>>();
   /** The latest group of writes sharing one storage promise. */
   private group: WriteGroup | undefined;
+  private groupSeq = 0;
+  /** The count of stored bytes running, if any. */
+  private count: BytesCount | undefined;
   private lastVersion = 0;
   /** Versions up to this one may be issued without writing a new mark (see reserveVersions). */
   private reservedVersion = 0;
@@ -322,11 +365,6 @@ export class KvStore {
   private heldNow = -1;
   private sweepAt = Infinity;
   private cancelSweep: (() => void) | undefined;
-  /** The scheduled sweep running, if any. */
-  private sweeping: Promise<void> | undefined;
-  /** While held (see holdSweep), a scheduled sweep is put off until the release. */
-  private sweepHeld = false;
-  private sweepPutOff = false;
   private closed = false;
 
   private constructor(
@@ -618,27 +656,71 @@ export class KvStore {
   }
 
   /**
-   * What this store adds to `bytes_stored`, counted from storage: keys plus values of every stored
-   * record, expired ones not yet purged included, as the writes meter it. One scan of the store
-   * (on disk, ~4 µs of CPU per key); the engine runs it only to repair levels after a crash.
+   * What this store added to `bytes_stored` at the moment of the call, counted from storage: keys
+   * plus values of every stored record, expired ones not yet purged included, as the writes meter
+   * them. One scan of the store (on disk, ~4 µs of CPU per key) that lets requests run between its
+   * pages: writes made meanwhile are told apart by where the scan stands (see BytesCount). Undefined
+   * when a write failed during the count (storage may or may not hold it): count again. One count
+   * at a time; closing the store stops it (STORAGE_CLOSED). The engine runs it only to repair
+   * levels after a crash.
    *
    * @example
    * const bytes = await kv.storedBytes();
    */
-  async storedBytes(): Promise<number> {
+  storedBytes(): Promise<number | undefined> {
+    try {
+      this.check();
+      if (this.count !== undefined) throw new QuartzError(ErrorCode.PRECONDITION_FAILED, `stored bytes of tenant '${this.tenantId}' are being counted already`);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // From here on a write joins a group of its own, so groups before the count hold only earlier writes.
+    this.group = undefined;
+    const count: BytesCount = { cursor: undefined, seen: new Map(), ahead: 0, firstGroup: ++this.groupSeq, failed: false };
+    // Writes in flight now settle (and are metered) after this moment: the scan must see them all.
+    for (const slot of this.slots.values()) {
+      if (slot.group === undefined) continue;
+      const k = dataKey(slot.key);
+      count.seen.set(slot.key, { k, bytes: slot.exists ? k.length - 1 + slot.size : 0 });
+    }
+    this.count = count;
+    const task = this.countBytes(count).finally(() => {
+      if (this.count === count) this.count = undefined;
+    });
+    this.background.add(task);
+    const forget = () => void this.background.delete(task);
+    task.then(forget, forget);
+    return task;
+  }
+
+  private async countBytes(count: BytesCount): Promise<number | undefined> {
     let total = 0;
     let start: Uint8Array = Uint8Array.of(TAG_DATA);
     const end = prefixEnd(start)!;
     let rowsRead = 0;
     let bytesRead = 0;
     for (;;) {
+      this.check();
+      // A write settled by now shows in the page read next: only those still in flight need counting by hand.
+      for (const [key] of count.seen) if (this.slots.get(key)?.group === undefined) count.seen.delete(key);
       const rows = await this.kv.scan({ start, end, limit: STORED_BYTES_PAGE });
+      // From here to the cursor's move, one synchronous run: no write comes between.
+      const last = rows.length < STORED_BYTES_PAGE ? undefined : rows[rows.length - 1]!.key;
       for (const row of rows) {
         total += row.key.length - 1 + recordSize(row.value);
         bytesRead += row.value.length;
       }
-      if (rows.length < STORED_BYTES_PAGE) return total;
-      start = after(rows[rows.length - 1]!.key);
+      for (const [key, seen] of count.seen) {
+        if (compareBytes(seen.k, start) < 0 || (last !== undefined && compareBytes(seen.k, last) > 0)) continue;
+        // The page may or may not show this key's newest write (it was in flight): count that write's bytes.
+        const row = findRow(rows, seen.k);
+        if (row !== undefined) total -= row.key.length - 1 + recordSize(row.value);
+        total += seen.bytes;
+        count.seen.delete(key);
+      }
+      if (last === undefined) return count.failed ? undefined : total - count.ahead;
+      count.cursor = last;
+      start = after(last);
       rowsRead += rows.length;
       // A disk scan answers synchronously: let other requests run now and then. Not after every
       // page: a timer turn per 64 rows cost 1.5-2x the CPU of the count itself.
@@ -650,25 +732,11 @@ export class KvStore {
     }
   }
 
-  /**
-   * Holds back the scheduled TTL sweep until the returned release is called, once a sweep already
-   * running has finished: the engine counts this store's bytes meanwhile, and a purge under that
-   * count would be metered on top of it.
-   *
-   * @example
-   * const release = await kv.holdSweep();
-   * try { bytes = await kv.storedBytes(); } finally { release(); }
-   */
-  async holdSweep(): Promise<() => void> {
-    this.sweepHeld = true;
-    while (this.sweeping !== undefined) await this.sweeping;
-    return () => {
-      this.sweepHeld = false;
-      if (this.sweepPutOff) {
-        this.sweepPutOff = false;
-        void this.runSweep();
-      }
-    };
+  /** A write of `slot` (its fields already say what the write leaves) was issued: where does the count running stand? */
+  private countWrite(count: BytesCount, slot: Slot, k: Uint8Array): boolean {
+    if (count.cursor !== undefined && compareBytes(k, count.cursor) <= 0) return false;
+    count.seen.set(slot.key, { k, bytes: slot.exists ? k.length - 1 + slot.size : 0 });
+    return true;
   }
 
   /**
@@ -859,9 +927,12 @@ export class KvStore {
    * of one commit the same promise, so writes that share a promise are settled together: one
    * handler, one meter call per commit, not per write.
    */
-  private track<R>(slot: Slot, write: Awaitable<void>, delta: number, result: R): Awaitable<R> {
+  private track<R>(slot: Slot, k: Uint8Array, write: Awaitable<void>, delta: number, result: R): Awaitable<R> {
+    const count = this.count;
+    const ahead = count !== undefined && this.countWrite(count, slot, k);
     if (!(write instanceof Promise)) {
       if (delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', delta);
+      if (ahead) count!.ahead += delta;
       if (slot.group !== undefined) {
         slot.group = undefined;
         this.inflightSlots--;
@@ -872,7 +943,7 @@ export class KvStore {
     }
     let group = this.group;
     if (group === undefined || group.write !== write) {
-      const g: WriteGroup = (group = this.group = { write, slots: [], delta: 0 });
+      const g: WriteGroup = (group = this.group = { write, slots: [], delta: 0, seq: ++this.groupSeq, ahead: 0 });
       // Registered before the writers' own handlers, so a writer that resumes sees its write settled.
       write
         .then(
@@ -888,6 +959,7 @@ export class KvStore {
     slot.group = group;
     group.slots.push(slot);
     group.delta += delta;
+    if (ahead) group.ahead += delta;
     return write.then(() => result);
   }
 
@@ -903,6 +975,11 @@ export class KvStore {
       if (!durable && this.slots.get(slot.key) === slot) this.slots.delete(slot.key);
     }
     if (durable && group.delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', group.delta);
+    const count = this.count;
+    if (count !== undefined) {
+      if (!durable) count.failed = true;
+      else count.ahead += group.seq < count.firstGroup ? group.delta : group.ahead;
+    }
     this.trim();
   }
 
@@ -1011,7 +1088,7 @@ export class KvStore {
     slot.recOwned = recOwned;
     if (expiresAt !== 0 && expiresAt < this.sweepAt) this.armSweep(expiresAt);
     const result: KvPutResult = { version, expiresAt: expiresAt === 0 ? null : expiresAt };
-    const durable = this.track(slot, write, delta, result);
+    const durable = this.track(slot, k, write, delta, result);
     if (oldBlob !== undefined) {
       const blob = oldBlob;
       if (durable instanceof Promise) return durable.then((r) => (this.discardBlob(blob), r));
@@ -1036,7 +1113,7 @@ export class KvStore {
     // A put of this key still in flight keeps its record (storage may hold it): not released.
     slot.rec = undefined;
     slot.recOwned = false;
-    const durable = this.track(slot, write, delta, undefined);
+    const durable = this.track(slot, k, write, delta, undefined);
     if (blob === undefined) return durable;
     if (durable instanceof Promise) return durable.then(() => this.discardBlob(blob));
     this.discardBlob(blob);
@@ -1198,10 +1275,6 @@ export class KvStore {
     this.sweepAt = Infinity;
     this.cancelSweep = undefined;
     if (this.closed) return Promise.resolve();
-    if (this.sweepHeld) {
-      this.sweepPutOff = true;
-      return Promise.resolve();
-    }
     const task = this.sweep()
       .then(() => this.armNextSweep())
       .catch(() => {
@@ -1209,11 +1282,7 @@ export class KvStore {
         if (!this.closed && this.sweepAt === Infinity) this.armSweep(this.clock.now() + SWEEP_RETRY_MS);
       });
     this.background.add(task);
-    this.sweeping = task;
-    void task.then(() => {
-      this.background.delete(task);
-      if (this.sweeping === task) this.sweeping = undefined;
-    });
+    void task.then(() => this.background.delete(task));
     return task;
   }
 }

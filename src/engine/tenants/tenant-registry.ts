@@ -16,7 +16,7 @@ import type { Clock } from '../../ports/clock.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
 import type { BatchOp, OrderedKV } from '../../ports/storage.js';
 import type { EngineContext, UsageMetric, UsageRecorder } from '../context.js';
-import { UsageMeter, type UsageFigures, type UsageRow } from './usage-meter.js';
+import { UsageMeter, type TenantUsage, type UsageFigures, type UsageRow } from './usage-meter.js';
 
 export const DEFAULT_PLAN = 'free';
 const API_KEY = /^qz_[0-9a-f]{64}$/;
@@ -405,7 +405,7 @@ export class TenantRegistry implements UsageRecorder {
    * @example
    * const { api_calls, bytes_stored } = await tenants.usage(id);
    */
-  usage(tenantId: string, period?: string): Promise<UsageRow> {
+  usage(tenantId: string, period?: string): Promise<TenantUsage> {
     return this.meter.usage(tenantId, period);
   }
 

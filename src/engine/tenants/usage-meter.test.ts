@@ -4,7 +4,7 @@ import { ManualClock } from '../../ports/manual-clock.js';
 import { createMemoryStorage } from '../../ports/memory-storage.js';
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import type { UsageMetric } from '../context.js';
-import { UsageMeter, periodOf, type UsageRow } from './usage-meter.js';
+import { UsageMeter, periodOf, type TenantUsage, type UsageRow } from './usage-meter.js';
 
 const JAN_END = Date.UTC(2025, 0, 31, 23, 59, 0);
 
@@ -22,6 +22,11 @@ async function collect(it: AsyncIterable<UsageRow>): Promise<UsageRow[]> {
 
 function row(tenant_id: string, period: string, figures: Partial<Record<UsageMetric, number>>): UsageRow {
   return { tenant_id, period, api_calls: 0, bytes_stored: 0, records_produced: 0, vectors_stored: 0, function_ms: 0, ...figures };
+}
+
+/** What `usage` answers for a tenant whose levels are not being counted afresh. */
+function usageOf(tenant_id: string, period: string, figures: Partial<Record<UsageMetric, number>>): TenantUsage {
+  return { ...row(tenant_id, period, figures), recounting: false };
 }
 
 describe('UsageMeter', () => {
@@ -62,11 +67,11 @@ describe('UsageMeter', () => {
     const unit = env.storage.unit('tenants');
     // Nothing counted is written yet (add() is memory only); open wrote only its crash count (m/).
     expect((await unit.kv.scan({})).filter((e) => new TextDecoder().decode(e.key).slice(0, 2) !== 'm/')).toEqual([]);
-    expect(await meter.usage('t1')).toEqual(row('t1', '2025-05', { api_calls: 3, bytes_stored: 300, function_ms: 12.5 }));
+    expect(await meter.usage('t1')).toEqual(usageOf('t1', '2025-05', { api_calls: 3, bytes_stored: 300, function_ms: 12.5 }));
     await meter.close();
     meter = await UsageMeter.open(env);
-    expect(await meter.usage('t1')).toEqual(row('t1', '2025-05', { api_calls: 3, bytes_stored: 300, function_ms: 12.5 }));
-    expect(await meter.usage('t2', '2025-05')).toEqual(row('t2', '2025-05', { records_produced: 7 }));
+    expect(await meter.usage('t1')).toEqual(usageOf('t1', '2025-05', { api_calls: 3, bytes_stored: 300, function_ms: 12.5 }));
+    expect(await meter.usage('t2', '2025-05')).toEqual(usageOf('t2', '2025-05', { records_produced: 7 }));
     meter.add('t1', 'api_calls', 1);
     expect((await meter.usage('t1')).api_calls).toBe(4);
     await meter.close();
@@ -129,9 +134,9 @@ describe('UsageMeter', () => {
     expect(periodOf(env.clock.now())).toBe('2025-02');
     meter.add('t1', 'api_calls', 1);
     meter.add('t1', 'bytes_stored', -30);
-    expect(await meter.usage('t1', '2025-01')).toEqual(row('t1', '2025-01', { api_calls: 10, bytes_stored: 100 }));
-    expect(await meter.usage('t1')).toEqual(row('t1', '2025-02', { api_calls: 1, bytes_stored: 70 }));
-    expect(await meter.usage('t2')).toEqual(row('t2', '2025-02', { vectors_stored: 50 }));
+    expect(await meter.usage('t1', '2025-01')).toEqual(usageOf('t1', '2025-01', { api_calls: 10, bytes_stored: 100 }));
+    expect(await meter.usage('t1')).toEqual(usageOf('t1', '2025-02', { api_calls: 1, bytes_stored: 70 }));
+    expect(await meter.usage('t2')).toEqual(usageOf('t2', '2025-02', { vectors_stored: 50 }));
     // t2 did nothing in February but still stores vectors: the export lists it for February.
     expect(await collect(meter.export({ from: '2025-01', to: '2025-02' }))).toEqual([
       row('t1', '2025-01', { api_calls: 10, bytes_stored: 100 }),
@@ -141,7 +146,7 @@ describe('UsageMeter', () => {
     ]);
     expect(await collect(meter.export({ from: '2025-02', to: '2025-02' }))).toHaveLength(2);
     expect(await collect(meter.export({ from: '2025-03' }))).toEqual([]);
-    expect(await meter.usage('t1', '2024-12')).toEqual(row('t1', '2024-12', {}));
+    expect(await meter.usage('t1', '2024-12')).toEqual(usageOf('t1', '2024-12', {}));
     await meter.close();
   });
 
@@ -155,9 +160,9 @@ describe('UsageMeter', () => {
     await meter.flush();
     await env.clock.advance(60_000); // → 2025-02-01T00:00Z
     await meter.flush();
-    expect(await meter.usage('acme')).toEqual(row('acme', '2025-02', { bytes_stored: 100 }));
-    expect(await meter.usage('\uFEFFacme')).toEqual(row('\uFEFFacme', '2025-02', { bytes_stored: 7 }));
-    expect(await meter.usage('\uFEFF')).toEqual(row('\uFEFF', '2025-02', { vectors_stored: 3 }));
+    expect(await meter.usage('acme')).toEqual(usageOf('acme', '2025-02', { bytes_stored: 100 }));
+    expect(await meter.usage('\uFEFFacme')).toEqual(usageOf('\uFEFFacme', '2025-02', { bytes_stored: 7 }));
+    expect(await meter.usage('\uFEFF')).toEqual(usageOf('\uFEFF', '2025-02', { vectors_stored: 3 }));
     expect((await collect(meter.export({ from: '2025-02' }))).map((r) => r.tenant_id).sort()).toEqual(['acme', '\uFEFF', '\uFEFFacme'].sort());
     await meter.close();
   });

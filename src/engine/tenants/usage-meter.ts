@@ -27,7 +27,7 @@ import { showValue } from '../../core/show-value.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
 import type { BatchOp, OrderedKV, StorageProvider } from '../../ports/storage.js';
-import type { UsageMetric, UsageRecorder } from '../context.js';
+import type { LevelCounter, UsageMetric, UsageRecorder } from '../context.js';
 
 export const USAGE_METRICS: readonly UsageMetric[] = ['api_calls', 'bytes_stored', 'records_produced', 'vectors_stored', 'function_ms'];
 const GAUGES = ['bytes_stored', 'vectors_stored'] as const satisfies readonly UsageMetric[];
@@ -41,13 +41,20 @@ const CLEAN_KEY = new TextEncoder().encode('m/clean');
 const CRASHES_KEY = new TextEncoder().encode('m/crashes');
 
 export type UsageFigures = Record<UsageMetric, number>;
-/** A tenant's levels as `reconcile` counts them. */
-export type Levels = Record<'bytes_stored' | 'vectors_stored', number>;
 
 /** One tenant's figures for one period, as the usage export and `GET /v1/usage` show them. */
 export interface UsageRow extends UsageFigures {
   tenant_id: string;
   period: string;
+}
+
+/** `GET /v1/usage`'s answer: a usage row and whether the tenant's bytes are being counted afresh. */
+export interface TenantUsage extends UsageRow {
+  /**
+   * True while the tenant's `bytes_stored` is being counted afresh after a crash: until then it
+   * shows the level stored before the crash plus the changes since, short of what the crash lost.
+   */
+  recounting: boolean;
 }
 
 export interface UsageMeterOptions {
@@ -132,6 +139,8 @@ export class UsageMeter implements UsageRecorder {
   private crashes = 0;
   /** Tenants whose levels were checked (and counted afresh if needed) since open. */
   private readonly reconciled = new Set<string>();
+  /** Tenants whose bytes are being counted afresh: the count, settled once the level is corrected. */
+  private readonly recounts = new Map<string, Promise<void>>();
   /** A period's stored rows summed over tenants, once `totals` asked for it; each flush adds what it changed. */
   private rowSums: { period: string; sums: UsageFigures } | undefined;
 
@@ -172,45 +181,102 @@ export class UsageMeter implements UsageRecorder {
 
   /**
    * If the tenant's levels were last counted before the latest crash (or on the first open of data
-   * written before this check existed), replaces its gauges with what `measure` counts; otherwise
-   * does nothing. `hold`, if given, pauses the tenant's background writes (the TTL sweep) until its
-   * release is called; the levels believed are read once it holds, and `measure` runs in the same
-   * turn, so a background write either happened before both or after both (it then stays counted).
-   * Call it before the tenant's services are handed out: a write they make meanwhile would be
-   * counted twice or not at all.
+   * written before this check existed), replaces its gauges with what `counter` counts; otherwise
+   * does nothing. Resolves once the vectors are counted and the bytes' count has begun: the
+   * tenant may be served then, and `usage` says `recounting` until the bytes are counted too.
+   * Each count starts in the turn the levels believed are read (in the flush queue, so no flush
+   * moves pending deltas into them meanwhile): every delta after it is on both sides, the count
+   * as of that moment replaces what was believed then.
    *
    * @example
-   * await usage.reconcile('t_1', async () => ({ bytes_stored: await kv.storedBytes(), vectors_stored: 0 }));
+   * await usage.reconcile('t_1', { vectors: async () => 0, bytes: () => kv.storedBytes() });
    */
-  async reconcile(tenantId: string, measure: () => Promise<Levels>, hold?: () => Promise<() => void>): Promise<void> {
-    if (this.crashes === 0 || this.reconciled.has(tenantId)) return;
+  async reconcile(tenantId: string, counter: LevelCounter): Promise<void> {
+    if (this.crashes === 0) return;
+    // The count of a tenant closed a moment ago ends first: it may yet give the tenant back to be counted.
+    await this.recounts.get(tenantId)?.catch(() => undefined);
+    if (this.reconciled.has(tenantId)) return;
     this.reconciled.add(tenantId);
+    let bytes: { believed: number; counting: Promise<number | undefined> };
     try {
       const counted = await this.kv.get(key(`c/${tenantId}`));
       if (counted !== undefined && Number(utf8Decoder.decode(counted)) >= this.crashes) return;
-      const release = await hold?.();
-      try {
-        // In the flush queue, so no flush moves pending counts into the stored level meanwhile.
-        const run = this.flushing.then(async () => {
-          const stored = parseFigures(await this.kv.get(key(`g/${tenantId}`)), `level of tenant '${tenantId}'`) ?? zeros();
-          const believed = { bytes_stored: stored.bytes_stored, vectors_stored: stored.vectors_stored };
-          for (const tenants of this.pending.values()) {
-            for (const g of GAUGES) believed[g] += tenants.get(tenantId)?.[METRIC_INDEX[g]!] ?? 0;
-          }
-          const exact = await measure();
-          for (const g of GAUGES) if (exact[g] !== believed[g]) this.add(tenantId, g, exact[g] - believed[g]);
-        });
-        this.flushing = run.catch(() => undefined);
-        await run;
-      } finally {
-        release?.();
-      }
-      // A crash before the next flush loses the correction, but it also counts one more crash.
-      await this.kv.put(key(`c/${tenantId}`), utf8.encode(String(this.crashes)));
+      bytes = await this.inFlushQueue(async () => {
+        const stored = await this.storedLevel(tenantId);
+        const vectors = await counter.vectors();
+        const believedVectors = stored.vectors_stored + this.pendingLevel(tenantId, 'vectors_stored');
+        if (vectors !== believedVectors) this.add(tenantId, 'vectors_stored', vectors - believedVectors);
+        return this.startBytes(tenantId, stored, counter);
+      });
     } catch (err) {
       this.reconciled.delete(tenantId); // tried again on the tenant's next open
       throw err;
     }
+    const recount = this.finishBytes(tenantId, bytes, counter);
+    this.recounts.set(tenantId, recount);
+    recount.then(
+      () => this.recounts.delete(tenantId),
+      (err: unknown) => {
+        this.recounts.delete(tenantId);
+        this.reconciled.delete(tenantId); // tried again on the tenant's next open
+        // Closing the tenant or the engine stops the count: not a failure.
+        if (!(err instanceof QuartzError && err.code === ErrorCode.STORAGE_CLOSED)) {
+          console.error(`quartz: counting the stored bytes of tenant '${tenantId}' failed; its level stays as stored`, err);
+        }
+      },
+    );
+  }
+
+  /**
+   * Whether the tenant's bytes are being counted afresh (after a crash) at the moment: the count in
+   * progress, which settles when it is done, or undefined.
+   *
+   * @example
+   * await usage.recounting('t_1'); // the level is exact from here on
+   */
+  recounting(tenantId: string): Promise<void> | undefined {
+    return this.recounts.get(tenantId);
+  }
+
+  /** Runs `task` in the flush queue: no flush moves pending deltas into the stored levels meanwhile. */
+  private inFlushQueue<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.flushing.then(task);
+    this.flushing = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async storedLevel(tenantId: string): Promise<UsageFigures> {
+    return parseFigures(await this.kv.get(key(`g/${tenantId}`)), `level of tenant '${tenantId}'`) ?? zeros();
+  }
+
+  /** The tenant's deltas of `gauge` not stored yet. Called in the flush queue, where no flush is writing. */
+  private pendingLevel(tenantId: string, gauge: (typeof GAUGES)[number]): number {
+    let sum = 0;
+    for (const tenants of this.pending.values()) sum += tenants.get(tenantId)?.[METRIC_INDEX[gauge]!] ?? 0;
+    return sum;
+  }
+
+  /** Starts the bytes' count in the turn the level believed is read (see reconcile). */
+  private startBytes(tenantId: string, stored: UsageFigures, counter: LevelCounter): { believed: number; counting: Promise<number | undefined> } {
+    const believed = stored.bytes_stored + this.pendingLevel(tenantId, 'bytes_stored');
+    return { believed, counting: counter.bytes() };
+  }
+
+  private async finishBytes(tenantId: string, bytes: { believed: number; counting: Promise<number | undefined> }, counter: LevelCounter): Promise<void> {
+    for (;;) {
+      const exact = await bytes.counting;
+      if (exact !== undefined) {
+        if (exact !== bytes.believed) this.add(tenantId, 'bytes_stored', exact - bytes.believed);
+        break;
+      }
+      // A write failed under the count, so what storage holds is not known: count again from now.
+      bytes = await this.inFlushQueue(async () => this.startBytes(tenantId, await this.storedLevel(tenantId), counter));
+    }
+    // A crash before the next flush loses the correction, but it also counts one more crash.
+    await this.kv.put(key(`c/${tenantId}`), utf8.encode(String(this.crashes)));
   }
 
   /**
@@ -237,7 +303,7 @@ export class UsageMeter implements UsageRecorder {
    * @example
    * const { api_calls, bytes_stored } = await usage.usage('t_1', '2025-01');
    */
-  async usage(tenantId: string, period?: string): Promise<UsageRow> {
+  async usage(tenantId: string, period?: string): Promise<TenantUsage> {
     if (typeof tenantId !== 'string' || tenantId.length === 0) throw invalid('tenant id must be a non-empty string');
     const now = this.clock.now();
     const current = periodOf(now);
@@ -255,7 +321,7 @@ export class UsageMeter implements UsageRecorder {
       if (flushes !== this.flushes) continue;
       addUnstored(figures, this.writing, tenantId, p);
       addUnstored(figures, this.pending, tenantId, p);
-      return { tenant_id: tenantId, period: p, ...figures };
+      return { tenant_id: tenantId, period: p, ...figures, recounting: this.recounts.has(tenantId) };
     }
   }
 
@@ -344,6 +410,8 @@ export class UsageMeter implements UsageRecorder {
     this.closed = true;
     this.cancelTimer?.();
     this.cancelTimer = undefined;
+    // Their corrections land in this flush (the engine closes the tenants first, which stops them).
+    await Promise.allSettled([...this.recounts.values()]);
     await this.flush();
     await this.kv.put(CLEAN_KEY, new Uint8Array(0));
   }
