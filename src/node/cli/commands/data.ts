@@ -133,6 +133,9 @@ export function kvCommands(program: Command, io: CliIo): void {
       } catch (err) {
         if (readError !== undefined) throw new CliError(`quartz: cannot read ${flags.file ?? 'stdin'} (${readError.code ?? readError.message})`);
         throw err;
+      } finally {
+        // Refused before its end, stdin (or the file) would still be read, and keep the CLI running.
+        source.stream.destroy();
       }
       ctx.out.done(`put '${key}' (${counted(answer.size, 'byte')})`, { key, size: answer.size, etag: answer.etag });
     });
