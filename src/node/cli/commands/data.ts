@@ -2,15 +2,16 @@
  * Account and data commands: register, login, usage, kv, collection, vec.
  */
 import { open, readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { ErrorCode } from '../../../core/errors.js';
 import { decodeUtf8 } from '../../../core/utf8.js';
 import { CliError, resolveConnection, ApiClient, errorBody, errorOf, namedPath } from '../client.js';
 import { ctxFor, intFlag, listFlags, type CliIo } from '../context.js';
-import { readAll, readFirstLine, readSecretLine } from '../io.js';
+import { readFirstLine, readSecretLine } from '../io.js';
 import { counted } from '../output.js';
-import { progressBar } from '../progress.js';
+import { progressBar, type Progress } from '../progress.js';
 import { saveLogin } from '../user-config.js';
 
 const kvPath = (key: string): string => namedPath('/v1/kv', key, 'the key');
@@ -123,7 +124,7 @@ export function kvCommands(program: Command, io: CliIo): void {
       }
       // A file or stdin is streamed, not read whole first: a value of hundreds of MB took that much
       // memory (and longer) only to be refused as too large.
-      const source = flags.file !== undefined ? await openValueFile(flags.file) : { stream: io.stdin as Readable, size: undefined };
+      const source = flags.file !== undefined ? await openInputFile(flags.file) : { stream: io.stdin as Readable, size: undefined };
       let readError: NodeJS.ErrnoException | undefined;
       source.stream.once('error', (err: NodeJS.ErrnoException) => (readError = err));
       const body = Readable.toWeb(source.stream) as ReadableStream<Uint8Array>;
@@ -211,16 +212,31 @@ export function vectorCommands(program: Command, io: CliIo): void {
       const ctx = ctxFor(cmd, io);
       const path = collectionPath(name); // an empty name is refused before the file is read
       const batch = intFlag(flags.batch, '--batch', 1)!;
-      const vectors = parseVectors(flags.file === '-' ? new TextDecoder().decode(await readAll(io.stdin)) : await readText(flags.file), flags.file);
       const client = await ctx.client();
-      const bar = progressBar(io, 'vectors', vectors.length, ctx.out.mode === 'json');
+      const subject = flags.file === '-' ? 'stdin' : flags.file;
+      const source = flags.file === '-' ? { stream: io.stdin as Readable, size: undefined } : await openInputFile(flags.file);
+      const quiet = ctx.out.mode === 'json';
       let upserted = 0;
-      for (let i = 0; i < vectors.length; i += batch) {
-        const res = await client.json<{ upserted: number }>(`${path}/upsert`, { method: 'POST', json: { vectors: vectors.slice(i, i + batch) } });
-        upserted += res.upserted;
-        bar.update(Math.min(vectors.length, i + batch));
+      const send = async (vectors: unknown[]): Promise<void> => {
+        upserted += (await client.json<{ upserted: number }>(`${path}/upsert`, { method: 'POST', json: { vectors } })).upserted;
+      };
+      try {
+        const whole = await upsertLines(source, subject, batch, send, progressBar(io, 'bytes', source.size ?? 0, quiet));
+        if (whole !== undefined) {
+          const vectors = parseVectors(whole, subject);
+          const bar = progressBar(io, 'vectors', vectors.length, quiet);
+          for (let i = 0; i < vectors.length; i += batch) {
+            await send(vectors.slice(i, i + batch));
+            bar.update(Math.min(vectors.length, i + batch));
+          }
+          bar.stop();
+        }
+      } catch (err) {
+        if (err instanceof CliError && upserted > 0) throw new CliError(`${err.message}; ${counted(upserted, 'vector')} were upserted before it`);
+        throw err;
+      } finally {
+        source.stream.destroy();
       }
-      bar.stop();
       ctx.out.done(`upserted ${counted(upserted, 'vector')} into '${name}'`, { collection: name, upserted });
     });
   vec
@@ -260,8 +276,8 @@ function isText(bytes: Uint8Array): boolean {
   }
 }
 
-/** A value file, opened to stream; its size when it is a regular file (a pipe or device has none). */
-async function openValueFile(path: string): Promise<{ stream: Readable; size: number | undefined }> {
+/** A file to stream (a value, vectors); its size when it is a regular file (a pipe or device has none). */
+async function openInputFile(path: string): Promise<{ stream: Readable; size: number | undefined }> {
   const cannot = (err: NodeJS.ErrnoException): CliError => new CliError(`quartz: cannot read ${path} (${err.code ?? err.message})`);
   const handle = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
     throw cannot(err);
@@ -287,6 +303,75 @@ function parseJson(text: string, subject: string): unknown {
     return JSON.parse(text);
   } catch (err) {
     throw new CliError(`quartz: ${subject} is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/**
+ * Reads vectors line by line and sends JSONL in batches as it goes, so a file of hundreds of MB
+ * takes a batch's memory, not the whole file's several times over (and a missing collection is
+ * found at the first batch, not after the whole file is parsed). A file whose first line is not
+ * a vector object of its own (a JSON array, `{vectors}`, a pretty-printed object) is one JSON
+ * document: its text is returned for parseVectors.
+ */
+async function upsertLines(
+  source: { stream: Readable; size: number | undefined },
+  subject: string,
+  batchSize: number,
+  send: (vectors: unknown[]) => Promise<void>,
+  bar: Progress,
+): Promise<string | undefined> {
+  let mode: 'jsonl' | 'whole' | undefined;
+  const document: string[] = [];
+  let batch: unknown[] = [];
+  let lineNo = 0;
+  let bytes = 0;
+  const lines = createInterface({ input: source.stream, crlfDelay: Infinity });
+  try {
+    for await (const line of lines) {
+      lineNo++;
+      bytes += Buffer.byteLength(line) + 1;
+      if (mode === 'whole') {
+        document.push(line);
+        if (lineNo % 1000 === 0) bar.update(Math.min(bytes, source.size ?? 0));
+        continue;
+      }
+      if (line.trim() === '') continue;
+      if (mode === undefined) {
+        mode = isVectorLine(line) ? 'jsonl' : 'whole';
+        if (mode === 'whole') {
+          document.push(line);
+          continue;
+        }
+      }
+      batch.push(parseJson(line, `${subject} line ${lineNo}`));
+      if (batch.length >= batchSize) {
+        await send(batch);
+        batch = [];
+        bar.update(Math.min(bytes, source.size ?? 0));
+      }
+    }
+  } catch (err) {
+    const { code, message } = err as NodeJS.ErrnoException;
+    if (err instanceof CliError) throw err;
+    throw new CliError(`quartz: cannot read ${subject} (${code ?? message})`);
+  } finally {
+    lines.close();
+  }
+  if (mode === 'jsonl') {
+    if (batch.length > 0) await send(batch);
+    bar.update(source.size ?? 0);
+  }
+  bar.stop();
+  return mode === 'jsonl' ? undefined : document.join('\n');
+}
+
+/** True when a line is a whole JSON object that is a vector (not `{vectors: [...]}`): the first line of JSONL. */
+function isVectorLine(line: string): boolean {
+  try {
+    const value = JSON.parse(line) as unknown;
+    return value !== null && typeof value === 'object' && !Array.isArray(value) && !Array.isArray((value as { vectors?: unknown }).vectors);
+  } catch {
+    return false;
   }
 }
 
