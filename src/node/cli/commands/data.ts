@@ -232,7 +232,7 @@ export function vectorCommands(program: Command, io: CliIo): void {
           bar.stop();
         }
       } catch (err) {
-        if (err instanceof CliError && upserted > 0) throw new CliError(`${err.message}; ${counted(upserted, 'vector')} were upserted before it`);
+        if (err instanceof CliError && upserted > 0) throw new CliError(`${err.message}; ${counted(upserted, 'vector')} ${upserted === 1 ? 'was' : 'were'} upserted before it`);
         throw err;
       } finally {
         source.stream.destroy();
