@@ -299,7 +299,7 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
         printed++;
       }
       // A whole topic read faster than the pipe takes it was held in memory: the next page waits.
-      if (full) await stdoutDrained();
+      if (full && !stop.signal.aborted) await stdoutDrained();
       if (max !== undefined && printed >= max) stop.abort();
       if (commit !== undefined && next !== offset) await commit(p.partition, next);
       offset = next;
