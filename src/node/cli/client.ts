@@ -25,16 +25,43 @@ type Env = Record<string, string | undefined>;
 /**
  * @example
  * const conn = await resolveConnection({ url: undefined }, process.env);
+ *
+ * `damagedConfig: 'ignore'` is for the commands that save a new config (`login`, `register
+ * --save`): the damaged file they replace must not stop them.
  */
-export async function resolveConnection(flags: { url?: string; apiKey?: string }, env: Env): Promise<Connection> {
-  const saved = await readUserConfig(env);
-  const url = (flags.url ?? nonEmpty(env.QUARTZ_URL) ?? saved.url ?? DEFAULT_URL).replace(/\/+$/, '');
-  if (!/^https?:\/\/[^/]+/.test(url)) throw new CliError(`quartz: the server URL must start with http:// or https://, got '${url}'`);
+export async function resolveConnection(flags: { url?: string; apiKey?: string }, env: Env, options: { damagedConfig?: 'throw' | 'ignore' } = {}): Promise<Connection> {
+  const saved = await readUserConfig(env, { damaged: options.damagedConfig });
   return {
-    url,
+    url: serverUrl(flags.url ?? nonEmpty(env.QUARTZ_URL) ?? saved.url ?? DEFAULT_URL),
     apiKey: flags.apiKey ?? nonEmpty(env.QUARTZ_API_KEY) ?? saved.api_key,
     adminKey: nonEmpty(env.QUARTZ_ADMIN_KEY) ?? saved.admin_key,
   };
+}
+
+/**
+ * The server URL that API paths are appended to: scheme, host and an optional path prefix, no
+ * trailing slash. A query or fragment would swallow the appended path (`http://h?x=1` + `/v1/kv/k`
+ * asks for `/` and printed the landing page as the value), and fetch refuses credentials in a URL.
+ *
+ * @example
+ * serverUrl('http://127.0.0.1:8787/quartz/'); // 'http://127.0.0.1:8787/quartz'
+ */
+export function serverUrl(given: string): string {
+  const url = given.replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/]+/i.test(url)) throw new CliError(`quartz: the server URL must start with http:// or https://, got '${given}'`);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new CliError(`quartz: the server URL '${given}' is not a valid URL`);
+  }
+  if (parsed.search !== '' || parsed.hash !== '' || url.includes('?') || url.includes('#')) {
+    throw new CliError(`quartz: the server URL must not have a query or fragment ('?' or '#'), got '${given}'`);
+  }
+  if (parsed.username !== '' || parsed.password !== '') {
+    throw new CliError('quartz: the server URL must not hold a user name or password; give the API key with --api-key or QUARTZ_API_KEY');
+  }
+  return url;
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
@@ -43,9 +70,11 @@ function nonEmpty(v: string | undefined): string | undefined {
 
 export interface RequestOptions {
   method?: string;
-  /** JSON body (serialised here) or raw bytes. */
+  /** JSON body (serialised here) or raw bytes, whole or streamed (a file, stdin). */
   json?: unknown;
-  body?: Uint8Array | string;
+  body?: Uint8Array | string | ReadableStream<Uint8Array>;
+  /** The length of a streamed body when known (a regular file): the server can refuse a too-large one before it is sent. */
+  contentLength?: number;
   contentType?: string;
   query?: Record<string, string | number | undefined>;
   /** 'api' (default) sends the tenant key, 'admin' the admin key, 'none' nothing. */
@@ -92,17 +121,20 @@ export class ApiClient {
       if (this.conn.adminKey === undefined) throw new CliError('quartz: no admin key; set QUARTZ_ADMIN_KEY or pass --admin-key-file (the server prints where its key file is)');
       headers.authorization = `Bearer ${this.conn.adminKey}`;
     }
-    let body: string | Uint8Array | undefined;
+    let body: RequestOptions['body'];
     if (options.json !== undefined) {
       body = JSON.stringify(options.json);
       headers['content-type'] = 'application/json';
     } else if (options.body !== undefined) {
       body = options.body;
       headers['content-type'] = options.contentType ?? 'application/octet-stream';
+      if (options.contentLength !== undefined) headers['content-length'] = String(options.contentLength);
     }
     let res: Response;
     try {
-      res = await fetch(url, { method: options.method ?? 'GET', headers, body: body as BodyInit | undefined, signal: options.signal });
+      // `duplex: 'half'` is what fetch requires of a streamed body.
+      const init = { method: options.method ?? 'GET', headers, body: body as BodyInit | undefined, signal: options.signal, duplex: 'half' } as RequestInit;
+      res = await fetch(url, init);
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;
       throw new CliError(`quartz: cannot reach ${this.conn.url} (${describeNetworkError(err)}) — is \`quartz serve\` running?`);
@@ -150,15 +182,36 @@ export class ApiClient {
     return items.length > limit ? items.slice(0, limit) : items;
   }
 
-  /** A JSON request answered with JSON. */
+  /** A JSON request answered with a JSON object (every answer of the API is one). */
   async json<T>(path: string, options: RequestOptions = {}): Promise<T> {
     const res = await this.request(path, options);
-    const text = await res.text();
+    const text = new TextDecoder().decode(await this.body(res));
+    let parsed: unknown;
     try {
-      return JSON.parse(text) as T;
+      parsed = JSON.parse(text);
     } catch {
       const type = res.headers.get('content-type') ?? 'no content type';
       throw new CliError(`quartz: ${this.conn.url} answered ${res.status} with something other than JSON (${type}); is it a QuartzDB server?`);
+    }
+    // `null` or `[]` would fail later as a TypeError about reading a property of it.
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new CliError(`quartz: ${this.conn.url} answered ${res.status} with JSON that is not an object; is it a QuartzDB server?`);
+    }
+    return parsed as T;
+  }
+
+  /**
+   * The whole body of an answer. A connection that ends before it (a server killed or a proxy
+   * timing out mid-answer) is one line saying so, not undici's bare 'terminated'.
+   *
+   * @example
+   * const bytes = await client.body(await client.request(kvPath(key)));
+   */
+  async body(res: Response): Promise<Uint8Array> {
+    try {
+      return new Uint8Array(await res.arrayBuffer());
+    } catch (err) {
+      throw new CliError(`quartz: the connection to ${this.conn.url} ended before the whole answer arrived (${describeNetworkError(err)})`);
     }
   }
 }
@@ -176,19 +229,24 @@ async function errorFrom(res: Response): Promise<CliError> {
  */
 export function errorOf(res: Response, text: string): CliError {
   const body = errorBody(text);
-  if (body !== undefined) return new CliError(`quartz: ${body.message} (${res.status} ${body.error ?? ''})`.replace(' )', ')'));
+  // The CLI prints the first line of an error: a message of several lines is joined into one,
+  // or the status and code that end the line were cut off.
+  if (body !== undefined) return new CliError(`quartz: ${body.message.replace(/\s*[\r\n]+\s*/g, ' ')} (${res.status} ${body.error ?? ''})`.replace(' )', ')'));
   return new CliError(`quartz: the server answered ${res.status} ${res.statusText}`);
 }
 
 /**
- * The API path of the resource `name` under `base`. An empty name has none (`base/` names no
- * resource), so it is refused here, before any request.
+ * The API path of the resource `name` under `base`. Some names have none, so they are refused
+ * here, before any request: an empty one (`base/` names no resource), and `.` and `..`, path
+ * segments that URL parsing resolves, percent-encoded or not (`/v1/kv/..` is `/v1/`: the request
+ * reached another route and its answer was reported as if about the name).
  *
  * @example
  * namedPath('/v1/topics', 'orders', 'the topic name'); // '/v1/topics/orders'
  */
 export function namedPath(base: string, name: string, what: string): string {
   if (name === '') throw new CliError(`quartz: ${what} must not be empty`);
+  if (name === '.' || name === '..') throw new CliError(`quartz: ${what} cannot be '${name}': a URL resolves it as a path segment, so no request can name it`);
   return `${base}/${encodeURIComponent(name)}`;
 }
 

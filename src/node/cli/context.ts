@@ -23,7 +23,8 @@ export interface GlobalFlags {
 export interface Ctx {
   io: CliIo;
   out: Out;
-  client(): Promise<ApiClient>;
+  /** The client; `damagedConfig: 'ignore'` (given at the first call) for commands that replace the saved config. */
+  client(options?: { damagedConfig?: 'throw' | 'ignore' }): Promise<ApiClient>;
 }
 
 export function outputMode(value: string | undefined): OutputMode {
@@ -44,7 +45,7 @@ export function ctxFor(command: Command, io: CliIo): Ctx {
   return {
     io,
     out,
-    client: () => (client ??= resolveConnection({ url: flags.url, apiKey: flags.apiKey }, io.env).then((c) => new ApiClient(c))),
+    client: (options) => (client ??= resolveConnection({ url: flags.url, apiKey: flags.apiKey }, io.env, options).then((c) => new ApiClient(c))),
   };
 }
 

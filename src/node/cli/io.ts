@@ -3,18 +3,6 @@ import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 
 /**
- * Reads a stream to its end.
- *
- * @example
- * const bytes = await readAll(process.stdin);
- */
-export async function readAll(stream: NodeJS.ReadableStream): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-  return Buffer.concat(chunks);
-}
-
-/**
  * The first line of a stream (without its newline), or everything if it has none; stops reading
  * at the newline so a person typing at a terminal need not send end-of-file.
  *

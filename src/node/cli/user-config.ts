@@ -21,26 +21,48 @@ export function userConfigPath(env: Env): string {
 }
 
 /**
+ * The saved config; `{}` when there is none. A damaged one (not JSON, or fields of the wrong
+ * kind) is an error, or `{}` with `damaged: 'ignore'`, for the commands that replace it.
+ *
  * @example
  * const { url, api_key } = await readUserConfig(process.env);
  */
-export async function readUserConfig(env: Env): Promise<UserConfig> {
+export async function readUserConfig(env: Env, options: { damaged?: 'throw' | 'ignore' } = {}): Promise<UserConfig> {
   const path = userConfigPath(env);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw err;
+    const { code, message } = err as NodeJS.ErrnoException;
+    if (code === 'ENOENT') return {};
+    throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `cannot read ${path} (${code ?? message})`);
   }
   let parsed;
   try {
     parsed = schema.safeParse(JSON.parse(text));
   } catch {
+    if (options.damaged === 'ignore') return {};
     throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${path} is not valid JSON; run \`quartz login\` again or delete it`);
   }
-  if (!parsed.success) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${path}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success) {
+    if (options.damaged === 'ignore') return {};
+    const issues = parsed.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+    throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${path}: ${issues}; run \`quartz login\` again or fix it`);
+  }
   return parsed.data;
+}
+
+/**
+ * Saves a login's URL and key over the saved ones. The `admin_key` a user added by hand is kept
+ * for a login to the same server (it was lost at each login), and dropped for another server,
+ * which must never be sent it. A damaged config is replaced.
+ *
+ * @example
+ * const path = await saveLogin(process.env, { url: 'http://127.0.0.1:8787', api_key: 'qz_…' });
+ */
+export async function saveLogin(env: Env, login: { url: string; api_key: string }): Promise<string> {
+  const { admin_key, url } = await readUserConfig(env, { damaged: 'ignore' });
+  return writeUserConfig(env, { ...login, ...(admin_key !== undefined && url?.replace(/\/+$/, '') === login.url ? { admin_key } : {}) });
 }
 
 /**

@@ -1,16 +1,18 @@
 /**
  * Account and data commands: register, login, usage, kv, collection, vec.
  */
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { ErrorCode } from '../../../core/errors.js';
 import { decodeUtf8 } from '../../../core/utf8.js';
 import { CliError, resolveConnection, ApiClient, errorBody, errorOf, namedPath } from '../client.js';
 import { ctxFor, intFlag, listFlags, type CliIo } from '../context.js';
-import { readAll, readFirstLine, readSecretLine } from '../io.js';
+import { readFirstLine, readSecretLine } from '../io.js';
 import { counted } from '../output.js';
-import { progressBar } from '../progress.js';
-import { writeUserConfig } from '../user-config.js';
+import { progressBar, type Progress } from '../progress.js';
+import { saveLogin } from '../user-config.js';
 
 const kvPath = (key: string): string => namedPath('/v1/kv', key, 'the key');
 const collectionPath = (name: string): string => namedPath('/v1/collections', name, 'the collection name');
@@ -23,10 +25,10 @@ export function accountCommands(program: Command, io: CliIo): void {
     .option('--save', 'also store the URL and key as with `quartz login`')
     .action(async (flags: { email: string; save?: boolean }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
-      const client = await ctx.client();
+      const client = await ctx.client({ damagedConfig: flags.save === true ? 'ignore' : 'throw' });
       const res = await client.json<{ user_id: string; api_key: string }>('/v1/auth/register', { method: 'POST', json: { email: flags.email }, auth: 'none' });
       let saved: string | undefined;
-      if (flags.save === true) saved = await writeUserConfig(io.env, { url: client.conn.url, api_key: res.api_key });
+      if (flags.save === true) saved = await saveLogin(io.env, { url: client.conn.url, api_key: res.api_key });
       ctx.out.print({ ...res, saved_to: saved ?? null }, () =>
         [`user id: ${res.user_id}`, `api key: ${res.api_key}`, saved !== undefined ? `saved to ${saved}` : 'keep it: it is shown once (`quartz login --api-key …` stores it)'].join('\n'),
       );
@@ -45,10 +47,10 @@ export function accountCommands(program: Command, io: CliIo): void {
         key = (typed ? await readSecretLine(io.stdin, io.stderr, 'API key (not shown): ') : await readFirstLine(io.stdin)).trim();
       }
       if (key === '') throw new CliError('quartz: no API key given (use --api-key, stdin or QUARTZ_API_KEY)');
-      const conn = await resolveConnection({ url: globals.url, apiKey: key }, io.env);
+      const conn = await resolveConnection({ url: globals.url, apiKey: key }, io.env, { damagedConfig: 'ignore' });
       const client = new ApiClient(conn);
       const usage = await client.json<{ tenant_id: string }>('/v1/usage');
-      const path = await writeUserConfig(io.env, { url: conn.url, api_key: key });
+      const path = await saveLogin(io.env, { url: conn.url, api_key: key });
       ctx.out.done(`logged in to ${conn.url} as tenant ${usage.tenant_id} (saved to ${path})`, { url: conn.url, tenant_id: usage.tenant_id, saved_to: path });
     });
 
@@ -80,7 +82,7 @@ export function kvCommands(program: Command, io: CliIo): void {
         if (errorBody(text)?.error === ErrorCode.NOT_FOUND && (await client.servesApi())) throw new CliError(`quartz: key '${key}' not found`);
         throw errorOf(res, text);
       }
-      const bytes = new Uint8Array(await res.arrayBuffer());
+      const bytes = await client.body(res);
       if (ctx.out.mode === 'json') {
         let value: string;
         let encoding = 'utf8';
@@ -94,8 +96,11 @@ export function kvCommands(program: Command, io: CliIo): void {
         ctx.out.print({ key, value, encoding, content_type: res.headers.get('content-type'), etag: res.headers.get('etag') }, () => '');
         return;
       }
+      const terminal = (io.stdout as { isTTY?: boolean }).isTTY === true;
+      // Raw bytes at a terminal can be escape sequences that rewrite its screen or settings.
+      if (terminal && !isText(bytes)) throw new CliError(`quartz: '${key}' holds ${counted(bytes.length, 'byte')} that are not plain text; not written to the terminal (redirect it: \`quartz kv get … > file\`, or use -o json for base64)`);
       io.stdout.write(bytes);
-      if ((io.stdout as { isTTY?: boolean }).isTTY === true && bytes[bytes.length - 1] !== 0x0a) io.stdout.write('\n');
+      if (terminal && bytes[bytes.length - 1] !== 0x0a) io.stdout.write('\n');
     });
 
   kv.command('put <key> [value]')
@@ -107,16 +112,33 @@ export function kvCommands(program: Command, io: CliIo): void {
       const ctx = ctxFor(cmd, io);
       const path = kvPath(key);
       const ttl = intFlag(flags.ttl, '--ttl', 1);
-      let body: Uint8Array;
       if (value !== undefined && flags.file !== undefined) throw new CliError('quartz: give the value as an argument or --file, not both');
-      if (value !== undefined) body = new TextEncoder().encode(value);
-      else if (flags.file !== undefined) body = await readFile(flags.file).catch((err: NodeJS.ErrnoException) => {
-        throw new CliError(`quartz: cannot read ${flags.file} (${err.code ?? err.message})`);
-      });
-      else body = await readAll(io.stdin);
+      const client = await ctx.client();
       const contentType = flags.contentType ?? (value !== undefined ? 'text/plain; charset=utf-8' : 'application/octet-stream');
-      const res = await (await ctx.client()).request(path, { method: 'PUT', body, contentType, query: { ttl } });
-      ctx.out.done(`put '${key}' (${counted(body.length, 'byte')})`, { key, size: body.length, etag: res.headers.get('etag') });
+      const query = { ttl };
+      if (value !== undefined) {
+        const body = new TextEncoder().encode(value);
+        const res = await client.request(path, { method: 'PUT', body, contentType, query });
+        ctx.out.done(`put '${key}' (${counted(body.length, 'byte')})`, { key, size: body.length, etag: res.headers.get('etag') });
+        return;
+      }
+      // A file or stdin is streamed, not read whole first: a value of hundreds of MB took that much
+      // memory (and longer) only to be refused as too large.
+      const source = flags.file !== undefined ? await openInputFile(flags.file) : { stream: io.stdin as Readable, size: undefined };
+      let readError: NodeJS.ErrnoException | undefined;
+      source.stream.once('error', (err: NodeJS.ErrnoException) => (readError = err));
+      const body = Readable.toWeb(source.stream) as ReadableStream<Uint8Array>;
+      let answer: { size: number; etag: string | null };
+      try {
+        answer = await client.json(path, { method: 'PUT', body, contentLength: source.size, contentType, query });
+      } catch (err) {
+        if (readError !== undefined) throw new CliError(`quartz: cannot read ${flags.file ?? 'stdin'} (${readError.code ?? readError.message})`);
+        throw err;
+      } finally {
+        // Refused before its end, stdin (or the file) would still be read, and keep the CLI running.
+        source.stream.destroy();
+      }
+      ctx.out.done(`put '${key}' (${counted(answer.size, 'byte')})`, { key, size: answer.size, etag: answer.etag });
     });
 
   kv.command('del <key>')
@@ -190,16 +212,31 @@ export function vectorCommands(program: Command, io: CliIo): void {
       const ctx = ctxFor(cmd, io);
       const path = collectionPath(name); // an empty name is refused before the file is read
       const batch = intFlag(flags.batch, '--batch', 1)!;
-      const vectors = parseVectors(flags.file === '-' ? new TextDecoder().decode(await readAll(io.stdin)) : await readText(flags.file), flags.file);
       const client = await ctx.client();
-      const bar = progressBar(io, 'vectors', vectors.length, ctx.out.mode === 'json');
+      const subject = flags.file === '-' ? 'stdin' : flags.file;
+      const source = flags.file === '-' ? { stream: io.stdin as Readable, size: undefined } : await openInputFile(flags.file);
+      const quiet = ctx.out.mode === 'json';
       let upserted = 0;
-      for (let i = 0; i < vectors.length; i += batch) {
-        const res = await client.json<{ upserted: number }>(`${path}/upsert`, { method: 'POST', json: { vectors: vectors.slice(i, i + batch) } });
-        upserted += res.upserted;
-        bar.update(Math.min(vectors.length, i + batch));
+      const send = async (vectors: unknown[]): Promise<void> => {
+        upserted += (await client.json<{ upserted: number }>(`${path}/upsert`, { method: 'POST', json: { vectors } })).upserted;
+      };
+      try {
+        const whole = await upsertLines(source, subject, batch, send, progressBar(io, 'bytes', source.size ?? 0, quiet));
+        if (whole !== undefined) {
+          const vectors = parseVectors(whole, subject);
+          const bar = progressBar(io, 'vectors', vectors.length, quiet);
+          for (let i = 0; i < vectors.length; i += batch) {
+            await send(vectors.slice(i, i + batch));
+            bar.update(Math.min(vectors.length, i + batch));
+          }
+          bar.stop();
+        }
+      } catch (err) {
+        if (err instanceof CliError && upserted > 0) throw new CliError(`${err.message}; ${counted(upserted, 'vector')} ${upserted === 1 ? 'was' : 'were'} upserted before it`);
+        throw err;
+      } finally {
+        source.stream.destroy();
       }
-      bar.stop();
       ctx.out.done(`upserted ${counted(upserted, 'vector')} into '${name}'`, { collection: name, upserted });
     });
   vec
@@ -227,6 +264,32 @@ export function vectorCommands(program: Command, io: CliIo): void {
     });
 }
 
+/** Control characters other than tab, newline and carriage return (C0, DEL and C1). */
+const CONTROL = /[\u0000-\u0008\u000b-\u000c\u000e-\u001f\u007f-\u009f]/;
+
+/** True for UTF-8 text without control characters: what a terminal shows as it is. */
+function isText(bytes: Uint8Array): boolean {
+  try {
+    return !CONTROL.test(decodeUtf8(bytes));
+  } catch {
+    return false;
+  }
+}
+
+/** A file to stream (a value, vectors); its size when it is a regular file (a pipe or device has none). */
+async function openInputFile(path: string): Promise<{ stream: Readable; size: number | undefined }> {
+  const cannot = (err: NodeJS.ErrnoException): CliError => new CliError(`quartz: cannot read ${path} (${err.code ?? err.message})`);
+  const handle = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
+    throw cannot(err);
+  });
+  const info = await handle.stat();
+  if (info.isDirectory()) {
+    await handle.close();
+    throw cannot(Object.assign(new Error('is a directory'), { code: 'EISDIR' }));
+  }
+  return { stream: handle.createReadStream(), size: info.isFile() ? info.size : undefined };
+}
+
 async function readText(path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
@@ -240,6 +303,75 @@ function parseJson(text: string, subject: string): unknown {
     return JSON.parse(text);
   } catch (err) {
     throw new CliError(`quartz: ${subject} is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/**
+ * Reads vectors line by line and sends JSONL in batches as it goes, so a file of hundreds of MB
+ * takes a batch's memory, not the whole file's several times over (and a missing collection is
+ * found at the first batch, not after the whole file is parsed). A file whose first line is not
+ * a vector object of its own (a JSON array, `{vectors}`, a pretty-printed object) is one JSON
+ * document: its text is returned for parseVectors.
+ */
+async function upsertLines(
+  source: { stream: Readable; size: number | undefined },
+  subject: string,
+  batchSize: number,
+  send: (vectors: unknown[]) => Promise<void>,
+  bar: Progress,
+): Promise<string | undefined> {
+  let mode: 'jsonl' | 'whole' | undefined;
+  const document: string[] = [];
+  let batch: unknown[] = [];
+  let lineNo = 0;
+  let bytes = 0;
+  const lines = createInterface({ input: source.stream, crlfDelay: Infinity });
+  try {
+    for await (const line of lines) {
+      lineNo++;
+      bytes += Buffer.byteLength(line) + 1;
+      if (mode === 'whole') {
+        document.push(line);
+        if (lineNo % 1000 === 0) bar.update(Math.min(bytes, source.size ?? 0));
+        continue;
+      }
+      if (line.trim() === '') continue;
+      if (mode === undefined) {
+        mode = isVectorLine(line) ? 'jsonl' : 'whole';
+        if (mode === 'whole') {
+          document.push(line);
+          continue;
+        }
+      }
+      batch.push(parseJson(line, `${subject} line ${lineNo}`));
+      if (batch.length >= batchSize) {
+        await send(batch);
+        batch = [];
+        bar.update(Math.min(bytes, source.size ?? 0));
+      }
+    }
+  } catch (err) {
+    const { code, message } = err as NodeJS.ErrnoException;
+    if (err instanceof CliError) throw err;
+    throw new CliError(`quartz: cannot read ${subject} (${code ?? message})`);
+  } finally {
+    lines.close();
+  }
+  if (mode === 'jsonl') {
+    if (batch.length > 0) await send(batch);
+    bar.update(source.size ?? 0);
+  }
+  bar.stop();
+  return mode === 'jsonl' ? undefined : document.join('\n');
+}
+
+/** True when a line is a whole JSON object that is a vector (not `{vectors: [...]}`): the first line of JSONL. */
+function isVectorLine(line: string): boolean {
+  try {
+    const value = JSON.parse(line) as unknown;
+    return value !== null && typeof value === 'object' && !Array.isArray(value) && !Array.isArray((value as { vectors?: unknown }).vectors);
+  } catch {
+    return false;
   }
 }
 

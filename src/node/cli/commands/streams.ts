@@ -10,6 +10,7 @@ import { ctxFor, intFlag, listFlags, type CliIo, type Ctx } from '../context.js'
 import { counted } from '../output.js';
 
 const topicPath = (topic: string): string => namedPath('/v1/topics', topic, 'the topic name');
+const groupPath = (group: string): string => namedPath('/v1/groups', group, 'the group');
 
 interface PartitionInfo {
   partition: number;
@@ -187,7 +188,7 @@ async function produceLines(
  * consumer of many partitions wait for a server write each.
  */
 function groupCommitter(client: ApiClient, group: string, topic: string): (partition: number, offset: number) => Promise<void> {
-  const path = `/v1/groups/${encodeURIComponent(group)}/offsets`;
+  const path = `${groupPath(group)}/offsets`;
   let waiting = new Map<number, number>();
   let previous: Promise<void> = Promise.resolve();
   let next: Promise<void> | undefined;
@@ -231,13 +232,14 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   const max = intFlag(flags.max, '--max', 1);
   const only = intFlag(flags.partition, '--partition');
   const startAt = intFlag(flags.offset, '--offset');
+  if (flags.group !== undefined) groupPath(flags.group); // a group no URL can name is refused before any request
   const described = await client.json<Described>(topicPath(topic));
   const partitions = only === undefined ? described.partition_info : described.partition_info.filter((p) => p.partition === only);
   if (partitions.length === 0) throw new CliError(`quartz: topic '${topic}' has no partition ${only} (it has ${described.partitions})`);
 
   let committed = new Map<number, number | null>();
   if (flags.group !== undefined) {
-    const res = await client.json<{ offsets: { topic: string; partition: number; offset: number | null }[] }>(`/v1/groups/${encodeURIComponent(flags.group)}/offsets`, { query: { topic } });
+    const res = await client.json<{ offsets: { topic: string; partition: number; offset: number | null }[] }>(`${groupPath(flags.group)}/offsets`, { query: { topic } });
     committed = new Map(res.offsets.filter((o) => o.topic === topic).map((o) => [o.partition, o.offset]));
   }
   const start = (p: PartitionInfo): number => {
@@ -253,10 +255,23 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   let printed = 0;
-  const print = (partition: number, r: ConsumedRecord): void => {
-    if (ctx.out.mode === 'json') ctx.io.stdout.write(JSON.stringify({ topic, partition, ...r }) + '\n');
-    else ctx.io.stdout.write((r.value ?? '') + '\n');
+  /** False when stdout's buffer is full (a slow reader on the pipe): the loops wait for it to drain. */
+  const print = (partition: number, r: ConsumedRecord): boolean => {
+    if (ctx.out.mode === 'json') return ctx.io.stdout.write(JSON.stringify({ topic, partition, ...r }) + '\n');
+    return ctx.io.stdout.write((r.value ?? '') + '\n');
   };
+  let drained: Promise<void> | undefined;
+  const stdoutDrained = (): Promise<void> =>
+    (drained ??= new Promise<void>((resolve) => {
+      const done = (): void => {
+        ctx.io.stdout.off('drain', done);
+        stop.signal.removeEventListener('abort', done);
+        drained = undefined;
+        resolve();
+      };
+      ctx.io.stdout.on('drain', done);
+      stop.signal.addEventListener('abort', done);
+    }));
 
   const commit = flags.group === undefined ? undefined : groupCommitter(client, flags.group, topic);
   const loop = async (p: PartitionInfo): Promise<void> => {
@@ -273,15 +288,18 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
         throw err;
       }
       let next = page.next_offset;
+      let full = false;
       for (const r of page.records) {
         if (max !== undefined && printed >= max) {
           next = r.offset;
           stop.abort();
           break;
         }
-        print(p.partition, r);
+        full = !print(p.partition, r) || full;
         printed++;
       }
+      // A whole topic read faster than the pipe takes it was held in memory: the next page waits.
+      if (full && !stop.signal.aborted) await stdoutDrained();
       if (max !== undefined && printed >= max) stop.abort();
       if (commit !== undefined && next !== offset) await commit(p.partition, next);
       offset = next;
