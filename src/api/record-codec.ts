@@ -3,6 +3,7 @@
  * (the hot path, so no schema library per record), and consumed records are written back with
  * a per-record `encoding`: utf8 when every byte field is valid UTF-8, base64 otherwise.
  */
+import { ErrorCode, QuartzError } from '../core/errors.js';
 import { hasLoneSurrogate } from '../core/show-value.js';
 import type { DecodedRecord } from '../core/segment.js';
 import { offsetRun, type ConsumeResult, type OffsetRun, type ProduceRecord, type ProduceResult } from '../engine/streams/stream-store.js';
@@ -44,6 +45,20 @@ function base64Span(bytes: Uint8Array, start: number, stop: number): Uint8Array 
     }
   }
   return out;
+}
+
+/**
+ * Records one produce request may hold, as many as one consume answer may (`max_records`). The
+ * body limit alone let 16 MiB of `{"value":""}` carry 1.3 million records: one request then held
+ * the event loop for seconds (every record is an object, a view and an offset in the answer, which
+ * came to 41 MB), and every other request on the server waited.
+ */
+export const MAX_PRODUCE_RECORDS = 100_000;
+
+function tooManyRecords(count: number): QuartzError {
+  return new QuartzError(ErrorCode.TOO_LARGE, `records: a request may hold at most ${MAX_PRODUCE_RECORDS} records, got ${count}`, {
+    details: { limit: MAX_PRODUCE_RECORDS },
+  });
 }
 
 function typeName(v: unknown): string {
@@ -115,6 +130,7 @@ export function parseProduceBody(body: unknown): ProduceRecord[] {
   const list = (body as { records?: unknown }).records;
   if (!Array.isArray(list)) throw invalid(`records: expected array, received ${typeName(list)}`);
   if (list.length === 0) throw invalid('records: must hold at least one record');
+  if (list.length > MAX_PRODUCE_RECORDS) throw tooManyRecords(list.length);
   const out = new Array<ProduceRecord>(list.length);
   const arena = new Utf8Arena();
   for (let i = 0; i < list.length; i++) {
@@ -193,6 +209,8 @@ const TEXT = 2;
  */
 class ProduceScanner {
   i = 0;
+  /** Records after the first MAX_PRODUCE_RECORDS: checked to the JSON grammar only, and counted. */
+  beyondLimit = 0;
   /** The last string `scan` read. */
   private start = 0;
   private end = 0;
@@ -227,7 +245,11 @@ class ProduceScanner {
     const out: ProduceRecord[] = [];
     if (this.ws() === 0x5d) throw GIVE_UP; // empty: the general path words it
     for (;;) {
-      out.push(this.record());
+      if (out.length < MAX_PRODUCE_RECORDS) out.push(this.record());
+      else {
+        this.skipValue(0);
+        this.beyondLimit++;
+      }
       if (!this.more(0x5d)) return out;
     }
   }
@@ -598,12 +620,17 @@ class ProduceScanner {
  * const records = parseProduceJson(await readBody(c.req.raw, limit));
  */
 export function parseProduceJson(bytes: Uint8Array): ProduceRecord[] {
+  const scanner = new ProduceScanner(bytes);
+  let records: ProduceRecord[];
   try {
-    return new ProduceScanner(bytes).body();
+    records = scanner.body();
   } catch {
     // GIVE_UP, a bad escape (SyntaxError) or nesting too deep: the general path decides.
     return parseProduceBody(parseJson(bytes));
   }
+  // Refused once the whole body is known to be JSON, so the general path's answer is the same.
+  if (scanner.beyondLimit > 0) throw tooManyRecords(records.length + scanner.beyondLimit);
+  return records;
 }
 
 /**
