@@ -80,6 +80,24 @@ describe('long-polls woken by produces on other connections', () => {
   });
 });
 
+describe('max_wait_ms', () => {
+  it('of any length of digits is a wait shortened to the cap (a 64-bit "forever"), and a record still ends it', async () => {
+    expect((await call('/v1/topics', 'POST', { name: 'forever', partitions: 1 })).status).toBe(201);
+    for (const [i, wait] of ['9223372036854775807', '9'.repeat(400), '00000000000000000000001000'].entries()) {
+      const poll = call(`/v1/topics/forever/partitions/0/records?offset=${i}&max_wait_ms=${wait}`);
+      // The poll is answered by the record, whether it arrives before or after this produce.
+      expect((await call('/v1/topics/forever/records', 'POST', { records: [{ value: `r${i}` }] })).status).toBe(200);
+      const answer = await poll;
+      expect(answer.status).toBe(200);
+      expect(answer.body.records.map((r) => r.value)).toEqual([`r${i}`]);
+    }
+    for (const bad of ['-1', '1e3', '1.5', '0x10', ' 5']) {
+      const answer = await call(`/v1/topics/forever/partitions/0/records?offset=0&max_wait_ms=${encodeURIComponent(bad)}`);
+      expect(answer.status, bad).toBe(400);
+    }
+  });
+});
+
 describe('a produce request with more records than the limit', () => {
   const tiny = (n: number): string => `{"records":[${Array<string>(n).fill('{"value":""}').join(',')}]}`;
 
