@@ -64,6 +64,9 @@ describe('parseProduceBody', () => {
     expect(errorOf(() => parseProduceBody({ records: [{ value: '%%', encoding: 'base64' }] }))).toMatch(/^records\[0\]\.value: not valid base64/);
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', partition: -1 }] }))).toMatch(/^records\[0\]\.partition: /);
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', partition: 1.5 }] }))).toMatch(/^records\[0\]\.partition: /);
+    // 1e400 in a body parses to Infinity, which JSON.stringify would have called null.
+    expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', partition: Infinity }] }))).toBe('records[0].partition: expected a non-negative integer, received Infinity');
+    expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', partition: null }] }))).toBe('records[0].partition: expected a non-negative integer, received null');
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', headers: {} }] }))).toMatch(/^records\[0\]\.headers: expected array/);
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', headers: [{ key: 1, value: 'x' }] }] }))).toMatch(/^records\[0\]\.headers\[0\]\.key: /);
     expect(errorOf(() => parseProduceBody({ records: [null] }))).toBe('records[0]: expected object, received null');

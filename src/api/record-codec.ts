@@ -144,7 +144,8 @@ export function parseProduceBody(body: unknown): ProduceRecord[] {
     const rec: ProduceRecord = { key: bytesOf(r.key, base64, `${at}.key`, true, arena), value: bytesOf(r.value, base64, `${at}.value`, false, arena) };
     if (r.partition !== undefined) {
       if (typeof r.partition !== 'number' || !Number.isSafeInteger(r.partition) || r.partition < 0) {
-        throw invalid(`${at}.partition: expected a non-negative integer, received ${JSON.stringify(r.partition)}`);
+        // String for numbers: JSON.stringify writes Infinity (a body's 1e400) as null.
+        throw invalid(`${at}.partition: expected a non-negative integer, received ${typeof r.partition === 'number' ? String(r.partition) : JSON.stringify(r.partition)}`);
       }
       rec.partition = r.partition;
     }
