@@ -24,10 +24,11 @@ afterAll(async () => {
 interface Answer {
   status: number;
   body: {
+    error?: string;
     records: Array<{ offset: number; value: string }>;
     next_offset: number;
     offsets: Array<{ partition: number; offset: number }>;
-    partition_info: Array<{ high_watermark: number }>;
+    partition_info: Array<{ high_watermark: number; log_start_offset: number }>;
   };
 }
 
@@ -77,6 +78,33 @@ describe('long-polls woken by produces on other connections', () => {
       }),
     );
     for (const { partition, seen } of await Promise.all(consumers)) expect(seen).toEqual(written[partition]);
+  });
+});
+
+describe('offsets at the edges of the log, once retention has moved its start', () => {
+  it('consume takes log_start_offset to high_watermark, a group commit 0 to high_watermark', async () => {
+    // Every produce fills a segment of its own (segment_bytes is the least allowed), and retention,
+    // run every segment_ms, deletes segments while what is left is still 1 byte or more: in the
+    // end only the last segment stays, and the log starts at its offset.
+    expect((await call('/v1/topics', 'POST', { name: 'edges', partitions: 1, segment_bytes: 1024, segment_ms: 100, retention_bytes: 1 })).status).toBe(201);
+    const hwm = 4;
+    const start = hwm - 1;
+    // Random bytes, which LZ4 cannot shrink below a segment's worth.
+    const incompressible = () => Buffer.from(crypto.getRandomValues(new Uint8Array(1100))).toString('base64');
+    for (let i = 0; i < hwm; i++) expect((await call('/v1/topics/edges/records', 'POST', { records: [{ value: incompressible(), encoding: 'base64' }] })).status).toBe(200);
+    let seen = 0;
+    for (const end = Date.now() + 20_000; seen !== start && Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+      seen = (await call('/v1/topics/edges')).body.partition_info[0]!.log_start_offset;
+    }
+    expect(seen).toBe(start);
+    const read = (offset: number) => call(`/v1/topics/edges/partitions/0/records?offset=${offset}`);
+    expect((await read(start)).body.records[0]!.offset).toBe(start);
+    expect((await read(hwm)).body.records).toEqual([]);
+    for (const outside of [start - 1, hwm + 1]) expect(await read(outside)).toMatchObject({ status: 400, body: { error: 'offset_out_of_range' } });
+    // A consumer behind retention can still record where it is; lag counts what retention removed.
+    expect((await call('/v1/groups/edges-g/offsets', 'POST', { topic: 'edges', partition: 0, offset: 0 })).status).toBe(204);
+    expect((await call('/v1/groups/edges-g/offsets?topic=edges')).body).toMatchObject({ offsets: [{ partition: 0, offset: 0, high_watermark: hwm, lag: hwm }] });
+    expect(await call('/v1/groups/edges-g/offsets', 'POST', { topic: 'edges', partition: 0, offset: hwm + 1 })).toMatchObject({ status: 400, body: { error: 'offset_out_of_range' } });
   });
 });
 
