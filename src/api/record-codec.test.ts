@@ -7,7 +7,7 @@ import { createTestContext } from '../engine/testing.js';
 import { StreamStore } from '../engine/streams/stream-store.js';
 import { parseJson } from './body.js';
 import { seededRandom } from '../core/random-testing.js';
-import { MAX_PRODUCE_RECORDS, consumeResultJson, fromBase64, parseProduceBody, parseProduceJson, produceResultJson } from './record-codec.js';
+import { MAX_PRODUCE_HEADERS, MAX_PRODUCE_RECORDS, consumeResultJson, fromBase64, parseProduceBody, parseProduceJson, produceResultJson } from './record-codec.js';
 import { ProduceBody } from './schemas/streams.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -270,6 +270,27 @@ describe('parseProduceJson', () => {
     const broken = utf8(`{"records":[${tiny(MAX_PRODUCE_RECORDS + 1).join(',')},]}`);
     expect(outcome(() => parseProduceJson(broken))).toBe(general(broken));
     expect(general(broken)).toMatch(/^invalid_argument: request body is not valid JSON/);
+  });
+
+  it(`takes at most ${MAX_PRODUCE_HEADERS} headers in all the records of a request (413 too_large), on both paths`, () => {
+    const withHeaders = (n: number, header = '{"key":""}') => `{"value":"","headers":[${Array<string>(n).fill(header).join(',')}]}`;
+    const body = (items: string[]) => utf8(`{"records":[${items.join(',')}]}`);
+    const third = Math.ceil(MAX_PRODUCE_HEADERS / 3);
+    const at = body([withHeaders(third), withHeaders(third), withHeaders(MAX_PRODUCE_HEADERS - 2 * third)]);
+    expect(parseProduceJson(at).reduce((n, r) => n + r.headers!.length, 0)).toBe(MAX_PRODUCE_HEADERS);
+    const cases = [
+      [withHeaders(third), withHeaders(third), withHeaders(MAX_PRODUCE_HEADERS - 2 * third + 1)],
+      // past the limit headers are only checked to the grammar; the general path still gives the count
+      [withHeaders(MAX_PRODUCE_HEADERS), withHeaders(5, '7')],
+      // a bad record before the limit: the count is still what is refused
+      ['{"value":"%%","encoding":"base64"}', withHeaders(MAX_PRODUCE_HEADERS + 1)],
+    ];
+    for (const items of cases) {
+      const bytes = body(items);
+      const seen = outcome(() => parseProduceJson(bytes));
+      expect(seen).toMatch(new RegExp(`^too_large: records: a request may hold at most ${MAX_PRODUCE_HEADERS} headers in all, got \\d+$`));
+      expect(general(bytes)).toBe(seen);
+    }
   });
 });
 

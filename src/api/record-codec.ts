@@ -55,10 +55,11 @@ function base64Span(bytes: Uint8Array, start: number, stop: number): Uint8Array 
  */
 export const MAX_PRODUCE_RECORDS = 100_000;
 
-function tooManyRecords(count: number): QuartzError {
-  return new QuartzError(ErrorCode.TOO_LARGE, `records: a request may hold at most ${MAX_PRODUCE_RECORDS} records, got ${count}`, {
-    details: { limit: MAX_PRODUCE_RECORDS },
-  });
+/** Headers one produce request may hold, all its records' together: each costs what a record does (7 records of 200,000 empty headers held the loop as long). */
+export const MAX_PRODUCE_HEADERS = 100_000;
+
+function tooMany(what: 'records' | 'headers', limit: number, count: number): QuartzError {
+  return new QuartzError(ErrorCode.TOO_LARGE, `records: a request may hold at most ${limit} ${what}${what === 'headers' ? ' in all' : ''}, got ${count}`, { details: { limit } });
 }
 
 function typeName(v: unknown): string {
@@ -130,7 +131,11 @@ export function parseProduceBody(body: unknown): ProduceRecord[] {
   const list = (body as { records?: unknown }).records;
   if (!Array.isArray(list)) throw invalid(`records: expected array, received ${typeName(list)}`);
   if (list.length === 0) throw invalid('records: must hold at least one record');
-  if (list.length > MAX_PRODUCE_RECORDS) throw tooManyRecords(list.length);
+  if (list.length > MAX_PRODUCE_RECORDS) throw tooMany('records', MAX_PRODUCE_RECORDS, list.length);
+  // Counted before any record is checked, so that this is the answer whichever record is bad, as on the byte scanner's path.
+  let headers = 0;
+  for (const r of list) if (r !== null && typeof r === 'object' && Array.isArray((r as { headers?: unknown }).headers)) headers += (r as { headers: unknown[] }).headers.length;
+  if (headers > MAX_PRODUCE_HEADERS) throw tooMany('headers', MAX_PRODUCE_HEADERS, headers);
   const out = new Array<ProduceRecord>(list.length);
   const arena = new Utf8Arena();
   for (let i = 0; i < list.length; i++) {
@@ -212,6 +217,8 @@ class ProduceScanner {
   i = 0;
   /** Records after the first MAX_PRODUCE_RECORDS: checked to the JSON grammar only, and counted. */
   beyondLimit = 0;
+  /** Headers seen in the records read; those past MAX_PRODUCE_HEADERS are checked to the grammar only. */
+  headerCount = 0;
   /** The last string `scan` read. */
   private start = 0;
   private end = 0;
@@ -328,6 +335,11 @@ class ProduceScanner {
       return out;
     }
     for (;;) {
+      if (this.headerCount++ >= MAX_PRODUCE_HEADERS) {
+        this.skipValue(0);
+        if (!this.more(0x5d)) return out;
+        continue;
+      }
       this.expect(0x7b);
       let key: string | undefined;
       let value: Span | null | undefined;
@@ -630,7 +642,8 @@ export function parseProduceJson(bytes: Uint8Array): ProduceRecord[] {
     return parseProduceBody(parseJson(bytes));
   }
   // Refused once the whole body is known to be JSON, so the general path's answer is the same.
-  if (scanner.beyondLimit > 0) throw tooManyRecords(records.length + scanner.beyondLimit);
+  if (scanner.beyondLimit > 0) throw tooMany('records', MAX_PRODUCE_RECORDS, records.length + scanner.beyondLimit);
+  if (scanner.headerCount > MAX_PRODUCE_HEADERS) throw tooMany('headers', MAX_PRODUCE_HEADERS, scanner.headerCount);
   return records;
 }
 
