@@ -7,7 +7,7 @@ import { createTestContext } from '../engine/testing.js';
 import { StreamStore } from '../engine/streams/stream-store.js';
 import { parseJson } from './body.js';
 import { seededRandom } from '../core/random-testing.js';
-import { consumeResultJson, fromBase64, parseProduceBody, parseProduceJson, produceResultJson } from './record-codec.js';
+import { MAX_PRODUCE_HEADERS, MAX_PRODUCE_RECORDS, consumeResultJson, fromBase64, parseProduceBody, parseProduceJson, produceResultJson } from './record-codec.js';
 import { ProduceBody } from './schemas/streams.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -64,6 +64,9 @@ describe('parseProduceBody', () => {
     expect(errorOf(() => parseProduceBody({ records: [{ value: '%%', encoding: 'base64' }] }))).toMatch(/^records\[0\]\.value: not valid base64/);
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', partition: -1 }] }))).toMatch(/^records\[0\]\.partition: /);
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', partition: 1.5 }] }))).toMatch(/^records\[0\]\.partition: /);
+    // 1e400 in a body parses to Infinity, which JSON.stringify would have called null.
+    expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', partition: Infinity }] }))).toBe('records[0].partition: expected a non-negative integer, received Infinity');
+    expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', partition: null }] }))).toBe('records[0].partition: expected a non-negative integer, received null');
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', headers: {} }] }))).toMatch(/^records\[0\]\.headers: expected array/);
     expect(errorOf(() => parseProduceBody({ records: [{ value: 'a', headers: [{ key: 1, value: 'x' }] }] }))).toMatch(/^records\[0\]\.headers\[0\]\.key: /);
     expect(errorOf(() => parseProduceBody({ records: [null] }))).toBe('records[0]: expected object, received null');
@@ -242,6 +245,52 @@ describe('parseProduceJson', () => {
     const records = parseProduceJson(bytes);
     expect(records[0]!.value!.buffer).toBe(bytes.buffer);
     expect(new TextDecoder().decode(records[1]!.value!)).toBe('d"e');
+  });
+
+  it(`takes at most ${MAX_PRODUCE_RECORDS} records (413 too_large), on the byte scanner's path and the general one alike`, () => {
+    const body = (items: string[]) => utf8(`{"records":[${items.join(',')}]}`);
+    const tiny = (n: number, last = '{"value":""}') => [...Array<string>(n - 1).fill('{"value":""}'), last];
+    expect(parseProduceJson(body(tiny(MAX_PRODUCE_RECORDS)))).toHaveLength(MAX_PRODUCE_RECORDS);
+    const cases = [
+      tiny(MAX_PRODUCE_RECORDS + 1),
+      // past the limit the scanner only checks the grammar; the general path still gives the count
+      tiny(MAX_PRODUCE_RECORDS + 7, '{"value":5}'),
+      // an escape sends the whole body down the general path
+      ['{"value":"\\u0041"}', ...tiny(MAX_PRODUCE_RECORDS + 1)],
+      // a bad record before the limit: the count is still what is refused
+      ['{"value":"%%","encoding":"base64"}', ...tiny(2 * MAX_PRODUCE_RECORDS)],
+    ];
+    for (const items of cases) {
+      const bytes = body(items);
+      const seen = outcome(() => parseProduceJson(bytes));
+      expect(seen).toBe(`too_large: records: a request may hold at most ${MAX_PRODUCE_RECORDS} records, got ${items.length}`);
+      expect(general(bytes)).toBe(seen);
+    }
+    // A body that is not JSON after the limit is refused as not JSON, as the general path does.
+    const broken = utf8(`{"records":[${tiny(MAX_PRODUCE_RECORDS + 1).join(',')},]}`);
+    expect(outcome(() => parseProduceJson(broken))).toBe(general(broken));
+    expect(general(broken)).toMatch(/^invalid_argument: request body is not valid JSON/);
+  });
+
+  it(`takes at most ${MAX_PRODUCE_HEADERS} headers in all the records of a request (413 too_large), on both paths`, () => {
+    const withHeaders = (n: number, header = '{"key":""}') => `{"value":"","headers":[${Array<string>(n).fill(header).join(',')}]}`;
+    const body = (items: string[]) => utf8(`{"records":[${items.join(',')}]}`);
+    const third = Math.ceil(MAX_PRODUCE_HEADERS / 3);
+    const at = body([withHeaders(third), withHeaders(third), withHeaders(MAX_PRODUCE_HEADERS - 2 * third)]);
+    expect(parseProduceJson(at).reduce((n, r) => n + r.headers!.length, 0)).toBe(MAX_PRODUCE_HEADERS);
+    const cases = [
+      [withHeaders(third), withHeaders(third), withHeaders(MAX_PRODUCE_HEADERS - 2 * third + 1)],
+      // past the limit headers are only checked to the grammar; the general path still gives the count
+      [withHeaders(MAX_PRODUCE_HEADERS), withHeaders(5, '7')],
+      // a bad record before the limit: the count is still what is refused
+      ['{"value":"%%","encoding":"base64"}', withHeaders(MAX_PRODUCE_HEADERS + 1)],
+    ];
+    for (const items of cases) {
+      const bytes = body(items);
+      const seen = outcome(() => parseProduceJson(bytes));
+      expect(seen).toMatch(new RegExp(`^too_large: records: a request may hold at most ${MAX_PRODUCE_HEADERS} headers in all, got \\d+$`));
+      expect(general(bytes)).toBe(seen);
+    }
   });
 });
 

@@ -3,6 +3,7 @@
  * (the hot path, so no schema library per record), and consumed records are written back with
  * a per-record `encoding`: utf8 when every byte field is valid UTF-8, base64 otherwise.
  */
+import { ErrorCode, QuartzError } from '../core/errors.js';
 import { hasLoneSurrogate } from '../core/show-value.js';
 import type { DecodedRecord } from '../core/segment.js';
 import { offsetRun, type ConsumeResult, type OffsetRun, type ProduceRecord, type ProduceResult } from '../engine/streams/stream-store.js';
@@ -44,6 +45,21 @@ function base64Span(bytes: Uint8Array, start: number, stop: number): Uint8Array 
     }
   }
   return out;
+}
+
+/**
+ * Records one produce request may hold, as many as one consume answer may (`max_records`). The
+ * body limit alone let 16 MiB of `{"value":""}` carry 1.3 million records: one request then held
+ * the event loop for seconds (every record is an object, a view and an offset in the answer, which
+ * came to 41 MB), and every other request on the server waited.
+ */
+export const MAX_PRODUCE_RECORDS = 100_000;
+
+/** Headers one produce request may hold, all its records' together: each costs what a record does (7 records of 200,000 empty headers held the loop as long). */
+export const MAX_PRODUCE_HEADERS = 100_000;
+
+function tooMany(what: 'records' | 'headers', limit: number, count: number): QuartzError {
+  return new QuartzError(ErrorCode.TOO_LARGE, `records: a request may hold at most ${limit} ${what}${what === 'headers' ? ' in all' : ''}, got ${count}`, { details: { limit } });
 }
 
 function typeName(v: unknown): string {
@@ -115,6 +131,11 @@ export function parseProduceBody(body: unknown): ProduceRecord[] {
   const list = (body as { records?: unknown }).records;
   if (!Array.isArray(list)) throw invalid(`records: expected array, received ${typeName(list)}`);
   if (list.length === 0) throw invalid('records: must hold at least one record');
+  if (list.length > MAX_PRODUCE_RECORDS) throw tooMany('records', MAX_PRODUCE_RECORDS, list.length);
+  // Counted before any record is checked, so that this is the answer whichever record is bad, as on the byte scanner's path.
+  let headers = 0;
+  for (const r of list) if (r !== null && typeof r === 'object' && Array.isArray((r as { headers?: unknown }).headers)) headers += (r as { headers: unknown[] }).headers.length;
+  if (headers > MAX_PRODUCE_HEADERS) throw tooMany('headers', MAX_PRODUCE_HEADERS, headers);
   const out = new Array<ProduceRecord>(list.length);
   const arena = new Utf8Arena();
   for (let i = 0; i < list.length; i++) {
@@ -128,7 +149,8 @@ export function parseProduceBody(body: unknown): ProduceRecord[] {
     const rec: ProduceRecord = { key: bytesOf(r.key, base64, `${at}.key`, true, arena), value: bytesOf(r.value, base64, `${at}.value`, false, arena) };
     if (r.partition !== undefined) {
       if (typeof r.partition !== 'number' || !Number.isSafeInteger(r.partition) || r.partition < 0) {
-        throw invalid(`${at}.partition: expected a non-negative integer, received ${JSON.stringify(r.partition)}`);
+        // String for numbers: JSON.stringify writes Infinity (a body's 1e400) as null.
+        throw invalid(`${at}.partition: expected a non-negative integer, received ${typeof r.partition === 'number' ? String(r.partition) : JSON.stringify(r.partition)}`);
       }
       rec.partition = r.partition;
     }
@@ -193,6 +215,10 @@ const TEXT = 2;
  */
 class ProduceScanner {
   i = 0;
+  /** Records after the first MAX_PRODUCE_RECORDS: checked to the JSON grammar only, and counted. */
+  beyondLimit = 0;
+  /** Headers seen in the records read; those past MAX_PRODUCE_HEADERS are checked to the grammar only. */
+  headerCount = 0;
   /** The last string `scan` read. */
   private start = 0;
   private end = 0;
@@ -227,7 +253,11 @@ class ProduceScanner {
     const out: ProduceRecord[] = [];
     if (this.ws() === 0x5d) throw GIVE_UP; // empty: the general path words it
     for (;;) {
-      out.push(this.record());
+      if (out.length < MAX_PRODUCE_RECORDS) out.push(this.record());
+      else {
+        this.skipValue(0);
+        this.beyondLimit++;
+      }
       if (!this.more(0x5d)) return out;
     }
   }
@@ -305,6 +335,11 @@ class ProduceScanner {
       return out;
     }
     for (;;) {
+      if (this.headerCount++ >= MAX_PRODUCE_HEADERS) {
+        this.skipValue(0);
+        if (!this.more(0x5d)) return out;
+        continue;
+      }
       this.expect(0x7b);
       let key: string | undefined;
       let value: Span | null | undefined;
@@ -598,12 +633,18 @@ class ProduceScanner {
  * const records = parseProduceJson(await readBody(c.req.raw, limit));
  */
 export function parseProduceJson(bytes: Uint8Array): ProduceRecord[] {
+  const scanner = new ProduceScanner(bytes);
+  let records: ProduceRecord[];
   try {
-    return new ProduceScanner(bytes).body();
+    records = scanner.body();
   } catch {
     // GIVE_UP, a bad escape (SyntaxError) or nesting too deep: the general path decides.
     return parseProduceBody(parseJson(bytes));
   }
+  // Refused once the whole body is known to be JSON, so the general path's answer is the same.
+  if (scanner.beyondLimit > 0) throw tooMany('records', MAX_PRODUCE_RECORDS, records.length + scanner.beyondLimit);
+  if (scanner.headerCount > MAX_PRODUCE_HEADERS) throw tooMany('headers', MAX_PRODUCE_HEADERS, scanner.headerCount);
+  return records;
 }
 
 /**

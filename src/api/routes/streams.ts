@@ -76,6 +76,17 @@ function consumeStart(streams: StreamStore, topic: string, partition: number, qu
 }
 
 /**
+ * A consume's wait: `max_wait_ms` shortened to the server's cap, as Kafka's fetch.max.wait.ms is by
+ * the broker. Any run of digits is a wait, however long: a client may send a 64-bit "forever"
+ * such as 9223372036854775807, which the integer check (at most 16 digits) refused.
+ */
+function waitOf(raw: string | undefined, cap: number): number {
+  // Past 2^53 the number rounds (past ~309 digits it is Infinity), but it stays above any cap.
+  if (raw !== undefined && /^\d+$/.test(raw)) return Math.min(Number(raw), cap);
+  return Math.min(queryInt(raw, 'max_wait_ms', 0, Number.MAX_SAFE_INTEGER, 0), cap);
+}
+
+/**
  * Request targets the direct routes take as they are: topic names of the characters names allow
  * (`.` and `..`, which URL parsing would resolve, are left to the hono routes), a partition of
  * digits, and a query of characters that need no decoding (no `%`, `+` or `#`).
@@ -283,8 +294,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       const found = streamsOf(deps, c.get('tenant').id);
       const streams = found instanceof Promise ? await found : found;
       const { offset, options } = consumeStart(streams, topic, partition, (name) => c.req.query(name));
-      // Waits longer than the cap are shortened, as Kafka's fetch.max.wait.ms is by the broker.
-      const wait = Math.min(queryInt(c.req.query('max_wait_ms'), 'max_wait_ms', 0, Number.MAX_SAFE_INTEGER, 0), deps.config.long_poll_max_ms);
+      const wait = waitOf(c.req.query('max_wait_ms'), deps.config.long_poll_max_ms);
       let result: ConsumeResult;
       if (wait > 0 && deps.shutdownSignal?.aborted !== true) {
         c.set('longPoll', true);

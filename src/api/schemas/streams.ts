@@ -1,5 +1,6 @@
 /** Stream shapes: topics, records (per-record utf8/base64 encoding), consumer groups. */
 import { z } from '@hono/zod-openapi';
+import { MAX_PRODUCE_RECORDS } from '../record-codec.js';
 import { PageCursor } from './common.js';
 
 export const Encoding = z.enum(['utf8', 'base64']).openapi({ description: 'How key, value and header values are written (default utf8)' });
@@ -66,7 +67,8 @@ export const ProduceBody = z
           encoding: Encoding.optional(),
         }),
       )
-      .min(1),
+      .min(1)
+      .max(MAX_PRODUCE_RECORDS),
   })
   .openapi('Produce');
 
