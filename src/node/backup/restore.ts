@@ -1,13 +1,14 @@
 /**
  * Restores a QZBK archive into an empty data directory (offline), through the Storage port:
- * ordered-KV entries in batches per unit, blobs one by one, then a close that makes it durable.
+ * ordered-KV entries in batches per unit, blobs one by one (streamed, so memory stays bounded
+ * whatever their size), then a close that makes it durable.
  */
 import { createReadStream } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
-import type { BatchOp, UnitStorage } from '../../ports/storage.js';
-import { openDiskStorage } from '../storage/disk-storage.js';
+import type { BatchOp } from '../../ports/storage.js';
+import { openDiskStorage, type DiskUnit } from '../storage/disk-storage.js';
 import { makeDirs } from '../storage/make-dirs.js';
 import { readArchive } from './archive.js';
 
@@ -88,7 +89,7 @@ async function restoreInto(options: RestoreOptions, total: number): Promise<Rest
   const storage = await openDiskStorage({ dir: dataDir });
   const result: RestoreResult = { entries: 0, blobs: 0, units: 0, bytes: total };
   const seen = new Set<string>();
-  let pendingUnit: UnitStorage | undefined;
+  let pendingUnit: DiskUnit | undefined;
   let pending: BatchOp[] = [];
   let pendingBytes = 0;
   const flush = async (): Promise<void> => {
@@ -121,7 +122,8 @@ async function restoreInto(options: RestoreOptions, total: number): Promise<Rest
         result.entries++;
         if (pending.length >= BATCH_OPS || pendingBytes >= BATCH_BYTES) await flush();
       } else {
-        await pendingUnit!.blobs.put(entry.key, entry.bytes);
+        // Streamed to its file: a blob (a large value, a collection's snapshot) may be bigger than memory.
+        await pendingUnit!.blobs.putStream(entry.key, entry.chunks);
         result.blobs++;
       }
     }
