@@ -70,6 +70,8 @@ describe('QZBK archive', () => {
     await expect(readAll(badType)).rejects.toThrow(/unknown frame type 9 at byte 16/);
     const wrongCount = Buffer.concat([good.subarray(0, good.length - 13), endFrame(2)]);
     await expect(readAll(wrongCount)).rejects.toThrow(/end frame says 2 frames, read 3/);
+    const notUtf8 = Buffer.concat([header(0), kvFrame(Buffer.of(0xff, 0xfe), utf8.encode('k'), utf8.encode('v')), endFrame(1)]);
+    await expect(readAll(notUtf8)).rejects.toThrow(/^backup archive test\.qzb: the unit name of the frame at byte 16 is not UTF-8$/);
     const hugeKey = Buffer.concat([header(0), Buffer.of(1, 0, 0, 0xff, 0xff, 0xff, 0xff)]);
     await expect(readAll(hugeKey)).rejects.toThrow(/key length 4294967295 at byte 16 is over/);
   });

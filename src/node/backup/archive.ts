@@ -27,6 +27,8 @@ const MAX_BLOB_BYTES = 2 ** 32;
 const BLOB_CHUNK_BYTES = 1024 * 1024;
 
 const utf8 = new TextEncoder();
+// fatal: our writer only writes UTF-8, and a name decoded with replacement characters would land the data in another unit.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function header(createdAt: number): Buffer {
   const b = Buffer.alloc(HEADER_BYTES);
@@ -207,7 +209,14 @@ export async function* readArchive(source: AsyncIterable<Uint8Array>, where: str
       const stored = (await need(4, 'a frame checksum')).readUInt32LE(0);
       if (stored !== crc >>> 0) throw corrupt(where, `frame at byte ${at} fails its checksum`);
     };
-    const unit = name.toString('utf8');
+    const text = (bytes: Buffer, what: string): string => {
+      try {
+        return strictUtf8.decode(bytes);
+      } catch {
+        throw corrupt(where, `the ${what} of the frame at byte ${at} is not UTF-8`);
+      }
+    };
+    const unit = text(name, 'unit name');
     if (type === FRAME_KV) {
       const valueLen = await need(4, 'a value length');
       if (valueLen.readUInt32LE(0) > MAX_ENTRY_BYTES) throw corrupt(where, `value length ${valueLen.readUInt32LE(0)} at byte ${at} is over ${MAX_ENTRY_BYTES}`);
@@ -239,7 +248,7 @@ export async function* readArchive(source: AsyncIterable<Uint8Array>, where: str
       }
     }
     frames++;
-    yield { type: 'blob', unit, key: key.toString('utf8'), size: Number(size), chunks: chunks() };
+    yield { type: 'blob', unit, key: text(key, 'blob key'), size: Number(size), chunks: chunks() };
     for await (const _ of chunks());
   }
 }

@@ -104,7 +104,7 @@ async function restoreInto(options: RestoreOptions, total: number): Promise<Rest
     options.onProgress?.(read, total);
   });
   try {
-    let current = '';
+    let current: string | undefined;
     for await (const entry of readArchive(source, file)) {
       signal?.throwIfAborted();
       if (entry.unit !== current) {
@@ -132,6 +132,8 @@ async function restoreInto(options: RestoreOptions, total: number): Promise<Rest
   } catch (err) {
     source.destroy();
     await storage.close().catch(() => undefined);
+    // A frame intact by its checksum whose unit name or key the storage refuses: the archive is at fault, not the call.
+    if (err instanceof QuartzError && err.code === ErrorCode.INVALID_ARGUMENT) throw new QuartzError(ErrorCode.CORRUPT_DATA, `backup archive ${file}: ${err.message}`);
     throw err;
   }
   source.destroy();

@@ -4,11 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../core/errors.js';
 import type { Engine } from '../../engine/engine.js';
 import { createTestEngine } from '../../engine/testing.js';
 import { openQuartz } from '../open-quartz.js';
+import { blobFrameHead, crcTrailer, endFrame, header, kvFrame } from './archive.js';
 import { restoreBackup } from './restore.js';
 import { createBackup, releaseBackups } from './snapshot.js';
 
@@ -159,6 +161,21 @@ describe('createBackup / restoreBackup', () => {
     expect(got).toBeLessThan(snap.size!);
     expect((await readdir(join(root, 'd', 'blobs', 'tmp'))).filter((n) => n.startsWith('backup-'))).toEqual([]);
     await engine.close(); // and the storage closes cleanly afterwards
+  });
+
+  it('refuses, naming the archive, an entry no unit can take, instead of counting it restored and dropping it', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const cases: [string, Uint8Array, RegExp][] = [
+      ['empty-unit', kvFrame(new Uint8Array(0), utf8.encode('k'), utf8.encode('v')), /unit name must be a non-empty string/],
+      ['empty-blob-key', Buffer.concat([blobFrameHead(utf8.encode('kv/t'), '', 1), Buffer.of(7), crcTrailer(crc32(Buffer.of(7), crc32(blobFrameHead(utf8.encode('kv/t'), '', 1))))]), /blob key must be a non-empty string/],
+    ];
+    for (const [name, frame, message] of cases) {
+      const file = join(root, `${name}.qzb`);
+      await writeFile(file, Buffer.concat([header(0), frame, endFrame(1)]));
+      const dataDir = join(root, name);
+      await expect(restoreBackup({ file, dataDir }), name).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA, message: expect.stringMatching(new RegExp(`^backup archive ${file}: ${message.source}`)) });
+      await expect(readdir(dataDir), name).rejects.toThrow(/ENOENT/);
+    }
   });
 
   it('says backups need the disk storage', async () => {
