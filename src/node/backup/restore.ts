@@ -56,6 +56,14 @@ async function undoRestore(dir: string, made: boolean): Promise<void> {
   for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
 }
 
+/** `chunks`, checking `signal` before each: Ctrl-C inside a blob of gigabytes must not wait for its end. */
+async function* stoppable(chunks: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
+  for await (const chunk of chunks) {
+    signal?.throwIfAborted();
+    yield chunk;
+  }
+}
+
 /**
  * @example
  * const { entries, blobs } = await restoreBackup({ file: 'backup.qzb', dataDir: './restored' });
@@ -123,7 +131,7 @@ async function restoreInto(options: RestoreOptions, total: number): Promise<Rest
         if (pending.length >= BATCH_OPS || pendingBytes >= BATCH_BYTES) await flush();
       } else {
         // Streamed to its file: a blob (a large value, a collection's snapshot) may be bigger than memory.
-        await pendingUnit!.blobs.putStream(entry.key, entry.chunks);
+        await pendingUnit!.blobs.putStream(entry.key, stoppable(entry.chunks, signal));
         result.blobs++;
       }
     }

@@ -131,6 +131,30 @@ describe('createBackup / restoreBackup', () => {
     await expect(readdir(fresh)).rejects.toThrow(/ENOENT/);
   });
 
+  it('stops inside a large blob when told to, not once the whole blob is written', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const blob = Buffer.alloc(32 * 1024 * 1024, 3);
+    const head = blobFrameHead(utf8.encode('vec/t/c'), 'snap/1', blob.length);
+    const file = join(root, 'one-big-blob.qzb');
+    await writeFile(file, Buffer.concat([header(0), head, blob, crcTrailer(crc32(blob, crc32(head))), endFrame(1)]));
+    const stop = new AbortController();
+    const reason = new Error('stopped');
+    let read = 0;
+    const dataDir = join(root, 'fresh');
+    const stopped = restoreBackup({
+      file,
+      dataDir,
+      signal: stop.signal,
+      onProgress: (bytes) => {
+        read = bytes;
+        if (bytes >= 4 * 1024 * 1024) stop.abort(reason); // well inside the blob
+      },
+    });
+    await expect(stopped).rejects.toBe(reason);
+    expect(read, 'bytes of the archive read before the restore stopped').toBeLessThan(blob.length / 2);
+    await expect(readdir(dataDir)).rejects.toThrow(/ENOENT/);
+  });
+
   it('releases its links when the download is cancelled', async () => {
     const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
     const engine = await engineAt(join(root, 'd'));
