@@ -166,6 +166,23 @@ describe('createBackup / restoreBackup', () => {
     expect((await readdir(join(root, 'd', 'blobs', 'tmp'))).filter((n) => n.startsWith('backup-'))).toEqual([]);
   });
 
+  it('takes nothing, and holds nothing, for a request that was gone before the snapshot was taken', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const engine = await engineAt(join(root, 'd'));
+    const { tenant } = await engine.tenants.create({ email: 'g@example.com' });
+    await (await engine.tenant(tenant.id)).kv.put('big', new Uint8Array(1_200_000));
+    const links = async () => (await readdir(join(root, 'd', 'blobs', 'tmp'))).filter((n) => n.startsWith('backup-'));
+    const gone = new Error('client gone');
+    await expect(createBackup(engine, AbortSignal.abort(gone))).rejects.toBe(gone);
+    expect(await links()).toEqual([]);
+    // Gone while the usage meter flushes, before the read transaction opens.
+    const leaving = new AbortController();
+    const taking = createBackup(engine, leaving.signal);
+    leaving.abort(gone);
+    await expect(taking).rejects.toBe(gone);
+    expect(await links()).toEqual([]);
+  });
+
   it('stops a running download short when the server releases its backups before closing', async () => {
     const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
     const engine = await engineAt(join(root, 'd'));

@@ -90,6 +90,7 @@ export async function createBackup(engine: Engine, signal?: AbortSignal): Promis
   // The meter persists its counts once a minute: without a flush the snapshot would miss up to a
   // minute of usage (billing figures) that the live server already reports.
   if (engine.context.usage instanceof UsageMeter) await engine.context.usage.flush();
+  signal?.throwIfAborted(); // the client left while the meter wrote: no snapshot to take
   // lmdb holds every acknowledged write until `release` (the rest wait in the write-ahead log).
   const { dir, env, units, data, release: resumeAcks } = await storage.backupSource();
   const linkDir = join(dir, 'blobs', 'tmp', `backup-${randomUUID()}`); // tmp/ is swept on open: a crash leaves nothing
@@ -114,6 +115,24 @@ export async function createBackup(engine: Engine, signal?: AbortSignal): Promis
   }
   // --- end of the synchronous turn ---
 
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    open.get(engine)?.delete(release);
+    txn.done();
+    rmSync(linkDir, { recursive: true, force: true });
+  };
+  let active = open.get(engine);
+  if (active === undefined) open.set(engine, (active = new Set()));
+  active.add(release);
+  // Gone while the journal caught up: an abort listener added now would never run.
+  if (signal?.aborted === true) {
+    release();
+    signal.throwIfAborted();
+  }
+  signal?.addEventListener('abort', release, { once: true });
+
   const nameBytes = new Map<number, Uint8Array>([...names].map(([id, name]) => [id, utf8.encode(name)]));
   const rangeOf = () => (data as Database<Buffer, Buffer>).getRange({ transaction: txn });
 
@@ -130,18 +149,6 @@ export async function createBackup(engine: Engine, signal?: AbortSignal): Promis
     frames++;
   }
 
-  let released = false;
-  const release = (): void => {
-    if (released) return;
-    released = true;
-    open.get(engine)?.delete(release);
-    txn.done();
-    rmSync(linkDir, { recursive: true, force: true });
-  };
-  let active = open.get(engine);
-  if (active === undefined) open.set(engine, (active = new Set()));
-  active.add(release);
-  signal?.addEventListener('abort', release, { once: true });
 
   async function* produce(): AsyncGenerator<Uint8Array> {
     yield header(Date.now());
