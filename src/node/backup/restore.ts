@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { DATA_VERSION, DATA_VERSION_KEY, META_UNIT, dataVersionTooNew, parseDataVersion } from '../../engine/data-version.js';
 import type { BatchOp } from '../../ports/storage.js';
 import { openDiskStorage, type DiskUnit } from '../storage/disk-storage.js';
 import { makeDirs } from '../storage/make-dirs.js';
@@ -125,6 +126,11 @@ async function restoreInto(options: RestoreOptions, total: number): Promise<Rest
         }
       }
       if (entry.type === 'kv') {
+        // The meta unit comes first (the first unit made): a newer format is refused before gigabytes are written for nothing.
+        if (entry.unit === META_UNIT && Buffer.from(entry.key).equals(DATA_VERSION_KEY)) {
+          const found = parseDataVersion(entry.value);
+          if (found > DATA_VERSION) throw dataVersionTooNew(`backup archive ${file}`, found, DATA_VERSION);
+        }
         pending.push({ type: 'put', key: entry.key, value: entry.value });
         pendingBytes += entry.key.length + entry.value.length;
         result.entries++;

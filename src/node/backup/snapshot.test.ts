@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../core/errors.js';
+import { DATA_VERSION } from '../../engine/data-version.js';
 import type { Engine } from '../../engine/engine.js';
 import { createTestEngine } from '../../engine/testing.js';
 import { openQuartz } from '../open-quartz.js';
@@ -217,6 +218,19 @@ describe('createBackup / restoreBackup', () => {
       await expect(restoreBackup({ file, dataDir }), name).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA, message: expect.stringMatching(new RegExp(`^backup archive ${file}: ${message.source}`)) });
       await expect(readdir(dataDir), name).rejects.toThrow(/ENOENT/);
     }
+  });
+
+  it('refuses an archive of a data format newer than this build as soon as it reads the version, before restoring the rest', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const file = join(root, 'newer.qzb');
+    const frames = [kvFrame(utf8.encode('meta'), utf8.encode('data_version'), utf8.encode(String(DATA_VERSION + 1))), kvFrame(utf8.encode('kv/t'), utf8.encode('k'), utf8.encode('v'))];
+    await writeFile(file, Buffer.concat([header(0), ...frames, endFrame(frames.length)]));
+    const dataDir = join(root, 'fresh');
+    await expect(restoreBackup({ file, dataDir })).rejects.toMatchObject({
+      code: ErrorCode.DATA_VERSION_TOO_NEW,
+      message: expect.stringContaining(`backup archive ${file}`),
+    });
+    await expect(readdir(dataDir)).rejects.toThrow(/ENOENT/);
   });
 
   it('says backups need the disk storage', async () => {
