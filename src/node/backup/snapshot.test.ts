@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -231,6 +231,62 @@ describe('createBackup / restoreBackup', () => {
       message: expect.stringContaining(`backup archive ${file}`),
     });
     await expect(readdir(dataDir)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('gives the event loop turns while it sizes and streams many entries, so the server goes on answering', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const engine = await engineAt(join(root, 'd'));
+    const { tenant } = await engine.tenants.create({ email: 'l@example.com' });
+    const { kv } = await engine.tenant(tenant.id);
+    const value = new Uint8Array(100);
+    for (let i = 0; i < 30_000; i += 3000) await Promise.all(Array.from({ length: 3000 }, (_, j) => kv.put(`key-${i + j}`, value)));
+    // The links are made in the snapshot's synchronous turn, just before it sizes the archive: the
+    // turns seen while they exist and createBackup has not resolved are turns given while sizing.
+    const tmp = join(root, 'd', 'blobs', 'tmp');
+    let resolved = false;
+    let whileSizing = 0;
+    let whileStreaming = 0;
+    let streaming = false;
+    let ticking = true;
+    const tick = (): void => {
+      if (!ticking) return;
+      if (streaming) whileStreaming++;
+      else if (!resolved && readdirSync(tmp).some((n) => n.startsWith('backup-'))) whileSizing++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    const snap = await createBackup(engine);
+    resolved = true;
+    streaming = true;
+    let bytes = 0;
+    const reader = snap.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read(); // as fast as a loopback client reads
+      if (done) break;
+      bytes += value.length;
+    }
+    ticking = false;
+    expect(bytes).toBe(snap.size);
+    // One turn at least per slice of entries sized and per batch of frames sent (~3.8 MB here).
+    expect(whileSizing, 'turns while the archive was sized').toBeGreaterThanOrEqual(10);
+    expect(whileStreaming, 'turns while it streamed').toBeGreaterThanOrEqual(10);
+  }, 60_000);
+
+  it('stops sizing the archive when the server releases its backups, and the storage closes cleanly', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const engine = await engineAt(join(root, 'd'));
+    const { tenant } = await engine.tenants.create({ email: 'z@example.com' });
+    const { kv } = await engine.tenant(tenant.id);
+    await Promise.all(Array.from({ length: 10_000 }, (_, i) => kv.put(`key-${i}`, new Uint8Array(10))));
+    const tmp = join(root, 'd', 'blobs', 'tmp');
+    const watch = (): void => {
+      if (readdirSync(tmp).some((n) => n.startsWith('backup-'))) releaseBackups(engine); // sizing has begun
+      else setImmediate(watch);
+    };
+    setImmediate(watch);
+    await expect(createBackup(engine)).rejects.toMatchObject({ code: ErrorCode.UNAVAILABLE, message: expect.stringMatching(/shutting down/) });
+    expect(readdirSync(tmp).filter((n) => n.startsWith('backup-'))).toEqual([]);
+    await engine.close();
   });
 
   it('says backups need the disk storage', async () => {
