@@ -3,10 +3,11 @@
  * empty directory → a server on the restored data answers with the same data: keys, records in
  * sealed segments (blobs) and the log tail, vectors, and the tenant's API key.
  */
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli, startServerProcess, tempDir, type ServerProcess } from './server-process.js';
+import { BIN, cleanEnv, runCli, startServerProcess, tempDir, waitFor, type ServerProcess } from './server-process.js';
 
 const running: ServerProcess[] = [];
 afterAll(async () => {
@@ -126,6 +127,27 @@ describe('quartz backup and restore', () => {
     expect(r.stderr).toMatch(/^quartz: .*\(401 unauthorized\)\n$/);
     expect(await readdir(dirname(target))).toEqual([]); // no .partial left behind
   });
+
+  it('stops on Ctrl-C or SIGTERM with one line and exit 130, leaving no .partial', async () => {
+    const adminKey = 'stop-test-admin-key-0000';
+    const s = await startServerProcess(['--data', await tempDir('backup-stop')], { QUARTZ_ADMIN_KEY: adminKey });
+    running.push(s);
+    const reg = (await (await fetch(`${s.url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'i@example.com' }) })).json()) as { api_key: string };
+    // ~120 MB of blobs: the download is still running when the signal comes.
+    for (let n = 0; n < 40; n++) await fetch(`${s.url}/v1/kv/big${n}`, { method: 'PUT', headers: { authorization: `Bearer ${reg.api_key}` }, body: new Uint8Array(3_000_000).fill(n) });
+    const dir = await tempDir('bk-stop');
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      const file = join(dir, `${signal}.qzb`);
+      const proc = spawn(process.execPath, [BIN, 'backup', '--file', file, '--url', s.url], { env: cleanEnv({ QUARTZ_ADMIN_KEY: adminKey }) });
+      let stderr = '';
+      proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const closed = new Promise<number | string>((resolve) => proc.once('close', (code, sig) => resolve(code ?? sig ?? -1)));
+      await waitFor(async () => ((await stat(`${file}.partial`).catch(() => undefined))?.size ?? 0) > 1_000_000 || undefined, 60_000, 'the download to begin');
+      proc.kill(signal);
+      expect([await closed, stderr], signal).toEqual([130, `quartz: backup stopped by ${signal}; no archive was written\n`]);
+    }
+    expect(await readdir(dir)).toEqual([]);
+  }, 180_000);
 
   it('says in one line when it cannot write the archive, and leaves no .partial', async () => {
     const s = await startServerProcess(['--data', await tempDir('backup-write')], { QUARTZ_ADMIN_KEY: 'write-test-admin-key' });

@@ -23,8 +23,12 @@ export const FRAME_END = 3;
 export const END_BYTES = 1 + 8 + 4;
 /** Blobs are segments, snapshots and large values: far below this; a bigger size is damage. */
 const MAX_BLOB_BYTES = 2 ** 32;
+/** The most of a blob handed on at once. */
+const BLOB_CHUNK_BYTES = 1024 * 1024;
 
 const utf8 = new TextEncoder();
+// fatal: our writer only writes UTF-8, and a name decoded with replacement characters would land the data in another unit.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function header(createdAt: number): Buffer {
   const b = Buffer.alloc(HEADER_BYTES);
@@ -92,9 +96,15 @@ export function endFrame(frames: number): Buffer {
   return b;
 }
 
+/**
+ * A blob's bytes come as `chunks`, read from the archive as they are taken, so a blob of any size
+ * passes through in bounded memory; they must be taken before the next entry (what is left then
+ * is read and dropped). The frame's checksum is checked after the last chunk: a consumer that
+ * writes them learns of damage only then, and must undo what it wrote.
+ */
 export type ArchiveEntry =
   | { type: 'kv'; unit: string; key: Uint8Array; value: Uint8Array }
-  | { type: 'blob'; unit: string; key: string; bytes: Uint8Array };
+  | { type: 'blob'; unit: string; key: string; size: number; chunks: AsyncIterable<Uint8Array> };
 
 function corrupt(where: string, message: string): QuartzError {
   return new QuartzError(ErrorCode.CORRUPT_DATA, `backup archive ${where}: ${message}`);
@@ -129,6 +139,24 @@ class ByteReader {
     this.position += n;
     return out;
   }
+
+  /** Between 1 and `max` bytes, a view of what has arrived (no gathering), or undefined when the input ends. */
+  async readSome(max: number): Promise<Buffer | undefined> {
+    while (this.buffered === 0) {
+      const next = await this.source.next();
+      if (next.done) return undefined;
+      this.chunks.push(Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength));
+      this.buffered += next.value.byteLength;
+      this.received += next.value.byteLength;
+    }
+    const first = this.chunks[0]!;
+    const out = first.subarray(0, max);
+    if (out.length === first.length) this.chunks.shift();
+    else this.chunks[0] = first.subarray(out.length);
+    this.buffered -= out.length;
+    this.position += out.length;
+    return out;
+  }
 }
 
 /**
@@ -149,6 +177,9 @@ export async function* readArchive(source: AsyncIterable<Uint8Array>, where: str
   if (head.toString('latin1', 0, 4) !== MAGIC) throw corrupt(where, 'not a QuartzDB backup (bad magic)');
   const version = head.readUInt16LE(4);
   if (version !== ARCHIVE_VERSION) throw new QuartzError(ErrorCode.UNSUPPORTED_FORMAT, `backup archive ${where}: version ${version} is not supported (this build reads ${ARCHIVE_VERSION})`);
+  // No flag is defined yet: one set means a later writer changed the frames in a way this build cannot know.
+  const flags = head.readUInt16LE(6);
+  if (flags !== 0) throw new QuartzError(ErrorCode.UNSUPPORTED_FORMAT, `backup archive ${where}: header flags 0x${flags.toString(16).padStart(4, '0')} are not supported (this build knows none)`);
   let frames = 0;
   for (;;) {
     const at = r.position;
@@ -174,25 +205,50 @@ export async function* readArchive(source: AsyncIterable<Uint8Array>, where: str
     crc = crc32(name, crc);
     crc = crc32(keyLen, crc);
     crc = crc32(key, crc);
-    let body: Buffer;
+    const checkTrailer = async (): Promise<void> => {
+      const stored = (await need(4, 'a frame checksum')).readUInt32LE(0);
+      if (stored !== crc >>> 0) throw corrupt(where, `frame at byte ${at} fails its checksum`);
+    };
+    const text = (bytes: Buffer, what: string): string => {
+      try {
+        return strictUtf8.decode(bytes);
+      } catch {
+        throw corrupt(where, `the ${what} of the frame at byte ${at} is not UTF-8`);
+      }
+    };
+    const unit = text(name, 'unit name');
     if (type === FRAME_KV) {
       const valueLen = await need(4, 'a value length');
       if (valueLen.readUInt32LE(0) > MAX_ENTRY_BYTES) throw corrupt(where, `value length ${valueLen.readUInt32LE(0)} at byte ${at} is over ${MAX_ENTRY_BYTES}`);
-      body = await need(valueLen.readUInt32LE(0), 'a value');
-      crc = crc32(valueLen, crc);
-    } else {
-      const sizeField = await need(8, 'a blob size');
-      const size = sizeField.readBigUInt64LE(0);
-      if (size > BigInt(MAX_BLOB_BYTES)) throw corrupt(where, `blob size ${size} at byte ${at} is impossible`);
-      body = await need(Number(size), 'blob bytes');
-      crc = crc32(sizeField, crc);
+      const value = await need(valueLen.readUInt32LE(0), 'a value');
+      crc = crc32(value, crc32(valueLen, crc));
+      await checkTrailer();
+      frames++;
+      yield { type: 'kv', unit, key, value };
+      continue;
     }
-    crc = crc32(body, crc);
-    const stored = (await need(4, 'a frame checksum')).readUInt32LE(0);
-    if (stored !== crc >>> 0) throw corrupt(where, `frame at byte ${at} fails its checksum`);
+    const sizeField = await need(8, 'a blob size');
+    const size = sizeField.readBigUInt64LE(0);
+    if (size > BigInt(MAX_BLOB_BYTES)) throw corrupt(where, `blob size ${size} at byte ${at} is impossible`);
+    crc = crc32(sizeField, crc);
+    // Shared by every pass over the bytes, so whatever the consumer leaves is read (and checked) after it.
+    let left = Number(size);
+    let checked = false;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      while (left > 0) {
+        const part = await r.readSome(Math.min(left, BLOB_CHUNK_BYTES));
+        if (part === undefined) throw corrupt(where, `truncated: it ends after ${r.received} bytes, in blob bytes`);
+        left -= part.length;
+        crc = crc32(part, crc);
+        yield part;
+      }
+      if (!checked) {
+        checked = true;
+        await checkTrailer();
+      }
+    }
     frames++;
-    const unit = name.toString('utf8');
-    if (type === FRAME_KV) yield { type: 'kv', unit, key, value: body };
-    else yield { type: 'blob', unit, key: key.toString('utf8'), bytes: body };
+    yield { type: 'blob', unit, key: text(key, 'blob key'), size: Number(size), chunks: chunks() };
+    for await (const _ of chunks());
   }
 }

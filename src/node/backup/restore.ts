@@ -1,13 +1,15 @@
 /**
  * Restores a QZBK archive into an empty data directory (offline), through the Storage port:
- * ordered-KV entries in batches per unit, blobs one by one, then a close that makes it durable.
+ * ordered-KV entries in batches per unit, blobs one by one (streamed, so memory stays bounded
+ * whatever their size), then a close that makes it durable.
  */
 import { createReadStream } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
-import type { BatchOp, UnitStorage } from '../../ports/storage.js';
-import { openDiskStorage } from '../storage/disk-storage.js';
+import { DATA_VERSION, DATA_VERSION_KEY, META_UNIT, dataVersionTooNew, parseDataVersion } from '../../engine/data-version.js';
+import type { BatchOp } from '../../ports/storage.js';
+import { openDiskStorage, type DiskUnit } from '../storage/disk-storage.js';
 import { makeDirs } from '../storage/make-dirs.js';
 import { readArchive } from './archive.js';
 
@@ -55,6 +57,14 @@ async function undoRestore(dir: string, made: boolean): Promise<void> {
   for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
 }
 
+/** `chunks`, checking `signal` before each: Ctrl-C inside a blob of gigabytes must not wait for its end. */
+async function* stoppable(chunks: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
+  for await (const chunk of chunks) {
+    signal?.throwIfAborted();
+    yield chunk;
+  }
+}
+
 /**
  * @example
  * const { entries, blobs } = await restoreBackup({ file: 'backup.qzb', dataDir: './restored' });
@@ -88,7 +98,7 @@ async function restoreInto(options: RestoreOptions, total: number): Promise<Rest
   const storage = await openDiskStorage({ dir: dataDir });
   const result: RestoreResult = { entries: 0, blobs: 0, units: 0, bytes: total };
   const seen = new Set<string>();
-  let pendingUnit: UnitStorage | undefined;
+  let pendingUnit: DiskUnit | undefined;
   let pending: BatchOp[] = [];
   let pendingBytes = 0;
   const flush = async (): Promise<void> => {
@@ -103,7 +113,7 @@ async function restoreInto(options: RestoreOptions, total: number): Promise<Rest
     options.onProgress?.(read, total);
   });
   try {
-    let current = '';
+    let current: string | undefined;
     for await (const entry of readArchive(source, file)) {
       signal?.throwIfAborted();
       if (entry.unit !== current) {
@@ -116,12 +126,18 @@ async function restoreInto(options: RestoreOptions, total: number): Promise<Rest
         }
       }
       if (entry.type === 'kv') {
+        // The meta unit comes first (the first unit made): a newer format is refused before gigabytes are written for nothing.
+        if (entry.unit === META_UNIT && Buffer.from(entry.key).equals(DATA_VERSION_KEY)) {
+          const found = parseDataVersion(entry.value);
+          if (found > DATA_VERSION) throw dataVersionTooNew(`backup archive ${file}`, found, DATA_VERSION);
+        }
         pending.push({ type: 'put', key: entry.key, value: entry.value });
         pendingBytes += entry.key.length + entry.value.length;
         result.entries++;
         if (pending.length >= BATCH_OPS || pendingBytes >= BATCH_BYTES) await flush();
       } else {
-        await pendingUnit!.blobs.put(entry.key, entry.bytes);
+        // Streamed to its file: a blob (a large value, a collection's snapshot) may be bigger than memory.
+        await pendingUnit!.blobs.putStream(entry.key, stoppable(entry.chunks, signal));
         result.blobs++;
       }
     }
@@ -130,6 +146,8 @@ async function restoreInto(options: RestoreOptions, total: number): Promise<Rest
   } catch (err) {
     source.destroy();
     await storage.close().catch(() => undefined);
+    // A frame intact by its checksum whose unit name or key the storage refuses: the archive is at fault, not the call.
+    if (err instanceof QuartzError && err.code === ErrorCode.INVALID_ARGUMENT) throw new QuartzError(ErrorCode.CORRUPT_DATA, `backup archive ${file}: ${err.message}`);
     throw err;
   }
   source.destroy();

@@ -1,14 +1,17 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../core/errors.js';
+import { DATA_VERSION } from '../../engine/data-version.js';
 import type { Engine } from '../../engine/engine.js';
 import { createTestEngine } from '../../engine/testing.js';
 import { openQuartz } from '../open-quartz.js';
+import { blobFrameHead, crcTrailer, endFrame, header, kvFrame } from './archive.js';
 import { restoreBackup } from './restore.js';
 import { createBackup, releaseBackups } from './snapshot.js';
 
@@ -129,6 +132,30 @@ describe('createBackup / restoreBackup', () => {
     await expect(readdir(fresh)).rejects.toThrow(/ENOENT/);
   });
 
+  it('stops inside a large blob when told to, not once the whole blob is written', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const blob = Buffer.alloc(32 * 1024 * 1024, 3);
+    const head = blobFrameHead(utf8.encode('vec/t/c'), 'snap/1', blob.length);
+    const file = join(root, 'one-big-blob.qzb');
+    await writeFile(file, Buffer.concat([header(0), head, blob, crcTrailer(crc32(blob, crc32(head))), endFrame(1)]));
+    const stop = new AbortController();
+    const reason = new Error('stopped');
+    let read = 0;
+    const dataDir = join(root, 'fresh');
+    const stopped = restoreBackup({
+      file,
+      dataDir,
+      signal: stop.signal,
+      onProgress: (bytes) => {
+        read = bytes;
+        if (bytes >= 4 * 1024 * 1024) stop.abort(reason); // well inside the blob
+      },
+    });
+    await expect(stopped).rejects.toBe(reason);
+    expect(read, 'bytes of the archive read before the restore stopped').toBeLessThan(blob.length / 2);
+    await expect(readdir(dataDir)).rejects.toThrow(/ENOENT/);
+  });
+
   it('releases its links when the download is cancelled', async () => {
     const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
     const engine = await engineAt(join(root, 'd'));
@@ -138,6 +165,23 @@ describe('createBackup / restoreBackup', () => {
     expect((await readdir(join(root, 'd', 'blobs', 'tmp'))).some((n) => n.startsWith('backup-'))).toBe(true);
     await snap.body.cancel();
     expect((await readdir(join(root, 'd', 'blobs', 'tmp'))).filter((n) => n.startsWith('backup-'))).toEqual([]);
+  });
+
+  it('takes nothing, and holds nothing, for a request that was gone before the snapshot was taken', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const engine = await engineAt(join(root, 'd'));
+    const { tenant } = await engine.tenants.create({ email: 'g@example.com' });
+    await (await engine.tenant(tenant.id)).kv.put('big', new Uint8Array(1_200_000));
+    const links = async () => (await readdir(join(root, 'd', 'blobs', 'tmp'))).filter((n) => n.startsWith('backup-'));
+    const gone = new Error('client gone');
+    await expect(createBackup(engine, AbortSignal.abort(gone))).rejects.toBe(gone);
+    expect(await links()).toEqual([]);
+    // Gone while the usage meter flushes, before the read transaction opens.
+    const leaving = new AbortController();
+    const taking = createBackup(engine, leaving.signal);
+    leaving.abort(gone);
+    await expect(taking).rejects.toBe(gone);
+    expect(await links()).toEqual([]);
   });
 
   it('stops a running download short when the server releases its backups before closing', async () => {
@@ -159,6 +203,90 @@ describe('createBackup / restoreBackup', () => {
     expect(got).toBeLessThan(snap.size!);
     expect((await readdir(join(root, 'd', 'blobs', 'tmp'))).filter((n) => n.startsWith('backup-'))).toEqual([]);
     await engine.close(); // and the storage closes cleanly afterwards
+  });
+
+  it('refuses, naming the archive, an entry no unit can take, instead of counting it restored and dropping it', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const cases: [string, Uint8Array, RegExp][] = [
+      ['empty-unit', kvFrame(new Uint8Array(0), utf8.encode('k'), utf8.encode('v')), /unit name must be a non-empty string/],
+      ['empty-blob-key', Buffer.concat([blobFrameHead(utf8.encode('kv/t'), '', 1), Buffer.of(7), crcTrailer(crc32(Buffer.of(7), crc32(blobFrameHead(utf8.encode('kv/t'), '', 1))))]), /blob key must be a non-empty string/],
+    ];
+    for (const [name, frame, message] of cases) {
+      const file = join(root, `${name}.qzb`);
+      await writeFile(file, Buffer.concat([header(0), frame, endFrame(1)]));
+      const dataDir = join(root, name);
+      await expect(restoreBackup({ file, dataDir }), name).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA, message: expect.stringMatching(new RegExp(`^backup archive ${file}: ${message.source}`)) });
+      await expect(readdir(dataDir), name).rejects.toThrow(/ENOENT/);
+    }
+  });
+
+  it('refuses an archive of a data format newer than this build as soon as it reads the version, before restoring the rest', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const file = join(root, 'newer.qzb');
+    const frames = [kvFrame(utf8.encode('meta'), utf8.encode('data_version'), utf8.encode(String(DATA_VERSION + 1))), kvFrame(utf8.encode('kv/t'), utf8.encode('k'), utf8.encode('v'))];
+    await writeFile(file, Buffer.concat([header(0), ...frames, endFrame(frames.length)]));
+    const dataDir = join(root, 'fresh');
+    await expect(restoreBackup({ file, dataDir })).rejects.toMatchObject({
+      code: ErrorCode.DATA_VERSION_TOO_NEW,
+      message: expect.stringContaining(`backup archive ${file}`),
+    });
+    await expect(readdir(dataDir)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('gives the event loop turns while it sizes and streams many entries, so the server goes on answering', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const engine = await engineAt(join(root, 'd'));
+    const { tenant } = await engine.tenants.create({ email: 'l@example.com' });
+    const { kv } = await engine.tenant(tenant.id);
+    const value = new Uint8Array(100);
+    for (let i = 0; i < 30_000; i += 3000) await Promise.all(Array.from({ length: 3000 }, (_, j) => kv.put(`key-${i + j}`, value)));
+    // The links are made in the snapshot's synchronous turn, just before it sizes the archive: the
+    // turns seen while they exist and createBackup has not resolved are turns given while sizing.
+    const tmp = join(root, 'd', 'blobs', 'tmp');
+    let resolved = false;
+    let whileSizing = 0;
+    let whileStreaming = 0;
+    let streaming = false;
+    let ticking = true;
+    const tick = (): void => {
+      if (!ticking) return;
+      if (streaming) whileStreaming++;
+      else if (!resolved && readdirSync(tmp).some((n) => n.startsWith('backup-'))) whileSizing++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    const snap = await createBackup(engine);
+    resolved = true;
+    streaming = true;
+    let bytes = 0;
+    const reader = snap.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read(); // as fast as a loopback client reads
+      if (done) break;
+      bytes += value.length;
+    }
+    ticking = false;
+    expect(bytes).toBe(snap.size);
+    // One turn at least per slice of entries sized and per batch of frames sent (~3.8 MB here).
+    expect(whileSizing, 'turns while the archive was sized').toBeGreaterThanOrEqual(10);
+    expect(whileStreaming, 'turns while it streamed').toBeGreaterThanOrEqual(10);
+  }, 60_000);
+
+  it('stops sizing the archive when the server releases its backups, and the storage closes cleanly', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'quartz-snapshot-'));
+    const engine = await engineAt(join(root, 'd'));
+    const { tenant } = await engine.tenants.create({ email: 'z@example.com' });
+    const { kv } = await engine.tenant(tenant.id);
+    await Promise.all(Array.from({ length: 10_000 }, (_, i) => kv.put(`key-${i}`, new Uint8Array(10))));
+    const tmp = join(root, 'd', 'blobs', 'tmp');
+    const watch = (): void => {
+      if (readdirSync(tmp).some((n) => n.startsWith('backup-'))) releaseBackups(engine); // sizing has begun
+      else setImmediate(watch);
+    };
+    setImmediate(watch);
+    await expect(createBackup(engine)).rejects.toMatchObject({ code: ErrorCode.UNAVAILABLE, message: expect.stringMatching(/shutting down/) });
+    expect(readdirSync(tmp).filter((n) => n.startsWith('backup-'))).toEqual([]);
+    await engine.close();
   });
 
   it('says backups need the disk storage', async () => {

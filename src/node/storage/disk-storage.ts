@@ -166,9 +166,14 @@ async function sweep(dir: string, catalog: Map<string, number>): Promise<Set<str
   return rootDirs;
 }
 
+/** A unit as this home opens it: its blobs can also be written from a stream (`putStream`). */
+export interface DiskUnit extends UnitStorage {
+  readonly blobs: FileBlobs;
+}
+
 interface OpenUnit {
   state: UnitHandleState;
-  storage: UnitStorage;
+  storage: DiskUnit;
 }
 
 export class DiskStorage implements StorageProvider {
@@ -356,7 +361,7 @@ export class DiskStorage implements StorageProvider {
         if (this.dropped) throw closedError(`unit '${name}' (dropped)`);
       },
     };
-    const storage: UnitStorage = {
+    const storage: DiskUnit = {
       kv: new LmdbKV(this.data, this.fast, state, this.journal, this.records),
       blobs: new FileBlobs(join(this.dir, 'blobs', String(id)), join(this.dir, 'blobs', 'tmp'), state, this.handles, this.blobRoots),
     };
@@ -365,7 +370,7 @@ export class DiskStorage implements StorageProvider {
     return unit;
   }
 
-  unit(name: string): UnitStorage | Promise<UnitStorage> {
+  unit(name: string): DiskUnit | Promise<DiskUnit> {
     this.check();
     checkName(name, 'unit name');
     const known = this.open.get(name);

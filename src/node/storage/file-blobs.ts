@@ -295,7 +295,17 @@ export class FileBlobs implements BlobStore {
     return this.write(key, parts);
   }
 
-  private async write(key: string, parts: readonly Uint8Array[]): Promise<void> {
+  /**
+   * Like `put` with the bytes `source` yields, each written as it comes, so a blob larger than
+   * memory can be written (a restore). Nothing is in place unless the source ends without error.
+   */
+  async putStream(key: string, source: AsyncIterable<Uint8Array>): Promise<void> {
+    this.state.check();
+    checkName(key, 'blob key');
+    return this.write(key, source);
+  }
+
+  private async write(key: string, parts: readonly Uint8Array[] | AsyncIterable<Uint8Array>): Promise<void> {
     const target = this.file(key);
     const dir = join(target, '..');
     await this.ensureDir(dir).catch((err: unknown) => {
@@ -305,7 +315,13 @@ export class FileBlobs implements BlobStore {
     try {
       const handle = await open(tmp, 'wx');
       try {
-        await writeAll(handle, parts);
+        if (Array.isArray(parts)) await writeAll(handle, parts);
+        else {
+          for await (const part of parts as AsyncIterable<Uint8Array>) {
+            checkBlob(part);
+            await writeAll(handle, [part]);
+          }
+        }
         await handle.sync();
       } finally {
         await handle.close();

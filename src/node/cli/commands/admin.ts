@@ -32,44 +32,56 @@ export function adminCommands(program: Command, io: CliIo): void {
       const handle = await open(partial, 'w').catch((err: NodeJS.ErrnoException) => {
         throw cannotWrite(err);
       });
-      let res: Response;
-      try {
-        res = await client.request('/v1/admin/backup', { auth: 'admin' });
-      } catch (err) {
-        await handle.close();
-        await rm(partial, { force: true });
-        throw err;
-      }
-      const total = Number(res.headers.get('content-length') ?? 0);
-      const out = handle.createWriteStream();
-      // A write that fails (a full disk) is reported by the loop below (once() rejects, end() calls back with it), not thrown at the process.
-      out.on('error', () => undefined);
-      const bar = progressBar(io, 'bytes', total, ctx.out.mode === 'json');
+      // Ctrl-C (or a TERM) stops the download and removes the .partial: killed outright, the
+      // process left up to the archive's whole size of it behind, and said nothing.
+      const stop = new AbortController();
+      const onSignal = (signal: NodeJS.Signals): void => stop.abort(new CliError(`quartz: backup stopped by ${signal}; no archive was written`, 130));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
       let written = 0;
       try {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          if (!out.write(chunk)) await once(out, 'drain');
-          written += chunk.length;
-          bar.update(written);
+        let res: Response;
+        try {
+          res = await client.request('/v1/admin/backup', { auth: 'admin', signal: stop.signal });
+        } catch (err) {
+          await handle.close();
+          await rm(partial, { force: true });
+          throw stop.signal.aborted ? stop.signal.reason : err;
         }
-        await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-      } catch (err) {
-        out.destroy();
-        await rm(partial, { force: true });
-        if (err instanceof CliError) throw err;
-        if ((err as NodeJS.ErrnoException).syscall !== undefined) throw cannotWrite(err as NodeJS.ErrnoException);
-        throw new CliError(`quartz: backup interrupted after ${written} bytes (${(err as Error).message})`);
+        const total = Number(res.headers.get('content-length') ?? 0);
+        const out = handle.createWriteStream();
+        // A write that fails (a full disk) is reported by the loop below (once() rejects, end() calls back with it), not thrown at the process.
+        out.on('error', () => undefined);
+        const bar = progressBar(io, 'bytes', total, ctx.out.mode === 'json');
+        try {
+          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+            if (!out.write(chunk)) await once(out, 'drain', { signal: stop.signal });
+            written += chunk.length;
+            bar.update(written);
+          }
+          await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+        } catch (err) {
+          out.destroy();
+          await rm(partial, { force: true });
+          if (stop.signal.aborted) throw stop.signal.reason;
+          if (err instanceof CliError) throw err;
+          if ((err as NodeJS.ErrnoException).syscall !== undefined) throw cannotWrite(err as NodeJS.ErrnoException);
+          throw new CliError(`quartz: backup interrupted after ${written} bytes (${(err as Error).message})`);
+        } finally {
+          bar.stop();
+        }
+        if (total > 0 && written !== total) {
+          await rm(partial, { force: true });
+          throw new CliError(`quartz: backup ended after ${written} of ${total} bytes`);
+        }
+        await rename(partial, flags.file).catch(async (err: NodeJS.ErrnoException) => {
+          await rm(partial, { force: true });
+          throw cannotWrite(err);
+        });
       } finally {
-        bar.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
       }
-      if (total > 0 && written !== total) {
-        await rm(partial, { force: true });
-        throw new CliError(`quartz: backup ended after ${written} of ${total} bytes`);
-      }
-      await rename(partial, flags.file).catch(async (err: NodeJS.ErrnoException) => {
-        await rm(partial, { force: true });
-        throw cannotWrite(err);
-      });
       ctx.out.done(`backup written to ${flags.file} (${counted(written, 'byte')})`, { file: flags.file, bytes: written });
     });
 
