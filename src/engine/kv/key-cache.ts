@@ -62,6 +62,8 @@ export class KeyCache {
   bytes = 0;
   /** The total that starts a pass: the budget, or above it while in-flight keys kept a pass from freeing enough. */
   passAt: number;
+  /** The last pass left the total over the budget (keys in flight): each settled write group passes again. */
+  over = false;
   evicted = 0;
   private idleReleased = 0;
   /** Stores holding cached keys. */
@@ -107,8 +109,9 @@ export class KeyCache {
       this.evicted += dropped.keys;
     }
     // Keys with writes in flight cannot go: rather than a pass per new key while they are many,
-    // the next pass waits for another eighth of the budget.
-    this.passAt = this.bytes <= this.maxBytes ? this.maxBytes : this.bytes + Math.floor(this.maxBytes / 8);
+    // the next one waits for their writes to settle (see `over`) or another eighth of the budget.
+    this.over = this.bytes > this.maxBytes;
+    this.passAt = this.over ? this.bytes + Math.floor(this.maxBytes / 8) : this.maxBytes;
   }
 
   private tick(): void {

@@ -969,6 +969,8 @@ export class KvStore implements KeyCacheHolder {
     }
     if (durable && group.delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', group.delta);
     this.trim();
+    // Keys in flight held the engine's key caches over their budget: these ones may go now.
+    if (this.keyCache.over) this.keyCache.pass();
   }
 
   /**
