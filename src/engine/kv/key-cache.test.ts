@@ -114,15 +114,13 @@ describe('the engine-wide KV key cache bound', () => {
     const tenants = await Promise.all(['a', 'b', 'c'].map(async (id) => (await engine.tenant(id)).kv));
     for (const kv of tenants) for (let i = 0; i < 30; i++) await kv.put(`key-${String(i).padStart(2, '0')}`, enc.encode('old'));
     // 90 writes issued at once, none awaited: every new slot pushes the budget, which may only
-    // take settled keys. Each read right after its put must see the put.
+    // take settled keys. Reads issued after them all must see them.
     const writes: Promise<unknown>[] = [];
     const reads: Promise<string | undefined>[] = [];
+    const key = (i: number) => `key-${String(i).padStart(2, '0')}`;
+    for (let i = 0; i < 30; i++) for (const kv of tenants) writes.push(kv.put(key(i), enc.encode(`new-${kv.tenantId}`)));
     for (let i = 0; i < 30; i++) {
-      for (const kv of tenants) {
-        const key = `key-${String(i).padStart(2, '0')}`;
-        writes.push(kv.put(key, enc.encode(`new-${kv.tenantId}`)));
-        reads.push(Promise.resolve(kv.get(key)).then((e) => (e === undefined ? undefined : dec.decode(e.value))));
-      }
+      for (const kv of tenants) reads.push(Promise.resolve(kv.get(key(i))).then((e) => (e === undefined ? undefined : dec.decode(e.value))));
     }
     const seen = await Promise.all(reads);
     await Promise.all(writes);
