@@ -7,6 +7,7 @@ import type { BatchEncoder } from '../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
 import type { StorageProvider } from '../ports/storage.js';
 import type { HotValues } from './kv/hot-values.js';
+import type { KeyCache } from './kv/key-cache.js';
 import type { OpenCollections } from './vectors/open-collections.js';
 import type { SegmentCache } from './streams/segment-cache.js';
 
@@ -63,6 +64,11 @@ export interface EngineContext {
    * collections of every tenant together; without it each store has one of its own.
    */
   openCollections?: OpenCollections;
+  /**
+   * The byte budget and idle release shared by the engine's KV stores' key caches; without it
+   * each store is bounded only by its own `cachedKeys`.
+   */
+  keyCache?: KeyCache;
   /** Seals large produce batches off the engine's thread (the Node home's worker threads); without it they are sealed inline. */
   batchEncoder?: BatchEncoder;
 }

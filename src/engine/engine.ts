@@ -14,6 +14,7 @@ import { systemClock, timerScheduler } from '../ports/system-clock.js';
 import type { Capabilities, EngineContext, LevelCounter, UsageRecorder } from './context.js';
 import { ensureDataVersion, type DataVersionResult, type Migration } from './data-version.js';
 import { HotValues } from './kv/hot-values.js';
+import { KeyCache, type KeyCacheStats } from './kv/key-cache.js';
 import { KvStore, type KvStoreOptions } from './kv/kv-store.js';
 import { SegmentCache } from './streams/segment-cache.js';
 import { DEFAULT_SEGMENT_CACHE_BYTES, StreamStore, type StreamStoreOptions } from './streams/stream-store.js';
@@ -35,7 +36,12 @@ export interface EngineOptions {
   defaultPlan?: string;
   /** The WASM core, if the home has not registered a default source for `init()`. */
   wasm?: InitInput;
-  kv?: KvStoreOptions;
+  kv?: KvEngineOptions;
+  /**
+   * A tenant unused this long (ms; 0 never) lets go of what it holds only as a cache (its KV key
+   * cache and hot entries); its services stay open, so a held scope keeps working. Default 10 minutes.
+   */
+  tenantIdleMs?: number;
   streams?: StreamStoreOptions;
   vectors?: VectorStoreOptions;
   /** Names the data in messages, e.g. "data directory ./.quartz". */
@@ -44,6 +50,15 @@ export interface EngineOptions {
   batchEncoder?: BatchEncoder;
   /** Replaces the built-in migrations (tests). */
   migrations?: readonly Migration[];
+}
+
+export interface KvEngineOptions extends KvStoreOptions {
+  /**
+   * Bytes of every tenant's KV key cache together (each key counted at ~170 bytes plus its
+   * length); the least recently used tenants' settled keys go first beyond it. Default 128 MiB;
+   * Infinity for no bound beyond each tenant's `cachedKeys`.
+   */
+  keyCacheMaxBytes?: number;
 }
 
 /** One tenant's data services. Every call through them is scoped to this tenant. */
@@ -55,7 +70,7 @@ export interface TenantScope {
 }
 
 /** See `Engine.stats()`. */
-export interface EngineStats extends OpenCollectionsStats {
+export interface EngineStats extends OpenCollectionsStats, KeyCacheStats {
   open_tenants: number;
   topics: number;
   partitions: number;
@@ -96,6 +111,8 @@ export class Engine {
   private readonly scopes = new Map<string, Promise<TenantScope>>();
   /** What each of `scopes` resolved to, once it has: stats() reads these without an await per tenant. */
   private readonly openedScopes = new WeakMap<Promise<TenantScope>, TenantScope>();
+  /** Tenants being closed by closeTenant: opening one again waits for its close (the store is its unit's only writer). */
+  private readonly closingScopes = new Map<string, Promise<void>>();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -119,6 +136,8 @@ export class Engine {
     const segmentCache = new SegmentCache(options.streams?.segmentCacheBytes ?? DEFAULT_SEGMENT_CACHE_BYTES);
     // One budget for every tenant's open collections, as for the segment cache.
     const openCollections = new OpenCollections(clock, scheduler, options.vectors);
+    // One bound for every tenant's KV key cache, and the idle release of a tenant's.
+    const keyCache = new KeyCache(scheduler, { maxBytes: options.kv?.keyCacheMaxBytes, idleMs: options.tenantIdleMs });
     // After the settings are checked: the meter flushes on a timer from here on.
     const ownMeter = options.usage === undefined ? await UsageMeter.open({ storage: options.storage, clock, scheduler }) : undefined;
     const context: EngineContext = {
@@ -130,6 +149,7 @@ export class Engine {
       hotValues: new HotValues(),
       segmentCache,
       openCollections,
+      keyCache,
       batchEncoder: options.batchEncoder,
     };
     let tenants: TenantRegistry;
@@ -137,6 +157,7 @@ export class Engine {
       tenants = await TenantRegistry.open(context, { defaultPlan: options.defaultPlan });
     } catch (err) {
       await ownMeter?.close(); // stops its flush timer
+      keyCache.close();
       throw err;
     }
     return new Engine(context, dataVersion, tenants, ownMeter, options);
@@ -166,7 +187,8 @@ export class Engine {
       return Promise.reject(err);
     }
     if (scope === undefined) {
-      const opening = this.openScope(id);
+      const closing = this.closingScopes.get(id);
+      const opening = closing === undefined ? this.openScope(id) : closing.then(() => this.openScope(id));
       scope = opening;
       this.scopes.set(id, opening);
       opening.then((opened) => this.openedScopes.set(opening, opened), () => undefined);
@@ -200,12 +222,23 @@ export class Engine {
     throw opened.find((o): o is PromiseRejectedResult => o.status === 'rejected')!.reason;
   }
 
-  /** Closes a tenant's services (e.g. after the tenant is deleted); the next `tenant(id)` reopens them. */
+  /**
+   * Closes a tenant's services (e.g. after the tenant is deleted); the next `tenant(id)` reopens
+   * them, once the close has finished. A second call during a close waits for it.
+   */
   async closeTenant(id: string): Promise<void> {
     const scope = this.scopes.get(id);
-    if (scope === undefined) return;
+    if (scope === undefined) return this.closingScopes.get(id);
     this.scopes.delete(id);
-    await closeScope(scope);
+    const closing = closeScope(scope);
+    // A failed close is reported here; a reopen waiting on it tries anyway.
+    const done = closing.then(noop, noop);
+    this.closingScopes.set(id, done);
+    try {
+      await closing;
+    } finally {
+      if (this.closingScopes.get(id) === done) this.closingScopes.delete(id);
+    }
   }
 
   /**
@@ -229,6 +262,7 @@ export class Engine {
       collections: 0,
       vectors: 0,
       ...this.context.openCollections!.stats(),
+      ...this.context.keyCache!.stats(),
     };
     const count = (scope: TenantScope, vectors: { collections: number; vectors: number }): void => {
       s.open_tenants++;
@@ -279,7 +313,10 @@ export class Engine {
       const scopes = [...this.scopes.values()];
       this.scopes.clear();
       const results = await Promise.allSettled(scopes.map(closeScope));
+      // Closes closeTenant began finish before the storage closes under them.
+      await Promise.all(this.closingScopes.values());
       this.context.openCollections?.close();
+      this.context.keyCache?.close();
       // Services are closed, so nothing meters any more: the last counts reach the meter's flush.
       results.push(...(await Promise.allSettled([this.tenants.close()])));
       if (this.ownMeter) results.push(...(await Promise.allSettled([this.ownMeter.close()])));
@@ -291,6 +328,8 @@ export class Engine {
     return this.closing;
   }
 }
+
+const noop = (): void => {};
 
 async function closeScope(scope: Promise<TenantScope>): Promise<void> {
   let opened: TenantScope;

@@ -13,7 +13,7 @@ import './core.js'; // registers build/quartz.wasm as init()'s default source
 import { openDiskStorage } from './storage/disk-storage.js';
 import { isNoSpace } from './storage/disk-errors.js';
 
-export interface OpenQuartzOptions extends Pick<EngineOptions, 'kv' | 'streams' | 'vectors' | 'usage' | 'defaultPlan'> {
+export interface OpenQuartzOptions extends Pick<EngineOptions, 'kv' | 'streams' | 'vectors' | 'usage' | 'defaultPlan' | 'tenantIdleMs'> {
   /** The data directory; created if missing. */
   dataDir: string;
   clock?: Clock;
@@ -42,9 +42,20 @@ const MAX_ENCODE_THREADS = 64;
  * map, the caches and the other services (see docs/vectors.md, Memory).
  */
 export function defaultOpenCollectionBytes(): number {
+  return Math.max(256 * 2 ** 20, Math.floor(machineMemory() / 8));
+}
+
+/**
+ * The Node home's budget for every tenant's KV key cache when none is given: a sixteenth of the
+ * machine's memory (or of the cgroup's limit), at least 128 MiB (see docs/kv.md, Key cache).
+ */
+export function defaultKeyCacheBytes(): number {
+  return Math.max(128 * 2 ** 20, Math.floor(machineMemory() / 16));
+}
+
+function machineMemory(): number {
   const limit = process.constrainedMemory?.() ?? 0;
-  const memory = limit > 0 && limit < totalmem() ? limit : totalmem();
-  return Math.max(256 * 2 ** 20, Math.floor(memory / 8));
+  return limit > 0 && limit < totalmem() ? limit : totalmem();
 }
 
 /** Facts about the Node home. */
@@ -80,6 +91,7 @@ export async function openQuartz(options: OpenQuartzOptions): Promise<Engine> {
     return await createEngine({
       ...options,
       vectors: { ...options.vectors, maxOpenBytes: options.vectors?.maxOpenBytes ?? defaultOpenCollectionBytes() },
+      kv: { ...options.kv, keyCacheMaxBytes: options.kv?.keyCacheMaxBytes ?? defaultKeyCacheBytes() },
       storage,
       capabilities: nodeCapabilities,
       batchEncoder,

@@ -5,6 +5,7 @@ import { createMemoryStorage } from '../../ports/memory-storage.js';
 import { MAX_ENTRY_BYTES, type BatchOp, type BlobStore, type OrderedKV, type ScanOptions, type StorageProvider, type UnitStorage } from '../../ports/storage.js';
 import { createTestContext, MemoryUsageRecorder, TEST_CAPABILITIES } from '../testing.js';
 import type { EngineContext } from '../context.js';
+import { KeyCache, slotBytes } from './key-cache.js';
 import { KvStore } from './kv-store.js';
 
 const TAG_META_BYTE = 0x6d; // 'm'
@@ -736,4 +737,40 @@ describe('storedBytes (the crash recount of bytes_stored)', () => {
     expect(largestScan).toBeLessThanOrEqual(64 * MAX_ENTRY_BYTES);
     await kv.close();
   });
+});
+
+describe('KvStore under the engine-wide key cache budget', () => {
+  // Writes land a tick later (and, with asyncGet, reads of unknown keys answer a tick later too):
+  // the budget's passes run while writes are in flight and while keys are being read for a write.
+  for (const asyncGet of [false, true]) {
+    it(`keeps keys in flight or being read for a write, so reads and versions stay right (asyncGet ${asyncGet})`, async () => {
+      const ctx = slowContext(asyncGet);
+      const max = 6 * slotBytes('k00');
+      ctx.keyCache = new KeyCache(ctx.scheduler, { maxBytes: max });
+      const stores = await Promise.all(['a', 'b', 'c'].map((t) => KvStore.open(ctx, t)));
+      const keys = Array.from({ length: 20 }, (_, i) => `k${String(i).padStart(2, '0')}`);
+      const first = new Map<string, number>();
+      for (const kv of stores) for (const k of keys) first.set(`${kv.tenantId}/${k}`, (await kv.put(k, bytes('old'))).version);
+
+      // Every put issued before any lands, the budget passing as they go; then reads, which must see them all.
+      const puts: Promise<{ version: number }>[] = [];
+      for (const k of keys) {
+        for (const kv of stores) puts.push(kv.put(k, bytes(`new-${kv.tenantId}`), { ifMatch: first.get(`${kv.tenantId}/${k}`) }));
+      }
+      const reads: Promise<string | undefined>[] = [];
+      for (const k of keys) {
+        for (const kv of stores) reads.push(Promise.resolve(kv.get(k)).then((e) => (e === undefined ? undefined : dec.decode(e.value))));
+      }
+      expect(await Promise.all(reads)).toEqual(keys.flatMap(() => stores.map((kv) => `new-${kv.tenantId}`)));
+      const versions = (await Promise.all(puts)).map((r) => r.version);
+      expect(ctx.keyCache.stats().kv_cached_key_bytes).toBeLessThanOrEqual(max);
+      expect(ctx.keyCache.stats().kv_cached_keys_evicted).toBeGreaterThan(0);
+      // Each key is at the version its put returned: a put on it with that version goes through.
+      let i = 0;
+      for (const k of keys) for (const kv of stores) await kv.put(k, bytes('last'), { ifMatch: versions[i++] });
+      for (const kv of stores) expect(ctx.usage.get(kv.tenantId, 'bytes_stored')).toBe(keys.length * (3 + 4));
+      await Promise.all(stores.map((kv) => kv.close()));
+      expect(ctx.keyCache.stats()).toMatchObject({ kv_cached_keys: 0, kv_cached_key_bytes: 0 });
+    });
+  }
 });

@@ -16,6 +16,7 @@ import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type BlobStore, type KVE
 import type { Clock, Scheduler } from '../../ports/clock.js';
 import type { EngineContext, UsageRecorder } from '../context.js';
 import { HotValues, type HotUnit } from './hot-values.js';
+import { KeyCache, slotBytes, type KeyCacheHolder } from './key-cache.js';
 import { bytesFromCursor, cursorFromBytes } from '../list-cursor.js';
 import {
   FLAG_BLOB,
@@ -327,7 +328,7 @@ interface BytesCount {
   failed: boolean;
 }
 
-export class KvStore {
+export class KvStore implements KeyCacheHolder {
   private readonly kv: OrderedKV;
   private readonly blobs: BlobStore;
   private readonly clock: Clock;
@@ -340,6 +341,12 @@ export class KvStore {
   private readonly hotValues: HotValues;
   private readonly hot: HotUnit;
   private readonly cachedKeys: number;
+  /** The engine's bound on every store's key cache, and their idle release. */
+  private readonly keyCache: KeyCache;
+  /** @internal The key cache's use counter at this store's latest call (see KeyCache.uses). */
+  lastUse = 0;
+  /** @internal Bytes of `slots` as the key cache counts them (see slotBytes). */
+  cachedBytes = 0;
   /** How many slots have a write in flight (those are kept whatever the cache limit). */
   private inflightSlots = 0;
   /** Keys whose current state is being read asynchronously; later writes to them queue behind. */
@@ -382,6 +389,8 @@ export class KvStore {
     this.usage = ctx.usage;
     this.hotValues = ctx.hotValues ?? new HotValues();
     this.hot = this.hotValues.unit();
+    // Without the engine's: no bound across stores and no idle release, only `cachedKeys`.
+    this.keyCache = ctx.keyCache ?? new KeyCache(ctx.scheduler, { maxBytes: Infinity, idleMs: 0 });
     this.maxValueBytes = maxValueBytes;
     this.cachedKeys = cachedKeys;
   }
@@ -746,7 +755,8 @@ export class KvStore {
    * await kv.sweep();
    */
   async sweep(): Promise<number> {
-    this.check();
+    // Not a use: a tenant whose keys only expire still goes idle.
+    this.checkOpen();
     const now = this.clock.now();
     const end = new Uint8Array(9);
     end[0] = TAG_TTL;
@@ -793,6 +803,9 @@ export class KvStore {
     await Promise.allSettled([...this.locks.values()]);
     const mark = new Uint8Array(8);
     writeU64(mark, 0, this.lastVersion);
+    // Out of the engine's key cache: the slots of a closed store are never read again.
+    this.forgot(this.slots.size, this.cachedBytes);
+    this.slots.clear();
     try {
       await this.kv.put(VERSION_KEY, mark);
     } finally {
@@ -801,7 +814,13 @@ export class KvStore {
     }
   }
 
+  /** Every caller's entry: refuses after close, and stamps the call as this store's latest use. */
   private check(): void {
+    this.checkOpen();
+    this.lastUse = ++this.keyCache.uses;
+  }
+
+  private checkOpen(): void {
     if (this.closed) throw new QuartzError(ErrorCode.STORAGE_CLOSED, `KV store of tenant '${this.tenantId}' is closed`);
   }
 
@@ -860,6 +879,13 @@ export class KvStore {
     // Trimmed before it joins: the caller is about to write through it, and a slot dropped now
     // would leave that write in flight unseen by reads.
     this.trim();
+    const cache = this.keyCache;
+    const bytes = slotBytes(key);
+    if (this.cachedBytes === 0) cache.hold(this);
+    this.cachedBytes += bytes;
+    cache.bytes += bytes;
+    cache.keys++;
+    if (cache.bytes > cache.passAt) cache.pass();
     this.slots.set(key, slot);
     return slot;
   }
@@ -872,21 +898,60 @@ export class KvStore {
   private trim(): void {
     const settled = this.slots.size - this.inflightSlots;
     if (settled <= this.cachedKeys) return;
-    let excess = settled - (this.cachedKeys - (this.cachedKeys >> 3));
+    const excess = settled - (this.cachedKeys - (this.cachedKeys >> 3));
     // Second chances per pass are bounded, so a pass over a cache of only hot keys stays short.
-    let chances = 2 * excess;
+    this.keyCache.evicted += this.dropSettled(excess, Infinity, 2 * excess).keys;
+  }
+
+  /**
+   * Drops settled slots, oldest first, until `maxKeys` of them or `maxBytes` are gone; up to
+   * `chances` slots touched since the last pass go to the back instead (second chance). Slots with
+   * a write in flight stay, and so do those of a key being read for a write (locked): the write
+   * goes through that slot once the read is back.
+   */
+  private dropSettled(maxKeys: number, maxBytes: number, chances: number): { keys: number; bytes: number } {
+    let keys = 0;
+    let bytes = 0;
+    const locked = this.locks.size > 0;
     for (const slot of this.slots.values()) {
-      if (excess <= 0) return;
-      if (slot.group !== undefined) continue;
+      if (keys >= maxKeys || bytes >= maxBytes) break;
+      if (slot.group !== undefined || (locked && this.locks.has(slot.key))) continue;
       this.slots.delete(slot.key);
       if (slot.used && chances-- > 0) {
         // Re-appended, so this loop meets it once more, unused then.
         slot.used = false;
         this.slots.set(slot.key, slot);
       } else {
-        excess--;
+        keys++;
+        bytes += slotBytes(slot.key);
       }
     }
+    this.forgot(keys, bytes);
+    return { keys, bytes };
+  }
+
+  /** Takes dropped slots out of the key cache's totals. */
+  private forgot(keys: number, bytes: number): void {
+    if (keys === 0) return;
+    const cache = this.keyCache;
+    this.cachedBytes -= bytes;
+    cache.bytes -= bytes;
+    cache.keys -= keys;
+    if (this.cachedBytes === 0) cache.letGo(this);
+  }
+
+  /** @internal The key cache's budget asks for room: settled keys go, oldest first (see KeyCache.pass). */
+  dropKeys(bytes: number, secondChances: boolean): { keys: number; bytes: number } {
+    return this.dropSettled(Infinity, bytes, secondChances ? this.slots.size : 0);
+  }
+
+  /**
+   * @internal The tenant went unused for the idle time: every settled key and the hot entries go.
+   * Nothing else changes: the next call reads what it needs from storage again.
+   */
+  releaseIdle(): number {
+    this.hotValues.forgetAll(this.hot);
+    return this.dropSettled(Infinity, Infinity, 0).keys;
   }
 
   /**
@@ -972,7 +1037,10 @@ export class KvStore {
       this.dropRec(slot, durable);
       this.inflightSlots--;
       // A failed write left storage as it was: forget what it claimed, so the key is read again.
-      if (!durable && this.slots.get(slot.key) === slot) this.slots.delete(slot.key);
+      if (!durable && this.slots.get(slot.key) === slot) {
+        this.slots.delete(slot.key);
+        this.forgot(1, slotBytes(slot.key));
+      }
     }
     if (durable && group.delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', group.delta);
     const count = this.count;
@@ -981,6 +1049,8 @@ export class KvStore {
       else count.ahead += group.seq < count.firstGroup ? group.delta : group.ahead;
     }
     this.trim();
+    // Keys in flight held the engine's key caches over their budget: these ones may go now.
+    if (this.keyCache.over) this.keyCache.pass();
   }
 
   /**

@@ -34,6 +34,9 @@ describe('createMetrics', () => {
       { id: 'b', values: [3, 4] },
     ]);
 
+    await scope.kv.put('k1', utf8.encode('v'));
+    await scope.kv.put('k2', utf8.encode('v'));
+
     const metrics = createMetrics(engine);
     metrics.observeRequest('/v1/kv/:key{.+}', 'GET', 200, 0.002);
     metrics.observeRequest('/v1/kv/:key{.+}', 'GET', 200, 0.004);
@@ -70,6 +73,11 @@ describe('createMetrics', () => {
     expect(gauge(body, 'quartz_collection_evictions_total')).toBe(0);
     expect(gauge(body, 'quartz_collection_idle_closes_total')).toBe(0);
     expect(gauge(body, 'quartz_stored_bytes')).toBeGreaterThan(0);
+    expect(gauge(body, 'quartz_kv_cached_keys')).toBe(2);
+    expect(gauge(body, 'quartz_kv_cached_key_bytes')).toBe((await engine.stats()).kv_cached_key_bytes);
+    expect(gauge(body, 'quartz_kv_cached_key_bytes')).toBeGreaterThan(2 * 170);
+    expect(gauge(body, 'quartz_kv_cached_keys_evicted_total')).toBe(0);
+    expect(gauge(body, 'quartz_kv_cached_keys_idle_released_total')).toBe(0);
     // Prometheus conventions: counters end in _total and only they do; no doubled prefix.
     const types = [...body.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(([, name, type]) => ({ name: name!, type: type! }));
     expect(types.filter((t) => t.type === 'counter' && !t.name.endsWith('_total'))).toEqual([]);

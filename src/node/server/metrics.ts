@@ -101,6 +101,10 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
   const openCollectionBytes = new Gauge({ name: 'quartz_open_collection_bytes', help: 'Bytes of open vector collections (wasm memory plus estimated JS heap)', registers: [registry] });
   const evictions = new Counter({ name: 'quartz_collection_evictions_total', help: 'Vector collections closed to stay within the memory budget', registers: [registry] });
   const idleCloses = new Counter({ name: 'quartz_collection_idle_closes_total', help: 'Vector collections closed after going unused for the idle time', registers: [registry] });
+  const cachedKeys = new Gauge({ name: 'quartz_kv_cached_keys', help: 'Keys in the KV key caches of every tenant', registers: [registry] });
+  const cachedKeyBytes = new Gauge({ name: 'quartz_kv_cached_key_bytes', help: 'Bytes of the KV key caches as their budget counts them', registers: [registry] });
+  const keysEvicted = new Counter({ name: 'quartz_kv_cached_keys_evicted_total', help: 'KV cached keys dropped to stay within a bound', registers: [registry] });
+  const keysIdleReleased = new Counter({ name: 'quartz_kv_cached_keys_idle_released_total', help: 'KV cached keys dropped because their tenant went unused for the idle time', registers: [registry] });
 
   // prom-client counters only go up: a total the engine keeps is set by a reset and one inc.
   const setTotal = (counter: Counter, total: number): void => {
@@ -130,6 +134,10 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
     openCollectionBytes.set(st.open_collection_bytes);
     setTotal(evictions, st.collection_evictions);
     setTotal(idleCloses, st.collection_idle_closes);
+    cachedKeys.set(st.kv_cached_keys);
+    cachedKeyBytes.set(st.kv_cached_key_bytes);
+    setTotal(keysEvicted, st.kv_cached_keys_evicted);
+    setTotal(keysIdleReleased, st.kv_cached_keys_idle_released);
   }
 
   return {

@@ -100,6 +100,8 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
     defaultPlan: draft.default_plan,
     dropDamagedLog: settings.dropDamagedLog,
     vectors: { maxOpenBytes: settings.openCollectionsMaxBytes, idleCloseMs: settings.collectionIdleCloseMs },
+    kv: { keyCacheMaxBytes: settings.kvKeyCacheMaxBytes },
+    tenantIdleMs: settings.tenantIdleMs,
     warn: (message, details) => logger.warn(details, message),
   });
   let server: ServerType;

@@ -58,6 +58,20 @@ describe('resolveServeSettings', () => {
     await expect(resolveServeSettings({ config: negative }, {})).rejects.toThrow(/collection_idle_close_ms/);
   });
 
+  it('takes the KV key cache budget and the tenant idle time from a flag, the environment or the file', async () => {
+    const none = await resolveServeSettings({}, {});
+    expect([none.kvKeyCacheMaxBytes, none.tenantIdleMs]).toEqual([undefined, 600_000]);
+    const file = await configFile(JSON.stringify({ kv_key_cache_max_bytes: 1_000_000, tenant_idle_ms: 0 }));
+    expect(await resolveServeSettings({ config: file }, {})).toMatchObject({ kvKeyCacheMaxBytes: 1_000_000, tenantIdleMs: 0 });
+    const env = { QUARTZ_KV_KEY_CACHE_MAX_BYTES: '2000000', QUARTZ_TENANT_IDLE_MS: '5000' };
+    expect(await resolveServeSettings({ config: file }, env)).toMatchObject({ kvKeyCacheMaxBytes: 2_000_000, tenantIdleMs: 5000 });
+    expect(await resolveServeSettings({ config: file, kvKeyCacheMaxBytes: '3000000', tenantIdleMs: '7' }, env)).toMatchObject({ kvKeyCacheMaxBytes: 3_000_000, tenantIdleMs: 7 });
+    await expect(resolveServeSettings({ kvKeyCacheMaxBytes: '64MiB' }, {})).rejects.toThrow("--kv-key-cache-max-bytes must be a whole number, got '64MiB'");
+    await expect(resolveServeSettings({}, { QUARTZ_TENANT_IDLE_MS: '-1' })).rejects.toThrow("QUARTZ_TENANT_IDLE_MS must be a whole number, got '-1'");
+    const negative = await configFile(JSON.stringify({ tenant_idle_ms: -1 }));
+    await expect(resolveServeSettings({ config: negative }, {})).rejects.toThrow(/tenant_idle_ms/);
+  });
+
   it('reads the config file named by QUARTZ_CONFIG, and lists from the environment', async () => {
     const file = await configFile(JSON.stringify({ cors_origins: ['https://a.example'], plans: { team: { requests_per_minute: 5 } }, default_plan: 'team' }));
     const s = await resolveServeSettings({}, { QUARTZ_CONFIG: file, QUARTZ_REGISTRATION: 'off' });

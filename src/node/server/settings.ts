@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { DEFAULT_PLANS, serverConfigSchema } from '../../api/config.js';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { DEFAULT_TENANT_IDLE_MS } from '../../engine/kv/key-cache.js';
 import { DEFAULT_IDLE_CLOSE_MS } from '../../engine/vectors/open-collections.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -24,6 +25,10 @@ export interface ServeSettings {
   openCollectionsMaxBytes: number | undefined;
   /** A vector collection unused this long (ms) closes; 0 never. */
   collectionIdleCloseMs: number;
+  /** Budget in bytes for every tenant's KV key cache together; undefined leaves the Node home's default (see openQuartz). */
+  kvKeyCacheMaxBytes: number | undefined;
+  /** A tenant unused this long (ms) lets go of its KV key cache; 0 never. */
+  tenantIdleMs: number;
   /** The server config handed to createApp, minus version and admin key (the server adds those). */
   app: z.output<typeof appFields>;
   /** Where each setting came from (flag, env, file or default), for diagnostics and tests. */
@@ -41,6 +46,8 @@ export interface ServeFlags {
   dropDamagedLog?: boolean;
   openCollectionsMaxBytes?: string;
   collectionIdleCloseMs?: string;
+  kvKeyCacheMaxBytes?: string;
+  tenantIdleMs?: string;
 }
 
 const appFields = serverConfigSchema.omit({ version: true, admin_key_hash: true });
@@ -55,12 +62,14 @@ export const configFileSchema = appFields
     log_level: z.enum(LOG_LEVELS).optional(),
     open_collections_max_bytes: z.number().int().min(0).optional(),
     collection_idle_close_ms: z.number().int().min(0).optional(),
+    kv_key_cache_max_bytes: z.number().int().min(0).optional(),
+    tenant_idle_ms: z.number().int().min(0).optional(),
   })
   .strict();
 
 export type ConfigFile = z.infer<typeof configFileSchema>;
 
-export const DEFAULTS = { host: '127.0.0.1', port: 8787, dataDir: './.quartz', logLevel: 'info' as LogLevel, defaultPlan: 'unlimited', collectionIdleCloseMs: DEFAULT_IDLE_CLOSE_MS };
+export const DEFAULTS = { host: '127.0.0.1', port: 8787, dataDir: './.quartz', logLevel: 'info' as LogLevel, defaultPlan: 'unlimited', collectionIdleCloseMs: DEFAULT_IDLE_CLOSE_MS, tenantIdleMs: DEFAULT_TENANT_IDLE_MS };
 
 function bad(message: string): QuartzError {
   return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);
@@ -179,6 +188,15 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
     undefined,
   );
   const collectionIdleCloseMs = pick('collection-idle-close-ms', flags.collectionIdleCloseMs, 'QUARTZ_COLLECTION_IDLE_CLOSE_MS', file.collection_idle_close_ms, parseCount, DEFAULTS.collectionIdleCloseMs);
+  const kvKeyCacheMaxBytes = pick<number | undefined>(
+    'kv-key-cache-max-bytes',
+    flags.kvKeyCacheMaxBytes,
+    'QUARTZ_KV_KEY_CACHE_MAX_BYTES',
+    file.kv_key_cache_max_bytes,
+    parseCount,
+    undefined,
+  );
+  const tenantIdleMs = pick('tenant-idle-ms', flags.tenantIdleMs, 'QUARTZ_TENANT_IDLE_MS', file.tenant_idle_ms, parseCount, DEFAULTS.tenantIdleMs);
   const default_plan = pick('default-plan', flags.defaultPlan, 'QUARTZ_DEFAULT_PLAN', file.default_plan, text, DEFAULTS.defaultPlan);
   const plans = file.plans ?? DEFAULT_PLANS;
   if (!Object.hasOwn(plans, default_plan)) throw bad(unknownPlan(default_plan, sources['default-plan']!, configPath, Object.keys(plans)));
@@ -199,7 +217,7 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
     body_limits: file.body_limits,
     long_poll_max_ms: file.long_poll_max_ms,
   };
-  return { host, port, dataDir, logLevel, dropDamagedLog, openCollectionsMaxBytes, collectionIdleCloseMs, app, sources };
+  return { host, port, dataDir, logLevel, dropDamagedLog, openCollectionsMaxBytes, collectionIdleCloseMs, kvKeyCacheMaxBytes, tenantIdleMs, app, sources };
 }
 
 /** Names where the bad default plan came from, so the user knows what to change. */

@@ -30,7 +30,9 @@ export function serveCommand(program: Command, io: CliIo): void {
     .option('--drop-damaged-log', 'start even if the write-ahead log is damaged: keep the writes before the damage, drop (and log) the acknowledged ones after it')
     .option('--open-collections-max-bytes <bytes>', 'memory budget of open vector collections; the least recently used close beyond it (default 1/8 of RAM, at least 256 MiB)')
     .option('--collection-idle-close-ms <ms>', 'close a vector collection unused this long, 0 never (default 600000)')
-    .addHelpText('after', '\nEnvironment: QUARTZ_HOST, QUARTZ_PORT, QUARTZ_DATA, QUARTZ_CONFIG, QUARTZ_DEFAULT_PLAN, QUARTZ_LOG_LEVEL,\nQUARTZ_REGISTRATION, QUARTZ_CORS_ORIGINS, QUARTZ_ADMIN_KEY, QUARTZ_DROP_DAMAGED_LOG,\nQUARTZ_OPEN_COLLECTIONS_MAX_BYTES, QUARTZ_COLLECTION_IDLE_CLOSE_MS. Flags win over the environment, which wins over the file.')
+    .option('--kv-key-cache-max-bytes <bytes>', 'memory budget of every tenant\'s KV key cache together; the least recently used tenants\' keys go beyond it (default 1/16 of RAM, at least 128 MiB)')
+    .option('--tenant-idle-ms <ms>', 'a tenant unused this long lets go of its KV key cache, 0 never (default 600000)')
+    .addHelpText('after', '\nEnvironment: QUARTZ_HOST, QUARTZ_PORT, QUARTZ_DATA, QUARTZ_CONFIG, QUARTZ_DEFAULT_PLAN, QUARTZ_LOG_LEVEL,\nQUARTZ_REGISTRATION, QUARTZ_CORS_ORIGINS, QUARTZ_ADMIN_KEY, QUARTZ_DROP_DAMAGED_LOG,\nQUARTZ_OPEN_COLLECTIONS_MAX_BYTES, QUARTZ_COLLECTION_IDLE_CLOSE_MS,\nQUARTZ_KV_KEY_CACHE_MAX_BYTES, QUARTZ_TENANT_IDLE_MS. Flags win over the environment, which wins over the file.')
     .action(async ({ dataDir, ...flags }: ServeFlags & { dataDir?: string }) => {
       // Compared resolved: './d' and 'd/' are one directory.
       if (dataDir !== undefined && flags.data !== undefined && resolve(dataDir) !== resolve(flags.data)) {
