@@ -74,3 +74,22 @@ export function clockSeconds(fn: () => void): { seconds: number; start: number; 
   const end = performance.now();
   return { seconds: useCpuClock ? (c1 - c0) / 1e6 : (end - start) / 1000, start, end };
 }
+
+/**
+ * `reps` calls of `run` in a row, each timed by the wall clock and process CPU time (warm up
+ * before: this times every call); `between` runs after each call, outside the timing. Returns the
+ * samples and the last call's value.
+ */
+export async function timeRepeated<T>(reps: number, run: () => Promise<T>, between?: () => Promise<void>): Promise<{ wallMs: number[]; cpuMs: number[]; last: T | undefined }> {
+  const wallMs: number[] = [];
+  const cpuMs: number[] = [];
+  let last: T | undefined;
+  for (let r = 0; r < reps; r++) {
+    const t = await timeAsync(run);
+    wallMs.push(t.wallMs);
+    cpuMs.push(t.cpuMs);
+    last = t.value;
+    await between?.();
+  }
+  return { wallMs, cpuMs, last };
+}
