@@ -47,7 +47,7 @@ import { freePort } from '../../tests/fixtures/free-port.js';
 import { parseFlags, refuseFlag } from '../lib/args.js';
 import { columns, ratio as times } from '../lib/format.js';
 import { cpuOfPid as cpuOf } from '../lib/cpu.js';
-import { ensureCommands, startListening, stopProcess, waitForHttp } from '../lib/processes.js';
+import { ensureCommands, stopProcess, waitForHttp, withPeer } from '../lib/processes.js';
 import { quantileOfSorted, sortAscending } from '../lib/quantiles.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -240,11 +240,8 @@ class Api {
 
 async function redisXadd(seconds: number): Promise<Row | undefined> {
   if (ensureCommands(['redis-server']).length > 0) return undefined;
-  const dir = await mkdtemp(join(tmpdir(), 'qz-bench-http-redis-'));
-  const port = await freePort();
-  let child;
-  try {
-    child = await startListening('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], port);
+  const args = (port: number, dir: string) => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'];
+  return withPeer('redis-server', args, async (port) => {
     const clients = Array.from({ length: PRODUCERS }, () => new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 3 }));
     // Connection errors surface through the awaited calls below; without a listener ioredis
     // would also print them.
@@ -280,10 +277,7 @@ async function redisXadd(seconds: number): Promise<Row | undefined> {
     const row: Row = { name: `redis XADD ${BATCH}×${RECORD_BYTES} B pipelined, AOF fsync always (${PRODUCERS} clients)`, reqPerSec: sent / BATCH / elapsed, recordsPerSec: sent / elapsed, p50: pct(0.5), p99: pct(0.99), errors: 0, note: 'per pipeline' };
     console.log(`  ${row.name}: ${fmt(row.recordsPerSec!)} records/s, p50 ${row.p50} ms, p99 ${row.p99} ms per pipeline`);
     return row;
-  } finally {
-    if (child) await stopProcess(child);
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

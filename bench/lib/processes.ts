@@ -4,7 +4,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../tests/fixtures/free-port.js';
 
 /** Whether `cmd` is on the PATH. */
 export function hasCommand(cmd: string): boolean {
@@ -89,4 +93,21 @@ export async function stopProcess(child: ChildProcess, graceMs = 5000): Promise<
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * Runs `use` against `cmd` started on a free loopback port with a fresh data directory (its
+ * arguments from `args(port, dir)`), then stops it and removes the directory, whatever `use` did.
+ */
+export async function withPeer<T>(cmd: string, args: (port: number, dir: string) => string[], use: (port: number) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), `qz-bench-${cmd}-`));
+  let child: ChildProcess | undefined;
+  try {
+    const port = await freePort();
+    child = await startListening(cmd, args(port, dir), port);
+    return await use(port);
+  } finally {
+    if (child) await stopProcess(child);
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -144,23 +144,31 @@ function oursBlock(data: Uint8Array): { codec: Codec; into: Side } {
 /** Decompress MB/s of the block API decoding into one caller-owned 64 KB buffer, per corpus. */
 const intoFigures = new Map<Uint8Array, number>();
 
-function oursFrame(data: Uint8Array): Codec {
-  let frame: Uint8Array = new Uint8Array(0);
-  let back: Uint8Array = new Uint8Array(0);
+/**
+ * A codec whose compress makes one packed buffer of the whole corpus and whose decompress one
+ * buffer back (frames, or lz4-napi's block API on the whole buffer).
+ */
+function wholeBuffer<P extends Uint8Array>(name: string, data: Uint8Array, compress: () => P, decompress: (packed: P) => Uint8Array): Codec {
+  let packed: P | undefined;
+  let back: Uint8Array | undefined;
   return {
-    name: 'quartz wasm, frame API (64K independent, content checksum)',
+    name,
     compress: () => {
-      frame = lz4.compressFrame(data, { blockSize: '64K' });
+      packed = compress();
     },
     decompress: () => {
-      back = lz4.decompressFrame(frame);
+      back = decompress(packed!);
     },
     verify: () => {
-      same(back, data, 'quartz frame');
-      back = new Uint8Array(0);
+      same(back!, data, name);
+      back = undefined;
     },
-    packedSize: () => frame.length,
+    packedSize: () => packed!.length,
   };
+}
+
+function oursFrame(data: Uint8Array): Codec {
+  return wholeBuffer('quartz wasm, frame API (64K independent, content checksum)', data, () => lz4.compressFrame(data, { blockSize: '64K' }), (frame) => lz4.decompressFrame(frame));
 }
 
 function napiBlocks(data: Uint8Array): Codec {
@@ -185,61 +193,16 @@ function napiBlocks(data: Uint8Array): Codec {
 
 function napiWhole(data: Uint8Array): Codec {
   const input = Buffer.from(data.buffer, data.byteOffset, data.length);
-  let packed: Buffer = Buffer.alloc(0);
-  let back: Buffer = Buffer.alloc(0);
-  return {
-    name: 'lz4-napi, block (whole buffer)',
-    compress: () => {
-      packed = lz4napi.compressSync(input);
-    },
-    decompress: () => {
-      back = lz4napi.uncompressSync(packed);
-    },
-    verify: () => {
-      same(back, data, 'lz4-napi whole');
-      back = Buffer.alloc(0);
-    },
-    packedSize: () => packed.length,
-  };
+  return wholeBuffer('lz4-napi, block (whole buffer)', data, () => lz4napi.compressSync(input), (packed) => lz4napi.uncompressSync(packed));
 }
 
 function napiFrame(data: Uint8Array): Codec {
   const input = Buffer.from(data.buffer, data.byteOffset, data.length);
-  let packed: Buffer = Buffer.alloc(0);
-  let back: Buffer = Buffer.alloc(0);
-  return {
-    name: 'lz4-napi, frame',
-    compress: () => {
-      packed = lz4napi.compressFrameSync(input);
-    },
-    decompress: () => {
-      back = lz4napi.decompressFrameSync(packed);
-    },
-    verify: () => {
-      same(back, data, 'lz4-napi frame');
-      back = Buffer.alloc(0);
-    },
-    packedSize: () => packed.length,
-  };
+  return wholeBuffer('lz4-napi, frame', data, () => lz4napi.compressFrameSync(input), (packed) => lz4napi.decompressFrameSync(packed));
 }
 
 function lz4jsFrame(data: Uint8Array): Codec {
-  let packed: Uint8Array = new Uint8Array(0);
-  let back: Uint8Array = new Uint8Array(0);
-  return {
-    name: 'lz4js (pure JS), frame',
-    compress: () => {
-      packed = lz4js.compress(data);
-    },
-    decompress: () => {
-      back = lz4js.decompress(packed);
-    },
-    verify: () => {
-      same(back, data, 'lz4js');
-      back = new Uint8Array(0);
-    },
-    packedSize: () => packed.length,
-  };
+  return wholeBuffer('lz4js (pure JS), frame', data, () => lz4js.compress(data), (packed) => lz4js.decompress(packed));
 }
 
 /**

@@ -9,7 +9,7 @@
  * `BENCH_CLOCK=cpu` times by process CPU time instead of wall clock.
  */
 import { availableParallelism, loadavg } from 'node:os';
-import { PerformanceObserver, performance, type PerformanceEntry } from 'node:perf_hooks';
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { codecs, init, type QuartzExports } from '../../src/node/core.js';
 import { BATCH_HEADER_SIZE, SegmentReader, SegmentWriter, encodeBatch, type DecodeOptions, type SegmentCodec, type SegmentRecord } from '../../src/core/segment.js';
 import { seededRandom as rng } from '../../src/core/random-testing.js';

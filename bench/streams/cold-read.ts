@@ -17,6 +17,7 @@ import { init } from '../../src/node/core.js';
 import { payload } from './payload.js';
 import { openStore } from './store.js';
 import { parseFlags } from '../lib/args.js';
+import { keepInFlight } from '../lib/load.js';
 import { mainThreadNs, processCpuUs } from '../lib/cpu.js';
 import { quantileOfSorted, sortAscending } from '../lib/quantiles.js';
 import { collectGarbage } from '../lib/timing.js';
@@ -33,16 +34,8 @@ async function makeLog(dir: string): Promise<void> {
   const { streams, close } = await openStore(dir, 1 << 30, encodeThreads);
   await streams.createTopic('t', { segment_bytes: 8 * 1024 * 1024 });
   const batches = Array.from({ length: 8 }, (_, k) => Array.from({ length: 1000 }, (_, i) => ({ value: payload(k * 1000 + i, 100) })));
-  let sent = 0;
   let next = 0;
-  const worker = async () => {
-    while (sent < RECORDS) {
-      const batch = batches[next++ % batches.length]!;
-      sent += batch.length;
-      await streams.produce('t', batch);
-    }
-  };
-  await Promise.all(Array.from({ length: 64 }, worker));
+  await keepInFlight(64, RECORDS, 1000, () => streams.produce('t', batches[next++ % batches.length]!));
   await streams.maintain('t');
   const d = streams.describeTopic('t').partition_info[0]!;
   console.log(`made ${d.high_watermark} records in ${d.segments} segments, ${(d.bytes / d.high_watermark).toFixed(1)} B/record`);

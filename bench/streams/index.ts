@@ -21,13 +21,13 @@ import { Redis } from 'ioredis';
 import { connect, StorageType } from 'nats';
 import { StreamStore, type ProduceRecord } from '../../src/engine/streams/stream-store.js';
 import { init } from '../../src/node/core.js';
-import { freePort } from '../../tests/fixtures/free-port.js';
 import { payload } from './payload.js';
 import { openStore } from './store.js';
 import { parseFlags } from '../lib/args.js';
 import { mainThreadNs, newThreadsNs, threadTimes } from '../lib/cpu.js';
 import { ratio } from '../lib/format.js';
-import { ensureCommands, hasCommand, startListening, stopProcess } from '../lib/processes.js';
+import { keepInFlight } from '../lib/load.js';
+import { ensureCommands, hasCommand, withPeer } from '../lib/processes.js';
 import { quantileOfSorted, sortAscending } from '../lib/quantiles.js';
 
 const flags = parseFlags({ values: ['encode-threads'], switches: ['quick', 'quartz-only', 'latency-only', 'seal-only', 'produce-only'] });
@@ -102,19 +102,14 @@ function report(what: string, records: number, bytes: number, seconds: number, n
 
 /** Produces `total` records with IN_FLIGHT batches outstanding; returns seconds. */
 async function produceAll(streams: StreamStore, topic: string, batches: ProduceRecord[][], total: number): Promise<number> {
-  let sent = 0;
   let next = 0;
   const start = performance.now();
-  const worker = async () => {
-    while (sent < total) {
-      const batch = batches[next++ % batches.length]!;
-      sent += batch.length;
-      // read the offsets, as a client does (the peers' clients parse one reply per record too)
-      const { offsets } = await streams.produce(topic, batch);
-      if (offsets.length !== batch.length) throw new Error(`produce answered ${offsets.length} offsets for ${batch.length} records`);
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  await keepInFlight(IN_FLIGHT, total, BATCH, async () => {
+    const batch = batches[next++ % batches.length]!;
+    // read the offsets, as a client does (the peers' clients parse one reply per record too)
+    const { offsets } = await streams.produce(topic, batch);
+    if (offsets.length !== batch.length) throw new Error(`produce answered ${offsets.length} offsets for ${batch.length} records`);
+  });
   return (performance.now() - start) / 1000;
 }
 
@@ -297,17 +292,9 @@ async function redisRun(redis: Redis, label: string, out: Map<string, Row>, suff
     };
     await send(); // warm-up
     await redis.del(key);
-    let sent = 0;
     const start = performance.now();
     // a few pipelines in flight, like our IN_FLIGHT batches
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        while (sent < records) {
-          sent += BATCH;
-          await send();
-        }
-      }),
-    );
+    const sent = await keepInFlight(4, records, BATCH, send);
     const seconds = (performance.now() - start) / 1000;
     out.set(`produce ${size}${suffix}`, report(`redis XADD ${size} B (pipelined, ${label})`, sent, sent * size, seconds));
     let last = '0-0';
@@ -337,19 +324,14 @@ async function redisThroughput(): Promise<Map<string, Row>> {
     ['AOF fsync always', ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], ' aof', REDIS_AOF_RECORDS],
   ];
   for (const [label, args, suffix, records] of configs) {
-    const dir = await mkdtemp(join(tmpdir(), 'qz-bench-redis-'));
-    const port = await freePort();
-    let child;
     try {
-      child = await startListening('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', ...args], port);
-      const redis = new Redis({ port, host: '127.0.0.1' });
-      await redisRun(redis, label, out, suffix, records);
-      redis.disconnect();
+      await withPeer('redis-server', (port, dir) => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', ...args], async (port) => {
+        const redis = new Redis({ port, host: '127.0.0.1' });
+        await redisRun(redis, label, out, suffix, records);
+        redis.disconnect();
+      });
     } catch (err) {
       console.log(`  redis (${label}) skipped: ${(err as Error).message}`);
-    } finally {
-      if (child) await stopProcess(child);
-      await rm(dir, { recursive: true, force: true });
     }
   }
   return out;
@@ -358,38 +340,25 @@ async function redisThroughput(): Promise<Map<string, Row>> {
 async function natsThroughput(): Promise<Map<string, Row>> {
   const out = new Map<string, Row>();
   if (!hasCommand('nats-server')) return out;
-  const dir = await mkdtemp(join(tmpdir(), 'qz-bench-nats-'));
-  const port = await freePort();
-  let child;
   try {
-    child = await startListening('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], port);
-    const nc = await connect({ servers: `127.0.0.1:${port}` });
-    const jsm = await nc.jetstreamManager();
-    const js = nc.jetstream();
-    for (const size of SIZES) {
-      const subject = `s${size}`;
-      await jsm.streams.add({ name: `S${size}`, subjects: [subject], storage: StorageType.File });
-      const values = Array.from({ length: BATCH }, (_, i) => payload(i, size));
-      let sent = 0;
-      const start = performance.now();
-      // batches of 1,000 async publishes, each batch awaited, several batches in flight
-      await Promise.all(
-        Array.from({ length: 4 }, async () => {
-          while (sent < NATS_RECORDS) {
-            sent += BATCH;
-            await Promise.all(values.map((v) => js.publish(subject, v)));
-          }
-        }),
-      );
-      const seconds = (performance.now() - start) / 1000;
-      out.set(`produce ${size}`, report(`nats JetStream publish ${size} B (file storage)`, sent, sent * size, seconds));
-    }
-    await nc.close();
+    await withPeer('nats-server', (port, dir) => ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], async (port) => {
+      const nc = await connect({ servers: `127.0.0.1:${port}` });
+      const jsm = await nc.jetstreamManager();
+      const js = nc.jetstream();
+      for (const size of SIZES) {
+        const subject = `s${size}`;
+        await jsm.streams.add({ name: `S${size}`, subjects: [subject], storage: StorageType.File });
+        const values = Array.from({ length: BATCH }, (_, i) => payload(i, size));
+        const start = performance.now();
+        // batches of 1,000 async publishes, each batch awaited, several batches in flight
+        const sent = await keepInFlight(4, NATS_RECORDS, BATCH, () => Promise.all(values.map((v) => js.publish(subject, v))));
+        const seconds = (performance.now() - start) / 1000;
+        out.set(`produce ${size}`, report(`nats JetStream publish ${size} B (file storage)`, sent, sent * size, seconds));
+      }
+      await nc.close();
+    });
   } catch (err) {
     console.log(`  nats skipped: ${(err as Error).message}`);
-  } finally {
-    if (child) await stopProcess(child);
-    await rm(dir, { recursive: true, force: true });
   }
   return out;
 }
