@@ -36,11 +36,19 @@ describe('readFlags', () => {
   });
 });
 
-describe('a bench given a flag it does not take', () => {
+describe('a bench given a flag it does not take, or a value it cannot use', () => {
+  const bench = (...args: string[]) => spawnSync(process.execPath, [fileURLToPath(new URL('../run.mjs', import.meta.url)), 'hnsw', ...args], { encoding: 'utf8', timeout: 60_000 });
+
   it('stops with one line on stderr and status 2, before any work', () => {
-    const run = spawnSync(process.execPath, [fileURLToPath(new URL('../run.mjs', import.meta.url)), 'hnsw', '--n', '1000', '--nn', '5'], { encoding: 'utf8', timeout: 60_000 });
-    expect(run.status).toBe(2);
-    expect(run.stderr.trim()).toMatch(/^bench: unknown flag --nn; flags: --n, /);
-    expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    for (const [args, message] of [
+      [['--n', '1000', '--nn', '5'], /^bench: unknown flag --nn; flags: --n, /],
+      [['--n', 'many'], /^bench: --n must be a positive number, got 'many'$/],
+      [['--metric', 'manhattan'], /^bench: --metric must be one of l2, cosine, dot, got 'manhattan'$/],
+    ] as const) {
+      const run = bench(...args);
+      expect(run.status).toBe(2);
+      expect(run.stderr.trim()).toMatch(message);
+      expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }
   });
 });

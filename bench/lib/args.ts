@@ -76,16 +76,20 @@ export function readFlags(spec: FlagSpec, argv: readonly string[]): Flags {
 }
 
 /**
- * This process's flags (`process.argv` after the script); on a flag it does not take, prints the
- * error on one line and exits with status 2.
+ * This process's flags (`process.argv` after the script). On a flag it does not take, or a value
+ * `number` cannot use, prints the error on one line and exits with status 2.
  */
 export function parseFlags(spec: FlagSpec): Flags {
+  const flags = refusing(() => readFlags(spec, process.argv.slice(2)));
+  return { ...flags, number: (name, fallback, check) => refusing(() => flags.number(name, fallback, check)) };
+}
+
+function refusing<T>(read: () => T): T {
   try {
-    return readFlags(spec, process.argv.slice(2));
+    return read();
   } catch (err) {
-    if (!(err instanceof FlagError)) throw err;
-    console.error(`bench: ${err.message}`);
-    process.exit(2);
+    if (err instanceof FlagError) refuseFlag(err.message);
+    throw err;
   }
 }
 
