@@ -17,6 +17,9 @@ import hnswlib from 'hnswlib-node';
 import { init, HnswIndex, type HnswMetric } from '../../src/node/core.js';
 import { HNSW_FILTER_COST_FACTOR } from '../../src/core/hnsw.js';
 import { bruteForce, clusteredVectors, recallAt, seededRandom } from '../../src/core/hnsw-testing.js';
+import { parseFlags, refuseFlag } from '../lib/args.js';
+import { grouped as fmt, ratio } from '../lib/format.js';
+import { collectGarbage as gc, timeSync } from '../lib/timing.js';
 
 interface Args {
   n: number;
@@ -36,35 +39,32 @@ interface Args {
   runs: number;
 }
 
-function parseArgs(argv: string[]): Args {
-  const args: Args = { n: 100_000, dims: 128, clusters: 100, spread: 0.35, queries: 1000, metric: 'l2', M: 16, efConstruction: 200, k: 10, efs: [10, 20, 40, 80, 160, 320], filter: false, seed: 1, runs: 3 };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case '--n': args.n = Number(value()); break;
-      case '--dims': args.dims = Number(value()); break;
-      case '--clusters': args.clusters = Number(value()); break;
-      case '--spread': args.spread = Number(value()); break;
-      case '--queries': args.queries = Number(value()); break;
-      case '--metric': args.metric = value() as HnswMetric; break;
-      case '--M': args.M = Number(value()); break;
-      case '--efc': case '--ef-construction': args.efConstruction = Number(value()); break;
-      case '--k': args.k = Number(value()); break;
-      case '--ef': args.efs = value().split(',').map(Number); break;
-      case '--fvecs': args.fvecs = value(); break;
-      case '--query-fvecs': args.queryFvecs = value(); break;
-      case '--filter': args.filter = true; break;
-      case '--seed': args.seed = Number(value()); break;
-      case '--runs': args.runs = Number(value()); break;
-      default: throw new Error(`unknown flag ${flag}`);
-    }
-  }
-  return args;
+const METRICS: readonly HnswMetric[] = ['l2', 'cosine', 'dot'];
+
+function parseArgs(): Args {
+  const flags = parseFlags({
+    values: ['n', 'dims', 'clusters', 'spread', 'queries', 'metric', 'M', 'efc', 'ef-construction', 'k', 'ef', 'fvecs', 'query-fvecs', 'seed', 'runs'],
+    switches: ['filter'],
+  });
+  const metric = (flags.string('metric') ?? 'l2') as HnswMetric;
+  if (!METRICS.includes(metric)) refuseFlag(`--metric must be one of ${METRICS.join(', ')}, got '${metric}'`);
+  return {
+    n: flags.number('n', 100_000, 'positive'),
+    dims: flags.number('dims', 128, 'positive'),
+    clusters: flags.number('clusters', 100, 'positive'),
+    spread: flags.number('spread', 0.35),
+    queries: flags.number('queries', 1000, 'positive'),
+    metric,
+    M: flags.number('M', 16, 'positive'),
+    efConstruction: flags.number('efc', flags.number('ef-construction', 200, 'positive'), 'positive'),
+    k: flags.number('k', 10, 'positive'),
+    efs: flags.list('ef', ['10', '20', '40', '80', '160', '320']).map(Number),
+    fvecs: flags.string('fvecs'),
+    queryFvecs: flags.string('query-fvecs'),
+    filter: flags.has('filter'),
+    seed: flags.number('seed', 1),
+    runs: flags.number('runs', 3, 'positive'),
+  };
 }
 
 /** .fvecs (the TEXMEX format): per vector an int32 dimension then that many float32, little-endian. */
@@ -84,16 +84,8 @@ function readFvecs(path: string, limit = Infinity): { data: Float32Array; dims: 
   return { data, dims, n };
 }
 
-function fmt(x: number, digits = 0): string {
-  return x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-}
-
 function mb(bytes: number): string {
   return `${fmt(bytes / 2 ** 20, 1)} MiB`;
-}
-
-function gc(): void {
-  (globalThis as { gc?: () => void }).gc?.();
 }
 
 interface Point { ef: number; recall: number; qps: number }
@@ -118,17 +110,13 @@ function qpsAt(curve: Point[], recall: number): number | undefined {
   return undefined;
 }
 
-/** Process CPU milliseconds: the machine is shared, and CPU time is what contention disturbs least. */
-function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-}
-
-/** CPU time of `fn` (both peers run synchronously on this thread, so it is their single-thread cost). */
+/**
+ * Process CPU time of `fn` (the machine is shared, and CPU time is what contention disturbs least;
+ * both peers run synchronously on this thread, so it is their single-thread cost).
+ */
 function timeIt<T>(fn: () => T): { value: T; ms: number } {
-  const t = cpuMs();
-  const value = fn();
-  return { value, ms: cpuMs() - t };
+  const { value, cpuMs } = timeSync(fn);
+  return { value, ms: cpuMs };
 }
 
 /** Fastest of `runs` timings: the machine is shared, so the minimum is the least disturbed run. */
@@ -142,7 +130,7 @@ function bestOf<T>(runs: number, fn: () => T): { value: T; ms: number } {
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseArgs();
   await init();
   let data: Float32Array;
   let queries: Float32Array;
@@ -244,7 +232,7 @@ async function main(): Promise<void> {
     ourCurve.push(op);
     batchCurve.push(bp);
     nativeCurve.push(hp);
-    console.log(`${String(ef).padStart(5)} | ${op.recall.toFixed(3).padStart(11)} ${fmt(op.qps).padStart(6)} ${fmt(bp.qps).padStart(10)} | ${hp.recall.toFixed(3).padStart(14)} ${fmt(hp.qps).padStart(6)} | ${fmt(op.qps / hp.qps, 2)}×`);
+    console.log(`${String(ef).padStart(5)} | ${op.recall.toFixed(3).padStart(11)} ${fmt(op.qps).padStart(6)} ${fmt(bp.qps).padStart(10)} | ${hp.recall.toFixed(3).padStart(14)} ${fmt(hp.qps).padStart(6)} | ${ratio(op.qps, hp.qps)}`);
   }
   console.log('\nQPS at equal recall (interpolated):');
   for (const target of [0.8, 0.9, 0.95, 0.97, 0.99]) {

@@ -32,7 +32,7 @@
  * server process, e.g. to compare GC settings in alternated runs).
  */
 import autocannon, { type Request as CannonRequest, type Result } from 'autocannon';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -41,8 +41,14 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { summarizeProfile } from './profile.js';
+import { fourDecimalVector } from './query-vector.js';
 import { seededRandom } from '../../src/core/random-testing.js';
 import { freePort } from '../../tests/fixtures/free-port.js';
+import { parseFlags, refuseFlag } from '../lib/args.js';
+import { columns, ratio as times } from '../lib/format.js';
+import { cpuOfPid as cpuOf } from '../lib/cpu.js';
+import { ensureCommands, stopProcess, waitForHttp, withPeer } from '../lib/processes.js';
+import { quantileOfSorted, sortAscending } from '../lib/quantiles.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -50,18 +56,11 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 // ---------------------------------------------------------------------------------------------
 // flags
 
-const argv = process.argv.slice(2);
-function flag(name: string): string | undefined {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
-function num(name: string, fallback: number): number {
-  const raw = flag(name);
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got '${raw}'`);
-  return n;
-}
+const flags = parseFlags({
+  values: ['duration', 'mixed-duration', 'connections', 'mixed-connections', 'only', 'mixed-rounds', 'server-node-args'],
+  switches: ['cpu-prof', 'no-build', 'heap-snapshots'],
+});
+const num = (name: string, fallback: number) => flags.number(name, fallback, 'positive');
 const DURATION = num('duration', 10);
 const MIXED_DURATION = num('mixed-duration', 30);
 const CONNECTIONS = num('connections', 10);
@@ -70,51 +69,18 @@ const PRODUCERS = 4;
 const BATCH = 1000;
 const RECORD_BYTES = 100;
 const SCENARIOS = ['bare', 'kv-get', 'kv-put', 'vector', 'produce', 'consume', 'redis', 'jsonl', 'mixed'] as const;
-const only = flag('only')?.split(',');
-for (const s of only ?? []) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`--only: unknown scenario '${s}'; use ${SCENARIOS.join(', ')}`);
+const only = flags.string('only')?.split(',');
+for (const s of only ?? []) if (!(SCENARIOS as readonly string[]).includes(s)) refuseFlag(`--only: unknown scenario '${s}'; use ${SCENARIOS.join(', ')}`);
 const wanted = (s: (typeof SCENARIOS)[number]) => only === undefined || only.includes(s);
-const CPU_PROF = argv.includes('--cpu-prof');
+const CPU_PROF = flags.has('cpu-prof');
 const MIXED_ROUNDS = num('mixed-rounds', 1);
-const HEAP_SNAPSHOTS = argv.includes('--heap-snapshots');
-const SERVER_NODE_ARGS = flag('server-node-args')?.split(' ').filter((a) => a !== '') ?? [];
+const HEAP_SNAPSHOTS = flags.has('heap-snapshots');
+/** How long the quartz server (and the peer server) may take to stop on SIGTERM before SIGKILL. */
+const SERVER_GRACE_MS = 20_000;
+const SERVER_NODE_ARGS = flags.string('server-node-args')?.split(' ').filter((a) => a !== '') ?? [];
 
 // ---------------------------------------------------------------------------------------------
 // processes
-
-async function waitForHttp(url: string, child: ChildProcess, what: string, log?: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) break;
-    try {
-      const res = await fetch(url);
-      await res.arrayBuffer();
-      if (res.status < 500) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const tail = log !== undefined && existsSync(log) ? `\n${readFileSync(log, 'utf8').slice(-2000)}` : '';
-  throw new Error(`${what} did not come up at ${url}${tail}`);
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** CPU time (user + system) a process has used so far, in microseconds (Linux /proc). */
-function cpuOf(pid: number): { user: number; sys: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: (Number(fields[11]) * 1e6) / CLOCK_TICKS, sys: (Number(fields[12]) * 1e6) / CLOCK_TICKS };
-}
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 /** A server memory figure from its Prometheus metrics (default: V8 heap in use, after a GC it chose), if exported. */
 async function heapUsed(base: string, metric = 'nodejs_heap_size_used_bytes'): Promise<number | undefined> {
@@ -174,10 +140,6 @@ async function heapSnapshot(pid: number, dir: string, base: string, label: strin
       `PSS anonymous ${mb(pss.anon)} + file-backed ${mb(pss.file)} MiB`,
   );
   return heap;
-}
-
-function has(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,10 +212,6 @@ function produceBody(batch: string, count: number): string {
   return JSON.stringify({ records });
 }
 
-function randomVector(rand: () => number, dims: number): number[] {
-  return Array.from({ length: dims }, () => Math.round((rand() * 2 - 1) * 1e4) / 1e4);
-}
-
 /** The value a mixed-load PUT writes under `key`: recomputable, so reads can be checked. */
 function kvValueFor(key: string): string {
   return padTo(`${key}|`.repeat(Math.ceil(1024 / (key.length + 1))), 1024);
@@ -281,35 +239,14 @@ class Api {
 // peers
 
 async function redisXadd(seconds: number): Promise<Row | undefined> {
-  if (!has('redis-server')) {
-    if (process.getuid?.() === 0 && has('apt-get')) {
-      console.log('  installing redis-server (apt-get)…');
-      spawnSync('apt-get', ['install', '-y', 'redis-server'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    }
-    if (!has('redis-server')) {
-      console.log('  redis-server is missing and cannot be installed here: the Redis row is skipped');
-      return undefined;
-    }
-  }
-  const dir = await mkdtemp(join(tmpdir(), 'qz-bench-http-redis-'));
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], {
-    stdio: 'ignore',
-  });
-  try {
+  if (ensureCommands(['redis-server']).length > 0) return undefined;
+  const args = (port: number, dir: string) => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'];
+  return withPeer('redis-server', args, async (port) => {
     const clients = Array.from({ length: PRODUCERS }, () => new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 3 }));
     // Connection errors surface through the awaited calls below; without a listener ioredis
-    // also prints them while redis-server is still starting.
+    // would also print them.
     for (const c of clients) c.on('error', () => undefined);
-    for (let i = 0; i < 50; i++) {
-      try {
-        await clients[0]!.connect();
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    for (const c of clients.slice(1)) await c.connect();
+    for (const c of clients) await c.connect();
     const values = Array.from({ length: BATCH }, (_, i) => padTo(`redis#${i}#`, RECORD_BYTES));
     const latencies: number[] = [];
     const run = async (ms: number, measure: boolean): Promise<number> => {
@@ -334,16 +271,13 @@ async function redisXadd(seconds: number): Promise<Row | undefined> {
     const t0 = performance.now();
     const sent = await run(seconds * 1000, true);
     const elapsed = (performance.now() - t0) / 1000;
-    latencies.sort((a, b) => a - b);
-    const pct = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!);
+    sortAscending(latencies);
+    const pct = (q: number) => Math.round(quantileOfSorted(latencies, q));
     for (const c of clients) c.disconnect();
     const row: Row = { name: `redis XADD ${BATCH}×${RECORD_BYTES} B pipelined, AOF fsync always (${PRODUCERS} clients)`, reqPerSec: sent / BATCH / elapsed, recordsPerSec: sent / elapsed, p50: pct(0.5), p99: pct(0.99), errors: 0, note: 'per pipeline' };
     console.log(`  ${row.name}: ${fmt(row.recordsPerSec!)} records/s, p50 ${row.p50} ms, p99 ${row.p99} ms per pipeline`);
     return row;
-  } finally {
-    await stop(child);
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -450,8 +384,8 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   const settledPss = pssOf(serverPid);
   const heapAfter = await heapUsed(api.base);
   for (const [kind, list] of latencies) {
-    list.sort((a, b) => a - b);
-    const at = (q: number) => (list.length === 0 ? NaN : list[Math.min(list.length - 1, Math.floor(q * list.length))]!);
+    sortAscending(list);
+    const at = (q: number) => quantileOfSorted(list, q);
     console.log(`    ${kind.padEnd(13)} ${String(list.length).padStart(7)} answers, p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms`);
   }
   // Warm-up: the first third of the run (JIT, caches, buffers reaching their working size).
@@ -527,7 +461,7 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
 // main
 
 async function main(): Promise<void> {
-  if (!argv.includes('--no-build')) {
+  if (!flags.has('no-build')) {
     console.log('building dist/ (npm run build:ts), as `npm install` does…');
     const b = spawnSync('npm', ['run', 'build:ts'], { cwd: ROOT, stdio: 'ignore' });
     if (b.status !== 0) console.log('  tsc reported errors (emitted anyway); continuing with what dist/ holds');
@@ -567,10 +501,10 @@ async function main(): Promise<void> {
     const rand = seededRandom(42);
     await api.call('POST', '/v1/collections', { name: 'bench', dims: 128, metric: 'cosine' });
     for (let b = 0; b < 2; b++) {
-      const vectors = Array.from({ length: 500 }, (_, i) => ({ id: `v${b * 500 + i}`, values: randomVector(rand, 128), metadata: { n: b * 500 + i } }));
+      const vectors = Array.from({ length: 500 }, (_, i) => ({ id: `v${b * 500 + i}`, values: fourDecimalVector(rand, 128), metadata: { n: b * 500 + i } }));
       await api.call('POST', '/v1/collections/bench/upsert', { vectors });
     }
-    const queries = Array.from({ length: 64 }, () => JSON.stringify({ vector: randomVector(rand, 128), k: 10 }));
+    const queries = Array.from({ length: 64 }, () => JSON.stringify({ vector: fourDecimalVector(rand, 128), k: 10 }));
     const probe = (await api.call('POST', '/v1/collections/bench/query', undefined, queries[0])) as { matches: unknown[] };
     if (probe.matches.length !== 10) throw new Error(`vector query returned ${probe.matches.length} matches, expected 10`);
     const consumeOffsets = Array.from({ length: 64 }, () => Math.floor(rand() * (seedBatches - 1) * BATCH));
@@ -643,8 +577,8 @@ async function main(): Promise<void> {
       if (rounds.length > 1) printRounds(rounds);
     }
   } finally {
-    await stop(peers);
-    await stop(server);
+    await stopProcess(peers, SERVER_GRACE_MS);
+    await stopProcess(server, SERVER_GRACE_MS);
   }
   if (CPU_PROF) {
     const files = existsSync(profDir) ? readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')) : [];
@@ -691,13 +625,13 @@ function printTable(mixed: MixedOutcome | undefined): void {
     ['vector', ratio(rows.get('vector'), bare, 'reqPerSec', 0.5, 'bare')],
     ['vector-f32', ratio(rows.get('vector-f32'), bare, 'reqPerSec', 0.5, 'bare')],
     ['produce', ratio(rows.get('produce'), rows.get('redis'), 'recordsPerSec', 2, 'redis')],
-    ['consume', bare4 && rows.get('consume') ? `${(rows.get('consume')!.reqPerSec / bare4.reqPerSec).toFixed(2)}× bare (${PRODUCERS} conns)` : ''],
-    ['bare-put', rows.get('kv-put') && rows.get('bare-put') ? `KV PUT is ${(rows.get('kv-put')!.reqPerSec / rows.get('bare-put')!.reqPerSec).toFixed(2)}× this` : ''],
-    ['bare-query', rows.get('vector') && rows.get('bare-query') ? `vector query is ${(rows.get('vector')!.reqPerSec / rows.get('bare-query')!.reqPerSec).toFixed(2)}× this` : ''],
-    ['bare-scan', rows.get('vector') && rows.get('bare-scan') ? `vector query is ${(rows.get('vector')!.reqPerSec / rows.get('bare-scan')!.reqPerSec).toFixed(2)}× this; this is ${(rows.get('bare-scan')!.reqPerSec / (bare?.reqPerSec ?? NaN)).toFixed(2)}× bare` : ''],
-    ['lmdb-put', rows.get('kv-put') && rows.get('lmdb-put') ? `KV PUT is ${(rows.get('kv-put')!.reqPerSec / rows.get('lmdb-put')!.reqPerSec).toFixed(2)}× this (lmdb's own durable commit)` : ''],
-    ['log-put', rows.get('kv-put') && rows.get('log-put') ? `KV PUT is ${(rows.get('kv-put')!.reqPerSec / rows.get('log-put')!.reqPerSec).toFixed(2)}× this; this is ${(rows.get('log-put')!.reqPerSec / (bare?.reqPerSec ?? NaN)).toFixed(2)}× bare` : ''],
-    ['jsonl', rows.get('produce') && rows.get('jsonl') ? `produce is ${(rows.get('produce')!.recordsPerSec! / rows.get('jsonl')!.recordsPerSec!).toFixed(2)}× this` : ''],
+    ['consume', bare4 && rows.get('consume') ? `${times(rows.get('consume')!.reqPerSec, bare4.reqPerSec)} bare (${PRODUCERS} conns)` : ''],
+    ['bare-put', rows.get('kv-put') && rows.get('bare-put') ? `KV PUT is ${times(rows.get('kv-put')!.reqPerSec, rows.get('bare-put')!.reqPerSec)} this` : ''],
+    ['bare-query', rows.get('vector') && rows.get('bare-query') ? `vector query is ${times(rows.get('vector')!.reqPerSec, rows.get('bare-query')!.reqPerSec)} this` : ''],
+    ['bare-scan', rows.get('vector') && rows.get('bare-scan') ? `vector query is ${times(rows.get('vector')!.reqPerSec, rows.get('bare-scan')!.reqPerSec)} this; this is ${times(rows.get('bare-scan')!.reqPerSec, (bare?.reqPerSec ?? NaN))} bare` : ''],
+    ['lmdb-put', rows.get('kv-put') && rows.get('lmdb-put') ? `KV PUT is ${times(rows.get('kv-put')!.reqPerSec, rows.get('lmdb-put')!.reqPerSec)} this (lmdb's own durable commit)` : ''],
+    ['log-put', rows.get('kv-put') && rows.get('log-put') ? `KV PUT is ${times(rows.get('kv-put')!.reqPerSec, rows.get('log-put')!.reqPerSec)} this; this is ${times(rows.get('log-put')!.reqPerSec, (bare?.reqPerSec ?? NaN))} bare` : ''],
+    ['jsonl', rows.get('produce') && rows.get('jsonl') ? `produce is ${times(rows.get('produce')!.recordsPerSec!, rows.get('jsonl')!.recordsPerSec!)} this` : ''],
   ]);
   const header = ['run', 'req/s', 'records/s', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req', 'ratio'];
   const table: string[][] = [];
@@ -741,11 +675,7 @@ function printTable(mixed: MixedOutcome | undefined): void {
       `KV ${mixed.lostKv}/${mixed.checkedKv} acked puts, records ${mixed.lostRecords}/${mixed.checkedRecords} acked`,
     ]);
   }
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  console.log('\n' + line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of table) console.log(line(r));
+  console.log('\n' + columns(header, table, { left: [0, header.length - 1], rule: true }).join('\n'));
   console.log(
     `\ntargets: produce ≥ 2× redis (records/s); KV GET ≥ 0.8×, PUT ≥ 0.5×, vector query ≥ 0.5× the bare route; mixed: 0 5xx, 0 lost writes, p99 < 50 ms, RSS flat after warm-up`,
   );

@@ -29,7 +29,7 @@ import { open as openLmdb } from 'lmdb';
 import { HnswIndex, init } from '../../dist/src/node/core.js';
 import { seededRandom } from '../../dist/src/core/random-testing.js';
 
-const arg = (name) => {
+const arg = (/** @type {string} */ name) => {
   const i = process.argv.indexOf(`--${name}`);
   if (i < 0 || i + 1 >= process.argv.length) throw new Error(`peers.mjs: --${name} is required`);
   return process.argv[i + 1];
@@ -68,6 +68,11 @@ async function flushGroups() {
   }
   writing = false;
 }
+/**
+ * @param {string} key
+ * @param {Uint8Array} body
+ * @returns {Promise<void>}
+ */
 function appendDurably(key, body) {
   return new Promise((resolve) => {
     group.bytes.push(Buffer.from(`${key} ${body.length}\n`), body);

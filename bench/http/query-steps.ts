@@ -18,22 +18,23 @@ import type { QueryRequest } from '../../src/engine/vectors/collection.js';
 import { createMetrics } from '../../src/node/server/metrics.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { fourDecimalVector } from './query-vector.js';
+import { parseFlags, refuseFlag } from '../lib/args.js';
+import { processCpuUs } from '../lib/cpu.js';
+import { median, sortAscending } from '../lib/quantiles.js';
 
-const argv = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1]! : fallback;
-};
-const DIMS = Number(opt('dims', '128'));
-const N = Number(opt('n', '1000'));
-const K = Number(opt('k', '10'));
-const METRIC = opt('metric', 'cosine') as 'cosine' | 'l2' | 'dot';
-const MS = Number(opt('ms', '1500'));
-const WASM = opt('wasm', fileURLToPath(new URL('../../build/quartz.wasm', import.meta.url)));
+const flags = parseFlags({ values: ['dims', 'n', 'k', 'metric', 'ms', 'wasm'] });
+const DIMS = flags.number('dims', 128, 'positive');
+const N = flags.number('n', 1000, 'positive');
+const K = flags.number('k', 10, 'positive');
+const METRIC = (flags.string('metric') ?? 'cosine') as 'cosine' | 'l2' | 'dot';
+if (!['cosine', 'l2', 'dot'].includes(METRIC)) refuseFlag(`--metric must be cosine, l2 or dot, got '${METRIC}'`);
+const MS = flags.number('ms', 1500, 'positive');
+const WASM = flags.string('wasm') ?? fileURLToPath(new URL('../../build/quartz.wasm', import.meta.url));
 
 await init(readFileSync(WASM));
 const rand = seededRandom(42);
-const randomVector = () => Array.from({ length: DIMS }, () => Math.round((rand() * 2 - 1) * 1e4) / 1e4);
+const randomVector = () => fourDecimalVector(rand, DIMS);
 
 const engine = await createTestEngine();
 const { tenant, api_key: apiKey } = await engine.tenants.create({ email: 'steps@example.com', plan: 'unlimited' });
@@ -66,17 +67,12 @@ const requests = bodies.map(requestFor);
 const first = await app.direct(requests[0]!, '/v1/collections/bench/query');
 if (first?.status !== 200) throw new Error(`direct query answered ${first?.status}: ${String(first?.body)}`);
 
-function cpuMicros(): number {
-  const u = process.cpuUsage();
-  return u.user + u.system;
-}
-
 async function time(name: string, step: (i: number) => unknown): Promise<void> {
   for (let i = 0; i < 2000; i++) await step(i & 63);
   const best: number[] = [];
   for (let round = 0; round < 5; round++) {
     const t0 = performance.now();
-    const c0 = cpuMicros();
+    const c0 = processCpuUs();
     let n = 0;
     while (performance.now() - t0 < MS / 5) {
       for (let j = 0; j < 64; j++) {
@@ -85,10 +81,10 @@ async function time(name: string, step: (i: number) => unknown): Promise<void> {
       }
       n += 64;
     }
-    best.push((cpuMicros() - c0) / n);
+    best.push((processCpuUs() - c0) / n);
   }
-  best.sort((a, b) => a - b);
-  console.log(`  ${name.padEnd(44)} ${best[0]!.toFixed(2).padStart(7)} µs CPU (median ${best[2]!.toFixed(2)})`);
+  sortAscending(best);
+  console.log(`  ${name.padEnd(44)} ${best[0]!.toFixed(2).padStart(7)} µs CPU (median ${median(best).toFixed(2)})`);
 }
 
 console.log(`query steps: ${N} × ${DIMS}-d ${METRIC}, k=${K}, 64 bodies of ~${bodies[0]!.length} B`);

@@ -32,20 +32,19 @@ import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
 import { KvStore } from '../../src/engine/kv/kv-store.js';
 import { UsageMeter } from '../../src/engine/tenants/usage-meter.js';
 import type { EngineContext } from '../../src/engine/context.js';
+import { parseFlags } from '../lib/args.js';
+import { grouped, ratio } from '../lib/format.js';
+import { collectGarbage, timeAsync } from '../lib/timing.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string, fallback: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const scale = arg('scale', 1);
-const KEYS = Math.max(100, Math.round(arg('keys', 10_000) * scale));
+const flags = parseFlags({ values: ['keys', 'scale', 'reps', 'cached-keys'] });
+const scale = flags.number('scale', 1, 'positive');
+const KEYS = Math.max(100, Math.round(flags.number('keys', 10_000) * scale));
 const GETS = Math.max(1000, Math.round(200_000 * scale));
 const INFLIGHT = 1000;
 const PUT_ROUNDS = Math.max(2, Math.round(20 * scale));
 const SEQ_PUTS = Math.max(20, Math.round(200 * scale));
-const REPS = Math.max(3, arg('reps', 5));
-const CACHED_KEYS = args.includes('--cached-keys') ? arg('cached-keys', 0) : undefined;
+const REPS = Math.max(3, flags.number('reps', 5));
+const CACHED_KEYS = flags.string('cached-keys') === undefined ? undefined : flags.number('cached-keys', 0);
 
 const root = join(fileURLToPath(new URL('.', import.meta.url)), '..', '.data', `kv-${process.pid}`);
 rmSync(root, { recursive: true, force: true });
@@ -54,19 +53,10 @@ mkdirSync(root, { recursive: true });
 const names = Array.from({ length: KEYS }, (_, i) => `user/${String(i).padStart(8, '0')}`);
 const order = Array.from({ length: GETS }, (_, i) => (i * 7919) % KEYS); // a fixed stride, not sequential
 
-function opsPerSec(ops: number, ns: bigint): number {
-  return ops / (Number(ns) / 1e9);
-}
-
-/** Wall time and process CPU time (all threads, so lmdb's writer counts too) of one run. */
-async function time(fn: () => Promise<void> | void): Promise<{ ns: bigint; cpuUs: number }> {
-  (globalThis as { gc?: () => void }).gc?.();
-  const c0 = process.cpuUsage();
-  const t0 = process.hrtime.bigint();
-  await fn();
-  const ns = process.hrtime.bigint() - t0;
-  const c = process.cpuUsage(c0);
-  return { ns, cpuUs: c.user + c.system };
+/** Wall time and process CPU time (all threads, so lmdb's writer counts too) of one run, from a collected heap. */
+async function time(fn: () => Promise<void> | void): Promise<{ wallMs: number; cpuMs: number }> {
+  collectGarbage();
+  return timeAsync(fn);
 }
 
 type Run = () => Promise<void> | void;
@@ -103,8 +93,8 @@ async function compare(rows: Row[], workload: string, ops: number, settle: () =>
               await settle();
             },
       );
-      best[side] = Math.max(best[side], opsPerSec(ops, t.ns));
-      cpu[side] = Math.min(cpu[side], t.cpuUs / ops);
+      best[side] = Math.max(best[side], ops / (t.wallMs / 1000));
+      cpu[side] = Math.min(cpu[side], (t.cpuMs * 1000) / ops);
     }
   }
   rows.push({ workload, ...best, cpu });
@@ -212,8 +202,7 @@ async function main() {
 
   console.log(`keys: ${KEYS}${CACHED_KEYS === undefined ? '' : ` (engine key cache: ${CACHED_KEYS})`}; per run: ${GETS} gets, ${PUT_ROUNDS} x ${INFLIGHT} concurrent puts, ${SEQ_PUTS} sequential puts; best of ${REPS} rotating runs per side`);
   console.log('raw = lmdb directly; adapter = the Storage port on lmdb (src/node/storage); engine = KvStore on that adapter');
-  const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(12);
-  const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+  const fmt = (n: number) => grouped(n).padStart(12);
   console.log('\nthroughput, best run (ops/s):');
   console.log('workload'.padEnd(38) + 'raw'.padStart(12) + 'adapter'.padStart(12) + 'engine'.padStart(12) + 'raw/engine'.padStart(12) + 'adapter/engine'.padStart(16) + '  target raw/engine <= 1.5x');
   for (const r of rows) {

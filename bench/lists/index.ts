@@ -17,23 +17,17 @@ import { openQuartz, type Engine } from '../../src/node/index.js';
 import { createApp } from '../../src/api/app.js';
 import { hashKey, resolveServerConfig } from '../../src/api/config.js';
 import { createTestEngine } from '../../src/engine/testing.js';
+import { parseFlags, refuseFlag } from '../lib/args.js';
+import { median } from '../lib/quantiles.js';
+import { timeRepeated } from '../lib/timing.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const topicCount = Number(opt('topics') ?? 20_000);
-const collectionCount = Number(opt('collections') ?? 5_000);
-const reps = Number(opt('reps') ?? 7);
-const vectorIds = Number(opt('vector-ids') ?? 200_000);
-const storage = opt('storage') ?? 'disk';
-
-const cpuMs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const flags = parseFlags({ values: ['topics', 'collections', 'vector-ids', 'reps', 'storage'] });
+const topicCount = flags.number('topics', 20_000);
+const collectionCount = flags.number('collections', 5_000);
+const reps = flags.number('reps', 7, 'positive');
+const vectorIds = flags.number('vector-ids', 200_000);
+const storage = flags.string('storage') ?? 'disk';
+if (storage !== 'disk' && storage !== 'memory') refuseFlag(`--storage must be disk or memory, got '${storage}'`);
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'quartz-bench-lists-'));
@@ -61,17 +55,8 @@ async function main(): Promise<void> {
     };
     const measure = async (label: string, run: () => Promise<number>): Promise<void> => {
       await run(); // warm-up
-      const walls: number[] = [];
-      const cpus: number[] = [];
-      let bytes = 0;
-      for (let r = 0; r < reps; r++) {
-        const c0 = cpuMs();
-        const w0 = performance.now();
-        bytes = await run();
-        walls.push(performance.now() - w0);
-        cpus.push(cpuMs() - c0);
-      }
-      console.log(`${label.padEnd(44)} wall ${median(walls).toFixed(2).padStart(9)} ms   cpu ${median(cpus).toFixed(2).padStart(9)} ms   ${(bytes / 1024).toFixed(1).padStart(9)} KiB`);
+      const { wallMs, cpuMs, last: bytes = 0 } = await timeRepeated(reps, run);
+      console.log(`${label.padEnd(44)} wall ${median(wallMs).toFixed(2).padStart(9)} ms   cpu ${median(cpuMs).toFixed(2).padStart(9)} ms   ${(bytes / 1024).toFixed(1).padStart(9)} KiB`);
     };
     const walk = async (path: string, field: string): Promise<number> => {
       let bytes = 0;

@@ -9,7 +9,6 @@
  * Targets (issue): decompress ≥ 2500 MB/s and ≥ 1.0× lz4-napi; compress ≥ 650 MB/s and
  * ≥ 0.9× lz4-napi; ratio within 3% of `lz4 -1 -B4`; CRC32C ≥ 2000 MB/s.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -19,41 +18,29 @@ import Table from 'cli-table3';
 import * as lz4napi from 'lz4-napi';
 import { init, lz4, crc32c, xxh32 } from '../../src/node/core.js';
 import { jsonLogs, randomBytes } from './corpus.js';
-import { cpuSeconds, settleHeap } from './cpu-time.js';
+import { lz4CliBench } from './lz4-cli.js';
+import { parseFlags } from '../lib/args.js';
+import { ratio } from '../lib/format.js';
+import { median } from '../lib/quantiles.js';
+import { clockSeconds, settleHeap, useCpuClock } from '../lib/timing.js';
 
 const require = createRequire(import.meta.url);
 const lz4js = require('lz4js') as { compress(src: Uint8Array): Uint8Array; decompress(src: Uint8Array): Uint8Array };
 
-const args = process.argv.slice(2);
-const arg = (name: string, fallback: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const SIZE = Math.round(arg('mb', 64) * (1 << 20));
-const RUNS = arg('runs', 5);
+const flags = parseFlags({ values: ['mb', 'runs'] });
+const SIZE = Math.round(flags.number('mb', 64, 'positive') * (1 << 20));
+const RUNS = flags.number('runs', 5, 'positive');
 const BLOCK = 65536;
 const here = fileURLToPath(new URL('.', import.meta.url));
-const dataDir = join(here, '..', '.data');
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
 
 /**
- * With BENCH_CLOCK=cpu every in-process figure (ours and the peers' alike) is timed by process
- * CPU time, which waiting for a core on a shared machine does not inflate. The `lz4` CLI row
- * always reports its own wall-clock figures.
+ * Seconds of one call of `fn` by the BENCH_CLOCK clock (with BENCH_CLOCK=cpu every in-process
+ * figure, ours and the peers' alike, is process CPU time; the `lz4` CLI row always reports its own
+ * wall-clock figures), from a settled heap (see settleHeap).
  */
-const useCpuClock = process.env.BENCH_CLOCK === 'cpu';
-
-/** Seconds of one call of `fn` (CPU or wall, by BENCH_CLOCK), from a clean heap (see cpuSeconds). */
 function timeOnce(fn: () => void): number {
-  if (useCpuClock) return cpuSeconds(fn);
   settleHeap();
-  const t0 = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
+  return clockSeconds(fn).seconds;
 }
 
 /** One contestant of a timed round: a whole call, and an untimed check of its result. */
@@ -157,23 +144,31 @@ function oursBlock(data: Uint8Array): { codec: Codec; into: Side } {
 /** Decompress MB/s of the block API decoding into one caller-owned 64 KB buffer, per corpus. */
 const intoFigures = new Map<Uint8Array, number>();
 
-function oursFrame(data: Uint8Array): Codec {
-  let frame: Uint8Array = new Uint8Array(0);
-  let back: Uint8Array = new Uint8Array(0);
+/**
+ * A codec whose compress makes one packed buffer of the whole corpus and whose decompress one
+ * buffer back (frames, or lz4-napi's block API on the whole buffer).
+ */
+function wholeBuffer<P extends Uint8Array>(name: string, data: Uint8Array, compress: () => P, decompress: (packed: P) => Uint8Array): Codec {
+  let packed: P | undefined;
+  let back: Uint8Array | undefined;
   return {
-    name: 'quartz wasm, frame API (64K independent, content checksum)',
+    name,
     compress: () => {
-      frame = lz4.compressFrame(data, { blockSize: '64K' });
+      packed = compress();
     },
     decompress: () => {
-      back = lz4.decompressFrame(frame);
+      back = decompress(packed!);
     },
     verify: () => {
-      same(back, data, 'quartz frame');
-      back = new Uint8Array(0);
+      same(back!, data, name);
+      back = undefined;
     },
-    packedSize: () => frame.length,
+    packedSize: () => packed!.length,
   };
+}
+
+function oursFrame(data: Uint8Array): Codec {
+  return wholeBuffer('quartz wasm, frame API (64K independent, content checksum)', data, () => lz4.compressFrame(data, { blockSize: '64K' }), (frame) => lz4.decompressFrame(frame));
 }
 
 function napiBlocks(data: Uint8Array): Codec {
@@ -198,61 +193,16 @@ function napiBlocks(data: Uint8Array): Codec {
 
 function napiWhole(data: Uint8Array): Codec {
   const input = Buffer.from(data.buffer, data.byteOffset, data.length);
-  let packed: Buffer = Buffer.alloc(0);
-  let back: Buffer = Buffer.alloc(0);
-  return {
-    name: 'lz4-napi, block (whole buffer)',
-    compress: () => {
-      packed = lz4napi.compressSync(input);
-    },
-    decompress: () => {
-      back = lz4napi.uncompressSync(packed);
-    },
-    verify: () => {
-      same(back, data, 'lz4-napi whole');
-      back = Buffer.alloc(0);
-    },
-    packedSize: () => packed.length,
-  };
+  return wholeBuffer('lz4-napi, block (whole buffer)', data, () => lz4napi.compressSync(input), (packed) => lz4napi.uncompressSync(packed));
 }
 
 function napiFrame(data: Uint8Array): Codec {
   const input = Buffer.from(data.buffer, data.byteOffset, data.length);
-  let packed: Buffer = Buffer.alloc(0);
-  let back: Buffer = Buffer.alloc(0);
-  return {
-    name: 'lz4-napi, frame',
-    compress: () => {
-      packed = lz4napi.compressFrameSync(input);
-    },
-    decompress: () => {
-      back = lz4napi.decompressFrameSync(packed);
-    },
-    verify: () => {
-      same(back, data, 'lz4-napi frame');
-      back = Buffer.alloc(0);
-    },
-    packedSize: () => packed.length,
-  };
+  return wholeBuffer('lz4-napi, frame', data, () => lz4napi.compressFrameSync(input), (packed) => lz4napi.decompressFrameSync(packed));
 }
 
 function lz4jsFrame(data: Uint8Array): Codec {
-  let packed: Uint8Array = new Uint8Array(0);
-  let back: Uint8Array = new Uint8Array(0);
-  return {
-    name: 'lz4js (pure JS), frame',
-    compress: () => {
-      packed = lz4js.compress(data);
-    },
-    decompress: () => {
-      back = lz4js.decompress(packed);
-    },
-    verify: () => {
-      same(back, data, 'lz4js');
-      back = new Uint8Array(0);
-    },
-    packedSize: () => packed.length,
-  };
+  return wholeBuffer('lz4js (pure JS), frame', data, () => lz4js.compress(data), (packed) => lz4js.decompress(packed));
 }
 
 /**
@@ -268,19 +218,10 @@ function inProcessRows(data: Uint8Array): Row[] {
   return codecs.map((c, i) => ({ name: c.name, compress: compress[i]!, decompress: decoded[i]!, ratio: data.length / c.packedSize() }));
 }
 
-/** The CLI's own benchmark: `lz4 -b1 -B4 <file>` prints "… : N -> M (ratio), C MB/s, D MB/s". */
+/** The CLI's own benchmark, `lz4 -b1 -B4`, as a row. */
 function cliBench(data: Uint8Array, name: string): Row | undefined {
-  mkdirSync(dataDir, { recursive: true });
-  const file = join(dataDir, `lz4-${name}.bin`);
-  writeFileSync(file, data);
-  const run = spawnSync('lz4', ['-b1', '-B4', '-i1', file], { encoding: 'utf8' });
-  const text = `${run.stdout}\n${run.stderr}`;
-  const all = [...text.matchAll(/(\d+)\s*->\s*(\d+)\s*\(([\d.]+)\),\s*([\d.]+)\s*MB\/s\s*,\s*([\d.]+)\s*MB\/s/g)];
-  const m = all[all.length - 1];
-  if (!m) return undefined;
-  // The CLI's MB/s are MiB-based (bytes / 2^20 per second); convert to 10^6 bytes.
-  const mib = (1 << 20) / 1e6;
-  return { name: 'lz4 CLI 1.9 -b1 -B4 (native, 64 KB blocks)', compress: Number(m[4]) * mib, decompress: Number(m[5]) * mib, ratio: Number(m[1]) / Number(m[2]) };
+  const cli = lz4CliBench(data, `lz4-${name}`);
+  return cli && { name: 'lz4 CLI 1.9 -b1 -B4 (native, 64 KB blocks)', ...cli };
 }
 
 /** One table for every corpus; each corpus's rows are compared with its first (ours) row. */
@@ -296,9 +237,9 @@ function printTable(sections: [string, Row[]][]): void {
       table.push([
         r.name,
         r.compress.toFixed(0),
-        (ours.compress / r.compress).toFixed(2) + '×',
+        ratio(ours.compress, r.compress),
         r.decompress.toFixed(0),
-        (ours.decompress / r.decompress).toFixed(2) + '×',
+        ratio(ours.decompress, r.decompress),
         r.ratio.toFixed(3),
         (ours.ratio / r.ratio).toFixed(3),
       ]);
@@ -345,9 +286,9 @@ const json = results['JSON logs']!;
 const [block, , napiBlock, napiBuf] = json;
 const cli = json.find((r) => r.name.startsWith('lz4 CLI'));
 console.log('\nTargets on JSON logs (quartz block API):');
-console.log(`  decompress ${block!.decompress.toFixed(0)} MB/s (target ≥ 2500); vs lz4-napi ${(block!.decompress / napiBlock!.decompress).toFixed(2)}× (64 KB blocks), ${(block!.decompress / napiBuf!.decompress).toFixed(2)}× (whole buffer) (target ≥ 1.0×)`);
-console.log(`  compress   ${block!.compress.toFixed(0)} MB/s (target ≥ 650); vs lz4-napi ${(block!.compress / napiBlock!.compress).toFixed(2)}× (64 KB blocks), ${(block!.compress / napiBuf!.compress).toFixed(2)}× (whole buffer) (target ≥ 0.9×)`);
-console.log(`  decompress into a caller-owned buffer ({ into }, no result allocated): ${intoFigures.get(corpora[0]![1])!.toFixed(0)} MB/s; vs lz4-napi ${(intoFigures.get(corpora[0]![1])! / napiBlock!.decompress).toFixed(2)}× (64 KB blocks, which allocates its results)`);
+console.log(`  decompress ${block!.decompress.toFixed(0)} MB/s (target ≥ 2500); vs lz4-napi ${ratio(block!.decompress, napiBlock!.decompress)} (64 KB blocks), ${ratio(block!.decompress, napiBuf!.decompress)} (whole buffer) (target ≥ 1.0×)`);
+console.log(`  compress   ${block!.compress.toFixed(0)} MB/s (target ≥ 650); vs lz4-napi ${ratio(block!.compress, napiBlock!.compress)} (64 KB blocks), ${ratio(block!.compress, napiBuf!.compress)} (whole buffer) (target ≥ 0.9×)`);
+console.log(`  decompress into a caller-owned buffer ({ into }, no result allocated): ${intoFigures.get(corpora[0]![1])!.toFixed(0)} MB/s; vs lz4-napi ${ratio(intoFigures.get(corpora[0]![1])!, napiBlock!.decompress)} (64 KB blocks, which allocates its results)`);
 if (cli) {
   const worse = (1 - block!.ratio / cli.ratio) * 100;
   console.log(`  ratio      ${block!.ratio.toFixed(3)} vs lz4 -1 -B4 ${cli.ratio.toFixed(3)}: ${Math.abs(worse).toFixed(2)}% ${worse > 0 ? 'worse' : 'better'} (target ≤ 3% worse)`);
@@ -367,7 +308,7 @@ const wasmXxh = throughput(data.length, () => {
   sink ^= xxh32(data);
 });
 if (crc32cJs(data.subarray(0, 1 << 20)) !== crc32c(data.subarray(0, 1 << 20))) throw new Error('crc32c mismatch');
-crcRows.push(['quartz wasm crc32c (slicing-by-16)', wasmCrc.toFixed(0), (wasmCrc / jsCrc).toFixed(2) + '×']);
+crcRows.push(['quartz wasm crc32c (slicing-by-16)', wasmCrc.toFixed(0), ratio(wasmCrc, jsCrc)]);
 crcRows.push(['JS table-driven crc32c', jsCrc.toFixed(0), '1.00×']);
 crcRows.push(['quartz wasm xxh32', wasmXxh.toFixed(0), '']);
 console.log('\nChecksums (JSON logs, whole call incl. copy into wasm memory; target CRC32C ≥ 2000 MB/s)');

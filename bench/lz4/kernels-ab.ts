@@ -16,7 +16,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { jsonLogs } from './corpus.js';
-import { cpuSeconds } from './cpu-time.js';
+import { parseFlags } from '../lib/args.js';
+import { median } from '../lib/quantiles.js';
+import { cpuSeconds } from '../lib/timing.js';
 import { dataset } from './segment-bench.js';
 import { init } from '../../src/node/core.js';
 import { BATCH_HEADER_SIZE, encodeBatch } from '../../src/core/segment.js';
@@ -30,20 +32,15 @@ interface Kernels {
   crc32c(crc: number, ptr: number, len: number): number;
 }
 
-const args = process.argv.slice(2);
-const files = args.filter((a) => a.endsWith('.wasm'));
-const mbAt = args.indexOf('--mb');
-const MB = mbAt >= 0 ? Number(args[mbAt + 1]) : 16;
-const RECORDS = args.includes('--records');
-const corpusAt = args.indexOf('--corpus');
-const CORPUS = corpusAt >= 0 ? args[corpusAt + 1]! : undefined;
-const blockAt = args.indexOf('--block');
-const API = args.includes('--api');
-const runsAt = args.indexOf('--runs');
-const RUNS = runsAt >= 0 ? Number(args[runsAt + 1]) : 7;
-const onlyAt = args.indexOf('--only');
-const ONLY = onlyAt >= 0 ? new Set(args[onlyAt + 1]!.split(',')) : undefined;
-if (files.length === 0) {
+const flags = parseFlags({ values: ['mb', 'corpus', 'block', 'runs', 'only'], switches: ['records', 'api'], positionals: true });
+const files = flags.positionals.filter((a) => a.endsWith('.wasm'));
+const MB = flags.number('mb', 16, 'positive');
+const RECORDS = flags.has('records');
+const CORPUS = flags.string('corpus');
+const API = flags.has('api');
+const RUNS = flags.number('runs', 7, 'positive');
+const ONLY = flags.string('only') === undefined ? undefined : new Set(flags.list('only', []));
+if (files.length === 0 || files.length !== flags.positionals.length) {
   console.error('usage: kernels-ab.ts a.wasm [b.wasm ...] [--mb N] [--records | --corpus FILE] [--block KB] [--api] [--only compress,decompress] [--runs R]');
   process.exit(2);
 }
@@ -62,7 +59,7 @@ async function records(size: number): Promise<Uint8Array> {
 }
 
 const data = CORPUS ? new Uint8Array(readFileSync(CORPUS).subarray(0, MB << 20)) : RECORDS ? await records(MB << 20) : jsonLogs(MB << 20);
-const BLOCK = blockAt >= 0 ? Number(args[blockAt + 1]) * 1024 : RECORDS ? 512 * 1024 : 65536;
+const BLOCK = flags.number('block', RECORDS ? 512 : 64, 'positive') * 1024;
 
 const setups = files.map((file) => {
   const w = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(file)), {
@@ -143,7 +140,6 @@ for (let run = 0; run <= RUNS; run++) {
   });
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 console.log(`kernels A/B: ${CORPUS ?? (RECORDS ? 'segment-style records' : 'JSON logs')}, ${(data.length / 1048576).toFixed(0)} MiB in ${BLOCK / 1024} KB blocks, median of ${RUNS} runs by CPU time (MB/s)`);
 setups.forEach((s, i) => {
   // The round trip is checked even when decompress was not timed.

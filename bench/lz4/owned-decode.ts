@@ -10,26 +10,22 @@
  * own compressor's blocks of the same size) is printed beside them for the kernel's sake.
  * Prints median MB/s (10^6 bytes of decoded data per CPU second) and ours ÷ lz4-napi.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import * as lz4napi from 'lz4-napi';
 import { init, lz4 } from '../../src/node/core.js';
 import { jsonLogs, randomBytes, text } from './corpus.js';
-import { cpuSeconds } from './cpu-time.js';
+import { lz4CliBench } from './lz4-cli.js';
+import { parseFlags, refuseFlag } from '../lib/args.js';
+import { ratio } from '../lib/format.js';
+import { median } from '../lib/quantiles.js';
+import { cpuSeconds } from '../lib/timing.js';
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1]! : fallback;
-};
-const SIZE = Math.round(Number(option('mb', '32')) * (1 << 20));
-const RUNS = Number(option('runs', '7'));
-const BLOCKS = option('blocks', '64,4096').split(',').map((kb) => Number(kb) * 1024);
-const here = fileURLToPath(new URL('.', import.meta.url));
+const flags = parseFlags({ values: ['mb', 'runs', 'blocks', 'corpora'] });
+const SIZE = Math.round(flags.number('mb', 32, 'positive') * (1 << 20));
+const RUNS = flags.number('runs', 7, 'positive');
+const BLOCKS = flags.list('blocks', ['64', '4096']).map((kb) => Number(kb) * 1024);
 const require = createRequire(import.meta.url);
 
 /** `bytes` repeated to `SIZE`. */
@@ -57,31 +53,14 @@ const CORPORA: Record<string, () => Uint8Array> = {
   // Incompressible: each block is one run of literals.
   random: () => randomBytes(SIZE),
 };
-const chosen = option('corpora', Object.keys(CORPORA).join(',')).split(',');
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-
-/** The CLI's decode MB/s (MiB-based, converted to 10^6 bytes) on `data` in blocks of `block`. */
-function cliDecode(data: Uint8Array, name: string, block: number): number | undefined {
-  const sizeId = { 65536: 4, 262144: 5, 1048576: 6, 4194304: 7 }[block];
-  if (sizeId === undefined) return undefined;
-  const dir = join(here, '..', '.data');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `owned-decode-${name}.bin`);
-  writeFileSync(file, data);
-  const run = spawnSync('lz4', ['-b1', `-B${sizeId}`, '-i1', file], { encoding: 'utf8' });
-  const all = [...`${run.stdout}\n${run.stderr}`.matchAll(/,\s*([\d.]+)\s*MB\/s\s*,\s*([\d.]+)\s*MB\/s/g)];
-  const m = all[all.length - 1];
-  return m ? (Number(m[2]) * (1 << 20)) / 1e6 : undefined;
-}
+const chosen = flags.list('corpora', Object.keys(CORPORA));
+for (const name of chosen) if (!(name in CORPORA)) refuseFlag(`--corpora: unknown corpus '${name}'; known: ${Object.keys(CORPORA).join(', ')}`);
 
 await init();
 console.log(`owned decode: ${(SIZE / (1 << 20)).toFixed(0)} MiB per corpus, median of ${RUNS} runs by CPU time (MB/s), node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}`);
 console.log('corpus        block    ratio     owned   { into }   lz4-napi   owned ÷ napi   lz4 CLI decode (wall)');
 for (const name of chosen) {
-  const make = CORPORA[name];
-  if (!make) throw new Error(`unknown corpus '${name}'; known: ${Object.keys(CORPORA).join(', ')}`);
-  const data = make();
+  const data = CORPORA[name]!();
   for (const block of BLOCKS) {
     const parts: Uint8Array[] = [];
     for (let at = 0; at < data.length; at += block) parts.push(data.subarray(at, at + block));
@@ -111,10 +90,10 @@ for (const name of chosen) {
       }
     }
     const [owned, into, napi] = times.map((t) => data.length / 1e6 / median(t)) as [number, number, number];
-    const ratio = data.length / packed.reduce((n, p) => n + p.length, 0);
-    const cli = cliDecode(data, name, block);
+    const packRatio = data.length / packed.reduce((n, p) => n + p.length, 0);
+    const cli = lz4CliBench(data, `owned-decode-${name}`, block)?.decompress;
     console.log(
-      `${name.padEnd(12)} ${`${block >> 10} KB`.padStart(7)} ${ratio.toFixed(2).padStart(8)} ${owned.toFixed(0).padStart(9)} ${into.toFixed(0).padStart(10)} ${napi.toFixed(0).padStart(10)} ${`${(owned / napi).toFixed(2)}×`.padStart(14)} ${cli === undefined ? '' : cli.toFixed(0).padStart(23)}`,
+      `${name.padEnd(12)} ${`${block >> 10} KB`.padStart(7)} ${packRatio.toFixed(2).padStart(8)} ${owned.toFixed(0).padStart(9)} ${into.toFixed(0).padStart(10)} ${napi.toFixed(0).padStart(10)} ${ratio(owned, napi).padStart(14)} ${cli === undefined ? '' : cli.toFixed(0).padStart(23)}`,
     );
   }
 }

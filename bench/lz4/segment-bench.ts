@@ -9,10 +9,13 @@
  * `BENCH_CLOCK=cpu` times by process CPU time instead of wall clock.
  */
 import { availableParallelism, loadavg } from 'node:os';
-import { PerformanceObserver, performance, type PerformanceEntry } from 'node:perf_hooks';
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { codecs, init, type QuartzExports } from '../../src/node/core.js';
 import { BATCH_HEADER_SIZE, SegmentReader, SegmentWriter, encodeBatch, type DecodeOptions, type SegmentCodec, type SegmentRecord } from '../../src/core/segment.js';
 import { seededRandom as rng } from '../../src/core/random-testing.js';
+import { columns } from '../lib/format.js';
+import { median } from '../lib/quantiles.js';
+import { clockSeconds, useCpuClock } from '../lib/timing.js';
 
 interface Kernels extends QuartzExports {
   crc32c(crc: number, ptr: number, len: number): number;
@@ -75,11 +78,6 @@ export function dataset(kind: '1kb-json' | '100b', count: number, seed = 0): Seg
     for (const h of r.headers ?? []) h.value = packed(h.value!);
   }
   return out;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
 }
 
 function encode(records: SegmentRecord[], codec: SegmentCodec): Uint8Array {
@@ -166,24 +164,16 @@ function kernelsDecode(sections: Section[]): void {
   }
 }
 
-/**
- * Wall-clock seconds, or with BENCH_CLOCK=cpu the process's CPU seconds: on a machine shared with
- * other jobs, CPU time is not inflated by waiting for a core (it does include GC threads).
- */
-const useCpuClock = process.env.BENCH_CLOCK === 'cpu';
 /** Wall-clock windows of the timed calls, to attribute garbage-collection pauses to them. */
 const windows: { label: string; start: number; end: number }[] = [];
+/**
+ * Seconds of one call by the BENCH_CLOCK clock (CPU time includes GC threads). Unlike the lz4
+ * table's calls, these start without forced GCs: see docs/benchmarks.md, the segment table.
+ */
 function time(fn: () => void, label = ''): number {
-  const start = performance.now();
-  const c0 = useCpuClock ? process.cpuUsage() : undefined;
-  fn();
-  const end = performance.now();
+  const { seconds, start, end } = clockSeconds(fn);
   windows.push({ label, start, end });
-  if (c0) {
-    const c = process.cpuUsage(c0);
-    return (c.user + c.system) / 1e6;
-  }
-  return (end - start) / 1000;
+  return seconds;
 }
 
 /**
@@ -284,15 +274,12 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
   observer.disconnect();
   for (const r of rows) r[8] = `${(100 * gcShare(gcEntries, r[8]!)).toFixed(0)}%`;
   const head = ['records', 'codec', 'count', 'size/payload', 'enc MB/s', 'enc Mrec/s', 'dec MB/s', 'dec Mrec/s', 'dec GC', 'ratio'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
   console.log(
     `\nsegment codec (median of 5, ${useCpuClock ? 'CPU' : 'wall-clock'} time, load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores; ` +
       'MB/s of key+value payload; "kernels" = LZ4 block + CRC32C alone on the same bytes; ' +
       '"dec GC" = share of decode wall time spent in main-thread GC pauses)',
   );
-  console.log(line(head));
-  for (const r of rows) console.log(line(r));
+  for (const line of columns(head, rows)) console.log(line);
 }
 
 // Runs on its own too: `npx tsx bench/lz4/segment-bench.ts`.

@@ -29,22 +29,16 @@ import { fileURLToPath } from 'node:url';
 import { openQuartz, type Engine } from '../../src/node/index.js';
 import type { Scheduler } from '../../src/ports/clock.js';
 import { timerScheduler } from '../../src/ports/system-clock.js';
+import { parseFlags, refuseFlag } from '../lib/args.js';
+import { processCpuMs as cpuMs } from '../lib/cpu.js';
+import { collectGarbage as gc, timeAsync as timed } from '../lib/timing.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const idleMs = Number(opt('idle-ms') ?? 2000);
-const maxOpenArg = opt('max-open-bytes') ?? String(64 * 2 ** 20);
+const flags = parseFlags({ values: ['scenario', 'n', 'idle-ms', 'max-open-bytes', 'child'] });
+const idleMs = flags.number('idle-ms', 2000);
+const maxOpenArg = flags.string('max-open-bytes') ?? String(64 * 2 ** 20);
 const maxOpenBytes = maxOpenArg === 'none' ? Infinity : Number(maxOpenArg);
+if (!(maxOpenBytes >= 0)) refuseFlag(`--max-open-bytes must be a number of bytes or none, got '${maxOpenArg}'`);
 const enc = new TextEncoder();
-
-const cpuMs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 /** The engine's timers (unref'd, so `process.getActiveResourcesInfo()` does not list them): scheduled and not yet run or cancelled. */
 let liveTimers = 0;
 /**
@@ -89,14 +83,6 @@ const countingScheduler: Scheduler = {
 };
 const open = (dataDir: string) => openQuartz({ dataDir, encodeThreads: 0, scheduler: countingScheduler, vectors: { maxOpenBytes } });
 
-/** Times `fn` in wall and CPU milliseconds. */
-async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; wall: number; cpu: number }> {
-  const w = performance.now();
-  const c = cpuMs();
-  const value = await fn();
-  return { value, wall: performance.now() - w, cpu: cpuMs() - c };
-}
-
 type Figures = Record<string, number>;
 
 /** Opens the engine again on `dir`, runs `touch` (the first requests), and measures what staying open costs. */
@@ -122,9 +108,9 @@ async function reopenAndMeasure(dir: string, units: number, touch: (e: Engine) =
   loop.disable();
   const idle = cpuMs() - idleCpu;
   const figures: Figures = {
-    open_ms: opened.wall,
-    first_use_us_per_unit: (first.wall * 1000) / units,
-    first_use_cpu_us_per_unit: (first.cpu * 1000) / units,
+    open_ms: opened.wallMs,
+    first_use_us_per_unit: (first.wallMs * 1000) / units,
+    first_use_cpu_us_per_unit: (first.cpuMs * 1000) / units,
     heap_bytes_per_unit: (after.heapUsed - before.heapUsed) / units,
     rss_bytes_per_unit: (after.rss - before.rss) / units,
     rss_mib: after.rss / 2 ** 20,
@@ -134,11 +120,11 @@ async function reopenAndMeasure(dir: string, units: number, touch: (e: Engine) =
     idle_loop_delay_p99_ms: loop.percentile(99) / 1e6,
     timer_burst_max_tasks: turns.maxTasks,
     timer_burst_max_cpu_ms: turns.maxCpuMs,
-    engine_stats_ms: stats.wall,
+    engine_stats_ms: stats.wallMs,
     ...(then === undefined ? {} : await then(engine)),
   };
   const close = await timed(() => engine.close());
-  figures.close_ms = close.wall;
+  figures.close_ms = close.wallMs;
   return figures;
 }
 
@@ -165,7 +151,7 @@ async function tenants(n: number, dir: string): Promise<Figures> {
       await streams.consume('events', 0, 0);
     }
   });
-  return { setup_us_per_unit: (setup.wall * 1000) / n, setup_cpu_us_per_unit: (setup.cpu * 1000) / n, ...figures };
+  return { setup_us_per_unit: (setup.wallMs * 1000) / n, setup_cpu_us_per_unit: (setup.cpuMs * 1000) / n, ...figures };
 }
 
 async function partitions(n: number, dir: string): Promise<Figures> {
@@ -224,17 +210,17 @@ async function partitions(n: number, dir: string): Promise<Figures> {
     ({ streams } = await e.tenant('t1'));
   });
   return {
-    setup_us_per_unit: (setup.wall * 1000) / units,
-    setup_cpu_us_per_unit: (setup.cpu * 1000) / units,
-    create_1024_ms: big.wall,
-    keyed_produce_us_per_record: (produce.wall * 1000) / (produceRounds * records.length),
-    consume_and_commit_us_per_partition: (consume.wall * 1000) / 1024,
-    commit_us_per_partition: (commits.wall * 1000) / 1024,
-    commit_cpu_us_per_partition: (commits.cpu * 1000) / 1024,
-    one_call_commit_us_per_partition: (batchCommit.wall * 1000) / 1024,
-    one_call_commit_cpu_us_per_partition: (batchCommit.cpu * 1000) / 1024,
-    fetch_offsets_1024_ms: fetch.wall,
-    delete_1024_ms: del.wall,
+    setup_us_per_unit: (setup.wallMs * 1000) / units,
+    setup_cpu_us_per_unit: (setup.cpuMs * 1000) / units,
+    create_1024_ms: big.wallMs,
+    keyed_produce_us_per_record: (produce.wallMs * 1000) / (produceRounds * records.length),
+    consume_and_commit_us_per_partition: (consume.wallMs * 1000) / 1024,
+    commit_us_per_partition: (commits.wallMs * 1000) / 1024,
+    commit_cpu_us_per_partition: (commits.cpuMs * 1000) / 1024,
+    one_call_commit_us_per_partition: (batchCommit.wallMs * 1000) / 1024,
+    one_call_commit_cpu_us_per_partition: (batchCommit.cpuMs * 1000) / 1024,
+    fetch_offsets_1024_ms: fetch.wallMs,
+    delete_1024_ms: del.wallMs,
     produces_during_delete: produced,
     slowest_produce_during_delete_ms: slowest,
     ...figures,
@@ -259,7 +245,7 @@ async function collections(n: number, dir: string): Promise<Figures> {
     engine = e;
     store = (await e.tenant('t1')).vectors;
     const l = await timed(() => store.listCollections());
-    list = l.wall;
+    list = l.wallMs;
     for (let c = 0; c < n; c++) await store.query(`c${c}`, { vector: vectors[c % 100]!.values, k: 5 });
   }, async (e) => {
     const stats = await e.stats();
@@ -280,32 +266,32 @@ async function collections(n: number, dir: string): Promise<Figures> {
     return {
       ...open,
       second_pass_reopened: reopened,
-      second_pass_us_per_unit: (again.wall * 1000) / n,
-      second_pass_cpu_us_per_unit: (again.cpu * 1000) / n,
-      open_query_cpu_us: (hot.cpu * 1000) / hotQueries,
+      second_pass_us_per_unit: (again.wallMs * 1000) / n,
+      second_pass_cpu_us_per_unit: (again.cpuMs * 1000) / n,
+      open_query_cpu_us: (hot.cpuMs * 1000) / hotQueries,
     };
   });
-  return { setup_us_per_unit: (setup.wall * 1000) / n, setup_cpu_us_per_unit: (setup.cpu * 1000) / n, list_unopened_ms: list, ...figures };
+  return { setup_us_per_unit: (setup.wallMs * 1000) / n, setup_cpu_us_per_unit: (setup.cpuMs * 1000) / n, list_unopened_ms: list, ...figures };
 }
 
 const SCENARIOS = { tenants: [tenants, 2000], partitions: [partitions, 12_800], collections: [collections, 2000] } as const;
 type Scenario = keyof typeof SCENARIOS;
 
-const child = opt('child') as Scenario | undefined;
+const child = flags.string('child') as Scenario | undefined;
 if (child !== undefined) {
   const dir = mkdtempSync(join(tmpdir(), 'quartz-scale-'));
   try {
-    const figures = await SCENARIOS[child][0](Number(opt('n')), dir);
+    const figures = await SCENARIOS[child][0](flags.number('n', NaN, 'positive'), dir);
     process.stdout.write(JSON.stringify(figures));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 } else {
   const self = fileURLToPath(import.meta.url);
-  const chosen = (opt('scenario')?.split(',') ?? Object.keys(SCENARIOS)) as Scenario[];
+  const chosen = flags.list('scenario', Object.keys(SCENARIOS)) as Scenario[];
+  for (const scenario of chosen) if (!(scenario in SCENARIOS)) refuseFlag(`unknown scenario '${scenario}'; one of ${Object.keys(SCENARIOS).join(', ')}`);
   for (const scenario of chosen) {
-    if (!(scenario in SCENARIOS)) throw new Error(`unknown scenario '${scenario}'; one of ${Object.keys(SCENARIOS).join(', ')}`);
-    const n = Number(opt('n') ?? SCENARIOS[scenario][1]);
+    const n = flags.number('n', SCENARIOS[scenario][1], 'positive');
     const sizes = [Math.max(1, Math.round(n / 4)), n];
     const runs: Figures[] = [];
     for (const size of sizes) {

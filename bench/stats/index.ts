@@ -17,24 +17,19 @@ import { createApp } from '../../src/api/app.js';
 import { hashKey, resolveServerConfig } from '../../src/api/config.js';
 import { createMetrics } from '../../src/node/server/metrics.js';
 import { createTestEngine } from '../../src/engine/testing.js';
+import { parseFlags, refuseFlag } from '../lib/args.js';
+import { median } from '../lib/quantiles.js';
+import { timeAsync, timeRepeated } from '../lib/timing.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const scenarios = (opt('scenario') ?? 'one,many').split(',');
-const topicCount = Number(opt('topics') ?? 20_000);
-const collectionCount = Number(opt('collections') ?? 5_000);
-const tenantCount = Number(opt('tenants') ?? 2_000);
-const reps = Number(opt('reps') ?? 7);
-const storage = opt('storage') ?? 'disk';
-
-const cpuMs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const flags = parseFlags({ values: ['scenario', 'topics', 'collections', 'tenants', 'reps', 'storage'] });
+const scenarios = flags.list('scenario', ['one', 'many']);
+for (const s of scenarios) if (s !== 'one' && s !== 'many') refuseFlag(`unknown scenario '${s}' (one, many)`);
+const topicCount = flags.number('topics', 20_000);
+const collectionCount = flags.number('collections', 5_000);
+const tenantCount = flags.number('tenants', 2_000);
+const reps = flags.number('reps', 7, 'positive');
+const storage = flags.string('storage') ?? 'disk';
+if (storage !== 'disk' && storage !== 'memory') refuseFlag(`--storage must be disk or memory, got '${storage}'`);
 const pad = (i: number) => String(i).padStart(6, '0');
 
 type Populate = (engine: Engine) => Promise<string[]>;
@@ -94,10 +89,8 @@ async function run(name: string, populate: Populate): Promise<void> {
     const reopen = performance.now() - t0;
     const metrics = createMetrics(engine);
     const app = createApp({ engine, config: resolveServerConfig({ version: 'bench', admin_key_hash: await hashKey('admin-key') }), metrics });
-    const c0 = cpuMs();
-    const w0 = performance.now();
-    const st = await engine.stats();
-    const first = `first engine.stats() after the reopen: wall ${(performance.now() - w0).toFixed(1)} ms, cpu ${(cpuMs() - c0).toFixed(1)} ms`;
+    const { value: st, wallMs, cpuMs } = await timeAsync(() => engine.stats());
+    const first = `first engine.stats() after the reopen: wall ${wallMs.toFixed(1)} ms, cpu ${cpuMs.toFixed(1)} ms`;
     console.log(
       `\n${name}: ${storage} storage, ${ids.length} tenants, ${st.topics} topics, ${st.partitions} partitions, ${st.collections} collections, ${st.vectors} vectors ` +
         `(setup ${(setup / 1000).toFixed(1)} s, reopen ${(reopen / 1000).toFixed(1)} s), ${reps} reps`,
@@ -105,21 +98,13 @@ async function run(name: string, populate: Populate): Promise<void> {
     console.log(first);
     const measure = async (label: string, call: () => Promise<unknown>): Promise<void> => {
       await call(); // warm-up
-      const walls: number[] = [];
-      const cpus: number[] = [];
       const stall = monitorEventLoopDelay({ resolution: 1 });
       stall.enable();
-      for (let r = 0; r < reps; r++) {
-        const c0 = cpuMs();
-        const w0 = performance.now();
-        await call();
-        walls.push(performance.now() - w0);
-        cpus.push(cpuMs() - c0);
-        await new Promise((resolve) => setTimeout(resolve, 5)); // a gap for the stall timer
-      }
+      const gap = () => new Promise<void>((resolve) => setTimeout(resolve, 5)); // for the stall timer
+      const { wallMs, cpuMs } = await timeRepeated(reps, call, gap);
       stall.disable();
       const maxStallMs = stall.max / 1e6;
-      console.log(`${label.padEnd(24)} wall ${median(walls).toFixed(3).padStart(9)} ms   cpu ${median(cpus).toFixed(3).padStart(9)} ms   longest stall ${maxStallMs.toFixed(1).padStart(7)} ms`);
+      console.log(`${label.padEnd(24)} wall ${median(wallMs).toFixed(3).padStart(9)} ms   cpu ${median(cpuMs).toFixed(3).padStart(9)} ms   longest stall ${maxStallMs.toFixed(1).padStart(7)} ms`);
     };
     await measure('engine.stats()', () => engine.stats());
     await measure('GET /metrics', async () => {
@@ -135,6 +120,5 @@ async function run(name: string, populate: Populate): Promise<void> {
 
 for (const s of scenarios) {
   if (s === 'one') await run('one tenant', oneTenant);
-  else if (s === 'many') await run('many tenants', manyTenants);
-  else throw new Error(`unknown scenario '${s}' (one, many)`);
+  else await run('many tenants', manyTenants);
 }

@@ -16,34 +16,26 @@ import { join } from 'node:path';
 import { init } from '../../src/node/core.js';
 import { payload } from './payload.js';
 import { openStore } from './store.js';
-import { threadNs } from './thread-cpu.js';
+import { parseFlags } from '../lib/args.js';
+import { keepInFlight } from '../lib/load.js';
+import { mainThreadNs, processCpuUs } from '../lib/cpu.js';
+import { quantileOfSorted, sortAscending } from '../lib/quantiles.js';
+import { collectGarbage } from '../lib/timing.js';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  return i < 0 ? fallback : Number(process.argv[i + 1]);
-}
-
-const RECORDS = arg('--records', 2_000_000);
-const READS = arg('--reads', 30_000);
+const flags = parseFlags({ values: ['records', 'reads', 'dir', 'encode-threads'] });
+const RECORDS = flags.number('records', 2_000_000, 'positive');
+const READS = flags.number('reads', 30_000, 'positive');
 const WARM_READS = 3000;
-const given = process.argv.indexOf('--dir') < 0 ? undefined : process.argv[process.argv.indexOf('--dir') + 1];
-
+const given = flags.string('dir');
+const encodeThreads = flags.string('encode-threads') === undefined ? undefined : flags.number('encode-threads', 0);
 
 async function makeLog(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const { streams, close } = await openStore(dir, 1 << 30);
+  const { streams, close } = await openStore(dir, 1 << 30, encodeThreads);
   await streams.createTopic('t', { segment_bytes: 8 * 1024 * 1024 });
   const batches = Array.from({ length: 8 }, (_, k) => Array.from({ length: 1000 }, (_, i) => ({ value: payload(k * 1000 + i, 100) })));
-  let sent = 0;
   let next = 0;
-  const worker = async () => {
-    while (sent < RECORDS) {
-      const batch = batches[next++ % batches.length]!;
-      sent += batch.length;
-      await streams.produce('t', batch);
-    }
-  };
-  await Promise.all(Array.from({ length: 64 }, worker));
+  await keepInFlight(64, RECORDS, 1000, () => streams.produce('t', batches[next++ % batches.length]!));
   await streams.maintain('t');
   const d = streams.describeTopic('t').partition_info[0]!;
   console.log(`made ${d.high_watermark} records in ${d.segments} segments, ${(d.bytes / d.high_watermark).toFixed(1)} B/record`);
@@ -57,29 +49,29 @@ async function main(): Promise<void> {
   try {
     if (!existsSync(join(dir, 'cold-read.done'))) await makeLog(dir);
     // Room for every footer (~30 KB each), none for an 8 MiB segment: reads stay range reads.
-    const { streams, close } = await openStore(dir, 4 * 1024 * 1024);
+    const { streams, close } = await openStore(dir, 4 * 1024 * 1024, encodeThreads);
     const hwm = streams.describeTopic('t').partition_info[0]!.high_watermark;
     const read = async (offset: number) => {
       const res = await streams.consume('t', 0, offset, { max_records: 10 });
       if (res.records[0]?.offset !== offset) throw new Error(`read at ${offset} returned ${res.records[0]?.offset}`);
     };
     for (let i = 0; i < WARM_READS; i++) await read(Math.floor(Math.random() * hwm)); // footers, JIT
-    global.gc?.();
+    collectGarbage();
     const times: number[] = [];
-    const thread = threadNs();
-    const cpu = process.cpuUsage();
+    const thread = mainThreadNs();
+    const cpu = processCpuUs();
     for (let i = 0; i < READS; i++) {
       const offset = Math.floor(Math.random() * hwm);
       const t = performance.now();
       await read(offset);
       times.push(performance.now() - t);
     }
-    const threadUs = (threadNs() - thread) / 1000 / READS;
-    const used = process.cpuUsage(cpu);
-    times.sort((a, b) => a - b);
+    const threadUs = (mainThreadNs() - thread) / 1000 / READS;
+    const processUs = processCpuUs() - cpu;
+    sortAscending(times);
     console.log(
-      `cold random read of 10 (${READS} reads): main thread ${threadUs.toFixed(2)} µs CPU/read, process ${((used.user + used.system) / READS).toFixed(2)} µs, ` +
-        `p50 ${(times[READS >> 1]! * 1000).toFixed(1)} µs, p99 ${(times[Math.floor(READS * 0.99)]! * 1000).toFixed(1)} µs; load ${loadavg()[0]!.toFixed(1)}`,
+      `cold random read of 10 (${READS} reads): main thread ${threadUs.toFixed(2)} µs CPU/read, process ${(processUs / READS).toFixed(2)} µs, ` +
+        `p50 ${(quantileOfSorted(times, 0.5) * 1000).toFixed(1)} µs, p99 ${(quantileOfSorted(times, 0.99) * 1000).toFixed(1)} µs; load ${loadavg()[0]!.toFixed(1)}`,
     );
     await close();
   } finally {

@@ -13,26 +13,31 @@
  * the consume-latency part; `--produce-only` only the produce rows; `--encode-threads N` sets the
  * worker threads that compress produce batches (0: inline, as on homes without threads).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createConnection } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { connect, StorageType } from 'nats';
 import { StreamStore, type ProduceRecord } from '../../src/engine/streams/stream-store.js';
 import { init } from '../../src/node/core.js';
-import { freePort } from '../../tests/fixtures/free-port.js';
 import { payload } from './payload.js';
 import { openStore } from './store.js';
-import { newThreadsNs, threadNs, threadTimes } from './thread-cpu.js';
+import { parseFlags } from '../lib/args.js';
+import { mainThreadNs, newThreadsNs, threadTimes } from '../lib/cpu.js';
+import { ratio } from '../lib/format.js';
+import { keepInFlight } from '../lib/load.js';
+import { ensureCommands, hasCommand, withPeer } from '../lib/processes.js';
+import { quantileOfSorted, sortAscending } from '../lib/quantiles.js';
 
-const quick = process.argv.includes('--quick');
-const quartzOnly = process.argv.includes('--quartz-only');
-const latencyOnly = process.argv.includes('--latency-only');
-const sealOnly = process.argv.includes('--seal-only');
-const produceOnly = process.argv.includes('--produce-only');
+const flags = parseFlags({ values: ['encode-threads'], switches: ['quick', 'quartz-only', 'latency-only', 'seal-only', 'produce-only'] });
+const quick = flags.has('quick');
+const quartzOnly = flags.has('quartz-only');
+const latencyOnly = flags.has('latency-only');
+const sealOnly = flags.has('seal-only');
+const produceOnly = flags.has('produce-only');
+/** Worker threads compressing produce batches (undefined: the Node home's default). */
+const encodeThreads = flags.string('encode-threads') === undefined ? undefined : flags.number('encode-threads', 0);
 const BATCH = 1000;
 const IN_FLIGHT = 64;
 /** Records per consume call: one batch, like a consumer's usual fetch (Kafka's max.poll.records is 500). */
@@ -77,7 +82,7 @@ function cpuNote(from: NodeJS.CpuUsage, records: number, threads?: { known: Map<
   const ns = (us: number) => ((us * 1000) / records).toFixed(0);
   let note = `CPU ${ns(used.user + used.system)} ns/rec, sys ${ns(used.system)}`;
   if (threads === undefined) return note;
-  const main = threadNs() - threads.main;
+  const main = mainThreadNs() - threads.main;
   note += `, main thread ${(main / records).toFixed(0)}`;
   const to = threadTimes();
   if (to.size === 0) return note;
@@ -97,19 +102,14 @@ function report(what: string, records: number, bytes: number, seconds: number, n
 
 /** Produces `total` records with IN_FLIGHT batches outstanding; returns seconds. */
 async function produceAll(streams: StreamStore, topic: string, batches: ProduceRecord[][], total: number): Promise<number> {
-  let sent = 0;
   let next = 0;
   const start = performance.now();
-  const worker = async () => {
-    while (sent < total) {
-      const batch = batches[next++ % batches.length]!;
-      sent += batch.length;
-      // read the offsets, as a client does (the peers' clients parse one reply per record too)
-      const { offsets } = await streams.produce(topic, batch);
-      if (offsets.length !== batch.length) throw new Error(`produce answered ${offsets.length} offsets for ${batch.length} records`);
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  await keepInFlight(IN_FLIGHT, total, BATCH, async () => {
+    const batch = batches[next++ % batches.length]!;
+    // read the offsets, as a client does (the peers' clients parse one reply per record too)
+    const { offsets } = await streams.produce(topic, batch);
+    if (offsets.length !== batch.length) throw new Error(`produce answered ${offsets.length} offsets for ${batch.length} records`);
+  });
   return (performance.now() - start) / 1000;
 }
 
@@ -130,7 +130,7 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
   const out = new Map<string, Row>();
   const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-'));
   try {
-    const { streams, close } = await openStore(dir);
+    const { streams, close } = await openStore(dir, undefined, encodeThreads);
     const known = threadTimes();
     // the default (LZ4 batches) for both sizes, and 1 KB once more uncompressed: LZ4 block
     // compression is what bounds 1 KB produce, and a topic can opt out of it
@@ -144,7 +144,7 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
       const total = PRODUCE_RECORDS[size]!;
       let cpu = process.cpuUsage();
       // The main thread's share apart: LZ4 runs on worker threads (the Node home's batch encoder).
-      const threads = { known, from: threadTimes(), main: threadNs() };
+      const threads = { known, from: threadTimes(), main: mainThreadNs() };
       const seconds = await produceAll(streams, topic, batches, total);
       out.set(`produce ${size}${tag}`, report(`quartz produce ${size} B${tag} (durable, 1 partition)`, total, total * size, seconds, cpuNote(cpu, total, threads)));
       if (produceOnly) continue;
@@ -203,7 +203,7 @@ async function fileFloor(): Promise<Map<number, Row>> {
 async function sealCost(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-seal-'));
   try {
-    const { streams, close } = await openStore(dir);
+    const { streams, close } = await openStore(dir, undefined, encodeThreads);
     for (const size of SIZES) {
       const topic = `seal${size}`;
       const total = (quick ? 20_000_000 : 100_000_000) / size;
@@ -229,7 +229,7 @@ async function sealCost(): Promise<void> {
 async function latencyVsSize(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'qz-bench-streams-lat-'));
   try {
-    let { streams, close } = await openStore(dir);
+    let { streams, close } = await openStore(dir, undefined, encodeThreads);
     const batches = Array.from({ length: 8 }, (_, k) => batchOf(100, k * BATCH));
     for (const n of LATENCY_SIZES) {
       await streams.createTopic(`n${n}`, { segment_bytes: 8 * 1024 * 1024 });
@@ -238,17 +238,17 @@ async function latencyVsSize(): Promise<void> {
     }
     await close();
     // reopen: both logs start with cold caches and the same 64 MiB segment-cache budget
-    ({ streams, close } = await openStore(dir, 64 * 1024 * 1024));
+    ({ streams, close } = await openStore(dir, 64 * 1024 * 1024, encodeThreads));
     const medians: number[] = [];
     for (const n of LATENCY_SIZES) {
       const topic = `n${n}`;
       const times: number[] = [];
       let cpu = process.cpuUsage();
-      let thread = threadNs();
+      let thread = mainThreadNs();
       for (let i = 0; i < LATENCY_READS + 200; i++) {
         if (i === 200) {
           cpu = process.cpuUsage();
-          thread = threadNs();
+          thread = mainThreadNs();
         }
         const offset = Math.floor(Math.random() * n);
         const t = performance.now();
@@ -260,19 +260,19 @@ async function latencyVsSize(): Promise<void> {
       // CPU per read (all threads, GC included): what the code costs, apart from the machine's load.
       // The main thread's share apart: the reads themselves; over these first few thousand reads
       // after opening, helper threads mostly compile and collect what the warm-up left.
-      const threadPerRead = (threadNs() - thread) / 1000 / LATENCY_READS;
+      const threadPerRead = (mainThreadNs() - thread) / 1000 / LATENCY_READS;
       const used = process.cpuUsage(cpu);
       const cpuPerRead = (used.user + used.system) / LATENCY_READS;
-      times.sort((a, b) => a - b);
-      const p50 = times[Math.floor(times.length / 2)]!;
-      const p99 = times[Math.floor(times.length * 0.99)]!;
+      sortAscending(times);
+      const p50 = quantileOfSorted(times, 0.5);
+      const p99 = quantileOfSorted(times, 0.99);
       medians.push(p50);
       const d = streams.describeTopic(topic).partition_info[0]!;
       console.log(
         `  random-offset consume, ${fmt(n).padStart(5)} records (${String(d.segments).padStart(4)} segments): p50 ${(p50 * 1000).toFixed(0).padStart(5)} µs  p99 ${(p99 * 1000).toFixed(0).padStart(6)} µs  CPU ${cpuPerRead.toFixed(1).padStart(6)} µs/read (main thread ${threadPerRead.toFixed(1)})`,
       );
     }
-    console.log(`  ratio p50 at ${fmt(LATENCY_SIZES[1]!)} / ${fmt(LATENCY_SIZES[0]!)}: ${(medians[1]! / medians[0]!).toFixed(2)}× (target ≤ 2×)`);
+    console.log(`  ratio p50 at ${fmt(LATENCY_SIZES[1]!)} / ${fmt(LATENCY_SIZES[0]!)}: ${ratio(medians[1]!, medians[0]!)} (target ≤ 2×)`);
     await close();
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -280,46 +280,6 @@ async function latencyVsSize(): Promise<void> {
 }
 
 // --- peers ----------------------------------------------------------------------------------
-
-function has(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
-
-function ensurePeers(): void {
-  const missing = ['redis-server', 'nats-server'].filter((c) => !has(c));
-  if (missing.length === 0) return;
-  if (process.getuid?.() !== 0) {
-    console.log(`  (peers not installed and not root: ${missing.join(', ')} skipped)`);
-    return;
-  }
-  console.log(`  installing ${missing.join(', ')} with apt-get…`);
-  spawnSync('apt-get', ['install', '-y', ...missing], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-}
-
-async function waitForPort(port: number, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`peer exited with ${child.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createConnection({ port, host: '127.0.0.1' }, () => {
-        s.end();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`peer did not listen on ${port}`);
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-  if (child.exitCode === null) child.kill('SIGKILL');
-}
 
 async function redisRun(redis: Redis, label: string, out: Map<string, Row>, suffix: string, records: number): Promise<void> {
   for (const size of SIZES) {
@@ -332,17 +292,9 @@ async function redisRun(redis: Redis, label: string, out: Map<string, Row>, suff
     };
     await send(); // warm-up
     await redis.del(key);
-    let sent = 0;
     const start = performance.now();
     // a few pipelines in flight, like our IN_FLIGHT batches
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        while (sent < records) {
-          sent += BATCH;
-          await send();
-        }
-      }),
-    );
+    const sent = await keepInFlight(4, records, BATCH, send);
     const seconds = (performance.now() - start) / 1000;
     out.set(`produce ${size}${suffix}`, report(`redis XADD ${size} B (pipelined, ${label})`, sent, sent * size, seconds));
     let last = '0-0';
@@ -366,25 +318,20 @@ async function redisRun(redis: Redis, label: string, out: Map<string, Row>, suff
  */
 async function redisThroughput(): Promise<Map<string, Row>> {
   const out = new Map<string, Row>();
-  if (!has('redis-server')) return out;
+  if (!hasCommand('redis-server')) return out;
   const configs: Array<[string, string[], string, number]> = [
     ['default config, no fsync', ['--save', '', '--appendonly', 'no'], '', REDIS_RECORDS],
     ['AOF fsync always', ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], ' aof', REDIS_AOF_RECORDS],
   ];
   for (const [label, args, suffix, records] of configs) {
-    const dir = await mkdtemp(join(tmpdir(), 'qz-bench-redis-'));
-    const port = await freePort();
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', ...args], { stdio: 'ignore' });
     try {
-      await waitForPort(port, child);
-      const redis = new Redis({ port, host: '127.0.0.1' });
-      await redisRun(redis, label, out, suffix, records);
-      redis.disconnect();
+      await withPeer('redis-server', (port, dir) => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', ...args], async (port) => {
+        const redis = new Redis({ port, host: '127.0.0.1' });
+        await redisRun(redis, label, out, suffix, records);
+        redis.disconnect();
+      });
     } catch (err) {
       console.log(`  redis (${label}) skipped: ${(err as Error).message}`);
-    } finally {
-      await stop(child);
-      await rm(dir, { recursive: true, force: true });
     }
   }
   return out;
@@ -392,39 +339,26 @@ async function redisThroughput(): Promise<Map<string, Row>> {
 
 async function natsThroughput(): Promise<Map<string, Row>> {
   const out = new Map<string, Row>();
-  if (!has('nats-server')) return out;
-  const dir = await mkdtemp(join(tmpdir(), 'qz-bench-nats-'));
-  const port = await freePort();
-  const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
+  if (!hasCommand('nats-server')) return out;
   try {
-    await waitForPort(port, child);
-    const nc = await connect({ servers: `127.0.0.1:${port}` });
-    const jsm = await nc.jetstreamManager();
-    const js = nc.jetstream();
-    for (const size of SIZES) {
-      const subject = `s${size}`;
-      await jsm.streams.add({ name: `S${size}`, subjects: [subject], storage: StorageType.File });
-      const values = Array.from({ length: BATCH }, (_, i) => payload(i, size));
-      let sent = 0;
-      const start = performance.now();
-      // batches of 1,000 async publishes, each batch awaited, several batches in flight
-      await Promise.all(
-        Array.from({ length: 4 }, async () => {
-          while (sent < NATS_RECORDS) {
-            sent += BATCH;
-            await Promise.all(values.map((v) => js.publish(subject, v)));
-          }
-        }),
-      );
-      const seconds = (performance.now() - start) / 1000;
-      out.set(`produce ${size}`, report(`nats JetStream publish ${size} B (file storage)`, sent, sent * size, seconds));
-    }
-    await nc.close();
+    await withPeer('nats-server', (port, dir) => ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], async (port) => {
+      const nc = await connect({ servers: `127.0.0.1:${port}` });
+      const jsm = await nc.jetstreamManager();
+      const js = nc.jetstream();
+      for (const size of SIZES) {
+        const subject = `s${size}`;
+        await jsm.streams.add({ name: `S${size}`, subjects: [subject], storage: StorageType.File });
+        const values = Array.from({ length: BATCH }, (_, i) => payload(i, size));
+        const start = performance.now();
+        // batches of 1,000 async publishes, each batch awaited, several batches in flight
+        const sent = await keepInFlight(4, NATS_RECORDS, BATCH, () => Promise.all(values.map((v) => js.publish(subject, v))));
+        const seconds = (performance.now() - start) / 1000;
+        out.set(`produce ${size}`, report(`nats JetStream publish ${size} B (file storage)`, sent, sent * size, seconds));
+      }
+      await nc.close();
+    });
   } catch (err) {
     console.log(`  nats skipped: ${(err as Error).message}`);
-  } finally {
-    await stop(child);
-    await rm(dir, { recursive: true, force: true });
   }
   return out;
 }
@@ -452,7 +386,7 @@ async function throughputAndRatios(): Promise<void> {
   console.log('\nthroughput');
   const quartz = await quartzThroughput();
   const floor = await fileFloor();
-  if (!quartzOnly) ensurePeers();
+  if (!quartzOnly) ensureCommands(['redis-server', 'nats-server']);
   const redis = quartzOnly ? new Map<string, Row>() : await redisThroughput();
   const nats = quartzOnly ? new Map<string, Row>() : await natsThroughput();
 
@@ -465,11 +399,11 @@ async function throughputAndRatios(): Promise<void> {
       const r = redis.get(`${op} ${size}`);
       const ra = redis.get(`${op} ${size} aof`);
       const n = nats.get(`${op} ${size}`);
-      if (r) parts.push(`${(q.recPerSec / r.recPerSec).toFixed(1)}× redis`);
-      if (ra) parts.push(`${(q.recPerSec / ra.recPerSec).toFixed(1)}× redis-aof-always`);
-      if (n) parts.push(`${(q.recPerSec / n.recPerSec).toFixed(1)}× nats`);
+      if (r) parts.push(`${ratio(q.recPerSec, r.recPerSec, 1)} redis`);
+      if (ra) parts.push(`${ratio(q.recPerSec, ra.recPerSec, 1)} redis-aof-always`);
+      if (n) parts.push(`${ratio(q.recPerSec, n.recPerSec, 1)} nats`);
       const f = op === 'produce' ? floor.get(size) : undefined;
-      if (f) parts.push(`${(q.recPerSec / f.recPerSec).toFixed(2)}× file floor`);
+      if (f) parts.push(`${ratio(q.recPerSec, f.recPerSec)} file floor`);
       if (!r && !n && !f) parts.push('no peer ran');
       console.log(`  ${parts.join('  ')}`);
     }

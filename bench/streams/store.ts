@@ -5,18 +5,13 @@ import { openDiskStorage, type DiskStorage } from '../../src/node/storage/disk-s
 import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
 
 /**
- * Worker threads sealing produce batches, as the Node home has (`--encode-threads N`, default one
- * per core as there; 0 seals inline, as before them).
+ * The streams benches' store: one StreamStore on the Node disk adapter in `dir`, metering off,
+ * with the Node home's batch encoder: `encodeThreads` worker threads sealing produce batches
+ * (`--encode-threads N`; undefined: one per core but one, as there; 0 seals inline, as before them).
  */
-function encodeThreads(): number | undefined {
-  const at = process.argv.indexOf('--encode-threads');
-  return at < 0 ? undefined : Number(process.argv[at + 1]);
-}
-
-/** The streams benches' store: one StreamStore on the Node disk adapter in `dir`, metering off, with the Node home's batch encoder. */
-export async function openStore(dir: string, cacheBytes = 1024 * 1024 * 1024): Promise<{ storage: DiskStorage; streams: StreamStore; close(): Promise<void> }> {
+export async function openStore(dir: string, cacheBytes = 1024 * 1024 * 1024, encodeThreads?: number): Promise<{ storage: DiskStorage; streams: StreamStore; close(): Promise<void> }> {
   const storage = await openDiskStorage({ dir });
-  const threads = encodeThreads();
+  const threads = encodeThreads;
   const batchEncoder = threads === 0 ? undefined : new BatchEncoderPool({ threads });
   const ctx: EngineContext = {
     storage,

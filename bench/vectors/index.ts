@@ -13,7 +13,9 @@ import { HnswIndex } from '../../src/core/hnsw.js';
 import { compileFilter, type Metadata } from '../../src/engine/vectors/filter.js';
 import { VectorStore } from '../../src/engine/vectors/vector-store.js';
 import { createTestContext } from '../../src/engine/testing.js';
-import { seededRandom as rng } from '../../src/core/random-testing.js';
+import { clusteredVectors } from '../../src/core/hnsw-testing.js';
+import { grouped as fmt, ratio } from '../lib/format.js';
+import { timeAsync as timedAsync, timeSync } from '../lib/timing.js';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? '1');
 const N = Math.round(100_000 * SCALE);
@@ -26,20 +28,9 @@ const EF = 64;
 const M = 16;
 const EF_CONSTRUCTION = 200;
 
-function gaussian(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r() || 1e-12)) * Math.cos(2 * Math.PI * r());
-}
-
-/** A Gaussian mixture: vectors around CLUSTERS random centres. */
+/** A Gaussian mixture: vectors around CLUSTERS random centres, as bench/hnsw's. */
 function dataset(n: number, seed: number): Float32Array {
-  const r = rng(seed);
-  const centres = Float32Array.from({ length: CLUSTERS * DIMS }, () => gaussian(r));
-  const out = new Float32Array(n * DIMS);
-  for (let i = 0; i < n; i++) {
-    const c = Math.floor(r() * CLUSTERS);
-    for (let d = 0; d < DIMS; d++) out[i * DIMS + d] = centres[c * DIMS + d]! + 0.35 * gaussian(r);
-  }
-  return out;
+  return clusteredVectors(n, DIMS, CLUSTERS, seed, 0.35);
 }
 
 function metadataOf(i: number): Metadata {
@@ -62,20 +53,15 @@ function row(data: Float32Array, i: number): Float32Array {
   return data.subarray(i * DIMS, (i + 1) * DIMS);
 }
 
+/** The value and wall milliseconds of a call: the write path and queries are timed by the wall clock. */
 function time<T>(fn: () => T): [T, number] {
-  const t = performance.now();
-  const out = fn();
-  return [out, performance.now() - t];
+  const { value, wallMs } = timeSync(fn);
+  return [value, wallMs];
 }
 
 async function timeAsync<T>(fn: () => Promise<T>): Promise<[T, number]> {
-  const t = performance.now();
-  const out = await fn();
-  return [out, performance.now() - t];
-}
-
-function fmt(n: number, digits = 0): string {
-  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  const { value, wallMs } = await timedAsync(fn);
+  return [value, wallMs];
 }
 
 await init();
@@ -111,9 +97,9 @@ const [, peerBuildMs] = time(() => {
 });
 peer.setEf(EF);
 console.log('write path (batches of 1000)           time        vectors/s   vs raw HnswIndex');
-console.log(`  collection upsert (logged, durable)  ${fmt(upsertMs / 1000, 2).padStart(7)} s  ${fmt(N / (upsertMs / 1000)).padStart(10)}   ${fmt(upsertMs / rawMs, 2)}×`);
+console.log(`  collection upsert (logged, durable)  ${fmt(upsertMs / 1000, 2).padStart(7)} s  ${fmt(N / (upsertMs / 1000)).padStart(10)}   ${ratio(upsertMs, rawMs)}`);
 console.log(`  raw HnswIndex.addBatch               ${fmt(rawMs / 1000, 2).padStart(7)} s  ${fmt(N / (rawMs / 1000)).padStart(10)}   1.00×`);
-console.log(`  hnswlib-node addPoint (native)       ${fmt(peerBuildMs / 1000, 2).padStart(7)} s  ${fmt(N / (peerBuildMs / 1000)).padStart(10)}   ${fmt(peerBuildMs / rawMs, 2)}×`);
+console.log(`  hnswlib-node addPoint (native)       ${fmt(peerBuildMs / 1000, 2).padStart(7)} s  ${fmt(N / (peerBuildMs / 1000)).padStart(10)}   ${ratio(peerBuildMs, rawMs)}`);
 
 // ---- reopen: replay the whole log vs load a snapshot ----
 const [, replayMs] = await timeAsync(async () => {
@@ -189,7 +175,7 @@ for (const [label, filter] of FILTERS) {
   const theirs = QUERIES / (peerMs / 1000);
   const want = QUERIES * Math.min(K, allowed.length);
   console.log(
-    `  ${label.padEnd(36)} ${fmt(ours).padStart(8)}   ${fmt(hits / want, 3)}   ${fmt(oursMs / QUERIES, 3).padStart(8)}   ${(useFilter ? fmt(scanMs / QUERIES, 3) : '-').padStart(12)}   ${fmt(theirs).padStart(16)}   ${fmt(peerHits / want, 3)}   ${fmt(ours / theirs, 2)}×`,
+    `  ${label.padEnd(36)} ${fmt(ours).padStart(8)}   ${fmt(hits / want, 3)}   ${fmt(oursMs / QUERIES, 3).padStart(8)}   ${(useFilter ? fmt(scanMs / QUERIES, 3) : '-').padStart(12)}   ${fmt(theirs).padStart(16)}   ${fmt(peerHits / want, 3)}   ${ratio(ours, theirs)}`,
   );
 }
 await store.close();
