@@ -328,7 +328,7 @@ interface BytesCount {
   failed: boolean;
 }
 
-export class KvStore implements KeyCacheHolder {
+export class KvStore {
   private readonly kv: OrderedKV;
   private readonly blobs: BlobStore;
   private readonly clock: Clock;

@@ -21,7 +21,7 @@ import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
 import { lmdbCommit, refuseCommitWithoutRoom, storageFailure, type LmdbCommitted } from './disk-errors.js';
 import { init } from '../../core/loader.js';
 import '../core.js'; // registers build/quartz.wasm as init()'s default source (the log's CRC32C)
-import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
+import type { BlobStore, StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { checkName, checkPrefix, closedError } from '../../ports/storage-checks.js';
 import { FileBlobs, ReadHandles, syncDir } from './file-blobs.js';
 import { APPLIED_KEY, DEFAULT_APPLY_DELAY_MS, DEFAULT_LOG_FILE_BYTES, Journal, LOG_KEY } from './journal.js';
@@ -168,7 +168,8 @@ async function sweep(dir: string, catalog: Map<string, number>): Promise<Set<str
 
 /** A unit as this home opens it: its blobs can also be written from a stream (`putStream`). */
 export interface DiskUnit extends UnitStorage {
-  readonly blobs: FileBlobs;
+  // Named by its shape, not FileBlobs: the published types must not reach lmdb's declarations.
+  readonly blobs: BlobStore & { putStream(key: string, source: AsyncIterable<Uint8Array>): Promise<void> };
 }
 
 interface OpenUnit {
