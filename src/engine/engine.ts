@@ -90,6 +90,8 @@ async function measureLevels(scope: TenantScope): Promise<Record<'bytes_stored' 
 
 export class Engine {
   private readonly scopes = new Map<string, Promise<TenantScope>>();
+  /** The same scopes as soon as their KV and vectors are open, their streams' partitions perhaps still opening (see `services`). */
+  private readonly servicesOpen = new Map<string, Promise<TenantScope>>();
   /** What each of `scopes` resolved to, once it has: stats() reads these without an await per tenant. */
   private readonly openedScopes = new WeakMap<Promise<TenantScope>, TenantScope>();
   private closing: Promise<void> | undefined;
@@ -162,23 +164,52 @@ export class Engine {
       return Promise.reject(err);
     }
     if (scope === undefined) {
-      const opening = this.openScope(id);
+      const services = this.openScope(id);
+      const opening = services.then(async (opened) => {
+        try {
+          await opened.streams.ready();
+        } catch (err) {
+          if (this.scopes.get(id) === opening) await closeScope(services);
+          throw err;
+        }
+        return opened;
+      });
       scope = opening;
       this.scopes.set(id, opening);
+      this.servicesOpen.set(id, services);
       opening.then((opened) => this.openedScopes.set(opening, opened), () => undefined);
       // A failed open is not cached: the next call tries again.
       scope.catch(() => {
-        if (this.scopes.get(id) === scope) this.scopes.delete(id);
+        if (this.scopes.get(id) !== opening) return;
+        this.scopes.delete(id);
+        this.servicesOpen.delete(id);
       });
     }
     return scope;
+  }
+
+  /**
+   * The tenant's scope as soon as its KV and vectors are open: after a restart, a KV request to
+   * a tenant with thousands of partitions need not wait ~60 µs of CPU for each of them to open.
+   * Its streams' partitions may still be opening: every streams call waits for them, and
+   * describeTopic, listTopics and logTotals refuse (UNAVAILABLE) until `streams.ready()`.
+   *
+   * @example
+   * const { kv } = await engine.services('t1');
+   */
+  services(id: string): Promise<TenantScope> {
+    const open = this.servicesOpen.get(id);
+    if (open !== undefined) return open;
+    const whole = this.tenant(id);
+    return this.servicesOpen.get(id) ?? whole;
   }
 
   private async openScope(id: string): Promise<TenantScope> {
     const { context: ctx, options } = this;
     const opened = await Promise.allSettled([
       KvStore.open(ctx, id, options.kv),
-      StreamStore.open(ctx, id, options.streams),
+      // Its partitions open in the background (see `services`).
+      StreamStore.openCatalog(ctx, id, options.streams),
       VectorStore.open(ctx, id, options.vectors),
     ] as const);
     const [kv, streams, vectors] = opened;
@@ -186,7 +217,12 @@ export class Engine {
       const scope = { id, kv: kv.value, streams: streams.value, vectors: vectors.value };
       // Before the scope is handed out, so no write of this tenant runs while its levels are counted.
       // The TTL sweep is held meanwhile: a purge under the KV scan would be metered on top of it.
-      await ctx.usage.reconcile?.(id, () => measureLevels(scope), () => scope.kv.holdSweep()).catch((err: unknown) => {
+      // A recount waits for the partitions to open (their sizes are counted), and only a recount.
+      const hold = async () => {
+        await scope.streams.ready();
+        return scope.kv.holdSweep();
+      };
+      await ctx.usage.reconcile?.(id, () => measureLevels(scope), hold).catch((err: unknown) => {
         console.error(`quartz: counting the stored usage of tenant '${id}' failed; its levels stay as stored`, err);
       });
       return scope;
@@ -201,7 +237,9 @@ export class Engine {
     const scope = this.scopes.get(id);
     if (scope === undefined) return;
     this.scopes.delete(id);
-    await closeScope(scope);
+    const services = this.servicesOpen.get(id)!;
+    this.servicesOpen.delete(id);
+    await closeScope(services);
   }
 
   /**
@@ -272,8 +310,10 @@ export class Engine {
   /** Closes every tenant scope, the registry, the usage meter (flushing it), the batch encoder, then the storage. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      const scopes = [...this.scopes.values()];
+      // The services, not the whole scopes: a tenant whose partitions are still opening closes too.
+      const scopes = [...this.servicesOpen.values()];
       this.scopes.clear();
+      this.servicesOpen.clear();
       const results = await Promise.allSettled(scopes.map(closeScope));
       this.context.openCollections?.close();
       // Services are closed, so nothing meters any more: the last counts reach the meter's flush.
