@@ -3,6 +3,7 @@ import { ErrorCode } from '../core/errors.js';
 import { init } from '../node/core.js';
 import { ManualClock } from '../ports/manual-clock.js';
 import { createMemoryStorage, type MemoryStorage } from '../ports/memory-storage.js';
+import type { StorageProvider } from '../ports/storage.js';
 import { DATA_VERSION, META_UNIT } from './data-version.js';
 import { createEngine, type EngineOptions } from './engine.js';
 import { MemoryUsageRecorder } from './testing.js';
@@ -125,7 +126,7 @@ describe('a tenant whose partitions are still opening', () => {
     const gate = new Promise<void>((resolve) => (open = resolve));
     let waiting = 0;
     const unit = storage.unit.bind(storage);
-    storage.unit = async (name: string) => {
+    (storage as StorageProvider).unit = async (name: string) => {
       if (name.startsWith('log/t1/')) {
         waiting++;
         await gate;
