@@ -699,6 +699,41 @@ describe('tick timers', () => {
     expect(ctx.clock.pendingCount).toBe(0);
   });
 
+  it('passes over a partition whose tick is still running when its slot comes round again', async () => {
+    const { ctx, timers } = recordingSetup();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let puts = 0;
+    const unit = ctx.storage.unit.bind(ctx.storage);
+    (ctx.storage as StorageProvider).unit = (name: string) => {
+      const u = unit(name) as UnitStorage;
+      if (!name.startsWith('log/')) return u;
+      const put = async (key: string, bytes: Uint8Array): Promise<void> => {
+        puts++;
+        await gate;
+        return u.blobs.put(key, bytes);
+      };
+      return { kv: u.kv, blobs: { ...u.blobs, put, putParts: undefined, get: u.blobs.get.bind(u.blobs), delete: u.blobs.delete.bind(u.blobs), list: u.blobs.list.bind(u.blobs) } };
+    };
+    const streams = await StreamStore.open(ctx, 't1');
+    await streams.createTopic('t', { segment_ms: 1000 });
+    await streams.produce('t', values(5));
+    await ctx.clock.advance(2000);
+    // the slot's wake-up starts a roll that waits on the disk; the next wake-up comes meanwhile
+    const first = timers[0]!.task();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(puts).toBe(1);
+    await ctx.clock.advance(1000);
+    const second = timers[1]!.task();
+    expect(second).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(puts).toBe(1);
+    release();
+    await first;
+    expect(streams.describeTopic('t').partition_info[0]!.segments).toBe(1);
+    await streams.close();
+  });
+
   it('keeps a partition on its phase: after a late tick the next is due an interval after the missed one', async () => {
     const { ctx, timers } = recordingSetup();
     const streams = await StreamStore.open(ctx, 't1');
