@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- scale [--scenario tenants|partitions|collections] [--n N] [--idle-ms MS] [--max-open-bytes B|none]`:
+ * `npm run bench -- scale [--scenario tenants|partitions|open|collections] [--n N] [--idle-ms MS] [--max-open-bytes B|none]`:
  * what size costs through the embedded library (`openQuartz`, the Node disk adapter). Each
  * scenario runs in a child process per size, so RSS is its own, at N/4 and at N, and prints the
  * per-unit cost at both sizes and their ratio (≈1: cost grows linearly with N; ≫1: superlinear).
@@ -8,6 +8,10 @@
  *   partitions    one tenant with N/64 topics × 64 partitions (default N = 12,800), and one
  *                 1,024-partition topic: keyed produce spread by murmur2, a consume and a group
  *                 commit on every partition, then deleting it while another topic takes produces.
+ *   open          one tenant with N partitions (N/64 topics × 64) and a KV key; restart; the
+ *                 tenant's first KV GET, then its first streams call (a describeTopic); heap,
+ *                 open CPU and timers per partition, and idle CPU (`--idle-ms 65000` for a
+ *                 whole tick interval).
  *   collections   one tenant with N collections (default 2,000) of 100 vectors × 32 dims, under a
  *                 budget for open collections (`--max-open-bytes`, default 64 MiB; `none` for no
  *                 limit, as before the budget): after the first query of each, the open count and
@@ -227,6 +231,31 @@ async function partitions(n: number, dir: string): Promise<Figures> {
   };
 }
 
+async function open_(n: number, dir: string): Promise<Figures> {
+  const topics = Math.max(1, Math.round(n / 64));
+  let engine = await open(dir);
+  const { kv, streams } = await engine.tenant('t1');
+  await kv.put('k', enc.encode('value'));
+  const setup = await timed(async () => {
+    for (let t = 0; t < topics; t++) await streams.createTopic(`topic-${t}`, { partitions: 64 });
+  });
+  await engine.close();
+  const units = topics * 64;
+  let kvFirst = { wallMs: 0, cpuMs: 0 };
+  const figures = await reopenAndMeasure(dir, units, async (e) => {
+    engine = e;
+    // The first request after a restart is a KV GET (as the HTTP API serves one): what it waits for.
+    kvFirst = await timed(async () => {
+      const scope = await e.services('t1');
+      if ((await scope.kv.get('k')) === undefined) throw new Error('the KV key is gone');
+    });
+    // Then every partition, opened, as a streams request waits for them.
+    const { streams } = await e.tenant('t1');
+    if (streams.describeTopic('topic-0').partitions !== 64) throw new Error('topic-0 lost partitions');
+  });
+  return { setup_cpu_us_per_unit: (setup.cpuMs * 1000) / units, kv_first_get_ms: kvFirst.wallMs, kv_first_get_cpu_ms: kvFirst.cpuMs, ...figures };
+}
+
 async function collections(n: number, dir: string): Promise<Figures> {
   const dims = 32;
   const rand = ((s: number) => () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32))(1);
@@ -274,7 +303,7 @@ async function collections(n: number, dir: string): Promise<Figures> {
   return { setup_us_per_unit: (setup.wallMs * 1000) / n, setup_cpu_us_per_unit: (setup.cpuMs * 1000) / n, list_unopened_ms: list, ...figures };
 }
 
-const SCENARIOS = { tenants: [tenants, 2000], partitions: [partitions, 12_800], collections: [collections, 2000] } as const;
+const SCENARIOS = { tenants: [tenants, 2000], partitions: [partitions, 12_800], open: [open_, 12_800], collections: [collections, 2000] } as const;
 type Scenario = keyof typeof SCENARIOS;
 
 const child = flags.string('child') as Scenario | undefined;
@@ -303,7 +332,7 @@ if (child !== undefined) {
       if (run.status !== 0) throw new Error(`scenario ${scenario} at N=${size} failed (exit ${run.status})`);
       runs.push(JSON.parse(run.stdout) as Figures);
     }
-    console.log(`\n${scenario}: N = ${sizes[0]} and ${sizes[1]} (units: ${scenario === 'partitions' ? 'partitions' : scenario}); ratio = per-unit cost at N / at N/4`);
+    console.log(`\n${scenario}: N = ${sizes[0]} and ${sizes[1]} (units: ${scenario === 'partitions' || scenario === 'open' ? 'partitions' : scenario}); ratio = per-unit cost at N / at N/4`);
     console.log(`${'figure'.padEnd(38)}${`N=${sizes[0]}`.padStart(14)}${`N=${sizes[1]}`.padStart(14)}${'ratio'.padStart(8)}`);
     for (const key of Object.keys(runs[1]!)) {
       const [a, b] = [runs[0]![key]!, runs[1]![key]!];

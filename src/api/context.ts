@@ -56,7 +56,22 @@ const openedScopes = new WeakMap<Promise<TenantScope>, TenantScope>();
  * const { kv } = await scopeOf(deps.engine, c.get('tenant').id);
  */
 export function scopeOf(engine: Engine, tenantId: string): TenantScope | Promise<TenantScope> {
-  const pending = engine.tenant(tenantId);
+  return settledOrPending(engine.tenant(tenantId));
+}
+
+/**
+ * As `scopeOf`, for requests that use no stream (KV, vectors): answers as soon as the tenant's KV
+ * and vectors are open, without waiting for its partitions to open after a restart
+ * (`Engine.services`).
+ *
+ * @example
+ * const { kv } = await servicesOf(deps.engine, c.get('tenant').id);
+ */
+export function servicesOf(engine: Engine, tenantId: string): TenantScope | Promise<TenantScope> {
+  return settledOrPending(engine.services(tenantId));
+}
+
+function settledOrPending(pending: Promise<TenantScope>): TenantScope | Promise<TenantScope> {
   const scope = openedScopes.get(pending);
   if (scope !== undefined) return scope;
   return pending.then((opened) => {

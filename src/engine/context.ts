@@ -36,6 +36,8 @@ export interface UsageRecorder {
 
 /** Counts what a tenant holds, as the usage levels should stand. */
 export interface LevelCounter {
+  /** Called once a count is due, before anything is counted: waits until what it counts is open. */
+  prepare?(): Promise<void>;
   /** Live vectors; called before the tenant is served, so no vector write runs meanwhile. */
   vectors(): Promise<number>;
   /**

@@ -3,6 +3,7 @@ import { ErrorCode } from '../core/errors.js';
 import { init } from '../node/core.js';
 import { ManualClock } from '../ports/manual-clock.js';
 import { createMemoryStorage, type MemoryStorage } from '../ports/memory-storage.js';
+import type { StorageProvider } from '../ports/storage.js';
 import { DATA_VERSION, META_UNIT } from './data-version.js';
 import { createEngine, type EngineOptions } from './engine.js';
 import { MemoryUsageRecorder } from './testing.js';
@@ -115,6 +116,68 @@ describe('createEngine', () => {
     expect(second).not.toBe(first);
     expect((await second.kv.get('k'))?.size).toBe(1);
     await engine.close();
+  });
+});
+
+describe('a tenant whose partitions are still opening', () => {
+  /** Storage on which opening the tenant's partition units waits until `release()`. */
+  function gatedPartitions(storage: MemoryStorage): { release: () => void; waiting: () => number } {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let waiting = 0;
+    const unit = storage.unit.bind(storage);
+    (storage as StorageProvider).unit = async (name: string) => {
+      if (name.startsWith('log/t1/')) {
+        waiting++;
+        await gate;
+      }
+      return unit(name);
+    };
+    return { release: open, waiting: () => waiting };
+  }
+
+  it('serves KV and vectors before its partitions open; streams calls wait for them', async () => {
+    const opts = options();
+    const engine = await createEngine(opts);
+    const first = await engine.tenant('t1');
+    await first.kv.put('k', text('v'));
+    await first.streams.createTopic('orders', { partitions: 4 });
+    await first.streams.produce('orders', [{ value: text('o1'), partition: 3 }]);
+    // as after a restart: the tenant opens again on its next request
+    await engine.closeTenant('t1');
+    const gate = gatedPartitions(opts.storage);
+    let whole = false;
+    void engine.tenant('t1').then(() => (whole = true));
+    const early = await engine.services('t1');
+    expect(new TextDecoder().decode((await early.kv.get('k'))!.value)).toBe('v');
+    expect(await early.vectors.listCollections()).toEqual([]);
+    expect(gate.waiting()).toBeGreaterThan(0);
+    expect(whole).toBe(false);
+    // the synchronous figures refuse rather than answer without the partitions
+    expect(() => early.streams.describeTopic('orders')).toThrow(expect.objectContaining({ code: ErrorCode.UNAVAILABLE }));
+    const consumed = early.streams.consume('orders', 3, 0);
+    gate.release();
+    expect((await consumed).records.map((r) => new TextDecoder().decode(r.value!))).toEqual(['o1']);
+    expect(await engine.tenant('t1')).toBe(early);
+    expect(early.streams.describeTopic('orders').partition_info[3]!.high_watermark).toBe(1);
+    await engine.close();
+    expect(opts.clock.pendingCount).toBe(0);
+  });
+
+  it('closes partitions that finish opening after the tenant closed: none keeps ticking', async () => {
+    const opts = options();
+    const engine = await createEngine(opts);
+    await (await engine.tenant('t1')).streams.createTopic('orders', { partitions: 8 });
+    await engine.closeTenant('t1');
+    const timers = opts.clock.pendingCount;
+    const gate = gatedPartitions(opts.storage);
+    await engine.services('t1');
+    const closing = engine.closeTenant('t1');
+    gate.release();
+    await closing;
+    expect(opts.clock.pendingCount).toBe(timers);
+    await engine.close();
+    expect(opts.clock.pendingCount).toBe(0);
   });
 });
 

@@ -98,6 +98,9 @@ function checkTenantId(id: unknown): asserts id is string {
  */
 function levelCounter(scope: TenantScope): LevelCounter {
   return {
+    // The partitions open in the background (see `services`); their sizes are counted, so a
+    // recount, and only a recount, waits for them.
+    prepare: () => scope.streams.ready(),
     vectors: async () => (await scope.vectors.totals()).vectors,
     bytes: async () => {
       const logs = scope.streams.logTotals().bytes;
@@ -109,6 +112,8 @@ function levelCounter(scope: TenantScope): LevelCounter {
 
 export class Engine {
   private readonly scopes = new Map<string, Promise<TenantScope>>();
+  /** The same scopes as soon as their KV and vectors are open, their streams' partitions perhaps still opening (see `services`). */
+  private readonly servicesOpen = new Map<string, Promise<TenantScope>>();
   /** What each of `scopes` resolved to, once it has: stats() reads these without an await per tenant. */
   private readonly openedScopes = new WeakMap<Promise<TenantScope>, TenantScope>();
   /** Tenants being closed by closeTenant: opening one again waits for its close (the store is its unit's only writer). */
@@ -188,23 +193,52 @@ export class Engine {
     }
     if (scope === undefined) {
       const closing = this.closingScopes.get(id);
-      const opening = closing === undefined ? this.openScope(id) : closing.then(() => this.openScope(id));
+      const services = closing === undefined ? this.openScope(id) : closing.then(() => this.openScope(id));
+      const opening = services.then(async (opened) => {
+        try {
+          await opened.streams.ready();
+        } catch (err) {
+          if (this.scopes.get(id) === opening) await closeScope(services);
+          throw err;
+        }
+        return opened;
+      });
       scope = opening;
       this.scopes.set(id, opening);
+      this.servicesOpen.set(id, services);
       opening.then((opened) => this.openedScopes.set(opening, opened), () => undefined);
       // A failed open is not cached: the next call tries again.
       scope.catch(() => {
-        if (this.scopes.get(id) === scope) this.scopes.delete(id);
+        if (this.scopes.get(id) !== opening) return;
+        this.scopes.delete(id);
+        this.servicesOpen.delete(id);
       });
     }
     return scope;
+  }
+
+  /**
+   * The tenant's scope as soon as its KV and vectors are open: after a restart, a KV request to
+   * a tenant with thousands of partitions need not wait ~60 µs of CPU for each of them to open.
+   * Its streams' partitions may still be opening: every streams call waits for them, and
+   * describeTopic, listTopics and logTotals refuse (UNAVAILABLE) until `streams.ready()`.
+   *
+   * @example
+   * const { kv } = await engine.services('t1');
+   */
+  services(id: string): Promise<TenantScope> {
+    const open = this.servicesOpen.get(id);
+    if (open !== undefined) return open;
+    const whole = this.tenant(id);
+    return this.servicesOpen.get(id) ?? whole;
   }
 
   private async openScope(id: string): Promise<TenantScope> {
     const { context: ctx, options } = this;
     const opened = await Promise.allSettled([
       KvStore.open(ctx, id, options.kv),
-      StreamStore.open(ctx, id, options.streams),
+      // Its partitions open in the background (see `services`).
+      StreamStore.openCatalog(ctx, id, options.streams),
       VectorStore.open(ctx, id, options.vectors),
     ] as const);
     const [kv, streams, vectors] = opened;
@@ -230,7 +264,9 @@ export class Engine {
     const scope = this.scopes.get(id);
     if (scope === undefined) return this.closingScopes.get(id);
     this.scopes.delete(id);
-    const closing = closeScope(scope);
+    const services = this.servicesOpen.get(id)!;
+    this.servicesOpen.delete(id);
+    const closing = closeScope(services);
     // A failed close is reported here; a reopen waiting on it tries anyway.
     const done = closing.then(noop, noop);
     this.closingScopes.set(id, done);
@@ -310,8 +346,10 @@ export class Engine {
   /** Closes every tenant scope, the registry, the usage meter (flushing it), the batch encoder, then the storage. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      const scopes = [...this.scopes.values()];
+      // The services, not the whole scopes: a tenant whose partitions are still opening closes too.
+      const scopes = [...this.servicesOpen.values()];
       this.scopes.clear();
+      this.servicesOpen.clear();
       const results = await Promise.allSettled(scopes.map(closeScope));
       // Closes closeTenant began finish before the storage closes under them.
       await Promise.all(this.closingScopes.values());

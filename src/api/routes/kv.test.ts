@@ -3,6 +3,7 @@ import { seededRandom } from '../../core/random-testing.js';
 import '../../node/core.js';
 import { createTestEngine } from '../../engine/testing.js';
 import { ManualClock } from '../../ports/manual-clock.js';
+import type { StorageProvider } from '../../ports/storage.js';
 import { createApp } from '../app.js';
 import { resolveServerConfig } from '../config.js';
 import { decimal, etagOf, parseEtags } from './kv.js';
@@ -165,6 +166,45 @@ describe('KV keys of every kind through the routes (seeded)', () => {
       }
       for (const key of keys) expect((await call('DELETE', key)).status, JSON.stringify(key)).toBe(204);
       expect((await call('GET', [...keys][0]!)).status).toBe(404);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+describe('KV requests while the tenant’s partitions open', () => {
+  it('answers a GET and a PUT before the partitions of its tenant have opened; a streams request waits for them', async () => {
+    const engine = await createTestEngine({ clock: new ManualClock(Date.UTC(2025, 0, 15)) });
+    try {
+      const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9' }) });
+      const { tenant, api_key } = await engine.tenants.create({ email: 'k@example.com', plan: 'unlimited' });
+      const auth = { authorization: `Bearer ${api_key}` };
+      const call = (method: string, path: string, body?: string) => app.fetch(new Request(`http://local${path}`, { method, headers: auth, body }));
+      expect((await call('PUT', '/v1/kv/k', 'v')).status).toBe(200);
+      expect((await call('POST', '/v1/topics', JSON.stringify({ name: 'orders', partitions: 8 }))).status).toBe(201);
+      // as after a restart: the tenant opens again on its next request, its partitions held up
+      await engine.closeTenant(tenant.id);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const storage = engine.context.storage;
+      const unit = storage.unit.bind(storage);
+      (storage as StorageProvider).unit = async (name: string) => {
+        if (name.startsWith(`log/${tenant.id}/`)) await gate;
+        return unit(name);
+      };
+      let described = false;
+      const describing = Promise.resolve(call('GET', '/v1/topics/orders')).then((res) => {
+        described = true;
+        return res;
+      });
+      const got = await call('GET', '/v1/kv/k');
+      expect([got.status, await got.text()]).toEqual([200, 'v']);
+      expect((await call('PUT', '/v1/kv/k2', 'w')).status).toBe(200);
+      expect(described).toBe(false);
+      release();
+      const res = await describing;
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { partition_info: unknown[] }).partition_info).toHaveLength(8);
     } finally {
       await engine.close();
     }

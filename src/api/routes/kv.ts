@@ -7,7 +7,7 @@ import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { MAX_TTL_SECONDS, type KvEntry, type KvStore } from '../../engine/kv/kv-store.js';
 import { JSON_TYPE } from '../errors.js';
 import { readBody, readDirectBody } from '../body.js';
-import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
+import { servicesOf, type AppDeps, type AppEnv } from '../context.js';
 import { tenantAuth } from '../middleware/auth.js';
 import { plainResponse, type DirectRequest, type PlainAnswer, type RequestPipeline } from '../middleware/request.js';
 import type { ApiRouter } from '../router.js';
@@ -88,7 +88,7 @@ async function conditionalOn(kv: KvStore, key: string, ifMatch: string | undefin
 
 /** The tenant's KV store; synchronous once the tenant is open. */
 function kvOf(deps: AppDeps, c: Context<AppEnv>): KvStore | Promise<KvStore> {
-  const scope = scopeOf(deps.engine, c.get('tenant').id);
+  const scope = servicesOf(deps.engine, c.get('tenant').id);
   return scope instanceof Promise ? scope.then((s) => s.kv) : scope.kv;
 }
 
@@ -99,7 +99,7 @@ function kvOf(deps: AppDeps, c: Context<AppEnv>): KvStore | Promise<KvStore> {
  * request arrived in.
  */
 function kvGetAnswer(deps: AppDeps, tenantId: string, key: string, ifNoneMatch: string | undefined): Awaitable<PlainAnswer> {
-  const scope = scopeOf(deps.engine, tenantId);
+  const scope = servicesOf(deps.engine, tenantId);
   // Shared entries: the answer's body is written out as it is, never modified.
   const found = scope instanceof Promise ? scope.then((s) => s.kv.getShared(key)) : scope.kv.getShared(key);
   if (found instanceof Promise) return found.then((entry) => answerOf(entry, key, ifNoneMatch));
@@ -195,7 +195,7 @@ export function kvPutDirect(deps: AppDeps, pipeline: RequestPipeline): (req: Dir
     const key = q < 0 ? tail : tail.slice(0, q);
     const ttl = parseTtl(q < 0 ? undefined : tail.slice(q + TTL_QUERY.length));
     const value = await readDirectBody(s.request, limit);
-    const scope = scopeOf(deps.engine, s.tenant!.id);
+    const scope = servicesOf(deps.engine, s.tenant!.id);
     return putAnswer(scope instanceof Promise ? (await scope).kv : scope.kv, key, value, ttl, (name) => s.request.header(name));
   });
   return (req, target) => {

@@ -9,7 +9,7 @@ import type { CollectionInfo as EngineCollectionInfo, QueryMatch, QueryRequest }
 import type { VectorStore } from '../../engine/vectors/vector-store.js';
 import { readBody, readDirectBody, readJson } from '../body.js';
 import { JSON_TYPE } from '../errors.js';
-import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
+import { servicesOf, type AppDeps, type AppEnv } from '../context.js';
 import { tenantAuth } from '../middleware/auth.js';
 import { queryBodyFromBytes } from '../query-body.js';
 import { plainResponse, type DirectRequest, type PlainAnswer, type RequestPipeline } from '../middleware/request.js';
@@ -75,7 +75,7 @@ const SHARED_METADATA = { sharedMetadata: true };
  * copy each): they are written out here, before anything else runs.
  */
 function queryAnswer(deps: AppDeps, tenantId: string, name: string, body: QueryRequest): string | Promise<string> {
-  const scope = scopeOf(deps.engine, tenantId);
+  const scope = servicesOf(deps.engine, tenantId);
   if (scope instanceof Promise) return scope.then((s) => answerIn(s.vectors));
   return answerIn(scope.vectors);
   function answerIn(vectors: VectorStore): string | Promise<string> {
@@ -125,7 +125,7 @@ export function vectorRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
   const auth = tenantAuth(deps);
   const tags = ['Vectors'];
   const { json: jsonLimit, vectors: vectorLimit } = deps.config.body_limits;
-  const store = async (c: Context<AppEnv>): Promise<VectorStore> => (await deps.engine.tenant(c.get('tenant').id)).vectors;
+  const store = async (c: Context<AppEnv>): Promise<VectorStore> => (await deps.engine.services(c.get('tenant').id)).vectors;
 
   router.add(
     'post',

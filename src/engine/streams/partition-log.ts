@@ -43,6 +43,7 @@ import type { Clock, Scheduler } from '../../ports/clock.js';
 import { type Awaitable, type BatchOp, type UnitStorage } from '../../ports/storage.js';
 import { murmur2 } from './murmur2.js';
 import { OWNER_END, type SegmentCache } from './segment-cache.js';
+import { TickSlots } from './tick-slots.js';
 
 export interface PartitionConfig {
   retentionMs: number;
@@ -128,13 +129,6 @@ const TAIL_GUESS = 64 * 1024;
  * the tail, held in memory and in the KV, grew by hundreds of megabytes.
  */
 const SEGMENTS_PER_SEAL = 4;
-/**
- * A tick interval is cut into this many slots, each partition ticking in one (see
- * `scheduleTick`): 100 ms slots of a 60 s interval; 12,800 partitions tick ~21 at a time.
- */
-const TICK_SLOTS = 600;
-/** ...but slots of at least this long, so a short interval still gathers a slot's ticks in one wake-up. */
-const MIN_TICK_SLOT_MS = 10;
 
 /**
  * Records bytes per batch (Kafka's default producer batch.size): a produce write is stored as a
@@ -328,9 +322,10 @@ export class PartitionLog {
   private maintenance: Promise<void> = Promise.resolve();
   private rollQueued = false;
   private waiters = new Set<() => void>();
-  private cancelTick: (() => void) | undefined;
-  /** Picks where in each tick interval this partition's ticks fall (see `scheduleTick`). */
-  private readonly tickHash: number;
+  /** Takes this partition out of its tick slot (see `TickSlots`). */
+  private stopTicks: (() => void) | undefined;
+  /** The tick running, if one is: the next slot wake-up passes this partition over meanwhile. */
+  private ticking: Promise<void> | undefined;
   /**
    * Where recent reads of this partition ended: a read starting at one of them is sequential.
    * Several, so that consumers taking turns on one partition still count as sequential (and
@@ -364,13 +359,12 @@ export class PartitionLog {
     private readonly encoder: BatchEncoder | undefined,
   ) {
     this.cacheOwner = `${name}#${++openedLogs}`;
-    this.tickHash = murmur2(utf8.encode(name)) >>> 0;
   }
 
   /**
    * Opens a partition's unit: loads the segment list and the tail, deletes orphan blobs left by
-   * a roll that crashed before its KV batch, and starts the roll/retention timer. With an
-   * `encoder`, large produce writes are sealed (compressed, CRC'd) by it rather than inline.
+   * a roll that crashed before its KV batch, and joins its roll/retention tick slot (`TickSlots`).
+   * With an `encoder`, large produce writes are sealed (compressed, CRC'd) by it rather than inline.
    *
    * @example
    * const log = await PartitionLog.open('log/t1/orders/0', await storage.unit('log/t1/orders/0'), config, clock, clock, cache, { onBytes() {} });
@@ -387,7 +381,8 @@ export class PartitionLog {
   ): Promise<PartitionLog> {
     const log = new PartitionLog(name, unit, config, clock, scheduler, cache, hooks, encoder);
     await log.load();
-    log.scheduleTick();
+    // The phase is a hash of the name, so a partition keeps its phase across restarts.
+    log.stopTicks = TickSlots.of(clock, scheduler).add(log, log.tickInterval(), murmur2(utf8.encode(name)) >>> 0);
     return log;
   }
 
@@ -1170,15 +1165,12 @@ export class PartitionLog {
   }
 
   private async retainNow(): Promise<void> {
-    const { retentionMs, retentionBytes } = this.config;
     const now = this.clock.now();
     let total = this.segmentBytesTotal + this.tailBytes;
     let drop = 0;
     while (drop < this.segments.length) {
       const seg = this.segments[drop]!;
-      const expired = retentionMs >= 0 && seg.maxTimestamp < now - retentionMs;
-      const oversize = retentionBytes >= 0 && total - seg.bytes >= retentionBytes;
-      if (!expired && !oversize) break;
+      if (!this.retentionDrops(seg, now, total)) break;
       total -= seg.bytes;
       drop++;
     }
@@ -1201,6 +1193,13 @@ export class PartitionLog {
     for (const seg of victims) await this.unit.blobs.delete(seg.blob).catch(() => {});
   }
 
+  /** Whether retention deletes `seg`, the oldest segment left, when the partition holds `total` bytes with it. */
+  private retentionDrops(seg: SegmentInfo, now: number, total: number): boolean {
+    const { retentionMs, retentionBytes } = this.config;
+    return (retentionMs >= 0 && seg.maxTimestamp < now - retentionMs) || (retentionBytes >= 0 && total - seg.bytes >= retentionBytes);
+  }
+
+  /** How often this partition ticks: min(60 s, segment_ms, retention_ms), at least 10 ms. */
   private tickInterval(): number {
     const { segmentMs, retentionMs } = this.config;
     let ms = 60_000;
@@ -1210,42 +1209,36 @@ export class PartitionLog {
   }
 
   /**
-   * Ticks fall on this partition's own phase of its interval, on the clock, not a period after it
-   * opened: a tenant's partitions open together, and ticking together they held the event loop
-   * for tens of milliseconds at a time (12,800 partitions: 25-40 ms once a minute). The phase is
-   * one of TICK_SLOTS slots of the interval (a hash of the name picks it), so partitions that
-   * share a slot tick in one timer wake-up: a phase of its own for each cost twice the CPU a
-   * tick. A tick still comes at most one interval after any moment, however late the last ran.
+   * Periodic maintenance, from this partition's tick slot: a time-based roll, then retention.
+   * Checks first, without a promise, whether either is due, as almost every tick of an idle
+   * partition finds nothing to do. A tick still running when the slot comes round again (a slow
+   * disk) is not doubled: that wake-up passes this partition over.
    */
-  private scheduleTick(): void {
-    if (this.closed) return;
-    const interval = this.tickInterval();
-    const slot = Math.max(MIN_TICK_SLOT_MS, Math.floor(interval / TICK_SLOTS));
-    const phase = (this.tickHash % Math.max(1, Math.floor(interval / slot))) * slot;
-    const sinceLast = (((this.clock.now() - phase) % interval) + interval) % interval;
-    this.cancelTick = this.scheduler.schedule(interval - sinceLast, () => this.tick());
-  }
-
-  /** Periodic maintenance: time-based roll, then retention. */
-  async tick(): Promise<void> {
-    if (this.closed) return;
+  tick(): Promise<void> | undefined {
+    if (this.closed || this.ticking !== undefined) return undefined;
     const first = this.tail[0];
     const now = this.clock.now();
     // Retention only deletes sealed segments, so a quiet tail is sealed once it is older than
     // retention_ms too (not only segment_ms), else it would outlive its retention.
     const { segmentMs, retentionMs } = this.config;
     const rollAge = retentionMs > 0 ? Math.min(segmentMs, retentionMs) : segmentMs;
-    if (first !== undefined && now - Math.min(first.baseTimestamp, now) >= rollAge) {
-      await this.roll().catch(() => {});
-    }
-    await this.applyRetention().catch(() => {});
-    this.scheduleTick();
+    const rollDue = first !== undefined && now - Math.min(first.baseTimestamp, now) >= rollAge;
+    const oldest = this.segments[0];
+    if (!rollDue && (oldest === undefined || !this.retentionDrops(oldest, now, this.segmentBytesTotal + this.tailBytes))) return undefined;
+    const run = (async () => {
+      if (rollDue) await this.roll().catch(() => {});
+      await this.applyRetention().catch(() => {});
+    })();
+    this.ticking = run.finally(() => {
+      this.ticking = undefined;
+    });
+    return this.ticking;
   }
 
-  /** Stops timers and wakes long-polls; pending commits still finish. */
+  /** Leaves its tick slot and wakes long-polls; pending commits still finish. */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.cancelTick?.();
+    this.stopTicks?.();
     this.closed = true;
     while (this.committing) await this.commitRun;
     await this.maintenance;

@@ -662,7 +662,10 @@ describe('tick timers', () => {
     const streams = await StreamStore.open(ctx, 't1');
     const start = ctx.clock.now();
     await streams.createTopic('t', { partitions: 64 });
-    expect(timers.length).toBe(64);
+    // one timer per occupied 100 ms slot: 64 partitions take nearly as many slots
+    expect(new Set(timers.map((t) => t.due)).size).toBe(timers.length);
+    expect(timers.length).toBeGreaterThan(55);
+    expect(timers.length).toBeLessThanOrEqual(64);
     const perSecond = new Map<number, number>();
     for (const { due } of timers) {
       expect(due).toBeGreaterThan(start);
@@ -675,6 +678,59 @@ describe('tick timers', () => {
     // 64 over 60 seconds: about one a second, never a burst of them
     expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(6);
     expect(perSecond.size).toBeGreaterThan(30);
+    await streams.close();
+  });
+
+  it('ticks partitions that share a slot on one timer: 2,048 partitions, at most 600 timers, every one rolled', async () => {
+    const ctx = createTestContext();
+    const streams = await StreamStore.open(ctx, 't1');
+    await streams.createTopic('a', { partitions: 1024, segment_ms: 60_000 });
+    await streams.createTopic('b', { partitions: 1024, segment_ms: 60_000 });
+    expect(ctx.clock.pendingCount).toBeLessThanOrEqual(600);
+    for (const topic of ['a', 'b']) {
+      await streams.produce(topic, Array.from({ length: 1024 }, (_, p) => ({ value: utf8(`v${p}`), partition: p })));
+    }
+    // a topic deleted meanwhile takes its partitions out of slots the other's still tick in
+    await streams.deleteTopic('a');
+    expect(ctx.clock.pendingCount).toBeLessThanOrEqual(600);
+    await ctx.clock.advance(120_000);
+    expect(streams.describeTopic('b').partition_info.every((p) => p.segments === 1)).toBe(true);
+    await streams.close();
+    expect(ctx.clock.pendingCount).toBe(0);
+  });
+
+  it('passes over a partition whose tick is still running when its slot comes round again', async () => {
+    const { ctx, timers } = recordingSetup();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let puts = 0;
+    const unit = ctx.storage.unit.bind(ctx.storage);
+    (ctx.storage as StorageProvider).unit = (name: string) => {
+      const u = unit(name) as UnitStorage;
+      if (!name.startsWith('log/')) return u;
+      const put = async (key: string, bytes: Uint8Array): Promise<void> => {
+        puts++;
+        await gate;
+        return u.blobs.put(key, bytes);
+      };
+      return { kv: u.kv, blobs: { ...u.blobs, put, putParts: undefined, get: u.blobs.get.bind(u.blobs), delete: u.blobs.delete.bind(u.blobs), list: u.blobs.list.bind(u.blobs) } };
+    };
+    const streams = await StreamStore.open(ctx, 't1');
+    await streams.createTopic('t', { segment_ms: 1000 });
+    await streams.produce('t', values(5));
+    await ctx.clock.advance(2000);
+    // the slot's wake-up starts a roll that waits on the disk; the next wake-up comes meanwhile
+    const first = timers[0]!.task();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(puts).toBe(1);
+    await ctx.clock.advance(1000);
+    const second = timers[1]!.task();
+    expect(second).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(puts).toBe(1);
+    release();
+    await first;
+    expect(streams.describeTopic('t').partition_info[0]!.segments).toBe(1);
     await streams.close();
   });
 

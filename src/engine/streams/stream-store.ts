@@ -266,6 +266,12 @@ export class StreamStore {
   private readonly names = new SortedNames();
   private closed = false;
   /**
+   * Set while the partitions open after the catalog was read (`openCatalog`), and left set to the
+   * failure if one failed: every call waits for it, and the figures that answer synchronously
+   * (describeTopic, listTopics, logTotals) refuse until it is done.
+   */
+  private opening: Promise<void> | undefined;
+  /**
    * Topic creates and deletes, one at a time: each checks the catalog, then awaits storage before
    * it changes the map, so two at once would both find a name free (both creates "succeed", the
    * later replacing the earlier's open logs) or a create would drop units a delete is dropping.
@@ -281,8 +287,8 @@ export class StreamStore {
   ) {}
 
   /**
-   * Opens a tenant's streams: loads the topic catalog and opens every partition log (which
-   * starts its roll/retention timer). The WASM core must be initialised (`await init()`).
+   * Opens a tenant's streams: loads the topic catalog and opens every partition log (each joins
+   * its roll/retention tick slot). The WASM core must be initialised (`await init()`).
    *
    * @example
    * const streams = await StreamStore.open(ctx, 'tenant-1');
@@ -290,6 +296,21 @@ export class StreamStore {
    * const { offsets } = await streams.produce('orders', [{ key: utf8('k'), value: utf8('v') }]);
    */
   static async open(ctx: EngineContext, tenantId: string, options: StreamStoreOptions = {}): Promise<StreamStore> {
+    const store = await StreamStore.openCatalog(ctx, tenantId, options);
+    await store.ready();
+    return store;
+  }
+
+  /**
+   * Loads the topic catalog and starts opening the partition logs, without waiting for them: a
+   * tenant with thousands of partitions takes ~60 µs of CPU each to open, which its KV requests
+   * need not wait for. Every call waits for them; `ready()` tells when they are open.
+   *
+   * @example
+   * const streams = await StreamStore.openCatalog(ctx, 'tenant-1');
+   * await streams.ready(); // before describeTopic, listTopics or logTotals
+   */
+  static async openCatalog(ctx: EngineContext, tenantId: string, options: StreamStoreOptions = {}): Promise<StreamStore> {
     // The engine's rule (tenant-id.ts): tenant ids become unit names.
     if (!isTenantId(tenantId)) {
       throw invalid(`tenant id must be 1-${MAX_TENANT_ID} characters without '/' or control characters, got ${showValue(tenantId)}`);
@@ -297,18 +318,39 @@ export class StreamStore {
     const catalog = await ctx.storage.unit(`topics/${tenantId}`);
     const groups = await ctx.storage.unit(`groups/${tenantId}`);
     const store = new StreamStore(ctx, tenantId, catalog, groups, ctx.segmentCache ?? new SegmentCache(options.segmentCacheBytes ?? DEFAULT_SEGMENT_CACHE_BYTES));
+    const configs = (await catalog.kv.scan({ prefix: new Uint8Array(0) })).map((entry) =>
+      parseJson<TopicConfig>(entry.value, `tenant '${tenantId}': topic catalog entry '${fromUtf8.decode(entry.key)}'`),
+    );
+    const opening = store.openTopics(configs);
+    store.opening = opening;
+    // A failure stays in `opening` for every call to report; this only marks it handled.
+    opening.then(() => {
+      if (store.opening === opening) store.opening = undefined;
+    }, () => undefined);
+    return store;
+  }
+
+  /** Resolves once every partition is open; rejects with what failed if one could not open. */
+  ready(): Promise<void> {
+    return this.opening ?? Promise.resolve();
+  }
+
+  private async openTopics(configs: TopicConfig[]): Promise<void> {
     try {
-      for (const entry of await catalog.kv.scan({ prefix: new Uint8Array(0) })) {
-        const config = parseJson<TopicConfig>(entry.value, `tenant '${tenantId}': topic catalog entry '${fromUtf8.decode(entry.key)}'`);
-        store.addTopic(config, await store.openLogs(config));
-        store.names.add(config.name);
+      for (const config of configs) {
+        const logs = await this.openLogs(config);
+        if (this.closed) {
+          await Promise.all(logs.map((log) => log.close()));
+          return;
+        }
+        this.addTopic(config, logs);
+        this.names.add(config.name);
       }
     } catch (err) {
-      // The topics opened before the failure would keep their partitions' timers running.
-      await store.close();
+      // The topics opened before the failure would keep their partitions ticking.
+      await this.closeTopics();
       throw err;
     }
-    return store;
   }
 
   private unitName(topic: string, partition: number): string {
@@ -346,6 +388,9 @@ export class StreamStore {
 
   private checkOpen(): void {
     if (this.closed) throw new QuartzError(ErrorCode.STORAGE_CLOSED, `streams of tenant '${this.tenantId}' are closed`);
+    if (this.opening !== undefined) {
+      throw new QuartzError(ErrorCode.UNAVAILABLE, `the partitions of tenant '${this.tenantId}' are still opening: await streams.ready() first`);
+    }
   }
 
   private topic(name: string): OpenTopic {
@@ -372,6 +417,7 @@ export class StreamStore {
    * await streams.createTopic('orders', { partitions: 6, retention_ms: 86_400_000 });
    */
   async createTopic(name: string, options: TopicOptions = {}, opts: { system?: boolean } = {}): Promise<TopicConfig> {
+    if (this.opening !== undefined) await this.opening;
     this.checkOpen();
     options ??= {}; // JavaScript callers pass null for "no options"
     opts ??= {};
@@ -522,6 +568,7 @@ export class StreamStore {
    * await streams.deleteTopic('orders');
    */
   async deleteTopic(name: string): Promise<void> {
+    if (this.opening !== undefined) await this.opening;
     // Gone for producers and consumers at once; the storage work waits its turn after any create or delete in flight.
     const topic = this.topic(name);
     this.topics.delete(name);
@@ -561,6 +608,7 @@ export class StreamStore {
    * const { offsets } = await streams.produce('orders', [{ key: utf8('user-1'), value: utf8('{"n":1}') }]);
    */
   produce(topicName: string, records: ProduceRecord[]): Promise<ProduceResult> {
+    if (this.opening !== undefined) return this.opening.then(() => this.produce(topicName, records));
     try {
       return this.startProduce(topicName, records);
     } catch (err) {
@@ -701,6 +749,7 @@ export class StreamStore {
    * for (const r of res.records) handle(r.offset, r.value);
    */
   async consume(topicName: string, partition: number, offset: number, options: ConsumeOptions = {}): Promise<ConsumeResult> {
+    if (this.opening !== undefined) await this.opening;
     const topic = this.topic(topicName);
     const log = this.log(topic, partition);
     options ??= {}; // JavaScript callers pass null for "no options"
@@ -734,6 +783,7 @@ export class StreamStore {
    * const from = await streams.offsetForTimestamp('orders', 0, Date.now() - 3_600_000);
    */
   async offsetForTimestamp(topicName: string, partition: number, timestamp: number): Promise<number> {
+    if (this.opening !== undefined) await this.opening;
     const log = this.log(this.topic(topicName), partition);
     if (typeof timestamp !== 'number' || !Number.isFinite(timestamp)) throw invalid(`timestamp must be a number of ms, got ${String(timestamp)}`);
     return log.offsetForTime(timestamp);
@@ -746,6 +796,7 @@ export class StreamStore {
    * await streams.maintain('orders'); // e.g. before a backup, or in tests
    */
   async maintain(topicName: string): Promise<void> {
+    if (this.opening !== undefined) await this.opening;
     for (const log of this.topic(topicName).logs) {
       await log.roll();
       await log.applyRetention();
@@ -778,6 +829,7 @@ export class StreamStore {
    * await streams.commitOffsets('billing', 'orders', [{ partition: 0, offset: 120 }, { partition: 1, offset: 98 }]);
    */
   async commitOffsets(group: string, topicName: string, offsets: ReadonlyArray<OffsetCommit>): Promise<void> {
+    if (this.opening !== undefined) await this.opening;
     this.checkGroup(group);
     const topic = this.topic(topicName);
     if (!Array.isArray(offsets) || offsets.length === 0) throw invalid('offsets must be a non-empty array of {partition, offset, metadata?}');
@@ -814,6 +866,7 @@ export class StreamStore {
    * const rows = await streams.fetchOffsets('billing', 'orders'); // [{partition, offset, lag, …}]
    */
   async fetchOffsets(group: string, topicName?: string): Promise<GroupOffset[]> {
+    if (this.opening !== undefined) await this.opening;
     this.checkGroup(group);
     this.checkOpen();
     if (topicName !== undefined && typeof topicName !== 'string') throw invalid(`topic name must be a string, got ${showValue(topicName)}`);
@@ -852,6 +905,7 @@ export class StreamStore {
    * await streams.listGroups(); // ['billing', 'search-indexer']
    */
   async listGroups(): Promise<string[]> {
+    if (this.opening !== undefined) await this.opening;
     this.checkOpen();
     const prefix = utf8.encode('g\u0000');
     return (await this.groups.kv.scan({ prefix })).map((e) => fromUtf8.decode(e.key.subarray(prefix.length)));
@@ -865,6 +919,7 @@ export class StreamStore {
    * const { groups, cursor } = await streams.listGroupsPage({ limit: 100 });
    */
   async listGroupsPage(options: PageOptions = {}): Promise<GroupPage> {
+    if (this.opening !== undefined) await this.opening;
     this.checkOpen();
     options ??= {}; // JavaScript callers pass null for "no options"
     const limit = pageLimit(options.limit);
@@ -900,6 +955,12 @@ export class StreamStore {
     // A create or delete under way finishes first (queued ones see `closed` and refuse): a create cut
     // short reported storage_closed with its topic already in the catalog, and its logs left open.
     await this.topicChanges;
+    // Partitions still opening are closed as they open (see openTopics).
+    await this.opening?.catch(() => undefined);
+    await this.closeTopics();
+  }
+
+  private async closeTopics(): Promise<void> {
     for (const topic of this.topics.values()) for (const log of topic.logs) await log.close();
     this.topics.clear();
     this.names.clear();

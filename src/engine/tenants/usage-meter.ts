@@ -201,6 +201,7 @@ export class UsageMeter implements UsageRecorder {
     try {
       const counted = await this.kv.get(key(`c/${tenantId}`));
       if (counted !== undefined && Number(utf8Decoder.decode(counted)) >= this.crashes) return;
+      await counter.prepare?.();
       bytes = await this.inFlushQueue(async () => {
         const stored = await this.storedLevel(tenantId);
         const vectors = await counter.vectors();
