@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { init } from '../../node/core.js';
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
@@ -746,6 +746,43 @@ describe('tick timers', () => {
     expect(timers.length).toBe(2);
     expect(timers[1]!.due).toBe(first.due + 1000);
     await streams.close();
+  });
+
+  it('a roll that fails on a full disk is logged once, not every tick; the other partitions keep rolling; it rolls once the disk has room', async () => {
+    const ctx = createTestContext();
+    let diskFull = true;
+    const unit = ctx.storage.unit.bind(ctx.storage);
+    (ctx.storage as StorageProvider).unit = (name: string) => {
+      const u = unit(name) as UnitStorage;
+      if (!name.startsWith('log/t1/full/')) return u;
+      const put = async (key: string, bytes: Uint8Array): Promise<void> => {
+        if (diskFull) throw new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, 'no space left on device');
+        return u.blobs.put(key, bytes);
+      };
+      return { kv: u.kv, blobs: { ...u.blobs, put, putParts: undefined, get: u.blobs.get.bind(u.blobs), delete: u.blobs.delete.bind(u.blobs), list: u.blobs.list.bind(u.blobs) } };
+    };
+    const streams = await StreamStore.open(ctx, 't1');
+    await streams.createTopic('full', { segment_ms: 1000 });
+    await streams.createTopic('fine', { segment_ms: 1000 });
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      await streams.produce('full', values(5));
+      await streams.produce('fine', values(5));
+      await ctx.clock.advance(10_000); // ten ticks
+      expect(streams.describeTopic('fine').partition_info[0]!.segments).toBe(1);
+      expect(streams.describeTopic('full').partition_info[0]!.segments).toBe(0);
+      expect(logged).toHaveBeenCalledTimes(1);
+      expect(String(logged.mock.calls[0]![0])).toContain("'log/t1/full/0'");
+      diskFull = false;
+      await ctx.clock.advance(1000);
+      expect(streams.describeTopic('full').partition_info[0]!.segments).toBe(1);
+      expect(logged).toHaveBeenCalledTimes(2);
+      expect(String(logged.mock.calls[1]![0])).toContain("'log/t1/full/0'");
+      expect((await readAll(streams, 'full', 0)).map((r) => r.value)).toEqual([...Array(5).keys()].map((i) => `v${i}`));
+    } finally {
+      logged.mockRestore();
+      await streams.close();
+    }
   });
 });
 
