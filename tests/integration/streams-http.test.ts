@@ -108,6 +108,20 @@ describe('offsets at the edges of the log, once retention has moved its start', 
   });
 });
 
+describe('rolls by segment_ms on the real clock', () => {
+  it('seals a quiet tail into a segment about one tick interval after it is segment_ms old', async () => {
+    // segment_ms 200: a tick every 200 ms from the engine's slot timer; nothing else rolls this tail.
+    expect((await call('/v1/topics', 'POST', { name: 'by-age', partitions: 1, segment_ms: 200 })).status).toBe(201);
+    expect((await call('/v1/topics/by-age/records', 'POST', { records: [{ value: 'old' }] })).status).toBe(200);
+    let segments = 0;
+    for (const end = Date.now() + 20_000; segments === 0 && Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+      segments = (await call('/v1/topics/by-age')).body.partition_info[0]!.segments;
+    }
+    expect(segments).toBe(1);
+    expect((await call('/v1/topics/by-age/partitions/0/records?offset=0')).body.records.map((r: { value: string }) => r.value)).toEqual(['old']);
+  });
+});
+
 describe('max_wait_ms', () => {
   it('of any length of digits is a wait shortened to the cap (a 64-bit "forever"), and a record still ends it', async () => {
     expect((await call('/v1/topics', 'POST', { name: 'forever', partitions: 1 })).status).toBe(201);
