@@ -748,6 +748,60 @@ describe('tick timers', () => {
     await streams.close();
   });
 
+  it('a topic deleted while its tick rolls, then created again under the same name, rolls on time on one slot timer', async () => {
+    const ctx = createTestContext();
+    let release!: () => void;
+    let gate: Promise<void> | undefined = new Promise<void>((resolve) => (release = resolve));
+    let puts = 0;
+    const unit = ctx.storage.unit.bind(ctx.storage);
+    (ctx.storage as StorageProvider).unit = (name: string) => {
+      const u = unit(name) as UnitStorage;
+      if (!name.startsWith('log/')) return u;
+      const put = async (key: string, bytes: Uint8Array): Promise<void> => {
+        puts++;
+        if (gate !== undefined) await gate;
+        return u.blobs.put(key, bytes);
+      };
+      return { kv: u.kv, blobs: { ...u.blobs, put, putParts: undefined, get: u.blobs.get.bind(u.blobs), delete: u.blobs.delete.bind(u.blobs), list: u.blobs.list.bind(u.blobs) } };
+    };
+    const streams = await StreamStore.open(ctx, 't1');
+    await streams.createTopic('t', { segment_ms: 1000 });
+    await streams.produce('t', values(5));
+    const wakeUps = ctx.clock.advance(2000); // the slot's wake-up starts a roll that waits on the disk
+    await new Promise((r) => setTimeout(r, 20));
+    expect(puts).toBe(1);
+    const deleted = streams.deleteTopic('t');
+    await new Promise((r) => setTimeout(r, 20));
+    gate = undefined;
+    release();
+    await deleted;
+    await wakeUps;
+    expect(ctx.clock.pendingCount).toBe(0); // the slot went with its last partition
+    await streams.createTopic('t', { segment_ms: 1000 });
+    expect(ctx.clock.pendingCount).toBe(1);
+    await streams.produce('t', values(3));
+    await ctx.clock.advance(2000);
+    expect(streams.describeTopic('t').partition_info[0]).toMatchObject({ segments: 1, high_watermark: 3 });
+    await streams.close();
+    expect(ctx.clock.pendingCount).toBe(0);
+  });
+
+  it("a tenant closed during its slots' wake-ups leaves the other tenants' partitions in those slots ticking", async () => {
+    const ctx = createTestContext();
+    const [a, b] = [await StreamStore.open(ctx, 'a'), await StreamStore.open(ctx, 'b')];
+    for (const s of [a, b]) {
+      await s.createTopic('t', { segment_ms: 1000, partitions: 200 });
+      for (let p = 0; p < 200; p++) await s.produce('t', [{ value: utf8('x'), partition: p }]);
+    }
+    const wakeUps = ctx.clock.advance(1500);
+    const closing = a.close();
+    await Promise.all([wakeUps, closing]);
+    await ctx.clock.advance(1000);
+    expect(b.describeTopic('t').partition_info.every((p) => p.segments === 1)).toBe(true);
+    await b.close();
+    expect(ctx.clock.pendingCount).toBe(0);
+  });
+
   it('a roll that fails on a full disk is logged once, not every tick; the other partitions keep rolling; it rolls once the disk has room', async () => {
     const ctx = createTestContext();
     let diskFull = true;
