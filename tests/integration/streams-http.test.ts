@@ -28,7 +28,7 @@ interface Answer {
     records: Array<{ offset: number; value: string }>;
     next_offset: number;
     offsets: Array<{ partition: number; offset: number }>;
-    partition_info: Array<{ high_watermark: number; log_start_offset: number }>;
+    partition_info: Array<{ high_watermark: number; log_start_offset: number; segments: number }>;
   };
 }
 
@@ -118,7 +118,7 @@ describe('rolls by segment_ms on the real clock', () => {
       segments = (await call('/v1/topics/by-age')).body.partition_info[0]!.segments;
     }
     expect(segments).toBe(1);
-    expect((await call('/v1/topics/by-age/partitions/0/records?offset=0')).body.records.map((r: { value: string }) => r.value)).toEqual(['old']);
+    expect((await call('/v1/topics/by-age/partitions/0/records?offset=0')).body.records.map((r) => r.value)).toEqual(['old']);
   });
 });
 
