@@ -28,7 +28,7 @@ interface Answer {
     records: Array<{ offset: number; value: string }>;
     next_offset: number;
     offsets: Array<{ partition: number; offset: number }>;
-    partition_info: Array<{ high_watermark: number; log_start_offset: number }>;
+    partition_info: Array<{ high_watermark: number; log_start_offset: number; segments: number }>;
   };
 }
 
@@ -105,6 +105,20 @@ describe('offsets at the edges of the log, once retention has moved its start', 
     expect((await call('/v1/groups/edges-g/offsets', 'POST', { topic: 'edges', partition: 0, offset: 0 })).status).toBe(204);
     expect((await call('/v1/groups/edges-g/offsets?topic=edges')).body).toMatchObject({ offsets: [{ partition: 0, offset: 0, high_watermark: hwm, lag: hwm }] });
     expect(await call('/v1/groups/edges-g/offsets', 'POST', { topic: 'edges', partition: 0, offset: hwm + 1 })).toMatchObject({ status: 400, body: { error: 'offset_out_of_range' } });
+  });
+});
+
+describe('rolls by segment_ms on the real clock', () => {
+  it('seals a quiet tail into a segment about one tick interval after it is segment_ms old', async () => {
+    // segment_ms 200: a tick every 200 ms from the engine's slot timer; nothing else rolls this tail.
+    expect((await call('/v1/topics', 'POST', { name: 'by-age', partitions: 1, segment_ms: 200 })).status).toBe(201);
+    expect((await call('/v1/topics/by-age/records', 'POST', { records: [{ value: 'old' }] })).status).toBe(200);
+    let segments = 0;
+    for (const end = Date.now() + 20_000; segments === 0 && Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+      segments = (await call('/v1/topics/by-age')).body.partition_info[0]!.segments;
+    }
+    expect(segments).toBe(1);
+    expect((await call('/v1/topics/by-age/partitions/0/records?offset=0')).body.records.map((r) => r.value)).toEqual(['old']);
   });
 });
 

@@ -326,6 +326,8 @@ export class PartitionLog {
   private stopTicks: (() => void) | undefined;
   /** The tick running, if one is: the next slot wake-up passes this partition over meanwhile. */
   private ticking: Promise<void> | undefined;
+  /** Whether the last tick failed, so a run of failures is logged once (see `noteTickOutcome`). */
+  private tickFailing = false;
   /**
    * Where recent reads of this partition ended: a read starting at one of them is sequential.
    * Several, so that consumers taking turns on one partition still count as sequential (and
@@ -1226,13 +1228,30 @@ export class PartitionLog {
     const oldest = this.segments[0];
     if (!rollDue && (oldest === undefined || !this.retentionDrops(oldest, now, this.segmentBytesTotal + this.tailBytes))) return undefined;
     const run = (async () => {
-      if (rollDue) await this.roll().catch(() => {});
-      await this.applyRetention().catch(() => {});
+      let failure: { err: unknown } | undefined;
+      // Retention still runs after a failed roll: it frees space, which a full disk needs.
+      if (rollDue) await this.roll().catch((err: unknown) => void (failure = { err }));
+      await this.applyRetention().catch((err: unknown) => void (failure ??= { err }));
+      this.noteTickOutcome(failure);
     })();
     this.ticking = run.finally(() => {
       this.ticking = undefined;
     });
     return this.ticking;
+  }
+
+  /**
+   * Logs a tick that failed (a full disk) when the failures start and when they end, not every
+   * tick: the log is left as it was and each tick retries, so once an interval would flood the
+   * log, and saying nothing hid a partition that no longer rolled or kept its retention.
+   */
+  private noteTickOutcome(failure: { err: unknown } | undefined): void {
+    if (failure !== undefined && !this.tickFailing && !this.closed) {
+      console.error(`quartz: the roll or retention of partition '${this.name}' failed; it is retried every tick and logged again once it succeeds`, failure.err);
+    } else if (failure === undefined && this.tickFailing) {
+      console.error(`quartz: the roll and retention of partition '${this.name}' succeed again`);
+    }
+    this.tickFailing = failure !== undefined;
   }
 
   /** Leaves its tick slot and wakes long-polls; pending commits still finish. */

@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { init } from '../../node/core.js';
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
@@ -746,6 +746,97 @@ describe('tick timers', () => {
     expect(timers.length).toBe(2);
     expect(timers[1]!.due).toBe(first.due + 1000);
     await streams.close();
+  });
+
+  it('a topic deleted while its tick rolls, then created again under the same name, rolls on time on one slot timer', async () => {
+    const ctx = createTestContext();
+    let release!: () => void;
+    let gate: Promise<void> | undefined = new Promise<void>((resolve) => (release = resolve));
+    let puts = 0;
+    const unit = ctx.storage.unit.bind(ctx.storage);
+    (ctx.storage as StorageProvider).unit = (name: string) => {
+      const u = unit(name) as UnitStorage;
+      if (!name.startsWith('log/')) return u;
+      const put = async (key: string, bytes: Uint8Array): Promise<void> => {
+        puts++;
+        if (gate !== undefined) await gate;
+        return u.blobs.put(key, bytes);
+      };
+      return { kv: u.kv, blobs: { ...u.blobs, put, putParts: undefined, get: u.blobs.get.bind(u.blobs), delete: u.blobs.delete.bind(u.blobs), list: u.blobs.list.bind(u.blobs) } };
+    };
+    const streams = await StreamStore.open(ctx, 't1');
+    await streams.createTopic('t', { segment_ms: 1000 });
+    await streams.produce('t', values(5));
+    const wakeUps = ctx.clock.advance(2000); // the slot's wake-up starts a roll that waits on the disk
+    await new Promise((r) => setTimeout(r, 20));
+    expect(puts).toBe(1);
+    const deleted = streams.deleteTopic('t');
+    await new Promise((r) => setTimeout(r, 20));
+    gate = undefined;
+    release();
+    await deleted;
+    await wakeUps;
+    expect(ctx.clock.pendingCount).toBe(0); // the slot went with its last partition
+    await streams.createTopic('t', { segment_ms: 1000 });
+    expect(ctx.clock.pendingCount).toBe(1);
+    await streams.produce('t', values(3));
+    await ctx.clock.advance(2000);
+    expect(streams.describeTopic('t').partition_info[0]).toMatchObject({ segments: 1, high_watermark: 3 });
+    await streams.close();
+    expect(ctx.clock.pendingCount).toBe(0);
+  });
+
+  it("a tenant closed during its slots' wake-ups leaves the other tenants' partitions in those slots ticking", async () => {
+    const ctx = createTestContext();
+    const [a, b] = [await StreamStore.open(ctx, 'a'), await StreamStore.open(ctx, 'b')];
+    for (const s of [a, b]) {
+      await s.createTopic('t', { segment_ms: 1000, partitions: 200 });
+      for (let p = 0; p < 200; p++) await s.produce('t', [{ value: utf8('x'), partition: p }]);
+    }
+    const wakeUps = ctx.clock.advance(1500);
+    const closing = a.close();
+    await Promise.all([wakeUps, closing]);
+    await ctx.clock.advance(1000);
+    expect(b.describeTopic('t').partition_info.every((p) => p.segments === 1)).toBe(true);
+    await b.close();
+    expect(ctx.clock.pendingCount).toBe(0);
+  });
+
+  it('a roll that fails on a full disk is logged once, not every tick; the other partitions keep rolling; it rolls once the disk has room', async () => {
+    const ctx = createTestContext();
+    let diskFull = true;
+    const unit = ctx.storage.unit.bind(ctx.storage);
+    (ctx.storage as StorageProvider).unit = (name: string) => {
+      const u = unit(name) as UnitStorage;
+      if (!name.startsWith('log/t1/full/')) return u;
+      const put = async (key: string, bytes: Uint8Array): Promise<void> => {
+        if (diskFull) throw new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, 'no space left on device');
+        return u.blobs.put(key, bytes);
+      };
+      return { kv: u.kv, blobs: { ...u.blobs, put, putParts: undefined, get: u.blobs.get.bind(u.blobs), delete: u.blobs.delete.bind(u.blobs), list: u.blobs.list.bind(u.blobs) } };
+    };
+    const streams = await StreamStore.open(ctx, 't1');
+    await streams.createTopic('full', { segment_ms: 1000 });
+    await streams.createTopic('fine', { segment_ms: 1000 });
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      await streams.produce('full', values(5));
+      await streams.produce('fine', values(5));
+      await ctx.clock.advance(10_000); // ten ticks
+      expect(streams.describeTopic('fine').partition_info[0]!.segments).toBe(1);
+      expect(streams.describeTopic('full').partition_info[0]!.segments).toBe(0);
+      expect(logged).toHaveBeenCalledTimes(1);
+      expect(String(logged.mock.calls[0]![0])).toContain("'log/t1/full/0'");
+      diskFull = false;
+      await ctx.clock.advance(1000);
+      expect(streams.describeTopic('full').partition_info[0]!.segments).toBe(1);
+      expect(logged).toHaveBeenCalledTimes(2);
+      expect(String(logged.mock.calls[1]![0])).toContain("'log/t1/full/0'");
+      expect((await readAll(streams, 'full', 0)).map((r) => r.value)).toEqual([...Array(5).keys()].map((i) => `v${i}`));
+    } finally {
+      logged.mockRestore();
+      await streams.close();
+    }
   });
 });
 
