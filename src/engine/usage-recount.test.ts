@@ -182,6 +182,32 @@ describe('usage levels after a crash', () => {
     await second.engine.close();
   });
 
+  it('stay exact when a topic is deleted as the count of the bytes begins', async () => {
+    const disk = createMemoryStorage();
+    const first = await start(disk, 0);
+    const { tenant } = await first.engine.tenants.create({ email: 'drop@example.com' });
+    const scope = await first.engine.tenant(tenant.id);
+    await scope.kv.put('k', new Uint8Array(100));
+    await scope.streams.createTopic('orders', { partitions: 2 });
+    await scope.streams.produce('orders', [{ value: new Uint8Array(500), partition: 0 }]);
+    await first.engine.close();
+    const crashed = await start(disk, 1);
+    await crashed.engine.tenant(tenant.id);
+    crashed.crash();
+
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const second = await start(disk, 2, (unit) => (unit.startsWith(`log/${tenant.id}/`) ? gate : Promise.resolve()));
+    const { streams } = await second.engine.services(tenant.id);
+    // Queued behind the partitions' open, as the count is: the delete takes the topic off the
+    // logs' totals at once, and meters its bytes out only once its partitions are closed.
+    const deleting = streams.deleteTopic('orders');
+    release();
+    await deleting;
+    expect(await bytesStored(second.engine, tenant.id)).toBe(101);
+    await second.engine.close();
+  });
+
   it('stop cleanly when the tenant or the engine closes during the count, and are counted on the next open', async () => {
     const disk = createMemoryStorage();
     const first = await start(disk, 0);
