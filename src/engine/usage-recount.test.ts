@@ -182,6 +182,40 @@ describe('usage levels after a crash', () => {
     await second.engine.close();
   });
 
+  it('stop cleanly when the tenant closes while the count waits for its partitions, and are counted on the next open', async () => {
+    const disk = createMemoryStorage();
+    const first = await start(disk, 0);
+    const { tenant } = await first.engine.tenants.create({ email: 'wait@example.com' });
+    const scope = await first.engine.tenant(tenant.id);
+    await scope.kv.put('k', new Uint8Array(100));
+    await scope.streams.createTopic('orders', { partitions: 2 });
+    await first.engine.close();
+    const crashed = await start(disk, 1);
+    await crashed.engine.tenant(tenant.id);
+    crashed.crash();
+
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const second = await start(disk, 2, (unit) => (unit.startsWith(`log/${tenant.id}/`) ? gate : Promise.resolve()));
+    const errors: unknown[] = [];
+    const logged = console.error;
+    console.error = (...args: unknown[]) => void errors.push(args);
+    try {
+      await second.engine.services(tenant.id);
+      const counting = meterOf(second.engine).recounting(tenant.id)!;
+      expect(counting).toBeDefined();
+      const closing = second.engine.closeTenant(tenant.id);
+      release();
+      await closing;
+      await expect(counting).rejects.toMatchObject({ code: 'storage_closed' });
+      expect(await bytesStored(second.engine, tenant.id)).toBe(101);
+      await second.engine.close();
+    } finally {
+      console.error = logged;
+    }
+    expect(errors).toEqual([]);
+  });
+
   it('stay exact when a topic is deleted as the count of the bytes begins', async () => {
     const disk = createMemoryStorage();
     const first = await start(disk, 0);
