@@ -36,7 +36,7 @@ export interface UsageRecorder {
 
 /** Counts what a tenant holds, as the usage levels should stand. */
 export interface LevelCounter {
-  /** Called once a count is due, before anything is counted: waits until what it counts is open. */
+  /** Called once the bytes are due to be counted (in the background), before they are: waits until what they include is open. */
   prepare?(): Promise<void>;
   /** Live vectors; called before the tenant is served, so no vector write runs meanwhile. */
   vectors(): Promise<number>;

@@ -164,6 +164,36 @@ describe('a tenant whose partitions are still opening', () => {
     expect(opts.clock.pendingCount).toBe(0);
   });
 
+  it('a damaged partition: KV through services() keeps answering, streams calls report the damage until the tenant closes', async () => {
+    const opts = options();
+    const engine = await createEngine(opts);
+    const first = await engine.tenant('t1');
+    await first.kv.put('k', text('v'));
+    await first.streams.createTopic('orders', { partitions: 2 });
+    await engine.closeTenant('t1');
+    await (await opts.storage.unit('log/t1/orders/1')).kv.put(Uint8Array.of(0x6d), text('{not json'));
+    const answers: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const { kv } = await engine.services('t1');
+      const reads = await Promise.allSettled([kv.get('k'), kv.put(`w${i}`, text('x')), kv.get('k')]);
+      for (const r of reads) answers.push(r.status === 'fulfilled' ? 'ok' : String((r.reason as { code?: string }).code));
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    expect(answers).toEqual(Array(18).fill('ok'));
+    const held = await engine.services('t1');
+    await engine.tenant('t1').catch(() => undefined);
+    expect(await held.kv.get('k')).toMatchObject({ size: 1 });
+    await expect(engine.tenant('t1')).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
+    const { streams } = await engine.services('t1');
+    await expect(streams.consume('orders', 0, 0)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
+    // Repaired, then closed: the next open reads it afresh.
+    await (await opts.storage.unit('log/t1/orders/1')).kv.put(Uint8Array.of(0x6d), text('{"logStart":0}'));
+    await engine.closeTenant('t1');
+    expect((await engine.tenant('t1')).streams.describeTopic('orders').partitions).toBe(2);
+    await engine.close();
+    expect(opts.clock.pendingCount).toBe(0);
+  });
+
   it('closes partitions that finish opening after the tenant closed: none keeps ticking', async () => {
     const opts = options();
     const engine = await createEngine(opts);

@@ -194,21 +194,20 @@ export class Engine {
     if (scope === undefined) {
       const closing = this.closingScopes.get(id);
       const services = closing === undefined ? this.openScope(id) : closing.then(() => this.openScope(id));
+      // A partition that fails to open (damaged data) stays reported by this promise and by every
+      // streams call until the tenant is closed, while its KV and vectors keep serving through
+      // `services`: closing them on it failed KV requests in flight, and had every next KV request
+      // reopen the whole tenant only to fail again.
       const opening = services.then(async (opened) => {
-        try {
-          await opened.streams.ready();
-        } catch (err) {
-          if (this.scopes.get(id) === opening) await closeScope(services);
-          throw err;
-        }
+        await opened.streams.ready();
         return opened;
       });
       scope = opening;
       this.scopes.set(id, opening);
       this.servicesOpen.set(id, services);
       opening.then((opened) => this.openedScopes.set(opening, opened), () => undefined);
-      // A failed open is not cached: the next call tries again.
-      scope.catch(() => {
+      // A failed open of the services is not cached: the next call tries again.
+      services.catch(() => {
         if (this.scopes.get(id) !== opening) return;
         this.scopes.delete(id);
         this.servicesOpen.delete(id);

@@ -35,7 +35,7 @@ interface Process {
 }
 
 /** A process on `disk`: new object identities, as a new process opening the same files has. */
-async function start(disk: MemoryStorage, day: number): Promise<Process> {
+async function start(disk: MemoryStorage, day: number, hold?: (unit: string) => Promise<void>): Promise<Process> {
   let dead = false;
   const alive = <T>(op: () => T): T => {
     if (dead) throw new Error('the process was killed');
@@ -58,7 +58,10 @@ async function start(disk: MemoryStorage, day: number): Promise<Process> {
     },
   });
   const storage: StorageProvider = {
-    unit: (name) => alive(() => view(disk.unit(name) as UnitStorage)),
+    unit: hold === undefined ? (name) => alive(() => view(disk.unit(name) as UnitStorage)) : async (name) => {
+      await hold(name);
+      return alive(() => view(disk.unit(name) as UnitStorage));
+    },
     listUnits: (prefix) => alive(() => disk.listUnits(prefix)),
     dropUnit: (name) => alive(() => disk.dropUnit(name)),
     close: () => undefined,
@@ -149,6 +152,93 @@ describe('usage levels after a crash', () => {
     await again.sweep();
     expect(await again.storedBytes()).toBe('keep'.length + 10);
     expect(await bytesStored(second.engine, tenant.id)).toBe('keep'.length + 10);
+    await second.engine.close();
+  });
+
+  it('leave the tenant served while its partitions open after the crash: the count waits for them, requests do not', async () => {
+    const disk = createMemoryStorage();
+    const first = await start(disk, 0);
+    const { tenant } = await first.engine.tenants.create({ email: 'parts@example.com' });
+    const scope = await first.engine.tenant(tenant.id);
+    await scope.kv.put('k', new Uint8Array(100));
+    await scope.streams.createTopic('orders', { partitions: 2 });
+    await scope.streams.produce('orders', [{ value: new Uint8Array(50), partition: 1 }]);
+    await first.engine.close(); // the levels are stored: only the crash below makes them suspect
+    const crashed = await start(disk, 1);
+    await crashed.engine.tenant(tenant.id);
+    crashed.crash();
+
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const second = await start(disk, 2, (unit) => (unit.startsWith(`log/${tenant.id}/`) ? gate : Promise.resolve()));
+    const early = await Promise.race([second.engine.services(tenant.id), new Promise<undefined>((resolve) => setTimeout(resolve, 2000))]);
+    expect(early, 'services() waited for the partitions').toBeDefined();
+    expect(await early!.kv.get('k')).toMatchObject({ size: 100 });
+    expect((await second.engine.tenants.usage(tenant.id)).recounting).toBe(true);
+    release();
+    const logs = (await second.engine.tenant(tenant.id)).streams.logTotals().bytes;
+    expect(logs).toBeGreaterThan(0);
+    expect(await bytesStored(second.engine, tenant.id)).toBe(101 + logs);
+    await second.engine.close();
+  });
+
+  it('stop cleanly when the tenant closes while the count waits for its partitions, and are counted on the next open', async () => {
+    const disk = createMemoryStorage();
+    const first = await start(disk, 0);
+    const { tenant } = await first.engine.tenants.create({ email: 'wait@example.com' });
+    const scope = await first.engine.tenant(tenant.id);
+    await scope.kv.put('k', new Uint8Array(100));
+    await scope.streams.createTopic('orders', { partitions: 2 });
+    await first.engine.close();
+    const crashed = await start(disk, 1);
+    await crashed.engine.tenant(tenant.id);
+    crashed.crash();
+
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const second = await start(disk, 2, (unit) => (unit.startsWith(`log/${tenant.id}/`) ? gate : Promise.resolve()));
+    const errors: unknown[] = [];
+    const logged = console.error;
+    console.error = (...args: unknown[]) => void errors.push(args);
+    try {
+      await second.engine.services(tenant.id);
+      const counting = meterOf(second.engine).recounting(tenant.id)!;
+      expect(counting).toBeDefined();
+      const closing = second.engine.closeTenant(tenant.id);
+      release();
+      await closing;
+      await expect(counting).rejects.toMatchObject({ code: 'storage_closed' });
+      expect(await bytesStored(second.engine, tenant.id)).toBe(101);
+      await second.engine.close();
+    } finally {
+      console.error = logged;
+    }
+    expect(errors).toEqual([]);
+  });
+
+  it('stay exact when a topic is deleted as the count of the bytes begins', async () => {
+    const disk = createMemoryStorage();
+    const first = await start(disk, 0);
+    const { tenant } = await first.engine.tenants.create({ email: 'drop@example.com' });
+    const scope = await first.engine.tenant(tenant.id);
+    await scope.kv.put('k', new Uint8Array(100));
+    await scope.streams.createTopic('orders', { partitions: 2 });
+    await scope.streams.produce('orders', [{ value: new Uint8Array(500), partition: 0 }]);
+    await first.engine.close();
+    const crashed = await start(disk, 1);
+    await crashed.engine.tenant(tenant.id);
+    crashed.crash();
+
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const second = await start(disk, 2, (unit) => (unit.startsWith(`log/${tenant.id}/`) ? gate : Promise.resolve()));
+    const { streams } = await second.engine.services(tenant.id);
+    // Queued behind the partitions' open, as the count is: the delete takes the topic off the
+    // logs' totals at once, and meters its bytes out only once its partitions are closed.
+    const deleting = streams.deleteTopic('orders');
+    release();
+    await deleting;
+    expect(await bytesStored(second.engine, tenant.id)).toBe(101);
     await second.engine.close();
   });
 

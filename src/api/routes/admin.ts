@@ -102,8 +102,9 @@ export function accountRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     tenantAuth(deps),
     async (c) => {
       const id = c.get('tenant').id;
-      // Opening the tenant counts its levels afresh if a crash may have lost their last deltas.
-      await engine.tenant(id);
+      // Opening the tenant counts its levels afresh if a crash may have lost their last deltas; the
+      // count needs no open partition to begin (they open in the background), nor does this answer.
+      await engine.services(id);
       return c.json(await engine.tenants.usage(id));
     },
   );

@@ -173,8 +173,9 @@ describe('KV keys of every kind through the routes (seeded)', () => {
 });
 
 describe('KV requests while the tenant’s partitions open', () => {
-  it('answers a GET and a PUT before the partitions of its tenant have opened; a streams request waits for them', async () => {
+  it('answers a GET, a PUT and GET /v1/usage before the partitions of its tenant have opened; a streams request waits for them', async () => {
     const engine = await createTestEngine({ clock: new ManualClock(Date.UTC(2025, 0, 15)) });
+    let release = (): void => {};
     try {
       const app = createApp({ engine, config: resolveServerConfig({ version: '9.9.9' }) });
       const { tenant, api_key } = await engine.tenants.create({ email: 'k@example.com', plan: 'unlimited' });
@@ -184,7 +185,6 @@ describe('KV requests while the tenant’s partitions open', () => {
       expect((await call('POST', '/v1/topics', JSON.stringify({ name: 'orders', partitions: 8 }))).status).toBe(201);
       // as after a restart: the tenant opens again on its next request, its partitions held up
       await engine.closeTenant(tenant.id);
-      let release!: () => void;
       const gate = new Promise<void>((resolve) => (release = resolve));
       const storage = engine.context.storage;
       const unit = storage.unit.bind(storage);
@@ -200,12 +200,16 @@ describe('KV requests while the tenant’s partitions open', () => {
       const got = await call('GET', '/v1/kv/k');
       expect([got.status, await got.text()]).toEqual([200, 'v']);
       expect((await call('PUT', '/v1/kv/k2', 'w')).status).toBe(200);
+      // usage is the meter's, not the partitions': it answers too
+      const usage = await Promise.race([call('GET', '/v1/usage'), new Promise<undefined>((resolve) => setTimeout(resolve, 2000))]);
+      expect(usage?.status, 'GET /v1/usage waited for the partitions').toBe(200);
       expect(described).toBe(false);
       release();
       const res = await describing;
       expect(res.status).toBe(200);
       expect(((await res.json()) as { partition_info: unknown[] }).partition_info).toHaveLength(8);
     } finally {
+      release(); // the engine's close waits for partitions opening
       await engine.close();
     }
   });

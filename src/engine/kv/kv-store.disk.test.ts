@@ -135,6 +135,22 @@ describe('KvStore on the Node disk adapter', () => {
     await ctx.storage.close();
   });
 
+  it('counts its stored bytes as metered at the call when the count ends before writes in flight settle', async () => {
+    const ctx = await diskContext(tempDir());
+    const kv = await KvStore.open(ctx, 't1');
+    await kv.put('a', new Uint8Array(10));
+    // One page of keys: the count ends before lmdb commits any of these.
+    const inFlight = kv.put('b', new Uint8Array(20));
+    const metered = ctx.usage.get('t1', 'bytes_stored');
+    const counting = kv.storedBytes();
+    const later = [kv.put('c', new Uint8Array(30)), kv.delete('a')];
+    expect(await counting).toBe(metered);
+    await Promise.all([inFlight, ...later]);
+    expect(await kv.storedBytes()).toBe(ctx.usage.get('t1', 'bytes_stored'));
+    await kv.close();
+    await ctx.storage.close();
+  });
+
   it('persists tenants, hashed keys and usage across a reopen', async () => {
     const dir = tempDir();
     const clock = new ManualClock();

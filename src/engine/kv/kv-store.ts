@@ -298,10 +298,6 @@ interface WriteGroup {
   slots: Slot[];
   /** bytes_stored change of the group's writes, metered once they are durable. */
   delta: number;
-  /** Orders groups against the start of a count (see BytesCount.firstGroup). */
-  seq: number;
-  /** The part of `delta` whose writes a count running sees (keys ahead of its cursor). */
-  ahead: number;
 }
 
 /**
@@ -320,10 +316,11 @@ interface BytesCount {
    * instead of what storage shows; a key is dropped once its write settled before a page was read.
    */
   seen: Map<string, { k: Uint8Array; bytes: number }>;
-  /** Metered change of the writes the scan sees: the writes ahead, and those in flight as it began. */
+  /**
+   * Metered change of the writes the scan sees: those in flight as it began, and those ahead of it
+   * since. Taken when they are issued, not once they settle: the count may end before they do.
+   */
   ahead: number;
-  /** Groups numbered below this were in flight as the count began: the scan sees all their writes. */
-  firstGroup: number;
   /** A write failed while counting: whether storage holds it is not known, so the count is void. */
   failed: boolean;
 }
@@ -360,7 +357,8 @@ export class KvStore {
   private readonly blobPuts = new Set<Promise<unknown>>();
   /** The latest group of writes sharing one storage promise. */
   private group: WriteGroup | undefined;
-  private groupSeq = 0;
+  /** bytes_stored change of the writes in flight: issued, not yet metered. */
+  private inflightDelta = 0;
   /** The count of stored bytes running, if any. */
   private count: BytesCount | undefined;
   private lastVersion = 0;
@@ -683,9 +681,8 @@ export class KvStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    // From here on a write joins a group of its own, so groups before the count hold only earlier writes.
-    this.group = undefined;
-    const count: BytesCount = { cursor: undefined, seen: new Map(), ahead: 0, firstGroup: ++this.groupSeq, failed: false };
+    // Writes in flight now are metered after this moment, yet the scan sees them (below).
+    const count: BytesCount = { cursor: undefined, seen: new Map(), ahead: this.inflightDelta, failed: false };
     // Writes in flight now settle (and are metered) after this moment: the scan must see them all.
     for (const slot of this.slots.values()) {
       if (slot.group === undefined) continue;
@@ -1008,7 +1005,7 @@ export class KvStore {
     }
     let group = this.group;
     if (group === undefined || group.write !== write) {
-      const g: WriteGroup = (group = this.group = { write, slots: [], delta: 0, seq: ++this.groupSeq, ahead: 0 });
+      const g: WriteGroup = (group = this.group = { write, slots: [], delta: 0 });
       // Registered before the writers' own handlers, so a writer that resumes sees its write settled.
       write
         .then(
@@ -1024,7 +1021,8 @@ export class KvStore {
     slot.group = group;
     group.slots.push(slot);
     group.delta += delta;
-    if (ahead) group.ahead += delta;
+    this.inflightDelta += delta;
+    if (ahead) count!.ahead += delta;
     return write.then(() => result);
   }
 
@@ -1042,12 +1040,9 @@ export class KvStore {
         this.forgot(1, slotBytes(slot.key));
       }
     }
+    this.inflightDelta -= group.delta;
     if (durable && group.delta !== 0) this.usage.add(this.tenantId, 'bytes_stored', group.delta);
-    const count = this.count;
-    if (count !== undefined) {
-      if (!durable) count.failed = true;
-      else count.ahead += group.seq < count.firstGroup ? group.delta : group.ahead;
-    }
+    if (!durable && this.count !== undefined) this.count.failed = true;
     this.trim();
     // Keys in flight held the engine's key caches over their budget: these ones may go now.
     if (this.keyCache.over) this.keyCache.pass();

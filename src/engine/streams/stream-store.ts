@@ -241,6 +241,8 @@ interface OpenTopic {
   sticky: number;
   /** Its partitions' sealed segments and bytes as `logTotals` last summed them. */
   summed: { segments: number; bytes: number };
+  /** Whether its partitions' byte changes reach the usage meter: not once it is deleted (see deleteTopic). */
+  metering: { on: boolean };
 }
 
 function groupKey(kind: 'g' | 'o', group: string, topic?: string, partition?: number): Uint8Array {
@@ -338,12 +340,13 @@ export class StreamStore {
   private async openTopics(configs: TopicConfig[]): Promise<void> {
     try {
       for (const config of configs) {
-        const logs = await this.openLogs(config);
+        const metering = { on: true };
+        const logs = await this.openLogs(config, metering);
         if (this.closed) {
           await Promise.all(logs.map((log) => log.close()));
           return;
         }
-        this.addTopic(config, logs);
+        this.addTopic(config, logs, metering);
         this.names.add(config.name);
       }
     } catch (err) {
@@ -367,9 +370,10 @@ export class StreamStore {
    * concurrent unit creates in one lmdb transaction, so a 1,024-partition topic costs a few dozen
    * fsyncs instead of 1,024).
    */
-  private async openLogs(config: TopicConfig): Promise<PartitionLog[]> {
+  private async openLogs(config: TopicConfig, metering: { on: boolean }): Promise<PartitionLog[]> {
     const hooks = {
       onBytes: (delta: number) => {
+        if (!metering.on) return;
         this.ctx.usage.add(this.tenantId, 'bytes_stored', delta);
         // Every change of a partition's segments or bytes reports here (append, roll, retention).
         this.changedTopics.add(config.name);
@@ -458,7 +462,8 @@ export class StreamStore {
     await this.dropPartitionUnits(name, MAX_PARTITIONS);
     await this.dropGroupOffsets(name);
     await this.catalog.kv.put(utf8.encode(name), utf8.encode(JSON.stringify(config)));
-    this.addTopic(config, await this.openLogs(config));
+    const metering = { on: true };
+    this.addTopic(config, await this.openLogs(config, metering), metering);
     this.names.add(name);
     return config;
   }
@@ -538,8 +543,8 @@ export class StreamStore {
     return { topics: this.topics.size, partitions: this.partitionCount, segments: this.segmentCount, bytes: this.logBytes };
   }
 
-  private addTopic(config: TopicConfig, logs: PartitionLog[]): void {
-    this.topics.set(config.name, { config, logs, sticky: 0, summed: { segments: 0, bytes: 0 } });
+  private addTopic(config: TopicConfig, logs: PartitionLog[], metering: { on: boolean }): void {
+    this.topics.set(config.name, { config, logs, sticky: 0, summed: { segments: 0, bytes: 0 }, metering });
     this.partitionCount += logs.length;
     this.changedTopics.add(config.name);
   }
@@ -576,18 +581,26 @@ export class StreamStore {
     this.partitionCount -= topic.logs.length;
     this.segmentCount -= topic.summed.segments;
     this.logBytes -= topic.summed.bytes;
-    return this.oneTopicChangeAtATime(() => this.drop(name, topic));
+    // Metered out in the turn it leaves the logs' totals, and its partitions meter nothing more (a
+    // roll under way ends during close): a usage recount reads those totals and the meter's level
+    // in one turn, and one starting in between counted the topic's bytes out twice. A drop that
+    // fails after the catalog entry is gone leaves units no topic names (a create of the name
+    // drops them), which a recount does not count either.
+    topic.metering.on = false;
+    const freed = topic.logs.reduce((sum, log) => sum + log.storedBytes, 0);
+    if (freed > 0) this.ctx.usage.add(this.tenantId, 'bytes_stored', -freed);
+    return this.oneTopicChangeAtATime(() => this.drop(name, topic, freed));
   }
 
-  private async drop(name: string, topic: OpenTopic): Promise<void> {
-    await this.catalog.kv.delete(utf8.encode(name));
-    // Counted once closed: a roll or commit under way when the delete came meters its bytes as it
-    // ends, during close.
+  private async drop(name: string, topic: OpenTopic, freed: number): Promise<void> {
+    try {
+      await this.catalog.kv.delete(utf8.encode(name));
+    } catch (err) {
+      // The topic is back on the next open: so are its bytes (as they stood at the delete).
+      if (freed > 0) this.ctx.usage.add(this.tenantId, 'bytes_stored', freed);
+      throw err;
+    }
     valuesOrThrow(await settleLimited(topic.logs, PARTITION_OPS_IN_FLIGHT, (log) => log.close()));
-    const freed = topic.logs.reduce((sum, log) => sum + log.stats().bytes, 0);
-    // Metered out with the catalog entry, before the drop: a drop that fails leaves units no
-    // topic names (a create of the name drops them), which a recount does not count either.
-    if (freed > 0) this.ctx.usage.add(this.tenantId, 'bytes_stored', -freed);
     await this.dropPartitionUnits(name, topic.config.partitions);
     await this.dropGroupOffsets(name);
   }

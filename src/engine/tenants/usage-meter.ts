@@ -182,8 +182,9 @@ export class UsageMeter implements UsageRecorder {
   /**
    * If the tenant's levels were last counted before the latest crash (or on the first open of data
    * written before this check existed), replaces its gauges with what `counter` counts; otherwise
-   * does nothing. Resolves once the vectors are counted and the bytes' count has begun: the
-   * tenant may be served then, and `usage` says `recounting` until the bytes are counted too.
+   * does nothing. Resolves once the vectors are counted; the bytes are counted in the background,
+   * after `counter.prepare` (the tenant may be served then), and `usage` says `recounting` until
+   * they are.
    * Each count starts in the turn the levels believed are read (in the flush queue, so no flush
    * moves pending deltas into them meanwhile): every delta after it is on both sides, the count
    * as of that moment replaces what was believed then.
@@ -197,23 +198,22 @@ export class UsageMeter implements UsageRecorder {
     await this.recounts.get(tenantId)?.catch(() => undefined);
     if (this.reconciled.has(tenantId)) return;
     this.reconciled.add(tenantId);
-    let bytes: { believed: number; counting: Promise<number | undefined> };
     try {
       const counted = await this.kv.get(key(`c/${tenantId}`));
       if (counted !== undefined && Number(utf8Decoder.decode(counted)) >= this.crashes) return;
-      await counter.prepare?.();
-      bytes = await this.inFlushQueue(async () => {
+      await this.inFlushQueue(async () => {
         const stored = await this.storedLevel(tenantId);
         const vectors = await counter.vectors();
         const believedVectors = stored.vectors_stored + this.pendingLevel(tenantId, 'vectors_stored');
         if (vectors !== believedVectors) this.add(tenantId, 'vectors_stored', vectors - believedVectors);
-        return this.startBytes(tenantId, stored, counter);
       });
     } catch (err) {
       this.reconciled.delete(tenantId); // tried again on the tenant's next open
       throw err;
     }
-    const recount = this.finishBytes(tenantId, bytes, counter);
+    // In the background: the bytes wait for `prepare` (the stream partitions, which may take a
+    // while to open), and the tenant is served meanwhile.
+    const recount = this.countBytes(tenantId, counter);
     this.recounts.set(tenantId, recount);
     recount.then(
       () => this.recounts.delete(tenantId),
@@ -266,7 +266,9 @@ export class UsageMeter implements UsageRecorder {
     return { believed, counting: counter.bytes() };
   }
 
-  private async finishBytes(tenantId: string, bytes: { believed: number; counting: Promise<number | undefined> }, counter: LevelCounter): Promise<void> {
+  private async countBytes(tenantId: string, counter: LevelCounter): Promise<void> {
+    await counter.prepare?.();
+    let bytes = await this.inFlushQueue(async () => this.startBytes(tenantId, await this.storedLevel(tenantId), counter));
     for (;;) {
       const exact = await bytes.counting;
       if (exact !== undefined) {
