@@ -74,6 +74,16 @@ async function start(disk: MemoryStorage, day: number, hold?: (unit: string) => 
 const meterOf = (engine: Engine) => engine.context.usage as UsageMeter;
 
 /** The tenant's bytes_stored once any count of its levels is done. */
+/** A tenant holding 3,000 keys of 10 bytes, left by a crash on `disk` (day 0). */
+async function crashedWithKeys(disk: MemoryStorage, email: string): Promise<{ id: string }> {
+  const first = await start(disk, 0);
+  const { tenant } = await first.engine.tenants.create({ email });
+  const { kv } = await first.engine.tenant(tenant.id);
+  for (let i = 0; i < 3000; i++) await kv.put(`k${String(i).padStart(5, '0')}`, new Uint8Array(10));
+  first.crash();
+  return tenant;
+}
+
 async function bytesStored(engine: Engine, tenantId: string): Promise<number> {
   await engine.tenant(tenantId);
   await meterOf(engine).recounting(tenantId);
@@ -104,11 +114,7 @@ describe('usage levels after a crash', () => {
 
   it('are counted afresh again after a crash during the count, which left the tenant served', async () => {
     const disk = createMemoryStorage();
-    const first = await start(disk, 0);
-    const { tenant } = await first.engine.tenants.create({ email: 'c@example.com' });
-    const { kv } = await first.engine.tenant(tenant.id);
-    for (let i = 0; i < 3000; i++) await kv.put(`k${String(i).padStart(5, '0')}`, new Uint8Array(10));
-    first.crash();
+    const tenant = await crashedWithKeys(disk, 'c@example.com');
 
     const second = await start(disk, 1);
     const { kv: served } = await second.engine.tenant(tenant.id);
@@ -244,11 +250,7 @@ describe('usage levels after a crash', () => {
 
   it('stop cleanly when the tenant or the engine closes during the count, and are counted on the next open', async () => {
     const disk = createMemoryStorage();
-    const first = await start(disk, 0);
-    const { tenant } = await first.engine.tenants.create({ email: 'close@example.com' });
-    const { kv } = await first.engine.tenant(tenant.id);
-    for (let i = 0; i < 3000; i++) await kv.put(`k${String(i).padStart(5, '0')}`, new Uint8Array(10));
-    first.crash();
+    const tenant = await crashedWithKeys(disk, 'close@example.com');
 
     const second = await start(disk, 1);
     const errors: unknown[] = [];
