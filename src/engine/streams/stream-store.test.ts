@@ -701,20 +701,7 @@ describe('tick timers', () => {
 
   it('passes over a partition whose tick is still running when its slot comes round again', async () => {
     const { ctx, timers } = recordingSetup();
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let puts = 0;
-    const unit = ctx.storage.unit.bind(ctx.storage);
-    (ctx.storage as StorageProvider).unit = (name: string) => {
-      const u = unit(name) as UnitStorage;
-      if (!name.startsWith('log/')) return u;
-      const put = async (key: string, bytes: Uint8Array): Promise<void> => {
-        puts++;
-        await gate;
-        return u.blobs.put(key, bytes);
-      };
-      return { kv: u.kv, blobs: { ...u.blobs, put, putParts: undefined, get: u.blobs.get.bind(u.blobs), delete: u.blobs.delete.bind(u.blobs), list: u.blobs.list.bind(u.blobs) } };
-    };
+    const gated = gateLogBlobPuts(ctx);
     const streams = await StreamStore.open(ctx, 't1');
     await streams.createTopic('t', { segment_ms: 1000 });
     await streams.produce('t', values(5));
@@ -722,13 +709,13 @@ describe('tick timers', () => {
     // the slot's wake-up starts a roll that waits on the disk; the next wake-up comes meanwhile
     const first = timers[0]!.task();
     await new Promise((r) => setTimeout(r, 10));
-    expect(puts).toBe(1);
+    expect(gated.puts()).toBe(1);
     await ctx.clock.advance(1000);
     const second = timers[1]!.task();
     expect(second).toBeUndefined();
     await new Promise((r) => setTimeout(r, 10));
-    expect(puts).toBe(1);
-    release();
+    expect(gated.puts()).toBe(1);
+    gated.release();
     await first;
     expect(streams.describeTopic('t').partition_info[0]!.segments).toBe(1);
     await streams.close();
@@ -750,30 +737,16 @@ describe('tick timers', () => {
 
   it('a topic deleted while its tick rolls, then created again under the same name, rolls on time on one slot timer', async () => {
     const ctx = createTestContext();
-    let release!: () => void;
-    let gate: Promise<void> | undefined = new Promise<void>((resolve) => (release = resolve));
-    let puts = 0;
-    const unit = ctx.storage.unit.bind(ctx.storage);
-    (ctx.storage as StorageProvider).unit = (name: string) => {
-      const u = unit(name) as UnitStorage;
-      if (!name.startsWith('log/')) return u;
-      const put = async (key: string, bytes: Uint8Array): Promise<void> => {
-        puts++;
-        if (gate !== undefined) await gate;
-        return u.blobs.put(key, bytes);
-      };
-      return { kv: u.kv, blobs: { ...u.blobs, put, putParts: undefined, get: u.blobs.get.bind(u.blobs), delete: u.blobs.delete.bind(u.blobs), list: u.blobs.list.bind(u.blobs) } };
-    };
+    const gated = gateLogBlobPuts(ctx);
     const streams = await StreamStore.open(ctx, 't1');
     await streams.createTopic('t', { segment_ms: 1000 });
     await streams.produce('t', values(5));
     const wakeUps = ctx.clock.advance(2000); // the slot's wake-up starts a roll that waits on the disk
     await new Promise((r) => setTimeout(r, 20));
-    expect(puts).toBe(1);
+    expect(gated.puts()).toBe(1);
     const deleted = streams.deleteTopic('t');
     await new Promise((r) => setTimeout(r, 20));
-    gate = undefined;
-    release();
+    gated.release();
     await deleted;
     await wakeUps;
     expect(ctx.clock.pendingCount).toBe(0); // the slot went with its last partition
@@ -1127,3 +1100,28 @@ describe('group names of every kind (seeded)', () => {
     await theirs.close();
   });
 });
+
+/** Holds every blob put of the partitions' logs (a roll's segment write) until `release`, counting them. */
+function gateLogBlobPuts(ctx: { storage: StorageProvider }): { release(): void; puts(): number } {
+  let open!: () => void;
+  let gate: Promise<void> | undefined = new Promise<void>((resolve) => (open = resolve));
+  let puts = 0;
+  const unit = ctx.storage.unit.bind(ctx.storage);
+  ctx.storage.unit = (name: string) => {
+    const u = unit(name) as UnitStorage;
+    if (!name.startsWith('log/')) return u;
+    const put = async (key: string, bytes: Uint8Array): Promise<void> => {
+      puts++;
+      if (gate !== undefined) await gate;
+      return u.blobs.put(key, bytes);
+    };
+    return { kv: u.kv, blobs: { ...u.blobs, put, putParts: undefined, get: u.blobs.get.bind(u.blobs), delete: u.blobs.delete.bind(u.blobs), list: u.blobs.list.bind(u.blobs) } };
+  };
+  return {
+    release: () => {
+      gate = undefined;
+      open();
+    },
+    puts: () => puts,
+  };
+}
