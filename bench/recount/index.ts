@@ -9,8 +9,9 @@
 import { existsSync } from 'node:fs';
 import { openDiskStorage } from '../../src/node/storage/disk-storage.js';
 import { openQuartz } from '../../src/node/open-quartz.js';
+import { parseFlags } from '../lib/args.js';
 
-const [keysArg, runsArg, dirArg] = process.argv.slice(2);
+const [keysArg, runsArg, dirArg] = parseFlags({ positionals: true }).positionals;
 const keys = Number(keysArg ?? 1_000_000);
 const runs = Number(runsArg ?? 3);
 const dir = dirArg ?? `/tmp/quartz-recount-bench-${keys}`;
