@@ -882,6 +882,30 @@ describe('VectorStore with hostile arguments', () => {
     await rejectsWithQuartzError(() => store.query('c', { vector: [1, 2], k: 1n as never }), 'invalid_argument', /got 1n/);
     expect((await store.listVectors('c', null as never)).vectors).toEqual([]);
   });
+
+  it('scores cosine vectors of subnormal or near-f32-maximum components by their direction, and such an upsert leaves the collection usable, also after a reopen', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    await store.createCollection({ name: 'c', dims: 3, metric: 'cosine' });
+    // Squared in f32, 1e-45 rounds to 0 and 3e38 overflows: the norm must not be taken there.
+    await store.upsert('c', [
+      { id: 'tiny', values: [1e-45, 0, 0] },
+      { id: 'huge', values: [0, 3e38, 3e38] },
+      { id: 'plain', values: [0, 0, 1] },
+    ]);
+    // Against the direction [1, 1, 0]: tiny [1, 0, 0] is at 45°, huge [0, 1, 1] at 60°, plain at 90°.
+    const expected = [
+      { id: 'tiny', score: +Math.SQRT1_2.toFixed(6) },
+      { id: 'huge', score: 0.5 },
+      { id: 'plain', score: 0 },
+    ];
+    const scores = async (s: VectorStore, vector: number[]) => (await s.query('c', { vector, k: 3 })).matches.map((m) => ({ id: m.id, score: +m.score.toFixed(6) }));
+    for (const q of [[1, 1, 0], [2e-45, 2e-45, 0], [3e38, 3e38, 0]]) expect(await scores(store, q)).toEqual(expected);
+    await store.upsert('c', [{ id: 'after', values: [-1, -1, -1] }]);
+    const reopened = await VectorStore.open(ctx, 't1');
+    expect(await scores(reopened, [1e-40, 1e-40, 0])).toEqual(expected);
+    expect((await reopened.describeCollection('c')).count).toBe(4);
+  });
 });
 
 describe('vector ids of every kind (seeded)', () => {
