@@ -215,6 +215,23 @@ function mergeLive(a: string[], b: string[], live: Map<string, number>): string[
   return merged;
 }
 
+/**
+ * Puts matches of equal score (already best first) in id order. The index leaves ties in the
+ * order of its internal slots, which follow the history of upserts and deletes, not anything a
+ * caller sees. An insertion sort within runs of equal scores: k comparisons when nothing ties.
+ */
+function orderTiesById(matches: QueryMatch[]): void {
+  for (let i = 1; i < matches.length; i++) {
+    const m = matches[i]!;
+    let j = i;
+    while (j > 0 && matches[j - 1]!.score === m.score && matches[j - 1]!.id > m.id) {
+      matches[j] = matches[j - 1]!;
+      j--;
+    }
+    matches[j] = m;
+  }
+}
+
 /** The in-memory half of a collection; built by open, restore and replay alike. */
 class State {
   readonly ids: (string | undefined)[] = [];
@@ -838,6 +855,7 @@ export class Collection {
       if (request.include_values) match.values = this.state.valuesArray(internal);
       matches.push(match);
     }
+    orderTiesById(matches);
     return { matches };
   }
 

@@ -438,6 +438,21 @@ describe('VectorStore queries', () => {
     await store.close();
   });
 
+  it.each(['cosine', 'l2', 'dot'] as Metric[])('orders equal %s scores by id, whatever order the vectors came in', async (metric) => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    await store.createCollection({ name: 'c', dims: 2, metric });
+    const ids = ['e', 'ü', 'c', 'a', 'd', 'b', 'B'];
+    // Two groups of equal scores, interleaved in upsert order, then one id freed and taken again.
+    await store.upsert('c', ids.map((id, i) => ({ id, values: i % 2 === 0 ? [1, 0] : [0, 1] })));
+    await store.deleteVectors('c', ['c']);
+    await store.upsert('c', [{ id: 'c', values: [1, 0] }]);
+    const order = async (s: VectorStore) => (await s.query('c', { vector: [1, 0], k: 10 })).matches.map((m) => m.id);
+    const want = ['B', 'c', 'd', 'e', 'a', 'b', 'ü'];
+    expect(await order(store)).toEqual(want);
+    expect(await order(await VectorStore.open(ctx, 't1'))).toEqual(want);
+  });
+
   it('answers with copies of the metadata, or with the objects the collection holds when asked to share them', async () => {
     const store = await storeWith(createTestContext(), 'c', 'cosine', docs, dims);
     const c = await store.collection('c');
