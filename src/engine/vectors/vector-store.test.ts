@@ -898,6 +898,19 @@ describe('VectorStore with hostile arguments', () => {
     expect((await store.listVectors('c', null as never)).vectors).toEqual([]);
   });
 
+  it.each(['l2', 'dot'] as Metric[])('refuses %s values whose scores would overflow f32 (which answered null scores in no order), naming the value', async (metric) => {
+    const store = await VectorStore.open(createTestContext(), 't1');
+    await store.createCollection({ name: 'c', dims: 2, metric });
+    const edge = [1e17, -1e17];
+    await store.upsert('c', [{ id: 'edge', values: edge }, { id: 'neg', values: [-1e17, 1e17] }, { id: 'one', values: [1, 1] }]);
+    const { matches } = await store.query('c', { vector: edge, k: 3 });
+    expect(matches.every((m) => Number.isFinite(m.score))).toBe(true);
+    expect(matches[0]!.id).toBe('edge');
+    await rejectsWithQuartzError(() => store.upsert('c', [{ id: 'a', values: [1, 3e38] }]), 'invalid_argument', /vector 'a' has a value \(3e\+38\) at index 1 beyond ±1e\+17/);
+    await rejectsWithQuartzError(() => store.query('c', { vector: [-2e17, 0], k: 1 }), 'invalid_argument', /the query vector has a value \(-200000000000000000\) at index 0 beyond ±1e\+17/);
+    expect((await store.describeCollection('c')).count).toBe(3);
+  });
+
   it('scores cosine vectors of subnormal or near-f32-maximum components by their direction, and such an upsert leaves the collection usable, also after a reopen', async () => {
     const ctx = createTestContext();
     const store = await VectorStore.open(ctx, 't1');
