@@ -43,6 +43,7 @@ import {
   validateId,
   validateInt,
   validateMetadata,
+  validateNewId,
   validateQueryValues,
   validateValues,
   type Metric,
@@ -142,7 +143,7 @@ export function planUpsert(config: CollectionConfig, vectors: unknown): PlannedU
   for (const v of vectors as unknown[]) {
     if (typeof v !== 'object' || v === null) throw invalid(`collection '${name}': each vector must be an object with id and values`);
     const { id, values, metadata } = v as UpsertVector;
-    const idBytes = validateId(id, name);
+    const idBytes = validateNewId(id, name);
     const f32 = validateValues(values, config.dims, name, id, config.metric);
     const { json } = validateMetadata(metadata, name, id);
     planned.delete(id); // keeps insertion order = last occurrence

@@ -80,6 +80,17 @@ export function validateId(id: unknown, collection: string): Uint8Array {
 }
 
 /**
+ * validateId for an id being stored: also refuses '.' and '..', which URLs resolve as path
+ * segments, so no GET or DELETE of `/v1/collections/c/vectors/<id>` could name the vector (the
+ * rule KV keys and collection names follow). Reads and deletes take them, for ids stored before.
+ */
+export function validateNewId(id: unknown, collection: string): Uint8Array {
+  const bytes = validateId(id, collection);
+  if (id === '.' || id === '..') throw invalid(`collection '${collection}': vector id '${id}' is not allowed: URLs resolve it as a path segment, so no request could name the vector`);
+  return bytes;
+}
+
+/**
  * Converts to f32 (into `out` when given, e.g. a query's reused scratch) and rejects wrong length
  * or non-finite components (after rounding to f32), components beyond MAX_ABS_VALUE under l2 and
  * dot, and all-zero vectors under cosine, whose similarity is undefined.

@@ -296,6 +296,10 @@ describe('VectorStore collections', () => {
     await rejectsWithQuartzError(docs.upsert([{ id: '', values: [1, 2, 3] }]), 'invalid_argument', /ids must be non-empty strings, got an empty string/);
     await rejectsWithQuartzError(docs.upsert([{ id: 'é'.repeat(257), values: [1, 2, 3] }]), 'invalid_argument', /is 514 bytes; the limit is 512/);
     await rejectsWithQuartzError(docs.upsert([{ id: 'a\uD800', values: [1, 2, 3] }]), 'invalid_argument', /not valid Unicode/);
+    // URLs resolve these as path segments: over HTTP no GET or DELETE could name the vector.
+    for (const id of ['.', '..']) await rejectsWithQuartzError(docs.upsert([{ id, values: [1, 2, 3] }]), 'invalid_argument', new RegExp(`vector id '\\.{${id.length}}' is not allowed: URLs`));
+    await docs.upsert([{ id: '...', values: [1, 2, 3] }, { id: './', values: [1, 2, 3] }]);
+    await docs.delete(['...', './']);
     await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [1, 2, 3], metadata: [1] as unknown as Metadata }]), 'invalid_argument', /metadata must be a JSON object/);
     await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [1, 2, 3], metadata: { s: 'x'.repeat(11_000) } }]), 'too_large', /metadata is \d+ bytes of JSON; the limit is 10240/);
     let deep: Metadata = {};
