@@ -814,6 +814,22 @@ function deleteSlot(slot: u32): void {
   freeLen++;
 }
 
+/**
+ * Writes the unit-length copy of the f32 vector at `src` to `dst` (which may be `src`). The norm
+ * is taken in f64: in f32 the squares of subnormal components round to 0 and those of components
+ * near f32's maximum overflow, which made a nonzero vector "all zeros" (refused after the engine
+ * had logged it) or normalised it to zeros. The caller has checked that some component is nonzero.
+ */
+function normaliseInto(dst: usize, src: usize): void {
+  let s: f64 = 0;
+  for (let j = 0; j < dims; j++) {
+    const x = <f64>load<f32>(src + (<usize>j << 2));
+    s += x * x;
+  }
+  const inv = 1.0 / Math.sqrt(s);
+  for (let j = 0; j < dims; j++) store<f32>(dst + (<usize>j << 2), <f32>(<f64>load<f32>(src + (<usize>j << 2)) * inv));
+}
+
 function insertOne(id: u32, src: usize): void {
   const existing = mapGet(id);
   if (existing != NONE) deleteSlot(existing);
@@ -833,16 +849,11 @@ function insertOne(id: u32, src: usize): void {
   }
   const r = rec(slot);
   const v = r + vecOff;
-  let norm: f32 = 1;
   if (metric == METRIC_COSINE) {
-    let s: f32 = 0;
-    for (let j = 0; j < dims; j++) {
-      const x = load<f32>(src + (<usize>j << 2));
-      s += x * x;
-    }
-    norm = <f32>(1.0 / Math.sqrt(<f64>s));
+    normaliseInto(v, src);
+  } else {
+    for (let j = 0; j < dims; j++) store<f32>(v + (<usize>j << 2), load<f32>(src + (<usize>j << 2)));
   }
-  for (let j = 0; j < dims; j++) store<f32>(v + (<usize>j << 2), load<f32>(src + (<usize>j << 2)) * norm);
   store<u32>(r + labelOff, id);
   mapPut(id, slot);
   linkNode(slot, level);
@@ -887,14 +898,14 @@ export function hnsw_add_batch(idsPtr: usize, vecPtr: usize, n: i32): i32 {
   const stride = <usize>dims << 2;
   for (let i = 0; i < n; i++) {
     const src = vecPtr + <usize>i * stride;
-    let s: f32 = 0;
+    let s: f64 = 0;
     for (let j = 0; j < dims; j++) {
       const x = load<f32>(src + (<usize>j << 2));
       if (!isFinite<f32>(x)) {
         lastErrorIndex = i;
         return E_NONFINITE;
       }
-      s += x * x;
+      s += <f64>x * <f64>x;
     }
     if (metric == METRIC_COSINE && !(s > 0)) {
       lastErrorIndex = i;
@@ -1020,17 +1031,16 @@ function exactScan(k: i32, fromAllowList: bool): void {
 
 function searchOne(src: usize, k: i32, ef: i32, outIds: usize, outScores: usize): i32 {
   // Copy (and normalise, for cosine) the query into the padded buffer the kernels read.
-  let s: f32 = 0;
+  let zero = true;
   for (let j = 0; j < dims; j++) {
     const x = load<f32>(src + (<usize>j << 2));
     if (!isFinite<f32>(x)) return E_NONFINITE;
-    s += x * x;
+    if (x != 0) zero = false;
     store<f32>(queryBuf + (<usize>j << 2), x);
   }
   if (metric == METRIC_COSINE) {
-    if (!(s > 0)) return E_ZERO;
-    const inv = <f32>(1.0 / Math.sqrt(<f64>s));
-    for (let j = 0; j < dims; j++) store<f32>(queryBuf + (<usize>j << 2), load<f32>(queryBuf + (<usize>j << 2)) * inv);
+    if (zero) return E_ZERO;
+    normaliseInto(queryBuf, queryBuf);
   }
   if (ef < k) ef = k;
   ensureResCap(ef);

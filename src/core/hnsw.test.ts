@@ -125,9 +125,10 @@ function kernelScore(metric: HnswMetric, query: Float32Array, v: Float32Array): 
   const padded = (query.length + 3) & ~3;
   let q = Float32Array.from({ length: padded }, (_, j) => query[j] ?? 0);
   if (metric === 'cosine') {
+    // The core normalises in f64 (so subnormal and huge components keep their direction).
     let n = 0;
-    for (const x of query) n = f(n + f(x * x));
-    const inv = f(1 / Math.sqrt(n));
+    for (const x of query) n += x * x;
+    const inv = 1 / Math.sqrt(n);
     q = q.map((x) => f(x * inv));
   }
   const term = (j: number): number => (metric === 'l2' ? f(f(q[j]! - (v[j] ?? 0)) * f(q[j]! - (v[j] ?? 0))) : f(q[j]! * (v[j] ?? 0)));

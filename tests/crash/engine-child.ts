@@ -1,14 +1,14 @@
 /**
  * Crash-test child for the whole engine on the Node disk home: produces records (tiny segments,
  * so rolls happen constantly; every tenth write large enough for the worker threads that compress
- * them), puts KV keys and upserts vectors (a snapshot every few mutations; two collections taken in
- * turn, one open at a time) in concurrent loops, appending an ack line only after each call resolved. The parent SIGKILLs it at a random
+ * them), puts KV keys and upserts, replaces and deletes vectors (a snapshot every few mutations; two
+ * collections taken in turn, one open at a time) in concurrent loops, appending an ack line only after each call resolved. The parent SIGKILLs it at a random
  * moment. Usage: engine-child.ts <dataDir> <ackFile>
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { openQuartz } from '../../src/node/open-quartz.js';
 import { parseAcks } from './workload.js';
-import { CRASH_ENGINE_OPTIONS, PARTITIONS, TOPIC, TOPIC_OPTIONS, COLLECTIONS, DIMS, kvKey, kvValue, recordSeq, recordValue, vector } from './engine-workload.js';
+import { CRASH_ENGINE_OPTIONS, PARTITIONS, TOPIC, TOPIC_OPTIONS, COLLECTIONS, DIMS, kvKey, kvValue, recordSeq, recordValue, vector, vectorCollection, vectorOp } from './engine-workload.js';
 
 const [dataDir, ackFile] = process.argv.slice(2) as [string, string];
 const ack = (line: object) => appendFileSync(ackFile, JSON.stringify(line) + '\n');
@@ -57,7 +57,10 @@ async function kvLoop(): Promise<never> {
 
 async function vectorLoop(): Promise<never> {
   for (let n = next('vec'); ; n++) {
-    await vectors.upsert(COLLECTIONS[n % 2]!, [{ id: `v${n}`, values: vector(n), metadata: { n } }]);
+    const op = vectorOp(n);
+    const name = vectorCollection(op.id);
+    if (op.kind === 'delete') await vectors.deleteVectors(name, [`v${op.id}`]);
+    else await vectors.upsert(name, [{ id: `v${op.id}`, values: vector(op.n), metadata: { n: op.n } }]);
     ack({ op: 'vec', n });
   }
 }

@@ -37,6 +37,25 @@ export function kvValue(n: number): Uint8Array {
   return payload('kv', n, n % 5 === 4 ? 1024 * 1024 + 100 : 50 + (n % 13) * 100);
 }
 
+/**
+ * Vector operation n (the child runs them in order, one at a time, and runs the first
+ * unacknowledged one again after a kill, which is harmless: each is idempotent). Most upsert a new
+ * id; every fifth deletes an id upserted three operations before, every fifth replaces the values
+ * and metadata of the id upserted two before. Id v<m> lives in COLLECTIONS[m % 2], and metadata
+ * `{n}` names the operation that wrote it, so it is unique among live vectors.
+ */
+export type VectorOp = { kind: 'upsert'; id: number; n: number } | { kind: 'delete'; id: number };
+
+export function vectorOp(n: number): VectorOp {
+  if (n % 5 === 3) return { kind: 'delete', id: n - 3 };
+  if (n % 5 === 4) return { kind: 'upsert', id: n - 2, n };
+  return { kind: 'upsert', id: n, n };
+}
+
+export function vectorCollection(id: number): string {
+  return COLLECTIONS[id % 2]!;
+}
+
 /** Small integers: exact in float32, so stored vectors compare equal. */
 export function vector(n: number): number[] {
   return Array.from({ length: DIMS }, (_, i) => ((n * 7 + i * 13) % 97) - 48 || 1);

@@ -1,9 +1,10 @@
 /**
  * kill -9 durability of the whole engine on the Node disk home: a child produces (1 KiB
- * segments: constant rolls), puts KV keys (some big enough for the blob store) and upserts
- * vectors (a snapshot every 4 mutations; two collections under a 1-byte open-collection budget, so
+ * segments: constant rolls), puts KV keys (some big enough for the blob store) and upserts,
+ * replaces and deletes vectors (a snapshot every 4 mutations; two collections under a 1-byte open-collection budget, so
  * each upsert closes one and reopens the other), acking each resolved call; we SIGKILL it at random
- * moments, reopen, and check that every acked record, key and vector is there byte-identical,
+ * moments, reopen, and check that every acked record, key and vector is there byte-identical (and every acked
+ * vector delete or replacement holds, in the records, the index and the metadata filters),
  * offsets are contiguous and no record is duplicated. raw-adapters.test.ts checks the layer below.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openQuartz } from '../../src/node/open-quartz.js';
-import { COLLECTION, COLLECTIONS, CRASH_ENGINE_OPTIONS, PARTITIONS, TOPIC, kvKey, kvValue, recordSeq, recordValue, vector } from './engine-workload.js';
+import { COLLECTION, COLLECTIONS, CRASH_ENGINE_OPTIONS, PARTITIONS, TOPIC, kvKey, kvValue, recordSeq, recordValue, vector, vectorCollection, vectorOp } from './engine-workload.js';
 import { killAfter } from './harness.js';
 import { parseAcks } from './workload.js';
 
@@ -68,11 +69,39 @@ describe('kill -9: engine (streams, KV, vectors on lmdb + files)', () => {
         for (const n of kvAcked) expect(same((await kv.get(kvKey(n)))?.value, kvValue(n)), `acked key ${kvKey(n)}`).toBe(true);
         counts.keys = kvAcked.length;
 
+        // Vector operations run one at a time in order: every acked one is applied, and the one
+        // after the last ack may or may not be (its id may be in either state).
         const vecAcked = acks.filter((x) => x.op === 'vec').map((x) => x.n);
-        for (const n of vecAcked) {
-          const got = await vectors.get(COLLECTIONS[n % 2]!, `v${n}`);
-          expect(got?.values, `acked vector v${n}`).toEqual(vector(n));
-          expect(got?.metadata).toEqual({ n });
+        const acked = vecAcked.reduce((m, n) => Math.max(m, n + 1), 0);
+        const model = new Map<number, number | undefined>(); // id → the op n whose upsert it holds; undefined: deleted
+        for (let n = 0; n < acked; n++) {
+          const op = vectorOp(n);
+          model.set(op.id, op.kind === 'delete' ? undefined : op.n);
+        }
+        const inFlight = vectorOp(acked);
+        for (const [id, n] of model) {
+          const got = await vectors.get(vectorCollection(id), `v${id}`);
+          const state = got === undefined ? undefined : got.metadata.n;
+          if (id === inFlight.id && state === (inFlight.kind === 'delete' ? undefined : inFlight.n)) continue;
+          expect(state, `v${id} after ${acked} acked vector operations`).toBe(n);
+          if (n === undefined) continue;
+          expect(got?.values, `acked vector v${id}`).toEqual(vector(n));
+          // The index and the metadata index agree with the records: the vector's own values find it.
+          const { matches } = await vectors.query(vectorCollection(id), { vector: vector(n), k: 1, filter: { n } });
+          expect(matches, `v${id} found by its values and metadata`).toEqual([{ id: `v${id}`, score: 0 }]);
+        }
+        for (const name of COLLECTIONS) {
+          const live = [...model].filter(([id, n]) => n !== undefined && vectorCollection(id) === name).length;
+          const uncertain = vectorCollection(inFlight.id) === name ? 1 : 0;
+          const { count } = await vectors.describeCollection(name);
+          expect(Math.abs(count - live), `${name} holds ${count} vectors; the acked operations leave ${live}`).toBeLessThanOrEqual(uncertain);
+          let listed = 0;
+          for (let cursor: string | null = null; ; ) {
+            const page = await vectors.listVectors(name, { cursor, limit: 1000 });
+            listed += page.vectors.length;
+            if ((cursor = page.cursor) === null) break;
+          }
+          expect(listed, `${name} lists as many vectors as it counts`).toBe(count);
         }
         counts.vectors = vecAcked.length;
         // The budget holds here as in the child: the reads above closed a collection to open the other.

@@ -43,6 +43,7 @@ import {
   validateId,
   validateInt,
   validateMetadata,
+  validateNewId,
   validateQueryValues,
   validateValues,
   type Metric,
@@ -142,7 +143,7 @@ export function planUpsert(config: CollectionConfig, vectors: unknown): PlannedU
   for (const v of vectors as unknown[]) {
     if (typeof v !== 'object' || v === null) throw invalid(`collection '${name}': each vector must be an object with id and values`);
     const { id, values, metadata } = v as UpsertVector;
-    const idBytes = validateId(id, name);
+    const idBytes = validateNewId(id, name);
     const f32 = validateValues(values, config.dims, name, id, config.metric);
     const { json } = validateMetadata(metadata, name, id);
     planned.delete(id); // keeps insertion order = last occurrence
@@ -213,6 +214,23 @@ function mergeLive(a: string[], b: string[], live: Map<string, number>): string[
     last = id;
   }
   return merged;
+}
+
+/**
+ * Puts matches of equal score (already best first) in id order. The index leaves ties in the
+ * order of its internal slots, which follow the history of upserts and deletes, not anything a
+ * caller sees. An insertion sort within runs of equal scores: k comparisons when nothing ties.
+ */
+function orderTiesById(matches: QueryMatch[]): void {
+  for (let i = 1; i < matches.length; i++) {
+    const m = matches[i]!;
+    let j = i;
+    while (j > 0 && matches[j - 1]!.score === m.score && matches[j - 1]!.id > m.id) {
+      matches[j] = matches[j - 1]!;
+      j--;
+    }
+    matches[j] = m;
+  }
 }
 
 /** The in-memory half of a collection; built by open, restore and replay alike. */
@@ -838,6 +856,7 @@ export class Collection {
       if (request.include_values) match.values = this.state.valuesArray(internal);
       matches.push(match);
     }
+    orderTiesById(matches);
     return { matches };
   }
 

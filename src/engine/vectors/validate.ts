@@ -15,6 +15,14 @@ export const MAX_ID_BYTES = 512;
 export const MAX_METADATA_BYTES = 10 * 1024;
 export const MAX_K = 1000;
 export const MAX_EF = 10_000;
+/**
+ * The largest magnitude of an l2 or dot value. Scores are summed in f32: past this an L2 distance
+ * (squared) or a dot product of 4,096 such values could overflow to Infinity, which JSON writes as
+ * null and which orders nothing. Cosine values need no bound (only their direction is kept).
+ */
+export const MAX_ABS_VALUE = 1e17;
+/** The largest finite f32. */
+const F32_MAX = 3.4028234663852886e38;
 const NAME_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
 
 const encoder = new TextEncoder();
@@ -72,9 +80,20 @@ export function validateId(id: unknown, collection: string): Uint8Array {
 }
 
 /**
+ * validateId for an id being stored: also refuses '.' and '..', which URLs resolve as path
+ * segments, so no GET or DELETE of `/v1/collections/c/vectors/<id>` could name the vector (the
+ * rule KV keys and collection names follow). Reads and deletes take them, for ids stored before.
+ */
+export function validateNewId(id: unknown, collection: string): Uint8Array {
+  const bytes = validateId(id, collection);
+  if (id === '.' || id === '..') throw invalid(`collection '${collection}': vector id '${id}' is not allowed: URLs resolve it as a path segment, so no request could name the vector`);
+  return bytes;
+}
+
+/**
  * Converts to f32 (into `out` when given, e.g. a query's reused scratch) and rejects wrong length
- * or non-finite components (after rounding to f32), and all-zero vectors under cosine, whose
- * similarity is undefined.
+ * or non-finite components (after rounding to f32), components beyond MAX_ABS_VALUE under l2 and
+ * dot, and all-zero vectors under cosine, whose similarity is undefined.
  */
 export function validateValues(values: unknown, dims: number, collection: string, id: string, metric?: Metric, out?: Float32Array): Float32Array {
   return checkedValues(values, dims, collection, `vector '${id}'`, metric, out, copyStoredValues);
@@ -109,11 +128,14 @@ function checkedValues(values: unknown, dims: number, collection: string, subjec
   // A Float32Array (the API's fast read gives one) is copied whole, and keeps the arrays' loops monomorphic.
   const copied = values instanceof Float32Array ? (f32.set(values), dims) : copy(values, f32);
   let zero = true;
+  const bound = metric === 'l2' || metric === 'dot' ? MAX_ABS_VALUE : F32_MAX;
   for (let i = 0; i < copied; i++) {
     // The f32 value decides: 1e39 overflows to Infinity, 1e-50 underflows to 0.
     const x = f32[i]!;
-    if (!Number.isFinite(x)) {
-      throw invalid(`collection '${collection}': ${subject} has a non-finite value (${values[i] as number}) at index ${i}`);
+    // One comparison in the loop: it is false for NaN and ±Infinity too.
+    if (!(Math.abs(x) <= bound)) {
+      if (!Number.isFinite(x)) throw invalid(`collection '${collection}': ${subject} has a non-finite value (${values[i] as number}) at index ${i}`);
+      throw invalid(`collection '${collection}': ${subject} has a value (${values[i] as number}) at index ${i} beyond ±${MAX_ABS_VALUE.toExponential()}, where ${metric} scores could overflow`);
     }
     if (x !== 0) zero = false;
   }

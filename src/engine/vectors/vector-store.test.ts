@@ -296,6 +296,10 @@ describe('VectorStore collections', () => {
     await rejectsWithQuartzError(docs.upsert([{ id: '', values: [1, 2, 3] }]), 'invalid_argument', /ids must be non-empty strings, got an empty string/);
     await rejectsWithQuartzError(docs.upsert([{ id: 'é'.repeat(257), values: [1, 2, 3] }]), 'invalid_argument', /is 514 bytes; the limit is 512/);
     await rejectsWithQuartzError(docs.upsert([{ id: 'a\uD800', values: [1, 2, 3] }]), 'invalid_argument', /not valid Unicode/);
+    // URLs resolve these as path segments: over HTTP no GET or DELETE could name the vector.
+    for (const id of ['.', '..']) await rejectsWithQuartzError(docs.upsert([{ id, values: [1, 2, 3] }]), 'invalid_argument', new RegExp(`vector id '\\.{${id.length}}' is not allowed: URLs`));
+    await docs.upsert([{ id: '...', values: [1, 2, 3] }, { id: './', values: [1, 2, 3] }]);
+    await docs.delete(['...', './']);
     await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [1, 2, 3], metadata: [1] as unknown as Metadata }]), 'invalid_argument', /metadata must be a JSON object/);
     await rejectsWithQuartzError(docs.upsert([{ id: 'a', values: [1, 2, 3], metadata: { s: 'x'.repeat(11_000) } }]), 'too_large', /metadata is \d+ bytes of JSON; the limit is 10240/);
     let deep: Metadata = {};
@@ -436,6 +440,21 @@ describe('VectorStore queries', () => {
     // Values come back as upserted (f32), not normalised.
     expect(full.values).toEqual(doc.values.map(Math.fround));
     await store.close();
+  });
+
+  it.each(['cosine', 'l2', 'dot'] as Metric[])('orders equal %s scores by id, whatever order the vectors came in', async (metric) => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    await store.createCollection({ name: 'c', dims: 2, metric });
+    const ids = ['e', 'ü', 'c', 'a', 'd', 'b', 'B'];
+    // Two groups of equal scores, interleaved in upsert order, then one id freed and taken again.
+    await store.upsert('c', ids.map((id, i) => ({ id, values: i % 2 === 0 ? [1, 0] : [0, 1] })));
+    await store.deleteVectors('c', ['c']);
+    await store.upsert('c', [{ id: 'c', values: [1, 0] }]);
+    const order = async (s: VectorStore) => (await s.query('c', { vector: [1, 0], k: 10 })).matches.map((m) => m.id);
+    const want = ['B', 'c', 'd', 'e', 'a', 'b', 'ü'];
+    expect(await order(store)).toEqual(want);
+    expect(await order(await VectorStore.open(ctx, 't1'))).toEqual(want);
   });
 
   it('answers with copies of the metadata, or with the objects the collection holds when asked to share them', async () => {
@@ -881,6 +900,43 @@ describe('VectorStore with hostile arguments', () => {
     await rejectsWithQuartzError(() => store.createCollection({ name: 'd', dims: 3n as never, metric: 'l2' }), 'invalid_argument', /got 3n/);
     await rejectsWithQuartzError(() => store.query('c', { vector: [1, 2], k: 1n as never }), 'invalid_argument', /got 1n/);
     expect((await store.listVectors('c', null as never)).vectors).toEqual([]);
+  });
+
+  it.each(['l2', 'dot'] as Metric[])('refuses %s values whose scores would overflow f32 (which answered null scores in no order), naming the value', async (metric) => {
+    const store = await VectorStore.open(createTestContext(), 't1');
+    await store.createCollection({ name: 'c', dims: 2, metric });
+    const edge = [1e17, -1e17];
+    await store.upsert('c', [{ id: 'edge', values: edge }, { id: 'neg', values: [-1e17, 1e17] }, { id: 'one', values: [1, 1] }]);
+    const { matches } = await store.query('c', { vector: edge, k: 3 });
+    expect(matches.every((m) => Number.isFinite(m.score))).toBe(true);
+    expect(matches[0]!.id).toBe('edge');
+    await rejectsWithQuartzError(() => store.upsert('c', [{ id: 'a', values: [1, 3e38] }]), 'invalid_argument', /vector 'a' has a value \(3e\+38\) at index 1 beyond ±1e\+17/);
+    await rejectsWithQuartzError(() => store.query('c', { vector: [-2e17, 0], k: 1 }), 'invalid_argument', /the query vector has a value \(-200000000000000000\) at index 0 beyond ±1e\+17/);
+    expect((await store.describeCollection('c')).count).toBe(3);
+  });
+
+  it('scores cosine vectors of subnormal or near-f32-maximum components by their direction, and such an upsert leaves the collection usable, also after a reopen', async () => {
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    await store.createCollection({ name: 'c', dims: 3, metric: 'cosine' });
+    // Squared in f32, 1e-45 rounds to 0 and 3e38 overflows: the norm must not be taken there.
+    await store.upsert('c', [
+      { id: 'tiny', values: [1e-45, 0, 0] },
+      { id: 'huge', values: [0, 3e38, 3e38] },
+      { id: 'plain', values: [0, 0, 1] },
+    ]);
+    // Against the direction [1, 1, 0]: tiny [1, 0, 0] is at 45°, huge [0, 1, 1] at 60°, plain at 90°.
+    const expected = [
+      { id: 'tiny', score: +Math.SQRT1_2.toFixed(6) },
+      { id: 'huge', score: 0.5 },
+      { id: 'plain', score: 0 },
+    ];
+    const scores = async (s: VectorStore, vector: number[]) => (await s.query('c', { vector, k: 3 })).matches.map((m) => ({ id: m.id, score: +m.score.toFixed(6) }));
+    for (const q of [[1, 1, 0], [2e-45, 2e-45, 0], [3e38, 3e38, 0]]) expect(await scores(store, q)).toEqual(expected);
+    await store.upsert('c', [{ id: 'after', values: [-1, -1, -1] }]);
+    const reopened = await VectorStore.open(ctx, 't1');
+    expect(await scores(reopened, [1e-40, 1e-40, 0])).toEqual(expected);
+    expect((await reopened.describeCollection('c')).count).toBe(4);
   });
 });
 
