@@ -610,8 +610,10 @@ async function main(): Promise<void> {
  * (the KV key cache last: it fills at the rate of new keys), so "flat after warm-up" compares the
  * rounds after that. File-backed pages are the lmdb map (the kernel's page cache of kv.mdb, which
  * grows with the data stored and is reclaimable), so the growth figures are of anonymous memory,
- * the process's own: V8's heap (committed), external memory (ArrayBuffers, WASM memories, mostly
- * in malloc's arenas) and the rest (malloc's free pages it has not returned, code, stacks).
+ * the process's own: V8's heap, external memory (ArrayBuffers, WASM memories, mostly in malloc's
+ * arenas), malloc's free memory it has not returned, code, stacks. The V8 and external figures are
+ * what V8 counts, not resident pages (a committed page need not be touched yet), so they do not
+ * sum to the anonymous figure; without a GC they include garbage.
  */
 function printRounds(rounds: MixedOutcome[]): void {
   const mib = (b: number) => (b / 2 ** 20).toFixed(0);
@@ -625,7 +627,6 @@ function printRounds(rounds: MixedOutcome[]): void {
   console.log(`  anonymous       ${series((o) => o.pss.settled.anon)}  (round 2 → ${rounds.length}: ${growth(anon[1]!, anon[last]!)}; last round: ${growth(anon[last - 1]!, anon[last]!)})`);
   console.log(`    V8 heap committed ${series((o) => o.settled.heapCommitted)} (used ${series((o) => o.heap.after)}, garbage included)`);
   console.log(`    external          ${series((o) => o.settled.external)}`);
-  console.log(`    the rest          ${series((o) => (o.settled.heapCommitted === undefined || o.settled.external === undefined ? undefined : o.pss.settled.anon - o.settled.heapCommitted - o.settled.external))}`);
   console.log(`  KV key cache keys ${rounds.map((o) => o.settled.cachedKeys ?? '?').join(' → ')}`);
 }
 
