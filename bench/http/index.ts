@@ -624,7 +624,8 @@ function printRounds(rounds: MixedOutcome[]): void {
   console.log(`\nmixed: memory after each of ${rounds.length} rounds (MiB, 2 s after the load)`);
   console.log(`  RSS             ${series((o) => o.rss.settled)}`);
   console.log(`  file (lmdb)     ${series((o) => o.pss.settled.file)}`);
-  console.log(`  anonymous       ${series((o) => o.pss.settled.anon)}  (round 2 → ${rounds.length}: ${growth(anon[1]!, anon[last]!)}; last round: ${growth(anon[last - 1]!, anon[last]!)})`);
+  const sinceRound2 = rounds.length > 2 ? `round 2 → ${rounds.length}: ${growth(anon[1]!, anon[last]!)}; ` : '';
+  console.log(`  anonymous       ${series((o) => o.pss.settled.anon)}  (${sinceRound2}last round: ${growth(anon[last - 1]!, anon[last]!)})`);
   console.log(`    V8 heap committed ${series((o) => o.settled.heapCommitted)} (used ${series((o) => o.heap.after)}, garbage included)`);
   console.log(`    external          ${series((o) => o.settled.external)}`);
   console.log(`  KV key cache keys ${rounds.map((o) => o.settled.cachedKeys ?? '?').join(' → ')}`);
