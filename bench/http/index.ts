@@ -82,8 +82,8 @@ const SERVER_NODE_ARGS = flags.string('server-node-args')?.split(' ').filter((a)
 // ---------------------------------------------------------------------------------------------
 // processes
 
-/** A server memory figure from its Prometheus metrics (default: V8 heap in use, after a GC it chose), if exported. */
-async function heapUsed(base: string, metric = 'nodejs_heap_size_used_bytes'): Promise<number | undefined> {
+/** A figure from the server's Prometheus metrics (default: V8 heap in use, after a GC it chose), if exported. */
+async function serverMetric(base: string, metric = 'nodejs_heap_size_used_bytes'): Promise<number | undefined> {
   try {
     const text = await (await fetch(`${base}/metrics`)).text();
     const m = new RegExp(`^\\w*${metric}(?:\\{[^}]*\\})? (\\d+(?:\\.\\d+)?(?:e\\+\\d+)?)$`, 'm').exec(text);
@@ -124,10 +124,10 @@ async function heapSnapshot(pid: number, dir: string, base: string, label: strin
   const deadline = Date.now() + 120_000;
   // The file appears when writing starts; the server answers HTTP again once it is finished.
   while (snapshots().length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-  const heap = await heapUsed(base);
-  const external = await heapUsed(base, 'nodejs_external_memory_bytes');
+  const heap = await serverMetric(base);
+  const external = await serverMetric(base, 'nodejs_external_memory_bytes');
   // What V8 has committed for its heap (used + free pages it keeps): part of anonymous RSS.
-  const committed = await heapUsed(base, 'nodejs_heap_size_total_bytes');
+  const committed = await serverMetric(base, 'nodejs_heap_size_total_bytes');
   const file = snapshots().sort().at(-1);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) / 1024;
@@ -363,7 +363,7 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
 
   const idle = rssOf(serverPid);
   const idlePss = pssOf(serverPid);
-  const heapBefore = await heapUsed(api.base);
+  const heapBefore = await serverMetric(api.base);
   const samples: number[] = [];
   const sampler = setInterval(() => samples.push(rssOf(serverPid)), 1000);
   const cpu0 = cpuOf(serverPid);
@@ -388,11 +388,11 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   await new Promise((res) => setTimeout(res, 2000));
   const settled = rssOf(serverPid);
   const settledPss = pssOf(serverPid);
-  const heapAfter = await heapUsed(api.base);
+  const heapAfter = await serverMetric(api.base);
   const settledFigures = {
-    heapCommitted: await heapUsed(api.base, 'nodejs_heap_size_total_bytes'),
-    external: await heapUsed(api.base, 'nodejs_external_memory_bytes'),
-    cachedKeys: await heapUsed(api.base, 'quartz_kv_cached_keys'),
+    heapCommitted: await serverMetric(api.base, 'nodejs_heap_size_total_bytes'),
+    external: await serverMetric(api.base, 'nodejs_external_memory_bytes'),
+    cachedKeys: await serverMetric(api.base, 'quartz_kv_cached_keys'),
   };
   for (const [kind, list] of latencies) {
     sortAscending(list);
