@@ -25,7 +25,7 @@
  * Flags: --duration S (10) per run, --mixed-duration S (30), --connections N (10) for KV/vector
  * runs, --mixed-connections N (200), --only a,b (bare, kv-get, kv-put, vector, produce, consume,
  * redis, jsonl, mixed), --cpu-prof (profile the server, print its top functions), --no-build,
- * --mixed-rounds N (1: repeat the mixed load, then print memory after each round, to see whether it keeps growing after the warm-up round),
+ * --mixed-rounds N (1: repeat the mixed load, then print memory after each round and what it is made of, to see whether it keeps growing once the caches are full),
  * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
  * mixed load and after each round; the JS heap is then read right after each one; the files are
  * kept in the data directory for DevTools or a diff), --server-node-args "A B" (node/V8 flags for the
@@ -82,8 +82,8 @@ const SERVER_NODE_ARGS = flags.string('server-node-args')?.split(' ').filter((a)
 // ---------------------------------------------------------------------------------------------
 // processes
 
-/** A server memory figure from its Prometheus metrics (default: V8 heap in use, after a GC it chose), if exported. */
-async function heapUsed(base: string, metric = 'nodejs_heap_size_used_bytes'): Promise<number | undefined> {
+/** A figure from the server's Prometheus metrics (default: V8 heap in use, after a GC it chose), if exported. */
+async function serverMetric(base: string, metric = 'nodejs_heap_size_used_bytes'): Promise<number | undefined> {
   try {
     const text = await (await fetch(`${base}/metrics`)).text();
     const m = new RegExp(`^\\w*${metric}(?:\\{[^}]*\\})? (\\d+(?:\\.\\d+)?(?:e\\+\\d+)?)$`, 'm').exec(text);
@@ -124,10 +124,10 @@ async function heapSnapshot(pid: number, dir: string, base: string, label: strin
   const deadline = Date.now() + 120_000;
   // The file appears when writing starts; the server answers HTTP again once it is finished.
   while (snapshots().length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-  const heap = await heapUsed(base);
-  const external = await heapUsed(base, 'nodejs_external_memory_bytes');
+  const heap = await serverMetric(base);
+  const external = await serverMetric(base, 'nodejs_external_memory_bytes');
   // What V8 has committed for its heap (used + free pages it keeps): part of anonymous RSS.
-  const committed = await heapUsed(base, 'nodejs_heap_size_total_bytes');
+  const committed = await serverMetric(base, 'nodejs_heap_size_total_bytes');
   const file = snapshots().sort().at(-1);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) / 1024;
@@ -291,6 +291,12 @@ interface MixedOutcome {
   pss: { idle: { anon: number; file: number }; settled: { anon: number; file: number } };
   /** The server's V8 heap in use (from /metrics), undefined when it exports none. */
   heap: { before?: number; after?: number };
+  /**
+   * 2 s after the load, from /metrics: what V8 has committed for its heap, external memory
+   * (ArrayBuffers, WASM memories) and the KV key cache's keys, so anonymous memory can be
+   * accounted for and the end of the warm-up seen (the key cache is the last cache to fill).
+   */
+  settled: { heapCommitted?: number; external?: number; cachedKeys?: number };
   lostKv: number;
   checkedKv: number;
   lostRecords: number;
@@ -357,7 +363,7 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
 
   const idle = rssOf(serverPid);
   const idlePss = pssOf(serverPid);
-  const heapBefore = await heapUsed(api.base);
+  const heapBefore = await serverMetric(api.base);
   const samples: number[] = [];
   const sampler = setInterval(() => samples.push(rssOf(serverPid)), 1000);
   const cpu0 = cpuOf(serverPid);
@@ -382,7 +388,12 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   await new Promise((res) => setTimeout(res, 2000));
   const settled = rssOf(serverPid);
   const settledPss = pssOf(serverPid);
-  const heapAfter = await heapUsed(api.base);
+  const heapAfter = await serverMetric(api.base);
+  const settledFigures = {
+    heapCommitted: await serverMetric(api.base, 'nodejs_heap_size_total_bytes'),
+    external: await serverMetric(api.base, 'nodejs_external_memory_bytes'),
+    cachedKeys: await serverMetric(api.base, 'quartz_kv_cached_keys'),
+  };
   for (const [kind, list] of latencies) {
     sortAscending(list);
     const at = (q: number) => quantileOfSorted(list, q);
@@ -450,6 +461,7 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
     rss: { idle, warm, end, settled, peak: Math.max(idle, ...samples, end) },
     pss: { idle: idlePss, settled: settledPss },
     heap: { before: heapBefore, after: heapAfter },
+    settled: settledFigures,
     lostKv,
     checkedKv: acked.length,
     lostRecords,
@@ -594,21 +606,29 @@ async function main(): Promise<void> {
 }
 
 /**
- * Memory after each round, 2 s after its load stops: round 1 is the warm-up (caches and buffers
- * filling), so "flat after warm-up" compares the later rounds with it. File-backed pages are the
- * lmdb map (the kernel's page cache of kv.mdb, reclaimable), anonymous ones the process's own.
+ * Memory after each round, 2 s after its load stops. The warm-up lasts until the caches are full
+ * (the KV key cache last: it fills at the rate of new keys), so "flat after warm-up" compares the
+ * rounds after that. File-backed pages are the lmdb map (the kernel's page cache of kv.mdb, which
+ * grows with the data stored and is reclaimable), so the growth figures are of anonymous memory,
+ * the process's own: V8's heap, external memory (ArrayBuffers, WASM memories, mostly in malloc's
+ * arenas), malloc's free memory it has not returned, code, stacks. The V8 and external figures are
+ * what V8 counts, not resident pages (a committed page need not be touched yet), so they do not
+ * sum to the anonymous figure; without a GC they include garbage.
  */
 function printRounds(rounds: MixedOutcome[]): void {
   const mib = (b: number) => (b / 2 ** 20).toFixed(0);
   const series = (pick: (o: MixedOutcome) => number | undefined) => rounds.map((o) => (pick(o) === undefined ? '?' : mib(pick(o)!))).join(' → ');
-  const first = rounds[0]!.rss.settled;
-  const last = rounds[rounds.length - 1]!.rss.settled;
-  const before = rounds[rounds.length - 2]!.rss.settled;
-  console.log(`\nmixed: memory after each of ${rounds.length} rounds (MiB, 2 s after the load; round 1 is the warm-up)`);
-  console.log(`  RSS           ${series((o) => o.rss.settled)}  (round 1 → ${rounds.length}: ${(((last - first) / first) * 100).toFixed(0)}%; last round: ${(((last - before) / before) * 100).toFixed(0)}%)`);
-  console.log(`  anonymous     ${series((o) => o.pss.settled.anon)}`);
-  console.log(`  file (lmdb)   ${series((o) => o.pss.settled.file)}`);
-  console.log(`  JS heap used  ${series((o) => o.heap.after)}`);
+  const anon = rounds.map((o) => o.pss.settled.anon);
+  const growth = (from: number, to: number) => `${(((to - from) / from) * 100).toFixed(0)}%`;
+  const last = anon.length - 1;
+  console.log(`\nmixed: memory after each of ${rounds.length} rounds (MiB, 2 s after the load)`);
+  console.log(`  RSS             ${series((o) => o.rss.settled)}`);
+  console.log(`  file (lmdb)     ${series((o) => o.pss.settled.file)}`);
+  const sinceRound2 = rounds.length > 2 ? `round 2 → ${rounds.length}: ${growth(anon[1]!, anon[last]!)}; ` : '';
+  console.log(`  anonymous       ${series((o) => o.pss.settled.anon)}  (${sinceRound2}last round: ${growth(anon[last - 1]!, anon[last]!)})`);
+  console.log(`    V8 heap committed ${series((o) => o.settled.heapCommitted)} (used ${series((o) => o.heap.after)}, garbage included)`);
+  console.log(`    external          ${series((o) => o.settled.external)}`);
+  console.log(`  KV key cache keys ${rounds.map((o) => o.settled.cachedKeys ?? '?').join(' → ')}`);
 }
 
 function printTable(mixed: MixedOutcome | undefined): void {
