@@ -84,7 +84,7 @@ describe('quartz CLI request timeout', () => {
     const proc = spawn(process.execPath, [BIN, 'usage'], { env: cleanEnv({ QUARTZ_URL: url, QUARTZ_API_KEY: 'qz_test', QUARTZ_TIMEOUT: '0.5', XDG_CONFIG_HOME: '/nonexistent-quartz-test' }), cwd: ROOT });
     let stderr = '';
     proc.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const [code] = (await new Promise((resolve) => proc.once('exit', (...a) => resolve(a)))) as [number];
+    const code = await new Promise<number | null>((resolve) => proc.once('exit', (exitCode) => resolve(exitCode)));
     expect([code, stderr]).toEqual([1, `quartz: no answer from ${url} within 0.5 s ${TIMEOUT_LINE}\n`]);
   }, 60_000);
 
