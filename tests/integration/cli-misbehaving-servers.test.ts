@@ -19,12 +19,12 @@ import { BIN, ROOT, cleanEnv, tempDir } from './server-process.js';
 const TIMEOUT_LINE = '(--timeout or QUARTZ_TIMEOUT sets how long to wait)';
 
 /** One command run in this process: what it wrote, the error it ended with and how long it took. */
-async function inProcess(args: string[], env: Record<string, string>, stdinText?: string): Promise<{ out: string; error: string | undefined; ms: number }> {
+async function inProcess(args: string[], env: Record<string, string>, input?: string | PassThrough): Promise<{ out: string; error: string | undefined; ms: number }> {
   const stdout = new PassThrough();
   let out = '';
   stdout.on('data', (c: Buffer) => (out += c.toString()));
-  const stdin = new PassThrough();
-  if (stdinText !== undefined) stdin.end(stdinText);
+  const stdin = input instanceof PassThrough ? input : new PassThrough();
+  if (typeof input === 'string') stdin.end(input);
   const io = { env: { QUARTZ_API_KEY: 'qz_test', XDG_CONFIG_HOME: '/nonexistent-quartz-test', ...env }, stdout, stderr: new PassThrough(), stdin };
   const started = Date.now();
   const error = await buildProgram(io)
@@ -234,5 +234,26 @@ describe('quartz produce batches within the server limits', () => {
 
     const tooLarge = await inProcess(['produce', 'small'], env, 'a\nb\n\n' + 'x'.repeat(100_000) + '\nc\n');
     expect(tooLarge.error).toMatch(/^quartz: line 4 of stdin: .* \(413 too_large\); 2 record\(s\) were produced before it$/);
+
+    // stdin left open (a `tail -f`): the refusal ends the command, not the next line that may never come.
+    const open = new PassThrough();
+    open.write('y'.repeat(100_000) + '\n');
+    const stopped = await inProcess(['produce', 'small'], env, open);
+    expect(stopped.error).toMatch(/^quartz: line 1 of stdin: .* \(413 too_large\); 0 record\(s\) were produced before it$/);
+  }, 300_000);
+
+  it('refuses a line longer than any record can be without reading on for its newline, after producing the lines before it', async () => {
+    const { server, apiKey, close } = await startServerWithTenant('cli-produce-line');
+    onTestFinished(close);
+    const env = { QUARTZ_URL: server.url, QUARTZ_API_KEY: apiKey };
+    expect((await inProcess(['topic', 'create', 'lines'], env)).error).toBeUndefined();
+    // 2 MiB and then stdin stays open, no newline: the whole of it was waited for and held.
+    const open = new PassThrough();
+    open.write('first\r\nsecond\n');
+    open.write('z'.repeat(2 * 2 ** 20));
+    const r = await inProcess(['produce', 'lines', '-o', 'json'], env, open);
+    expect(r.error).toBe('quartz: line 3 of stdin is longer than 896 KiB, more than one record may hold; 2 record(s) were produced before it');
+    const page = await (await fetch(`${server.url}/v1/topics/lines/partitions/0/records?offset=0`, { headers: { authorization: `Bearer ${apiKey}` } })).json() as { records: Array<{ value: string }> };
+    expect(page.records.map((x) => x.value)).toEqual(['first', 'second']);
   }, 300_000);
 });

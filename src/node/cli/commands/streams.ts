@@ -3,7 +3,6 @@
  * (one long-polling loop per partition, optional consumer-group commits).
  */
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { CliError, errorOf, namedPath, type ApiClient } from '../client.js';
 import { ctxFor, intFlag, listFlags, type CliIo, type Ctx } from '../context.js';
@@ -139,6 +138,42 @@ interface Line {
 
 const ENVELOPE = '{"records":[]}'.length;
 
+/**
+ * The longest line produce reads: a record (key, value, headers) may be at most 896 KiB, so a
+ * longer line can never be one, and reading on for its newline held all of it (a file with no
+ * newline, read whole) in memory.
+ */
+const MAX_LINE_CHARS = 896 * 1024;
+
+/** The lines of `input` (ending in \n or \r\n) with their numbers, refusing one too long to be a record. */
+async function* numberedLines(input: NodeJS.ReadableStream, subject: string): AsyncGenerator<{ text: string; number: number }> {
+  const decoder = new TextDecoder();
+  let pending = '';
+  let number = 0;
+  const line = (text: string) => ({ text: text.endsWith('\r') ? text.slice(0, -1) : text, number: ++number });
+  try {
+    for await (const chunk of input as AsyncIterable<Buffer | string>) {
+      pending += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+      let start = 0;
+      for (let end = pending.indexOf('\n'); end !== -1; end = pending.indexOf('\n', start)) {
+        if (end - start > MAX_LINE_CHARS) break;
+        yield line(pending.slice(start, end));
+        start = end + 1;
+      }
+      pending = pending.slice(start);
+      const newline = pending.indexOf('\n');
+      if ((newline === -1 ? pending.length : newline) > MAX_LINE_CHARS) {
+        throw new CliError(`quartz: line ${number + 1} of ${subject} is longer than 896 KiB, more than one record may hold`);
+      }
+    }
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`quartz: cannot read ${subject} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  pending += decoder.decode();
+  if (pending !== '') yield line(pending);
+}
+
 async function produceLines(
   client: ApiClient,
   topic: string,
@@ -146,6 +181,7 @@ async function produceLines(
   o: { key?: string; partition?: number; batchSize: number; linger: number },
   file: string | undefined,
 ): Promise<number> {
+  const subject = file ?? 'stdin';
   const path = `${topicPath(topic)}/records`;
   let produced = 0;
   let batch: Line[] = [];
@@ -154,9 +190,8 @@ async function produceLines(
   let chain: Promise<void> = Promise.resolve();
   let failure: unknown;
   let timer: NodeJS.Timeout | undefined;
-  let inFlight = 0;
-  let lineNumber = 0;
-  const rl = createInterface({ input, crlfDelay: Infinity });
+  /** The batches sent and not yet answered: reading waits while more than a few are. */
+  const inFlight: Promise<void>[] = [];
   const post = async (lines: Line[]): Promise<void> => {
     const body = `{"records":[${lines.map((l) => l.json).join(',')}]}`;
     const res = await client.request(path, { method: 'POST', body, contentType: 'application/json', accept: [413] });
@@ -165,27 +200,11 @@ async function produceLines(
       return;
     }
     const refused = errorOf(res, new TextDecoder().decode(await client.body(res).catch(() => new Uint8Array(0))));
-    if (lines.length === 1) throw new CliError(refused.message.replace(/^quartz: /, `quartz: line ${lines[0]!.number} of ${file ?? 'stdin'}: `));
+    if (lines.length === 1) throw new CliError(refused.message.replace(/^quartz: /, `quartz: line ${lines[0]!.number} of ${subject}: `));
     budget = Math.min(budget, Math.max(ENVELOPE + lines[0]!.bytes, Math.floor(Buffer.byteLength(body) / 2)));
     const half = Math.ceil(lines.length / 2);
     await post(lines.slice(0, half));
     await post(lines.slice(half));
-  };
-  const send = (lines: Line[]): void => {
-    inFlight++;
-    if (inFlight > 4) rl.pause(); // backpressure: a few batches in flight at most
-    chain = chain.then(async () => {
-      if (failure !== undefined) return;
-      try {
-        await post(lines);
-      } catch (err) {
-        failure = err;
-        rl.close();
-      } finally {
-        inFlight--;
-        if (inFlight <= 4) rl.resume();
-      }
-    });
   };
   const flush = (): void => {
     clearTimeout(timer);
@@ -194,26 +213,40 @@ async function produceLines(
     const lines = batch;
     batch = [];
     batchBytes = ENVELOPE;
-    send(lines);
+    chain = chain.then(async () => {
+      if (failure !== undefined) return;
+      try {
+        await post(lines);
+      } catch (err) {
+        failure = err;
+        // Ends the read loop now, not at the next line (a `tail -f` may send none for hours).
+        (input as { destroy?: () => void }).destroy?.();
+      }
+    });
+    inFlight.push(chain);
   };
-  const done = new Promise<void>((resolve, reject) => {
-    // readline re-emits its input's errors (a --file that cannot be opened) on itself.
-    rl.once('error', (err: NodeJS.ErrnoException) => reject(new CliError(`quartz: cannot read ${file ?? 'stdin'} (${err.code ?? err.message})`)));
-    rl.on('close', () => resolve());
-  });
-  rl.on('line', (line) => {
-    lineNumber++;
-    if (line === '') return;
-    const json = JSON.stringify({ value: line, key: o.key, partition: o.partition });
-    const bytes = Buffer.byteLength(json) + 1;
-    if (batch.length > 0 && batchBytes + bytes > budget) flush();
-    batch.push({ json, bytes, number: lineNumber });
-    batchBytes += bytes;
-    if (batch.length >= o.batchSize) flush();
-    else if (timer === undefined) timer = setTimeout(flush, o.linger);
-  });
-  await done;
-  flush();
+  try {
+    for await (const { text, number } of numberedLines(input, subject)) {
+      if (failure !== undefined) break;
+      if (text === '') continue;
+      const json = JSON.stringify({ value: text, key: o.key, partition: o.partition });
+      const bytes = Buffer.byteLength(json) + 1;
+      if (batch.length > 0 && batchBytes + bytes > budget) flush();
+      batch.push({ json, bytes, number });
+      batchBytes += bytes;
+      if (batch.length >= o.batchSize) flush();
+      else if (timer === undefined) timer = setTimeout(flush, o.linger);
+      // Backpressure: a few batches in flight at most.
+      while (inFlight.length > 4) await inFlight.shift();
+    }
+    flush();
+  } catch (err) {
+    // The lines before a bad one (too long, unreadable input) are produced first.
+    clearTimeout(timer);
+    flush();
+    await chain;
+    failure ??= err;
+  }
   await chain;
   if (failure !== undefined) {
     if (failure instanceof CliError) throw new CliError(`${failure.message}; ${produced} record(s) were produced before it`);
