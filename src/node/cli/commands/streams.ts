@@ -241,6 +241,8 @@ async function produceLines(
     }
     flush();
   } catch (err) {
+    // Input that cannot be read at all (a --file that does not exist) is the whole story.
+    if (inFlight.length === 0 && batch.length === 0 && failure === undefined) throw err;
     // The lines before a bad one (too long, unreadable input) are produced first.
     clearTimeout(timer);
     flush();
