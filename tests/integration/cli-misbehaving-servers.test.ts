@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type RequestListener } from 'node:http';
 import { createServer as createNetServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -113,6 +113,7 @@ describe('quartz CLI request timeout', () => {
       socket.once('data', () => socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/vnd.quartzdb.backup\r\ncontent-length: 100000\r\n\r\n' + 'z'.repeat(1000))),
     );
     const dir = await tempDir('cli-timeout-backup');
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const file = join(dir, 'b.qzb');
     const r = await inProcess(['backup', '--file', file], { QUARTZ_URL: stalls, QUARTZ_TIMEOUT: '0.5', QUARTZ_ADMIN_KEY: 'qz_admin' });
     expect(r.error).toBe(`quartz: ${stalls} sent nothing more of its answer for 0.5 s ${TIMEOUT_LINE}`);
@@ -121,6 +122,7 @@ describe('quartz CLI request timeout', () => {
 
   it('gives up on a server that stops taking an upload, but not on one that takes it slowly', async () => {
     const dir = await tempDir('cli-timeout-upload');
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const big = join(dir, 'big.bin');
     // More than the socket buffers on both sides hold, so the upload must stall.
     await writeFile(big, Buffer.alloc(64 * 2 ** 20, 1));
