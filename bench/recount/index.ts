@@ -6,7 +6,7 @@
  *
  *   npm run bench -- recount [keys=1000000] [runs=3] [dir=/tmp/quartz-recount-bench]
  */
-import { existsSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { openDiskStorage } from '../../src/node/storage/disk-storage.js';
 import { openQuartz } from '../../src/node/open-quartz.js';
 import { parseFlags } from '../lib/args.js';
@@ -14,6 +14,12 @@ import { parseFlags } from '../lib/args.js';
 const [keysArg, runsArg, dirArg] = parseFlags({ positionals: true }).positionals;
 const keys = Number(keysArg ?? 1_000_000);
 const runs = Number(runsArg ?? 3);
+for (const [name, value] of [['keys', keys], ['runs', runs]] as const) {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    console.error(`recount: ${name} must be a whole number ≥ 1, got '${name === 'keys' ? keysArg : runsArg}'`);
+    process.exit(2);
+  }
+}
 const dir = dirArg ?? `/tmp/quartz-recount-bench-${keys}`;
 const enc = new TextEncoder();
 const keyOf = (i: number) => `k${String(i).padStart(7, '0')}`;
@@ -36,6 +42,10 @@ async function crash(): Promise<string> {
   await unit.kv.delete(enc.encode('m/clean'));
   const rows = await unit.kv.scan({ prefix: enc.encode('g/') });
   await storage.close();
+  if (rows.length === 0) {
+    console.error(`recount: ${dir} holds files but no tenant; give a new or empty directory, or one this bench built`);
+    process.exit(2);
+  }
   return new TextDecoder().decode(rows[0]!.key.subarray(2));
 }
 
@@ -45,7 +55,18 @@ const cpuMs = (from: NodeJS.CpuUsage) => {
   return (d.user + d.system) / 1000;
 };
 
-if (!existsSync(dir)) {
+/** Missing or empty: a directory made for the bench (`mktemp -d`) is built in, not read as data. */
+function needsBuild(): boolean {
+  try {
+    return readdirSync(dir).length === 0;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    console.error(`recount: cannot read ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    process.exit(2);
+  }
+}
+
+if (needsBuild()) {
   const t = process.hrtime.bigint();
   await build();
   console.log(`built ${keys} keys in ${dir} (${(ms(t) / 1000).toFixed(1)} s)`);

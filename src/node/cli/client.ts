@@ -18,7 +18,12 @@ export interface Connection {
   url: string;
   apiKey: string | undefined;
   adminKey: string | undefined;
+  /** How long the CLI waits on a silent server (see ApiClient.request); 0: no limit of its own. */
+  timeoutMs?: number;
 }
+
+/** The default of `--timeout` / QUARTZ_TIMEOUT, in seconds. */
+export const DEFAULT_TIMEOUT_S = 30;
 
 type Env = Record<string, string | undefined>;
 
@@ -29,13 +34,31 @@ type Env = Record<string, string | undefined>;
  * `damagedConfig: 'ignore'` is for the commands that save a new config (`login`, `register
  * --save`): the damaged file they replace must not stop them.
  */
-export async function resolveConnection(flags: { url?: string; apiKey?: string }, env: Env, options: { damagedConfig?: 'throw' | 'ignore' } = {}): Promise<Connection> {
+export async function resolveConnection(flags: { url?: string; apiKey?: string; timeout?: string }, env: Env, options: { damagedConfig?: 'throw' | 'ignore' } = {}): Promise<Connection> {
+  const timeoutMs = timeoutSetting(flags.timeout, env);
   const saved = await readUserConfig(env, { damaged: options.damagedConfig });
   return {
     url: serverUrl(flags.url ?? nonEmpty(env.QUARTZ_URL) ?? saved.url ?? DEFAULT_URL),
     apiKey: flags.apiKey ?? nonEmpty(env.QUARTZ_API_KEY) ?? saved.api_key,
     adminKey: nonEmpty(env.QUARTZ_ADMIN_KEY) ?? saved.admin_key,
+    timeoutMs,
   };
+}
+
+/**
+ * `--timeout`, else QUARTZ_TIMEOUT, else 30: seconds (a fraction allowed), 0 for no limit of the
+ * CLI's own.
+ *
+ * @example
+ * timeoutSetting('2.5', {}); // 2500
+ */
+export function timeoutSetting(flag: string | undefined, env: Env): number {
+  const [given, from] = flag !== undefined ? [flag, '--timeout'] : [nonEmpty(env.QUARTZ_TIMEOUT), 'QUARTZ_TIMEOUT'];
+  if (given === undefined) return DEFAULT_TIMEOUT_S * 1000;
+  const seconds = Number(given);
+  // A timer longer than 2^31-1 ms fires at once, so such a "timeout" would be none at all.
+  if (!/^\d+(\.\d+)?$/.test(given) || seconds * 1000 > 2 ** 31 - 1) throw new CliError(`quartz: ${from} must be a number of seconds ≥ 0 (0: no limit) up to 2147483, got '${given}'`);
+  return Math.ceil(seconds * 1000);
 }
 
 /**
@@ -82,6 +105,8 @@ export interface RequestOptions {
   /** Statuses handled by the caller instead of thrown (e.g. 404 for `kv get`). */
   accept?: number[];
   signal?: AbortSignal;
+  /** How long the server is asked to hold the answer (a long-poll's `max_wait_ms`): added to the wait for its head. */
+  serverWaitMs?: number;
 }
 
 function describeNetworkError(err: unknown): string {
@@ -90,7 +115,7 @@ function describeNetworkError(err: unknown): string {
   if (code === 'ECONNREFUSED') return 'connection refused';
   if (code === 'ENOTFOUND') return 'host not found';
   if (code === 'ECONNRESET') return 'connection reset';
-  if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'timed out';
+  if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timed out';
   // OpenSSL's own text is a line of internals ("…:error:0A00010B:SSL routines:…"); its reason is the readable part.
   const reason = (cause as { reason?: string } | undefined)?.reason;
   if (code?.startsWith('ERR_SSL_') && reason !== undefined) return `TLS failed: ${reason}; does the server speak https?`;
@@ -130,24 +155,38 @@ export class ApiClient {
       headers['content-type'] = options.contentType ?? 'application/octet-stream';
       if (options.contentLength !== undefined) headers['content-length'] = String(options.contentLength);
     }
+    const watch = new Watchdog(this.conn.url, this.conn.timeoutMs ?? DEFAULT_TIMEOUT_S * 1000, options.serverWaitMs ?? 0);
+    if (body instanceof ReadableStream) body = watch.upload(body);
+    else watch.awaitAnswer();
+    const signal = options.signal === undefined ? watch.signal : AbortSignal.any([options.signal, watch.signal]);
     let res: Response;
     try {
-      // `duplex: 'half'` is what fetch requires of a streamed body.
-      const init = { method: options.method ?? 'GET', headers, body: body as BodyInit | undefined, signal: options.signal, duplex: 'half' } as RequestInit;
+      // `duplex: 'half'` is what fetch requires of a streamed body. The API never redirects: a
+      // redirect followed would turn a POST into a GET (301, 302) and answer something else.
+      const init = { method: options.method ?? 'GET', headers, body: body as BodyInit | undefined, signal, duplex: 'half', redirect: 'manual' } as RequestInit;
       res = await fetch(url, init);
     } catch (err) {
-      if ((err as Error).name === 'AbortError') throw err;
+      if (watch.fired !== undefined) throw watch.fired;
+      if ((err as Error).name === 'AbortError' || err === options.signal?.reason) throw err;
       throw new CliError(`quartz: cannot reach ${this.conn.url} (${describeNetworkError(err)}) — is \`quartz serve\` running?`);
+    } finally {
+      watch.answered();
     }
+    res = watch.download(res);
     if (res.ok || options.accept?.includes(res.status)) return res;
+    const location = res.headers.get('location');
+    if (res.status >= 300 && res.status < 400 && location !== null) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new CliError(`quartz: ${this.conn.url} answered ${res.status} redirecting to ${new URL(location, url).href}; the API does not redirect: give the server's own URL (--url or QUARTZ_URL)`);
+    }
     throw await errorFrom(res);
   }
 
   /** True when the server at this URL answers the API's health route, i.e. /v1 is there. */
   async servesApi(): Promise<boolean> {
     try {
-      const res = await fetch(`${this.conn.url}/v1/health`);
-      return res.ok && ((await res.json()) as { status?: unknown } | null)?.status === 'ok';
+      const res = await this.json<{ status?: unknown }>('/v1/health', { auth: 'none' });
+      return res.status === 'ok';
     } catch {
       return false;
     }
@@ -184,7 +223,11 @@ export class ApiClient {
 
   /** A JSON request answered with a JSON object (every answer of the API is one). */
   async json<T>(path: string, options: RequestOptions = {}): Promise<T> {
-    const res = await this.request(path, options);
+    return this.answer<T>(await this.request(path, options));
+  }
+
+  /** The JSON object of an answer already received (one whose status the caller looked at first). */
+  async answer<T>(res: Response): Promise<T> {
     const text = new TextDecoder().decode(await this.body(res));
     let parsed: unknown;
     try {
@@ -207,18 +250,172 @@ export class ApiClient {
    * @example
    * const bytes = await client.body(await client.request(kvPath(key)));
    */
-  async body(res: Response): Promise<Uint8Array> {
+  async body(res: Response, limit = MAX_ANSWER_BYTES): Promise<Uint8Array> {
+    let read: { bytes: Uint8Array; whole: boolean };
     try {
-      return new Uint8Array(await res.arrayBuffer());
+      read = await readUpTo(res, limit);
     } catch (err) {
+      if (err instanceof CliError) throw err;
       throw new CliError(`quartz: the connection to ${this.conn.url} ended before the whole answer arrived (${describeNetworkError(err)})`);
     }
+    if (!read.whole) throw new CliError(`quartz: ${this.conn.url} answered more than ${limit / 2 ** 20} MiB, more than the CLI holds in memory; is it a QuartzDB server?`);
+    return read.bytes;
   }
 }
 
-async function errorFrom(res: Response): Promise<CliError> {
-  return errorOf(res, await res.text().catch(() => ''));
+/**
+ * The most of one answer the CLI holds in memory (a JSON answer, a `kv get` value): ten times the
+ * server's default KV value limit. A server sending without end grew the CLI until it died.
+ */
+export const MAX_ANSWER_BYTES = 256 * 2 ** 20;
+
+/** An error answer's text is a line for the user: a few KiB of it is plenty, an endless one is not read. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/** At most `limit` bytes of a body; `whole` false when there was more, which is left unread (cancelled). */
+async function readUpTo(res: Response, limit: number): Promise<{ bytes: Uint8Array; whole: boolean }> {
+  if (res.body === null) return { bytes: new Uint8Array(0), whole: true };
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (length + value.length > limit) {
+      await reader.cancel().catch(() => undefined);
+      return { bytes: concat(chunks, length), whole: false };
+    }
+    chunks.push(value);
+    length += value.length;
+  }
+  return { bytes: concat(chunks, length), whole: true };
 }
+
+function concat(chunks: Uint8Array[], length: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+async function errorFrom(res: Response): Promise<CliError> {
+  let text = '';
+  try {
+    text = new TextDecoder().decode((await readUpTo(res, MAX_ERROR_BODY_BYTES)).bytes);
+  } catch (err) {
+    // A timeout is its own line; a connection cut mid-error leaves the status line to report.
+    if (err instanceof CliError) throw err;
+  }
+  return errorOf(res, text);
+}
+
+/** Statuses whose answers have no body, which `new Response` refuses one for. */
+const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * How long a request may wait on a silent server: `timeoutMs` of silence while the request body
+ * is being taken, then until the answer's head (plus `serverWaitMs`, a long-poll the request asks
+ * the server for), then between the answer's bytes. Time the CLI itself spends (reading stdin,
+ * writing to a slow disk or pipe) does not count: the timer runs only while the CLI waits on the
+ * server.
+ */
+class Watchdog {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private headArrived = false;
+  /** The error the request failed with when the timer fired. */
+  fired: CliError | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly timeoutMs: number,
+    private readonly serverWaitMs: number,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Waits for the answer's head (the request body, if any, is all sent). */
+  awaitAnswer(): void {
+    if (!this.headArrived) this.arm(this.timeoutMs + this.serverWaitMs, `no answer from ${this.url} within ${seconds(this.timeoutMs + this.serverWaitMs)}`);
+  }
+
+  /** The head is here: the upload's timer stops (a server may answer before taking the whole body). */
+  answered(): void {
+    this.headArrived = true;
+    this.disarm();
+  }
+
+  /** The request body, timed from each chunk handed over until fetch asks for the next. */
+  upload(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+    const reader = body.getReader();
+    // Until fetch asks for the first bytes: connecting to the server.
+    this.arm(this.timeoutMs, `no answer from ${this.url} within ${seconds(this.timeoutMs)}`);
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          this.disarm();
+          const { done, value } = await reader.read();
+          if (done) {
+            controller.close();
+            this.awaitAnswer();
+            return;
+          }
+          controller.enqueue(value);
+          if (!this.headArrived) this.arm(this.timeoutMs, `${this.url} took none of the request for ${seconds(this.timeoutMs)}`);
+        },
+        cancel: (reason) => reader.cancel(reason),
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  /** The answer, its body timed from each read until its next bytes arrive. */
+  download(res: Response): Response {
+    if (res.body === null || NULL_BODY.has(res.status) || this.timeoutMs === 0) return res;
+    const reader = res.body.getReader();
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          this.arm(this.timeoutMs, `${this.url} sent nothing more of its answer for ${seconds(this.timeoutMs)}`);
+          try {
+            const { done, value } = await reader.read();
+            if (done) controller.close();
+            else controller.enqueue(value);
+          } catch (err) {
+            throw this.fired ?? err;
+          } finally {
+            this.disarm();
+          }
+        },
+        cancel: (reason) => reader.cancel(reason),
+      },
+      { highWaterMark: 0 },
+    );
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  }
+
+  private arm(ms: number, what: string): void {
+    this.disarm();
+    if (this.timeoutMs === 0) return;
+    this.timer = setTimeout(() => {
+      this.fired = new CliError(`quartz: ${what} (--timeout or QUARTZ_TIMEOUT sets how long to wait)`);
+      this.controller.abort(this.fired);
+    }, ms);
+  }
+
+  private disarm(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+const seconds = (ms: number): string => `${ms / 1000} s`;
 
 /**
  * The error for a failed answer whose body was read already: the server's `{error, message}`,

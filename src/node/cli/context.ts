@@ -17,6 +17,7 @@ export interface GlobalFlags {
   url?: string;
   apiKey?: string;
   output?: string;
+  timeout?: string;
 }
 
 /** Per-command helpers built from the global flags. */
@@ -45,7 +46,7 @@ export function ctxFor(command: Command, io: CliIo): Ctx {
   return {
     io,
     out,
-    client: (options) => (client ??= resolveConnection({ url: flags.url, apiKey: flags.apiKey }, io.env, options).then((c) => new ApiClient(c))),
+    client: (options) => (client ??= resolveConnection({ url: flags.url, apiKey: flags.apiKey, timeout: flags.timeout }, io.env, options).then((c) => new ApiClient(c))),
   };
 }
 

@@ -20,6 +20,7 @@ export function buildProgram(io: CliIo): Command {
     .version(packageVersion(), '-v, --version')
     .option('--url <url>', 'server URL (else QUARTZ_URL, `quartz login`, or http://127.0.0.1:8787)')
     .option('--api-key <key>', 'API key (else QUARTZ_API_KEY or `quartz login`)')
+    .option('--timeout <seconds>', 'give up on a server silent this long (else QUARTZ_TIMEOUT, or 30; 0: no limit)')
     .option('-o, --output <mode>', 'table (for people) or json (for scripts)', 'table')
     .showHelpAfterError()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });

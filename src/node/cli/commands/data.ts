@@ -40,14 +40,14 @@ export function accountCommands(program: Command, io: CliIo): void {
     .option('--api-key <key>', 'the API key (else read from stdin, or QUARTZ_API_KEY)')
     .action(async (flags: { apiKey?: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
-      const globals = cmd.optsWithGlobals<{ url?: string; apiKey?: string }>();
+      const globals = cmd.optsWithGlobals<{ url?: string; apiKey?: string; timeout?: string }>();
       let key = flags.apiKey ?? globals.apiKey ?? io.env.QUARTZ_API_KEY;
       if (key === undefined || key === '') {
         const typed = (io.stdin as { isTTY?: boolean }).isTTY === true;
         key = (typed ? await readSecretLine(io.stdin, io.stderr, 'API key (not shown): ') : await readFirstLine(io.stdin)).trim();
       }
       if (key === '') throw new CliError('quartz: no API key given (use --api-key, stdin or QUARTZ_API_KEY)');
-      const conn = await resolveConnection({ url: globals.url, apiKey: key }, io.env, { damagedConfig: 'ignore' });
+      const conn = await resolveConnection({ url: globals.url, apiKey: key, timeout: globals.timeout }, io.env, { damagedConfig: 'ignore' });
       const client = new ApiClient(conn);
       const usage = await client.json<{ tenant_id: string }>('/v1/usage');
       const path = await saveLogin(io.env, { url: conn.url, api_key: key });

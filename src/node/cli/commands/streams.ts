@@ -3,9 +3,8 @@
  * (one long-polling loop per partition, optional consumer-group commits).
  */
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { CliError, namedPath, type ApiClient } from '../client.js';
+import { CliError, errorOf, namedPath, type ApiClient } from '../client.js';
 import { ctxFor, intFlag, listFlags, type CliIo, type Ctx } from '../context.js';
 import { counted } from '../output.js';
 
@@ -89,13 +88,14 @@ export function topicCommands(program: Command, io: CliIo): void {
     .option('--file <path>', 'read lines from a file (e.g. data.jsonl)')
     .option('--key <key>', 'key for every record (records with one key share a partition)')
     .option('--partition <n>', 'write to this partition')
-    .option('--batch <n>', 'records per request', '500')
+    .option('--batch <n>', 'records per request (at most 100000; fewer when they would pass 16 MiB)', '500')
     .option('--linger-ms <ms>', 'send a partial batch this long after its first line', '50')
     .action(async (name: string, flags: { file?: string; key?: string; partition?: string; batch: string; lingerMs: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
       topicPath(name); // an empty name is refused before stdin is read
       const partition = intFlag(flags.partition, '--partition');
       const batchSize = intFlag(flags.batch, '--batch', 1)!;
+      if (batchSize > MAX_PRODUCE_RECORDS) throw new CliError(`quartz: --batch must be at most ${MAX_PRODUCE_RECORDS}, the most records one produce request may hold, got '${flags.batch}'`);
       const linger = intFlag(flags.lingerMs, '--linger-ms')!;
       const client = await ctx.client();
       const produced = await produceLines(client, name, flags.file !== undefined ? createReadStream(flags.file) : io.stdin, { key: flags.key, partition, batchSize, linger }, flags.file);
@@ -120,6 +120,60 @@ export function topicCommands(program: Command, io: CliIo): void {
     });
 }
 
+/**
+ * What one produce request may hold (docs/streams.md): 100,000 records, and a body of
+ * `body_limits.records`, 16 MiB unless the server is configured otherwise. Batches are cut to
+ * stay within both; a server configured lower answers 413, and then the batch is sent again in
+ * halves (a refused request stores nothing) and later batches are cut to the size that passed.
+ */
+export const MAX_PRODUCE_RECORDS = 100_000;
+export const MAX_PRODUCE_BODY_BYTES = 16 * 2 ** 20;
+
+/** One line as a record, serialised once: its JSON in the request body and where it came from. */
+interface Line {
+  json: string;
+  bytes: number;
+  number: number;
+}
+
+const ENVELOPE = '{"records":[]}'.length;
+
+/**
+ * The longest line produce reads: a record (key, value, headers) may be at most 896 KiB, so a
+ * longer line can never be one, and reading on for its newline held all of it (a file with no
+ * newline, read whole) in memory.
+ */
+const MAX_LINE_CHARS = 896 * 1024;
+
+/** The lines of `input` (ending in \n or \r\n) with their numbers, refusing one too long to be a record. */
+async function* numberedLines(input: NodeJS.ReadableStream, subject: string): AsyncGenerator<{ text: string; number: number }> {
+  const decoder = new TextDecoder();
+  let pending = '';
+  let number = 0;
+  const line = (text: string) => ({ text: text.endsWith('\r') ? text.slice(0, -1) : text, number: ++number });
+  try {
+    for await (const chunk of input as AsyncIterable<Buffer | string>) {
+      pending += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+      let start = 0;
+      for (let end = pending.indexOf('\n'); end !== -1; end = pending.indexOf('\n', start)) {
+        if (end - start > MAX_LINE_CHARS) break;
+        yield line(pending.slice(start, end));
+        start = end + 1;
+      }
+      pending = pending.slice(start);
+      const newline = pending.indexOf('\n');
+      if ((newline === -1 ? pending.length : newline) > MAX_LINE_CHARS) {
+        throw new CliError(`quartz: line ${number + 1} of ${subject} is longer than 896 KiB, more than one record may hold`);
+      }
+    }
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`quartz: cannot read ${subject} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  pending += decoder.decode();
+  if (pending !== '') yield line(pending);
+}
+
 async function produceLines(
   client: ApiClient,
   topic: string,
@@ -127,30 +181,30 @@ async function produceLines(
   o: { key?: string; partition?: number; batchSize: number; linger: number },
   file: string | undefined,
 ): Promise<number> {
+  const subject = file ?? 'stdin';
+  const path = `${topicPath(topic)}/records`;
   let produced = 0;
-  let batch: string[] = [];
+  let batch: Line[] = [];
+  let batchBytes = ENVELOPE;
+  let budget = MAX_PRODUCE_BODY_BYTES;
   let chain: Promise<void> = Promise.resolve();
   let failure: unknown;
   let timer: NodeJS.Timeout | undefined;
-  let inFlight = 0;
-  const rl = createInterface({ input, crlfDelay: Infinity });
-  const send = (lines: string[]): void => {
-    inFlight++;
-    if (inFlight > 4) rl.pause(); // backpressure: a few batches in flight at most
-    chain = chain.then(async () => {
-      if (failure !== undefined) return;
-      try {
-        const records = lines.map((value) => ({ value, key: o.key, partition: o.partition }));
-        const res = await client.json<{ offsets: unknown[] }>(`${topicPath(topic)}/records`, { method: 'POST', json: { records } });
-        produced += res.offsets.length;
-      } catch (err) {
-        failure = err;
-        rl.close();
-      } finally {
-        inFlight--;
-        if (inFlight <= 4) rl.resume();
-      }
-    });
+  /** The batches sent and not yet answered: reading waits while more than a few are. */
+  const inFlight: Promise<void>[] = [];
+  const post = async (lines: Line[]): Promise<void> => {
+    const body = `{"records":[${lines.map((l) => l.json).join(',')}]}`;
+    const res = await client.request(path, { method: 'POST', body, contentType: 'application/json', accept: [413] });
+    if (res.status !== 413) {
+      produced += (await client.answer<{ offsets: unknown[] }>(res)).offsets.length;
+      return;
+    }
+    const refused = errorOf(res, new TextDecoder().decode(await client.body(res).catch(() => new Uint8Array(0))));
+    if (lines.length === 1) throw new CliError(refused.message.replace(/^quartz: /, `quartz: line ${lines[0]!.number} of ${subject}: `));
+    budget = Math.min(budget, Math.max(ENVELOPE + lines[0]!.bytes, Math.floor(Buffer.byteLength(body) / 2)));
+    const half = Math.ceil(lines.length / 2);
+    await post(lines.slice(0, half));
+    await post(lines.slice(half));
   };
   const flush = (): void => {
     clearTimeout(timer);
@@ -158,21 +212,43 @@ async function produceLines(
     if (batch.length === 0) return;
     const lines = batch;
     batch = [];
-    send(lines);
+    batchBytes = ENVELOPE;
+    chain = chain.then(async () => {
+      if (failure !== undefined) return;
+      try {
+        await post(lines);
+      } catch (err) {
+        failure = err;
+        // Ends the read loop now, not at the next line (a `tail -f` may send none for hours).
+        (input as { destroy?: () => void }).destroy?.();
+      }
+    });
+    inFlight.push(chain);
   };
-  const done = new Promise<void>((resolve, reject) => {
-    // readline re-emits its input's errors (a --file that cannot be opened) on itself.
-    rl.once('error', (err: NodeJS.ErrnoException) => reject(new CliError(`quartz: cannot read ${file ?? 'stdin'} (${err.code ?? err.message})`)));
-    rl.on('close', () => resolve());
-  });
-  rl.on('line', (line) => {
-    if (line === '') return;
-    batch.push(line);
-    if (batch.length >= o.batchSize) flush();
-    else if (timer === undefined) timer = setTimeout(flush, o.linger);
-  });
-  await done;
-  flush();
+  try {
+    for await (const { text, number } of numberedLines(input, subject)) {
+      if (failure !== undefined) break;
+      if (text === '') continue;
+      const json = JSON.stringify({ value: text, key: o.key, partition: o.partition });
+      const bytes = Buffer.byteLength(json) + 1;
+      if (batch.length > 0 && batchBytes + bytes > budget) flush();
+      batch.push({ json, bytes, number });
+      batchBytes += bytes;
+      if (batch.length >= o.batchSize) flush();
+      else if (timer === undefined) timer = setTimeout(flush, o.linger);
+      // Backpressure: a few batches in flight at most.
+      while (inFlight.length > 4) await inFlight.shift();
+    }
+    flush();
+  } catch (err) {
+    // Input that cannot be read at all (a --file that does not exist) is the whole story.
+    if (inFlight.length === 0 && batch.length === 0 && failure === undefined) throw err;
+    // The lines before a bad one (too long, unreadable input) are produced first.
+    clearTimeout(timer);
+    flush();
+    await chain;
+    failure ??= err;
+  }
   await chain;
   if (failure !== undefined) {
     if (failure instanceof CliError) throw new CliError(`${failure.message}; ${produced} record(s) were produced before it`);
@@ -274,13 +350,16 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
     }));
 
   const commit = flags.group === undefined ? undefined : groupCommitter(client, flags.group, topic);
+  // A long-poll: the server holds the answer this long when there is nothing new.
+  const wait = flags.follow === true ? 10_000 : 0;
   const loop = async (p: PartitionInfo): Promise<void> => {
     let offset = start(p);
     while (!stop.signal.aborted) {
       let page: { records: ConsumedRecord[]; next_offset: number; high_watermark: number };
       try {
         page = await client.json(`${topicPath(topic)}/partitions/${p.partition}/records`, {
-          query: { offset, max_records: 500, max_wait_ms: flags.follow === true ? 10_000 : 0 },
+          query: { offset, max_records: 500, max_wait_ms: wait },
+          serverWaitMs: wait,
           signal: stop.signal,
         });
       } catch (err) {
