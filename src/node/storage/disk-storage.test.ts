@@ -142,6 +142,42 @@ describe('disk storage recovery', () => {
     expect(await readdir(dir)).not.toContain('LOCK');
   });
 
+  it("refuses a non-empty directory that is not a QuartzDB one, touching nothing in it (its blobs/ was swept away)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(dir);
+    await mkdir(join(dir, 'blobs', 'photos'), { recursive: true });
+    await writeFile(join(dir, 'blobs', 'photos', 'cat.jpg'), 'precious');
+    await writeFile(join(dir, 'notes.txt'), 'mine');
+    await expect(openDiskStorage({ dir })).rejects.toMatchObject({
+      code: ErrorCode.INVALID_ARGUMENT,
+      message: `data directory ${dir} is not a QuartzDB data directory (it has no kv.mdb) and is not empty ('blobs', 'notes.txt'); name a new or empty directory, or one a QuartzDB server made`,
+    });
+    expect(readFileSync(join(dir, 'blobs', 'photos', 'cat.jpg'), 'utf8')).toBe('precious');
+    expect((await readdir(dir)).sort()).toEqual(['blobs', 'notes.txt']);
+
+    // A user's own blobs/tmp is refused too: the open empties blobs/tmp.
+    await rm(join(dir, 'blobs', 'photos'), { recursive: true });
+    await rm(join(dir, 'notes.txt'));
+    await mkdir(join(dir, 'blobs', 'tmp'));
+    await writeFile(join(dir, 'blobs', 'tmp', 'draft'), 'mine');
+    await expect(openDiskStorage({ dir })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+    expect(readFileSync(join(dir, 'blobs', 'tmp', 'draft'), 'utf8')).toBe('mine');
+  });
+
+  it('opens a directory a first start left before kv.mdb, a mount point with lost+found, one with an admin.key put there first', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(dir);
+    await mkdir(join(dir, 'lost+found'));
+    await mkdir(join(dir, 'blobs', 'tmp'), { recursive: true });
+    await writeFile(join(dir, 'admin.key'), 'qza_provisioned-by-the-operator\n');
+    await writeFile(join(dir, 'LOCK'), String(spawnSync(process.execPath, ['-e', '']).pid!));
+    const first = await openDiskStorage({ dir });
+    await first.close();
+    // Once it holds data it is a QuartzDB directory, whatever else is put beside it.
+    await writeFile(join(dir, 'README.txt'), 'notes of the operator');
+    await (await openDiskStorage({ dir })).close();
+  });
+
   it.skipIf(process.platform !== 'linux')('writes its start time in the LOCK, and takes over a lock whose pid is reused or an unreaped zombie (Linux)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
     dirs.push(dir);
