@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -162,6 +162,20 @@ describe('disk storage recovery', () => {
     await writeFile(join(dir, 'blobs', 'tmp', 'draft'), 'mine');
     await expect(openDiskStorage({ dir })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
     expect(readFileSync(join(dir, 'blobs', 'tmp', 'draft'), 'utf8')).toBe('mine');
+  });
+
+  it("creates a new data directory readable by its user alone, and leaves an existing one's mode", async () => {
+    const base = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(base);
+    const dir = join(base, 'parent', 'data');
+    await (await openDiskStorage({ dir })).close();
+    expect((await stat(dir)).mode & 0o777).toBe(0o700);
+    expect((await stat(join(base, 'parent'))).mode & 0o077).not.toBe(0); // the levels above: the usual mode
+    const shared = join(base, 'shared');
+    await mkdir(shared);
+    await chmod(shared, 0o750);
+    await (await openDiskStorage({ dir: shared })).close();
+    expect((await stat(shared)).mode & 0o777).toBe(0o750);
   });
 
   it('opens a directory a first start left before kv.mdb, a mount point with lost+found, one with an admin.key put there first', async () => {

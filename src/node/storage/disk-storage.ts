@@ -149,6 +149,13 @@ async function lockDir(dir: string): Promise<() => Promise<void>> {
   };
 }
 
+/**
+ * A data directory this process creates is its user's alone: kv.mdb and the log hold every
+ * tenant's data and keys, which the usual umask (022) would leave readable by every local user.
+ * An existing directory keeps the mode its operator gave it.
+ */
+export const PRIVATE_DIR_MODE = 0o700;
+
 /** What a first start can leave before kv.mdb exists (a crash, or an admin.key put there first), and a mount point's lost+found. */
 const BEFORE_FIRST_OPEN = new Set(['LOCK', 'admin.key', 'kv.mdb-lock', 'wal-0', 'wal-1', 'lost+found']);
 
@@ -239,6 +246,7 @@ export class DiskStorage implements StorageProvider {
     const dir = options.dir;
     try {
       await refuseForeignDir(dir);
+      await makeDirs(dir, PRIVATE_DIR_MODE);
       await makeDirs(join(dir, 'blobs', 'tmp'));
       const unlock = await lockDir(dir);
       try {
