@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { DATA_VERSION, DATA_VERSION_KEY, META_UNIT, dataVersionTooNew, parseDataVersion } from '../../engine/data-version.js';
 import type { BatchOp } from '../../ports/storage.js';
-import { openDiskStorage, type DiskUnit } from '../storage/disk-storage.js';
+import { PRIVATE_DIR_MODE, openDiskStorage, type DiskUnit } from '../storage/disk-storage.js';
 import { makeDirs } from '../storage/make-dirs.js';
 import { readArchive } from './archive.js';
 
@@ -39,7 +39,7 @@ async function ensureEmpty(dir: string): Promise<boolean> {
     names = await readdir(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      await makeDirs(dir);
+      await makeDirs(dir, PRIVATE_DIR_MODE);
       return true;
     }
     if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${dir} is not a directory`);

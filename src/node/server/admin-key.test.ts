@@ -35,6 +35,17 @@ describe('loadAdminKey', () => {
     await expect(loadAdminKey(d, 'short')).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringContaining('QUARTZ_ADMIN_KEY') });
   });
 
+  it('refuses a key no Bearer header can carry (a space, a padded value), without echoing it', async () => {
+    const d = await dir();
+    for (const key of ['correct horse battery staple', 'a-long-enough-admin-key ', '\ta-long-enough-admin-key', 'a-long-enough-admin-kéy']) {
+      const refused = loadAdminKey(d, key);
+      await expect(refused, JSON.stringify(key)).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/^QUARTZ_ADMIN_KEY must be printable ASCII without spaces/) });
+      await expect(refused).rejects.not.toMatchObject({ message: expect.stringContaining(key.trim()) });
+    }
+    await writeFile(join(d, 'admin.key'), 'two words in a hand-written key\n', { mode: 0o600 });
+    await expect(loadAdminKey(d, undefined)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA, message: expect.stringContaining(join(d, 'admin.key')) });
+  });
+
   it('refuses an empty key file, naming it', async () => {
     const d = await dir();
     await writeFile(join(d, 'admin.key'), '\n', { mode: 0o600 });

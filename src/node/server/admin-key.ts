@@ -18,6 +18,15 @@ export interface AdminKey {
 export const ADMIN_KEY_FILE = 'admin.key';
 
 /**
+ * What `Authorization: Bearer <key>` carries: printable ASCII, no spaces. A key with a space (or a
+ * padded env file's trailing blank) would be accepted here and then match no request, locking
+ * the operator out of every admin route.
+ */
+const PRESENTABLE = /^[!-~]+$/;
+/** Said without the key itself: error lines end up in logs. */
+const UNPRESENTABLE = 'must be printable ASCII without spaces (what an Authorization: Bearer header can carry)';
+
+/**
  * Reads or creates the admin key.
  *
  * @example
@@ -26,6 +35,7 @@ export const ADMIN_KEY_FILE = 'admin.key';
 export async function loadAdminKey(dataDir: string, fromEnv: string | undefined): Promise<AdminKey> {
   if (fromEnv !== undefined && fromEnv !== '') {
     if (fromEnv.length < 16) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, 'QUARTZ_ADMIN_KEY must be at least 16 characters');
+    if (!PRESENTABLE.test(fromEnv)) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `QUARTZ_ADMIN_KEY ${UNPRESENTABLE}`);
     return { key: fromEnv, where: 'the QUARTZ_ADMIN_KEY environment variable', created: false };
   }
   const path = join(dataDir, ADMIN_KEY_FILE);
@@ -41,5 +51,6 @@ export async function loadAdminKey(dataDir: string, fromEnv: string | undefined)
   if (((await stat(path)).mode & 0o077) !== 0) await chmod(path, 0o600);
   const existing = (await readFile(path, 'utf8')).trim();
   if (existing.length < 16) throw new QuartzError(ErrorCode.CORRUPT_DATA, `admin key file ${path} is empty or too short; delete it to generate a new key`);
+  if (!PRESENTABLE.test(existing)) throw new QuartzError(ErrorCode.CORRUPT_DATA, `admin key file ${path}: the key ${UNPRESENTABLE}; fix it or delete the file to generate a new key`);
   return { key: existing, where: path, created: false };
 }

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -140,6 +140,56 @@ describe('disk storage recovery', () => {
     const second = await openDiskStorage({ dir });
     await second.close();
     expect(await readdir(dir)).not.toContain('LOCK');
+  });
+
+  it("refuses a non-empty directory that is not a QuartzDB one, touching nothing in it (its blobs/ was swept away)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(dir);
+    await mkdir(join(dir, 'blobs', 'photos'), { recursive: true });
+    await writeFile(join(dir, 'blobs', 'photos', 'cat.jpg'), 'precious');
+    await writeFile(join(dir, 'notes.txt'), 'mine');
+    await expect(openDiskStorage({ dir })).rejects.toMatchObject({
+      code: ErrorCode.INVALID_ARGUMENT,
+      message: `data directory ${dir} is not a QuartzDB data directory (it has no kv.mdb) and is not empty ('blobs', 'notes.txt'); name a new or empty directory, or one a QuartzDB server made`,
+    });
+    expect(readFileSync(join(dir, 'blobs', 'photos', 'cat.jpg'), 'utf8')).toBe('precious');
+    expect((await readdir(dir)).sort()).toEqual(['blobs', 'notes.txt']);
+
+    // A user's own blobs/tmp is refused too: the open empties blobs/tmp.
+    await rm(join(dir, 'blobs', 'photos'), { recursive: true });
+    await rm(join(dir, 'notes.txt'));
+    await mkdir(join(dir, 'blobs', 'tmp'));
+    await writeFile(join(dir, 'blobs', 'tmp', 'draft'), 'mine');
+    await expect(openDiskStorage({ dir })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+    expect(readFileSync(join(dir, 'blobs', 'tmp', 'draft'), 'utf8')).toBe('mine');
+  });
+
+  it("creates a new data directory readable by its user alone, and leaves an existing one's mode", async () => {
+    const base = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(base);
+    const dir = join(base, 'parent', 'data');
+    await (await openDiskStorage({ dir })).close();
+    expect((await stat(dir)).mode & 0o777).toBe(0o700);
+    expect((await stat(join(base, 'parent'))).mode & 0o077).not.toBe(0); // the levels above: the usual mode
+    const shared = join(base, 'shared');
+    await mkdir(shared);
+    await chmod(shared, 0o750);
+    await (await openDiskStorage({ dir: shared })).close();
+    expect((await stat(shared)).mode & 0o777).toBe(0o750);
+  });
+
+  it('opens a directory a first start left before kv.mdb, a mount point with lost+found, one with an admin.key put there first', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(dir);
+    await mkdir(join(dir, 'lost+found'));
+    await mkdir(join(dir, 'blobs', 'tmp'), { recursive: true });
+    await writeFile(join(dir, 'admin.key'), 'qza_provisioned-by-the-operator\n');
+    await writeFile(join(dir, 'LOCK'), String(spawnSync(process.execPath, ['-e', '']).pid!));
+    const first = await openDiskStorage({ dir });
+    await first.close();
+    // Once it holds data it is a QuartzDB directory, whatever else is put beside it.
+    await writeFile(join(dir, 'README.txt'), 'notes of the operator');
+    await (await openDiskStorage({ dir })).close();
   });
 
   it.skipIf(process.platform !== 'linux')('writes its start time in the LOCK, and takes over a lock whose pid is reused or an unreaped zombie (Linux)', async () => {

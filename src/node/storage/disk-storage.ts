@@ -150,6 +150,43 @@ async function lockDir(dir: string): Promise<() => Promise<void>> {
 }
 
 /**
+ * A data directory this process creates is its user's alone: kv.mdb and the log hold every
+ * tenant's data and keys, which the usual umask (022) would leave readable by every local user.
+ * An existing directory keeps the mode its operator gave it.
+ */
+export const PRIVATE_DIR_MODE = 0o700;
+
+/** What a first start can leave before kv.mdb exists (a crash, or an admin.key put there first), and a mount point's lost+found. */
+const BEFORE_FIRST_OPEN = new Set(['LOCK', 'admin.key', 'kv.mdb-lock', 'wal-0', 'wal-1', 'lost+found']);
+
+/**
+ * Refuses a directory that is neither new, empty, nor a QuartzDB data directory: opening one
+ * adopts it, and the sweep below deletes what it finds under `blobs/` (someone's own files, when
+ * --data names the wrong directory). A data directory is one with a kv.mdb; before kv.mdb, a
+ * first start has made only `blobs/tmp` (empty) and the files above.
+ */
+async function refuseForeignDir(dir: string): Promise<void> {
+  const names = await readdir(dir).catch((err: NodeJS.ErrnoException): string[] => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+  if (names.includes('kv.mdb')) return;
+  const foreign = names.filter((name) => !BEFORE_FIRST_OPEN.has(name));
+  if (foreign.includes('blobs')) {
+    const blobs = await readdir(join(dir, 'blobs')).catch(() => ['?']);
+    const tmp = blobs.length === 1 && blobs[0] === 'tmp' ? await readdir(join(dir, 'blobs', 'tmp')).catch(() => ['?']) : ['?'];
+    if (blobs.length === 0 || tmp.length === 0) foreign.splice(foreign.indexOf('blobs'), 1);
+  }
+  if (foreign.length === 0) return;
+  const shown = foreign.sort().slice(0, 3).map((name) => `'${name}'`).join(', ') + (foreign.length > 3 ? `, and ${foreign.length - 3} more` : '');
+  throw new QuartzError(
+    ErrorCode.INVALID_ARGUMENT,
+    `data directory ${dir} is not a QuartzDB data directory (it has no kv.mdb) and is not empty (${shown}); name a new or empty directory, or one a QuartzDB server made`,
+    { details: { found: foreign.length } },
+  );
+}
+
+/**
  * Removes what a crash can leave behind: half-written temp blobs and blob dirs of dropped units.
  * Returns the blob directories of live units (see FileBlobs' `rootDirs`).
  */
@@ -208,6 +245,8 @@ export class DiskStorage implements StorageProvider {
   static async open(options: DiskStorageOptions): Promise<DiskStorage> {
     const dir = options.dir;
     try {
+      await refuseForeignDir(dir);
+      await makeDirs(dir, PRIVATE_DIR_MODE);
       await makeDirs(join(dir, 'blobs', 'tmp'));
       const unlock = await lockDir(dir);
       try {

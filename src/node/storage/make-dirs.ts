@@ -5,8 +5,9 @@ import { dirname, resolve } from 'node:path';
  * `mkdir -p` that fails instead of spinning: Node's `mkdir(path, { recursive: true })` retries
  * forever where a filesystem answers ENOENT for a directory it will not create (procfs, sysfs).
  * Creates each missing level in turn; a level another process creates meanwhile is fine.
+ * `mode` applies to `path` itself when this call creates it (the levels above get the usual one).
  */
-export async function makeDirs(path: string): Promise<void> {
+export async function makeDirs(path: string, mode?: number): Promise<void> {
   const missing: string[] = [];
   for (let dir = resolve(path); ; ) {
     const info = await stat(dir).catch((err: NodeJS.ErrnoException) => {
@@ -22,8 +23,9 @@ export async function makeDirs(path: string): Promise<void> {
     if (parent === dir) break;
     dir = parent;
   }
+  const last = missing[0];
   for (const dir of missing.reverse()) {
-    await mkdir(dir).catch((err: NodeJS.ErrnoException) => {
+    await mkdir(dir, dir === last ? mode : undefined).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EEXIST') throw err;
     });
   }

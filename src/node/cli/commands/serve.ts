@@ -1,5 +1,5 @@
 /**
- * `quartz serve`: runs the server until SIGTERM/SIGINT, then shuts down gracefully (bounded).
+ * `quartz serve`: runs the server until SIGTERM/SIGINT/SIGHUP, then shuts down gracefully (bounded).
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -95,5 +95,9 @@ export function serveCommand(program: Command, io: CliIo): void {
       };
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
+      // A closed terminal sends SIGHUP, whose default (node resets nohup's ignore) ends the process
+      // at once, cutting long-polls and leaving the LOCK. There is nothing to reload: settings are
+      // read at start.
+      process.on('SIGHUP', onSignal);
     });
 }
