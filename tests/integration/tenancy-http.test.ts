@@ -79,3 +79,36 @@ describe('billing customer ids', () => {
     expect((await patch({ billing_customer_id: null })).status).toBe(200);
   });
 });
+
+describe('registration flood', () => {
+  const register = (base: string, email: string) =>
+    fetch(`${base}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email }) });
+
+  it('takes registrations_per_minute for the whole server, then 429 with Retry-After, and leaves admin creation alone', async () => {
+    // The fixture registers one tenant itself: two more fit in a bucket of three.
+    const limited = await startServerWithTenant('register-flood', { registrations_per_minute: 3 });
+    try {
+      const base = limited.server.url;
+      expect((await register(base, 'r1@example.com')).status).toBe(201);
+      expect((await register(base, 'r2@example.com')).status).toBe(201);
+      const refused = await register(base, 'r3@example.com');
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(refused.headers.get('x-ratelimit-limit')).toBeNull();
+      expect(await refused.json()).toEqual({ error: 'rate_limited', message: expect.stringContaining('3 registrations per minute') });
+      const admin = await fetch(`${base}/v1/admin/tenants`, { method: 'POST', headers: { 'x-api-key': limited.server.adminKey.key }, body: JSON.stringify({ email: 'r3@example.com' }) });
+      expect(admin.status).toBe(201);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('takes any number when registrations_per_minute is null', async () => {
+    const open = await startServerWithTenant('register-open', { registrations_per_minute: null });
+    try {
+      for (let i = 0; i < 70; i++) expect((await register(open.server.url, `o${i}@example.com`)).status).toBe(201);
+    } finally {
+      await open.close();
+    }
+  });
+});
