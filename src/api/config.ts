@@ -31,6 +31,8 @@ export interface ServerConfig {
   /** Plan given to `POST /v1/auth/register` and to admin-created tenants without one. */
   default_plan: string;
   registration_enabled: boolean;
+  /** Registrations the whole server takes per minute (one token bucket); null: no limit. */
+  registrations_per_minute: number | null;
   /** Allowed CORS origins; `['*']` allows any (the API uses bearer keys, never cookies). */
   cors_origins: string[];
   body_limits: BodyLimits;
@@ -56,6 +58,8 @@ export const DEFAULT_BODY_LIMITS: BodyLimits = {
 };
 
 export const DEFAULT_LONG_POLL_MAX_MS = 30_000;
+/** Open registration takes no key, so a flood of it is limited server-wide rather than per tenant. */
+export const DEFAULT_REGISTRATIONS_PER_MINUTE = 60;
 
 const planName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 lower-case letters, digits, - or _');
 const byteLimit = z.number().int().min(1).max(2 ** 32);
@@ -72,6 +76,7 @@ export const serverConfigSchema = z
       .optional(),
     default_plan: planName.optional(),
     registration_enabled: z.boolean().optional(),
+    registrations_per_minute: z.number().int().min(1).nullable().optional(),
     cors_origins: z.array(z.string().min(1)).min(1).optional(),
     body_limits: z.object({ json: byteLimit, kv: byteLimit, records: byteLimit, vectors: byteLimit }).partial().strict().optional(),
     admin_key_hash: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits (SHA-256)').nullable().optional(),
@@ -103,6 +108,7 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
     plans,
     default_plan,
     registration_enabled: c.registration_enabled ?? true,
+    registrations_per_minute: c.registrations_per_minute === undefined ? DEFAULT_REGISTRATIONS_PER_MINUTE : c.registrations_per_minute,
     cors_origins: c.cors_origins ?? ['*'],
     body_limits: { ...DEFAULT_BODY_LIMITS, ...c.body_limits },
     admin_key_hash: c.admin_key_hash ?? null,

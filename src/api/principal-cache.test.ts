@@ -39,4 +39,28 @@ describe('PrincipalCache', () => {
     cache.clear();
     expect(await cache.tenantFor(api_key)).toBeUndefined();
   });
+
+  it('does not cache what a lookup found when clear() came while it ran (a revocation meanwhile)', async () => {
+    const { tenant, key_id, api_key } = await engine.tenants.create({ email: 'c@example.com' });
+    // The real registry, with its answer held until the revocation has landed and cleared the cache.
+    let release!: () => void;
+    let found!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const lookedUp = new Promise<void>((resolve) => (found = resolve));
+    const registry = Object.create(engine.tenants) as typeof engine.tenants;
+    registry.authenticate = async (key: string) => {
+      const who = await engine.tenants.authenticate(key);
+      found();
+      await held;
+      return who;
+    };
+    const cache = new PrincipalCache(registry, clock);
+    const inFlight = cache.tenantFor(api_key);
+    await lookedUp; // the key still resolved to its tenant
+    await engine.tenants.revokeKey(tenant.id, key_id);
+    cache.clear();
+    release();
+    expect(await inFlight).toBeUndefined();
+    expect(await cache.tenantFor(api_key)).toBeUndefined();
+  });
 });

@@ -16,6 +16,8 @@ const MAX_ENTRIES = 10_000;
 
 export class PrincipalCache {
   private readonly entries = new Map<string, { tenant: Tenant; until: number }>();
+  /** Bumped by `clear`: a lookup that began before a revocation must not cache what it found. */
+  private generation = 0;
 
   constructor(
     private readonly registry: TenantRegistry,
@@ -38,7 +40,9 @@ export class PrincipalCache {
   }
 
   private async resolve(apiKey: string, now: number): Promise<Tenant | undefined> {
+    const generation = this.generation;
     const who = await this.registry.authenticate(apiKey);
+    if (generation !== this.generation) return this.tenantFor(apiKey);
     if (who === undefined) {
       this.entries.delete(apiKey);
       return undefined;
@@ -50,6 +54,7 @@ export class PrincipalCache {
 
   /** Forgets everything, after a key revocation or a tenant change. */
   clear(): void {
+    this.generation++;
     this.entries.clear();
   }
 }

@@ -6,10 +6,15 @@ function request(headers: Record<string, string>): { header(name: string): strin
   return { header: (name) => headers[name] };
 }
 
-/** The rule as documented: a Bearer token in Authorization, else a non-empty X-API-Key. */
+/**
+ * The rule as documented: a non-empty X-API-Key or a Bearer token in Authorization; none when
+ * Authorization holds no Bearer token or the two name different keys.
+ */
 function reference(headers: Record<string, string>): string | undefined {
-  const m = headers.authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization);
-  return m !== null ? m[1] : headers['x-api-key']?.trim() || undefined;
+  const other = headers['x-api-key']?.trim() || undefined;
+  if (headers.authorization === undefined) return other;
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization)?.[1];
+  return other === undefined || other === bearer ? bearer : undefined;
 }
 
 describe('presentedKey', () => {
@@ -20,7 +25,10 @@ describe('presentedKey', () => {
     [{ authorization: 'Bearer qz_\u00e4' }, 'qz_\u00e4'],
     [{ authorization: 'Bearer a b' }, undefined],
     [{ authorization: 'Bearer ' }, undefined],
-    [{ authorization: 'Basic qz_abc', 'x-api-key': ' qz_key ' }, 'qz_key'],
+    [{ authorization: 'Basic qz_abc', 'x-api-key': ' qz_key ' }, undefined],
+    [{ authorization: 'Bearer qz_abc', 'x-api-key': 'qz_key' }, undefined],
+    [{ authorization: 'Bearer qz_abc', 'x-api-key': ' qz_abc ' }, 'qz_abc'],
+    [{ 'x-api-key': ' qz_key ' }, 'qz_key'],
     [{ 'x-api-key': '  ' }, undefined],
   ])('%j → %s', (headers: Record<string, string>, key) => {
     expect(presentedKey(request(headers))).toBe(key);
@@ -33,7 +41,8 @@ describe('presentedKey', () => {
       let value = rand() < 0.7 ? 'Bearer ' : '';
       const length = Math.floor(rand() * 6);
       for (let i = 0; i < length; i++) value += parts[Math.floor(rand() * parts.length)];
-      const headers = { authorization: value, 'x-api-key': 'fallback' };
+      const headers: Record<string, string> = { authorization: value };
+      if (rand() < 0.5) headers['x-api-key'] = rand() < 0.5 ? 'qz_' : 'fallback';
       expect(presentedKey(request(headers)), JSON.stringify(value)).toBe(reference(headers));
     }
   });

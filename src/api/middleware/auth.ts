@@ -37,16 +37,24 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
  */
 const PLAIN_BEARER = /^Bearer [!-~]+$/;
 
-/** The key a request presents, from either header. */
+/** The key in an Authorization header's value, or undefined when it holds no Bearer key. */
+function bearerKey(auth: string): string | undefined {
+  // The usual form first: a test, without BEARER's match array.
+  if (PLAIN_BEARER.test(auth)) return auth.slice(7);
+  return BEARER.exec(auth)?.[1];
+}
+
+/**
+ * The key a request presents, from either header. An Authorization header that holds no Bearer
+ * key, or both headers naming different keys, present none: which credential the client meant
+ * is unknown, so neither is taken.
+ */
 export function presentedKey(req: HeaderReader): string | undefined {
   const auth = req.header('authorization');
-  if (auth !== undefined) {
-    // The usual form first: a test, without BEARER's match array.
-    if (PLAIN_BEARER.test(auth)) return auth.slice(7);
-    const m = BEARER.exec(auth);
-    if (m !== null) return m[1];
-  }
-  return req.header('x-api-key')?.trim() || undefined;
+  const other = req.header('x-api-key')?.trim() || undefined;
+  if (auth === undefined) return other;
+  const key = bearerKey(auth);
+  return other === undefined || other === key ? key : undefined;
 }
 
 function unauthorized(message: string): QuartzError {
@@ -57,9 +65,12 @@ const MISSING = 'missing API key: send "Authorization: Bearer <key>" or "X-API-K
 /** An Authorization header with no key to read: another scheme, no key, or the header sent twice. */
 const MALFORMED = 'the Authorization header must be "Bearer <key>" with one key, sent once (or send "X-API-Key: <key>")';
 
+const TWO_KEYS = 'the Authorization and X-API-Key headers name different keys: send one key';
+
 /** Why a request presents no key, told apart from a request that sent no credentials at all. */
 function noKey(req: HeaderReader, who: 'API' | 'admin'): QuartzError {
-  if (req.header('authorization') !== undefined) return unauthorized(MALFORMED);
+  const auth = req.header('authorization');
+  if (auth !== undefined) return unauthorized(bearerKey(auth) === undefined ? MALFORMED : TWO_KEYS);
   return unauthorized(who === 'API' ? MISSING : MISSING.replace('API key', 'admin key'));
 }
 

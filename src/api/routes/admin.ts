@@ -7,6 +7,7 @@ import type { UsageMetric } from '../../engine/context.js';
 import type { Tenant } from '../../engine/tenants/tenant-registry.js';
 import type { UsageRow } from '../../engine/tenants/usage-meter.js';
 import { readJson } from '../body.js';
+import { errorResponse } from '../errors.js';
 import type { AppDeps, AppEnv } from '../context.js';
 import { adminAuth, tenantAuth } from '../middleware/auth.js';
 import type { ApiRouter } from '../router.js';
@@ -68,9 +69,13 @@ export function meterEvents(row: UsageRow, customerId: string, now: number): Met
   return out;
 }
 
+/** The registrations' bucket in the bucket store; tenant buckets are named by tenant ids (`t_…`). */
+const REGISTRATIONS_BUCKET = 'registrations';
+
 export function accountRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
-  const { engine, config } = deps;
+  const { engine, config, buckets, clock } = deps;
   const jsonLimit = config.body_limits.json;
+  const perMinute = config.registrations_per_minute;
 
   router.add(
     'post',
@@ -78,12 +83,21 @@ export function accountRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     {
       tags: ['Account'],
       summary: 'Register and get an API key',
-      description: 'Open unless the operator turned registration off (then 404 `not_found`). The key is shown once.',
+      description:
+        'Open unless the operator turned registration off (then 404 `not_found`). The key is shown once. The whole server takes `registrations_per_minute` of them (default 60): past that, 429 `rate_limited` with `Retry-After`.',
       request: { body: jsonBody(RegisterBody) },
-      responses: { '201': jsonResponse(RegisterResult, 'Registered'), ...errorResponses(400, 404, 409, 413) },
+      responses: { '201': jsonResponse(RegisterResult, 'Registered'), ...errorResponses(400, 404, 409, 413, 429) },
     },
     async (c) => {
       if (!config.registration_enabled) throw new QuartzError(ErrorCode.NOT_FOUND, 'registration is turned off on this server; ask its operator for an API key');
+      if (perMinute !== null) {
+        const rate = await buckets.take(REGISTRATIONS_BUCKET, perMinute, clock.now());
+        if (!rate.allowed) {
+          // No X-RateLimit-* headers: they describe a tenant's own bucket, and this one is the server's.
+          const refused = new QuartzError(ErrorCode.RATE_LIMITED, `this server takes ${perMinute} registrations per minute; retry in ${rate.retryAfterSeconds} s`);
+          return errorResponse(refused, { 'retry-after': String(rate.retryAfterSeconds) });
+        }
+      }
       const { email } = parseWith(RegisterBody, await readJson(c.req.raw, jsonLimit));
       const { tenant, key_id, api_key } = await engine.tenants.create({ email, plan: config.default_plan });
       return c.json({ user_id: tenant.id, key_id, api_key }, 201);

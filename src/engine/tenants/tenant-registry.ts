@@ -25,6 +25,8 @@ const PLAN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_EMAIL = 254;
 const MAX_BILLING_ID = 255;
+/** Printable ASCII, no spaces: the export hands it to Stripe, so whitespace or control characters would bill no one. */
+const BILLING_ID = new RegExp(`^[!-~]{1,${MAX_BILLING_ID}}$`);
 /** Unknown-key hashes remembered to spare storage lookups when a bad key is retried; bounded. */
 const NEGATIVE_CACHE_LIMIT = 10_000;
 const DEFAULT_LIST_LIMIT = 100;
@@ -122,8 +124,8 @@ function checkPlan(plan: unknown): string {
 
 function checkBillingId(id: unknown): string | null {
   if (id === null || id === undefined) return null;
-  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_BILLING_ID) {
-    throw invalid(`billing customer id must be a string of 1-${MAX_BILLING_ID} characters or null`);
+  if (typeof id !== 'string' || !BILLING_ID.test(id)) {
+    throw invalid(`billing customer id ${showValue(id)} must be 1-${MAX_BILLING_ID} printable ASCII characters without spaces (a Stripe customer id, cus_…), or null`);
   }
   return id;
 }

@@ -213,6 +213,7 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
     plans: file.plans,
     default_plan,
     registration_enabled,
+    registrations_per_minute: file.registrations_per_minute,
     cors_origins,
     body_limits: file.body_limits,
     long_poll_max_ms: file.long_poll_max_ms,
