@@ -9,6 +9,7 @@ import { showValue } from '../core/show-value.js';
 import { MAX_TENANT_ID, isTenantId } from './tenant-id.js';
 import type { BatchEncoder } from '../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
 import type { StorageProvider } from '../ports/storage.js';
 import { systemClock, timerScheduler } from '../ports/system-clock.js';
 import type { Capabilities, EngineContext, LevelCounter, UsageRecorder } from './context.js';
@@ -48,6 +49,8 @@ export interface EngineOptions {
   where?: string;
   /** Seals large produce batches off the engine's thread; the engine closes it. Default: inline. */
   batchEncoder?: BatchEncoder;
+  /** Where background work that fails (a partition's roll or retention) is reported. Default: the console. */
+  logger?: Logger;
   /** Replaces the built-in migrations (tests). */
   migrations?: readonly Migration[];
 }
@@ -160,6 +163,7 @@ export class Engine {
       openCollections,
       keyCache,
       batchEncoder: options.batchEncoder,
+      logger: options.logger,
     };
     let tenants: TenantRegistry;
     try {
