@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { expectQuartzError } from '../../tests/fixtures/expect-error.js';
 import type { DecodedRecord } from '../core/segment.js';
 import { QuartzError } from '../core/errors.js';
@@ -180,6 +180,14 @@ describe('parseProduceJson', () => {
     '{"records":[{"value":"a","value":"b"}]}',
     '{"records":[{"value":"a"}],"records":[{"value":"b"}]}',
     '{"records":[{"value":"a","encoding":"utf8","encoding":"base64"}]}',
+    '{"records":[{"value":"a","partition":-1,"partition":0}]}',
+    '{"records":[{"value":"a","partition":0,"partition":-1}]}',
+    '{"records":[{"value":"aGk=","encoding":"utf8","key":"k","encoding":"base64","key":"AAE="}]}',
+    '{"records":[{"value":"a","headers":[{"key":"h"}],"headers":[]}]}',
+    '{"records":[{"value":"a"}],"records":[]}',
+    '{"records":[],"records":[{"value":"a"}]}',
+    '{"records":[{"key":"k"}],"records":[{"value":"a"}]}',
+    '{"records":[{"value":"a"}],"records":[{"key":"k"}]}',
     // not JSON
     '{"records":[{"value":"a"}]',
     '{"records":[{"value":"a"}]} x',
@@ -270,6 +278,35 @@ describe('parseProduceJson', () => {
     const broken = utf8(`{"records":[${tiny(MAX_PRODUCE_RECORDS + 1).join(',')},]}`);
     expect(outcome(() => parseProduceJson(broken))).toBe(general(broken));
     expect(general(broken)).toMatch(/^invalid_argument: request body is not valid JSON/);
+  });
+
+  it('reads a repeated records field on the byte scanner, the last one winning as in JSON.parse: no parse of the whole body', () => {
+    const tiny = (n: number) => Array<string>(n).fill('{"value":""}').join(',');
+    const manyHeaders = `{"value":"h","headers":[${Array<string>(MAX_PRODUCE_HEADERS + 1).fill('{"key":"k"}').join(',')}]}`;
+    const cases: Array<[body: string, values: string[]]> = [
+      ['{"records":[{"value":"a"}],"records":[{"value":"b"},{"value":"c"}]}', ['b', 'c']],
+      ['{"records":[{"value":"a"}],"other":1,"records":[{"value":"b"}]}', ['b']],
+      ['{"records":[{"value":"a","key":"k","value":"b","key":null,"partition":1,"partition":0,"encoding":"base64","encoding":"utf8"}]}', ['b']],
+      // what the first one would be refused for is not counted against the last
+      [`{"records":[${tiny(MAX_PRODUCE_RECORDS + 1)}],"records":[{"value":"b"}]}`, ['b']],
+      [`{"records":[${manyHeaders}],"records":[{"value":"b"}]}`, ['b']],
+    ];
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      for (const [text, values] of cases) {
+        const bytes = utf8(text);
+        const records = parseProduceJson(bytes);
+        expect(parse, text.slice(0, 60)).not.toHaveBeenCalled();
+        expect(records.map((r) => new TextDecoder().decode(r.value!))).toEqual(values);
+        expect(outcome(() => parseProduceJson(bytes))).toBe(general(bytes));
+        parse.mockClear();
+      }
+    } finally {
+      parse.mockRestore();
+    }
+    // The last one is checked as any is: its error is the answer.
+    const refused = utf8(`{"records":[{"value":"a"}],"records":[${tiny(MAX_PRODUCE_RECORDS + 1)}]}`);
+    expect(outcome(() => parseProduceJson(refused))).toBe(`too_large: records: a request may hold at most ${MAX_PRODUCE_RECORDS} records, got ${MAX_PRODUCE_RECORDS + 1}`);
   });
 
   it(`takes at most ${MAX_PRODUCE_HEADERS} headers in all the records of a request (413 too_large), on both paths`, () => {

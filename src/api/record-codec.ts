@@ -210,8 +210,9 @@ const TEXT = 2;
  * Produce bodies read straight from their bytes: a plain (printable ASCII, unescaped) utf8
  * string becomes a view of the body, with no string made from it and no copy; an escaped or
  * non-ASCII string is decoded as JSON.parse would and packed into the arena. It takes only
- * valid JSON of the documented shape (unknown fields are skipped) and gives up on anything
- * else, duplicate fields included, so that the general path decides and words the error.
+ * valid JSON of the documented shape (unknown fields are skipped; a repeated field keeps its
+ * last value, as in JSON.parse) and gives up on anything else, so that the general path decides
+ * and words the error.
  */
 class ProduceScanner {
   i = 0;
@@ -238,7 +239,11 @@ class ProduceScanner {
         const name = this.fieldName();
         this.expect(0x3a); // :
         if (name === F_RECORDS) {
-          if (records !== undefined) throw GIVE_UP;
+          // A repeated `records` keeps its last value, as JSON.parse (the general path) does; giving
+          // up on it sent a body of up to the records limit through JSON.parse. What an earlier one
+          // would be refused for (too many records or headers) is not counted against the last.
+          this.beyondLimit = 0;
+          this.headerCount = 0;
           records = this.records();
         } else this.skipValue(0);
         if (!this.more(0x7d)) break;
@@ -280,33 +285,31 @@ class ProduceScanner {
     for (;;) {
       const name = this.fieldName();
       this.expect(0x3a);
+      // A repeated field keeps its last value, as in JSON.parse.
       switch (name) {
         case F_KEY:
-          if (key !== ABSENT) throw GIVE_UP;
           key = this.scanOrNull();
           keyStart = this.start;
           keyEnd = this.end;
           keyPlain = this.plain;
           break;
         case F_VALUE:
-          if (value !== ABSENT) throw GIVE_UP;
           value = this.scanOrNull();
           valueStart = this.start;
           valueEnd = this.end;
           valuePlain = this.plain;
           break;
         case F_PARTITION:
-          if (partition !== undefined) throw GIVE_UP;
           partition = this.index();
           break;
         case F_ENCODING: {
-          if (base64 !== undefined) throw GIVE_UP;
           const enc = this.string();
           if (!enc.plain) throw GIVE_UP;
           base64 = this.is(enc.s, enc.e, 'base64');
           if (!base64 && !this.is(enc.s, enc.e, 'utf8')) throw GIVE_UP;
           break;
         }
+        // Repeated headers go to the general path: their count is kept as they are read.
         case F_HEADERS:
           if (headers !== undefined) throw GIVE_UP;
           headers = this.headers();

@@ -5,6 +5,7 @@
  */
 import type { BatchEncoder } from '../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
 import type { StorageProvider } from '../ports/storage.js';
 import type { HotValues } from './kv/hot-values.js';
 import type { KeyCache } from './kv/key-cache.js';
@@ -73,4 +74,6 @@ export interface EngineContext {
   keyCache?: KeyCache;
   /** Seals large produce batches off the engine's thread (the Node home's worker threads); without it they are sealed inline. */
   batchEncoder?: BatchEncoder;
+  /** Where background work that fails (a partition's roll or retention) is reported; without it, the console. */
+  logger?: Logger;
 }

@@ -194,6 +194,39 @@ describe('a tenant whose partitions are still opening', () => {
     expect(opts.clock.pendingCount).toBe(0);
   });
 
+  it('stats() answers at once while partitions open: the tenant is counted as opening, its figures once open', async () => {
+    const opts = options();
+    const engine = await createEngine(opts);
+    const first = await engine.tenant('t1');
+    await first.streams.createTopic('orders', { partitions: 4 });
+    await first.vectors.createCollection({ name: 'docs', dims: 2, metric: 'cosine' });
+    await (await engine.tenant('t2')).streams.createTopic('other', { partitions: 1 });
+    await engine.closeTenant('t1');
+    const gate = gatedPartitions(opts.storage);
+    await engine.services('t1');
+    expect(gate.waiting()).toBeGreaterThan(0);
+    // The gate stays shut: a stats() that waits for the partitions never answers.
+    const blocked = Symbol('blocked');
+    const early = await Promise.race([engine.stats(), new Promise<typeof blocked>((resolve) => setTimeout(() => resolve(blocked), 500))]);
+    expect(early).not.toBe(blocked);
+    expect(early).toMatchObject({ open_tenants: 1, opening_tenants: 1, topics: 1, partitions: 1, collections: 0 });
+    gate.release();
+    await engine.tenant('t1');
+    expect(await engine.stats()).toMatchObject({ open_tenants: 2, opening_tenants: 0, topics: 2, partitions: 5, collections: 1 });
+    await engine.close();
+  });
+
+  it('stats() leaves out a tenant whose partition failed to open: neither open nor opening', async () => {
+    const opts = options();
+    const engine = await createEngine(opts);
+    await (await engine.tenant('t1')).streams.createTopic('orders', { partitions: 2 });
+    await engine.closeTenant('t1');
+    await (await opts.storage.unit('log/t1/orders/1')).kv.put(Uint8Array.of(0x6d), text('{not json'));
+    await expect(engine.tenant('t1')).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
+    expect(await engine.stats()).toMatchObject({ open_tenants: 0, opening_tenants: 0, topics: 0 });
+    await engine.close();
+  });
+
   it('closes partitions that finish opening after the tenant closed: none keeps ticking', async () => {
     const opts = options();
     const engine = await createEngine(opts);

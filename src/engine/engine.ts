@@ -9,6 +9,7 @@ import { showValue } from '../core/show-value.js';
 import { MAX_TENANT_ID, isTenantId } from './tenant-id.js';
 import type { BatchEncoder } from '../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
 import type { StorageProvider } from '../ports/storage.js';
 import { systemClock, timerScheduler } from '../ports/system-clock.js';
 import type { Capabilities, EngineContext, LevelCounter, UsageRecorder } from './context.js';
@@ -48,6 +49,8 @@ export interface EngineOptions {
   where?: string;
   /** Seals large produce batches off the engine's thread; the engine closes it. Default: inline. */
   batchEncoder?: BatchEncoder;
+  /** Where background work that fails (a partition's roll or retention) is reported. Default: the console. */
+  logger?: Logger;
   /** Replaces the built-in migrations (tests). */
   migrations?: readonly Migration[];
 }
@@ -72,6 +75,8 @@ export interface TenantScope {
 /** See `Engine.stats()`. */
 export interface EngineStats extends OpenCollectionsStats, KeyCacheStats {
   open_tenants: number;
+  /** Tenants whose services or partitions are still opening: their figures count once they are open. */
+  opening_tenants: number;
   topics: number;
   partitions: number;
   segments: number;
@@ -116,6 +121,8 @@ export class Engine {
   private readonly servicesOpen = new Map<string, Promise<TenantScope>>();
   /** What each of `scopes` resolved to, once it has: stats() reads these without an await per tenant. */
   private readonly openedScopes = new WeakMap<Promise<TenantScope>, TenantScope>();
+  /** Those of `scopes` that failed to open (a damaged partition): stats() counts them neither open nor opening. */
+  private readonly failedScopes = new WeakSet<Promise<TenantScope>>();
   /** Tenants being closed by closeTenant: opening one again waits for its close (the store is its unit's only writer). */
   private readonly closingScopes = new Map<string, Promise<void>>();
   private closing: Promise<void> | undefined;
@@ -156,6 +163,7 @@ export class Engine {
       openCollections,
       keyCache,
       batchEncoder: options.batchEncoder,
+      logger: options.logger,
     };
     let tenants: TenantRegistry;
     try {
@@ -205,7 +213,10 @@ export class Engine {
       scope = opening;
       this.scopes.set(id, opening);
       this.servicesOpen.set(id, services);
-      opening.then((opened) => this.openedScopes.set(opening, opened), () => undefined);
+      opening.then(
+        (opened) => this.openedScopes.set(opening, opened),
+        () => this.failedScopes.add(opening),
+      );
       // A failed open of the services is not cached: the next call tries again.
       services.catch(() => {
         if (this.scopes.get(id) !== opening) return;
@@ -282,12 +293,17 @@ export class Engine {
    * lookups, collections and vectors; and, engine-wide, the open collections, their bytes and
    * how many closed for the budget or idleness. For the home's metrics.
    *
+   * A tenant still opening (after a restart its partitions open in the background, for seconds
+   * with thousands of them) is counted in `opening_tenants` and in no other figure until it is
+   * open: a scrape answers from what is known rather than wait for the slowest tenant's open.
+   *
    * @example
    * const { segments, cache_hits, cache_misses } = await engine.stats();
    */
   async stats(): Promise<EngineStats> {
     const s: EngineStats = {
       open_tenants: 0,
+      opening_tenants: 0,
       topics: 0,
       partitions: 0,
       segments: 0,
@@ -309,23 +325,21 @@ export class Engine {
       s.collections += vectors.collections;
       s.vectors += vectors.vectors;
     };
-    // Tenants open with every figure known are counted in one pass without an await; the others
-    // (still opening, or with collection counts not read yet) after it.
-    let later: [string, Promise<TenantScope>][] | undefined;
+    // Tenants open with every figure known are counted in one pass without an await; those with
+    // collection counts not read yet after it.
+    let later: [string, Promise<TenantScope>, TenantScope][] | undefined;
     for (const [id, pending] of this.scopes) {
       const scope = this.openedScopes.get(pending);
-      const vectors = scope?.vectors.knownTotals();
-      if (vectors === undefined) (later ??= []).push([id, pending]);
-      else count(scope!, vectors);
-    }
-    for (const [id, pending] of later ?? []) {
-      if (this.scopes.get(id) !== pending) continue; // closed meanwhile
-      let scope: TenantScope;
-      try {
-        scope = await pending;
-      } catch {
-        continue; // failed to open: nothing to count
+      if (scope === undefined) {
+        if (!this.failedScopes.has(pending)) s.opening_tenants++;
+        continue;
       }
+      const vectors = scope.vectors.knownTotals();
+      if (vectors === undefined) (later ??= []).push([id, pending, scope]);
+      else count(scope, vectors);
+    }
+    for (const [id, pending, scope] of later ?? []) {
+      if (this.scopes.get(id) !== pending) continue; // closed meanwhile
       let vectors: { collections: number; vectors: number };
       try {
         vectors = await scope.vectors.totals();

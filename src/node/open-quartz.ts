@@ -13,7 +13,7 @@ import './core.js'; // registers build/quartz.wasm as init()'s default source
 import { openDiskStorage } from './storage/disk-storage.js';
 import { isNoSpace } from './storage/disk-errors.js';
 
-export interface OpenQuartzOptions extends Pick<EngineOptions, 'kv' | 'streams' | 'vectors' | 'usage' | 'defaultPlan' | 'tenantIdleMs'> {
+export interface OpenQuartzOptions extends Pick<EngineOptions, 'kv' | 'streams' | 'vectors' | 'usage' | 'defaultPlan' | 'tenantIdleMs' | 'logger'> {
   /** The data directory; created if missing. */
   dataDir: string;
   clock?: Clock;

@@ -7,9 +7,8 @@
  * key with a write in flight is never dropped); a store unused for the idle time drops them all.
  * A dropped key costs its next put one storage read, never a wrong answer.
  */
-import { ErrorCode, QuartzError } from '../../core/errors.js';
-import { showValue } from '../../core/show-value.js';
 import type { Scheduler } from '../../ports/clock.js';
+import { checkLimit } from '../limits.js';
 
 export interface KeyCacheOptions {
   /** Bytes of every tenant's key cache together (an estimate per key, see KEY_SLOT_BYTES); Infinity for no bound. Default 128 MiB. */
@@ -149,11 +148,4 @@ export class KeyCache {
     this.closed = true;
     this.stopTicks();
   }
-}
-
-function checkLimit(value: number, name: string): number {
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (Number.isFinite(value) && !Number.isSafeInteger(value))) {
-    throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${name} must be a whole non-negative number (or Infinity), got ${showValue(value)}`);
-  }
-  return value;
 }

@@ -40,6 +40,7 @@ import { ownRecordBytes } from '../../core/segment-records.js';
 import { showValue } from '../../core/show-value.js';
 import type { BatchEncoder } from '../../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
+import { consoleLogger, type Logger } from '../../ports/logger.js';
 import { type Awaitable, type BatchOp, type UnitStorage } from '../../ports/storage.js';
 import { murmur2 } from './murmur2.js';
 import { OWNER_END, type SegmentCache } from './segment-cache.js';
@@ -111,6 +112,8 @@ export interface PartitionStats {
 export interface PartitionHooks {
   /** Bytes stored changed by `delta` (produce, roll, retention). */
   onBytes(delta: number): void;
+  /** Where a failing roll or retention is reported; default the console. */
+  logger?: Logger;
 }
 
 /** Raw bytes per tail entry (a run of batches) stay well under the 1 MiB KV entry limit, LZ4's worst case and batch headers included. */
@@ -328,6 +331,8 @@ export class PartitionLog {
   private ticking: Promise<void> | undefined;
   /** Whether the last tick failed, so a run of failures is logged once (see `noteTickOutcome`). */
   private tickFailing = false;
+  /** Whether the last roll triggered by `segment_bytes` failed (see `noteSizeRollOutcome`). */
+  private sizeRollFailing = false;
   /**
    * Where recent reads of this partition ended: a read starting at one of them is sequential.
    * Several, so that consumers taking turns on one partition still count as sequential (and
@@ -1047,7 +1052,11 @@ export class PartitionLog {
     this.rollQueued = true;
     this.runMaintenance(async () => {
       this.rollQueued = false;
-      await this.rollNow(false);
+      let failure: { err: unknown } | undefined;
+      // No caller waits for this roll: unlogged, a full disk left the tail growing in silence.
+      // The next commit past segment_bytes retries it.
+      await this.rollNow(false).catch((err: unknown) => void (failure = { err }));
+      this.noteSizeRollOutcome(failure);
     });
   }
 
@@ -1246,12 +1255,28 @@ export class PartitionLog {
    * log, and saying nothing hid a partition that no longer rolled or kept its retention.
    */
   private noteTickOutcome(failure: { err: unknown } | undefined): void {
+    const logger = this.hooks.logger ?? consoleLogger;
     if (failure !== undefined && !this.tickFailing && !this.closed) {
-      console.error(`quartz: the roll or retention of partition '${this.name}' failed; it is retried every tick and logged again once it succeeds`, failure.err);
+      logger.error(`the roll or retention of partition '${this.name}' failed; it is retried every tick and logged again once it succeeds`, { partition: this.name, err: failure.err });
     } else if (failure === undefined && this.tickFailing) {
-      console.error(`quartz: the roll and retention of partition '${this.name}' succeed again`);
+      logger.info(`the roll and retention of partition '${this.name}' succeed again`, { partition: this.name });
     }
     this.tickFailing = failure !== undefined;
+  }
+
+  /**
+   * Logs a roll triggered by `segment_bytes` that failed, as `noteTickOutcome` does a tick: once
+   * when the failures start, once when a roll succeeds again. A streak of its own, so a tick's
+   * retention that succeeds meanwhile does not end it.
+   */
+  private noteSizeRollOutcome(failure: { err: unknown } | undefined): void {
+    const logger = this.hooks.logger ?? consoleLogger;
+    if (failure !== undefined && !this.sizeRollFailing && !this.closed) {
+      logger.error(`the roll of partition '${this.name}' (its tail reached segment_bytes) failed; it is retried after each produce and logged again once it succeeds`, { partition: this.name, err: failure.err });
+    } else if (failure === undefined && this.sizeRollFailing) {
+      logger.info(`the rolls of partition '${this.name}' by segment_bytes succeed again`, { partition: this.name });
+    }
+    this.sizeRollFailing = failure !== undefined;
   }
 
   /** Leaves its tick slot and wakes long-polls; pending commits still finish. */

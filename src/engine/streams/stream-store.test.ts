@@ -813,6 +813,61 @@ describe('tick timers', () => {
   });
 });
 
+describe('a roll triggered by segment_bytes that fails', () => {
+  it('is logged once per failure streak through the logger port, and the partition rolls once storage works again', async () => {
+    const ctx = createTestContext();
+    const errors: Array<{ message: string; details?: Record<string, unknown> }> = [];
+    const infos: string[] = [];
+    ctx.logger = { error: (message, details) => errors.push({ message, details }), info: (message) => infos.push(message) };
+    let diskFull = true;
+    let refusedPuts = 0;
+    const unit = ctx.storage.unit.bind(ctx.storage);
+    (ctx.storage as StorageProvider).unit = (name: string) => {
+      const u = unit(name) as UnitStorage;
+      if (!name.startsWith('log/t1/full/')) return u;
+      const put = async (key: string, bytes: Uint8Array): Promise<void> => {
+        if (diskFull) {
+          refusedPuts++;
+          throw new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, 'no space left on device');
+        }
+        return u.blobs.put(key, bytes);
+      };
+      return { kv: u.kv, blobs: { ...u.blobs, put, putParts: undefined, get: u.blobs.get.bind(u.blobs), delete: u.blobs.delete.bind(u.blobs), list: u.blobs.list.bind(u.blobs) } };
+    };
+    const random = seededRandom(7);
+    // Incompressible, so the tail passes segment_bytes.
+    const noise = (n: number): ProduceRecord[] => Array.from({ length: n }, () => ({ value: Uint8Array.from({ length: 200 }, () => random() * 256) }));
+    const streams = await StreamStore.open(ctx, 't1');
+    // segment_ms far off: only the size triggers a roll here, never the tick.
+    await streams.createTopic('full', { segment_bytes: 1024, segment_ms: 86_400_000 });
+    try {
+      await streams.produce('full', noise(10)); // past segment_bytes: a roll is requested
+      await vi.waitFor(() => expect(refusedPuts).toBe(1));
+      await vi.waitFor(() => expect(errors).toHaveLength(1));
+      expect(errors[0]!.message).toContain("'log/t1/full/0'");
+      expect(errors[0]!.details).toMatchObject({ partition: 'log/t1/full/0', err: expect.objectContaining({ code: ErrorCode.INSUFFICIENT_STORAGE }) });
+      // Each produce retries the roll; the streak is logged once, not per roll.
+      for (let i = 1; i <= 3; i++) {
+        await streams.produce('full', noise(1));
+        await vi.waitFor(() => expect(refusedPuts).toBe(1 + i));
+      }
+      await streams.maintain('full').catch(() => undefined); // queued behind the rolls: they have all ended
+      expect(errors).toHaveLength(1);
+      expect(infos).toEqual([]);
+      expect(streams.describeTopic('full').partition_info[0]!.segments).toBe(0);
+      diskFull = false;
+      await streams.produce('full', noise(1));
+      await vi.waitFor(() => expect(streams.describeTopic('full').partition_info[0]!.segments).toBeGreaterThan(0));
+      await vi.waitFor(() => expect(infos).toHaveLength(1));
+      expect(infos[0]).toContain("'log/t1/full/0'");
+      expect(errors).toHaveLength(1);
+      expect((await readAll(streams, 'full', 0)).map((r) => r.offset)).toEqual([...Array(14).keys()]);
+    } finally {
+      await streams.close();
+    }
+  });
+});
+
 describe('retention', () => {
   it('deletes whole segments by age and moves the log start', async () => {
     const { ctx, streams } = await setup();

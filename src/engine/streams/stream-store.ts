@@ -372,6 +372,7 @@ export class StreamStore {
    */
   private async openLogs(config: TopicConfig, metering: { on: boolean }): Promise<PartitionLog[]> {
     const hooks = {
+      logger: this.ctx.logger,
       onBytes: (delta: number) => {
         if (!metering.on) return;
         this.ctx.usage.add(this.tenantId, 'bytes_stored', delta);

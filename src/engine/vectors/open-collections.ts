@@ -6,9 +6,8 @@
  * Closing is the store's job (VectorStore.evict): it refuses while the collection has an
  * operation in flight, and the next use reopens it.
  */
-import { ErrorCode, QuartzError } from '../../core/errors.js';
-import { showValue } from '../../core/show-value.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
+import { checkLimit } from '../limits.js';
 
 export interface OpenCollectionsOptions {
   /** Bytes of open collections (wasm memory plus an estimate of their JS heap) to stay within. Default 256 MiB. */
@@ -64,8 +63,8 @@ export class OpenCollections {
     private readonly scheduler: Scheduler,
     options: OpenCollectionsOptions = {},
   ) {
-    this.maxBytes = checkLimit(options.maxOpenBytes ?? DEFAULT_MAX_OPEN_BYTES, 'maxOpenBytes');
-    this.idleCloseMs = checkLimit(options.idleCloseMs ?? DEFAULT_IDLE_CLOSE_MS, 'idleCloseMs');
+    this.maxBytes = checkLimit(options.maxOpenBytes ?? DEFAULT_MAX_OPEN_BYTES, 'vectors.maxOpenBytes');
+    this.idleCloseMs = checkLimit(options.idleCloseMs ?? DEFAULT_IDLE_CLOSE_MS, 'vectors.idleCloseMs');
   }
 
   /** Lists a collection that just opened as the most recently used, then keeps within the budget. */
@@ -181,11 +180,4 @@ export class OpenCollections {
     this.closed = true;
     this.stopSweep();
   }
-}
-
-function checkLimit(value: number, name: string): number {
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
-    throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `vectors.${name} must be a non-negative number, got ${showValue(value)}`);
-  }
-  return value;
 }

@@ -39,11 +39,28 @@ describe('a direct produce answers as the hono route does', () => {
     ['a field error', JSON.stringify({ records: [{ key: 'k' }] }), {}],
     ['a missing partition', JSON.stringify({ records: [{ value: 'x', partition: 3 }] }), {}],
     ['a 413', JSON.stringify({ records: [{ value: 'x'.repeat(LIMIT) }] }), {}],
+    // A repeated field keeps its last value, as JSON.parse does (and the vector query's body).
+    ['a repeated records field', '{"records":[{"value":"first"}],"records":[{"value":"second"},{"value":"third"}]}', {}],
+    ['a repeated records field, the first one bad', '{"records":[{"key":"k"}],"records":[{"value":"ok"}]}', {}],
+    ['a repeated records field, the last one bad', '{"records":[{"value":"ok"}],"records":[{"value":1}]}', {}],
+    ['a repeated field in a record', '{"records":[{"value":"a","value":"b","partition":3,"partition":0}]}', {}],
   ])('%s', async (_, body, extra) => {
     const headers = { ...auth, ...extra };
     const direct = await sendWithBody(`${server.url}/v1/topics/da/records`, 'POST', body, headers);
     expect(direct).toEqual(named(await sendWithBody(`${server.url}/v1/topics/d%62/records`, 'POST', body, headers), 'db', 'da'));
     expect(direct).toEqual(named(await sendWithBody(`${server.url}/v1/topics/dc/records`, 'POST', body, headers, { chunked: true }), 'dc', 'da'));
+  });
+
+  it('a repeated records field: the last one is produced, by either path', async () => {
+    const body = '{"records":[{"value":"first"}],"records":[{"value":"second"},{"value":"third"}]}';
+    for (const [topic, path, options] of [['da', 'da', {}], ['db', 'd%62', {}], ['dc', 'dc', { chunked: true }]] as const) {
+      const answer = await sendWithBody(`${server.url}/v1/topics/${path}/records`, 'POST', body, auth, options);
+      expect(answer.status).toBe(200);
+      const offsets = (JSON.parse(answer.body) as { offsets: Array<{ offset: number }> }).offsets;
+      expect(offsets).toHaveLength(2);
+      const read = await (await fetch(`${server.url}/v1/topics/${topic}/partitions/0/records?offset=${offsets[0]!.offset}`, { headers: auth })).json();
+      expect((read as { records: Array<{ value: string }> }).records.map((r) => r.value)).toEqual(['second', 'third']);
+    }
   });
 
   it('a body that arrives in parts', async () => {

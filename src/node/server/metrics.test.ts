@@ -55,6 +55,7 @@ describe('createMetrics', () => {
     expect(body).toContain('# TYPE quartz_http_request_duration_seconds histogram');
     expect(gauge(body, 'quartz_tenants')).toBe(1);
     expect(gauge(body, 'quartz_open_tenants')).toBe(1);
+    expect(gauge(body, 'quartz_opening_tenants')).toBe(0);
     expect(gauge(body, 'quartz_topics')).toBe(1);
     expect(gauge(body, 'quartz_partitions')).toBe(2);
     expect(gauge(body, 'quartz_segments')).toBeGreaterThan(0);

@@ -85,6 +85,7 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
   const tenants = new Gauge({ name: 'quartz_tenants', help: 'Tenants registered', registers: [registry] });
   const live = (name: string, help: string) => new Gauge({ name, help: `${help} (tenants opened since start)`, registers: [registry] });
   const openTenants = live('quartz_open_tenants', 'Tenants whose services are open');
+  const openingTenants = live('quartz_opening_tenants', 'Tenants still opening, counted in the other figures once open');
   const topics = live('quartz_topics', 'Topics');
   const partitions = live('quartz_partitions', 'Partitions');
   const segments = live('quartz_segments', 'Sealed log segments');
@@ -120,6 +121,7 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
 
     const st = await engine.stats();
     openTenants.set(st.open_tenants);
+    openingTenants.set(st.opening_tenants);
     topics.set(st.topics);
     partitions.set(st.partitions);
     segments.set(st.segments);

@@ -103,6 +103,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
     kv: { keyCacheMaxBytes: settings.kvKeyCacheMaxBytes },
     tenantIdleMs: settings.tenantIdleMs,
     warn: (message, details) => logger.warn(details, message),
+    logger: { error: (message, details) => logger.error(details ?? {}, message), info: (message, details) => logger.info(details ?? {}, message) },
   });
   let server: ServerType;
   const shutdown = new AbortController();
