@@ -4,7 +4,7 @@
  */
 import type { Context } from 'hono';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
-import { MAX_TTL_SECONDS, type KvEntry, type KvStore } from '../../engine/kv/kv-store.js';
+import { MAX_TTL_SECONDS, type KvEntry, type KvPutOptions, type KvStore } from '../../engine/kv/kv-store.js';
 import { JSON_TYPE } from '../errors.js';
 import { readBody, readDirectBody } from '../body.js';
 import { servicesOf, type AppDeps, type AppEnv } from '../context.js';
@@ -50,40 +50,24 @@ export function parseEtags(header: string): '*' | number[] {
   return versions;
 }
 
-function precondition(key: string, message: string): QuartzError {
-  return new QuartzError(ErrorCode.PRECONDITION_FAILED, `key '${key}' ${message}`);
-}
-
-type Preconditions = { ifMatch?: number; ifNoneMatch?: '*' };
+type Preconditions = Pick<KvPutOptions, 'ifMatch' | 'ifNoneMatch'>;
 const NONE: Preconditions = {};
 
-/** The version a write must find (ifMatch), or 'absent' for create-only, from the request's If-Match / If-None-Match. */
-function preconditions(kv: KvStore, key: string, ifMatch: string | undefined, ifNoneMatch: string | undefined, allowNoneMatch: boolean): Preconditions | Promise<Preconditions> {
-  // Most writes are unconditional: no lookup, no promise.
+/**
+ * The request's If-Match / If-None-Match as the store's conditions. The store checks them in the
+ * step that writes: a `*` or a list checked against a version read first would fail when another
+ * write came between, though the key still met it.
+ */
+function preconditions(ifMatch: string | undefined, ifNoneMatch: string | undefined, allowNoneMatch: boolean): Preconditions {
+  // Most writes are unconditional.
   if (ifMatch === undefined && ifNoneMatch === undefined) return NONE;
-  return conditionalOn(kv, key, ifMatch, ifNoneMatch, allowNoneMatch);
-}
-
-async function conditionalOn(kv: KvStore, key: string, ifMatch: string | undefined, ifNoneMatch: string | undefined, allowNoneMatch: boolean): Promise<Preconditions> {
   if (ifMatch !== undefined && ifNoneMatch !== undefined) throw invalid('If-Match and If-None-Match cannot be combined');
   if (ifMatch !== undefined) {
     const tags = parseEtags(ifMatch);
-    if (tags !== '*' && tags.length === 1) return { ifMatch: tags[0]! };
-    // `*` or several tags: find the current version, then write only if it is still that one.
-    const meta = await kv.head(key);
-    if (meta === undefined) throw precondition(key, 'does not exist');
-    if (tags !== '*' && !tags.includes(meta.version)) throw precondition(key, `is at version ${meta.version}, which If-Match does not list`);
-    return { ifMatch: meta.version };
+    return { ifMatch: tags !== '*' && tags.length === 1 ? tags[0]! : tags };
   }
-  if (ifNoneMatch !== undefined) {
-    if (!allowNoneMatch) throw invalid('If-None-Match is not supported on DELETE');
-    const tags = parseEtags(ifNoneMatch);
-    if (tags === '*') return { ifNoneMatch: '*' };
-    const meta = await kv.head(key);
-    if (meta !== undefined && tags.includes(meta.version)) throw precondition(key, `is at version ${meta.version}, which If-None-Match lists`);
-    return meta === undefined ? { ifNoneMatch: '*' } : { ifMatch: meta.version };
-  }
-  return NONE;
+  if (!allowNoneMatch) throw invalid('If-None-Match is not supported on DELETE');
+  return { ifNoneMatch: parseEtags(ifNoneMatch!) };
 }
 
 /** The tenant's KV store; synchronous once the tenant is open. */
@@ -163,14 +147,17 @@ function parseTtl(raw: string | undefined): number | undefined {
  */
 function putAnswer(kv: KvStore, key: string, value: Uint8Array, ttl: number | undefined, header: (name: string) => string | undefined): Promise<PlainAnswer> {
   const contentType = header('content-type');
-  const found = preconditions(kv, key, header('if-match'), header('if-none-match'), true);
-  const put = (pre: Preconditions): Promise<PlainAnswer> =>
-    kv.put(key, value, pre === NONE ? { contentType, ttl } : { contentType, ttl, ...pre }).then(({ version, expiresAt }) => {
-      const etag = etagOf(version);
-      const body = `{"key":${JSON.stringify(key)},"size":${value.length},"content_type":${JSON.stringify(contentType ?? 'application/octet-stream')},"etag":${JSON.stringify(etag)},"expires_at":${expiresAt === null ? 'null' : expiresAt}}`;
-      return { status: 200, headers: { 'content-type': JSON_TYPE, etag }, body };
-    });
-  return found instanceof Promise ? found.then(put) : put(found);
+  let pre: Preconditions;
+  try {
+    pre = preconditions(header('if-match'), header('if-none-match'), true);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return kv.put(key, value, pre === NONE ? { contentType, ttl } : { contentType, ttl, ...pre }).then(({ version, expiresAt }) => {
+    const etag = etagOf(version);
+    const body = `{"key":${JSON.stringify(key)},"size":${value.length},"content_type":${JSON.stringify(contentType ?? 'application/octet-stream')},"etag":${JSON.stringify(etag)},"expires_at":${expiresAt === null ? 'null' : expiresAt}}`;
+    return { status: 200, headers: { 'content-type': JSON_TYPE, etag }, body };
+  });
 }
 
 /** `?ttl=<digits>`, the one query a direct PUT takes as it is (parseTtl judges the digits). */
@@ -283,7 +270,7 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     async (c) => {
       const key = param(c, 'key');
       const kv = await kvOf(deps, c);
-      const pre = await preconditions(kv, key, c.req.header('if-match'), c.req.header('if-none-match'), false);
+      const pre = preconditions(c.req.header('if-match'), c.req.header('if-none-match'), false);
       const existed = await kv.delete(key, pre);
       if (!existed) throw new QuartzError(ErrorCode.NOT_FOUND, `key '${key}' does not exist`);
       return c.body(null, 204);

@@ -218,6 +218,28 @@ describe('KvStore compare-and-set', () => {
     expect(v3).toBeGreaterThan(v2);
   });
 
+  it("'*' and lists of versions, checked in the write's own step: a large put still meets `ifMatch: '*'` after writes came in during its upload", async () => {
+    const kv = await KvStore.open(slowContext(false), 't1');
+    await rejects(() => kv.put('k', bytes('x'), { ifMatch: '*' }), ErrorCode.PRECONDITION_FAILED, /key 'k' does not exist/);
+    const { version: v1 } = await kv.put('k', bytes('1'), { ifNoneMatch: [7] });
+    const { version: v2 } = await kv.put('k', bytes('2'), { ifMatch: [1, v1, 3] });
+    const miss = await rejects(() => kv.put('k', bytes('3'), { ifMatch: [v1, 1, 2, 3, 4] }), ErrorCode.PRECONDITION_FAILED, new RegExp(`is at version ${v2}, not one of ${v1}, 1, 2, 3, …$`));
+    expect(miss.details).toEqual({ key: 'k', current_version: v2 });
+    await rejects(() => kv.put('k', bytes('3'), { ifNoneMatch: [v1, v2] }), ErrorCode.PRECONDITION_FAILED, new RegExp(`is at version ${v2}, one of ${v1}, ${v2} it must not be at`));
+    await rejects(() => kv.put('k', bytes('3'), { ifMatch: [] }), ErrorCode.PRECONDITION_FAILED);
+    await kv.put('k', bytes('3'), { ifNoneMatch: [] }); // lists nothing: holds whatever the key is at
+    // A large put holds its key from the call on, but its condition is checked once its blob is
+    // written: the small puts called after it apply after it, so '*' meets a key that exists throughout.
+    const large = kv.put('k', new Uint8Array(1_500_000).fill(5), { ifMatch: '*' });
+    const after = [kv.put('k', bytes('4'), { ifMatch: '*' }), kv.delete('k', { ifMatch: '*' })];
+    await expect(large).resolves.toMatchObject({ expiresAt: null });
+    await expect(Promise.all(after)).resolves.toEqual([expect.objectContaining({ expiresAt: null }), true]);
+    await rejects(() => kv.delete('k', { ifMatch: '*' }), ErrorCode.PRECONDITION_FAILED, /does not exist/);
+    await rejects(() => kv.put('k', bytes('x'), { ifMatch: [1.5] }), ErrorCode.INVALID_ARGUMENT, /ifMatch must be/);
+    await rejects(() => kv.put('k', bytes('x'), { ifNoneMatch: [-1] }), ErrorCode.INVALID_ARGUMENT, /ifNoneMatch only takes/);
+    await kv.close();
+  });
+
   it('never reissues a version after a crash, even when writes ran ahead of the clock', async () => {
     const ctx = slowContext(false);
     const kv = await KvStore.open(ctx, 't1');

@@ -84,15 +84,24 @@ export interface KvPutOptions {
   contentType?: string;
   /** Seconds until the key expires (positive integer). Without it the key never expires. */
   ttl?: number;
-  /** Only write if the key exists with this version (HTTP If-Match). */
-  ifMatch?: number;
-  /** `'*'`: only write if the key does not exist (HTTP If-None-Match: *). */
-  ifNoneMatch?: '*';
+  /**
+   * Only write if the key exists: at this version, at one of these versions, or (`'*'`) at any
+   * (HTTP If-Match).
+   */
+  ifMatch?: VersionCondition;
+  /**
+   * Only write unless the key exists: at any version (`'*'`: create only), or at one of these
+   * versions (HTTP If-None-Match).
+   */
+  ifNoneMatch?: '*' | readonly number[];
 }
 
+/** A version, several, or `'*'` (any): what `ifMatch` accepts. */
+export type VersionCondition = number | readonly number[] | '*';
+
 export interface KvDeleteOptions {
-  /** Only delete if the key exists with this version. */
-  ifMatch?: number;
+  /** Only delete if the key exists: at this version, at one of these versions, or (`'*'`) at any. */
+  ifMatch?: VersionCondition;
 }
 
 /** What is known about a key without its value. */
@@ -208,10 +217,37 @@ function contentTypeBytes(contentType: unknown): Uint8Array {
   return bytes;
 }
 
-function checkVersionArg(v: unknown, what: string): void {
-  if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) >= 0)) {
-    throw invalid(`${what} must be a version number (a non-negative integer), got ${String(v)}`);
+const isVersion = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+
+function checkIfMatch(v: unknown): void {
+  if (v === undefined || v === '*' || isVersion(v) || (Array.isArray(v) && v.every(isVersion))) return;
+  throw invalid(`ifMatch must be a version number (a non-negative integer), a list of them or '*', got ${showValue(v)}`);
+}
+
+function checkIfNoneMatch(v: unknown): void {
+  if (v === undefined || v === '*' || (Array.isArray(v) && v.every(isVersion))) return;
+  throw invalid(`ifNoneMatch only takes '*' or a list of version numbers, got ${showValue(v)}`);
+}
+
+/** The versions of a condition as a 412 names them: the first few. */
+function shownVersions(versions: readonly number[]): string {
+  return versions.length <= 4 ? versions.join(', ') : `${versions.slice(0, 4).join(', ')}, …`;
+}
+
+/**
+ * Why a write's conditions fail on a key `live` at `version`, or undefined when they hold. Checked
+ * in the same synchronous run as the write is issued, so no other write of the key comes between.
+ */
+function unmetCondition(live: boolean, version: number, ifMatch: VersionCondition | undefined, ifNoneMatch: '*' | readonly number[] | undefined): string | undefined {
+  if (ifMatch !== undefined) {
+    if (!live) return 'does not exist';
+    if (typeof ifMatch === 'number') return version === ifMatch ? undefined : `is at version ${version}, not ${ifMatch}`;
+    if (ifMatch !== '*' && !ifMatch.includes(version)) return `is at version ${version}, not one of ${shownVersions(ifMatch)}`;
+    return undefined;
   }
+  if (ifNoneMatch === undefined || !live) return undefined;
+  if (ifNoneMatch === '*') return `already exists (version ${version})`;
+  return ifNoneMatch.includes(version) ? `is at version ${version}, one of ${shownVersions(ifNoneMatch)} it must not be at` : undefined;
 }
 
 function preconditionFailed(key: string, message: string, current: number | null): QuartzError {
@@ -539,8 +575,8 @@ export class KvStore {
     }
     const type = contentTypeBytes(options.contentType);
     const { ttl, ifMatch, ifNoneMatch } = options;
-    checkVersionArg(ifMatch, 'ifMatch');
-    if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw invalid(`ifNoneMatch only takes '*', got ${showValue(ifNoneMatch)}`);
+    checkIfMatch(ifMatch);
+    checkIfNoneMatch(ifNoneMatch);
     if (ifNoneMatch !== undefined && ifMatch !== undefined) throw invalid('ifMatch and ifNoneMatch cannot be combined');
     let expiresAt = 0;
     if (ttl !== undefined) {
@@ -594,12 +630,11 @@ export class KvStore {
     this.check();
     const k = dataKey(key);
     const { ifMatch } = options;
-    checkVersionArg(ifMatch, 'ifMatch');
+    checkIfMatch(ifMatch);
     return this.mutate(key, k, (slot) => {
       const live = slot.exists && !this.expiredAt(slot.expiresAt);
-      if (ifMatch !== undefined && (!live || slot.version !== ifMatch)) {
-        throw preconditionFailed(key, !live ? 'does not exist' : `is at version ${slot.version}, not ${ifMatch}`, !live ? null : slot.version);
-      }
+      const unmet = unmetCondition(live, slot.version, ifMatch, undefined);
+      if (unmet !== undefined) throw preconditionFailed(key, unmet, live ? slot.version : null);
       if (!slot.exists) return false;
       const done = this.remove(slot, k);
       return done instanceof Promise ? done.then(() => live) : live;
@@ -1103,18 +1138,14 @@ export class KvStore {
     contentType: string,
     size: number,
     expiresAt: number,
-    ifMatch: number | undefined,
-    ifNoneMatch: '*' | undefined,
+    ifMatch: VersionCondition | undefined,
+    ifNoneMatch: '*' | readonly number[] | undefined,
     adopt: string | undefined,
   ): Awaitable<KvPutResult> {
     const key = slot.key;
     const live = slot.exists && !this.expiredAt(slot.expiresAt);
-    if (ifNoneMatch !== undefined && live) {
-      throw preconditionFailed(key, `already exists (version ${slot.version})`, slot.version);
-    }
-    if (ifMatch !== undefined && (!live || slot.version !== ifMatch)) {
-      throw preconditionFailed(key, !live ? 'does not exist' : `is at version ${slot.version}, not ${ifMatch}`, !live ? null : slot.version);
-    }
+    const unmet = ifMatch === undefined && ifNoneMatch === undefined ? undefined : unmetCondition(live, slot.version, ifMatch, ifNoneMatch);
+    if (unmet !== undefined) throw preconditionFailed(key, unmet, live ? slot.version : null);
     const version = this.nextVersion(slot);
     writeHeader(rec, adopt === undefined ? 0 : FLAG_BLOB, type, version, expiresAt, size);
     const keyBytes = k.length - 1;
@@ -1192,8 +1223,8 @@ export class KvStore {
     type: Uint8Array,
     contentType: string,
     expiresAt: number,
-    ifMatch: number | undefined,
-    ifNoneMatch: '*' | undefined,
+    ifMatch: VersionCondition | undefined,
+    ifNoneMatch: '*' | readonly number[] | undefined,
   ): Promise<KvPutResult> {
     const name = `v/${randomHex(16)}`;
     const written = (async () => {

@@ -21,7 +21,7 @@ import { directFirst } from './direct.js';
 import { inTurn } from './in-turn.js';
 import { closeAfterAnswer, continueWhenRead, EarlyAnswerResponse } from './early-answer.js';
 import { createLogger } from './logger.js';
-import { adapterErrorAnswer, answerClientError, refuseConnect, refuseExpectation } from './transport-errors.js';
+import { adapterErrorAnswer, answerClientError, endUnlessWriting, refuseConnect, refuseExpectation } from './transport-errors.js';
 import { createMetrics } from './metrics.js';
 import { keepTickShape } from './tick-shape.js';
 import type { ServeSettings } from './settings.js';
@@ -129,6 +129,11 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       // Host is checked in directFirst, which answers its absence as JSON (node's check answers a bare 400).
       const listener = inTurn(directFirst(app.direct, hono, logger));
       const s = createServer({ requireHostHeader: false, ServerResponse: EarlyAnswerResponse }, listener);
+      // NOTE: by default node ends a connection as soon as its client half-closes (sends FIN after
+      // its request, as `nc -N` or an HTTP/1.0 client may), dropping the answers of requests still
+      // running: a PUT stored its value and its client read nothing. Half-open, node answers them
+      // and closes after the last; endUnlessWriting still cuts a read at once.
+      (s as typeof s & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
       s.on('checkContinue', continueWhenRead(listener));
       s.on('clientError', answerClientError);
       s.on('connect', refuseConnect);
@@ -146,6 +151,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
   const sockets = new Set<Socket>();
   http.on('connection', (socket: Socket) => {
     sockets.add(socket);
+    socket.once('end', () => endUnlessWriting(socket));
     socket.once('close', () => sockets.delete(socket));
   });
   setTimeouts(http, draft.long_poll_max_ms);

@@ -60,6 +60,14 @@ function parserRefusal(err: NodeJS.ErrnoException & { reason?: string; rawPacket
   }
 }
 
+/** The fields of node's ServerResponse for the request a socket is answering (`socket._httpMessage`). */
+interface PendingAnswer {
+  headersSent?: boolean;
+  req?: { complete?: boolean; method?: string };
+  shouldKeepAlive?: boolean;
+  _last?: boolean;
+}
+
 /**
  * node's 'clientError' listener: the answer node would give, as JSON. NOTE: with a listener
  * attached node neither answers nor closes the socket; this does both.
@@ -68,10 +76,24 @@ function parserRefusal(err: NodeJS.ErrnoException & { reason?: string; rawPacket
  * server.on('clientError', answerClientError);
  */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  const http = socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null; parser?: { incoming?: unknown } | null };
-  // A reset socket, or one already answering an earlier request on it: nothing can be written.
-  const inFlight = http._httpMessage?.headersSent === true;
-  if (err.code === 'ECONNRESET' || !socket.writable || inFlight) {
+  const http = socket as Duplex & { _httpMessage?: PendingAnswer | null; parser?: { incoming?: unknown } | null };
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  // The fault is in bytes after a complete request whose answer is yet to come or going out (data
+  // after `Connection: close`, which RFC 9112 §9.6 says to ignore, or pipelined garbage). That
+  // request may have written: its own answer goes out, then the connection closes and the bytes
+  // after it get none. A refusal written now would be read as that request's answer (a PUT that
+  // stored its value answered 400 or 501), and cutting the connection would leave it unanswered.
+  const pending = http._httpMessage;
+  if (pending != null && pending.req?.complete === true) {
+    if (!pending.headersSent) pending.shouldKeepAlive = false; // says `Connection: close`
+    pending._last = true; // node closes the connection once this answer is written
+    return;
+  }
+  // Mid-body of a request being answered already: nothing more can be written.
+  if (pending?.headersSent === true) {
     socket.destroy();
     return;
   }
@@ -84,6 +106,24 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
   }
   const [status, code, message] = parserRefusal(err);
   socket.end(rawAnswer(status, code, message));
+}
+
+/** Methods that change nothing: their answer may be dropped with the connection. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * A connection's 'end' (its client half-closed: FIN after its requests). The server runs
+ * half-open (server.ts), so node keeps the connection to answer what is running and closes after
+ * the last answer: a write (PUT, POST, DELETE, PATCH) may have been done, and its client reads
+ * that it was. A read running then is cut as node does by default: it changed nothing, and a
+ * client gone mid long-poll must not hold its waiter and socket for the whole wait.
+ *
+ * @example
+ * server.on('connection', (socket) => socket.once('end', () => endUnlessWriting(socket)));
+ */
+export function endUnlessWriting(socket: Duplex): void {
+  const method = (socket as Duplex & { _httpMessage?: PendingAnswer | null })._httpMessage?.req?.method;
+  if ((method === undefined || SAFE_METHODS.has(method)) && socket.writable) socket.end();
 }
 
 /**

@@ -1,0 +1,79 @@
+/**
+ * A write the server has done is answered as done: a client that half-closes after its request,
+ * or sends bytes after a complete request, reads the write's own answer, not nothing or a 400.
+ */
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseRawAnswer, startServerWithTenant, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
+
+let running: ServerWithTenant;
+let auth: string;
+
+beforeAll(async () => {
+  running = await startServerWithTenant('written-answer');
+  auth = `Authorization: Bearer ${running.apiKey}\r\n`;
+});
+
+afterAll(async () => {
+  await running.close();
+});
+
+/** Writes `text` on a fresh connection, half-closes it when asked, and reads until the server closes. */
+function exchange(text: string, halfClose: boolean): Promise<string> {
+  const { hostname, port } = new URL(running.server.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let out = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (out += chunk));
+    socket.on('close', () => resolve(out));
+    socket.on('error', reject);
+    socket.write(text);
+    if (halfClose) socket.end();
+  });
+}
+
+async function stored(key: string): Promise<number> {
+  const res = await fetch(`${running.server.url}/v1/kv/${key}`, { headers: { authorization: `Bearer ${running.apiKey}` } });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+const host = (): string => `Host: ${new URL(running.server.url).host}\r\n`;
+
+describe('the answer of a write reaches its client', () => {
+  it('after the client half-closes its side once the request is sent (direct and hono PUT, DELETE)', async () => {
+    // `?x=1` takes the hono route; the bare path the direct one.
+    for (const target of ['/v1/kv/half-a', '/v1/kv/half-b?x=1']) {
+      const text = await exchange(`PUT ${target} HTTP/1.1\r\n${host()}${auth}Content-Length: 5\r\n\r\nhello`, true);
+      const seen = parseRawAnswer(text);
+      expect([target, seen.status, JSON.parse(seen.body).size]).toEqual([target, 200, 5]);
+    }
+    expect(await stored('half-a')).toBe(200);
+    const deleted = parseRawAnswer(await exchange(`DELETE /v1/kv/half-a HTTP/1.1\r\n${host()}${auth}\r\n`, true));
+    expect(deleted.status).toBe(204);
+    expect(await stored('half-a')).toBe(404);
+  });
+
+  it('with pipelined requests before the half-close: each answered in order', async () => {
+    const put = (key: string, body: string) => `PUT /v1/kv/${key} HTTP/1.1\r\n${host()}${auth}Content-Length: ${body.length}\r\n\r\n${body}`;
+    const text = await exchange(`${put('pipe-1', 'one')}${put('pipe-2?x=1', 'two')}GET /v1/kv/pipe-1 HTTP/1.1\r\n${host()}${auth}\r\n`, true);
+    const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    expect(statuses).toEqual([200, 200, 200]);
+    expect(text.endsWith('one')).toBe(true);
+  });
+
+  it('when bytes follow a complete request with `Connection: close`: the request is answered, the bytes are ignored (RFC 9112 §9.6)', async () => {
+    const text = await exchange(`PUT /v1/kv/closed-extra HTTP/1.1\r\n${host()}${auth}Content-Length: 3\r\nConnection: close\r\n\r\nhelloworld`, false);
+    const seen = parseRawAnswer(text);
+    expect([seen.status, JSON.parse(seen.body)]).toEqual([200, expect.objectContaining({ key: 'closed-extra', size: 3 })]);
+    expect(await stored('closed-extra')).toBe(200);
+  });
+
+  it('when bytes node cannot parse follow a complete request: its answer first, then the connection closes', async () => {
+    const text = await exchange(`PUT /v1/kv/garbage-after HTTP/1.1\r\n${host()}${auth}Content-Length: 3\r\n\r\nabcG\x01T / HTTP/1.1\r\n\r\n`, false);
+    const seen = parseRawAnswer(text);
+    expect([seen.status, JSON.parse(seen.body)]).toEqual([200, expect.objectContaining({ key: 'garbage-after', size: 3 })]);
+    expect(seen.headers.connection ?? 'close').toBe('close');
+  });
+});
