@@ -18,8 +18,13 @@ import type { Socket } from 'node:net';
 /** How much of a body nobody reads the server drops to keep its connection open. */
 export const DRAIN_BYTES = 64 * 1024 * 1024;
 
-/** How long a closing connection keeps reading the client's last bytes after the server's FIN. */
+/**
+ * How long a closing connection waits for more of the client's last bytes after the server's FIN:
+ * it keeps reading while they keep coming (a client that reads its answer only once it has sent
+ * everything, on a busy machine, may need seconds), up to `LINGER_MAX_MS` in all.
+ */
 export const LINGER_MS = 5_000;
+const LINGER_MAX_MS = 30_000;
 
 const LAST_ANSWER = Symbol('lastAnswer');
 
@@ -103,24 +108,34 @@ const POLL_MS = 50;
  * Makes the socket's `destroySoon` (what node calls once an answer that says close is written,
  * and @hono/node-server once it gives up draining a body: 64 MiB or 500 ms) a lingering close:
  * end our side after what is written, read and drop what still comes, and destroy the socket
- * once the client ends, after `LINGER_MS`, or after `DRAIN_BYTES` more.
+ * once the client ends, after `LINGER_MS` without a byte, after `LINGER_MAX_MS`, or once
+ * `2 × DRAIN_BYTES` have been read since the answer began (counted from there, not from the
+ * FIN: how much the 500 ms drain before it reads depends on the machine's load, and a bound
+ * split by a timer would reset a client whose last bytes came slowly).
  *
  * NOTE: progress is read from `socket.bytesRead` on a timer: a 'data' listener would take the
  * socket from node's HTTP parser, which then stops reading it.
  */
 function lingerOnClose(socket: Socket): void {
   let lingering = false;
+  const answeredAt = socket.bytesRead;
   socket.destroySoon = () => {
     if (lingering || socket.destroyed) return;
     lingering = true;
-    const start = socket.bytesRead;
-    const until = Date.now() + LINGER_MS;
+    const began = Date.now();
+    let lastRead = socket.bytesRead;
+    let lastProgress = began;
     const done = (): void => {
       clearInterval(poll);
       socket.destroy();
     };
     const poll = setInterval(() => {
-      if (socket.bytesRead - start > DRAIN_BYTES || Date.now() > until) done();
+      const now = Date.now();
+      if (socket.bytesRead !== lastRead) {
+        lastRead = socket.bytesRead;
+        lastProgress = now;
+      }
+      if (lastRead - answeredAt > 2 * DRAIN_BYTES || now - lastProgress > LINGER_MS || now - began > LINGER_MAX_MS) done();
     }, POLL_MS);
     poll.unref();
     socket.once('end', done);
