@@ -228,7 +228,7 @@ describe('quartz CLI end to end', () => {
     expect((await q(['usage'])).stdout).toContain('records_produced');
   });
 
-  it('fails in one line with a non-zero code', async () => {
+  it('fails in one line with a non-zero code when the server cannot answer', async () => {
     const closed = await freePort();
     const unreachable = await q(['kv', 'ls'], undefined, { QUARTZ_URL: `http://127.0.0.1:${closed}` });
     expect(unreachable.code).toBe(1);
@@ -236,6 +236,9 @@ describe('quartz CLI end to end', () => {
     const noKey = await runCli(['kv', 'ls'], { XDG_CONFIG_HOME: await tempDir('empty-home'), QUARTZ_URL: server.url });
     expect(noKey.code).toBe(1);
     expect(noKey.stderr).toMatch(/^quartz: no API key; run `quartz register`/);
+  });
+
+  it('fails in one line with a non-zero code on bad flags and input', async () => {
     const badFlag = await q(['topic', 'create', 't', '--partitions', 'many']);
     expect(badFlag.code).toBe(1);
     expect(badFlag.stderr).toBe("quartz: --partitions must be an integer ≥ 1, got 'many'\n");
@@ -246,6 +249,9 @@ describe('quartz CLI end to end', () => {
     expect([noFile.code, noFile.stderr]).toEqual([1, `quartz: cannot read ${join(home, 'no-such-file.txt')} (ENOENT)\n`]);
     const badOutput = await q(['usage', '-o', 'yaml']);
     expect(badOutput.stderr).toBe("quartz: --output must be table or json, got 'yaml'\n");
+  });
+
+  it('fails in one line on an answer that is not from the API', async () => {
     // A 404 that is not the key's own (a --url path in front of the API) is not reported as a missing key.
     const wrongPath = await q(['kv', 'get', 'user/42'], undefined, { QUARTZ_URL: `${server.url}/not-quartz` });
     expect(wrongPath.code).toBe(1);
@@ -280,6 +286,9 @@ describe('quartz CLI end to end', () => {
         await new Promise((resolve) => fake.close(resolve));
       }
     }
+  });
+
+  it('refuses empty names in one line before any request', async () => {
     // An empty key has no URL (`/v1/kv/` names no key): refused before any request, stdin unread.
     for (const args of [['kv', 'get', ''], ['kv', 'put', ''], ['kv', 'del', '']]) {
       const empty = await q(args);

@@ -121,7 +121,7 @@ describe('quartz serve', () => {
     expect((await fetch(`${s.url}/v1/admin/usage/export`, { headers: { authorization: 'Bearer wrong-key-0000000000' } })).status).toBe(401);
   });
 
-  it('fails to start with one clear line and a non-zero code', async () => {
+  it('fails to start with one clear line and a non-zero code on a bad config file', async () => {
     const dir = await tempDir('bad');
     const bad = join(dir, 'bad.json');
     await writeFile(bad, JSON.stringify({ port: 'eighty' }));
@@ -129,20 +129,6 @@ describe('quartz serve', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(new RegExp(`^quartz: config file ${bad}: port: `));
-
-    const s = await start(['--data', join(dir, 'a')]);
-    const port = new URL(s.url).port;
-    const clash = await runCli(['serve', '--port', port, '--data', join(dir, 'b')], {});
-    expect(clash.code).not.toBe(0);
-    expect(clash.stderr).toBe(`quartz: 127.0.0.1:${port} is already in use; pick another --port\n`);
-
-    const locked = await runCli(['serve', '--port', '0', '--data', join(dir, 'a')], {});
-    expect(locked.code).not.toBe(0);
-    expect(locked.stderr).toMatch(/^quartz: data directory .* is in use by process \d+\n$/);
-
-    const plan = await runCli(['serve', '--port', '0', '--data', join(dir, 'c'), '--default-plan', 'gold'], {});
-    expect(plan.code).not.toBe(0);
-    expect(plan.stderr).toBe("quartz: --default-plan 'gold' is not one of the plans (free, pro, unlimited)\n");
 
     // Not JSON, an unknown key, a plan the file's plans lack: one line each, naming the file.
     for (const [content, message] of [
@@ -156,7 +142,27 @@ describe('quartz serve', () => {
       expect(r.stderr, content).toMatch(new RegExp(`^quartz: config file ${bad}: [^\n]*\n$`));
       expect(r.stderr, content).toContain(message);
     }
+  });
 
+  it('fails to start with one clear line when the port or the data directory is taken', async () => {
+    const dir = await tempDir('taken');
+    const s = await start(['--data', join(dir, 'a')]);
+    const port = new URL(s.url).port;
+    const clash = await runCli(['serve', '--port', port, '--data', join(dir, 'b')], {});
+    expect(clash.code).not.toBe(0);
+    expect(clash.stderr).toBe(`quartz: 127.0.0.1:${port} is already in use; pick another --port\n`);
+
+    const locked = await runCli(['serve', '--port', '0', '--data', join(dir, 'a')], {});
+    expect(locked.code).not.toBe(0);
+    expect(locked.stderr).toMatch(/^quartz: data directory .* is in use by process \d+\n$/);
+
+    const plan = await runCli(['serve', '--port', '0', '--data', join(dir, 'c'), '--default-plan', 'gold'], {});
+    expect(plan.code).not.toBe(0);
+    expect(plan.stderr).toBe("quartz: --default-plan 'gold' is not one of the plans (free, pro, unlimited)\n");
+  });
+
+  it('fails to start with one clear line on flags that do not fit', async () => {
+    const dir = await tempDir('flags');
     // The same directory spelled two ways is one directory: it starts.
     const spelled = await start(['--data', join(dir, 'h'), '--data-dir', `${join(dir, 'h')}/`]);
     expect(spelled.stdout()).toContain(`data:      ${join(dir, 'h')}`);
