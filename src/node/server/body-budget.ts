@@ -104,7 +104,8 @@ export class BodyBudget {
       if (size === 0) return next(req, res);
       if (size > this.maxBytes && size > SMALL_BODY_BYTES) {
         this.refusals++;
-        const message = `request body is ${size} bytes; the server holds at most ${this.maxBytes} bytes of request bodies at once (request_bodies_max_bytes)`;
+        const what = req.headers['content-length'] === undefined ? `a request body without a Content-Length counts as the largest body limit, ${size} bytes, and` : `request body is ${size} bytes;`;
+        const message = `${what} the server holds at most ${this.maxBytes} bytes of request bodies at once (request_bodies_max_bytes)`;
         return refuse(req, res, 413, ErrorCode.TOO_LARGE, message, false);
       }
       const who = holder(req);
