@@ -115,6 +115,7 @@ describe('the server-wide body budget', () => {
     const ended = new Promise<string>((resolve) => {
       socket.once('end', () => resolve('end'));
       socket.once('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code}`));
+      setTimeout(() => resolve('still open'), 10_000);
     });
     const size = 900 * KiB;
     socket.write(`PUT /v1/kv/refused HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${thirdKey}\r\nContent-Length: ${size}\r\n\r\n`);

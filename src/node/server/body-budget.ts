@@ -35,7 +35,11 @@ export interface BodyBudgetOptions {
   maxBytes: number;
   /** What a chunked body counts: the largest body limit of any route. */
   chunkedBytes: number;
+  /** Told of refusals, at most once per `WARN_EVERY_MS`, so the operator learns the budget binds. */
+  warn?: (message: string, details: Record<string, unknown>) => void;
 }
+
+const WARN_EVERY_MS = 10_000;
 
 /** The bytes a request's body will hold, or 0 for a request without a body. */
 function bodyBytes(req: IncomingMessage, chunkedBytes: number): number {
@@ -77,9 +81,13 @@ export class BodyBudget {
   private held = 0;
   private refusals = 0;
   private readonly byHolder = new Map<string, number>();
+  private readonly warn: BodyBudgetOptions['warn'];
+  private lastWarned = -Infinity;
+  private refusalsWarned = 0;
 
   constructor(options: BodyBudgetOptions) {
     this.maxBytes = options.maxBytes;
+    this.warn = options.warn;
     this.chunkedBytes = options.chunkedBytes;
     this.share = Math.floor(options.maxBytes / 2);
   }
@@ -114,6 +122,7 @@ export class BodyBudget {
       if (!fits && size > SMALL_BODY_BYTES) {
         this.refusals++;
         const message = `the server is holding as many request bodies as it may (${this.maxBytes} bytes, at most half of it for one API key); this ${size}-byte body was not read: retry after ${RETRY_AFTER_S} s`;
+        this.warnRefused();
         return refuse(req, res, 503, ErrorCode.UNAVAILABLE, message, true);
       }
       this.held += size;
@@ -122,6 +131,15 @@ export class BodyBudget {
       res.once('close', () => this.release(who, size));
       next(req, res);
     };
+  }
+
+  private warnRefused(): void {
+    const now = Date.now();
+    if (this.warn === undefined || now - this.lastWarned < WARN_EVERY_MS) return;
+    this.lastWarned = now;
+    const since = this.refusals - this.refusalsWarned;
+    this.refusalsWarned = this.refusals;
+    this.warn('request bodies refused with 503: the budget of request bodies held at once is full (request_bodies_max_bytes)', { max_bytes: this.maxBytes, held_bytes: this.held, refused_since_last_warning: since });
   }
 
   private release(who: string, size: number): void {

@@ -116,7 +116,11 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
     adminKey = await loadAdminKey(settings.dataDir, env.QUARTZ_ADMIN_KEY);
     const config = { ...draft, admin_key_hash: await hashKey(adminKey.key) };
     const largestBody = Math.max(...Object.values(config.body_limits));
-    const bodies = new BodyBudget({ maxBytes: settings.requestBodiesMaxBytes ?? defaultRequestBodiesBytes(machineMemory(), largestBody), chunkedBytes: largestBody });
+    const bodies = new BodyBudget({
+      maxBytes: settings.requestBodiesMaxBytes ?? defaultRequestBodiesBytes(machineMemory(), largestBody),
+      chunkedBytes: largestBody,
+      warn: (message, details) => logger.warn(details, message),
+    });
     const app = createApp({
       engine,
       config,
