@@ -70,6 +70,7 @@ describe('the server-wide body budget', () => {
     const sameKey = await sendWithBody(`${running.server.url}/v1/kv/same`, 'PUT', 'b'.repeat(200 * KiB), auth(running.apiKey));
     expect(sameKey.status).toBe(503);
     expect(sameKey.headers['retry-after']).toBe('1');
+    expect(sameKey.headers['access-control-allow-origin']).toBe('*'); // a browser client can read it
     expect(JSON.parse(sameKey.body)).toMatchObject({ error: 'unavailable' });
 
     // Another key fits: 600 KiB in all.

@@ -41,6 +41,9 @@ export interface BodyBudgetOptions {
 
 const WARN_EVERY_MS = 10_000;
 
+/** Adds the app's CORS headers to an answer (`QuartzApp.corsHeaders`). */
+type CorsHeaders = (origin: string | undefined, into: Record<string, string>) => void;
+
 /** The bytes a request's body will hold, or 0 for a request without a body. */
 function bodyBytes(req: IncomingMessage, chunkedBytes: number): number {
   const declared = req.headers['content-length'];
@@ -57,10 +60,12 @@ function holder(req: IncomingMessage): string {
   return typeof key === 'string' ? key : '';
 }
 
-function refuse(req: IncomingMessage, res: ServerResponse, status: number, code: ErrorCode, message: string, retry: boolean): void {
+function refuse(req: IncomingMessage, res: ServerResponse, status: number, code: ErrorCode, message: string, retry: boolean, cors: CorsHeaders | undefined): void {
   const body = errorJson(code, message);
   const headers: Record<string, string> = { 'content-type': JSON_TYPE, 'content-length': String(Buffer.byteLength(body)) };
   if (retry) headers['retry-after'] = String(RETRY_AFTER_S);
+  const origin = req.headers.origin;
+  cors?.(typeof origin === 'string' ? origin : undefined, headers);
   if (!req.complete) closeUnreadBody(res);
   res.writeHead(status, headers);
   res.end(body);
@@ -104,9 +109,10 @@ export class BodyBudget {
 
   /**
    * `next` with the budget in front. Put it inside `inTurn`, so a pipelined request waiting its
-   * turn holds nothing.
+   * turn holds nothing. `cors` adds the app's CORS headers to a refusal, so a browser client can
+   * read it and its Retry-After.
    */
-  guard(next: RequestListener): RequestListener {
+  guard(next: RequestListener, cors?: CorsHeaders): RequestListener {
     return (req, res) => {
       const size = bodyBytes(req, this.chunkedBytes);
       if (size === 0) return next(req, res);
@@ -114,7 +120,7 @@ export class BodyBudget {
         this.refusals++;
         const what = req.headers['content-length'] === undefined ? `a request body without a Content-Length counts as the largest body limit, ${size} bytes, and` : `request body is ${size} bytes;`;
         const message = `${what} the server holds at most ${this.maxBytes} bytes of request bodies at once (request_bodies_max_bytes)`;
-        return refuse(req, res, 413, ErrorCode.TOO_LARGE, message, false);
+        return refuse(req, res, 413, ErrorCode.TOO_LARGE, message, false, cors);
       }
       const who = holder(req);
       const mine = this.byHolder.get(who) ?? 0;
@@ -123,7 +129,7 @@ export class BodyBudget {
         this.refusals++;
         const message = `the server is holding as many request bodies as it may (${this.maxBytes} bytes, at most half of it for one API key); this ${size}-byte body was not read: retry after ${RETRY_AFTER_S} s`;
         this.warnRefused();
-        return refuse(req, res, 503, ErrorCode.UNAVAILABLE, message, true);
+        return refuse(req, res, 503, ErrorCode.UNAVAILABLE, message, true, cors);
       }
       this.held += size;
       this.byHolder.set(who, mine + size);

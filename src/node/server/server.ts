@@ -134,7 +134,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       // As @hono/node-server's serve(), with the app's direct routes answered straight from node's request.
       const hono = getRequestListener(app.fetch, { hostname: settings.host, errorHandler: adapterErrorAnswer(logger) });
       // Host is checked in directFirst, which answers its absence as JSON (node's check answers a bare 400).
-      const listener = inTurn(bodies.guard(directFirst(app.direct, hono, logger)));
+      const listener = inTurn(bodies.guard(directFirst(app.direct, hono, logger), app.corsHeaders));
       const s = createServer({ requireHostHeader: false, ServerResponse: EarlyAnswerResponse }, listener);
       // NOTE: by default node ends a connection as soon as its client half-closes (sends FIN after
       // its request, as `nc -N` or an HTTP/1.0 client may), dropping the answers of requests still
