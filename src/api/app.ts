@@ -47,8 +47,11 @@ export interface AppOptions {
  */
 export type DirectRoutes = (req: DirectRequest, target: string) => PlainAnswer | Promise<PlainAnswer> | undefined;
 
-/** The hono app with its direct routes. */
-export type QuartzApp = Hono<AppEnv> & { direct: DirectRoutes };
+/**
+ * The hono app with its direct routes, and the CORS headers its answers carry (for answers a home
+ * gives before the app, so a browser can read them too).
+ */
+export type QuartzApp = Hono<AppEnv> & { direct: DirectRoutes; corsHeaders: AppDeps['corsHeaders'] };
 
 /** Headers a browser client may read. */
 const EXPOSED = ['ETag', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset', 'Retry-After', 'X-Request-Id', 'X-Expires-At'];
@@ -164,7 +167,10 @@ export function createApp(options: AppOptions): QuartzApp {
   const vectorQuery = vectorQueryDirect(deps, pipeline);
   const kvPut = kvPutDirect(deps, pipeline);
   const streams = streamsDirect(deps, pipeline);
-  return Object.assign(app, { direct: ((req, target) => kvGet(req, target) ?? vectorQuery(req, target) ?? kvPut(req, target) ?? streams(req, target)) satisfies DirectRoutes });
+  return Object.assign(app, {
+    direct: ((req, target) => kvGet(req, target) ?? vectorQuery(req, target) ?? kvPut(req, target) ?? streams(req, target)) satisfies DirectRoutes,
+    corsHeaders: deps.corsHeaders,
+  });
 }
 
 /** The pipeline's handlers never call `next`. */

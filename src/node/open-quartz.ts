@@ -53,7 +53,8 @@ export function defaultKeyCacheBytes(): number {
   return Math.max(128 * 2 ** 20, Math.floor(machineMemory() / 16));
 }
 
-function machineMemory(): number {
+/** The machine's memory, or the cgroup's limit when it is lower. */
+export function machineMemory(): number {
   const limit = process.constrainedMemory?.() ?? 0;
   return limit > 0 && limit < totalmem() ? limit : totalmem();
 }

@@ -70,6 +70,17 @@ export function closeAfterAnswer(socket: Socket): void {
   (socket as Socket & { [LAST_ANSWER]?: true })[LAST_ANSWER] = true;
 }
 
+const CLOSE_UNREAD = Symbol('closeUnread');
+
+/**
+ * The answer about to be written refuses a body the server will not read, whatever its size (a
+ * 503 of the body budget, ./body-budget.ts): it says `Connection: close` and the connection
+ * lingers after it, rather than reading up to `DRAIN_BYTES` of a body to keep the connection.
+ */
+export function closeUnreadBody(res: ServerResponse): void {
+  (res as ServerResponse & { [CLOSE_UNREAD]?: true })[CLOSE_UNREAD] = true;
+}
+
 /** Pass as `createServer({ ServerResponse: EarlyAnswerResponse })`. */
 export class EarlyAnswerResponse extends ServerResponse {
   // One signature for both of writeHead's overloads (with and without a status message).
@@ -87,6 +98,9 @@ export class EarlyAnswerResponse extends ServerResponse {
       (this as ServerResponse & { _expect_continue?: boolean })._expect_continue = false;
     } else if (!req.complete && (req as ExpectingRequest)[CONTINUE_OWED] === true) {
       // Its client waits for 100 Continue: it may send the body anyway, and it is not read.
+      this.shouldKeepAlive = false;
+      lingerOnClose(req.socket as Socket);
+    } else if (!req.complete && (this as ServerResponse & { [CLOSE_UNREAD]?: true })[CLOSE_UNREAD] === true) {
       this.shouldKeepAlive = false;
       lingerOnClose(req.socket as Socket);
     } else if (!req.complete) {

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Engine } from '../../engine/engine.js';
 import { createTestEngine } from '../../engine/testing.js';
 import '../core.js';
+import { BodyBudget } from './body-budget.js';
 import { createMetrics } from './metrics.js';
 
 const doc = readFileSync(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
@@ -33,7 +34,7 @@ afterEach(async () => {
 describe('docs/configuration.md metrics table', () => {
   it('names each metric the server registers, with its type, and no other', async () => {
     engine = await createTestEngine();
-    const metrics = createMetrics(engine);
+    const metrics = createMetrics(engine, new BodyBudget({ maxBytes: 2 ** 20, chunkedBytes: 2 ** 20 }));
     metrics.observeRequest('/v1/health', 'GET', 200, 0.001); // the request series appear with the first request
     const { body } = await metrics.render!();
     const served = new Map([...body.matchAll(/^# TYPE (\S+) (\S+)$/gm)].filter((m) => !defaults.test(m[1]!)).map((m) => [m[1]!, m[2]!]));

@@ -11,6 +11,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MetricsPort } from '../../api/ports.js';
 import type { Engine } from '../../engine/engine.js';
+import type { BodyBudget } from './body-budget.js';
 
 /** Usage metrics summed over tenants for the current period, as gauges. */
 const ENGINE_FIGURES = [
@@ -76,7 +77,7 @@ function currentPeriod(now: number): string {
  * const metrics = createMetrics(engine);
  * const app = createApp({ engine, config, metrics });
  */
-export function createMetrics(engine: Engine): MetricsPort & { registry: Registry } {
+export function createMetrics(engine: Engine, bodies?: Pick<BodyBudget, 'heldBytes' | 'refused'>): MetricsPort & { registry: Registry } {
   const registry = new Registry();
   // prom-client's usual names under our prefix: quartz_process_cpu_seconds_total, quartz_nodejs_heap_size_used_bytes, ...
   collectDefaultMetrics({ register: registry, prefix: 'quartz_' });
@@ -106,6 +107,11 @@ export function createMetrics(engine: Engine): MetricsPort & { registry: Registr
   const cachedKeyBytes = new Gauge({ name: 'quartz_kv_cached_key_bytes', help: 'Bytes of the KV key caches as their budget counts them', registers: [registry] });
   const keysEvicted = new Counter({ name: 'quartz_kv_cached_keys_evicted_total', help: 'KV cached keys dropped to stay within a bound', registers: [registry] });
   const keysIdleReleased = new Counter({ name: 'quartz_kv_cached_keys_idle_released_total', help: 'KV cached keys dropped because their tenant went unused for the idle time', registers: [registry] });
+
+  if (bodies !== undefined) {
+    new Gauge({ name: 'quartz_request_body_bytes', help: 'Request body bytes held in memory, as the body budget counts them', registers: [registry], collect() { this.set(bodies.heldBytes()); } });
+    new Counter({ name: 'quartz_request_bodies_refused_total', help: 'Request bodies refused unread to stay within the body budget (503, or 413 for a body larger than it)', registers: [registry], collect() { this.reset(); this.inc(bodies.refused()); } });
+  }
 
   // prom-client counters only go up: a total the engine keeps is set by a reset and one inc.
   const setTotal = (counter: Counter, total: number): void => {

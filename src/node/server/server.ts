@@ -13,10 +13,11 @@ import { hashKey, resolveServerConfig } from '../../api/config.js';
 import type { LoggerPort } from '../../api/ports.js';
 import type { Engine } from '../../engine/engine.js';
 import { createBackup, releaseBackups } from '../backup/snapshot.js';
-import { openQuartz } from '../open-quartz.js';
+import { machineMemory, openQuartz } from '../open-quartz.js';
 import { loadAdminKey, type AdminKey } from './admin-key.js';
 import { packageVersion } from '../package-info.js';
 import { fileAssets } from './assets.js';
+import { BodyBudget, defaultRequestBodiesBytes } from './body-budget.js';
 import { directFirst } from './direct.js';
 import { inTurn } from './in-turn.js';
 import { closeAfterAnswer, continueWhenRead, EarlyAnswerResponse } from './early-answer.js';
@@ -114,11 +115,17 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
   try {
     adminKey = await loadAdminKey(settings.dataDir, env.QUARTZ_ADMIN_KEY);
     const config = { ...draft, admin_key_hash: await hashKey(adminKey.key) };
+    const largestBody = Math.max(...Object.values(config.body_limits));
+    const bodies = new BodyBudget({
+      maxBytes: settings.requestBodiesMaxBytes ?? defaultRequestBodiesBytes(machineMemory(), largestBody),
+      chunkedBytes: largestBody,
+      warn: (message, details) => logger.warn(details, message),
+    });
     const app = createApp({
       engine,
       config,
       logger,
-      metrics: createMetrics(engine),
+      metrics: createMetrics(engine, bodies),
       assets: fileAssets(),
       shutdownSignal: shutdown.signal,
       backup: (signal) => createBackup(engine, signal),
@@ -127,7 +134,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       // As @hono/node-server's serve(), with the app's direct routes answered straight from node's request.
       const hono = getRequestListener(app.fetch, { hostname: settings.host, errorHandler: adapterErrorAnswer(logger) });
       // Host is checked in directFirst, which answers its absence as JSON (node's check answers a bare 400).
-      const listener = inTurn(directFirst(app.direct, hono, logger));
+      const listener = inTurn(bodies.guard(directFirst(app.direct, hono, logger), app.corsHeaders));
       const s = createServer({ requireHostHeader: false, ServerResponse: EarlyAnswerResponse }, listener);
       // NOTE: by default node ends a connection as soon as its client half-closes (sends FIN after
       // its request, as `nc -N` or an HTTP/1.0 client may), dropping the answers of requests still

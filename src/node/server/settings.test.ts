@@ -58,6 +58,18 @@ describe('resolveServeSettings', () => {
     await expect(resolveServeSettings({ config: negative }, {})).rejects.toThrow(/collection_idle_close_ms/);
   });
 
+  it('takes the budget of request bodies from a flag, the environment or the file', async () => {
+    expect((await resolveServeSettings({}, {})).requestBodiesMaxBytes).toBeUndefined();
+    const file = await configFile(JSON.stringify({ request_bodies_max_bytes: 1_000_000 }));
+    expect((await resolveServeSettings({ config: file }, {})).requestBodiesMaxBytes).toBe(1_000_000);
+    const env = { QUARTZ_REQUEST_BODIES_MAX_BYTES: '2000000' };
+    expect((await resolveServeSettings({ config: file }, env)).requestBodiesMaxBytes).toBe(2_000_000);
+    expect((await resolveServeSettings({ config: file, requestBodiesMaxBytes: '3000000' }, env)).requestBodiesMaxBytes).toBe(3_000_000);
+    await expect(resolveServeSettings({ requestBodiesMaxBytes: '256MiB' }, {})).rejects.toThrow("--request-bodies-max-bytes must be a whole number, got '256MiB'");
+    const negative = await configFile(JSON.stringify({ request_bodies_max_bytes: -1 }));
+    await expect(resolveServeSettings({ config: negative }, {})).rejects.toThrow(/request_bodies_max_bytes/);
+  });
+
   it('takes the KV key cache budget and the tenant idle time from a flag, the environment or the file', async () => {
     const none = await resolveServeSettings({}, {});
     expect([none.kvKeyCacheMaxBytes, none.tenantIdleMs]).toEqual([undefined, 600_000]);

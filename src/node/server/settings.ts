@@ -29,6 +29,8 @@ export interface ServeSettings {
   kvKeyCacheMaxBytes: number | undefined;
   /** A tenant unused this long (ms) lets go of its KV key cache; 0 never. */
   tenantIdleMs: number;
+  /** Budget in bytes of request bodies held at once; undefined leaves the default (see defaultRequestBodiesBytes). */
+  requestBodiesMaxBytes: number | undefined;
   /** The server config handed to createApp, minus version and admin key (the server adds those). */
   app: z.output<typeof appFields>;
   /** Where each setting came from (flag, env, file or default), for diagnostics and tests. */
@@ -48,6 +50,7 @@ export interface ServeFlags {
   collectionIdleCloseMs?: string;
   kvKeyCacheMaxBytes?: string;
   tenantIdleMs?: string;
+  requestBodiesMaxBytes?: string;
 }
 
 const appFields = serverConfigSchema.omit({ version: true, admin_key_hash: true });
@@ -64,6 +67,7 @@ export const configFileSchema = appFields
     collection_idle_close_ms: z.number().int().min(0).optional(),
     kv_key_cache_max_bytes: z.number().int().min(0).optional(),
     tenant_idle_ms: z.number().int().min(0).optional(),
+    request_bodies_max_bytes: z.number().int().min(0).optional(),
   })
   .strict();
 
@@ -197,6 +201,14 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
     undefined,
   );
   const tenantIdleMs = pick('tenant-idle-ms', flags.tenantIdleMs, 'QUARTZ_TENANT_IDLE_MS', file.tenant_idle_ms, parseCount, DEFAULTS.tenantIdleMs);
+  const requestBodiesMaxBytes = pick<number | undefined>(
+    'request-bodies-max-bytes',
+    flags.requestBodiesMaxBytes,
+    'QUARTZ_REQUEST_BODIES_MAX_BYTES',
+    file.request_bodies_max_bytes,
+    parseCount,
+    undefined,
+  );
   const default_plan = pick('default-plan', flags.defaultPlan, 'QUARTZ_DEFAULT_PLAN', file.default_plan, text, DEFAULTS.defaultPlan);
   const plans = file.plans ?? DEFAULT_PLANS;
   if (!Object.hasOwn(plans, default_plan)) throw bad(unknownPlan(default_plan, sources['default-plan']!, configPath, Object.keys(plans)));
@@ -218,7 +230,7 @@ export async function resolveServeSettings(flags: ServeFlags, env: Env): Promise
     body_limits: file.body_limits,
     long_poll_max_ms: file.long_poll_max_ms,
   };
-  return { host, port, dataDir, logLevel, dropDamagedLog, openCollectionsMaxBytes, collectionIdleCloseMs, kvKeyCacheMaxBytes, tenantIdleMs, app, sources };
+  return { host, port, dataDir, logLevel, dropDamagedLog, openCollectionsMaxBytes, collectionIdleCloseMs, kvKeyCacheMaxBytes, tenantIdleMs, requestBodiesMaxBytes, app, sources };
 }
 
 /** Names where the bad default plan came from, so the user knows what to change. */

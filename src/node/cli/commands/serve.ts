@@ -32,7 +32,8 @@ export function serveCommand(program: Command, io: CliIo): void {
     .option('--collection-idle-close-ms <ms>', 'close a vector collection unused this long, 0 never (default 600000)')
     .option('--kv-key-cache-max-bytes <bytes>', 'memory budget of every tenant\'s KV key cache together; the least recently used tenants\' keys go beyond it (default 1/16 of RAM, at least 128 MiB)')
     .option('--tenant-idle-ms <ms>', 'a tenant unused this long lets go of its KV key cache, 0 never (default 600000)')
-    .addHelpText('after', '\nEnvironment: QUARTZ_HOST, QUARTZ_PORT, QUARTZ_DATA, QUARTZ_CONFIG, QUARTZ_DEFAULT_PLAN, QUARTZ_LOG_LEVEL,\nQUARTZ_REGISTRATION, QUARTZ_CORS_ORIGINS, QUARTZ_ADMIN_KEY, QUARTZ_DROP_DAMAGED_LOG,\nQUARTZ_OPEN_COLLECTIONS_MAX_BYTES, QUARTZ_COLLECTION_IDLE_CLOSE_MS,\nQUARTZ_KV_KEY_CACHE_MAX_BYTES, QUARTZ_TENANT_IDLE_MS. Flags win over the environment, which wins over the file.')
+    .option('--request-bodies-max-bytes <bytes>', 'budget of request bodies held in memory at once; a body past it is refused unread with 503 and Retry-After (default 1/16 of RAM, at least 64 MiB and twice the largest body limit)')
+    .addHelpText('after', '\nEnvironment: QUARTZ_HOST, QUARTZ_PORT, QUARTZ_DATA, QUARTZ_CONFIG, QUARTZ_DEFAULT_PLAN, QUARTZ_LOG_LEVEL,\nQUARTZ_REGISTRATION, QUARTZ_CORS_ORIGINS, QUARTZ_ADMIN_KEY, QUARTZ_DROP_DAMAGED_LOG,\nQUARTZ_OPEN_COLLECTIONS_MAX_BYTES, QUARTZ_COLLECTION_IDLE_CLOSE_MS,\nQUARTZ_KV_KEY_CACHE_MAX_BYTES, QUARTZ_TENANT_IDLE_MS, QUARTZ_REQUEST_BODIES_MAX_BYTES. Flags win over the environment, which wins over the file.')
     .action(async ({ dataDir, ...flags }: ServeFlags & { dataDir?: string }) => {
       // Compared resolved: './d' and 'd/' are one directory.
       if (dataDir !== undefined && flags.data !== undefined && resolve(dataDir) !== resolve(flags.data)) {
