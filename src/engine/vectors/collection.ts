@@ -575,17 +575,30 @@ export class Collection {
   /**
    * The snapshot's serialized graph, or, when this build cannot read that index format, a graph
    * rebuilt from the snapshot's own copy of the values (slower, but the data stays readable).
+   * Cosine unit vectors are taken again from those values: builds before f64 norms stored zeros
+   * for vectors with components past ~1.8e19 (they matched nothing, even themselves, until
+   * upserted again) and others a last bit off this build's, so equal vectors scored unequally.
    */
   private static indexFromSnapshot(config: CollectionConfig, snap: SnapshotContents): HnswIndex {
-    try {
-      return HnswIndex.deserialize(snap.index);
-    } catch (err) {
-      if (!isQuartzError(err, ErrorCode.UNSUPPORTED_FORMAT)) throw err;
-    }
-    const index = Collection.newIndex(config);
     const ids = Uint32Array.from(snap.records, (r) => r.internalId);
     const flat = new Float32Array(snap.records.length * config.dims);
     snap.records.forEach((r, i) => flat.set(r.values, i * config.dims));
+    let index: HnswIndex | undefined;
+    try {
+      index = HnswIndex.deserialize(snap.index);
+    } catch (err) {
+      if (!isQuartzError(err, ErrorCode.UNSUPPORTED_FORMAT)) throw err;
+    }
+    if (index !== undefined) {
+      try {
+        index.renormalise(ids, flat);
+      } catch (err) {
+        index.dispose();
+        throw err;
+      }
+      return index;
+    }
+    index = Collection.newIndex(config);
     index.addBatch(ids, flat);
     return index;
   }
