@@ -240,6 +240,32 @@ describe('KvStore compare-and-set', () => {
     await kv.close();
   });
 
+  it('checks a conditional write against the versions listed at the call, though the caller changes its list before the write is issued', async () => {
+    const kv = await KvStore.open(slowContext(false), 't1');
+    const { version } = await kv.put('k', bytes('1'));
+    // A large put checks its condition once its blob is written, several awaits after the call.
+    const listed = [version];
+    const large = kv.put('k', new Uint8Array(1_500_000).fill(5), { ifMatch: listed });
+    listed[0] = version + 1; // the caller reuses its array once put() returned
+    const { version: v2 } = await large;
+    const unlisted = [v2];
+    const refused = kv.put('k', new Uint8Array(1_500_000).fill(6), { ifNoneMatch: unlisted });
+    unlisted.length = 0;
+    await rejects(() => refused, ErrorCode.PRECONDITION_FAILED, new RegExp(`is at version ${v2}, one of ${v2} it must not be at`));
+    await kv.close();
+    // A delete of a key not in the cache reads it first (asynchronously here) and checks after.
+    const ctx = slowContext(true);
+    const first = await KvStore.open(ctx, 't1');
+    const { version: v3 } = await first.put('d', bytes('1'));
+    await first.close();
+    const reopened = await KvStore.open(ctx, 't1');
+    const gone = [v3];
+    const deleted = reopened.delete('d', { ifMatch: gone });
+    gone[0] = v3 + 1;
+    await expect(deleted).resolves.toBe(true);
+    await reopened.close();
+  });
+
   it('never reissues a version after a crash, even when writes ran ahead of the clock', async () => {
     const ctx = slowContext(false);
     const kv = await KvStore.open(ctx, 't1');

@@ -219,13 +219,27 @@ function contentTypeBytes(contentType: unknown): Uint8Array {
 
 const isVersion = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
 
-function checkIfMatch(v: unknown): void {
-  if (v === undefined || v === '*' || isVersion(v) || (Array.isArray(v) && v.every(isVersion))) return;
+/**
+ * A checked copy of a condition's list: the write checks it steps later (after the key's read,
+ * or a large value's upload), and a caller may reuse its array once put() or delete() returned.
+ */
+function versionList(v: unknown): readonly number[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const copy = v.slice();
+  return copy.every(isVersion) ? copy : undefined;
+}
+
+function checkIfMatch<T extends VersionCondition | undefined>(v: T): T {
+  if (v === undefined || v === '*' || isVersion(v)) return v;
+  const list = versionList(v);
+  if (list !== undefined) return list as T;
   throw invalid(`ifMatch must be a version number (a non-negative integer), a list of them or '*', got ${showValue(v)}`);
 }
 
-function checkIfNoneMatch(v: unknown): void {
-  if (v === undefined || v === '*' || (Array.isArray(v) && v.every(isVersion))) return;
+function checkIfNoneMatch<T extends '*' | readonly number[] | undefined>(v: T): T {
+  if (v === undefined || v === '*') return v;
+  const list = versionList(v);
+  if (list !== undefined) return list as T;
   throw invalid(`ifNoneMatch only takes '*' or a list of version numbers, got ${showValue(v)}`);
 }
 
@@ -574,9 +588,9 @@ export class KvStore {
       });
     }
     const type = contentTypeBytes(options.contentType);
-    const { ttl, ifMatch, ifNoneMatch } = options;
-    checkIfMatch(ifMatch);
-    checkIfNoneMatch(ifNoneMatch);
+    const { ttl } = options;
+    const ifMatch = checkIfMatch(options.ifMatch);
+    const ifNoneMatch = checkIfNoneMatch(options.ifNoneMatch);
     if (ifNoneMatch !== undefined && ifMatch !== undefined) throw invalid('ifMatch and ifNoneMatch cannot be combined');
     let expiresAt = 0;
     if (ttl !== undefined) {
@@ -629,8 +643,7 @@ export class KvStore {
   private deleteNow(key: string, options: KvDeleteOptions): Awaitable<boolean> {
     this.check();
     const k = dataKey(key);
-    const { ifMatch } = options;
-    checkIfMatch(ifMatch);
+    const ifMatch = checkIfMatch(options.ifMatch);
     return this.mutate(key, k, (slot) => {
       const live = slot.exists && !this.expiredAt(slot.expiresAt);
       const unmet = unmetCondition(live, slot.version, ifMatch, undefined);
