@@ -580,26 +580,27 @@ export class Collection {
    * upserted again) and others a last bit off this build's, so equal vectors scored unequally.
    */
   private static indexFromSnapshot(config: CollectionConfig, snap: SnapshotContents): HnswIndex {
-    const ids = Uint32Array.from(snap.records, (r) => r.internalId);
-    const flat = new Float32Array(snap.records.length * config.dims);
-    snap.records.forEach((r, i) => flat.set(r.values, i * config.dims));
-    let index: HnswIndex | undefined;
+    const values = (): [Uint32Array, Float32Array] => {
+      const flat = new Float32Array(snap.records.length * config.dims);
+      snap.records.forEach((r, i) => flat.set(r.values, i * config.dims));
+      return [Uint32Array.from(snap.records, (r) => r.internalId), flat];
+    };
+    let index: HnswIndex;
     try {
       index = HnswIndex.deserialize(snap.index);
     } catch (err) {
       if (!isQuartzError(err, ErrorCode.UNSUPPORTED_FORMAT)) throw err;
-    }
-    if (index !== undefined) {
-      try {
-        index.renormalise(ids, flat);
-      } catch (err) {
-        index.dispose();
-        throw err;
-      }
+      index = Collection.newIndex(config);
+      index.addBatch(...values());
       return index;
     }
-    index = Collection.newIndex(config);
-    index.addBatch(ids, flat);
+    if (config.metric !== 'cosine') return index;
+    try {
+      index.renormalise(...values());
+    } catch (err) {
+      index.dispose();
+      throw err;
+    }
     return index;
   }
 
