@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { ManualClock } from '../../ports/manual-clock.js';
 import { createMemoryStorage } from '../../ports/memory-storage.js';
@@ -264,6 +264,27 @@ describe('KvStore compare-and-set', () => {
     gone[0] = v3 + 1;
     await expect(deleted).resolves.toBe(true);
     await reopened.close();
+  });
+
+  it('reports a metering failure of writes that settled later through the logger port, not the console', async () => {
+    const ctx = slowContext(false);
+    const logged: { message: string; details?: Record<string, unknown> }[] = [];
+    ctx.logger = { error: (message, details) => logged.push({ message, details }), info: () => undefined };
+    const broken = new Error('meter down');
+    ctx.usage.add = () => {
+      throw broken;
+    };
+    const consoleError = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      const kv = await KvStore.open(ctx, 't1');
+      await kv.put('k', bytes('v')); // its write settles later: metered in the group's handler
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      expect(logged).toEqual([{ message: "metering KV writes of tenant 't1' failed", details: { tenant: 't1', err: broken } }]);
+      expect(consoleError).not.toHaveBeenCalled();
+      await kv.close();
+    } finally {
+      consoleError.mockRestore();
+    }
   });
 
   it('never reissues a version after a crash, even when writes ran ahead of the clock', async () => {

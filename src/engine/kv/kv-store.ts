@@ -14,6 +14,7 @@ import { MAX_TENANT_ID, isTenantId } from '../tenant-id.js';
 import { compareBytes, prefixEnd } from '../../ports/storage-checks.js';
 import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type BlobStore, type KVEntry, type OrderedKV } from '../../ports/storage.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
+import { consoleLogger, type Logger } from '../../ports/logger.js';
 import type { EngineContext, UsageRecorder } from '../context.js';
 import { HotValues, type HotUnit } from './hot-values.js';
 import { KeyCache, slotBytes, type KeyCacheHolder } from './key-cache.js';
@@ -381,6 +382,7 @@ export class KvStore {
   private readonly clock: Clock;
   private readonly scheduler: Scheduler;
   private readonly usage: UsageRecorder;
+  private readonly logger: Logger;
   private readonly maxValueBytes: number;
   /** Known keys in insertion order: every key with a write in flight, and recently written ones. */
   private readonly slots = new Map<string, Slot>();
@@ -435,6 +437,7 @@ export class KvStore {
     this.clock = ctx.clock;
     this.scheduler = ctx.scheduler;
     this.usage = ctx.usage;
+    this.logger = ctx.logger ?? consoleLogger;
     this.hotValues = ctx.hotValues ?? new HotValues();
     this.hot = this.hotValues.unit();
     // Without the engine's: no bound across stores and no idle release, only `cachedKeys`.
@@ -1062,7 +1065,7 @@ export class KvStore {
         )
         .catch((err: unknown) => {
           // Only a broken usage recorder lands here; the writes themselves are settled.
-          console.error(`quartz: metering KV writes of tenant '${this.tenantId}' failed`, err);
+          this.logger.error(`metering KV writes of tenant '${this.tenantId}' failed`, { tenant: this.tenantId, err });
         });
     }
     if (slot.group === undefined) this.inflightSlots++;
