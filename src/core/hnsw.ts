@@ -83,6 +83,7 @@ const MAX_K = 100_000;
 // Budget for one index's linear memory (wasm32 stops at 4 GiB; leave room for scratch and the
 // allocator), and the per-node bytes beside the record (visited/filter tags, flags, heap, id map).
 const MAX_INDEX_BYTES = 3.5 * 2 ** 30;
+let indexByteLimit = MAX_INDEX_BYTES;
 const PER_NODE_OVERHEAD = 48;
 const MAX_EF = 100_000;
 const E_NONFINITE = -2;
@@ -230,11 +231,7 @@ export class HnswIndex {
     if (vectors.length !== ids.length * dims) {
       throw invalid(`addBatch got ${vectors.length} floats for ${ids.length} ids of ${dims} dimensions (expected ${ids.length * dims})`);
     }
-    // wasm32 memory ends at 4 GiB; refuse up front rather than fail halfway through the batch.
-    const projected = this.graphBytes + ids.length * (wasm.hnsw_record_bytes() + PER_NODE_OVERHEAD);
-    if (projected > MAX_INDEX_BYTES) {
-      throw new QuartzError(ErrorCode.TOO_LARGE, `HNSW index of ${dims} dimensions cannot take ${ids.length} more vectors: it would need about ${Math.ceil(projected / 2 ** 20)} MiB, over the ${MAX_INDEX_BYTES / 2 ** 20} MiB a wasm memory can hold`);
-    }
+    this.checkRoomFor(ids.length);
     for (let i = 0; i < ids.length; i++) {
       let sum = 0;
       for (let j = i * dims, end = j + dims; j < end; j++) {
@@ -296,6 +293,22 @@ export class HnswIndex {
       rewritten += rc;
     }
     return rewritten;
+  }
+
+  /**
+   * Throws TOO_LARGE if `count` more vectors could take the index past what one wasm memory
+   * holds (4 GiB on wasm32, less room for scratch and the allocator). addBatch refuses such a
+   * batch before inserting any of it; a caller that must not fail later (a collection, before it
+   * logs a write) asks first. Every vector counts as new, replacements too: an upper bound.
+   * @example
+   * index.checkRoomFor(10_000);
+   */
+  checkRoomFor(count: number): void {
+    const wasm = this.core();
+    const projected = this.graphBytes + count * (wasm.hnsw_record_bytes() + PER_NODE_OVERHEAD);
+    if (projected > indexByteLimit) {
+      throw new QuartzError(ErrorCode.TOO_LARGE, `an HNSW index of ${this.dims} dimensions cannot take ${count} more vectors: it would need about ${(projected / 2 ** 20).toFixed(1)} MiB, over the ${(indexByteLimit / 2 ** 20).toFixed(1)} MiB one wasm memory can hold`, { details: { limit_bytes: indexByteLimit, needed_bytes: projected } });
+    }
   }
 
   /**
@@ -570,4 +583,14 @@ export class HnswIndex {
     if (rc === E_ZERO) return invalid(`${subject} is all zeros, which has no cosine direction`);
     return new QuartzError(ErrorCode.INTERNAL, `HNSW core returned error ${rc} for ${subject}`);
   }
+}
+
+/**
+ * Sets the byte limit every index checks in checkRoomFor (undefined: back to the real 3.5 GiB),
+ * so tests reach it with a few vectors. Internal: not exported from the package.
+ * @example
+ * setHnswByteLimitForTests(4 << 20);
+ */
+export function setHnswByteLimitForTests(bytes: number | undefined): void {
+  indexByteLimit = bytes ?? MAX_INDEX_BYTES;
 }

@@ -2,7 +2,7 @@
  * The one rule for the engine's bound-like settings (the KV key caches' byte budget and tenant
  * idle time, the open collections' byte budget and idle close): each is a whole number from 0 to
  * Number.MAX_SAFE_INTEGER, or Infinity for no bound. What 0 means is the setting's own (see
- * docs/configuration.md, Limits in the library).
+ * docs/configuration.md, "Budgets and idle times: one rule").
  */
 import { ErrorCode, QuartzError } from '../core/errors.js';
 import { showValue } from '../core/show-value.js';

@@ -46,6 +46,13 @@ function node(dir: string, file: string, timeout = 30_000) {
   return run(process.execPath, [file], { cwd: dir, timeout, encoding: 'utf8' });
 }
 
+/**
+ * How long the one tsc run over every example may take: ~50 s on the shared 2-core machine at
+ * moderate load, and past vitest's 60 s hook timeout under the full suite (the hook failed at
+ * 66 s and every example was skipped).
+ */
+const TYPE_CHECK_BOUND_MS = 240_000;
+
 describe('docs/library.md', () => {
   let dir: string;
   const all = examples();
@@ -67,7 +74,7 @@ describe('docs/library.md', () => {
     await run(process.execPath, [tsc, '-p', dir], { cwd: dir, encoding: 'utf8' }).catch((err: { stdout: string }) => {
       throw new Error(`docs/library.md examples do not type-check:\n${err.stdout}`);
     });
-  });
+  }, TYPE_CHECK_BOUND_MS);
 
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });

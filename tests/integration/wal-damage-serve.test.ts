@@ -50,8 +50,9 @@ describe('quartz serve after its write-ahead log was damaged', () => {
     let written = 0;
     let damaged: { name: string; starts: number[]; ends: number[] } | undefined;
     // lmdb takes the log's writes every 20 ms: kill -9 right after a run of acknowledged PUTs
-    // leaves the last few only in the log. Tried again if it left too few frames there.
-    for (let attempt = 0; attempt < 6 && damaged === undefined; attempt++) {
+    // leaves the last few only in the log. Tried again if it left too few frames there (on a
+    // loaded machine each PUT's round trip is slow, so lmdb often catches up before the kill).
+    for (let attempt = 0; attempt < 20 && damaged === undefined; attempt++) {
       const s = await start(['--data', data]);
       if (key === '') {
         const reg = await fetch(`${s.url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":"wal@example.com"}' });

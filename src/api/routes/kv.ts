@@ -207,7 +207,8 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     {
       tags,
       summary: 'Store a value',
-      description: 'The raw request body is the value; its Content-Type is kept and returned by GET. `If-Match: "<etag>"` writes only over that version, `If-None-Match: *` only creates.',
+      description:
+        'The raw request body is the value; its Content-Type is kept and returned by GET. `If-Match` (one tag, several, or `*`) writes only while the key is at a listed version (`*`: exists); `If-None-Match: *` only creates, and `If-None-Match` with tags writes unless the key is at one of them. The check and the write are one step; sending both headers is 400.',
       security: tenantSecurity,
       request: {
         params: KvKeyParam,
@@ -234,7 +235,7 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     {
       tags,
       summary: 'Read a value',
-      description: 'The raw value with its stored Content-Type and an ETag. `If-None-Match` with the current ETag answers 304.',
+      description: 'The raw value with its stored Content-Type and an ETag. `If-None-Match` with the current ETag (or `*`) answers 304.',
       security: tenantSecurity,
       request: { params: KvKeyParam },
       responses: {
@@ -261,7 +262,7 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     {
       tags,
       summary: 'Delete a key',
-      description: '`If-Match: "<etag>"` deletes only that version.',
+      description: '`If-Match` (one tag, several, or `*`) deletes only while the key is at a listed version (`*`: exists), checked in the same step as the delete. `If-None-Match` is 400 here.',
       security: tenantSecurity,
       request: { params: KvKeyParam },
       responses: { '204': { description: 'Deleted' }, ...errorResponses(400, 404, 412) },

@@ -25,7 +25,7 @@ export const CreateTenantBody = z
   .object({
     email: z.string().min(3).max(254),
     plan: z.string().optional().openapi({ description: 'A configured plan (default: the default plan)' }),
-    billing_customer_id: z.string().min(1).max(255).nullable().optional().openapi({ description: 'Stripe customer id, e.g. cus_123' }),
+    billing_customer_id: z.string().min(1).max(255).nullable().optional().openapi({ description: 'Stripe customer id, e.g. cus_123: printable ASCII without spaces' }),
   })
   .openapi('CreateTenant');
 
@@ -34,7 +34,7 @@ export const CreatedTenant = z.object({ tenant: Tenant, key_id: z.string(), api_
 export const UpdateTenantBody = z
   .object({
     plan: z.string().optional(),
-    billing_customer_id: z.string().min(1).max(255).nullable().optional(),
+    billing_customer_id: z.string().min(1).max(255).nullable().optional().openapi({ description: 'Stripe customer id, e.g. cus_123: printable ASCII without spaces' }),
   })
   .openapi('UpdateTenant');
 

@@ -14,7 +14,7 @@ export const ErrorSchema = z
 
 const ERROR_TEXT: Record<number, string> = {
   400: 'Bad input; the message names the field',
-  401: 'Missing, unknown or revoked key',
+  401: 'Missing, unknown or revoked key, or credentials that disagree (an Authorization header without a Bearer key, or two headers naming different keys)',
   404: 'No such resource (or it belongs to another tenant)',
   409: 'Already exists',
   412: 'If-Match / If-None-Match did not hold',
@@ -22,6 +22,7 @@ const ERROR_TEXT: Record<number, string> = {
   429: 'Rate limit exceeded; see Retry-After',
   500: 'Server fault: a generic message; the cause is logged with the request id',
   501: 'Not available in this home',
+  503: 'Out of file descriptors just now (nothing acknowledged is lost); retry after Retry-After',
   507: "The server's disk is full (nothing of this request was stored; retry once space is freed), or a vector index ran out of WebAssembly memory",
 };
 

@@ -34,12 +34,14 @@ export const CollectionList = z.object({ collections: z.array(CollectionInfo), c
 export const CollectionParam = z.object({ c: z.string().openapi({ description: 'Collection name' }) });
 export const VectorParam = z.object({ c: z.string(), id: z.string().openapi({ description: 'Vector id' }) });
 
+const VectorId = z.string().min(1).openapi({ description: "At most 512 UTF-8 bytes; not '.' or '..'" });
+const VectorValues = z.array(z.number()).openapi({ description: 'Exactly `dims` finite numbers; under l2 and dot each at most 1e17 in magnitude' });
 const Metadata = z.record(z.string(), z.unknown()).openapi({ description: 'JSON object, at most 10 KiB' });
 
 export const UpsertBody = z
   .object({
     vectors: z
-      .array(z.object({ id: z.string().min(1), values: z.array(z.number()), metadata: Metadata.optional() }))
+      .array(z.object({ id: VectorId, values: VectorValues, metadata: Metadata.optional() }))
       .min(1)
       .max(10_000),
   })
@@ -49,7 +51,7 @@ export const UpsertResult = z.object({ upserted: z.number().int() }).openapi('Up
 
 export const QueryBody = z
   .object({
-    vector: z.array(z.number()).optional(),
+    vector: VectorValues.optional(),
     id: z.string().optional().openapi({ description: 'Query with a stored vector instead of `vector`' }),
     k: z.number().int().min(1).max(1000),
     threshold: z.number().optional(),
@@ -152,7 +154,7 @@ export const QueryResult = z
   .object({
     matches: z.array(z.object({ id: z.string(), score: z.number(), metadata: Metadata.optional(), values: z.array(z.number()).optional() })),
   })
-  .openapi('QueryResult');
+  .openapi('QueryResult', { description: 'Best first; matches of equal score in id order' });
 
 export const VectorRecord = z.object({ id: z.string(), values: z.array(z.number()), metadata: Metadata }).openapi('Vector');
 

@@ -226,7 +226,7 @@ describe('KvStore compare-and-set', () => {
     const miss = await rejects(() => kv.put('k', bytes('3'), { ifMatch: [v1, 1, 2, 3, 4] }), ErrorCode.PRECONDITION_FAILED, new RegExp(`is at version ${v2}, not one of ${v1}, 1, 2, 3, …$`));
     expect(miss.details).toEqual({ key: 'k', current_version: v2 });
     await rejects(() => kv.put('k', bytes('3'), { ifNoneMatch: [v1, v2] }), ErrorCode.PRECONDITION_FAILED, new RegExp(`is at version ${v2}, one of ${v1}, ${v2} it must not be at`));
-    await rejects(() => kv.put('k', bytes('3'), { ifMatch: [] }), ErrorCode.PRECONDITION_FAILED);
+    await rejects(() => kv.put('k', bytes('3'), { ifMatch: [] }), ErrorCode.PRECONDITION_FAILED, new RegExp(`is at version ${v2}; the condition lists no version`));
     await kv.put('k', bytes('3'), { ifNoneMatch: [] }); // lists nothing: holds whatever the key is at
     // A large put holds its key from the call on, but its condition is checked once its blob is
     // written: the small puts called after it apply after it, so '*' meets a key that exists throughout.

@@ -17,6 +17,7 @@ import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
 import { HnswIndex } from '../../core/hnsw.js';
 import { cursorFromName, nameFromCursor } from '../list-cursor.js';
 import type { EngineContext } from '../context.js';
+import { consoleLogger } from '../../ports/logger.js';
 import { lowerBound } from '../../ports/sorted-strings.js';
 import type { BatchOp, UnitStorage } from '../../ports/storage.js';
 import {
@@ -314,9 +315,13 @@ class State {
     }
   }
 
-  /** Applies one decoded log chunk (also used by replay, so it trusts the recorded internal ids). */
+  /**
+   * Applies one decoded log chunk (also used by replay, so it trusts the recorded internal ids).
+   * The index's room is checked before anything changes, so a TOO_LARGE leaves the state as it was.
+   */
   apply(entry: LogEntry): void {
     if (entry.kind === LOG_UPSERT) {
+      this.index.checkRoomFor(entry.records.length);
       const ids = new Uint32Array(entry.records.length);
       const flat = new Float32Array(entry.records.length * this.dims);
       entry.records.forEach((r, i) => {
@@ -352,13 +357,22 @@ class State {
     this.free.delete(internal);
     for (let i = this.nextId; i < internal; i++) this.free.add(i);
     this.nextId = Math.max(this.nextId, internal + 1);
-    if ((internal + 1) * this.dims > this.values.length) {
-      let size = this.values.length * 2;
-      while (size < (internal + 1) * this.dims) size *= 2;
-      const grown = new Float32Array(size);
-      grown.set(this.values);
-      this.values = grown;
+    this.growValues(internal + 1);
+  }
+
+  /** Makes room for the values of internal ids below `slots`; INSUFFICIENT_STORAGE if the heap cannot. */
+  growValues(slots: number): void {
+    if (slots * this.dims <= this.values.length) return;
+    let size = this.values.length * 2;
+    while (size < slots * this.dims) size *= 2;
+    let grown: Float32Array;
+    try {
+      grown = new Float32Array(size);
+    } catch (err) {
+      throw new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, `no memory for ${slots} vectors of ${this.dims} dimensions (${size * 4} bytes of values)`, { cause: err });
     }
+    grown.set(this.values);
+    this.values = grown;
   }
 
   private remove(internal: number): void {
@@ -397,6 +411,16 @@ class State {
   }
 }
 
+/** Replay met a log entry the index has no room for (TOO_LARGE, refused before it changed anything). */
+class UnappliableEntry extends Error {
+  constructor(
+    readonly seq: number,
+    override readonly cause: QuartzError,
+  ) {
+    super(`change-log entry ${seq} cannot be applied`);
+  }
+}
+
 /** A log mutation that is durable and not yet covered by a snapshot. */
 interface LoggedMutation {
   seq: number;
@@ -410,6 +434,8 @@ export class Collection {
   private deleted = false;
   /** Set when an in-memory apply failed after its log write: the collection must be reopened. */
   private broken: Error | undefined;
+  /** The live count storage holds once `broken` is set (the half-applied state's own is not). */
+  private brokenCount = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private lastSeq: number;
   private snapshotSeq: number;
@@ -480,6 +506,25 @@ export class Collection {
    * const docs = await Collection.open(ctx, 't1', config, await ctx.storage.unit('vec/t1/docs'));
    */
   static async open(ctx: EngineContext, tenantId: string, config: CollectionConfig, unit: UnitStorage, policy: SnapshotPolicy = {}): Promise<Collection> {
+    // Log entries the index has no room for: written by a build that logged before it checked,
+    // they never applied, and their callers were answered with an error. Replay leaves each out
+    // (starting over, so none is half-applied), then drops them from the log and reports them.
+    const skip = new Set<number>();
+    for (;;) {
+      try {
+        return await Collection.load(ctx, tenantId, config, unit, policy, skip);
+      } catch (err) {
+        if (!(err instanceof UnappliableEntry)) throw err;
+        skip.add(err.seq);
+        (ctx.logger ?? consoleLogger).error(
+          `collection '${config.name}' of tenant '${tenantId}': change-log entry ${err.seq} cannot be applied (${err.cause.message}); it was never acknowledged, and is dropped from the log`,
+          { tenant: tenantId, collection: config.name, seq: err.seq },
+        );
+      }
+    }
+  }
+
+  private static async load(ctx: EngineContext, tenantId: string, config: CollectionConfig, unit: UnitStorage, policy: SnapshotPolicy, skip: Set<number>): Promise<Collection> {
     const what = `collection '${config.name}'`;
     let state = Collection.emptyState(config);
     let snapshotSeq = 0;
@@ -504,11 +549,22 @@ export class Collection {
       let logBytes = 0;
       let lastSeq = snapshotSeq;
       let start = logKey(snapshotSeq + 1, 0);
+      const dropped: BatchOp[] = [];
       for (;;) {
         const page = await unit.kv.scan({ start, end: LOG_END, limit: REPLAY_PAGE });
         for (const { key, value } of page) {
           const { seq, chunk } = parseLogKey(key);
-          state.apply(decodeLogChunk(value, config.dims, `${what} change-log entry ${seq}.${chunk}`));
+          if (skip.has(seq)) {
+            dropped.push({ type: 'delete', key });
+            continue;
+          }
+          const entry = decodeLogChunk(value, config.dims, `${what} change-log entry ${seq}.${chunk}`);
+          try {
+            state.apply(entry);
+          } catch (err) {
+            if (isQuartzError(err, ErrorCode.TOO_LARGE)) throw new UnappliableEntry(seq, err);
+            throw err;
+          }
           const last = logged[logged.length - 1];
           if (last !== undefined && last.seq === seq) {
             last.chunks++;
@@ -520,8 +576,10 @@ export class Collection {
           lastSeq = seq;
         }
         if (page.length < REPLAY_PAGE) break;
-        start = logKey(lastSeq, parseLogKey(page[page.length - 1]!.key).chunk + 1);
+        const { seq, chunk } = parseLogKey(page[page.length - 1]!.key);
+        start = logKey(seq, chunk + 1);
       }
+      if (dropped.length > 0) await unit.kv.batch([...dropped, { type: 'put', key: KEY_COUNT, value: u32Bytes(state.count) }]);
       // Blobs other than the pointed-to one are leftovers of a checkpoint a crash cut short.
       for (const blob of await unit.blobs.list(SNAPSHOT_PREFIX)) {
         if (blob.key !== snapshotBlob) await unit.blobs.delete(blob.key);
@@ -610,7 +668,12 @@ export class Collection {
 
   /** Live vectors. */
   get count(): number {
-    return this.state.count;
+    return this.broken === undefined ? this.state.count : this.brokenCount;
+  }
+
+  /** A write failed halfway through its apply: every call fails until the collection is closed and opened again. */
+  get needsReopen(): boolean {
+    return this.broken !== undefined;
   }
 
   /**
@@ -638,7 +701,7 @@ export class Collection {
       throw new QuartzError(ErrorCode.STORAGE_CLOSED, `collection '${this.name}' is closed`);
     }
     if (this.broken) {
-      throw new QuartzError(ErrorCode.INTERNAL, `collection '${this.name}' failed to apply a logged mutation and must be reopened: ${this.broken.message}`, { cause: this.broken });
+      throw new QuartzError(ErrorCode.INTERNAL, `collection '${this.name}' failed to apply a write and must be reopened (the store reopens it on its next call): ${this.broken.message}`, { cause: this.broken });
     }
   }
 
@@ -664,8 +727,26 @@ export class Collection {
     try {
       this.state.apply(entry);
     } catch (err) {
+      // The checks before the log write cover what is known to fail (the index's room, the
+      // values' heap); this is what they cannot foresee, such as wasm memory failing to grow.
+      // The state is half-applied: take the entry back out of the log so that reopening (the
+      // store does it on the next call) neither fails on it again nor keeps a write the caller
+      // was told failed.
       this.broken = err as Error;
-      throw new QuartzError(ErrorCode.INTERNAL, `collection '${this.name}': the change was logged but applying it failed; reopen the collection`, { cause: err });
+      this.brokenCount = before;
+      let undone = true;
+      try {
+        await this.unit.kv.batch([
+          ...chunks.map((_, i): BatchOp => ({ type: 'delete', key: logKey(seq, i) })),
+          { type: 'put', key: KEY_COUNT, value: u32Bytes(before) },
+        ]);
+      } catch {
+        undone = false;
+        this.brokenCount = countAfter;
+      }
+      const code = isQuartzError(err) ? err.code : ErrorCode.INTERNAL;
+      const outcome = undone ? 'it was not stored' : 'it stays logged and is applied again when the collection reopens';
+      throw new QuartzError(code, `collection '${this.name}': applying the write failed, and ${outcome}: ${(err as Error).message}`, { cause: err });
     }
     this.lastSeq = seq;
     let bytes = 0;
@@ -729,10 +810,25 @@ export class Collection {
         }
         records.push({ ...r, internalId });
       }
+      this.makeRoom(records.length, next);
       await this.commit({ kind: LOG_UPSERT, records });
     });
     this.afterMutation();
     return { upserted: planned.size };
+  }
+
+  /**
+   * Refuses, before anything is logged, an upsert the apply could not take: more vectors than
+   * the index has room for (TOO_LARGE), or values the heap cannot grow to hold (grown now).
+   */
+  private makeRoom(records: number, slots: number): void {
+    try {
+      this.state.index.checkRoomFor(records);
+    } catch (err) {
+      if (!isQuartzError(err, ErrorCode.TOO_LARGE)) throw err;
+      throw new QuartzError(ErrorCode.TOO_LARGE, `collection '${this.name}' is full: ${err.message}; nothing was stored`, { cause: err, details: err.details });
+    }
+    this.state.growValues(slots);
   }
 
   /**

@@ -450,8 +450,13 @@ export class VectorStore {
       if (left === 0) this.busy.delete(name);
       else this.busy.set(name, left);
       const entry = this.ready.get(name);
+      // A write that failed halfway through its apply left the collection unusable: the next
+      // call opens it again from storage (the failed write was taken back out of its log).
+      if (entry !== undefined && entry.collection.needsReopen) {
+        if (this.evict(name, entry)) this.budget.remove(entry);
+      }
       // Re-measured: an upsert may have grown it past the budget.
-      if (entry !== undefined) this.budget.used(entry);
+      else if (entry !== undefined) this.budget.used(entry);
     }
   }
 

@@ -207,28 +207,31 @@ export function vectorCommands(program: Command, io: CliIo): void {
     .command('upsert <collection>')
     .description('upsert vectors from a JSON file (an array or {vectors: [...]}) or JSONL (one {id, values, metadata} per line)')
     .requiredOption('--file <path>', 'the JSON or JSONL file ("-" for stdin)')
-    .option('--batch <n>', 'vectors per request', '1000')
+    .option('--batch <n>', `vectors per request, at most ${MAX_UPSERT_VECTORS} (a request is also kept under the body limit)`, '1000')
     .action(async (name: string, flags: { file: string; batch: string }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
       const path = collectionPath(name); // an empty name is refused before the file is read
-      const batch = intFlag(flags.batch, '--batch', 1)!;
+      const batchSize = intFlag(flags.batch, '--batch', 1)!;
+      if (batchSize > MAX_UPSERT_VECTORS) throw new CliError(`quartz: --batch must be at most ${MAX_UPSERT_VECTORS} (the vectors one upsert request may hold), got ${batchSize}`);
       const client = await ctx.client();
       const subject = flags.file === '-' ? 'stdin' : flags.file;
       const source = flags.file === '-' ? { stream: io.stdin as Readable, size: undefined } : await openInputFile(flags.file);
       const quiet = ctx.out.mode === 'json';
       let upserted = 0;
-      const send = async (vectors: unknown[]): Promise<void> => {
-        upserted += (await client.json<{ upserted: number }>(`${path}/upsert`, { method: 'POST', json: { vectors } })).upserted;
-      };
+      const batches = upsertBatches(client, `${path}/upsert`, batchSize, (n) => {
+        upserted += n;
+      });
       try {
-        const whole = await upsertLines(source, subject, batch, send, progressBar(io, 'bytes', source.size ?? 0, quiet));
+        const whole = await upsertLines(source, subject, batches, progressBar(io, 'bytes', source.size ?? 0, quiet));
         if (whole !== undefined) {
           const vectors = parseVectors(whole, subject);
           const bar = progressBar(io, 'vectors', vectors.length, quiet);
-          for (let i = 0; i < vectors.length; i += batch) {
-            await send(vectors.slice(i, i + batch));
-            bar.update(Math.min(vectors.length, i + batch));
+          for (let i = 0; i < vectors.length; i++) {
+            await batches.add(JSON.stringify(vectors[i]), `vector ${i} of ${subject}`);
+            if (i % 100 === 99) bar.update(i + 1);
           }
+          await batches.flush();
+          bar.update(vectors.length);
           bar.stop();
         }
       } catch (err) {
@@ -316,13 +319,11 @@ function parseJson(text: string, subject: string): unknown {
 async function upsertLines(
   source: { stream: Readable; size: number | undefined },
   subject: string,
-  batchSize: number,
-  send: (vectors: unknown[]) => Promise<void>,
+  batches: UpsertBatches,
   bar: Progress,
 ): Promise<string | undefined> {
   let mode: 'jsonl' | 'whole' | undefined;
   const document: string[] = [];
-  let batch: unknown[] = [];
   let lineNo = 0;
   let bytes = 0;
   const lines = createInterface({ input: source.stream, crlfDelay: Infinity });
@@ -343,12 +344,10 @@ async function upsertLines(
           continue;
         }
       }
-      batch.push(parseJson(line, `${subject} line ${lineNo}`));
-      if (batch.length >= batchSize) {
-        await send(batch);
-        batch = [];
-        bar.update(Math.min(bytes, source.size ?? 0));
-      }
+      const where = `${subject} line ${lineNo}`;
+      parseJson(line, where);
+      // The line as it came (it is JSON): one vector's part of the request body.
+      if (await batches.add(line.trim(), `line ${lineNo} of ${subject}`)) bar.update(Math.min(bytes, source.size ?? 0));
     }
   } catch (err) {
     const { code, message } = err as NodeJS.ErrnoException;
@@ -358,11 +357,78 @@ async function upsertLines(
     lines.close();
   }
   if (mode === 'jsonl') {
-    if (batch.length > 0) await send(batch);
+    await batches.flush();
     bar.update(source.size ?? 0);
   }
   bar.stop();
   return mode === 'jsonl' ? undefined : document.join('\n');
+}
+
+/**
+ * What one upsert request may hold (docs/vectors.md, docs/configuration.md): 10,000 vectors,
+ * and a body of `body_limits.vectors`, 32 MiB unless the server is configured otherwise.
+ */
+export const MAX_UPSERT_VECTORS = 10_000;
+export const MAX_UPSERT_BODY_BYTES = 32 * 2 ** 20;
+const UPSERT_ENVELOPE = '{"vectors":[]}'.length;
+
+interface UpsertBatches {
+  /** Adds one vector's JSON (`where` names it in errors); true when that sent a batch. */
+  add(json: string, where: string): Promise<boolean>;
+  /** Sends what is left. */
+  flush(): Promise<void>;
+}
+
+/**
+ * Groups vectors into upsert requests of at most `batchSize`, cut before the body would pass
+ * 32 MiB, sent one after another so they land in input order. A server configured with a
+ * smaller `body_limits.vectors` answers 413: the batch is sent again in halves (a refused
+ * upsert stores nothing, so no vector is written twice) and later batches are cut to the size
+ * that passed. A vector refused on its own stops the command, naming it.
+ */
+function upsertBatches(client: ApiClient, path: string, batchSize: number, upserted: (n: number) => void): UpsertBatches {
+  let batch: { json: string; bytes: number; where: string }[] = [];
+  let batchBytes = UPSERT_ENVELOPE;
+  let budget = MAX_UPSERT_BODY_BYTES;
+  const post = async (items: typeof batch): Promise<void> => {
+    const body = `{"vectors":[${items.map((v) => v.json).join(',')}]}`;
+    const res = await client.request(path, { method: 'POST', body, contentType: 'application/json', accept: [413] });
+    if (res.status !== 413) {
+      upserted((await client.answer<{ upserted: number }>(res)).upserted);
+      return;
+    }
+    const refused = errorOf(res, new TextDecoder().decode(await client.body(res).catch(() => new Uint8Array(0))));
+    if (items.length === 1) throw new CliError(refused.message.replace(/^quartz: /, `quartz: ${items[0]!.where}: `));
+    budget = Math.min(budget, Math.max(UPSERT_ENVELOPE + items[0]!.bytes, Math.floor(Buffer.byteLength(body) / 2)));
+    const half = Math.ceil(items.length / 2);
+    await post(items.slice(0, half));
+    await post(items.slice(half));
+  };
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    const items = batch;
+    batch = [];
+    batchBytes = UPSERT_ENVELOPE;
+    await post(items);
+  };
+  return {
+    add: async (json, where) => {
+      const bytes = Buffer.byteLength(json) + 1; // and its comma
+      let sent = false;
+      if (batch.length > 0 && batchBytes + bytes > budget) {
+        await flush();
+        sent = true;
+      }
+      batch.push({ json, bytes, where });
+      batchBytes += bytes;
+      if (batch.length >= batchSize) {
+        await flush();
+        sent = true;
+      }
+      return sent;
+    },
+    flush,
+  };
 }
 
 /** True when a line is a whole JSON object that is a vector (not `{vectors: [...]}`): the first line of JSONL. */
@@ -378,11 +444,15 @@ function isVectorLine(line: string): boolean {
 /** JSON (array or {vectors}) or JSONL, told apart by trying JSON first. */
 export function parseVectors(text: string, subject: string): unknown[] {
   const trimmed = text.trim();
-  if (trimmed === '') throw new CliError(`quartz: ${subject} is empty`);
+  if (trimmed === '') throw new CliError(`quartz: ${subject} is empty: it holds no vectors`);
   try {
     const whole = JSON.parse(trimmed) as unknown;
-    if (Array.isArray(whole)) return whole;
-    if (whole !== null && typeof whole === 'object' && Array.isArray((whole as { vectors?: unknown }).vectors)) return (whole as { vectors: unknown[] }).vectors;
+    // `[]` is refused as an empty file is: an upsert of nothing is a wrong file more often than not.
+    const list = Array.isArray(whole) ? whole : whole !== null && typeof whole === 'object' && Array.isArray((whole as { vectors?: unknown }).vectors) ? (whole as { vectors: unknown[] }).vectors : undefined;
+    if (list !== undefined) {
+      if (list.length === 0) throw new CliError(`quartz: ${subject} holds no vectors`);
+      return list;
+    }
     if (whole !== null && typeof whole === 'object') return [whole];
     throw new CliError(`quartz: ${subject} must hold an array of vectors, {vectors: [...]}, or one vector per line`);
   } catch (err) {
