@@ -916,6 +916,39 @@ export function hnsw_add_batch(idsPtr: usize, vecPtr: usize, n: i32): i32 {
   return n;
 }
 
+/**
+ * Rewrites the stored unit vectors of `n` present ids (at `idsPtr`) from their original values
+ * (flat f32 at `vecPtr`) as normaliseInto gives them, keeping the graph. For snapshots of builds
+ * that normalised in f32 (components past ~1.8e19 were stored as zeros). Cosine only; returns the
+ * ids rewritten, or E_ZERO / E_NONFINITE at hnsw_last_error_index for a value no insert would take.
+ */
+export function hnsw_renormalise(idsPtr: usize, vecPtr: usize, n: i32): i32 {
+  if (metric != METRIC_COSINE) return 0;
+  const stride = <usize>dims << 2;
+  let done = 0;
+  for (let i = 0; i < n; i++) {
+    const src = vecPtr + <usize>i * stride;
+    let zero = true;
+    for (let j = 0; j < dims; j++) {
+      const x = load<f32>(src + (<usize>j << 2));
+      if (!isFinite<f32>(x)) {
+        lastErrorIndex = i;
+        return E_NONFINITE;
+      }
+      if (x != 0) zero = false;
+    }
+    if (zero) {
+      lastErrorIndex = i;
+      return E_ZERO;
+    }
+    const slot = mapGet(load<u32>(idsPtr + (<usize>i << 2)));
+    if (slot == NONE) continue;
+    normaliseInto(vecOf(slot), src);
+    done++;
+  }
+  return done;
+}
+
 /** Removes `id`; returns 1 if it was present. Its node stays in the graph as a tombstone. */
 export function hnsw_delete(id: u32): i32 {
   const slot = mapGet(id);

@@ -393,6 +393,23 @@ describe('HnswIndex snapshots', () => {
     expect(Array.from(copy.search([1, 2, 3], 1).ids)).toEqual([1]);
   });
 
+  it('renormalise rewrites cosine unit vectors from original values in place, skipping absent ids and leaving other metrics alone', () => {
+    const index = new HnswIndex({ dims: 2, metric: 'cosine' });
+    index.addBatch(Uint32Array.of(1, 2, 3), new Float32Array([1, 0, 0, 1, 1, 1]));
+    // As if an older build had stored other unit vectors: they are taken from these values now.
+    expect(index.renormalise(Uint32Array.of(1, 9, 3), new Float32Array([0, 5, 1, 1, 3e38, 3e38]))).toBe(2);
+    expect(Array.from(index.getVector(1)!)).toEqual([0, 1]);
+    expect(Array.from(index.getVector(3)!)).toEqual([Math.fround(Math.SQRT1_2), Math.fround(Math.SQRT1_2)]);
+    expect(index.size).toBe(3);
+    expectQuartzError(() => index.renormalise(Uint32Array.of(1, 2), new Float32Array([1, 1, 0, 0])), 'invalid_argument', /vector for id 2 is all zeros/);
+    expectQuartzError(() => index.renormalise(Uint32Array.of(1), new Float32Array([NaN, 1])), 'invalid_argument', /vector for id 1 has a non-finite value/);
+    expectQuartzError(() => index.renormalise(Uint32Array.of(1), new Float32Array([1])), 'invalid_argument', /got 1 floats for 1 ids of 2 dimensions/);
+    const l2 = new HnswIndex({ dims: 2, metric: 'l2' });
+    l2.add(1, [3, 4]);
+    expect(l2.renormalise(Uint32Array.of(1), new Float32Array([6, 8]))).toBe(0);
+    expect(Array.from(l2.getVector(1)!)).toEqual([3, 4]);
+  });
+
   it('refuses corrupt snapshots with a QuartzError', () => {
     const bytes = build().serialize();
     const flipped = bytes.slice();

@@ -45,6 +45,7 @@ export type HnswSearchPlan = 'none' | 'graph' | 'exact' | 'graph+exact';
 interface HnswExports extends QuartzExports {
   hnsw_init(dims: number, metric: number, M: number, efConstruction: number, seed: number): number;
   hnsw_add_batch(idsPtr: number, vecPtr: number, n: number): number;
+  hnsw_renormalise(idsPtr: number, vecPtr: number, n: number): number;
   hnsw_delete(id: number): number;
   hnsw_has(id: number): number;
   hnsw_get_vector(id: number, out: number): number;
@@ -259,6 +260,39 @@ export class HnswIndex {
       }
       if (rc < 0) throw this.vectorError(rc, 'vector', ids[start + wasm.hnsw_last_error_index()]);
     }
+  }
+
+  /**
+   * Under cosine, rewrites the stored unit vectors of present `ids` from their original values
+   * (`vectors` flat, `ids.length × dims`) as this build normalises them, keeping the graph; other
+   * metrics store values as given, so nothing changes. A snapshot of a build that normalised in
+   * f32 holds zeros for vectors with components past ~1.8e19 and last-bit differences elsewhere
+   * (equal vectors scored unequally). Returns how many vectors were rewritten.
+   * @example
+   * index.renormalise(Uint32Array.of(1, 2), new Float32Array([3e19, 3e19, 1, 0]));
+   */
+  renormalise(ids: Uint32Array, vectors: Float32Array): number {
+    const wasm = this.core();
+    if (!(ids instanceof Uint32Array)) throw invalid('renormalise ids must be a Uint32Array');
+    if (!(vectors instanceof Float32Array)) throw invalid('renormalise vectors must be a flat Float32Array');
+    const dims = this.dims;
+    if (vectors.length !== ids.length * dims) {
+      throw invalid(`renormalise got ${vectors.length} floats for ${ids.length} ids of ${dims} dimensions (expected ${ids.length * dims})`);
+    }
+    if (this.metric !== 'cosine') return 0;
+    let rewritten = 0;
+    const per = Math.max(1, Math.floor(INSERT_SLICE_BYTES / (dims * 4 + 4)));
+    for (let start = 0; start < ids.length; start += per) {
+      const n = Math.min(per, ids.length - start);
+      const ptr = this.scratch(n * 4 + n * dims * 4);
+      this.refreshViews();
+      this.u32.set(ids.subarray(start, start + n), ptr >>> 2);
+      this.f32.set(vectors.subarray(start * dims, (start + n) * dims), (ptr >>> 2) + n);
+      const rc = wasm.hnsw_renormalise(ptr, ptr + n * 4, n);
+      if (rc < 0) throw this.vectorError(rc, 'vector', ids[start + wasm.hnsw_last_error_index()]);
+      rewritten += rc;
+    }
+    return rewritten;
   }
 
   /**

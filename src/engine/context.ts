@@ -74,6 +74,6 @@ export interface EngineContext {
   keyCache?: KeyCache;
   /** Seals large produce batches off the engine's thread (the Node home's worker threads); without it they are sealed inline. */
   batchEncoder?: BatchEncoder;
-  /** Where background work that fails (a partition's roll or retention) is reported; without it, the console. */
+  /** Where background work that fails (a partition's roll or retention, a usage recount, metering KV writes) is reported; without it, the console. */
   logger?: Logger;
 }

@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '../core/errors.js';
 import { init } from '../node/core.js';
 import { ManualClock } from '../ports/manual-clock.js';
@@ -21,6 +21,24 @@ beforeAll(async () => {
 });
 
 describe('createEngine', () => {
+  it("reports a tenant's failed usage recount through the logger port and serves the tenant", async () => {
+    const opts = options();
+    const broken = new Error('recount failed');
+    opts.usage.reconcile = () => Promise.reject(broken);
+    const logged: unknown[] = [];
+    const consoleError = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      const engine = await createEngine({ ...opts, logger: { error: (message, details) => logged.push({ message, details }), info: () => undefined } });
+      const { kv } = await engine.tenant('t1');
+      await kv.put('k', text('v'));
+      expect(logged).toEqual([{ message: "counting the stored usage of tenant 't1' failed; its levels stay as stored", details: { tenant: 't1', err: broken } }]);
+      expect(consoleError).not.toHaveBeenCalled();
+      await engine.close();
+    } finally {
+      consoleError.mockRestore();
+    }
+  });
+
   it('opens each tenant’s KV, streams and vectors once, scoped to that tenant', async () => {
     const opts = options();
     const engine = await createEngine(opts);

@@ -9,7 +9,7 @@ import { showValue } from '../core/show-value.js';
 import { MAX_TENANT_ID, isTenantId } from './tenant-id.js';
 import type { BatchEncoder } from '../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
-import type { Logger } from '../ports/logger.js';
+import { consoleLogger, type Logger } from '../ports/logger.js';
 import type { StorageProvider } from '../ports/storage.js';
 import { systemClock, timerScheduler } from '../ports/system-clock.js';
 import type { Capabilities, EngineContext, LevelCounter, UsageRecorder } from './context.js';
@@ -49,7 +49,7 @@ export interface EngineOptions {
   where?: string;
   /** Seals large produce batches off the engine's thread; the engine closes it. Default: inline. */
   batchEncoder?: BatchEncoder;
-  /** Where background work that fails (a partition's roll or retention) is reported. Default: the console. */
+  /** Where background work that fails (a partition's roll or retention, a usage recount, metering KV writes) is reported. Default: the console. */
   logger?: Logger;
   /** Replaces the built-in migrations (tests). */
   migrations?: readonly Migration[];
@@ -151,7 +151,7 @@ export class Engine {
     // One bound for every tenant's KV key cache, and the idle release of a tenant's.
     const keyCache = new KeyCache(scheduler, { maxBytes: options.kv?.keyCacheMaxBytes, idleMs: options.tenantIdleMs });
     // After the settings are checked: the meter flushes on a timer from here on.
-    const ownMeter = options.usage === undefined ? await UsageMeter.open({ storage: options.storage, clock, scheduler }) : undefined;
+    const ownMeter = options.usage === undefined ? await UsageMeter.open({ storage: options.storage, clock, scheduler, logger: options.logger }) : undefined;
     const context: EngineContext = {
       storage: options.storage,
       clock,
@@ -257,7 +257,7 @@ export class Engine {
       // Before the scope is handed out, so no vector write runs while the vectors are counted; the
       // bytes are counted in the background, the tenant served meanwhile.
       await ctx.usage.reconcile?.(id, levelCounter(scope)).catch((err: unknown) => {
-        console.error(`quartz: counting the stored usage of tenant '${id}' failed; its levels stay as stored`, err);
+        (ctx.logger ?? consoleLogger).error(`counting the stored usage of tenant '${id}' failed; its levels stay as stored`, { tenant: id, err });
       });
       return scope;
     }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { ManualClock } from '../../ports/manual-clock.js';
 import { createMemoryStorage } from '../../ports/memory-storage.js';
@@ -238,6 +238,53 @@ describe('KvStore compare-and-set', () => {
     await rejects(() => kv.put('k', bytes('x'), { ifMatch: [1.5] }), ErrorCode.INVALID_ARGUMENT, /ifMatch must be/);
     await rejects(() => kv.put('k', bytes('x'), { ifNoneMatch: [-1] }), ErrorCode.INVALID_ARGUMENT, /ifNoneMatch only takes/);
     await kv.close();
+  });
+
+  it('checks a conditional write against the versions listed at the call, though the caller changes its list before the write is issued', async () => {
+    const kv = await KvStore.open(slowContext(false), 't1');
+    const { version } = await kv.put('k', bytes('1'));
+    // A large put checks its condition once its blob is written, several awaits after the call.
+    const listed = [version];
+    const large = kv.put('k', new Uint8Array(1_500_000).fill(5), { ifMatch: listed });
+    listed[0] = version + 1; // the caller reuses its array once put() returned
+    const { version: v2 } = await large;
+    const unlisted = [v2];
+    const refused = kv.put('k', new Uint8Array(1_500_000).fill(6), { ifNoneMatch: unlisted });
+    unlisted.length = 0;
+    await rejects(() => refused, ErrorCode.PRECONDITION_FAILED, new RegExp(`is at version ${v2}, one of ${v2} it must not be at`));
+    await kv.close();
+    // A delete of a key not in the cache reads it first (asynchronously here) and checks after.
+    const ctx = slowContext(true);
+    const first = await KvStore.open(ctx, 't1');
+    const { version: v3 } = await first.put('d', bytes('1'));
+    await first.close();
+    const reopened = await KvStore.open(ctx, 't1');
+    const gone = [v3];
+    const deleted = reopened.delete('d', { ifMatch: gone });
+    gone[0] = v3 + 1;
+    await expect(deleted).resolves.toBe(true);
+    await reopened.close();
+  });
+
+  it('reports a metering failure of writes that settled later through the logger port, not the console', async () => {
+    const ctx = slowContext(false);
+    const logged: { message: string; details?: Record<string, unknown> }[] = [];
+    ctx.logger = { error: (message, details) => logged.push({ message, details }), info: () => undefined };
+    const broken = new Error('meter down');
+    ctx.usage.add = () => {
+      throw broken;
+    };
+    const consoleError = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      const kv = await KvStore.open(ctx, 't1');
+      await kv.put('k', bytes('v')); // its write settles later: metered in the group's handler
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      expect(logged).toEqual([{ message: "metering KV writes of tenant 't1' failed", details: { tenant: 't1', err: broken } }]);
+      expect(consoleError).not.toHaveBeenCalled();
+      await kv.close();
+    } finally {
+      consoleError.mockRestore();
+    }
   });
 
   it('never reissues a version after a crash, even when writes ran ahead of the clock', async () => {

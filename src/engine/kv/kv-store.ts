@@ -14,6 +14,7 @@ import { MAX_TENANT_ID, isTenantId } from '../tenant-id.js';
 import { compareBytes, prefixEnd } from '../../ports/storage-checks.js';
 import { MAX_ENTRY_BYTES, type Awaitable, type BatchOp, type BlobStore, type KVEntry, type OrderedKV } from '../../ports/storage.js';
 import type { Clock, Scheduler } from '../../ports/clock.js';
+import { consoleLogger, type Logger } from '../../ports/logger.js';
 import type { EngineContext, UsageRecorder } from '../context.js';
 import { HotValues, type HotUnit } from './hot-values.js';
 import { KeyCache, slotBytes, type KeyCacheHolder } from './key-cache.js';
@@ -219,13 +220,27 @@ function contentTypeBytes(contentType: unknown): Uint8Array {
 
 const isVersion = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
 
-function checkIfMatch(v: unknown): void {
-  if (v === undefined || v === '*' || isVersion(v) || (Array.isArray(v) && v.every(isVersion))) return;
+/**
+ * A checked copy of a condition's list: the write checks it steps later (after the key's read,
+ * or a large value's upload), and a caller may reuse its array once put() or delete() returned.
+ */
+function versionList(v: unknown): readonly number[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const copy = v.slice();
+  return copy.every(isVersion) ? copy : undefined;
+}
+
+function checkIfMatch<T extends VersionCondition | undefined>(v: T): T {
+  if (v === undefined || v === '*' || isVersion(v)) return v;
+  const list = versionList(v);
+  if (list !== undefined) return list as T;
   throw invalid(`ifMatch must be a version number (a non-negative integer), a list of them or '*', got ${showValue(v)}`);
 }
 
-function checkIfNoneMatch(v: unknown): void {
-  if (v === undefined || v === '*' || (Array.isArray(v) && v.every(isVersion))) return;
+function checkIfNoneMatch<T extends '*' | readonly number[] | undefined>(v: T): T {
+  if (v === undefined || v === '*') return v;
+  const list = versionList(v);
+  if (list !== undefined) return list as T;
   throw invalid(`ifNoneMatch only takes '*' or a list of version numbers, got ${showValue(v)}`);
 }
 
@@ -367,6 +382,7 @@ export class KvStore {
   private readonly clock: Clock;
   private readonly scheduler: Scheduler;
   private readonly usage: UsageRecorder;
+  private readonly logger: Logger;
   private readonly maxValueBytes: number;
   /** Known keys in insertion order: every key with a write in flight, and recently written ones. */
   private readonly slots = new Map<string, Slot>();
@@ -421,6 +437,7 @@ export class KvStore {
     this.clock = ctx.clock;
     this.scheduler = ctx.scheduler;
     this.usage = ctx.usage;
+    this.logger = ctx.logger ?? consoleLogger;
     this.hotValues = ctx.hotValues ?? new HotValues();
     this.hot = this.hotValues.unit();
     // Without the engine's: no bound across stores and no idle release, only `cachedKeys`.
@@ -574,9 +591,9 @@ export class KvStore {
       });
     }
     const type = contentTypeBytes(options.contentType);
-    const { ttl, ifMatch, ifNoneMatch } = options;
-    checkIfMatch(ifMatch);
-    checkIfNoneMatch(ifNoneMatch);
+    const { ttl } = options;
+    const ifMatch = checkIfMatch(options.ifMatch);
+    const ifNoneMatch = checkIfNoneMatch(options.ifNoneMatch);
     if (ifNoneMatch !== undefined && ifMatch !== undefined) throw invalid('ifMatch and ifNoneMatch cannot be combined');
     let expiresAt = 0;
     if (ttl !== undefined) {
@@ -629,8 +646,7 @@ export class KvStore {
   private deleteNow(key: string, options: KvDeleteOptions): Awaitable<boolean> {
     this.check();
     const k = dataKey(key);
-    const { ifMatch } = options;
-    checkIfMatch(ifMatch);
+    const ifMatch = checkIfMatch(options.ifMatch);
     return this.mutate(key, k, (slot) => {
       const live = slot.exists && !this.expiredAt(slot.expiresAt);
       const unmet = unmetCondition(live, slot.version, ifMatch, undefined);
@@ -1049,7 +1065,7 @@ export class KvStore {
         )
         .catch((err: unknown) => {
           // Only a broken usage recorder lands here; the writes themselves are settled.
-          console.error(`quartz: metering KV writes of tenant '${this.tenantId}' failed`, err);
+          this.logger.error(`metering KV writes of tenant '${this.tenantId}' failed`, { tenant: this.tenantId, err });
         });
     }
     if (slot.group === undefined) this.inflightSlots++;

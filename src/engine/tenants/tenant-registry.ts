@@ -172,7 +172,7 @@ export class TenantRegistry implements UsageRecorder {
     const defaultPlan = checkPlan(options.defaultPlan ?? DEFAULT_PLAN);
     const unit = await ctx.storage.unit('tenants');
     const shared = ctx.usage instanceof UsageMeter;
-    const meter = shared ? (ctx.usage as UsageMeter) : await UsageMeter.open({ storage: ctx.storage, clock: ctx.clock, scheduler: ctx.scheduler });
+    const meter = shared ? (ctx.usage as UsageMeter) : await UsageMeter.open({ storage: ctx.storage, clock: ctx.clock, scheduler: ctx.scheduler, logger: ctx.logger });
     return new TenantRegistry(unit.kv, ctx.clock, meter, !shared, defaultPlan);
   }
 

@@ -28,6 +28,7 @@ import type { Clock, Scheduler } from '../../ports/clock.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
 import type { BatchOp, OrderedKV, StorageProvider } from '../../ports/storage.js';
 import type { LevelCounter, UsageMetric, UsageRecorder } from '../context.js';
+import { consoleLogger, type Logger } from '../../ports/logger.js';
 
 export const USAGE_METRICS: readonly UsageMetric[] = ['api_calls', 'bytes_stored', 'records_produced', 'vectors_stored', 'function_ms'];
 const GAUGES = ['bytes_stored', 'vectors_stored'] as const satisfies readonly UsageMetric[];
@@ -63,6 +64,8 @@ export interface UsageMeterOptions {
   scheduler: Scheduler;
   /** How often pending counts are persisted (default one minute). */
   flushIntervalMs?: number;
+  /** Where a background recount that fails is reported; default the console. */
+  logger?: Logger;
 }
 
 const utf8 = new TextEncoder();
@@ -149,6 +152,7 @@ export class UsageMeter implements UsageRecorder {
     private readonly clock: Clock,
     private readonly scheduler: Scheduler,
     private readonly intervalMs: number,
+    private readonly logger: Logger,
   ) {}
 
   /**
@@ -163,7 +167,7 @@ export class UsageMeter implements UsageRecorder {
     const interval = options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
     if (!(Number.isFinite(interval) && interval > 0)) throw invalid(`flushIntervalMs must be a positive number, got ${String(interval)}`);
     const unit = await options.storage.unit('tenants');
-    const meter = new UsageMeter(unit.kv, options.clock, options.scheduler, interval);
+    const meter = new UsageMeter(unit.kv, options.clock, options.scheduler, interval, options.logger ?? consoleLogger);
     const last = await unit.kv.get(key('m/period'));
     meter.lastFlushedPeriod = last === undefined ? undefined : utf8Decoder.decode(last);
     const crashes = await unit.kv.get(CRASHES_KEY);
@@ -222,7 +226,7 @@ export class UsageMeter implements UsageRecorder {
         this.reconciled.delete(tenantId); // tried again on the tenant's next open
         // Closing the tenant or the engine stops the count: not a failure.
         if (!(err instanceof QuartzError && err.code === ErrorCode.STORAGE_CLOSED)) {
-          console.error(`quartz: counting the stored bytes of tenant '${tenantId}' failed; its level stays as stored`, err);
+          this.logger.error(`counting the stored bytes of tenant '${tenantId}' failed; its level stays as stored`, { tenant: tenantId, err });
         }
       },
     );

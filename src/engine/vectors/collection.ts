@@ -633,18 +633,32 @@ export class Collection {
   /**
    * The snapshot's serialized graph, or, when this build cannot read that index format, a graph
    * rebuilt from the snapshot's own copy of the values (slower, but the data stays readable).
+   * Cosine unit vectors are taken again from those values: builds before f64 norms stored zeros
+   * for vectors with components past ~1.8e19 (they matched nothing, even themselves, until
+   * upserted again) and others a last bit off this build's, so equal vectors scored unequally.
    */
   private static indexFromSnapshot(config: CollectionConfig, snap: SnapshotContents): HnswIndex {
+    const values = (): [Uint32Array, Float32Array] => {
+      const flat = new Float32Array(snap.records.length * config.dims);
+      snap.records.forEach((r, i) => flat.set(r.values, i * config.dims));
+      return [Uint32Array.from(snap.records, (r) => r.internalId), flat];
+    };
+    let index: HnswIndex;
     try {
-      return HnswIndex.deserialize(snap.index);
+      index = HnswIndex.deserialize(snap.index);
     } catch (err) {
       if (!isQuartzError(err, ErrorCode.UNSUPPORTED_FORMAT)) throw err;
+      index = Collection.newIndex(config);
+      index.addBatch(...values());
+      return index;
     }
-    const index = Collection.newIndex(config);
-    const ids = Uint32Array.from(snap.records, (r) => r.internalId);
-    const flat = new Float32Array(snap.records.length * config.dims);
-    snap.records.forEach((r, i) => flat.set(r.values, i * config.dims));
-    index.addBatch(ids, flat);
+    if (config.metric !== 'cosine') return index;
+    try {
+      index.renormalise(...values());
+    } catch (err) {
+      index.dispose();
+      throw err;
+    }
     return index;
   }
 

@@ -700,6 +700,36 @@ describe('VectorStore persistence', () => {
     expect(exact(copy)).toEqual(exact(await store.collection('docs')));
   });
 
+  it('scores cosine vectors of a snapshot written by a build that normalised in f32 by their direction, also after a checkpoint and a reopen', async () => {
+    // Collection.snapshot() of build c7f03f0: cosine, 2 dims, huge [3e19, 3e19], x [1, 0], y [0, 1],
+    // third [1, 3]. That build squared in f32, so huge's norm overflowed and its graph node holds zeros.
+    const old = Uint8Array.from(
+      Buffer.from(
+        'UVZTTgEAAQACAAAAAQAAAAAAAAAEAAAAAAAAALQAAAAAAAAAAAAAAAQAaHVnZQIAAAB7fbUq0F+1KtBfAQAAAAEAeAIAAAB7fQAAgD8AAAAAAgAAAAEAeQIAAAB7fQAAAAAAAIA/AwAAAAUAdGhpcmQCAAAAe30AAIA/AABAQFFITlMBAAEAAgAAABAAAADIAAAABAAAAAQAAAAAAAAAAAAAAOAbhM8va2GyAAAAAAAAAAAAAAAAAwAAAAEAAAACAAAAAwAAAAAAAAAAAAAAAQAAAAAAAAADAAAAAAAAAAIAAAADAAAAAACAPwAAAAACAAAAAAAAAAMAAAABAAAAAAAAAAMAAAAAAAAAAACAPwMAAAAAAAAAAwAAAAIAAAABAAAAAAAAAJvooT7o3HI/r5KcZ3IplFk=',
+        'base64',
+      ),
+    );
+    const ctx = createTestContext();
+    const store = await VectorStore.open(ctx, 't1');
+    await store.createCollection({ name: 'c', dims: 2, metric: 'cosine' });
+    await (await store.collection('c')).restore(old);
+    const scores = async (s: VectorStore, request: { vector: number[] } | { id: string }) =>
+      (await s.query('c', { ...request, k: 10 })).matches.map((m) => [m.id, +m.score.toFixed(6)]);
+    const want = [
+      ['huge', 1],
+      ['third', 0.894427],
+      ['x', 0.707107],
+      ['y', 0.707107],
+    ];
+    expect(await scores(store, { vector: [1, 1] })).toEqual(want);
+    expect(await scores(store, { id: 'huge' })).toEqual(want);
+    // Replayed beside it, an equal vector scores exactly as much (ties go by id).
+    await store.upsert('c', [{ id: 'twin', values: [1, 3] }]);
+    expect((await store.query('c', { vector: [1, 1], k: 3 })).matches.map((m) => m.id)).toEqual(['huge', 'third', 'twin']);
+    await (await store.collection('c')).checkpoint();
+    expect(await scores(await VectorStore.open(ctx, 't1'), { vector: [1, 1] })).toEqual([want[0], want[1], ['twin', 0.894427], want[2], want[3]]);
+  });
+
   it('snapshot() bytes restore into another collection, durably', async () => {
     const ctx = createTestContext();
     const store = await VectorStore.open(ctx, 't1');
