@@ -21,7 +21,7 @@ import { directFirst } from './direct.js';
 import { inTurn } from './in-turn.js';
 import { closeAfterAnswer, continueWhenRead, EarlyAnswerResponse } from './early-answer.js';
 import { createLogger } from './logger.js';
-import { adapterErrorAnswer, answerClientError, endUnlessWriting, refuseConnect, refuseExpectation } from './transport-errors.js';
+import { adapterErrorAnswer, answerClientError, countWrites, endUnlessWriting, refuseConnect, refuseExpectation } from './transport-errors.js';
 import { createMetrics } from './metrics.js';
 import { keepTickShape } from './tick-shape.js';
 import type { ServeSettings } from './settings.js';
@@ -127,12 +127,12 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       // As @hono/node-server's serve(), with the app's direct routes answered straight from node's request.
       const hono = getRequestListener(app.fetch, { hostname: settings.host, errorHandler: adapterErrorAnswer(logger) });
       // Host is checked in directFirst, which answers its absence as JSON (node's check answers a bare 400).
-      const listener = inTurn(directFirst(app.direct, hono, logger));
+      const listener = countWrites(inTurn(directFirst(app.direct, hono, logger)));
       const s = createServer({ requireHostHeader: false, ServerResponse: EarlyAnswerResponse }, listener);
       // NOTE: by default node ends a connection as soon as its client half-closes (sends FIN after
       // its request, as `nc -N` or an HTTP/1.0 client may), dropping the answers of requests still
       // running: a PUT stored its value and its client read nothing. Half-open, node answers them
-      // and closes after the last; endUnlessWriting still cuts a read at once.
+      // and closes after the last; endUnlessWriting still cuts a read at once when no write is left.
       (s as typeof s & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
       s.on('checkContinue', continueWhenRead(listener));
       s.on('clientError', answerClientError);

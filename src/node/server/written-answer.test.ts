@@ -12,6 +12,10 @@ let auth: string;
 beforeAll(async () => {
   running = await startServerWithTenant('written-answer');
   auth = `Authorization: Bearer ${running.apiKey}\r\n`;
+  const headers = { authorization: `Bearer ${running.apiKey}` };
+  const topic = await fetch(`${running.server.url}/v1/topics`, { method: 'POST', headers, body: JSON.stringify({ name: 'waiting', partitions: 1 }) });
+  const big = await fetch(`${running.server.url}/v1/kv/big`, { method: 'PUT', headers, body: new Uint8Array(4 << 20).fill(97) });
+  expect([topic.status, big.status]).toEqual([201, 200]);
 });
 
 afterAll(async () => {
@@ -75,5 +79,20 @@ describe('the answer of a write reaches its client', () => {
     const seen = parseRawAnswer(text);
     expect([seen.status, JSON.parse(seen.body)]).toEqual([200, expect.objectContaining({ key: 'garbage-after', size: 3 })]);
     expect(seen.headers.connection ?? 'close').toBe('close');
+  });
+
+  it('when the write is pipelined behind a read still running at the half-close: both answered, in order', async () => {
+    // A long-poll (hono), and a 4 MiB GET (direct) whose answer outgrows the socket's buffers: the
+    // FIN reaches the server while the read runs and the PUT waits its turn behind it. Cutting
+    // the connection for the read dropped the PUT unanswered (and unrun).
+    const reads = [`GET /v1/topics/waiting/partitions/0/records?offset=0&max_wait_ms=300 HTTP/1.1\r\n${host()}${auth}\r\n`, `GET /v1/kv/big HTTP/1.1\r\n${host()}${auth}\r\n`];
+    for (const [i, read] of reads.entries()) {
+      const put = `PUT /v1/kv/behind-${i} HTTP/1.1\r\n${host()}${auth}Content-Length: 6\r\n\r\nbehind`;
+      const text = await exchange(`${read}${put}${read}`, true);
+      const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+      expect([i, statuses]).toEqual([i, [200, 200, 200]]);
+      expect(text.indexOf(`"key":"behind-${i}"`)).toBeGreaterThan(text.indexOf('HTTP/1.1 200 '));
+      expect(await stored(`behind-${i}`)).toBe(200);
+    }
   });
 });
