@@ -77,6 +77,37 @@ function setTimeouts(http: Server, longPollMaxMs: number): void {
   http.timeout = t.idleMs;
 }
 
+/** The field of node's ServerResponse that closeIdleConnections reads (`socket._httpMessage`). */
+interface AttachedAnswer {
+  finished: boolean;
+}
+
+/**
+ * Makes the server's closeIdleConnections (which `http.close()` calls too) spare a connection
+ * still writing an answer. NOTE: node counts a connection idle once its request has arrived and
+ * its answer is ended (`res.end()`), though the answer may still sit in the socket's buffer and
+ * requests pipelined behind it wait their turn: a graceful shutdown destroyed it, and a slow
+ * reader of a 20 MiB value read 4 MiB of it, its next request unanswered. An answer stays on its
+ * socket (`_httpMessage`) until written, so while it is there the connection is not idle.
+ */
+function spareAnswersInFlight(http: Server, sockets: Set<Socket>): void {
+  const closeIdle = http.closeIdleConnections.bind(http);
+  http.closeIdleConnections = () => {
+    const writing: AttachedAnswer[] = [];
+    for (const socket of sockets) {
+      const answer = (socket as Socket & { _httpMessage?: AttachedAnswer | null })._httpMessage;
+      if (answer?.finished === true) writing.push(answer);
+    }
+    // node skips a connection whose answer is not finished: it reads the flag, nothing else.
+    for (const answer of writing) answer.finished = false;
+    try {
+      closeIdle();
+    } finally {
+      for (const answer of writing) answer.finished = true;
+    }
+  };
+}
+
 function urlHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
@@ -155,6 +186,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
     socket.once('close', () => sockets.delete(socket));
   });
   setTimeouts(http, draft.long_poll_max_ms);
+  spareAnswersInFlight(http, sockets);
 
   let closing: Promise<boolean> | undefined;
   const close = (reason = 'shutdown'): Promise<boolean> =>
