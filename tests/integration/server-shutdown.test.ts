@@ -95,6 +95,37 @@ describe('quartz serve shutdown', () => {
     expect(s.stdout()).not.toMatch(/"msg":"request failed"/);
   });
 
+  it('on SIGTERM, waits for a client still sending a refused body within the bound, and exits 0: no request was cut', async () => {
+    const s = await start(['--data', await tempDir('lingering')]);
+    const { hostname, port, host } = new URL(s.url);
+    // A declared body over 64 MiB with a bad key: answered 401 at once, then the server lingers,
+    // reading and dropping, while the body keeps coming (so the client reads its 401, not a reset).
+    const socket = connect({ port: Number(port), host: hostname, allowHalfOpen: true });
+    socket.on('error', () => {});
+    let answer = '';
+    const answered = new Promise<void>((resolve) =>
+      socket.on('data', (chunk: Buffer) => {
+        answer += chunk.toString('latin1');
+        resolve();
+      }),
+    );
+    socket.write(`PUT /v1/kv/refused HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer qz_nobody\r\nContent-Length: ${100 * 2 ** 20}\r\n\r\n`);
+    const sending = setInterval(() => socket.write(Buffer.alloc(16 * 1024, 97)), 200);
+    try {
+      await answered;
+      expect(answer.slice(0, 12)).toBe('HTTP/1.1 401');
+      const signalled = Date.now();
+      s.proc.kill('SIGTERM');
+      // 1 had the server reported the lingering close as a request still running at its bound.
+      expect(await s.exited).toBe(0);
+      expect(Date.now() - signalled).toBeLessThan(14_000); // the 10 s bound, on a loaded machine
+      expect(s.stdout()).not.toMatch(/requests still running/);
+    } finally {
+      clearInterval(sending);
+      socket.destroy();
+    }
+  }, 60_000);
+
   it('keeps every acknowledged record exactly once across a SIGKILL during a produce load', async () => {
     const data = await tempDir('sigkill');
     const s = await start(['--data', data]);

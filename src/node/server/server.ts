@@ -19,7 +19,7 @@ import { packageVersion } from '../package-info.js';
 import { fileAssets } from './assets.js';
 import { directFirst } from './direct.js';
 import { inTurn } from './in-turn.js';
-import { closeAfterAnswer, continueWhenRead, EarlyAnswerResponse } from './early-answer.js';
+import { closeAfterAnswer, continueWhenRead, EarlyAnswerResponse, lingering } from './early-answer.js';
 import { createLogger } from './logger.js';
 import { adapterErrorAnswer, answerClientError, countWrites, endUnlessWriting, refuseConnect, refuseExpectation } from './transport-errors.js';
 import { createMetrics } from './metrics.js';
@@ -34,7 +34,7 @@ export interface RunningServer {
   engine: Engine;
   adminKey: AdminKey;
   logger: LoggerPort;
-  /** Graceful shutdown; resolves true when everything finished within the bound. Idempotent. */
+  /** Graceful shutdown; resolves true when every request finished within the bound. Idempotent. */
   close(reason?: string): Promise<boolean>;
 }
 
@@ -211,14 +211,19 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       ]);
       clearTimeout(timer);
       clearInterval(idle);
+      // A lingering close (a client still sending a body refused before it was read) has had its
+      // answer: cutting it at the bound cuts no request.
+      let running = 0;
+      for (const socket of sockets) if (!lingering(socket)) running++;
       if (!inTime) {
-        logger.warn({ bound_ms: SHUTDOWN_BOUND_MS }, 'requests still running at the shutdown bound; closing their connections');
+        if (running > 0) logger.warn({ bound_ms: SHUTDOWN_BOUND_MS, connections: running }, 'requests still running at the shutdown bound; closing their connections');
+        else logger.info({ bound_ms: SHUTDOWN_BOUND_MS }, 'clients still sending bodies refused before they were read at the shutdown bound; closing their connections');
         http.closeAllConnections();
       }
       releaseBackups(engine); // a download still running must not read from a closed lmdb
       await engine.close();
       logger.info({}, 'stopped');
-      return inTime;
+      return inTime || running === 0;
     })());
 
   return { url, engine, adminKey, logger, close };
