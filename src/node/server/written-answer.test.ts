@@ -95,4 +95,32 @@ describe('the answer of a write reaches its client', () => {
       expect(await stored(`behind-${i}`)).toBe(200);
     }
   });
+
+  it('is never owed for a write pipelined behind a read whose connection the client has reset: the write is not run', async () => {
+    const { hostname, port } = new URL(running.server.url);
+    const headers = { authorization: `Bearer ${running.apiKey}` };
+    expect((await fetch(`${running.server.url}/v1/topics`, { method: 'POST', headers, body: JSON.stringify({ name: 'unheard', partitions: 1 }) })).status).toBe(201);
+    // More than loopback's buffers take from a client that reads nothing: its answer stays unfinished.
+    expect((await fetch(`${running.server.url}/v1/kv/huge`, { method: 'PUT', headers, body: new Uint8Array(20 << 20).fill(97) })).status).toBe(200);
+    const records = JSON.stringify({ records: [{ value: 'nobody reads this answer' }] });
+    const socket = connect(Number(port), hostname);
+    socket.pause();
+    socket.on('error', () => {});
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.write(
+      `GET /v1/kv/huge HTTP/1.1\r\n${host()}${auth}\r\n` +
+        `POST /v1/topics/unheard/records HTTP/1.1\r\n${host()}${auth}Content-Length: ${records.length}\r\n\r\n${records}` +
+        `PUT /v1/kv/unheard HTTP/1.1\r\n${host()}${auth}Content-Length: 7\r\n\r\nunheard`,
+    );
+    // While the GET's answer waits on the client and the writes wait their turn behind it.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    socket.resetAndDestroy();
+    await closed;
+    // The writes ran once the reset ended the GET's answer, answering no one (a client that
+    // retried its produce after the reset got its records twice).
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const topic = (await (await fetch(`${running.server.url}/v1/topics/unheard`, { headers })).json()) as { partition_info: { high_watermark: number }[] };
+    expect([topic.partition_info[0]!.high_watermark, await stored('unheard')]).toEqual([0, 404]);
+  });
 });
