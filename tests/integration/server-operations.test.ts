@@ -138,6 +138,43 @@ describe('quartz serve, operated', () => {
     expect(await readdir(data)).not.toContain('LOCK');
   });
 
+  it('exits when its terminal really closes (SIGHUP, then every write to stdout fails with EIO), letting go of the data directory', async () => {
+    const data = await tempDir('hangup');
+    // util-linux `script` holds a pseudo-terminal's master side, as a terminal window does, with
+    // the server on its other side; SIGKILL closes it, and the kernel hangs the terminal up.
+    const command = `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} serve --port 0 --data ${JSON.stringify(data)}`;
+    const terminal = spawn('script', ['-qfec', command, '/dev/null'], { env: cleanEnv() });
+    let out = '';
+    terminal.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    terminal.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    await readiness(terminal, /listening on/, () => ({ stdout: out, stderr: '' }), STARTUP_BOUND_MS);
+    const server = await waitFor(async () => {
+      for (const pid of await readdir('/proc')) {
+        if (!/^\d+$/.test(pid)) continue;
+        const argv = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        if (argv.includes(data) && argv.includes(BIN) && !argv.startsWith('script')) return Number(pid);
+      }
+      return undefined;
+    }, 10_000, 'the server process');
+    terminal.kill('SIGKILL');
+    const alive = (): boolean => {
+      try {
+        process.kill(server, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      // The shutdown's "shutting down" line met EIO: pino threw it, and at exit sonic-boom retried
+      // the write every 100 ms forever, so the server stopped listening and never exited.
+      await waitFor(() => (alive() ? undefined : true), 20_000, 'the server to exit after its terminal closed');
+    } finally {
+      if (alive()) process.kill(server, 'SIGKILL');
+    }
+    expect(await readdir(data)).not.toContain('LOCK');
+  }, 60_000);
+
   it('refuses a directory that is not a QuartzDB one in one line, and touches nothing in it', async () => {
     const dir = await tempDir('foreign');
     await mkdir(join(dir, 'blobs', 'photos'), { recursive: true });

@@ -4,7 +4,7 @@
  * nothing; SIGKILL in the middle of a produce load from several clients loses no acknowledged
  * record and duplicates none, across a restart on the same data directory.
  */
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { metric, serversKilledAfterEach, tempDir, waitFor } from './server-process.js';
 
@@ -53,6 +53,78 @@ describe('quartz serve shutdown', () => {
     expect(s.stdout()).toMatch(/"msg":"shutting down"/);
     expect(s.stdout()).toMatch(/"msg":"stopped"/);
   });
+
+  it('on SIGTERM, finishes writing an answer already ended and answers the request pipelined behind it', async () => {
+    const s = await start(['--data', await tempDir('flushing')]);
+    const headers = await tenant(s.url);
+    // Larger than loopback's socket buffers take, so most of it is still in the server when the signal comes.
+    const size = 20 * 2 ** 20;
+    expect((await fetch(`${s.url}/v1/kv/big`, { method: 'PUT', headers, body: new Uint8Array(size).fill(97) })).status).toBe(200);
+    const { hostname, port, host } = new URL(s.url);
+    const head = `Host: ${host}\r\nAuthorization: ${headers.authorization}\r\n`;
+    const socket: Socket = connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.on('error', () => {});
+    const started = new Promise<void>((resolve) =>
+      socket.once('data', (first: Buffer) => {
+        chunks.push(first);
+        socket.pause(); // a slow reader: the answer waits in the server's buffer
+        resolve();
+      }),
+    );
+    socket.write(`GET /v1/kv/big HTTP/1.1\r\n${head}\r\nPUT /v1/kv/behind HTTP/1.1\r\n${head}Content-Length: 6\r\n\r\nbehind`);
+    await started;
+    s.proc.kill('SIGTERM');
+    // Past the server's 50 ms rounds of closing idle connections, well inside its 10 s bound.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.resume();
+    await closed;
+    const text = Buffer.concat(chunks).toString('latin1');
+    // node counted such a connection idle once the answer was ended, though bytes of it were
+    // still to be written, and the shutdown destroyed it: the client read a cut answer.
+    const bodyAt = text.indexOf('\r\n\r\n') + 4;
+    expect(text.slice(0, 12)).toBe('HTTP/1.1 200');
+    expect(text.length).toBeGreaterThan(bodyAt + size);
+    const second = text.slice(bodyAt + size);
+    expect(second.slice(0, 12)).toBe('HTTP/1.1 200');
+    expect(second).toMatch(/\r\nConnection: close\r\n/i);
+    expect(second).toMatch(/"key":"behind"/);
+    expect(await s.exited).toBe(0);
+    expect(s.stdout()).not.toMatch(/"msg":"request failed"/);
+  });
+
+  it('on SIGTERM, waits for a client still sending a refused body within the bound, and exits 0: no request was cut', async () => {
+    const s = await start(['--data', await tempDir('lingering')]);
+    const { hostname, port, host } = new URL(s.url);
+    // A declared body over 64 MiB with a bad key: answered 401 at once, then the server lingers,
+    // reading and dropping, while the body keeps coming (so the client reads its 401, not a reset).
+    const socket = connect({ port: Number(port), host: hostname, allowHalfOpen: true });
+    socket.on('error', () => {});
+    let answer = '';
+    const answered = new Promise<void>((resolve) =>
+      socket.on('data', (chunk: Buffer) => {
+        answer += chunk.toString('latin1');
+        resolve();
+      }),
+    );
+    socket.write(`PUT /v1/kv/refused HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer qz_nobody\r\nContent-Length: ${100 * 2 ** 20}\r\n\r\n`);
+    const sending = setInterval(() => socket.write(Buffer.alloc(16 * 1024, 97)), 200);
+    try {
+      await answered;
+      expect(answer.slice(0, 12)).toBe('HTTP/1.1 401');
+      const signalled = Date.now();
+      s.proc.kill('SIGTERM');
+      // 1 had the server reported the lingering close as a request still running at its bound.
+      expect(await s.exited).toBe(0);
+      expect(Date.now() - signalled).toBeLessThan(14_000); // the 10 s bound, on a loaded machine
+      expect(s.stdout()).not.toMatch(/requests still running/);
+    } finally {
+      clearInterval(sending);
+      socket.destroy();
+    }
+  }, 60_000);
 
   it('keeps every acknowledged record exactly once across a SIGKILL during a produce load', async () => {
     const data = await tempDir('sigkill');

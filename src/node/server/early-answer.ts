@@ -115,6 +115,17 @@ export class EarlyAnswerResponse extends ServerResponse {
   }
 }
 
+const LINGERING = Symbol('lingering');
+
+/**
+ * Whether the socket is in a lingering close: its answer is written and its side ended, and it
+ * only reads and drops what its client still sends. A shutdown waits for it (within its bound)
+ * but does not count it as a request cut.
+ */
+export function lingering(socket: Socket): boolean {
+  return (socket as Socket & { [LINGERING]?: true })[LINGERING] === true;
+}
+
 /** How often a lingering connection checks how much it has read. */
 const POLL_MS = 50;
 
@@ -136,6 +147,7 @@ function lingerOnClose(socket: Socket): void {
   socket.destroySoon = () => {
     if (lingering || socket.destroyed) return;
     lingering = true;
+    (socket as Socket & { [LINGERING]?: true })[LINGERING] = true;
     const began = Date.now();
     let lastRead = socket.bytesRead;
     let lastProgress = began;

@@ -26,6 +26,11 @@ type GatedSocket = Socket & { [WAITING]?: number };
 export function inTurn(listener: RequestListener): RequestListener {
   const whenDrained = (req: IncomingMessage, res: ServerResponse): void => {
     const socket = req.socket;
+    // NOTE: node ends an unfinished answer whose connection is destroyed (the client reset it,
+    // a shutdown cut it) as if written, and hands the connection to the request queued behind:
+    // a produce pipelined behind a large GET ran after its client had gone, answering no one.
+    // Its turn never comes: the client cannot learn of it, and may send it again elsewhere.
+    if (socket.destroyed) return;
     // The previous answer is finished but still buffered over the high-water mark.
     if (socket.writableNeedDrain) socket.once('drain', () => listener(req, res));
     else listener(req, res);

@@ -20,9 +20,9 @@ import { fileAssets } from './assets.js';
 import { BodyBudget, defaultRequestBodiesBytes } from './body-budget.js';
 import { directFirst } from './direct.js';
 import { inTurn } from './in-turn.js';
-import { closeAfterAnswer, continueWhenRead, EarlyAnswerResponse } from './early-answer.js';
+import { closeAfterAnswer, continueWhenRead, EarlyAnswerResponse, lingering } from './early-answer.js';
 import { createLogger } from './logger.js';
-import { adapterErrorAnswer, answerClientError, endUnlessWriting, refuseConnect, refuseExpectation } from './transport-errors.js';
+import { adapterErrorAnswer, answerClientError, countWrites, endUnlessWriting, refuseConnect, refuseExpectation } from './transport-errors.js';
 import { createMetrics } from './metrics.js';
 import { keepTickShape } from './tick-shape.js';
 import type { ServeSettings } from './settings.js';
@@ -35,7 +35,7 @@ export interface RunningServer {
   engine: Engine;
   adminKey: AdminKey;
   logger: LoggerPort;
-  /** Graceful shutdown; resolves true when everything finished within the bound. Idempotent. */
+  /** Graceful shutdown; resolves true when every request finished within the bound. Idempotent. */
   close(reason?: string): Promise<boolean>;
 }
 
@@ -76,6 +76,37 @@ function setTimeouts(http: Server, longPollMaxMs: number): void {
   http.headersTimeout = t.headersMs;
   http.requestTimeout = t.requestMs;
   http.timeout = t.idleMs;
+}
+
+/** The field of node's ServerResponse that closeIdleConnections reads (`socket._httpMessage`). */
+interface AttachedAnswer {
+  finished: boolean;
+}
+
+/**
+ * Makes the server's closeIdleConnections (which `http.close()` calls too) spare a connection
+ * still writing an answer. NOTE: node counts a connection idle once its request has arrived and
+ * its answer is ended (`res.end()`), though the answer may still sit in the socket's buffer and
+ * requests pipelined behind it wait their turn: a graceful shutdown destroyed it, and a slow
+ * reader of a 20 MiB value read 4 MiB of it, its next request unanswered. An answer stays on its
+ * socket (`_httpMessage`) until written, so while it is there the connection is not idle.
+ */
+function spareAnswersInFlight(http: Server, sockets: Set<Socket>): void {
+  const closeIdle = http.closeIdleConnections.bind(http);
+  http.closeIdleConnections = () => {
+    const writing: AttachedAnswer[] = [];
+    for (const socket of sockets) {
+      const answer = (socket as Socket & { _httpMessage?: AttachedAnswer | null })._httpMessage;
+      if (answer?.finished === true) writing.push(answer);
+    }
+    // node skips a connection whose answer is not finished: it reads the flag, nothing else.
+    for (const answer of writing) answer.finished = false;
+    try {
+      closeIdle();
+    } finally {
+      for (const answer of writing) answer.finished = true;
+    }
+  };
 }
 
 function urlHost(host: string): string {
@@ -134,12 +165,12 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       // As @hono/node-server's serve(), with the app's direct routes answered straight from node's request.
       const hono = getRequestListener(app.fetch, { hostname: settings.host, errorHandler: adapterErrorAnswer(logger) });
       // Host is checked in directFirst, which answers its absence as JSON (node's check answers a bare 400).
-      const listener = inTurn(bodies.guard(directFirst(app.direct, hono, logger), app.corsHeaders));
+      const listener = countWrites(inTurn(bodies.guard(directFirst(app.direct, hono, logger), app.corsHeaders)));
       const s = createServer({ requireHostHeader: false, ServerResponse: EarlyAnswerResponse }, listener);
       // NOTE: by default node ends a connection as soon as its client half-closes (sends FIN after
       // its request, as `nc -N` or an HTTP/1.0 client may), dropping the answers of requests still
       // running: a PUT stored its value and its client read nothing. Half-open, node answers them
-      // and closes after the last; endUnlessWriting still cuts a read at once.
+      // and closes after the last; endUnlessWriting still cuts a read at once when no write is left.
       (s as typeof s & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
       s.on('checkContinue', continueWhenRead(listener));
       s.on('clientError', answerClientError);
@@ -162,6 +193,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
     socket.once('close', () => sockets.delete(socket));
   });
   setTimeouts(http, draft.long_poll_max_ms);
+  spareAnswersInFlight(http, sockets);
 
   let closing: Promise<boolean> | undefined;
   const close = (reason = 'shutdown'): Promise<boolean> =>
@@ -186,14 +218,19 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       ]);
       clearTimeout(timer);
       clearInterval(idle);
+      // A lingering close (a client still sending a body refused before it was read) has had its
+      // answer: cutting it at the bound cuts no request.
+      let running = 0;
+      for (const socket of sockets) if (!lingering(socket)) running++;
       if (!inTime) {
-        logger.warn({ bound_ms: SHUTDOWN_BOUND_MS }, 'requests still running at the shutdown bound; closing their connections');
+        if (running > 0) logger.warn({ bound_ms: SHUTDOWN_BOUND_MS, connections: running }, 'requests still running at the shutdown bound; closing their connections');
+        else logger.info({ bound_ms: SHUTDOWN_BOUND_MS }, 'clients still sending bodies refused before they were read at the shutdown bound; closing their connections');
         http.closeAllConnections();
       }
       releaseBackups(engine); // a download still running must not read from a closed lmdb
       await engine.close();
       logger.info({}, 'stopped');
-      return inTime;
+      return inTime || running === 0;
     })());
 
   return { url, engine, adminKey, logger, close };

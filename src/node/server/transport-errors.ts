@@ -8,7 +8,7 @@
  * (or let a repeated Host through), CONNECT a closed connection, the last an empty 400.
  */
 import { RequestError } from '@hono/node-server';
-import { STATUS_CODES, maxHeaderSize, type IncomingMessage, type ServerResponse } from 'node:http';
+import { STATUS_CODES, maxHeaderSize, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { JSON_TYPE, errorJson, errorResponse, toErrorResponse } from '../../api/errors.js';
@@ -63,7 +63,7 @@ function parserRefusal(err: NodeJS.ErrnoException & { reason?: string; rawPacket
 /** The fields of node's ServerResponse for the request a socket is answering (`socket._httpMessage`). */
 interface PendingAnswer {
   headersSent?: boolean;
-  req?: { complete?: boolean; method?: string };
+  req?: { complete?: boolean };
   shouldKeepAlive?: boolean;
   _last?: boolean;
 }
@@ -111,19 +111,45 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
 /** Methods that change nothing: their answer may be dropped with the connection. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+const WRITES_UNANSWERED = Symbol('writesUnanswered');
+
+type CountingSocket = Duplex & { [WRITES_UNANSWERED]?: number };
+
+/**
+ * Counts on each connection the writes (methods other than GET, HEAD, OPTIONS) not yet answered,
+ * from the moment node parses them: a write pipelined behind a running request (inTurn holds it
+ * until its turn) counts too, which `_httpMessage`, the request being answered, does not show.
+ * Wrap the listener node calls, outside `inTurn`.
+ *
+ * @example
+ * createServer(options, countWrites(inTurn(listener)));
+ */
+export function countWrites(listener: RequestListener): RequestListener {
+  return (req, res) => {
+    if (!SAFE_METHODS.has(req.method ?? '')) {
+      const socket = req.socket as CountingSocket;
+      socket[WRITES_UNANSWERED] = (socket[WRITES_UNANSWERED] ?? 0) + 1;
+      res.once('close', () => socket[WRITES_UNANSWERED]!--);
+    }
+    listener(req, res);
+  };
+}
+
 /**
  * A connection's 'end' (its client half-closed: FIN after its requests). The server runs
  * half-open (server.ts), so node keeps the connection to answer what is running and closes after
  * the last answer: a write (PUT, POST, DELETE, PATCH) may have been done, and its client reads
- * that it was. A read running then is cut as node does by default: it changed nothing, and a
- * client gone mid long-poll must not hold its waiter and socket for the whole wait.
+ * that it was. When no write is left to answer, the connection ends at once, cutting a read that
+ * runs, as node does by default: it changed nothing, and a client gone mid long-poll must not
+ * hold its waiter and socket for the whole wait. NOTE: a write pipelined behind a running read
+ * keeps the connection, and so the reads before and after it run and are answered in order (a
+ * long-poll among them waits its wait out); cutting the read dropped the write with it, unanswered.
  *
  * @example
  * server.on('connection', (socket) => socket.once('end', () => endUnlessWriting(socket)));
  */
 export function endUnlessWriting(socket: Duplex): void {
-  const method = (socket as Duplex & { _httpMessage?: PendingAnswer | null })._httpMessage?.req?.method;
-  if ((method === undefined || SAFE_METHODS.has(method)) && socket.writable) socket.end();
+  if (((socket as CountingSocket)[WRITES_UNANSWERED] ?? 0) === 0 && socket.writable) socket.end();
 }
 
 /**
