@@ -217,6 +217,17 @@ export class HnswIndex {
     this.addBatch(Uint32Array.of(id), v instanceof Float32Array ? v : Float32Array.from(v));
   }
 
+  /** Checks a flat batch's types and length (`ids.length × dims` floats); returns the dimensions. */
+  private checkFlatBatch(method: string, ids: Uint32Array, vectors: Float32Array): number {
+    if (!(ids instanceof Uint32Array)) throw invalid(`${method} ids must be a Uint32Array`);
+    if (!(vectors instanceof Float32Array)) throw invalid(`${method} vectors must be a flat Float32Array`);
+    const dims = this.dims;
+    if (vectors.length !== ids.length * dims) {
+      throw invalid(`${method} got ${vectors.length} floats for ${ids.length} ids of ${dims} dimensions (expected ${ids.length * dims})`);
+    }
+    return dims;
+  }
+
   /**
    * Inserts (or replaces) many vectors in one call: `vectors` is flat, `ids.length × dims`.
    * The whole batch is validated before anything is inserted; a later duplicate id wins.
@@ -225,12 +236,7 @@ export class HnswIndex {
    */
   addBatch(ids: Uint32Array, vectors: Float32Array): void {
     const wasm = this.core();
-    if (!(ids instanceof Uint32Array)) throw invalid('addBatch ids must be a Uint32Array');
-    if (!(vectors instanceof Float32Array)) throw invalid('addBatch vectors must be a flat Float32Array');
-    const dims = this.dims;
-    if (vectors.length !== ids.length * dims) {
-      throw invalid(`addBatch got ${vectors.length} floats for ${ids.length} ids of ${dims} dimensions (expected ${ids.length * dims})`);
-    }
+    const dims = this.checkFlatBatch('addBatch', ids, vectors);
     this.checkRoomFor(ids.length);
     for (let i = 0; i < ids.length; i++) {
       let sum = 0;
@@ -273,12 +279,7 @@ export class HnswIndex {
    */
   renormalise(ids: Uint32Array, vectors: Float32Array): number {
     const wasm = this.core();
-    if (!(ids instanceof Uint32Array)) throw invalid('renormalise ids must be a Uint32Array');
-    if (!(vectors instanceof Float32Array)) throw invalid('renormalise vectors must be a flat Float32Array');
-    const dims = this.dims;
-    if (vectors.length !== ids.length * dims) {
-      throw invalid(`renormalise got ${vectors.length} floats for ${ids.length} ids of ${dims} dimensions (expected ${ids.length * dims})`);
-    }
+    const dims = this.checkFlatBatch('renormalise', ids, vectors);
     if (this.metric !== 'cosine') return 0;
     let rewritten = 0;
     const per = Math.max(1, Math.floor(INSERT_SLICE_BYTES / (dims * 4 + 4)));
