@@ -73,7 +73,6 @@ async function start(disk: MemoryStorage, day: number, hold?: (unit: string) => 
 
 const meterOf = (engine: Engine) => engine.context.usage as UsageMeter;
 
-/** The tenant's bytes_stored once any count of its levels is done. */
 /** A tenant holding 3,000 keys of 10 bytes, left by a crash on `disk` (day 0). */
 async function crashedWithKeys(disk: MemoryStorage, email: string): Promise<{ id: string }> {
   const first = await start(disk, 0);
@@ -84,6 +83,34 @@ async function crashedWithKeys(disk: MemoryStorage, email: string): Promise<{ id
   return tenant;
 }
 
+/**
+ * A tenant with the key `k` (100 bytes) and the topic `orders` of 2 partitions (and `produced`
+ * bytes in one partition's log), its levels stored by a clean stop on day 0: only the crash on
+ * day 1 makes them suspect.
+ */
+async function crashedWithTopic(disk: MemoryStorage, email: string, produced?: { bytes: number; partition: number }): Promise<{ id: string }> {
+  const first = await start(disk, 0);
+  const { tenant } = await first.engine.tenants.create({ email });
+  const scope = await first.engine.tenant(tenant.id);
+  await scope.kv.put('k', new Uint8Array(100));
+  await scope.streams.createTopic('orders', { partitions: 2 });
+  if (produced) await scope.streams.produce('orders', [{ value: new Uint8Array(produced.bytes), partition: produced.partition }]);
+  await first.engine.close();
+  const crashed = await start(disk, 1);
+  await crashed.engine.tenant(tenant.id);
+  crashed.crash();
+  return tenant;
+}
+
+/** The process of day 2, the tenant's partitions held shut until `release()`. */
+async function startWithPartitionsHeld(disk: MemoryStorage, tenantId: string): Promise<{ second: Process; release: () => void }> {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const second = await start(disk, 2, (unit) => (unit.startsWith(`log/${tenantId}/`) ? gate : Promise.resolve()));
+  return { second, release };
+}
+
+/** The tenant's bytes_stored once any count of its levels is done. */
 async function bytesStored(engine: Engine, tenantId: string): Promise<number> {
   await engine.tenant(tenantId);
   await meterOf(engine).recounting(tenantId);
@@ -163,20 +190,8 @@ describe('usage levels after a crash', () => {
 
   it('leave the tenant served while its partitions open after the crash: the count waits for them, requests do not', async () => {
     const disk = createMemoryStorage();
-    const first = await start(disk, 0);
-    const { tenant } = await first.engine.tenants.create({ email: 'parts@example.com' });
-    const scope = await first.engine.tenant(tenant.id);
-    await scope.kv.put('k', new Uint8Array(100));
-    await scope.streams.createTopic('orders', { partitions: 2 });
-    await scope.streams.produce('orders', [{ value: new Uint8Array(50), partition: 1 }]);
-    await first.engine.close(); // the levels are stored: only the crash below makes them suspect
-    const crashed = await start(disk, 1);
-    await crashed.engine.tenant(tenant.id);
-    crashed.crash();
-
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const second = await start(disk, 2, (unit) => (unit.startsWith(`log/${tenant.id}/`) ? gate : Promise.resolve()));
+    const tenant = await crashedWithTopic(disk, 'parts@example.com', { bytes: 50, partition: 1 });
+    const { second, release } = await startWithPartitionsHeld(disk, tenant.id);
     const early = await Promise.race([second.engine.services(tenant.id), new Promise<undefined>((resolve) => setTimeout(resolve, 2000))]);
     expect(early, 'services() waited for the partitions').toBeDefined();
     expect(await early!.kv.get('k')).toMatchObject({ size: 100 });
@@ -190,19 +205,8 @@ describe('usage levels after a crash', () => {
 
   it('stop cleanly when the tenant closes while the count waits for its partitions, and are counted on the next open', async () => {
     const disk = createMemoryStorage();
-    const first = await start(disk, 0);
-    const { tenant } = await first.engine.tenants.create({ email: 'wait@example.com' });
-    const scope = await first.engine.tenant(tenant.id);
-    await scope.kv.put('k', new Uint8Array(100));
-    await scope.streams.createTopic('orders', { partitions: 2 });
-    await first.engine.close();
-    const crashed = await start(disk, 1);
-    await crashed.engine.tenant(tenant.id);
-    crashed.crash();
-
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const second = await start(disk, 2, (unit) => (unit.startsWith(`log/${tenant.id}/`) ? gate : Promise.resolve()));
+    const tenant = await crashedWithTopic(disk, 'wait@example.com');
+    const { second, release } = await startWithPartitionsHeld(disk, tenant.id);
     const errors: unknown[] = [];
     const logged = console.error;
     console.error = (...args: unknown[]) => void errors.push(args);
@@ -224,20 +228,8 @@ describe('usage levels after a crash', () => {
 
   it('stay exact when a topic is deleted as the count of the bytes begins', async () => {
     const disk = createMemoryStorage();
-    const first = await start(disk, 0);
-    const { tenant } = await first.engine.tenants.create({ email: 'drop@example.com' });
-    const scope = await first.engine.tenant(tenant.id);
-    await scope.kv.put('k', new Uint8Array(100));
-    await scope.streams.createTopic('orders', { partitions: 2 });
-    await scope.streams.produce('orders', [{ value: new Uint8Array(500), partition: 0 }]);
-    await first.engine.close();
-    const crashed = await start(disk, 1);
-    await crashed.engine.tenant(tenant.id);
-    crashed.crash();
-
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const second = await start(disk, 2, (unit) => (unit.startsWith(`log/${tenant.id}/`) ? gate : Promise.resolve()));
+    const tenant = await crashedWithTopic(disk, 'drop@example.com', { bytes: 500, partition: 0 });
+    const { second, release } = await startWithPartitionsHeld(disk, tenant.id);
     const { streams } = await second.engine.services(tenant.id);
     // Queued behind the partitions' open, as the count is: the delete takes the topic off the
     // logs' totals at once, and meters its bytes out only once its partitions are closed.
