@@ -249,23 +249,38 @@ export class HnswIndex {
       }
       if (this.metric === 'cosine' && sum === 0) throw invalid(`vector for id ${ids[i]} is all zeros, which has no cosine direction`, { id: ids[i] });
     }
+    this.inSlices(ids, vectors, (idsPtr, vectorsPtr, n) => {
+      try {
+        return wasm.hnsw_add_batch(idsPtr, vectorsPtr, n);
+      } catch (err) {
+        // Only a failed memory growth gets here; the graph may be half-linked, so retire it.
+        this.dispose();
+        throw new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, `HNSW index ran out of wasm memory and was discarded: ${(err as Error).message}`, { cause: err });
+      }
+    });
+  }
+
+  /**
+   * Copies a flat batch into wasm memory a slice at a time (at most `INSERT_SLICE_BYTES`) and
+   * runs `call` on each; a negative answer is the error of the slice's vector at
+   * `hnsw_last_error_index`. Returns the sum of the answers.
+   */
+  private inSlices(ids: Uint32Array, vectors: Float32Array, call: (idsPtr: number, vectorsPtr: number, n: number) => number): number {
+    const wasm = this.core();
+    const dims = this.dims;
     const per = Math.max(1, Math.floor(INSERT_SLICE_BYTES / (dims * 4 + 4)));
+    let total = 0;
     for (let start = 0; start < ids.length; start += per) {
       const n = Math.min(per, ids.length - start);
       const ptr = this.scratch(n * 4 + n * dims * 4);
       this.refreshViews();
       this.u32.set(ids.subarray(start, start + n), ptr >>> 2);
       this.f32.set(vectors.subarray(start * dims, (start + n) * dims), (ptr >>> 2) + n);
-      let rc: number;
-      try {
-        rc = wasm.hnsw_add_batch(ptr, ptr + n * 4, n);
-      } catch (err) {
-        // Only a failed memory growth gets here; the graph may be half-linked, so retire it.
-        this.dispose();
-        throw new QuartzError(ErrorCode.INSUFFICIENT_STORAGE, `HNSW index ran out of wasm memory and was discarded: ${(err as Error).message}`, { cause: err });
-      }
+      const rc = call(ptr, ptr + n * 4, n);
       if (rc < 0) throw this.vectorError(rc, 'vector', ids[start + wasm.hnsw_last_error_index()]);
+      total += rc;
     }
+    return total;
   }
 
   /**
@@ -279,21 +294,9 @@ export class HnswIndex {
    */
   renormalise(ids: Uint32Array, vectors: Float32Array): number {
     const wasm = this.core();
-    const dims = this.checkFlatBatch('renormalise', ids, vectors);
+    this.checkFlatBatch('renormalise', ids, vectors);
     if (this.metric !== 'cosine') return 0;
-    let rewritten = 0;
-    const per = Math.max(1, Math.floor(INSERT_SLICE_BYTES / (dims * 4 + 4)));
-    for (let start = 0; start < ids.length; start += per) {
-      const n = Math.min(per, ids.length - start);
-      const ptr = this.scratch(n * 4 + n * dims * 4);
-      this.refreshViews();
-      this.u32.set(ids.subarray(start, start + n), ptr >>> 2);
-      this.f32.set(vectors.subarray(start * dims, (start + n) * dims), (ptr >>> 2) + n);
-      const rc = wasm.hnsw_renormalise(ptr, ptr + n * 4, n);
-      if (rc < 0) throw this.vectorError(rc, 'vector', ids[start + wasm.hnsw_last_error_index()]);
-      rewritten += rc;
-    }
-    return rewritten;
+    return this.inSlices(ids, vectors, (idsPtr, vectorsPtr, n) => wasm.hnsw_renormalise(idsPtr, vectorsPtr, n));
   }
 
   /**
