@@ -283,23 +283,12 @@ async function readUpTo(res: Response, limit: number): Promise<{ bytes: Uint8Arr
     if (done) break;
     if (length + value.length > limit) {
       await reader.cancel().catch(() => undefined);
-      return { bytes: concat(chunks, length), whole: false };
+      return { bytes: Buffer.concat(chunks, length), whole: false };
     }
     chunks.push(value);
     length += value.length;
   }
-  return { bytes: concat(chunks, length), whole: true };
-}
-
-function concat(chunks: Uint8Array[], length: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return { bytes: Buffer.concat(chunks, length), whole: true };
 }
 
 async function errorFrom(res: Response): Promise<CliError> {
