@@ -96,11 +96,9 @@ export class EarlyAnswerResponse extends ServerResponse {
       // `_expect_continue` flag), which dropped the requests pipelined behind a direct route's
       // answer (KV PUT, produce) and made such a client reconnect for each request.
       (this as ServerResponse & { _expect_continue?: boolean })._expect_continue = false;
-    } else if (!req.complete && (req as ExpectingRequest)[CONTINUE_OWED] === true) {
-      // Its client waits for 100 Continue: it may send the body anyway, and it is not read.
-      this.shouldKeepAlive = false;
-      lingerOnClose(req.socket as Socket);
-    } else if (!req.complete && (this as ServerResponse & { [CLOSE_UNREAD]?: true })[CLOSE_UNREAD] === true) {
+    } else if (!req.complete && ((req as ExpectingRequest)[CONTINUE_OWED] === true || (this as ServerResponse & { [CLOSE_UNREAD]?: true })[CLOSE_UNREAD] === true)) {
+      // Its client waits for 100 Continue (it may send the body anyway), or the body is refused
+      // unread (closeUnreadBody): it is not read.
       this.shouldKeepAlive = false;
       lingerOnClose(req.socket as Socket);
     } else if (!req.complete) {
@@ -142,11 +140,9 @@ const POLL_MS = 50;
  * socket from node's HTTP parser, which then stops reading it.
  */
 function lingerOnClose(socket: Socket): void {
-  let lingering = false;
   const answeredAt = socket.bytesRead;
   socket.destroySoon = () => {
-    if (lingering || socket.destroyed) return;
-    lingering = true;
+    if (lingering(socket) || socket.destroyed) return;
     (socket as Socket & { [LINGERING]?: true })[LINGERING] = true;
     const began = Date.now();
     let lastRead = socket.bytesRead;
