@@ -732,9 +732,9 @@ export class KvStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    // Writes in flight now are metered after this moment, yet the scan sees them (below).
+    // Writes in flight now settle (and are metered) after this moment: the scan must see them all,
+    // and their metered change counts as ahead of it.
     const count: BytesCount = { cursor: undefined, seen: new Map(), ahead: this.inflightDelta, failed: false };
-    // Writes in flight now settle (and are metered) after this moment: the scan must see them all.
     for (const slot of this.slots.values()) {
       if (slot.group === undefined) continue;
       const k = dataKey(slot.key);
