@@ -72,7 +72,6 @@ export function serveCommand(program: Command, io: CliIo): void {
         `  admin key: ${server.adminKey.where}${server.adminKey.created ? ' (generated now)' : ''}`,
       ];
       if (!isLoopback(settings.host)) lines.push(pc.yellow(`  listening beyond loopback on ${settings.host}: anyone who can reach it can register unless registration is off`));
-      io.stdout.write(lines.join('\n') + '\n');
 
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals): void => {
@@ -100,5 +99,7 @@ export function serveCommand(program: Command, io: CliIo): void {
       // at once, cutting long-polls and leaving the LOCK. There is nothing to reload: settings are
       // read at start.
       process.on('SIGHUP', onSignal);
+      // Only now: whoever waits for the banner may signal at once, and must meet the handlers.
+      io.stdout.write(lines.join('\n') + '\n');
     });
 }
