@@ -335,6 +335,12 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   const start = (p: PartitionInfo): number => {
     if (startAt !== undefined) return startAt;
     const c = committed.get(p.partition);
+    // Below the log start every read is offset_out_of_range, so each run of the command failed
+    // the same way: resume where the log now starts, as Kafka's auto.offset.reset=earliest does.
+    if (c !== undefined && c !== null && c < p.log_start_offset) {
+      ctx.io.stderr.write(`quartz: group '${flags.group}' is at offset ${c} of partition ${p.partition}, before its log start ${p.log_start_offset} (retention removed those records); reading from ${p.log_start_offset}\n`);
+      return p.log_start_offset;
+    }
     if (c !== undefined && c !== null) return c;
     if (flags.fromBeginning === true || flags.follow !== true) return p.log_start_offset;
     return p.high_watermark;
@@ -376,6 +382,9 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   const wait = flags.follow === true ? 10_000 : 0;
   const loop = async (p: PartitionInfo): Promise<void> => {
     let offset = start(p);
+    // A group moved past retention's gap records its new place even when no record follows.
+    const was = committed.get(p.partition);
+    let moved = commit !== undefined && startAt === undefined && was != null && was < p.log_start_offset;
     while (!stop.signal.aborted) {
       let page: { records: ConsumedRecord[]; next_offset: number; high_watermark: number };
       try {
@@ -402,7 +411,8 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
       // A whole topic read faster than the pipe takes it was held in memory: the next page waits.
       if (full && !stop.signal.aborted) await stdoutDrained();
       if (max !== undefined && printed >= max) stop.abort();
-      if (commit !== undefined && next !== offset) await commit(p.partition, next);
+      if (commit !== undefined && (next !== offset || moved)) await commit(p.partition, next);
+      moved = false;
       offset = next;
       if (flags.follow !== true && offset >= page.high_watermark) return;
     }
