@@ -487,14 +487,17 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         const t = await tenant();
         await call('POST', '/v1/topics', { key: t.key, body: { name: 'jobs', partitions: 2 } });
         await call('POST', '/v1/topics/jobs/records', { key: t.key, body: { records: [0, 1, 2, 3, 4].map((i) => ({ value: `j${i}`, partition: i % 2 })) } });
-        expect((await call('POST', '/v1/groups/workers/offsets', { key: t.key, body: { topic: 'jobs', partition: 0, offset: 1 } })).status).toBe(204);
+        expect((await call('POST', '/v1/groups/workers/offsets', { key: t.key, body: { topic: 'jobs', partition: 0, offset: 1, metadata: 'host-7 \u{1F600}' } })).status).toBe(204);
         expect((await call('GET', '/v1/groups', { key: t.key })).json.groups).toEqual(['workers']);
         const offsets = await call('GET', '/v1/groups/workers/offsets?topic=jobs', { key: t.key });
         expect(offsets.status).toBe(200);
+        // The metadata comes back as committed (it was stored and never answered).
         expect(offsets.json.offsets).toEqual([
-          { topic: 'jobs', partition: 0, offset: 1, high_watermark: 3, lag: 2 },
-          { topic: 'jobs', partition: 1, offset: null, high_watermark: 2, lag: null },
+          { topic: 'jobs', partition: 0, offset: 1, metadata: 'host-7 \u{1F600}', high_watermark: 3, lag: 2 },
+          { topic: 'jobs', partition: 1, offset: null, metadata: null, high_watermark: 2, lag: null },
         ]);
+        expect((await call('POST', '/v1/groups/workers/offsets', { key: t.key, body: { topic: 'jobs', partition: 0, offset: 2 } })).status).toBe(204);
+        expect((await call('GET', '/v1/groups/workers/offsets?topic=jobs', { key: t.key })).json.offsets[0]).toMatchObject({ offset: 2, metadata: null });
         const bad = await call('POST', '/v1/groups/workers/offsets', { key: t.key, body: { topic: 'jobs', partition: 0, offset: -1 } });
         expectError(bad, 400, 'invalid_argument');
         expect(bad.json.message).toMatch(/^offset: /);

@@ -373,7 +373,7 @@ export function streamRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       const rows = await (await store(c)).fetchOffsets(group, queryText(c, 'topic') || undefined);
       return c.json({
         group,
-        offsets: rows.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.offset, high_watermark: r.high_watermark, lag: r.lag })),
+        offsets: rows.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.offset, metadata: r.metadata, high_watermark: r.high_watermark, lag: r.lag })),
       });
     },
   );

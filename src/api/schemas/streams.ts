@@ -16,7 +16,7 @@ export const CreateTopicBody = z
     partitions: z.number().int().min(1).max(1024).optional().openapi({ description: 'default 1' }),
     retention_ms: z.number().int().min(-1).optional().openapi({ description: '-1 keeps records forever; default 7 days' }),
     retention_bytes: z.number().int().min(-1).optional(),
-    segment_bytes: z.number().int().min(1024).optional(),
+    segment_bytes: z.number().int().min(1024).max(2 ** 30).optional(),
     segment_ms: z.number().int().min(1).optional(),
   })
   .openapi('CreateTopic');
@@ -142,6 +142,7 @@ export const GroupOffsets = z
         topic: z.string(),
         partition: z.number().int(),
         offset: z.number().int().nullable().openapi({ description: 'null when never committed' }),
+        metadata: z.string().nullable().openapi({ description: 'The metadata of the last commit; null when it had none or none was made' }),
         high_watermark: z.number().int(),
         lag: z.number().int().nullable(),
       }),

@@ -271,7 +271,7 @@ export function vectorCommands(program: Command, io: CliIo): void {
 const CONTROL = /[\u0000-\u0008\u000b-\u000c\u000e-\u001f\u007f-\u009f]/;
 
 /** True for UTF-8 text without control characters: what a terminal shows as it is. */
-function isText(bytes: Uint8Array): boolean {
+export function isText(bytes: Uint8Array): boolean {
   try {
     return !CONTROL.test(decodeUtf8(bytes));
   } catch {

@@ -2,11 +2,18 @@
  * Stream commands: topic create|ls|describe|rm, produce (lines → records, batched) and consume
  * (one long-polling loop per partition, optional consumer-group commits).
  */
+import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
 import { CliError, errorOf, namedPath, type ApiClient } from '../client.js';
 import { ctxFor, intFlag, listFlags, type CliIo, type Ctx } from '../context.js';
 import { counted } from '../output.js';
+import { isText } from './data.js';
+
+const EMPTY = Buffer.alloc(0);
+const NEWLINE = Buffer.from('\n');
+const LF = 0x0a;
+const CR = 0x0d;
 
 const topicPath = (topic: string): string => namedPath('/v1/topics', topic, 'the topic name');
 const groupPath = (group: string): string => namedPath('/v1/groups', group, 'the group');
@@ -139,30 +146,34 @@ interface Line {
 const ENVELOPE = '{"records":[]}'.length;
 
 /**
- * The longest line produce reads: a record (key, value, headers) may be at most 896 KiB, so a
- * longer line can never be one, and reading on for its newline held all of it (a file with no
- * newline, read whole) in memory.
+ * The longest line produce reads, in bytes: a record (key, value, headers) may be at most 896 KiB,
+ * so a longer line can never be one, and reading on for its newline held all of it (a file with
+ * no newline, read whole) in memory.
  */
-const MAX_LINE_CHARS = 896 * 1024;
+const MAX_LINE_BYTES = 896 * 1024;
 
-/** The lines of `input` (ending in \n or \r\n) with their numbers, refusing one too long to be a record. */
-async function* numberedLines(input: NodeJS.ReadableStream, subject: string): AsyncGenerator<{ text: string; number: number }> {
-  const decoder = new TextDecoder();
-  let pending = '';
+/**
+ * The lines of `input` (ending in \n or \r\n) as bytes with their numbers, refusing one too long
+ * to be a record. Bytes, not text: decoding replaced bytes that are not UTF-8 with U+FFFD, so
+ * such a line was stored changed.
+ */
+async function* numberedLines(input: NodeJS.ReadableStream, subject: string): AsyncGenerator<{ bytes: Buffer; number: number }> {
+  let pending: Buffer = EMPTY;
   let number = 0;
-  const line = (text: string) => ({ text: text.endsWith('\r') ? text.slice(0, -1) : text, number: ++number });
+  const line = (bytes: Buffer) => ({ bytes: bytes[bytes.length - 1] === CR ? bytes.subarray(0, -1) : bytes, number: ++number });
   try {
     for await (const chunk of input as AsyncIterable<Buffer | string>) {
-      pending += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      pending = pending.length === 0 ? bytes : Buffer.concat([pending, bytes]);
       let start = 0;
-      for (let end = pending.indexOf('\n'); end !== -1; end = pending.indexOf('\n', start)) {
-        if (end - start > MAX_LINE_CHARS) break;
-        yield line(pending.slice(start, end));
+      for (let end = pending.indexOf(LF); end !== -1; end = pending.indexOf(LF, start)) {
+        if (end - start > MAX_LINE_BYTES) break;
+        yield line(pending.subarray(start, end));
         start = end + 1;
       }
-      pending = pending.slice(start);
-      const newline = pending.indexOf('\n');
-      if ((newline === -1 ? pending.length : newline) > MAX_LINE_CHARS) {
+      pending = pending.subarray(start);
+      const newline = pending.indexOf(LF);
+      if ((newline === -1 ? pending.length : newline) > MAX_LINE_BYTES) {
         throw new CliError(`quartz: line ${number + 1} of ${subject} is longer than 896 KiB, more than one record may hold`);
       }
     }
@@ -170,8 +181,7 @@ async function* numberedLines(input: NodeJS.ReadableStream, subject: string): As
     if (err instanceof CliError) throw err;
     throw new CliError(`quartz: cannot read ${subject} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
-  pending += decoder.decode();
-  if (pending !== '') yield line(pending);
+  if (pending.length > 0) yield line(pending);
 }
 
 async function produceLines(
@@ -182,6 +192,7 @@ async function produceLines(
   file: string | undefined,
 ): Promise<number> {
   const subject = file ?? 'stdin';
+  const keyBase64 = o.key === undefined ? undefined : Buffer.from(o.key).toString('base64');
   const path = `${topicPath(topic)}/records`;
   let produced = 0;
   let batch: Line[] = [];
@@ -226,10 +237,13 @@ async function produceLines(
     inFlight.push(chain);
   };
   try {
-    for await (const { text, number } of numberedLines(input, subject)) {
+    for await (const { bytes: line, number } of numberedLines(input, subject)) {
       if (failure !== undefined) break;
-      if (text === '') continue;
-      const json = JSON.stringify({ value: text, key: o.key, partition: o.partition });
+      if (line.length === 0) continue;
+      // A line that is not UTF-8 goes as base64, which applies to the record's key too.
+      const json = isUtf8(line)
+        ? JSON.stringify({ value: line.toString('utf8'), key: o.key, partition: o.partition })
+        : JSON.stringify({ value: line.toString('base64'), key: keyBase64, partition: o.partition, encoding: 'base64' });
       const bytes = Buffer.byteLength(json) + 1;
       if (batch.length > 0 && batchBytes + bytes > budget) flush();
       batch.push({ json, bytes, number });
@@ -321,6 +335,12 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   const start = (p: PartitionInfo): number => {
     if (startAt !== undefined) return startAt;
     const c = committed.get(p.partition);
+    // Below the log start every read is offset_out_of_range, so each run of the command failed
+    // the same way: resume where the log now starts, as Kafka's auto.offset.reset=earliest does.
+    if (c !== undefined && c !== null && c < p.log_start_offset) {
+      ctx.io.stderr.write(`quartz: group '${flags.group}' is at offset ${c} of partition ${p.partition}, before its log start ${p.log_start_offset} (retention removed those records); reading from ${p.log_start_offset}\n`);
+      return p.log_start_offset;
+    }
     if (c !== undefined && c !== null) return c;
     if (flags.fromBeginning === true || flags.follow !== true) return p.log_start_offset;
     return p.high_watermark;
@@ -331,10 +351,18 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   let printed = 0;
+  const terminal = (ctx.io.stdout as { isTTY?: boolean }).isTTY === true;
   /** False when stdout's buffer is full (a slow reader on the pipe): the loops wait for it to drain. */
   const print = (partition: number, r: ConsumedRecord): boolean => {
     if (ctx.out.mode === 'json') return ctx.io.stdout.write(JSON.stringify({ topic, partition, ...r }) + '\n');
-    return ctx.io.stdout.write((r.value ?? '') + '\n');
+    // The value's own bytes: a base64 record's printed as its text read back as something else.
+    const value = r.value === null ? EMPTY : r.encoding === 'base64' ? Buffer.from(r.value, 'base64') : Buffer.from(r.value);
+    // Raw bytes at a terminal can be escape sequences that rewrite its screen or settings (as kv get).
+    if (terminal && !isText(value)) {
+      ctx.io.stderr.write(`quartz: partition ${partition} offset ${r.offset} holds ${counted(value.length, 'byte')} that are not plain text; not written to the terminal (redirect it, or use -o json for base64)\n`);
+      return true;
+    }
+    return ctx.io.stdout.write(Buffer.concat([value, NEWLINE]));
   };
   let drained: Promise<void> | undefined;
   const stdoutDrained = (): Promise<void> =>
@@ -354,6 +382,9 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   const wait = flags.follow === true ? 10_000 : 0;
   const loop = async (p: PartitionInfo): Promise<void> => {
     let offset = start(p);
+    // A group moved past retention's gap records its new place even when no record follows.
+    const was = committed.get(p.partition);
+    let moved = commit !== undefined && startAt === undefined && was != null && was < p.log_start_offset;
     while (!stop.signal.aborted) {
       let page: { records: ConsumedRecord[]; next_offset: number; high_watermark: number };
       try {
@@ -380,7 +411,8 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
       // A whole topic read faster than the pipe takes it was held in memory: the next page waits.
       if (full && !stop.signal.aborted) await stdoutDrained();
       if (max !== undefined && printed >= max) stop.abort();
-      if (commit !== undefined && next !== offset) await commit(p.partition, next);
+      if (commit !== undefined && (next !== offset || moved)) await commit(p.partition, next);
+      moved = false;
       offset = next;
       if (flags.follow !== true && offset >= page.high_watermark) return;
     }
