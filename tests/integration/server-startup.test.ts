@@ -3,7 +3,7 @@
  * metrics, settings precedence (flag > env > file > default), logging levels, and one-line
  * startup errors.
  */
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
@@ -13,6 +13,16 @@ const start = serversKilledAfterEach();
 
 async function register(url: string, email = 'ops@example.com'): Promise<Response> {
   return fetch(`${url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email }) });
+}
+
+/** Each file under `dir` with its size and modification time. */
+async function filesOf(dir: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const entry of await readdir(dir, { recursive: true })) {
+    const st = await stat(join(dir, entry));
+    files[entry] = `${st.size} ${st.mtimeMs}`;
+  }
+  return files;
 }
 
 describe('quartz serve', () => {
@@ -151,6 +161,14 @@ describe('quartz serve', () => {
     const clash = await runCli(['serve', '--port', port, '--data', join(dir, 'b')], {});
     expect(clash.code).not.toBe(0);
     expect(clash.stderr).toBe(`quartz: 127.0.0.1:${port} is already in use; pick another --port\n`);
+    // The port is checked before the data directory is created, locked or its log replayed.
+    expect(await readdir(dir)).toEqual(['a']);
+    const used = join(dir, 'used');
+    await (await start(['--data', used])).stop('SIGTERM');
+    const before = await filesOf(used);
+    const clashOnUsed = await runCli(['serve', '--port', port, '--data', used], {});
+    expect([clashOnUsed.code, clashOnUsed.stderr]).toEqual([1, `quartz: 127.0.0.1:${port} is already in use; pick another --port\n`]);
+    expect(await filesOf(used)).toEqual(before);
 
     const locked = await runCli(['serve', '--port', '0', '--data', join(dir, 'a')], {});
     expect(locked.code).not.toBe(0);

@@ -19,6 +19,7 @@ import { packageVersion } from '../package-info.js';
 import { fileAssets } from './assets.js';
 import { BodyBudget, defaultRequestBodiesBytes } from './body-budget.js';
 import { directFirst } from './direct.js';
+import { holdAddress } from './held-address.js';
 import { inTurn } from './in-turn.js';
 import { closeAfterAnswer, continueWhenRead, EarlyAnswerResponse, lingering } from './early-answer.js';
 import { createLogger } from './logger.js';
@@ -127,6 +128,8 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
   const version = packageVersion();
   // Check the app config before touching the data directory, so a bad plan name fails fast.
   const draft = resolveServerConfig({ version, ...settings.app });
+  // Taken first: a port in use must not cost a created, locked or migrated data directory.
+  const held = await holdAddress(settings.host, settings.port);
   const engine = await openQuartz({
     dataDir: settings.dataDir,
     defaultPlan: draft.default_plan,
@@ -136,6 +139,9 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
     tenantIdleMs: settings.tenantIdleMs,
     warn: (message, details) => logger.warn(details, message),
     logger: { error: (message, details) => logger.error(details ?? {}, message), info: (message, details) => logger.info(details ?? {}, message) },
+  }).catch((err: unknown) => {
+    held.release();
+    throw err;
   });
   let server: ServerType;
   const shutdown = new AbortController();
@@ -176,10 +182,12 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       s.on('clientError', answerClientError);
       s.on('connect', refuseConnect);
       s.on('checkExpectation', refuseExpectation);
-      s.listen(settings.port, settings.host, () => resolve(s));
+      held.release();
+      s.listen(held.port, settings.host, () => resolve(s));
       s.once('error', reject);
     });
   } catch (err) {
+    held.release();
     await engine.close();
     throw err;
   }
