@@ -131,6 +131,18 @@ describe('quartz serve', () => {
     expect((await fetch(`${s.url}/v1/admin/usage/export`, { headers: { authorization: 'Bearer wrong-key-0000000000' } })).status).toBe(401);
   });
 
+  it('warns once, naming the nearest known name, of a QUARTZ_* variable it does not read, and starts anyway', async () => {
+    const s = await start(['--data', await tempDir('typo')], { QUARTZ_PROT: '9000', QUARTZ_URL: 'http://127.0.0.1:1' });
+    expect((await fetch(`${s.url}/v1/health`)).status).toBe(200);
+    const warnings = s
+      .stdout()
+      .split('\n')
+      .filter((l) => l.includes('"level":40'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(warnings).toEqual([expect.objectContaining({ variable: 'QUARTZ_PROT', nearest: 'QUARTZ_PORT', msg: 'QUARTZ_PROT is not a variable QuartzDB reads; ignored (did you mean QUARTZ_PORT?)' })]);
+    expect(s.stdout()).not.toContain('9000');
+  });
+
   it('fails to start with one clear line and a non-zero code on a bad config file', async () => {
     const dir = await tempDir('bad');
     const bad = join(dir, 'bad.json');

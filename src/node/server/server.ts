@@ -16,6 +16,7 @@ import { createBackup, releaseBackups } from '../backup/snapshot.js';
 import { machineMemory, openQuartz } from '../open-quartz.js';
 import { loadAdminKey, type AdminKey } from './admin-key.js';
 import { packageVersion } from '../package-info.js';
+import { unknownVariableMessage, unknownVariables } from '../variables.js';
 import { fileAssets } from './assets.js';
 import { BodyBudget, defaultRequestBodiesBytes } from './body-budget.js';
 import { directFirst } from './direct.js';
@@ -125,6 +126,7 @@ function urlHost(host: string): string {
 export async function startServer(settings: ServeSettings, env: Record<string, string | undefined>): Promise<RunningServer> {
   keepTickShape();
   const { port: logger } = createLogger(settings.logLevel);
+  for (const unknown of unknownVariables(env)) logger.warn({ variable: unknown.name, nearest: unknown.nearest ?? null }, unknownVariableMessage(unknown));
   const version = packageVersion();
   // Check the app config before touching the data directory, so a bad plan name fails fast.
   const draft = resolveServerConfig({ version, ...settings.app });
