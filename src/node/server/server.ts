@@ -6,8 +6,9 @@
  */
 import { getRequestListener, type ServerType } from '@hono/node-server';
 import { setMaxListeners } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createApp } from '../../api/app.js';
 import { hashKey, resolveServerConfig } from '../../api/config.js';
 import type { LoggerPort } from '../../api/ports.js';
@@ -111,6 +112,9 @@ function spareAnswersInFlight(http: Server, sockets: Set<Socket>): void {
   };
 }
 
+/** The `route` label of answers the Node listener gives before routing (see docs/configuration.md, Metrics). */
+export const EARLY_ROUTE = 'early';
+
 function urlHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
@@ -155,16 +159,20 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
     adminKey = await loadAdminKey(settings.dataDir, env.QUARTZ_ADMIN_KEY);
     const config = { ...draft, admin_key_hash: await hashKey(adminKey.key) };
     const largestBody = Math.max(...Object.values(config.body_limits));
+    // Answers the listener gives before any route sees the request: counted too, as route `early`.
+    const early = (method: string | undefined, status: number): void => metrics.observeRequest(EARLY_ROUTE, method ?? 'unknown', status, 0);
     const bodies = new BodyBudget({
       maxBytes: settings.requestBodiesMaxBytes ?? defaultRequestBodiesBytes(machineMemory(), largestBody),
       chunkedBytes: largestBody,
       warn: (message, details) => logger.warn(details, message),
+      refusedWith: (req, status) => early(req.method, status),
     });
+    const metrics = createMetrics(engine, bodies);
     const app = createApp({
       engine,
       config,
       logger,
-      metrics: createMetrics(engine, bodies),
+      metrics,
       assets: fileAssets(),
       shutdownSignal: shutdown.signal,
       backup: (signal) => createBackup(engine, signal),
@@ -181,9 +189,18 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       // and closes after the last; endUnlessWriting still cuts a read at once when no write is left.
       (s as typeof s & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
       s.on('checkContinue', continueWhenRead(listener));
-      s.on('clientError', answerClientError);
-      s.on('connect', refuseConnect);
-      s.on('checkExpectation', refuseExpectation);
+      s.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+        const status = answerClientError(err, socket);
+        if (status !== undefined) early(undefined, status);
+      });
+      s.on('connect', (req: IncomingMessage, socket: Duplex) => {
+        const status = refuseConnect(req, socket);
+        if (status !== undefined) early('CONNECT', status);
+      });
+      s.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+        refuseExpectation(req, res);
+        early(req.method, 417);
+      });
       held.release();
       s.listen(held.port, settings.host, () => resolve(s));
       s.once('error', reject);
