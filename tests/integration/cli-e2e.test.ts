@@ -210,7 +210,7 @@ describe('quartz CLI end to end', () => {
     const ls = await q(['collection', 'ls', '-o', 'json']);
     expect(JSON.parse(ls.stdout)).toMatchObject({ collections: [{ name: 'docs', dims: 3, count: 3 }] });
     ok(await q(['collection', 'rm', 'docs']));
-  });
+  }, 180_000);
 
   it('topic ls and collection ls follow cursors across pages; --limit and --page-size', async () => {
     const { api_key } = JSON.parse(await readFile(join(home, 'quartz', 'config.json'), 'utf8')) as { api_key: string };

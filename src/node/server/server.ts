@@ -113,7 +113,7 @@ function spareAnswersInFlight(http: Server, sockets: Set<Socket>): void {
 }
 
 /** The `route` label of answers the Node listener gives before routing (see docs/configuration.md, Metrics). */
-export const EARLY_ROUTE = 'early';
+const EARLY_ROUTE = 'early';
 
 function urlHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
