@@ -7,7 +7,6 @@ import { ManualClock } from '../ports/manual-clock.js';
 import { createApp, type AppOptions } from './app.js';
 import { hashKey, resolveServerConfig, type ServerConfigInput } from './config.js';
 import type { LoggerPort } from './ports.js';
-import { parseEtags } from './routes/kv.js';
 import { meterEvents } from './routes/admin.js';
 
 let clock: ManualClock;
@@ -274,12 +273,6 @@ describe('createApp', () => {
 });
 
 describe('helpers', () => {
-  it('parseEtags reads lists, weak tags and *', () => {
-    expect(parseEtags('*')).toBe('*');
-    expect(parseEtags('"12", W/"34"')).toEqual([12, 34]);
-    expect(parseEtags('"abc"')).toEqual([]);
-  });
-
   it('meterEvents: one Stripe meter event per non-zero metric, stamped at period end or now', () => {
     const row = { tenant_id: 't_1', period: '2024-12', api_calls: 42, bytes_stored: 0, records_produced: 3, vectors_stored: 0, function_ms: 0 };
     const events = meterEvents(row, 'cus_1', Date.UTC(2025, 0, 15));

@@ -190,10 +190,27 @@ describe('quartz CLI end to end', () => {
     const count = async (args: string[]) => (JSON.parse((await q(['vec', 'query', 'docs', '--file', queryFile, '-o', 'json', ...args])).stdout) as { matches: unknown[] }).matches.length;
     expect(await count(['-k', '3'])).toBe(3);
     expect(await count([])).toBe(1);
+    // --threshold and --ef reach the query as the API's threshold and ef (flags over the file's).
+    const ids = async (args: string[]) => (JSON.parse((await q(['vec', 'query', 'docs', '--vector', '[0.9,0.1,0]', '-k', '3', '-o', 'json', ...args])).stdout) as { matches: { id: string }[] }).matches.map((m) => m.id);
+    expect(await ids(['--threshold', '0.5'])).toEqual(['a']);
+    expect(await ids(['--threshold', '-1e-3'])).toEqual(['a', 'b', 'c']);
+    expect(await ids(['--ef', '1'])).toEqual(['a', 'b', 'c']);
+    expect(await ids(['--ef', '10000', '--threshold', '.05'])).toEqual(['a', 'b']);
+    for (const [flag, value, message] of [
+      ['--threshold', 'high', "quartz: --threshold must be a number, got 'high'\n"],
+      ['--threshold', 'Infinity', "quartz: --threshold must be a number, got 'Infinity'\n"],
+      ['--threshold', '0x10', "quartz: --threshold must be a number, got '0x10'\n"],
+      ['--ef', '0', "quartz: --ef must be an integer ≥ 1, got '0'\n"],
+      ['--ef', '1.5', "quartz: --ef must be an integer ≥ 1, got '1.5'\n"],
+      ['--ef', '10001', "quartz: --ef must be at most 10000, got '10001'\n"],
+    ] as const) {
+      const bad = await q(['vec', 'query', 'docs', '--vector', '[0.9,0.1,0]', flag, value]);
+      expect([bad.code, bad.stderr], `${flag} ${value}`).toEqual([1, message]);
+    }
     const ls = await q(['collection', 'ls', '-o', 'json']);
     expect(JSON.parse(ls.stdout)).toMatchObject({ collections: [{ name: 'docs', dims: 3, count: 3 }] });
     ok(await q(['collection', 'rm', 'docs']));
-  });
+  }, 180_000);
 
   it('topic ls and collection ls follow cursors across pages; --limit and --page-size', async () => {
     const { api_key } = JSON.parse(await readFile(join(home, 'quartz', 'config.json'), 'utf8')) as { api_key: string };

@@ -54,6 +54,38 @@ describe('quartz serve shutdown', () => {
     expect(s.stdout()).toMatch(/"msg":"stopped"/);
   });
 
+  it('answers GET /v1/health 503 unavailable once it is shutting down, so a load balancer stops sending', async () => {
+    const s = await start(['--data', await tempDir('draining')]);
+    const headers = await tenant(s.url);
+    await fetch(`${s.url}/v1/topics`, { method: 'POST', headers, body: JSON.stringify({ name: 'waiting', partitions: 1 }) });
+    expect((await fetch(`${s.url}/v1/health`)).status).toBe(200);
+    const before = await metric(s.url, 'quartz_api_calls');
+    const poll = fetch(`${s.url}/v1/topics/waiting/partitions/0/records?offset=0&max_wait_ms=30000`, { headers });
+    await waitFor(async () => ((await metric(s.url, 'quartz_api_calls')) > before ? true : undefined), 20_000, 'the server to take the long-poll');
+    // A health check whose first bytes came before the signal and the rest after: the connection
+    // has a request under way, so the drain answers it rather than close it as idle.
+    const { hostname, port, host } = new URL(s.url);
+    const check: Socket = connect(Number(port), hostname);
+    check.on('error', () => {});
+    let answer = '';
+    check.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    const closed = new Promise<void>((resolve) => check.on('close', () => resolve()));
+    await new Promise((resolve) => check.once('connect', resolve));
+    check.write('GET /v1/health HTTP/1.1\r\n');
+    // The bytes are in the server's socket buffer once write returns; a scrape answered after them
+    // means its event loop has read them (a connection that sent nothing is cut at the drain).
+    await metric(s.url, 'quartz_api_calls');
+    s.proc.kill('SIGTERM');
+    await waitFor(async () => (/"msg":"shutting down"/.test(s.stdout()) ? true : undefined), 20_000, 'the shutdown to begin');
+    check.write(`Host: ${host}\r\n\r\n`);
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 503 /);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ error: 'unavailable', message: 'the server is shutting down' });
+    expect((await poll).status).toBe(200);
+    expect(await s.exited).toBe(0);
+  });
+
   it('on SIGTERM, finishes writing an answer already ended and answers the request pipelined behind it', async () => {
     const s = await start(['--data', await tempDir('flushing')]);
     const headers = await tenant(s.url);

@@ -3,7 +3,7 @@
  * metrics, settings precedence (flag > env > file > default), logging levels, and one-line
  * startup errors.
  */
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
@@ -13,6 +13,16 @@ const start = serversKilledAfterEach();
 
 async function register(url: string, email = 'ops@example.com'): Promise<Response> {
   return fetch(`${url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email }) });
+}
+
+/** Each file under `dir` with its size and modification time. */
+async function filesOf(dir: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const entry of await readdir(dir, { recursive: true })) {
+    const st = await stat(join(dir, entry));
+    files[entry] = `${st.size} ${st.mtimeMs}`;
+  }
+  return files;
 }
 
 describe('quartz serve', () => {
@@ -121,6 +131,18 @@ describe('quartz serve', () => {
     expect((await fetch(`${s.url}/v1/admin/usage/export`, { headers: { authorization: 'Bearer wrong-key-0000000000' } })).status).toBe(401);
   });
 
+  it('warns once, naming the nearest known name, of a QUARTZ_* variable it does not read, and starts anyway', async () => {
+    const s = await start(['--data', await tempDir('typo')], { QUARTZ_PROT: '9000', QUARTZ_URL: 'http://127.0.0.1:1' });
+    expect((await fetch(`${s.url}/v1/health`)).status).toBe(200);
+    const warnings = s
+      .stdout()
+      .split('\n')
+      .filter((l) => l.includes('"level":40'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(warnings).toEqual([expect.objectContaining({ variable: 'QUARTZ_PROT', nearest: 'QUARTZ_PORT', msg: 'QUARTZ_PROT is not a variable QuartzDB reads; ignored (did you mean QUARTZ_PORT?)' })]);
+    expect(s.stdout()).not.toContain('9000');
+  });
+
   it('fails to start with one clear line and a non-zero code on a bad config file', async () => {
     const dir = await tempDir('bad');
     const bad = join(dir, 'bad.json');
@@ -151,6 +173,14 @@ describe('quartz serve', () => {
     const clash = await runCli(['serve', '--port', port, '--data', join(dir, 'b')], {});
     expect(clash.code).not.toBe(0);
     expect(clash.stderr).toBe(`quartz: 127.0.0.1:${port} is already in use; pick another --port\n`);
+    // The port is checked before the data directory is created, locked or its log replayed.
+    expect(await readdir(dir)).toEqual(['a']);
+    const used = join(dir, 'used');
+    await (await start(['--data', used])).stop('SIGTERM');
+    const before = await filesOf(used);
+    const clashOnUsed = await runCli(['serve', '--port', port, '--data', used], {});
+    expect([clashOnUsed.code, clashOnUsed.stderr]).toEqual([1, `quartz: 127.0.0.1:${port} is already in use; pick another --port\n`]);
+    expect(await filesOf(used)).toEqual(before);
 
     const locked = await runCli(['serve', '--port', '0', '--data', join(dir, 'a')], {});
     expect(locked.code).not.toBe(0);

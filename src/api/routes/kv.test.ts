@@ -22,11 +22,13 @@ describe('decimal', () => {
 });
 
 describe('parseEtags', () => {
-  it('reads `*`, strong and weak tags; tags no version can be never match', () => {
-    expect(parseEtags(' * ')).toBe('*');
-    expect(parseEtags('"12", W/"34", "x", garbage')).toEqual([12, 34]);
+  it('reads `*` and tags; weak tags only for the weak comparison; tags no version can be never match', () => {
+    expect(parseEtags(' * ', 'strong')).toBe('*');
+    expect(parseEtags('"12", W/"34", "x", garbage', 'weak')).toEqual([12, 34]);
+    expect(parseEtags('"12", W/"34", "x", garbage', 'strong')).toEqual([12]);
+    expect(parseEtags('W/"34"', 'strong')).toEqual([]);
     // Past 2^53 a number rounds: "9999999999999999" would be read as 10^16.
-    expect(parseEtags('"9999999999999999", "9007199254740991"')).toEqual([9007199254740991]);
+    expect(parseEtags('"9999999999999999", "9007199254740991"', 'strong')).toEqual([9007199254740991]);
   });
 
   it('a PUT or DELETE with an If-Match no version can be is 412 precondition_failed, direct or not', async () => {

@@ -36,15 +36,18 @@ export function etagOf(version: number): string {
 }
 
 /**
- * Parses an If-Match / If-None-Match list: `*`, or the versions of the strong or weak tags. Tags
- * no version can be (not digits, or past 2^53, which a number would round) never match.
+ * Parses an If-Match / If-None-Match list: `*`, or the versions of its tags. Tags no version can be
+ * (not digits, or past 2^53, which a number would round) never match. `comparison` is RFC 9110's:
+ * If-Match compares strongly, so its weak tags (`W/"v"`) never match; If-None-Match compares
+ * weakly, so a weak tag matches by its number.
  */
-export function parseEtags(header: string): '*' | number[] {
+export function parseEtags(header: string, comparison: 'strong' | 'weak'): '*' | number[] {
   if (header.trim() === '*') return '*';
   const versions: number[] = [];
-  for (const m of header.matchAll(/(?:W\/)?"([^"]*)"/g)) {
-    if (!/^\d{1,16}$/.test(m[1]!)) continue;
-    const version = Number(m[1]);
+  for (const m of header.matchAll(/(W\/)?"([^"]*)"/g)) {
+    if (m[1] !== undefined && comparison === 'strong') continue;
+    if (!/^\d{1,16}$/.test(m[2]!)) continue;
+    const version = Number(m[2]);
     if (Number.isSafeInteger(version)) versions.push(version);
   }
   return versions;
@@ -63,11 +66,11 @@ function preconditions(ifMatch: string | undefined, ifNoneMatch: string | undefi
   if (ifMatch === undefined && ifNoneMatch === undefined) return NONE;
   if (ifMatch !== undefined && ifNoneMatch !== undefined) throw invalid('If-Match and If-None-Match cannot be combined');
   if (ifMatch !== undefined) {
-    const tags = parseEtags(ifMatch);
+    const tags = parseEtags(ifMatch, 'strong');
     return { ifMatch: tags !== '*' && tags.length === 1 ? tags[0]! : tags };
   }
   if (!allowNoneMatch) throw invalid('If-None-Match is not supported on DELETE');
-  return { ifNoneMatch: parseEtags(ifNoneMatch!) };
+  return { ifNoneMatch: parseEtags(ifNoneMatch!, 'weak') };
 }
 
 /** The tenant's KV store; synchronous once the tenant is open. */
@@ -94,7 +97,7 @@ function answerOf(found: KvEntry | undefined, key: string, ifNoneMatch: string |
   if (found === undefined) throw new QuartzError(ErrorCode.NOT_FOUND, `key '${key}' does not exist`);
   const etag = etagOf(found.version);
   if (ifNoneMatch !== undefined) {
-    const tags = parseEtags(ifNoneMatch);
+    const tags = parseEtags(ifNoneMatch, 'weak');
     if (tags === '*' || tags.includes(found.version)) return { status: 304, headers: { etag }, body: null };
   }
   const headers: Record<string, string> = { 'content-type': found.contentType, etag };

@@ -8,7 +8,7 @@ import type { AppDeps, AppEnv } from '../context.js';
 import { JSON_TYPE, errorResponse } from '../errors.js';
 import type { ApiRouter } from '../router.js';
 import { Health } from '../schemas/admin.js';
-import { jsonResponse } from '../schemas/common.js';
+import { errorResponses, jsonResponse } from '../schemas/common.js';
 
 /** The /docs page: Swagger UI from the server's own /docs assets, pointed at /v1/openapi.json. */
 export const DOCS_HTML = `<!doctype html>
@@ -50,8 +50,16 @@ export function systemRoutes(router: ApiRouter<AppEnv>, app: OpenAPIHono<AppEnv>
   router.add(
     'get',
     '/v1/health',
-    { tags: ['System'], summary: 'Liveness and version', responses: { '200': jsonResponse(Health, 'The server is up') } },
-    (c) => c.json({ status: 'ok' as const, version: config.version, uptime_s: Math.floor((clock.now() - startedAt) / 1000) }),
+    {
+      tags: ['System'],
+      summary: 'Liveness and version',
+      description: 'Ok while the server takes requests; 503 `unavailable` once it is shutting down, so a load balancer stops sending it new work while it drains.',
+      responses: { '200': jsonResponse(Health, 'The server is up'), ...errorResponses(503) },
+    },
+    (c) => {
+      if (deps.shutdownSignal?.aborted === true) throw new QuartzError(ErrorCode.UNAVAILABLE, 'the server is shutting down');
+      return c.json({ status: 'ok' as const, version: config.version, uptime_s: Math.floor((clock.now() - startedAt) / 1000) });
+    },
   );
 
   let document: string | undefined;

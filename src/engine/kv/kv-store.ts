@@ -257,7 +257,7 @@ function unmetCondition(live: boolean, version: number, ifMatch: VersionConditio
   if (ifMatch !== undefined) {
     if (!live) return 'does not exist';
     if (typeof ifMatch === 'number') return version === ifMatch ? undefined : `is at version ${version}, not ${ifMatch}`;
-    if (ifMatch !== '*' && !ifMatch.includes(version)) return ifMatch.length === 0 ? `is at version ${version}; the condition lists no version (a tag that is not a version matches none)` : `is at version ${version}, not one of ${shownVersions(ifMatch)}`;
+    if (ifMatch !== '*' && !ifMatch.includes(version)) return ifMatch.length === 0 ? `is at version ${version}; the condition lists no version (a weak tag, or a tag that is not a version, matches none)` : `is at version ${version}, not one of ${shownVersions(ifMatch)}`;
     return undefined;
   }
   if (ifNoneMatch === undefined || !live) return undefined;

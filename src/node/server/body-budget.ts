@@ -37,6 +37,8 @@ export interface BodyBudgetOptions {
   chunkedBytes: number;
   /** Told of refusals, at most once per `WARN_EVERY_MS`, so the operator learns the budget binds. */
   warn?: (message: string, details: Record<string, unknown>) => void;
+  /** Told of each refusal's status (503 or 413), which no route sees: for the request metrics. */
+  refusedWith?: (req: IncomingMessage, status: number) => void;
 }
 
 const WARN_EVERY_MS = 10_000;
@@ -87,12 +89,14 @@ export class BodyBudget {
   private refusals = 0;
   private readonly byHolder = new Map<string, number>();
   private readonly warn: BodyBudgetOptions['warn'];
+  private readonly refusedWith: BodyBudgetOptions['refusedWith'];
   private lastWarned = -Infinity;
   private refusalsWarned = 0;
 
   constructor(options: BodyBudgetOptions) {
     this.maxBytes = options.maxBytes;
     this.warn = options.warn;
+    this.refusedWith = options.refusedWith;
     this.chunkedBytes = options.chunkedBytes;
     this.share = Math.floor(options.maxBytes / 2);
   }
@@ -120,6 +124,7 @@ export class BodyBudget {
         this.refusals++;
         const what = req.headers['content-length'] === undefined ? `a request body without a Content-Length counts as the largest body limit, ${size} bytes, and` : `request body is ${size} bytes;`;
         const message = `${what} the server holds at most ${this.maxBytes} bytes of request bodies at once (request_bodies_max_bytes)`;
+        this.refusedWith?.(req, 413);
         return refuse(req, res, 413, ErrorCode.TOO_LARGE, message, false, cors);
       }
       const who = holder(req);
@@ -129,6 +134,7 @@ export class BodyBudget {
         this.refusals++;
         const message = `the server is holding as many request bodies as it may (${this.maxBytes} bytes, at most half of it for one API key); this ${size}-byte body was not read: retry after ${RETRY_AFTER_S} s`;
         this.warnRefused();
+        this.refusedWith?.(req, 503);
         return refuse(req, res, 503, ErrorCode.UNAVAILABLE, message, true, cors);
       }
       this.held += size;

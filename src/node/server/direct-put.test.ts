@@ -103,6 +103,20 @@ describe('a direct KV PUT answers as the hono route does', () => {
     expect((await read('/v1/kv/cond/y')).body).toBe('three');
   });
 
+  // RFC 9110: If-Match compares strongly (a weak tag never matches), If-None-Match weakly.
+  it('refuses an If-Match of a weak tag with 412 on PUT and DELETE, direct or not; If-None-Match takes it', async () => {
+    const created = await fetch(`${server.url}/v1/kv/weak/x`, { method: 'PUT', headers: auth, body: 'one' });
+    const weak = `W/${created.headers.get('etag')!}`;
+    for (const [path, chunked] of [['/v1/kv/weak/x', false], ['/v1/kv/weak%2Fx', false], ['/v1/kv/weak/x', true]] as const) {
+      const seen = await put(path, 'two', { ...auth, 'if-match': weak }, chunked);
+      expect([seen.status, seen.body], `${path} chunked: ${chunked}`).toEqual([412, expect.stringContaining('a weak tag')]);
+      expect((await put(path, 'two', { ...auth, 'if-none-match': weak }, chunked)).status, `${path} chunked: ${chunked}`).toBe(412);
+    }
+    expect((await fetch(`${server.url}/v1/kv/weak/x`, { method: 'DELETE', headers: { ...auth, 'if-match': weak } })).status).toBe(412);
+    expect((await fetch(`${server.url}/v1/kv/weak/x`, { headers: { ...auth, 'if-none-match': weak } })).status).toBe(304);
+    expect(await read('/v1/kv/weak/x')).toMatchObject({ status: 200, body: 'one' });
+  });
+
   it('keeps the first of repeated Content-Type lines joined, as fetch does', async () => {
     const lines: Array<[string, string]> = [
       ['Authorization', auth.authorization!],

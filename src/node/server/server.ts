@@ -6,8 +6,9 @@
  */
 import { getRequestListener, type ServerType } from '@hono/node-server';
 import { setMaxListeners } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createApp } from '../../api/app.js';
 import { hashKey, resolveServerConfig } from '../../api/config.js';
 import type { LoggerPort } from '../../api/ports.js';
@@ -16,9 +17,11 @@ import { createBackup, releaseBackups } from '../backup/snapshot.js';
 import { machineMemory, openQuartz } from '../open-quartz.js';
 import { loadAdminKey, type AdminKey } from './admin-key.js';
 import { packageVersion } from '../package-info.js';
+import { unknownVariableMessage, unknownVariables } from '../variables.js';
 import { fileAssets } from './assets.js';
 import { BodyBudget, defaultRequestBodiesBytes } from './body-budget.js';
 import { directFirst } from './direct.js';
+import { holdAddress } from './held-address.js';
 import { inTurn } from './in-turn.js';
 import { closeAfterAnswer, continueWhenRead, EarlyAnswerResponse, lingering } from './early-answer.js';
 import { createLogger } from './logger.js';
@@ -109,6 +112,9 @@ function spareAnswersInFlight(http: Server, sockets: Set<Socket>): void {
   };
 }
 
+/** The `route` label of answers the Node listener gives before routing (see docs/configuration.md, Metrics). */
+const EARLY_ROUTE = 'early';
+
 function urlHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
@@ -124,9 +130,12 @@ function urlHost(host: string): string {
 export async function startServer(settings: ServeSettings, env: Record<string, string | undefined>): Promise<RunningServer> {
   keepTickShape();
   const { port: logger } = createLogger(settings.logLevel);
+  for (const unknown of unknownVariables(env)) logger.warn({ variable: unknown.name, nearest: unknown.nearest ?? null }, unknownVariableMessage(unknown));
   const version = packageVersion();
   // Check the app config before touching the data directory, so a bad plan name fails fast.
   const draft = resolveServerConfig({ version, ...settings.app });
+  // Taken first: a port in use must not cost a created, locked or migrated data directory.
+  const held = await holdAddress(settings.host, settings.port);
   const engine = await openQuartz({
     dataDir: settings.dataDir,
     defaultPlan: draft.default_plan,
@@ -136,6 +145,9 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
     tenantIdleMs: settings.tenantIdleMs,
     warn: (message, details) => logger.warn(details, message),
     logger: { error: (message, details) => logger.error(details ?? {}, message), info: (message, details) => logger.info(details ?? {}, message) },
+  }).catch((err: unknown) => {
+    held.release();
+    throw err;
   });
   let server: ServerType;
   const shutdown = new AbortController();
@@ -147,16 +159,20 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
     adminKey = await loadAdminKey(settings.dataDir, env.QUARTZ_ADMIN_KEY);
     const config = { ...draft, admin_key_hash: await hashKey(adminKey.key) };
     const largestBody = Math.max(...Object.values(config.body_limits));
+    // Answers the listener gives before any route sees the request: counted too, as route `early`.
+    const early = (method: string | undefined, status: number): void => metrics.observeRequest(EARLY_ROUTE, method ?? 'unknown', status, 0);
     const bodies = new BodyBudget({
       maxBytes: settings.requestBodiesMaxBytes ?? defaultRequestBodiesBytes(machineMemory(), largestBody),
       chunkedBytes: largestBody,
       warn: (message, details) => logger.warn(details, message),
+      refusedWith: (req, status) => early(req.method, status),
     });
+    const metrics = createMetrics(engine, bodies);
     const app = createApp({
       engine,
       config,
       logger,
-      metrics: createMetrics(engine, bodies),
+      metrics,
       assets: fileAssets(),
       shutdownSignal: shutdown.signal,
       backup: (signal) => createBackup(engine, signal),
@@ -173,13 +189,24 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       // and closes after the last; endUnlessWriting still cuts a read at once when no write is left.
       (s as typeof s & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
       s.on('checkContinue', continueWhenRead(listener));
-      s.on('clientError', answerClientError);
-      s.on('connect', refuseConnect);
-      s.on('checkExpectation', refuseExpectation);
-      s.listen(settings.port, settings.host, () => resolve(s));
+      s.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+        const status = answerClientError(err, socket);
+        if (status !== undefined) early(undefined, status);
+      });
+      s.on('connect', (req: IncomingMessage, socket: Duplex) => {
+        const status = refuseConnect(req, socket);
+        if (status !== undefined) early('CONNECT', status);
+      });
+      s.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+        refuseExpectation(req, res);
+        early(req.method, 417);
+      });
+      held.release();
+      s.listen(held.port, settings.host, () => resolve(s));
       s.once('error', reject);
     });
   } catch (err) {
+    held.release();
     await engine.close();
     throw err;
   }

@@ -75,11 +75,11 @@ interface PendingAnswer {
  * @example
  * server.on('clientError', answerClientError);
  */
-export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): number | undefined {
   const http = socket as Duplex & { _httpMessage?: PendingAnswer | null; parser?: { incoming?: unknown } | null };
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
-    return;
+    return undefined;
   }
   // The fault is in bytes after a complete request whose answer is yet to come or going out (data
   // after `Connection: close`, which RFC 9112 §9.6 says to ignore, or pipelined garbage). That
@@ -90,22 +90,23 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
   if (pending != null && pending.req?.complete === true) {
     if (!pending.headersSent) pending.shouldKeepAlive = false; // says `Connection: close`
     pending._last = true; // node closes the connection once this answer is written
-    return;
+    return undefined;
   }
   // Mid-body of a request being answered already: nothing more can be written.
   if (pending?.headersSent === true) {
     socket.destroy();
-    return;
+    return undefined;
   }
   // The fault is in the body of a request the app has answered already (a 401 or 413 sent before
   // the body was read; node detaches a finished response from its socket), e.g. the client
   // half-closed mid-body: that request has its one answer. Close after it, answering nothing more.
   if (http.parser?.incoming != null && http._httpMessage == null) {
     socket.end();
-    return;
+    return undefined;
   }
   const [status, code, message] = parserRefusal(err);
   socket.end(rawAnswer(status, code, message));
+  return status;
 }
 
 /** Methods that change nothing: their answer may be dropped with the connection. */
@@ -159,12 +160,13 @@ export function endUnlessWriting(socket: Duplex): void {
  * @example
  * server.on('connect', refuseConnect);
  */
-export function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
+export function refuseConnect(_req: IncomingMessage, socket: Duplex): number | undefined {
   if (!socket.writable) {
     socket.destroy();
-    return;
+    return undefined;
   }
   socket.end(rawAnswer(501, ErrorCode.NOT_IMPLEMENTED, 'CONNECT is not implemented: this server is not a proxy'));
+  return 501;
 }
 
 /**

@@ -129,8 +129,9 @@ export class KvClient extends ModelClient {
       headers['if-match'] = before === undefined ? '"1"' : `"${before.etag}"`;
       applies = before !== undefined;
     } else if (cond === 3) {
+      // If-Match compares strongly: the current version as a weak tag does not match.
       headers['if-match'] = `"${r.int(1, 1e9)}", W/"${before?.etag ?? 5}"`;
-      applies = before !== undefined;
+      applies = false;
     } else if (cond === 4) {
       headers['if-match'] = `"${(before?.etag ?? 7) + 1}"`;
       applies = false;

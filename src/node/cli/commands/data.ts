@@ -250,8 +250,10 @@ export function vectorCommands(program: Command, io: CliIo): void {
     .option('--file <path>', 'a JSON query body ({vector | id, k, filter, ...})')
     .option('-k, --k <n>', 'how many matches (default: the file\'s k, else 10)')
     .option('--filter <json>', 'metadata filter as JSON')
+    .option('--threshold <score>', 'keep matches at least this similar (cosine, dot: score ≥ it; l2: distance ≤ it)')
+    .option(`--ef <n>`, `search breadth, 1-${MAX_QUERY_EF} (default: the collection's; raised to k when lower)`)
     .option('--include-metadata', 'return metadata')
-    .action(async (name: string, flags: { vector?: string; id?: string; file?: string; k?: string; filter?: string; includeMetadata?: boolean }, cmd: Command) => {
+    .action(async (name: string, flags: { vector?: string; id?: string; file?: string; k?: string; filter?: string; threshold?: string; ef?: string; includeMetadata?: boolean }, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
       let body: Record<string, unknown> = flags.file !== undefined ? (parseJson(await readText(flags.file), flags.file) as Record<string, unknown>) : {};
       if (flags.vector !== undefined) body.vector = parseJson(flags.vector, '--vector');
@@ -260,11 +262,28 @@ export function vectorCommands(program: Command, io: CliIo): void {
       if (flags.includeMetadata === true) body.include_metadata = true;
       // Flags win over the file, as --vector, --id and --filter do.
       if (flags.k !== undefined) body.k = intFlag(flags.k, '--k', 1);
+      if (flags.threshold !== undefined) body.threshold = numberFlag(flags.threshold, '--threshold');
+      if (flags.ef !== undefined) {
+        const ef = intFlag(flags.ef, '--ef', 1)!;
+        if (ef > MAX_QUERY_EF) throw new CliError(`quartz: --ef must be at most ${MAX_QUERY_EF}, got '${flags.ef}'`);
+        body.ef = ef;
+      }
       body.k ??= 10;
       if (body.vector === undefined && body.id === undefined) throw new CliError('quartz: give --vector, --id or --file');
       const { matches } = await (await ctx.client()).json<{ matches: Record<string, unknown>[] }>(`${collectionPath(name)}/query`, { method: 'POST', json: body });
       ctx.out.table(matches, body.include_metadata === true ? ['id', 'score', 'metadata'] : ['id', 'score'], { matches });
     });
+}
+
+/** The largest `ef` a vector query takes (the query schema's bound, docs/vectors.md). */
+const MAX_QUERY_EF = 10_000;
+
+/** A decimal number flag (`0.8`, `-1.5`, `1e-3`): refused at once rather than sent as text the server would reject. */
+function numberFlag(value: string, flag: string): number {
+  if (!/^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?$/i.test(value) || !Number.isFinite(Number(value))) {
+    throw new CliError(`quartz: ${flag} must be a number, got '${value}'`);
+  }
+  return Number(value);
 }
 
 /** Control characters other than tab, newline and carriage return (C0, DEL and C1). */

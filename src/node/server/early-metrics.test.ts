@@ -1,0 +1,60 @@
+/**
+ * Answers the Node listener gives before any route sees the request (the body budget's 503 and
+ * 413, node's parser refusals, CONNECT, an Expect it does not meet) are counted in
+ * quartz_http_requests_total as route `early`, as every answer of a route is.
+ */
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exchangeRaw, startServerWithTenant, type ServerWithTenant } from '../../../tests/fixtures/server-with-tenant.js';
+
+const BUDGET = 1024 * 1024;
+let running: ServerWithTenant;
+
+beforeAll(async () => {
+  running = await startServerWithTenant('early-metrics', {}, { requestBodiesMaxBytes: String(BUDGET) });
+});
+
+afterAll(async () => {
+  await running.close();
+});
+
+async function early(): Promise<Record<string, number>> {
+  const text = await (await fetch(`${running.server.url}/metrics`)).text();
+  const seen: Record<string, number> = {};
+  for (const m of text.matchAll(/^quartz_http_requests_total\{route="early",method="([^"]*)",status="(\d+)"\} (\d+)$/gm)) seen[`${m[1]} ${m[2]}`] = Number(m[3]);
+  return seen;
+}
+
+describe('answers given before routing', () => {
+  it('are counted by method and status under route `early`', async () => {
+    const { url } = running.server;
+    const { host, hostname, port } = new URL(url);
+    const head = (method: string, path: string, extra: string) => `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${running.apiKey}\r\n${extra}`;
+    expect(await early()).toEqual({});
+
+    // Held unread: 700 KiB of the 1 MiB budget, so the next large body does not fit.
+    const holder = connect(Number(port), hostname);
+    holder.on('error', () => {});
+    await new Promise((resolve) => holder.once('connect', resolve));
+    holder.write(head('PUT', '/v1/kv/held', `Content-Length: ${700 * 1024}\r\n\r\n`));
+    holder.write('x');
+    const other = 'Bearer qz_' + '0'.repeat(64); // another holder's share
+    const refused = async (length: number) => (await exchangeRaw(url, `PUT /v1/kv/two HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${other}\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n`)).split(' ')[1];
+    let busy: string | undefined;
+    for (let i = 0; i < 50 && busy !== '503'; i++) busy = await refused(600 * 1024);
+    expect(busy).toBe('503');
+    expect(await refused(BUDGET + 1)).toBe('413');
+    // The held body arrives whole: its PUT is answered by its route, not here.
+    const stored = new Promise<string>((resolve) => holder.once('data', (chunk: Buffer) => resolve(chunk.toString().split(' ')[1]!)));
+    holder.write('x'.repeat(700 * 1024 - 1));
+    expect(await stored).toBe('200');
+    holder.destroy();
+
+    expect((await exchangeRaw(url, `PUT /v1/kv/f HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxy`)).split(' ')[1]).toBe('400');
+    expect((await exchangeRaw(url, `FOO / HTTP/1.1\r\nHost: ${host}\r\n\r\n`)).split(' ')[1]).toBe('501');
+    expect((await exchangeRaw(url, `CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n`)).split(' ')[1]).toBe('501');
+    expect((await exchangeRaw(url, head('PUT', '/v1/kv/e', 'Expect: something\r\nContent-Length: 1\r\nConnection: close\r\n\r\n'))).split(' ')[1]).toBe('417');
+
+    expect(await early()).toEqual({ 'PUT 503': 1, 'PUT 413': 1, 'unknown 400': 1, 'unknown 501': 1, 'CONNECT 501': 1, 'PUT 417': 1 });
+  });
+});
