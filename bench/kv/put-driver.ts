@@ -49,7 +49,7 @@ const names = Array.from({ length: keys }, (_, i) => `user/${String(i).padStart(
 const value = new Uint8Array(size).fill(0x61);
 
 /** The side's put of key `i`, how to bring lmdb up to its writes, and how to close it. */
-async function openSide(): Promise<{ put: (i: number) => Promise<unknown>; settle: () => Promise<void>; close: () => Promise<void> }> {
+async function openSide(): Promise<{ put: (i: number) => unknown; settle: () => Promise<void>; close: () => Promise<void> }> {
   if (side === 'raw') {
     // As `bench kv` opens its peer: every commit fsync'd before its promise resolves.
     const env = openLmdb({ path: join(root, 'raw.mdb'), overlappingSync: false, noSync: false, commitDelay: 0, eventTurnBatching: true, pageSize: 8192 });
@@ -91,7 +91,7 @@ function io(): { calls: number; bytes: number } {
 const { put, settle, close } = await openSide();
 let next = 0;
 async function round(n: number): Promise<void> {
-  const batch: Promise<unknown>[] = [];
+  const batch: unknown[] = [];
   for (let i = 0; i < n; i++) batch.push(put(next++ % keys));
   await Promise.all(batch);
 }
@@ -103,7 +103,7 @@ collectGarbage();
 
 let fullGcs = 0;
 const gcs = new PerformanceObserver((list) => {
-  for (const entry of list.getEntries()) if ((entry.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) fullGcs++;
+  for (const entry of list.getEntries()) if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) fullGcs++;
 });
 gcs.observe({ entryTypes: ['gc'] });
 const mainTid = String(process.pid);
