@@ -2,7 +2,7 @@
  * One side of `bench kv`'s put rows alone in a process of its own, for profiling and A/B runs of
  * two checkouts on a shared machine:
  * `node --expose-gc --import tsx bench/kv/put-driver.ts [--side raw|adapter|engine] [--size B]
- * [--inflight N] [--seconds S] [--keys N]`.
+ * [--inflight N] [--seconds S] [--keys N] [--ttl S]`.
  *
  * The sides are `bench kv`'s (raw lmdb with every commit fsync'd, the Storage port's adapter, the
  * engine's KvStore on it), opened the same way. It puts every key once (in order, 1,000 at a
@@ -11,7 +11,8 @@
  * engine's timing ends once lmdb holds their writes. It prints, per put: CPU of the main thread and
  * of every other thread (lmdb's writer and the libuv pool's commits, V8's helpers), from
  * /proc/self/task; the write syscalls and the bytes sent to storage (/proc/self/io: lmdb's page
- * writes, the log's frames); and the full GCs in the timed part. Linux only.
+ * writes, the log's frames); and the full GCs in the timed part. `--ttl` gives the engine's puts a
+ * TTL (a put with a TTL is a batch: the record and its TTL index entry). Linux only.
  */
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,7 +31,7 @@ import { threadTimes } from '../lib/cpu.js';
 const SIDES = ['raw', 'adapter', 'engine'] as const;
 type Side = (typeof SIDES)[number];
 
-const flags = parseFlags({ values: ['side', 'size', 'inflight', 'seconds', 'keys'] });
+const flags = parseFlags({ values: ['side', 'size', 'inflight', 'seconds', 'keys', 'ttl'] });
 const side = (flags.string('side') ?? 'engine') as Side;
 if (!SIDES.includes(side)) {
   console.error(`put-driver: --side must be one of ${SIDES.join(', ')}, got '${side}'`);
@@ -40,6 +41,11 @@ const size = flags.number('size', 100);
 const inflight = Math.max(1, Math.round(flags.number('inflight', 1000, 'positive')));
 const seconds = flags.number('seconds', 3, 'positive');
 const keys = Math.max(1, Math.round(flags.number('keys', 10_000, 'positive')));
+const ttl = flags.string('ttl') === undefined ? undefined : Math.round(flags.number('ttl', 0, 'positive'));
+if (ttl !== undefined && side !== 'engine') {
+  console.error('put-driver: --ttl is for --side engine');
+  process.exit(2);
+}
 const LOAD_GROUP = 1000;
 
 const root = join(fileURLToPath(new URL('.', import.meta.url)), '..', '.data', `kv-put-driver-${process.pid}`);
@@ -67,7 +73,7 @@ async function openSide(): Promise<{ put: (i: number) => unknown; settle: () => 
   const ctx: EngineContext = { storage, clock: systemClock, scheduler: timerScheduler, usage, capabilities: { compileWasmAtRuntime: true, threads: true, persistentStorage: true } };
   const kv = await KvStore.open(ctx, 'bench');
   return {
-    put: (i) => kv.put(names[i]!, value),
+    put: ttl === undefined ? (i) => kv.put(names[i]!, value) : (i) => kv.put(names[i]!, value, { ttl }),
     settle,
     close: async () => {
       await kv.close();
@@ -134,7 +140,7 @@ rmSync(root, { recursive: true, force: true });
 
 const us = (ns: number) => (ns / 1000 / puts).toFixed(2);
 console.log(
-  `${side}, ${size} B, ${inflight} in flight, ${keys} keys: ${puts} puts, ${Math.round(puts / (wallMs / 1000))}/s; ` +
+  `${side}, ${size} B${ttl === undefined ? '' : `, ttl ${ttl} s`}, ${inflight} in flight, ${keys} keys: ${puts} puts, ${Math.round(puts / (wallMs / 1000))}/s; ` +
     `CPU µs/put main ${us(mainNs)} other ${us(otherNs)} total ${us(mainNs + otherNs)}; ` +
     `write calls/put ${((ioAfter.calls - ioBefore.calls) / puts).toFixed(3)}, bytes written/put ${Math.round((ioAfter.bytes - ioBefore.bytes) / puts)}; full GCs ${fullGcs}`,
 );
