@@ -1105,8 +1105,8 @@ export class KvStore {
    * it (putOwned's contract; put and batch copy what they keep), and reads only ever copied from
    * it: it goes back for reuse. After a failure storage may still hold it, so it is left to the
    * garbage collector. Records of batches (puts with a TTL, large values) go back too: left to the
-   * collector, each put with a TTL took fresh ArrayBuffer bytes, and at 1 KB with 1,000 in flight
-   * V8 ran a full GC every few hundred milliseconds (benchmarks.md).
+   * collector, each put with a TTL took fresh ArrayBuffer bytes, which count toward V8's full-GC
+   * trigger (benchmarks.md).
    */
   private dropRec(slot: Slot, durable: boolean): void {
     if (durable && slot.rec !== undefined) releaseRecord(slot.rec);
