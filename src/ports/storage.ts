@@ -38,6 +38,8 @@ export type BatchOp =
 /**
  * The durable, transactional half. Keys are bytes and sort bytewise in every home.
  * A write has been fsync'd (or the home's equivalent) before its promise resolves.
+ * `put` and `batch` keep copies of what they hold: once a write settles, its caller may reuse
+ * the key and value arrays it passed (the KV store reuses its records' memory).
  */
 export interface OrderedKV {
   get(key: Uint8Array): Awaitable<Uint8Array | undefined>;

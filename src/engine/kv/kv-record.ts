@@ -265,8 +265,10 @@ export function tagged(tag: number, s: string): Uint8Array {
 /** 'x' + expires_at + key bytes (without the data tag). */
 export function ttlKey(expiresAt: number, dataKey: Uint8Array): Uint8Array {
   const k = new Uint8Array(9 + dataKey.length - 1);
+  // The data key's tag lands on the expiry's last byte, which is written over it next: no
+  // subarray (a species lookup and a view per call, on every put with a TTL).
+  k.set(dataKey, 8);
   k[0] = TAG_TTL;
   writeU64(k, 1, expiresAt);
-  k.set(dataKey.subarray(1), 9);
   return k;
 }

@@ -333,10 +333,11 @@ interface Slot {
   contentType: string | undefined;
   /** The blob holding the value, or undefined when the record holds it. */
   blob: string | undefined;
-  /** The newest write's record while it is in flight (reads answer from it); undefined otherwise. */
+  /**
+   * The newest write's record while it is in flight (reads answer from it); undefined otherwise.
+   * Released for reuse once that write is durable (see dropRec).
+   */
   rec: Uint8Array | undefined;
-  /** `rec` went to storage's putOwned, which lets go of it once durable: it is released for reuse then. */
-  recOwned: boolean;
   /** The group of the newest write while it is in flight; undefined once it settled. */
   group: WriteGroup | undefined;
   /** Touched since the eviction pass last looked (second chance). */
@@ -915,7 +916,7 @@ export class KvStore {
 
   /** Remembers `key` as stored: `rec` (maybe storage's transient buffer) is decoded here and not kept. */
   private learn(key: string, rec: Uint8Array | undefined): Slot {
-    const slot: Slot = { key, exists: false, version: 0, expiresAt: 0, size: 0, contentType: undefined, blob: undefined, rec: undefined, recOwned: false, group: undefined, used: false };
+    const slot: Slot = { key, exists: false, version: 0, expiresAt: 0, size: 0, contentType: undefined, blob: undefined, rec: undefined, group: undefined, used: false };
     if (rec !== undefined) {
       checkRecord(rec, key);
       slot.exists = true;
@@ -1100,14 +1101,16 @@ export class KvStore {
   }
 
   /**
-   * Forgets the in-flight record of `slot`'s settled write. Once durable, storage has let go of a
-   * record it took over (putOwned), and reads only ever copied from it: it goes back for reuse.
-   * After a failure storage may still hold it, so it is left to the garbage collector.
+   * Forgets the in-flight record of `slot`'s settled write. Once durable, storage has let go of
+   * it (putOwned's contract; put and batch copy what they keep), and reads only ever copied from
+   * it: it goes back for reuse. After a failure storage may still hold it, so it is left to the
+   * garbage collector. Records of batches (puts with a TTL, large values) go back too: left to the
+   * collector, each put with a TTL took fresh ArrayBuffer bytes, which count toward V8's full-GC
+   * trigger (benchmarks.md).
    */
   private dropRec(slot: Slot, durable: boolean): void {
-    if (durable && slot.recOwned && slot.rec !== undefined) releaseRecord(slot.rec);
+    if (durable && slot.rec !== undefined) releaseRecord(slot.rec);
     slot.rec = undefined;
-    slot.recOwned = false;
   }
 
   private nextVersion(slot: Slot): number {
@@ -1174,11 +1177,9 @@ export class KvStore {
       oldBlob = slot.blob;
     }
     let write: Awaitable<void>;
-    let recOwned = false;
     if (oldExpires === 0 && expiresAt === 0 && adopt === undefined && oldBlob === undefined) {
       // `rec` is this put's own and never written again, so storage may keep it instead of copying.
-      recOwned = this.kv.putOwned !== undefined;
-      write = recOwned ? this.kv.putOwned!(k, rec) : this.kv.put(k, rec);
+      write = this.kv.putOwned !== undefined ? this.kv.putOwned(k, rec) : this.kv.put(k, rec);
     } else {
       const ops: BatchOp[] = [{ type: 'put', key: k, value: rec }];
       if (adopt !== undefined) ops.push({ type: 'delete', key: tagged(TAG_GARBAGE, adopt) });
@@ -1197,7 +1198,6 @@ export class KvStore {
     slot.contentType = contentType;
     slot.blob = adopt;
     slot.rec = rec;
-    slot.recOwned = recOwned;
     if (expiresAt !== 0 && expiresAt < this.sweepAt) this.armSweep(expiresAt);
     const result: KvPutResult = { version, expiresAt: expiresAt === 0 ? null : expiresAt };
     const durable = this.track(slot, k, write, delta, result);
@@ -1224,7 +1224,6 @@ export class KvStore {
     slot.blob = undefined;
     // A put of this key still in flight keeps its record (storage may hold it): not released.
     slot.rec = undefined;
-    slot.recOwned = false;
     const durable = this.track(slot, k, write, delta, undefined);
     if (blob === undefined) return durable;
     if (durable instanceof Promise) return durable.then(() => this.discardBlob(blob));
