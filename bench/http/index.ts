@@ -28,7 +28,7 @@
  * --mixed-rounds N (1: repeat the mixed load, then print memory after each round and what it is made of, to see whether it keeps growing once the caches are full),
  * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
  * mixed load and after each round; the JS heap is then read right after each one; the files are
- * kept in the data directory for DevTools or a diff), --server-node-args "A B" (node/V8 flags for the
+ * kept in the data directory for DevTools or a diff), --server-node-args="A B" (node/V8 flags for the
  * server process, e.g. to compare GC settings in alternated runs).
  */
 import autocannon, { type Request as CannonRequest, type Result } from 'autocannon';
