@@ -28,7 +28,7 @@
  * --mixed-rounds N (1: repeat the mixed load, then print memory after each round and what it is made of, to see whether it keeps growing once the caches are full),
  * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
  * mixed load and after each round; the JS heap is then read right after each one; the files are
- * kept in the data directory for DevTools or a diff), --server-node-args "A B" (node/V8 flags for the
+ * kept in the data directory for DevTools or a diff), --server-node-args="A B" (node/V8 flags for the
  * server process, e.g. to compare GC settings in alternated runs).
  */
 import autocannon, { type Request as CannonRequest, type Result } from 'autocannon';
@@ -323,6 +323,10 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   // Per-kind latency: one request in flight per connection, so the connection's context holds
   // the send time of the request whose response comes next.
   const latencies = new Map<string, number[]>();
+  // And per second of the run, all kinds together: where in the round the tail sits (the
+  // first seconds of a fresh server, a seal, a GC) is what tells warm-up from a steady cost.
+  const bySecond: number[][] = [];
+  let startedAt = Infinity;
   const timed = (kind: string, req: CannonRequest): CannonRequest => {
     const list: number[] = [];
     latencies.set(kind, list);
@@ -330,10 +334,14 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
       ...req,
       setupRequest: (r, context) => {
         context.sentAt = performance.now();
+        if (startedAt === Infinity) startedAt = context.sentAt as number;
         return req.setupRequest!(r, context);
       },
       onResponse: (status, body, context, h) => {
-        list.push(performance.now() - (context.sentAt as number));
+        const now = performance.now();
+        const latency = now - (context.sentAt as number);
+        list.push(latency);
+        (bySecond[Math.floor((now - startedAt) / 1000)] ??= []).push(latency);
         req.onResponse?.(status, body, context, h);
       },
     };
@@ -405,6 +413,7 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
     const at = (q: number) => quantileOfSorted(list, q);
     console.log(`    ${kind.padEnd(13)} ${String(list.length).padStart(7)} answers, p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms`);
   }
+  console.log(`    p99 per second (ms): ${perSecondP99(bySecond)}`);
   // Warm-up: the first third of the run (JIT, caches, buffers reaching their working size).
   const warm = samples[Math.max(0, Math.floor(samples.length / 3) - 1)] ?? idle;
   let fiveXX = 0;
@@ -473,6 +482,21 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
     lostRecords,
     checkedRecords,
   };
+}
+
+/** The p99 of each second's answers, by when they were answered; `-` for a second without any. */
+function perSecondP99(bySecond: number[][]): string {
+  const out: string[] = [];
+  for (let i = 0; i < bySecond.length; i++) {
+    const list = bySecond[i];
+    if (list === undefined || list.length === 0) {
+      out.push('-');
+      continue;
+    }
+    sortAscending(list);
+    out.push(quantileOfSorted(list, 0.99).toFixed(0));
+  }
+  return out.join(' ');
 }
 
 // ---------------------------------------------------------------------------------------------

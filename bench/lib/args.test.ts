@@ -23,8 +23,16 @@ describe('readFlags', () => {
   it('refuses a value flag with no value, and a bare argument unless positionals are taken', () => {
     expect(() => readFlags(spec, ['--mb'])).toThrow('--mb needs a value');
     expect(() => readFlags(spec, ['--mb', '--quick'])).toThrow('--mb needs a value');
+    expect(() => readFlags(spec, ['--quick=yes'])).toThrow('--quick takes no value');
     expect(() => readFlags(spec, ['a.wasm'])).toThrow("unexpected argument 'a.wasm'");
     expect(readFlags({ ...spec, positionals: true }, ['a.wasm', '--quick', 'b.wasm']).positionals).toEqual(['a.wasm', 'b.wasm']);
+  });
+
+  it('takes --name=value, whose value may start with -- (node flags passed on)', () => {
+    const flags = readFlags(spec, ['--only=--trace-gc --max-semi-space-size=32', '--mb=4']);
+    expect(flags.string('only')).toBe('--trace-gc --max-semi-space-size=32');
+    expect(flags.number('mb', 64)).toBe(4);
+    expect(() => readFlags(spec, ['--MB=4'])).toThrow('unknown flag --MB;');
   });
 
   it('refuses numbers that are not numbers, negative, or not positive where that is asked', () => {

@@ -48,15 +48,19 @@ export function readFlags(spec: FlagSpec, argv: readonly string[]): Flags {
       positionals.push(arg);
       continue;
     }
-    const name = arg.slice(2);
+    // `--name=value`: the one way to give a value that starts with `--` (node flags for
+    // `--server-node-args`), since a separate one that does is read as a forgotten value.
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
     if (spec.switches?.includes(name)) {
+      if (eq >= 0) throw new FlagError(`--${name} takes no value`);
       switches.add(name);
     } else if (spec.values?.includes(name)) {
-      const value = argv[++i];
-      if (value === undefined || value.startsWith('--')) throw new FlagError(`${arg} needs a value`);
+      const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
+      if (value === undefined || (eq < 0 && value.startsWith('--'))) throw new FlagError(`${arg} needs a value (one that starts with --: --${name}=VALUE)`);
       values.set(name, value);
     } else {
-      throw new FlagError(`unknown flag ${arg}; flags: ${known}`);
+      throw new FlagError(`unknown flag --${name}; flags: ${known}`);
     }
   }
   return {

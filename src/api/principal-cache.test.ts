@@ -63,4 +63,33 @@ describe('PrincipalCache', () => {
     expect(await inFlight).toBeUndefined();
     expect(await cache.tenantFor(api_key)).toBeUndefined();
   });
+
+  it('shares one lookup among the requests that find the entry expired, and retries after a failed one', async () => {
+    const { tenant, api_key } = await engine.tenants.create({ email: 'd@example.com' });
+    let lookups = 0;
+    let fail = false;
+    const registry = Object.create(engine.tenants) as typeof engine.tenants;
+    registry.authenticate = async (key: string) => {
+      lookups++;
+      const who = await engine.tenants.authenticate(key);
+      if (fail) throw new Error('storage failed');
+      return who;
+    };
+    const cache = new PrincipalCache(registry, clock, 1000);
+    expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
+    expect(lookups).toBe(1);
+    await clock.advance(1000);
+    // Many connections' requests arrive while the expired key is being looked up again.
+    const answers = await Promise.all(Array.from({ length: 200 }, () => cache.tenantFor(api_key)));
+    expect(answers.every((t) => t?.id === tenant.id)).toBe(true);
+    expect(lookups).toBe(2);
+    await clock.advance(1000);
+    fail = true;
+    const failed = await Promise.allSettled([cache.tenantFor(api_key), cache.tenantFor(api_key)]);
+    expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(lookups).toBe(3);
+    fail = false;
+    expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
+    expect(lookups).toBe(4);
+  });
 });

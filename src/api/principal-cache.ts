@@ -16,6 +16,12 @@ const MAX_ENTRIES = 10_000;
 
 export class PrincipalCache {
   private readonly entries = new Map<string, { tenant: Tenant; until: number }>();
+  /**
+   * Lookups under way, by key: the requests that find an entry missing or expired share one.
+   * Without this, every request arriving while the lookup ran started its own: at 200
+   * connections, each expiry sent ~100-200 SHA-256s to the thread pool the log's writes wait on.
+   */
+  private readonly resolving = new Map<string, Promise<Tenant | undefined>>();
   /** Bumped by `clear`: a lookup that began before a revocation must not cache what it found. */
   private generation = 0;
 
@@ -36,7 +42,15 @@ export class PrincipalCache {
     const now = this.clock.now();
     const hit = this.entries.get(apiKey);
     if (hit !== undefined && hit.until > now) return hit.tenant;
-    return this.resolve(apiKey, now);
+    const pending = this.resolving.get(apiKey);
+    if (pending !== undefined) return pending;
+    const lookup = this.resolve(apiKey, now);
+    this.resolving.set(apiKey, lookup);
+    const done = (): void => {
+      if (this.resolving.get(apiKey) === lookup) this.resolving.delete(apiKey);
+    };
+    lookup.then(done, done);
+    return lookup;
   }
 
   private async resolve(apiKey: string, now: number): Promise<Tenant | undefined> {
@@ -56,5 +70,7 @@ export class PrincipalCache {
   clear(): void {
     this.generation++;
     this.entries.clear();
+    // A lookup under way may have read the key before the change: later requests start afresh.
+    this.resolving.clear();
   }
 }
