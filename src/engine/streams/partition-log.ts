@@ -151,6 +151,8 @@ export const BLOCK_BYTES = 16 * 1024;
  * flight) that took the engine thread's CPU per record from ~525 to ~345 ns for ~3% more in all.
  * A few producers (4 HTTP clients, so at most 3 waiting) stay inline: there each hop woke an idle
  * thread and cost the server 10-20% more CPU per request (docs/benchmarks.md, "LZ4 on a worker thread").
+ * Only a write that is one run: the rest of a larger write (104 records of a 1,000 × 1 KB write)
+ * stays inline, as before, since at 1 KB the encoder thread, not the engine's, bounds the row.
  */
 const BACKLOG_MIN_BYTES = 64 * 1024;
 const BACKLOG_WRITES = 8;
@@ -563,7 +565,8 @@ export class PartitionLog {
       }
       const chunk = start === 0 && end === records.length ? records : records.slice(start, end);
       const baseOffset = base + start;
-      if (encoder === undefined || (raw < encoder.minBytes && (raw < BACKLOG_MIN_BYTES || this.queue.length < BACKLOG_WRITES))) {
+      const backlogHop = raw >= BACKLOG_MIN_BYTES && this.queue.length >= BACKLOG_WRITES && start === 0 && end === records.length;
+      if (encoder === undefined || (raw < encoder.minBytes && !backlogHop)) {
         const run = encodeBatchRun(chunk, { baseOffset, codec, timestamp, output, blockBytes: BLOCK_BYTES });
         bytes += this.addBatch(ops, batches, ops.length, baseOffset, base + end, run, output !== undefined);
         start = end;
