@@ -148,7 +148,8 @@ export const BLOCK_BYTES = 16 * 1024;
  * 124 KB) is still sealed off the engine's thread when at least `BACKLOG_WRITES` writes already
  * wait for a commit: a producer pipeline whose engine thread is the bottleneck, whose commit would
  * wait anyway and whose encoder thread stays busy. In process (64 writes of 1,000 × 100 B in
- * flight) that took the engine thread's CPU per record from ~525 to ~345 ns for ~3% more in all.
+ * flight) that took the engine thread's CPU per record from 525-710 to 345-470 ns, for 3-10% more
+ * CPU in all threads (docs/benchmarks.md, "The 100 B row in process").
  * A few producers (4 HTTP clients, so at most 3 waiting) stay inline: there each hop woke an idle
  * thread and cost the server 10-20% more CPU per request (docs/benchmarks.md, "LZ4 on a worker thread").
  * Only a write that is one run: the rest of a larger write (104 records of a 1,000 × 1 KB write)
