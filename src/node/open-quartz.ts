@@ -20,7 +20,7 @@ export interface OpenQuartzOptions extends Pick<EngineOptions, 'kv' | 'streams' 
   scheduler?: Scheduler;
   /** Defaults to the package's build/quartz.wasm. */
   wasm?: InitInput;
-  /** Worker threads that compress produce batches of 256 KiB and more; default one per core but one (at least 1, at most 4), 0 for none. */
+  /** Worker threads that compress produce batches of 256 KiB and more (64 KiB and more behind a backlog of writes, see docs/streams.md); default one per core but one (at least 1, at most 4), 0 for none. */
   encodeThreads?: number;
   /**
    * Start even if the write-ahead log is damaged with acknowledged writes behind the damage: keep

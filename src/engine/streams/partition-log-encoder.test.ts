@@ -136,6 +136,32 @@ describe('a partition log with a batch encoder', () => {
     }
   });
 
+  it('seals a write under minBytes inline, and on the encoder once 8 writes wait for a commit (a producer pipeline)', async () => {
+    const ctx = createTestContext();
+    // The Node home's line: 1,000 × 100 B (124 KB of records) is under it.
+    const encoder = { ...fakeEncoder(() => 'seal'), minBytes: 256 * 1024 };
+    let runs = 0;
+    const sealRunOnce = encoder.sealRun;
+    encoder.sealRun = (framed, options) => (runs++, sealRunOnce(framed, options));
+    const log = await PartitionLog.open(UNIT, ctx.storage.unit(UNIT), config, ctx.clock, ctx.scheduler, new SegmentCache(1 << 20), { onBytes() {} }, encoder);
+    const write = (w: number) => Array.from({ length: 1000 }, (_, i) => ({ key: null, value: enc.encode(`w${w} r${i} `.padEnd(100, 'x')), timestamp: 1 }));
+    expect(await log.append(write(0))).toBe(0);
+    expect(runs).toBe(0); // alone: nothing waited, sealed inline
+    const bases = await Promise.all(Array.from({ length: 24 }, (_, w) => log.append(write(w + 1))));
+    expect(bases).toEqual(Array.from({ length: 24 }, (_, w) => (w + 1) * 1000));
+    // the first writes found a short queue and stayed inline; those behind 8 waiting ones hopped
+    expect(runs).toBeGreaterThan(0);
+    expect(runs).toBeLessThan(24);
+    const values: string[] = [];
+    for (let at = 0; at < log.highWatermark; ) {
+      const page = await log.read(at, 5000, 1 << 24, 't/0');
+      for (const r of page.records) values.push(dec.decode(r.value!));
+      at = page.nextOffset;
+    }
+    expect(values).toEqual(Array.from({ length: 25 }, (_, w) => write(w).map((r) => dec.decode(r.value))).flat());
+    await log.close();
+  });
+
   it('hands out no offsets for a write whose records are bad, even with an encoder', async () => {
     const ctx = createTestContext();
     const log = await PartitionLog.open(UNIT, ctx.storage.unit(UNIT), config, ctx.clock, ctx.scheduler, new SegmentCache(1 << 20), { onBytes() {} }, fakeEncoder(() => 'seal'));

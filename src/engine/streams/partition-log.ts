@@ -144,6 +144,21 @@ const SEGMENTS_PER_SEAL = 4;
 export const BLOCK_BYTES = 16 * 1024;
 
 /**
+ * A run below the encoder's `minBytes` but of at least this many record bytes (1,000 × 100 B is
+ * 124 KB) is still sealed off the engine's thread when at least `BACKLOG_WRITES` writes already
+ * wait for a commit: a producer pipeline whose engine thread is the bottleneck, whose commit would
+ * wait anyway and whose encoder thread stays busy. In process (64 writes of 1,000 × 100 B in
+ * flight) that took the engine thread's CPU per record from 525-710 to 345-470 ns, for 3-10% more
+ * CPU in all threads (docs/benchmarks.md, "The 100 B row in process").
+ * A few producers (4 HTTP clients, so at most 3 waiting) stay inline: there each hop woke an idle
+ * thread and cost the server 10-20% more CPU per request (docs/benchmarks.md, "LZ4 on a worker thread").
+ * Only a write that is one run: the rest of a larger write (104 records of a 1,000 × 1 KB write)
+ * stays inline, as before, since at 1 KB the encoder thread, not the engine's, bounds the row.
+ */
+const BACKLOG_MIN_BYTES = 64 * 1024;
+const BACKLOG_WRITES = 8;
+
+/**
  * A random read's batch (~5 KB stored at 16 KiB of records) is read into one of a few reused
  * buffers of this size when the blob store can (`readInto`), not into a fresh array: allocating
  * that array cost about as much as the pread itself. Larger batches get an array of their own.
@@ -551,7 +566,8 @@ export class PartitionLog {
       }
       const chunk = start === 0 && end === records.length ? records : records.slice(start, end);
       const baseOffset = base + start;
-      if (encoder === undefined || raw < encoder.minBytes) {
+      const backlogHop = raw >= BACKLOG_MIN_BYTES && this.queue.length >= BACKLOG_WRITES && start === 0 && end === records.length;
+      if (encoder === undefined || (raw < encoder.minBytes && !backlogHop)) {
         const run = encodeBatchRun(chunk, { baseOffset, codec, timestamp, output, blockBytes: BLOCK_BYTES });
         bytes += this.addBatch(ops, batches, ops.length, baseOffset, base + end, run, output !== undefined);
         start = end;
