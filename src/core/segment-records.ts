@@ -280,11 +280,17 @@ export function encodeRecords(records: readonly EncodableRecord[], defaultTimest
     }
     pos = writeVarint(buf, pos, headers.length);
     for (let j = 0; j < headers.length; j++) {
+      // Read again, so checked again: `buf` may be all of wasm memory, and a header that grew
+      // since its room was counted (a getter) must not write past the room.
       const h = headers[j]!;
-      const keyLen = utf8Length(h.key);
+      const hk = h?.key;
+      const hv = h?.value;
+      if (typeof hk !== 'string' || (hv != null && !(hv instanceof Uint8Array)) || end - pos < 10 + 3 * hk.length + (hv?.length ?? 0)) {
+        invalid(`record ${i} header ${j}: the records changed while they were written`);
+      }
+      const keyLen = utf8Length(hk);
       pos = writeVarint(buf, pos, keyLen);
-      pos = writeHeaderKey(buf, pos, h.key, keyLen);
-      const hv = h.value;
+      pos = writeHeaderKey(buf, pos, hk, keyLen);
       if (hv == null) buf[pos++] = 0;
       else {
         pos = writeVarint(buf, pos, hv.length + 1);

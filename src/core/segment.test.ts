@@ -520,6 +520,22 @@ describe('batch API', () => {
     }
   });
 
+  it('a header value that grows between its check and its write (a getter) is refused, not written past its room', () => {
+    let reads = 0;
+    const header = {
+      key: 'h',
+      get value() {
+        return ++reads === 1 ? new Uint8Array(1) : new Uint8Array(1 << 16);
+      },
+    };
+    for (const codec of ['lz4', 'none'] as const) {
+      reads = 0;
+      expectCode(() => encodeBatch([{ value: utf8('v'), headers: [header as unknown as { key: string; value: Uint8Array }], timestamp: 1 }], { baseOffset: 0, codec }), ErrorCode.INVALID_ARGUMENT);
+      // The codec still encodes what it is given afterwards.
+      expect(plain(decodeBatch(encodeBatch(makeRecords(3), { baseOffset: 0, codec })).records)).toEqual(plain(makeRecords(3), 0));
+    }
+  });
+
   it('a default timestamp gives records without one the bytes of explicit timestamps', () => {
     const ts = 1_700_000_000_123;
     const explicit = makeRecords(30, 0, ts).map((r, i) => (i % 3 === 0 ? r : { ...r, timestamp: ts }));
