@@ -67,6 +67,33 @@ export function scratch(wasm: QuartzExports, slot: number, size: number): number
 }
 
 /**
+ * `scratch` that keeps the first `keep` bytes of the slot's region when it has to move it (an
+ * encoder that writes before it knows how much it will write). Past RETAIN_LIMIT it still
+ * doubles, so a region grown many times is copied O(size) bytes in all.
+ */
+export function scratchGrow(wasm: QuartzExports, slot: number, size: number, keep: number): number {
+  const state = stateOf(wasm);
+  state.epoch++;
+  const region = state.regions[slot];
+  if (region && region.size >= size) return region.ptr;
+  let grown = region ? region.size : 4096;
+  while (grown < size) grown *= 2;
+  if (grown > RETAIN_LIMIT) state.large = true;
+  const ptr = wasm.alloc(grown);
+  if (region) {
+    if (keep > 0) memoryView(wasm).copyWithin(ptr, region.ptr, region.ptr + keep);
+    wasm.free(region.ptr);
+  }
+  state.regions[slot] = { ptr, size: grown };
+  return ptr;
+}
+
+/** Bytes of the slot's region (0 before its first use); `scratch` of up to this many does not move it. */
+export function scratchSize(wasm: QuartzExports, slot: number): number {
+  return stateOf(wasm).regions[slot]?.size ?? 0;
+}
+
+/**
  * Changes whenever a scratch region is handed out: if it differs before and after a call into
  * code that may use the codecs (a caller's callback), the regions' contents may be gone.
  */

@@ -194,6 +194,114 @@ export function writeRecords(buf: Uint8Array, pos: number, records: readonly Enc
 }
 
 
+/** Where `encodeRecords` writes: a byte view and the free room in it. */
+export interface RecordsRoom {
+  buf: Uint8Array;
+  /** The next byte to write. */
+  pos: number;
+  /** The end of the room: `buf` may be written up to here. */
+  end: number;
+}
+
+/**
+ * Makes `need` bytes free at `room.pos`, moving `room` (the bytes already written move with it).
+ * `least` is at least the bytes the record about to be written takes, so a grower can refuse a
+ * batch that will be too large before it allocates for it.
+ */
+export type GrowRoom = (room: RecordsRoom, need: number, least: number) => void;
+
+/** Largest varints of a record's fixed fields: offset delta 5, timestamp delta 10, key and value lengths 5 each, header count 5. */
+const RECORD_FIELDS_BOUND = 30;
+
+/**
+ * `layoutRecords` then `writeRecords` in one pass over the records: each record is checked (the
+ * same checks, in the same order, with the same messages) and written at `room.pos`, after
+ * `grow` has made room for it when the room left may be too small. Returns the layout; the
+ * records section is the `size` bytes before `room.pos`. A record that fails its checks throws
+ * after the records before it were written: the room is scratch, nothing is committed.
+ */
+export function encodeRecords(records: readonly EncodableRecord[], defaultTimestamp: number | undefined, room: RecordsRoom, grow: GrowRoom): RecordsLayout {
+  if (!Array.isArray(records) || records.length === 0) invalid('a batch needs at least one record');
+  const first = records[0]!;
+  const baseTimestamp = first?.timestamp ?? defaultTimestamp;
+  let maxTimestamp = -Infinity;
+  let buf = room.buf;
+  let pos = room.pos;
+  let end = room.end;
+  /** Where the section starts: moves with the written bytes when `grow` moves them. */
+  let start = pos;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    if (typeof r !== 'object' || r === null) invalid(`record ${i} is not an object`);
+    const ts = r.timestamp ?? defaultTimestamp;
+    if (!Number.isInteger(ts) || Math.abs(ts!) > MAX_TIMESTAMP) invalid(`record ${i}: timestamp must be an integer within ±2^51 ms, got ${String(ts)}`);
+    if (ts! > maxTimestamp) maxTimestamp = ts!;
+    const key = r.key;
+    const keyField = checkBytes(key, 'key', i);
+    const value = r.value;
+    const valueField = checkBytes(value, 'value', i);
+    const headers = r.headers;
+    let need = RECORD_FIELDS_BOUND + keyField + valueField;
+    let least = keyField + valueField + 3;
+    if (headers !== undefined && headers !== null) {
+      if (!Array.isArray(headers)) invalid(`record ${i}: headers must be an array`);
+      for (let j = 0; j < headers.length; j++) {
+        const h = headers[j]!;
+        if (typeof h !== 'object' || h === null || typeof h.key !== 'string') invalid(`record ${i} header ${j}: key must be a string`);
+        const hv = checkBytes(h.value, `header '${h.key}' value`, i);
+        // A UTF-16 code unit takes 1 to 3 UTF-8 bytes; length varints at most 5 bytes each.
+        need += 10 + 3 * h.key.length + hv;
+        least += 2 + h.key.length + hv;
+      }
+    }
+    if (end - pos < need) {
+      room.pos = pos;
+      grow(room, need, pos - start + least);
+      start += room.pos - pos;
+      buf = room.buf;
+      pos = room.pos;
+      end = room.end;
+    }
+    pos = writeVarint(buf, pos, i); // offset delta
+    pos = writeVarint(buf, pos, zigzag(ts! - baseTimestamp!)); // timestamp delta
+    if (keyField === 0) buf[pos++] = 0;
+    else {
+      pos = writeVarint(buf, pos, keyField);
+      pos = copyBytes(buf, pos, key!);
+    }
+    if (valueField === 0) buf[pos++] = 0;
+    else {
+      pos = writeVarint(buf, pos, valueField);
+      pos = copyBytes(buf, pos, value!);
+    }
+    if (headers == null) {
+      buf[pos++] = 0;
+      continue;
+    }
+    pos = writeVarint(buf, pos, headers.length);
+    for (let j = 0; j < headers.length; j++) {
+      // Read again, so checked again: `buf` may be all of wasm memory, and a header that grew
+      // since its room was counted (a getter) must not write past the room.
+      const h = headers[j]!;
+      const hk = h?.key;
+      const hv = h?.value;
+      if (typeof hk !== 'string' || (hv != null && !(hv instanceof Uint8Array)) || end - pos < 10 + 3 * hk.length + (hv?.length ?? 0)) {
+        invalid(`record ${i} header ${j}: the records changed while they were written`);
+      }
+      const keyLen = utf8Length(hk);
+      pos = writeVarint(buf, pos, keyLen);
+      pos = writeHeaderKey(buf, pos, hk, keyLen);
+      if (hv == null) buf[pos++] = 0;
+      else {
+        pos = writeVarint(buf, pos, hv.length + 1);
+        pos = copyBytes(buf, pos, hv);
+      }
+    }
+  }
+  room.pos = pos;
+  return { size: pos - start, baseTimestamp: baseTimestamp!, maxTimestamp };
+}
+
 /**
  * The headers of every decoded record that has none: one frozen array instead of one per record,
  * which at 1 KB records is a measurable share of what a decode leaves to the garbage collector.

@@ -9,9 +9,10 @@
  */
 import { ErrorCode, QuartzError } from './errors.js';
 import { codecs, type QuartzExports } from './loader.js';
-import { memoryView, releaseLarge, scratch, scratchEpoch, scratchIn } from './codec-scratch.js';
+import { memoryView, releaseLarge, scratch, scratchEpoch, scratchGrow, scratchIn, scratchSize } from './codec-scratch.js';
 import {
   cutRecords,
+  encodeRecords,
   layoutRecords,
   recordBound,
   ownRecordBytes,
@@ -24,6 +25,7 @@ import {
   type RecordsBlock,
   type RecordsLayout,
   type RecordsPage,
+  type RecordsRoom,
   type SegmentRecord,
 } from './segment-records.js';
 
@@ -450,11 +452,27 @@ export function readBatchRun(bytes: Uint8Array, subject = 'batch run'): BatchHea
  */
 function encodeBatchView(w: CodecExports, records: readonly EncodableRecord[], options: EncodeBatchOptions): { bytes: Uint8Array; header: BatchHeader } {
   const fields = batchFields(options);
-  const defaultTimestamp = options.timestamp;
-  const layout = layoutRecords(records, defaultTimestamp);
-  const region = batchRegion(w, fields.codec, layout.size);
-  writeRecords(new Uint8Array(w.memory.buffer, region.records, layout.size), 0, records, layout.baseTimestamp, defaultTimestamp);
-  return sealBatchView(w, region, fields, records.length, layout);
+  // The records are checked and written in one pass (sizing them first was a second walk over
+  // every record), at BATCH_HEADER_SIZE into the output region, which grows as they need: codec
+  // none's batch is then the region's start, header and records; LZ4's block goes after them.
+  let ptr = scratchGrow(w, 1, BATCH_HEADER_SIZE, 0);
+  const room: RecordsRoom = { buf: memoryView(w), pos: ptr + BATCH_HEADER_SIZE, end: ptr + scratchSize(w, 1) };
+  const layout = encodeRecords(records, options.timestamp, room, (r, need, least) => {
+    if (least > MAX_BATCH_UNCOMPRESSED) fail(ErrorCode.TOO_LARGE, `batch records take more than the ${MAX_BATCH_UNCOMPRESSED}-byte limit`);
+    const written = r.pos - ptr;
+    ptr = scratchGrow(w, 1, written + need, written);
+    r.buf = memoryView(w);
+    r.pos = ptr + written;
+    r.end = ptr + scratchSize(w, 1);
+  });
+  const size = layout.size;
+  if (size > MAX_BATCH_UNCOMPRESSED) fail(ErrorCode.TOO_LARGE, `batch records take ${size} bytes, more than the ${MAX_BATCH_UNCOMPRESSED}-byte limit`);
+  if (fields.codec === 'none') return sealBatchView(w, { ptr, cap: size, records: ptr + BATCH_HEADER_SIZE }, fields, records.length, layout);
+  const cap = w.lz4_compress_bound(size);
+  if (cap < 0) fail(ErrorCode.TOO_LARGE, `batch records of ${size} bytes are too large for LZ4`);
+  const written = BATCH_HEADER_SIZE + size;
+  ptr = scratchGrow(w, 1, written + BATCH_HEADER_SIZE + cap, written);
+  return sealBatchView(w, { ptr: ptr + written, cap, records: ptr + BATCH_HEADER_SIZE }, fields, records.length, layout);
 }
 
 /** A batch's fields that come from the caller's options rather than its records, checked. */
