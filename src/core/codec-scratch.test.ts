@@ -144,3 +144,32 @@ describe('the batch encoder growing its output region', () => {
     }
   });
 });
+
+interface ResizableBuffer extends ArrayBuffer {
+  resize(n: number): void;
+}
+
+describe('records that change while their batch is written', () => {
+  it('refuses a key or value whose length changed since it was checked (a resizable buffer grown by a header getter)', () => {
+    for (const field of ['key', 'value'] as const) {
+      for (const grownTo of [40, 5000]) {
+        // ES2024's resizable ArrayBuffer (Node 20 has it; the project's TS lib predates it).
+        const buffer = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ResizableBuffer)(4, { maxByteLength: 1 << 16 });
+        const bytes = new Uint8Array(buffer).fill(66); // length-tracking: follows the buffer's size
+        const header = {
+          key: 'h',
+          get value() {
+            buffer.resize(grownTo);
+            return null;
+          },
+        };
+        const record = { key: field === 'key' ? bytes : null, value: field === 'value' ? bytes : new Uint8Array(1), headers: [header], timestamp: 1 };
+        for (const codec of ['none', 'lz4'] as const) {
+          buffer.resize(4);
+          expectCode(() => encodeBatch([record as unknown as SegmentRecord, { key: null, value: new Uint8Array(3), timestamp: 1 }], { baseOffset: 0, codec }), ErrorCode.INVALID_ARGUMENT);
+        }
+      }
+    }
+    roundTrip([{ key: null, value: new Uint8Array(10).fill(1), timestamp: 5 }], 'lz4');
+  });
+});
