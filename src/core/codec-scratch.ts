@@ -3,9 +3,15 @@
  * in and one copy out rather than an allocation each way. Regions grow by doubling; ones
  * above RETAIN_LIMIT are released after the call so one big input does not pin its memory.
  */
+import { ErrorCode, QuartzError } from './errors.js';
 import type { QuartzExports } from './loader.js';
 
 const RETAIN_LIMIT = 4 << 20;
+/**
+ * Largest region asked of the allocator: wasm32 memory is at most 4 GiB, and `alloc` takes its
+ * size as a u32, so a doubling that reached 2^32 would ask for 0 bytes and get a tiny block.
+ */
+const MAX_REGION = 2 ** 32 - 2 ** 16;
 
 interface Region {
   ptr: number;
@@ -21,6 +27,8 @@ interface State {
   view: Uint8Array;
   /** Counts `scratch` calls, so a caller that runs foreign code can tell its regions were reused. */
   epoch: number;
+  /** Set while an encoder writes into a region it holds across foreign code (see holdScratch). */
+  held: boolean;
 }
 
 const states = new WeakMap<QuartzExports, State>();
@@ -28,7 +36,7 @@ const states = new WeakMap<QuartzExports, State>();
 function stateOf(wasm: QuartzExports): State {
   let state = states.get(wasm);
   if (!state) {
-    state = { regions: [], large: false, buffer: undefined, view: new Uint8Array(0), epoch: 0 };
+    state = { regions: [], large: false, buffer: undefined, view: new Uint8Array(0), epoch: 0, held: false };
     states.set(wasm, state);
   }
   return state;
@@ -48,20 +56,54 @@ export function memoryView(wasm: QuartzExports): Uint8Array {
   return state.view;
 }
 
+/**
+ * While held, taking any region throws: an encoder that writes records into its region reads
+ * the records' fields (getters, for a library caller) between writes, and a getter that ran the
+ * codecs would move or overwrite that region under it. The holder releases it around its own grows.
+ */
+export function holdScratch(wasm: QuartzExports, held: boolean): void {
+  stateOf(wasm).held = held;
+}
+
+function takeRegion(state: State): void {
+  state.epoch++;
+  if (state.held) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, 'the codecs were called while a batch was being encoded (a record field read ran them)');
+}
+
+/** Doubles `from` up to `size`, within what the allocator can give. */
+function grownSize(from: number, size: number): number {
+  if (!(size <= MAX_REGION)) throw new QuartzError(ErrorCode.TOO_LARGE, `a codec region of ${size} bytes is more than wasm memory can hold`);
+  let grown = from;
+  while (grown < size) grown *= 2;
+  return Math.min(grown, MAX_REGION);
+}
+
+/** `wasm.alloc`, whose failure (memory cannot grow that far) is a typed error. */
+function allocRegion(wasm: QuartzExports, size: number): number {
+  try {
+    return wasm.alloc(size);
+  } catch (cause) {
+    throw new QuartzError(ErrorCode.TOO_LARGE, `no room in wasm memory for a codec region of ${size} bytes`, { cause });
+  }
+}
+
 /** A region of at least `size` bytes in slot `slot` (0 = input, 1 = output, 2 = spare). */
 export function scratch(wasm: QuartzExports, slot: number, size: number): number {
   const state = stateOf(wasm);
-  state.epoch++;
+  takeRegion(state);
   const region = state.regions[slot];
   if (region && region.size >= size) return region.ptr;
-  if (region) wasm.free(region.ptr);
-  let grown = region ? region.size : 4096;
-  while (grown < size) grown *= 2;
+  let grown = grownSize(region ? region.size : 4096, size);
+  if (region) {
+    wasm.free(region.ptr);
+    // Forgotten before the allocation, which may fail: the slot must not keep a freed block.
+    state.regions[slot] = undefined;
+  }
   if (grown > RETAIN_LIMIT) {
     grown = Math.max(size, 1);
     state.large = true;
   }
-  const ptr = wasm.alloc(grown);
+  const ptr = allocRegion(wasm, grown);
   state.regions[slot] = { ptr, size: grown };
   return ptr;
 }
@@ -73,13 +115,13 @@ export function scratch(wasm: QuartzExports, slot: number, size: number): number
  */
 export function scratchGrow(wasm: QuartzExports, slot: number, size: number, keep: number): number {
   const state = stateOf(wasm);
-  state.epoch++;
+  takeRegion(state);
   const region = state.regions[slot];
   if (region && region.size >= size) return region.ptr;
-  let grown = region ? region.size : 4096;
-  while (grown < size) grown *= 2;
+  const grown = grownSize(region ? region.size : 4096, size);
+  // Allocated before the old region is freed (its bytes move over): a failure leaves the slot as it was.
+  const ptr = allocRegion(wasm, grown);
   if (grown > RETAIN_LIMIT) state.large = true;
-  const ptr = wasm.alloc(grown);
   if (region) {
     if (keep > 0) memoryView(wasm).copyWithin(ptr, region.ptr, region.ptr + keep);
     wasm.free(region.ptr);

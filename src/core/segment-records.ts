@@ -262,6 +262,11 @@ export function encodeRecords(records: readonly EncodableRecord[], defaultTimest
       pos = room.pos;
       end = room.end;
     }
+    // A length-tracking view of a resizable buffer (or one detached since) can change length while
+    // a later field's getter runs: its length prefix and its room were counted from the checked one.
+    if ((keyField !== 0 && key!.length !== keyField - 1) || (valueField !== 0 && value!.length !== valueField - 1)) {
+      invalid(`record ${i}: the records changed while they were written`);
+    }
     pos = writeVarint(buf, pos, i); // offset delta
     pos = writeVarint(buf, pos, zigzag(ts! - baseTimestamp!)); // timestamp delta
     if (keyField === 0) buf[pos++] = 0;

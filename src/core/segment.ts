@@ -9,7 +9,7 @@
  */
 import { ErrorCode, QuartzError } from './errors.js';
 import { codecs, type QuartzExports } from './loader.js';
-import { memoryView, releaseLarge, scratch, scratchEpoch, scratchGrow, scratchIn, scratchSize } from './codec-scratch.js';
+import { holdScratch, memoryView, releaseLarge, scratch, scratchEpoch, scratchGrow, scratchIn, scratchSize } from './codec-scratch.js';
 import {
   cutRecords,
   encodeRecords,
@@ -457,14 +457,26 @@ function encodeBatchView(w: CodecExports, records: readonly EncodableRecord[], o
   // none's batch is then the region's start, header and records; LZ4's block goes after them.
   let ptr = scratchGrow(w, 1, BATCH_HEADER_SIZE, 0);
   const room: RecordsRoom = { buf: memoryView(w), pos: ptr + BATCH_HEADER_SIZE, end: ptr + scratchSize(w, 1) };
-  const layout = encodeRecords(records, options.timestamp, room, (r, need, least) => {
-    if (least > MAX_BATCH_UNCOMPRESSED) fail(ErrorCode.TOO_LARGE, `batch records take more than the ${MAX_BATCH_UNCOMPRESSED}-byte limit`);
-    const written = r.pos - ptr;
-    ptr = scratchGrow(w, 1, written + need, written);
-    r.buf = memoryView(w);
-    r.pos = ptr + written;
-    r.end = ptr + scratchSize(w, 1);
-  });
+  // Reading a record's fields may run a caller's getter: held, the region cannot be taken by a
+  // codec call from there (it would move or overwrite the records written so far).
+  holdScratch(w, true);
+  let layout: RecordsLayout;
+  try {
+    layout = encodeRecords(records, options.timestamp, room, (r, need, least) => {
+      if (least > MAX_BATCH_UNCOMPRESSED) fail(ErrorCode.TOO_LARGE, `batch records take more than the ${MAX_BATCH_UNCOMPRESSED}-byte limit`);
+      const written = r.pos - ptr;
+      holdScratch(w, false);
+      ptr = scratchGrow(w, 1, written + need, written);
+      holdScratch(w, true);
+      r.buf = memoryView(w);
+      r.pos = ptr + written;
+      r.end = ptr + scratchSize(w, 1);
+    });
+  } finally {
+    holdScratch(w, false);
+  }
+  // Something else grew wasm memory meanwhile (a getter's allocation): writes since went to a detached view.
+  if (room.buf.buffer !== w.memory.buffer) invalid('wasm memory grew while the batch was encoded (a record field read allocated in it)');
   const size = layout.size;
   if (size > MAX_BATCH_UNCOMPRESSED) fail(ErrorCode.TOO_LARGE, `batch records take ${size} bytes, more than the ${MAX_BATCH_UNCOMPRESSED}-byte limit`);
   if (fields.codec === 'none') return sealBatchView(w, { ptr, cap: size, records: ptr + BATCH_HEADER_SIZE }, fields, records.length, layout);

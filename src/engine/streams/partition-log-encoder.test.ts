@@ -173,3 +173,74 @@ describe('a partition log with a batch encoder', () => {
     await log.close();
   });
 });
+
+describe('a partition log with the Node home\'s encoder threads, on disk', () => {
+  /** `n` writes of 1,000 × ~100 B (a backlog hop when 8 wait) and, between them, writes of a few records (inline). */
+  function mixed(n: number): { key: null; value: Uint8Array; timestamp: number }[][] {
+    return Array.from({ length: n }, (_, w) =>
+      Array.from({ length: w % 3 === 2 ? 3 : 1000 }, (_, i) => ({ key: null, value: enc.encode(`w${w} r${i} `.padEnd(100, 'xyz')), timestamp: 1_700_000_000_000 + w })),
+    );
+  }
+
+  async function readAll(log: PartitionLog): Promise<string[]> {
+    const values: string[] = [];
+    for (let at = log.logStartOffset; at < log.highWatermark; ) {
+      const page = await log.read(at, 5000, 1 << 24, 't/0');
+      page.records.forEach((r, i) => expect(r.offset).toBe(at + i));
+      for (const r of page.records) values.push(dec.decode(r.value!));
+      at = page.nextOffset;
+    }
+    return values;
+  }
+
+  it('commits inline and hopped writes of one partition in offset order, and fails only the writes in flight when the threads close', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { openDiskStorage } = await import('../../node/storage/disk-storage.js');
+    const { BatchEncoderPool } = await import('../../node/batch-encoder-pool.js');
+    const { ManualClock } = await import('../../ports/manual-clock.js');
+    const dir = mkdtempSync(join(tmpdir(), 'quartz-hop-'));
+    const storage = await openDiskStorage({ dir });
+    const clock = new ManualClock();
+    const pool = new BatchEncoderPool({ threads: 1 });
+    let sealed = 0;
+    const counting: BatchEncoder = { minBytes: pool.minBytes, close: () => pool.close(), sealRun: (f, o) => (sealed++, pool.sealRun(f, o)) };
+    const big = { ...config, segmentBytes: 64 << 20 };
+    try {
+      const log = await PartitionLog.open(UNIT, await storage.unit(UNIT), big, clock, clock, new SegmentCache(1 << 20), { onBytes() {} }, counting);
+      const first = mixed(30);
+      const bases = await Promise.all(first.map((w) => log.append(w)));
+      let at = 0;
+      bases.forEach((b, w) => {
+        expect(b).toBe(at);
+        at += first[w]!.length;
+      });
+      expect(sealed).toBeGreaterThan(0); // some went to the thread, the first ones and the small ones did not
+      expect(await readAll(log)).toEqual(first.flat().map((r) => dec.decode(r.value)));
+
+      // Shutdown with hops in flight: the threads close under them.
+      const second = mixed(24);
+      const hopsBefore = sealed;
+      const results = Promise.allSettled(second.map((w) => log.append(w)));
+      expect(sealed).toBeGreaterThan(hopsBefore);
+      await pool.close();
+      const settled = await results;
+      for (const r of settled) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(QuartzError);
+      expect(settled.some((r) => r.status === 'rejected')).toBe(true);
+      // What was acknowledged reads back at its offsets; the log goes on (inline now) after the failed ones.
+      const after = await log.append([{ key: null, value: enc.encode('after'), timestamp: 1 }]);
+      const values = await readAll(log);
+      expect(values.length).toBe(after + 1);
+      expect(values[after]).toBe('after');
+      settled.forEach((r, i) => {
+        if (r.status === 'fulfilled') expect(values.slice(r.value, r.value + second[i]!.length)).toEqual(second[i]!.map((x) => dec.decode(x.value)));
+      });
+      await log.close();
+    } finally {
+      await pool.close();
+      await storage.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
