@@ -547,7 +547,7 @@ export class PartitionLog {
     let bytes = 0;
     let start = 0;
     let sealing: Promise<void>[] | undefined;
-    // Only batches an adapter takes over (putOwned) can be recycled: `batch` may keep the bytes.
+    // Recycled only where the adapter offers putOwned, whose contract says when it lets go of them.
     const output = this.unit.kv.putOwned !== undefined ? takeBuffer : undefined;
     const codec = this.config.codec;
     // Only LZ4 is worth a hop: sealing an uncompressed run is a copy and a CRC.
