@@ -140,6 +140,15 @@ function copyBytes(buf: Uint8Array, pos: number, src: Uint8Array): number {
   return pos + n;
 }
 
+/** Writes a bytes field that may be null: 0 for null, else its length + 1, then its bytes. */
+function writeBytesField(buf: Uint8Array, pos: number, bytes: Uint8Array | null | undefined): number {
+  if (bytes == null) {
+    buf[pos] = 0;
+    return pos + 1;
+  }
+  return copyBytes(buf, writeVarint(buf, pos, bytes.length + 1), bytes);
+}
+
 function writeHeaderKey(buf: Uint8Array, pos: number, key: string, byteLength: number): number {
   if (byteLength === key.length) {
     // ASCII: copying code units is faster than encodeInto for the short keys headers have.
@@ -159,18 +168,8 @@ export function writeRecords(buf: Uint8Array, pos: number, records: readonly Enc
     const r = records[i]!;
     pos = writeVarint(buf, pos, i); // offset delta
     pos = writeVarint(buf, pos, zigzag((r.timestamp ?? defaultTimestamp!) - baseTimestamp)); // timestamp delta
-    const key = r.key;
-    if (key == null) buf[pos++] = 0;
-    else {
-      pos = writeVarint(buf, pos, key.length + 1);
-      pos = copyBytes(buf, pos, key);
-    }
-    const value = r.value;
-    if (value == null) buf[pos++] = 0;
-    else {
-      pos = writeVarint(buf, pos, value.length + 1);
-      pos = copyBytes(buf, pos, value);
-    }
+    pos = writeBytesField(buf, pos, r.key);
+    pos = writeBytesField(buf, pos, r.value);
     const headers = r.headers;
     if (headers == null) {
       buf[pos++] = 0;
@@ -182,17 +181,11 @@ export function writeRecords(buf: Uint8Array, pos: number, records: readonly Enc
       const keyLen = utf8Length(h.key);
       pos = writeVarint(buf, pos, keyLen);
       pos = writeHeaderKey(buf, pos, h.key, keyLen);
-      const hv = h.value;
-      if (hv == null) buf[pos++] = 0;
-      else {
-        pos = writeVarint(buf, pos, hv.length + 1);
-        pos = copyBytes(buf, pos, hv);
-      }
+      pos = writeBytesField(buf, pos, h.value);
     }
   }
   return pos;
 }
-
 
 /** Where `encodeRecords` writes: a byte view and the free room in it. */
 export interface RecordsRoom {
@@ -269,16 +262,8 @@ export function encodeRecords(records: readonly EncodableRecord[], defaultTimest
     }
     pos = writeVarint(buf, pos, i); // offset delta
     pos = writeVarint(buf, pos, zigzag(ts! - baseTimestamp!)); // timestamp delta
-    if (keyField === 0) buf[pos++] = 0;
-    else {
-      pos = writeVarint(buf, pos, keyField);
-      pos = copyBytes(buf, pos, key!);
-    }
-    if (valueField === 0) buf[pos++] = 0;
-    else {
-      pos = writeVarint(buf, pos, valueField);
-      pos = copyBytes(buf, pos, value!);
-    }
+    pos = writeBytesField(buf, pos, key);
+    pos = writeBytesField(buf, pos, value);
     if (headers == null) {
       buf[pos++] = 0;
       continue;
@@ -296,11 +281,7 @@ export function encodeRecords(records: readonly EncodableRecord[], defaultTimest
       const keyLen = utf8Length(hk);
       pos = writeVarint(buf, pos, keyLen);
       pos = writeHeaderKey(buf, pos, hk, keyLen);
-      if (hv == null) buf[pos++] = 0;
-      else {
-        pos = writeVarint(buf, pos, hv.length + 1);
-        pos = copyBytes(buf, pos, hv);
-      }
+      pos = writeBytesField(buf, pos, hv);
     }
   }
   room.pos = pos;
