@@ -82,13 +82,13 @@ export function createApp(options: AppOptions): QuartzApp {
     shutdownSignal: options.shutdownSignal,
     principals: new PrincipalCache(options.engine.tenants, clock),
     corsHeaders: (origin, into) => {
-      // NOTE: a request without Origin is not a CORS request (a browser sends Origin on every
-      // cross-origin one): its answer carries no CORS headers, which were a third of a KV GET's
-      // head. The answer then depends on Origin, which Vary tells caches, with `*` as well.
-      into.vary = 'Origin';
-      if (origin === undefined || !(anyOrigin || origins.includes(origin))) return;
       into['access-control-expose-headers'] = exposed;
-      into['access-control-allow-origin'] = anyOrigin ? '*' : origin;
+      if (anyOrigin) {
+        into['access-control-allow-origin'] = '*';
+      } else {
+        if (origin !== undefined && origins.includes(origin)) into['access-control-allow-origin'] = origin;
+        into.vary = 'Origin';
+      }
     },
   };
   // The default router (RegExpRouter, else TrieRouter) matches all routes in one regex as long

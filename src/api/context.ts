@@ -22,7 +22,7 @@ export interface AppDeps {
   backup: BackupFn | undefined;
   shutdownSignal: AbortSignal | undefined;
   principals: PrincipalCache;
-  /** Adds the CORS headers a non-preflight answer to a request from `origin` carries (none without an Origin), and `Vary: Origin`. */
+  /** Adds the CORS headers a non-preflight answer to a request from `origin` carries. */
   corsHeaders: (origin: string | undefined, into: Record<string, string>) => void;
 }
 

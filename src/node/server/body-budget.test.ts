@@ -67,7 +67,7 @@ describe('the server-wide body budget', () => {
     expect(await held()).toBe(400 * KiB);
 
     // The same key: 400 + 200 KiB is over its half (512 KiB).
-    const sameKey = await sendWithBody(`${running.server.url}/v1/kv/same`, 'PUT', 'b'.repeat(200 * KiB), { ...auth(running.apiKey), origin: 'https://app.example' });
+    const sameKey = await sendWithBody(`${running.server.url}/v1/kv/same`, 'PUT', 'b'.repeat(200 * KiB), auth(running.apiKey));
     expect(sameKey.status).toBe(503);
     expect(sameKey.headers['retry-after']).toBe('1');
     expect(sameKey.headers['access-control-allow-origin']).toBe('*'); // a browser client can read it

@@ -85,18 +85,6 @@ describe('a direct KV GET answers as the hono route does', () => {
     expect(direct.filter((line) => /^content-length: 5$/i.test(line))).toHaveLength(1);
   });
 
-  it('carries CORS headers only on a CORS request (one with Origin), and Vary: Origin on both', async () => {
-    // The raw GET says Connection: close, so no Keep-Alive line.
-    const names = (await rawHead('/v1/kv/a/b', '1.1')).slice(1).map((line) => line.slice(0, line.indexOf(':')).toLowerCase());
-    expect(names.sort()).toEqual(['connection', 'content-length', 'content-type', 'date', 'etag', 'vary', 'x-request-id']);
-    const plain = await fetch(`${server.url}/v1/kv/a/b`, { headers: auth });
-    expect(plain.headers.get('vary')).toBe('Origin');
-    const cors = await fetch(`${server.url}/v1/kv/a/b`, { headers: { ...auth, origin: 'https://app.example' } });
-    expect(cors.headers.get('access-control-allow-origin')).toBe('*');
-    expect(cors.headers.get('access-control-expose-headers')).toContain('ETag');
-    expect(cors.headers.get('vary')).toBe('Origin');
-  });
-
   it('a missing key', async () => {
     expect(await seen('/v1/kv/nope', auth)).toEqual(await seen('/v1/kv/n%6Fpe', auth));
   });
