@@ -6,23 +6,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { init } from '../node/core.js';
-import { ErrorCode, QuartzError } from './errors.js';
+import { ErrorCode } from './errors.js';
 import { codecs } from './loader.js';
 import { scratch, scratchGrow, scratchSize } from './codec-scratch.js';
 import { decodeBatch, encodeBatch, frameRun, sealRun, type SegmentRecord } from './segment.js';
+import { seededRandom } from './random-testing.js';
+import { expectQuartzError } from '../../tests/fixtures/expect-error.js';
 
 await init();
-
-/** Deterministic PRNG (mulberry32): a failure names a reproducible seed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function bytes(next: () => number, n: number): Uint8Array {
   const b = new Uint8Array(n);
@@ -38,17 +29,6 @@ function bytes(next: () => number, n: number): Uint8Array {
 function same(a: Uint8Array | null, b: Uint8Array | null | undefined): boolean {
   if (a === null || b == null) return a === (b ?? null);
   return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
-}
-
-function expectCode(fn: () => unknown, code: ErrorCode): QuartzError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(QuartzError);
-    expect((err as QuartzError).code).toBe(code);
-    return err as QuartzError;
-  }
-  throw new Error(`expected a ${code} error`);
 }
 
 function roundTrip(records: SegmentRecord[], codec: 'lz4' | 'none'): void {
@@ -71,7 +51,7 @@ function roundTrip(records: SegmentRecord[], codec: 'lz4' | 'none'): void {
 
 describe('the batch encoder growing its output region', () => {
   it('round-trips batches whose random records cross every growth step, up to past the retained 4 MiB', () => {
-    const next = rng(14);
+    const next = seededRandom(14);
     for (let iteration = 0; iteration < 40; iteration++) {
       // Sizes spread over orders of magnitude: most batches end between 4 KiB and 8 MiB.
       const count = 1 + Math.floor(next() * 60);
@@ -95,8 +75,8 @@ describe('the batch encoder growing its output region', () => {
     const ptr = scratchGrow(w, 2, 1000, 0);
     const size = scratchSize(w, 2);
     // 3 GiB would double to 2^32, which the allocator's u32 size reads as 0 bytes.
-    expectCode(() => scratchGrow(w, 2, 3 * 2 ** 30, 0), ErrorCode.TOO_LARGE);
-    expectCode(() => scratch(w, 2, 2 ** 32), ErrorCode.TOO_LARGE);
+    expectQuartzError(() => scratchGrow(w, 2, 3 * 2 ** 30, 0), ErrorCode.TOO_LARGE);
+    expectQuartzError(() => scratch(w, 2, 2 ** 32), ErrorCode.TOO_LARGE);
     expect(scratchGrow(w, 2, 1000, 0)).toBe(ptr);
     expect(scratchSize(w, 2)).toBe(size);
   });
@@ -106,7 +86,7 @@ describe('the batch encoder growing its output region', () => {
     for (const take of [scratch, (wasm: typeof w, slot: number, size: number) => scratchGrow(wasm, slot, size, 0)]) {
       take(w, 0, 100);
       // Within the u32 the allocator takes, beyond the memory it can grow to.
-      expectCode(() => take(w, 0, 2 ** 32 - 2 ** 17), ErrorCode.TOO_LARGE);
+      expectQuartzError(() => take(w, 0, 2 ** 32 - 2 ** 17), ErrorCode.TOO_LARGE);
       // Two live slots never share bytes: the failed one did not keep a block it gave back.
       const a = scratch(w, 0, 100);
       const b = scratch(w, 2, scratchSize(w, 2) + 1);
@@ -138,7 +118,7 @@ describe('the batch encoder growing its output region', () => {
       const records = [...plainRecords.slice(0, 100), tricky as unknown as SegmentRecord, ...plainRecords.slice(100)];
       for (const codec of ['none', 'lz4'] as const) {
         ran = false;
-        expectCode(() => encodeBatch(records, { baseOffset: 0, codec }), ErrorCode.INVALID_ARGUMENT);
+        expectQuartzError(() => encodeBatch(records, { baseOffset: 0, codec }), ErrorCode.INVALID_ARGUMENT);
         roundTrip(plainRecords, codec);
       }
     }
@@ -166,7 +146,7 @@ describe('records that change while their batch is written', () => {
         const record = { key: field === 'key' ? bytes : null, value: field === 'value' ? bytes : new Uint8Array(1), headers: [header], timestamp: 1 };
         for (const codec of ['none', 'lz4'] as const) {
           buffer.resize(4);
-          expectCode(() => encodeBatch([record as unknown as SegmentRecord, { key: null, value: new Uint8Array(3), timestamp: 1 }], { baseOffset: 0, codec }), ErrorCode.INVALID_ARGUMENT);
+          expectQuartzError(() => encodeBatch([record as unknown as SegmentRecord, { key: null, value: new Uint8Array(3), timestamp: 1 }], { baseOffset: 0, codec }), ErrorCode.INVALID_ARGUMENT);
         }
       }
     }

@@ -8,19 +8,9 @@ import { QuartzError } from './errors.js';
 import { crc32c } from './hash.js';
 import { lz4 } from './lz4.js';
 import { BATCH_HEADER_SIZE, SegmentReader, SegmentWriter, decodeBatch, encodeBatch, type DecodedRecord, type SegmentRecord } from './segment.js';
+import { seededRandom } from './random-testing.js';
 
 await init();
-
-/** Deterministic PRNG (mulberry32) so a failure names a reproducible iteration. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function records(next: () => number, n: number, start: number): SegmentRecord[] {
   const out: SegmentRecord[] = [];
@@ -163,7 +153,7 @@ function forged(batch: Uint8Array, section: Uint8Array, uncompressedSize: number
 
 describe('segment fuzz', () => {
   it('10,000 random mutations of valid segments end in a typed error or correct records', () => {
-    const next = rng(20240601);
+    const next = seededRandom(20240601);
     const outcomes = { ok: 0, error: 0 };
     for (let s = 0; s < 20; s++) {
       const base = s * 1000;
@@ -194,7 +184,7 @@ describe('segment fuzz', () => {
   }, 60_000);
 
   it('2,000 random mutations of single batches end in a typed error or the original records, with or without an output or a window', () => {
-    const next = rng(7);
+    const next = seededRandom(7);
     const output = recycledOutput();
     for (let s = 0; s < 10; s++) {
       const recs = records(next, 1 + pick(next, 12), 0);
@@ -219,7 +209,7 @@ describe('segment fuzz', () => {
   });
 
   it('2,000 mutations with a matching CRC end in a typed error or records; a page gives what a whole decode gives when that succeeds', () => {
-    const next = rng(20261206);
+    const next = seededRandom(20261206);
     let pagesServed = 0;
     for (let s = 0; s < 20; s++) {
       const recs = records(next, 20 + pick(next, 60), 0);
@@ -261,7 +251,7 @@ describe('segment fuzz', () => {
 
 describe('segment fuzz: pages of damaged batches', () => {
   it('a page that fails fails as the whole decode does (same code, message and details), whether the records are stored plain or LZ4', () => {
-    const next = rng(777);
+    const next = seededRandom(777);
     const failure = (fn: () => unknown): QuartzError | undefined => {
       try {
         fn();

@@ -23,6 +23,7 @@ import {
   type DecodedRecord,
   type SegmentRecord,
 } from './segment.js';
+import { expectQuartzError } from '../../tests/fixtures/expect-error.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -61,17 +62,6 @@ function buildSegment(batches: SegmentRecord[][], codec: 'none' | 'lz4' = 'lz4',
 
 function readAll(r: SegmentReader): DecodedRecord[] {
   return r.readFrom(r.baseOffset, Number.MAX_SAFE_INTEGER);
-}
-
-function expectCode(fn: () => unknown, code: string): QuartzError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(QuartzError);
-    expect((err as QuartzError).code).toBe(code);
-    return err as QuartzError;
-  }
-  throw new Error(`expected a QuartzError ${code}, nothing was thrown`);
 }
 
 /** Rewrites a batch's CRC after a deliberate edit, so the edit reaches the structural checks. */
@@ -249,8 +239,8 @@ describe('batch API', () => {
     const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
     parts.reduce((at, p) => (joined.set(p, at), at + p.length), 0);
     expect(joined).toEqual(whole.finish());
-    expectCode(() => parted.finishParts(), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => parted.finish(), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => parted.finishParts(), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => parted.finish(), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('append gives the bytes of sealed batches across reused staging, interleaved writers and mixed appends', () => {
@@ -285,18 +275,18 @@ describe('batch API', () => {
 
   it('appendBatch refuses a gap, a bad CRC, trailing bytes and use after finish', () => {
     const w = new SegmentWriter({ baseOffset: 0 });
-    expectCode(() => w.appendBatch(encodeBatch(makeRecords(2), { baseOffset: 1, codec: 'none' })), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => w.appendBatch(encodeBatch(makeRecords(2), { baseOffset: 1, codec: 'none' })), ErrorCode.INVALID_ARGUMENT);
     const bad = encodeBatch(makeRecords(2), { baseOffset: 0, codec: 'none' });
     bad[bad.length - 1]! ^= 1;
-    expectCode(() => w.appendBatch(bad), ErrorCode.CHECKSUM_MISMATCH);
+    expectQuartzError(() => w.appendBatch(bad), ErrorCode.CHECKSUM_MISMATCH);
     const good = encodeBatch(makeRecords(2), { baseOffset: 0, codec: 'none' });
     const padded = new Uint8Array(good.length + 1);
     padded.set(good);
-    expectCode(() => w.appendBatch(padded), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => w.appendBatch(padded), ErrorCode.CORRUPT_DATA);
     w.appendBatch(good);
     w.finish();
-    expectCode(() => w.append(makeRecords(1)), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => w.finish(), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => w.append(makeRecords(1)), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => w.finish(), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('appendBatch with verified: true skips only the CRC re-check', () => {
@@ -309,15 +299,15 @@ describe('batch API', () => {
 
     // what a verified batch still has to pass: offset continuity, header sanity, exact length
     const v = new SegmentWriter({ baseOffset: 0 });
-    expectCode(() => v.appendBatch(encodeBatch(makeRecords(2), { baseOffset: 1, codec: 'none' }), { verified: true }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => v.appendBatch(encodeBatch(makeRecords(2), { baseOffset: 1, codec: 'none' }), { verified: true }), ErrorCode.INVALID_ARGUMENT);
     const badHeader = good.slice();
     badHeader[8] = 0x07; // unknown codec
-    expectCode(() => v.appendBatch(badHeader, { verified: true }), ErrorCode.UNSUPPORTED_FORMAT);
-    expectCode(() => v.appendBatch(good.subarray(0, good.length - 1), { verified: true }), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => v.appendBatch(badHeader, { verified: true }), ErrorCode.UNSUPPORTED_FORMAT);
+    expectQuartzError(() => v.appendBatch(good.subarray(0, good.length - 1), { verified: true }), ErrorCode.CORRUPT_DATA);
     // the CRC is exactly what `verified` vouches for: a flipped record byte passes, unverified it does not
     const flipped = good.slice();
     flipped[flipped.length - 1]! ^= 1;
-    expectCode(() => new SegmentWriter({ baseOffset: 0 }).appendBatch(flipped, { verified: false }), ErrorCode.CHECKSUM_MISMATCH);
+    expectQuartzError(() => new SegmentWriter({ baseOffset: 0 }).appendBatch(flipped, { verified: false }), ErrorCode.CHECKSUM_MISMATCH);
     v.appendBatch(flipped, { verified: true });
     expect(v.nextOffset).toBe(3);
   });
@@ -347,7 +337,7 @@ describe('batch API', () => {
       const small = makeRecords(3);
       expect(encodeBatch(small, { baseOffset: 0, codec, blockBytes: 2048 })).toEqual(encodeBatch(small, { baseOffset: 0, codec }));
     }
-    expectCode(() => encodeBatch(makeRecords(3), { baseOffset: 0, codec: 'lz4', blockBytes: 0 }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => encodeBatch(makeRecords(3), { baseOffset: 0, codec: 'lz4', blockBytes: 0 }), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('encodeBatchRun returns the headers of the batches it wrote, as readBatchRun reads them', () => {
@@ -396,7 +386,7 @@ describe('batch API', () => {
       for (const pos of [starts[i]! + 10, starts[i]! + h.length - 1]) {
         const bad = run.slice();
         bad[pos]! ^= 0x10;
-        const err = expectCode(() => decodeBatchRun(bad, 'the run'), ErrorCode.CHECKSUM_MISMATCH);
+        const err = expectQuartzError(() => decodeBatchRun(bad, 'the run'), ErrorCode.CHECKSUM_MISMATCH);
         expect(err.message).toBe(`the run, batch ${i}: CRC32C does not match (byte ${starts[i]})`);
       }
     });
@@ -405,11 +395,11 @@ describe('batch API', () => {
     const bad = run.slice();
     bad[starts[0]! + BATCH_HEADER_SIZE + 2]! ^= 0xff;
     recrc(bad, starts[0]!);
-    expectCode(() => decodeBatchRun(bad), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => decodeBatchRun(bad), ErrorCode.CORRUPT_DATA);
     bad[run.length - 1]! ^= 1;
-    const err = expectCode(() => decodeBatchRun(bad), ErrorCode.CHECKSUM_MISMATCH);
+    const err = expectQuartzError(() => decodeBatchRun(bad), ErrorCode.CHECKSUM_MISMATCH);
     expect(err.message).toContain(`batch ${headers.length - 1}:`);
-    expectCode(() => decodeBatchRun(run.subarray(0, run.length - 1)), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => decodeBatchRun(run.subarray(0, run.length - 1)), ErrorCode.CORRUPT_DATA);
     // A run of several 64 KiB pieces, each decompressed into its own section, mixed codecs across them.
     const many = makeRecords(12_000, 0);
     for (let i = 1000; i < many.length; i += 1500) many[i] = { ...many[i]!, value: crypto.getRandomValues(new Uint8Array(5000)) };
@@ -421,7 +411,7 @@ describe('batch API', () => {
     expect(new Set(all.map((r) => r.value!.buffer)).size).toBeGreaterThan(4);
     const last = long.bytes.slice();
     last[last.length - 1]! ^= 1;
-    expectCode(() => decodeBatchRun(last), ErrorCode.CHECKSUM_MISMATCH);
+    expectQuartzError(() => decodeBatchRun(last), ErrorCode.CHECKSUM_MISMATCH);
   });
 
   it('readBatchRun refuses a gap between batches and a torn last batch', () => {
@@ -430,10 +420,10 @@ describe('batch API', () => {
     const joined = new Uint8Array(a.length + gap.length);
     joined.set(a);
     joined.set(gap, a.length);
-    expectCode(() => readBatchRun(joined), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => readBatchRun(joined), ErrorCode.CORRUPT_DATA);
     const run = encodeBatch(makeRecords(200), { baseOffset: 0, codec: 'lz4', blockBytes: 1024 });
     expect(readBatchRun(run).length).toBeGreaterThan(1);
-    expectCode(() => readBatchRun(run.subarray(0, run.length - 1)), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => readBatchRun(run.subarray(0, run.length - 1)), ErrorCode.CORRUPT_DATA);
   });
 
   it('appendBatch with blockBytes cuts a large batch into small ones with the same records', () => {
@@ -475,13 +465,13 @@ describe('batch API', () => {
       const flipped = big.slice();
       flipped[flipped.length - 1]! ^= 1;
       const w = new SegmentWriter({ baseOffset: 0 });
-      expectCode(() => w.appendBatch(flipped, { blockBytes: 1024 }), ErrorCode.CHECKSUM_MISMATCH);
+      expectQuartzError(() => w.appendBatch(flipped, { blockBytes: 1024 }), ErrorCode.CHECKSUM_MISMATCH);
       expect([w.nextOffset, w.recordCount]).toEqual([0, 0]);
       // a forged batch whose CRC holds but whose records run past the section is CORRUPT_DATA
       const forged = encodeBatch(makeRecords(300), { baseOffset: 0, codec: 'none' });
       forged[BATCH_HEADER_SIZE + 2] = 0x7f; // the first record's key length
       recrc(forged);
-      expectCode(() => w.appendBatch(forged, { blockBytes: 1024 }), ErrorCode.CORRUPT_DATA);
+      expectQuartzError(() => w.appendBatch(forged, { blockBytes: 1024 }), ErrorCode.CORRUPT_DATA);
       expect([w.nextOffset, w.recordCount]).toEqual([0, 0]);
       w.appendBatch(big, { blockBytes: 1024 });
       expect(w.nextOffset).toBe(300);
@@ -530,7 +520,7 @@ describe('batch API', () => {
     };
     for (const codec of ['lz4', 'none'] as const) {
       reads = 0;
-      expectCode(() => encodeBatch([{ value: utf8('v'), headers: [header as unknown as { key: string; value: Uint8Array }], timestamp: 1 }], { baseOffset: 0, codec }), ErrorCode.INVALID_ARGUMENT);
+      expectQuartzError(() => encodeBatch([{ value: utf8('v'), headers: [header as unknown as { key: string; value: Uint8Array }], timestamp: 1 }], { baseOffset: 0, codec }), ErrorCode.INVALID_ARGUMENT);
       // The codec still encodes what it is given afterwards.
       expect(plain(decodeBatch(encodeBatch(makeRecords(3), { baseOffset: 0, codec })).records)).toEqual(plain(makeRecords(3), 0));
     }
@@ -543,8 +533,8 @@ describe('batch API', () => {
     for (const codec of ['lz4', 'none'] as const) {
       expect(encodeBatch(implicit, { baseOffset: 7, codec, timestamp: ts })).toEqual(encodeBatch(explicit, { baseOffset: 7, codec }));
     }
-    expectCode(() => encodeBatch([{ value: null }], { baseOffset: 0, codec: 'none' }), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => encodeBatch([{ value: null }], { baseOffset: 0, codec: 'none', timestamp: 0.5 }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => encodeBatch([{ value: null }], { baseOffset: 0, codec: 'none' }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => encodeBatch([{ value: null }], { baseOffset: 0, codec: 'none', timestamp: 0.5 }), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('output: the batch is copied into the array the caller hands out', () => {
@@ -557,7 +547,7 @@ describe('batch API', () => {
     expect(out).toEqual(encodeBatch(records, { baseOffset: 3, codec: 'lz4' }));
     expect(pool[99]).toBe(0xee);
     expect(pool[100 + asked]).toBe(0xee);
-    expectCode(() => encodeBatch(records, { baseOffset: 3, codec: 'lz4', output: (n) => new Uint8Array(n + 1) }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => encodeBatch(records, { baseOffset: 3, codec: 'lz4', output: (n) => new Uint8Array(n + 1) }), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('output: a callback that runs the codecs itself still gets the batch', () => {
@@ -601,9 +591,9 @@ describe('batch API', () => {
     // A damaged batch fails before the caller is asked for memory.
     const bad = lz.slice();
     bad[BATCH_HEADER_SIZE + 5]! ^= 1;
-    expectCode(() => decodeBatch(bad, undefined, { output: never }), ErrorCode.CHECKSUM_MISMATCH);
-    expectCode(() => decodeBatch(lz, undefined, { output: (n) => new Uint8Array(n + 1) }), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => decodeBatch(lz, undefined, { output: 5 as unknown as () => Uint8Array }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => decodeBatch(bad, undefined, { output: never }), ErrorCode.CHECKSUM_MISMATCH);
+    expectQuartzError(() => decodeBatch(lz, undefined, { output: (n) => new Uint8Array(n + 1) }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => decodeBatch(lz, undefined, { output: 5 as unknown as () => Uint8Array }), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('decode output: a callback that runs the codecs itself still gets its batch', () => {
@@ -643,10 +633,10 @@ describe('batch API', () => {
     // Damage after the page is still reported by the CRC, which covers the whole stored batch.
     const flipped = lz.slice();
     flipped[flipped.length - 3]! ^= 1;
-    expectCode(() => decodeBatch(flipped, undefined, { from: 1000, maxRecords: 1 }), ErrorCode.CHECKSUM_MISMATCH);
-    expectCode(() => decodeBatch(lz, undefined, { from: -1, maxRecords: 1 }), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => decodeBatch(lz, undefined, { from: 1000, maxRecords: 1.5 }), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => decodeBatch(lz, undefined, { maxRecords: 1 }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => decodeBatch(flipped, undefined, { from: 1000, maxRecords: 1 }), ErrorCode.CHECKSUM_MISMATCH);
+    expectQuartzError(() => decodeBatch(lz, undefined, { from: -1, maxRecords: 1 }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => decodeBatch(lz, undefined, { from: 1000, maxRecords: 1.5 }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => decodeBatch(lz, undefined, { maxRecords: 1 }), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('decode from/maxRecords: a page reads only the records up to its end; a malformed record after it (CRC matching) is not read', () => {
@@ -664,8 +654,8 @@ describe('batch API', () => {
       expect(plain(decodeBatch(batch, undefined, { from: 1000, maxRecords: 10 }).records)).toEqual(plain(records.slice(0, 10), 1000));
       expect(plain(decodeBatch(batch, undefined, { from: 1290, maxRecords: 9 }).records)).toEqual(plain(records.slice(290, 299), 1290));
       // A page that reaches the damaged record reports it as the whole decode does, same position.
-      const whole = expectCode(() => decodeBatch(batch), ErrorCode.CORRUPT_DATA);
-      const paged = expectCode(() => decodeBatch(batch, undefined, { from: 1290, maxRecords: 10 }), ErrorCode.CORRUPT_DATA);
+      const whole = expectQuartzError(() => decodeBatch(batch), ErrorCode.CORRUPT_DATA);
+      const paged = expectQuartzError(() => decodeBatch(batch, undefined, { from: 1290, maxRecords: 10 }), ErrorCode.CORRUPT_DATA);
       expect(paged.message).toBe(whole.message);
       expect(paged.details).toEqual(whole.details);
     }
@@ -774,16 +764,16 @@ describe('batch API', () => {
 
   it('rejects bad input with INVALID_ARGUMENT', () => {
     const ok = { baseOffset: 0, codec: 'none' as const };
-    expectCode(() => encodeBatch([], ok), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => encodeBatch([{ key: null, value: null, timestamp: 1.5 }], ok), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => encodeBatch([{ key: null, value: null, timestamp: 2 ** 52 }], ok), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => encodeBatch([{ key: 'k' as unknown as Uint8Array, value: null, timestamp: 1 }], ok), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => encodeBatch([{ key: null, value: null, headers: [{ key: 5 as unknown as string, value: null }], timestamp: 1 }], ok), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => encodeBatch(makeRecords(1), { baseOffset: -1, codec: 'none' }), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => encodeBatch(makeRecords(1), { baseOffset: 0, codec: 'zstd' as 'lz4' }), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => encodeBatch(makeRecords(3), { baseOffset: Number.MAX_SAFE_INTEGER - 1, codec: 'none' }), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => new SegmentWriter({ baseOffset: 1.5 }), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => decodeBatch('x' as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => encodeBatch([], ok), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => encodeBatch([{ key: null, value: null, timestamp: 1.5 }], ok), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => encodeBatch([{ key: null, value: null, timestamp: 2 ** 52 }], ok), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => encodeBatch([{ key: 'k' as unknown as Uint8Array, value: null, timestamp: 1 }], ok), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => encodeBatch([{ key: null, value: null, headers: [{ key: 5 as unknown as string, value: null }], timestamp: 1 }], ok), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => encodeBatch(makeRecords(1), { baseOffset: -1, codec: 'none' }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => encodeBatch(makeRecords(1), { baseOffset: 0, codec: 'zstd' as 'lz4' }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => encodeBatch(makeRecords(3), { baseOffset: Number.MAX_SAFE_INTEGER - 1, codec: 'none' }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => new SegmentWriter({ baseOffset: 1.5 }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => decodeBatch('x' as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('checks declared sizes before allocating: huge counts and lengths with a valid CRC are CORRUPT_DATA', () => {
@@ -805,19 +795,19 @@ describe('batch API', () => {
       const b = batch.slice();
       edit(b);
       if (name !== 'batch length') recrc(b);
-      const err = expectCode(() => decodeBatch(b), code);
+      const err = expectQuartzError(() => decodeBatch(b), code);
       expect(err.message, name).toMatch(/batch/);
     }
     // An LZ4 batch claiming far more output than its block can expand to.
     const lz = encodeBatch(makeRecords(50), { baseOffset: 0, codec: 'lz4' });
     dv(lz).setUint32(56, 2 ** 30, true);
     recrc(lz);
-    expectCode(() => decodeBatch(lz), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => decodeBatch(lz), ErrorCode.CORRUPT_DATA);
     // A damaged LZ4 block with a matching CRC is caught by the decompressor or the record parser.
     const lz2 = encodeBatch(makeRecords(50), { baseOffset: 0, codec: 'lz4' });
     lz2.fill(0xff, BATCH_HEADER_SIZE + 10, BATCH_HEADER_SIZE + 30);
     recrc(lz2);
-    expectCode(() => decodeBatch(lz2), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => decodeBatch(lz2), ErrorCode.CORRUPT_DATA);
   });
 });
 
@@ -835,9 +825,9 @@ describe('reader', () => {
     expect(plain(paged)).toEqual(plain(all, 100));
     expect(r.readFrom(146, 0)).toEqual([]);
     expect(r.readFrom(146, 5)).toEqual([]); // next offset: nothing yet, not an error
-    expectCode(() => r.readFrom(99, 1), ErrorCode.OFFSET_OUT_OF_RANGE);
-    expectCode(() => r.readFrom(147, 1), ErrorCode.OFFSET_OUT_OF_RANGE);
-    expectCode(() => r.readFrom(100, -1), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => r.readFrom(99, 1), ErrorCode.OFFSET_OUT_OF_RANGE);
+    expectQuartzError(() => r.readFrom(147, 1), ErrorCode.OFFSET_OUT_OF_RANGE);
+    expectQuartzError(() => r.readFrom(100, -1), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('readFrom decodes a run of small batches at once: mixed codecs, every CRC checked, the last batch kept', () => {
@@ -858,7 +848,7 @@ describe('reader', () => {
       const bad = seg.slice();
       const range = r.batchRange(at);
       bad[range.offset + range.length - 3]! ^= 1;
-      const err = expectCode(() => SegmentReader.open(bad).readFrom(100, 300), ErrorCode.CHECKSUM_MISMATCH);
+      const err = expectQuartzError(() => SegmentReader.open(bad).readFrom(100, 300), ErrorCode.CHECKSUM_MISMATCH);
       expect(err.message).toContain(`offsets ${range.baseOffset}..`);
     }
   });
@@ -868,8 +858,8 @@ describe('reader', () => {
     expect(plain(r.readWindow(115, 5))).toEqual(plain(all.slice(15, 20), 115));
     expect(plain(r.readWindow(138, 10))).toEqual(plain(all.slice(38, 41), 138)); // the batch ends at 141
     expect(r.readWindow(146, 5)).toEqual([]);
-    expectCode(() => r.readWindow(99, 1), ErrorCode.OFFSET_OUT_OF_RANGE);
-    expectCode(() => r.readWindow(100, -1), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => r.readWindow(99, 1), ErrorCode.OFFSET_OUT_OF_RANGE);
+    expectQuartzError(() => r.readWindow(100, -1), ErrorCode.INVALID_ARGUMENT);
     // Not kept: the same window twice is built twice. The batch readFrom keeps is served as it is.
     expect(r.readWindow(115, 1)[0]).not.toBe(r.readWindow(115, 1)[0]);
     const kept = r.readFrom(111, 30);
@@ -894,7 +884,7 @@ describe('reader', () => {
     // The last batch is kept: paging through it again asks for nothing more.
     expect(plain(r.readFrom(141, 5))).toEqual(plain(all.slice(41), 141));
     expect(handed.size).toBe(lz4Batches);
-    expectCode(() => SegmentReader.open(seg, { output: 'x' as unknown as () => Uint8Array }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => SegmentReader.open(seg, { output: 'x' as unknown as () => Uint8Array }), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('findOffsetByTime returns the first offset at or after a time, even with unordered timestamps', () => {
@@ -922,7 +912,7 @@ describe('reader', () => {
     expect(r.droppedBytes).toBe(0);
     expect(plain(r.readFrom(120, 100))).toEqual(plain(all.slice(20), 120));
     expect(r.findOffsetByTime(all[45]!.timestamp)).toBe(145);
-    const err = expectCode(() => r.readFrom(100, 1), ErrorCode.CORRUPT_DATA);
+    const err = expectQuartzError(() => r.readFrom(100, 1), ErrorCode.CORRUPT_DATA);
     expect(err.message).toMatch(/segment batch 0/);
   });
 
@@ -931,7 +921,7 @@ describe('reader', () => {
     const range = SegmentReader.open(seg).batchRange(111);
     seg[range.offset + 70]! ^= 4;
     const r = SegmentReader.open(seg);
-    const err = expectCode(() => r.readFrom(111, 1), ErrorCode.CHECKSUM_MISMATCH);
+    const err = expectQuartzError(() => r.readFrom(111, 1), ErrorCode.CHECKSUM_MISMATCH);
     expect(err.message).toContain(`byte ${range.offset}`);
     expect(plain(r.readFrom(100, 11))).toEqual(plain(all.slice(0, 11), 100));
   });
@@ -957,38 +947,38 @@ describe('reader', () => {
       expect(got.records.some((x) => x.offset === offset)).toBe(true);
     }
     const wrong = r.batchRange(100);
-    expectCode(() => decodeBatch(seg.subarray(wrong.offset, wrong.offset + wrong.length), r.batchRange(140)), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => decodeBatch(seg.subarray(wrong.offset, wrong.offset + wrong.length), r.batchRange(140)), ErrorCode.CORRUPT_DATA);
     const byTime = r.batchRangeByTime(all[30]!.timestamp)!;
     expect(byTime.baseOffset).toBe(111);
     expect(r.batchRangeByTime(Number.MAX_SAFE_INTEGER)).toBeNull();
-    expectCode(() => r.readFrom(100, 1), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => r.batchRange(146), ErrorCode.OFFSET_OUT_OF_RANGE);
+    expectQuartzError(() => r.readFrom(100, 1), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => r.batchRange(146), ErrorCode.OFFSET_OUT_OF_RANGE);
     // A damaged footer is an error from the tail (no recovery without the batches).
     const bad = seg.slice();
     bad[size - trailer.tailLength + 40]! ^= 1;
-    expectCode(() => SegmentReader.openTail(bad.subarray(size - trailer.tailLength), { size }), ErrorCode.CHECKSUM_MISMATCH);
-    expectCode(() => SegmentReader.openTail(seg.subarray(size - 100), { size: size + 1 }), ErrorCode.CORRUPT_DATA);
-    expectCode(() => SegmentReader.openTail(seg, { size: size - 1 }), ErrorCode.INVALID_ARGUMENT);
-    expectCode(() => readTrailer(seg, Number.NaN), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => SegmentReader.openTail(bad.subarray(size - trailer.tailLength), { size }), ErrorCode.CHECKSUM_MISMATCH);
+    expectQuartzError(() => SegmentReader.openTail(seg.subarray(size - 100), { size: size + 1 }), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => SegmentReader.openTail(seg, { size: size - 1 }), ErrorCode.INVALID_ARGUMENT);
+    expectQuartzError(() => readTrailer(seg, Number.NaN), ErrorCode.INVALID_ARGUMENT);
   });
 
   it('rejects wrong magic, newer versions and unknown flags', () => {
     const seg = buildSegment([makeRecords(3)]);
     const wrongMagic = seg.slice();
     wrongMagic[0] = 0x58;
-    expectCode(() => SegmentReader.open(wrongMagic), ErrorCode.UNSUPPORTED_FORMAT);
+    expectQuartzError(() => SegmentReader.open(wrongMagic), ErrorCode.UNSUPPORTED_FORMAT);
     for (const [at, value] of [[4, 2], [6, 1]] as const) {
       const b = seg.slice();
       b[at] = value;
       new DataView(b.buffer).setUint32(28, crc32c(b.subarray(0, 28)), true);
-      expectCode(() => SegmentReader.open(b), ErrorCode.UNSUPPORTED_FORMAT);
+      expectQuartzError(() => SegmentReader.open(b), ErrorCode.UNSUPPORTED_FORMAT);
     }
     const newerTrailer = seg.slice();
     const t = newerTrailer.length - SEGMENT_TRAILER_SIZE;
     newerTrailer[t + 8] = 2;
     new DataView(newerTrailer.buffer).setUint32(t + 12, crc32c(newerTrailer.subarray(t, t + 12)), true);
-    expectCode(() => SegmentReader.openTail(newerTrailer, { size: newerTrailer.length }), ErrorCode.UNSUPPORTED_FORMAT);
-    expectCode(() => SegmentReader.open(seg.subarray(0, 10)), ErrorCode.CORRUPT_DATA);
+    expectQuartzError(() => SegmentReader.openTail(newerTrailer, { size: newerTrailer.length }), ErrorCode.UNSUPPORTED_FORMAT);
+    expectQuartzError(() => SegmentReader.open(seg.subarray(0, 10)), ErrorCode.CORRUPT_DATA);
   });
 });
 
@@ -1009,7 +999,7 @@ describe('recovery', () => {
     for (let cut = 0; cut <= seg.length; cut++) {
       const torn = seg.slice(0, cut);
       if (cut < SEGMENT_HEADER_SIZE) {
-        expectCode(() => SegmentReader.open(torn), ErrorCode.CORRUPT_DATA);
+        expectQuartzError(() => SegmentReader.open(torn), ErrorCode.CORRUPT_DATA);
         continue;
       }
       const r = SegmentReader.open(torn);
