@@ -193,7 +193,7 @@ describe('a partition log with the Node home\'s encoder threads, on disk', () =>
     return values;
   }
 
-  it('commits inline and hopped writes of one partition in offset order, and fails only the writes in flight when the threads close', async () => {
+  it('commits inline and hopped writes of one partition in offset order, and fails only writes cut by the threads closing', async () => {
     const { mkdtempSync, rmSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
@@ -226,8 +226,9 @@ describe('a partition log with the Node home\'s encoder threads, on disk', () =>
       expect(sealed).toBeGreaterThan(hopsBefore);
       await pool.close();
       const settled = await results;
+      // Whether a hop is still on a thread when it closes is a race (an idle machine may finish
+      // them all first), so no count of failures is asserted: those cut fail typed, the rest land.
       for (const r of settled) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(QuartzError);
-      expect(settled.some((r) => r.status === 'rejected')).toBe(true);
       // What was acknowledged reads back at its offsets; the log goes on (inline now) after the failed ones.
       const after = await log.append([{ key: null, value: enc.encode('after'), timestamp: 1 }]);
       const values = await readAll(log);
