@@ -332,18 +332,18 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
     const res = await client.json<{ offsets: { topic: string; partition: number; offset: number | null }[] }>(`${groupPath(flags.group)}/offsets`, { query: { topic } });
     committed = new Map(res.offsets.filter((o) => o.topic === topic).map((o) => [o.partition, o.offset]));
   }
-  const start = (p: PartitionInfo): number => {
-    if (startAt !== undefined) return startAt;
+  /** Where a partition's loop starts; `reset` when the group's offset fell behind retention. */
+  const start = (p: PartitionInfo): { offset: number; reset: boolean } => {
+    if (startAt !== undefined) return { offset: startAt, reset: false };
     const c = committed.get(p.partition);
     // Below the log start every read is offset_out_of_range, so each run of the command failed
     // the same way: resume where the log now starts, as Kafka's auto.offset.reset=earliest does.
     if (c !== undefined && c !== null && c < p.log_start_offset) {
       ctx.io.stderr.write(`quartz: group '${flags.group}' is at offset ${c} of partition ${p.partition}, before its log start ${p.log_start_offset} (retention removed those records); reading from ${p.log_start_offset}\n`);
-      return p.log_start_offset;
+      return { offset: p.log_start_offset, reset: true };
     }
-    if (c !== undefined && c !== null) return c;
-    if (flags.fromBeginning === true || flags.follow !== true) return p.log_start_offset;
-    return p.high_watermark;
+    if (c !== undefined && c !== null) return { offset: c, reset: false };
+    return { offset: flags.fromBeginning === true || flags.follow !== true ? p.log_start_offset : p.high_watermark, reset: false };
   };
 
   const stop = new AbortController();
@@ -381,10 +381,10 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   // A long-poll: the server holds the answer this long when there is nothing new.
   const wait = flags.follow === true ? 10_000 : 0;
   const loop = async (p: PartitionInfo): Promise<void> => {
-    let offset = start(p);
+    const first = start(p);
+    let offset = first.offset;
     // A group moved past retention's gap records its new place even when no record follows.
-    const was = committed.get(p.partition);
-    let moved = commit !== undefined && startAt === undefined && was != null && was < p.log_start_offset;
+    let moved = commit !== undefined && first.reset;
     while (!stop.signal.aborted) {
       let page: { records: ConsumedRecord[]; next_offset: number; high_watermark: number };
       try {
