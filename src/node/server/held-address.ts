@@ -13,8 +13,8 @@ export interface HeldAddress {
 }
 
 /**
- * Listens on `host:port` with a placeholder that cuts every connection (a client connecting while
- * the server is still opening meets a closed connection, as it would before the server listened).
+ * Listens on `host:port` with a placeholder that cuts every connection: a client connecting while
+ * the server is still opening is accepted and then cut (readiness is `GET /v1/health`).
  * Rejects with the listen error (`syscall` `listen` or `getaddrinfo`), as `server.listen` would.
  *
  * @example
