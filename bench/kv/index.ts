@@ -26,13 +26,9 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { open as openLmdb } from 'lmdb';
 import { openDiskStorage } from '../../src/node/storage/disk-storage.js';
-import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
-import { KvStore } from '../../src/engine/kv/kv-store.js';
-import { UsageMeter } from '../../src/engine/tenants/usage-meter.js';
-import type { EngineContext } from '../../src/engine/context.js';
 import { parseFlags } from '../lib/args.js';
+import { openEngineKv, openRawLmdb } from './sides.js';
 import { grouped, ratio } from '../lib/format.js';
 import { collectGarbage, timeAsync } from '../lib/timing.js';
 
@@ -103,14 +99,12 @@ async function compare(rows: Row[], workload: string, ops: number, settle: () =>
 async function main() {
   // The peer: raw lmdb, every commit fsync'd before its promise resolves. It takes what the engine
   // takes: the same key strings (lmdb encodes them itself) and the same value bytes.
-  const rawEnv = openLmdb({ path: join(root, 'raw.mdb'), overlappingSync: false, noSync: false, commitDelay: 0, eventTurnBatching: true, pageSize: 8192 });
-  const raw = rawEnv.openDB<Uint8Array, string>('data', { encoding: 'binary' });
+  const { env: rawEnv, db: raw } = openRawLmdb(root);
 
   const storage = await openDiskStorage({ dir: join(root, 'engine') });
   const settle = () => storage.settle();
-  const usage = await UsageMeter.open({ storage, clock: systemClock, scheduler: timerScheduler });
-  const ctx: EngineContext = { storage, clock: systemClock, scheduler: timerScheduler, usage, capabilities: { compileWasmAtRuntime: true, threads: true, persistentStorage: true } };
-  const kv = await KvStore.open(ctx, 'bench', CACHED_KEYS === undefined ? {} : { cachedKeys: CACHED_KEYS });
+  const engine = await openEngineKv(storage, CACHED_KEYS === undefined ? {} : { cachedKeys: CACHED_KEYS });
+  const kv = engine.kv;
   // The Storage port's lmdb adapter alone, on a unit of its own: what the engine is built on.
   const port = (await storage.unit('bench-port')).kv;
   const portKeys = names.map((n) => new TextEncoder().encode(n));
@@ -194,8 +188,7 @@ async function main() {
   }
   if (sink === 0) throw new Error('nothing read');
 
-  await kv.close();
-  await usage.close();
+  await engine.close();
   await storage.close();
   await rawEnv.close();
   rmSync(root, { recursive: true, force: true });

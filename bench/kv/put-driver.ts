@@ -18,13 +18,9 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
-import { open as openLmdb } from 'lmdb';
 import { openDiskStorage } from '../../src/node/storage/disk-storage.js';
-import { systemClock, timerScheduler } from '../../src/ports/system-clock.js';
-import { KvStore } from '../../src/engine/kv/kv-store.js';
-import { UsageMeter } from '../../src/engine/tenants/usage-meter.js';
-import type { EngineContext } from '../../src/engine/context.js';
 import { parseFlags } from '../lib/args.js';
+import { openEngineKv, openRawLmdb } from './sides.js';
 import { collectGarbage } from '../lib/timing.js';
 import { threadTimes } from '../lib/cpu.js';
 
@@ -57,9 +53,7 @@ const value = new Uint8Array(size).fill(0x61);
 /** The side's put of key `i`, how to bring lmdb up to its writes, and how to close it. */
 async function openSide(): Promise<{ put: (i: number) => unknown; settle: () => Promise<void>; close: () => Promise<void> }> {
   if (side === 'raw') {
-    // As `bench kv` opens its peer: every commit fsync'd before its promise resolves.
-    const env = openLmdb({ path: join(root, 'raw.mdb'), overlappingSync: false, noSync: false, commitDelay: 0, eventTurnBatching: true, pageSize: 8192 });
-    const db = env.openDB<Uint8Array, string>('data', { encoding: 'binary' });
+    const { env, db } = openRawLmdb(root);
     return { put: (i) => db.put(names[i]!, value), settle: async () => {}, close: () => env.close() };
   }
   const storage = await openDiskStorage({ dir: join(root, 'quartz') });
@@ -69,15 +63,13 @@ async function openSide(): Promise<{ put: (i: number) => unknown; settle: () => 
     const portKeys = names.map((n) => new TextEncoder().encode(n));
     return { put: (i) => port.put(portKeys[i]!, value), settle, close: () => storage.close() };
   }
-  const usage = await UsageMeter.open({ storage, clock: systemClock, scheduler: timerScheduler });
-  const ctx: EngineContext = { storage, clock: systemClock, scheduler: timerScheduler, usage, capabilities: { compileWasmAtRuntime: true, threads: true, persistentStorage: true } };
-  const kv = await KvStore.open(ctx, 'bench');
+  const engine = await openEngineKv(storage);
+  const kv = engine.kv;
   return {
     put: ttl === undefined ? (i) => kv.put(names[i]!, value) : (i) => kv.put(names[i]!, value, { ttl }),
     settle,
     close: async () => {
-      await kv.close();
-      await usage.close();
+      await engine.close();
       await storage.close();
     },
   };
