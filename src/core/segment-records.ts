@@ -159,6 +159,13 @@ function writeHeaderKey(buf: Uint8Array, pos: number, key: string, byteLength: n
   return pos + byteLength;
 }
 
+/** Writes one header: its key's UTF-8 length and bytes, then its value as a bytes field. */
+function writeHeader(buf: Uint8Array, pos: number, key: string, value: Uint8Array | null | undefined): number {
+  const keyLen = utf8Length(key);
+  pos = writeVarint(buf, pos, keyLen);
+  return writeBytesField(buf, writeHeaderKey(buf, pos, key, keyLen), value);
+}
+
 /**
  * Writes the records section at `pos` (sized by `layoutRecords` with the same `defaultTimestamp`)
  * and returns the end position.
@@ -178,10 +185,7 @@ export function writeRecords(buf: Uint8Array, pos: number, records: readonly Enc
     pos = writeVarint(buf, pos, headers.length);
     for (let j = 0; j < headers.length; j++) {
       const h = headers[j]!;
-      const keyLen = utf8Length(h.key);
-      pos = writeVarint(buf, pos, keyLen);
-      pos = writeHeaderKey(buf, pos, h.key, keyLen);
-      pos = writeBytesField(buf, pos, h.value);
+      pos = writeHeader(buf, pos, h.key, h.value);
     }
   }
   return pos;
@@ -278,10 +282,7 @@ export function encodeRecords(records: readonly EncodableRecord[], defaultTimest
       if (typeof hk !== 'string' || (hv != null && !(hv instanceof Uint8Array)) || end - pos < 10 + 3 * hk.length + (hv?.length ?? 0)) {
         invalid(`record ${i} header ${j}: the records changed while they were written`);
       }
-      const keyLen = utf8Length(hk);
-      pos = writeVarint(buf, pos, keyLen);
-      pos = writeHeaderKey(buf, pos, hk, keyLen);
-      pos = writeBytesField(buf, pos, hv);
+      pos = writeHeader(buf, pos, hk, hv);
     }
   }
   room.pos = pos;
