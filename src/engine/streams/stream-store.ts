@@ -214,11 +214,12 @@ export interface OffsetRun {
  * resolves many producers at once: built eagerly, all their offset objects would exist before the
  * first caller runs and survive the next young-generation GC, and a caller that reads them as
  * numbers (`offsetOf`, `offsetRun`, the HTTP answer) needs none. `offsets` is built on first read
- * and kept on the result itself, not in a closure: a closure's context is often old by the time
- * the caller reads (V8 promotes or pretenures it), and a young array stored in an old object
- * survives every scavenge until a full GC (docs/benchmarks.md, "The 100 B row in process").
- * `offsets` is an own enumerable getter, so JSON, spread and structured clone see a plain
- * `{offsets}`; the rest is private or on the prototype.
+ * and kept in a private field. The result used to be a literal with a getter, a builder closure
+ * and hidden slots added by `defineProperty`: in the streams bench most of its offset objects
+ * then survived scavenges into the old generation; in this class they die young, which took
+ * ~100 ns per record off the engine's thread and ~200 in all threads (docs/benchmarks.md, "The
+ * 100 B row in process"). `offsets` is an own enumerable getter, so JSON, spread and structured
+ * clone see a plain `{offsets}`; the rest is private or on the prototype.
  */
 class Produced implements ProduceResult {
   readonly #partition: number;
