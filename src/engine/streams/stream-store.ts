@@ -217,7 +217,7 @@ export interface OffsetRun {
  * and kept in a private field. The result used to be a literal with a getter, a builder closure
  * and hidden slots added by `defineProperty`: in the streams bench most of its offset objects
  * then survived scavenges into the old generation; in this class they die young, which took
- * ~100 ns per record off the engine's thread and ~200 in all threads (docs/benchmarks.md, "The
+ * ~100 ns per record off the engine's thread and ~130-180 in all threads (docs/benchmarks.md, "The
  * 100 B row in process"). `offsets` is an own enumerable getter, so JSON, spread and structured
  * clone see a plain `{offsets}`; the rest is private or on the prototype.
  */
