@@ -106,7 +106,8 @@ async function produceAll(streams: StreamStore, topic: string, batches: ProduceR
   const start = performance.now();
   await keepInFlight(IN_FLIGHT, total, BATCH, async () => {
     const batch = batches[next++ % batches.length]!;
-    // read the offsets, as a client does (the peers' clients parse one reply per record too)
+    // read the offsets, as a client does (the peers' clients parse one reply per record too), in
+    // the form that costs the most: `offsets`' object per record, not `offsetOf`'s numbers
     const { offsets } = await streams.produce(topic, batch);
     if (offsets.length !== batch.length) throw new Error(`produce answered ${offsets.length} offsets for ${batch.length} records`);
   });

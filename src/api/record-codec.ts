@@ -1058,7 +1058,7 @@ export function consumeResultJson(result: ConsumeResult): Uint8Array {
  * @example
  * const body = produceResultJson(await streams.produce('orders', records));
  */
-export function produceResultJson(result: ProduceResult): Uint8Array {
+export function produceResultJson(result: Pick<ProduceResult, 'offsets'>): Uint8Array {
   out.at = 0;
   out.ascii('{"offsets":[');
   const run = offsetRun(result);

@@ -5,7 +5,7 @@ import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { createTestContext, type TestContext } from '../testing.js';
 import { seededRandom } from '../../core/random-testing.js';
 import { partitionForKey } from './murmur2.js';
-import { StreamStore, type ProduceRecord } from './stream-store.js';
+import { StreamStore, offsetRun, type ProduceRecord } from './stream-store.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -374,6 +374,43 @@ describe('produce and consume', () => {
     const single = await streams.produce('t', [{ value: utf8('d'), partition: 1 }, { value: utf8('e'), partition: 1 }]);
     expect(structuredClone(single)).toEqual({ offsets: [{ partition: 1, offset: 0 }, { partition: 1, offset: 1 }] });
     expect(await streams.produce('t', [])).toEqual({ offsets: [] });
+  });
+
+  it('reads each offset without the objects: count, offsetOf, partitionOf and offsetRun agree with offsets', async () => {
+    const { streams } = await setup();
+    await streams.createTopic('t', { partitions: 3 });
+    await streams.produce('t', [{ value: utf8('x'), partition: 0 }, { value: utf8('y'), partition: 2 }]);
+    const spread = await streams.produce('t', [
+      { value: utf8('a'), partition: 2 },
+      { value: utf8('b'), partition: 0 },
+      { value: utf8('c'), partition: 2 },
+      { value: utf8('d'), partition: 1 },
+    ]);
+    const single = await streams.produce('t', [{ value: utf8('e'), partition: 1 }, { value: utf8('f'), partition: 1 }]);
+    // read before `offsets` is built and after: the same answers
+    for (const res of [spread, single]) {
+      const read = () => Array.from({ length: res.count }, (_, i) => ({ partition: res.partitionOf(i), offset: res.offsetOf(i) }));
+      const before = read();
+      expect(before).toEqual(res.offsets);
+      expect(read()).toEqual(before);
+    }
+    expect(spread.count).toBe(4);
+    expect(spread.offsets).toEqual([
+      { partition: 2, offset: 1 },
+      { partition: 0, offset: 1 },
+      { partition: 2, offset: 2 },
+      { partition: 1, offset: 0 },
+    ]);
+    expect(offsetRun(spread)).toBeUndefined();
+    expect(offsetRun(single)).toEqual({ partition: 1, base: 1, count: 2 });
+    for (const bad of [-1, 4, 1.5, NaN, '0' as unknown as number]) {
+      expect(() => spread.offsetOf(bad)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+      expect(() => spread.partitionOf(bad)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    }
+    const none = await streams.produce('t', []);
+    expect(none.count).toBe(0);
+    expect(offsetRun(none)).toBeUndefined();
+    expect(() => none.offsetOf(0)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
   });
 
   it('rejects bad records and oversized records with typed errors', async () => {

@@ -81,9 +81,21 @@ export interface ProduceRecord {
   partition?: number;
 }
 
+/**
+ * What a produce answers once its records are durable. `offsets` is the plain form (and the only
+ * one JSON, spread and structured clone see); `count`, `offsetOf` and `partitionOf` read the same
+ * offsets without building an object per record, and `offsetRun` gives them as one run when they
+ * went to one partition.
+ */
 export interface ProduceResult {
-  /** One per input record, in input order. */
-  offsets: Array<{ partition: number; offset: number }>;
+  /** One per input record, in input order (built when first read: an object per record). */
+  readonly offsets: Array<{ partition: number; offset: number }>;
+  /** Records produced. */
+  readonly count: number;
+  /** Record `i`'s offset (input order, 0 ≤ i < count), without building `offsets`. */
+  offsetOf(i: number): number;
+  /** Record `i`'s partition (input order, 0 ≤ i < count), without building `offsets`. */
+  partitionOf(i: number): number;
 }
 
 export interface ConsumeOptions {
@@ -196,41 +208,103 @@ export interface OffsetRun {
   count: number;
 }
 
-const RUN = Symbol('offset run');
-
-/** Where a produce result keeps its builder and, once read, its offsets (non-enumerable). */
-const BUILD = Symbol('build offsets');
-const OFFSETS = Symbol('offsets');
-
-interface LazySlots {
-  [BUILD]: () => ProduceResult['offsets'];
-  [OFFSETS]: ProduceResult['offsets'] | undefined;
-}
-
 /**
- * A produce result whose per-record offsets are built when first read (an own enumerable
- * getter, so JSON, spread and structured clone see a plain `offsets` array). A group commit
- * resolves many producers at once: built eagerly, all their offset objects would exist before
- * the first caller runs and survive the next young-generation GC; built on read, each caller's
- * offsets die young in its own turn. The built array is kept on the result itself, not in the
- * getter's closure: that closure's context is often old by the time the caller reads (V8 promotes
- * or pretenures it), and a young array stored in an old object survives every scavenge until a
- * full GC. Kept there, reading the offsets of 1,000 records cost ~190 ns per record in a model
- * of the streams bench's loop (mostly scavenges copying them), against ~50 kept on the result.
- * `run`, when the offsets are one run in one partition, is kept under a hidden key for `offsetRun`.
+ * A produce result. Its offsets are kept as each partition's first offset and, when the records
+ * went to several partitions, each record's partition: no object per record. A group commit
+ * resolves many producers at once: built eagerly, all their offset objects would exist before the
+ * first caller runs and survive the next young-generation GC, and a caller that reads them as
+ * numbers (`offsetOf`, `offsetRun`, the HTTP answer) needs none. `offsets` is built on first read
+ * and kept in a private field. The result used to be a literal with a getter, a builder closure
+ * and hidden slots added by `defineProperty`: in the streams bench most of its offset objects
+ * then survived scavenges into the old generation; in this class they die young, which took
+ * ~100 ns per record off the engine's thread and ~130-180 in all threads (docs/benchmarks.md, "The
+ * 100 B row in process"). `offsets` is an own enumerable getter, so JSON, spread and structured
+ * clone see a plain `{offsets}`; the rest is private or on the prototype.
  */
-function lazyResult(build: () => ProduceResult['offsets'], run?: OffsetRun): ProduceResult {
-  const result = {
-    get offsets() {
-      const slots = result as unknown as LazySlots;
-      return (slots[OFFSETS] ??= slots[BUILD]());
-    },
-  };
-  Object.defineProperty(result, BUILD, { value: build });
-  Object.defineProperty(result, OFFSETS, { value: undefined, writable: true });
-  if (run !== undefined) Object.defineProperty(result, RUN, { value: run });
-  return result;
+class Produced implements ProduceResult {
+  readonly #partition: number;
+  readonly #base: number;
+  readonly #count: number;
+  /** Each record's partition when they went to several; then `#bases` holds each partition's first offset. */
+  readonly #placement: Uint16Array | undefined;
+  readonly #bases: readonly number[] | undefined;
+  #offsets: ProduceResult['offsets'] | undefined;
+  /** Offset of each record when `#placement` is set, computed on first `offsetOf`. */
+  #spread: Float64Array | undefined;
+  declare readonly offsets: ProduceResult['offsets'];
+
+  constructor(partition: number, base: number, count: number, placement?: Uint16Array, bases?: readonly number[]) {
+    this.#partition = partition;
+    this.#base = base;
+    this.#count = count;
+    this.#placement = placement;
+    this.#bases = bases;
+    Object.defineProperty(this, 'offsets', OFFSETS);
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  offsetOf(i: number): number {
+    this.#check(i);
+    if (this.#placement === undefined) return this.#base + i;
+    return (this.#spread ??= this.#spreadOffsets())[i]!;
+  }
+
+  partitionOf(i: number): number {
+    this.#check(i);
+    return this.#placement === undefined ? this.#partition : this.#placement[i]!;
+  }
+
+  /** The offsets as one run, when the records went to one partition (see `offsetRun`). */
+  run(): OffsetRun | undefined {
+    return this.#placement === undefined && this.#count > 0 ? { partition: this.#partition, base: this.#base, count: this.#count } : undefined;
+  }
+
+  static offsetsOf(result: Produced): ProduceResult['offsets'] {
+    return (result.#offsets ??= result.#build());
+  }
+
+  #check(i: number): void {
+    if (!Number.isInteger(i) || i < 0 || i >= this.#count) throw invalid(`a record index must be an integer from 0 to ${this.#count - 1}, got ${showValue(i)}`);
+  }
+
+  /** Each partition's records got consecutive offsets in input order. */
+  #spreadOffsets(): Float64Array {
+    const placement = this.#placement!;
+    const next = this.#bases!.slice();
+    const out = new Float64Array(this.#count);
+    for (let i = 0; i < out.length; i++) out[i] = next[placement[i]!]!++;
+    return out;
+  }
+
+  #build(): ProduceResult['offsets'] {
+    const count = this.#count;
+    const offsets = new Array<{ partition: number; offset: number }>(count);
+    const placement = this.#placement;
+    if (placement === undefined) {
+      const partition = this.#partition;
+      const base = this.#base;
+      for (let i = 0; i < count; i++) offsets[i] = { partition, offset: base + i };
+      return offsets;
+    }
+    const next = this.#bases!.slice();
+    for (let i = 0; i < count; i++) {
+      const p = placement[i]!;
+      offsets[i] = { partition: p, offset: next[p]!++ };
+    }
+    return offsets;
+  }
 }
+
+/** `offsets`' own property on every result: one getter shared by all. */
+const OFFSETS: PropertyDescriptor = {
+  get(this: Produced) {
+    return Produced.offsetsOf(this);
+  },
+  enumerable: true,
+};
 
 /**
  * The offsets of a produce result as one run of consecutive offsets in one partition, when they
@@ -239,8 +313,8 @@ function lazyResult(build: () => ProduceResult['offsets'], run?: OffsetRun): Pro
  * @example
  * const run = offsetRun(await streams.produce('orders', records)); // { partition: 0, base: 42, count: 100 }
  */
-export function offsetRun(result: ProduceResult): OffsetRun | undefined {
-  return (result as { [RUN]?: OffsetRun })[RUN];
+export function offsetRun(result: Pick<ProduceResult, 'offsets'>): OffsetRun | undefined {
+  return result instanceof Produced ? result.run() : undefined;
 }
 
 /** Duck-typed, so a signal from another realm (a vm context, a polyfill) is accepted too. */
@@ -654,7 +728,7 @@ export class StreamStore {
     const topic = this.topic(topicName);
     if (!Array.isArray(records)) throw invalid(`records for topic '${topicName}' must be an array`);
     const count = records.length;
-    if (count === 0) return Promise.resolve({ offsets: [] });
+    if (count === 0) return Promise.resolve(new Produced(-1, -1, 0));
     const n = topic.logs.length;
     const now = this.ctx.clock.now();
     // Partition per record, filled in only once a batch turns out to span partitions.
@@ -693,28 +767,12 @@ export class StreamStore {
       const partition = first;
       return topic.logs[partition]!.append(records, raw, now).then((base) => {
         done();
-        return lazyResult(
-          () => {
-            const offsets = new Array<{ partition: number; offset: number }>(count);
-            for (let i = 0; i < count; i++) offsets[i] = { partition, offset: base + i };
-            return offsets;
-          },
-          { partition, base, count },
-        );
+        return new Produced(partition, base, count);
       });
     }
     return this.appendSpread(topic, records, placement, now).then((bases) => {
       done();
-      return lazyResult(() => {
-        // each partition's records got consecutive offsets in input order
-        const next = bases.slice();
-        const offsets = new Array<{ partition: number; offset: number }>(count);
-        for (let i = 0; i < count; i++) {
-          const p = placement[i]!;
-          offsets[i] = { partition: p, offset: next[p]!++ };
-        }
-        return offsets;
-      });
+      return new Produced(-1, -1, count, placement, bases);
     });
   }
 
