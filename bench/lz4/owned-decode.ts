@@ -8,7 +8,8 @@
  * and the copies without an owned result), and `lz4-napi`'s `uncompressSync` (a fresh Buffer
  * per block) of its own compressed blocks. The `lz4` CLI's `-b1` decode (native, wall clock, its
  * own compressor's blocks of the same size) is printed beside them for the kernel's sake.
- * Prints median MB/s (10^6 bytes of decoded data per CPU second) and ours ÷ lz4-napi.
+ * Prints median MB/s (10^6 bytes of decoded data per CPU second), ours ÷ lz4-napi, and the minor
+ * page faults per block of the two sides that allocate (median; Linux).
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -27,6 +28,20 @@ const SIZE = Math.round(flags.number('mb', 32, 'positive') * (1 << 20));
 const RUNS = flags.number('runs', 7, 'positive');
 const BLOCKS = flags.list('blocks', ['64', '4096']).map((kb) => Number(kb) * 1024);
 const require = createRequire(import.meta.url);
+
+/**
+ * The process's minor page faults so far (Linux; NaN elsewhere): whether a fresh result's first
+ * touch is a page fault (~10-14 µs each in this VM under load) or reused memory depends on how
+ * the allocator was asked and what it holds, and it can set a side's figure.
+ */
+function minorFaults(): number {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+  } catch {
+    return NaN;
+  }
+}
 
 /** `bytes` repeated to `SIZE`. */
 function repeatTo(bytes: Uint8Array): Uint8Array {
@@ -58,7 +73,7 @@ for (const name of chosen) if (!(name in CORPORA)) refuseFlag(`--corpora: unknow
 
 await init();
 console.log(`owned decode: ${(SIZE / (1 << 20)).toFixed(0)} MiB per corpus, median of ${RUNS} runs by CPU time (MB/s), node ${process.version}, load average ${loadavg()[0]!.toFixed(1)}`);
-console.log('corpus        block    ratio     owned   { into }   lz4-napi   owned ÷ napi   lz4 CLI decode (wall)');
+console.log('corpus        block    ratio     owned   { into }   lz4-napi   owned ÷ napi   faults/block owned, napi   lz4 CLI decode (wall)');
 for (const name of chosen) {
   const data = CORPORA[name]!();
   for (const block of BLOCKS) {
@@ -80,20 +95,24 @@ for (const name of chosen) {
       },
     ];
     const times = sides.map(() => [] as number[]);
+    const faults = sides.map(() => [] as number[]);
     for (let run = 0; run <= RUNS; run++) {
       for (let k = 0; k < sides.length; k++) {
         const i = (run + k) % sides.length;
+        const before = minorFaults();
         const t = cpuSeconds(sides[i]!);
+        if (run > 0) faults[i]!.push((minorFaults() - before) / parts.length);
         if (i !== 1 && kept.some((out, b) => Buffer.compare(out, parts[b]!) !== 0)) throw new Error(`${name}: side ${i} decoded wrong bytes`);
         kept = [];
         if (run > 0) times[i]!.push(t); // run 0 warms up the JIT tiers and the wasm memory
       }
     }
     const [owned, into, napi] = times.map((t) => data.length / 1e6 / median(t)) as [number, number, number];
+    const [ownedFaults, , napiFaults] = faults.map((f) => median(f).toFixed(1));
     const packRatio = data.length / packed.reduce((n, p) => n + p.length, 0);
     const cli = lz4CliBench(data, `owned-decode-${name}`, block)?.decompress;
     console.log(
-      `${name.padEnd(12)} ${`${block >> 10} KB`.padStart(7)} ${packRatio.toFixed(2).padStart(8)} ${owned.toFixed(0).padStart(9)} ${into.toFixed(0).padStart(10)} ${napi.toFixed(0).padStart(10)} ${ratio(owned, napi).padStart(14)} ${cli === undefined ? '' : cli.toFixed(0).padStart(23)}`,
+      `${name.padEnd(12)} ${`${block >> 10} KB`.padStart(7)} ${packRatio.toFixed(2).padStart(8)} ${owned.toFixed(0).padStart(9)} ${into.toFixed(0).padStart(10)} ${napi.toFixed(0).padStart(10)} ${ratio(owned, napi).padStart(14)} ${`${ownedFaults}, ${napiFaults}`.padStart(26)} ${cli === undefined ? '' : cli.toFixed(0).padStart(23)}`,
     );
   }
 }

@@ -226,10 +226,10 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
           const t =
             phase === 'encode'
               ? v === 'kernels'
-                ? time(() => kernelsEncode(sections))
+                ? time(() => kernelsEncode(sections), run > 0 ? `${kind} ${v} encode` : '')
                 : v === 'lz4, output'
                   ? NaN
-                  : time(() => segments.set(v, encode(records, v)))
+                  : time(() => segments.set(v, encode(records, v)), run > 0 ? `${kind} ${v} encode` : '')
               : time(
                   () => (v === 'kernels' ? kernelsDecode(sections) : v === 'lz4, output' ? decode(segments.get('lz4')!, count, { output }) : decode(segments.get(v)!, count)),
                   run > 0 ? `${kind} ${v}` : '',
@@ -260,9 +260,10 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
         v === 'kernels' || decodeOnly ? '' : (segments.get(v)!.length / payload).toFixed(3),
         decodeOnly ? '' : (mb / e(v)).toFixed(0),
         decodeOnly ? '' : (count / e(v) / 1e6).toFixed(2),
+        decodeOnly ? '' : `${kind} ${v} encode`, // the window labels: replaced by GC shares once the observer has delivered
         (mb / d(v)).toFixed(0),
         (count / d(v) / 1e6).toFixed(2),
-        `${kind} ${v}`, // replaced by the GC share once the observer has delivered
+        `${kind} ${v}`,
         note,
       ]);
     }
@@ -272,12 +273,13 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
   // GC entries are delivered asynchronously: let the observer catch up before reading them.
   await new Promise((resolve) => setTimeout(resolve, 50));
   observer.disconnect();
-  for (const r of rows) r[8] = `${(100 * gcShare(gcEntries, r[8]!)).toFixed(0)}%`;
-  const head = ['records', 'codec', 'count', 'size/payload', 'enc MB/s', 'enc Mrec/s', 'dec MB/s', 'dec Mrec/s', 'dec GC', 'ratio'];
+  const share = (label: string) => (label === '' ? '' : `${(100 * gcShare(gcEntries, label)).toFixed(0)}%`);
+  for (const r of rows) [r[6], r[9]] = [share(r[6]!), share(r[9]!)];
+  const head = ['records', 'codec', 'count', 'size/payload', 'enc MB/s', 'enc Mrec/s', 'enc GC', 'dec MB/s', 'dec Mrec/s', 'dec GC', 'ratio'];
   console.log(
     `\nsegment codec (median of 5, ${useCpuClock ? 'CPU' : 'wall-clock'} time, load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores; ` +
       'MB/s of key+value payload; "kernels" = LZ4 block + CRC32C alone on the same bytes; ' +
-      '"dec GC" = share of decode wall time spent in main-thread GC pauses)',
+      '"enc GC" / "dec GC" = share of encode / decode wall time spent in main-thread GC pauses)',
   );
   for (const line of columns(head, rows)) console.log(line);
 }
