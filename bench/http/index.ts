@@ -22,7 +22,9 @@
  * Each row also gives the server's CPU time per answered request (user + kernel, from /proc):
  * on a shared machine req/s follows whoever else is running, CPU per request much less so.
  *
- * Flags: --duration S (10) per run, --mixed-duration S (30), --connections N (10) for KV/vector
+ * Flags: --duration S (10) per run, --mixed-duration S (30: the timed part of a mixed round),
+ * --mixed-warmup S (2: the mixed load's connections open and run this long before the timed part;
+ * its figures also print over every answer, the connections' setup included), --connections N (10) for KV/vector
  * runs, --mixed-connections N (200), --only a,b (bare, kv-get, kv-put, vector, produce, consume,
  * redis, jsonl, mixed), --cpu-prof (profile the server, print its top functions), --no-build,
  * --mixed-rounds N (1: repeat the mixed load, then print memory after each round and what it is made of, to see whether it keeps growing once the caches are full),
@@ -57,12 +59,19 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 // flags
 
 const flags = parseFlags({
-  values: ['duration', 'mixed-duration', 'connections', 'mixed-connections', 'only', 'mixed-rounds', 'server-node-args'],
+  values: ['duration', 'mixed-duration', 'mixed-warmup', 'connections', 'mixed-connections', 'only', 'mixed-rounds', 'server-node-args'],
   switches: ['cpu-prof', 'no-build', 'heap-snapshots'],
 });
 const num = (name: string, fallback: number) => flags.number(name, fallback, 'positive');
 const DURATION = num('duration', 10);
 const MIXED_DURATION = num('mixed-duration', 30);
+/**
+ * Seconds of each mixed round before its timed part. Its first answers carry the client's own
+ * start-up: autocannon builds its 200 clients in one synchronous turn (0.5-1.2 ms each here)
+ * before any connection is opened, and every connection starts the same cycle at once (200 GETs,
+ * then 200 PUTs, then 200 produces). See docs/benchmarks.md, "The first second".
+ */
+const MIXED_WARMUP = flags.number('mixed-warmup', 2, 'non-negative');
 const CONNECTIONS = num('connections', 10);
 const MIXED_CONNECTIONS = num('mixed-connections', 200);
 const PRODUCERS = 4;
@@ -290,7 +299,10 @@ async function redisXadd(seconds: number): Promise<Row | undefined> {
 // the mixed load
 
 interface MixedOutcome {
+  /** Its p50 and p99 are over the answers to requests sent after the warm-up (compared with the target). */
   row: Row;
+  /** p50 and p99 over every answer, the warm-up's included (the connections' setup with it). */
+  every: { p50: number; p99: number };
   fiveXX: number;
   rss: { idle: number; warm: number; end: number; settled: number; peak: number };
   /** PSS split before the load and 2 s after it. */
@@ -321,15 +333,23 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   const headers = api.headers;
   let turn = 0;
   // Per-kind latency: one request in flight per connection, so the connection's context holds
-  // the send time of the request whose response comes next.
-  const latencies = new Map<string, number[]>();
+  // the send time of the request whose response comes next. Kept twice: over every answer, and
+  // over the answers to requests sent after the warm-up.
+  const latencies = new Map<string, { every: number[]; timed: number[] }>();
+  const every: number[] = [];
+  const afterWarmup: number[] = [];
+  // Each connection's first request is built when autocannon builds its client, all 200 in one
+  // turn before any connection opens; a request sent before the first answer arrived is one of them.
+  const firstAnswers: number[] = [];
+  let firstAnswerAt = Infinity;
   // And per second of the run, all kinds together: where in the round the tail sits (the
   // first seconds of a fresh server, a seal, a GC) is what tells warm-up from a steady cost.
   const bySecond: number[][] = [];
   let startedAt = Infinity;
+  const warmupMs = MIXED_WARMUP * 1000;
   const timed = (kind: string, req: CannonRequest): CannonRequest => {
-    const list: number[] = [];
-    latencies.set(kind, list);
+    const lists = { every: [] as number[], timed: [] as number[] };
+    latencies.set(kind, lists);
     return {
       ...req,
       setupRequest: (r, context) => {
@@ -339,8 +359,16 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
       },
       onResponse: (status, body, context, h) => {
         const now = performance.now();
-        const latency = now - (context.sentAt as number);
-        list.push(latency);
+        const sentAt = context.sentAt as number;
+        const latency = now - sentAt;
+        if (firstAnswerAt === Infinity) firstAnswerAt = now;
+        if (sentAt < firstAnswerAt) firstAnswers.push(latency);
+        lists.every.push(latency);
+        every.push(latency);
+        if (sentAt - startedAt >= warmupMs) {
+          lists.timed.push(latency);
+          afterWarmup.push(latency);
+        }
         (bySecond[Math.floor((now - startedAt) / 1000)] ??= []).push(latency);
         req.onResponse?.(status, body, context, h);
       },
@@ -386,7 +414,7 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   // though the server has answered it (both processes share the machine's cores).
   const clientDelay = monitorEventLoopDelay({ resolution: 1 });
   clientDelay.enable();
-  const run = autocannon({ url: api.base, connections: MIXED_CONNECTIONS, duration: MIXED_DURATION, requests, timeout: 30 });
+  const run = autocannon({ url: api.base, connections: MIXED_CONNECTIONS, duration: MIXED_WARMUP + MIXED_DURATION, requests, timeout: 30 });
   const r = await run;
   const cpu1 = cpuOf(serverPid);
   const client = process.cpuUsage(client0);
@@ -408,25 +436,35 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
     external: await serverMetric(api.base, 'nodejs_external_memory_bytes'),
     cachedKeys: await serverMetric(api.base, 'quartz_kv_cached_keys'),
   };
-  for (const [kind, list] of latencies) {
-    sortAscending(list);
-    const at = (q: number) => quantileOfSorted(list, q);
-    console.log(`    ${kind.padEnd(13)} ${String(list.length).padStart(7)} answers, p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms`);
+  const at = (list: number[], q: number) => (list.length === 0 ? NaN : quantileOfSorted(list, q));
+  const warm = MIXED_WARMUP > 0 ? ` (every answer, the ${MIXED_WARMUP} s warm-up's included: p50 %, p99 %)` : '';
+  for (const [kind, lists] of latencies) {
+    sortAscending(lists.every);
+    sortAscending(lists.timed);
+    const both = warm.replace('%', at(lists.every, 0.5).toFixed(1)).replace('%', at(lists.every, 0.99).toFixed(1));
+    console.log(`    ${kind.padEnd(13)} ${String(lists.timed.length).padStart(7)} answers, p50 ${at(lists.timed, 0.5).toFixed(1)} ms, p99 ${at(lists.timed, 0.99).toFixed(1)} ms${both}`);
   }
-  console.log(`    p99 per second (ms): ${perSecondP99(bySecond)}`);
-  // Warm-up: the first third of the run (JIT, caches, buffers reaching their working size).
-  const warm = samples[Math.max(0, Math.floor(samples.length / 3) - 1)] ?? idle;
+  sortAscending(firstAnswers);
+  console.log(`    each connection's first answer (${firstAnswers.length}; its client built, connected, then answered): p50 ${at(firstAnswers, 0.5).toFixed(0)} ms, p99 ${at(firstAnswers, 0.99).toFixed(0)} ms, max ${at(firstAnswers, 1).toFixed(0)} ms`);
+  console.log(`    p99 per second (ms${MIXED_WARMUP > 0 ? ', the warm-up in brackets' : ''}): ${perSecondP99(bySecond, MIXED_WARMUP)}`);
+  sortAscending(every);
+  sortAscending(afterWarmup);
+  const ms = (x: number) => Math.round(x * 10) / 10;
+  // Memory's warm-up: the first third of the run (JIT, caches, buffers reaching their working size).
+  const warmRss = samples[Math.max(0, Math.floor(samples.length / 3) - 1)] ?? idle;
   let fiveXX = 0;
   for (const [code, s] of Object.entries(r.statusCodeStats)) if (code.startsWith('5')) fiveXX += s.count;
   const row: Row = {
-    name: `mixed: kv get/put, produce 100, consume 100, vector query (${MIXED_CONNECTIONS} conns, ${MIXED_DURATION} s)`,
+    name: `mixed: kv get/put, produce 100, consume 100, vector query (${MIXED_CONNECTIONS} conns, ${MIXED_DURATION} s${MIXED_WARMUP > 0 ? ` after a ${MIXED_WARMUP} s warm-up` : ''})`,
     reqPerSec: okCount(r) / r.duration,
-    p50: r.latency.p50,
-    p99: r.latency.p99,
+    p50: ms(at(afterWarmup, 0.5)),
+    p99: ms(at(afterWarmup, 0.99)),
     errors: failures(r),
     cpuPerReq: (cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / Math.max(1, r.requests.total),
   };
-  console.log(`  ${row.name}: ${fmt(row.reqPerSec)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, errors ${row.errors} (5xx ${fiveXX}, status ${JSON.stringify(r.statusCodeStats)})`);
+  const everyFigures = { p50: ms(at(every, 0.5)), p99: ms(at(every, 0.99)) };
+  const everyNote = MIXED_WARMUP > 0 ? ` (every answer, the warm-up's included: p50 ${everyFigures.p50} ms, p99 ${everyFigures.p99} ms)` : '';
+  console.log(`  ${row.name}: ${fmt(row.reqPerSec)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms${everyNote}, errors ${row.errors} (5xx ${fiveXX}, status ${JSON.stringify(r.statusCodeStats)})`);
 
   // Every acknowledged KV write reads back with the bytes sent.
   let lostKv = 0;
@@ -472,8 +510,9 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   }
   return {
     row,
+    every: everyFigures,
     fiveXX,
-    rss: { idle, warm, end, settled, peak: Math.max(idle, ...samples, end) },
+    rss: { idle, warm: warmRss, end, settled, peak: Math.max(idle, ...samples, end) },
     pss: { idle: idlePss, settled: settledPss },
     heap: { before: heapBefore, after: heapAfter },
     settled: settledFigures,
@@ -484,8 +523,8 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   };
 }
 
-/** The p99 of each second's answers, by when they were answered; `-` for a second without any. */
-function perSecondP99(bySecond: number[][]): string {
+/** The p99 of each second's answers, by when they were answered; `-` for a second without any; the first `warmupS` seconds in brackets. */
+function perSecondP99(bySecond: number[][], warmupS: number): string {
   const out: string[] = [];
   for (let i = 0; i < bySecond.length; i++) {
     const list = bySecond[i];
@@ -496,7 +535,8 @@ function perSecondP99(bySecond: number[][]): string {
     sortAscending(list);
     out.push(quantileOfSorted(list, 0.99).toFixed(0));
   }
-  return out.join(' ');
+  const warm = Math.min(out.length, Math.ceil(warmupS));
+  return warm === 0 ? out.join(' ') : `[${out.slice(0, warm).join(' ')}] ${out.slice(warm).join(' ')}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -523,7 +563,7 @@ async function main(): Promise<void> {
   const base = `http://127.0.0.1:${port}`;
   const peerBase = `http://127.0.0.1:${peerPort}`;
   console.log(`server: node ${[...SERVER_NODE_ARGS, ...serverArgs].map((a) => a.replace(ROOT, '')).join(' ')} (pid ${server.pid})`);
-  console.log(`runs: ${DURATION} s each (+ warm-up), KV/vector ${CONNECTIONS} connections, produce/consume ${PRODUCERS}, mixed ${MIXED_CONNECTIONS} for ${MIXED_DURATION} s`);
+  console.log(`runs: ${DURATION} s each (+ warm-up), KV/vector ${CONNECTIONS} connections, produce/consume ${PRODUCERS}, mixed ${MIXED_CONNECTIONS} for ${MIXED_DURATION} s after a ${MIXED_WARMUP} s warm-up`);
   let mixed: MixedOutcome | undefined;
   try {
     await waitForHttp(`${base}/v1/health`, server, 'quartz server', log);
@@ -704,7 +744,8 @@ function printTable(mixed: MixedOutcome | undefined): void {
       String(m.p99),
       String(m.errors),
       m.cpuPerReq!.toFixed(0),
-      `5xx ${mixed.fiveXX}; p99 ${m.p99! < 50 ? '< 50 ms: met' : '≥ 50 ms: MISSED'}`,
+      `5xx ${mixed.fiveXX}; p99 ${m.p99! < 50 ? '< 50 ms: met' : '≥ 50 ms: MISSED'}` +
+        (MIXED_WARMUP > 0 ? ` (after the ${MIXED_WARMUP} s warm-up; over every answer, the connections' setup included: p50 ${mixed.every.p50} ms, p99 ${mixed.every.p99} ms)` : ''),
     ]);
     table.push([
       '  mixed: server RSS MiB idle → warm → end → +2 s (peak)',

@@ -92,4 +92,31 @@ describe('PrincipalCache', () => {
     expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
     expect(lookups).toBe(4);
   });
+  it('renews a key in steady use before it expires, so no request waits for its lookup', async () => {
+    const { tenant, key_id, api_key } = await engine.tenants.create({ email: 'e@example.com' });
+    let lookups = 0;
+    const registry = Object.create(engine.tenants) as typeof engine.tenants;
+    registry.authenticate = async (key: string) => {
+      lookups++;
+      return engine.tenants.authenticate(key);
+    };
+    const cache = new PrincipalCache(registry, clock, 1000);
+    expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
+    // Every 100 ms a request, for three TTLs: each is answered from memory (not a promise).
+    for (let t = 100; t <= 3000; t += 100) {
+      await clock.advance(100);
+      const answer = cache.tenantFor(api_key);
+      expect(answer instanceof Promise, `request at ${t} ms waited for a lookup`).toBe(false);
+      expect((answer as { id: string } | undefined)?.id).toBe(tenant.id);
+      // The renewal runs between requests, as it does between a server's turns.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    expect(lookups).toBeGreaterThanOrEqual(3);
+    expect(lookups).toBeLessThanOrEqual(5);
+    // A revocation elsewhere still shows within the TTL: the renewal reads the registry afresh.
+    await engine.tenants.revokeKey(tenant.id, key_id);
+    await clock.advance(1000);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(await cache.tenantFor(api_key)).toBeUndefined();
+  });
 });

@@ -41,9 +41,19 @@ export class PrincipalCache {
   tenantFor(apiKey: string): Tenant | undefined | Promise<Tenant | undefined> {
     const now = this.clock.now();
     const hit = this.entries.get(apiKey);
-    if (hit !== undefined && hit.until > now) return hit.tenant;
-    const pending = this.resolving.get(apiKey);
-    if (pending !== undefined) return pending;
+    if (hit !== undefined && hit.until > now) {
+      // Renewed in the background in the entry's last quarter, so a key in steady use never
+      // expires: at expiry every request arriving during the lookup (a SHA-256 queued on the
+      // thread pool behind the log's writes) waited for it, at 200 connections a stall of the
+      // whole load every 5 s. The renewed entry still counts its TTL from the lookup's start.
+      if (hit.until - now <= this.ttlMs / 4 && !this.resolving.has(apiKey)) void this.lookUp(apiKey, now);
+      return hit.tenant;
+    }
+    return this.resolving.get(apiKey) ?? this.lookUp(apiKey, now);
+  }
+
+  /** Starts the one lookup of `apiKey` that requests share until it settles. */
+  private lookUp(apiKey: string, now: number): Promise<Tenant | undefined> {
     const lookup = this.resolve(apiKey, now);
     this.resolving.set(apiKey, lookup);
     const done = (): void => {
