@@ -228,12 +228,12 @@ async function cannon(name: string, opts: CannonOptions): Promise<Row> {
 let getRounds: { reqPerSec: number[]; cpu: number[] } | undefined;
 
 /**
- * The bare route and KV GET in `rounds` short runs each, alternated (bare first in even rounds,
- * KV GET first in odd ones), with the same connections, durations and warm-ups on both sides:
- * each round's ratio compares two neighbouring runs. NOTE: on the shared 2-core machine a run
- * lands in one of two modes (the server costs ~25 µs per bare answer in one, ~45 in the other,
- * likely whether client and server share a core), so one bare run and one GET run gave a ratio
- * anywhere from 0.5 to 1.1; the median of several alternated rounds is steadier. The rows are the
+ * The bare route and KV GET in `rounds` short runs each, alternated (bare first in rounds 1, 3,
+ * 5…, KV GET first in the others), with the same connections, durations and warm-ups on both
+ * sides: each round's ratio compares two neighbouring runs. NOTE: on the shared 2-core machine a
+ * run lands in one of two modes (the server costs ~25 µs per bare answer in one, ~45 in the other,
+ * likely whether client and server share a core), so one bare run and one GET run gave ratios from
+ * 0.54 to 2.43 on one build; the median of several alternated rounds is steadier. The rows are the
  * medians of the rounds' figures, the ratio the median of the rounds' ratios.
  */
 async function alternated(bare: CannonOptions & { name: string }, get: CannonOptions & { name: string }, rounds: number): Promise<[Row, Row]> {
