@@ -211,8 +211,9 @@ const SETTLE_MAX_S = 15;
  * first run on a loaded machine, V8 goes on compiling it for seconds after the usual warm-up
  * (a fresh server's first vector queries at load 10-12: those threads at 30-40% of its CPU for
  * 3-5 s, the CPU per query 5-7× the steady one), which the measured run would otherwise count.
- * Only for a server whose load has no threads of its own (a vector query; not produce, whose
- * encoder threads are never idle, nor lmdb writes).
+ * The bare route's first run on its fresh peer process has the same tail, so every row a ratio
+ * compares it with settles too. Only for loads that run no threads of their own (reads and the
+ * bare routes; not produce, whose encoder threads are never idle, nor lmdb's writes).
  */
 async function settle(base: { url: string; connections: number; requests: CannonRequest[]; timeout: number }, pid: number): Promise<void> {
   for (let s = 0; s < SETTLE_MAX_S; s++) {
@@ -590,23 +591,23 @@ async function main(): Promise<void> {
     const json = { ...headers, 'content-type': 'application/json' };
     const bareReq: CannonRequest[] = [{ method: 'GET', path: '/bare' }];
     if (wanted('bare')) {
-      rows.set('bare', await cannon(`bare hono route, 1 KB (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: bareReq }));
+      rows.set('bare', await cannon(`bare hono route, 1 KB (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: bareReq, settle: true }));
     }
     // KV GET right after the bare route: the machine's other load moves req/s from one minute to
     // the next, and the ratio should compare two neighbouring runs, not runs a minute apart.
     if (wanted('kv-get')) {
-      rows.set('kv-get', await cannon(`KV GET 1 KB (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests: getKeys.map((k) => ({ method: 'GET', path: `/v1/kv/${k}`, headers })) }));
+      rows.set('kv-get', await cannon(`KV GET 1 KB (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests: getKeys.map((k) => ({ method: 'GET', path: `/v1/kv/${k}`, headers })), settle: true }));
     }
     if (wanted('bare')) {
-      rows.set('bare4', await cannon(`bare hono route, 1 KB (${PRODUCERS} conns)`, { url: peerBase, pid: peers.pid!, connections: PRODUCERS, requests: bareReq }));
+      rows.set('bare4', await cannon(`bare hono route, 1 KB (${PRODUCERS} conns)`, { url: peerBase, pid: peers.pid!, connections: PRODUCERS, requests: bareReq, settle: true }));
       // The same route reached by the request shapes of KV PUT and the vector query: what their
       // bodies alone cost the stack (reference rows, not the issue's ceiling).
       const octet = { 'content-type': 'application/octet-stream' };
       rows.set('bare-put', await cannon(`ref: bare route, POST 1 KB body (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: [{ method: 'POST', path: '/bare', headers: octet, body: value1k }] }));
       const queryBodies = queries.map((q): CannonRequest => ({ method: 'POST', path: '/bare', headers: { 'content-type': 'application/json' }, body: q }));
-      rows.set('bare-query', await cannon(`ref: bare route, POST a query body (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: queryBodies }));
+      rows.set('bare-query', await cannon(`ref: bare route, POST a query body (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: queryBodies, settle: true }));
       const scanBodies = queries.map((q): CannonRequest => ({ method: 'POST', path: '/scan', headers: { 'content-type': 'application/json' }, body: q }));
-      rows.set('bare-scan', await cannon(`ref: bare route, POST a query body + the exact scan alone (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: scanBodies }));
+      rows.set('bare-scan', await cannon(`ref: bare route, POST a query body + the exact scan alone (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: scanBodies, settle: true }));
     }
     if (wanted('kv-put')) {
       const putHeaders = { ...headers, 'content-type': 'application/octet-stream' };
