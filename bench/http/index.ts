@@ -49,7 +49,7 @@ import { seededRandom } from '../../src/core/random-testing.js';
 import { freePort } from '../../tests/fixtures/free-port.js';
 import { parseFlags, refuseFlag } from '../lib/args.js';
 import { columns, ratio as times } from '../lib/format.js';
-import { cpuOfPid as cpuOf } from '../lib/cpu.js';
+import { cpuOfPid as cpuOf, mainThreadCpuOfPid } from '../lib/cpu.js';
 import { ensureCommands, stopProcess, waitForHttp, withPeer } from '../lib/processes.js';
 import { median, quantileOfSorted, sortAscending } from '../lib/quantiles.js';
 
@@ -189,6 +189,8 @@ interface CannonOptions {
   requests: CannonRequest[];
   recordsPerRequest?: number;
   duration?: number;
+  /** Warm up until the server's JIT has settled (see `settle`). */
+  settle?: boolean;
 }
 
 /** One measured run's figures: the row, and what the client paid. */
@@ -200,14 +202,16 @@ interface Measured {
   sysPerReq: number;
 }
 
-/** A run whose result is dropped. */
-async function warmUp(opts: CannonOptions, seconds: number): Promise<void> {
-  await autocannon({ url: opts.url, connections: opts.connections, requests: opts.requests, timeout: 30, duration: seconds });
+/** A run whose result is dropped; with `settle` and the options' `settle`, then until the server's JIT has settled. */
+async function warmUp(opts: CannonOptions, seconds: number, settleToo = true): Promise<void> {
+  const base = { url: opts.url, connections: opts.connections, requests: opts.requests, timeout: 30 };
+  await autocannon({ ...base, duration: seconds });
+  if (settleToo && opts.settle === true) await settle(base, opts.pid);
 }
 
 /** A warm-up of `warmup` seconds, then the measured run; req/s counts 2xx answers only. */
-async function measure(name: string, opts: CannonOptions, duration: number, warmup: number): Promise<Measured> {
-  await warmUp(opts, warmup);
+async function measure(name: string, opts: CannonOptions, duration: number, warmup: number, settleToo = true): Promise<Measured> {
+  await warmUp(opts, warmup, settleToo);
   const base = { url: opts.url, connections: opts.connections, requests: opts.requests, timeout: 30 };
   const cpu0 = cpuOf(opts.pid);
   const client0 = process.cpuUsage();
@@ -254,7 +258,7 @@ async function alternated(bare: CannonOptions & { name: string }, get: CannonOpt
   const sides: [Measured[], Measured[]] = [[], []];
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? [0, 1] : [1, 0];
-    for (const side of order) sides[side]!.push(await measure(side === 0 ? bare.name : get.name, side === 0 ? bare : get, duration, 0.5));
+    for (const side of order) sides[side]!.push(await measure(side === 0 ? bare.name : get.name, side === 0 ? bare : get, duration, 0.5, false));
     const [b, g] = [sides[0].at(-1)!, sides[1].at(-1)!];
     const line = (m: Measured) => `${fmt(m.row.reqPerSec)} req/s, server ${m.row.cpuPerReq!.toFixed(0)} µs, client ${m.clientPerReq.toFixed(0)} µs`;
     console.log(`  round ${round + 1} of ${rounds} (${order[0] === 0 ? 'bare first' : 'KV GET first'}): bare ${line(b)} | KV GET ${line(g)} | ratio ${(g.row.reqPerSec / b.row.reqPerSec).toFixed(2)}, CPU ratio ${(b.row.cpuPerReq! / g.row.cpuPerReq!).toFixed(2)}`);
@@ -270,6 +274,36 @@ async function alternated(bare: CannonOptions & { name: string }, get: CannonOpt
     return row;
   };
   return [summary(sides[0], bare.name), summary(sides[1], get.name)];
+}
+
+/** Longest a settling warm-up goes on, in seconds. */
+const SETTLE_MAX_S = 15;
+
+/**
+ * Runs the load on in 1 s steps until a step in which the server's threads other than its main
+ * one (V8's optimizing compiler, GC helpers) used under a tenth of its CPU. NOTE: for a route's
+ * first run on a loaded machine, V8 goes on compiling it for seconds after the usual warm-up
+ * (a fresh server's first vector queries at load 10-12: those threads at 30-40% of its CPU for
+ * 3-5 s, the CPU per query 5-7× the steady one), which the measured run would otherwise count.
+ * The bare route's first run on its fresh peer process has the same tail, so every row a ratio
+ * compares it with settles too. Only for loads that run no threads of their own (reads and the
+ * bare routes; not produce, whose encoder threads are never idle, nor lmdb's writes).
+ */
+async function settle(base: { url: string; connections: number; requests: CannonRequest[]; timeout: number }, pid: number): Promise<void> {
+  for (let s = 0; s < SETTLE_MAX_S; s++) {
+    const all0 = cpuOf(pid);
+    const main0 = mainThreadCpuOfPid(pid);
+    await autocannon({ ...base, duration: 1 });
+    const all1 = cpuOf(pid);
+    const main1 = mainThreadCpuOfPid(pid);
+    const all = all1.user + all1.sys - all0.user - all0.sys;
+    const others = all - (main1.user + main1.sys - main0.user - main0.sys);
+    if (others < all / 10) {
+      if (s > 0) console.log(`  (warm-up went on ${s + 1} s more, until the server's compiler threads settled)`);
+      return;
+    }
+  }
+  console.log(`  (the server's other threads still used over a tenth of its CPU after ${SETTLE_MAX_S} s more warm-up; measuring anyway)`);
 }
 
 function fmt(n: number): string {
@@ -663,8 +697,8 @@ async function main(): Promise<void> {
     // As many requests as KV GET's list: autocannon deep-clones its context each time it wraps
     // around the list (~0.16 µs), which a list of one did at every request, on the bare side only.
     const bareReq: CannonRequest[] = getKeys.map(() => ({ method: 'GET', path: '/bare' }));
-    const bareRun = { name: `bare hono route, 1 KB (${CONNECTIONS} conns)`, url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: bareReq };
-    const getRun = { name: `KV GET 1 KB (${CONNECTIONS} conns)`, url: base, pid: server.pid!, connections: CONNECTIONS, requests: getKeys.map((k): CannonRequest => ({ method: 'GET', path: `/v1/kv/${k}`, headers })) };
+    const bareRun = { name: `bare hono route, 1 KB (${CONNECTIONS} conns)`, url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: bareReq, settle: true };
+    const getRun = { name: `KV GET 1 KB (${CONNECTIONS} conns)`, url: base, pid: server.pid!, connections: CONNECTIONS, requests: getKeys.map((k): CannonRequest => ({ method: 'GET', path: `/v1/kv/${k}`, headers })), settle: true };
     // The bare route and KV GET alternated in short rounds, the ratio compared within each round:
     // the machine's other load moves req/s from one minute to the next.
     if (wanted('bare') && wanted('kv-get')) {
@@ -675,15 +709,15 @@ async function main(): Promise<void> {
     } else if (wanted('bare')) rows.set('bare', await cannon(bareRun.name, bareRun));
     else if (wanted('kv-get')) rows.set('kv-get', await cannon(getRun.name, getRun));
     if (wanted('bare')) {
-      rows.set('bare4', await cannon(`bare hono route, 1 KB (${PRODUCERS} conns)`, { url: peerBase, pid: peers.pid!, connections: PRODUCERS, requests: bareReq }));
+      rows.set('bare4', await cannon(`bare hono route, 1 KB (${PRODUCERS} conns)`, { url: peerBase, pid: peers.pid!, connections: PRODUCERS, requests: bareReq, settle: true }));
       // The same route reached by the request shapes of KV PUT and the vector query: what their
       // bodies alone cost the stack (reference rows, not the issue's ceiling).
       const octet = { 'content-type': 'application/octet-stream' };
       rows.set('bare-put', await cannon(`ref: bare route, POST 1 KB body (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: [{ method: 'POST', path: '/bare', headers: octet, body: value1k }] }));
       const queryBodies = queries.map((q): CannonRequest => ({ method: 'POST', path: '/bare', headers: { 'content-type': 'application/json' }, body: q }));
-      rows.set('bare-query', await cannon(`ref: bare route, POST a query body (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: queryBodies }));
+      rows.set('bare-query', await cannon(`ref: bare route, POST a query body (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: queryBodies, settle: true }));
       const scanBodies = queries.map((q): CannonRequest => ({ method: 'POST', path: '/scan', headers: { 'content-type': 'application/json' }, body: q }));
-      rows.set('bare-scan', await cannon(`ref: bare route, POST a query body + the exact scan alone (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: scanBodies }));
+      rows.set('bare-scan', await cannon(`ref: bare route, POST a query body + the exact scan alone (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: scanBodies, settle: true }));
     }
     if (wanted('kv-put')) {
       const putHeaders = { ...headers, 'content-type': 'application/octet-stream' };
@@ -696,13 +730,13 @@ async function main(): Promise<void> {
     }
     if (wanted('vector')) {
       const requests = queries.map((q): CannonRequest => ({ method: 'POST', path: '/v1/collections/bench/query', headers: json, body: q }));
-      rows.set('vector', await cannon(`vector query 1k × 128-d, k=10 (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests }));
+      rows.set('vector', await cannon(`vector query 1k × 128-d, k=10 (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests, settle: true }));
       // The same queries as clients mostly send them: f32 values, which JSON.stringify and Python's json write with ~17 digits.
       const f32Requests = queries.map((q): CannonRequest => {
         const body = JSON.parse(q) as { vector: number[]; k: number };
         return { method: 'POST', path: '/v1/collections/bench/query', headers: json, body: JSON.stringify({ ...body, vector: body.vector.map(Math.fround) }) };
       });
-      rows.set('vector-f32', await cannon(`vector query, 17-digit f32 values (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests: f32Requests }));
+      rows.set('vector-f32', await cannon(`vector query, 17-digit f32 values (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests: f32Requests, settle: true }));
     }
     if (wanted('produce')) {
       const requests: CannonRequest[] = [{ method: 'POST', path: '/v1/topics/bench/records', headers: json, body }];
