@@ -201,6 +201,7 @@ async function produceLines(
   let chain: Promise<void> = Promise.resolve();
   let failure: unknown;
   let timer: NodeJS.Timeout | undefined;
+  let posted = false;
   /** The batches sent and not yet answered: reading waits while more than a few are. */
   const inFlight: Promise<void>[] = [];
   const post = async (lines: Line[]): Promise<void> => {
@@ -222,6 +223,7 @@ async function produceLines(
     timer = undefined;
     if (batch.length === 0) return;
     const lines = batch;
+    posted = true;
     batch = [];
     batchBytes = ENVELOPE;
     chain = chain.then(async () => {
@@ -264,11 +266,21 @@ async function produceLines(
     failure ??= err;
   }
   await chain;
+  // Input without a record sends no produce request, yet a topic that does not exist (or a
+  // --partition it lacks) is as wrong with it: `printf '' | quartz produce typo` reported success.
+  if (!posted && failure === undefined) failure = await produceTarget(client, topic, o.partition).catch((err: unknown) => err);
   if (failure !== undefined) {
     if (failure instanceof CliError) throw new CliError(`${failure.message}; ${produced} record(s) were produced before it`);
     throw failure;
   }
   return produced;
+}
+
+/** Fails as a produce request to `topic` (and `partition`) would: the topic, and the partition, must exist. */
+async function produceTarget(client: ApiClient, topic: string, partition: number | undefined): Promise<undefined> {
+  const { partitions } = await client.json<{ partitions: number }>(topicPath(topic));
+  if (partition !== undefined && partition >= partitions) throw new CliError(`quartz: topic '${topic}' has no partition ${partition} (404 not_found)`);
+  return undefined;
 }
 
 /**
