@@ -14,6 +14,16 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * The server could not be reached or stopped answering (refused, reset, cut mid-answer, silent
+ * past --timeout, or a 502/503/504 in front of it): what a restart looks like, so a command that
+ * waits for ever anyway (`consume --follow`) may try again.
+ */
+export class ServerUnavailable extends CliError {}
+
+/** Statuses that say the server is not there for now (a proxy's 502/504, a 503), not that the request is wrong. */
+const UNAVAILABLE_STATUSES = new Set([502, 503, 504]);
+
 export interface Connection {
   url: string;
   apiKey: string | undefined;
@@ -168,7 +178,7 @@ export class ApiClient {
     } catch (err) {
       if (watch.fired !== undefined) throw watch.fired;
       if ((err as Error).name === 'AbortError' || err === options.signal?.reason) throw err;
-      throw new CliError(`quartz: cannot reach ${this.conn.url} (${describeNetworkError(err)}) — is \`quartz serve\` running?`);
+      throw new ServerUnavailable(`quartz: cannot reach ${this.conn.url} (${describeNetworkError(err)}) — is \`quartz serve\` running?`);
     } finally {
       watch.answered();
     }
@@ -256,7 +266,7 @@ export class ApiClient {
       read = await readUpTo(res, limit);
     } catch (err) {
       if (err instanceof CliError) throw err;
-      throw new CliError(`quartz: the connection to ${this.conn.url} ended before the whole answer arrived (${describeNetworkError(err)})`);
+      throw new ServerUnavailable(`quartz: the connection to ${this.conn.url} ended before the whole answer arrived (${describeNetworkError(err)})`);
     }
     if (!read.whole) throw new CliError(`quartz: ${this.conn.url} answered more than ${limit / 2 ** 20} MiB, more than the CLI holds in memory; is it a QuartzDB server?`);
     return read.bytes;
@@ -299,7 +309,8 @@ async function errorFrom(res: Response): Promise<CliError> {
     // A timeout is its own line; a connection cut mid-error leaves the status line to report.
     if (err instanceof CliError) throw err;
   }
-  return errorOf(res, text);
+  const error = errorOf(res, text);
+  return UNAVAILABLE_STATUSES.has(res.status) ? new ServerUnavailable(error.message) : error;
 }
 
 /** Statuses whose answers have no body, which `new Response` refuses one for. */
@@ -393,7 +404,7 @@ class Watchdog {
     this.disarm();
     if (this.timeoutMs === 0) return;
     this.timer = setTimeout(() => {
-      this.fired = new CliError(`quartz: ${what} (--timeout or QUARTZ_TIMEOUT sets how long to wait)`);
+      this.fired = new ServerUnavailable(`quartz: ${what} (--timeout or QUARTZ_TIMEOUT sets how long to wait)`);
       this.controller.abort(this.fired);
     }, ms);
   }

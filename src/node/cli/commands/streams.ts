@@ -5,7 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
-import { CliError, errorOf, namedPath, type ApiClient } from '../client.js';
+import { CliError, errorOf, namedPath, ServerUnavailable, type ApiClient } from '../client.js';
 import { ctxFor, intFlag, listFlags, type CliIo, type Ctx } from '../context.js';
 import { counted } from '../output.js';
 import { isText } from './data.js';
@@ -115,7 +115,7 @@ export function topicCommands(program: Command, io: CliIo): void {
     .option('--from-beginning', 'start at the log start')
     .option('--partition <n>', 'only this partition (default: all)')
     .option('--offset <n>', 'start at this offset')
-    .option('--follow', 'keep waiting for new records (Ctrl-C to stop)')
+    .option('--follow', 'keep waiting for new records, through server restarts for up to --timeout each (Ctrl-C to stop)')
     .option('--group <id>', 'start at, and commit, this consumer group offsets')
     .option('--max <n>', 'stop after this many records')
     .addHelpText(
@@ -392,23 +392,22 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   const commit = flags.group === undefined ? undefined : groupCommitter(client, flags.group, topic);
   // A long-poll: the server holds the answer this long when there is nothing new.
   const wait = flags.follow === true ? 10_000 : 0;
+  const attempt = flags.follow === true ? riding(client, ctx.io.stderr, stop.signal) : once(stop.signal);
   const loop = async (p: PartitionInfo): Promise<void> => {
     const first = start(p);
     let offset = first.offset;
     // A group moved past retention's gap records its new place even when no record follows.
     let moved = commit !== undefined && first.reset;
     while (!stop.signal.aborted) {
-      let page: { records: ConsumedRecord[]; next_offset: number; high_watermark: number };
-      try {
-        page = await client.json(`${topicPath(topic)}/partitions/${p.partition}/records`, {
+      // Asked again from `offset` after a failure: the first record not printed yet.
+      const page = await attempt(() =>
+        client.json<{ records: ConsumedRecord[]; next_offset: number; high_watermark: number }>(`${topicPath(topic)}/partitions/${p.partition}/records`, {
           query: { offset, max_records: 500, max_wait_ms: wait },
           serverWaitMs: wait,
           signal: stop.signal,
-        });
-      } catch (err) {
-        if (stop.signal.aborted) return;
-        throw err;
-      }
+        }),
+      );
+      if (page === undefined) return;
       let next = page.next_offset;
       let full = false;
       for (const r of page.records) {
@@ -423,7 +422,7 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
       // A whole topic read faster than the pipe takes it was held in memory: the next page waits.
       if (full && !stop.signal.aborted) await stdoutDrained();
       if (max !== undefined && printed >= max) stop.abort();
-      if (commit !== undefined && (next !== offset || moved)) await commit(p.partition, next);
+      if (commit !== undefined && (next !== offset || moved) && (await attempt(() => commit(p.partition, next).then(() => true))) === undefined) return;
       moved = false;
       offset = next;
       if (flags.follow !== true && offset >= page.high_watermark) return;
@@ -436,4 +435,76 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** Runs a request of the consume loop: its answer, or undefined once the command is stopped (Ctrl-C, --max). */
+type Attempt = <T>(request: () => Promise<T>) => Promise<T | undefined>;
+
+/** Without --follow: a failure ends the command. */
+function once(stopped: AbortSignal): Attempt {
+  return async (request) => {
+    try {
+      return await request();
+    } catch (err) {
+      if (stopped.aborted) return undefined;
+      throw err;
+    }
+  };
+}
+
+const RETRY_FIRST_MS = 100;
+const RETRY_MOST_MS = 5_000;
+
+/**
+ * With --follow: a server that cannot be reached or stops answering (a restart, a dropped
+ * connection) is asked again, backing off from 0.1 s to 5 s, for as long as `--timeout` allows
+ * (0: until stopped), with one line on stderr when it is lost and one when it answers again.
+ * The partitions' loops share the outage: its clock starts at the first failure of any.
+ */
+function riding(client: ApiClient, stderr: NodeJS.WritableStream, stopped: AbortSignal): Attempt {
+  const boundMs = client.conn.timeoutMs ?? 0;
+  let lostAt: number | undefined;
+  return async (request) => {
+    let delay = RETRY_FIRST_MS;
+    for (;;) {
+      // An answer to a request sent before the loss was noticed (a long-poll the stopping server
+      // answered) says nothing about the server now.
+      const sentDuring = lostAt;
+      try {
+        const answer = await request();
+        if (lostAt !== undefined && sentDuring === lostAt) {
+          lostAt = undefined;
+          stderr.write(`quartz: ${client.conn.url} answers again; going on from the first record not printed\n`);
+        }
+        return answer;
+      } catch (err) {
+        if (stopped.aborted) return undefined;
+        if (!(err instanceof ServerUnavailable)) throw err;
+        const now = Date.now();
+        if (lostAt === undefined) {
+          lostAt = now;
+          const reason = err.message.replace(/^quartz: /, '');
+          stderr.write(`quartz: lost the server: ${reason}; trying again ${boundMs === 0 ? 'until it answers (Ctrl-C to stop)' : `for up to ${boundMs / 1000} s (--timeout)`}\n`);
+        } else if (boundMs !== 0 && now - lostAt >= boundMs) {
+          throw new CliError(`${err.message}; gave up after trying again for ${boundMs / 1000} s (--timeout)`);
+        }
+      }
+      await pause(boundMs === 0 ? delay : Math.min(delay, Math.max(0, lostAt + boundMs - Date.now())), stopped);
+      if (stopped.aborted) return undefined;
+      delay = Math.min(delay * 2, RETRY_MOST_MS);
+    }
+  };
+}
+
+/** Waits `ms`, or less when `stopped` aborts. */
+function pause(ms: number, stopped: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      stopped.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    stopped.addEventListener('abort', done, { once: true });
+  });
 }
