@@ -58,3 +58,14 @@ describe('QUARTZ_* variables the client commands do not read', () => {
     expect([known.code, known.stderr]).toEqual([0, '']);
   }, 60_000);
 });
+
+describe('values an HTTP header cannot carry', () => {
+  it('are one line naming where they came from, never the key, where fetch failed as "cannot reach" the server', async () => {
+    const key = await runCli(['kv', 'ls'], { ...env, QUARTZ_API_KEY: 'qz_pasted_with_its_line_break\n' });
+    expect([key.code, key.stdout, key.stderr]).toEqual([1, '', 'quartz: the API key from QUARTZ_API_KEY holds a line break, NUL or a character beyond U+00FF, which an HTTP header cannot carry\n']);
+    const flag = await runCli(['--api-key', 'qz_€', 'topic', 'ls'], env);
+    expect([flag.code, flag.stderr]).toEqual([1, 'quartz: the API key from --api-key holds a line break, NUL or a character beyond U+00FF, which an HTTP header cannot carry\n']);
+    const type = await runCli(['kv', 'put', 'k', 'v', '--content-type', 'text/plain\r\nX-Injected: 1'], env);
+    expect([type.code, type.stderr]).toEqual([1, 'quartz: the content type holds a line break, NUL or a character beyond U+00FF, which an HTTP header cannot carry\n']);
+  }, 60_000);
+});

@@ -47,10 +47,12 @@ type Env = Record<string, string | undefined>;
 export async function resolveConnection(flags: { url?: string; apiKey?: string; timeout?: string }, env: Env, options: { damagedConfig?: 'throw' | 'ignore' } = {}): Promise<Connection> {
   const timeoutMs = timeoutSetting(flags.timeout, env);
   const saved = await readUserConfig(env, { damaged: options.damagedConfig });
+  const [apiKey, apiKeyFrom] = flags.apiKey !== undefined ? [flags.apiKey, '--api-key'] : nonEmpty(env.QUARTZ_API_KEY) !== undefined ? [env.QUARTZ_API_KEY, 'QUARTZ_API_KEY'] : [saved.api_key, 'the saved config'];
+  const [adminKey, adminKeyFrom] = nonEmpty(env.QUARTZ_ADMIN_KEY) !== undefined ? [env.QUARTZ_ADMIN_KEY, 'QUARTZ_ADMIN_KEY'] : [saved.admin_key, 'the saved config'];
   return {
     url: serverUrl(flags.url ?? nonEmpty(env.QUARTZ_URL) ?? saved.url ?? DEFAULT_URL),
-    apiKey: flags.apiKey ?? nonEmpty(env.QUARTZ_API_KEY) ?? saved.api_key,
-    adminKey: nonEmpty(env.QUARTZ_ADMIN_KEY) ?? saved.admin_key,
+    apiKey: headerValue(apiKey, `the API key from ${apiKeyFrom}`),
+    adminKey: headerValue(adminKey, `the admin key from ${adminKeyFrom}`),
     timeoutMs,
   };
 }
@@ -95,6 +97,22 @@ export function serverUrl(given: string): string {
     throw new CliError('quartz: the server URL must not hold a user name or password; give the API key with --api-key or QUARTZ_API_KEY');
   }
   return url;
+}
+
+/**
+ * `value`, refused with one line naming `what` when an HTTP header cannot carry it (a line break,
+ * NUL, a character past U+00FF): fetch refused it with a multi-line TypeError that the CLI
+ * reported as 'cannot reach' the server. A key pasted with its line break is the usual case.
+ *
+ * @example
+ * headerValue(flags.apiKey, 'the API key from --api-key');
+ */
+export function headerValue<T extends string | undefined>(value: T, what: string): T {
+  if (value !== undefined && /[\r\n\0]|[^\u0000-\u00ff]/.test(value)) {
+    // Not shown: a key is a secret, and the flag's value is the user's own.
+    throw new CliError(`quartz: ${what} holds a line break, NUL or a character beyond U+00FF, which an HTTP header cannot carry`);
+  }
+  return value;
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
@@ -162,7 +180,7 @@ export class ApiClient {
       headers['content-type'] = 'application/json';
     } else if (options.body !== undefined) {
       body = options.body;
-      headers['content-type'] = options.contentType ?? 'application/octet-stream';
+      headers['content-type'] = headerValue(options.contentType ?? 'application/octet-stream', 'the content type');
       if (options.contentLength !== undefined) headers['content-length'] = String(options.contentLength);
     }
     const watch = new Watchdog(this.conn.url, this.conn.timeoutMs ?? DEFAULT_TIMEOUT_S * 1000, options.serverWaitMs ?? 0);
