@@ -69,3 +69,10 @@ describe('values an HTTP header cannot carry', () => {
     expect([type.code, type.stderr]).toEqual([1, 'quartz: the content type holds a line break, NUL or a character beyond U+00FF, which an HTTP header cannot carry\n']);
   }, 60_000);
 });
+
+describe('a server URL on a port fetch blocks', () => {
+  it('says so, where it asked whether `quartz serve` was running', async () => {
+    const run = await runCli(['--url', 'http://127.0.0.1:6000', 'kv', 'ls'], env);
+    expect([run.code, run.stderr]).toEqual([1, 'quartz: cannot reach http://127.0.0.1:6000: fetch never connects to port 6000, one of the ports the fetch standard blocks (other protocols\' ports); run the server on another --port\n']);
+  }, 60_000);
+});

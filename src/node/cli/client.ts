@@ -196,6 +196,11 @@ export class ApiClient {
     } catch (err) {
       if (watch.fired !== undefined) throw watch.fired;
       if ((err as Error).name === 'AbortError' || err === options.signal?.reason) throw err;
+      // The fetch standard's blocked ports (6000, 6665-6669, 1, …): no connection is tried, so
+      // asking whether the server runs sent users looking for a fault that was not there.
+      if ((err as { cause?: Error }).cause?.message === 'bad port') {
+        throw new CliError(`quartz: cannot reach ${this.conn.url}: fetch never connects to port ${url.port}, one of the ports the fetch standard blocks (other protocols' ports); run the server on another --port`);
+      }
       throw new ServerUnavailable(`quartz: cannot reach ${this.conn.url} (${describeNetworkError(err)}) — is \`quartz serve\` running?`);
     } finally {
       watch.answered();
