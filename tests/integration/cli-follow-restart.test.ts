@@ -93,4 +93,22 @@ describe('quartz consume --follow across a server restart', () => {
     const offsets = await runCli(['consume', 'live', '--group', 'g', '-o', 'json'], env);
     expect([offsets.code, offsets.stdout]).toEqual([0, '']); // the group read everything: nothing left
   }, 300_000);
+
+  it('gives up with one line and exit code 1 once the server has been gone for --timeout', async () => {
+    const server = await startServerProcess(['--data', await tempDir('follow-gone-data')]);
+    running.push(server);
+    const env = { XDG_CONFIG_HOME: await tempDir('follow-gone-home'), QUARTZ_URL: server.url };
+    expect((await runCli(['register', '--email', 'gone@example.com', '--save'], env)).code).toBe(0);
+    expect((await runCli(['topic', 'create', 'quiet'], env)).code).toBe(0);
+    expect((await runCli(['produce', 'quiet'], env, 'first\n')).code).toBe(0);
+    const f = follow(['quiet', '--follow', '--from-beginning', '-o', 'json', '--timeout', '2'], env);
+    // Once it has printed the record, it is in its loop, waiting on a long-poll.
+    await waitFor(() => (f.lines().length === 1 ? true : undefined), 60_000, `the consumer to print the record (stderr: ${f.stderr()})`);
+    await server.stop('SIGKILL');
+    expect(await f.exited).toBe(1);
+    const lines = f.stderr().trim().split('\n');
+    expect(lines[0]).toMatch(/^quartz: lost the server: .*; trying again for up to 2 s \(--timeout\)$/);
+    expect(lines.at(-1)).toMatch(/^quartz: cannot reach .* \(connection refused\) — is `quartz serve` running\?; gave up after trying again for 2 s \(--timeout\)$/);
+    expect(lines.length).toBe(2);
+  }, 120_000);
 });

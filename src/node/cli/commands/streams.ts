@@ -406,6 +406,7 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
           serverWaitMs: wait,
           signal: stop.signal,
         }),
+        true,
       );
       if (page === undefined) return;
       let next = page.next_offset;
@@ -422,7 +423,7 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
       // A whole topic read faster than the pipe takes it was held in memory: the next page waits.
       if (full && !stop.signal.aborted) await stdoutDrained();
       if (max !== undefined && printed >= max) stop.abort();
-      if (commit !== undefined && (next !== offset || moved) && (await attempt(() => commit(p.partition, next).then(() => true))) === undefined) return;
+      if (commit !== undefined && (next !== offset || moved)) await attempt(() => commit(p.partition, next), false);
       moved = false;
       offset = next;
       if (flags.follow !== true && offset >= page.high_watermark) return;
@@ -437,16 +438,20 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   }
 }
 
-/** Runs a request of the consume loop: its answer, or undefined once the command is stopped (Ctrl-C, --max). */
-type Attempt = <T>(request: () => Promise<T>) => Promise<T | undefined>;
+/**
+ * Runs a request of the consume loop: its answer, or undefined when the command was stopped
+ * (Ctrl-C, --max) and the request is `stoppable` (a read: its failure then is the stop's doing). A
+ * commit is not: the records it covers were printed, so its failure is reported whatever happens.
+ */
+type Attempt = <T>(request: () => Promise<T>, stoppable: boolean) => Promise<T | undefined>;
 
 /** Without --follow: a failure ends the command. */
 function once(stopped: AbortSignal): Attempt {
-  return async (request) => {
+  return async (request, stoppable) => {
     try {
       return await request();
     } catch (err) {
-      if (stopped.aborted) return undefined;
+      if (stoppable && stopped.aborted) return undefined;
       throw err;
     }
   };
@@ -459,17 +464,19 @@ const RETRY_MOST_MS = 5_000;
  * With --follow: a server that cannot be reached or stops answering (a restart, a dropped
  * connection) is asked again, backing off from 0.1 s to 5 s, for as long as `--timeout` allows
  * (0: until stopped), with one line on stderr when it is lost and one when it answers again.
- * The partitions' loops share the outage: its clock starts at the first failure of any.
+ * The partitions' loops share the outage: its clock starts at the first failure of any. Once the
+ * command is stopped nothing is asked again.
  */
 function riding(client: ApiClient, stderr: NodeJS.WritableStream, stopped: AbortSignal): Attempt {
   const boundMs = client.conn.timeoutMs ?? 0;
   let lostAt: number | undefined;
-  return async (request) => {
+  return async (request, stoppable) => {
     let delay = RETRY_FIRST_MS;
     for (;;) {
       // An answer to a request sent before the loss was noticed (a long-poll the stopping server
       // answered) says nothing about the server now.
       const sentDuring = lostAt;
+      let failure: ServerUnavailable;
       try {
         const answer = await request();
         if (lostAt !== undefined && sentDuring === lostAt) {
@@ -478,19 +485,22 @@ function riding(client: ApiClient, stderr: NodeJS.WritableStream, stopped: Abort
         }
         return answer;
       } catch (err) {
-        if (stopped.aborted) return undefined;
-        if (!(err instanceof ServerUnavailable)) throw err;
-        const now = Date.now();
-        if (lostAt === undefined) {
-          lostAt = now;
-          const reason = err.message.replace(/^quartz: /, '');
-          stderr.write(`quartz: lost the server: ${reason}; trying again ${boundMs === 0 ? 'until it answers (Ctrl-C to stop)' : `for up to ${boundMs / 1000} s (--timeout)`}\n`);
-        } else if (boundMs !== 0 && now - lostAt >= boundMs) {
-          throw new CliError(`${err.message}; gave up after trying again for ${boundMs / 1000} s (--timeout)`);
-        }
+        if (stoppable && stopped.aborted) return undefined;
+        if (!(err instanceof ServerUnavailable) || stopped.aborted) throw err;
+        failure = err;
       }
-      await pause(boundMs === 0 ? delay : Math.min(delay, Math.max(0, lostAt + boundMs - Date.now())), stopped);
-      if (stopped.aborted) return undefined;
+      const now = Date.now();
+      if (lostAt === undefined) {
+        lostAt = now;
+        stderr.write(`quartz: lost the server: ${failure.message.replace(/^quartz: /, '')}; trying again ${boundMs === 0 ? 'until it answers (Ctrl-C to stop)' : `for up to ${boundMs / 1000} s (--timeout)`}\n`);
+      } else if (boundMs !== 0 && now - lostAt >= boundMs) {
+        throw new CliError(`${failure.message}; gave up after trying again for ${boundMs / 1000} s (--timeout)`);
+      }
+      await pause(boundMs === 0 ? delay : Math.min(delay, Math.max(0, lostAt + boundMs - now)), stopped);
+      if (stopped.aborted) {
+        if (stoppable) return undefined;
+        throw failure;
+      }
       delay = Math.min(delay * 2, RETRY_MOST_MS);
     }
   };
