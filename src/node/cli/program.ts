@@ -25,7 +25,7 @@ export function buildProgram(io: CliIo): Command {
     .option('-o, --output <mode>', 'table (for people) or json (for scripts)', 'table')
     .showHelpAfterError()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
-    // A QUARTZ_* name with a slip in it (QUARTZ_URLL) is otherwise silently ignored, and the command
+    // A QUARTZ_* name with a slip in it is otherwise silently ignored, and the command
     // talks to the default server. `serve` logs the same warning in its own log format.
     .hook('preAction', (_program, command) => {
       if (command.name() === 'serve') return;
