@@ -29,18 +29,20 @@ describe('PrincipalCache', () => {
     expect(await cache.tenantFor(api_key)).toBeUndefined();
   });
 
-  it('never caches unknown keys, and clear() forgets at once', async () => {
+  it('never caches unknown keys, and a revocation or plan change through the cache counts at once', async () => {
     const cache = new PrincipalCache(engine.tenants, clock);
     expect(await cache.tenantFor('qz_' + 'a'.repeat(64))).toBeUndefined();
     const { tenant, key_id, api_key } = await engine.tenants.create({ email: 'b@example.com' });
     expect((await cache.tenantFor(api_key))?.plan).toBe('free');
     await engine.tenants.update(tenant.id, { plan: 'pro' });
+    cache.tenantChanged(tenant.id);
+    expect((await cache.tenantFor(api_key))?.plan).toBe('pro');
     await engine.tenants.revokeKey(tenant.id, key_id);
-    cache.clear();
+    cache.revoked([key_id]);
     expect(await cache.tenantFor(api_key)).toBeUndefined();
   });
 
-  it('does not cache what a lookup found when clear() came while it ran (a revocation meanwhile)', async () => {
+  it('does not cache what a lookup found when its key was revoked while it ran', async () => {
     const { tenant, key_id, api_key } = await engine.tenants.create({ email: 'c@example.com' });
     // The real registry, with its answer held until the revocation has landed and cleared the cache.
     let release!: () => void;
@@ -58,7 +60,7 @@ describe('PrincipalCache', () => {
     const inFlight = cache.tenantFor(api_key);
     await lookedUp; // the key still resolved to its tenant
     await engine.tenants.revokeKey(tenant.id, key_id);
-    cache.clear();
+    cache.revoked([key_id]);
     release();
     expect(await inFlight).toBeUndefined();
     expect(await cache.tenantFor(api_key)).toBeUndefined();
@@ -118,5 +120,40 @@ describe('PrincipalCache', () => {
     await clock.advance(1000);
     await new Promise((resolve) => setTimeout(resolve, 0));
     expect(await cache.tenantFor(api_key)).toBeUndefined();
+  });
+
+  it('drops only what a revocation concerns: other keys stay cached and their lookups under way go on', async () => {
+    const a = await engine.tenants.create({ email: 'e@example.com' });
+    const b = await engine.tenants.create({ email: 'f@example.com' });
+    const other = await engine.tenants.createKey(a.tenant.id); // the revoked key's tenant keeps it
+    const lookups = new Map<string, number>();
+    let hold: Promise<void> | undefined;
+    const registry = Object.create(engine.tenants) as typeof engine.tenants;
+    registry.authenticate = async (key: string) => {
+      lookups.set(key, (lookups.get(key) ?? 0) + 1);
+      const who = await engine.tenants.authenticate(key);
+      await hold;
+      return who;
+    };
+    const cache = new PrincipalCache(registry, clock);
+    expect((await cache.tenantFor(other.api_key))?.id).toBe(a.tenant.id);
+    let release!: () => void;
+    hold = new Promise<void>((resolve) => (release = resolve));
+    // Under way when the revocation lands: b's key, and a's key that is being revoked.
+    const bUnderWay = cache.tenantFor(b.api_key);
+    const revokedUnderWay = cache.tenantFor(a.api_key);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await engine.tenants.revokeKey(a.tenant.id, a.key_id);
+    cache.revoked([a.key_id]);
+    const bJoined = cache.tenantFor(b.api_key);
+    hold = undefined;
+    release();
+    expect([(await bUnderWay)?.id, (await bJoined)?.id]).toEqual([b.tenant.id, b.tenant.id]);
+    expect(await revokedUnderWay).toBeUndefined();
+    expect(await cache.tenantFor(a.api_key)).toBeUndefined();
+    // b's lookup was not started again, and a's other key was answered from memory throughout.
+    expect(lookups.get(b.api_key)).toBe(1);
+    expect((await cache.tenantFor(other.api_key))?.id).toBe(a.tenant.id);
+    expect(lookups.get(other.api_key)).toBe(1);
   });
 });

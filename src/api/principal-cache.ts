@@ -1,8 +1,9 @@
 /**
  * Who a presented API key belongs to, remembered for a few seconds. Resolving a key costs a
  * SHA-256 through WebCrypto (a thread-pool hop in Node) on every request; the hot KV routes cannot
- * afford that. Revocations and plan changes made through this app clear the cache at once; made
- * anywhere else (another process, another isolate), they take effect within `ttlMs`.
+ * afford that. Revocations and plan changes made through this app take effect at once (they drop
+ * the entries they concern); made anywhere else (another process, another isolate), they take
+ * effect within `ttlMs`.
  *
  * NOTE: the map is keyed by the key text. A lookup hashes the string before comparing, so its
  * timing says nothing useful about a stored key; the registry behind it still looks keys up by
@@ -15,15 +16,22 @@ export const DEFAULT_PRINCIPAL_TTL_MS = 5_000;
 const MAX_ENTRIES = 10_000;
 
 export class PrincipalCache {
-  private readonly entries = new Map<string, { tenant: Tenant; until: number }>();
+  private readonly entries = new Map<string, { tenant: Tenant; keyId: string; until: number }>();
   /**
    * Lookups under way, by key: the requests that find an entry missing or expired share one.
    * Without this, every request arriving while the lookup ran started its own: at 200
    * connections, each expiry sent ~100-200 SHA-256s to the thread pool the log's writes wait on.
    */
   private readonly resolving = new Map<string, Promise<Tenant | undefined>>();
-  /** Bumped by `clear`: a lookup that began before a revocation must not cache what it found. */
-  private generation = 0;
+  /**
+   * Changes made while lookups were under way, numbered: the key ids revoked and the tenants
+   * changed, each with the number of its latest change. A lookup that began before a change to
+   * what it found reads the registry again; the others keep their answer (a revocation used to
+   * restart every lookup under way). Emptied whenever no lookup is under way.
+   */
+  private changes = 0;
+  private readonly revokedKeys = new Map<string, number>();
+  private readonly changedTenants = new Map<string, number>();
 
   constructor(
     private readonly registry: TenantRegistry,
@@ -58,29 +66,52 @@ export class PrincipalCache {
     this.resolving.set(apiKey, lookup);
     const done = (): void => {
       if (this.resolving.get(apiKey) === lookup) this.resolving.delete(apiKey);
+      if (this.resolving.size === 0) {
+        this.revokedKeys.clear();
+        this.changedTenants.clear();
+      }
     };
     lookup.then(done, done);
     return lookup;
   }
 
   private async resolve(apiKey: string, now: number): Promise<Tenant | undefined> {
-    const generation = this.generation;
-    const who = await this.registry.authenticate(apiKey);
-    if (generation !== this.generation) return this.tenantFor(apiKey);
+    let began: number;
+    let who: Awaited<ReturnType<TenantRegistry['authenticate']>>;
+    // The registry may have read the key before a revocation (or plan change) that returned
+    // while it ran: what it found is stale, and the requests waiting on it must not get it.
+    do {
+      began = this.changes;
+      who = await this.registry.authenticate(apiKey);
+    } while (who !== undefined && ((this.revokedKeys.get(who.key_id) ?? 0) > began || (this.changedTenants.get(who.tenant.id) ?? 0) > began));
     if (who === undefined) {
       this.entries.delete(apiKey);
       return undefined;
     }
     if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
-    this.entries.set(apiKey, { tenant: who.tenant, until: now + this.ttlMs });
+    this.entries.set(apiKey, { tenant: who.tenant, keyId: who.key_id, until: now + this.ttlMs });
     return who.tenant;
   }
 
-  /** Forgets everything, after a key revocation or a tenant change. */
-  clear(): void {
-    this.generation++;
-    this.entries.clear();
-    // A lookup under way may have read the key before the change: later requests start afresh.
-    this.resolving.clear();
+  /**
+   * Forgets the revoked keys, after the revocation is stored: no request authenticates with them
+   * from the next one on, and every other key stays cached.
+   *
+   * @example
+   * await engine.tenants.revokeKey(tenantId, keyId);
+   * principals.revoked([keyId]);
+   */
+  revoked(keyIds: readonly string[]): void {
+    const change = ++this.changes;
+    const ids = new Set(keyIds);
+    for (const [apiKey, entry] of this.entries) if (ids.has(entry.keyId)) this.entries.delete(apiKey);
+    if (this.resolving.size > 0) for (const id of ids) this.revokedKeys.set(id, change);
+  }
+
+  /** Forgets one tenant's keys, after a change to the tenant (its plan) is stored. */
+  tenantChanged(tenantId: string): void {
+    const change = ++this.changes;
+    for (const [apiKey, entry] of this.entries) if (entry.tenant.id === tenantId) this.entries.delete(apiKey);
+    if (this.resolving.size > 0) this.changedTenants.set(tenantId, change);
   }
 }

@@ -186,7 +186,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       const body = parseWith(UpdateTenantBody, await readJson(c.req.raw, jsonLimit));
       checkPlan(body.plan);
       const updated = await engine.tenants.update(param(c, 'id'), body);
-      deps.principals.clear(); // the new plan applies from the next request
+      deps.principals.tenantChanged(updated.id); // the new plan applies from the next request
       return c.json(updated);
     },
   );
@@ -232,7 +232,7 @@ export function adminRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
     auth,
     async (c) => {
       await engine.tenants.revokeKey(param(c, 'id'), param(c, 'key_id'));
-      deps.principals.clear(); // the revoked key fails from the next request
+      deps.principals.revoked([param(c, 'key_id')]); // the revoked key fails from the next request
       return c.body(null, 204);
     },
   );

@@ -14,6 +14,16 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * The server could not be reached or stopped answering (refused, reset, cut mid-answer, silent
+ * past --timeout, or a 502/503/504 in front of it): what a restart looks like, so a command that
+ * waits for ever anyway (`consume --follow`) may try again.
+ */
+export class ServerUnavailable extends CliError {}
+
+/** Statuses that say the server is not there for now (a proxy's 502/504, a 503), not that the request is wrong. */
+const UNAVAILABLE_STATUSES = new Set([502, 503, 504]);
+
 export interface Connection {
   url: string;
   apiKey: string | undefined;
@@ -37,10 +47,12 @@ type Env = Record<string, string | undefined>;
 export async function resolveConnection(flags: { url?: string; apiKey?: string; timeout?: string }, env: Env, options: { damagedConfig?: 'throw' | 'ignore' } = {}): Promise<Connection> {
   const timeoutMs = timeoutSetting(flags.timeout, env);
   const saved = await readUserConfig(env, { damaged: options.damagedConfig });
+  const [apiKey, apiKeyFrom] = flags.apiKey !== undefined ? [flags.apiKey, '--api-key'] : nonEmpty(env.QUARTZ_API_KEY) !== undefined ? [env.QUARTZ_API_KEY, 'QUARTZ_API_KEY'] : [saved.api_key, 'the saved config'];
+  const [adminKey, adminKeyFrom] = nonEmpty(env.QUARTZ_ADMIN_KEY) !== undefined ? [env.QUARTZ_ADMIN_KEY, 'QUARTZ_ADMIN_KEY'] : [saved.admin_key, 'the saved config'];
   return {
     url: serverUrl(flags.url ?? nonEmpty(env.QUARTZ_URL) ?? saved.url ?? DEFAULT_URL),
-    apiKey: flags.apiKey ?? nonEmpty(env.QUARTZ_API_KEY) ?? saved.api_key,
-    adminKey: nonEmpty(env.QUARTZ_ADMIN_KEY) ?? saved.admin_key,
+    apiKey: headerValue(apiKey, `the API key from ${apiKeyFrom}`),
+    adminKey: headerValue(adminKey, `the admin key from ${adminKeyFrom}`),
     timeoutMs,
   };
 }
@@ -85,6 +97,22 @@ export function serverUrl(given: string): string {
     throw new CliError('quartz: the server URL must not hold a user name or password; give the API key with --api-key or QUARTZ_API_KEY');
   }
   return url;
+}
+
+/**
+ * `value`, refused with one line naming `what` when an HTTP header cannot carry it (a line break,
+ * NUL, a character past U+00FF): fetch refused it with a multi-line TypeError that the CLI
+ * reported as 'cannot reach' the server. A key pasted with its line break is the usual case.
+ *
+ * @example
+ * headerValue(flags.apiKey, 'the API key from --api-key');
+ */
+export function headerValue<T extends string | undefined>(value: T, what: string): T {
+  if (value !== undefined && /[\r\n\0]|[^\u0000-\u00ff]/.test(value)) {
+    // Not shown: a key is a secret, and the flag's value is the user's own.
+    throw new CliError(`quartz: ${what} holds a line break, NUL or a character beyond U+00FF, which an HTTP header cannot carry`);
+  }
+  return value;
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
@@ -152,7 +180,7 @@ export class ApiClient {
       headers['content-type'] = 'application/json';
     } else if (options.body !== undefined) {
       body = options.body;
-      headers['content-type'] = options.contentType ?? 'application/octet-stream';
+      headers['content-type'] = headerValue(options.contentType ?? 'application/octet-stream', 'the content type');
       if (options.contentLength !== undefined) headers['content-length'] = String(options.contentLength);
     }
     const watch = new Watchdog(this.conn.url, this.conn.timeoutMs ?? DEFAULT_TIMEOUT_S * 1000, options.serverWaitMs ?? 0);
@@ -168,7 +196,12 @@ export class ApiClient {
     } catch (err) {
       if (watch.fired !== undefined) throw watch.fired;
       if ((err as Error).name === 'AbortError' || err === options.signal?.reason) throw err;
-      throw new CliError(`quartz: cannot reach ${this.conn.url} (${describeNetworkError(err)}) — is \`quartz serve\` running?`);
+      // The fetch standard's blocked ports (6000, 6665-6669, 1, …): no connection is tried, so
+      // asking whether the server runs sent users looking for a fault that was not there.
+      if ((err as { cause?: Error }).cause?.message === 'bad port') {
+        throw new CliError(`quartz: cannot reach ${this.conn.url}: fetch never connects to port ${url.port}, one of the ports the fetch standard blocks (other protocols' ports); run the server on another --port`);
+      }
+      throw new ServerUnavailable(`quartz: cannot reach ${this.conn.url} (${describeNetworkError(err)}) — is \`quartz serve\` running?`);
     } finally {
       watch.answered();
     }
@@ -256,7 +289,7 @@ export class ApiClient {
       read = await readUpTo(res, limit);
     } catch (err) {
       if (err instanceof CliError) throw err;
-      throw new CliError(`quartz: the connection to ${this.conn.url} ended before the whole answer arrived (${describeNetworkError(err)})`);
+      throw new ServerUnavailable(`quartz: the connection to ${this.conn.url} ended before the whole answer arrived (${describeNetworkError(err)})`);
     }
     if (!read.whole) throw new CliError(`quartz: ${this.conn.url} answered more than ${limit / 2 ** 20} MiB, more than the CLI holds in memory; is it a QuartzDB server?`);
     return read.bytes;
@@ -299,7 +332,8 @@ async function errorFrom(res: Response): Promise<CliError> {
     // A timeout is its own line; a connection cut mid-error leaves the status line to report.
     if (err instanceof CliError) throw err;
   }
-  return errorOf(res, text);
+  const error = errorOf(res, text);
+  return UNAVAILABLE_STATUSES.has(res.status) ? new ServerUnavailable(error.message) : error;
 }
 
 /** Statuses whose answers have no body, which `new Response` refuses one for. */
@@ -393,7 +427,7 @@ class Watchdog {
     this.disarm();
     if (this.timeoutMs === 0) return;
     this.timer = setTimeout(() => {
-      this.fired = new CliError(`quartz: ${what} (--timeout or QUARTZ_TIMEOUT sets how long to wait)`);
+      this.fired = new ServerUnavailable(`quartz: ${what} (--timeout or QUARTZ_TIMEOUT sets how long to wait)`);
       this.controller.abort(this.fired);
     }, ms);
   }

@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { packageVersion } from '../package-info.js';
+import { unknownVariableMessage, unknownVariables } from '../variables.js';
 import { adminCommands } from './commands/admin.js';
 import { accountCommands, kvCommands, vectorCommands } from './commands/data.js';
 import { serveCommand } from './commands/serve.js';
@@ -23,7 +24,13 @@ export function buildProgram(io: CliIo): Command {
     .option('--timeout <seconds>', 'give up on a server silent this long (else QUARTZ_TIMEOUT, or 30; 0: no limit)')
     .option('-o, --output <mode>', 'table (for people) or json (for scripts)', 'table')
     .showHelpAfterError()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    // A QUARTZ_* name with a slip in it is otherwise silently ignored, and the command
+    // talks to the default server. `serve` logs the same warning in its own log format.
+    .hook('preAction', (_program, command) => {
+      if (command.name() === 'serve') return;
+      for (const unknown of unknownVariables(io.env)) io.stderr.write(`quartz: ${unknownVariableMessage(unknown)}\n`);
+    });
   serveCommand(program, io);
   accountCommands(program, io);
   kvCommands(program, io);

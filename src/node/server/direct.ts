@@ -119,25 +119,29 @@ const SERVER_METHODS = 'GET, HEAD, PUT, POST, PATCH, DELETE, OPTIONS';
  * methods the server answers anywhere; any other method has no resource there (400, as the URL
  * adapter answered every `*` before).
  */
-function answerAsterisk(req: IncomingMessage, res: ServerResponse): void {
+function answerAsterisk(req: IncomingMessage, res: ServerResponse): number {
   if (req.method === 'OPTIONS') {
     res.writeHead(204, { allow: SERVER_METHODS });
     res.end();
-    return;
+    return 204;
   }
   const body = errorJson(ErrorCode.INVALID_ARGUMENT, `the request target * names no resource; only OPTIONS * is answered`);
   res.writeHead(400, { 'content-type': JSON_TYPE, 'content-length': String(Buffer.byteLength(body)) });
   res.end(body);
+  return 400;
 }
 
 /**
+ * `early` hears of the answers given here before any route (a Host refused, the `*` target), for
+ * the metrics.
+ *
  * @example
- * serve({ fetch: app.fetch, port, createServer: (options, listener) => createServer(options, directFirst(app.direct, listener, logger)) });
+ * serve({ fetch: app.fetch, port, createServer: (options, listener) => createServer(options, directFirst(app.direct, listener, logger, (req, status) => count(req.method, status))) });
  */
-export function directFirst(direct: DirectRoutes, fallback: RequestListener, logger: LoggerPort): RequestListener {
+export function directFirst(direct: DirectRoutes, fallback: RequestListener, logger: LoggerPort, early: (req: IncomingMessage, status: number) => void): RequestListener {
   return (req, res) => {
-    if (refusedForHost(req, res)) return;
-    if (req.url === '*') return answerAsterisk(req, res);
+    if (refusedForHost(req, res)) return early(req, 400);
+    if (req.url === '*') return early(req, answerAsterisk(req, res));
     const answer = direct(new IncomingRequest(req), req.url ?? '');
     if (answer === undefined) return fallback(req, res);
     if (answer instanceof Promise) void answer.then((a) => write(res, a, logger));

@@ -57,4 +57,19 @@ describe('answers given before routing', () => {
 
     expect(await early()).toEqual({ 'PUT 503': 1, 'PUT 413': 1, 'unknown 400': 1, 'unknown 501': 1, 'CONNECT 501': 1, 'PUT 417': 1 });
   });
+
+  it('count the refusals of a Host, of a target no URL can be made of, and the * target', async () => {
+    const { url } = running.server;
+    const { host } = new URL(url);
+    const before = await early();
+    const status = async (raw: string) => (await exchangeRaw(url, raw)).split(' ')[1];
+    expect(await status('GET /v1/health HTTP/1.1\r\nConnection: close\r\n\r\n')).toBe('400'); // no Host
+    expect(await status(`DELETE /v1/kv/k HTTP/1.1\r\nHost: ${host}\r\nHost: other.example\r\nConnection: close\r\n\r\n`)).toBe('400');
+    expect(await status(`PATCH /v1\\topics HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)).toBe('400'); // the adapter's bad URL
+    expect(await status(`OPTIONS * HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)).toBe('204');
+    expect(await status(`HEAD * HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)).toBe('400');
+    const after = await early();
+    const added = Object.fromEntries(Object.entries(after).filter(([k, v]) => v !== (before[k] ?? 0)).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+    expect(added).toEqual({ 'GET 400': 1, 'DELETE 400': 1, 'PATCH 400': 1, 'OPTIONS 204': 1, 'HEAD 400': 1 });
+  });
 });

@@ -4,7 +4,7 @@
  * KV GET and PUT, vector query, produce and consume answered directly (./direct.ts), the rest through @hono/node-server. `close()` is the graceful shutdown: stop accepting, answer pending
  * long-polls with what they have, finish in-flight requests, then flush and close the engine.
  */
-import { getRequestListener, type ServerType } from '@hono/node-server';
+import type { ServerType } from '@hono/node-server';
 import { setMaxListeners } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -25,7 +25,7 @@ import { holdAddress } from './held-address.js';
 import { inTurn } from './in-turn.js';
 import { closeAfterAnswer, continueWhenRead, EarlyAnswerResponse, lingering } from './early-answer.js';
 import { createLogger } from './logger.js';
-import { adapterErrorAnswer, answerClientError, countWrites, endUnlessWriting, refuseConnect, refuseExpectation } from './transport-errors.js';
+import { adapterListener, answerClientError, countWrites, endUnlessWriting, refuseConnect, refuseExpectation } from './transport-errors.js';
 import { createMetrics } from './metrics.js';
 import { keepTickShape } from './tick-shape.js';
 import type { ServeSettings } from './settings.js';
@@ -179,9 +179,9 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
     });
     server = await new Promise<ServerType>((resolve, reject) => {
       // As @hono/node-server's serve(), with the app's direct routes answered straight from node's request.
-      const hono = getRequestListener(app.fetch, { hostname: settings.host, errorHandler: adapterErrorAnswer(logger) });
+      const hono = adapterListener(app.fetch, { hostname: settings.host, logger, early: (req, status) => early(req?.method, status) });
       // Host is checked in directFirst, which answers its absence as JSON (node's check answers a bare 400).
-      const listener = countWrites(inTurn(bodies.guard(directFirst(app.direct, hono, logger), app.corsHeaders)));
+      const listener = countWrites(inTurn(bodies.guard(directFirst(app.direct, hono, logger, (req, status) => early(req.method, status)), app.corsHeaders)));
       const s = createServer({ requireHostHeader: false, ServerResponse: EarlyAnswerResponse }, listener);
       // NOTE: by default node ends a connection as soon as its client half-closes (sends FIN after
       // its request, as `nc -N` or an HTTP/1.0 client may), dropping the answers of requests still

@@ -7,7 +7,7 @@
  * invalid Host, a backslash in the path). Left to themselves, the first three answer a bare status
  * (or let a repeated Host through), CONNECT a closed connection, the last an empty 400.
  */
-import { RequestError } from '@hono/node-server';
+import { getRequestListener, RequestError } from '@hono/node-server';
 import { STATUS_CODES, maxHeaderSize, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
@@ -211,15 +211,36 @@ export function refuseExpectation(_req: IncomingMessage, res: ServerResponse): v
 }
 
 /**
- * @hono/node-server's `errorHandler`: a request it cannot turn into a URL is the client's fault
- * (400 with the adapter's reason); anything else escaped the app's own error handling and is a 500.
+ * @hono/node-server's listener for `fetch`, whose `errorHandler` answers a request it cannot turn
+ * into a URL as the client's fault (400 with the adapter's reason, told to `early`), and anything
+ * else that escaped the app's own error handling as a 500.
+ *
+ * NOTE: the adapter builds the URL (and throws) within the listener's synchronous call, before its
+ * first await, and calls `errorHandler` there too, with the error only: the request being handed
+ * over then is the one refused.
  *
  * @example
- * getRequestListener(app.fetch, { errorHandler: adapterErrorAnswer(logger) });
+ * const hono = adapterListener(app.fetch, { hostname, logger, early: (req, status) => count(req.method, status) });
  */
-export function adapterErrorAnswer(logger: LoggerPort): (err: unknown) => Response {
-  return (err) =>
-    err instanceof RequestError
-      ? errorResponse(new QuartzError(ErrorCode.INVALID_ARGUMENT, `the request target or Host header is not valid: ${err.message}`))
-      : toErrorResponse(err, logger, undefined);
+export function adapterListener(
+  fetch: Parameters<typeof getRequestListener>[0],
+  options: { hostname: string; logger: LoggerPort; early: (req: IncomingMessage | undefined, status: number) => void },
+): RequestListener {
+  let handing: IncomingMessage | undefined;
+  const listener = getRequestListener(fetch, {
+    hostname: options.hostname,
+    errorHandler: (err) => {
+      if (!(err instanceof RequestError)) return toErrorResponse(err, options.logger, undefined);
+      options.early(handing, 400);
+      return errorResponse(new QuartzError(ErrorCode.INVALID_ARGUMENT, `the request target or Host header is not valid: ${err.message}`));
+    },
+  });
+  return (req, res) => {
+    handing = req;
+    try {
+      void listener(req, res);
+    } finally {
+      handing = undefined;
+    }
+  };
 }

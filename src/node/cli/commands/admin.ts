@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { ApiClient, CliError } from '../client.js';
+import { ApiClient, CliError, headerValue } from '../client.js';
 import { ctxFor, type CliIo } from '../context.js';
 import { counted } from '../output.js';
 import { progressBar } from '../progress.js';
@@ -24,7 +24,7 @@ export function adminCommands(program: Command, io: CliIo): void {
         const key = (await readFile(flags.adminKeyFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
           throw new CliError(`quartz: cannot read ${flags.adminKeyFile} (${err.code ?? err.message})`);
         })).trim();
-        client = new ApiClient({ ...client.conn, adminKey: key });
+        client = new ApiClient({ ...client.conn, adminKey: headerValue(key, `the admin key in ${flags.adminKeyFile}`) });
       }
       const partial = `${flags.file}.partial`;
       const cannotWrite = (err: NodeJS.ErrnoException): CliError => new CliError(`quartz: cannot write ${flags.file} (${err.code ?? err.message})`);

@@ -5,7 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
-import { CliError, errorOf, namedPath, type ApiClient } from '../client.js';
+import { CliError, errorOf, namedPath, ServerUnavailable, type ApiClient } from '../client.js';
 import { ctxFor, intFlag, listFlags, type CliIo, type Ctx } from '../context.js';
 import { counted } from '../output.js';
 import { isText } from './data.js';
@@ -115,7 +115,7 @@ export function topicCommands(program: Command, io: CliIo): void {
     .option('--from-beginning', 'start at the log start')
     .option('--partition <n>', 'only this partition (default: all)')
     .option('--offset <n>', 'start at this offset')
-    .option('--follow', 'keep waiting for new records (Ctrl-C to stop)')
+    .option('--follow', 'keep waiting for new records, through server restarts for up to --timeout each (Ctrl-C to stop)')
     .option('--group <id>', 'start at, and commit, this consumer group offsets')
     .option('--max <n>', 'stop after this many records')
     .addHelpText(
@@ -201,6 +201,7 @@ async function produceLines(
   let chain: Promise<void> = Promise.resolve();
   let failure: unknown;
   let timer: NodeJS.Timeout | undefined;
+  let posted = false;
   /** The batches sent and not yet answered: reading waits while more than a few are. */
   const inFlight: Promise<void>[] = [];
   const post = async (lines: Line[]): Promise<void> => {
@@ -222,6 +223,7 @@ async function produceLines(
     timer = undefined;
     if (batch.length === 0) return;
     const lines = batch;
+    posted = true;
     batch = [];
     batchBytes = ENVELOPE;
     chain = chain.then(async () => {
@@ -264,11 +266,21 @@ async function produceLines(
     failure ??= err;
   }
   await chain;
+  // Input without a record sends no produce request, yet a topic that does not exist (or a
+  // --partition it lacks) is as wrong with it: `printf '' | quartz produce typo` reported success.
+  if (!posted && failure === undefined) failure = await produceTarget(client, topic, o.partition).catch((err: unknown) => err);
   if (failure !== undefined) {
     if (failure instanceof CliError) throw new CliError(`${failure.message}; ${produced} record(s) were produced before it`);
     throw failure;
   }
   return produced;
+}
+
+/** Fails as a produce request to `topic` (and `partition`) would: the topic, and the partition, must exist. */
+async function produceTarget(client: ApiClient, topic: string, partition: number | undefined): Promise<undefined> {
+  const { partitions } = await client.json<{ partitions: number }>(topicPath(topic));
+  if (partition !== undefined && partition >= partitions) throw new CliError(`quartz: topic '${topic}' has no partition ${partition} (404 not_found)`);
+  return undefined;
 }
 
 /**
@@ -380,23 +392,23 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   const commit = flags.group === undefined ? undefined : groupCommitter(client, flags.group, topic);
   // A long-poll: the server holds the answer this long when there is nothing new.
   const wait = flags.follow === true ? 10_000 : 0;
+  const attempt = flags.follow === true ? riding(client, ctx.io.stderr, stop.signal) : once(stop.signal);
   const loop = async (p: PartitionInfo): Promise<void> => {
     const first = start(p);
     let offset = first.offset;
     // A group moved past retention's gap records its new place even when no record follows.
     let moved = commit !== undefined && first.reset;
     while (!stop.signal.aborted) {
-      let page: { records: ConsumedRecord[]; next_offset: number; high_watermark: number };
-      try {
-        page = await client.json(`${topicPath(topic)}/partitions/${p.partition}/records`, {
+      // Asked again from `offset` after a failure: the first record not printed yet.
+      const page = await attempt(() =>
+        client.json<{ records: ConsumedRecord[]; next_offset: number; high_watermark: number }>(`${topicPath(topic)}/partitions/${p.partition}/records`, {
           query: { offset, max_records: 500, max_wait_ms: wait },
           serverWaitMs: wait,
           signal: stop.signal,
-        });
-      } catch (err) {
-        if (stop.signal.aborted) return;
-        throw err;
-      }
+        }),
+        true,
+      );
+      if (page === undefined) return;
       let next = page.next_offset;
       let full = false;
       for (const r of page.records) {
@@ -411,7 +423,7 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
       // A whole topic read faster than the pipe takes it was held in memory: the next page waits.
       if (full && !stop.signal.aborted) await stdoutDrained();
       if (max !== undefined && printed >= max) stop.abort();
-      if (commit !== undefined && (next !== offset || moved)) await commit(p.partition, next);
+      if (commit !== undefined && (next !== offset || moved)) await attempt(() => commit(p.partition, next), false);
       moved = false;
       offset = next;
       if (flags.follow !== true && offset >= page.high_watermark) return;
@@ -424,4 +436,85 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/**
+ * Runs a request of the consume loop: its answer, or undefined when the command was stopped
+ * (Ctrl-C, --max) and the request is `stoppable` (a read: its failure then is the stop's doing). A
+ * commit is not: the records it covers were printed, so its failure is reported whatever happens.
+ */
+type Attempt = <T>(request: () => Promise<T>, stoppable: boolean) => Promise<T | undefined>;
+
+/** Without --follow: a failure ends the command. */
+function once(stopped: AbortSignal): Attempt {
+  return async (request, stoppable) => {
+    try {
+      return await request();
+    } catch (err) {
+      if (stoppable && stopped.aborted) return undefined;
+      throw err;
+    }
+  };
+}
+
+const RETRY_FIRST_MS = 100;
+const RETRY_MOST_MS = 5_000;
+
+/**
+ * With --follow: a server that cannot be reached or stops answering (a restart, a dropped
+ * connection) is asked again, backing off from 0.1 s to 5 s, for as long as `--timeout` allows
+ * (0: until stopped), with one line on stderr when it is lost and one when it answers again.
+ * The partitions' loops share the outage: its clock starts at the first failure of any. Once the
+ * command is stopped nothing is asked again.
+ */
+function riding(client: ApiClient, stderr: NodeJS.WritableStream, stopped: AbortSignal): Attempt {
+  const boundMs = client.conn.timeoutMs ?? 0;
+  let lostAt: number | undefined;
+  return async (request, stoppable) => {
+    let delay = RETRY_FIRST_MS;
+    for (;;) {
+      // An answer to a request sent before the loss was noticed (a long-poll the stopping server
+      // answered) says nothing about the server now.
+      const sentDuring = lostAt;
+      let failure: ServerUnavailable;
+      try {
+        const answer = await request();
+        if (lostAt !== undefined && sentDuring === lostAt) {
+          lostAt = undefined;
+          stderr.write(`quartz: ${client.conn.url} answers again; going on from the first record not printed\n`);
+        }
+        return answer;
+      } catch (err) {
+        if (stoppable && stopped.aborted) return undefined;
+        if (!(err instanceof ServerUnavailable) || stopped.aborted) throw err;
+        failure = err;
+      }
+      const now = Date.now();
+      if (lostAt === undefined) {
+        lostAt = now;
+        stderr.write(`quartz: lost the server: ${failure.message.replace(/^quartz: /, '')}; trying again ${boundMs === 0 ? 'until it answers (Ctrl-C to stop)' : `for up to ${boundMs / 1000} s (--timeout)`}\n`);
+      } else if (boundMs !== 0 && now - lostAt >= boundMs) {
+        throw new CliError(`${failure.message}; gave up after trying again for ${boundMs / 1000} s (--timeout)`);
+      }
+      await pause(boundMs === 0 ? delay : Math.min(delay, Math.max(0, lostAt + boundMs - now)), stopped);
+      if (stopped.aborted) {
+        if (stoppable) return undefined;
+        throw failure;
+      }
+      delay = Math.min(delay * 2, RETRY_MOST_MS);
+    }
+  };
+}
+
+/** Waits `ms`, or less when `stopped` aborts. */
+function pause(ms: number, stopped: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      stopped.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    stopped.addEventListener('abort', done, { once: true });
+  });
 }

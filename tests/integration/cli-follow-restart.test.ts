@@ -1,0 +1,114 @@
+/**
+ * `quartz consume --follow` under a server that restarts: real `quartz` processes follow a real
+ * server process that is stopped (SIGTERM, then SIGKILL) and started again on the same port and
+ * data directory. The consumers must ride through it and print every record exactly once, in
+ * order; with --group, the committed offsets end where the output does.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../fixtures/free-port.js';
+import { BIN, ROOT, cleanEnv, runCli, startServerProcess, tempDir, waitFor, type ServerProcess } from './server-process.js';
+
+const running: Array<ServerProcess | ChildProcessWithoutNullStreams> = [];
+
+afterEach(() => {
+  for (const p of running.splice(0)) ('proc' in p ? p.proc : p).kill('SIGKILL');
+});
+
+interface Follower {
+  proc: ChildProcessWithoutNullStreams;
+  lines(): Array<{ partition: number; offset: number; value: string }>;
+  stderr(): string;
+  exited: Promise<number | string>;
+}
+
+function follow(args: string[], env: Record<string, string>): Follower {
+  const proc = spawn(process.execPath, [BIN, 'consume', ...args], { env: cleanEnv(env), cwd: ROOT });
+  running.push(proc);
+  let out = '';
+  let err = '';
+  proc.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+  proc.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+  const exited = new Promise<number | string>((resolve) => proc.once('close', (code, signal) => resolve(code ?? signal ?? -1)));
+  return {
+    proc,
+    lines: () => out.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { partition: number; offset: number; value: string }),
+    stderr: () => err,
+    exited,
+  };
+}
+
+describe('quartz consume --follow across a server restart', () => {
+  it('prints every record once, in order, resumes after SIGTERM and SIGKILL restarts, and commits where it stopped', async () => {
+    const port = await freePort();
+    const data = await tempDir('follow-restart-data');
+    const start = async () => {
+      const s = await startServerProcess(['--port', String(port), '--data', data]);
+      running.push(s);
+      return s;
+    };
+    let server = await start();
+    const env = { XDG_CONFIG_HOME: await tempDir('follow-restart-home'), QUARTZ_URL: server.url };
+    expect((await runCli(['register', '--email', 'follow@example.com', '--save'], env)).code).toBe(0);
+    expect((await runCli(['topic', 'create', 'live', '--partitions', '2'], env)).code).toBe(0);
+    const produce = async (values: string[]) => {
+      for (const [i, v] of values.entries()) {
+        const r = await runCli(['produce', 'live', '--partition', String(i % 2)], env, `${v}\n`);
+        expect(r.code, r.stderr).toBe(0);
+      }
+    };
+    const seen = (f: Follower, n: number, what: string) => waitFor(() => (f.lines().length >= n ? true : undefined), 60_000, `${what}: ${n} records (stderr: ${f.stderr()})`);
+
+    await produce(['a0', 'a1', 'a2', 'a3']);
+    const plain = follow(['live', '--follow', '--from-beginning', '-o', 'json', '--timeout', '120'], env);
+    const grouped = follow(['live', '--follow', '--from-beginning', '--group', 'g', '-o', 'json', '--timeout', '120'], env);
+    await seen(plain, 4, 'plain');
+    await seen(grouped, 4, 'grouped');
+
+    // A graceful stop, records produced once it is back.
+    await server.stop('SIGTERM');
+    server = await start();
+    await produce(['b0', 'b1', 'b2', 'b3']);
+    await seen(plain, 8, 'plain after SIGTERM');
+    await seen(grouped, 8, 'grouped after SIGTERM');
+
+    // Killed mid long-poll.
+    await server.stop('SIGKILL');
+    server = await start();
+    await produce(['c0', 'c1']);
+    await seen(plain, 10, 'plain after SIGKILL');
+    await seen(grouped, 10, 'grouped after SIGKILL');
+
+    for (const f of [plain, grouped]) {
+      f.proc.kill('SIGINT');
+      expect(await f.exited, f.stderr()).toBe(0);
+      const lines = f.lines();
+      const byPartition = (p: number) => lines.filter((l) => l.partition === p).map((l) => `${l.offset}:${l.value}`);
+      expect(byPartition(0)).toEqual(['0:a0', '1:a2', '2:b0', '3:b2', '4:c0']);
+      expect(byPartition(1)).toEqual(['0:a1', '1:a3', '2:b1', '3:b3', '4:c1']);
+      expect(f.stderr()).toMatch(/^quartz: lost the server: .*; trying again for up to 120 s \(--timeout\)\n/);
+      expect(f.stderr()).toMatch(/answers again; going on from the first record not printed\n$/);
+      expect(f.stderr().split('\n').filter((l) => l.includes('lost the server')).length).toBe(2);
+    }
+    const offsets = await runCli(['consume', 'live', '--group', 'g', '-o', 'json'], env);
+    expect([offsets.code, offsets.stdout]).toEqual([0, '']); // the group read everything: nothing left
+  }, 300_000);
+
+  it('gives up with one line and exit code 1 once the server has been gone for --timeout', async () => {
+    const server = await startServerProcess(['--data', await tempDir('follow-gone-data')]);
+    running.push(server);
+    const env = { XDG_CONFIG_HOME: await tempDir('follow-gone-home'), QUARTZ_URL: server.url };
+    expect((await runCli(['register', '--email', 'gone@example.com', '--save'], env)).code).toBe(0);
+    expect((await runCli(['topic', 'create', 'quiet'], env)).code).toBe(0);
+    expect((await runCli(['produce', 'quiet'], env, 'first\n')).code).toBe(0);
+    const f = follow(['quiet', '--follow', '--from-beginning', '-o', 'json', '--timeout', '2'], env);
+    // Once it has printed the record, it is in its loop, waiting on a long-poll.
+    await waitFor(() => (f.lines().length === 1 ? true : undefined), 60_000, `the consumer to print the record (stderr: ${f.stderr()})`);
+    await server.stop('SIGKILL');
+    expect(await f.exited).toBe(1);
+    const lines = f.stderr().trim().split('\n');
+    expect(lines[0]).toMatch(/^quartz: lost the server: .*; trying again for up to 2 s \(--timeout\)$/);
+    expect(lines.at(-1)).toMatch(/^quartz: cannot reach .* \(connection refused\) — is `quartz serve` running\?; gave up after trying again for 2 s \(--timeout\)$/);
+    expect(lines.length).toBe(2);
+  }, 120_000);
+});
