@@ -85,6 +85,12 @@ const wanted = (s: (typeof SCENARIOS)[number]) => only === undefined || only.inc
 const CPU_PROF = flags.has('cpu-prof');
 const MIXED_ROUNDS = num('mixed-rounds', 1);
 const GET_ROUNDS = num('get-rounds', 5);
+/** A round's shortest run: a shorter one answers a handful of requests, or none (a ratio of 0/0), and its 0.5 s warm-ups then make up most of the time. */
+const MIN_GET_ROUND_S = 0.5;
+if (!Number.isInteger(GET_ROUNDS)) refuseFlag(`--get-rounds must be a whole number of rounds, got ${GET_ROUNDS}`);
+if (DURATION / GET_ROUNDS < MIN_GET_ROUND_S) {
+  refuseFlag(`--get-rounds ${GET_ROUNDS} splits --duration ${DURATION} into runs of ${DURATION / GET_ROUNDS} s; each must be at least ${MIN_GET_ROUND_S} s (at most ${Math.floor(DURATION / MIN_GET_ROUND_S)} rounds, or a longer --duration)`);
+}
 const HEAP_SNAPSHOTS = flags.has('heap-snapshots');
 /** How long the quartz server (and the peer server) may take to stop on SIGTERM before SIGKILL. */
 const SERVER_GRACE_MS = 20_000;
