@@ -410,7 +410,29 @@ describe('produce and consume', () => {
     const none = await streams.produce('t', []);
     expect(none.count).toBe(0);
     expect(offsetRun(none)).toBeUndefined();
-    expect(() => none.offsetOf(0)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    expect(() => none.offsetOf(0)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT, message: 'this produce result holds no records, so there is no record 0' }));
+    expect(() => spread.partitionOf(4)).toThrow(expect.objectContaining({ message: 'a record index must be an integer from 0 to 3, got 4' }));
+  });
+
+  it('keyed records over many partitions: each offset and partition in input order, and the result shows only {offsets}', async () => {
+    const { streams } = await setup();
+    await streams.createTopic('t', { partitions: 7 });
+    const records = Array.from({ length: 300 }, (_, i) => ({ key: utf8(`k${i % 37}`), value: utf8(`v${i}`) }));
+    const res = await streams.produce('t', records);
+    const next = new Array<number>(7).fill(0);
+    const expected = records.map((r) => {
+      const partition = partitionForKey(r.key, 7);
+      return { partition, offset: next[partition]!++ };
+    });
+    expect(Array.from({ length: res.count }, (_, i) => ({ partition: res.partitionOf(i), offset: res.offsetOf(i) }))).toEqual(expected);
+    for (const bad of [1e300, Infinity, -Infinity, 2 ** 53, null as unknown as number]) {
+      expect(() => res.offsetOf(bad)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    }
+    for (const shown of [JSON.parse(JSON.stringify(res)), { ...res }, structuredClone(res)]) {
+      expect(Object.keys(shown)).toEqual(['offsets']);
+      expect(shown.offsets).toEqual(expected);
+    }
+    expect(Reflect.ownKeys(res)).toEqual(['offsets']);
   });
 
   it('rejects bad records and oversized records with typed errors', async () => {

@@ -267,7 +267,9 @@ class Produced implements ProduceResult {
   }
 
   #check(i: number): void {
-    if (!Number.isInteger(i) || i < 0 || i >= this.#count) throw invalid(`a record index must be an integer from 0 to ${this.#count - 1}, got ${showValue(i)}`);
+    if (Number.isInteger(i) && i >= 0 && i < this.#count) return;
+    // "from 0 to -1" would name no index at all
+    throw invalid(this.#count === 0 ? `this produce result holds no records, so there is no record ${showValue(i)}` : `a record index must be an integer from 0 to ${this.#count - 1}, got ${showValue(i)}`);
   }
 
   /** Each partition's records got consecutive offsets in input order. */
