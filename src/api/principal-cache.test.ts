@@ -210,4 +210,26 @@ describe('PrincipalCache', () => {
     fail = false;
     expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
   });
+
+  it('keeps the other keys when a remembered key is renewed with the map full', async () => {
+    const { tenant } = await engine.tenants.create({ email: 'i@example.com' });
+    const keys: string[] = [];
+    for (let i = 0; i < 10_000; i++) keys.push((await engine.tenants.createKey(tenant.id)).api_key);
+    let lookups = 0;
+    const registry = Object.create(engine.tenants) as typeof engine.tenants;
+    registry.authenticate = async (key: string) => {
+      lookups++;
+      return engine.tenants.authenticate(key);
+    };
+    const cache = new PrincipalCache(registry, clock, 1000);
+    for (const key of keys) await cache.tenantFor(key);
+    expect(lookups).toBe(10_000);
+    await clock.advance(800);
+    // The first key, in steady use, is renewed in the background: it replaces its own entry.
+    expect(cache.tenantFor(keys[0]!) instanceof Promise).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(lookups).toBe(10_001);
+    // Every other key is still remembered: answered without a lookup.
+    expect(keys.slice(1).every((key) => !(cache.tenantFor(key) instanceof Promise))).toBe(true);
+  }, 120_000);
 });
