@@ -156,4 +156,80 @@ describe('PrincipalCache', () => {
     expect((await cache.tenantFor(other.api_key))?.id).toBe(a.tenant.id);
     expect(lookups.get(other.api_key)).toBe(1);
   });
+
+  it('lets no request through with a key revoked while its background renewal ran', async () => {
+    const { tenant, key_id, api_key } = await engine.tenants.create({ email: 'g@example.com' });
+    let hold: Promise<void> | undefined;
+    let started!: () => void;
+    const registry = Object.create(engine.tenants) as typeof engine.tenants;
+    registry.authenticate = async (key: string) => {
+      const who = await engine.tenants.authenticate(key);
+      started?.();
+      await hold;
+      return who;
+    };
+    const cache = new PrincipalCache(registry, clock, 1000);
+    expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
+    let release!: () => void;
+    hold = new Promise<void>((resolve) => (release = resolve));
+    const renewing = new Promise<void>((resolve) => (started = resolve));
+    await clock.advance(800); // the entry's last quarter: this request starts the renewal
+    expect((cache.tenantFor(api_key) as { id: string } | undefined)?.id).toBe(tenant.id);
+    await renewing; // the renewal found the key valid and is about to answer
+    await engine.tenants.revokeKey(tenant.id, key_id);
+    cache.revoked([key_id]);
+    const after = cache.tenantFor(api_key);
+    release();
+    expect(await after).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(await cache.tenantFor(api_key)).toBeUndefined();
+  });
+
+  it('keeps a failed renewal quiet and the entry no longer than its TTL', async () => {
+    const { tenant, api_key } = await engine.tenants.create({ email: 'h@example.com' });
+    let fail = false;
+    let lookups = 0;
+    const registry = Object.create(engine.tenants) as typeof engine.tenants;
+    registry.authenticate = async (key: string) => {
+      lookups++;
+      const who = await engine.tenants.authenticate(key);
+      if (fail) throw new Error('storage failed');
+      return who;
+    };
+    const cache = new PrincipalCache(registry, clock, 1000);
+    expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
+    fail = true;
+    await clock.advance(800);
+    // A request in the last quarter still answers from memory; its renewal fails in the background
+    // (an unhandled rejection there fails this test run).
+    expect((cache.tenantFor(api_key) as { id: string } | undefined)?.id).toBe(tenant.id);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(lookups).toBe(2);
+    await clock.advance(200); // the TTL from the first lookup is over: the old answer is not used
+    await expect(cache.tenantFor(api_key)).rejects.toThrow('storage failed');
+    fail = false;
+    expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
+  });
+
+  it('keeps the other keys when a remembered key is renewed with the map full', async () => {
+    const { tenant } = await engine.tenants.create({ email: 'i@example.com' });
+    const keys: string[] = [];
+    for (let i = 0; i < 10_000; i++) keys.push((await engine.tenants.createKey(tenant.id)).api_key);
+    let lookups = 0;
+    const registry = Object.create(engine.tenants) as typeof engine.tenants;
+    registry.authenticate = async (key: string) => {
+      lookups++;
+      return engine.tenants.authenticate(key);
+    };
+    const cache = new PrincipalCache(registry, clock, 1000);
+    for (const key of keys) await cache.tenantFor(key);
+    expect(lookups).toBe(10_000);
+    await clock.advance(800);
+    // The first key, in steady use, is renewed in the background: it replaces its own entry.
+    expect(cache.tenantFor(keys[0]!) instanceof Promise).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(lookups).toBe(10_001);
+    // Every other key is still remembered: answered without a lookup.
+    expect(keys.slice(1).every((key) => !(cache.tenantFor(key) instanceof Promise))).toBe(true);
+  }, 120_000);
 });

@@ -88,7 +88,9 @@ export class PrincipalCache {
       this.entries.delete(apiKey);
       return undefined;
     }
-    if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
+    // Only a key new to the map grows it: a renewal that replaced its own entry by clearing the
+    // whole map sent every other key in steady use to a lookup its requests wait for.
+    if (this.entries.size >= MAX_ENTRIES && !this.entries.has(apiKey)) this.entries.clear();
     this.entries.set(apiKey, { tenant: who.tenant, keyId: who.key_id, until: now + this.ttlMs });
     return who.tenant;
   }

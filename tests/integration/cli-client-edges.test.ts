@@ -3,6 +3,8 @@
  * loopback), where a slip of the user's must be one line on stderr and the right exit code: a
  * produce of nothing to a topic that does not exist, a QUARTZ_* variable with a typo.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startServerProcess, tempDir, type ServerProcess } from './server-process.js';
 
@@ -67,6 +69,21 @@ describe('values an HTTP header cannot carry', () => {
     expect([flag.code, flag.stderr]).toEqual([1, 'quartz: the API key from --api-key holds a line break, NUL or a character beyond U+00FF, which an HTTP header cannot carry\n']);
     const type = await runCli(['kv', 'put', 'k', 'v', '--content-type', 'text/plain\r\nX-Injected: 1'], env);
     expect([type.code, type.stderr]).toEqual([1, 'quartz: the content type holds a line break, NUL or a character beyond U+00FF, which an HTTP header cannot carry\n']);
+  }, 60_000);
+
+  it('stop only a command that sends them: register (and its --save, which replaces a damaged saved key) goes on', async () => {
+    const home = await tempDir('cli-edges-pasted-home');
+    await mkdir(join(home, 'quartz'));
+    await writeFile(join(home, 'quartz', 'config.json'), JSON.stringify({ url: server.url, api_key: 'qz_pasted_with_its_line_break\n' }));
+    const pasted = { XDG_CONFIG_HOME: home, QUARTZ_URL: server.url, QUARTZ_ADMIN_KEY: 'admin\nkey' };
+    const broken = await runCli(['topic', 'ls'], pasted);
+    expect([broken.code, broken.stderr]).toEqual([1, 'quartz: the API key from the saved config holds a line break, NUL or a character beyond U+00FF, which an HTTP header cannot carry\n']);
+    const plain = await runCli(['register', '--email', 'pasted-plain@example.com'], pasted);
+    expect(plain.code, plain.stderr).toBe(0);
+    const saved = await runCli(['register', '--email', 'pasted-saved@example.com', '--save'], pasted);
+    expect(saved.code, saved.stderr).toBe(0);
+    const fixed = await runCli(['topic', 'ls'], pasted);
+    expect([fixed.code, fixed.stderr]).toEqual([0, '']);
   }, 60_000);
 });
 

@@ -111,4 +111,45 @@ describe('quartz consume --follow across a server restart', () => {
     expect(lines.at(-1)).toMatch(/^quartz: cannot reach .* \(connection refused\) — is `quartz serve` running\?; gave up after trying again for 2 s \(--timeout\)$/);
     expect(lines.length).toBe(2);
   }, 120_000);
+
+  it('does not retry what the server refuses (topic deleted, key revoked) and stops at once on Ctrl-C while it waits to retry', async () => {
+    const adminKey = 'follow-admin-key-0123456789';
+    const server = await startServerProcess(['--data', await tempDir('follow-refused-data')], { QUARTZ_ADMIN_KEY: adminKey });
+    running.push(server);
+    const created = await fetch(`${server.url}/v1/admin/tenants`, { method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ email: 'refused@example.com', plan: 'unlimited' }) });
+    expect(created.status).toBe(201);
+    const { tenant, key_id, api_key } = (await created.json()) as { tenant: { id: string }; key_id: string; api_key: string };
+    const env = { XDG_CONFIG_HOME: await tempDir('follow-refused-home'), QUARTZ_URL: server.url, QUARTZ_API_KEY: api_key };
+    for (const t of ['doomed', 'live']) expect((await runCli(['topic', 'create', t, '--partitions', '2'], env)).code).toBe(0);
+    expect((await runCli(['produce', 'doomed'], env, 'd0\n')).code).toBe(0);
+    expect((await runCli(['produce', 'live'], env, 'l0\n')).code).toBe(0);
+    const doomed = follow(['doomed', '--follow', '--from-beginning', '-o', 'json', '--timeout', '0'], env);
+    const live = follow(['live', '--follow', '--from-beginning', '--group', 'g', '-o', 'json', '--timeout', '0'], env);
+    for (const f of [doomed, live]) await waitFor(() => (f.lines().length === 1 ? true : undefined), 60_000, `a record printed (stderr: ${f.stderr()})`);
+
+    expect((await runCli(['topic', 'rm', 'doomed'], env)).code).toBe(0);
+    // Bounded: a command that wrongly retried would wait for ever with --timeout 0.
+    const exitWithin = (f: Follower, ms: number) => Promise.race([f.exited, new Promise((resolve) => setTimeout(() => resolve(`still running after ${ms} ms; stderr: ${f.stderr()}`), ms))]);
+    expect(await exitWithin(doomed, 20_000)).toBe(1);
+    expect(doomed.stderr()).not.toMatch(/lost the server/);
+    expect(doomed.stderr().trim().split('\n')).toHaveLength(1);
+    expect(doomed.stderr()).toMatch(/not_found|not found|does not exist/);
+
+    const revoked = await fetch(`${server.url}/v1/admin/tenants/${tenant.id}/keys/${key_id}`, { method: 'DELETE', headers: { authorization: `Bearer ${adminKey}` } });
+    expect(revoked.status).toBe(204);
+    expect(await exitWithin(live, 30_000)).toBe(1); // its long-poll under way (10 s) is answered first
+    expect(live.stderr()).not.toMatch(/lost the server/);
+    expect(live.stderr().trim().split('\n')).toHaveLength(1);
+    expect(live.stderr()).toMatch(/401|unauthorized|API key/i);
+
+    // With --timeout 0 it would wait for the server for ever: Ctrl-C during the wait ends it.
+    const key2 = (await (await fetch(`${server.url}/v1/admin/tenants/${tenant.id}/keys`, { method: 'POST', headers: { authorization: `Bearer ${adminKey}` } })).json()) as { api_key: string };
+    const waiting = follow(['live', '--follow', '--from-beginning', '-o', 'json', '--timeout', '0'], { ...env, QUARTZ_API_KEY: key2.api_key });
+    await waitFor(() => (waiting.lines().length === 1 ? true : undefined), 60_000, `a record printed (stderr: ${waiting.stderr()})`);
+    await server.stop('SIGKILL');
+    await waitFor(() => (/lost the server/.test(waiting.stderr()) ? true : undefined), 30_000, `the loss noticed (stderr: ${waiting.stderr()})`);
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // into the backoff
+    waiting.proc.kill('SIGINT');
+    expect(await exitWithin(waiting, 5_000)).toBe(0);
+  }, 180_000);
 });

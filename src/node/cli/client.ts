@@ -28,6 +28,9 @@ export interface Connection {
   url: string;
   apiKey: string | undefined;
   adminKey: string | undefined;
+  /** Where each key came from (`--api-key`, `QUARTZ_API_KEY`, the saved config), named when a header cannot carry it. */
+  apiKeyFrom?: string;
+  adminKeyFrom?: string;
   /** How long the CLI waits on a silent server (see ApiClient.request); 0: no limit of its own. */
   timeoutMs?: number;
 }
@@ -51,8 +54,12 @@ export async function resolveConnection(flags: { url?: string; apiKey?: string; 
   const [adminKey, adminKeyFrom] = nonEmpty(env.QUARTZ_ADMIN_KEY) !== undefined ? [env.QUARTZ_ADMIN_KEY, 'QUARTZ_ADMIN_KEY'] : [saved.admin_key, 'the saved config'];
   return {
     url: serverUrl(flags.url ?? nonEmpty(env.QUARTZ_URL) ?? saved.url ?? DEFAULT_URL),
-    apiKey: headerValue(apiKey, `the API key from ${apiKeyFrom}`),
-    adminKey: headerValue(adminKey, `the admin key from ${adminKeyFrom}`),
+    // Checked when sent, not here: a key the command does not send (register, a --save that
+    // replaces the saved key, an admin command) must not stop it.
+    apiKey,
+    apiKeyFrom,
+    adminKey,
+    adminKeyFrom,
     timeoutMs,
   };
 }
@@ -169,10 +176,10 @@ export class ApiClient {
     const auth = options.auth ?? 'api';
     if (auth === 'api') {
       if (this.conn.apiKey === undefined) throw new CliError('quartz: no API key; run `quartz register`, `quartz login`, or set QUARTZ_API_KEY');
-      headers.authorization = `Bearer ${this.conn.apiKey}`;
+      headers.authorization = `Bearer ${headerValue(this.conn.apiKey, `the API key from ${this.conn.apiKeyFrom ?? '--api-key'}`)}`;
     } else if (auth === 'admin') {
       if (this.conn.adminKey === undefined) throw new CliError('quartz: no admin key; set QUARTZ_ADMIN_KEY or pass --admin-key-file (the server prints where its key file is)');
-      headers.authorization = `Bearer ${this.conn.adminKey}`;
+      headers.authorization = `Bearer ${headerValue(this.conn.adminKey, `the admin key from ${this.conn.adminKeyFrom ?? 'QUARTZ_ADMIN_KEY'}`)}`;
     }
     let body: RequestOptions['body'];
     if (options.json !== undefined) {

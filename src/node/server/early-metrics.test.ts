@@ -72,4 +72,20 @@ describe('answers given before routing', () => {
     const added = Object.fromEntries(Object.entries(after).filter(([k, v]) => v !== (before[k] ?? 0)).map(([k, v]) => [k, v - (before[k] ?? 0)]));
     expect(added).toEqual({ 'GET 400': 1, 'DELETE 400': 1, 'PATCH 400': 1, 'OPTIONS 204': 1, 'HEAD 400': 1 });
   });
+
+  it('count each bad-URL refusal under its own method when requests are pipelined and concurrent', async () => {
+    const { url } = running.server;
+    const { host } = new URL(url);
+    const before = await early();
+    const req = (method: string, target: string, last = false) => `${method} ${target} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\n${last ? 'Connection: close\r\n' : ''}\r\n`;
+    // Good and bad requests interleaved on each connection, several connections at once.
+    const connections = Array.from({ length: 6 }, () =>
+      exchangeRaw(url, req('PATCH', '/v1\\topics') + req('GET', '/v1/health') + req('DELETE', '/v1\\kv') + req('OPTIONS', '/v1/health') + req('PUT', '/x\\y', true)),
+    );
+    const answers = await Promise.all(connections);
+    for (const a of answers) expect(a.match(/HTTP\/1\.1 \d+/g)?.map((l) => l.slice(9))).toEqual(['400', '200', '400', '204', '400']);
+    const after = await early();
+    const added = Object.fromEntries(Object.entries(after).filter(([k, v]) => v !== (before[k] ?? 0)).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+    expect(added).toEqual({ 'PATCH 400': 6, 'DELETE 400': 6, 'PUT 400': 6 });
+  });
 });
