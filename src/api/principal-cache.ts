@@ -2,8 +2,8 @@
  * Who a presented API key belongs to, remembered for a few seconds. Resolving a key costs a
  * SHA-256 through WebCrypto (a thread-pool hop in Node) on every request; the hot KV routes cannot
  * afford that. Revocations and plan changes made through this app take effect at once (they drop
- * the entries they concern); made anywhere else (another process, another isolate), they take
- * effect within `ttlMs`.
+ * the entries they concern). An entry lives `ttlMs`, but a change made elsewhere shows only once
+ * the registry behind it reads it too (it keeps keys and tenants without expiry): see tenants.md.
  *
  * NOTE: the map is keyed by the key text. A lookup hashes the string before comparing, so its
  * timing says nothing useful about a stored key; the registry behind it still looks keys up by
