@@ -229,7 +229,7 @@ class Produced implements ProduceResult {
   readonly #placement: Uint16Array | undefined;
   readonly #bases: readonly number[] | undefined;
   #offsets: ProduceResult['offsets'] | undefined;
-  /** Offset of each record when `#placement` is set, computed on first `offsetOf`. */
+  /** Offset of each record when `#placement` is set, computed when first needed (`offsetOf`, `offsets`). */
   #spread: Float64Array | undefined;
   declare readonly offsets: ProduceResult['offsets'];
 
@@ -291,11 +291,8 @@ class Produced implements ProduceResult {
       for (let i = 0; i < count; i++) offsets[i] = { partition, offset: base + i };
       return offsets;
     }
-    const next = this.#bases!.slice();
-    for (let i = 0; i < count; i++) {
-      const p = placement[i]!;
-      offsets[i] = { partition: p, offset: next[p]!++ };
-    }
+    const spread = (this.#spread ??= this.#spreadOffsets());
+    for (let i = 0; i < count; i++) offsets[i] = { partition: placement[i]!, offset: spread[i]! };
     return offsets;
   }
 }
