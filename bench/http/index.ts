@@ -208,17 +208,21 @@ interface Measured {
   sysPerReq: number;
 }
 
-/** A run whose result is dropped; with `settle` and the options' `settle`, then until the server's JIT has settled. */
-async function warmUp(opts: CannonOptions, seconds: number, settleToo = true): Promise<void> {
-  const base = { url: opts.url, connections: opts.connections, requests: opts.requests, timeout: 30 };
-  await autocannon({ ...base, duration: seconds });
-  if (settleToo && opts.settle === true) await settle(base, opts.pid);
+/** autocannon's options for a run of `opts` (its duration left to the caller). */
+function loadOf(opts: CannonOptions): { url: string; connections: number; requests: CannonRequest[]; timeout: number } {
+  return { url: opts.url, connections: opts.connections, requests: opts.requests, timeout: 30 };
+}
+
+/** A run whose result is dropped; with the options' `settle`, then until the server's JIT has settled. */
+async function warmUp(opts: CannonOptions, seconds: number): Promise<void> {
+  await autocannon({ ...loadOf(opts), duration: seconds });
+  if (opts.settle === true) await settle(loadOf(opts), opts.pid);
 }
 
 /** A warm-up of `warmup` seconds, then the measured run; req/s counts 2xx answers only. */
-async function measure(name: string, opts: CannonOptions, duration: number, warmup: number, settleToo = true): Promise<Measured> {
-  await warmUp(opts, warmup, settleToo);
-  const base = { url: opts.url, connections: opts.connections, requests: opts.requests, timeout: 30 };
+async function measure(name: string, opts: CannonOptions, duration: number, warmup: number): Promise<Measured> {
+  await warmUp(opts, warmup);
+  const base = loadOf(opts);
   const cpu0 = cpuOf(opts.pid);
   const client0 = process.cpuUsage();
   const r = await autocannon({ ...base, duration });
@@ -264,7 +268,8 @@ async function alternated(bare: CannonOptions & { name: string }, get: CannonOpt
   const sides: [Measured[], Measured[]] = [[], []];
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? [0, 1] : [1, 0];
-    for (const side of order) sides[side]!.push(await measure(side === 0 ? bare.name : get.name, side === 0 ? bare : get, duration, 0.5, false));
+    // Settled once above; each run's own short warm-up does not settle again.
+    for (const side of order) sides[side]!.push(await measure(side === 0 ? bare.name : get.name, { ...(side === 0 ? bare : get), settle: false }, duration, 0.5));
     const [b, g] = [sides[0].at(-1)!, sides[1].at(-1)!];
     const line = (m: Measured) => `${fmt(m.row.reqPerSec)} req/s, server ${m.row.cpuPerReq!.toFixed(0)} µs, client ${m.clientPerReq.toFixed(0)} µs`;
     console.log(`  round ${round + 1} of ${rounds} (${order[0] === 0 ? 'bare first' : 'KV GET first'}): bare ${line(b)} | KV GET ${line(g)} | ratio ${(g.row.reqPerSec / b.row.reqPerSec).toFixed(2)}, CPU ratio ${(b.row.cpuPerReq! / g.row.cpuPerReq!).toFixed(2)}`);
@@ -295,7 +300,7 @@ const SETTLE_MAX_S = 15;
  * compares it with settles too. Only for loads that run no threads of their own (reads and the
  * bare routes; not produce, whose encoder threads are never idle, nor lmdb's writes).
  */
-async function settle(base: { url: string; connections: number; requests: CannonRequest[]; timeout: number }, pid: number): Promise<void> {
+async function settle(base: ReturnType<typeof loadOf>, pid: number): Promise<void> {
   for (let s = 0; s < SETTLE_MAX_S; s++) {
     const all0 = cpuOf(pid);
     const main0 = mainThreadCpuOfPid(pid);
