@@ -17,6 +17,25 @@ afterEach(async () => {
   await engine.close();
 });
 
+/** The engine's registry with `authenticate` going through `around`, which calls `lookUp` for the real answer. */
+function registryAround(around: (key: string, lookUp: () => ReturnType<Engine['tenants']['authenticate']>) => ReturnType<Engine['tenants']['authenticate']>): Engine['tenants'] {
+  const registry = Object.create(engine.tenants) as Engine['tenants'];
+  registry.authenticate = (key: string) => around(key, () => engine.tenants.authenticate(key));
+  return registry;
+}
+
+/** A registry that counts its lookups and, while `failing` is set, fails each after reading. */
+function countingRegistry(): { registry: Engine['tenants']; seen: { lookups: number; failing: boolean } } {
+  const seen = { lookups: 0, failing: false };
+  const registry = registryAround(async (_key, lookUp) => {
+    seen.lookups++;
+    const who = await lookUp();
+    if (seen.failing) throw new Error('storage failed');
+    return who;
+  });
+  return { registry, seen };
+}
+
 describe('PrincipalCache', () => {
   it('answers from memory within the TTL and asks the registry again after it', async () => {
     const cache = new PrincipalCache(engine.tenants, clock, 1000);
@@ -49,13 +68,12 @@ describe('PrincipalCache', () => {
     let found!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     const lookedUp = new Promise<void>((resolve) => (found = resolve));
-    const registry = Object.create(engine.tenants) as typeof engine.tenants;
-    registry.authenticate = async (key: string) => {
-      const who = await engine.tenants.authenticate(key);
+    const registry = registryAround(async (_key, lookUp) => {
+      const who = await lookUp();
       found();
       await held;
       return who;
-    };
+    });
     const cache = new PrincipalCache(registry, clock);
     const inFlight = cache.tenantFor(api_key);
     await lookedUp; // the key still resolved to its tenant
@@ -68,40 +86,27 @@ describe('PrincipalCache', () => {
 
   it('shares one lookup among the requests that find the entry expired, and retries after a failed one', async () => {
     const { tenant, api_key } = await engine.tenants.create({ email: 'd@example.com' });
-    let lookups = 0;
-    let fail = false;
-    const registry = Object.create(engine.tenants) as typeof engine.tenants;
-    registry.authenticate = async (key: string) => {
-      lookups++;
-      const who = await engine.tenants.authenticate(key);
-      if (fail) throw new Error('storage failed');
-      return who;
-    };
+    const { registry, seen } = countingRegistry();
     const cache = new PrincipalCache(registry, clock, 1000);
     expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
-    expect(lookups).toBe(1);
+    expect(seen.lookups).toBe(1);
     await clock.advance(1000);
     // Many connections' requests arrive while the expired key is being looked up again.
     const answers = await Promise.all(Array.from({ length: 200 }, () => cache.tenantFor(api_key)));
     expect(answers.every((t) => t?.id === tenant.id)).toBe(true);
-    expect(lookups).toBe(2);
+    expect(seen.lookups).toBe(2);
     await clock.advance(1000);
-    fail = true;
+    seen.failing = true;
     const failed = await Promise.allSettled([cache.tenantFor(api_key), cache.tenantFor(api_key)]);
     expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
-    expect(lookups).toBe(3);
-    fail = false;
+    expect(seen.lookups).toBe(3);
+    seen.failing = false;
     expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
-    expect(lookups).toBe(4);
+    expect(seen.lookups).toBe(4);
   });
   it('renews a key in steady use before it expires, so no request waits for its lookup', async () => {
     const { tenant, key_id, api_key } = await engine.tenants.create({ email: 'e@example.com' });
-    let lookups = 0;
-    const registry = Object.create(engine.tenants) as typeof engine.tenants;
-    registry.authenticate = async (key: string) => {
-      lookups++;
-      return engine.tenants.authenticate(key);
-    };
+    const { registry, seen } = countingRegistry();
     const cache = new PrincipalCache(registry, clock, 1000);
     expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
     // Every 100 ms a request, for three TTLs: each is answered from memory (not a promise).
@@ -113,8 +118,8 @@ describe('PrincipalCache', () => {
       // The renewal runs between requests, as it does between a server's turns.
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
-    expect(lookups).toBeGreaterThanOrEqual(3);
-    expect(lookups).toBeLessThanOrEqual(5);
+    expect(seen.lookups).toBeGreaterThanOrEqual(3);
+    expect(seen.lookups).toBeLessThanOrEqual(5);
     // A revocation elsewhere still shows within the TTL: the renewal reads the registry afresh.
     await engine.tenants.revokeKey(tenant.id, key_id);
     await clock.advance(1000);
@@ -128,13 +133,12 @@ describe('PrincipalCache', () => {
     const other = await engine.tenants.createKey(a.tenant.id); // the revoked key's tenant keeps it
     const lookups = new Map<string, number>();
     let hold: Promise<void> | undefined;
-    const registry = Object.create(engine.tenants) as typeof engine.tenants;
-    registry.authenticate = async (key: string) => {
+    const registry = registryAround(async (key, lookUp) => {
       lookups.set(key, (lookups.get(key) ?? 0) + 1);
-      const who = await engine.tenants.authenticate(key);
+      const who = await lookUp();
       await hold;
       return who;
-    };
+    });
     const cache = new PrincipalCache(registry, clock);
     expect((await cache.tenantFor(other.api_key))?.id).toBe(a.tenant.id);
     let release!: () => void;
@@ -161,13 +165,12 @@ describe('PrincipalCache', () => {
     const { tenant, key_id, api_key } = await engine.tenants.create({ email: 'g@example.com' });
     let hold: Promise<void> | undefined;
     let started!: () => void;
-    const registry = Object.create(engine.tenants) as typeof engine.tenants;
-    registry.authenticate = async (key: string) => {
-      const who = await engine.tenants.authenticate(key);
+    const registry = registryAround(async (_key, lookUp) => {
+      const who = await lookUp();
       started?.();
       await hold;
       return who;
-    };
+    });
     const cache = new PrincipalCache(registry, clock, 1000);
     expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
     let release!: () => void;
@@ -187,27 +190,19 @@ describe('PrincipalCache', () => {
 
   it('keeps a failed renewal quiet and the entry no longer than its TTL', async () => {
     const { tenant, api_key } = await engine.tenants.create({ email: 'h@example.com' });
-    let fail = false;
-    let lookups = 0;
-    const registry = Object.create(engine.tenants) as typeof engine.tenants;
-    registry.authenticate = async (key: string) => {
-      lookups++;
-      const who = await engine.tenants.authenticate(key);
-      if (fail) throw new Error('storage failed');
-      return who;
-    };
+    const { registry, seen } = countingRegistry();
     const cache = new PrincipalCache(registry, clock, 1000);
     expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
-    fail = true;
+    seen.failing = true;
     await clock.advance(800);
     // A request in the last quarter still answers from memory; its renewal fails in the background
     // (an unhandled rejection there fails this test run).
     expect((cache.tenantFor(api_key) as { id: string } | undefined)?.id).toBe(tenant.id);
     await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(lookups).toBe(2);
+    expect(seen.lookups).toBe(2);
     await clock.advance(200); // the TTL from the first lookup is over: the old answer is not used
     await expect(cache.tenantFor(api_key)).rejects.toThrow('storage failed');
-    fail = false;
+    seen.failing = false;
     expect((await cache.tenantFor(api_key))?.id).toBe(tenant.id);
   });
 
@@ -215,20 +210,15 @@ describe('PrincipalCache', () => {
     const { tenant } = await engine.tenants.create({ email: 'i@example.com' });
     const keys: string[] = [];
     for (let i = 0; i < 10_000; i++) keys.push((await engine.tenants.createKey(tenant.id)).api_key);
-    let lookups = 0;
-    const registry = Object.create(engine.tenants) as typeof engine.tenants;
-    registry.authenticate = async (key: string) => {
-      lookups++;
-      return engine.tenants.authenticate(key);
-    };
+    const { registry, seen } = countingRegistry();
     const cache = new PrincipalCache(registry, clock, 1000);
     for (const key of keys) await cache.tenantFor(key);
-    expect(lookups).toBe(10_000);
+    expect(seen.lookups).toBe(10_000);
     await clock.advance(800);
     // The first key, in steady use, is renewed in the background: it replaces its own entry.
     expect(cache.tenantFor(keys[0]!) instanceof Promise).toBe(false);
     await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(lookups).toBe(10_001);
+    expect(seen.lookups).toBe(10_001);
     // Every other key is still remembered: answered without a lookup.
     expect(keys.slice(1).every((key) => !(cache.tenantFor(key) instanceof Promise))).toBe(true);
   }, 120_000);
