@@ -182,6 +182,11 @@ function intIn(value: unknown, min: number, max: number, what: string): number {
   return value;
 }
 
+/** An offset that is no integer is bad input; a whole one outside the log is out of range (the caller's check). */
+function checkOffsetType(offset: unknown): void {
+  if (typeof offset !== 'number' || !Number.isInteger(offset)) throw invalid(`offset must be an integer, got ${showValue(offset)}`);
+}
+
 /** Stored JSON that does not parse is damage, reported as such (never a bare SyntaxError). */
 function parseJson<T>(bytes: Uint8Array, what: string): T {
   try {
@@ -495,7 +500,11 @@ export class StreamStore {
   }
 
   private log(topic: OpenTopic, partition: number): PartitionLog {
-    if (typeof partition !== 'number' || !Number.isInteger(partition) || partition < 0 || partition >= topic.logs.length) {
+    // Not a partition number at all is the caller's mistake, not a missing partition: '0' read "has no partition 0".
+    if (typeof partition !== 'number' || !Number.isInteger(partition) || partition < 0) {
+      throw invalid(`partition must be a non-negative integer, got ${showValue(partition)}`);
+    }
+    if (partition >= topic.logs.length) {
       throw new QuartzError(ErrorCode.NOT_FOUND, `topic '${topic.config.name}' has no partition ${String(partition)}`, {
         details: { partitions: topic.logs.length },
       });
@@ -847,6 +856,7 @@ export class StreamStore {
     const maxBytes = intIn(options.max_bytes ?? DEFAULT_MAX_BYTES, 1, MAX_MAX_BYTES, 'max_bytes');
     const maxWait = intIn(options.max_wait_ms ?? 0, 0, MAX_WAIT_MS, 'max_wait_ms');
     const subject = `topic '${topicName}' partition ${partition}`;
+    checkOffsetType(offset);
     log.checkOffset(offset, subject);
     if (offset === log.highWatermark && maxWait > 0) {
       const release = this.ctx.scheduler.hold?.();
@@ -928,7 +938,8 @@ export class StreamStore {
       const log = this.log(topic, partition);
       if (seen.has(partition)) throw invalid(`partition ${partition} appears more than once among the offsets to commit`);
       seen.add(partition);
-      if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || offset > log.highWatermark) {
+      checkOffsetType(offset);
+      if (!Number.isSafeInteger(offset) || offset < 0 || offset > log.highWatermark) {
         throw new QuartzError(
           ErrorCode.OFFSET_OUT_OF_RANGE,
           `cannot commit offset ${String(offset)} for topic '${topicName}' partition ${partition}: it must be 0 to ${log.highWatermark}`,

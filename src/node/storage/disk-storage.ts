@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, readFileSync } from 'node:fs';
-import { mkdir, open as openFile, readFile, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, readFile, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
@@ -116,37 +116,108 @@ function ownerAlive(pid: number, startTicks: string | undefined): boolean {
   }
 }
 
+/** Attempts at the LOCK before giving up on a directory other processes keep taking and dropping. */
+const LOCK_ATTEMPTS = 50;
+
 /**
  * Takes the data directory for this process. Two processes on one directory would each trust
  * their own in-memory state (unit catalog, partition high watermarks) and corrupt each other.
  * A LOCK left by a killed process names a dead pid (or one now reused) and is taken over.
+ *
+ * Processes starting together must not both win. The LOCK appears with its content (written to a
+ * file of its own, then linked into place), so no starter reads an empty LOCK of a live process
+ * and takes it for a dead one's. And only one starter removes a given stale LOCK: the one that
+ * claims it by creating `LOCK.stale.<its content>.<k>` (k moves on past claims of starters that
+ * died); the others wait and look again. Without both, two of six processes started at once on a
+ * directory both opened it, and another failed with a bare EEXIST.
  */
 async function lockDir(dir: string): Promise<() => Promise<void>> {
   const path = join(dir, 'LOCK');
   if (openHere.has(path)) {
     throw new QuartzError(ErrorCode.PRECONDITION_FAILED, `data directory ${dir} is already open in this process`);
   }
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const handle = await openFile(path, 'wx');
-      await handle.writeFile(lockIdentity());
-      await handle.close();
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
-      const [pidText = '', startTicks] = (await readFile(path, 'utf8').catch(() => '')).trim().split(' ');
-      const owner = Number(pidText);
-      if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && ownerAlive(owner, startTicks)) {
-        throw new QuartzError(ErrorCode.PRECONDITION_FAILED, `data directory ${dir} is in use by process ${owner}`, { details: { pid: owner } });
-      }
-      await unlink(path).catch(() => undefined); // stale: its process is gone
-    }
-  }
+  // Taken before the first await: two opens in this process at once would both pass the check above.
   openHere.add(path);
+  try {
+    await takeLock(dir, path);
+  } catch (err) {
+    openHere.delete(path);
+    throw err;
+  }
   return async () => {
     openHere.delete(path);
     await unlink(path).catch(() => undefined);
   };
+}
+
+async function takeLock(dir: string, path: string): Promise<void> {
+  const identity = lockIdentity();
+  for (let attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
+    if (await linkWithContent(dir, path, identity)) {
+      await removeDeadLockFiles(dir);
+      return;
+    }
+    const held = await readFile(path, 'utf8').catch(() => undefined);
+    if (held === undefined) continue; // released meanwhile
+    const owner = lockOwner(held);
+    if (owner !== undefined && owner.pid !== process.pid && ownerAlive(owner.pid, owner.startTicks)) {
+      throw new QuartzError(ErrorCode.PRECONDITION_FAILED, `data directory ${dir} is in use by process ${owner.pid}`, { details: { pid: owner.pid } });
+    }
+    const claim = await claimStaleLock(dir, held, identity);
+    if (claim === undefined) {
+      await new Promise((resolve) => setTimeout(resolve, 2 + attempt)); // another starter is removing it
+      continue;
+    }
+    // Only this claim's holder removes a LOCK that still says `held`, and nobody else changes it.
+    if ((await readFile(path, 'utf8').catch(() => undefined)) === held) await unlink(path).catch(() => undefined);
+    await unlink(claim).catch(() => undefined);
+  }
+  throw new QuartzError(ErrorCode.PRECONDITION_FAILED, `data directory ${dir} is being opened by other processes at the same time; try again`);
+}
+
+/** The LOCK's pid and, where /proc has it, start time; undefined for content no build writes (a crash between create and write, in builds before the link). */
+function lockOwner(text: string): { pid: number; startTicks: string | undefined } | undefined {
+  const [pidText = '', startTicks] = text.trim().split(' ');
+  const pid = Number(pidText);
+  return /^\d+$/.test(pidText) && Number.isSafeInteger(pid) && pid > 0 ? { pid, startTicks } : undefined;
+}
+
+/** Creates `path` holding `content`, or returns false if it exists: never an empty file others can read. */
+async function linkWithContent(dir: string, path: string, content: string): Promise<boolean> {
+  const temp = join(dir, `LOCK.new.${process.pid}.${randomBytes(6).toString('hex')}`);
+  await writeFile(temp, content, { flag: 'wx' });
+  try {
+    await link(temp, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
+}
+
+/** The claim file that lets this process remove the stale LOCK `held`, or undefined while a live process holds that claim. */
+async function claimStaleLock(dir: string, held: string, identity: string): Promise<string | undefined> {
+  const tag = held.trim().replace(/[^0-9A-Za-z]/g, '_').slice(0, 64) || 'empty';
+  for (let k = 0; ; k++) {
+    const claim = join(dir, `LOCK.stale.${tag}.${k}`);
+    if (await linkWithContent(dir, claim, identity)) return claim;
+    const owner = lockOwner(await readFile(claim, 'utf8').catch(() => ''));
+    if (owner !== undefined && ownerAlive(owner.pid, owner.startTicks)) return undefined;
+  }
+}
+
+/**
+ * Claim and temp files left by starters that died. A live starter's are its own to remove, and so
+ * is one still empty (its writer may be between creating and writing it).
+ */
+async function removeDeadLockFiles(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (!name.startsWith('LOCK.')) continue;
+    const owner = lockOwner(await readFile(join(dir, name), 'utf8').catch(() => ''));
+    if (owner !== undefined && !ownerAlive(owner.pid, owner.startTicks)) await unlink(join(dir, name)).catch(() => undefined);
+  }
 }
 
 /**
@@ -171,7 +242,8 @@ async function refuseForeignDir(dir: string): Promise<void> {
     throw err;
   });
   if (names.includes('kv.mdb')) return;
-  const foreign = names.filter((name) => !BEFORE_FIRST_OPEN.has(name));
+  // LOCK.new.* and LOCK.stale.*: what starters racing for the LOCK leave if they die (see lockDir).
+  const foreign = names.filter((name) => !BEFORE_FIRST_OPEN.has(name) && !name.startsWith('LOCK.'));
   if (foreign.includes('blobs')) {
     const blobs = await readdir(join(dir, 'blobs')).catch(() => ['?']);
     const tmp = blobs.length === 1 && blobs[0] === 'tmp' ? await readdir(join(dir, 'blobs', 'tmp')).catch(() => ['?']) : ['?'];

@@ -1,0 +1,119 @@
+// The engine as a library (docs/library.md), on a real data directory: bad input of any type is
+// invalid_argument naming what was wrong, not another code whose message misleads; a data
+// directory is open in one engine at a time, however many start at once.
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ErrorCode, QuartzError } from '../core/errors.js';
+import type { Engine } from '../engine/engine.js';
+import { openQuartz } from './index.js';
+
+const engines: Engine[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const e of engines.splice(0)) await e.close();
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+async function open(): Promise<Engine> {
+  const dir = await mkdtemp(join(tmpdir(), 'quartz-lib-'));
+  dirs.push(dir);
+  const engine = await openQuartz({ dataDir: dir, encodeThreads: 0 });
+  engines.push(engine);
+  return engine;
+}
+
+async function refusal(call: () => unknown): Promise<{ code: string; message: string }> {
+  try {
+    await call();
+  } catch (err) {
+    if (!(err instanceof QuartzError)) throw err;
+    return { code: err.code, message: err.message };
+  }
+  throw new Error('expected a refusal');
+}
+
+const value = new Uint8Array([1]);
+
+describe('streams: partitions and offsets that are not whole numbers', () => {
+  it('a partition that is not a non-negative integer is invalid_argument; a whole one past the count stays not_found', async () => {
+    const { streams } = await (await open()).tenant('t');
+    await streams.createTopic('orders', { partitions: 2 });
+    await streams.produce('orders', [{ value, partition: 0 }]);
+    // '0' read "topic 'orders' has no partition 0", of a topic that has one.
+    for (const partition of ['0', 1.5, -1, NaN, null, Infinity] as unknown as number[]) {
+      const expected = { code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/^partition must be a non-negative integer, got /) };
+      expect(await refusal(() => streams.consume('orders', partition, 0)), `consume partition ${String(partition)}`).toEqual(expected);
+      expect(await refusal(() => streams.produce('orders', [{ value, partition }])), `produce partition ${String(partition)}`).toEqual(expected);
+      expect(await refusal(() => streams.commitOffset('g', 'orders', partition, 0)), `commit partition ${String(partition)}`).toEqual(expected);
+      expect(await refusal(() => streams.offsetForTimestamp('orders', partition, 0)), `offsetForTimestamp partition ${String(partition)}`).toEqual(expected);
+    }
+    expect(await refusal(() => streams.consume('orders', 2, 0))).toEqual({ code: ErrorCode.NOT_FOUND, message: "topic 'orders' has no partition 2" });
+    expect(await refusal(() => streams.produce('orders', [{ value, partition: 2 }]))).toEqual({ code: ErrorCode.NOT_FOUND, message: "topic 'orders' has no partition 2" });
+    expect(await streams.listGroups()).toEqual([]);
+  });
+
+  it('an offset that is not an integer is invalid_argument; an integer outside the log stays offset_out_of_range', async () => {
+    const { streams } = await (await open()).tenant('t');
+    await streams.createTopic('orders');
+    await streams.produce('orders', [{ value }, { value }]);
+    // '1' and 0.5 read "out of range: valid offsets are 0 to 2", which 1 is.
+    for (const offset of ['1', 0.5, NaN, null, Infinity] as unknown as number[]) {
+      const expected = { code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/^offset must be an integer, got /) };
+      expect(await refusal(() => streams.consume('orders', 0, offset)), `consume offset ${String(offset)}`).toEqual(expected);
+      expect(await refusal(() => streams.commitOffset('g', 'orders', 0, offset)), `commit offset ${String(offset)}`).toEqual(expected);
+    }
+    expect((await refusal(() => streams.consume('orders', 0, 3))).code).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+    expect((await refusal(() => streams.consume('orders', 0, -1))).code).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+    expect((await refusal(() => streams.commitOffset('g', 'orders', 0, 3))).code).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+    expect((await streams.consume('orders', 0, 1)).records.map((r) => r.offset)).toEqual([1]);
+  });
+});
+
+describe('one engine per data directory', () => {
+  it('two openQuartz calls at once in one process: one opens, the other is refused, and no acknowledged write is lost', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-lib-'));
+    dirs.push(dir);
+    // Both passed the in-process check before either took the LOCK; the second then read its own
+    // pid there, took the lock for a dead process's and opened too: two engines on one log, and
+    // half of 400 acknowledged puts were gone on reopen.
+    const opens = await Promise.allSettled([openQuartz({ dataDir: dir }), openQuartz({ dataDir: dir })]);
+    const opened = opens.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    engines.push(...opened);
+    expect(opened).toHaveLength(1);
+    const refused = opens.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+    expect(refused.reason).toMatchObject({ code: ErrorCode.PRECONDITION_FAILED, message: `data directory ${dir} is already open in this process` });
+
+    const { kv } = await opened[0]!.tenant('t');
+    await Promise.all(Array.from({ length: 100 }, (_, i) => kv.put(`k${i}`, value)));
+    await opened[0]!.close();
+    const again = await openQuartz({ dataDir: dir });
+    engines.push(again);
+    expect((await (await again.tenant('t')).kv.list()).keys).toHaveLength(100);
+  });
+
+  it('takes over past the claim and temp files of starters that died, removes them, and does not call such a directory foreign', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-lib-'));
+    dirs.push(dir);
+    const dead = String(spawnSync(process.execPath, ['-e', '']).pid);
+    await writeFile(join(dir, 'LOCK'), dead);
+    await writeFile(join(dir, `LOCK.stale.${dead}.0`), dead); // a starter that died while removing the stale LOCK
+    await writeFile(join(dir, `LOCK.new.${dead}.abc`), dead);
+    const engine = await openQuartz({ dataDir: dir });
+    expect((await readdir(dir)).filter((name) => name.startsWith('LOCK'))).toEqual(['LOCK']);
+    await engine.close();
+  });
+
+  it('does not take over a stale LOCK while a live process claims its removal', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-lib-'));
+    dirs.push(dir);
+    const dead = String(spawnSync(process.execPath, ['-e', '']).pid);
+    await writeFile(join(dir, 'LOCK'), dead);
+    // Our parent stands in for a live starter between claiming the stale LOCK and removing it.
+    await writeFile(join(dir, `LOCK.stale.${dead}.0`), String(process.ppid));
+    await expect(openQuartz({ dataDir: dir })).rejects.toMatchObject({ code: ErrorCode.PRECONDITION_FAILED, message: expect.stringContaining('being opened by other processes') });
+    expect(await readFile(join(dir, 'LOCK'), 'utf8')).toBe(dead);
+  });
+});
