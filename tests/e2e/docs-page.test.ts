@@ -66,6 +66,65 @@ describe('/docs in Chromium', () => {
     await page.close();
   });
 
+  it("runs each operation's example as it comes: Try it out, Execute, nothing typed but the key", async () => {
+    const reg = await fetch(`${server.url}/v1/auth/register`, { method: 'POST', body: JSON.stringify({ email: 'try-it-out@example.com' }) });
+    const { api_key: key } = (await reg.json()) as { api_key: string };
+    const page = await browser.newPage();
+    await page.goto(`${server.url}/docs`);
+    await page.waitForSelector('.opblock', { timeout: 30_000 });
+    await page.click('button.authorize');
+    const inputs = page.locator('.modal-ux input');
+    for (let i = 0; i < (await inputs.count()); i++) await inputs.nth(i).fill(key);
+    const authorize = page.locator('.modal-ux button.authorize', { hasText: /^Authorize$/ });
+    while ((await authorize.count()) > 0) await authorize.first().click();
+    await page.locator('.modal-ux button.btn-done').first().click();
+    // In the order a newcomer reads them; each later one uses what the earlier ones made.
+    const statuses: Record<string, string> = {};
+    for (const id of [
+      'KV-put_v1_kv__key_',
+      'KV-get_v1_kv__key_',
+      'Streams-post_v1_topics',
+      'Streams-post_v1_topics__t__records',
+      'Streams-get_v1_topics__t__partitions__p__records',
+      'Streams-post_v1_groups__g__offsets',
+      'Vectors-post_v1_collections',
+      'Vectors-post_v1_collections__c__upsert',
+      'Vectors-post_v1_collections__c__query',
+      'Vectors-get_v1_collections__c__vectors__id_',
+    ]) {
+      const op = page.locator(`#operations-${id}`);
+      await op.locator('.opblock-summary').click();
+      await op.locator('button.try-out__btn').click();
+      await op.locator('button.execute').click();
+      // A required parameter left empty stops the page from sending anything.
+      const status = op.locator('.live-responses-table tbody .response-col_status');
+      statuses[id] = (await status.first().textContent({ timeout: 10_000 }).catch(() => null)) ?? 'not sent';
+      // Closed again: every open operation is re-rendered on each change, which made this slow.
+      await op.locator('.opblock-summary').click();
+    }
+    expect(statuses).toEqual({
+      'KV-put_v1_kv__key_': '200',
+      'KV-get_v1_kv__key_': '200',
+      'Streams-post_v1_topics': '201',
+      'Streams-post_v1_topics__t__records': '200',
+      'Streams-get_v1_topics__t__partitions__p__records': '200',
+      'Streams-post_v1_groups__g__offsets': '204',
+      'Vectors-post_v1_collections': '201',
+      'Vectors-post_v1_collections__c__upsert': '200',
+      'Vectors-post_v1_collections__c__query': '200',
+      'Vectors-get_v1_collections__c__vectors__id_': '200',
+    });
+    await page.close();
+    // What the examples made is what the same calls make from curl: a text value that does not
+    // expire (it was stored as `*/*`, for an hour), a topic with the default segments (they were
+    // 1 KiB, rolled every 1 ms).
+    const auth = { authorization: `Bearer ${key}` };
+    const value = await fetch(`${server.url}/v1/kv/user%2F42`, { headers: auth });
+    expect([value.headers.get('content-type'), value.headers.get('x-expires-at'), await value.text()]).toEqual(['text/plain', null, 'hello']);
+    const topic = (await (await fetch(`${server.url}/v1/topics/orders`, { headers: auth })).json()) as { partitions: number; segment_bytes: number; segment_ms: number };
+    expect([topic.partitions, topic.segment_bytes, topic.segment_ms]).toEqual([3, 8 * 2 ** 20, 86_400_000]);
+  }, 180_000);
+
   it('shows the landing page with a link that leads to the docs', async () => {
     const page = await browser.newPage();
     await page.goto(`${server.url}/`);

@@ -172,6 +172,28 @@ describe('quartz CLI end to end', () => {
     expect(missing.stderr).toMatch(/^quartz: .*events.*\(404 not_found\)\n$/);
   }, 180_000);
 
+  it('stops produce at Ctrl-C once the lines it read are sent, and says after which line', async () => {
+    // A tenant of its own: the tests after this one count the logged-in tenant's topics and usage.
+    const reg = await q(['register', '--email', 'interrupted@example.com', '-o', 'json', '--url', server.url]);
+    ok(reg);
+    const own = { QUARTZ_URL: server.url, QUARTZ_API_KEY: (JSON.parse(reg.stdout) as { api_key: string }).api_key };
+    ok(await q(['topic', 'create', 'interrupted'], undefined, own));
+    const watermark = async (): Promise<number> => (JSON.parse((await q(['topic', 'describe', 'interrupted', '-o', 'json'], undefined, own)).stdout) as { partition_info: { high_watermark: number }[] }).partition_info[0]!.high_watermark;
+    // Batches of 2 that never linger out: line 3 waits in the CLI for more lines or the end.
+    const producer = spawn(process.execPath, [BIN, 'produce', 'interrupted', '--batch', '2', '--linger-ms', '600000'], { env: cleanEnv({ ...env, ...own }), cwd: ROOT });
+    let stderr = '';
+    producer.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const exit = new Promise<[number | null, NodeJS.Signals | null]>((r) => producer.once('exit', (code, signal) => r([code, signal])));
+    onTestFinished(() => void producer.kill('SIGKILL'));
+    producer.stdin.write('one\ntwo\nthree\n');
+    await waitFor(async () => ((await watermark()) === 2 ? true : undefined), 20_000, 'the first batch');
+    producer.kill('SIGINT');
+    // It ended at once, killed by the signal, saying nothing, and 'three' was never sent.
+    expect(await exit).toEqual([130, null]);
+    expect(stderr).toBe('quartz: produce stopped by SIGINT after line 3 of stdin; 3 record(s) were produced\n');
+    expect(await watermark()).toBe(3);
+  }, 120_000);
+
   it('creates a collection, upserts from JSONL and queries', async () => {
     ok(await q(['collection', 'create', 'docs', '--dims', '3', '--metric', 'cosine']));
     const file = join(home, 'vectors.jsonl');

@@ -206,6 +206,31 @@ describe('quartz CLI against hostile input', () => {
     expect([r.code, r.stderr]).toEqual([1, 'quartz: it broke: at the disk (500 internal)\n']);
   }, 180_000);
 
+  it('writes an error that quotes input as one line, its control characters escaped', async () => {
+    // The line was cut at the key's newline ("quartz: key 'a"), and the terminal ran the escape
+    // sequence of the other key (the rest of the screen turned red).
+    const newline = await q(['kv', 'get', 'a\nb']);
+    expect([newline.code, newline.stderr]).toEqual([1, "quartz: key 'a\\nb' not found\n"]);
+    const escape = await q(['kv', 'get', 'a\u001b[31mred\u0085']);
+    expect([escape.code, escape.stderr]).toEqual([1, "quartz: key 'a\\u001b[31mred\\u0085' not found\n"]);
+    const dir = await tempDir('cli-hostile-lines');
+    const doc = join(dir, 'doc.json');
+    await writeFile(doc, '[{"id":"a","values":[1,2,3]},\n oops]\n');
+    const esc = join(dir, 'esc.jsonl');
+    await writeFile(esc, '\u001b[2J\u001b[31mevil\n');
+    // V8 words a JSON error; the line must hold it whole, with no control character.
+    for (const [file, quoted] of [[doc, 'oops]'], [esc, '\\u001b[2J\\u001b[31mevil']] as const) {
+      const r = await q(['vec', 'upsert', 'no-such-collection', '--file', file]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/^quartz: [^\n]*\n$/);
+      expect(r.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+      expect(r.stderr).toContain(quoted);
+    }
+    // An array is one document: its error, where it said "doc.json line 1 is not valid JSON (Unexpected end of JSON input)".
+    const array = await q(['vec', 'upsert', 'no-such-collection', '--file', doc]);
+    expect(array.stderr.startsWith(`quartz: ${doc} is not valid JSON (`), array.stderr).toBe(true);
+  }, 180_000);
+
   it('vec upsert sends JSONL batch by batch as it reads: a missing collection is found before the input ends', async () => {
     const proc = spawn(process.execPath, [BIN, 'vec', 'upsert', 'no-such-collection', '--file', '-', '--batch', '2'], { env: cleanEnv(env), cwd: ROOT });
     onTestFinished(() => void proc.kill('SIGKILL'));

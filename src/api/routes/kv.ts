@@ -216,7 +216,16 @@ export function kvRoutes(router: ApiRouter<AppEnv>, deps: AppDeps): void {
       request: {
         params: KvKeyParam,
         query: KvPutQuery,
-        body: { required: true, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
+        // Any type is kept as sent. The docs page sends the first listed type, and sent `*/*` as
+        // the Content-Type when it was the only one, which GET then answered with.
+        body: {
+          required: true,
+          content: {
+            'text/plain': { schema: { type: 'string' }, example: 'hello' },
+            'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+            '*/*': { schema: { type: 'string', format: 'binary' } },
+          },
+        },
       },
       responses: { '200': { ...jsonResponse(KvPutResult, 'Stored; the ETag header carries the new version'), headers: headers('ETag') }, ...errorResponses(400, 412, 413) },
     },

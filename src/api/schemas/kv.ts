@@ -6,7 +6,8 @@ export const KvKeyParam = z.object({
 });
 
 export const KvPutQuery = z.object({
-  ttl: z.string().optional().openapi({ description: 'Seconds until the key expires (whole number)', example: '3600' }),
+  // No example: the docs page fills it in, so every value stored from there expired an hour later.
+  ttl: z.string().optional().openapi({ description: 'Seconds until the key expires (whole number, e.g. 3600); none: never' }),
 });
 
 export const KvPutResult = z

@@ -19,7 +19,9 @@ export const CreateTopicBody = z
     segment_bytes: z.number().int().min(1024).max(2 ** 30).optional(),
     segment_ms: z.number().int().min(1).optional(),
   })
-  .openapi('CreateTopic');
+  // The docs page sends this when "Try it out" is run as it comes: without it, a sample built
+  // from the minimums (1 KiB segments rolled every 1 ms).
+  .openapi('CreateTopic', { example: { name: 'orders', partitions: 3 } });
 
 export const TopicConfig = z
   .object({
@@ -47,8 +49,9 @@ export const TopicDescription = TopicConfig.extend({
 }).openapi('TopicDescription');
 
 export const TopicList = z.object({ topics: z.array(TopicConfig), cursor: PageCursor }).openapi('TopicList');
-export const TopicParam = z.object({ t: z.string().openapi({ description: 'Topic name' }) });
-export const PartitionParam = z.object({ t: z.string(), p: z.string().openapi({ description: 'Partition number' }) });
+const topicName = z.string().openapi({ description: 'Topic name', example: 'orders' });
+export const TopicParam = z.object({ t: topicName });
+export const PartitionParam = z.object({ t: topicName, p: z.string().openapi({ description: 'Partition number', example: '0' }) });
 
 const Header = z.object({ key: z.string(), value: z.string().nullable() });
 /** A header as produce takes it: an absent value is null. */
@@ -70,7 +73,7 @@ export const ProduceBody = z
       .min(1)
       .max(MAX_PRODUCE_RECORDS),
   })
-  .openapi('Produce');
+  .openapi('Produce', { example: { records: [{ key: 'user-42', value: 'hello' }] } });
 
 export const ProduceResult = z
   .object({ offsets: z.array(z.object({ partition: z.number().int(), offset: z.number().int() })) })
@@ -102,7 +105,7 @@ export const ConsumeResult = z
   .openapi('ConsumeResult');
 
 export const GroupList = z.object({ groups: z.array(z.string()), cursor: PageCursor }).openapi('GroupList');
-export const GroupParam = z.object({ g: z.string().openapi({ description: 'Consumer group id' }) });
+export const GroupParam = z.object({ g: z.string().openapi({ description: 'Consumer group id', example: 'billing' }) });
 
 export const CommitBody = z
   .object({
@@ -111,7 +114,7 @@ export const CommitBody = z
     offset: z.number().int().min(0).openapi({ description: 'The next offset the group will read' }),
     metadata: z.string().max(4096).optional(),
   })
-  .openapi('CommitOffset');
+  .openapi('CommitOffset', { example: { topic: 'orders', partition: 0, offset: 0 } });
 
 export const CommitOffsetsBody = z
   .object({

@@ -15,7 +15,9 @@ export const CreateCollectionBody = z
     m: z.number().int().min(4).max(64).optional().openapi({ description: 'HNSW links per node (default 16)' }),
     ef_construction: z.number().int().min(8).max(1000).optional().openapi({ description: 'HNSW build breadth (default 200)' }),
   })
-  .openapi('CreateCollection');
+  // The docs page sends this when "Try it out" is run as it comes: without it, a sample built
+  // from the name's pattern and the minimums (a random name, 1 dimension, m 4).
+  .openapi('CreateCollection', { example: { name: 'docs', dims: 3, metric: 'cosine' } });
 
 export const CollectionInfo = z
   .object({
@@ -31,8 +33,9 @@ export const CollectionInfo = z
 
 export const CollectionList = z.object({ collections: z.array(CollectionInfo), cursor: PageCursor }).openapi('CollectionList');
 
-export const CollectionParam = z.object({ c: z.string().openapi({ description: 'Collection name' }) });
-export const VectorParam = z.object({ c: z.string(), id: z.string().openapi({ description: 'Vector id' }) });
+const collectionName = z.string().openapi({ description: 'Collection name', example: 'docs' });
+export const CollectionParam = z.object({ c: collectionName });
+export const VectorParam = z.object({ c: collectionName, id: z.string().openapi({ description: 'Vector id', example: 'a' }) });
 
 const VectorId = z.string().min(1).openapi({ description: "At most 512 UTF-8 bytes; not '.' or '..'" });
 const VectorValues = z.array(z.number()).openapi({ description: 'Exactly `dims` finite numbers; under l2 and dot each at most 1e17 in magnitude' });
@@ -45,7 +48,7 @@ export const UpsertBody = z
       .min(1)
       .max(10_000),
   })
-  .openapi('Upsert');
+  .openapi('Upsert', { example: { vectors: [{ id: 'a', values: [0.1, 0.2, 0.3], metadata: { lang: 'en' } }] } });
 
 export const UpsertResult = z.object({ upserted: z.number().int() }).openapi('UpsertResult');
 
@@ -60,7 +63,7 @@ export const QueryBody = z
     include_values: z.boolean().optional(),
     ef: z.number().int().min(1).max(10_000).optional(),
   })
-  .openapi('Query');
+  .openapi('Query', { example: { vector: [0.1, 0.2, 0.3], k: 5, include_metadata: true } });
 
 type Issues = string[];
 

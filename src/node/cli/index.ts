@@ -4,6 +4,7 @@
  */
 import { QuartzError } from '../../core/errors.js';
 import { CliError } from './client.js';
+import { errorLine } from './output.js';
 import { buildProgram } from './program.js';
 
 const io = { env: process.env, stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
@@ -21,6 +22,6 @@ try {
   if (err instanceof CliError) line = err.message;
   else if (err instanceof QuartzError) line = `quartz: ${err.message}`;
   else line = `quartz: ${(err as Error)?.message ?? String(err)}`;
-  process.stderr.write(line.split('\n')[0] + '\n');
+  process.stderr.write(errorLine(line) + '\n');
   process.exitCode = err instanceof CliError ? err.exitCode : 1;
 }

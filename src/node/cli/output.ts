@@ -62,3 +62,20 @@ export function createOutput(mode: OutputMode, write: (text: string) => void): O
 export function counted(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
+
+/** Line breaks and the other control characters but tab (C0, DEL and C1). */
+const UNPRINTABLE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
+
+const escaped = (ch: string): string => (ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+/**
+ * An error message as the one line stderr gets: its control characters written as JSON escapes.
+ * A message can quote input (a file's bad JSON, a key, a server's text): a line break in it cut
+ * the line short, and an escape sequence in it was run by the terminal.
+ *
+ * @example
+ * errorLine("key 'a\nb' not found"); // "key 'a\\nb' not found"
+ */
+export function errorLine(message: string): string {
+  return message.replace(UNPRINTABLE, escaped);
+}

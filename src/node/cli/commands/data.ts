@@ -476,6 +476,9 @@ export function parseVectors(text: string, subject: string): unknown[] {
     throw new CliError(`quartz: ${subject} must hold an array of vectors, {vectors: [...]}, or one vector per line`);
   } catch (err) {
     if (err instanceof CliError) throw err;
+    // No line of JSONL starts an array: this is one document, and its own error says where it broke
+    // (read as lines, it was "line 1 is not valid JSON (Unexpected end of JSON input)").
+    if (trimmed.startsWith('[')) throw new CliError(`quartz: ${subject} is not valid JSON (${(err as Error).message})`);
   }
   return trimmed.split('\n').flatMap((line, i) => (line.trim() === '' ? [] : [parseJson(line, `${subject} line ${i + 1}`)]));
 }

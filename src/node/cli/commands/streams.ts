@@ -204,6 +204,17 @@ async function produceLines(
   let posted = false;
   /** The batches sent and not yet answered: reading waits while more than a few are. */
   const inFlight: Promise<void>[] = [];
+  let lastLine = 0;
+  // Ctrl-C stops reading; the lines read so far are still sent, so the line it names is where a
+  // rerun starts. It ended the process at once, saying nothing: a rerun could not tell which
+  // lines were stored. A second Ctrl-C (the handler is gone) ends it without waiting.
+  let stoppedBy: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    stoppedBy = signal;
+    (input as { destroy?: () => void }).destroy?.();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const post = async (lines: Line[]): Promise<void> => {
     const body = `{"records":[${lines.map((l) => l.json).join(',')}]}`;
     const res = await client.request(path, { method: 'POST', body, contentType: 'application/json', accept: [413] });
@@ -240,7 +251,8 @@ async function produceLines(
   };
   try {
     for await (const { bytes: line, number } of numberedLines(input, subject)) {
-      if (failure !== undefined) break;
+      if (failure !== undefined || stoppedBy !== undefined) break;
+      lastLine = number;
       if (line.length === 0) continue;
       // A line that is not UTF-8 goes as base64, which applies to the record's key too.
       const json = isUtf8(line)
@@ -258,21 +270,26 @@ async function produceLines(
     flush();
   } catch (err) {
     // Input that cannot be read at all (a --file that does not exist) is the whole story.
-    if (inFlight.length === 0 && batch.length === 0 && failure === undefined) throw err;
+    if (stoppedBy === undefined && inFlight.length === 0 && batch.length === 0 && failure === undefined) throw err;
     // The lines before a bad one (too long, unreadable input) are produced first.
     clearTimeout(timer);
     flush();
     await chain;
-    failure ??= err;
+    // The input closed by Ctrl-C ends the read as its end would.
+    if (stoppedBy === undefined) failure ??= err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   await chain;
   // Input without a record sends no produce request, yet a topic that does not exist (or a
   // --partition it lacks) is as wrong with it: `printf '' | quartz produce typo` reported success.
-  if (!posted && failure === undefined) failure = await produceTarget(client, topic, o.partition).catch((err: unknown) => err);
+  if (!posted && failure === undefined && stoppedBy === undefined) failure = await produceTarget(client, topic, o.partition).catch((err: unknown) => err);
   if (failure !== undefined) {
     if (failure instanceof CliError) throw new CliError(`${failure.message}; ${produced} record(s) were produced before it`);
     throw failure;
   }
+  if (stoppedBy !== undefined) throw new CliError(`quartz: produce stopped by ${stoppedBy} after line ${lastLine} of ${subject}; ${produced} record(s) were produced`, 130);
   return produced;
 }
 
