@@ -164,6 +164,8 @@ describe('quartz serve', () => {
       ['{"port": 8787,', 'not valid JSON'],
       ['{"prot": 8787}', 'Unrecognized key: "prot"'],
       ['{"default_plan": "gold"}', "default_plan: 'gold' is not one of the plans"],
+      // Never equal to a browser's Origin header: it allowed no origin, silently.
+      ['{"cors_origins": ["https://app.example.com/"]}', "cors_origins.0: 'https://app.example.com/' is not an origin (scheme://host[:port] as browsers send it in Origin): did you mean 'https://app.example.com'?"],
     ] as const) {
       await writeFile(bad, content);
       const r = await runCli(['serve', '--port', '0', '--data', join(dir, 'd'), '--config', bad], {});
