@@ -94,6 +94,11 @@ describe('resolveServeSettings', () => {
     expect(t.app.cors_origins).toEqual(['https://b.example', 'https://c.example']);
   });
 
+  it('reads a config file that starts with a byte order mark', async () => {
+    const file = await configFile('\uFEFF{"port": 9100}');
+    await expect(resolveServeSettings({ config: file }, {})).resolves.toMatchObject({ port: 9100, sources: { port: 'file' } });
+  });
+
   it('reports a bad file in one line naming the file and the field', async () => {
     const wrongType = await configFile(JSON.stringify({ port: 'eighty' }));
     await expect(resolveServeSettings({ config: wrongType }, {})).rejects.toMatchObject({

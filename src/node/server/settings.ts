@@ -104,7 +104,9 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    // Editors on Windows save UTF-8 with a byte order mark, which JSON.parse refuses with an error
+    // quoting an invisible character; RFC 8259 §8.1 lets a parser ignore it, as the API's bodies do.
+    json = JSON.parse(text.startsWith('\uFEFF') ? text.slice(1) : text);
   } catch (err) {
     throw bad(`config file ${path}: not valid JSON (${(err as Error).message})`);
   }
