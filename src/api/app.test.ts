@@ -289,6 +289,7 @@ describe('helpers', () => {
     expect(() => resolveServerConfig({ version: '1', default_plan: 'gold' })).toThrow(/default_plan 'gold'/);
     expect(() => resolveServerConfig({ version: '1', body_limits: { kv: -1 } })).toThrow(/body_limits\.kv/);
     expect(() => resolveServerConfig({ version: '1', admin_key_hash: 'nope' })).toThrow(/admin_key_hash/);
+    expect(() => resolveServerConfig({ version: '1', cors_origins: ['https://app.example.com/'] })).toThrow(/cors_origins\[0\]: 'https:\/\/app\.example\.com\/' is not an origin .*did you mean 'https:\/\/app\.example\.com'\?/);
     expect(resolveServerConfig({ version: '1' })).toMatchObject({ default_plan: 'unlimited', registration_enabled: true, cors_origins: ['*'] });
     // A valid plan name that only Object.prototype has is no configured plan.
     expect(() => resolveServerConfig({ version: '1', default_plan: 'constructor' })).toThrow(/default_plan 'constructor'/);

@@ -61,6 +61,37 @@ export const DEFAULT_LONG_POLL_MAX_MS = 30_000;
 /** Open registration takes no key, so a flood of it is limited server-wide rather than per tenant. */
 export const DEFAULT_REGISTRATIONS_PER_MINUTE = 60;
 
+/**
+ * Why `value` can never equal a browser's `Origin` header, or undefined when it can: `*`, `null`
+ * (what sandboxed pages and file: URLs send) or a serialized origin, `scheme://host[:port]`. For
+ * http and https that is the URL standard's form (lower-case host, no default port, no path);
+ * other schemes (`chrome-extension://…`, `capacitor://localhost`) are taken as written, without a
+ * path. Origins are compared as exact strings, so `https://app.example.com/` or
+ * `app.example.com` in the config allowed nothing, silently: only the browser reported a CORS
+ * failure.
+ *
+ * @example
+ * originProblem('https://App.example.com/'); // "... did you mean 'https://app.example.com'?"
+ */
+export function originProblem(value: string): string | undefined {
+  if (value === '*' || value === 'null') return undefined;
+  const form = 'scheme://host[:port] as browsers send it in Origin';
+  const notOne = `'${value}' is not an origin (${form}, e.g. https://app.example.com)`;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return notOne;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return /^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]+$/.test(value) ? undefined : notOne;
+  return url.origin === value ? undefined : `'${value}' is not an origin (${form}): did you mean '${url.origin}'?`;
+}
+
+const corsOrigin = z.string().superRefine((value, ctx) => {
+  const problem = originProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 const planName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 lower-case letters, digits, - or _');
 const byteLimit = z.number().int().min(1).max(2 ** 32);
 
@@ -77,7 +108,7 @@ export const serverConfigSchema = z
     default_plan: planName.optional(),
     registration_enabled: z.boolean().optional(),
     registrations_per_minute: z.number().int().min(1).nullable().optional(),
-    cors_origins: z.array(z.string().min(1)).min(1).optional(),
+    cors_origins: z.array(corsOrigin).min(1).optional(),
     body_limits: z.object({ json: byteLimit, kv: byteLimit, records: byteLimit, vectors: byteLimit }).partial().strict().optional(),
     admin_key_hash: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits (SHA-256)').nullable().optional(),
     long_poll_max_ms: z.number().int().min(0).max(300_000).optional(),

@@ -131,6 +131,13 @@ describe('quartz serve', () => {
     expect((await fetch(`${s.url}/v1/admin/usage/export`, { headers: { authorization: 'Bearer wrong-key-0000000000' } })).status).toBe(401);
   });
 
+  it('refuses a QUARTZ_ADMIN_KEY no request could present before it creates, locks or replays the data directory', async () => {
+    const dir = await tempDir('badenvkey');
+    const r = await runCli(['serve', '--port', '0', '--data', join(dir, 'data')], { QUARTZ_ADMIN_KEY: 'short' });
+    expect([r.code, r.stderr]).toEqual([1, 'quartz: QUARTZ_ADMIN_KEY must be at least 16 characters\n']);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   it('warns once, naming the nearest known name, of a QUARTZ_* variable it does not read, and starts anyway', async () => {
     const s = await start(['--data', await tempDir('typo')], { QUARTZ_PROT: '9000', QUARTZ_URL: 'http://127.0.0.1:1' });
     expect((await fetch(`${s.url}/v1/health`)).status).toBe(200);
@@ -157,6 +164,8 @@ describe('quartz serve', () => {
       ['{"port": 8787,', 'not valid JSON'],
       ['{"prot": 8787}', 'Unrecognized key: "prot"'],
       ['{"default_plan": "gold"}', "default_plan: 'gold' is not one of the plans"],
+      // Never equal to a browser's Origin header: it allowed no origin, silently.
+      ['{"cors_origins": ["https://app.example.com/"]}', "cors_origins.0: 'https://app.example.com/' is not an origin (scheme://host[:port] as browsers send it in Origin): did you mean 'https://app.example.com'?"],
     ] as const) {
       await writeFile(bad, content);
       const r = await runCli(['serve', '--port', '0', '--data', join(dir, 'd'), '--config', bad], {});

@@ -1,55 +1,65 @@
-import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../core/errors.js';
-import { loadAdminKey } from './admin-key.js';
+import { adminKeyFile, adminKeyFromEnv } from './admin-key.js';
 
 const dir = () => mkdtemp(join(tmpdir(), 'quartz-adminkey-'));
 
-describe('loadAdminKey', () => {
+describe('the admin key', () => {
   it('generates a key file readable only by its owner, then reads the same key back', async () => {
     const d = await dir();
-    const first = await loadAdminKey(d, undefined);
+    const first = await adminKeyFile(d);
     expect(first.created).toBe(true);
     expect(first.key).toMatch(/^qza_[0-9a-f]{64}$/);
     expect((await stat(join(d, 'admin.key'))).mode & 0o777).toBe(0o600);
-    const second = await loadAdminKey(d, undefined);
+    const second = await adminKeyFile(d);
     expect(second).toEqual({ key: first.key, where: join(d, 'admin.key'), created: false });
   });
 
   it('tightens a key file whose mode was loosened', async () => {
     const d = await dir();
-    await loadAdminKey(d, undefined);
+    await adminKeyFile(d);
     await chmod(join(d, 'admin.key'), 0o644);
-    await loadAdminKey(d, undefined);
+    await adminKeyFile(d);
     expect((await stat(join(d, 'admin.key'))).mode & 0o777).toBe(0o600);
   });
 
-  it('prefers QUARTZ_ADMIN_KEY and writes no file', async () => {
-    const d = await dir();
-    const k = await loadAdminKey(d, 'a-long-enough-admin-key');
-    expect(k).toEqual({ key: 'a-long-enough-admin-key', where: 'the QUARTZ_ADMIN_KEY environment variable', created: false });
-    await expect(stat(join(d, 'admin.key'))).rejects.toThrow(/ENOENT/);
-    await expect(loadAdminKey(d, 'short')).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringContaining('QUARTZ_ADMIN_KEY') });
+  it('takes QUARTZ_ADMIN_KEY as it is, and undefined when it is unset or empty', () => {
+    expect(adminKeyFromEnv('a-long-enough-admin-key')).toEqual({ key: 'a-long-enough-admin-key', where: 'the QUARTZ_ADMIN_KEY environment variable', created: false });
+    expect(adminKeyFromEnv(undefined)).toBeUndefined();
+    expect(adminKeyFromEnv('')).toBeUndefined();
+    expect(() => adminKeyFromEnv('short')).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringContaining('QUARTZ_ADMIN_KEY') }));
   });
 
   it('refuses a key no Bearer header can carry (a space, a padded value), without echoing it', async () => {
     const d = await dir();
     for (const key of ['correct horse battery staple', 'a-long-enough-admin-key ', '\ta-long-enough-admin-key', 'a-long-enough-admin-kéy']) {
-      const refused = loadAdminKey(d, key);
-      await expect(refused, JSON.stringify(key)).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/^QUARTZ_ADMIN_KEY must be printable ASCII without spaces/) });
-      await expect(refused).rejects.not.toMatchObject({ message: expect.stringContaining(key.trim()) });
+      let refused: unknown;
+      try {
+        adminKeyFromEnv(key);
+      } catch (err) {
+        refused = err;
+      }
+      expect(refused, JSON.stringify(key)).toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringMatching(/^QUARTZ_ADMIN_KEY must be printable ASCII without spaces/) });
+      expect((refused as Error).message).not.toContain(key.trim());
     }
     await writeFile(join(d, 'admin.key'), 'two words in a hand-written key\n', { mode: 0o600 });
-    await expect(loadAdminKey(d, undefined)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA, message: expect.stringContaining(join(d, 'admin.key')) });
+    await expect(adminKeyFile(d)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA, message: expect.stringContaining(join(d, 'admin.key')) });
   });
 
   it('refuses an empty key file, naming it', async () => {
     const d = await dir();
     await writeFile(join(d, 'admin.key'), '\n', { mode: 0o600 });
-    await expect(loadAdminKey(d, undefined)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA, message: expect.stringContaining(join(d, 'admin.key')) });
+    await expect(adminKeyFile(d)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA, message: expect.stringContaining(join(d, 'admin.key')) });
     expect(await readFile(join(d, 'admin.key'), 'utf8')).toBe('\n'); // never overwritten
+  });
+
+  it('names the key file it cannot read (a directory, say), whose error names no path', async () => {
+    const d = await dir();
+    await mkdir(join(d, 'admin.key'));
+    await expect(adminKeyFile(d)).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: `admin key file ${join(d, 'admin.key')}: cannot read it (EISDIR); make it a file the server's user can read, or remove it to generate a new key` });
   });
 });

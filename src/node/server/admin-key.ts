@@ -27,17 +27,27 @@ const PRESENTABLE = /^[!-~]+$/;
 const UNPRESENTABLE = 'must be printable ASCII without spaces (what an Authorization: Bearer header can carry)';
 
 /**
- * Reads or creates the admin key.
+ * The admin key QUARTZ_ADMIN_KEY gives, undefined when it is unset or empty; throws when it is
+ * set to a key no request could present. Needs no data directory, so a server checks it before
+ * opening one.
  *
  * @example
- * const { key, where } = await loadAdminKey('./.quartz', process.env.QUARTZ_ADMIN_KEY);
+ * const fromEnv = adminKeyFromEnv(process.env.QUARTZ_ADMIN_KEY);
  */
-export async function loadAdminKey(dataDir: string, fromEnv: string | undefined): Promise<AdminKey> {
-  if (fromEnv !== undefined && fromEnv !== '') {
-    if (fromEnv.length < 16) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, 'QUARTZ_ADMIN_KEY must be at least 16 characters');
-    if (!PRESENTABLE.test(fromEnv)) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `QUARTZ_ADMIN_KEY ${UNPRESENTABLE}`);
-    return { key: fromEnv, where: 'the QUARTZ_ADMIN_KEY environment variable', created: false };
-  }
+export function adminKeyFromEnv(value: string | undefined): AdminKey | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value.length < 16) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, 'QUARTZ_ADMIN_KEY must be at least 16 characters');
+  if (!PRESENTABLE.test(value)) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `QUARTZ_ADMIN_KEY ${UNPRESENTABLE}`);
+  return { key: value, where: 'the QUARTZ_ADMIN_KEY environment variable', created: false };
+}
+
+/**
+ * Reads `<data dir>/admin.key`, or creates it with a new key.
+ *
+ * @example
+ * const { key, where } = await adminKeyFile('./.quartz');
+ */
+export async function adminKeyFile(dataDir: string): Promise<AdminKey> {
   const path = join(dataDir, ADMIN_KEY_FILE);
   const key = `qza_${randomBytes(32).toString('hex')}`;
   try {
@@ -47,9 +57,16 @@ export async function loadAdminKey(dataDir: string, fromEnv: string | undefined)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
-  // A copied or restored key file may have lost its mode: tighten it.
-  if (((await stat(path)).mode & 0o077) !== 0) await chmod(path, 0o600);
-  const existing = (await readFile(path, 'utf8')).trim();
+  let existing: string;
+  try {
+    // A copied or restored key file may have lost its mode: tighten it.
+    if (((await stat(path)).mode & 0o077) !== 0) await chmod(path, 0o600);
+    existing = (await readFile(path, 'utf8')).trim();
+  } catch (err) {
+    // Some of these errors (EISDIR from a read) name no path: say which file.
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `admin key file ${path}: cannot read it (${code}); make it a file the server's user can read, or remove it to generate a new key`);
+  }
   if (existing.length < 16) throw new QuartzError(ErrorCode.CORRUPT_DATA, `admin key file ${path} is empty or too short; delete it to generate a new key`);
   if (!PRESENTABLE.test(existing)) throw new QuartzError(ErrorCode.CORRUPT_DATA, `admin key file ${path}: the key ${UNPRESENTABLE}; fix it or delete the file to generate a new key`);
   return { key: existing, where: path, created: false };

@@ -15,7 +15,7 @@ import type { LoggerPort } from '../../api/ports.js';
 import type { Engine } from '../../engine/engine.js';
 import { createBackup, releaseBackups } from '../backup/snapshot.js';
 import { machineMemory, openQuartz } from '../open-quartz.js';
-import { loadAdminKey, type AdminKey } from './admin-key.js';
+import { adminKeyFile, adminKeyFromEnv, type AdminKey } from './admin-key.js';
 import { packageVersion } from '../package-info.js';
 import { unknownVariableMessage, unknownVariables } from '../variables.js';
 import { fileAssets } from './assets.js';
@@ -134,6 +134,8 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
   const version = packageVersion();
   // Check the app config before touching the data directory, so a bad plan name fails fast.
   const draft = resolveServerConfig({ version, ...settings.app });
+  // Likewise a QUARTZ_ADMIN_KEY no request could present: it must not cost a created, locked or replayed directory.
+  const envAdminKey = adminKeyFromEnv(env.QUARTZ_ADMIN_KEY);
   // Taken first: a port in use must not cost a created, locked or migrated data directory.
   const held = await holdAddress(settings.host, settings.port);
   const engine = await openQuartz({
@@ -156,7 +158,7 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
   setMaxListeners(0, shutdown.signal);
   let adminKey: AdminKey;
   try {
-    adminKey = await loadAdminKey(settings.dataDir, env.QUARTZ_ADMIN_KEY);
+    adminKey = envAdminKey ?? (await adminKeyFile(settings.dataDir));
     const config = { ...draft, admin_key_hash: await hashKey(adminKey.key) };
     const largestBody = Math.max(...Object.values(config.body_limits));
     // Answers the listener gives before any route sees the request: counted too, as route `early`.

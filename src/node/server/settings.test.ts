@@ -94,6 +94,11 @@ describe('resolveServeSettings', () => {
     expect(t.app.cors_origins).toEqual(['https://b.example', 'https://c.example']);
   });
 
+  it('reads a config file that starts with a byte order mark', async () => {
+    const file = await configFile('\uFEFF{"port": 9100}');
+    await expect(resolveServeSettings({ config: file }, {})).resolves.toMatchObject({ port: 9100, sources: { port: 'file' } });
+  });
+
   it('reports a bad file in one line naming the file and the field', async () => {
     const wrongType = await configFile(JSON.stringify({ port: 'eighty' }));
     await expect(resolveServeSettings({ config: wrongType }, {})).rejects.toMatchObject({
@@ -132,6 +137,15 @@ describe('resolveServeSettings', () => {
     await expect(resolveServeSettings({ logLevel: 'loud' }, {})).rejects.toThrow(/--log-level must be one of/);
     await expect(resolveServeSettings({}, { QUARTZ_REGISTRATION: 'maybe' })).rejects.toThrow(/QUARTZ_REGISTRATION must be true or false/);
     await expect(resolveServeSettings({}, { QUARTZ_CORS_ORIGINS: ' , ' })).rejects.toThrow(/QUARTZ_CORS_ORIGINS must name at least one origin/);
+    // An origin is compared as the exact string a browser sends: one with a path, no scheme or a
+    // capital letter would never match, so it is refused rather than allow nothing silently.
+    await expect(resolveServeSettings({}, { QUARTZ_CORS_ORIGINS: 'https://a.example, app.example.com' })).rejects.toThrow(
+      "QUARTZ_CORS_ORIGINS: 'app.example.com' is not an origin (scheme://host[:port] as browsers send it in Origin, e.g. https://app.example.com)",
+    );
+    await expect(resolveServeSettings({}, { QUARTZ_CORS_ORIGINS: 'https://App.example.com:443/' })).rejects.toThrow(/did you mean 'https:\/\/app\.example\.com'\?$/);
+    await expect(resolveServeSettings({}, { QUARTZ_CORS_ORIGINS: 'https://a.example,http://localhost:5173,null,capacitor://localhost' })).resolves.toMatchObject({
+      app: { cors_origins: ['https://a.example', 'http://localhost:5173', 'null', 'capacitor://localhost'] },
+    });
     await expect(resolveServeSettings({ host: '' }, {})).rejects.toThrow(/^--host must not be empty$/);
     await expect(resolveServeSettings({ data: '' }, {})).rejects.toThrow(/^--data must not be empty$/);
     // An empty variable is unset, as shells leave them.

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { DEFAULT_PLANS, serverConfigSchema } from '../../api/config.js';
+import { DEFAULT_PLANS, originProblem, serverConfigSchema } from '../../api/config.js';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { DEFAULT_TENANT_IDLE_MS } from '../../engine/kv/key-cache.js';
 import { DEFAULT_IDLE_CLOSE_MS } from '../../engine/vectors/open-collections.js';
@@ -104,7 +104,9 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    // Editors on Windows save UTF-8 with a byte order mark, which JSON.parse refuses with an error
+    // quoting an invisible character; RFC 8259 §8.1 lets a parser ignore it, as the API's bodies do.
+    json = JSON.parse(text.startsWith('\uFEFF') ? text.slice(1) : text);
   } catch (err) {
     throw bad(`config file ${path}: not valid JSON (${(err as Error).message})`);
   }
@@ -124,10 +126,14 @@ function parseBool(value: string, subject: string): boolean {
   throw bad(`${subject} must be true or false, got '${value}'`);
 }
 
-/** A comma-separated list; like the file's `cors_origins`, it must name at least one origin. */
+/** A comma-separated list; like the file's `cors_origins`, it must name at least one origin, and only origins. */
 function parseOrigins(value: string, subject: string): string[] {
   const origins = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   if (origins.length === 0) throw bad(`${subject} must name at least one origin (comma-separated), got '${value}'`);
+  for (const origin of origins) {
+    const problem = originProblem(origin);
+    if (problem !== undefined) throw bad(`${subject}: ${problem}`);
+  }
   return origins;
 }
 
