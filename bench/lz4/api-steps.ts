@@ -1,10 +1,11 @@
 /**
  * Where the block API's time goes beyond its kernel, one step added at a time:
- * `node --expose-gc --import tsx bench/lz4/api-steps.ts [--mb 32] [--runs 9] [--only a,b]`.
- * Over 64 KB blocks of the JSON-log corpus, as `npm run bench -- lz4` calls them (every result
- * kept until the next run), each row times one pass by process CPU time from a settled heap,
- * the rows taking turns within every run (rotating order); prints the median µs per block and MB/s
- * of input. The rows use the library's own codec instance, so they share its memory and JIT state.
+ * `node --expose-gc --import tsx bench/lz4/api-steps.ts [--mb 32] [--runs 9] [--only c:,d:]`
+ * (`--only` keeps the rows whose names contain one of its words). Over 64 KB blocks of the JSON-log
+ * corpus, as `npm run bench -- lz4` calls them (every result kept until the next run), each row
+ * times one pass by process CPU time from a settled heap, the rows taking turns within every run
+ * (rotating order); prints the median µs per block, MB/s of uncompressed data and minor page
+ * faults per block. The rows use the library's own codec instance, sharing its memory and JIT state.
  */
 import { loadavg } from 'node:os';
 import { init, lz4 } from '../../src/node/core.js';
