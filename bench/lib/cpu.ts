@@ -16,6 +16,21 @@ export function processCpuUs(): number {
   return user + system;
 }
 
+/**
+ * The process's minor page faults so far (Linux; NaN elsewhere). Whether a fresh result's first
+ * touch faults depends on the allocator (glibc hands back pages it trimmed from the heap or got by
+ * mmap; lz4-napi's mimalloc keeps freed memory), and in this VM each fault costs ~10-25 µs under
+ * load, so a side's figure can be its faults: the lz4 benches print them.
+ */
+export function minorPageFaults(): number {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+  } catch {
+    return NaN;
+  }
+}
+
 /** `processCpuUs` in milliseconds. */
 export function processCpuMs(): number {
   return processCpuUs() / 1000;

@@ -23,6 +23,7 @@ import { parseFlags } from '../lib/args.js';
 import { ratio } from '../lib/format.js';
 import { median } from '../lib/quantiles.js';
 import { clockSeconds, settleHeap, useCpuClock } from '../lib/timing.js';
+import { minorPageFaults } from '../lib/cpu.js';
 
 const require = createRequire(import.meta.url);
 const lz4js = require('lz4js') as { compress(src: Uint8Array): Uint8Array; decompress(src: Uint8Array): Uint8Array };
@@ -38,9 +39,11 @@ const here = fileURLToPath(new URL('.', import.meta.url));
  * figure, ours and the peers' alike, is process CPU time; the `lz4` CLI row always reports its own
  * wall-clock figures), from a settled heap (see settleHeap).
  */
-function timeOnce(fn: () => void): number {
+function timeOnce(fn: () => void): { seconds: number; faults: number } {
   settleHeap();
-  return clockSeconds(fn).seconds;
+  const before = minorPageFaults();
+  const seconds = clockSeconds(fn).seconds;
+  return { seconds, faults: minorPageFaults() - before };
 }
 
 /** One contestant of a timed round: a whole call, and an untimed check of its result. */
@@ -50,31 +53,40 @@ interface Side {
   check?: () => void;
 }
 
+/** One side's figures: median MB/s, and median minor page faults per 64 KB of uncompressed data. */
+interface Figures {
+  mbs: number;
+  faults: number;
+}
+
 /**
  * Median MB/s of each side over RUNS runs, for `bytes` of uncompressed data per call. Within
  * every run each side is called once, the order rotating from run to run, so load from other
  * processes that comes and goes during the bench falls on every side alike instead of on
  * whichever codec happened to be timed at the time.
  */
-function interleaved(bytes: number, sides: Side[]): number[] {
+function interleaved(bytes: number, sides: Side[]): Figures[] {
   for (const s of sides) {
     s.run(); // warm-up: JIT, and memory growth in the wasm instance
     s.check?.();
   }
   const times = sides.map(() => [] as number[]);
+  const faults = sides.map(() => [] as number[]);
   for (let r = 0; r < RUNS; r++) {
     for (let k = 0; k < sides.length; k++) {
       const i = (r + k) % sides.length;
-      times[i]!.push(timeOnce(sides[i]!.run));
+      const t = timeOnce(sides[i]!.run);
+      times[i]!.push(t.seconds);
+      faults[i]!.push((t.faults * BLOCK) / bytes);
       sides[i]!.check?.();
     }
   }
-  return times.map((t) => bytes / 1e6 / median(t));
+  return times.map((t, i) => ({ mbs: bytes / 1e6 / median(t), faults: median(faults[i]!) }));
 }
 
 /** Median MB/s of `fn` over RUNS runs, for `bytes` of uncompressed data per run. */
 function throughput(bytes: number, fn: () => void): number {
-  return interleaved(bytes, [{ run: fn }])[0]!;
+  return interleaved(bytes, [{ run: fn }])[0]!.mbs;
 }
 
 function same(a: Uint8Array, b: Uint8Array, what: string): void {
@@ -86,6 +98,8 @@ interface Row {
   compress: number;
   decompress: number;
   ratio: number;
+  /** Minor page faults per 64 KB of uncompressed data, compress and decompress (not for the CLI). */
+  faults?: [number, number];
 }
 
 /** One in-process codec on one corpus; `compress` must have run before `decompress`. */
@@ -107,8 +121,8 @@ function chunks(data: Uint8Array): Uint8Array[] {
 
 const total = (xs: Uint8Array[]) => xs.reduce((n, p) => n + p.length, 0);
 
-/** Our block API, and beside it the same blocks decoded into one caller-owned buffer. */
-function oursBlock(data: Uint8Array): { codec: Codec; into: Side } {
+/** Our block API, and beside it the same blocks compressed and decoded into one caller-owned buffer each. */
+function oursBlock(data: Uint8Array): { codec: Codec; into: Side; compressInto: Side } {
   const parts = chunks(data);
   let packed: Uint8Array[] = [];
   let back: Uint8Array[] = [];
@@ -138,11 +152,23 @@ function oursBlock(data: Uint8Array): { codec: Codec; into: Side } {
       intoSum = 0;
     },
   };
-  return { codec, into };
+  // Room for LZ4's worst case of a 64 KB block (lz4_compress_bound).
+  const packedBuffer = new Uint8Array(BLOCK + BLOCK / 255 + 16);
+  let packedSum = 0;
+  const compressInto: Side = {
+    run: () => {
+      for (const p of parts) packedSum += lz4.compressBlock(p, { into: packedBuffer }).length;
+    },
+    check: () => {
+      if (packedSum !== total(packed)) throw new Error('quartz block compress into: compressed length differs');
+      packedSum = 0;
+    },
+  };
+  return { codec, into, compressInto };
 }
 
-/** Decompress MB/s of the block API decoding into one caller-owned 64 KB buffer, per corpus. */
-const intoFigures = new Map<Uint8Array, number>();
+/** Figures of the block API writing into one caller-owned buffer (compress, decompress), per corpus. */
+const intoFigures = new Map<Uint8Array, [Figures, Figures]>();
 
 /**
  * A codec whose compress makes one packed buffer of the whole corpus and whose decompress one
@@ -212,10 +238,18 @@ function lz4jsFrame(data: Uint8Array): Codec {
 function inProcessRows(data: Uint8Array): Row[] {
   const block = oursBlock(data);
   const codecs = [block.codec, oursFrame(data), napiBlocks(data), napiWhole(data), napiFrame(data), lz4jsFrame(data)];
-  const compress = interleaved(data.length, codecs.map((c) => ({ run: c.compress })));
+  // The owned compress runs first once, so that the `{ into }` side's check has its sizes.
+  block.codec.compress();
+  const compress = interleaved(data.length, [...codecs.map((c) => ({ run: c.compress })), block.compressInto]);
   const decoded = interleaved(data.length, [...codecs.map((c) => ({ run: c.decompress, check: c.verify })), block.into]);
-  intoFigures.set(data, decoded[codecs.length]!);
-  return codecs.map((c, i) => ({ name: c.name, compress: compress[i]!, decompress: decoded[i]!, ratio: data.length / c.packedSize() }));
+  intoFigures.set(data, [compress[codecs.length]!, decoded[codecs.length]!]);
+  return codecs.map((c, i) => ({
+    name: c.name,
+    compress: compress[i]!.mbs,
+    decompress: decoded[i]!.mbs,
+    ratio: data.length / c.packedSize(),
+    faults: [compress[i]!.faults, decoded[i]!.faults],
+  }));
 }
 
 /** The CLI's own benchmark, `lz4 -b1 -B4`, as a row. */
@@ -227,12 +261,12 @@ function cliBench(data: Uint8Array, name: string): Row | undefined {
 /** One table for every corpus; each corpus's rows are compared with its first (ours) row. */
 function printTable(sections: [string, Row[]][]): void {
   const table = new Table({
-    head: ['codec', 'compress MB/s', 'ours ÷ it', 'decompress MB/s', 'ours ÷ it', 'ratio', 'ours ÷ it'],
-    colAligns: ['left', 'right', 'right', 'right', 'right', 'right', 'right'],
+    head: ['codec', 'compress MB/s', 'ours ÷ it', 'decompress MB/s', 'ours ÷ it', 'ratio', 'ours ÷ it', 'page faults / 64 KB (c, d)'],
+    colAligns: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
   });
   for (const [title, rows] of sections) {
     const ours = rows[0]!;
-    table.push([{ colSpan: 7, content: title }]);
+    table.push([{ colSpan: 8, content: title }]);
     for (const r of rows) {
       table.push([
         r.name,
@@ -242,6 +276,7 @@ function printTable(sections: [string, Row[]][]): void {
         ratio(ours.decompress, r.decompress),
         r.ratio.toFixed(3),
         (ours.ratio / r.ratio).toFixed(3),
+        r.faults ? `${r.faults[0].toFixed(1)}, ${r.faults[1].toFixed(1)}` : '',
       ]);
     }
   }
@@ -288,7 +323,9 @@ const cli = json.find((r) => r.name.startsWith('lz4 CLI'));
 console.log('\nTargets on JSON logs (quartz block API):');
 console.log(`  decompress ${block!.decompress.toFixed(0)} MB/s (target ≥ 2500); vs lz4-napi ${ratio(block!.decompress, napiBlock!.decompress)} (64 KB blocks), ${ratio(block!.decompress, napiBuf!.decompress)} (whole buffer) (target ≥ 1.0×)`);
 console.log(`  compress   ${block!.compress.toFixed(0)} MB/s (target ≥ 650); vs lz4-napi ${ratio(block!.compress, napiBlock!.compress)} (64 KB blocks), ${ratio(block!.compress, napiBuf!.compress)} (whole buffer) (target ≥ 0.9×)`);
-console.log(`  decompress into a caller-owned buffer ({ into }, no result allocated): ${intoFigures.get(corpora[0]![1])!.toFixed(0)} MB/s; vs lz4-napi ${ratio(intoFigures.get(corpora[0]![1])!, napiBlock!.decompress)} (64 KB blocks, which allocates its results)`);
+const [compressInto, into] = intoFigures.get(corpora[0]![1])!;
+console.log(`  decompress into a caller-owned buffer ({ into }, no result allocated): ${into.mbs.toFixed(0)} MB/s (${into.faults.toFixed(1)} page faults / 64 KB); vs lz4-napi ${ratio(into.mbs, napiBlock!.decompress)} (64 KB blocks, which allocates its results)`);
+console.log(`  compress into a caller-owned buffer ({ into }, no result allocated): ${compressInto.mbs.toFixed(0)} MB/s (${compressInto.faults.toFixed(1)} page faults / 64 KB); vs lz4-napi ${ratio(compressInto.mbs, napiBlock!.compress)}`);
 if (cli) {
   const worse = (1 - block!.ratio / cli.ratio) * 100;
   console.log(`  ratio      ${block!.ratio.toFixed(3)} vs lz4 -1 -B4 ${cli.ratio.toFixed(3)}: ${Math.abs(worse).toFixed(2)}% ${worse > 0 ? 'worse' : 'better'} (target ≤ 3% worse)`);

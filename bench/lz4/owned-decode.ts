@@ -22,26 +22,13 @@ import { parseFlags, refuseFlag } from '../lib/args.js';
 import { ratio } from '../lib/format.js';
 import { median } from '../lib/quantiles.js';
 import { cpuSeconds } from '../lib/timing.js';
+import { minorPageFaults } from '../lib/cpu.js';
 
 const flags = parseFlags({ values: ['mb', 'runs', 'blocks', 'corpora'] });
 const SIZE = Math.round(flags.number('mb', 32, 'positive') * (1 << 20));
 const RUNS = flags.number('runs', 7, 'positive');
 const BLOCKS = flags.list('blocks', ['64', '4096']).map((kb) => Number(kb) * 1024);
 const require = createRequire(import.meta.url);
-
-/**
- * The process's minor page faults so far (Linux; NaN elsewhere): whether a fresh result's first
- * touch is a page fault (~10-14 µs each in this VM under load) or reused memory depends on how
- * the allocator was asked and what it holds, and it can set a side's figure.
- */
-function minorFaults(): number {
-  try {
-    const stat = readFileSync('/proc/self/stat', 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
-  } catch {
-    return NaN;
-  }
-}
 
 /** `bytes` repeated to `SIZE`. */
 function repeatTo(bytes: Uint8Array): Uint8Array {
@@ -99,9 +86,9 @@ for (const name of chosen) {
     for (let run = 0; run <= RUNS; run++) {
       for (let k = 0; k < sides.length; k++) {
         const i = (run + k) % sides.length;
-        const before = minorFaults();
+        const before = minorPageFaults();
         const t = cpuSeconds(sides[i]!);
-        if (run > 0) faults[i]!.push((minorFaults() - before) / parts.length);
+        if (run > 0) faults[i]!.push((minorPageFaults() - before) / parts.length);
         if (i !== 1 && kept.some((out, b) => Buffer.compare(out, parts[b]!) !== 0)) throw new Error(`${name}: side ${i} decoded wrong bytes`);
         kept = [];
         if (run > 0) times[i]!.push(t); // run 0 warms up the JIT tiers and the wasm memory

@@ -325,6 +325,41 @@ describe('lz4 block', () => {
     expect(backing.subarray(0, 100).every((b) => b === 7)).toBe(true);
   });
 
+  it('compresses into a caller-owned buffer the same bytes as the owned result, touching only their prefix', () => {
+    for (const [data, accel] of [[jsonLogs(70_000, 8), 1], [randomBytes(5_000, 9), 1], [text(3_000), 4], [new Uint8Array(0), 1]] as const) {
+      const owned = lz4.compressBlock(data, { acceleration: accel });
+      const into = new Uint8Array(owned.length + 40).fill(0xee);
+      const out = lz4.compressBlock(data, { into, acceleration: accel });
+      expect(out.buffer).toBe(into.buffer);
+      expect(out.byteOffset).toBe(0);
+      expectBytes(out, owned);
+      expect(into.subarray(owned.length).every((b) => b === 0xee)).toBe(true);
+      // An exact fit is enough, although the kernel's worst case is larger.
+      expectBytes(lz4.compressBlock(data, { into: new Uint8Array(owned.length), acceleration: accel }), owned);
+    }
+    // A view into a larger buffer (here over the input itself) is written at its own offset.
+    const data = jsonLogs(20_000, 10);
+    const owned = lz4.compressBlock(data);
+    const backing = new Uint8Array(100 + data.length);
+    backing.set(data, 100);
+    const view = lz4.compressBlock(backing.subarray(100), { into: backing.subarray(100) });
+    expect(view.byteOffset).toBe(100);
+    expectBytes(view, owned);
+    expectBytes(lz4.decompressBlock(view, data.length), data);
+  });
+
+  it('rejects a compress into buffer too small for the block, and a bad one, with typed errors', () => {
+    const data = text(10_000);
+    const owned = lz4.compressBlock(data);
+    const into = new Uint8Array(owned.length - 1).fill(0xee);
+    const err = expectError(() => lz4.compressBlock(data, { into }), ErrorCode.TOO_LARGE, new RegExp(`into buffer \\(${owned.length - 1} bytes\\)`));
+    expect(err.details).toEqual({ compressedBytes: owned.length, intoBytes: owned.length - 1 });
+    expect(into.every((b) => b === 0xee)).toBe(true);
+    expectError(() => lz4.compressBlock(data, { into: [] as unknown as Uint8Array }), ErrorCode.INVALID_ARGUMENT, /into must be a Uint8Array/);
+    // The codecs are usable after either.
+    expectBytes(lz4.compressBlock(data), owned);
+  });
+
   it('keeps plain results independent of later calls and of memory growth', () => {
     const a = jsonLogs(60_000, 5);
     const b = randomBytes(60_000, 6);

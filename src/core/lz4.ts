@@ -48,6 +48,12 @@ export interface CompressBlockOptions {
   acceleration?: number;
 }
 
+/** Where `compressBlock` writes when the caller owns the output buffer. */
+export interface CompressBlockInto extends CompressBlockOptions {
+  /** The block lands at its start; its length is the output limit. */
+  into: Uint8Array;
+}
+
 export interface CompressFrameOptions extends CompressBlockOptions {
   /** Block max size; default 64K as the CLI's `-B4`. */
   blockSize?: Lz4BlockSize;
@@ -100,22 +106,47 @@ function expansionBound(srcLen: number): number {
 }
 
 /**
- * Compresses `src` as one raw LZ4 block (no header: keep the original size yourself).
+ * Compresses `src` as one raw LZ4 block (no header: keep the original size yourself). The
+ * result is a new array of the block's size; with `{ into }` the block is written into that
+ * buffer instead and the result is its prefix: no allocation per call, whose cost (V8's per
+ * buffer work, then a page fault per fresh 4 KB) can pass the kernel's on small blocks.
  * @example
  * await init();
  * const packed = lz4.compressBlock(bytes);
  * const back = lz4.decompressBlock(packed, bytes.length);
+ * const out = new Uint8Array(70000);
+ * const view = lz4.compressBlock(bytes, { into: out }); // out.subarray(0, compressedLength)
  */
-function compressBlock(src: Uint8Array, options: CompressBlockOptions = {}): Uint8Array {
+function compressBlock(src: Uint8Array, options?: CompressBlockOptions | CompressBlockInto): Uint8Array {
   checkBytes('lz4 block', src);
-  const accel = acceleration('lz4 block', options.acceleration);
+  const accel = acceleration('lz4 block', options?.acceleration);
+  const into = (options as Partial<CompressBlockInto> | undefined)?.into;
+  if (into !== undefined && !(into instanceof Uint8Array)) {
+    throw new QuartzError(ErrorCode.INVALID_ARGUMENT, 'lz4 block: into must be a Uint8Array');
+  }
   const wasm = codecs<Lz4Exports>();
   const cap = wasm.lz4_compress_bound(src.length);
   const srcPtr = scratchIn(wasm, 0, src);
   const dstPtr = scratch(wasm, 1, cap);
+  // Always at the bound (the kernel's faster unchecked mode), even for a smaller into buffer.
   const n = wasm.lz4_compress_block_accel(srcPtr, src.length, dstPtr, cap, accel);
-  if (n < 0) throw new QuartzError(ErrorCode.INTERNAL, `lz4 block: compression failed with code ${n}`);
-  const out = takeOut(wasm, dstPtr, n);
+  if (n < 0) {
+    releaseLarge(wasm);
+    throw new QuartzError(ErrorCode.INTERNAL, `lz4 block: compression failed with code ${n}`);
+  }
+  let out: Uint8Array;
+  if (into) {
+    if (n > into.length) {
+      releaseLarge(wasm);
+      throw new QuartzError(ErrorCode.TOO_LARGE, `lz4 block: the compressed block (${n} bytes) is larger than the into buffer (${into.length} bytes)`, {
+        details: { compressedBytes: n, intoBytes: into.length },
+      });
+    }
+    into.set(memoryView(wasm).subarray(dstPtr, dstPtr + n));
+    out = into.subarray(0, n);
+  } else {
+    out = takeOut(wasm, dstPtr, n);
+  }
   releaseLarge(wasm);
   return out;
 }
