@@ -79,6 +79,22 @@ describe('frameRun + sealRun', () => {
     }
   });
 
+  it('refuse a record whose fields grow while it is framed (a getter), writing nothing past the room counted', () => {
+    let reads = 0;
+    const growing = {
+      timestamp: 1,
+      get value() {
+        // small while the run is cut and its room counted, large once written
+        return new Uint8Array(++reads > 2 ? 5000 : 10);
+      },
+    };
+    const recs = [{ value: utf8('a'), timestamp: 1 }, growing];
+    let given: Uint8Array | undefined;
+    const output = (n: number) => (given = new Uint8Array(n));
+    expect(() => frameRun(recs, { blockBytes: 4096, output })).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    expect(given!.length).toBeLessThan(200);
+  });
+
   it('sealRun refuses a layout that does not match its sections', () => {
     const framed = frameRun([{ value: utf8('abc'), timestamp: 1 }]);
     const short = { sections: framed.sections.subarray(0, 2), layout: framed.layout };
