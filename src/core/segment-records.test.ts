@@ -7,7 +7,7 @@ const utf8 = (s: string) => new TextEncoder().encode(s);
 
 /** `records` as one records section (written by `of`'s encodeRecords into their room, which must not grow) and its layout. */
 function encodeSection(records: SegmentRecord[], of: typeof recordsModule = recordsModule) {
-  const room = { buf: new Uint8Array(records.reduce((n, r) => n + of.recordRoom(r), 0)), pos: 0, end: 0 };
+  const room = { buf: new Uint8Array(records.reduce((n, r) => n + of.recordRoom(r, of.recordBound(r)), 0)), pos: 0, end: 0 };
   room.end = room.buf.length;
   const layout = of.encodeRecords(records, undefined, room, () => {
     throw new Error('recordRoom left too little room');

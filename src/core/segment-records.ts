@@ -83,12 +83,14 @@ function utf8Length(s: string): number {
  * fields count as empty; `encodeRecords` rejects them when the batch is encoded.
  */
 export function recordBound(r: EncodableRecord): number {
-  // offset delta ≤ 2 bytes, timestamp delta ≤ 10, key and value lengths ≤ 5 each, header count ≤ 5
-  let n = 27 + (r?.key?.length ?? 0) + (r?.value?.length ?? 0);
+  let n = BOUND_FIXED + (r?.key?.length ?? 0) + (r?.value?.length ?? 0);
   const headers = r?.headers;
   if (Array.isArray(headers)) for (const h of headers) n += 10 + 3 * (h?.key?.length ?? 0) + (h?.value?.length ?? 0);
   return n;
 }
+
+/** `recordBound`'s fixed fields: offset delta ≤ 2 bytes, timestamp delta ≤ 10, key and value lengths ≤ 5 each, header count ≤ 5. */
+const BOUND_FIXED = 27;
 
 const encoder = new TextEncoder();
 
@@ -145,17 +147,19 @@ export type GrowRoom = (room: RecordsRoom, need: number, least: number) => void;
 /** Largest varints of a record's fixed fields: offset delta 5, timestamp delta 10, key and value lengths 5 each, header count 5. */
 const RECORD_FIELDS_BOUND = 30;
 
+/** What `recordRoom` adds to a record's `recordBound`: its fixed fields' varints, 5 bytes more. */
+const ROOM_OVER_BOUND = RECORD_FIELDS_BOUND + 2 - BOUND_FIXED;
+
 /**
- * The room `encodeRecords` makes sure of before it writes `r`: records framed into a buffer of
- * the sum of their rooms never call its `grow`, so that buffer can be sized without a pass that
- * checks and sizes every record first. Malformed fields count as empty (`encodeRecords` rejects them).
+ * The room `encodeRecords` makes sure of before it writes `r`, from its `recordBound` (`bound`):
+ * records framed into a buffer of the sum of their rooms never call its `grow`, so that buffer can
+ * be sized without a pass that checks and sizes every record first. `encodeRecords` asks for a bytes
+ * field's length + 1 (`recordBound` counts the length) and 5-byte varints for the fixed fields
+ * (`recordBound` 2 for the offset delta): 5 bytes more per record and 1 per header.
  */
-export function recordRoom(r: EncodableRecord): number {
-  // as `encodeRecords`' `need`: a bytes field counts its length + 1, a header 10 + 3 bytes per key unit + its value field
-  let n = RECORD_FIELDS_BOUND + 2 + (r?.key?.length ?? 0) + (r?.value?.length ?? 0);
+export function recordRoom(r: EncodableRecord, bound: number): number {
   const headers = r?.headers;
-  if (Array.isArray(headers)) for (const h of headers) n += 11 + 3 * (h?.key?.length ?? 0) + (h?.value?.length ?? 0);
-  return n;
+  return bound + ROOM_OVER_BOUND + (Array.isArray(headers) ? headers.length : 0);
 }
 
 /**

@@ -274,7 +274,7 @@ function runStarts(records: readonly EncodableRecord[], blockBytes: number | und
     }
     size += n;
     count++;
-    if (room !== undefined) room.bytes += recordRoom(r);
+    if (room !== undefined) room.bytes += recordRoom(r, n);
   }
   return starts;
 }
