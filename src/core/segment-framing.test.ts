@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { init } from '../node/core.js';
 import { ErrorCode, QuartzError } from './errors.js';
 import { seededRandom } from './random-testing.js';
-import { encodeBatchRun, frameRun, readBatchRun, sealRun, type EncodableRecord, type SegmentCodec } from './segment.js';
+import { decodeBatchRun, encodeBatchRun, frameRun, readBatchRun, sealRun, type EncodableRecord, type SegmentCodec } from './segment.js';
 
 await init();
 
@@ -76,6 +76,27 @@ describe('frameRun + sealRun', () => {
       })();
       expect(inline).toBeInstanceOf(QuartzError);
       expect(() => frameRun(recs as EncodableRecord[], { blockBytes: 1024 })).toThrow((inline as QuartzError).message);
+    }
+  });
+
+  it('frame a record whose field grows between reads (a getter) as read, or refuse it with a typed error, never a RangeError', () => {
+    for (const growAfter of [1, 2, 3]) {
+      let reads = 0;
+      const growing = {
+        timestamp: 1,
+        get value() {
+          // small while the run is cut (and sized), large from read `growAfter + 1` on
+          return new Uint8Array(++reads > growAfter ? 5000 : 10);
+        },
+      };
+      const recs = [{ value: utf8('a'), timestamp: 1 }, growing];
+      try {
+        const framed = frameRun(recs, { blockBytes: 4096, output: (n) => new Uint8Array(n) });
+        const [, got] = decodeBatchRun(sealRun(framed, { baseOffset: 0, codec: 'lz4' }).bytes);
+        expect([10, 5000], `growAfter ${growAfter}`).toContain(got!.value!.length);
+      } catch (err) {
+        expect(err, `growAfter ${growAfter}`).toBeInstanceOf(QuartzError);
+      }
     }
   });
 

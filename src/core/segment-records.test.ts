@@ -1,14 +1,23 @@
 import { describe, expect, it, vi } from 'vitest';
 import { seededRandom } from './random-testing.js';
-import { readRecords, readRecordsPrefix, layoutRecords, writeRecords, type SegmentRecord } from './segment-records.js';
+import * as recordsModule from './segment-records.js';
+import { readRecords, readRecordsPrefix, type SegmentRecord } from './segment-records.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
+/** `records` as one records section (written by `of`'s encodeRecords into their room, which must not grow) and its layout. */
+function encodeSection(records: SegmentRecord[], of: typeof recordsModule = recordsModule) {
+  const room = { buf: new Uint8Array(records.reduce((n, r) => n + of.recordRoom(r, of.recordBound(r)), 0)), pos: 0, end: 0 };
+  room.end = room.buf.length;
+  const layout = of.encodeRecords(records, undefined, room, () => {
+    throw new Error('recordRoom left too little room');
+  });
+  return { buf: room.buf.subarray(0, layout.size), layout };
+}
+
 /** Writes `records` as one records section and parses it back. */
 function roundTrip(records: SegmentRecord[]) {
-  const layout = layoutRecords(records);
-  const buf = new Uint8Array(layout.size);
-  writeRecords(buf, 0, records, layout.baseTimestamp);
+  const { buf, layout } = encodeSection(records);
   const expect = { recordCount: records.length, baseOffset: 100, lastOffsetDelta: records.length - 1, baseTimestamp: layout.baseTimestamp, maxTimestamp: layout.maxTimestamp };
   return readRecords(buf, 0, buf.length, expect, 'test batch');
 }
@@ -51,21 +60,19 @@ describe('readRecords records', () => {
 
 describe('readRecordsPrefix', () => {
   const records: SegmentRecord[] = Array.from({ length: 20 }, (_, i) => ({ key: utf8(`k${i}`), value: utf8(`value ${i}`), timestamp: 10 + i }));
-  const layout = layoutRecords(records);
+  const { layout } = encodeSection(records);
   const expectation = { recordCount: 20, baseOffset: 100, lastOffsetDelta: 19, baseTimestamp: layout.baseTimestamp, maxTimestamp: layout.maxTimestamp };
   /** The section followed by junk, which a prefix parse must never read. */
   function section(): { buf: Uint8Array; ends: number[] } {
     const buf = new Uint8Array(layout.size + 64).fill(0x05);
     const ends: number[] = [];
-    let pos = 0;
-    for (let i = 0; i < records.length; i++) ends.push((pos = writeRecords(buf, pos, [records[i]!], layout.baseTimestamp)));
+    buf.set(encodeSection(records).buf);
+    for (let i = 0; i < records.length; i++) ends.push(encodeSection(records.slice(0, i + 1)).layout.size);
     return { buf, ends };
   }
 
   it('answers a page from the bytes present, and undefined while the page may need more', () => {
     const { buf, ends } = section();
-    // Records are 1 delta apart in offsets, so record i is written alone with its delta fixed up.
-    for (let i = 0; i < records.length; i++) buf[i === 0 ? 0 : ends[i - 1]!] = i;
     const full = readRecords(buf, 0, layout.size, expectation, 't');
     for (let available = 0; available <= layout.size; available++) {
       const got = readRecordsPrefix(buf, 0, layout.size, available, expectation, 't', { from: 105, maxRecords: 3 });
@@ -76,8 +83,7 @@ describe('readRecordsPrefix', () => {
   });
 
   it('never answers from a cut section holding every record: the section may go on after them', () => {
-    const { buf, ends } = section();
-    for (let i = 0; i < records.length; i++) buf[i === 0 ? 0 : ends[i - 1]!] = i;
+    const { buf } = section();
     // Trailing bytes after the last record: a whole parse says so, a parse cut there cannot know.
     const end = layout.size + 3;
     expect(() => readRecords(buf, 0, end, expectation, 't')).toThrow(/bytes left after the last record/);
@@ -126,9 +132,8 @@ describe('seeded pages of odd records', () => {
     for (let round = 0; round < 400; round++) {
       // The first is a page of only an empty key and nulls, as the first read after a restart can be.
       const records = round === 0 ? [{ key: new Uint8Array(0), value: null, headers: [{ key: '\uFEFF', value: null }], timestamp: 0 }] : page();
-      const layout = fresh.layoutRecords(records);
-      const buf = new Uint8Array(layout.size);
-      fresh.writeRecords(buf, 0, records, layout.baseTimestamp);
+      const { buf: section, layout } = encodeSection(records, fresh);
+      const buf = section.slice();
       const got = fresh.readRecords(buf, 0, buf.length, { recordCount: records.length, baseOffset: 0, lastOffsetDelta: records.length - 1, baseTimestamp: layout.baseTimestamp, maxTimestamp: layout.maxTimestamp }, 't');
       fresh.ownRecordBytes(got);
       buf.fill(0xee); // the section is reused: owned records must not see it

@@ -78,57 +78,19 @@ function utf8Length(s: string): number {
 }
 
 /**
- * Validates `records` and returns the exact byte size of their records section.
- * Offsets are dense from 0, as this writer never leaves gaps. A record without a timestamp
- * gets `defaultTimestamp` (and is invalid without one).
- */
-export function layoutRecords(records: readonly EncodableRecord[], defaultTimestamp?: number): RecordsLayout {
-  if (!Array.isArray(records) || records.length === 0) invalid('a batch needs at least one record');
-  const first = records[0]!;
-  const baseTimestamp = first?.timestamp ?? defaultTimestamp;
-  let maxTimestamp = -Infinity;
-  let size = 0;
-  for (let i = 0; i < records.length; i++) {
-    const r = records[i]!;
-    if (typeof r !== 'object' || r === null) invalid(`record ${i} is not an object`);
-    const ts = r.timestamp ?? defaultTimestamp;
-    if (!Number.isInteger(ts) || Math.abs(ts!) > MAX_TIMESTAMP) invalid(`record ${i}: timestamp must be an integer within ±2^51 ms, got ${String(ts)}`);
-    if (ts > maxTimestamp) maxTimestamp = ts;
-    const keyField = checkBytes(r.key, 'key', i);
-    const valueField = checkBytes(r.value, 'value', i);
-    size += varintSize(i) + varintSize(zigzag(ts! - baseTimestamp!)) + varintSize(keyField) + varintSize(valueField);
-    size += keyField === 0 ? 0 : keyField - 1;
-    size += valueField === 0 ? 0 : valueField - 1;
-    const headers = r.headers;
-    if (headers === undefined || headers === null) {
-      size += 1;
-      continue;
-    }
-    if (!Array.isArray(headers)) invalid(`record ${i}: headers must be an array`);
-    size += varintSize(headers.length);
-    for (let j = 0; j < headers.length; j++) {
-      const h = headers[j]!;
-      if (typeof h !== 'object' || h === null || typeof h.key !== 'string') invalid(`record ${i} header ${j}: key must be a string`);
-      const keyLen = utf8Length(h.key);
-      const hv = checkBytes(h.value, `header '${h.key}' value`, i);
-      size += varintSize(keyLen) + keyLen + varintSize(hv) + (hv === 0 ? 0 : hv - 1);
-    }
-  }
-  return { size, baseTimestamp: baseTimestamp!, maxTimestamp };
-}
-
-/**
  * An upper bound on the bytes record `r` takes in a records section whose offset deltas are below
  * 2^14 (a batch of at most 16,383 records): sizes a run's batches before encoding. Malformed
- * fields count as empty; `layoutRecords` rejects them when the batch is encoded.
+ * fields count as empty; `encodeRecords` rejects them when the batch is encoded.
  */
 export function recordBound(r: EncodableRecord): number {
-  // offset delta ≤ 2 bytes, timestamp delta ≤ 10, key and value lengths ≤ 5 each, header count ≤ 5
-  let n = 27 + (r?.key?.length ?? 0) + (r?.value?.length ?? 0);
+  let n = BOUND_FIXED + (r?.key?.length ?? 0) + (r?.value?.length ?? 0);
   const headers = r?.headers;
   if (Array.isArray(headers)) for (const h of headers) n += 10 + 3 * (h?.key?.length ?? 0) + (h?.value?.length ?? 0);
   return n;
 }
+
+/** `recordBound`'s fixed fields: offset delta ≤ 2 bytes, timestamp delta ≤ 10, key and value lengths ≤ 5 each, header count ≤ 5. */
+const BOUND_FIXED = 27;
 
 const encoder = new TextEncoder();
 
@@ -166,31 +128,6 @@ function writeHeader(buf: Uint8Array, pos: number, key: string, value: Uint8Arra
   return writeBytesField(buf, writeHeaderKey(buf, pos, key, keyLen), value);
 }
 
-/**
- * Writes the records section at `pos` (sized by `layoutRecords` with the same `defaultTimestamp`)
- * and returns the end position.
- */
-export function writeRecords(buf: Uint8Array, pos: number, records: readonly EncodableRecord[], baseTimestamp: number, defaultTimestamp?: number): number {
-  for (let i = 0; i < records.length; i++) {
-    const r = records[i]!;
-    pos = writeVarint(buf, pos, i); // offset delta
-    pos = writeVarint(buf, pos, zigzag((r.timestamp ?? defaultTimestamp!) - baseTimestamp)); // timestamp delta
-    pos = writeBytesField(buf, pos, r.key);
-    pos = writeBytesField(buf, pos, r.value);
-    const headers = r.headers;
-    if (headers == null) {
-      buf[pos++] = 0;
-      continue;
-    }
-    pos = writeVarint(buf, pos, headers.length);
-    for (let j = 0; j < headers.length; j++) {
-      const h = headers[j]!;
-      pos = writeHeader(buf, pos, h.key, h.value);
-    }
-  }
-  return pos;
-}
-
 /** Where `encodeRecords` writes: a byte view and the free room in it. */
 export interface RecordsRoom {
   buf: Uint8Array;
@@ -210,10 +147,24 @@ export type GrowRoom = (room: RecordsRoom, need: number, least: number) => void;
 /** Largest varints of a record's fixed fields: offset delta 5, timestamp delta 10, key and value lengths 5 each, header count 5. */
 const RECORD_FIELDS_BOUND = 30;
 
+/** What `recordRoom` adds to a record's `recordBound`: its fixed fields' varints, 5 bytes more. */
+const ROOM_OVER_BOUND = RECORD_FIELDS_BOUND + 2 - BOUND_FIXED;
+
 /**
- * `layoutRecords` then `writeRecords` in one pass over the records: each record is checked (the
- * same checks, in the same order, with the same messages) and written at `room.pos`, after
- * `grow` has made room for it when the room left may be too small. Returns the layout; the
+ * The room `encodeRecords` makes sure of before it writes `r`, from its `recordBound` (`bound`):
+ * records framed into a buffer of the sum of their rooms never call its `grow`, so that buffer can
+ * be sized without a pass that checks and sizes every record first. `encodeRecords` asks for a bytes
+ * field's length + 1 (`recordBound` counts the length) and 5-byte varints for the fixed fields
+ * (`recordBound` 2 for the offset delta): 5 bytes more per record and 1 per header.
+ */
+export function recordRoom(r: EncodableRecord, bound: number): number {
+  const headers = r?.headers;
+  return bound + ROOM_OVER_BOUND + (Array.isArray(headers) ? headers.length : 0);
+}
+
+/**
+ * Checks and writes a records section in one pass over the records: each record is checked and
+ * written at `room.pos`, after `grow` has made room for it when the room left may be too small. Returns the layout; the
  * records section is the `size` bytes before `room.pos`. A record that fails its checks throws
  * after the records before it were written: the room is scratch, nothing is committed.
  */

@@ -13,12 +13,11 @@ import { holdScratch, memoryView, releaseLarge, scratch, scratchEpoch, scratchGr
 import {
   cutRecords,
   encodeRecords,
-  layoutRecords,
   recordBound,
+  recordRoom,
   ownRecordBytes,
   readRecords,
   readRecordsPrefix,
-  writeRecords,
   MAX_TIMESTAMP,
   type DecodedRecord,
   type EncodableRecord,
@@ -254,22 +253,28 @@ export function encodeBatchRun(records: readonly EncodableRecord[], options: Enc
 /** Largest records a batch of a run holds: its offset deltas stay within `recordBound`'s two bytes. */
 const RUN_MAX_RECORDS = 0x3fff;
 
-/** Index of the first record of each batch of a run of `records` cut at `blockBytes`. */
-function runStarts(records: readonly EncodableRecord[], blockBytes: number): number[] {
-  if (!Number.isSafeInteger(blockBytes) || blockBytes < 1) invalid(`blockBytes must be a positive integer, got ${String(blockBytes)}`);
-  if (!Array.isArray(records)) return [0]; // layoutRecords reports it
+/**
+ * Index of the first record of each batch of a run of `records` cut at `blockBytes` (one batch
+ * without it). With `room`, also adds up there the room `encodeRecords` wants for the records.
+ */
+function runStarts(records: readonly EncodableRecord[], blockBytes: number | undefined, room?: { bytes: number }): number[] {
+  if (blockBytes !== undefined && (!Number.isSafeInteger(blockBytes) || blockBytes < 1)) invalid(`blockBytes must be a positive integer, got ${String(blockBytes)}`);
+  if (!Array.isArray(records)) return [0]; // encodeRecords reports it
+  const limit = blockBytes ?? Infinity;
   const starts = [0];
   let size = 0;
   let count = 0;
   for (let i = 0; i < records.length; i++) {
-    const n = recordBound(records[i]!);
-    if (count > 0 && (size + n > blockBytes || count === RUN_MAX_RECORDS)) {
+    const r = records[i]!;
+    const n = recordBound(r);
+    if (count > 0 && (size + n > limit || (count === RUN_MAX_RECORDS && blockBytes !== undefined))) {
       starts.push(i);
       size = 0;
       count = 0;
     }
     size += n;
     count++;
+    if (room !== undefined) room.bytes += recordRoom(r, n);
   }
   return starts;
 }
@@ -339,9 +344,10 @@ export interface FrameRunOptions {
   /** Cut the run into batches of at most this many record bytes (see `EncodeBatchOptions.blockBytes`). */
   blockBytes?: number;
   /**
-   * Where the sections are written: returns an array of exactly `length` bytes. `batches` is how
-   * many batches the run has, so a caller can leave room to seal it in place (see `sealRun`'s
-   * `output`). Default: a fresh array.
+   * Where the sections are written: returns an array of exactly `length` bytes, room enough for
+   * the records (a bound counted from their fields; the sections are its first bytes, and
+   * `FramedRun.sections` views them). `batches` is how many batches the run has, so a caller can
+   * leave room to seal it in place (see `sealRun`'s `output`). Default: a fresh array.
    */
   output?: (length: number, batches: number) => Uint8Array;
 }
@@ -358,28 +364,28 @@ export type SealRunOptions = Pick<EncodeBatchOptions, 'baseOffset' | 'codec' | '
  * const { bytes } = sealRun(framed, { baseOffset: 0, codec: 'lz4' }); // here or on a worker thread
  */
 export function frameRun(records: readonly EncodableRecord[], options: FrameRunOptions = {}): FramedRun {
-  const starts = options.blockBytes === undefined ? [0] : runStarts(records, options.blockBytes);
+  if (!Array.isArray(records) || records.length === 0) invalid('a batch needs at least one record');
+  const room = { bytes: 0 };
+  const starts = runStarts(records, options.blockBytes, room);
   const defaultTimestamp = options.timestamp;
-  const chunks: (readonly EncodableRecord[])[] = [];
+  // Checked and written in one pass, into room enough for every record (sizing them exactly
+  // first was a second pass over the records).
+  const out = options.output === undefined ? new Uint8Array(room.bytes) : options.output(room.bytes, starts.length);
+  if (!(out instanceof Uint8Array) || out.length !== room.bytes) invalid(`output must return a Uint8Array of ${room.bytes} bytes`);
+  const at: RecordsRoom = { buf: out, pos: 0, end: out.length };
   const layout: number[] = [];
-  let total = 0;
   for (let k = 0; k < starts.length; k++) {
     const chunk = starts.length === 1 ? records : records.slice(starts[k], starts[k + 1] ?? records.length);
-    const l = layoutRecords(chunk, defaultTimestamp);
+    const l = encodeRecords(chunk, defaultTimestamp, at, outgrown);
     if (l.size > MAX_BATCH_UNCOMPRESSED) fail(ErrorCode.TOO_LARGE, `batch records take ${l.size} bytes, more than the ${MAX_BATCH_UNCOMPRESSED}-byte limit`);
-    chunks.push(chunk);
     layout.push(chunk.length, l.size, l.baseTimestamp, l.maxTimestamp);
-    total += l.size;
   }
-  const sections = options.output === undefined ? new Uint8Array(total) : options.output(total, chunks.length);
-  if (!(sections instanceof Uint8Array) || sections.length !== total) invalid(`output must return a Uint8Array of ${total} bytes`);
-  let at = 0;
-  for (let k = 0; k < chunks.length; k++) {
-    const end = writeRecords(sections, at, chunks[k]!, layout[4 * k + 2]!, defaultTimestamp);
-    if (end - at !== layout[4 * k + 1]) invalid('frameRun: the records changed while they were written');
-    at = end;
-  }
-  return { sections, layout };
+  return { sections: out.subarray(0, at.pos), layout };
+}
+
+/** `frameRun`'s room was counted from the same records: a record that needs more changed meanwhile (a getter). */
+function outgrown(): never {
+  invalid('frameRun: the records changed while they were written');
 }
 
 /**

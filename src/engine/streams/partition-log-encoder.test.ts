@@ -162,6 +162,28 @@ describe('a partition log with a batch encoder', () => {
     await log.close();
   });
 
+  it('counts the writes being committed as waiting: a write released by a commit hops while the next group is on disk', async () => {
+    const ctx = createTestContext();
+    const encoder = { ...fakeEncoder(() => 'seal'), minBytes: 256 * 1024 };
+    let runs = 0;
+    const sealRunOnce = encoder.sealRun;
+    encoder.sealRun = (framed, options) => (runs++, sealRunOnce(framed, options));
+    const log = await PartitionLog.open(UNIT, ctx.storage.unit(UNIT), config, ctx.clock, ctx.scheduler, new SegmentCache(1 << 20), { onBytes() {} }, encoder);
+    const write = (w: number) => Array.from({ length: 1000 }, (_, i) => ({ key: null, value: enc.encode(`w${w} r${i} `.padEnd(100, 'x')), timestamp: 1 }));
+    // w0 commits alone; w1-w7 queue behind it (inline: fewer than 8 wait), and from w8 on 7 queued
+    // and 1 committing make 8: w8-w15 hop
+    const first = log.append(write(0));
+    const rest = Array.from({ length: 15 }, (_, w) => log.append(write(w + 1)));
+    expect(runs).toBe(8);
+    // w0 is answered once the next group (w1-w7, sealed inline) is committing, w8-w15 queued behind
+    // it: its producer's next write finds 15 in play, a pipeline, and hops
+    await first;
+    const next = log.append(write(16));
+    expect(runs).toBe(9);
+    expect(await Promise.all([...rest, next])).toEqual(Array.from({ length: 16 }, (_, w) => (w + 1) * 1000));
+    await log.close();
+  });
+
   it('hands out no offsets for a write whose records are bad, even with an encoder', async () => {
     const ctx = createTestContext();
     const log = await PartitionLog.open(UNIT, ctx.storage.unit(UNIT), config, ctx.clock, ctx.scheduler, new SegmentCache(1 << 20), { onBytes() {} }, fakeEncoder(() => 'seal'));

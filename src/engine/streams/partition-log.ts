@@ -146,10 +146,13 @@ export const BLOCK_BYTES = 16 * 1024;
 /**
  * A run below the encoder's `minBytes` but of at least this many record bytes (1,000 × 100 B is
  * 124 KB) is still sealed off the engine's thread when at least `BACKLOG_WRITES` writes already
- * wait for a commit: a producer pipeline whose engine thread is the bottleneck, whose commit would
- * wait anyway and whose encoder thread stays busy. In process (64 writes of 1,000 × 100 B in
- * flight) that took the engine thread's CPU per record from 525-710 to 345-470 ns, for 3-10% more
- * CPU in all threads (docs/benchmarks.md, "The 100 B row in process").
+ * wait for a commit, queued or in the commit running: a producer pipeline whose engine thread is
+ * the bottleneck, whose commit would wait anyway and whose encoder thread stays busy. In process (64
+ * writes of 1,000 × 100 B in flight) that took the engine thread's CPU per record from 525-710 to
+ * 345-470 ns, for 3-10% more CPU in all threads (docs/benchmarks.md, "The 100 B row in process").
+ * Counting only the queued ones sealed the first ~8 writes of each burst a commit released inline
+ * (the queue had just been taken into the commit): counting both took the main thread's CPU per
+ * record down by ~50 ns more, the process's unchanged.
  * A few producers (4 HTTP clients, so at most 3 waiting) stay inline: there each hop woke an idle
  * thread and cost the server 10-20% more CPU per request (docs/benchmarks.md, "LZ4 on a worker thread").
  * Only a write that is one run: the rest of a larger write (104 records of a 1,000 × 1 KB write)
@@ -331,6 +334,8 @@ export class PartitionLog {
   private tailBytes = 0;
   private segmentBytesTotal = 0;
   private queue: PendingWrite[] = [];
+  /** Writes of the group whose storage commit is running (0 between commits). */
+  private inCommit = 0;
   private committing = false;
   private commitRun: Promise<void> = Promise.resolve();
   /** Set while the tail is re-read after a failed commit; appends wait for it. */
@@ -566,7 +571,7 @@ export class PartitionLog {
       }
       const chunk = start === 0 && end === records.length ? records : records.slice(start, end);
       const baseOffset = base + start;
-      const backlogHop = raw >= BACKLOG_MIN_BYTES && this.queue.length >= BACKLOG_WRITES && start === 0 && end === records.length;
+      const backlogHop = raw >= BACKLOG_MIN_BYTES && this.queue.length + this.inCommit >= BACKLOG_WRITES && start === 0 && end === records.length;
       if (encoder === undefined || (raw < encoder.minBytes && !backlogHop)) {
         const run = encodeBatchRun(chunk, { baseOffset, codec, timestamp, output, blockBytes: BLOCK_BYTES });
         bytes += this.addBatch(ops, batches, ops.length, baseOffset, base + end, run, output !== undefined);
@@ -669,6 +674,7 @@ export class PartitionLog {
         const group = take === this.queue.length ? this.queue : this.queue.slice(0, take);
         this.queue = take === this.queue.length ? [] : this.queue.slice(take);
         const commit = this.commitGroup(group);
+        this.inCommit = group.length;
         // Acknowledged after the next group's writes started, not before: woken first, their
         // producers encoded their next batches (synchronously, tens of milliseconds) before the
         // storage got to start those writes, and the disk idled meanwhile.
@@ -677,9 +683,11 @@ export class PartitionLog {
         try {
           await commit;
         } catch (err) {
+          this.inCommit = 0;
           await this.failQueued(group, err);
           continue;
         }
+        this.inCommit = 0;
         let bytes = 0;
         for (const w of group) {
           for (const b of w.batches) this.tail.push(b);
