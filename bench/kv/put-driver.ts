@@ -10,7 +10,9 @@
  * puts issued at once and awaited together, cycling through the keys in order; the adapter's and
  * engine's timing ends once lmdb holds their writes. It prints, per put: CPU of the main thread and
  * of every other thread (lmdb's writer and the libuv pool's commits, V8's helpers), from
- * /proc/self/task; the write syscalls and the bytes sent to storage (/proc/self/io: lmdb's page
+ * /proc/self/task; the wall time of issuing the puts (each round's synchronous part: the side's own
+ * call path before any commit; least and median round, the least being the least disturbed on a
+ * shared machine); the write syscalls and the bytes sent to storage (/proc/self/io: lmdb's page
  * writes, the log's frames); and the full GCs in the timed part. `--ttl` gives the engine's puts a
  * TTL (a put with a TTL is a batch: the record and its TTL index entry). Linux only.
  */
@@ -88,9 +90,14 @@ function io(): { calls: number; bytes: number } {
 
 const { put, settle, close } = await openSide();
 let next = 0;
+/** Wall time of each timed round's synchronous part (the puts' issue), per put. */
+const issueUs: number[] = [];
+let timing = false;
 async function round(n: number): Promise<void> {
   const batch: unknown[] = [];
+  const issued = performance.now();
   for (let i = 0; i < n; i++) batch.push(put(next++ % keys));
+  if (timing) issueUs.push(((performance.now() - issued) * 1000) / n);
   await Promise.all(batch);
 }
 for (let i = 0; i < keys; i += LOAD_GROUP) await round(Math.min(LOAD_GROUP, keys - i));
@@ -109,6 +116,7 @@ const ioBefore = io();
 const before = threadTimes();
 const start = performance.now();
 let puts = 0;
+timing = true;
 while (performance.now() - start < seconds * 1000) {
   await round(inflight);
   puts += inflight;
@@ -131,8 +139,11 @@ await close();
 rmSync(root, { recursive: true, force: true });
 
 const us = (ns: number) => (ns / 1000 / puts).toFixed(2);
+// The least round is the one least disturbed by other processes: the issue's own cost.
+issueUs.sort((a, b) => a - b);
 console.log(
   `${side}, ${size} B${ttl === undefined ? '' : `, ttl ${ttl} s`}, ${inflight} in flight, ${keys} keys: ${puts} puts, ${Math.round(puts / (wallMs / 1000))}/s; ` +
     `CPU µs/put main ${us(mainNs)} other ${us(otherNs)} total ${us(mainNs + otherNs)}; ` +
+    `issue µs/put least ${issueUs[0]!.toFixed(2)} median ${issueUs[issueUs.length >> 1]!.toFixed(2)}; ` +
     `write calls/put ${((ioAfter.calls - ioBefore.calls) / puts).toFixed(3)}, bytes written/put ${Math.round((ioAfter.bytes - ioBefore.bytes) / puts)}; full GCs ${fullGcs}`,
 );

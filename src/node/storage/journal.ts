@@ -33,12 +33,9 @@ import {
   stampFrame,
   writeAt,
   writeAtSync,
-  OP_DELETE,
-  OP_PUT,
   WRITES_IN_FLIGHT,
   type LogFile,
   type LogPosition,
-  type LoggedOp,
 } from './wal.js';
 
 /** How long published writes wait for the next lmdb batch: few lmdb flushes beside the log's. */
@@ -388,19 +385,12 @@ export class Journal {
     this.check();
     // Nothing to log (a record of no ops reads as a seal); still resolves after earlier writes.
     if (ops.length === 0) return this.group.writes.length > 0 ? this.group.promise : Promise.resolve();
-    const id = unit.state.id;
-    const logged: LoggedOp[] = ops.map((op) => {
-      const key = Buffer.allocUnsafe(4 + op.key.length);
-      key.writeUInt32BE(id, 0);
-      key.set(op.key, 4);
-      return op.type === 'put' ? { type: OP_PUT, key, value: op.value } : { type: OP_DELETE, key };
-    });
-    const bytes = recordBytes(logged);
+    const bytes = recordBytes(ops);
     if (bytes > this.maxRecord || ops.some((op) => op.type === 'put' && op.value.length > this.maxValue)) return this.direct(unit, ops);
     this.group.recordBytes += bytes;
     if (!this.group.bulk) {
       this.reserve(bytes);
-      this.used = encodeRecord(this.buf, this.used, logged);
+      this.used = encodeRecord(this.buf, this.used, unit.state.id, ops);
     }
     for (const op of ops) this.queued(unit, mapKeyOf(op.key), op.type === 'put' ? op.value : undefined);
     this.gathered();

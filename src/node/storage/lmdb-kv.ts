@@ -301,7 +301,8 @@ export class LmdbKV implements OrderedKV, JournalUnit {
     // Validate and copy up front: a bad op rejects the whole batch before anything is written.
     checkBatch(ops);
     const copied = ops.map((op): BatchOp => (op.type === 'put' ? { type: 'put', key: op.key, value: ownCopy(op.value) } : op));
-    for (const op of ops) this.records.delete(this.kept, mapKeyOf(op.key));
+    // Only a unit with records kept pays for their map keys (a write-only unit keeps none).
+    if (this.kept.size !== 0) for (const op of ops) this.records.delete(this.kept, mapKeyOf(op.key));
     return this.track(this.journal.batch(this, copied));
   }
 }

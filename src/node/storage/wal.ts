@@ -33,6 +33,7 @@
 import { constants, fstatSync, openSync, readSync, write, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32c } from '../../core/hash.js';
+import type { BatchOp } from '../../ports/storage.js';
 
 export const WAL_FILES = ['wal-0', 'wal-1'] as const;
 /**
@@ -128,33 +129,43 @@ export function closeLogFiles(files: LogFile[]): void {
   for (const f of files) closeSync(f.fd);
 }
 
-/** The bytes a record of `ops` takes in the log. */
-export function recordBytes(ops: readonly LoggedOp[]): number {
+/** The bytes the record of a unit's batch `ops` takes in the log (each key behind the 4-byte unit id). */
+export function recordBytes(ops: readonly BatchOp[]): number {
   let n = RECORD_HEAD;
-  for (const op of ops) n += op.type === OP_PUT ? 7 + op.key.length + op.value!.length : 3 + op.key.length;
+  for (const op of ops) n += op.type === 'put' ? 11 + op.key.length + op.value.length : 7 + op.key.length;
   return n;
 }
 
-/** Writes the record of `ops` at `at`; returns its end. */
-export function encodeRecord(buf: Buffer, at: number, ops: readonly LoggedOp[]): number {
+/**
+ * Writes the record of unit `id`'s batch `ops` at `at`; returns its end. Each op's key is logged as
+ * `id ‖ key`, written here rather than built per op (a batch with a TTL holds three ops; a roll's
+ * tail deletes thousands).
+ */
+export function encodeRecord(buf: Buffer, at: number, id: number, ops: readonly BatchOp[]): number {
+  // 0: length u32 | 4: op count u32 | per op: type u8 | key length u16 | (put: value length u32) | id u32 BE | key | (put: value)
   let p = at + 4;
   buf.writeUInt32LE(ops.length, p);
   p += 4;
   for (const op of ops) {
-    buf[p] = op.type;
-    buf.writeUInt16LE(op.key.length, p + 1);
-    if (op.type === OP_PUT) {
-      const value = op.value!;
+    const key = op.key;
+    if (op.type === 'put') {
+      const value = op.value;
+      buf[p] = OP_PUT;
+      buf.writeUInt16LE(key.length + 4, p + 1);
       buf.writeUInt32LE(value.length, p + 3);
-      p += 7;
-      buf.set(op.key, p);
-      p += op.key.length;
+      buf.writeUInt32BE(id, p + 7);
+      p += 11;
+      buf.set(key, p);
+      p += key.length;
       buf.set(value, p);
       p += value.length;
     } else {
-      p += 3;
-      buf.set(op.key, p);
-      p += op.key.length;
+      buf[p] = OP_DELETE;
+      buf.writeUInt16LE(key.length + 4, p + 1);
+      buf.writeUInt32BE(id, p + 3);
+      p += 7;
+      buf.set(key, p);
+      p += key.length;
     }
   }
   buf.writeUInt32LE(p - at - 4, at);
