@@ -4,7 +4,7 @@
  */
 import type { BatchOp } from '../../src/ports/storage.js';
 
-/** Units with names up to 1 KB (the limit is 1,024 bytes of UTF-8), 40 of them, so ids pass one byte. */
+/** 40 units, a third of them with names of 1,004 bytes (the limit is 1,024 bytes of UTF-8). */
 export const UNITS = Array.from({ length: 40 }, (_, i) => (i % 3 === 0 ? `kv/${'u'.repeat(1000)}${i}` : `kv/t${i}`));
 
 const bytes = (n: number, f: (i: number) => number) => Uint8Array.from({ length: n }, (_, i) => f(i) & 0xff);

@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../core/errors.js';
 import { openDiskStorage } from './disk-storage.js';
 
-/** A real FAT filesystem (no hard links) through FUSE: needs mkfs.vfat, fusefat and /dev/fuse. */
+/** A real FAT filesystem (no hard links) through FUSE: needs root, mkfs.vfat, fusefat and /dev/fuse. */
 const canMountFat =
   process.platform === 'linux' &&
+  process.getuid?.() === 0 &&
   spawnSync('sh', ['-c', 'command -v mkfs.vfat && command -v fusefat && command -v fusermount && test -c /dev/fuse']).status === 0;
 
 describe.skipIf(!canMountFat)('data directory on a filesystem without hard links', () => {
