@@ -190,7 +190,12 @@ async function linkWithContent(dir: string, path: string, content: string): Prom
     await link(temp, path);
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    // link(2): EPERM where the filesystem has no hard links (FAT, exFAT, some FUSE and SMB mounts).
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') {
+      throw new QuartzError(ErrorCode.PRECONDITION_FAILED, `data directory ${dir} is on a filesystem without hard links (link: ${code}), which its LOCK needs; put it on a local filesystem such as ext4, xfs, btrfs or APFS`, { cause: err });
+    }
     throw err;
   } finally {
     await unlink(temp).catch(() => undefined);
