@@ -9,6 +9,8 @@
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { decodeUtf8 } from '../../core/utf8.js';
+import { crc32c } from '../../core/hash.js';
+import { init, isInitialized } from '../../core/loader.js';
 import { hasLoneSurrogate, showValue } from '../../core/show-value.js';
 import { MAX_TENANT_ID, isTenantId } from '../tenant-id.js';
 import { compareBytes, prefixEnd } from '../../ports/storage-checks.js';
@@ -20,7 +22,9 @@ import { HotValues, type HotUnit } from './hot-values.js';
 import { KeyCache, slotBytes, type KeyCacheHolder } from './key-cache.js';
 import { bytesFromCursor, cursorFromBytes } from '../list-cursor.js';
 import {
+  BLOB_CRC_BYTES,
   FLAG_BLOB,
+  FLAG_BLOB_CRC,
   HEADER_BYTES,
   TAG_DATA,
   TAG_GARBAGE,
@@ -35,6 +39,7 @@ import {
   encodeUtf8,
   isExpired,
   readU64,
+  recordBlobCrc,
   recordBlobName,
   recordContentType,
   recordExpiresAt,
@@ -43,6 +48,7 @@ import {
   recordVersion,
   tagged,
   ttlKey,
+  writeBlobPointer,
   writeHeader,
   writeU64,
 } from './kv-record.js';
@@ -468,6 +474,8 @@ export class KvStore {
     if (!(Number.isSafeInteger(cachedKeys) && cachedKeys >= 0)) {
       throw invalid(`cachedKeys must be a non-negative integer, got ${String(cachedKeys)}`);
     }
+    // Large values' pointers carry a CRC32C, which the WASM core computes.
+    if (!isInitialized()) await init();
     const unit = await ctx.storage.unit(`kv/${tenantId}`);
     if (owners.has(unit.kv)) {
       throw new QuartzError(ErrorCode.PRECONDITION_FAILED, `KV store of tenant '${tenantId}' is already open; close it first`);
@@ -1166,7 +1174,7 @@ export class KvStore {
     const unmet = ifMatch === undefined && ifNoneMatch === undefined ? undefined : unmetCondition(live, slot.version, ifMatch, ifNoneMatch);
     if (unmet !== undefined) throw preconditionFailed(key, unmet, live ? slot.version : null);
     const version = this.nextVersion(slot);
-    writeHeader(rec, adopt === undefined ? 0 : FLAG_BLOB, type, version, expiresAt, size);
+    writeHeader(rec, adopt === undefined ? 0 : FLAG_BLOB | FLAG_BLOB_CRC, type, version, expiresAt, size);
     const keyBytes = k.length - 1;
     let delta = keyBytes + size;
     let oldExpires = 0;
@@ -1261,8 +1269,9 @@ export class KvStore {
     this.hold(key, ahead === undefined ? written : ahead.then(() => written));
     let adopted = false;
     const nameBytes = encodeUtf8(name);
-    const rec = allocRecord(type, nameBytes.length);
-    rec.set(nameBytes, HEADER_BYTES + type.length);
+    const rec = allocRecord(type, BLOB_CRC_BYTES + nameBytes.length);
+    // The CRC of the bytes handed to the blob store: a blob damaged at rest or in transit then reads as an error, never as the value.
+    writeBlobPointer(rec, type.length, crc32c(value), nameBytes);
     const committed = this.mutate(key, k, (slot) => {
       if (writeFailed) throw writeError;
       const r = this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, name);
@@ -1326,8 +1335,13 @@ export class KvStore {
       return entry;
     }
     const name = recordBlobName(rec, key);
+    const crc = recordBlobCrc(rec);
     return this.blobs.get(name).then(async (value): Promise<KvEntry | undefined> => {
       if (value !== undefined && value.length === size) {
+        // Blob names are never reused and a blob is whole once adopted, so a mismatch is damage, not a race.
+        if (crc !== undefined && crc32c(value) !== crc) {
+          throw new QuartzError(ErrorCode.CHECKSUM_MISMATCH, `value blob of key '${key}' fails its CRC32C check (damaged storage)`);
+        }
         return { value, contentType, version, expiresAt: expires === 0 ? null : expires, size };
       }
       // A concurrent overwrite or delete may have retired this blob between the two reads: read again.
