@@ -383,6 +383,12 @@ interface BytesCount {
   failed: boolean;
 }
 
+/** CRC32C of a large value, by the WASM core (loaded on first use: only large values need it). */
+async function blobCrc(value: Uint8Array): Promise<number> {
+  if (!isInitialized()) await init();
+  return crc32c(value);
+}
+
 export class KvStore {
   private readonly kv: OrderedKV;
   private readonly blobs: BlobStore;
@@ -474,8 +480,6 @@ export class KvStore {
     if (!(Number.isSafeInteger(cachedKeys) && cachedKeys >= 0)) {
       throw invalid(`cachedKeys must be a non-negative integer, got ${String(cachedKeys)}`);
     }
-    // Large values' pointers carry a CRC32C, which the WASM core computes.
-    if (!isInitialized()) await init();
     const unit = await ctx.storage.unit(`kv/${tenantId}`);
     if (owners.has(unit.kv)) {
       throw new QuartzError(ErrorCode.PRECONDITION_FAILED, `KV store of tenant '${tenantId}' is already open; close it first`);
@@ -1250,8 +1254,13 @@ export class KvStore {
     ifNoneMatch: '*' | readonly number[] | undefined,
   ): Promise<KvPutResult> {
     const name = `v/${randomHex(16)}`;
+    const nameBytes = encodeUtf8(name);
+    const rec = allocRecord(type, BLOB_CRC_BYTES + nameBytes.length);
     const written = (async () => {
       await this.kv.put(tagged(TAG_GARBAGE, name), EMPTY);
+      // The CRC of the very bytes handed to the blob store, so damage at rest reads as an error,
+      // never as the value. The record is written only after this block, under the key's lock.
+      writeBlobPointer(rec, type.length, await blobCrc(value), nameBytes);
       await this.blobs.put(name, value);
     })();
     let writeFailed = false;
@@ -1268,10 +1277,6 @@ export class KvStore {
     const ahead = this.locks.get(key);
     this.hold(key, ahead === undefined ? written : ahead.then(() => written));
     let adopted = false;
-    const nameBytes = encodeUtf8(name);
-    const rec = allocRecord(type, BLOB_CRC_BYTES + nameBytes.length);
-    // The CRC of the bytes handed to the blob store: a blob damaged at rest or in transit then reads as an error, never as the value.
-    writeBlobPointer(rec, type.length, crc32c(value), nameBytes);
     const committed = this.mutate(key, k, (slot) => {
       if (writeFailed) throw writeError;
       const r = this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, name);
@@ -1339,7 +1344,7 @@ export class KvStore {
     return this.blobs.get(name).then(async (value): Promise<KvEntry | undefined> => {
       if (value !== undefined && value.length === size) {
         // Blob names are never reused and a blob is whole once adopted, so a mismatch is damage, not a race.
-        if (crc !== undefined && crc32c(value) !== crc) {
+        if (crc !== undefined && (await blobCrc(value)) !== crc) {
           throw new QuartzError(ErrorCode.CHECKSUM_MISMATCH, `value blob of key '${key}' fails its CRC32C check (damaged storage)`);
         }
         return { value, contentType, version, expiresAt: expires === 0 ? null : expires, size };
