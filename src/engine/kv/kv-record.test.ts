@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RecordPool } from './kv-record.js';
+import { ErrorCode } from '../../core/errors.js';
+import { FLAG_BLOB, FLAG_BLOB_CRC, RECORD_FORMAT, RecordPool, checkRecord } from './kv-record.js';
 
 describe('RecordPool', () => {
   it('reuses a slab only once it is full and every piece of it has been released', () => {
@@ -44,5 +45,21 @@ describe('RecordPool', () => {
     const c = pool.alloc(40);
     expect(c.buffer).toBe(a.buffer);
     expect(c.byteOffset).toBe(0);
+  });
+});
+
+describe('checkRecord', () => {
+  const pointer = (flags: number, body: number[]) => Uint8Array.of(RECORD_FORMAT, flags, 0, ...new Array<number>(16).fill(0), 0, 0x10, 0, 0, ...body);
+
+  it('takes blob pointers with and without a CRC, and refuses flags it does not know', () => {
+    expect(() => checkRecord(pointer(FLAG_BLOB, [0x76]), 'k')).not.toThrow();
+    expect(() => checkRecord(pointer(FLAG_BLOB | FLAG_BLOB_CRC, [1, 2, 3, 4, 0x76]), 'k')).not.toThrow();
+    for (const [flags, body] of [
+      [FLAG_BLOB | FLAG_BLOB_CRC, [1, 2, 3]], // too short for its CRC
+      [FLAG_BLOB_CRC, [1, 2, 3, 4]], // a CRC without a blob
+      [FLAG_BLOB | 4, [0x76]], // a flag from a later format
+    ] as const) {
+      expect(() => checkRecord(pointer(flags, [...body]), 'k'), `flags ${flags}`).toThrow(expect.objectContaining({ code: ErrorCode.CORRUPT_DATA, message: expect.stringContaining("key 'k'") }));
+    }
   });
 });

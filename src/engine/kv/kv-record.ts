@@ -13,9 +13,12 @@
  *   'm' + 'version'                            → u64 BE high-water mark of issued versions
  *
  * Record:
- *   0: format u8 (1)   1: flags u8 (bit 0: value lives in the blob store)   2: content-type length u8
+ *   0: format u8 (1)   1: flags u8 (bit 0: value lives in the blob store; bit 1: the blob's CRC32C
+ *      precedes its name)   2: content-type length u8
  *   3: version u64 BE   11: expires_at u64 BE (ms since epoch, 0 = never)   19: value size u32 BE
- *   23: content type (ASCII)   then: the value bytes, or the blob name (UTF-8) when flag 0 is set
+ *   23: content type (ASCII)   then: the value bytes; or, when bit 0 is set, the blob's CRC32C
+ *      (u32 BE, only when bit 1 is set) and the blob name (UTF-8). Pointers written before the
+ *      CRC have bit 1 clear: their blob is checked for length only.
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { decodeUtf8 } from '../../core/utf8.js';
@@ -27,6 +30,10 @@ export const TAG_META = 0x6d; // 'm'
 
 export const RECORD_FORMAT = 1;
 export const FLAG_BLOB = 1;
+/** Set on every blob pointer written since pointers carry their blob's CRC32C. */
+export const FLAG_BLOB_CRC = 2;
+const KNOWN_FLAGS = FLAG_BLOB | FLAG_BLOB_CRC;
+export const BLOB_CRC_BYTES = 4;
 export const HEADER_BYTES = 23;
 
 const utf8 = new TextEncoder();
@@ -205,8 +212,14 @@ export function checkRecord(rec: Uint8Array, key: string): void {
   if (rec.length < HEADER_BYTES || rec[0] !== RECORD_FORMAT || rec.length < HEADER_BYTES + rec[2]!) {
     throw new QuartzError(ErrorCode.CORRUPT_DATA, `stored record for key '${key}' is not a format-${RECORD_FORMAT} KV record`);
   }
-  if ((rec[1]! & FLAG_BLOB) === 0 && rec.length - bodyOffset(rec) !== readU32(rec, 19)) {
+  const flags = rec[1]!;
+  if ((flags & FLAG_BLOB) === 0 && rec.length - bodyOffset(rec) !== readU32(rec, 19)) {
     throw new QuartzError(ErrorCode.CORRUPT_DATA, `stored record for key '${key}' has a size that does not match its value`);
+  }
+  // An unknown flag could change how the body reads: refused rather than guessed at.
+  const crcWithoutBlob = (flags & FLAG_BLOB_CRC) !== 0 && (flags & FLAG_BLOB) === 0;
+  if ((flags & ~KNOWN_FLAGS) !== 0 || crcWithoutBlob || ((flags & FLAG_BLOB_CRC) !== 0 && rec.length < bodyOffset(rec) + BLOB_CRC_BYTES)) {
+    throw new QuartzError(ErrorCode.CORRUPT_DATA, `stored record for key '${key}' has flags ${flags} this version does not read`);
   }
 }
 
@@ -242,9 +255,24 @@ export function recordContentType(rec: Uint8Array): string {
   return lastType;
 }
 
+/** The CRC32C a blob pointer carries, or undefined for a pointer written before pointers carried one. */
+export function recordBlobCrc(rec: Uint8Array): number | undefined {
+  return (rec[1]! & FLAG_BLOB_CRC) === 0 ? undefined : readU32(rec, bodyOffset(rec));
+}
+
+/** Places a blob pointer's body (CRC32C, then the name) after a content type of `typeBytes` bytes. */
+export function writeBlobPointer(rec: Uint8Array, typeBytes: number, crc: number, name: Uint8Array): void {
+  const at = HEADER_BYTES + typeBytes;
+  rec[at] = crc >>> 24;
+  rec[at + 1] = crc >>> 16;
+  rec[at + 2] = crc >>> 8;
+  rec[at + 3] = crc;
+  rec.set(name, at + BLOB_CRC_BYTES);
+}
+
 export function recordBlobName(rec: Uint8Array, key: string): string {
   try {
-    return decodeUtf8(rec.subarray(bodyOffset(rec)));
+    return decodeUtf8(rec.subarray(bodyOffset(rec) + ((rec[1]! & FLAG_BLOB_CRC) === 0 ? 0 : BLOB_CRC_BYTES)));
   } catch (cause) {
     throw new QuartzError(ErrorCode.CORRUPT_DATA, `stored record for key '${key}' names an unreadable blob`, { cause });
   }

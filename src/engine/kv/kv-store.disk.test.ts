@@ -1,9 +1,10 @@
 // KvStore, TenantRegistry and UsageMeter on the Node disk adapter (lmdb + files): what the memory
 // tests cannot show — writes that land a tick later, real blob files, and state surviving a reopen.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ErrorCode, isQuartzError } from '../../core/errors.js';
 import { ManualClock } from '../../ports/manual-clock.js';
 import { openDiskStorage, type DiskStorage } from '../../node/storage/disk-storage.js';
 import type { EngineContext } from '../context.js';
@@ -241,6 +242,125 @@ describe('KvStore records on the Node disk adapter', () => {
     await ctx.storage.settle();
     for (let i = 0; i < 600; i += 37) expect(Buffer.from((await kv.get(`k${i}`))!.value).equals(Buffer.from(valueOf(i)))).toBe(true);
     await kv.close();
+    await ctx.storage.close();
+  });
+});
+
+/** The files under `dir/blobs` (temp blobs left out). */
+function blobFiles(dir: string): string[] {
+  const found: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) {
+        if (!(d === join(dir, 'blobs') && e.name === 'tmp')) walk(join(d, e.name));
+      } else found.push(join(d, e.name));
+    }
+  };
+  walk(join(dir, 'blobs'));
+  return found;
+}
+
+function flipByte(file: string, at: number): void {
+  const bytes = readFileSync(file);
+  bytes[at]! ^= 0x10;
+  writeFileSync(file, bytes);
+}
+
+const same = (a: Uint8Array | undefined, b: Uint8Array) => a !== undefined && Buffer.from(a).equals(Buffer.from(b));
+
+/** A record as the code before blob CRCs wrote a large value's pointer: flag 0 set, the name right after the content type. */
+function pointerWithoutCrc(contentType: string, version: number, size: number, name: string): Uint8Array {
+  const type = enc.encode(contentType);
+  const nameBytes = enc.encode(name);
+  const rec = new Uint8Array(23 + type.length + nameBytes.length);
+  const view = new DataView(rec.buffer);
+  rec[0] = 1; // format
+  rec[1] = 1; // value in the blob store
+  rec[2] = type.length;
+  view.setUint32(3, Math.floor(version / 2 ** 32));
+  view.setUint32(7, version >>> 0);
+  // 11..18: expires_at 0, never
+  view.setUint32(19, size);
+  rec.set(type, 23);
+  rec.set(nameBytes, 23 + type.length);
+  return rec;
+}
+
+describe('KvStore large values on the Node disk adapter', () => {
+  it('reads a large value whose blob file lost a bit as checksum_mismatch naming the key, never as other bytes', async () => {
+    const dir = tempDir();
+    let ctx = await diskContext(dir);
+    let kv = await KvStore.open(ctx, 't1');
+    const big = new Uint8Array(3_000_000).map((_, i) => (i * 7) & 0xff);
+    await kv.put('big/one', big, { contentType: 'application/x-big' });
+    await kv.put('small', enc.encode('fine'));
+    await kv.close();
+    await ctx.storage.close();
+    const [file, ...others] = blobFiles(dir);
+    expect(others).toEqual([]);
+    // One bit, in the middle of the value: the length still matches.
+    flipByte(file!, 1_234_567);
+
+    ctx = await diskContext(dir, ctx.clock);
+    kv = await KvStore.open(ctx, 't1');
+    for (const read of [() => kv.get('big/one'), () => kv.getShared('big/one')]) {
+      const err = await Promise.resolve()
+        .then(read)
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(isQuartzError(err, ErrorCode.CHECKSUM_MISMATCH), String(err)).toBe(true);
+      expect((err as Error).message).toContain("key 'big/one'");
+    }
+    // The rest of the store is untouched, and the key's metadata still answers.
+    expect(dec.decode((await kv.get('small'))!.value)).toBe('fine');
+    expect((await kv.head('big/one'))?.size).toBe(big.length);
+    // Flipped back, the value reads again: the check compares, it does not damage.
+    flipByte(file!, 1_234_567);
+    expect(same((await kv.get('big/one'))?.value, big)).toBe(true);
+    // A new value replaces the damaged one whole.
+    flipByte(file!, 0);
+    await kv.put('big/one', big);
+    expect(same((await kv.get('big/one'))?.value, big)).toBe(true);
+    await kv.close();
+    await ctx.storage.close();
+  });
+
+  it('reads a large value whose pointer was written before pointers carried a CRC, checking its length only', async () => {
+    const dir = tempDir();
+    let ctx = await diskContext(dir);
+    const unit = await ctx.storage.unit('kv/t1');
+    const old = new Uint8Array(1_500_000).map((_, i) => (i * 13) & 0xff);
+    const name = 'v/0123456789abcdef0123456789abcdef';
+    await unit.blobs.put(name, old);
+    await unit.kv.put(Uint8Array.of(0x64, ...enc.encode('legacy')), pointerWithoutCrc('image/png', 1_700_000_000_000, old.length, name));
+    await ctx.storage.settle();
+
+    let kv = await KvStore.open(ctx, 't1');
+    const got = await kv.get('legacy');
+    expect(got).toMatchObject({ contentType: 'image/png', version: 1_700_000_000_000, expiresAt: null, size: old.length });
+    expect(same(got?.value, old)).toBe(true);
+    expect((await kv.list()).keys).toEqual([{ key: 'legacy', size: old.length, content_type: 'image/png', expires_at: null }]);
+    await kv.close();
+    await ctx.storage.close();
+
+    // Without a CRC there is nothing to compare a flipped bit with: only a wrong length is caught.
+    const [file] = blobFiles(dir);
+    flipByte(file!, 10);
+    ctx = await diskContext(dir, ctx.clock);
+    kv = await KvStore.open(ctx, 't1');
+    expect((await kv.get('legacy'))?.value[10]).toBe(old[10]! ^ 0x10);
+    writeFileSync(file!, readFileSync(file!).subarray(0, 1000));
+    await expect(kv.get('legacy')).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
+
+    // Replacing it writes a pointer with a CRC and retires the old blob.
+    const next = new Uint8Array(1_200_000).fill(9);
+    await kv.put('legacy', next);
+    expect(same((await kv.get('legacy'))?.value, next)).toBe(true);
+    await kv.close();
+    expect(blobFiles(dir)).toHaveLength(1);
+    expect(blobFiles(dir)[0]).not.toBe(file);
     await ctx.storage.close();
   });
 });

@@ -1,4 +1,5 @@
-import { describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { init } from '../../node/core.js';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { ManualClock } from '../../ports/manual-clock.js';
 import { createMemoryStorage } from '../../ports/memory-storage.js';
@@ -7,6 +8,9 @@ import { createTestContext, MemoryUsageRecorder, TEST_CAPABILITIES } from '../te
 import type { EngineContext } from '../context.js';
 import { KeyCache, slotBytes } from './key-cache.js';
 import { KvStore } from './kv-store.js';
+
+// Large values' blob pointers carry a CRC32C, which the WASM core computes.
+beforeAll(() => init());
 
 const TAG_META_BYTE = 0x6d; // 'm'
 

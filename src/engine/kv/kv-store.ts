@@ -9,6 +9,8 @@
  */
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { decodeUtf8 } from '../../core/utf8.js';
+import { crc32c } from '../../core/hash.js';
+import { init, isInitialized } from '../../core/loader.js';
 import { hasLoneSurrogate, showValue } from '../../core/show-value.js';
 import { MAX_TENANT_ID, isTenantId } from '../tenant-id.js';
 import { compareBytes, prefixEnd } from '../../ports/storage-checks.js';
@@ -20,7 +22,9 @@ import { HotValues, type HotUnit } from './hot-values.js';
 import { KeyCache, slotBytes, type KeyCacheHolder } from './key-cache.js';
 import { bytesFromCursor, cursorFromBytes } from '../list-cursor.js';
 import {
+  BLOB_CRC_BYTES,
   FLAG_BLOB,
+  FLAG_BLOB_CRC,
   HEADER_BYTES,
   TAG_DATA,
   TAG_GARBAGE,
@@ -35,6 +39,7 @@ import {
   encodeUtf8,
   isExpired,
   readU64,
+  recordBlobCrc,
   recordBlobName,
   recordContentType,
   recordExpiresAt,
@@ -43,6 +48,7 @@ import {
   recordVersion,
   tagged,
   ttlKey,
+  writeBlobPointer,
   writeHeader,
   writeU64,
 } from './kv-record.js';
@@ -375,6 +381,12 @@ interface BytesCount {
   ahead: number;
   /** A write failed while counting: whether storage holds it is not known, so the count is void. */
   failed: boolean;
+}
+
+/** CRC32C of a large value, by the WASM core (loaded on first use: only large values need it). */
+async function blobCrc(value: Uint8Array): Promise<number> {
+  if (!isInitialized()) await init();
+  return crc32c(value);
 }
 
 export class KvStore {
@@ -1166,7 +1178,7 @@ export class KvStore {
     const unmet = ifMatch === undefined && ifNoneMatch === undefined ? undefined : unmetCondition(live, slot.version, ifMatch, ifNoneMatch);
     if (unmet !== undefined) throw preconditionFailed(key, unmet, live ? slot.version : null);
     const version = this.nextVersion(slot);
-    writeHeader(rec, adopt === undefined ? 0 : FLAG_BLOB, type, version, expiresAt, size);
+    writeHeader(rec, adopt === undefined ? 0 : FLAG_BLOB | FLAG_BLOB_CRC, type, version, expiresAt, size);
     const keyBytes = k.length - 1;
     let delta = keyBytes + size;
     let oldExpires = 0;
@@ -1242,8 +1254,13 @@ export class KvStore {
     ifNoneMatch: '*' | readonly number[] | undefined,
   ): Promise<KvPutResult> {
     const name = `v/${randomHex(16)}`;
+    const nameBytes = encodeUtf8(name);
+    const rec = allocRecord(type, BLOB_CRC_BYTES + nameBytes.length);
     const written = (async () => {
       await this.kv.put(tagged(TAG_GARBAGE, name), EMPTY);
+      // The CRC of the very bytes handed to the blob store, so damage at rest reads as an error,
+      // never as the value. The record is written only after this block, under the key's lock.
+      writeBlobPointer(rec, type.length, await blobCrc(value), nameBytes);
       await this.blobs.put(name, value);
     })();
     let writeFailed = false;
@@ -1260,9 +1277,6 @@ export class KvStore {
     const ahead = this.locks.get(key);
     this.hold(key, ahead === undefined ? written : ahead.then(() => written));
     let adopted = false;
-    const nameBytes = encodeUtf8(name);
-    const rec = allocRecord(type, nameBytes.length);
-    rec.set(nameBytes, HEADER_BYTES + type.length);
     const committed = this.mutate(key, k, (slot) => {
       if (writeFailed) throw writeError;
       const r = this.commitPut(slot, k, rec, type, contentType, value.length, expiresAt, ifMatch, ifNoneMatch, name);
@@ -1326,8 +1340,13 @@ export class KvStore {
       return entry;
     }
     const name = recordBlobName(rec, key);
+    const crc = recordBlobCrc(rec);
     return this.blobs.get(name).then(async (value): Promise<KvEntry | undefined> => {
       if (value !== undefined && value.length === size) {
+        // Blob names are never reused and a blob is whole once adopted, so a mismatch is damage, not a race.
+        if (crc !== undefined && (await blobCrc(value)) !== crc) {
+          throw new QuartzError(ErrorCode.CHECKSUM_MISMATCH, `value blob of key '${key}' fails its CRC32C check (damaged storage)`);
+        }
         return { value, contentType, version, expiresAt: expires === 0 ? null : expires, size };
       }
       // A concurrent overwrite or delete may have retired this blob between the two reads: read again.
