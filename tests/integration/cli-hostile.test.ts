@@ -231,6 +231,31 @@ describe('quartz CLI against hostile input', () => {
     expect(array.stderr.startsWith(`quartz: ${doc} is not valid JSON (`), array.stderr).toBe(true);
   }, 180_000);
 
+  it('shows control characters of keys, ids and metadata escaped in tables and confirmations, and exact in --output json', async () => {
+    // Raw, `kv ls` set the terminal's title, split a row at the newline and cleared the screen.
+    const key = 'tbl/\u001b]0;pwned\u0007\n\t\u009b2J';
+    const shown = 'tbl/\\u001b]0;pwned\\u0007\\n\\t\\u009b2J';
+    // What picocolors adds, when the test runner's terminal has colour, is not under test.
+    const text = (out: Buffer): string => out.toString().replace(/\u001b\[\d+m/g, '');
+    const put = await inProcess(['kv', 'put', key, 'v'], { terminal: true });
+    expect([put.error, text(put.out)]).toEqual([undefined, `✔ put '${shown}' (1 byte)\n`]);
+    const table = text((await inProcess(['kv', 'ls', '--prefix', 'tbl/'], { terminal: true })).out);
+    expect(table).toContain(shown);
+    expect(table).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    const json = await inProcess(['kv', 'ls', '--prefix', 'tbl/', '-o', 'json'], { terminal: true });
+    expect((JSON.parse(json.out.toString()) as { keys: { key: string }[] }).keys.map((k) => k.key)).toEqual([key]);
+
+    const collection = await inProcess(['collection', 'create', 'tbl', '--dims', '2'], { terminal: true });
+    expect(collection.error).toBeUndefined();
+    const file = join(await tempDir('cli-hostile-table'), 'v.jsonl');
+    await writeFile(file, JSON.stringify({ id: 'a\u001b[2J', values: [1, 0], metadata: { note: 'x\u009b31m' } }) + '\n');
+    expect((await inProcess(['vec', 'upsert', 'tbl', '--file', file])).error).toBeUndefined();
+    const matches = text((await inProcess(['vec', 'query', 'tbl', '--vector', '[1,0]', '--include-metadata'], { terminal: true })).out);
+    expect(matches).toContain('a\\u001b[2J');
+    expect(matches).toContain('x\\u009b31m');
+    expect(matches).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+  }, 180_000);
+
   it('vec upsert sends JSONL batch by batch as it reads: a missing collection is found before the input ends', async () => {
     const proc = spawn(process.execPath, [BIN, 'vec', 'upsert', 'no-such-collection', '--file', '-', '--batch', '2'], { env: cleanEnv(env), cwd: ROOT });
     onTestFinished(() => void proc.kill('SIGKILL'));
