@@ -256,6 +256,38 @@ describe('quartz CLI against hostile input', () => {
     expect(matches).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
   }, 180_000);
 
+  it('produce stopped by Ctrl-C while its last batch is on the way waits for the answer and says how far it got', async () => {
+    // A server that holds the produce request until the test lets it answer.
+    let arrived!: () => void;
+    const requested = new Promise<void>((resolve) => (arrived = resolve));
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const held = await stubServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (s: string) => (body += s));
+      req.on('end', () => {
+        const records = (JSON.parse(body) as { records: unknown[] }).records;
+        arrived();
+        void answered.then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ offsets: records.map((_r, offset) => ({ partition: 0, offset })) })));
+      });
+    });
+    const proc = spawn(process.execPath, [BIN, 'produce', 't'], { env: cleanEnv({ ...env, QUARTZ_URL: held, QUARTZ_API_KEY: apiKey }), cwd: ROOT });
+    onTestFinished(() => void proc.kill('SIGKILL'));
+    let stderr = '';
+    proc.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => proc.once('exit', (code, signal) => resolve([code, signal])));
+    // The whole input is read; only the answer is awaited when Ctrl-C comes.
+    proc.stdin.end('one\ntwo\n');
+    await requested;
+    proc.kill('SIGINT');
+    // Not a timing assertion: the signal is handled before the answer it must wait for.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    answer();
+    // It was killed by the signal, saying nothing, though both records were stored.
+    expect(await exited).toEqual([130, null]);
+    expect(stderr).toBe('quartz: produce stopped by SIGINT after line 2 of stdin; 2 record(s) were produced\n');
+  }, 180_000);
+
   it('vec upsert sends JSONL batch by batch as it reads: a missing collection is found before the input ends', async () => {
     const proc = spawn(process.execPath, [BIN, 'vec', 'upsert', 'no-such-collection', '--file', '-', '--batch', '2'], { env: cleanEnv(env), cwd: ROOT });
     onTestFinished(() => void proc.kill('SIGKILL'));
