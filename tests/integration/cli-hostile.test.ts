@@ -310,6 +310,30 @@ describe('quartz CLI against hostile input', () => {
     expect(listed.collections.find((c) => c.name === 'lines')?.count).toBe(3);
   }, 180_000);
 
+  it('vec upsert stopped by Ctrl-C sends the lines it read, none cut short, and says how far it got', async () => {
+    expect((await q(['collection', 'create', 'stopped', '--dims', '2'])).code).toBe(0);
+    const count = async (): Promise<number> => {
+      const res = await fetch(`${server.url}/v1/collections/stopped`, { headers: { authorization: `Bearer ${apiKey}` } });
+      return ((await res.json()) as { count: number }).count;
+    };
+    const proc = spawn(process.execPath, [BIN, 'vec', 'upsert', 'stopped', '--file', '-', '--batch', '2'], { env: cleanEnv(env), cwd: ROOT });
+    onTestFinished(() => void proc.kill('SIGKILL'));
+    let stderr = '';
+    proc.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => proc.once('exit', (code, signal) => resolve([code, signal])));
+    proc.stdin.on('error', () => undefined);
+    // A batch of two goes at once; the third line waits for a fourth, which is cut short.
+    proc.stdin.write('{"id":"a","values":[1,0]}\n{"id":"b","values":[0,1]}\n{"id":"c","values":[1,1]}\n{"id":"d","val');
+    await waitFor(async () => ((await count()) === 2 ? true : undefined), 30_000, 'the first batch');
+    proc.kill('SIGINT');
+    // It was killed by the signal, saying nothing. The signal may come before the CLI has the first
+    // batch's answer, and so before it reads line 3: either way the line named and the count are exact.
+    expect(await exited).toEqual([130, null]);
+    const [, line, upserted] = /^quartz: vec upsert stopped by SIGINT after line (\d) of stdin; (\d) vectors were upserted\n$/.exec(stderr) ?? [];
+    expect(['2 2', '3 3'], stderr).toContain(`${line} ${upserted}`);
+    expect(await count()).toBe(Number(upserted));
+  }, 180_000);
+
   it('consume reads no further ahead than its reader: the next page waits for stdout to drain', async () => {
     expect((await q(['topic', 'create', 'wide'])).code).toBe(0);
     const value = 'v'.repeat(1000);
