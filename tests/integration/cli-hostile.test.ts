@@ -231,6 +231,63 @@ describe('quartz CLI against hostile input', () => {
     expect(array.stderr.startsWith(`quartz: ${doc} is not valid JSON (`), array.stderr).toBe(true);
   }, 180_000);
 
+  it('shows control characters of keys, ids and metadata escaped in tables and confirmations, and exact in --output json', async () => {
+    // Raw, `kv ls` set the terminal's title, split a row at the newline and cleared the screen.
+    const key = 'tbl/\u001b]0;pwned\u0007\n\t\u009b2J';
+    const shown = 'tbl/\\u001b]0;pwned\\u0007\\n\\t\\u009b2J';
+    // What picocolors adds, when the test runner's terminal has colour, is not under test.
+    const text = (out: Buffer): string => out.toString().replace(/\u001b\[\d+m/g, '');
+    const put = await inProcess(['kv', 'put', key, 'v'], { terminal: true });
+    expect([put.error, text(put.out)]).toEqual([undefined, `✔ put '${shown}' (1 byte)\n`]);
+    const table = text((await inProcess(['kv', 'ls', '--prefix', 'tbl/'], { terminal: true })).out);
+    expect(table).toContain(shown);
+    expect(table).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    const json = await inProcess(['kv', 'ls', '--prefix', 'tbl/', '-o', 'json'], { terminal: true });
+    expect((JSON.parse(json.out.toString()) as { keys: { key: string }[] }).keys.map((k) => k.key)).toEqual([key]);
+
+    const collection = await inProcess(['collection', 'create', 'tbl', '--dims', '2'], { terminal: true });
+    expect(collection.error).toBeUndefined();
+    const file = join(await tempDir('cli-hostile-table'), 'v.jsonl');
+    await writeFile(file, JSON.stringify({ id: 'a\u001b[2J', values: [1, 0], metadata: { note: 'x\u009b31m' } }) + '\n');
+    expect((await inProcess(['vec', 'upsert', 'tbl', '--file', file])).error).toBeUndefined();
+    const matches = text((await inProcess(['vec', 'query', 'tbl', '--vector', '[1,0]', '--include-metadata'], { terminal: true })).out);
+    expect(matches).toContain('a\\u001b[2J');
+    expect(matches).toContain('x\\u009b31m');
+    expect(matches).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+  }, 180_000);
+
+  it('produce stopped by Ctrl-C while its last batch is on the way waits for the answer and says how far it got', async () => {
+    // A server that holds the produce request until the test lets it answer.
+    let arrived!: () => void;
+    const requested = new Promise<void>((resolve) => (arrived = resolve));
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const held = await stubServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (s: string) => (body += s));
+      req.on('end', () => {
+        const records = (JSON.parse(body) as { records: unknown[] }).records;
+        arrived();
+        void answered.then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ offsets: records.map((_r, offset) => ({ partition: 0, offset })) })));
+      });
+    });
+    const proc = spawn(process.execPath, [BIN, 'produce', 't'], { env: cleanEnv({ ...env, QUARTZ_URL: held, QUARTZ_API_KEY: apiKey }), cwd: ROOT });
+    onTestFinished(() => void proc.kill('SIGKILL'));
+    let stderr = '';
+    proc.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => proc.once('exit', (code, signal) => resolve([code, signal])));
+    // The whole input is read; only the answer is awaited when Ctrl-C comes.
+    proc.stdin.end('one\ntwo\n');
+    await requested;
+    proc.kill('SIGINT');
+    // Not a timing assertion: the signal is handled before the answer it must wait for.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    answer();
+    // It was killed by the signal, saying nothing, though both records were stored.
+    expect(await exited).toEqual([130, null]);
+    expect(stderr).toBe('quartz: produce stopped by SIGINT after line 2 of stdin; 2 record(s) were produced\n');
+  }, 180_000);
+
   it('vec upsert sends JSONL batch by batch as it reads: a missing collection is found before the input ends', async () => {
     const proc = spawn(process.execPath, [BIN, 'vec', 'upsert', 'no-such-collection', '--file', '-', '--batch', '2'], { env: cleanEnv(env), cwd: ROOT });
     onTestFinished(() => void proc.kill('SIGKILL'));
@@ -251,6 +308,30 @@ describe('quartz CLI against hostile input', () => {
     expect([whole.code, JSON.parse(whole.stdout)]).toEqual([0, { collection: 'lines', upserted: 1 }]);
     const listed = JSON.parse((await q(['collection', 'ls', '-o', 'json'])).stdout) as { collections: { name: string; count: number }[] };
     expect(listed.collections.find((c) => c.name === 'lines')?.count).toBe(3);
+  }, 180_000);
+
+  it('vec upsert stopped by Ctrl-C sends the lines it read, none cut short, and says how far it got', async () => {
+    expect((await q(['collection', 'create', 'stopped', '--dims', '2'])).code).toBe(0);
+    const count = async (): Promise<number> => {
+      const res = await fetch(`${server.url}/v1/collections/stopped`, { headers: { authorization: `Bearer ${apiKey}` } });
+      return ((await res.json()) as { count: number }).count;
+    };
+    const proc = spawn(process.execPath, [BIN, 'vec', 'upsert', 'stopped', '--file', '-', '--batch', '2'], { env: cleanEnv(env), cwd: ROOT });
+    onTestFinished(() => void proc.kill('SIGKILL'));
+    let stderr = '';
+    proc.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => proc.once('exit', (code, signal) => resolve([code, signal])));
+    proc.stdin.on('error', () => undefined);
+    // A batch of two goes at once; the third line waits for a fourth, which is cut short.
+    proc.stdin.write('{"id":"a","values":[1,0]}\n{"id":"b","values":[0,1]}\n{"id":"c","values":[1,1]}\n{"id":"d","val');
+    await waitFor(async () => ((await count()) === 2 ? true : undefined), 30_000, 'the first batch');
+    proc.kill('SIGINT');
+    // It was killed by the signal, saying nothing. The signal may come before the CLI has the first
+    // batch's answer, and so before it reads line 3: either way the line named and the count are exact.
+    expect(await exited).toEqual([130, null]);
+    const [, line, upserted] = /^quartz: vec upsert stopped by SIGINT after line (\d) of stdin; (\d) vectors were upserted\n$/.exec(stderr) ?? [];
+    expect(['2 2', '3 3'], stderr).toContain(`${line} ${upserted}`);
+    expect(await count()).toBe(Number(upserted));
   }, 180_000);
 
   it('consume reads no further ahead than its reader: the next page waits for stdout to drain', async () => {

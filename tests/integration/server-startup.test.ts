@@ -131,6 +131,15 @@ describe('quartz serve', () => {
     expect((await fetch(`${s.url}/v1/admin/usage/export`, { headers: { authorization: 'Bearer wrong-key-0000000000' } })).status).toBe(401);
   });
 
+  it('says beyond loopback whether anyone who reaches it can register', async () => {
+    // Registration off here: the server listens on every address for the few seconds it runs.
+    const s = await start(['--data', await tempDir('beyond'), '--host', '0.0.0.0'], { QUARTZ_REGISTRATION: 'false' });
+    // It said "anyone who can reach it can register unless registration is off" with registration off.
+    expect(s.stdout()).toContain('listening beyond loopback on 0.0.0.0: registration is off (keys already given and those the admin creates work)\n');
+    expect(s.stdout()).not.toContain('can register');
+    expect((await register(s.url.replace('0.0.0.0', '127.0.0.1'))).status).toBe(404);
+  });
+
   it('refuses a QUARTZ_ADMIN_KEY no request could present before it creates, locks or replays the data directory', async () => {
     const dir = await tempDir('badenvkey');
     const r = await runCli(['serve', '--port', '0', '--data', join(dir, 'data')], { QUARTZ_ADMIN_KEY: 'short' });

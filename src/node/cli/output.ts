@@ -18,8 +18,9 @@ export interface Out {
 
 function cell(v: unknown): string {
   if (v === null || v === undefined) return pc.dim('-');
-  if (typeof v === 'object') return JSON.stringify(v);
-  return String(v);
+  // A key, an id or metadata can hold any character: a table for people shows them escaped, so a
+  // line break cannot split a row and the terminal runs no escape sequence (JSON keeps them exact).
+  return printable(typeof v === 'object' ? JSON.stringify(v) : String(v), TABLE_UNPRINTABLE);
 }
 
 /**
@@ -47,7 +48,7 @@ export function createOutput(mode: OutputMode, write: (text: string) => void): O
       write(t.toString() + '\n');
     },
     done(message, value) {
-      write(mode === 'json' ? JSON.stringify(value) + '\n' : `${pc.green('✔')} ${message}\n`);
+      write(mode === 'json' ? JSON.stringify(value) + '\n' : `${pc.green('✔')} ${printable(message, TABLE_UNPRINTABLE)}\n`);
     },
   };
 }
@@ -65,8 +66,13 @@ export function counted(n: number, one: string, many = `${one}s`): string {
 
 /** Line breaks and the other control characters but tab (C0, DEL and C1). */
 const UNPRINTABLE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
+/** In a table cell (and a confirmation quoting a key) a tab too: it would push the text past the column it is measured for. */
+const TABLE_UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f]/g;
 
-const escaped = (ch: string): string => (ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+const escaped = (ch: string): string =>
+  ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : ch === '\t' ? '\\t' : `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+const printable = (text: string, unprintable: RegExp): string => text.replace(unprintable, escaped);
 
 /**
  * An error message as the one line stderr gets: its control characters written as JSON escapes.
@@ -77,5 +83,5 @@ const escaped = (ch: string): string => (ch === '\n' ? '\\n' : ch === '\r' ? '\\
  * errorLine("key 'a\nb' not found"); // "key 'a\\nb' not found"
  */
 export function errorLine(message: string): string {
-  return message.replace(UNPRINTABLE, escaped);
+  return printable(message, UNPRINTABLE);
 }

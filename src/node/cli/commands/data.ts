@@ -218,28 +218,51 @@ export function vectorCommands(program: Command, io: CliIo): void {
       const source = flags.file === '-' ? { stream: io.stdin as Readable, size: undefined } : await openInputFile(flags.file);
       const quiet = ctx.out.mode === 'json';
       let upserted = 0;
+      const wereUpserted = (): string => `${counted(upserted, 'vector')} ${upserted === 1 ? 'was' : 'were'} upserted`;
       const batches = upsertBatches(client, `${path}/upsert`, batchSize, (n) => {
         upserted += n;
       });
+      // Ctrl-C (or SIGTERM) stops reading; what was read is still sent, and the command says how far
+      // it got, as produce does (it was killed silent, its progress bar's hidden cursor left hidden).
+      // A second signal ends it at once: the handlers are gone.
+      const stop = new AbortController();
+      let stoppedBy: NodeJS.Signals | undefined;
+      const stopListening = (): void => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      };
+      const onSignal = (signal: NodeJS.Signals): void => {
+        stopListening();
+        stoppedBy = signal;
+        stop.abort();
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      let reached: string;
       try {
-        const whole = await upsertLines(source, subject, batches, progressBar(io, 'bytes', source.size ?? 0, quiet));
-        if (whole !== undefined) {
-          const vectors = parseVectors(whole, subject);
+        const read = await upsertLines(source, subject, batches, progressBar(io, 'bytes', source.size ?? 0, quiet), stop.signal);
+        reached = `line ${read.lines} of ${subject}`;
+        if (read.document !== undefined && !stop.signal.aborted) {
+          const vectors = parseVectors(read.document, subject);
           const bar = progressBar(io, 'vectors', vectors.length, quiet);
-          for (let i = 0; i < vectors.length; i++) {
-            await batches.add(JSON.stringify(vectors[i]), `vector ${i} of ${subject}`);
-            if (i % 100 === 99) bar.update(i + 1);
+          let sent = 0;
+          for (; sent < vectors.length && !stop.signal.aborted; sent++) {
+            await batches.add(JSON.stringify(vectors[sent]), `vector ${sent} of ${subject}`);
+            if (sent % 100 === 99) bar.update(sent + 1);
           }
           await batches.flush();
-          bar.update(vectors.length);
+          bar.update(sent);
           bar.stop();
+          reached = `${sent} of the ${counted(vectors.length, 'vector')} in ${subject}`;
         }
       } catch (err) {
-        if (err instanceof CliError && upserted > 0) throw new CliError(`${err.message}; ${counted(upserted, 'vector')} ${upserted === 1 ? 'was' : 'were'} upserted before it`);
+        if (err instanceof CliError && upserted > 0) throw new CliError(`${err.message}; ${wereUpserted()} before it`);
         throw err;
       } finally {
+        stopListening();
         source.stream.destroy();
       }
+      if (stoppedBy !== undefined) throw new CliError(`quartz: vec upsert stopped by ${stoppedBy} after ${reached}; ${wereUpserted()}`, 130);
       ctx.out.done(`upserted ${counted(upserted, 'vector')} into '${name}'`, { collection: name, upserted });
     });
   vec
@@ -333,21 +356,28 @@ function parseJson(text: string, subject: string): unknown {
  * takes a batch's memory, not the whole file's several times over (and a missing collection is
  * found at the first batch, not after the whole file is parsed). A file whose first line is not
  * a vector object of its own (a JSON array, `{vectors}`, a pretty-printed object) is one JSON
- * document: its text is returned for parseVectors.
+ * document: its text is returned for parseVectors. `stop` ends the read after the line at hand
+ * (a line cut short is never sent); the lines read are still sent. `lines`: how many were read.
  */
 async function upsertLines(
   source: { stream: Readable; size: number | undefined },
   subject: string,
   batches: UpsertBatches,
   bar: Progress,
-): Promise<string | undefined> {
+  stop: AbortSignal,
+): Promise<{ document: string | undefined; lines: number }> {
   let mode: 'jsonl' | 'whole' | undefined;
   const document: string[] = [];
   let lineNo = 0;
   let bytes = 0;
   const lines = createInterface({ input: source.stream, crlfDelay: Infinity });
+  // Closed, not the input destroyed: readline's iteration never ends on a destroyed input.
+  const close = (): void => lines.close();
+  stop.addEventListener('abort', close);
   try {
     for await (const line of lines) {
+      // Lines readline had already split are still yielded after close.
+      if (stop.aborted) break;
       lineNo++;
       bytes += Buffer.byteLength(line) + 1;
       if (mode === 'whole') {
@@ -373,14 +403,15 @@ async function upsertLines(
     if (err instanceof CliError) throw err;
     throw new CliError(`quartz: cannot read ${subject} (${code ?? message})`);
   } finally {
+    stop.removeEventListener('abort', close);
     lines.close();
   }
   if (mode === 'jsonl') {
     await batches.flush();
-    bar.update(source.size ?? 0);
+    if (!stop.aborted) bar.update(source.size ?? 0);
   }
   bar.stop();
-  return mode === 'jsonl' ? undefined : document.join('\n');
+  return { document: mode === 'jsonl' ? undefined : document.join('\n'), lines: lineNo };
 }
 
 /**

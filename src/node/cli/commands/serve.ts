@@ -71,7 +71,10 @@ export function serveCommand(program: Command, io: CliIo): void {
         `  data:      ${settings.dataDir}`,
         `  admin key: ${server.adminKey.where}${server.adminKey.created ? ' (generated now)' : ''}`,
       ];
-      if (!isLoopback(settings.host)) lines.push(pc.yellow(`  listening beyond loopback on ${settings.host}: anyone who can reach it can register unless registration is off`));
+      if (!isLoopback(settings.host)) {
+        const who = settings.app.registration_enabled === false ? 'registration is off (keys already given and those the admin creates work)' : 'anyone who can reach it can register (QUARTZ_REGISTRATION=false turns that off)';
+        lines.push(pc.yellow(`  listening beyond loopback on ${settings.host}: ${who}`));
+      }
 
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals): void => {

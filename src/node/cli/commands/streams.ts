@@ -207,14 +207,17 @@ async function produceLines(
   let lastLine = 0;
   // Ctrl-C stops reading; the lines read so far are still sent, so the line it names is where a
   // rerun starts. It ended the process at once, saying nothing: a rerun could not tell which
-  // lines were stored. A second Ctrl-C (the handler is gone) ends it without waiting.
+  // lines were stored. A second Ctrl-C or SIGTERM (the handlers are gone) ends it without waiting.
   let stoppedBy: NodeJS.Signals | undefined;
+  const stopListening = (): void => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
+    stopListening();
     stoppedBy = signal;
     (input as { destroy?: () => void }).destroy?.();
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   const post = async (lines: Line[]): Promise<void> => {
     const body = `{"records":[${lines.map((l) => l.json).join(',')}]}`;
     const res = await client.request(path, { method: 'POST', body, contentType: 'application/json', accept: [413] });
@@ -249,48 +252,53 @@ async function produceLines(
     });
     inFlight.push(chain);
   };
+  // Listened for until the last batch is answered: a Ctrl-C while the last batches were sent
+  // (the input read to its end) ended the process at once, saying nothing.
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
-    for await (const { bytes: line, number } of numberedLines(input, subject)) {
-      if (failure !== undefined || stoppedBy !== undefined) break;
-      lastLine = number;
-      if (line.length === 0) continue;
-      // A line that is not UTF-8 goes as base64, which applies to the record's key too.
-      const json = isUtf8(line)
-        ? JSON.stringify({ value: line.toString('utf8'), key: o.key, partition: o.partition })
-        : JSON.stringify({ value: line.toString('base64'), key: keyBase64, partition: o.partition, encoding: 'base64' });
-      const bytes = Buffer.byteLength(json) + 1;
-      if (batch.length > 0 && batchBytes + bytes > budget) flush();
-      batch.push({ json, bytes, number });
-      batchBytes += bytes;
-      if (batch.length >= o.batchSize) flush();
-      else if (timer === undefined) timer = setTimeout(flush, o.linger);
-      // Backpressure: a few batches in flight at most.
-      while (inFlight.length > 4) await inFlight.shift();
+    try {
+      for await (const { bytes: line, number } of numberedLines(input, subject)) {
+        if (failure !== undefined || stoppedBy !== undefined) break;
+        lastLine = number;
+        if (line.length === 0) continue;
+        // A line that is not UTF-8 goes as base64, which applies to the record's key too.
+        const json = isUtf8(line)
+          ? JSON.stringify({ value: line.toString('utf8'), key: o.key, partition: o.partition })
+          : JSON.stringify({ value: line.toString('base64'), key: keyBase64, partition: o.partition, encoding: 'base64' });
+        const bytes = Buffer.byteLength(json) + 1;
+        if (batch.length > 0 && batchBytes + bytes > budget) flush();
+        batch.push({ json, bytes, number });
+        batchBytes += bytes;
+        if (batch.length >= o.batchSize) flush();
+        else if (timer === undefined) timer = setTimeout(flush, o.linger);
+        // Backpressure: a few batches in flight at most.
+        while (inFlight.length > 4) await inFlight.shift();
+      }
+      flush();
+    } catch (err) {
+      // Input that cannot be read at all (a --file that does not exist) is the whole story.
+      if (stoppedBy === undefined && inFlight.length === 0 && batch.length === 0 && failure === undefined) throw err;
+      // The lines before a bad one (too long, unreadable input) are produced first.
+      clearTimeout(timer);
+      flush();
+      await chain;
+      // The input closed by Ctrl-C ends the read as its end would.
+      if (stoppedBy === undefined) failure ??= err;
     }
-    flush();
-  } catch (err) {
-    // Input that cannot be read at all (a --file that does not exist) is the whole story.
-    if (stoppedBy === undefined && inFlight.length === 0 && batch.length === 0 && failure === undefined) throw err;
-    // The lines before a bad one (too long, unreadable input) are produced first.
-    clearTimeout(timer);
-    flush();
     await chain;
-    // The input closed by Ctrl-C ends the read as its end would.
-    if (stoppedBy === undefined) failure ??= err;
+    // Input without a record sends no produce request, yet a topic that does not exist (or a
+    // --partition it lacks) is as wrong with it: `printf '' | quartz produce typo` reported success.
+    if (!posted && failure === undefined && stoppedBy === undefined) failure = await produceTarget(client, topic, o.partition).catch((err: unknown) => err);
+    if (failure !== undefined) {
+      if (failure instanceof CliError) throw new CliError(`${failure.message}; ${produced} record(s) were produced before it`);
+      throw failure;
+    }
+    if (stoppedBy !== undefined) throw new CliError(`quartz: produce stopped by ${stoppedBy} after line ${lastLine} of ${subject}; ${produced} record(s) were produced`, 130);
+    return produced;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopListening();
   }
-  await chain;
-  // Input without a record sends no produce request, yet a topic that does not exist (or a
-  // --partition it lacks) is as wrong with it: `printf '' | quartz produce typo` reported success.
-  if (!posted && failure === undefined && stoppedBy === undefined) failure = await produceTarget(client, topic, o.partition).catch((err: unknown) => err);
-  if (failure !== undefined) {
-    if (failure instanceof CliError) throw new CliError(`${failure.message}; ${produced} record(s) were produced before it`);
-    throw failure;
-  }
-  if (stoppedBy !== undefined) throw new CliError(`quartz: produce stopped by ${stoppedBy} after line ${lastLine} of ${subject}; ${produced} record(s) were produced`, 130);
-  return produced;
 }
 
 /** Fails as a produce request to `topic` (and `partition`) would: the topic, and the partition, must exist. */
