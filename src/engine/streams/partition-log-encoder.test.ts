@@ -24,13 +24,19 @@ beforeAll(async () => {
 
 const config: PartitionConfig = { retentionMs: -1, retentionBytes: -1, segmentBytes: 256 * 1024, segmentMs: 3_600_000, codec: 'lz4' };
 
+/** The Node home's line for the backlog hop: one write of 1,000 × 100 B (124 KB of records) is under it. */
+const NODE_MIN_BYTES = 256 * 1024;
+
+/** Write number `w`: 1,000 records of 100 B, each value naming its write and record. */
+const write = (w: number) => Array.from({ length: 1000 }, (_, i) => ({ key: null, value: enc.encode(`w${w} r${i} `.padEnd(100, 'x')), timestamp: 1 }));
+
 type Answer = 'seal' | 'decline' | 'reject' | 'wrong-offsets' | 'empty';
 
 /** Seals on a timer of random length, so runs finish out of order; `answer` picks what it does with each run. */
-function fakeEncoder(answer: (n: number) => Answer): BatchEncoder & { runs: number } {
+function fakeEncoder(answer: (n: number) => Answer, minBytes = 2048): BatchEncoder & { runs: number } {
   const random = seededRandom(11);
   const encoder = {
-    minBytes: 2048,
+    minBytes,
     runs: 0,
     sealRun(framed: FramedRun, options: Omit<SealRunOptions, 'output'>): Promise<Uint8Array> | undefined {
       const what = answer(encoder.runs++);
@@ -138,20 +144,15 @@ describe('a partition log with a batch encoder', () => {
 
   it('seals a write under minBytes inline, and on the encoder once 8 writes wait for a commit (a producer pipeline)', async () => {
     const ctx = createTestContext();
-    // The Node home's line: 1,000 × 100 B (124 KB of records) is under it.
-    const encoder = { ...fakeEncoder(() => 'seal'), minBytes: 256 * 1024 };
-    let runs = 0;
-    const sealRunOnce = encoder.sealRun;
-    encoder.sealRun = (framed, options) => (runs++, sealRunOnce(framed, options));
+    const encoder = fakeEncoder(() => 'seal', NODE_MIN_BYTES);
     const log = await PartitionLog.open(UNIT, ctx.storage.unit(UNIT), config, ctx.clock, ctx.scheduler, new SegmentCache(1 << 20), { onBytes() {} }, encoder);
-    const write = (w: number) => Array.from({ length: 1000 }, (_, i) => ({ key: null, value: enc.encode(`w${w} r${i} `.padEnd(100, 'x')), timestamp: 1 }));
     expect(await log.append(write(0))).toBe(0);
-    expect(runs).toBe(0); // alone: nothing waited, sealed inline
+    expect(encoder.runs).toBe(0); // alone: nothing waited, sealed inline
     const bases = await Promise.all(Array.from({ length: 24 }, (_, w) => log.append(write(w + 1))));
     expect(bases).toEqual(Array.from({ length: 24 }, (_, w) => (w + 1) * 1000));
     // the first writes found a short queue and stayed inline; those behind 8 waiting ones hopped
-    expect(runs).toBeGreaterThan(0);
-    expect(runs).toBeLessThan(24);
+    expect(encoder.runs).toBeGreaterThan(0);
+    expect(encoder.runs).toBeLessThan(24);
     const values: string[] = [];
     for (let at = 0; at < log.highWatermark; ) {
       const page = await log.read(at, 5000, 1 << 24, 't/0');
@@ -164,22 +165,18 @@ describe('a partition log with a batch encoder', () => {
 
   it('counts the writes being committed as waiting: a write released by a commit hops while the next group is on disk', async () => {
     const ctx = createTestContext();
-    const encoder = { ...fakeEncoder(() => 'seal'), minBytes: 256 * 1024 };
-    let runs = 0;
-    const sealRunOnce = encoder.sealRun;
-    encoder.sealRun = (framed, options) => (runs++, sealRunOnce(framed, options));
+    const encoder = fakeEncoder(() => 'seal', NODE_MIN_BYTES);
     const log = await PartitionLog.open(UNIT, ctx.storage.unit(UNIT), config, ctx.clock, ctx.scheduler, new SegmentCache(1 << 20), { onBytes() {} }, encoder);
-    const write = (w: number) => Array.from({ length: 1000 }, (_, i) => ({ key: null, value: enc.encode(`w${w} r${i} `.padEnd(100, 'x')), timestamp: 1 }));
     // w0 commits alone; w1-w7 queue behind it (inline: fewer than 8 wait), and from w8 on 7 queued
     // and 1 committing make 8: w8-w15 hop
     const first = log.append(write(0));
     const rest = Array.from({ length: 15 }, (_, w) => log.append(write(w + 1)));
-    expect(runs).toBe(8);
+    expect(encoder.runs).toBe(8);
     // w0 is answered once the next group (w1-w7, sealed inline) is committing, w8-w15 queued behind
     // it: its producer's next write finds 15 in play, a pipeline, and hops
     await first;
     const next = log.append(write(16));
-    expect(runs).toBe(9);
+    expect(encoder.runs).toBe(9);
     expect(await Promise.all([...rest, next])).toEqual(Array.from({ length: 16 }, (_, w) => (w + 1) * 1000));
     await log.close();
   });
