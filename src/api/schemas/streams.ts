@@ -1,24 +1,23 @@
 /** Stream shapes: topics, records (per-record utf8/base64 encoding), consumer groups. */
 import { z } from '@hono/zod-openapi';
 import { MAX_PRODUCE_RECORDS } from '../record-codec.js';
-import { PageCursor } from './common.js';
+import { PageCursor, strictBody } from './common.js';
 
 export const Encoding = z.enum(['utf8', 'base64']).openapi({ description: 'How key, value and header values are written (default utf8)' });
 
-export const CreateTopicBody = z
-  .object({
-    // The pattern is documented only: the engine checks names and words the error.
-    name: z
-      .string()
-      .min(1)
-      .max(249)
-      .openapi({ example: 'orders', pattern: '^[A-Za-z0-9._-]{1,249}$', description: "Not '.' or '..'; names starting with '__' belong to the system" }),
-    partitions: z.number().int().min(1).max(1024).optional().openapi({ description: 'default 1' }),
-    retention_ms: z.number().int().min(-1).optional().openapi({ description: '-1 keeps records forever; default 7 days' }),
-    retention_bytes: z.number().int().min(-1).optional(),
-    segment_bytes: z.number().int().min(1024).max(2 ** 30).optional(),
-    segment_ms: z.number().int().min(1).optional(),
-  })
+export const CreateTopicBody = strictBody({
+  // The pattern is documented only: the engine checks names and words the error.
+  name: z
+    .string()
+    .min(1)
+    .max(249)
+    .openapi({ example: 'orders', pattern: '^[A-Za-z0-9._-]{1,249}$', description: "Not '.' or '..'; names starting with '__' belong to the system" }),
+  partitions: z.number().int().min(1).max(1024).optional().openapi({ description: 'default 1' }),
+  retention_ms: z.number().int().min(-1).optional().openapi({ description: '-1 keeps records forever; default 7 days' }),
+  retention_bytes: z.number().int().min(-1).optional(),
+  segment_bytes: z.number().int().min(1024).max(2 ** 30).optional(),
+  segment_ms: z.number().int().min(1).optional(),
+})
   // The docs page sends this when "Try it out" is run as it comes: without it, a sample built
   // from the minimums (1 KiB segments rolled every 1 ms).
   .openapi('CreateTopic', { example: { name: 'orders', partitions: 3 } });
@@ -107,30 +106,28 @@ export const ConsumeResult = z
 export const GroupList = z.object({ groups: z.array(z.string()), cursor: PageCursor }).openapi('GroupList');
 export const GroupParam = z.object({ g: z.string().openapi({ description: 'Consumer group id', example: 'billing' }) });
 
-export const CommitBody = z
-  .object({
-    topic: z.string().min(1),
-    partition: z.number().int().min(0),
-    offset: z.number().int().min(0).openapi({ description: 'The next offset the group will read' }),
-    metadata: z.string().max(4096).optional(),
-  })
+export const CommitBody = strictBody({
+  topic: z.string().min(1),
+  partition: z.number().int().min(0),
+  offset: z.number().int().min(0).openapi({ description: 'The next offset the group will read' }),
+  metadata: z.string().max(4096).optional(),
+})
   .openapi('CommitOffset', { example: { topic: 'orders', partition: 0, offset: 0 } });
 
-export const CommitOffsetsBody = z
-  .object({
-    topic: z.string().min(1),
-    offsets: z
-      .array(
-        z.object({
-          partition: z.number().int().min(0),
-          offset: z.number().int().min(0).openapi({ description: 'The next offset the group will read' }),
-          metadata: z.string().max(4096).optional(),
-        }),
-      )
-      .min(1)
-      .max(1024)
-      .openapi({ description: 'One entry per partition (each at most once); all are committed or, if any is invalid, none' }),
-  })
+export const CommitOffsetsBody = strictBody({
+  topic: z.string().min(1),
+  offsets: z
+    .array(
+      strictBody({
+        partition: z.number().int().min(0),
+        offset: z.number().int().min(0).openapi({ description: 'The next offset the group will read' }),
+        metadata: z.string().max(4096).optional(),
+      }),
+    )
+    .min(1)
+    .max(1024)
+    .openapi({ description: 'One entry per partition (each at most once); all are committed or, if any is invalid, none' }),
+})
   .openapi('CommitOffsets');
 
 export const CommitRequest = z.union([CommitBody, CommitOffsetsBody]);

@@ -1,20 +1,19 @@
 /** Vector collection shapes: requests are validated with these, responses documented. */
 import { z } from '@hono/zod-openapi';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
-import { PageCursor } from './common.js';
+import { PageCursor, strictBody } from './common.js';
 
 // The pattern is documented only: the engine checks names and words the error.
 const name = z.string().min(1).max(128).openapi({ pattern: '^[A-Za-z0-9._-]{1,128}$', description: "Not '.' or '..'" });
 export const Metric = z.enum(['cosine', 'l2', 'dot']);
 
-export const CreateCollectionBody = z
-  .object({
-    name,
-    dims: z.number().int().min(1).max(4096),
-    metric: Metric,
-    m: z.number().int().min(4).max(64).optional().openapi({ description: 'HNSW links per node (default 16)' }),
-    ef_construction: z.number().int().min(8).max(1000).optional().openapi({ description: 'HNSW build breadth (default 200)' }),
-  })
+export const CreateCollectionBody = strictBody({
+  name,
+  dims: z.number().int().min(1).max(4096),
+  metric: Metric,
+  m: z.number().int().min(4).max(64).optional().openapi({ description: 'HNSW links per node (default 16)' }),
+  ef_construction: z.number().int().min(8).max(1000).optional().openapi({ description: 'HNSW build breadth (default 200)' }),
+})
   // The docs page sends this when "Try it out" is run as it comes: without it, a sample built
   // from the name's pattern and the minimums (a random name, 1 dimension, m 4).
   .openapi('CreateCollection', { example: { name: 'docs', dims: 3, metric: 'cosine' } });
