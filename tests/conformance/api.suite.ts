@@ -542,6 +542,10 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         await refused('POST', '/v1/collections', { name: 'docs', dims: 3, metric: 'cosine', efConstruction: 400 }, "body: unknown field 'efConstruction'; did you mean 'ef_construction'?");
         await refused('POST', '/v1/collections', { name: 'docs', dims: 3, metric: 'cosine', M: 32 }, "body: unknown field 'M'; did you mean 'm'?");
         expect((await call('GET', '/v1/collections', { key: t.key })).json.collections).toEqual([]);
+        expect((await call('POST', '/v1/collections', { key: t.key, body: { name: 'docs', dims: 2, metric: 'l2' } })).status).toBe(201);
+        await refused('POST', '/v1/collections/docs/upsert', { vectors: [{ id: 'a', values: [1, 2], metdata: { lang: 'en' } }] }, "vectors[0]: unknown field 'metdata'; did you mean 'metadata'?");
+        expect((await call('GET', '/v1/collections/docs', { key: t.key })).json.count).toBe(0);
+        await refused('POST', '/v1/collections/docs/query', { vector: [1, 2], k: 1, fliter: { lang: 'en' } }, "body: unknown field 'fliter'; did you mean 'filter'?");
         expect((await call('POST', '/v1/topics', { key: t.key, body: { name: 'jobs', partitions: 2 } })).status).toBe(201);
         await refused('POST', '/v1/groups/g/offsets', { topic: 'jobs', partition: 0, offset: 0, metdata: 'm' }, "body: unknown field 'metdata'; did you mean 'metadata'?");
         await refused('POST', '/v1/groups/g/offsets', { topic: 'jobs', offsets: [{ partition: 0, offset: 0 }, { partition: 1, ofset: 0 }] }, "offsets[1]: unknown field 'ofset'; did you mean 'offset'?; offsets[1].offset: expected number, received undefined");
@@ -559,10 +563,11 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
 
       it('the OpenAPI document says which bodies refuse fields they do not know', async () => {
         const schemas = (await call('GET', '/v1/openapi.json')).json.components.schemas;
-        for (const name of ['Register', 'CreateTenant', 'UpdateTenant', 'CreateTopic', 'CommitOffset', 'CommitOffsets', 'CreateCollection']) {
+        for (const name of ['Register', 'CreateTenant', 'UpdateTenant', 'CreateTopic', 'CommitOffset', 'CommitOffsets', 'CreateCollection', 'Upsert', 'Query']) {
           expect(schemas[name].additionalProperties, name).toBe(false);
         }
         expect(schemas.CommitOffsets.properties.offsets.items.additionalProperties).toBe(false);
+        expect(schemas.Upsert.properties.vectors.items.additionalProperties).toBe(false);
       });
     });
 
