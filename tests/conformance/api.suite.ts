@@ -547,6 +547,9 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         expect((await call('GET', '/v1/collections/docs', { key: t.key })).json.count).toBe(0);
         await refused('POST', '/v1/collections/docs/query', { vector: [1, 2], k: 1, fliter: { lang: 'en' } }, "body: unknown field 'fliter'; did you mean 'filter'?");
         expect((await call('POST', '/v1/topics', { key: t.key, body: { name: 'jobs', partitions: 2 } })).status).toBe(201);
+        await refused('POST', '/v1/topics/jobs/records', { records: [{ value: 'a' }, { value: 'b', partiton: 1 }] }, "records[1]: unknown field 'partiton'; did you mean 'partition'?");
+        await refused('POST', '/v1/topics/jobs/records', { records: [{ value: 'aGk=', encodng: 'base64' }] }, "records[0]: unknown field 'encodng'; did you mean 'encoding'?");
+        expect((await call('GET', '/v1/topics/jobs', { key: t.key })).json.partition_info.map((p: { high_watermark: number }) => p.high_watermark)).toEqual([0, 0]);
         await refused('POST', '/v1/groups/g/offsets', { topic: 'jobs', partition: 0, offset: 0, metdata: 'm' }, "body: unknown field 'metdata'; did you mean 'metadata'?");
         await refused('POST', '/v1/groups/g/offsets', { topic: 'jobs', offsets: [{ partition: 0, offset: 0 }, { partition: 1, ofset: 0 }] }, "offsets[1]: unknown field 'ofset'; did you mean 'offset'?; offsets[1].offset: expected number, received undefined");
         expect((await call('GET', '/v1/groups', { key: t.key })).json.groups).toEqual([]);
@@ -563,11 +566,13 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
 
       it('the OpenAPI document says which bodies refuse fields they do not know', async () => {
         const schemas = (await call('GET', '/v1/openapi.json')).json.components.schemas;
-        for (const name of ['Register', 'CreateTenant', 'UpdateTenant', 'CreateTopic', 'CommitOffset', 'CommitOffsets', 'CreateCollection', 'Upsert', 'Query']) {
+        for (const name of ['Register', 'CreateTenant', 'UpdateTenant', 'CreateTopic', 'CommitOffset', 'CommitOffsets', 'CreateCollection', 'Upsert', 'Query', 'Produce']) {
           expect(schemas[name].additionalProperties, name).toBe(false);
         }
         expect(schemas.CommitOffsets.properties.offsets.items.additionalProperties).toBe(false);
         expect(schemas.Upsert.properties.vectors.items.additionalProperties).toBe(false);
+        expect(schemas.Produce.properties.records.items.additionalProperties).toBe(false);
+        expect(schemas.Produce.properties.records.items.properties.headers.items.additionalProperties).toBe(false);
       });
     });
 

@@ -54,24 +54,23 @@ export const PartitionParam = z.object({ t: topicName, p: z.string().openapi({ d
 
 const Header = z.object({ key: z.string(), value: z.string().nullable() });
 /** A header as produce takes it: an absent value is null. */
-const ProduceHeader = z.object({ key: z.string(), value: z.string().nullable().optional().openapi({ description: 'null or absent for none' }) });
+const ProduceHeader = strictBody({ key: z.string(), value: z.string().nullable().optional().openapi({ description: 'null or absent for none' }) });
 
 /** Documented shape; the handler validates records by hand (the hot path) to the same rules. */
-export const ProduceBody = z
-  .object({
-    records: z
-      .array(
-        z.object({
-          key: z.string().nullable().optional(),
-          value: z.string().nullable(),
-          headers: z.array(ProduceHeader).optional(),
-          partition: z.number().int().min(0).optional(),
-          encoding: Encoding.optional(),
-        }),
-      )
-      .min(1)
-      .max(MAX_PRODUCE_RECORDS),
-  })
+export const ProduceBody = strictBody({
+  records: z
+    .array(
+      strictBody({
+        key: z.string().nullable().optional(),
+        value: z.string().nullable(),
+        headers: z.array(ProduceHeader).optional(),
+        partition: z.number().int().min(0).optional(),
+        encoding: Encoding.optional(),
+      }),
+    )
+    .min(1)
+    .max(MAX_PRODUCE_RECORDS),
+})
   .openapi('Produce', { example: { records: [{ key: 'user-42', value: 'hello' }] } });
 
 export const ProduceResult = z
