@@ -83,7 +83,7 @@ export function unknownKeysMessage(keys: readonly string[], known: readonly stri
  * refuseUnknownOptions({ partitons: 3 }, ['partitions'], 'createTopic');
  * // QuartzError invalid_argument: createTopic: unknown option 'partitons'; did you mean 'partitions'?
  */
-export function refuseUnknownOptions(options: object, known: readonly string[], what: string): void {
+export function refuseUnknownOptions(options: object, known: readonly string[], what: string, noun = 'option'): void {
   const unknown = Object.keys(options).filter((key) => !known.includes(key));
-  if (unknown.length > 0) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${what}: ${unknownKeysMessage(unknown, known, 'option')}`);
+  if (unknown.length > 0) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${what}: ${unknownKeysMessage(unknown, known, noun)}`);
 }

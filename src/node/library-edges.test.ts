@@ -121,7 +121,7 @@ describe('one engine per data directory', () => {
 describe('options nobody reads', () => {
   // A misspelt option left to its default would silently change how real data is kept (Kafka
   // answers "Unknown topic config name" for the same mistake).
-  it('createTopic, createCollection and the tenant calls refuse an unknown option, naming the one it resembles, and create nothing', async () => {
+  it('createTopic, createCollection, upsert, query and the tenant calls refuse an unknown option, naming the one it resembles, and change nothing', async () => {
     const engine = await open();
     const { streams, vectors } = await engine.tenant('t');
     const invalid = (message: string) => ({ code: ErrorCode.INVALID_ARGUMENT, message });
@@ -145,5 +145,15 @@ describe('options nobody reads', () => {
     // The known options still work, undefined ones included.
     expect(await streams.createTopic('orders', { partitions: 3, retention_ms: undefined })).toMatchObject({ partitions: 3 });
     expect(await vectors.createCollection({ name: 'docs', dims: 3, metric: 'cosine', M: 32, efConstruction: undefined })).toMatchObject({ M: 32 });
+    // A misspelt metadata was dropped; a misspelt filter answered unfiltered.
+    expect(await refusal(() => vectors.upsert('docs', [{ id: 'a', values: [1, 0, 0] }, { id: 'b', values: [0, 1, 0], metdata: { lang: 'en' } } as never]))).toEqual(
+      invalid("collection 'docs': vectors[1]: unknown field 'metdata'; did you mean 'metadata'?"),
+    );
+    expect((await vectors.describeCollection('docs')).count).toBe(0);
+    await vectors.upsert('docs', [{ id: 'a', values: [1, 0, 0], metadata: { lang: 'de' } }]);
+    expect(await refusal(() => vectors.query('docs', { vector: [1, 0, 0], k: 1, fliter: { lang: 'en' } } as never))).toEqual(
+      invalid("collection 'docs': query: unknown option 'fliter'; did you mean 'filter'?"),
+    );
+    expect((await vectors.query('docs', { vector: [1, 0, 0], k: 1, filter: { lang: 'en' } })).matches).toEqual([]);
   });
 });
