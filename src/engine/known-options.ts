@@ -84,6 +84,8 @@ export function unknownKeysMessage(keys: readonly string[], known: readonly stri
  * // QuartzError invalid_argument: createTopic: unknown option 'partitons'; did you mean 'partitions'?
  */
 export function refuseUnknownOptions(options: object, known: readonly string[], what: string, noun = 'option'): void {
-  const unknown = Object.keys(options).filter((key) => !known.includes(key));
-  if (unknown.length > 0) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${what}: ${unknownKeysMessage(unknown, known, noun)}`);
+  // No array unless a key is unknown: this runs on every vector query and every upserted vector.
+  let unknown: string[] | undefined;
+  for (const key in options) if (Object.prototype.hasOwnProperty.call(options, key) && !known.includes(key)) (unknown ??= []).push(key);
+  if (unknown !== undefined) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `${what}: ${unknownKeysMessage(unknown, known, noun)}`);
 }
