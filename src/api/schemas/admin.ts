@@ -26,16 +26,14 @@ export const CreateTenantBody = strictBody({
   email: z.string().min(3).max(254),
   plan: z.string().optional().openapi({ description: 'A configured plan (default: the default plan)' }),
   billing_customer_id: z.string().min(1).max(255).nullable().optional().openapi({ description: 'Stripe customer id, e.g. cus_123: printable ASCII without spaces' }),
-})
-  .openapi('CreateTenant');
+}).openapi('CreateTenant');
 
 export const CreatedTenant = z.object({ tenant: Tenant, key_id: z.string(), api_key: z.string() }).openapi('CreatedTenant');
 
 export const UpdateTenantBody = strictBody({
   plan: z.string().optional(),
   billing_customer_id: z.string().min(1).max(255).nullable().optional().openapi({ description: 'Stripe customer id, e.g. cus_123: printable ASCII without spaces' }),
-})
-  .openapi('UpdateTenant');
+}).openapi('UpdateTenant');
 
 export const TenantParam = z.object({ id: z.string() });
 export const KeyParam = z.object({ id: z.string(), key_id: z.string() });

@@ -70,8 +70,7 @@ export const ProduceBody = strictBody({
     )
     .min(1)
     .max(MAX_PRODUCE_RECORDS),
-})
-  .openapi('Produce', { example: { records: [{ key: 'user-42', value: 'hello' }] } });
+}).openapi('Produce', { example: { records: [{ key: 'user-42', value: 'hello' }] } });
 
 export const ProduceResult = z
   .object({ offsets: z.array(z.object({ partition: z.number().int(), offset: z.number().int() })) })
@@ -110,8 +109,7 @@ export const CommitBody = strictBody({
   partition: z.number().int().min(0),
   offset: z.number().int().min(0).openapi({ description: 'The next offset the group will read' }),
   metadata: z.string().max(4096).optional(),
-})
-  .openapi('CommitOffset', { example: { topic: 'orders', partition: 0, offset: 0 } });
+}).openapi('CommitOffset', { example: { topic: 'orders', partition: 0, offset: 0 } });
 
 export const CommitOffsetsBody = strictBody({
   topic: z.string().min(1),
@@ -126,8 +124,7 @@ export const CommitOffsetsBody = strictBody({
     .min(1)
     .max(1024)
     .openapi({ description: 'One entry per partition (each at most once); all are committed or, if any is invalid, none' }),
-})
-  .openapi('CommitOffsets');
+}).openapi('CommitOffsets');
 
 export const CommitRequest = z.union([CommitBody, CommitOffsetsBody]);
 

@@ -46,8 +46,7 @@ export const UpsertBody = strictBody({
     .array(strictBody({ id: VectorId, values: VectorValues, metadata: Metadata.optional() }))
     .min(1)
     .max(10_000),
-})
-  .openapi('Upsert', { example: { vectors: [{ id: 'a', values: [0.1, 0.2, 0.3], metadata: { lang: 'en' } }] } });
+}).openapi('Upsert', { example: { vectors: [{ id: 'a', values: [0.1, 0.2, 0.3], metadata: { lang: 'en' } }] } });
 
 export const UpsertResult = z.object({ upserted: z.number().int() }).openapi('UpsertResult');
 
@@ -60,8 +59,7 @@ export const QueryBody = strictBody({
   include_metadata: z.boolean().optional(),
   include_values: z.boolean().optional(),
   ef: z.number().int().min(1).max(10_000).optional(),
-})
-  .openapi('Query', { example: { vector: [0.1, 0.2, 0.3], k: 5, include_metadata: true } });
+}).openapi('Query', { example: { vector: [0.1, 0.2, 0.3], k: 5, include_metadata: true } });
 
 type Issues = string[];
 
