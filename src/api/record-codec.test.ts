@@ -84,6 +84,26 @@ describe('parseProduceBody', () => {
   });
 });
 
+describe('produce bodies with a field nobody reads', () => {
+  // A misspelt partition sent the record to another partition, a misspelt encoding stored the
+  // base64 text itself as the value, a misspelt header value dropped it.
+  it('are refused on both paths with the same message, naming the field and the one it resembles', () => {
+    const cases: Array<[body: unknown, message: string]> = [
+      [{ records: [{ value: 'a' }, { value: 'b', partiton: 2 }] }, "invalid_argument: records[1]: unknown field 'partiton'; did you mean 'partition'?"],
+      [{ records: [{ value: 'aGk=', encodng: 'base64' }] }, "invalid_argument: records[0]: unknown field 'encodng'; did you mean 'encoding'?"],
+      [{ records: [{ value: 'a', headers: [{ key: 'h', vaule: 'v' }] }] }, "invalid_argument: records[0].headers[0]: unknown field 'vaule'; did you mean 'value'?"],
+      [{ record: [{ value: 'a' }] }, "invalid_argument: body: unknown field 'record'; did you mean 'records'?"],
+      [{ records: [{ value: 'a' }], acks: 'all' }, "invalid_argument: body: unknown field 'acks'; known: records"],
+      // A consumed record sent back as it came: the fields consume adds are named.
+      [{ records: [{ offset: 0, timestamp: 1, key: null, value: 'a', headers: [], encoding: 'utf8' }] }, "invalid_argument: records[0]: unknown fields 'offset', 'timestamp'; known: key, value, headers, partition, encoding"],
+    ];
+    for (const [body, message] of cases) {
+      expect(outcome(() => parseProduceBody(body)), JSON.stringify(body)).toBe(message);
+      expect(outcome(() => parseProduceJson(utf8(JSON.stringify(body)))), JSON.stringify(body)).toBe(message);
+    }
+  });
+});
+
 describe('ProduceBody (the OpenAPI document) and parseProduceBody', () => {
   it('accept and refuse the same bodies (base64 content aside, which a schema cannot check)', () => {
     const bodies: unknown[] = [
@@ -285,7 +305,6 @@ describe('parseProduceJson', () => {
     const manyHeaders = `{"value":"h","headers":[${Array<string>(MAX_PRODUCE_HEADERS + 1).fill('{"key":"k"}').join(',')}]}`;
     const cases: Array<[body: string, values: string[]]> = [
       ['{"records":[{"value":"a"}],"records":[{"value":"b"},{"value":"c"}]}', ['b', 'c']],
-      ['{"records":[{"value":"a"}],"other":1,"records":[{"value":"b"}]}', ['b']],
       ['{"records":[{"value":"a","key":"k","value":"b","key":null,"partition":1,"partition":0,"encoding":"base64","encoding":"utf8"}]}', ['b']],
       // what the first one would be refused for is not counted against the last
       [`{"records":[${tiny(MAX_PRODUCE_RECORDS + 1)}],"records":[{"value":"b"}]}`, ['b']],

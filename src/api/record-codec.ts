@@ -6,6 +6,7 @@
 import { ErrorCode, QuartzError } from '../core/errors.js';
 import { hasLoneSurrogate } from '../core/show-value.js';
 import type { DecodedRecord } from '../core/segment.js';
+import { unknownKeysMessage } from '../engine/known-options.js';
 import { offsetRun, type ConsumeResult, type OffsetRun, type ProduceRecord, type ProduceResult } from '../engine/streams/stream-store.js';
 import { parseJson } from './body.js';
 import { invalid } from './validation.js';
@@ -120,6 +121,20 @@ function bytesOf(v: unknown, base64: boolean, path: string, nullable: boolean, a
   return bytes;
 }
 
+const BODY_FIELDS = ['records'];
+const RECORD_FIELDS = ['key', 'value', 'headers', 'partition', 'encoding'];
+const HEADER_FIELDS = ['key', 'value'];
+
+/**
+ * Refuses a field the object at `path` does not have: a misspelt `partition` or `encoding` would
+ * otherwise send the record elsewhere or store its base64 text as the value.
+ */
+function refuseUnknownFields(object: object, known: readonly string[], path: string): void {
+  let unknown: string[] | undefined;
+  for (const key in object) if (!known.includes(key)) (unknown ??= []).push(key);
+  if (unknown !== undefined) throw invalid(`${path}: ${unknownKeysMessage(unknown, known, 'field')}`);
+}
+
 /**
  * Checks a produce body and returns the engine's records.
  *
@@ -128,6 +143,7 @@ function bytesOf(v: unknown, base64: boolean, path: string, nullable: boolean, a
  */
 export function parseProduceBody(body: unknown): ProduceRecord[] {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalid(`body: expected object, received ${typeName(body)}`);
+  refuseUnknownFields(body, BODY_FIELDS, 'body');
   const list = (body as { records?: unknown }).records;
   if (!Array.isArray(list)) throw invalid(`records: expected array, received ${typeName(list)}`);
   if (list.length === 0) throw invalid('records: must hold at least one record');
@@ -142,6 +158,7 @@ export function parseProduceBody(body: unknown): ProduceRecord[] {
     const r = list[i] as Record<string, unknown>;
     const at = `records[${i}]`;
     if (r === null || typeof r !== 'object' || Array.isArray(r)) throw invalid(`${at}: expected object, received ${typeName(r)}`);
+    refuseUnknownFields(r, RECORD_FIELDS, at);
     const enc = r.encoding;
     if (enc !== undefined && enc !== 'utf8' && enc !== 'base64') throw invalid(`${at}.encoding: expected "utf8" or "base64", received ${JSON.stringify(enc)}`);
     const base64 = enc === 'base64';
@@ -159,6 +176,7 @@ export function parseProduceBody(body: unknown): ProduceRecord[] {
       rec.headers = r.headers.map((h: unknown, j: number) => {
         const hp = `${at}.headers[${j}]`;
         if (h === null || typeof h !== 'object') throw invalid(`${hp}: expected object {key, value}, received ${typeName(h)}`);
+        refuseUnknownFields(h, HEADER_FIELDS, hp);
         const { key, value } = h as { key?: unknown; value?: unknown };
         if (typeof key !== 'string') throw invalid(`${hp}.key: expected string, received ${typeName(key)}`);
         return { key, value: bytesOf(value, base64, `${hp}.value`, true, arena) };
@@ -245,7 +263,7 @@ class ProduceScanner {
           this.beyondLimit = 0;
           this.headerCount = 0;
           records = this.records();
-        } else this.skipValue(0);
+        } else throw GIVE_UP; // an unknown field: the general path names it
         if (!this.more(0x7d)) break;
       }
     } else this.i++;
@@ -315,7 +333,7 @@ class ProduceScanner {
           headers = this.headers();
           break;
         default:
-          this.skipValue(0);
+          throw GIVE_UP; // an unknown field: the general path names it
       }
       if (!this.more(0x7d)) break;
     }
@@ -356,7 +374,7 @@ class ProduceScanner {
         } else if (name === F_VALUE) {
           if (value !== undefined) throw GIVE_UP;
           value = this.stringOrNull();
-        } else this.skipValue(0);
+        } else throw GIVE_UP; // an unknown field: the general path names it
         if (!this.more(0x7d)) break;
       }
       if (key === undefined) throw GIVE_UP;

@@ -19,9 +19,13 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-/** The first issues (at most three), each as `path: what was wrong`. */
+/**
+ * The first issues (at most three), each as `path: what was wrong`. Unknown fields come first: a
+ * misspelt field is most often why a required one is missing.
+ */
 export function formatIssues(issues: readonly Issue[]): string {
-  return issues
+  const unknownFirst = [...issues.filter((issue) => issue.code === 'unrecognized_keys'), ...issues.filter((issue) => issue.code !== 'unrecognized_keys')];
+  return unknownFirst
     .slice(0, 3)
     .map((issue) => {
       const message = issue.message.replace(/^Invalid input: /, '');

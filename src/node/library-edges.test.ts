@@ -117,3 +117,43 @@ describe('one engine per data directory', () => {
     expect(await readFile(join(dir, 'LOCK'), 'utf8')).toBe(dead);
   });
 });
+
+describe('options nobody reads', () => {
+  // A misspelt option left to its default would silently change how real data is kept (Kafka
+  // answers "Unknown topic config name" for the same mistake).
+  it('createTopic, createCollection, upsert, query and the tenant calls refuse an unknown option, naming the one it resembles, and change nothing', async () => {
+    const engine = await open();
+    const { streams, vectors } = await engine.tenant('t');
+    const invalid = (message: string) => ({ code: ErrorCode.INVALID_ARGUMENT, message });
+    expect(await refusal(() => streams.createTopic('orders', { partitons: 3 } as never))).toEqual(invalid("topic 'orders': unknown option 'partitons'; did you mean 'partitions'?"));
+    expect(await refusal(() => streams.createTopic('orders', { retentionMs: 60_000 } as never))).toEqual(invalid("topic 'orders': unknown option 'retentionMs'; did you mean 'retention_ms'?"));
+    expect(await refusal(() => streams.createTopic('orders', { partitions: 2, replicas: 3, 'cleanup.policy': 'compact' } as never))).toEqual(
+      invalid("topic 'orders': unknown options 'replicas', 'cleanup.policy'; known: partitions, retention_ms, retention_bytes, segment_bytes, segment_ms, compression"),
+    );
+    expect(await refusal(() => streams.createTopic('orders', 3 as never))).toEqual(invalid('createTopic options must be an object, got 3'));
+    expect(streams.listTopics()).toEqual([]);
+    // The HTTP names of the HNSW settings are the library's M and efConstruction.
+    expect(await refusal(() => vectors.createCollection({ name: 'docs', dims: 3, metric: 'cosine', m: 32 } as never))).toEqual(invalid("collection 'docs': unknown option 'm'; did you mean 'M'?"));
+    expect(await refusal(() => vectors.createCollection({ name: 'docs', dims: 3, metric: 'cosine', ef_construction: 400 } as never))).toEqual(
+      invalid("collection 'docs': unknown option 'ef_construction'; did you mean 'efConstruction'?"),
+    );
+    expect(await vectors.listCollections()).toEqual([]);
+    expect(await refusal(() => engine.tenants.create({ email: 'ada@example.com', plna: 'pro' } as never))).toEqual(invalid("tenant: unknown option 'plna'; did you mean 'plan'?"));
+    const { tenant } = await engine.tenants.create({ email: 'ada@example.com' });
+    expect(await refusal(() => engine.tenants.update(tenant.id, { billing_id: 'cus_1' } as never))).toEqual(invalid("tenant update: unknown option 'billing_id'; known: plan, billing_customer_id"));
+    expect((await engine.tenants.get(tenant.id))!.billing_customer_id).toBeNull();
+    // The known options still work, undefined ones included.
+    expect(await streams.createTopic('orders', { partitions: 3, retention_ms: undefined })).toMatchObject({ partitions: 3 });
+    expect(await vectors.createCollection({ name: 'docs', dims: 3, metric: 'cosine', M: 32, efConstruction: undefined })).toMatchObject({ M: 32 });
+    // A misspelt metadata was dropped; a misspelt filter answered unfiltered.
+    expect(await refusal(() => vectors.upsert('docs', [{ id: 'a', values: [1, 0, 0] }, { id: 'b', values: [0, 1, 0], metdata: { lang: 'en' } } as never]))).toEqual(
+      invalid("collection 'docs': vectors[1]: unknown field 'metdata'; did you mean 'metadata'?"),
+    );
+    expect((await vectors.describeCollection('docs')).count).toBe(0);
+    await vectors.upsert('docs', [{ id: 'a', values: [1, 0, 0], metadata: { lang: 'de' } }]);
+    expect(await refusal(() => vectors.query('docs', { vector: [1, 0, 0], k: 1, fliter: { lang: 'en' } } as never))).toEqual(
+      invalid("collection 'docs': query: unknown option 'fliter'; did you mean 'filter'?"),
+    );
+    expect((await vectors.query('docs', { vector: [1, 0, 0], k: 1, filter: { lang: 'en' } })).matches).toEqual([]);
+  });
+});

@@ -526,6 +526,56 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
       });
     });
 
+    describe('unknown fields', () => {
+      it('a misspelt field of a create or config body is 400 naming it and the field it resembles; nothing changes', async () => {
+        const t = await tenant();
+        const refused = async (method: string, path: string, body: unknown, message: string, headers?: Record<string, string>) => {
+          const res = await call(method, path, { key: headers === undefined ? t.key : undefined, headers, body });
+          expectError(res, 400, 'invalid_argument');
+          expect(res.json.message, path).toBe(message);
+        };
+        await refused('POST', '/v1/topics', { name: 'orders', partitons: 3 }, "body: unknown field 'partitons'; did you mean 'partitions'?");
+        await refused('POST', '/v1/topics', { name: 'orders', retentionMs: 60_000 }, "body: unknown field 'retentionMs'; did you mean 'retention_ms'?");
+        // Topics created over HTTP are always lz4: a compression asked for is refused, not ignored.
+        await refused('POST', '/v1/topics', { name: 'orders', compression: 'none' }, "body: unknown field 'compression'; known: name, partitions, retention_ms, retention_bytes, segment_bytes, segment_ms");
+        expect((await call('GET', '/v1/topics', { key: t.key })).json.topics).toEqual([]);
+        await refused('POST', '/v1/collections', { name: 'docs', dims: 3, metric: 'cosine', efConstruction: 400 }, "body: unknown field 'efConstruction'; did you mean 'ef_construction'?");
+        await refused('POST', '/v1/collections', { name: 'docs', dims: 3, metric: 'cosine', M: 32 }, "body: unknown field 'M'; did you mean 'm'?");
+        expect((await call('GET', '/v1/collections', { key: t.key })).json.collections).toEqual([]);
+        expect((await call('POST', '/v1/collections', { key: t.key, body: { name: 'docs', dims: 2, metric: 'l2' } })).status).toBe(201);
+        await refused('POST', '/v1/collections/docs/upsert', { vectors: [{ id: 'a', values: [1, 2], metdata: { lang: 'en' } }] }, "vectors[0]: unknown field 'metdata'; did you mean 'metadata'?");
+        expect((await call('GET', '/v1/collections/docs', { key: t.key })).json.count).toBe(0);
+        await refused('POST', '/v1/collections/docs/query', { vector: [1, 2], k: 1, fliter: { lang: 'en' } }, "body: unknown field 'fliter'; did you mean 'filter'?");
+        expect((await call('POST', '/v1/topics', { key: t.key, body: { name: 'jobs', partitions: 2 } })).status).toBe(201);
+        await refused('POST', '/v1/topics/jobs/records', { records: [{ value: 'a' }, { value: 'b', partiton: 1 }] }, "records[1]: unknown field 'partiton'; did you mean 'partition'?");
+        await refused('POST', '/v1/topics/jobs/records', { records: [{ value: 'aGk=', encodng: 'base64' }] }, "records[0]: unknown field 'encodng'; did you mean 'encoding'?");
+        expect((await call('GET', '/v1/topics/jobs', { key: t.key })).json.partition_info.map((p: { high_watermark: number }) => p.high_watermark)).toEqual([0, 0]);
+        await refused('POST', '/v1/groups/g/offsets', { topic: 'jobs', partition: 0, offset: 0, metdata: 'm' }, "body: unknown field 'metdata'; did you mean 'metadata'?");
+        await refused('POST', '/v1/groups/g/offsets', { topic: 'jobs', offsets: [{ partition: 0, offset: 0 }, { partition: 1, ofset: 0 }] }, "offsets[1]: unknown field 'ofset'; did you mean 'offset'?; offsets[1].offset: expected number, received undefined");
+        expect((await call('GET', '/v1/groups', { key: t.key })).json.groups).toEqual([]);
+        await refused('PATCH', `/v1/admin/tenants/${t.id}`, { plna: 'free' }, "body: unknown field 'plna'; did you mean 'plan'?", admin());
+        expect((await call('GET', `/v1/admin/tenants/${t.id}`, { headers: admin() })).json.plan).toBe('unlimited');
+        await refused('POST', '/v1/admin/tenants', { email: `${unique('t')}@example.com`, plan: 'pro', billing_id: 'cus_1' }, "body: unknown field 'billing_id'; known: email, plan, billing_customer_id", admin());
+        const register = await call('POST', '/v1/auth/register', { body: { email: `${unique('r')}@example.com`, emial: 'x' } });
+        // 404 where registration is turned off.
+        if (register.status !== 404) {
+          expectError(register, 400, 'invalid_argument');
+          expect(register.json.message).toBe("body: unknown field 'emial'; did you mean 'email'?");
+        }
+      });
+
+      it('the OpenAPI document says which bodies refuse fields they do not know', async () => {
+        const schemas = (await call('GET', '/v1/openapi.json')).json.components.schemas;
+        for (const name of ['Register', 'CreateTenant', 'UpdateTenant', 'CreateTopic', 'CommitOffset', 'CommitOffsets', 'CreateCollection', 'Upsert', 'Query', 'Produce']) {
+          expect(schemas[name].additionalProperties, name).toBe(false);
+        }
+        expect(schemas.CommitOffsets.properties.offsets.items.additionalProperties).toBe(false);
+        expect(schemas.Upsert.properties.vectors.items.additionalProperties).toBe(false);
+        expect(schemas.Produce.properties.records.items.additionalProperties).toBe(false);
+        expect(schemas.Produce.properties.records.items.properties.headers.items.additionalProperties).toBe(false);
+      });
+    });
+
     describe('list paging', () => {
       /** Every name a listing answers, page by page, `limit` at a time. */
       async function pages(path: string, field: string, key: string, limit: number, between?: (page: number) => Promise<void>): Promise<string[][]> {

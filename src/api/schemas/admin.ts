@@ -1,7 +1,8 @@
 /** Tenants, keys, usage and the system routes' shapes. */
 import { z } from '@hono/zod-openapi';
+import { strictBody } from './common.js';
 
-export const RegisterBody = z.object({ email: z.string().min(3).max(254).openapi({ example: 'ada@example.com' }) }).openapi('Register');
+export const RegisterBody = strictBody({ email: z.string().min(3).max(254).openapi({ example: 'ada@example.com' }) }).openapi('Register');
 export const RegisterResult = z
   .object({
     user_id: z.string(),
@@ -21,22 +22,18 @@ export const Tenant = z
   })
   .openapi('Tenant');
 
-export const CreateTenantBody = z
-  .object({
-    email: z.string().min(3).max(254),
-    plan: z.string().optional().openapi({ description: 'A configured plan (default: the default plan)' }),
-    billing_customer_id: z.string().min(1).max(255).nullable().optional().openapi({ description: 'Stripe customer id, e.g. cus_123: printable ASCII without spaces' }),
-  })
-  .openapi('CreateTenant');
+export const CreateTenantBody = strictBody({
+  email: z.string().min(3).max(254),
+  plan: z.string().optional().openapi({ description: 'A configured plan (default: the default plan)' }),
+  billing_customer_id: z.string().min(1).max(255).nullable().optional().openapi({ description: 'Stripe customer id, e.g. cus_123: printable ASCII without spaces' }),
+}).openapi('CreateTenant');
 
 export const CreatedTenant = z.object({ tenant: Tenant, key_id: z.string(), api_key: z.string() }).openapi('CreatedTenant');
 
-export const UpdateTenantBody = z
-  .object({
-    plan: z.string().optional(),
-    billing_customer_id: z.string().min(1).max(255).nullable().optional().openapi({ description: 'Stripe customer id, e.g. cus_123: printable ASCII without spaces' }),
-  })
-  .openapi('UpdateTenant');
+export const UpdateTenantBody = strictBody({
+  plan: z.string().optional(),
+  billing_customer_id: z.string().min(1).max(255).nullable().optional().openapi({ description: 'Stripe customer id, e.g. cus_123: printable ASCII without spaces' }),
+}).openapi('UpdateTenant');
 
 export const TenantParam = z.object({ id: z.string() });
 export const KeyParam = z.object({ id: z.string(), key_id: z.string() });

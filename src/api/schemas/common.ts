@@ -3,6 +3,7 @@
  * helpers that attach JSON bodies, error responses and what the request pipeline adds to a route.
  */
 import { z } from '@hono/zod-openapi';
+import { unknownKeysMessage } from '../../engine/known-options.js';
 import type { RouteDoc } from '../router.js';
 
 export const ErrorSchema = z
@@ -25,6 +26,19 @@ const ERROR_TEXT: Record<number, string> = {
   503: 'Out of file descriptors just now (nothing acknowledged is lost); retry after Retry-After',
   507: "The server's disk is full (nothing of this request was stored; retry once space is freed), or a vector index ran out of WebAssembly memory",
 };
+
+/**
+ * A request body's object that refuses fields it does not know (`additionalProperties: false` in
+ * the OpenAPI document), naming the one a misspelt field most likely meant: a misspelt option
+ * left to its default would silently change how data is kept.
+ *
+ * @example
+ * strictBody({ name: z.string() }).parse({ nmae: 'x' }); // unknown field 'nmae'; did you mean 'name'?
+ */
+export function strictBody<Shape extends z.ZodRawShape>(shape: Shape) {
+  const known = Object.keys(shape);
+  return z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? unknownKeysMessage(issue.keys, known, 'field') : undefined) });
+}
 
 /** The query of the catalog listings (topics, collections, groups), paged as KV list is. */
 export const PageQuery = z.object({

@@ -1,24 +1,23 @@
 /** Stream shapes: topics, records (per-record utf8/base64 encoding), consumer groups. */
 import { z } from '@hono/zod-openapi';
 import { MAX_PRODUCE_RECORDS } from '../record-codec.js';
-import { PageCursor } from './common.js';
+import { PageCursor, strictBody } from './common.js';
 
 export const Encoding = z.enum(['utf8', 'base64']).openapi({ description: 'How key, value and header values are written (default utf8)' });
 
-export const CreateTopicBody = z
-  .object({
-    // The pattern is documented only: the engine checks names and words the error.
-    name: z
-      .string()
-      .min(1)
-      .max(249)
-      .openapi({ example: 'orders', pattern: '^[A-Za-z0-9._-]{1,249}$', description: "Not '.' or '..'; names starting with '__' belong to the system" }),
-    partitions: z.number().int().min(1).max(1024).optional().openapi({ description: 'default 1' }),
-    retention_ms: z.number().int().min(-1).optional().openapi({ description: '-1 keeps records forever; default 7 days' }),
-    retention_bytes: z.number().int().min(-1).optional(),
-    segment_bytes: z.number().int().min(1024).max(2 ** 30).optional(),
-    segment_ms: z.number().int().min(1).optional(),
-  })
+export const CreateTopicBody = strictBody({
+  // The pattern is documented only: the engine checks names and words the error.
+  name: z
+    .string()
+    .min(1)
+    .max(249)
+    .openapi({ example: 'orders', pattern: '^[A-Za-z0-9._-]{1,249}$', description: "Not '.' or '..'; names starting with '__' belong to the system" }),
+  partitions: z.number().int().min(1).max(1024).optional().openapi({ description: 'default 1' }),
+  retention_ms: z.number().int().min(-1).optional().openapi({ description: '-1 keeps records forever; default 7 days' }),
+  retention_bytes: z.number().int().min(-1).optional(),
+  segment_bytes: z.number().int().min(1024).max(2 ** 30).optional(),
+  segment_ms: z.number().int().min(1).optional(),
+})
   // The docs page sends this when "Try it out" is run as it comes: without it, a sample built
   // from the minimums (1 KiB segments rolled every 1 ms).
   .openapi('CreateTopic', { example: { name: 'orders', partitions: 3 } });
@@ -55,25 +54,23 @@ export const PartitionParam = z.object({ t: topicName, p: z.string().openapi({ d
 
 const Header = z.object({ key: z.string(), value: z.string().nullable() });
 /** A header as produce takes it: an absent value is null. */
-const ProduceHeader = z.object({ key: z.string(), value: z.string().nullable().optional().openapi({ description: 'null or absent for none' }) });
+const ProduceHeader = strictBody({ key: z.string(), value: z.string().nullable().optional().openapi({ description: 'null or absent for none' }) });
 
 /** Documented shape; the handler validates records by hand (the hot path) to the same rules. */
-export const ProduceBody = z
-  .object({
-    records: z
-      .array(
-        z.object({
-          key: z.string().nullable().optional(),
-          value: z.string().nullable(),
-          headers: z.array(ProduceHeader).optional(),
-          partition: z.number().int().min(0).optional(),
-          encoding: Encoding.optional(),
-        }),
-      )
-      .min(1)
-      .max(MAX_PRODUCE_RECORDS),
-  })
-  .openapi('Produce', { example: { records: [{ key: 'user-42', value: 'hello' }] } });
+export const ProduceBody = strictBody({
+  records: z
+    .array(
+      strictBody({
+        key: z.string().nullable().optional(),
+        value: z.string().nullable(),
+        headers: z.array(ProduceHeader).optional(),
+        partition: z.number().int().min(0).optional(),
+        encoding: Encoding.optional(),
+      }),
+    )
+    .min(1)
+    .max(MAX_PRODUCE_RECORDS),
+}).openapi('Produce', { example: { records: [{ key: 'user-42', value: 'hello' }] } });
 
 export const ProduceResult = z
   .object({ offsets: z.array(z.object({ partition: z.number().int(), offset: z.number().int() })) })
@@ -107,31 +104,27 @@ export const ConsumeResult = z
 export const GroupList = z.object({ groups: z.array(z.string()), cursor: PageCursor }).openapi('GroupList');
 export const GroupParam = z.object({ g: z.string().openapi({ description: 'Consumer group id', example: 'billing' }) });
 
-export const CommitBody = z
-  .object({
-    topic: z.string().min(1),
-    partition: z.number().int().min(0),
-    offset: z.number().int().min(0).openapi({ description: 'The next offset the group will read' }),
-    metadata: z.string().max(4096).optional(),
-  })
-  .openapi('CommitOffset', { example: { topic: 'orders', partition: 0, offset: 0 } });
+export const CommitBody = strictBody({
+  topic: z.string().min(1),
+  partition: z.number().int().min(0),
+  offset: z.number().int().min(0).openapi({ description: 'The next offset the group will read' }),
+  metadata: z.string().max(4096).optional(),
+}).openapi('CommitOffset', { example: { topic: 'orders', partition: 0, offset: 0 } });
 
-export const CommitOffsetsBody = z
-  .object({
-    topic: z.string().min(1),
-    offsets: z
-      .array(
-        z.object({
-          partition: z.number().int().min(0),
-          offset: z.number().int().min(0).openapi({ description: 'The next offset the group will read' }),
-          metadata: z.string().max(4096).optional(),
-        }),
-      )
-      .min(1)
-      .max(1024)
-      .openapi({ description: 'One entry per partition (each at most once); all are committed or, if any is invalid, none' }),
-  })
-  .openapi('CommitOffsets');
+export const CommitOffsetsBody = strictBody({
+  topic: z.string().min(1),
+  offsets: z
+    .array(
+      strictBody({
+        partition: z.number().int().min(0),
+        offset: z.number().int().min(0).openapi({ description: 'The next offset the group will read' }),
+        metadata: z.string().max(4096).optional(),
+      }),
+    )
+    .min(1)
+    .max(1024)
+    .openapi({ description: 'One entry per partition (each at most once); all are committed or, if any is invalid, none' }),
+}).openapi('CommitOffsets');
 
 export const CommitRequest = z.union([CommitBody, CommitOffsetsBody]);
 

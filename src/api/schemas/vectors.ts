@@ -1,20 +1,20 @@
 /** Vector collection shapes: requests are validated with these, responses documented. */
 import { z } from '@hono/zod-openapi';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
-import { PageCursor } from './common.js';
+import { unknownKeysMessage } from '../../engine/known-options.js';
+import { PageCursor, strictBody } from './common.js';
 
 // The pattern is documented only: the engine checks names and words the error.
 const name = z.string().min(1).max(128).openapi({ pattern: '^[A-Za-z0-9._-]{1,128}$', description: "Not '.' or '..'" });
 export const Metric = z.enum(['cosine', 'l2', 'dot']);
 
-export const CreateCollectionBody = z
-  .object({
-    name,
-    dims: z.number().int().min(1).max(4096),
-    metric: Metric,
-    m: z.number().int().min(4).max(64).optional().openapi({ description: 'HNSW links per node (default 16)' }),
-    ef_construction: z.number().int().min(8).max(1000).optional().openapi({ description: 'HNSW build breadth (default 200)' }),
-  })
+export const CreateCollectionBody = strictBody({
+  name,
+  dims: z.number().int().min(1).max(4096),
+  metric: Metric,
+  m: z.number().int().min(4).max(64).optional().openapi({ description: 'HNSW links per node (default 16)' }),
+  ef_construction: z.number().int().min(8).max(1000).optional().openapi({ description: 'HNSW build breadth (default 200)' }),
+})
   // The docs page sends this when "Try it out" is run as it comes: without it, a sample built
   // from the name's pattern and the minimums (a random name, 1 dimension, m 4).
   .openapi('CreateCollection', { example: { name: 'docs', dims: 3, metric: 'cosine' } });
@@ -41,31 +41,29 @@ const VectorId = z.string().min(1).openapi({ description: "At most 512 UTF-8 byt
 const VectorValues = z.array(z.number()).openapi({ description: 'Exactly `dims` finite numbers; under l2 and dot each at most 1e17 in magnitude' });
 const Metadata = z.record(z.string(), z.unknown()).openapi({ description: 'JSON object, at most 10 KiB' });
 
-export const UpsertBody = z
-  .object({
-    vectors: z
-      .array(z.object({ id: VectorId, values: VectorValues, metadata: Metadata.optional() }))
-      .min(1)
-      .max(10_000),
-  })
-  .openapi('Upsert', { example: { vectors: [{ id: 'a', values: [0.1, 0.2, 0.3], metadata: { lang: 'en' } }] } });
+export const UpsertBody = strictBody({
+  vectors: z
+    .array(strictBody({ id: VectorId, values: VectorValues, metadata: Metadata.optional() }))
+    .min(1)
+    .max(10_000),
+}).openapi('Upsert', { example: { vectors: [{ id: 'a', values: [0.1, 0.2, 0.3], metadata: { lang: 'en' } }] } });
 
 export const UpsertResult = z.object({ upserted: z.number().int() }).openapi('UpsertResult');
 
-export const QueryBody = z
-  .object({
-    vector: VectorValues.optional(),
-    id: z.string().optional().openapi({ description: 'Query with a stored vector instead of `vector`' }),
-    k: z.number().int().min(1).max(1000),
-    threshold: z.number().optional(),
-    filter: z.record(z.string(), z.unknown()).optional().openapi({ description: 'Metadata filter ($eq, $in, $gt, $and, … see docs/vectors.md)' }),
-    include_metadata: z.boolean().optional(),
-    include_values: z.boolean().optional(),
-    ef: z.number().int().min(1).max(10_000).optional(),
-  })
-  .openapi('Query', { example: { vector: [0.1, 0.2, 0.3], k: 5, include_metadata: true } });
+export const QueryBody = strictBody({
+  vector: VectorValues.optional(),
+  id: z.string().optional().openapi({ description: 'Query with a stored vector instead of `vector`' }),
+  k: z.number().int().min(1).max(1000),
+  threshold: z.number().optional(),
+  filter: z.record(z.string(), z.unknown()).optional().openapi({ description: 'Metadata filter ($eq, $in, $gt, $and, … see docs/vectors.md)' }),
+  include_metadata: z.boolean().optional(),
+  include_values: z.boolean().optional(),
+  ef: z.number().int().min(1).max(10_000).optional(),
+}).openapi('Query', { example: { vector: [0.1, 0.2, 0.3], k: 5, include_metadata: true } });
 
 type Issues = string[];
+
+const QUERY_FIELDS = Object.keys(QueryBody.shape);
 
 /** A JSON value's type as zod's messages name it. */
 function received(value: unknown): string {
@@ -110,6 +108,9 @@ export function parseQueryBody(value: unknown): z.output<typeof QueryBody> {
   }
   const body = value as Record<string, unknown>;
   const issues: Issues = [];
+  const unknown = Object.keys(body).filter((key) => !QUERY_FIELDS.includes(key));
+  // First, as formatIssues puts them: a misspelt field is most often why another is missing.
+  if (unknown.length > 0) issues.push(`body: ${unknownKeysMessage(unknown, QUERY_FIELDS, 'field')}`);
   const out: z.output<typeof QueryBody> = { k: 0 };
   const { vector, id, k, threshold, filter, include_metadata, include_values, ef } = body;
   if (vector !== undefined) {

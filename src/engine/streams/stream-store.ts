@@ -19,6 +19,7 @@ import { SegmentCache } from './segment-cache.js';
 import { settleLimited, valuesOrThrow } from '../settle-limited.js';
 import { badCursor, cursorFromName, nameFromCursor, pageLimit, type PageOptions } from '../list-cursor.js';
 import { SortedNames } from '../../ports/sorted-strings.js';
+import { refuseUnknownOptions } from '../known-options.js';
 
 export const MAX_PARTITIONS = 1024;
 /** Partitions a topic create, delete or open works on at once (see openLogs). */
@@ -47,6 +48,16 @@ export interface TopicOptions {
   /** Codec of stored batches: 'lz4' (default) or 'none' for data that does not compress. */
   compression?: SegmentCodec;
 }
+
+/** Every key of TopicOptions (the record makes the compiler check the list is complete). */
+const TOPIC_OPTION_NAMES = Object.keys({
+  partitions: true,
+  retention_ms: true,
+  retention_bytes: true,
+  segment_bytes: true,
+  segment_ms: true,
+  compression: true,
+} satisfies Record<keyof TopicOptions, true>);
 
 export interface TopicConfig {
   name: string;
@@ -529,6 +540,8 @@ export class StreamStore {
     if (name.startsWith('__') && opts.system !== true) {
       throw invalid(`topic name '${name}' is reserved: names starting with '__' belong to the system`);
     }
+    if (typeof options !== 'object') throw invalid(`createTopic options must be an object, got ${showValue(options)}`);
+    refuseUnknownOptions(options, TOPIC_OPTION_NAMES, `topic '${name}'`);
     // Decided now, as a delete is: a create queued while the topic exists would otherwise run after
     // a delete called later had taken the name out, and that delete's drop would then remove the
     // new topic's catalog entry and partitions.

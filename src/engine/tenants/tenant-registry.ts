@@ -16,6 +16,7 @@ import type { Clock } from '../../ports/clock.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
 import type { BatchOp, OrderedKV } from '../../ports/storage.js';
 import type { EngineContext, UsageMetric, UsageRecorder } from '../context.js';
+import { refuseUnknownOptions } from '../known-options.js';
 import { UsageMeter, type TenantUsage, type UsageFigures, type UsageRow } from './usage-meter.js';
 
 export const DEFAULT_PLAN = 'free';
@@ -52,6 +53,10 @@ export interface TenantUpdate {
   plan?: string;
   billing_customer_id?: string | null;
 }
+
+/** The keys of CreateTenantInput and TenantUpdate (the records make the compiler check the lists are complete). */
+const CREATE_TENANT_KEYS = Object.keys({ email: true, plan: true, billing_customer_id: true } satisfies Record<keyof CreateTenantInput, true>);
+const TENANT_UPDATE_KEYS = Object.keys({ plan: true, billing_customer_id: true } satisfies Record<keyof TenantUpdate, true>);
 
 /** A freshly issued key: `api_key` is shown to the caller once and never stored. */
 export interface IssuedKey {
@@ -185,6 +190,7 @@ export class TenantRegistry implements UsageRecorder {
   create(input: CreateTenantInput): Promise<{ tenant: Tenant } & IssuedKey> {
     return this.exclusive(async () => {
       if (input === null || typeof input !== 'object') throw invalid('tenant input must be an object');
+      refuseUnknownOptions(input, CREATE_TENANT_KEYS, 'tenant');
       const email = checkEmail(input.email);
       const plan = checkPlan(input.plan ?? this.defaultPlan);
       const billing = checkBillingId(input.billing_customer_id);
@@ -285,6 +291,7 @@ export class TenantRegistry implements UsageRecorder {
   update(tenantId: string, changes: TenantUpdate): Promise<Tenant> {
     return this.exclusive(async () => {
       if (changes === null || typeof changes !== 'object') throw invalid('tenant update must be an object');
+      refuseUnknownOptions(changes, TENANT_UPDATE_KEYS, 'tenant update');
       const current = await this.require(tenantId);
       const next: Tenant = { ...current, updated_at: this.clock.now() };
       if (changes.plan !== undefined) next.plan = checkPlan(changes.plan);

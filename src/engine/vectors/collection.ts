@@ -36,6 +36,7 @@ import {
   type UpsertRecord,
 } from './codec.js';
 import { FieldIndexes } from './field-index.js';
+import { refuseUnknownOptions } from '../known-options.js';
 import { compileFilter, type Metadata } from './filter.js';
 import {
   MAX_EF,
@@ -76,6 +77,19 @@ export interface UpsertVector {
   values: ArrayLike<number>;
   metadata?: Metadata;
 }
+
+/** The keys of UpsertVector and QueryRequest (the records make the compiler check the lists are complete). */
+const UPSERT_VECTOR_KEYS = Object.keys({ id: true, values: true, metadata: true } satisfies Record<keyof UpsertVector, true>);
+const QUERY_KEYS = Object.keys({
+  vector: true,
+  id: true,
+  k: true,
+  ef: true,
+  threshold: true,
+  filter: true,
+  include_metadata: true,
+  include_values: true,
+} satisfies Record<keyof QueryRequest, true>);
 
 export interface VectorRecord {
   id: string;
@@ -141,8 +155,11 @@ export function planUpsert(config: CollectionConfig, vectors: unknown): PlannedU
     throw new QuartzError(ErrorCode.TOO_LARGE, `collection '${name}': upsert takes at most ${MAX_UPSERT_BATCH} vectors per call, got ${vectors.length}`);
   }
   const planned: PlannedUpsert = new Map();
-  for (const v of vectors as unknown[]) {
+  for (let i = 0; i < vectors.length; i++) {
+    const v: unknown = vectors[i];
     if (typeof v !== 'object' || v === null) throw invalid(`collection '${name}': each vector must be an object with id and values`);
+    // A misspelt metadata would be dropped unnoticed.
+    refuseUnknownOptions(v, UPSERT_VECTOR_KEYS, `collection '${name}': vectors[${i}]`, 'field');
     const { id, values, metadata } = v as UpsertVector;
     const idBytes = validateNewId(id, name);
     const f32 = validateValues(values, config.dims, name, id, config.metric);
@@ -921,6 +938,8 @@ export class Collection {
   query(request: QueryRequest, options: { sharedMetadata?: boolean } | null = {}): { matches: QueryMatch[] } {
     this.check();
     if (typeof request !== 'object' || request === null) throw invalid(`collection '${this.name}': query takes an object`);
+    // A misspelt filter or threshold would answer matches the caller meant to leave out.
+    refuseUnknownOptions(request, QUERY_KEYS, `collection '${this.name}': query`);
     const k = validateInt(request.k, 1, MAX_K, `collection '${this.name}': k`);
     const ef = request.ef === undefined ? undefined : validateInt(request.ef, 1, MAX_EF, `collection '${this.name}': ef`);
     if (request.threshold !== undefined && (typeof request.threshold !== 'number' || !Number.isFinite(request.threshold))) {

@@ -29,6 +29,7 @@ import {
 import { OpenCollections, Resident, type OpenCollectionsOptions } from './open-collections.js';
 import { badCursor, cursorFromName, nameFromCursor, pageLimit, type PageOptions } from '../list-cursor.js';
 import { SortedNames } from '../../ports/sorted-strings.js';
+import { refuseUnknownOptions } from '../known-options.js';
 import { MAX_DIMS, validateCollectionName, validateInt, validateMetric, validateNewCollectionName, type Metric } from './validate.js';
 
 export interface CreateCollectionRequest {
@@ -40,6 +41,9 @@ export interface CreateCollectionRequest {
   /** HNSW build breadth, 8–1000 (default 200). */
   efConstruction?: number;
 }
+
+/** Every key of CreateCollectionRequest (the record makes the compiler check the list is complete). */
+const CREATE_COLLECTION_KEYS = Object.keys({ name: true, dims: true, metric: true, M: true, efConstruction: true } satisfies Record<keyof CreateCollectionRequest, true>);
 
 export interface CollectionPage {
   collections: CollectionInfo[];
@@ -167,6 +171,7 @@ export class VectorStore {
     this.check();
     if (typeof request !== 'object' || request === null) throw new QuartzError(ErrorCode.INVALID_ARGUMENT, 'createCollection takes {name, dims, metric}');
     const name = validateNewCollectionName(request.name);
+    refuseUnknownOptions(request, CREATE_COLLECTION_KEYS, `collection '${name}'`);
     const config: CollectionConfig = {
       name,
       dims: validateInt(request.dims, 1, MAX_DIMS, `collection '${name}': dims`),
