@@ -40,3 +40,33 @@ export async function readSecretLine(input: NodeJS.ReadableStream, output: NodeJ
     output.write('\n');
   }
 }
+
+/**
+ * Turns the first Ctrl-C (SIGINT) or SIGTERM into a request to stop, so a command can finish
+ * what it started and say how far it got. The handlers are then gone, so a second signal ends
+ * the process at once. `dispose` once the command is done.
+ *
+ * @example
+ * const stop = new StopOnSignal(() => input.destroy());
+ * try { ... if (stop.by !== undefined) break; ... } finally { stop.dispose(); }
+ */
+export class StopOnSignal {
+  /** The signal that asked to stop, once one has. */
+  by: NodeJS.Signals | undefined;
+
+  constructor(private readonly onStop: () => void) {
+    process.once('SIGINT', this.#received);
+    process.once('SIGTERM', this.#received);
+  }
+
+  dispose(): void {
+    process.off('SIGINT', this.#received);
+    process.off('SIGTERM', this.#received);
+  }
+
+  readonly #received = (signal: NodeJS.Signals): void => {
+    this.dispose();
+    this.by = signal;
+    this.onStop();
+  };
+}

@@ -9,7 +9,7 @@ import { ErrorCode } from '../../../core/errors.js';
 import { decodeUtf8 } from '../../../core/utf8.js';
 import { CliError, resolveConnection, ApiClient, errorBody, errorOf, namedPath } from '../client.js';
 import { ctxFor, intFlag, listFlags, type CliIo } from '../context.js';
-import { readFirstLine, readSecretLine } from '../io.js';
+import { StopOnSignal, readFirstLine, readSecretLine } from '../io.js';
 import { counted } from '../output.js';
 import { progressBar, type Progress } from '../progress.js';
 import { saveLogin } from '../user-config.js';
@@ -225,28 +225,17 @@ export function vectorCommands(program: Command, io: CliIo): void {
       // Ctrl-C (or SIGTERM) stops reading; what was read is still sent, and the command says how far
       // it got, as produce does (it was killed silent, its progress bar's hidden cursor left hidden).
       // A second signal ends it at once: the handlers are gone.
-      const stop = new AbortController();
-      let stoppedBy: NodeJS.Signals | undefined;
-      const stopListening = (): void => {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      };
-      const onSignal = (signal: NodeJS.Signals): void => {
-        stopListening();
-        stoppedBy = signal;
-        stop.abort();
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      const stopped = new AbortController();
+      const stop = new StopOnSignal(() => stopped.abort());
       let reached: string;
       try {
-        const read = await upsertLines(source, subject, batches, progressBar(io, 'bytes', source.size ?? 0, quiet), stop.signal);
+        const read = await upsertLines(source, subject, batches, progressBar(io, 'bytes', source.size ?? 0, quiet), stopped.signal);
         reached = `line ${read.lines} of ${subject}`;
-        if (read.document !== undefined && !stop.signal.aborted) {
+        if (read.document !== undefined && !stopped.signal.aborted) {
           const vectors = parseVectors(read.document, subject);
           const bar = progressBar(io, 'vectors', vectors.length, quiet);
           let sent = 0;
-          for (; sent < vectors.length && !stop.signal.aborted; sent++) {
+          for (; sent < vectors.length && !stopped.signal.aborted; sent++) {
             await batches.add(JSON.stringify(vectors[sent]), `vector ${sent} of ${subject}`);
             if (sent % 100 === 99) bar.update(sent + 1);
           }
@@ -259,10 +248,10 @@ export function vectorCommands(program: Command, io: CliIo): void {
         if (err instanceof CliError && upserted > 0) throw new CliError(`${err.message}; ${wereUpserted()} before it`);
         throw err;
       } finally {
-        stopListening();
+        stop.dispose();
         source.stream.destroy();
       }
-      if (stoppedBy !== undefined) throw new CliError(`quartz: vec upsert stopped by ${stoppedBy} after ${reached}; ${wereUpserted()}`, 130);
+      if (stop.by !== undefined) throw new CliError(`quartz: vec upsert stopped by ${stop.by} after ${reached}; ${wereUpserted()}`, 130);
       ctx.out.done(`upserted ${counted(upserted, 'vector')} into '${name}'`, { collection: name, upserted });
     });
   vec

@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
 import { CliError, errorOf, namedPath, ServerUnavailable, type ApiClient } from '../client.js';
 import { ctxFor, intFlag, listFlags, type CliIo, type Ctx } from '../context.js';
+import { StopOnSignal } from '../io.js';
 import { counted } from '../output.js';
 import { isText } from './data.js';
 
@@ -208,16 +209,6 @@ async function produceLines(
   // Ctrl-C stops reading; the lines read so far are still sent, so the line it names is where a
   // rerun starts. It ended the process at once, saying nothing: a rerun could not tell which
   // lines were stored. A second Ctrl-C or SIGTERM (the handlers are gone) ends it without waiting.
-  let stoppedBy: NodeJS.Signals | undefined;
-  const stopListening = (): void => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  };
-  const onSignal = (signal: NodeJS.Signals): void => {
-    stopListening();
-    stoppedBy = signal;
-    (input as { destroy?: () => void }).destroy?.();
-  };
   const post = async (lines: Line[]): Promise<void> => {
     const body = `{"records":[${lines.map((l) => l.json).join(',')}]}`;
     const res = await client.request(path, { method: 'POST', body, contentType: 'application/json', accept: [413] });
@@ -254,12 +245,11 @@ async function produceLines(
   };
   // Listened for until the last batch is answered: a Ctrl-C while the last batches were sent
   // (the input read to its end) ended the process at once, saying nothing.
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const stop = new StopOnSignal(() => (input as { destroy?: () => void }).destroy?.());
   try {
     try {
       for await (const { bytes: line, number } of numberedLines(input, subject)) {
-        if (failure !== undefined || stoppedBy !== undefined) break;
+        if (failure !== undefined || stop.by !== undefined) break;
         lastLine = number;
         if (line.length === 0) continue;
         // A line that is not UTF-8 goes as base64, which applies to the record's key too.
@@ -278,26 +268,26 @@ async function produceLines(
       flush();
     } catch (err) {
       // Input that cannot be read at all (a --file that does not exist) is the whole story.
-      if (stoppedBy === undefined && inFlight.length === 0 && batch.length === 0 && failure === undefined) throw err;
+      if (stop.by === undefined && inFlight.length === 0 && batch.length === 0 && failure === undefined) throw err;
       // The lines before a bad one (too long, unreadable input) are produced first.
       clearTimeout(timer);
       flush();
       await chain;
       // The input closed by Ctrl-C ends the read as its end would.
-      if (stoppedBy === undefined) failure ??= err;
+      if (stop.by === undefined) failure ??= err;
     }
     await chain;
     // Input without a record sends no produce request, yet a topic that does not exist (or a
     // --partition it lacks) is as wrong with it: `printf '' | quartz produce typo` reported success.
-    if (!posted && failure === undefined && stoppedBy === undefined) failure = await produceTarget(client, topic, o.partition).catch((err: unknown) => err);
+    if (!posted && failure === undefined && stop.by === undefined) failure = await produceTarget(client, topic, o.partition).catch((err: unknown) => err);
     if (failure !== undefined) {
       if (failure instanceof CliError) throw new CliError(`${failure.message}; ${produced} record(s) were produced before it`);
       throw failure;
     }
-    if (stoppedBy !== undefined) throw new CliError(`quartz: produce stopped by ${stoppedBy} after line ${lastLine} of ${subject}; ${produced} record(s) were produced`, 130);
+    if (stop.by !== undefined) throw new CliError(`quartz: produce stopped by ${stop.by} after line ${lastLine} of ${subject}; ${produced} record(s) were produced`, 130);
     return produced;
   } finally {
-    stopListening();
+    stop.dispose();
   }
 }
 
