@@ -14,8 +14,13 @@ function folded(key: string): string {
   return key.toLowerCase().replace(/[^a-z0-9]/g, '');
 }
 
-/** Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`, or more than `limit`. */
-function editDistance(a: string, b: string, limit: number): number {
+/**
+ * Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`, or more than `limit`.
+ *
+ * @example
+ * editDistance('partitons', 'partitions', 2); // 1
+ */
+export function editDistance(a: string, b: string, limit = Infinity): number {
   if (Math.abs(a.length - b.length) > limit) return limit + 1;
   let before: number[] = [];
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);

@@ -4,6 +4,7 @@
  * A warning, not a refusal: a shell that runs the server often sets variables for other tools too,
  * and the server starts as it would without them.
  */
+import { editDistance } from '../engine/known-options.js';
 
 /** Read by `quartz serve` (see docs/configuration.md) and by the CLI's client commands (docs/cli.md). */
 export const KNOWN_VARIABLES: readonly string[] = [
@@ -29,21 +30,6 @@ export const KNOWN_VARIABLES: readonly string[] = [
 
 const PREFIX = 'QUARTZ_';
 
-/** Edits (insert, delete, replace, swap of two neighbours) from `a` to `b`. */
-function distance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = best;
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
 export interface UnknownVariable {
   name: string;
   /** The known name it is closest to, when it is close enough to be a slip (at most half its letters apart). */
@@ -65,7 +51,7 @@ export function unknownVariables(env: Record<string, string | undefined>): Unkno
     let nearest: string | undefined;
     let best = Math.max(2, Math.floor(rest.length / 2)) + 1;
     for (const known of KNOWN_VARIABLES) {
-      const d = distance(rest, known.slice(PREFIX.length));
+      const d = editDistance(rest, known.slice(PREFIX.length), best - 1);
       if (d < best) [nearest, best] = [known, d];
     }
     unknown.push({ name, nearest });
