@@ -43,6 +43,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { OffsetRuns, ProduceBodies } from './mixed-bodies.js';
 import { summarizeProfile } from './profile.js';
 import { fourDecimalVector } from './query-vector.js';
 import { seededRandom } from '../../src/core/random-testing.js';
@@ -434,11 +435,12 @@ interface MixedOutcome {
 // Across rounds: every round's puts and batches are new, and the record check reads the whole topic.
 let putSeq = 0;
 let batchSeq = 0;
+const produceBodies = new ProduceBodies(100, RECORD_BYTES);
 
 async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries: string[], consumeOffsets: number[]): Promise<MixedOutcome> {
   if (batchSeq === 0) await api.call('POST', '/v1/topics', { name: 'mixed', partitions: 1 });
   const acked: string[] = [];
-  const ackedOffsets: number[][] = [];
+  const ackedOffsets = new OffsetRuns();
   const pick = <T>(list: T[], i: number) => list[i % list.length]!;
   const headers = api.headers;
   let turn = 0;
@@ -495,19 +497,21 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
     timed('kv get', { method: 'GET', setupRequest: (r) => ({ ...r, path: `/v1/kv/${pick(getKeys, turn++)}`, headers }) }),
     timed('kv put', {
       method: 'PUT',
-      setupRequest: (r) => {
+      setupRequest: (r, context) => {
         const key = `mixed/${putSeq++}`;
+        context.key = key;
         return { ...r, path: `/v1/kv/${key}`, headers: { ...headers, 'content-type': 'text/plain' }, body: kvValueFor(key) };
       },
-      onResponse: (status, body) => {
-        if (status === 200) acked.push((JSON.parse(body) as { key: string }).key);
+      // The key sent, not the answer parsed: the read-back after the run checks what the server holds.
+      onResponse: (status, _body, context) => {
+        if (status === 200) acked.push(context.key as string);
       },
     }),
     timed('produce 100', {
       method: 'POST',
-      setupRequest: (r) => ({ ...r, path: '/v1/topics/mixed/records', headers: { ...headers, 'content-type': 'application/json' }, body: produceBody(`b${batchSeq++}`, 100) }),
+      setupRequest: (r) => ({ ...r, path: '/v1/topics/mixed/records', headers: { ...headers, 'content-type': 'application/json' }, body: produceBodies.body(`b${batchSeq++}`) }),
       onResponse: (status, body) => {
-        if (status === 200) ackedOffsets.push((JSON.parse(body) as { offsets: Array<{ offset: number }> }).offsets.map((o) => o.offset));
+        if (status === 200) ackedOffsets.addAnswer(body);
       },
     }),
     timed('consume 100', {
@@ -607,7 +611,7 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   }
   // Every acknowledged record is at its offset, with its batch's other records and its own index.
   let hw = 0;
-  const batchOf = new Int32Array(ackedOffsets.reduce((n, o) => Math.max(n, ...o), -1) + 1).fill(-1);
+  const batchOf = new Int32Array(ackedOffsets.max() + 1).fill(-1);
   const indexOf = new Int32Array(batchOf.length).fill(-1);
   for (let offset = 0; offset < batchOf.length; ) {
     const page = (await api.call('GET', `/v1/topics/mixed/partitions/0/records?offset=${offset}&max_records=10000`)) as {
@@ -628,7 +632,8 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   }
   let lostRecords = 0;
   let checkedRecords = 0;
-  for (const offsets of ackedOffsets) {
+  for (let run = 0; run < ackedOffsets.runs; run++) {
+    const offsets = ackedOffsets.run(run);
     const batch = batchOf[offsets[0]!];
     offsets.forEach((o, i) => {
       checkedRecords++;
