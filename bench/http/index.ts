@@ -40,7 +40,7 @@ import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { OffsetRuns, ProduceBodies } from './mixed-bodies.js';
@@ -535,6 +535,16 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   // though the server has answered it (both processes share the machine's cores).
   const clientDelay = monitorEventLoopDelay({ resolution: 1 });
   clientDelay.enable();
+  // And its GC pauses, which delay every answer waiting in it.
+  const clientGc = { count: 0, ms: 0, max: 0 };
+  const gcWatch = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      clientGc.count++;
+      clientGc.ms += e.duration;
+      clientGc.max = Math.max(clientGc.max, e.duration);
+    }
+  });
+  gcWatch.observe({ entryTypes: ['gc'] });
   const warmupEnds = setTimeout(() => (atWarmupEnd = { at: performance.now(), cpu: cpuOf(serverPid), answers, okAnswers }), warmupMs);
   const run = autocannon({ url: api.base, connections: MIXED_CONNECTIONS, duration: MIXED_WARMUP + MIXED_DURATION, requests, timeout: 30 });
   const r = await run;
@@ -544,11 +554,13 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   const timedFrom = atWarmupEnd ?? { at: endedAt, cpu: cpu1, answers, okAnswers };
   const client = process.cpuUsage(client0);
   clientDelay.disable();
+  gcWatch.disconnect();
   // Busy fractions of one core: a client near 1.0 (or a server far below it) means the load,
   // not the server, sets the pace.
   console.log(
     `    CPU: server ${((cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / 1e6 / r.duration).toFixed(2)} cores, this client ${((client.user + client.system) / 1e6 / r.duration).toFixed(2)} cores; ` +
-      `client event-loop delay p50 ${(clientDelay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(clientDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(clientDelay.max / 1e6).toFixed(1)} ms`,
+      `client event-loop delay p50 ${(clientDelay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(clientDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(clientDelay.max / 1e6).toFixed(1)} ms; ` +
+      `client GC ${clientGc.count} pauses, ${((clientGc.ms / 10 / r.duration)).toFixed(1)}% of the run, max ${clientGc.max.toFixed(0)} ms; client CPU ${(((client.user + client.system) / Math.max(1, r.requests.total))).toFixed(0)} µs/answer`,
   );
   clearInterval(sampler);
   const end = rssOf(serverPid);
