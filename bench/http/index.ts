@@ -35,7 +35,7 @@
  * server process, e.g. to compare GC settings in alternated runs).
  */
 import autocannon, { type Request as CannonRequest, type Result } from 'autocannon';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -62,7 +62,7 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 
 const flags = parseFlags({
   values: ['duration', 'mixed-duration', 'mixed-warmup', 'connections', 'mixed-connections', 'only', 'mixed-rounds', 'get-rounds', 'server-node-args'],
-  switches: ['cpu-prof', 'no-build', 'heap-snapshots'],
+  switches: ['cpu-prof', 'no-build', 'heap-snapshots', 'server-timing'],
 });
 const num = (name: string, fallback: number) => flags.number(name, fallback, 'positive');
 const DURATION = num('duration', 10);
@@ -96,6 +96,8 @@ const HEAP_SNAPSHOTS = flags.has('heap-snapshots');
 /** How long the quartz server (and the peer server) may take to stop on SIGTERM before SIGKILL. */
 const SERVER_GRACE_MS = 20_000;
 const SERVER_NODE_ARGS = flags.string('server-node-args')?.split(' ').filter((a) => a !== '') ?? [];
+/** The server times its own requests (server-timing.mjs), so a mixed round prints each kind's server part beside its latency. */
+const SERVER_TIMING = flags.has('server-timing');
 
 // ---------------------------------------------------------------------------------------------
 // processes
@@ -437,7 +439,8 @@ let putSeq = 0;
 let batchSeq = 0;
 const produceBodies = new ProduceBodies(100, RECORD_BYTES);
 
-async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries: string[], consumeOffsets: number[]): Promise<MixedOutcome> {
+async function mixedLoad(api: Api, server: ChildProcess, getKeys: string[], queries: string[], consumeOffsets: number[]): Promise<MixedOutcome> {
+  const serverPid = server.pid!;
   if (batchSeq === 0) await api.call('POST', '/v1/topics', { name: 'mixed', partitions: 1 });
   const acked: string[] = [];
   const ackedOffsets = new OffsetRuns();
@@ -545,10 +548,15 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
     }
   });
   gcWatch.observe({ entryTypes: ['gc'] });
-  const warmupEnds = setTimeout(() => (atWarmupEnd = { at: performance.now(), cpu: cpuOf(serverPid), answers, okAnswers }), warmupMs);
+  const warmupEnds = setTimeout(() => {
+    atWarmupEnd = { at: performance.now(), cpu: cpuOf(serverPid), answers, okAnswers };
+    if (SERVER_TIMING) server.send('mark');
+  }, warmupMs);
+  if (SERVER_TIMING && warmupMs === 0) server.send('mark');
   const run = autocannon({ url: api.base, connections: MIXED_CONNECTIONS, duration: MIXED_WARMUP + MIXED_DURATION, requests, timeout: 30 });
   const r = await run;
   const cpu1 = cpuOf(serverPid);
+  const serverTiming = SERVER_TIMING ? await serverTimingReport(server) : undefined;
   const endedAt = performance.now();
   clearTimeout(warmupEnds);
   const timedFrom = atWarmupEnd ?? { at: endedAt, cpu: cpu1, answers, okAnswers };
@@ -579,7 +587,16 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
     sortAscending(lists.every);
     sortAscending(lists.timed);
     const both = warm.replace('%', at(lists.every, 0.5).toFixed(1)).replace('%', at(lists.every, 0.99).toFixed(1));
-    console.log(`    ${kind.padEnd(13)} ${String(lists.timed.length).padStart(7)} answers, p50 ${at(lists.timed, 0.5).toFixed(1)} ms, p99 ${at(lists.timed, 0.99).toFixed(1)} ms${both}`);
+    const own = serverTiming?.kinds[kind.replace(/ 100$/, '')];
+    const inServer = own === undefined ? '' : `; in the server p50 ${own.p50.toFixed(1)} ms, p99 ${own.p99.toFixed(1)} ms`;
+    console.log(`    ${kind.padEnd(13)} ${String(lists.timed.length).padStart(7)} answers, p50 ${at(lists.timed, 0.5).toFixed(1)} ms, p99 ${at(lists.timed, 0.99).toFixed(1)} ms${inServer}${both}`);
+  }
+  if (serverTiming !== undefined) {
+    const { gc, longTurns, seconds } = serverTiming;
+    console.log(
+      `    server (timed part, ${seconds.toFixed(0)} s): GC ${gc.count} pauses, ${(gc.sum / 10 / seconds).toFixed(1)}% of the time, p50 ${gc.p50.toFixed(1)} ms, p99 ${gc.p99.toFixed(1)} ms, max ${gc.max.toFixed(0)} ms; ` +
+        `turns over 10 ms ${longTurns.count} (p50 ${longTurns.p50.toFixed(0)} ms, max ${longTurns.max.toFixed(0)} ms)`,
+    );
   }
   sortAscending(firstAnswers);
   console.log(`    each connection's first answer (${firstAnswers.length}; its client built, connected, then answered): p50 ${at(firstAnswers, 0.5).toFixed(0)} ms, p99 ${at(firstAnswers, 0.99).toFixed(0)} ms, max ${at(firstAnswers, 1).toFixed(0)} ms`);
@@ -683,6 +700,22 @@ function perSecondP99(bySecond: number[][], warmupS: number): string {
   return warm === 0 ? out.join(' ') : `[${out.slice(0, warm).join(' ')}] ${out.slice(warm).join(' ')}`;
 }
 
+interface TimingFigures {
+  count: number;
+  sum: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** What server-timing.mjs counted since its mark: each kind's time from `request` to `finish`, GC pauses, long turns. */
+function serverTimingReport(server: ChildProcess): Promise<{ seconds: number; kinds: Record<string, TimingFigures>; gc: TimingFigures; longTurns: TimingFigures }> {
+  return new Promise((resolve) => {
+    server.once('message', (report) => resolve(report as never));
+    server.send('report');
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // main
 
@@ -699,10 +732,16 @@ async function main(): Promise<void> {
   const peerPort = await freePort();
   if (!existsSync(cli)) throw new Error(`${cli} is missing: build it with \`npm run build:ts\` (or drop --no-build)`);
   const serverArgs = [join(ROOT, 'bin/quartz.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', join(dataDir, 'quartz')];
-  const nodeArgs = [...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...(HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2'] : []), ...SERVER_NODE_ARGS];
+  const nodeArgs = [
+    ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []),
+    ...(HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2'] : []),
+    ...(SERVER_TIMING ? [`--import=${join(HERE, 'server-timing.mjs')}`] : []),
+    ...SERVER_NODE_ARGS,
+  ];
   const log = join(dataDir, 'server.log');
   const logFd = openSync(log, 'a');
-  const server = spawn(process.execPath, [...nodeArgs, ...serverArgs], { cwd: dataDir, stdio: ['ignore', logFd, logFd], env: { ...process.env, QUARTZ_LOG_LEVEL: 'info' } });
+  const server = spawn(process.execPath, [...nodeArgs, ...serverArgs], { cwd: dataDir, stdio: ['ignore', logFd, logFd, ...(SERVER_TIMING ? ['ipc' as const] : [])], env: { ...process.env, QUARTZ_LOG_LEVEL: 'info' } });
+  if (SERVER_TIMING) server.channel?.unref();
   const peers = spawn(process.execPath, [join(HERE, 'peers.mjs'), '--port', String(peerPort), '--dir', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
   const base = `http://127.0.0.1:${port}`;
   const peerBase = `http://127.0.0.1:${peerPort}`;
@@ -804,7 +843,7 @@ async function main(): Promise<void> {
       const rounds: MixedOutcome[] = [];
       for (let round = 1; round <= MIXED_ROUNDS; round++) {
         if (MIXED_ROUNDS > 1) console.log(`  mixed round ${round} of ${MIXED_ROUNDS}`);
-        mixed = await mixedLoad(api, server.pid!, getKeys, queries, consumeOffsets);
+        mixed = await mixedLoad(api, server, getKeys, queries, consumeOffsets);
         rounds.push(mixed);
         if (MIXED_ROUNDS > 1) printTable(mixed);
         if (HEAP_SNAPSHOTS) await heapSnapshot(server.pid!, dataDir, base, `after round ${round}`);
