@@ -32,7 +32,10 @@
  * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
  * mixed load and after each round; the JS heap is then read right after each one; the files are
  * kept in the data directory for DevTools or a diff), --server-node-args="A B" (node/V8 flags for the
- * server process, e.g. to compare GC settings in alternated runs).
+ * server process, e.g. to compare GC settings in alternated runs), --server-timing (the server
+ * times its own requests, from `request` to `finish`, and counts its GC pauses and long turns:
+ * each mixed kind's server part prints beside its latency; it costs the server a listener per
+ * request and a 1 ms timer).
  */
 import autocannon, { type Request as CannonRequest, type Result } from 'autocannon';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
