@@ -57,7 +57,8 @@ setInterval(() => {
 function figures(list) {
   const sorted = Float64Array.from(list).sort();
   /** @param {number} q */
-  const at = (q) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+  // 0 for none: the report crosses the IPC channel as JSON, which has no NaN.
+  const at = (q) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
   let sum = 0;
   for (const x of sorted) sum += x;
   return { count: sorted.length, sum, p50: at(0.5), p99: at(0.99), max: at(1) };
@@ -77,6 +78,3 @@ process.on('message', (/** @type {unknown} */ message) => {
     process.send?.({ seconds: (performance.now() - markedAt) / 1000, kinds, gc: figures(gcPauses), longTurns: figures(longTurns) });
   }
 });
-// The channel must not keep a server that is shutting down alive (node refs it again, in a
-// process.nextTick, when a 'message' listener is added).
-setImmediate(() => process.channel?.unref());
