@@ -559,8 +559,8 @@ async function mixedLoad(api: Api, server: ChildProcess, getKeys: string[], quer
   const run = autocannon({ url: api.base, connections: MIXED_CONNECTIONS, duration: MIXED_WARMUP + MIXED_DURATION, requests, timeout: 30 });
   const r = await run;
   const cpu1 = cpuOf(serverPid);
-  const serverTiming = SERVER_TIMING ? await serverTimingReport(server) : undefined;
   const endedAt = performance.now();
+  const serverTiming = SERVER_TIMING ? await serverTimingReport(server) : undefined;
   clearTimeout(warmupEnds);
   const timedFrom = atWarmupEnd ?? { at: endedAt, cpu: cpu1, answers, okAnswers };
   const client = process.cpuUsage(client0);
@@ -571,7 +571,7 @@ async function mixedLoad(api: Api, server: ChildProcess, getKeys: string[], quer
   console.log(
     `    CPU: server ${((cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / 1e6 / r.duration).toFixed(2)} cores, this client ${((client.user + client.system) / 1e6 / r.duration).toFixed(2)} cores; ` +
       `client event-loop delay p50 ${(clientDelay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(clientDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(clientDelay.max / 1e6).toFixed(1)} ms; ` +
-      `client GC ${clientGc.count} pauses, ${((clientGc.ms / 10 / r.duration)).toFixed(1)}% of the run, max ${clientGc.max.toFixed(0)} ms; client CPU ${(((client.user + client.system) / Math.max(1, r.requests.total))).toFixed(0)} µs/answer`,
+      `client GC ${clientGc.count} pauses, ${(clientGc.ms / 10 / r.duration).toFixed(1)}% of the run, max ${clientGc.max.toFixed(0)} ms; client CPU ${((client.user + client.system) / Math.max(1, r.requests.total)).toFixed(0)} µs/answer`,
   );
   clearInterval(sampler);
   const end = rssOf(serverPid);
