@@ -48,8 +48,8 @@ const PRODUCE_RECORDS: Record<number, number> = quick ? { 100: 200_000, 1000: 50
 /**
  * Records produced before each produce row is timed (JIT, lmdb maps). 100 B takes 1M: after 300,000
  * V8 was still optimizing the commit and seal paths in the timed part (55 compiles, 2.5 s of compile
- * jobs on its helper threads under load 16), and 2M records then cost 740-930 ns of CPU each against
- * 670-690 after 1M (docs/benchmarks.md, "The 100 B row in process").
+ * jobs on its helper threads under load 16; 40 and 0.55 s after 1M), and the main thread's CPU per
+ * record was higher in each of seven alternated pairs (docs/benchmarks.md, "The 100 B row in process").
  */
 const WARMUP_RECORDS: Record<number, number> = quick ? { 100: 100_000, 1000: 100_000 } : { 100: 1_000_000, 1000: 300_000 };
 const REDIS_RECORDS = quick ? 50_000 : 300_000;
