@@ -119,7 +119,7 @@ export interface PartitionHooks {
 /** Raw bytes per tail entry (a run of batches) stay well under the 1 MiB KV entry limit, LZ4's worst case and batch headers included. */
 export const MAX_BATCH_RAW_BYTES = 896 * 1024;
 /** A record's fixed overhead inside a batch (varints), for sizing batches before encoding. */
-const RECORD_OVERHEAD = 24;
+export const RECORD_OVERHEAD = 24;
 /**
  * Bytes read from a segment's end to find its footer (20 B per batch): an 8 MiB segment of 16 KiB
  * batches of 100 B records has ~1,450 of them, a 29 KB footer.
@@ -269,8 +269,13 @@ function blobName(base: number): string {
 /** Raw size of a record for batch sizing and max_bytes accounting. */
 export function recordSize(r: EncodableRecord): number {
   let n = RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
-  if (r.headers) for (const h of r.headers) n += h.key.length * 3 + (h.value?.length ?? 0) + 4;
+  if (r.headers) for (const h of r.headers) n += headerSize(h.key, h.value);
   return n;
+}
+
+/** A header's share of `recordSize`: a caller that reads the header's fields anyway adds this. */
+export function headerSize(key: string, value: Uint8Array | null | undefined): number {
+  return key.length * 3 + (value?.length ?? 0) + 4;
 }
 
 /** Index of the last element whose `base` is <= offset (-1 if none). */

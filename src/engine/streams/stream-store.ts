@@ -14,7 +14,7 @@ import type { DecodedRecord, SegmentCodec } from '../../core/segment.js';
 import type { BatchOp, UnitStorage } from '../../ports/storage.js';
 import type { EngineContext } from '../context.js';
 import { partitionForKey } from './murmur2.js';
-import { MAX_BATCH_RAW_BYTES, PartitionLog, recordSize, type PartitionConfig } from './partition-log.js';
+import { MAX_BATCH_RAW_BYTES, PartitionLog, RECORD_OVERHEAD, headerSize, type PartitionConfig } from './partition-log.js';
 import { SegmentCache } from './segment-cache.js';
 import { settleLimited, valuesOrThrow } from '../settle-limited.js';
 import { badCursor, cursorFromName, nameFromCursor, pageLimit, type PageOptions } from '../list-cursor.js';
@@ -215,6 +215,47 @@ function checkCompression(value: unknown): SegmentCodec {
 /** Names a record in an error message (built only on failure: produce is a hot path). */
 function where(i: number, topic: string): string {
   return `record ${i} for topic '${topic}'`;
+}
+
+/**
+ * Validates one record in place and returns its `recordSize`, reading each field once for both (the
+ * message is built only on failure). The record goes to the encoder as it is, a missing timestamp
+ * filled in there: no copy of each record to add one. The codec checks the fields again as it
+ * writes them, since a getter or a resizable buffer may change them between the two reads.
+ */
+function checkedSize(r: ProduceRecord, i: number, topic: string): number {
+  if (r === null || typeof r !== 'object') throw invalid(`${where(i, topic)} must be an object`);
+  const key = r.key;
+  const value = r.value;
+  let size = RECORD_OVERHEAD;
+  if (key != null) {
+    if (!(key instanceof Uint8Array)) throw invalid(`${where(i, topic)}: key must be bytes or null`);
+    size += key.length;
+  }
+  if (value != null) {
+    if (!(value instanceof Uint8Array)) throw invalid(`${where(i, topic)}: value must be bytes or null`);
+    size += value.length;
+  }
+  const timestamp = r.timestamp;
+  if (timestamp != null && (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > MAX_TIMESTAMP)) {
+    throw invalid(`${where(i, topic)}: timestamp must be a non-negative integer of ms, got ${String(timestamp)}`);
+  }
+  const headers = r.headers;
+  if (headers !== undefined) {
+    if (!Array.isArray(headers)) throw invalid(`${where(i, topic)}: headers must be an array`);
+    for (const h of headers) {
+      if (h === null || typeof h !== 'object') throw invalid(`${where(i, topic)}: each header needs a string key and a bytes or null value`);
+      const hk = h.key;
+      const hv = h.value;
+      if (typeof hk !== 'string' || (hv !== null && !(hv instanceof Uint8Array))) {
+        throw invalid(`${where(i, topic)}: each header needs a string key and a bytes or null value`);
+      }
+      // Stored as UTF-8, which would turn a lone surrogate into U+FFFD: consumers would read another key.
+      if (hasLoneSurrogate(hk)) throw invalid(`${where(i, topic)}: header key ${showValue(hk)} is not well-formed Unicode (lone surrogate)`);
+      size += headerSize(hk, hv);
+    }
+  }
+  return size;
 }
 
 /** A produce whose records all went to one partition got consecutive offsets from `base`. */
@@ -752,14 +793,15 @@ export class StreamStore {
     if (count === 0) return Promise.resolve(new Produced(-1, -1, 0));
     const n = topic.logs.length;
     const now = this.ctx.clock.now();
-    // Partition per record, filled in only once a batch turns out to span partitions.
+    // Partition per record, and each partition's raw bytes, filled in only once a batch turns out to span partitions.
     let placement: Uint16Array | undefined;
+    let rawBytes: number[] | undefined;
     let first = -1;
     let raw = 0;
     let usedSticky = false;
     for (let i = 0; i < count; i++) {
       const r = records[i]!;
-      this.checkRecord(r, i, topicName);
+      const size = checkedSize(r, i, topicName);
       let p: number;
       if (r.partition !== undefined) {
         this.log(topic, r.partition);
@@ -770,17 +812,19 @@ export class StreamStore {
         p = topic.sticky % n;
         usedSticky = true;
       }
-      const size = recordSize(r);
       if (size > MAX_BATCH_RAW_BYTES) {
         throw new QuartzError(ErrorCode.TOO_LARGE, `${where(i, topicName)} is ${size} bytes; a record may be at most ${MAX_BATCH_RAW_BYTES} bytes`);
       }
-      raw += size;
       if (first === -1) first = p;
       else if (placement !== undefined) placement[i] = p;
       else if (p !== first) {
         placement = new Uint16Array(count).fill(first, 0, i);
         placement[i] = p;
+        rawBytes = new Array<number>(n).fill(0);
+        rawBytes[first] = raw;
       }
+      if (rawBytes === undefined) raw += size;
+      else rawBytes[p]! += size;
     }
     if (usedSticky) topic.sticky = (topic.sticky + 1) % n;
     const done = (): void => this.ctx.usage.add(this.tenantId, 'records_produced', count);
@@ -791,25 +835,21 @@ export class StreamStore {
         return new Produced(partition, base, count);
       });
     }
-    return this.appendSpread(topic, records, placement, now).then((bases) => {
+    return this.appendSpread(topic, records, placement, rawBytes!, now).then((bases) => {
       done();
       return new Produced(-1, -1, count, placement, bases);
     });
   }
 
-  /** Appends records bound for several partitions; resolves with each partition's first offset. */
-  private appendSpread(topic: OpenTopic, recs: ProduceRecord[], placement: Uint16Array, now: number): Promise<number[]> {
+  /**
+   * Appends records bound for several partitions (`rawBytes`: each partition's sum of their
+   * `recordSize`); resolves with each partition's first offset.
+   */
+  private appendSpread(topic: OpenTopic, recs: ProduceRecord[], placement: Uint16Array, rawBytes: readonly number[], now: number): Promise<number[]> {
     const perPartition: ProduceRecord[][] = [];
-    const rawBytes: number[] = [];
     for (let i = 0; i < recs.length; i++) {
       const p = placement[i]!;
-      let list = perPartition[p];
-      if (list === undefined) {
-        perPartition[p] = list = [];
-        rawBytes[p] = 0;
-      }
-      list.push(recs[i]!);
-      rawBytes[p] += recordSize(recs[i]!);
+      (perPartition[p] ??= []).push(recs[i]!);
     }
     const bases: number[] = [];
     const writes: Promise<void>[] = [];
@@ -817,33 +857,6 @@ export class StreamStore {
       writes.push(topic.logs[p]!.append(list, rawBytes[p], now).then((base) => void (bases[p] = base)));
     });
     return Promise.all(writes).then(() => bases);
-  }
-
-  /**
-   * Validates one record in place (the message is built only on failure). The record goes to the
-   * encoder as it is, a missing timestamp filled in there: no copy of each record to add one.
-   */
-  private checkRecord(r: ProduceRecord, i: number, topic: string): void {
-    if (r === null || typeof r !== 'object') throw invalid(`${where(i, topic)} must be an object`);
-    const key = r.key;
-    const value = r.value;
-    if (key != null && !(key instanceof Uint8Array)) throw invalid(`${where(i, topic)}: key must be bytes or null`);
-    if (value != null && !(value instanceof Uint8Array)) throw invalid(`${where(i, topic)}: value must be bytes or null`);
-    const timestamp = r.timestamp;
-    if (timestamp != null && (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > MAX_TIMESTAMP)) {
-      throw invalid(`${where(i, topic)}: timestamp must be a non-negative integer of ms, got ${String(r.timestamp)}`);
-    }
-    const headers = r.headers;
-    if (headers !== undefined) {
-      if (!Array.isArray(headers)) throw invalid(`${where(i, topic)}: headers must be an array`);
-      for (const h of headers) {
-        if (h === null || typeof h !== 'object' || typeof h.key !== 'string' || (h.value !== null && !(h.value instanceof Uint8Array))) {
-          throw invalid(`${where(i, topic)}: each header needs a string key and a bytes or null value`);
-        }
-        // Stored as UTF-8, which would turn a lone surrogate into U+FFFD: consumers would read another key.
-        if (hasLoneSurrogate(h.key)) throw invalid(`${where(i, topic)}: header key ${showValue(h.key)} is not well-formed Unicode (lone surrogate)`);
-      }
-    }
   }
 
   /**
