@@ -12,7 +12,7 @@
  *   g/<tenantId>           → JSON { bytes_stored, vectors_stored }: the current levels
  *   m/period               → the last period flushed
  *   m/clean                → present only while closed cleanly (see `reconcile`)
- *   m/crashes              → how many opens found no `m/clean` (decimal)
+ *   m/crashes              → how many opens found data but no `m/clean` (decimal)
  *   c/<tenantId>           → the `m/crashes` value when the tenant's levels were last counted
  *
  * A gauge is a level kept as deltas, so deltas a crash loses would leave it wrong for ever. The
@@ -175,7 +175,9 @@ export class UsageMeter implements UsageRecorder {
     if ((await unit.kv.get(CLEAN_KEY)) !== undefined) {
       // From here on a crash loses deltas again: the next open must not trust the levels.
       await unit.kv.delete(CLEAN_KEY);
-    } else {
+    } else if ((await unit.kv.scan({ limit: 1 })).length > 0) {
+      // An empty unit is a new data directory, whose levels start at zero with nothing to miss:
+      // counting its first open as a crash had every first request say `recounting`.
       meter.crashes++;
       await unit.kv.put(CRASHES_KEY, utf8.encode(String(meter.crashes)));
     }
