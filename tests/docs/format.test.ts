@@ -2,16 +2,19 @@
  * docs/format.md's byte tables cannot drift from the bytes: a segment written by SegmentWriter
  * (two batches, one stored as is, one LZ4) and an HNSW snapshot are read back field by field at
  * the offsets, sizes and types the tables give, and each field must hold what the writer was
- * told to write. The tables must also tile their structure: each row starts where the one before
+ * told to write; so is the write-ahead log a Node data directory writes for one put. The tables must also tile their structure: each row starts where the one before
  * ends, and the whole is the size its heading states.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { crc32c } from '../../src/core/hash.js';
 import { HnswIndex } from '../../src/core/hnsw.js';
 import { lz4 } from '../../src/core/lz4.js';
 import { SegmentWriter } from '../../src/core/segment.js';
 import { init } from '../../src/node/core.js';
+import { openDiskStorage } from '../../src/node/storage/disk-storage.js';
 
 const doc = readFileSync(new URL('../../docs/format.md', import.meta.url), 'utf8');
 
@@ -22,11 +25,13 @@ interface Row {
   meaning: string;
 }
 
-/** The rows of the first table after the heading that starts with `heading`. */
-function table(heading: string): Row[] {
+/** The rows of the first table after the heading that starts with `heading` (then after the line that starts with `after`). */
+function table(heading: string, after?: string): Row[] {
   const start = doc.search(new RegExp(`^#+ ${heading.replace(/[()[\]]/g, '\\$&')}`, 'm'));
   expect(start, `docs/format.md has a heading '${heading}'`).toBeGreaterThanOrEqual(0);
-  const lines = doc.slice(start).split('\n');
+  const from = after === undefined ? start : doc.indexOf(`\n${after}`, start);
+  expect(from, `docs/format.md has '${after}' under '${heading}'`).toBeGreaterThanOrEqual(0);
+  const lines = doc.slice(from).split('\n');
   const first = lines.findIndex((l) => l.startsWith('|'));
   const rows = lines.slice(first, first + lines.slice(first).findIndex((l) => !l.startsWith('|')));
   const header = rows[0]!.split('|').map((c) => c.trim());
@@ -313,5 +318,57 @@ describe('docs/format.md, HNSW index snapshot', () => {
     expect(view.getUint32(at + 4, true)).toBe(crc32c(snap.subarray(0, at + 4)));
     expect(at + 8).toBe(snap.length);
     index.dispose();
+  });
+});
+
+describe('docs/format.md, write-ahead log', () => {
+  it('file header, frame and record are where the tables say, for one put', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'quartz-format-doc-'));
+    try {
+      const storage = await openDiskStorage({ dir: join(dir, 'data') });
+      const unit = await storage.unit('x');
+      await unit.kv.put(new TextEncoder().encode('k'), new TextEncoder().encode('value'));
+      await storage.close();
+      const log = new Uint8Array(readFileSync(join(dir, 'data', 'wal-0')));
+
+      const header = fields(table('Write-ahead log', 'File header'), log, 0, 16);
+      const epoch = header.get('epoch') as number;
+      expect([...header]).toEqual([
+        ['magic `QZWL`', 0x4c575a51],
+        ['version', 1],
+        ['reserved', 0],
+        ['epoch', epoch],
+        ['CRC32C of bytes 0–11', crc32c(log.subarray(0, 12))],
+      ]);
+      expect(log.subarray(16, 4096).every((b) => b === 0), 'the rest of the first page is zero').toBe(true);
+
+      // The frame: its fixed head, then a body of L bytes (the log key is what the epoch field is xor'd with).
+      const frameRows = table('Write-ahead log', 'Frames follow');
+      const frame = fields(frameRows.slice(0, 3), log, 4096, 12);
+      const length = frame.get('body length L') as number;
+      const key = ((frame.get('epoch') as number) ^ epoch) >>> 0;
+      expect(key, 'a directory has a nonzero log key').not.toBe(0);
+      expect(frame.get('CRC32C of bytes 8 to 12 + L')).toBe((crc32c(log.subarray(4096 + 8, 4096 + 12 + length)) ^ key) >>> 0);
+      expect(frameRows[3]).toMatchObject({ offset: '12', size: 'L' });
+
+      const recordRows = table('Write-ahead log', 'A record is one put');
+      const record = fields(recordRows.slice(0, 2), log, 4096 + 12, 8);
+      expect([...record]).toEqual([
+        ['length of the rest of the record', length - 4],
+        ['op count', 1],
+      ]);
+      expect(recordRows[2]!.meaning).toBe('ops: type u8 (1 put, 2 delete), key length u16, value length u32 (puts only), key, value');
+      // One put: type 1, key length u16, value length u32, the key (unit id u32 BE ‖ 'k'), the value.
+      const at = 4096 + 12 + 8;
+      const view = new DataView(log.buffer, log.byteOffset + at);
+      expect([view.getUint8(0), view.getUint16(1, true), view.getUint32(3, true)]).toEqual([1, 5, 5]);
+      expect(new TextDecoder().decode(log.subarray(at + 7 + 4, at + 7 + 5 + 5))).toBe('kvalue');
+      expect(at + 7 + 5 + 5).toBe(4096 + 12 + length);
+      // The clean close sealed the file where the log ended: an empty frame of the epoch.
+      const seal = fields(frameRows.slice(0, 3), log, 4096 + 12 + length, 12);
+      expect([seal.get('body length L'), ((seal.get('epoch') as number) ^ key) >>> 0]).toEqual([0, epoch]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
