@@ -129,6 +129,17 @@ describe('usage levels after a crash', () => {
     await first.engine.close();
   });
 
+  it('are counted after a crash of a new directory whose only tenant was never registered (its deltas never reached the tenants unit)', async () => {
+    const disk = createMemoryStorage();
+    const first = await start(disk, 0);
+    await (await first.engine.tenant('acme')).kv.put('k', new Uint8Array(100));
+    first.crash(); // before the meter's first flush: the tenants unit is still empty
+
+    const second = await start(disk, 1);
+    expect(await bytesStored(second.engine, 'acme')).toBe(101);
+    await second.engine.close();
+  });
+
   it('are counted afresh when the tenant is first used after the crash, even in a later run that a clean stop preceded', async () => {
     const disk = createMemoryStorage();
     const first = await start(disk, 0);
