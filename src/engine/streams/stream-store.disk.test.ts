@@ -169,4 +169,39 @@ describe('streams on the Node disk adapter', () => {
     await b.streams.close();
     await b.storage.close();
   });
+  it('lists no group whose committed offsets all went with a deleted topic, and a topic created again inherits none', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
+    dirs.push(dir);
+    const a = await open(dir);
+    await a.streams.createTopic('orders', { partitions: 2 });
+    await a.streams.createTopic('audit');
+    await a.streams.produce('orders', [{ value: enc.encode('a'), partition: 1 }]);
+    await a.streams.produce('audit', [{ value: enc.encode('b') }]);
+    await a.streams.commitOffset('billing', 'orders', 1, 1);
+    await a.streams.commitOffset('both', 'orders', 1, 1);
+    await a.streams.commitOffset('both', 'audit', 0, 1);
+    // A commit under way when the delete comes: it lands before the drop, or is refused; never kept.
+    const racing = a.streams.commitOffset('late', 'orders', 0, 0).then(
+      () => 'committed',
+      (err: { code: string }) => err.code,
+    );
+    await a.streams.deleteTopic('orders');
+    expect(['committed', ErrorCode.NOT_FOUND]).toContain(await racing);
+    expect(await a.streams.listGroups()).toEqual(['both']);
+    expect((await a.streams.listGroupsPage({ limit: 10 })).groups).toEqual(['both']);
+    await a.streams.close();
+    await a.storage.close();
+
+    const b = await open(dir);
+    expect(await b.streams.listGroups()).toEqual(['both']);
+    await b.streams.createTopic('orders', { partitions: 2 });
+    for (const group of ['billing', 'both', 'late']) {
+      expect((await b.streams.fetchOffsets(group, 'orders')).map((r) => r.offset)).toEqual([null, null]);
+    }
+    expect((await b.streams.fetchOffsets('both')).map((r) => `${r.topic}/${r.partition}=${r.offset}`)).toEqual(['audit/0=1']);
+    await b.streams.commitOffset('billing', 'orders', 0, 0);
+    expect(await b.streams.listGroups()).toEqual(['billing', 'both']);
+    await b.streams.close();
+    await b.storage.close();
+  });
 });
