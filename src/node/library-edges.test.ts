@@ -100,7 +100,7 @@ describe('one engine per data directory', () => {
     const dead = String(spawnSync(process.execPath, ['-e', '']).pid);
     await writeFile(join(dir, 'LOCK'), dead);
     await writeFile(join(dir, `LOCK.stale.${dead}.0`), dead); // a starter that died while removing the stale LOCK
-    await writeFile(join(dir, `LOCK.new.${dead}.abc`), dead);
+    await writeFile(join(dir, `LOCK.new.${dead}.0123456789ab`), dead);
     const engine = await openQuartz({ dataDir: dir });
     expect((await readdir(dir)).filter((name) => name.startsWith('LOCK'))).toEqual(['LOCK']);
     await engine.close();
