@@ -59,6 +59,24 @@ const TOPIC_OPTION_NAMES = Object.keys({
   compression: true,
 } satisfies Record<keyof TopicOptions, true>);
 
+/** Every key of ProduceRecord. */
+const PRODUCE_RECORD_KEYS = Object.keys({ key: true, value: true, headers: true, timestamp: true, partition: true } satisfies Record<keyof ProduceRecord, true>);
+
+/** Every key of ConsumeOptions. */
+const CONSUME_OPTION_NAMES = Object.keys({ max_records: true, max_bytes: true, max_wait_ms: true, signal: true } satisfies Record<keyof ConsumeOptions, true>);
+
+/**
+ * Refuses a record's key it does not have (a misspelt `partiton` would send the record elsewhere,
+ * a `val` store a null value). Runs for every record produced: the names are compared by hand, no
+ * list is built, and for-in walks the record's cached key list.
+ */
+function refuseUnknownRecordKeys(r: object, i: number, topic: string): void {
+  for (const k in r) {
+    if (k === 'value' || k === 'key' || k === 'headers' || k === 'partition' || k === 'timestamp') continue;
+    if (Object.prototype.hasOwnProperty.call(r, k)) refuseUnknownOptions(r, PRODUCE_RECORD_KEYS, where(i, topic), 'field');
+  }
+}
+
 export interface TopicConfig {
   name: string;
   partitions: number;
@@ -854,6 +872,7 @@ export class StreamStore {
    */
   private checkRecord(r: ProduceRecord, i: number, topic: string): void {
     if (r === null || typeof r !== 'object') throw invalid(`${where(i, topic)} must be an object`);
+    refuseUnknownRecordKeys(r, i, topic);
     const key = r.key;
     const value = r.value;
     if (key != null && !(key instanceof Uint8Array)) throw invalid(`${where(i, topic)}: key must be bytes or null`);
@@ -890,6 +909,8 @@ export class StreamStore {
     const topic = this.topic(topicName);
     const log = this.log(topic, partition);
     options ??= {}; // JavaScript callers pass null for "no options"
+    // The message is built only for a key that is not known: consume is a hot path.
+    for (const k in options) if (!CONSUME_OPTION_NAMES.includes(k)) refuseUnknownOptions(options, CONSUME_OPTION_NAMES, `consume of topic '${topicName}'`);
     const signal = options.signal;
     // Checked before a long-poll registers anything: a waiter left behind by a failed addEventListener
     // would call removeEventListener on the bad value when it fires, and throw outside any caller.
