@@ -111,6 +111,7 @@ export async function openQuartz(options: OpenQuartzOptions): Promise<Engine> {
   // Threads start on the first large produce, so a process that never makes one never has them.
   const batchEncoder = options.encodeThreads === 0 ? undefined : new BatchEncoderPool({ threads: options.encodeThreads });
   try {
+    // openQuartz's own options stay here: createEngine refuses keys it does not have.
     const { dataDir: _dir, encodeThreads: _threads, dropDamagedLog: _drop, warn: _warn, ...engineOptions } = options;
     return await createEngine({
       ...engineOptions,
