@@ -4,12 +4,16 @@
  * create it again), the tenant's other collections and KV keep working, and a delete and create
  * under the name gives a working, empty collection.
  */
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { serversKilledAfterEach, tempDir, waitFor } from './server-process.js';
 
 const start = serversKilledAfterEach();
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
 
 /** Regular files under `dir`, recursively, but those being written (in `tmp`, which a running server renames from). */
 async function filesUnder(dir: string): Promise<string[]> {
@@ -27,6 +31,7 @@ const DIMS = 2048;
 describe('a damaged vector snapshot over HTTP', () => {
   it('fails its collection alone, with a message naming the damage and the way out', async () => {
     const data = await tempDir('vec-snap-damage');
+    dirs.push(data);
     let s = await start(['--data', data]);
     const reg = await fetch(`${s.url}/v1/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":"vec@example.com"}' });
     const { api_key: key } = (await reg.json()) as { api_key: string };
