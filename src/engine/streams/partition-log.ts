@@ -315,6 +315,11 @@ function sealedRun(bytes: Uint8Array, base: number, end: number): BatchHeader[] 
   return run;
 }
 
+/** Damaged stored bytes (a CRC that fails, a batch or segment that does not parse), as opposed to a failing call. */
+function isDamage(err: unknown): boolean {
+  return err instanceof QuartzError && (err.code === ErrorCode.CHECKSUM_MISMATCH || err.code === ErrorCode.CORRUPT_DATA);
+}
+
 function floorIndex(items: ReadonlyArray<{ base: number }>, offset: number): number {
   let lo = 0;
   let hi = items.length - 1;
@@ -817,7 +822,13 @@ export class PartitionLog {
       let sourceEnd: number;
       if (cur >= tailFirst) {
         const batch = this.tail[floorIndex(this.tail, cur)]!;
-        got = await this.decodeTail(batch);
+        try {
+          got = await this.decodeTail(batch);
+        } catch (err) {
+          // The page ends at damage: the records before it are answered, the next read reports it.
+          if (records.length > 0 && isDamage(err)) break;
+          throw err;
+        }
         sourceEnd = batch.end;
       } else {
         const i = floorIndex(this.segments, cur);
@@ -836,7 +847,20 @@ export class PartitionLog {
         const small = !sequential && want * 4 < seg.end - seg.base;
         const whole = !small || (seg !== visited && this.promote(seg));
         visited = seg;
-        got = await this.readSegment(seg, cur, want, whole, small);
+        try {
+          got = await this.readSegment(seg, cur, want, whole, small);
+        } catch (err) {
+          if (!isDamage(err)) throw err;
+          // A step can span several batches: when a later one is damaged, the batch at `cur` alone
+          // may still be intact. When it is not, the page ends at the damage, or (when the page
+          // starts there) fails with it, naming the segment.
+          try {
+            got = await this.batchAt(seg, cur, want);
+          } catch (again) {
+            if (records.length > 0 && isDamage(again)) break;
+            throw again;
+          }
+        }
         sourceEnd = seg.end;
         if (sequential) this.readAhead(i + 1);
       }
@@ -904,6 +928,12 @@ export class PartitionLog {
       this.segmentKeys.set(seg, keys);
     }
     return keys;
+  }
+
+  /** Up to `max` records from `offset`, from the one batch of `seg` that holds it, by a range read. */
+  private async batchAt(seg: SegmentInfo, offset: number, max: number): Promise<DecodedRecord[]> {
+    const footer = await this.footer(seg);
+    return this.readRange(seg, this.guard(seg, () => footer.batchRange(offset)), offset, max);
   }
 
   /** Records of `seg` from `offset`: the whole segment when `whole` or cached, else one batch by range read. */

@@ -59,6 +59,24 @@ const TOPIC_OPTION_NAMES = Object.keys({
   compression: true,
 } satisfies Record<keyof TopicOptions, true>);
 
+/** Every key of ProduceRecord. */
+const PRODUCE_RECORD_KEYS = Object.keys({ key: true, value: true, headers: true, timestamp: true, partition: true } satisfies Record<keyof ProduceRecord, true>);
+
+/** Every key of ConsumeOptions. */
+const CONSUME_OPTION_NAMES = Object.keys({ max_records: true, max_bytes: true, max_wait_ms: true, signal: true } satisfies Record<keyof ConsumeOptions, true>);
+
+/**
+ * Refuses a record's key it does not have (a misspelt `partiton` would send the record elsewhere,
+ * a `val` store a null value). Runs for every record produced: the names are compared by hand, no
+ * list is built, and for-in walks the record's cached key list.
+ */
+function refuseUnknownRecordKeys(r: object, i: number, topic: string): void {
+  for (const k in r) {
+    if (k === 'value' || k === 'key' || k === 'headers' || k === 'partition' || k === 'timestamp') continue;
+    if (Object.prototype.hasOwnProperty.call(r, k)) refuseUnknownOptions(r, PRODUCE_RECORD_KEYS, where(i, topic), 'field');
+  }
+}
+
 export interface TopicConfig {
   name: string;
   partitions: number;
@@ -225,6 +243,7 @@ function where(i: number, topic: string): string {
  */
 function checkedSize(r: ProduceRecord, i: number, topic: string): number {
   if (r === null || typeof r !== 'object') throw invalid(`${where(i, topic)} must be an object`);
+  refuseUnknownRecordKeys(r, i, topic);
   const key = r.key;
   const value = r.value;
   let size = RECORD_OVERHEAD;
@@ -424,6 +443,10 @@ export class StreamStore {
    * later replacing the earlier's open logs) or a create would drop units a delete is dropping.
    */
   private topicChanges: Promise<unknown> = Promise.resolve();
+  /** Group commits whose write is under way: a drop of a topic's offsets waits for them (see dropGroupOffsets). */
+  private readonly groupCommits = new Set<Promise<void>>();
+  /** Set while a topic's committed offsets are dropped: group commits wait for it. */
+  private groupDrop: Promise<void> | undefined;
 
   private constructor(
     private readonly ctx: EngineContext,
@@ -757,12 +780,37 @@ export class StreamStore {
     await this.dropGroupOffsets(name);
   }
 
-  /** Every group's committed offsets for topic `name`. */
-  private async dropGroupOffsets(name: string): Promise<void> {
-    const ops = (await this.groups.kv.scan({ prefix: utf8.encode('o') }))
-      .filter((e) => fromUtf8.decode(e.key.subarray(0, e.key.length - 4)).split('\u0000')[2] === name)
-      .map((e) => ({ type: 'delete' as const, key: e.key }));
-    if (ops.length > 0) await this.groups.kv.batch(ops);
+  /**
+   * Every group's committed offsets for topic `name`, and the listing's entry of each group left
+   * with none (a group is listed while it has committed offsets; so is the entry of a group that
+   * earlier builds left behind with none). Group commits wait for it, and it for those under way:
+   * a commit landing between its scans and its write would lose its group's entry.
+   */
+  private dropGroupOffsets(name: string): Promise<void> {
+    const drop = (async () => {
+      await Promise.allSettled(this.groupCommits);
+      const ops: BatchOp[] = [];
+      const kept = new Set<string>();
+      for (const e of await this.groups.kv.scan({ prefix: utf8.encode('o') })) {
+        const [, group, topic] = fromUtf8.decode(e.key.subarray(0, e.key.length - 4)).split('\u0000');
+        if (topic === name) ops.push({ type: 'delete', key: e.key });
+        else kept.add(group!);
+      }
+      const prefix = utf8.encode('g\u0000');
+      for (const e of await this.groups.kv.scan({ prefix })) {
+        if (!kept.has(fromUtf8.decode(e.key.subarray(prefix.length)))) ops.push({ type: 'delete', key: e.key });
+      }
+      if (ops.length > 0) await this.groups.kv.batch(ops);
+    })();
+    const settled = drop.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.groupDrop = settled;
+    void settled.then(() => {
+      if (this.groupDrop === settled) this.groupDrop = undefined;
+    });
+    return drop;
   }
 
   /**
@@ -874,6 +922,8 @@ export class StreamStore {
     const topic = this.topic(topicName);
     const log = this.log(topic, partition);
     options ??= {}; // JavaScript callers pass null for "no options"
+    // The message is built only for a key that is not known: consume is a hot path.
+    for (const k in options) if (!CONSUME_OPTION_NAMES.includes(k)) refuseUnknownOptions(options, CONSUME_OPTION_NAMES, `consume of topic '${topicName}'`);
     const signal = options.signal;
     // Checked before a long-poll registers anything: a waiter left behind by a failed addEventListener
     // would call removeEventListener on the bad value when it fires, and throw outside any caller.
@@ -978,7 +1028,16 @@ export class StreamStore {
       const value = { offset, metadata: metadata ?? null, committed_at: now };
       ops.push({ type: 'put', key: groupKey('o', group, topicName, partition), value: utf8.encode(JSON.stringify(value)) });
     }
-    await this.groups.kv.batch(ops);
+    while (this.groupDrop !== undefined) await this.groupDrop;
+    // The topic may have been deleted while this waited (and created again): its offsets must not come back.
+    if (this.topic(topicName) !== topic) throw new QuartzError(ErrorCode.NOT_FOUND, `topic '${topicName}' does not exist`);
+    const write = Promise.resolve(this.groups.kv.batch(ops));
+    this.groupCommits.add(write);
+    try {
+      await write;
+    } finally {
+      this.groupCommits.delete(write);
+    }
   }
 
   /**
