@@ -26,8 +26,8 @@
  * --mixed-warmup S (2: the mixed load's connections open and run this long before the timed part;
  * its figures also print over every answer, the connections' setup included), --connections N (10) for KV/vector
  * runs, --mixed-connections N (200), --only a,b (bare, kv-get, kv-put, vector, produce, consume,
- * redis, jsonl, mixed), --get-rounds N (5: the bare route and KV GET alternated in N runs of
- * duration/N each, their ratio the median of the rounds'), --cpu-prof (profile the server, print its top functions), --no-build,
+ * redis, jsonl, mixed), --get-rounds N (5: the bare route alternated with KV GET, then again with
+ * the two vector query rows, in N runs each of duration/N, each ratio the median of the rounds'), --cpu-prof (profile the server, print its top functions), --no-build,
  * --mixed-rounds N (1: repeat the mixed load, then print memory after each round and what it is made of, to see whether it keeps growing once the caches are full),
  * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
  * mixed load and after each round; the JS heap is then read right after each one; the files are
@@ -206,6 +206,8 @@ interface Measured {
   clientPerReq: number;
   bytesPerReq: number;
   sysPerReq: number;
+  /** The server's CPU over the run's wall time, in cores: under ~0.9 its req/s is not its ceiling (the machine's other load or the client set it). */
+  serverCores: number;
 }
 
 /** autocannon's options for a run of `opts` (its duration left to the caller). */
@@ -236,7 +238,8 @@ async function measure(name: string, opts: CannonOptions, duration: number, warm
   const reqPerSec = okCount(r) / r.duration;
   const row: Row = { name, reqPerSec, p50: r.latency.p50, p99: r.latency.p99, errors: failures(r), cpuPerReq };
   if (opts.recordsPerRequest !== undefined) row.recordsPerSec = reqPerSec * opts.recordsPerRequest;
-  return { row, clientPerReq, bytesPerReq: r.throughput.total / answered, sysPerReq: (cpu1.sys - cpu0.sys) / answered };
+  const serverCores = (cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / (r.duration * 1e6);
+  return { row, clientPerReq, bytesPerReq: r.throughput.total / answered, sysPerReq: (cpu1.sys - cpu0.sys) / answered, serverCores };
 }
 
 /** A warm-up, then the measured run, printed. */
@@ -278,7 +281,7 @@ async function alternated(bare: Side, others: Side[], rounds: number): Promise<R
     // Settled once above; each run's own short warm-up does not settle again.
     for (const i of order) measured[i]!.push(await measure(all[i]!.name, { ...all[i]!, settle: false }, duration, 0.5));
     const last = measured.map((ms) => ms.at(-1)!);
-    const line = (m: Measured) => `${fmt(m.row.reqPerSec)} req/s, server ${fixed(m.row.cpuPerReq!)} µs (${fixed(m.sysPerReq)} kernel), client ${fixed(m.clientPerReq)} µs`;
+    const line = (m: Measured) => `${fmt(m.row.reqPerSec)} req/s, server ${fixed(m.row.cpuPerReq!)} µs (${fixed(m.sysPerReq)} kernel, ${m.serverCores.toFixed(2)} cores), client ${fixed(m.clientPerReq)} µs`;
     const b = last[0]!;
     const rest = others.map((o, i) => `${o.key} ${line(last[i + 1]!)}, ratio ${(last[i + 1]!.row.reqPerSec / b.row.reqPerSec).toFixed(2)}, CPU ratio ${(b.row.cpuPerReq! / last[i + 1]!.row.cpuPerReq!).toFixed(2)}`);
     console.log(`  round ${round + 1} of ${rounds} (${all[order[0]!]!.key} first, load ${load.toFixed(1)}): bare ${line(b)} | ${rest.join(' | ')}`);
@@ -293,7 +296,7 @@ async function alternated(bare: Side, others: Side[], rounds: number): Promise<R
   const summary = (ms: Measured[], name: string): Row => {
     const of = (pick: (m: Measured) => number) => median(ms.map(pick));
     const row: Row = { name, reqPerSec: of((m) => m.row.reqPerSec), p50: of((m) => m.row.p50!), p99: of((m) => m.row.p99!), errors: ms.reduce((n, m) => n + m.row.errors, 0), cpuPerReq: of((m) => m.row.cpuPerReq!) };
-    console.log(`  ${name}, median of ${rounds} rounds: ${fmt(row.reqPerSec)} req/s, server CPU ${fixed(row.cpuPerReq!)} µs/req (${fixed(of((m) => m.sysPerReq))} in the kernel), client CPU ${fixed(of((m) => m.clientPerReq))} µs and ${fixed(of((m) => m.bytesPerReq))} B read per answer, errors ${row.errors}`);
+    console.log(`  ${name}, median of ${rounds} rounds: ${fmt(row.reqPerSec)} req/s, server CPU ${fixed(row.cpuPerReq!)} µs/req (${fixed(of((m) => m.sysPerReq))} in the kernel, ${of((m) => m.serverCores).toFixed(2)} cores busy), client CPU ${fixed(of((m) => m.clientPerReq))} µs and ${fixed(of((m) => m.bytesPerReq))} B read per answer, errors ${row.errors}`);
     return row;
   };
   return all.map((side, i) => summary(measured[i]!, side.name));
