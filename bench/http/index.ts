@@ -263,7 +263,7 @@ type Side = CannonOptions & { key: string; name: string };
  * neighbouring runs. NOTE: on the shared 2-core machine a run lands in one of two modes (the
  * server costs ~25 µs per bare answer in one, ~45 in the other, likely whether client and server
  * share a core), so one bare run and one GET run gave ratios from 0.54 to 2.43 on one build, and
- * the vector query's row, measured a minute after the bare one, 0.40× or 0.65×; the median of
+ * the vector query's row, measured a minute after the bare one, read 0.40× and 0.65× in two sessions; the median of
  * several alternated rounds is steadier. The rows are the medians of the rounds' figures, each
  * ratio the median of the rounds' ratios (kept in `roundRatios` under the other side's key).
  */
