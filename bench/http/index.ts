@@ -26,8 +26,8 @@
  * --mixed-warmup S (2: the mixed load's connections open and run this long before the timed part;
  * its figures also print over every answer, the connections' setup included), --connections N (10) for KV/vector
  * runs, --mixed-connections N (200), --only a,b (bare, kv-get, kv-put, vector, produce, consume,
- * redis, jsonl, mixed), --get-rounds N (5: the bare route and KV GET alternated in N runs of
- * duration/N each, their ratio the median of the rounds'), --cpu-prof (profile the server, print its top functions), --no-build,
+ * redis, jsonl, mixed), --get-rounds N (5: the bare route alternated with KV GET, then again with
+ * the two vector query rows, in N runs each of duration/N, each ratio the median of the rounds'), --cpu-prof (profile the server, print its top functions), --no-build,
  * --mixed-rounds N (1: repeat the mixed load, then print memory after each round and what it is made of, to see whether it keeps growing once the caches are full),
  * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
  * mixed load and after each round; the JS heap is then read right after each one; the files are
@@ -41,7 +41,7 @@ import autocannon, { type Request as CannonRequest, type Result } from 'autocann
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -212,6 +212,8 @@ interface Measured {
   clientPerReq: number;
   bytesPerReq: number;
   sysPerReq: number;
+  /** The server's CPU over the run's wall time, in cores: under ~0.9 its req/s is not its ceiling (the machine's other load or the client set it). */
+  serverCores: number;
 }
 
 /** autocannon's options for a run of `opts` (its duration left to the caller). */
@@ -242,7 +244,8 @@ async function measure(name: string, opts: CannonOptions, duration: number, warm
   const reqPerSec = okCount(r) / r.duration;
   const row: Row = { name, reqPerSec, p50: r.latency.p50, p99: r.latency.p99, errors: failures(r), cpuPerReq };
   if (opts.recordsPerRequest !== undefined) row.recordsPerSec = reqPerSec * opts.recordsPerRequest;
-  return { row, clientPerReq, bytesPerReq: r.throughput.total / answered, sysPerReq: (cpu1.sys - cpu0.sys) / answered };
+  const serverCores = (cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / (r.duration * 1e6);
+  return { row, clientPerReq, bytesPerReq: r.throughput.total / answered, sysPerReq: (cpu1.sys - cpu0.sys) / answered, serverCores };
 }
 
 /** A warm-up, then the measured run, printed. */
@@ -253,44 +256,56 @@ async function cannon(name: string, opts: CannonOptions): Promise<Row> {
   return row;
 }
 
-/** Each round's KV GET / bare ratios, of req/s and of server CPU per request (see `alternated`). */
-let getRounds: { reqPerSec: number[]; cpu: number[] } | undefined;
+/** Per row compared with the bare route in alternated rounds: each round's ratios to that round's bare run, of req/s and of server CPU per request (see `alternated`). */
+const roundRatios = new Map<string, { reqPerSec: number[]; cpu: number[] }>();
+
+/** A side of `alternated`: its row's key in `rows`, and its load. */
+type Side = CannonOptions & { key: string; name: string };
 
 /**
- * The bare route and KV GET in `rounds` short runs each, alternated (bare first in rounds 1, 3,
- * 5…, KV GET first in the others), with the same connections, durations and warm-ups on both
- * sides: each round's ratio compares two neighbouring runs. NOTE: on the shared 2-core machine a
- * run lands in one of two modes (the server costs ~25 µs per bare answer in one, ~45 in the other,
- * likely whether client and server share a core), so one bare run and one GET run gave ratios from
- * 0.54 to 2.43 on one build; the median of several alternated rounds is steadier. The rows are the
- * medians of the rounds' figures, the ratio the median of the rounds' ratios.
+ * The bare route and the rows compared with it in `rounds` short runs each, alternated (the
+ * order turns by one side each round: bare first in round 1, then each other side first in turn),
+ * with the same connections, durations and warm-ups on every side: each round's ratio compares
+ * neighbouring runs. NOTE: on the shared 2-core machine a run lands in one of two modes (the
+ * server costs ~25 µs per bare answer in one, ~45 in the other, likely whether client and server
+ * share a core), so one bare run and one GET run gave ratios from 0.54 to 2.43 on one build, and
+ * the vector query's row, measured a minute after the bare one, read 0.40× and 0.65× in two sessions; the median of
+ * several alternated rounds is steadier. The rows are the medians of the rounds' figures, each
+ * ratio the median of the rounds' ratios (kept in `roundRatios` under the other side's key).
  */
-async function alternated(bare: CannonOptions & { name: string }, get: CannonOptions & { name: string }, rounds: number): Promise<[Row, Row]> {
+async function alternated(bare: Side, others: Side[], rounds: number): Promise<Row[]> {
   const duration = DURATION / rounds;
+  const all = [bare, ...others];
   // The JIT warmed once per side, as a single run's warm-up does; each run then has a short warm-up
   // of its own (new connections, caches the other server's run left cold).
-  await warmUp(bare, Math.min(2, Math.max(1, DURATION / 5)));
-  await warmUp(get, Math.min(2, Math.max(1, DURATION / 5)));
-  const sides: [Measured[], Measured[]] = [[], []];
+  for (const side of all) await warmUp(side, Math.min(2, Math.max(1, DURATION / 5)));
+  const measured: Measured[][] = all.map(() => []);
+  const fixed = (n: number) => n.toFixed(0);
   for (let round = 0; round < rounds; round++) {
-    const order = round % 2 === 0 ? [0, 1] : [1, 0];
+    const order = all.map((_, i) => (i + round) % all.length);
+    const load = loadavg()[0]!;
     // Settled once above; each run's own short warm-up does not settle again.
-    for (const side of order) sides[side]!.push(await measure(side === 0 ? bare.name : get.name, { ...(side === 0 ? bare : get), settle: false }, duration, 0.5));
-    const [b, g] = [sides[0].at(-1)!, sides[1].at(-1)!];
-    const line = (m: Measured) => `${fmt(m.row.reqPerSec)} req/s, server ${m.row.cpuPerReq!.toFixed(0)} µs, client ${m.clientPerReq.toFixed(0)} µs`;
-    console.log(`  round ${round + 1} of ${rounds} (${order[0] === 0 ? 'bare first' : 'KV GET first'}): bare ${line(b)} | KV GET ${line(g)} | ratio ${(g.row.reqPerSec / b.row.reqPerSec).toFixed(2)}, CPU ratio ${(b.row.cpuPerReq! / g.row.cpuPerReq!).toFixed(2)}`);
+    for (const i of order) measured[i]!.push(await measure(all[i]!.name, { ...all[i]!, settle: false }, duration, 0.5));
+    const last = measured.map((ms) => ms.at(-1)!);
+    const line = (m: Measured) => `${fmt(m.row.reqPerSec)} req/s, server ${fixed(m.row.cpuPerReq!)} µs (${fixed(m.sysPerReq)} kernel, ${m.serverCores.toFixed(2)} cores), client ${fixed(m.clientPerReq)} µs`;
+    const b = last[0]!;
+    const rest = others.map((o, i) => `${o.key} ${line(last[i + 1]!)}, ratio ${(last[i + 1]!.row.reqPerSec / b.row.reqPerSec).toFixed(2)}, CPU ratio ${(b.row.cpuPerReq! / last[i + 1]!.row.cpuPerReq!).toFixed(2)}`);
+    console.log(`  round ${round + 1} of ${rounds} (${all[order[0]!]!.key} first, load ${load.toFixed(1)}): bare ${line(b)} | ${rest.join(' | ')}`);
   }
-  getRounds = {
-    reqPerSec: sides[1].map((g, i) => g.row.reqPerSec / sides[0][i]!.row.reqPerSec),
-    cpu: sides[1].map((g, i) => sides[0][i]!.row.cpuPerReq! / g.row.cpuPerReq!),
-  };
+  others.forEach((o, i) => {
+    const ms = measured[i + 1]!;
+    roundRatios.set(o.key, {
+      reqPerSec: ms.map((m, r) => m.row.reqPerSec / measured[0]![r]!.row.reqPerSec),
+      cpu: ms.map((m, r) => measured[0]![r]!.row.cpuPerReq! / m.row.cpuPerReq!),
+    });
+  });
   const summary = (ms: Measured[], name: string): Row => {
     const of = (pick: (m: Measured) => number) => median(ms.map(pick));
     const row: Row = { name, reqPerSec: of((m) => m.row.reqPerSec), p50: of((m) => m.row.p50!), p99: of((m) => m.row.p99!), errors: ms.reduce((n, m) => n + m.row.errors, 0), cpuPerReq: of((m) => m.row.cpuPerReq!) };
-    console.log(`  ${name}, median of ${rounds} rounds: ${fmt(row.reqPerSec)} req/s, server CPU ${row.cpuPerReq!.toFixed(0)} µs/req, client CPU ${of((m) => m.clientPerReq).toFixed(0)} µs and ${of((m) => m.bytesPerReq).toFixed(0)} B read per answer, errors ${row.errors}`);
+    console.log(`  ${name}, median of ${rounds} rounds: ${fmt(row.reqPerSec)} req/s, server CPU ${fixed(row.cpuPerReq!)} µs/req (${fixed(of((m) => m.sysPerReq))} in the kernel, ${of((m) => m.serverCores).toFixed(2)} cores busy), client CPU ${fixed(of((m) => m.clientPerReq))} µs and ${fixed(of((m) => m.bytesPerReq))} B read per answer, errors ${row.errors}`);
     return row;
   };
-  return [summary(sides[0], bare.name), summary(sides[1], get.name)];
+  return all.map((side, i) => summary(measured[i]!, side.name));
 }
 
 /** Longest a settling warm-up goes on, in seconds. */
@@ -784,17 +799,30 @@ async function main(): Promise<void> {
     // As many requests as KV GET's list: autocannon deep-clones its context each time it wraps
     // around the list (~0.16 µs), which a list of one did at every request, on the bare side only.
     const bareReq: CannonRequest[] = getKeys.map(() => ({ method: 'GET', path: '/bare' }));
-    const bareRun = { name: `bare hono route, 1 KB (${CONNECTIONS} conns)`, url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: bareReq, settle: true };
-    const getRun = { name: `KV GET 1 KB (${CONNECTIONS} conns)`, url: base, pid: server.pid!, connections: CONNECTIONS, requests: getKeys.map((k): CannonRequest => ({ method: 'GET', path: `/v1/kv/${k}`, headers })), settle: true };
-    // The bare route and KV GET alternated in short rounds, the ratio compared within each round:
-    // the machine's other load moves req/s from one minute to the next.
-    if (wanted('bare') && wanted('kv-get')) {
-      console.log(`  bare route and KV GET: ${GET_ROUNDS} alternated rounds of ${(DURATION / GET_ROUNDS).toFixed(1)} s each`);
-      const [bareRow, getRow] = await alternated(bareRun, getRun, GET_ROUNDS);
-      rows.set('bare', bareRow);
-      rows.set('kv-get', getRow);
+    const bareRun = { key: 'bare', name: `bare hono route, 1 KB (${CONNECTIONS} conns)`, url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: bareReq, settle: true };
+    const getRun = { key: 'kv-get', name: `KV GET 1 KB (${CONNECTIONS} conns)`, url: base, pid: server.pid!, connections: CONNECTIONS, requests: getKeys.map((k): CannonRequest => ({ method: 'GET', path: `/v1/kv/${k}`, headers })), settle: true };
+    const vectorRun = { key: 'vector', name: `vector query 1k × 128-d, k=10 (${CONNECTIONS} conns)`, url: base, pid: server.pid!, connections: CONNECTIONS, requests: queries.map((q): CannonRequest => ({ method: 'POST', path: '/v1/collections/bench/query', headers: json, body: q })), settle: true };
+    // The same queries as clients mostly send them: f32 values, which JSON.stringify and Python's json write with ~17 digits.
+    const f32Queries = queries.map((q): CannonRequest => {
+      const body = JSON.parse(q) as { vector: number[]; k: number };
+      return { method: 'POST', path: '/v1/collections/bench/query', headers: json, body: JSON.stringify({ ...body, vector: body.vector.map(Math.fround) }) };
+    });
+    const f32Run = { key: 'vector-f32', name: `vector query, 17-digit f32 values (${CONNECTIONS} conns)`, url: base, pid: server.pid!, connections: CONNECTIONS, requests: f32Queries, settle: true };
+    // The rows with a target against the bare route run alternated with it in short rounds, each
+    // ratio compared within a round: the machine's other load and its mode move req/s from one
+    // minute to the next. The bare row is the first alternation's; a later one prints its own.
+    const compared = [...(wanted('kv-get') ? [getRun] : []), ...(wanted('vector') ? [vectorRun, f32Run] : [])];
+    if (wanted('bare') && compared.length > 0) {
+      const groups = [compared.filter((s) => s.key === 'kv-get'), compared.filter((s) => s.key !== 'kv-get')].filter((g) => g.length > 0);
+      for (const group of groups) {
+        console.log(`  bare route, ${group.map((s) => s.key).join(', ')}: ${GET_ROUNDS} alternated rounds of ${(DURATION / GET_ROUNDS).toFixed(1)} s each`);
+        const [bareRow, ...others] = await alternated(bareRun, group, GET_ROUNDS);
+        if (!rows.has('bare')) rows.set('bare', bareRow!);
+        else rows.set(`bare-${group[0]!.key}`, { ...bareRow!, name: `bare hono route, 1 KB, alternated with ${group[0]!.key} (${CONNECTIONS} conns)` });
+        group.forEach((s, i) => rows.set(s.key, others[i]!));
+      }
     } else if (wanted('bare')) rows.set('bare', await cannon(bareRun.name, bareRun));
-    else if (wanted('kv-get')) rows.set('kv-get', await cannon(getRun.name, getRun));
+    else for (const s of compared) rows.set(s.key, await cannon(s.name, s));
     if (wanted('bare')) {
       rows.set('bare4', await cannon(`bare hono route, 1 KB (${PRODUCERS} conns)`, { url: peerBase, pid: peers.pid!, connections: PRODUCERS, requests: bareReq, settle: true }));
       // The same route reached by the request shapes of KV PUT and the vector query: what their
@@ -814,16 +842,6 @@ async function main(): Promise<void> {
       rows.set('lmdb-put', await cannon(`ref: hono + raw lmdb put, fsync'd (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: lmdbRequests }));
       const logRequests = Array.from({ length: 100 }, (_, i): CannonRequest => ({ method: 'PUT', path: `/log/put-${i}`, headers: { 'content-type': 'application/octet-stream' }, body: value1k }));
       rows.set('log-put', await cannon(`ref: hono + O_DSYNC log write, group commit (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: logRequests }));
-    }
-    if (wanted('vector')) {
-      const requests = queries.map((q): CannonRequest => ({ method: 'POST', path: '/v1/collections/bench/query', headers: json, body: q }));
-      rows.set('vector', await cannon(`vector query 1k × 128-d, k=10 (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests, settle: true }));
-      // The same queries as clients mostly send them: f32 values, which JSON.stringify and Python's json write with ~17 digits.
-      const f32Requests = queries.map((q): CannonRequest => {
-        const body = JSON.parse(q) as { vector: number[]; k: number };
-        return { method: 'POST', path: '/v1/collections/bench/query', headers: json, body: JSON.stringify({ ...body, vector: body.vector.map(Math.fround) }) };
-      });
-      rows.set('vector-f32', await cannon(`vector query, 17-digit f32 values (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests: f32Requests, settle: true }));
     }
     if (wanted('produce')) {
       const requests: CannonRequest[] = [{ method: 'POST', path: '/v1/topics/bench/records', headers: json, body }];
@@ -902,18 +920,21 @@ function printTable(mixed: MixedOutcome | undefined): void {
     const x = (a[key] ?? 0) / (b[key] ?? 1);
     return `${x.toFixed(2)}× ${peer} (target ≥ ${target}×: ${x >= target ? 'met' : 'MISSED'})`;
   };
-  const roundsRatio = (r: { reqPerSec: number[]; cpu: number[] }): string => {
+  // A row alternated with the bare route: the median of its rounds' ratios; else one run's against the bare row.
+  const roundsOrRatio = (key: string, target: number): string => {
+    const r = roundRatios.get(key);
+    if (r === undefined) return ratio(rows.get(key), rows.get('bare'), 'reqPerSec', target, 'bare');
     const x = median(r.reqPerSec);
     const sorted = sortAscending([...r.reqPerSec]);
-    return `${x.toFixed(2)}× bare, median of ${r.reqPerSec.length} alternated rounds (${sorted[0]!.toFixed(2)}-${sorted.at(-1)!.toFixed(2)}; CPU ratio ${median(r.cpu).toFixed(2)}) (target ≥ 0.8×: ${x >= 0.8 ? 'met' : 'MISSED'})`;
+    return `${x.toFixed(2)}× bare, median of ${r.reqPerSec.length} alternated rounds (${sorted[0]!.toFixed(2)}-${sorted.at(-1)!.toFixed(2)}; CPU ratio ${median(r.cpu).toFixed(2)}) (target ≥ ${target}×: ${x >= target ? 'met' : 'MISSED'})`;
   };
   const bare = rows.get('bare');
   const bare4 = rows.get('bare4');
   const notes = new Map<string, string>([
-    ['kv-get', getRounds === undefined ? ratio(rows.get('kv-get'), bare, 'reqPerSec', 0.8, 'bare') : roundsRatio(getRounds)],
+    ['kv-get', roundsOrRatio('kv-get', 0.8)],
     ['kv-put', ratio(rows.get('kv-put'), bare, 'reqPerSec', 0.5, 'bare')],
-    ['vector', ratio(rows.get('vector'), bare, 'reqPerSec', 0.5, 'bare')],
-    ['vector-f32', ratio(rows.get('vector-f32'), bare, 'reqPerSec', 0.5, 'bare')],
+    ['vector', roundsOrRatio('vector', 0.5)],
+    ['vector-f32', roundsOrRatio('vector-f32', 0.5)],
     ['produce', ratio(rows.get('produce'), rows.get('redis'), 'recordsPerSec', 2, 'redis')],
     ['consume', bare4 && rows.get('consume') ? `${times(rows.get('consume')!.reqPerSec, bare4.reqPerSec)} bare (${PRODUCERS} conns)` : ''],
     ['bare-put', rows.get('kv-put') && rows.get('bare-put') ? `KV PUT is ${times(rows.get('kv-put')!.reqPerSec, rows.get('bare-put')!.reqPerSec)} this` : ''],

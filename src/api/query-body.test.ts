@@ -181,6 +181,21 @@ describe('queryBodyFromBytes', () => {
     }
   });
 
+  it('takes a field only by its exact name: a name one byte off, a prefix, a longer one or one cut off by the end of the body is left to the general path', () => {
+    const v = JSON.stringify(vector(4));
+    const names = ['vectoR', 'vecto', 'vectors', 'kk', 'K', 'e', 'efs', 'thresholds', 'include_metadat', 'include_values_', 'filteR', 'include_metadatas', ''];
+    for (const name of names) {
+      for (const text of [`{"vector":${v},"k":3,"${name}":1}`, `{"${name}":${v},"k":3}`, `{"vector":${v},"${name}":3}`]) {
+        const bytes = encoder.encode(text);
+        expect(fast(bytes), text).toEqual(general(bytes));
+      }
+    }
+    for (const text of [`{"vector":${v},"k`, `{"vector":${v},"k"`, `{"vector":${v},"vector`, `{"`, '{"k']) {
+      const bytes = encoder.encode(text);
+      expect(fast(bytes), text).toEqual(general(bytes));
+    }
+  });
+
   it('matches the general path on randomly damaged bodies', () => {
     const pieces = ['"', ':', ',', '{', '}', '[', ']', ' ', '\n', '0', '1', '-', '.', 'e', 'k', 'true', 'false', 'null', '\\', '"k":', '"ef":7', '"vector":', 'é'];
     const bases = [

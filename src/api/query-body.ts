@@ -36,15 +36,29 @@ const THRESHOLD = 8;
 const INCLUDE_METADATA = 16;
 const INCLUDE_VALUES = 32;
 const FILTER = 64;
-const FIELDS = new Map<string, number>([
-  ['vector', VECTOR],
-  ['k', K],
-  ['ef', EF],
-  ['threshold', THRESHOLD],
-  ['include_metadata', INCLUDE_METADATA],
-  ['include_values', INCLUDE_VALUES],
-  ['filter', FILTER],
-]);
+/** Each field's name as bytes, with its flag: the name is matched in the body's bytes, no string made. */
+const FIELDS: [Uint8Array, number][] = (
+  [
+    ['vector', VECTOR],
+    ['k', K],
+    ['ef', EF],
+    ['threshold', THRESHOLD],
+    ['include_metadata', INCLUDE_METADATA],
+    ['include_values', INCLUDE_VALUES],
+    ['filter', FILTER],
+  ] as const
+).map(([name, flag]) => [new TextEncoder().encode(name), flag]);
+
+/** The flag of the field named by bytes[start, end) (no quote in between), or 0 for any other name. */
+function fieldAt(bytes: Uint8Array, start: number, end: number): number {
+  for (const [name, flag] of FIELDS) {
+    if (name.length !== end - start) continue;
+    let j = 0;
+    while (j < name.length && bytes[start + j] === name[j]) j++;
+    if (j === name.length) return flag;
+  }
+  return 0;
+}
 
 const reader = new JsonF32ArrayReader(MAX_DIMS);
 // Fatal, as parseJson's: a filter that is not UTF-8 leaves the fast read, and parseJson refuses the body.
@@ -70,14 +84,12 @@ function plainQueryBody(bytes: Uint8Array): QueryBodyValue | undefined {
   for (;;) {
     if (bytes[i] !== QUOTE) return undefined;
     const nameStart = i + 1;
-    let name = '';
     for (i = nameStart; i < bytes.length && bytes[i] !== QUOTE; i++) {
       const c = bytes[i]!;
       if (c < 0x20 || c >= 0x7f || c === BACKSLASH || i - nameStart >= 16) return undefined;
-      name += String.fromCharCode(c);
     }
-    const field = FIELDS.get(name);
-    if (field === undefined) return undefined;
+    const field = i < bytes.length ? fieldAt(bytes, nameStart, i) : 0;
+    if (field === 0) return undefined;
     seen |= field;
     i = skipWhitespace(bytes, i + 1);
     if (bytes[i] !== COLON) return undefined;
@@ -176,12 +188,10 @@ function plainInteger(bytes: Uint8Array, start: number, end: number): number {
   return n;
 }
 
-const TRUE = [0x74, 0x72, 0x75, 0x65];
-const FALSE = [0x66, 0x61, 0x6c, 0x73, 0x65];
-
 function literalBoolean(bytes: Uint8Array, i: number): boolean | undefined {
-  if (TRUE.every((c, j) => bytes[i + j] === c)) return true;
-  if (FALSE.every((c, j) => bytes[i + j] === c)) return false;
+  // t r u e, f a l s e
+  if (bytes[i] === 0x74 && bytes[i + 1] === 0x72 && bytes[i + 2] === 0x75 && bytes[i + 3] === 0x65) return true;
+  if (bytes[i] === 0x66 && bytes[i + 1] === 0x61 && bytes[i + 2] === 0x6c && bytes[i + 3] === 0x73 && bytes[i + 4] === 0x65) return false;
   return undefined;
 }
 
