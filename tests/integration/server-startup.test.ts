@@ -140,6 +140,16 @@ describe('quartz serve', () => {
     expect((await register(s.url.replace('0.0.0.0', '127.0.0.1'))).status).toBe(404);
   });
 
+  it('knows loopback however it is spelt: the address it bound decides, not the host typed', async () => {
+    // Each said "listening beyond loopback … anyone who can reach it can register".
+    for (const host of ['::ffff:127.0.0.1', '127.1', 'LOCALHOST']) {
+      const s = await start(['--data', await tempDir('loopback'), '--host', host]);
+      expect(s.stdout(), host).not.toContain('beyond loopback');
+      expect((await fetch(`${s.url}/v1/health`)).status, host).toBe(200);
+      expect(await s.stop()).toBe(0);
+    }
+  });
+
   it('refuses a QUARTZ_ADMIN_KEY no request could present before it creates, locks or replays the data directory', async () => {
     const dir = await tempDir('badenvkey');
     const r = await runCli(['serve', '--port', '0', '--data', join(dir, 'data')], { QUARTZ_ADMIN_KEY: 'short' });

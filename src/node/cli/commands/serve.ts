@@ -71,7 +71,9 @@ export function serveCommand(program: Command, io: CliIo): void {
         `  data:      ${settings.dataDir}`,
         `  admin key: ${server.adminKey.where}${server.adminKey.created ? ' (generated now)' : ''}`,
       ];
-      if (!isLoopback(settings.host)) {
+      // The address bound, not the host as typed: '::ffff:127.0.0.1', '127.1' or a name that
+      // resolves to loopback were warned of as reachable from beyond.
+      if (!isLoopback(server.address)) {
         const who = settings.app.registration_enabled === false ? 'registration is off (keys already given and those the admin creates work)' : 'anyone who can reach it can register (QUARTZ_REGISTRATION=false turns that off)';
         lines.push(pc.yellow(`  listening beyond loopback on ${settings.host}: ${who}`));
       }
