@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import pc from 'picocolors';
+import { isFetchBlockedPort } from '../../server/blocked-ports.js';
 import type { RunningServer } from '../../server/server.js';
 import type { ServeFlags } from '../../server/settings.js';
 import { CliError } from '../client.js';
@@ -120,21 +121,45 @@ export function serveCommand(program: Command, io: CliIo): void {
         shutDown(server, stoppedWhileStarting, 130);
         return;
       }
-      // One write, so whoever reads the banner sees it whole.
-      const lines = [
-        `${pc.bold('QuartzDB')} listening on ${pc.cyan(server.url)}`,
-        `  API docs:  ${server.url}/docs`,
-        `  metrics:   ${server.url}/metrics`,
-        `  data:      ${settings.dataDir}`,
-        `  admin key: ${server.adminKey.where}${server.adminKey.created ? ' (generated now)' : ''}`,
-      ];
+      const warnings: string[] = [];
       // The address bound, not the host as typed: '::ffff:127.0.0.1', '127.1' or a name that
       // resolves to loopback were warned of as reachable from beyond.
       if (!isLoopback(server.address)) {
         const who = settings.app.registration_enabled === false ? 'registration is off (keys already given and those the admin creates work)' : 'anyone who can reach it can register (QUARTZ_REGISTRATION=false turns that off)';
-        lines.push(pc.yellow(`  listening beyond loopback on ${settings.host}: ${who}`));
+        warnings.push(`listening beyond loopback on ${settings.host}: ${who}`);
+      }
+      const port = Number(new URL(server.url).port);
+      if (isFetchBlockedPort(port)) {
+        // Started anyway: curl and other clients reach it, and the port may be a deliberate choice.
+        warnings.push(`port ${port} is one the fetch standard blocks: browsers and node's fetch (the quartz CLI, the /docs page, browser apps) refuse to connect to it, curl does not; pick another --port for them`);
       }
       // Only now: whoever waits for the banner may signal at once, and must meet the handlers.
-      io.stdout.write(lines.join('\n') + '\n');
+      io.stdout.write(banner(server, settings.dataDir, warnings, (io.stdout as { isTTY?: boolean }).isTTY === true));
+
     });
+}
+
+/**
+ * What the server prints once it takes requests, in one write so a reader sees it whole. At a
+ * terminal, lines for people; otherwise (a pipe, a file, a service manager's journal) JSON lines
+ * shaped as the log's own, which a log shipper reading stdout takes, where the plain text among
+ * them broke it: one `info` line with the addresses and one `warn` line per warning.
+ */
+function banner(server: RunningServer, dataDir: string, warnings: string[], terminal: boolean): string {
+  const keyWhere = `${server.adminKey.where}${server.adminKey.created ? ' (generated now)' : ''}`;
+  if (terminal) {
+    const lines = [
+      `${pc.bold('QuartzDB')} listening on ${pc.cyan(server.url)}`,
+      `  API docs:  ${server.url}/docs`,
+      `  metrics:   ${server.url}/metrics`,
+      `  data:      ${dataDir}`,
+      `  admin key: ${keyWhere}`,
+      ...warnings.map((w) => pc.yellow(`  ${w}`)),
+    ];
+    return lines.join('\n') + '\n';
+  }
+  const time = Date.now();
+  const line = (level: number, fields: Record<string, unknown>, msg: string): string => JSON.stringify({ level, time, service: 'quartz', ...fields, msg }) + '\n';
+  const fields = { url: server.url, docs: `${server.url}/docs`, metrics: `${server.url}/metrics`, data_dir: dataDir, admin_key: server.adminKey.where, admin_key_generated: server.adminKey.created };
+  return line(30, fields, `QuartzDB listening on ${server.url}`) + warnings.map((w) => line(40, {}, w)).join('');
 }
