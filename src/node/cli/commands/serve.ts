@@ -43,8 +43,8 @@ export function serveCommand(program: Command, io: CliIo): void {
       }
       flags.data ??= dataDir;
       // Handled from the start: a signal while the data directory opens (a service manager's stop, a
-      // Ctrl-C) killed the process outright, its LOCK and a half-replayed log left behind. Now the
-      // start finishes, the server closes as on any shutdown, and the process exits 130.
+      // Ctrl-C) killed the process outright, its LOCK left behind. Now the start finishes, the
+      // server closes as on any shutdown, and the process exits 130.
       let server: RunningServer | undefined;
       let stoppedWhileStarting: NodeJS.Signals | undefined;
       let signals = 0;
@@ -96,6 +96,11 @@ export function serveCommand(program: Command, io: CliIo): void {
         stopListening();
         throw err;
       });
+      if (stoppedWhileStarting !== undefined) {
+        // Nothing is open yet: nothing to close.
+        io.stderr.write(`quartz: stopped by ${stoppedWhileStarting} while starting, before the data directory was opened\n`);
+        process.exit(130);
+      }
       try {
         server = await startServer(settings, io.env);
       } catch (err) {
