@@ -394,6 +394,13 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         expect((await call('GET', '/v1/topics', { key: t.key })).json.topics.map((x: any) => x.name)).toEqual(['orders']);
         const described = await call('GET', '/v1/topics/orders', { key: t.key });
         expect(described.json.partition_info).toHaveLength(3);
+        // A description's settings, compression among them, create the same topic again.
+        const { created_at: _at, partition_info: _info, ...settings } = described.json;
+        const copy = await call('POST', '/v1/topics', { key: t.key, body: { ...settings, name: 'orders-copy', compression: 'none' } });
+        expect(copy.status).toBe(201);
+        expect(copy.json).toMatchObject({ ...settings, name: 'orders-copy', compression: 'none' });
+        expect((await call('GET', '/v1/topics/orders-copy', { key: t.key })).json.compression).toBe('none');
+        expect((await call('DELETE', '/v1/topics/orders-copy', { key: t.key })).status).toBe(204);
         expect((await call('DELETE', '/v1/topics/orders', { key: t.key })).status).toBe(204);
         const gone = await call('GET', '/v1/topics/orders', { key: t.key });
         expectError(gone, 404, 'not_found');
@@ -536,8 +543,8 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         };
         await refused('POST', '/v1/topics', { name: 'orders', partitons: 3 }, "body: unknown field 'partitons'; did you mean 'partitions'?");
         await refused('POST', '/v1/topics', { name: 'orders', retentionMs: 60_000 }, "body: unknown field 'retentionMs'; did you mean 'retention_ms'?");
-        // Topics created over HTTP are always lz4: a compression asked for is refused, not ignored.
-        await refused('POST', '/v1/topics', { name: 'orders', compression: 'none' }, "body: unknown field 'compression'; known: name, partitions, retention_ms, retention_bytes, segment_bytes, segment_ms");
+        await refused('POST', '/v1/topics', { name: 'orders', compresion: 'none' }, "body: unknown field 'compresion'; did you mean 'compression'?");
+        await refused('POST', '/v1/topics', { name: 'orders', compression: 'zstd' }, 'compression: Invalid option: expected one of "lz4"|"none"');
         expect((await call('GET', '/v1/topics', { key: t.key })).json.topics).toEqual([]);
         await refused('POST', '/v1/collections', { name: 'docs', dims: 3, metric: 'cosine', efConstruction: 400 }, "body: unknown field 'efConstruction'; did you mean 'ef_construction'?");
         await refused('POST', '/v1/collections', { name: 'docs', dims: 3, metric: 'cosine', M: 32 }, "body: unknown field 'M'; did you mean 'm'?");

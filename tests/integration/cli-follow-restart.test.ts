@@ -5,7 +5,11 @@
  * order; with --group, the committed offsets end where the output does.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { buildProgram } from '../../src/node/cli/program.js';
 import { freePort } from '../fixtures/free-port.js';
 import { BIN, ROOT, cleanEnv, runCli, startServerProcess, tempDir, waitFor, type ServerProcess } from './server-process.js';
 
@@ -152,4 +156,34 @@ describe('quartz consume --follow across a server restart', () => {
     waiting.proc.kill('SIGINT');
     expect(await exitWithin(waiting, 5_000)).toBe(0);
   }, 180_000);
+
+  it('waits out a 429 as its Retry-After asks rather than stop', async () => {
+    const data = await tempDir('follow-limited-data');
+    const config = join(data, '..', `follow-limited-${process.pid}.json`);
+    // 12 a minute: a token every 5 s, so the spent bucket is still empty when the consume asks.
+    await writeFile(config, JSON.stringify({ plans: { slow: { requests_per_minute: 12 } }, default_plan: 'slow' }));
+    const server = await startServerProcess(['--data', data, '--config', config]);
+    running.push(server);
+    const env = { XDG_CONFIG_HOME: await tempDir('follow-limited-home'), QUARTZ_URL: server.url };
+    const reg = await runCli(['register', '--email', 'limited@example.com', '-o', 'json'], env);
+    const apiKey = (JSON.parse(reg.stdout) as { api_key: string }).api_key;
+    const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
+    expect((await fetch(`${server.url}/v1/topics`, { method: 'POST', headers, body: JSON.stringify({ name: 'slow' }) })).status).toBe(201);
+    expect((await fetch(`${server.url}/v1/topics/slow/records`, { method: 'POST', headers, body: JSON.stringify({ records: [{ value: 'one' }] }) })).status).toBe(200);
+    let spent = 0;
+    while ((await fetch(`${server.url}/v1/usage`, { headers })).status !== 429) expect(++spent).toBeLessThan(20);
+
+    // In this process: a node start-up would give the bucket time to refill.
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = '';
+    let err = '';
+    stdout.on('data', (c: Buffer) => (out += c.toString()));
+    stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const io = { env: { ...env, QUARTZ_API_KEY: apiKey }, stdout, stderr, stdin: new PassThrough() };
+    // It stopped at the first 429: "quartz: rate limit exceeded … (429 rate_limited)".
+    await buildProgram(io).parseAsync(['node', 'quartz', 'consume', 'slow', '--from-beginning', '--follow', '--max', '1', '-o', 'json']);
+    expect(JSON.parse(out)).toMatchObject({ topic: 'slow', partition: 0, offset: 0, value: 'one' });
+    expect(err).toMatch(/^quartz: rate limit of 12 requests per minute exceeded .*\(429 rate_limited\); asking again when Retry-After says \([1-5] s\), for as long as it lasts\n/);
+  }, 120_000);
 });

@@ -213,6 +213,18 @@ describe('quartz CLI against hostile input', () => {
     expect([newline.code, newline.stderr]).toEqual([1, "quartz: key 'a\\nb' not found\n"]);
     const escape = await q(['kv', 'get', 'a\u001b[31mred\u0085']);
     expect([escape.code, escape.stderr]).toEqual([1, "quartz: key 'a\\u001b[31mred\\u0085' not found\n"]);
+    // A typed backslash and n printed as the line break above did: 'a\nb' for both keys.
+    const typed = await q(['kv', 'get', 'a\\nb']);
+    expect([typed.code, typed.stderr]).toEqual([1, "quartz: key 'a\\\\nb' not found\n"]);
+    // commander's own usage errors quote the argument as typed: the terminal cleared its screen.
+    const option = await q(['kv', 'get', '--\u001b[2Jx\nfake']);
+    expect(option.code).toBe(1);
+    expect(option.stderr.split('\n')[0]).toBe("error: unknown option '--\\u001b[2Jx\\nfake'");
+    expect(option.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    const command = await q(['kv', 'gte\u009b2J']);
+    expect(command.stderr.split('\n')[0]).toBe("error: unknown command 'gte\\u009b2J'");
+    // commander's suggestion keeps its own line.
+    expect((await q(['kv', 'gte'])).stderr.split('\n').slice(0, 2)).toEqual(["error: unknown command 'gte'", '(Did you mean get?)']);
     const dir = await tempDir('cli-hostile-lines');
     const doc = join(dir, 'doc.json');
     await writeFile(doc, '[{"id":"a","values":[1,2,3]},\n oops]\n');

@@ -88,4 +88,20 @@ describe('quartz vec upsert batches', () => {
     expect((await inProcess(['vec', 'upsert', 'e', '--file', '-', '--batch', '10001'], env, '[]')).error).toBe('quartz: --batch must be at most 10000 (the vectors one upsert request may hold), got 10001');
     expect(await upserts(server.url, 200)).toBe(0);
   }, 120_000);
+
+  it('names the line of the file, not the vector\'s place in its batch, when the server refuses a vector', async () => {
+    const { server, apiKey, close } = await startServerWithTenant('cli-vec-line');
+    onTestFinished(close);
+    const env = { QUARTZ_URL: server.url, QUARTZ_API_KEY: apiKey };
+    expect((await inProcess(['collection', 'create', 'c', '--dims', '2'], env, '')).error).toBeUndefined();
+    // Line 6 is the second vector of the second batch of two: the server named it 'vectors[1]'.
+    const jsonl = ['{"id":"a","values":[1,2]}', '{"id":"b","values":[1,3]}', '', '{"id":"c","values":[1,4]}', '', '{"id":"d","values":[1,5],"meta":{"k":1}}', '{"id":"e","values":[1,6]}'].join('\n') + '\n';
+    const r = await inProcess(['vec', 'upsert', 'c', '--file', '-', '--batch', '2'], env, jsonl);
+    expect(r.error).toBe("quartz: line 6 of stdin: unknown field 'meta'; known: id, values, metadata (400 invalid_argument); 2 vectors were upserted before it");
+    expect(await countOf(server.url, apiKey, 'c')).toBe(2);
+    // A JSON document's vectors are named by their place in it, counted from 0.
+    const doc = JSON.stringify([{ id: 'f', values: [1, 7] }, { id: 'g', values: [1, 8] }, { id: 'h', values: 'x' }]);
+    const whole = await inProcess(['vec', 'upsert', 'c', '--file', '-', '--batch', '2'], env, doc);
+    expect(whole.error).toMatch(/^quartz: vector 2 of stdin: values: expected array, received string \(400 invalid_argument\); 2 vectors were upserted before it$/);
+  }, 120_000);
 });

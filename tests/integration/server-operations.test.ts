@@ -196,7 +196,7 @@ describe('quartz serve, operated', () => {
     proc.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
     const exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
     try {
-      await readiness(proc, /admin key: .*\n/, () => ({ stdout: out, stderr: err }), STARTUP_BOUND_MS);
+      await readiness(proc, /listening on .*\n/, () => ({ stdout: out, stderr: err }), STARTUP_BOUND_MS);
       expect((await stat(join(data, 'admin.key'))).mode & 0o777).toBe(0o600);
     } finally {
       proc.kill('SIGTERM');

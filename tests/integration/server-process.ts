@@ -94,7 +94,8 @@ export async function startServerProcess(args: string[], env: Record<string, str
   proc.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
   proc.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  const [, url] = await readiness(proc, /listening on (http:\/\/\S+)[^]*admin key: .*\n/, () => ({ stdout: out, stderr: err }), STARTUP_BOUND_MS);
+  // Not a terminal: the banner is one JSON line (with its warnings after it, in the same write).
+  const [, url] = await readiness(proc, /"msg":"QuartzDB listening on (http:\/\/[^"]+)"\}\n/, () => ({ stdout: out, stderr: err }), STARTUP_BOUND_MS);
   return {
     proc,
     url: url!,
@@ -106,6 +107,16 @@ export async function startServerProcess(args: string[], env: Record<string, str
       return exited;
     },
   };
+}
+
+/** Every JSON line a server process wrote to stdout so far (the banner and the log), parsed. */
+export function logLines(stdout: string): Array<Record<string, unknown>> {
+  return stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The banner's line (`QuartzDB listening on …`), as written to stdout that is not a terminal. */
+export function bannerOf(stdout: string): Record<string, unknown> | undefined {
+  return logLines(stdout).find((l) => typeof l.msg === 'string' && l.msg.startsWith('QuartzDB listening on '));
 }
 
 export interface RunResult {

@@ -4,9 +4,12 @@
  * nothing; SIGKILL in the middle of a produce load from several clients loses no acknowledged
  * record and duplicates none, across a restart on the same data directory.
  */
+import { spawn } from 'node:child_process';
+import { existsSync, watch } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { describe, expect, it } from 'vitest';
-import { metric, serversKilledAfterEach, tempDir, waitFor } from './server-process.js';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { BIN, ROOT, cleanEnv, metric, serversKilledAfterEach, tempDir, waitFor } from './server-process.js';
 
 const start = serversKilledAfterEach();
 
@@ -17,6 +20,38 @@ async function tenant(url: string): Promise<Record<string, string>> {
 }
 
 describe('quartz serve shutdown', () => {
+  it('stopped by SIGTERM or SIGINT while its data directory opens, finishes the start, closes it and exits 130, its LOCK released', async () => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const data = await tempDir('stop-starting');
+      // The signal goes the moment the LOCK is taken: the engine is opening, no handler of the
+      // running server exists yet, and the process used to die of the signal, leaving the LOCK.
+      const watcher = watch(data);
+      onTestFinished(() => watcher.close());
+      const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data', data], { env: cleanEnv(), cwd: ROOT });
+      onTestFinished(() => void proc.kill('SIGKILL'));
+      let out = '';
+      let err = '';
+      proc.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+      proc.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+      watcher.on('change', (_event, file) => {
+        if (file === 'LOCK') proc.kill(signal);
+      });
+      const exited = await new Promise<number | string>((resolve) => proc.once('close', (code, sig) => resolve(code ?? sig ?? -1)));
+      watcher.close();
+      if (out.includes('listening on')) {
+        // The signal came after the start on a slow machine: the usual graceful shutdown.
+        expect(exited, err).toBe(0);
+      } else {
+        expect([exited, err], out).toEqual([130, `quartz: ${signal} while starting; stopping once the data directory is open (a second ${signal} exits at once)\nquartz: stopped by ${signal} while starting; the data directory is closed\n`]);
+      }
+      expect(existsSync(join(data, 'LOCK'))).toBe(false);
+      // The directory opens as usual afterwards.
+      const again = await start(['--data', data]);
+      expect((await fetch(`${again.url}/v1/health`)).status).toBe(200);
+      expect(await again.stop()).toBe(0);
+    }
+  });
+
   it('answers pending long-polls on SIGTERM and exits 0 quickly', async () => {
     const s = await start(['--data', await tempDir('sigterm')]);
     const headers = await tenant(s.url);

@@ -7,7 +7,7 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { BIN, cleanEnv, ROOT, runCli, serversKilledAfterEach, tempDir, waitFor } from './server-process.js';
+import { bannerOf, BIN, cleanEnv, logLines, ROOT, runCli, serversKilledAfterEach, tempDir, waitFor } from './server-process.js';
 
 const start = serversKilledAfterEach();
 
@@ -30,9 +30,10 @@ describe('quartz serve', () => {
     const data = await tempDir('serve');
     const s = await start(['--data', data]);
     expect(s.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    expect(s.stdout()).toContain(`API docs:  ${s.url}/docs`);
     const keyFile = join(data, 'admin.key');
-    expect(s.stdout()).toContain(`admin key: ${keyFile} (generated now)`);
+    // stdout is a pipe here: the banner is a JSON line as the log's are, so every line parses.
+    expect(bannerOf(s.stdout())).toMatchObject({ level: 30, service: 'quartz', url: s.url, docs: `${s.url}/docs`, metrics: `${s.url}/metrics`, data_dir: data, admin_key: keyFile, admin_key_generated: true });
+    expect(logLines(s.stdout()).length).toBeGreaterThan(0);
     expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
 
     const health = await (await fetch(`${s.url}/v1/health`)).json();
@@ -54,7 +55,7 @@ describe('quartz serve', () => {
     expect(exp.status).toBe(200);
     expect(await s.stop()).toBe(0);
     const again = await start(['--data', data]);
-    expect(again.stdout()).toContain(`admin key: ${keyFile}\n`);
+    expect(bannerOf(again.stdout())).toMatchObject({ admin_key: keyFile, admin_key_generated: false });
   });
 
   it('exports request and engine metrics in Prometheus text', async () => {
@@ -94,7 +95,7 @@ describe('quartz serve', () => {
     );
     // File only: data dir, CORS, log level. Env beats file: registration. Flag beats env: plan.
     const s = await start(['--config', config, '--default-plan', 'pro'], { QUARTZ_DEFAULT_PLAN: 'free', QUARTZ_REGISTRATION: 'true' });
-    expect(s.stdout()).toContain(`data:      ${join(dir, 'from-file')}`);
+    expect(bannerOf(s.stdout())?.data_dir).toBe(join(dir, 'from-file'));
     const reg = await register(s.url);
     expect(reg.status).toBe(201);
     const { api_key } = (await reg.json()) as { api_key: string };
@@ -111,7 +112,7 @@ describe('quartz serve', () => {
 
     // The file's registration_enabled applies when nothing overrides it; defaults fill the rest.
     const t = await start(['--config', config, '--data-dir', join(dir, 'flag-data')]); // --data's other name
-    expect(t.stdout()).toContain(`data:      ${join(dir, 'flag-data')}`);
+    expect(bannerOf(t.stdout())?.data_dir).toBe(join(dir, 'flag-data'));
     expect((await register(t.url)).status).toBe(404); // registration off, from the file
   });
 
@@ -125,7 +126,7 @@ describe('quartz serve', () => {
     const data = await tempDir('envkey');
     const key = `admin-${crypto.randomUUID()}`;
     const s = await start(['--data', data], { QUARTZ_ADMIN_KEY: key });
-    expect(s.stdout()).toContain('admin key: the QUARTZ_ADMIN_KEY environment variable');
+    expect(bannerOf(s.stdout())?.admin_key).toBe('the QUARTZ_ADMIN_KEY environment variable');
     await expect(stat(join(data, 'admin.key'))).rejects.toThrow(/ENOENT/);
     expect((await fetch(`${s.url}/v1/admin/usage/export`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
     expect((await fetch(`${s.url}/v1/admin/usage/export`, { headers: { authorization: 'Bearer wrong-key-0000000000' } })).status).toBe(401);
@@ -135,9 +136,57 @@ describe('quartz serve', () => {
     // Registration off here: the server listens on every address for the few seconds it runs.
     const s = await start(['--data', await tempDir('beyond'), '--host', '0.0.0.0'], { QUARTZ_REGISTRATION: 'false' });
     // It said "anyone who can reach it can register unless registration is off" with registration off.
-    expect(s.stdout()).toContain('listening beyond loopback on 0.0.0.0: registration is off (keys already given and those the admin creates work)\n');
+    expect(logLines(s.stdout()).filter((l) => l.level === 40).map((l) => l.msg)).toEqual(['listening beyond loopback on 0.0.0.0: registration is off (keys already given and those the admin creates work)']);
     expect(s.stdout()).not.toContain('can register');
     expect((await register(s.url.replace('0.0.0.0', '127.0.0.1'))).status).toBe(404);
+  });
+
+  it('knows loopback however it is spelt: the address it bound decides, not the host typed', async () => {
+    // Each said "listening beyond loopback … anyone who can reach it can register".
+    for (const host of ['::ffff:127.0.0.1', '127.1', 'LOCALHOST']) {
+      const s = await start(['--data', await tempDir('loopback'), '--host', host]);
+      expect(s.stdout(), host).not.toContain('beyond loopback');
+      expect((await fetch(`${s.url}/v1/health`)).status, host).toBe(200);
+      expect(await s.stop()).toBe(0);
+    }
+  });
+
+  it('warns of a port the fetch standard blocks, as a JSON line to a pipe and as text at a terminal', async () => {
+    // Any of these may be taken on the machine: the first that starts is enough.
+    const ports = [6665, 6666, 6667, 6668, 6669, 6679, 10080];
+    const warning = (port: number): string => `port ${port} is one the fetch standard blocks: browsers and node's fetch (the quartz CLI, the /docs page, browser apps) refuse to connect to it, curl does not; pick another --port for them`;
+    let piped: Awaited<ReturnType<typeof start>> | undefined;
+    let port = 0;
+    for (const p of ports) {
+      piped = await start(['--data', await tempDir('blocked'), '--port', String(p)]).catch(() => undefined);
+      if (piped !== undefined) {
+        port = p;
+        break;
+      }
+    }
+    expect(piped, 'no blocked port was free').toBeDefined();
+    // It started without a word: the CLI then failed against it, and browsers too.
+    expect(logLines(piped!.stdout()).filter((l) => l.level === 40).map((l) => l.msg)).toEqual([warning(port)]);
+    expect(await piped!.stop()).toBe(0);
+
+    // At a terminal (util-linux `script` gives it one), the banner is for people.
+    const data = await tempDir('blocked-tty');
+    const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} serve --port ${port} --data ${JSON.stringify(data)} & echo "pid $!"; wait`;
+    const terminal = spawn('script', ['-qfec', command, '/dev/null'], { env: cleanEnv(), cwd: ROOT });
+    let out = '';
+    terminal.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    try {
+      await waitFor(() => (/admin key: [^\n]*\n/.test(out) ? true : undefined), 45_000, 'the banner at a terminal').catch((err: Error) => {
+        throw new Error(`${err.message}; the terminal showed: ${JSON.stringify(out)}`);
+      });
+      const text = out.replaceAll('\r\n', '\n');
+      expect(text).toContain(`QuartzDB listening on http://127.0.0.1:${port}\n  API docs:  http://127.0.0.1:${port}/docs\n`);
+      expect(text).toContain(`  admin key: ${join(data, 'admin.key')} (generated now)\n  ${warning(port)}\n`);
+    } finally {
+      const pid = /pid (\d+)/.exec(out)?.[1];
+      if (pid !== undefined) process.kill(Number(pid), 'SIGTERM');
+      terminal.kill('SIGKILL');
+    }
   });
 
   it('refuses a QUARTZ_ADMIN_KEY no request could present before it creates, locks or replays the data directory', async () => {
@@ -213,7 +262,7 @@ describe('quartz serve', () => {
     const dir = await tempDir('flags');
     // The same directory spelled two ways is one directory: it starts.
     const spelled = await start(['--data', join(dir, 'h'), '--data-dir', `${join(dir, 'h')}/`]);
-    expect(spelled.stdout()).toContain(`data:      ${join(dir, 'h')}`);
+    expect(bannerOf(spelled.stdout())?.data_dir).toBe(join(dir, 'h'));
     await spelled.stop('SIGTERM');
 
     const twoDirs = await runCli(['serve', '--port', '0', '--data', join(dir, 'f'), '--data-dir', join(dir, 'g')], {});
@@ -241,7 +290,7 @@ describe('quartz serve', () => {
     proc.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
     const code = await Promise.race([
       new Promise<number | null>((resolve) => proc.once('close', (c) => resolve(c))),
-      waitFor(() => (out.includes('admin key:') ? 'started' : undefined), 20_000, 'the banner or an exit'),
+      waitFor(() => (out.includes('listening on') ? 'started' : undefined), 20_000, 'the banner or an exit'),
     ]);
     proc.kill('SIGKILL');
     if (code === 'started') return;

@@ -17,6 +17,8 @@ export const CreateTopicBody = strictBody({
   retention_bytes: z.number().int().min(-1).optional(),
   segment_bytes: z.number().int().min(1024).max(2 ** 30).optional(),
   segment_ms: z.number().int().min(1).optional(),
+  // Taken as the engine takes it, so a topic's description (which shows it) can be created again.
+  compression: z.enum(['lz4', 'none']).optional().openapi({ description: "How sealed segments are compressed: 'lz4' (default) or 'none'" }),
 })
   // The docs page sends this when "Try it out" is run as it comes: without it, a sample built
   // from the minimums (1 KiB segments rolled every 1 ms).
@@ -30,7 +32,7 @@ export const TopicConfig = z
     retention_bytes: z.number().int(),
     segment_bytes: z.number().int(),
     segment_ms: z.number().int(),
-    compression: z.enum(['lz4', 'none']).openapi({ description: "How sealed segments are compressed; topics created over HTTP use 'lz4'" }),
+    compression: z.enum(['lz4', 'none']).openapi({ description: 'How sealed segments are compressed' }),
     created_at: z.number().int(),
   })
   .openapi('Topic');

@@ -21,6 +21,35 @@ export class CliError extends Error {
  */
 export class ServerUnavailable extends CliError {}
 
+/**
+ * A 429: the tenant's rate limit is spent. `retryAfterMs` is what the answer's `Retry-After` asks
+ * (seconds or an HTTP date; 1 s when absent or unreadable), so a command that waits anyway
+ * (`consume --follow`) waits that long and asks again.
+ */
+export class RateLimited extends CliError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The wait a `Retry-After` header asks for, in ms: delay-seconds or an HTTP date (RFC 9110
+ * §10.2.3); `fallbackMs` when absent or neither.
+ *
+ * @example
+ * retryAfterMs('3', 1000); // 3000
+ */
+export function retryAfterMs(header: string | null, fallbackMs: number, now = Date.now()): number {
+  if (header === null) return fallbackMs;
+  const text = header.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? fallbackMs : Math.max(0, at - now);
+}
+
 /** Statuses that say the server is not there for now (a proxy's 502/504, a 503), not that the request is wrong. */
 const UNAVAILABLE_STATUSES = new Set([502, 503, 504]);
 
@@ -340,6 +369,7 @@ async function errorFrom(res: Response): Promise<CliError> {
     if (err instanceof CliError) throw err;
   }
   const error = errorOf(res, text);
+  if (res.status === 429) return new RateLimited(error.message, retryAfterMs(res.headers.get('retry-after'), 1000));
   return UNAVAILABLE_STATUSES.has(res.status) ? new ServerUnavailable(error.message) : error;
 }
 

@@ -64,13 +64,16 @@ export function counted(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-/** Line breaks and the other control characters but tab (C0, DEL and C1). */
-const UNPRINTABLE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
+/**
+ * Line breaks and the other control characters but tab (C0, DEL and C1), and the backslash: once
+ * `\n` stands for a line break, a typed backslash and `n` must read otherwise (`\\n`), as in JSON.
+ */
+const UNPRINTABLE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\\]/g;
 /** In a table cell (and a confirmation quoting a key) a tab too: it would push the text past the column it is measured for. */
-const TABLE_UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f]/g;
+const TABLE_UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\\]/g;
 
 const escaped = (ch: string): string =>
-  ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : ch === '\t' ? '\\t' : `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  ch === '\\' ? '\\\\' : ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : ch === '\t' ? '\\t' : `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`;
 
 const printable = (text: string, unprintable: RegExp): string => text.replace(unprintable, escaped);
 
@@ -81,6 +84,7 @@ const printable = (text: string, unprintable: RegExp): string => text.replace(un
  *
  * @example
  * errorLine("key 'a\nb' not found"); // "key 'a\\nb' not found"
+ * errorLine("key 'a\\nb' not found"); // "key 'a\\\\nb' not found"
  */
 export function errorLine(message: string): string {
   return printable(message, UNPRINTABLE);

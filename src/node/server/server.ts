@@ -35,6 +35,8 @@ export const SHUTDOWN_BOUND_MS = 10_000;
 
 export interface RunningServer {
   url: string;
+  /** The address the listener bound, numeric (`127.0.0.1`, `::ffff:127.0.0.1`), whatever `host` named it. */
+  address: string;
   engine: Engine;
   adminKey: AdminKey;
   logger: LoggerPort;
@@ -262,5 +264,5 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       return inTime || running === 0;
     })());
 
-  return { url, engine, adminKey, logger, close };
+  return { url, address: address.address, engine, adminKey, logger, close };
 }

@@ -155,7 +155,8 @@ describe('resolveServeSettings', () => {
 
 describe('isLoopback', () => {
   it('tells loopback addresses from the rest', () => {
-    for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1']) expect(isLoopback(h)).toBe(true);
-    for (const h of ['0.0.0.0', '::', '192.168.1.2', 'example.com']) expect(isLoopback(h)).toBe(false);
+    for (const h of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::FFFF:127.9.8.7', '::ffff:7f00:1']) expect(isLoopback(h), h).toBe(true);
+    // Addresses, never names: the server asks it of the address it bound.
+    for (const h of ['0.0.0.0', '::', '192.168.1.2', '::ffff:192.168.1.2', '::ffff:0.0.0.0', '::2', 'localhost', 'example.com', '127.0.0.1.example.com']) expect(isLoopback(h), h).toBe(false);
   });
 });

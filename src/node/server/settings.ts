@@ -4,6 +4,7 @@
  * documented in docs/configuration.md; a bad file or value is reported in one line naming it.
  */
 import { readFile } from 'node:fs/promises';
+import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { DEFAULT_PLANS, originProblem, serverConfigSchema } from '../../api/config.js';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
@@ -252,7 +253,21 @@ function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v === '' ? undefined : v;
 }
 
-/** True for addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+/**
+ * True when a listening socket's address (numeric, as `server.address()` gives it) is one only
+ * this machine can reach: 127.0.0.0/8, ::1, or 127.0.0.0/8 mapped into IPv6 (`::ffff:127.0.0.1`).
+ * Asked of the address bound, not of the `--host` typed, every spelling of it agrees: `127.1`,
+ * `LOCALHOST`, `0:0:0:0:0:0:0:1`, or a host name that resolves to loopback.
+ *
+ * @example
+ * isLoopback('::ffff:127.0.0.1'); // true
+ * isLoopback('0.0.0.0'); // false
+ */
+export function isLoopback(address: string): boolean {
+  const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
+  if (isIPv4(bare)) return bare.startsWith('127.');
+  if (!isIPv6(bare)) return false;
+  // The URL parser writes an IPv6 address one way: `::ffff:127.0.0.1` becomes `::ffff:7f00:1`.
+  const canonical = new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+  return canonical === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(canonical);
 }

@@ -431,12 +431,15 @@ function upsertBatches(client: ApiClient, path: string, batchSize: number, upser
   let budget = MAX_UPSERT_BODY_BYTES;
   const post = async (items: typeof batch): Promise<void> => {
     const body = `{"vectors":[${items.map((v) => v.json).join(',')}]}`;
-    const res = await client.request(path, { method: 'POST', body, contentType: 'application/json', accept: [413] });
-    if (res.status !== 413) {
+    const res = await client.request(path, { method: 'POST', body, contentType: 'application/json', accept: [400, 413] });
+    if (res.ok) {
       upserted((await client.answer<{ upserted: number }>(res)).upserted);
       return;
     }
     const refused = errorOf(res, new TextDecoder().decode(await client.body(res).catch(() => new Uint8Array(0))));
+    // The server names a vector by its place in this request (`vectors[3].values`), which the user
+    // cannot find in the file: name its line instead. A refused upsert stores nothing.
+    if (res.status === 400) throw new CliError(refused.message.replace(/\bvectors\[(\d+)\](\.)?/g, (all, i: string, dot?: string) => (items[Number(i)] === undefined ? all : `${items[Number(i)]!.where}${dot === undefined ? '' : ': '}`)));
     if (items.length === 1) throw new CliError(refused.message.replace(/^quartz: /, `quartz: ${items[0]!.where}: `));
     budget = Math.min(budget, Math.max(UPSERT_ENVELOPE + items[0]!.bytes, Math.floor(Buffer.byteLength(body) / 2)));
     const half = Math.ceil(items.length / 2);

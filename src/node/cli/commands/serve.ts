@@ -4,6 +4,8 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import pc from 'picocolors';
+import { isFetchBlockedPort } from '../../server/blocked-ports.js';
+import type { RunningServer } from '../../server/server.js';
 import type { ServeFlags } from '../../server/settings.js';
 import { CliError } from '../client.js';
 import type { CliIo } from '../context.js';
@@ -40,14 +42,70 @@ export function serveCommand(program: Command, io: CliIo): void {
         throw new CliError('quartz: --data and --data-dir name different directories; give one');
       }
       flags.data ??= dataDir;
+      // Handled from the start: a signal while the data directory opens (a service manager's stop, a
+      // Ctrl-C) killed the process outright, its LOCK left behind. Now the start finishes, the
+      // server closes as on any shutdown, and the process exits 130.
+      let server: RunningServer | undefined;
+      let stoppedWhileStarting: NodeJS.Signals | undefined;
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        signals++;
+        if (signals > 1) {
+          io.stderr.write(`quartz: second ${signal}, exiting now\n`);
+          process.exit(1);
+        }
+        if (server === undefined) {
+          stoppedWhileStarting = signal;
+          io.stderr.write(`quartz: ${signal} while starting; stopping once the data directory is open (a second ${signal} exits at once)\n`);
+          return;
+        }
+        shutDown(server, signal);
+      };
+      const shutDown = (running: RunningServer, signal: NodeJS.Signals, exitCode = 0): void => {
+        // If closing the engine itself hangs, leave anyway: the data is fsync'd at each acknowledgement.
+        setTimeout(() => {
+          io.stderr.write('quartz: shutdown did not finish in time, exiting\n');
+          process.exit(1);
+        }, SHUTDOWN_BOUND_MS + 5_000).unref();
+        void running.close(signal).then(
+          (inTime) => {
+            if (exitCode !== 0) io.stderr.write(`quartz: stopped by ${signal} while starting; the data directory is closed\n`);
+            process.exit(inTime ? exitCode : 1);
+          },
+          (err: unknown) => {
+            io.stderr.write(`quartz: shutdown failed: ${(err as Error).message}\n`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      // A closed terminal sends SIGHUP, whose default (node resets nohup's ignore) ends the process
+      // at once, cutting long-polls and leaving the LOCK. There is nothing to reload: settings are
+      // read at start.
+      process.on('SIGHUP', onSignal);
+      const stopListening = (): void => {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        process.off('SIGHUP', onSignal);
+      };
       // Loaded here so client commands never load the engine and the WASM core.
       const { isLoopback, resolveServeSettings } = await import('../../server/settings.js');
       const { SHUTDOWN_BOUND_MS, startServer } = await import('../../server/server.js');
-      const settings = await resolveServeSettings(flags, io.env);
-      let server;
+      const settings = await resolveServeSettings(flags, io.env).catch((err: unknown) => {
+        stopListening();
+        throw err;
+      });
+      if (stoppedWhileStarting !== undefined) {
+        // Nothing is open yet: nothing to close.
+        io.stderr.write(`quartz: stopped by ${stoppedWhileStarting} while starting, before the data directory was opened\n`);
+        process.exit(130);
+      }
       try {
         server = await startServer(settings, io.env);
       } catch (err) {
+        // The start's own error is the one line: the process ends with it, whatever signal came.
+        stopListening();
         const { code, syscall, path } = err as NodeJS.ErrnoException;
         if (syscall === 'listen' || syscall === 'getaddrinfo') {
           if (code === 'EADDRINUSE') throw new CliError(`quartz: ${settings.host}:${settings.port} is already in use; pick another --port`);
@@ -63,46 +121,50 @@ export function serveCommand(program: Command, io: CliIo): void {
         }
         throw err;
       }
-      // One write, so whoever reads the banner sees it whole.
-      const lines = [
-        `${pc.bold('QuartzDB')} listening on ${pc.cyan(server.url)}`,
-        `  API docs:  ${server.url}/docs`,
-        `  metrics:   ${server.url}/metrics`,
-        `  data:      ${settings.dataDir}`,
-        `  admin key: ${server.adminKey.where}${server.adminKey.created ? ' (generated now)' : ''}`,
-      ];
-      if (!isLoopback(settings.host)) {
-        const who = settings.app.registration_enabled === false ? 'registration is off (keys already given and those the admin creates work)' : 'anyone who can reach it can register (QUARTZ_REGISTRATION=false turns that off)';
-        lines.push(pc.yellow(`  listening beyond loopback on ${settings.host}: ${who}`));
+      if (stoppedWhileStarting !== undefined) {
+        // No banner: whoever waits for it must not take a server that is leaving for a ready one.
+        shutDown(server, stoppedWhileStarting, 130);
+        return;
       }
-
-      let signals = 0;
-      const onSignal = (signal: NodeJS.Signals): void => {
-        signals++;
-        if (signals > 1) {
-          io.stderr.write(`quartz: second ${signal}, exiting now\n`);
-          process.exit(1);
-        }
-        // If closing the engine itself hangs, leave anyway: the data is fsync'd at each acknowledgement.
-        setTimeout(() => {
-          io.stderr.write('quartz: shutdown did not finish in time, exiting\n');
-          process.exit(1);
-        }, SHUTDOWN_BOUND_MS + 5_000).unref();
-        void server.close(signal).then(
-          (inTime) => process.exit(inTime ? 0 : 1),
-          (err: unknown) => {
-            io.stderr.write(`quartz: shutdown failed: ${(err as Error).message}\n`);
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
-      // A closed terminal sends SIGHUP, whose default (node resets nohup's ignore) ends the process
-      // at once, cutting long-polls and leaving the LOCK. There is nothing to reload: settings are
-      // read at start.
-      process.on('SIGHUP', onSignal);
+      const warnings: string[] = [];
+      // The address bound, not the host as typed: '::ffff:127.0.0.1', '127.1' or a name that
+      // resolves to loopback were warned of as reachable from beyond.
+      if (!isLoopback(server.address)) {
+        const who = settings.app.registration_enabled === false ? 'registration is off (keys already given and those the admin creates work)' : 'anyone who can reach it can register (QUARTZ_REGISTRATION=false turns that off)';
+        warnings.push(`listening beyond loopback on ${settings.host}: ${who}`);
+      }
+      const port = Number(new URL(server.url).port);
+      if (isFetchBlockedPort(port)) {
+        // Started anyway: curl and other clients reach it, and the port may be a deliberate choice.
+        warnings.push(`port ${port} is one the fetch standard blocks: browsers and node's fetch (the quartz CLI, the /docs page, browser apps) refuse to connect to it, curl does not; pick another --port for them`);
+      }
       // Only now: whoever waits for the banner may signal at once, and must meet the handlers.
-      io.stdout.write(lines.join('\n') + '\n');
+      io.stdout.write(banner(server, settings.dataDir, warnings, (io.stdout as { isTTY?: boolean }).isTTY === true));
+
     });
+}
+
+/**
+ * What the server prints once it takes requests, in one write so a reader sees it whole. At a
+ * terminal, lines for people; otherwise (a pipe, a file, a service manager's journal) JSON lines
+ * shaped as the log's own, which a log shipper reading stdout takes, where the plain text among
+ * them broke it: one `info` line with the addresses and one `warn` line per warning.
+ */
+function banner(server: RunningServer, dataDir: string, warnings: string[], terminal: boolean): string {
+  const keyWhere = `${server.adminKey.where}${server.adminKey.created ? ' (generated now)' : ''}`;
+  if (terminal) {
+    const lines = [
+      `${pc.bold('QuartzDB')} listening on ${pc.cyan(server.url)}`,
+      `  API docs:  ${server.url}/docs`,
+      `  metrics:   ${server.url}/metrics`,
+      `  data:      ${dataDir}`,
+      `  admin key: ${keyWhere}`,
+      ...warnings.map((w) => pc.yellow(`  ${w}`)),
+    ];
+    return lines.join('\n') + '\n';
+  }
+  const time = Date.now();
+  const line = (level: number, fields: Record<string, unknown>, msg: string): string => JSON.stringify({ level, time, service: 'quartz', ...fields, msg }) + '\n';
+  const fields = { url: server.url, docs: `${server.url}/docs`, metrics: `${server.url}/metrics`, data_dir: dataDir, admin_key: server.adminKey.where, admin_key_generated: server.adminKey.created };
+  return line(30, fields, `QuartzDB listening on ${server.url}`) + warnings.map((w) => line(40, {}, w)).join('');
 }

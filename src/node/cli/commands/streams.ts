@@ -5,7 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
-import { CliError, errorOf, namedPath, ServerUnavailable, type ApiClient } from '../client.js';
+import { CliError, errorOf, namedPath, RateLimited, ServerUnavailable, type ApiClient } from '../client.js';
 import { ctxFor, intFlag, listFlags, type CliIo, type Ctx } from '../context.js';
 import { StopOnSignal } from '../io.js';
 import { counted } from '../output.js';
@@ -350,13 +350,27 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   const only = intFlag(flags.partition, '--partition');
   const startAt = intFlag(flags.offset, '--offset');
   if (flags.group !== undefined) groupPath(flags.group); // a group no URL can name is refused before any request
-  const described = await client.json<Described>(topicPath(topic));
+  const limits = rateLimitWaits(ctx.io.stderr);
+  // Before the loops too: a --follow started while the tenant's limit is spent waits, not fails.
+  const patiently = async <T>(request: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      try {
+        const answer = await request();
+        limits.answered();
+        return answer;
+      } catch (err) {
+        if (flags.follow !== true || !(err instanceof RateLimited)) throw err;
+        await limits.wait(err);
+      }
+    }
+  };
+  const described = await patiently(() => client.json<Described>(topicPath(topic)));
   const partitions = only === undefined ? described.partition_info : described.partition_info.filter((p) => p.partition === only);
   if (partitions.length === 0) throw new CliError(`quartz: topic '${topic}' has no partition ${only} (it has ${described.partitions})`);
 
   let committed = new Map<number, number | null>();
   if (flags.group !== undefined) {
-    const res = await client.json<{ offsets: { topic: string; partition: number; offset: number | null }[] }>(`${groupPath(flags.group)}/offsets`, { query: { topic } });
+    const res = await patiently(() => client.json<{ offsets: { topic: string; partition: number; offset: number | null }[] }>(`${groupPath(flags.group!)}/offsets`, { query: { topic } }));
     committed = new Map(res.offsets.filter((o) => o.topic === topic).map((o) => [o.partition, o.offset]));
   }
   /** Where a partition's loop starts; `reset` when the group's offset fell behind retention. */
@@ -407,7 +421,7 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   const commit = flags.group === undefined ? undefined : groupCommitter(client, flags.group, topic);
   // A long-poll: the server holds the answer this long when there is nothing new.
   const wait = flags.follow === true ? 10_000 : 0;
-  const attempt = flags.follow === true ? riding(client, ctx.io.stderr, stop.signal) : once(stop.signal);
+  const attempt = flags.follow === true ? riding(client, ctx.io.stderr, stop.signal, limits) : once(stop.signal);
   const loop = async (p: PartitionInfo): Promise<void> => {
     const first = start(p);
     let offset = first.offset;
@@ -474,15 +488,18 @@ function once(stopped: AbortSignal): Attempt {
 
 const RETRY_FIRST_MS = 100;
 const RETRY_MOST_MS = 5_000;
+/** The longest a 429's Retry-After is taken at its word: a plan refills within a minute. */
+const MOST_RETRY_AFTER_MS = 60_000;
 
 /**
  * With --follow: a server that cannot be reached or stops answering (a restart, a dropped
  * connection) is asked again, backing off from 0.1 s to 5 s, for as long as `--timeout` allows
  * (0: until stopped), with one line on stderr when it is lost and one when it answers again.
+ * A 429 is asked again after its Retry-After, however long the rate limit lasts.
  * The partitions' loops share the outage: its clock starts at the first failure of any. Once the
  * command is stopped nothing is asked again.
  */
-function riding(client: ApiClient, stderr: NodeJS.WritableStream, stopped: AbortSignal): Attempt {
+function riding(client: ApiClient, stderr: NodeJS.WritableStream, stopped: AbortSignal, limits: RateLimitWaits): Attempt {
   const boundMs = client.conn.timeoutMs ?? 0;
   let lostAt: number | undefined;
   return async (request, stoppable) => {
@@ -498,9 +515,18 @@ function riding(client: ApiClient, stderr: NodeJS.WritableStream, stopped: Abort
           lostAt = undefined;
           stderr.write(`quartz: ${client.conn.url} answers again; going on from the first record not printed\n`);
         }
+        limits.answered();
         return answer;
       } catch (err) {
         if (stoppable && stopped.aborted) return undefined;
+        if (err instanceof RateLimited && !stopped.aborted) {
+          await limits.wait(err, stopped);
+          if (stopped.aborted) {
+            if (stoppable) return undefined;
+            throw err;
+          }
+          continue;
+        }
         if (!(err instanceof ServerUnavailable) || stopped.aborted) throw err;
         failure = err;
       }
@@ -521,15 +547,41 @@ function riding(client: ApiClient, stderr: NodeJS.WritableStream, stopped: Abort
   };
 }
 
+interface RateLimitWaits {
+  /** Waits what the 429 asks (at most a minute), or less when `stopped` aborts. */
+  wait(err: RateLimited, stopped?: AbortSignal): Promise<void>;
+  /** A request got through: the next 429 is a new spell, said again. */
+  answered(): void;
+}
+
+/**
+ * With --follow, a 429 is waited out: the server is there and says when to ask again, so it is
+ * no outage and --timeout does not bound it. One line on stderr per spell of 429s, not one per
+ * partition's retry.
+ */
+function rateLimitWaits(stderr: NodeJS.WritableStream): RateLimitWaits {
+  let limited = false;
+  return {
+    wait: async (err, stopped) => {
+      if (!limited) stderr.write(`${err.message}; asking again when Retry-After says (${err.retryAfterMs / 1000} s), for as long as it lasts\n`);
+      limited = true;
+      await pause(Math.min(err.retryAfterMs, MOST_RETRY_AFTER_MS), stopped);
+    },
+    answered: () => {
+      limited = false;
+    },
+  };
+}
+
 /** Waits `ms`, or less when `stopped` aborts. */
-function pause(ms: number, stopped: AbortSignal): Promise<void> {
+function pause(ms: number, stopped?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer);
-      stopped.removeEventListener('abort', done);
+      stopped?.removeEventListener('abort', done);
       resolve();
     };
     const timer = setTimeout(done, ms);
-    stopped.addEventListener('abort', done, { once: true });
+    stopped?.addEventListener('abort', done, { once: true });
   });
 }
