@@ -23,7 +23,7 @@ import { parseFlags } from '../lib/args.js';
 import { ratio } from '../lib/format.js';
 import { median } from '../lib/quantiles.js';
 import { clockSeconds, settleHeap, useCpuClock } from '../lib/timing.js';
-import { minorPageFaults } from '../lib/cpu.js';
+import { mainThreadNs, minorPageFaults } from '../lib/cpu.js';
 
 const require = createRequire(import.meta.url);
 const lz4js = require('lz4js') as { compress(src: Uint8Array): Uint8Array; decompress(src: Uint8Array): Uint8Array };
@@ -39,11 +39,12 @@ const here = fileURLToPath(new URL('.', import.meta.url));
  * figure, ours and the peers' alike, is process CPU time; the `lz4` CLI row always reports its own
  * wall-clock figures), from a settled heap (see settleHeap).
  */
-function timeOnce(fn: () => void): { seconds: number; faults: number } {
+function timeOnce(fn: () => void): { seconds: number; faults: number; mainSeconds: number } {
   settleHeap();
   const before = minorPageFaults();
+  const main = mainThreadNs();
   const seconds = clockSeconds(fn).seconds;
-  return { seconds, faults: minorPageFaults() - before };
+  return { seconds, faults: minorPageFaults() - before, mainSeconds: (mainThreadNs() - main) / 1e9 };
 }
 
 /** One contestant of a timed round: a whole call, and an untimed check of its result. */
@@ -53,10 +54,14 @@ interface Side {
   check?: () => void;
 }
 
-/** One side's figures: median MB/s, and median minor page faults per 64 KB of uncompressed data. */
+/**
+ * One side's figures: median MB/s, median minor page faults per 64 KB of uncompressed data, and
+ * median MB/s by the main thread's CPU time alone (without V8's helper threads: concurrent GC).
+ */
 interface Figures {
   mbs: number;
   faults: number;
+  mainMbs: number;
 }
 
 /**
@@ -72,16 +77,18 @@ function interleaved(bytes: number, sides: Side[]): Figures[] {
   }
   const times = sides.map(() => [] as number[]);
   const faults = sides.map(() => [] as number[]);
+  const mainTimes = sides.map(() => [] as number[]);
   for (let r = 0; r < RUNS; r++) {
     for (let k = 0; k < sides.length; k++) {
       const i = (r + k) % sides.length;
       const t = timeOnce(sides[i]!.run);
       times[i]!.push(t.seconds);
       faults[i]!.push((t.faults * BLOCK) / bytes);
+      mainTimes[i]!.push(t.mainSeconds);
       sides[i]!.check?.();
     }
   }
-  return times.map((t, i) => ({ mbs: bytes / 1e6 / median(t), faults: median(faults[i]!) }));
+  return times.map((t, i) => ({ mbs: bytes / 1e6 / median(t), faults: median(faults[i]!), mainMbs: bytes / 1e6 / median(mainTimes[i]!) }));
 }
 
 /** Median MB/s of `fn` over RUNS runs, for `bytes` of uncompressed data per run. */
@@ -169,6 +176,8 @@ function oursBlock(data: Uint8Array): { codec: Codec; into: Side; compressInto: 
 
 /** Figures of the block API writing into one caller-owned buffer (compress, decompress), per corpus. */
 const intoFigures = new Map<Uint8Array, [Figures, Figures]>();
+/** The block API's owned compress figures, per corpus (for its main-thread figure). */
+const ownedCompressFigures = new Map<Uint8Array, Figures>();
 
 /**
  * A codec whose compress makes one packed buffer of the whole corpus and whose decompress one
@@ -243,6 +252,7 @@ function inProcessRows(data: Uint8Array): Row[] {
   const compress = interleaved(data.length, [...codecs.map((c) => ({ run: c.compress })), block.compressInto]);
   const decoded = interleaved(data.length, [...codecs.map((c) => ({ run: c.decompress, check: c.verify })), block.into]);
   intoFigures.set(data, [compress[codecs.length]!, decoded[codecs.length]!]);
+  ownedCompressFigures.set(data, compress[0]!);
   return codecs.map((c, i) => ({
     name: c.name,
     compress: compress[i]!.mbs,
@@ -324,6 +334,9 @@ console.log('\nTargets on JSON logs (quartz block API):');
 console.log(`  decompress ${block!.decompress.toFixed(0)} MB/s (target ≥ 2500); vs lz4-napi ${ratio(block!.decompress, napiBlock!.decompress)} (64 KB blocks), ${ratio(block!.decompress, napiBuf!.decompress)} (whole buffer) (target ≥ 1.0×)`);
 console.log(`  compress   ${block!.compress.toFixed(0)} MB/s (target ≥ 650); vs lz4-napi ${ratio(block!.compress, napiBlock!.compress)} (64 KB blocks), ${ratio(block!.compress, napiBuf!.compress)} (whole buffer) (target ≥ 0.9×)`);
 const [compressInto, into] = intoFigures.get(corpora[0]![1])!;
+const owned = ownedCompressFigures.get(corpora[0]![1])!;
+// Kept results are external memory that sets off V8's concurrent GC: its helper threads' share shows here.
+console.log(`  compress by the main thread's CPU alone (no GC helper threads): owned ${owned.mainMbs.toFixed(0)} MB/s, { into } ${compressInto.mainMbs.toFixed(0)} MB/s`);
 console.log(`  decompress into a caller-owned buffer ({ into }, no result allocated): ${into.mbs.toFixed(0)} MB/s (${into.faults.toFixed(1)} page faults / 64 KB); vs lz4-napi ${ratio(into.mbs, napiBlock!.decompress)} (64 KB blocks, which allocates its results)`);
 console.log(`  compress into a caller-owned buffer ({ into }, no result allocated): ${compressInto.mbs.toFixed(0)} MB/s (${compressInto.faults.toFixed(1)} page faults / 64 KB); vs lz4-napi ${ratio(compressInto.mbs, napiBlock!.compress)}`);
 if (cli) {
