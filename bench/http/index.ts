@@ -32,17 +32,21 @@
  * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
  * mixed load and after each round; the JS heap is then read right after each one; the files are
  * kept in the data directory for DevTools or a diff), --server-node-args="A B" (node/V8 flags for the
- * server process, e.g. to compare GC settings in alternated runs).
+ * server process, e.g. to compare GC settings in alternated runs), --server-timing (the server
+ * times its own requests, from `request` to `finish`, and counts its GC pauses and long turns:
+ * each mixed kind's server part prints beside its latency; it costs the server a listener per
+ * request and a 1 ms timer).
  */
 import autocannon, { type Request as CannonRequest, type Result } from 'autocannon';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { OffsetRuns, ProduceBodies } from './mixed-bodies.js';
 import { summarizeProfile } from './profile.js';
 import { fourDecimalVector } from './query-vector.js';
 import { seededRandom } from '../../src/core/random-testing.js';
@@ -61,7 +65,7 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 
 const flags = parseFlags({
   values: ['duration', 'mixed-duration', 'mixed-warmup', 'connections', 'mixed-connections', 'only', 'mixed-rounds', 'get-rounds', 'server-node-args'],
-  switches: ['cpu-prof', 'no-build', 'heap-snapshots'],
+  switches: ['cpu-prof', 'no-build', 'heap-snapshots', 'server-timing'],
 });
 const num = (name: string, fallback: number) => flags.number(name, fallback, 'positive');
 const DURATION = num('duration', 10);
@@ -95,6 +99,8 @@ const HEAP_SNAPSHOTS = flags.has('heap-snapshots');
 /** How long the quartz server (and the peer server) may take to stop on SIGTERM before SIGKILL. */
 const SERVER_GRACE_MS = 20_000;
 const SERVER_NODE_ARGS = flags.string('server-node-args')?.split(' ').filter((a) => a !== '') ?? [];
+/** The server times its own requests (server-timing.mjs), so a mixed round prints each kind's server part beside its latency. */
+const SERVER_TIMING = flags.has('server-timing');
 
 // ---------------------------------------------------------------------------------------------
 // processes
@@ -434,11 +440,13 @@ interface MixedOutcome {
 // Across rounds: every round's puts and batches are new, and the record check reads the whole topic.
 let putSeq = 0;
 let batchSeq = 0;
+const produceBodies = new ProduceBodies(100, RECORD_BYTES);
 
-async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries: string[], consumeOffsets: number[]): Promise<MixedOutcome> {
+async function mixedLoad(api: Api, server: ChildProcess, getKeys: string[], queries: string[], consumeOffsets: number[]): Promise<MixedOutcome> {
+  const serverPid = server.pid!;
   if (batchSeq === 0) await api.call('POST', '/v1/topics', { name: 'mixed', partitions: 1 });
   const acked: string[] = [];
-  const ackedOffsets: number[][] = [];
+  const ackedOffsets = new OffsetRuns();
   const pick = <T>(list: T[], i: number) => list[i % list.length]!;
   const headers = api.headers;
   let turn = 0;
@@ -495,19 +503,21 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
     timed('kv get', { method: 'GET', setupRequest: (r) => ({ ...r, path: `/v1/kv/${pick(getKeys, turn++)}`, headers }) }),
     timed('kv put', {
       method: 'PUT',
-      setupRequest: (r) => {
+      setupRequest: (r, context) => {
         const key = `mixed/${putSeq++}`;
+        context.key = key;
         return { ...r, path: `/v1/kv/${key}`, headers: { ...headers, 'content-type': 'text/plain' }, body: kvValueFor(key) };
       },
-      onResponse: (status, body) => {
-        if (status === 200) acked.push((JSON.parse(body) as { key: string }).key);
+      // The key sent, not the answer parsed: the read-back after the run checks what the server holds.
+      onResponse: (status, _body, context) => {
+        if (status === 200) acked.push(context.key as string);
       },
     }),
     timed('produce 100', {
       method: 'POST',
-      setupRequest: (r) => ({ ...r, path: '/v1/topics/mixed/records', headers: { ...headers, 'content-type': 'application/json' }, body: produceBody(`b${batchSeq++}`, 100) }),
+      setupRequest: (r) => ({ ...r, path: '/v1/topics/mixed/records', headers: { ...headers, 'content-type': 'application/json' }, body: produceBodies.body(`b${batchSeq++}`) }),
       onResponse: (status, body) => {
-        if (status === 200) ackedOffsets.push((JSON.parse(body) as { offsets: Array<{ offset: number }> }).offsets.map((o) => o.offset));
+        if (status === 200) ackedOffsets.addAnswer(body);
       },
     }),
     timed('consume 100', {
@@ -531,20 +541,37 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   // though the server has answered it (both processes share the machine's cores).
   const clientDelay = monitorEventLoopDelay({ resolution: 1 });
   clientDelay.enable();
-  const warmupEnds = setTimeout(() => (atWarmupEnd = { at: performance.now(), cpu: cpuOf(serverPid), answers, okAnswers }), warmupMs);
+  // And its GC pauses, which delay every answer waiting in it.
+  const clientGc = { count: 0, ms: 0, max: 0 };
+  const gcWatch = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      clientGc.count++;
+      clientGc.ms += e.duration;
+      clientGc.max = Math.max(clientGc.max, e.duration);
+    }
+  });
+  gcWatch.observe({ entryTypes: ['gc'] });
+  const warmupEnds = setTimeout(() => {
+    atWarmupEnd = { at: performance.now(), cpu: cpuOf(serverPid), answers, okAnswers };
+    if (SERVER_TIMING) server.send('mark');
+  }, warmupMs);
+  if (SERVER_TIMING && warmupMs === 0) server.send('mark');
   const run = autocannon({ url: api.base, connections: MIXED_CONNECTIONS, duration: MIXED_WARMUP + MIXED_DURATION, requests, timeout: 30 });
   const r = await run;
   const cpu1 = cpuOf(serverPid);
   const endedAt = performance.now();
+  const serverTiming = SERVER_TIMING ? await serverTimingReport(server) : undefined;
   clearTimeout(warmupEnds);
   const timedFrom = atWarmupEnd ?? { at: endedAt, cpu: cpu1, answers, okAnswers };
   const client = process.cpuUsage(client0);
   clientDelay.disable();
+  gcWatch.disconnect();
   // Busy fractions of one core: a client near 1.0 (or a server far below it) means the load,
   // not the server, sets the pace.
   console.log(
     `    CPU: server ${((cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / 1e6 / r.duration).toFixed(2)} cores, this client ${((client.user + client.system) / 1e6 / r.duration).toFixed(2)} cores; ` +
-      `client event-loop delay p50 ${(clientDelay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(clientDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(clientDelay.max / 1e6).toFixed(1)} ms`,
+      `client event-loop delay p50 ${(clientDelay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(clientDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(clientDelay.max / 1e6).toFixed(1)} ms; ` +
+      `client GC ${clientGc.count} pauses, ${(clientGc.ms / 10 / r.duration).toFixed(1)}% of the run, max ${clientGc.max.toFixed(0)} ms; client CPU ${((client.user + client.system) / Math.max(1, r.requests.total)).toFixed(0)} µs/answer`,
   );
   clearInterval(sampler);
   const end = rssOf(serverPid);
@@ -563,7 +590,16 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
     sortAscending(lists.every);
     sortAscending(lists.timed);
     const both = warm.replace('%', at(lists.every, 0.5).toFixed(1)).replace('%', at(lists.every, 0.99).toFixed(1));
-    console.log(`    ${kind.padEnd(13)} ${String(lists.timed.length).padStart(7)} answers, p50 ${at(lists.timed, 0.5).toFixed(1)} ms, p99 ${at(lists.timed, 0.99).toFixed(1)} ms${both}`);
+    const own = serverTiming?.kinds[kind.replace(/ 100$/, '')];
+    const inServer = own === undefined ? '' : `; in the server p50 ${own.p50.toFixed(1)} ms, p99 ${own.p99.toFixed(1)} ms`;
+    console.log(`    ${kind.padEnd(13)} ${String(lists.timed.length).padStart(7)} answers, p50 ${at(lists.timed, 0.5).toFixed(1)} ms, p99 ${at(lists.timed, 0.99).toFixed(1)} ms${inServer}${both}`);
+  }
+  if (serverTiming !== undefined) {
+    const { gc, longTurns, seconds } = serverTiming;
+    console.log(
+      `    server (timed part, ${seconds.toFixed(0)} s): GC ${gc.count} pauses, ${(gc.sum / 10 / seconds).toFixed(1)}% of the time, p50 ${gc.p50.toFixed(1)} ms, p99 ${gc.p99.toFixed(1)} ms, max ${gc.max.toFixed(0)} ms; ` +
+        `turns over 10 ms ${longTurns.count} (p50 ${longTurns.p50.toFixed(0)} ms, max ${longTurns.max.toFixed(0)} ms)`,
+    );
   }
   sortAscending(firstAnswers);
   console.log(`    each connection's first answer (${firstAnswers.length}; its client built, connected, then answered): p50 ${at(firstAnswers, 0.5).toFixed(0)} ms, p99 ${at(firstAnswers, 0.99).toFixed(0)} ms, max ${at(firstAnswers, 1).toFixed(0)} ms`);
@@ -607,7 +643,7 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   }
   // Every acknowledged record is at its offset, with its batch's other records and its own index.
   let hw = 0;
-  const batchOf = new Int32Array(ackedOffsets.reduce((n, o) => Math.max(n, ...o), -1) + 1).fill(-1);
+  const batchOf = new Int32Array(ackedOffsets.max() + 1).fill(-1);
   const indexOf = new Int32Array(batchOf.length).fill(-1);
   for (let offset = 0; offset < batchOf.length; ) {
     const page = (await api.call('GET', `/v1/topics/mixed/partitions/0/records?offset=${offset}&max_records=10000`)) as {
@@ -628,7 +664,8 @@ async function mixedLoad(api: Api, serverPid: number, getKeys: string[], queries
   }
   let lostRecords = 0;
   let checkedRecords = 0;
-  for (const offsets of ackedOffsets) {
+  for (let run = 0; run < ackedOffsets.runs; run++) {
+    const offsets = ackedOffsets.run(run);
     const batch = batchOf[offsets[0]!];
     offsets.forEach((o, i) => {
       checkedRecords++;
@@ -666,6 +703,22 @@ function perSecondP99(bySecond: number[][], warmupS: number): string {
   return warm === 0 ? out.join(' ') : `[${out.slice(0, warm).join(' ')}] ${out.slice(warm).join(' ')}`;
 }
 
+interface TimingFigures {
+  count: number;
+  sum: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** What server-timing.mjs counted since its mark: each kind's time from `request` to `finish`, GC pauses, long turns. */
+function serverTimingReport(server: ChildProcess): Promise<{ seconds: number; kinds: Record<string, TimingFigures>; gc: TimingFigures; longTurns: TimingFigures }> {
+  return new Promise((resolve) => {
+    server.once('message', (report) => resolve(report as never));
+    server.send('report');
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // main
 
@@ -682,10 +735,16 @@ async function main(): Promise<void> {
   const peerPort = await freePort();
   if (!existsSync(cli)) throw new Error(`${cli} is missing: build it with \`npm run build:ts\` (or drop --no-build)`);
   const serverArgs = [join(ROOT, 'bin/quartz.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', join(dataDir, 'quartz')];
-  const nodeArgs = [...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...(HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2'] : []), ...SERVER_NODE_ARGS];
+  const nodeArgs = [
+    ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []),
+    ...(HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2'] : []),
+    ...(SERVER_TIMING ? [`--import=${join(HERE, 'server-timing.mjs')}`] : []),
+    ...SERVER_NODE_ARGS,
+  ];
   const log = join(dataDir, 'server.log');
   const logFd = openSync(log, 'a');
-  const server = spawn(process.execPath, [...nodeArgs, ...serverArgs], { cwd: dataDir, stdio: ['ignore', logFd, logFd], env: { ...process.env, QUARTZ_LOG_LEVEL: 'info' } });
+  const server = spawn(process.execPath, [...nodeArgs, ...serverArgs], { cwd: dataDir, stdio: ['ignore', logFd, logFd, ...(SERVER_TIMING ? ['ipc' as const] : [])], env: { ...process.env, QUARTZ_LOG_LEVEL: 'info' } });
+  if (SERVER_TIMING) server.channel?.unref();
   const peers = spawn(process.execPath, [join(HERE, 'peers.mjs'), '--port', String(peerPort), '--dir', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
   const base = `http://127.0.0.1:${port}`;
   const peerBase = `http://127.0.0.1:${peerPort}`;
@@ -787,7 +846,7 @@ async function main(): Promise<void> {
       const rounds: MixedOutcome[] = [];
       for (let round = 1; round <= MIXED_ROUNDS; round++) {
         if (MIXED_ROUNDS > 1) console.log(`  mixed round ${round} of ${MIXED_ROUNDS}`);
-        mixed = await mixedLoad(api, server.pid!, getKeys, queries, consumeOffsets);
+        mixed = await mixedLoad(api, server, getKeys, queries, consumeOffsets);
         rounds.push(mixed);
         if (MIXED_ROUNDS > 1) printTable(mixed);
         if (HEAP_SNAPSHOTS) await heapSnapshot(server.pid!, dataDir, base, `after round ${round}`);

@@ -16,6 +16,7 @@ import { seededRandom as rng } from '../../src/core/random-testing.js';
 import { columns } from '../lib/format.js';
 import { median } from '../lib/quantiles.js';
 import { clockSeconds, useCpuClock } from '../lib/timing.js';
+import { minorPageFaults } from '../lib/cpu.js';
 
 interface Kernels extends QuartzExports {
   crc32c(crc: number, ptr: number, len: number): number;
@@ -215,6 +216,8 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
     const sections = kernelSections(records);
     const enc = new Map<string, number[]>(variants.map((v) => [v, []]));
     const dec = new Map<string, number[]>(variants.map((v) => [v, []]));
+    /** Minor page faults of each encode: `finish`'s fresh result faults on every page in some runs and none in others. */
+    const encFaults = new Map<string, number[]>(variants.map((v) => [v, []]));
     const output = recycled(8);
     // Every encode run first, then every decode run: a decode timed right after an encode paid
     // for the encode's garbage (the discarded segment of the run before set off a full GC in it),
@@ -223,6 +226,7 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
     for (const phase of ['encode', 'decode'] as const) {
       for (let run = 0; run <= RUNS; run++) {
         for (const v of variants) {
+          const f0 = minorPageFaults();
           const t =
             phase === 'encode'
               ? v === 'kernels'
@@ -235,6 +239,7 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
                   run > 0 ? `${kind} ${v}` : '',
                 );
           if (run > 0) (phase === 'encode' ? enc : dec).get(v)!.push(t);
+          if (run > 0 && phase === 'encode') encFaults.get(v)!.push(minorPageFaults() - f0);
           // Node delivers GC entries from the event loop: without a turn of it, the entries of
           // runs with no full GC were lost and "dec GC" read 0%.
           await new Promise((resolve) => setImmediate(resolve));
@@ -260,6 +265,7 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
         v === 'kernels' || decodeOnly ? '' : (segments.get(v)!.length / payload).toFixed(3),
         decodeOnly ? '' : (mb / e(v)).toFixed(0),
         decodeOnly ? '' : (count / e(v) / 1e6).toFixed(2),
+        decodeOnly ? '' : median(encFaults.get(v)!).toFixed(0),
         decodeOnly ? '' : `${kind} ${v} encode`, // the window labels: replaced by GC shares once the observer has delivered
         (mb / d(v)).toFixed(0),
         (count / d(v) / 1e6).toFixed(2),
@@ -274,12 +280,12 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
   await new Promise((resolve) => setTimeout(resolve, 50));
   observer.disconnect();
   const share = (label: string) => (label === '' ? '' : `${(100 * gcShare(gcEntries, label)).toFixed(0)}%`);
-  for (const r of rows) [r[6], r[9]] = [share(r[6]!), share(r[9]!)];
-  const head = ['records', 'codec', 'count', 'size/payload', 'enc MB/s', 'enc Mrec/s', 'enc GC', 'dec MB/s', 'dec Mrec/s', 'dec GC', 'ratio'];
+  for (const r of rows) [r[7], r[10]] = [share(r[7]!), share(r[10]!)];
+  const head = ['records', 'codec', 'count', 'size/payload', 'enc MB/s', 'enc Mrec/s', 'enc faults', 'enc GC', 'dec MB/s', 'dec Mrec/s', 'dec GC', 'ratio'];
   console.log(
     `\nsegment codec (median of 5, ${useCpuClock ? 'CPU' : 'wall-clock'} time, load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores; ` +
       'MB/s of key+value payload; "kernels" = LZ4 block + CRC32C alone on the same bytes; ' +
-      '"enc GC" / "dec GC" = share of encode / decode wall time spent in main-thread GC pauses)',
+      '"enc faults" = median minor page faults per encode; "enc GC" / "dec GC" = share of encode / decode wall time spent in main-thread GC pauses)',
   );
   for (const line of columns(head, rows)) console.log(line);
 }

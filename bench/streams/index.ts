@@ -45,6 +45,13 @@ const CONSUME_PAGE = 1000;
 const SIZES = [100, 1000] as const;
 /** Records produced per size: enough for a few seconds of work at full scale. */
 const PRODUCE_RECORDS: Record<number, number> = quick ? { 100: 200_000, 1000: 50_000 } : { 100: 3_000_000, 1000: 600_000 };
+/**
+ * Records produced before each produce row is timed (JIT, lmdb maps). 100 B takes 1M: after 300,000
+ * V8 was still optimizing the commit and seal paths in the timed part (55 compiles, 2.5 s of compile
+ * jobs on its helper threads under load 16; 40 and 0.55 s after 1M), and the main thread's CPU per
+ * record was higher in each of seven alternated pairs (docs/benchmarks.md, "The 100 B row in process").
+ */
+const WARMUP_RECORDS: Record<number, number> = quick ? { 100: 100_000, 1000: 100_000 } : { 100: 1_000_000, 1000: 300_000 };
 const REDIS_RECORDS = quick ? 50_000 : 300_000;
 /** Redis with an fsync per write is far slower; fewer records keep the run short. */
 const REDIS_AOF_RECORDS = quick ? 10_000 : 30_000;
@@ -141,7 +148,7 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
       const tag = compression === 'lz4' ? '' : ' compression none';
       await streams.createTopic(topic, { segment_bytes: 8 * 1024 * 1024, compression });
       const batches = Array.from({ length: 8 }, (_, k) => batchOf(size, k * BATCH));
-      await produceAll(streams, topic, batches, (quick ? 100 : 300) * BATCH); // warm-up (JIT, lmdb maps)
+      await produceAll(streams, topic, batches, WARMUP_RECORDS[size]!);
       const total = PRODUCE_RECORDS[size]!;
       let cpu = process.cpuUsage();
       // The main thread's share apart: LZ4 runs on worker threads (the Node home's batch encoder).

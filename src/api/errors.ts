@@ -87,7 +87,7 @@ export function exposedError(err: unknown, logger: LoggerPort, requestId: string
   if (isQuartzError(err) && (err.code !== ErrorCode.INTERNAL || descriptorShortage(err.cause) === undefined)) {
     if (err.status >= 500) logger.error({ request_id: requestId, code: err.code, err }, err.message);
     // Internal failures keep their code but not their detail, which may name files or internals.
-    return err.status >= 500 && err.code !== ErrorCode.NOT_IMPLEMENTED && err.code !== ErrorCode.TIMEOUT && err.code !== ErrorCode.INSUFFICIENT_STORAGE && err.code !== ErrorCode.UNAVAILABLE
+    return err.status >= 500 && !err.exposeMessage && err.code !== ErrorCode.NOT_IMPLEMENTED && err.code !== ErrorCode.TIMEOUT && err.code !== ErrorCode.INSUFFICIENT_STORAGE && err.code !== ErrorCode.UNAVAILABLE
       ? new QuartzError(err.code, 'the server failed to handle this request; the error is logged')
       : err;
   }

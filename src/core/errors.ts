@@ -62,13 +62,19 @@ export class QuartzError extends Error {
   readonly status: number;
   /** Structured facts about the failure, e.g. the valid offset range. */
   readonly details?: Record<string, unknown>;
+  /**
+   * The message names only the caller's own data and what to do about it, so the HTTP API shows
+   * it even on a 5xx (whose messages it otherwise replaces, as they may name files or internals).
+   */
+  readonly exposeMessage: boolean;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown>; exposeMessage?: boolean }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'QuartzError';
     this.code = code;
     this.status = errorStatus[code];
     this.details = options?.details;
+    this.exposeMessage = options?.exposeMessage === true;
   }
 }
 

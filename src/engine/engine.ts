@@ -6,6 +6,7 @@
 import { ErrorCode, QuartzError } from '../core/errors.js';
 import { init, type InitInput } from '../core/loader.js';
 import { showValue } from '../core/show-value.js';
+import { refuseUnknownOptions } from './known-options.js';
 import { MAX_TENANT_ID, isTenantId } from './tenant-id.js';
 import type { BatchEncoder } from '../ports/batch-encoder.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
@@ -22,6 +23,7 @@ import { DEFAULT_SEGMENT_CACHE_BYTES, StreamStore, type StreamStoreOptions } fro
 import { TenantRegistry } from './tenants/tenant-registry.js';
 import { UsageMeter } from './tenants/usage-meter.js';
 import { OpenCollections, type OpenCollectionsStats } from './vectors/open-collections.js';
+import type { SnapshotPolicy } from './vectors/collection.js';
 import { VectorStore, type VectorStoreOptions } from './vectors/vector-store.js';
 
 export interface EngineOptions {
@@ -62,6 +64,45 @@ export interface KvEngineOptions extends KvStoreOptions {
    * Infinity for no bound beyond each tenant's `cachedKeys`.
    */
   keyCacheMaxBytes?: number;
+}
+
+/** Every key of EngineOptions (the record makes the compiler check the list is complete). */
+export const ENGINE_OPTION_NAMES = Object.keys({
+  storage: true,
+  capabilities: true,
+  clock: true,
+  scheduler: true,
+  usage: true,
+  defaultPlan: true,
+  wasm: true,
+  kv: true,
+  tenantIdleMs: true,
+  streams: true,
+  vectors: true,
+  where: true,
+  batchEncoder: true,
+  logger: true,
+  migrations: true,
+} satisfies Record<keyof EngineOptions, true>);
+
+const SECTION_OPTION_NAMES = {
+  kv: Object.keys({ maxValueBytes: true, cachedKeys: true, keyCacheMaxBytes: true } satisfies Record<keyof KvEngineOptions, true>),
+  streams: Object.keys({ segmentCacheBytes: true } satisfies Record<keyof StreamStoreOptions, true>),
+  vectors: Object.keys({ snapshot: true, maxOpenBytes: true, idleCloseMs: true } satisfies Record<keyof VectorStoreOptions, true>),
+};
+const SNAPSHOT_OPTION_NAMES = Object.keys({ everyMutations: true, everyBytes: true } satisfies Record<keyof SnapshotPolicy, true>);
+
+/**
+ * Refuses a key the `kv`, `streams` and `vectors` settings (and `vectors.snapshot`) do not have:
+ * a misspelt `maxOpenBytes` would leave the memory budget at its default. `what` names the call.
+ */
+export function refuseUnknownSectionOptions(options: Pick<EngineOptions, 'kv' | 'streams' | 'vectors'>, what: string): void {
+  for (const section of ['kv', 'streams', 'vectors'] as const) {
+    const given: unknown = options[section];
+    if (given !== null && typeof given === 'object') refuseUnknownOptions(given, SECTION_OPTION_NAMES[section], `${what}: ${section}`);
+  }
+  const snapshot: unknown = options.vectors?.snapshot;
+  if (snapshot !== null && typeof snapshot === 'object') refuseUnknownOptions(snapshot, SNAPSHOT_OPTION_NAMES, `${what}: vectors.snapshot`);
 }
 
 /** One tenant's data services. Every call through them is scoped to this tenant. */
@@ -140,6 +181,8 @@ export class Engine {
 
   /** @internal use createEngine */
   static async create(options: EngineOptions): Promise<Engine> {
+    if (options !== null && typeof options === 'object') refuseUnknownOptions(options, ENGINE_OPTION_NAMES, 'createEngine');
+    refuseUnknownSectionOptions(options, 'createEngine');
     await init(options.wasm);
     const dataVersion = await ensureDataVersion(options.storage, { where: options.where, migrations: options.migrations });
     const clock = options.clock ?? systemClock;

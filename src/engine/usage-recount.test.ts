@@ -120,6 +120,26 @@ async function bytesStored(engine: Engine, tenantId: string): Promise<number> {
 }
 
 describe('usage levels after a crash', () => {
+  it('are not counted on a new data directory, whose first open is no crash', async () => {
+    const first = await start(createMemoryStorage(), 0);
+    const { tenant } = await first.engine.tenants.create({ email: 'new@example.com' });
+    await (await first.engine.tenant(tenant.id)).kv.put('k', new Uint8Array(100));
+    expect(meterOf(first.engine).recounting(tenant.id)).toBeUndefined();
+    expect(await first.engine.tenants.usage(tenant.id)).toMatchObject({ bytes_stored: 101, recounting: false });
+    await first.engine.close();
+  });
+
+  it('are counted after a crash of a new directory whose only tenant was never registered (its deltas never reached the tenants unit)', async () => {
+    const disk = createMemoryStorage();
+    const first = await start(disk, 0);
+    await (await first.engine.tenant('acme')).kv.put('k', new Uint8Array(100));
+    first.crash(); // before the meter's first flush: the tenants unit is still empty
+
+    const second = await start(disk, 1);
+    expect(await bytesStored(second.engine, 'acme')).toBe(101);
+    await second.engine.close();
+  });
+
   it('are counted afresh when the tenant is first used after the crash, even in a later run that a clean stop preceded', async () => {
     const disk = createMemoryStorage();
     const first = await start(disk, 0);

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, QuartzError } from '../core/errors.js';
 import type { Engine } from '../engine/engine.js';
-import { openQuartz } from './index.js';
+import { createEngine, createMemoryStorage, openQuartz } from './index.js';
+import { nodeCapabilities } from './open-quartz.js';
 
 const engines: Engine[] = [];
 const dirs: string[] = [];
@@ -100,7 +101,7 @@ describe('one engine per data directory', () => {
     const dead = String(spawnSync(process.execPath, ['-e', '']).pid);
     await writeFile(join(dir, 'LOCK'), dead);
     await writeFile(join(dir, `LOCK.stale.${dead}.0`), dead); // a starter that died while removing the stale LOCK
-    await writeFile(join(dir, `LOCK.new.${dead}.abc`), dead);
+    await writeFile(join(dir, `LOCK.new.${dead}.0123456789ab`), dead);
     const engine = await openQuartz({ dataDir: dir });
     expect((await readdir(dir)).filter((name) => name.startsWith('LOCK'))).toEqual(['LOCK']);
     await engine.close();
@@ -155,5 +156,44 @@ describe('options nobody reads', () => {
       invalid("collection 'docs': query: unknown option 'fliter'; did you mean 'filter'?"),
     );
     expect((await vectors.query('docs', { vector: [1, 0, 0], k: 1, filter: { lang: 'en' } })).matches).toEqual([]);
+  });
+  it('produce records, consume options and the options of openQuartz and createEngine refuse an unknown key, naming the one it resembles, and change nothing', async () => {
+    const engine = await open();
+    const { streams } = await engine.tenant('t');
+    const invalid = (message: string) => ({ code: ErrorCode.INVALID_ARGUMENT, message });
+    await streams.createTopic('orders', { partitions: 2 });
+    // A misspelt partition sent the record elsewhere; a misspelt value stored a null one.
+    expect(await refusal(() => streams.produce('orders', [{ value }, { value, partiton: 1 } as never]))).toEqual(
+      invalid("record 1 for topic 'orders': unknown field 'partiton'; did you mean 'partition'?"),
+    );
+    expect(await refusal(() => streams.produce('orders', [{ vlaue: value, partition: 0 } as never]))).toEqual(invalid("record 0 for topic 'orders': unknown field 'vlaue'; did you mean 'value'?"));
+    // A consumed record sent back as it came: its offset is not the producer's to set (as over HTTP).
+    expect(await refusal(() => streams.produce('orders', [{ offset: 7, timestamp: 1, key: null, value, headers: [] } as never]))).toEqual(
+      invalid("record 0 for topic 'orders': unknown field 'offset'; known: key, value, headers, timestamp, partition"),
+    );
+    expect(streams.describeTopic('orders').partition_info.map((p) => p.high_watermark)).toEqual([0, 0]);
+    // Records with the known keys, undefined ones and inherited ones included, are produced.
+    const inherited = Object.assign(Object.create({ note: 'on the prototype' }) as object, { value, partition: 1 });
+    expect((await streams.produce('orders', [{ value, partition: 0, key: undefined, timestamp: undefined, headers: undefined }, inherited as never])).count).toBe(2);
+    // A misspelt max_records read 500 records; a misspelt max_wait_ms answered at once.
+    expect(await refusal(() => streams.consume('orders', 0, 0, { max_record: 1 } as never))).toEqual(invalid("consume of topic 'orders': unknown option 'max_record'; did you mean 'max_records'?"));
+    expect(await refusal(() => streams.consume('orders', 0, 0, { maxWaitMs: 100 } as never))).toEqual(invalid("consume of topic 'orders': unknown option 'maxWaitMs'; did you mean 'max_wait_ms'?"));
+    expect((await streams.consume('orders', 0, 0, { max_records: 1, max_bytes: undefined })).records).toHaveLength(1);
+
+    const dir = join(await mkdtemp(join(tmpdir(), 'quartz-lib-')), 'data');
+    dirs.push(dir);
+    expect(await refusal(() => openQuartz({ dataDir: dir, encodeThread: 0 } as never))).toEqual(invalid("openQuartz: unknown option 'encodeThread'; did you mean 'encodeThreads'?"));
+    expect(await refusal(() => openQuartz({ dataDir: dir, vectors: { maxOpenByte: 1 } } as never))).toEqual(invalid("openQuartz: vectors: unknown option 'maxOpenByte'; did you mean 'maxOpenBytes'?"));
+    expect(await refusal(() => openQuartz({ dataDir: dir, vectors: { snapshot: { everyMutation: 3 } } } as never))).toEqual(
+      invalid("openQuartz: vectors.snapshot: unknown option 'everyMutation'; did you mean 'everyMutations'?"),
+    );
+    expect(await refusal(() => openQuartz({ dataDir: dir, kv: { maxValueSize: 1 } } as never))).toEqual(invalid("openQuartz: kv: unknown option 'maxValueSize'; known: maxValueBytes, cachedKeys, keyCacheMaxBytes"));
+    expect(await refusal(() => openQuartz({ dataDir: dir, streams: { segmentCache: 1 } } as never))).toEqual(invalid("openQuartz: streams: unknown option 'segmentCache'; known: segmentCacheBytes"));
+    await expect(readdir(dir)).rejects.toMatchObject({ code: 'ENOENT' }); // nothing was opened
+    expect(await refusal(() => createEngine({ storage: createMemoryStorage(), capabilities: nodeCapabilities, tenantIdlMs: 5 } as never))).toEqual(
+      invalid("createEngine: unknown option 'tenantIdlMs'; did you mean 'tenantIdleMs'?"),
+    );
+    const known = await openQuartz({ dataDir: dir, encodeThreads: 0, dropDamagedLog: undefined, vectors: { snapshot: { everyMutations: 3 }, maxOpenBytes: 1 << 30 } });
+    await known.close();
   });
 });

@@ -6,7 +6,8 @@ import { ErrorCode, QuartzError } from '../core/errors.js';
 import type { InitInput } from '../core/loader.js';
 import { showValue } from '../core/show-value.js';
 import { DATA_VERSION } from '../engine/data-version.js';
-import { createEngine, type Engine, type EngineOptions } from '../engine/engine.js';
+import { createEngine, refuseUnknownSectionOptions, type Engine, type EngineOptions } from '../engine/engine.js';
+import { refuseUnknownOptions } from '../engine/known-options.js';
 import type { Clock, Scheduler } from '../ports/clock.js';
 import { BatchEncoderPool } from './batch-encoder-pool.js';
 import './core.js'; // registers build/quartz.wasm as init()'s default source
@@ -32,6 +33,24 @@ export interface OpenQuartzOptions extends Pick<EngineOptions, 'kv' | 'streams' 
   /** Where dropDamagedLog reports what was dropped, and replay a damaged log header it read past (default: process.emitWarning). */
   warn?: (message: string, details: Record<string, unknown>) => void;
 }
+
+/** Every key of OpenQuartzOptions (the record makes the compiler check the list is complete). */
+const OPEN_QUARTZ_OPTION_NAMES = Object.keys({
+  dataDir: true,
+  clock: true,
+  scheduler: true,
+  wasm: true,
+  encodeThreads: true,
+  dropDamagedLog: true,
+  warn: true,
+  kv: true,
+  streams: true,
+  vectors: true,
+  usage: true,
+  defaultPlan: true,
+  tenantIdleMs: true,
+  logger: true,
+} satisfies Record<keyof OpenQuartzOptions, true>);
 
 /** More threads than this only wait on the engine's one thread that frames and commits. */
 const MAX_ENCODE_THREADS = 64;
@@ -74,6 +93,9 @@ export const nodeCapabilities = { compileWasmAtRuntime: true, threads: true, per
  * await engine.close();
  */
 export async function openQuartz(options: OpenQuartzOptions): Promise<Engine> {
+  // Before anything is opened: a misspelt `encodeThreads` or `dropDamagedLog` would be left to its default.
+  if (options !== null && typeof options === 'object') refuseUnknownOptions(options, OPEN_QUARTZ_OPTION_NAMES, 'openQuartz');
+  refuseUnknownSectionOptions(options ?? {}, 'openQuartz');
   const dataDir: unknown = options?.dataDir;
   // '' would quietly open the working directory; a non-string would fail deep in node:fs.
   if (typeof dataDir !== 'string' || dataDir === '') {
@@ -89,8 +111,10 @@ export async function openQuartz(options: OpenQuartzOptions): Promise<Engine> {
   // Threads start on the first large produce, so a process that never makes one never has them.
   const batchEncoder = options.encodeThreads === 0 ? undefined : new BatchEncoderPool({ threads: options.encodeThreads });
   try {
+    // openQuartz's own options stay here: createEngine refuses keys it does not have.
+    const { dataDir: _dir, encodeThreads: _threads, dropDamagedLog: _drop, warn: _warn, ...engineOptions } = options;
     return await createEngine({
-      ...options,
+      ...engineOptions,
       vectors: { ...options.vectors, maxOpenBytes: options.vectors?.maxOpenBytes ?? defaultOpenCollectionBytes() },
       kv: { ...options.kv, keyCacheMaxBytes: options.kv?.keyCacheMaxBytes ?? defaultKeyCacheBytes() },
       storage,

@@ -65,6 +65,7 @@ describe('quartz backup and restore', () => {
     expect(backup.stderr).toBe('');
     expect(backup.code).toBe(0);
     expect(backup.stdout).toMatch(/backup written to .*snapshot\.qzb \(\d+ bytes\)/);
+    expect((await stat(file)).mode & 0o777, 'the archive is readable by its owner alone').toBe(0o600);
 
     const restoredDir = join(dir, 'restored');
     const restore = await runCli(['restore', '--file', file, '--data', restoredDir, '-o', 'json'], {});

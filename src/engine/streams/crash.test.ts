@@ -235,9 +235,13 @@ describe('damaged segment blobs', () => {
     const bytes = (await blobs.get(blob))!;
     bytes[200] ^= 0x10; // inside the first batches' stored records
     await blobs.put(blob, bytes);
-    const random = await expectTypedFailure(streams.consume('t', 0, 3), [ErrorCode.CHECKSUM_MISMATCH, ErrorCode.CORRUPT_DATA]);
+    const random = await expectTypedFailure(streams.consume('t', 0, 13), [ErrorCode.CHECKSUM_MISMATCH, ErrorCode.CORRUPT_DATA]);
     expect(random.message).toContain(blob);
-    await expectTypedFailure(streams.consume('t', 0, 0, { max_records: 1000 }), [ErrorCode.CHECKSUM_MISMATCH, ErrorCode.CORRUPT_DATA]);
+    // A page from the intact first batch stops where the damage starts; one that starts there fails.
+    const before = await streams.consume('t', 0, 0, { max_records: 1000 });
+    expect(before.records.map((r) => dec.decode(r.value!))).toEqual(Array.from({ length: 10 }, (_, i) => `v${i}`));
+    expect(before.next_offset).toBe(10);
+    await expectTypedFailure(streams.consume('t', 0, before.next_offset, { max_records: 1000 }), [ErrorCode.CHECKSUM_MISMATCH, ErrorCode.CORRUPT_DATA]);
     // batches the flip did not touch are still served
     const later = await streams.consume('t', 0, 95, { max_records: 5 });
     expect(later.records.map((r) => dec.decode(r.value!))).toEqual(['v95', 'v96', 'v97', 'v98', 'v99']);

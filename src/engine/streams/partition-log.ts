@@ -119,7 +119,7 @@ export interface PartitionHooks {
 /** Raw bytes per tail entry (a run of batches) stay well under the 1 MiB KV entry limit, LZ4's worst case and batch headers included. */
 export const MAX_BATCH_RAW_BYTES = 896 * 1024;
 /** A record's fixed overhead inside a batch (varints), for sizing batches before encoding. */
-const RECORD_OVERHEAD = 24;
+export const RECORD_OVERHEAD = 24;
 /**
  * Bytes read from a segment's end to find its footer (20 B per batch): an 8 MiB segment of 16 KiB
  * batches of 100 B records has ~1,450 of them, a 29 KB footer.
@@ -269,8 +269,13 @@ function blobName(base: number): string {
 /** Raw size of a record for batch sizing and max_bytes accounting. */
 export function recordSize(r: EncodableRecord): number {
   let n = RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
-  if (r.headers) for (const h of r.headers) n += h.key.length * 3 + (h.value?.length ?? 0) + 4;
+  if (r.headers) for (const h of r.headers) n += headerSize(h.key, h.value);
   return n;
+}
+
+/** A header's share of `recordSize`: a caller that reads the header's fields anyway adds this. */
+export function headerSize(key: string, value: Uint8Array | null | undefined): number {
+  return key.length * 3 + (value?.length ?? 0) + 4;
 }
 
 /** Index of the last element whose `base` is <= offset (-1 if none). */
@@ -308,6 +313,11 @@ function sealedRun(bytes: Uint8Array, base: number, end: number): BatchHeader[] 
     throw new QuartzError(ErrorCode.INTERNAL, `the batch encoder sealed offsets ${run[0]!.baseOffset} to ${run[run.length - 1]!.nextOffset - 1}, not ${base} to ${end - 1}`);
   }
   return run;
+}
+
+/** Damaged stored bytes (a CRC that fails, a batch or segment that does not parse), as opposed to a failing call. */
+function isDamage(err: unknown): boolean {
+  return err instanceof QuartzError && (err.code === ErrorCode.CHECKSUM_MISMATCH || err.code === ErrorCode.CORRUPT_DATA);
 }
 
 function floorIndex(items: ReadonlyArray<{ base: number }>, offset: number): number {
@@ -812,7 +822,13 @@ export class PartitionLog {
       let sourceEnd: number;
       if (cur >= tailFirst) {
         const batch = this.tail[floorIndex(this.tail, cur)]!;
-        got = await this.decodeTail(batch);
+        try {
+          got = await this.decodeTail(batch);
+        } catch (err) {
+          // The page ends at damage: the records before it are answered, the next read reports it.
+          if (records.length > 0 && isDamage(err)) break;
+          throw err;
+        }
         sourceEnd = batch.end;
       } else {
         const i = floorIndex(this.segments, cur);
@@ -831,7 +847,20 @@ export class PartitionLog {
         const small = !sequential && want * 4 < seg.end - seg.base;
         const whole = !small || (seg !== visited && this.promote(seg));
         visited = seg;
-        got = await this.readSegment(seg, cur, want, whole, small);
+        try {
+          got = await this.readSegment(seg, cur, want, whole, small);
+        } catch (err) {
+          if (!isDamage(err)) throw err;
+          // A step can span several batches: when a later one is damaged, the batch at `cur` alone
+          // may still be intact. When it is not, the page ends at the damage, or (when the page
+          // starts there) fails with it, naming the segment.
+          try {
+            got = await this.batchAt(seg, cur, want);
+          } catch (again) {
+            if (records.length > 0 && isDamage(again)) break;
+            throw again;
+          }
+        }
         sourceEnd = seg.end;
         if (sequential) this.readAhead(i + 1);
       }
@@ -899,6 +928,12 @@ export class PartitionLog {
       this.segmentKeys.set(seg, keys);
     }
     return keys;
+  }
+
+  /** Up to `max` records from `offset`, from the one batch of `seg` that holds it, by a range read. */
+  private async batchAt(seg: SegmentInfo, offset: number, max: number): Promise<DecodedRecord[]> {
+    const footer = await this.footer(seg);
+    return this.readRange(seg, this.guard(seg, () => footer.batchRange(offset)), offset, max);
   }
 
   /** Records of `seg` from `offset`: the whole segment when `whole` or cached, else one batch by range read. */

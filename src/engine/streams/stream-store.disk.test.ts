@@ -3,6 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { rejectsWithQuartzError } from '../../../tests/fixtures/expect-error.js';
+import { ErrorCode } from '../../core/errors.js';
+import { BATCH_HEADER_SIZE, SEGMENT_HEADER_SIZE, SegmentReader, readBatchHeader } from '../../core/segment.js';
 import { init } from '../../node/core.js';
 import { openDiskStorage } from '../../node/storage/disk-storage.js';
 import { createTestContext } from '../testing.js';
@@ -117,6 +120,87 @@ describe('streams on the Node disk adapter', () => {
     expect(await unitB.blobs.list('seg/')).toEqual([]);
     const res = await b.streams.consume('t', 0, 0);
     expect(res.records.map((r) => dec.decode(r.value!))).toEqual(['kept']);
+    await b.streams.close();
+    await b.storage.close();
+  });
+  it('answers the records before a damaged batch, and reports the damage to a read that starts in it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
+    dirs.push(dir);
+    const a = await open(dir);
+    await a.streams.createTopic('t');
+    const value = (n: number) => `${n}:${(Math.imul(n, 2654435761) >>> 0).toString(36)}`.padEnd(100, String.fromCharCode(97 + (n % 26)));
+    let n = 0;
+    const write = (count: number) => a.streams.produce('t', Array.from({ length: count }, () => ({ value: enc.encode(value(n++)) })));
+    // Three segments: [0, 40) of one batch, [40, 340) of several 16 KiB batches, [340, 380).
+    for (const count of [40, 300, 40]) {
+      await write(count);
+      await a.streams.maintain('t');
+    }
+    const unit = await a.storage.unit('log/t1/t/0');
+    const blobs = (await unit.blobs.list('seg/')).map((b) => b.key).sort();
+    expect(blobs.length).toBe(3);
+    const middle = (await unit.blobs.get(blobs[1]!))!.slice();
+    const reader = SegmentReader.open(middle);
+    expect(reader.batchCount).toBeGreaterThan(1);
+    // Flip a bit in the records of the middle segment's second batch: only its CRC can tell.
+    const first = readBatchHeader(middle, SEGMENT_HEADER_SIZE);
+    const damagedAt = first.baseOffset + first.recordCount;
+    middle[SEGMENT_HEADER_SIZE + first.length + BATCH_HEADER_SIZE + 20]! ^= 0x04;
+    await unit.blobs.put(blobs[1]!, middle);
+    await a.streams.close();
+    await a.storage.close();
+
+    const b = await open(dir);
+    const values = (records: { value: Uint8Array | null }[]) => records.map((r) => dec.decode(r.value!));
+    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => value(from + i));
+    // From the intact first segment into the damaged one: the records up to the damage.
+    const page = await b.streams.consume('t', 0, 0, { max_records: 1000 });
+    expect(values(page.records)).toEqual(range(0, damagedAt));
+    expect(page.next_offset).toBe(damagedAt);
+    // The same from the middle segment's intact first batch, read whole or by range.
+    for (const max of [1000, 5]) {
+      const again = await b.streams.consume('t', 0, 40, { max_records: max });
+      expect(values(again.records)).toEqual(range(40, Math.min(40 + max, damagedAt)));
+    }
+    // A read that starts in the damage gets the typed error naming the segment.
+    await rejectsWithQuartzError(() => b.streams.consume('t', 0, damagedAt), ErrorCode.CHECKSUM_MISMATCH, new RegExp(`segment ${blobs[1]}.*CRC32C`));
+    // The segment after the damage is read as usual.
+    expect(values((await b.streams.consume('t', 0, 340, { max_records: 1000 })).records)).toEqual(range(340, 380));
+    await b.streams.close();
+    await b.storage.close();
+  });
+  it('lists no group whose committed offsets all went with a deleted topic, and a topic created again inherits none', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
+    dirs.push(dir);
+    const a = await open(dir);
+    await a.streams.createTopic('orders', { partitions: 2 });
+    await a.streams.createTopic('audit');
+    await a.streams.produce('orders', [{ value: enc.encode('a'), partition: 1 }]);
+    await a.streams.produce('audit', [{ value: enc.encode('b') }]);
+    await a.streams.commitOffset('billing', 'orders', 1, 1);
+    await a.streams.commitOffset('both', 'orders', 1, 1);
+    await a.streams.commitOffset('both', 'audit', 0, 1);
+    // A commit under way when the delete comes: it lands before the drop, or is refused; never kept.
+    const racing = a.streams.commitOffset('late', 'orders', 0, 0).then(
+      () => 'committed',
+      (err: { code: string }) => err.code,
+    );
+    await a.streams.deleteTopic('orders');
+    expect(['committed', ErrorCode.NOT_FOUND]).toContain(await racing);
+    expect(await a.streams.listGroups()).toEqual(['both']);
+    expect((await a.streams.listGroupsPage({ limit: 10 })).groups).toEqual(['both']);
+    await a.streams.close();
+    await a.storage.close();
+
+    const b = await open(dir);
+    expect(await b.streams.listGroups()).toEqual(['both']);
+    await b.streams.createTopic('orders', { partitions: 2 });
+    for (const group of ['billing', 'both', 'late']) {
+      expect((await b.streams.fetchOffsets(group, 'orders')).map((r) => r.offset)).toEqual([null, null]);
+    }
+    expect((await b.streams.fetchOffsets('both')).map((r) => `${r.topic}/${r.partition}=${r.offset}`)).toEqual(['audit/0=1']);
+    await b.streams.commitOffset('billing', 'orders', 0, 0);
+    expect(await b.streams.listGroups()).toEqual(['billing', 'both']);
     await b.streams.close();
     await b.storage.close();
   });

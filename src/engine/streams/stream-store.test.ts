@@ -467,6 +467,27 @@ describe('produce and consume', () => {
     out.records.forEach((r, i) => expect(sameBytes(r.value!, recs[i]!.value!)).toBe(true));
   });
 
+  it('splits each partition\'s share of a produce spread over partitions under the 1 MiB entry limit', async () => {
+    const { ctx, streams } = await setup();
+    await streams.createTopic('spread', { partitions: 2, segment_bytes: 64 * 1024 * 1024 });
+    // 1.2 MB of incompressible values per partition, alternating: each share alone needs several entries
+    const recs: ProduceRecord[] = Array.from({ length: 24 }, (_, i) => {
+      const v = new Uint8Array(100_000);
+      for (let j = 0; j < v.length; j++) v[j] = (Math.imul(j + 1, 2654435761 + i) >>> 13) & 0xff;
+      return { value: v, partition: i % 2 };
+    });
+    const res = await streams.produce('spread', recs);
+    expect(res.offsets).toEqual(recs.map((_, i) => ({ partition: i % 2, offset: Math.floor(i / 2) })));
+    for (const p of [0, 1]) {
+      const entries = ctx.storage.unit(`log/t1/spread/${p}`).kv.scan({ prefix: utf8('t') }) as Array<{ value: Uint8Array }>;
+      expect(entries.length).toBeGreaterThan(1);
+      for (const e of entries) expect(e.value.length).toBeLessThan(1024 * 1024);
+      const out = await streams.consume('spread', p, 0, { max_records: 100, max_bytes: 64 * 1024 * 1024 });
+      expect(out.records.length).toBe(12);
+      out.records.forEach((r, k) => expect(sameBytes(r.value!, recs[2 * k + p]!.value!)).toBe(true));
+    }
+  });
+
   it('gives OFFSET_OUT_OF_RANGE with the valid range', async () => {
     const { streams } = await setup();
     await streams.createTopic('t');

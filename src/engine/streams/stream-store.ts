@@ -14,7 +14,7 @@ import type { DecodedRecord, SegmentCodec } from '../../core/segment.js';
 import type { BatchOp, UnitStorage } from '../../ports/storage.js';
 import type { EngineContext } from '../context.js';
 import { partitionForKey } from './murmur2.js';
-import { MAX_BATCH_RAW_BYTES, PartitionLog, recordSize, type PartitionConfig } from './partition-log.js';
+import { MAX_BATCH_RAW_BYTES, PartitionLog, RECORD_OVERHEAD, headerSize, type PartitionConfig } from './partition-log.js';
 import { SegmentCache } from './segment-cache.js';
 import { settleLimited, valuesOrThrow } from '../settle-limited.js';
 import { badCursor, cursorFromName, nameFromCursor, pageLimit, type PageOptions } from '../list-cursor.js';
@@ -58,6 +58,24 @@ const TOPIC_OPTION_NAMES = Object.keys({
   segment_ms: true,
   compression: true,
 } satisfies Record<keyof TopicOptions, true>);
+
+/** Every key of ProduceRecord. */
+const PRODUCE_RECORD_KEYS = Object.keys({ key: true, value: true, headers: true, timestamp: true, partition: true } satisfies Record<keyof ProduceRecord, true>);
+
+/** Every key of ConsumeOptions. */
+const CONSUME_OPTION_NAMES = Object.keys({ max_records: true, max_bytes: true, max_wait_ms: true, signal: true } satisfies Record<keyof ConsumeOptions, true>);
+
+/**
+ * Refuses a record's key it does not have (a misspelt `partiton` would send the record elsewhere,
+ * a `val` store a null value). Runs for every record produced: the names are compared by hand, no
+ * list is built, and for-in walks the record's cached key list.
+ */
+function refuseUnknownRecordKeys(r: object, i: number, topic: string): void {
+  for (const k in r) {
+    if (k === 'value' || k === 'key' || k === 'headers' || k === 'partition' || k === 'timestamp') continue;
+    if (Object.prototype.hasOwnProperty.call(r, k)) refuseUnknownOptions(r, PRODUCE_RECORD_KEYS, where(i, topic), 'field');
+  }
+}
 
 export interface TopicConfig {
   name: string;
@@ -215,6 +233,48 @@ function checkCompression(value: unknown): SegmentCodec {
 /** Names a record in an error message (built only on failure: produce is a hot path). */
 function where(i: number, topic: string): string {
   return `record ${i} for topic '${topic}'`;
+}
+
+/**
+ * Validates one record in place and returns its `recordSize`, reading each field once for both (the
+ * message is built only on failure). The record goes to the encoder as it is, a missing timestamp
+ * filled in there: no copy of each record to add one. The codec checks the fields again as it
+ * writes them, since a getter or a resizable buffer may change them between the two reads.
+ */
+function checkedSize(r: ProduceRecord, i: number, topic: string): number {
+  if (r === null || typeof r !== 'object') throw invalid(`${where(i, topic)} must be an object`);
+  refuseUnknownRecordKeys(r, i, topic);
+  const key = r.key;
+  const value = r.value;
+  let size = RECORD_OVERHEAD;
+  if (key != null) {
+    if (!(key instanceof Uint8Array)) throw invalid(`${where(i, topic)}: key must be bytes or null`);
+    size += key.length;
+  }
+  if (value != null) {
+    if (!(value instanceof Uint8Array)) throw invalid(`${where(i, topic)}: value must be bytes or null`);
+    size += value.length;
+  }
+  const timestamp = r.timestamp;
+  if (timestamp != null && (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > MAX_TIMESTAMP)) {
+    throw invalid(`${where(i, topic)}: timestamp must be a non-negative integer of ms, got ${String(timestamp)}`);
+  }
+  const headers = r.headers;
+  if (headers !== undefined) {
+    if (!Array.isArray(headers)) throw invalid(`${where(i, topic)}: headers must be an array`);
+    for (const h of headers) {
+      if (h === null || typeof h !== 'object') throw invalid(`${where(i, topic)}: each header needs a string key and a bytes or null value`);
+      const hk = h.key;
+      const hv = h.value;
+      if (typeof hk !== 'string' || (hv !== null && !(hv instanceof Uint8Array))) {
+        throw invalid(`${where(i, topic)}: each header needs a string key and a bytes or null value`);
+      }
+      // Stored as UTF-8, which would turn a lone surrogate into U+FFFD: consumers would read another key.
+      if (hasLoneSurrogate(hk)) throw invalid(`${where(i, topic)}: header key ${showValue(hk)} is not well-formed Unicode (lone surrogate)`);
+      size += headerSize(hk, hv);
+    }
+  }
+  return size;
 }
 
 /** A produce whose records all went to one partition got consecutive offsets from `base`. */
@@ -383,6 +443,10 @@ export class StreamStore {
    * later replacing the earlier's open logs) or a create would drop units a delete is dropping.
    */
   private topicChanges: Promise<unknown> = Promise.resolve();
+  /** Group commits whose write is under way: a drop of a topic's offsets waits for them (see dropGroupOffsets). */
+  private readonly groupCommits = new Set<Promise<void>>();
+  /** Set while a topic's committed offsets are dropped: group commits wait for it. */
+  private groupDrop: Promise<void> | undefined;
 
   private constructor(
     private readonly ctx: EngineContext,
@@ -716,12 +780,37 @@ export class StreamStore {
     await this.dropGroupOffsets(name);
   }
 
-  /** Every group's committed offsets for topic `name`. */
-  private async dropGroupOffsets(name: string): Promise<void> {
-    const ops = (await this.groups.kv.scan({ prefix: utf8.encode('o') }))
-      .filter((e) => fromUtf8.decode(e.key.subarray(0, e.key.length - 4)).split('\u0000')[2] === name)
-      .map((e) => ({ type: 'delete' as const, key: e.key }));
-    if (ops.length > 0) await this.groups.kv.batch(ops);
+  /**
+   * Every group's committed offsets for topic `name`, and the listing's entry of each group left
+   * with none (a group is listed while it has committed offsets; so is the entry of a group that
+   * earlier builds left behind with none). Group commits wait for it, and it for those under way:
+   * a commit landing between its scans and its write would lose its group's entry.
+   */
+  private dropGroupOffsets(name: string): Promise<void> {
+    const drop = (async () => {
+      await Promise.allSettled(this.groupCommits);
+      const ops: BatchOp[] = [];
+      const kept = new Set<string>();
+      for (const e of await this.groups.kv.scan({ prefix: utf8.encode('o') })) {
+        const [, group, topic] = fromUtf8.decode(e.key.subarray(0, e.key.length - 4)).split('\u0000');
+        if (topic === name) ops.push({ type: 'delete', key: e.key });
+        else kept.add(group!);
+      }
+      const prefix = utf8.encode('g\u0000');
+      for (const e of await this.groups.kv.scan({ prefix })) {
+        if (!kept.has(fromUtf8.decode(e.key.subarray(prefix.length)))) ops.push({ type: 'delete', key: e.key });
+      }
+      if (ops.length > 0) await this.groups.kv.batch(ops);
+    })();
+    const settled = drop.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.groupDrop = settled;
+    void settled.then(() => {
+      if (this.groupDrop === settled) this.groupDrop = undefined;
+    });
+    return drop;
   }
 
   /**
@@ -752,14 +841,15 @@ export class StreamStore {
     if (count === 0) return Promise.resolve(new Produced(-1, -1, 0));
     const n = topic.logs.length;
     const now = this.ctx.clock.now();
-    // Partition per record, filled in only once a batch turns out to span partitions.
+    // Partition per record, and each partition's raw bytes, filled in only once a batch turns out to span partitions.
     let placement: Uint16Array | undefined;
+    let rawBytes: number[] | undefined;
     let first = -1;
     let raw = 0;
     let usedSticky = false;
     for (let i = 0; i < count; i++) {
       const r = records[i]!;
-      this.checkRecord(r, i, topicName);
+      const size = checkedSize(r, i, topicName);
       let p: number;
       if (r.partition !== undefined) {
         this.log(topic, r.partition);
@@ -770,17 +860,19 @@ export class StreamStore {
         p = topic.sticky % n;
         usedSticky = true;
       }
-      const size = recordSize(r);
       if (size > MAX_BATCH_RAW_BYTES) {
         throw new QuartzError(ErrorCode.TOO_LARGE, `${where(i, topicName)} is ${size} bytes; a record may be at most ${MAX_BATCH_RAW_BYTES} bytes`);
       }
-      raw += size;
       if (first === -1) first = p;
       else if (placement !== undefined) placement[i] = p;
       else if (p !== first) {
         placement = new Uint16Array(count).fill(first, 0, i);
         placement[i] = p;
+        rawBytes = new Array<number>(n).fill(0);
+        rawBytes[first] = raw;
       }
+      if (rawBytes === undefined) raw += size;
+      else rawBytes[p]! += size;
     }
     if (usedSticky) topic.sticky = (topic.sticky + 1) % n;
     const done = (): void => this.ctx.usage.add(this.tenantId, 'records_produced', count);
@@ -791,25 +883,21 @@ export class StreamStore {
         return new Produced(partition, base, count);
       });
     }
-    return this.appendSpread(topic, records, placement, now).then((bases) => {
+    return this.appendSpread(topic, records, placement, rawBytes!, now).then((bases) => {
       done();
       return new Produced(-1, -1, count, placement, bases);
     });
   }
 
-  /** Appends records bound for several partitions; resolves with each partition's first offset. */
-  private appendSpread(topic: OpenTopic, recs: ProduceRecord[], placement: Uint16Array, now: number): Promise<number[]> {
+  /**
+   * Appends records bound for several partitions (`rawBytes`: each partition's sum of their
+   * `recordSize`); resolves with each partition's first offset.
+   */
+  private appendSpread(topic: OpenTopic, recs: ProduceRecord[], placement: Uint16Array, rawBytes: readonly number[], now: number): Promise<number[]> {
     const perPartition: ProduceRecord[][] = [];
-    const rawBytes: number[] = [];
     for (let i = 0; i < recs.length; i++) {
       const p = placement[i]!;
-      let list = perPartition[p];
-      if (list === undefined) {
-        perPartition[p] = list = [];
-        rawBytes[p] = 0;
-      }
-      list.push(recs[i]!);
-      rawBytes[p] += recordSize(recs[i]!);
+      (perPartition[p] ??= []).push(recs[i]!);
     }
     const bases: number[] = [];
     const writes: Promise<void>[] = [];
@@ -817,33 +905,6 @@ export class StreamStore {
       writes.push(topic.logs[p]!.append(list, rawBytes[p], now).then((base) => void (bases[p] = base)));
     });
     return Promise.all(writes).then(() => bases);
-  }
-
-  /**
-   * Validates one record in place (the message is built only on failure). The record goes to the
-   * encoder as it is, a missing timestamp filled in there: no copy of each record to add one.
-   */
-  private checkRecord(r: ProduceRecord, i: number, topic: string): void {
-    if (r === null || typeof r !== 'object') throw invalid(`${where(i, topic)} must be an object`);
-    const key = r.key;
-    const value = r.value;
-    if (key != null && !(key instanceof Uint8Array)) throw invalid(`${where(i, topic)}: key must be bytes or null`);
-    if (value != null && !(value instanceof Uint8Array)) throw invalid(`${where(i, topic)}: value must be bytes or null`);
-    const timestamp = r.timestamp;
-    if (timestamp != null && (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > MAX_TIMESTAMP)) {
-      throw invalid(`${where(i, topic)}: timestamp must be a non-negative integer of ms, got ${String(r.timestamp)}`);
-    }
-    const headers = r.headers;
-    if (headers !== undefined) {
-      if (!Array.isArray(headers)) throw invalid(`${where(i, topic)}: headers must be an array`);
-      for (const h of headers) {
-        if (h === null || typeof h !== 'object' || typeof h.key !== 'string' || (h.value !== null && !(h.value instanceof Uint8Array))) {
-          throw invalid(`${where(i, topic)}: each header needs a string key and a bytes or null value`);
-        }
-        // Stored as UTF-8, which would turn a lone surrogate into U+FFFD: consumers would read another key.
-        if (hasLoneSurrogate(h.key)) throw invalid(`${where(i, topic)}: header key ${showValue(h.key)} is not well-formed Unicode (lone surrogate)`);
-      }
-    }
   }
 
   /**
@@ -861,6 +922,8 @@ export class StreamStore {
     const topic = this.topic(topicName);
     const log = this.log(topic, partition);
     options ??= {}; // JavaScript callers pass null for "no options"
+    // The message is built only for a key that is not known: consume is a hot path.
+    for (const k in options) if (!CONSUME_OPTION_NAMES.includes(k)) refuseUnknownOptions(options, CONSUME_OPTION_NAMES, `consume of topic '${topicName}'`);
     const signal = options.signal;
     // Checked before a long-poll registers anything: a waiter left behind by a failed addEventListener
     // would call removeEventListener on the bad value when it fires, and throw outside any caller.
@@ -965,7 +1028,16 @@ export class StreamStore {
       const value = { offset, metadata: metadata ?? null, committed_at: now };
       ops.push({ type: 'put', key: groupKey('o', group, topicName, partition), value: utf8.encode(JSON.stringify(value)) });
     }
-    await this.groups.kv.batch(ops);
+    while (this.groupDrop !== undefined) await this.groupDrop;
+    // The topic may have been deleted while this waited (and created again): its offsets must not come back.
+    if (this.topic(topicName) !== topic) throw new QuartzError(ErrorCode.NOT_FOUND, `topic '${topicName}' does not exist`);
+    const write = Promise.resolve(this.groups.kv.batch(ops));
+    this.groupCommits.add(write);
+    try {
+      await write;
+    } finally {
+      this.groupCommits.delete(write);
+    }
   }
 
   /**

@@ -12,7 +12,7 @@
  *   g/<tenantId>           → JSON { bytes_stored, vectors_stored }: the current levels
  *   m/period               → the last period flushed
  *   m/clean                → present only while closed cleanly (see `reconcile`)
- *   m/crashes              → how many opens found no `m/clean` (decimal)
+ *   m/crashes              → how many opens found data but no `m/clean` (decimal)
  *   c/<tenantId>           → the `m/crashes` value when the tenant's levels were last counted
  *
  * A gauge is a level kept as deltas, so deltas a crash loses would leave it wrong for ever. The
@@ -29,6 +29,7 @@ import { prefixEnd } from '../../ports/storage-checks.js';
 import type { BatchOp, OrderedKV, StorageProvider } from '../../ports/storage.js';
 import type { LevelCounter, UsageMetric, UsageRecorder } from '../context.js';
 import { consoleLogger, type Logger } from '../../ports/logger.js';
+import { META_UNIT } from '../data-version.js';
 
 export const USAGE_METRICS: readonly UsageMetric[] = ['api_calls', 'bytes_stored', 'records_produced', 'vectors_stored', 'function_ms'];
 const GAUGES = ['bytes_stored', 'vectors_stored'] as const satisfies readonly UsageMetric[];
@@ -40,6 +41,17 @@ const PERIOD = /^\d{4}-(0[1-9]|1[0-2])$/;
 const PAGE = 500;
 const CLEAN_KEY = new TextEncoder().encode('m/clean');
 const CRASHES_KEY = new TextEncoder().encode('m/crashes');
+
+/**
+ * Whether the storage holds nothing a level could have missed: no tenant, usage or mark in the
+ * `tenants` unit and no unit but it and the data version's. (A tenant the library uses without
+ * registering it has units of its own, though its deltas may not have reached `tenants` yet.)
+ * Without `listUnits` nothing can be told apart, so it answers false.
+ */
+async function holdsNothing(storage: StorageProvider, kv: OrderedKV): Promise<boolean> {
+  if ((await kv.scan({ limit: 1 })).length > 0 || storage.listUnits === undefined) return false;
+  return (await storage.listUnits('')).every((name) => name === 'tenants' || name === META_UNIT);
+}
 
 export type UsageFigures = Record<UsageMetric, number>;
 
@@ -175,7 +187,9 @@ export class UsageMeter implements UsageRecorder {
     if ((await unit.kv.get(CLEAN_KEY)) !== undefined) {
       // From here on a crash loses deltas again: the next open must not trust the levels.
       await unit.kv.delete(CLEAN_KEY);
-    } else {
+    } else if (!(await holdsNothing(options.storage, unit.kv))) {
+      // A new data directory's levels start at zero with nothing to miss: counting its first open
+      // as a crash had every tenant's first request say `recounting`.
       meter.crashes++;
       await unit.kv.put(CRASHES_KEY, utf8.encode(String(meter.crashes)));
     }

@@ -202,6 +202,21 @@ function parseStored<T>(bytes: Uint8Array, what: string): T {
   }
 }
 
+/**
+ * A collection whose stored snapshot or log fails its checks. Nothing kept can rebuild it: the log
+ * before the snapshot was dropped when the snapshot was written, and the snapshot's one CRC cannot
+ * tell which of its records are intact (a damaged value would be served as if it were right).
+ */
+export class DamagedCollection extends QuartzError {
+  constructor(name: string, cause: QuartzError) {
+    super(
+      cause.code,
+      `collection '${name}' is damaged and cannot be opened (${cause.message}); its vectors cannot be read: delete the collection and create it again, then upsert its vectors again or restore them from a backup`,
+      { cause, details: { collection: name, damage: cause.message }, exposeMessage: true },
+    );
+  }
+}
+
 function snapshotKey(seq: number): string {
   return `${SNAPSHOT_PREFIX}${seq.toString().padStart(16, '0')}`;
 }
@@ -531,6 +546,7 @@ export class Collection {
       try {
         return await Collection.load(ctx, tenantId, config, unit, policy, skip);
       } catch (err) {
+        if (isQuartzError(err, ErrorCode.CHECKSUM_MISMATCH) || isQuartzError(err, ErrorCode.CORRUPT_DATA)) throw new DamagedCollection(config.name, err);
         if (!(err instanceof UnappliableEntry)) throw err;
         skip.add(err.seq);
         (ctx.logger ?? consoleLogger).error(

@@ -196,6 +196,53 @@ describe('VectorStore collections', () => {
     }
   });
 
+  it('a collection whose snapshot is damaged answers the damage from memory until it is deleted, naming the way out', async () => {
+    const ctx = createTestContext();
+    let snapshotReads = 0;
+    const storage: StorageProvider = {
+      listUnits: (prefix) => ctx.storage.listUnits(prefix),
+      dropUnit: (name) => ctx.storage.dropUnit(name),
+      close: () => ctx.storage.close(),
+      unit: async (name) => {
+        const unit = await ctx.storage.unit(name);
+        const blobs: BlobStore = {
+          put: (key, bytes) => unit.blobs.put(key, bytes),
+          get: (key, range) => {
+            if (key.startsWith('snap/')) snapshotReads++;
+            return unit.blobs.get(key, range);
+          },
+          head: (key) => unit.blobs.head(key),
+          list: (prefix) => unit.blobs.list(prefix),
+          delete: (key) => unit.blobs.delete(key),
+        };
+        return { ...unit, blobs };
+      },
+    };
+    const first = await VectorStore.open({ ...ctx, storage }, 't1');
+    await first.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+    await first.upsert('docs', [{ id: 'a', values: [1, 2] }]);
+    await (await first.collection('docs')).checkpoint();
+    await first.close();
+    const unit = ctx.storage.unit('vec/t1/docs');
+    const [{ key }] = await unit.blobs.list('snap/');
+    const bytes = (await unit.blobs.get(key!))!.slice();
+    bytes[40]! ^= 0x01;
+    await unit.blobs.put(key!, bytes);
+
+    const store = await VectorStore.open({ ...ctx, storage }, 't1');
+    snapshotReads = 0;
+    for (let i = 0; i < 3; i++) {
+      const err = await rejectsWithQuartzError(store.query('docs', { vector: [1, 2], k: 1 }), 'checksum_mismatch', /^collection 'docs' is damaged and cannot be opened \(.*\); .*delete the collection and create it again/);
+      expect(err.exposeMessage).toBe(true);
+      expect(err.details).toMatchObject({ collection: 'docs' });
+    }
+    expect(snapshotReads).toBe(1);
+    await store.deleteCollection('docs');
+    await store.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+    expect(await store.query('docs', { vector: [1, 2], k: 1 })).toEqual({ matches: [] });
+    await store.close();
+  });
+
   it('a delete whose unit fails to drop still meters the vectors out; the next open drops the unit', async () => {
     const ctx = createTestContext();
     let failDrop = false;

@@ -15,6 +15,7 @@ import type { EngineContext } from '../context.js';
 import type { UnitStorage } from '../../ports/storage.js';
 import {
   Collection,
+  DamagedCollection,
   planUpsert,
   type CollectionConfig,
   type CollectionInfo,
@@ -77,6 +78,8 @@ export class VectorStore {
   private readonly open = new Map<string, Promise<Collection>>();
   /** The collections of `open` that finished opening: queries reach them without a promise. */
   private readonly ready = new Map<string, OpenEntry>();
+  /** Collections whose stored data failed its checks on open: every call answers that until a delete. */
+  private readonly damaged = new Map<string, DamagedCollection>();
   /** Collections closing for the budget: the next open of the name waits, so one unit never has two instances. */
   private readonly closing = new Map<string, Promise<void>>();
   /** Operations in flight per name (counted before the collection opens): the budget leaves these open. */
@@ -370,6 +373,7 @@ export class VectorStore {
         }
         await this.catalog.kv.delete(catalogKey(name));
         this.configs.delete(name);
+        this.damaged.delete(name);
         this.names.delete(name);
         this.storedSum -= this.storedCounts.get(name) ?? 0;
         this.storedCounts.delete(name);
@@ -392,6 +396,9 @@ export class VectorStore {
     this.check();
     const config = this.configOf(name);
     let opened = this.open.get(name);
+    // Answered from memory: each call would read the whole damaged snapshot again to fail again.
+    const damage = this.damaged.get(name);
+    if (damage !== undefined) throw damage;
     if (opened === undefined) {
       const closing = this.closing.get(name);
       const pending = (async () => {
@@ -408,9 +415,11 @@ export class VectorStore {
           this.budget.touch(entry);
           this.budget.add(entry);
         },
-        // A failed open is not cached, so a later call retries it.
-        () => {
-          if (this.open.get(name) === pending) this.open.delete(name);
+        // A failed open is not cached, so a later call retries it; damage stays until the collection is deleted.
+        (err: unknown) => {
+          if (this.open.get(name) !== pending) return;
+          this.open.delete(name);
+          if (err instanceof DamagedCollection) this.damaged.set(name, err);
         },
       );
     }

@@ -192,6 +192,40 @@ describe('disk storage recovery', () => {
     await (await openDiskStorage({ dir })).close();
   });
 
+  it("removes the LOCK's temp and claim files that killed starters left, even an empty one, and nobody's file of another name", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(dir);
+    await (await openDiskStorage({ dir })).close();
+    // A starter killed (kill -9) right after creating its temp file, before writing its pid into it,
+    // and another killed while it held a claim on a stale LOCK.
+    const starter = spawn(
+      process.execPath,
+      ['-e', `const fs = require('node:fs'); const dir = process.argv[1];
+fs.writeFileSync(dir + '/LOCK.new.' + process.pid + '.0123456789ab', '', { flag: 'wx' });
+fs.writeFileSync(dir + '/LOCK.stale.4242_77.0', String(process.pid), { flag: 'wx' });
+console.log('ready'); setInterval(() => {}, 1000);`, dir],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve) => starter.stdout.once('data', () => resolve()));
+    const dead = starter.pid!;
+    starter.kill('SIGKILL');
+    await new Promise((resolve) => starter.once('exit', resolve));
+    // The user's own files, one of them holding the dead pid: not ours to remove.
+    await writeFile(join(dir, 'LOCK.backup'), String(dead));
+    await writeFile(join(dir, 'LOCK.new.notes'), `${dead}\n`);
+    const storage = await openDiskStorage({ dir });
+    await storage.close();
+    expect((await readdir(dir)).filter((name) => name.startsWith('LOCK')).sort()).toEqual(['LOCK.backup', 'LOCK.new.notes']);
+    expect(readFileSync(join(dir, 'LOCK.backup'), 'utf8')).toBe(String(dead));
+
+    // Nor does a user's LOCK.something make a directory without kv.mdb pass for a data directory.
+    const other = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
+    dirs.push(other);
+    await writeFile(join(other, 'LOCK.backup'), 'mine');
+    await expect(openDiskStorage({ dir: other })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: expect.stringContaining("('LOCK.backup')") });
+    expect(await readdir(other)).toEqual(['LOCK.backup']);
+  });
+
   it.skipIf(process.platform !== 'linux')('writes its start time in the LOCK, and takes over a lock whose pid is reused or an unreaped zombie (Linux)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'quartz-disk-'));
     dirs.push(dir);

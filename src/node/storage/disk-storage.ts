@@ -182,6 +182,16 @@ function lockOwner(text: string): { pid: number; startTicks: string | undefined 
   return /^\d+$/.test(pidText) && Number.isSafeInteger(pid) && pid > 0 ? { pid, startTicks } : undefined;
 }
 
+/** `LOCK.new.<writer's pid>.<12 hex>`: the file `linkWithContent` writes, then links into place. */
+const LOCK_TEMP_NAME = /^LOCK\.new\.([1-9]\d*)\.[0-9a-f]{12}$/;
+/** `LOCK.stale.<the stale LOCK's content as a tag>.<k>`: a claim (see `claimStaleLock`). */
+const LOCK_CLAIM_NAME = /^LOCK\.stale\.[0-9A-Za-z_]{1,64}\.\d+$/;
+
+/** Whether `name` is one the LOCK's takers write: any other `LOCK.*` is someone else's file. */
+function isLockWorkFile(name: string): boolean {
+  return LOCK_TEMP_NAME.test(name) || LOCK_CLAIM_NAME.test(name);
+}
+
 /** Creates `path` holding `content`, or returns false if it exists: never an empty file others can read. */
 async function linkWithContent(dir: string, path: string, content: string): Promise<boolean> {
   const temp = join(dir, `LOCK.new.${process.pid}.${randomBytes(6).toString('hex')}`);
@@ -214,13 +224,19 @@ async function claimStaleLock(dir: string, held: string, identity: string): Prom
 }
 
 /**
- * Claim and temp files left by starters that died. A live starter's are its own to remove, and so
- * is one still empty (its writer may be between creating and writing it).
+ * Claim and temp files left by starters that died, by their exact names: a file of the user's own
+ * named `LOCK.something` is left alone whatever it holds. A live starter's are its own to remove.
+ * A temp file names its writer's pid, so one left empty by a writer killed between creating and
+ * writing it goes too (while that pid runs, the writer may be at that very step); a claim is
+ * linked into place with its content, so one whose content names no process is not ours.
  */
 async function removeDeadLockFiles(dir: string): Promise<void> {
   for (const name of await readdir(dir)) {
-    if (!name.startsWith('LOCK.')) continue;
-    const owner = lockOwner(await readFile(join(dir, name), 'utf8').catch(() => ''));
+    if (!isLockWorkFile(name)) continue;
+    const text = await readFile(join(dir, name), 'utf8').catch(() => undefined);
+    if (text === undefined) continue; // removed meanwhile
+    const writer = LOCK_TEMP_NAME.exec(name)?.[1];
+    const owner = text === '' && writer !== undefined ? { pid: Number(writer), startTicks: undefined } : lockOwner(text);
     if (owner !== undefined && !ownerAlive(owner.pid, owner.startTicks)) await unlink(join(dir, name)).catch(() => undefined);
   }
 }
@@ -248,7 +264,7 @@ async function refuseForeignDir(dir: string): Promise<void> {
   });
   if (names.includes('kv.mdb')) return;
   // LOCK.new.* and LOCK.stale.*: what starters racing for the LOCK leave if they die (see lockDir).
-  const foreign = names.filter((name) => !BEFORE_FIRST_OPEN.has(name) && !name.startsWith('LOCK.'));
+  const foreign = names.filter((name) => !BEFORE_FIRST_OPEN.has(name) && !isLockWorkFile(name));
   if (foreign.includes('blobs')) {
     const blobs = await readdir(join(dir, 'blobs')).catch(() => ['?']);
     const tmp = blobs.length === 1 && blobs[0] === 'tmp' ? await readdir(join(dir, 'blobs', 'tmp')).catch(() => ['?']) : ['?'];

@@ -29,7 +29,8 @@ export function adminCommands(program: Command, io: CliIo): void {
       const partial = `${flags.file}.partial`;
       const cannotWrite = (err: NodeJS.ErrnoException): CliError => new CliError(`quartz: cannot write ${flags.file} (${err.code ?? err.message})`);
       // Opened before the download, so a path that cannot be written fails at once, as one line.
-      const handle = await open(partial, 'w').catch((err: NodeJS.ErrnoException) => {
+      // Mode 0600: the archive holds every tenant's data, as the data directory (0700) does.
+      const handle = await open(partial, 'w', 0o600).catch((err: NodeJS.ErrnoException) => {
         throw cannotWrite(err);
       });
       // Ctrl-C (or a TERM) stops the download and removes the .partial: killed outright, the
