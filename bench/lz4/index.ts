@@ -23,7 +23,7 @@ import { parseFlags } from '../lib/args.js';
 import { ratio } from '../lib/format.js';
 import { median } from '../lib/quantiles.js';
 import { clockSeconds, settleHeap, useCpuClock } from '../lib/timing.js';
-import { minorPageFaults } from '../lib/cpu.js';
+import { mainThreadNs, minorPageFaults } from '../lib/cpu.js';
 
 const require = createRequire(import.meta.url);
 const lz4js = require('lz4js') as { compress(src: Uint8Array): Uint8Array; decompress(src: Uint8Array): Uint8Array };
@@ -39,11 +39,12 @@ const here = fileURLToPath(new URL('.', import.meta.url));
  * figure, ours and the peers' alike, is process CPU time; the `lz4` CLI row always reports its own
  * wall-clock figures), from a settled heap (see settleHeap).
  */
-function timeOnce(fn: () => void): { seconds: number; faults: number } {
+function timeOnce(fn: () => void): { seconds: number; faults: number; mainSeconds: number } {
   settleHeap();
   const before = minorPageFaults();
+  const main = mainThreadNs();
   const seconds = clockSeconds(fn).seconds;
-  return { seconds, faults: minorPageFaults() - before };
+  return { seconds, faults: minorPageFaults() - before, mainSeconds: (mainThreadNs() - main) / 1e9 };
 }
 
 /** One contestant of a timed round: a whole call, and an untimed check of its result. */
@@ -51,12 +52,18 @@ interface Side {
   run: () => void;
   /** Runs after every call, outside the timing: checks the result and lets it go. */
   check?: () => void;
+  /** Runs before every timed call, outside the timing (and before its forced GCs). */
+  before?: () => void;
 }
 
-/** One side's figures: median MB/s, and median minor page faults per 64 KB of uncompressed data. */
+/**
+ * One side's figures: median MB/s, median minor page faults per 64 KB of uncompressed data, and
+ * median MB/s by the main thread's CPU time alone (without V8's helper threads: concurrent GC).
+ */
 interface Figures {
   mbs: number;
   faults: number;
+  mainMbs: number;
 }
 
 /**
@@ -72,16 +79,19 @@ function interleaved(bytes: number, sides: Side[]): Figures[] {
   }
   const times = sides.map(() => [] as number[]);
   const faults = sides.map(() => [] as number[]);
+  const mainTimes = sides.map(() => [] as number[]);
   for (let r = 0; r < RUNS; r++) {
     for (let k = 0; k < sides.length; k++) {
       const i = (r + k) % sides.length;
+      sides[i]!.before?.();
       const t = timeOnce(sides[i]!.run);
       times[i]!.push(t.seconds);
       faults[i]!.push((t.faults * BLOCK) / bytes);
+      mainTimes[i]!.push(t.mainSeconds);
       sides[i]!.check?.();
     }
   }
-  return times.map((t, i) => ({ mbs: bytes / 1e6 / median(t), faults: median(faults[i]!) }));
+  return times.map((t, i) => ({ mbs: bytes / 1e6 / median(t), faults: median(faults[i]!), mainMbs: bytes / 1e6 / median(mainTimes[i]!) }));
 }
 
 /** Median MB/s of `fn` over RUNS runs, for `bytes` of uncompressed data per run. */
@@ -111,6 +121,11 @@ interface Codec {
   verify: () => void;
   /** Total compressed bytes of the last compress. */
   packedSize: () => number;
+  /**
+   * Lets the last compress result go before the next compress, as `verify` does for decompress:
+   * kept, it doubled the live results during the next call, where V8 then ran a mark-compact.
+   */
+  dropPacked: () => void;
 }
 
 function chunks(data: Uint8Array): Uint8Array[] {
@@ -139,6 +154,9 @@ function oursBlock(data: Uint8Array): { codec: Codec; into: Side; compressInto: 
       back = [];
     },
     packedSize: () => total(packed),
+    dropPacked: () => {
+      packed = [];
+    },
   };
   // Beside the headline, not in it: the caller reuses one output buffer, so no result allocation.
   const buffer = new Uint8Array(BLOCK);
@@ -169,6 +187,8 @@ function oursBlock(data: Uint8Array): { codec: Codec; into: Side; compressInto: 
 
 /** Figures of the block API writing into one caller-owned buffer (compress, decompress), per corpus. */
 const intoFigures = new Map<Uint8Array, [Figures, Figures]>();
+/** The block API's owned compress figures, per corpus (for its main-thread figure). */
+const ownedCompressFigures = new Map<Uint8Array, Figures>();
 
 /**
  * A codec whose compress makes one packed buffer of the whole corpus and whose decompress one
@@ -190,6 +210,9 @@ function wholeBuffer<P extends Uint8Array>(name: string, data: Uint8Array, compr
       back = undefined;
     },
     packedSize: () => packed!.length,
+    dropPacked: () => {
+      packed = undefined;
+    },
   };
 }
 
@@ -214,6 +237,9 @@ function napiBlocks(data: Uint8Array): Codec {
       back = [];
     },
     packedSize: () => total(packed),
+    dropPacked: () => {
+      packed = [];
+    },
   };
 }
 
@@ -240,9 +266,10 @@ function inProcessRows(data: Uint8Array): Row[] {
   const codecs = [block.codec, oursFrame(data), napiBlocks(data), napiWhole(data), napiFrame(data), lz4jsFrame(data)];
   // The owned compress runs first once, so that the `{ into }` side's check has its sizes.
   block.codec.compress();
-  const compress = interleaved(data.length, [...codecs.map((c) => ({ run: c.compress })), block.compressInto]);
+  const compress = interleaved(data.length, [...codecs.map((c) => ({ run: c.compress, before: c.dropPacked })), block.compressInto]);
   const decoded = interleaved(data.length, [...codecs.map((c) => ({ run: c.decompress, check: c.verify })), block.into]);
   intoFigures.set(data, [compress[codecs.length]!, decoded[codecs.length]!]);
+  ownedCompressFigures.set(data, compress[0]!);
   return codecs.map((c, i) => ({
     name: c.name,
     compress: compress[i]!.mbs,
@@ -324,6 +351,9 @@ console.log('\nTargets on JSON logs (quartz block API):');
 console.log(`  decompress ${block!.decompress.toFixed(0)} MB/s (target ≥ 2500); vs lz4-napi ${ratio(block!.decompress, napiBlock!.decompress)} (64 KB blocks), ${ratio(block!.decompress, napiBuf!.decompress)} (whole buffer) (target ≥ 1.0×)`);
 console.log(`  compress   ${block!.compress.toFixed(0)} MB/s (target ≥ 650); vs lz4-napi ${ratio(block!.compress, napiBlock!.compress)} (64 KB blocks), ${ratio(block!.compress, napiBuf!.compress)} (whole buffer) (target ≥ 0.9×)`);
 const [compressInto, into] = intoFigures.get(corpora[0]![1])!;
+const owned = ownedCompressFigures.get(corpora[0]![1])!;
+// Kept results are external memory that sets off V8's concurrent GC: its helper threads' share shows here.
+console.log(`  compress by the main thread's CPU alone (no GC helper threads): owned ${owned.mainMbs.toFixed(0)} MB/s, { into } ${compressInto.mainMbs.toFixed(0)} MB/s`);
 console.log(`  decompress into a caller-owned buffer ({ into }, no result allocated): ${into.mbs.toFixed(0)} MB/s (${into.faults.toFixed(1)} page faults / 64 KB); vs lz4-napi ${ratio(into.mbs, napiBlock!.decompress)} (64 KB blocks, which allocates its results)`);
 console.log(`  compress into a caller-owned buffer ({ into }, no result allocated): ${compressInto.mbs.toFixed(0)} MB/s (${compressInto.faults.toFixed(1)} page faults / 64 KB); vs lz4-napi ${ratio(compressInto.mbs, napiBlock!.compress)}`);
 if (cli) {
