@@ -177,8 +177,8 @@ async function main(): Promise<void> {
   if (!flags.has('no-build')) spawnSync('npm', ['run', 'build:ts'], { cwd: ROOT, stdio: 'ignore' });
   const dir = await mkdtemp(join(tmpdir(), 'qz-bench-clients-'));
   // --port N: the server on N, the peer on N+1 (on a shared machine, ports set aside for this run).
-  const port = flags.has('port') ? flags.number('port', 0, 'positive') : await freePort();
-  const peerPort = flags.has('port') ? port + 1 : await freePort();
+  const port = flags.string('port') !== undefined ? flags.number('port', 0, 'positive') : await freePort();
+  const peerPort = flags.string('port') !== undefined ? port + 1 : await freePort();
   const logFd = openSync(join(dir, 'server.log'), 'a');
   // Started as bench/http/index.ts starts them.
   const server = spawn(process.execPath, [join(ROOT, 'bin/quartz.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', join(dir, 'quartz')], { cwd: dir, stdio: ['ignore', logFd, logFd], env: { ...process.env, QUARTZ_LOG_LEVEL: 'info' } });
