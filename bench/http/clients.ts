@@ -78,21 +78,33 @@ interface Run {
   server: number;
   /** Client CPU per answer, µs. */
   client: number;
+  /** Bytes read per answer: the same target must read alike by every client. */
+  bytes: number;
+}
+
+interface ClientRun {
+  answered: number;
+  ok: number;
+  elapsed: number;
+  p50: number;
+  p99: number;
+  clientUs: number;
+  bytesRead: number;
 }
 
 // ---------------------------------------------------------------------------------------------
 // the clients
 
-async function runAutocannon(t: Target, seconds: number): Promise<{ answered: number; ok: number; elapsed: number; p50: number; p99: number; clientUs: number }> {
+async function runAutocannon(t: Target, seconds: number): Promise<ClientRun> {
   const c0 = process.cpuUsage();
   const r: Result = await autocannon({ url: t.url, connections: CONNECTIONS, duration: seconds, timeout: 30, requests: t.requests as CannonRequest[] });
   const c = process.cpuUsage(c0);
   let ok = 0;
   for (const [code, s] of Object.entries(r.statusCodeStats)) if (code.startsWith('2')) ok += s.count;
-  return { answered: r.requests.total, ok, elapsed: r.duration, p50: r.latency.p50, p99: r.latency.p99, clientUs: c.user + c.system };
+  return { answered: r.requests.total, ok, elapsed: r.duration, p50: r.latency.p50, p99: r.latency.p99, clientUs: c.user + c.system, bytesRead: r.throughput.total };
 }
 
-/** Lua long strings with a level no body contains. */
+/** Lua long strings with a level no body contains (as a table key, written `[ [=[k]=] ]`: `[[=[` would lex as a long string). */
 function luaString(s: string): string {
   let eq = '=';
   while (s.includes(`]${eq}]`)) eq += '=';
@@ -103,7 +115,7 @@ function luaString(s: string): string {
 function wrkScript(t: Target, dir: string): string {
   const file = join(dir, `${t.name.replace(/\W+/g, '-')}.lua`);
   const entries = t.requests.map((r) => {
-    const headers = Object.entries(r.headers).map(([k, v]) => `[${luaString(k)}]=${luaString(v)}`).join(',');
+    const headers = Object.entries(r.headers).map(([k, v]) => `[ ${luaString(k)} ] = ${luaString(v)}`).join(',');
     return `wrk.format(${luaString(r.method)},${luaString(r.path)},{${headers}},${r.body === undefined ? 'nil' : luaString(r.body)})`;
   });
   writeFileSync(file, `local reqs = {}\nlocal i = 0\ninit = function(args)\n  reqs = {\n${entries.join(',\n')}\n  }\nend\nrequest = function()\n  i = i % #reqs + 1\n  return reqs[i]\nend\n`);
@@ -115,13 +127,15 @@ const UNIT_MS: Record<string, number> = { us: 1e-3, ms: 1, s: 1000, m: 60_000 };
 function timed(cmd: string, args: string[], seconds: number): { out: string; clientUs: number } {
   const r = spawnSync('/usr/bin/time', ['-f', 'client-cpu %U %S', cmd, ...args], { encoding: 'utf8', timeout: (seconds + 60) * 1000 });
   const m = /client-cpu ([\d.]+) ([\d.]+)/.exec(r.stderr);
-  if (r.status !== 0 || m === null) throw new Error(`${cmd} failed (${r.status}): ${r.stderr.slice(0, 500)}${r.stdout.slice(0, 500)}`);
+  const rest = r.stderr.replace(/client-cpu .*\n?/, '').trim();
+  // wrk prints a script error and then runs its default request (GET /): never count that.
+  if (r.status !== 0 || m === null || rest !== '') throw new Error(`${cmd} failed (${r.status}): ${r.stderr.slice(0, 500)}${r.stdout.slice(0, 500)}`);
   return { out: r.stdout, clientUs: (Number(m[1]) + Number(m[2])) * 1e6 };
 }
 
-function runWrk(t: Target, seconds: number, script: string): { answered: number; ok: number; elapsed: number; p50: number; p99: number; clientUs: number } {
+function runWrk(t: Target, seconds: number, script: string): ClientRun {
   const { out, clientUs } = timed('wrk', ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', `${seconds}s`, '--timeout', '30s', '--latency', '-s', script, t.url], seconds);
-  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(out);
+  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m), ([\d.]+)([KMG]?B) read/.exec(out);
   const pct = (p: string) => {
     const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s|m)`, 'm').exec(out);
     return m === null ? NaN : Number(m[1]) * UNIT_MS[m[2]!]!;
@@ -129,10 +143,10 @@ function runWrk(t: Target, seconds: number, script: string): { answered: number;
   if (total === null) throw new Error(`wrk printed no totals:\n${out}`);
   const bad = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + [...out.matchAll(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/g)].reduce((n, m) => n + Number(m[1]) + Number(m[2]) + Number(m[3]) + Number(m[4]), 0);
   const answered = Number(total[1]);
-  return { answered, ok: answered - bad, elapsed: (Number(total[2]) * UNIT_MS[total[3]!]!) / 1000, p50: pct('50'), p99: pct('99'), clientUs };
+  return { answered, ok: answered - bad, elapsed: (Number(total[2]) * UNIT_MS[total[3]!]!) / 1000, p50: pct('50'), p99: pct('99'), clientUs, bytesRead: Number(total[4]) * ({ B: 1, KB: 1024, MB: 2 ** 20, GB: 2 ** 30 } as Record<string, number>)[total[5]!]! };
 }
 
-function runAb(t: Target, seconds: number, dir: string): { answered: number; ok: number; elapsed: number; p50: number; p99: number; clientUs: number } {
+function runAb(t: Target, seconds: number, dir: string): ClientRun {
   const r = t.requests[0]!;
   const args = ['-k', '-q', '-c', String(CONNECTIONS), '-t', String(seconds), '-n', '100000000'];
   for (const [k, v] of Object.entries(r.headers)) if (k !== 'content-type') args.push('-H', `${k}: ${v}`);
@@ -146,7 +160,7 @@ function runAb(t: Target, seconds: number, dir: string): { answered: number; ok:
   const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
   const answered = num(/Complete requests:\s+(\d+)/);
   const bad = num(/Failed requests:\s+(\d+)/) + (Number(/Non-2xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0));
-  return { answered, ok: answered - bad, elapsed: num(/Time taken for tests:\s+([\d.]+)/), p50: num(/^\s+50%\s+(\d+)/m), p99: num(/^\s+99%\s+(\d+)/m), clientUs };
+  return { answered, ok: answered - bad, elapsed: num(/Time taken for tests:\s+([\d.]+)/), p50: num(/^\s+50%\s+(\d+)/m), p99: num(/^\s+99%\s+(\d+)/m), clientUs, bytesRead: num(/Total transferred:\s+(\d+)/) };
 }
 
 async function measure(client: ClientName, t: Target, dir: string, scripts: Map<string, string>): Promise<Run> {
@@ -160,7 +174,7 @@ async function measure(client: ClientName, t: Target, dir: string, scripts: Map<
   const r = await go(DURATION);
   const s1 = cpuOf(t.pid);
   const answered = Math.max(1, r.answered);
-  return { reqPerSec: r.ok / r.elapsed, p50: r.p50, p99: r.p99, errors: r.answered - r.ok, server: (s1.user + s1.sys - s0.user - s0.sys) / answered, client: r.clientUs / answered };
+  return { reqPerSec: r.ok / r.elapsed, p50: r.p50, p99: r.p99, errors: r.answered - r.ok, server: (s1.user + s1.sys - s0.user - s0.sys) / answered, client: r.clientUs / answered, bytes: r.bytesRead / answered };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,7 +239,7 @@ async function main(): Promise<void> {
           const r = await measure(client, t, dir, scripts);
           const key = `${client}|${t.name}`;
           (runs.get(key) ?? runs.set(key, []).get(key)!).push(r);
-          console.log(`  round ${round + 1} ${client.padEnd(10)} ${t.name.padEnd(13)} ${r.reqPerSec.toFixed(0).padStart(6)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, errors ${r.errors}, server ${r.server.toFixed(0)} µs, client ${r.client.toFixed(0)} µs per answer`);
+          console.log(`  round ${round + 1} ${client.padEnd(10)} ${t.name.padEnd(13)} ${r.reqPerSec.toFixed(0).padStart(6)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, errors ${r.errors}, server ${r.server.toFixed(0)} µs, client ${r.client.toFixed(0)} µs, ${r.bytes.toFixed(0)} B read per answer`);
         }
       }
     }
@@ -243,7 +257,7 @@ async function main(): Promise<void> {
           const x = median(ratios);
           note = ` | ratio ${x.toFixed(2)} (${ratios[0]!.toFixed(2)}-${ratios.at(-1)!.toFixed(2)}; target ≥ ${targetOf[t.name]}: ${x >= targetOf[t.name]! ? 'met' : 'MISSED'}), CPU ratio ${median(cpu).toFixed(2)}`;
         }
-        console.log(`  ${client.padEnd(10)} ${t.name.padEnd(13)} ${med((r) => r.reqPerSec).toFixed(0).padStart(6)} req/s, p50 ${med((r) => r.p50).toFixed(2)} ms, p99 ${med((r) => r.p99).toFixed(2)} ms, server ${med((r) => r.server).toFixed(0)} µs, client ${med((r) => r.client).toFixed(0)} µs${note}`);
+        console.log(`  ${client.padEnd(10)} ${t.name.padEnd(13)} ${med((r) => r.reqPerSec).toFixed(0).padStart(6)} req/s, p50 ${med((r) => r.p50).toFixed(2)} ms, p99 ${med((r) => r.p99).toFixed(2)} ms, server ${med((r) => r.server).toFixed(0)} µs, client ${med((r) => r.client).toFixed(0)} µs, ${med((r) => r.bytes).toFixed(0)} B${note}`);
       }
     }
   } finally {
