@@ -21,7 +21,7 @@
  */
 import autocannon, { type Request as CannonRequest, type Result } from 'autocannon';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, openSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -199,6 +199,15 @@ async function main(): Promise<void> {
   const peers = spawn(process.execPath, [join(HERE, 'peers.mjs'), '--port', String(peerPort), '--dir', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
   const base = `http://127.0.0.1:${port}`;
   const peerBase = `http://127.0.0.1:${peerPort}`;
+  // Stopped or timed out from outside (a test's spawnSync timeout, ^C): the servers must not outlive the run.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      server.kill('SIGKILL');
+      peers.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
+    });
+  }
   try {
     if (!existsSync(join(ROOT, 'dist/src/node/cli/index.js'))) throw new Error('dist/ is missing: run `npm run build:ts`');
     await waitForHttp(`${base}/v1/health`, server, 'quartz server', join(dir, 'server.log'));
