@@ -17,6 +17,17 @@ function gauge(text: string, name: string): number {
 }
 
 describe('createMetrics', () => {
+  it('spells every value as the text format does, NaN included, even before the event-loop lag has a sample', async () => {
+    engine = await createTestEngine();
+    const metrics = createMetrics(engine);
+    // Within the lag monitor's first 100 ms its mean is NaN, which prom-client writes as `Nan`.
+    for (const { body } of [await metrics.render!(), await metrics.render!()]) {
+      const samples = body.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+      expect(samples.length).toBeGreaterThan(10);
+      for (const line of samples) expect(line).toMatch(/ (\+Inf|-Inf|NaN|[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)$/);
+    }
+  });
+
   it('reports request counters by route and the engine figures', async () => {
     engine = await createTestEngine();
     const { tenant } = await engine.tenants.create({ email: 'm@example.com' });

@@ -171,7 +171,10 @@ export function createMetrics(engine: Engine, bodies?: Pick<BodyBudget, 'heldByt
     },
     async render() {
       await collectEngine();
-      return { contentType: registry.contentType, body: (await registry.metrics()) + renderRequests(series) };
+      // prom-client writes NaN as `Nan` (the event-loop lag's mean before its first 100 ms sample);
+      // the text format spells it `NaN`, and strict readers refuse the other spelling.
+      const body = (await registry.metrics()).replace(/ Nan$/gm, ' NaN') + renderRequests(series);
+      return { contentType: registry.contentType, body };
     },
   };
 }
