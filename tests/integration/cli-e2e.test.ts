@@ -84,6 +84,14 @@ describe('quartz CLI end to end', () => {
     expect(gone.stderr).toBe("quartz: key 'user/43' not found\n");
   }, 180_000);
 
+  it('creates a topic with every setting the create body takes', async () => {
+    const flags = ['--partitions', '3', '--retention-ms', '-1', '--retention-bytes', '1048576', '--segment-bytes', '65536', '--segment-ms', '60000', '--compression', 'none'];
+    ok(await q(['topic', 'create', 'tuned', ...flags]));
+    const described = JSON.parse((await q(['topic', 'describe', 'tuned', '-o', 'json'])).stdout) as Record<string, unknown>;
+    expect(described).toMatchObject({ partitions: 3, retention_ms: -1, retention_bytes: 1048576, segment_bytes: 65536, segment_ms: 60000, compression: 'none' });
+    ok(await q(['topic', 'rm', 'tuned'])); // the tests after this one list every topic
+  });
+
   it('creates a topic, produces from stdin, follows and commits group offsets', async () => {
     ok(await q(['topic', 'create', 'events', '--partitions', '2']));
     const produced = await q(['produce', 'events', '--output', 'json'], 'one\ntwo\nthree\n');
@@ -281,6 +289,13 @@ describe('quartz CLI end to end', () => {
     const badFlag = await q(['topic', 'create', 't', '--partitions', 'many']);
     expect(badFlag.code).toBe(1);
     expect(badFlag.stderr).toBe("quartz: --partitions must be an integer ≥ 1, got 'many'\n");
+    const badCodec = await q(['topic', 'create', 't', '--compression', 'zstd']);
+    expect([badCodec.code, badCodec.stderr]).toEqual([1, "quartz: --compression must be lz4 or none, got 'zstd'\n"]);
+    const badRetention = await q(['topic', 'create', 't', '--retention-bytes', '1e6']);
+    expect([badRetention.code, badRetention.stderr]).toEqual([1, "quartz: --retention-bytes must be an integer, got '1e6'\n"]);
+    const outOfRange = await q(['topic', 'create', 't', '--segment-bytes', '10']);
+    expect(outOfRange.code).toBe(1);
+    expect(outOfRange.stderr).toMatch(/^quartz: .*segment_bytes.*\(400 invalid_argument\)\n$/);
     const noTopic = await q(['produce', 'nowhere'], 'a\nb\n');
     expect(noTopic.code).toBe(1);
     expect(noTopic.stderr).toMatch(/^quartz: .*nowhere.*\(404 not_found\); 0 record\(s\) were produced before it\n$/);

@@ -43,6 +43,22 @@ interface ConsumedRecord {
   encoding?: string;
 }
 
+interface TopicCreateFlags {
+  partitions: string;
+  retentionMs?: string;
+  retentionBytes?: string;
+  segmentBytes?: string;
+  segmentMs?: string;
+  compression?: string;
+}
+
+/** An integer flag that may be -1 (no limit), naming the flag in the error; ranges are the server's. */
+function signedIntFlag(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^-?\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new CliError(`quartz: ${flag} must be an integer, got '${value}'`);
+  return Number(value);
+}
+
 export function topicCommands(program: Command, io: CliIo): void {
   const topic = program.command('topic').description('stream topics: create, ls, describe, rm');
   topic
@@ -50,15 +66,24 @@ export function topicCommands(program: Command, io: CliIo): void {
     .description('create a topic')
     .option('--partitions <n>', 'number of partitions', '1')
     .option('--retention-ms <ms>', 'how long records are kept (-1 forever)')
-    .action(async (name: string, flags: { partitions: string; retentionMs?: string }, cmd: Command) => {
+    .option('--retention-bytes <n>', 'size kept per partition (-1 no limit)')
+    .option('--segment-bytes <n>', 'tail bytes sealed into one segment')
+    .option('--segment-ms <ms>', 'age at which a quiet tail is sealed')
+    .option('--compression <codec>', 'how sealed segments are compressed: lz4 or none')
+    .action(async (name: string, flags: TopicCreateFlags, cmd: Command) => {
       const ctx = ctxFor(cmd, io);
       const partitions = intFlag(flags.partitions, '--partitions', 1);
-      let retention_ms: number | undefined;
-      if (flags.retentionMs !== undefined) {
-        if (!/^-?\d+$/.test(flags.retentionMs)) throw new CliError(`quartz: --retention-ms must be an integer, got '${flags.retentionMs}'`);
-        retention_ms = Number(flags.retentionMs);
+      const retention_ms = signedIntFlag(flags.retentionMs, '--retention-ms');
+      const retention_bytes = signedIntFlag(flags.retentionBytes, '--retention-bytes');
+      const segment_bytes = intFlag(flags.segmentBytes, '--segment-bytes', 1);
+      const segment_ms = intFlag(flags.segmentMs, '--segment-ms', 1);
+      const { compression } = flags;
+      if (compression !== undefined && compression !== 'lz4' && compression !== 'none') {
+        throw new CliError(`quartz: --compression must be lz4 or none, got '${compression}'`);
       }
-      const created = await (await ctx.client()).json<{ partitions: number }>('/v1/topics', { method: 'POST', json: { name, partitions, retention_ms } });
+      // Unset flags stay out of the body (JSON drops undefined): the server's defaults apply.
+      const body = { name, partitions, retention_ms, retention_bytes, segment_bytes, segment_ms, compression };
+      const created = await (await ctx.client()).json<{ partitions: number }>('/v1/topics', { method: 'POST', json: body });
       ctx.out.done(`created topic '${name}' with ${counted(created.partitions, 'partition')}`, created);
     });
   topic
