@@ -181,7 +181,12 @@ export class Engine {
 
   /** @internal use createEngine */
   static async create(options: EngineOptions): Promise<Engine> {
-    if (options !== null && typeof options === 'object') refuseUnknownOptions(options, ENGINE_OPTION_NAMES, 'createEngine');
+    // JavaScript callers: no options or no storage failed as a TypeError deep in the open.
+    const storage: unknown = (options as unknown) !== null && typeof options === 'object' ? options.storage : undefined;
+    if (storage === null || typeof storage !== 'object' || typeof (storage as StorageProvider).unit !== 'function') {
+      throw new QuartzError(ErrorCode.INVALID_ARGUMENT, `createEngine needs options with a storage (a StorageProvider, e.g. createMemoryStorage()), got ${showValue(storage)}`);
+    }
+    refuseUnknownOptions(options, ENGINE_OPTION_NAMES, 'createEngine');
     refuseUnknownSectionOptions(options, 'createEngine');
     await init(options.wasm);
     const dataVersion = await ensureDataVersion(options.storage, { where: options.where, migrations: options.migrations });

@@ -193,6 +193,12 @@ describe('options nobody reads', () => {
     expect(await refusal(() => createEngine({ storage: createMemoryStorage(), capabilities: nodeCapabilities, tenantIdlMs: 5 } as never))).toEqual(
       invalid("createEngine: unknown option 'tenantIdlMs'; did you mean 'tenantIdleMs'?"),
     );
+    // A JavaScript caller's missing options or storage: a typed error, not a TypeError from deep in the open.
+    for (const options of [undefined, null, {}, { storage: 5 }, { storage: {} }]) {
+      expect(await refusal(() => createEngine(options as never))).toEqual(
+        invalid(expect.stringMatching(/^createEngine needs options with a storage \(a StorageProvider, e\.g\. createMemoryStorage\(\)\), got /)),
+      );
+    }
     const known = await openQuartz({ dataDir: dir, encodeThreads: 0, dropDamagedLog: undefined, vectors: { snapshot: { everyMutations: 3 }, maxOpenBytes: 1 << 30 } });
     await known.close();
   });

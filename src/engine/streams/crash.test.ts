@@ -264,7 +264,7 @@ describe('damaged segment blobs', () => {
     await expectTypedFailure(other.streams.consume('t', 0, 0, { max_records: 1000 }), [ErrorCode.CORRUPT_DATA, ErrorCode.CHECKSUM_MISMATCH]);
   });
 
-  it('detects a flipped bit in any batch of a tail entry before serving any of it', async () => {
+  it('detects a flipped bit in any batch of a tail entry: the page ends before it, a read from it fails', async () => {
     const ctx = createTestContext();
     let streams = await StreamStore.open(ctx, 't1');
     await streams.createTopic('t', { segment_bytes: 64 << 20 });
@@ -280,7 +280,11 @@ describe('damaged segment blobs', () => {
     bad[bad.length - run[run.length - 1]!.length + 70]! ^= 0x04; // inside the last batch's records
     await kv.batch([{ type: 'put', key: entry!.key, value: bad }]);
     streams = await StreamStore.open(ctx, 't1');
-    const err = await expectTypedFailure(streams.consume('t', 0, 0, { max_records: 10 }), [ErrorCode.CHECKSUM_MISMATCH]);
+    const damagedAt = run[run.length - 1]!.baseOffset;
+    const page = await streams.consume('t', 0, 0, { max_records: 1000 });
+    expect(page.records.map((r) => r.offset)).toEqual(Array.from({ length: damagedAt }, (_, i) => i));
+    expect(page.next_offset).toBe(damagedAt);
+    const err = await expectTypedFailure(streams.consume('t', 0, damagedAt, { max_records: 10 }), [ErrorCode.CHECKSUM_MISMATCH]);
     expect(err.message).toContain(`tail entry at offset 0, batch ${run.length - 1}`);
     expect((await streams.consume('t', 0, 600)).records.map((r) => dec.decode(r.value!))).toEqual(['second']);
     await streams.close();

@@ -320,6 +320,16 @@ function isDamage(err: unknown): boolean {
   return err instanceof QuartzError && (err.code === ErrorCode.CHECKSUM_MISMATCH || err.code === ErrorCode.CORRUPT_DATA);
 }
 
+/** The records of the one batch of a tail entry's run that holds `offset`, decoded alone. */
+function tailBatchAt(entry: TailBatch, offset: number): DecodedRecord[] {
+  const subject = `tail entry at offset ${entry.base}`;
+  const run = readBatchRun(entry.bytes, subject);
+  let at = 0;
+  let i = 0;
+  while (i + 1 < run.length && run[i + 1]!.baseOffset <= offset) at += run[i++]!.length;
+  return decodeBatchRun(entry.bytes.subarray(at, at + run[i]!.length), `${subject}, batch ${i}`);
+}
+
 function floorIndex(items: ReadonlyArray<{ base: number }>, offset: number): number {
   let lo = 0;
   let hi = items.length - 1;
@@ -825,9 +835,16 @@ export class PartitionLog {
         try {
           got = await this.decodeTail(batch);
         } catch (err) {
-          // The page ends at damage: the records before it are answered, the next read reports it.
-          if (records.length > 0 && isDamage(err)) break;
-          throw err;
+          if (!isDamage(err)) throw err;
+          // A tail entry is a run of batches, each with its own CRC: when a later one is damaged,
+          // the batch at `cur` alone may still be intact. When it is not, the page ends at the
+          // damage (the records before it are answered, the next read reports it).
+          try {
+            got = tailBatchAt(batch, cur);
+          } catch (again) {
+            if (records.length > 0 && isDamage(again)) break;
+            throw again;
+          }
         }
         sourceEnd = batch.end;
       } else {

@@ -169,6 +169,41 @@ describe('streams on the Node disk adapter', () => {
     await b.streams.close();
     await b.storage.close();
   });
+  it('answers the intact batches of a tail entry before its damaged batch', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
+    dirs.push(dir);
+    const a = await open(dir);
+    await a.streams.createTopic('t');
+    const value = (n: number) => `${n}:`.padEnd(100, String.fromCharCode(97 + (n % 26)));
+    // Two tail entries: [0, 10), then one produce of 400 records, a run of several 16 KiB batches.
+    await a.streams.produce('t', Array.from({ length: 10 }, (_, i) => ({ value: enc.encode(value(i)) })));
+    await a.streams.produce('t', Array.from({ length: 400 }, (_, i) => ({ value: enc.encode(value(10 + i)) })));
+    const unit = await a.storage.unit('log/t1/t/0');
+    const entries = await unit.kv.scan({ prefix: enc.encode('t') });
+    expect(entries.length).toBe(2);
+    const run = entries[1]!.value.slice();
+    const first = readBatchHeader(run, 0);
+    expect(first.nextOffset).toBeLessThan(410);
+    // Flip a bit in the records of the run's second batch.
+    run[first.length + BATCH_HEADER_SIZE + 20]! ^= 0x04;
+    await unit.kv.put(entries[1]!.key, run);
+    await a.streams.close();
+    await a.storage.close();
+
+    const b = await open(dir);
+    const values = (records: { value: Uint8Array | null }[]) => records.map((r) => dec.decode(r.value!));
+    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => value(from + i));
+    const page = await b.streams.consume('t', 0, 0, { max_records: 1000 });
+    expect(values(page.records)).toEqual(range(0, first.nextOffset));
+    expect(page.next_offset).toBe(first.nextOffset);
+    for (const [from, max] of [[10, 1000], [12, 5]] as const) {
+      const again = await b.streams.consume('t', 0, from, { max_records: max });
+      expect(values(again.records)).toEqual(range(from, Math.min(from + max, first.nextOffset)));
+    }
+    await rejectsWithQuartzError(() => b.streams.consume('t', 0, first.nextOffset), ErrorCode.CHECKSUM_MISMATCH, /tail entry at offset 10, batch 1: CRC32C/);
+    await b.streams.close();
+    await b.storage.close();
+  });
   it('lists no group whose committed offsets all went with a deleted topic, and a topic created again inherits none', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
     dirs.push(dir);

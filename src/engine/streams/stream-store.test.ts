@@ -488,6 +488,19 @@ describe('produce and consume', () => {
     }
   });
 
+  it('reads a record\'s partition once: a getter answering another partition after the check places it in none', async () => {
+    const { streams } = await setup();
+    await streams.createTopic('getters', { partitions: 2 });
+    let reads = 0;
+    // Partition 1 for two reads (the check reads it twice when it reads it again), 7 (no such partition) after.
+    const record = { value: utf8('x'), get partition() { return reads++ < 2 ? 1 : 7; } };
+    const res = await streams.produce('getters', [{ value: utf8('first'), partition: 0 }, record]);
+    expect(res.offsets).toEqual([{ partition: 0, offset: 0 }, { partition: 1, offset: 0 }]);
+    reads = 0;
+    expect((await streams.produce('getters', [record])).offsets).toEqual([{ partition: 1, offset: 1 }]);
+    expect((await streams.consume('getters', 1, 0)).records.map((r) => str(r.value))).toEqual(['x', 'x']);
+  });
+
   it('gives OFFSET_OUT_OF_RANGE with the valid range', async () => {
     const { streams } = await setup();
     await streams.createTopic('t');

@@ -850,10 +850,12 @@ export class StreamStore {
     for (let i = 0; i < count; i++) {
       const r = records[i]!;
       const size = checkedSize(r, i, topicName);
+      // Read once: a getter answering another partition after the check would place the record in none.
+      const partition = r.partition;
       let p: number;
-      if (r.partition !== undefined) {
-        this.log(topic, r.partition);
-        p = r.partition;
+      if (partition !== undefined) {
+        this.log(topic, partition);
+        p = partition;
       } else if (r.key != null) {
         p = n === 1 ? 0 : partitionForKey(r.key, n);
       } else {

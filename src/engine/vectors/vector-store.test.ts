@@ -243,6 +243,53 @@ describe('VectorStore collections', () => {
     await store.close();
   });
 
+  it('a listing racing the open of a damaged collection lists every collection', async () => {
+    const ctx = createTestContext();
+    let snapshotRead: Promise<void> | undefined;
+    const storage: StorageProvider = {
+      listUnits: (prefix) => ctx.storage.listUnits(prefix),
+      dropUnit: (name) => ctx.storage.dropUnit(name),
+      close: () => ctx.storage.close(),
+      unit: async (name) => {
+        const unit = await ctx.storage.unit(name);
+        const blobs: BlobStore = {
+          put: (key, bytes) => unit.blobs.put(key, bytes),
+          get: async (key, range) => {
+            if (key.startsWith('snap/')) await snapshotRead;
+            return unit.blobs.get(key, range);
+          },
+          head: (key) => unit.blobs.head(key),
+          list: (prefix) => unit.blobs.list(prefix),
+          delete: (key) => unit.blobs.delete(key),
+        };
+        return { ...unit, blobs };
+      },
+    };
+    const first = await VectorStore.open({ ...ctx, storage }, 't1');
+    await first.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+    await first.createCollection({ name: 'other', dims: 2, metric: 'l2' });
+    await first.upsert('docs', [{ id: 'a', values: [1, 2] }]);
+    await (await first.collection('docs')).checkpoint();
+    await first.close();
+    const unit = ctx.storage.unit('vec/t1/docs');
+    const [{ key }] = await unit.blobs.list('snap/');
+    const bytes = (await unit.blobs.get(key!))!.slice();
+    bytes[40]! ^= 0x01;
+    await unit.blobs.put(key!, bytes);
+
+    const store = await VectorStore.open({ ...ctx, storage }, 't1');
+    let release!: () => void;
+    snapshotRead = new Promise((resolve) => (release = resolve));
+    // The query's open waits in the snapshot read while the listing starts.
+    const query = rejectsWithQuartzError(store.query('docs', { vector: [1, 2], k: 1 }), 'checksum_mismatch', /^collection 'docs' is damaged/);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const listing = store.listCollections();
+    release();
+    await query;
+    expect((await listing).map((c) => `${c.name}=${c.count}`)).toEqual(['docs=1', 'other=0']);
+    await store.close();
+  });
+
   it('a delete whose unit fails to drop still meters the vectors out; the next open drops the unit', async () => {
     const ctx = createTestContext();
     let failDrop = false;

@@ -212,7 +212,15 @@ export class VectorStore {
       config = this.configOf(name);
     }
     const opened = this.open.get(name);
-    if (opened !== undefined) return (await opened).describe();
+    if (opened !== undefined) {
+      // An open that finds damage leaves the listing to the stored count, as once it has failed:
+      // a listing racing it would otherwise fail for every collection of the tenant.
+      const collection = await opened.catch((err: unknown) => {
+        if (err instanceof DamagedCollection) return undefined;
+        throw err;
+      });
+      if (collection !== undefined) return collection.describe();
+    }
     const known = this.storedCounts.get(name);
     if (known !== undefined) return { ...config, count: known };
     let count: number;
