@@ -501,6 +501,16 @@ describe('produce and consume', () => {
     expect((await streams.consume('getters', 1, 0)).records.map((r) => str(r.value))).toEqual(['x', 'x']);
   });
 
+  it('refuses an array as a record, which has none of a record\'s fields', async () => {
+    const { streams } = await setup();
+    await streams.createTopic('arrays');
+    for (const bad of [[], [utf8('v')]]) {
+      const err = await catchErr(streams.produce('arrays', [bad as unknown as ProduceRecord]));
+      expect([err.code, err.message]).toEqual([ErrorCode.INVALID_ARGUMENT, "record 0 for topic 'arrays' must be an object"]);
+    }
+    expect((await streams.describeTopic('arrays')).partition_info[0]!.high_watermark).toBe(0);
+  });
+
   it('gives OFFSET_OUT_OF_RANGE with the valid range', async () => {
     const { streams } = await setup();
     await streams.createTopic('t');

@@ -242,7 +242,8 @@ function where(i: number, topic: string): string {
  * writes them, since a getter or a resizable buffer may change them between the two reads.
  */
 function checkedSize(r: ProduceRecord, i: number, topic: string): number {
-  if (r === null || typeof r !== 'object') throw invalid(`${where(i, topic)} must be an object`);
+  // An array is an object with no record fields: it would be stored as a record with a null value.
+  if (r === null || typeof r !== 'object' || Array.isArray(r)) throw invalid(`${where(i, topic)} must be an object`);
   refuseUnknownRecordKeys(r, i, topic);
   const key = r.key;
   const value = r.value;
