@@ -590,6 +590,8 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         await refused('PUT', '/v1/kv/k?tll=60', "query: unknown parameter 'tll'; did you mean 'ttl'?", { raw: 'v' });
         await refused('PUT', '/v1/kv/k?ttl=60&ttl=5', "query: parameter 'ttl' is given more than once; send it once", { raw: 'v' });
         await refused('PUT', '/v1/kv/k?=60', "query: unknown parameter ''; known: ttl", { raw: 'v' });
+        // ttl has no default to fall back on: without a value it is refused, not taken as "never".
+        for (const empty of ['ttl', 'ttl=']) expect((await call('PUT', `/v1/kv/k?${empty}`, { key: t.key, raw: 'v' })).json.message).toMatch(/^ttl: expected a whole number of seconds/);
         expectError(await call('GET', '/v1/kv/k', { key: t.key }), 404, 'not_found');
         expect((await call('PUT', '/v1/kv/k', { key: t.key, raw: 'v' })).status).toBe(200);
         await refused('DELETE', '/v1/kv/k?force=1', "query: unknown parameter 'force'; this route takes no query parameters");
