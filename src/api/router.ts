@@ -6,6 +6,7 @@
 import type { OpenAPIHono, RouteConfig } from '@hono/zod-openapi';
 import type { AppEnv } from './context.js';
 import type { Guard, RequestPipeline, RouteHandler } from './middleware/request.js';
+import { queryNames, queryOfUrl, refuseUnknownQuery } from './query-params.js';
 import { pipelineResponses } from './schemas/common.js';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -46,6 +47,14 @@ function honoPath(path: string): string {
   return path.replaceAll('{.+}', '{[^]+}');
 }
 
+/** A guard refusing a query parameter not in `known`; a URL without a query costs one `indexOf`. */
+function knownQuery(known: readonly string[]): Guard {
+  return (c) => {
+    const url = c.req.url;
+    if (url.includes('?')) refuseUnknownQuery(queryOfUrl(url), known);
+  };
+}
+
 /** `E` is the app's env (always `AppEnv`; the parameter keeps `ApiRouter<AppEnv>` annotations valid). */
 export class ApiRouter<E extends AppEnv = AppEnv> {
   private readonly entries: Entry[] = [];
@@ -57,8 +66,9 @@ export class ApiRouter<E extends AppEnv = AppEnv> {
 
   /**
    * Adds a route: `doc` goes into /v1/openapi.json with the responses and headers the request
-   * pipeline adds (omit it for routes outside the API, like /docs); then the guards (auth), then
-   * the handler.
+   * pipeline adds (omit it for routes outside the API, like /docs); then the guards (auth), then,
+   * on a documented route, the refusal of a query parameter its `doc` does not list; then the
+   * handler.
    *
    * @example
    * router.add('get', '/v1/health', healthDoc, (c) => c.json({ status: 'ok' }));
@@ -69,6 +79,7 @@ export class ApiRouter<E extends AppEnv = AppEnv> {
     this.entries.push({ method, pattern });
     if (doc !== undefined) this.app.openAPIRegistry.registerPath({ ...doc, responses: pipelineResponses(doc, method), method, path: openapi });
     const guards = handlers.slice(0, -1) as Guard[];
+    if (doc !== undefined) guards.push(knownQuery(queryNames(doc.request?.query)));
     const handler = handlers[handlers.length - 1] as RouteHandler;
     (this.app.on as (m: string, p: string, h: unknown) => unknown)(method.toUpperCase(), honoPath(path), this.pipeline.route(path, guards, handler));
   }

@@ -257,7 +257,9 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         }
         expectError(await call('GET', '/v1/collections/none/vectors?cursor=%FF', { key: t.key }), 400, 'invalid_argument');
         expectError(await call('GET', '/v1/groups/g/offsets?topic=%FF', { key: t.key }), 400, 'invalid_argument');
-        expect((await call('GET', '/v1/kv?prefix=100%25&x=%FF', { key: t.key })).json.keys.map((k: any) => k.key)).toEqual(['100%']);
+        expect((await call('GET', '/v1/kv?prefix=100%25&limit=5', { key: t.key })).json.keys.map((k: any) => k.key)).toEqual(['100%']);
+        // A parameter the route does not take is refused whatever its value.
+        expect((await call('GET', '/v1/kv?prefix=100%25&x=%FF', { key: t.key })).json.message).toBe("query: unknown parameter 'x'; known: prefix, cursor, limit");
         expect((await call('GET', '/v1/kv?prefix=1+0', { key: t.key })).status).toBe(200);
       });
 
@@ -583,6 +585,60 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
       });
     });
 
+    describe('unknown query parameters', () => {
+      it('a misspelt, unknown or repeated query parameter is 400 naming it and the one it resembles; nothing is done', async () => {
+        const t = await tenant();
+        const refused = async (method: string, path: string, message: string, init: { raw?: string; body?: unknown; headers?: Record<string, string> } = {}) => {
+          const res = await call(method, path, { key: init.headers === undefined ? t.key : undefined, ...init });
+          expectError(res, 400, 'invalid_argument');
+          expect(res.json.message, `${method} ${path}`).toBe(message);
+        };
+        // KV: a misspelt ttl stored a key that never expires.
+        await refused('PUT', '/v1/kv/k?tll=60', "query: unknown parameter 'tll'; did you mean 'ttl'?", { raw: 'v' });
+        await refused('PUT', '/v1/kv/k?ttl=60&ttl=5', "query: parameter 'ttl' is given more than once; send it once", { raw: 'v' });
+        await refused('PUT', '/v1/kv/k?=60', "query: unknown parameter ''; known: ttl", { raw: 'v' });
+        // ttl has no default to fall back on: without a value it is refused, not taken as "never".
+        for (const empty of ['ttl', 'ttl=']) expect((await call('PUT', `/v1/kv/k?${empty}`, { key: t.key, raw: 'v' })).json.message).toMatch(/^ttl: expected a whole number of seconds/);
+        expectError(await call('GET', '/v1/kv/k', { key: t.key }), 404, 'not_found');
+        expect((await call('PUT', '/v1/kv/k', { key: t.key, raw: 'v' })).status).toBe(200);
+        await refused('DELETE', '/v1/kv/k?force=1', "query: unknown parameter 'force'; this route takes no query parameters");
+        await refused('GET', '/v1/kv/k?x=1&y=2', "query: unknown parameters 'x', 'y'; this route takes no query parameters");
+        const head = await call('HEAD', '/v1/kv/k?x=1', { key: t.key });
+        expect([head.status, head.text]).toEqual([400, '']);
+        expect((await call('GET', '/v1/kv/k', { key: t.key })).text).toBe('v');
+        await refused('GET', '/v1/kv?prefx=k', "query: unknown parameter 'prefx'; did you mean 'prefix'?");
+        await refused('GET', '/v1/kv?Limit=1', "query: unknown parameter 'Limit'; did you mean 'limit'?");
+        await refused('GET', '/v1/kv?limit=1&limit=2', "query: parameter 'limit' is given more than once; send it once");
+        // Empty pairs name nothing; a parameter without a value is as if absent (its default).
+        expect((await call('GET', '/v1/kv?&limit=1&&', { key: t.key })).json.keys).toHaveLength(1);
+        expect((await call('GET', '/v1/kv?limit&prefix=', { key: t.key })).json.keys).toHaveLength(1);
+        // A route that takes none: the partitions asked for in the query were not silently dropped.
+        await refused('POST', '/v1/topics?partitions=3', "query: unknown parameter 'partitions'; this route takes no query parameters", { body: { name: 'orders' } });
+        expect((await call('GET', '/v1/topics', { key: t.key })).json.topics).toEqual([]);
+        await refused('GET', '/v1/topics?limt=1', "query: unknown parameter 'limt'; did you mean 'limit'?");
+        // Streams: a misspelt offset read from the log start, on the direct route and the long-poll alike.
+        expect((await call('POST', '/v1/topics', { key: t.key, body: { name: 'jobs', partitions: 1 } })).status).toBe(201);
+        await call('POST', '/v1/topics/jobs/records', { key: t.key, body: { records: [{ value: 'a' }, { value: 'b' }] } });
+        for (const wait of ['', 'max_wait_ms=5&']) {
+          await refused('GET', `/v1/topics/jobs/partitions/0/records?${wait}ofset=1`, "query: unknown parameter 'ofset'; did you mean 'offset'?");
+          await refused('GET', `/v1/topics/jobs/partitions/0/records?${wait}offset=1&offset=0`, "query: parameter 'offset' is given more than once; send it once");
+          await refused('GET', `/v1/topics/jobs/partitions/0/records?${wait}max-records=1`, "query: unknown parameter 'max-records'; did you mean 'max_records'?");
+        }
+        expect((await call('GET', '/v1/topics/jobs/partitions/0/records?offset=1&max_records=1', { key: t.key })).json.records.map((r: { value: string }) => r.value)).toEqual(['b']);
+        await refused('GET', '/v1/groups/g/offsets?topc=jobs', "query: unknown parameter 'topc'; did you mean 'topic'?");
+        await refused('GET', '/v1/collections?cursr=', "query: unknown parameter 'cursr'; did you mean 'cursor'?");
+        await refused('GET', '/v1/admin/usage/export?form=2025-01', "query: unknown parameter 'form'; did you mean 'from'?", { headers: admin() });
+        // Auth comes first: no key is 401 whatever the query says.
+        expectError(await call('GET', '/v1/kv?limt=1'), 401, 'unauthorized');
+      });
+
+      it('the docs page, its assets and preflights take any query', async () => {
+        expect((await call('GET', '/docs?v=2')).status).toBe(200);
+        expect((await call('GET', '/docs/init.js?v=2')).status).toBe(200);
+        expect((await call('OPTIONS', '/v1/kv/k?x=1', { headers: { origin: 'https://app.example', 'access-control-request-method': 'GET' } })).status).toBe(204);
+      });
+    });
+
     describe('list paging', () => {
       /** Every name a listing answers, page by page, `limit` at a time. */
       async function pages(path: string, field: string, key: string, limit: number, between?: (page: number) => Promise<void>): Promise<string[][]> {
@@ -698,14 +754,17 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         template: string;
         guard: 'tenant' | 'admin' | undefined;
         body: boolean;
+        /** Its documented query parameters, in the document's order. */
+        query: string[];
       }
       /** Every documented operation, read from the served document. */
       async function operations(): Promise<Op[]> {
-        const paths = (await call('GET', '/v1/openapi.json')).json.paths as Record<string, Record<string, { security?: Array<Record<string, unknown>>; requestBody?: unknown }>>;
+        const paths = (await call('GET', '/v1/openapi.json')).json.paths as Record<string, Record<string, { security?: Array<Record<string, unknown>>; requestBody?: unknown; parameters?: Array<{ name: string; in: string }> }>>;
         return Object.entries(paths).flatMap(([template, ops]) =>
           Object.entries(ops).map(([method, op]) => {
             const scheme = Object.keys(op.security?.[0] ?? {})[0];
-            return { method: method.toUpperCase(), template, guard: scheme === undefined ? undefined : scheme.startsWith('admin') ? 'admin' : 'tenant', body: op.requestBody !== undefined };
+            const query = (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+            return { method: method.toUpperCase(), template, guard: scheme === undefined ? undefined : scheme.startsWith('admin') ? 'admin' : 'tenant', body: op.requestBody !== undefined, query };
           }),
         );
       }
@@ -723,6 +782,35 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
           await call(op.method, path, { ...keyed, ...bodyOf(op) });
           if (op.template.includes('{')) expectError(await call(op.method, concrete(op.template, () => 'bad%FF'), { ...keyed, ...bodyOf(op) }), 400, 'invalid_argument');
           if (op.method === 'GET') expect((await call('HEAD', path, keyed)).text, `HEAD ${path}`).toBe('');
+        }
+      });
+
+      it('the document lists exactly the query parameters each operation takes; each refuses any other and takes each it lists', async () => {
+        const t = await tenant();
+        const ops = await operations();
+        const listed = Object.fromEntries(ops.filter((op) => op.query.length > 0).map((op) => [`${op.method} ${op.template}`, op.query]));
+        expect(listed).toEqual({
+          'PUT /v1/kv/{key}': ['ttl'],
+          'GET /v1/kv': ['prefix', 'cursor', 'limit'],
+          'GET /v1/collections': ['cursor', 'limit'],
+          'GET /v1/collections/{c}/vectors': ['cursor', 'limit', 'include_metadata', 'include_values'],
+          'GET /v1/topics': ['cursor', 'limit'],
+          'GET /v1/topics/{t}/partitions/{p}/records': ['offset', 'max_records', 'max_bytes', 'max_wait_ms'],
+          'GET /v1/groups': ['cursor', 'limit'],
+          'GET /v1/groups/{g}/offsets': ['topic'],
+          'GET /v1/admin/usage/export': ['from', 'to'],
+        });
+        for (const op of ops) {
+          const path = concrete(op.template, (name) => absent[name]!);
+          const keyed = op.guard === 'tenant' ? { key: t.key } : op.guard === 'admin' ? { headers: admin() } : {};
+          const res = await call(op.method, `${path}?zz_unknown=1`, { ...keyed, ...bodyOf(op) });
+          expectError(res, 400, 'invalid_argument');
+          expect(res.json.message, `${op.method} ${op.template}`).toMatch(/^query: unknown parameter 'zz_unknown'; (known: |this route takes no query parameters$)/);
+          // Each listed one is taken (an empty value is its default; the checker holds the answer to the document).
+          for (const name of op.query) {
+            const taken = await call(op.method, `${path}?${name}=`, { ...keyed, ...bodyOf(op) });
+            expect(String(taken.json?.message), `${op.method} ${op.template}?${name}=`).not.toMatch(/^query:/);
+          }
         }
       });
 
@@ -744,7 +832,7 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
           },
         });
         expect((await call('PUT', '/v1/kv/chunked', { key: t.key, raw: chunked })).json.size).toBe(7);
-        expect((await call('PUT', '/v1/kv/q?ttl=60&x=1', { key: t.key, raw: 'y' })).status).toBe(200);
+        expect((await call('PUT', '/v1/kv/q?&ttl=60', { key: t.key, raw: 'y' })).status).toBe(200);
         // Vectors: metadata and values in pages and matches.
         await call('POST', '/v1/collections', { key: t.key, body: { name: 'c', dims: 2, metric: 'l2', m: 8, ef_construction: 50 } });
         await call('POST', '/v1/collections/c/upsert', { key: t.key, body: { vectors: [{ id: 'a', values: [1, 2], metadata: { n: 1, tags: ['x'] } }, { id: 'b', values: [2, 1] }] } });

@@ -27,7 +27,10 @@ const document = {
       put: { responses: { '200': { description: 'Stored', headers: requestId, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } } } },
     },
     '/v1/things': {
-      get: { responses: { '200': { description: 'Many', headers: requestId, content: { 'application/json': { schema: { $ref: '#/components/schemas/Page' } } } } } },
+      get: {
+        parameters: [{ name: 'limit', in: 'query', schema: { type: 'string' } }],
+        responses: { '200': { description: 'Many', headers: requestId, content: { 'application/json': { schema: { $ref: '#/components/schemas/Page' } } } }, '400': { ...error, headers: requestId } },
+      },
     },
   },
   components: {
@@ -109,6 +112,24 @@ describe('OpenApiChecker', () => {
     // Outside /v1 (the home's files): only error answers are held to the Error body.
     expect(checker.problems(answer('GET', '/docs/x.css', 200, { 'content-type': 'text/css' }, 'body{}'))).toEqual([]);
     expect(checker.problems(answer('GET', '/nope', 404, json, 'oops'))).toEqual(['GET /nope → 404: the body is not JSON: "oops"']);
+  });
+
+  it('holds a query parameter the operation does not document, or one sent twice, to a refusal naming the query', () => {
+    const page = { items: [thing], cursor: null };
+    const refused = (message: string) => ({ error: 'invalid_argument', message });
+    expect(checker.problems(answer('GET', '/v1/things?limt=1', 400, json, refused("query: unknown parameter 'limt'; did you mean 'limit'?")))).toEqual([]);
+    expect(checker.problems(answer('GET', '/v1/things?limit=1&limit=2', 400, json, refused("query: parameter 'limit' is given more than once; send it once")))).toEqual([]);
+    expect(checker.problems(answer('GET', '/v1/things?&li%6Dit=1&', 200, json, page))).toEqual([]);
+    expect(checker.problems(answer('GET', '/v1/things?limt=1', 200, json, page))).toEqual([
+      "GET /v1/things → 200 (/v1/things?limt=1): query parameter 'limt' is not documented (documented: limit), yet the answer is a success",
+    ]);
+    expect(checker.problems(answer('GET', '/v1/things/a?x=1', 404, json, { error: 'not_found', message: 'm' }))).toEqual([]);
+    expect(checker.problems(answer('GET', '/v1/things?limt=1', 400, json, refused('limit: expected an integer')))).toEqual([
+      "GET /v1/things → 400 (/v1/things?limt=1): query parameter 'limt' is not documented, yet the 400 is about something else: limit: expected an integer",
+    ]);
+    expect(checker.problems(answer('GET', '/v1/things?limit=1', 400, json, refused("query: unknown parameter 'limit'; known: ")))).toEqual([
+      "GET /v1/things → 400 (/v1/things?limit=1): refused a query of documented parameters (limit): query: unknown parameter 'limit'; known: ",
+    ]);
   });
 
   it('refuses a document that is not valid OpenAPI 3.1', () => {

@@ -38,6 +38,8 @@ interface Operation {
   template: string;
   method: string;
   responses: Record<string, Json>;
+  /** The names of its documented query parameters. */
+  query: string[];
 }
 
 interface PathEntry {
@@ -156,6 +158,15 @@ function documentCheck(): ValidateFunction {
   return ajv.compile(documentSchema());
 }
 
+/** A query parameter's name as servers read it: `+` is a space, escapes decoded (an undecodable one is left as sent). */
+function queryName(raw: string): string {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    return raw;
+  }
+}
+
 /** A header value as the type its schema names (headers are text on the wire). */
 function headerValue(raw: string, schema: Json): unknown {
   const type = schema.type;
@@ -180,7 +191,10 @@ export class OpenApiChecker {
       const operations = new Map<string, Operation>();
       for (const method of METHODS) {
         const op = item[method] as Json | undefined;
-        if (op !== undefined) operations.set(method, { template, method, responses: (op.responses ?? {}) as Record<string, Json> });
+        if (op === undefined) continue;
+        const parameters = ((op.parameters ?? []) as Json[]).map((p) => resolve(document, p));
+        const query = parameters.filter((p) => p.in === 'query').map((p) => String(p.name));
+        operations.set(method, { template, method, responses: (op.responses ?? {}) as Record<string, Json>, query });
       }
       this.paths.push({
         template,
@@ -241,7 +255,32 @@ export class OpenApiChecker {
       }
       return problems;
     }
-    return this.operationProblems(`${method} ${op.template} → ${answer.status} (${answer.target})`, op, answer, method === 'HEAD');
+    const opSubject = `${method} ${op.template} → ${answer.status} (${answer.target})`;
+    return [...this.queryProblems(opSubject, op, answer), ...this.operationProblems(opSubject, op, answer, method === 'HEAD')];
+  }
+
+  /**
+   * A query parameter the operation does not document, or one sent twice, is refused (docs/api.md):
+   * never a success, and a 400 names the query; a query of documented parameters only is never
+   * refused as unknown.
+   */
+  private queryProblems(subject: string, op: Operation, answer: ObservedAnswer): string[] {
+    const q = answer.target.indexOf('?');
+    const names = q < 0 ? [] : answer.target.slice(q + 1).split('&').filter((pair) => pair !== '').map((pair) => queryName(pair.split('=')[0]!));
+    const strays = names.filter((name, i) => !op.query.includes(name) || names.indexOf(name) !== i);
+    let message: string | undefined;
+    try {
+      message = answer.status === 400 && answer.body !== undefined ? (JSON.parse(answer.body) as { message?: string }).message : undefined;
+    } catch {
+      message = undefined;
+    }
+    const refusedQuery = message !== undefined && /^query: (?:unknown parameter|parameter '.*' is given more than once)/.test(message);
+    if (strays.length > 0) {
+      if (answer.status < 400) return [`${subject}: query parameter '${strays[0]}' is not documented (documented: ${op.query.join(', ') || 'none'}), yet the answer is a success`];
+      if (answer.status === 400 && message !== undefined && !refusedQuery) return [`${subject}: query parameter '${strays[0]}' is not documented, yet the 400 is about something else: ${message}`];
+      return [];
+    }
+    return refusedQuery ? [`${subject}: refused a query of documented parameters (${op.query.join(', ')}): ${message}`] : [];
   }
 
   /**

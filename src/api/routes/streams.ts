@@ -11,6 +11,7 @@ import { scopeOf, type AppDeps, type AppEnv } from '../context.js';
 import { plainResponse, type DirectRequest, type PlainAnswer, type RequestPipeline } from '../middleware/request.js';
 import { tenantAuth } from '../middleware/auth.js';
 import { consumeResultJson, parseProduceJson, produceResultJson } from '../record-codec.js';
+import { queryNames, refuseUnknownQuery } from '../query-params.js';
 import type { ApiRouter } from '../router.js';
 import { PLAIN_HOST } from './kv.js';
 import { PageQuery, errorResponses, jsonBody, jsonResponse, tenantSecurity } from '../schemas/common.js';
@@ -138,7 +139,10 @@ export function streamsDirect(deps: AppDeps, pipeline: RequestPipeline): (req: D
       .then((body) => produceAnswer(deps, s.tenant!.id, topic, parseProduceJson(body)))
       .then((body): PlainAnswer => ({ status: 200, headers: jsonHeaders(), body })),
   );
+  // The hono route refuses these through its documented query; the same check, the same answer.
+  const consumeParams = queryNames(ConsumeQuery);
   const consume = pipeline.direct<ConsumeTarget>(CONSUME_PATH, auth, async (s, { topic, partition, query }) => {
+    if (query !== '') refuseUnknownQuery(query, consumeParams);
     const found = streamsOf(deps, s.tenant!.id);
     const streams = found instanceof Promise ? await found : found;
     const { offset, options } = consumeStart(streams, topic, partition, (name) => firstQueryValue(query, name));

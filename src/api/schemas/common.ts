@@ -14,7 +14,7 @@ export const ErrorSchema = z
   .openapi('Error');
 
 const ERROR_TEXT: Record<number, string> = {
-  400: 'Bad input; the message names the field',
+  400: 'Bad input; the message names the field or query parameter',
   401: 'Missing, unknown or revoked key, or credentials that disagree (an Authorization header without a Bearer key, or two headers naming different keys)',
   404: 'No such resource (or it belongs to another tenant)',
   409: 'Already exists',
@@ -113,7 +113,7 @@ export const adminSecurity: Array<Record<string, string[]>> = [{ adminBearer: []
 
 /**
  * A route's responses with what the request pipeline adds to every route (src/api/middleware):
- * 500 for anything unexpected; 503 with Retry-After when the server is out of file descriptors; 507 on every method but GET (any write may meet a full disk); on
+ * 400 for a query parameter the route does not list (src/api/query-params.ts); 500 for anything unexpected; 503 with Retry-After when the server is out of file descriptors; 507 on every method but GET (any write may meet a full disk); on
  * key-protected routes 401, and on tenant routes 429 and the rate-limit headers (on every answer
  * once the key is known, so not on 401); `X-Request-Id` on every answer. The router applies it to
  * each route it documents.
@@ -125,7 +125,7 @@ export function pipelineResponses(doc: Pick<RouteDoc, 'responses' | 'security'>,
   const tenant = doc.security === tenantSecurity;
   const guarded = tenant || doc.security === adminSecurity;
   const writes = method.toLowerCase() !== 'get';
-  const all: Responses = { ...doc.responses, ...errorResponses(...(guarded ? [401] : []), ...(tenant ? [429] : []), 500, 503, ...(writes ? [507] : [])) };
+  const all: Responses = { ...errorResponses(400), ...doc.responses, ...errorResponses(...(guarded ? [401] : []), ...(tenant ? [429] : []), 500, 503, ...(writes ? [507] : [])) };
   const out: Responses = {};
   for (const status of Object.keys(all).sort()) {
     const response = all[status]!;
