@@ -446,6 +446,28 @@ describe('produce and consume', () => {
     expect(streams.describeTopic('t').partition_info[0]!.high_watermark).toBe(0);
   });
 
+  it('refuses records whose value grows between the check and the codec, storing nothing', async () => {
+    const { streams } = await setup();
+    await streams.createTopic('t');
+    const small = new Uint8Array(10);
+    const big = new Uint8Array(900 * 1024);
+    // Answers 10 B to the engine's check and 900 KiB to the codec: three of them made one 2.7 MB entry.
+    const growing = (): ProduceRecord => {
+      let reads = 0;
+      return {
+        get value() {
+          return reads++ === 0 ? small : big;
+        },
+      };
+    };
+    const err = await catchErr(streams.produce('t', [growing(), growing(), growing()]));
+    expect(err.code).toBe(ErrorCode.TOO_LARGE);
+    expect(streams.describeTopic('t').partition_info[0]!.high_watermark).toBe(0);
+    // No offset was handed out: the next produce starts at 0, and reads back only its own record.
+    expect(offsetRun(await streams.produce('t', values(1)))).toMatchObject({ base: 0 });
+    expect(await readAll(streams, 't', 0)).toEqual([{ offset: 0, value: 'v0' }]);
+  });
+
   it('splits a large produce into batches under the 1 MiB entry limit', async () => {
     const { ctx, streams } = await setup();
     await streams.createTopic('big', { segment_bytes: 64 * 1024 * 1024 });
