@@ -4,6 +4,7 @@ import { init } from '../../node/core.js';
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { createTestContext, type TestContext } from '../testing.js';
 import { seededRandom } from '../../core/random-testing.js';
+import { sealRun, type FramedRun, type SealRunOptions } from '../../core/segment.js';
 import { partitionForKey } from './murmur2.js';
 import { StreamStore, offsetRun, type ProduceRecord } from './stream-store.js';
 
@@ -446,8 +447,14 @@ describe('produce and consume', () => {
     expect(streams.describeTopic('t').partition_info[0]!.high_watermark).toBe(0);
   });
 
-  it('refuses records whose value grows between the check and the codec, storing nothing', async () => {
-    const { streams } = await setup();
+  it.each([
+    ['sealed inline', undefined],
+    // A home's encoder, taking every run (minBytes 1): the records are framed here, sealed there.
+    ['framed for an encoder', { minBytes: 1, sealRun: (framed: FramedRun, o: Omit<SealRunOptions, 'output'>) => Promise.resolve(sealRun(framed, o).bytes), close: async () => {} }],
+  ] as const)('refuses records whose value grows between the check and the codec, storing nothing (%s)', async (_, batchEncoder) => {
+    const ctx = createTestContext();
+    if (batchEncoder !== undefined) ctx.batchEncoder = batchEncoder;
+    const streams = await StreamStore.open(ctx, 't1');
     await streams.createTopic('t');
     const small = new Uint8Array(10);
     const big = new Uint8Array(900 * 1024);
