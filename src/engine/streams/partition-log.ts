@@ -278,6 +278,21 @@ export function headerSize(key: string, value: Uint8Array | null | undefined): n
   return key.length * 3 + (value?.length ?? 0) + 4;
 }
 
+/**
+ * Refuses a chunk whose encoded records take more than a tail entry may hold. The chunk was sized
+ * from the records' fields as the caller read them; the codec reads them again, and a getter may
+ * answer more the second time (10 B, then 900 KiB). Checked once per chunk, on the encoded size:
+ * an honest chunk encodes within its measured size, never above the limit.
+ */
+function refuseGrown(encodedRaw: number, partition: string): void {
+  if (encodedRaw > MAX_BATCH_RAW_BYTES) {
+    throw new QuartzError(
+      ErrorCode.TOO_LARGE,
+      `partition ${partition}: the records encode to ${encodedRaw} bytes, more than the ${MAX_BATCH_RAW_BYTES} a record or a batch may take (they changed after they were checked)`,
+    );
+  }
+}
+
 /** Index of the last element whose `base` is <= offset (-1 if none). */
 /** How many once-decoded batch keys a partition remembers before it starts over. */
 const DECODED_ONCE_KEYS = 4096;
@@ -594,12 +609,19 @@ export class PartitionLog {
       const backlogHop = raw >= BACKLOG_MIN_BYTES && this.queue.length + this.inCommit >= BACKLOG_WRITES && start === 0 && end === records.length;
       if (encoder === undefined || (raw < encoder.minBytes && !backlogHop)) {
         const run = encodeBatchRun(chunk, { baseOffset, codec, timestamp, output, blockBytes: BLOCK_BYTES });
+        let encodedRaw = 0;
+        for (const h of run.batches) encodedRaw += h.uncompressedSize;
+        refuseGrown(encodedRaw, this.name);
         bytes += this.addBatch(ops, batches, ops.length, baseOffset, base + end, run, output !== undefined);
         start = end;
         continue;
       }
       // Framed here, so bad records throw now, before any offset is handed out.
       const framed = frameRun(chunk, { timestamp, blockBytes: BLOCK_BYTES, output: frameBuffer });
+      if (framed.sections.length > MAX_BATCH_RAW_BYTES) {
+        giveBack(framed.sections.buffer as ArrayBuffer);
+        refuseGrown(framed.sections.length, this.name);
+      }
       const sealed = encoder.sealRun(framed, { baseOffset, codec });
       if (sealed === undefined) {
         const run = sealRun(framed, { baseOffset, codec, output });

@@ -4,6 +4,7 @@ import { init } from '../../node/core.js';
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { createTestContext, type TestContext } from '../testing.js';
 import { seededRandom } from '../../core/random-testing.js';
+import { sealRun, type FramedRun, type SealRunOptions } from '../../core/segment.js';
 import { partitionForKey } from './murmur2.js';
 import { StreamStore, offsetRun, type ProduceRecord } from './stream-store.js';
 
@@ -444,6 +445,34 @@ describe('produce and consume', () => {
     expect((await catchErr(streams.produce('t', [{ value: new Uint8Array(2 * 1024 * 1024) }]))).code).toBe(ErrorCode.TOO_LARGE);
     expect((await catchErr(streams.produce('nope', values(1)))).message).toBe("topic 'nope' does not exist");
     expect(streams.describeTopic('t').partition_info[0]!.high_watermark).toBe(0);
+  });
+
+  it.each([
+    ['sealed inline', undefined],
+    // A home's encoder, taking every run (minBytes 1): the records are framed here, sealed there.
+    ['framed for an encoder', { minBytes: 1, sealRun: (framed: FramedRun, o: Omit<SealRunOptions, 'output'>) => Promise.resolve(sealRun(framed, o).bytes), close: async () => {} }],
+  ] as const)('refuses records whose value grows between the check and the codec, storing nothing (%s)', async (_, batchEncoder) => {
+    const ctx = createTestContext();
+    if (batchEncoder !== undefined) ctx.batchEncoder = batchEncoder;
+    const streams = await StreamStore.open(ctx, 't1');
+    await streams.createTopic('t');
+    const small = new Uint8Array(10);
+    const big = new Uint8Array(900 * 1024);
+    // Answers 10 B to the engine's check and 900 KiB to the codec: three of them made one 2.7 MB entry.
+    const growing = (): ProduceRecord => {
+      let reads = 0;
+      return {
+        get value() {
+          return reads++ === 0 ? small : big;
+        },
+      };
+    };
+    const err = await catchErr(streams.produce('t', [growing(), growing(), growing()]));
+    expect(err.code).toBe(ErrorCode.TOO_LARGE);
+    expect(streams.describeTopic('t').partition_info[0]!.high_watermark).toBe(0);
+    // No offset was handed out: the next produce starts at 0, and reads back only its own record.
+    expect(offsetRun(await streams.produce('t', values(1)))).toMatchObject({ base: 0 });
+    expect(await readAll(streams, 't', 0)).toEqual([{ offset: 0, value: 'v0' }]);
   });
 
   it('splits a large produce into batches under the 1 MiB entry limit', async () => {

@@ -410,6 +410,14 @@ interface OpenTopic {
   metering: { on: boolean };
 }
 
+/**
+ * A topic delete's mark in the groups unit (`d` NUL topic), written before the catalog entry goes
+ * and removed with the groups' offsets for it: the open after a crash in between finishes the drop.
+ */
+function deletingKey(topic: string): Uint8Array {
+  return utf8.encode(`d\u0000${topic}`);
+}
+
 function groupKey(kind: 'g' | 'o', group: string, topic?: string, partition?: number): Uint8Array {
   const parts = [kind, group];
   if (topic !== undefined) parts.push(topic);
@@ -492,6 +500,7 @@ export class StreamStore {
     const configs = (await catalog.kv.scan({ prefix: new Uint8Array(0) })).map((entry) =>
       parseJson<TopicConfig>(entry.value, `tenant '${tenantId}': topic catalog entry '${fromUtf8.decode(entry.key)}'`),
     );
+    await store.finishDeletes(new Set(configs.map((c) => c.name)));
     const opening = store.openTopics(configs);
     store.opening = opening;
     // A failure stays in `opening` for every call to report; this only marks it handled.
@@ -504,6 +513,19 @@ export class StreamStore {
   /** Resolves once every partition is open; rejects with what failed if one could not open. */
   ready(): Promise<void> {
     return this.opening ?? Promise.resolve();
+  }
+
+  /**
+   * Drops the groups' offsets of topics whose delete a crash cut short after their catalog entry
+   * went; a mark whose topic is still in the catalog is of a delete that never happened.
+   */
+  private async finishDeletes(catalogued: Set<string>): Promise<void> {
+    const prefix = deletingKey('');
+    for (const e of await this.groups.kv.scan({ prefix })) {
+      const name = fromUtf8.decode(e.key.subarray(prefix.length));
+      if (catalogued.has(name)) await this.groups.kv.delete(e.key);
+      else await this.dropGroupOffsets(name, true);
+    }
   }
 
   private async openTopics(configs: TopicConfig[]): Promise<void> {
@@ -770,6 +792,7 @@ export class StreamStore {
 
   private async drop(name: string, topic: OpenTopic, freed: number): Promise<void> {
     try {
+      await this.groups.kv.put(deletingKey(name), new Uint8Array(0));
       await this.catalog.kv.delete(utf8.encode(name));
     } catch (err) {
       // The topic is back on the next open: so are its bytes (as they stood at the delete).
@@ -778,19 +801,20 @@ export class StreamStore {
     }
     valuesOrThrow(await settleLimited(topic.logs, PARTITION_OPS_IN_FLIGHT, (log) => log.close()));
     await this.dropPartitionUnits(name, topic.config.partitions);
-    await this.dropGroupOffsets(name);
+    await this.dropGroupOffsets(name, true);
   }
 
   /**
    * Every group's committed offsets for topic `name`, and the listing's entry of each group left
    * with none (a group is listed while it has committed offsets; so is the entry of a group that
    * earlier builds left behind with none). Group commits wait for it, and it for those under way:
-   * a commit landing between its scans and its write would lose its group's entry.
+   * a commit landing between its scans and its write would lose its group's entry. `marked`: a
+   * delete's mark (deletingKey) goes in the same batch.
    */
-  private dropGroupOffsets(name: string): Promise<void> {
+  private dropGroupOffsets(name: string, marked = false): Promise<void> {
     const drop = (async () => {
       await Promise.allSettled(this.groupCommits);
-      const ops: BatchOp[] = [];
+      const ops: BatchOp[] = marked ? [{ type: 'delete', key: deletingKey(name) }] : [];
       const kept = new Set<string>();
       for (const e of await this.groups.kv.scan({ prefix: utf8.encode('o') })) {
         const [, group, topic] = fromUtf8.decode(e.key.subarray(0, e.key.length - 4)).split('\u0000');
