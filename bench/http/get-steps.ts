@@ -14,8 +14,8 @@ import { init } from '../../src/core/loader.js';
 import { createTestEngine } from '../../src/engine/testing.js';
 import { createMetrics } from '../../src/node/server/metrics.js';
 import { parseFlags } from '../lib/args.js';
-import { processCpuUs } from '../lib/cpu.js';
-import { median, sortAscending } from '../lib/quantiles.js';
+import { median } from '../lib/quantiles.js';
+import { cpuNsPerCall } from '../lib/timing.js';
 
 const flags = parseFlags({ values: ['ms'] });
 const MS = flags.number('ms', 1500, 'positive');
@@ -33,24 +33,9 @@ const targets = keys.map((k) => `/v1/kv/${k}`);
 const probe = await app.direct(request, targets[0]!);
 if (probe?.status !== 200) throw new Error(`direct GET answered ${probe?.status}: ${String(probe?.body)}`);
 
-/** Best and median of 5 slices of `MS` in all, ns of CPU per call; a call that answers later is awaited. */
+/** Best and median of 5 slices of `MS` in all, ns of CPU per call. */
 async function time(name: string, step: (i: number) => unknown): Promise<void> {
-  for (let i = 0; i < 20_000; i++) await step(i % 100);
-  const perCall: number[] = [];
-  for (let round = 0; round < 5; round++) {
-    const t0 = performance.now();
-    const c0 = processCpuUs();
-    let n = 0;
-    while (performance.now() - t0 < MS / 5) {
-      for (let j = 0; j < 100; j++) {
-        const r = step(j);
-        if (r instanceof Promise) await r;
-      }
-      n += 100;
-    }
-    perCall.push(((processCpuUs() - c0) * 1000) / n);
-  }
-  sortAscending(perCall);
+  const perCall = await cpuNsPerCall(step, { ms: MS, warmup: 20_000, cycle: 100 });
   console.log(`  ${name.padEnd(44)} ${perCall[0]!.toFixed(0).padStart(6)} ns CPU (median ${median(perCall).toFixed(0)})`);
 }
 

@@ -20,8 +20,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { fourDecimalVector } from './query-vector.js';
 import { parseFlags, refuseFlag } from '../lib/args.js';
-import { processCpuUs } from '../lib/cpu.js';
-import { median, sortAscending } from '../lib/quantiles.js';
+import { median } from '../lib/quantiles.js';
+import { cpuNsPerCall } from '../lib/timing.js';
 
 const flags = parseFlags({ values: ['dims', 'n', 'k', 'metric', 'ms', 'wasm'] });
 const DIMS = flags.number('dims', 128, 'positive');
@@ -67,24 +67,10 @@ const requests = bodies.map(requestFor);
 const first = await app.direct(requests[0]!, '/v1/collections/bench/query');
 if (first?.status !== 200) throw new Error(`direct query answered ${first?.status}: ${String(first?.body)}`);
 
+/** Best and median of 5 slices of `MS` in all, µs of CPU per call. */
 async function time(name: string, step: (i: number) => unknown): Promise<void> {
-  for (let i = 0; i < 2000; i++) await step(i & 63);
-  const best: number[] = [];
-  for (let round = 0; round < 5; round++) {
-    const t0 = performance.now();
-    const c0 = processCpuUs();
-    let n = 0;
-    while (performance.now() - t0 < MS / 5) {
-      for (let j = 0; j < 64; j++) {
-        const r = step(j);
-        if (r instanceof Promise) await r;
-      }
-      n += 64;
-    }
-    best.push((processCpuUs() - c0) / n);
-  }
-  sortAscending(best);
-  console.log(`  ${name.padEnd(44)} ${best[0]!.toFixed(2).padStart(7)} µs CPU (median ${median(best).toFixed(2)})`);
+  const perCall = (await cpuNsPerCall(step, { ms: MS, warmup: 2000, cycle: 64 })).map((ns) => ns / 1000);
+  console.log(`  ${name.padEnd(44)} ${perCall[0]!.toFixed(2).padStart(7)} µs CPU (median ${median(perCall).toFixed(2)})`);
 }
 
 console.log(`query steps: ${N} × ${DIMS}-d ${METRIC}, k=${K}, 64 bodies of ~${bodies[0]!.length} B`);

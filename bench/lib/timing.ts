@@ -93,3 +93,28 @@ export async function timeRepeated<T>(reps: number, run: () => Promise<T>, betwe
   }
   return { wallMs, cpuMs, last };
 }
+
+/**
+ * CPU per call of a step run back to back, in `slices` slices of `ms / slices` each, after
+ * `warmup` calls: ns per call, sorted, so [0] is the least disturbed slice. The step gets
+ * `0 .. cycle-1` in turn (say, which of `cycle` prepared requests); a step that answers later is
+ * awaited before the next.
+ */
+export async function cpuNsPerCall(step: (i: number) => unknown, { ms, warmup, cycle, slices = 5 }: { ms: number; warmup: number; cycle: number; slices?: number }): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await step(i % cycle);
+  const perCall: number[] = [];
+  for (let slice = 0; slice < slices; slice++) {
+    const t0 = performance.now();
+    const c0 = processCpuUs();
+    let n = 0;
+    while (performance.now() - t0 < ms / slices) {
+      for (let j = 0; j < cycle; j++) {
+        const r = step(j);
+        if (r instanceof Promise) await r;
+      }
+      n += cycle;
+    }
+    perCall.push(((processCpuUs() - c0) * 1000) / n);
+  }
+  return perCall.sort((a, b) => a - b);
+}

@@ -199,35 +199,8 @@ describe('VectorStore collections', () => {
   it('a collection whose snapshot is damaged answers the damage from memory until it is deleted, naming the way out', async () => {
     const ctx = createTestContext();
     let snapshotReads = 0;
-    const storage: StorageProvider = {
-      listUnits: (prefix) => ctx.storage.listUnits(prefix),
-      dropUnit: (name) => ctx.storage.dropUnit(name),
-      close: () => ctx.storage.close(),
-      unit: async (name) => {
-        const unit = await ctx.storage.unit(name);
-        const blobs: BlobStore = {
-          put: (key, bytes) => unit.blobs.put(key, bytes),
-          get: (key, range) => {
-            if (key.startsWith('snap/')) snapshotReads++;
-            return unit.blobs.get(key, range);
-          },
-          head: (key) => unit.blobs.head(key),
-          list: (prefix) => unit.blobs.list(prefix),
-          delete: (key) => unit.blobs.delete(key),
-        };
-        return { ...unit, blobs };
-      },
-    };
-    const first = await VectorStore.open({ ...ctx, storage }, 't1');
-    await first.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
-    await first.upsert('docs', [{ id: 'a', values: [1, 2] }]);
-    await (await first.collection('docs')).checkpoint();
-    await first.close();
-    const unit = ctx.storage.unit('vec/t1/docs');
-    const [{ key }] = await unit.blobs.list('snap/');
-    const bytes = (await unit.blobs.get(key!))!.slice();
-    bytes[40]! ^= 0x01;
-    await unit.blobs.put(key!, bytes);
+    const storage = seeingSnapshotReads(ctx, () => void snapshotReads++);
+    await writeDamagedSnapshot(ctx, storage, []);
 
     const store = await VectorStore.open({ ...ctx, storage }, 't1');
     snapshotReads = 0;
@@ -246,36 +219,8 @@ describe('VectorStore collections', () => {
   it('a listing racing the open of a damaged collection lists every collection', async () => {
     const ctx = createTestContext();
     let snapshotRead: Promise<void> | undefined;
-    const storage: StorageProvider = {
-      listUnits: (prefix) => ctx.storage.listUnits(prefix),
-      dropUnit: (name) => ctx.storage.dropUnit(name),
-      close: () => ctx.storage.close(),
-      unit: async (name) => {
-        const unit = await ctx.storage.unit(name);
-        const blobs: BlobStore = {
-          put: (key, bytes) => unit.blobs.put(key, bytes),
-          get: async (key, range) => {
-            if (key.startsWith('snap/')) await snapshotRead;
-            return unit.blobs.get(key, range);
-          },
-          head: (key) => unit.blobs.head(key),
-          list: (prefix) => unit.blobs.list(prefix),
-          delete: (key) => unit.blobs.delete(key),
-        };
-        return { ...unit, blobs };
-      },
-    };
-    const first = await VectorStore.open({ ...ctx, storage }, 't1');
-    await first.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
-    await first.createCollection({ name: 'other', dims: 2, metric: 'l2' });
-    await first.upsert('docs', [{ id: 'a', values: [1, 2] }]);
-    await (await first.collection('docs')).checkpoint();
-    await first.close();
-    const unit = ctx.storage.unit('vec/t1/docs');
-    const [{ key }] = await unit.blobs.list('snap/');
-    const bytes = (await unit.blobs.get(key!))!.slice();
-    bytes[40]! ^= 0x01;
-    await unit.blobs.put(key!, bytes);
+    const storage = seeingSnapshotReads(ctx, () => snapshotRead);
+    await writeDamagedSnapshot(ctx, storage, ['other']);
 
     const store = await VectorStore.open({ ...ctx, storage }, 't1');
     let release!: () => void;
@@ -1099,3 +1044,41 @@ describe('vector ids of every kind (seeded)', () => {
     await expectKept(await VectorStore.open(ctx, 't1'), 'from the snapshot');
   });
 });
+
+/** The test context's storage, with `onRead` called (and awaited) before each snapshot blob read. */
+function seeingSnapshotReads(ctx: ReturnType<typeof createTestContext>, onRead: () => Promise<void> | void | undefined): StorageProvider {
+  return {
+    listUnits: (prefix) => ctx.storage.listUnits(prefix),
+    dropUnit: (name) => ctx.storage.dropUnit(name),
+    close: () => ctx.storage.close(),
+    unit: async (name) => {
+      const unit = await ctx.storage.unit(name);
+      const blobs: BlobStore = {
+        put: (key, bytes) => unit.blobs.put(key, bytes),
+        get: async (key, range) => {
+          if (key.startsWith('snap/')) await onRead();
+          return unit.blobs.get(key, range);
+        },
+        head: (key) => unit.blobs.head(key),
+        list: (prefix) => unit.blobs.list(prefix),
+        delete: (key) => unit.blobs.delete(key),
+      };
+      return { ...unit, blobs };
+    },
+  };
+}
+
+/** Tenant t1 with collection `docs` (one vector, checkpointed, one bit of its snapshot flipped) and empty `others`. */
+async function writeDamagedSnapshot(ctx: ReturnType<typeof createTestContext>, storage: StorageProvider, others: string[]): Promise<void> {
+  const first = await VectorStore.open({ ...ctx, storage }, 't1');
+  await first.createCollection({ name: 'docs', dims: 2, metric: 'l2' });
+  for (const name of others) await first.createCollection({ name, dims: 2, metric: 'l2' });
+  await first.upsert('docs', [{ id: 'a', values: [1, 2] }]);
+  await (await first.collection('docs')).checkpoint();
+  await first.close();
+  const unit = ctx.storage.unit('vec/t1/docs');
+  const [{ key }] = await unit.blobs.list('snap/');
+  const bytes = (await unit.blobs.get(key!))!.slice();
+  bytes[40]! ^= 0x01;
+  await unit.blobs.put(key!, bytes);
+}
