@@ -6,6 +6,8 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -186,4 +188,41 @@ describe('quartz consume --follow across a server restart', () => {
     expect(JSON.parse(out)).toMatchObject({ topic: 'slow', partition: 0, offset: 0, value: 'one' });
     expect(err).toMatch(/^quartz: rate limit of 12 requests per minute exceeded .*\(429 rate_limited\); asking again when Retry-After says \([1-5] s\), for as long as it lasts\n/);
   }, 120_000);
+  it('waits at least a second when Retry-After asks for no wait (0, a date gone by), rather than ask again at once', async () => {
+    // A proxy's 429s for two seconds, then the topic and its one record.
+    const headers = ['0', 'Mon, 01 Jan 2001 00:00:00 GMT'];
+    let limited = 0;
+    let firstAt: number | undefined;
+    const fake = createServer((req, res) => {
+      firstAt ??= Date.now();
+      res.setHeader('content-type', 'application/json');
+      if (Date.now() - firstAt < 2_000) {
+        res.writeHead(429, { 'retry-after': headers[limited++ % headers.length]! });
+        res.end(JSON.stringify({ error: 'rate_limited', message: 'slow down' }));
+        return;
+      }
+      const url = new URL(req.url!, 'http://x');
+      if (url.pathname === '/v1/topics/t') {
+        res.end(JSON.stringify({ name: 't', partitions: 1, partition_info: [{ partition: 0, log_start_offset: 0, high_watermark: 1 }] }));
+        return;
+      }
+      res.end(JSON.stringify({ records: [{ offset: 0, timestamp: 0, key: null, value: 'one', headers: {}, encoding: 'utf8' }], next_offset: 1, high_watermark: 1, log_start_offset: 0 }));
+    });
+    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+    try {
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let out = '';
+      stdout.on('data', (c: Buffer) => (out += c.toString()));
+      const env = { XDG_CONFIG_HOME: await tempDir('follow-no-wait-home'), QUARTZ_URL: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`, QUARTZ_API_KEY: 'qz_test' };
+      await buildProgram({ env, stdout, stderr, stdin: new PassThrough() }).parseAsync(['node', 'quartz', 'consume', 't', '--from-beginning', '--follow', '--max', '1', '-o', 'json']);
+      expect(JSON.parse(out)).toMatchObject({ offset: 0, value: 'one' });
+      // Each was a wait of 0: hundreds of requests in those two seconds.
+      expect(limited).toBeGreaterThan(0);
+      expect(limited).toBeLessThanOrEqual(4);
+    } finally {
+      fake.closeAllConnections();
+      await new Promise((resolve) => fake.close(resolve));
+    }
+  }, 60_000);
 });

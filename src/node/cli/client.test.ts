@@ -1,12 +1,13 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ApiClient, CliError } from './client.js';
+import { ApiClient, CliError, retryAfterMs } from './client.js';
 
 let server: Server | undefined;
 
 afterEach(async () => {
-  await new Promise((resolve) => server?.close(resolve));
+  // A test that started no server must not wait for one to close.
+  if (server !== undefined) await new Promise((resolve) => server!.close(resolve));
   server = undefined;
 });
 
@@ -43,5 +44,20 @@ describe('ApiClient.listAll', () => {
     const pages: Record<string, unknown> = { first: { topics: [{ name: 'a' }], cursor: 'YQ' }, YQ: { topics: [], cursor: 'Yg' }, Yg: { topics: [{ name: 'c' }], cursor: null } };
     const { client } = await clientOn((cursor) => pages[cursor ?? 'first']);
     expect(await client.listAll('/v1/topics', 'topics', { pageSize: 1 })).toEqual([{ name: 'a' }, { name: 'c' }]);
+  });
+});
+
+describe('retryAfterMs', () => {
+  it('reads delay-seconds and HTTP dates, and nothing else as a date', () => {
+    const now = Date.parse('Wed, 21 Oct 2015 07:28:00 GMT');
+    expect(retryAfterMs('3', 1000, now)).toBe(3000);
+    expect(retryAfterMs(' 0 ', 1000, now)).toBe(0);
+    expect(retryAfterMs(null, 1000, now)).toBe(1000);
+    expect(retryAfterMs('Wed, 21 Oct 2015 07:28:30 GMT', 1000, now)).toBe(30_000);
+    expect(retryAfterMs('Wednesday, 21-Oct-15 07:28:30 GMT', 1000, now)).toBe(30_000);
+    expect(retryAfterMs('Wed Oct 21 07:28:30 2015', 1000, now)).toBe(30_000);
+    expect(retryAfterMs('Tue, 20 Oct 2015 07:28:00 GMT', 1000, now)).toBe(0);
+    // V8's Date.parse took each for a day of 2001: a wait of 0, asked again at once without end.
+    for (const garbage of ['-5', '1.5', '0.5', '12abc', 'soon', '', '1e3']) expect(retryAfterMs(garbage, 1000, now), garbage).toBe(1000);
   });
 });

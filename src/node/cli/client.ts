@@ -36,6 +36,13 @@ export class RateLimited extends CliError {
 }
 
 /**
+ * An HTTP date starts with its day's name (RFC 9110 §5.6.7, the obsolete forms too). NOTE: V8's
+ * Date.parse reads almost anything as a date: '-5', '1.5' and '0.5' were dates of 2001, in the
+ * past, so a proxy's malformed Retry-After meant asking again at once, without end.
+ */
+const HTTP_DATE = /^(mon|tue|wed|thu|fri|sat|sun)[a-z]*,? /i;
+
+/**
  * The wait a `Retry-After` header asks for, in ms: delay-seconds or an HTTP date (RFC 9110
  * §10.2.3); `fallbackMs` when absent or neither.
  *
@@ -46,7 +53,7 @@ export function retryAfterMs(header: string | null, fallbackMs: number, now = Da
   if (header === null) return fallbackMs;
   const text = header.trim();
   if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const at = Date.parse(text);
+  const at = HTTP_DATE.test(text) ? Date.parse(text) : Number.NaN;
   return Number.isNaN(at) ? fallbackMs : Math.max(0, at - now);
 }
 

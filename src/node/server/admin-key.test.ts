@@ -1,4 +1,5 @@
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,4 +63,28 @@ describe('the admin key', () => {
     await mkdir(join(d, 'admin.key'));
     await expect(adminKeyFile(d)).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, message: `admin key file ${join(d, 'admin.key')}: cannot read it (EISDIR); make it a file the server's user can read, or remove it to generate a new key` });
   });
+});
+
+describe('the admin key file, killed while it is written', () => {
+  it('is whole or absent after SIGKILLs at random moments of its creation, and the next start takes or makes a key', async () => {
+    // The built module, in a process of its own that creates key files as fast as it can until killed.
+    const built = join(process.cwd(), 'dist/src/node/server/admin-key.js');
+    const script = `const { adminKeyFile } = await import(${JSON.stringify(built)}); const { mkdir } = await import('node:fs/promises'); process.stdout.write('go'); for (let i = 0; ; i++) { const d = process.argv[1] + '/' + i; await mkdir(d); await adminKeyFile(d); }`;
+    for (let round = 0; round < 12; round++) {
+      const root = await dir();
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script, root], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise((resolve) => child.stdout.once('data', resolve));
+      await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 100));
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.once('exit', resolve));
+      const dirs = await readdir(root);
+      expect(dirs.length, 'the child created no directory').toBeGreaterThan(0);
+      for (const d of dirs) {
+        // An empty admin.key (killed between its creation and its write) was refused by every later start.
+        const key = await adminKeyFile(join(root, d));
+        expect(key.key).toMatch(/^qza_[0-9a-f]{64}$/);
+        expect((await readdir(join(root, d))).sort()).toEqual(['admin.key']);
+      }
+    }
+  }, 120_000);
 });

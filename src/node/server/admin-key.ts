@@ -3,9 +3,10 @@
  * start with mode 0600 so only the server's user can read it.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, link, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
+import { syncDir } from '../storage/file-blobs.js';
 
 export interface AdminKey {
   key: string;
@@ -50,13 +51,7 @@ export function adminKeyFromEnv(value: string | undefined): AdminKey | undefined
 export async function adminKeyFile(dataDir: string): Promise<AdminKey> {
   const path = join(dataDir, ADMIN_KEY_FILE);
   const key = `qza_${randomBytes(32).toString('hex')}`;
-  try {
-    // 'wx': never overwrite a key another start wrote.
-    await writeFile(path, key + '\n', { mode: 0o600, flag: 'wx' });
-    return { key, where: path, created: true };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
+  if (await createWhole(dataDir, path, key + '\n')) return { key, where: path, created: true };
   let existing: string;
   try {
     // A copied or restored key file may have lost its mode: tighten it.
@@ -70,4 +65,42 @@ export async function adminKeyFile(dataDir: string): Promise<AdminKey> {
   if (existing.length < 16) throw new QuartzError(ErrorCode.CORRUPT_DATA, `admin key file ${path} is empty or too short; delete it to generate a new key`);
   if (!PRESENTABLE.test(existing)) throw new QuartzError(ErrorCode.CORRUPT_DATA, `admin key file ${path}: the key ${UNPRESENTABLE}; fix it or delete the file to generate a new key`);
   return { key: existing, where: path, created: false };
+}
+
+/** `admin.key.new.<12 hex>`: a key written aside, linked into place once whole. */
+const KEY_TEMP_NAME = /^admin\.key\.new\.[0-9a-f]{12}$/;
+
+/**
+ * Creates `path` holding `content`, durably, or returns false if it exists (another start's key is
+ * never overwritten). Written aside, fsync'd, then linked into place: written in place, a start
+ * killed between the file's creation and its write, or a power cut before its blocks reached the
+ * disk, left an empty admin.key that every later start refused. The data directory's LOCK is held,
+ * so a temp file found here is one a killed start left behind: removed (it holds a key no one saw).
+ */
+async function createWhole(dataDir: string, path: string, content: string): Promise<boolean> {
+  for (const name of await readdir(dataDir)) if (KEY_TEMP_NAME.test(name)) await unlink(join(dataDir, name)).catch(() => undefined);
+  // Any answer but "missing" is the existing key's to explain (see adminKeyFile's messages).
+  const missing = await stat(path).then(
+    () => false,
+    (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
+  );
+  if (!missing) return false;
+  const temp = join(dataDir, `${ADMIN_KEY_FILE}.new.${randomBytes(6).toString('hex')}`);
+  const handle = await open(temp, 'wx', 0o600);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await link(temp, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
+  await syncDir(dataDir);
+  return true;
 }

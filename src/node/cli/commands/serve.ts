@@ -18,6 +18,20 @@ const FS_REASONS: Record<string, string> = {
   ENOSPC: 'no space left on the device',
 };
 
+/**
+ * Ends the process at once, of `signal` as if it had no handler. NOTE: not process.exit(): while
+ * the data directory opens, lmdb's writer waits on the thread pool for callbacks of the main
+ * thread, and process.exit joins the thread pool first: a second Ctrl-C during the start hung the
+ * process for good, its LOCK held and no port listening. The kernel ends it without that join.
+ */
+function dieOf(signal: NodeJS.Signals): never {
+  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.removeAllListeners(s);
+  process.kill(process.pid, signal);
+  // Only if something else in the process still handles it.
+  process.kill(process.pid, 'SIGKILL');
+  throw new Error('unreachable: the process was killed');
+}
+
 export function serveCommand(program: Command, io: CliIo): void {
   program
     .command('serve')
@@ -52,7 +66,7 @@ export function serveCommand(program: Command, io: CliIo): void {
         signals++;
         if (signals > 1) {
           io.stderr.write(`quartz: second ${signal}, exiting now\n`);
-          process.exit(1);
+          dieOf(signal);
         }
         if (server === undefined) {
           stoppedWhileStarting = signal;

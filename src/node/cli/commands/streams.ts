@@ -515,6 +515,8 @@ const RETRY_FIRST_MS = 100;
 const RETRY_MOST_MS = 5_000;
 /** The longest a 429's Retry-After is taken at its word: a plan refills within a minute. */
 const MOST_RETRY_AFTER_MS = 60_000;
+/** The shortest: a Retry-After of 0 or a date gone by, from a server still refusing, asked again at once without end. */
+const LEAST_RETRY_AFTER_MS = 1_000;
 
 /**
  * With --follow: a server that cannot be reached or stops answering (a restart, a dropped
@@ -588,9 +590,11 @@ function rateLimitWaits(stderr: NodeJS.WritableStream): RateLimitWaits {
   let limited = false;
   return {
     wait: async (err, stopped) => {
-      if (!limited) stderr.write(`${err.message}; asking again when Retry-After says (${err.retryAfterMs / 1000} s), for as long as it lasts\n`);
+      const ms = Math.min(Math.max(err.retryAfterMs, LEAST_RETRY_AFTER_MS), MOST_RETRY_AFTER_MS);
+      // The wait taken, not the header's: '1e+23 s' for a minute's wait misled.
+      if (!limited) stderr.write(`${err.message}; asking again when Retry-After says (${ms / 1000} s), for as long as it lasts\n`);
       limited = true;
-      await pause(Math.min(err.retryAfterMs, MOST_RETRY_AFTER_MS), stopped);
+      await pause(ms, stopped);
     },
     answered: () => {
       limited = false;
