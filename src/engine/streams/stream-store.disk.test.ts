@@ -26,13 +26,22 @@ afterEach(async () => {
 async function open(dir: string) {
   const storage = await openDiskStorage({ dir });
   const ctx = { ...createTestContext(), storage };
-  return { storage, ctx, streams: await StreamStore.open(ctx, 't1') };
+  const streams = await StreamStore.open(ctx, 't1');
+  return { storage, ctx, streams, close: async () => (await streams.close(), await storage.close()) };
 }
+
+/** A new data directory, removed after the test. */
+async function freshDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
+  dirs.push(dir);
+  return dir;
+}
+
+const decodedValues = (records: { value: Uint8Array | null }[]) => records.map((r) => dec.decode(r.value!));
 
 describe('streams on the Node disk adapter', () => {
   it('keeps produced records, segments and group offsets across reopen', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
-    dirs.push(dir);
+    const dir = await freshDir();
     const a = await open(dir);
     await a.streams.createTopic('orders', { partitions: 2, segment_bytes: 4096 });
     const writes = Array.from({ length: 30 }, (_, i) =>
@@ -45,8 +54,7 @@ describe('streams on the Node disk adapter', () => {
     acked.push({ partition: 0, offset: acked.filter((x) => x.partition === 0).length, value: 'tail' });
     const before = a.streams.describeTopic('orders').partition_info;
     expect(before.every((p) => p.segments > 0)).toBe(true);
-    await a.streams.close();
-    await a.storage.close();
+    await a.close();
 
     const b = await open(dir);
     expect(b.streams.describeTopic('orders').partition_info).toEqual(before);
@@ -63,13 +71,11 @@ describe('streams on the Node disk adapter', () => {
       expect(got).toEqual(mine.map((x) => x.value));
     }
     expect((await b.streams.fetchOffsets('g', 'orders'))[1]!.offset).toBe(7);
-    await b.streams.close();
-    await b.storage.close();
+    await b.close();
   });
 
   it('keeps every record intact while the buffers of sealed batches are reused for new ones', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
-    dirs.push(dir);
+    const dir = await freshDir();
     const a = await open(dir);
     await a.streams.createTopic('t', { segment_bytes: 64 * 1024 });
     // ~100 B JSON-ish values, distinct per record: each batch compresses to well over the pool's 16 KB floor.
@@ -89,8 +95,7 @@ describe('streams on the Node disk adapter', () => {
       read = res.next_offset;
     }
     expect(a.streams.describeTopic('t').partition_info[0]!.segments).toBeGreaterThan(5);
-    await a.streams.close();
-    await a.storage.close();
+    await a.close();
 
     const b = await open(dir);
     let offset = 0;
@@ -100,32 +105,27 @@ describe('streams on the Node disk adapter', () => {
       offset = res.next_offset;
     }
     expect(offset).toBe(n);
-    await b.streams.close();
-    await b.storage.close();
+    await b.close();
   });
 
   it('deletes an orphan segment blob left by a roll that never recorded it', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
-    dirs.push(dir);
+    const dir = await freshDir();
     const a = await open(dir);
     await a.streams.createTopic('t');
     await a.streams.produce('t', [{ value: enc.encode('kept') }]);
     const unit = await a.storage.unit('log/t1/t/0');
     await unit.blobs.put('seg/00000000000000000000', new Uint8Array([1, 2, 3]));
-    await a.streams.close();
-    await a.storage.close();
+    await a.close();
 
     const b = await open(dir);
     const unitB = await b.storage.unit('log/t1/t/0');
     expect(await unitB.blobs.list('seg/')).toEqual([]);
     const res = await b.streams.consume('t', 0, 0);
     expect(res.records.map((r) => dec.decode(r.value!))).toEqual(['kept']);
-    await b.streams.close();
-    await b.storage.close();
+    await b.close();
   });
   it('answers the records before a damaged batch, and reports the damage to a read that starts in it', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
-    dirs.push(dir);
+    const dir = await freshDir();
     const a = await open(dir);
     await a.streams.createTopic('t');
     const value = (n: number) => `${n}:${(Math.imul(n, 2654435761) >>> 0).toString(36)}`.padEnd(100, String.fromCharCode(97 + (n % 26)));
@@ -147,31 +147,27 @@ describe('streams on the Node disk adapter', () => {
     const damagedAt = first.baseOffset + first.recordCount;
     middle[SEGMENT_HEADER_SIZE + first.length + BATCH_HEADER_SIZE + 20]! ^= 0x04;
     await unit.blobs.put(blobs[1]!, middle);
-    await a.streams.close();
-    await a.storage.close();
+    await a.close();
 
     const b = await open(dir);
-    const values = (records: { value: Uint8Array | null }[]) => records.map((r) => dec.decode(r.value!));
     const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => value(from + i));
     // From the intact first segment into the damaged one: the records up to the damage.
     const page = await b.streams.consume('t', 0, 0, { max_records: 1000 });
-    expect(values(page.records)).toEqual(range(0, damagedAt));
+    expect(decodedValues(page.records)).toEqual(range(0, damagedAt));
     expect(page.next_offset).toBe(damagedAt);
     // The same from the middle segment's intact first batch, read whole or by range.
     for (const max of [1000, 5]) {
       const again = await b.streams.consume('t', 0, 40, { max_records: max });
-      expect(values(again.records)).toEqual(range(40, Math.min(40 + max, damagedAt)));
+      expect(decodedValues(again.records)).toEqual(range(40, Math.min(40 + max, damagedAt)));
     }
     // A read that starts in the damage gets the typed error naming the segment.
     await rejectsWithQuartzError(() => b.streams.consume('t', 0, damagedAt), ErrorCode.CHECKSUM_MISMATCH, new RegExp(`segment ${blobs[1]}.*CRC32C`));
     // The segment after the damage is read as usual.
-    expect(values((await b.streams.consume('t', 0, 340, { max_records: 1000 })).records)).toEqual(range(340, 380));
-    await b.streams.close();
-    await b.storage.close();
+    expect(decodedValues((await b.streams.consume('t', 0, 340, { max_records: 1000 })).records)).toEqual(range(340, 380));
+    await b.close();
   });
   it('answers the intact batches of a tail entry before its damaged batch', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
-    dirs.push(dir);
+    const dir = await freshDir();
     const a = await open(dir);
     await a.streams.createTopic('t');
     const value = (n: number) => `${n}:`.padEnd(100, String.fromCharCode(97 + (n % 26)));
@@ -187,26 +183,22 @@ describe('streams on the Node disk adapter', () => {
     // Flip a bit in the records of the run's second batch.
     run[first.length + BATCH_HEADER_SIZE + 20]! ^= 0x04;
     await unit.kv.put(entries[1]!.key, run);
-    await a.streams.close();
-    await a.storage.close();
+    await a.close();
 
     const b = await open(dir);
-    const values = (records: { value: Uint8Array | null }[]) => records.map((r) => dec.decode(r.value!));
     const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => value(from + i));
     const page = await b.streams.consume('t', 0, 0, { max_records: 1000 });
-    expect(values(page.records)).toEqual(range(0, first.nextOffset));
+    expect(decodedValues(page.records)).toEqual(range(0, first.nextOffset));
     expect(page.next_offset).toBe(first.nextOffset);
     for (const [from, max] of [[10, 1000], [12, 5]] as const) {
       const again = await b.streams.consume('t', 0, from, { max_records: max });
-      expect(values(again.records)).toEqual(range(from, Math.min(from + max, first.nextOffset)));
+      expect(decodedValues(again.records)).toEqual(range(from, Math.min(from + max, first.nextOffset)));
     }
     await rejectsWithQuartzError(() => b.streams.consume('t', 0, first.nextOffset), ErrorCode.CHECKSUM_MISMATCH, /tail entry at offset 10, batch 1: CRC32C/);
-    await b.streams.close();
-    await b.storage.close();
+    await b.close();
   });
   it('lists no group whose committed offsets all went with a deleted topic, and a topic created again inherits none', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'qz-streams-'));
-    dirs.push(dir);
+    const dir = await freshDir();
     const a = await open(dir);
     await a.streams.createTopic('orders', { partitions: 2 });
     await a.streams.createTopic('audit');
@@ -224,8 +216,7 @@ describe('streams on the Node disk adapter', () => {
     expect(['committed', ErrorCode.NOT_FOUND]).toContain(await racing);
     expect(await a.streams.listGroups()).toEqual(['both']);
     expect((await a.streams.listGroupsPage({ limit: 10 })).groups).toEqual(['both']);
-    await a.streams.close();
-    await a.storage.close();
+    await a.close();
 
     const b = await open(dir);
     expect(await b.streams.listGroups()).toEqual(['both']);
@@ -236,7 +227,6 @@ describe('streams on the Node disk adapter', () => {
     expect((await b.streams.fetchOffsets('both')).map((r) => `${r.topic}/${r.partition}=${r.offset}`)).toEqual(['audit/0=1']);
     await b.streams.commitOffset('billing', 'orders', 0, 0);
     expect(await b.streams.listGroups()).toEqual(['billing', 'both']);
-    await b.streams.close();
-    await b.storage.close();
+    await b.close();
   });
 });
