@@ -27,7 +27,7 @@
  * its figures also print over every answer, the connections' setup included), --connections N (10) for KV/vector
  * runs, --mixed-connections N (200), --only a,b (bare, kv-get, kv-put, vector, produce, consume,
  * redis, jsonl, mixed), --get-rounds N (5: the bare route alternated with KV GET, then again with
- * the two vector query rows, in N runs each of duration/N, each ratio the median of the rounds'), --cpu-prof (profile the server, print its top functions), --no-build,
+ * the two vector query rows and the scan floor, in N runs each of duration/N, each ratio the median of the rounds'), --cpu-prof (profile the server, print its top functions), --no-build,
  * --mixed-rounds N (1: repeat the mixed load, then print memory after each round and what it is made of, to see whether it keeps growing once the caches are full),
  * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
  * mixed load and after each round; the JS heap is then read right after each one; the files are
@@ -808,10 +808,14 @@ async function main(): Promise<void> {
       return { method: 'POST', path: '/v1/collections/bench/query', headers: json, body: JSON.stringify({ ...body, vector: body.vector.map(Math.fround) }) };
     });
     const f32Run = { key: 'vector-f32', name: `vector query, 17-digit f32 values (${CONNECTIONS} conns)`, url: base, pid: server.pid!, connections: CONNECTIONS, requests: f32Queries, settle: true };
+    // The floor of a vector query on this stack runs in the vector rows' rounds, so that the query
+    // and its floor are compared with the same mode's bare route (a row a minute later met the other).
+    const scanBodies = queries.map((q): CannonRequest => ({ method: 'POST', path: '/scan', headers: { 'content-type': 'application/json' }, body: q }));
+    const scanRun = { key: 'bare-scan', name: `ref: bare route, POST a query body + the exact scan alone (${CONNECTIONS} conns)`, url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: scanBodies, settle: true };
     // The rows with a target against the bare route run alternated with it in short rounds, each
     // ratio compared within a round: the machine's other load and its mode move req/s from one
     // minute to the next. The bare row is the first alternation's; a later one prints its own.
-    const compared = [...(wanted('kv-get') ? [getRun] : []), ...(wanted('vector') ? [vectorRun, f32Run] : [])];
+    const compared = [...(wanted('kv-get') ? [getRun] : []), ...(wanted('vector') ? [vectorRun, f32Run, ...(wanted('bare') ? [scanRun] : [])] : [])];
     if (wanted('bare') && compared.length > 0) {
       const groups = [compared.filter((s) => s.key === 'kv-get'), compared.filter((s) => s.key !== 'kv-get')].filter((g) => g.length > 0);
       for (const group of groups) {
@@ -831,8 +835,7 @@ async function main(): Promise<void> {
       rows.set('bare-put', await cannon(`ref: bare route, POST 1 KB body (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: [{ method: 'POST', path: '/bare', headers: octet, body: value1k }] }));
       const queryBodies = queries.map((q): CannonRequest => ({ method: 'POST', path: '/bare', headers: { 'content-type': 'application/json' }, body: q }));
       rows.set('bare-query', await cannon(`ref: bare route, POST a query body (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: queryBodies, settle: true }));
-      const scanBodies = queries.map((q): CannonRequest => ({ method: 'POST', path: '/scan', headers: { 'content-type': 'application/json' }, body: q }));
-      rows.set('bare-scan', await cannon(`ref: bare route, POST a query body + the exact scan alone (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: scanBodies, settle: true }));
+      if (!rows.has('bare-scan')) rows.set('bare-scan', await cannon(scanRun.name, scanRun));
     }
     if (wanted('kv-put')) {
       const putHeaders = { ...headers, 'content-type': 'application/octet-stream' };
@@ -939,7 +942,7 @@ function printTable(mixed: MixedOutcome | undefined): void {
     ['consume', bare4 && rows.get('consume') ? `${times(rows.get('consume')!.reqPerSec, bare4.reqPerSec)} bare (${PRODUCERS} conns)` : ''],
     ['bare-put', rows.get('kv-put') && rows.get('bare-put') ? `KV PUT is ${times(rows.get('kv-put')!.reqPerSec, rows.get('bare-put')!.reqPerSec)} this` : ''],
     ['bare-query', rows.get('vector') && rows.get('bare-query') ? `vector query is ${times(rows.get('vector')!.reqPerSec, rows.get('bare-query')!.reqPerSec)} this` : ''],
-    ['bare-scan', rows.get('vector') && rows.get('bare-scan') ? `vector query is ${times(rows.get('vector')!.reqPerSec, rows.get('bare-scan')!.reqPerSec)} this; this is ${times(rows.get('bare-scan')!.reqPerSec, (bare?.reqPerSec ?? NaN))} bare` : ''],
+    ['bare-scan', rows.get('vector') && rows.get('bare-scan') ? `vector query is ${times(rows.get('vector')!.reqPerSec, rows.get('bare-scan')!.reqPerSec)} this; this is ${roundRatios.has('bare-scan') ? `${median(roundRatios.get('bare-scan')!.reqPerSec).toFixed(2)}× bare, median of the vector rows' rounds (CPU ratio ${median(roundRatios.get('bare-scan')!.cpu).toFixed(2)})` : `${times(rows.get('bare-scan')!.reqPerSec, (bare?.reqPerSec ?? NaN))} bare`}` : ''],
     ['lmdb-put', rows.get('kv-put') && rows.get('lmdb-put') ? `KV PUT is ${times(rows.get('kv-put')!.reqPerSec, rows.get('lmdb-put')!.reqPerSec)} this (lmdb's own durable commit)` : ''],
     ['log-put', rows.get('kv-put') && rows.get('log-put') ? `KV PUT is ${times(rows.get('kv-put')!.reqPerSec, rows.get('log-put')!.reqPerSec)} this; this is ${times(rows.get('log-put')!.reqPerSec, (bare?.reqPerSec ?? NaN))} bare` : ''],
     ['jsonl', rows.get('produce') && rows.get('jsonl') ? `produce is ${times(rows.get('produce')!.recordsPerSec!, rows.get('jsonl')!.recordsPerSec!)} this` : ''],
