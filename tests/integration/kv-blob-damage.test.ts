@@ -6,7 +6,7 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { serversKilledAfterEach, tempDir } from './server-process.js';
+import { serversKilledAfterEach, tempDir, waitFor } from './server-process.js';
 
 const start = serversKilledAfterEach();
 
@@ -46,7 +46,9 @@ describe('a damaged large KV value over HTTP', () => {
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
     const body = (await res.json()) as { error: string; message: string };
     expect(body.error).toBe('checksum_mismatch');
-    expect(`${s.stdout()}${s.stderr()}`).toContain("value blob of key 'big/one' fails its CRC32C check");
+    // The log line is written asynchronously and may reach the pipe after the answer.
+    const logged = "value blob of key 'big/one' fails its CRC32C check";
+    await waitFor(() => (`${s.stdout()}${s.stderr()}`.includes(logged) ? true : undefined), 10_000, 'the damage in the server log');
     expect(await (await fetch(`${s.url}/v1/kv/small`, { headers: auth })).text()).toBe('fine');
     // The listing and the key's metadata do not read the blob: they still answer.
     const list = (await (await fetch(`${s.url}/v1/kv?prefix=big`, { headers: auth })).json()) as { keys: { key: string; size: number }[] };
