@@ -5,8 +5,7 @@
  * document and the check cannot disagree.
  */
 import type { z } from '@hono/zod-openapi';
-import { closestKey, editDistance } from '../engine/known-options.js';
-import { showValue } from '../core/show-value.js';
+import { closestKey, editDistance, unknownKeysMessage } from '../engine/known-options.js';
 import { invalid } from './validation.js';
 
 /** The parameters of a route's documented query object (none without one), in its order. */
@@ -31,10 +30,6 @@ function decodedName(raw: string): string | undefined {
   }
 }
 
-function quoted(name: string): string {
-  return showValue(name).replace(/^"|"$/g, "'");
-}
-
 /**
  * The known parameter `name` most likely meant: `closestKey`'s pick (bodies use it too), or for a
  * name of three letters the one a single edit away, which `closestKey` leaves alone (`tll` for
@@ -44,16 +39,8 @@ function meantBy(name: string, known: readonly string[]): string | undefined {
   return closestKey(name, known) ?? (name.length === 3 ? known.find((k) => editDistance(name, k, 1) === 1) : undefined);
 }
 
-/** Unknown names shown in one message; the rest are counted. */
-const MAX_NAMED = 3;
-
 function unknownMessage(unknown: readonly string[], known: readonly string[]): string {
-  const named = unknown.slice(0, MAX_NAMED).map((name) => ({ shown: quoted(name), meant: meantBy(name, known) }));
-  if (named.length === 1 && named[0]!.meant !== undefined) return `query: unknown parameter ${named[0]!.shown}; did you mean '${named[0]!.meant}'?`;
-  const list = named.map(({ shown, meant }) => (meant === undefined ? shown : `${shown} (did you mean '${meant}'?)`)).join(', ');
-  const more = unknown.length > MAX_NAMED ? ` and ${unknown.length - MAX_NAMED} more` : '';
-  const takes = known.length === 0 ? 'this route takes no query parameters' : `known: ${known.join(', ')}`;
-  return `query: unknown parameter${unknown.length > 1 ? 's' : ''} ${list}${more}; ${takes}`;
+  return `query: ${unknownKeysMessage(unknown, known, 'parameter', { meantBy, noneKnown: 'this route takes no query parameters' })}`;
 }
 
 /**

@@ -66,18 +66,26 @@ export function closestKey(key: string, known: readonly string[]): string | unde
 
 /**
  * "unknown field 'partitons'; did you mean 'partitions'?" for the unknown `keys` of an object
- * whose keys are `known`; `noun` is what the caller calls a key (field, option).
+ * whose keys are `known`; `noun` is what the caller calls a key (field, option). `meantBy` picks
+ * the known key a name most likely meant (`closestKey` unless given); `noneKnown` ends the message
+ * when `known` is empty.
  */
-export function unknownKeysMessage(keys: readonly string[], known: readonly string[], noun: string): string {
+export function unknownKeysMessage(
+  keys: readonly string[],
+  known: readonly string[],
+  noun: string,
+  { meantBy = closestKey, noneKnown }: { meantBy?: (key: string, known: readonly string[]) => string | undefined; noneKnown?: string } = {},
+): string {
   const named = keys.slice(0, MAX_NAMED).map((key) => {
     const shown = showValue(key).replace(/^"|"$/g, "'");
-    const meant = closestKey(key, known);
+    const meant = meantBy(key, known);
     return { shown, meant: meant === undefined ? undefined : `'${meant}'` };
   });
   const more = keys.length > MAX_NAMED ? ` and ${keys.length - MAX_NAMED} more` : '';
   if (named.length === 1 && named[0]!.meant !== undefined) return `unknown ${noun} ${named[0]!.shown}; did you mean ${named[0]!.meant}?`;
   const list = named.map(({ shown, meant }) => (meant === undefined ? shown : `${shown} (did you mean ${meant}?)`)).join(', ');
-  return `unknown ${noun}${keys.length > 1 ? 's' : ''} ${list}${more}; known: ${known.join(', ')}`;
+  const takes = known.length === 0 && noneKnown !== undefined ? noneKnown : `known: ${known.join(', ')}`;
+  return `unknown ${noun}${keys.length > 1 ? 's' : ''} ${list}${more}; ${takes}`;
 }
 
 /**
