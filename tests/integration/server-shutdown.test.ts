@@ -33,8 +33,13 @@ describe('quartz serve shutdown', () => {
       let err = '';
       proc.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
       proc.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+      // Once: the LOCK's removal at close is an event on it too, and a second signal ends the process at once.
+      let sent = false;
       watcher.on('change', (_event, file) => {
-        if (file === 'LOCK') proc.kill(signal);
+        if (file === 'LOCK' && !sent) {
+          sent = true;
+          proc.kill(signal);
+        }
       });
       const exited = await new Promise<number | string>((resolve) => proc.once('close', (code, sig) => resolve(code ?? sig ?? -1)));
       watcher.close();
