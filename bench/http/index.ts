@@ -28,7 +28,9 @@
  * runs, --mixed-connections N (200), --only a,b (bare, kv-get, kv-put, vector, produce, consume,
  * redis, jsonl, mixed), --get-rounds N (5: the bare route alternated with KV GET, then again with
  * the two vector query rows and the scan floor, in N runs each of duration/N, each ratio the median of the rounds'), --cpu-prof (profile the server, print its top functions), --no-build,
- * --mixed-rounds N (1: repeat the mixed load, then print memory after each round and what it is made of, to see whether it keeps growing once the caches are full),
+ * --mixed-rounds N (1: repeat the mixed load, then print memory after each round and what it is made of, to see whether it keeps growing once the caches are full;
+ * with more than one, the server also collects all its garbage after each round, through a preload
+ * of the bench's, server-memory.mjs, and its live heap, external memory and RSS are read then),
  * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
  * mixed load and after each round; the JS heap is then read right after each one; the files are
  * kept in the data directory for DevTools or a diff), --server-node-args="A B" (node/V8 flags for the
@@ -101,6 +103,14 @@ const SERVER_GRACE_MS = 20_000;
 const SERVER_NODE_ARGS = flags.string('server-node-args')?.split(' ').filter((a) => a !== '') ?? [];
 /** The server times its own requests (server-timing.mjs), so a mixed round prints each kind's server part beside its latency. */
 const SERVER_TIMING = flags.has('server-timing');
+/**
+ * With more than one mixed round, the server (server-memory.mjs preloaded) collects all its garbage
+ * after each round when asked, so the rounds' memory is compared live, not with whatever garbage
+ * each left waiting.
+ */
+const MEMORY_ROUNDS = MIXED_ROUNDS > 1;
+/** The server was started with an IPC channel for the preloads above. */
+const SERVER_IPC = SERVER_TIMING || MEMORY_ROUNDS;
 
 // ---------------------------------------------------------------------------------------------
 // processes
@@ -446,6 +456,8 @@ interface MixedOutcome {
    * accounted for and the end of the warm-up seen (the key cache is the last cache to fill).
    */
   settled: { heapCommitted?: number; external?: number; cachedKeys?: number };
+  /** After those, the server's full GC (multi-round runs only): what is live. */
+  live?: LiveMemory;
   lostKv: number;
   checkedKv: number;
   lostRecords: number;
@@ -599,6 +611,7 @@ async function mixedLoad(api: Api, server: ChildProcess, getKeys: string[], quer
     external: await serverMetric(api.base, 'nodejs_external_memory_bytes'),
     cachedKeys: await serverMetric(api.base, 'quartz_kv_cached_keys'),
   };
+  const live = MEMORY_ROUNDS ? await liveMemory(server) : undefined;
   const at = (list: number[], q: number) => (list.length === 0 ? NaN : quantileOfSorted(list, q));
   const warm = MIXED_WARMUP > 0 ? ` (every answer, the ${MIXED_WARMUP} s warm-up's included: p50 %, p99 %)` : '';
   for (const [kind, lists] of latencies) {
@@ -695,6 +708,7 @@ async function mixedLoad(api: Api, server: ChildProcess, getKeys: string[], quer
     pss: { idle: idlePss, settled: settledPss },
     heap: { before: heapBefore, after: heapAfter },
     settled: settledFigures,
+    live,
     lostKv,
     checkedKv: acked.length,
     lostRecords,
@@ -716,6 +730,30 @@ function perSecondP99(bySecond: number[][], warmupS: number): string {
   }
   const warm = Math.min(out.length, Math.ceil(warmupS));
   return warm === 0 ? out.join(' ') : `[${out.slice(0, warm).join(' ')}] ${out.slice(warm).join(' ')}`;
+}
+
+/** What server-memory.mjs reads right after its full GC, in bytes (RSS and anonymous from /proc/self/status). */
+interface LiveMemory {
+  gcMs: number;
+  heapUsed: number;
+  heapCommitted: number;
+  external: number;
+  arrayBuffers: number;
+  rss: number;
+  anon: number;
+}
+
+/** Has the server (server-memory.mjs preloaded) collect all its garbage, then read its memory. */
+function liveMemory(server: ChildProcess): Promise<LiveMemory> {
+  return new Promise((resolve) => {
+    const hear = (m: unknown): void => {
+      if ((m as { kind?: string }).kind !== 'memory') return;
+      server.off('message', hear);
+      resolve(m as LiveMemory);
+    };
+    server.on('message', hear);
+    server.send('memory');
+  });
 }
 
 interface TimingFigures {
@@ -754,12 +792,13 @@ async function main(): Promise<void> {
     ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []),
     ...(HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2'] : []),
     ...(SERVER_TIMING ? [`--import=${join(HERE, 'server-timing.mjs')}`] : []),
+    ...(MEMORY_ROUNDS ? [`--import=${join(HERE, 'server-memory.mjs')}`] : []),
     ...SERVER_NODE_ARGS,
   ];
   const log = join(dataDir, 'server.log');
   const logFd = openSync(log, 'a');
-  const server = spawn(process.execPath, [...nodeArgs, ...serverArgs], { cwd: dataDir, stdio: ['ignore', logFd, logFd, ...(SERVER_TIMING ? ['ipc' as const] : [])], env: { ...process.env, QUARTZ_LOG_LEVEL: 'info' } });
-  if (SERVER_TIMING) server.channel?.unref();
+  const server = spawn(process.execPath, [...nodeArgs, ...serverArgs], { cwd: dataDir, stdio: ['ignore', logFd, logFd, ...(SERVER_IPC ? ['ipc' as const] : [])], env: { ...process.env, QUARTZ_LOG_LEVEL: 'info' } });
+  if (SERVER_IPC) server.channel?.unref();
   const peers = spawn(process.execPath, [join(HERE, 'peers.mjs'), '--port', String(peerPort), '--dir', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
   const base = `http://127.0.0.1:${port}`;
   const peerBase = `http://127.0.0.1:${peerPort}`;
@@ -915,6 +954,14 @@ function printRounds(rounds: MixedOutcome[]): void {
   console.log(`    V8 heap committed ${series((o) => o.settled.heapCommitted)} (used ${series((o) => o.heap.after)}, garbage included)`);
   console.log(`    external          ${series((o) => o.settled.external)}`);
   console.log(`  KV key cache keys ${rounds.map((o) => o.settled.cachedKeys ?? '?').join(' → ')}`);
+  if (rounds.every((o) => o.live !== undefined)) {
+    const live = (pick: (l: LiveMemory) => number) => rounds.map((o) => mib(pick(o.live!))).join(' → ');
+    console.log(`  then, after a full GC in the server (${rounds.map((o) => o.live!.gcMs.toFixed(0)).join(', ')} ms):`);
+    console.log(`    JS heap live      ${live((l) => l.heapUsed)} (committed ${live((l) => l.heapCommitted)})`);
+    console.log(`    external          ${live((l) => l.external)} (of which ArrayBuffers ${live((l) => l.arrayBuffers)})`);
+    console.log(`    anonymous RSS     ${live((l) => l.anon)}`);
+    console.log(`    RSS               ${live((l) => l.rss)}`);
+  }
 }
 
 function printTable(mixed: MixedOutcome | undefined): void {
