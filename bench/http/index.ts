@@ -31,6 +31,8 @@
  * --mixed-rounds N (1: repeat the mixed load, then print memory after each round and what it is made of, to see whether it keeps growing once the caches are full;
  * with more than one, the server also collects all its garbage after each round, through a preload
  * of the bench's, server-memory.mjs, and its live heap, external memory and RSS are read then),
+ * --malloc-stats (with --mixed-rounds: after each round's GC, gdb has the server call glibc's
+ * malloc_stats(), so the memory malloc holds free is printed beside what it has in use),
  * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
  * mixed load and after each round; the JS heap is then read right after each one; the files are
  * kept in the data directory for DevTools or a diff), --server-node-args="A B" (node/V8 flags for the
@@ -67,7 +69,7 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 
 const flags = parseFlags({
   values: ['duration', 'mixed-duration', 'mixed-warmup', 'connections', 'mixed-connections', 'only', 'mixed-rounds', 'get-rounds', 'server-node-args'],
-  switches: ['cpu-prof', 'no-build', 'heap-snapshots', 'server-timing'],
+  switches: ['cpu-prof', 'no-build', 'heap-snapshots', 'server-timing', 'malloc-stats'],
 });
 const num = (name: string, fallback: number) => flags.number(name, fallback, 'positive');
 const DURATION = num('duration', 10);
@@ -111,6 +113,10 @@ const SERVER_TIMING = flags.has('server-timing');
 const MEMORY_ROUNDS = MIXED_ROUNDS > 1;
 /** The server was started with an IPC channel for the preloads above. */
 const SERVER_IPC = SERVER_TIMING || MEMORY_ROUNDS;
+/** After each round's full GC, glibc's own count of its arenas (gdb attaches and calls malloc_stats()). */
+const MALLOC_STATS = flags.has('malloc-stats');
+if (MALLOC_STATS && !MEMORY_ROUNDS) refuseFlag('--malloc-stats reads malloc after each mixed round\'s full GC: give it --mixed-rounds 2 or more');
+if (MALLOC_STATS && spawnSync('gdb', ['--version']).status !== 0) refuseFlag('--malloc-stats needs gdb (apt-get install gdb)');
 
 // ---------------------------------------------------------------------------------------------
 // processes
@@ -466,6 +472,8 @@ interface MixedOutcome {
 
 // Across rounds: every round's puts and batches are new, and the record check reads the whole topic.
 let putSeq = 0;
+/** The server's stdout and stderr (where glibc's malloc_stats() writes). */
+let serverLog = '';
 let batchSeq = 0;
 const produceBodies = new ProduceBodies(100, RECORD_BYTES);
 
@@ -612,6 +620,7 @@ async function mixedLoad(api: Api, server: ChildProcess, getKeys: string[], quer
     cachedKeys: await serverMetric(api.base, 'quartz_kv_cached_keys'),
   };
   const live = MEMORY_ROUNDS ? await liveMemory(server) : undefined;
+  if (live !== undefined && MALLOC_STATS) live.malloc = mallocStats(serverPid, serverLog);
   const at = (list: number[], q: number) => (list.length === 0 ? NaN : quantileOfSorted(list, q));
   const warm = MIXED_WARMUP > 0 ? ` (every answer, the ${MIXED_WARMUP} s warm-up's included: p50 %, p99 %)` : '';
   for (const [kind, lists] of latencies) {
@@ -741,6 +750,32 @@ interface LiveMemory {
   arrayBuffers: number;
   rss: number;
   anon: number;
+  malloc?: MallocStats;
+}
+
+/** glibc's malloc_stats(), in bytes: its main arena, and all arenas with the mmap'd chunks. */
+interface MallocStats {
+  mainSystem: number;
+  mainInUse: number;
+  arenas: number;
+  totalSystem: number;
+  totalInUse: number;
+}
+
+/**
+ * Has the server call malloc_stats() (gdb attached for a moment; glibc writes to the process's
+ * stderr, the server's log here) and reads what it wrote.
+ */
+function mallocStats(pid: number, log: string): MallocStats | undefined {
+  const from = readFileSync(log).length;
+  const r = spawnSync('gdb', ['-p', String(pid), '-batch', '-ex', 'call (void)malloc_stats()'], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) return undefined;
+  const text = readFileSync(log).subarray(from).toString('utf8');
+  const pairs = [...text.matchAll(/system bytes\s*=\s*(\d+)\s*\n\s*in use bytes\s*=\s*(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])] as const);
+  const arenas = [...text.matchAll(/^Arena \d+:/gm)].length;
+  // One pair per arena, Arena 0 (the main one) first, then the total with mmap'd chunks.
+  if (pairs.length !== arenas + 1 || arenas === 0) return undefined;
+  return { mainSystem: pairs[0]![0], mainInUse: pairs[0]![1], arenas, totalSystem: pairs.at(-1)![0], totalInUse: pairs.at(-1)![1] };
 }
 
 /** Has the server (server-memory.mjs preloaded) collect all its garbage, then read its memory. */
@@ -796,6 +831,7 @@ async function main(): Promise<void> {
     ...SERVER_NODE_ARGS,
   ];
   const log = join(dataDir, 'server.log');
+  serverLog = log;
   const logFd = openSync(log, 'a');
   const server = spawn(process.execPath, [...nodeArgs, ...serverArgs], { cwd: dataDir, stdio: ['ignore', logFd, logFd, ...(SERVER_IPC ? ['ipc' as const] : [])], env: { ...process.env, QUARTZ_LOG_LEVEL: 'info' } });
   if (SERVER_IPC) server.channel?.unref();
@@ -961,6 +997,11 @@ function printRounds(rounds: MixedOutcome[]): void {
     console.log(`    external          ${live((l) => l.external)} (of which ArrayBuffers ${live((l) => l.arrayBuffers)})`);
     console.log(`    anonymous RSS     ${live((l) => l.anon)}`);
     console.log(`    RSS               ${live((l) => l.rss)}`);
+    if (rounds.every((o) => o.live!.malloc !== undefined)) {
+      const m = (pick: (s: MallocStats) => number) => rounds.map((o) => mib(pick(o.live!.malloc!))).join(' → ');
+      console.log(`    malloc, main arena    ${m((s) => s.mainSystem)} (in use ${m((s) => s.mainInUse)}, free ${m((s) => s.mainSystem - s.mainInUse)})`);
+      console.log(`    malloc, all ${rounds.at(-1)!.live!.malloc!.arenas} arenas + mmap'd ${m((s) => s.totalSystem)} (in use ${m((s) => s.totalInUse)})`);
+    }
   }
 }
 
