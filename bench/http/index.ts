@@ -124,7 +124,7 @@ if (MALLOC_STATS && spawnSync('gdb', ['--version']).status !== 0) refuseFlag('--
 /** A figure from the server's Prometheus metrics (default: V8 heap in use, after a GC it chose), if exported. */
 async function serverMetric(base: string, metric = 'nodejs_heap_size_used_bytes'): Promise<number | undefined> {
   try {
-    const text = await (await fetch(`${base}/metrics`)).text();
+    const text = await (await fetchOnceMore(`${base}/metrics`)).text();
     const m = new RegExp(`^\\w*${metric}(?:\\{[^}]*\\})? (\\d+(?:\\.\\d+)?(?:e\\+\\d+)?)$`, 'm').exec(text);
     return m === null ? undefined : Number(m[1]);
   } catch {
@@ -379,6 +379,24 @@ function kvValueFor(key: string): string {
   return padTo(`${key}|`.repeat(Math.ceil(1024 / (key.length + 1))), 1024);
 }
 
+/**
+ * fetch, retried once when a reused connection turns out closed (undici's `UND_ERR_SOCKET`, "other
+ * side closed"). NOTE: the server closes a keep-alive connection after 65 s idle and tells the
+ * client so (Keep-Alive: timeout=65); undici lets go of it a second before, by a timer of its own
+ * loop. The checks after each mixed round reuse connections the previous round's checks left idle
+ * for about that long, and at load 20-27 the bench's loop ran that timer late: a round's check
+ * failed with "fetch failed" (the server logged no error and stopped cleanly after it). Only GETs
+ * come through here, which are safe to send again.
+ */
+async function fetchOnceMore(url: string, init?: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    if ((err as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw err;
+    return fetch(url, init);
+  }
+}
+
 class Api {
   constructor(
     readonly base: string,
@@ -386,7 +404,7 @@ class Api {
   ) {}
 
   async call(method: string, path: string, body?: unknown, raw?: string): Promise<unknown> {
-    const res = await fetch(this.base + path, {
+    const res = await (method === 'GET' ? fetchOnceMore : fetch)(this.base + path, {
       method,
       headers: { ...this.headers, 'content-type': raw !== undefined ? 'application/octet-stream' : 'application/json' },
       body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
@@ -672,7 +690,7 @@ async function mixedLoad(api: Api, server: ChildProcess, getKeys: string[], quer
     const slice = acked.slice(i, i + 32);
     await Promise.all(
       slice.map(async (key) => {
-        const res = await fetch(`${api.base}/v1/kv/${key}`, { headers });
+        const res = await fetchOnceMore(`${api.base}/v1/kv/${key}`, { headers });
         const text = await res.text();
         if (res.status !== 200 || text !== kvValueFor(key)) lostKv++;
       }),
