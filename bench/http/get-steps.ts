@@ -2,8 +2,10 @@
  * `node --expose-gc --import tsx bench/http/get-steps.ts [--ms 1500]`: a hot KV GET's own work in
  * process, each step timed alone in CPU time (ns per GET), on the http bench's data (100 keys of
  * 1 KB, read until hot): the store's read of a hot entry, the whole direct route without node's
- * socket work (matching, auth, request id, the entry, headers, metrics), and the clock reads the
- * route makes (two `performance.now()` for the latency histogram, one `Date.now()` in the key cache).
+ * socket work (matching, auth, request id, the entry, headers, metrics), with the same request
+ * strings every call and with fresh ones as node's parser gives them (the difference: hashes V8
+ * had cached), and the clock reads the route makes (two `performance.now()` for the latency
+ * histogram, `Date.now()` in the principal cache and the usage meter).
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
