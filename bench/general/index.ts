@@ -1,0 +1,2 @@
+// `npm run bench -- general`: the runner's entry for bench/http/general.ts (see its header).
+import '../http/general.js';
