@@ -54,7 +54,7 @@ function timed(cmd: string, args: string[], seconds: number): { out: string; cli
 
 /** wrk with `threads` threads and `connections` keep-alive connections for `seconds`, sending what `script` (from `wrkScript`) says. */
 export function runWrk(url: string, opts: { threads: number; connections: number; seconds: number; script: string }): ClientRun {
-  const { out, clientUs } = timed('wrk', ['-t', String(opts.threads), '-c', String(opts.connections), '-d', `${opts.seconds}s`, '--timeout', '30s', '--latency', '-s', opts.script, url], opts.seconds);
+  const { out, clientUs } = timed('wrk', ['-t', String(opts.threads), '-c', String(opts.connections), '-d', `${Math.max(1, Math.round(opts.seconds))}s`, '--timeout', '30s', '--latency', '-s', opts.script, url], opts.seconds);
   const total = /(\d+) requests in ([\d.]+)(us|ms|s|m), ([\d.]+)([KMG]?B) read/.exec(out);
   const pct = (p: string) => {
     const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s|m)`, 'm').exec(out);

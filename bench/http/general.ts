@@ -10,7 +10,8 @@
  *   kv-get   GET 1 KB over 10 keys and over `--keys` distinct keys (default 100,000: the record
  *            cache and hot entries hold a small part of them), GET of 100 B, 10 KB, 100 KB,
  *            1 MiB and 2 MiB values (over 1 MiB: the blob store), GET 1 KB of non-ASCII keys
- *   kv-put   PUT of 100 B, 1 KB, 100 KB, 1 KB with `?ttl=3600`, 1 KB under non-ASCII keys
+ *   kv-put   PUT of 100 B, 1 KB, 100 KB, 1 KB with `?ttl=3600`, 1 KB under non-ASCII keys (100 keys
+ *            each, overwritten in turn), and 1 KB under a new key each time
  *   produce  batches of 1,000 × 1 KB, 1,000 × 10 KB (10 MB bodies), 1,000 × 1 KB as base64, 1 × 100 B, 1 × 1 KB
  *   consume  pages of 1 and of 1,000 records of 1 KB
  *   vector   k=10 queries on `--dims768` × 768-d (10,000) and `--dims128` × 128-d (100,000), then
@@ -309,6 +310,15 @@ async function main(): Promise<void> {
       put('KV PUT 100 KB', 100 * 1024, (i) => `put100k/k${i}`);
       put('KV PUT 1 KB, ?ttl=3600', 1024, (i) => `putttl/k${i}`, '?ttl=3600');
       put('KV PUT 1 KB, non-ASCII keys', 1024, (i) => encodeURIComponent(`put/日本/ключ-${i}-🔑`));
+      // Every request a key never written before: the store has no entry and no cached state for it.
+      let fresh = 0;
+      const body = valueOf(1024, 'fresh');
+      shapes.push({
+        group: 'kv-put',
+        name: 'KV PUT 1 KB, a new key each',
+        requests: [{ method: 'PUT', headers: octet, body, setupRequest: (r) => ({ ...r, path: `/v1/kv/fresh/k${fresh++}` }) }],
+        probe: { method: 'PUT', path: '/v1/kv/fresh/probe', headers: octet, body },
+      });
     }
     if (wanted('produce') || wanted('consume')) {
       await api.call('POST', '/v1/topics', JSON.stringify({ name: 'produce', partitions: 1 }));
