@@ -1,5 +1,5 @@
 /**
- * wrk and ab as the http benches run them (`clients.ts`, `general.ts`): child processes timed with
+ * wrk and ab as `bench/http/clients.ts` and `bench/general` run them: child processes timed with
  * /usr/bin/time (10 ms resolution) for their own CPU, their printed totals parsed.
  */
 import { spawnSync } from 'node:child_process';

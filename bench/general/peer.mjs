@@ -3,7 +3,7 @@
 // @hono/node-server) with nothing behind it, answering any method on /bytes?n=N with N constant
 // bytes (after reading a request body whole, if any), so each QuartzDB shape is compared with a
 // route that moves the same bytes in and out. Plain JS run by node itself, as the server is.
-// Usage: node bench/http/general-peer.mjs --port N
+// Usage: node bench/general/peer.mjs --port N
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 
