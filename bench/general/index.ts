@@ -22,7 +22,8 @@
  * Each shape uses `--connections` (10) but produce and consume (4, as the `http` bench).
  *
  * Flags: --duration S (2) per measured run, after 0.5 s of warm-up; --rounds N (3); --connections N
- * (10); --only a,b; --keys N (100,000); --dims768 N (10,000); --dims128 N (100,000); --port N (the
+ * (10); --only a,b; --keys N (100,000); --dims768 N (10,000) and --dims128 N (100,000), 0 skips
+ * that collection; --port N (the
  * server on N, the peer on N+1; default: free ports); --no-build.
  */
 import autocannon, { type Request as CannonRequest } from 'autocannon';
@@ -53,8 +54,8 @@ const DURATION = flags.number('duration', 2, 'positive');
 const ROUNDS = flags.number('rounds', 3, 'positive');
 const CONNECTIONS = flags.number('connections', 10, 'positive');
 const KEYS = flags.number('keys', 100_000, 'positive');
-const N768 = flags.number('dims768', 10_000, 'positive');
-const N128 = flags.number('dims128', 100_000, 'positive');
+const N768 = flags.number('dims768', 10_000, 'non-negative');
+const N128 = flags.number('dims128', 100_000, 'non-negative');
 const STREAM_CONNECTIONS = 4;
 const only = flags.string('only')?.split(',');
 for (const g of only ?? []) if (!(GROUPS as readonly string[]).includes(g)) refuseFlag(`--only: unknown group '${g}'; use ${GROUPS.join(', ')}`);
@@ -352,16 +353,18 @@ async function main(): Promise<void> {
       }
     }
     if (wanted('vector')) {
-      await timedSetup(`${N768} × 768-d vectors`, () => upsertVectors(api, 'd768', N768, 768, rand));
-      await timedSetup(`${N128} × 128-d vectors`, () => upsertVectors(api, 'd128', N128, 128, rand));
+      if (N768 > 0) await timedSetup(`${N768} × 768-d vectors`, () => upsertVectors(api, 'd768', N768, 768, rand));
+      if (N128 > 0) await timedSetup(`${N128} × 128-d vectors`, () => upsertVectors(api, 'd128', N128, 128, rand));
       const query = (name: string, collection: string, dims: number, extra: Record<string, unknown> = {}) => {
         const requests = Array.from({ length: 32 }, () => ({ method: 'POST', path: `/v1/collections/${collection}/query`, headers: json, body: JSON.stringify({ vector: fourDecimalVector(rand, dims), k: 10, ...extra }) }));
         shapes.push({ group: 'vector', name, requests, probe: requests[0]! });
       };
-      query(`vector query k=10, ${N768} × 768-d`, 'd768', 768);
-      query(`vector query k=10, ${N128} × 128-d`, 'd128', 128);
-      query(`vector query k=10, ${N128} × 128-d, filter category = c7 (1%)`, 'd128', 128, { filter: { category: 'c7' } });
-      query(`vector query k=10, ${N128} × 128-d, filter rank < 1 (1%)`, 'd128', 128, { filter: { rank: { $lt: 1 } } });
+      if (N768 > 0) query(`vector query k=10, ${N768} × 768-d`, 'd768', 768);
+      if (N128 > 0) {
+        query(`vector query k=10, ${N128} × 128-d`, 'd128', 128);
+        query(`vector query k=10, ${N128} × 128-d, filter category = c7 (1%)`, 'd128', 128, { filter: { category: 'c7' } });
+        query(`vector query k=10, ${N128} × 128-d, filter rank < 1 (1%)`, 'd128', 128, { filter: { rank: { $lt: 1 } } });
+      }
     }
 
     for (const shape of shapes) {
