@@ -71,6 +71,8 @@ interface Measured {
   cpu: number;
   p99: number;
   errors: number;
+  /** Answers of any status: a run with none (a short run of large bodies, 1,000 connections still connecting) has no figures. */
+  answered: number;
 }
 
 interface Shape {
@@ -106,14 +108,14 @@ async function cannon(url: string, pid: number, requests: CannonRequest[], conne
   const r = await autocannon({ url, connections, duration: seconds, timeout: 30, requests });
   const c1 = cpuOfPid(pid);
   const ok = okOf(r.statusCodeStats);
-  return { reqPerSec: ok / r.duration, cpu: (c1.user + c1.sys - c0.user - c0.sys) / Math.max(1, r.requests.total), p99: r.latency.p99, errors: r.requests.total - ok };
+  return { reqPerSec: ok / r.duration, cpu: (c1.user + c1.sys - c0.user - c0.sys) / Math.max(1, r.requests.total), p99: r.latency.p99, errors: r.requests.total - ok, answered: r.requests.total };
 }
 
 function external(run: () => ClientRun, pid: number): Measured {
   const c0 = cpuOfPid(pid);
   const r = run();
   const c1 = cpuOfPid(pid);
-  return { reqPerSec: r.ok / r.elapsed, cpu: (c1.user + c1.sys - c0.user - c0.sys) / Math.max(1, r.answered), p99: r.p99, errors: r.answered - r.ok };
+  return { reqPerSec: r.ok / r.elapsed, cpu: (c1.user + c1.sys - c0.user - c0.sys) / Math.max(1, r.answered), p99: r.p99, errors: r.answered - r.ok, answered: r.answered };
 }
 
 /** The shape's probe answered once: its body's size and content type, for the bare twin. */
@@ -132,6 +134,11 @@ function twin(p: ExternalRequest, answer: { bytes: number; type: string }): Exte
 
 function line(o: Outcome): string[] {
   const med = (ms: Measured[], pick: (m: Measured) => number) => median(ms.map(pick));
+  const unanswered = [...o.shapeRuns, ...o.bareRuns].filter((m) => m.answered === 0).length;
+  if (unanswered > 0) {
+    const note = `${unanswered} run(s) got no answer: a longer --duration`;
+    return [o.shape, String(o.connections), fmtBytes(o.answerBytes), '-', '-', '-', '-', '-', '-', '-', String(o.shapeRuns.reduce((n, m) => n + m.errors, 0)), o.note === undefined ? note : `${o.note}; ${note}`];
+  }
   const ratios = o.shapeRuns.map((m, i) => m.reqPerSec / o.bareRuns[i]!.reqPerSec);
   const cpuRatios = o.shapeRuns.map((m, i) => o.bareRuns[i]!.cpu / m.cpu);
   const sorted = [...ratios].sort((a, b) => a - b);
