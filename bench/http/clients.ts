@@ -21,11 +21,12 @@
  */
 import autocannon, { type Request as CannonRequest, type Result } from 'autocannon';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runAb as runAbOf, runWrk as runWrkOf, wrkScript, type ClientRun } from './external-clients.js';
 import { fourDecimalVector } from './query-vector.js';
 import { seededRandom } from '../../src/core/random-testing.js';
 import { freePort } from '../../tests/fixtures/free-port.js';
@@ -82,16 +83,6 @@ interface Run {
   bytes: number;
 }
 
-interface ClientRun {
-  answered: number;
-  ok: number;
-  elapsed: number;
-  p50: number;
-  p99: number;
-  clientUs: number;
-  bytesRead: number;
-}
-
 // ---------------------------------------------------------------------------------------------
 // the clients
 
@@ -104,63 +95,12 @@ async function runAutocannon(t: Target, seconds: number): Promise<ClientRun> {
   return { answered: r.requests.total, ok, elapsed: r.duration, p50: r.latency.p50, p99: r.latency.p99, clientUs: c.user + c.system, bytesRead: r.throughput.total };
 }
 
-/** Lua long strings with a level no body contains (as a table key, written `[ [=[k]=] ]`: `[[=[` would lex as a long string). */
-function luaString(s: string): string {
-  let eq = '=';
-  while (s.includes(`]${eq}]`)) eq += '=';
-  return `[${eq}[${s}]${eq}]`;
-}
-
-/** A wrk script sending `requests` in turn, each formatted once per thread at start. */
-function wrkScript(t: Target, dir: string): string {
-  const file = join(dir, `${t.name.replace(/\W+/g, '-')}.lua`);
-  const entries = t.requests.map((r) => {
-    const headers = Object.entries(r.headers).map(([k, v]) => `[ ${luaString(k)} ] = ${luaString(v)}`).join(',');
-    return `wrk.format(${luaString(r.method)},${luaString(r.path)},{${headers}},${r.body === undefined ? 'nil' : luaString(r.body)})`;
-  });
-  writeFileSync(file, `local reqs = {}\nlocal i = 0\ninit = function(args)\n  reqs = {\n${entries.join(',\n')}\n  }\nend\nrequest = function()\n  i = i % #reqs + 1\n  return reqs[i]\nend\n`);
-  return file;
-}
-
-const UNIT_MS: Record<string, number> = { us: 1e-3, ms: 1, s: 1000, m: 60_000 };
-
-function timed(cmd: string, args: string[], seconds: number): { out: string; clientUs: number } {
-  const r = spawnSync('/usr/bin/time', ['-f', 'client-cpu %U %S', cmd, ...args], { encoding: 'utf8', timeout: (seconds + 60) * 1000 });
-  const m = /client-cpu ([\d.]+) ([\d.]+)/.exec(r.stderr);
-  const rest = r.stderr.replace(/client-cpu .*\n?/, '').trim();
-  // wrk prints a script error and then runs its default request (GET /): never count that.
-  if (r.status !== 0 || m === null || rest !== '') throw new Error(`${cmd} failed (${r.status}): ${r.stderr.slice(0, 500)}${r.stdout.slice(0, 500)}`);
-  return { out: r.stdout, clientUs: (Number(m[1]) + Number(m[2])) * 1e6 };
-}
-
 function runWrk(t: Target, seconds: number, script: string): ClientRun {
-  const { out, clientUs } = timed('wrk', ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', `${seconds}s`, '--timeout', '30s', '--latency', '-s', script, t.url], seconds);
-  const total = /(\d+) requests in ([\d.]+)(us|ms|s|m), ([\d.]+)([KMG]?B) read/.exec(out);
-  const pct = (p: string) => {
-    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s|m)`, 'm').exec(out);
-    return m === null ? NaN : Number(m[1]) * UNIT_MS[m[2]!]!;
-  };
-  if (total === null) throw new Error(`wrk printed no totals:\n${out}`);
-  const bad = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + [...out.matchAll(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/g)].reduce((n, m) => n + Number(m[1]) + Number(m[2]) + Number(m[3]) + Number(m[4]), 0);
-  const answered = Number(total[1]);
-  return { answered, ok: answered - bad, elapsed: (Number(total[2]) * UNIT_MS[total[3]!]!) / 1000, p50: pct('50'), p99: pct('99'), clientUs, bytesRead: Number(total[4]) * ({ B: 1, KB: 1024, MB: 2 ** 20, GB: 2 ** 30 } as Record<string, number>)[total[5]!]! };
+  return runWrkOf(t.url, { threads: THREADS, connections: CONNECTIONS, seconds, script });
 }
 
 function runAb(t: Target, seconds: number, dir: string): ClientRun {
-  const r = t.requests[0]!;
-  const args = ['-k', '-q', '-c', String(CONNECTIONS), '-t', String(seconds), '-n', '100000000'];
-  for (const [k, v] of Object.entries(r.headers)) if (k !== 'content-type') args.push('-H', `${k}: ${v}`);
-  if (r.body !== undefined) {
-    const file = join(dir, 'ab-body');
-    writeFileSync(file, r.body);
-    args.push(r.method === 'PUT' ? '-u' : '-p', file, '-T', r.headers['content-type']!);
-  }
-  args.push(t.url + r.path);
-  const { out, clientUs } = timed('ab', args, seconds);
-  const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
-  const answered = num(/Complete requests:\s+(\d+)/);
-  const bad = num(/Failed requests:\s+(\d+)/) + (Number(/Non-2xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0));
-  return { answered, ok: answered - bad, elapsed: num(/Time taken for tests:\s+([\d.]+)/), p50: num(/^\s+50%\s+(\d+)/m), p99: num(/^\s+99%\s+(\d+)/m), clientUs, bytesRead: num(/Total transferred:\s+(\d+)/) };
+  return runAbOf(t.url, t.requests[0]!, { connections: CONNECTIONS, seconds, dir, keepAlive: true });
 }
 
 async function measure(client: ClientName, t: Target, dir: string, scripts: Map<string, string>): Promise<Run> {
@@ -234,7 +174,7 @@ async function main(): Promise<void> {
       { name: 'KV PUT 1 KB', url: base, pid: server.pid!, requests: keys.map((_, i) => ({ method: 'PUT', path: `/v1/kv/bench/put-${i}`, headers: { ...auth, 'content-type': 'application/octet-stream' }, body: value1k })) },
       { name: 'vector query', url: base, pid: server.pid!, requests: queries.map((q) => ({ method: 'POST', path: '/v1/collections/bench/query', headers: { ...auth, 'content-type': 'application/json' }, body: q })) },
     ];
-    const scripts = new Map(targets.map((t) => [t.name, wrkScript(t, dir)]));
+    const scripts = new Map(targets.map((t) => [t.name, wrkScript(t.name, t.requests, dir)]));
     console.log(`${ROUNDS} rounds; each run ${DURATION} s after 1 s with the same client; ${CONNECTIONS} connections (wrk: ${THREADS} threads); clients ${clients.join(', ')}`);
     // JIT warm-up of every route before any measured run.
     for (const t of targets) await runAutocannon(t, 3);

@@ -27,7 +27,7 @@
  * its figures also print over every answer, the connections' setup included), --connections N (10) for KV/vector
  * runs, --mixed-connections N (200), --only a,b (bare, kv-get, kv-put, vector, produce, consume,
  * redis, jsonl, mixed), --get-rounds N (5: the bare route alternated with KV GET, then again with
- * the two vector query rows and the scan floor, in N runs each of duration/N, each ratio the median of the rounds'), --cpu-prof (profile the server, print its top functions), --no-build,
+ * the two vector query rows and the scan floor, then again with KV PUT and its two durable reference rows, in N runs each of duration/N, each ratio the median of the rounds'), --cpu-prof (profile the server, print its top functions), --no-build,
  * --mixed-rounds N (1: repeat the mixed load, then print memory after each round and what it is made of, to see whether it keeps growing once the caches are full;
  * with more than one, the server also collects all its garbage after each round, through a preload
  * of the bench's, server-memory.mjs, and its live heap, external memory and RSS are read then),
@@ -933,11 +933,22 @@ async function main(): Promise<void> {
     if (wanted('kv-put')) {
       const putHeaders = { ...headers, 'content-type': 'application/octet-stream' };
       const requests = Array.from({ length: 100 }, (_, i): CannonRequest => ({ method: 'PUT', path: `/v1/kv/bench/put-${i}`, headers: putHeaders, body: value1k }));
-      rows.set('kv-put', await cannon(`KV PUT 1 KB (${CONNECTIONS} conns)`, { url: base, pid: server.pid!, connections: CONNECTIONS, requests }));
       const lmdbRequests = Array.from({ length: 100 }, (_, i): CannonRequest => ({ method: 'PUT', path: `/lmdb/put-${i}`, headers: { 'content-type': 'application/octet-stream' }, body: value1k }));
-      rows.set('lmdb-put', await cannon(`ref: hono + raw lmdb put, fsync'd (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: lmdbRequests }));
       const logRequests = Array.from({ length: 100 }, (_, i): CannonRequest => ({ method: 'PUT', path: `/log/put-${i}`, headers: { 'content-type': 'application/octet-stream' }, body: value1k }));
-      rows.set('log-put', await cannon(`ref: hono + O_DSYNC log write, group commit (${CONNECTIONS} conns)`, { url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: logRequests }));
+      // No settling warm-up for these: the thread pool's log writes and lmdb's writer never go idle.
+      const putSides: Side[] = [
+        { key: 'kv-put', name: `KV PUT 1 KB (${CONNECTIONS} conns)`, url: base, pid: server.pid!, connections: CONNECTIONS, requests },
+        { key: 'lmdb-put', name: `ref: hono + raw lmdb put, fsync'd (${CONNECTIONS} conns)`, url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: lmdbRequests },
+        { key: 'log-put', name: `ref: hono + O_DSYNC log write, group commit (${CONNECTIONS} conns)`, url: peerBase, pid: peers.pid!, connections: CONNECTIONS, requests: logRequests },
+      ];
+      if (wanted('bare')) {
+        // Alternated with the bare route as the GET and vector rows are: a PUT row measured minutes
+        // after the bare one may meet the machine's other mode (see `alternated`).
+        console.log(`  bare route, ${putSides.map((s) => s.key).join(', ')}: ${GET_ROUNDS} alternated rounds of ${(DURATION / GET_ROUNDS).toFixed(1)} s each`);
+        const [bareRow, ...others] = await alternated(bareRun, putSides, GET_ROUNDS);
+        rows.set('bare-kv-put', { ...bareRow!, name: `bare hono route, 1 KB, alternated with kv-put (${CONNECTIONS} conns)` });
+        putSides.forEach((s, i) => rows.set(s.key, others[i]!));
+      } else for (const s of putSides) rows.set(s.key, await cannon(s.name, s));
     }
     if (wanted('produce')) {
       const requests: CannonRequest[] = [{ method: 'POST', path: '/v1/topics/bench/records', headers: json, body }];
@@ -1041,7 +1052,7 @@ function printTable(mixed: MixedOutcome | undefined): void {
   const bare4 = rows.get('bare4');
   const notes = new Map<string, string>([
     ['kv-get', roundsOrRatio('kv-get', 0.8)],
-    ['kv-put', ratio(rows.get('kv-put'), bare, 'reqPerSec', 0.5, 'bare')],
+    ['kv-put', roundsOrRatio('kv-put', 0.5)],
     ['vector', roundsOrRatio('vector', 0.5)],
     ['vector-f32', roundsOrRatio('vector-f32', 0.5)],
     ['produce', ratio(rows.get('produce'), rows.get('redis'), 'recordsPerSec', 2, 'redis')],
@@ -1050,7 +1061,7 @@ function printTable(mixed: MixedOutcome | undefined): void {
     ['bare-query', rows.get('vector') && rows.get('bare-query') ? `vector query is ${times(rows.get('vector')!.reqPerSec, rows.get('bare-query')!.reqPerSec)} this` : ''],
     ['bare-scan', rows.get('vector') && rows.get('bare-scan') ? `vector query is ${times(rows.get('vector')!.reqPerSec, rows.get('bare-scan')!.reqPerSec)} this; this is ${roundRatios.has('bare-scan') ? `${median(roundRatios.get('bare-scan')!.reqPerSec).toFixed(2)}× bare, median of the vector rows' rounds (CPU ratio ${median(roundRatios.get('bare-scan')!.cpu).toFixed(2)})` : `${times(rows.get('bare-scan')!.reqPerSec, (bare?.reqPerSec ?? NaN))} bare`}` : ''],
     ['lmdb-put', rows.get('kv-put') && rows.get('lmdb-put') ? `KV PUT is ${times(rows.get('kv-put')!.reqPerSec, rows.get('lmdb-put')!.reqPerSec)} this (lmdb's own durable commit)` : ''],
-    ['log-put', rows.get('kv-put') && rows.get('log-put') ? `KV PUT is ${times(rows.get('kv-put')!.reqPerSec, rows.get('log-put')!.reqPerSec)} this; this is ${times(rows.get('log-put')!.reqPerSec, (bare?.reqPerSec ?? NaN))} bare` : ''],
+    ['log-put', rows.get('kv-put') && rows.get('log-put') ? `KV PUT is ${times(rows.get('kv-put')!.reqPerSec, rows.get('log-put')!.reqPerSec)} this; this is ${roundRatios.has('log-put') ? `${median(roundRatios.get('log-put')!.reqPerSec).toFixed(2)}× bare, median of the PUT rows' rounds (CPU ratio ${median(roundRatios.get('log-put')!.cpu).toFixed(2)})` : `${times(rows.get('log-put')!.reqPerSec, (bare?.reqPerSec ?? NaN))} bare`}` : ''],
     ['jsonl', rows.get('produce') && rows.get('jsonl') ? `produce is ${times(rows.get('produce')!.recordsPerSec!, rows.get('jsonl')!.recordsPerSec!)} this` : ''],
   ]);
   const header = ['run', 'req/s', 'records/s', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req', 'ratio'];

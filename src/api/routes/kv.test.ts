@@ -19,6 +19,15 @@ describe('decimal', () => {
   it('makes the ETag of a version', () => {
     expect(etagOf(1_796_539_000_042)).toBe('"1796539000042"');
   });
+
+  it('makes each version its own ETag, again and again, versions that share a slot of the kept ETags included', () => {
+    // 1,024 slots by the low bits: these pairs share one.
+    const versions = [1_796_539_000_042, 1_796_539_000_042 + 1024, 1_796_539_000_042 + 4096, 5, 5 + 1024, 0, 2 ** 53 - 1, 2 ** 53 - 1 - 1024];
+    for (let round = 0; round < 3; round++) {
+      for (const v of versions) expect(etagOf(v), String(v)).toBe(`"${String(v)}"`);
+      for (const v of [...versions].reverse()) expect(etagOf(v), String(v)).toBe(`"${String(v)}"`);
+    }
+  });
 });
 
 describe('parseEtags', () => {

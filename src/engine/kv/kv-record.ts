@@ -135,8 +135,8 @@ interface PoolSlab {
  * about as many ArrayBuffer bytes as JS heap, so the count reached the limit at about every
  * young GC and V8 followed almost every one with a full GC (1,000 1 KB puts in flight: 20-45 in 3 s
  * instead of 1, and 4-5 instead of 3 µs CPU per put). Reused slabs allocate nothing.
- * A piece never released (a write that failed or was replaced while in flight) keeps its slab
- * out of reuse, and the garbage collector takes that slab as before.
+ * A piece never released (a write that failed) keeps its slab out of reuse, and the garbage
+ * collector takes that slab as before.
  */
 export class RecordPool {
   private slab: PoolSlab;

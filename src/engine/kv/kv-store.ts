@@ -356,6 +356,12 @@ interface WriteGroup {
   slots: Slot[];
   /** bytes_stored change of the group's writes, metered once they are durable. */
   delta: number;
+  /**
+   * Records of this group's writes that a later write of the same key replaced in its slot while
+   * they were in flight: no read reaches them any more, and they go back to the pool when this
+   * group is durable, as the slots' own records do (see dropRec).
+   */
+  replaced: Uint8Array[] | undefined;
 }
 
 /**
@@ -1069,7 +1075,7 @@ export class KvStore {
     }
     let group = this.group;
     if (group === undefined || group.write !== write) {
-      const g: WriteGroup = (group = this.group = { write, slots: [], delta: 0 });
+      const g: WriteGroup = (group = this.group = { write, slots: [], delta: 0, replaced: undefined });
       // Registered before the writers' own handlers, so a writer that resumes sees its write settled.
       write
         .then(
@@ -1092,6 +1098,7 @@ export class KvStore {
 
   private settle(group: WriteGroup, durable: boolean): void {
     if (this.group === group) this.group = undefined;
+    if (durable && group.replaced !== undefined) for (const rec of group.replaced) releaseRecord(rec);
     for (const slot of group.slots) {
       // A later write of the key is still in flight: the slot is that write's now.
       if (slot.group !== group) continue;
@@ -1123,6 +1130,16 @@ export class KvStore {
   private dropRec(slot: Slot, durable: boolean): void {
     if (durable && slot.rec !== undefined) releaseRecord(slot.rec);
     slot.rec = undefined;
+  }
+
+  /**
+   * A new write of `slot`'s key is issued: the record of the write in flight before it (storage
+   * may hold it until that write is durable) goes back with that write's group. Ten clients
+   * writing the same keys in turn replaced about two writes in three before they settled, and
+   * each such record kept its 64 KiB slab out of the pool: a fresh slab every ~100 puts.
+   */
+  private replaceRec(slot: Slot): void {
+    if (slot.rec !== undefined && slot.group !== undefined) (slot.group.replaced ??= []).push(slot.rec);
   }
 
   private nextVersion(slot: Slot): number {
@@ -1209,6 +1226,7 @@ export class KvStore {
     slot.size = size;
     slot.contentType = contentType;
     slot.blob = adopt;
+    this.replaceRec(slot);
     slot.rec = rec;
     if (expiresAt !== 0 && expiresAt < this.sweepAt) this.armSweep(expiresAt);
     const result: KvPutResult = { version, expiresAt: expiresAt === 0 ? null : expiresAt };
@@ -1234,7 +1252,7 @@ export class KvStore {
     slot.expiresAt = 0;
     slot.size = 0;
     slot.blob = undefined;
-    // A put of this key still in flight keeps its record (storage may hold it): not released.
+    this.replaceRec(slot);
     slot.rec = undefined;
     const durable = this.track(slot, k, write, delta, undefined);
     if (blob === undefined) return durable;

@@ -52,7 +52,17 @@ describe('createMetrics', () => {
     metrics.observeRequest('/v1/kv/:key{.+}', 'GET', 200, 0.002);
     metrics.observeRequest('/v1/kv/:key{.+}', 'GET', 200, 0.004);
     metrics.observeRequest('/v1/kv/:key{.+}', 'GET', 404, 0.001);
+    // Each request after one of another route, method or status goes to its own series.
+    metrics.observeRequest('/v1/kv/:key{.+}', 'PUT', 200, 0.001);
+    metrics.observeRequest('/v1/kv/:key{.+}', 'DELETE', 200, 0.001);
+    metrics.observeRequest('/v1/topics', 'POST', 200, 0.001);
+    metrics.observeRequest('/v1/topics/:topic/records', 'POST', 200, 0.001);
+    metrics.observeRequest('/v1/kv/:key{.+}', 'PUT', 200, 0.001);
     const { contentType, body } = await metrics.render!();
+    expect(body).toContain('quartz_http_requests_total{route="/v1/kv/:key{.+}",method="PUT",status="200"} 2');
+    expect(body).toContain('quartz_http_requests_total{route="/v1/kv/:key{.+}",method="DELETE",status="200"} 1');
+    expect(body).toContain('quartz_http_requests_total{route="/v1/topics",method="POST",status="200"} 1');
+    expect(body).toContain('quartz_http_requests_total{route="/v1/topics/:topic/records",method="POST",status="200"} 1');
     expect(contentType).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(body).toContain('quartz_http_requests_total{route="/v1/kv/:key{.+}",method="GET",status="200"} 2');
     expect(body).toContain('quartz_http_request_duration_seconds_count{route="/v1/kv/:key{.+}",method="GET",status="200"} 2');

@@ -22,6 +22,7 @@ import { fileAssets } from './assets.js';
 import { BodyBudget, defaultRequestBodiesBytes } from './body-budget.js';
 import { directFirst } from './direct.js';
 import { holdAddress } from './held-address.js';
+import { idleBound } from './idle-bound.js';
 import { inTurn } from './in-turn.js';
 import { closeAfterAnswer, continueWhenRead, EarlyAnswerResponse, lingering } from './early-answer.js';
 import { createLogger } from './logger.js';
@@ -70,7 +71,8 @@ export function listenerTimeouts(longPollMaxMs: number): ListenerTimeouts {
     requestMs: 300_000,
     // NOTE: node has no bound on a connection that stops moving once its request is in, or mid-body
     // before the request timeout: a client that stops reading a 4 MiB answer held it, and its
-    // socket, forever. node restarts this timer on every read and every completed write.
+    // socket, forever. node restarts this timer on every read and every completed write; idleBound
+    // arms it.
     idleMs: Math.max(120_000, longPollMaxMs + 30_000),
   };
 }
@@ -80,7 +82,8 @@ function setTimeouts(http: Server, longPollMaxMs: number): void {
   http.keepAliveTimeout = t.keepAliveMs;
   http.headersTimeout = t.headersMs;
   http.requestTimeout = t.requestMs;
-  http.timeout = t.idleMs;
+  // The idle bound is armed by the listener (idleBound), only on requests still open once it returns.
+  http.timeout = 0;
 }
 
 /** The field of node's ServerResponse that closeIdleConnections reads (`socket._httpMessage`). */
@@ -185,7 +188,10 @@ export async function startServer(settings: ServeSettings, env: Record<string, s
       // As @hono/node-server's serve(), with the app's direct routes answered straight from node's request.
       const hono = adapterListener(app.fetch, { hostname: settings.host, logger, early: (req, status) => early(req?.method, status) });
       // Host is checked in directFirst, which answers its absence as JSON (node's check answers a bare 400).
-      const listener = countWrites(inTurn(bodies.guard(directFirst(app.direct, hono, logger, (req, status) => early(req.method, status)), app.corsHeaders)));
+      const listener = idleBound(
+        countWrites(inTurn(bodies.guard(directFirst(app.direct, hono, logger, (req, status) => early(req.method, status)), app.corsHeaders))),
+        listenerTimeouts(draft.long_poll_max_ms).idleMs,
+      );
       const s = createServer({ requireHostHeader: false, ServerResponse: EarlyAnswerResponse }, listener);
       // NOTE: by default node ends a connection as soon as its client half-closes (sends FIN after
       // its request, as `nc -N` or an HTTP/1.0 client may), dropping the answers of requests still

@@ -106,6 +106,24 @@ describe('lmdb adapter hot path', () => {
     check(); // from lmdb
   });
 
+  it('putOwned writes of one key in one log frame: the last one is read and stored, whatever the caller does with the bytes after', async () => {
+    const s = await storage();
+    const kv = await lmdbKV(s, 'kv/a');
+    // Issued in one turn, so they share a frame; the first two are replaced in the pending map
+    // within it (and not copied), the third is copied when its frame is published.
+    const values = [1, 2, 3].map((i) => new Uint8Array(1024).fill(i));
+    const other = new Uint8Array(1024).fill(9);
+    await Promise.all([...values.map((v) => kv.putOwned(bytes(5), v)), kv.putOwned(bytes(6), other)]);
+    for (const v of [...values, other]) v.fill(0);
+    const check = () => {
+      expect(kv.get(bytes(5))).toEqual(new Uint8Array(1024).fill(3));
+      expect(kv.get(bytes(6))).toEqual(new Uint8Array(1024).fill(9));
+    };
+    check(); // from the pending map
+    await s.settle();
+    check(); // from lmdb
+  });
+
   it('rejects bad input to the extras with the same typed errors as get and put', async () => {
     const s = await storage();
     const kv = await lmdbKV(s, 'kv/a');
