@@ -26,6 +26,10 @@ describe('bench http flags', () => {
     expect(run('--duration', '4', '--get-rounds', '9')).toMatchObject({ status: 2, stderr: expect.stringContaining('at most 8 rounds') });
   });
 
+  it('refuses --malloc-stats without the several mixed rounds whose full GCs it reads after', () => {
+    expect(run('--malloc-stats')).toMatchObject({ status: 2, stderr: "bench: --malloc-stats reads malloc after each mixed round's full GC: give it --mixed-rounds 2 or more\n" });
+  });
+
   it('clients.ts refuses an unknown client, and more wrk threads than connections', () => {
     expect(runScript(CLIENTS, '--clients', 'autocannon,curl')).toMatchObject({ status: 2, stderr: "bench: --clients: unknown client 'curl'; use autocannon, wrk, ab\n" });
     expect(runScript(CLIENTS, '--threads', '4', '--connections', '2')).toMatchObject({ status: 2, stderr: expect.stringContaining('--threads 4 exceeds --connections 2') });

@@ -28,7 +28,11 @@
  * runs, --mixed-connections N (200), --only a,b (bare, kv-get, kv-put, vector, produce, consume,
  * redis, jsonl, mixed), --get-rounds N (5: the bare route alternated with KV GET, then again with
  * the two vector query rows and the scan floor, then again with KV PUT and its two durable reference rows, in N runs each of duration/N, each ratio the median of the rounds'), --cpu-prof (profile the server, print its top functions), --no-build,
- * --mixed-rounds N (1: repeat the mixed load, then print memory after each round and what it is made of, to see whether it keeps growing once the caches are full),
+ * --mixed-rounds N (1: repeat the mixed load, then print memory after each round and what it is made of, to see whether it keeps growing once the caches are full;
+ * with more than one, the server also collects all its garbage after each round, through a preload
+ * of the bench's, server-memory.mjs, and its live heap, external memory and RSS are read then),
+ * --malloc-stats (with --mixed-rounds: after each round's GC, gdb has the server call glibc's
+ * malloc_stats(), so the memory malloc holds free is printed beside what it has in use),
  * --heap-snapshots (the server writes a V8 heap snapshot, which first collects garbage, before the
  * mixed load and after each round; the JS heap is then read right after each one; the files are
  * kept in the data directory for DevTools or a diff), --server-node-args="A B" (node/V8 flags for the
@@ -65,7 +69,7 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 
 const flags = parseFlags({
   values: ['duration', 'mixed-duration', 'mixed-warmup', 'connections', 'mixed-connections', 'only', 'mixed-rounds', 'get-rounds', 'server-node-args'],
-  switches: ['cpu-prof', 'no-build', 'heap-snapshots', 'server-timing'],
+  switches: ['cpu-prof', 'no-build', 'heap-snapshots', 'server-timing', 'malloc-stats'],
 });
 const num = (name: string, fallback: number) => flags.number(name, fallback, 'positive');
 const DURATION = num('duration', 10);
@@ -101,6 +105,18 @@ const SERVER_GRACE_MS = 20_000;
 const SERVER_NODE_ARGS = flags.string('server-node-args')?.split(' ').filter((a) => a !== '') ?? [];
 /** The server times its own requests (server-timing.mjs), so a mixed round prints each kind's server part beside its latency. */
 const SERVER_TIMING = flags.has('server-timing');
+/**
+ * With more than one mixed round, the server (server-memory.mjs preloaded) collects all its garbage
+ * after each round when asked, so the rounds' memory is compared live, not with whatever garbage
+ * each left waiting.
+ */
+const MEMORY_ROUNDS = MIXED_ROUNDS > 1;
+/** The server was started with an IPC channel for the preloads above. */
+const SERVER_IPC = SERVER_TIMING || MEMORY_ROUNDS;
+/** After each round's full GC, glibc's own count of its arenas (gdb attaches and calls malloc_stats()). */
+const MALLOC_STATS = flags.has('malloc-stats');
+if (MALLOC_STATS && !MEMORY_ROUNDS) refuseFlag('--malloc-stats reads malloc after each mixed round\'s full GC: give it --mixed-rounds 2 or more');
+if (MALLOC_STATS && spawnSync('gdb', ['--version']).status !== 0) refuseFlag('--malloc-stats needs gdb (apt-get install gdb)');
 
 // ---------------------------------------------------------------------------------------------
 // processes
@@ -108,7 +124,7 @@ const SERVER_TIMING = flags.has('server-timing');
 /** A figure from the server's Prometheus metrics (default: V8 heap in use, after a GC it chose), if exported. */
 async function serverMetric(base: string, metric = 'nodejs_heap_size_used_bytes'): Promise<number | undefined> {
   try {
-    const text = await (await fetch(`${base}/metrics`)).text();
+    const text = await (await fetchOnceMore(`${base}/metrics`)).text();
     const m = new RegExp(`^\\w*${metric}(?:\\{[^}]*\\})? (\\d+(?:\\.\\d+)?(?:e\\+\\d+)?)$`, 'm').exec(text);
     return m === null ? undefined : Number(m[1]);
   } catch {
@@ -363,6 +379,24 @@ function kvValueFor(key: string): string {
   return padTo(`${key}|`.repeat(Math.ceil(1024 / (key.length + 1))), 1024);
 }
 
+/**
+ * fetch, retried once when a reused connection turns out closed (undici's `UND_ERR_SOCKET`, "other
+ * side closed"). NOTE: the server closes a keep-alive connection after 65 s idle and tells the
+ * client so (Keep-Alive: timeout=65); undici lets go of it a second before, by a timer of its own
+ * loop. The checks after each mixed round reuse connections the previous round's checks left idle
+ * for about that long, and at load 20-27 the bench's loop ran that timer late: a round's check
+ * failed with "fetch failed" (the server logged no error and stopped cleanly after it). Only GETs
+ * come through here, which are safe to send again.
+ */
+async function fetchOnceMore(url: string, init?: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    if ((err as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw err;
+    return fetch(url, init);
+  }
+}
+
 class Api {
   constructor(
     readonly base: string,
@@ -370,7 +404,7 @@ class Api {
   ) {}
 
   async call(method: string, path: string, body?: unknown, raw?: string): Promise<unknown> {
-    const res = await fetch(this.base + path, {
+    const res = await (method === 'GET' ? fetchOnceMore : fetch)(this.base + path, {
       method,
       headers: { ...this.headers, 'content-type': raw !== undefined ? 'application/octet-stream' : 'application/json' },
       body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
@@ -446,6 +480,8 @@ interface MixedOutcome {
    * accounted for and the end of the warm-up seen (the key cache is the last cache to fill).
    */
   settled: { heapCommitted?: number; external?: number; cachedKeys?: number };
+  /** After those, the server's full GC (multi-round runs only): what is live. */
+  live?: LiveMemory;
   lostKv: number;
   checkedKv: number;
   lostRecords: number;
@@ -454,6 +490,8 @@ interface MixedOutcome {
 
 // Across rounds: every round's puts and batches are new, and the record check reads the whole topic.
 let putSeq = 0;
+/** The server's stdout and stderr (where glibc's malloc_stats() writes). */
+let serverLog = '';
 let batchSeq = 0;
 const produceBodies = new ProduceBodies(100, RECORD_BYTES);
 
@@ -599,6 +637,8 @@ async function mixedLoad(api: Api, server: ChildProcess, getKeys: string[], quer
     external: await serverMetric(api.base, 'nodejs_external_memory_bytes'),
     cachedKeys: await serverMetric(api.base, 'quartz_kv_cached_keys'),
   };
+  const live = MEMORY_ROUNDS ? await liveMemory(server) : undefined;
+  if (live !== undefined && MALLOC_STATS) live.malloc = mallocStats(serverPid, serverLog);
   const at = (list: number[], q: number) => (list.length === 0 ? NaN : quantileOfSorted(list, q));
   const warm = MIXED_WARMUP > 0 ? ` (every answer, the ${MIXED_WARMUP} s warm-up's included: p50 %, p99 %)` : '';
   for (const [kind, lists] of latencies) {
@@ -650,7 +690,7 @@ async function mixedLoad(api: Api, server: ChildProcess, getKeys: string[], quer
     const slice = acked.slice(i, i + 32);
     await Promise.all(
       slice.map(async (key) => {
-        const res = await fetch(`${api.base}/v1/kv/${key}`, { headers });
+        const res = await fetchOnceMore(`${api.base}/v1/kv/${key}`, { headers });
         const text = await res.text();
         if (res.status !== 200 || text !== kvValueFor(key)) lostKv++;
       }),
@@ -695,6 +735,7 @@ async function mixedLoad(api: Api, server: ChildProcess, getKeys: string[], quer
     pss: { idle: idlePss, settled: settledPss },
     heap: { before: heapBefore, after: heapAfter },
     settled: settledFigures,
+    live,
     lostKv,
     checkedKv: acked.length,
     lostRecords,
@@ -716,6 +757,56 @@ function perSecondP99(bySecond: number[][], warmupS: number): string {
   }
   const warm = Math.min(out.length, Math.ceil(warmupS));
   return warm === 0 ? out.join(' ') : `[${out.slice(0, warm).join(' ')}] ${out.slice(warm).join(' ')}`;
+}
+
+/** What server-memory.mjs reads right after its full GC, in bytes (RSS and anonymous from /proc/self/status). */
+interface LiveMemory {
+  gcMs: number;
+  heapUsed: number;
+  heapCommitted: number;
+  external: number;
+  arrayBuffers: number;
+  rss: number;
+  anon: number;
+  malloc?: MallocStats;
+}
+
+/** glibc's malloc_stats(), in bytes: its main arena, and all arenas with the mmap'd chunks. */
+interface MallocStats {
+  mainSystem: number;
+  mainInUse: number;
+  arenas: number;
+  totalSystem: number;
+  totalInUse: number;
+}
+
+/**
+ * Has the server call malloc_stats() (gdb attached for a moment; glibc writes to the process's
+ * stderr, the server's log here) and reads what it wrote.
+ */
+function mallocStats(pid: number, log: string): MallocStats | undefined {
+  const from = readFileSync(log).length;
+  const r = spawnSync('gdb', ['-p', String(pid), '-batch', '-ex', 'call (void)malloc_stats()'], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) return undefined;
+  const text = readFileSync(log).subarray(from).toString('utf8');
+  const pairs = [...text.matchAll(/system bytes\s*=\s*(\d+)\s*\n\s*in use bytes\s*=\s*(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])] as const);
+  const arenas = [...text.matchAll(/^Arena \d+:/gm)].length;
+  // One pair per arena, Arena 0 (the main one) first, then the total with mmap'd chunks.
+  if (pairs.length !== arenas + 1 || arenas === 0) return undefined;
+  return { mainSystem: pairs[0]![0], mainInUse: pairs[0]![1], arenas, totalSystem: pairs.at(-1)![0], totalInUse: pairs.at(-1)![1] };
+}
+
+/** Has the server (server-memory.mjs preloaded) collect all its garbage, then read its memory. */
+function liveMemory(server: ChildProcess): Promise<LiveMemory> {
+  return new Promise((resolve) => {
+    const hear = (m: unknown): void => {
+      if ((m as { kind?: string }).kind !== 'memory') return;
+      server.off('message', hear);
+      resolve(m as LiveMemory);
+    };
+    server.on('message', hear);
+    server.send('memory');
+  });
 }
 
 interface TimingFigures {
@@ -754,12 +845,14 @@ async function main(): Promise<void> {
     ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []),
     ...(HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2'] : []),
     ...(SERVER_TIMING ? [`--import=${join(HERE, 'server-timing.mjs')}`] : []),
+    ...(MEMORY_ROUNDS ? [`--import=${join(HERE, 'server-memory.mjs')}`] : []),
     ...SERVER_NODE_ARGS,
   ];
   const log = join(dataDir, 'server.log');
+  serverLog = log;
   const logFd = openSync(log, 'a');
-  const server = spawn(process.execPath, [...nodeArgs, ...serverArgs], { cwd: dataDir, stdio: ['ignore', logFd, logFd, ...(SERVER_TIMING ? ['ipc' as const] : [])], env: { ...process.env, QUARTZ_LOG_LEVEL: 'info' } });
-  if (SERVER_TIMING) server.channel?.unref();
+  const server = spawn(process.execPath, [...nodeArgs, ...serverArgs], { cwd: dataDir, stdio: ['ignore', logFd, logFd, ...(SERVER_IPC ? ['ipc' as const] : [])], env: { ...process.env, QUARTZ_LOG_LEVEL: 'info' } });
+  if (SERVER_IPC) server.channel?.unref();
   const peers = spawn(process.execPath, [join(HERE, 'peers.mjs'), '--port', String(peerPort), '--dir', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
   const base = `http://127.0.0.1:${port}`;
   const peerBase = `http://127.0.0.1:${peerPort}`;
@@ -926,6 +1019,19 @@ function printRounds(rounds: MixedOutcome[]): void {
   console.log(`    V8 heap committed ${series((o) => o.settled.heapCommitted)} (used ${series((o) => o.heap.after)}, garbage included)`);
   console.log(`    external          ${series((o) => o.settled.external)}`);
   console.log(`  KV key cache keys ${rounds.map((o) => o.settled.cachedKeys ?? '?').join(' → ')}`);
+  if (rounds.every((o) => o.live !== undefined)) {
+    const live = (pick: (l: LiveMemory) => number) => rounds.map((o) => mib(pick(o.live!))).join(' → ');
+    console.log(`  then, after a full GC in the server (${rounds.map((o) => o.live!.gcMs.toFixed(0)).join(', ')} ms):`);
+    console.log(`    JS heap live      ${live((l) => l.heapUsed)} (committed ${live((l) => l.heapCommitted)})`);
+    console.log(`    external          ${live((l) => l.external)} (of which ArrayBuffers ${live((l) => l.arrayBuffers)})`);
+    console.log(`    anonymous RSS     ${live((l) => l.anon)}`);
+    console.log(`    RSS               ${live((l) => l.rss)}`);
+    if (rounds.every((o) => o.live!.malloc !== undefined)) {
+      const m = (pick: (s: MallocStats) => number) => rounds.map((o) => mib(pick(o.live!.malloc!))).join(' → ');
+      console.log(`    malloc, main arena    ${m((s) => s.mainSystem)} (in use ${m((s) => s.mainInUse)}, free ${m((s) => s.mainSystem - s.mainInUse)})`);
+      console.log(`    malloc, all ${rounds.at(-1)!.live!.malloc!.arenas} arenas + mmap'd ${m((s) => s.totalSystem)} (in use ${m((s) => s.totalInUse)})`);
+    }
+  }
 }
 
 function printTable(mixed: MixedOutcome | undefined): void {
