@@ -600,7 +600,7 @@ export class VectorWorker {
     }
     if (r < 0.75) {
       const ids = [...new Set(Array.from({ length: rng.int(1, 20) }, () => `v${rng.int(0, 59)}`))];
-      const tag = `${this.ctx.seed}/vec/${this.n++}`;
+      const tag = `${this.ctx.seed}/vec/${this.names[0]}/${this.n++}`;
       const after = new Map(cur);
       for (const id of ids) after.set(id, `${tag}/${id}`);
       this.pending = { name, before: cur, after, batch: ids };

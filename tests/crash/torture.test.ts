@@ -73,6 +73,8 @@ export async function runTorture(seed: number, cycles: number): Promise<Outcome>
     const committer = new Committer(ctx, ['ga', 'gb'], () => stable);
     const churn = new TopicChurn(ctx, ['churn-0', 'churn-1']);
     const vectors = new VectorWorker(ctx, ['vc', 'cc-0', 'cc-1'], new Set(['cc-0', 'cc-1']));
+    // Never deleted, so its change log grows across cycles until it checkpoints (every 1000 writes).
+    const hotVectors = new VectorWorker(ctx, ['vhot'], new Set());
     const tenants = new TenantWorker(ctx, adminKey);
 
     const verifyAll = async () => {
@@ -81,6 +83,7 @@ export async function runTorture(seed: number, cycles: number): Promise<Outcome>
       await committer.verify(stable);
       await churn.verify();
       await vectors.verify();
+      await hotVectors.verify();
       await tenants.verify();
     };
 
@@ -108,6 +111,7 @@ export async function runTorture(seed: number, cycles: number): Promise<Outcome>
         loop(() => committer.op()),
         loop(() => churn.op()),
         loop(() => vectors.op()),
+        loop(() => hotVectors.op()),
         loop(() => tenants.op(), 400),
       ]);
       return { failure };
