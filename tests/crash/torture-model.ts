@@ -40,8 +40,13 @@ interface KvPending {
 }
 
 const CONTENT_TYPES = ['application/octet-stream', 'text/plain; charset=utf-8', 'application/x-torture'];
-/** Clock slack around a TTL's expiry: the server's and this process's reads of the same clock. */
-const TTL_SLACK_MS = 1500;
+/**
+ * How long before its expiry a key counts as unsure for a condition: a request sent now may be
+ * checked by the server that much later on a loaded machine (a 1.5 s margin was not enough for a
+ * large put). The server reads the same clock, after the send, so a key past its expiry at the
+ * send is gone at the check.
+ */
+const TTL_MARGIN_MS = 60_000;
 
 export function versionOf(r: Reply): number {
   const m = /^"(\d+)"$/.exec(String(r.headers.etag ?? ''));
@@ -63,12 +68,12 @@ export class KvWorker {
     return j % 4 === 0 ? `w${this.id}/ü ${j}` : `w${this.id}/k${j}`;
   }
 
-  /** The key's state for conditions: a state, absent, or unsure (a TTL about to end). */
-  private now(key: string): KvState | null | 'unsure' {
+  /** The key's state for a request sent at `at`: a state, absent, or unsure (a TTL about to end). */
+  private now(key: string, at = Date.now()): KvState | null | 'unsure' {
     const s = this.keys.get(key) ?? null;
     if (s === null || s.expiresAt === null) return s;
-    if (s.expiresAt > Date.now() + TTL_SLACK_MS) return s;
-    return s.expiresAt < Date.now() - TTL_SLACK_MS ? null : 'unsure';
+    if (s.expiresAt > at + TTL_MARGIN_MS) return s;
+    return s.expiresAt <= at ? null : 'unsure';
   }
 
   async op(): Promise<void> {
@@ -123,14 +128,14 @@ export class KvWorker {
     }
   }
 
-  /** The state a GET shows, checked against `want` (content, type, version, expiry). */
-  private matches(want: KvState | null, got: Reply, versionKnown: boolean): boolean {
-    const now = Date.now();
+  /**
+   * The state a GET sent at `sent` and answered at `answered` shows, checked against `want`
+   * (content, type, version, expiry): the server read the key in between.
+   */
+  private matches(want: KvState | null, got: Reply, versionKnown: boolean, sent: number, answered: number): boolean {
     if (want === null) return got.status === 404;
-    const expired = want.expiresAt !== null && want.expiresAt < now - TTL_SLACK_MS;
-    const live = want.expiresAt === null || want.expiresAt > now + TTL_SLACK_MS;
-    if (got.status === 404) return !live;
-    if (got.status !== 200 || expired) return false;
+    if (got.status === 404) return want.expiresAt !== null && want.expiresAt <= answered;
+    if (got.status !== 200 || (want.expiresAt !== null && want.expiresAt <= sent)) return false;
     if (got.body.length !== want.size || Buffer.compare(got.body, bytesOf(want.tag, want.size)) !== 0) return false;
     if (got.headers['content-type'] !== want.ct) return false;
     if (versionKnown && versionOf(got) !== want.version) return false;
@@ -148,14 +153,16 @@ export class KvWorker {
     const keys = new Set(this.keys.keys());
     if (pending !== undefined) keys.add(pending.key);
     for (const key of keys) {
+      const sent = Date.now();
       const got = await request(link, apiKey, 'GET', `/v1/kv/${enc(key)}`);
+      const answered = Date.now();
       const want = this.keys.get(key) ?? null;
       const describe = () => `key ${JSON.stringify(key)}: expected ${JSON.stringify(want)}${pending?.key === key ? ` or, the unanswered write, ${JSON.stringify(pending.after)}` : ''}; got ${got.status} ${got.body.length}B etag ${String(got.headers.etag)} type ${String(got.headers['content-type'])} expires ${String(got.headers['x-expires-at'])}`;
-      if (this.matches(want, got, true)) {
+      if (this.matches(want, got, true, sent, answered)) {
         if (got.status === 404) this.keys.set(key, null);
         continue;
       }
-      if (pending?.key === key && this.matches(pending.after, got, false)) {
+      if (pending?.key === key && this.matches(pending.after, got, false, sent, answered)) {
         if (got.status === 404) this.keys.set(key, null);
         else {
           const version = versionOf(got);
@@ -170,19 +177,21 @@ export class KvWorker {
     }
     // The listing agrees with the reads (keys whose expiry is near may go either way).
     const listed = new Set<string>();
+    const sent = Date.now();
     for (let cursor: string | null = null; ; ) {
       const page = (await expectStatus(link, apiKey, 200, 'GET', `/v1/kv?prefix=${enc(`w${this.id}/`)}&limit=7${cursor === null ? '' : `&cursor=${enc(cursor)}`}`)).json();
       for (const k of page.keys as { key: string; size: number }[]) {
         check(!listed.has(k.key), () => `listing shows ${k.key} twice`);
         listed.add(k.key);
-        const s = this.now(k.key);
+        const s = this.now(k.key, sent);
         check(s !== null, () => `listing shows ${JSON.stringify(k.key)}, which is absent`);
         if (s !== 'unsure') check(k.size === s.size, () => `listing gives ${k.key} size ${k.size}, not ${s.size}`);
       }
       if ((cursor = page.cursor) === null) break;
     }
+    const answered = Date.now();
     for (const key of this.keys.keys()) {
-      const s = this.now(key);
+      const s = this.now(key, answered);
       if (s !== null && s !== 'unsure') check(listed.has(key), () => `listing misses ${JSON.stringify(key)}`);
     }
   }
@@ -645,6 +654,7 @@ export class VectorWorker {
     const pending = this.pending;
     this.pending = undefined;
     const listed = new Set<string>();
+    const sent = Date.now();
     for (let cursor: string | null = null; ; ) {
       const page = (await expectStatus(this.ctx.link, this.ctx.key, 200, 'GET', `/v1/collections?limit=3${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`)).json();
       for (const c of page.collections as { name: string }[]) listed.add(c.name);
