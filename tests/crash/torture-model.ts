@@ -343,7 +343,9 @@ export class Producer {
   async op(): Promise<void> {
     const live = this.topics();
     if (live.length === 0) return;
-    await produce(this.ctx, this.ctx.rng.pick(live), `${this.id}.${this.n++}`, this.ctx.rng.int(1, 30));
+    // Now and then a write of ~300 KB, which an encoder thread seals (LZ4 topics, docs/streams.md).
+    const count = this.ctx.rng.chance(0.04) ? this.ctx.rng.int(1500, 2500) : this.ctx.rng.int(1, 30);
+    await produce(this.ctx, this.ctx.rng.pick(live), `${this.id}.${this.n++}`, count);
   }
 }
 

@@ -30,7 +30,7 @@ const START_BOUND_MS = 90_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const portOf = (url: string) => Number(new URL(url).port);
 
-type KillMoment = 'random' | 'roll' | 'retention' | 'early';
+type KillMoment = 'random' | 'roll' | 'retention' | 'early' | 'shutdown';
 
 interface Outcome {
   kills: number;
@@ -53,7 +53,7 @@ export async function runTorture(seed: number, cycles: number): Promise<Outcome>
   let server = await startServer(dataDir, PORT);
   const link = new Link(portOf(server.url));
   const adminKey = await adminKeyOf(dataDir);
-  const outcome: Outcome = { kills: 0, recoveryKills: 0, ops: 0, moments: { random: 0, roll: 0, retention: 0, early: 0 }, stats: {} };
+  const outcome: Outcome = { kills: 0, recoveryKills: 0, ops: 0, moments: { random: 0, roll: 0, retention: 0, early: 0, shutdown: 0 }, stats: {} };
   let cycle = -1;
   let keep = false;
   const errorsSeen = (s: ServerProc, when: string) => {
@@ -131,17 +131,22 @@ export async function runTorture(seed: number, cycles: number): Promise<Outcome>
     };
 
     for (cycle = 0; cycle < cycles; cycle++) {
-      const moment = rng.pick(['random', 'random', 'random', 'roll', 'retention', 'early'] as const);
+      const moment = rng.pick(['random', 'random', 'random', 'roll', 'retention', 'early', 'shutdown'] as const);
       log.add(`--- cycle ${cycle}: kill ${moment}`);
       const running = workload();
       try {
         if (moment === 'early') await sleep(rng.int(0, 150));
-        else if (moment === 'random') await sleep(rng.int(150, 3000));
+        else if (moment === 'random' || moment === 'shutdown') await sleep(rng.int(150, 3000));
         else await watch(moment);
       } catch (err) {
         if (!(err instanceof Unknown)) throw err;
       }
       link.stopping = true;
+      if (moment === 'shutdown') {
+        // Killed amid a graceful stop: requests draining, the log being sealed, units closing.
+        server.proc.kill('SIGTERM');
+        await Promise.race([server.exited, sleep(rng.int(0, 400))]);
+      }
       await server.kill();
       const { failure } = await running;
       if (failure !== undefined) throw failure;
