@@ -18,11 +18,12 @@ import { rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../integration/model-check/harness.js';
 import { tempDir } from '../integration/server-process.js';
+import { openQuartz } from '../../src/node/open-quartz.js';
 import { adminKeyOf, expectStatus, Link, OpLog, ServerProc, Unknown, Violation } from './torture-client.js';
 import { Committer, KvWorker, Producer, TenantWorker, TopicChurn, TopicModel, VectorWorker, type Ctx } from './torture-model.js';
 
 const SEED = Number(process.env.QUARTZ_TORTURE_SEED ?? 1);
-const CYCLES = Number(process.env.QUARTZ_TORTURE_CYCLES ?? 6);
+const CYCLES = Number(process.env.QUARTZ_TORTURE_CYCLES ?? 4);
 const PORT = Number(process.env.QUARTZ_TORTURE_PORT ?? 0);
 /** A start on a loaded 2-core machine has taken 20 s (server-process.ts); recovery adds a log replay. */
 const START_BOUND_MS = 90_000;
@@ -40,10 +41,39 @@ interface Outcome {
   stats: Record<string, number>;
 }
 
+/** How long the last start took to its banner: recovery kills aim around it. */
+let lastStartMs = 1000;
+
 async function startServer(dataDir: string, port: number): Promise<ServerProc> {
+  const t0 = Date.now();
   const s = ServerProc.spawn(dataDir, port);
   await s.ready(START_BOUND_MS);
+  lastStartMs = Date.now() - t0;
   return s;
+}
+
+/**
+ * After a sweep of the expired keys, the tenant's blob store holds its live large values and
+ * nothing else: no upload a kill cut short, no value replaced or deleted, is left behind.
+ */
+async function checkBlobs(dataDir: string, tenant: string): Promise<void> {
+  let engine = await openQuartz({ dataDir });
+  await (await engine.tenant(tenant)).kv.sweep();
+  await engine.close(); // waits for the clean-ups the sweep started
+  engine = await openQuartz({ dataDir });
+  try {
+    const { kv } = await engine.tenant(tenant);
+    let large = 0;
+    for (let cursor: string | null = null; ; ) {
+      const page = await kv.list({ cursor });
+      for (const item of page.keys) if (item.size > 1024 * 1024) large++;
+      if ((cursor = page.cursor) === null) break;
+    }
+    const blobs = await (await engine.context.storage.unit(`kv/${tenant}`)).blobs.list('');
+    if (blobs.length !== large) throw new Violation(`the KV blob store holds ${blobs.length} blobs for ${large} live large values: ${blobs.map((b) => b.key).join(', ')}`);
+  } finally {
+    await engine.close();
+  }
 }
 
 export async function runTorture(seed: number, cycles: number): Promise<Outcome> {
@@ -154,10 +184,11 @@ export async function runTorture(seed: number, cycles: number): Promise<Outcome>
       outcome.kills++;
       outcome.moments[moment]++;
 
-      // Sometimes killed again while it recovers: before, during or just after its replay.
+      // Sometimes killed again while it recovers: in the second half of a start (its data
+      // directory opening, its log replaying) or just after it.
       for (let again = rng.chance(0.35) ? rng.int(1, 2) : 0; again > 0; again--) {
         const s = ServerProc.spawn(dataDir, portOf(server.url));
-        await sleep(rng.int(20, 1500));
+        await sleep(rng.int(lastStartMs / 2, lastStartMs * 1.2));
         await s.kill();
         errorsSeen(s, 'while recovering');
         outcome.recoveryKills++;
@@ -177,6 +208,9 @@ export async function runTorture(seed: number, cycles: number): Promise<Outcome>
     link.renew(portOf(server.url));
     await verifyAll();
     errorsSeen(server, 'after a clean restart');
+    link.stopping = true;
+    await server.term();
+    await checkBlobs(dataDir, made.tenant.id as string);
     return outcome;
   } catch (err) {
     keep = true;
