@@ -81,8 +81,8 @@ export class ServerProc {
     proc.stderr.setEncoding('utf8').on('data', (s: string) => (this.err = (this.err + s).slice(-50_000)));
   }
 
-  static spawn(dataDir: string, port: number): ServerProc {
-    const proc = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', dataDir], { env: cleanEnv(), cwd: ROOT });
+  static spawn(dataDir: string, port: number, flags: string[] = []): ServerProc {
+    const proc = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', dataDir, ...flags], { env: cleanEnv(), cwd: ROOT });
     return new ServerProc(proc);
   }
 
