@@ -89,10 +89,18 @@ export async function runTorture(seed: number, cycles: number): Promise<Outcome>
   flags = seed % 2 === 1 ? TIGHT : [];
   const log = new OpLog(80);
   const dataDir = await tempDir('torture');
+  // The very first start killed part way (the data directory, its version mark and the admin key
+  // being made) must leave a directory the next start takes as its own.
+  let firstKills = 0;
+  for (let again = rng.int(0, 2); again > 0; again--, firstKills++) {
+    const s = ServerProc.spawn(dataDir, PORT === 0 ? 0 : PORT, flags);
+    await sleep(rng.int(300, 3000));
+    await s.kill();
+  }
   let server = await startServer(dataDir, PORT);
   const link = new Link(portOf(server.url));
   const adminKey = await adminKeyOf(dataDir);
-  const outcome: Outcome = { kills: 0, recoveryKills: 0, ops: 0, moments: { random: 0, roll: 0, retention: 0, early: 0, shutdown: 0 }, stats: {} };
+  const outcome: Outcome = { kills: 0, recoveryKills: firstKills, ops: 0, moments: { random: 0, roll: 0, retention: 0, early: 0, shutdown: 0 }, stats: {} };
   let cycle = -1;
   let keep = false;
   const errorsSeen = (s: ServerProc, when: string) => {
