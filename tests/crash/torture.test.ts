@@ -22,8 +22,8 @@ import { openQuartz } from '../../src/node/open-quartz.js';
 import { adminKeyOf, expectStatus, Link, OpLog, ServerProc, Unknown, Violation } from './torture-client.js';
 import { Committer, KvWorker, Producer, TenantWorker, TopicChurn, TopicModel, VectorWorker, type Ctx } from './torture-model.js';
 
-const SEED = Number(process.env.QUARTZ_TORTURE_SEED ?? 1);
-const CYCLES = Number(process.env.QUARTZ_TORTURE_CYCLES ?? 4);
+const SEED = Number(process.env.QUARTZ_TORTURE_SEED ?? 2);
+const CYCLES = Number(process.env.QUARTZ_TORTURE_CYCLES ?? 3);
 const PORT = Number(process.env.QUARTZ_TORTURE_PORT ?? 0);
 /** A start on a loaded 2-core machine has taken 20 s (server-process.ts); recovery adds a log replay. */
 const START_BOUND_MS = 90_000;
@@ -34,6 +34,9 @@ const portOf = (url: string) => Number(new URL(url).port);
 type KillMoment = 'random' | 'roll' | 'retention' | 'early' | 'shutdown';
 
 interface Outcome {
+  /** Wall time spent starting servers, and checking after restarts (a loaded machine's share). */
+  startMs: number;
+  verifyMs: number;
   kills: number;
   recoveryKills: number;
   ops: number;
@@ -43,6 +46,7 @@ interface Outcome {
 
 /** How long the last start took to its banner: recovery kills aim around it. */
 let lastStartMs = 1000;
+let startMs = 0;
 
 /**
  * Odd seeds run with no room for caches: collections close after each use and reopen by
@@ -57,6 +61,7 @@ async function startServer(dataDir: string, port: number): Promise<ServerProc> {
   const s = ServerProc.spawn(dataDir, port, flags);
   await s.ready(START_BOUND_MS);
   lastStartMs = Date.now() - t0;
+  startMs += lastStartMs;
   return s;
 }
 
@@ -86,6 +91,7 @@ async function checkBlobs(dataDir: string, tenant: string): Promise<void> {
 
 export async function runTorture(seed: number, cycles: number): Promise<Outcome> {
   const rng = new Rng(seed);
+  startMs = 0;
   flags = seed % 2 === 1 ? TIGHT : [];
   const log = new OpLog(80);
   const dataDir = await tempDir('torture');
@@ -100,7 +106,7 @@ export async function runTorture(seed: number, cycles: number): Promise<Outcome>
   let server = await startServer(dataDir, PORT);
   const link = new Link(portOf(server.url));
   const adminKey = await adminKeyOf(dataDir);
-  const outcome: Outcome = { kills: 0, recoveryKills: firstKills, ops: 0, moments: { random: 0, roll: 0, retention: 0, early: 0, shutdown: 0 }, stats: {} };
+  const outcome: Outcome = { startMs: 0, verifyMs: 0, kills: 0, recoveryKills: firstKills, ops: 0, moments: { random: 0, roll: 0, retention: 0, early: 0, shutdown: 0 }, stats: {} };
   let cycle = -1;
   let keep = false;
   const errorsSeen = (s: ServerProc, when: string) => {
@@ -125,6 +131,7 @@ export async function runTorture(seed: number, cycles: number): Promise<Outcome>
     const tenants = new TenantWorker(ctx, adminKey);
 
     const verifyAll = async () => {
+      const t0 = Date.now();
       for (const w of kv) await w.verify();
       for (const t of stable) await t.verify(ctx);
       await committer.verify(stable);
@@ -132,6 +139,8 @@ export async function runTorture(seed: number, cycles: number): Promise<Outcome>
       await vectors.verify();
       await hotVectors.verify();
       await tenants.verify();
+      outcome.verifyMs += Date.now() - t0;
+      outcome.startMs = startMs;
     };
 
     /** Runs every worker until the kill; a violation stops them all (the server is killed) and fails the run. */
