@@ -89,6 +89,35 @@ async function checkBlobs(dataDir: string, tenant: string): Promise<void> {
   }
 }
 
+/**
+ * After the kills, the recount each crash called for and a clean restart, the tenant's metered
+ * levels are what it holds: KV keys and values, stream log bytes, live vectors. A key whose TTL
+ * ended counts until the sweep purges it, so the check waits a little for the sweep.
+ */
+async function checkUsage(link: Link, key: string): Promise<void> {
+  const all = async (path: string, field: string) => {
+    const items: any[] = [];
+    for (let cursor: string | null = null; ; ) {
+      const page = (await expectStatus(link, key, 200, 'GET', `${path}${path.includes('?') ? '&' : '?'}limit=1000${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`)).json();
+      items.push(...(page[field] as unknown[]));
+      if ((cursor = page.cursor) === null) return items;
+    }
+  };
+  for (let attempt = 0; ; attempt++) {
+    let bytes = 0;
+    for (const k of await all('/v1/kv', 'keys')) bytes += Buffer.byteLength(k.key as string) + (k.size as number);
+    for (const t of await all('/v1/topics', 'topics')) {
+      for (const p of (await expectStatus(link, key, 200, 'GET', `/v1/topics/${t.name as string}`)).json().partition_info as { bytes: number }[]) bytes += p.bytes;
+    }
+    let vectors = 0;
+    for (const c of await all('/v1/collections', 'collections')) vectors += c.count as number;
+    const usage = (await expectStatus(link, key, 200, 'GET', '/v1/usage')).json();
+    if (usage.bytes_stored === bytes && usage.vectors_stored === vectors) return;
+    if (attempt === 5) throw new Violation(`usage ${JSON.stringify(usage)} after the kills, holding ${bytes} bytes and ${vectors} vectors`);
+    await sleep(1000);
+  }
+}
+
 export async function runTorture(seed: number, cycles: number): Promise<Outcome> {
   const rng = new Rng(seed);
   startMs = 0;
@@ -233,6 +262,7 @@ export async function runTorture(seed: number, cycles: number): Promise<Outcome>
     server = await startServer(dataDir, portOf(server.url));
     link.renew(portOf(server.url));
     await verifyAll();
+    await checkUsage(link, ctx.key);
     errorsSeen(server, 'after a clean restart');
     link.stopping = true;
     await server.term();
