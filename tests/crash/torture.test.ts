@@ -155,7 +155,8 @@ export async function runTorture(seed: number, cycles: number): Promise<Outcome>
     const committer = new Committer(ctx, ['ga', 'gb'], () => stable);
     const churn = new TopicChurn(ctx, ['churn-0', 'churn-1']);
     const vectors = new VectorWorker(ctx, ['vc', 'cc-0', 'cc-1'], new Set(['cc-0', 'cc-1']));
-    // Never deleted, so its change log grows across cycles until it checkpoints (every 1000 writes).
+    // Never deleted, so its change log grows across cycles and every restart replays all of it
+    // (a checkpoint comes every 1000 writes, which a run of this pace does not reach).
     const hotVectors = new VectorWorker(ctx, ['vhot'], new Set());
     const tenants = new TenantWorker(ctx, adminKey);
 
