@@ -121,7 +121,8 @@ export class World {
 
   /**
    * Everything the tenant holds that a request could change, as one string: keys (with type,
-   * size, tag; keys with a TTL only by name, as they may expire meanwhile), topics with their
+   * size, tag; not keys with a TTL, which may expire meanwhile: a refused write that set one on a
+   * key without is still seen, as that key leaves the fingerprint), topics with their
    * configs and high watermarks, collections with their vectors, group offsets, the tenant's
    * plan, billing id and keys.
    */
@@ -130,10 +131,7 @@ export class World {
     const parts: unknown[] = [];
     const kv = await this.must('GET', '/v1/kv?limit=1000', key, undefined, [200]);
     for (const k of kv.keys as Json[]) {
-      if (k.expires_at !== null) {
-        parts.push(['kv-ttl', k.key]);
-        continue;
-      }
+      if (k.expires_at !== null) continue;
       const head = await this.call('HEAD', `/v1/kv/${encodeURIComponent(k.key as string)}`, key);
       parts.push(['kv', k.key, k.size, k.content_type, head.headers.get('etag')]);
     }

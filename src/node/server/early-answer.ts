@@ -107,6 +107,12 @@ export class EarlyAnswerResponse extends ServerResponse {
         // More may come than is worth reading. When the declared length says so now, say close.
         if (declared !== undefined) this.shouldKeepAlive = false;
         lingerOnClose(req.socket as Socket);
+      } else if (!this.shouldKeepAlive) {
+        // The connection closes after this answer anyway (the client said `Connection: close`, or
+        // spoke HTTP/1.0): node then drains nothing. NOTE: without the linger the socket was
+        // destroyed with the body unread, and the client, still sending, met a reset (EPIPE)
+        // instead of its answer.
+        lingerOnClose(req.socket as Socket);
       }
     }
     return super.writeHead(statusCode, ...(rest as [string | undefined, OutgoingHttpHeaders | undefined]));
