@@ -169,6 +169,8 @@ export interface FuzzOptions {
   boundMs?: number;
   /** Called after each case, for progress. */
   progress?: (done: number, defects: number) => void;
+  /** Called with each defect as it is found (a long run shows them before it ends). */
+  onDefect?: (d: Defect) => void;
   /** Stop after this many defects. */
   maxDefects?: number;
 }
@@ -225,7 +227,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     found.push(...logDefects(server.stdout().slice(logRead), server.stderr().slice(errRead), 'this case or the one before').map((d) => `${d.kind}: ${d.detail}`));
     logRead = server.stdout().lastIndexOf('\n') + 1;
     errRead = server.stderr().length;
-    for (const f of found) defects.push({ caseId: c.id, kind: f.split(':')[0]!, detail: `${f}\n    answers: ${x.responses.map((r) => `${r.status} ${r.body.subarray(0, 200).toString('utf8')}`).join(' | ')}`, request: describeCase(c) });
+    for (const f of found) {
+      const d = { caseId: c.id, kind: f.split(':')[0]!, detail: `${f}\n    answers: ${x.responses.map((r) => `${r.status} ${r.body.subarray(0, 200).toString('utf8')}`).join(' | ')}`, request: describeCase(c) };
+      defects.push(d);
+      options.onDefect?.(d);
+    }
     done++;
     options.progress?.(done, defects.length);
     if (!server.alive() || defects.length >= (options.maxDefects ?? Infinity)) break;

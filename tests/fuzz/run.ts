@@ -38,6 +38,7 @@ for (const [i, seed] of seeds.entries()) {
       only,
       boundMs: Number(values['bound-ms']),
       maxDefects: Number(values['max-defects']),
+      onDefect: (d) => process.stderr.write(`defect at case ${d.caseId}: ${d.detail}\n  request: ${d.request.slice(0, 2000)}\n`),
       progress: (done, defects) => {
         if (Date.now() - last < 10_000) return;
         last = Date.now();
