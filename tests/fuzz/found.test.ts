@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServerWithTenant, type ServerWithTenant } from '../fixtures/server-with-tenant.js';
-import { startServerProcess, tempDir } from '../integration/server-process.js';
+import { startServerProcess, tempDir, type ServerProcess } from '../integration/server-process.js';
 import { exchange } from './raw-http.js';
 
 let running: ServerWithTenant;
@@ -73,27 +73,47 @@ async function tenantId(): Promise<string> {
   return ((await (await api('/v1/usage')).json()) as { tenant_id: string }).tenant_id;
 }
 
-describe('an answer sent before the body was read, on a connection the client asked to close', () => {
+// A server process of its own: in this process the client's writes and the server's reads take
+// turns, and the resets below did not happen.
+describe('a connection the server closes after an answer, with bytes unread behind it', () => {
+  let server: ServerProcess;
+  let serverPort: number;
+  beforeAll(async () => {
+    server = await startServerProcess(['--data', await tempDir('fuzz-linger')]);
+    serverPort = Number(new URL(server.url).port);
+  });
+  afterAll(async () => {
+    await server?.stop('SIGKILL');
+  });
+
   // Fuzz case 1:46 and others: a 2 MiB body to a route that reads none, with `Connection: close`.
   // The server answered and destroyed the socket with the body unread: the client, still
-  // sending, met EPIPE/ECONNRESET and never read its answer (about one time in three). A server
-  // process of its own: in this process the client's writes and the server's reads take turns,
-  // and the reset did not happen.
-  it('lingers so the client reads it', async () => {
-    const server = await startServerProcess(['--data', await tempDir('fuzz-linger')]);
-    try {
-      const serverPort = Number(new URL(server.url).port);
-      const seen: string[] = [];
-      for (let i = 0; i < 12; i++) {
-        const path = i % 2 === 0 ? '/v1/health' : '/v1/kv/none';
-        const head = `GET ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${2 << 20}\r\nConnection: close\r\n\r\n`;
-        const x = await exchange(serverPort, { pieces: [Buffer.from(head), Buffer.alloc(2 << 20, 0x20)] }, { expected: 1, boundMs: 15_000 });
-        seen.push(`${x.responses.map((r) => r.status).join(',')}${x.error === undefined ? '' : ` ${x.error}`}`);
-      }
-      expect(seen).toEqual(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? '200' : '401')));
-    } finally {
-      await server.stop('SIGKILL');
+  // sending, met EPIPE/ECONNRESET and never read its answer (about one time in three).
+  it('lingers, so a client still sending its body reads the answer', async () => {
+    const seen: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const path = i % 2 === 0 ? '/v1/health' : '/v1/kv/none';
+      const head = `GET ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${2 << 20}\r\nConnection: close\r\n\r\n`;
+      const x = await exchange(serverPort, { pieces: [Buffer.from(head), Buffer.alloc(2 << 20, 0x20)] }, { expected: 1, boundMs: 15_000 });
+      seen.push(`${x.responses.map((r) => r.status).join(',')}${x.error === undefined ? '' : ` ${x.error}`}`);
     }
+    expect(seen).toEqual(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? '200' : '401')));
+  });
+
+  // Fuzz case 4:2607: GET /v1/openapi.json (a 130 KB answer) with `Connection: close`, and more
+  // bytes after it (RFC 9112 §9.6: ignored). node's parser refuses those bytes once the server's
+  // side has ended, and that refusal destroyed the socket with the rest of the answer unsent:
+  // the client read ~128 KB of it, or a reset.
+  it('sends the whole answer of the request before them', async () => {
+    const seen: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const after = i % 2 === 0 ? `PUT /v1/kv/x HTTP/1.1\r\nHost: x\r\nContent-Length: ${2 << 20}\r\n\r\n` : '';
+      const text = `GET /v1/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n${after}`;
+      const x = await exchange(serverPort, { pieces: [Buffer.from(text), Buffer.alloc(2 << 20, 0x20)] }, { expected: 1, boundMs: 15_000 });
+      const r = x.responses[0];
+      seen.push(r === undefined ? `none (${x.error ?? 'closed'}, ${x.trailing.length} bytes)` : `${r.status} ${r.body.length === Number(r.headers.get('content-length')?.[0]) ? 'whole' : 'cut'}`);
+    }
+    expect(seen).toEqual(Array.from({ length: 6 }, () => '200 whole'));
   });
 });
 

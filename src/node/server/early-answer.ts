@@ -107,19 +107,31 @@ export class EarlyAnswerResponse extends ServerResponse {
         // More may come than is worth reading. When the declared length says so now, say close.
         if (declared !== undefined) this.shouldKeepAlive = false;
         lingerOnClose(req.socket as Socket);
-      } else if (!this.shouldKeepAlive) {
-        // The connection closes after this answer anyway (the client said `Connection: close`, or
-        // spoke HTTP/1.0): node then drains nothing. NOTE: without the linger the socket was
-        // destroyed with the body unread, and the client, still sending, met a reset (EPIPE)
-        // instead of its answer.
-        lingerOnClose(req.socket as Socket);
       }
+    }
+    if (!this.shouldKeepAlive) {
+      // The connection closes after this answer (the client said `Connection: close`, spoke
+      // HTTP/1.0, or sent bytes that cannot be parsed): node drains nothing then. NOTE: without
+      // the linger the socket was destroyed with bytes unread (a body nobody read, requests
+      // pipelined after `Connection: close`), which makes the kernel reset the connection and
+      // drop what of the answer was not yet sent: the client met EPIPE or ECONNRESET, or read
+      // a large answer cut short.
+      lingerOnClose(req.socket as Socket);
     }
     return super.writeHead(statusCode, ...(rest as [string | undefined, OutgoingHttpHeaders | undefined]));
   }
 }
 
 const LINGERING = Symbol('lingering');
+const LINGER_SET = Symbol('lingerSet');
+
+/**
+ * The socket closes, after what is written, with a lingering close (see lingerOnClose): for a
+ * connection the server ends after an answer already under way, with bytes unread behind it.
+ */
+export function lingerAfterAnswer(socket: Socket): void {
+  lingerOnClose(socket);
+}
 
 /**
  * Whether the socket is in a lingering close: its answer is written and its side ended, and it
@@ -146,6 +158,8 @@ const POLL_MS = 50;
  * socket from node's HTTP parser, which then stops reading it.
  */
 function lingerOnClose(socket: Socket): void {
+  if ((socket as Socket & { [LINGER_SET]?: true })[LINGER_SET] === true) return;
+  (socket as Socket & { [LINGER_SET]?: true })[LINGER_SET] = true;
   const answeredAt = socket.bytesRead;
   socket.destroySoon = () => {
     if (lingering(socket) || socket.destroyed) return;
