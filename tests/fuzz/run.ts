@@ -9,6 +9,7 @@
  *
  * Prints each defect with its case id (`seed:index`) and the request; exits 1 if any.
  */
+import { rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { runFuzz, startServer, type Defect } from './fuzz.js';
 
@@ -55,6 +56,7 @@ for (const [i, seed] of seeds.entries()) {
     failed += report.defects.length;
   } finally {
     await server.stop();
+    await rm(server.dataDir, { recursive: true, force: true });
   }
 }
 process.exit(failed > 0 ? 1 : 0);
