@@ -95,7 +95,7 @@ export function createApp(options: AppOptions): QuartzApp {
   // as every pattern is one RegExpRouter supports: keep lookaheads out of route paths.
   const app = new OpenAPIHono<AppEnv>({ strict: true });
   const pipeline = requestPipeline(deps);
-  const router = new ApiRouter(app, pipeline);
+  const router = new ApiRouter(app, pipeline, deps.config.body_limits.json);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', description: 'Tenant API key (qz_…)' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKeyHeader', { type: 'apiKey', in: 'header', name: 'X-API-Key' });

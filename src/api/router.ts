@@ -6,6 +6,7 @@
 import type { OpenAPIHono, RouteConfig } from '@hono/zod-openapi';
 import type { AppEnv } from './context.js';
 import type { Guard, RequestPipeline, RouteHandler } from './middleware/request.js';
+import { readBody } from './body.js';
 import { queryNames, queryOfUrl, refuseUnknownQuery } from './query-params.js';
 import { pipelineResponses } from './schemas/common.js';
 
@@ -55,6 +56,20 @@ function knownQuery(known: readonly string[]): Guard {
   };
 }
 
+/**
+ * A guard that reads, and drops, a body sent to a write route that takes none (a DELETE, a key
+ * issue), before the route acts. NOTE: such a route acted on the headers alone, so a body cut
+ * short (the client gone mid-upload) got 400 from the transport after the key or topic was
+ * already deleted. Read first, a cut body is 400 with nothing done, as on routes that read theirs.
+ */
+function bodyFirst(limit: number): Guard {
+  return (c) => {
+    const length = c.req.header('content-length');
+    if ((length === undefined || length === '0') && c.req.header('transfer-encoding') === undefined) return;
+    return readBody(c.req.raw, limit).then(() => undefined);
+  };
+}
+
 /** `E` is the app's env (always `AppEnv`; the parameter keeps `ApiRouter<AppEnv>` annotations valid). */
 export class ApiRouter<E extends AppEnv = AppEnv> {
   private readonly entries: Entry[] = [];
@@ -62,12 +77,15 @@ export class ApiRouter<E extends AppEnv = AppEnv> {
   constructor(
     private readonly app: OpenAPIHono<E>,
     private readonly pipeline: RequestPipeline,
+    /** The most a body sent to a write route that takes none may hold (it is read and dropped). */
+    private readonly unusedBodyLimit: number,
   ) {}
 
   /**
    * Adds a route: `doc` goes into /v1/openapi.json with the responses and headers the request
    * pipeline adds (omit it for routes outside the API, like /docs); then the guards (auth), then,
-   * on a documented route, the refusal of a query parameter its `doc` does not list; then the
+   * on a documented route, the refusal of a query parameter its `doc` does not list; on a write
+   * route whose `doc` takes no body, the reading of any body sent (see bodyFirst); then the
    * handler.
    *
    * @example
@@ -80,6 +98,7 @@ export class ApiRouter<E extends AppEnv = AppEnv> {
     if (doc !== undefined) this.app.openAPIRegistry.registerPath({ ...doc, responses: pipelineResponses(doc, method), method, path: openapi });
     const guards = handlers.slice(0, -1) as Guard[];
     if (doc !== undefined) guards.push(knownQuery(queryNames(doc.request?.query)));
+    if (method !== 'get' && doc !== undefined && doc.request?.body === undefined) guards.push(bodyFirst(this.unusedBodyLimit));
     const handler = handlers[handlers.length - 1] as RouteHandler;
     (this.app.on as (m: string, p: string, h: unknown) => unknown)(method.toUpperCase(), honoPath(path), this.pipeline.route(path, guards, handler));
   }

@@ -109,11 +109,29 @@ export class EarlyAnswerResponse extends ServerResponse {
         lingerOnClose(req.socket as Socket);
       }
     }
+    if (!this.shouldKeepAlive) {
+      // The connection closes after this answer (the client said `Connection: close`, spoke
+      // HTTP/1.0, or sent bytes that cannot be parsed): node drains nothing then. NOTE: without
+      // the linger the socket was destroyed with bytes unread (a body nobody read, requests
+      // pipelined after `Connection: close`), which makes the kernel reset the connection and
+      // drop what of the answer was not yet sent: the client met EPIPE or ECONNRESET, or read
+      // a large answer cut short.
+      lingerOnClose(req.socket as Socket);
+    }
     return super.writeHead(statusCode, ...(rest as [string | undefined, OutgoingHttpHeaders | undefined]));
   }
 }
 
 const LINGERING = Symbol('lingering');
+const LINGER_SET = Symbol('lingerSet');
+
+/**
+ * The socket closes, after what is written, with a lingering close (see lingerOnClose): for a
+ * connection the server ends after an answer already under way, with bytes unread behind it.
+ */
+export function lingerAfterAnswer(socket: Socket): void {
+  lingerOnClose(socket);
+}
 
 /**
  * Whether the socket is in a lingering close: its answer is written and its side ended, and it
@@ -140,6 +158,8 @@ const POLL_MS = 50;
  * socket from node's HTTP parser, which then stops reading it.
  */
 function lingerOnClose(socket: Socket): void {
+  if ((socket as Socket & { [LINGER_SET]?: true })[LINGER_SET] === true) return;
+  (socket as Socket & { [LINGER_SET]?: true })[LINGER_SET] = true;
   const answeredAt = socket.bytesRead;
   socket.destroySoon = () => {
     if (lingering(socket) || socket.destroyed) return;
