@@ -26,6 +26,7 @@ import { checkName, checkPrefix, closedError } from '../../ports/storage-checks.
 import { FileBlobs, ReadHandles, syncDir } from './file-blobs.js';
 import { APPLIED_KEY, DEFAULT_APPLY_DELAY_MS, DEFAULT_LOG_FILE_BYTES, Journal, LOG_KEY } from './journal.js';
 import { makeDirs } from './make-dirs.js';
+import { raiseMallocThresholds } from './malloc-thresholds.js';
 import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState, type UnitKey } from './lmdb-kv.js';
 import { DATA_VERSION_KEY, META_UNIT, dataVersionTooNew, parseDataVersion } from '../../engine/data-version.js';
 import { RecordCache } from './record-cache.js';
@@ -337,6 +338,7 @@ export class DiskStorage implements StorageProvider {
 
   static async open(options: DiskStorageOptions): Promise<DiskStorage> {
     const dir = options.dir;
+    raiseMallocThresholds();
     try {
       await refuseForeignDir(dir);
       await makeDirs(dir, PRIVATE_DIR_MODE);
