@@ -95,7 +95,8 @@ function cpuNote(from: NodeJS.CpuUsage, records: number, threads?: { known: Map<
   if (to.size === 0) return note;
   const encoder = newThreadsNs(threads.known, threads.from, to);
   const rest = (used.user + used.system) * 1000 - main - encoder;
-  return `${note}, encoder threads ${(encoder / records).toFixed(0)}, other threads ${(rest / records).toFixed(0)}`;
+  // RSS as the row ends: glibc's thresholds (src/node/malloc-thresholds.ts) trade memory for page faults.
+  return `${note}, encoder threads ${(encoder / records).toFixed(0)}, other threads ${(rest / records).toFixed(0)}, RSS ${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MiB`;
 }
 
 function report(what: string, records: number, bytes: number, seconds: number, note?: string): Row {
