@@ -20,13 +20,12 @@ import { open as openLmdb, type Database, type DatabaseOptions, type RootDatabas
 import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
 import { lmdbCommit, refuseCommitWithoutRoom, storageFailure, type LmdbCommitted } from './disk-errors.js';
 import { init } from '../../core/loader.js';
-import '../core.js'; // registers build/quartz.wasm as init()'s default source (the log's CRC32C)
+import '../core.js'; // registers build/quartz.wasm as init()'s default source (the log's CRC32C) and raises glibc's malloc thresholds
 import type { BlobStore, StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { checkName, checkPrefix, closedError } from '../../ports/storage-checks.js';
 import { FileBlobs, ReadHandles, syncDir } from './file-blobs.js';
 import { APPLIED_KEY, DEFAULT_APPLY_DELAY_MS, DEFAULT_LOG_FILE_BYTES, Journal, LOG_KEY } from './journal.js';
 import { makeDirs } from './make-dirs.js';
-import { raiseMallocThresholds } from './malloc-thresholds.js';
 import { LmdbKV, unitKeyEncoder, unitPrefix, type UnitHandleState, type UnitKey } from './lmdb-kv.js';
 import { DATA_VERSION_KEY, META_UNIT, dataVersionTooNew, parseDataVersion } from '../../engine/data-version.js';
 import { RecordCache } from './record-cache.js';
@@ -338,7 +337,6 @@ export class DiskStorage implements StorageProvider {
 
   static async open(options: DiskStorageOptions): Promise<DiskStorage> {
     const dir = options.dir;
-    raiseMallocThresholds();
     try {
       await refuseForeignDir(dir);
       await makeDirs(dir, PRIVATE_DIR_MODE);

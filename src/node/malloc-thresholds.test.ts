@@ -13,7 +13,7 @@ const glibc = process.platform === 'linux' && (process.report?.getReport() as { 
  */
 const SCRIPT = `
 import { readdirSync, readFileSync } from 'node:fs';
-import { openDiskStorage } from ${JSON.stringify(new URL('./disk-storage.ts', import.meta.url).href)};
+import { openDiskStorage } from ${JSON.stringify(new URL('./storage/disk-storage.ts', import.meta.url).href)};
 const faults = () => {
   let n = 0;
   for (const tid of readdirSync('/proc/self/task')) {
