@@ -95,7 +95,8 @@ function cpuNote(from: NodeJS.CpuUsage, records: number, threads?: { known: Map<
   if (to.size === 0) return note;
   const encoder = newThreadsNs(threads.known, threads.from, to);
   const rest = (used.user + used.system) * 1000 - main - encoder;
-  return `${note}, encoder threads ${(encoder / records).toFixed(0)}, other threads ${(rest / records).toFixed(0)}`;
+  // RSS as the row ends: glibc's thresholds (src/node/malloc-thresholds.ts) trade memory for page faults.
+  return `${note}, encoder threads ${(encoder / records).toFixed(0)}, other threads ${(rest / records).toFixed(0)}, RSS ${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MiB`;
 }
 
 function report(what: string, records: number, bytes: number, seconds: number, note?: string): Row {
@@ -154,9 +155,14 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
       // The main thread's share apart: LZ4 runs on worker threads (the Node home's batch encoder).
       const threads = { known, from: threadTimes(), main: mainThreadNs() };
       const seconds = await produceAll(streams, topic, batches, total);
-      out.set(`produce ${size}${tag}`, report(`quartz produce ${size} B${tag} (durable, 1 partition)`, total, total * size, seconds, cpuNote(cpu, total, threads)));
+      const note = cpuNote(cpu, total, threads);
+      // Sealed so consume reads segments, and so the next row's RSS does not count a tail the
+      // rolls left behind (an uncompressed producer outruns them: hundreds of MiB of tail).
+      await streams.maintain(topic);
+      globalThis.gc?.();
+      const sealedRss = `${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MiB with the tail sealed`;
+      out.set(`produce ${size}${tag}`, report(`quartz produce ${size} B${tag} (durable, 1 partition)`, total, total * size, seconds, `${note} (${sealedRss})`));
       if (produceOnly) continue;
-      await streams.maintain(topic); // seal the tail so consume reads segments
       cpu = process.cpuUsage();
       const cold = await consumeAll(streams, topic);
       report(`quartz consume ${size} B${tag} (segments from disk)`, cold.records, cold.records * size, cold.seconds, cpuNote(cpu, cold.records));

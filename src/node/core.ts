@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { setDefaultSource, setUrlFetcher } from '../core/loader.js';
+import { raiseMallocThresholds } from './malloc-thresholds.js';
 
 // This file runs from src/node/ (tsx, vitest) and from dist/src/node/ (the package), so the
 // package root is two or three levels up.
@@ -22,6 +23,9 @@ async function readBuiltWasm(): Promise<Uint8Array> {
 }
 
 setDefaultSource(readBuiltWasm);
+
+// Before the first large buffer: lmdb's commits and segment encodes fault far less after it.
+raiseMallocThresholds();
 
 setUrlFetcher(async (url) => {
   const parsed = url instanceof URL ? url : new URL(url);

@@ -229,6 +229,44 @@ describe('storage fast paths', () => {
     }
   });
 
+  it("reuses a sealed tail entry's buffer for a later produce whatever its codec, and the records a consumer read from it stay intact", async () => {
+    // Incompressible values: LZ4 stores these batches uncompressed, as a `compression: none` topic does.
+    let seed = 7;
+    const noise = (length: number) =>
+      Uint8Array.from({ length }, () => {
+        seed ^= seed << 13;
+        seed ^= seed >>> 17;
+        seed ^= seed << 5;
+        return seed & 0xff;
+      });
+    for (const codec of ['none', 'lz4'] as const) {
+      const ctx = createTestContext();
+      const unit = withFastPaths(ctx.storage.unit(UNIT));
+      const buffers: ArrayBufferLike[] = [];
+      const putOwned = unit.kv.putOwned!;
+      unit.kv.putOwned = (key, value) => {
+        buffers.push(value.buffer);
+        return putOwned(key, value);
+      };
+      const log = await PartitionLog.open(UNIT, unit, config(codec), ctx.clock, ctx.scheduler, new SegmentCache(1 << 20), { onBytes() {} });
+      // One tail entry above the pool's 16 KiB minimum.
+      const write = (values: Uint8Array[]) => log.append(values.map((value, i) => ({ key: null, value, timestamp: 1_700_000_000_000 + i })));
+      const first = Array.from({ length: 40 }, () => noise(1000));
+      await write(first);
+      const held = (await log.read(0, 100, 1 << 20, 't/0')).records;
+      await log.roll();
+      const second = Array.from({ length: 40 }, () => noise(1000));
+      await write(second);
+      expect(buffers).toHaveLength(2);
+      expect(buffers[1], codec).toBe(buffers[0]);
+      // The consumer's records from the first entry are not views of the buffer the second overwrote.
+      expect(held.map((r) => r.value)).toEqual(first);
+      const all = (await log.read(0, 100, 1 << 20, 't/0')).records;
+      expect(all.map((r) => r.value)).toEqual([...first, ...second]);
+      await log.close();
+    }
+  });
+
   it('starts the next commit before acknowledging the one that landed', async () => {
     const ctx = createTestContext();
     const unit = withFastPaths(ctx.storage.unit(UNIT));

@@ -77,6 +77,8 @@ interface TailBatch {
   encodedHere: boolean;
   /** `bytes` may go back to the buffer pool once sealed (see `recycle`). */
   recyclable: boolean;
+  /** Some batch is stored uncompressed: its decoded records would view `bytes` (see `decodableBytes`). */
+  holdsUncompressed: boolean;
 }
 
 type PutOp = Extract<BatchOp, { type: 'put' }>;
@@ -236,9 +238,10 @@ function takeBuffer(length: number): Uint8Array {
 
 /**
  * Gives the buffer of a sealed batch back to the pool. Only for batches that nothing can still
- * read: LZ4-compressed (a decode copies the records out, so no consumer holds a view of these
- * bytes), committed through `putOwned` (the adapter lets go once the write is durable), and
- * written into a segment blob (`putParts` lets go once written) and dropped from the tail.
+ * read: decoded only from a copy when stored uncompressed (`decodableBytes`; LZ4 decompresses into
+ * arrays of its own), so no consumer holds a view of these bytes; committed through `putOwned`
+ * (the adapter lets go once the write is durable); written into a segment blob (`putParts` lets go
+ * once written) and dropped from the tail.
  */
 function recycle(bytes: Uint8Array): void {
   if (bytes.buffer.byteLength === capacityFor(bytes.length)) giveBack(bytes.buffer as ArrayBuffer);
@@ -335,6 +338,18 @@ function isDamage(err: unknown): boolean {
   return err instanceof QuartzError && (err.code === ErrorCode.CHECKSUM_MISMATCH || err.code === ErrorCode.CORRUPT_DATA);
 }
 
+/**
+ * The bytes to decode a tail entry's records from. An uncompressed batch's records view the bytes
+ * they are decoded from, and a recyclable entry's buffer goes back to the pool once sealed, to be
+ * overwritten by a later produce while a consumer may still hold those records: such an entry is
+ * decoded from a copy. Before, an entry with any uncompressed batch (a `compression: none` topic,
+ * or LZ4 that did not shrink a batch) was never recycled, and every produce write took a fresh
+ * ~1 MB buffer (docs/benchmarks.md, "Uncompressed tail entries recycled").
+ */
+function decodableBytes(entry: TailBatch, bytes: Uint8Array): Uint8Array {
+  return entry.recyclable && entry.holdsUncompressed ? bytes.slice() : bytes;
+}
+
 /** The records of the one batch of a tail entry's run that holds `offset`, decoded alone. */
 function tailBatchAt(entry: TailBatch, offset: number): DecodedRecord[] {
   const subject = `tail entry at offset ${entry.base}`;
@@ -342,7 +357,7 @@ function tailBatchAt(entry: TailBatch, offset: number): DecodedRecord[] {
   let at = 0;
   let i = 0;
   while (i + 1 < run.length && run[i + 1]!.baseOffset <= offset) at += run[i++]!.length;
-  return decodeBatchRun(entry.bytes.subarray(at, at + run[i]!.length), `${subject}, batch ${i}`);
+  return decodeBatchRun(decodableBytes(entry, entry.bytes.subarray(at, at + run[i]!.length)), `${subject}, batch ${i}`);
 }
 
 function floorIndex(items: ReadonlyArray<{ base: number }>, offset: number): number {
@@ -510,6 +525,7 @@ export class PartitionLog {
         uncompressedSize: header.uncompressedSize,
         encodedHere: false,
         recyclable: false,
+        holdsUncompressed: !header.allLz4,
       });
       this.tailBytes += entry.value.length;
     }
@@ -679,7 +695,8 @@ export class PartitionLog {
       maxTimestamp: header.maxTimestamp,
       uncompressedSize: header.uncompressedSize,
       encodedHere: true,
-      recyclable: pooled && header.allLz4 && encoded.length >= POOL_MIN,
+      recyclable: pooled && encoded.length >= POOL_MIN,
+      holdsUncompressed: !header.allLz4,
     };
     return encoded.length;
   }
@@ -944,7 +961,7 @@ export class PartitionLog {
   private decodeTail(batch: TailBatch): Promise<DecodedRecord[]> {
     return this.cache.get(
       this.tailKey(batch),
-      async () => decodeBatchRun(batch.bytes, `tail entry at offset ${batch.base}`),
+      async () => decodeBatchRun(decodableBytes(batch, batch.bytes), `tail entry at offset ${batch.base}`),
       // The decompressed bytes the records view, plus their objects and views.
       (records) => batch.uncompressedSize + records.length * DECODED_RECORD_OVERHEAD,
     );

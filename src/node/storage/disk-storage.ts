@@ -20,7 +20,7 @@ import { open as openLmdb, type Database, type DatabaseOptions, type RootDatabas
 import { ErrorCode, QuartzError, isQuartzError } from '../../core/errors.js';
 import { lmdbCommit, refuseCommitWithoutRoom, storageFailure, type LmdbCommitted } from './disk-errors.js';
 import { init } from '../../core/loader.js';
-import '../core.js'; // registers build/quartz.wasm as init()'s default source (the log's CRC32C)
+import '../core.js'; // registers build/quartz.wasm as init()'s default source (the log's CRC32C) and raises glibc's malloc thresholds
 import type { BlobStore, StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { checkName, checkPrefix, closedError } from '../../ports/storage-checks.js';
 import { FileBlobs, ReadHandles, syncDir } from './file-blobs.js';
