@@ -1,14 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort } from '../../tests/fixtures/free-port.js';
-import { stopProcess, waitForHttp } from '../lib/processes.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const PRELOAD = fileURLToPath(new URL('./server-memory.mjs', import.meta.url));
+import { stopProcess } from '../lib/processes.js';
+import { startPreloadedServer, type PreloadedServer } from './preloaded-server.js';
 
 interface Live {
   kind: string;
@@ -21,38 +13,25 @@ interface Live {
   anon: number;
 }
 
-const ask = (server: ChildProcess): Promise<Live> =>
-  new Promise((resolve) => {
-    server.once('message', (m) => resolve(m as Live));
-    server.send('memory');
-  });
-
-let server: ChildProcess | undefined;
-let dir: string | undefined;
+let running: PreloadedServer | undefined;
 afterEach(async () => {
-  if (server !== undefined) await stopProcess(server, 10_000);
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  server = dir = undefined;
+  await running?.stop();
+  running = undefined;
 });
 
 describe('bench http, several mixed rounds (server-memory.mjs preloaded into a real server)', () => {
   it('collects the garbage of the requests before reading the live heap, and the server still stops on SIGTERM', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'qz-server-memory-'));
-    const port = await freePort();
-    server = spawn(process.execPath, [`--import=${PRELOAD}`, join(ROOT, 'bin/quartz.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', join(dir, 'q')], {
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    });
-    server.channel?.unref();
-    const base = `http://127.0.0.1:${port}`;
-    await waitForHttp(`${base}/v1/health`, server, 'quartz serve');
-    const first = await ask(server);
+    running = await startPreloadedServer('./server-memory.mjs');
+    const { server, base } = running;
+    const ask = () => running!.ask<Live>('memory');
+    const first = await ask();
     // Garbage: 64 answers of 256 KiB each, none kept by the server once written.
     const big = await fetch(`${base}/v1/auth/register`, { method: 'POST', body: JSON.stringify({ email: 'm@example.com' }) });
     const { api_key } = (await big.json()) as { api_key: string };
     const auth = { authorization: `Bearer ${api_key}` };
     await fetch(`${base}/v1/kv/big`, { method: 'PUT', headers: auth, body: 'x'.repeat(256 * 1024) });
     for (let i = 0; i < 64; i++) await (await fetch(`${base}/v1/kv/big`, { headers: auth })).arrayBuffer();
-    const second = await ask(server);
+    const second = await ask();
     expect(second.kind).toBe('memory');
     expect(second.gcMs).toBeGreaterThan(0);
     expect(second.heapUsed).toBeGreaterThan(0);

@@ -1,14 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort } from '../../tests/fixtures/free-port.js';
-import { stopProcess, waitForHttp } from '../lib/processes.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const PRELOAD = fileURLToPath(new URL('./server-timing.mjs', import.meta.url));
+import { stopProcess } from '../lib/processes.js';
+import { startPreloadedServer, type PreloadedServer } from './preloaded-server.js';
 
 interface Report {
   seconds: number;
@@ -16,30 +8,17 @@ interface Report {
   gc: { count: number; p50: number };
 }
 
-const ask = (server: ChildProcess): Promise<Report> =>
-  new Promise((resolve) => {
-    server.once('message', (m) => resolve(m as Report));
-    server.send('report');
-  });
-
-let server: ChildProcess | undefined;
-let dir: string | undefined;
+let running: PreloadedServer | undefined;
 afterEach(async () => {
-  if (server !== undefined) await stopProcess(server, 10_000);
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  server = dir = undefined;
+  await running?.stop();
+  running = undefined;
 });
 
 describe('bench http --server-timing (server-timing.mjs preloaded into a real server)', () => {
   it('counts each kind of request since the mark, and the server still stops on SIGTERM', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'qz-server-timing-'));
-    const port = await freePort();
-    server = spawn(process.execPath, [`--import=${PRELOAD}`, join(ROOT, 'bin/quartz.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--data', join(dir, 'q')], {
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    });
-    server.channel?.unref();
-    const base = `http://127.0.0.1:${port}`;
-    await waitForHttp(`${base}/v1/health`, server, 'quartz serve');
+    running = await startPreloadedServer('./server-timing.mjs');
+    const { server, base } = running;
+    const ask = () => running!.ask<Report>('report');
     // Before the mark: not counted after it. Unauthenticated requests are timed all the same.
     await fetch(`${base}/v1/kv/before`);
     server.send('mark');
@@ -48,7 +27,7 @@ describe('bench http --server-timing (server-timing.mjs preloaded into a real se
     await fetch(`${base}/v1/topics/t/records`, { method: 'POST', body: '{"records":[]}' });
     await fetch(`${base}/v1/topics/t/partitions/0/records?offset=0`);
     await fetch(`${base}/v1/collections/c/query`, { method: 'POST', body: '{}' });
-    const report = await ask(server);
+    const report = await ask();
     expect(Object.fromEntries(Object.entries(report.kinds).map(([kind, f]) => [kind, f.count]))).toEqual({
       'kv get': 2,
       'kv put': 1,
