@@ -209,30 +209,39 @@ describe('KvStore on the Node disk adapter', () => {
   });
 });
 
+/** `storage` with tenant t1's KV unit noting the buffers of the records (values over 1000 bytes) its `via` writes receive. */
+function recordingRecords(inner: StorageProvider, via: 'batch' | 'putOwned', into: Set<ArrayBufferLike>): StorageProvider {
+  const storage = Object.create(inner) as StorageProvider;
+  storage.unit = async (name: string) => {
+    const unit = await inner.unit(name);
+    if (name !== 'kv/t1') return unit;
+    const kv = unit.kv;
+    const wrapped: OrderedKV = {
+      get: (key) => kv.get(key),
+      getTransient: (key) => kv.getTransient!(key),
+      put: (key, value) => kv.put(key, value),
+      putOwned: (key, value) => {
+        if (via === 'putOwned' && value.length > 1000) into.add(value.buffer);
+        return kv.putOwned!(key, value);
+      },
+      delete: (key) => kv.delete(key),
+      scan: (options) => kv.scan(options),
+      batch: (ops) => {
+        if (via === 'batch') for (const op of ops) if (op.type === 'put' && op.value.length > 1000) into.add(op.value.buffer);
+        return kv.batch(ops);
+      },
+    };
+    return { ...unit, kv: wrapped };
+  };
+  return storage;
+}
+
 describe('KvStore records on the Node disk adapter', () => {
   it('reuses the memory of a put with a TTL once it is durable, and what was stored stays intact', async () => {
     const ctx = await diskContext(tempDir());
     // The ArrayBuffers the store's records live in, as the adapter's batch receives them.
     const recordBuffers = new Set<ArrayBufferLike>();
-    const storage = Object.create(ctx.storage) as StorageProvider;
-    storage.unit = async (name: string) => {
-      const unit = await ctx.storage.unit(name);
-      if (name !== 'kv/t1') return unit;
-      const inner = unit.kv;
-      const kv: OrderedKV = {
-        get: (key) => inner.get(key),
-        getTransient: (key) => inner.getTransient!(key),
-        put: (key, value) => inner.put(key, value),
-        putOwned: (key, value) => inner.putOwned!(key, value),
-        delete: (key) => inner.delete(key),
-        scan: (options) => inner.scan(options),
-        batch: (ops) => {
-          for (const op of ops) if (op.type === 'put' && op.value.length > 1000) recordBuffers.add(op.value.buffer);
-          return inner.batch(ops);
-        },
-      };
-      return { ...unit, kv };
-    };
+    const storage = recordingRecords(ctx.storage, 'batch', recordBuffers);
     const kv = await KvStore.open({ ...ctx, storage }, 't1');
     // 600 records of ~1 KB fill ten 64 KiB slabs when none comes back (each put with a TTL is a
     // batch: the record and its TTL index entry); the garbage collector took them all before.
@@ -251,25 +260,7 @@ describe('KvStore records replaced in flight', () => {
     const ctx = await diskContext(tempDir());
     // The ArrayBuffers the store's records live in, as the adapter's putOwned receives them.
     const recordBuffers = new Set<ArrayBufferLike>();
-    const storage = Object.create(ctx.storage) as StorageProvider;
-    storage.unit = async (name: string) => {
-      const unit = await ctx.storage.unit(name);
-      if (name !== 'kv/t1') return unit;
-      const inner = unit.kv;
-      const kv: OrderedKV = {
-        get: (key) => inner.get(key),
-        getTransient: (key) => inner.getTransient!(key),
-        put: (key, value) => inner.put(key, value),
-        putOwned: (key, value) => {
-          if (value.length > 1000) recordBuffers.add(value.buffer);
-          return inner.putOwned!(key, value);
-        },
-        delete: (key) => inner.delete(key),
-        scan: (options) => inner.scan(options),
-        batch: (ops) => inner.batch(ops),
-      };
-      return { ...unit, kv };
-    };
+    const storage = recordingRecords(ctx.storage, 'putOwned', recordBuffers);
     const kv = await KvStore.open({ ...ctx, storage }, 't1');
     // Three writes of one key at a time, as clients writing the same keys in turn send them: the
     // first two are replaced in their slot before they are durable. 600 records of ~1 KB fill ten
