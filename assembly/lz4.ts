@@ -487,27 +487,19 @@ export function decompressBlockExt(src: usize, srcLen: i32, dst: usize, dstCap: 
       // One compare rejects offset 0 (wraps to the maximum) and offsets before the prefix.
       if (off - 1 >= op - lowPrefix) return LZ4_ERR_CORRUPT;
       let ml = token & ML_MASK;
-      if (ml != ML_MASK) {
-        if (off >= 16) {
-          // The token's match length (4..18 bytes) fits two 16-byte copies within FAST_OUT.
-          v128.store(op, v128.load(op - off));
-          v128.store(op, v128.load(op - off, 16), 16);
-          op += ml + MINMATCH;
-          continue;
-        }
-      } else {
-        // One extra length byte of at most 29 (a match of 19..48 bytes, most of the long ones
-        // in JSON) fits three 16-byte copies: with the literals at most 80 bytes past op,
-        // within FAST_OUT. The byte is in bounds as FAST_IN leaves at least 5 bytes here.
-        const extra = <usize>load<u8>(ip);
-        if (extra <= 29 && off >= 16) {
-          ip++;
-          v128.store(op, v128.load(op - off));
-          v128.store(op, v128.load(op - off, 16), 16);
-          v128.store(op, v128.load(op - off, 32), 32);
-          op += ML_MASK + MINMATCH + extra;
-          continue;
-        }
+      // A match of 4..48 bytes (the token's length, or 15 plus one length byte of at most 29)
+      // from at least 16 bytes back: three 16-byte copies, with the literals at most 80 bytes
+      // past op, within FAST_OUT, and no branch on which kind (as for the literals). The length
+      // byte is in bounds as FAST_IN leaves at least 5 bytes here; it counts only when ml is 15.
+      const longMatch = <usize>(ml == ML_MASK);
+      const matchByte = select<usize>(<usize>load<u8>(ip), 0, ml == ML_MASK);
+      if ((<i32>(matchByte <= 29) & <i32>(off >= 16)) != 0) {
+        ip += longMatch;
+        v128.store(op, v128.load(op - off));
+        v128.store(op, v128.load(op - off, 16), 16);
+        v128.store(op, v128.load(op - off, 32), 32);
+        op += ml + matchByte + MINMATCH;
+        continue;
       }
       if (ml == ML_MASK) {
         ml = readLengthBytes(ip, iend, ml);

@@ -189,6 +189,8 @@ function oursBlock(data: Uint8Array): { codec: Codec; into: Side; compressInto: 
 const intoFigures = new Map<Uint8Array, [Figures, Figures]>();
 /** The block API's owned compress figures, per corpus (for its main-thread figure). */
 const ownedCompressFigures = new Map<Uint8Array, Figures>();
+/** The owned decompress figures of the block API and of lz4-napi's 64 KB blocks, per corpus (for their main-thread figures). */
+const ownedDecompressFigures = new Map<Uint8Array, [Figures, Figures]>();
 
 /**
  * A codec whose compress makes one packed buffer of the whole corpus and whose decompress one
@@ -270,6 +272,7 @@ function inProcessRows(data: Uint8Array): Row[] {
   const decoded = interleaved(data.length, [...codecs.map((c) => ({ run: c.decompress, check: c.verify })), block.into]);
   intoFigures.set(data, [compress[codecs.length]!, decoded[codecs.length]!]);
   ownedCompressFigures.set(data, compress[0]!);
+  ownedDecompressFigures.set(data, [decoded[0]!, decoded[2]!]);
   return codecs.map((c, i) => ({
     name: c.name,
     compress: compress[i]!.mbs,
@@ -354,6 +357,9 @@ const [compressInto, into] = intoFigures.get(corpora[0]![1])!;
 const owned = ownedCompressFigures.get(corpora[0]![1])!;
 // Kept results are external memory that sets off V8's concurrent GC: its helper threads' share shows here.
 console.log(`  compress by the main thread's CPU alone (no GC helper threads): owned ${owned.mainMbs.toFixed(0)} MB/s, { into } ${compressInto.mainMbs.toFixed(0)} MB/s`);
+const [ownedDecode, napiDecode] = ownedDecompressFigures.get(corpora[0]![1])!;
+// 64 MiB of fresh results per call cross V8's 64 MiB external-memory limit: the GC that starts runs partly on helper threads.
+console.log(`  decompress by the main thread's CPU alone (no GC helper threads): owned ${ownedDecode.mainMbs.toFixed(0)} MB/s, lz4-napi ${napiDecode.mainMbs.toFixed(0)} MB/s (64 KB blocks), { into } ${into.mainMbs.toFixed(0)} MB/s`);
 console.log(`  decompress into a caller-owned buffer ({ into }, no result allocated): ${into.mbs.toFixed(0)} MB/s (${into.faults.toFixed(1)} page faults / 64 KB); vs lz4-napi ${ratio(into.mbs, napiBlock!.decompress)} (64 KB blocks, which allocates its results)`);
 console.log(`  compress into a caller-owned buffer ({ into }, no result allocated): ${compressInto.mbs.toFixed(0)} MB/s (${compressInto.faults.toFixed(1)} page faults / 64 KB); vs lz4-napi ${ratio(compressInto.mbs, napiBlock!.compress)}`);
 if (cli) {

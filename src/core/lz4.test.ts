@@ -200,7 +200,7 @@ describe('lz4 block', () => {
     }
   });
 
-  it('decodes matches of 19 to 50 bytes at offsets from 16 up, where the fast loop copies them whole', () => {
+  it('decodes matches of 4 to 50 bytes at offsets from 16 up, where the fast loop copies them whole', () => {
     // 64 distinct literals, then one match per (length, offset) with no literals, then 40
     // literals to end the block: every match lies well inside the fast loop's bounds.
     const block: number[] = [0xf0, 64 - 15];
@@ -209,8 +209,11 @@ describe('lz4 block', () => {
     block.push(...expected, 64, 0); // and a 4-byte match of the first literals
     expected.push(...expected.slice(0, 4));
     for (const off of [16, 17, 31, 32, 47, 48, 64]) {
-      for (let ml = 19; ml <= 50; ml++) {
-        block.push(0x0f, off, 0, ml - 19);
+      // Up to 18 bytes the token holds the length and the byte after the offset is the next
+      // token, which must not count: the fast loop reads it whatever the token says.
+      for (let ml = 4; ml <= 50; ml++) {
+        if (ml < 19) block.push(ml - 4, off, 0);
+        else block.push(0x0f, off, 0, ml - 19);
         for (let i = 0; i < ml; i++) expected.push(expected[expected.length - off]!);
       }
     }
