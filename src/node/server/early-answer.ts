@@ -126,14 +126,6 @@ const LINGERING = Symbol('lingering');
 const LINGER_SET = Symbol('lingerSet');
 
 /**
- * The socket closes, after what is written, with a lingering close (see lingerOnClose): for a
- * connection the server ends after an answer already under way, with bytes unread behind it.
- */
-export function lingerAfterAnswer(socket: Socket): void {
-  lingerOnClose(socket);
-}
-
-/**
  * Whether the socket is in a lingering close: its answer is written and its side ended, and it
  * only reads and drops what its client still sends. A shutdown waits for it (within its bound)
  * but does not count it as a request cut.
@@ -157,7 +149,7 @@ const POLL_MS = 50;
  * NOTE: progress is read from `socket.bytesRead` on a timer: a 'data' listener would take the
  * socket from node's HTTP parser, which then stops reading it.
  */
-function lingerOnClose(socket: Socket): void {
+export function lingerOnClose(socket: Socket): void {
   if ((socket as Socket & { [LINGER_SET]?: true })[LINGER_SET] === true) return;
   (socket as Socket & { [LINGER_SET]?: true })[LINGER_SET] = true;
   const answeredAt = socket.bytesRead;

@@ -11,7 +11,7 @@ import { getRequestListener, RequestError } from '@hono/node-server';
 import { STATUS_CODES, maxHeaderSize, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { lingerAfterAnswer } from './early-answer.js';
+import { lingerOnClose } from './early-answer.js';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { JSON_TYPE, errorJson, errorResponse, toErrorResponse } from '../../api/errors.js';
 import type { LoggerPort } from '../../api/ports.js';
@@ -86,9 +86,9 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): n
   if (!socket.writable) {
     // Our side has ended after its last answer (an answer said close; none is pending, or a
     // request still reading its body would wait on a socket nobody ends), and that answer may
-    // still be on its way: the
-    // parser, which fails on each chunk from here, has consumed these bytes, so returning drops
-    // them, until the client closes, the lingering close's bounds or the idle timeout. NOTE:
+    // still be on its way: the parser, which fails on each chunk from here, has consumed these
+    // bytes, so returning drops them, until the client closes, the lingering close's bounds or
+    // the idle timeout. NOTE:
     // destroying the socket here, with bytes unread, made the kernel reset the connection and
     // drop the part of the answer not yet sent: a client that pipelined a request after
     // `Connection: close` read a large answer cut short.
@@ -106,7 +106,7 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): n
     if (!pending.headersSent) pending.shouldKeepAlive = false; // says `Connection: close`
     pending._last = true; // node closes the connection once this answer is written
     // ... with the bytes after it unread: lingering, so no reset drops the answer's unsent part
-    lingerAfterAnswer(socket as Socket);
+    lingerOnClose(socket as Socket);
     return undefined;
   }
   // Mid-body of a request being answered already: nothing more can be written.
