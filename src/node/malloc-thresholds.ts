@@ -24,15 +24,12 @@
  * and with them this. Elsewhere (musl, macOS) this is one dropped allocation.
  */
 const RAISING_BLOCK_BYTES = 31 << 20;
-let raised = false;
 
 /**
  * Allocates a block glibc mmaps (untouched: calloc's mmap'd pages are zero already, so no page is
  * faulted in) and drops it; the next garbage collection frees it, which raises the thresholds.
- * Once per process.
+ * Called once per process, from `core.ts`'s module body.
  */
 export function raiseMallocThresholds(): void {
-  if (raised) return;
-  raised = true;
   void new ArrayBuffer(RAISING_BLOCK_BYTES);
 }
