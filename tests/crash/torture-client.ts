@@ -42,20 +42,7 @@ export function bytesOf(tag: string, size: number): Buffer {
   return out;
 }
 
-/** The last ops of a run, for the failure report. */
-export class OpLog {
-  private readonly lines: string[] = [];
-  count = 0;
-  constructor(private readonly keep: number) {}
-  add(line: string): void {
-    this.count++;
-    this.lines.push(`#${this.count} ${line}`);
-    if (this.lines.length > this.keep) this.lines.shift();
-  }
-  tail(): string {
-    return this.lines.join('\n');
-  }
-}
+export { OpLog } from '../integration/model-check/harness.js';
 
 /**
  * One `quartz serve` process on the run's data directory. Its JSON log lines at error level or
