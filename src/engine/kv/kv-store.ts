@@ -1136,7 +1136,7 @@ export class KvStore {
    * A new write of `slot`'s key is issued: the record of the write in flight before it (storage
    * may hold it until that write is durable) goes back with that write's group. Ten clients
    * writing the same keys in turn replaced about two writes in three before they settled, and
-   * each such record kept its 64 KiB slab out of the pool: a fresh slab every ~100 puts.
+   * each such record kept its 64 KiB slab out of the pool: a fresh slab every ~60 puts.
    */
   private replaceRec(slot: Slot): void {
     if (slot.rec !== undefined && slot.group !== undefined) (slot.group.replaced ??= []).push(slot.rec);
