@@ -174,8 +174,8 @@ export function swapSlots(wasm: QuartzExports, a: number, b: number): void {
 }
 
 /**
- * A copy of `length` bytes at `ptr` that the caller owns. NOTE: Uint8Array.prototype.slice,
- * not ArrayBuffer.prototype.slice, which measured ~10x slower on a wasm memory in V8.
+ * A copy of `length` bytes at `ptr` that the caller owns, in an array buffer of its own (never a
+ * view of wasm memory, which the next call overwrites or a grow detaches).
  */
 export function takeOut(wasm: QuartzExports, ptr: number, length: number): Uint8Array {
   return memoryView(wasm).slice(ptr, ptr + length);
