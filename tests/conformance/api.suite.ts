@@ -629,7 +629,12 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
           await refused('GET', `/v1/topics/jobs/partitions/0/records?${wait}ofset=1`, "query: unknown parameter 'ofset'; did you mean 'offset'?");
           await refused('GET', `/v1/topics/jobs/partitions/0/records?${wait}offset=1&offset=0`, "query: parameter 'offset' is given more than once; send it once");
           await refused('GET', `/v1/topics/jobs/partitions/0/records?${wait}max-records=1`, "query: unknown parameter 'max-records'; did you mean 'max_records'?");
+          // An empty offset (a script's `?offset=$OFF` with OFF unset) read the whole log again from its start.
+          for (const empty of ['offset=', 'offset', 'offset=&max_records=1']) {
+            await refused('GET', `/v1/topics/jobs/partitions/0/records?${wait}${empty}`, 'offset: empty; give the first offset to read, or leave offset out to read from the log start');
+          }
         }
+        expect((await call('GET', '/v1/topics/jobs/partitions/0/records?max_records=&max_bytes=', { key: t.key })).json.records.map((r: { value: string }) => r.value)).toEqual(['a', 'b']);
         expect((await call('GET', '/v1/topics/jobs/partitions/0/records?offset=1&max_records=1', { key: t.key })).json.records.map((r: { value: string }) => r.value)).toEqual(['b']);
         await refused('GET', '/v1/groups/g/offsets?topc=jobs', "query: unknown parameter 'topc'; did you mean 'topic'?");
         await refused('GET', '/v1/collections?cursr=', "query: unknown parameter 'cursr'; did you mean 'cursor'?");
