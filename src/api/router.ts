@@ -12,8 +12,13 @@ import { pipelineResponses } from './schemas/common.js';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
-/** The OpenAPI part of a route; the router fills in method and path. */
-export type RouteDoc = Omit<RouteConfig, 'method' | 'path'>;
+/**
+ * The OpenAPI part of a route; the router fills in method and path. `x-quartz-query: 'ignored'`
+ * marks a route that takes any query parameter and reads none (health: the cache buster or
+ * `?check=1` a load balancer or uptime checker adds); without it, one the route does not list is
+ * refused.
+ */
+export type RouteDoc = Omit<RouteConfig, 'method' | 'path'> & { 'x-quartz-query'?: 'ignored' };
 
 interface Entry {
   method: Method;
@@ -84,7 +89,8 @@ export class ApiRouter<E extends AppEnv = AppEnv> {
   /**
    * Adds a route: `doc` goes into /v1/openapi.json with the responses and headers the request
    * pipeline adds (omit it for routes outside the API, like /docs); then the guards (auth), then,
-   * on a documented route, the refusal of a query parameter its `doc` does not list; on a write
+   * on a documented route, the refusal of a query parameter its `doc` does not list (unless it
+   * says `x-quartz-query: 'ignored'`); on a write
    * route whose `doc` takes no body, the reading of any body sent (see bodyFirst); then the
    * handler.
    *
@@ -97,7 +103,7 @@ export class ApiRouter<E extends AppEnv = AppEnv> {
     this.entries.push({ method, pattern });
     if (doc !== undefined) this.app.openAPIRegistry.registerPath({ ...doc, responses: pipelineResponses(doc, method), method, path: openapi });
     const guards = handlers.slice(0, -1) as Guard[];
-    if (doc !== undefined) guards.push(knownQuery(queryNames(doc.request?.query)));
+    if (doc !== undefined && doc['x-quartz-query'] !== 'ignored') guards.push(knownQuery(queryNames(doc.request?.query)));
     if (method !== 'get' && doc !== undefined && doc.request?.body === undefined) guards.push(bodyFirst(this.unusedBodyLimit));
     const handler = handlers[handlers.length - 1] as RouteHandler;
     (this.app.on as (m: string, p: string, h: unknown) => unknown)(method.toUpperCase(), honoPath(path), this.pipeline.route(path, guards, handler));

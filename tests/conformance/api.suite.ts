@@ -82,6 +82,12 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         expect(res.json.status).toBe('ok');
         expect(typeof res.json.version).toBe('string');
         expect(Number.isInteger(res.json.uptime_s)).toBe(true);
+        // A load balancer's or uptime checker's own parameters (a cache buster) are ignored, never a 400 that reads as down.
+        for (const query of ['?check=1', '?_=1733616000000', '?x&y=2&x=3', '?%FF=1']) {
+          const checked = await call('GET', `/v1/health${query}`);
+          expect(checked.status, query).toBe(200);
+          expect(checked.json.status).toBe('ok');
+        }
       });
 
       it('GET /v1/openapi.json documents every v1 route and no function stubs', async () => {
@@ -623,7 +629,12 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
           await refused('GET', `/v1/topics/jobs/partitions/0/records?${wait}ofset=1`, "query: unknown parameter 'ofset'; did you mean 'offset'?");
           await refused('GET', `/v1/topics/jobs/partitions/0/records?${wait}offset=1&offset=0`, "query: parameter 'offset' is given more than once; send it once");
           await refused('GET', `/v1/topics/jobs/partitions/0/records?${wait}max-records=1`, "query: unknown parameter 'max-records'; did you mean 'max_records'?");
+          // An empty offset (a script's `?offset=$OFF` with OFF unset) read the whole log again from its start.
+          for (const empty of ['offset=', 'offset', 'offset=&max_records=1']) {
+            await refused('GET', `/v1/topics/jobs/partitions/0/records?${wait}${empty}`, 'offset: empty; give the first offset to read, or leave offset out to read from the log start');
+          }
         }
+        expect((await call('GET', '/v1/topics/jobs/partitions/0/records?max_records=&max_bytes=', { key: t.key })).json.records.map((r: { value: string }) => r.value)).toEqual(['a', 'b']);
         expect((await call('GET', '/v1/topics/jobs/partitions/0/records?offset=1&max_records=1', { key: t.key })).json.records.map((r: { value: string }) => r.value)).toEqual(['b']);
         await refused('GET', '/v1/groups/g/offsets?topc=jobs', "query: unknown parameter 'topc'; did you mean 'topic'?");
         await refused('GET', '/v1/collections?cursr=', "query: unknown parameter 'cursr'; did you mean 'cursor'?");
@@ -756,15 +767,17 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
         body: boolean;
         /** Its documented query parameters, in the document's order. */
         query: string[];
+        /** It takes any query parameter and reads none (`x-quartz-query: ignored`). */
+        anyQuery: boolean;
       }
       /** Every documented operation, read from the served document. */
       async function operations(): Promise<Op[]> {
-        const paths = (await call('GET', '/v1/openapi.json')).json.paths as Record<string, Record<string, { security?: Array<Record<string, unknown>>; requestBody?: unknown; parameters?: Array<{ name: string; in: string }> }>>;
+        const paths = (await call('GET', '/v1/openapi.json')).json.paths as Record<string, Record<string, { security?: Array<Record<string, unknown>>; requestBody?: unknown; parameters?: Array<{ name: string; in: string }>; 'x-quartz-query'?: string }>>;
         return Object.entries(paths).flatMap(([template, ops]) =>
           Object.entries(ops).map(([method, op]) => {
             const scheme = Object.keys(op.security?.[0] ?? {})[0];
             const query = (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
-            return { method: method.toUpperCase(), template, guard: scheme === undefined ? undefined : scheme.startsWith('admin') ? 'admin' : 'tenant', body: op.requestBody !== undefined, query };
+            return { method: method.toUpperCase(), template, guard: scheme === undefined ? undefined : scheme.startsWith('admin') ? 'admin' : 'tenant', body: op.requestBody !== undefined, query, anyQuery: op['x-quartz-query'] === 'ignored' };
           }),
         );
       }
@@ -800,10 +813,15 @@ export function apiSuite(home: string, target: () => ApiTarget): void {
           'GET /v1/groups/{g}/offsets': ['topic'],
           'GET /v1/admin/usage/export': ['from', 'to'],
         });
+        expect(ops.filter((op) => op.anyQuery).map((op) => `${op.method} ${op.template}`)).toEqual(['GET /v1/health']);
         for (const op of ops) {
           const path = concrete(op.template, (name) => absent[name]!);
           const keyed = op.guard === 'tenant' ? { key: t.key } : op.guard === 'admin' ? { headers: admin() } : {};
           const res = await call(op.method, `${path}?zz_unknown=1`, { ...keyed, ...bodyOf(op) });
+          if (op.anyQuery) {
+            expect(String(res.json?.message), `${op.method} ${op.template}`).not.toMatch(/^query:/);
+            continue;
+          }
           expectError(res, 400, 'invalid_argument');
           expect(res.json.message, `${op.method} ${op.template}`).toMatch(/^query: unknown parameter 'zz_unknown'; (known: |this route takes no query parameters$)/);
           // Each listed one is taken (an empty value is its default; the checker holds the answer to the document).

@@ -40,6 +40,8 @@ interface Operation {
   responses: Record<string, Json>;
   /** The names of its documented query parameters. */
   query: string[];
+  /** It takes any query parameter and reads none (`x-quartz-query: ignored`, docs/api.md). */
+  anyQuery: boolean;
 }
 
 interface PathEntry {
@@ -194,7 +196,7 @@ export class OpenApiChecker {
         if (op === undefined) continue;
         const parameters = ((op.parameters ?? []) as Json[]).map((p) => resolve(document, p));
         const query = parameters.filter((p) => p.in === 'query').map((p) => String(p.name));
-        operations.set(method, { template, method, responses: (op.responses ?? {}) as Record<string, Json>, query });
+        operations.set(method, { template, method, responses: (op.responses ?? {}) as Record<string, Json>, query, anyQuery: op['x-quartz-query'] === 'ignored' });
       }
       this.paths.push({
         template,
@@ -262,10 +264,10 @@ export class OpenApiChecker {
   /**
    * A query parameter the operation does not document, or one sent twice, is refused (docs/api.md):
    * never a success, and a 400 names the query; a query of documented parameters only is never
-   * refused as unknown.
+   * refused as unknown. An operation that ignores its query is held to that: never refused for it.
    */
   private queryProblems(subject: string, op: Operation, answer: ObservedAnswer): string[] {
-    const q = answer.target.indexOf('?');
+    const q = op.anyQuery ? -1 : answer.target.indexOf('?');
     const names = q < 0 ? [] : answer.target.slice(q + 1).split('&').filter((pair) => pair !== '').map((pair) => queryName(pair.split('=')[0]!));
     const strays = names.filter((name, i) => !op.query.includes(name) || names.indexOf(name) !== i);
     let message: string | undefined;

@@ -187,6 +187,14 @@ describe('quartz consume --follow across a server restart', () => {
     await buildProgram(io).parseAsync(['node', 'quartz', 'consume', 'slow', '--from-beginning', '--follow', '--max', '1', '-o', 'json']);
     expect(JSON.parse(out)).toMatchObject({ topic: 'slow', partition: 0, offset: 0, value: 'one' });
     expect(err).toMatch(/^quartz: rate limit of 12 requests per minute exceeded .*\(429 rate_limited\); asking again when Retry-After says \([1-5] s\), for as long as it lasts\n/);
+
+    // Ctrl-C while the first request's 429 is waited out ends it as one in the loops does: exit 0,
+    // at once (it killed the process by the signal, before the loops' handler was in place).
+    while ((await fetch(`${server.url}/v1/usage`, { headers })).status !== 429) expect(++spent).toBeLessThan(40);
+    const waiting = follow(['slow', '--follow', '-o', 'json'], { ...env, QUARTZ_API_KEY: apiKey });
+    await waitFor(() => (/asking again when Retry-After says/.test(waiting.stderr()) ? true : undefined), 30_000, `the 429 waited out (stderr: ${waiting.stderr()})`);
+    waiting.proc.kill('SIGINT');
+    expect(await Promise.race([waiting.exited, new Promise((resolve) => setTimeout(() => resolve('still running after 3 s'), 3_000))])).toBe(0);
   }, 120_000);
   it('waits at least a second when Retry-After asks for no wait (0, a date gone by), rather than ask again at once', async () => {
     // A proxy's 429s for two seconds, then the topic and its one record.

@@ -67,7 +67,11 @@ function produceAnswer(deps: AppDeps, tenantId: string, topic: string, records: 
 
 /** Where a consume starts and how much it takes, from its query (`query` reads a parameter as hono's `c.req.query` does). */
 function consumeStart(streams: StreamStore, topic: string, partition: number, query: (name: string) => string | undefined): { offset: number; options: ConsumeOptions } {
-  let offset = queryInt(query('offset'), 'offset', 0, Number.MAX_SAFE_INTEGER);
+  const given = query('offset');
+  // An empty offset is mostly a script's variable that lost its value (`?offset=$OFF`): its
+  // default, the log start, would silently read the whole log again.
+  if (given === '') throw invalid('offset: empty; give the first offset to read, or leave offset out to read from the log start');
+  let offset = queryInt(given, 'offset', 0, Number.MAX_SAFE_INTEGER);
   offset ??= streams.describeTopic(topic).partition_info[partition]?.log_start_offset ?? 0;
   const options: ConsumeOptions = {
     max_records: queryInt(query('max_records'), 'max_records', 1, 100_000),

@@ -53,8 +53,10 @@ export function systemRoutes(router: ApiRouter<AppEnv>, app: OpenAPIHono<AppEnv>
     {
       tags: ['System'],
       summary: 'Liveness and version',
-      description: 'Ok while the server takes requests; 503 `unavailable` once it is shutting down, so a load balancer stops sending it new work while it drains.',
+      description:
+        'Ok while the server takes requests; 503 `unavailable` once it is shutting down, so a load balancer stops sending it new work while it drains. Any query parameter is taken and ignored (a checker\'s cache buster or `?check=1`): there is none whose misspelling could change the answer.',
       responses: { '200': jsonResponse(Health, 'The server is up'), ...errorResponses(503) },
+      'x-quartz-query': 'ignored',
     },
     (c) => {
       if (deps.shutdownSignal?.aborted === true) throw new QuartzError(ErrorCode.UNAVAILABLE, 'the server is shutting down');

@@ -79,7 +79,7 @@ export const ProduceResult = z
   .openapi('ProduceResult');
 
 export const ConsumeQuery = z.object({
-  offset: z.string().optional().openapi({ description: 'First offset to read (default: the log start)' }),
+  offset: z.string().optional().openapi({ description: 'First offset to read (default: the log start); given empty (`?offset=`), 400 `invalid_argument`' }),
   max_records: z.string().optional().openapi({ description: '1-100000, default 500' }),
   max_bytes: z.string().optional().openapi({ description: 'Approximate record bytes per answer, 1 to 64 MiB, default 1 MiB; at least one record is returned even if it is larger' }),
   max_wait_ms: z.string().optional().openapi({ description: 'Long-poll at the end of the log, capped by the server (default cap 30000)' }),

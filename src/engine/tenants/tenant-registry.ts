@@ -14,7 +14,7 @@ import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { showValue } from '../../core/show-value.js';
 import type { Clock } from '../../ports/clock.js';
 import { prefixEnd } from '../../ports/storage-checks.js';
-import type { BatchOp, OrderedKV } from '../../ports/storage.js';
+import type { BatchOp, OrderedKV, StorageProvider } from '../../ports/storage.js';
 import type { EngineContext, UsageMetric, UsageRecorder } from '../context.js';
 import { refuseUnknownOptions } from '../known-options.js';
 import { UsageMeter, type TenantUsage, type UsageFigures, type UsageRow } from './usage-meter.js';
@@ -85,6 +85,17 @@ const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 const key = (s: string) => utf8.encode(s);
 const json = (v: unknown) => utf8.encode(JSON.stringify(v));
+
+/**
+ * Whether `storage` holds tenant `tenantId`, read without opening the registry: for tools that
+ * work on a stopped server's storage.
+ *
+ * @example
+ * if (!(await tenantStored(storage, 't_1'))) throw new Error('no such tenant');
+ */
+export async function tenantStored(storage: StorageProvider, tenantId: string): Promise<boolean> {
+  return (await (await storage.unit('tenants')).kv.get(key(`t/${tenantId}`))) !== undefined;
+}
 
 function invalid(message: string): QuartzError {
   return new QuartzError(ErrorCode.INVALID_ARGUMENT, message);

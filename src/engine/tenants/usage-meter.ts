@@ -39,6 +39,7 @@ const GAUGE_INDEXES = GAUGES.map((g) => METRIC_INDEX[g]!);
 export const DEFAULT_FLUSH_INTERVAL_MS = 60_000;
 const PERIOD = /^\d{4}-(0[1-9]|1[0-2])$/;
 const PAGE = 500;
+const TENANTS_UNIT = 'tenants';
 const CLEAN_KEY = new TextEncoder().encode('m/clean');
 const CRASHES_KEY = new TextEncoder().encode('m/crashes');
 
@@ -50,7 +51,19 @@ const CRASHES_KEY = new TextEncoder().encode('m/crashes');
  */
 async function holdsNothing(storage: StorageProvider, kv: OrderedKV): Promise<boolean> {
   if ((await kv.scan({ limit: 1 })).length > 0 || storage.listUnits === undefined) return false;
-  return (await storage.listUnits('')).every((name) => name === 'tenants' || name === META_UNIT);
+  return (await storage.listUnits('')).every((name) => name === TENANTS_UNIT || name === META_UNIT);
+}
+
+/**
+ * Has the next open of the meter on `storage` take it as a start after a crash, so every tenant's
+ * levels (`bytes_stored`, `vectors_stored`) are counted afresh when it is next used: for a tool
+ * that changed a stopped server's data under the meter (restoring one collection).
+ *
+ * @example
+ * await distrustUsageLevels(storage);
+ */
+export async function distrustUsageLevels(storage: StorageProvider): Promise<void> {
+  await (await storage.unit(TENANTS_UNIT)).kv.delete(CLEAN_KEY);
 }
 
 export type UsageFigures = Record<UsageMetric, number>;
@@ -178,7 +191,7 @@ export class UsageMeter implements UsageRecorder {
   static async open(options: UsageMeterOptions): Promise<UsageMeter> {
     const interval = options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
     if (!(Number.isFinite(interval) && interval > 0)) throw invalid(`flushIntervalMs must be a positive number, got ${String(interval)}`);
-    const unit = await options.storage.unit('tenants');
+    const unit = await options.storage.unit(TENANTS_UNIT);
     const meter = new UsageMeter(unit.kv, options.clock, options.scheduler, interval, options.logger ?? consoleLogger);
     const last = await unit.kv.get(key('m/period'));
     meter.lastFlushedPeriod = last === undefined ? undefined : utf8Decoder.decode(last);

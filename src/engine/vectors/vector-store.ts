@@ -74,6 +74,17 @@ function catalogKey(name: string): Uint8Array {
   return encoder.encode(CATALOG_PREFIX + name);
 }
 
+/**
+ * Where a collection lives in storage: its own unit, and its config's entry in the tenant's
+ * catalog. For tools that work on a stopped server's storage (restoring one collection).
+ *
+ * @example
+ * collectionPlace('t1', 'docs'); // { unit: 'vec/t1/docs', catalogUnit: 'collections/t1', catalogKey: <'c/docs'> }
+ */
+export function collectionPlace(tenantId: string, name: string): { unit: string; catalogUnit: string; catalogKey: Uint8Array } {
+  return { unit: Collection.unitName(tenantId, name), catalogUnit: `collections/${tenantId}`, catalogKey: catalogKey(name) };
+}
+
 export class VectorStore {
   private readonly open = new Map<string, Promise<Collection>>();
   /** The collections of `open` that finished opening: queries reach them without a promise. */
@@ -128,7 +139,7 @@ export class VectorStore {
    */
   static async open(ctx: EngineContext, tenantId: string, options: VectorStoreOptions = {}): Promise<VectorStore> {
     if (!isInitialized()) await init();
-    const catalog = await ctx.storage.unit(`collections/${tenantId}`);
+    const catalog = await ctx.storage.unit(collectionPlace(tenantId, '').catalogUnit);
     const configs = new Map<string, CollectionConfig>();
     for (const { value } of await catalog.kv.scan({ prefix: encoder.encode(CATALOG_PREFIX) })) {
       let config: CollectionConfig;

@@ -88,33 +88,42 @@ export function adminCommands(program: Command, io: CliIo): void {
 
   program
     .command('restore')
-    .description('restore a backup archive into an empty data directory (server stopped), then `quartz serve --data DIR`')
+    .description('restore a backup archive into an empty data directory (server stopped), then `quartz serve --data DIR`; with --tenant and --collection, only that vector collection, over the server\'s own data directory')
     .requiredOption('--file <path>', 'the archive written by `quartz backup`')
-    .requiredOption('--data <dir>', 'an empty or new data directory')
-    .action(async (flags: { file: string; data: string }, cmd: Command) => {
+    .requiredOption('--data <dir>', 'an empty or new data directory (with --collection: the server\'s data directory)')
+    .option('--tenant <id>', 'with --collection: the tenant whose collection is restored (`quartz usage` prints its id)')
+    .option('--collection <name>', 'restore only this vector collection of --tenant, replacing what the data directory holds under its name')
+    .action(async (flags: { file: string; data: string; tenant?: string; collection?: string }, cmd: Command) => {
       // An empty --data would restore into the working directory.
       if (flags.data === '') throw new CliError('quartz: --data must not be empty');
+      if ((flags.tenant === undefined) !== (flags.collection === undefined)) throw new CliError('quartz: --tenant and --collection go together: restore one collection of one tenant');
+      if (flags.tenant === '' || flags.collection === '') throw new CliError('quartz: --tenant and --collection must not be empty');
       const ctx = ctxFor(cmd, io);
-      const { restoreBackup } = await import('../../backup/restore.js');
+      const { restoreBackup, restoreCollection } = await import('../../backup/restore.js');
       let bar: ReturnType<typeof progressBar> | undefined;
-      // Ctrl-C (or a TERM) stops the restore, which empties the directory again before exiting.
+      const onProgress = (read: number, total: number): void => {
+        bar ??= progressBar(io, 'bytes', total, ctx.out.mode === 'json');
+        bar.update(read);
+      };
+      // Ctrl-C (or a TERM) stops the restore, which leaves the directory as it was before exiting.
       const stop = new AbortController();
       const onSignal = (signal: NodeJS.Signals): void => stop.abort(new CliError(`quartz: restore stopped by ${signal}; ${flags.data} is left as it was`, 130));
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
-      const result = await restoreBackup({
-        file: flags.file,
-        dataDir: flags.data,
-        signal: stop.signal,
-        onProgress: (read, total) => {
-          bar ??= progressBar(io, 'bytes', total, ctx.out.mode === 'json');
-          bar.update(read);
-        },
-      }).finally(() => {
+      const done = (): void => {
         bar?.stop();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
-      });
+      };
+      if (flags.tenant !== undefined && flags.collection !== undefined) {
+        const result = await restoreCollection({ file: flags.file, dataDir: flags.data, tenant: flags.tenant, collection: flags.collection, signal: stop.signal, onProgress }).finally(done);
+        ctx.out.done(
+          `restored collection '${flags.collection}' of tenant '${flags.tenant}' (${counted(result.entries, 'entry', 'entries')} and ${counted(result.blobs, 'blob')}) into ${flags.data}`,
+          { data: flags.data, ...result },
+        );
+        return;
+      }
+      const result = await restoreBackup({ file: flags.file, dataDir: flags.data, signal: stop.signal, onProgress }).finally(done);
       ctx.out.done(`restored ${counted(result.entries, 'entry', 'entries')} and ${counted(result.blobs, 'blob')} in ${counted(result.units, 'unit')} into ${flags.data}`, { data: flags.data, ...result });
     });
 }

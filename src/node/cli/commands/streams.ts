@@ -376,8 +376,32 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
   const startAt = intFlag(flags.offset, '--offset');
   if (flags.group !== undefined) groupPath(flags.group); // a group no URL can name is refused before any request
   const limits = rateLimitWaits(ctx.io.stderr);
-  // Before the loops too: a --follow started while the tenant's limit is spent waits, not fails.
-  const patiently = async <T>(request: () => Promise<T>): Promise<T> => {
+  // Heeded from the first request: a Ctrl-C while a 429 is waited out before the loops ends the
+  // command as one during them does (it used to kill the process by the signal).
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await consumeUntilStopped(ctx, client, topic, flags, { max, only, startAt, limits, stop });
+  } finally {
+    stop.abort();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+interface ConsumeRun {
+  max: number | undefined;
+  only: number | undefined;
+  startAt: number | undefined;
+  limits: RateLimitWaits;
+  stop: AbortController;
+}
+
+async function consumeUntilStopped(ctx: Ctx, client: ApiClient, topic: string, flags: ConsumeFlags, { max, only, startAt, limits, stop }: ConsumeRun): Promise<void> {
+  /** Before the loops too: a --follow started while the tenant's limit is spent waits, not fails; undefined once stopped. */
+  const patiently = async <T>(request: () => Promise<T>): Promise<T | undefined> => {
     for (;;) {
       try {
         const answer = await request();
@@ -385,17 +409,20 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
         return answer;
       } catch (err) {
         if (flags.follow !== true || !(err instanceof RateLimited)) throw err;
-        await limits.wait(err);
+        await limits.wait(err, stop.signal);
+        if (stop.signal.aborted) return undefined;
       }
     }
   };
   const described = await patiently(() => client.json<Described>(topicPath(topic)));
+  if (described === undefined) return;
   const partitions = only === undefined ? described.partition_info : described.partition_info.filter((p) => p.partition === only);
   if (partitions.length === 0) throw new CliError(`quartz: topic '${topic}' has no partition ${only} (it has ${described.partitions})`);
 
   let committed = new Map<number, number | null>();
   if (flags.group !== undefined) {
     const res = await patiently(() => client.json<{ offsets: { topic: string; partition: number; offset: number | null }[] }>(`${groupPath(flags.group!)}/offsets`, { query: { topic } }));
+    if (res === undefined) return;
     committed = new Map(res.offsets.filter((o) => o.topic === topic).map((o) => [o.partition, o.offset]));
   }
   /** Where a partition's loop starts; `reset` when the group's offset fell behind retention. */
@@ -412,10 +439,6 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
     return { offset: flags.fromBeginning === true || flags.follow !== true ? p.log_start_offset : p.high_watermark, reset: false };
   };
 
-  const stop = new AbortController();
-  const onSignal = (): void => stop.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   let printed = 0;
   const terminal = (ctx.io.stdout as { isTTY?: boolean }).isTTY === true;
   /** False when stdout's buffer is full (a slow reader on the pipe): the loops wait for it to drain. */
@@ -483,13 +506,7 @@ async function consume(ctx: Ctx, topic: string, flags: ConsumeFlags): Promise<vo
       if (flags.follow !== true && offset >= page.high_watermark) return;
     }
   };
-  try {
-    await Promise.all(partitions.map(loop));
-  } finally {
-    stop.abort();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  await Promise.all(partitions.map(loop));
 }
 
 /**
