@@ -579,11 +579,6 @@ export class PartitionLog {
    * the write landed), so the tail is re-read before any new offset is handed out; otherwise a
    * retry could reuse offsets of entries that did land.
    */
-  private notePeak(): void {
-    const unsealed = this.tailBytes + this.reservedBytes;
-    if (unsealed > this.unsealedPeakBytes) this.unsealedPeakBytes = unsealed;
-  }
-
   private async recover(): Promise<void> {
     const before = this.tailBytes;
     const end = await this.loadTail(this.segments[this.segments.length - 1]?.end ?? this.tail[0]?.base);
@@ -656,6 +651,11 @@ export class PartitionLog {
 
   private hasRoom(): boolean {
     return this.tailBytes + this.reservedBytes < this.unsealedLimit;
+  }
+
+  private notePeak(): void {
+    const unsealed = this.tailBytes + this.reservedBytes;
+    if (unsealed > this.unsealedPeakBytes) this.unsealedPeakBytes = unsealed;
   }
 
   /**
