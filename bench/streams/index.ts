@@ -27,6 +27,7 @@ import { parseFlags } from '../lib/args.js';
 import { mainThreadNs, newThreadsNs, threadTimes } from '../lib/cpu.js';
 import { ratio } from '../lib/format.js';
 import { keepInFlight } from '../lib/load.js';
+import { peakRssMiB, resetPeakRss } from '../lib/memory.js';
 import { ensureCommands, hasCommand, withPeer } from '../lib/processes.js';
 import { quantileOfSorted, sortAscending } from '../lib/quantiles.js';
 
@@ -151,13 +152,16 @@ async function quartzThroughput(): Promise<Map<string, Row>> {
       const batches = Array.from({ length: 8 }, (_, k) => batchOf(size, k * BATCH));
       await produceAll(streams, topic, batches, WARMUP_RECORDS[size]!);
       const total = PRODUCE_RECORDS[size]!;
+      // The peak covers the timed produce: a producer that outruns the rolls shows here, where the
+      // RSS as the row ends may already have fallen back.
+      const peakReset = resetPeakRss();
       let cpu = process.cpuUsage();
       // The main thread's share apart: LZ4 runs on worker threads (the Node home's batch encoder).
       const threads = { known, from: threadTimes(), main: mainThreadNs() };
       const seconds = await produceAll(streams, topic, batches, total);
-      const note = cpuNote(cpu, total, threads);
+      const note = `${cpuNote(cpu, total, threads)}${peakReset ? `, peak RSS ${peakRssMiB().toFixed(0)} MiB` : ''}`;
       // Sealed so consume reads segments, and so the next row's RSS does not count a tail the
-      // rolls left behind (an uncompressed producer outruns them: hundreds of MiB of tail).
+      // rolls left behind (up to the partition's unsealed bound: 64 MiB at 8 MiB segments).
       await streams.maintain(topic);
       globalThis.gc?.();
       const sealedRss = `${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MiB with the tail sealed`;

@@ -53,6 +53,8 @@ export interface PartitionConfig {
   segmentMs: number;
   /** Codec for new batches; a sealed segment keeps each batch's own. */
   codec: SegmentCodec;
+  /** Unsealed bytes past which produce waits for the roll; default `unsealedBound(segmentBytes)`. */
+  maxUnsealedBytes?: number;
 }
 
 export interface SegmentInfo {
@@ -83,12 +85,24 @@ interface TailBatch {
 
 type PutOp = Extract<BatchOp, { type: 'put' }>;
 
+/** A produce write waiting for room under the unsealed bound (see `unsealedBound`). */
+interface RoomWaiter {
+  records: EncodableRecord[];
+  rawBytes: number | undefined;
+  timestamp: number | undefined;
+  resolve: (base: number | Promise<number>) => void;
+  reject: (err: unknown) => void;
+  cancelTimer: () => void;
+}
+
 interface PendingWrite {
   ops: PutOp[];
   batches: TailBatch[];
   bytes: number;
   /** First offset of the write, what `resolve` is called with. */
   base: number;
+  /** Its records' raw bytes, counted as unsealed from its admission until it commits or fails. */
+  reserved: number;
   /**
    * Set while some of its batches are being sealed by the home's encoder (their `ops` and
    * `batches` entries are filled in then); the write cannot be committed before. Rejects if the
@@ -134,6 +148,25 @@ const TAIL_GUESS = 64 * 1024;
  * the tail, held in memory and in the KV, grew by hundreds of megabytes.
  */
 const SEGMENTS_PER_SEAL = 4;
+
+/**
+ * The unsealed bytes a partition holds at most before produce waits: its tail plus the writes
+ * admitted and not yet committed (their records' raw bytes, what an encoder holds while it works on
+ * them). Without a bound a producer outran the rolls: 1 KB records uncompressed grew the tail to
+ * ~300 MiB (RSS 1.1-1.9 GB) before a seal caught up. Two roll steps' worth: one being sealed while
+ * the next fills, so a roll that keeps up never holds the producer back; at least 32 MiB, so that a
+ * topic of tiny segments still has room for a pipeline of 1 MB writes and their group commits.
+ */
+export function unsealedBound(segmentBytes: number): number {
+  return Math.max(2 * SEGMENTS_PER_SEAL * segmentBytes, UNSEALED_FLOOR);
+}
+const UNSEALED_FLOOR = 32 * 1024 * 1024;
+
+/**
+ * How long a produce write waits for room before it fails with `unavailable` (nothing stored): a
+ * roll that makes no progress for this long (a stalled disk) is not going to within a request's life.
+ */
+export const ROOM_WAIT_MS = 30_000;
 
 /**
  * Records bytes per batch (Kafka's default producer batch.size): a produce write is stored as a
@@ -384,6 +417,13 @@ export class PartitionLog {
   private tailBytes = 0;
   private segmentBytesTotal = 0;
   private queue: PendingWrite[] = [];
+  /** Raw bytes of the writes admitted and not yet committed (see `unsealedBound`). */
+  private reservedBytes = 0;
+  /** The most `unsealedBytes` has been since open. */
+  private unsealedPeakBytes = 0;
+  private readonly unsealedLimit: number;
+  /** Writes waiting for room, in arrival order: admitted in that order, so offsets follow it. */
+  private roomWaiters: RoomWaiter[] = [];
   /** Writes of the group whose storage commit is running (0 between commits). */
   private inCommit = 0;
   private committing = false;
@@ -436,6 +476,8 @@ export class PartitionLog {
     private readonly encoder: BatchEncoder | undefined,
   ) {
     this.cacheOwner = `${name}#${++openedLogs}`;
+    // Never below two segments: a roll by size needs one whole in the tail to make room.
+    this.unsealedLimit = Math.max(config.maxUnsealedBytes ?? unsealedBound(config.segmentBytes), 2 * config.segmentBytes);
   }
 
   /**
@@ -559,6 +601,21 @@ export class PartitionLog {
     return this.segmentBytesTotal + this.tailBytes;
   }
 
+  /** Bytes not yet in a segment: the tail, and the raw bytes of writes admitted and not yet committed. */
+  get unsealedBytes(): number {
+    return this.tailBytes + this.reservedBytes;
+  }
+
+  /** The most `unsealedBytes` has been since open: at most the bound plus one write. */
+  get unsealedPeak(): number {
+    return this.unsealedPeakBytes;
+  }
+
+  /** Produce writes waiting for the roll to make room. */
+  get writesWaitingForRoom(): number {
+    return this.roomWaiters.length;
+  }
+
   /** Sealed segments (as `stats().segments`). */
   get segmentCount(): number {
     return this.segments.length;
@@ -587,7 +644,71 @@ export class PartitionLog {
       );
     }
     if (this.recovering !== undefined) return this.recovering.then(() => this.append(records, rawBytes, timestamp));
+    // Behind the writes already waiting, whatever the room: they came first, and take offsets first.
+    if (this.roomWaiters.length > 0 || !this.hasRoom()) return this.waitForRoom(records, rawBytes, timestamp);
     return this.enqueue(records, rawBytes, timestamp);
+  }
+
+  private hasRoom(): boolean {
+    return this.tailBytes + this.reservedBytes < this.unsealedLimit;
+  }
+
+  private notePeak(): void {
+    const unsealed = this.tailBytes + this.reservedBytes;
+    if (unsealed > this.unsealedPeakBytes) this.unsealedPeakBytes = unsealed;
+  }
+
+  /**
+   * Holds a write until the roll has sealed enough of the tail (`admit`), so that a producer faster
+   * than the rolls sees latency rather than the partition's memory growing. Fails after
+   * ROOM_WAIT_MS, or at once if the roll it waits for fails; nothing is stored then.
+   */
+  private waitForRoom(records: EncodableRecord[], rawBytes: number | undefined, timestamp: number | undefined): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      const waiter: RoomWaiter = { records, rawBytes, timestamp, resolve, reject, cancelTimer: () => {} };
+      waiter.cancelTimer = this.scheduler.schedule(ROOM_WAIT_MS, () => {
+        const at = this.roomWaiters.indexOf(waiter);
+        if (at < 0) return;
+        this.roomWaiters.splice(at, 1);
+        reject(
+          new QuartzError(
+            ErrorCode.UNAVAILABLE,
+            `partition ${this.name}: produce waited ${ROOM_WAIT_MS / 1000} s for the roll to seal its tail (${this.unsealedBytes} bytes unsealed, bound ${this.unsealedLimit}); nothing was stored, retry later`,
+            { exposeMessage: true },
+          ),
+        );
+      });
+      this.roomWaiters.push(waiter);
+      // A roll is queued after each commit past segment_bytes; after a failed one, none may be.
+      if (this.tailBytes >= this.config.segmentBytes) this.requestRoll();
+    });
+  }
+
+  /** Admits the waiting writes, in order, while there is room (after a seal, a commit or a failure). */
+  private admit(): void {
+    while (this.roomWaiters.length > 0 && this.recovering === undefined && (this.broken !== undefined || this.hasRoom())) {
+      const w = this.roomWaiters.shift()!;
+      w.cancelTimer();
+      if (this.broken !== undefined) {
+        w.reject(new QuartzError(ErrorCode.INTERNAL, `partition ${this.name} is unavailable after a storage failure; reopen it`, { cause: this.broken }));
+        continue;
+      }
+      try {
+        w.resolve(this.enqueue(w.records, w.rawBytes, w.timestamp));
+      } catch (err) {
+        w.reject(err);
+      }
+    }
+  }
+
+  /** Fails the writes still waiting for room: the roll they waited for failed, or the log closed. */
+  private failWaiters(err: unknown): void {
+    const waiters = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const w of waiters) {
+      w.cancelTimer();
+      w.reject(err);
+    }
   }
 
   /**
@@ -601,6 +722,7 @@ export class PartitionLog {
     const ops: PutOp[] = [];
     const batches: TailBatch[] = [];
     let bytes = 0;
+    let reserved = 0;
     let start = 0;
     let sealing: Promise<void>[] | undefined;
     // Recycled only where the adapter offers putOwned, whose contract says when it lets go of them.
@@ -620,6 +742,7 @@ export class PartitionLog {
           end++;
         }
       }
+      reserved += raw;
       const chunk = start === 0 && end === records.length ? records : records.slice(start, end);
       const baseOffset = base + start;
       const backlogHop = raw >= BACKLOG_MIN_BYTES && this.queue.length + this.inCommit >= BACKLOG_WRITES && start === 0 && end === records.length;
@@ -670,8 +793,10 @@ export class PartitionLog {
     this.assigned = base + records.length;
     let write!: PendingWrite;
     const done = new Promise<number>((resolve, reject) => {
-      write = { ops, batches, bytes, base, resolve, reject, sealing: undefined };
+      write = { ops, batches, bytes, base, reserved, resolve, reject, sealing: undefined };
     });
+    this.reservedBytes += reserved;
+    this.notePeak();
     if (sealing !== undefined) {
       const all = sealing.length === 1 ? sealing[0]! : Promise.all(sealing).then(() => undefined);
       write.sealing = all.then(() => void (write.sealing = undefined));
@@ -751,14 +876,18 @@ export class PartitionLog {
         for (const w of group) {
           for (const b of w.batches) this.tail.push(b);
           bytes += w.bytes;
+          this.reservedBytes -= w.reserved;
         }
         this.tailBytes += bytes;
+        this.notePeak();
         this.hwm = group[group.length - 1]!.batches[group[group.length - 1]!.batches.length - 1]!.end;
         this.hooks.onBytes(bytes);
         landed = group;
         released = group.length;
         this.wake();
         if (this.tailBytes >= this.config.segmentBytes) this.requestRoll();
+        // A write's encoded bytes can be fewer than the raw bytes it reserved (LZ4).
+        this.admit();
       }
     } finally {
       this.committing = false;
@@ -774,13 +903,17 @@ export class PartitionLog {
   private async failQueued(group: PendingWrite[], err: unknown): Promise<void> {
     const failed = group.concat(this.queue);
     this.queue = [];
-    for (const w of failed) w.reject(err);
+    for (const w of failed) {
+      this.reservedBytes -= w.reserved;
+      w.reject(err);
+    }
     this.recovering = this.runMaintenance(() => this.recover()).then(
       () => undefined,
       (cause: unknown) => void (this.broken = cause),
     );
     await this.recovering;
     this.recovering = undefined;
+    this.admit();
   }
 
   private acknowledge(writes: PendingWrite[]): void {
@@ -1172,7 +1305,19 @@ export class PartitionLog {
       // The next commit past segment_bytes retries it.
       await this.rollNow(false).catch((err: unknown) => void (failure = { err }));
       this.noteSizeRollOutcome(failure);
+      if (failure !== undefined && this.roomWaiters.length > 0) this.failWaiters(this.rollFailed(failure.err));
     });
+  }
+
+  /** What a write waiting for room learns when the roll it waited for failed: the roll's code where it has one. */
+  private rollFailed(cause: unknown): QuartzError {
+    const code = cause instanceof QuartzError ? cause.code : ErrorCode.UNAVAILABLE;
+    const why = cause instanceof Error ? cause.message : String(cause);
+    return new QuartzError(
+      code,
+      `partition ${this.name}: produce waited for the roll to seal its tail (${this.unsealedBytes} bytes unsealed, bound ${this.unsealedLimit}) and the roll failed (${why}); nothing was stored, retry later`,
+      { cause },
+    );
   }
 
   private runMaintenance(task: () => Promise<void>): Promise<void> {
@@ -1255,6 +1400,7 @@ export class PartitionLog {
       this.segmentBytesTotal += info.bytes;
       this.hooks.onBytes(info.bytes - oldBytes);
     });
+    this.admit();
   }
 
   /** Writes `batches` as one segment blob; returns its descriptor (not yet recorded). */
@@ -1399,6 +1545,7 @@ export class PartitionLog {
     if (this.closed) return;
     this.stopTicks?.();
     this.closed = true;
+    this.failWaiters(new QuartzError(ErrorCode.NOT_FOUND, `partition ${this.name} is closed`));
     while (this.committing) await this.commitRun;
     await this.maintenance;
     this.wake();
