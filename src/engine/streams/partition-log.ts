@@ -269,10 +269,16 @@ function blobName(base: number): string {
   return `seg/${String(base).padStart(20, '0')}`;
 }
 
-/** Raw size of a record for batch sizing and max_bytes accounting. */
+/**
+ * Raw size of a record for batch sizing and max_bytes accounting. NOTE: an indexed loop, not
+ * for-of: a read measures every record it answers, and for-of over each one's headers (the shared
+ * empty array, most often) allocated an iterator per record where V8 did not optimize it away,
+ * ~90 bytes of garbage per record read.
+ */
 export function recordSize(r: EncodableRecord): number {
   let n = RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
-  if (r.headers) for (const h of r.headers) n += headerSize(h.key, h.value);
+  const headers = r.headers;
+  if (headers) for (let j = 0; j < headers.length; j++) n += headerSize(headers[j]!.key, headers[j]!.value);
   return n;
 }
 
