@@ -28,11 +28,13 @@ import {
   frameRun,
   sealRun,
   readBatchRun,
+  RecordSpans,
   storedUncompressed,
   type BatchHeader,
   type BatchRange,
   type DecodedRecord,
   type EncodableRecord,
+  type EncodableRecords,
   type EncodedRun,
   type SegmentCodec,
 } from '../../core/segment.js';
@@ -280,6 +282,12 @@ export function recordSize(r: EncodableRecord): number {
   const headers = r.headers;
   if (headers) for (let j = 0; j < headers.length; j++) n += headerSize(headers[j]!.key, headers[j]!.value);
   return n;
+}
+
+/** `recordSize` of record `i` of `records`. */
+function recordSizeAt(records: EncodableRecords, i: number): number {
+  if (!(records instanceof RecordSpans)) return recordSize(records[i]!);
+  return RECORD_OVERHEAD + Math.max(0, records.keyLength(i)) + Math.max(0, records.valueLength(i));
 }
 
 /** A header's share of `recordSize`: a caller that reads the header's fields anyway adds this. */
@@ -585,7 +593,7 @@ export class PartitionLog {
    * `rawBytes` (the sum of `recordSize`) lets a caller that measured the records skip a pass.
    * Records without a timestamp get `timestamp`, as encoded (they are invalid without one).
    */
-  append(records: EncodableRecord[], rawBytes?: number, timestamp?: number): Promise<number> {
+  append(records: EncodableRecords, rawBytes?: number, timestamp?: number): Promise<number> {
     this.checkOpen();
     if (this.broken !== undefined) {
       return Promise.reject(
@@ -601,7 +609,7 @@ export class PartitionLog {
    * waiting in the queue captures `records`: they are garbage once encoded, instead of
    * surviving every young-generation GC until their commit lands.
    */
-  private enqueue(records: EncodableRecord[], rawBytes: number | undefined, timestamp: number | undefined): Promise<number> {
+  private enqueue(records: EncodableRecords, rawBytes: number | undefined, timestamp: number | undefined): Promise<number> {
     const base = this.assigned;
     if (records.length === 0) return Promise.resolve(base);
     const ops: PutOp[] = [];
@@ -621,8 +629,8 @@ export class PartitionLog {
         end = records.length; // the caller measured the whole batch: it fits one entry
         raw = rawBytes;
       } else {
-        while (end < records.length && (end === start || raw + recordSize(records[end]!) <= MAX_BATCH_RAW_BYTES)) {
-          raw += recordSize(records[end]!);
+        while (end < records.length && (end === start || raw + recordSizeAt(records, end) <= MAX_BATCH_RAW_BYTES)) {
+          raw += recordSizeAt(records, end);
           end++;
         }
       }
