@@ -48,7 +48,7 @@ interface AllocMark {
   allocated: number;
   survived: number;
   scavenges: number;
-  others: number;
+  markCompacts: number;
   pauseUs: number;
 }
 
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
     const requests = (kind: Kind): CannonRequest[] =>
       kind === 'mixed' ? [requestsOf['kv-get'], requestsOf['kv-put'], requestsOf.produce, requestsOf.consume, requestsOf.vector] : [requestsOf[kind]];
 
-    console.log('kind          answers  non-2xx  KB alloc/req  (nvp sum)  KB survived/req  scavenges  other GCs  GC pause µs/req  CPU µs/req  main thread µs/req');
+    console.log('kind          answers  non-2xx  KB alloc/req  (nvp sum)  KB survived/req  scavenges  mark-compacts  GC pause µs/req  CPU µs/req  main thread µs/req');
     for (const kind of kinds) {
       const load = { url: base, connections: CONNECTIONS, requests: requests(kind), timeout: 30 };
       await autocannon({ ...load, duration: WARMUP_S });
@@ -167,7 +167,7 @@ async function main(): Promise<void> {
           `(${(nvp / n / 1024).toFixed(1)})`.padStart(10),
           (alloc.survived / n / 1024).toFixed(2).padStart(16),
           String(alloc.scavenges).padStart(10),
-          String(alloc.others).padStart(10),
+          String(alloc.markCompacts).padStart(14),
           (alloc.pauseUs / n).toFixed(1).padStart(16),
           us(cpu0, cpu1).toFixed(0).padStart(11),
           us(main0, main1).toFixed(0).padStart(19),

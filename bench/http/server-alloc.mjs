@@ -27,6 +27,7 @@ process.on('message', (/** @type {unknown} */ message) => {
   let collected = 0;
   let survived = 0;
   let scavenges = 0;
+  let markCompacts = 0;
   let pauseUs = 0;
   for (const e of entries) {
     const freed = e.beforeGC.heapStatistics.usedHeapSize - e.afterGC.heapStatistics.usedHeapSize;
@@ -36,9 +37,10 @@ process.on('message', (/** @type {unknown} */ message) => {
       scavenges++;
       // What a scavenge did not free of the young generation it copied (to the other semi-space or the old generation).
       survived += young(e.beforeGC.heapSpaceStatistics) - freed;
-    }
+    } else if (e.gcType === 'MarkSweepCompact') markCompacts++;
   }
   const allocated = used - usedAtMark + collected;
   usedAtMark = used;
-  process.send?.({ kind: 'alloc-mark', allocated, survived, scavenges, others: entries.length - scavenges, pauseUs });
+  // The rest are incremental marking steps and weak callbacks, parts of the mark-compacts counted.
+  process.send?.({ kind: 'alloc-mark', allocated, survived, scavenges, markCompacts, pauseUs });
 });

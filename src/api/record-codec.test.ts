@@ -276,6 +276,40 @@ describe('parseProduceJson', () => {
     }
   });
 
+  it('gives what the general path gives on random bodies: spans while every record is plain, record objects from the first that is not', () => {
+    const random = seededRandom(23);
+    const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+    const ws = () => pick(['', '', '', ' ', '\n  ', '\t']);
+    const plain = () => Array.from({ length: Math.floor(random() * (random() < 0.2 ? 200 : 20)) }, () => String.fromCharCode(0x20 + Math.floor(random() * 95))).join('');
+    const text = () => (random() < 0.85 ? plain() : plain() + pick(['é', '😀', '\n', '"', '\\', '\u0000', '\ud800']) + plain());
+    const field = (name: string, value: string) => `${ws()}${JSON.stringify(name)}${ws()}:${ws()}${value}${ws()}`;
+    const record = () => {
+      const fields: string[] = [];
+      const roll = random();
+      if (roll < 0.4) fields.push(field('key', JSON.stringify(text())));
+      else if (roll < 0.5) fields.push(field('key', 'null'));
+      fields.push(field('value', random() < 0.05 ? 'null' : JSON.stringify(text())));
+      if (random() < 0.03) fields.push(field('partition', String(Math.floor(random() * 3))));
+      if (random() < 0.03) fields.push(field('headers', JSON.stringify([{ key: 'h', value: plain() }])));
+      if (random() < 0.05) fields.push(field('encoding', '"utf8"'));
+      if (random() < 0.02) fields.push(field('encoding', '"base64"'), field('value', JSON.stringify(btoa(plain()))));
+      if (random() < 0.5) fields.reverse();
+      return `${ws()}{${fields.join(',')}}${ws()}`;
+    };
+    const enc = new TextEncoder();
+    const kinds = { spans: 0, objects: 0 };
+    for (let round = 0; round < 1500; round++) {
+      const body = enc.encode(`${ws()}{${ws()}"records"${ws()}:${ws()}[${Array.from({ length: 1 + Math.floor(random() * 12) }, record).join(',')}]${ws()}}${ws()}`);
+      const got = outcome(() => parseProduceJson(body));
+      expect(got, new TextDecoder().decode(body)).toBe(general(body));
+      if (!got.startsWith('[')) continue;
+      const parsed = parseProduceJson(body);
+      kinds[parsed instanceof RecordSpans ? 'spans' : 'objects']++;
+    }
+    expect(kinds.spans).toBeGreaterThan(100);
+    expect(kinds.objects).toBeGreaterThan(100);
+  });
+
   it('hands out utf8 values as views of the body, which stay valid after the parse', () => {
     const bytes = new TextEncoder().encode('{"records":[{"value":"abc"},{"value":"d\\"e"}]}');
     const records = asRecords(parseProduceJson(bytes));
