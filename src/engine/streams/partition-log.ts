@@ -374,6 +374,18 @@ function tailBatchAt(entry: TailBatch, offset: number): DecodedRecord[] {
   return decodeBatchRun(decodableBytes(entry, entry.bytes.subarray(at, at + run[i]!.length)), `${subject}, batch ${i}`);
 }
 
+/** The records of `runs[k]` from `bounds[2k]` to `bounds[2k + 1]`, for every k, in one array of `count`. */
+function gather(runs: DecodedRecord[][], bounds: number[], count: number): DecodedRecord[] {
+  if (runs.length === 1) return runs[0]!.slice(bounds[0], bounds[1]);
+  const out = new Array<DecodedRecord>(count);
+  let n = 0;
+  for (let k = 0; k < runs.length; k++) {
+    const run = runs[k]!;
+    for (let i = bounds[2 * k]!; i < bounds[2 * k + 1]!; i++) out[n++] = run[i]!;
+  }
+  return out;
+}
+
 function floorIndex(items: ReadonlyArray<{ base: number }>, offset: number): number {
   let lo = 0;
   let hi = items.length - 1;
@@ -873,13 +885,20 @@ export class PartitionLog {
    */
   async read(offset: number, maxRecords: number, maxBytes: number, subject: string): Promise<ReadResult> {
     this.checkOffset(offset, subject);
-    const records: DecodedRecord[] = [];
+    /**
+     * The page as runs of decoded batches: `runs[k]`'s records from `bounds[2k]` to `bounds[2k + 1]`,
+     * gathered into one array of the page's size at the end (pushed one by one, a page of 100
+     * grew its array four times).
+     */
+    const runs: DecodedRecord[][] = [];
+    const bounds: number[] = [];
+    let count = 0;
     let cur = offset;
     let bytes = 0;
     const sequential = this.readEnds.includes(offset);
     /** The segment the previous step of this read used: one read counts once towards `promote`. */
     let visited: SegmentInfo | undefined;
-    while (records.length < maxRecords && bytes < maxBytes && cur < this.hwm) {
+    while (count < maxRecords && bytes < maxBytes && cur < this.hwm) {
       const tailFirst = this.tail[0]?.base ?? this.hwm;
       let got: DecodedRecord[];
       let sourceEnd: number;
@@ -895,7 +914,7 @@ export class PartitionLog {
           try {
             got = tailBatchAt(batch, cur);
           } catch (again) {
-            if (records.length > 0 && isDamage(again)) break;
+            if (count > 0 && isDamage(again)) break;
             throw again;
           }
         }
@@ -905,11 +924,11 @@ export class PartitionLog {
         const seg = this.segments[i];
         if (seg === undefined || cur >= seg.end) {
           // retention removed this range while we were reading
-          if (records.length > 0) break;
+          if (count > 0) break;
           this.checkOffset(cur, subject);
           throw new QuartzError(ErrorCode.INTERNAL, `partition ${this.name}: offset ${cur} has no segment`);
         }
-        const want = maxRecords - records.length;
+        const want = maxRecords - count;
         // Random reads stay on range reads, also when they cross a batch boundary: loading the
         // whole segment (and reading ahead the next) for a few records costs megabytes of I/O
         // and evicts other segments, so random reads would slow down as the log outgrows the
@@ -927,7 +946,7 @@ export class PartitionLog {
           try {
             got = await this.batchAt(seg, cur, want);
           } catch (again) {
-            if (records.length > 0 && isDamage(again)) break;
+            if (count > 0 && isDamage(again)) break;
             throw again;
           }
         }
@@ -942,21 +961,25 @@ export class PartitionLog {
         if (got[mid]!.offset < cur) lo = mid + 1;
         else hi = mid;
       }
-      for (let i = lo; i < got.length; i++) {
-        const r = got[i]!;
-        if (records.length >= maxRecords || (bytes >= maxBytes && records.length > 0)) break;
+      let stop = lo;
+      for (; stop < got.length; stop++, count++) {
+        const r = got[stop]!;
+        if (count >= maxRecords || (bytes >= maxBytes && count > 0)) break;
         const size = recordSize(r);
-        if (records.length > 0 && bytes + size > maxBytes) {
+        if (count > 0 && bytes + size > maxBytes) {
           bytes = maxBytes;
           break;
         }
-        records.push(r);
         bytes += size;
         cur = r.offset + 1;
         advanced = true;
       }
+      if (stop > lo) {
+        runs.push(got);
+        bounds.push(lo, stop);
+      }
       if (!advanced) {
-        if (records.length >= maxRecords || bytes >= maxBytes) break;
+        if (count >= maxRecords || bytes >= maxBytes) break;
         // never loop in place, whatever the data says
         if (sourceEnd <= cur) throw this.corrupt(`no record at offset ${cur} below the high watermark ${this.hwm}`);
         cur = sourceEnd;
@@ -964,7 +987,7 @@ export class PartitionLog {
     }
     const k = this.readEnds.indexOf(offset);
     this.readEnds[k >= 0 ? k : this.readEndNext++ % READ_ENDS] = cur;
-    return { records, nextOffset: cur };
+    return { records: gather(runs, bounds, count), nextOffset: cur };
   }
 
   /**
