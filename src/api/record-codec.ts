@@ -67,6 +67,8 @@ function typeName(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 /**
  * UTF-8 bytes of one produce body's strings, packed into shared chunks that records get views
  * of: one allocation per chunk instead of one ArrayBuffer per key and value (TextEncoder.encode
@@ -74,7 +76,8 @@ function typeName(v: unknown): string {
  * goes through encodeInto. A full chunk is left to the views into it, never copied.
  */
 class Utf8Arena {
-  private chunk = new Uint8Array(0);
+  /** Empty until the first string: most bodies need none. */
+  private chunk = NO_BYTES;
   private at = 0;
 
   /** UTF-8 of `s`, or undefined for a lone surrogate, which UTF-8 cannot hold (TextEncoder would store U+FFFD). */
@@ -195,6 +198,10 @@ const GIVE_UP = new Error('not taken by the byte scanner');
 const latin1 = new TextDecoder('latin1');
 const bodyText = new TextDecoder('utf-8', { fatal: true });
 
+/** Where the scanner notes a body's spans before they are copied out at their size; grown by doubling up to MAX_SPAN_SCRATCH. */
+let spanScratch = new Int32Array(256 * 4);
+const MAX_SPAN_SCRATCH = 16_384 * 4;
+
 // Field names as the scanner tells them apart.
 const F_OTHER = 0;
 const F_KEY = 1;
@@ -279,7 +286,7 @@ class ProduceScanner {
   private records(): ProduceRecord[] | RecordSpans {
     this.expect(0x5b); // [
     if (this.ws() === 0x5d) throw GIVE_UP; // empty: the general path words it
-    let spans = new Int32Array(64 * 4);
+    let spans = spanScratch;
     let count = 0;
     let out: ProduceRecord[] | undefined;
     for (;;) {
@@ -291,6 +298,8 @@ class ProduceScanner {
           const grown = new Int32Array(spans.length * 2);
           grown.set(spans);
           spans = grown;
+          // Kept for the next body unless a rare huge one grew it.
+          if (grown.length <= MAX_SPAN_SCRATCH) spanScratch = grown;
         }
         const k = count * 4;
         spans[k] = this.key === TEXT ? this.keyStart : -1;
@@ -303,7 +312,8 @@ class ProduceScanner {
         out.push(this.recordObject());
         count++;
       }
-      if (!this.more(0x5d)) return out ?? new RecordSpans(this.b, spans.subarray(0, count * 4));
+      // Copied out of the scratch: the engine may hold them until a store has opened.
+      if (!this.more(0x5d)) return out ?? new RecordSpans(this.b, spans.slice(0, count * 4));
     }
   }
 
