@@ -233,8 +233,9 @@ const TEXT = 2;
 
 /**
  * Produce bodies read straight from their bytes: a plain (printable ASCII, unescaped) utf8
- * string becomes a view of the body, with no string made from it and no copy; an escaped or
- * non-ASCII string is decoded as JSON.parse would and packed into the arena. It takes only
+ * string is where it lies in the body (a span while every record is plain, else a view), with no
+ * string made from it and no copy; an escaped or non-ASCII string is decoded as JSON.parse would
+ * and packed into the arena. It takes only
  * valid JSON of the documented shape (unknown fields are skipped; a repeated field keeps its
  * last value, as in JSON.parse) and gives up on anything else, so that the general path decides
  * and words the error.
@@ -710,8 +711,8 @@ class ProduceScanner {
 
 /**
  * A produce body's bytes to the engine's records: read straight from the bytes when they are a
- * well-formed body, else parsed as JSON and checked field by field (parseProduceBody), which
- * words the error.
+ * well-formed body (as spans of the body when every record is plain, see ProduceScanner.records),
+ * else parsed as JSON and checked field by field (parseProduceBody), which words the error.
  *
  * @example
  * const records = parseProduceJson(await readBody(c.req.raw, limit));
