@@ -1,10 +1,10 @@
 import { describe, expect, it, vi } from 'vitest';
 import { expectQuartzError } from '../../tests/fixtures/expect-error.js';
-import type { DecodedRecord } from '../core/segment.js';
+import { RecordSpans, type DecodedRecord } from '../core/segment.js';
 import { QuartzError } from '../core/errors.js';
 import { init } from '../node/core.js';
 import { createTestContext } from '../engine/testing.js';
-import { StreamStore } from '../engine/streams/stream-store.js';
+import { StreamStore, type ProduceRecord } from '../engine/streams/stream-store.js';
 import { parseJson } from './body.js';
 import { seededRandom } from '../core/random-testing.js';
 import { MAX_PRODUCE_HEADERS, MAX_PRODUCE_RECORDS, consumeResultJson, fromBase64, parseProduceBody, parseProduceJson, produceResultJson } from './record-codec.js';
@@ -139,11 +139,19 @@ describe('ProduceBody (the OpenAPI document) and parseProduceBody', () => {
   });
 });
 
+/** Spans as the record objects they describe (views of their bytes); records as they are. */
+function asRecords(parsed: ProduceRecord[] | RecordSpans): ProduceRecord[] {
+  if (!(parsed instanceof RecordSpans)) return parsed;
+  const { bytes, spans } = parsed;
+  const at = (s: number, e: number) => (s === -1 ? null : bytes.subarray(s, e));
+  return Array.from({ length: parsed.length }, (_, i) => ({ key: at(spans[i * 4]!, spans[i * 4 + 1]!), value: at(spans[i * 4 + 2]!, spans[i * 4 + 3]!) }));
+}
+
 /** What parsing gives: the records as hex, or the error's code and message. */
-function outcome(parse: () => unknown): string {
+function outcome(parse: () => ProduceRecord[] | RecordSpans): string {
   try {
     const hex = (b: Uint8Array | null | undefined) => (b == null ? String(b) : Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(''));
-    const records = parse() as Array<{ key?: Uint8Array | null; value: Uint8Array | null; partition?: number; headers?: Array<{ key: string; value: Uint8Array | null }> }>;
+    const records = asRecords(parse());
     return JSON.stringify(records.map((r) => ({ k: hex(r.key), v: hex(r.value), p: r.partition, h: r.headers?.map((h) => [h.key, hex(h.value)]) })));
   } catch (err) {
     if (!(err instanceof QuartzError)) throw err;
@@ -268,9 +276,43 @@ describe('parseProduceJson', () => {
     }
   });
 
+  it('gives what the general path gives on random bodies: spans while every record is plain, record objects from the first that is not', () => {
+    const random = seededRandom(23);
+    const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+    const ws = () => pick(['', '', '', ' ', '\n  ', '\t']);
+    const plain = () => Array.from({ length: Math.floor(random() * (random() < 0.2 ? 200 : 20)) }, () => String.fromCharCode(0x20 + Math.floor(random() * 95))).join('');
+    const text = () => (random() < 0.85 ? plain() : plain() + pick(['é', '😀', '\n', '"', '\\', '\u0000', '\ud800']) + plain());
+    const field = (name: string, value: string) => `${ws()}${JSON.stringify(name)}${ws()}:${ws()}${value}${ws()}`;
+    const record = () => {
+      const fields: string[] = [];
+      const roll = random();
+      if (roll < 0.4) fields.push(field('key', JSON.stringify(text())));
+      else if (roll < 0.5) fields.push(field('key', 'null'));
+      fields.push(field('value', random() < 0.05 ? 'null' : JSON.stringify(text())));
+      if (random() < 0.03) fields.push(field('partition', String(Math.floor(random() * 3))));
+      if (random() < 0.03) fields.push(field('headers', JSON.stringify([{ key: 'h', value: plain() }])));
+      if (random() < 0.05) fields.push(field('encoding', '"utf8"'));
+      if (random() < 0.02) fields.push(field('encoding', '"base64"'), field('value', JSON.stringify(btoa(plain()))));
+      if (random() < 0.5) fields.reverse();
+      return `${ws()}{${fields.join(',')}}${ws()}`;
+    };
+    const enc = new TextEncoder();
+    const kinds = { spans: 0, objects: 0 };
+    for (let round = 0; round < 1500; round++) {
+      const body = enc.encode(`${ws()}{${ws()}"records"${ws()}:${ws()}[${Array.from({ length: 1 + Math.floor(random() * 12) }, record).join(',')}]${ws()}}${ws()}`);
+      const got = outcome(() => parseProduceJson(body));
+      expect(got, new TextDecoder().decode(body)).toBe(general(body));
+      if (!got.startsWith('[')) continue;
+      const parsed = parseProduceJson(body);
+      kinds[parsed instanceof RecordSpans ? 'spans' : 'objects']++;
+    }
+    expect(kinds.spans).toBeGreaterThan(100);
+    expect(kinds.objects).toBeGreaterThan(100);
+  });
+
   it('hands out utf8 values as views of the body, which stay valid after the parse', () => {
     const bytes = new TextEncoder().encode('{"records":[{"value":"abc"},{"value":"d\\"e"}]}');
-    const records = parseProduceJson(bytes);
+    const records = asRecords(parseProduceJson(bytes));
     expect(records[0]!.value!.buffer).toBe(bytes.buffer);
     expect(new TextDecoder().decode(records[1]!.value!)).toBe('d"e');
   });
@@ -314,7 +356,7 @@ describe('parseProduceJson', () => {
     try {
       for (const [text, values] of cases) {
         const bytes = utf8(text);
-        const records = parseProduceJson(bytes);
+        const records = asRecords(parseProduceJson(bytes));
         expect(parse, text.slice(0, 60)).not.toHaveBeenCalled();
         expect(records.map((r) => new TextDecoder().decode(r.value!))).toEqual(values);
         expect(outcome(() => parseProduceJson(bytes))).toBe(general(bytes));
@@ -333,7 +375,7 @@ describe('parseProduceJson', () => {
     const body = (items: string[]) => utf8(`{"records":[${items.join(',')}]}`);
     const third = Math.ceil(MAX_PRODUCE_HEADERS / 3);
     const at = body([withHeaders(third), withHeaders(third), withHeaders(MAX_PRODUCE_HEADERS - 2 * third)]);
-    expect(parseProduceJson(at).reduce((n, r) => n + r.headers!.length, 0)).toBe(MAX_PRODUCE_HEADERS);
+    expect(asRecords(parseProduceJson(at)).reduce((n, r) => n + r.headers!.length, 0)).toBe(MAX_PRODUCE_HEADERS);
     const cases = [
       [withHeaders(third), withHeaders(third), withHeaders(MAX_PRODUCE_HEADERS - 2 * third + 1)],
       // past the limit headers are only checked to the grammar; the general path still gives the count

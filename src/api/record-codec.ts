@@ -5,7 +5,7 @@
  */
 import { ErrorCode, QuartzError } from '../core/errors.js';
 import { hasLoneSurrogate } from '../core/show-value.js';
-import type { DecodedRecord } from '../core/segment.js';
+import { RecordSpans, type DecodedRecord } from '../core/segment.js';
 import { unknownKeysMessage } from '../engine/known-options.js';
 import { offsetRun, type ConsumeResult, type OffsetRun, type ProduceRecord, type ProduceResult } from '../engine/streams/stream-store.js';
 import { parseJson } from './body.js';
@@ -67,6 +67,8 @@ function typeName(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 /**
  * UTF-8 bytes of one produce body's strings, packed into shared chunks that records get views
  * of: one allocation per chunk instead of one ArrayBuffer per key and value (TextEncoder.encode
@@ -74,7 +76,8 @@ function typeName(v: unknown): string {
  * goes through encodeInto. A full chunk is left to the views into it, never copied.
  */
 class Utf8Arena {
-  private chunk = new Uint8Array(0);
+  /** Empty until the first string: most bodies need none. */
+  private chunk = NO_BYTES;
   private at = 0;
 
   /** UTF-8 of `s`, or undefined for a lone surrogate, which UTF-8 cannot hold (TextEncoder would store U+FFFD). */
@@ -195,6 +198,10 @@ const GIVE_UP = new Error('not taken by the byte scanner');
 const latin1 = new TextDecoder('latin1');
 const bodyText = new TextDecoder('utf-8', { fatal: true });
 
+/** Where the scanner notes a body's spans before they are copied out at their size; grown by doubling up to MAX_SPAN_SCRATCH. */
+let spanScratch = new Int32Array(256 * 4);
+const MAX_SPAN_SCRATCH = 16_384 * 4;
+
 // Field names as the scanner tells them apart.
 const F_OTHER = 0;
 const F_KEY = 1;
@@ -226,8 +233,9 @@ const TEXT = 2;
 
 /**
  * Produce bodies read straight from their bytes: a plain (printable ASCII, unescaped) utf8
- * string becomes a view of the body, with no string made from it and no copy; an escaped or
- * non-ASCII string is decoded as JSON.parse would and packed into the arena. It takes only
+ * string is where it lies in the body (a span while every record is plain, else a view), with no
+ * string made from it and no copy; an escaped or non-ASCII string is decoded as JSON.parse would
+ * and packed into the arena. It takes only
  * valid JSON of the documented shape (unknown fields are skipped; a repeated field keeps its
  * last value, as in JSON.parse) and gives up on anything else, so that the general path decides
  * and words the error.
@@ -249,8 +257,8 @@ class ProduceScanner {
 
   constructor(private readonly b: Uint8Array) {}
 
-  body(): ProduceRecord[] {
-    let records: ProduceRecord[] | undefined;
+  body(): ProduceRecord[] | RecordSpans {
+    let records: ProduceRecord[] | RecordSpans | undefined;
     this.expect(0x7b); // {
     if (this.ws() !== 0x7d) {
       for (;;) {
@@ -271,34 +279,83 @@ class ProduceScanner {
     return records;
   }
 
-  private records(): ProduceRecord[] {
+  /**
+   * The records as spans of the body (see RecordSpans) while every one is plain: a utf8 key and
+   * value of plain text or null, no headers, no partition. From the first that is not, as record
+   * objects (those before it too).
+   */
+  private records(): ProduceRecord[] | RecordSpans {
     this.expect(0x5b); // [
-    const out: ProduceRecord[] = [];
     if (this.ws() === 0x5d) throw GIVE_UP; // empty: the general path words it
+    let spans = spanScratch;
+    let count = 0;
+    let out: ProduceRecord[] | undefined;
     for (;;) {
-      if (out.length < MAX_PRODUCE_RECORDS) out.push(this.record());
-      else {
+      if (count >= MAX_PRODUCE_RECORDS) {
         this.skipValue(0);
         this.beyondLimit++;
+      } else if (this.record() && out === undefined) {
+        if (count * 4 === spans.length) {
+          const grown = new Int32Array(spans.length * 2);
+          grown.set(spans);
+          spans = grown;
+          // Kept for the next body unless a rare huge one grew it.
+          if (grown.length <= MAX_SPAN_SCRATCH) spanScratch = grown;
+        }
+        const k = count * 4;
+        spans[k] = this.key === TEXT ? this.keyStart : -1;
+        spans[k + 1] = this.keyEnd;
+        spans[k + 2] = this.value === TEXT ? this.valueStart : -1;
+        spans[k + 3] = this.valueEnd;
+        count++;
+      } else {
+        out ??= this.recordObjects(spans, count);
+        out.push(this.recordObject());
+        count++;
       }
-      if (!this.more(0x5d)) return out;
+      // Copied out of the scratch: the engine may hold them until a store has opened.
+      if (!this.more(0x5d)) return out ?? new RecordSpans(this.b, spans.slice(0, count * 4));
     }
   }
 
-  private record(): ProduceRecord {
+  /** The records `spans` describe, as record objects with views of the body. */
+  private recordObjects(spans: Int32Array, count: number): ProduceRecord[] {
+    const b = this.b;
+    const out: ProduceRecord[] = [];
+    for (let k = 0; k < count * 4; k += 4) {
+      const ks = spans[k]!;
+      const vs = spans[k + 2]!;
+      out.push({
+        key: ks === -1 ? null : new Uint8Array(b.buffer, b.byteOffset + ks, spans[k + 1]! - ks),
+        value: vs === -1 ? null : new Uint8Array(b.buffer, b.byteOffset + vs, spans[k + 3]! - vs),
+      });
+    }
+    return out;
+  }
+
+  // The record `record` read last: key and value as where their text lies (see `scan`), not as a Span object each.
+  private key = ABSENT;
+  private keyStart = 0;
+  private keyEnd = 0;
+  private keyPlain = true;
+  private value = ABSENT;
+  private valueStart = 0;
+  private valueEnd = 0;
+  private valuePlain = true;
+  private recordHeaders: Array<{ key: string; value: Span | null }> | undefined;
+  private partition: number | undefined;
+  private base64: boolean | undefined;
+
+  /** Reads a record into the fields above; true when spans can describe it (see `records`). */
+  private record(): boolean {
     this.expect(0x7b);
-    // Key and value as where their text lies (see `scan`), not as a Span object each.
-    let key = ABSENT;
-    let keyStart = 0;
-    let keyEnd = 0;
-    let keyPlain = true;
-    let value = ABSENT;
-    let valueStart = 0;
-    let valueEnd = 0;
-    let valuePlain = true;
-    let headers: Array<{ key: string; value: Span | null }> | undefined;
-    let partition: number | undefined;
-    let base64: boolean | undefined;
+    this.key = ABSENT;
+    this.value = ABSENT;
+    this.keyPlain = true;
+    this.valuePlain = true;
+    this.recordHeaders = undefined;
+    this.partition = undefined;
+    this.base64 = undefined;
     if (this.ws() === 0x7d) throw GIVE_UP; // no value
     for (;;) {
       const name = this.fieldName();
@@ -306,44 +363,51 @@ class ProduceScanner {
       // A repeated field keeps its last value, as in JSON.parse.
       switch (name) {
         case F_KEY:
-          key = this.scanOrNull();
-          keyStart = this.start;
-          keyEnd = this.end;
-          keyPlain = this.plain;
+          this.key = this.scanOrNull();
+          this.keyStart = this.start;
+          this.keyEnd = this.end;
+          this.keyPlain = this.plain;
           break;
         case F_VALUE:
-          value = this.scanOrNull();
-          valueStart = this.start;
-          valueEnd = this.end;
-          valuePlain = this.plain;
+          this.value = this.scanOrNull();
+          this.valueStart = this.start;
+          this.valueEnd = this.end;
+          this.valuePlain = this.plain;
           break;
         case F_PARTITION:
-          partition = this.index();
+          this.partition = this.index();
           break;
         case F_ENCODING: {
           const enc = this.string();
           if (!enc.plain) throw GIVE_UP;
-          base64 = this.is(enc.s, enc.e, 'base64');
-          if (!base64 && !this.is(enc.s, enc.e, 'utf8')) throw GIVE_UP;
+          this.base64 = this.is(enc.s, enc.e, 'base64');
+          if (!this.base64 && !this.is(enc.s, enc.e, 'utf8')) throw GIVE_UP;
           break;
         }
         // Repeated headers go to the general path: their count is kept as they are read.
         case F_HEADERS:
-          if (headers !== undefined) throw GIVE_UP;
-          headers = this.headers();
+          if (this.recordHeaders !== undefined) throw GIVE_UP;
+          this.recordHeaders = this.headers();
           break;
         default:
           throw GIVE_UP; // an unknown field: the general path names it
       }
       if (!this.more(0x7d)) break;
     }
-    if (value === ABSENT) throw GIVE_UP;
-    const b64 = base64 === true;
+    if (this.value === ABSENT) throw GIVE_UP;
+    // A null or absent field's plain flag is left true.
+    return this.base64 !== true && this.recordHeaders === undefined && this.partition === undefined && (this.key !== TEXT || this.keyPlain) && (this.value !== TEXT || this.valuePlain);
+  }
+
+  /** The record `record` read last, as a record object. */
+  private recordObject(): ProduceRecord {
+    const b64 = this.base64 === true;
     const rec: ProduceRecord = {
-      key: key === TEXT ? this.bytesAt(keyStart, keyEnd, keyPlain, b64) : null,
-      value: value === TEXT ? this.bytesAt(valueStart, valueEnd, valuePlain, b64) : null,
+      key: this.key === TEXT ? this.bytesAt(this.keyStart, this.keyEnd, this.keyPlain, b64) : null,
+      value: this.value === TEXT ? this.bytesAt(this.valueStart, this.valueEnd, this.valuePlain, b64) : null,
     };
-    if (partition !== undefined) rec.partition = partition;
+    if (this.partition !== undefined) rec.partition = this.partition;
+    const headers = this.recordHeaders;
     if (headers !== undefined) rec.headers = headers.map((h) => ({ key: h.key, value: this.bytes(h.value, b64) }));
     return rec;
   }
@@ -647,15 +711,15 @@ class ProduceScanner {
 
 /**
  * A produce body's bytes to the engine's records: read straight from the bytes when they are a
- * well-formed body, else parsed as JSON and checked field by field (parseProduceBody), which
- * words the error.
+ * well-formed body (as spans of the body when every record is plain, see ProduceScanner.records),
+ * else parsed as JSON and checked field by field (parseProduceBody), which words the error.
  *
  * @example
  * const records = parseProduceJson(await readBody(c.req.raw, limit));
  */
-export function parseProduceJson(bytes: Uint8Array): ProduceRecord[] {
+export function parseProduceJson(bytes: Uint8Array): ProduceRecord[] | RecordSpans {
   const scanner = new ProduceScanner(bytes);
-  let records: ProduceRecord[];
+  let records: ProduceRecord[] | RecordSpans;
   try {
     records = scanner.body();
   } catch {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { init } from '../node/core.js';
 import { ErrorCode, QuartzError } from './errors.js';
 import { seededRandom } from './random-testing.js';
-import { decodeBatchRun, encodeBatchRun, frameRun, readBatchRun, sealRun, type EncodableRecord, type SegmentCodec } from './segment.js';
+import { RecordSpans, decodeBatchRun, encodeBatchRun, frameRun, readBatchRun, sealRun, type EncodableRecord, type SegmentCodec } from './segment.js';
 
 await init();
 
@@ -105,5 +105,77 @@ describe('frameRun + sealRun', () => {
     const short = { sections: framed.sections.subarray(0, 2), layout: framed.layout };
     expect(() => sealRun(short, { baseOffset: 0, codec: 'lz4' })).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
     expect(() => sealRun({ sections: framed.sections, layout: [] }, { baseOffset: 0, codec: 'lz4' })).toThrow(QuartzError);
+  });
+});
+
+/** Records as spans of one random byte array, and the same records as objects with views of it. */
+function spansAndRecords(random: () => number, n: number): { spans: RecordSpans; records: EncodableRecord[] } {
+  const bytes = Uint8Array.from({ length: 20_000 }, () => Math.floor(random() * 256));
+  const spans = new Int32Array(n * 4);
+  const records: EncodableRecord[] = [];
+  const field = (k: number, nullable: number, longest: number): Uint8Array | null => {
+    if (random() < nullable) {
+      spans[k] = -1;
+      spans[k + 1] = Math.floor(random() * 100); // an end beside a null start is not read
+      return null;
+    }
+    const length = Math.floor(random() * longest);
+    const start = Math.floor(random() * (bytes.length - length));
+    spans[k] = start;
+    spans[k + 1] = start + length;
+    return bytes.subarray(start, start + length);
+  };
+  for (let i = 0; i < n; i++) {
+    const key = field(i * 4, 0.3, 40);
+    // Past 256 bytes a field is copied with `set`; below, byte by byte.
+    const value = field(i * 4 + 2, 0.05, random() < 0.1 ? 3000 : 300);
+    records.push(random() < 0.5 && key === null ? { value } : { key, value });
+  }
+  return { spans: new RecordSpans(bytes, spans), records };
+}
+
+describe('RecordSpans', () => {
+  it('encode to the bytes of the record objects they describe: one batch or a run, both codecs, whole or framed', () => {
+    const random = seededRandom(19);
+    for (let round = 0; round < 60; round++) {
+      const { spans, records: recs } = spansAndRecords(random, 1 + Math.floor(random() * 300));
+      const codec: SegmentCodec = random() < 0.7 ? 'lz4' : 'none';
+      const blockBytes = random() < 0.2 ? undefined : 512 + Math.floor(random() * 16_384);
+      const options = { baseOffset: Math.floor(random() * 1e12), codec, timestamp: 1_699_999_000_000 + round, blockBytes };
+      const expected = encodeBatchRun(recs, options);
+      const fromSpans = encodeBatchRun(spans, options);
+      expect(sameBytes(fromSpans.bytes, expected.bytes), `round ${round}`).toBe(true);
+      expect(fromSpans.batches).toEqual(expected.batches);
+      const framed = frameRun(spans, { timestamp: options.timestamp, blockBytes });
+      expect(framed.layout).toEqual(frameRun(recs, { timestamp: options.timestamp, blockBytes }).layout);
+      expect(sameBytes(sealRun(framed, options).bytes, expected.bytes), `round ${round}, framed`).toBe(true);
+      const decoded = decodeBatchRun(fromSpans.bytes);
+      const same = (a: Uint8Array | null | undefined, b: Uint8Array | null | undefined) => (a == null ? b == null : b != null && sameBytes(a, b));
+      expect(decoded.every((r, i) => same(r.key, recs[i]!.key) && same(r.value, recs[i]!.value))).toBe(true);
+    }
+  });
+
+  it('refuse spans outside their bytes, and records without a timestamp to give them', () => {
+    const bytes = utf8('abcdef');
+    const refused = (spans: Int32Array) => {
+      try {
+        new RecordSpans(bytes, spans);
+      } catch (err) {
+        return err instanceof QuartzError && err.code === ErrorCode.INVALID_ARGUMENT ? err.message : `not invalid_argument: ${String(err)}`;
+      }
+      return 'accepted';
+    };
+    expect(refused(Int32Array.of(0, 2, 2, 6))).toBe('accepted');
+    expect(refused(Int32Array.of(-1, 99, 6, 6))).toBe('accepted');
+    expect(refused(Int32Array.of(0, 7, 0, 1))).toMatch(/record 0's key span \[0, 7\) is not within the 6 bytes/);
+    expect(refused(Int32Array.of(-1, 0, 0, 1, 0, 1, 3, 2))).toMatch(/record 1's value span \[3, 2\)/);
+    expect(refused(Int32Array.of(-2, 0, 0, 1))).toMatch(/record 0's key span/);
+    expect(refused(Int32Array.of(0, 1, 0))).toMatch(/four numbers per record/);
+    expect(() => encodeBatchRun(new RecordSpans(bytes, Int32Array.of(0, 1, 1, 2)), { baseOffset: 0, codec: 'none' })).toThrow(/timestamp must be an integer/);
+    // Spans changed after they were checked are checked again as they are written.
+    const spans = Int32Array.of(0, 1, 1, 2);
+    const records = new RecordSpans(bytes, spans);
+    spans[3] = 60;
+    expect(() => encodeBatchRun(records, { baseOffset: 0, codec: 'none', timestamp: 1 })).toThrow(/the records changed while they were written/);
   });
 });

@@ -34,6 +34,62 @@ export interface EncodableRecord {
 }
 
 /**
+ * Records given as where their key and value lie in one byte array, with no object or view per
+ * record: how the HTTP produce route hands over the records of a body it read (their bytes are
+ * the body's). An object and a `Uint8Array` view per record were most of a 100-record produce's
+ * garbage. None has headers or a timestamp of its own: each gets the encoder's default. The
+ * encoder reads `bytes` when it writes the records, so they must not change until then.
+ *
+ * @example
+ * const body = utf8('k1v1');
+ * const records = new RecordSpans(body, Int32Array.of(0, 2, 2, 4, -1, -1, 2, 4)); // {k1: v1}, {null: v1}
+ */
+export class RecordSpans {
+  /** Records described. */
+  readonly length: number;
+
+  /**
+   * `spans` holds four numbers per record: its key's start and end in `bytes`, then its value's;
+   * a start of -1 is a null field (its end is then not read).
+   */
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly spans: Int32Array,
+  ) {
+    if (!(bytes instanceof Uint8Array)) invalid('RecordSpans: bytes must be a Uint8Array');
+    if (!(spans instanceof Int32Array) || spans.length % 4 !== 0) invalid('RecordSpans: spans must be an Int32Array of four numbers per record');
+    const n = bytes.length;
+    for (let k = 0; k < spans.length; k += 2) {
+      const s = spans[k]!;
+      if (s === -1) continue;
+      const e = spans[k + 1]!;
+      if (s < 0 || e < s || e > n) invalid(`RecordSpans: record ${k >> 2}'s ${(k & 2) === 0 ? 'key' : 'value'} span [${s}, ${e}) is not within the ${n} bytes`);
+    }
+    this.length = spans.length >> 2;
+  }
+
+  /** Record `i`'s key length, or -1 for a null key. */
+  keyLength(i: number): number {
+    const s = this.spans[i * 4]!;
+    return s === -1 ? -1 : this.spans[i * 4 + 1]! - s;
+  }
+
+  /** Record `i`'s value length, or -1 for a null value. */
+  valueLength(i: number): number {
+    const s = this.spans[i * 4 + 2]!;
+    return s === -1 ? -1 : this.spans[i * 4 + 3]! - s;
+  }
+
+  /** Records `from` to `to` - 1, over the same bytes. */
+  slice(from: number, to: number): RecordSpans {
+    return new RecordSpans(this.bytes, this.spans.subarray(from * 4, to * 4));
+  }
+}
+
+/** What an encoder takes: record objects, or spans of one byte array. */
+export type EncodableRecords = readonly EncodableRecord[] | RecordSpans;
+
+/**
  * A decoded record: its bytes are views into the batch's decoded buffer. Read-only: records
  * without headers share one frozen empty `headers` array.
  */
@@ -87,6 +143,11 @@ export function recordBound(r: EncodableRecord): number {
   const headers = r?.headers;
   if (Array.isArray(headers)) for (const h of headers) n += 10 + 3 * (h?.key?.length ?? 0) + (h?.value?.length ?? 0);
   return n;
+}
+
+/** `recordBound` of record `i` of `spans`. */
+export function spanBound(spans: RecordSpans, i: number): number {
+  return BOUND_FIXED + Math.max(0, spans.keyLength(i)) + Math.max(0, spans.valueLength(i));
 }
 
 /** `recordBound`'s fixed fields: offset delta ≤ 2 bytes, timestamp delta ≤ 10, key and value lengths ≤ 5 each, header count ≤ 5. */
@@ -162,13 +223,19 @@ export function recordRoom(r: EncodableRecord, bound: number): number {
   return bound + ROOM_OVER_BOUND + (Array.isArray(headers) ? headers.length : 0);
 }
 
+/** `recordRoom` of a record of spans (no headers), from its `spanBound`. */
+export function spanRoom(bound: number): number {
+  return bound + ROOM_OVER_BOUND;
+}
+
 /**
  * Checks and writes a records section in one pass over the records: each record is checked and
  * written at `room.pos`, after `grow` has made room for it when the room left may be too small. Returns the layout; the
  * records section is the `size` bytes before `room.pos`. A record that fails its checks throws
  * after the records before it were written: the room is scratch, nothing is committed.
  */
-export function encodeRecords(records: readonly EncodableRecord[], defaultTimestamp: number | undefined, room: RecordsRoom, grow: GrowRoom): RecordsLayout {
+export function encodeRecords(records: EncodableRecords, defaultTimestamp: number | undefined, room: RecordsRoom, grow: GrowRoom): RecordsLayout {
+  if (records instanceof RecordSpans) return encodeSpans(records, defaultTimestamp, room, grow);
   if (!Array.isArray(records) || records.length === 0) invalid('a batch needs at least one record');
   const first = records[0]!;
   const baseTimestamp = first?.timestamp ?? defaultTimestamp;
@@ -238,6 +305,57 @@ export function encodeRecords(records: readonly EncodableRecord[], defaultTimest
   }
   room.pos = pos;
   return { size: pos - start, baseTimestamp: baseTimestamp!, maxTimestamp };
+}
+
+/** Copies `src[s, e)` into `buf` at `pos`: a loop for short fields, `set` of a view (an allocation) only for long ones. */
+function copyRange(buf: Uint8Array, pos: number, src: Uint8Array, s: number, e: number): number {
+  const n = e - s;
+  if (n < 256) for (let i = 0; i < n; i++) buf[pos + i] = src[s + i]!;
+  else buf.set(src.subarray(s, e), pos);
+  return pos + n;
+}
+
+/** `encodeRecords` of spans: the same bytes as of records with those keys and values, no headers and the default timestamp. */
+function encodeSpans(records: RecordSpans, defaultTimestamp: number | undefined, room: RecordsRoom, grow: GrowRoom): RecordsLayout {
+  const count = records.length;
+  if (count === 0) invalid('a batch needs at least one record');
+  const ts = defaultTimestamp;
+  if (!Number.isInteger(ts) || Math.abs(ts!) > MAX_TIMESTAMP) invalid(`record 0: timestamp must be an integer within ±2^51 ms, got ${String(ts)}`);
+  const src = records.bytes;
+  const spans = records.spans;
+  const n = src.length;
+  let buf = room.buf;
+  let pos = room.pos;
+  let end = room.end;
+  let start = pos;
+  for (let i = 0; i < count; i++) {
+    const ks = spans[i * 4]!;
+    const ke = spans[i * 4 + 1]!;
+    const vs = spans[i * 4 + 2]!;
+    const ve = spans[i * 4 + 3]!;
+    // Checked again as they are read: `spans` is the caller's array, and a span past `bytes` would read garbage.
+    if ((ks !== -1 && (ks < 0 || ke < ks || ke > n)) || (vs !== -1 && (vs < 0 || ve < vs || ve > n))) invalid(`record ${i}: the records changed while they were written`);
+    const keyField = ks === -1 ? 0 : ke - ks + 1;
+    const valueField = vs === -1 ? 0 : ve - vs + 1;
+    const need = RECORD_FIELDS_BOUND + keyField + valueField;
+    if (end - pos < need) {
+      room.pos = pos;
+      grow(room, need, pos - start + keyField + valueField + 3);
+      start += room.pos - pos;
+      buf = room.buf;
+      pos = room.pos;
+      end = room.end;
+    }
+    pos = writeVarint(buf, pos, i); // offset delta
+    buf[pos++] = 0; // timestamp delta: every record has the default
+    if (ks === -1) buf[pos++] = 0;
+    else pos = copyRange(buf, writeVarint(buf, pos, keyField), src, ks, ke);
+    if (vs === -1) buf[pos++] = 0;
+    else pos = copyRange(buf, writeVarint(buf, pos, valueField), src, vs, ve);
+    buf[pos++] = 0; // no headers
+  }
+  room.pos = pos;
+  return { size: pos - start, baseTimestamp: ts!, maxTimestamp: ts! };
 }
 
 /**

@@ -15,12 +15,16 @@ import {
   encodeRecords,
   recordBound,
   recordRoom,
+  spanBound,
+  spanRoom,
+  RecordSpans,
   ownRecordBytes,
   readRecords,
   readRecordsPrefix,
   MAX_TIMESTAMP,
   type DecodedRecord,
   type EncodableRecord,
+  type EncodableRecords,
   type RecordsBlock,
   type RecordsLayout,
   type RecordsPage,
@@ -28,7 +32,8 @@ import {
   type SegmentRecord,
 } from './segment-records.js';
 
-export type { DecodedRecord, EncodableRecord, SegmentRecord, SegmentHeader } from './segment-records.js';
+export type { DecodedRecord, EncodableRecord, EncodableRecords, SegmentRecord, SegmentHeader } from './segment-records.js';
+export { RecordSpans } from './segment-records.js';
 
 export const SEGMENT_VERSION = 1;
 export const SEGMENT_HEADER_SIZE = 32;
@@ -207,7 +212,7 @@ function crcOf(bytes: Uint8Array, start: number, end: number): number {
  * const batch = encodeBatch([{ key: null, value: utf8('hi'), timestamp: Date.now() }], { baseOffset: 0, codec: 'lz4' });
  * decodeBatch(batch).records[0].offset; // → 0
  */
-export function encodeBatch(records: readonly EncodableRecord[], options: EncodeBatchOptions): Uint8Array {
+export function encodeBatch(records: EncodableRecords, options: EncodeBatchOptions): Uint8Array {
   return encodeBatchRun(records, options).bytes;
 }
 
@@ -225,7 +230,7 @@ export interface EncodedRun {
  * const { bytes, batches } = encodeBatchRun(records, { baseOffset: 0, codec: 'lz4', blockBytes: 16384 });
  * batches[batches.length - 1].nextOffset; // → records.length
  */
-export function encodeBatchRun(records: readonly EncodableRecord[], options: EncodeBatchOptions): EncodedRun {
+export function encodeBatchRun(records: EncodableRecords, options: EncodeBatchOptions): EncodedRun {
   const w = wasm();
   if (options?.blockBytes !== undefined) {
     const starts = runStarts(records, options.blockBytes);
@@ -257,16 +262,17 @@ const RUN_MAX_RECORDS = 0x3fff;
  * Index of the first record of each batch of a run of `records` cut at `blockBytes` (one batch
  * without it). With `room`, also adds up there the room `encodeRecords` wants for the records.
  */
-function runStarts(records: readonly EncodableRecord[], blockBytes: number | undefined, room?: { bytes: number }): number[] {
+function runStarts(records: EncodableRecords, blockBytes: number | undefined, room?: { bytes: number }): number[] {
   if (blockBytes !== undefined && (!Number.isSafeInteger(blockBytes) || blockBytes < 1)) invalid(`blockBytes must be a positive integer, got ${String(blockBytes)}`);
-  if (!Array.isArray(records)) return [0]; // encodeRecords reports it
+  const spans = records instanceof RecordSpans ? records : undefined;
+  if (spans === undefined && !Array.isArray(records)) return [0]; // encodeRecords reports it
   const limit = blockBytes ?? Infinity;
   const starts = [0];
   let size = 0;
   let count = 0;
   for (let i = 0; i < records.length; i++) {
-    const r = records[i]!;
-    const n = recordBound(r);
+    const r = spans === undefined ? (records as readonly EncodableRecord[])[i]! : undefined;
+    const n = r === undefined ? spanBound(spans!, i) : recordBound(r);
     if (count > 0 && (size + n > limit || (count === RUN_MAX_RECORDS && blockBytes !== undefined))) {
       starts.push(i);
       size = 0;
@@ -274,7 +280,7 @@ function runStarts(records: readonly EncodableRecord[], blockBytes: number | und
     }
     size += n;
     count++;
-    if (room !== undefined) room.bytes += recordRoom(r, n);
+    if (room !== undefined) room.bytes += r === undefined ? spanRoom(n) : recordRoom(r, n);
   }
   return starts;
 }
@@ -303,7 +309,7 @@ function stage(batch: Uint8Array, at: number): void {
 }
 
 /** `encodeBatchRun` of a run whose batches start at `starts` (at least two). */
-function encodeRun(w: CodecExports, records: readonly EncodableRecord[], starts: number[], options: EncodeBatchOptions): EncodedRun {
+function encodeRun(w: CodecExports, records: EncodableRecords, starts: number[], options: EncodeBatchOptions): EncodedRun {
   const baseOffset = checkOffset(options.baseOffset, 'baseOffset');
   const baseSequence = checkInt(options.baseSequence, -1, -1, 0x7fffffff, 'baseSequence');
   const batches: BatchHeader[] = [];
@@ -363,8 +369,8 @@ export type SealRunOptions = Pick<EncodeBatchOptions, 'baseOffset' | 'codec' | '
  * const framed = frameRun(records, { blockBytes: 16384 });
  * const { bytes } = sealRun(framed, { baseOffset: 0, codec: 'lz4' }); // here or on a worker thread
  */
-export function frameRun(records: readonly EncodableRecord[], options: FrameRunOptions = {}): FramedRun {
-  if (!Array.isArray(records) || records.length === 0) invalid('a batch needs at least one record');
+export function frameRun(records: EncodableRecords, options: FrameRunOptions = {}): FramedRun {
+  if (!(Array.isArray(records) || records instanceof RecordSpans) || records.length === 0) invalid('a batch needs at least one record');
   const room = { bytes: 0 };
   const starts = runStarts(records, options.blockBytes, room);
   const defaultTimestamp = options.timestamp;
@@ -456,7 +462,7 @@ export function readBatchRun(bytes: Uint8Array, subject = 'batch run'): BatchHea
  * `encodeBatch` without the copy out: the batch as a view of WASM memory, valid until the next
  * codec call (the caller copies it and then calls `releaseLarge`), and its header.
  */
-function encodeBatchView(w: CodecExports, records: readonly EncodableRecord[], options: EncodeBatchOptions): { bytes: Uint8Array; header: BatchHeader } {
+function encodeBatchView(w: CodecExports, records: EncodableRecords, options: EncodeBatchOptions): { bytes: Uint8Array; header: BatchHeader } {
   const fields = batchFields(options);
   // The records are checked and written in one pass (sizing them first was a second walk over
   // every record), at BATCH_HEADER_SIZE into the output region, which grows as they need: codec

@@ -4,6 +4,7 @@
  * answers with what the log holds.
  */
 import type { Context } from 'hono';
+import type { RecordSpans } from '../../core/segment.js';
 import type { ConsumeOptions, ConsumeResult, ProduceRecord, StreamStore } from '../../engine/streams/stream-store.js';
 import { JSON_TYPE } from '../errors.js';
 import { readBody, readDirectBody, readJson } from '../body.js';
@@ -59,7 +60,7 @@ const jsonHeaders = (): Record<string, string> => ({ 'content-type': JSON_TYPE }
  * per record would survive every young-generation GC until the commit (the engine drops them
  * once encoded).
  */
-function produceAnswer(deps: AppDeps, tenantId: string, topic: string, records: ProduceRecord[]): Promise<Uint8Array> {
+function produceAnswer(deps: AppDeps, tenantId: string, topic: string, records: ProduceRecord[] | RecordSpans): Promise<Uint8Array> {
   const streams = streamsOf(deps, tenantId);
   const written = streams instanceof Promise ? streams.then((opened) => opened.produce(topic, records)) : streams.produce(topic, records);
   return written.then(produceResultJson);

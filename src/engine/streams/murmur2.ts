@@ -10,16 +10,16 @@ const SEED = 0x9747b28c;
 const M = 0x5bd1e995;
 
 /**
- * Kafka's 32-bit murmur2 of `data`, as a signed int (the Java client's `int`).
+ * Kafka's 32-bit murmur2 of `data` (of `data[start, end)` when given), as a signed int (the Java client's `int`).
  *
  * @example
  * murmur2(new TextEncoder().encode('foobar')); // -790332482
  */
-export function murmur2(data: Uint8Array): number {
-  const length = data.length;
+export function murmur2(data: Uint8Array, start = 0, end = data.length): number {
+  const length = end - start;
   let h = (SEED ^ length) | 0;
-  const whole = length & ~3;
-  for (let i = 0; i < whole; i += 4) {
+  const whole = start + (length & ~3);
+  for (let i = start; i < whole; i += 4) {
     // little-endian 4-byte word, as Kafka reads it
     let k = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
     k = Math.imul(k, M);
@@ -52,6 +52,6 @@ export function toPositive(n: number): number {
  * @example
  * partitionForKey(new TextEncoder().encode('user-42'), 12); // same as Kafka's Java client
  */
-export function partitionForKey(key: Uint8Array, numPartitions: number): number {
-  return toPositive(murmur2(key)) % numPartitions;
+export function partitionForKey(key: Uint8Array, numPartitions: number, start = 0, end = key.length): number {
+  return toPositive(murmur2(key, start, end)) % numPartitions;
 }

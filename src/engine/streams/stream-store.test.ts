@@ -4,7 +4,7 @@ import { init } from '../../node/core.js';
 import type { StorageProvider, UnitStorage } from '../../ports/storage.js';
 import { createTestContext, type TestContext } from '../testing.js';
 import { seededRandom } from '../../core/random-testing.js';
-import { sealRun, type FramedRun, type SealRunOptions } from '../../core/segment.js';
+import { RecordSpans, sealRun, type FramedRun, type SealRunOptions } from '../../core/segment.js';
 import { partitionForKey } from './murmur2.js';
 import { StreamStore, offsetRun, type ProduceRecord } from './stream-store.js';
 
@@ -353,6 +353,46 @@ describe('produce and consume', () => {
     const err = await catchErr(streams.produce('t', [{ value: utf8('x'), partition: 7 }]));
     expect(err.code).toBe(ErrorCode.NOT_FOUND);
     expect(err.message).toBe("topic 't' has no partition 7");
+  });
+
+  it('places and stores records given as spans as it does the same records as objects: keys by murmur2 of their range, keyless sticky, one partition or several', async () => {
+    const random = seededRandom(31);
+    const twins = [await setup(), await setup()];
+    for (const { streams } of twins) for (const [name, partitions] of [['one', 1], ['four', 4]] as const) await streams.createTopic(name, { partitions });
+    for (let round = 0; round < 40; round++) {
+      const text = Array.from({ length: 4000 }, () => String.fromCharCode(0x61 + Math.floor(random() * 26))).join('');
+      const bytes = utf8(text);
+      const n = 1 + Math.floor(random() * 60);
+      const spans = new Int32Array(n * 4);
+      const objects: ProduceRecord[] = [];
+      // Keyed or keyless for a whole batch half the time, mixed the other half.
+      const keyed = random();
+      for (let i = 0; i < n; i++) {
+        const hasKey = keyed < 0.25 ? false : keyed < 0.5 ? true : random() < 0.5;
+        const ks = Math.floor(random() * 3900);
+        const ke = ks + Math.floor(random() * 12);
+        const vs = random() < 0.05 ? -1 : Math.floor(random() * 3800);
+        const ve = vs === -1 ? -1 : vs + Math.floor(random() * 200);
+        spans.set([hasKey ? ks : -1, ke, vs, ve], i * 4);
+        objects.push({ key: hasKey ? bytes.subarray(ks, ke) : null, value: vs === -1 ? null : bytes.subarray(vs, ve) });
+      }
+      const topic = random() < 0.3 ? 'one' : 'four';
+      const [a, b] = await Promise.all([twins[0]!.streams.produce(topic, new RecordSpans(bytes, spans)), twins[1]!.streams.produce(topic, objects)]);
+      expect(a.offsets, `round ${round}`).toEqual(b.offsets);
+    }
+    for (const [topic, partitions] of [['one', 1], ['four', 4]] as const) {
+      for (let p = 0; p < partitions; p++) {
+        const [a, b] = await Promise.all(twins.map(({ streams }) => streams.consume(topic, p, 0, { max_records: 10_000 })));
+        expect(a!.records.length).toBe(b!.records.length);
+        a!.records.forEach((r, i) => {
+          const o = b!.records[i]!;
+          expect([r.offset, r.timestamp, str(r.key), str(r.value)]).toEqual([o.offset, o.timestamp, str(o.key), str(o.value)]);
+        });
+      }
+    }
+    const keyedSpans = new RecordSpans(utf8('alicebob'), Int32Array.of(0, 5, 0, 5, 5, 8, 5, 8));
+    const placed = await twins[0]!.streams.produce('four', keyedSpans);
+    expect(placed.offsets.map((o) => o.partition)).toEqual([partitionForKey(utf8('alice'), 4), partitionForKey(utf8('bob'), 4)]);
   });
 
   it('returns offsets that read, spread and serialize as a plain array', async () => {

@@ -10,7 +10,7 @@ import { ErrorCode, QuartzError } from '../../core/errors.js';
 import { MAX_TIMESTAMP } from '../../core/segment-records.js';
 import { hasLoneSurrogate, showValue } from '../../core/show-value.js';
 import { MAX_TENANT_ID, isTenantId } from '../tenant-id.js';
-import type { DecodedRecord, SegmentCodec } from '../../core/segment.js';
+import { RecordSpans, type DecodedRecord, type SegmentCodec } from '../../core/segment.js';
 import type { BatchOp, UnitStorage } from '../../ports/storage.js';
 import type { EngineContext } from '../context.js';
 import { partitionForKey } from './murmur2.js';
@@ -391,6 +391,26 @@ const OFFSETS: PropertyDescriptor = {
  */
 export function offsetRun(result: Pick<ProduceResult, 'offsets'>): OffsetRun | undefined {
   return result instanceof Produced ? result.run() : undefined;
+}
+
+/** Each partition's records of `spans` (placed by `placement`), in input order; no entry for a partition without any. */
+function spansByPartition(spans: RecordSpans, placement: Uint16Array, partitions: number): RecordSpans[] {
+  const counts = new Int32Array(partitions);
+  for (let i = 0; i < spans.length; i++) counts[placement[i]!]!++;
+  const parts: Int32Array[] = [];
+  for (let p = 0; p < partitions; p++) if (counts[p]! > 0) parts[p] = new Int32Array(counts[p]! * 4);
+  const at = new Int32Array(partitions);
+  const from = spans.spans;
+  for (let i = 0; i < spans.length; i++) {
+    const p = placement[i]!;
+    const part = parts[p]!;
+    let k = at[p]!;
+    for (let j = i * 4; j < i * 4 + 4; j++) part[k++] = from[j]!;
+    at[p] = k;
+  }
+  const out: RecordSpans[] = [];
+  parts.forEach((part, p) => void (out[p] = new RecordSpans(spans.bytes, part)));
+  return out;
 }
 
 /** Duck-typed, so a signal from another realm (a vm context, a polyfill) is accepted too. */
@@ -845,7 +865,7 @@ export class StreamStore {
    * @example
    * const { offsets } = await streams.produce('orders', [{ key: utf8('user-1'), value: utf8('{"n":1}') }]);
    */
-  produce(topicName: string, records: ProduceRecord[]): Promise<ProduceResult> {
+  produce(topicName: string, records: ProduceRecord[] | RecordSpans): Promise<ProduceResult> {
     if (this.opening !== undefined) return this.opening.then(() => this.produce(topicName, records));
     try {
       return this.startProduce(topicName, records);
@@ -859,9 +879,10 @@ export class StreamStore {
    * placements: the records are garbage as soon as they are encoded, so 64 batches waiting on
    * one commit do not carry 64,000 record objects through every young-generation GC.
    */
-  private startProduce(topicName: string, records: ProduceRecord[]): Promise<ProduceResult> {
+  private startProduce(topicName: string, records: ProduceRecord[] | RecordSpans): Promise<ProduceResult> {
     const topic = this.topic(topicName);
-    if (!Array.isArray(records)) throw invalid(`records for topic '${topicName}' must be an array`);
+    const spans = records instanceof RecordSpans ? records : undefined;
+    if (spans === undefined && !Array.isArray(records)) throw invalid(`records for topic '${topicName}' must be an array or RecordSpans`);
     const count = records.length;
     if (count === 0) return Promise.resolve(new Produced(-1, -1, 0));
     const n = topic.logs.length;
@@ -873,19 +894,31 @@ export class StreamStore {
     let raw = 0;
     let usedSticky = false;
     for (let i = 0; i < count; i++) {
-      const r = records[i]!;
-      const size = checkedSize(r, i, topicName);
-      // Read once: a getter answering another partition after the check would place the record in none.
-      const partition = r.partition;
+      let size: number;
       let p: number;
-      if (partition !== undefined) {
-        this.log(topic, partition);
-        p = partition;
-      } else if (r.key != null) {
-        p = n === 1 ? 0 : partitionForKey(r.key, n);
+      if (spans !== undefined) {
+        // Spans were checked against their bytes when made; they have no partition of their own.
+        const keyLength = spans.keyLength(i);
+        size = RECORD_OVERHEAD + Math.max(0, keyLength) + Math.max(0, spans.valueLength(i));
+        if (keyLength >= 0) p = n === 1 ? 0 : partitionForKey(spans.bytes, n, spans.spans[i * 4]!, spans.spans[i * 4 + 1]!);
+        else {
+          p = topic.sticky % n;
+          usedSticky = true;
+        }
       } else {
-        p = topic.sticky % n;
-        usedSticky = true;
+        const r = (records as ProduceRecord[])[i]!;
+        size = checkedSize(r, i, topicName);
+        // Read once: a getter answering another partition after the check would place the record in none.
+        const partition = r.partition;
+        if (partition !== undefined) {
+          this.log(topic, partition);
+          p = partition;
+        } else if (r.key != null) {
+          p = n === 1 ? 0 : partitionForKey(r.key, n);
+        } else {
+          p = topic.sticky % n;
+          usedSticky = true;
+        }
       }
       if (size > MAX_BATCH_RAW_BYTES) {
         throw new QuartzError(ErrorCode.TOO_LARGE, `${where(i, topicName)} is ${size} bytes; a record may be at most ${MAX_BATCH_RAW_BYTES} bytes`);
@@ -920,11 +953,13 @@ export class StreamStore {
    * Appends records bound for several partitions (`rawBytes`: each partition's sum of their
    * `recordSize`); resolves with each partition's first offset.
    */
-  private appendSpread(topic: OpenTopic, recs: ProduceRecord[], placement: Uint16Array, rawBytes: readonly number[], now: number): Promise<number[]> {
-    const perPartition: ProduceRecord[][] = [];
-    for (let i = 0; i < recs.length; i++) {
-      const p = placement[i]!;
-      (perPartition[p] ??= []).push(recs[i]!);
+  private appendSpread(topic: OpenTopic, recs: ProduceRecord[] | RecordSpans, placement: Uint16Array, rawBytes: readonly number[], now: number): Promise<number[]> {
+    const perPartition: Array<ProduceRecord[] | RecordSpans> = recs instanceof RecordSpans ? spansByPartition(recs, placement, topic.logs.length) : [];
+    if (!(recs instanceof RecordSpans)) {
+      for (let i = 0; i < recs.length; i++) {
+        const p = placement[i]!;
+        ((perPartition[p] ??= []) as ProduceRecord[]).push(recs[i]!);
+      }
     }
     const bases: number[] = [];
     const writes: Promise<void>[] = [];
