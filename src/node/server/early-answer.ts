@@ -12,7 +12,7 @@
  * socket's close lingers after the server's FIN, reading and dropping, until the client closes
  * too or a bound passes, as web servers do (nginx's lingering close).
  */
-import { ServerResponse, type IncomingMessage, type RequestListener } from 'node:http';
+import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders, type RequestListener } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** How much of a body nobody reads the server drops to keep its connection open. */
@@ -81,58 +81,46 @@ export function closeUnreadBody(res: ServerResponse): void {
   (res as ServerResponse & { [CLOSE_UNREAD]?: true })[CLOSE_UNREAD] = true;
 }
 
-/**
- * Pass as `createServer({ ServerResponse: EarlyAnswerResponse })`: node's ServerResponse with the
- * `writeHead` below. NOTE: a function constructor, as node's own ServerResponse is, not an ES class
- * extending it: V8 builds an instance of a derived class through a slower construct path, ~40-70 ns
- * more for each response (node builds one per request), measured against this form, which costs
- * what a plain ServerResponse does.
- */
-export const EarlyAnswerResponse = function EarlyAnswerResponse(this: ServerResponse, req: IncomingMessage, options?: object): void {
-  (ServerResponse as unknown as (this: ServerResponse, req: IncomingMessage, options?: object) => void).call(this, req, options);
-} as unknown as typeof ServerResponse;
-Object.setPrototypeOf(EarlyAnswerResponse.prototype, ServerResponse.prototype);
-Object.setPrototypeOf(EarlyAnswerResponse, ServerResponse);
-
-const plainWriteHead = ServerResponse.prototype.writeHead as (this: ServerResponse, statusCode: number, ...rest: unknown[]) => ServerResponse;
-
-// One signature for both of writeHead's overloads (with and without a status message).
-EarlyAnswerResponse.prototype.writeHead = function writeHead(this: ServerResponse, statusCode: number, ...rest: any[]) {
-  const req = this.req;
-  if ((req.socket as Socket & { [LAST_ANSWER]?: true })[LAST_ANSWER] === true) this.shouldKeepAlive = false;
-  // A synchronous answer can come before node marks even a bodiless request complete: look at
-  // the framing headers only then.
-  if (req.complete && (req as ExpectingRequest)[CONTINUE_OWED] === true) {
-    // Its client sent the whole body without waiting for 100 Continue, and the route read it
-    // from the buffer (no read asked for more): nothing more of this request can come.
-    // NOTE: node closes a connection whose answer goes out before a 100 Continue (its
-    // `_expect_continue` flag), which dropped the requests pipelined behind a direct route's
-    // answer (KV PUT, produce) and made such a client reconnect for each request.
-    (this as ServerResponse & { _expect_continue?: boolean })._expect_continue = false;
-  } else if (!req.complete && ((req as ExpectingRequest)[CONTINUE_OWED] === true || (this as ServerResponse & { [CLOSE_UNREAD]?: true })[CLOSE_UNREAD] === true)) {
-    // Its client waits for 100 Continue (it may send the body anyway), or the body is refused
-    // unread (closeUnreadBody): it is not read.
-    this.shouldKeepAlive = false;
-    lingerOnClose(req.socket as Socket);
-  } else if (!req.complete) {
-    const declared = req.headers['content-length'];
-    if (declared !== undefined ? Number(declared) > DRAIN_BYTES : req.headers['transfer-encoding'] !== undefined) {
-      // More may come than is worth reading. When the declared length says so now, say close.
-      if (declared !== undefined) this.shouldKeepAlive = false;
+/** Pass as `createServer({ ServerResponse: EarlyAnswerResponse })`. */
+export class EarlyAnswerResponse extends ServerResponse {
+  // One signature for both of writeHead's overloads (with and without a status message).
+  override writeHead(statusCode: number, ...rest: any[]): this {
+    const req = this.req;
+    if ((req.socket as Socket & { [LAST_ANSWER]?: true })[LAST_ANSWER] === true) this.shouldKeepAlive = false;
+    // A synchronous answer can come before node marks even a bodiless request complete: look at
+    // the framing headers only then.
+    if (req.complete && (req as ExpectingRequest)[CONTINUE_OWED] === true) {
+      // Its client sent the whole body without waiting for 100 Continue, and the route read it
+      // from the buffer (no read asked for more): nothing more of this request can come.
+      // NOTE: node closes a connection whose answer goes out before a 100 Continue (its
+      // `_expect_continue` flag), which dropped the requests pipelined behind a direct route's
+      // answer (KV PUT, produce) and made such a client reconnect for each request.
+      (this as ServerResponse & { _expect_continue?: boolean })._expect_continue = false;
+    } else if (!req.complete && ((req as ExpectingRequest)[CONTINUE_OWED] === true || (this as ServerResponse & { [CLOSE_UNREAD]?: true })[CLOSE_UNREAD] === true)) {
+      // Its client waits for 100 Continue (it may send the body anyway), or the body is refused
+      // unread (closeUnreadBody): it is not read.
+      this.shouldKeepAlive = false;
+      lingerOnClose(req.socket as Socket);
+    } else if (!req.complete) {
+      const declared = req.headers['content-length'];
+      if (declared !== undefined ? Number(declared) > DRAIN_BYTES : req.headers['transfer-encoding'] !== undefined) {
+        // More may come than is worth reading. When the declared length says so now, say close.
+        if (declared !== undefined) this.shouldKeepAlive = false;
+        lingerOnClose(req.socket as Socket);
+      }
+    }
+    if (!this.shouldKeepAlive) {
+      // The connection closes after this answer (the client said `Connection: close`, spoke
+      // HTTP/1.0, or sent bytes that cannot be parsed): node drains nothing then. NOTE: without
+      // the linger the socket was destroyed with bytes unread (a body nobody read, requests
+      // pipelined after `Connection: close`), which makes the kernel reset the connection and
+      // drop what of the answer was not yet sent: the client met EPIPE or ECONNRESET, or read
+      // a large answer cut short.
       lingerOnClose(req.socket as Socket);
     }
+    return super.writeHead(statusCode, ...(rest as [string | undefined, OutgoingHttpHeaders | undefined]));
   }
-  if (!this.shouldKeepAlive) {
-    // The connection closes after this answer (the client said `Connection: close`, spoke
-    // HTTP/1.0, or sent bytes that cannot be parsed): node drains nothing then. NOTE: without
-    // the linger the socket was destroyed with bytes unread (a body nobody read, requests
-    // pipelined after `Connection: close`), which makes the kernel reset the connection and
-    // drop what of the answer was not yet sent: the client met EPIPE or ECONNRESET, or read
-    // a large answer cut short.
-    lingerOnClose(req.socket as Socket);
-  }
-  return plainWriteHead.call(this, statusCode, ...rest);
-} as typeof ServerResponse.prototype.writeHead;
+}
 
 const LINGERING = Symbol('lingering');
 const LINGER_SET = Symbol('lingerSet');
