@@ -130,6 +130,7 @@ describe('UsageMeter', () => {
     meter.add('t1', 'api_calls', 2); // the meter's own clock: still January
     expect(await meter.usage('t1', '2025-02')).toEqual(usageOf('t1', '2025-02', { api_calls: 1 }));
     expect(await meter.usage('t1', '2025-01')).toEqual(usageOf('t1', '2025-01', { api_calls: 2 }));
+    expect(() => meter.add('t1', 'api_calls', 1, Number.NaN)).toThrow(/usage time must be a finite number/);
     await meter.close();
   });
 

@@ -311,6 +311,7 @@ export class UsageMeter implements UsageRecorder {
     if (index === undefined) throw invalid(`unknown usage metric ${showValue(metric)}; expected one of ${USAGE_METRICS.join(', ')}`);
     if (typeof delta !== 'number' || !Number.isFinite(delta)) throw invalid(`usage delta for ${metric} must be a finite number, got ${String(delta)}`);
     if (typeof tenantId !== 'string' || tenantId.length === 0) throw invalid('usage tenant id must be a non-empty string');
+    if (typeof now !== 'number' || !Number.isFinite(now)) throw invalid(`usage time must be a finite number of ms since the epoch, got ${String(now)}`);
     if (this.current === undefined || now < this.currentStart || now >= this.currentEnd) this.enterPeriod(now);
     let slots = this.current!.get(tenantId);
     if (slots === undefined) this.current!.set(tenantId, (slots = new Float64Array(USAGE_METRICS.length)));
