@@ -5,7 +5,7 @@
  * socket work (matching, auth, request id, the entry, headers, metrics), with the same request
  * strings every call and with fresh ones as node's parser gives them (the difference: hashes V8
  * had cached), and the clock reads the route makes (two `performance.now()` for the latency
- * histogram, `Date.now()` in the principal cache and the usage meter).
+ * histogram, one `Date.now()` that auth shares between the principal cache and the usage meter).
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

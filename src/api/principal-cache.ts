@@ -41,13 +41,13 @@ export class PrincipalCache {
 
   /**
    * The tenant behind `apiKey`, or undefined for an unknown or revoked key (never cached).
-   * A cached key answers synchronously, so always `await` the result.
+   * A cached key answers synchronously, so always `await` the result. `now`: the clock's time, when
+   * the caller has just read it.
    *
    * @example
    * const tenant = await principals.tenantFor(key);
    */
-  tenantFor(apiKey: string): Tenant | undefined | Promise<Tenant | undefined> {
-    const now = this.clock.now();
+  tenantFor(apiKey: string, now = this.clock.now()): Tenant | undefined | Promise<Tenant | undefined> {
     const hit = this.entries.get(apiKey);
     if (hit !== undefined && hit.until > now) {
       // Renewed in the background in the entry's last quarter, so a key in steady use never

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import '../../node/core.js'; // registers the wasm for the engine
 import { seededRandom } from '../../core/random-testing.js';
+import { createTestEngine } from '../../engine/testing.js';
+import { ManualClock } from '../../ports/manual-clock.js';
+import { createApp } from '../app.js';
+import { resolveServerConfig } from '../config.js';
 import { presentedKey } from './auth.js';
 
 function request(headers: Record<string, string>): { header(name: string): string | undefined } {
@@ -57,5 +62,26 @@ describe('presentedKey', () => {
       if (rand() < 0.5) headers['x-api-key'] = rand() < 0.5 ? 'qz_' : 'fallback';
       expect(presentedKey(request(headers)), JSON.stringify(value)).toBe(reference(headers));
     }
+  });
+});
+
+describe('tenantAuth', () => {
+  it.each(['unlimited', 'free'])('meters a %s call in the period of the one time auth admitted it at, however often the clock is read after', async (plan) => {
+    // A clock one millisecond before February that moves on by 1 ms each time it is read.
+    const clock = new ManualClock(Date.UTC(2025, 0, 31, 23, 59, 59, 990));
+    const engine = await createTestEngine({ clock });
+    const { tenant, api_key: key } = await engine.tenants.create({ email: 'clock@example.com', plan });
+    const app = createApp({ engine, config: resolveServerConfig({ version: 'test' }) });
+    const request = { method: 'GET', header: (name: string) => (name === 'authorization' ? `Bearer ${key}` : name === 'host' ? 'localhost' : undefined) };
+    expect((await app.direct(request, '/v1/kv/missing'))?.status).toBe(404); // the key is now in the principal cache
+    await clock.advance(9);
+    const read = clock.now.bind(clock);
+    let ticks = 0;
+    clock.now = () => read() + ticks++;
+    expect((await app.direct(request, '/v1/kv/missing'))?.status).toBe(404);
+    clock.now = read;
+    expect((await engine.tenants.usage(tenant.id, '2025-01')).api_calls).toBe(2);
+    expect((await engine.tenants.usage(tenant.id, '2025-02')).api_calls).toBe(0);
+    await engine.close();
   });
 });

@@ -123,6 +123,17 @@ describe('UsageMeter', () => {
     await reader.close();
   });
 
+  it("counts a delta in the period of the caller's time when it passes one (auth reads the clock once per request)", async () => {
+    const env = setup(); // 2025-01-31T23:59Z
+    const meter = await UsageMeter.open(env);
+    meter.add('t1', 'api_calls', 1, Date.UTC(2025, 1, 1, 0, 0, 5)); // read just past midnight by the caller
+    meter.add('t1', 'api_calls', 2); // the meter's own clock: still January
+    expect(await meter.usage('t1', '2025-02')).toEqual(usageOf('t1', '2025-02', { api_calls: 1 }));
+    expect(await meter.usage('t1', '2025-01')).toEqual(usageOf('t1', '2025-01', { api_calls: 2 }));
+    expect(() => meter.add('t1', 'api_calls', 1, Number.NaN)).toThrow(/usage time must be a finite number/);
+    await meter.close();
+  });
+
   it('splits counters by calendar month (UTC) and carries storage levels into the next month', async () => {
     const env = setup();
     const meter = await UsageMeter.open(env);

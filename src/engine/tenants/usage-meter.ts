@@ -319,12 +319,12 @@ export class UsageMeter implements UsageRecorder {
    * @example
    * usage.add('t_1', 'bytes_stored', -1024); // a value was deleted
    */
-  add(tenantId: string, metric: UsageMetric, delta: number): void {
+  add(tenantId: string, metric: UsageMetric, delta: number, now = this.clock.now()): void {
     const index = METRIC_INDEX[metric];
     if (index === undefined) throw invalid(`unknown usage metric ${showValue(metric)}; expected one of ${USAGE_METRICS.join(', ')}`);
     if (typeof delta !== 'number' || !Number.isFinite(delta)) throw invalid(`usage delta for ${metric} must be a finite number, got ${String(delta)}`);
     if (typeof tenantId !== 'string' || tenantId.length === 0) throw invalid('usage tenant id must be a non-empty string');
-    const now = this.clock.now();
+    if (typeof now !== 'number' || !Number.isFinite(now)) throw invalid(`usage time must be a finite number of ms since the epoch, got ${String(now)}`);
     if (this.current === undefined || now < this.currentStart || now >= this.currentEnd) this.enterPeriod(now);
     let slots = this.current!.get(tenantId);
     if (slots === undefined) this.current!.set(tenantId, (slots = new Float64Array(USAGE_METRICS.length)));
