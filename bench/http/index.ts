@@ -650,10 +650,12 @@ async function mixedLoad(api: Api, server: ChildProcess, getKeys: string[], quer
     console.log(`    ${kind.padEnd(13)} ${String(lists.timed.length).padStart(7)} answers, p50 ${at(lists.timed, 0.5).toFixed(1)} ms, p99 ${at(lists.timed, 0.99).toFixed(1)} ms${inServer}${both}`);
   }
   if (serverTiming !== undefined) {
-    const { gc, longTurns, seconds } = serverTiming;
+    const { gc, scavenges, newSpaceBytes, fileWrites, longTurns, seconds } = serverTiming;
     console.log(
       `    server (timed part, ${seconds.toFixed(0)} s): GC ${gc.count} pauses, ${(gc.sum / 10 / seconds).toFixed(1)}% of the time, p50 ${gc.p50.toFixed(1)} ms, p99 ${gc.p99.toFixed(1)} ms, max ${gc.max.toFixed(0)} ms; ` +
-        `turns over 10 ms ${longTurns.count} (p50 ${longTurns.p50.toFixed(0)} ms, max ${longTurns.max.toFixed(0)} ms)`,
+        `scavenges ${scavenges.count} (p50 ${scavenges.p50.toFixed(1)} ms, p99 ${scavenges.p99.toFixed(1)} ms; new space ${(newSpaceBytes / 2 ** 20).toFixed(0)} MiB at the end); ` +
+        `turns over 10 ms ${longTurns.count} (p50 ${longTurns.p50.toFixed(0)} ms, max ${longTurns.max.toFixed(0)} ms); ` +
+        `fs.write issue → callback ${fileWrites.count} (p50 ${fileWrites.p50.toFixed(1)} ms, p99 ${fileWrites.p99.toFixed(1)} ms)`,
     );
   }
   sortAscending(firstAnswers);
@@ -818,7 +820,7 @@ interface TimingFigures {
 }
 
 /** What server-timing.mjs counted since its mark: each kind's time from `request` to `finish`, GC pauses, long turns. */
-function serverTimingReport(server: ChildProcess): Promise<{ seconds: number; kinds: Record<string, TimingFigures>; gc: TimingFigures; longTurns: TimingFigures }> {
+function serverTimingReport(server: ChildProcess): Promise<{ seconds: number; kinds: Record<string, TimingFigures>; gc: TimingFigures; scavenges: TimingFigures; newSpaceBytes: number; fileWrites: TimingFigures; longTurns: TimingFigures }> {
   return new Promise((resolve) => {
     server.once('message', (report) => resolve(report as never));
     server.send('report');
