@@ -37,9 +37,10 @@
  * mixed load and after each round; the JS heap is then read right after each one; the files are
  * kept in the data directory for DevTools or a diff), --server-node-args="A B" (node/V8 flags for the
  * server process, e.g. to compare GC settings in alternated runs), --server-timing (the server
- * times its own requests, from `request` to `finish`, and counts its GC pauses and long turns:
+ * times its own requests, from `request` to `finish`, and counts its GC pauses (scavenges apart), long turns
+ * and each fs.write from issue to callback (the write-ahead log's frames):
  * each mixed kind's server part prints beside its latency; it costs the server a listener per
- * request and a 1 ms timer).
+ * request, a wrapper per fs.write and a 1 ms timer).
  */
 import autocannon, { type Request as CannonRequest, type Result } from 'autocannon';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -650,10 +651,12 @@ async function mixedLoad(api: Api, server: ChildProcess, getKeys: string[], quer
     console.log(`    ${kind.padEnd(13)} ${String(lists.timed.length).padStart(7)} answers, p50 ${at(lists.timed, 0.5).toFixed(1)} ms, p99 ${at(lists.timed, 0.99).toFixed(1)} ms${inServer}${both}`);
   }
   if (serverTiming !== undefined) {
-    const { gc, longTurns, seconds } = serverTiming;
+    const { gc, scavenges, newSpaceBytes, fileWrites, longTurns, seconds } = serverTiming;
     console.log(
       `    server (timed part, ${seconds.toFixed(0)} s): GC ${gc.count} pauses, ${(gc.sum / 10 / seconds).toFixed(1)}% of the time, p50 ${gc.p50.toFixed(1)} ms, p99 ${gc.p99.toFixed(1)} ms, max ${gc.max.toFixed(0)} ms; ` +
-        `turns over 10 ms ${longTurns.count} (p50 ${longTurns.p50.toFixed(0)} ms, max ${longTurns.max.toFixed(0)} ms)`,
+        `scavenges ${scavenges.count} (p50 ${scavenges.p50.toFixed(1)} ms, p99 ${scavenges.p99.toFixed(1)} ms; new space ${(newSpaceBytes / 2 ** 20).toFixed(0)} MiB at the end, both semi-spaces); ` +
+        `turns over 10 ms ${longTurns.count} (p50 ${longTurns.p50.toFixed(0)} ms, max ${longTurns.max.toFixed(0)} ms); ` +
+        `fs.write issue → callback ${fileWrites.count} (p50 ${fileWrites.p50.toFixed(1)} ms, p99 ${fileWrites.p99.toFixed(1)} ms)`,
     );
   }
   sortAscending(firstAnswers);
@@ -817,8 +820,8 @@ interface TimingFigures {
   max: number;
 }
 
-/** What server-timing.mjs counted since its mark: each kind's time from `request` to `finish`, GC pauses, long turns. */
-function serverTimingReport(server: ChildProcess): Promise<{ seconds: number; kinds: Record<string, TimingFigures>; gc: TimingFigures; longTurns: TimingFigures }> {
+/** What server-timing.mjs counted since its mark: each kind's time from `request` to `finish`, GC pauses, scavenges, the new space's size, long turns, fs.write's issue to callback. */
+function serverTimingReport(server: ChildProcess): Promise<{ seconds: number; kinds: Record<string, TimingFigures>; gc: TimingFigures; scavenges: TimingFigures; newSpaceBytes: number; fileWrites: TimingFigures; longTurns: TimingFigures }> {
   return new Promise((resolve) => {
     server.once('message', (report) => resolve(report as never));
     server.send('report');

@@ -2,11 +2,16 @@
 // takes inside the server, from node's `request` event to its response's `finish`, by kind, with
 // the server's GC pauses and long event-loop turns, so a latency seen by the client can be split
 // into the server's part and the rest (the wait before the request is read, and the client's
-// own delay: both processes share the machine's cores). The bench asks over the IPC channel it
-// opens: `mark` starts the count afresh (as its warm-up ends), `report` answers with the figures
-// since then.
+// own delay: both processes share the machine's cores). Also timed: each callback `fs.write`
+// (the write-ahead log's O_DSYNC frames, wal.ts) from its issue to its callback, i.e. the thread
+// pool's queue, the disk's flush and the wait for the loop to run the callback. The bench asks over
+// the IPC channel it opens: `mark` starts the count afresh (as its warm-up ends), `report` answers
+// with the figures since then.
+import fs from 'node:fs';
 import http from 'node:http';
-import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { syncBuiltinESMExports } from 'node:module';
+import { PerformanceObserver, constants, performance } from 'node:perf_hooks';
+import v8 from 'node:v8';
 
 /** @param {string | undefined} method @param {string | undefined} url */
 function kindOf(method, url = '') {
@@ -20,6 +25,10 @@ function kindOf(method, url = '') {
 let byKind = new Map();
 /** @type {number[]} */
 let gcPauses = [];
+/** The young generation's collections (scavenges) among them. @type {number[]} */
+let scavenges = [];
+/** `fs.write` from its issue to its callback (ms). @type {number[]} */
+let fileWrites = [];
 /** Turns of the loop longer than LONG_TURN_MS, as a 1 ms timer's lateness. @type {number[]} */
 let longTurns = [];
 const LONG_TURN_MS = 10;
@@ -43,8 +52,26 @@ const emit = http.Server.prototype.emit;
 };
 
 new PerformanceObserver((entries) => {
-  for (const e of entries.getEntries()) gcPauses.push(e.duration);
+  for (const e of entries.getEntries()) {
+    gcPauses.push(e.duration);
+    if (/** @type {{detail?: {kind?: number}}} */ (e).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges.push(e.duration);
+  }
 }).observe({ entryTypes: ['gc'] });
+
+const write = fs.write;
+/** @type {any} */ (fs).write = function (/** @type {any[]} */ ...args) {
+  const done = args[args.length - 1];
+  if (typeof done !== 'function') return /** @type {any} */ (write).apply(this, args);
+  const list = fileWrites;
+  const start = performance.now();
+  args[args.length - 1] = function (/** @type {any[]} */ ...result) {
+    list.push(performance.now() - start);
+    return done.apply(this, result);
+  };
+  return /** @type {any} */ (write).apply(this, args);
+};
+// `import { write } from 'node:fs'` (wal.ts) reads the builtin's named exports, updated only by this.
+syncBuiltinESMExports();
 
 let last = performance.now();
 setInterval(() => {
@@ -69,12 +96,23 @@ process.on('message', (/** @type {unknown} */ message) => {
   if (message === 'mark') {
     byKind = new Map();
     gcPauses = [];
+    scavenges = [];
+    fileWrites = [];
     longTurns = [];
     markedAt = performance.now();
   } else if (message === 'report') {
     /** @type {Record<string, ReturnType<typeof figures>>} */
     const kinds = {};
     for (const [kind, list] of byKind) kinds[kind] = figures(list);
-    process.send?.({ seconds: (performance.now() - markedAt) / 1000, kinds, gc: figures(gcPauses), longTurns: figures(longTurns) });
+    const newSpace = v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space');
+    process.send?.({
+      seconds: (performance.now() - markedAt) / 1000,
+      kinds,
+      gc: figures(gcPauses),
+      scavenges: figures(scavenges),
+      newSpaceBytes: newSpace?.space_size ?? 0,
+      fileWrites: figures(fileWrites),
+      longTurns: figures(longTurns),
+    });
   }
 });
