@@ -29,7 +29,7 @@ const TARGET_ENCODE_MBS = 400;
 const TARGET_DECODE_MBS = 1000;
 const RUNS = 5;
 /** Untimed encodes before each encode block's timed ones (see the timing loop). */
-const ENCODE_WARMUPS = 3;
+const ENCODE_WARMUPS = 6;
 /** Records per produced batch: what one produce call of a busy client carries. */
 const BATCH_RECORDS = 500;
 
@@ -227,11 +227,11 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
     // before the others: each leaves ~24 MB of staging beyond what writers keep (its 52 MB
     // segment needs it) for the next GCs to free, and the LZ4 encode timed after it then took its
     // result from pages glibc had not mapped yet (4,210 faults, +50 ms) in 2 of 5 runs; see
-    // docs/benchmarks.md, session 19. The first runs of each block are warm-ups: they compile,
-    // take what garbage the block before left and grow the heap to what a writer whose caller
-    // keeps the previous segment needs (until the third LZ4 encode, its result still faulted).
-    // Two forced GCs start each block (outside the timing, before its warm-ups): without them the
-    // `none` block's last staging was still being freed as the LZ4 block's timed runs began.
+    // docs/benchmarks.md, session 19. Two forced GCs start each block (outside the timing):
+    // without them the `none` block's last staging was still being freed as the LZ4 block's
+    // timed runs began. Then warm-ups: they compile and grow glibc's heap back to what a writer
+    // whose caller keeps the previous segment needs, its results and those the next full GC
+    // frees (with 3, the first timed LZ4 encodes still faulted in 3 of 4 tables; with 6, 1 of 15 encodes).
     const blocks = [
       { phase: 'encode', variants: ['none'], warmups: ENCODE_WARMUPS },
       { phase: 'encode', variants: ['lz4', 'kernels'], warmups: ENCODE_WARMUPS },
