@@ -226,7 +226,7 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
     // where a consumer's reads follow each other. The `none` encodes run in a block of their own
     // before the others: each leaves ~24 MB of staging beyond what writers keep (its 52 MB
     // segment needs it) for the next GCs to free, and the LZ4 encode timed after it then took its
-    // result from pages glibc had not mapped yet (4,210 faults, +50 ms) in 1-3 of 5 runs; see
+    // result from pages glibc had not mapped yet (4,210 faults, +50 ms) in 1-4 of 5 runs; see
     // docs/benchmarks.md, session 19. Two forced GCs start each block (outside the timing):
     // without them the `none` block's last staging was still being freed as the LZ4 block's
     // timed runs began. Then warm-ups: they compile and grow glibc's heap back to what a writer
