@@ -231,7 +231,8 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
     // without them the `none` block's last staging was still being freed as the LZ4 block's
     // timed runs began. Then warm-ups: they compile and grow glibc's heap back to what a writer
     // whose caller keeps the previous segment needs, its results and those the next full GC
-    // frees (with 3, the first timed LZ4 encode still faulted in 4 tables of 4; with 6, 1 encode of 15).
+    // frees (with 3, the first timed LZ4 encode still faulted in 4 tables of 4; with 6, 7 encodes
+    // of 40 did, 0-2 per table).
     const blocks = [
       { phase: 'encode', variants: ['none'], warmups: ENCODE_WARMUPS },
       { phase: 'encode', variants: ['lz4', 'kernels'], warmups: ENCODE_WARMUPS },
