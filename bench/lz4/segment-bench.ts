@@ -15,7 +15,7 @@ import { BATCH_HEADER_SIZE, SegmentReader, SegmentWriter, encodeBatch, type Deco
 import { seededRandom as rng } from '../../src/core/random-testing.js';
 import { columns } from '../lib/format.js';
 import { median } from '../lib/quantiles.js';
-import { clockSeconds, useCpuClock } from '../lib/timing.js';
+import { clockSeconds, settleHeap, useCpuClock } from '../lib/timing.js';
 import { minorPageFaults } from '../lib/cpu.js';
 
 interface Kernels extends QuartzExports {
@@ -28,6 +28,8 @@ interface Kernels extends QuartzExports {
 const TARGET_ENCODE_MBS = 400;
 const TARGET_DECODE_MBS = 1000;
 const RUNS = 5;
+/** Untimed encodes before each encode block's timed ones (see the timing loop). */
+const ENCODE_WARMUPS = 6;
 /** Records per produced batch: what one produce call of a busy client carries. */
 const BATCH_RECORDS = 500;
 
@@ -221,25 +223,39 @@ export async function segmentBench(options: { scale?: number } = {}): Promise<vo
     const output = recycled(8);
     // Every encode run first, then every decode run: a decode timed right after an encode paid
     // for the encode's garbage (the discarded segment of the run before set off a full GC in it),
-    // where a consumer's reads follow each other. Run 0 of each warms up the JIT, grows memory
-    // and takes what garbage the phase before left.
-    for (const phase of ['encode', 'decode'] as const) {
-      for (let run = 0; run <= RUNS; run++) {
-        for (const v of variants) {
+    // where a consumer's reads follow each other. The `none` encodes run in a block of their own
+    // before the others: each leaves ~24 MB of staging beyond what writers keep (its 52 MB
+    // segment needs it) for the next GCs to free, and the LZ4 encode timed after it then took its
+    // result from pages glibc had not mapped yet (4,210 faults, +50 ms) in 1-4 of 5 runs; see
+    // docs/benchmarks.md, session 19. Two forced GCs start each block (outside the timing):
+    // without them the `none` block's last staging was still being freed as the LZ4 block's
+    // timed runs began. Then warm-ups: they compile and grow glibc's heap back to what a writer
+    // whose caller keeps the previous segment needs, its results and those the next full GC
+    // frees (with 3, the first timed LZ4 encode still faulted in 4 tables of 4; with 6, 7 encodes
+    // of 40 did, 0-2 per table).
+    const blocks = [
+      { phase: 'encode', variants: ['none'], warmups: ENCODE_WARMUPS },
+      { phase: 'encode', variants: ['lz4', 'kernels'], warmups: ENCODE_WARMUPS },
+      { phase: 'decode', variants, warmups: 1 },
+    ] as const;
+    for (const { phase, variants: timed, warmups } of blocks) {
+      // The block before's garbage is collected here, before the warm-ups, rather than in them.
+      settleHeap();
+      for (let run = 0; run < warmups + RUNS; run++) {
+        const kept = run >= warmups;
+        for (const v of timed) {
           const f0 = minorPageFaults();
           const t =
             phase === 'encode'
               ? v === 'kernels'
-                ? time(() => kernelsEncode(sections), run > 0 ? `${kind} ${v} encode` : '')
-                : v === 'lz4, output'
-                  ? NaN
-                  : time(() => segments.set(v, encode(records, v)), run > 0 ? `${kind} ${v} encode` : '')
+                ? time(() => kernelsEncode(sections), kept ? `${kind} ${v} encode` : '')
+                : time(() => segments.set(v, encode(records, v as SegmentCodec)), kept ? `${kind} ${v} encode` : '')
               : time(
                   () => (v === 'kernels' ? kernelsDecode(sections) : v === 'lz4, output' ? decode(segments.get('lz4')!, count, { output }) : decode(segments.get(v)!, count)),
-                  run > 0 ? `${kind} ${v}` : '',
+                  kept ? `${kind} ${v}` : '',
                 );
-          if (run > 0) (phase === 'encode' ? enc : dec).get(v)!.push(t);
-          if (run > 0 && phase === 'encode') encFaults.get(v)!.push(minorPageFaults() - f0);
+          if (kept) (phase === 'encode' ? enc : dec).get(v)!.push(t);
+          if (kept && phase === 'encode') encFaults.get(v)!.push(minorPageFaults() - f0);
           // Node delivers GC entries from the event loop: without a turn of it, the entries of
           // runs with no full GC were lost and "dec GC" read 0%.
           await new Promise((resolve) => setImmediate(resolve));
