@@ -89,7 +89,7 @@ type PutOp = Extract<BatchOp, { type: 'put' }>;
 
 /** A produce write waiting for room under the unsealed bound (see `unsealedBound`). */
 interface RoomWaiter {
-  records: EncodableRecord[];
+  records: EncodableRecords;
   rawBytes: number | undefined;
   timestamp: number | undefined;
   resolve: (base: number | Promise<number>) => void;
@@ -689,7 +689,7 @@ export class PartitionLog {
    * than the rolls sees latency rather than the partition's memory growing. Fails after
    * ROOM_WAIT_MS, or at once if the roll it waits for fails; nothing is stored then.
    */
-  private waitForRoom(records: EncodableRecord[], rawBytes: number | undefined, timestamp: number | undefined): Promise<number> {
+  private waitForRoom(records: EncodableRecords, rawBytes: number | undefined, timestamp: number | undefined): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       const waiter: RoomWaiter = { records, rawBytes, timestamp, resolve, reject, cancelTimer: () => {} };
       waiter.cancelTimer = this.scheduler.schedule(ROOM_WAIT_MS, () => {
