@@ -4,7 +4,7 @@
  * whatever their size), then a close that makes it durable. Or one vector collection of it over
  * a stopped server's data directory (`restoreCollection`).
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, QuartzError } from '../../core/errors.js';
@@ -123,12 +123,7 @@ async function restoreInto(options: RestoreOptions, total: number): Promise<Rest
     pending = [];
     pendingBytes = 0;
   };
-  let read = 0;
-  const source = createReadStream(file, { highWaterMark: 1024 * 1024 });
-  source.on('data', (chunk) => {
-    read += chunk.length;
-    options.onProgress?.(read, total);
-  });
+  const source = archiveStream(file, total, options.onProgress);
   try {
     let current: string | undefined;
     for await (const entry of readArchive(source, file)) {
@@ -252,6 +247,17 @@ interface Staged {
   blobs: number;
 }
 
+/** The archive file as a stream that reports the bytes read so far to `onProgress`. */
+function archiveStream(file: string, total: number, onProgress: ((read: number, total: number) => void) | undefined): ReadStream {
+  let read = 0;
+  const source = createReadStream(file, { highWaterMark: 1024 * 1024 });
+  source.on('data', (chunk) => {
+    read += chunk.length;
+    onProgress?.(read, total);
+  });
+  return source;
+}
+
 /** Reads the whole archive (every CRC checked), writing the collection's unit to `stagingName`. */
 async function stageCollection(storage: DiskStorage, stagingName: string, place: ReturnType<typeof collectionPlace>, options: RestoreCollectionOptions, total: number): Promise<Staged> {
   const { file, signal } = options;
@@ -264,12 +270,7 @@ async function stageCollection(storage: DiskStorage, stagingName: string, place:
     pending = [];
     pendingBytes = 0;
   };
-  let read = 0;
-  const source = createReadStream(file, { highWaterMark: 1024 * 1024 });
-  source.on('data', (chunk) => {
-    read += chunk.length;
-    options.onProgress?.(read, total);
-  });
+  const source = archiveStream(file, total, options.onProgress);
   try {
     for await (const entry of readArchive(source, file)) {
       signal?.throwIfAborted();
