@@ -1,6 +1,6 @@
 /** What the backpressure crash child writes and the parent checks. */
 import type { PartitionConfig } from '../../src/engine/streams/partition-log.js';
-import { payload } from './workload.js';
+import { recordSeq, sequencedValue } from './engine-workload.js';
 
 export const UNIT = 'log/crash/backpressure/0';
 /**
@@ -13,13 +13,7 @@ export const RECORDS_PER_WRITE = 50;
 
 /** 4-byte big-endian sequence number, then 600-1,400 bytes derived from it. */
 export function recordValue(seq: number): Uint8Array {
-  const body = payload('bp', seq, 600 + (seq % 5) * 200);
-  const out = new Uint8Array(4 + body.length);
-  new DataView(out.buffer).setUint32(0, seq);
-  out.set(body, 4);
-  return out;
+  return sequencedValue('bp', seq, 600 + (seq % 5) * 200);
 }
 
-export function recordSeq(value: Uint8Array): number {
-  return new DataView(value.buffer, value.byteOffset, value.byteLength).getUint32(0);
-}
+export { recordSeq };

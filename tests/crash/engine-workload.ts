@@ -17,7 +17,12 @@ export const CRASH_ENGINE_OPTIONS = { vectors: { snapshot: { everyMutations: 4 }
 
 /** 4-byte big-endian sequence number, then bytes derived from it. */
 export function recordValue(seq: number): Uint8Array {
-  const body = payload('r', seq, 20 + (seq % 7) * 60);
+  return sequencedValue('r', seq, 20 + (seq % 7) * 60);
+}
+
+/** 4-byte big-endian `seq`, then `size` bytes derived from `tag` and `seq` (read back with `recordSeq`). */
+export function sequencedValue(tag: string, seq: number, size: number): Uint8Array {
+  const body = payload(tag, seq, size);
   const out = new Uint8Array(4 + body.length);
   new DataView(out.buffer).setUint32(0, seq);
   out.set(body, 4);
